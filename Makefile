@@ -1,0 +1,155 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# make            build every BPF object, skeleton and binary into build/
+# make test       run all tests (root: BPF, netns)      make V=1  show commands
+# make bench      run all benchmarks                     make demo run the demo
+#
+# Layout the rules rely on:
+#   bpf/NAME.bpf.c        -> build/NAME.bpf.o -> build/NAME.skel.h
+#   user/common/*.c       -> build/libaiblcommon.a (linked into everything)
+#   user/TOOL/*.c         -> build/TOOL (main.c holds main(); the rest also
+#                            goes to build/libTOOL.a so tests can link it)
+#   tests/lib/*.c         -> build/libaibltest.a
+#   tests/DIR/test_*.c    -> build/tests/DIR/test_*
+.DELETE_ON_ERROR:
+.SECONDARY:
+.SUFFIXES:
+
+BUILD ?= build
+CLANG ?= clang
+BPFTOOL ?= bpftool
+CC ?= gcc
+AR ?= ar
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+MULTIARCH := $(shell $(CC) -dumpmachine 2>/dev/null)
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+# Capacity overrides, e.g. make EXTRA_DEFINES=-DAIBL_MAX_CONNS=1024
+EXTRA_DEFINES ?=
+
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+	-I include -I /usr/include/$(MULTIARCH) $(EXTRA_DEFINES)
+
+SAN ?=
+CFLAGS ?= -g -O2
+CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+	-std=gnu11 -D_GNU_SOURCE -I include -I user/common -I $(BUILD) \
+	-MMD -MP $(EXTRA_DEFINES) $(SAN)
+LDFLAGS += $(SAN)
+LDLIBS := -lbpf -lelf -lz -lnl-route-3 -lnl-3 -lyaml -ljansson -lmicrohttpd \
+	-lcurl -lxxhash -lcrypto -lpthread -lm -ldl
+
+CFLAGS += $(shell pkg-config --cflags libnl-3.0 libnl-route-3.0 2>/dev/null || echo -I/usr/include/libnl3)
+
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+
+COMMON_SRCS := $(wildcard user/common/*.c)
+COMMON_OBJS := $(patsubst user/%.c,$(BUILD)/obj/%.o,$(COMMON_SRCS))
+COMMON_LIB := $(BUILD)/libaiblcommon.a
+
+TOOLS := $(notdir $(filter-out user/common,$(patsubst %/,%,$(dir $(wildcard user/*/main.c)))))
+BINS := $(addprefix $(BUILD)/,$(TOOLS))
+
+TESTLIB_SRCS := $(wildcard tests/lib/*.c)
+TESTLIB_OBJS := $(patsubst tests/%.c,$(BUILD)/obj/tests/%.o,$(TESTLIB_SRCS))
+TESTLIB := $(BUILD)/libaibltest.a
+
+TEST_SRCS := $(wildcard tests/*/test_*.c)
+TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+
+# Extra test artefacts (shared objects such as a fake NVML) register here.
+TEST_EXTRA :=
+
+.PHONY: all deps test bench demo clean install fuzz sanitize
+all: $(BPF_OBJS) $(SKELS) $(BINS)
+
+# ---- dependencies: scripts/deps.sh installs what is missing ----
+$(DEPS_STAMP): scripts/deps.sh
+	$(call msg,DEPS,checking Debian packages)
+	$(Q)mkdir -p $(BUILD) && scripts/deps.sh && touch $@
+
+deps:
+	$(Q)scripts/deps.sh
+
+# ---- BPF ----
+$(BUILD)/%.bpf.o: bpf/%.bpf.c include/aibl.h $(wildcard bpf/*.h) | $(DEPS_STAMP)
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp
+	$(Q)$(BPFTOOL) gen object $@ $@.tmp && rm -f $@.tmp
+
+$(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@
+
+# ---- userspace ----
+$(BUILD)/obj/%.o: user/%.c $(SKELS) | $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/tests/%.o: tests/%.c $(SKELS) | $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -I tests/lib -c $< -o $@
+
+$(COMMON_LIB): $(COMMON_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(TESTLIB): $(TESTLIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+# One static library and one binary per tool directory.
+define tool_rules
+$(1)_SRCS := $$(wildcard user/$(1)/*.c)
+$(1)_LIBOBJS := $$(patsubst user/%.c,$$(BUILD)/obj/%.o,$$(filter-out user/$(1)/main.c,$$($(1)_SRCS)))
+$$(BUILD)/lib$(1).a: $$($(1)_LIBOBJS)
+	$$(call msg,AR,$$@)
+	$$(Q)rm -f $$@ && $$(AR) rcs $$@ $$^
+$$(BUILD)/$(1): $$(BUILD)/obj/$(1)/main.o $$(BUILD)/lib$(1).a $$(COMMON_LIB)
+	$$(call msg,LINK,$$@)
+	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach t,$(TOOLS),$(eval $(call tool_rules,$(t))))
+
+TOOL_LIBS := $(foreach t,$(TOOLS),$(BUILD)/lib$(t).a)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB) $(TOOL_LIBS) $(COMMON_LIB)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TESTLIB) $(TOOL_LIBS) $(COMMON_LIB) $(LDLIBS)
+
+-include tests/*/Makefile.inc
+
+# ---- running ----
+test: all $(TEST_BINS) $(TEST_EXTRA)
+	$(Q)tests/run.sh $(TESTS)
+
+bench: all $(TEST_BINS)
+	$(Q)scripts/bench.sh all
+
+bench-%: all $(TEST_BINS)
+	$(Q)scripts/bench.sh $*
+
+demo: all
+	$(Q)scripts/demo.sh $(if $(POLICY),--policy $(POLICY))
+
+clean:
+	$(call msg,CLEAN,$(BUILD))
+	$(Q)rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * aibl shared ABI: every map key/value, flag and map name used by both the
+ * BPF programs (bpf/) and userspace (user/). This is the only copy.
+ *
+ * The header includes nothing: BPF code includes it after <linux/types.h>
+ * (or vmlinux.h), userspace after <linux/types.h>. All multi-byte fields in
+ * network byte order say so in their type (__be16/__be32).
+ *
+ * Changing any struct layout here is an ABI change: bump AIBL_ABI_VERSION so
+ * that aiblctl/aibld refuse maps pinned by an older program instead of
+ * decoding garbage.
+ */
+#ifndef AIBL_H
+#define AIBL_H
+
+#define AIBL_ABI_VERSION 1
+
+/* ---- capacity limits (build time; counts are also load-time settable) ---- */
+
+/* Services (VIP:port:proto entries share one svc_id per configured service). */
+#ifndef AIBL_MAX_SERVICES
+#define AIBL_MAX_SERVICES 256
+#endif
+/* Backends (inference nodes), global ids shared by all services. */
+#ifndef AIBL_MAX_BACKENDS
+#define AIBL_MAX_BACKENDS 4096
+#endif
+/*
+ * Maglev lookup table size per service. Must be prime. 65537 like Katran
+ * would cost 256 * 2 * 65537 * 4 B = 128 MiB; 16381 keeps the table well
+ * above 16x the backends of a large service at 32 MiB for 256 services.
+ * Build time only: BPF and userspace must agree (see aibl_globals.ring_size).
+ */
+#ifndef AIBL_RING_SIZE
+#define AIBL_RING_SIZE 16381
+#endif
+/* Connection table (LRU): ~ 56 B key+value, ~ 110 B with LRU overhead. */
+#ifndef AIBL_MAX_CONNS
+#define AIBL_MAX_CONNS 262144
+#endif
+/* Session pins from cache hints. */
+#ifndef AIBL_MAX_PINS
+#define AIBL_MAX_PINS 65536
+#endif
+/* (service, backend) membership entries. */
+#ifndef AIBL_MAX_MEMBERS
+#define AIBL_MAX_MEMBERS 65536
+#endif
+/* Node side: clients seen per node, for cache hints. */
+#ifndef AIBL_NODE_MAX_CLIENTS
+#define AIBL_NODE_MAX_CLIENTS 65536
+#endif
+/* How far bounded load probes onward in the table past an unusable slot. */
+#ifndef AIBL_MAX_PROBES
+#define AIBL_MAX_PROBES 16
+#endif
+/* Maximum IPv6 extension headers walked before giving up (drop + count). */
+#ifndef AIBL_MAX_EXT_HDRS
+#define AIBL_MAX_EXT_HDRS 6
+#endif
+
+#define AIBL_NAME_LEN 32
+#define AIBL_MODEL_LEN 64
+
+/* Invalid backend id (empty table slot, no pin). */
+#define AIBL_NO_BACKEND 0xffffffffU
+
+/* ---- map names: pinned by name under the bpffs directory ---- */
+#define AIBL_DEFAULT_BPFFS "/sys/fs/bpf/aibl"
+
+#define AIBL_MAP_VIPS "aibl_vips"
+#define AIBL_MAP_BACKENDS "aibl_backends"
+#define AIBL_MAP_RING "aibl_ring"
+#define AIBL_MAP_COST "aibl_cost"
+#define AIBL_MAP_LOAD "aibl_load"
+#define AIBL_MAP_CONNS "aibl_conns"
+#define AIBL_MAP_PINS "aibl_pins"
+#define AIBL_MAP_MEMBERS "aibl_members"
+#define AIBL_MAP_STATS "aibl_stats"
+#define AIBL_MAP_SVC_STATS "aibl_svc_stats"
+#define AIBL_MAP_BE_STATS "aibl_be_stats"
+#define AIBL_MAP_GLOBALS "aibl_globals"
+#define AIBL_MAP_RR_POS "aibl_rr_pos"
+#define AIBL_MAP_SVC_META "aibl_svc_meta"
+#define AIBL_MAP_BE_META "aibl_be_meta"
+/* node side (decap program) */
+#define AIBL_MAP_NODE_CLIENTS "aibl_node_cli"
+#define AIBL_MAP_NODE_STATS "aibl_node_stats"
+
+/* address families as stored in maps (not AF_*: stable across libcs) */
+enum aibl_family {
+	AIBL_AF_NONE = 0,
+	AIBL_AF_INET = 4,
+	AIBL_AF_INET6 = 6,
+};
+
+union aibl_addr {
+	__be32 v4; /* IPv4 in the first 4 bytes, rest zero */
+	__be32 v6[4];
+	__u8 b[16];
+};
+
+/* ---- service (VIP) lookup: aibl_vips, HASH ---- */
+struct aibl_vip_key {
+	union aibl_addr addr;
+	__be16 port; /* 0: wildcard for every port of this address */
+	__u8 proto; /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 family; /* enum aibl_family */
+};
+
+/* new-flow choice in the data plane */
+enum aibl_mode {
+	AIBL_MODE_HASH = 0, /* Maglev slot of hash(session key) */
+	AIBL_MODE_RR = 1, /* walk the table in order (weighted rr) */
+	AIBL_MODE_P2C = 2, /* two table candidates, lower cost wins */
+};
+
+enum aibl_session_key {
+	AIBL_KEY_SRC_IP = 0,
+	AIBL_KEY_FIVE_TUPLE = 1,
+};
+
+/* aibl_vip.flags */
+#define AIBL_VIP_F_NO_CONNTRACK 0x01 /* stateless: always take the table */
+
+struct aibl_vip {
+	__u32 svc_id; /* index into per-service arrays, < AIBL_MAX_SERVICES */
+	__u8 mode; /* enum aibl_mode */
+	__u8 session_key; /* enum aibl_session_key */
+	__u8 ring_half; /* active half of the double-buffered table: 0 or 1 */
+	__u8 flags; /* AIBL_VIP_F_* */
+};
+
+/* ---- backends: aibl_backends, ARRAY indexed by backend id ---- */
+#define AIBL_BE_F_VALID 0x01 /* slot in use */
+#define AIBL_BE_F_DOWN 0x02 /* failing health checks: re-steer its flows */
+#define AIBL_BE_F_DRAINING 0x04 /* no new flows, existing ones continue */
+#define AIBL_BE_F_OVERLOADED 0x08 /* no new flows while others can take them */
+
+struct aibl_backend {
+	union aibl_addr addr;
+	__u8 family; /* enum aibl_family */
+	__u8 flags; /* AIBL_BE_F_* */
+	/* next-hop MAC when bpf_fib_lookup has no neighbour; all-zero: none */
+	__u8 mac[6];
+};
+
+/*
+ * ---- Maglev table: aibl_ring, ARRAY of __u32 backend ids ----
+ * index = (svc_id * 2 + ring_half) * AIBL_RING_SIZE + slot
+ * The controller fills the inactive half, then flips aibl_vip.ring_half.
+ */
+#define AIBL_RING_INDEX(svc, half, slot) \
+	(((__u32)(svc) * 2 + (__u32)(half)) * (__u32)AIBL_RING_SIZE + (__u32)(slot))
+
+/* ---- p2c cost: aibl_cost (controller) and aibl_load (data plane) ----
+ * p2c compares cost[b].cost + load[b].active for the two candidates. The
+ * controller expresses its cost in units of "one active flow".
+ */
+struct aibl_cost {
+	__u32 cost;
+	__u32 pad;
+};
+
+struct aibl_load {
+	__s64 active; /* flows opened minus flows seen closing (FIN/RST) */
+};
+
+/* ---- connection table: aibl_conns, LRU_HASH ---- */
+struct aibl_flow_key {
+	union aibl_addr src;
+	union aibl_addr dst;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 family;
+	__u16 pad;
+};
+
+#define AIBL_CONN_F_CLOSING 0x01 /* FIN/RST seen: counted out of aibl_load */
+#define AIBL_CONN_F_PINNED 0x02 /* chosen through a session pin */
+
+struct aibl_conn {
+	__u32 backend;
+	__u32 flags; /* AIBL_CONN_F_* */
+	__u64 last_seen_ns; /* bpf_ktime_get_ns(), refreshed at most ~1/s */
+};
+
+/* ---- session pins: aibl_pins, HASH ---- */
+struct aibl_pin_key {
+	__u32 svc_id;
+	__u8 family;
+	__u8 pad[3];
+	union aibl_addr client;
+};
+
+struct aibl_pin {
+	__u32 backend;
+	__u32 flags;
+	__u64 expires_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns); 0: no expiry */
+};
+
+/* ---- service membership: aibl_members, HASH (for inspection) ---- */
+struct aibl_member_key {
+	__u32 svc_id;
+	__u32 backend;
+};
+
+struct aibl_member {
+	__u32 weight; /* effective weight the table was built from */
+	__u32 cfg_weight; /* configured static weight */
+	__u32 slots; /* slots of the active table half */
+	__u32 pad;
+};
+
+/* ---- counters ---- */
+#define AIBL_COUNTERS(X)                                                     \
+	X(PASS, "pass", "packets not for a VIP, passed to the stack")           \
+	X(VIP_PKTS, "vip_packets", "packets addressed to a VIP")                \
+	X(TX, "tx", "forwarded with XDP_TX")                                    \
+	X(REDIRECT, "redirect", "forwarded with bpf_redirect")                  \
+	X(CONN_HIT, "conn_hit", "connection table hits")                        \
+	X(CONN_MISS, "conn_miss", "connection table misses (new flows)")        \
+	X(CONN_MISS_MIDFLOW, "conn_miss_midflow", "misses on non-SYN TCP")      \
+	X(CONN_INSERT_FAIL, "conn_insert_fail", "connection table insert errors") \
+	X(RESTEER, "resteer", "flows moved off a down backend")                 \
+	X(PIN_HIT, "pin_hit", "new flows steered by a session pin")             \
+	X(PIN_SKIP, "pin_skip", "pins ignored: backend unusable or expired")    \
+	X(PROBE, "bounded_probe", "new flows that skipped an overloaded slot")  \
+	X(FIB_FAIL, "fib_fail", "next hop lookups that failed")                 \
+	X(ICMP_FWD, "icmp_fwd", "ICMP errors forwarded to a flow's backend")    \
+	X(TOOBIG_SENT, "toobig_sent", "ICMP frag-needed/too-big sent")          \
+	X(FRAG_FWD, "frag_fwd", "fragments forwarded by client address")        \
+	X(DROP_TRUNC, "drop_truncated", "dropped: truncated header")            \
+	X(DROP_BAD_HDR, "drop_bad_header", "dropped: inconsistent header")      \
+	X(DROP_FRAG, "drop_fragment", "dropped: fragment not steerable")        \
+	X(DROP_EXT_HDR, "drop_ext_header", "dropped: IPv6 ext header chain")    \
+	X(DROP_NO_BACKEND, "drop_no_backend", "dropped: no usable backend")     \
+	X(DROP_TOO_BIG, "drop_too_big", "dropped: over MTU after encap")        \
+	X(DROP_ICMP, "drop_icmp", "dropped: ICMP error for no known flow")      \
+	X(DROP_ENCAP, "drop_encap", "dropped: header adjust failed")            \
+	X(DROP_NO_FIB, "drop_no_nexthop", "dropped: no next hop MAC")
+
+enum aibl_counter {
+#define AIBL_X_ENUM(n, s, d) AIBL_CNT_##n,
+	AIBL_COUNTERS(AIBL_X_ENUM)
+#undef AIBL_X_ENUM
+	AIBL_CNT__MAX
+};
+
+/* aibl_svc_stats (per svc_id) and aibl_be_stats (per backend), PERCPU_ARRAY */
+struct aibl_traffic {
+	__u64 packets;
+	__u64 bytes;
+	__u64 new_flows;
+	__u64 pin_hits;
+};
+
+/* ---- instance configuration: aibl_globals, ARRAY of one ---- */
+enum aibl_fwd_mode {
+	AIBL_FWD_IPIP = 0, /* IPv4-in-IPv4 / IPv6-in-IPv6 / IPv4-in-IPv6 */
+	AIBL_FWD_L2DSR = 1, /* rewrite MACs only; backend holds the VIP */
+};
+
+#define AIBL_G_F_TOOBIG_ICMP 0x01 /* answer oversize packets with ICMP */
+
+struct aibl_globals {
+	__u32 abi_version; /* AIBL_ABI_VERSION of the writer */
+	__u32 ring_size; /* AIBL_RING_SIZE of the writer */
+	__u8 fwd_mode; /* enum aibl_fwd_mode */
+	__u8 flags; /* AIBL_G_F_* */
+	__u16 mtu; /* egress MTU for encapsulated packets; 0: no check */
+	__u32 ifindex; /* interface the XDP program is attached to */
+	/* outer IPv4 source: (src4 & ~src4_mask) | (flow hash & src4_mask) */
+	__be32 src4;
+	__be32 src4_mask;
+	/* outer IPv6 source: src6 with its last 32 bits xored with the hash */
+	__be32 src6[4];
+	__u8 gw_mac[6]; /* next hop MAC when fib and backend mac fail */
+	__u8 if_mac[6]; /* our MAC, source of rewritten frames */
+	__u32 hash_seed; /* same on every balancer behind one ECMP group */
+	__u32 pad[2];
+};
+
+/* ---- names for inspection: aibl_svc_meta / aibl_be_meta, ARRAY ---- */
+enum aibl_policy {
+	AIBL_POL_RR = 0,
+	AIBL_POL_WRR = 1,
+	AIBL_POL_HASH = 2,
+	AIBL_POL_LEAST_CONN = 3,
+	AIBL_POL_LEAST_TIME = 4,
+	AIBL_POL_AI = 5,
+};
+
+struct aibl_svc_meta {
+	char name[AIBL_NAME_LEN];
+	char model[AIBL_MODEL_LEN];
+	struct aibl_vip_key vip;
+	__u8 valid;
+	__u8 policy; /* enum aibl_policy */
+	__u16 nbackends;
+	__u32 generation; /* bumped on every table rewrite */
+};
+
+enum aibl_accel {
+	AIBL_ACCEL_NONE = 0, /* CPU only */
+	AIBL_ACCEL_GPU = 1,
+	AIBL_ACCEL_OTHER = 2,
+};
+
+struct aibl_be_meta {
+	char name[AIBL_NAME_LEN];
+	__u32 cfg_weight;
+	__u8 valid;
+	__u8 accel; /* enum aibl_accel */
+	__u16 pad;
+};
+
+/* ---- node side: aibl_node_cli, LRU_HASH, filled by the decap program ---- */
+struct aibl_node_client_key {
+	union aibl_addr client;
+	union aibl_addr vip;
+	__be16 vport;
+	__u8 proto;
+	__u8 family;
+};
+
+struct aibl_node_client {
+	__u64 first_seen_ns;
+	__u64 last_seen_ns;
+	__u64 packets;
+	__u64 bytes;
+};
+
+#define AIBL_NODE_COUNTERS(X)                                                \
+	X(PASS, "pass", "packets not encapsulated, passed")                     \
+	X(DECAP4, "decap_ipip", "IPv4-in-IPv4 packets decapsulated")            \
+	X(DECAP6, "decap_ip6ip6", "IPv6-in-IPv6 packets decapsulated")          \
+	X(DECAP46, "decap_ip4ip6", "IPv4-in-IPv6 packets decapsulated")         \
+	X(DROP_TRUNC, "drop_truncated", "dropped: truncated tunnel packet")     \
+	X(DROP_ADJUST, "drop_adjust", "dropped: header removal failed")
+
+enum aibl_node_counter {
+#define AIBL_X_ENUM(n, s, d) AIBL_NCNT_##n,
+	AIBL_NODE_COUNTERS(AIBL_X_ENUM)
+#undef AIBL_X_ENUM
+	AIBL_NCNT__MAX
+};
+
+/* ---- layout checks: both compilers must agree ---- */
+_Static_assert(sizeof(union aibl_addr) == 16, "aibl_addr");
+_Static_assert(sizeof(struct aibl_vip_key) == 20, "aibl_vip_key");
+_Static_assert(sizeof(struct aibl_vip) == 8, "aibl_vip");
+_Static_assert(sizeof(struct aibl_backend) == 24, "aibl_backend");
+_Static_assert(sizeof(struct aibl_cost) == 8, "aibl_cost");
+_Static_assert(sizeof(struct aibl_load) == 8, "aibl_load");
+_Static_assert(sizeof(struct aibl_flow_key) == 40, "aibl_flow_key");
+_Static_assert(sizeof(struct aibl_conn) == 16, "aibl_conn");
+_Static_assert(sizeof(struct aibl_pin_key) == 24, "aibl_pin_key");
+_Static_assert(sizeof(struct aibl_pin) == 16, "aibl_pin");
+_Static_assert(sizeof(struct aibl_member_key) == 8, "aibl_member_key");
+_Static_assert(sizeof(struct aibl_member) == 16, "aibl_member");
+_Static_assert(sizeof(struct aibl_traffic) == 32, "aibl_traffic");
+_Static_assert(sizeof(struct aibl_globals) == 64, "aibl_globals");
+_Static_assert(sizeof(struct aibl_svc_meta) == 124, "aibl_svc_meta");
+_Static_assert(sizeof(struct aibl_be_meta) == 40, "aibl_be_meta");
+_Static_assert(sizeof(struct aibl_node_client_key) == 36, "aibl_node_client_key");
+_Static_assert(sizeof(struct aibl_node_client) == 32, "aibl_node_client");
+_Static_assert((AIBL_RING_SIZE & 1) == 1, "ring size must be odd (prime)");
+
+#endif /* AIBL_H */

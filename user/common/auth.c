@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <ctype.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+#include "auth.h"
+
+int aibl_key__load(const char *path, struct aibl_key *key, char *msg, size_t msglen)
+{
+	struct stat st;
+	ssize_t n;
+	int fd, err = 0;
+
+	memset(key, 0, sizeof(*key));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		snprintf(msg, msglen, "%s: %s", path, strerror(-err));
+		return err;
+	}
+	if (fstat(fd, &st) < 0) {
+		err = -errno;
+		snprintf(msg, msglen, "%s: %s", path, strerror(-err));
+		goto out;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		err = -EPERM;
+		snprintf(msg, msglen, "%s: key file must not be accessible by group or others (chmod 600)",
+			 path);
+		goto out;
+	}
+	n = read(fd, key->key, sizeof(key->key));
+	if (n < 0) {
+		err = -errno;
+		snprintf(msg, msglen, "%s: %s", path, strerror(-err));
+		goto out;
+	}
+	while (n > 0 && (key->key[n - 1] == '\n' || key->key[n - 1] == '\r' ||
+			 key->key[n - 1] == ' ' || key->key[n - 1] == '\t'))
+		n--;
+	if (n < 16) {
+		err = -EINVAL;
+		snprintf(msg, msglen, "%s: key too short (%zd bytes, need at least 16)", path, n);
+		goto out;
+	}
+	key->len = n;
+out:
+	close(fd);
+	return err;
+}
+
+static int auth_mac(const struct aibl_key *key, uint64_t t, const char *nonce, const void *body,
+		    size_t len, unsigned char out[32])
+{
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_MAC_CTX *ctx = NULL;
+	EVP_MAC *mac;
+	char prefix[128];
+	size_t outlen = 0;
+	int n, err = 0;
+
+	n = snprintf(prefix, sizeof(prefix), "aibl-v1\n%llu\n%s\n", (unsigned long long)t,
+		     nonce ? nonce : "");
+	if (n < 0 || (size_t)n >= sizeof(prefix))
+		return -EINVAL;
+	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (!mac)
+		return -ENOSYS;
+	ctx = EVP_MAC_CTX_new(mac);
+	if (!ctx || !EVP_MAC_init(ctx, key->key, key->len, params) ||
+	    !EVP_MAC_update(ctx, (const unsigned char *)prefix, n) ||
+	    (len && !EVP_MAC_update(ctx, body, len)) || !EVP_MAC_final(ctx, out, &outlen, 32) ||
+	    outlen != 32)
+		err = -EIO;
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(mac);
+	return err;
+}
+
+static bool nonce_ok(const char *nonce)
+{
+	if (!nonce)
+		return true;
+	if (strlen(nonce) > AIBL_AUTH_NONCE_MAX)
+		return false;
+	for (const char *p = nonce; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_'))
+			return false;
+	return true;
+}
+
+int aibl_auth__sign(const struct aibl_key *key, uint64_t t, const char *nonce, const void *body,
+		    size_t len, char *hdr, size_t hdrlen)
+{
+	unsigned char mac[32];
+	char hex[65];
+	int err, n;
+
+	if (!nonce_ok(nonce))
+		return -EINVAL;
+	err = auth_mac(key, t, nonce, body, len, mac);
+	if (err)
+		return err;
+	for (int i = 0; i < 32; i++)
+		sprintf(hex + 2 * i, "%02x", mac[i]);
+	n = snprintf(hdr, hdrlen, "t=%llu,n=%s,sig=%s", (unsigned long long)t, nonce ? nonce : "",
+		     hex);
+	return n < 0 || (size_t)n >= hdrlen ? -ENOSPC : 0;
+}
+
+int aibl_auth__verify(const struct aibl_key *key, const char *hdr, const char *expect_nonce,
+		      const void *body, size_t len, uint64_t now, unsigned int window_s)
+{
+	char nonce[AIBL_AUTH_NONCE_MAX + 1];
+	unsigned char mac[32], got[32];
+	unsigned long long t;
+	const char *p, *sig;
+	size_t nlen;
+	char *end;
+	int err;
+
+	if (!hdr || strncmp(hdr, "t=", 2) != 0)
+		return -EBADMSG;
+	errno = 0;
+	t = strtoull(hdr + 2, &end, 10);
+	if (errno || end == hdr + 2 || strncmp(end, ",n=", 3) != 0)
+		return -EBADMSG;
+	p = end + 3;
+	sig = strstr(p, ",sig=");
+	if (!sig)
+		return -EBADMSG;
+	nlen = sig - p;
+	if (nlen > AIBL_AUTH_NONCE_MAX)
+		return -EBADMSG;
+	memcpy(nonce, p, nlen);
+	nonce[nlen] = '\0';
+	if (!nonce_ok(nonce))
+		return -EBADMSG;
+	sig += 5;
+	if (strlen(sig) != 64)
+		return -EBADMSG;
+	for (int i = 0; i < 32; i++) {
+		unsigned int b;
+
+		if (!isxdigit((unsigned char)sig[2 * i]) ||
+		    !isxdigit((unsigned char)sig[2 * i + 1]) || sscanf(sig + 2 * i, "%2x", &b) != 1)
+			return -EBADMSG;
+		got[i] = (unsigned char)b;
+	}
+	err = auth_mac(key, t, nonce, body, len, mac);
+	if (err)
+		return err;
+	if (CRYPTO_memcmp(mac, got, sizeof(mac)) != 0)
+		return -EPERM;
+	if (t + window_s < now || t > now + window_s)
+		return -ETIME;
+	if (expect_nonce && strcmp(expect_nonce, nonce) != 0)
+		return -ESTALE;
+	return 0;
+}
+
+int aibl_auth__nonce(char *buf, size_t buflen)
+{
+	unsigned char r[16];
+
+	if (buflen < 33)
+		return -ENOSPC;
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		return -errno ? -errno : -EIO;
+	for (int i = 0; i < 16; i++)
+		sprintf(buf + 2 * i, "%02x", r[i]);
+	return 0;
+}

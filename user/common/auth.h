@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Message authentication between controller and agents (and local hint
+ * posters): HMAC-SHA256 with a shared key over the body, a timestamp and
+ * an optional nonce chosen by the requester.
+ *
+ *   header:  X-Aibl-Signature: t=<unix seconds>,n=<nonce>,sig=<64 hex>
+ *   MAC over: "aibl-v1\n" <t> "\n" <nonce> "\n" <body>
+ *
+ * The controller sends a fresh nonce with every GET /v1/report in the
+ * X-Aibl-Nonce request header; the agent signs its response with it, so a
+ * recorded report cannot be replayed. Requests without a nonce (POST
+ * /v1/hints) are bounded by the timestamp window.
+ */
+#ifndef AIBL_AUTH_H
+#define AIBL_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define AIBL_AUTH_HEADER "X-Aibl-Signature"
+#define AIBL_NONCE_HEADER "X-Aibl-Nonce"
+#define AIBL_AUTH_KEY_MAX 256
+#define AIBL_AUTH_NONCE_MAX 64
+#define AIBL_AUTH_HDR_MAX 192
+#define AIBL_AUTH_WINDOW_S 30
+
+struct aibl_key {
+	unsigned char key[AIBL_AUTH_KEY_MAX];
+	size_t len;
+};
+
+/* Read a key file: its bytes with trailing whitespace trimmed, at least 16.
+ * Refuses group/world readable files. 0 or -errno; msg says why. */
+int aibl_key__load(const char *path, struct aibl_key *key, char *msg, size_t msglen);
+
+/* Write the header value for body/nonce at time t into hdr. 0 or -errno. */
+int aibl_auth__sign(const struct aibl_key *key, uint64_t t, const char *nonce, const void *body,
+		    size_t len, char *hdr, size_t hdrlen);
+
+/*
+ * Check a header value. expect_nonce NULL: any nonce accepted. 0 when valid;
+ * -EBADMSG malformed header, -EPERM wrong MAC, -ETIME outside the window,
+ * -ESTALE nonce mismatch.
+ */
+int aibl_auth__verify(const struct aibl_key *key, const char *hdr, const char *expect_nonce,
+		      const void *body, size_t len, uint64_t now, unsigned int window_s);
+
+/* Fill buf with a random hex nonce of 32 characters. */
+int aibl_auth__nonce(char *buf, size_t buflen);
+
+#endif

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The node agent's report (GET /v1/report), schema version 1. The agent
+ * produces it with agent_report__to_json(), the controller reads it with
+ * agent_report__parse(). The JSON form is documented in README.md
+ * ("Agent report schema"); this struct is its in-memory form.
+ *
+ * Limits are part of the schema: a report over them is refused whole
+ * (parse returns -E2BIG with a message), never truncated silently.
+ */
+#ifndef AIBL_REPORT_H
+#define AIBL_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AGENT_REPORT_SCHEMA 1
+#define AR_MAX_BYTES (1024 * 1024) /* largest report body accepted */
+#define AR_MAX_GPUS 16
+#define AR_MAX_SERVERS 16
+#define AR_MAX_MODELS 64
+#define AR_MAX_HINTS 4096
+#define AR_NAME_LEN 64
+#define AR_MODEL_LEN 128
+#define AR_URL_LEN 256
+#define AR_ADDR_LEN 48 /* textual IPv4/IPv6 address */
+
+struct ar_gpu {
+	int index;
+	char name[AR_NAME_LEN];
+	double util_pct; /* 0..100 */
+	double mem_used_bytes;
+	double mem_total_bytes;
+	double temp_c;
+	double power_w;
+};
+
+/* one scraped model server */
+struct ar_server {
+	char url[AR_URL_LEN];
+	char kind[16]; /* "vllm", "sglang", "trtllm", "triton", "tgi", "unknown" */
+	bool up;
+	uint64_t age_ms; /* since the last successful scrape */
+	char error[128]; /* last error, "" when none */
+	double queue_depth; /* requests waiting */
+	double running; /* requests being served */
+	double kv_cache_usage; /* 0..1, -1 unknown */
+	double prefix_cache_hit_rate; /* 0..1, -1 unknown */
+	double ttft_avg_ms; /* mean time to first token since last scrape, -1 unknown */
+};
+
+struct ar_model {
+	char name[AR_MODEL_LEN];
+	bool resident; /* loaded and servable now */
+	char server[AR_URL_LEN]; /* which model server has it */
+};
+
+/* "this node holds warm context for client X on VIP:port (or model)" */
+struct ar_hint {
+	char client[AR_ADDR_LEN];
+	char vip[AR_ADDR_LEN]; /* "" when only the model is known */
+	uint16_t port; /* 0 with vip "" */
+	uint8_t proto; /* IPPROTO_TCP / IPPROTO_UDP, 0 unknown */
+	char model[AR_MODEL_LEN]; /* "" when unknown */
+	uint32_t ttl_ms; /* remaining lifetime */
+	double score; /* 0..1 confidence/warmth */
+	char source[16]; /* "traffic" or "server" */
+};
+
+struct agent_report {
+	int schema; /* AGENT_REPORT_SCHEMA */
+	char node[AR_NAME_LEN];
+	uint64_t timestamp_ms; /* agent wall clock */
+	char version[32];
+
+	bool nvml; /* NVML loaded: gpus[] is meaningful */
+	char nvml_error[128]; /* why not, when !nvml */
+	int ngpus;
+	struct ar_gpu gpus[AR_MAX_GPUS];
+
+	int nservers;
+	struct ar_server servers[AR_MAX_SERVERS];
+
+	int nmodels;
+	struct ar_model models[AR_MAX_MODELS];
+
+	/* node totals, aggregated over servers (-1 where unknown) */
+	double queue_depth;
+	double in_flight; /* running + waiting */
+	double kv_cache_usage;
+	double prefix_cache_hit_rate;
+	double ttft_avg_ms;
+	bool stale; /* no model server scraped successfully recently */
+
+	int nhints;
+	struct ar_hint *hints; /* heap, nhints entries; agent_report__free() */
+};
+
+void agent_report__init(struct agent_report *r);
+void agent_report__free(struct agent_report *r);
+
+/*
+ * Parse a report body. 0 on success; -EINVAL malformed or wrong types,
+ * -E2BIG over a limit, -EPROTO unsupported schema. err gets a one-line
+ * reason on failure. On failure r is left initialised and empty.
+ */
+int agent_report__parse(const char *body, size_t len, struct agent_report *r, char *err,
+			size_t errlen);
+
+/* Serialise; returns a malloc'd NUL-terminated string or NULL (errno set). */
+char *agent_report__to_json(const struct agent_report *r);
+
+#endif
