@@ -2,7 +2,7 @@
 #
 # make            build every BPF object, skeleton and binary into build/
 # make test       run all tests (root: BPF, netns)      make V=1  show commands
-# make bench      run all benchmarks                     make demo run the demo
+# make bench      run all benchmarks (make bench-NAME: one)  make demo  the demo
 #
 # Layout the rules rely on:
 #   bpf/NAME.bpf.c        -> build/NAME.bpf.o -> build/NAME.skel.h
@@ -68,6 +68,10 @@ TESTLIB := $(BUILD)/libaibltest.a
 
 TEST_SRCS := $(wildcard tests/*/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+
+# Benchmark programs: tests/bench/bench_*.c -> build/tests/bench/bench_*
+BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
+BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRCS))
 
 # Extra test artefacts (shared objects such as a fake NVML) register here.
 TEST_EXTRA :=
@@ -139,10 +143,10 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB) $(TOOL_LIBS) $(COMMON_LIB)
 test: all $(TEST_BINS) $(TEST_EXTRA)
 	$(Q)tests/run.sh $(TESTS)
 
-bench: all $(TEST_BINS)
+bench: all $(TEST_BINS) $(BENCH_BINS) $(TEST_EXTRA)
 	$(Q)scripts/bench.sh all
 
-bench-%: all $(TEST_BINS)
+bench-%: all $(TEST_BINS) $(BENCH_BINS) $(TEST_EXTRA)
 	$(Q)scripts/bench.sh $*
 
 demo: all

@@ -84,6 +84,8 @@
 #define AIBL_MAP_RR_POS "aibl_rr_pos"
 #define AIBL_MAP_SVC_META "aibl_svc_meta"
 #define AIBL_MAP_BE_META "aibl_be_meta"
+/* the XDP program itself, pinned by aibld so aiblctl can test-run it */
+#define AIBL_PIN_PROG "aibl_xdp_prog"
 /* node side (decap program) */
 #define AIBL_MAP_NODE_CLIENTS "aibl_node_cli"
 #define AIBL_MAP_NODE_STATS "aibl_node_stats"
