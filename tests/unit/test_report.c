@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* agent_report__parse / __to_json: round trip, refusals, limits. */
+#include <stdlib.h>
+#include <math.h>
+#include <netinet/in.h>
+#include "test.h"
+#include "report.h"
+
+static void fill(struct agent_report *r)
+{
+	agent_report__init(r);
+	strcpy(r->node, "node-a");
+	strcpy(r->version, "0.1");
+	r->timestamp_ms = 1700000000123ULL;
+	r->nvml = true;
+	r->ngpus = 2;
+	for (int i = 0; i < 2; i++) {
+		r->gpus[i].index = i;
+		snprintf(r->gpus[i].name, sizeof(r->gpus[i].name), "NVIDIA H100 80GB HBM3 #%d", i);
+		r->gpus[i].util_pct = 37.5 + i;
+		r->gpus[i].mem_used_bytes = 12345678901.0;
+		r->gpus[i].mem_total_bytes = 85899345920.0;
+		r->gpus[i].temp_c = 61;
+		r->gpus[i].power_w = 301.25;
+	}
+	r->nservers = 1;
+	strcpy(r->servers[0].url, "http://127.0.0.1:8000");
+	strcpy(r->servers[0].kind, "vllm");
+	r->servers[0].up = true;
+	r->servers[0].age_ms = 250;
+	r->servers[0].queue_depth = 3;
+	r->servers[0].running = 8;
+	r->servers[0].kv_cache_usage = 0.4321;
+	r->servers[0].prefix_cache_hit_rate = -1;
+	r->servers[0].ttft_avg_ms = 123.456;
+	r->nmodels = 2;
+	strcpy(r->models[0].name, "llama-3-8b");
+	r->models[0].resident = true;
+	strcpy(r->models[0].server, r->servers[0].url);
+	strcpy(r->models[1].name, "mistral \"7b\"\n\\x");
+	r->queue_depth = 3;
+	r->in_flight = 11;
+	r->kv_cache_usage = 0.4321;
+	r->ttft_avg_ms = 123.456;
+	r->nhints = 2;
+	r->hints = calloc(2, sizeof(*r->hints));
+	strcpy(r->hints[0].client, "10.0.0.5");
+	strcpy(r->hints[0].vip, "10.100.0.1");
+	r->hints[0].port = 80;
+	r->hints[0].proto = IPPROTO_TCP;
+	r->hints[0].ttl_ms = 60000;
+	r->hints[0].score = 0.9;
+	strcpy(r->hints[0].source, "traffic");
+	strcpy(r->hints[1].client, "2001:db8::5");
+	strcpy(r->hints[1].model, "llama-3-8b");
+	r->hints[1].ttl_ms = 1000;
+	r->hints[1].score = 0.25;
+	strcpy(r->hints[1].source, "server");
+}
+
+static void round_trip(void)
+{
+	struct agent_report a, b;
+	char err[256], *js, *js2 = NULL;
+
+	fill(&a);
+	js = agent_report__to_json(&a);
+	if (!ASSERT_OK_PTR(js, "to_json"))
+		goto out;
+	if (!ASSERT_OK(agent_report__parse(js, strlen(js), &b, err, sizeof(err)), err))
+		goto out;
+	ASSERT_EQ(b.schema, AGENT_REPORT_SCHEMA, "schema");
+	ASSERT_STREQ(b.node, "node-a", "node");
+	ASSERT_EQ(b.timestamp_ms, a.timestamp_ms, "timestamp");
+	ASSERT_TRUE(b.nvml, "nvml");
+	ASSERT_EQ(b.ngpus, 2, "ngpus");
+	ASSERT_STREQ(b.gpus[1].name, a.gpus[1].name, "gpu name");
+	ASSERT_TRUE(b.gpus[1].util_pct == a.gpus[1].util_pct, "util exact");
+	ASSERT_TRUE(b.gpus[0].mem_used_bytes == a.gpus[0].mem_used_bytes, "mem exact");
+	ASSERT_TRUE(b.gpus[0].power_w == 301.25, "power");
+	ASSERT_EQ(b.nservers, 1, "nservers");
+	ASSERT_STREQ(b.servers[0].kind, "vllm", "kind");
+	ASSERT_TRUE(b.servers[0].up, "up");
+	ASSERT_EQ(b.servers[0].age_ms, 250, "age");
+	ASSERT_TRUE(b.servers[0].kv_cache_usage == 0.4321, "kv exact");
+	ASSERT_TRUE(b.servers[0].prefix_cache_hit_rate == -1, "unknown stays unknown");
+	ASSERT_TRUE(b.prefix_cache_hit_rate == -1, "node unknown");
+	ASSERT_TRUE(b.ttft_avg_ms == 123.456, "ttft");
+	ASSERT_EQ(b.nmodels, 2, "nmodels");
+	ASSERT_STREQ(b.models[1].name, a.models[1].name, "escaped model name");
+	ASSERT_FALSE(b.models[1].resident, "not resident");
+	ASSERT_EQ(b.nhints, 2, "nhints");
+	ASSERT_STREQ(b.hints[0].vip, "10.100.0.1", "hint vip");
+	ASSERT_EQ(b.hints[0].port, 80, "hint port");
+	ASSERT_EQ(b.hints[0].proto, IPPROTO_TCP, "hint proto");
+	ASSERT_STREQ(b.hints[0].source, "traffic", "hint source");
+	ASSERT_STREQ(b.hints[1].client, "2001:db8::5", "v6 client");
+	ASSERT_EQ(b.hints[1].proto, 0, "no proto");
+	ASSERT_TRUE(b.hints[1].score == 0.25, "score");
+	/* serialising the parsed copy gives the same bytes */
+	js2 = agent_report__to_json(&b);
+	if (ASSERT_OK_PTR(js2, "to_json 2"))
+		ASSERT_STREQ(js2, js, "stable");
+	agent_report__free(&b);
+out:
+	free(js);
+	free(js2);
+	agent_report__free(&a);
+}
+
+static void nan_is_null(void)
+{
+	struct agent_report a, b;
+	char err[256], *js;
+
+	agent_report__init(&a);
+	strcpy(a.node, "n");
+	a.kv_cache_usage = NAN;
+	a.ttft_avg_ms = INFINITY;
+	js = agent_report__to_json(&a);
+	if (!ASSERT_OK_PTR(js, "to_json"))
+		return;
+	ASSERT_TRUE(strstr(js, "\"kv_cache_usage\":null") != NULL, "null in JSON");
+	if (ASSERT_OK(agent_report__parse(js, strlen(js), &b, err, sizeof(err)), err)) {
+		ASSERT_TRUE(b.kv_cache_usage == -1, "reads as unknown");
+		ASSERT_TRUE(b.ttft_avg_ms == -1, "inf reads as unknown");
+		ASSERT_FALSE(b.nvml, "no nvml");
+		ASSERT_EQ(b.ngpus, 0, "no gpus");
+	}
+	agent_report__free(&b);
+	free(js);
+}
+
+/* minimal valid prefix; each case appends its own members */
+#define HEAD "{\"schema\":1,\"node\":\"n\""
+
+static const struct bad_case {
+	const char *name;
+	const char *body;
+	int err;
+	const char *msg; /* substring of the message */
+} bad_cases[] = {
+	{ "not json", "{\"schema\":1,", -EINVAL, "invalid JSON" },
+	{ "not object", "[1,2]", -EINVAL, "expected a JSON object" },
+	{ "empty", "", -EINVAL, "invalid JSON" },
+	{ "no schema", "{\"node\":\"n\"}", -EINVAL, "schema: missing" },
+	{ "schema string", "{\"schema\":\"1\",\"node\":\"n\"}", -EINVAL, "schema: expected" },
+	{ "schema 2", "{\"schema\":2,\"node\":\"n\"}", -EPROTO, "not supported" },
+	{ "no node", "{\"schema\":1}", -EINVAL, "node: missing" },
+	{ "empty node", "{\"schema\":1,\"node\":\"\"}", -EINVAL, "node: empty" },
+	{ "node number", "{\"schema\":1,\"node\":5}", -EINVAL, "node: expected a string" },
+	{ "duplicate key", HEAD ",\"node\":\"m\"}", -EINVAL, "duplicate" },
+	{ "nvml string", HEAD ",\"nvml\":\"yes\"}", -EINVAL, "nvml: expected true" },
+	{ "timestamp negative", HEAD ",\"timestamp_ms\":-5}", -EINVAL, "out of range" },
+	{ "timestamp real", HEAD ",\"timestamp_ms\":1.5}", -EINVAL, "expected an integer" },
+	{ "kv over 1", HEAD ",\"kv_cache_usage\":1.5}", -EINVAL, "kv_cache_usage: 1.5 out of range" },
+	{ "queue string", HEAD ",\"queue_depth\":\"3\"}", -EINVAL, "queue_depth: expected a number" },
+	{ "gpus not array", HEAD ",\"nvml\":true,\"gpus\":{}}", -EINVAL, "gpus: expected an array" },
+	{ "gpus without nvml", HEAD ",\"gpus\":[{\"index\":0}]}", -EINVAL, "nvml is false" },
+	{ "gpu not object", HEAD ",\"nvml\":true,\"gpus\":[3]}", -EINVAL, "gpus[0]: expected" },
+	{ "gpu util 101", HEAD ",\"nvml\":true,\"gpus\":[{\"index\":0,\"util_pct\":101}]}", -EINVAL,
+	  "gpus[0].util_pct" },
+	{ "gpu no index", HEAD ",\"nvml\":true,\"gpus\":[{\"util_pct\":1}]}", -EINVAL,
+	  "gpus[0].index: missing" },
+	{ "gpu mem used > total",
+	  HEAD ",\"nvml\":true,\"gpus\":[{\"index\":0,\"mem_used_bytes\":10,\"mem_total_bytes\":5}]}",
+	  -EINVAL, "exceeds" },
+	{ "server no url", HEAD ",\"servers\":[{\"kind\":\"vllm\"}]}", -EINVAL, "servers[0].url" },
+	{ "server bad kind", HEAD ",\"servers\":[{\"url\":\"u\",\"kind\":\"llamacpp\"}]}", -EINVAL,
+	  "unknown server kind" },
+	{ "server up string", HEAD ",\"servers\":[{\"url\":\"u\",\"up\":1}]}", -EINVAL,
+	  "servers[0].up" },
+	{ "model no name", HEAD ",\"models\":[{\"resident\":true}]}", -EINVAL, "models[0].name" },
+	{ "model empty name", HEAD ",\"models\":[{\"name\":\"\"}]}", -EINVAL, "empty" },
+	{ "hint bad client", HEAD ",\"hints\":[{\"client\":\"10.0.0\",\"vip\":\"10.1.1.1\",\"ttl_ms\":1}]}",
+	  -EINVAL, "not an IP address" },
+	{ "hint bad vip", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"vip\":\"x\",\"ttl_ms\":1}]}",
+	  -EINVAL, "hints[0].vip" },
+	{ "hint no target", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"ttl_ms\":1}]}", -EINVAL,
+	  "needs a vip or a model" },
+	{ "hint port", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"vip\":\"10.1.1.1\",\"port\":70000,"
+		       "\"ttl_ms\":1}]}",
+	  -EINVAL, "hints[0].port" },
+	{ "hint proto", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"vip\":\"10.1.1.1\",\"proto\":\"sctp\","
+		       "\"ttl_ms\":1}]}",
+	  -EINVAL, "not tcp or udp" },
+	{ "hint no ttl", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"vip\":\"10.1.1.1\"}]}", -EINVAL,
+	  "ttl_ms: missing" },
+	{ "hint score 2", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"model\":\"m\",\"ttl_ms\":1,"
+		       "\"score\":2}]}",
+	  -EINVAL, "score" },
+	{ "hint source", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"model\":\"m\",\"ttl_ms\":1,"
+		       "\"source\":\"rumour\"}]}",
+	  -EINVAL, "hints[0].source" },
+	{ "second hint bad", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"model\":\"m\",\"ttl_ms\":1},"
+		       "{\"client\":\"10.0.0.2\",\"model\":7,\"ttl_ms\":1}]}",
+	  -EINVAL, "hints[1].model" },
+	{ "node too long",
+	  "{\"schema\":1,\"node\":\"" "0123456789012345678901234567890123456789012345678901234567890123"
+	  "\"}",
+	  -E2BIG, "limit 63" },
+};
+
+static void bad_reports(void)
+{
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *c = &bad_cases[i];
+		struct agent_report r;
+		char err[256] = "";
+		int ret;
+
+		ret = agent_report__parse(c->body, strlen(c->body), &r, err, sizeof(err));
+		ASSERT_EQ(ret, c->err, c->name);
+		if (!ASSERT_TRUE(strstr(err, c->msg) != NULL, c->name))
+			fprintf(stderr, "  message was: %s\n", err);
+		/* refused whole: nothing of it kept */
+		ASSERT_EQ(r.nhints, 0, c->name);
+		ASSERT_TRUE(r.hints == NULL, c->name);
+		ASSERT_EQ(r.nservers + r.ngpus + r.nmodels, 0, c->name);
+		ASSERT_STREQ(r.node, "", c->name);
+	}
+}
+
+/* build {"schema":1,"node":"n","KEY":[ITEM,ITEM,...]} with n items */
+static char *array_body(const char *key, const char *item, int n, bool nvml)
+{
+	size_t len = 64 + strlen(key) + (size_t)n * (strlen(item) + 1);
+	char *s = malloc(len), *p;
+
+	if (!s)
+		return NULL;
+	p = s + sprintf(s, "{\"schema\":1,\"node\":\"n\",%s\"%s\":[", nvml ? "\"nvml\":true," : "",
+			key);
+	for (int i = 0; i < n; i++)
+		p += sprintf(p, "%s%s", i ? "," : "", item);
+	strcpy(p, "]}");
+	return s;
+}
+
+static void limits(void)
+{
+	static const struct {
+		const char *key, *item;
+		int max;
+		bool nvml;
+	} arrays[] = {
+		{ "gpus", "{\"index\":0}", AR_MAX_GPUS, true },
+		{ "servers", "{\"url\":\"u\"}", AR_MAX_SERVERS, false },
+		{ "models", "{\"name\":\"m\"}", AR_MAX_MODELS, false },
+		{ "hints", "{\"client\":\"10.0.0.1\",\"model\":\"m\",\"ttl_ms\":5}", AR_MAX_HINTS, false },
+	};
+	struct agent_report r;
+	char err[256], *body, *big;
+
+	for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++) {
+		body = array_body(arrays[i].key, arrays[i].item, arrays[i].max, arrays[i].nvml);
+		if (!ASSERT_OK_PTR(body, "alloc"))
+			return;
+		ASSERT_OK(agent_report__parse(body, strlen(body), &r, err, sizeof(err)), err);
+		agent_report__free(&r);
+		free(body);
+		body = array_body(arrays[i].key, arrays[i].item, arrays[i].max + 1, arrays[i].nvml);
+		if (!ASSERT_OK_PTR(body, "alloc"))
+			return;
+		ASSERT_EQ(agent_report__parse(body, strlen(body), &r, err, sizeof(err)), -E2BIG,
+			  arrays[i].key);
+		ASSERT_TRUE(strstr(err, "limit") != NULL, err);
+		ASSERT_EQ(r.nhints, 0, "nothing kept");
+		free(body);
+	}
+
+	/* a body over AR_MAX_BYTES is refused before it is parsed */
+	big = malloc(AR_MAX_BYTES + 2);
+	if (!ASSERT_OK_PTR(big, "alloc"))
+		return;
+	memset(big, ' ', AR_MAX_BYTES + 1);
+	memcpy(big, HEAD "}", strlen(HEAD "}"));
+	big[AR_MAX_BYTES + 1] = '\0';
+	ASSERT_EQ(agent_report__parse(big, AR_MAX_BYTES + 1, &r, err, sizeof(err)), -E2BIG, "size");
+	/* and exactly at the limit it is fine (whitespace is valid JSON) */
+	ASSERT_OK(agent_report__parse(big, AR_MAX_BYTES, &r, err, sizeof(err)), err);
+	free(big);
+
+	/* to_json refuses counts over the limits instead of writing them */
+	agent_report__init(&r);
+	strcpy(r.node, "n");
+	r.nmodels = AR_MAX_MODELS + 1;
+	errno = 0;
+	ASSERT_TRUE(agent_report__to_json(&r) == NULL, "to_json over limit");
+	ASSERT_EQ(errno, E2BIG, "errno");
+}
+
+static void unknown_members_ignored(void)
+{
+	const char *body = HEAD ",\"future_field\":{\"x\":[1,2]},\"servers\":[{\"url\":\"u\","
+			       "\"kind\":\"sglang\",\"new\":true}]}";
+	struct agent_report r;
+	char err[256];
+
+	if (ASSERT_OK(agent_report__parse(body, strlen(body), &r, err, sizeof(err)), err)) {
+		ASSERT_EQ(r.nservers, 1, "server kept");
+		ASSERT_STREQ(r.servers[0].kind, "sglang", "kind");
+		ASSERT_TRUE(r.servers[0].kv_cache_usage == -1, "absent = unknown");
+	}
+	agent_report__free(&r);
+}
+
+static const struct test_case cases[] = {
+	{ "round_trip", round_trip },
+	{ "nan_is_null", nan_is_null },
+	{ "bad_reports", bad_reports },
+	{ "limits", limits },
+	{ "unknown_members_ignored", unknown_members_ignored },
+};
+
+TEST_MAIN("report", cases)

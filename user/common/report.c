@@ -1,0 +1,543 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Agent report <-> JSON (schema 1), through jansson.
+ *
+ * The parser is the controller's trust boundary towards every node: it
+ * checks the type of every field it knows, every range that has a meaning
+ * (percentages, ratios, ports, addresses) and every limit of report.h, and
+ * refuses the whole report with a one-line reason rather than keeping part
+ * of it. Unknown members are ignored so that a newer agent that adds a
+ * field still talks to an older controller; a different "schema" is not.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <jansson.h>
+#include "report.h"
+
+void agent_report__init(struct agent_report *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->schema = AGENT_REPORT_SCHEMA;
+	r->queue_depth = -1;
+	r->in_flight = -1;
+	r->kv_cache_usage = -1;
+	r->prefix_cache_hit_rate = -1;
+	r->ttft_avg_ms = -1;
+}
+
+void agent_report__free(struct agent_report *r)
+{
+	free(r->hints);
+	r->hints = NULL;
+	r->nhints = 0;
+}
+
+/* ---- parsing ---- */
+
+struct ar_ctx {
+	char *err;
+	size_t errlen;
+};
+
+static int ar_fail(struct ar_ctx *c, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int ar_fail(struct ar_ctx *c, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->err && c->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(c->err, c->errlen, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+/* Optional string member copied into dst[size]; absent leaves dst alone. */
+static int ar_str(struct ar_ctx *c, json_t *obj, const char *path, const char *key, char *dst,
+		  size_t size, bool required)
+{
+	json_t *v = json_object_get(obj, key);
+	size_t len;
+
+	if (!v) {
+		if (required)
+			return ar_fail(c, -EINVAL, "%s.%s: missing", path, key);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return ar_fail(c, -EINVAL, "%s.%s: expected a string", path, key);
+	len = json_string_length(v);
+	if (len >= size)
+		return ar_fail(c, -E2BIG, "%s.%s: %zu bytes, limit %zu", path, key, len, size - 1);
+	if (memchr(json_string_value(v), '\0', len))
+		return ar_fail(c, -EINVAL, "%s.%s: contains a NUL byte", path, key);
+	memcpy(dst, json_string_value(v), len + 1);
+	return 0;
+}
+
+/*
+ * Optional number member in [lo, hi]. JSON has no NaN; the agent writes
+ * null for "unknown", which reads as unknown_val (only where the field has
+ * one: allow_null).
+ */
+static int ar_num(struct ar_ctx *c, json_t *obj, const char *path, const char *key, double *dst,
+		  double lo, double hi, bool allow_null, double unknown_val)
+{
+	json_t *v = json_object_get(obj, key);
+	double d;
+
+	if (!v)
+		return 0;
+	if (json_is_null(v) && allow_null) {
+		*dst = unknown_val;
+		return 0;
+	}
+	if (!json_is_number(v))
+		return ar_fail(c, -EINVAL, "%s.%s: expected a number", path, key);
+	d = json_number_value(v);
+	/* -1 is the schema's "unknown" for the fields that allow null */
+	if (allow_null && d == -1) {
+		*dst = -1;
+		return 0;
+	}
+	if (!(d >= lo && d <= hi))
+		return ar_fail(c, -EINVAL, "%s.%s: %g out of range [%g, %g]", path, key, d, lo, hi);
+	*dst = d;
+	return 0;
+}
+
+static int ar_int(struct ar_ctx *c, json_t *obj, const char *path, const char *key,
+		  long long *dst, long long lo, long long hi, bool required)
+{
+	json_t *v = json_object_get(obj, key);
+	long long n;
+
+	if (!v) {
+		if (required)
+			return ar_fail(c, -EINVAL, "%s.%s: missing", path, key);
+		return 0;
+	}
+	if (!json_is_integer(v))
+		return ar_fail(c, -EINVAL, "%s.%s: expected an integer", path, key);
+	n = json_integer_value(v);
+	if (n < lo || n > hi)
+		return ar_fail(c, -EINVAL, "%s.%s: %lld out of range [%lld, %lld]", path, key, n, lo,
+			       hi);
+	*dst = n;
+	return 0;
+}
+
+static int ar_bool(struct ar_ctx *c, json_t *obj, const char *path, const char *key, bool *dst)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v))
+		return ar_fail(c, -EINVAL, "%s.%s: expected true or false", path, key);
+	*dst = json_is_true(v);
+	return 0;
+}
+
+/* Optional array member with at most max elements; *arr NULL when absent. */
+static int ar_array(struct ar_ctx *c, json_t *obj, const char *key, size_t max, json_t **arr)
+{
+	json_t *v = json_object_get(obj, key);
+
+	*arr = NULL;
+	if (!v)
+		return 0;
+	if (!json_is_array(v))
+		return ar_fail(c, -EINVAL, "%s: expected an array", key);
+	if (json_array_size(v) > max)
+		return ar_fail(c, -E2BIG, "%s: %zu entries, limit %zu", key, json_array_size(v), max);
+	*arr = v;
+	return 0;
+}
+
+static bool ar_addr_ok(const char *s)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	return inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1;
+}
+
+static int ar_parse_gpu(struct ar_ctx *c, json_t *o, const char *p, struct ar_gpu *g)
+{
+	long long idx = 0;
+	int err;
+
+	if (!json_is_object(o))
+		return ar_fail(c, -EINVAL, "%s: expected an object", p);
+	if ((err = ar_int(c, o, p, "index", &idx, 0, 1023, true)) ||
+	    (err = ar_str(c, o, p, "name", g->name, sizeof(g->name), false)) ||
+	    (err = ar_num(c, o, p, "util_pct", &g->util_pct, 0, 100, false, 0)) ||
+	    (err = ar_num(c, o, p, "mem_used_bytes", &g->mem_used_bytes, 0, 1e18, false, 0)) ||
+	    (err = ar_num(c, o, p, "mem_total_bytes", &g->mem_total_bytes, 0, 1e18, false, 0)) ||
+	    (err = ar_num(c, o, p, "temp_c", &g->temp_c, -100, 300, false, 0)) ||
+	    (err = ar_num(c, o, p, "power_w", &g->power_w, 0, 1e6, false, 0)))
+		return err;
+	g->index = idx;
+	if (g->mem_used_bytes > g->mem_total_bytes)
+		return ar_fail(c, -EINVAL, "%s: mem_used_bytes %g exceeds mem_total_bytes %g", p,
+			       g->mem_used_bytes, g->mem_total_bytes);
+	return 0;
+}
+
+static const char *const ar_kinds[] = { "vllm", "sglang", "trtllm", "triton", "tgi", "unknown" };
+
+static int ar_parse_server(struct ar_ctx *c, json_t *o, const char *p, struct ar_server *s)
+{
+	long long age = 0;
+	bool kind_ok = false;
+	int err;
+
+	s->kv_cache_usage = s->prefix_cache_hit_rate = s->ttft_avg_ms = -1;
+	s->queue_depth = s->running = -1;
+	if (!json_is_object(o))
+		return ar_fail(c, -EINVAL, "%s: expected an object", p);
+	if ((err = ar_str(c, o, p, "url", s->url, sizeof(s->url), true)) ||
+	    (err = ar_str(c, o, p, "kind", s->kind, sizeof(s->kind), false)) ||
+	    (err = ar_bool(c, o, p, "up", &s->up)) ||
+	    (err = ar_int(c, o, p, "age_ms", &age, 0, INT64_MAX, false)) ||
+	    (err = ar_str(c, o, p, "error", s->error, sizeof(s->error), false)) ||
+	    (err = ar_num(c, o, p, "queue_depth", &s->queue_depth, 0, 1e9, true, -1)) ||
+	    (err = ar_num(c, o, p, "running", &s->running, 0, 1e9, true, -1)) ||
+	    (err = ar_num(c, o, p, "kv_cache_usage", &s->kv_cache_usage, 0, 1, true, -1)) ||
+	    (err = ar_num(c, o, p, "prefix_cache_hit_rate", &s->prefix_cache_hit_rate, 0, 1, true,
+			  -1)) ||
+	    (err = ar_num(c, o, p, "ttft_avg_ms", &s->ttft_avg_ms, 0, 1e9, true, -1)))
+		return err;
+	s->age_ms = age;
+	if (!s->kind[0])
+		strcpy(s->kind, "unknown");
+	for (size_t i = 0; i < sizeof(ar_kinds) / sizeof(ar_kinds[0]); i++)
+		kind_ok |= strcmp(s->kind, ar_kinds[i]) == 0;
+	if (!kind_ok)
+		return ar_fail(c, -EINVAL, "%s.kind: unknown server kind \"%s\"", p, s->kind);
+	return 0;
+}
+
+static int ar_parse_model(struct ar_ctx *c, json_t *o, const char *p, struct ar_model *m)
+{
+	int err;
+
+	if (!json_is_object(o))
+		return ar_fail(c, -EINVAL, "%s: expected an object", p);
+	if ((err = ar_str(c, o, p, "name", m->name, sizeof(m->name), true)) ||
+	    (err = ar_bool(c, o, p, "resident", &m->resident)) ||
+	    (err = ar_str(c, o, p, "server", m->server, sizeof(m->server), false)))
+		return err;
+	if (!m->name[0])
+		return ar_fail(c, -EINVAL, "%s.name: empty", p);
+	return 0;
+}
+
+static int ar_parse_hint(struct ar_ctx *c, json_t *o, const char *p, struct ar_hint *h)
+{
+	char proto[8] = "";
+	long long port = 0, ttl = 0;
+	int err;
+
+	if (!json_is_object(o))
+		return ar_fail(c, -EINVAL, "%s: expected an object", p);
+	if ((err = ar_str(c, o, p, "client", h->client, sizeof(h->client), true)) ||
+	    (err = ar_str(c, o, p, "vip", h->vip, sizeof(h->vip), false)) ||
+	    (err = ar_int(c, o, p, "port", &port, 0, 65535, false)) ||
+	    (err = ar_str(c, o, p, "proto", proto, sizeof(proto), false)) ||
+	    (err = ar_str(c, o, p, "model", h->model, sizeof(h->model), false)) ||
+	    (err = ar_int(c, o, p, "ttl_ms", &ttl, 0, UINT32_MAX, true)) ||
+	    (err = ar_num(c, o, p, "score", &h->score, 0, 1, false, 0)) ||
+	    (err = ar_str(c, o, p, "source", h->source, sizeof(h->source), false)))
+		return err;
+	if (!ar_addr_ok(h->client))
+		return ar_fail(c, -EINVAL, "%s.client: \"%s\" is not an IP address", p, h->client);
+	if (h->vip[0] && !ar_addr_ok(h->vip))
+		return ar_fail(c, -EINVAL, "%s.vip: \"%s\" is not an IP address", p, h->vip);
+	if (!h->vip[0] && !h->model[0])
+		return ar_fail(c, -EINVAL, "%s: needs a vip or a model", p);
+	if (!strcmp(proto, "tcp"))
+		h->proto = IPPROTO_TCP;
+	else if (!strcmp(proto, "udp"))
+		h->proto = IPPROTO_UDP;
+	else if (proto[0])
+		return ar_fail(c, -EINVAL, "%s.proto: \"%s\" is not tcp or udp", p, proto);
+	h->port = port;
+	h->ttl_ms = ttl;
+	if (!h->source[0])
+		strcpy(h->source, "server");
+	if (strcmp(h->source, "traffic") && strcmp(h->source, "server"))
+		return ar_fail(c, -EINVAL, "%s.source: \"%s\" is not traffic or server", p,
+			       h->source);
+	return 0;
+}
+
+static int ar_parse_root(struct ar_ctx *c, json_t *root, struct agent_report *r)
+{
+	json_t *arr, *v;
+	long long n;
+	char p[32];
+	size_t i;
+	int err;
+
+	if (!json_is_object(root))
+		return ar_fail(c, -EINVAL, "report: expected a JSON object");
+	v = json_object_get(root, "schema");
+	if (!v)
+		return ar_fail(c, -EINVAL, "report.schema: missing");
+	if (!json_is_integer(v))
+		return ar_fail(c, -EINVAL, "report.schema: expected an integer");
+	if (json_integer_value(v) != AGENT_REPORT_SCHEMA)
+		return ar_fail(c, -EPROTO, "report.schema: %lld not supported (this build reads %d)",
+			       (long long)json_integer_value(v), AGENT_REPORT_SCHEMA);
+
+	n = 0;
+	if ((err = ar_str(c, root, "report", "node", r->node, sizeof(r->node), true)) ||
+	    (err = ar_int(c, root, "report", "timestamp_ms", &n, 0, INT64_MAX, false)) ||
+	    (err = ar_str(c, root, "report", "version", r->version, sizeof(r->version), false)) ||
+	    (err = ar_bool(c, root, "report", "nvml", &r->nvml)) ||
+	    (err = ar_str(c, root, "report", "nvml_error", r->nvml_error, sizeof(r->nvml_error),
+			  false)) ||
+	    (err = ar_num(c, root, "report", "queue_depth", &r->queue_depth, 0, 1e9, true, -1)) ||
+	    (err = ar_num(c, root, "report", "in_flight", &r->in_flight, 0, 1e9, true, -1)) ||
+	    (err = ar_num(c, root, "report", "kv_cache_usage", &r->kv_cache_usage, 0, 1, true,
+			  -1)) ||
+	    (err = ar_num(c, root, "report", "prefix_cache_hit_rate", &r->prefix_cache_hit_rate, 0,
+			  1, true, -1)) ||
+	    (err = ar_num(c, root, "report", "ttft_avg_ms", &r->ttft_avg_ms, 0, 1e9, true, -1)) ||
+	    (err = ar_bool(c, root, "report", "stale", &r->stale)))
+		return err;
+	r->timestamp_ms = n;
+	if (!r->node[0])
+		return ar_fail(c, -EINVAL, "report.node: empty");
+
+	if ((err = ar_array(c, root, "gpus", AR_MAX_GPUS, &arr)))
+		return err;
+	if (arr && !r->nvml && json_array_size(arr))
+		return ar_fail(c, -EINVAL, "gpus: present but nvml is false");
+	json_array_foreach(arr, i, v) {
+		snprintf(p, sizeof(p), "gpus[%zu]", i);
+		if ((err = ar_parse_gpu(c, v, p, &r->gpus[i])))
+			return err;
+		r->ngpus = i + 1;
+	}
+
+	if ((err = ar_array(c, root, "servers", AR_MAX_SERVERS, &arr)))
+		return err;
+	json_array_foreach(arr, i, v) {
+		snprintf(p, sizeof(p), "servers[%zu]", i);
+		if ((err = ar_parse_server(c, v, p, &r->servers[i])))
+			return err;
+		r->nservers = i + 1;
+	}
+
+	if ((err = ar_array(c, root, "models", AR_MAX_MODELS, &arr)))
+		return err;
+	json_array_foreach(arr, i, v) {
+		snprintf(p, sizeof(p), "models[%zu]", i);
+		if ((err = ar_parse_model(c, v, p, &r->models[i])))
+			return err;
+		r->nmodels = i + 1;
+	}
+
+	if ((err = ar_array(c, root, "hints", AR_MAX_HINTS, &arr)))
+		return err;
+	if (arr && json_array_size(arr)) {
+		r->hints = calloc(json_array_size(arr), sizeof(*r->hints));
+		if (!r->hints)
+			return ar_fail(c, -ENOMEM, "hints: out of memory");
+	}
+	json_array_foreach(arr, i, v) {
+		snprintf(p, sizeof(p), "hints[%zu]", i);
+		if ((err = ar_parse_hint(c, v, p, &r->hints[i])))
+			return err;
+		r->nhints = i + 1;
+	}
+	return 0;
+}
+
+int agent_report__parse(const char *body, size_t len, struct agent_report *r, char *err,
+			size_t errlen)
+{
+	struct ar_ctx c = { .err = err, .errlen = errlen };
+	json_error_t jerr;
+	json_t *root = NULL;
+	int ret;
+
+	agent_report__init(r);
+	if (err && errlen)
+		err[0] = '\0';
+	if (!body)
+		return ar_fail(&c, -EINVAL, "report: no body");
+	if (len > AR_MAX_BYTES)
+		return ar_fail(&c, -E2BIG, "report: %zu bytes, limit %d", len, AR_MAX_BYTES);
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return ar_fail(&c, -EINVAL, "report: invalid JSON at line %d column %d: %s",
+			       jerr.line, jerr.column, jerr.text);
+	ret = ar_parse_root(&c, root, r);
+	json_decref(root);
+	if (ret) {
+		agent_report__free(r);
+		agent_report__init(r);
+	}
+	return ret;
+}
+
+/* ---- serialising ---- */
+
+/* -1 ("unknown") and anything JSON cannot carry (NaN, inf) become null */
+static json_t *ar_jnum(double d, bool unknown_ok)
+{
+	if (!isfinite(d) || (unknown_ok && d < 0))
+		return json_null();
+	return json_real(d);
+}
+
+static int ar_set(json_t *obj, const char *key, json_t *v)
+{
+	/* json_object_set_new() takes ownership even on failure */
+	return (!v || json_object_set_new(obj, key, v)) ? -ENOMEM : 0;
+}
+
+static int ar_set_arr(json_t *obj, json_t *arr, json_t *v)
+{
+	return (!v || json_array_append_new(arr, v)) ? -ENOMEM : 0;
+}
+
+static json_t *ar_gpu_json(const struct ar_gpu *g)
+{
+	json_t *o = json_object();
+
+	if (!o || ar_set(o, "index", json_integer(g->index)) ||
+	    ar_set(o, "name", json_string(g->name)) ||
+	    ar_set(o, "util_pct", ar_jnum(g->util_pct, false)) ||
+	    ar_set(o, "mem_used_bytes", ar_jnum(g->mem_used_bytes, false)) ||
+	    ar_set(o, "mem_total_bytes", ar_jnum(g->mem_total_bytes, false)) ||
+	    ar_set(o, "temp_c", ar_jnum(g->temp_c, false)) ||
+	    ar_set(o, "power_w", ar_jnum(g->power_w, false))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *ar_server_json(const struct ar_server *s)
+{
+	json_t *o = json_object();
+
+	if (!o || ar_set(o, "url", json_string(s->url)) ||
+	    ar_set(o, "kind", json_string(s->kind[0] ? s->kind : "unknown")) ||
+	    ar_set(o, "up", json_boolean(s->up)) ||
+	    ar_set(o, "age_ms", json_integer((json_int_t)s->age_ms)) ||
+	    ar_set(o, "error", json_string(s->error)) ||
+	    ar_set(o, "queue_depth", ar_jnum(s->queue_depth, true)) ||
+	    ar_set(o, "running", ar_jnum(s->running, true)) ||
+	    ar_set(o, "kv_cache_usage", ar_jnum(s->kv_cache_usage, true)) ||
+	    ar_set(o, "prefix_cache_hit_rate", ar_jnum(s->prefix_cache_hit_rate, true)) ||
+	    ar_set(o, "ttft_avg_ms", ar_jnum(s->ttft_avg_ms, true))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *ar_model_json(const struct ar_model *m)
+{
+	json_t *o = json_object();
+
+	if (!o || ar_set(o, "name", json_string(m->name)) ||
+	    ar_set(o, "resident", json_boolean(m->resident)) ||
+	    ar_set(o, "server", json_string(m->server))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *ar_hint_json(const struct ar_hint *h)
+{
+	const char *proto = h->proto == IPPROTO_TCP ? "tcp" : h->proto == IPPROTO_UDP ? "udp" : "";
+	json_t *o = json_object();
+
+	if (!o || ar_set(o, "client", json_string(h->client)) ||
+	    ar_set(o, "vip", json_string(h->vip)) || ar_set(o, "port", json_integer(h->port)) ||
+	    ar_set(o, "proto", json_string(proto)) || ar_set(o, "model", json_string(h->model)) ||
+	    ar_set(o, "ttl_ms", json_integer(h->ttl_ms)) ||
+	    ar_set(o, "score", ar_jnum(h->score, false)) ||
+	    ar_set(o, "source", json_string(h->source[0] ? h->source : "server"))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+char *agent_report__to_json(const struct agent_report *r)
+{
+	json_t *root, *arr;
+	char *out = NULL;
+	int i, err = -ENOMEM;
+
+	if (r->ngpus < 0 || r->ngpus > AR_MAX_GPUS || r->nservers < 0 ||
+	    r->nservers > AR_MAX_SERVERS || r->nmodels < 0 || r->nmodels > AR_MAX_MODELS ||
+	    r->nhints < 0 || r->nhints > AR_MAX_HINTS || (r->nhints && !r->hints)) {
+		errno = E2BIG;
+		return NULL;
+	}
+	root = json_object();
+	if (!root)
+		goto out;
+	if (ar_set(root, "schema", json_integer(AGENT_REPORT_SCHEMA)) ||
+	    ar_set(root, "node", json_string(r->node)) ||
+	    ar_set(root, "timestamp_ms", json_integer((json_int_t)r->timestamp_ms)) ||
+	    ar_set(root, "version", json_string(r->version)) ||
+	    ar_set(root, "nvml", json_boolean(r->nvml)) ||
+	    ar_set(root, "nvml_error", json_string(r->nvml_error)) ||
+	    ar_set(root, "queue_depth", ar_jnum(r->queue_depth, true)) ||
+	    ar_set(root, "in_flight", ar_jnum(r->in_flight, true)) ||
+	    ar_set(root, "kv_cache_usage", ar_jnum(r->kv_cache_usage, true)) ||
+	    ar_set(root, "prefix_cache_hit_rate", ar_jnum(r->prefix_cache_hit_rate, true)) ||
+	    ar_set(root, "ttft_avg_ms", ar_jnum(r->ttft_avg_ms, true)) ||
+	    ar_set(root, "stale", json_boolean(r->stale)))
+		goto out;
+
+	if (ar_set(root, "gpus", arr = json_array()))
+		goto out;
+	for (i = 0; r->nvml && i < r->ngpus; i++)
+		if (ar_set_arr(root, arr, ar_gpu_json(&r->gpus[i])))
+			goto out;
+	if (ar_set(root, "servers", arr = json_array()))
+		goto out;
+	for (i = 0; i < r->nservers; i++)
+		if (ar_set_arr(root, arr, ar_server_json(&r->servers[i])))
+			goto out;
+	if (ar_set(root, "models", arr = json_array()))
+		goto out;
+	for (i = 0; i < r->nmodels; i++)
+		if (ar_set_arr(root, arr, ar_model_json(&r->models[i])))
+			goto out;
+	if (ar_set(root, "hints", arr = json_array()))
+		goto out;
+	for (i = 0; i < r->nhints; i++)
+		if (ar_set_arr(root, arr, ar_hint_json(&r->hints[i])))
+			goto out;
+
+	/* real numbers keep 17 significant digits: a round trip is exact */
+	out = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
+	if (out)
+		err = 0;
+out:
+	json_decref(root);
+	if (err)
+		errno = -err;
+	return out;
+}
