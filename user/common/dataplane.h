@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Data-plane loader: the balancer's XDP program (bpf/aibl_xdp.bpf.c) and the
+ * node side TC decap program (bpf/aibl_decap.bpf.c).
+ *
+ * XDP side: dp__open_load() opens the skeleton, pins every map by name under
+ * one bpffs directory (reusing maps already pinned there, so a restarted
+ * controller keeps the connection table) and pins the program at
+ * <dir>/AIBL_PIN_PROG. dp__attach() puts it on an interface, atomically
+ * replacing an older aibl program; dp__detach() takes it off;
+ * dp__teardown() removes every pin.
+ *
+ * All functions return 0 or a negative errno and log why with pr_warn.
+ */
+#ifndef AIBL_DATAPLANE_H
+#define AIBL_DATAPLANE_H
+
+#include <stdbool.h>
+#include <linux/types.h>
+#include "aibl.h"
+
+/* ---------------- XDP balancer ---------------- */
+
+/* Load-time sizes; 0 takes the default from aibl.h. */
+struct dp_sizes {
+	__u32 max_services; /* aibl_svc_stats, aibl_svc_meta, aibl_rr_pos, ring */
+	__u32 max_backends; /* aibl_backends, aibl_cost, aibl_load, stats, meta */
+	__u32 max_conns; /* aibl_conns (LRU) */
+	__u32 max_pins; /* aibl_pins */
+	__u32 max_members; /* aibl_members */
+};
+
+struct dp_opts {
+	const char *pin_dir; /* NULL: AIBL_DEFAULT_BPFFS */
+	struct dp_sizes sizes;
+};
+
+struct aibl_xdp; /* skeleton, build/aibl_xdp.skel.h */
+
+struct dp {
+	struct aibl_xdp *skel;
+	char pin_dir[256];
+	struct dp_sizes sizes; /* what was loaded (pinned maps' sizes when reused) */
+	bool reused; /* at least one map came from an existing pin */
+};
+
+/*
+ * Opens and loads the XDP program with its maps pinned under opts->pin_dir
+ * (created when missing) and pins the program at <dir>/AIBL_PIN_PROG,
+ * replacing an older program pin. Existing map pins are reused when their
+ * type, key size, value size and flags match this build; a pin with another
+ * layout fails with -EINVAL and a message naming the map (run
+ * `aiblctl dataplane teardown` or dp__teardown() to start over). Sizes of
+ * reused maps win over opts->sizes.
+ */
+int dp__open_load(const struct dp_opts *opts, struct dp **out);
+/* Frees the userspace side; pins and attachments stay. NULL is fine. */
+void dp__close(struct dp *dp);
+
+/* fd of one of the program's maps by name (AIBL_MAP_*), or -ENOENT */
+int dp__map_fd(const struct dp *dp, const char *name);
+int dp__prog_fd(const struct dp *dp);
+
+enum dp_attach_mode {
+	DP_ATTACH_NATIVE = 0, /* driver mode (default) */
+	DP_ATTACH_GENERIC = 1, /* skb mode, works everywhere, slower */
+};
+
+struct dp_attach_opts {
+	enum dp_attach_mode mode;
+	/* replace a program that is not aibl's; without it that is -EBUSY */
+	bool force;
+};
+
+/*
+ * Attaches the program on ifindex. An aibl XDP program already there (any
+ * version) is replaced atomically (XDP_FLAGS_REPLACE), so packets never see
+ * a gap and established flows keep their backend through the shared
+ * connection table. opts NULL: native, not forced.
+ */
+int dp__attach(struct dp *dp, int ifindex, const struct dp_attach_opts *opts);
+/*
+ * Detaches the aibl XDP program from ifindex (whichever mode it is in).
+ * -ENOENT when nothing is attached; -EBUSY when the attached program is not
+ * aibl's (force detaches it anyway).
+ */
+int dp__detach(int ifindex, bool force);
+/* Removes the program pin and every aibl map pin under pin_dir (NULL:
+ * default) and the directory when it ends up empty. Missing pins are fine. */
+int dp__teardown(const char *pin_dir);
+/* Writes aibl_globals; fills abi_version and ring_size itself. */
+int dp__globals_write(struct dp *dp, const struct aibl_globals *g);
+
+/* ---------------- node side: TC ingress decap ---------------- */
+
+struct decap_opts {
+	/* pin aibl_node_cli / aibl_node_stats by name here (reusing existing
+	 * pins); NULL: keep them private to this handle (several simulated
+	 * nodes on one host must not share them) */
+	const char *pin_dir;
+	__u32 handle; /* tc filter handle, 0: 0xa1b1 */
+	__u32 priority; /* tc filter priority, 0: 1 */
+};
+
+struct aibl_decap; /* skeleton, build/aibl_decap.skel.h */
+
+struct decap {
+	struct aibl_decap *skel;
+	int ifindex;
+	__u32 handle;
+	__u32 priority;
+};
+
+/*
+ * Loads aibl_decap and attaches it at TC ingress of ifindex (creating the
+ * clsact qdisc when missing), replacing a filter at the same handle and
+ * priority. The filter stays after the process exits; decap__detach()
+ * removes it.
+ */
+int decap__attach(int ifindex, const struct decap_opts *opts, struct decap **out);
+/* Removes the filter (the clsact qdisc stays: others may use it) and frees
+ * d. NULL is fine. */
+int decap__detach(struct decap *d);
+/* Frees d and leaves the filter attached. NULL is fine. */
+void decap__close(struct decap *d);
+/* Removes an aibl decap filter by ifindex/handle/priority (0: defaults),
+ * e.g. left by a process that is gone. -ENOENT when there is none. */
+int decap__detach_ifindex(int ifindex, __u32 handle, __u32 priority);
+int decap__clients_fd(const struct decap *d); /* aibl_node_cli */
+int decap__stats_fd(const struct decap *d); /* aibl_node_stats */
+
+#endif /* AIBL_DATAPLANE_H */
