@@ -6,12 +6,376 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <net/if.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/if_link.h>
+#include <linux/magic.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "dataplane.h"
 #include "log.h"
 #include "aibl_decap.skel.h"
+#include "aibl_xdp.skel.h"
+
+/* ---------------- XDP balancer ---------------- */
+
+#define DP_PROG_NAME "aibl_xdp"
+
+static const char *const dp_pin_names[] = {
+	AIBL_MAP_VIPS,	    AIBL_MAP_BACKENDS,	 AIBL_MAP_RING,		AIBL_MAP_COST,
+	AIBL_MAP_LOAD,	    AIBL_MAP_CONNS,	 AIBL_MAP_PINS,		AIBL_MAP_MEMBERS,
+	AIBL_MAP_STATS,	    AIBL_MAP_SVC_STATS,	 AIBL_MAP_BE_STATS,	AIBL_MAP_GLOBALS,
+	AIBL_MAP_RR_POS,    AIBL_MAP_SVC_META,	 AIBL_MAP_BE_META,	AIBL_MAP_NODE_CLIENTS,
+	AIBL_MAP_NODE_STATS, AIBL_PIN_PROG,
+};
+
+static int dp__mkdir(const char *dir)
+{
+	struct statfs st;
+	int err;
+
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		err = -errno;
+		pr_warn("dataplane: mkdir %s: %s", dir, strerror(-err));
+		return err;
+	}
+	if (statfs(dir, &st)) {
+		err = -errno;
+		pr_warn("dataplane: statfs %s: %s", dir, strerror(-err));
+		return err;
+	}
+	if (st.f_type != BPF_FS_MAGIC) {
+		pr_warn("dataplane: %s is not on a bpf filesystem (mount -t bpf bpf /sys/fs/bpf)",
+			dir);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * A map pinned by an earlier load is reused only when it has exactly our
+ * layout; libbpf would refuse it too, but without saying which field.
+ * Its size wins: the data in it (connection table!) must survive.
+ */
+static int dp__check_pin(struct bpf_map *map, const char *path)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int fd, err = 0;
+
+	fd = bpf_obj_get(path);
+	if (fd < 0) {
+		err = -errno;
+		if (err == -ENOENT)
+			return 0;
+		pr_warn("dataplane: open pinned %s: %s", path, strerror(-err));
+		return err;
+	}
+	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		err = -errno;
+		pr_warn("dataplane: inspect pinned %s: %s", path, strerror(-err));
+		goto out;
+	}
+	if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+	    info.value_size != bpf_map__value_size(map) ||
+	    info.map_flags != bpf_map__map_flags(map)) {
+		pr_warn("dataplane: pinned map %s has another layout (type %u key %u value %u "
+			"flags 0x%x, this build: type %u key %u value %u flags 0x%x): it was "
+			"created by a different aibl version; remove the pins (aiblctl dataplane "
+			"teardown) to start over",
+			path, info.type, info.key_size, info.value_size, info.map_flags,
+			bpf_map__type(map), bpf_map__key_size(map), bpf_map__value_size(map),
+			bpf_map__map_flags(map));
+		err = -EINVAL;
+		goto out;
+	}
+	err = bpf_map__set_max_entries(map, info.max_entries);
+	if (!err)
+		err = 1; /* reused */
+out:
+	close(fd);
+	return err;
+}
+
+static void dp__apply_size(struct bpf_map *map, __u32 n)
+{
+	if (n)
+		bpf_map__set_max_entries(map, n);
+}
+
+int dp__open_load(const struct dp_opts *opts, struct dp **out)
+{
+	struct dp_opts def = {};
+	struct aibl_globals g;
+	struct bpf_map *map;
+	struct aibl_xdp *skel;
+	char path[512], tmp[512];
+	__u32 zero = 0;
+	struct dp *dp;
+	int err;
+
+	*out = NULL;
+	if (!opts)
+		opts = &def;
+	dp = calloc(1, sizeof(*dp));
+	if (!dp)
+		return -ENOMEM;
+	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s", opts->pin_dir ?: AIBL_DEFAULT_BPFFS);
+	err = dp__mkdir(dp->pin_dir);
+	if (err)
+		goto out;
+
+	skel = dp->skel = aibl_xdp__open();
+	if (!skel) {
+		err = -errno;
+		pr_warn("dataplane: open program: %s", strerror(-err));
+		goto out;
+	}
+	dp__apply_size(skel->maps.aibl_vips, opts->sizes.max_services * 4);
+	dp__apply_size(skel->maps.aibl_svc_stats, opts->sizes.max_services);
+	dp__apply_size(skel->maps.aibl_svc_meta, opts->sizes.max_services);
+	dp__apply_size(skel->maps.aibl_rr_pos, opts->sizes.max_services);
+	dp__apply_size(skel->maps.aibl_ring, opts->sizes.max_services * 2 * AIBL_RING_SIZE);
+	dp__apply_size(skel->maps.aibl_backends, opts->sizes.max_backends);
+	dp__apply_size(skel->maps.aibl_cost, opts->sizes.max_backends);
+	dp__apply_size(skel->maps.aibl_load, opts->sizes.max_backends);
+	dp__apply_size(skel->maps.aibl_be_stats, opts->sizes.max_backends);
+	dp__apply_size(skel->maps.aibl_be_meta, opts->sizes.max_backends);
+	dp__apply_size(skel->maps.aibl_conns, opts->sizes.max_conns);
+	dp__apply_size(skel->maps.aibl_pins, opts->sizes.max_pins);
+	dp__apply_size(skel->maps.aibl_members, opts->sizes.max_members);
+
+	bpf_object__for_each_map(map, skel->obj) {
+		if (bpf_map__is_internal(map))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, bpf_map__name(map));
+		err = dp__check_pin(map, path);
+		if (err < 0)
+			goto out;
+		if (err == 1)
+			dp->reused = true;
+		err = bpf_map__set_pin_path(map, path);
+		if (err)
+			goto out;
+	}
+	err = aibl_xdp__load(skel);
+	if (err) {
+		pr_warn("dataplane: load XDP program: %s", strerror(-err));
+		goto out;
+	}
+
+	/* refuse a table written by a build with another ring size or ABI */
+	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.aibl_globals), &zero, &g) == 0 &&
+	    g.abi_version && (g.abi_version != AIBL_ABI_VERSION || g.ring_size != AIBL_RING_SIZE)) {
+		pr_warn("dataplane: maps in %s were written by ABI %u ring %u, this build is ABI "
+			"%u ring %u; remove the pins to start over",
+			dp->pin_dir, g.abi_version, g.ring_size, AIBL_ABI_VERSION, AIBL_RING_SIZE);
+		err = -EINVAL;
+		goto out;
+	}
+
+	/* pin under a temporary name, then rename over the old pin: readers
+	 * always find a program */
+	snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, AIBL_PIN_PROG);
+	/* bpffs names may not contain dots */
+	snprintf(tmp, sizeof(tmp), "%s/%s_new_%d", dp->pin_dir, AIBL_PIN_PROG, getpid());
+	unlink(tmp);
+	err = bpf_program__pin(skel->progs.aibl_xdp, tmp);
+	if (err) {
+		pr_warn("dataplane: pin program at %s: %s", tmp, strerror(-err));
+		goto out;
+	}
+	if (rename(tmp, path)) {
+		err = -errno;
+		pr_warn("dataplane: pin program at %s: %s", path, strerror(-err));
+		unlink(tmp);
+		goto out;
+	}
+
+	dp->sizes.max_services = bpf_map__max_entries(skel->maps.aibl_svc_stats);
+	dp->sizes.max_backends = bpf_map__max_entries(skel->maps.aibl_backends);
+	dp->sizes.max_conns = bpf_map__max_entries(skel->maps.aibl_conns);
+	dp->sizes.max_pins = bpf_map__max_entries(skel->maps.aibl_pins);
+	dp->sizes.max_members = bpf_map__max_entries(skel->maps.aibl_members);
+	*out = dp;
+	dp = NULL;
+out:
+	dp__close(dp);
+	return err;
+}
+
+void dp__close(struct dp *dp)
+{
+	if (!dp)
+		return;
+	aibl_xdp__destroy(dp->skel);
+	free(dp);
+}
+
+int dp__map_fd(const struct dp *dp, const char *name)
+{
+	struct bpf_map *map = bpf_object__find_map_by_name(dp->skel->obj, name);
+
+	return map ? bpf_map__fd(map) : -ENOENT;
+}
+
+int dp__prog_fd(const struct dp *dp)
+{
+	return bpf_program__fd(dp->skel->progs.aibl_xdp);
+}
+
+/* Is the program with this id an aibl balancer? fd returned in *fd. */
+static int dp__prog_is_aibl(__u32 id, int *fd, bool *is_aibl)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int err;
+
+	*fd = bpf_prog_get_fd_by_id(id);
+	if (*fd < 0) {
+		err = -errno;
+		pr_warn("dataplane: open attached program %u: %s", id, strerror(-err));
+		return err;
+	}
+	if (bpf_obj_get_info_by_fd(*fd, &info, &len)) {
+		err = -errno;
+		close(*fd);
+		*fd = -1;
+		return err;
+	}
+	*is_aibl = strcmp(info.name, DP_PROG_NAME) == 0;
+	return 0;
+}
+
+int dp__attach(struct dp *dp, int ifindex, const struct dp_attach_opts *opts)
+{
+	struct dp_attach_opts def = {};
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	LIBBPF_OPTS(bpf_xdp_attach_opts, ao);
+	__u32 mode, other, cur;
+	bool is_aibl = false;
+	int err, old_fd = -1;
+
+	if (!opts)
+		opts = &def;
+	mode = opts->mode == DP_ATTACH_GENERIC ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+	err = bpf_xdp_query(ifindex, 0, &q);
+	if (err) {
+		pr_warn("dataplane: query XDP on ifindex %d: %s", ifindex, strerror(-err));
+		return err;
+	}
+	cur = mode == XDP_FLAGS_SKB_MODE ? q.skb_prog_id : q.drv_prog_id;
+	other = mode == XDP_FLAGS_SKB_MODE ? q.drv_prog_id : q.skb_prog_id;
+	if (other) {
+		pr_warn("dataplane: ifindex %d has an XDP program in %s mode; detach it first "
+			"(native and generic cannot both be active)",
+			ifindex, mode == XDP_FLAGS_SKB_MODE ? "native" : "generic");
+		return -EBUSY;
+	}
+	if (cur) {
+		err = dp__prog_is_aibl(cur, &old_fd, &is_aibl);
+		if (err)
+			return err;
+		if (!is_aibl && !opts->force) {
+			pr_warn("dataplane: ifindex %d runs another XDP program (id %u); "
+				"refusing to replace it without force",
+				ifindex, cur);
+			err = -EBUSY;
+			goto out;
+		}
+		/* atomic swap, and only of the program we looked at */
+		ao.old_prog_fd = old_fd;
+		err = bpf_xdp_attach(ifindex, dp__prog_fd(dp), mode | XDP_FLAGS_REPLACE, &ao);
+	} else {
+		err = bpf_xdp_attach(ifindex, dp__prog_fd(dp), mode | XDP_FLAGS_UPDATE_IF_NOEXIST,
+				     NULL);
+	}
+	if (err)
+		pr_warn("dataplane: attach XDP (%s) on ifindex %d: %s",
+			mode == XDP_FLAGS_SKB_MODE ? "generic" : "native", ifindex, strerror(-err));
+out:
+	if (old_fd >= 0)
+		close(old_fd);
+	return err;
+}
+
+int dp__detach(int ifindex, bool force)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	LIBBPF_OPTS(bpf_xdp_attach_opts, ao);
+	bool is_aibl = false;
+	__u32 id, mode;
+	int err, fd = -1;
+
+	err = bpf_xdp_query(ifindex, 0, &q);
+	if (err) {
+		pr_warn("dataplane: query XDP on ifindex %d: %s", ifindex, strerror(-err));
+		return err;
+	}
+	if (q.drv_prog_id) {
+		id = q.drv_prog_id;
+		mode = XDP_FLAGS_DRV_MODE;
+	} else if (q.skb_prog_id) {
+		id = q.skb_prog_id;
+		mode = XDP_FLAGS_SKB_MODE;
+	} else {
+		return -ENOENT;
+	}
+	err = dp__prog_is_aibl(id, &fd, &is_aibl);
+	if (err)
+		return err;
+	if (!is_aibl && !force) {
+		pr_warn("dataplane: ifindex %d runs another XDP program (id %u); not detaching it",
+			ifindex, id);
+		err = -EBUSY;
+		goto out;
+	}
+	ao.old_prog_fd = fd;
+	err = bpf_xdp_attach(ifindex, -1, mode | XDP_FLAGS_REPLACE, &ao);
+	if (err)
+		pr_warn("dataplane: detach XDP from ifindex %d: %s", ifindex, strerror(-err));
+out:
+	close(fd);
+	return err;
+}
+
+int dp__teardown(const char *pin_dir)
+{
+	char path[512];
+	int err = 0;
+
+	if (!pin_dir)
+		pin_dir = AIBL_DEFAULT_BPFFS;
+	for (size_t i = 0; i < sizeof(dp_pin_names) / sizeof(dp_pin_names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, dp_pin_names[i]);
+		if (unlink(path) && errno != ENOENT && !err) {
+			err = -errno;
+			pr_warn("dataplane: unpin %s: %s", path, strerror(-err));
+		}
+	}
+	if (rmdir(pin_dir) && errno != ENOENT && errno != ENOTEMPTY && !err) {
+		err = -errno;
+		pr_warn("dataplane: remove %s: %s", pin_dir, strerror(-err));
+	}
+	return err;
+}
+
+int dp__globals_write(struct dp *dp, const struct aibl_globals *g)
+{
+	struct aibl_globals v = *g;
+	__u32 zero = 0;
+	int err;
+
+	v.abi_version = AIBL_ABI_VERSION;
+	v.ring_size = AIBL_RING_SIZE;
+	if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.aibl_globals), &zero, &v, BPF_ANY)) {
+		err = -errno;
+		pr_warn("dataplane: write %s: %s", AIBL_MAP_GLOBALS, strerror(-err));
+		return err;
+	}
+	return 0;
+}
 
 /* ---------------- node side: TC ingress decap ---------------- */
 

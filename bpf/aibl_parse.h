@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Packet parsing and checksum helpers for the aibl BPF programs, in the
+ * style of xdp-tools' parsing_helpers.h: every header read is preceded by a
+ * bounds check against data_end, offsets are kept small and bounded so the
+ * verifier can follow them, and byte order lives in the field types.
+ */
+#ifndef AIBL_PARSE_H
+#define AIBL_PARSE_H
+
+#include <stdbool.h>
+#include <linux/types.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "aibl.h"
+
+#ifndef ETH_P_8021AD
+#define ETH_P_8021AD 0x88A8
+#endif
+#define AIBL_IP_DF 0x4000
+#define AIBL_IP_MF 0x2000
+#define AIBL_IP_OFFSET 0x1fff
+#define AIBL_IP6_MF 0x0001
+#define AIBL_IP6_OFFSET 0xfff8
+
+#define AIBL_TCP_FIN 0x01
+#define AIBL_TCP_SYN 0x02
+#define AIBL_TCP_RST 0x04
+#define AIBL_TCP_ACK 0x10
+
+/* the largest header offset we follow: two VLAN tags + IPv4 with options
+ * or IPv6 with extension headers, and an ICMP error quoting another */
+#define AIBL_MAX_OFF 2048
+
+/* Result of parsing an IP packet (or the packet quoted in an ICMP error). */
+enum parse_rc {
+	PARSE_OK = 0,
+	PARSE_NOADDR, /* the IP header itself is cut or not IP: addresses unknown */
+	PARSE_TRUNC, /* a header after the fixed IP header is cut */
+	PARSE_BAD, /* lengths or fields contradict each other */
+	PARSE_EXT, /* IPv6 extension header chain too long or unparsable */
+};
+
+enum frag_kind {
+	FRAG_NONE = 0,
+	FRAG_FIRST = 1, /* offset 0, more fragments: carries the L4 header */
+	FRAG_LATER = 2, /* offset > 0: no L4 header */
+};
+
+struct pkt {
+	struct aibl_flow_key fk; /* src, dst, ports (when known), proto, family */
+	__u32 l2_len; /* Ethernet + VLAN tags */
+	__u32 l4_off; /* from the start of the frame */
+	__u32 l3_len; /* IP total length (IPv6: 40 + payload length) */
+	__u32 vlan[2]; /* raw TPID+TCI of the tags, restored when re-framing */
+	__u8 nvlan;
+	__u8 frag; /* enum frag_kind */
+	__u8 tcp_flags;
+	__u8 tos; /* IPv4 TOS / IPv6 traffic class, copied to the outer header */
+	__u8 df; /* IPv4 don't-fragment (IPv6: always set) */
+	__u8 ports; /* the ports in fk were read */
+	__u16 pad;
+};
+
+/* Ethernet and up to two 802.1Q / 802.1ad tags. Returns the L3 ethertype
+ * (network order) or 0 when the frame is too short or has more tags. */
+static __always_inline __be16 parse_l2(void *data, void *data_end, struct pkt *p)
+{
+	struct ethhdr *eth = data;
+	__be16 proto;
+	__u32 off = sizeof(*eth);
+
+	if ((void *)(eth + 1) > data_end)
+		return 0;
+	proto = eth->h_proto;
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		__be16 *tag;
+
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		tag = data + off;
+		if ((void *)(tag + 2) > data_end)
+			return 0;
+		/* raw TPID + TCI, the TPID sits 2 bytes before the TCI */
+		p->vlan[i] = *(__u32 *)((void *)tag - 2);
+		proto = tag[1];
+		off += 4;
+		p->nvlan = i + 1;
+	}
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
+		return 0; /* a third tag: not ours to understand */
+	p->l2_len = off;
+	return proto;
+}
+
+/*
+ * Parses the L4 ports at p->l4_off. For a packet quoted in an ICMP error
+ * only the ports are needed (8 bytes are guaranteed by RFC 792).
+ */
+static __always_inline enum parse_rc parse_l4(void *data, void *data_end, struct pkt *p,
+					      bool quoted)
+{
+	void *l4 = data + p->l4_off;
+
+	if (p->fk.proto == IPPROTO_TCP && !quoted) {
+		struct tcphdr *th = l4;
+
+		if ((void *)(th + 1) > data_end) {
+			if (l4 + 4 <= data_end)
+				goto ports_only; /* still tells which service */
+			return PARSE_TRUNC;
+		}
+		p->fk.sport = th->source;
+		p->fk.dport = th->dest;
+		p->ports = 1;
+		p->tcp_flags = ((__u8 *)th)[13];
+		if (th->doff < 5)
+			return PARSE_BAD;
+		return PARSE_OK;
+	}
+	if (p->fk.proto == IPPROTO_UDP && !quoted) {
+		struct udphdr *uh = l4;
+
+		if ((void *)(uh + 1) > data_end) {
+			if (l4 + 4 <= data_end)
+				goto ports_only;
+			return PARSE_TRUNC;
+		}
+		p->fk.sport = uh->source;
+		p->fk.dport = uh->dest;
+		p->ports = 1;
+		return PARSE_OK;
+	}
+	if (quoted && (p->fk.proto == IPPROTO_TCP || p->fk.proto == IPPROTO_UDP)) {
+		if (l4 + 4 > data_end)
+			return PARSE_TRUNC;
+		p->fk.sport = *(__be16 *)l4;
+		p->fk.dport = *(__be16 *)(l4 + 2);
+		p->ports = 1;
+	}
+	return PARSE_OK;
+ports_only:
+	p->fk.sport = *(__be16 *)l4;
+	p->fk.dport = *(__be16 *)(l4 + 2);
+	p->ports = 1;
+	return PARSE_TRUNC;
+}
+
+/*
+ * IPv4 at off. quoted: the header comes from an ICMP error, whose total
+ * length describes the original packet, not this frame.
+ */
+static __always_inline enum parse_rc parse_ipv4(void *data, void *data_end, __u32 off,
+						struct pkt *p, bool quoted)
+{
+	struct iphdr *iph = data + off;
+	__u32 hlen, tot;
+
+	if ((void *)(iph + 1) > data_end || iph->version != 4)
+		return PARSE_NOADDR;
+	p->fk.family = AIBL_AF_INET;
+	p->fk.src.v4 = iph->saddr;
+	p->fk.dst.v4 = iph->daddr;
+	p->fk.proto = iph->protocol;
+	p->tos = iph->tos;
+	p->df = !!(iph->frag_off & bpf_htons(AIBL_IP_DF));
+	hlen = iph->ihl * 4;
+	tot = bpf_ntohs(iph->tot_len);
+	p->l3_len = tot;
+	if (hlen < sizeof(*iph) || tot < hlen)
+		return PARSE_BAD;
+	if (data + off + hlen > data_end)
+		return PARSE_TRUNC; /* options cut */
+	/* Ethernet padding may follow the packet; a packet longer than the
+	 * frame cannot be forwarded honestly */
+	if (!quoted && data + off + tot > data_end)
+		return PARSE_BAD;
+	p->l4_off = off + hlen;
+	if (iph->frag_off & bpf_htons(AIBL_IP_MF | AIBL_IP_OFFSET)) {
+		if (iph->frag_off & bpf_htons(AIBL_IP_OFFSET)) {
+			p->frag = FRAG_LATER;
+			return PARSE_OK;
+		}
+		p->frag = FRAG_FIRST;
+	}
+	return parse_l4(data, data_end, p, quoted);
+}
+
+struct ipv6_ext {
+	__u8 nexthdr;
+	__u8 hdrlen;
+	__be16 frag_off; /* only meaningful in a fragment header */
+};
+
+static __always_inline enum parse_rc parse_ipv6(void *data, void *data_end, __u32 off,
+						struct pkt *p, bool quoted)
+{
+	struct ipv6hdr *ip6 = data + off;
+	__u8 nh;
+
+	if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
+		return PARSE_NOADDR;
+	p->fk.family = AIBL_AF_INET6;
+	__builtin_memcpy(&p->fk.src, &ip6->saddr, 16);
+	__builtin_memcpy(&p->fk.dst, &ip6->daddr, 16);
+	p->tos = (ip6->priority << 4) | (ip6->flow_lbl[0] >> 4);
+	p->df = 1;
+	p->l3_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+	nh = ip6->nexthdr;
+	p->fk.proto = nh;
+	if (!quoted && (ip6->payload_len == 0 || data + off + p->l3_len > data_end))
+		return PARSE_BAD; /* jumbograms never reach XDP; longer than the frame */
+	off += sizeof(*ip6);
+
+#pragma unroll
+	for (int i = 0; i < AIBL_MAX_EXT_HDRS; i++) {
+		struct ipv6_ext *ext = data + off;
+
+		if (nh != IPPROTO_HOPOPTS && nh != IPPROTO_ROUTING && nh != IPPROTO_DSTOPTS &&
+		    nh != IPPROTO_FRAGMENT && nh != IPPROTO_AH)
+			goto l4;
+		if ((void *)(ext + 1) > data_end)
+			return PARSE_TRUNC;
+		if (nh == IPPROTO_FRAGMENT) {
+			__u16 fo = bpf_ntohs(ext->frag_off);
+
+			nh = ext->nexthdr;
+			off += 8;
+			/* an atomic fragment (offset 0, no MF) is a whole packet */
+			if (fo & AIBL_IP6_OFFSET) {
+				p->frag = FRAG_LATER;
+				p->fk.proto = nh;
+				p->l4_off = off;
+				return PARSE_OK;
+			}
+			if (fo & AIBL_IP6_MF)
+				p->frag = FRAG_FIRST;
+		} else if (nh == IPPROTO_AH) {
+			nh = ext->nexthdr;
+			off += (ext->hdrlen + 2) * 4;
+		} else {
+			nh = ext->nexthdr;
+			off += (ext->hdrlen + 1) * 8;
+		}
+		if (off > AIBL_MAX_OFF)
+			return PARSE_EXT;
+	}
+	if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS ||
+	    nh == IPPROTO_FRAGMENT || nh == IPPROTO_AH)
+		return PARSE_EXT; /* more headers than we walk */
+l4:
+	p->fk.proto = nh;
+	p->l4_off = off;
+	return parse_l4(data, data_end, p, quoted);
+}
+
+/* ---- checksums ---- */
+
+static __always_inline __u16 csum_fold(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+/* 64-bit one's complement sum to 32 bits, not inverted: a csum_diff seed */
+static __always_inline __u32 csum_fold32(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	return sum;
+}
+
+/* header checksum of a 20-byte IPv4 header whose check field is zero */
+static __always_inline __u16 ipv4_csum20(const void *hdr)
+{
+	const __u32 *w = hdr;
+	__u64 sum = 0;
+
+#pragma unroll
+	for (int i = 0; i < 5; i++)
+		sum += w[i];
+	return csum_fold(sum);
+}
+
+/* ---- hashing: a murmur3-style mixer, cheap and well spread ---- */
+
+static __always_inline __u32 mix32(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+static __always_inline __u32 hash_step(__u32 h, __u32 w)
+{
+	h ^= w * 0xcc9e2d51;
+	h = (h << 13) | (h >> 19);
+	return h * 5 + 0xe6546b64;
+}
+
+static __always_inline __u32 hash_addr(__u32 h, const union aibl_addr *a, __u8 family)
+{
+	h = hash_step(h, a->v6[0]);
+	if (family == AIBL_AF_INET6) {
+		h = hash_step(h, a->v6[1]);
+		h = hash_step(h, a->v6[2]);
+		h = hash_step(h, a->v6[3]);
+	}
+	return h;
+}
+
+static __always_inline __u32 hash_client(const struct aibl_flow_key *fk, __u32 seed)
+{
+	return mix32(hash_addr(seed, &fk->src, fk->family));
+}
+
+static __always_inline __u32 hash_flow(const struct aibl_flow_key *fk, __u32 seed)
+{
+	__u32 h = hash_addr(seed, &fk->src, fk->family);
+
+	h = hash_addr(h, &fk->dst, fk->family);
+	h = hash_step(h, ((__u32)fk->sport << 16) | fk->dport);
+	h = hash_step(h, fk->proto);
+	return mix32(h);
+}
+
+#endif /* AIBL_PARSE_H */

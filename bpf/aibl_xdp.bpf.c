@@ -1,0 +1,972 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * aibl balancer: XDP program that steers packets addressed to a service VIP
+ * to one of that service's backends (inference nodes) and passes everything
+ * else untouched. The controller (aibld) fills the maps; this program only
+ * reads them, except for the connection table, per-backend active flows,
+ * the rr positions and the counters.
+ *
+ * Packet path:
+ *   parse L2 (<= 2 VLAN tags) / IPv4 (options) / IPv6 (ext headers) / L4
+ *   -> VIP lookup (addr, port, proto), then (addr, 0, proto) wildcard
+ *   -> connection table hit: that backend (re-steer when it is down)
+ *   -> miss: session pin, else the service's mode (hash / rr / p2c) over
+ *      its Maglev table, probing past draining/overloaded/down backends
+ *   -> forward: ipip (4in4, 6in6, 4in6) or l2dsr, next hop MAC from the
+ *      backend entry, bpf_fib_lookup or the configured gateway
+ *
+ * The established path does no map writes except per-CPU counters and,
+ * at most once a second per flow, the connection's last_seen.
+ */
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <linux/icmp.h>
+#include <linux/icmpv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "aibl.h"
+#include "aibl_parse.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+/* bytes of the offending packet quoted in a generated ICMP error: enough
+ * for an IPv4 header with options / an IPv6 header with a few extension
+ * headers, plus the L4 ports the client's stack needs to find its socket */
+#define TOOBIG_QUOTE4 64
+#define TOOBIG_QUOTE6 128
+
+/* refresh a connection's last_seen at most this often */
+#define CONN_REFRESH_NS 1000000000ULL
+
+/* ---------------- maps (see include/aibl.h for the layouts) ---------------- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	/* a service may have a v4 and a v6 address, tcp and udp */
+	__uint(max_entries, AIBL_MAX_SERVICES * 4);
+	__type(key, struct aibl_vip_key);
+	__type(value, struct aibl_vip);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AIBL_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct aibl_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AIBL_MAX_SERVICES * 2 * AIBL_RING_SIZE);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AIBL_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct aibl_cost);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_cost SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AIBL_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct aibl_load);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_load SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, AIBL_MAX_CONNS);
+	__type(key, struct aibl_flow_key);
+	__type(value, struct aibl_conn);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AIBL_MAX_PINS);
+	__type(key, struct aibl_pin_key);
+	__type(value, struct aibl_pin);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_pins SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, AIBL_MAX_MEMBERS);
+	__type(key, struct aibl_member_key);
+	__type(value, struct aibl_member);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_members SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AIBL_CNT__MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AIBL_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct aibl_traffic);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_svc_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AIBL_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct aibl_traffic);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_be_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aibl_globals);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_globals SEC(".maps");
+
+/* per-CPU next slot of each rr service: no shared cache line to bounce */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AIBL_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_rr_pos SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AIBL_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct aibl_svc_meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_svc_meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AIBL_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct aibl_be_meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_be_meta SEC(".maps");
+
+/* ---------------- counters ---------------- */
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&aibl_stats, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void traffic_add(struct aibl_traffic *t, __u64 bytes, bool new_flow,
+					bool pin_hit)
+{
+	if (!t)
+		return;
+	t->packets++;
+	t->bytes += bytes;
+	t->new_flows += new_flow;
+	t->pin_hits += pin_hit;
+}
+
+/* ---------------- backend choice ---------------- */
+
+static __always_inline bool be_usable(const struct aibl_backend *be)
+{
+	return be && (be->flags & (AIBL_BE_F_VALID | AIBL_BE_F_DOWN | AIBL_BE_F_DRAINING |
+				   AIBL_BE_F_OVERLOADED)) == AIBL_BE_F_VALID;
+}
+
+static __always_inline bool be_up(const struct aibl_backend *be)
+{
+	return be && (be->flags & (AIBL_BE_F_VALID | AIBL_BE_F_DOWN)) == AIBL_BE_F_VALID;
+}
+
+struct pick {
+	__u32 backend;
+	__u32 slot; /* ring slot the backend was taken from */
+	bool overloaded; /* only an overloaded backend was left */
+	bool probed; /* skipped at least one slot */
+};
+
+/*
+ * Bounded load: from slot onward, the first backend that takes new flows;
+ * a slot of a backend that is down or draining is skipped, an overloaded
+ * one is remembered as a last resort. At most AIBL_MAX_PROBES slots.
+ */
+static __always_inline void ring_pick(__u32 base, __u32 slot, struct pick *pk)
+{
+	__u32 fb = AIBL_NO_BACKEND, fb_slot = 0;
+
+	pk->backend = AIBL_NO_BACKEND;
+	pk->overloaded = false;
+	pk->probed = false;
+	for (int i = 0; i < AIBL_MAX_PROBES; i++) {
+		struct aibl_backend *be;
+		__u32 idx, id, *ent;
+
+		idx = base + slot;
+		ent = bpf_map_lookup_elem(&aibl_ring, &idx);
+		if (!ent)
+			break;
+		id = *ent;
+		be = bpf_map_lookup_elem(&aibl_backends, &id);
+		if (be_usable(be)) {
+			pk->backend = id;
+			pk->slot = slot;
+			pk->probed = i > 0;
+			return;
+		}
+		if (fb == AIBL_NO_BACKEND && be_up(be) && !(be->flags & AIBL_BE_F_DRAINING)) {
+			fb = id;
+			fb_slot = slot;
+		}
+		if (++slot == AIBL_RING_SIZE)
+			slot = 0;
+	}
+	pk->backend = fb;
+	pk->slot = fb_slot;
+	pk->overloaded = fb != AIBL_NO_BACKEND;
+	pk->probed = true;
+}
+
+static __always_inline __s64 be_cost(__u32 id)
+{
+	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
+	struct aibl_load *l = bpf_map_lookup_elem(&aibl_load, &id);
+	__s64 v = 0;
+
+	if (c)
+		v += c->cost;
+	if (l)
+		v += l->active;
+	return v;
+}
+
+struct choice {
+	__u32 backend;
+	bool pinned;
+};
+
+/*
+ * New-flow choice for service vip: a session pin first (unless expired or
+ * its backend cannot take new flows), else per mode. key_hash is the hash of
+ * the service's session key.
+ */
+static __always_inline void choose(const struct aibl_vip *vip, const struct pkt *p,
+				   __u32 key_hash, __u8 mode, struct choice *ch)
+{
+	__u32 svc = vip->svc_id, base = AIBL_RING_INDEX(svc, vip->ring_half & 1, 0);
+	struct aibl_pin_key pk = { .svc_id = svc, .family = p->fk.family };
+	struct pick a, b;
+	struct aibl_pin *pin;
+
+	ch->backend = AIBL_NO_BACKEND;
+	ch->pinned = false;
+
+	pk.client = p->fk.src;
+	pin = bpf_map_lookup_elem(&aibl_pins, &pk);
+	if (pin) {
+		__u32 id = pin->backend;
+
+		if ((!pin->expires_ns || bpf_ktime_get_ns() < pin->expires_ns) &&
+		    be_usable(bpf_map_lookup_elem(&aibl_backends, &id))) {
+			count(AIBL_CNT_PIN_HIT);
+			ch->backend = id;
+			ch->pinned = true;
+			return;
+		}
+		count(AIBL_CNT_PIN_SKIP);
+	}
+
+	if (mode == AIBL_MODE_RR) {
+		__u32 *pos = bpf_map_lookup_elem(&aibl_rr_pos, &svc);
+		__u32 slot;
+
+		if (!pos)
+			return;
+		slot = *pos;
+		if (slot >= AIBL_RING_SIZE)
+			slot = 0;
+		ring_pick(base, slot, &a);
+		if (a.backend != AIBL_NO_BACKEND) {
+			slot = a.slot + 1;
+			*pos = slot == AIBL_RING_SIZE ? 0 : slot;
+		}
+	} else if (mode == AIBL_MODE_P2C) {
+		ring_pick(base, key_hash % AIBL_RING_SIZE, &a);
+		ring_pick(base, mix32(key_hash ^ 0x9e3779b9) % AIBL_RING_SIZE, &b);
+		/* an overloaded candidate loses to one that is not */
+		if (b.backend != AIBL_NO_BACKEND &&
+		    (a.backend == AIBL_NO_BACKEND || (a.overloaded && !b.overloaded) ||
+		     (a.overloaded == b.overloaded && be_cost(b.backend) < be_cost(a.backend))))
+			a = b;
+	} else {
+		ring_pick(base, key_hash % AIBL_RING_SIZE, &a);
+	}
+	if (a.probed && a.backend != AIBL_NO_BACKEND)
+		count(AIBL_CNT_PROBE);
+	ch->backend = a.backend;
+}
+
+static __always_inline __u32 session_hash(const struct aibl_vip *vip, const struct pkt *p,
+					  __u32 seed)
+{
+	return vip->session_key == AIBL_KEY_FIVE_TUPLE ? hash_flow(&p->fk, seed)
+						       : hash_client(&p->fk, seed);
+}
+
+/* ---------------- VIP lookup ---------------- */
+
+static __always_inline bool addr_eq(const union aibl_addr *a, const union aibl_addr *b)
+{
+	return !((a->v6[0] ^ b->v6[0]) | (a->v6[1] ^ b->v6[1]) | (a->v6[2] ^ b->v6[2]) |
+		 (a->v6[3] ^ b->v6[3]));
+}
+
+static __always_inline struct aibl_vip *vip_lookup(const union aibl_addr *addr, __u8 family,
+						   __be16 port, __u8 proto)
+{
+	struct aibl_vip_key k = {
+		.addr = *addr,
+		.port = port,
+		.proto = proto,
+		.family = family,
+	};
+	struct aibl_vip *v = NULL;
+
+	if (port)
+		v = bpf_map_lookup_elem(&aibl_vips, &k);
+	if (!v) {
+		k.port = 0;
+		v = bpf_map_lookup_elem(&aibl_vips, &k);
+	}
+	return v;
+}
+
+/* ---------------- forwarding ---------------- */
+
+struct nexthop {
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 ifindex; /* 0: out of the ingress interface (XDP_TX) */
+};
+
+static __always_inline bool mac_zero(const __u8 *m)
+{
+	return !(m[0] | m[1] | m[2] | m[3] | m[4] | m[5]);
+}
+
+/* Next hop MAC: the backend's own, else the kernel's FIB, else the gateway. */
+static __always_inline int resolve_nexthop(struct xdp_md *ctx, const struct aibl_backend *be,
+					   const struct aibl_globals *g, const struct pkt *p,
+					   struct nexthop *nh)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct bpf_fib_lookup fib = {};
+	long rc;
+
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	nh->ifindex = 0;
+	/* source MAC: configured, else the address the frame was sent to (us) */
+	if (!mac_zero(g->if_mac))
+		__builtin_memcpy(nh->smac, g->if_mac, 6);
+	else
+		__builtin_memcpy(nh->smac, eth->h_dest, 6);
+	if (!mac_zero(be->mac)) {
+		__builtin_memcpy(nh->dmac, be->mac, 6);
+		return 0;
+	}
+
+	fib.ifindex = ctx->ingress_ifindex;
+	fib.l4_protocol = p->fk.proto;
+	if (be->family == AIBL_AF_INET) {
+		fib.family = AF_INET;
+		fib.tot_len = p->l3_len;
+		fib.ipv4_dst = be->addr.v4;
+	} else {
+		fib.family = AF_INET6;
+		fib.tot_len = p->l3_len;
+		__builtin_memcpy(fib.ipv6_dst, be->addr.v6, 16);
+	}
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		__builtin_memcpy(nh->dmac, fib.dmac, 6);
+		if (mac_zero(g->if_mac))
+			__builtin_memcpy(nh->smac, fib.smac, 6);
+		if (fib.ifindex != ctx->ingress_ifindex)
+			nh->ifindex = fib.ifindex;
+		return 0;
+	}
+	count(AIBL_CNT_FIB_FAIL);
+	if (!mac_zero(g->gw_mac)) {
+		__builtin_memcpy(nh->dmac, g->gw_mac, 6);
+		return 0;
+	}
+	count(AIBL_CNT_DROP_NO_FIB);
+	return -1;
+}
+
+/* Writes Ethernet (+ the VLAN tags the frame came with) at data. */
+static __always_inline int write_l2(void *data, void *data_end, const struct pkt *p,
+				    const __u8 *dmac, const __u8 *smac, __be16 proto)
+{
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	__builtin_memcpy(eth->h_dest, dmac, 6);
+	__builtin_memcpy(eth->h_source, smac, 6);
+	if (p->nvlan == 0) {
+		eth->h_proto = proto;
+		return 0;
+	}
+	if (data + 22 > data_end)
+		return -1;
+	*(__u32 *)(data + 12) = p->vlan[0];
+	if (p->nvlan == 1) {
+		*(__be16 *)(data + 16) = proto;
+		return 0;
+	}
+	*(__u32 *)(data + 16) = p->vlan[1];
+	*(__be16 *)(data + 20) = proto;
+	return 0;
+}
+
+static __always_inline int xmit(const struct nexthop *nh)
+{
+	if (nh->ifindex) {
+		count(AIBL_CNT_REDIRECT);
+		return bpf_redirect(nh->ifindex, 0);
+	}
+	count(AIBL_CNT_TX);
+	return XDP_TX;
+}
+
+/*
+ * Answers an oversize packet with ICMP fragmentation-needed (IPv4 with DF)
+ * or ICMPv6 packet-too-big, sent back out of the ingress interface from the
+ * VIP, quoting the head of the packet. mtu is the path MTU the client
+ * should use (our MTU minus the tunnel header).
+ */
+static __always_inline int send_toobig(struct xdp_md *ctx, const struct pkt *p, __u32 mtu)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	__u8 dmac[6], smac[6];
+	__u32 l2 = p->l2_len & 0x1f, quote, hdr;
+	int delta;
+
+	if ((void *)(eth + 1) > data_end)
+		return XDP_DROP;
+	__builtin_memcpy(dmac, eth->h_source, 6);
+	__builtin_memcpy(smac, eth->h_dest, 6);
+	if (p->fk.family == AIBL_AF_INET) {
+		quote = TOOBIG_QUOTE4;
+		hdr = sizeof(struct iphdr) + sizeof(struct icmphdr);
+	} else {
+		quote = TOOBIG_QUOTE6;
+		hdr = sizeof(struct ipv6hdr) + sizeof(struct icmp6hdr);
+	}
+	if (data + l2 + quote > data_end)
+		goto drop;
+	/* [L2][quote...] -> [L2][IP][ICMP][quote] */
+	if (bpf_xdp_adjust_head(ctx, -(int)hdr))
+		goto drop;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	delta = (int)(l2 + hdr + quote) - (int)(data_end - data);
+	if (delta < 0 && bpf_xdp_adjust_tail(ctx, delta))
+		goto drop;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (write_l2(data, data_end, p, dmac, smac,
+		     bpf_htons(p->fk.family == AIBL_AF_INET ? ETH_P_IP : ETH_P_IPV6)))
+		goto drop;
+
+	if (p->fk.family == AIBL_AF_INET) {
+		struct iphdr *iph = data + l2;
+		struct icmphdr *ic = (void *)(iph + 1);
+		__s64 sum;
+
+		if ((void *)(ic + 1) + TOOBIG_QUOTE4 > data_end)
+			goto drop;
+		*(__u16 *)iph = bpf_htons(0x4500 | 0xc0); /* version, ihl, tos CS6 */
+		iph->tot_len = bpf_htons(hdr + quote);
+		iph->id = 0;
+		iph->frag_off = 0;
+		iph->ttl = 64;
+		iph->protocol = IPPROTO_ICMP;
+		iph->check = 0;
+		iph->saddr = p->fk.dst.v4; /* from the VIP the client talked to */
+		iph->daddr = p->fk.src.v4;
+		iph->check = ipv4_csum20(iph);
+		ic->type = ICMP_DEST_UNREACH;
+		ic->code = ICMP_FRAG_NEEDED;
+		ic->checksum = 0;
+		ic->un.frag.__unused = 0;
+		ic->un.frag.mtu = bpf_htons(mtu);
+		sum = bpf_csum_diff(NULL, 0, (void *)ic, sizeof(*ic) + TOOBIG_QUOTE4, 0);
+		if (sum < 0)
+			goto drop;
+		ic->checksum = csum_fold(sum);
+	} else {
+		struct ipv6hdr *ip6 = data + l2;
+		struct icmp6hdr *ic = (void *)(ip6 + 1);
+		__u32 plen = sizeof(*ic) + TOOBIG_QUOTE6;
+		__s64 sum;
+
+		if ((void *)(ic + 1) + TOOBIG_QUOTE6 > data_end)
+			goto drop;
+		*(__be32 *)ip6 = bpf_htonl(0x60000000);
+		ip6->payload_len = bpf_htons(plen);
+		ip6->nexthdr = IPPROTO_ICMPV6;
+		ip6->hop_limit = 64;
+		__builtin_memcpy(&ip6->saddr, &p->fk.dst, 16);
+		__builtin_memcpy(&ip6->daddr, &p->fk.src, 16);
+		ic->icmp6_type = ICMPV6_PKT_TOOBIG;
+		ic->icmp6_code = 0;
+		ic->icmp6_cksum = 0;
+		ic->icmp6_mtu = bpf_htonl(mtu);
+		/* pseudo header: addresses, upper-layer length, next header */
+		sum = bpf_csum_diff(NULL, 0, (void *)&ip6->saddr, 32, 0);
+		if (sum < 0)
+			goto drop;
+		sum += bpf_htonl(plen);
+		sum += bpf_htonl(IPPROTO_ICMPV6);
+		sum = bpf_csum_diff(NULL, 0, (void *)ic, plen, csum_fold32(sum));
+		if (sum < 0)
+			goto drop;
+		ic->icmp6_cksum = csum_fold(sum);
+	}
+	count(AIBL_CNT_TOOBIG_SENT);
+	count(AIBL_CNT_TX);
+	return XDP_TX;
+drop:
+	count(AIBL_CNT_DROP_TOO_BIG);
+	return XDP_DROP;
+}
+
+/*
+ * Sends the packet to backend be: IP-in-IP (outer source spread by the flow
+ * hash so the backend's RSS spreads flows over its queues) or, in l2dsr
+ * mode, with only the MACs rewritten.
+ */
+static __always_inline int forward(struct xdp_md *ctx, struct pkt *p, const struct aibl_backend *be,
+				   const struct aibl_globals *g, __u32 flow_hash)
+{
+	void *data, *data_end;
+	struct nexthop nh;
+	__u32 outer, l2 = p->l2_len & 0x1f;
+
+	if (g->fwd_mode == AIBL_FWD_L2DSR) {
+		if (resolve_nexthop(ctx, be, g, p, &nh))
+			return XDP_DROP;
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		if (data + 12 > data_end)
+			return XDP_DROP;
+		__builtin_memcpy(data, nh.dmac, 6);
+		__builtin_memcpy(data + 6, nh.smac, 6);
+		return xmit(&nh);
+	}
+
+	if (be->family == AIBL_AF_INET) {
+		if (p->fk.family != AIBL_AF_INET) {
+			/* 6in4: no node-side decap for it */
+			count(AIBL_CNT_DROP_ENCAP);
+			return XDP_DROP;
+		}
+		outer = sizeof(struct iphdr);
+	} else {
+		outer = sizeof(struct ipv6hdr);
+	}
+	if (g->mtu && p->l3_len + outer > g->mtu) {
+		if ((g->flags & AIBL_G_F_TOOBIG_ICMP) && p->df && g->mtu > outer + 68)
+			return send_toobig(ctx, p, g->mtu - outer);
+		count(AIBL_CNT_DROP_TOO_BIG);
+		return XDP_DROP;
+	}
+	if (resolve_nexthop(ctx, be, g, p, &nh))
+		return XDP_DROP;
+	if (bpf_xdp_adjust_head(ctx, -(int)outer)) {
+		count(AIBL_CNT_DROP_ENCAP);
+		return XDP_DROP;
+	}
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	if (write_l2(data, data_end, p, nh.dmac, nh.smac,
+		     bpf_htons(be->family == AIBL_AF_INET ? ETH_P_IP : ETH_P_IPV6)))
+		goto bad;
+
+	if (be->family == AIBL_AF_INET) {
+		struct iphdr *iph = data + l2;
+
+		if ((void *)(iph + 1) > data_end)
+			goto bad;
+		*(__u16 *)iph = bpf_htons(0x4500 | p->tos);
+		iph->tot_len = bpf_htons(p->l3_len + outer);
+		iph->id = 0;
+		iph->frag_off = bpf_htons(AIBL_IP_DF);
+		iph->ttl = 64;
+		iph->protocol = IPPROTO_IPIP;
+		iph->check = 0;
+		iph->saddr = (g->src4 & ~g->src4_mask) | (bpf_htonl(flow_hash) & g->src4_mask);
+		iph->daddr = be->addr.v4;
+		iph->check = ipv4_csum20(iph);
+	} else {
+		struct ipv6hdr *ip6 = data + l2;
+
+		if ((void *)(ip6 + 1) > data_end)
+			goto bad;
+		/* flow label from the flow hash: ECMP and RSS on the way spread */
+		*(__be32 *)ip6 = bpf_htonl(0x60000000 | ((__u32)p->tos << 20) |
+					   (flow_hash & 0xfffff));
+		ip6->payload_len = bpf_htons(p->l3_len);
+		ip6->nexthdr = p->fk.family == AIBL_AF_INET ? IPPROTO_IPIP : IPPROTO_IPV6;
+		ip6->hop_limit = 64;
+		__builtin_memcpy(&ip6->saddr, g->src6, 16);
+		ip6->saddr.in6_u.u6_addr32[3] ^= bpf_htonl(flow_hash);
+		__builtin_memcpy(&ip6->daddr, be->addr.v6, 16);
+	}
+	return xmit(&nh);
+bad:
+	count(AIBL_CNT_DROP_ENCAP);
+	return XDP_DROP;
+}
+
+/* ---------------- packet classes ---------------- */
+
+static __always_inline int drop_reason(enum parse_rc rc)
+{
+	switch (rc) {
+	case PARSE_TRUNC:
+		count(AIBL_CNT_DROP_TRUNC);
+		break;
+	case PARSE_EXT:
+		count(AIBL_CNT_DROP_EXT_HDR);
+		break;
+	default:
+		count(AIBL_CNT_DROP_BAD_HDR);
+		break;
+	}
+	return XDP_DROP;
+}
+
+/* A header we could not parse fully: drop it when the destination is a VIP
+ * (for the parts we could read), else hand it to the stack unchanged. */
+static __always_inline int bad_packet(struct pkt *p, enum parse_rc rc)
+{
+	bool vip;
+
+	if (p->fk.proto == IPPROTO_TCP || p->fk.proto == IPPROTO_UDP)
+		vip = vip_lookup(&p->fk.dst, p->fk.family, p->ports ? p->fk.dport : 0, p->fk.proto);
+	else
+		vip = vip_lookup(&p->fk.dst, p->fk.family, 0, IPPROTO_TCP) ||
+		      vip_lookup(&p->fk.dst, p->fk.family, 0, IPPROTO_UDP);
+	if (!vip) {
+		count(AIBL_CNT_PASS);
+		return XDP_PASS;
+	}
+	count(AIBL_CNT_VIP_PKTS);
+	return drop_reason(rc);
+}
+
+static __always_inline int send_to(struct xdp_md *ctx, struct pkt *p, const struct aibl_vip *vip,
+				   __u32 id, const struct aibl_backend *be,
+				   const struct aibl_globals *g, bool new_flow, bool pinned,
+				   __u32 flow_hash)
+{
+	__u64 bytes = ctx->data_end - ctx->data;
+	__u32 svc = vip->svc_id;
+
+	traffic_add(bpf_map_lookup_elem(&aibl_svc_stats, &svc), bytes, new_flow, pinned);
+	traffic_add(bpf_map_lookup_elem(&aibl_be_stats, &id), bytes, new_flow, pinned);
+	return forward(ctx, p, be, g, flow_hash);
+}
+
+static __always_inline int send_new(struct xdp_md *ctx, struct pkt *p, const struct aibl_vip *vip,
+				    const struct choice *ch, const struct aibl_globals *g,
+				    __u32 flow_hash)
+{
+	__u32 id = ch->backend;
+	struct aibl_backend *be = bpf_map_lookup_elem(&aibl_backends, &id);
+
+	if (!be) {
+		count(AIBL_CNT_DROP_NO_BACKEND);
+		return XDP_DROP;
+	}
+	return send_to(ctx, p, vip, id, be, g, true, ch->pinned, flow_hash);
+}
+
+/*
+ * Fragments: only the first carries ports, so the only service a later
+ * fragment can be matched to is the address's port-0 wildcard entry. For
+ * such a service keyed by client address every fragment is steered by the
+ * client address alone (pin, else the Maglev slot of hash(client), same
+ * bounded probing), never through the connection table, so all fragments
+ * of a datagram reach the same backend in whatever order they come.
+ * Anything else addressed to a VIP is dropped (drop_fragment).
+ */
+static __always_inline int handle_frag(struct xdp_md *ctx, struct pkt *p,
+				       const struct aibl_globals *g)
+{
+	struct aibl_vip *vip = vip_lookup(&p->fk.dst, p->fk.family, 0, p->fk.proto);
+	struct choice ch;
+	__u32 h;
+
+	if (!vip) {
+		/* a first fragment names its port: still ours, still dropped */
+		if (p->frag == FRAG_FIRST && p->ports &&
+		    vip_lookup(&p->fk.dst, p->fk.family, p->fk.dport, p->fk.proto))
+			goto drop;
+		count(AIBL_CNT_PASS);
+		return XDP_PASS;
+	}
+	if (vip->session_key != AIBL_KEY_SRC_IP)
+		goto drop;
+	count(AIBL_CNT_VIP_PKTS);
+	h = hash_client(&p->fk, g->hash_seed);
+	choose(vip, p, h, AIBL_MODE_HASH, &ch);
+	if (ch.backend == AIBL_NO_BACKEND) {
+		count(AIBL_CNT_DROP_NO_BACKEND);
+		return XDP_DROP;
+	}
+	count(AIBL_CNT_FRAG_FWD);
+	/* ports differ between fragments: the client hash picks the outer source */
+	return send_new(ctx, p, vip, &ch, g, h);
+drop:
+	count(AIBL_CNT_VIP_PKTS);
+	count(AIBL_CNT_DROP_FRAG);
+	return XDP_DROP;
+}
+
+/*
+ * ICMP errors (destination unreachable incl. fragmentation needed, time
+ * exceeded; ICMPv6 also packet too big) sent to a VIP by a router on the
+ * path of a backend's reply quote that reply: VIP:port -> client. The
+ * flow's backend is found by the reversed tuple in the connection table
+ * (for hash services also by recomputing the choice), so path MTU
+ * discovery works for the backend that holds the connection.
+ */
+static __always_inline int handle_icmp(struct xdp_md *ctx, struct pkt *p,
+				       const struct aibl_globals *g)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	__u8 *ic = data + (p->l4_off & 0x7ff);
+	struct pkt q = {}, r = {};
+	struct aibl_backend *be;
+	struct aibl_conn *conn;
+	struct aibl_vip *vip;
+	enum parse_rc rc;
+	struct choice ch;
+	__u32 id;
+
+	if ((void *)(ic + 8) > data_end || p->frag)
+		goto pass;
+	if (p->fk.family == AIBL_AF_INET) {
+		if (ic[0] != ICMP_DEST_UNREACH && ic[0] != ICMP_TIME_EXCEEDED)
+			goto pass;
+		rc = parse_ipv4(data, data_end, (p->l4_off & 0x7ff) + 8, &q, true);
+	} else {
+		if (ic[0] != ICMPV6_DEST_UNREACH && ic[0] != ICMPV6_PKT_TOOBIG &&
+		    ic[0] != ICMPV6_TIME_EXCEED)
+			goto pass;
+		rc = parse_ipv6(data, data_end, (p->l4_off & 0x7ff) + 8, &q, true);
+	}
+	/* only errors about packets this address sent are about a VIP flow */
+	if (rc == PARSE_NOADDR || q.fk.family != p->fk.family ||
+	    !addr_eq(&q.fk.src, &p->fk.dst) ||
+	    (q.fk.proto != IPPROTO_TCP && q.fk.proto != IPPROTO_UDP))
+		goto pass;
+	if (rc != PARSE_OK || !q.ports) {
+		/* quotes a VIP address but too little to find the flow */
+		vip = vip_lookup(&q.fk.src, q.fk.family, 0, q.fk.proto);
+		if (!vip)
+			goto pass;
+		goto drop;
+	}
+	vip = vip_lookup(&q.fk.src, q.fk.family, q.fk.sport, q.fk.proto);
+	if (!vip)
+		goto pass;
+
+	r.fk.family = q.fk.family;
+	r.fk.proto = q.fk.proto;
+	r.fk.src = q.fk.dst;
+	r.fk.dst = q.fk.src;
+	r.fk.sport = q.fk.dport;
+	r.fk.dport = q.fk.sport;
+	id = AIBL_NO_BACKEND;
+	conn = bpf_map_lookup_elem(&aibl_conns, &r.fk);
+	if (conn) {
+		id = conn->backend;
+	} else if (vip->mode == AIBL_MODE_HASH) {
+		choose(vip, &r, session_hash(vip, &r, g->hash_seed), AIBL_MODE_HASH, &ch);
+		id = ch.backend;
+	}
+	be = bpf_map_lookup_elem(&aibl_backends, &id);
+	if (!be_up(be))
+		goto drop;
+	count(AIBL_CNT_VIP_PKTS);
+	count(AIBL_CNT_ICMP_FWD);
+	/* the flow's own hash: same outer source, same backend RSS queue */
+	return send_to(ctx, p, vip, id, be, g, false, false, hash_flow(&r.fk, g->hash_seed));
+drop:
+	count(AIBL_CNT_VIP_PKTS);
+	count(AIBL_CNT_DROP_ICMP);
+	return XDP_DROP;
+pass:
+	count(AIBL_CNT_PASS);
+	return XDP_PASS;
+}
+
+static __always_inline void load_add(__u32 id, __s64 v)
+{
+	struct aibl_load *l = bpf_map_lookup_elem(&aibl_load, &id);
+
+	if (l)
+		__sync_fetch_and_add(&l->active, v);
+}
+
+SEC("xdp")
+int aibl_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	struct aibl_conn *conn = NULL, nc;
+	struct aibl_globals *g;
+	struct aibl_backend *be;
+	struct aibl_vip *vip;
+	struct pkt p = {};
+	enum parse_rc rc;
+	struct choice ch;
+	bool tcp, closing;
+	__u32 zero = 0, id;
+	__be16 proto;
+
+	proto = parse_l2(data, data_end, &p);
+	if (proto == bpf_htons(ETH_P_IP))
+		rc = parse_ipv4(data, data_end, p.l2_len, &p, false);
+	else if (proto == bpf_htons(ETH_P_IPV6))
+		rc = parse_ipv6(data, data_end, p.l2_len, &p, false);
+	else
+		goto pass;
+	if (rc == PARSE_NOADDR)
+		goto pass;
+	if (rc == PARSE_OK && p.frag == FRAG_NONE) {
+		if (p.fk.proto != IPPROTO_TCP && p.fk.proto != IPPROTO_UDP)
+			goto other;
+		vip = vip_lookup(&p.fk.dst, p.fk.family, p.fk.dport, p.fk.proto);
+		if (!vip)
+			goto pass;
+	} else {
+		goto other;
+	}
+
+	count(AIBL_CNT_VIP_PKTS);
+	g = bpf_map_lookup_elem(&aibl_globals, &zero);
+	if (!g)
+		return XDP_DROP;
+	tcp = p.fk.proto == IPPROTO_TCP;
+	closing = tcp && (p.tcp_flags & (AIBL_TCP_FIN | AIBL_TCP_RST));
+
+	if (!(vip->flags & AIBL_VIP_F_NO_CONNTRACK)) {
+		conn = bpf_map_lookup_elem(&aibl_conns, &p.fk);
+		if (conn) {
+			id = conn->backend;
+			be = bpf_map_lookup_elem(&aibl_backends, &id);
+			if (be_up(be)) {
+				/* established: draining/overloaded keep their flows */
+				__u64 now;
+
+				count(AIBL_CNT_CONN_HIT);
+				if (closing && !(conn->flags & AIBL_CONN_F_CLOSING)) {
+					/* RSS keeps a flow on one CPU: no race to count it twice */
+					conn->flags |= AIBL_CONN_F_CLOSING;
+					load_add(id, -1);
+				}
+				now = bpf_ktime_get_coarse_ns();
+				if (now - conn->last_seen_ns > CONN_REFRESH_NS)
+					conn->last_seen_ns = now;
+				return send_to(ctx, &p, vip, id, be, g, false, false,
+					       hash_flow(&p.fk, g->hash_seed));
+			}
+		} else {
+			count(AIBL_CNT_CONN_MISS);
+			if (tcp && !(p.tcp_flags & AIBL_TCP_SYN))
+				count(AIBL_CNT_CONN_MISS_MIDFLOW);
+		}
+	}
+
+	choose(vip, &p, session_hash(vip, &p, g->hash_seed), vip->mode, &ch);
+	if (ch.backend == AIBL_NO_BACKEND) {
+		count(AIBL_CNT_DROP_NO_BACKEND);
+		return XDP_DROP;
+	}
+	if (conn) {
+		/* its backend went down: re-steer and move its active count */
+		count(AIBL_CNT_RESTEER);
+		if (tcp && !(conn->flags & AIBL_CONN_F_CLOSING)) {
+			load_add(conn->backend, -1);
+			if (closing)
+				conn->flags |= AIBL_CONN_F_CLOSING;
+			else
+				load_add(ch.backend, 1);
+		}
+		conn->backend = ch.backend;
+		conn->flags = (conn->flags & AIBL_CONN_F_CLOSING) |
+			      (ch.pinned ? AIBL_CONN_F_PINNED : 0);
+		conn->last_seen_ns = bpf_ktime_get_coarse_ns();
+	} else if (!(vip->flags & AIBL_VIP_F_NO_CONNTRACK)) {
+		nc.backend = ch.backend;
+		nc.flags = (ch.pinned ? AIBL_CONN_F_PINNED : 0) | (closing ? AIBL_CONN_F_CLOSING : 0);
+		nc.last_seen_ns = bpf_ktime_get_coarse_ns();
+		if (bpf_map_update_elem(&aibl_conns, &p.fk, &nc, BPF_ANY))
+			count(AIBL_CNT_CONN_INSERT_FAIL);
+		else if (tcp && !closing)
+			load_add(ch.backend, 1);
+	}
+	return send_new(ctx, &p, vip, &ch, g, hash_flow(&p.fk, g->hash_seed));
+
+other:
+	g = bpf_map_lookup_elem(&aibl_globals, &zero);
+	if (!g)
+		goto pass;
+	if ((p.fk.family == AIBL_AF_INET && p.fk.proto == IPPROTO_ICMP) ||
+	    (p.fk.family == AIBL_AF_INET6 && p.fk.proto == IPPROTO_ICMPV6)) {
+		if (rc != PARSE_OK)
+			goto pass;
+		return handle_icmp(ctx, &p, g);
+	}
+	if (rc != PARSE_OK)
+		return bad_packet(&p, rc);
+	if (p.frag && (p.fk.proto == IPPROTO_TCP || p.fk.proto == IPPROTO_UDP))
+		return handle_frag(ctx, &p, g);
+pass:
+	count(AIBL_CNT_PASS);
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
