@@ -1,0 +1,823 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * aibl-simnode: a simulated OpenAI-compatible model server with a latency
+ * model (sim.h), for the demo, the tests and the routing benchmarks. Real
+ * HTTP through libmicrohttpd, one thread per connection so a request can
+ * simply sleep through its queueing, prefill and decode time.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <xxhash.h>
+#include "listen.h"
+#include "log.h"
+#include "sim.h"
+
+#define SN_MAX_BODY (4 * 1024 * 1024)
+#define SN_MAX_OUT_TOKENS 65536
+
+static struct sim sn_sim;
+static volatile sig_atomic_t sn_stop;
+
+struct sn_conn {
+	char *body;
+	size_t len;
+	bool too_big;
+};
+
+enum sn_state { SN_PREFILL, SN_TOKENS, SN_DONE };
+
+/* one streaming (or not) generation */
+struct sn_gen {
+	struct sim_req rq;
+	bool chat, stream, include_usage, finished;
+	enum sn_state state;
+	uint32_t next; /* next token index */
+	double t_next; /* when the next token is due */
+	char id[40];
+	char *prompt; /* rendered prompt, owned */
+	char *reply; /* accumulated output */
+	size_t reply_len, reply_cap;
+	char *out; /* pending bytes of the SSE stream */
+	size_t out_len, out_off;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: aibl-simnode [OPTIONS]\n"
+		"Simulated OpenAI-compatible model server with a latency model.\n\n"
+		"  --listen ADDR:PORT       listen address (default 127.0.0.1:8000)\n"
+		"  --models LIST            models it can serve: NAME:MiB[,NAME:MiB...]\n"
+		"                           (default sim-model:1000)\n"
+		"  --resident LIST          models loaded at start (default: in order while they fit)\n"
+		"  --mem-mb N               memory budget for resident models (default 80000)\n"
+		"  --load-ms MS             time to load a non-resident model (default 2000)\n"
+		"  --slots N                requests served concurrently (default 8)\n"
+		"  --queue N                waiting requests before 429 (default 1024)\n"
+		"  --prefill-base-ms MS     fixed prefill cost per request (default 2)\n"
+		"  --prefill-ms-per-tok MS  prefill cost per prompt token not cached (default 0.05)\n"
+		"  --decode-ms-per-tok MS   time per output token (default 5)\n"
+		"  --batch-penalty F        decode slower by F per other running request (default 0)\n"
+		"  --cache-tokens N         KV/prefix cache capacity in tokens (default 100000)\n"
+		"  --max-sessions N         prefix cache entries (default 65536)\n"
+		"  --slowdown F             multiply every duration (slower accelerator, default 1)\n"
+		"  --cpu                    CPU-only node: durations also x --cpu-factor\n"
+		"  --cpu-factor F           CPU-only slowdown (default 10)\n"
+		"  --jitter F               +-F random spread of durations, from the seed (default 0)\n"
+		"  --seed N                 seed for output text and jitter (default 1)\n"
+		"  --chars-per-token F      prompt characters per token (default 4)\n"
+		"  --max-tokens N           output tokens when a request gives none (default 16)\n"
+		"  -v, --verbose            debug logging\n"
+		"  -h, --help               this text\n\n"
+		"Endpoints: GET /v1/models, GET /metrics (vLLM names), GET /health,\n"
+		"POST /v1/completions, POST /v1/chat/completions (\"stream\": true -> SSE).\n"
+		"Session for the prefix cache: client address + X-Session-Id header or \"user\".\n");
+}
+
+/* ---- responses ---- */
+
+static enum MHD_Result sn_reply(struct MHD_Connection *c, unsigned int status, const char *type,
+				char *body)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (!body)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", type);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result sn_error(struct MHD_Connection *c, unsigned int status, const char *type,
+				const char *msg)
+{
+	json_t *o = json_pack("{s:{s:s, s:s, s:i}}", "error", "message", msg, "type", type, "code",
+			      (int)status);
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	return sn_reply(c, status, "application/json", body);
+}
+
+/* ---- request parsing ---- */
+
+static int sn_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+	char *p;
+
+	if (*len + n + 1 > *cap) {
+		size_t ncap = (*cap ? *cap : 256);
+
+		while (ncap < *len + n + 1)
+			ncap *= 2;
+		p = realloc(*buf, ncap);
+		if (!p)
+			return -ENOMEM;
+		*buf = p;
+		*cap = ncap;
+	}
+	memcpy(*buf + *len, s, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+	return 0;
+}
+
+/* content: a string or an array of {"type":"text","text":...} parts */
+static int sn_content(json_t *content, char **buf, size_t *len, size_t *cap, const char **why)
+{
+	size_t i;
+	json_t *part, *text;
+
+	if (json_is_string(content))
+		return sn_append(buf, len, cap, json_string_value(content),
+				 json_string_length(content));
+	if (!json_is_array(content)) {
+		*why = "message content must be a string or an array of parts";
+		return -EINVAL;
+	}
+	json_array_foreach(content, i, part) {
+		text = json_object_get(part, "text");
+		if (!json_is_string(text)) {
+			*why = "content part without a \"text\" string";
+			return -EINVAL;
+		}
+		if (sn_append(buf, len, cap, json_string_value(text), json_string_length(text)))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * The prompt text as the prefix cache sees it: chat messages rendered as
+ * "role: content\n" one after the other, so a conversation's next turn
+ * starts with this turn's prompt followed by "assistant: <reply>\n".
+ */
+static int sn_render_prompt(json_t *req, bool chat, char **out, size_t *outlen, const char **why)
+{
+	size_t cap = 0, i;
+	json_t *v, *msg, *role;
+	int err = 0;
+
+	*out = NULL;
+	*outlen = 0;
+	if (chat) {
+		v = json_object_get(req, "messages");
+		if (!json_is_array(v) || !json_array_size(v)) {
+			*why = "\"messages\" must be a non-empty array";
+			return -EINVAL;
+		}
+		json_array_foreach(v, i, msg) {
+			role = json_object_get(msg, "role");
+			if (!json_is_string(role)) {
+				*why = "each message needs a \"role\" string";
+				return -EINVAL;
+			}
+			if ((err = sn_append(out, outlen, &cap, json_string_value(role),
+					     json_string_length(role))) ||
+			    (err = sn_append(out, outlen, &cap, ": ", 2)) ||
+			    (err = sn_content(json_object_get(msg, "content"), out, outlen, &cap,
+					      why)) ||
+			    (err = sn_append(out, outlen, &cap, "\n", 1)))
+				return err;
+		}
+		return 0;
+	}
+	v = json_object_get(req, "prompt");
+	if (json_is_string(v))
+		return sn_append(out, outlen, &cap, json_string_value(v), json_string_length(v));
+	if (json_is_array(v) && json_array_size(v)) {
+		json_array_foreach(v, i, msg) {
+			if (!json_is_string(msg)) {
+				*why = "\"prompt\" array must hold strings";
+				return -EINVAL;
+			}
+			if ((err = sn_append(out, outlen, &cap, json_string_value(msg),
+					     json_string_length(msg))))
+				return err;
+		}
+		return 0;
+	}
+	*why = "\"prompt\" must be a string or an array of strings";
+	return -EINVAL;
+}
+
+/* ---- generation ---- */
+
+static void sn_gen_free(struct sn_gen *g)
+{
+	if (!g)
+		return;
+	if (!g->finished) {
+		/* the client went away mid-stream: give the slot back */
+		const char *cont = g->reply ? g->reply : "";
+
+		sim__finish(&sn_sim, &g->rq, cont, g->reply_len);
+	}
+	free(g->prompt);
+	free(g->reply);
+	free(g->out);
+	free(g);
+}
+
+/* what the reply adds to the conversation's text (see sn_render_prompt) */
+static char *sn_continuation(const struct sn_gen *g, size_t *len)
+{
+	char *s = NULL;
+	int n;
+
+	if (!g->chat) {
+		*len = g->reply_len;
+		return strdup(g->reply ? g->reply : "");
+	}
+	n = asprintf(&s, "assistant: %s\n", g->reply ? g->reply : "");
+	if (n < 0)
+		return NULL;
+	*len = n;
+	return s;
+}
+
+static void sn_gen_finish(struct sn_gen *g)
+{
+	size_t len = 0;
+	char *cont = sn_continuation(g, &len);
+
+	sim__finish(&sn_sim, &g->rq, cont ? cont : "", cont ? len : 0);
+	free(cont);
+	g->finished = true;
+}
+
+static int sn_next_token(struct sn_gen *g, const char **text)
+{
+	*text = sim__token_text(&sn_sim, &g->rq, g->next++);
+	if (sn_append(&g->reply, &g->reply_len, &g->reply_cap, *text, strlen(*text)))
+		return -ENOMEM;
+	sim__token(&sn_sim, &g->rq);
+	return 0;
+}
+
+static json_t *sn_usage(const struct sn_gen *g)
+{
+	return json_pack("{s:i, s:i, s:i, s:{s:i}}", "prompt_tokens", (int)g->rq.prompt_tokens,
+			 "completion_tokens", (int)g->rq.generated, "total_tokens",
+			 (int)(g->rq.prompt_tokens + g->rq.generated), "prompt_tokens_details",
+			 "cached_tokens", (int)g->rq.cached_tokens);
+}
+
+/* one SSE event for token `text` (NULL: the final chunk with finish_reason) */
+static char *sn_chunk(const struct sn_gen *g, const char *text, bool usage_only)
+{
+	const char *model = sn_sim.models[g->rq.model].name;
+	json_t *o, *choice;
+	char *js, *ev = NULL;
+
+	if (usage_only) {
+		o = json_pack("{s:s, s:s, s:i, s:s, s:[], s:o}", "id", g->id, "object",
+			      g->chat ? "chat.completion.chunk" : "text_completion", "created", 0,
+			      "model", model, "choices", "usage", sn_usage(g));
+	} else {
+		if (g->chat)
+			choice = text ? json_pack("{s:i, s:{s:s}, s:n}", "index", 0, "delta",
+						  "content", text, "finish_reason")
+				      : json_pack("{s:i, s:{}, s:s}", "index", 0, "delta",
+						  "finish_reason", "length");
+		else
+			choice = text ? json_pack("{s:i, s:s, s:n}", "index", 0, "text", text,
+						  "finish_reason")
+				      : json_pack("{s:i, s:s, s:s}", "index", 0, "text", "",
+						  "finish_reason", "length");
+		o = json_pack("{s:s, s:s, s:i, s:s, s:[o]}", "id", g->id, "object",
+			      g->chat ? "chat.completion.chunk" : "text_completion", "created", 0,
+			      "model", model, "choices", choice);
+	}
+	js = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (js && asprintf(&ev, "data: %s\n\n", js) < 0)
+		ev = NULL;
+	free(js);
+	return ev;
+}
+
+static ssize_t sn_stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct sn_gen *g = cls;
+	const char *text;
+	char *ev = NULL, *ev2 = NULL;
+	size_t n;
+
+	if (g->out_off < g->out_len) {
+		n = g->out_len - g->out_off;
+		if (n > max)
+			n = max;
+		memcpy(buf, g->out + g->out_off, n);
+		g->out_off += n;
+		return n;
+	}
+	switch (g->state) {
+	case SN_PREFILL:
+		sim__sleep_until(g->rq.t_admitted + sim__prefill_ms(&sn_sim, &g->rq));
+		sim__first_token(&sn_sim, &g->rq);
+		g->t_next = g->rq.t_first;
+		g->state = SN_TOKENS;
+		/* fallthrough */
+	case SN_TOKENS:
+		if (g->next < g->rq.max_tokens) {
+			if (g->next > 0) {
+				g->t_next += sim__decode_ms(&sn_sim, &g->rq);
+				sim__sleep_until(g->t_next);
+			}
+			if (sn_next_token(g, &text))
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			ev = sn_chunk(g, text, false);
+		} else {
+			ev = sn_chunk(g, NULL, false);
+			if (ev && g->include_usage)
+				ev2 = sn_chunk(g, NULL, true);
+			if (ev && (!g->include_usage || ev2)) {
+				char *all = NULL;
+
+				if (asprintf(&all, "%s%sdata: [DONE]\n\n", ev, ev2 ? ev2 : "") < 0)
+					all = NULL;
+				free(ev);
+				ev = all;
+			}
+			free(ev2);
+			sn_gen_finish(g);
+			g->state = SN_DONE;
+		}
+		if (!ev)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		free(g->out);
+		g->out = ev;
+		g->out_len = strlen(ev);
+		g->out_off = 0;
+		return sn_stream_cb(cls, pos, buf, max);
+	default:
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	}
+}
+
+static void sn_stream_free(void *cls)
+{
+	sn_gen_free(cls);
+}
+
+/* the whole answer at once (the connection's thread sleeps through it) */
+static char *sn_run_blocking(struct sn_gen *g)
+{
+	const char *model = sn_sim.models[g->rq.model].name, *text;
+	json_t *o, *choice;
+	char *js;
+
+	sim__sleep_until(g->rq.t_admitted + sim__prefill_ms(&sn_sim, &g->rq));
+	sim__first_token(&sn_sim, &g->rq);
+	g->t_next = g->rq.t_first;
+	while (g->next < g->rq.max_tokens) {
+		if (g->next > 0) {
+			g->t_next += sim__decode_ms(&sn_sim, &g->rq);
+			sim__sleep_until(g->t_next);
+		}
+		if (sn_next_token(g, &text))
+			break;
+	}
+	sn_gen_finish(g);
+	if (g->chat)
+		choice = json_pack("{s:i, s:{s:s, s:s}, s:s}", "index", 0, "message", "role",
+				   "assistant", "content", g->reply ? g->reply : "",
+				   "finish_reason", "length");
+	else
+		choice = json_pack("{s:i, s:s, s:s}", "index", 0, "text", g->reply ? g->reply : "",
+				   "finish_reason", "length");
+	o = json_pack("{s:s, s:s, s:i, s:s, s:[o], s:o}", "id", g->id, "object",
+		      g->chat ? "chat.completion" : "text_completion", "created", 0, "model", model,
+		      "choices", choice, "usage", sn_usage(g));
+	js = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return js;
+}
+
+static void sn_client_addr(struct MHD_Connection *c, char *out, size_t len)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	snprintf(out, len, "?");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, len);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, len);
+}
+
+static enum MHD_Result sn_generate(struct MHD_Connection *c, const char *body, size_t len,
+				   bool chat)
+{
+	const char *why = "invalid request", *sid, *model_name;
+	char client[INET6_ADDRSTRLEN], hdr[32];
+	struct MHD_Response *resp = NULL;
+	struct sn_gen *g = NULL;
+	json_error_t jerr;
+	json_t *req, *v;
+	enum MHD_Result ret;
+	int err;
+
+	req = json_loadb(body, len, 0, &jerr);
+	if (!json_is_object(req)) {
+		char m[200];
+
+		snprintf(m, sizeof(m), "request body is not a JSON object%s%s",
+			 req ? "" : ": ", req ? "" : jerr.text);
+		json_decref(req);
+		return sn_error(c, MHD_HTTP_BAD_REQUEST, "invalid_request_error", m);
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		goto nomem;
+	g->chat = chat;
+	v = json_object_get(req, "model");
+	if (v && !json_is_string(v)) {
+		why = "\"model\" must be a string";
+		goto bad;
+	}
+	model_name = v ? json_string_value(v) : sn_sim.models[0].name;
+	g->rq.model = sim__model_find(&sn_sim, model_name);
+	if (g->rq.model < 0) {
+		json_decref(req);
+		free(g);
+		return sn_error(c, MHD_HTTP_NOT_FOUND, "NotFoundError",
+				"the model does not exist on this server");
+	}
+	v = json_object_get(req, "max_completion_tokens");
+	if (!v)
+		v = json_object_get(req, "max_tokens");
+	if (v && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > SN_MAX_OUT_TOKENS) {
+			why = "\"max_tokens\" must be an integer in [1, 65536]";
+			goto bad;
+		}
+		g->rq.max_tokens = json_integer_value(v);
+	}
+	v = json_object_get(req, "stream");
+	if (v && !json_is_boolean(v)) {
+		why = "\"stream\" must be true or false";
+		goto bad;
+	}
+	g->stream = json_is_true(v);
+	v = json_object_get(json_object_get(req, "stream_options"), "include_usage");
+	g->include_usage = json_is_true(v);
+	err = sn_render_prompt(req, chat, &g->prompt, &g->rq.prompt_len, &why);
+	if (err == -ENOMEM)
+		goto nomem;
+	if (err)
+		goto bad;
+	g->rq.prompt = g->prompt;
+
+	/* session: client address + conversation id (header, else "user") */
+	sn_client_addr(c, client, sizeof(client));
+	sid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Session-Id");
+	v = json_object_get(req, "user");
+	if (!sid && json_is_string(v))
+		sid = json_string_value(v);
+	snprintf(g->rq.session, sizeof(g->rq.session), "%s|%s|%s", client, sid ? sid : "",
+		 sn_sim.models[g->rq.model].name);
+	json_decref(req);
+	req = NULL;
+
+	sim__req_init(&sn_sim, &g->rq);
+	snprintf(g->id, sizeof(g->id), "%s-%016llx", chat ? "chatcmpl" : "cmpl",
+		 (unsigned long long)g->rq.content_hash);
+	g->finished = true; /* nothing to give back until admitted */
+	err = sim__admit(&sn_sim, &g->rq);
+	if (err) {
+		sn_gen_free(g);
+		if (err == -EBUSY)
+			return sn_error(c, MHD_HTTP_TOO_MANY_REQUESTS, "RateLimitError",
+					"the waiting queue is full");
+		return sn_error(c, MHD_HTTP_INSUFFICIENT_STORAGE, "ServerError",
+				"the model does not fit this node's memory");
+	}
+	g->finished = false;
+
+	if (g->stream) {
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sn_stream_cb, g,
+							 sn_stream_free);
+		if (!resp) {
+			sn_gen_free(g);
+			return MHD_NO;
+		}
+		MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+		MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	} else {
+		char *js = sn_run_blocking(g);
+
+		if (!js) {
+			sn_gen_free(g);
+			return MHD_NO;
+		}
+		resp = MHD_create_response_from_buffer(strlen(js), js, MHD_RESPMEM_MUST_FREE);
+		if (!resp) {
+			free(js);
+			sn_gen_free(g);
+			return MHD_NO;
+		}
+		MHD_add_response_header(resp, "Content-Type", "application/json");
+	}
+	/* what the latency model did, for tests and the benchmark */
+	snprintf(hdr, sizeof(hdr), "%u", g->rq.prompt_tokens);
+	MHD_add_response_header(resp, "X-Simnode-Prompt-Tokens", hdr);
+	snprintf(hdr, sizeof(hdr), "%u", g->rq.cached_tokens);
+	MHD_add_response_header(resp, "X-Simnode-Cached-Tokens", hdr);
+	MHD_add_response_header(resp, "X-Simnode-Cold-Start", g->rq.cold ? "1" : "0");
+	snprintf(hdr, sizeof(hdr), "%.3f", g->rq.t_admitted - g->rq.t_arrival);
+	MHD_add_response_header(resp, "X-Simnode-Queue-Ms", hdr);
+	ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	if (!g->stream)
+		sn_gen_free(g);
+	return ret;
+
+bad:
+	json_decref(req);
+	free(g ? g->prompt : NULL);
+	free(g);
+	return sn_error(c, MHD_HTTP_BAD_REQUEST, "invalid_request_error", why);
+nomem:
+	json_decref(req);
+	if (g)
+		free(g->prompt);
+	free(g);
+	return sn_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "ServerError", "out of memory");
+}
+
+static enum MHD_Result sn_handler(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	struct sn_conn *cc = *con_cls;
+	bool post = !strcmp(method, "POST");
+
+	if (post && !cc) {
+		cc = calloc(1, sizeof(*cc));
+		if (!cc)
+			return MHD_NO;
+		*con_cls = cc;
+		return MHD_YES;
+	}
+	if (post && *upload_size) {
+		if (cc->len + *upload_size > SN_MAX_BODY) {
+			cc->too_big = true;
+		} else {
+			size_t cap = cc->len + *upload_size + 1;
+			char *p = realloc(cc->body, cap);
+
+			if (!p)
+				return MHD_NO;
+			memcpy(p + cc->len, upload, *upload_size);
+			cc->len += *upload_size;
+			p[cc->len] = '\0';
+			cc->body = p;
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (post) {
+		if (cc->too_big)
+			return sn_error(c, 413 /* content too large */, "invalid_request_error",
+					"request body over 4 MiB");
+		if (!strcmp(url, "/v1/completions"))
+			return sn_generate(c, cc->body ? cc->body : "", cc->len, false);
+		if (!strcmp(url, "/v1/chat/completions"))
+			return sn_generate(c, cc->body ? cc->body : "", cc->len, true);
+		return sn_error(c, MHD_HTTP_NOT_FOUND, "NotFoundError", "no such endpoint");
+	}
+	if (strcmp(method, "GET"))
+		return sn_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "invalid_request_error",
+				"method not allowed");
+	if (!strcmp(url, "/metrics"))
+		return sn_reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
+				sim__metrics(&sn_sim));
+	if (!strcmp(url, "/v1/models"))
+		return sn_reply(c, MHD_HTTP_OK, "application/json", sim__models_json(&sn_sim));
+	if (!strcmp(url, "/health"))
+		return sn_reply(c, MHD_HTTP_OK, "text/plain", strdup("ok\n"));
+	return sn_error(c, MHD_HTTP_NOT_FOUND, "NotFoundError", "no such endpoint");
+}
+
+static void sn_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct sn_conn *cc = *con_cls;
+
+	if (cc) {
+		free(cc->body);
+		free(cc);
+		*con_cls = NULL;
+	}
+}
+
+static void sn_on_signal(int sig)
+{
+	sn_stop = 1;
+}
+
+static int parse_double(const char *opt, const char *s, double lo, double hi, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	if (errno || *end || end == s || !(*out >= lo && *out <= hi)) {
+		pr_err("%s: \"%s\" is not a number in [%g, %g]\n", opt, s, lo, hi);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum {
+		O_LISTEN = 256, O_MODELS, O_RESIDENT, O_MEM, O_LOAD, O_SLOTS, O_QUEUE, O_PBASE,
+		O_PTOK, O_DTOK, O_BATCH, O_CACHE, O_SESS, O_SLOW, O_CPU, O_CPUF, O_JITTER, O_SEED,
+		O_CPT, O_MAXTOK,
+	};
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "models", required_argument, NULL, O_MODELS },
+		{ "resident", required_argument, NULL, O_RESIDENT },
+		{ "mem-mb", required_argument, NULL, O_MEM },
+		{ "load-ms", required_argument, NULL, O_LOAD },
+		{ "slots", required_argument, NULL, O_SLOTS },
+		{ "queue", required_argument, NULL, O_QUEUE },
+		{ "prefill-base-ms", required_argument, NULL, O_PBASE },
+		{ "prefill-ms-per-tok", required_argument, NULL, O_PTOK },
+		{ "decode-ms-per-tok", required_argument, NULL, O_DTOK },
+		{ "batch-penalty", required_argument, NULL, O_BATCH },
+		{ "cache-tokens", required_argument, NULL, O_CACHE },
+		{ "max-sessions", required_argument, NULL, O_SESS },
+		{ "slowdown", required_argument, NULL, O_SLOW },
+		{ "cpu", no_argument, NULL, O_CPU },
+		{ "cpu-factor", required_argument, NULL, O_CPUF },
+		{ "jitter", required_argument, NULL, O_JITTER },
+		{ "seed", required_argument, NULL, O_SEED },
+		{ "chars-per-token", required_argument, NULL, O_CPT },
+		{ "max-tokens", required_argument, NULL, O_MAXTOK },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct sim_cfg cfg = {
+		.slots = 8, .queue_max = 1024, .prefill_base_ms = 2, .prefill_ms_per_tok = 0.05,
+		.decode_ms_per_tok = 5, .cache_tokens = 100000, .max_sessions = 65536,
+		.mem_mb = 80000, .load_ms = 2000, .slowdown = 1, .cpu_factor = 10, .seed = 1,
+		.chars_per_token = 4, .default_max_tokens = 16,
+	};
+	const char *listen = "127.0.0.1:8000", *models = "sim-model:1000", *resident = NULL;
+	struct sockaddr_storage ss;
+	struct MHD_Daemon *d = NULL;
+	struct sigaction sa = { .sa_handler = sn_on_signal };
+	char msg[256];
+	socklen_t sslen;
+	double v;
+	int o, err = 0;
+
+	log_set_ident("aibl-simnode", false);
+	while ((o = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (o) {
+		case O_LISTEN:
+			listen = optarg;
+			break;
+		case O_MODELS:
+			models = optarg;
+			break;
+		case O_RESIDENT:
+			resident = optarg;
+			break;
+		case O_MEM:
+			err = parse_double("--mem-mb", optarg, 0, 1e12, &v);
+			cfg.mem_mb = v;
+			break;
+		case O_LOAD:
+			err = parse_double("--load-ms", optarg, 0, 1e9, &cfg.load_ms);
+			break;
+		case O_SLOTS:
+			err = parse_double("--slots", optarg, 1, 100000, &v);
+			cfg.slots = v;
+			break;
+		case O_QUEUE:
+			err = parse_double("--queue", optarg, 0, 1e7, &v);
+			cfg.queue_max = v;
+			break;
+		case O_PBASE:
+			err = parse_double("--prefill-base-ms", optarg, 0, 1e9, &cfg.prefill_base_ms);
+			break;
+		case O_PTOK:
+			err = parse_double("--prefill-ms-per-tok", optarg, 0, 1e6,
+					   &cfg.prefill_ms_per_tok);
+			break;
+		case O_DTOK:
+			err = parse_double("--decode-ms-per-tok", optarg, 0, 1e6,
+					   &cfg.decode_ms_per_tok);
+			break;
+		case O_BATCH:
+			err = parse_double("--batch-penalty", optarg, 0, 100, &cfg.batch_penalty);
+			break;
+		case O_CACHE:
+			err = parse_double("--cache-tokens", optarg, 0, 1e15, &v);
+			cfg.cache_tokens = v;
+			break;
+		case O_SESS:
+			err = parse_double("--max-sessions", optarg, 1, 1e8, &v);
+			cfg.max_sessions = v;
+			break;
+		case O_SLOW:
+			err = parse_double("--slowdown", optarg, 0.001, 1e6, &cfg.slowdown);
+			break;
+		case O_CPU:
+			cfg.cpu = true;
+			break;
+		case O_CPUF:
+			err = parse_double("--cpu-factor", optarg, 0.001, 1e6, &cfg.cpu_factor);
+			break;
+		case O_JITTER:
+			err = parse_double("--jitter", optarg, 0, 0.99, &cfg.jitter);
+			break;
+		case O_SEED:
+			err = parse_double("--seed", optarg, 0, 9007199254740992.0, &v);
+			cfg.seed = v;
+			break;
+		case O_CPT:
+			err = parse_double("--chars-per-token", optarg, 0.1, 1e6,
+					   &cfg.chars_per_token);
+			break;
+		case O_MAXTOK:
+			err = parse_double("--max-tokens", optarg, 1, SN_MAX_OUT_TOKENS, &v);
+			cfg.default_max_tokens = v;
+			break;
+		case 'v':
+			log_set_level(LOG_LVL_DEBUG);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+		if (err)
+			return 2;
+	}
+	if (optind < argc) {
+		pr_err("unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (listen_addr__parse(listen, &ss, &sslen, msg, sizeof(msg))) {
+		pr_err("%s\n", msg);
+		return 2;
+	}
+	err = sim__init(&sn_sim, &cfg, models, resident, msg, sizeof(msg));
+	if (err) {
+		pr_err("%s\n", msg[0] ? msg : strerror(-err));
+		return 2;
+	}
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+				     MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+			     0, NULL, NULL, sn_handler, NULL, MHD_OPTION_SOCK_ADDR, &ss,
+			     MHD_OPTION_NOTIFY_COMPLETED, sn_completed, NULL,
+			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_END);
+	if (!d) {
+		pr_err("cannot listen on %s: %s\n", listen, strerror(errno));
+		err = 1;
+		goto out;
+	}
+	pr_info("listening on %s: %d models, %u slots, cache %llu tokens, %s\n", listen,
+		sn_sim.nmodels, cfg.slots, (unsigned long long)cfg.cache_tokens,
+		cfg.cpu ? "CPU only" : "accelerated");
+	while (!sn_stop)
+		pause();
+	pr_info("stopping\n");
+	MHD_stop_daemon(d);
+out:
+	sim__fini(&sn_sim);
+	return err ? 1 : 0;
+}

@@ -1,0 +1,697 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* aibl-simnode latency model: see sim.h */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <jansson.h>
+#include <xxhash.h>
+#include "sim.h"
+
+static const double ttft_le[SIM_TTFT_BUCKETS - 1] = {
+	0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
+	1.0,   2.5,   5.0,  7.5,  10,   20,   40,   80,  160, 640, 2560,
+};
+
+double sim__now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+void sim__sleep_until(double t_ms)
+{
+	struct timespec ts;
+
+	if (t_ms <= 0)
+		return;
+	ts.tv_sec = (time_t)(t_ms / 1e3);
+	ts.tv_nsec = (long)((t_ms - ts.tv_sec * 1e3) * 1e6);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+static double sim_mult(const struct sim *s)
+{
+	return s->cfg.slowdown * (s->cfg.cpu ? s->cfg.cpu_factor : 1.0);
+}
+
+uint32_t sim__tokens(const struct sim *s, size_t chars)
+{
+	double t = ceil((double)chars / s->cfg.chars_per_token);
+
+	return t < 1 ? 1 : t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+}
+
+int sim__model_find(const struct sim *s, const char *name)
+{
+	for (int i = 0; i < s->nmodels; i++)
+		if (!strcmp(s->models[i].name, name))
+			return i;
+	return -1;
+}
+
+static int sim_parse_models(struct sim *s, const char *spec, char *err, size_t errlen)
+{
+	char *copy = strdup(spec), *save = NULL, *tok, *colon, *end;
+	int ret = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		struct sim_model *m;
+		unsigned long long mb = 0;
+
+		if (s->nmodels >= SIM_MAX_MODELS) {
+			snprintf(err, errlen, "more than %d models", SIM_MAX_MODELS);
+			ret = -E2BIG;
+			break;
+		}
+		/* the size follows the last ':' (names like llama3:8b keep theirs) */
+		colon = strrchr(tok, ':');
+		if (colon) {
+			errno = 0;
+			mb = strtoull(colon + 1, &end, 10);
+			if (errno || *end || end == colon + 1) {
+				snprintf(err, errlen, "model \"%s\": size \"%s\" is not a number of MiB",
+					 tok, colon + 1);
+				ret = -EINVAL;
+				break;
+			}
+			*colon = '\0';
+		}
+		if (!*tok || strlen(tok) >= SIM_MODEL_LEN) {
+			snprintf(err, errlen, "model name \"%s\" empty or too long", tok);
+			ret = -EINVAL;
+			break;
+		}
+		if (sim__model_find(s, tok) >= 0) {
+			snprintf(err, errlen, "model \"%s\" listed twice", tok);
+			ret = -EINVAL;
+			break;
+		}
+		m = &s->models[s->nmodels++];
+		strcpy(m->name, tok);
+		m->size_mb = colon ? mb : 1000;
+	}
+	free(copy);
+	if (!ret && !s->nmodels) {
+		snprintf(err, errlen, "no models");
+		ret = -EINVAL;
+	}
+	return ret;
+}
+
+static int sim_make_resident(struct sim *s, int i, char *err, size_t errlen)
+{
+	struct sim_model *m = &s->models[i];
+
+	if (m->resident)
+		return 0;
+	if (s->mem_used_mb + m->size_mb > s->cfg.mem_mb) {
+		snprintf(err, errlen, "model %s (%llu MiB) does not fit the memory budget (%llu of %llu MiB used)",
+			 m->name, (unsigned long long)m->size_mb, (unsigned long long)s->mem_used_mb,
+			 (unsigned long long)s->cfg.mem_mb);
+		return -E2BIG;
+	}
+	m->resident = true;
+	m->last_used = ++s->seq;
+	s->mem_used_mb += m->size_mb;
+	return 0;
+}
+
+int sim__init(struct sim *s, const struct sim_cfg *cfg, const char *models, const char *resident,
+	      char *err, size_t errlen)
+{
+	int ret, i;
+
+	memset(s, 0, sizeof(*s));
+	s->cfg = *cfg;
+	if (!cfg->slots || !cfg->max_sessions || cfg->chars_per_token <= 0 || cfg->slowdown <= 0 ||
+	    cfg->cpu_factor <= 0 || cfg->jitter < 0 || cfg->jitter >= 1) {
+		snprintf(err, errlen, "invalid latency model settings");
+		return -EINVAL;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	s->lru_head = s->lru_tail = -1;
+	s->start_ms = sim__now_ms();
+	ret = sim_parse_models(s, models, err, errlen);
+	if (ret)
+		return ret;
+	if (resident) {
+		char *copy = strdup(resident), *save = NULL, *tok;
+
+		if (!copy)
+			return -ENOMEM;
+		for (tok = strtok_r(copy, ",", &save); tok && !ret; tok = strtok_r(NULL, ",", &save)) {
+			i = sim__model_find(s, tok);
+			if (i < 0) {
+				snprintf(err, errlen, "resident model \"%s\" is not in --models", tok);
+				ret = -EINVAL;
+			} else {
+				ret = sim_make_resident(s, i, err, errlen);
+			}
+		}
+		free(copy);
+		if (ret)
+			return ret;
+	} else {
+		for (i = 0; i < s->nmodels; i++)
+			if (s->mem_used_mb + s->models[i].size_mb <= cfg->mem_mb)
+				sim_make_resident(s, i, err, errlen);
+	}
+
+	s->nbuckets = cfg->max_sessions * 2;
+	s->sessions = calloc(cfg->max_sessions, sizeof(*s->sessions));
+	s->hbuckets = malloc(s->nbuckets * sizeof(*s->hbuckets));
+	if (!s->sessions || !s->hbuckets)
+		return -ENOMEM;
+	for (unsigned int b = 0; b < s->nbuckets; b++)
+		s->hbuckets[b] = -1;
+	/* free list through hnext */
+	for (unsigned int k = 0; k < cfg->max_sessions; k++)
+		s->sessions[k].hnext = k + 1 < cfg->max_sessions ? (int)k + 1 : -1;
+	s->free_head = 0;
+	return 0;
+}
+
+void sim__fini(struct sim *s)
+{
+	free(s->sessions);
+	free(s->hbuckets);
+	s->sessions = NULL;
+	s->hbuckets = NULL;
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+}
+
+/* ---- prefix cache: hash table + LRU list over a fixed array ---- */
+
+static void lru_unlink(struct sim *s, int i)
+{
+	struct sim_session *e = &s->sessions[i];
+
+	if (e->lru_prev >= 0)
+		s->sessions[e->lru_prev].lru_next = e->lru_next;
+	else
+		s->lru_head = e->lru_next;
+	if (e->lru_next >= 0)
+		s->sessions[e->lru_next].lru_prev = e->lru_prev;
+	else
+		s->lru_tail = e->lru_prev;
+	e->lru_prev = e->lru_next = -1;
+}
+
+static void lru_push(struct sim *s, int i)
+{
+	struct sim_session *e = &s->sessions[i];
+
+	e->lru_prev = -1;
+	e->lru_next = s->lru_head;
+	if (s->lru_head >= 0)
+		s->sessions[s->lru_head].lru_prev = i;
+	s->lru_head = i;
+	if (s->lru_tail < 0)
+		s->lru_tail = i;
+}
+
+static int sess_find(struct sim *s, const char *key, uint64_t h)
+{
+	for (int i = s->hbuckets[h % s->nbuckets]; i >= 0; i = s->sessions[i].hnext)
+		if (s->sessions[i].key_hash == h && !strcmp(s->sessions[i].key, key))
+			return i;
+	return -1;
+}
+
+static void sess_drop(struct sim *s, int i)
+{
+	struct sim_session *e = &s->sessions[i];
+	int *pp = &s->hbuckets[e->key_hash % s->nbuckets];
+
+	while (*pp != i)
+		pp = &s->sessions[*pp].hnext;
+	*pp = e->hnext;
+	lru_unlink(s, i);
+	s->cached_tokens -= e->full_tokens;
+	s->nsessions--;
+	s->cache_evictions++;
+	memset(e, 0, sizeof(*e));
+	e->hnext = s->free_head;
+	s->free_head = i;
+}
+
+/* evict least recently used prefixes (never `keep`) until the cache fits */
+static void cache_fit(struct sim *s, int keep)
+{
+	while (s->cached_tokens + s->running_tokens > s->cfg.cache_tokens && s->lru_tail >= 0) {
+		int victim = s->lru_tail;
+
+		if (victim == keep) {
+			victim = s->sessions[victim].lru_prev;
+			if (victim < 0)
+				break;
+		}
+		sess_drop(s, victim);
+	}
+}
+
+static uint32_t cache_lookup_locked(struct sim *s, const char *session, const char *text,
+				    size_t len)
+{
+	uint64_t h = XXH3_64bits(session, strlen(session));
+	struct sim_session *e;
+	uint32_t hit = 0;
+	int i = sess_find(s, session, h);
+
+	if (i < 0)
+		return 0;
+	e = &s->sessions[i];
+	/* the previous turn's prompt and reply, or at least its prompt */
+	if (e->full_chars && len >= e->full_chars &&
+	    XXH3_64bits_withSeed(text, e->full_chars, s->cfg.seed) == e->full_hash)
+		hit = e->full_tokens;
+	else if (e->prompt_chars && len >= e->prompt_chars &&
+		 XXH3_64bits_withSeed(text, e->prompt_chars, s->cfg.seed) == e->prompt_hash)
+		hit = e->prompt_tokens;
+	lru_unlink(s, i);
+	lru_push(s, i);
+	return hit;
+}
+
+uint32_t sim__cache_lookup(struct sim *s, const char *session, const char *text, size_t len)
+{
+	uint32_t hit;
+
+	pthread_mutex_lock(&s->lock);
+	hit = cache_lookup_locked(s, session, text, len);
+	pthread_mutex_unlock(&s->lock);
+	return hit;
+}
+
+static void cache_store_locked(struct sim *s, const struct sim_req *rq, const char *cont,
+			       size_t cont_len)
+{
+	uint64_t h = XXH3_64bits(rq->session, strlen(rq->session));
+	uint32_t full_tokens = rq->prompt_tokens + rq->generated;
+	XXH3_state_t *st;
+	struct sim_session *e;
+	int i;
+
+	if (full_tokens > s->cfg.cache_tokens)
+		return; /* could never be held */
+	i = sess_find(s, rq->session, h);
+	if (i < 0) {
+		if (s->free_head < 0)
+			sess_drop(s, s->lru_tail);
+		i = s->free_head;
+		e = &s->sessions[i];
+		s->free_head = e->hnext;
+		memset(e, 0, sizeof(*e));
+		e->used = true;
+		e->key_hash = h;
+		snprintf(e->key, sizeof(e->key), "%s", rq->session);
+		e->hnext = s->hbuckets[h % s->nbuckets];
+		s->hbuckets[h % s->nbuckets] = i;
+		e->lru_prev = e->lru_next = -1;
+		lru_push(s, i);
+		s->nsessions++;
+	} else {
+		e = &s->sessions[i];
+		s->cached_tokens -= e->full_tokens;
+		lru_unlink(s, i);
+		lru_push(s, i);
+	}
+	e->prompt_chars = rq->prompt_len;
+	e->prompt_tokens = rq->prompt_tokens;
+	e->prompt_hash = XXH3_64bits_withSeed(rq->prompt, rq->prompt_len, s->cfg.seed);
+	e->full_chars = rq->prompt_len + cont_len;
+	e->full_tokens = full_tokens;
+	st = XXH3_createState();
+	if (st && XXH3_64bits_reset_withSeed(st, s->cfg.seed) == XXH_OK &&
+	    XXH3_64bits_update(st, rq->prompt, rq->prompt_len) == XXH_OK &&
+	    XXH3_64bits_update(st, cont, cont_len) == XXH_OK) {
+		e->full_hash = XXH3_64bits_digest(st);
+	} else {
+		/* no memory for the state: keep only the prompt prefix */
+		e->full_chars = 0;
+		e->full_tokens = e->prompt_tokens;
+	}
+	XXH3_freeState(st);
+	s->cached_tokens += e->full_tokens;
+	cache_fit(s, i);
+}
+
+/* ---- requests ---- */
+
+void sim__req_init(struct sim *s, struct sim_req *rq)
+{
+	uint64_t h;
+	double u;
+
+	rq->prompt_tokens = sim__tokens(s, rq->prompt_len);
+	if (!rq->max_tokens)
+		rq->max_tokens = s->cfg.default_max_tokens;
+	rq->content_hash = XXH3_64bits_withSeed(rq->prompt, rq->prompt_len, s->cfg.seed);
+	h = XXH3_64bits_withSeed(rq->session, strlen(rq->session), rq->content_hash);
+	u = (double)(h >> 11) / (double)(1ULL << 53);
+	rq->jitter = 1.0 + s->cfg.jitter * (2 * u - 1);
+	rq->t_arrival = sim__now_ms();
+}
+
+/* Wait until model i is resident and take a reference on it. */
+static int model_acquire(struct sim *s, struct sim_req *rq)
+{
+	struct sim_model *m = &s->models[rq->model];
+
+	if (m->size_mb > s->cfg.mem_mb)
+		return -E2BIG;
+	for (;;) {
+		if (m->resident) {
+			m->users++;
+			m->last_used = ++s->seq;
+			return 0;
+		}
+		rq->cold = true;
+		if (m->loading) {
+			pthread_cond_wait(&s->cond, &s->lock);
+			continue;
+		}
+		/* make room: evict idle resident models, least recently used first */
+		while (s->mem_used_mb + m->size_mb > s->cfg.mem_mb) {
+			struct sim_model *lru = NULL;
+
+			for (int i = 0; i < s->nmodels; i++) {
+				struct sim_model *o = &s->models[i];
+
+				if (o->resident && !o->users && (!lru || o->last_used < lru->last_used))
+					lru = o;
+			}
+			if (!lru)
+				break;
+			lru->resident = false;
+			lru->evictions++;
+			s->mem_used_mb -= lru->size_mb;
+		}
+		if (s->mem_used_mb + m->size_mb > s->cfg.mem_mb) {
+			/* every resident model is busy: wait for one to go idle */
+			pthread_cond_wait(&s->cond, &s->lock);
+			continue;
+		}
+		m->loading = true;
+		s->mem_used_mb += m->size_mb;
+		pthread_mutex_unlock(&s->lock);
+		sim__sleep_until(sim__now_ms() + s->cfg.load_ms * s->cfg.slowdown);
+		pthread_mutex_lock(&s->lock);
+		m->loading = false;
+		m->resident = true;
+		m->loads++;
+		pthread_cond_broadcast(&s->cond);
+	}
+}
+
+int sim__admit(struct sim *s, struct sim_req *rq)
+{
+	struct sim_model *m = &s->models[rq->model];
+	uint64_t ticket;
+	int err;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->waiting >= s->cfg.queue_max) {
+		s->rejected++;
+		pthread_mutex_unlock(&s->lock);
+		return -EBUSY;
+	}
+	s->waiting++;
+	m->waiting++;
+	err = model_acquire(s, rq);
+	if (err) {
+		s->waiting--;
+		m->waiting--;
+		pthread_mutex_unlock(&s->lock);
+		return err;
+	}
+	/* slots are handed out in arrival order */
+	ticket = s->next_ticket++;
+	while (s->running >= s->cfg.slots || ticket != s->head_ticket)
+		pthread_cond_wait(&s->cond, &s->lock);
+	s->head_ticket++;
+	s->waiting--;
+	m->waiting--;
+	s->running++;
+	m->running++;
+	m->requests++;
+	rq->t_admitted = sim__now_ms();
+	rq->cached_tokens = cache_lookup_locked(s, rq->session, rq->prompt, rq->prompt_len);
+	if (rq->cached_tokens >= rq->prompt_tokens)
+		rq->cached_tokens = rq->prompt_tokens - 1; /* the last token is always computed */
+	s->cache_queries += rq->prompt_tokens;
+	s->cache_hits += rq->cached_tokens;
+	m->prompt_tokens += rq->prompt_tokens;
+	s->running_tokens += rq->prompt_tokens;
+	cache_fit(s, -1);
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+double sim__prefill_ms(const struct sim *s, const struct sim_req *rq)
+{
+	return (s->cfg.prefill_base_ms +
+		(rq->prompt_tokens - rq->cached_tokens) * s->cfg.prefill_ms_per_tok) *
+	       sim_mult(s) * rq->jitter;
+}
+
+double sim__decode_ms(struct sim *s, const struct sim_req *rq)
+{
+	unsigned int running;
+
+	pthread_mutex_lock(&s->lock);
+	running = s->running;
+	pthread_mutex_unlock(&s->lock);
+	return s->cfg.decode_ms_per_tok * (1 + s->cfg.batch_penalty * (running ? running - 1 : 0)) *
+	       sim_mult(s) * rq->jitter;
+}
+
+static void hist_add(uint64_t *buckets, double v)
+{
+	int b = 0;
+
+	while (b < SIM_TTFT_BUCKETS - 1 && v > ttft_le[b])
+		b++;
+	buckets[b]++;
+}
+
+void sim__first_token(struct sim *s, struct sim_req *rq)
+{
+	struct sim_model *m = &s->models[rq->model];
+	double ttft;
+
+	rq->t_first = sim__now_ms();
+	ttft = (rq->t_first - rq->t_arrival) / 1e3;
+	pthread_mutex_lock(&s->lock);
+	hist_add(m->ttft_buckets, ttft);
+	m->ttft_sum += ttft;
+	m->ttft_count++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void sim__token(struct sim *s, struct sim_req *rq)
+{
+	pthread_mutex_lock(&s->lock);
+	rq->generated++;
+	s->models[rq->model].gen_tokens++;
+	s->running_tokens++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void sim__finish(struct sim *s, struct sim_req *rq, const char *cont, size_t cont_len)
+{
+	struct sim_model *m = &s->models[rq->model];
+
+	pthread_mutex_lock(&s->lock);
+	s->running--;
+	m->running--;
+	m->users--;
+	m->last_used = ++s->seq;
+	m->e2e_sum += (sim__now_ms() - rq->t_arrival) / 1e3;
+	m->e2e_count++;
+	s->running_tokens -= rq->prompt_tokens + rq->generated;
+	cache_store_locked(s, rq, cont, cont_len);
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static const char *const vocab[] = {
+	" the",	  " model",  " token", " cache", " prefix", " node",  " route", " session",
+	" queue", " batch",  " fast",  " warm",	 " cold",   " load",  " GPU",	" memory",
+	" and",	  " of",     " to",    " in",	 " is",	    " a",     " that",	" for",
+	" with",  " answer", " data",  " time",	 " first",  " next",  " more",	" less",
+};
+
+const char *sim__token_text(const struct sim *s, const struct sim_req *rq, uint32_t i)
+{
+	uint64_t h = XXH3_64bits_withSeed(&i, sizeof(i), rq->content_hash);
+
+	return vocab[h % (sizeof(vocab) / sizeof(vocab[0]))];
+}
+
+/* ---- exposition ---- */
+
+static void prom_label_value(FILE *f, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			fprintf(f, "\\%c", *v);
+		else if (*v == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*v, f);
+	}
+}
+
+#define PER_MODEL(f, s, mname, type, help, fmt, expr)                                \
+	do {                                                                         \
+		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", mname, help, mname, type); \
+		for (int _i = 0; _i < (s)->nmodels; _i++) {                          \
+			const struct sim_model *m = &(s)->models[_i];                \
+			fprintf(f, "%s{model_name=\"", mname);                       \
+			prom_label_value(f, m->name);                                \
+			fprintf(f, "\"} " fmt "\n", expr);                           \
+		}                                                                    \
+	} while (0)
+
+static void prom_hist(FILE *f, const struct sim *s, const char *name, const char *help, bool ttft)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (int i = 0; i < s->nmodels; i++) {
+		const struct sim_model *m = &s->models[i];
+		uint64_t cum = 0;
+
+		if (ttft) {
+			for (int b = 0; b < SIM_TTFT_BUCKETS; b++) {
+				cum += m->ttft_buckets[b];
+				fprintf(f, "%s_bucket{model_name=\"", name);
+				prom_label_value(f, m->name);
+				if (b < SIM_TTFT_BUCKETS - 1)
+					fprintf(f, "\",le=\"%g\"} %llu\n", ttft_le[b],
+						(unsigned long long)cum);
+				else
+					fprintf(f, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+			}
+		} else {
+			fprintf(f, "%s_bucket{model_name=\"", name);
+			prom_label_value(f, m->name);
+			fprintf(f, "\",le=\"+Inf\"} %llu\n", (unsigned long long)m->e2e_count);
+		}
+		fprintf(f, "%s_sum{model_name=\"", name);
+		prom_label_value(f, m->name);
+		fprintf(f, "\"} %.9g\n", ttft ? m->ttft_sum : m->e2e_sum);
+		fprintf(f, "%s_count{model_name=\"", name);
+		prom_label_value(f, m->name);
+		fprintf(f, "\"} %llu\n", (unsigned long long)(ttft ? m->ttft_count : m->e2e_count));
+	}
+}
+
+char *sim__metrics(struct sim *s)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	double kv;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	pthread_mutex_lock(&s->lock);
+	kv = s->cfg.cache_tokens ? (double)(s->cached_tokens + s->running_tokens) / s->cfg.cache_tokens
+				 : 0;
+	if (kv > 1)
+		kv = 1;
+	PER_MODEL(f, s, "vllm:num_requests_running", "gauge",
+		  "Number of requests in model execution batches.", "%u", m->running);
+	PER_MODEL(f, s, "vllm:num_requests_waiting", "gauge",
+		  "Number of requests waiting to be processed.", "%u", m->waiting);
+	fprintf(f, "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.\n"
+		   "# TYPE vllm:kv_cache_usage_perc gauge\n"
+		   "vllm:kv_cache_usage_perc{engine=\"0\"} %.6f\n", kv);
+	fprintf(f, "# HELP vllm:prefix_cache_queries_total Prefix cache queries, in tokens.\n"
+		   "# TYPE vllm:prefix_cache_queries_total counter\n"
+		   "vllm:prefix_cache_queries_total{engine=\"0\"} %llu\n",
+		(unsigned long long)s->cache_queries);
+	fprintf(f, "# HELP vllm:prefix_cache_hits_total Prefix cache hits, in tokens.\n"
+		   "# TYPE vllm:prefix_cache_hits_total counter\n"
+		   "vllm:prefix_cache_hits_total{engine=\"0\"} %llu\n",
+		(unsigned long long)s->cache_hits);
+	PER_MODEL(f, s, "vllm:request_success_total", "counter", "Requests served.", "%llu",
+		  (unsigned long long)m->e2e_count);
+	PER_MODEL(f, s, "vllm:prompt_tokens_total", "counter", "Prefill tokens processed.", "%llu",
+		  (unsigned long long)m->prompt_tokens);
+	PER_MODEL(f, s, "vllm:generation_tokens_total", "counter", "Generation tokens processed.",
+		  "%llu", (unsigned long long)m->gen_tokens);
+	prom_hist(f, s, "vllm:time_to_first_token_seconds",
+		  "Histogram of time to first token in seconds.", true);
+	prom_hist(f, s, "vllm:e2e_request_latency_seconds",
+		  "Histogram of end to end request latency in seconds.", false);
+	PER_MODEL(f, s, "aibl_simnode_model_resident", "gauge",
+		  "1 when the model is loaded and servable.", "%d", m->resident ? 1 : 0);
+	PER_MODEL(f, s, "aibl_simnode_model_loads_total", "counter", "Model loads (cold starts).",
+		  "%llu", (unsigned long long)m->loads);
+	PER_MODEL(f, s, "aibl_simnode_model_evictions_total", "counter", "Models evicted.", "%llu",
+		  (unsigned long long)m->evictions);
+	fprintf(f, "# HELP aibl_simnode_prefix_cache_sessions Sessions with a cached prefix.\n"
+		   "# TYPE aibl_simnode_prefix_cache_sessions gauge\n"
+		   "aibl_simnode_prefix_cache_sessions %u\n"
+		   "# HELP aibl_simnode_prefix_cache_tokens Tokens held by cached prefixes.\n"
+		   "# TYPE aibl_simnode_prefix_cache_tokens gauge\n"
+		   "aibl_simnode_prefix_cache_tokens %llu\n"
+		   "# HELP aibl_simnode_prefix_cache_evictions_total Prefixes evicted.\n"
+		   "# TYPE aibl_simnode_prefix_cache_evictions_total counter\n"
+		   "aibl_simnode_prefix_cache_evictions_total %llu\n"
+		   "# HELP aibl_simnode_rejected_total Requests refused with 429 (queue full).\n"
+		   "# TYPE aibl_simnode_rejected_total counter\n"
+		   "aibl_simnode_rejected_total %llu\n"
+		   "# HELP aibl_simnode_info Simulated node settings.\n"
+		   "# TYPE aibl_simnode_info gauge\n"
+		   "aibl_simnode_info{accel=\"%s\",slots=\"%u\",slowdown=\"%g\"} 1\n",
+		s->nsessions, (unsigned long long)s->cached_tokens,
+		(unsigned long long)s->cache_evictions, (unsigned long long)s->rejected,
+		s->cfg.cpu ? "cpu" : "gpu", s->cfg.slots, s->cfg.slowdown);
+	pthread_mutex_unlock(&s->lock);
+	if (fclose(f))
+		return NULL;
+	return buf;
+}
+
+char *sim__models_json(struct sim *s)
+{
+	json_t *root = json_object(), *data = json_array(), *o;
+	char *out = NULL;
+
+	if (!root || !data || json_object_set_new(root, "object", json_string("list")) ||
+	    json_object_set(root, "data", data))
+		goto out;
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < s->nmodels; i++) {
+		const struct sim_model *m = &s->models[i];
+
+		o = json_pack("{s:s, s:s, s:i, s:s, s:b, s:b, s:I}", "id", m->name, "object",
+			      "model", "created", 0, "owned_by", "aibl-simnode", "resident",
+			      m->resident, "loadable", 1, "size_mb", (json_int_t)m->size_mb);
+		if (!o || json_array_append_new(data, o))
+			break;
+	}
+	pthread_mutex_unlock(&s->lock);
+	out = json_dumps(root, JSON_COMPACT);
+out:
+	json_decref(data);
+	json_decref(root);
+	return out;
+}
