@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Config parsing: the shipped example, defaults of a minimal file, and a
+ * table of bad files with the exact message an operator would read.
+ */
+#include <stdlib.h>
+#include <netinet/in.h>
+#include "test.h"
+#include "../../user/aibld/config.h"
+
+#define MINIMAL                                                                    \
+	"interface: eth0\n"                                                        \
+	"services:\n"                                                              \
+	"  - {name: s, vip: 10.0.0.1, port: 80}\n"                                 \
+	"nodes:\n"                                                                 \
+	"  - {name: a, address: 10.0.1.1}\n"
+
+static int parse(struct config *cfg, const char *text, char *err)
+{
+	return config__parse(cfg, "t.yaml", text, strlen(text), err, CFG_ERR_LEN);
+}
+
+static void example(void)
+{
+	const char *root = getenv("AIBL_ROOT");
+	char path[512], err[CFG_ERR_LEN];
+	struct config cfg;
+	int k;
+
+	snprintf(path, sizeof(path), "%s/scripts/aibl.example.yaml", root ? root : ".");
+	if (!ASSERT_OK(config__load(&cfg, path, err, sizeof(err)), err))
+		return;
+	ASSERT_STREQ(cfg.interface, "eth0", "interface");
+	ASSERT_EQ(cfg.nservices, 3, "services");
+	ASSERT_EQ(cfg.nnodes, 4, "nodes");
+	ASSERT_EQ(cfg.services[0].nnodes, 4, "chat: all nodes");
+	ASSERT_EQ(cfg.services[0].accel, AIBL_ACCEL_GPU, "chat accel");
+	ASSERT_EQ(cfg.services[0].policy, AIBL_POL_AI, "chat policy");
+	ASSERT_EQ(cfg.services[1].nnodes, 2, "embed nodes");
+	k = cfg.services[1].nodes[1];
+	ASSERT_STREQ(cfg.nodes[k].name, "cpu-1", "embed second node");
+	ASSERT_EQ(cfg.services[1].policy, AIBL_POL_LEAST_CONN, "embed policy");
+	ASSERT_EQ(cfg.services[2].family, AIBL_AF_INET6, "chat6 v6");
+	ASSERT_EQ(cfg.services[2].session_key, AIBL_KEY_FIVE_TUPLE, "five tuple");
+	ASSERT_EQ(cfg.nodes[3].accel, AIBL_ACCEL_NONE, "cpu accel");
+	ASSERT_EQ(cfg.nodes[3].health_port, 8080, "health port");
+	ASSERT_EQ(cfg.nodes[3].nmodels, 1, "static models");
+	ASSERT_EQ(cfg.nodes[1].weight, 200, "weight");
+	ASSERT_EQ(cfg.hash_seed, 0x6169626c, "hex seed");
+	config__free(&cfg);
+}
+
+static void defaults(void)
+{
+	struct config cfg;
+	char err[CFG_ERR_LEN];
+
+	if (!ASSERT_OK(parse(&cfg, MINIMAL, err), err))
+		return;
+	ASSERT_EQ(cfg.xdp_mode, CFG_XDP_NATIVE, "xdp_mode");
+	ASSERT_EQ(cfg.fwd_mode, AIBL_FWD_IPIP, "forwarding");
+	ASSERT_STREQ(cfg.bpffs, AIBL_DEFAULT_BPFFS, "bpffs");
+	ASSERT_EQ(cfg.poll_interval_ms, 1000, "poll interval");
+	ASSERT_EQ(cfg.poll_timeout_ms, 500, "poll timeout");
+	ASSERT_STREQ(cfg.status_listen, "127.0.0.1:7070", "status_listen");
+	ASSERT_EQ(cfg.fail_after, 3, "fail_after");
+	ASSERT_EQ(cfg.rise_after, 2, "rise_after");
+	ASSERT_EQ(cfg.services[0].proto, IPPROTO_TCP, "proto");
+	ASSERT_EQ(cfg.services[0].policy, AIBL_POL_AI, "policy");
+	ASSERT_EQ(cfg.services[0].accel, -1, "any accelerator");
+	ASSERT_TRUE(cfg.services[0].conntrack, "conntrack");
+	ASSERT_EQ(cfg.nodes[0].weight, 100, "node weight");
+	ASSERT_EQ(cfg.nodes[0].accel, AIBL_ACCEL_GPU, "node accel");
+	ASSERT_EQ(cfg.nodes[0].family, AIBL_AF_INET, "node family");
+	config__free(&cfg);
+}
+
+static void nodes_before_services(void)
+{
+	struct config cfg;
+	char err[CFG_ERR_LEN];
+	const char *y = "interface: lo\n"
+			"nodes:\n"
+			"  - name: b\n"
+			"    address: 10.0.1.2\n"
+			"  - name: a\n"
+			"    address: 10.0.1.1\n"
+			"services:\n"
+			"  - name: s\n"
+			"    vip: 10.0.0.1\n"
+			"    port: 0\n"
+			"    proto: udp\n"
+			"    nodes: [a]\n";
+
+	if (!ASSERT_OK(parse(&cfg, y, err), err))
+		return;
+	ASSERT_EQ(cfg.services[0].nnodes, 1, "one node");
+	ASSERT_EQ(cfg.services[0].nodes[0], 1, "node a is index 1");
+	ASSERT_EQ(cfg.services[0].proto, IPPROTO_UDP, "udp");
+	config__free(&cfg);
+}
+
+static void bad(void)
+{
+	static const struct {
+		const char *yaml;
+		const char *msg;
+	} cases[] = {
+		{ "", "t.yaml:1: empty configuration" },
+		{ "- a\n- b\n", "t.yaml:1: the top level must be a mapping" },
+		{ "interface: [eth0\n", "t.yaml:2: YAML syntax error: did not find expected ',' or "
+					"']' while parsing a flow sequence" },
+		{ "services: []\nnodes: []\n", "t.yaml:1: missing required key 'interface' in the "
+					       "top level" },
+		{ MINIMAL "colour: blue\n", "t.yaml:6: unknown key 'colour' in the top level" },
+		{ MINIMAL "interface: eth1\n", "t.yaml:6: duplicate key 'interface' in the top "
+					      "level" },
+		{ MINIMAL "poll_interval_ms: soon\n", "t.yaml:6: 'poll_interval_ms' must be an "
+						      "integer from 10 to 3600000, not 'soon'" },
+		{ MINIMAL "poll_interval_ms: -5\n", "t.yaml:6: 'poll_interval_ms' must be an "
+						    "integer from 10 to 3600000, not '-5'" },
+		{ MINIMAL "xdp_mode: offload\n", "t.yaml:6: 'xdp_mode' must be one of native, "
+						 "generic, not 'offload'" },
+		{ MINIMAL "icmp_too_big: maybe\n", "t.yaml:6: 'icmp_too_big' must be true or false, "
+						   "not 'maybe'" },
+		{ MINIMAL "health: {fail_after: 0}\n", "t.yaml:6: 'fail_after' must be an integer "
+						       "from 1 to 100, not '0'" },
+		{ MINIMAL "health: {flap: 1}\n", "t.yaml:6: unknown key 'flap' in 'health'" },
+		{ MINIMAL "ai: {kv_weight: lots}\n", "t.yaml:6: 'kv_weight' must be a number from 0 "
+						     "to 100, not 'lots'" },
+		{ MINIMAL "ai: {temp_soft_c: 95}\n", "t.yaml:6: 'ai.temp_soft_c' must be below "
+						     "'ai.temp_hard_c'" },
+		{ MINIMAL "gateway_mac: 02:00:00\n", "t.yaml:6: 'gateway_mac' is not a MAC address "
+						     "like 02:00:00:00:00:01: '02:00:00'" },
+		{ MINIMAL "tunnel_source4: fd00::1\n", "t.yaml:6: 'tunnel_source4' is not an IPv4 "
+						       "address: 'fd00::1'" },
+		{ MINIMAL "interface: [a, b]\n", "t.yaml:6: duplicate key 'interface' in the top "
+						 "level" },
+		{ "interface: [a, b]\nservices: []\nnodes: []\n",
+		  "t.yaml:1: 'interface' must be a single value, not a list or mapping" },
+		{ "interface: eth0\nservices: {}\nnodes: []\n", "t.yaml:2: 'services' must be a list" },
+		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1}\nnodes: []\n",
+		  "t.yaml:3: missing required key 'port' in services[0]" },
+		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.300, port: 1}\nnodes: []\n",
+		  "t.yaml:3: 'vip' is not an IPv4 or IPv6 address: '10.0.0.300'" },
+		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 70000}\n",
+		  "t.yaml:3: 'port' must be an integer from 0 to 65535, not '70000'" },
+		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1, policy: fast}\n",
+		  "t.yaml:3: 'policy' must be one of rr, wrr, hash, least_conn, least_time, ai, not "
+		  "'fast'" },
+		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1, proto: sctp}\n",
+		  "t.yaml:3: 'proto' must be one of tcp, udp, not 'sctp'" },
+		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1, nodes: [x]}\n"
+		  "nodes:\n  - {name: a, address: 10.0.1.1}\n",
+		  "t.yaml:3: service 's' names unknown node 'x'" },
+		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1, nodes: [a, a]}\n"
+		  "nodes:\n  - {name: a, address: 10.0.1.1}\n",
+		  "t.yaml:3: service 's' lists node 'a' twice" },
+		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\n"
+		  "  - {name: t, vip: 10.0.0.1, port: 1}\nnodes:\n  - {name: a, address: 10.0.1.1}\n",
+		  "t.yaml:4: service 't' has the same VIP, port and proto as 's'" },
+		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\n"
+		  "  - {name: s, vip: 10.0.0.2, port: 1}\nnodes:\n  - {name: a, address: 10.0.1.1}\n",
+		  "t.yaml:4: duplicate service name 's'" },
+		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
+		  "  - {name: a, address: 10.0.1.1}\n  - {name: a, address: 10.0.1.2}\n",
+		  "t.yaml:6: duplicate node name 'a'" },
+		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
+		  "  - {name: a, address: 10.0.1.1, weight: 0}\n",
+		  "t.yaml:3: service 's' has no node with a weight above 0" },
+		{ "interface: eth0\nservices:\n  - {name: s, vip: 'fd00::1', port: 1}\nnodes:\n"
+		  "  - {name: a, address: 10.0.1.1}\n",
+		  "t.yaml:3: service 's': an IPv6 VIP cannot be tunnelled to IPv4 node 'a'" },
+		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
+		  "  - {name: a, address: 10.0.1.1, accelerator: tpu}\n",
+		  "t.yaml:5: 'accelerator' must be one of none, gpu, other, not 'tpu'" },
+		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
+		  "  - {name: a-name-that-is-far-too-long-for-a-map, address: 10.0.1.1}\n",
+		  "t.yaml:5: 'name' is too long (at most 31 characters)" },
+		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
+		  "  - {name: a, address: 10.0.1.1, models: llama}\n",
+		  "t.yaml:5: 'models' must be a list of model names" },
+		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
+		  "  - {name: a, address: 10.0.1.1, port: 80}\n",
+		  "t.yaml:5: unknown key 'port' in nodes[0]" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char err[CFG_ERR_LEN];
+		struct config cfg;
+
+		if (!ASSERT_EQ(parse(&cfg, cases[i].yaml, err), -EINVAL, cases[i].msg))
+			continue;
+		ASSERT_STREQ(err, cases[i].msg, "message");
+	}
+}
+
+static void missing_file(void)
+{
+	char err[CFG_ERR_LEN];
+	struct config cfg;
+
+	ASSERT_EQ(config__load(&cfg, "/nonexistent/aibl.yaml", err, sizeof(err)), -ENOENT, "load");
+	ASSERT_STREQ(err, "/nonexistent/aibl.yaml: cannot open: No such file or directory", "msg");
+}
+
+static const struct test_case cases[] = {
+	{ "example", example },
+	{ "defaults", defaults },
+	{ "nodes_before_services", nodes_before_services },
+	{ "bad", bad },
+	{ "missing_file", missing_file },
+};
+
+TEST_MAIN("config", cases)

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * aibld configuration: the YAML file parsed into plain structs. Every key,
+ * its default and its range is documented in README.md ("Controller
+ * configuration"); config__defaults() is the single place defaults live.
+ */
+#ifndef AIBLD_CONFIG_H
+#define AIBLD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <net/if.h>
+#include <linux/types.h>
+#include "aibl.h"
+
+#define CFG_PATH_LEN 256
+#define CFG_URL_LEN 256
+#define CFG_ADDR_LEN 64
+#define CFG_NODE_MODELS 8
+#define CFG_ERR_LEN 512
+
+enum cfg_xdp_mode {
+	CFG_XDP_NATIVE = 0,
+	CFG_XDP_GENERIC = 1,
+};
+
+struct cfg_node {
+	char name[AIBL_NAME_LEN];
+	char address[CFG_ADDR_LEN];
+	union aibl_addr addr;
+	__u8 family; /* enum aibl_family */
+	int accel; /* enum aibl_accel */
+	__u16 health_port; /* 0: the port of the first service it serves */
+	__u32 weight;
+	char agent[CFG_URL_LEN]; /* "" : no agent, TCP health check */
+	int nmodels; /* models the node serves/loads without an agent report */
+	char models[CFG_NODE_MODELS][AIBL_MODEL_LEN];
+	int line;
+};
+
+struct cfg_service {
+	char name[AIBL_NAME_LEN];
+	char vip_text[CFG_ADDR_LEN];
+	union aibl_addr vip;
+	__u8 family;
+	int proto; /* IPPROTO_TCP / IPPROTO_UDP */
+	__u16 port; /* host order; 0: every port of the VIP */
+	char model[AIBL_MODEL_LEN]; /* "" : any */
+	int accel; /* required enum aibl_accel, -1: any */
+	int policy; /* enum aibl_policy */
+	int session_key; /* enum aibl_session_key */
+	bool conntrack;
+	int nnodes;
+	int *nodes; /* indices into config.nodes */
+	int line;
+};
+
+struct cfg_ai {
+	double util_weight, mem_weight, temp_weight, queue_weight, kv_weight, inflight_weight;
+	double temp_soft_c, temp_hard_c; /* pressure 0 at soft, 1 (and overloaded) at hard */
+	double queue_ref; /* queue depth of full pressure; overloaded at/above it */
+	double inflight_ref; /* in-flight requests of full pressure */
+	double overload_kv; /* KV-cache usage at/above which a node is overloaded */
+	double min_headroom; /* floor of (1 - load) so a busy node keeps a share */
+	double cold_start_factor; /* weight factor for a node that must load the model */
+	double load_cost; /* p2c cost of a fully loaded node, in active flows */
+};
+
+struct config {
+	char path[CFG_PATH_LEN];
+	char interface[IF_NAMESIZE];
+	int xdp_mode; /* enum cfg_xdp_mode */
+	int fwd_mode; /* enum aibl_fwd_mode */
+	char bpffs[CFG_PATH_LEN];
+	unsigned int poll_interval_ms;
+	unsigned int poll_timeout_ms;
+	char status_listen[CFG_ADDR_LEN];
+	char agent_key_file[CFG_PATH_LEN];
+	char api_token_file[CFG_PATH_LEN];
+	__u32 hash_seed;
+	__u16 mtu;
+	bool icmp_too_big;
+	char tunnel_source4[CFG_ADDR_LEN];
+	char tunnel_source6[CFG_ADDR_LEN];
+	unsigned int tunnel_source_hash_bits;
+	char gateway_mac[24];
+	unsigned int fail_after; /* consecutive failures that mark a node down */
+	unsigned int rise_after; /* consecutive successes that mark it up */
+	unsigned int min_rewrite_interval_ms;
+	unsigned int hysteresis_pct;
+	unsigned int pins_per_node, pins_per_service, pin_max_ttl_ms;
+	double lt_smoothing; /* least_time EWMA factor of the newest sample */
+	double lt_ms_per_flow; /* least_time: ms of TTFT that cost one active flow */
+	struct cfg_ai ai;
+
+	int nnodes;
+	struct cfg_node *nodes;
+	int nservices;
+	struct cfg_service *services;
+};
+
+void config__defaults(struct config *cfg);
+/* Parse YAML text; name is what errors call the file. 0 or -errno, err gets
+ * "NAME:LINE: problem". On failure cfg holds nothing to free. */
+int config__parse(struct config *cfg, const char *name, const char *text, size_t len, char *err,
+		  size_t errlen);
+int config__load(struct config *cfg, const char *path, char *err, size_t errlen);
+void config__free(struct config *cfg);
+
+int config__node_index(const struct config *cfg, const char *name);
+const char *config__policy_name(int policy);
+const char *config__accel_name(int accel);
+int config__parse_addr(const char *text, union aibl_addr *addr, __u8 *family);
+int config__parse_mac(const char *text, __u8 mac[6]);
+
+#endif

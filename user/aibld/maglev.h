@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Weighted Maglev lookup tables. A pure function of (names, weights, seed,
+ * table size): every balancer behind one ECMP group that is given the same
+ * inputs builds the same table, whatever order its config lists nodes in.
+ */
+#ifndef AIBLD_MAGLEV_H
+#define AIBLD_MAGLEV_H
+
+#include <linux/types.h>
+
+struct maglev_in {
+	const char *name; /* identity hashed into the permutation */
+	__u32 weight; /* 0: not in the table */
+};
+
+/*
+ * Fill table[0..m) (m prime) with indices into in[], or AIBL_NO_BACKEND
+ * everywhere when every weight is 0. Each entry gets exactly its weight
+ * share of m rounded by largest remainder. 0 or -errno.
+ */
+int maglev__build(const struct maglev_in *in, int n, __u32 seed, __u32 *table, __u32 m);
+
+#endif
