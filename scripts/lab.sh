@@ -1,0 +1,433 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# aibl network lab: the topology of a real deployment inside network
+# namespaces on one machine.
+#
+#   scripts/lab.sh up     [--prefix P] [--nodes N] [--clients N] [--vips N] [--mode ipip|l2dsr]
+#   scripts/lab.sh down   [--prefix P]
+#   scripts/lab.sh status [--prefix P]
+#   scripts/lab.sh env    [--prefix P]        print the lab state file
+#   scripts/lab.sh exec   [--prefix P] HOST CMD...   run CMD on a host (cli, lb, n1.., br)
+#
+#           P-cli (client host)            P-lb (edge balancer host)
+#           eth0 10.10.0.1/16              eth0 10.10.0.2/16  <- XDP program
+#           + N client addresses           (aibld runs here)
+#           10.10.1.1..  fd00:10::1:1..         |
+#                 |                             |
+#   P-br:  [cli]--+------------ br0 ------------+--[lb]  (bridge-side ports: GRO on
+#                 |              |              |         so XDP_TX frames arrive)
+#               [n1]           [n2]    ...    [nN]
+#                 |              |              |
+#           P-n1: eth0 10.10.0.11 (TC decap), VIPs on lo, aibl-simnode + aibl-agent
+#
+# The client routes the VIP prefixes (10.200.0.0/24, fd00:200::/64) via the
+# balancer; the balancer's XDP program forwards (ipip: encapsulated to the
+# node address, l2dsr: MAC rewrite) and each node answers the client
+# directly from the VIP on its loopback (direct server return).
+#
+# Every name carries the prefix, so labs with different prefixes coexist:
+# addresses repeat between labs but each lab lives in its own namespaces.
+# The state file $LAB_DIR/lab.env (default /run/aibl-lab/P/lab.env) holds
+# every address for tests, the demo and benchmarks (source it, or
+# `source scripts/lab.sh` and call lab_load P).
+#
+# Sourcing this file defines the lab_* helpers without running anything:
+#   lab_load P                load the state file of lab P into LAB_* variables
+#   lab_ns HOST               netns name of a host (cli, lb, br, n1, n2, ...)
+#   lab_run HOST CMD...       run CMD in the host's netns, keeping the host bpffs
+#   lab_spawn HOST NAME CMD.. start CMD in the background there; pid and log in $LAB_DIR
+#   lab_stop NAME [SIG]       stop a process lab_spawn started (TERM, then KILL)
+#   lab_pid NAME              its pid (empty when not running)
+
+LAB_STATE_ROOT=${LAB_STATE_ROOT:-/run/aibl-lab}
+
+# Address plan: one L2 segment, fixed addresses (each lab is its own world).
+LAB_NET4_PREFIX=10.10
+LAB_NET6=fd00:10:
+LAB_VIP4_NET=10.200.0
+LAB_VIP6_NET=fd00:200:
+LAB_MAC_BASE=02:a1:b1:00
+
+lab__die() {
+	echo "lab: $*" >&2
+	exit 1
+}
+
+lab_ns() {
+	echo "${LAB_PREFIX:?lab not loaded}-$1"
+}
+
+lab_load() {
+	local p=${1:-${LAB_PREFIX:-lb}}
+	local f=$LAB_STATE_ROOT/$p/lab.env
+	[ -r "$f" ] || {
+		echo "lab: no lab '$p' (no $f); run scripts/lab.sh up --prefix $p" >&2
+		return 1
+	}
+	# shellcheck disable=SC1090
+	. "$f"
+}
+
+# Run in a host's netns with nsenter (ip netns exec would remount /sys and
+# hide /sys/fs/bpf, which aibld and the agent need).
+lab_run() {
+	local host=$1
+	shift
+	nsenter --net="/run/netns/$(lab_ns "$host")" -- "$@"
+}
+
+lab_pid() {
+	local f=$LAB_DIR/$1.pid pid
+	[ -r "$f" ] || return 0
+	pid=$(cat "$f")
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		echo "$pid"
+	fi
+}
+
+lab_spawn() {
+	local host=$1 name=$2
+	shift 2
+	[ -z "$(lab_pid "$name")" ] || {
+		echo "lab: $name already running (pid $(lab_pid "$name"))" >&2
+		return 1
+	}
+	nsenter --net="/run/netns/$(lab_ns "$host")" -- "$@" >>"$LAB_DIR/$name.log" 2>&1 &
+	echo $! >"$LAB_DIR/$name.pid"
+}
+
+lab_stop() {
+	local name=$1 sig=${2:-TERM} pid i
+	pid=$(lab_pid "$name")
+	[ -n "$pid" ] || {
+		rm -f "$LAB_DIR/$name.pid"
+		return 0
+	}
+	kill -"$sig" "$pid" 2>/dev/null
+	for i in $(seq 50); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	rm -f "$LAB_DIR/$name.pid"
+	return 0
+}
+
+# Wait until CMD succeeds or TIMEOUT seconds pass: lab_wait TIMEOUT CMD...
+lab_wait() {
+	local t=$1 end
+	shift
+	end=$((SECONDS + t))
+	while ! "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt $end ] || return 1
+		sleep 0.1
+	done
+}
+
+# ---- address helpers ----
+lab__node_ip4() { echo "$LAB_NET4_PREFIX.0.$((10 + $1))"; }
+lab__node_ip6() { echo "${LAB_NET6}:$((10 + $1))"; }
+lab__mac() { printf '%s:%02x:%02x\n' "$LAB_MAC_BASE" "$1" "$2"; }
+# i-th (0-based) client address: 10.10.1.1 + i, fd00:10::1:0 + i + 1
+lab__cli_ip4() {
+	local n=$((256 + 1 + $1))
+	echo "$LAB_NET4_PREFIX.$((n >> 8)).$((n & 255))"
+}
+lab__cli_ip6() {
+	local n=$((65536 + 1 + $1))
+	printf '%s:%x:%x\n' "$LAB_NET6" $((n >> 16)) $((n & 65535))
+}
+
+# An XDP program that passes everything, compiled once per machine.
+lab__xdp_pass_obj() {
+	local o=$LAB_STATE_ROOT/xdp_pass.bpf.o
+	if [ ! -s "$o" ]; then
+		mkdir -p "$LAB_STATE_ROOT"
+		printf '%s\n' '#include <linux/bpf.h>' \
+			'__attribute__((section("xdp"), used)) int xdp_pass(struct xdp_md *ctx) { return XDP_PASS; }' \
+			'char _license[] __attribute__((section("license"), used)) = "GPL";' |
+			clang -O2 -target bpf -I "/usr/include/$(gcc -dumpmachine)" -x c -c - -o "$o.tmp" &&
+			mv "$o.tmp" "$o"
+	fi
+	echo "$o"
+}
+
+# ---- up / down ----
+lab__usage() {
+	sed -n '3,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+lab__down() {
+	local p=$LAB_PREFIX ns pid pids dir=$LAB_STATE_ROOT/$LAB_PREFIX
+	# Processes first: a process inside keeps its netns alive after `ip netns del`.
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$p-(br|cli|lb|n[0-9]+)$"); do
+		pids=$(ip netns pids "$ns" 2>/dev/null)
+		[ -n "$pids" ] && kill -TERM $pids 2>/dev/null
+		for pid in $pids; do
+			for _ in $(seq 30); do
+				kill -0 "$pid" 2>/dev/null || break
+				sleep 0.1
+			done
+			kill -KILL "$pid" 2>/dev/null
+		done
+	done
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$p-(br|cli|lb|n[0-9]+)$"); do
+		ip netns del "$ns" 2>/dev/null
+	done
+	# Pinned maps of this lab's controller (its bpffs dir is lab-private).
+	[ -d "/sys/fs/bpf/aibl-lab-$p" ] && rm -rf "/sys/fs/bpf/aibl-lab-$p"
+	rm -rf "$dir"
+	return 0
+}
+
+lab__write_state() {
+	local f=$LAB_DIR/lab.env.tmp i vips4="" vips6=""
+	for i in $(seq "$LAB_VIPS"); do
+		vips4+="$LAB_VIP4_NET.$i "
+		vips6+="${LAB_VIP6_NET}:$i "
+	done
+	{
+		echo "# aibl lab '$LAB_PREFIX', written by scripts/lab.sh up on $(date -u +%FT%TZ)"
+		echo "LAB_PREFIX=$LAB_PREFIX"
+		echo "LAB_DIR=$LAB_DIR"
+		echo "LAB_MODE=$LAB_MODE"
+		echo "LAB_IF=eth0"
+		echo "LAB_BPFFS=/sys/fs/bpf/aibl-lab-$LAB_PREFIX"
+		echo "LAB_NS_BR=$LAB_PREFIX-br"
+		echo "LAB_NS_CLIENT=$LAB_PREFIX-cli"
+		echo "LAB_NS_LB=$LAB_PREFIX-lb"
+		echo "LAB_MTU=$LAB_MTU"
+		echo "LAB_CLIENT_MTU=$LAB_CLIENT_MTU"
+		echo "LAB_CLIENT_IP4=$LAB_NET4_PREFIX.0.1"
+		echo "LAB_CLIENT_IP6=${LAB_NET6}:1"
+		echo "LAB_CLIENT_MAC=$(lab__mac 0 1)"
+		echo "LAB_CLIENTS=$LAB_CLIENTS"
+		echo "LAB_CLIENT_ADDRS4=$(lab__cli_ip4 0)-$(lab__cli_ip4 $((LAB_CLIENTS - 1)))"
+		echo "LAB_CLIENT_ADDRS6=$(lab__cli_ip6 0)-$(lab__cli_ip6 $((LAB_CLIENTS - 1)))"
+		echo "LAB_LB_IP4=$LAB_NET4_PREFIX.0.2"
+		echo "LAB_LB_IP6=${LAB_NET6}:2"
+		echo "LAB_LB_MAC=$(lab__mac 0 2)"
+		echo "LAB_VIP4_NET=$LAB_VIP4_NET.0/24"
+		echo "LAB_VIP6_NET=${LAB_VIP6_NET}:/64"
+		echo "LAB_VIPS=$LAB_VIPS"
+		echo "LAB_VIP4_LIST=\"${vips4% }\""
+		echo "LAB_VIP6_LIST=\"${vips6% }\""
+		echo "LAB_VIP4=$LAB_VIP4_NET.1"
+		echo "LAB_VIP6=${LAB_VIP6_NET}:1"
+		echo "LAB_NODES=$LAB_NODES"
+		for i in $(seq "$LAB_NODES"); do
+			echo "LAB_NODE_${i}_NAME=n$i"
+			echo "LAB_NODE_${i}_NS=$LAB_PREFIX-n$i"
+			echo "LAB_NODE_${i}_IP4=$(lab__node_ip4 "$i")"
+			echo "LAB_NODE_${i}_IP6=$(lab__node_ip6 "$i")"
+			echo "LAB_NODE_${i}_MAC=$(lab__mac 1 "$i")"
+		done
+	} >"$f"
+	mv "$f" "$LAB_DIR/lab.env"
+}
+
+# Host with one NIC "eth0" on the bridge; its bridge port is named PORT.
+lab__add_host() {
+	local host=$1 port=$2 mac=$3 mtu=$4 ns br
+	ns=$(lab_ns "$host")
+	br=$(lab_ns br)
+	ip netns add "$ns"
+	ip -n "$ns" link set lo up
+	ip -n "$ns" link add eth0 address "$mac" mtu "$mtu" type veth peer name "$port" netns "$br" mtu "$LAB_MTU"
+	# IPv6 addresses must be usable at once: no duplicate address detection.
+	ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+		net.ipv6.conf.eth0.accept_dad=0 net.ipv6.conf.eth0.disable_ipv6=0
+	ip -n "$br" link set "$port" master br0
+	ip -n "$br" link set "$port" up
+	ip -n "$ns" link set eth0 up
+}
+
+lab__up() {
+	local i ns br cli lb f
+	f=$LAB_STATE_ROOT/$LAB_PREFIX/lab.env
+	if [ -r "$f" ] && lab__complete "$LAB_NODES"; then
+		echo "lab: '$LAB_PREFIX' already up ($f)" >&2
+		return 0
+	fi
+	lab__down
+	LAB_DIR=$LAB_STATE_ROOT/$LAB_PREFIX
+	mkdir -p "$LAB_DIR"
+	trap 'trap - ERR; echo "lab: up failed at line $LINENO; removing what was made" >&2; lab__down; exit 1' ERR
+	set -E
+
+	br=$(lab_ns br)
+	cli=$(lab_ns cli)
+	lb=$(lab_ns lb)
+	ip netns add "$br"
+	ip -n "$br" link set lo up
+	# The bridge is a plain switch: no STP delay, no multicast snooping (which
+	# would hold back IPv6 neighbour discovery until MLD reports arrive).
+	ip -n "$br" link add br0 mtu "$LAB_MTU" type bridge forward_delay 0 stp_state 0 mcast_snooping 0
+	ip -n "$br" link set br0 up
+	ip netns exec "$br" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+
+	# client host: the primary address plus the client addresses
+	lab__add_host cli cli "$(lab__mac 0 1)" "$LAB_CLIENT_MTU"
+	ip -n "$cli" addr add "$LAB_NET4_PREFIX.0.1/16" dev eth0
+	ip -n "$cli" -6 addr add "${LAB_NET6}:1/64" dev eth0 nodad
+	{
+		for i in $(seq 0 $((LAB_CLIENTS - 1))); do
+			echo "addr add $(lab__cli_ip4 "$i")/16 dev eth0"
+			echo "addr add $(lab__cli_ip6 "$i")/64 dev eth0 nodad"
+		done
+	} | ip -n "$cli" -batch -
+	ip -n "$cli" route add "$LAB_VIP4_NET.0/24" via "$LAB_NET4_PREFIX.0.2"
+	ip -n "$cli" -6 route add "${LAB_VIP6_NET}:/64" via "${LAB_NET6}:2"
+	# Replies come from the nodes' MACs with the VIP as source: loose rp_filter.
+	ip netns exec "$cli" sysctl -qw net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.eth0.rp_filter=2 \
+		net.ipv4.ip_local_port_range="10000 60999"
+	# Pinned neighbours: the first packet must not wait on resolution.
+	ip -n "$cli" neigh replace "$LAB_NET4_PREFIX.0.2" lladdr "$(lab__mac 0 2)" dev eth0 nud permanent
+	ip -n "$cli" neigh replace "${LAB_NET6}:2" lladdr "$(lab__mac 0 2)" dev eth0 nud permanent
+
+	# edge balancer host: the XDP program goes on its eth0; it does not
+	# route VIP traffic itself (forwarding stays off).
+	lab__add_host lb lb "$(lab__mac 0 2)" "$LAB_MTU"
+	# A veth receives the frames its peer sends with XDP_TX/redirect only in
+	# NAPI mode: an XDP program on the bridge side of the balancer's link
+	# (XDP_PASS; enabling GRO there did not do it on this kernel).
+	ip -n "$br" link set dev lb xdpdrv obj "$(lab__xdp_pass_obj)" sec xdp
+	# Checksums complete before frames reach the balancer: a frame with a
+	# partial (offloaded) checksum forwarded with XDP_TX reaches the node
+	# with a wrong checksum and TCP drops it.
+	ip netns exec "$br" ethtool -K lb tx off >/dev/null
+	ip -n "$lb" addr add "$LAB_NET4_PREFIX.0.2/16" dev eth0
+	ip -n "$lb" -6 addr add "${LAB_NET6}:2/64" dev eth0 nodad
+	ip netns exec "$lb" sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
+
+	# inference nodes
+	for i in $(seq "$LAB_NODES"); do
+		ns=$(lab_ns "n$i")
+		lab__add_host "n$i" "n$i" "$(lab__mac 1 "$i")" "$LAB_MTU"
+		ip -n "$ns" addr add "$(lab__node_ip4 "$i")/16" dev eth0
+		ip -n "$ns" -6 addr add "$(lab__node_ip6 "$i")/64" dev eth0 nodad
+		for f in $(seq "$LAB_VIPS"); do
+			ip -n "$ns" addr add "$LAB_VIP4_NET.$f/32" dev lo
+			ip -n "$ns" -6 addr add "${LAB_VIP6_NET}:$f/128" dev lo
+		done
+		# VIPs on lo answer traffic but never ARP on eth0 (arp_ignore=1),
+		# ARP requests use eth0's own address as source, not a VIP
+		# (arp_announce=2); loose rp_filter so decapsulated packets from
+		# clients are accepted whatever interface they seem to come in on.
+		ip netns exec "$ns" sysctl -qw \
+			net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.eth0.arp_ignore=1 \
+			net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.eth0.arp_announce=2 \
+			net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.eth0.rp_filter=2 \
+			net.ipv4.conf.default.rp_filter=2
+		ip -n "$lb" neigh replace "$(lab__node_ip4 "$i")" lladdr "$(lab__mac 1 "$i")" dev eth0 nud permanent
+		ip -n "$lb" -6 neigh replace "$(lab__node_ip6 "$i")" lladdr "$(lab__mac 1 "$i")" dev eth0 nud permanent
+	done
+
+	lab__write_state
+	trap - ERR
+	set +E
+	mkdir -p "/sys/fs/bpf/aibl-lab-$LAB_PREFIX" 2>/dev/null || true
+	echo "lab: '$LAB_PREFIX' up: client, balancer, $LAB_NODES nodes, $LAB_CLIENTS client addresses," \
+		"$LAB_VIPS VIPs; state in $LAB_DIR/lab.env" >&2
+}
+
+# True when every namespace of the lab described by the state file exists.
+lab__complete() {
+	(
+		lab_load "$LAB_PREFIX" 2>/dev/null || exit 1
+		[ "$LAB_NODES" = "$1" ] || exit 1
+		for h in br cli lb $(seq -f 'n%g' "$LAB_NODES"); do
+			[ -e "/run/netns/$LAB_PREFIX-$h" ] || exit 1
+		done
+	)
+}
+
+lab__status() {
+	local rc=0 h ns f
+	if ! lab_load "$LAB_PREFIX" 2>/dev/null; then
+		echo "lab '$LAB_PREFIX': down"
+		[ -n "$(ip netns list | awk '{print $1}' | grep -E "^$LAB_PREFIX-(br|cli|lb|n[0-9]+)$")" ] &&
+			echo "  leftover namespaces: run scripts/lab.sh down --prefix $LAB_PREFIX"
+		return 3
+	fi
+	echo "lab '$LAB_PREFIX': mode $LAB_MODE, $LAB_NODES nodes, state $LAB_DIR/lab.env"
+	for h in cli lb $(seq -f 'n%g' "$LAB_NODES"); do
+		ns=$(lab_ns "$h")
+		if [ ! -e "/run/netns/$ns" ]; then
+			printf '  %-10s MISSING\n' "$ns"
+			rc=1
+			continue
+		fi
+		printf '  %-10s %-16s %s %s\n' "$ns" \
+			"$(ip -n "$ns" -4 -o addr show dev eth0 | awk 'NR==1{print $4}')" \
+			"$(ip -n "$ns" link show dev eth0 | grep -o 'prog/xdp[a-z]* id [0-9]*' || true)" \
+			"$(ip netns pids "$ns" | xargs -r -n1 -I{} cat /proc/{}/comm 2>/dev/null | tr '\n' ' ')"
+	done
+	for f in "$LAB_DIR"/*.pid; do
+		[ -e "$f" ] || continue
+		printf '  process %-20s %s\n' "$(basename "$f" .pid)" \
+			"$(lab_pid "$(basename "$f" .pid)" | sed 's/^/pid /;s/^$/stopped/')"
+	done
+	return $rc
+}
+
+lab__main() {
+	local cmd=${1:-}
+	[ -n "$cmd" ] || lab__usage
+	shift
+	LAB_PREFIX=${LAB_PREFIX:-lb}
+	LAB_NODES=3
+	LAB_CLIENTS=32
+	LAB_VIPS=4
+	LAB_MODE=ipip
+	# Room for the outer IPv6 header (40 B) on the balancer-node segment;
+	# the client keeps 1500 so its MSS leaves that room.
+	LAB_MTU=1600
+	LAB_CLIENT_MTU=1500
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		--prefix) LAB_PREFIX=$2; shift 2 ;;
+		--nodes) LAB_NODES=$2; shift 2 ;;
+		--clients) LAB_CLIENTS=$2; shift 2 ;;
+		--vips) LAB_VIPS=$2; shift 2 ;;
+		--mode) LAB_MODE=$2; shift 2 ;;
+		--) shift; break ;;
+		-h|--help) lab__usage ;;
+		*) [ "$cmd" = exec ] && break; lab__die "unknown option $1" ;;
+		esac
+	done
+	[[ $LAB_PREFIX =~ ^[a-z][a-z0-9]{0,11}$ ]] || lab__die "--prefix: 1-12 of [a-z0-9], starting with a letter"
+	[[ $LAB_NODES =~ ^[0-9]+$ ]] && [ "$LAB_NODES" -ge 1 ] && [ "$LAB_NODES" -le 200 ] ||
+		lab__die "--nodes: 1..200"
+	[[ $LAB_CLIENTS =~ ^[0-9]+$ ]] && [ "$LAB_CLIENTS" -ge 1 ] && [ "$LAB_CLIENTS" -le 60000 ] ||
+		lab__die "--clients: 1..60000"
+	[[ $LAB_VIPS =~ ^[0-9]+$ ]] && [ "$LAB_VIPS" -ge 1 ] && [ "$LAB_VIPS" -le 250 ] ||
+		lab__die "--vips: 1..250"
+	case "$LAB_MODE" in ipip|l2dsr) ;; *) lab__die "--mode: ipip or l2dsr" ;; esac
+	LAB_DIR=$LAB_STATE_ROOT/$LAB_PREFIX
+	case "$cmd" in
+	up|down|exec|status) [ "$(id -u)" -eq 0 ] || lab__die "$cmd needs root" ;;
+	esac
+	case "$cmd" in
+	up) lab__up ;;
+	down) lab__down; echo "lab: '$LAB_PREFIX' down" >&2 ;;
+	status) lab__status ;;
+	env) cat "$LAB_DIR/lab.env" 2>/dev/null || lab__die "no lab '$LAB_PREFIX'" ;;
+	exec)
+		[ $# -ge 2 ] || lab__die "exec HOST CMD..."
+		lab_load "$LAB_PREFIX" || exit 1
+		local host=$1
+		shift
+		lab_run "$host" "$@"
+		;;
+	*) lab__usage ;;
+	esac
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	set -uo pipefail
+	lab__main "$@"
+fi
