@@ -25,6 +25,8 @@
 #define SN_MAX_OUT_TOKENS 65536
 
 static struct sim sn_sim;
+/* X-Aibl-Node on every response: which node served it, through a balancer */
+static char sn_node[64];
 static volatile sig_atomic_t sn_stop;
 
 struct sn_conn {
@@ -76,6 +78,7 @@ static void usage(FILE *f)
 		"  --seed N                 seed for output text and jitter (default 1)\n"
 		"  --chars-per-token F      prompt characters per token (default 4)\n"
 		"  --max-tokens N           output tokens when a request gives none (default 16)\n"
+		"  --node-name NAME         X-Aibl-Node response header (default: host name)\n"
 		"  -v, --verbose            debug logging\n"
 		"  -h, --help               this text\n\n"
 		"Endpoints: GET /v1/models, GET /metrics (vLLM names), GET /health,\n"
@@ -99,6 +102,7 @@ static enum MHD_Result sn_reply(struct MHD_Connection *c, unsigned int status, c
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, "Content-Type", type);
+	MHD_add_response_header(r, "X-Aibl-Node", sn_node);
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -539,6 +543,7 @@ static enum MHD_Result sn_generate(struct MHD_Connection *c, const char *body, s
 		MHD_add_response_header(resp, "Content-Type", "application/json");
 	}
 	/* what the latency model did, for tests and the benchmark */
+	MHD_add_response_header(resp, "X-Aibl-Node", sn_node);
 	snprintf(hdr, sizeof(hdr), "%u", g->rq.prompt_tokens);
 	MHD_add_response_header(resp, "X-Simnode-Prompt-Tokens", hdr);
 	snprintf(hdr, sizeof(hdr), "%u", g->rq.cached_tokens);
@@ -654,7 +659,7 @@ int main(int argc, char **argv)
 	enum {
 		O_LISTEN = 256, O_MODELS, O_RESIDENT, O_MEM, O_LOAD, O_SLOTS, O_QUEUE, O_PBASE,
 		O_PTOK, O_DTOK, O_BATCH, O_CACHE, O_SESS, O_SLOW, O_CPU, O_CPUF, O_JITTER, O_SEED,
-		O_CPT, O_MAXTOK,
+		O_CPT, O_MAXTOK, O_NODE,
 	};
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
@@ -677,6 +682,7 @@ int main(int argc, char **argv)
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "chars-per-token", required_argument, NULL, O_CPT },
 		{ "max-tokens", required_argument, NULL, O_MAXTOK },
+		{ "node-name", required_argument, NULL, O_NODE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
@@ -697,6 +703,9 @@ int main(int argc, char **argv)
 	int o, err = 0;
 
 	log_set_ident("aibl-simnode", false);
+	if (gethostname(sn_node, sizeof(sn_node)))
+		snprintf(sn_node, sizeof(sn_node), "simnode");
+	sn_node[sizeof(sn_node) - 1] = '\0';
 	while ((o = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (o) {
 		case O_LISTEN:
@@ -769,6 +778,14 @@ int main(int argc, char **argv)
 			err = parse_double("--max-tokens", optarg, 1, SN_MAX_OUT_TOKENS, &v);
 			cfg.default_max_tokens = v;
 			break;
+		case O_NODE:
+			if (!optarg[0] || strlen(optarg) >= sizeof(sn_node) ||
+			    strpbrk(optarg, "\r\n")) {
+				pr_err("--node-name: 1-%zu characters, one line\n", sizeof(sn_node) - 1);
+				return 2;
+			}
+			snprintf(sn_node, sizeof(sn_node), "%s", optarg);
+			break;
 		case 'v':
 			log_set_level(LOG_LVL_DEBUG);
 			break;
@@ -801,7 +818,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-				     MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+				     MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_DUAL_STACK : 0),
 			     0, NULL, NULL, sn_handler, NULL, MHD_OPTION_SOCK_ADDR, &ss,
 			     MHD_OPTION_NOTIFY_COMPLETED, sn_completed, NULL,
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_END);
