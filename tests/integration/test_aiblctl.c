@@ -1,0 +1,1453 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * aiblctl against the real data plane: the XDP program is loaded through
+ * the data-plane loader with its maps pinned in a private bpffs directory,
+ * the maps are filled with a fixture (services with IPv4 and IPv6 VIPs,
+ * backends in every state, tables, members, names, connections, pins,
+ * per-CPU counters), and build/aiblctl runs as a separate process, as an
+ * operator would run it. Each command is checked in its human and its JSON
+ * form; simulate runs the real program with BPF_PROG_TEST_RUN. status and
+ * node drain talk to a test-local libmicrohttpd server that implements the
+ * controller API (contract 3).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <linux/types.h>
+#include "aibl.h"
+#include "dataplane.h"
+#include "test.h"
+
+#define TOKEN "cl-test-token-0123456789"
+
+/* ring layout of the fixture's "chat" service: a 21-slot pattern, a at even slots */
+#define PAT_LEN 21
+
+enum { BE_A, BE_B, BE_C, BE_D, BE_E, NBE };
+enum { SVC_CHAT, SVC_EMBED, SVC_BATCH, NSVC };
+
+static const struct {
+	const char *name;
+	const char *addr;
+	__u8 flags;
+	__u8 accel;
+	__u32 weight;
+} fx_be[NBE] = {
+    [BE_A] = {"gpu-a", "10.1.0.1", AIBL_BE_F_VALID, AIBL_ACCEL_GPU, 100},
+    [BE_B] = {"gpu-b", "10.1.0.2", AIBL_BE_F_VALID | AIBL_BE_F_DRAINING, AIBL_ACCEL_GPU, 60},
+    [BE_C] = {"gpu-c", "10.1.0.3", AIBL_BE_F_VALID | AIBL_BE_F_OVERLOADED, AIBL_ACCEL_GPU, 50},
+    [BE_D] = {"gpu-d", "10.1.0.4", AIBL_BE_F_VALID | AIBL_BE_F_DOWN, AIBL_ACCEL_GPU, 10},
+    [BE_E] = {"cpu-e", "fd00:1::5", AIBL_BE_F_VALID, AIBL_ACCEL_NONE, 1},
+};
+
+static char dir[128], dir_bad[160], dir_abi[160], dir_type[160];
+static const char *ctl_bin;
+static struct dp *dp;
+static bool fx_ready;
+static int fx_ncpus;
+static __u32 chat_slots[NBE]; /* slots per backend in chat's active half */
+
+/* ---------------- running aiblctl ---------------- */
+
+struct run {
+	int rc;
+	char *out;
+	char *err;
+};
+
+static char *slurp_fd(int fd)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	ssize_t n;
+
+	lseek(fd, 0, SEEK_SET);
+	while (buf && (n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += n;
+		if (cap - len < 2) {
+			char *b = realloc(buf, cap * 2);
+
+			if (!b)
+				break;
+			buf = b;
+			cap *= 2;
+		}
+	}
+	if (buf)
+		buf[len] = '\0';
+	close(fd);
+	return buf;
+}
+
+static void run_free(struct run *r)
+{
+	free(r->out);
+	free(r->err);
+	memset(r, 0, sizeof(*r));
+}
+
+/* aiblctl with the words of fmt (split on spaces); --bpffs of the fixture first */
+static void ctl_run(struct run *r, const char *fmt, ...)
+{
+	char *line, *save = NULL, *argv[64];
+	int argc = 0, ofd, efd, st;
+	char otmp[] = "/tmp/aibl-t-cl-outXXXXXX", etmp[] = "/tmp/aibl-t-cl-errXXXXXX";
+	va_list ap;
+	pid_t pid;
+
+	memset(r, 0, sizeof(*r));
+	if (!ctl_bin) {
+		static char bin[512];
+		const char *b = getenv("AIBL_BUILD");
+
+		snprintf(bin, sizeof(bin), "%s/aiblctl", b ? b : "build");
+		ctl_bin = bin;
+	}
+	va_start(ap, fmt);
+	if (vasprintf(&line, fmt, ap) < 0)
+		line = NULL;
+	va_end(ap);
+	argv[argc++] = (char *)ctl_bin;
+	if (!strstr(line, "--bpffs")) {
+		argv[argc++] = "--bpffs";
+		argv[argc++] = dir;
+	}
+	for (char *w = strtok_r(line, " ", &save); w && argc < 63; w = strtok_r(NULL, " ", &save))
+		argv[argc++] = w;
+	argv[argc] = NULL;
+	ofd = mkstemp(otmp);
+	efd = mkstemp(etmp);
+	unlink(otmp);
+	unlink(etmp);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		dup2(ofd, 1);
+		dup2(efd, 2);
+		execv(ctl_bin, argv);
+		_exit(127);
+	}
+	waitpid(pid, &st, 0);
+	r->rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	r->out = slurp_fd(ofd);
+	r->err = slurp_fd(efd);
+	free(line);
+}
+
+/* stdout parsed as one JSON object; NULL (and a failure) otherwise */
+static json_t *run_json(struct run *r, const char *what)
+{
+	json_error_t jerr;
+	json_t *j = json_loads(r->out, 0, &jerr);
+
+	if (!ASSERT_TRUE(json_is_object(j), what)) {
+		printf("  stdout: %s\n  stderr: %s\n  json: %s\n", r->out, r->err, jerr.text);
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+static bool contains(const char *hay, const char *needle, const char *what)
+{
+	bool ok = hay && strstr(hay, needle);
+
+	if (!ok)
+		test__fail_msg(__FILE__, __LINE__, "%s: \"%s\" not in output:\n%s", what, needle,
+			       hay ? hay : "(null)");
+	return ok;
+}
+
+/* one output line holding all of the words */
+static bool has_row(const char *out, const char *const *words, const char *what)
+{
+	const char *p = out;
+
+	while (p && *p) {
+		const char *e = strchr(p, '\n');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		char *line = strndup(p, l);
+		bool all = true;
+
+		for (const char *const *w = words; *w; w++)
+			all &= strstr(line, *w) != NULL;
+		free(line);
+		if (all)
+			return true;
+		p = e ? e + 1 : NULL;
+	}
+	test__fail_msg(__FILE__, __LINE__, "%s: no row with all of the expected words in:\n%s",
+		       what, out);
+	return false;
+}
+
+#define ROW(out, what, ...) has_row(out, (const char *const[]){__VA_ARGS__, NULL}, what)
+
+static json_t *jpath(json_t *j, const char *k)
+{
+	return json_object_get(j, k);
+}
+
+static json_t *find_by(json_t *arr, const char *key, const char *val)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(arr, i, e)
+	{
+		const char *s = json_string_value(json_object_get(e, key));
+
+		if (s && strcmp(s, val) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* ---------------- the fixture ---------------- */
+
+static void addr_of(const char *s, union aibl_addr *a, __u8 *family)
+{
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET, s, &a->v4) == 1)
+		*family = AIBL_AF_INET;
+	else if (inet_pton(AF_INET6, s, a->b) == 1)
+		*family = AIBL_AF_INET6;
+	else
+		*family = 0;
+}
+
+static int mfd(const char *name)
+{
+	return dp__map_fd(dp, name);
+}
+
+static int put(const char *map, const void *k, const void *v)
+{
+	int err = bpf_map_update_elem(mfd(map), k, v, BPF_ANY);
+
+	if (err)
+		printf("  update %s: %s\n", map, strerror(errno));
+	return err;
+}
+
+static int put_vip(const char *addr, __u16 port, __u8 proto, __u32 svc, __u8 mode, __u8 key,
+		   __u8 half, __u8 flags)
+{
+	struct aibl_vip_key k = {};
+	struct aibl_vip v = {
+	    .svc_id = svc, .mode = mode, .session_key = key, .ring_half = half, .flags = flags};
+
+	addr_of(addr, &k.addr, &k.family);
+	k.port = htons(port);
+	k.proto = proto;
+	return put(AIBL_MAP_VIPS, &k, &v);
+}
+
+static int put_svc_meta(__u32 id, const char *name, const char *model, __u8 policy, const char *vip,
+			__u16 port, __u8 proto, __u16 nbe, __u32 gen)
+{
+	struct aibl_svc_meta m = {
+	    .valid = 1, .policy = policy, .nbackends = nbe, .generation = gen};
+
+	snprintf(m.name, sizeof(m.name), "%s", name);
+	snprintf(m.model, sizeof(m.model), "%s", model);
+	addr_of(vip, &m.vip.addr, &m.vip.family);
+	m.vip.port = htons(port);
+	m.vip.proto = proto;
+	return put(AIBL_MAP_SVC_META, &id, &m);
+}
+
+static int put_member(__u32 svc, __u32 be, __u32 w, __u32 cfg, __u32 slots)
+{
+	struct aibl_member_key k = {.svc_id = svc, .backend = be};
+	struct aibl_member v = {.weight = w, .cfg_weight = cfg, .slots = slots};
+
+	return put(AIBL_MAP_MEMBERS, &k, &v);
+}
+
+static int put_conn(const char *cli, __u16 cport, const char *vip, __u16 vport, __u8 proto,
+		    __u32 be, __u32 flags)
+{
+	struct aibl_flow_key k = {};
+	struct aibl_conn c = {.backend = be, .flags = flags};
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	addr_of(cli, &k.src, &k.family);
+	addr_of(vip, &k.dst, &k.family);
+	k.sport = htons(cport);
+	k.dport = htons(vport);
+	k.proto = proto;
+	/* idle for 2 s */
+	c.last_seen_ns = (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec - 2000000000ULL;
+	return put(AIBL_MAP_CONNS, &k, &c);
+}
+
+static int put_pin(__u32 svc, const char *cli, __u32 be, __u64 ttl_ns)
+{
+	struct aibl_pin_key k = {.svc_id = svc};
+	struct aibl_pin p = {.backend = be};
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	addr_of(cli, &k.client, &k.family);
+	if (ttl_ns)
+		p.expires_ns = (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec + ttl_ns;
+	return put(AIBL_MAP_PINS, &k, &p);
+}
+
+/* per-CPU u64 fields: the total split over the first two CPUs so summing is exercised */
+static int put_percpu(const char *map, __u32 idx, const __u64 *fields, int nfields)
+{
+	size_t stride = (size_t)nfields * 8;
+	__u64 *v = calloc(fx_ncpus, stride);
+	int err;
+
+	if (!v)
+		return -ENOMEM;
+	for (int f = 0; f < nfields; f++) {
+		if (fx_ncpus > 1) {
+			v[f] = fields[f] / 3;
+			v[nfields + f] = fields[f] - fields[f] / 3;
+		} else {
+			v[f] = fields[f];
+		}
+	}
+	err = bpf_map_update_elem(mfd(map), &idx, v, BPF_ANY);
+	free(v);
+	return err;
+}
+
+static int fill_ring(__u32 svc, __u32 half, const __u32 *pat, __u32 plen, __u32 *counts)
+{
+	for (__u32 s = 0; s < AIBL_RING_SIZE; s++) {
+		__u32 idx = AIBL_RING_INDEX(svc, half, s), b = pat[s % plen];
+
+		if (bpf_map_update_elem(mfd(AIBL_MAP_RING), &idx, &b, BPF_ANY))
+			return -errno;
+		if (counts)
+			counts[b]++;
+	}
+	return 0;
+}
+
+static int fixture(void)
+{
+	struct aibl_globals g = {.fwd_mode = AIBL_FWD_IPIP,
+				 .ifindex = 0,
+				 .if_mac = {0x02, 0, 0, 0, 0xc1, 0x01},
+				 .gw_mac = {0x02, 0, 0, 0, 0xc1, 0xfe},
+				 .hash_seed = 7};
+	struct dp_opts o = {.pin_dir = dir,
+			    .sizes = {.max_services = 8,
+				      .max_backends = 64,
+				      .max_conns = 4096,
+				      .max_pins = 256,
+				      .max_members = 256}};
+	__u32 pat[PAT_LEN], down_pat = BE_D, one_e = BE_E, one_a = BE_A;
+	__u32 cnt_idx;
+	int err;
+
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/aibl-t-cl-%d", getpid());
+	err = dp__open_load(&o, &dp);
+	if (err)
+		return err;
+	fx_ncpus = libbpf_num_possible_cpus();
+	inet_pton(AF_INET, "10.255.0.1", &g.src4);
+	g.src4_mask = htonl(0xff);
+	inet_pton(AF_INET6, "fd00:ff::1", g.src6);
+	err = dp__globals_write(dp, &g);
+	if (err)
+		return err;
+
+	for (int b = 0; b < NBE; b++) {
+		struct aibl_backend be = {.flags = fx_be[b].flags,
+					  .mac = {0x02, 0, 0, 0, 0xb0, (__u8)b}};
+		struct aibl_be_meta m = {
+		    .valid = 1, .accel = fx_be[b].accel, .cfg_weight = fx_be[b].weight};
+		struct aibl_cost c = {.cost = 5 * b};
+		struct aibl_load l = {.active = 0};
+		__u32 id = b;
+
+		addr_of(fx_be[b].addr, &be.addr, &be.family);
+		snprintf(m.name, sizeof(m.name), "%s", fx_be[b].name);
+		l.active = b == BE_A ? 2 : b == BE_B ? 1 : b == BE_E ? 1 : 0;
+		if (put(AIBL_MAP_BACKENDS, &id, &be) || put(AIBL_MAP_BE_META, &id, &m) ||
+		    put(AIBL_MAP_COST, &id, &c) || put(AIBL_MAP_LOAD, &id, &l))
+			return -EIO;
+	}
+
+	/* chat: v4 and v6 VIPs, active half 1; half 0 holds a stale all-gpu-d table */
+	for (int i = 0; i < PAT_LEN; i++)
+		pat[i] = i == PAT_LEN - 1   ? BE_D
+			 : i % 2 == 0	    ? BE_A
+			 : (i / 2) % 2 == 0 ? BE_B
+					    : BE_C;
+	if (fill_ring(SVC_CHAT, 0, &down_pat, 1, NULL) ||
+	    fill_ring(SVC_CHAT, 1, pat, PAT_LEN, chat_slots) ||
+	    fill_ring(SVC_EMBED, 0, &one_e, 1, NULL) || fill_ring(SVC_BATCH, 0, &one_a, 1, NULL))
+		return -EIO;
+	if (put_vip("10.100.0.1", 80, IPPROTO_TCP, SVC_CHAT, AIBL_MODE_HASH, AIBL_KEY_SRC_IP, 1,
+		    0) ||
+	    put_vip("fd00:100::1", 80, IPPROTO_TCP, SVC_CHAT, AIBL_MODE_HASH, AIBL_KEY_SRC_IP, 1,
+		    0) ||
+	    put_vip("fd00:100::2", 443, IPPROTO_TCP, SVC_EMBED, AIBL_MODE_HASH, AIBL_KEY_FIVE_TUPLE,
+		    0, 0) ||
+	    put_vip("10.100.0.3", 0, IPPROTO_UDP, SVC_BATCH, AIBL_MODE_RR, AIBL_KEY_FIVE_TUPLE, 0,
+		    AIBL_VIP_F_NO_CONNTRACK))
+		return -EIO;
+	if (put_svc_meta(SVC_CHAT, "chat", "llama-3-8b", AIBL_POL_AI, "10.100.0.1", 80, IPPROTO_TCP,
+			 4, 7) ||
+	    put_svc_meta(SVC_EMBED, "embed", "bge-large", AIBL_POL_HASH, "fd00:100::2", 443,
+			 IPPROTO_TCP, 1, 1) ||
+	    put_svc_meta(SVC_BATCH, "batch", "whisper", AIBL_POL_RR, "10.100.0.3", 0, IPPROTO_UDP,
+			 1, 2))
+		return -EIO;
+	/* gpu-b's effective weight is below its configured one, as a policy would set it */
+	if (put_member(SVC_CHAT, BE_A, 100, 100, chat_slots[BE_A]) ||
+	    put_member(SVC_CHAT, BE_B, 50, 60, chat_slots[BE_B]) ||
+	    put_member(SVC_CHAT, BE_C, 50, 50, chat_slots[BE_C]) ||
+	    put_member(SVC_CHAT, BE_D, 10, 10, chat_slots[BE_D]) ||
+	    put_member(SVC_EMBED, BE_E, 1, 1, AIBL_RING_SIZE) ||
+	    put_member(SVC_BATCH, BE_A, 1, 1, AIBL_RING_SIZE))
+		return -EIO;
+
+	if (put_conn("10.0.0.5", 40000, "10.100.0.1", 80, IPPROTO_TCP, BE_A, 0) ||
+	    put_conn("10.0.0.6", 40001, "10.100.0.1", 80, IPPROTO_TCP, BE_B, 0) ||
+	    put_conn("10.0.0.9", 40002, "10.100.0.1", 80, IPPROTO_TCP, BE_A,
+		     AIBL_CONN_F_PINNED | AIBL_CONN_F_CLOSING) ||
+	    put_conn("fd00:200::5", 5555, "fd00:100::1", 80, IPPROTO_TCP, BE_A, 0) ||
+	    put_conn("fd00:200::6", 5556, "fd00:100::2", 443, IPPROTO_TCP, BE_E, 0))
+		return -EIO;
+	if (put_pin(SVC_CHAT, "10.0.0.9", BE_A, 60ULL * 1000000000ULL) ||
+	    put_pin(SVC_CHAT, "10.0.0.10", BE_B, 0) || put_pin(SVC_EMBED, "fd00:200::7", BE_E, 0))
+		return -EIO;
+
+	{
+		__u64 one;
+		__u64 chat[4] = {1234567, 3650722202ULL, 12, 3};
+		__u64 embed[4] = {10, 1000, 1, 0};
+		__u64 be_a[4] = {5000, 7500000, 10, 3};
+
+		cnt_idx = AIBL_CNT_PASS;
+		one = 1000;
+		if (put_percpu(AIBL_MAP_STATS, cnt_idx, &one, 1))
+			return -EIO;
+		cnt_idx = AIBL_CNT_VIP_PKTS;
+		one = 123456;
+		if (put_percpu(AIBL_MAP_STATS, cnt_idx, &one, 1))
+			return -EIO;
+		cnt_idx = AIBL_CNT_DROP_NO_BACKEND;
+		one = 2;
+		if (put_percpu(AIBL_MAP_STATS, cnt_idx, &one, 1) ||
+		    put_percpu(AIBL_MAP_SVC_STATS, SVC_CHAT, chat, 4) ||
+		    put_percpu(AIBL_MAP_SVC_STATS, SVC_EMBED, embed, 4) ||
+		    put_percpu(AIBL_MAP_BE_STATS, BE_A, be_a, 4))
+			return -EIO;
+	}
+	return 0;
+}
+
+/* Pin every map of dir again under d, except `swap`, replaced by map fd `repl`. */
+static int repin(const char *d, const char *swap, int repl)
+{
+	static const char *const names[] = {
+	    AIBL_MAP_VIPS,     AIBL_MAP_BACKENDS,  AIBL_MAP_RING,     AIBL_MAP_COST,
+	    AIBL_MAP_LOAD,     AIBL_MAP_CONNS,	   AIBL_MAP_PINS,     AIBL_MAP_MEMBERS,
+	    AIBL_MAP_STATS,    AIBL_MAP_SVC_STATS, AIBL_MAP_BE_STATS, AIBL_MAP_GLOBALS,
+	    AIBL_MAP_SVC_META, AIBL_MAP_BE_META,
+	};
+	char p[300];
+
+	if (mkdir(d, 0700) && errno != EEXIST)
+		return -errno;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		int fd = strcmp(names[i], swap) == 0 ? repl : mfd(names[i]);
+
+		snprintf(p, sizeof(p), "%s/%s", d, names[i]);
+		if (bpf_obj_pin(fd, p))
+			return -errno;
+	}
+	return 0;
+}
+
+static void unpin_dir(const char *d)
+{
+	char p[300];
+	static const char *const names[] = {
+	    AIBL_MAP_VIPS,     AIBL_MAP_BACKENDS,  AIBL_MAP_RING,     AIBL_MAP_COST,
+	    AIBL_MAP_LOAD,     AIBL_MAP_CONNS,	   AIBL_MAP_PINS,     AIBL_MAP_MEMBERS,
+	    AIBL_MAP_STATS,    AIBL_MAP_SVC_STATS, AIBL_MAP_BE_STATS, AIBL_MAP_GLOBALS,
+	    AIBL_MAP_SVC_META, AIBL_MAP_BE_META,
+	};
+
+	if (!d[0])
+		return;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", d, names[i]);
+		unlink(p);
+	}
+	rmdir(d);
+}
+
+static void cleanup(void)
+{
+	/* debugging aid: AIBL_TEST_KEEP=1 leaves the fixture loaded to try aiblctl on */
+	if (getenv("AIBL_TEST_KEEP")) {
+		printf("# fixture kept under %s\n", dir);
+		return;
+	}
+	unpin_dir(dir_bad);
+	unpin_dir(dir_abi);
+	unpin_dir(dir_type);
+	if (dp) {
+		dp__close(dp);
+		dp = NULL;
+	}
+	if (dir[0])
+		dp__teardown(dir);
+}
+
+/* true when the fixture is loaded; a skip (no root) or a failure otherwise */
+static bool need_fixture(void)
+{
+	static bool tried;
+	int err;
+
+	if (fx_ready)
+		return true;
+	if (!test__can_bpf()) {
+		SKIP("needs root for BPF");
+		return false;
+	}
+	if (tried) {
+		SKIP("fixture failed to load earlier");
+		return false;
+	}
+	tried = true;
+	atexit(cleanup);
+	err = fixture();
+	if (!ASSERT_OK(err, "fixture"))
+		return false;
+	fx_ready = true;
+	return true;
+}
+
+/* ---------------- commands ---------------- */
+
+static void test_service_list(void)
+{
+	struct run r = {};
+	json_t *j = NULL, *chat, *vips;
+
+	if (!need_fixture())
+		return;
+	ctl_run(&r, "-j service list");
+	if (!ASSERT_EQ(r.rc, 0, "rc") || !(j = run_json(&r, "json")))
+		goto out;
+	ASSERT_EQ(json_array_size(jpath(j, "services")), 3, "three services");
+	chat = find_by(jpath(j, "services"), "name", "chat");
+	if (!ASSERT_OK_PTR(chat, "chat"))
+		goto out;
+	vips = jpath(chat, "vips");
+	ASSERT_EQ(json_array_size(vips), 2, "chat has a v4 and a v6 VIP");
+	ASSERT_TRUE(find_by(vips, "address", "10.100.0.1") &&
+			find_by(vips, "address", "fd00:100::1"),
+		    "both VIP addresses");
+	ASSERT_STREQ(json_string_value(jpath(chat, "model")), "llama-3-8b", "model");
+	ASSERT_STREQ(json_string_value(jpath(chat, "policy")), "ai", "policy");
+	ASSERT_STREQ(json_string_value(jpath(chat, "mode")), "hash", "mode");
+	ASSERT_EQ(json_integer_value(jpath(chat, "backends")), 4, "members");
+	ASSERT_EQ(json_integer_value(jpath(chat, "backends_up")), 1, "only gpu-a is up");
+	/* three v4 entries + one on the v6 VIP */
+	ASSERT_EQ(json_integer_value(jpath(chat, "flows")), 4, "flows");
+	ASSERT_EQ(json_integer_value(jpath(chat, "pins")), 2, "pins");
+	ASSERT_EQ(json_integer_value(jpath(chat, "packets")), 1234567, "packets summed over CPUs");
+	ASSERT_EQ(json_integer_value(jpath(chat, "bytes")), 3650722202LL, "bytes");
+	ASSERT_EQ(json_integer_value(jpath(chat, "ring_half")), 1, "active half");
+	ASSERT_TRUE(
+	    json_is_false(jpath(find_by(jpath(j, "services"), "name", "batch"), "conntrack")),
+	    "batch is stateless");
+	run_free(&r);
+
+	ctl_run(&r, "service list");
+	if (!ASSERT_EQ(r.rc, 0, "human rc"))
+		goto out;
+	ROW(r.out, "header", "NAME", "VIPS", "POLICY", "BACKENDS", "PACKETS", "BYTES");
+	ROW(r.out, "chat row", "chat", "10.100.0.1:80/tcp", "[fd00:100::1]:80/tcp", "llama-3-8b",
+	    "1/4 up", "1.2M", "3.4 GiB");
+	ROW(r.out, "embed row", "embed", "[fd00:100::2]:443/tcp", "1/1 up");
+	ROW(r.out, "batch row", "batch", "10.100.0.3:*/udp", "rr");
+out:
+	json_decref(j);
+	run_free(&r);
+}
+
+static void check_chat_show(json_t *svc)
+{
+	json_t *bes = jpath(svc, "backends"), *a, *b, *c, *d;
+
+	ASSERT_STREQ(json_string_value(jpath(svc, "name")), "chat", "name");
+	ASSERT_STREQ(json_string_value(jpath(svc, "session_key")), "src_ip", "session key");
+	ASSERT_EQ(json_array_size(bes), 4, "four backends");
+	a = find_by(bes, "name", "gpu-a");
+	b = find_by(bes, "name", "gpu-b");
+	c = find_by(bes, "name", "gpu-c");
+	d = find_by(bes, "name", "gpu-d");
+	if (!ASSERT_TRUE(a && b && c && d, "all four by name"))
+		return;
+	ASSERT_STREQ(json_string_value(jpath(a, "state")), "up", "a up");
+	ASSERT_STREQ(json_string_value(jpath(b, "state")), "draining", "b draining");
+	ASSERT_STREQ(json_string_value(jpath(c, "state")), "overloaded", "c overloaded");
+	ASSERT_STREQ(json_string_value(jpath(d, "state")), "down", "d down");
+	ASSERT_EQ(json_integer_value(jpath(b, "weight")), 50, "b effective weight");
+	ASSERT_EQ(json_integer_value(jpath(b, "cfg_weight")), 60, "b configured weight");
+	ASSERT_EQ(json_integer_value(jpath(a, "slots")), chat_slots[BE_A], "a slots");
+	ASSERT_LE(fabs(json_real_value(jpath(a, "slot_share")) -
+		       (double)chat_slots[BE_A] / AIBL_RING_SIZE),
+		  1e-9, "a slot share");
+	ASSERT_EQ(json_integer_value(jpath(a, "flows")), 3, "a flows (v4 + v6 VIP)");
+	ASSERT_EQ(json_integer_value(jpath(b, "flows")), 1, "b flows");
+	ASSERT_EQ(json_integer_value(jpath(a, "pins")), 1, "a pins");
+	ASSERT_EQ(json_integer_value(jpath(b, "pins")), 1, "b pins");
+	ASSERT_EQ(json_integer_value(jpath(a, "packets")), 5000, "a packets");
+	ASSERT_EQ(json_integer_value(jpath(a, "active")), 2, "a active");
+}
+
+static void test_service_show(void)
+{
+	static const char *const specs[] = {"chat", "10.100.0.1:80", "[fd00:100::1]:80/tcp",
+					    "10.100.0.1:80/tcp"};
+	struct run r = {};
+	json_t *j = NULL;
+
+	if (!need_fixture())
+		return;
+	for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+		ctl_run(&r, "-j se sh %s", specs[i]);
+		if (!ASSERT_EQ(r.rc, 0, specs[i]) || !(j = run_json(&r, specs[i])))
+			goto out;
+		check_chat_show(jpath(j, "service"));
+		json_decref(j);
+		j = NULL;
+		run_free(&r);
+	}
+	ctl_run(&r, "service show chat");
+	if (!ASSERT_EQ(r.rc, 0, "human rc"))
+		goto out;
+	contains(r.out, "service chat (id 0)", "title");
+	contains(r.out, "data plane mode hash, session key src_ip", "mode line");
+	contains(r.out, "generation 7, active half 1", "table line");
+	contains(r.out, "1.2M packets, 3.4 GiB", "traffic line");
+	ROW(r.out, "header", "BACKEND", "WEIGHT", "SLOTS", "SHARE", "STATE", "FLOWS", "PINS");
+	ROW(r.out, "gpu-a row", "gpu-a", "10.1.0.1", "up", "7801", "47.6%");
+	ROW(r.out, "gpu-b row", "gpu-b", "50 (cfg 60)", "draining");
+	ROW(r.out, "gpu-c row", "gpu-c", "overloaded");
+	ROW(r.out, "gpu-d row", "gpu-d", "down");
+	run_free(&r);
+
+	ctl_run(&r, "-j service show nosuch");
+	ASSERT_EQ(r.rc, 1, "unknown service rc");
+	if ((j = run_json(&r, "error json")))
+		contains(json_string_value(jpath(j, "error")), "no service 'nosuch'", "message");
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+	ctl_run(&r, "service show 10.100.0.99:80");
+	ASSERT_EQ(r.rc, 1, "unknown VIP rc");
+	contains(r.err, "no service has VIP 10.100.0.99:80/tcp", "VIP message");
+out:
+	json_decref(j);
+	run_free(&r);
+}
+
+static void test_backend_list(void)
+{
+	struct run r = {};
+	json_t *j = NULL, *arr, *a, *e;
+
+	if (!need_fixture())
+		return;
+	ctl_run(&r, "-j backend list");
+	if (!ASSERT_EQ(r.rc, 0, "rc") || !(j = run_json(&r, "json")))
+		goto out;
+	arr = jpath(j, "backends");
+	ASSERT_EQ(json_array_size(arr), NBE, "five backends");
+	a = find_by(arr, "name", "gpu-a");
+	e = find_by(arr, "name", "cpu-e");
+	if (!ASSERT_TRUE(a && e, "by name"))
+		goto out;
+	ASSERT_EQ(json_integer_value(jpath(a, "active")), 2, "a active (aibl_load)");
+	ASSERT_EQ(json_integer_value(jpath(a, "conns")), 3, "a conn entries");
+	ASSERT_EQ(json_integer_value(jpath(a, "services")), 2, "a in chat and batch");
+	ASSERT_EQ(json_integer_value(jpath(a, "bytes")), 7500000, "a bytes");
+	ASSERT_STREQ(json_string_value(jpath(a, "accel")), "gpu", "accel");
+	ASSERT_STREQ(json_string_value(jpath(a, "mac")), "02:00:00:00:b0:00", "mac");
+	ASSERT_STREQ(json_string_value(jpath(e, "address")), "fd00:1::5", "v6 backend");
+	ASSERT_EQ(json_integer_value(jpath(e, "cost")), 20, "e cost");
+	ASSERT_TRUE(json_is_true(jpath(jpath(find_by(arr, "name", "gpu-d"), "flags"), "down")),
+		    "d down flag");
+	run_free(&r);
+
+	ctl_run(&r, "backend list");
+	if (!ASSERT_EQ(r.rc, 0, "human rc"))
+		goto out;
+	ROW(r.out, "header", "NAME", "ADDRESS", "STATE", "ACTIVE", "COST", "BYTES");
+	ROW(r.out, "gpu-a row", "gpu-a", "10.1.0.1", "gpu", "up", "7.2 MiB", "02:00:00:00:b0:00");
+	ROW(r.out, "gpu-b row", "gpu-b", "draining");
+	ROW(r.out, "cpu-e row", "cpu-e", "fd00:1::5", "none", "up");
+out:
+	json_decref(j);
+	run_free(&r);
+}
+
+static void test_table_show(void)
+{
+	struct run r = {};
+	json_t *j = NULL, *t, *bes, *slots;
+
+	if (!need_fixture())
+		return;
+	ctl_run(&r, "-j table show chat --slots");
+	if (!ASSERT_EQ(r.rc, 0, "rc") || !(j = run_json(&r, "json")))
+		goto out;
+	t = jpath(j, "table");
+	ASSERT_EQ(json_integer_value(jpath(t, "ring_half")), 1, "reads the active half");
+	ASSERT_EQ(json_integer_value(jpath(t, "ring_size")), AIBL_RING_SIZE, "ring size");
+	ASSERT_EQ(json_integer_value(jpath(t, "empty_slots")), 0, "no empty slot");
+	bes = jpath(t, "backends");
+	for (int b = BE_A; b <= BE_D; b++) {
+		json_t *e = find_by(bes, "name", fx_be[b].name);
+
+		if (!ASSERT_OK_PTR(e, fx_be[b].name))
+			continue;
+		ASSERT_EQ(json_integer_value(jpath(e, "slots")), chat_slots[b], fx_be[b].name);
+	}
+	/* weight share of gpu-a: 100 of 210 */
+	ASSERT_LE(fabs(json_real_value(jpath(find_by(bes, "name", "gpu-a"), "weight_share")) -
+		       100.0 / 210),
+		  1e-9, "weight share");
+	slots = jpath(t, "slots");
+	ASSERT_EQ(json_array_size(slots), AIBL_RING_SIZE, "raw table");
+	ASSERT_EQ(json_integer_value(json_array_get(slots, 0)), BE_A, "slot 0");
+	ASSERT_EQ(json_integer_value(json_array_get(slots, 1)), BE_B, "slot 1");
+	ASSERT_EQ(json_integer_value(json_array_get(slots, 3)), BE_C, "slot 3");
+	ASSERT_EQ(json_integer_value(json_array_get(slots, 20)), BE_D, "slot 20");
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+
+	ctl_run(&r, "table show 10.100.0.1:80 --slots");
+	if (!ASSERT_EQ(r.rc, 0, "human rc"))
+		goto out;
+	ROW(r.out, "header", "BACKEND", "WEIGHT%", "SLOTS", "SLOT%", "DIFF");
+	ROW(r.out, "gpu-a", "gpu-a", "47.6%", "pp");
+	contains(r.out, "active half 1", "half");
+	ROW(r.out, "raw slots", "0", "gpu-a", "gpu-b", "gpu-c");
+	run_free(&r);
+	ctl_run(&r, "table show");
+	ASSERT_EQ(r.rc, 2, "missing SERVICE is misuse");
+out:
+	json_decref(j);
+	run_free(&r);
+}
+
+static void test_flow(void)
+{
+	struct run r = {};
+	json_t *j = NULL, *f;
+
+	if (!need_fixture())
+		return;
+	ctl_run(&r, "-j flow list");
+	if (!ASSERT_EQ(r.rc, 0, "rc") || !(j = run_json(&r, "json")))
+		goto out;
+	ASSERT_EQ(json_integer_value(jpath(j, "total")), 5, "all entries");
+	f = find_by(jpath(j, "flows"), "client", "10.0.0.9");
+	if (ASSERT_OK_PTR(f, "closing pinned flow")) {
+		ASSERT_TRUE(json_is_true(jpath(f, "closing")) && json_is_true(jpath(f, "pinned")),
+			    "flags");
+		ASSERT_STREQ(json_string_value(jpath(f, "service")), "chat", "service");
+		ASSERT_GE(json_integer_value(jpath(f, "idle_ms")), 1900, "idle time");
+	}
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+
+	ctl_run(&r, "-j flow list --service embed");
+	if (!ASSERT_EQ(r.rc, 0, "filter rc") || !(j = run_json(&r, "json")))
+		goto out;
+	ASSERT_EQ(json_integer_value(jpath(j, "total")), 1, "embed flows");
+	ASSERT_STREQ(json_string_value(jpath(json_array_get(jpath(j, "flows"), 0), "backend")),
+		     "cpu-e", "embed backend");
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+
+	ctl_run(&r, "-j flow list --limit 2");
+	if (!ASSERT_EQ(r.rc, 0, "limit rc") || !(j = run_json(&r, "json")))
+		goto out;
+	ASSERT_EQ(json_array_size(jpath(j, "flows")), 2, "limited");
+	ASSERT_EQ(json_integer_value(jpath(j, "total")), 5, "total still 5");
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+
+	ctl_run(&r, "flow list --limit 3");
+	if (!ASSERT_EQ(r.rc, 0, "human rc"))
+		goto out;
+	ROW(r.out, "header", "CLIENT", "VIP", "SERVICE", "BACKEND", "FLAGS", "IDLE");
+	ROW(r.out, "v4 flow", "10.0.0.5:40000", "10.100.0.1:80", "tcp", "chat", "gpu-a");
+	contains(r.out, "3 of 5 flows shown", "limit note");
+	run_free(&r);
+	ctl_run(&r, "flow list");
+	ROW(r.out, "v6 flow", "[fd00:200::6]:5556", "[fd00:100::2]:443", "embed", "cpu-e");
+	ROW(r.out, "closing flow", "10.0.0.9:40002", "closing,pinned");
+	run_free(&r);
+
+	ctl_run(&r, "-j flow lookup 10.0.0.6:40001 10.100.0.1:80 tcp");
+	if (!ASSERT_EQ(r.rc, 0, "lookup rc") || !(j = run_json(&r, "json")))
+		goto out;
+	ASSERT_STREQ(json_string_value(jpath(jpath(j, "flow"), "backend")), "gpu-b", "on gpu-b");
+	ASSERT_STREQ(json_string_value(jpath(jpath(j, "flow"), "backend_address")), "10.1.0.2",
+		     "address");
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+	ctl_run(&r, "flow lookup [fd00:200::5]:5555 [fd00:100::1]:80");
+	ASSERT_EQ(r.rc, 0, "v6 lookup rc");
+	ROW(r.out, "v6 lookup", "[fd00:200::5]:5555", "chat", "gpu-a");
+	run_free(&r);
+	ctl_run(&r, "-j flow lookup 10.0.0.5:40000 10.100.0.1:80 udp");
+	ASSERT_EQ(r.rc, 1, "udp flow is another flow");
+	if ((j = run_json(&r, "error json")))
+		contains(json_string_value(jpath(j, "error")), "not in the connection table",
+			 "message");
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+	ctl_run(&r, "flow lookup 10.0.0.5:40000 [fd00:100::1]:80");
+	ASSERT_EQ(r.rc, 2, "mixed families are misuse");
+	contains(r.err, "same address family", "message");
+out:
+	json_decref(j);
+	run_free(&r);
+}
+
+static void test_pin_list(void)
+{
+	struct run r = {};
+	json_t *j = NULL, *p;
+
+	if (!need_fixture())
+		return;
+	ctl_run(&r, "-j pin list");
+	if (!ASSERT_EQ(r.rc, 0, "rc") || !(j = run_json(&r, "json")))
+		goto out;
+	ASSERT_EQ(json_array_size(jpath(j, "pins")), 3, "three pins");
+	p = find_by(jpath(j, "pins"), "client", "10.0.0.9");
+	if (ASSERT_OK_PTR(p, "pin of 10.0.0.9")) {
+		json_int_t ms = json_integer_value(jpath(p, "expires_in_ms"));
+
+		ASSERT_TRUE(ms > 0 && ms <= 60000, "expires within the minute");
+		ASSERT_STREQ(json_string_value(jpath(p, "backend")), "gpu-a", "backend");
+	}
+	p = find_by(jpath(j, "pins"), "client", "10.0.0.10");
+	if (ASSERT_OK_PTR(p, "pin of 10.0.0.10")) {
+		ASSERT_TRUE(json_is_null(jpath(p, "expires_in_ms")), "no expiry");
+		ASSERT_STREQ(json_string_value(jpath(p, "state")), "draining", "backend state");
+	}
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+
+	ctl_run(&r, "-j pin list --service embed");
+	if (ASSERT_EQ(r.rc, 0, "filter rc") && (j = run_json(&r, "json")))
+		ASSERT_STREQ(
+		    json_string_value(jpath(json_array_get(jpath(j, "pins"), 0), "client")),
+		    "fd00:200::7", "embed pin");
+	ASSERT_EQ(json_array_size(jpath(j, "pins")), 1, "one embed pin");
+	run_free(&r);
+
+	ctl_run(&r, "pin list --service chat");
+	if (!ASSERT_EQ(r.rc, 0, "human rc"))
+		goto out;
+	ROW(r.out, "expiring pin", "chat", "10.0.0.9", "gpu-a", "up", "in ");
+	ROW(r.out, "pin without expiry", "chat", "10.0.0.10", "gpu-b", "draining", "never");
+	contains(r.out, "2 pins", "count");
+out:
+	json_decref(j);
+	run_free(&r);
+}
+
+static void test_stats(void)
+{
+	struct run r = {};
+	json_t *j = NULL, *c;
+	char *nl;
+
+	if (!need_fixture())
+		return;
+	ctl_run(&r, "-j stats");
+	if (!ASSERT_EQ(r.rc, 0, "rc") || !(j = run_json(&r, "json")))
+		goto out;
+	c = jpath(j, "counters");
+	ASSERT_EQ(json_integer_value(jpath(c, "pass")), 1000, "pass");
+	ASSERT_EQ(json_integer_value(jpath(c, "vip_packets")), 123456, "vip_packets");
+	ASSERT_EQ(json_integer_value(jpath(c, "drop_no_backend")), 2, "drop_no_backend");
+	ASSERT_EQ(json_object_size(c), AIBL_CNT__MAX, "every counter");
+	ASSERT_TRUE(json_is_null(jpath(j, "rates")) || !jpath(j, "rates"),
+		    "no rates in one sample");
+	ASSERT_EQ(
+	    json_integer_value(jpath(find_by(jpath(j, "services"), "name", "chat"), "packets")),
+	    1234567, "chat packets");
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+
+	/* repeated: one JSON document per line, rates from the second on */
+	ctl_run(&r, "-j stats --interval 0.1 --count 2");
+	if (!ASSERT_EQ(r.rc, 0, "repeat rc"))
+		goto out;
+	nl = strchr(r.out, '\n');
+	if (!ASSERT_OK_PTR(nl, "two lines"))
+		goto out;
+	j = json_loads(nl + 1, 0, NULL);
+	if (ASSERT_TRUE(json_is_object(j), "second sample")) {
+		ASSERT_EQ(json_integer_value(jpath(j, "sample")), 2, "sample number");
+		ASSERT_TRUE(json_is_real(jpath(jpath(j, "rates"), "pass")), "rate present");
+		ASSERT_LE(json_real_value(jpath(jpath(j, "rates"), "pass")), 0.0, "idle: rate 0");
+	}
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+
+	ctl_run(&r, "stats --interval 0.1 --count 2");
+	if (!ASSERT_EQ(r.rc, 0, "human rc"))
+		goto out;
+	ROW(r.out, "header", "COUNTER", "VALUE", "RATE", "DESCRIPTION");
+	ROW(r.out, "vip_packets", "vip_packets", "123k", "0/s", "packets addressed to a VIP");
+	ROW(r.out, "service traffic", "chat", "1.2M", "3.4 GiB");
+	contains(r.out, "sample 2", "second sample");
+	run_free(&r);
+	ctl_run(&r, "stats");
+	ASSERT_EQ(r.rc, 0, "single human rc");
+	ROW(r.out, "single sample", "drop_no_backend", "2", "dropped: no usable backend");
+	run_free(&r);
+	ctl_run(&r, "stats --interval abc");
+	ASSERT_EQ(r.rc, 2, "bad interval");
+	contains(r.err, "--interval", "message");
+out:
+	json_decref(j);
+	run_free(&r);
+}
+
+static __s64 load_of(__u32 b)
+{
+	struct aibl_load l = {};
+
+	bpf_map_lookup_elem(mfd(AIBL_MAP_LOAD), &b, &l);
+	return l.active;
+}
+
+static bool conn_exists(const char *cli, __u16 cport, const char *vip, __u16 vport, __u8 proto)
+{
+	struct aibl_flow_key k = {};
+	struct aibl_conn c;
+
+	addr_of(cli, &k.src, &k.family);
+	addr_of(vip, &k.dst, &k.family);
+	k.sport = htons(cport);
+	k.dport = htons(vport);
+	k.proto = proto;
+	return bpf_map_lookup_elem(mfd(AIBL_MAP_CONNS), &k, &c) == 0;
+}
+
+static void test_simulate(void)
+{
+	struct run r = {};
+	json_t *j = NULL, *s;
+	__s64 load_a;
+
+	if (!need_fixture())
+		return;
+	load_a = load_of(BE_A);
+	/* new TCP flow to chat: only gpu-a is usable, bounded probing must find it */
+	ctl_run(&r, "-j simulate 10.0.0.77:40000 10.100.0.1:80 tcp");
+	if (!ASSERT_EQ(r.rc, 0, "rc") || !(j = run_json(&r, "json")))
+		goto out;
+	s = jpath(j, "simulate");
+	ASSERT_STREQ(json_string_value(jpath(s, "verdict")), "XDP_TX", "verdict");
+	ASSERT_STREQ(json_string_value(jpath(s, "backend")), "gpu-a", "the usable backend");
+	ASSERT_STREQ(json_string_value(jpath(s, "chosen_by")), "conn_table", "found by its entry");
+	ASSERT_STREQ(json_string_value(jpath(jpath(s, "output"), "encap")), "ipip", "ipip");
+	ASSERT_STREQ(json_string_value(jpath(jpath(s, "output"), "outer_dst")), "10.1.0.1",
+		     "outer destination is the backend");
+	ASSERT_EQ(json_integer_value(jpath(jpath(s, "counters"), "vip_packets")), 1, "counted");
+	ASSERT_EQ(json_integer_value(jpath(jpath(s, "counters"), "conn_miss")), 1, "new flow");
+	ASSERT_TRUE(json_is_true(jpath(s, "conn_removed")), "entry removed");
+	ASSERT_TRUE(json_is_true(jpath(s, "load_restored")), "load restored");
+	ASSERT_FALSE(conn_exists("10.0.0.77", 40000, "10.100.0.1", 80, IPPROTO_TCP),
+		     "no entry left behind");
+	ASSERT_EQ(load_of(BE_A), load_a, "aibl_load as before");
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+
+	/* --keep leaves the flow: flow lookup finds it on the same backend */
+	ctl_run(&r, "simulate 10.0.0.78:40000 10.100.0.1:80 --keep");
+	if (!ASSERT_EQ(r.rc, 0, "keep rc"))
+		goto out;
+	contains(r.out, "verdict     XDP_TX", "human verdict");
+	contains(r.out, "gpu-a (id 0, 10.1.0.1) new flow", "human backend");
+	contains(r.out, "connection entry kept", "kept");
+	ASSERT_TRUE(conn_exists("10.0.0.78", 40000, "10.100.0.1", 80, IPPROTO_TCP), "entry kept");
+	ASSERT_EQ(load_of(BE_A), load_a + 1, "load counted");
+	run_free(&r);
+	ctl_run(&r, "flow lookup 10.0.0.78:40000 10.100.0.1:80");
+	ASSERT_EQ(r.rc, 0, "kept flow found");
+	ROW(r.out, "kept flow", "10.0.0.78:40000", "gpu-a");
+	run_free(&r);
+	/* the kept flow again: an established flow, nothing to undo */
+	ctl_run(&r, "-j simulate 10.0.0.78:40000 10.100.0.1:80");
+	if (ASSERT_EQ(r.rc, 0, "existing rc") && (j = run_json(&r, "json"))) {
+		s = jpath(j, "simulate");
+		ASSERT_TRUE(json_is_true(jpath(s, "conn_existed")), "existing");
+		ASSERT_EQ(json_integer_value(jpath(jpath(s, "counters"), "conn_hit")), 1, "hit");
+		ASSERT_FALSE(json_is_true(jpath(s, "conn_removed")), "entry stays");
+	}
+	ASSERT_TRUE(conn_exists("10.0.0.78", 40000, "10.100.0.1", 80, IPPROTO_TCP),
+		    "existing entry untouched");
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+
+	/* stateless UDP service: no entry, backend from the outer header */
+	ctl_run(&r, "-j simulate 10.0.0.8:5000 10.100.0.3:9000 udp");
+	if (ASSERT_EQ(r.rc, 0, "udp rc") && (j = run_json(&r, "json"))) {
+		s = jpath(j, "simulate");
+		ASSERT_STREQ(json_string_value(jpath(s, "verdict")), "XDP_TX", "udp verdict");
+		ASSERT_STREQ(json_string_value(jpath(s, "backend")), "gpu-a", "udp backend");
+		ASSERT_STREQ(json_string_value(jpath(s, "chosen_by")), "outer_header", "stateless");
+		ASSERT_STREQ(json_string_value(jpath(s, "service")), "batch", "wildcard port VIP");
+	}
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+
+	/* IPv6 VIP and backend */
+	ctl_run(&r, "-j simulate [fd00:200::9]:1234 [fd00:100::2]:443");
+	if (ASSERT_EQ(r.rc, 0, "v6 rc") && (j = run_json(&r, "json"))) {
+		s = jpath(j, "simulate");
+		ASSERT_STREQ(json_string_value(jpath(s, "backend")), "cpu-e", "v6 backend");
+		ASSERT_STREQ(json_string_value(jpath(jpath(s, "output"), "encap")), "ip6ip6",
+			     "ip6ip6");
+		ASSERT_TRUE(json_is_true(jpath(s, "conn_removed")), "v6 entry removed");
+	}
+	ASSERT_FALSE(conn_exists("fd00:200::9", 1234, "fd00:100::2", 443, IPPROTO_TCP),
+		     "no v6 entry left");
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+
+	/* not a VIP: passed */
+	ctl_run(&r, "-j simulate 10.0.0.8:5000 10.100.0.200:80");
+	if (ASSERT_EQ(r.rc, 0, "non-VIP rc") && (j = run_json(&r, "json"))) {
+		ASSERT_STREQ(json_string_value(jpath(jpath(j, "simulate"), "verdict")), "XDP_PASS",
+			     "pass");
+		ASSERT_EQ(
+		    json_integer_value(jpath(jpath(jpath(j, "simulate"), "counters"), "pass")), 1,
+		    "pass counted");
+	}
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+
+	ctl_run(&r, "simulate help");
+	ASSERT_EQ(r.rc, 0, "help rc");
+	contains(r.out, "What it changes in the maps", "help tells the side effects");
+	contains(r.out, "aibl_conns", "help names the conn table");
+out:
+	json_decref(j);
+	run_free(&r);
+}
+
+/* ---------------- refusing maps of another layout ---------------- */
+
+static void test_mismatch(void)
+{
+	struct aibl_globals g = {.abi_version = AIBL_ABI_VERSION + 98, .ring_size = AIBL_RING_SIZE};
+	struct run r = {};
+	json_t *j = NULL;
+	int bad = -1, gfd = -1, hfd = -1;
+	__u32 zero = 0;
+
+	if (!need_fixture())
+		return;
+	snprintf(dir_bad, sizeof(dir_bad), "%s-badsize", dir);
+	snprintf(dir_abi, sizeof(dir_abi), "%s-badabi", dir);
+	snprintf(dir_type, sizeof(dir_type), "%s-badtype", dir);
+
+	/* aibl_backends with 20-byte values: an older layout */
+	bad = bpf_map_create(BPF_MAP_TYPE_ARRAY, "aibl_backends", 4, 20, 64, NULL);
+	if (!ASSERT_TRUE(bad >= 0, "create bad map") ||
+	    !ASSERT_OK(repin(dir_bad, AIBL_MAP_BACKENDS, bad), "repin"))
+		goto out;
+	ctl_run(&r, "--bpffs %s backend list", dir_bad);
+	ASSERT_EQ(r.rc, 1, "refused");
+	contains(r.err, "map aibl_backends", "names the map");
+	contains(r.err, "value 24 B (struct aibl_backend)", "expected");
+	contains(r.err, "value 20 B", "found");
+	ASSERT_STREQ(r.out, "", "nothing decoded on stdout");
+	run_free(&r);
+	ctl_run(&r, "-j --bpffs %s service list", dir_bad);
+	ASSERT_EQ(r.rc, 1, "json refused");
+	if ((j = run_json(&r, "json error")))
+		contains(json_string_value(jpath(j, "error")), "aibl_backends",
+			 "json names the map");
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+	/* commands that do not need the bad map's fields still check it */
+	ctl_run(&r, "--bpffs %s flow list", dir_bad);
+	ASSERT_EQ(r.rc, 1, "flow list refused too");
+	run_free(&r);
+
+	/* right layout, another ABI version in aibl_globals */
+	gfd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "aibl_globals", 4, sizeof(g), 1, NULL);
+	if (!ASSERT_TRUE(gfd >= 0, "create globals") ||
+	    !ASSERT_OK(bpf_map_update_elem(gfd, &zero, &g, BPF_ANY), "write globals") ||
+	    !ASSERT_OK(repin(dir_abi, AIBL_MAP_GLOBALS, gfd), "repin abi"))
+		goto out;
+	ctl_run(&r, "--bpffs %s service list", dir_abi);
+	ASSERT_EQ(r.rc, 1, "abi refused");
+	contains(r.err, "abi_version 99, expected 1", "abi message");
+	run_free(&r);
+
+	/* right sizes, wrong type: a plain hash as the connection table */
+	hfd = bpf_map_create(BPF_MAP_TYPE_HASH, "aibl_conns", sizeof(struct aibl_flow_key),
+			     sizeof(struct aibl_conn), 64, NULL);
+	if (!ASSERT_TRUE(hfd >= 0, "create hash") ||
+	    !ASSERT_OK(repin(dir_type, AIBL_MAP_CONNS, hfd), "repin type"))
+		goto out;
+	ctl_run(&r, "--bpffs %s flow list", dir_type);
+	ASSERT_EQ(r.rc, 1, "type refused");
+	contains(r.err, "expected lru_hash", "expected type");
+	contains(r.err, "found hash", "found type");
+	run_free(&r);
+	/* the good maps under the same dir still serve commands that do not read conns */
+	ctl_run(&r, "--bpffs %s pin list", dir_type);
+	ASSERT_EQ(r.rc, 0, "other maps fine");
+out:
+	if (bad >= 0)
+		close(bad);
+	if (gfd >= 0)
+		close(gfd);
+	if (hfd >= 0)
+		close(hfd);
+	json_decref(j);
+	run_free(&r);
+}
+
+/* ---------------- misuse, help, prefixes ---------------- */
+
+static void test_misuse(void)
+{
+	static const struct {
+		const char *args;
+		int rc;
+		const char *msg;
+	} cases[] = {
+	    {"", 2, "Usage"},
+	    {"bogus", 2, "unknown object 'bogus'"},
+	    {"s list", 2, "ambiguous object 's': it could be service, stats, simulate, status"},
+	    {"st", 2, "ambiguous object 'st'"},
+	    {"service", 2, "service verb missing"},
+	    {"service frob", 2, "unknown service verb 'frob'"},
+	    {"service list extra", 2, "takes no arguments"},
+	    {"service show", 2, "needs one NAME"},
+	    {"flow lookup 1.2.3.4 10.100.0.1:80", 2, "not an address with a port"},
+	    {"flow lookup 1.2.3.4:1 10.100.0.1:80 sctp", 2, "expected tcp or udp"},
+	    {"flow list --limit", 2, "needs a value"},
+	    {"flow list --limit -3", 2, "not a number"},
+	    {"flow list --frob", 2, "unknown option '--frob'"},
+	    {"stats --count 0", 2, "at least 1"},
+	    {"node drain", 2, "needs one node NAME"},
+	    {"simulate 10.0.0.1:1", 2, "needs CLIENT_IP:PORT VIP:PORT"},
+	};
+	struct run r = {};
+	json_t *j;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ctl_run(&r, "%s", cases[i].args);
+		ASSERT_EQ(r.rc, cases[i].rc, cases[i].args);
+		contains(r.err, cases[i].msg, cases[i].args);
+		run_free(&r);
+		if (!cases[i].args[0])
+			continue;
+		/* JSON mode: stdout is exactly one {"error": ...} */
+		ctl_run(&r, "-j %s", cases[i].args);
+		ASSERT_EQ(r.rc, cases[i].rc, "json rc");
+		j = run_json(&r, cases[i].args);
+		if (j)
+			contains(json_string_value(jpath(j, "error")), cases[i].msg, "json error");
+		ASSERT_STREQ(r.err, "", "nothing on stderr in JSON mode");
+		json_decref(j);
+		run_free(&r);
+	}
+}
+
+static void test_help_and_prefixes(void)
+{
+	static const char *const helps[] = {
+	    "help",	   "service help", "backend help",     "table help",
+	    "flow help",   "pin help",	   "stats help",       "simulate help",
+	    "status help", "node help",	   "flow lookup help", "service show --help",
+	};
+	struct run r = {};
+	json_t *j;
+
+	for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++) {
+		ctl_run(&r, "%s", helps[i]);
+		ASSERT_EQ(r.rc, 0, helps[i]);
+		contains(r.out, "Usage: aiblctl", helps[i]);
+		run_free(&r);
+	}
+	ctl_run(&r, "-j flow help");
+	ASSERT_EQ(r.rc, 0, "json help rc");
+	j = run_json(&r, "json help");
+	if (j)
+		contains(json_string_value(jpath(j, "help")), "flow lookup", "json help text");
+	json_decref(j);
+	run_free(&r);
+	if (!need_fixture())
+		return;
+	/* unambiguous prefixes at both levels, global flags after the verb */
+	ctl_run(&r, "b l -j");
+	ASSERT_EQ(r.rc, 0, "'b l' is backend list");
+	j = run_json(&r, "prefix json");
+	ASSERT_TRUE(j && json_is_array(jpath(j, "backends")), "backend list output");
+	json_decref(j);
+	run_free(&r);
+	ctl_run(&r, "stat");
+	ASSERT_EQ(r.rc, 2, "'stat' is ambiguous (stats, status)");
+	run_free(&r);
+	ctl_run(&r, "stats");
+	ASSERT_EQ(r.rc, 0, "exact name wins over the longer 'status'");
+	run_free(&r);
+	ctl_run(&r, "-p service list");
+	ASSERT_EQ(r.rc, 0, "pretty rc");
+	contains(r.out, "\n  \"services\"", "indented");
+	run_free(&r);
+}
+
+/* ---------------- controller API: a contract-3 server ---------------- */
+
+static const char *status_doc =
+    "{\"version\":\"0.1.0\",\"uptime_s\":3725,"
+    "\"services\":[{\"name\":\"chat\",\"vip\":\"10.100.0.1\",\"port\":80,\"proto\":\"tcp\","
+    "\"policy\":\"ai\",\"model\":\"llama-3-8b\",\"nodes\":[{\"name\":\"gpu-a\",\"weight\":100,"
+    "\"slots\":7800,\"state\":\"up\"},{\"name\":\"gpu-b\",\"weight\":50,\"slots\":3900,"
+    "\"state\":\"draining\"}]}],"
+    "\"nodes\":[{\"name\":\"gpu-a\",\"address\":\"10.1.0.1\",\"state\":\"up\",\"healthy\":true,"
+    "\"last_report_age_ms\":420,\"models\":[\"llama-3-8b\",\"bge-large\"],\"gpu_util_pct\":73.5,"
+    "\"queue_depth\":4,\"in_flight\":12,\"kv_cache_usage\":0.625,\"ttft_avg_ms\":182.4,"
+    "\"failures\":0},"
+    "{\"name\":\"gpu-b\",\"address\":\"10.1.0.2\",\"state\":\"draining\",\"healthy\":true,"
+    "\"last_report_age_ms\":380,\"models\":[\"llama-3-8b\"],\"gpu_util_pct\":12.0,"
+    "\"queue_depth\":0,\"in_flight\":1,\"kv_cache_usage\":0.1,\"ttft_avg_ms\":95.0,"
+    "\"failures\":2}]}";
+
+static bool api_draining[2];
+
+static enum MHD_Result api_reply(struct MHD_Connection *c, unsigned int code, const char *body)
+{
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result api_handler(void *cls, struct MHD_Connection *c, const char *url,
+				   const char *method, const char *version, const char *data,
+				   size_t *size, void **state)
+{
+	char node[64], action[16], body[160];
+	const char *auth;
+	int idx;
+
+	if (!*state) {
+		/* first call: headers only; the (empty) body follows */
+		*state = (void *)1;
+		return MHD_YES;
+	}
+	if (*size) {
+		*size = 0;
+		return MHD_YES;
+	}
+	if (strcmp(method, "GET") == 0 && strcmp(url, "/v1/status") == 0)
+		return api_reply(c, 200, status_doc);
+	if (strcmp(method, "POST") != 0 ||
+	    sscanf(url, "/v1/nodes/%63[^/]/%15s", node, action) != 2 ||
+	    (strcmp(action, "drain") && strcmp(action, "undrain")))
+		return api_reply(c, 404, "{\"error\":\"no such endpoint\"}");
+	auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	if (!auth || strcmp(auth, "Bearer " TOKEN))
+		return api_reply(c, 401, "{\"error\":\"missing or wrong bearer token\"}");
+	idx = strcmp(node, "gpu-a") == 0 ? 0 : strcmp(node, "gpu-b") == 0 ? 1 : -1;
+	if (idx < 0)
+		return api_reply(c, 404, "{\"error\":\"unknown node\"}");
+	api_draining[idx] = strcmp(action, "drain") == 0;
+	snprintf(body, sizeof(body), "{\"node\":\"%s\",\"draining\":%s}", node,
+		 api_draining[idx] ? "true" : "false");
+	return api_reply(c, 200, body);
+}
+
+static struct MHD_Daemon *api_start(int *port)
+{
+	/* this suite's port range: 20000-20999 */
+	for (int p = 20000 + getpid() % 900; p < 21000; p++) {
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+					 .sin_port = htons(p),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		struct MHD_Daemon *d =
+		    MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, p, NULL, NULL, api_handler,
+				     NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_END);
+
+		if (d) {
+			*port = p;
+			return d;
+		}
+	}
+	return NULL;
+}
+
+static void test_status_and_drain(void)
+{
+	char tokfile[] = "/tmp/aibl-t-cl-tokXXXXXX", api[64];
+	struct MHD_Daemon *d;
+	struct run r = {};
+	json_t *j = NULL;
+	int port = 0, fd;
+
+	d = api_start(&port);
+	if (!ASSERT_OK_PTR(d, "api server"))
+		return;
+	snprintf(api, sizeof(api), "http://127.0.0.1:%d", port);
+	fd = mkstemp(tokfile);
+	if (!ASSERT_TRUE(fd >= 0, "token file"))
+		goto out;
+	ASSERT_EQ(write(fd, TOKEN "\n", strlen(TOKEN) + 1), (long)strlen(TOKEN) + 1, "write");
+	close(fd);
+
+	ctl_run(&r, "-j --api %s status", api);
+	if (ASSERT_EQ(r.rc, 0, "status rc") && (j = run_json(&r, "status json"))) {
+		ASSERT_STREQ(json_string_value(jpath(j, "version")), "0.1.0", "version");
+		ASSERT_EQ(json_array_size(jpath(j, "nodes")), 2, "nodes");
+	}
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+	ctl_run(&r, "--api %s/ status", api);
+	if (ASSERT_EQ(r.rc, 0, "human status rc")) {
+		contains(r.out, "aibld 0.1.0, up 1h02m", "title");
+		ROW(r.out, "service", "chat", "10.100.0.1:80/tcp", "ai",
+		    "gpu-a(w100,7800 slots,up)");
+		ROW(r.out, "node a", "gpu-a", "10.1.0.1", "up", "yes", "420ms", "73.5%", "62.5%",
+		    "182.4 ms", "llama-3-8b,bge-large");
+		ROW(r.out, "node b", "gpu-b", "draining", "10.0%");
+	}
+	run_free(&r);
+
+	ctl_run(&r, "-j --api %s --token-file %s node drain gpu-b", api, tokfile);
+	if (ASSERT_EQ(r.rc, 0, "drain rc") && (j = run_json(&r, "drain json"))) {
+		ASSERT_STREQ(json_string_value(jpath(j, "node")), "gpu-b", "node");
+		ASSERT_TRUE(json_is_true(jpath(j, "draining")), "draining");
+	}
+	ASSERT_TRUE(api_draining[1], "server saw the drain");
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+	setenv("AIBL_API_TOKEN", TOKEN, 1);
+	ctl_run(&r, "--api %s no u gpu-b", api);
+	unsetenv("AIBL_API_TOKEN");
+	ASSERT_EQ(r.rc, 0, "undrain with the env token");
+	contains(r.out, "node gpu-b: not draining", "human undrain");
+	ASSERT_FALSE(api_draining[1], "server saw the undrain");
+	run_free(&r);
+
+	ctl_run(&r, "--api %s node drain gpu-a", api);
+	ASSERT_EQ(r.rc, 1, "no token: refused");
+	contains(r.err, "--token-file", "says how to pass the token");
+	ASSERT_FALSE(api_draining[0], "nothing changed");
+	run_free(&r);
+	ctl_run(&r, "-j --api %s --token-file %s node drain gpu-zz", api, tokfile);
+	ASSERT_EQ(r.rc, 1, "unknown node");
+	if ((j = run_json(&r, "unknown json")))
+		contains(json_string_value(jpath(j, "error")), "unknown node 'gpu-zz'", "message");
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+	ctl_run(&r, "--api %s --token-file /nonexistent/tok node drain gpu-a", api);
+	ASSERT_EQ(r.rc, 1, "missing token file");
+	contains(r.err, "/nonexistent/tok", "names the file");
+	run_free(&r);
+out:
+	MHD_stop_daemon(d);
+	if (port) {
+		/* nothing listens there any more: a clear error, not a hang */
+		ctl_run(&r, "-j --api %s status", api);
+		ASSERT_EQ(r.rc, 1, "no controller");
+		if ((j = run_json(&r, "no controller json")))
+			contains(json_string_value(jpath(j, "error")), "is aibld running",
+				 "message");
+		json_decref(j);
+		run_free(&r);
+	}
+	unlink(tokfile);
+}
+
+static void test_setup(void)
+{
+	struct run r;
+
+	ctl_run(&r, "--version");
+	ASSERT_OK(access(ctl_bin, X_OK), "aiblctl built");
+	ASSERT_EQ(r.rc, 0, "runs");
+	run_free(&r);
+}
+
+static const struct test_case cases[] = {
+    {"setup", test_setup},
+    {"misuse", test_misuse},
+    {"help_and_prefixes", test_help_and_prefixes},
+    {"service_list", test_service_list},
+    {"service_show", test_service_show},
+    {"backend_list", test_backend_list},
+    {"table_show", test_table_show},
+    {"flow", test_flow},
+    {"pin_list", test_pin_list},
+    {"stats", test_stats},
+    {"simulate", test_simulate},
+    {"mismatch", test_mismatch},
+    {"status_and_drain", test_status_and_drain},
+};
+
+TEST_MAIN("aiblctl", cases)

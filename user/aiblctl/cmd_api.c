@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * aiblctl status, node drain|undrain: the controller's HTTP API (contract
+ * 3: GET /v1/status, POST /v1/nodes/NAME/drain|undrain), through libcurl.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <curl/curl.h>
+#include "ctl.h"
+
+#define API_TIMEOUT_MS	       10000
+#define API_CONNECT_TIMEOUT_MS 3000
+#define TOKEN_MAX	       4096
+
+struct api_buf {
+	char *data;
+	size_t len;
+};
+
+static size_t api_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct api_buf *b = userdata;
+	size_t n = size * nmemb;
+	char *d;
+
+	/* the status document is small; refuse to buffer anything absurd */
+	if (b->len + n > 64 << 20)
+		return 0;
+	d = realloc(b->data, b->len + n + 1);
+	if (!d)
+		return 0;
+	memcpy(d + b->len, ptr, n);
+	b->data = d;
+	b->len += n;
+	d[b->len] = '\0';
+	return n;
+}
+
+/* --token-file, else $AIBL_API_TOKEN; "" when neither. 0 or a reported error. */
+static int api_token(char *tok, size_t len)
+{
+	const char *env = getenv("AIBL_API_TOKEN");
+	size_t n = 0;
+	FILE *f;
+
+	tok[0] = '\0';
+	if (!ctl.token_file) {
+		if (env)
+			snprintf(tok, len, "%s", env);
+		goto trim;
+	}
+	f = fopen(ctl.token_file, "r");
+	if (!f)
+		return ctl_fail("token file %s: %s", ctl.token_file, strerror(errno));
+	n = fread(tok, 1, len - 1, f);
+	fclose(f);
+	tok[n] = '\0';
+trim:
+	n = strlen(tok);
+	while (n && isspace((unsigned char)tok[n - 1]))
+		tok[--n] = '\0';
+	if (ctl.token_file && !n)
+		return ctl_fail("token file %s is empty", ctl.token_file);
+	for (size_t i = 0; i < n; i++)
+		if (!isgraph((unsigned char)tok[i]))
+			return ctl_fail("API token holds a space or control character");
+	return 0;
+}
+
+/*
+ * One request; *code the HTTP status, *body the response. Errors that stop
+ * the request (no controller, timeout) are reported here.
+ */
+static int api_call(const char *method, const char *path, long *code, struct api_buf *body)
+{
+	char url[2048], errbuf[CURL_ERROR_SIZE] = "", tok[TOKEN_MAX], auth[TOKEN_MAX + 32];
+	struct curl_slist *hdrs = NULL;
+	size_t alen = strlen(ctl.api);
+	CURLcode rc;
+	CURL *c;
+	int ret;
+
+	ret = api_token(tok, sizeof(tok));
+	if (ret)
+		return ret;
+	/* allow --api http://host:port/ as well as without the slash */
+	while (alen && ctl.api[alen - 1] == '/')
+		alen--;
+	snprintf(url, sizeof(url), "%.*s%s", (int)alen, ctl.api, path);
+	c = curl_easy_init();
+	if (!c)
+		return ctl_fail("cannot start libcurl");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)API_TIMEOUT_MS);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)API_CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, api_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "aiblctl/" CTL_VERSION);
+	if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
+	}
+	if (tok[0]) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
+		hdrs = curl_slist_append(hdrs, auth);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	}
+	rc = curl_easy_perform(c);
+	if (rc != CURLE_OK) {
+		ret = ctl_fail("controller API %s: %s%s", url,
+			       errbuf[0] ? errbuf : curl_easy_strerror(rc),
+			       rc == CURLE_COULDNT_CONNECT ? " (is aibld running? see --api)" : "");
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
+out:
+	/* the token is a secret: do not leave it in freed memory */
+	explicit_bzero(tok, sizeof(tok));
+	explicit_bzero(auth, sizeof(auth));
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	return ret;
+}
+
+/* The "error" member of a JSON error body, else the body itself (trimmed). */
+static const char *api_reason(json_t *doc, struct api_buf *b)
+{
+	const char *e = json_string_value(json_object_get(doc, "error"));
+
+	if (e)
+		return e;
+	if (!b->data)
+		return "empty response";
+	for (size_t n = b->len; n && isspace((unsigned char)b->data[n - 1]); n--)
+		b->data[n - 1] = '\0';
+	return b->data;
+}
+
+static void status_help(FILE *f)
+{
+	fprintf(f,
+		"Usage: aiblctl [--api URL] status\n"
+		"\n"
+		"The controller's view (GET /v1/status): version, uptime, services with their\n"
+		"nodes' weights and slots, and every node's state, health, report age, GPU\n"
+		"utilisation, queue depth, in-flight requests, KV-cache usage and TTFT.\n"
+		"Needs aibld running (default API %s).\n",
+		CTL_DEFAULT_API);
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? s : "-";
+}
+
+/* a JSON number as text: integers exact, reals with d decimals */
+static char *jnum(char *buf, size_t len, json_t *o, const char *k, int d, const char *unit)
+{
+	json_t *v = json_object_get(o, k);
+
+	if (json_is_integer(v))
+		snprintf(buf, len, "%lld%s", (long long)json_integer_value(v), unit);
+	else if (json_is_real(v))
+		snprintf(buf, len, "%.*f%s", d, json_real_value(v), unit);
+	else if (json_is_boolean(v))
+		snprintf(buf, len, "%s", json_is_true(v) ? "yes" : "no");
+	else
+		snprintf(buf, len, "-");
+	return buf;
+}
+
+static void status_print(json_t *doc)
+{
+	static const char *const shdr[] = {"SERVICE", "VIP", "POLICY", "MODEL", "NODES"};
+	static const char *const nhdr[] = {"NODE",	 "ADDRESS", "STATE",	"HEALTHY",
+					   "REPORT AGE", "GPU",	    "QUEUE",	"IN-FLIGHT",
+					   "KV CACHE",	 "TTFT",    "FAILURES", "MODELS"};
+	json_t *svcs = json_object_get(doc, "services"), *nodes = json_object_get(doc, "nodes");
+	json_t *uptime = json_object_get(doc, "uptime_s");
+	struct ctl_table *t;
+	char b1[32], b2[32], b3[32];
+	size_t i, j;
+	json_t *sv, *n;
+
+	printf("aibld %s, up %s\n\n", jstr(doc, "version"),
+	       ctl_fmt_dur_ns(b1, sizeof(b1),
+			      (__u64)(json_number_value(uptime) * 1e9 > 0
+					  ? json_number_value(uptime) * 1e9
+					  : 0)));
+	t = ctl_table__new(5, shdr, "lllll");
+	json_array_foreach(svcs, i, sv)
+	{
+		json_t *nl = json_object_get(sv, "nodes"), *nd;
+		char *nodes_s = NULL;
+		size_t nlen = 0;
+		FILE *f = open_memstream(&nodes_s, &nlen);
+
+		json_array_foreach(nl, j, nd)
+		{
+			if (f)
+				fprintf(f, "%s%s(w%s,%s slots,%s)", j ? " " : "", jstr(nd, "name"),
+					jnum(b1, sizeof(b1), nd, "weight", 0, ""),
+					jnum(b2, sizeof(b2), nd, "slots", 0, ""),
+					jstr(nd, "state"));
+		}
+		if (f)
+			fclose(f);
+		ctl_table__cell(t, "%s", jstr(sv, "name"));
+		ctl_table__cell(t, "%s:%s/%s", jstr(sv, "vip"),
+				jnum(b1, sizeof(b1), sv, "port", 0, ""), jstr(sv, "proto"));
+		ctl_table__cell(t, "%s", jstr(sv, "policy"));
+		ctl_table__cell(t, "%s", jstr(sv, "model"));
+		ctl_table__cell(t, "%s", nodes_s && nodes_s[0] ? nodes_s : "-");
+		free(nodes_s);
+	}
+	ctl_table__print(t, stdout);
+	ctl_table__free(t);
+	putchar('\n');
+	t = ctl_table__new(12, nhdr, "llllrrrrrrrl");
+	json_array_foreach(nodes, i, n)
+	{
+		json_t *models = json_object_get(n, "models"), *m;
+		json_t *kv = json_object_get(n, "kv_cache_usage");
+		char ms[256] = "";
+		size_t off = 0;
+
+		json_array_foreach(models, j, m)
+		{
+			if (off < sizeof(ms))
+				off += snprintf(ms + off, sizeof(ms) - off, "%s%s", j ? "," : "",
+						json_string_value(m) ? json_string_value(m) : "?");
+		}
+		ctl_table__cell(t, "%s", jstr(n, "name"));
+		ctl_table__cell(t, "%s", jstr(n, "address"));
+		ctl_table__cell(t, "%s", jstr(n, "state"));
+		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, "healthy", 0, ""));
+		if (json_is_number(json_object_get(n, "last_report_age_ms")))
+			ctl_table__cell(t, "%s",
+					ctl_fmt_dur_ns(b1, sizeof(b1),
+						       (__u64)(json_number_value(json_object_get(
+								   n, "last_report_age_ms")) *
+							       1e6)));
+		else
+			ctl_table__cell(t, "-");
+		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, "gpu_util_pct", 1, "%"));
+		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, "queue_depth", 0, ""));
+		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, "in_flight", 0, ""));
+		/* kv_cache_usage is a fraction 0..1 (vLLM's gpu_cache_usage_perc) */
+		ctl_table__cell(
+		    t, "%s",
+		    json_is_number(kv) ? ctl_fmt_pct(b2, sizeof(b2), json_number_value(kv)) : "-");
+		ctl_table__cell(t, "%s", jnum(b3, sizeof(b3), n, "ttft_avg_ms", 1, " ms"));
+		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, "failures", 0, ""));
+		ctl_table__cell(t, "%s", ms[0] ? ms : "-");
+	}
+	ctl_table__print(t, stdout);
+	ctl_table__free(t);
+}
+
+int ctl_cmd_status(int argc, char **argv)
+{
+	struct api_buf b = {};
+	json_error_t jerr;
+	json_t *doc = NULL;
+	long code = 0;
+	int ret;
+
+	if (ctl_is_help(argc, argv))
+		return ctl_help(status_help);
+	if (argc)
+		return ctl_usage("status takes no arguments");
+	ret = api_call("GET", "/v1/status", &code, &b);
+	if (ret)
+		goto out;
+	doc = b.data ? json_loadb(b.data, b.len, 0, &jerr) : NULL;
+	if (code != 200) {
+		ret = ctl_fail("controller API: GET /v1/status: HTTP %ld: %s", code,
+			       api_reason(doc, &b));
+		goto out;
+	}
+	if (!json_is_object(doc)) {
+		ret = ctl_fail("controller API: GET /v1/status: not a JSON object%s%s",
+			       doc ? "" : ": ", doc ? "" : jerr.text);
+		goto out;
+	}
+	if (ctl.json) {
+		ret = ctl_json_print(json_incref(doc));
+		goto out;
+	}
+	status_print(doc);
+out:
+	json_decref(doc);
+	free(b.data);
+	return ret;
+}
+
+static void node_help(FILE *f)
+{
+	fprintf(f, "Usage: aiblctl [--api URL] [--token-file F] node drain|undrain NAME\n"
+		   "\n"
+		   "drain:   the node takes no new flows; its established flows continue.\n"
+		   "undrain: the node takes new flows again.\n"
+		   "Through the controller (POST /v1/nodes/NAME/drain|undrain). When aibld has an\n"
+		   "api_token_file, pass the token with --token-file F or $AIBL_API_TOKEN.\n");
+}
+
+static int node_set(int argc, char **argv, const char *action)
+{
+	char path[512], *esc = NULL;
+	struct api_buf b = {};
+	json_error_t jerr;
+	json_t *doc = NULL;
+	long code = 0;
+	CURL *c;
+	int ret;
+
+	if (ctl_is_help(argc, argv))
+		return ctl_help(node_help);
+	if (argc != 1)
+		return ctl_usage("node %s needs one node NAME", action);
+	c = curl_easy_init();
+	esc = c ? curl_easy_escape(c, argv[0], 0) : NULL;
+	if (!esc) {
+		if (c)
+			curl_easy_cleanup(c);
+		return ctl_fail("out of memory");
+	}
+	snprintf(path, sizeof(path), "/v1/nodes/%s/%s", esc, action);
+	curl_free(esc);
+	curl_easy_cleanup(c);
+	ret = api_call("POST", path, &code, &b);
+	if (ret)
+		goto out;
+	doc = b.data ? json_loadb(b.data, b.len, 0, &jerr) : NULL;
+	if (code == 404) {
+		ret = ctl_fail("unknown node '%s' (controller: %s)", argv[0], api_reason(doc, &b));
+		goto out;
+	}
+	if (code == 401 || code == 403) {
+		ret = ctl_fail("controller refused node %s (HTTP %ld: %s): pass the API token with "
+			       "--token-file F or AIBL_API_TOKEN",
+			       action, code, api_reason(doc, &b));
+		goto out;
+	}
+	if (code != 200) {
+		ret = ctl_fail("controller API: POST %s: HTTP %ld: %s", path, code,
+			       api_reason(doc, &b));
+		goto out;
+	}
+	if (!json_is_object(doc) || !json_is_boolean(json_object_get(doc, "draining"))) {
+		ret = ctl_fail("controller API: POST %s: answer lacks \"draining\"", path);
+		goto out;
+	}
+	if (ctl.json) {
+		ret = ctl_json_print(json_incref(doc));
+		goto out;
+	}
+	printf("node %s: %s\n", argv[0],
+	       json_is_true(json_object_get(doc, "draining"))
+		   ? "draining (no new flows; established flows continue)"
+		   : "not draining (takes new flows)");
+out:
+	json_decref(doc);
+	free(b.data);
+	return ret;
+}
+
+static int node_drain(int argc, char **argv)
+{
+	return node_set(argc, argv, "drain");
+}
+
+static int node_undrain(int argc, char **argv)
+{
+	return node_set(argc, argv, "undrain");
+}
+
+int ctl_cmd_node(int argc, char **argv)
+{
+	static const struct ctl_cmd cmds[] = {
+	    {"drain", node_drain},
+	    {"undrain", node_undrain},
+	    {NULL, NULL},
+	};
+
+	return ctl_dispatch("node verb", cmds, argc, argv, node_help);
+}

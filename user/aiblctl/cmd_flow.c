@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* aiblctl flow list|lookup, pin list */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include "ctl.h"
+
+#define ERRLEN		   512
+#define FLOW_LIMIT_DEFAULT 1000
+
+static void flow_help(FILE *f)
+{
+	fprintf(f,
+		"Usage: aiblctl flow list [--service S] [--limit N]\n"
+		"       aiblctl flow lookup CLIENT_IP:PORT VIP:PORT [tcp|udp]\n"
+		"\n"
+		"list:   entries of the connection table (aibl_conns): client, VIP, service,\n"
+		"        backend, flags (closing: FIN/RST seen; pinned: chosen by a session pin)\n"
+		"        and idle time. Sorted by service and client; at most N rows\n"
+		"        (default %d, 0: all).\n"
+		"lookup: the backend one flow is on. IPv6 as [addr]:port; protocol tcp by\n"
+		"        default. Exit status 1 when the flow is not in the table.\n",
+		FLOW_LIMIT_DEFAULT);
+}
+
+/* JSON object of one connection entry */
+static json_t *flow_json(const struct ctl_state *s, const struct aibl_flow_key *k,
+			 const struct aibl_conn *c, __u64 now)
+{
+	int svc = ctl_state__flow_svc(s, k);
+	char cli[64], vip[64], sname[48], bname[48], baddr[64] = "-";
+
+	ctl_fmt_addr(cli, sizeof(cli), k->family, &k->src);
+	ctl_fmt_addr(vip, sizeof(vip), k->family, &k->dst);
+	if (svc >= 0)
+		ctl_state__svc_name(s, svc, sname, sizeof(sname));
+	ctl_state__be_name(s, c->backend, bname, sizeof(bname));
+	if (c->backend < s->nbe)
+		ctl_fmt_addr(baddr, sizeof(baddr), s->be[c->backend].family,
+			     &s->be[c->backend].addr);
+	return json_pack(
+	    "{s:s,s:i,s:s,s:i,s:s,s:i,s:s?,s:o,s:i,s:s,s:s,s:b,s:b,s:I}", "client", cli,
+	    "client_port", ntohs(k->sport), "vip", vip, "vip_port", ntohs(k->dport), "proto",
+	    ctl_proto_str(k->proto), "family", k->family, "service", svc >= 0 ? sname : NULL,
+	    "service_id", svc >= 0 ? json_integer(svc) : json_null(), "backend_id", c->backend,
+	    "backend", bname, "backend_address", baddr, "closing",
+	    !!(c->flags & AIBL_CONN_F_CLOSING), "pinned", !!(c->flags & AIBL_CONN_F_PINNED),
+	    "idle_ms", (json_int_t)(now > c->last_seen_ns ? (now - c->last_seen_ns) / 1000000 : 0));
+}
+
+static void flow_row(struct ctl_table *t, const struct ctl_state *s, const struct aibl_flow_key *k,
+		     const struct aibl_conn *c, __u64 now)
+{
+	int svc = ctl_state__flow_svc(s, k);
+	char b[80];
+
+	ctl_table__cell(t, "%s", ctl_fmt_endpoint(b, sizeof(b), k->family, &k->src, k->sport));
+	ctl_table__cell(t, "%s", ctl_fmt_endpoint(b, sizeof(b), k->family, &k->dst, k->dport));
+	ctl_table__cell(t, "%s", ctl_proto_str(k->proto));
+	ctl_table__cell(t, "%s", svc >= 0 ? ctl_state__svc_name(s, svc, b, sizeof(b)) : "-");
+	ctl_table__cell(t, "%s", ctl_state__be_name(s, c->backend, b, sizeof(b)));
+	ctl_table__cell(t, "%s%s%s", c->flags & AIBL_CONN_F_CLOSING ? "closing" : "",
+			(c->flags & AIBL_CONN_F_CLOSING) && (c->flags & AIBL_CONN_F_PINNED) ? ","
+											    : "",
+			c->flags & AIBL_CONN_F_PINNED	 ? "pinned"
+			: c->flags & AIBL_CONN_F_CLOSING ? ""
+							 : "-");
+	ctl_table__cell(
+	    t, "%s",
+	    ctl_fmt_dur_ns(b, sizeof(b), now > c->last_seen_ns ? now - c->last_seen_ns : 0));
+}
+
+static const struct ctl_state *sort_state;
+
+static int flow_cmp(const void *a, const void *b)
+{
+	const struct aibl_flow_key *x = &sort_state->ckeys[*(const __u32 *)a];
+	const struct aibl_flow_key *y = &sort_state->ckeys[*(const __u32 *)b];
+	int sx = ctl_state__flow_svc(sort_state, x), sy = ctl_state__flow_svc(sort_state, y);
+
+	if (sx != sy)
+		return sx < sy ? -1 : 1;
+	return memcmp(x, y, sizeof(*x));
+}
+
+static const char *const flow_hdr[] = {"CLIENT",  "VIP",   "PROTO", "SERVICE",
+				       "BACKEND", "FLAGS", "IDLE"};
+
+static int flow_list(int argc, char **argv)
+{
+	const char *svc_opt = NULL, *limit_opt = NULL;
+	const struct ctl_opt opts[] = {
+	    {"--service", true, &svc_opt},
+	    {"--limit", true, &limit_opt},
+	};
+	unsigned long long limit = FLOW_LIMIT_DEFAULT;
+	struct ctl_table *t = NULL;
+	json_t *arr = NULL;
+	struct ctl_state s;
+	__u32 *idx = NULL, n = 0, shown;
+	__u64 now = ctl_now_ns();
+	char err[ERRLEN];
+	__u32 svc = 0;
+	int npos, ret;
+	char *pos[1];
+
+	if (ctl_is_help(argc, argv))
+		return ctl_help(flow_help);
+	ret = ctl_parse_args(argc, argv, opts, 2, pos, &npos, 0);
+	if (ret)
+		return ret;
+	if (limit_opt && ctl_parse_u64("--limit", limit_opt, 1ULL << 32, &limit))
+		return CTL_EXIT_USAGE;
+	ret = ctl_state__load(&s, CTL_LOAD_CONNS, err, sizeof(err));
+	if (ret)
+		return ctl_fail("%s", err);
+	if (svc_opt && ctl_state__find_service(&s, svc_opt, &svc, err, sizeof(err))) {
+		ret = ctl_fail("%s", err);
+		goto out;
+	}
+	idx = calloc(s.nconns + 1, sizeof(*idx));
+	if (!idx) {
+		ret = ctl_fail("out of memory");
+		goto out;
+	}
+	for (__u32 i = 0; i < s.nconns; i++)
+		if (!svc_opt || ctl_state__flow_svc(&s, &s.ckeys[i]) == (int)svc)
+			idx[n++] = i;
+	sort_state = &s;
+	qsort(idx, n, sizeof(*idx), flow_cmp);
+	shown = limit && limit < n ? limit : n;
+	if (ctl.json) {
+		arr = json_array();
+		for (__u32 i = 0; i < shown; i++)
+			json_array_append_new(
+			    arr, flow_json(&s, &s.ckeys[idx[i]], &s.cvals[idx[i]], now));
+		ret = ctl_json_print(
+		    json_pack("{s:o,s:i,s:i}", "flows", arr, "total", n, "shown", shown));
+		goto out;
+	}
+	t = ctl_table__new(7, flow_hdr, "lllllll");
+	for (__u32 i = 0; i < shown; i++)
+		flow_row(t, &s, &s.ckeys[idx[i]], &s.cvals[idx[i]], now);
+	ctl_table__print(t, stdout);
+	if (shown < n)
+		printf("%u of %u flows shown (--limit N, 0 for all)\n", shown, n);
+	else
+		printf("%u flow%s\n", n, n == 1 ? "" : "s");
+out:
+	ctl_table__free(t);
+	free(idx);
+	ctl_state__free(&s);
+	return ret;
+}
+
+int ctl_parse_flow(int argc, char **argv, const char *verb, struct aibl_flow_key *k)
+{
+	union aibl_addr a;
+	__u8 fam_c, fam_v, proto = IPPROTO_TCP;
+	__u16 cport, vport;
+
+	if (argc < 2 || argc > 3)
+		return ctl_usage("%s needs CLIENT_IP:PORT VIP:PORT [tcp|udp]", verb);
+	memset(k, 0, sizeof(*k));
+	if (ctl_parse_endpoint(argv[0], true, &fam_c, &a, &cport))
+		return ctl_usage("'%s' is not an address with a port (IPv6: [addr]:port)", argv[0]);
+	k->src = a;
+	if (ctl_parse_endpoint(argv[1], true, &fam_v, &a, &vport))
+		return ctl_usage("'%s' is not an address with a port (IPv6: [addr]:port)", argv[1]);
+	k->dst = a;
+	if (fam_c != fam_v)
+		return ctl_usage("client %s and VIP %s are not of the same address family", argv[0],
+				 argv[1]);
+	if (argc == 3 && ctl_parse_proto(argv[2], &proto))
+		return ctl_usage("protocol '%s': expected tcp or udp", argv[2]);
+	k->family = fam_c;
+	k->sport = htons(cport);
+	k->dport = htons(vport);
+	k->proto = proto;
+	return 0;
+}
+
+static int flow_lookup(int argc, char **argv)
+{
+	struct aibl_map cm = {.fd = -1};
+	struct ctl_table *t = NULL;
+	struct aibl_flow_key k;
+	struct aibl_conn c;
+	struct ctl_state s;
+	char err[ERRLEN], a[80], b[80];
+	int ret;
+
+	if (ctl_is_help(argc, argv))
+		return ctl_help(flow_help);
+	ret = ctl_parse_flow(argc, argv, "flow lookup", &k);
+	if (ret)
+		return ret;
+	ret = ctl_state__load(&s, 0, err, sizeof(err));
+	if (ret)
+		return ctl_fail("%s", err);
+	if (aibl_map__open(&cm, ctl.bpffs, AIBL_MAP_CONNS, true, err, sizeof(err))) {
+		ret = ctl_fail("%s", err);
+		goto out;
+	}
+	if (bpf_map_lookup_elem(cm.fd, &k, &c)) {
+		ret = errno;
+		if (ret != ENOENT) {
+			ret = ctl_fail("map %s: lookup failed: %s", AIBL_MAP_CONNS, strerror(ret));
+			goto out;
+		}
+		ret = ctl_fail("flow %s -> %s %s is not in the connection table%s",
+			       ctl_fmt_endpoint(a, sizeof(a), k.family, &k.src, k.sport),
+			       ctl_fmt_endpoint(b, sizeof(b), k.family, &k.dst, k.dport),
+			       ctl_proto_str(k.proto),
+			       ctl_state__flow_svc(&s, &k) < 0 ? " (and no service has that VIP)"
+							       : "");
+		goto out;
+	}
+	if (ctl.json) {
+		ret =
+		    ctl_json_print(json_pack("{s:o}", "flow", flow_json(&s, &k, &c, ctl_now_ns())));
+		goto out;
+	}
+	t = ctl_table__new(7, flow_hdr, "lllllll");
+	flow_row(t, &s, &k, &c, ctl_now_ns());
+	ctl_table__print(t, stdout);
+out:
+	ctl_table__free(t);
+	aibl_map__close(&cm);
+	ctl_state__free(&s);
+	return ret;
+}
+
+int ctl_cmd_flow(int argc, char **argv)
+{
+	static const struct ctl_cmd cmds[] = {
+	    {"list", flow_list},
+	    {"lookup", flow_lookup},
+	    {NULL, NULL},
+	};
+
+	return ctl_dispatch("flow verb", cmds, argc, argv, flow_help);
+}
+
+static void pin_help(FILE *f)
+{
+	fprintf(f, "Usage: aiblctl pin list [--service S]\n"
+		   "\n"
+		   "Session pins (aibl_pins): new flows of a client to a service go to the pinned\n"
+		   "backend (the node holding its KV/prefix cache) unless that backend is down,\n"
+		   "draining or overloaded. Shows the time left before each pin expires.\n");
+}
+
+static const struct ctl_state *pin_state;
+
+/* by service, then family and client address */
+static int pin_cmp(const void *a, const void *b)
+{
+	const struct aibl_pin_key *x = &pin_state->pkeys[*(const __u32 *)a];
+	const struct aibl_pin_key *y = &pin_state->pkeys[*(const __u32 *)b];
+
+	if (x->svc_id != y->svc_id)
+		return x->svc_id < y->svc_id ? -1 : 1;
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	return memcmp(&x->client, &y->client, sizeof(x->client));
+}
+
+static int pin_list(int argc, char **argv)
+{
+	static const char *const hdr[] = {"SERVICE", "CLIENT", "BACKEND", "STATE", "EXPIRES"};
+	const char *svc_opt = NULL;
+	const struct ctl_opt opts[] = {{"--service", true, &svc_opt}};
+	struct ctl_table *t = NULL;
+	json_t *arr = NULL;
+	struct ctl_state s;
+	__u64 now = ctl_now_ns();
+	char err[ERRLEN];
+	__u32 svc = 0, n = 0, *idx = NULL;
+	char *pos[1];
+	int npos, ret;
+
+	if (ctl_is_help(argc, argv))
+		return ctl_help(pin_help);
+	ret = ctl_parse_args(argc, argv, opts, 1, pos, &npos, 0);
+	if (ret)
+		return ret;
+	ret = ctl_state__load(&s, CTL_LOAD_PINS, err, sizeof(err));
+	if (ret)
+		return ctl_fail("%s", err);
+	if (svc_opt && ctl_state__find_service(&s, svc_opt, &svc, err, sizeof(err))) {
+		ret = ctl_fail("%s", err);
+		goto out;
+	}
+	idx = calloc(s.npins + 1, sizeof(*idx));
+	if (!idx) {
+		ret = ctl_fail("out of memory");
+		goto out;
+	}
+	for (__u32 i = 0; i < s.npins; i++)
+		idx[i] = i;
+	pin_state = &s;
+	qsort(idx, s.npins, sizeof(*idx), pin_cmp);
+	if (ctl.json)
+		arr = json_array();
+	else
+		t = ctl_table__new(5, hdr, "lllll");
+	for (__u32 i = 0; i < s.npins; i++) {
+		const struct aibl_pin_key *k = &s.pkeys[idx[i]];
+		const struct aibl_pin *p = &s.pvals[idx[i]];
+		bool expired = p->expires_ns && p->expires_ns <= now;
+		char sn[48], cli[64], bn[48], d[32];
+		const char *st;
+
+		if (svc_opt && k->svc_id != svc)
+			continue;
+		n++;
+		ctl_state__svc_name(&s, k->svc_id, sn, sizeof(sn));
+		ctl_fmt_addr(cli, sizeof(cli), k->family, &k->client);
+		ctl_state__be_name(&s, p->backend, bn, sizeof(bn));
+		st = ctl_be_state(p->backend < s.nbe ? s.be[p->backend].flags : 0);
+		if (arr) {
+			json_array_append_new(
+			    arr, json_pack("{s:s,s:i,s:s,s:i,s:i,s:s,s:s,s:o,s:b}", "service", sn,
+					   "service_id", k->svc_id, "client", cli, "family",
+					   k->family, "backend_id", p->backend, "backend", bn,
+					   "state", st, "expires_in_ms",
+					   p->expires_ns
+					       ? json_integer(
+						     expired ? 0
+							     : (json_int_t)((p->expires_ns - now) /
+									    1000000))
+					       : json_null(),
+					   "expired", expired));
+			continue;
+		}
+		ctl_table__cell(t, "%s", sn);
+		ctl_table__cell(t, "%s", cli);
+		ctl_table__cell(t, "%s", bn);
+		ctl_table__cell(t, "%s", st);
+		if (!p->expires_ns)
+			ctl_table__cell(t, "never");
+		else if (expired)
+			ctl_table__cell(t, "expired");
+		else
+			ctl_table__cell(t, "in %s",
+					ctl_fmt_dur_ns(d, sizeof(d), p->expires_ns - now));
+	}
+	if (arr) {
+		ret = ctl_json_print(json_pack("{s:o}", "pins", arr));
+	} else {
+		ctl_table__print(t, stdout);
+		printf("%u pin%s\n", n, n == 1 ? "" : "s");
+	}
+out:
+	ctl_table__free(t);
+	free(idx);
+	ctl_state__free(&s);
+	return ret;
+}
+
+int ctl_cmd_pin(int argc, char **argv)
+{
+	static const struct ctl_cmd cmds[] = {
+	    {"list", pin_list},
+	    {NULL, NULL},
+	};
+
+	return ctl_dispatch("pin verb", cmds, argc, argv, pin_help);
+}
