@@ -304,6 +304,7 @@ static int ar_parse_root(struct ar_ctx *c, json_t *root, struct agent_report *r)
 	if ((err = ar_str(c, root, "report", "node", r->node, sizeof(r->node), true)) ||
 	    (err = ar_int(c, root, "report", "timestamp_ms", &n, 0, INT64_MAX, false)) ||
 	    (err = ar_str(c, root, "report", "version", r->version, sizeof(r->version), false)) ||
+	    (err = ar_str(c, root, "report", "accel", r->accel, sizeof(r->accel), false)) ||
 	    (err = ar_bool(c, root, "report", "nvml", &r->nvml)) ||
 	    (err = ar_str(c, root, "report", "nvml_error", r->nvml_error, sizeof(r->nvml_error),
 			  false)) ||
@@ -390,6 +391,58 @@ int agent_report__parse(const char *body, size_t len, struct agent_report *r, ch
 		agent_report__free(r);
 		agent_report__init(r);
 	}
+	return ret;
+}
+
+int agent_hints__parse(const char *body, size_t len, struct ar_hint **out, int *n, char *err,
+		       size_t errlen)
+{
+	struct ar_ctx c = { .err = err, .errlen = errlen };
+	struct ar_hint *hints = NULL;
+	json_t *root, *arr, *v;
+	json_error_t jerr;
+	char p[32];
+	size_t i;
+	int ret;
+
+	*out = NULL;
+	*n = 0;
+	if (err && errlen)
+		err[0] = '\0';
+	if (len > AR_MAX_BYTES)
+		return ar_fail(&c, -E2BIG, "hints: %zu bytes, limit %d", len, AR_MAX_BYTES);
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return ar_fail(&c, -EINVAL, "hints: invalid JSON at line %d column %d: %s", jerr.line,
+			       jerr.column, jerr.text);
+	if (!json_is_object(root)) {
+		ret = ar_fail(&c, -EINVAL, "hints: expected a JSON object");
+		goto out;
+	}
+	if ((ret = ar_array(&c, root, "hints", AR_MAX_HINTS, &arr)))
+		goto out;
+	if (!arr) {
+		ret = ar_fail(&c, -EINVAL, "hints: missing");
+		goto out;
+	}
+	hints = calloc(json_array_size(arr) ? json_array_size(arr) : 1, sizeof(*hints));
+	if (!hints) {
+		ret = ar_fail(&c, -ENOMEM, "hints: out of memory");
+		goto out;
+	}
+	json_array_foreach(arr, i, v) {
+		snprintf(p, sizeof(p), "hints[%zu]", i);
+		hints[i].score = 1;
+		if ((ret = ar_parse_hint(&c, v, p, &hints[i])))
+			goto out;
+		strcpy(hints[i].source, "server");
+	}
+	*out = hints;
+	*n = json_array_size(arr);
+	hints = NULL;
+out:
+	free(hints);
+	json_decref(root);
 	return ret;
 }
 
@@ -500,6 +553,7 @@ char *agent_report__to_json(const struct agent_report *r)
 	    ar_set(root, "node", json_string(r->node)) ||
 	    ar_set(root, "timestamp_ms", json_integer((json_int_t)r->timestamp_ms)) ||
 	    ar_set(root, "version", json_string(r->version)) ||
+	    ar_set(root, "accel", json_string(r->accel)) ||
 	    ar_set(root, "nvml", json_boolean(r->nvml)) ||
 	    ar_set(root, "nvml_error", json_string(r->nvml_error)) ||
 	    ar_set(root, "queue_depth", ar_jnum(r->queue_depth, true)) ||

@@ -73,6 +73,7 @@ struct agent_report {
 	char node[AR_NAME_LEN];
 	uint64_t timestamp_ms; /* agent wall clock */
 	char version[32];
+	char accel[32]; /* accelerator kind: --accel, else "gpu" with NVML devices, "cpu" */
 
 	bool nvml; /* NVML loaded: gpus[] is meaningful */
 	char nvml_error[128]; /* why not, when !nvml */
@@ -107,6 +108,15 @@ void agent_report__free(struct agent_report *r);
  */
 int agent_report__parse(const char *body, size_t len, struct agent_report *r, char *err,
 			size_t errlen);
+
+/*
+ * Parse a POST /v1/hints body {"hints":[{...}]}: each hint has the members
+ * of a report's hints (same checks); source is forced to "server" and a
+ * missing score reads as 1. *out is malloc'd (free() it), *n entries.
+ * Same return codes as agent_report__parse.
+ */
+int agent_hints__parse(const char *body, size_t len, struct ar_hint **out, int *n, char *err,
+		       size_t errlen);
 
 /* Serialise; returns a malloc'd NUL-terminated string or NULL (errno set). */
 char *agent_report__to_json(const struct agent_report *r);

@@ -1,0 +1,558 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* aibl-agent collector: scrapes, NVML, traffic hints, and the report. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <linux/types.h>
+#include <bpf/bpf.h>
+#include <curl/curl.h>
+#include "aibl.h"
+#include "agent.h"
+#include "log.h"
+
+uint64_t agent__mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t msglen)
+{
+	int err;
+
+	memset(a, 0, sizeof(*a));
+	a->cfg = *cfg;
+	a->cli_fd = -1;
+	a->start_ms = agent__mono_ms();
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->wake, NULL);
+	for (int i = 0; i < cfg->nservers; i++) {
+		struct ar_server *s = &a->servers[i].s;
+		size_t n = strlen(cfg->urls[i]);
+
+		if (n >= sizeof(s->url) - 16) {
+			snprintf(msg, msglen, "model server URL too long: %s", cfg->urls[i]);
+			return -E2BIG;
+		}
+		memcpy(s->url, cfg->urls[i], n + 1);
+		while (n > 0 && s->url[n - 1] == '/')
+			s->url[--n] = '\0';
+		strcpy(s->kind, "unknown");
+		strcpy(s->error, "not scraped yet");
+		s->queue_depth = s->running = s->kv_cache_usage = -1;
+		s->prefix_cache_hit_rate = s->ttft_avg_ms = -1;
+	}
+	err = agent_hints__init(&a->hints, cfg->max_hints, cfg->pressure_start,
+				cfg->pressure_max_rate);
+	if (err) {
+		snprintf(msg, msglen, "invalid hint settings (max 1..%d, pressure 0..1, rate >= 1)",
+			 AR_MAX_HINTS);
+		return err;
+	}
+	if (cfg->no_nvml) {
+		snprintf(a->nvml_error, sizeof(a->nvml_error), "NVML disabled (--no-nvml)");
+	} else {
+		err = agent_nvml__open(cfg->nvml_lib, &a->nvml, a->nvml_error,
+				       sizeof(a->nvml_error));
+		if (err)
+			pr_info("no GPU figures: %s\n", a->nvml_error);
+	}
+	return 0;
+}
+
+void agent__fini(struct agent *a)
+{
+	agent__stop(a);
+	agent_nvml__close(a->nvml);
+	a->nvml = NULL;
+	agent_hints__fini(&a->hints);
+	pthread_mutex_destroy(&a->lock);
+	pthread_cond_destroy(&a->wake);
+}
+
+/* ---- model servers ---- */
+
+struct fetch {
+	CURL *h;
+	char *buf;
+	size_t len;
+	bool too_big;
+	char url[AR_URL_LEN + 16];
+	CURLcode res;
+	long status;
+};
+
+static size_t fetch_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct fetch *f = ud;
+	size_t n = size * nmemb;
+	char *p;
+
+	if (f->len + n > PROM_MAX_BYTES) {
+		f->too_big = true;
+		return 0; /* aborts the transfer */
+	}
+	p = realloc(f->buf, f->len + n + 1);
+	if (!p)
+		return 0;
+	memcpy(p + f->len, ptr, n);
+	f->len += n;
+	p[f->len] = '\0';
+	f->buf = p;
+	return n;
+}
+
+static int fetch_setup(struct fetch *f, const char *base, const char *path, unsigned int tmo)
+{
+	snprintf(f->url, sizeof(f->url), "%s%s", base, path);
+	f->h = curl_easy_init();
+	if (!f->h)
+		return -ENOMEM;
+	curl_easy_setopt(f->h, CURLOPT_URL, f->url);
+	curl_easy_setopt(f->h, CURLOPT_WRITEFUNCTION, fetch_write);
+	curl_easy_setopt(f->h, CURLOPT_WRITEDATA, f);
+	curl_easy_setopt(f->h, CURLOPT_TIMEOUT_MS, (long)tmo);
+	curl_easy_setopt(f->h, CURLOPT_CONNECTTIMEOUT_MS, (long)(tmo < 1000 ? tmo : 1000));
+	curl_easy_setopt(f->h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(f->h, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(f->h, CURLOPT_USERAGENT, AGENT_VERSION);
+	return 0;
+}
+
+/* why a fetch failed, "" when it did not */
+static void fetch_error(const struct fetch *f, const char *what, char *out, size_t len)
+{
+	out[0] = '\0';
+	if (f->too_big)
+		snprintf(out, len, "%s: page over %d bytes", what, PROM_MAX_BYTES);
+	else if (f->res != CURLE_OK)
+		snprintf(out, len, "%s: %s", what, curl_easy_strerror(f->res));
+	else if (f->status != 200)
+		snprintf(out, len, "%s: HTTP %ld", what, f->status);
+}
+
+/* Scrape every server at once (curl multi): a slow one delays no other. */
+static void scrape_all(struct agent *a)
+{
+	int n = a->cfg.nservers;
+	struct fetch *f = calloc(2 * n, sizeof(*f));
+	char urls[AR_MAX_SERVERS][AR_URL_LEN];
+	CURLM *m = curl_multi_init();
+	int running = 0;
+	CURLMsg *msg;
+
+	if (!f || !m) {
+		pr_warn("scrape: out of memory\n");
+		goto out;
+	}
+	pthread_mutex_lock(&a->lock);
+	for (int i = 0; i < n; i++)
+		memcpy(urls[i], a->servers[i].s.url, AR_URL_LEN);
+	pthread_mutex_unlock(&a->lock);
+	for (int i = 0; i < 2 * n; i++) {
+		if (fetch_setup(&f[i], urls[i / 2], i % 2 ? "/v1/models" : "/metrics",
+				a->cfg.scrape_timeout_ms))
+			goto out;
+		curl_easy_setopt(f[i].h, CURLOPT_PRIVATE, &f[i]);
+		curl_multi_add_handle(m, f[i].h);
+	}
+	do {
+		if (curl_multi_perform(m, &running) != CURLM_OK)
+			break;
+		if (running && curl_multi_poll(m, NULL, 0, 100, NULL) != CURLM_OK)
+			break;
+	} while (running);
+	while ((msg = curl_multi_info_read(m, &running))) {
+		struct fetch *ff = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&ff);
+		ff->res = msg->data.result;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &ff->status);
+	}
+
+	for (int i = 0; i < n; i++) {
+		struct fetch *fm = &f[2 * i], *fv = &f[2 * i + 1];
+		struct agent_server *srv = &a->servers[i];
+		struct prom_page pg;
+		char err[128], perr[100]; /* fits ar_server.error with its prefix */
+		bool page_ok = false;
+		int ret;
+
+		fetch_error(fm, "metrics", err, sizeof(err));
+		memset(&pg, 0, sizeof(pg));
+		if (!err[0]) {
+			/* parse outside the lock: pages can be large */
+			ret = promtext__parse(&pg, fm->buf ? fm->buf : "", fm->len, perr,
+					      sizeof(perr));
+			if (ret)
+				snprintf(err, sizeof(err), "metrics: %s", perr);
+			else
+				page_ok = true;
+		}
+		pthread_mutex_lock(&a->lock);
+		srv->s.up = page_ok;
+		if (page_ok) {
+			agent_metrics__extract(&pg, srv);
+			srv->last_ok_ms = agent__mono_ms();
+			srv->s.error[0] = '\0';
+		} else {
+			snprintf(srv->s.error, sizeof(srv->s.error), "%s", err);
+		}
+		/* residency: /v1/models; a server without it (Triton: 404) has none */
+		if (fv->res == CURLE_OK && fv->status == 200) {
+			if (agent_models__parse(fv->buf ? fv->buf : "", fv->len, srv, perr,
+						sizeof(perr)) &&
+			    page_ok)
+				snprintf(srv->s.error, sizeof(srv->s.error), "%s", perr);
+		} else if (fv->res == CURLE_OK && fv->status == 404) {
+			srv->nmodels = 0;
+		} else if (page_ok) {
+			fetch_error(fv, "models", srv->s.error, sizeof(srv->s.error));
+		}
+		pthread_mutex_unlock(&a->lock);
+		if (!page_ok)
+			pr_debug("scrape %s: %s\n", srv->s.url, err);
+		promtext__free(&pg);
+	}
+out:
+	for (int i = 0; f && i < 2 * n; i++) {
+		if (f[i].h) {
+			if (m)
+				curl_multi_remove_handle(m, f[i].h);
+			curl_easy_cleanup(f[i].h);
+		}
+		free(f[i].buf);
+	}
+	free(f);
+	if (m)
+		curl_multi_cleanup(m);
+}
+
+/* ---- GPUs ---- */
+
+static void sample_gpus(struct agent *a)
+{
+	struct ar_gpu gpus[AR_MAX_GPUS];
+	char msg[128] = "";
+	int n = 0, err;
+
+	if (!a->nvml)
+		return;
+	err = agent_nvml__sample(a->nvml, gpus, &n, msg, sizeof(msg));
+	pthread_mutex_lock(&a->lock);
+	a->nvml_ok = !err;
+	if (err) {
+		if (strcmp(a->nvml_error, msg))
+			pr_warn("GPU figures unavailable: %s\n", msg);
+		snprintf(a->nvml_error, sizeof(a->nvml_error), "%s", msg);
+		a->ngpus = 0;
+	} else {
+		a->nvml_error[0] = '\0';
+		a->ngpus = n;
+		memcpy(a->gpus, gpus, n * sizeof(gpus[0]));
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* ---- traffic hints from the decap program's client map ---- */
+
+struct seen {
+	struct aibl_node_client_key k;
+	uint64_t last_ns, bytes;
+};
+
+static int seen_newer(const void *x, const void *y)
+{
+	const struct seen *a = x, *b = y;
+
+	return a->last_ns < b->last_ns ? 1 : a->last_ns > b->last_ns ? -1 : 0;
+}
+
+static void addr_str(const union aibl_addr *ad, __u8 family, char *out, size_t len)
+{
+	if (family == AIBL_AF_INET6)
+		inet_ntop(AF_INET6, ad->b, out, len);
+	else
+		inet_ntop(AF_INET, &ad->v4, out, len);
+}
+
+static void poll_traffic(struct agent *a)
+{
+	struct aibl_node_client_key k, next, *prev = NULL;
+	struct aibl_node_client v;
+	struct seen *seen = NULL;
+	size_t n = 0, cap = 0;
+	struct timespec ts;
+	uint64_t now_ns, window_ns;
+	double rate;
+	int max;
+
+	if (a->cli_fd < 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns() clock */
+	now_ns = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	pthread_mutex_lock(&a->lock);
+	/* under cache pressure the node forgets sooner */
+	rate = 1;
+	for (int i = 0; i < a->cfg.nservers; i++)
+		if (a->servers[i].s.up)
+			rate = fmax(rate, agent_hints__rate(&a->hints,
+							    a->servers[i].s.kv_cache_usage));
+	max = a->hints.max;
+	pthread_mutex_unlock(&a->lock);
+	window_ns = (uint64_t)(a->cfg.traffic_window_ms / rate) * 1000000ULL;
+
+	while (bpf_map_get_next_key(a->cli_fd, prev, &next) == 0) {
+		k = next;
+		prev = &k;
+		if (bpf_map_lookup_elem(a->cli_fd, &k, &v))
+			continue; /* evicted meanwhile */
+		if (v.last_seen_ns > now_ns || now_ns - v.last_seen_ns >= window_ns)
+			continue;
+		if (n == cap) {
+			struct seen *p = realloc(seen, (cap ? cap * 2 : 256) * sizeof(*seen));
+
+			if (!p)
+				break;
+			seen = p;
+			cap = cap ? cap * 2 : 256;
+		}
+		seen[n++] = (struct seen){ .k = k, .last_ns = v.last_seen_ns, .bytes = v.bytes };
+	}
+	/* the most recent clients first; the table holds at most max */
+	qsort(seen, n, sizeof(*seen), seen_newer);
+	if (n > (size_t)max)
+		n = max;
+	pthread_mutex_lock(&a->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct ar_hint h = {};
+		uint64_t left_ns = window_ns - (now_ns - seen[i].last_ns);
+
+		addr_str(&seen[i].k.client, seen[i].k.family, h.client, sizeof(h.client));
+		addr_str(&seen[i].k.vip, seen[i].k.family, h.vip, sizeof(h.vip));
+		h.port = ntohs(seen[i].k.vport);
+		h.proto = seen[i].k.proto;
+		h.ttl_ms = left_ns / 1000000ULL;
+		if (!h.ttl_ms)
+			continue;
+		/* warmth: how recently it spoke */
+		h.score = (double)left_ns / window_ns;
+		strcpy(h.source, "traffic");
+		agent_hints__put(&a->hints, &h);
+	}
+	a->traffic_polls++;
+	pthread_mutex_unlock(&a->lock);
+	free(seen);
+}
+
+/* ---- the loop ---- */
+
+static double node_kv(const struct agent *a)
+{
+	double kv = -1;
+
+	for (int i = 0; i < a->cfg.nservers; i++)
+		if (a->servers[i].s.up)
+			kv = fmax(kv, a->servers[i].s.kv_cache_usage);
+	return kv;
+}
+
+void agent__collect_once(struct agent *a)
+{
+	scrape_all(a);
+	sample_gpus(a);
+	poll_traffic(a);
+	pthread_mutex_lock(&a->lock);
+	agent_hints__tick(&a->hints, agent__mono_ms(), node_kv(a));
+	a->scrapes++;
+	pthread_mutex_unlock(&a->lock);
+}
+
+static void *collector(void *arg)
+{
+	struct agent *a = arg;
+	struct timespec until;
+	uint64_t next;
+
+	pthread_mutex_lock(&a->lock);
+	while (!a->stop) {
+		pthread_mutex_unlock(&a->lock);
+		next = agent__mono_ms() + a->cfg.scrape_interval_ms;
+		agent__collect_once(a);
+		pthread_mutex_lock(&a->lock);
+		/* sleep to the next round, or until told to stop */
+		until.tv_sec = next / 1000;
+		until.tv_nsec = (next % 1000) * 1000000L;
+		while (!a->stop && agent__mono_ms() < next)
+			pthread_cond_timedwait(&a->wake, &a->lock, &until);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
+}
+
+int agent__start(struct agent *a)
+{
+	pthread_condattr_t ca;
+	int err;
+
+	/* the wait above uses CLOCK_MONOTONIC deadlines */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_destroy(&a->wake);
+	pthread_cond_init(&a->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	err = -pthread_create(&a->thread, NULL, collector, a);
+	if (!err)
+		a->thread_started = true;
+	return err;
+}
+
+void agent__stop(struct agent *a)
+{
+	if (!a->thread_started)
+		return;
+	pthread_mutex_lock(&a->lock);
+	a->stop = true;
+	pthread_cond_broadcast(&a->wake);
+	pthread_mutex_unlock(&a->lock);
+	pthread_join(a->thread, NULL);
+	a->thread_started = false;
+}
+
+void agent__put_hints(struct agent *a, const struct ar_hint *h, int n)
+{
+	pthread_mutex_lock(&a->lock);
+	agent_hints__tick(&a->hints, agent__mono_ms(), node_kv(a));
+	for (int i = 0; i < n; i++)
+		agent_hints__put(&a->hints, &h[i]);
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* ---- the report ---- */
+
+static void add_model(struct agent_report *r, const char *name, bool resident, const char *url)
+{
+	for (int i = 0; i < r->nmodels; i++) {
+		if (!strcmp(r->models[i].name, name)) {
+			/* on two servers: servable if either has it loaded */
+			if (resident && !r->models[i].resident) {
+				r->models[i].resident = true;
+				snprintf(r->models[i].server, sizeof(r->models[i].server), "%s", url);
+			}
+			return;
+		}
+	}
+	if (r->nmodels >= AR_MAX_MODELS)
+		return;
+	snprintf(r->models[r->nmodels].name, AR_MODEL_LEN, "%s", name);
+	snprintf(r->models[r->nmodels].server, AR_URL_LEN, "%s", url);
+	r->models[r->nmodels++].resident = resident;
+}
+
+static void add_loras(struct agent_report *r, const struct agent_server *srv, bool up)
+{
+	char buf[sizeof(srv->lora)], *save = NULL, *tok;
+
+	memcpy(buf, srv->lora, sizeof(buf));
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		if (*tok)
+			add_model(r, tok, up, srv->s.url);
+}
+
+int agent__report(struct agent *a, struct agent_report *r)
+{
+	double q = 0, inflight = 0, hit = 0, ttft = 0;
+	int nq = 0, nin = 0, nhit = 0, nttft = 0;
+	uint64_t now;
+	bool fresh = false;
+
+	agent_report__init(r);
+	snprintf(r->node, sizeof(r->node), "%s", a->cfg.name);
+	snprintf(r->version, sizeof(r->version), "%s", AGENT_VERSION);
+	r->timestamp_ms = wall_ms();
+
+	pthread_mutex_lock(&a->lock);
+	now = agent__mono_ms();
+	r->nvml = a->nvml_ok;
+	if (a->nvml_ok) {
+		r->ngpus = a->ngpus;
+		memcpy(r->gpus, a->gpus, a->ngpus * sizeof(a->gpus[0]));
+	} else {
+		snprintf(r->nvml_error, sizeof(r->nvml_error), "%s",
+			 a->nvml_error[0] ? a->nvml_error : "NVML not sampled yet");
+	}
+	snprintf(r->accel, sizeof(r->accel), "%s",
+		 a->cfg.accel ? a->cfg.accel : (a->nvml_ok && a->ngpus) ? "gpu" : "cpu");
+
+	r->nservers = a->cfg.nservers;
+	for (int i = 0; i < a->cfg.nservers; i++) {
+		const struct agent_server *srv = &a->servers[i];
+		struct ar_server *s = &r->servers[i];
+		bool up;
+
+		*s = srv->s;
+		s->age_ms = now - (srv->last_ok_ms ? srv->last_ok_ms : a->start_ms);
+		up = srv->s.up && s->age_ms <= a->cfg.stale_ms;
+		s->up = up;
+		if (srv->s.up && !up)
+			snprintf(s->error, sizeof(s->error), "no scrape for %llu ms",
+				 (unsigned long long)s->age_ms);
+		for (int k = 0; k < srv->nmodels; k++)
+			add_model(r, srv->models[k].name, up && srv->models[k].resident, s->url);
+		add_loras(r, srv, up);
+		if (!up)
+			continue;
+		fresh = true;
+		if (s->queue_depth >= 0) {
+			q += s->queue_depth;
+			nq++;
+		}
+		if (s->queue_depth >= 0 || s->running >= 0) {
+			inflight += fmax(s->queue_depth, 0) + fmax(s->running, 0);
+			nin++;
+		}
+		if (s->kv_cache_usage >= 0)
+			r->kv_cache_usage = fmax(r->kv_cache_usage, s->kv_cache_usage);
+		if (s->prefix_cache_hit_rate >= 0) {
+			hit += s->prefix_cache_hit_rate;
+			nhit++;
+		}
+		if (s->ttft_avg_ms >= 0) {
+			ttft += s->ttft_avg_ms;
+			nttft++;
+		}
+	}
+	r->queue_depth = nq ? q : -1;
+	r->in_flight = nin ? inflight : -1;
+	r->prefix_cache_hit_rate = nhit ? hit / nhit : -1;
+	r->ttft_avg_ms = nttft ? ttft / nttft : -1;
+	r->stale = !fresh;
+
+	agent_hints__tick(&a->hints, now, node_kv(a));
+	if (a->hints.n) {
+		r->hints = calloc(a->hints.n, sizeof(*r->hints));
+		if (!r->hints) {
+			pthread_mutex_unlock(&a->lock);
+			return -ENOMEM;
+		}
+		r->nhints = agent_hints__export(&a->hints, r->hints, a->hints.n);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return 0;
+}
