@@ -88,7 +88,7 @@ deps:
 	$(Q)scripts/deps.sh
 
 # ---- BPF ----
-$(BUILD)/%.bpf.o: bpf/%.bpf.c include/aibl.h $(wildcard bpf/*.h) | $(DEPS_STAMP)
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(wildcard include/*.h) $(wildcard bpf/*.h) | $(DEPS_STAMP)
 	$(call msg,BPF,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp

@@ -19,6 +19,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "aibl.h"
+#include "aibl_hash.h"
 
 #ifndef ETH_P_8021AD
 #define ETH_P_8021AD 0x88A8
@@ -161,6 +162,7 @@ static __always_inline enum parse_rc parse_ipv4(void *data, void *data_end, __u3
 						struct pkt *p, bool quoted)
 {
 	struct iphdr *iph = data + off;
+	enum parse_rc rc, bad = PARSE_OK;
 	__u32 hlen, tot;
 
 	if ((void *)(iph + 1) > data_end || iph->version != 4)
@@ -179,18 +181,20 @@ static __always_inline enum parse_rc parse_ipv4(void *data, void *data_end, __u3
 	if (data + off + hlen > data_end)
 		return PARSE_TRUNC; /* options cut */
 	/* Ethernet padding may follow the packet; a packet longer than the
-	 * frame cannot be forwarded honestly */
+	 * frame cannot be forwarded honestly. Read on for the ports: they tell
+	 * whether it was addressed to a service. */
 	if (!quoted && data + off + tot > data_end)
-		return PARSE_BAD;
+		bad = PARSE_BAD;
 	p->l4_off = off + hlen;
 	if (iph->frag_off & bpf_htons(AIBL_IP_MF | AIBL_IP_OFFSET)) {
 		if (iph->frag_off & bpf_htons(AIBL_IP_OFFSET)) {
 			p->frag = FRAG_LATER;
-			return PARSE_OK;
+			return bad;
 		}
 		p->frag = FRAG_FIRST;
 	}
-	return parse_l4(data, data_end, p, quoted);
+	rc = parse_l4(data, data_end, p, quoted);
+	return rc != PARSE_OK ? rc : bad;
 }
 
 struct ipv6_ext {
@@ -203,6 +207,7 @@ static __always_inline enum parse_rc parse_ipv6(void *data, void *data_end, __u3
 						struct pkt *p, bool quoted)
 {
 	struct ipv6hdr *ip6 = data + off;
+	enum parse_rc rc, bad = PARSE_OK;
 	__u8 nh;
 
 	if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
@@ -215,8 +220,9 @@ static __always_inline enum parse_rc parse_ipv6(void *data, void *data_end, __u3
 	p->l3_len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 	nh = ip6->nexthdr;
 	p->fk.proto = nh;
+	/* jumbograms never reach XDP; longer than the frame: inconsistent */
 	if (!quoted && (ip6->payload_len == 0 || data + off + p->l3_len > data_end))
-		return PARSE_BAD; /* jumbograms never reach XDP; longer than the frame */
+		bad = PARSE_BAD;
 	off += sizeof(*ip6);
 
 #pragma unroll
@@ -238,7 +244,7 @@ static __always_inline enum parse_rc parse_ipv6(void *data, void *data_end, __u3
 				p->frag = FRAG_LATER;
 				p->fk.proto = nh;
 				p->l4_off = off;
-				return PARSE_OK;
+				return bad;
 			}
 			if (fo & AIBL_IP6_MF)
 				p->frag = FRAG_FIRST;
@@ -258,7 +264,8 @@ static __always_inline enum parse_rc parse_ipv6(void *data, void *data_end, __u3
 l4:
 	p->fk.proto = nh;
 	p->l4_off = off;
-	return parse_l4(data, data_end, p, quoted);
+	rc = parse_l4(data, data_end, p, quoted);
+	return rc != PARSE_OK ? rc : bad;
 }
 
 /* ---- checksums ---- */
@@ -290,51 +297,6 @@ static __always_inline __u16 ipv4_csum20(const void *hdr)
 	for (int i = 0; i < 5; i++)
 		sum += w[i];
 	return csum_fold(sum);
-}
-
-/* ---- hashing: a murmur3-style mixer, cheap and well spread ---- */
-
-static __always_inline __u32 mix32(__u32 h)
-{
-	h ^= h >> 16;
-	h *= 0x85ebca6b;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35;
-	h ^= h >> 16;
-	return h;
-}
-
-static __always_inline __u32 hash_step(__u32 h, __u32 w)
-{
-	h ^= w * 0xcc9e2d51;
-	h = (h << 13) | (h >> 19);
-	return h * 5 + 0xe6546b64;
-}
-
-static __always_inline __u32 hash_addr(__u32 h, const union aibl_addr *a, __u8 family)
-{
-	h = hash_step(h, a->v6[0]);
-	if (family == AIBL_AF_INET6) {
-		h = hash_step(h, a->v6[1]);
-		h = hash_step(h, a->v6[2]);
-		h = hash_step(h, a->v6[3]);
-	}
-	return h;
-}
-
-static __always_inline __u32 hash_client(const struct aibl_flow_key *fk, __u32 seed)
-{
-	return mix32(hash_addr(seed, &fk->src, fk->family));
-}
-
-static __always_inline __u32 hash_flow(const struct aibl_flow_key *fk, __u32 seed)
-{
-	__u32 h = hash_addr(seed, &fk->src, fk->family);
-
-	h = hash_addr(h, &fk->dst, fk->family);
-	h = hash_step(h, ((__u32)fk->sport << 16) | fk->dport);
-	h = hash_step(h, fk->proto);
-	return mix32(h);
 }
 
 #endif /* AIBL_PARSE_H */

@@ -316,7 +316,7 @@ static __always_inline void choose(const struct aibl_vip *vip, const struct pkt 
 		}
 	} else if (mode == AIBL_MODE_P2C) {
 		ring_pick(base, key_hash % AIBL_RING_SIZE, &a);
-		ring_pick(base, mix32(key_hash ^ 0x9e3779b9) % AIBL_RING_SIZE, &b);
+		ring_pick(base, aibl_hash_second(key_hash) % AIBL_RING_SIZE, &b);
 		/* an overloaded candidate loses to one that is not */
 		if (b.backend != AIBL_NO_BACKEND &&
 		    (a.backend == AIBL_NO_BACKEND || (a.overloaded && !b.overloaded) ||
@@ -333,8 +333,8 @@ static __always_inline void choose(const struct aibl_vip *vip, const struct pkt 
 static __always_inline __u32 session_hash(const struct aibl_vip *vip, const struct pkt *p,
 					  __u32 seed)
 {
-	return vip->session_key == AIBL_KEY_FIVE_TUPLE ? hash_flow(&p->fk, seed)
-						       : hash_client(&p->fk, seed);
+	return vip->session_key == AIBL_KEY_FIVE_TUPLE ? aibl_hash_flow(&p->fk, seed)
+						       : aibl_hash_client(&p->fk, seed);
 }
 
 /* ---------------- VIP lookup ---------------- */
@@ -749,7 +749,7 @@ static __always_inline int handle_frag(struct xdp_md *ctx, struct pkt *p,
 	if (vip->session_key != AIBL_KEY_SRC_IP)
 		goto drop;
 	count(AIBL_CNT_VIP_PKTS);
-	h = hash_client(&p->fk, g->hash_seed);
+	h = aibl_hash_client(&p->fk, g->hash_seed);
 	choose(vip, p, h, AIBL_MODE_HASH, &ch);
 	if (ch.backend == AIBL_NO_BACKEND) {
 		count(AIBL_CNT_DROP_NO_BACKEND);
@@ -833,7 +833,7 @@ static __always_inline int handle_icmp(struct xdp_md *ctx, struct pkt *p,
 	count(AIBL_CNT_VIP_PKTS);
 	count(AIBL_CNT_ICMP_FWD);
 	/* the flow's own hash: same outer source, same backend RSS queue */
-	return send_to(ctx, p, vip, id, be, g, false, false, hash_flow(&r.fk, g->hash_seed));
+	return send_to(ctx, p, vip, id, be, g, false, false, aibl_hash_flow(&r.fk, g->hash_seed));
 drop:
 	count(AIBL_CNT_VIP_PKTS);
 	count(AIBL_CNT_DROP_ICMP);
@@ -911,7 +911,7 @@ int aibl_xdp(struct xdp_md *ctx)
 				if (now - conn->last_seen_ns > CONN_REFRESH_NS)
 					conn->last_seen_ns = now;
 				return send_to(ctx, &p, vip, id, be, g, false, false,
-					       hash_flow(&p.fk, g->hash_seed));
+					       aibl_hash_flow(&p.fk, g->hash_seed));
 			}
 		} else {
 			count(AIBL_CNT_CONN_MISS);
@@ -948,7 +948,7 @@ int aibl_xdp(struct xdp_md *ctx)
 		else if (tcp && !closing)
 			load_add(ch.backend, 1);
 	}
-	return send_new(ctx, &p, vip, &ch, g, hash_flow(&p.fk, g->hash_seed));
+	return send_new(ctx, &p, vip, &ch, g, aibl_hash_flow(&p.fk, g->hash_seed));
 
 other:
 	g = bpf_map_lookup_elem(&aibl_globals, &zero);

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The flow hashes of the XDP program, shared with userspace so tools and
+ * tests can tell which table slot (and outer source address) a client or
+ * flow gets: Maglev slot = hash % AIBL_RING_SIZE. Include after aibl.h.
+ *
+ * A murmur3-style mix: a few multiplies, well spread, cheap enough for
+ * every packet. seed is aibl_globals.hash_seed.
+ */
+#ifndef AIBL_HASH_H
+#define AIBL_HASH_H
+
+static inline __u32 aibl_mix32(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+static inline __u32 aibl_hash_step(__u32 h, __u32 w)
+{
+	h ^= w * 0xcc9e2d51;
+	h = (h << 13) | (h >> 19);
+	return h * 5 + 0xe6546b64;
+}
+
+static inline __u32 aibl_hash_addr(__u32 h, const union aibl_addr *a, __u8 family)
+{
+	h = aibl_hash_step(h, a->v6[0]);
+	if (family == AIBL_AF_INET6) {
+		h = aibl_hash_step(h, a->v6[1]);
+		h = aibl_hash_step(h, a->v6[2]);
+		h = aibl_hash_step(h, a->v6[3]);
+	}
+	return h;
+}
+
+/* session key AIBL_KEY_SRC_IP (and fragments) */
+static inline __u32 aibl_hash_client(const struct aibl_flow_key *fk, __u32 seed)
+{
+	return aibl_mix32(aibl_hash_addr(seed, &fk->src, fk->family));
+}
+
+/* session key AIBL_KEY_FIVE_TUPLE, and the outer source / flow label */
+static inline __u32 aibl_hash_flow(const struct aibl_flow_key *fk, __u32 seed)
+{
+	__u32 h = aibl_hash_addr(seed, &fk->src, fk->family);
+
+	h = aibl_hash_addr(h, &fk->dst, fk->family);
+	h = aibl_hash_step(h, ((__u32)fk->sport << 16) | fk->dport);
+	h = aibl_hash_step(h, fk->proto);
+	return aibl_mix32(h);
+}
+
+/* p2c's second candidate slot comes from this hash of the first */
+static inline __u32 aibl_hash_second(__u32 h)
+{
+	return aibl_mix32(h ^ 0x9e3779b9);
+}
+
+#endif /* AIBL_HASH_H */

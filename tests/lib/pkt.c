@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include "pkt.h"
+
+static uint8_t *pkt__push(struct pkt_buf *b, enum pkt_layer_type t, size_t len)
+{
+	uint8_t *p;
+
+	if (b->len + len > PKT_MAX || b->n >= PKT_MAX_LAYERS) {
+		fprintf(stderr, "pkt: packet too long\n");
+		return NULL;
+	}
+	p = b->buf + b->len;
+	memset(p, 0, len);
+	b->l[b->n].type = t;
+	b->l[b->n].off = b->len;
+	b->l[b->n].len = len;
+	b->n++;
+	b->len += len;
+	return p;
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, v >> 16);
+	put16(p + 2, v);
+}
+
+void pkt__init(struct pkt_buf *b)
+{
+	memset(b, 0, sizeof(*b));
+}
+
+void pkt__eth(struct pkt_buf *b, const uint8_t dst[6], const uint8_t src[6])
+{
+	uint8_t *p = pkt__push(b, PKT_L_ETH, 14);
+
+	if (!p)
+		return;
+	memcpy(p, dst, 6);
+	memcpy(p + 6, src, 6);
+}
+
+void pkt__vlan(struct pkt_buf *b, uint16_t tpid, uint16_t tci)
+{
+	uint8_t *p;
+
+	/* a tag is TPID+TCI between the MACs and the type: the TPID goes
+	 * into the previous type field, the tag carries TCI + next type */
+	if (b->n == 0)
+		return;
+	p = pkt__push(b, PKT_L_VLAN, 4);
+	if (!p)
+		return;
+	put16(b->buf + b->l[b->n - 2].off + b->l[b->n - 2].len - 2, tpid);
+	put16(p, tci);
+}
+
+void pkt__ipv4(struct pkt_buf *b, const char *src, const char *dst, const struct pkt_ip4_opts *o)
+{
+	struct pkt_ip4_opts def = { .ttl = 64 };
+	size_t olen;
+	uint8_t *p;
+
+	if (!o)
+		o = &def;
+	olen = o->options_len;
+	p = pkt__push(b, PKT_L_IPV4, 20 + olen);
+	if (!p)
+		return;
+	p[0] = 0x40 | ((20 + olen) / 4);
+	p[1] = o->tos;
+	put16(p + 4, o->id);
+	put16(p + 6, o->frag_off ? o->frag_off : (o->no_df ? 0 : 0x4000));
+	p[8] = o->ttl ? o->ttl : 64;
+	inet_pton(AF_INET, src, p + 12);
+	inet_pton(AF_INET, dst, p + 16);
+	if (olen)
+		memcpy(p + 20, o->options, olen);
+}
+
+void pkt__ipv6(struct pkt_buf *b, const char *src, const char *dst, uint8_t tclass,
+	       uint32_t flow_label)
+{
+	uint8_t *p = pkt__push(b, PKT_L_IPV6, 40);
+
+	if (!p)
+		return;
+	put32(p, 0x60000000u | ((uint32_t)tclass << 20) | (flow_label & 0xfffff));
+	p[7] = 64;
+	inet_pton(AF_INET6, src, p + 8);
+	inet_pton(AF_INET6, dst, p + 24);
+}
+
+void pkt__ipv6_ext(struct pkt_buf *b, uint8_t type, uint8_t len8)
+{
+	uint8_t *p = pkt__push(b, PKT_L_IPV6_EXT, 8 + 8 * (size_t)len8);
+
+	if (!p)
+		return;
+	p[1] = len8;
+	/* PadN over the rest so the options parse */
+	p[2] = 1;
+	p[3] = 4 + 8 * len8;
+	b->l[b->n - 1].ext_type = type;
+}
+
+void pkt__ipv6_frag(struct pkt_buf *b, uint16_t offset, bool more, uint32_t id)
+{
+	uint8_t *p = pkt__push(b, PKT_L_IPV6_FRAG, 8);
+
+	if (!p)
+		return;
+	put16(p + 2, (offset & 0xfff8) | (more ? 1 : 0));
+	put32(p + 4, id);
+}
+
+void pkt__tcp(struct pkt_buf *b, uint16_t sport, uint16_t dport, uint8_t flags)
+{
+	uint8_t *p = pkt__push(b, PKT_L_TCP, 20);
+
+	if (!p)
+		return;
+	put16(p, sport);
+	put16(p + 2, dport);
+	put32(p + 4, 1000);
+	put32(p + 8, flags & PKT_TCP_ACK ? 2000 : 0);
+	p[12] = 5 << 4;
+	p[13] = flags;
+	put16(p + 14, 65535);
+}
+
+void pkt__udp(struct pkt_buf *b, uint16_t sport, uint16_t dport)
+{
+	uint8_t *p = pkt__push(b, PKT_L_UDP, 8);
+
+	if (!p)
+		return;
+	put16(p, sport);
+	put16(p + 2, dport);
+}
+
+void pkt__icmp(struct pkt_buf *b, uint8_t type, uint8_t code, uint32_t rest)
+{
+	uint8_t *p = pkt__push(b, PKT_L_ICMP, 8);
+
+	if (!p)
+		return;
+	p[0] = type;
+	p[1] = code;
+	put32(p + 4, rest);
+}
+
+void pkt__icmp6(struct pkt_buf *b, uint8_t type, uint8_t code, uint32_t rest)
+{
+	uint8_t *p = pkt__push(b, PKT_L_ICMP6, 8);
+
+	if (!p)
+		return;
+	p[0] = type;
+	p[1] = code;
+	put32(p + 4, rest);
+}
+
+void pkt__payload(struct pkt_buf *b, const void *data, size_t len)
+{
+	uint8_t *p = pkt__push(b, PKT_L_RAW, len);
+
+	if (p)
+		memcpy(p, data, len);
+}
+
+void pkt__fill(struct pkt_buf *b, size_t n)
+{
+	uint8_t *p = pkt__push(b, PKT_L_RAW, n);
+
+	for (size_t i = 0; p && i < n; i++)
+		p[i] = (uint8_t)(i * 7 + 3);
+}
+
+uint32_t pkt__csum_add(uint32_t sum, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint64_t s = sum;
+
+	for (size_t i = 0; i + 1 < len; i += 2)
+		s += (uint32_t)p[i] << 8 | p[i + 1];
+	if (len & 1)
+		s += (uint32_t)p[len - 1] << 8;
+	while (s >> 32)
+		s = (s & 0xffffffff) + (s >> 32);
+	return (uint32_t)s;
+}
+
+uint16_t pkt__csum_fold(uint32_t sum)
+{
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+/* next-protocol number for the layer following an IP header */
+static int l3_proto_of(enum pkt_layer_type t, const struct pkt_layer *l)
+{
+	switch (t) {
+	case PKT_L_IPV4:
+		return 4;
+	case PKT_L_IPV6:
+		return 41;
+	case PKT_L_IPV6_EXT:
+		return l->ext_type;
+	case PKT_L_IPV6_FRAG:
+		return 44;
+	case PKT_L_TCP:
+		return 6;
+	case PKT_L_UDP:
+		return 17;
+	case PKT_L_ICMP:
+		return 1;
+	case PKT_L_ICMP6:
+		return 58;
+	default:
+		return -1;
+	}
+}
+
+static int ethertype_of(enum pkt_layer_type t)
+{
+	switch (t) {
+	case PKT_L_IPV4:
+		return 0x0800;
+	case PKT_L_IPV6:
+		return 0x86dd;
+	default:
+		return -1;
+	}
+}
+
+/* pseudo header sum of the nearest IP layer before layer i */
+static uint32_t pseudo_sum(const struct pkt_buf *b, int i, uint8_t proto, size_t len)
+{
+	for (int j = i - 1; j >= 0; j--) {
+		const uint8_t *ip = b->buf + b->l[j].off;
+		uint32_t s = 0;
+		uint8_t tail[8] = { 0 };
+
+		if (b->l[j].type == PKT_L_IPV4) {
+			s = pkt__csum_add(s, ip + 12, 8);
+			tail[1] = proto;
+			put16(tail + 2, len);
+			return pkt__csum_add(s, tail, 4);
+		}
+		if (b->l[j].type == PKT_L_IPV6) {
+			s = pkt__csum_add(s, ip + 8, 32);
+			put32(tail, len);
+			tail[7] = proto;
+			return pkt__csum_add(s, tail, 8);
+		}
+	}
+	return 0;
+}
+
+void pkt__next_proto(struct pkt_buf *b, int proto)
+{
+	if (b->n)
+		b->l[b->n - 1].next_proto = proto;
+}
+
+void pkt__finish(struct pkt_buf *b)
+{
+	for (int i = b->n - 1; i >= 0; i--) {
+		struct pkt_layer *l = &b->l[i];
+		uint8_t *p = b->buf + l->off;
+		size_t rest = b->len - l->off; /* this layer and everything after */
+		int next = i + 1 < b->n ? l3_proto_of(b->l[i + 1].type, &b->l[i + 1]) : -1;
+		int et = i + 1 < b->n ? ethertype_of(b->l[i + 1].type) : -1;
+
+		if (next < 0 && l->next_proto > 0)
+			next = l->next_proto;
+
+		switch (l->type) {
+		case PKT_L_ETH:
+			if (et >= 0)
+				put16(p + 12, et);
+			break;
+		case PKT_L_VLAN:
+			if (et >= 0)
+				put16(p + 2, et);
+			break;
+		case PKT_L_IPV4:
+			if (next >= 0)
+				p[9] = next;
+			put16(p + 2, rest);
+			put16(p + 10, 0);
+			put16(p + 10, pkt__csum_fold(pkt__csum_add(0, p, l->len)));
+			break;
+		case PKT_L_IPV6:
+			if (next >= 0)
+				p[6] = next;
+			put16(p + 4, rest - 40);
+			break;
+		case PKT_L_IPV6_EXT:
+		case PKT_L_IPV6_FRAG:
+			if (next >= 0)
+				p[0] = next;
+			break;
+		case PKT_L_TCP:
+			put16(p + 16, 0);
+			put16(p + 16, pkt__csum_fold(pkt__csum_add(pseudo_sum(b, i, 6, rest), p, rest)));
+			break;
+		case PKT_L_UDP:
+			put16(p + 4, rest);
+			put16(p + 6, 0);
+			put16(p + 6, pkt__csum_fold(pkt__csum_add(pseudo_sum(b, i, 17, rest), p, rest)));
+			break;
+		case PKT_L_ICMP:
+			put16(p + 2, 0);
+			put16(p + 2, pkt__csum_fold(pkt__csum_add(0, p, rest)));
+			break;
+		case PKT_L_ICMP6:
+			put16(p + 2, 0);
+			put16(p + 2, pkt__csum_fold(pkt__csum_add(pseudo_sum(b, i, 58, rest), p, rest)));
+			break;
+		case PKT_L_RAW:
+			break;
+		}
+	}
+}
+
+int pkt__off(const struct pkt_buf *b, enum pkt_layer_type type)
+{
+	for (int i = 0; i < b->n; i++)
+		if (b->l[i].type == type)
+			return (int)b->l[i].off;
+	return -1;
+}
+
+int pkt__pcap_write(const char *path, const void *const *frames, const size_t *lens, int n)
+{
+	struct {
+		uint32_t magic;
+		uint16_t major, minor;
+		int32_t zone;
+		uint32_t sigfigs, snaplen, linktype;
+	} gh = { 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1 };
+	struct stat st;
+	struct timeval tv;
+	FILE *f;
+	int err = 0;
+
+	f = fopen(path, "ab");
+	if (!f)
+		return -errno;
+	if (fstat(fileno(f), &st) == 0 && st.st_size == 0)
+		fwrite(&gh, sizeof(gh), 1, f);
+	gettimeofday(&tv, NULL);
+	for (int i = 0; i < n; i++) {
+		uint32_t rh[4] = { (uint32_t)tv.tv_sec, (uint32_t)tv.tv_usec + i, (uint32_t)lens[i],
+				   (uint32_t)lens[i] };
+
+		fwrite(rh, sizeof(rh), 1, f);
+		fwrite(frames[i], 1, lens[i], f);
+	}
+	if (fclose(f))
+		err = -errno;
+	return err;
+}
+
+void pkt__diff(const char *what, const uint8_t *exp, size_t exp_len, const uint8_t *got,
+	       size_t got_len)
+{
+	size_t i, n = exp_len < got_len ? exp_len : got_len;
+
+	for (i = 0; i < n && exp[i] == got[i]; i++)
+		;
+	printf("  %s: expected %zu bytes, got %zu; first difference at byte %zu", what, exp_len,
+	       got_len, i);
+	if (i < n)
+		printf(" (expected %02x, got %02x)", exp[i], got[i]);
+	printf("\n");
+}
