@@ -208,7 +208,8 @@ static long fam_add(struct pt *t, const char *name)
 static const struct prom_label *sample_labels(const struct prom_page *pg,
 					      const struct prom_sample *s)
 {
-	return pg->labels + s->label_off;
+	/* a page without any label has no labels array: NULL + 0 is undefined */
+	return s->nlabels ? pg->labels + s->label_off : NULL;
 }
 
 const char *prom_sample__label(const struct prom_page *pg, const struct prom_sample *s,
