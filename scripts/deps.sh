@@ -8,6 +8,8 @@ set -euo pipefail
 PKGS=(
 	# toolchain and BPF
 	make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev pkg-config
+	# libFuzzer runtime and sanitizers for clang (tests/fuzz)
+	libclang-rt-14-dev
 	# netlink, config, JSON, HTTP server and client, hashing, crypto
 	libnl-3-dev libnl-route-3-dev libyaml-dev libjansson-dev libmicrohttpd-dev
 	libcurl4-openssl-dev libxxhash-dev libssl-dev

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * libFuzzer harness: agent_report__parse(), which the controller runs on
+ * every agent's answer (network input, possibly hostile). Checks beyond the
+ * sanitizers: refusals carry a message and leave the report empty; an
+ * accepted report respects every schema limit, and serialising it gives a
+ * body that parses again to the same counts (what the agent sends, the
+ * controller reads).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "report.h"
+
+static void check_limits(const struct agent_report *r)
+{
+	if (r->ngpus < 0 || r->ngpus > AR_MAX_GPUS || r->nservers < 0 ||
+	    r->nservers > AR_MAX_SERVERS || r->nmodels < 0 || r->nmodels > AR_MAX_MODELS ||
+	    r->nhints < 0 || r->nhints > AR_MAX_HINTS || (r->nhints && !r->hints))
+		abort();
+	if (!memchr(r->node, '\0', sizeof(r->node)) || !r->node[0])
+		abort();
+	for (int i = 0; i < r->nmodels; i++)
+		if (!memchr(r->models[i].name, '\0', sizeof(r->models[i].name)))
+			abort();
+	for (int i = 0; i < r->nhints; i++)
+		if (!memchr(r->hints[i].client, '\0', sizeof(r->hints[i].client)) ||
+		    !memchr(r->hints[i].vip, '\0', sizeof(r->hints[i].vip)))
+			abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct agent_report r, again;
+	char err[256];
+	char *js;
+	int ret;
+
+	memset(err, 'x', sizeof(err));
+	ret = agent_report__parse((const char *)data, size, &r, err, sizeof(err));
+	if (ret) {
+		if (ret != -EINVAL && ret != -E2BIG && ret != -EPROTO && ret != -ENOMEM)
+			abort();
+		if (!memchr(err, '\0', sizeof(err)) || !err[0])
+			abort();
+		if (r.nhints || r.hints || r.ngpus || r.nmodels || r.nservers)
+			abort(); /* "on failure r is left initialised and empty" */
+		agent_report__free(&r);
+		return 0;
+	}
+	check_limits(&r);
+	js = agent_report__to_json(&r);
+	if (!js)
+		abort();
+	if (agent_report__parse(js, strlen(js), &again, err, sizeof(err)) != 0)
+		abort(); /* what we would send, we must read back */
+	if (again.ngpus != r.ngpus || again.nservers != r.nservers || again.nmodels != r.nmodels ||
+	    again.nhints != r.nhints || strcmp(again.node, r.node) != 0)
+		abort();
+	agent_report__free(&again);
+	free(js);
+	agent_report__free(&r);
+	return 0;
+}
