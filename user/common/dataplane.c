@@ -393,6 +393,7 @@ static void decap__hook_init(struct bpf_tc_hook *hook, int ifindex)
 int decap__attach(int ifindex, const struct decap_opts *opts, struct decap **out)
 {
 	struct decap_opts def = {};
+	libbpf_print_fn_t old_print;
 	struct bpf_tc_hook hook;
 	struct bpf_map *map;
 	struct decap *d;
@@ -435,7 +436,11 @@ int decap__attach(int ifindex, const struct decap_opts *opts, struct decap **out
 	}
 
 	decap__hook_init(&hook, ifindex);
+	/* an existing clsact is the normal case (agent restart): keep
+	 * libbpf from logging the kernel's "exclusivity flag" complaint */
+	old_print = libbpf_set_print(NULL);
 	err = bpf_tc_hook_create(&hook);
+	libbpf_set_print(old_print);
 	if (err && err != -EEXIST) {
 		pr_warn("decap: create clsact on ifindex %d: %s", ifindex, strerror(-err));
 		goto out;
@@ -456,12 +461,23 @@ out:
 
 int decap__detach_ifindex(int ifindex, __u32 handle, __u32 priority)
 {
+	libbpf_print_fn_t old_print;
 	struct bpf_tc_hook hook;
 	int err;
 
 	decap__hook_init(&hook, ifindex);
 	LIBBPF_OPTS(bpf_tc_opts, tc, .handle = handle ?: DECAP_DEF_HANDLE,
 		    .priority = priority ?: DECAP_DEF_PRIO);
+	/* the kernel answers a missing filter or qdisc with EINVAL/ENOENT
+	 * and a log line: ask quietly first */
+	old_print = libbpf_set_print(NULL);
+	err = bpf_tc_query(&hook, &tc);
+	libbpf_set_print(old_print);
+	if (err)
+		return -ENOENT;
+	tc.prog_id = 0;
+	tc.prog_fd = 0;
+	tc.flags = 0;
 	err = bpf_tc_detach(&hook, &tc);
 	if (err && err != -ENOENT)
 		pr_warn("decap: detach from ifindex %d: %s", ifindex, strerror(-err));

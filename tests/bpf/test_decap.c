@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The node-side decap program (TC ingress) through BPF_PROG_TEST_RUN:
+ * loaded and attached with decap__attach() on a veth in a private netns,
+ * then fed tunnel frames; verdict and output bytes asserted, plus the
+ * per-client record and counters.
+ */
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "test.h"
+#include "pkt.h"
+#include "aibl.h"
+#include "dataplane.h"
+#include "log.h"
+#include "aibl_decap.skel.h"
+
+static const uint8_t MAC_NODE[6] = { 2, 0, 0, 0, 3, 1 };
+static const uint8_t MAC_LB[6] = { 2, 0, 0, 0, 0, 1 };
+
+static struct decap *dc;
+
+static bool env_up(void)
+{
+	if (!test__can_bpf()) {
+		SKIP("needs root");
+		return false;
+	}
+	log_setup_libbpf(getenv("AIBL_TEST_VERBOSE") != NULL);
+	if (!ASSERT_OK(system("ip link add dpd0 type veth peer name dpd1"), "veth"))
+		return false;
+	return ASSERT_OK(decap__attach(if_nametoindex("dpd0"), NULL, &dc), "attach");
+}
+
+static void env_down(void)
+{
+	decap__detach(dc);
+	dc = NULL;
+	system("ip link del dpd0 2>/dev/null");
+}
+
+static __u64 ncount(__u32 idx)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 v[ncpu > 0 ? ncpu : 1], sum = 0;
+
+	if (ncpu <= 0 || bpf_map_lookup_elem(decap__stats_fd(dc), &idx, v))
+		return 0;
+	for (int i = 0; i < ncpu; i++)
+		sum += v[i];
+	return sum;
+}
+
+struct run {
+	int err;
+	__u32 verdict, len;
+	uint8_t data[PKT_MAX];
+};
+
+static void run(const struct pkt_buf *in, struct run *r)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = in->buf, .data_size_in = in->len,
+		    .data_out = r->data, .data_size_out = sizeof(r->data), .repeat = 1);
+
+	r->err = bpf_prog_test_run_opts(bpf_program__fd(dc->skel->progs.aibl_decap), &t) ? -errno
+											   : 0;
+	r->verdict = t.retval;
+	r->len = t.data_size_out;
+}
+
+/* inner: client -> vip:80 TCP with a payload */
+static void inner4(struct pkt_buf *b)
+{
+	pkt__ipv4(b, "192.0.2.10", "10.100.0.1", NULL);
+	pkt__tcp(b, 40000, 80, PKT_TCP_SYN);
+	pkt__fill(b, 20);
+}
+
+static void inner6(struct pkt_buf *b)
+{
+	pkt__ipv6(b, "2001:db8::10", "fd00:100::1", 0, 0);
+	pkt__tcp(b, 40000, 80, PKT_TCP_SYN);
+	pkt__fill(b, 20);
+}
+
+struct dfix {
+	const char *desc;
+	int outer; /* 0 none, 4, 6 */
+	int inner; /* 4, 6 */
+	__u32 verdict;
+	int counter;
+};
+
+static const struct dfix fixtures[] = {
+	{ "ipv4 in ipv4", 4, 4, TC_ACT_OK, AIBL_NCNT_DECAP4 },
+	{ "ipv6 in ipv6", 6, 6, TC_ACT_OK, AIBL_NCNT_DECAP6 },
+	{ "ipv4 in ipv6", 6, 4, TC_ACT_OK, AIBL_NCNT_DECAP46 },
+	{ "plain ipv4: untouched", 0, 4, TC_ACT_OK, AIBL_NCNT_PASS },
+	{ "plain ipv6: untouched", 0, 6, TC_ACT_OK, AIBL_NCNT_PASS },
+};
+
+static void build(struct pkt_buf *b, int outer, int inner, bool with_outer)
+{
+	pkt__init(b);
+	pkt__eth(b, MAC_NODE, MAC_LB);
+	if (with_outer && outer == 4) {
+		pkt__ipv4(b, "10.0.0.100", "10.1.0.1", NULL);
+	} else if (with_outer && outer == 6) {
+		pkt__ipv6(b, "fd00::100", "fd00:1::3", 0, 0x777);
+	}
+	if (inner == 4)
+		inner4(b);
+	else
+		inner6(b);
+	pkt__finish(b);
+}
+
+static void test_decap(void)
+{
+	struct pkt_buf in, exp;
+	struct run r;
+
+	if (!env_up())
+		goto out;
+	for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+		const struct dfix *f = &fixtures[i];
+		__u64 before = ncount(f->counter);
+
+		build(&in, f->outer, f->inner, true);
+		build(&exp, f->outer, f->inner, false);
+		run(&in, &r);
+		if (!ASSERT_OK(r.err, f->desc))
+			continue;
+		ASSERT_EQ(r.verdict, f->verdict, f->desc);
+		if (!ASSERT_TRUE(r.len == exp.len && !memcmp(r.data, exp.buf, exp.len), f->desc)) {
+			const void *fr[3] = { in.buf, exp.buf, r.data };
+			size_t ln[3] = { in.len, exp.len, r.len };
+
+			pkt__diff(f->desc, exp.buf, exp.len, r.data, r.len);
+			pkt__pcap_write("/tmp/aibl-test-decap.pcap", fr, ln, 3);
+		}
+		ASSERT_EQ(ncount(f->counter), before + 1, f->desc);
+	}
+out:
+	env_down();
+}
+
+static void test_bad(void)
+{
+	struct pkt_buf in;
+	struct run r;
+
+	if (!env_up())
+		goto out;
+	build(&in, 4, 4, true);
+	in.len = 14 + 20 + 10; /* inner header cut */
+	in.buf[14 + 3] = 30;
+	run(&in, &r);
+	ASSERT_OK(r.err, "run");
+	ASSERT_EQ(r.verdict, TC_ACT_SHOT, "cut inner header dropped");
+	ASSERT_EQ(ncount(AIBL_NCNT_DROP_TRUNC), 1, "drop_truncated");
+
+	/* a fragmented outer header is the stack's to reassemble */
+	build(&in, 4, 4, true);
+	in.buf[14 + 6] = 0x20;
+	in.buf[14 + 7] = 0;
+	run(&in, &r);
+	ASSERT_EQ(r.verdict, TC_ACT_OK, "outer fragment passed");
+	ASSERT_TRUE(r.len == in.len && !memcmp(r.data, in.buf, in.len), "untouched");
+out:
+	env_down();
+}
+
+static void test_clients(void)
+{
+	struct aibl_node_client_key k = {}, next;
+	struct aibl_node_client c;
+	struct pkt_buf in;
+	struct run r;
+	int n = 0;
+
+	if (!env_up())
+		goto out;
+	build(&in, 4, 4, true);
+	run(&in, &r);
+	run(&in, &r);
+	build(&in, 6, 6, true);
+	run(&in, &r);
+
+	k.family = AIBL_AF_INET;
+	inet_pton(AF_INET, "192.0.2.10", &k.client);
+	inet_pton(AF_INET, "10.100.0.1", &k.vip);
+	k.vport = htons(80);
+	k.proto = IPPROTO_TCP;
+	if (!ASSERT_OK(bpf_map_lookup_elem(decap__clients_fd(dc), &k, &c), "v4 client recorded"))
+		goto out;
+	ASSERT_EQ(c.packets, 2, "packets");
+	ASSERT_EQ(c.bytes, 2 * (14 + 20 + 20 + 20), "bytes after decap");
+	ASSERT_TRUE(c.first_seen_ns && c.last_seen_ns >= c.first_seen_ns, "times");
+	memset(&k, 0, sizeof(k));
+	while (bpf_map_get_next_key(decap__clients_fd(dc), n ? &k : NULL, &next) == 0) {
+		k = next;
+		n++;
+	}
+	ASSERT_EQ(n, 2, "two clients");
+out:
+	env_down();
+}
+
+static void test_attach_detach(void)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, q, .handle = 0xa1b1, .priority = 1);
+	struct decap *d2 = NULL;
+	int ifi;
+
+	if (!env_up())
+		goto out;
+	ifi = if_nametoindex("dpd0");
+	hook.ifindex = ifi;
+	ASSERT_OK(bpf_tc_query(&hook, &q), "filter attached");
+	/* a second attach (agent restart) replaces it */
+	ASSERT_OK(decap__attach(ifi, NULL, &d2), "re-attach");
+	decap__close(d2);
+	q.prog_id = 0;
+	ASSERT_OK(bpf_tc_query(&hook, &q), "still attached after close");
+	ASSERT_OK(decap__detach_ifindex(ifi, 0, 0), "detach by ifindex");
+	ASSERT_EQ(decap__detach_ifindex(ifi, 0, 0), -ENOENT, "gone");
+out:
+	env_down();
+}
+
+static const struct test_case cases[] = {
+	{ "decap_fixtures", test_decap },
+	{ "decap_bad_input", test_bad },
+	{ "decap_client_records", test_clients },
+	{ "decap_attach_detach", test_attach_detach },
+};
+
+int main(int argc, char **argv)
+{
+	if (test__can_bpf() && unshare(CLONE_NEWNET)) {
+		perror("unshare(CLONE_NEWNET)");
+		return 1;
+	}
+	return test__main(argc, argv, "decap", cases, sizeof(cases) / sizeof(cases[0]));
+}
