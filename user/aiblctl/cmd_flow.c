@@ -101,7 +101,6 @@ static int flow_list(int argc, char **argv)
 	struct ctl_state s;
 	__u32 *idx = NULL, n = 0, shown;
 	__u64 now = ctl_now_ns();
-	char err[ERRLEN];
 	__u32 svc = 0;
 	int npos, ret;
 	char *pos[1];
@@ -113,11 +112,11 @@ static int flow_list(int argc, char **argv)
 		return ret;
 	if (limit_opt && ctl_parse_u64("--limit", limit_opt, 1ULL << 32, &limit))
 		return CTL_EXIT_USAGE;
-	ret = ctl_state__load(&s, CTL_LOAD_CONNS, err, sizeof(err));
+	ret = ctl_load(&s, CTL_LOAD_CONNS);
 	if (ret)
-		return ctl_fail("%s", err);
-	if (svc_opt && ctl_state__find_service(&s, svc_opt, &svc, err, sizeof(err))) {
-		ret = ctl_fail("%s", err);
+		return ret;
+	if (svc_opt && ctl_find_service(&s, svc_opt, &svc)) {
+		ret = CTL_EXIT_FAIL;
 		goto out;
 	}
 	idx = calloc(s.nconns + 1, sizeof(*idx));
@@ -197,9 +196,9 @@ static int flow_lookup(int argc, char **argv)
 	ret = ctl_parse_flow(argc, argv, "flow lookup", &k);
 	if (ret)
 		return ret;
-	ret = ctl_state__load(&s, 0, err, sizeof(err));
+	ret = ctl_load(&s, 0);
 	if (ret)
-		return ctl_fail("%s", err);
+		return ret;
 	if (aibl_map__open(&cm, ctl.bpffs, AIBL_MAP_CONNS, true, err, sizeof(err))) {
 		ret = ctl_fail("%s", err);
 		goto out;
@@ -277,7 +276,6 @@ static int pin_list(int argc, char **argv)
 	json_t *arr = NULL;
 	struct ctl_state s;
 	__u64 now = ctl_now_ns();
-	char err[ERRLEN];
 	__u32 svc = 0, n = 0, *idx = NULL;
 	char *pos[1];
 	int npos, ret;
@@ -287,11 +285,11 @@ static int pin_list(int argc, char **argv)
 	ret = ctl_parse_args(argc, argv, opts, 1, pos, &npos, 0);
 	if (ret)
 		return ret;
-	ret = ctl_state__load(&s, CTL_LOAD_PINS, err, sizeof(err));
+	ret = ctl_load(&s, CTL_LOAD_PINS);
 	if (ret)
-		return ctl_fail("%s", err);
-	if (svc_opt && ctl_state__find_service(&s, svc_opt, &svc, err, sizeof(err))) {
-		ret = ctl_fail("%s", err);
+		return ret;
+	if (svc_opt && ctl_find_service(&s, svc_opt, &svc)) {
+		ret = CTL_EXIT_FAIL;
 		goto out;
 	}
 	idx = calloc(s.npins + 1, sizeof(*idx));

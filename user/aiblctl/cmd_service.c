@@ -62,15 +62,6 @@ static void svc_vips(const struct ctl_state *s, __u32 id, char *buf, size_t len,
 		snprintf(buf, len, "-");
 }
 
-static int load_or_fail(struct ctl_state *s, unsigned int what)
-{
-	char err[ERRLEN];
-
-	if (ctl_state__load(s, what, err, sizeof(err)))
-		return ctl_fail("%s", err);
-	return 0;
-}
-
 static json_t *svc_json(const struct ctl_state *s, __u32 id, const struct svc_sum *sum)
 {
 	const struct aibl_svc_meta *m = id < s->nsvc ? &s->svc_meta[id] : NULL;
@@ -122,7 +113,7 @@ static int service_list(int argc, char **argv)
 		return ctl_help(service_help);
 	if (argc)
 		return ctl_usage("service list takes no arguments");
-	ret = load_or_fail(&s, CTL_LOAD_CONNS | CTL_LOAD_PINS | CTL_LOAD_STATS);
+	ret = ctl_load(&s, CTL_LOAD_CONNS | CTL_LOAD_PINS | CTL_LOAD_STATS);
 	if (ret)
 		return ret;
 	if (ctl.json)
@@ -209,7 +200,7 @@ static int service_show(int argc, char **argv)
 	struct aibl_member_key *mk = NULL;
 	struct aibl_member *mv = NULL;
 	struct ctl_table *t = NULL;
-	char err[ERRLEN], b1[64], b2[64], name[48];
+	char b1[64], b2[64], name[48];
 	json_t *doc = NULL, *bes = NULL;
 	struct ctl_state s;
 	struct svc_sum sum;
@@ -220,11 +211,11 @@ static int service_show(int argc, char **argv)
 		return ctl_help(service_help);
 	if (argc != 1)
 		return ctl_usage("service show needs one NAME or VIP:PORT[/proto]");
-	ret = load_or_fail(&s, CTL_LOAD_CONNS | CTL_LOAD_PINS | CTL_LOAD_STATS | CTL_LOAD_LOAD);
+	ret = ctl_load(&s, CTL_LOAD_CONNS | CTL_LOAD_PINS | CTL_LOAD_STATS | CTL_LOAD_LOAD);
 	if (ret)
 		return ret;
-	if (ctl_state__find_service(&s, argv[0], &id, err, sizeof(err))) {
-		ret = ctl_fail("%s", err);
+	if (ctl_find_service(&s, argv[0], &id)) {
+		ret = CTL_EXIT_FAIL;
 		goto out;
 	}
 	svc_sum(&s, id, &sum);
@@ -367,7 +358,7 @@ static int backend_list(int argc, char **argv)
 		return ctl_help(backend_help);
 	if (argc)
 		return ctl_usage("backend list takes no arguments");
-	ret = load_or_fail(&s, CTL_LOAD_CONNS | CTL_LOAD_STATS | CTL_LOAD_LOAD);
+	ret = ctl_load(&s, CTL_LOAD_CONNS | CTL_LOAD_STATS | CTL_LOAD_LOAD);
 	if (ret)
 		return ret;
 	conns = calloc(s.nbe + 1, sizeof(*conns));
@@ -495,11 +486,11 @@ static int table_show(int argc, char **argv)
 		return ret;
 	if (npos != 1)
 		return ctl_usage("table show needs a SERVICE");
-	ret = load_or_fail(&s, 0);
+	ret = ctl_load(&s, 0);
 	if (ret)
 		return ret;
-	if (ctl_state__find_service(&s, pos[0], &id, err, sizeof(err))) {
-		ret = ctl_fail("%s", err);
+	if (ctl_find_service(&s, pos[0], &id)) {
+		ret = CTL_EXIT_FAIL;
 		goto out;
 	}
 	v = ctl_state__svc_vip(&s, id);

@@ -297,9 +297,9 @@ int ctl_cmd_simulate(int argc, char **argv)
 	ret = ctl_parse_flow(npos, pos, "simulate", &k);
 	if (ret)
 		return ret;
-	ret = ctl_state__load(&s, 0, err, sizeof(err));
+	ret = ctl_load(&s, 0);
 	if (ret)
-		return ctl_fail("%s", err);
+		return ret;
 	if (aibl_map__open(&cm, ctl.bpffs, AIBL_MAP_CONNS, false, err, sizeof(err)) ||
 	    aibl_map__open(&lm, ctl.bpffs, AIBL_MAP_LOAD, false, err, sizeof(err)) ||
 	    aibl_map__open(&sm, ctl.bpffs, AIBL_MAP_STATS, true, err, sizeof(err))) {
@@ -383,7 +383,7 @@ int ctl_cmd_simulate(int argc, char **argv)
 		ctl_fmt_addr(a2, sizeof(a2), so.family, &so.dst);
 		ret = ctl_json_print(json_pack(
 		    "{s:{s:s,s:s,s:s,s:s?,s:s,s:i,s:o,s:s?,s:s?,s:s,s:b,s:b,s:i,s:i,s:{s:s?,s:s?,"
-		    "s:s?},s:o,s:b,s:b,s:b,s:b}}",
+		    "s:s?},s:o,s:b,s:b,s:b,s:o}}",
 		    "simulate", "client", cli, "vip", vip, "proto", ctl_proto_str(k.proto),
 		    "service", svc >= 0 ? sname : NULL, "verdict", verdict_str(retval), "retval",
 		    retval, "backend_id", backend >= 0 ? json_integer(backend) : json_null(),
@@ -394,22 +394,23 @@ int ctl_cmd_simulate(int argc, char **argv)
 		    so.encap[0] ? so.encap : NULL, "outer_src", so.encap[0] ? a1 : NULL,
 		    "outer_dst", so.encap[0] ? a2 : NULL, "counters", cnt, "conn_removed",
 		    conn_removed, "load_restored", load_restored, "kept", keep_opt != NULL,
-		    "ingress_ifindex", used_ifindex));
+		    "ingress_ifindex", used_ifindex ? json_integer(s.g.ifindex) : json_null()));
 		goto out;
 	}
 	printf("simulate    %s %s -> %s (service %s)\n", ctl_proto_str(k.proto), cli, vip, sname);
 	printf("verdict     %s\n", verdict_str(retval));
-	if (backend >= 0)
+	if (backend >= 0) {
+		const char *age = existed ? " existing flow" : created ? " new flow" : "";
+		const char *why = "its destination MAC";
+
+		if (!strcmp(chosen_by, "conn_table"))
+			why = conn.flags & AIBL_CONN_F_PINNED ? "a session pin (connection entry)"
+							      : "the connection table entry";
+		else if (!strcmp(chosen_by, "outer_header"))
+			why = "its outer header (service without conntrack)";
 		printf("backend     %s (id %lld, %s)%s, chosen by %s\n", bname, (long long)backend,
-		       baddr,
-		       existed	 ? " existing flow"
-		       : created ? " new flow"
-				 : "",
-		       !strcmp(chosen_by, "conn_table") && (conn.flags & AIBL_CONN_F_PINNED)
-			   ? "a session pin"
-		       : !strcmp(chosen_by, "conn_table") ? "the connection table entry"
-							  : chosen_by);
-	else
+		       baddr, age, why);
+	} else
 		printf("backend     none\n");
 	if (so.encap[0]) {
 		char a1[64], a2[64];

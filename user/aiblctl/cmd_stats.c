@@ -45,6 +45,24 @@ static double rate(__u64 now, __u64 before, double secs)
 	return secs > 0 && now >= before ? (double)(now - before) / secs : 0.0;
 }
 
+/* a value, and its rate since the previous sample when repeating ("-" on the first) */
+static void value_cells(struct ctl_table *t, bool rates, bool bytes, __u64 v, const __u64 *pv,
+			double secs)
+{
+	char b[32];
+
+	ctl_table__cell(t, "%s",
+			bytes ? ctl_fmt_bytes(b, sizeof(b), v) : ctl_fmt_count(b, sizeof(b), v));
+	if (!rates)
+		return;
+	if (!pv)
+		ctl_table__cell(t, "-");
+	else if (bytes)
+		ctl_table__cell(t, "%s", ctl_fmt_byte_rate(b, sizeof(b), rate(v, *pv, secs)));
+	else
+		ctl_table__cell(t, "%s", ctl_fmt_rate(b, sizeof(b), rate(v, *pv, secs)));
+}
+
 static int stats_print(const struct ctl_state *s, const struct ctl_state *prev, double secs,
 		       double interval, unsigned long long sample)
 {
@@ -109,14 +127,8 @@ static int stats_print(const struct ctl_state *s, const struct ctl_state *prev, 
 	}
 	for (int i = 0; i < AIBL_CNT__MAX; i++) {
 		ctl_table__cell(t, "%s", cnt_names[i]);
-		ctl_table__cell(t, "%s", ctl_fmt_count(b1, sizeof(b1), s->counters[i]));
-		if (prev)
-			ctl_table__cell(
-			    t, "%s",
-			    ctl_fmt_rate(b1, sizeof(b1),
-					 rate(s->counters[i], prev->counters[i], secs)));
-		else if (interval > 0)
-			ctl_table__cell(t, "-");
+		value_cells(t, interval > 0, false, s->counters[i],
+			    prev ? &prev->counters[i] : NULL, secs);
 		ctl_table__cell(t, "%s", cnt_descs[i]);
 	}
 	ctl_table__print(t, stdout);
@@ -137,24 +149,9 @@ static int stats_print(const struct ctl_state *s, const struct ctl_state *prev, 
 		if (!ctl_state__svc_exists(s, id))
 			continue;
 		ctl_table__cell(t, "%s", ctl_state__svc_name(s, id, name, sizeof(name)));
-		ctl_table__cell(t, "%s", ctl_fmt_count(b1, sizeof(b1), tr->packets));
-		if (interval > 0)
-			ctl_table__cell(
-			    t, "%s",
-			    p ? ctl_fmt_rate(b1, sizeof(b1), rate(tr->packets, p->packets, secs))
-			      : "-");
-		ctl_table__cell(t, "%s", ctl_fmt_bytes(b1, sizeof(b1), tr->bytes));
-		if (interval > 0)
-			ctl_table__cell(
-			    t, "%s",
-			    p ? ctl_fmt_byte_rate(b1, sizeof(b1), rate(tr->bytes, p->bytes, secs))
-			      : "-");
-		ctl_table__cell(t, "%s", ctl_fmt_count(b1, sizeof(b1), tr->new_flows));
-		if (interval > 0)
-			ctl_table__cell(t, "%s",
-					p ? ctl_fmt_rate(b1, sizeof(b1),
-							 rate(tr->new_flows, p->new_flows, secs))
-					  : "-");
+		value_cells(t, interval > 0, false, tr->packets, p ? &p->packets : NULL, secs);
+		value_cells(t, interval > 0, true, tr->bytes, p ? &p->bytes : NULL, secs);
+		value_cells(t, interval > 0, false, tr->new_flows, p ? &p->new_flows : NULL, secs);
 		ctl_table__cell(t, "%s", ctl_fmt_count(b1, sizeof(b1), tr->pin_hits));
 	}
 	ctl_table__print(t, stdout);
@@ -194,9 +191,9 @@ int ctl_cmd_stats(int argc, char **argv)
 	if (count_opt && count > 1 && !int_opt)
 		interval = 1.0;
 
-	ret = ctl_state__load(&cur, CTL_LOAD_STATS, err, sizeof(err));
+	ret = ctl_load(&cur, CTL_LOAD_STATS);
 	if (ret)
-		return ctl_fail("%s", err);
+		return ret;
 	memset(&prev, 0, sizeof(prev));
 	signal(SIGINT, stats_sigint);
 	signal(SIGTERM, stats_sigint);

@@ -95,7 +95,6 @@ const char *ctl_mode_str(__u8 mode);
 const char *ctl_key_str(__u8 key);
 const char *ctl_policy_str(__u8 policy);
 const char *ctl_accel_str(__u8 accel);
-const char *ctl_fwd_str(__u8 fwd);
 /* up / draining / overloaded / down / unused, from AIBL_BE_F_* */
 const char *ctl_be_state(__u8 flags);
 /* 02:00:00:00:00:01, or "-" when all zero */
@@ -160,6 +159,10 @@ struct ctl_state {
 /* Open the maps under ctl.bpffs (checked), read them; message in err. */
 int ctl_state__load(struct ctl_state *s, unsigned int what, char *err, size_t errlen);
 void ctl_state__free(struct ctl_state *s);
+/* ctl_state__load, the error reported (ctl_fail); 0 or CTL_EXIT_FAIL */
+int ctl_load(struct ctl_state *s, unsigned int what);
+/* ctl_state__find_service, the error reported; 0 or CTL_EXIT_FAIL */
+int ctl_find_service(const struct ctl_state *s, const char *spec, __u32 *id);
 /* Re-read counters and traffic only (stats --interval). */
 int ctl_state__reload_stats(struct ctl_state *s, char *err, size_t errlen);
 /* A service exists when its meta is valid or a VIP points at it. */

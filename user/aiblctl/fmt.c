@@ -136,42 +136,39 @@ char *ctl_fmt_mac(char *buf, size_t len, const __u8 mac[6])
 	return buf;
 }
 
+static const char *name_of(const char *const *names, size_t n, unsigned int v)
+{
+	return v < n && names[v] ? names[v] : "?";
+}
+
+#define NAME_OF(tbl, v) name_of(tbl, sizeof(tbl) / sizeof(tbl[0]), v)
+
 const char *ctl_proto_str(__u8 proto)
 {
-	switch (proto) {
-	case IPPROTO_TCP:
-		return "tcp";
-	case IPPROTO_UDP:
-		return "udp";
-	default:
-		return "?";
-	}
+	static const char *const names[] = {[IPPROTO_TCP] = "tcp", [IPPROTO_UDP] = "udp"};
+
+	return NAME_OF(names, proto);
 }
 
 const char *ctl_mode_str(__u8 mode)
 {
-	switch (mode) {
-	case AIBL_MODE_HASH:
-		return "hash";
-	case AIBL_MODE_RR:
-		return "rr";
-	case AIBL_MODE_P2C:
-		return "p2c";
-	default:
-		return "?";
-	}
+	static const char *const names[] = {
+	    [AIBL_MODE_HASH] = "hash",
+	    [AIBL_MODE_RR] = "rr",
+	    [AIBL_MODE_P2C] = "p2c",
+	};
+
+	return NAME_OF(names, mode);
 }
 
 const char *ctl_key_str(__u8 key)
 {
-	switch (key) {
-	case AIBL_KEY_SRC_IP:
-		return "src_ip";
-	case AIBL_KEY_FIVE_TUPLE:
-		return "five_tuple";
-	default:
-		return "?";
-	}
+	static const char *const names[] = {
+	    [AIBL_KEY_SRC_IP] = "src_ip",
+	    [AIBL_KEY_FIVE_TUPLE] = "five_tuple",
+	};
+
+	return NAME_OF(names, key);
 }
 
 const char *ctl_policy_str(__u8 policy)
@@ -185,33 +182,18 @@ const char *ctl_policy_str(__u8 policy)
 	    [AIBL_POL_AI] = "ai",
 	};
 
-	return policy < sizeof(names) / sizeof(names[0]) ? names[policy] : "?";
+	return NAME_OF(names, policy);
 }
 
 const char *ctl_accel_str(__u8 accel)
 {
-	switch (accel) {
-	case AIBL_ACCEL_NONE:
-		return "none";
-	case AIBL_ACCEL_GPU:
-		return "gpu";
-	case AIBL_ACCEL_OTHER:
-		return "other";
-	default:
-		return "?";
-	}
-}
+	static const char *const names[] = {
+	    [AIBL_ACCEL_NONE] = "none",
+	    [AIBL_ACCEL_GPU] = "gpu",
+	    [AIBL_ACCEL_OTHER] = "other",
+	};
 
-const char *ctl_fwd_str(__u8 fwd)
-{
-	switch (fwd) {
-	case AIBL_FWD_IPIP:
-		return "ipip";
-	case AIBL_FWD_L2DSR:
-		return "l2dsr";
-	default:
-		return "?";
-	}
+	return NAME_OF(names, accel);
 }
 
 const char *ctl_be_state(__u8 flags)

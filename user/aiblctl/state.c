@@ -40,7 +40,7 @@ static int read_array(const char *name, void **out, __u32 *n, char *err, size_t 
 		snprintf(err, errlen, "map %s: read failed: %s", name, strerror(-ret));
 		goto out;
 	}
-	if (m.ncpus > 1 || m.desc->type == BPF_MAP_TYPE_PERCPU_ARRAY) {
+	if (m.desc->type == BPF_MAP_TYPE_PERCPU_ARRAY) {
 		vals = calloc(m.max_entries ? m.max_entries : 1, m.desc->value_size);
 		if (!vals) {
 			ret = -ENOMEM;
@@ -112,37 +112,46 @@ out:
 	return ret;
 }
 
-static int load_stats(struct ctl_state *s, char *err, size_t errlen)
+/*
+ * Array map NAME into a new zeroed buffer *dst of want + 1 values of esz
+ * bytes: ids the map does not have (sized smaller at load) read as zero,
+ * and the spare last entry gives lookups of an invalid id somewhere to land.
+ */
+static int read_array_n(const char *name, void **dst, size_t esz, __u32 want, char *err,
+			size_t errlen)
 {
-	struct aibl_traffic *t = NULL;
-	__u64 *cnt = NULL;
+	void *vals = NULL;
 	__u32 n;
 	int ret;
 
-	ret = read_array(AIBL_MAP_STATS, (void **)&cnt, &n, err, errlen);
-	if (ret)
-		return ret;
-	memset(s->counters, 0, sizeof(s->counters));
-	memcpy(s->counters, cnt, sizeof(__u64) * (n < AIBL_CNT__MAX ? n : AIBL_CNT__MAX));
-	free(cnt);
-
-	free(s->svc_traffic);
-	free(s->be_traffic);
-	s->svc_traffic = calloc(s->nsvc + 1, sizeof(*s->svc_traffic));
-	s->be_traffic = calloc(s->nbe + 1, sizeof(*s->be_traffic));
-	if (!s->svc_traffic || !s->be_traffic)
+	free(*dst);
+	*dst = calloc((size_t)want + 1, esz);
+	if (!*dst)
 		return -ENOMEM;
-	ret = read_array(AIBL_MAP_SVC_STATS, (void **)&t, &n, err, errlen);
+	ret = read_array(name, &vals, &n, err, errlen);
 	if (ret)
 		return ret;
-	memcpy(s->svc_traffic, t, sizeof(*t) * (n < s->nsvc ? n : s->nsvc));
-	free(t);
-	ret = read_array(AIBL_MAP_BE_STATS, (void **)&t, &n, err, errlen);
-	if (ret)
-		return ret;
-	memcpy(s->be_traffic, t, sizeof(*t) * (n < s->nbe ? n : s->nbe));
-	free(t);
+	memcpy(*dst, vals, esz * (n < want ? n : want));
+	free(vals);
 	return 0;
+}
+
+static int load_stats(struct ctl_state *s, char *err, size_t errlen)
+{
+	__u64 *cnt = NULL;
+	int ret;
+
+	ret = read_array_n(AIBL_MAP_STATS, (void **)&cnt, sizeof(*cnt), AIBL_CNT__MAX, err, errlen);
+	if (!ret)
+		memcpy(s->counters, cnt, sizeof(s->counters));
+	free(cnt);
+	if (!ret)
+		ret = read_array_n(AIBL_MAP_SVC_STATS, (void **)&s->svc_traffic,
+				   sizeof(*s->svc_traffic), s->nsvc, err, errlen);
+	if (!ret)
+		ret = read_array_n(AIBL_MAP_BE_STATS, (void **)&s->be_traffic,
+				   sizeof(*s->be_traffic), s->nbe, err, errlen);
+	return ret;
 }
 
 int ctl_state__reload_stats(struct ctl_state *s, char *err, size_t errlen)
@@ -191,27 +200,13 @@ int ctl_state__load(struct ctl_state *s, unsigned int what, char *err, size_t er
 			goto out;
 	}
 	if (what & CTL_LOAD_LOAD) {
-		struct aibl_load *ld = NULL;
-		struct aibl_cost *c = NULL;
-
-		ret = read_array(AIBL_MAP_LOAD, (void **)&ld, &n, err, errlen);
+		ret = read_array_n(AIBL_MAP_LOAD, (void **)&s->load, sizeof(*s->load), s->nbe, err,
+				   errlen);
+		if (!ret)
+			ret = read_array_n(AIBL_MAP_COST, (void **)&s->cost, sizeof(*s->cost),
+					   s->nbe, err, errlen);
 		if (ret)
 			goto out;
-		s->load = calloc(s->nbe + 1, sizeof(*s->load));
-		if (s->load)
-			memcpy(s->load, ld, sizeof(*ld) * (n < s->nbe ? n : s->nbe));
-		free(ld);
-		ret = read_array(AIBL_MAP_COST, (void **)&c, &n, err, errlen);
-		if (ret)
-			goto out;
-		s->cost = calloc(s->nbe + 1, sizeof(*s->cost));
-		if (s->cost)
-			memcpy(s->cost, c, sizeof(*c) * (n < s->nbe ? n : s->nbe));
-		free(c);
-		if (!s->load || !s->cost) {
-			ret = -ENOMEM;
-			goto out;
-		}
 	}
 	if (what & CTL_LOAD_CONNS) {
 		ret = dump_hash(AIBL_MAP_CONNS, (void **)&s->ckeys, (void **)&s->cvals, &s->nconns,
@@ -231,6 +226,15 @@ out:
 	if (ret)
 		ctl_state__free(s);
 	return ret;
+}
+
+int ctl_load(struct ctl_state *s, unsigned int what)
+{
+	char err[512];
+
+	if (ctl_state__load(s, what, err, sizeof(err)))
+		return ctl_fail("%s", err);
+	return 0;
 }
 
 void ctl_state__free(struct ctl_state *s)
@@ -360,6 +364,15 @@ int ctl_state__find_service(const struct ctl_state *s, const char *spec, __u32 *
 		return 0;
 	snprintf(err, errlen, "no service '%s' (see 'aiblctl service list')", spec);
 	return -ENOENT;
+}
+
+int ctl_find_service(const struct ctl_state *s, const char *spec, __u32 *id)
+{
+	char err[512];
+
+	if (ctl_state__find_service(s, spec, id, err, sizeof(err)))
+		return ctl_fail("%s", err);
+	return 0;
 }
 
 json_t *ctl_json_vip(const struct ctl_vip *v)
