@@ -1,0 +1,417 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* aibl-agent pieces: NVML through the fake library, metric extraction per
+ * server kind, /v1/models, hint aging and bounds, hint posts. */
+#include <math.h>
+#include <stdlib.h>
+#include "test.h"
+#include "../../user/aibl-agent/hints.h"
+#include "../../user/aibl-agent/nvml.h"
+#include "../../user/aibl-agent/scrape.h"
+
+static const char *fake_nvml_path(void)
+{
+	static char path[512];
+	const char *b = getenv("AIBL_BUILD");
+
+	snprintf(path, sizeof(path), "%s/tests/libfake_nvml.so", b ? b : "build");
+	return path;
+}
+
+static void fake_env_reset(void)
+{
+	static const char *const vars[] = { "FAKE_NVML_INIT_ERR", "FAKE_NVML_COUNT",
+					    "FAKE_NVML_UTIL",	  "FAKE_NVML_MEM_USED_MB",
+					    "FAKE_NVML_MEM_TOTAL_MB", "FAKE_NVML_TEMP",
+					    "FAKE_NVML_POWER_MW", "FAKE_NVML_FAIL",
+					    "FAKE_NVML_NAME" };
+
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		unsetenv(vars[i]);
+}
+
+static void nvml_fake_devices(void)
+{
+	struct ar_gpu gpus[AR_MAX_GPUS];
+	struct agent_nvml *nv = NULL;
+	char msg[256] = "";
+	int n = -1;
+
+	fake_env_reset();
+	setenv("FAKE_NVML_COUNT", "3", 1);
+	setenv("FAKE_NVML_UTIL", "10,55,100", 1);
+	setenv("FAKE_NVML_MEM_USED_MB", "1024,2048", 1); /* third repeats the last */
+	setenv("FAKE_NVML_MEM_TOTAL_MB", "81920", 1);
+	setenv("FAKE_NVML_TEMP", "45,61,88", 1);
+	setenv("FAKE_NVML_POWER_MW", "250500", 1);
+	setenv("FAKE_NVML_NAME", "NVIDIA H100", 1);
+	if (!ASSERT_OK(agent_nvml__open(fake_nvml_path(), &nv, msg, sizeof(msg)), msg))
+		return;
+	if (!ASSERT_OK(agent_nvml__sample(nv, gpus, &n, msg, sizeof(msg)), msg))
+		goto out;
+	ASSERT_EQ(n, 3, "devices");
+	ASSERT_STREQ(gpus[1].name, "NVIDIA H100 #1", "name");
+	ASSERT_TRUE(gpus[0].util_pct == 10 && gpus[1].util_pct == 55 && gpus[2].util_pct == 100,
+		    "util");
+	ASSERT_TRUE(gpus[0].mem_used_bytes == 1024.0 * 1048576, "mem used 0");
+	ASSERT_TRUE(gpus[2].mem_used_bytes == 2048.0 * 1048576, "mem used 2");
+	ASSERT_TRUE(gpus[1].mem_total_bytes == 81920.0 * 1048576, "mem total");
+	ASSERT_TRUE(gpus[2].temp_c == 88, "temp");
+	ASSERT_TRUE(fabs(gpus[0].power_w - 250.5) < 1e-9, "power in W");
+	ASSERT_EQ(gpus[2].index, 2, "index");
+
+	/* values are read at every sample: a change shows up */
+	setenv("FAKE_NVML_UTIL", "99", 1);
+	setenv("FAKE_NVML_COUNT", "1", 1);
+	if (ASSERT_OK(agent_nvml__sample(nv, gpus, &n, msg, sizeof(msg)), msg)) {
+		ASSERT_EQ(n, 1, "one device now");
+		ASSERT_TRUE(gpus[0].util_pct == 99, "new util");
+	}
+
+	/* an unsupported reading (power) is 0, not a failure */
+	setenv("FAKE_NVML_FAIL", "power:0", 1);
+	if (ASSERT_OK(agent_nvml__sample(nv, gpus, &n, msg, sizeof(msg)), msg))
+		ASSERT_TRUE(gpus[0].power_w == 0, "power unsupported");
+
+	/* a lost GPU fails the sample with NVML's words */
+	setenv("FAKE_NVML_COUNT", "2", 1);
+	setenv("FAKE_NVML_FAIL", "util:1", 1);
+	ASSERT_EQ(agent_nvml__sample(nv, gpus, &n, msg, sizeof(msg)), -EIO, "lost GPU");
+	ASSERT_STREQ(msg, "nvmlDeviceGetUtilizationRates(1): GPU is lost", "message");
+	setenv("FAKE_NVML_FAIL", "count:0", 1);
+	ASSERT_EQ(agent_nvml__sample(nv, gpus, &n, msg, sizeof(msg)), -EIO, "count fails");
+	ASSERT_TRUE(strstr(msg, "nvmlDeviceGetCount_v2") != NULL, msg);
+	setenv("FAKE_NVML_FAIL", "mem:0", 1);
+	ASSERT_EQ(agent_nvml__sample(nv, gpus, &n, msg, sizeof(msg)), -EIO, "mem fails");
+
+	/* more devices than a report carries: capped at the limit */
+	unsetenv("FAKE_NVML_FAIL");
+	setenv("FAKE_NVML_COUNT", "40", 1);
+	if (ASSERT_OK(agent_nvml__sample(nv, gpus, &n, msg, sizeof(msg)), msg))
+		ASSERT_EQ(n, AR_MAX_GPUS, "capped");
+out:
+	agent_nvml__close(nv);
+	fake_env_reset();
+}
+
+static void nvml_absent_or_failing(void)
+{
+	struct agent_nvml *nv = NULL;
+	char msg[256] = "";
+
+	fake_env_reset();
+	ASSERT_EQ(agent_nvml__open("/nonexistent/libnvidia-ml.so.1", &nv, msg, sizeof(msg)),
+		  -ENOENT, "no library");
+	ASSERT_TRUE(strstr(msg, "NVML not available") != NULL, msg);
+	ASSERT_TRUE(nv == NULL, "no handle");
+
+	/* a library without the NVML symbols */
+	ASSERT_EQ(agent_nvml__open("libm.so.6", &nv, msg, sizeof(msg)), -ENOENT, "not NVML");
+	ASSERT_TRUE(strstr(msg, "no symbol nvmlInit_v2") != NULL, msg);
+
+	setenv("FAKE_NVML_INIT_ERR", "9", 1);
+	ASSERT_EQ(agent_nvml__open(fake_nvml_path(), &nv, msg, sizeof(msg)), -EIO, "init fails");
+	ASSERT_STREQ(msg, "nvmlInit_v2: Driver Not Loaded", "init message");
+	fake_env_reset();
+}
+
+static bool load_page(const char *file, struct prom_page *pg)
+{
+	const char *root = getenv("AIBL_ROOT");
+	char path[512], err[256];
+	static char buf[1 << 16];
+	size_t n;
+	FILE *f;
+
+	memset(pg, 0, sizeof(*pg));
+	snprintf(path, sizeof(path), "%s/tests/data/metrics/%s", root ? root : ".", file);
+	f = fopen(path, "r");
+	if (!ASSERT_OK_PTR(f, path))
+		return false;
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	if (!ASSERT_OK(promtext__parse(pg, buf, n, err, sizeof(err)), err))
+		return false;
+	return true;
+}
+
+static void new_server(struct agent_server *srv)
+{
+	memset(srv, 0, sizeof(*srv));
+	strcpy(srv->s.url, "http://127.0.0.1:1");
+	strcpy(srv->s.kind, "unknown");
+}
+
+static void extract_kinds(void)
+{
+	static const struct {
+		const char *file, *kind;
+		double queue, running, kv, hit, ttft_ms;
+	} pages[] = {
+		/* vLLM V1: prefix hit rate from the counters, TTFT = sum/count */
+		{ "vllm.txt", "vllm", 5, 3, 0.4213, 9600.0 / 12800, 5.25 / 42 * 1e3 },
+		/* V0: gpu_cache_usage_perc and the hit rate gauge */
+		{ "vllm-v0.txt", "vllm", 0, 7, 0.875, 0.31, 120 },
+		/* both prefixes on one page: counted once, not twice */
+		{ "sglang.txt", "sglang", 4, 12, 0.62, 0.55, 200 },
+		{ "sglang-new.txt", "sglang", 4, 12, 0.30, 0.4, -1 },
+		{ "trtllm.txt", "trtllm", -1, -1, 0.18, 0.72, 9.3 / 155 * 1e3 },
+		/* Triton + TRT-LLM backend: the backend's own waiting count */
+		{ "triton.txt", "triton", 6, 8, 0.35, -1, 100 },
+		{ "tgi.txt", "tgi", 9, 16, -1, -1, -1 },
+	};
+
+	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+		struct agent_server srv;
+		struct prom_page pg;
+		const struct ar_server *s = &srv.s;
+		char what[128];
+
+		if (!load_page(pages[i].file, &pg)) {
+			promtext__free(&pg);
+			continue;
+		}
+		new_server(&srv);
+		agent_metrics__extract(&pg, &srv);
+		snprintf(what, sizeof(what), "%s: kind", pages[i].file);
+		ASSERT_STREQ(s->kind, pages[i].kind, what);
+#define CHECK(field, want)                                                                   \
+	do {                                                                                 \
+		snprintf(what, sizeof(what), "%s: " #field " %g want %g", pages[i].file, s->field, \
+			 (double)(want));                                                    \
+		ASSERT_TRUE(fabs(s->field - (want)) < 1e-6, what);                           \
+	} while (0)
+		CHECK(queue_depth, pages[i].queue);
+		CHECK(running, pages[i].running);
+		CHECK(kv_cache_usage, pages[i].kv);
+		CHECK(prefix_cache_hit_rate, pages[i].hit);
+		CHECK(ttft_avg_ms, pages[i].ttft_ms);
+#undef CHECK
+		promtext__free(&pg);
+	}
+}
+
+static void extract_windows(void)
+{
+	const char *p1 = "# TYPE vllm:time_to_first_token_seconds histogram\n"
+			 "vllm:time_to_first_token_seconds_bucket{le=\"+Inf\"} 10\n"
+			 "vllm:time_to_first_token_seconds_sum 1.0\n"
+			 "vllm:time_to_first_token_seconds_count 10\n"
+			 "vllm:prefix_cache_queries_total 1000\nvllm:prefix_cache_hits_total 100\n";
+	/* 10 more requests taking 0.5 s each; 1000 more queried tokens, 900 hit */
+	const char *p2 = "# TYPE vllm:time_to_first_token_seconds histogram\n"
+			 "vllm:time_to_first_token_seconds_bucket{le=\"+Inf\"} 20\n"
+			 "vllm:time_to_first_token_seconds_sum 6.0\n"
+			 "vllm:time_to_first_token_seconds_count 20\n"
+			 "vllm:prefix_cache_queries_total 2000\nvllm:prefix_cache_hits_total 1000\n";
+	/* restarted server: counters start over */
+	const char *p3 = "# TYPE vllm:time_to_first_token_seconds histogram\n"
+			 "vllm:time_to_first_token_seconds_bucket{le=\"+Inf\"} 2\n"
+			 "vllm:time_to_first_token_seconds_sum 0.01\n"
+			 "vllm:time_to_first_token_seconds_count 2\n"
+			 "vllm:prefix_cache_queries_total 10\nvllm:prefix_cache_hits_total 0\n";
+	const char *pages[] = { p1, p2, p2, p3 };
+	const double ttft[] = { 100, 500, 500, 5 }, hit[] = { 0.1, 0.9, 0.9, 0 };
+	struct agent_server srv;
+	char err[256];
+
+	new_server(&srv);
+	for (int i = 0; i < 4; i++) {
+		struct prom_page pg;
+
+		if (!ASSERT_OK(promtext__parse(&pg, pages[i], strlen(pages[i]), err, sizeof(err)),
+			       err)) {
+			promtext__free(&pg);
+			return;
+		}
+		agent_metrics__extract(&pg, &srv);
+		/* page 3 repeats page 2: no request in between keeps the last figure */
+		if (!ASSERT_TRUE(fabs(srv.s.ttft_avg_ms - ttft[i]) < 1e-6, "ttft window"))
+			fprintf(stderr, "  page %d: ttft %g want %g\n", i, srv.s.ttft_avg_ms, ttft[i]);
+		if (!ASSERT_TRUE(fabs(srv.s.prefix_cache_hit_rate - hit[i]) < 1e-6, "hit window"))
+			fprintf(stderr, "  page %d: hit %g want %g\n", i,
+				srv.s.prefix_cache_hit_rate, hit[i]);
+		ASSERT_TRUE(srv.s.queue_depth == -1, "no queue metric: unknown");
+		promtext__free(&pg);
+	}
+}
+
+static void lora_and_unknown(void)
+{
+	struct agent_server srv;
+	struct prom_page pg;
+	char err[256];
+	const char *other = "# TYPE http_requests_total counter\nhttp_requests_total 5\n";
+
+	new_server(&srv);
+	if (load_page("vllm.txt", &pg)) {
+		agent_metrics__extract(&pg, &srv);
+		ASSERT_STREQ(srv.lora, "sql-lora,chat-lora", "running adapters");
+	}
+	promtext__free(&pg);
+	if (ASSERT_OK(promtext__parse(&pg, other, strlen(other), err, sizeof(err)), err)) {
+		agent_metrics__extract(&pg, &srv);
+		ASSERT_STREQ(srv.s.kind, "unknown", "unknown kind");
+		ASSERT_TRUE(srv.s.queue_depth == -1 && srv.s.kv_cache_usage == -1, "nothing known");
+		ASSERT_TRUE(srv.s.ttft_avg_ms == -1, "kind changed: windows reset");
+	}
+	promtext__free(&pg);
+}
+
+static void models_json(void)
+{
+	const char *vllm = "{\"object\":\"list\",\"data\":[{\"id\":\"meta-llama/Llama-3.1-8B\","
+			   "\"object\":\"model\",\"owned_by\":\"vllm\",\"max_model_len\":8192},"
+			   "{\"id\":\"sql-lora\",\"object\":\"model\",\"parent\":\"meta-llama/Llama-3.1-8B\"}]}";
+	const char *sim = "{\"object\":\"list\",\"data\":[{\"id\":\"a\",\"resident\":true},"
+			  "{\"id\":\"b\",\"resident\":false,\"loadable\":true}]}";
+	static const char *const bad[] = { "", "[]", "{\"data\":{}}", "{\"data\":[{\"id\":5}]}",
+					   "{\"data\":[{\"name\":\"x\"}]}" };
+	struct agent_server srv;
+	char msg[256];
+
+	new_server(&srv);
+	if (ASSERT_OK(agent_models__parse(vllm, strlen(vllm), &srv, msg, sizeof(msg)), msg)) {
+		ASSERT_EQ(srv.nmodels, 2, "two");
+		ASSERT_STREQ(srv.models[0].name, "meta-llama/Llama-3.1-8B", "id");
+		ASSERT_TRUE(srv.models[0].resident && srv.models[1].resident, "listed = resident");
+		ASSERT_STREQ(srv.models[1].server, "http://127.0.0.1:1", "server url");
+	}
+	if (ASSERT_OK(agent_models__parse(sim, strlen(sim), &srv, msg, sizeof(msg)), msg)) {
+		ASSERT_EQ(srv.nmodels, 2, "sim two");
+		ASSERT_TRUE(srv.models[0].resident, "a resident");
+		ASSERT_FALSE(srv.models[1].resident, "b loadable only");
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ASSERT_EQ(agent_models__parse(bad[i], strlen(bad[i]), &srv, msg, sizeof(msg)),
+			  -EINVAL, bad[i]);
+		ASSERT_EQ(srv.nmodels, 2, "previous list kept");
+	}
+}
+
+static struct ar_hint mk(const char *client, uint32_t ttl)
+{
+	struct ar_hint h = {};
+
+	snprintf(h.client, sizeof(h.client), "%s", client);
+	strcpy(h.vip, "10.100.0.1");
+	h.port = 80;
+	h.proto = 6;
+	h.ttl_ms = ttl;
+	h.score = 1;
+	strcpy(h.source, "server");
+	return h;
+}
+
+static void hints_aging(void)
+{
+	struct agent_hints t;
+	struct ar_hint out[8], h;
+
+	if (!ASSERT_OK(agent_hints__init(&t, 8, 0.5, 4), "init"))
+		return;
+	h = mk("10.0.0.1", 10000);
+	agent_hints__put(&t, &h);
+	h = mk("10.0.0.2", 3000);
+	agent_hints__put(&t, &h);
+	agent_hints__tick(&t, 1000, -1); /* first tick only sets the clock */
+	agent_hints__tick(&t, 3000, 0.2); /* 2 s at normal rate */
+	ASSERT_EQ(agent_hints__export(&t, out, 8), 2, "both alive");
+	ASSERT_EQ(out[0].ttl_ms, 8000, "aged 2 s");
+	ASSERT_EQ(out[1].ttl_ms, 1000, "aged 2 s");
+	/* KV cache full: 4x faster; 1 s later 4 s have gone */
+	ASSERT_TRUE(agent_hints__rate(&t, 1.0) == 4, "max rate");
+	ASSERT_TRUE(agent_hints__rate(&t, 0.75) == 2.5, "half way");
+	ASSERT_TRUE(agent_hints__rate(&t, -1) == 1, "unknown kv");
+	agent_hints__tick(&t, 4000, 1.0);
+	ASSERT_EQ(agent_hints__export(&t, out, 8), 1, "short one expired");
+	ASSERT_STREQ(out[0].client, "10.0.0.1", "long one left");
+	ASSERT_EQ(out[0].ttl_ms, 4000, "aged 4 s in 1 s");
+	/* refresh restores the lifetime; ttl 0 removes */
+	h = mk("10.0.0.1", 9000);
+	agent_hints__put(&t, &h);
+	ASSERT_EQ(agent_hints__export(&t, out, 8), 1, "refreshed, not duplicated");
+	ASSERT_EQ(out[0].ttl_ms, 9000, "new lifetime");
+	h.ttl_ms = 0;
+	agent_hints__put(&t, &h);
+	ASSERT_EQ(agent_hints__export(&t, out, 8), 0, "forgotten");
+	/* the clock going backwards ages nothing */
+	h = mk("10.0.0.3", 500);
+	agent_hints__put(&t, &h);
+	agent_hints__tick(&t, 100, 0);
+	ASSERT_EQ(agent_hints__export(&t, out, 8), 1, "kept");
+	agent_hints__fini(&t);
+}
+
+static void hints_bounded(void)
+{
+	struct agent_hints t, bad;
+	struct ar_hint out[4], h;
+	char ip[32];
+
+	ASSERT_EQ(agent_hints__init(&bad, AR_MAX_HINTS + 1, 0.5, 4), -EINVAL, "over the limit");
+	ASSERT_EQ(agent_hints__init(&bad, 4, 1.0, 4), -EINVAL, "pressure 1");
+	if (!ASSERT_OK(agent_hints__init(&t, 4, 0.5, 4), "init"))
+		return;
+	for (int i = 0; i < 4; i++) {
+		snprintf(ip, sizeof(ip), "10.0.0.%d", i);
+		h = mk(ip, 1000 * (i + 1));
+		agent_hints__put(&t, &h);
+	}
+	/* full: a longer-lived hint replaces the one nearest expiry */
+	h = mk("10.0.1.1", 3500);
+	agent_hints__put(&t, &h);
+	ASSERT_EQ(agent_hints__export(&t, out, 4), 4, "still 4");
+	ASSERT_EQ(t.dropped, 1, "one dropped");
+	for (int i = 0; i < 4; i++)
+		ASSERT_TRUE(strcmp(out[i].client, "10.0.0.0"), "shortest went");
+	/* a hint that would expire before all held ones is not taken */
+	h = mk("10.0.1.2", 500);
+	agent_hints__put(&t, &h);
+	ASSERT_EQ(agent_hints__export(&t, out, 4), 4, "still 4");
+	for (int i = 0; i < 4; i++)
+		ASSERT_TRUE(strcmp(out[i].client, "10.0.1.2"), "short newcomer refused");
+	agent_hints__fini(&t);
+}
+
+static void hints_post_body(void)
+{
+	const char *ok = "{\"hints\":[{\"client\":\"10.0.0.5\",\"vip\":\"10.100.0.1\",\"port\":80,"
+			 "\"proto\":\"tcp\",\"model\":\"m\",\"ttl_ms\":60000,\"score\":0.9},"
+			 "{\"client\":\"fd00::7\",\"model\":\"m\",\"ttl_ms\":5,\"source\":\"traffic\"}]}";
+	static const char *const bad[] = {
+		"", "[]", "{}", "{\"hints\":{}}", "{\"hints\":[{\"client\":\"x\",\"model\":\"m\",\"ttl_ms\":1}]}",
+		"{\"hints\":[{\"client\":\"10.0.0.1\",\"ttl_ms\":1}]}",
+		"{\"hints\":[{\"client\":\"10.0.0.1\",\"model\":\"m\"}]}",
+	};
+	struct ar_hint *h = NULL;
+	char err[256];
+	int n = -1;
+
+	if (ASSERT_OK(agent_hints__parse(ok, strlen(ok), &h, &n, err, sizeof(err)), err)) {
+		ASSERT_EQ(n, 2, "two");
+		ASSERT_TRUE(h[0].score == 0.9 && h[0].port == 80 && h[0].proto == 6, "first");
+		ASSERT_TRUE(h[1].score == 1, "score defaults to 1");
+		ASSERT_STREQ(h[1].source, "server", "posters cannot claim traffic");
+	}
+	free(h);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		h = NULL;
+		ASSERT_EQ(agent_hints__parse(bad[i], strlen(bad[i]), &h, &n, err, sizeof(err)),
+			  -EINVAL, bad[i]);
+		ASSERT_TRUE(h == NULL && n == 0, "nothing returned");
+	}
+}
+
+static const struct test_case cases[] = {
+	{ "nvml_fake_devices", nvml_fake_devices },
+	{ "nvml_absent_or_failing", nvml_absent_or_failing },
+	{ "extract_kinds", extract_kinds },
+	{ "extract_windows", extract_windows },
+	{ "lora_and_unknown", lora_and_unknown },
+	{ "models_json", models_json },
+	{ "hints_aging", hints_aging },
+	{ "hints_bounded", hints_bounded },
+	{ "hints_post_body", hints_post_body },
+};
+
+TEST_MAIN("agent", cases)

@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* aibl-simnode's latency model without HTTP: prefix cache, model
+ * residency, durations, determinism, and its /metrics page. */
+#include <stdlib.h>
+#include "test.h"
+#include "promtext.h"
+#include "../../user/aibl-simnode/sim.h"
+
+static struct sim_cfg cfg_default(void)
+{
+	return (struct sim_cfg){
+		.slots = 2, .queue_max = 16, .prefill_base_ms = 1, .prefill_ms_per_tok = 0.5,
+		.decode_ms_per_tok = 0, .cache_tokens = 1000, .max_sessions = 4, .mem_mb = 200,
+		.load_ms = 0, .slowdown = 1, .cpu_factor = 10, .seed = 7, .chars_per_token = 4,
+		.default_max_tokens = 4,
+	};
+}
+
+/* one whole request: admit, first token, tokens, finish; returns cached */
+static uint32_t run(struct sim *s, const char *model, const char *session, const char *prompt,
+		    const char *cont, bool *cold)
+{
+	struct sim_req rq = {};
+
+	rq.model = sim__model_find(s, model);
+	snprintf(rq.session, sizeof(rq.session), "%s", session);
+	rq.prompt = prompt;
+	rq.prompt_len = strlen(prompt);
+	sim__req_init(s, &rq);
+	if (sim__admit(s, &rq))
+		return UINT32_MAX;
+	sim__first_token(s, &rq);
+	for (uint32_t i = 0; i < rq.max_tokens; i++)
+		sim__token(s, &rq);
+	sim__finish(s, &rq, cont, strlen(cont));
+	if (cold)
+		*cold = rq.cold;
+	return rq.cached_tokens;
+}
+
+static void init_errors(void)
+{
+	struct sim_cfg c = cfg_default();
+	struct sim s;
+	char err[256];
+
+	ASSERT_EQ(sim__init(&s, &c, "a:100,a:50", NULL, err, sizeof(err)), -EINVAL, "twice");
+	sim__fini(&s);
+	ASSERT_EQ(sim__init(&s, &c, "a:1x", NULL, err, sizeof(err)), -EINVAL, "bad size");
+	sim__fini(&s);
+	ASSERT_EQ(sim__init(&s, &c, "a:150,b:150", "a,b", err, sizeof(err)), -E2BIG, "over budget");
+	ASSERT_TRUE(strstr(err, "does not fit") != NULL, err);
+	sim__fini(&s);
+	ASSERT_EQ(sim__init(&s, &c, "a:100", "zz", err, sizeof(err)), -EINVAL, "unknown resident");
+	sim__fini(&s);
+	/* names with ':' keep it: the size follows the last one */
+	if (ASSERT_OK(sim__init(&s, &c, "llama3:8b:100", NULL, err, sizeof(err)), err))
+		ASSERT_EQ(sim__model_find(&s, "llama3:8b"), 0, "colon name");
+	sim__fini(&s);
+}
+
+static void prefix_cache(void)
+{
+	struct sim_cfg c = cfg_default();
+	struct sim s;
+	char err[256], p1[401], p2[1024];
+	struct sim_req rq = {};
+
+	if (!ASSERT_OK(sim__init(&s, &c, "m:100", NULL, err, sizeof(err)), err))
+		return;
+	memset(p1, 'a', 400);
+	p1[400] = '\0'; /* 100 tokens */
+	ASSERT_EQ(run(&s, "m", "c1", p1, "REPLY", NULL), 0, "first turn: cold cache");
+	/* the client rewrote the reply: only the old prompt matches */
+	snprintf(p2, sizeof(p2), "%sOTHER and more", p1);
+	ASSERT_EQ(sim__cache_lookup(&s, "c1", p2, strlen(p2)), 100, "prompt-only hit");
+	/* next turn = prompt + reply + more: all of the previous turn is cached
+	 * (100 prompt + 4 generated tokens) */
+	snprintf(p2, sizeof(p2), "%sREPLY and more words here", p1);
+	ASSERT_EQ(run(&s, "m", "c1", p2, "R2", NULL), 104, "prompt + reply cached");
+	/* another session has nothing, another prompt nothing */
+	ASSERT_EQ(sim__cache_lookup(&s, "c2", p1, strlen(p1)), 0, "other session");
+	ASSERT_EQ(sim__cache_lookup(&s, "c1", "b", 1), 0, "other prompt");
+
+	/* prefill time: tokens not cached x per token */
+	rq.prompt = p1;
+	rq.prompt_len = 400;
+	rq.prompt_tokens = 100;
+	rq.cached_tokens = 0;
+	rq.jitter = 1;
+	ASSERT_TRUE(sim__prefill_ms(&s, &rq) == 1 + 50, "cold prefill");
+	rq.cached_tokens = 99;
+	ASSERT_TRUE(sim__prefill_ms(&s, &rq) == 1 + 0.5, "warm prefill");
+	s.cfg.slowdown = 2;
+	s.cfg.cpu = true;
+	ASSERT_TRUE(sim__prefill_ms(&s, &rq) == (1 + 0.5) * 2 * 10, "slowdown x cpu factor");
+	sim__fini(&s);
+}
+
+static void prefix_cache_lru(void)
+{
+	struct sim_cfg c = cfg_default();
+	struct sim s;
+	char err[256], p[2001];
+
+	c.cache_tokens = 1000;
+	if (!ASSERT_OK(sim__init(&s, &c, "m:100", NULL, err, sizeof(err)), err))
+		return;
+	memset(p, 'x', 1200);
+	p[1200] = '\0'; /* 300 tokens + 4 generated each */
+	run(&s, "m", "s1", p, "", NULL);
+	run(&s, "m", "s2", p, "", NULL);
+	run(&s, "m", "s3", p, "", NULL);
+	ASSERT_EQ(s.nsessions, 3, "three fit (912 tokens)");
+	/* s1 used again: s2 becomes the least recent */
+	ASSERT_TRUE(sim__cache_lookup(&s, "s1", p, strlen(p)) > 0, "s1 hit");
+	run(&s, "m", "s4", p, "", NULL);
+	ASSERT_EQ(s.nsessions, 3, "one evicted");
+	ASSERT_EQ(sim__cache_lookup(&s, "s2", p, strlen(p)), 0, "LRU s2 evicted");
+	ASSERT_TRUE(sim__cache_lookup(&s, "s1", p, strlen(p)) > 0, "s1 kept");
+	ASSERT_TRUE(s.cached_tokens <= c.cache_tokens, "within capacity");
+	/* a prefix bigger than the whole cache is never held */
+	memset(p, 'y', 2000);
+	p[2000] = '\0';
+	c.cache_tokens = 100;
+	s.cfg.cache_tokens = 100;
+	run(&s, "m", "big", p, "", NULL);
+	ASSERT_EQ(sim__cache_lookup(&s, "big", p, strlen(p)), 0, "too big to cache");
+	ASSERT_TRUE(s.cached_tokens <= 100, "evicted down to capacity");
+	sim__fini(&s);
+}
+
+static void model_residency(void)
+{
+	struct sim_cfg c = cfg_default();
+	struct sim s;
+	char err[256];
+	bool cold = false;
+
+	c.mem_mb = 250;
+	c.load_ms = 1;
+	if (!ASSERT_OK(sim__init(&s, &c, "a:100,b:100,c:100,huge:300", NULL, err, sizeof(err)),
+		       err))
+		return;
+	ASSERT_TRUE(s.models[0].resident && s.models[1].resident, "a, b loaded at start");
+	ASSERT_FALSE(s.models[2].resident, "c does not fit");
+	run(&s, "a", "x", "hello", "", &cold);
+	ASSERT_FALSE(cold, "a warm");
+	run(&s, "b", "x", "hello", "", &cold);
+	run(&s, "a", "x", "hello", "", &cold); /* b is now the least recently used */
+	run(&s, "c", "x", "hello", "", &cold);
+	ASSERT_TRUE(cold, "c cold start");
+	ASSERT_TRUE(s.models[2].resident, "c loaded");
+	ASSERT_FALSE(s.models[1].resident, "b (LRU) evicted");
+	ASSERT_TRUE(s.models[0].resident, "a kept");
+	ASSERT_EQ(s.models[2].loads, 1, "one load");
+	ASSERT_EQ(s.models[1].evictions, 1, "one eviction");
+	ASSERT_TRUE(s.mem_used_mb <= c.mem_mb, "within budget");
+	run(&s, "c", "x", "hello", "", &cold);
+	ASSERT_FALSE(cold, "c warm now");
+	ASSERT_EQ(run(&s, "huge", "x", "hello", "", &cold), UINT32_MAX, "never fits");
+	sim__fini(&s);
+}
+
+static void determinism(void)
+{
+	struct sim_cfg c = cfg_default();
+	struct sim a, b, d;
+	struct sim_req r1 = {}, r2 = {}, r3 = {};
+	char err[256], t1[256] = "", t2[256] = "", t3[256] = "";
+
+	c.jitter = 0.3;
+	if (!ASSERT_OK(sim__init(&a, &c, "m:1", NULL, err, sizeof(err)), err) ||
+	    !ASSERT_OK(sim__init(&b, &c, "m:1", NULL, err, sizeof(err)), err))
+		return;
+	c.seed = 8;
+	if (!ASSERT_OK(sim__init(&d, &c, "m:1", NULL, err, sizeof(err)), err))
+		return;
+	r1.prompt = r2.prompt = r3.prompt = "the same prompt";
+	r1.prompt_len = r2.prompt_len = r3.prompt_len = strlen(r1.prompt);
+	strcpy(r1.session, "s");
+	strcpy(r2.session, "s");
+	strcpy(r3.session, "s");
+	sim__req_init(&a, &r1);
+	sim__req_init(&b, &r2);
+	sim__req_init(&d, &r3);
+	for (uint32_t i = 0; i < 16; i++) {
+		strcat(t1, sim__token_text(&a, &r1, i));
+		strcat(t2, sim__token_text(&b, &r2, i));
+		strcat(t3, sim__token_text(&d, &r3, i));
+	}
+	ASSERT_STREQ(t1, t2, "same seed, same text");
+	ASSERT_TRUE(strcmp(t1, t3) != 0, "another seed, another text");
+	ASSERT_TRUE(r1.jitter == r2.jitter, "same jitter");
+	ASSERT_TRUE(r1.jitter >= 0.7 && r1.jitter <= 1.3, "jitter within bounds");
+	sim__fini(&a);
+	sim__fini(&b);
+	sim__fini(&d);
+}
+
+static void metrics_page(void)
+{
+	struct sim_cfg c = cfg_default();
+	struct prom_page pg;
+	struct sim s;
+	char err[256], *text;
+	double v;
+
+	if (!ASSERT_OK(sim__init(&s, &c, "m\"1:100,m2:100", NULL, err, sizeof(err)), err))
+		return;
+	run(&s, "m\"1", "a", "0123456789012345678901234567890123456789", "", NULL);
+	text = sim__metrics(&s);
+	if (!ASSERT_OK_PTR(text, "metrics"))
+		goto out;
+	/* the page our own parser reads, with the names the agent looks for */
+	if (!ASSERT_OK(promtext__parse(&pg, text, strlen(text), err, sizeof(err)), err)) {
+		fprintf(stderr, "%s\n", text);
+		goto out_page;
+	}
+	ASSERT_EQ(promtext__sum_where(&pg, "vllm:request_success_total", "model_name", "m\"1", &v),
+		  1, "escaped label");
+	ASSERT_TRUE(v == 1, "one request");
+	ASSERT_EQ(promtext__sum(&pg, "vllm:prefix_cache_queries_total", &v), 1, "queries");
+	ASSERT_TRUE(v == 10, "10 prompt tokens");
+	ASSERT_EQ(promtext__sum(&pg, "vllm:time_to_first_token_seconds_count", &v), 2, "ttft");
+	ASSERT_TRUE(v == 1, "one ttft");
+	ASSERT_EQ(promtext__sum(&pg, "vllm:num_requests_running", &v), 2, "running per model");
+	ASSERT_TRUE(v == 0, "idle");
+	ASSERT_EQ(promtext__sum(&pg, "vllm:kv_cache_usage_perc", &v), 1, "kv");
+	ASSERT_TRUE(v > 0 && v <= 1, "kv holds the cached prefix");
+out_page:
+	promtext__free(&pg);
+out:
+	free(text);
+	sim__fini(&s);
+}
+
+static const struct test_case cases[] = {
+	{ "init_errors", init_errors },
+	{ "prefix_cache", prefix_cache },
+	{ "prefix_cache_lru", prefix_cache_lru },
+	{ "model_residency", model_residency },
+	{ "determinism", determinism },
+	{ "metrics_page", metrics_page },
+};
+
+TEST_MAIN("simnode", cases)
