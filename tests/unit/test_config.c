@@ -134,6 +134,11 @@ static void bad(void)
 						     "like 02:00:00:00:00:01: '02:00:00'" },
 		{ MINIMAL "tunnel_source4: fd00::1\n", "t.yaml:6: 'tunnel_source4' is not an IPv4 "
 						       "address: 'fd00::1'" },
+		{ MINIMAL "status_listen: 7070\n", "t.yaml:6: 'status_listen' must be HOST:PORT or "
+						   "[IPV6]:PORT with a numeric address, not '7070'" },
+		{ MINIMAL "status_listen: 0.0.0.0:7070\n", "t.yaml:6: 'status_listen' 0.0.0.0:7070 is "
+							  "not a loopback address: set "
+							  "'api_token_file'" },
 		{ MINIMAL "interface: [a, b]\n", "t.yaml:6: duplicate key 'interface' in the top "
 						 "level" },
 		{ "interface: [a, b]\nservices: []\nnodes: []\n",

@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <yaml.h>
 #include "config.h"
 
@@ -29,6 +30,8 @@ static const char *const fwd_names[] = { "ipip", "l2dsr", NULL };
 static const char *const key_names[] = { "src_ip", "five_tuple", NULL };
 static const char *const proto_names[] = { "tcp", "udp", NULL };
 static const int proto_values[] = { IPPROTO_TCP, IPPROTO_UDP };
+
+static int parse_uint(const char *s, unsigned long long *out);
 
 const char *config__policy_name(int policy)
 {
@@ -115,6 +118,53 @@ int config__parse_mac(const char *text, __u8 mac[6])
 	for (int i = 0; i < 6; i++)
 		mac[i] = b[i];
 	return 0;
+}
+
+int config__parse_listen(const char *text, struct sockaddr_storage *ss, bool *loopback)
+{
+	char host[CFG_ADDR_LEN];
+	const char *colon;
+	unsigned long long port;
+	size_t hl;
+
+	memset(ss, 0, sizeof(*ss));
+	if (text[0] == '[') {
+		const char *end = strchr(text, ']');
+
+		if (!end || end[1] != ':')
+			return -EINVAL;
+		hl = end - text - 1;
+		colon = end + 1;
+		text++;
+	} else {
+		colon = strrchr(text, ':');
+		if (!colon)
+			return -EINVAL;
+		hl = colon - text;
+	}
+	if (hl == 0 || hl >= sizeof(host) || parse_uint(colon + 1, &port) || !port || port > 65535)
+		return -EINVAL;
+	memcpy(host, text, hl);
+	host[hl] = 0;
+	if (!strcmp(host, "localhost"))
+		strcpy(host, "127.0.0.1");
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+		in->sin_family = AF_INET;
+		in->sin_port = htons(port);
+		*loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		*loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+		return 0;
+	}
+	return -EINVAL;
 }
 
 int config__node_index(const struct config *cfg, const char *name)
@@ -612,7 +662,9 @@ static const yaml_node_t *top_key_node(struct pctx *c, yaml_node_t *root, const 
 static int resolve(struct pctx *c, yaml_node_t *root)
 {
 	struct config *cfg = c->cfg;
+	struct sockaddr_storage ss;
 	union aibl_addr a;
+	bool loopback;
 	__u8 fam, mac[6];
 
 	if (cfg->tunnel_source4[0] && (config__parse_addr(cfg->tunnel_source4, &a, &fam) ||
@@ -632,6 +684,15 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 			    "'ai.temp_soft_c' must be below 'ai.temp_hard_c'");
 	if (!cfg->interface[0])
 		return fail(c, top_key_node(c, root, "interface"), "'interface' must not be empty");
+	if (config__parse_listen(cfg->status_listen, &ss, &loopback))
+		return fail(c, top_key_node(c, root, "status_listen"),
+			    "'status_listen' must be HOST:PORT or [IPV6]:PORT with a numeric "
+			    "address, not '%s'",
+			    cfg->status_listen);
+	if (!loopback && !cfg->api_token_file[0])
+		return fail(c, top_key_node(c, root, "status_listen"),
+			    "'status_listen' %s is not a loopback address: set 'api_token_file'",
+			    cfg->status_listen);
 
 	for (int i = 0; i < cfg->nservices; i++) {
 		struct cfg_service *s = &cfg->services[i];

@@ -112,5 +112,8 @@ const char *config__policy_name(int policy);
 const char *config__accel_name(int accel);
 int config__parse_addr(const char *text, union aibl_addr *addr, __u8 *family);
 int config__parse_mac(const char *text, __u8 mac[6]);
+struct sockaddr_storage;
+/* "host:port" or "[v6]:port"; loopback set when the host is 127/8 or ::1 */
+int config__parse_listen(const char *text, struct sockaddr_storage *ss, bool *loopback);
 
 #endif

@@ -1,20 +1,343 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * aibld: the aibl controller. `aibld --check --config FILE` validates a
- * configuration; the daemon mode follows in the next change.
+ * aibld: the aibl controller.
+ *
+ *   aibld --config FILE            run in the foreground
+ *   aibld --check --config FILE    validate a configuration
+ *   aibld --teardown --config FILE detach the XDP program, remove the pins
+ *
+ * The loop: poll every node (bounded by poll_timeout_ms), recompute and
+ * write what changed, sleep out the poll interval while watching signals
+ * (SIGTERM/SIGINT stop, SIGHUP reloads), API wake-ups (drain) and netlink
+ * events. Exiting leaves program, maps and attachment in place: the data
+ * plane forwards on without us, and the next aibld adopts it.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include "aibld.h"
+#include "dataplane.h"
 #include "log.h"
-#include "config.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: aibld --config FILE [--check] [-v]\n"
+	fprintf(f, "usage: aibld --config FILE [-v]       run the controller (foreground)\n"
+		   "       aibld --check --config FILE    validate a configuration\n"
+		   "       aibld --teardown --config FILE detach the program, remove its pins\n"
 		   "  -c, --config FILE  configuration (YAML)\n"
-		   "      --check        validate the configuration and exit\n"
-		   "  -v, --verbose      debug logging and libbpf's log\n");
+		   "  -v, --verbose      debug logging, including libbpf's log\n");
+}
+
+/* key and token files of cfg into d (or only checked when d is NULL) */
+static int load_secrets(const struct config *cfg, struct aibl_key *key, bool *have_key,
+			char *token, size_t toklen)
+{
+	struct aibl_key t;
+	char msg[256];
+	int err;
+
+	*have_key = false;
+	token[0] = 0;
+	if (cfg->agent_key_file[0]) {
+		err = aibl_key__load(cfg->agent_key_file, key, msg, sizeof(msg));
+		if (err) {
+			pr_err("agent_key_file: %s", msg);
+			return err;
+		}
+		*have_key = true;
+	}
+	if (cfg->api_token_file[0]) {
+		err = aibl_key__load(cfg->api_token_file, &t, msg, sizeof(msg));
+		if (err) {
+			pr_err("api_token_file: %s", msg);
+			return err;
+		}
+		if (t.len >= toklen || memchr(t.key, 0, t.len) || memchr(t.key, '\n', t.len)) {
+			pr_err("api_token_file: the token must be one line of text");
+			return -EINVAL;
+		}
+		memcpy(token, t.key, t.len);
+		token[t.len] = 0;
+	}
+	return 0;
+}
+
+static int teardown(const struct config *cfg)
+{
+	int ifindex = if_nametoindex(cfg->interface), err;
+
+	if (ifindex) {
+		err = dp__detach(ifindex, false);
+		if (err && err != -ENOENT)
+			return err;
+		pr_info("detached from %s", cfg->interface);
+	} else {
+		pr_warn("interface %s not found: nothing to detach", cfg->interface);
+	}
+	err = dp__teardown(cfg->bpffs);
+	if (!err)
+		pr_info("removed pins under %s", cfg->bpffs);
+	return err;
+}
+
+struct daemon {
+	struct aibld d;
+	struct nl *nl;
+	struct api *api;
+	int sig_fd;
+};
+
+static int reload(struct daemon *dm)
+{
+	struct aibld *d = &dm->d;
+	char err[CFG_ERR_LEN], token[sizeof(d->token)];
+	struct api *api = NULL;
+	struct aibl_key key;
+	struct config cfg;
+	bool have_key;
+	int ret;
+
+	ret = config__load(&cfg, d->cfg_path, err, sizeof(err));
+	if (ret) {
+		pr_err("reload refused, running config kept: %s", err);
+		goto refused;
+	}
+	if (strcmp(cfg.bpffs, d->cfg.bpffs) || strcmp(cfg.interface, d->cfg.interface) ||
+	    cfg.xdp_mode != d->cfg.xdp_mode) {
+		pr_err("reload refused, running config kept: 'bpffs', 'interface' and 'xdp_mode' "
+		       "change only with a restart");
+		ret = -EINVAL;
+		goto refused;
+	}
+	ret = load_secrets(&cfg, &key, &have_key, token, sizeof(token));
+	if (ret) {
+		pr_err("reload refused, running config kept");
+		goto refused;
+	}
+	if (strcmp(cfg.status_listen, d->cfg.status_listen)) {
+		/* the new listener first: if it cannot bind nothing changes */
+		char old[CFG_ADDR_LEN];
+
+		memcpy(old, d->cfg.status_listen, sizeof(old));
+		memcpy(d->cfg.status_listen, cfg.status_listen, sizeof(old));
+		ret = api__start(d, &api);
+		memcpy(d->cfg.status_listen, old, sizeof(old));
+		if (ret) {
+			pr_err("reload refused, running config kept");
+			goto refused;
+		}
+	}
+	pthread_mutex_lock(&d->lock);
+	ret = aibld__apply_config(d, &cfg);
+	if (ret) {
+		pthread_mutex_unlock(&d->lock);
+		api__stop(api);
+		pr_err("reload refused, running config kept: %s", strerror(-ret));
+		goto refused;
+	}
+	d->key = key;
+	d->have_key = have_key;
+	memcpy(d->token, token, sizeof(token));
+	netlink__refresh(dm->nl, d);
+	aibld__write_globals(d);
+	ret = aibld__recompute(d, false);
+	if (ret)
+		pr_warn("after reload: %s", strerror(-ret));
+	d->st.reloads_ok++;
+	pthread_mutex_unlock(&d->lock);
+	if (api) {
+		api__stop(dm->api);
+		dm->api = api;
+	}
+	pr_info("reloaded %s: %d services, %d nodes", d->cfg_path, d->cfg.nservices,
+		d->cfg.nnodes);
+	return 0;
+refused:
+	config__free(&cfg);
+	d->st.reloads_failed++;
+	return ret;
+}
+
+/* drain signalfd; returns 1 to stop */
+static int handle_signals(struct daemon *dm)
+{
+	struct signalfd_siginfo si;
+
+	while (read(dm->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			pr_info("signal %d: exiting, the data plane keeps forwarding", si.ssi_signo);
+			return 1;
+		case SIGHUP:
+			pr_info("SIGHUP: reloading %s", dm->d.cfg_path);
+			reload(dm);
+			break;
+		}
+	}
+	return 0;
+}
+
+static int run(struct daemon *dm, bool *stop)
+{
+	struct aibld *d = &dm->d;
+	__u64 next = 0;
+
+	while (!*stop) {
+		__u64 t0 = aibld__now_ms(), now;
+		double ms;
+		int err;
+
+		poller__run(d);
+		pthread_mutex_lock(&d->lock);
+		if (netlink__events(dm->nl)) {
+			netlink__refresh(dm->nl, d);
+			aibld__write_globals(d);
+		}
+		err = aibld__recompute(d, false);
+		if (err)
+			pr_warn("recompute: %s", strerror(-err));
+		now = aibld__now_ms();
+		ms = (double)(now - t0);
+		d->st.loop_ms = ms;
+		if (ms > d->st.loop_ms_max)
+			d->st.loop_ms_max = ms;
+		d->st.loops++;
+		pthread_mutex_unlock(&d->lock);
+
+		next = t0 + d->cfg.poll_interval_ms;
+		while (!*stop && (now = aibld__now_ms()) < next) {
+			struct pollfd pf[3] = {
+				{ .fd = dm->sig_fd, .events = POLLIN },
+				{ .fd = d->wake_fd, .events = POLLIN },
+				{ .fd = netlink__fd(dm->nl), .events = POLLIN },
+			};
+			__u64 v;
+
+			if (poll(pf, 3, (int)(next - now)) < 0 && errno != EINTR)
+				return -errno;
+			if (pf[0].revents && handle_signals(dm))
+				*stop = true;
+			if (pf[1].revents && read(d->wake_fd, &v, sizeof(v)) == sizeof(v)) {
+				pthread_mutex_lock(&d->lock);
+				aibld__recompute(d, false);
+				pthread_mutex_unlock(&d->lock);
+			}
+			if (pf[2].revents && netlink__events(dm->nl)) {
+				pthread_mutex_lock(&d->lock);
+				netlink__refresh(dm->nl, d);
+				aibld__write_globals(d);
+				aibld__recompute(d, false);
+				pthread_mutex_unlock(&d->lock);
+			}
+		}
+	}
+	return 0;
+}
+
+static int daemon_main(const char *path)
+{
+	struct daemon dm = { .sig_fd = -1 };
+	struct aibld *d = &dm.d;
+	struct dp_attach_opts ao = {};
+	struct dp_opts dopts = {};
+	struct dp *dp = NULL;
+	char err[CFG_ERR_LEN];
+	struct config cfg;
+	bool stop = false, inited = false;
+	sigset_t mask;
+	int ret;
+
+	ret = config__load(&cfg, path, err, sizeof(err));
+	if (ret) {
+		pr_err("%s", err);
+		return ret;
+	}
+	snprintf(d->cfg_path, sizeof(d->cfg_path), "%s", path);
+	d->wake_fd = -1;
+	ret = load_secrets(&cfg, &d->key, &d->have_key, d->token, sizeof(d->token));
+	if (ret)
+		goto out;
+
+	/* signals are read synchronously; blocked before any thread starts */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	dm.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (dm.sig_fd < 0 || d->wake_fd < 0) {
+		ret = -errno;
+		pr_err("signalfd/eventfd: %s", strerror(-ret));
+		goto out;
+	}
+	ret = poller__init();
+	if (ret)
+		goto out;
+	ret = netlink__open(&dm.nl);
+	if (ret)
+		goto out;
+
+	dopts.pin_dir = cfg.bpffs;
+	ret = dp__open_load(&dopts, &dp);
+	if (ret)
+		goto out;
+	pr_info("data plane loaded, maps pinned under %s%s", cfg.bpffs,
+		dp->reused ? " (reusing the existing maps)" : "");
+	ret = aibld__init(d, &cfg, dp);
+	inited = true;
+	if (ret)
+		goto out;
+	ret = netlink__refresh(dm.nl, d);
+	if (ret)
+		goto out;
+	ao.mode = d->cfg.xdp_mode == CFG_XDP_GENERIC ? DP_ATTACH_GENERIC : DP_ATTACH_NATIVE;
+	ret = aibld__write_globals(d);
+	if (ret) {
+		pr_err("write aibl_globals: %s", strerror(-ret));
+		goto out;
+	}
+	/* tables before the program: a fresh attach finds them filled. One
+	 * round of polls first so nodes that are down are not given slots. */
+	poller__run(d);
+	pthread_mutex_lock(&d->lock);
+	ret = aibld__recompute(d, false);
+	pthread_mutex_unlock(&d->lock);
+	if (ret)
+		pr_warn("first recompute: %s", strerror(-ret));
+	ret = dp__attach(dp, d->ifindex, &ao);
+	if (ret)
+		goto out;
+	pr_info("attached to %s (ifindex %d, %s XDP)", d->cfg.interface, d->ifindex,
+		ao.mode == DP_ATTACH_GENERIC ? "generic" : "native");
+	ret = api__start(d, &dm.api);
+	if (ret)
+		goto out;
+	ret = run(&dm, &stop);
+out:
+	api__stop(dm.api);
+	if (inited)
+		aibld__fini(d);
+	else
+		config__free(&cfg);
+	dp__close(dp);
+	netlink__close(dm.nl);
+	poller__fini();
+	if (dm.sig_fd >= 0)
+		close(dm.sig_fd);
+	if (d->wake_fd >= 0)
+		close(d->wake_fd);
+	return ret;
 }
 
 int main(int argc, char **argv)
@@ -22,17 +345,17 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'C' },
+		{ "teardown", no_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
+	bool check = false, down = false, verbose = false;
 	const char *path = NULL;
 	char err[CFG_ERR_LEN];
 	struct config cfg;
-	bool check = false;
-	int c;
+	int c, ret;
 
-	log_set_ident("aibld", false);
 	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -41,8 +364,11 @@ int main(int argc, char **argv)
 		case 'C':
 			check = true;
 			break;
+		case 'T':
+			down = true;
+			break;
 		case 'v':
-			log_set_level(LOG_LVL_DEBUG);
+			verbose = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -52,15 +378,26 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!path || !check) {
+	if (!path || optind != argc || (check && down)) {
 		usage(stderr);
 		return 2;
 	}
-	if (config__load(&cfg, path, err, sizeof(err))) {
-		pr_err("%s", err);
-		return 1;
+	log_set_ident("aibld", !check);
+	log_set_level(verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	log_setup_libbpf(verbose);
+	if (check || down) {
+		if (config__load(&cfg, path, err, sizeof(err))) {
+			pr_err("%s", err);
+			return 1;
+		}
+		ret = 0;
+		if (check)
+			printf("%s: ok (%d services, %d nodes)\n", path, cfg.nservices,
+			       cfg.nnodes);
+		else
+			ret = teardown(&cfg);
+		config__free(&cfg);
+		return ret ? 1 : 0;
 	}
-	printf("%s: ok (%d services, %d nodes)\n", path, cfg.nservices, cfg.nnodes);
-	config__free(&cfg);
-	return 0;
+	return daemon_main(path) ? 1 : 0;
 }

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * aibld's state: the config in force, what it knows of every node and
+ * service, and the handles it writes through. One struct aibld per
+ * process (tests and the benchmark build their own). The API thread reads
+ * it under `lock`; the controller loop holds `lock` while it changes it.
+ */
+#ifndef AIBLD_H
+#define AIBLD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <linux/types.h>
+#include "aibl.h"
+#include "auth.h"
+#include "config.h"
+#include "report.h"
+
+#define AIBLD_VERSION "0.1.0"
+#define NODE_ERR_LEN 160
+
+struct node_rt {
+	char name[AIBL_NAME_LEN];
+	int cfg_idx; /* index in cfg.nodes, -1: retired (removed from config) */
+	__u32 id; /* backend id, stable across restarts (aibl_be_meta) */
+	bool down; /* circuit breaker open */
+	bool draining; /* operator: no new flows */
+	bool overloaded; /* bounded load: no new flows while others can */
+	unsigned int fails, oks; /* consecutive poll failures / successes */
+	__u64 polls, poll_errors;
+	char last_error[NODE_ERR_LEN];
+	__u64 last_ok_ms; /* monotonic ms of the last good poll, 0: never */
+	bool have_rep;
+	struct agent_report rep;
+	double ttft_ms; /* least_time EWMA, < 0 unknown */
+	__s64 active; /* aibl_load */
+	struct aibl_traffic traffic; /* aibl_be_stats summed over CPUs */
+	unsigned int npins;
+	__u8 mac[6]; /* neighbour MAC, zero when not on-link */
+	/* last written, to skip unchanged writes */
+	bool be_written;
+	struct aibl_backend be;
+	__u32 cost;
+};
+
+struct svc_rt {
+	char name[AIBL_NAME_LEN];
+	__u32 id; /* svc_id, stable across restarts (aibl_svc_meta) */
+	int cfg_idx;
+	__u8 half; /* active ring half */
+	bool have_table; /* table[] mirrors the active half */
+	__u32 *table; /* AIBL_RING_SIZE backend ids */
+	__u32 *applied; /* per service node (cfg order): weight in the table */
+	__u32 *slots; /* per service node: slots in the active half */
+	__u64 last_write_ms;
+	__u32 generation;
+	unsigned int npins;
+	struct aibl_traffic traffic;
+};
+
+struct pin_ent {
+	struct aibl_pin_key key;
+	struct aibl_pin val;
+	double score;
+	int node; /* index in nodes[] while building */
+};
+
+struct aibld_stats {
+	double loop_ms, loop_ms_max;
+	double recompute_ms;
+	__u64 loops, table_writes, table_skips, reloads_ok, reloads_failed;
+	__u64 poll_errors;
+};
+
+struct dp;
+struct nl;
+struct poller;
+struct api;
+
+struct aibld {
+	pthread_mutex_t lock;
+	struct config cfg;
+	char cfg_path[CFG_PATH_LEN];
+	bool have_key;
+	struct aibl_key key;
+	char token[256]; /* "" : no token required */
+
+	int nnodes; /* cfg nodes first (same index), then retired ones */
+	struct node_rt *nodes;
+	struct svc_rt *svcs; /* cfg.nservices, same index */
+
+	/* maps */
+	struct dp *dp;
+	int fd_vips, fd_backends, fd_ring, fd_cost, fd_load, fd_pins, fd_members, fd_stats,
+		fd_svc_stats, fd_be_stats, fd_svc_meta, fd_be_meta, fd_globals;
+	__u32 *ring_mmap; /* aibl_ring when BPF_F_MMAPABLE, else NULL */
+	bool batch_ok; /* bpf_map_update_batch works on aibl_ring */
+	int ncpus;
+	__u32 max_backends, max_services, max_pins;
+
+	struct pin_ent *pins; /* sorted by key: what aibl_pins holds */
+	int npins;
+
+	/* interface facts (netlink) */
+	int ifindex;
+	__u8 if_mac[6];
+	bool if_up;
+	__u8 gw_mac[6];
+	union aibl_addr if_addr4, if_addr6;
+
+	__u64 start_ms;
+	struct aibld_stats st;
+	int wake_fd; /* eventfd: API changed something, recompute now */
+	bool force_next; /* rewrite every table on the next recompute */
+};
+
+/* monotonic clock */
+__u64 aibld__now_ms(void);
+__u64 aibld__now_ns(void);
+
+/* controller.c: state, recompute, reload */
+int aibld__init(struct aibld *d, struct config *cfg, struct dp *dp);
+void aibld__fini(struct aibld *d);
+/* Recompute every service and write what changed; force: ignore the
+ * rewrite interval and rewrite even unchanged tables. Caller holds lock. */
+int aibld__recompute(struct aibld *d, bool force);
+/* Swap in a validated config; nodes and services keep state by name. */
+int aibld__apply_config(struct aibld *d, struct config *cfg);
+struct node_rt *aibld__node(struct aibld *d, const char *name);
+int aibld__write_globals(struct aibld *d);
+/* node state string for status/metrics: up, down, draining, overloaded */
+const char *aibld__node_state(const struct node_rt *n);
+
+/* nodes.c: circuit breaker and report intake */
+void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep);
+void nodes__poll_fail(struct aibld *d, struct node_rt *n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int nodes__set_drain(struct aibld *d, const char *name, bool drain);
+int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count);
+
+/* tables.c: map access */
+int tables__open(struct aibld *d);
+void tables__close(struct aibld *d);
+int tables__write_ring(struct aibld *d, __u32 svc_id, __u8 half, const __u32 *ids);
+int tables__read_ring(struct aibld *d, __u32 svc_id, __u8 half, __u32 *ids);
+int tables__sync_pins(struct aibld *d, struct pin_ent *want, int nwant);
+int tables__load_pins(struct aibld *d);
+int tables__read_counters(struct aibld *d);
+
+/* poller.c */
+int poller__init(void);
+void poller__fini(void);
+/* Poll every node once (concurrently, bounded by poll_timeout_ms). Takes
+ * d->lock itself to record results. */
+int poller__run(struct aibld *d);
+
+/* netlink.c */
+int netlink__open(struct nl **out);
+void netlink__close(struct nl *nl);
+int netlink__fd(const struct nl *nl);
+/* true when an event arrived since the last call (facts may have changed) */
+bool netlink__events(struct nl *nl);
+int netlink__refresh(struct nl *nl, struct aibld *d);
+
+/* api.c */
+int api__start(struct aibld *d, struct api **out);
+void api__stop(struct api *a);
+
+#endif

@@ -1,0 +1,410 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The controller's HTTP API through libmicrohttpd (its own thread):
+ *
+ *   GET  /metrics                   Prometheus text
+ *   GET  /v1/status                 JSON, the shape aiblctl reads
+ *   POST /v1/nodes/NAME/drain       200 {"node":NAME,"draining":true}
+ *   POST /v1/nodes/NAME/undrain     200 {"node":NAME,"draining":false}
+ *
+ * State-changing requests need "Authorization: Bearer <token>" when
+ * api_token_file is set (the config refuses a non-loopback listener
+ * without one). Every handler reads the controller under its lock.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <bpf/bpf.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include "aibld.h"
+#include "log.h"
+
+struct api {
+	struct MHD_Daemon *mhd;
+	struct aibld *d;
+};
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, const char *type,
+			     char *body)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (!body)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", type);
+	if (status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned int status, json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+	size_t l = s ? strlen(s) : 0;
+	char *body = s ? realloc(s, l + 2) : NULL;
+
+	json_decref(j);
+	if (!body) {
+		free(s);
+		return MHD_NO;
+	}
+	body[l] = '\n';
+	body[l + 1] = 0;
+	return reply(c, status, "application/json", body);
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned int status, const char *msg)
+{
+	return reply_json(c, status, json_pack("{s:s}", "error", msg));
+}
+
+static const char *proto_name(int p)
+{
+	return p == 17 ? "udp" : "tcp";
+}
+
+static json_t *status_json(struct aibld *d)
+{
+	json_t *root = json_object(), *svcs = json_array(), *nodes = json_array();
+	__u64 now = aibld__now_ms();
+
+	json_object_set_new(root, "version", json_string(AIBLD_VERSION));
+	json_object_set_new(root, "uptime_s", json_integer((now - d->start_ms) / 1000));
+	for (int i = 0; i < d->cfg.nservices; i++) {
+		const struct cfg_service *cs = &d->cfg.services[i];
+		const struct svc_rt *s = &d->svcs[i];
+		json_t *js, *jn = json_array();
+
+		for (int k = 0; k < cs->nnodes; k++) {
+			const struct node_rt *n = &d->nodes[cs->nodes[k]];
+
+			json_array_append_new(jn, json_pack("{s:s,s:I,s:I,s:I,s:s}", "name",
+							    n->name, "weight",
+							    (json_int_t)s->applied[k], "cfg_weight",
+							    (json_int_t)d->cfg.nodes[cs->nodes[k]].weight,
+							    "slots", (json_int_t)s->slots[k],
+							    "state", aibld__node_state(n)));
+		}
+		js = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:o}", "name",
+			       cs->name, "vip", cs->vip_text, "port", cs->port, "proto",
+			       proto_name(cs->proto), "policy", config__policy_name(cs->policy),
+			       "model", cs->model, "id", (json_int_t)s->id, "generation",
+			       (json_int_t)s->generation, "pins", (json_int_t)s->npins, "packets",
+			       (json_int_t)s->traffic.packets, "bytes",
+			       (json_int_t)s->traffic.bytes, "nodes", jn);
+		json_array_append_new(svcs, js);
+	}
+	for (int i = 0; i < d->nnodes; i++) {
+		const struct node_rt *n = &d->nodes[i];
+		const struct cfg_node *c = n->cfg_idx >= 0 ? &d->cfg.nodes[n->cfg_idx] : NULL;
+		json_t *models = json_array(), *jn;
+		double util = -1;
+
+		if (n->have_rep) {
+			for (int m = 0; m < n->rep.nmodels; m++)
+				if (n->rep.models[m].resident)
+					json_array_append_new(models,
+							      json_string(n->rep.models[m].name));
+			if (n->rep.nvml && n->rep.ngpus > 0) {
+				util = 0;
+				for (int g = 0; g < n->rep.ngpus; g++)
+					util += n->rep.gpus[g].util_pct / n->rep.ngpus;
+			}
+		} else if (c) {
+			for (int m = 0; m < c->nmodels; m++)
+				json_array_append_new(models, json_string(c->models[m]));
+		}
+		jn = json_pack("{s:s,s:s,s:s,s:b,s:I,s:o,s:f,s:f,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:I,"
+			       "s:I,s:s,s:b}",
+			       "name", n->name, "address", c ? c->address : "", "state",
+			       aibld__node_state(n), "healthy", !n->down, "last_report_age_ms",
+			       (json_int_t)(n->last_ok_ms ? (json_int_t)(now - n->last_ok_ms) : -1),
+			       "models", models, "gpu_util_pct", util, "queue_depth",
+			       n->have_rep ? n->rep.queue_depth : -1, "in_flight",
+			       n->have_rep ? n->rep.in_flight : -1, "kv_cache_usage",
+			       n->have_rep ? n->rep.kv_cache_usage : -1, "ttft_avg_ms", n->ttft_ms,
+			       "failures", (json_int_t)n->fails, "poll_errors",
+			       (json_int_t)n->poll_errors, "id", (json_int_t)n->id, "active_flows",
+			       (json_int_t)n->active, "pins", (json_int_t)n->npins, "cost",
+			       (json_int_t)n->cost, "last_error", n->last_error, "configured",
+			       c != NULL);
+		json_array_append_new(nodes, jn);
+	}
+	json_object_set_new(root, "services", svcs);
+	json_object_set_new(root, "nodes", nodes);
+	return root;
+}
+
+/* Prometheus label values: escape backslash, quote and newline */
+static void label(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		if (*s == '\n') {
+			fputs("\\n", f);
+			continue;
+		}
+		fputc(*s, f);
+	}
+}
+
+static void metric_head(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static char *metrics_text(struct aibld *d)
+{
+	static const struct {
+		const char *name, *help;
+	} counters[] = {
+#define AIBL_X_NAME(n, s, h) { s, h },
+		AIBL_COUNTERS(AIBL_X_NAME)
+#undef AIBL_X_NAME
+	};
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	__u64 *pc;
+
+	if (!f)
+		return NULL;
+	metric_head(f, "aibl_service_node_weight", "gauge", "table weight of a node in a service");
+	for (int i = 0; i < d->cfg.nservices; i++)
+		for (int k = 0; k < d->cfg.services[i].nnodes; k++) {
+			fputs("aibl_service_node_weight{service=\"", f);
+			label(f, d->svcs[i].name);
+			fputs("\",node=\"", f);
+			label(f, d->nodes[d->cfg.services[i].nodes[k]].name);
+			fprintf(f, "\"} %u\n", d->svcs[i].applied[k]);
+		}
+	metric_head(f, "aibl_service_node_slot_share", "gauge",
+		    "share of the service's lookup table a node holds (0..1)");
+	for (int i = 0; i < d->cfg.nservices; i++)
+		for (int k = 0; k < d->cfg.services[i].nnodes; k++) {
+			fputs("aibl_service_node_slot_share{service=\"", f);
+			label(f, d->svcs[i].name);
+			fputs("\",node=\"", f);
+			label(f, d->nodes[d->cfg.services[i].nodes[k]].name);
+			fprintf(f, "\"} %.6f\n", (double)d->svcs[i].slots[k] / AIBL_RING_SIZE);
+		}
+#define SVC_METRIC(mname, type, help, expr)                                        \
+	do {                                                                       \
+		metric_head(f, mname, type, help);                                 \
+		for (int i = 0; i < d->cfg.nservices; i++) {                       \
+			const struct svc_rt *s = &d->svcs[i];                      \
+			fputs(mname "{service=\"", f);                             \
+			label(f, s->name);                                         \
+			fprintf(f, "\"} %llu\n", (unsigned long long)(expr));      \
+		}                                                                  \
+	} while (0)
+	SVC_METRIC("aibl_service_packets_total", "counter", "packets to the service", s->traffic.packets);
+	SVC_METRIC("aibl_service_bytes_total", "counter", "bytes to the service", s->traffic.bytes);
+	SVC_METRIC("aibl_service_new_flows_total", "counter", "new flows", s->traffic.new_flows);
+	SVC_METRIC("aibl_service_pin_hits_total", "counter", "new flows steered by a pin",
+		   s->traffic.pin_hits);
+	SVC_METRIC("aibl_service_pins", "gauge", "session pins of the service", s->npins);
+	SVC_METRIC("aibl_service_table_generation", "counter", "table rewrites", s->generation);
+#undef SVC_METRIC
+#define NODE_METRIC(mname, type, help, fmt, expr)                                  \
+	do {                                                                       \
+		metric_head(f, mname, type, help);                                 \
+		for (int i = 0; i < d->nnodes; i++) {                              \
+			const struct node_rt *n = &d->nodes[i];                    \
+			fputs(mname "{node=\"", f);                                \
+			label(f, n->name);                                         \
+			fprintf(f, "\"} " fmt "\n", expr);                         \
+		}                                                                  \
+	} while (0)
+	NODE_METRIC("aibl_node_up", "gauge", "1 when the circuit breaker is closed", "%d",
+		    !n->down);
+	NODE_METRIC("aibl_node_draining", "gauge", "1 when draining", "%d",
+		    n->draining || n->cfg_idx < 0);
+	NODE_METRIC("aibl_node_overloaded", "gauge", "1 when bounded load skips the node", "%d",
+		    n->overloaded);
+	NODE_METRIC("aibl_node_active_flows", "gauge", "active flows seen by the data plane",
+		    "%lld", (long long)n->active);
+	NODE_METRIC("aibl_node_packets_total", "counter", "packets forwarded to the node", "%llu",
+		    (unsigned long long)n->traffic.packets);
+	NODE_METRIC("aibl_node_bytes_total", "counter", "bytes forwarded to the node", "%llu",
+		    (unsigned long long)n->traffic.bytes);
+	NODE_METRIC("aibl_node_new_flows_total", "counter", "new flows sent to the node", "%llu",
+		    (unsigned long long)n->traffic.new_flows);
+	NODE_METRIC("aibl_node_pins", "gauge", "session pins to the node", "%u", n->npins);
+	NODE_METRIC("aibl_node_cost", "gauge", "p2c cost in active flows", "%u", n->cost);
+	NODE_METRIC("aibl_node_poll_errors_total", "counter", "failed polls of the node", "%llu",
+		    (unsigned long long)n->poll_errors);
+	NODE_METRIC("aibl_node_consecutive_failures", "gauge", "failed polls in a row", "%u",
+		    n->fails);
+#undef NODE_METRIC
+	metric_head(f, "aibl_controller_loop_seconds", "gauge", "duration of the last loop");
+	fprintf(f, "aibl_controller_loop_seconds %.6f\n", d->st.loop_ms / 1e3);
+	metric_head(f, "aibl_controller_loop_seconds_max", "gauge", "longest loop so far");
+	fprintf(f, "aibl_controller_loop_seconds_max %.6f\n", d->st.loop_ms_max / 1e3);
+	metric_head(f, "aibl_controller_recompute_seconds", "gauge",
+		    "last recompute and map write");
+	fprintf(f, "aibl_controller_recompute_seconds %.6f\n", d->st.recompute_ms / 1e3);
+	metric_head(f, "aibl_controller_poll_errors_total", "counter", "failed node polls");
+	fprintf(f, "aibl_controller_poll_errors_total %llu\n",
+		(unsigned long long)d->st.poll_errors);
+	metric_head(f, "aibl_controller_table_writes_total", "counter", "lookup tables written");
+	fprintf(f, "aibl_controller_table_writes_total %llu\n",
+		(unsigned long long)d->st.table_writes);
+	metric_head(f, "aibl_controller_reloads_total", "counter", "config reloads by result");
+	fprintf(f, "aibl_controller_reloads_total{result=\"ok\"} %llu\n",
+		(unsigned long long)d->st.reloads_ok);
+	fprintf(f, "aibl_controller_reloads_total{result=\"refused\"} %llu\n",
+		(unsigned long long)d->st.reloads_failed);
+	metric_head(f, "aibl_dataplane_events_total", "counter", "XDP program counters");
+	pc = calloc(d->ncpus, sizeof(*pc));
+	for (__u32 c = 0; pc && c < AIBL_CNT__MAX; c++) {
+		unsigned long long sum = 0;
+
+		if (!bpf_map_lookup_elem(d->fd_stats, &c, pc))
+			for (int cpu = 0; cpu < d->ncpus; cpu++)
+				sum += pc[cpu];
+		fprintf(f, "aibl_dataplane_events_total{event=\"%s\"} %llu\n", counters[c].name,
+			sum);
+	}
+	free(pc);
+	fclose(f);
+	return buf;
+}
+
+static bool token_ok(struct aibld *d, struct MHD_Connection *c)
+{
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	size_t tl = strlen(d->token);
+
+	if (!tl)
+		return true;
+	if (!h || strncasecmp(h, "Bearer ", 7))
+		return false;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	return strlen(h) == tl && !CRYPTO_memcmp(h, d->token, tl);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_size, void **con_cls)
+{
+	struct api *a = cls;
+	struct aibld *d = a->d;
+	enum MHD_Result ret;
+
+	if (!*con_cls) {
+		*con_cls = (void *)1; /* headers seen; body (if any) next */
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		*upload_size = 0; /* drain/undrain take no body */
+		return MHD_YES;
+	}
+	if (!strcmp(url, "/metrics") || !strcmp(url, "/v1/status")) {
+		bool metrics = url[1] == 'm';
+
+		if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
+		pthread_mutex_lock(&d->lock);
+		if (metrics) {
+			char *t = metrics_text(d);
+
+			pthread_mutex_unlock(&d->lock);
+			return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4", t);
+		}
+		{
+			json_t *j = status_json(d);
+
+			pthread_mutex_unlock(&d->lock);
+			return reply_json(c, MHD_HTTP_OK, j);
+		}
+	}
+	if (!strncmp(url, "/v1/nodes/", 10)) {
+		const char *name = url + 10, *slash = strrchr(name, '/');
+		char node[AIBL_NAME_LEN + 1];
+		bool drain;
+		int err;
+
+		if (!slash || (strcmp(slash, "/drain") && strcmp(slash, "/undrain")) ||
+		    slash == name || (size_t)(slash - name) > AIBL_NAME_LEN)
+			return reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
+		if (strcmp(method, "POST"))
+			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");
+		if (!token_ok(d, c))
+			return reply_error(c, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token");
+		memcpy(node, name, slash - name);
+		node[slash - name] = 0;
+		drain = !strcmp(slash, "/drain");
+		pthread_mutex_lock(&d->lock);
+		err = nodes__set_drain(d, node, drain);
+		pthread_mutex_unlock(&d->lock);
+		if (err) {
+			char msg[96];
+
+			snprintf(msg, sizeof(msg), "unknown node '%s'", node);
+			return reply_error(c, MHD_HTTP_NOT_FOUND, msg);
+		}
+		if (d->wake_fd >= 0) {
+			__u64 one = 1;
+
+			if (write(d->wake_fd, &one, sizeof(one)) < 0)
+				pr_debug("wake: %s", strerror(errno));
+		}
+		ret = reply_json(c, MHD_HTTP_OK, json_pack("{s:s,s:b}", "node", node, "draining",
+							   drain));
+		return ret;
+	}
+	return reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
+}
+
+int api__start(struct aibld *d, struct api **out)
+{
+	struct sockaddr_storage ss;
+	struct api *a;
+	bool loopback;
+
+	if (config__parse_listen(d->cfg.status_listen, &ss, &loopback))
+		return -EINVAL;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->d = d;
+	a->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+					  (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+				  0, NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, &ss,
+				  MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_CONNECTION_LIMIT,
+				  64U, MHD_OPTION_END);
+	if (!a->mhd) {
+		pr_err("cannot listen on %s (in use?)", d->cfg.status_listen);
+		free(a);
+		return -EADDRINUSE;
+	}
+	pr_info("API on http://%s", d->cfg.status_listen);
+	*out = a;
+	return 0;
+}
+
+void api__stop(struct api *a)
+{
+	if (!a)
+		return;
+	MHD_stop_daemon(a->mhd);
+	free(a);
+}

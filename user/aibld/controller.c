@@ -1,0 +1,805 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The controller's core: ids that survive restarts, and the recompute that
+ * turns config + node state into the maps the XDP program reads.
+ *
+ * Restart safety rests on ids: aibl_conns stores backend ids and the ring
+ * stores them too, so a restarted aibld must give every node the id it had.
+ * The names in aibl_be_meta / aibl_svc_meta are the record: at start a
+ * node or service gets the id its name already has there, and only new
+ * names get new ids. A node removed from the config keeps its id as a
+ * draining backend ("retired"), so its established flows finish where they
+ * are; its id is reused only when no never-used id is left.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <bpf/bpf.h>
+#include "aibld.h"
+#include "dataplane.h"
+#include "log.h"
+#include "maglev.h"
+#include "policy.h"
+
+__u64 aibld__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+__u64 aibld__now_ms(void)
+{
+	return aibld__now_ns() / 1000000;
+}
+
+const char *aibld__node_state(const struct node_rt *n)
+{
+	if (n->down)
+		return "down";
+	if (n->draining || n->cfg_idx < 0)
+		return "draining";
+	if (n->overloaded)
+		return "overloaded";
+	return "up";
+}
+
+struct node_rt *aibld__node(struct aibld *d, const char *name)
+{
+	for (int i = 0; i < d->nnodes; i++)
+		if (!strcmp(d->nodes[i].name, name))
+			return &d->nodes[i];
+	return NULL;
+}
+
+static void svc_rt_free(struct svc_rt *s)
+{
+	free(s->table);
+	free(s->applied);
+	free(s->slots);
+}
+
+static void vip_key_of(const struct cfg_service *s, struct aibl_vip_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->addr = s->vip;
+	k->port = htons(s->port);
+	k->proto = s->proto;
+	k->family = s->family;
+}
+
+/* ---- ids ---- */
+
+struct id_record {
+	char name[AIBL_NAME_LEN];
+	__u32 id;
+};
+
+/* names recorded in a meta map: be_meta (backends) or svc_meta (services) */
+static int read_be_names(struct aibld *d, struct id_record **out, int *n)
+{
+	struct id_record *r = calloc(d->max_backends, sizeof(*r));
+	struct aibl_be_meta m;
+
+	*n = 0;
+	if (!r)
+		return -ENOMEM;
+	for (__u32 id = 0; id < d->max_backends; id++) {
+		if (bpf_map_lookup_elem(d->fd_be_meta, &id, &m) || !m.valid || !m.name[0])
+			continue;
+		memcpy(r[*n].name, m.name, AIBL_NAME_LEN);
+		r[*n].name[AIBL_NAME_LEN - 1] = 0;
+		r[(*n)++].id = id;
+	}
+	*out = r;
+	return 0;
+}
+
+static int alloc_id(const bool *used, __u32 max, __u32 *id)
+{
+	for (__u32 i = 0; i < max; i++) {
+		if (!used[i]) {
+			*id = i;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+static void be_meta_write(struct aibld *d, const struct node_rt *n, const struct cfg_node *c)
+{
+	struct aibl_be_meta m = { .valid = 1 };
+
+	memcpy(m.name, n->name, AIBL_NAME_LEN);
+	m.cfg_weight = c ? c->weight : 0;
+	m.accel = c ? c->accel : AIBL_ACCEL_NONE;
+	if (bpf_map_update_elem(d->fd_be_meta, &n->id, &m, BPF_ANY))
+		pr_warn("write aibl_be_meta[%u]: %s", n->id, strerror(errno));
+}
+
+/*
+ * Build the node list for cfg: configured nodes first (same index as
+ * cfg->nodes), then retired ones. old: the current list (state carried by
+ * name) or NULL at start, when ids come from aibl_be_meta.
+ */
+static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt *old, int nold,
+		       struct node_rt **out, int *nout)
+{
+	struct id_record *rec = NULL;
+	struct node_rt *nodes = NULL;
+	bool *used = NULL;
+	int nrec = 0, n = 0, err;
+
+	used = calloc(d->max_backends, sizeof(*used));
+	if (!used)
+		return -ENOMEM;
+	if (old) {
+		rec = calloc(nold ? nold : 1, sizeof(*rec));
+		if (!rec) {
+			err = -ENOMEM;
+			goto out;
+		}
+		for (int i = 0; i < nold; i++) {
+			memcpy(rec[i].name, old[i].name, AIBL_NAME_LEN);
+			rec[i].id = old[i].id;
+		}
+		nrec = nold;
+	} else {
+		err = read_be_names(d, &rec, &nrec);
+		if (err)
+			goto out;
+	}
+	nodes = calloc(cfg->nnodes + nrec + 1, sizeof(*nodes));
+	if (!nodes) {
+		err = -ENOMEM;
+		goto out;
+	}
+	/* configured nodes that already have an id keep it */
+	for (int i = 0; i < cfg->nnodes; i++) {
+		struct node_rt *nn = &nodes[i];
+
+		memcpy(nn->name, cfg->nodes[i].name, AIBL_NAME_LEN);
+		nn->cfg_idx = i;
+		nn->id = AIBL_NO_BACKEND;
+		nn->ttft_ms = -1;
+		agent_report__init(&nn->rep);
+		for (int r = 0; r < nrec; r++) {
+			if (strcmp(rec[r].name, nn->name))
+				continue;
+			if (old) {
+				*nn = old[r]; /* state, report and all */
+				nn->cfg_idx = i;
+				old[r].have_rep = false; /* report ownership moved */
+				old[r].rep.hints = NULL;
+			}
+			nn->id = rec[r].id;
+			used[nn->id] = true;
+			rec[r].name[0] = 0; /* taken */
+			break;
+		}
+	}
+	n = cfg->nnodes;
+	/* recorded names no longer configured: retired, draining */
+	for (int r = 0; r < nrec; r++) {
+		struct node_rt *rn;
+
+		if (!rec[r].name[0])
+			continue;
+		rn = &nodes[n++];
+		if (old)
+			*rn = old[r];
+		memcpy(rn->name, rec[r].name, AIBL_NAME_LEN);
+		rn->cfg_idx = -1;
+		rn->id = rec[r].id;
+		rn->ttft_ms = -1;
+		if (old) {
+			old[r].have_rep = false;
+			old[r].rep.hints = NULL;
+		}
+		used[rn->id] = true;
+	}
+	/* new names: a never-used id, else the oldest retired one's */
+	for (int i = 0; i < cfg->nnodes; i++) {
+		if (nodes[i].id != AIBL_NO_BACKEND)
+			continue;
+		if (alloc_id(used, d->max_backends, &nodes[i].id)) {
+			if (n == cfg->nnodes) {
+				pr_err("no free backend id for node '%s' (max %u)", nodes[i].name,
+				       d->max_backends);
+				err = -ENOSPC;
+				goto out;
+			}
+			nodes[i].id = nodes[--n].id;
+			pr_info("node '%s' reuses the id of retired node '%s'", nodes[i].name,
+				nodes[n].name);
+			agent_report__free(&nodes[n].rep);
+		}
+		used[nodes[i].id] = true;
+	}
+	*out = nodes;
+	*nout = n;
+	nodes = NULL;
+	err = 0;
+out:
+	free(nodes);
+	free(rec);
+	free(used);
+	return err;
+}
+
+static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *old, int nold,
+		      struct svc_rt **out)
+{
+	struct svc_rt *svcs = calloc(cfg->nservices + 1, sizeof(*svcs));
+	bool *used = calloc(d->max_services, sizeof(*used));
+	struct aibl_svc_meta m;
+	int err = 0;
+
+	if (!svcs || !used) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < cfg->nservices; i++) {
+		struct svc_rt *s = &svcs[i];
+
+		memcpy(s->name, cfg->services[i].name, AIBL_NAME_LEN);
+		s->cfg_idx = i;
+		s->id = AIBL_NO_BACKEND;
+		s->table = malloc(AIBL_RING_SIZE * sizeof(__u32));
+		s->applied = calloc(cfg->services[i].nnodes + 1, sizeof(__u32));
+		s->slots = calloc(cfg->services[i].nnodes + 1, sizeof(__u32));
+		if (!s->table || !s->applied || !s->slots) {
+			err = -ENOMEM;
+			goto out;
+		}
+		for (int j = 0; old && j < nold; j++) {
+			if (strcmp(old[j].name, s->name))
+				continue;
+			s->id = old[j].id;
+			s->half = old[j].half;
+			s->have_table = old[j].have_table;
+			memcpy(s->table, old[j].table, AIBL_RING_SIZE * sizeof(__u32));
+			s->last_write_ms = old[j].last_write_ms;
+			s->generation = old[j].generation;
+			/* applied weights are per node position: recomputed, so the
+			 * first recompute after a reload sees a membership change */
+			break;
+		}
+		if (!old) {
+			for (__u32 id = 0; id < d->max_services; id++) {
+				if (bpf_map_lookup_elem(d->fd_svc_meta, &id, &m) || !m.valid ||
+				    strncmp(m.name, s->name, AIBL_NAME_LEN))
+					continue;
+				s->id = id;
+				s->generation = m.generation;
+				break;
+			}
+		}
+		if (s->id != AIBL_NO_BACKEND)
+			used[s->id] = true;
+	}
+	for (int i = 0; i < cfg->nservices; i++) {
+		struct svc_rt *s = &svcs[i];
+
+		if (s->id != AIBL_NO_BACKEND)
+			continue;
+		if (alloc_id(used, d->max_services, &s->id)) {
+			pr_err("no free service id for '%s' (max %u)", s->name, d->max_services);
+			err = -ENOSPC;
+			goto out;
+		}
+		used[s->id] = true;
+	}
+	*out = svcs;
+	svcs = NULL;
+out:
+	if (svcs) {
+		for (int i = 0; i < cfg->nservices; i++)
+			svc_rt_free(&svcs[i]);
+		free(svcs);
+	}
+	free(used);
+	return err;
+}
+
+/*
+ * Services in the maps that the config does not have (any more): their
+ * VIP entry, meta, members and pins go. Also a configured service whose
+ * VIP key changed loses the old key.
+ */
+static void prune_services(struct aibld *d)
+{
+	struct aibl_member_key mk, next;
+	struct aibl_vip_key vk;
+	struct aibl_svc_meta m;
+	bool *keep = calloc(d->max_services, sizeof(*keep));
+	int pos = -1;
+
+	if (!keep)
+		return;
+	for (int i = 0; i < d->cfg.nservices; i++)
+		keep[d->svcs[i].id] = true;
+	for (__u32 id = 0; id < d->max_services; id++) {
+		if (bpf_map_lookup_elem(d->fd_svc_meta, &id, &m) || !m.valid)
+			continue;
+		for (int i = 0; i < d->cfg.nservices; i++)
+			if (d->svcs[i].id == id)
+				pos = i;
+		if (keep[id]) {
+			vip_key_of(&d->cfg.services[pos], &vk);
+			if (memcmp(&vk, &m.vip, sizeof(vk)))
+				bpf_map_delete_elem(d->fd_vips, &m.vip);
+			continue;
+		}
+		pr_info("service '%.*s' (id %u) is no longer configured: removing its VIP",
+			AIBL_NAME_LEN, m.name, id);
+		bpf_map_delete_elem(d->fd_vips, &m.vip);
+		memset(&m, 0, sizeof(m));
+		bpf_map_update_elem(d->fd_svc_meta, &id, &m, BPF_ANY);
+	}
+	/* members of services that are gone; current ones are rewritten */
+	if (!bpf_map_get_next_key(d->fd_members, NULL, &mk)) {
+		for (;;) {
+			int more = !bpf_map_get_next_key(d->fd_members, &mk, &next);
+
+			if (mk.svc_id >= d->max_services || !keep[mk.svc_id])
+				bpf_map_delete_elem(d->fd_members, &mk);
+			if (!more)
+				break;
+			mk = next;
+		}
+	}
+	free(keep);
+}
+
+/* node entries: backends, meta, retired ones draining */
+static void write_node_meta(struct aibld *d)
+{
+	for (int i = 0; i < d->nnodes; i++) {
+		struct node_rt *n = &d->nodes[i];
+
+		be_meta_write(d, n, n->cfg_idx >= 0 ? &d->cfg.nodes[n->cfg_idx] : NULL);
+		n->be_written = false;
+	}
+}
+
+/* at start: the state a previous instance left in aibl_backends */
+static void adopt_backend_state(struct aibld *d)
+{
+	for (int i = 0; i < d->nnodes; i++) {
+		struct node_rt *n = &d->nodes[i];
+		struct aibl_backend be;
+
+		if (bpf_map_lookup_elem(d->fd_backends, &n->id, &be) ||
+		    !(be.flags & AIBL_BE_F_VALID))
+			continue;
+		n->down = be.flags & AIBL_BE_F_DOWN;
+		n->draining = be.flags & AIBL_BE_F_DRAINING && n->cfg_idx >= 0;
+		n->overloaded = be.flags & AIBL_BE_F_OVERLOADED;
+		if (n->down)
+			pr_info("node '%s' was down: it needs %u good polls", n->name,
+				d->cfg.rise_after);
+	}
+}
+
+/* at start: active halves and tables a previous instance wrote */
+static void adopt_tables(struct aibld *d)
+{
+	for (int i = 0; i < d->cfg.nservices; i++) {
+		struct svc_rt *s = &d->svcs[i];
+		struct aibl_vip_key k;
+		struct aibl_vip v;
+
+		vip_key_of(&d->cfg.services[i], &k);
+		if (bpf_map_lookup_elem(d->fd_vips, &k, &v) || v.svc_id != s->id)
+			continue;
+		s->half = v.ring_half & 1;
+		s->have_table = !tables__read_ring(d, s->id, s->half, s->table);
+	}
+}
+
+int aibld__init(struct aibld *d, struct config *cfg, struct dp *dp)
+{
+	int err;
+
+	pthread_mutex_init(&d->lock, NULL);
+	d->cfg = *cfg;
+	memset(cfg, 0, sizeof(*cfg));
+	d->dp = dp;
+	d->wake_fd = -1;
+	d->start_ms = aibld__now_ms();
+	err = tables__open(d);
+	if (err)
+		return err;
+	err = build_nodes(d, &d->cfg, NULL, 0, &d->nodes, &d->nnodes);
+	if (err)
+		return err;
+	err = build_svcs(d, &d->cfg, NULL, 0, &d->svcs);
+	if (err)
+		return err;
+	adopt_backend_state(d);
+	adopt_tables(d);
+	prune_services(d);
+	write_node_meta(d);
+	err = tables__load_pins(d);
+	if (err)
+		pr_warn("reading existing pins: %s (they will be rewritten)", strerror(-err));
+	return 0;
+}
+
+void aibld__fini(struct aibld *d)
+{
+	for (int i = 0; i < d->nnodes; i++)
+		agent_report__free(&d->nodes[i].rep);
+	free(d->nodes);
+	for (int i = 0; i < d->cfg.nservices && d->svcs; i++)
+		svc_rt_free(&d->svcs[i]);
+	free(d->svcs);
+	free(d->pins);
+	tables__close(d);
+	config__free(&d->cfg);
+	d->nodes = NULL;
+	d->svcs = NULL;
+	d->pins = NULL;
+}
+
+int aibld__apply_config(struct aibld *d, struct config *cfg)
+{
+	struct node_rt *nodes;
+	struct svc_rt *svcs;
+	int nnodes, err;
+
+	err = build_nodes(d, cfg, d->nodes, d->nnodes, &nodes, &nnodes);
+	if (err)
+		return err;
+	err = build_svcs(d, cfg, d->svcs, d->cfg.nservices, &svcs);
+	if (err) {
+		free(nodes);
+		return err;
+	}
+	for (int i = 0; i < d->nnodes; i++)
+		agent_report__free(&d->nodes[i].rep);
+	free(d->nodes);
+	for (int i = 0; i < d->cfg.nservices; i++)
+		svc_rt_free(&d->svcs[i]);
+	free(d->svcs);
+	/* ids of nodes that vanished entirely (retired id reused) are cleared
+	 * by the new owner's writes; nothing else to free */
+	config__free(&d->cfg);
+	d->cfg = *cfg;
+	memset(cfg, 0, sizeof(*cfg));
+	d->nodes = nodes;
+	d->nnodes = nnodes;
+	d->svcs = svcs;
+	prune_services(d);
+	write_node_meta(d);
+	return 0;
+}
+
+/* ---- recompute ---- */
+
+static __u8 node_flags(const struct node_rt *n)
+{
+	__u8 f = AIBL_BE_F_VALID;
+
+	if (n->down)
+		f |= AIBL_BE_F_DOWN;
+	if (n->draining || n->cfg_idx < 0)
+		f |= AIBL_BE_F_DRAINING;
+	if (n->overloaded)
+		f |= AIBL_BE_F_OVERLOADED;
+	return f;
+}
+
+static int cost_rank(int policy)
+{
+	return policy == AIBL_POL_AI ? 3 : policy == AIBL_POL_LEAST_TIME ? 2 :
+					   policy == AIBL_POL_LEAST_CONN ? 1 : 0;
+}
+
+/*
+ * aibl_cost is per backend, but a node in several p2c services could be
+ * priced by several policies: the most informed one wins (ai, then
+ * least_time, then least_conn).
+ */
+static void write_nodes(struct aibld *d, const int *cost_pol)
+{
+	for (int i = 0; i < d->nnodes; i++) {
+		struct node_rt *n = &d->nodes[i];
+		struct aibl_backend be = {};
+		struct aibl_cost c = {};
+		struct policy_node pn;
+
+		if (n->cfg_idx >= 0) {
+			const struct cfg_node *cn = &d->cfg.nodes[n->cfg_idx];
+
+			be.addr = cn->addr;
+			be.family = cn->family;
+			memcpy(be.mac, n->mac, 6);
+			pn = (struct policy_node){ .cfg = cn,
+						   .rep = n->have_rep ? &n->rep : NULL,
+						   .ttft_ms = n->ttft_ms };
+			c.cost = cost_pol[i] >= 0 ? policy__cost(&d->cfg, cost_pol[i], &pn) : 0;
+		} else if (!bpf_map_lookup_elem(d->fd_backends, &n->id, &be)) {
+			/* retired: address as it was */
+		}
+		be.flags = node_flags(n);
+		if (!n->be_written || memcmp(&be, &n->be, sizeof(be))) {
+			if (bpf_map_update_elem(d->fd_backends, &n->id, &be, BPF_ANY))
+				pr_warn("write aibl_backends[%u]: %s", n->id, strerror(errno));
+			n->be = be;
+		}
+		if (!n->be_written || c.cost != n->cost) {
+			if (bpf_map_update_elem(d->fd_cost, &n->id, &c, BPF_ANY))
+				pr_warn("write aibl_cost[%u]: %s", n->id, strerror(errno));
+			n->cost = c.cost;
+		}
+		n->be_written = true;
+	}
+}
+
+static int write_service(struct aibld *d, int si, const __u32 *weights, const __u32 *ids,
+			 bool table_changed)
+{
+	const struct cfg_service *cs = &d->cfg.services[si];
+	struct svc_rt *s = &d->svcs[si];
+	struct aibl_svc_meta meta = {};
+	struct aibl_vip_key vk;
+	struct aibl_vip v = {};
+	__u8 half = s->half;
+	int err;
+
+	if (table_changed) {
+		half = s->have_table ? !s->half : s->half;
+		err = tables__write_ring(d, s->id, half, ids);
+		if (err) {
+			pr_err("service '%s': write table: %s", s->name, strerror(-err));
+			return err;
+		}
+		memcpy(s->table, ids, AIBL_RING_SIZE * sizeof(__u32));
+		s->generation++;
+		d->st.table_writes++;
+	}
+	/* the flip: one hash update, atomic for the data plane */
+	vip_key_of(cs, &vk);
+	v.svc_id = s->id;
+	v.mode = policy__mode(cs->policy);
+	v.session_key = cs->session_key;
+	v.ring_half = half;
+	v.flags = cs->conntrack ? 0 : AIBL_VIP_F_NO_CONNTRACK;
+	if (bpf_map_update_elem(d->fd_vips, &vk, &v, BPF_ANY)) {
+		err = -errno;
+		pr_err("service '%s': write aibl_vips: %s", s->name, strerror(-err));
+		return err;
+	}
+	s->half = half;
+	s->have_table = true;
+	s->last_write_ms = aibld__now_ms();
+
+	memset(s->slots, 0, cs->nnodes * sizeof(__u32));
+	for (__u32 slot = 0; slot < AIBL_RING_SIZE; slot++) {
+		for (int k = 0; k < cs->nnodes && ids[slot] != AIBL_NO_BACKEND; k++) {
+			if (d->nodes[cs->nodes[k]].id == ids[slot]) {
+				s->slots[k]++;
+				break;
+			}
+		}
+	}
+	for (int k = 0; k < cs->nnodes; k++) {
+		const struct node_rt *n = &d->nodes[cs->nodes[k]];
+		struct aibl_member_key mk = { .svc_id = s->id, .backend = n->id };
+		struct aibl_member m = { .weight = weights[k],
+					 .cfg_weight = d->cfg.nodes[cs->nodes[k]].weight,
+					 .slots = s->slots[k] };
+
+		if (bpf_map_update_elem(d->fd_members, &mk, &m, BPF_ANY))
+			pr_warn("write aibl_members: %s", strerror(errno));
+	}
+	memcpy(meta.name, cs->name, AIBL_NAME_LEN);
+	memcpy(meta.model, cs->model, AIBL_MODEL_LEN);
+	meta.vip = vk;
+	meta.valid = 1;
+	meta.policy = cs->policy;
+	meta.nbackends = cs->nnodes;
+	meta.generation = s->generation;
+	if (bpf_map_update_elem(d->fd_svc_meta, &s->id, &meta, BPF_ANY))
+		pr_warn("write aibl_svc_meta: %s", strerror(errno));
+	memcpy(s->applied, weights, cs->nnodes * sizeof(__u32));
+	return 0;
+}
+
+/* members of a service that are no longer its nodes (after a reload) */
+static void prune_members(struct aibld *d, int si)
+{
+	const struct cfg_service *cs = &d->cfg.services[si];
+	struct aibl_member_key mk, next;
+	__u32 sid = d->svcs[si].id;
+	int more;
+
+	if (bpf_map_get_next_key(d->fd_members, NULL, &mk))
+		return;
+	do {
+		bool keep = mk.svc_id != sid;
+
+		more = !bpf_map_get_next_key(d->fd_members, &mk, &next);
+		for (int k = 0; k < cs->nnodes && !keep; k++)
+			keep = d->nodes[cs->nodes[k]].id == mk.backend;
+		if (!keep)
+			bpf_map_delete_elem(d->fd_members, &mk);
+		mk = next;
+	} while (more);
+}
+
+struct svc_work {
+	struct policy_node *in;
+	struct policy_out *out;
+	struct maglev_in *mg;
+	__u32 *w, *idx, *ids;
+};
+
+static int recompute_service(struct aibld *d, int si, bool force, struct svc_work *w, __u64 now)
+{
+	const struct cfg_service *cs = &d->cfg.services[si];
+	struct svc_rt *s = &d->svcs[si];
+	bool members_changed = false, weights_changed = false, table_changed;
+	int err;
+
+	for (int k = 0; k < cs->nnodes; k++) {
+		const struct node_rt *n = &d->nodes[cs->nodes[k]];
+
+		w->in[k] = (struct policy_node){
+			.cfg = &d->cfg.nodes[cs->nodes[k]],
+			.usable = !n->down && !n->draining,
+			.overloaded = n->overloaded,
+			.rep = n->have_rep ? &n->rep : NULL,
+			.ttft_ms = n->ttft_ms,
+			.active = n->active,
+		};
+	}
+	err = policy__weights(&d->cfg, cs, w->in, w->out);
+	if (err)
+		return err;
+	for (int k = 0; k < cs->nnodes; k++) {
+		__u32 t = w->out[k].weight, a = s->applied[k];
+
+		w->w[k] = policy__hysteresis(a, t, d->cfg.hysteresis_pct);
+		if (!w->w[k] != !a)
+			members_changed = true;
+		else if (w->w[k] != a)
+			weights_changed = true;
+	}
+	if (!force && s->have_table && !members_changed) {
+		if (!weights_changed)
+			return 0;
+		/* weight drift alone waits for the rewrite interval */
+		if (now - s->last_write_ms < d->cfg.min_rewrite_interval_ms)
+			return 0;
+	}
+	for (int k = 0; k < cs->nnodes; k++) {
+		w->mg[k].name = d->nodes[cs->nodes[k]].name;
+		w->mg[k].weight = w->w[k];
+	}
+	err = maglev__build(w->mg, cs->nnodes, d->cfg.hash_seed, w->idx, AIBL_RING_SIZE);
+	if (err)
+		return err;
+	for (__u32 slot = 0; slot < AIBL_RING_SIZE; slot++)
+		w->ids[slot] = w->idx[slot] == AIBL_NO_BACKEND ?
+				       AIBL_NO_BACKEND :
+				       d->nodes[cs->nodes[w->idx[slot]]].id;
+	table_changed = force || !s->have_table ||
+			memcmp(w->ids, s->table, AIBL_RING_SIZE * sizeof(__u32));
+	if (!table_changed)
+		d->st.table_skips++;
+	if (members_changed || !s->have_table)
+		prune_members(d, si);
+	return write_service(d, si, w->w, w->ids, table_changed);
+}
+
+int aibld__recompute(struct aibld *d, bool force)
+{
+	struct svc_work w = {};
+	int maxn = 1, err = 0, *cost_pol;
+	__u64 t0 = aibld__now_ns(), now = t0 / 1000000;
+	struct pin_ent *want = NULL;
+	int nwant = 0;
+
+	force |= d->force_next;
+	d->force_next = false;
+	for (int i = 0; i < d->cfg.nservices; i++)
+		if (d->cfg.services[i].nnodes > maxn)
+			maxn = d->cfg.services[i].nnodes;
+	cost_pol = malloc(sizeof(int) * (d->nnodes + 1));
+	w.in = calloc(maxn, sizeof(*w.in));
+	w.out = calloc(maxn, sizeof(*w.out));
+	w.mg = calloc(maxn, sizeof(*w.mg));
+	w.w = calloc(maxn, sizeof(*w.w));
+	w.idx = malloc(AIBL_RING_SIZE * sizeof(__u32));
+	w.ids = malloc(AIBL_RING_SIZE * sizeof(__u32));
+	if (!cost_pol || !w.in || !w.out || !w.mg || !w.w || !w.idx || !w.ids) {
+		err = -ENOMEM;
+		goto out;
+	}
+	tables__read_counters(d);
+
+	/* bounded load: decided per node from its latest report */
+	for (int i = 0; i < d->nnodes; i++) {
+		struct node_rt *n = &d->nodes[i];
+
+		n->overloaded = !n->down && policy__overloaded(&d->cfg.ai,
+							       n->have_rep ? &n->rep : NULL,
+							       n->overloaded);
+		cost_pol[i] = -1;
+	}
+	for (int i = 0; i < d->cfg.nservices; i++) {
+		const struct cfg_service *cs = &d->cfg.services[i];
+
+		for (int k = 0; k < cs->nnodes; k++)
+			if (cost_rank(cs->policy) > (cost_pol[cs->nodes[k]] < 0 ?
+							     0 :
+							     cost_rank(cost_pol[cs->nodes[k]])))
+				cost_pol[cs->nodes[k]] = cs->policy;
+	}
+	/* backend flags first: a node going down stops taking flows at once,
+	 * before its slots are rewritten */
+	write_nodes(d, cost_pol);
+	for (int i = 0; i < d->cfg.nservices; i++) {
+		int e = recompute_service(d, i, force, &w, now);
+
+		if (e && !err)
+			err = e;
+	}
+	if (!nodes__build_pins(d, &want, &nwant)) {
+		tables__sync_pins(d, want, nwant);
+		free(want);
+	}
+	d->st.recompute_ms = (aibld__now_ns() - t0) / 1e6;
+out:
+	free(cost_pol);
+	free(w.in);
+	free(w.out);
+	free(w.mg);
+	free(w.w);
+	free(w.idx);
+	free(w.ids);
+	return err;
+}
+
+int aibld__write_globals(struct aibld *d)
+{
+	const struct config *c = &d->cfg;
+	struct aibl_globals g = {};
+	union aibl_addr a;
+	__u8 fam;
+
+	g.fwd_mode = c->fwd_mode;
+	g.flags = c->icmp_too_big ? AIBL_G_F_TOOBIG_ICMP : 0;
+	g.mtu = c->mtu;
+	g.ifindex = d->ifindex;
+	if (c->tunnel_source4[0] && !config__parse_addr(c->tunnel_source4, &a, &fam))
+		g.src4 = a.v4;
+	else
+		g.src4 = d->if_addr4.v4;
+	g.src4_mask = c->tunnel_source_hash_bits ?
+			      htonl((1U << c->tunnel_source_hash_bits) - 1) :
+			      0;
+	if (c->tunnel_source6[0] && !config__parse_addr(c->tunnel_source6, &a, &fam))
+		memcpy(g.src6, a.v6, 16);
+	else
+		memcpy(g.src6, d->if_addr6.v6, 16);
+	if (!c->gateway_mac[0] || config__parse_mac(c->gateway_mac, g.gw_mac))
+		memcpy(g.gw_mac, d->gw_mac, 6);
+	memcpy(g.if_mac, d->if_mac, 6);
+	g.hash_seed = c->hash_seed;
+	if (d->dp)
+		return dp__globals_write(d->dp, &g);
+	g.abi_version = AIBL_ABI_VERSION;
+	g.ring_size = AIBL_RING_SIZE;
+	if (bpf_map_update_elem(d->fd_globals, &(__u32){ 0 }, &g, BPF_ANY))
+		return -errno;
+	return 0;
+}

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Node state: the circuit breaker and cache hints.
+ *
+ *	      fail_after consecutive failures
+ *	UP  ----------------------------------->  DOWN
+ *	    <-----------------------------------
+ *	      rise_after consecutive successes
+ *
+ * A failure is anything that is not a well-formed, correctly signed report
+ * for this very node: unreachable, timeout, HTTP error, garbage, failed
+ * authentication, a report naming another node, a stale report (no model
+ * server answered the agent). Nodes without an agent: a TCP connect.
+ * Draining is orthogonal (operator's choice) and survives down/up.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include "aibld.h"
+#include "log.h"
+#include "policy.h"
+
+void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep)
+{
+	n->polls++;
+	n->fails = 0;
+	n->oks++;
+	n->last_ok_ms = aibld__now_ms();
+	n->last_error[0] = 0;
+	if (rep) {
+		agent_report__free(&n->rep);
+		n->rep = *rep;
+		rep->hints = NULL;
+		rep->nhints = 0;
+		n->have_rep = true;
+		n->ttft_ms = policy__ewma(n->ttft_ms, n->rep.ttft_avg_ms, d->cfg.lt_smoothing);
+	}
+	if (n->down && n->oks >= d->cfg.rise_after) {
+		n->down = false;
+		pr_info("node '%s' is up (%u good polls)", n->name, n->oks);
+	}
+}
+
+void nodes__poll_fail(struct aibld *d, struct node_rt *n, const char *fmt, ...)
+{
+	va_list ap;
+
+	n->polls++;
+	n->poll_errors++;
+	d->st.poll_errors++;
+	n->oks = 0;
+	n->fails++;
+	va_start(ap, fmt);
+	vsnprintf(n->last_error, sizeof(n->last_error), fmt, ap);
+	va_end(ap);
+	pr_debug("node '%s': %s (%u in a row)", n->name, n->last_error, n->fails);
+	if (!n->down && n->fails >= d->cfg.fail_after) {
+		n->down = true;
+		/* what it reported no longer describes it */
+		n->have_rep = false;
+		agent_report__free(&n->rep);
+		pr_warn("node '%s' is down after %u failures: %s", n->name, n->fails,
+			n->last_error);
+	}
+}
+
+int nodes__set_drain(struct aibld *d, const char *name, bool drain)
+{
+	struct node_rt *n = aibld__node(d, name);
+
+	if (!n || n->cfg_idx < 0)
+		return -ENOENT;
+	if (n->draining != drain)
+		pr_info("node '%s' %s", name, drain ? "draining" : "no longer draining");
+	n->draining = drain;
+	return 0;
+}
+
+/* ---- cache hints -> pins ---- */
+
+static int pin_cmp_key(const void *a, const void *b)
+{
+	return memcmp(&((const struct pin_ent *)a)->key, &((const struct pin_ent *)b)->key,
+		      sizeof(struct aibl_pin_key));
+}
+
+/* best first: score, then the earlier node index for determinism */
+static int pin_cmp_score(const void *a, const void *b)
+{
+	const struct pin_ent *x = a, *y = b;
+
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x->node - y->node;
+}
+
+static bool hint_matches(const struct cfg_service *s, const struct ar_hint *h,
+			 const union aibl_addr *vip, __u8 vfam)
+{
+	if (h->vip[0]) {
+		if (vfam != s->family || memcmp(vip, &s->vip, sizeof(*vip)))
+			return false;
+		if (h->port && s->port && h->port != s->port)
+			return false;
+		return !h->proto || h->proto == s->proto;
+	}
+	return h->model[0] && !strcmp(h->model, s->model);
+}
+
+static bool svc_has_node(const struct cfg_service *s, int idx)
+{
+	for (int k = 0; k < s->nnodes; k++)
+		if (s->nodes[k] == idx)
+			return true;
+	return false;
+}
+
+/*
+ * Desired pins from every usable node's latest hints: a hint names a VIP
+ * (and port/proto) or only a model; it pins the client to the node in
+ * every matching service the node belongs to. Per node the best
+ * pins_per_node hints by score are kept, per service the best
+ * pins_per_service, overall the map's capacity; the same client hinted by
+ * two nodes goes to the higher score. Result sorted by key.
+ */
+int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
+{
+	const struct config *c = &d->cfg;
+	__u64 now = aibld__now_ns();
+	struct pin_ent *all = NULL;
+	int n = 0, cap = 0, err = 0, kept;
+
+	*out = NULL;
+	*count = 0;
+	for (int s = 0; s < c->nservices; s++)
+		d->svcs[s].npins = 0;
+	for (int i = 0; i < c->nnodes; i++) {
+		struct node_rt *nd = &d->nodes[i];
+		int start = n;
+
+		nd->npins = 0;
+		if (nd->down || nd->draining || !nd->have_rep)
+			continue;
+		for (int h = 0; h < nd->rep.nhints; h++) {
+			const struct ar_hint *hint = &nd->rep.hints[h];
+			union aibl_addr client, vip = {};
+			__u8 cfam, vfam = 0;
+			__u64 ttl;
+
+			if (!hint->ttl_ms || config__parse_addr(hint->client, &client, &cfam))
+				continue;
+			if (hint->vip[0] && config__parse_addr(hint->vip, &vip, &vfam))
+				continue;
+			ttl = hint->ttl_ms < c->pin_max_ttl_ms ? hint->ttl_ms : c->pin_max_ttl_ms;
+			for (int s = 0; s < c->nservices; s++) {
+				const struct cfg_service *cs = &c->services[s];
+				struct pin_ent *p;
+
+				if (!svc_has_node(cs, i) || !hint_matches(cs, hint, &vip, vfam))
+					continue;
+				if (n == cap) {
+					int ncap = cap ? cap * 2 : 256;
+					struct pin_ent *na = realloc(all, ncap * sizeof(*all));
+
+					if (!na) {
+						err = -ENOMEM;
+						goto out;
+					}
+					all = na;
+					cap = ncap;
+				}
+				p = &all[n++];
+				memset(p, 0, sizeof(*p));
+				p->key.svc_id = d->svcs[s].id;
+				p->key.family = cfam;
+				p->key.client = client;
+				p->val.backend = nd->id;
+				p->val.expires_ns = now + ttl * 1000000ULL;
+				p->score = hint->score;
+				p->node = i;
+			}
+		}
+		/* per node bound */
+		if (n - start > (int)c->pins_per_node) {
+			qsort(all + start, n - start, sizeof(*all), pin_cmp_score);
+			n = start + c->pins_per_node;
+		}
+	}
+	if (!n)
+		goto out;
+	/* one pin per (service, client): best score wins */
+	qsort(all, n, sizeof(*all), pin_cmp_score);
+	qsort(all, n, sizeof(*all), pin_cmp_key); /* not stable: re-pick below */
+	kept = 0;
+	for (int i = 0; i < n;) {
+		int j = i, best = i;
+
+		while (j < n && !pin_cmp_key(&all[i], &all[j])) {
+			if (pin_cmp_score(&all[j], &all[best]) < 0)
+				best = j;
+			j++;
+		}
+		all[kept++] = all[best];
+		i = j;
+	}
+	n = kept;
+	/* per service and global bounds, by score */
+	qsort(all, n, sizeof(*all), pin_cmp_score);
+	kept = 0;
+	for (int i = 0; i < n && kept < (int)d->max_pins; i++) {
+		struct svc_rt *sr = NULL;
+
+		for (int s = 0; s < c->nservices; s++)
+			if (d->svcs[s].id == all[i].key.svc_id)
+				sr = &d->svcs[s];
+		if (sr->npins >= c->pins_per_service)
+			continue;
+		sr->npins++;
+		d->nodes[all[i].node].npins++;
+		all[kept++] = all[i];
+	}
+	n = kept;
+	qsort(all, n, sizeof(*all), pin_cmp_key);
+out:
+	for (int s = 0; s < c->nservices; s++)
+		d->svcs[s].npins = 0;
+	for (int i = 0; i < n; i++)
+		for (int s = 0; s < c->nservices; s++)
+			if (d->svcs[s].id == all[i].key.svc_id)
+				d->svcs[s].npins++;
+	if (err) {
+		free(all);
+		return err;
+	}
+	*out = all;
+	*count = n;
+	return 0;
+}

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * One poll round: every node at once through one libcurl multi handle,
+ * each transfer bounded by poll_timeout_ms. Nodes with an agent get
+ * GET <agent>/v1/report with a fresh X-Aibl-Nonce; the answer must be a
+ * schema-1 report (agent_report__parse) for this node, signed with that
+ * nonce when agent_key_file is set. Nodes without an agent get a TCP
+ * connect (CURLOPT_CONNECT_ONLY) to health_port, or the port of the first
+ * service that lists them.
+ *
+ * Runs on the controller thread, which is also the only thread that
+ * changes the config and the node list, so reading them needs no lock;
+ * recording results does (the API thread reads node state).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <curl/curl.h>
+#include "aibld.h"
+#include "log.h"
+
+struct job {
+	struct node_rt *n;
+	CURL *h;
+	bool tcp;
+	char url[CFG_URL_LEN + 32];
+	char nonce[AIBL_AUTH_NONCE_MAX];
+	struct curl_slist *hdrs;
+	char *body;
+	size_t len;
+	bool too_big;
+	char sig[AIBL_AUTH_HDR_MAX];
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+int poller__init(void)
+{
+	return curl_global_init(CURL_GLOBAL_DEFAULT) ? -EIO : 0;
+}
+
+void poller__fini(void)
+{
+	curl_global_cleanup();
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct job *j = ud;
+	size_t n = size * nmemb;
+	char *nb;
+
+	if (j->len + n > AR_MAX_BYTES) {
+		j->too_big = true;
+		return 0;
+	}
+	nb = realloc(j->body, j->len + n + 1);
+	if (!nb)
+		return 0;
+	j->body = nb;
+	memcpy(j->body + j->len, ptr, n);
+	j->len += n;
+	j->body[j->len] = 0;
+	return n;
+}
+
+static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
+{
+	static const char name[] = AIBL_AUTH_HEADER ":";
+	struct job *j = ud;
+	size_t n = size * nitems, vlen;
+	const char *v;
+
+	if (n <= sizeof(name) - 1 || strncasecmp(buf, name, sizeof(name) - 1))
+		return n;
+	v = buf + sizeof(name) - 1;
+	vlen = n - (sizeof(name) - 1);
+	while (vlen && (*v == ' ' || *v == '\t')) {
+		v++;
+		vlen--;
+	}
+	while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' '))
+		vlen--;
+	if (vlen < sizeof(j->sig)) {
+		memcpy(j->sig, v, vlen);
+		j->sig[vlen] = 0;
+	}
+	return n;
+}
+
+/* TCP check port: explicit health_port, else the node's first service port */
+static __u16 check_port(const struct config *c, int idx)
+{
+	if (c->nodes[idx].health_port)
+		return c->nodes[idx].health_port;
+	for (int s = 0; s < c->nservices; s++)
+		for (int k = 0; k < c->services[s].nnodes; k++)
+			if (c->services[s].nodes[k] == idx && c->services[s].port)
+				return c->services[s].port;
+	return 0;
+}
+
+static int job_setup(struct aibld *d, struct job *j)
+{
+	const struct cfg_node *cn = &d->cfg.nodes[j->n->cfg_idx];
+	long to = d->cfg.poll_timeout_ms;
+	char hdr[AIBL_AUTH_NONCE_MAX + 32];
+
+	j->h = curl_easy_init();
+	if (!j->h)
+		return -ENOMEM;
+	if (cn->agent[0]) {
+		size_t l = strlen(cn->agent);
+
+		snprintf(j->url, sizeof(j->url), "%s%s", cn->agent,
+			 l && cn->agent[l - 1] == '/' ? "v1/report" : "/v1/report");
+		if (aibl_auth__nonce(j->nonce, sizeof(j->nonce)))
+			return -EIO;
+		snprintf(hdr, sizeof(hdr), "%s: %s", AIBL_NONCE_HEADER, j->nonce);
+		j->hdrs = curl_slist_append(NULL, hdr);
+		if (!j->hdrs)
+			return -ENOMEM;
+		curl_easy_setopt(j->h, CURLOPT_HTTPHEADER, j->hdrs);
+		curl_easy_setopt(j->h, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(j->h, CURLOPT_WRITEDATA, j);
+		curl_easy_setopt(j->h, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(j->h, CURLOPT_HEADERDATA, j);
+	} else {
+		__u16 port = check_port(&d->cfg, j->n->cfg_idx);
+
+		if (!port)
+			return -ENOENT;
+		j->tcp = true;
+		snprintf(j->url, sizeof(j->url),
+			 cn->family == AIBL_AF_INET6 ? "http://[%s]:%u/" : "http://%s:%u/",
+			 cn->address, port);
+		curl_easy_setopt(j->h, CURLOPT_CONNECT_ONLY, 1L);
+	}
+	curl_easy_setopt(j->h, CURLOPT_URL, j->url);
+	curl_easy_setopt(j->h, CURLOPT_PROXY, ""); /* never an environment proxy */
+	curl_easy_setopt(j->h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(j->h, CURLOPT_TIMEOUT_MS, to);
+	curl_easy_setopt(j->h, CURLOPT_CONNECTTIMEOUT_MS, to);
+	curl_easy_setopt(j->h, CURLOPT_ERRORBUFFER, j->errbuf);
+	curl_easy_setopt(j->h, CURLOPT_PRIVATE, j);
+	curl_easy_setopt(j->h, CURLOPT_USERAGENT, "aibld/" AIBLD_VERSION);
+	return 0;
+}
+
+/* judge one finished transfer; caller holds d->lock */
+static void job_result(struct aibld *d, struct job *j, CURLcode rc)
+{
+	struct node_rt *n = j->n;
+	struct agent_report rep;
+	char err[256];
+	long status = 0;
+	int e;
+
+	if (j->too_big) {
+		nodes__poll_fail(d, n, "report larger than %d bytes", AR_MAX_BYTES);
+		return;
+	}
+	if (rc != CURLE_OK) {
+		nodes__poll_fail(d, n, "%s: %s", rc == CURLE_OPERATION_TIMEDOUT ? "timeout" :
+					 "unreachable",
+				 j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
+		return;
+	}
+	if (j->tcp) {
+		nodes__poll_ok(d, n, NULL);
+		return;
+	}
+	curl_easy_getinfo(j->h, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200) {
+		nodes__poll_fail(d, n, "agent answered HTTP %ld", status);
+		return;
+	}
+	if (d->have_key) {
+		if (!j->sig[0]) {
+			nodes__poll_fail(d, n, "unsigned report (agent_key_file is set)");
+			return;
+		}
+		e = aibl_auth__verify(&d->key, j->sig, j->nonce, j->body ? j->body : "", j->len,
+				      (__u64)time(NULL), AIBL_AUTH_WINDOW_S);
+		if (e) {
+			nodes__poll_fail(d, n, "bad report signature: %s",
+					 e == -EPERM	? "wrong key or altered body" :
+					 e == -ESTALE ? "signed for another nonce (replay?)" :
+					 e == -ETIME	? "timestamp outside the window" :
+							  "malformed header");
+			return;
+		}
+	}
+	agent_report__init(&rep);
+	e = agent_report__parse(j->body ? j->body : "", j->len, &rep, err, sizeof(err));
+	if (e) {
+		nodes__poll_fail(d, n, "bad report: %s", err);
+		return;
+	}
+	if (strcmp(rep.node, n->name)) {
+		nodes__poll_fail(d, n, "report is for node '%.64s'", rep.node);
+		agent_report__free(&rep);
+		return;
+	}
+	if (rep.stale) {
+		nodes__poll_fail(d, n, "agent reaches no model server (stale report)");
+		agent_report__free(&rep);
+		return;
+	}
+	nodes__poll_ok(d, n, &rep);
+	agent_report__free(&rep);
+}
+
+int poller__run(struct aibld *d)
+{
+	struct job *jobs = NULL;
+	CURLM *multi = NULL;
+	int njobs = 0, running = 0, err = 0;
+	CURLMsg *msg;
+	int left;
+
+	jobs = calloc(d->cfg.nnodes + 1, sizeof(*jobs));
+	multi = curl_multi_init();
+	if (!jobs || !multi) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < d->nnodes; i++) {
+		struct job *j = &jobs[njobs];
+
+		if (d->nodes[i].cfg_idx < 0)
+			continue;
+		j->n = &d->nodes[i];
+		err = job_setup(d, j);
+		if (err == -ENOENT) {
+			/* nothing to check (agent-less node serving port 0 only) */
+			curl_easy_cleanup(j->h);
+			memset(j, 0, sizeof(*j));
+			err = 0;
+			continue;
+		}
+		if (err)
+			goto out;
+		curl_multi_add_handle(multi, j->h);
+		njobs++;
+	}
+	do {
+		CURLMcode mc = curl_multi_perform(multi, &running);
+
+		if (mc != CURLM_OK) {
+			pr_warn("poll: %s", curl_multi_strerror(mc));
+			break;
+		}
+		if (running)
+			curl_multi_poll(multi, NULL, 0, 100, NULL);
+	} while (running);
+
+	pthread_mutex_lock(&d->lock);
+	while ((msg = curl_multi_info_read(multi, &left))) {
+		struct job *j;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+		job_result(d, j, msg->data.result);
+	}
+	pthread_mutex_unlock(&d->lock);
+out:
+	for (int i = 0; jobs && i <= njobs && i < d->cfg.nnodes + 1; i++) {
+		if (!jobs[i].h)
+			continue;
+		if (multi)
+			curl_multi_remove_handle(multi, jobs[i].h);
+		curl_easy_cleanup(jobs[i].h);
+		curl_slist_free_all(jobs[i].hdrs);
+		free(jobs[i].body);
+	}
+	free(jobs);
+	if (multi)
+		curl_multi_cleanup(multi);
+	return err;
+}

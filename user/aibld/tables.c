@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Map access for the controller: file descriptors, the ring (the bulk of
+ * every write), pins and the counters it reads back.
+ *
+ * The ring is written one service half at a time. When aibl_ring is
+ * BPF_F_MMAPABLE the half is a memcpy into the mapping; otherwise one
+ * bpf_map_update_batch per half (kernel >= 5.6), or element by element
+ * where batches are refused. The half written is never the one the
+ * data plane reads: the caller flips aibl_vip.ring_half only afterwards.
+ * A reader that fetched the old ring_half just before the flip finishes
+ * its lookup in microseconds, while that half is next rewritten no sooner
+ * than one controller loop later (min_rewrite_interval_ms for weight
+ * changes), so no packet ever sees a half-written table.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "aibld.h"
+#include "dataplane.h"
+#include "log.h"
+
+static size_t ring_bytes(const struct aibld *d)
+{
+	size_t sz = (size_t)d->max_services * 2 * AIBL_RING_SIZE * sizeof(__u32);
+	long pg = sysconf(_SC_PAGESIZE);
+
+	return (sz + pg - 1) / pg * pg;
+}
+
+int tables__open(struct aibld *d)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} maps[] = {
+#define M(n, f) { n, offsetof(struct aibld, f) }
+		M(AIBL_MAP_VIPS, fd_vips),	   M(AIBL_MAP_BACKENDS, fd_backends),
+		M(AIBL_MAP_RING, fd_ring),	   M(AIBL_MAP_COST, fd_cost),
+		M(AIBL_MAP_LOAD, fd_load),	   M(AIBL_MAP_PINS, fd_pins),
+		M(AIBL_MAP_MEMBERS, fd_members),   M(AIBL_MAP_STATS, fd_stats),
+		M(AIBL_MAP_SVC_STATS, fd_svc_stats), M(AIBL_MAP_BE_STATS, fd_be_stats),
+		M(AIBL_MAP_SVC_META, fd_svc_meta), M(AIBL_MAP_BE_META, fd_be_meta),
+		M(AIBL_MAP_GLOBALS, fd_globals),
+#undef M
+	};
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int err;
+
+	for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++) {
+		int fd = dp__map_fd(d->dp, maps[i].name);
+
+		if (fd < 0) {
+			pr_err("data plane has no map %s", maps[i].name);
+			return -ENOENT;
+		}
+		*(int *)((char *)d + maps[i].off) = fd;
+	}
+	d->ncpus = libbpf_num_possible_cpus();
+	if (d->ncpus < 1)
+		return d->ncpus ? d->ncpus : -EINVAL;
+	d->max_backends = d->dp->sizes.max_backends;
+	d->max_services = d->dp->sizes.max_services;
+	d->max_pins = d->dp->sizes.max_pins;
+	if (d->max_backends > AIBL_MAX_BACKENDS)
+		d->max_backends = AIBL_MAX_BACKENDS;
+	if (d->max_services > AIBL_MAX_SERVICES)
+		d->max_services = AIBL_MAX_SERVICES;
+
+	if (bpf_obj_get_info_by_fd(d->fd_ring, &info, &len)) {
+		err = -errno;
+		pr_err("inspect aibl_ring: %s", strerror(-err));
+		return err;
+	}
+	if (info.max_entries < (__u64)d->max_services * 2 * AIBL_RING_SIZE) {
+		pr_err("aibl_ring holds %u entries, %u services need %llu", info.max_entries,
+		       d->max_services, (unsigned long long)d->max_services * 2 * AIBL_RING_SIZE);
+		return -EINVAL;
+	}
+	if (info.map_flags & BPF_F_MMAPABLE) {
+		void *p = mmap(NULL, ring_bytes(d), PROT_READ | PROT_WRITE, MAP_SHARED, d->fd_ring,
+			       0);
+
+		if (p == MAP_FAILED)
+			pr_warn("mmap aibl_ring: %s; writing it by syscall", strerror(errno));
+		else
+			d->ring_mmap = p;
+	}
+	d->batch_ok = true;
+	pr_debug("aibl_ring written by %s", d->ring_mmap ? "mmap" : "batch update");
+	return 0;
+}
+
+void tables__close(struct aibld *d)
+{
+	if (d->ring_mmap)
+		munmap(d->ring_mmap, ring_bytes(d));
+	d->ring_mmap = NULL;
+}
+
+int tables__write_ring(struct aibld *d, __u32 svc_id, __u8 half, const __u32 *ids)
+{
+	__u32 base = AIBL_RING_INDEX(svc_id, half, 0), n = AIBL_RING_SIZE;
+	static __u32 keys[AIBL_RING_SIZE];
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	int err;
+
+	if (d->ring_mmap) {
+		memcpy(d->ring_mmap + base, ids, n * sizeof(__u32));
+		/* the flip that follows is a syscall: a full barrier */
+		return 0;
+	}
+	for (__u32 i = 0; i < n; i++)
+		keys[i] = base + i;
+	if (d->batch_ok) {
+		__u32 count = n;
+
+		if (!bpf_map_update_batch(d->fd_ring, keys, ids, &count, &opts))
+			return 0;
+		err = -errno;
+		if (err != -EINVAL && err != -EOPNOTSUPP && err != -524 /* ENOTSUPP */)
+			return err;
+		pr_info("batch updates refused (%s): writing aibl_ring element by element",
+			strerror(-err));
+		d->batch_ok = false;
+	}
+	for (__u32 i = 0; i < n; i++)
+		if (bpf_map_update_elem(d->fd_ring, &keys[i], &ids[i], BPF_ANY))
+			return -errno;
+	return 0;
+}
+
+int tables__read_ring(struct aibld *d, __u32 svc_id, __u8 half, __u32 *ids)
+{
+	__u32 base = AIBL_RING_INDEX(svc_id, half, 0);
+
+	if (d->ring_mmap) {
+		memcpy(ids, d->ring_mmap + base, AIBL_RING_SIZE * sizeof(__u32));
+		return 0;
+	}
+	for (__u32 i = 0; i < AIBL_RING_SIZE; i++) {
+		__u32 k = base + i;
+
+		if (bpf_map_lookup_elem(d->fd_ring, &k, &ids[i]))
+			return -errno;
+	}
+	return 0;
+}
+
+/* ---- pins: the map mirrors d->pins (sorted by key) ---- */
+
+static int pin_key_cmp(const struct pin_ent *a, const struct pin_ent *b)
+{
+	return memcmp(&a->key, &b->key, sizeof(a->key));
+}
+
+static int pin_qsort_cmp(const void *a, const void *b)
+{
+	return pin_key_cmp(a, b);
+}
+
+int tables__load_pins(struct aibld *d)
+{
+	struct aibl_pin_key k, next;
+	struct pin_ent *arr = NULL;
+	int n = 0, cap = 0, more;
+
+	free(d->pins);
+	d->pins = NULL;
+	d->npins = 0;
+	if (bpf_map_get_next_key(d->fd_pins, NULL, &k))
+		return 0;
+	do {
+		more = !bpf_map_get_next_key(d->fd_pins, &k, &next);
+		if (n == cap) {
+			struct pin_ent *na;
+
+			cap = cap ? cap * 2 : 256;
+			na = realloc(arr, cap * sizeof(*arr));
+			if (!na) {
+				free(arr);
+				return -ENOMEM;
+			}
+			arr = na;
+		}
+		memset(&arr[n], 0, sizeof(arr[n]));
+		arr[n].key = k;
+		if (!bpf_map_lookup_elem(d->fd_pins, &k, &arr[n].val))
+			n++;
+		k = next;
+	} while (more);
+	qsort(arr, n, sizeof(*arr), pin_qsort_cmp);
+	d->pins = arr;
+	d->npins = n;
+	return 0;
+}
+
+/*
+ * Merge the wanted set into the map: delete what is no longer wanted,
+ * write what is new, moved to another backend, or whose expiry moved by
+ * more than a quarter of its remaining life (capped at 5 s) so steady
+ * hints do not cause a write per pin per poll.
+ */
+int tables__sync_pins(struct aibld *d, struct pin_ent *want, int nwant)
+{
+	__u64 now = aibld__now_ns();
+	int i = 0, j = 0, err = 0;
+	struct pin_ent *keep;
+
+	keep = malloc((nwant + 1) * sizeof(*keep));
+	if (!keep)
+		return -ENOMEM;
+	while (i < d->npins || j < nwant) {
+		int c = i == d->npins ? 1 : j == nwant ? -1 : pin_key_cmp(&d->pins[i], &want[j]);
+
+		if (c < 0) {
+			if (bpf_map_delete_elem(d->fd_pins, &d->pins[i].key) && errno != ENOENT)
+				err = -errno;
+			i++;
+			continue;
+		}
+		if (c == 0) {
+			const struct aibl_pin *o = &d->pins[i].val, *nv = &want[j].val;
+			__u64 left = nv->expires_ns > now ? nv->expires_ns - now : 0;
+			__u64 slack = left / 4 < 5000000000ULL ? left / 4 : 5000000000ULL;
+			__u64 diff = o->expires_ns > nv->expires_ns ? o->expires_ns - nv->expires_ns :
+								      nv->expires_ns - o->expires_ns;
+
+			if (o->backend == nv->backend && diff <= slack) {
+				want[j].val = *o;
+				keep[j] = want[j];
+				i++;
+				j++;
+				continue;
+			}
+			i++;
+		}
+		if (bpf_map_update_elem(d->fd_pins, &want[j].key, &want[j].val, BPF_ANY)) {
+			err = -errno;
+			pr_warn("write aibl_pins: %s", strerror(-err));
+			/* not in the map: leave it out of the mirror */
+			memset(&keep[j], 0xff, sizeof(keep[j].key));
+			keep[j].val.backend = AIBL_NO_BACKEND;
+			j++;
+			continue;
+		}
+		keep[j] = want[j];
+		j++;
+	}
+	/* the mirror: wanted entries that made it */
+	{
+		int n = 0;
+
+		for (int k = 0; k < nwant; k++)
+			if (keep[k].val.backend != AIBL_NO_BACKEND)
+				keep[n++] = keep[k];
+		free(d->pins);
+		d->pins = keep;
+		d->npins = n;
+	}
+	return err;
+}
+
+/* ---- counters read back for status and metrics ---- */
+
+static void sum_traffic(struct aibld *d, int fd, __u32 key, struct aibl_traffic *out)
+{
+	struct aibl_traffic *v = calloc(d->ncpus, sizeof(*v));
+
+	memset(out, 0, sizeof(*out));
+	if (!v)
+		return;
+	if (!bpf_map_lookup_elem(fd, &key, v)) {
+		for (int c = 0; c < d->ncpus; c++) {
+			out->packets += v[c].packets;
+			out->bytes += v[c].bytes;
+			out->new_flows += v[c].new_flows;
+			out->pin_hits += v[c].pin_hits;
+		}
+	}
+	free(v);
+}
+
+int tables__read_counters(struct aibld *d)
+{
+	for (int i = 0; i < d->nnodes; i++) {
+		struct node_rt *n = &d->nodes[i];
+		struct aibl_load l;
+
+		if (!bpf_map_lookup_elem(d->fd_load, &n->id, &l))
+			n->active = l.active;
+		sum_traffic(d, d->fd_be_stats, n->id, &n->traffic);
+	}
+	for (int i = 0; i < d->cfg.nservices; i++)
+		sum_traffic(d, d->fd_svc_stats, d->svcs[i].id, &d->svcs[i].traffic);
+	return 0;
+}
