@@ -76,9 +76,9 @@ static const struct ctl_state *sort_state;
 
 static int flow_cmp(const void *a, const void *b)
 {
-	const struct aibl_flow_key *x = &sort_state->ckeys[*(const __u32 *)a];
-	const struct aibl_flow_key *y = &sort_state->ckeys[*(const __u32 *)b];
-	int sx = ctl_state__flow_svc(sort_state, x), sy = ctl_state__flow_svc(sort_state, y);
+	__u32 ia = *(const __u32 *)a, ib = *(const __u32 *)b;
+	const struct aibl_flow_key *x = &sort_state->ckeys[ia], *y = &sort_state->ckeys[ib];
+	int sx = sort_state->csvc[ia], sy = sort_state->csvc[ib];
 
 	if (sx != sy)
 		return sx < sy ? -1 : 1;
@@ -125,7 +125,7 @@ static int flow_list(int argc, char **argv)
 		goto out;
 	}
 	for (__u32 i = 0; i < s.nconns; i++)
-		if (!svc_opt || ctl_state__flow_svc(&s, &s.ckeys[i]) == (int)svc)
+		if (!svc_opt || s.csvc[i] == (int)svc)
 			idx[n++] = i;
 	sort_state = &s;
 	qsort(idx, n, sizeof(*idx), flow_cmp);

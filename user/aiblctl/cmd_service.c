@@ -32,7 +32,7 @@ static void svc_sum(const struct ctl_state *s, __u32 id, struct svc_sum *o)
 			o->up++;
 	}
 	for (__u32 i = 0; i < s->nconns; i++)
-		if (ctl_state__flow_svc(s, &s->ckeys[i]) == (int)id)
+		if (s->csvc[i] == (int)id)
 			o->flows++;
 	for (__u32 i = 0; i < s->npins; i++)
 		if (s->pkeys[i].svc_id == id)
@@ -267,8 +267,7 @@ static int service_show(int argc, char **argv)
 		double share = (double)mv[i].slots / AIBL_RING_SIZE;
 
 		for (__u32 c = 0; c < s.nconns; c++)
-			if (s.cvals[c].backend == b &&
-			    ctl_state__flow_svc(&s, &s.ckeys[c]) == (int)id)
+			if (s.cvals[c].backend == b && s.csvc[c] == (int)id)
 				flows++;
 		for (__u32 p = 0; p < s.npins; p++)
 			if (s.pkeys[p].svc_id == id && s.pvals[p].backend == b)

@@ -149,6 +149,7 @@ struct ctl_state {
 	/* CTL_LOAD_CONNS */
 	struct aibl_flow_key *ckeys;
 	struct aibl_conn *cvals;
+	int *csvc; /* service of each entry (-1: none), looked up once */
 	__u32 nconns;
 	/* CTL_LOAD_PINS */
 	struct aibl_pin_key *pkeys;

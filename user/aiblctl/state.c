@@ -213,6 +213,14 @@ int ctl_state__load(struct ctl_state *s, unsigned int what, char *err, size_t er
 				err, errlen);
 		if (ret)
 			goto out;
+		/* commands group flows by service, often per backend: resolve each once */
+		s->csvc = calloc(s->nconns + 1, sizeof(*s->csvc));
+		if (!s->csvc) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		for (__u32 i = 0; i < s->nconns; i++)
+			s->csvc[i] = ctl_state__flow_svc(s, &s->ckeys[i]);
 	}
 	if (what & CTL_LOAD_PINS) {
 		ret = dump_hash(AIBL_MAP_PINS, (void **)&s->pkeys, (void **)&s->pvals, &s->npins,
@@ -251,6 +259,7 @@ void ctl_state__free(struct ctl_state *s)
 	free(s->cost);
 	free(s->ckeys);
 	free(s->cvals);
+	free(s->csvc);
 	free(s->pkeys);
 	free(s->pvals);
 	memset(s, 0, sizeof(*s));
