@@ -1,0 +1,721 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The node side over real HTTP: aibl-simnode and aibl-agent started as
+ * processes on loopback (ports 18100-18199), read with libcurl, reports
+ * read back with the controller's parser and checked with auth.h.
+ */
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <curl/curl.h>
+#include "test.h"
+#include "auth.h"
+#include "report.h"
+
+static char bin_sim[512], bin_agent[512], fake_nvml[512];
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void sleep_ms(int ms)
+{
+	usleep(ms * 1000);
+}
+
+/* start argv[0] with extra environment ("K=V", NULL-terminated) */
+static pid_t spawn(const char *const argv[], const char *const env[])
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		for (int i = 0; env && env[i]; i++)
+			putenv((char *)env[i]);
+		if (fd >= 0 && !getenv("AIBL_TEST_VERBOSE"))
+			dup2(fd, 1);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* SIGTERM and wait: the exit status, or -1 when it had to be killed */
+static int stop(pid_t pid)
+{
+	int status;
+
+	if (pid <= 0)
+		return -1;
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 500; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		sleep_ms(10);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return -1;
+}
+
+struct resp {
+	char *body;
+	size_t len;
+	long status;
+	char sig[AIBL_AUTH_HDR_MAX];
+	char hdr_name[64], hdr_val[64]; /* one response header to capture */
+	double t_start, t_first_byte;
+};
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+	struct resp *r = ud;
+	char *nb = realloc(r->body, r->len + sz * n + 1);
+
+	if (!nb)
+		return 0;
+	if (!r->t_first_byte && sz * n > 0)
+		r->t_first_byte = now_ms();
+	memcpy(nb + r->len, p, sz * n);
+	r->len += sz * n;
+	nb[r->len] = '\0';
+	r->body = nb;
+	return sz * n;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+	struct resp *r = ud;
+	size_t len = sz * n, hl;
+	const char *names[2] = { AIBL_AUTH_HEADER, r->hdr_name };
+	char *dst[2] = { r->sig, r->hdr_val };
+	size_t dlen[2] = { sizeof(r->sig), sizeof(r->hdr_val) };
+
+	for (int k = 0; k < 2; k++) {
+		hl = strlen(names[k]);
+		if (!hl || len < hl + 2 || strncasecmp(p, names[k], hl) || p[hl] != ':')
+			continue;
+		snprintf(dst[k], dlen[k], "%.*s", (int)(len - hl - 1), p + hl + 1);
+		/* trim blanks and CRLF */
+		memmove(dst[k], dst[k] + strspn(dst[k], " "), strlen(dst[k]) + 1);
+		dst[k][strcspn(dst[k], "\r\n")] = '\0';
+	}
+	return len;
+}
+
+/* GET (body NULL) or POST; extra header lines "Name: value" or NULL */
+static int http(const char *url, const char *body, const char *h1, const char *h2, long tmo_ms,
+		struct resp *r)
+{
+	struct curl_slist *hl = NULL;
+	CURL *c = curl_easy_init();
+	CURLcode res;
+
+	free(r->body);
+	r->body = NULL;
+	r->len = 0;
+	r->status = 0;
+	r->sig[0] = r->hdr_val[0] = '\0';
+	r->t_first_byte = 0;
+	if (!c)
+		return -1;
+	if (h1)
+		hl = curl_slist_append(hl, h1);
+	if (h2)
+		hl = curl_slist_append(hl, h2);
+	if (body) {
+		hl = curl_slist_append(hl, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, tmo_ms);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	r->t_start = now_ms();
+	res = curl_easy_perform(c);
+	if (res == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+	return res == CURLE_OK ? 0 : -1;
+}
+
+static bool wait_ok(const char *url)
+{
+	struct resp r = {};
+	bool ok = false;
+
+	for (int i = 0; i < 300 && !ok; i++) {
+		ok = http(url, NULL, NULL, NULL, 1000, &r) == 0 && r.status == 200;
+		if (!ok)
+			sleep_ms(20);
+	}
+	free(r.body);
+	return ok;
+}
+
+/* fetch and parse the agent's report */
+static bool get_report(int port, struct agent_report *rep)
+{
+	char url[128], err[256];
+	struct resp r = {};
+	bool ok;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/report", port);
+	ok = http(url, NULL, NULL, NULL, 3000, &r) == 0 && r.status == 200 &&
+	     agent_report__parse(r.body, r.len, rep, err, sizeof(err)) == 0;
+	if (!ok) {
+		agent_report__init(rep);
+		if (r.body)
+			fprintf(stderr, "  report refused: %s\n  %s\n", err, r.body);
+	}
+	free(r.body);
+	return ok;
+}
+
+/* poll until the agent has scraped server 0 successfully */
+static bool wait_server_up(int port, struct agent_report *rep)
+{
+	for (int i = 0; i < 250; i++) {
+		if (get_report(port, rep) && rep->nservers && rep->servers[0].up)
+			return true;
+		agent_report__free(rep);
+		sleep_ms(20);
+	}
+	return false;
+}
+
+static const struct ar_model *find_model(const struct agent_report *r, const char *name)
+{
+	for (int i = 0; i < r->nmodels; i++)
+		if (!strcmp(r->models[i].name, name))
+			return &r->models[i];
+	return NULL;
+}
+
+static pid_t start_sim(int port, const char *extra1, const char *extra2, const char *extra3)
+{
+	char listen[64], url[128];
+	const char *argv[16] = { bin_sim, "--listen", listen, "--models", "m1:100,m2:100,m3:100",
+				 "--mem-mb", "200", "--load-ms", "300", "--decode-ms-per-tok", "2" };
+	int n = 11;
+	pid_t pid;
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	if (extra1)
+		argv[n++] = extra1;
+	if (extra2)
+		argv[n++] = extra2;
+	if (extra3)
+		argv[n++] = extra3;
+	argv[n] = NULL;
+	pid = spawn(argv, NULL);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/health", port);
+	if (!ASSERT_TRUE(pid > 0 && wait_ok(url), "simnode up")) {
+		stop(pid);
+		return -1;
+	}
+	return pid;
+}
+
+static pid_t start_agent(int port, int sim_port, const char *key, const char *timeout_ms,
+			 const char *const env[])
+{
+	char listen[64], srv[64], url[128];
+	const char *argv[24] = { bin_agent, "--listen", listen, "--name", "node-a", "--model-server",
+				 srv, "--scrape-interval-ms", "100", "--nvml-lib", fake_nvml };
+	int n = 11;
+	pid_t pid;
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	snprintf(srv, sizeof(srv), "http://127.0.0.1:%d", sim_port);
+	if (key) {
+		argv[n++] = "--key";
+		argv[n++] = key;
+	}
+	if (timeout_ms) {
+		argv[n++] = "--scrape-timeout-ms";
+		argv[n++] = timeout_ms;
+	}
+	argv[n] = NULL;
+	pid = spawn(argv, env);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
+	if (!ASSERT_TRUE(pid > 0 && wait_ok(url), "agent up")) {
+		stop(pid);
+		return -1;
+	}
+	return pid;
+}
+
+static void report_basic(void)
+{
+	static const char *const env[] = { "FAKE_NVML_COUNT=2", "FAKE_NVML_UTIL=30,70",
+					   "FAKE_NVML_MEM_USED_MB=4096", NULL };
+	pid_t sim = start_sim(18100, NULL, NULL, NULL), agent = -1;
+	struct agent_report r;
+	const struct ar_model *m;
+
+	agent_report__init(&r);
+	if (sim < 0)
+		return;
+	agent = start_agent(18101, 18100, NULL, NULL, env);
+	if (agent < 0)
+		goto out;
+	if (!ASSERT_TRUE(wait_server_up(18101, &r), "server scraped"))
+		goto out;
+	ASSERT_EQ(r.schema, AGENT_REPORT_SCHEMA, "schema");
+	ASSERT_STREQ(r.node, "node-a", "node");
+	ASSERT_STREQ(r.servers[0].kind, "vllm", "simnode speaks vLLM");
+	ASSERT_STREQ(r.servers[0].error, "", "no error");
+	ASSERT_FALSE(r.stale, "fresh");
+	ASSERT_TRUE(r.nvml, "fake NVML loaded");
+	ASSERT_STREQ(r.accel, "gpu", "accel");
+	if (ASSERT_EQ(r.ngpus, 2, "two GPUs")) {
+		ASSERT_TRUE(r.gpus[0].util_pct == 30 && r.gpus[1].util_pct == 70, "util");
+		ASSERT_TRUE(r.gpus[1].mem_used_bytes == 4096.0 * 1048576, "mem");
+	}
+	/* residency: m1, m2 fit the 200 MiB budget, m3 does not */
+	m = find_model(&r, "m1");
+	ASSERT_TRUE(m && m->resident, "m1 resident");
+	m = find_model(&r, "m3");
+	ASSERT_TRUE(m && !m->resident, "m3 loadable, not resident");
+	ASSERT_TRUE(r.queue_depth == 0 && r.in_flight == 0, "idle");
+out:
+	agent_report__free(&r);
+	ASSERT_EQ(stop(agent), 0, "agent exits cleanly on SIGTERM");
+	ASSERT_EQ(stop(sim), 0, "simnode exits cleanly on SIGTERM");
+}
+
+static void cpu_node(void)
+{
+	pid_t sim = start_sim(18110, NULL, NULL, NULL), agent = -1;
+	char listen[] = "127.0.0.1:18111";
+	const char *argv[] = { bin_agent, "--listen", listen, "--name", "cpu-1", "--model-server",
+			       "http://127.0.0.1:18110", "--scrape-interval-ms", "100",
+			       "--nvml-lib", "/nonexistent/libnvidia-ml.so.1", NULL };
+	struct agent_report r;
+
+	agent_report__init(&r);
+	if (sim < 0)
+		return;
+	agent = spawn(argv, NULL);
+	if (!ASSERT_TRUE(wait_ok("http://127.0.0.1:18111/healthz"), "agent up") ||
+	    !ASSERT_TRUE(wait_server_up(18111, &r), "scraped"))
+		goto out;
+	ASSERT_FALSE(r.nvml, "no NVML");
+	ASSERT_EQ(r.ngpus, 0, "no GPU figures");
+	ASSERT_TRUE(strstr(r.nvml_error, "NVML not available") != NULL, r.nvml_error);
+	ASSERT_STREQ(r.accel, "cpu", "CPU node");
+out:
+	agent_report__free(&r);
+	ASSERT_EQ(stop(agent), 0, "agent exit");
+	ASSERT_EQ(stop(sim), 0, "simnode exit");
+}
+
+struct load_arg {
+	const char *url, *body;
+	long status;
+};
+
+static void *load_one(void *p)
+{
+	struct load_arg *a = p;
+	struct resp r = {};
+
+	http(a->url, a->body, NULL, NULL, 20000, &r);
+	a->status = r.status;
+	free(r.body);
+	return NULL;
+}
+
+static void load_figures(void)
+{
+	/* one slot, 40 ms per token: 6 requests of 10 tokens queue up */
+	pid_t sim = start_sim(18120, "--slots", "1", "--decode-ms-per-tok=40"), agent = -1;
+	struct load_arg args[6];
+	pthread_t th[6];
+	struct agent_report r;
+	double max_q = 0, max_in = 0;
+	int started = 0;
+
+	agent_report__init(&r);
+	if (sim < 0)
+		return;
+	agent = start_agent(18121, 18120, NULL, NULL, NULL);
+	if (agent < 0 || !ASSERT_TRUE(wait_server_up(18121, &r), "scraped"))
+		goto out;
+	ASSERT_TRUE(r.ttft_avg_ms == -1, "no TTFT before any request");
+	agent_report__free(&r);
+	for (int i = 0; i < 6; i++) {
+		args[i].url = "http://127.0.0.1:18120/v1/completions";
+		args[i].body = "{\"model\":\"m1\",\"prompt\":\"load test prompt\",\"max_tokens\":10}";
+		args[i].status = 0;
+		if (pthread_create(&th[i], NULL, load_one, &args[i]) == 0)
+			started++;
+	}
+	/* watch the agent's figures while the requests run */
+	for (int i = 0; i < 60; i++) {
+		if (get_report(18121, &r)) {
+			max_q = fmax(max_q, r.queue_depth);
+			max_in = fmax(max_in, r.in_flight);
+		}
+		agent_report__free(&r);
+		sleep_ms(50);
+	}
+	for (int i = 0; i < started; i++) {
+		pthread_join(th[i], NULL);
+		ASSERT_EQ(args[i].status, 200, "request served");
+	}
+	ASSERT_EQ(started, 6, "threads");
+	ASSERT_GE(max_q, 2, "queue depth seen under load");
+	ASSERT_GE(max_in, 3, "in flight seen under load");
+	/* afterwards: idle again, and a TTFT figure from the histogram */
+	sleep_ms(400);
+	if (ASSERT_TRUE(get_report(18121, &r), "report")) {
+		ASSERT_TRUE(r.queue_depth == 0 && r.in_flight == 0, "idle again");
+		ASSERT_GE(r.ttft_avg_ms, 1, "TTFT measured (queueing included)");
+		ASSERT_GE(r.servers[0].kv_cache_usage, 0, "kv known");
+	}
+out:
+	agent_report__free(&r);
+	ASSERT_EQ(stop(agent), 0, "agent exit");
+	ASSERT_EQ(stop(sim), 0, "simnode exit");
+}
+
+static bool write_key(char *path, const char *key)
+{
+	int fd = mkstemp(path);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = write(fd, key, strlen(key)) == (ssize_t)strlen(key);
+	fchmod(fd, 0600);
+	close(fd);
+	return ok;
+}
+
+static void signed_reports(void)
+{
+	char kpath[] = "/tmp/aibl-ag-key-XXXXXX", hdr[AIBL_AUTH_HDR_MAX], nonce[40];
+	char hint_hdr[AIBL_AUTH_HDR_MAX + 32];
+	const char *hints = "{\"hints\":[{\"client\":\"10.9.9.9\",\"model\":\"m1\",\"ttl_ms\":60000}]}";
+	struct aibl_key key = {}, other = {};
+	pid_t sim = -1, agent = -1;
+	struct resp r = {};
+	struct agent_report rep;
+	char msg[256], nh[80];
+
+	agent_report__init(&rep);
+	if (!ASSERT_TRUE(write_key(kpath, "0123456789abcdef-node-key\n"), "key file"))
+		return;
+	if (!ASSERT_OK(aibl_key__load(kpath, &key, msg, sizeof(msg)), msg))
+		goto out;
+	memcpy(&other, &key, sizeof(key));
+	other.key[0] ^= 1;
+	sim = start_sim(18130, NULL, NULL, NULL);
+	if (sim < 0)
+		goto out;
+	agent = start_agent(18131, 18130, kpath, NULL, NULL);
+	if (agent < 0)
+		goto out;
+
+	aibl_auth__nonce(nonce, sizeof(nonce));
+	snprintf(nh, sizeof(nh), "%s: %s", AIBL_NONCE_HEADER, nonce);
+	if (!ASSERT_OK(http("http://127.0.0.1:18131/v1/report", NULL, nh, NULL, 3000, &r), "get") ||
+	    !ASSERT_EQ(r.status, 200, "status"))
+		goto out;
+	ASSERT_OK(aibl_auth__verify(&key, r.sig, nonce, r.body, r.len, time(NULL), 30),
+		  "signed with our nonce verifies");
+	ASSERT_EQ(aibl_auth__verify(&key, r.sig, "another-nonce", r.body, r.len, time(NULL), 30),
+		  -ESTALE, "replay for another nonce refused");
+	ASSERT_EQ(aibl_auth__verify(&other, r.sig, nonce, r.body, r.len, time(NULL), 30), -EPERM,
+		  "rogue key refused");
+	r.body[r.len / 2] ^= 1;
+	ASSERT_EQ(aibl_auth__verify(&key, r.sig, nonce, r.body, r.len, time(NULL), 30), -EPERM,
+		  "tampered body refused");
+	ASSERT_EQ(aibl_auth__verify(&key, "garbage", nonce, r.body, r.len, time(NULL), 30), -EBADMSG,
+		  "garbage header refused");
+	ASSERT_EQ(aibl_auth__verify(&key, NULL, nonce, r.body, r.len, time(NULL), 30), -EBADMSG,
+		  "unsigned refused");
+	/* a bad nonce gets a clear 400, not a signature over it */
+	http("http://127.0.0.1:18131/v1/report", NULL, "X-Aibl-Nonce: bad nonce!", NULL, 3000, &r);
+	ASSERT_EQ(r.status, 400, "bad nonce");
+
+	/* hints: unsigned refused, signed accepted and reported */
+	http("http://127.0.0.1:18131/v1/hints", hints, NULL, NULL, 3000, &r);
+	ASSERT_EQ(r.status, 401, "unsigned hints refused");
+	ASSERT_TRUE(r.body && strstr(r.body, "no X-Aibl-Signature") != NULL, "says why");
+	aibl_auth__sign(&other, time(NULL), NULL, hints, strlen(hints), hdr, sizeof(hdr));
+	snprintf(hint_hdr, sizeof(hint_hdr), "%s: %s", AIBL_AUTH_HEADER, hdr);
+	http("http://127.0.0.1:18131/v1/hints", hints, hint_hdr, NULL, 3000, &r);
+	ASSERT_EQ(r.status, 401, "wrong key refused");
+	aibl_auth__sign(&key, time(NULL), NULL, hints, strlen(hints), hdr, sizeof(hdr));
+	snprintf(hint_hdr, sizeof(hint_hdr), "%s: %s", AIBL_AUTH_HEADER, hdr);
+	http("http://127.0.0.1:18131/v1/hints", hints, hint_hdr, NULL, 3000, &r);
+	ASSERT_EQ(r.status, 200, "signed hints accepted");
+	http("http://127.0.0.1:18131/v1/hints", "{\"hints\":[{\"client\":\"nope\"}]}", hint_hdr,
+	     NULL, 3000, &r);
+	ASSERT_EQ(r.status, 401, "signature over another body refused");
+	if (ASSERT_TRUE(get_report(18131, &rep), "report")) {
+		ASSERT_EQ(rep.nhints, 1, "hint reported");
+		if (rep.nhints == 1) {
+			ASSERT_STREQ(rep.hints[0].client, "10.9.9.9", "client");
+			ASSERT_STREQ(rep.hints[0].source, "server", "source");
+			ASSERT_LE(rep.hints[0].ttl_ms, 60000, "ttl counts down");
+		}
+	}
+out:
+	free(r.body);
+	agent_report__free(&rep);
+	ASSERT_EQ(stop(agent), 0, "agent exit");
+	ASSERT_EQ(stop(sim), 0, "simnode exit");
+	unlink(kpath);
+}
+
+static void unsigned_hints_local_only(void)
+{
+	pid_t sim = start_sim(18135, NULL, NULL, NULL), agent = -1;
+	struct resp r = {};
+	struct agent_report rep;
+
+	agent_report__init(&rep);
+	if (sim < 0)
+		return;
+	agent = start_agent(18136, 18135, NULL, NULL, NULL);
+	if (agent < 0)
+		goto out;
+	http("http://127.0.0.1:18136/v1/hints", "{\"hints\":[{\"client\":\"10.1.1.1\",\"vip\":\"10.100.0.1\","
+	     "\"port\":80,\"proto\":\"tcp\",\"ttl_ms\":5000,\"score\":0.5}]}", NULL, NULL, 3000, &r);
+	ASSERT_EQ(r.status, 200, "loopback poster without key");
+	http("http://127.0.0.1:18136/v1/hints", "{\"hints\":[{\"client\":\"10.1.1.1\"}]}", NULL, NULL,
+	     3000, &r);
+	ASSERT_EQ(r.status, 400, "invalid hint");
+	ASSERT_TRUE(r.body && strstr(r.body, "ttl_ms") != NULL, "says why");
+	http("http://127.0.0.1:18136/v1/hints", NULL, NULL, NULL, 3000, &r);
+	ASSERT_EQ(r.status, 405, "GET on hints");
+	http("http://127.0.0.1:18136/nope", NULL, NULL, NULL, 3000, &r);
+	ASSERT_EQ(r.status, 404, "unknown path");
+	if (ASSERT_TRUE(get_report(18136, &rep), "report") && ASSERT_EQ(rep.nhints, 1, "one hint")) {
+		ASSERT_EQ(rep.hints[0].port, 80, "port");
+		ASSERT_EQ(rep.hints[0].proto, 6, "tcp");
+	}
+out:
+	free(r.body);
+	agent_report__free(&rep);
+	ASSERT_EQ(stop(agent), 0, "agent exit");
+	ASSERT_EQ(stop(sim), 0, "simnode exit");
+}
+
+static void slow_server(void)
+{
+	/* a "model server" that accepts connections and never answers */
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(18140) };
+	int one = 1, lfd = socket(AF_INET, SOCK_STREAM, 0);
+	char listen_s[] = "127.0.0.1:18141";
+	const char *argv[] = { bin_agent, "--listen", listen_s, "--name", "slow", "--model-server",
+			       "http://127.0.0.1:18140", "--scrape-interval-ms", "100",
+			       "--scrape-timeout-ms", "2500", "--stale-ms", "1000", "--no-nvml",
+			       NULL };
+	struct agent_report r;
+	pid_t agent = -1;
+	bool timed_out = false;
+
+	agent_report__init(&r);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (!ASSERT_OK(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), "bind") ||
+	    !ASSERT_OK(listen(lfd, 64), "listen"))
+		goto out;
+	agent = spawn(argv, NULL);
+	if (!ASSERT_TRUE(wait_ok("http://127.0.0.1:18141/healthz"), "agent up"))
+		goto out;
+	/* while the scrape hangs (2.5 s), reports keep coming (each within 1 s) */
+	for (int i = 0; i < 10; i++) {
+		if (!ASSERT_TRUE(get_report(18141, &r), "report while the scrape hangs"))
+			break;
+		ASSERT_FALSE(r.servers[0].up, "not up");
+		ASSERT_TRUE(r.stale, "stale");
+		agent_report__free(&r);
+		sleep_ms(100);
+	}
+	/* then the timeout is reported as the server's error */
+	for (int i = 0; i < 100 && !timed_out; i++) {
+		if (get_report(18141, &r))
+			timed_out = strstr(r.servers[0].error, "Timeout") != NULL;
+		if (!timed_out)
+			agent_report__free(&r);
+		sleep_ms(50);
+	}
+	if (ASSERT_TRUE(timed_out, "scrape timeout reported")) {
+		ASSERT_GE(r.servers[0].age_ms, 2000, "age grows");
+		ASSERT_TRUE(r.queue_depth == -1 && r.ttft_avg_ms == -1, "no figures from it");
+	}
+out:
+	agent_report__free(&r);
+	ASSERT_EQ(stop(agent), 0, "agent exits while a scrape hangs");
+	close(lfd);
+}
+
+/* one streaming chat turn; returns time to the first SSE byte in ms */
+static double chat_turn(int port, const char *sid, const char *prompt, char *cached, size_t clen,
+			char **body)
+{
+	char url[128], hdr[128], *req = NULL;
+	struct resp r = {};
+	double ttft = -1;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions", port);
+	snprintf(hdr, sizeof(hdr), "X-Session-Id: %s", sid);
+	strcpy(r.hdr_name, "X-Simnode-Cached-Tokens");
+	if (asprintf(&req, "{\"model\":\"m1\",\"stream\":true,\"max_tokens\":4,\"messages\":"
+			   "[{\"role\":\"user\",\"content\":\"%s\"}]}",
+		     prompt) < 0)
+		return -1;
+	if (http(url, req, hdr, NULL, 10000, &r) == 0 && r.status == 200 && r.t_first_byte)
+		ttft = r.t_first_byte - r.t_start;
+	snprintf(cached, clen, "%.31s", r.hdr_val);
+	if (body)
+		*body = r.body;
+	else
+		free(r.body);
+	free(req);
+	return ttft;
+}
+
+static void simnode_prefix_ttft(void)
+{
+	/* 8000 characters = 2000 tokens at 0.25 ms: 500 ms of prefill when cold */
+	pid_t sim = start_sim(18150, "--prefill-ms-per-tok=0.25", NULL, NULL);
+	char *prompt = malloc(8001), cached[32], *body = NULL;
+	double cold, warm, other;
+
+	if (sim < 0 || !ASSERT_OK_PTR(prompt, "alloc"))
+		goto out;
+	for (int i = 0; i < 8000; i++)
+		prompt[i] = 'a' + i % 26;
+	prompt[8000] = '\0';
+	cold = chat_turn(18150, "conv-1", prompt, cached, sizeof(cached), &body);
+	ASSERT_STREQ(cached, "0", "first turn: nothing cached");
+	ASSERT_TRUE(body && strstr(body, "data: [DONE]") != NULL, "SSE stream ends with DONE");
+	ASSERT_TRUE(body && strstr(body, "chat.completion.chunk") != NULL, "chunks");
+	warm = chat_turn(18150, "conv-1", prompt, cached, sizeof(cached), NULL);
+	/* "user: " + 8000 + "\n" = 8007 characters, 2002 tokens; the last is
+	 * always computed */
+	ASSERT_STREQ(cached, "2001", "same prompt again: all but the last token cached");
+	other = chat_turn(18150, "conv-2", prompt, cached, sizeof(cached), NULL);
+	ASSERT_STREQ(cached, "0", "another conversation is another session");
+	fprintf(stderr, "  ttft cold %.1f ms, warm %.1f ms, other session %.1f ms\n", cold, warm,
+		other);
+	/* 500 ms of prefill against ~2: a ratio, not an absolute time */
+	ASSERT_TRUE(cold > 0 && warm > 0 && warm * 3 < cold, "prefix hit lowers TTFT");
+	ASSERT_TRUE(other * 0.5 > warm, "cold again for another session");
+out:
+	free(body);
+	free(prompt);
+	ASSERT_EQ(stop(sim), 0, "simnode exit");
+}
+
+static void simnode_cold_start(void)
+{
+	pid_t sim = start_sim(18160, NULL, NULL, NULL);
+	struct resp r = {};
+	const char *body = "{\"model\":\"m3\",\"prompt\":\"hello\",\"max_tokens\":2}";
+	double t_cold, t_warm;
+
+	if (sim < 0)
+		return;
+	strcpy(r.hdr_name, "X-Simnode-Cold-Start");
+	http("http://127.0.0.1:18160/v1/completions", body, NULL, NULL, 10000, &r);
+	t_cold = now_ms() - r.t_start;
+	ASSERT_EQ(r.status, 200, "served");
+	ASSERT_STREQ(r.hdr_val, "1", "cold start on a non-resident model");
+	http("http://127.0.0.1:18160/v1/completions", body, NULL, NULL, 10000, &r);
+	t_warm = now_ms() - r.t_start;
+	ASSERT_STREQ(r.hdr_val, "0", "resident now");
+	fprintf(stderr, "  cold %.1f ms, warm %.1f ms (load 300 ms)\n", t_cold, t_warm);
+	ASSERT_TRUE(t_cold > t_warm + 150, "the load time shows");
+	/* m1 (least recently used) made room */
+	http("http://127.0.0.1:18160/v1/models", NULL, NULL, NULL, 3000, &r);
+	ASSERT_TRUE(r.body && strstr(r.body, "\"id\":\"m3\",\"object\":\"model\",\"created\":0,"
+					      "\"owned_by\":\"aibl-simnode\",\"resident\":true"),
+		    "m3 resident");
+	ASSERT_TRUE(r.body && strstr(r.body, "\"id\":\"m1\",\"object\":\"model\",\"created\":0,"
+					      "\"owned_by\":\"aibl-simnode\",\"resident\":false"),
+		    "m1 evicted");
+	http("http://127.0.0.1:18160/v1/completions", "{\"model\":\"zz\",\"prompt\":\"x\"}", NULL,
+	     NULL, 3000, &r);
+	ASSERT_EQ(r.status, 404, "unknown model");
+	http("http://127.0.0.1:18160/v1/completions", "{\"model\":\"m1\",\"prompt\":\"x\","
+	     "\"max_tokens\":0}", NULL, NULL, 3000, &r);
+	ASSERT_EQ(r.status, 400, "bad max_tokens");
+	free(r.body);
+	ASSERT_EQ(stop(sim), 0, "simnode exit");
+}
+
+static void simnode_determinism(void)
+{
+	pid_t a = start_sim(18170, "--seed", "42", NULL), b = start_sim(18171, "--seed", "42", NULL);
+	pid_t c = start_sim(18172, "--seed", "43", NULL);
+	const char *body = "{\"model\":\"m1\",\"prompt\":\"tell me\",\"max_tokens\":12}";
+	struct resp ra = {}, rb = {}, rc = {};
+
+	if (a < 0 || b < 0 || c < 0)
+		goto out;
+	http("http://127.0.0.1:18170/v1/completions", body, NULL, NULL, 5000, &ra);
+	http("http://127.0.0.1:18171/v1/completions", body, NULL, NULL, 5000, &rb);
+	http("http://127.0.0.1:18172/v1/completions", body, NULL, NULL, 5000, &rc);
+	if (ASSERT_TRUE(ra.body && rb.body && rc.body, "answers")) {
+		ASSERT_STREQ(ra.body, rb.body, "same seed, same answer");
+		ASSERT_TRUE(strcmp(ra.body, rc.body) != 0, "another seed, another answer");
+	}
+out:
+	free(ra.body);
+	free(rb.body);
+	free(rc.body);
+	stop(a);
+	stop(b);
+	stop(c);
+}
+
+static const struct test_case cases[] = {
+	{ "report_basic", report_basic },
+	{ "cpu_node", cpu_node },
+	{ "load_figures", load_figures },
+	{ "signed_reports", signed_reports },
+	{ "unsigned_hints_local_only", unsigned_hints_local_only },
+	{ "slow_server", slow_server },
+	{ "simnode_prefix_ttft", simnode_prefix_ttft },
+	{ "simnode_cold_start", simnode_cold_start },
+	{ "simnode_determinism", simnode_determinism },
+};
+
+int main(int argc, char **argv)
+{
+	const char *b = getenv("AIBL_BUILD");
+
+	snprintf(bin_sim, sizeof(bin_sim), "%s/aibl-simnode", b ? b : "build");
+	snprintf(bin_agent, sizeof(bin_agent), "%s/aibl-agent", b ? b : "build");
+	snprintf(fake_nvml, sizeof(fake_nvml), "%s/tests/libfake_nvml.so", b ? b : "build");
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	signal(SIGPIPE, SIG_IGN);
+	return test__main(argc, argv, "node", cases, sizeof(cases) / sizeof(cases[0]));
+}
