@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# aibl-loadgen against two real aibl-simnode servers on loopback (ports
+# 21101-21102): the chat workload completes every turn with cache hits from
+# the second turn on, the counts per node add up, and the http workload
+# keeps connections alive when asked and opens one per request otherwise.
+. "$(dirname "$0")/../lib/lib.sh"
+B=$AIBL_BUILD
+pids=()
+tmp=$(mktemp -d)
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+for i in 1 2; do
+	"$B/aibl-simnode" --listen "127.0.0.1:2110$i" --node-name "sim$i" \
+		--models m1:1000,m2:1000 --decode-ms-per-tok 1 2>"$tmp/sim$i.log" &
+	pids+=($!)
+done
+for i in 1 2; do
+	for _ in $(seq 50); do
+		curl -sf "http://127.0.0.1:2110$i/health" >/dev/null && break
+		sleep 0.1
+	done
+done
+
+# json FILE PYTHON-EXPR: evaluate EXPR with j = the parsed file
+json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+"$B/aibl-loadgen" chat --target http://127.0.0.1:21101,http://127.0.0.1:21102 \
+	--model m1:3 --model m2:1 --sessions 12 --turns 3 --rate 50 --context-tokens 400 \
+	--output-tokens 8 --think-ms 10 --seed 7 --json --no-progress \
+	--samples "$tmp/samples.tsv" >"$tmp/chat.json" 2>"$tmp/chat.err"
+rc=$?
+if [ $rc -eq 0 ] && [ "$(json "$tmp/chat.json" "j['total']['ok']")" = 36 ]; then
+	t_pass chat_all_turns
+else
+	t_fail chat_all_turns "rc $rc: $(head -c 300 "$tmp/chat.err") $(json "$tmp/chat.json" "j['first_error']" 2>&1)"
+fi
+# sessions alternate between the two targets and keep them: every turn
+# after the first finds its prefix (context + earlier turns) cached
+t_check chat_per_node_sum [ "$(json "$tmp/chat.json" "sum(n['requests'] for n in j['nodes'])")" = 36 ]
+t_check chat_models [ "$(json "$tmp/chat.json" "sorted((m['name'], m['requests'] > 0) for m in j['models'])")" = "[('m1', True), ('m2', True)]" ]
+hits=$(awk -F'\t' '!/^#/ && $5 > 0 && $12 == 0' "$tmp/samples.tsv" | wc -l)
+t_check chat_later_turns_hit_cache [ "$hits" -eq 0 ]
+first=$(awk -F'\t' '!/^#/ && $5 == 0 && $12 > 0' "$tmp/samples.tsv" | wc -l)
+t_check chat_first_turns_cold_cache [ "$first" -eq 0 ]
+t_check chat_samples_lines [ "$(grep -vc '^#' "$tmp/samples.tsv")" = 36 ]
+# same seed, same workload: the per-model request counts repeat
+"$B/aibl-loadgen" chat --target http://127.0.0.1:21101,http://127.0.0.1:21102 \
+	--model m1:3 --model m2:1 --sessions 12 --turns 3 --rate 50 --context-tokens 400 \
+	--output-tokens 8 --think-ms 10 --seed 7 --json --no-progress >"$tmp/chat2.json" 2>/dev/null
+t_check chat_deterministic [ "$(json "$tmp/chat.json" "[m['requests'] for m in j['models']]")" = \
+	"$(json "$tmp/chat2.json" "[m['requests'] for m in j['models']]")" ]
+
+"$B/aibl-loadgen" http --target http://127.0.0.1:21101 --keepalive --conns 4 --requests 400 \
+	--json --no-progress >"$tmp/ka.json" 2>/dev/null
+t_check http_keepalive_no_reconnect [ "$(json "$tmp/ka.json" "(j['total']['ok'], j['total']['reconnects'])")" = "(400, 0)" ]
+"$B/aibl-loadgen" http --target http://127.0.0.1:21101,http://127.0.0.1:21102 --conns 4 \
+	--requests 400 --rate 2000 --json --no-progress >"$tmp/nc.json" 2>/dev/null
+t_check http_new_conns_spread [ "$(json "$tmp/nc.json" "sorted((n['name'], n['requests']) for n in j['nodes'])")" = "[('sim1', 200), ('sim2', 200)]" ]
+
+# a dead target is a failure with a reason and exit status 1
+"$B/aibl-loadgen" http --target http://127.0.0.1:21109 --requests 3 --json --no-progress \
+	>"$tmp/dead.json" 2>/dev/null
+rc=$?
+t_check http_dead_target_fails [ "$rc/$(json "$tmp/dead.json" "j['total']['failed']")" = 1/3 ]
+"$B/aibl-loadgen" chat --sessions 0 >/dev/null 2>&1
+t_check usage_error_exit_2 [ $? -eq 2 ]
+t_done
