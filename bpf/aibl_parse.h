@@ -158,6 +158,25 @@ ports_only:
  * IPv4 at off. quoted: the header comes from an ICMP error, whose total
  * length describes the original packet, not this frame.
  */
+/*
+ * A whole (not quoted) packet's L4 header must lie inside the length its IP
+ * header declares. Bytes after that are Ethernet padding or a length lie:
+ * parsing ports from them and forwarding would send the backend a packet
+ * whose header is outside the packet (found by tests/bpf/test_xdp_fuzz.c).
+ */
+static __always_inline bool l4_beyond(const struct pkt *p, __u32 l3_end)
+{
+	__u32 min = 0;
+
+	if (p->fk.proto == IPPROTO_TCP)
+		min = sizeof(struct tcphdr);
+	else if (p->fk.proto == IPPROTO_UDP)
+		min = sizeof(struct udphdr);
+	else if (p->fk.proto == IPPROTO_ICMP || p->fk.proto == IPPROTO_ICMPV6)
+		min = 8;
+	return p->l4_off + min > l3_end;
+}
+
 static __always_inline enum parse_rc parse_ipv4(void *data, void *data_end, __u32 off,
 						struct pkt *p, bool quoted)
 {
@@ -194,6 +213,8 @@ static __always_inline enum parse_rc parse_ipv4(void *data, void *data_end, __u3
 		p->frag = FRAG_FIRST;
 	}
 	rc = parse_l4(data, data_end, p, quoted);
+	if (rc == PARSE_OK && !quoted && l4_beyond(p, off + tot))
+		bad = PARSE_BAD;
 	return rc != PARSE_OK ? rc : bad;
 }
 
@@ -208,6 +229,7 @@ static __always_inline enum parse_rc parse_ipv6(void *data, void *data_end, __u3
 {
 	struct ipv6hdr *ip6 = data + off;
 	enum parse_rc rc, bad = PARSE_OK;
+	__u32 l3_end;
 	__u8 nh;
 
 	if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
@@ -223,6 +245,7 @@ static __always_inline enum parse_rc parse_ipv6(void *data, void *data_end, __u3
 	/* jumbograms never reach XDP; longer than the frame: inconsistent */
 	if (!quoted && (ip6->payload_len == 0 || data + off + p->l3_len > data_end))
 		bad = PARSE_BAD;
+	l3_end = off + p->l3_len;
 	off += sizeof(*ip6);
 
 #pragma unroll
@@ -244,6 +267,8 @@ static __always_inline enum parse_rc parse_ipv6(void *data, void *data_end, __u3
 				p->frag = FRAG_LATER;
 				p->fk.proto = nh;
 				p->l4_off = off;
+				if (!quoted && off > l3_end)
+					bad = PARSE_BAD; /* extension headers past the packet */
 				return bad;
 			}
 			if (fo & AIBL_IP6_MF)
@@ -265,6 +290,8 @@ l4:
 	p->fk.proto = nh;
 	p->l4_off = off;
 	rc = parse_l4(data, data_end, p, quoted);
+	if (rc == PARSE_OK && !quoted && l4_beyond(p, l3_end))
+		bad = PARSE_BAD;
 	return rc != PARSE_OK ? rc : bad;
 }
 
