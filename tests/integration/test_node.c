@@ -652,7 +652,8 @@ static void simnode_cold_start(void)
 	t_warm = now_ms() - r.t_start;
 	ASSERT_STREQ(r.hdr_val, "0", "resident now");
 	fprintf(stderr, "  cold %.1f ms, warm %.1f ms (load 300 ms)\n", t_cold, t_warm);
-	ASSERT_TRUE(t_cold > t_warm + 150, "the load time shows");
+	/* a sleep never ends early: the cold one took at least the load time */
+	ASSERT_GE(t_cold, 300, "the load time shows");
 	/* m1 (least recently used) made room */
 	http("http://127.0.0.1:18160/v1/models", NULL, NULL, NULL, 3000, &r);
 	ASSERT_TRUE(r.body && strstr(r.body, "\"id\":\"m3\",\"object\":\"model\",\"created\":0,"

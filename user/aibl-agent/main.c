@@ -23,6 +23,8 @@
 #include "aibl.h"
 #include "agent.h"
 #include "dataplane.h"
+#include "cliopt.h"
+#include "httpbody.h"
 #include "listen.h"
 #include "log.h"
 
@@ -31,11 +33,6 @@ static struct aibl_key ag_key;
 static bool ag_has_key;
 static volatile sig_atomic_t ag_stop;
 
-struct ag_conn {
-	char *body;
-	size_t len;
-	bool too_big;
-};
 
 static void usage(FILE *f)
 {
@@ -147,7 +144,7 @@ static bool ag_client_is_loopback(struct MHD_Connection *c)
 	return false;
 }
 
-static enum MHD_Result ag_post_hints(struct MHD_Connection *c, const struct ag_conn *cc)
+static enum MHD_Result ag_post_hints(struct MHD_Connection *c, const struct http_body *cc)
 {
 	const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, AIBL_AUTH_HEADER);
 	struct ar_hint *hints = NULL;
@@ -157,7 +154,7 @@ static enum MHD_Result ag_post_hints(struct MHD_Connection *c, const struct ag_c
 	if (cc->too_big)
 		return ag_error(c, 413, "body over the report size limit");
 	if (ag_has_key) {
-		err = aibl_auth__verify(&ag_key, sig, NULL, cc->body ? cc->body : "", cc->len,
+		err = aibl_auth__verify(&ag_key, sig, NULL, http_body__str(cc), cc->len,
 					time(NULL), AIBL_AUTH_WINDOW_S);
 		if (err) {
 			snprintf(msg, sizeof(msg), "hints refused: %s",
@@ -169,7 +166,7 @@ static enum MHD_Result ag_post_hints(struct MHD_Connection *c, const struct ag_c
 		return ag_error(c, MHD_HTTP_FORBIDDEN,
 				"hints from other hosts need a key (--key) and a signature");
 	}
-	err = agent_hints__parse(cc->body ? cc->body : "", cc->len, &hints, &n, msg, sizeof(msg));
+	err = agent_hints__parse(http_body__str(cc), cc->len, &hints, &n, msg, sizeof(msg));
 	if (err) {
 		free(hints);
 		return ag_error(c, err == -E2BIG ? 413 : MHD_HTTP_BAD_REQUEST, msg);
@@ -185,7 +182,7 @@ static enum MHD_Result ag_handler(void *cls, struct MHD_Connection *c, const cha
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
 {
-	struct ag_conn *cc = *con_cls;
+	struct http_body *cc = *con_cls;
 	bool post = !strcmp(method, "POST");
 
 	if (post && !cc) {
@@ -196,18 +193,8 @@ static enum MHD_Result ag_handler(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (post && *upload_size) {
-		if (cc->len + *upload_size > AR_MAX_BYTES) {
-			cc->too_big = true;
-		} else {
-			char *p = realloc(cc->body, cc->len + *upload_size + 1);
-
-			if (!p)
-				return MHD_NO;
-			memcpy(p + cc->len, upload, *upload_size);
-			cc->len += *upload_size;
-			p[cc->len] = '\0';
-			cc->body = p;
-		}
+		if (http_body__feed(cc, upload, *upload_size, AR_MAX_BYTES))
+			return MHD_NO;
 		*upload_size = 0;
 		return MHD_YES;
 	}
@@ -228,10 +215,10 @@ static enum MHD_Result ag_handler(void *cls, struct MHD_Connection *c, const cha
 static void ag_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	struct ag_conn *cc = *con_cls;
+	struct http_body *cc = *con_cls;
 
 	if (cc) {
-		free(cc->body);
+		http_body__free(cc);
 		free(cc);
 		*con_cls = NULL;
 	}
@@ -240,35 +227,6 @@ static void ag_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static void ag_on_signal(int sig)
 {
 	ag_stop = 1;
-}
-
-static int parse_uint(const char *opt, const char *s, unsigned long lo, unsigned long hi,
-		      unsigned int *out)
-{
-	unsigned long v;
-	char *end;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || end == s || v < lo || v > hi) {
-		pr_err("%s: \"%s\" is not a whole number in [%lu, %lu]\n", opt, s, lo, hi);
-		return -EINVAL;
-	}
-	*out = v;
-	return 0;
-}
-
-static int parse_frac(const char *opt, const char *s, double lo, double hi, double *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtod(s, &end);
-	if (errno || *end || end == s || !(*out >= lo && *out <= hi)) {
-		pr_err("%s: \"%s\" is not a number in [%g, %g]\n", opt, s, lo, hi);
-		return -EINVAL;
-	}
-	return 0;
 }
 
 int main(int argc, char **argv)
@@ -341,15 +299,15 @@ int main(int argc, char **argv)
 			key_file = optarg;
 			break;
 		case O_INTERVAL:
-			err = parse_uint("--scrape-interval-ms", optarg, 10, 3600000,
+			err = cliopt__uint("--scrape-interval-ms", optarg, 10, 3600000,
 					 &cfg.scrape_interval_ms);
 			break;
 		case O_TIMEOUT:
-			err = parse_uint("--scrape-timeout-ms", optarg, 10, 600000,
+			err = cliopt__uint("--scrape-timeout-ms", optarg, 10, 600000,
 					 &cfg.scrape_timeout_ms);
 			break;
 		case O_STALE:
-			err = parse_uint("--stale-ms", optarg, 10, 86400000, &cfg.stale_ms);
+			err = cliopt__uint("--stale-ms", optarg, 10, 86400000, &cfg.stale_ms);
 			break;
 		case O_NVML:
 			cfg.nvml_lib = optarg;
@@ -361,17 +319,17 @@ int main(int argc, char **argv)
 			cfg.accel = optarg;
 			break;
 		case O_MAXH:
-			err = parse_uint("--max-hints", optarg, 1, AR_MAX_HINTS, &u);
+			err = cliopt__uint("--max-hints", optarg, 1, AR_MAX_HINTS, &u);
 			cfg.max_hints = u;
 			break;
 		case O_PRESS:
-			err = parse_frac("--hint-pressure", optarg, 0, 0.99, &cfg.pressure_start);
+			err = cliopt__double("--hint-pressure", optarg, 0, 0.99, &cfg.pressure_start);
 			break;
 		case O_RATE:
-			err = parse_frac("--hint-max-rate", optarg, 1, 1000, &cfg.pressure_max_rate);
+			err = cliopt__double("--hint-max-rate", optarg, 1, 1000, &cfg.pressure_max_rate);
 			break;
 		case O_WINDOW:
-			err = parse_uint("--traffic-window-ms", optarg, 1, 86400000,
+			err = cliopt__uint("--traffic-window-ms", optarg, 1, 86400000,
 					 &cfg.traffic_window_ms);
 			break;
 		case 'v':

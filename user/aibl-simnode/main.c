@@ -17,6 +17,8 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <xxhash.h>
+#include "cliopt.h"
+#include "httpbody.h"
 #include "listen.h"
 #include "log.h"
 #include "sim.h"
@@ -29,11 +31,6 @@ static struct sim sn_sim;
 static char sn_node[64];
 static volatile sig_atomic_t sn_stop;
 
-struct sn_conn {
-	char *body;
-	size_t len;
-	bool too_big;
-};
 
 enum sn_state { SN_PREFILL, SN_TOKENS, SN_DONE };
 
@@ -574,16 +571,10 @@ static enum MHD_Result sn_handler(void *cls, struct MHD_Connection *c, const cha
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
 {
-	struct sn_conn *cc = *con_cls;
+	struct http_body *cc = *con_cls;
 	bool post = !strcmp(method, "POST");
 
-	/*
-	 * Every request is answered on the handler's second call at the
-	 * earliest: libmicrohttpd 0.9.75 closes the connection after a
-	 * response queued on the first call, and kept-alive clients (the
-	 * path benchmark, real OpenAI clients) would reconnect every time.
-	 */
-	if (!cc) {
+	if (post && !cc) {
 		cc = calloc(1, sizeof(*cc));
 		if (!cc)
 			return MHD_NO;
@@ -591,19 +582,8 @@ static enum MHD_Result sn_handler(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (post && *upload_size) {
-		if (cc->len + *upload_size > SN_MAX_BODY) {
-			cc->too_big = true;
-		} else {
-			size_t cap = cc->len + *upload_size + 1;
-			char *p = realloc(cc->body, cap);
-
-			if (!p)
-				return MHD_NO;
-			memcpy(p + cc->len, upload, *upload_size);
-			cc->len += *upload_size;
-			p[cc->len] = '\0';
-			cc->body = p;
-		}
+		if (http_body__feed(cc, upload, *upload_size, SN_MAX_BODY))
+			return MHD_NO;
 		*upload_size = 0;
 		return MHD_YES;
 	}
@@ -612,9 +592,9 @@ static enum MHD_Result sn_handler(void *cls, struct MHD_Connection *c, const cha
 			return sn_error(c, 413 /* content too large */, "invalid_request_error",
 					"request body over 4 MiB");
 		if (!strcmp(url, "/v1/completions"))
-			return sn_generate(c, cc->body ? cc->body : "", cc->len, false);
+			return sn_generate(c, http_body__str(cc), cc->len, false);
 		if (!strcmp(url, "/v1/chat/completions"))
-			return sn_generate(c, cc->body ? cc->body : "", cc->len, true);
+			return sn_generate(c, http_body__str(cc), cc->len, true);
 		return sn_error(c, MHD_HTTP_NOT_FOUND, "NotFoundError", "no such endpoint");
 	}
 	if (strcmp(method, "GET"))
@@ -633,10 +613,10 @@ static enum MHD_Result sn_handler(void *cls, struct MHD_Connection *c, const cha
 static void sn_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	struct sn_conn *cc = *con_cls;
+	struct http_body *cc = *con_cls;
 
 	if (cc) {
-		free(cc->body);
+		http_body__free(cc);
 		free(cc);
 		*con_cls = NULL;
 	}
@@ -645,19 +625,6 @@ static void sn_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static void sn_on_signal(int sig)
 {
 	sn_stop = 1;
-}
-
-static int parse_double(const char *opt, const char *s, double lo, double hi, double *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtod(s, &end);
-	if (errno || *end || end == s || !(*out >= lo && *out <= hi)) {
-		pr_err("%s: \"%s\" is not a number in [%g, %g]\n", opt, s, lo, hi);
-		return -EINVAL;
-	}
-	return 0;
 }
 
 int main(int argc, char **argv)
@@ -724,64 +691,64 @@ int main(int argc, char **argv)
 			resident = optarg;
 			break;
 		case O_MEM:
-			err = parse_double("--mem-mb", optarg, 0, 1e12, &v);
+			err = cliopt__double("--mem-mb", optarg, 0, 1e12, &v);
 			cfg.mem_mb = v;
 			break;
 		case O_LOAD:
-			err = parse_double("--load-ms", optarg, 0, 1e9, &cfg.load_ms);
+			err = cliopt__double("--load-ms", optarg, 0, 1e9, &cfg.load_ms);
 			break;
 		case O_SLOTS:
-			err = parse_double("--slots", optarg, 1, 100000, &v);
+			err = cliopt__double("--slots", optarg, 1, 100000, &v);
 			cfg.slots = v;
 			break;
 		case O_QUEUE:
-			err = parse_double("--queue", optarg, 0, 1e7, &v);
+			err = cliopt__double("--queue", optarg, 0, 1e7, &v);
 			cfg.queue_max = v;
 			break;
 		case O_PBASE:
-			err = parse_double("--prefill-base-ms", optarg, 0, 1e9, &cfg.prefill_base_ms);
+			err = cliopt__double("--prefill-base-ms", optarg, 0, 1e9, &cfg.prefill_base_ms);
 			break;
 		case O_PTOK:
-			err = parse_double("--prefill-ms-per-tok", optarg, 0, 1e6,
+			err = cliopt__double("--prefill-ms-per-tok", optarg, 0, 1e6,
 					   &cfg.prefill_ms_per_tok);
 			break;
 		case O_DTOK:
-			err = parse_double("--decode-ms-per-tok", optarg, 0, 1e6,
+			err = cliopt__double("--decode-ms-per-tok", optarg, 0, 1e6,
 					   &cfg.decode_ms_per_tok);
 			break;
 		case O_BATCH:
-			err = parse_double("--batch-penalty", optarg, 0, 100, &cfg.batch_penalty);
+			err = cliopt__double("--batch-penalty", optarg, 0, 100, &cfg.batch_penalty);
 			break;
 		case O_CACHE:
-			err = parse_double("--cache-tokens", optarg, 0, 1e15, &v);
+			err = cliopt__double("--cache-tokens", optarg, 0, 1e15, &v);
 			cfg.cache_tokens = v;
 			break;
 		case O_SESS:
-			err = parse_double("--max-sessions", optarg, 1, 1e8, &v);
+			err = cliopt__double("--max-sessions", optarg, 1, 1e8, &v);
 			cfg.max_sessions = v;
 			break;
 		case O_SLOW:
-			err = parse_double("--slowdown", optarg, 0.001, 1e6, &cfg.slowdown);
+			err = cliopt__double("--slowdown", optarg, 0.001, 1e6, &cfg.slowdown);
 			break;
 		case O_CPU:
 			cfg.cpu = true;
 			break;
 		case O_CPUF:
-			err = parse_double("--cpu-factor", optarg, 0.001, 1e6, &cfg.cpu_factor);
+			err = cliopt__double("--cpu-factor", optarg, 0.001, 1e6, &cfg.cpu_factor);
 			break;
 		case O_JITTER:
-			err = parse_double("--jitter", optarg, 0, 0.99, &cfg.jitter);
+			err = cliopt__double("--jitter", optarg, 0, 0.99, &cfg.jitter);
 			break;
 		case O_SEED:
-			err = parse_double("--seed", optarg, 0, 9007199254740992.0, &v);
+			err = cliopt__double("--seed", optarg, 0, 9007199254740992.0, &v);
 			cfg.seed = v;
 			break;
 		case O_CPT:
-			err = parse_double("--chars-per-token", optarg, 0.1, 1e6,
+			err = cliopt__double("--chars-per-token", optarg, 0.1, 1e6,
 					   &cfg.chars_per_token);
 			break;
 		case O_MAXTOK:
-			err = parse_double("--max-tokens", optarg, 1, SN_MAX_OUT_TOKENS, &v);
+			err = cliopt__double("--max-tokens", optarg, 1, SN_MAX_OUT_TOKENS, &v);
 			cfg.default_max_tokens = v;
 			break;
 		case O_NODE:

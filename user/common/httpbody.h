@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Collecting a request body across libmicrohttpd's upload callbacks, with
+ * a size limit: over it the rest is dropped and too_big set, so the
+ * handler can answer 413 once the upload is over.
+ */
+#ifndef AIBL_HTTPBODY_H
+#define AIBL_HTTPBODY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct http_body {
+	char *buf; /* NUL-terminated, NULL while empty */
+	size_t len;
+	bool too_big;
+};
+
+/* 0 or -ENOMEM */
+int http_body__feed(struct http_body *b, const char *data, size_t n, size_t max);
+/* the body, "" while empty */
+const char *http_body__str(const struct http_body *b);
+void http_body__free(struct http_body *b);
+
+#endif
