@@ -574,7 +574,13 @@ static enum MHD_Result sn_handler(void *cls, struct MHD_Connection *c, const cha
 	struct http_body *cc = *con_cls;
 	bool post = !strcmp(method, "POST");
 
-	if (post && !cc) {
+	/*
+	 * Every request is answered on the handler's second call at the
+	 * earliest: libmicrohttpd 0.9.75 closes the connection after a
+	 * response queued on the first call, and kept-alive clients (the
+	 * path benchmark, real OpenAI clients) would reconnect every time.
+	 */
+	if (!cc) {
 		cc = calloc(1, sizeof(*cc));
 		if (!cc)
 			return MHD_NO;
