@@ -159,7 +159,10 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 				const struct cfg_service *cs = &c->services[s];
 				struct pin_ent *p;
 
-				if (!svc_has_node(cs, i) || !hint_matches(cs, hint, &vip, vfam))
+				/* cache awareness is the ai policy's: a classic
+				 * policy's spread must follow its weights/counts */
+				if (cs->policy != AIBL_POL_AI || !svc_has_node(cs, i) ||
+				    !hint_matches(cs, hint, &vip, vfam))
 					continue;
 				if (n == cap) {
 					int ncap = cap ? cap * 2 : 256;
