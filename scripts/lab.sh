@@ -41,6 +41,8 @@
 #   lab_pid NAME              its pid (empty when not running)
 
 LAB_STATE_ROOT=${LAB_STATE_ROOT:-/run/aibl-lab}
+AIBL_ROOT=${AIBL_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+AIBL_BUILD=${AIBL_BUILD:-$AIBL_ROOT/build}
 
 # Address plan: one L2 segment, fixed addresses (each lab is its own world).
 LAB_NET4_PREFIX=10.10
@@ -124,6 +126,115 @@ lab_wait() {
 		[ $SECONDS -lt $end ] || return 1
 		sleep 0.1
 	done
+}
+
+# ---- the aibl processes of a lab (tests, demo and benchmarks use these) ----
+LAB_SIM_PORT=${LAB_SIM_PORT:-8000}
+LAB_AGENT_PORT=${LAB_AGENT_PORT:-7071}
+LAB_API=${LAB_API:-http://127.0.0.1:7070}
+
+# lab_start_node I [SIMNODE-ARGS...]: aibl-simnode on [::]:8000 (every VIP and
+# the node address, IPv4 and IPv6) and aibl-agent on the node address with
+# the decap program on eth0. The node is named nI (X-Aibl-Node too).
+lab_start_node() {
+	local i=$1 ip
+	shift
+	ip=$(eval echo "\$LAB_NODE_${i}_IP4")
+	lab_spawn "n$i" "sim-n$i" "$AIBL_BUILD/aibl-simnode" --listen "[::]:$LAB_SIM_PORT" \
+		--node-name "n$i" "$@" || return 1
+	lab_start_agent "$i"
+}
+
+# lab_start_agent I [AGENT-ARGS...] (started by lab_start_node; separate so
+# a test can stop and restart it)
+lab_start_agent() {
+	local i=$1 ip
+	shift
+	ip=$(eval echo "\$LAB_NODE_${i}_IP4")
+	lab_spawn "n$i" "agent-n$i" "$AIBL_BUILD/aibl-agent" --listen "$ip:$LAB_AGENT_PORT" \
+		--name "n$i" --model-server "http://127.0.0.1:$LAB_SIM_PORT" --decap eth0 \
+		--scrape-interval-ms "${LAB_SCRAPE_MS:-200}" "$@"
+}
+
+# lab_wait_http HOST URL [SECONDS]: until URL answers 2xx from HOST
+lab_wait_http() {
+	lab_wait "${3:-10}" lab_run "$1" curl -sf -o /dev/null --max-time 1 "$2"
+}
+
+# lab_yaml_head [POLICY]: the controller's global settings for this lab
+# (every key documented in README.md, "Controller configuration")
+lab_yaml_head() {
+	cat <<-EOF2
+		interface: eth0
+		xdp_mode: native
+		forwarding: $LAB_MODE
+		bpffs: $LAB_BPFFS
+		status_listen: ${LAB_API#http://}
+		poll_interval_ms: ${LAB_POLL_MS:-200}
+		poll_timeout_ms: ${LAB_POLL_TIMEOUT_MS:-150}
+		tunnel_source4: $LAB_LB_IP4
+		tunnel_source6: $LAB_LB_IP6
+		mtu: $LAB_MTU
+		health:
+		  fail_after: ${LAB_FAIL_AFTER:-3}
+		  rise_after: ${LAB_RISE_AFTER:-2}
+		tables:
+		  min_rewrite_interval_ms: ${LAB_REWRITE_MS:-200}
+	EOF2
+}
+
+# lab_yaml_nodes [WEIGHT...]: the nodes section, weight i for node i
+# (default 100); each node has its agent. LAB_NODE_i_YAML adds lines.
+# LAB_NODE_FAMILY=6 gives the nodes their IPv6 addresses: in ipip mode an
+# IPv6 VIP needs them (IPv6-in-IPv6; IPv4 VIPs then go IPv4-in-IPv6).
+lab_yaml_nodes() {
+	local i w extra
+	echo "nodes:"
+	for i in $(seq "$LAB_NODES"); do
+		w=${1:-100}
+		[ $# -gt 0 ] && shift
+		echo "  - name: n$i"
+		echo "    address: $(eval echo "\$LAB_NODE_${i}_IP${LAB_NODE_FAMILY:-4}")"
+		echo "    agent: http://$(eval echo "\$LAB_NODE_${i}_IP4"):$LAB_AGENT_PORT"
+		echo "    weight: $w"
+		echo "    health_port: $LAB_SIM_PORT"
+		extra=$(eval echo "\${LAB_NODE_${i}_YAML:-}")
+		[ -n "$extra" ] && printf '%s\n' "$extra"
+	done
+	return 0
+}
+
+# lab_start_aibld CONFIG: the controller on the balancer host (nsenter keeps
+# the host bpffs visible); waits for its API
+lab_start_aibld() {
+	lab_spawn lb aibld "$AIBL_BUILD/aibld" --config "$1" || return 1
+	lab_wait_http lb "$LAB_API/v1/status" 15
+}
+
+# lab_api PATH [CURL-ARGS...]: the controller API, from the balancer host
+lab_api() {
+	local path=$1
+	shift
+	lab_run lb curl -sS --max-time 5 "$@" "$LAB_API$path"
+}
+
+# lab_nodes_up: number of nodes the controller reports up
+lab_nodes_up() {
+	lab_api /v1/status 2>/dev/null |
+		python3 -c 'import json,sys; print(sum(n["state"] == "up" for n in json.load(sys.stdin)["nodes"]))' \
+			2>/dev/null || echo 0
+}
+
+lab__nodes_up_ge() { [ "$(lab_nodes_up)" -ge "$1" ]; }
+
+# lab_wait_nodes_up N [SECONDS]
+lab_wait_nodes_up() {
+	lab_wait "${2:-15}" lab__nodes_up_ge "$1"
+}
+
+# lab_loadgen ARGS...: aibl-loadgen on the client host
+lab_loadgen() {
+	lab_run cli "$AIBL_BUILD/aibl-loadgen" "$@"
 }
 
 # ---- address helpers ----
