@@ -1,0 +1,71 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# Shared by the end-to-end suites (tests/e2e/test_*.sh): each builds its own
+# lab (scripts/lab.sh) under a unique prefix, runs the real aibld, agents,
+# simnodes and aibl-loadgen in it, and removes everything on exit, also
+# after a failure or a timeout (trap).
+. "$(dirname "$0")/../lib/lib.sh"
+. "$AIBL_ROOT/scripts/lab.sh"
+
+E2E_TMP=$(mktemp -d /tmp/aibl-e2e.XXXXXX)
+E2E_PREFIX=
+
+e2e_cleanup() {
+	[ -n "$E2E_PREFIX" ] && "$AIBL_ROOT/scripts/lab.sh" down --prefix "$E2E_PREFIX" 2>/dev/null
+	rm -rf "$E2E_TMP"
+}
+trap e2e_cleanup EXIT
+trap 'exit 124' TERM INT
+
+# e2e_need CASE...: skip every named case (and exit) when the suite cannot
+# run here: not root, or a component not built yet.
+e2e_need() {
+	local why="" b c
+	[ "$(id -u)" -eq 0 ] || why="needs root (network namespaces, XDP)"
+	for b in aibld aibl-agent aibl-simnode aibl-loadgen aiblctl aibl_xdp.bpf.o; do
+		[ -n "$why" ] || [ -e "$AIBL_BUILD/$b" ] || why="$AIBL_BUILD/$b not built"
+	done
+	command -v python3 >/dev/null || why=${why:-"needs python3 to read JSON"}
+	[ -z "$why" ] && return 0
+	for c in "$@"; do t_skip "$c" "$why"; done
+	exit 0
+}
+
+# e2e_lab TAG [lab up options]: a lab with a prefix unique to this run
+e2e_lab() {
+	E2E_PREFIX="lb$1$(($$ % 1000))"
+	shift
+	"$AIBL_ROOT/scripts/lab.sh" up --prefix "$E2E_PREFIX" "$@" >"$E2E_TMP/lab.log" 2>&1 || {
+		cat "$E2E_TMP/lab.log"
+		return 1
+	}
+	lab_load "$E2E_PREFIX"
+}
+
+# e2e_json FILE PYTHON-EXPR: the expression's value, j = FILE's JSON
+e2e_json() {
+	python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"
+}
+
+# e2e_share FILE NODE: percentage of FILE's requests NODE answered
+e2e_share() {
+	e2e_json "$1" "round(100.0 * sum(n['requests'] for n in j['nodes'] if n['name'] == '$2') / max(1, j['total']['requests']), 1)"
+}
+
+# e2e_within VALUE EXPECTED TOLERANCE: |VALUE - EXPECTED| <= TOLERANCE
+e2e_within() {
+	python3 -c "import sys; sys.exit(0 if abs($1 - $2) <= $3 else 1)"
+}
+
+# e2e_restart_aibld CONFIG: stop the controller, remove its program and
+# pins, start it on CONFIG and wait until every node is up
+e2e_restart_aibld() {
+	lab_stop aibld
+	"$AIBL_BUILD/aibld" --teardown --config "$1" >>"$LAB_DIR/aibld.log" 2>&1
+	lab_start_aibld "$1" && lab_wait_nodes_up "$LAB_NODES" 15
+}
+
+# e2e_fail_log CASE WHY: fail and show the end of the controller's log
+e2e_fail_log() {
+	t_fail "$1" "$2"
+	tail -n 15 "$LAB_DIR/aibld.log" 2>/dev/null | sed 's/^/    aibld: /'
+}
