@@ -449,6 +449,7 @@ int lg_chat__run(const struct lg_chat_cfg *cfg, struct lg_run *run)
 	if (err)
 		goto out;
 	t0 = lg_now_ms();
+	run->start_unix_ms = lg_unix_ms();
 	lg_progress__init(&prog, cfg->c.progress, t0);
 	for (;;) {
 		now = lg_now_ms() - t0;

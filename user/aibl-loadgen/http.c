@@ -144,6 +144,7 @@ int lg_http__run(const struct lg_http_cfg *cfg, struct lg_run *run)
 		xs[i].idx = i;
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)cfg->conns * 2);
 	t0 = lg_now_ms();
+	run->start_unix_ms = lg_unix_ms();
 	lg_progress__init(&prog, cfg->c.progress, t0);
 	for (;;) {
 		now = lg_now_ms();

@@ -162,6 +162,7 @@ struct lg_run {
 	const char *model_names[LG_MAX_MODELS];
 	int nmodels;
 	double wall_s;
+	double start_unix_ms; /* wall clock at the start: t_start_ms + this = absolute */
 	uint64_t started, late; /* http fixed rate: starts more than 10 ms late */
 	uint32_t sessions_done, sessions_total;
 	char first_error[256];
@@ -182,6 +183,7 @@ void lg_progress__update(struct lg_progress *p, double now_ms, const struct lg_r
 			 size_t inflight, bool final);
 
 double lg_now_ms(void);
+double lg_unix_ms(void);
 
 /* easy-handle options shared by both workloads (source address, timeouts,
  * a fresh connection per transfer unless keepalive) */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include "cliopt.h"
 #include "loadgen.h"
 #include "log.h"
 
@@ -65,19 +66,6 @@ static void usage(FILE *f)
 		"failed, 2 on a usage error.\n");
 }
 
-static int lg_parse_num(const char *opt, const char *s, double lo, double hi, double *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtod(s, &end);
-	if (errno || *end || end == s || !(*out >= lo && *out <= hi)) {
-		pr_err("%s: \"%s\" is not a number in [%g, %g]\n", opt, s, lo, hi);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 static int lg_add_targets(struct lg_common *c, const char *arg)
 {
 	char *copy = strdup(arg), *save = NULL, *t;
@@ -125,7 +113,7 @@ static int lg_add_model(struct lg_chat_cfg *cfg, const char *arg)
 	w = strrchr(buf, ':');
 	if (w) {
 		*w++ = '\0';
-		if (lg_parse_num("--model weight", w, 0, 1e9, &weight))
+		if (cliopt__double("--model weight", w, 0, 1e9, &weight))
 			return -EINVAL;
 	}
 	if (!buf[0] || strlen(buf) >= LG_NAME_LEN) {
@@ -230,18 +218,18 @@ int main(int argc, char **argv)
 				pr_err("--source: %s\n", err_msg);
 			break;
 		case O_SEED:
-			err = lg_parse_num("--seed", optarg, 0, 9007199254740992.0, &v);
+			err = cliopt__double("--seed", optarg, 0, 9007199254740992.0, &v);
 			c.seed = v;
 			break;
 		case O_DURATION:
-			err = lg_parse_num("--duration", optarg, 0, 1e7, &c.duration_s);
+			err = cliopt__double("--duration", optarg, 0, 1e7, &c.duration_s);
 			break;
 		case O_REQUESTS:
-			err = lg_parse_num("--requests", optarg, 0, 1e15, &v);
+			err = cliopt__double("--requests", optarg, 0, 1e15, &v);
 			c.max_requests = v;
 			break;
 		case O_TIMEOUT:
-			err = lg_parse_num("--timeout-ms", optarg, 1, 1e9, &c.timeout_ms);
+			err = cliopt__double("--timeout-ms", optarg, 1, 1e9, &c.timeout_ms);
 			break;
 		case O_KEEPALIVE:
 			c.keepalive = true;
@@ -259,44 +247,44 @@ int main(int argc, char **argv)
 			err = lg_add_model(&chat, optarg);
 			break;
 		case O_SESSIONS:
-			err = lg_parse_num("--sessions", optarg, 1, 1e7, &v);
+			err = cliopt__double("--sessions", optarg, 1, 1e7, &v);
 			chat.sessions = v;
 			break;
 		case O_TURNS:
-			err = lg_parse_num("--turns", optarg, 1, 1e6, &v);
+			err = cliopt__double("--turns", optarg, 1, 1e6, &v);
 			chat.turns = v;
 			break;
 		case O_CTX:
-			err = lg_parse_num("--context-tokens", optarg, 0, 1e7, &v);
+			err = cliopt__double("--context-tokens", optarg, 0, 1e7, &v);
 			chat.context_tokens = v;
 			break;
 		case O_TURNTOK:
-			err = lg_parse_num("--turn-tokens", optarg, 1, 1e7, &v);
+			err = cliopt__double("--turn-tokens", optarg, 1, 1e7, &v);
 			chat.turn_tokens = v;
 			break;
 		case O_OUTTOK:
-			err = lg_parse_num("--output-tokens", optarg, 1, 65536, &v);
+			err = cliopt__double("--output-tokens", optarg, 1, 65536, &v);
 			chat.output_tokens = v;
 			break;
 		case O_RATE:
-			err = lg_parse_num("--rate", optarg, 0, 1e7, &rate);
+			err = cliopt__double("--rate", optarg, 0, 1e7, &rate);
 			break;
 		case O_BPROB:
-			err = lg_parse_num("--burst-prob", optarg, 0, 1, &chat.burst_prob);
+			err = cliopt__double("--burst-prob", optarg, 0, 1, &chat.burst_prob);
 			break;
 		case O_BSIZE:
-			err = lg_parse_num("--burst-size", optarg, 1, 1e6, &v);
+			err = cliopt__double("--burst-size", optarg, 1, 1e6, &v);
 			chat.burst_size = v;
 			break;
 		case O_THINK:
-			err = lg_parse_num("--think-ms", optarg, 0, 1e9, &chat.think_ms);
+			err = cliopt__double("--think-ms", optarg, 0, 1e9, &chat.think_ms);
 			break;
 		case O_INFLIGHT:
-			err = lg_parse_num("--max-inflight", optarg, 0, 1e7, &v);
+			err = cliopt__double("--max-inflight", optarg, 0, 1e7, &v);
 			chat.max_inflight = v;
 			break;
 		case O_CPT:
-			err = lg_parse_num("--chars-per-token", optarg, 0.1, 1e6, &chat.chars_per_token);
+			err = cliopt__double("--chars-per-token", optarg, 0.1, 1e6, &chat.chars_per_token);
 			break;
 		case O_PATH:
 			if (optarg[0] != '/' || strlen(optarg) >= sizeof(http.path)) {
@@ -307,7 +295,7 @@ int main(int argc, char **argv)
 			snprintf(http.path, sizeof(http.path), "%s", optarg);
 			break;
 		case O_CONNS:
-			err = lg_parse_num("--conns", optarg, 1, 100000, &v);
+			err = cliopt__double("--conns", optarg, 1, 100000, &v);
 			http.conns = v;
 			break;
 		case 'v':

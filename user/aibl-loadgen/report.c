@@ -180,6 +180,7 @@ int lg_report__json(FILE *f, const struct lg_run *run, const char *config_json)
 		goto out;
 	json_object_set_new(o, "mode", json_string(run->mode));
 	json_object_set_new(o, "wall_s", lg_num(run->wall_s));
+	json_object_set_new(o, "start_unix_ms", json_real(floor(run->start_unix_ms)));
 	if (!strcmp(run->mode, "chat")) {
 		json_object_set_new(o, "sessions", json_integer(run->sessions_total));
 		json_object_set_new(o, "sessions_finished", json_integer(run->sessions_done));
