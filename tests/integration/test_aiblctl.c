@@ -18,6 +18,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1424,6 +1427,276 @@ out:
 	unlink(tokfile);
 }
 
+/* ---------------- against the real controller ---------------- */
+
+/* stands in for the nodes' model servers: accepts the controller's TCP checks */
+static void *accept_loop(void *arg)
+{
+	int lfd = *(int *)arg;
+
+	for (;;) {
+		int c = accept(lfd, NULL, NULL);
+
+		if (c < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return NULL;
+		}
+		close(c);
+	}
+}
+
+/* a TCP listener on 0.0.0.0:port for port in this suite's range, or -1 */
+static int listen_in_range(int from, int *port)
+{
+	for (int p = from; p < 21000; p++) {
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(p)};
+		int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (fd >= 0 && !bind(fd, (void *)&sa, sizeof(sa)) && !listen(fd, 64)) {
+			*port = p;
+			return fd;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	return -1;
+}
+
+/* `aiblctl ARGS` until its JSON satisfies ok(), for at most ~10 s */
+static json_t *poll_json(bool (*ok)(json_t *), const char *fmt, const char *a1, const char *a2)
+{
+	for (int i = 0; i < 100; i++) {
+		struct run r;
+		json_t *j;
+
+		ctl_run(&r, fmt, a1, a2);
+		j = r.rc == 0 ? json_loads(r.out, 0, NULL) : NULL;
+		run_free(&r);
+		if (j && ok(j))
+			return j;
+		json_decref(j);
+		usleep(100000);
+	}
+	return NULL;
+}
+
+static bool status_all_up(json_t *j)
+{
+	size_t i, n = 0;
+	json_t *node;
+
+	json_array_foreach(jpath(j, "nodes"), i, node) n +=
+	    !strcmp(json_string_value(jpath(node, "state")) ?: "", "up");
+	return n == 2;
+}
+
+/*
+ * Both nodes in the table as members with their weights: the controller
+ * writes the ring and aibl_members one after the other, so a read can fall
+ * between the two; wait for a settled table.
+ */
+static bool table_has_both(json_t *j)
+{
+	json_t *bes = jpath(jpath(j, "table"), "backends");
+	json_t *a = find_by(bes, "name", "gpu-a"), *b = find_by(bes, "name", "gpu-b");
+
+	return json_array_size(bes) == 2 && json_integer_value(jpath(a, "slots")) > 0 &&
+	       json_integer_value(jpath(b, "slots")) > 0 && json_is_true(jpath(a, "member")) &&
+	       json_is_true(jpath(b, "member")) && json_integer_value(jpath(a, "weight")) == 100 &&
+	       json_integer_value(jpath(b, "weight")) == 200;
+}
+
+static bool b_draining(json_t *j)
+{
+	json_t *b = find_by(jpath(j, "backends"), "name", "gpu-b");
+
+	return json_is_true(jpath(jpath(b, "flags"), "draining"));
+}
+
+static bool b_not_draining(json_t *j)
+{
+	json_t *b = find_by(jpath(j, "backends"), "name", "gpu-b");
+
+	return b && !b_draining(j);
+}
+
+static void test_real_aibld(void)
+{
+	char cfgpath[] = "/tmp/aibl-t-cl-cfgXXXXXX", tokfile[] = "/tmp/aibl-t-cl-tokXXXXXX";
+	char bpffs[96], api[64], svc_port_s[16];
+	const char *b = getenv("AIBL_BUILD");
+	int lfd = -1, svc_port = 0, api_port = 0, fd, tmpfd = -1, st;
+	bool veth = false, listening = false;
+	char aibld[512], cmd[640];
+	pthread_t th;
+	pid_t pid = -1;
+	struct run r = {};
+	json_t *j = NULL;
+	FILE *f;
+
+	snprintf(aibld, sizeof(aibld), "%s/aibld", b ? b : "build");
+	if (access(aibld, X_OK)) {
+		SKIP("build/aibld not built");
+		return;
+	}
+	if (!test__can_bpf()) {
+		SKIP("needs root for BPF");
+		return;
+	}
+	snprintf(bpffs, sizeof(bpffs), "/sys/fs/bpf/aibl-t-cl-aibld-%d", getpid());
+	/* service port: the nodes (127.0.0.1, 127.0.0.2) answer health checks on it */
+	lfd = listen_in_range(20000 + getpid() % 400, &svc_port);
+	if (!ASSERT_TRUE(lfd >= 0, "service port listener"))
+		return;
+	if (!ASSERT_OK(pthread_create(&th, NULL, accept_loop, &lfd), "accept thread"))
+		goto out;
+	listening = true;
+	/* the API port: a free one of the range, released just before aibld binds it */
+	tmpfd = listen_in_range(svc_port + 1, &api_port);
+	if (!ASSERT_TRUE(tmpfd >= 0, "api port"))
+		goto out;
+	close(tmpfd);
+	snprintf(api, sizeof(api), "http://127.0.0.1:%d", api_port);
+	snprintf(svc_port_s, sizeof(svc_port_s), "%d", svc_port);
+
+	if (!ASSERT_OK(system("ip link add cl-ae0 type veth peer name cl-ae1 && "
+			      "ip link set cl-ae0 up && ip link set cl-ae1 up"),
+		       "veth"))
+		goto out;
+	veth = true;
+	fd = mkstemp(tokfile);
+	if (!ASSERT_TRUE(fd >= 0, "token file"))
+		goto out;
+	ASSERT_EQ(write(fd, TOKEN "\n", strlen(TOKEN) + 1), (long)strlen(TOKEN) + 1, "write");
+	close(fd);
+	fd = mkstemp(cfgpath);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!ASSERT_OK_PTR(f, "config"))
+		goto out;
+	fprintf(f,
+		"interface: cl-ae0\nxdp_mode: generic\nforwarding: ipip\nbpffs: %s\n"
+		"poll_interval_ms: 100\npoll_timeout_ms: 100\nstatus_listen: 127.0.0.1:%d\n"
+		"api_token_file: %s\ntunnel_source4: 10.99.0.1\n"
+		"gateway_mac: 02:00:00:00:c1:01\n"
+		"health:\n  fail_after: 3\n  rise_after: 1\n"
+		"tables:\n  min_rewrite_interval_ms: 100\n"
+		"services:\n  - name: chat\n    vip: 10.100.0.1\n    port: %d\n    proto: tcp\n"
+		"    model: llama-3-8b\n    policy: wrr\n    session_key: src_ip\n"
+		"nodes:\n  - name: gpu-a\n    address: 127.0.0.1\n    weight: 100\n"
+		"  - name: gpu-b\n    address: 127.0.0.2\n    weight: 200\n",
+		bpffs, api_port, tokfile, svc_port);
+	fclose(f);
+
+	pid = fork();
+	if (pid == 0) {
+		int dn = open("/dev/null", O_WRONLY);
+
+		dup2(dn, 1);
+		dup2(dn, 2);
+		execl(aibld, aibld, "--config", cfgpath, (char *)NULL);
+		_exit(127);
+	}
+	if (!ASSERT_TRUE(pid > 0, "fork aibld"))
+		goto out;
+
+	/* the API: both nodes up once their health checks pass */
+	j = poll_json(status_all_up, "-j --api %s status%s", api, "");
+	if (!ASSERT_OK_PTR(j, "status: both nodes up"))
+		goto out;
+	ASSERT_STREQ(json_string_value(jpath(json_array_get(jpath(j, "services"), 0), "name")),
+		     "chat", "status service");
+	json_decref(j);
+	j = NULL;
+	ctl_run(&r, "--api %s status", api);
+	ASSERT_EQ(r.rc, 0, "human status rc");
+	ROW(r.out, "node row", "gpu-b", "127.0.0.2", "up", "yes");
+	/* no agent, no GPU figures: "-", not the API's -1 */
+	ASSERT_FALSE(strstr(r.out, "-1"), "unknowns shown as -");
+	run_free(&r);
+
+	/* the maps the controller wrote, read with it running */
+	j = poll_json(table_has_both, "--bpffs %s -j table show chat%s", bpffs, "");
+	if (!ASSERT_OK_PTR(j, "table with both nodes")) {
+		ctl_run(&r, "--bpffs %s -j table show chat", bpffs);
+		printf("  last table: %s\n", r.out);
+		goto out;
+	}
+	ASSERT_EQ(json_integer_value(jpath(jpath(j, "table"), "empty_slots")), 0, "table full");
+	/*
+	 * Not asserted here: that the slot shares of the ring follow the weights
+	 * 100:200. aiblctl reads them right (bpftool agrees), but aibld's first
+	 * table currently does not (see the report); that is the controller's test.
+	 */
+	json_decref(j);
+	j = NULL;
+	ctl_run(&r, "--bpffs %s service list", bpffs);
+	ASSERT_EQ(r.rc, 0, "service list rc");
+	ROW(r.out, "chat row", "chat", "10.100.0.1:", "llama-3-8b", "wrr", "2/2 up");
+	run_free(&r);
+
+	/* drain through the API: the maps show it, and a new flow avoids gpu-b */
+	ctl_run(&r, "-j --api %s --token-file %s node drain gpu-b", api, tokfile);
+	ASSERT_EQ(r.rc, 0, "drain rc");
+	contains(r.out, "\"draining\":true", "drain answer");
+	run_free(&r);
+	j = poll_json(b_draining, "--bpffs %s -j backend list%s", bpffs, "");
+	ASSERT_OK_PTR(j, "gpu-b draining in aibl_backends");
+	json_decref(j);
+	j = NULL;
+	for (int i = 0; i < 8; i++) {
+		char cli[32];
+		json_t *s;
+
+		snprintf(cli, sizeof(cli), "10.0.7.%d:4%04d", i + 1, i);
+		ctl_run(&r, "--bpffs %s -j simulate %s 10.100.0.1:%s", bpffs, cli, svc_port_s);
+		j = r.rc == 0 ? json_loads(r.out, 0, NULL) : NULL;
+		s = jpath(j, "simulate");
+		if (!ASSERT_OK_PTR(s, "simulate")) {
+			printf("  %s%s\n", r.out, r.err);
+			run_free(&r);
+			break;
+		}
+		ASSERT_STREQ(json_string_value(jpath(s, "backend")), "gpu-a", "drained: gpu-a");
+		json_decref(j);
+		j = NULL;
+		run_free(&r);
+	}
+	ctl_run(&r, "--api %s --token-file %s node undrain gpu-b", api, tokfile);
+	ASSERT_EQ(r.rc, 0, "undrain rc");
+	run_free(&r);
+	j = poll_json(b_not_draining, "--bpffs %s -j backend list%s", bpffs, "");
+	ASSERT_OK_PTR(j, "gpu-b back");
+	ctl_run(&r, "--api %s node drain gpu-a", api);
+	ASSERT_EQ(r.rc, 1, "the real API wants the token");
+	contains(r.err, "HTTP 401", "401");
+	run_free(&r);
+	ctl_run(&r, "--api %s --token-file %s node drain nosuch", api, tokfile);
+	ASSERT_EQ(r.rc, 1, "unknown node");
+	contains(r.err, "unknown node 'nosuch'", "404");
+out:
+	json_decref(j);
+	run_free(&r);
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		waitpid(pid, &st, 0);
+		snprintf(cmd, sizeof(cmd), "%s --teardown --config %s >/dev/null 2>&1", aibld,
+			 cfgpath);
+		ASSERT_OK(system(cmd), "aibld --teardown");
+	}
+	if (veth && system("ip link del cl-ae0 2>/dev/null"))
+		printf("  veth cl-ae0 already gone\n");
+	if (listening) {
+		pthread_cancel(th);
+		pthread_join(th, NULL);
+	}
+	if (lfd >= 0)
+		close(lfd);
+	unlink(cfgpath);
+	unlink(tokfile);
+}
+
 static void test_setup(void)
 {
 	struct run r;
@@ -1448,6 +1721,7 @@ static const struct test_case cases[] = {
     {"simulate", test_simulate},
     {"mismatch", test_mismatch},
     {"status_and_drain", test_status_and_drain},
+    {"real_aibld", test_real_aibld},
 };
 
 TEST_MAIN("aiblctl", cases)

@@ -160,12 +160,18 @@ static const char *jstr(json_t *o, const char *k)
 	return s ? s : "-";
 }
 
-/* a JSON number as text: integers exact, reals with d decimals */
+/*
+ * A JSON number as text: integers exact, reals with d decimals. The
+ * controller reports -1 for what it does not know (a node without an agent
+ * has no GPU figures): shown as "-".
+ */
 static char *jnum(char *buf, size_t len, json_t *o, const char *k, int d, const char *unit)
 {
 	json_t *v = json_object_get(o, k);
 
-	if (json_is_integer(v))
+	if (json_is_number(v) && json_number_value(v) < 0)
+		snprintf(buf, len, "-");
+	else if (json_is_integer(v))
 		snprintf(buf, len, "%lld%s", (long long)json_integer_value(v), unit);
 	else if (json_is_real(v))
 		snprintf(buf, len, "%.*f%s", d, json_real_value(v), unit);
@@ -253,9 +259,10 @@ static void status_print(json_t *doc)
 		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, "queue_depth", 0, ""));
 		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, "in_flight", 0, ""));
 		/* kv_cache_usage is a fraction 0..1 (vLLM's gpu_cache_usage_perc) */
-		ctl_table__cell(
-		    t, "%s",
-		    json_is_number(kv) ? ctl_fmt_pct(b2, sizeof(b2), json_number_value(kv)) : "-");
+		ctl_table__cell(t, "%s",
+				json_is_number(kv) && json_number_value(kv) >= 0
+				    ? ctl_fmt_pct(b2, sizeof(b2), json_number_value(kv))
+				    : "-");
 		ctl_table__cell(t, "%s", jnum(b3, sizeof(b3), n, "ttft_avg_ms", 1, " ms"));
 		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, "failures", 0, ""));
 		ctl_table__cell(t, "%s", ms[0] ? ms : "-");
