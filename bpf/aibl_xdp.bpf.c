@@ -68,6 +68,9 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	/* aibld writes a table half with one memcpy into the mapping: a
+	 * syscall per slot made 64 tables take ~170 ms (user/aibld/tables.c) */
+	__uint(map_flags, BPF_F_MMAPABLE);
 } aibl_ring SEC(".maps");
 
 struct {
@@ -91,6 +94,7 @@ struct {
 	__uint(max_entries, AIBL_MAX_CONNS);
 	__type(key, struct aibl_flow_key);
 	__type(value, struct aibl_conn);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aibl_conns SEC(".maps");
 
@@ -222,6 +226,8 @@ static __always_inline void ring_pick(__u32 base, __u32 slot, struct pick *pk)
 	pk->backend = AIBL_NO_BACKEND;
 	pk->overloaded = false;
 	pk->probed = false;
+	/* new flows only: keep the code small rather than unrolled */
+#pragma clang loop unroll(disable)
 	for (int i = 0; i < AIBL_MAX_PROBES; i++) {
 		struct aibl_backend *be;
 		__u32 idx, id, *ent;
@@ -274,7 +280,7 @@ struct choice {
  * its backend cannot take new flows), else per mode. key_hash is the hash of
  * the service's session key.
  */
-static __always_inline void choose(const struct aibl_vip *vip, const struct pkt *p,
+static __noinline void choose(const struct aibl_vip *vip, const struct pkt *p,
 				   __u32 key_hash, __u8 mode, struct choice *ch)
 {
 	__u32 svc = vip->svc_id, base = AIBL_RING_INDEX(svc, vip->ring_half & 1, 0);
@@ -378,28 +384,13 @@ static __always_inline bool mac_zero(const __u8 *m)
 	return !(m[0] | m[1] | m[2] | m[3] | m[4] | m[5]);
 }
 
-/* Next hop MAC: the backend's own, else the kernel's FIB, else the gateway. */
-static __always_inline int resolve_nexthop(struct xdp_md *ctx, const struct aibl_backend *be,
-					   const struct aibl_globals *g, const struct pkt *p,
-					   struct nexthop *nh)
+/* The backend entry has no MAC: ask the kernel's FIB, else the gateway. */
+static __noinline int fib_nexthop(struct xdp_md *ctx, const struct aibl_backend *be,
+				  const struct aibl_globals *g, const struct pkt *p,
+				  struct nexthop *nh)
 {
-	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
 	struct bpf_fib_lookup fib = {};
 	long rc;
-
-	if ((void *)(eth + 1) > data_end)
-		return -1;
-	nh->ifindex = 0;
-	/* source MAC: configured, else the address the frame was sent to (us) */
-	if (!mac_zero(g->if_mac))
-		__builtin_memcpy(nh->smac, g->if_mac, 6);
-	else
-		__builtin_memcpy(nh->smac, eth->h_dest, 6);
-	if (!mac_zero(be->mac)) {
-		__builtin_memcpy(nh->dmac, be->mac, 6);
-		return 0;
-	}
 
 	fib.ifindex = ctx->ingress_ifindex;
 	fib.l4_protocol = p->fk.proto;
@@ -428,6 +419,29 @@ static __always_inline int resolve_nexthop(struct xdp_md *ctx, const struct aibl
 	}
 	count(AIBL_CNT_DROP_NO_FIB);
 	return -1;
+}
+
+/* Next hop MAC: the backend's own, else the kernel's FIB, else the gateway. */
+static __always_inline int resolve_nexthop(struct xdp_md *ctx, const struct aibl_backend *be,
+					   const struct aibl_globals *g, const struct pkt *p,
+					   struct nexthop *nh)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	nh->ifindex = 0;
+	/* source MAC: configured, else the address the frame was sent to (us) */
+	if (!mac_zero(g->if_mac))
+		__builtin_memcpy(nh->smac, g->if_mac, 6);
+	else
+		__builtin_memcpy(nh->smac, eth->h_dest, 6);
+	if (!mac_zero(be->mac)) {
+		__builtin_memcpy(nh->dmac, be->mac, 6);
+		return 0;
+	}
+	return fib_nexthop(ctx, be, g, p, nh);
 }
 
 /* Writes Ethernet (+ the VLAN tags the frame came with) at data. */
@@ -472,7 +486,7 @@ static __always_inline int xmit(const struct nexthop *nh)
  * VIP, quoting the head of the packet. mtu is the path MTU the client
  * should use (our MTU minus the tunnel header).
  */
-static __always_inline int send_toobig(struct xdp_md *ctx, const struct pkt *p, __u32 mtu)
+static __noinline int send_toobig(struct xdp_md *ctx, const struct pkt *p, __u32 mtu)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
@@ -678,7 +692,7 @@ static __always_inline int drop_reason(enum parse_rc rc)
 
 /* A header we could not parse fully: drop it when the destination is a VIP
  * (for the parts we could read), else hand it to the stack unchanged. */
-static __always_inline int bad_packet(struct pkt *p, enum parse_rc rc)
+static __noinline int bad_packet(struct pkt *p, enum parse_rc rc)
 {
 	bool vip;
 
@@ -731,7 +745,7 @@ static __always_inline int send_new(struct xdp_md *ctx, struct pkt *p, const str
  * of a datagram reach the same backend in whatever order they come.
  * Anything else addressed to a VIP is dropped (drop_fragment).
  */
-static __always_inline int handle_frag(struct xdp_md *ctx, struct pkt *p,
+static __noinline int handle_frag(struct xdp_md *ctx, struct pkt *p,
 				       const struct aibl_globals *g)
 {
 	struct aibl_vip *vip = vip_lookup(&p->fk.dst, p->fk.family, 0, p->fk.proto);
@@ -772,12 +786,12 @@ drop:
  * (for hash services also by recomputing the choice), so path MTU
  * discovery works for the backend that holds the connection.
  */
-static __always_inline int handle_icmp(struct xdp_md *ctx, struct pkt *p,
+static __noinline int handle_icmp(struct xdp_md *ctx, struct pkt *p,
 				       const struct aibl_globals *g)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	__u8 *ic = data + (p->l4_off & 0x7ff);
-	struct pkt q = {}, r = {};
+	struct pkt q = {};
 	struct aibl_backend *be;
 	struct aibl_conn *conn;
 	struct aibl_vip *vip;
@@ -813,18 +827,22 @@ static __always_inline int handle_icmp(struct xdp_md *ctx, struct pkt *p,
 	if (!vip)
 		goto pass;
 
-	r.fk.family = q.fk.family;
-	r.fk.proto = q.fk.proto;
-	r.fk.src = q.fk.dst;
-	r.fk.dst = q.fk.src;
-	r.fk.sport = q.fk.dport;
-	r.fk.dport = q.fk.sport;
+	/* reverse the quoted tuple in place: client -> VIP, the flow's key */
+	{
+		union aibl_addr a = q.fk.src;
+		__be16 port = q.fk.sport;
+
+		q.fk.src = q.fk.dst;
+		q.fk.dst = a;
+		q.fk.sport = q.fk.dport;
+		q.fk.dport = port;
+	}
 	id = AIBL_NO_BACKEND;
-	conn = bpf_map_lookup_elem(&aibl_conns, &r.fk);
+	conn = bpf_map_lookup_elem(&aibl_conns, &q.fk);
 	if (conn) {
 		id = conn->backend;
 	} else if (vip->mode == AIBL_MODE_HASH) {
-		choose(vip, &r, session_hash(vip, &r, g->hash_seed), AIBL_MODE_HASH, &ch);
+		choose(vip, &q, session_hash(vip, &q, g->hash_seed), AIBL_MODE_HASH, &ch);
 		id = ch.backend;
 	}
 	be = bpf_map_lookup_elem(&aibl_backends, &id);
@@ -833,7 +851,7 @@ static __always_inline int handle_icmp(struct xdp_md *ctx, struct pkt *p,
 	count(AIBL_CNT_VIP_PKTS);
 	count(AIBL_CNT_ICMP_FWD);
 	/* the flow's own hash: same outer source, same backend RSS queue */
-	return send_to(ctx, p, vip, id, be, g, false, false, aibl_hash_flow(&r.fk, g->hash_seed));
+	return send_to(ctx, p, vip, id, be, g, false, false, aibl_hash_flow(&q.fk, g->hash_seed));
 drop:
 	count(AIBL_CNT_VIP_PKTS);
 	count(AIBL_CNT_DROP_ICMP);
@@ -862,7 +880,7 @@ int aibl_xdp(struct xdp_md *ctx)
 	struct pkt p = {};
 	enum parse_rc rc;
 	struct choice ch;
-	bool tcp, closing;
+	bool tcp, closing, new_flow = false, pinned = false;
 	__u32 zero = 0, id;
 	__be16 proto;
 
@@ -910,8 +928,7 @@ int aibl_xdp(struct xdp_md *ctx)
 				now = bpf_ktime_get_coarse_ns();
 				if (now - conn->last_seen_ns > CONN_REFRESH_NS)
 					conn->last_seen_ns = now;
-				return send_to(ctx, &p, vip, id, be, g, false, false,
-					       aibl_hash_flow(&p.fk, g->hash_seed));
+				goto send;
 			}
 		} else {
 			count(AIBL_CNT_CONN_MISS);
@@ -921,7 +938,9 @@ int aibl_xdp(struct xdp_md *ctx)
 	}
 
 	choose(vip, &p, session_hash(vip, &p, g->hash_seed), vip->mode, &ch);
-	if (ch.backend == AIBL_NO_BACKEND) {
+	id = ch.backend;
+	be = bpf_map_lookup_elem(&aibl_backends, &id);
+	if (!be) {
 		count(AIBL_CNT_DROP_NO_BACKEND);
 		return XDP_DROP;
 	}
@@ -933,22 +952,27 @@ int aibl_xdp(struct xdp_md *ctx)
 			if (closing)
 				conn->flags |= AIBL_CONN_F_CLOSING;
 			else
-				load_add(ch.backend, 1);
+				load_add(id, 1);
 		}
-		conn->backend = ch.backend;
+		conn->backend = id;
 		conn->flags = (conn->flags & AIBL_CONN_F_CLOSING) |
 			      (ch.pinned ? AIBL_CONN_F_PINNED : 0);
 		conn->last_seen_ns = bpf_ktime_get_coarse_ns();
 	} else if (!(vip->flags & AIBL_VIP_F_NO_CONNTRACK)) {
-		nc.backend = ch.backend;
+		nc.backend = id;
 		nc.flags = (ch.pinned ? AIBL_CONN_F_PINNED : 0) | (closing ? AIBL_CONN_F_CLOSING : 0);
 		nc.last_seen_ns = bpf_ktime_get_coarse_ns();
 		if (bpf_map_update_elem(&aibl_conns, &p.fk, &nc, BPF_ANY))
 			count(AIBL_CNT_CONN_INSERT_FAIL);
 		else if (tcp && !closing)
-			load_add(ch.backend, 1);
+			load_add(id, 1);
 	}
-	return send_new(ctx, &p, vip, &ch, g, aibl_hash_flow(&p.fk, g->hash_seed));
+	new_flow = true;
+	pinned = ch.pinned;
+send:
+	/* one call site: a single copy of the forwarding code on the hot path */
+	return send_to(ctx, &p, vip, id, be, g, new_flow, pinned,
+		       aibl_hash_flow(&p.fk, g->hash_seed));
 
 other:
 	g = bpf_map_lookup_elem(&aibl_globals, &zero);

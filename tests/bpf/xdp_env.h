@@ -10,6 +10,10 @@
 #define AIBL_TEST_XDP_ENV_H
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <linux/types.h>
