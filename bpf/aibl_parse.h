@@ -164,17 +164,15 @@ ports_only:
  * parsing ports from them and forwarding would send the backend a packet
  * whose header is outside the packet (found by tests/bpf/test_xdp_fuzz.c).
  */
-static __always_inline bool l4_beyond(const struct pkt *p, __u32 l3_end)
+static __always_inline __u32 l4_min(__u8 proto)
 {
-	__u32 min = 0;
-
-	if (p->fk.proto == IPPROTO_TCP)
-		min = sizeof(struct tcphdr);
-	else if (p->fk.proto == IPPROTO_UDP)
-		min = sizeof(struct udphdr);
-	else if (p->fk.proto == IPPROTO_ICMP || p->fk.proto == IPPROTO_ICMPV6)
-		min = 8;
-	return p->l4_off + min > l3_end;
+	if (proto == IPPROTO_TCP)
+		return sizeof(struct tcphdr);
+	if (proto == IPPROTO_UDP)
+		return sizeof(struct udphdr);
+	if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6)
+		return 8;
+	return 0;
 }
 
 static __always_inline enum parse_rc parse_ipv4(void *data, void *data_end, __u32 off,
@@ -202,7 +200,9 @@ static __always_inline enum parse_rc parse_ipv4(void *data, void *data_end, __u3
 	/* Ethernet padding may follow the packet; a packet longer than the
 	 * frame cannot be forwarded honestly. Read on for the ports: they tell
 	 * whether it was addressed to a service. */
-	if (!quoted && data + off + tot > data_end)
+	if (!quoted && (data + off + tot > data_end ||
+			(!(iph->frag_off & bpf_htons(AIBL_IP_OFFSET)) &&
+			 tot < hlen + l4_min(p->fk.proto))))
 		bad = PARSE_BAD;
 	p->l4_off = off + hlen;
 	if (iph->frag_off & bpf_htons(AIBL_IP_MF | AIBL_IP_OFFSET)) {
@@ -213,8 +213,6 @@ static __always_inline enum parse_rc parse_ipv4(void *data, void *data_end, __u3
 		p->frag = FRAG_FIRST;
 	}
 	rc = parse_l4(data, data_end, p, quoted);
-	if (rc == PARSE_OK && !quoted && l4_beyond(p, off + tot))
-		bad = PARSE_BAD;
 	return rc != PARSE_OK ? rc : bad;
 }
 
@@ -289,9 +287,9 @@ static __always_inline enum parse_rc parse_ipv6(void *data, void *data_end, __u3
 l4:
 	p->fk.proto = nh;
 	p->l4_off = off;
-	rc = parse_l4(data, data_end, p, quoted);
-	if (rc == PARSE_OK && !quoted && l4_beyond(p, l3_end))
+	if (!quoted && off + l4_min(nh) > l3_end)
 		bad = PARSE_BAD;
+	rc = parse_l4(data, data_end, p, quoted);
 	return rc != PARSE_OK ? rc : bad;
 }
 
