@@ -137,21 +137,21 @@ LAB_API=${LAB_API:-http://127.0.0.1:7070}
 # the node address, IPv4 and IPv6) and aibl-agent on the node address with
 # the decap program on eth0. The node is named nI (X-Aibl-Node too).
 lab_start_node() {
-	local i=$1 ip
+	local i=$1
 	shift
-	ip=$(eval echo "\$LAB_NODE_${i}_IP4")
 	lab_spawn "n$i" "sim-n$i" "$AIBL_BUILD/aibl-simnode" --listen "[::]:$LAB_SIM_PORT" \
 		--node-name "n$i" "$@" || return 1
 	lab_start_agent "$i"
 }
 
 # lab_start_agent I [AGENT-ARGS...] (started by lab_start_node; separate so
-# a test can stop and restart it)
+# a test can stop and restart it). It listens on every IPv4 address of the
+# node so that hints can be posted from the node itself over loopback (an
+# agent without --key accepts hint posts only from loopback).
 lab_start_agent() {
-	local i=$1 ip
+	local i=$1
 	shift
-	ip=$(eval echo "\$LAB_NODE_${i}_IP4")
-	lab_spawn "n$i" "agent-n$i" "$AIBL_BUILD/aibl-agent" --listen "$ip:$LAB_AGENT_PORT" \
+	lab_spawn "n$i" "agent-n$i" "$AIBL_BUILD/aibl-agent" --listen "0.0.0.0:$LAB_AGENT_PORT" \
 		--name "n$i" --model-server "http://127.0.0.1:$LAB_SIM_PORT" --decap eth0 \
 		--scrape-interval-ms "${LAB_SCRAPE_MS:-200}" "$@"
 }
@@ -230,6 +230,14 @@ lab__nodes_up_ge() { [ "$(lab_nodes_up)" -ge "$1" ]; }
 # lab_wait_nodes_up N [SECONDS]
 lab_wait_nodes_up() {
 	lab_wait "${2:-15}" lab__nodes_up_ge "$1"
+}
+
+# lab_hint I CLIENT VIP PORT [SCORE] [TTL_MS]: post a server cache hint to
+# node I's agent ("node I holds CLIENT's context on VIP:PORT")
+lab_hint() {
+	lab_run "n$1" curl -sf --max-time 3 -H 'Content-Type: application/json' \
+		-d "{\"hints\":[{\"client\":\"$2\",\"vip\":\"$3\",\"port\":$4,\"proto\":\"tcp\",\"ttl_ms\":${6:-60000},\"score\":${5:-1.0}}]}" \
+		"http://127.0.0.1:$LAB_AGENT_PORT/v1/hints"
 }
 
 # lab_loadgen ARGS...: aibl-loadgen on the client host
