@@ -28,14 +28,15 @@
 #endif
 /*
  * Maglev lookup table size per service. Must be prime. 65537 like Katran
- * would cost 256 * 2 * 65537 * 4 B = 128 MiB; 16381 keeps the table well
- * above 16x the backends of a large service at 32 MiB for 256 services.
+ * would cost 256 * 2 * 65537 * 8 B = 256 MiB (BPF arrays store each value in
+ * 8 bytes); 16381 keeps the table well above 16x the backends of a large
+ * service at 64 MiB for 256 services.
  * Build time only: BPF and userspace must agree (see aibl_globals.ring_size).
  */
 #ifndef AIBL_RING_SIZE
 #define AIBL_RING_SIZE 16381
 #endif
-/* Connection table (LRU): ~ 56 B key+value, ~ 110 B with LRU overhead. */
+/* Connection table (LRU): ~ 56 B key+value, ~ 120 B with LRU overhead. */
 #ifndef AIBL_MAX_CONNS
 #define AIBL_MAX_CONNS 262144
 #endif
