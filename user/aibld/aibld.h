@@ -52,6 +52,8 @@ struct svc_rt {
 	__u32 *table; /* AIBL_RING_SIZE backend ids */
 	__u32 *applied; /* per service node (cfg order): weight in the table */
 	__u32 *slots; /* per service node: slots in the active half */
+	__u32 *mem_ids; /* backend ids written to aibl_members for it */
+	int nmem;
 	__u64 last_write_ms;
 	__u32 generation;
 	unsigned int npins;
@@ -112,6 +114,7 @@ struct aibld {
 	struct aibld_stats st;
 	int wake_fd; /* eventfd: API changed something, recompute now */
 	bool force_next; /* rewrite every table on the next recompute */
+	unsigned int member_errors;
 };
 
 /* monotonic clock */

@@ -62,6 +62,7 @@ static void svc_rt_free(struct svc_rt *s)
 	free(s->table);
 	free(s->applied);
 	free(s->slots);
+	free(s->mem_ids);
 }
 
 static void vip_key_of(const struct cfg_service *s, struct aibl_vip_key *k)
@@ -266,6 +267,9 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 			memcpy(s->table, old[j].table, AIBL_RING_SIZE * sizeof(__u32));
 			s->last_write_ms = old[j].last_write_ms;
 			s->generation = old[j].generation;
+			s->mem_ids = old[j].mem_ids;
+			s->nmem = old[j].nmem;
+			old[j].mem_ids = NULL;
 			/* applied weights are per node position: recomputed, so the
 			 * first recompute after a reload sees a membership change */
 			break;
@@ -342,12 +346,23 @@ static void prune_services(struct aibld *d)
 		memset(&m, 0, sizeof(m));
 		bpf_map_update_elem(d->fd_svc_meta, &id, &m, BPF_ANY);
 	}
-	/* members of services that are gone; current ones are rewritten */
+	/* members of services that are gone; a kept service's stale members
+	 * are known to it (svc_rt.mem_ids) except right after start */
 	if (!bpf_map_get_next_key(d->fd_members, NULL, &mk)) {
 		for (;;) {
 			int more = !bpf_map_get_next_key(d->fd_members, &mk, &next);
+			bool del = mk.svc_id >= d->max_services || !keep[mk.svc_id];
 
-			if (mk.svc_id >= d->max_services || !keep[mk.svc_id])
+			for (int i = 0; !del && i < d->cfg.nservices; i++) {
+				const struct cfg_service *cs = &d->cfg.services[i];
+
+				if (d->svcs[i].id != mk.svc_id || d->svcs[i].mem_ids)
+					continue;
+				del = true;
+				for (int k = 0; k < cs->nnodes && del; k++)
+					del = d->nodes[cs->nodes[k]].id != mk.backend;
+			}
+			if (del)
 				bpf_map_delete_elem(d->fd_members, &mk);
 			if (!more)
 				break;
@@ -543,8 +558,9 @@ static void write_nodes(struct aibld *d, const int *cost_pol)
 	}
 }
 
-static int write_service(struct aibld *d, int si, const __u32 *weights, const __u32 *ids,
-			 bool table_changed)
+/* idx: the table as positions in the service's node list, ids: as backend ids */
+static int write_service(struct aibld *d, int si, const __u32 *weights, const __u32 *idx,
+			 const __u32 *ids, bool table_changed)
 {
 	const struct cfg_service *cs = &d->cfg.services[si];
 	struct svc_rt *s = &d->svcs[si];
@@ -582,23 +598,38 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 	s->last_write_ms = aibld__now_ms();
 
 	memset(s->slots, 0, cs->nnodes * sizeof(__u32));
-	for (__u32 slot = 0; slot < AIBL_RING_SIZE; slot++) {
-		for (int k = 0; k < cs->nnodes && ids[slot] != AIBL_NO_BACKEND; k++) {
-			if (d->nodes[cs->nodes[k]].id == ids[slot]) {
-				s->slots[k]++;
-				break;
-			}
-		}
+	for (__u32 slot = 0; slot < AIBL_RING_SIZE; slot++)
+		if (idx[slot] != AIBL_NO_BACKEND)
+			s->slots[idx[slot]]++;
+	/* members written last time that are no longer the service's nodes */
+	for (int i = 0; i < s->nmem; i++) {
+		struct aibl_member_key mk = { .svc_id = s->id, .backend = s->mem_ids[i] };
+		bool still = false;
+
+		for (int k = 0; k < cs->nnodes && !still; k++)
+			still = d->nodes[cs->nodes[k]].id == s->mem_ids[i];
+		if (!still)
+			bpf_map_delete_elem(d->fd_members, &mk);
 	}
+	if (s->nmem != cs->nnodes) {
+		__u32 *m = realloc(s->mem_ids, (cs->nnodes + 1) * sizeof(__u32));
+
+		if (!m)
+			return -ENOMEM;
+		s->mem_ids = m;
+	}
+	s->nmem = cs->nnodes;
 	for (int k = 0; k < cs->nnodes; k++) {
 		const struct node_rt *n = &d->nodes[cs->nodes[k]];
 		struct aibl_member_key mk = { .svc_id = s->id, .backend = n->id };
+
+		s->mem_ids[k] = n->id;
 		struct aibl_member m = { .weight = weights[k],
 					 .cfg_weight = d->cfg.nodes[cs->nodes[k]].weight,
 					 .slots = s->slots[k] };
 
 		if (bpf_map_update_elem(d->fd_members, &mk, &m, BPF_ANY))
-			pr_warn("write aibl_members: %s", strerror(errno));
+			d->member_errors++;
 	}
 	memcpy(meta.name, cs->name, AIBL_NAME_LEN);
 	memcpy(meta.model, cs->model, AIBL_MODEL_LEN);
@@ -611,28 +642,6 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 		pr_warn("write aibl_svc_meta: %s", strerror(errno));
 	memcpy(s->applied, weights, cs->nnodes * sizeof(__u32));
 	return 0;
-}
-
-/* members of a service that are no longer its nodes (after a reload) */
-static void prune_members(struct aibld *d, int si)
-{
-	const struct cfg_service *cs = &d->cfg.services[si];
-	struct aibl_member_key mk, next;
-	__u32 sid = d->svcs[si].id;
-	int more;
-
-	if (bpf_map_get_next_key(d->fd_members, NULL, &mk))
-		return;
-	do {
-		bool keep = mk.svc_id != sid;
-
-		more = !bpf_map_get_next_key(d->fd_members, &mk, &next);
-		for (int k = 0; k < cs->nnodes && !keep; k++)
-			keep = d->nodes[cs->nodes[k]].id == mk.backend;
-		if (!keep)
-			bpf_map_delete_elem(d->fd_members, &mk);
-		mk = next;
-	} while (more);
 }
 
 struct svc_work {
@@ -695,9 +704,7 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 			memcmp(w->ids, s->table, AIBL_RING_SIZE * sizeof(__u32));
 	if (!table_changed)
 		d->st.table_skips++;
-	if (members_changed || !s->have_table)
-		prune_members(d, si);
-	return write_service(d, si, w->w, w->ids, table_changed);
+	return write_service(d, si, w->w, w->idx, w->ids, table_changed);
 }
 
 int aibld__recompute(struct aibld *d, bool force)
@@ -752,6 +759,12 @@ int aibld__recompute(struct aibld *d, bool force)
 
 		if (e && !err)
 			err = e;
+	}
+	if (d->member_errors) {
+		/* one line per recompute, not one per entry: the map is full */
+		pr_warn("aibl_members: %u entries not written (%s); aiblctl will not show them",
+			d->member_errors, strerror(errno));
+		d->member_errors = 0;
 	}
 	if (!nodes__build_pins(d, &want, &nwant)) {
 		tables__sync_pins(d, want, nwant);

@@ -213,8 +213,11 @@ static int run(struct daemon *dm, bool *stop)
 		d->st.loops++;
 		pthread_mutex_unlock(&d->lock);
 
+		/* at least one look at signals and wake-ups per loop, even when
+		 * the poll round took longer than the interval (silent nodes) */
 		next = t0 + d->cfg.poll_interval_ms;
-		while (!*stop && (now = aibld__now_ms()) < next) {
+		now = aibld__now_ms();
+		do {
 			struct pollfd pf[3] = {
 				{ .fd = dm->sig_fd, .events = POLLIN },
 				{ .fd = d->wake_fd, .events = POLLIN },
@@ -222,7 +225,7 @@ static int run(struct daemon *dm, bool *stop)
 			};
 			__u64 v;
 
-			if (poll(pf, 3, (int)(next - now)) < 0 && errno != EINTR)
+			if (poll(pf, 3, now < next ? (int)(next - now) : 0) < 0 && errno != EINTR)
 				return -errno;
 			if (pf[0].revents && handle_signals(dm))
 				*stop = true;
@@ -238,7 +241,8 @@ static int run(struct daemon *dm, bool *stop)
 				aibld__recompute(d, false);
 				pthread_mutex_unlock(&d->lock);
 			}
-		}
+			now = aibld__now_ms();
+		} while (!*stop && now < next);
 	}
 	return 0;
 }

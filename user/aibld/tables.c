@@ -4,7 +4,7 @@
  * every write), pins and the counters it reads back.
  *
  * The ring is written one service half at a time. When aibl_ring is
- * BPF_F_MMAPABLE the half is a memcpy into the mapping; otherwise one
+ * BPF_F_MMAPABLE the half is stored straight into the mapping; otherwise one
  * bpf_map_update_batch per half (kernel >= 5.6), or element by element
  * where batches are refused. The half written is never the one the
  * data plane reads: the caller flips aibl_vip.ring_half only afterwards.
@@ -24,9 +24,16 @@
 #include "dataplane.h"
 #include "log.h"
 
+/*
+ * An mmapable array lays its elements out at round_up(value_size, 8): the
+ * __u32 ids sit 8 bytes apart, in the low half of each (little or big
+ * endian alike, the value is the first 4 bytes of its element).
+ */
+#define RING_STRIDE 2 /* __u32 words per element */
+
 static size_t ring_bytes(const struct aibld *d)
 {
-	size_t sz = (size_t)d->max_services * 2 * AIBL_RING_SIZE * sizeof(__u32);
+	size_t sz = (size_t)d->max_services * 2 * AIBL_RING_SIZE * RING_STRIDE * sizeof(__u32);
 	long pg = sysconf(_SC_PAGESIZE);
 
 	return (sz + pg - 1) / pg * pg;
@@ -111,7 +118,10 @@ int tables__write_ring(struct aibld *d, __u32 svc_id, __u8 half, const __u32 *id
 	int err;
 
 	if (d->ring_mmap) {
-		memcpy(d->ring_mmap + base, ids, n * sizeof(__u32));
+		__u32 *p = d->ring_mmap + (size_t)base * RING_STRIDE;
+
+		for (__u32 i = 0; i < n; i++)
+			p[i * RING_STRIDE] = ids[i];
 		/* the flip that follows is a syscall: a full barrier */
 		return 0;
 	}
@@ -140,7 +150,10 @@ int tables__read_ring(struct aibld *d, __u32 svc_id, __u8 half, __u32 *ids)
 	__u32 base = AIBL_RING_INDEX(svc_id, half, 0);
 
 	if (d->ring_mmap) {
-		memcpy(ids, d->ring_mmap + base, AIBL_RING_SIZE * sizeof(__u32));
+		const __u32 *p = d->ring_mmap + (size_t)base * RING_STRIDE;
+
+		for (__u32 i = 0; i < AIBL_RING_SIZE; i++)
+			ids[i] = p[i * RING_STRIDE];
 		return 0;
 	}
 	for (__u32 i = 0; i < AIBL_RING_SIZE; i++) {

@@ -1,0 +1,840 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * aibld as a process against the real data plane: XDP attached (generic)
+ * to a veth whose peer lives in a private netns, maps pinned under a
+ * private bpffs dir, nodes polled over real HTTP -- two real aibl-agent +
+ * aibl-simnode pairs with a shared key, one agent-less node behind a TCP
+ * listener, and four misbehaving agents served here with libmicrohttpd
+ * (garbage, silent, a report for another node, an unsigned report).
+ *
+ * Ports 19000-19999; names ct*; everything removed on exit.
+ */
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include "test.h"
+#include "aibl.h"
+#include "auth.h"
+#include "report.h"
+
+#define API "http://127.0.0.1:19070"
+#define KEY "ct-integration-shared-key-0123456789"
+#define TOKEN "ct-api-token-abcdefghijklmnop"
+
+static char bin_aibld[512], bin_agent[512], bin_sim[512];
+static char dir[128], cfgpath[128], keypath[128], tokpath[128], logpath[128];
+static char ifa[IF_NAMESIZE], ifb[IF_NAMESIZE], netns[32];
+static pid_t aibld_pid = -1, sims[2] = { -1, -1 }, agents[2] = { -1, -1 };
+static struct MHD_Daemon *bad[4];
+static int tcp_listener = -1;
+static bool ready;
+
+/* ---- processes ---- */
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static pid_t spawn(const char *const argv[], const char *out)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int fd = open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int stop_pid(pid_t *pid, int sig)
+{
+	int status = -1;
+
+	if (*pid <= 0)
+		return -1;
+	kill(*pid, sig);
+	for (int i = 0; i < 100; i++) {
+		if (waitpid(*pid, &status, WNOHANG) == *pid) {
+			*pid = -1;
+			return status;
+		}
+		usleep(50000);
+	}
+	kill(*pid, SIGKILL);
+	waitpid(*pid, &status, 0);
+	*pid = -1;
+	return -1;
+}
+
+static bool alive(pid_t pid)
+{
+	return pid > 0 && waitpid(pid, NULL, WNOHANG) == 0;
+}
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+	char cmd[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+/* ---- HTTP ---- */
+
+struct buf {
+	char *p;
+	size_t n;
+};
+
+static size_t on_data(char *d, size_t s, size_t n, void *ud)
+{
+	struct buf *b = ud;
+	char *np = realloc(b->p, b->n + s * n + 1);
+
+	if (!np)
+		return 0;
+	b->p = np;
+	memcpy(b->p + b->n, d, s * n);
+	b->n += s * n;
+	b->p[b->n] = 0;
+	return s * n;
+}
+
+/* status code, body in *out (caller frees) */
+static long http(const char *method, const char *url, const char *auth, char **out)
+{
+	struct curl_slist *h = NULL;
+	struct buf b = {};
+	long code = -1;
+	CURL *c = curl_easy_init();
+
+	if (!c)
+		return -1;
+	if (auth) {
+		char hdr[128];
+
+		snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", auth);
+		h = curl_slist_append(h, hdr);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (!strcmp(method, "POST"))
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(h);
+	if (out)
+		*out = b.p;
+	else
+		free(b.p);
+	return code;
+}
+
+static json_t *status(void)
+{
+	char *body = NULL;
+	json_t *j = NULL;
+
+	if (http("GET", API "/v1/status", NULL, &body) == 200)
+		j = json_loads(body, 0, NULL);
+	free(body);
+	return j;
+}
+
+/* state of node name in /v1/status, "" when unknown */
+static const char *node_state(json_t *st, const char *name)
+{
+	size_t i;
+	json_t *n;
+
+	json_array_foreach(json_object_get(st, "nodes"), i, n)
+		if (!strcmp(json_string_value(json_object_get(n, "name")), name))
+			return json_string_value(json_object_get(n, "state"));
+	return "";
+}
+
+/* wait until node has state (bounded) */
+static bool wait_state(const char *name, const char *state, int ms)
+{
+	double end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		json_t *st = status();
+		bool ok = st && !strcmp(node_state(st, name), state);
+
+		json_decref(st);
+		if (ok)
+			return true;
+		usleep(100000);
+	}
+	return false;
+}
+
+/* ---- misbehaving agents ---- */
+
+enum bad_mode { BAD_GARBAGE, BAD_SILENT, BAD_FOREIGN, BAD_UNSIGNED };
+static const char *const bad_names[] = { "bad-garbage", "bad-silent", "bad-foreign",
+					 "bad-unsigned" };
+static volatile int silent_stop;
+
+static enum MHD_Result bad_handler(void *cls, struct MHD_Connection *c, const char *url,
+				   const char *method, const char *version, const char *upload,
+				   size_t *upload_size, void **con_cls)
+{
+	enum bad_mode mode = (enum bad_mode)(long)cls;
+	const char *nonce = MHD_lookup_connection_value(c, MHD_HEADER_KIND, AIBL_NONCE_HEADER);
+	struct MHD_Response *r;
+	struct agent_report rep;
+	char *body, sig[AIBL_AUTH_HDR_MAX];
+	struct aibl_key k = { .len = strlen(KEY) };
+	enum MHD_Result ret;
+
+	memcpy(k.key, KEY, k.len);
+	if (mode == BAD_SILENT) {
+		for (int i = 0; i < 20 && !silent_stop; i++)
+			usleep(100000);
+		return MHD_NO;
+	}
+	if (mode == BAD_GARBAGE) {
+		body = strdup("{\"schema\": 1, \"node\": [this is not json");
+	} else {
+		agent_report__init(&rep);
+		snprintf(rep.node, sizeof(rep.node), "%s",
+			 mode == BAD_FOREIGN ? "somebody-else" : bad_names[mode]);
+		rep.timestamp_ms = (uint64_t)time(NULL) * 1000;
+		snprintf(rep.version, sizeof(rep.version), "test");
+		body = agent_report__to_json(&rep);
+	}
+	if (!body)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	/* garbage is signed: it must fail as garbage, not as unsigned */
+	if (mode != BAD_UNSIGNED &&
+	    !aibl_auth__sign(&k, time(NULL), nonce ? nonce : "", body, strlen(body), sig,
+			     sizeof(sig)))
+		MHD_add_response_header(r, AIBL_AUTH_HEADER, sig);
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* ---- maps ---- */
+
+static int map_fd(const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return bpf_obj_get(path);
+}
+
+/* backend id of a node from aibl_be_meta, -1 when absent */
+static int be_id(const char *name)
+{
+	int fd = map_fd(AIBL_MAP_BE_META), id = -1;
+	struct aibl_be_meta m;
+
+	for (__u32 i = 0; fd >= 0 && i < AIBL_MAX_BACKENDS && id < 0; i++)
+		if (!bpf_map_lookup_elem(fd, &i, &m) && m.valid && !strcmp(m.name, name))
+			id = i;
+	if (fd >= 0)
+		close(fd);
+	return id;
+}
+
+static int vip_lookup(const char *addr, __u16 port, struct aibl_vip *v)
+{
+	struct aibl_vip_key k = { .port = htons(port), .proto = IPPROTO_TCP,
+				  .family = AIBL_AF_INET };
+	int fd = map_fd(AIBL_MAP_VIPS), err;
+
+	inet_pton(AF_INET, addr, &k.addr.v4);
+	err = bpf_map_lookup_elem(fd, &k, v) ? -errno : 0;
+	close(fd);
+	return err;
+}
+
+/* slots per backend id in the active half of the VIP's table */
+static int ring_counts(const char *vip, __u16 port, int *counts, int n, __u32 *sum)
+{
+	int fd = map_fd(AIBL_MAP_RING);
+	struct aibl_vip v;
+	__u64 h = 1469598103934665603ULL;
+
+	memset(counts, 0, n * sizeof(int));
+	if (fd < 0 || vip_lookup(vip, port, &v)) {
+		if (fd >= 0)
+			close(fd);
+		return -ENOENT;
+	}
+	for (__u32 s = 0; s < AIBL_RING_SIZE; s++) {
+		__u32 k = AIBL_RING_INDEX(v.svc_id, v.ring_half, s), id;
+
+		if (bpf_map_lookup_elem(fd, &k, &id))
+			break;
+		h = (h ^ id) * 1099511628211ULL;
+		if ((int)id < n)
+			counts[id]++;
+	}
+	close(fd);
+	if (sum)
+		*sum = (__u32)(h ^ (h >> 32));
+	return 0;
+}
+
+static __u8 be_flags(int id)
+{
+	int fd = map_fd(AIBL_MAP_BACKENDS);
+	struct aibl_backend be = {};
+	__u32 k = id;
+
+	bpf_map_lookup_elem(fd, &k, &be);
+	close(fd);
+	return be.flags;
+}
+
+/* the API answers before the loop has written the maps: wait for them */
+static bool wait_flag(int id, __u8 flag, bool set)
+{
+	for (int i = 0; i < 30; i++) {
+		if (!!(be_flags(id) & flag) == set)
+			return true;
+		usleep(100000);
+	}
+	return false;
+}
+
+/* ---- the lab ---- */
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+	chmod(path, mode);
+}
+
+static void write_config(unsigned int n1_weight, const char *extra)
+{
+	char text[4096];
+
+	snprintf(text, sizeof(text),
+		 "interface: %s\n"
+		 "xdp_mode: generic\n"
+		 "bpffs: %s\n"
+		 "poll_interval_ms: 200\n"
+		 "poll_timeout_ms: 300\n"
+		 "status_listen: 127.0.0.1:19070\n"
+		 "agent_key_file: %s\n"
+		 "api_token_file: %s\n"
+		 "health: {fail_after: 2, rise_after: 2}\n"
+		 "tables: {min_rewrite_interval_ms: 0}\n"
+		 "services:\n"
+		 "  - {name: web, vip: 10.99.0.1, port: 19080, policy: wrr, nodes: [n1, n2]}\n"
+		 "  - {name: chat, vip: 10.99.0.2, port: 19081, policy: ai, model: m1,\n"
+		 "     nodes: [n1, n2, tcp1]}\n"
+		 "  - {name: misc, vip: 10.99.0.3, port: 19082, policy: hash,\n"
+		 "     nodes: [bad-garbage, bad-silent, bad-foreign, bad-unsigned, tcp1]}\n"
+		 "nodes:\n"
+		 "  - {name: n1, address: 10.98.0.2, agent: 'http://127.0.0.1:19111', weight: %u}\n"
+		 "  - {name: n2, address: 10.98.0.3, agent: 'http://127.0.0.1:19112', weight: 300}\n"
+		 "  - {name: tcp1, address: 127.0.0.1, health_port: 19131, models: [m1]}\n"
+		 "  - {name: bad-garbage, address: 10.98.0.4, agent: 'http://127.0.0.1:19121'}\n"
+		 "  - {name: bad-silent, address: 10.98.0.5, agent: 'http://127.0.0.1:19122'}\n"
+		 "  - {name: bad-foreign, address: 10.98.0.6, agent: 'http://127.0.0.1:19123'}\n"
+		 "  - {name: bad-unsigned, address: 10.98.0.7, agent: 'http://127.0.0.1:19124'}\n"
+		 "%s",
+		 ifa, dir, keypath, tokpath, n1_weight, extra ? extra : "");
+	write_file(cfgpath, text, 0644);
+}
+
+static pid_t start_pair(int i)
+{
+	char sl[32], al[32], srv[48], name[8];
+	const char *sargv[] = { bin_sim, "--listen", sl, "--models", "m1:100", "--resident",
+				"m1", "--node-name", name, NULL };
+	const char *aargv[] = { bin_agent, "--listen", al, "--name", name, "--model-server", srv,
+				"--key", keypath, "--no-nvml", "--scrape-interval-ms", "100", NULL };
+
+	snprintf(sl, sizeof(sl), "127.0.0.1:%d", 19101 + i);
+	snprintf(al, sizeof(al), "127.0.0.1:%d", 19111 + i);
+	snprintf(srv, sizeof(srv), "http://127.0.0.1:%d", 19101 + i);
+	snprintf(name, sizeof(name), "n%d", i + 1);
+	if (sims[i] < 0)
+		sims[i] = spawn(sargv, NULL);
+	agents[i] = spawn(aargv, NULL);
+	return agents[i];
+}
+
+static void start_aibld(void)
+{
+	const char *argv[] = { bin_aibld, "--config", cfgpath, NULL };
+
+	aibld_pid = spawn(argv, logpath);
+}
+
+static void teardown(void)
+{
+	silent_stop = 1;
+	stop_pid(&aibld_pid, SIGTERM);
+	for (int i = 0; i < 2; i++) {
+		stop_pid(&agents[i], SIGTERM);
+		stop_pid(&sims[i], SIGTERM);
+	}
+	for (int i = 0; i < 4; i++)
+		if (bad[i])
+			MHD_stop_daemon(bad[i]);
+	if (tcp_listener >= 0)
+		close(tcp_listener);
+	if (ifa[0]) {
+		sh("ip link del %s 2>/dev/null", ifa);
+		sh("ip netns del %s 2>/dev/null", netns);
+	}
+	if (dir[0])
+		sh("rm -rf %s", dir);
+	unlink(cfgpath);
+	unlink(keypath);
+	unlink(tokpath);
+	if (getenv("AIBL_TEST_VERBOSE"))
+		sh("cat %s >&2", logpath);
+	unlink(logpath);
+}
+
+static void on_signal(int sig)
+{
+	teardown();
+	_exit(1);
+}
+
+static bool setup(void)
+{
+	const char *b = getenv("AIBL_BUILD");
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(19131) };
+	int one = 1, pid = getpid();
+
+	snprintf(bin_aibld, sizeof(bin_aibld), "%s/aibld", b ? b : "build");
+	snprintf(bin_agent, sizeof(bin_agent), "%s/aibl-agent", b ? b : "build");
+	snprintf(bin_sim, sizeof(bin_sim), "%s/aibl-simnode", b ? b : "build");
+	if (access(bin_aibld, X_OK) || access(bin_agent, X_OK) || access(bin_sim, X_OK)) {
+		SKIP("build aibld, aibl-agent and aibl-simnode first");
+		return false;
+	}
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/aibl-t-ct-%d", pid);
+	snprintf(cfgpath, sizeof(cfgpath), "/tmp/aibl-ct-%d.yaml", pid);
+	snprintf(keypath, sizeof(keypath), "/tmp/aibl-ct-%d.key", pid);
+	snprintf(tokpath, sizeof(tokpath), "/tmp/aibl-ct-%d.token", pid);
+	snprintf(logpath, sizeof(logpath), "/tmp/aibl-ct-%d.log", pid);
+	snprintf(ifa, sizeof(ifa), "ct%da", pid % 100000);
+	snprintf(ifb, sizeof(ifb), "ct%db", pid % 100000);
+	snprintf(netns, sizeof(netns), "ct-%d", pid);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	if (sh("ip netns add %s && ip link add %s type veth peer name %s netns %s && "
+	       "ip addr add 10.98.0.1/24 dev %s && ip link set %s up && "
+	       "ip -n %s link set %s up && ip -n %s addr add 10.98.0.2/24 dev %s",
+	       netns, ifa, ifb, netns, ifa, ifa, netns, ifb, netns, ifb)) {
+		SKIP("cannot create the veth/netns lab");
+		return false;
+	}
+	write_file(keypath, KEY "\n", 0600);
+	write_file(tokpath, TOKEN "\n", 0600);
+	for (int i = 0; i < 4; i++) {
+		bad[i] = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+						  MHD_USE_THREAD_PER_CONNECTION,
+					  19121 + i, NULL, NULL, bad_handler, (void *)(long)i,
+					  MHD_OPTION_END);
+		if (!ASSERT_OK_PTR(bad[i], "bad agent server"))
+			return false;
+	}
+	tcp_listener = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(tcp_listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (!ASSERT_OK(bind(tcp_listener, (void *)&sa, sizeof(sa)), "bind 19131") ||
+	    !ASSERT_OK(listen(tcp_listener, 64), "listen"))
+		return false;
+	start_pair(0);
+	start_pair(1);
+	write_config(100, NULL);
+	start_aibld();
+	if (!ASSERT_TRUE(wait_state("n1", "up", 10000) && wait_state("n2", "up", 5000),
+			 "agents up")) {
+		sh("cat %s >&2", logpath);
+		return false;
+	}
+	return true;
+}
+
+/* ---- cases ---- */
+
+static void maps_reflect_config(void)
+{
+	int n1 = be_id("n1"), n2 = be_id("n2"), tcp = be_id("tcp1"), counts[AIBL_MAX_BACKENDS];
+	int fd, g_fd;
+	struct aibl_svc_meta sm;
+	struct aibl_member m;
+	struct aibl_globals g;
+	struct aibl_vip v;
+	__u32 zero = 0;
+
+	if (!ready)
+		return SKIP("lab not ready");
+	ASSERT_TRUE(n1 >= 0 && n2 >= 0 && tcp >= 0, "backend meta names");
+	if (!ASSERT_OK(vip_lookup("10.99.0.1", 19080, &v), "web VIP"))
+		return;
+	ASSERT_EQ(v.mode, AIBL_MODE_RR, "wrr runs as RR");
+	if (!ASSERT_OK(ring_counts("10.99.0.1", 19080, counts, AIBL_MAX_BACKENDS, NULL), "ring"))
+		return;
+	printf("  web shares: n1 %.4f n2 %.4f\n", (double)counts[n1] / AIBL_RING_SIZE,
+	       (double)counts[n2] / AIBL_RING_SIZE);
+	ASSERT_LE(fabs((double)counts[n1] / AIBL_RING_SIZE - 0.25), 0.01, "n1 share 1/4");
+	ASSERT_LE(fabs((double)counts[n2] / AIBL_RING_SIZE - 0.75), 0.01, "n2 share 3/4");
+	ASSERT_EQ(counts[n1] + counts[n2], AIBL_RING_SIZE, "no other node, no empty slot");
+
+	fd = map_fd(AIBL_MAP_SVC_META);
+	ASSERT_OK(bpf_map_lookup_elem(fd, &v.svc_id, &sm), "svc meta");
+	ASSERT_STREQ(sm.name, "web", "svc meta name");
+	ASSERT_EQ(sm.policy, AIBL_POL_WRR, "svc meta policy");
+	close(fd);
+	fd = map_fd(AIBL_MAP_MEMBERS);
+	ASSERT_OK(bpf_map_lookup_elem(fd, &(struct aibl_member_key){ v.svc_id, n2 }, &m),
+		  "member n2");
+	ASSERT_EQ(m.cfg_weight, 300, "member cfg weight");
+	ASSERT_EQ(m.slots, counts[n2], "member slots = ring");
+	close(fd);
+
+	/* ai service: the agent-less node counts via TCP and its static model */
+	ASSERT_OK(vip_lookup("10.99.0.2", 19081, &v), "chat VIP");
+	ASSERT_EQ(v.mode, AIBL_MODE_P2C, "ai runs as P2C");
+	ring_counts("10.99.0.2", 19081, counts, AIBL_MAX_BACKENDS, NULL);
+	ASSERT_TRUE(counts[n1] && counts[n2] && counts[tcp], "chat: all three nodes");
+	ASSERT_EQ(be_flags(tcp) & AIBL_BE_F_DOWN, 0, "tcp1 up");
+
+	g_fd = map_fd(AIBL_MAP_GLOBALS);
+	ASSERT_OK(bpf_map_lookup_elem(g_fd, &zero, &g), "globals");
+	ASSERT_EQ(g.abi_version, AIBL_ABI_VERSION, "abi");
+	ASSERT_EQ(g.ifindex, if_nametoindex(ifa), "ifindex from netlink");
+	ASSERT_EQ(g.hash_seed, 0x6169626c, "seed");
+	ASSERT_EQ(g.src4, inet_addr("10.98.0.1"), "tunnel source from the interface");
+	close(g_fd);
+	ASSERT_EQ(sh("ip link show %s | grep -q xdpgeneric", ifa), 0, "attached generic");
+}
+
+static void bad_agents_down(void)
+{
+	json_t *st;
+
+	if (!ready)
+		return SKIP("lab not ready");
+	for (int i = 0; i < 4; i++) {
+		ASSERT_TRUE(wait_state(bad_names[i], "down", 5000), bad_names[i]);
+		ASSERT_TRUE(wait_flag(be_id(bad_names[i]), AIBL_BE_F_DOWN, true), "DOWN flag");
+	}
+	st = status();
+	if (ASSERT_OK_PTR(st, "status")) {
+		size_t i;
+		json_t *n;
+
+		json_array_foreach(json_object_get(st, "nodes"), i, n) {
+			const char *name = json_string_value(json_object_get(n, "name"));
+			const char *e = json_string_value(json_object_get(n, "last_error"));
+
+			if (strncmp(name, "bad-", 4))
+				continue;
+			printf("  %s: %s\n", name, e);
+			if (!strcmp(name, "bad-garbage"))
+				ASSERT_TRUE(strstr(e, "bad report"), "garbage reason");
+			if (!strcmp(name, "bad-silent"))
+				ASSERT_TRUE(strstr(e, "timeout"), "silent reason");
+			if (!strcmp(name, "bad-foreign"))
+				ASSERT_TRUE(strstr(e, "somebody-else"), "foreign reason");
+			if (!strcmp(name, "bad-unsigned"))
+				ASSERT_TRUE(strstr(e, "unsigned"), "unsigned reason");
+		}
+		json_decref(st);
+	}
+	ASSERT_TRUE(alive(aibld_pid), "controller survived");
+	/* misc keeps only tcp1: every slot */
+	{
+		int counts[AIBL_MAX_BACKENDS];
+
+		ring_counts("10.99.0.3", 19082, counts, AIBL_MAX_BACKENDS, NULL);
+		ASSERT_EQ(counts[be_id("tcp1")], AIBL_RING_SIZE, "misc all on tcp1");
+	}
+}
+
+static void breaker_down_up(void)
+{
+	int n2 = be_id("n2"), counts[AIBL_MAX_BACKENDS];
+
+	if (!ready)
+		return SKIP("lab not ready");
+	stop_pid(&agents[1], SIGKILL);
+	ASSERT_TRUE(wait_state("n2", "down", 5000), "n2 down without its agent");
+	ASSERT_TRUE(wait_flag(n2, AIBL_BE_F_DOWN, true), "DOWN flag");
+	ring_counts("10.99.0.1", 19080, counts, AIBL_MAX_BACKENDS, NULL);
+	ASSERT_EQ(counts[n2], 0, "n2 out of the table");
+	ASSERT_EQ(counts[be_id("n1")], AIBL_RING_SIZE, "n1 takes all");
+	start_pair(1);
+	ASSERT_TRUE(wait_state("n2", "up", 8000), "n2 up again");
+	ASSERT_TRUE(wait_flag(n2, AIBL_BE_F_DOWN, false), "DOWN cleared");
+	ring_counts("10.99.0.1", 19080, counts, AIBL_MAX_BACKENDS, NULL);
+	ASSERT_LE(fabs((double)counts[n2] / AIBL_RING_SIZE - 0.75), 0.01, "n2 share back");
+}
+
+static void metrics_and_status(void)
+{
+	char *body = NULL;
+	json_t *st, *svc;
+
+	if (!ready)
+		return SKIP("lab not ready");
+	ASSERT_EQ(http("GET", API "/metrics", NULL, &body), 200, "GET /metrics");
+	if (ASSERT_OK_PTR(body, "metrics body")) {
+		static const char *const want[] = {
+			"aibl_service_node_weight{service=\"web\",node=\"n2\"} 300",
+			"aibl_service_node_slot_share{service=\"web\",node=\"n1\"} 0.2",
+			"aibl_node_up{node=\"n1\"} 1",
+			"aibl_node_up{node=\"bad-garbage\"} 0",
+			"aibl_node_active_flows{node=\"n1\"} ",
+			"aibl_service_packets_total{service=\"web\"} ",
+			"aibl_node_pins{node=\"n1\"} ",
+			"aibl_controller_loop_seconds ",
+			"aibl_node_poll_errors_total{node=\"bad-silent\"} ",
+			"aibl_dataplane_events_total{event=\"conn_miss\"} ",
+		};
+
+		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+			ASSERT_TRUE(strstr(body, want[i]), want[i]);
+	}
+	free(body);
+	st = status();
+	if (!ASSERT_OK_PTR(st, "status json"))
+		return;
+	ASSERT_TRUE(json_is_string(json_object_get(st, "version")), "version");
+	ASSERT_TRUE(json_is_integer(json_object_get(st, "uptime_s")), "uptime");
+	svc = json_array_get(json_object_get(st, "services"), 0);
+	ASSERT_STREQ(json_string_value(json_object_get(svc, "name")), "web", "service name");
+	ASSERT_STREQ(json_string_value(json_object_get(svc, "vip")), "10.99.0.1", "vip");
+	ASSERT_EQ(json_integer_value(json_object_get(svc, "port")), 19080, "port");
+	ASSERT_STREQ(json_string_value(json_object_get(svc, "proto")), "tcp", "proto");
+	ASSERT_STREQ(json_string_value(json_object_get(svc, "policy")), "wrr", "policy");
+	ASSERT_TRUE(json_is_string(json_object_get(svc, "model")), "model");
+	svc = json_array_get(json_object_get(svc, "nodes"), 1);
+	ASSERT_STREQ(json_string_value(json_object_get(svc, "name")), "n2", "member name");
+	ASSERT_EQ(json_integer_value(json_object_get(svc, "weight")), 300, "member weight");
+	ASSERT_TRUE(json_integer_value(json_object_get(svc, "slots")) > 0, "member slots");
+	ASSERT_STREQ(json_string_value(json_object_get(svc, "state")), "up", "member state");
+	{
+		json_t *n = json_array_get(json_object_get(st, "nodes"), 0);
+		static const char *const keys[] = {
+			"name", "address", "state", "healthy", "last_report_age_ms", "models",
+			"gpu_util_pct", "queue_depth", "in_flight", "kv_cache_usage", "ttft_avg_ms",
+			"failures",
+		};
+
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			ASSERT_TRUE(json_object_get(n, keys[i]), keys[i]);
+		ASSERT_TRUE(json_is_true(json_object_get(n, "healthy")), "n1 healthy");
+		ASSERT_STREQ(json_string_value(json_array_get(json_object_get(n, "models"), 0)),
+			     "m1", "resident model from the agent");
+	}
+	json_decref(st);
+}
+
+static void drain_api(void)
+{
+	char *body = NULL;
+	int n1 = be_id("n1");
+	json_t *j;
+
+	if (!ready)
+		return SKIP("lab not ready");
+	ASSERT_EQ(http("POST", API "/v1/nodes/n1/drain", NULL, NULL), 401, "no token");
+	ASSERT_EQ(http("POST", API "/v1/nodes/n1/drain", "wrong-token-wrong-token", NULL), 401,
+		  "wrong token");
+	ASSERT_FALSE(be_flags(n1) & AIBL_BE_F_DRAINING, "not draining after refusals");
+	ASSERT_EQ(http("POST", API "/v1/nodes/n1/drain", TOKEN, &body), 200, "drain");
+	j = body ? json_loads(body, 0, NULL) : NULL;
+	ASSERT_STREQ(json_string_value(json_object_get(j, "node")), "n1", "reply node");
+	ASSERT_TRUE(json_is_true(json_object_get(j, "draining")), "reply draining");
+	json_decref(j);
+	free(body);
+	ASSERT_TRUE(wait_state("n1", "draining", 2000), "state draining");
+	ASSERT_TRUE(wait_flag(n1, AIBL_BE_F_DRAINING, true), "DRAINING flag");
+	ASSERT_EQ(http("POST", API "/v1/nodes/nope/drain", TOKEN, NULL), 404, "unknown node");
+	ASSERT_EQ(http("GET", API "/v1/nodes/n1/drain", TOKEN, NULL), 405, "GET refused");
+	ASSERT_EQ(http("POST", API "/v1/nodes/n1/undrain", TOKEN, &body), 200, "undrain");
+	j = body ? json_loads(body, 0, NULL) : NULL;
+	ASSERT_TRUE(json_is_false(json_object_get(j, "draining")), "reply not draining");
+	json_decref(j);
+	free(body);
+	ASSERT_TRUE(wait_state("n1", "up", 2000), "state up");
+	ASSERT_TRUE(wait_flag(n1, AIBL_BE_F_DRAINING, false), "DRAINING cleared");
+}
+
+static void sighup(void)
+{
+	int counts[AIBL_MAX_BACKENDS], n1 = be_id("n1"), n2 = be_id("n2");
+	__u32 before, after;
+	struct aibl_vip v1, v2;
+	char *body = NULL;
+
+	if (!ready)
+		return SKIP("lab not ready");
+	ring_counts("10.99.0.1", 19080, counts, AIBL_MAX_BACKENDS, &before);
+	vip_lookup("10.99.0.1", 19080, &v1);
+	/* a broken file: refused, nothing changes */
+	write_file(cfgpath, "interface: [\n", 0644);
+	kill(aibld_pid, SIGHUP);
+	usleep(800000);
+	ASSERT_TRUE(alive(aibld_pid), "alive after a bad reload");
+	ring_counts("10.99.0.1", 19080, counts, AIBL_MAX_BACKENDS, &after);
+	vip_lookup("10.99.0.1", 19080, &v2);
+	ASSERT_EQ(after, before, "table untouched");
+	ASSERT_EQ(v2.ring_half, v1.ring_half, "no flip");
+	http("GET", API "/metrics", NULL, &body);
+	ASSERT_TRUE(body && strstr(body, "aibl_controller_reloads_total{result=\"refused\"} 1"),
+		    "refusal counted");
+	free(body);
+	/* a good one: n1 100 -> 300, shares become 1/2 each */
+	write_config(300, NULL);
+	kill(aibld_pid, SIGHUP);
+	usleep(800000);
+	ring_counts("10.99.0.1", 19080, counts, AIBL_MAX_BACKENDS, &after);
+	ASSERT_LE(fabs((double)counts[n1] / AIBL_RING_SIZE - 0.5), 0.01, "n1 half");
+	ASSERT_LE(fabs((double)counts[n2] / AIBL_RING_SIZE - 0.5), 0.01, "n2 half");
+	ASSERT_EQ(be_id("n1"), n1, "ids kept over the reload");
+	vip_lookup("10.99.0.1", 19080, &v2);
+	ASSERT_NEQ(v2.ring_half, v1.ring_half, "written to the other half, flipped");
+}
+
+static void restart_keeps_flows(void)
+{
+	struct aibl_flow_key fk = { .sport = htons(40000), .dport = htons(19080),
+				    .proto = IPPROTO_TCP, .family = AIBL_AF_INET };
+	struct aibl_conn cv = { .flags = 0 }, got;
+	int fd, ids[3], counts[AIBL_MAX_BACKENDS];
+	__u32 before, after;
+	struct aibl_vip v1, v2;
+
+	if (!ready)
+		return SKIP("lab not ready");
+	ids[0] = be_id("n1");
+	ids[1] = be_id("n2");
+	ids[2] = be_id("tcp1");
+	inet_pton(AF_INET, "10.97.0.9", &fk.src.v4);
+	inet_pton(AF_INET, "10.99.0.1", &fk.dst.v4);
+	cv.backend = ids[1];
+	fd = map_fd(AIBL_MAP_CONNS);
+	ASSERT_OK(bpf_map_update_elem(fd, &fk, &cv, BPF_ANY), "established flow");
+	ring_counts("10.99.0.1", 19080, counts, AIBL_MAX_BACKENDS, &before);
+	vip_lookup("10.99.0.1", 19080, &v1);
+
+	stop_pid(&aibld_pid, SIGKILL);
+	ASSERT_EQ(sh("ip link show %s | grep -q xdpgeneric", ifa), 0, "still attached after -9");
+	ASSERT_OK(bpf_map_lookup_elem(fd, &fk, &got), "flow survives the crash");
+	start_aibld();
+	ASSERT_TRUE(wait_state("n1", "up", 8000), "restarted");
+	ASSERT_OK(bpf_map_lookup_elem(fd, &fk, &got), "flow survives the restart");
+	ASSERT_EQ(got.backend, ids[1], "same backend");
+	ASSERT_EQ(be_id("n1"), ids[0], "n1 id kept");
+	ASSERT_EQ(be_id("n2"), ids[1], "n2 id kept");
+	ASSERT_EQ(be_id("tcp1"), ids[2], "tcp1 id kept");
+	ring_counts("10.99.0.1", 19080, counts, AIBL_MAX_BACKENDS, &after);
+	vip_lookup("10.99.0.1", 19080, &v2);
+	ASSERT_EQ(after, before, "same table");
+	ASSERT_EQ(v2.svc_id, v1.svc_id, "same service id");
+	ASSERT_EQ(v2.ring_half, v1.ring_half, "unchanged table not rewritten");
+	close(fd);
+
+	/* clean exit leaves it forwarding */
+	ASSERT_EQ(stop_pid(&aibld_pid, SIGTERM), 0, "exit 0 on SIGTERM");
+	ASSERT_EQ(sh("ip link show %s | grep -q xdpgeneric", ifa), 0, "attached after exit");
+	{
+		char p[256];
+
+		snprintf(p, sizeof(p), "%s/%s", dir, AIBL_PIN_PROG);
+		ASSERT_OK(access(p, F_OK), "program pin stays");
+	}
+}
+
+static void teardown_cmd(void)
+{
+	const char *argv[] = { bin_aibld, "--teardown", "--config", cfgpath, NULL };
+	pid_t p;
+	int status = -1;
+
+	if (!ready)
+		return SKIP("lab not ready");
+	p = spawn(argv, logpath);
+	waitpid(p, &status, 0);
+	ASSERT_EQ(status, 0, "teardown exit");
+	ASSERT_NEQ(sh("ip link show %s | grep -q xdp", ifa), 0, "detached");
+	ASSERT_NEQ(access(dir, F_OK), 0, "pins removed");
+}
+
+static void lab_up(void)
+{
+	if (!test__can_bpf())
+		return SKIP("needs root");
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	ready = setup();
+}
+
+static void lab_down(void)
+{
+	teardown();
+}
+
+static const struct test_case cases[] = {
+	{ "lab_up", lab_up },
+	{ "maps_reflect_config", maps_reflect_config },
+	{ "bad_agents_down", bad_agents_down },
+	{ "breaker_down_up", breaker_down_up },
+	{ "metrics_and_status", metrics_and_status },
+	{ "drain_api", drain_api },
+	{ "sighup", sighup },
+	{ "restart_keeps_flows", restart_keeps_flows },
+	{ "teardown", teardown_cmd },
+	{ "lab_down", lab_down },
+};
+
+TEST_MAIN("aibld", cases)
