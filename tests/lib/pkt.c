@@ -153,9 +153,11 @@ void pkt__udp(struct pkt_buf *b, uint16_t sport, uint16_t dport)
 	put16(p + 2, dport);
 }
 
-void pkt__icmp(struct pkt_buf *b, uint8_t type, uint8_t code, uint32_t rest)
+/* ICMP and ICMPv6 share the header layout; only the checksum differs */
+static void pkt__icmp_any(struct pkt_buf *b, enum pkt_layer_type t, uint8_t type, uint8_t code,
+			  uint32_t rest)
 {
-	uint8_t *p = pkt__push(b, PKT_L_ICMP, 8);
+	uint8_t *p = pkt__push(b, t, 8);
 
 	if (!p)
 		return;
@@ -164,15 +166,14 @@ void pkt__icmp(struct pkt_buf *b, uint8_t type, uint8_t code, uint32_t rest)
 	put32(p + 4, rest);
 }
 
+void pkt__icmp(struct pkt_buf *b, uint8_t type, uint8_t code, uint32_t rest)
+{
+	pkt__icmp_any(b, PKT_L_ICMP, type, code, rest);
+}
+
 void pkt__icmp6(struct pkt_buf *b, uint8_t type, uint8_t code, uint32_t rest)
 {
-	uint8_t *p = pkt__push(b, PKT_L_ICMP6, 8);
-
-	if (!p)
-		return;
-	p[0] = type;
-	p[1] = code;
-	put32(p + 4, rest);
+	pkt__icmp_any(b, PKT_L_ICMP6, type, code, rest);
 }
 
 void pkt__payload(struct pkt_buf *b, const void *data, size_t len)
