@@ -132,7 +132,7 @@ int lg_http__run(const struct lg_http_cfg *cfg, struct lg_run *run)
 	uint64_t k = 0;
 	bool stop = false;
 	int err = 0, running;
-	uint32_t i;
+	uint32_t i, cur = 0;
 	CURLMsg *msg;
 
 	run->mode = "http";
@@ -151,16 +151,20 @@ int lg_http__run(const struct lg_http_cfg *cfg, struct lg_run *run)
 		if ((cfg->c.duration_s > 0 && now - t0 >= cfg->c.duration_s * 1e3) ||
 		    (cfg->c.max_requests && k >= cfg->c.max_requests))
 			stop = true;
-		/* start what is due on free handles */
+		/* start what is due on free handles, taking them in turn so that
+		 * every kept-alive connection carries its share */
 		for (i = 0; !stop && i < cfg->conns; i++) {
-			if (xs[i].busy)
+			struct lg_hx *x = &xs[cur];
+
+			cur = (cur + 1) % cfg->conns;
+			if (x->busy)
 				continue;
 			due = cfg->rate > 0 ? t0 + k * 1e3 / cfg->rate : now;
 			if (due > now)
 				break;
 			if (now - due > 10)
 				run->late++;
-			err = lg_hx_start(cfg, multi, &xs[i], k, due);
+			err = lg_hx_start(cfg, multi, x, k, due);
 			if (err)
 				goto out;
 			k++;
