@@ -72,6 +72,7 @@ struct aibld_stats {
 	double recompute_ms;
 	__u64 loops, table_writes, table_skips, reloads_ok, reloads_failed;
 	__u64 poll_errors;
+	__u64 member_errors; /* aibl_members entries not written (map full) */
 };
 
 struct dp;

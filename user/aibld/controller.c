@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include "aibld.h"
 #include "dataplane.h"
 #include "log.h"
@@ -558,6 +559,40 @@ static void write_nodes(struct aibld *d, const int *cost_pol)
 	}
 }
 
+/*
+ * aibl_members of one service in one batch update (hash batches: kernel
+ * >= 5.6), element by element for what a batch leaves (a full map).
+ */
+static int write_members(struct aibld *d, const struct cfg_service *cs, struct svc_rt *s,
+			 const __u32 *weights)
+{
+	struct aibl_member_key *mk = malloc((cs->nnodes + 1) * sizeof(*mk));
+	struct aibl_member *mv = malloc((cs->nnodes + 1) * sizeof(*mv));
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	__u32 done = cs->nnodes;
+
+	if (!mk || !mv) {
+		free(mk);
+		free(mv);
+		return -ENOMEM;
+	}
+	for (int k = 0; k < cs->nnodes; k++) {
+		mk[k] = (struct aibl_member_key){ .svc_id = s->id,
+						  .backend = d->nodes[cs->nodes[k]].id };
+		mv[k] = (struct aibl_member){ .weight = weights[k],
+					      .cfg_weight = d->cfg.nodes[cs->nodes[k]].weight,
+					      .slots = s->slots[k] };
+		s->mem_ids[k] = mk[k].backend;
+	}
+	if (bpf_map_update_batch(d->fd_members, mk, mv, &done, &opts))
+		for (__u32 k = done < (__u32)cs->nnodes ? done : 0; k < (__u32)cs->nnodes; k++)
+			if (bpf_map_update_elem(d->fd_members, &mk[k], &mv[k], BPF_ANY))
+				__atomic_fetch_add(&d->member_errors, 1, __ATOMIC_RELAXED);
+	free(mk);
+	free(mv);
+	return 0;
+}
+
 /* idx: the table as positions in the service's node list, ids: as backend ids */
 static int write_service(struct aibld *d, int si, const __u32 *weights, const __u32 *idx,
 			 const __u32 *ids, bool table_changed)
@@ -579,7 +614,7 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 		}
 		memcpy(s->table, ids, AIBL_RING_SIZE * sizeof(__u32));
 		s->generation++;
-		d->st.table_writes++;
+		__atomic_fetch_add(&d->st.table_writes, 1, __ATOMIC_RELAXED);
 	}
 	/* the flip: one hash update, atomic for the data plane */
 	vip_key_of(cs, &vk);
@@ -619,18 +654,9 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 		s->mem_ids = m;
 	}
 	s->nmem = cs->nnodes;
-	for (int k = 0; k < cs->nnodes; k++) {
-		const struct node_rt *n = &d->nodes[cs->nodes[k]];
-		struct aibl_member_key mk = { .svc_id = s->id, .backend = n->id };
-
-		s->mem_ids[k] = n->id;
-		struct aibl_member m = { .weight = weights[k],
-					 .cfg_weight = d->cfg.nodes[cs->nodes[k]].weight,
-					 .slots = s->slots[k] };
-
-		if (bpf_map_update_elem(d->fd_members, &mk, &m, BPF_ANY))
-			d->member_errors++;
-	}
+	err = write_members(d, cs, s, weights);
+	if (err)
+		return err;
 	memcpy(meta.name, cs->name, AIBL_NAME_LEN);
 	memcpy(meta.model, cs->model, AIBL_MODEL_LEN);
 	meta.vip = vk;
@@ -703,16 +729,75 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 	table_changed = force || !s->have_table ||
 			memcmp(w->ids, s->table, AIBL_RING_SIZE * sizeof(__u32));
 	if (!table_changed)
-		d->st.table_skips++;
+		__atomic_fetch_add(&d->st.table_skips, 1, __ATOMIC_RELAXED);
 	return write_service(d, si, w->w, w->idx, w->ids, table_changed);
 }
 
+static int work_alloc(struct svc_work *w, int maxn)
+{
+	w->in = calloc(maxn, sizeof(*w->in));
+	w->out = calloc(maxn, sizeof(*w->out));
+	w->mg = calloc(maxn, sizeof(*w->mg));
+	w->w = calloc(maxn, sizeof(*w->w));
+	w->idx = malloc(AIBL_RING_SIZE * sizeof(__u32));
+	w->ids = malloc(AIBL_RING_SIZE * sizeof(__u32));
+	return w->in && w->out && w->mg && w->w && w->idx && w->ids ? 0 : -ENOMEM;
+}
+
+static void work_free(struct svc_work *w)
+{
+	free(w->in);
+	free(w->out);
+	free(w->mg);
+	free(w->w);
+	free(w->idx);
+	free(w->ids);
+}
+
+/*
+ * Services are independent (own table half, own members, own meta), so
+ * they are built and written by a few threads that take the next service
+ * index in turn; map writes are safe from several threads.
+ */
+struct rc_worker {
+	struct aibld *d;
+	bool force;
+	__u64 now;
+	int *next;
+	int maxn;
+	int err;
+	pthread_t tid;
+};
+
+static void *rc_worker_run(void *arg)
+{
+	struct rc_worker *rw = arg;
+	struct svc_work w = {};
+	int i;
+
+	rw->err = work_alloc(&w, rw->maxn);
+	while (!rw->err &&
+	       (i = __atomic_fetch_add(rw->next, 1, __ATOMIC_RELAXED)) < rw->d->cfg.nservices) {
+		int e = recompute_service(rw->d, i, rw->force, &w, rw->now);
+
+		if (e) {
+			pr_warn("service '%s': %s", rw->d->svcs[i].name, strerror(-e));
+			rw->err = e;
+		}
+	}
+	work_free(&w);
+	return NULL;
+}
+
+#define RC_MAX_THREADS 8
+
 int aibld__recompute(struct aibld *d, bool force)
 {
-	struct svc_work w = {};
-	int maxn = 1, err = 0, *cost_pol;
+	struct rc_worker rw[RC_MAX_THREADS] = {};
+	int maxn = 1, err = 0, *cost_pol, next = 0, nthr;
 	__u64 t0 = aibld__now_ns(), now = t0 / 1000000;
 	struct pin_ent *want = NULL;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int nwant = 0;
 
 	force |= d->force_next;
@@ -721,16 +806,8 @@ int aibld__recompute(struct aibld *d, bool force)
 		if (d->cfg.services[i].nnodes > maxn)
 			maxn = d->cfg.services[i].nnodes;
 	cost_pol = malloc(sizeof(int) * (d->nnodes + 1));
-	w.in = calloc(maxn, sizeof(*w.in));
-	w.out = calloc(maxn, sizeof(*w.out));
-	w.mg = calloc(maxn, sizeof(*w.mg));
-	w.w = calloc(maxn, sizeof(*w.w));
-	w.idx = malloc(AIBL_RING_SIZE * sizeof(__u32));
-	w.ids = malloc(AIBL_RING_SIZE * sizeof(__u32));
-	if (!cost_pol || !w.in || !w.out || !w.mg || !w.w || !w.idx || !w.ids) {
-		err = -ENOMEM;
-		goto out;
-	}
+	if (!cost_pol)
+		return -ENOMEM;
 	tables__read_counters(d);
 
 	/* bounded load: decided per node from its latest report */
@@ -754,16 +831,36 @@ int aibld__recompute(struct aibld *d, bool force)
 	/* backend flags first: a node going down stops taking flows at once,
 	 * before its slots are rewritten */
 	write_nodes(d, cost_pol);
-	for (int i = 0; i < d->cfg.nservices; i++) {
-		int e = recompute_service(d, i, force, &w, now);
 
-		if (e && !err)
-			err = e;
+	/* a thread per CPU when there is enough to share, at least 8 services each */
+	nthr = d->cfg.nservices / 8;
+	if (nthr > ncpu)
+		nthr = ncpu;
+	if (nthr > RC_MAX_THREADS)
+		nthr = RC_MAX_THREADS;
+	if (nthr < 1)
+		nthr = 1;
+	for (int t = 0; t < nthr; t++) {
+		rw[t] = (struct rc_worker){ .d = d, .force = force, .now = now, .next = &next,
+					    .maxn = maxn };
+		if (t && pthread_create(&rw[t].tid, NULL, rc_worker_run, &rw[t])) {
+			nthr = t;
+			break;
+		}
 	}
+	rc_worker_run(&rw[0]);
+	for (int t = 0; t < nthr; t++) {
+		if (t)
+			pthread_join(rw[t].tid, NULL);
+		if (rw[t].err && !err)
+			err = rw[t].err;
+	}
+	d->st.member_errors += d->member_errors;
 	if (d->member_errors) {
 		/* one line per recompute, not one per entry: the map is full */
-		pr_warn("aibl_members: %u entries not written (%s); aiblctl will not show them",
-			d->member_errors, strerror(errno));
+		pr_warn("aibl_members: %u entries not written (map full?); aiblctl will not show "
+			"them",
+			d->member_errors);
 		d->member_errors = 0;
 	}
 	if (!nodes__build_pins(d, &want, &nwant)) {
@@ -771,14 +868,7 @@ int aibld__recompute(struct aibld *d, bool force)
 		free(want);
 	}
 	d->st.recompute_ms = (aibld__now_ns() - t0) / 1e6;
-out:
 	free(cost_pol);
-	free(w.in);
-	free(w.out);
-	free(w.mg);
-	free(w.w);
-	free(w.idx);
-	free(w.ids);
 	return err;
 }
 

@@ -24,9 +24,9 @@
  * table for m = 16381.
  *
  * Determinism across hosts: -ln(1 - j/m) is computed once per table size
- * and rounded to 24 fractional bits; every comparison after that is exact
- * integer arithmetic (cross-multiplied by the weights), ties go to the
- * name that sorts first. The config order of nodes plays no part.
+ * and rounded to 24 fractional bits; every time after that is integer
+ * arithmetic (tau * 2^32 / w), ties go to the name that sorts first. The
+ * config order of nodes plays no part.
  *
  * Cost: the walk proceeds in rounds of unit time and stops after the
  * first round that leaves no slot empty, ~ m ln m visits of a few
@@ -49,6 +49,14 @@ struct mg_ent {
 	__u32 idx; /* position in the caller's array */
 	__u32 weight;
 	__u32 skip, pos, next; /* permutation step, current slot, next position j */
+	__u64 inv; /* 2^32 / weight: time of position j is tau[j] * inv */
+};
+
+/* per slot: the earliest claim so far */
+struct mg_slot {
+	__u64 key; /* claim time, tau * inv */
+	__u32 owner; /* sorted position */
+	__u32 pad;
 };
 
 /* -ln(1 - j/m) in fixed point, per table size; j = m has no finite time */
@@ -90,11 +98,10 @@ static int mg_cmp(const void *a, const void *b)
 
 int maglev__build(const struct maglev_in *in, int n, __u32 seed, __u32 *table, __u32 m)
 {
-	/* per slot: owner (sorted position) and its claim time as tau/weight */
-	__u32 *own = NULL, *own_tau = NULL;
+	struct mg_slot *own = NULL;
 	struct mg_ent *e = NULL;
 	const __u32 *tau;
-	__u64 total = 0, round_end;
+	__u64 total = 0, round, round_key;
 	__u32 filled = 0;
 	int na = 0, err = 0;
 
@@ -105,8 +112,7 @@ int maglev__build(const struct maglev_in *in, int n, __u32 seed, __u32 *table, _
 	tau = mg_tau_get(m);
 	e = calloc(n ? n : 1, sizeof(*e));
 	own = malloc((size_t)m * sizeof(*own));
-	own_tau = malloc((size_t)m * sizeof(*own_tau));
-	if (!tau || !e || !own || !own_tau) {
+	if (!tau || !e || !own) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -119,6 +125,7 @@ int maglev__build(const struct maglev_in *in, int n, __u32 seed, __u32 *table, _
 		e[na].name = in[i].name;
 		e[na].idx = i;
 		e[na].weight = in[i].weight;
+		e[na].inv = (1ULL << 32) / in[i].weight;
 		e[na].pos = XXH64(in[i].name, len, seed) % m;
 		e[na].skip = XXH64(in[i].name, len, (__u64)seed << 32 | 0x5bd1e995) % (m - 1) + 1;
 		total += in[i].weight;
@@ -127,42 +134,51 @@ int maglev__build(const struct maglev_in *in, int n, __u32 seed, __u32 *table, _
 	if (!na)
 		goto out;
 	qsort(e, na, sizeof(*e), mg_cmp);
-	for (__u32 s = 0; s < m; s++)
-		own[s] = UINT32_MAX;
+	for (__u32 s = 0; s < m; s++) {
+		own[s].key = UINT64_MAX;
+		own[s].owner = UINT32_MAX;
+	}
 
 	/*
-	 * Normalised time T = t * W: backend b may visit position j in the
-	 * round ending at T when tau[j] * W < T * w_b. Integer throughout.
+	 * Time of position j of backend b: tau[j] * inv_b, inv_b = 2^32 / w_b
+	 * (< 2^60, integer, so identical on every host). Rounds end at
+	 * normalised times 1, 2, ... (in units of 1/W): key r * 2^56 / W.
+	 * A round stops each backend at its first later position; the fill
+	 * is complete once a whole round leaves no slot empty, since every
+	 * later visit is later than every claim made so far.
 	 */
-	for (round_end = 1ULL << MG_TAU_SHIFT; filled < m; round_end += 1ULL << MG_TAU_SHIFT) {
+	for (round = 1; filled < m; round++) {
+		round_key = (round << (MG_TAU_SHIFT + 32)) / total;
 		for (int i = 0; i < na; i++) {
 			struct mg_ent *b = &e[i];
-			__u64 limit = round_end * b->weight;
+			__u32 pos = b->pos, next = b->next, skip = b->skip;
+			__u64 inv = b->inv;
 
-			while (b->next < m && (__u64)tau[b->next] * total < limit) {
-				__u32 s = b->pos, o = own[s];
+			while (next < m) {
+				__u64 key = (__u64)tau[next] * inv;
+				struct mg_slot *sl;
 
-				/* earlier time wins: tau_b/w_b < tau_o/w_o; ties: sort order */
-				if (o == UINT32_MAX) {
-					own[s] = i;
-					own_tau[s] = tau[b->next];
-					filled++;
-				} else if ((__u64)tau[b->next] * e[o].weight <
-					   (__u64)own_tau[s] * b->weight) {
-					own[s] = i;
-					own_tau[s] = tau[b->next];
+				if (key >= round_key)
+					break;
+				sl = &own[pos];
+				/* earlier time wins; a tie keeps the earlier name */
+				if (key < sl->key) {
+					filled += sl->owner == UINT32_MAX;
+					sl->key = key;
+					sl->owner = i;
 				}
-				b->next++;
-				b->pos += b->skip;
-				if (b->pos >= m)
-					b->pos -= m;
+				next++;
+				pos += skip;
+				if (pos >= m)
+					pos -= m;
 			}
+			b->pos = pos;
+			b->next = next;
 		}
 	}
 	for (__u32 s = 0; s < m; s++)
-		table[s] = e[own[s]].idx;
+		table[s] = e[own[s].owner].idx;
 out:
-	free(own_tau);
 	free(own);
 	free(e);
 	return err;

@@ -166,6 +166,33 @@ refused:
 	return ret;
 }
 
+/*
+ * Netlink said something changed: re-read the facts; an interface that
+ * came back with a new index (deleted and re-created) gets the program
+ * again. Caller holds the lock.
+ */
+static void interface_changed(struct daemon *dm)
+{
+	struct aibld *d = &dm->d;
+	int old = d->ifindex, err;
+
+	if (netlink__refresh(dm->nl, d))
+		return;
+	if (d->ifindex != old) {
+		struct dp_attach_opts ao = {
+			.mode = d->cfg.xdp_mode == CFG_XDP_GENERIC ? DP_ATTACH_GENERIC :
+								     DP_ATTACH_NATIVE,
+		};
+
+		err = dp__attach(d->dp, d->ifindex, &ao);
+		if (err)
+			pr_err("re-attach to %s: %s", d->cfg.interface, strerror(-err));
+		else
+			pr_info("re-attached to %s (ifindex %d)", d->cfg.interface, d->ifindex);
+	}
+	aibld__write_globals(d);
+}
+
 /* drain signalfd; returns 1 to stop */
 static int handle_signals(struct daemon *dm)
 {
@@ -198,10 +225,8 @@ static int run(struct daemon *dm, bool *stop)
 
 		poller__run(d);
 		pthread_mutex_lock(&d->lock);
-		if (netlink__events(dm->nl)) {
-			netlink__refresh(dm->nl, d);
-			aibld__write_globals(d);
-		}
+		if (netlink__events(dm->nl))
+			interface_changed(dm);
 		err = aibld__recompute(d, false);
 		if (err)
 			pr_warn("recompute: %s", strerror(-err));
@@ -236,8 +261,7 @@ static int run(struct daemon *dm, bool *stop)
 			}
 			if (pf[2].revents && netlink__events(dm->nl)) {
 				pthread_mutex_lock(&d->lock);
-				netlink__refresh(dm->nl, d);
-				aibld__write_globals(d);
+				interface_changed(dm);
 				aibld__recompute(d, false);
 				pthread_mutex_unlock(&d->lock);
 			}

@@ -112,10 +112,9 @@ void tables__close(struct aibld *d)
 
 int tables__write_ring(struct aibld *d, __u32 svc_id, __u8 half, const __u32 *ids)
 {
-	__u32 base = AIBL_RING_INDEX(svc_id, half, 0), n = AIBL_RING_SIZE;
-	static __u32 keys[AIBL_RING_SIZE];
+	__u32 base = AIBL_RING_INDEX(svc_id, half, 0), n = AIBL_RING_SIZE, *keys;
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	int err;
+	int err = 0;
 
 	if (d->ring_mmap) {
 		__u32 *p = d->ring_mmap + (size_t)base * RING_STRIDE;
@@ -125,24 +124,33 @@ int tables__write_ring(struct aibld *d, __u32 svc_id, __u8 half, const __u32 *id
 		/* the flip that follows is a syscall: a full barrier */
 		return 0;
 	}
+	keys = malloc(n * sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
 	for (__u32 i = 0; i < n; i++)
 		keys[i] = base + i;
 	if (d->batch_ok) {
 		__u32 count = n;
 
 		if (!bpf_map_update_batch(d->fd_ring, keys, ids, &count, &opts))
-			return 0;
+			goto out;
 		err = -errno;
 		if (err != -EINVAL && err != -EOPNOTSUPP && err != -524 /* ENOTSUPP */)
-			return err;
+			goto out;
 		pr_info("batch updates refused (%s): writing aibl_ring element by element",
 			strerror(-err));
 		d->batch_ok = false;
+		err = 0;
 	}
-	for (__u32 i = 0; i < n; i++)
-		if (bpf_map_update_elem(d->fd_ring, &keys[i], &ids[i], BPF_ANY))
-			return -errno;
-	return 0;
+	for (__u32 i = 0; i < n; i++) {
+		if (bpf_map_update_elem(d->fd_ring, &keys[i], &ids[i], BPF_ANY)) {
+			err = -errno;
+			break;
+		}
+	}
+out:
+	free(keys);
+	return err;
 }
 
 int tables__read_ring(struct aibld *d, __u32 svc_id, __u8 half, __u32 *ids)
