@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# Drain through the controller's API: a draining node takes no new flows
+# while its established ones finish on it; undrain gives it new flows again.
+. "$(dirname "$0")/e2e.sh"
+CASES=(drain_api no_new_flows existing_finish_on_node no_failures undrain unknown_node_404)
+e2e_need "${CASES[@]}"
+e2e_lab dr --nodes 3 --clients 64 || { t_fail lab "lab up failed"; t_done; }
+for i in 1 2 3; do lab_start_node "$i" --models m1:1000; done
+cfg=$E2E_TMP/aibld.yaml
+{
+	lab_yaml_head
+	echo "services:"
+	echo "  - {name: web, vip: $LAB_VIP4, port: $LAB_SIM_PORT, policy: wrr}"
+	lab_yaml_nodes 100 100 100
+} >"$cfg"
+e2e_restart_aibld "$cfg" || { e2e_fail_log drain_api "aibld not up"; t_done; }
+W=http://$LAB_VIP4:$LAB_SIM_PORT
+node_state() {
+	lab_api /v1/status | python3 -c "import json,sys; print([n['state'] for n in json.load(sys.stdin)['nodes'] if n['name'] == '$1'][0])"
+}
+state_is() { [ "$(node_state "$1")" = "$2" ]; }
+
+lab_loadgen http --target "$W" --source "$LAB_CLIENT_ADDRS4" --keepalive --conns 12 --rate 120 \
+	--duration 6 --json --no-progress --samples "$E2E_TMP/ka.tsv" >"$E2E_TMP/ka.json" \
+	2>"$E2E_TMP/ka.err" &
+pid_ka=$!
+sleep 2
+drain_ms=$(date +%s%3N)
+r=$(lab_api /v1/nodes/n2/drain -X POST)
+if [ "$(echo "$r" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["node"], j["draining"])')" = "n2 True" ] &&
+	lab_wait 5 state_is n2 draining; then
+	t_pass drain_api
+else
+	e2e_fail_log drain_api "answer '$r', state $(node_state n2)"
+fi
+sleep 0.5
+lab_loadgen http --target "$W" --source "$LAB_CLIENT_ADDRS4" --requests 600 --conns 8 --json \
+	--no-progress >"$E2E_TMP/new.json" 2>/dev/null
+t_check no_new_flows [ "$(e2e_share "$E2E_TMP/new.json" n2)" = 0.0 ]
+wait $pid_ka
+start_ka=$(e2e_json "$E2E_TMP/ka.json" "int(j['start_unix_ms'])")
+# connections that were on n2 before the drain: still answered by n2 after it
+summary=$(awk -F'\t' -v s="$start_ka" -v d="$drain_ms" '!/^#/ {
+	t = s + $1 - d; c = $4
+	if (t < 0 && !(c in first)) first[c] = $2
+	if (t > 500 && first[c] == "n2") { after[c]++; if ($2 != "n2") moved[c]++ }
+} END {
+	for (c in first) if (first[c] == "n2") { on2++; if (after[c] > 0 && !moved[c]) stayed++ }
+	printf "%d %d\n", on2, stayed
+}' "$E2E_TMP/ka.tsv")
+set -- $summary
+echo "# $1 kept-alive connections on n2 at the drain, $2 kept being served by n2"
+if [ "$1" -gt 0 ] && [ "$2" -eq "$1" ]; then t_pass existing_finish_on_node; else
+	t_fail existing_finish_on_node "$1 on n2, $2 stayed"
+fi
+t_check no_failures [ "$(e2e_json "$E2E_TMP/ka.json" "(j['total']['failed'], j['total']['reconnects'])")" = "(0, 0)" ]
+r=$(lab_api /v1/nodes/n2/undrain -X POST)
+lab_wait 5 state_is n2 up
+sleep 0.5
+lab_loadgen http --target "$W" --source "$LAB_CLIENT_ADDRS4" --requests 600 --conns 8 --json \
+	--no-progress >"$E2E_TMP/undrain.json" 2>/dev/null
+s=$(e2e_share "$E2E_TMP/undrain.json" n2)
+if e2e_within "$s" 33.3 8; then t_pass undrain; else t_fail undrain "n2 share $s% after undrain ($r)"; fi
+code=$(lab_api /v1/nodes/nope/drain -X POST -o /dev/null -w '%{http_code}')
+t_check unknown_node_404 [ "$code" = 404 ]
+t_done
