@@ -33,6 +33,7 @@ static const char *const dp_pin_names[] = {
 static int dp__mkdir(const char *dir)
 {
 	struct statfs st;
+	struct stat sb;
 	int err;
 
 	if (mkdir(dir, 0700) && errno != EEXIST) {
@@ -49,6 +50,24 @@ static int dp__mkdir(const char *dir)
 		pr_warn("dataplane: %s is not on a bpf filesystem (mount -t bpf bpf /sys/fs/bpf)",
 			dir);
 		return -EINVAL;
+	}
+	/* Pins found here are reused by the next load, and /sys/fs/bpf is often
+	 * mode 1777: a directory someone else owns or may write to lets them
+	 * remove our pins (the connection table with them) or plant their own. */
+	if (stat(dir, &sb)) {
+		err = -errno;
+		pr_warn("dataplane: stat %s: %s", dir, strerror(-err));
+		return err;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		pr_warn("dataplane: %s is not a directory", dir);
+		return -ENOTDIR;
+	}
+	if ((sb.st_mode & (S_IWGRP | S_IWOTH)) || (sb.st_uid != 0 && sb.st_uid != geteuid())) {
+		pr_warn("dataplane: %s is owned by uid %u with mode %03o: refusing to pin there "
+			"(it must belong to root or us and not be writable by group or others)",
+			dir, sb.st_uid, sb.st_mode & 0777);
+		return -EPERM;
 	}
 	return 0;
 }
