@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* The circuit breaker, drain and cache hints -> pins, without maps. */
+#include <stdlib.h>
+#include "test.h"
+#include "../../user/aibld/aibld.h"
+
+static const char yaml[] = "interface: lo\n"
+			   "health: {fail_after: 3, rise_after: 2}\n"
+			   "pins: {max_per_node: 3, max_per_service: 4, max_ttl_ms: 10000}\n"
+			   "services:\n"
+			   "  - {name: chat, vip: 10.0.0.1, port: 80, model: m1, policy: ai}\n"
+			   "  - {name: code, vip: 10.0.0.2, port: 80, model: m2, policy: ai}\n"
+			   "  - {name: web, vip: 10.0.0.3, port: 80, policy: hash}\n"
+			   "nodes:\n"
+			   "  - {name: a, address: 10.0.1.1}\n"
+			   "  - {name: b, address: 10.0.1.2}\n";
+
+static struct aibld d;
+
+static bool setup(void)
+{
+	char err[CFG_ERR_LEN];
+
+	memset(&d, 0, sizeof(d));
+	if (!ASSERT_OK(config__parse(&d.cfg, "t.yaml", yaml, strlen(yaml), err, sizeof(err)), err))
+		return false;
+	d.nnodes = d.cfg.nnodes;
+	d.nodes = calloc(d.nnodes, sizeof(*d.nodes));
+	d.svcs = calloc(d.cfg.nservices, sizeof(*d.svcs));
+	for (int i = 0; i < d.nnodes; i++) {
+		snprintf(d.nodes[i].name, AIBL_NAME_LEN, "%s", d.cfg.nodes[i].name);
+		d.nodes[i].id = 10 + i;
+		d.nodes[i].ttft_ms = -1;
+		agent_report__init(&d.nodes[i].rep);
+	}
+	for (int s = 0; s < d.cfg.nservices; s++)
+		d.svcs[s].id = 20 + s;
+	d.max_pins = 100;
+	return true;
+}
+
+static void cleanup(void)
+{
+	for (int i = 0; i < d.nnodes; i++)
+		agent_report__free(&d.nodes[i].rep);
+	free(d.nodes);
+	free(d.svcs);
+	config__free(&d.cfg);
+}
+
+static void breaker(void)
+{
+	struct node_rt *a;
+	struct agent_report r;
+
+	if (!setup())
+		return;
+	a = &d.nodes[0];
+	nodes__poll_fail(&d, a, "timeout");
+	nodes__poll_fail(&d, a, "timeout");
+	ASSERT_FALSE(a->down, "2 failures: still up");
+	nodes__poll_ok(&d, a, NULL);
+	nodes__poll_fail(&d, a, "garbage");
+	nodes__poll_fail(&d, a, "garbage");
+	ASSERT_FALSE(a->down, "a success in between resets the count");
+	nodes__poll_fail(&d, a, "bad signature");
+	ASSERT_TRUE(a->down, "3 in a row: down");
+	ASSERT_STREQ(a->last_error, "bad signature", "last error kept");
+	ASSERT_EQ(a->poll_errors, 5, "errors counted");
+	agent_report__init(&r);
+	r.ttft_avg_ms = 100;
+	nodes__poll_ok(&d, a, &r);
+	ASSERT_TRUE(a->down, "1 success: still down");
+	ASSERT_TRUE(a->have_rep, "report kept while down");
+	nodes__poll_ok(&d, a, NULL);
+	ASSERT_FALSE(a->down, "2 successes: up");
+	ASSERT_EQ(a->ttft_ms, 100, "ttft sampled");
+	ASSERT_STREQ(aibld__node_state(a), "up", "state");
+
+	ASSERT_OK(nodes__set_drain(&d, "a", true), "drain");
+	ASSERT_STREQ(aibld__node_state(a), "draining", "draining");
+	ASSERT_EQ(nodes__set_drain(&d, "zz", true), -ENOENT, "unknown node");
+	for (int i = 0; i < 3; i++)
+		nodes__poll_fail(&d, a, "x");
+	ASSERT_STREQ(aibld__node_state(a), "down", "down wins over draining");
+	ASSERT_TRUE(a->draining, "drain survives down");
+	cleanup();
+}
+
+static void hint(struct agent_report *r, const char *client, const char *vip, const char *model,
+		 double score, unsigned int ttl)
+{
+	struct ar_hint *h;
+
+	r->hints = realloc(r->hints, (r->nhints + 1) * sizeof(*r->hints));
+	h = &r->hints[r->nhints++];
+	memset(h, 0, sizeof(*h));
+	snprintf(h->client, sizeof(h->client), "%s", client);
+	snprintf(h->vip, sizeof(h->vip), "%s", vip);
+	snprintf(h->model, sizeof(h->model), "%s", model);
+	h->port = vip[0] ? 80 : 0;
+	h->proto = vip[0] ? 6 : 0;
+	h->score = score;
+	h->ttl_ms = ttl;
+}
+
+static void pins(void)
+{
+	struct node_rt *a, *b;
+	struct pin_ent *p = NULL;
+	int n = 0, for_b = 0;
+	__u64 now;
+
+	if (!setup())
+		return;
+	a = &d.nodes[0];
+	b = &d.nodes[1];
+	a->have_rep = b->have_rep = true;
+	hint(&a->rep, "192.0.2.1", "10.0.0.1", "", 0.9, 60000); /* chat by VIP */
+	hint(&a->rep, "192.0.2.2", "", "m2", 0.5, 5000); /* code by model */
+	hint(&a->rep, "192.0.2.3", "10.0.0.3", "", 0.9, 5000); /* web: hash, no pins */
+	hint(&a->rep, "not-an-ip", "10.0.0.1", "", 0.9, 5000);
+	hint(&a->rep, "192.0.2.4", "10.0.0.9", "", 0.9, 5000); /* no such VIP */
+	hint(&b->rep, "192.0.2.1", "10.0.0.1", "", 0.95, 5000); /* same client, better */
+	now = aibld__now_ns();
+	if (!ASSERT_OK(nodes__build_pins(&d, &p, &n), "build"))
+		return;
+	ASSERT_EQ(n, 2, "one pin per (service, client), only ai services");
+	for (int i = 0; i < n; i++) {
+		if (p[i].key.svc_id == 20) {
+			ASSERT_EQ(p[i].val.backend, b->id, "higher score wins");
+			ASSERT_LE(p[i].val.expires_ns, now + 5000000000ULL + 1000000000ULL, "ttl");
+		} else {
+			ASSERT_EQ(p[i].key.svc_id, 21, "model hint: the m2 service");
+			ASSERT_EQ(p[i].val.backend, a->id, "a");
+		}
+		ASSERT_TRUE(i == 0 || memcmp(&p[i - 1].key, &p[i].key, sizeof(p[i].key)) < 0,
+			    "sorted by key");
+	}
+	free(p);
+
+	/* bounds: a node keeps its 3 best, a service holds 4 */
+	for (int i = 0; i < 10; i++) {
+		char ip[32];
+
+		snprintf(ip, sizeof(ip), "198.51.100.%d", i);
+		hint(&b->rep, ip, "10.0.0.1", "", i / 10.0, 1000000);
+	}
+	ASSERT_OK(nodes__build_pins(&d, &p, &n), "build bounded");
+	for (int i = 0; i < n; i++)
+		for_b += p[i].val.backend == b->id;
+	ASSERT_EQ(for_b, 3, "max_per_node");
+	ASSERT_LE(d.svcs[0].npins, 4, "max_per_service");
+	for (int i = 0; i < n; i++)
+		if (p[i].val.backend == b->id)
+			ASSERT_LE(p[i].val.expires_ns, aibld__now_ns() + 10000000000ULL,
+				  "ttl capped at max_ttl_ms");
+	free(p);
+
+	/* a down node loses its pins */
+	b->down = true;
+	ASSERT_OK(nodes__build_pins(&d, &p, &n), "build down");
+	for (int i = 0; i < n; i++)
+		ASSERT_NEQ(p[i].val.backend, b->id, "no pin to a down node");
+	free(p);
+	cleanup();
+}
+
+static const struct test_case cases[] = {
+	{ "breaker", breaker },
+	{ "pins", pins },
+};
+
+TEST_MAIN("nodes", cases)
