@@ -73,6 +73,9 @@ struct aibld_stats {
 	__u64 loops, table_writes, table_skips, reloads_ok, reloads_failed;
 	__u64 poll_errors;
 	__u64 member_errors; /* aibl_members entries not written (map full) */
+	/* authentication refusals: agent reports (unsigned, bad signature) and
+	 * API requests without the right token; atomics, the API thread adds */
+	__u64 auth_fail_agent, auth_fail_api;
 };
 
 struct dp;

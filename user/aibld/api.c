@@ -262,6 +262,12 @@ static char *metrics_text(struct aibld *d)
 	metric_head(f, "aibl_controller_poll_errors_total", "counter", "failed node polls");
 	fprintf(f, "aibl_controller_poll_errors_total %llu\n",
 		(unsigned long long)d->st.poll_errors);
+	metric_head(f, "aibl_controller_auth_failures_total", "counter",
+		    "refused agent reports (unsigned, bad signature) and API requests (token)");
+	fprintf(f, "aibl_controller_auth_failures_total{source=\"agent\"} %llu\n",
+		(unsigned long long)__atomic_load_n(&d->st.auth_fail_agent, __ATOMIC_RELAXED));
+	fprintf(f, "aibl_controller_auth_failures_total{source=\"api\"} %llu\n",
+		(unsigned long long)__atomic_load_n(&d->st.auth_fail_api, __ATOMIC_RELAXED));
 	metric_head(f, "aibl_controller_table_writes_total", "counter", "lookup tables written");
 	fprintf(f, "aibl_controller_table_writes_total %llu\n",
 		(unsigned long long)d->st.table_writes);
@@ -347,8 +353,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 		if (strcmp(method, "POST"))
 			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");
-		if (!token_ok(d, c))
+		if (!token_ok(d, c)) {
+			__atomic_fetch_add(&d->st.auth_fail_api, 1, __ATOMIC_RELAXED);
+			pr_warn("API: %s %s refused: missing or wrong bearer token", method, url);
 			return reply_error(c, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token");
+		}
 		memcpy(node, name, slash - name);
 		node[slash - name] = 0;
 		drain = !strcmp(slash, "/drain");

@@ -177,18 +177,23 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 		return;
 	}
 	if (d->have_key) {
-		if (!j->sig[0]) {
-			nodes__poll_fail(d, n, "unsigned report (agent_key_file is set)");
-			return;
-		}
-		e = aibl_auth__verify(&d->key, j->sig, j->nonce, j->body ? j->body : "", j->len,
-				      (__u64)time(NULL), AIBL_AUTH_WINDOW_S);
+		e = j->sig[0] ? aibl_auth__verify(&d->key, j->sig, j->nonce, j->body ? j->body : "",
+						  j->len, (__u64)time(NULL), AIBL_AUTH_WINDOW_S) :
+				-ENOKEY;
 		if (e) {
-			nodes__poll_fail(d, n, "bad report signature: %s",
-					 e == -EPERM	? "wrong key or altered body" :
-					 e == -ESTALE ? "signed for another nonce (replay?)" :
-					 e == -ETIME	? "timestamp outside the window" :
-							  "malformed header");
+			/* counted always, logged when a run of failures starts */
+			__atomic_fetch_add(&d->st.auth_fail_agent, 1, __ATOMIC_RELAXED);
+			if (!n->fails)
+				pr_warn("node '%s': report refused: %s", n->name,
+					e == -ENOKEY ? "unsigned" : "bad signature");
+			if (e == -ENOKEY)
+				nodes__poll_fail(d, n, "unsigned report (agent_key_file is set)");
+			else
+				nodes__poll_fail(d, n, "bad report signature: %s",
+						 e == -EPERM  ? "wrong key or altered body" :
+						 e == -ESTALE ? "signed for another nonce (replay?)" :
+						 e == -ETIME  ? "timestamp outside the window" :
+								"malformed header");
 			return;
 		}
 	}
