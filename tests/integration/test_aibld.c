@@ -448,7 +448,7 @@ static bool setup(void)
 {
 	const char *b = getenv("AIBL_BUILD");
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(19131) };
-	int one = 1, pid = getpid();
+	int one = 1, pid = getpid(), err = -1;
 
 	snprintf(bin_aibld, sizeof(bin_aibld), "%s/aibld", b ? b : "build");
 	snprintf(bin_agent, sizeof(bin_agent), "%s/aibl-agent", b ? b : "build");
@@ -476,19 +476,25 @@ static bool setup(void)
 	}
 	write_file(keypath, KEY "\n", 0600);
 	write_file(tokpath, TOKEN "\n", 0600);
+	/* ports of a previous run may linger a moment: retry for a few seconds */
 	for (int i = 0; i < 4; i++) {
-		bad[i] = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-						  MHD_USE_THREAD_PER_CONNECTION,
-					  19121 + i, NULL, NULL, bad_handler, (void *)(long)i,
-					  MHD_OPTION_END);
+		for (int t = 0; t < 50 && !bad[i]; t++) {
+			bad[i] = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+							  MHD_USE_THREAD_PER_CONNECTION,
+						  19121 + i, NULL, NULL, bad_handler,
+						  (void *)(long)i, MHD_OPTION_END);
+			if (!bad[i])
+				usleep(100000);
+		}
 		if (!ASSERT_OK_PTR(bad[i], "bad agent server"))
 			return false;
 	}
 	tcp_listener = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(tcp_listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (!ASSERT_OK(bind(tcp_listener, (void *)&sa, sizeof(sa)), "bind 19131") ||
-	    !ASSERT_OK(listen(tcp_listener, 64), "listen"))
+	for (int t = 0; t < 50 && (err = bind(tcp_listener, (void *)&sa, sizeof(sa))); t++)
+		usleep(100000);
+	if (!ASSERT_OK(err, "bind 19131") || !ASSERT_OK(listen(tcp_listener, 64), "listen"))
 		return false;
 	start_pair(0);
 	start_pair(1);
