@@ -143,6 +143,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB) $(TOOL_LIBS) $(COMMON_LIB)
 test: all $(TEST_BINS) $(TEST_EXTRA)
 	$(Q)tests/run.sh $(TESTS)
 
+# the scripts measure this build, not ./build
+bench bench-%: export AIBL_BUILD := $(abspath $(BUILD))
+
 bench: all $(TEST_BINS) $(BENCH_BINS) $(TEST_EXTRA)
 	$(Q)scripts/bench.sh all
 

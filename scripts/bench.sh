@@ -5,7 +5,10 @@
 # own result lines (see README, "Benchmarks").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export AIBL_ROOT=$PWD AIBL_BUILD=${AIBL_BUILD:-$PWD/build}
+# the build to measure: AIBL_BUILD, else BUILD (as for make and tests/run.sh)
+build=${BUILD:-build}
+[[ $build = /* ]] || build=$PWD/$build
+export AIBL_ROOT=$PWD AIBL_BUILD=${AIBL_BUILD:-$build}
 what=${1:-all}
 if [ "$what" = all ]; then
 	rc=0
@@ -20,4 +23,5 @@ if [ ! -x "scripts/bench-$what.sh" ]; then
 	echo "bench: no benchmark '$what' (have: $(ls scripts/bench-*.sh 2>/dev/null | sed 's|scripts/bench-||;s|\.sh||' | tr '\n' ' '))" >&2
 	exit 2
 fi
-exec "scripts/bench-$what.sh"
+shift || true
+exec "scripts/bench-$what.sh" "$@"
