@@ -274,8 +274,11 @@ int ctl_cmd_simulate(int argc, char **argv)
 	const struct ctl_opt opts[] = {{"--keep", false, &keep_opt}};
 	struct aibl_map cm = {.fd = -1}, lm = {.fd = -1}, sm = {.fd = -1};
 	__u64 before[AIBL_CNT__MAX], after[AIBL_CNT__MAX];
-	__u8 pkt[PKT_MAX], out[PKT_MAX + 256];
-	__u32 out_len = sizeof(out), retval = 0;
+	/* 2 bytes in, like the kernel's NET_IP_ALIGN: the IP header after the
+	 * 14-byte Ethernet header lands 4-byte aligned for struct iphdr */
+	__u8 pkt_buf[PKT_MAX + 2] __attribute__((aligned(4))), *pkt = pkt_buf + 2;
+	__u8 out_buf[PKT_MAX + 256 + 2] __attribute__((aligned(4))), *out = out_buf + 2;
+	__u32 out_len = sizeof(out_buf) - 2, retval = 0;
 	__s64 backend = -1;
 	const char *chosen_by = "none";
 	bool existed, created = false, conn_removed = false, load_restored = false;
