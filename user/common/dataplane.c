@@ -8,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <linux/capability.h>
 #include <linux/if_link.h>
 #include <linux/magic.h>
 #include <bpf/bpf.h>
@@ -29,6 +31,20 @@ static const char *const dp_pin_names[] = {
 	AIBL_MAP_RR_POS,    AIBL_MAP_SVC_META,	 AIBL_MAP_BE_META,	AIBL_MAP_NODE_CLIENTS,
 	AIBL_MAP_NODE_STATS, AIBL_PIN_PROG,
 };
+
+/* CAP_BPF, CAP_PERFMON (the verifier allows packet pointer arithmetic
+ * only with it) and CAP_NET_ADMIN (XDP programs) all effective? */
+static bool dp__capable(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct c[2] = {};
+	__u64 eff, need = 1ULL << CAP_BPF | 1ULL << CAP_PERFMON | 1ULL << CAP_NET_ADMIN;
+
+	if (syscall(SYS_capget, &h, c))
+		return true; /* cannot tell: no hint */
+	eff = c[0].effective | (__u64)c[1].effective << 32;
+	return (eff & need) == need;
+}
 
 static int dp__mkdir(const char *dir)
 {
@@ -180,7 +196,10 @@ int dp__open_load(const struct dp_opts *opts, struct dp **out)
 	}
 	err = aibl_xdp__load(skel);
 	if (err) {
-		pr_warn("dataplane: load XDP program: %s", strerror(-err));
+		pr_warn("dataplane: load XDP program: %s%s", strerror(-err),
+			(err == -EPERM || err == -EACCES) && !dp__capable() ?
+				" (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)" :
+				"");
 		goto out;
 	}
 
