@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# Which capabilities aibld and aiblctl need, checked by running them with
+# capsh --drop (root without the capability) and as an unprivileged user:
+#   aibld:   CAP_BPF (maps, program), CAP_PERFMON (the verifier allows the
+#            program's packet pointer arithmetic only with it), CAP_NET_ADMIN
+#            (XDP program type, attaching it); it runs as a plain user with
+#            exactly these three as ambient capabilities.
+#   aiblctl: no capability; reading the pins needs only file access, and
+#            the pins are 0600 to the user aibld runs as.
+# veth rsc<pid>a/b, API port 22070, pins /sys/fs/bpf/aibl-t-rs-caps-<pid>.
+. "$(dirname "$0")/../lib/lib.sh"
+
+AIBLD=$AIBL_BUILD/aibld
+CTL=$AIBL_BUILD/aiblctl
+if [ "$(id -u)" -ne 0 ] || ! command -v capsh >/dev/null || [ ! -x "$AIBLD" ]; then
+	t_skip all "needs root, capsh (libcap2-bin) and $AIBLD"
+	t_done
+fi
+
+ID=$(($$ % 10000))
+IFA=rsc${ID}a IFB=rsc${ID}b
+TMP=$(mktemp -d /tmp/aibl-rs-caps.XXXXXX)
+chmod 755 "$TMP"
+PINS=/sys/fs/bpf/aibl-t-rs-caps-$$
+API=http://127.0.0.1:22070
+PID=
+
+cleanup() {
+	[ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+	"$AIBLD" --teardown --config "$TMP/cfg.yaml" >/dev/null 2>&1
+	ip link del "$IFA" 2>/dev/null
+	rm -rf "$PINS" "$TMP"
+}
+trap cleanup EXIT
+
+ip link add "$IFA" type veth peer name "$IFB" && ip link set "$IFA" up && ip link set "$IFB" up &&
+	ip addr add 10.231.0.1/24 dev "$IFA" || { t_skip all "cannot create veth"; t_done; }
+cat >"$TMP/cfg.yaml" <<EOF
+interface: $IFA
+xdp_mode: generic
+bpffs: $PINS
+poll_interval_ms: 200
+poll_timeout_ms: 200
+status_listen: 127.0.0.1:22070
+services:
+  - {name: s, vip: 10.231.1.1, port: 80, nodes: [a]}
+nodes:
+  - {name: a, address: 10.231.0.2, health_port: 22071}
+EOF
+chmod 644 "$TMP/cfg.yaml"
+
+ALL=$(capsh --print | sed -n 's/^Bounding set =//p')
+# drop list: every capability of the bounding set but those in $1
+drop_but() {
+	local keep=",$1," drop="" c
+	for c in ${ALL//,/ }; do
+		case "$keep" in *",$c,"*) ;; *) drop+="${drop:+,}$c" ;; esac
+	done
+	echo "$drop"
+}
+
+# start aibld under a capsh prefix; 0 when it serves the API with XDP attached
+# within 6 s, 1 when it exits or does not get there
+aibld_up() {
+	"$AIBLD" --teardown --config "$TMP/cfg.yaml" >/dev/null 2>&1
+	"$@" -- -c "exec $AIBLD --config $TMP/cfg.yaml" >"$TMP/log" 2>&1 &
+	PID=$!
+	for _ in $(seq 30); do
+		if [ "$(curl -s -o /dev/null -w '%{http_code}' $API/v1/status)" = 200 ] &&
+			ip link show "$IFA" | grep -q xdpgeneric; then
+			return 0
+		fi
+		kill -0 "$PID" 2>/dev/null || break
+		sleep 0.2
+	done
+	return 1
+}
+
+aibld_stop() {
+	kill "$PID" 2>/dev/null
+	wait "$PID" 2>/dev/null
+	PID=
+}
+
+NEED=cap_bpf,cap_net_admin,cap_perfmon
+if aibld_up capsh --drop="$(drop_but $NEED)"; then
+	t_pass aibld_runs_with_bpf_netadmin_perfmon
+else
+	t_fail aibld_runs_with_bpf_netadmin_perfmon "$(tail -3 "$TMP/log")"
+fi
+aibld_stop
+
+for cap in ${NEED//,/ }; do
+	keep=$(echo ",$NEED," | sed "s/,$cap,/,/; s/^,//; s/,$//")
+	if aibld_up capsh --drop="$(drop_but "$keep")"; then
+		t_fail "aibld_refused_without_$cap" "came up without $cap"
+	elif kill -0 "$PID" 2>/dev/null; then
+		t_fail "aibld_refused_without_$cap" "neither up nor exited"
+	elif ip link show "$IFA" | grep -q xdp; then
+		t_fail "aibld_refused_without_$cap" "left an XDP program attached"
+	elif ! grep -q 'needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN' "$TMP/log"; then
+		t_fail "aibld_refused_without_$cap" "no capability hint in its log: $(tail -2 "$TMP/log")"
+	else
+		echo "  without $cap: $(grep -iE 'aibld (error|warn)' "$TMP/log" | tail -1 | cut -c14-)"
+		t_pass "aibld_refused_without_$cap"
+	fi
+	aibld_stop
+done
+
+# as nobody, the three capabilities ambient, nothing else
+if aibld_up capsh --caps="$NEED+eip cap_setuid,cap_setgid+ep" --keep=1 --user=nobody \
+	--addamb=$NEED; then
+	owner=$(stat -c %U "$PINS/aibl_conns")
+	mode=$(stat -c %a "$PINS/aibl_conns")
+	if [ "$owner" = nobody ] && [ "$mode" = 600 ]; then
+		t_pass aibld_as_unprivileged_user
+	else
+		t_fail aibld_as_unprivileged_user "pins owned by $owner mode $mode"
+	fi
+else
+	t_fail aibld_as_unprivileged_user "$(tail -3 "$TMP/log")"
+fi
+aibld_stop
+
+# aiblctl: root without any capability reads and test-runs; others cannot
+if aibld_up capsh --drop="$(drop_but $NEED)"; then
+	if capsh --drop="$ALL" -- -c "$CTL --bpffs $PINS -j service list" >"$TMP/out" 2>&1 &&
+		grep -q '"s"' "$TMP/out" &&
+		capsh --drop="$ALL" -- -c "$CTL --bpffs $PINS simulate 10.0.0.5:1234 10.231.1.1:80" \
+			>/dev/null 2>&1; then
+		t_pass aiblctl_needs_no_capability
+	else
+		t_fail aiblctl_needs_no_capability "$(head -2 "$TMP/out")"
+	fi
+	if setpriv --reuid=65534 --regid=65534 --clear-groups "$CTL" --bpffs "$PINS" service list \
+		>"$TMP/out" 2>&1; then
+		t_fail aiblctl_other_user_refused "another user read the maps"
+	else
+		echo "  as nobody: $(head -1 "$TMP/out")"
+		t_pass aiblctl_other_user_refused
+	fi
+else
+	t_fail aiblctl_needs_no_capability "aibld did not come up"
+fi
+aibld_stop
+t_done
