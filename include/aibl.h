@@ -85,6 +85,7 @@
 #define AIBL_MAP_RR_POS "aibl_rr_pos"
 #define AIBL_MAP_SVC_META "aibl_svc_meta"
 #define AIBL_MAP_BE_META "aibl_be_meta"
+#define AIBL_MAP_FILTER "aibl_filter"
 /* the XDP program itself, pinned by aibld so aiblctl can test-run it */
 #define AIBL_PIN_PROG "aibl_xdp_prog"
 /* node side (decap program) */
@@ -267,6 +268,12 @@ enum aibl_fwd_mode {
 };
 
 #define AIBL_G_F_TOOBIG_ICMP 0x01 /* answer oversize packets with ICMP */
+/* the writer keeps aibl_filter[AIBL_FILTER_VIP] a superset of aibl_vips'
+ * addresses: a packet whose address bit is clear is passed at once */
+#define AIBL_G_F_VIP_FILTER 0x02
+/* the writer keeps aibl_filter[AIBL_FILTER_PIN] a superset of aibl_pins:
+ * a new flow whose (service, client) bit is clear skips the pin lookup */
+#define AIBL_G_F_PIN_FILTER 0x04
 
 struct aibl_globals {
 	__u32 abi_version; /* AIBL_ABI_VERSION of the writer */
@@ -284,6 +291,29 @@ struct aibl_globals {
 	__u8 if_mac[6]; /* our MAC, source of rewritten frames */
 	__u32 hash_seed; /* same on every balancer behind one ECMP group */
 	__u32 pad[2];
+};
+
+/*
+ * ---- pre-filters: aibl_filter, ARRAY of AIBL_FILTER__MAX bitmaps ----
+ * A hash lookup that misses costs a cache (and TLB) miss in a big bucket
+ * array; one bit in an 8 KiB bitmap (an ARRAY lookup, inlined by the
+ * verifier) answers most of those misses first. Bit numbers come from
+ * aibl_filter_vip_bit() / aibl_filter_pin_bit() in aibl_hash.h. A set bit
+ * only means "look it up": writers may leave stale bits (after a delete)
+ * but must set a key's bit after writing the key, and enable the filter
+ * with its AIBL_G_F_*_FILTER flag only while they maintain it
+ * (user/common/dataplane.h: dp__vip_filter_rebuild(), dp__pin_filter_rebuild()).
+ */
+enum aibl_filter_idx {
+	AIBL_FILTER_VIP = 0, /* bit of each VIP address (any port, proto) */
+	AIBL_FILTER_PIN = 1, /* bit of each pinned (service, client) */
+	AIBL_FILTER__MAX
+};
+
+#define AIBL_FILTER_BITS 65536 /* power of two */
+
+struct aibl_filter {
+	__u64 bits[AIBL_FILTER_BITS / 64];
 };
 
 /* ---- names for inspection: aibl_svc_meta / aibl_be_meta, ARRAY ---- */
@@ -366,6 +396,8 @@ _Static_assert(sizeof(struct aibl_member_key) == 8, "aibl_member_key");
 _Static_assert(sizeof(struct aibl_member) == 16, "aibl_member");
 _Static_assert(sizeof(struct aibl_traffic) == 32, "aibl_traffic");
 _Static_assert(sizeof(struct aibl_globals) == 64, "aibl_globals");
+_Static_assert(sizeof(struct aibl_filter) == 8192, "aibl_filter");
+_Static_assert((AIBL_FILTER_BITS & (AIBL_FILTER_BITS - 1)) == 0, "filter bits: power of two");
 _Static_assert(sizeof(struct aibl_svc_meta) == 124, "aibl_svc_meta");
 _Static_assert(sizeof(struct aibl_be_meta) == 40, "aibl_be_meta");
 _Static_assert(sizeof(struct aibl_node_client_key) == 36, "aibl_node_client_key");

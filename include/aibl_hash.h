@@ -61,4 +61,20 @@ static inline __u32 aibl_hash_second(__u32 h)
 	return aibl_mix32(h ^ 0x9e3779b9);
 }
 
+/* aibl_filter bit of a VIP address (the port and protocol are left out so
+ * that the port-0 wildcard entries are covered too) */
+static inline __u32 aibl_filter_vip_bit(const union aibl_addr *a, __u8 family)
+{
+	return aibl_mix32(a->v6[0] ^ a->v6[1] ^ a->v6[2] ^ a->v6[3] ^ family) &
+	       (AIBL_FILTER_BITS - 1);
+}
+
+/* aibl_filter bit of a session pin (service, client address) */
+static inline __u32 aibl_filter_pin_bit(__u32 svc_id, const union aibl_addr *client, __u8 family)
+{
+	__u32 h = aibl_hash_step(svc_id, family);
+
+	return aibl_mix32(aibl_hash_addr(h, client, family)) & (AIBL_FILTER_BITS - 1);
+}
+
 #endif /* AIBL_HASH_H */

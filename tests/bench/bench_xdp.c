@@ -75,7 +75,9 @@ static int setup(void)
 	k.proto = IPPROTO_TCP;
 	if (bpf_map_update_elem(xe_fd(AIBL_MAP_VIPS), &k, &v, BPF_ANY))
 		return -errno;
-	return 0;
+	/* xe_up() turned both pre-filters on, as aibld runs them */
+	return dp__vip_filter_rebuild(xe_fd(AIBL_MAP_FILTER), xe_fd(AIBL_MAP_VIPS)) ?:
+	       xe_pin_filter();
 }
 
 enum bcase { B_ESTABLISHED, B_NEW_FLOW, B_NON_VIP };
@@ -182,7 +184,8 @@ int main(int argc, char **argv)
 	       "kernel-reported duration, median of rounds\n",
 	       PER_ROUND, ROUNDS);
 	printf("# sizes: default (conns %u, services %u, backends %u, ring %u); service: %d "
-	       "backends, hash, ipip; %zu-byte frames\n",
+	       "backends, hash, ipip, no session pins, vip and pin pre-filters on (as aibld); %zu-byte "
+	       "frames\n",
 	       xe_dp->sizes.max_conns, xe_dp->sizes.max_services, xe_dp->sizes.max_backends,
 	       AIBL_RING_SIZE, NBACKENDS, (size_t)(14 + 20 + 20 + 64));
 

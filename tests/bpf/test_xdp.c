@@ -711,7 +711,9 @@ static int pin_set(__u32 svc, const char *client, __u32 be, __u64 expires)
 	struct aibl_pin v = { .backend = be, .expires_ns = expires };
 
 	xe_addr(&k.client, AIBL_AF_INET, client);
-	return bpf_map_update_elem(xe_fd(AIBL_MAP_PINS), &k, &v, BPF_ANY) ? -errno : 0;
+	if (bpf_map_update_elem(xe_fd(AIBL_MAP_PINS), &k, &v, BPF_ANY))
+		return -errno;
+	return xe_pin_filter();
 }
 
 static __u64 mono_ns(void)
@@ -755,6 +757,58 @@ static void test_pins(void)
 		ASSERT_OK(bpf_map_lookup_elem(xe_fd(AIBL_MAP_CONNS), &fk, &c), "conn");
 		ASSERT_EQ(c.flags & AIBL_CONN_F_PINNED, AIBL_CONN_F_PINNED, "conn marked pinned");
 	}
+out:
+	xe_down();
+}
+
+/*
+ * Pre-filters: with a flag set the program trusts its bitmap (a key written
+ * without the rebuild is not seen); without it, the map alone decides, so
+ * writers that do not maintain a filter keep working.
+ */
+static void test_prefilters(void)
+{
+	struct aibl_vip_key k = { .port = htons(80), .proto = IPPROTO_TCP,
+				  .family = AIBL_AF_INET };
+	struct aibl_vip v = { .svc_id = 0 };
+	struct aibl_pin_key pk = { .svc_id = 0, .family = AIBL_AF_INET };
+	struct aibl_pin pv = { .backend = 2 };
+	struct xe_result r;
+	__u8 flags = AIBL_G_F_VIP_FILTER | AIBL_G_F_PIN_FILTER;
+
+	if (!std_env())
+		goto out;
+	ASSERT_EQ(xe_glob.flags & flags, flags, "fixtures run with both filters");
+	/* a VIP address the filter was not told about */
+	xe_addr(&k.addr, AIBL_AF_INET, "10.100.9.9");
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_VIPS), &k, &v, BPF_ANY) ? -errno : 0, "vip");
+	ASSERT_EQ(syn_from(1, 1, "10.100.9.9", 80, &r), -1, "filter on, not rebuilt: not steered");
+	ASSERT_EQ(r.verdict, XDP_PASS, "passed");
+	ASSERT_EQ(xe_counter(AIBL_CNT_PASS), 1, "counted as pass");
+	xe_glob.flags &= ~AIBL_G_F_VIP_FILTER;
+	ASSERT_OK(xe_globals_write(), "vip filter off");
+	ASSERT_EQ(syn_from(2, 1, "10.100.9.9", 80, &r), 1, "filter off: the map decides");
+	xe_glob.flags |= AIBL_G_F_VIP_FILTER;
+	ASSERT_OK(xe_globals_write(), "vip filter on");
+	ASSERT_OK(dp__vip_filter_rebuild(xe_fd(AIBL_MAP_FILTER), xe_fd(AIBL_MAP_VIPS)), "rebuild");
+	ASSERT_EQ(syn_from(3, 1, "10.100.9.9", 80, &r), 1, "rebuilt: steered");
+	/* a deleted VIP leaves a stale bit: the lookup still decides */
+	ASSERT_OK(bpf_map_delete_elem(xe_fd(AIBL_MAP_VIPS), &k) ? -errno : 0, "delete vip");
+	ASSERT_EQ(syn_from(4, 1, "10.100.9.9", 80, &r), -1, "deleted: passed");
+	ASSERT_EQ(r.verdict, XDP_PASS, "passed after delete");
+
+	/* a pin the filter was not told about is not consulted */
+	xe_addr(&pk.client, AIBL_AF_INET, "198.18.0.10");
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_PINS), &pk, &pv, BPF_ANY) ? -errno : 0, "pin");
+	ASSERT_EQ(syn_from(10, 1, VIP4, 80, &r), 1, "pin filter on, not rebuilt: ring");
+	xe_glob.flags &= ~AIBL_G_F_PIN_FILTER;
+	ASSERT_OK(xe_globals_write(), "pin filter off");
+	ASSERT_EQ(syn_from(10, 2, VIP4, 80, &r), 2, "pin filter off: pinned");
+	xe_glob.flags |= AIBL_G_F_PIN_FILTER;
+	ASSERT_OK(xe_globals_write(), "pin filter on");
+	ASSERT_OK(xe_pin_filter(), "rebuild pins");
+	ASSERT_EQ(syn_from(10, 3, VIP4, 80, &r), 2, "rebuilt: pinned");
+	ASSERT_EQ(xe_counter(AIBL_CNT_PIN_HIT), 2, "pin_hit");
 out:
 	xe_down();
 }
@@ -1097,7 +1151,7 @@ static void test_mtu(void)
 	expect("one byte over, no icmp configured: dropped", &in, XDP_DROP, NULL, NULL);
 	ASSERT_EQ(xe_counter(AIBL_CNT_DROP_TOO_BIG), 1, "drop_too_big");
 
-	xe_glob.flags = AIBL_G_F_TOOBIG_ICMP;
+	xe_glob.flags |= AIBL_G_F_TOOBIG_ICMP;
 	if (!ASSERT_OK(xe_globals_write(), "globals"))
 		goto out;
 	pkt__init(&exp);
@@ -1242,6 +1296,7 @@ static const struct test_case cases[] = {
 	{ "sel_p2c_cost", test_sel_p2c },
 	{ "sel_bounded_load", test_sel_bounded },
 	{ "pins", test_pins },
+	{ "prefilters", test_prefilters },
 	{ "conn_sticky_table_flip", test_conn_sticky_flip },
 	{ "conn_resteer_down", test_conn_resteer },
 	{ "conn_active_accounting", test_conn_accounting },

@@ -720,7 +720,8 @@ static bool fz_env(const struct dp_sizes *sizes)
 	xe_addr(&pk.client, AIBL_AF_INET, "192.0.2.2");
 	pv.backend = BE_DOWN; /* usable until it goes down half way */
 	return ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_PINS), &pk, &pv, BPF_ANY) ? -errno : 0,
-			 "pin");
+			 "pin") &&
+	       ASSERT_OK(xe_pin_filter(), "pin filter");
 }
 
 static unsigned long nframes(void)

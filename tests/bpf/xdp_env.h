@@ -81,7 +81,9 @@ static inline void xe_down(void)
 }
 
 /* Loads the program into /sys/fs/bpf/aibl-t-dp-<pid> with the given sizes
- * (zero: defaults) and default globals (ipip, gateway MAC set). */
+ * (zero: defaults) and default globals (ipip, gateway MAC set, both
+ * pre-filters on as aibld runs them: xe_vip() and xe_pin_filter() keep
+ * them current). */
 static inline int xe_up(const struct dp_sizes *sizes)
 {
 	struct dp_opts o = {};
@@ -103,6 +105,7 @@ static inline int xe_up(const struct dp_sizes *sizes)
 	memcpy(xe_glob.if_mac, XE_MAC_LB, 6);
 	memcpy(xe_glob.gw_mac, XE_MAC_GW, 6);
 	xe_glob.hash_seed = XE_SEED;
+	xe_glob.flags = AIBL_G_F_VIP_FILTER | AIBL_G_F_PIN_FILTER;
 	return xe_globals_write();
 }
 
@@ -117,7 +120,15 @@ static inline int xe_vip(const char *addr, __u16 port, __u8 proto, __u32 svc, __
 	xe_addr(&k.addr, k.family, addr);
 	k.port = htons(port);
 	k.proto = proto;
-	return bpf_map_update_elem(xe_fd(AIBL_MAP_VIPS), &k, &v, BPF_ANY) ? -errno : 0;
+	if (bpf_map_update_elem(xe_fd(AIBL_MAP_VIPS), &k, &v, BPF_ANY))
+		return -errno;
+	return dp__vip_filter_rebuild(xe_fd(AIBL_MAP_FILTER), xe_fd(AIBL_MAP_VIPS));
+}
+
+/* after writing aibl_pins directly */
+static inline int xe_pin_filter(void)
+{
+	return dp__pin_filter_rebuild(xe_fd(AIBL_MAP_FILTER), xe_fd(AIBL_MAP_PINS));
 }
 
 /* backend id from XE_BE; with_mac: next hop MAC in the entry */

@@ -91,6 +91,23 @@ int dp__teardown(const char *pin_dir);
 /* Writes aibl_globals; fills abi_version and ring_size itself. */
 int dp__globals_write(struct dp *dp, const struct aibl_globals *g);
 
+/*
+ * Pre-filters (aibl_filter, see include/aibl.h). Every writer of aibl_vips
+ * (aibl_pins) that sets AIBL_G_F_VIP_FILTER (AIBL_G_F_PIN_FILTER) in the
+ * globals calls the rebuild after writing keys; deleting keys needs no
+ * rebuild (a stale bit only costs the lookup it saves). A rebuild reads
+ * the whole map and writes the bitmap in one update: bits of keys present
+ * before and after never read as clear.
+ */
+void dp__filter_add_vip(struct aibl_filter *f, const struct aibl_vip_key *k);
+void dp__filter_add_pin(struct aibl_filter *f, const struct aibl_pin_key *k);
+/* writes f as aibl_filter[which] (enum aibl_filter_idx) */
+int dp__filter_write(int filter_fd, __u32 which, const struct aibl_filter *f);
+/* rebuilds aibl_filter[AIBL_FILTER_VIP] from the keys of aibl_vips */
+int dp__vip_filter_rebuild(int filter_fd, int vips_fd);
+/* rebuilds aibl_filter[AIBL_FILTER_PIN] from the keys of aibl_pins */
+int dp__pin_filter_rebuild(int filter_fd, int pins_fd);
+
 /* ---------------- node side: TC ingress decap ---------------- */
 
 struct decap_opts {
