@@ -198,7 +198,8 @@ lab_yaml_nodes() {
 		echo "    agent: http://$(eval echo "\$LAB_NODE_${i}_IP4"):$LAB_AGENT_PORT"
 		echo "    weight: $w"
 		echo "    health_port: $LAB_SIM_PORT"
-		extra=$(eval echo "\${LAB_NODE_${i}_YAML:-}")
+		extra="LAB_NODE_${i}_YAML"
+		extra=${!extra:-}
 		[ -n "$extra" ] && printf '%s\n' "$extra"
 	done
 	return 0
