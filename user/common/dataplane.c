@@ -16,6 +16,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "dataplane.h"
+#include "aibl_hash.h"
 #include "log.h"
 #include "aibl_decap.skel.h"
 #include "aibl_xdp.skel.h"
@@ -29,7 +30,7 @@ static const char *const dp_pin_names[] = {
 	AIBL_MAP_LOAD,	    AIBL_MAP_CONNS,	 AIBL_MAP_PINS,		AIBL_MAP_MEMBERS,
 	AIBL_MAP_STATS,	    AIBL_MAP_SVC_STATS,	 AIBL_MAP_BE_STATS,	AIBL_MAP_GLOBALS,
 	AIBL_MAP_RR_POS,    AIBL_MAP_SVC_META,	 AIBL_MAP_BE_META,	AIBL_MAP_NODE_CLIENTS,
-	AIBL_MAP_NODE_STATS, AIBL_PIN_PROG,
+	AIBL_MAP_NODE_STATS, AIBL_MAP_FILTER,	 AIBL_PIN_PROG,
 };
 
 /* CAP_BPF, CAP_PERFMON (the verifier allows packet pointer arithmetic
@@ -413,6 +414,87 @@ int dp__globals_write(struct dp *dp, const struct aibl_globals *g)
 		return err;
 	}
 	return 0;
+}
+
+/* ---------------- pre-filters ---------------- */
+
+static void dp__filter_set(struct aibl_filter *f, __u32 bit)
+{
+	f->bits[bit / 64] |= 1ULL << (bit % 64);
+}
+
+void dp__filter_add_vip(struct aibl_filter *f, const struct aibl_vip_key *k)
+{
+	dp__filter_set(f, aibl_filter_vip_bit(&k->addr, k->family));
+}
+
+void dp__filter_add_pin(struct aibl_filter *f, const struct aibl_pin_key *k)
+{
+	dp__filter_set(f, aibl_filter_pin_bit(k->svc_id, &k->client, k->family));
+}
+
+int dp__filter_write(int filter_fd, __u32 which, const struct aibl_filter *f)
+{
+	int err;
+
+	if (bpf_map_update_elem(filter_fd, &which, f, BPF_ANY)) {
+		err = -errno;
+		pr_warn("dataplane: write %s[%u]: %s", AIBL_MAP_FILTER, which, strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+/* Bitmap of every key of a hash map; add() sets a key's bit. */
+static int dp__filter_rebuild(int filter_fd, __u32 which, int map_fd, size_t key_size,
+			      void (*add)(struct aibl_filter *, const void *))
+{
+	struct aibl_filter *f = calloc(1, sizeof(*f));
+	char key[64], next[64];
+	int err = 0;
+
+	if (!f)
+		return -ENOMEM;
+	if (key_size > sizeof(key)) {
+		err = -EINVAL;
+		goto out;
+	}
+	for (void *prev = NULL; !bpf_map_get_next_key(map_fd, prev, next); prev = key) {
+		add(f, next);
+		memcpy(key, next, key_size);
+	}
+	if (errno != ENOENT) {
+		err = -errno;
+		pr_warn("dataplane: walk map for %s[%u]: %s", AIBL_MAP_FILTER, which,
+			strerror(-err));
+		goto out;
+	}
+	err = dp__filter_write(filter_fd, which, f);
+out:
+	free(f);
+	return err;
+}
+
+static void dp__filter_add_vip_key(struct aibl_filter *f, const void *k)
+{
+	dp__filter_add_vip(f, k);
+}
+
+static void dp__filter_add_pin_key(struct aibl_filter *f, const void *k)
+{
+	dp__filter_add_pin(f, k);
+}
+
+int dp__vip_filter_rebuild(int filter_fd, int vips_fd)
+{
+	return dp__filter_rebuild(filter_fd, AIBL_FILTER_VIP, vips_fd, sizeof(struct aibl_vip_key),
+				  dp__filter_add_vip_key);
+}
+
+int dp__pin_filter_rebuild(int filter_fd, int pins_fd)
+{
+	return dp__filter_rebuild(filter_fd, AIBL_FILTER_PIN, pins_fd, sizeof(struct aibl_pin_key),
+				  dp__filter_add_pin_key);
 }
 
 /* ---------------- node side: TC ingress decap ---------------- */
