@@ -54,12 +54,12 @@ same=$(awk -F'\t' '!/^#/ && $7 == 1 { if ($5 == 0) first[$4] = $2; else { n++; n
 	"$E2E_TMP/sessions.tsv")
 set -- $same
 echo "# later turns on the session's first node: $1 of $2"
-t_check sessions_return_to_cache [ "$2" -gt 0 ] && [ $(($1 * 100)) -ge $(($2 * 90)) ]
+t_check sessions_return_to_cache [ "$2" -gt 0 -a $(($1 * 100)) -ge $(($2 * 90)) ]
 hit=$(e2e_json "$E2E_TMP/sessions.json" "j['total']['cache_hit']")
 echo "# prefix-cache hit rate (tokens): $hit"
 # 16 sessions x 4 turns, ~1600..1900 prompt tokens a turn: a turn that finds
 # its prefix re-uses ~90% of its prompt, so 3 of 4 turns hitting is ~0.7
-e2e_within "$hit" 0.85 0.2 && t_pass cache_hits || t_fail cache_hits "hit rate $hit"
+if e2e_within "$hit" 0.85 0.2; then t_pass cache_hits; else t_fail cache_hits "hit rate $hit"; fi
 
 # 2. m2 is resident on n3 only: the ai policy sends it there, rr does not
 chat m2 "$VIP2" 10.10.1.17-10.10.1.32 --model m2 --sessions 12 --turns 2 --rate 8 \

@@ -100,7 +100,7 @@ summary=$(awk -F'\t' -v s="$start_ka" -v k="$kill_ms" '!/^#/ {
 }' "$E2E_TMP/ka.tsv")
 set -- $summary
 echo "# kept-alive connections: $1 on n2 ($2 carried on elsewhere), $3 on n1/n3 with $4 failures+reconnects"
-t_check others_undisturbed [ "$3" -gt 0 ] && [ "$4" -eq 0 ]
+t_check others_undisturbed [ "$3" -gt 0 -a "$4" -eq 0 ]
 if [ "$1" -eq 0 ]; then
 	t_skip its_conns_continue "no kept-alive connection happened to be on n2"
 else
