@@ -69,3 +69,15 @@ e2e_fail_log() {
 	t_fail "$1" "$2"
 	tail -n 15 "$LAB_DIR/aibld.log" 2>/dev/null | sed 's/^/    aibld: /'
 }
+
+# e2e_expect CASE EXIT FILE PYTHON-EXPR EXPECTED: pass when a workload
+# exited 0 and EXPR over its --json output (j) prints EXPECTED
+e2e_expect() {
+	local got
+	got=$(e2e_json "$3" "$4" 2>&1)
+	if [ "$2" -eq 0 ] && [ "$got" = "$5" ]; then
+		t_pass "$1"
+	else
+		e2e_fail_log "$1" "exit $2, $4 = $got (want $5); first error: $(e2e_json "$3" "j['first_error']" 2>&1)"
+	fi
+}
