@@ -475,6 +475,28 @@ out:
 	return err;
 }
 
+int dp__vip_filter_add(int filter_fd, const struct aibl_vip_key *k)
+{
+	__u32 which = AIBL_FILTER_VIP, bit = aibl_filter_vip_bit(&k->addr, k->family);
+	struct aibl_filter *f = malloc(sizeof(*f));
+	int err = 0;
+
+	if (!f)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(filter_fd, &which, f)) {
+		err = -errno;
+		pr_warn("dataplane: read %s[%u]: %s", AIBL_MAP_FILTER, which, strerror(-err));
+		goto out;
+	}
+	if (!(f->bits[bit / 64] & (1ULL << (bit % 64)))) {
+		dp__filter_set(f, bit);
+		err = dp__filter_write(filter_fd, which, f);
+	}
+out:
+	free(f);
+	return err;
+}
+
 static void dp__filter_add_vip_key(struct aibl_filter *f, const void *k)
 {
 	dp__filter_add_vip(f, k);

@@ -107,6 +107,8 @@ int dp__filter_write(int filter_fd, __u32 which, const struct aibl_filter *f);
 int dp__vip_filter_rebuild(int filter_fd, int vips_fd);
 /* rebuilds aibl_filter[AIBL_FILTER_PIN] from the keys of aibl_pins */
 int dp__pin_filter_rebuild(int filter_fd, int pins_fd);
+/* sets the bit of one VIP key (before writing it); no write when set */
+int dp__vip_filter_add(int filter_fd, const struct aibl_vip_key *k);
 
 /* ---------------- node side: TC ingress decap ---------------- */
 
