@@ -98,7 +98,7 @@ struct aibld {
 	/* maps */
 	struct dp *dp;
 	int fd_vips, fd_backends, fd_ring, fd_cost, fd_load, fd_pins, fd_members, fd_stats,
-		fd_svc_stats, fd_be_stats, fd_svc_meta, fd_be_meta, fd_globals;
+		fd_svc_stats, fd_be_stats, fd_svc_meta, fd_be_meta, fd_globals, fd_filter;
 	__u32 *ring_mmap; /* aibl_ring when BPF_F_MMAPABLE, else NULL */
 	bool batch_ok; /* bpf_map_update_batch works on aibl_ring */
 	int ncpus;

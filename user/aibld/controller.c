@@ -623,6 +623,12 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 	v.session_key = cs->session_key;
 	v.ring_half = half;
 	v.flags = cs->conntrack ? 0 : AIBL_VIP_F_NO_CONNTRACK;
+	/* the pre-filter bit first: the data plane passes addresses without one */
+	err = dp__vip_filter_add(d->fd_filter, &vk);
+	if (err) {
+		pr_err("service '%s': write aibl_filter: %s", s->name, strerror(-err));
+		return err;
+	}
 	if (bpf_map_update_elem(d->fd_vips, &vk, &v, BPF_ANY)) {
 		err = -errno;
 		pr_err("service '%s': write aibl_vips: %s", s->name, strerror(-err));
@@ -898,6 +904,13 @@ int aibld__write_globals(struct aibld *d)
 		memcpy(g.gw_mac, d->gw_mac, 6);
 	memcpy(g.if_mac, d->if_mac, 6);
 	g.hash_seed = c->hash_seed;
+	/* pre-filters (include/aibl.h): built from the maps before the data
+	 * plane trusts them, then kept current where aibl_vips / aibl_pins
+	 * are written; one that cannot be built stays off */
+	if (!dp__vip_filter_rebuild(d->fd_filter, d->fd_vips))
+		g.flags |= AIBL_G_F_VIP_FILTER;
+	if (!dp__pin_filter_rebuild(d->fd_filter, d->fd_pins))
+		g.flags |= AIBL_G_F_PIN_FILTER;
 	if (d->dp)
 		return dp__globals_write(d->dp, &g);
 	g.abi_version = AIBL_ABI_VERSION;

@@ -52,7 +52,7 @@ int tables__open(struct aibld *d)
 		M(AIBL_MAP_MEMBERS, fd_members),   M(AIBL_MAP_STATS, fd_stats),
 		M(AIBL_MAP_SVC_STATS, fd_svc_stats), M(AIBL_MAP_BE_STATS, fd_be_stats),
 		M(AIBL_MAP_SVC_META, fd_svc_meta), M(AIBL_MAP_BE_META, fd_be_meta),
-		M(AIBL_MAP_GLOBALS, fd_globals),
+		M(AIBL_MAP_GLOBALS, fd_globals),   M(AIBL_MAP_FILTER, fd_filter),
 #undef M
 	};
 	struct bpf_map_info info = {};
@@ -221,6 +221,20 @@ int tables__load_pins(struct aibld *d)
 	return 0;
 }
 
+/* aibl_filter[AIBL_FILTER_PIN] from the pins in a and b (see aibl.h) */
+static void tables__pin_filter(struct aibld *d, const struct pin_ent *a, int na,
+			       const struct pin_ent *b, int nb)
+{
+	static struct aibl_filter f;
+
+	memset(&f, 0, sizeof(f));
+	for (int i = 0; i < na; i++)
+		dp__filter_add_pin(&f, &a[i].key);
+	for (int i = 0; i < nb; i++)
+		dp__filter_add_pin(&f, &b[i].key);
+	dp__filter_write(d->fd_filter, AIBL_FILTER_PIN, &f);
+}
+
 /*
  * Merge the wanted set into the map: delete what is no longer wanted,
  * write what is new, moved to another backend, or whose expiry moved by
@@ -236,6 +250,8 @@ int tables__sync_pins(struct aibld *d, struct pin_ent *want, int nwant)
 	keep = malloc((nwant + 1) * sizeof(*keep));
 	if (!keep)
 		return -ENOMEM;
+	/* the pin pre-filter covers old and new pins while the map changes */
+	tables__pin_filter(d, d->pins, d->npins, want, nwant);
 	while (i < d->npins || j < nwant) {
 		int c = i == d->npins ? 1 : j == nwant ? -1 : pin_key_cmp(&d->pins[i], &want[j]);
 
@@ -284,6 +300,9 @@ int tables__sync_pins(struct aibld *d, struct pin_ent *want, int nwant)
 		d->pins = keep;
 		d->npins = n;
 	}
+	/* then exactly what the map holds (after an error: the superset stays) */
+	if (!err)
+		tables__pin_filter(d, d->pins, d->npins, NULL, 0);
 	return err;
 }
 
