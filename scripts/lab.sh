@@ -276,7 +276,7 @@ lab__xdp_pass_obj() {
 
 # ---- up / down ----
 lab__usage() {
-	sed -n '3,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '3,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 

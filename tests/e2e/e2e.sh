@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# shellcheck shell=bash
 # Shared by the end-to-end suites (tests/e2e/test_*.sh): each builds its own
 # lab (scripts/lab.sh) under a unique prefix, runs the real aibld, agents,
 # simnodes and aibl-loadgen in it, and removes everything on exit, also
