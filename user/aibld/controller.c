@@ -64,6 +64,7 @@ static void svc_rt_free(struct svc_rt *s)
 	free(s->applied);
 	free(s->slots);
 	free(s->mem_ids);
+	free(s->mem_val);
 }
 
 static void vip_key_of(const struct cfg_service *s, struct aibl_vip_key *k)
@@ -269,8 +270,10 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 			s->last_write_ms = old[j].last_write_ms;
 			s->generation = old[j].generation;
 			s->mem_ids = old[j].mem_ids;
+			s->mem_val = old[j].mem_val;
 			s->nmem = old[j].nmem;
 			old[j].mem_ids = NULL;
+			old[j].mem_val = NULL;
 			/* applied weights are per node position: recomputed, so the
 			 * first recompute after a reload sees a membership change */
 			break;
@@ -560,16 +563,20 @@ static void write_nodes(struct aibld *d, const int *cost_pol)
 }
 
 /*
- * aibl_members of one service in one batch update (hash batches: kernel
- * >= 5.6), element by element for what a batch leaves (a full map).
+ * aibl_members of one service: the entries whose content changed (a new
+ * table moves slot counts; unchanged members are not rewritten), in one
+ * batch update (hash batches: kernel >= 5.6), element by element for
+ * what a batch leaves (a full map). prev/nprev: what was written before,
+ * by position.
  */
 static int write_members(struct aibld *d, const struct cfg_service *cs, struct svc_rt *s,
-			 const __u32 *weights)
+			 const __u32 *weights, const __u32 *prev_ids,
+			 const struct aibl_member *prev_val, int nprev)
 {
 	struct aibl_member_key *mk = malloc((cs->nnodes + 1) * sizeof(*mk));
 	struct aibl_member *mv = malloc((cs->nnodes + 1) * sizeof(*mv));
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	__u32 done = cs->nnodes;
+	__u32 n = 0, done;
 
 	if (!mk || !mv) {
 		free(mk);
@@ -577,15 +584,21 @@ static int write_members(struct aibld *d, const struct cfg_service *cs, struct s
 		return -ENOMEM;
 	}
 	for (int k = 0; k < cs->nnodes; k++) {
-		mk[k] = (struct aibl_member_key){ .svc_id = s->id,
-						  .backend = d->nodes[cs->nodes[k]].id };
-		mv[k] = (struct aibl_member){ .weight = weights[k],
-					      .cfg_weight = d->cfg.nodes[cs->nodes[k]].weight,
-					      .slots = s->slots[k] };
-		s->mem_ids[k] = mk[k].backend;
+		struct aibl_member m = { .weight = weights[k],
+					 .cfg_weight = d->cfg.nodes[cs->nodes[k]].weight,
+					 .slots = s->slots[k] };
+		__u32 id = d->nodes[cs->nodes[k]].id;
+
+		s->mem_ids[k] = id;
+		s->mem_val[k] = m;
+		if (k < nprev && prev_ids[k] == id && !memcmp(&prev_val[k], &m, sizeof(m)))
+			continue;
+		mk[n] = (struct aibl_member_key){ .svc_id = s->id, .backend = id };
+		mv[n++] = m;
 	}
-	if (bpf_map_update_batch(d->fd_members, mk, mv, &done, &opts))
-		for (__u32 k = done < (__u32)cs->nnodes ? done : 0; k < (__u32)cs->nnodes; k++)
+	done = n;
+	if (n && bpf_map_update_batch(d->fd_members, mk, mv, &done, &opts))
+		for (__u32 k = done < n ? done : 0; k < n; k++)
 			if (bpf_map_update_elem(d->fd_members, &mk[k], &mv[k], BPF_ANY))
 				__atomic_fetch_add(&d->member_errors, 1, __ATOMIC_RELAXED);
 	free(mk);
@@ -652,17 +665,28 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 		if (!still)
 			bpf_map_delete_elem(d->fd_members, &mk);
 	}
-	if (s->nmem != cs->nnodes) {
-		__u32 *m = realloc(s->mem_ids, (cs->nnodes + 1) * sizeof(__u32));
+	{
+		/* the previous lists are kept until the new ones are written */
+		__u32 *pids = s->mem_ids;
+		struct aibl_member *pval = s->mem_val;
+		int nprev = s->nmem;
 
-		if (!m)
+		s->mem_ids = malloc((cs->nnodes + 1) * sizeof(__u32));
+		s->mem_val = malloc((cs->nnodes + 1) * sizeof(*s->mem_val));
+		if (!s->mem_ids || !s->mem_val) {
+			free(s->mem_ids);
+			free(s->mem_val);
+			s->mem_ids = pids;
+			s->mem_val = pval;
 			return -ENOMEM;
-		s->mem_ids = m;
+		}
+		s->nmem = cs->nnodes;
+		err = write_members(d, cs, s, weights, pids, pval, pval ? nprev : 0);
+		free(pids);
+		free(pval);
+		if (err)
+			return err;
 	}
-	s->nmem = cs->nnodes;
-	err = write_members(d, cs, s, weights);
-	if (err)
-		return err;
 	memcpy(meta.name, cs->name, AIBL_NAME_LEN);
 	memcpy(meta.model, cs->model, AIBL_MODEL_LEN);
 	meta.vip = vk;
