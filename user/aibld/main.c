@@ -225,6 +225,9 @@ static int run(struct daemon *dm, bool *stop)
 
 		poller__run(d);
 		pthread_mutex_lock(&d->lock);
+		err = dp__repin(d->dp);
+		if (err > 0)
+			pr_warn("pins under %s were removed: %d re-created", d->dp->pin_dir, err);
 		if (netlink__events(dm->nl))
 			interface_changed(dm);
 		err = aibld__recompute(d, false);

@@ -379,6 +379,48 @@ out:
 	return err;
 }
 
+/*
+ * The pin directory can vanish under a running controller (rm -rf, a bpffs
+ * remount). The program and maps live on through our fds and the
+ * attachment, but aiblctl is blind and the next start would create fresh
+ * maps: the connection table, and every established flow with it, lost.
+ * Put back whatever pin is missing.
+ */
+int dp__repin(struct dp *dp)
+{
+	struct bpf_map *map;
+	char path[512];
+	int n = 0, err;
+
+	snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, AIBL_PIN_PROG);
+	if (!access(path, F_OK) && !access(bpf_map__pin_path(dp->skel->maps.aibl_conns), F_OK))
+		return 0; /* the common case: two syscalls */
+	err = dp__mkdir(dp->pin_dir);
+	if (err)
+		return err;
+	bpf_object__for_each_map(map, dp->skel->obj) {
+		const char *pp = bpf_map__pin_path(map);
+
+		if (!pp || !access(pp, F_OK))
+			continue;
+		if (bpf_obj_pin(bpf_map__fd(map), pp)) {
+			err = -errno;
+			pr_warn("dataplane: re-pin %s: %s", pp, strerror(-err));
+			return err;
+		}
+		n++;
+	}
+	if (access(path, F_OK)) {
+		if (bpf_obj_pin(bpf_program__fd(dp->skel->progs.aibl_xdp), path)) {
+			err = -errno;
+			pr_warn("dataplane: re-pin %s: %s", path, strerror(-err));
+			return err;
+		}
+		n++;
+	}
+	return n;
+}
+
 int dp__teardown(const char *pin_dir)
 {
 	char path[512];

@@ -88,6 +88,9 @@ int dp__detach(int ifindex, bool force);
 /* Removes the program pin and every aibl map pin under pin_dir (NULL:
  * default) and the directory when it ends up empty. Missing pins are fine. */
 int dp__teardown(const char *pin_dir);
+/* Pins again every map and the program whose pin is missing (the directory
+ * removed under a running controller). Number re-pinned, or -errno. */
+int dp__repin(struct dp *dp);
 /* Writes aibl_globals; fills abi_version and ring_size itself. */
 int dp__globals_write(struct dp *dp, const struct aibl_globals *g);
 
