@@ -31,6 +31,7 @@
 static struct agent ag;
 static struct aibl_key ag_key;
 static bool ag_has_key;
+static struct aibl_replay ag_replay; /* signed hint posts already taken */
 static volatile sig_atomic_t ag_stop;
 
 
@@ -161,6 +162,9 @@ static enum MHD_Result ag_post_hints(struct MHD_Connection *c, const struct http
 				 !sig ? "no " AIBL_AUTH_HEADER " header" : err == -EBADMSG ? "malformed signature" : err == -ETIME ? "signature outside the time window" : "bad signature");
 			return ag_error(c, MHD_HTTP_UNAUTHORIZED, msg);
 		}
+		if (aibl_replay__seen(&ag_replay, sig, time(NULL), AIBL_AUTH_WINDOW_S))
+			return ag_error(c, MHD_HTTP_UNAUTHORIZED,
+					"hints refused: signature already used (replay)");
 	} else if (!ag_client_is_loopback(c)) {
 		/* without a key only local model servers may plant hints */
 		return ag_error(c, MHD_HTTP_FORBIDDEN,
@@ -373,6 +377,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		ag_has_key = true;
+		aibl_replay__init(&ag_replay);
 	}
 	log_setup_libbpf(verbose);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {

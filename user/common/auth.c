@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
+#include <xxhash.h>
 #include "auth.h"
 
 int aibl_key__load(const char *path, struct aibl_key *key, char *msg, size_t msglen)
@@ -171,6 +172,28 @@ int aibl_auth__verify(const struct aibl_key *key, const char *hdr, const char *e
 	if (expect_nonce && strcmp(expect_nonce, nonce) != 0)
 		return -ESTALE;
 	return 0;
+}
+
+void aibl_replay__init(struct aibl_replay *r)
+{
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->lock, NULL);
+}
+
+bool aibl_replay__seen(struct aibl_replay *r, const char *hdr, uint64_t now, unsigned int window_s)
+{
+	uint64_t h = XXH3_64bits(hdr, strlen(hdr)), t = strtoull(hdr + 2, NULL, 10);
+	bool seen = false;
+
+	pthread_mutex_lock(&r->lock);
+	for (unsigned int i = 0; i < AIBL_REPLAY_SLOTS && !seen; i++)
+		seen = r->ent[i].h == h && r->ent[i].t == t && r->ent[i].t + window_s >= now;
+	if (!seen) {
+		r->ent[r->next] = (struct aibl_replay_ent){ .t = t, .h = h };
+		r->next = (r->next + 1) % AIBL_REPLAY_SLOTS;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return seen;
 }
 
 int aibl_auth__nonce(char *buf, size_t buflen)

@@ -15,6 +15,8 @@
 #ifndef AIBL_AUTH_H
 #define AIBL_AUTH_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +47,32 @@ int aibl_auth__sign(const struct aibl_key *key, uint64_t t, const char *nonce, c
  */
 int aibl_auth__verify(const struct aibl_key *key, const char *hdr, const char *expect_nonce,
 		      const void *body, size_t len, uint64_t now, unsigned int window_s);
+
+/*
+ * Replay guard for requests without a server-chosen nonce (POST /v1/hints):
+ * a signature already accepted within the window is refused, so a captured
+ * request cannot be sent again (to this agent; another agent sharing the
+ * key has its own guard, and the body names no node). Holds the last
+ * AIBL_REPLAY_SLOTS accepted signatures: more than that many accepted
+ * requests inside one window push the oldest out.
+ */
+#define AIBL_REPLAY_SLOTS 4096
+
+struct aibl_replay_ent {
+	uint64_t t; /* the signature's timestamp */
+	uint64_t h; /* hash of the whole header value */
+};
+
+struct aibl_replay {
+	pthread_mutex_t lock;
+	unsigned int next;
+	struct aibl_replay_ent ent[AIBL_REPLAY_SLOTS];
+};
+
+void aibl_replay__init(struct aibl_replay *r);
+/* After aibl_auth__verify() accepted hdr: true when hdr was accepted
+ * before within the window (a replay), else records it and returns false. */
+bool aibl_replay__seen(struct aibl_replay *r, const char *hdr, uint64_t now, unsigned int window_s);
 
 /* Fill buf with a random hex nonce of 32 characters. */
 int aibl_auth__nonce(char *buf, size_t buflen);
