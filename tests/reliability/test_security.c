@@ -6,13 +6,23 @@
  * /sys/fs/bpf is often mode 1777. Pins are reused by the next load, so a
  * pin directory another user owns or may write to would let them remove
  * the pins (and the connection table with them) or plant their own.
+ *
+ * Signed hint posts carry no nonce the agent chose, so the agent refuses a
+ * signature it has already accepted within the window (replay).
+ * Agent port 22102.
  */
 #include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <curl/curl.h>
 #include "test.h"
+#include "auth.h"
 #include "dataplane.h"
 #include "log.h"
 
@@ -100,7 +110,110 @@ out:
 	rm_dir();
 }
 
+static void replay_guard(void)
+{
+	static struct aibl_replay r;
+	struct aibl_key k = {.len = 24};
+	char h1[AIBL_AUTH_HDR_MAX], h2[AIBL_AUTH_HDR_MAX];
+
+	memcpy(k.key, "a-long-enough-shared-key", 24);
+	aibl_replay__init(&r);
+	ASSERT_OK(aibl_auth__sign(&k, 1000, NULL, "{}", 2, h1, sizeof(h1)), "sign");
+	ASSERT_OK(aibl_auth__sign(&k, 1001, NULL, "{}", 2, h2, sizeof(h2)), "sign");
+	ASSERT_FALSE(aibl_replay__seen(&r, h1, 1000, 30), "first use");
+	ASSERT_TRUE(aibl_replay__seen(&r, h1, 1010, 30), "same signature again: replay");
+	ASSERT_FALSE(aibl_replay__seen(&r, h2, 1010, 30), "same body, new timestamp: fresh");
+	/* older than the window: verify() refuses it anyway, the guard forgets */
+	ASSERT_FALSE(aibl_replay__seen(&r, h1, 1031, 30), "outside the window");
+	/* the guard holds AIBL_REPLAY_SLOTS signatures */
+	for (int i = 0; i < AIBL_REPLAY_SLOTS; i++) {
+		char h[AIBL_AUTH_HDR_MAX];
+
+		aibl_auth__sign(&k, 2000, NULL, &i, sizeof(i), h, sizeof(h));
+		if (!ASSERT_FALSE(aibl_replay__seen(&r, h, 2000, 30), "distinct"))
+			break;
+	}
+	aibl_auth__sign(&k, 2000, NULL, &(int){AIBL_REPLAY_SLOTS - 1}, sizeof(int), h1, sizeof(h1));
+	ASSERT_TRUE(aibl_replay__seen(&r, h1, 2000, 30), "the newest is still remembered");
+}
+
+static size_t discard(char *d, size_t s, size_t n, void *ud)
+{
+	return s * n;
+}
+
+static long post_hints(const char *body, const char *sig)
+{
+	struct curl_slist *h = NULL;
+	char hdr[AIBL_AUTH_HDR_MAX + 32];
+	long status = -1;
+	CURL *c = curl_easy_init();
+
+	if (!c)
+		return -1;
+	snprintf(hdr, sizeof(hdr), "%s: %s", AIBL_AUTH_HEADER, sig);
+	h = curl_slist_append(h, hdr);
+	curl_easy_setopt(c, CURLOPT_URL, "http://127.0.0.1:22102/v1/hints");
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(h);
+	return status;
+}
+
+/* a running agent with a key takes a signed hint post once */
+static void hints_replay_refused(void)
+{
+	const char *b = getenv("AIBL_BUILD");
+	static const char body[] =
+	    "{\"hints\":[{\"client\":\"10.9.9.9\",\"model\":\"m1\",\"ttl_ms\":60000}]}";
+	char bin[512], kpath[] = "/tmp/aibl-rs-key-XXXXXX", sig[AIBL_AUTH_HDR_MAX];
+	struct aibl_key k = {.len = 32};
+	long st = -1;
+	pid_t pid;
+	int fd;
+
+	snprintf(bin, sizeof(bin), "%s/aibl-agent", b ? b : "build");
+	if (access(bin, X_OK))
+		return SKIP("build aibl-agent first");
+	memcpy(k.key, "rs-replay-test-key-0123456789abc", 32);
+	fd = mkstemp(kpath);
+	if (!ASSERT_TRUE(fd >= 0, "mkstemp") ||
+	    !ASSERT_EQ(write(fd, k.key, k.len), (ssize_t)k.len, "key"))
+		return;
+	close(fd);
+	pid = fork();
+	if (pid == 0) {
+		int nul = open("/dev/null", O_WRONLY);
+
+		dup2(nul, 1);
+		dup2(nul, 2);
+		execl(bin, bin, "--listen", "127.0.0.1:22102", "--name", "rs-sec", "--model-server",
+		      "http://127.0.0.1:22199", "--no-nvml", "--key", kpath, (char *)NULL);
+		_exit(127);
+	}
+	aibl_auth__sign(&k, (uint64_t)time(NULL), NULL, body, strlen(body), sig, sizeof(sig));
+	for (int i = 0; i < 100 && st < 0; i++) {
+		usleep(50000);
+		st = post_hints(body, sig);
+	}
+	ASSERT_EQ(st, 200, "signed hints accepted");
+	ASSERT_EQ(post_hints(body, sig), 401, "the same signed post again: refused");
+	aibl_auth__sign(&k, (uint64_t)time(NULL) + 1, NULL, body, strlen(body), sig, sizeof(sig));
+	ASSERT_EQ(post_hints(body, sig), 200, "signed afresh: accepted");
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	unlink(kpath);
+}
+
 static const struct test_case cases[] = {
+    {"replay_guard", replay_guard},
+    {"hints_replay_refused", hints_replay_refused},
     {"bpffs_modes", bpffs_modes},
     {"bpffs_foreign_dir", bpffs_foreign_dir},
 };
