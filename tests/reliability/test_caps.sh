@@ -8,6 +8,8 @@
 #            exactly these three as ambient capabilities.
 #   aiblctl: no capability; reading the pins needs only file access, and
 #            the pins are 0600 to the user aibld runs as.
+# And, while aibld runs so, its API's request limits (oversized header,
+# oversized body to a state-changing endpoint).
 # veth rsc<pid>a/b, API port 22070, pins /sys/fs/bpf/aibl-t-rs-caps-<pid>.
 . "$(dirname "$0")/../lib/lib.sh"
 
@@ -139,6 +141,18 @@ if aibld_up capsh --drop="$(drop_but $NEED)"; then
 	else
 		echo "  as nobody: $(head -1 "$TMP/out")"
 		t_pass aiblctl_other_user_refused
+	fi
+	# its API's request limits, while it runs with the three capabilities
+	big=$(head -c 65536 /dev/zero | tr '\0' a)
+	h=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Padding: $big" $API/v1/status)
+	head -c $((8 << 20)) /dev/zero >"$TMP/body"
+	b=$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$TMP/body" $API/v1/nodes/a/drain)
+	s=$(curl -s -o /dev/null -w '%{http_code}' $API/v1/status)
+	echo "  API: 64 KiB header -> $h, 8 MiB body to drain -> $b (body discarded), then status -> $s"
+	if [ "${h:0:1}" = 4 ] && [ "$b" = 200 ] && [ "$s" = 200 ] && kill -0 "$PID" 2>/dev/null; then
+		t_pass aibld_api_request_limits
+	else
+		t_fail aibld_api_request_limits "header $h body $b status $s"
 	fi
 else
 	t_fail aiblctl_needs_no_capability "aibld did not come up"
