@@ -29,8 +29,13 @@
 # (cores busy, the load generator's own CPU use). Raw loadgen JSON in
 # $AIBL_BUILD/bench/path/.
 #
+# --profile: perf samples the whole machine during each case's saturation
+# runs of round 1 and prints where the cycles went (the aibl XDP and decap
+# programs, veth, bridge, netfilter, HAProxy, the generator, the servers).
+#
 #   scripts/bench-path.sh [--prefix P] [--nodes N] [--rounds R] [--duration S]
 #                         [--conns N] [--load-pct P] [--cases LIST] [--keep-lab]
+#                         [--profile]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export AIBL_ROOT=$PWD
@@ -49,6 +54,7 @@ CONNS=16
 LOAD_PCT=25
 CASES="direct aibl-ipip aibl-l2dsr nft haproxy"
 KEEP_LAB=0
+PROFILE=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--prefix) PREFIX=$2; shift 2 ;;
@@ -59,7 +65,8 @@ while [ $# -gt 0 ]; do
 	--load-pct) LOAD_PCT=$2; shift 2 ;;
 	--cases) CASES=${2//,/ }; shift 2 ;;
 	--keep-lab) KEEP_LAB=1; shift ;;
-	-h|--help) sed -n '3,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--profile) PROFILE=1; shift ;;
+	-h|--help) sed -n '3,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-path: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -68,6 +75,8 @@ for t in nft haproxy python3; do
 	command -v $t >/dev/null || { echo "bench-path: $t missing (scripts/deps.sh)" >&2; exit 2; }
 done
 
+[ "$PROFILE" = 0 ] || command -v perf >/dev/null ||
+	{ echo "bench-path: --profile needs perf (Debian: linux-perf)" >&2; exit 2; }
 OUT=$AIBL_BUILD/bench/path
 RES=$OUT/results.tsv
 mkdir -p "$OUT"
@@ -228,13 +237,17 @@ cpu_busy() { # jiffies busy and total, all CPUs
 
 # run CASE WORKLOAD(conn|req) REGIME(sat|fixed) ROUND
 run() {
-	local c=$1 wl=$2 reg=$3 r=$4 f b0 t0 b1 t1 args=()
+	local c=$1 wl=$2 reg=$3 r=$4 f b0 t0 b1 t1 args=() perf_pid=
 	f=$OUT/$c-$wl-$reg-r$r.json
 	[ "$wl" = req ] && args+=(--keepalive)
 	if [ "$reg" = sat ]; then
 		args+=(--conns "$CONNS")
 	else
 		args+=(--conns 256 --rate "$(eval echo "\$RATE_$wl")")
+	fi
+	if [ "$PROFILE" = 1 ] && [ "$r" = 1 ] && [ "$reg" = sat ]; then
+		perf record -a -q -o "$OUT/$c-$wl.perf" -- sleep "$DURATION" >/dev/null 2>&1 &
+		perf_pid=$!
 	fi
 	read -r b0 t0 < <(cpu_busy)
 	# `times` in the subshell: CPU time of the generator (nsenter's waited
@@ -246,6 +259,7 @@ run() {
 		times >"$f.times"
 	)
 	read -r b1 t1 < <(cpu_busy)
+	[ -z "$perf_pid" ] || wait "$perf_pid"
 	python3 - "$f" "$c" "$wl" "$reg" "$r" $((b1 - b0)) $((t1 - t0)) >>"$RES" <<-'EOF'
 		import json, re, sys
 		f, c, wl, reg, r, busy, total = sys.argv[1:]
@@ -366,3 +380,37 @@ python3 - "$RES" "$CASES" "$RATE_conn" "$RATE_req" "$CONNS" <<-'EOF'
 	                         f" late {tot(c, wl, reg, 9)}")
 	    print(f"regime {c}: " + "; ".join(parts))
 EOF
+
+[ "$PROFILE" = 1 ] || exit 0
+echo
+echo "profile (round 1, saturation): share of all samples on the machine, %"
+printf '%-11s %-4s %8s %8s %8s %8s %8s %8s %8s %8s %8s\n' case wl aibl_xdp decap veth bridge \
+	netfilt haproxy loadgen servers other
+for c in $CASES; do
+	for wl in conn req; do
+		f=$OUT/$c-$wl.perf
+		[ -s "$f" ] || continue
+		perf report -i "$f" --no-children --sort comm,sym -g none --stdio 2>/dev/null |
+			awk -v c="$c" -v wl="$wl" '
+			/^#/ || NF < 3 { next }
+			{
+				p = $1; sub("%", "", p); comm = $2; sym = $NF
+				if (sym ~ /aibl_xdp/) k = "xdp"
+				else if (sym ~ /aibl_decap/) k = "decap"
+				else if (sym ~ /^veth_|xdp/) k = "veth"
+				else if (sym ~ /^br_|^__br_/) k = "bridge"
+				else if (sym ~ /^nf_|^nft_|^__nf_|conntrack/) k = "nf"
+				else if (comm == "haproxy") k = "hap"
+				else if (comm == "aibl-loadgen") k = "lg"
+				else if (comm ~ /^MHD|aibl-simnode/) k = "srv"
+				else k = "other"
+				s[k] += p
+			}
+			END {
+				printf "%-11s %-4s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f\n", c, wl,
+					s["xdp"], s["decap"], s["veth"], s["bridge"], s["nf"], s["hap"], s["lg"],
+					s["srv"], s["other"]
+			}'
+	done
+done
+echo "(kernel work on behalf of a process, e.g. its TCP stack, counts in that process's column)"
