@@ -615,7 +615,10 @@ int decap__attach(int ifindex, const struct decap_opts *opts, struct decap **out
 	}
 	err = aibl_decap__load(d->skel);
 	if (err) {
-		pr_warn("decap: load: %s", strerror(-err));
+		pr_warn("decap: load: %s%s", strerror(-err),
+			(err == -EPERM || err == -EACCES) && !dp__capable() ?
+				" (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)" :
+				"");
 		goto out;
 	}
 
