@@ -824,6 +824,19 @@ static void test_random_l2dsr(void)
 	run_random(true);
 }
 
+/* TCP from client i (172.16.x.y) to the first service */
+static void client_pkt(struct pkt_buf *b, int i, __u8 flags)
+{
+	char src[32];
+
+	snprintf(src, sizeof(src), "172.16.%d.%d", i / 250, 1 + i % 250);
+	pkt__init(b);
+	pkt__eth(b, XE_MAC_LB, XE_MAC_RTR);
+	pkt__ipv4(b, src, "10.100.0.1", NULL);
+	pkt__tcp(b, 40000, 80, flags);
+	pkt__finish(b);
+}
+
 /*
  * Connection table sized to 64 entries: 4000 new flows from distinct
  * clients. Every SYN must still be forwarded and counted as a new flow,
@@ -849,14 +862,7 @@ static void test_conn_table_full(void)
 	if (!ASSERT_OK(read_counters(&z, before), "counters"))
 		goto out;
 	for (int i = 0; i < 4000; i++) {
-		char src[32];
-
-		snprintf(src, sizeof(src), "172.16.%d.%d", i / 250, 1 + i % 250);
-		pkt__init(&b);
-		pkt__eth(&b, XE_MAC_LB, XE_MAC_RTR);
-		pkt__ipv4(&b, src, "10.100.0.1", NULL);
-		pkt__tcp(&b, 40000, 80, PKT_TCP_SYN);
-		pkt__finish(&b);
+		client_pkt(&b, i, PKT_TCP_SYN);
 		xe_run(&b, &res);
 		if (!ASSERT_EQ(res.verdict, XDP_TX, "new flow forwarded with a full table"))
 			goto out;
@@ -885,14 +891,7 @@ static void test_conn_table_full(void)
 	}
 	/* evicted flows continue on the same backend */
 	for (int i = 0; i < 4000; i += 97) {
-		char src[32];
-
-		snprintf(src, sizeof(src), "172.16.%d.%d", i / 250, 1 + i % 250);
-		pkt__init(&b);
-		pkt__eth(&b, XE_MAC_LB, XE_MAC_RTR);
-		pkt__ipv4(&b, src, "10.100.0.1", NULL);
-		pkt__tcp(&b, 40000, 80, PKT_TCP_ACK);
-		pkt__finish(&b);
+		client_pkt(&b, i, PKT_TCP_ACK);
 		xe_run(&b, &res);
 		if (!ASSERT_EQ(xe_out_backend(&res), first_be[i], "evicted flow keeps its backend"))
 			break;
