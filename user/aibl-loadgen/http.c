@@ -13,7 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <math.h>
+#include <time.h>
+#include <unistd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <curl/curl.h>
 #include "loadgen.h"
 #include "log.h"
@@ -126,6 +130,8 @@ int lg_http__run(const struct lg_http_cfg *cfg, struct lg_run *run)
 {
 	struct lg_hx *xs = calloc(cfg->conns, sizeof(*xs));
 	CURLM *multi = curl_multi_init();
+	/* wakes the loop at the next start (fixed rate); without it 1 ms steps */
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	struct lg_progress prog;
 	double t0, now, due, wait;
 	size_t inflight = 0;
@@ -198,10 +204,25 @@ int lg_http__run(const struct lg_http_cfg *cfg, struct lg_run *run)
 			wait = inflight < cfg->conns ? 0 : 50;
 		}
 		/* at a fixed rate the next start is often < 1 ms away: sleep
-		 * (1 ms, poll's resolution) rather than spin, which took a
-		 * whole core of a small machine from the paths measured */
-		if (wait > 0 || inflight == cfg->conns)
+		 * until it on a timerfd (poll's own timeout has 1 ms steps,
+		 * which latencies from the due time would include) rather
+		 * than spin, which took a whole core of a small machine */
+		if (cfg->rate > 0 && wait > 0 && tfd >= 0) {
+			double at = t0 + k * 1e3 / cfg->rate;
+			struct itimerspec its = {
+				.it_value = { .tv_sec = (time_t)(at / 1e3),
+					      .tv_nsec = (long)(fmod(at, 1e3) * 1e6) },
+			};
+			struct curl_waitfd wfd = { .fd = tfd, .events = CURL_WAIT_POLLIN };
+			uint64_t fired;
+
+			timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
+			curl_multi_poll(multi, &wfd, 1, (int)wait + 1, NULL);
+			if (read(tfd, &fired, sizeof(fired)) < 0 && errno != EAGAIN)
+				pr_debug("timerfd read: %s\n", strerror(errno));
+		} else if (wait > 0 || inflight == cfg->conns) {
 			curl_multi_poll(multi, NULL, 0, wait < 1 ? 1 : (int)wait, NULL);
+		}
 	}
 	run->wall_s = (lg_now_ms() - t0) / 1e3;
 	lg_progress__update(&prog, lg_now_ms(), run, 0, true);
@@ -217,6 +238,8 @@ out:
 	}
 	if (multi)
 		curl_multi_cleanup(multi);
+	if (tfd >= 0)
+		close(tfd);
 	free(xs);
 	if (err)
 		pr_err("http workload: %s\n", strerror(-err));
