@@ -141,6 +141,9 @@ struct aibl_vip {
 #define AIBL_BE_F_DOWN 0x02 /* failing health checks: re-steer its flows */
 #define AIBL_BE_F_DRAINING 0x04 /* no new flows, existing ones continue */
 #define AIBL_BE_F_OVERLOADED 0x08 /* no new flows while others can take them */
+/* the controller's mark, ignored by the data plane: DRAINING is set because the
+ * node's agent is not trusted (its backend answers), not by an operator */
+#define AIBL_BE_F_UNHEALTHY 0x10
 
 struct aibl_backend {
 	union aibl_addr addr;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/* The circuit breaker, drain and cache hints -> pins, without maps. */
+/* The circuit breakers (node state machine), drain and cache hints -> pins, without maps. */
 #include <stdlib.h>
 #include "test.h"
 #include "../../user/aibld/aibld.h"
@@ -13,7 +13,8 @@ static const char yaml[] = "interface: lo\n"
 			   "  - {name: web, vip: 10.0.0.3, port: 80, policy: hash}\n"
 			   "nodes:\n"
 			   "  - {name: a, address: 10.0.1.1}\n"
-			   "  - {name: b, address: 10.0.1.2}\n";
+			   "  - {name: b, address: 10.0.1.2}\n"
+			   "  - {name: g, address: 10.0.1.3, agent: 'http://10.0.1.3:9100'}\n";
 
 static struct aibld d;
 
@@ -30,6 +31,7 @@ static bool setup(void)
 	for (int i = 0; i < d.nnodes; i++) {
 		snprintf(d.nodes[i].name, AIBL_NAME_LEN, "%s", d.cfg.nodes[i].name);
 		d.nodes[i].id = 10 + i;
+		d.nodes[i].cfg_idx = i;
 		d.nodes[i].ttft_ms = -1;
 		agent_report__init(&d.nodes[i].rep);
 	}
@@ -56,14 +58,14 @@ static void breaker(void)
 	if (!setup())
 		return;
 	a = &d.nodes[0];
-	nodes__poll_fail(&d, a, "timeout");
-	nodes__poll_fail(&d, a, "timeout");
+	nodes__poll_fail(&d, a, NODE_FAIL_TIMEOUT, "timeout");
+	nodes__poll_fail(&d, a, NODE_FAIL_TIMEOUT, "timeout");
 	ASSERT_FALSE(a->down, "2 failures: still up");
 	nodes__poll_ok(&d, a, NULL);
-	nodes__poll_fail(&d, a, "garbage");
-	nodes__poll_fail(&d, a, "garbage");
+	nodes__poll_fail(&d, a, NODE_FAIL_BAD_REPORT, "garbage");
+	nodes__poll_fail(&d, a, NODE_FAIL_BAD_REPORT, "garbage");
 	ASSERT_FALSE(a->down, "a success in between resets the count");
-	nodes__poll_fail(&d, a, "bad signature");
+	nodes__poll_fail(&d, a, NODE_FAIL_AUTH, "bad signature");
 	ASSERT_TRUE(a->down, "3 in a row: down");
 	ASSERT_STREQ(a->last_error, "bad signature", "last error kept");
 	ASSERT_EQ(a->poll_errors, 5, "errors counted");
@@ -81,9 +83,10 @@ static void breaker(void)
 	ASSERT_STREQ(aibld__node_state(a), "draining", "draining");
 	ASSERT_EQ(nodes__set_drain(&d, "zz", true), -ENOENT, "unknown node");
 	for (int i = 0; i < 3; i++)
-		nodes__poll_fail(&d, a, "x");
+		nodes__poll_fail(&d, a, NODE_FAIL_UNREACHABLE, "x");
 	ASSERT_STREQ(aibld__node_state(a), "down", "down wins over draining");
 	ASSERT_TRUE(a->draining, "drain survives down");
+	ASSERT_FALSE(a->unhealthy, "no agent: never unhealthy");
 	cleanup();
 }
 
@@ -166,8 +169,113 @@ static void pins(void)
 	cleanup();
 }
 
+/* one poll round of node g (has an agent): the backend check first, if any */
+static void round_(struct node_rt *n, int backend, bool agent_ok, enum node_fail kind)
+{
+	ASSERT_EQ(nodes__want_backend_check(&d, n), backend >= 0,
+		  backend >= 0 ? "backend check wanted" : "no backend check");
+	if (backend >= 0)
+		nodes__backend_result(&d, n, backend, backend ? "" : "Connection refused");
+	if (agent_ok)
+		nodes__poll_ok(&d, n, NULL);
+	else
+		nodes__poll_fail(&d, n, kind, "%s", nodes__fail_name(kind));
+}
+
+/* the agent breaker and the backend check of a node with an agent */
+static void agent_vs_backend(void)
+{
+	struct pin_ent *p = NULL;
+	struct node_rt *g;
+	int n = 0;
+
+	if (!setup())
+		return;
+	g = &d.nodes[2];
+	ASSERT_TRUE(nodes__has_agent(&d, g), "g has an agent");
+	ASSERT_FALSE(nodes__has_agent(&d, &d.nodes[0]), "a has none");
+	ASSERT_FALSE(nodes__want_backend_check(&d, &d.nodes[0]), "a: its poll is the check");
+
+	/* garbage, backend fine: unhealthy on the 3rd failure, not down */
+	round_(g, -1, false, NODE_FAIL_BAD_REPORT);
+	round_(g, -1, false, NODE_FAIL_BAD_REPORT);
+	g->have_rep = true;
+	round_(g, 1, false, NODE_FAIL_BAD_REPORT); /* the round that opens the breaker */
+	ASSERT_TRUE(g->unhealthy && !g->down, "agent broken, backend answers: unhealthy");
+	ASSERT_STREQ(aibld__node_state(g), "unhealthy", "state name");
+	ASSERT_STREQ(nodes__fail_name(g->reason), "bad_report", "reason");
+	ASSERT_FALSE(g->have_rep, "its last report forgotten");
+	/* no pins, and more agent failures change nothing while the backend answers */
+	g->have_rep = true;
+	hint(&g->rep, "192.0.2.1", "10.0.0.1", "", 0.9, 60000);
+	for (int i = 0; i < 5; i++)
+		round_(g, 1, false, NODE_FAIL_FOREIGN);
+	ASSERT_TRUE(g->unhealthy && !g->down, "still unhealthy");
+	ASSERT_STREQ(nodes__fail_name(g->reason), "bad_report", "reason of the change kept");
+	ASSERT_OK(nodes__build_pins(&d, &p, &n), "build");
+	ASSERT_EQ(n, 0, "no pins to an unhealthy node");
+	free(p);
+	g->have_rep = false;
+	agent_report__free(&g->rep);
+	/* recovery: rise_after good reports in a row */
+	round_(g, 1, true, 0);
+	ASSERT_TRUE(g->unhealthy, "1 good report: still unhealthy");
+	round_(g, 1, false, NODE_FAIL_AUTH);
+	round_(g, 1, true, 0);
+	ASSERT_TRUE(g->unhealthy, "a failure in between resets the count");
+	round_(g, 1, true, 0);
+	ASSERT_FALSE(g->unhealthy || g->down, "2 good reports: up");
+	ASSERT_STREQ(aibld__node_state(g), "up", "up");
+	ASSERT_FALSE(nodes__want_backend_check(&d, g), "no check while the agent is fine");
+
+	/* the backend dead too: down, as before */
+	round_(g, -1, false, NODE_FAIL_STALE);
+	round_(g, -1, false, NODE_FAIL_STALE);
+	round_(g, 0, false, NODE_FAIL_STALE);
+	ASSERT_TRUE(g->down && !g->unhealthy, "agent and backend fail: down");
+	ASSERT_STREQ(nodes__fail_name(g->reason), "backend_check", "reason: the backend");
+	/* the backend answers again, the agent not yet: unhealthy after rise_after */
+	round_(g, 1, false, NODE_FAIL_UNREACHABLE);
+	ASSERT_TRUE(g->down, "1 good check: still down");
+	round_(g, 1, false, NODE_FAIL_UNREACHABLE);
+	ASSERT_TRUE(g->unhealthy && !g->down, "2 good checks: unhealthy");
+	/* while unhealthy, the backend dies: down after fail_after failed checks */
+	round_(g, 0, false, NODE_FAIL_UNREACHABLE);
+	round_(g, 0, false, NODE_FAIL_UNREACHABLE);
+	ASSERT_TRUE(g->unhealthy, "2 failed checks: still unhealthy");
+	round_(g, 0, false, NODE_FAIL_UNREACHABLE);
+	ASSERT_TRUE(g->down && !g->unhealthy, "3 failed checks: down");
+	/* down -> up directly on good reports */
+	round_(g, 0, true, 0);
+	round_(g, 1, true, 0);
+	ASSERT_FALSE(g->down || g->unhealthy, "2 good reports: up from down");
+
+	/* an operator drain is independent of both */
+	ASSERT_OK(nodes__set_drain(&d, "g", true), "drain");
+	round_(g, -1, false, NODE_FAIL_TIMEOUT);
+	round_(g, -1, false, NODE_FAIL_TIMEOUT);
+	round_(g, 1, false, NODE_FAIL_TIMEOUT);
+	ASSERT_STREQ(aibld__node_state(g), "unhealthy", "unhealthy shown over draining");
+	round_(g, 1, true, 0);
+	round_(g, 1, true, 0);
+	ASSERT_STREQ(aibld__node_state(g), "draining", "drain survives unhealthy");
+	ASSERT_OK(nodes__set_drain(&d, "g", false), "undrain");
+	ASSERT_STREQ(aibld__node_state(g), "up", "up after undrain");
+
+	/* a node with an agent but no port to check: no evidence, down */
+	d.cfg.nodes[2].health_port = 0;
+	for (int s = 0; s < d.cfg.nservices; s++)
+		d.cfg.services[s].port = 0;
+	for (int i = 0; i < 3; i++) /* the poller finds no port: no check ran */
+		nodes__poll_fail(&d, g, NODE_FAIL_TIMEOUT, "timeout");
+	ASSERT_TRUE(g->down && !g->unhealthy, "no backend check result: down");
+	ASSERT_STREQ(nodes__fail_name(g->reason), "timeout", "reason: the agent's");
+	cleanup();
+}
+
 static const struct test_case cases[] = {
 	{ "breaker", breaker },
+	{ "agent_vs_backend", agent_vs_backend },
 	{ "pins", pins },
 };
 

@@ -23,10 +23,16 @@ struct node_rt {
 	char name[AIBL_NAME_LEN];
 	int cfg_idx; /* index in cfg.nodes, -1: retired (removed from config) */
 	__u32 id; /* backend id, stable across restarts (aibl_be_meta) */
-	bool down; /* circuit breaker open */
+	bool down; /* circuit breaker open, backend not answering: flows re-steered */
+	bool unhealthy; /* agent breaker open, backend answers: no new flows */
 	bool draining; /* operator: no new flows */
 	bool overloaded; /* bounded load: no new flows while others can */
 	unsigned int fails, oks; /* consecutive poll failures / successes */
+	/* backend TCP checks of a node with an agent, while its agent fails */
+	unsigned int be_fails, be_oks; /* consecutive */
+	bool be_checked; /* a check result arrived in this poll round */
+	__u8 last_fail; /* enum node_fail of the last failed poll */
+	__u8 reason; /* enum node_fail that made it down or unhealthy */
 	__u64 polls, poll_errors;
 	char last_error[NODE_ERR_LEN];
 	__u64 last_ok_ms; /* monotonic ms of the last good poll, 0: never */
@@ -136,13 +142,32 @@ int aibld__recompute(struct aibld *d, bool force);
 int aibld__apply_config(struct aibld *d, struct config *cfg);
 struct node_rt *aibld__node(struct aibld *d, const char *name);
 int aibld__write_globals(struct aibld *d);
-/* node state string for status/metrics: up, down, draining, overloaded */
+/* node state string for status/metrics: up, down, unhealthy, draining, overloaded */
 const char *aibld__node_state(const struct node_rt *n);
 
-/* nodes.c: circuit breaker and report intake */
+/* why a poll failed; the kind that changed a node's state is its reason */
+enum node_fail {
+	NODE_FAIL_UNREACHABLE,
+	NODE_FAIL_TIMEOUT,
+	NODE_FAIL_HTTP, /* agent answered non-200 */
+	NODE_FAIL_TOO_LARGE,
+	NODE_FAIL_AUTH, /* unsigned or badly signed report */
+	NODE_FAIL_BAD_REPORT, /* garbage */
+	NODE_FAIL_FOREIGN, /* a report for another node */
+	NODE_FAIL_STALE, /* the agent reaches no model server */
+	NODE_FAIL_BACKEND, /* TCP check of the service port failed (agent broken too) */
+};
+
+/* nodes.c: circuit breakers and report intake */
+const char *nodes__fail_name(unsigned int kind);
+bool nodes__has_agent(const struct aibld *d, const struct node_rt *n);
+/* true when this round should also check the backend of an agent node */
+bool nodes__want_backend_check(const struct aibld *d, const struct node_rt *n);
+/* a backend TCP check's result; record it before the agent's of the round */
+void nodes__backend_result(struct aibld *d, struct node_rt *n, bool ok, const char *err);
 void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep);
-void nodes__poll_fail(struct aibld *d, struct node_rt *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+void nodes__poll_fail(struct aibld *d, struct node_rt *n, enum node_fail kind, const char *fmt,
+		      ...) __attribute__((format(printf, 4, 5)));
 int nodes__set_drain(struct aibld *d, const char *name, bool drain);
 int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count);
 

@@ -77,6 +77,12 @@ static const char *proto_name(int p)
 	return p == 17 ? "udp" : "tcp";
 }
 
+/* why a node is down or unhealthy (enum node_fail), "" when it is not */
+static const char *node_reason(const struct node_rt *n)
+{
+	return n->down || n->unhealthy ? nodes__fail_name(n->reason) : "";
+}
+
 static json_t *status_json(struct aibld *d)
 {
 	json_t *root = json_object(), *svcs = json_array(), *nodes = json_array();
@@ -128,10 +134,11 @@ static json_t *status_json(struct aibld *d)
 			for (int m = 0; m < c->nmodels; m++)
 				json_array_append_new(models, json_string(c->models[m]));
 		}
-		jn = json_pack("{s:s,s:s,s:s,s:b,s:I,s:o,s:f,s:f,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:I,"
-			       "s:I,s:s,s:b}",
+		jn = json_pack("{s:s,s:s,s:s,s:s,s:b,s:I,s:o,s:f,s:f,s:f,s:f,s:f,s:I,s:I,s:I,s:I,"
+			       "s:I,s:I,s:s,s:b}",
 			       "name", n->name, "address", c ? c->address : "", "state",
-			       aibld__node_state(n), "healthy", !n->down, "last_report_age_ms",
+			       aibld__node_state(n), "reason", node_reason(n), "healthy",
+			       !n->down && !n->unhealthy, "last_report_age_ms",
 			       (json_int_t)(n->last_ok_ms ? (json_int_t)(now - n->last_ok_ms) : -1),
 			       "models", models, "gpu_util_pct", util, "queue_depth",
 			       n->have_rep ? n->rep.queue_depth : -1, "in_flight",
@@ -231,8 +238,11 @@ static char *metrics_text(struct aibld *d)
 			fprintf(f, "\"} " fmt "\n", expr);                         \
 		}                                                                  \
 	} while (0)
-	NODE_METRIC("aibl_node_up", "gauge", "1 when the circuit breaker is closed", "%d",
-		    !n->down);
+	NODE_METRIC("aibl_node_up", "gauge", "1 when neither down nor unhealthy", "%d",
+		    !n->down && !n->unhealthy);
+	NODE_METRIC("aibl_node_unhealthy", "gauge",
+		    "1 when the node's agent failed but its backend answers: no new flows", "%d",
+		    n->unhealthy);
 	NODE_METRIC("aibl_node_draining", "gauge", "1 when draining", "%d",
 		    n->draining || n->cfg_idx < 0);
 	NODE_METRIC("aibl_node_overloaded", "gauge", "1 when bounded load skips the node", "%d",
@@ -252,6 +262,14 @@ static char *metrics_text(struct aibld *d)
 	NODE_METRIC("aibl_node_consecutive_failures", "gauge", "failed polls in a row", "%u",
 		    n->fails);
 #undef NODE_METRIC
+	metric_head(f, "aibl_node_state", "gauge",
+		    "1 for the node's state; reason: the failure that made it down or unhealthy");
+	for (int i = 0; i < d->nnodes; i++) {
+		fputs("aibl_node_state{node=\"", f);
+		label(f, d->nodes[i].name);
+		fprintf(f, "\",state=\"%s\",reason=\"%s\"} 1\n", aibld__node_state(&d->nodes[i]),
+			node_reason(&d->nodes[i]));
+	}
 	metric_head(f, "aibl_controller_loop_seconds", "gauge", "duration of the last loop");
 	fprintf(f, "aibl_controller_loop_seconds %.6f\n", d->st.loop_ms / 1e3);
 	metric_head(f, "aibl_controller_loop_seconds_max", "gauge", "longest loop so far");

@@ -43,6 +43,8 @@ const char *aibld__node_state(const struct node_rt *n)
 {
 	if (n->down)
 		return "down";
+	if (n->unhealthy)
+		return "unhealthy";
 	if (n->draining || n->cfg_idx < 0)
 		return "draining";
 	if (n->overloaded)
@@ -398,11 +400,14 @@ static void adopt_backend_state(struct aibld *d)
 		    !(be.flags & AIBL_BE_F_VALID))
 			continue;
 		n->down = be.flags & AIBL_BE_F_DOWN;
-		n->draining = be.flags & AIBL_BE_F_DRAINING && n->cfg_idx >= 0;
+		/* DRAINING with the UNHEALTHY mark is the agent's state, not an
+		 * operator's drain (node_flags) */
+		n->unhealthy = be.flags & AIBL_BE_F_UNHEALTHY && !n->down;
+		n->draining = be.flags & AIBL_BE_F_DRAINING && !n->unhealthy && n->cfg_idx >= 0;
 		n->overloaded = be.flags & AIBL_BE_F_OVERLOADED;
-		if (n->down)
-			pr_info("node '%s' was down: it needs %u good polls", n->name,
-				d->cfg.rise_after);
+		if (n->down || n->unhealthy)
+			pr_info("node '%s' was %s: it needs %u good polls", n->name,
+				n->down ? "down" : "unhealthy", d->cfg.rise_after);
 	}
 }
 
@@ -510,6 +515,12 @@ static __u8 node_flags(const struct node_rt *n)
 		f |= AIBL_BE_F_DOWN;
 	if (n->draining || n->cfg_idx < 0)
 		f |= AIBL_BE_F_DRAINING;
+	/* unhealthy: no new flows, established ones continue. Marked only
+	 * when no operator drain is in force, so a restarted aibld tells the
+	 * two apart (adopt_backend_state); with both, it keeps the drain and
+	 * learns the agent's state again from its polls */
+	else if (n->unhealthy)
+		f |= AIBL_BE_F_DRAINING | AIBL_BE_F_UNHEALTHY;
 	if (n->overloaded)
 		f |= AIBL_BE_F_OVERLOADED;
 	return f;
@@ -719,7 +730,7 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 
 		w->in[k] = (struct policy_node){
 			.cfg = &d->cfg.nodes[cs->nodes[k]],
-			.usable = !n->down && !n->draining,
+			.usable = !n->down && !n->unhealthy && !n->draining,
 			.overloaded = n->overloaded,
 			.rep = n->have_rep ? &n->rep : NULL,
 			.ttft_ms = n->ttft_ms,
@@ -844,7 +855,7 @@ int aibld__recompute(struct aibld *d, bool force)
 	for (int i = 0; i < d->nnodes; i++) {
 		struct node_rt *n = &d->nodes[i];
 
-		n->overloaded = !n->down && policy__overloaded(&d->cfg.ai,
+		n->overloaded = !n->down && !n->unhealthy && policy__overloaded(&d->cfg.ai,
 							       n->have_rep ? &n->rep : NULL,
 							       n->overloaded);
 		cost_pol[i] = -1;

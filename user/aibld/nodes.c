@@ -1,17 +1,37 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Node state: the circuit breaker and cache hints.
+ * Node state: circuit breakers and cache hints.
  *
- *	      fail_after consecutive failures
- *	UP  ----------------------------------->  DOWN
- *	    <-----------------------------------
- *	      rise_after consecutive successes
+ * A node's agent can fail while its model server is fine; re-steering the
+ * node's established flows then breaks connections that would have
+ * finished. So "we cannot see/trust the agent" and "the backend is dead"
+ * are two states:
  *
- * A failure is anything that is not a well-formed, correctly signed report
- * for this very node: unreachable, timeout, HTTP error, garbage, failed
- * authentication, a report naming another node, a stale report (no model
- * server answered the agent). Nodes without an agent: a TCP connect.
- * Draining is orthogonal (operator's choice) and survives down/up.
+ *	from		to		when
+ *	UP		UNHEALTHY	fail_after failed agent polls in a row and the
+ *					backend check of that round answers
+ *	UP		DOWN		the same but the backend check failed (or the
+ *					node has no agent, or no port to check)
+ *	UNHEALTHY	DOWN		fail_after failed backend checks in a row
+ *	DOWN		UNHEALTHY	rise_after good backend checks in a row (the
+ *					agent still failing)
+ *	UNHEALTHY, DOWN	UP		rise_after good polls in a row
+ *
+ * A failed poll is anything that is not a well-formed, correctly signed
+ * report for this very node: unreachable, timeout, HTTP error, garbage,
+ * failed authentication, a report naming another node, a stale report (no
+ * model server answered the agent). The content of a failed poll is never
+ * used. Nodes without an agent: a TCP connect is the poll, UP <-> DOWN only.
+ *
+ * The backend check is the same TCP connect, to the node's health_port or
+ * first service port; for a node with an agent it runs beside the agent
+ * poll from the round that can open the breaker on, and every round while
+ * the node is UNHEALTHY or DOWN. UNHEALTHY: no new flows (DRAINING in the
+ * data plane), out of every table, no pins, its last report forgotten;
+ * established flows continue. DOWN: AIBL_BE_F_DOWN, established flows are
+ * re-steered. A report for another node or with a bad signature is treated
+ * alike: a rogue answer never attracts traffic, it only stops new flows.
+ * Draining is orthogonal (operator's choice) and survives all of this.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -23,11 +43,68 @@
 #include "log.h"
 #include "policy.h"
 
+const char *nodes__fail_name(unsigned int kind)
+{
+	static const char *const names[] = {
+		[NODE_FAIL_UNREACHABLE] = "unreachable",   [NODE_FAIL_TIMEOUT] = "timeout",
+		[NODE_FAIL_HTTP] = "http_status",	   [NODE_FAIL_TOO_LARGE] = "too_large",
+		[NODE_FAIL_AUTH] = "auth",		   [NODE_FAIL_BAD_REPORT] = "bad_report",
+		[NODE_FAIL_FOREIGN] = "foreign_report",	   [NODE_FAIL_STALE] = "stale",
+		[NODE_FAIL_BACKEND] = "backend_check",
+	};
+
+	return kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "unknown";
+}
+
+bool nodes__has_agent(const struct aibld *d, const struct node_rt *n)
+{
+	return n->cfg_idx >= 0 && d->cfg.nodes[n->cfg_idx].agent[0];
+}
+
+bool nodes__want_backend_check(const struct aibld *d, const struct node_rt *n)
+{
+	return nodes__has_agent(d, n) &&
+	       (n->down || n->unhealthy || n->fails + 1 >= d->cfg.fail_after);
+}
+
+/* what it reported no longer describes it */
+static void forget_report(struct node_rt *n)
+{
+	n->have_rep = false;
+	agent_report__free(&n->rep);
+}
+
+void nodes__backend_result(struct aibld *d, struct node_rt *n, bool ok, const char *err)
+{
+	n->be_checked = true;
+	if (ok) {
+		n->be_fails = 0;
+		n->be_oks++;
+	} else {
+		n->be_oks = 0;
+		n->be_fails++;
+		pr_debug("node '%s': backend check: %s (%u in a row)", n->name, err, n->be_fails);
+	}
+	if (n->unhealthy && n->be_fails >= d->cfg.fail_after) {
+		n->unhealthy = false;
+		n->down = true;
+		n->reason = NODE_FAIL_BACKEND;
+		pr_warn("node '%s' is down: its backend failed %u checks in a row (%s)", n->name,
+			n->be_fails, err);
+	} else if (n->down && n->fails && n->be_oks >= d->cfg.rise_after) {
+		n->down = false;
+		n->unhealthy = true;
+		pr_info("node '%s' is unhealthy: its backend answers again, its agent does not",
+			n->name);
+	}
+}
+
 void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep)
 {
 	n->polls++;
 	n->fails = 0;
 	n->oks++;
+	n->be_checked = false;
 	n->last_ok_ms = aibld__now_ms();
 	n->last_error[0] = 0;
 	if (rep) {
@@ -38,14 +115,19 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 		n->have_rep = true;
 		n->ttft_ms = policy__ewma(n->ttft_ms, n->rep.ttft_avg_ms, d->cfg.lt_smoothing);
 	}
-	if (n->down && n->oks >= d->cfg.rise_after) {
+	if ((n->down || n->unhealthy) && n->oks >= d->cfg.rise_after) {
+		pr_info("node '%s' is up (%u good polls; was %s)", n->name, n->oks,
+			n->down ? "down" : "unhealthy");
 		n->down = false;
-		pr_info("node '%s' is up (%u good polls)", n->name, n->oks);
+		n->unhealthy = false;
+		n->be_fails = n->be_oks = 0;
 	}
 }
 
-void nodes__poll_fail(struct aibld *d, struct node_rt *n, const char *fmt, ...)
+void nodes__poll_fail(struct aibld *d, struct node_rt *n, enum node_fail kind, const char *fmt,
+		      ...)
 {
+	bool checked = n->be_checked, agent = nodes__has_agent(d, n);
 	va_list ap;
 
 	n->polls++;
@@ -53,18 +135,31 @@ void nodes__poll_fail(struct aibld *d, struct node_rt *n, const char *fmt, ...)
 	d->st.poll_errors++;
 	n->oks = 0;
 	n->fails++;
+	n->be_checked = false;
+	n->last_fail = kind;
 	va_start(ap, fmt);
 	vsnprintf(n->last_error, sizeof(n->last_error), fmt, ap);
 	va_end(ap);
 	pr_debug("node '%s': %s (%u in a row)", n->name, n->last_error, n->fails);
-	if (!n->down && n->fails >= d->cfg.fail_after) {
-		n->down = true;
-		/* what it reported no longer describes it */
-		n->have_rep = false;
-		agent_report__free(&n->rep);
-		pr_warn("node '%s' is down after %u failures: %s", n->name, n->fails,
-			n->last_error);
+	/* an unhealthy node with an agent goes down by its backend checks only */
+	if (n->down || (n->unhealthy && agent) || n->fails < d->cfg.fail_after)
+		return;
+	forget_report(n);
+	n->reason = kind;
+	if (agent && checked && !n->be_fails) {
+		n->unhealthy = true;
+		pr_warn("node '%s' is unhealthy after %u failed agent polls (%s): its backend "
+			"answers, so no new flows, established ones continue",
+			n->name, n->fails, n->last_error);
+		return;
 	}
+	n->unhealthy = false;
+	n->down = true;
+	if (agent && checked)
+		n->reason = NODE_FAIL_BACKEND;
+	pr_warn("node '%s' is down after %u failures: %s%s", n->name, n->fails, n->last_error,
+		!agent ? "" : checked ? "; its backend does not answer either" :
+					"; no port to check its backend");
 }
 
 int nodes__set_drain(struct aibld *d, const char *name, bool drain)
@@ -142,7 +237,7 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 		int start = n;
 
 		nd->npins = 0;
-		if (nd->down || nd->draining || !nd->have_rep)
+		if (nd->down || nd->unhealthy || nd->draining || !nd->have_rep)
 			continue;
 		for (int h = 0; h < nd->rep.nhints; h++) {
 			const struct ar_hint *hint = &nd->rep.hints[h];

@@ -6,7 +6,10 @@
  * schema-1 report (agent_report__parse) for this node, signed with that
  * nonce when agent_key_file is set. Nodes without an agent get a TCP
  * connect (CURLOPT_CONNECT_ONLY) to health_port, or the port of the first
- * service that lists them.
+ * service that lists them. Nodes with an agent get that TCP check too
+ * while their agent is failing (nodes__want_backend_check): it tells an
+ * agent fault (UNHEALTHY) from a dead backend (DOWN). The round's checks
+ * are recorded before the agents' answers, which the state change uses.
  *
  * Runs on the controller thread, which is also the only thread that
  * changes the config and the node list, so reading them needs no lock;
@@ -24,7 +27,10 @@
 struct job {
 	struct node_rt *n;
 	CURL *h;
-	bool tcp;
+	bool tcp; /* a TCP connect: the poll of an agent-less node, or a backend check */
+	bool backend; /* the backend check of a node with an agent */
+	bool done;
+	CURLcode rc;
 	char url[CFG_URL_LEN + 32];
 	char nonce[AIBL_AUTH_NONCE_MAX];
 	struct curl_slist *hdrs;
@@ -110,7 +116,7 @@ static int job_setup(struct aibld *d, struct job *j)
 	j->h = curl_easy_init();
 	if (!j->h)
 		return -ENOMEM;
-	if (cn->agent[0]) {
+	if (cn->agent[0] && !j->backend) {
 		size_t l = strlen(cn->agent);
 
 		snprintf(j->url, sizeof(j->url), "%s%s", cn->agent,
@@ -157,13 +163,21 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 	long status = 0;
 	int e;
 
+	if (j->backend) {
+		nodes__backend_result(d, n, rc == CURLE_OK,
+				      j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
+		return;
+	}
 	if (j->too_big) {
-		nodes__poll_fail(d, n, "report larger than %d bytes", AR_MAX_BYTES);
+		nodes__poll_fail(d, n, NODE_FAIL_TOO_LARGE, "report larger than %d bytes",
+				 AR_MAX_BYTES);
 		return;
 	}
 	if (rc != CURLE_OK) {
-		nodes__poll_fail(d, n, "%s: %s", rc == CURLE_OPERATION_TIMEDOUT ? "timeout" :
-					 "unreachable",
+		bool to = rc == CURLE_OPERATION_TIMEDOUT;
+
+		nodes__poll_fail(d, n, to ? NODE_FAIL_TIMEOUT : NODE_FAIL_UNREACHABLE, "%s: %s",
+				 to ? "timeout" : "unreachable",
 				 j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
 		return;
 	}
@@ -173,7 +187,7 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 	}
 	curl_easy_getinfo(j->h, CURLINFO_RESPONSE_CODE, &status);
 	if (status != 200) {
-		nodes__poll_fail(d, n, "agent answered HTTP %ld", status);
+		nodes__poll_fail(d, n, NODE_FAIL_HTTP, "agent answered HTTP %ld", status);
 		return;
 	}
 	if (d->have_key) {
@@ -187,9 +201,9 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 				pr_warn("node '%s': report refused: %s", n->name,
 					e == -ENOKEY ? "unsigned" : "bad signature");
 			if (e == -ENOKEY)
-				nodes__poll_fail(d, n, "unsigned report (agent_key_file is set)");
+				nodes__poll_fail(d, n, NODE_FAIL_AUTH, "unsigned report (agent_key_file is set)");
 			else
-				nodes__poll_fail(d, n, "bad report signature: %s",
+				nodes__poll_fail(d, n, NODE_FAIL_AUTH, "bad report signature: %s",
 						 e == -EPERM  ? "wrong key or altered body" :
 						 e == -ESTALE ? "signed for another nonce (replay?)" :
 						 e == -ETIME  ? "timestamp outside the window" :
@@ -200,16 +214,16 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 	agent_report__init(&rep);
 	e = agent_report__parse(j->body ? j->body : "", j->len, &rep, err, sizeof(err));
 	if (e) {
-		nodes__poll_fail(d, n, "bad report: %s", err);
+		nodes__poll_fail(d, n, NODE_FAIL_BAD_REPORT, "bad report: %s", err);
 		return;
 	}
 	if (strcmp(rep.node, n->name)) {
-		nodes__poll_fail(d, n, "report is for node '%.64s'", rep.node);
+		nodes__poll_fail(d, n, NODE_FAIL_FOREIGN, "report is for node '%.64s'", rep.node);
 		agent_report__free(&rep);
 		return;
 	}
 	if (rep.stale) {
-		nodes__poll_fail(d, n, "agent reaches no model server (stale report)");
+		nodes__poll_fail(d, n, NODE_FAIL_STALE, "agent reaches no model server (stale report)");
 		agent_report__free(&rep);
 		return;
 	}
@@ -225,30 +239,35 @@ int poller__run(struct aibld *d)
 	CURLMsg *msg;
 	int left;
 
-	jobs = calloc(d->cfg.nnodes + 1, sizeof(*jobs));
+	/* at most two per node: the poll and a backend check */
+	jobs = calloc(2 * d->cfg.nnodes + 1, sizeof(*jobs));
 	multi = curl_multi_init();
 	if (!jobs || !multi) {
 		err = -ENOMEM;
 		goto out;
 	}
 	for (int i = 0; i < d->nnodes; i++) {
-		struct job *j = &jobs[njobs];
+		for (int k = 0; k < 2; k++) {
+			struct job *j = &jobs[njobs];
 
-		if (d->nodes[i].cfg_idx < 0)
-			continue;
-		j->n = &d->nodes[i];
-		err = job_setup(d, j);
-		if (err == -ENOENT) {
-			/* nothing to check (agent-less node serving port 0 only) */
-			curl_easy_cleanup(j->h);
-			memset(j, 0, sizeof(*j));
-			err = 0;
-			continue;
+			if (d->nodes[i].cfg_idx < 0 ||
+			    (k && !nodes__want_backend_check(d, &d->nodes[i])))
+				continue;
+			j->n = &d->nodes[i];
+			j->backend = k;
+			err = job_setup(d, j);
+			if (err == -ENOENT) {
+				/* nothing to check: no health_port, only port-0 services */
+				curl_easy_cleanup(j->h);
+				memset(j, 0, sizeof(*j));
+				err = 0;
+				continue;
+			}
+			if (err)
+				goto out;
+			curl_multi_add_handle(multi, j->h);
+			njobs++;
 		}
-		if (err)
-			goto out;
-		curl_multi_add_handle(multi, j->h);
-		njobs++;
 	}
 	do {
 		CURLMcode mc = curl_multi_perform(multi, &running);
@@ -261,18 +280,24 @@ int poller__run(struct aibld *d)
 			curl_multi_poll(multi, NULL, 0, 100, NULL);
 	} while (running);
 
-	pthread_mutex_lock(&d->lock);
 	while ((msg = curl_multi_info_read(multi, &left))) {
 		struct job *j;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
-		job_result(d, j, msg->data.result);
+		j->done = true;
+		j->rc = msg->data.result;
 	}
+	/* backend checks first: an agent failure that opens the breaker reads them */
+	pthread_mutex_lock(&d->lock);
+	for (int pass = 1; pass >= 0; pass--)
+		for (int i = 0; i < njobs; i++)
+			if (jobs[i].done && jobs[i].backend == pass)
+				job_result(d, &jobs[i], jobs[i].rc);
 	pthread_mutex_unlock(&d->lock);
 out:
-	for (int i = 0; jobs && i <= njobs && i < d->cfg.nnodes + 1; i++) {
+	for (int i = 0; jobs && i <= njobs && i < 2 * d->cfg.nnodes + 1; i++) {
 		if (!jobs[i].h)
 			continue;
 		if (multi)
