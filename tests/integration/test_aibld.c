@@ -5,7 +5,9 @@
  * private bpffs dir, nodes polled over real HTTP -- two real aibl-agent +
  * aibl-simnode pairs with a shared key, one agent-less node behind a TCP
  * listener, and four misbehaving agents served here with libmicrohttpd
- * (garbage, silent, a report for another node, an unsigned report).
+ * (garbage, silent, a report for another node, an unsigned report). The
+ * garbage, foreign and unsigned agents' nodes have a live backend (the TCP
+ * listener): they become unhealthy; the silent one's has none: down.
  *
  * Ports 19000-19999; names ct*; everything removed on exit.
  */
@@ -377,10 +379,13 @@ static void write_config(unsigned int n1_weight, const char *extra)
 		 "  - {name: n1, address: 10.98.0.2, agent: 'http://127.0.0.1:19111', weight: %u}\n"
 		 "  - {name: n2, address: 10.98.0.3, agent: 'http://127.0.0.1:19112', weight: 300}\n"
 		 "  - {name: tcp1, address: 127.0.0.1, health_port: 19131, models: [m1]}\n"
-		 "  - {name: bad-garbage, address: 10.98.0.4, agent: 'http://127.0.0.1:19121'}\n"
+		 "  - {name: bad-garbage, address: 127.0.0.1, health_port: 19131,\n"
+		 "     agent: 'http://127.0.0.1:19121'}\n"
 		 "  - {name: bad-silent, address: 10.98.0.5, agent: 'http://127.0.0.1:19122'}\n"
-		 "  - {name: bad-foreign, address: 10.98.0.6, agent: 'http://127.0.0.1:19123'}\n"
-		 "  - {name: bad-unsigned, address: 10.98.0.7, agent: 'http://127.0.0.1:19124'}\n"
+		 "  - {name: bad-foreign, address: 127.0.0.1, health_port: 19131,\n"
+		 "     agent: 'http://127.0.0.1:19123'}\n"
+		 "  - {name: bad-unsigned, address: 127.0.0.1, health_port: 19131,\n"
+		 "     agent: 'http://127.0.0.1:19124'}\n"
 		 "%s",
 		 ifa, dir, keypath, tokpath, n1_weight, extra ? extra : "");
 	write_file(cfgpath, text, 0644);
@@ -563,15 +568,29 @@ static void maps_reflect_config(void)
 	ASSERT_EQ(sh("ip link show %s | grep -q xdpgeneric", ifa), 0, "attached generic");
 }
 
-static void bad_agents_down(void)
+/*
+ * A bad agent in front of a live backend: unhealthy (DRAINING: no new
+ * flows, established ones continue), never DOWN; the silent agent's node
+ * has no backend either: DOWN.
+ */
+static void bad_agents_unhealthy(void)
 {
 	json_t *st;
 
 	if (!ready)
 		return SKIP("lab not ready");
 	for (int i = 0; i < 4; i++) {
-		ASSERT_TRUE(wait_state(bad_names[i], "down", 5000), bad_names[i]);
-		ASSERT_TRUE(wait_flag(be_id(bad_names[i]), AIBL_BE_F_DOWN, true), "DOWN flag");
+		bool dead = i == BAD_SILENT;
+		int id = be_id(bad_names[i]);
+
+		ASSERT_TRUE(wait_state(bad_names[i], dead ? "down" : "unhealthy", 5000),
+			    bad_names[i]);
+		ASSERT_TRUE(wait_flag(id, dead ? AIBL_BE_F_DOWN : AIBL_BE_F_DRAINING, true),
+			    dead ? "DOWN flag" : "DRAINING flag");
+		if (!dead) {
+			ASSERT_EQ(be_flags(id) & AIBL_BE_F_DOWN, 0, "not DOWN: flows stay");
+			ASSERT_TRUE(be_flags(id) & AIBL_BE_F_UNHEALTHY, "the controller's mark");
+		}
 	}
 	st = status();
 	if (ASSERT_OK_PTR(st, "status")) {
@@ -581,18 +600,25 @@ static void bad_agents_down(void)
 		json_array_foreach(json_object_get(st, "nodes"), i, n) {
 			const char *name = json_string_value(json_object_get(n, "name"));
 			const char *e = json_string_value(json_object_get(n, "last_error"));
+			const char *r = json_string_value(json_object_get(n, "reason"));
 
 			if (strncmp(name, "bad-", 4))
 				continue;
-			printf("  %s: %s\n", name, e);
+			printf("  %s: %s (%s)\n", name, e, r);
+			ASSERT_TRUE(json_is_false(json_object_get(n, "healthy")), "not healthy");
 			if (!strcmp(name, "bad-garbage"))
-				ASSERT_TRUE(strstr(e, "bad report"), "garbage reason");
+				ASSERT_TRUE(strstr(e, "bad report") && !strcmp(r, "bad_report"),
+					    "garbage reason");
 			if (!strcmp(name, "bad-silent"))
-				ASSERT_TRUE(strstr(e, "timeout"), "silent reason");
+				ASSERT_TRUE(strstr(e, "timeout") && !strcmp(r, "backend_check"),
+					    "silent reason");
 			if (!strcmp(name, "bad-foreign"))
-				ASSERT_TRUE(strstr(e, "somebody-else"), "foreign reason");
+				ASSERT_TRUE(strstr(e, "somebody-else") &&
+						    !strcmp(r, "foreign_report"),
+					    "foreign reason");
 			if (!strcmp(name, "bad-unsigned"))
-				ASSERT_TRUE(strstr(e, "unsigned"), "unsigned reason");
+				ASSERT_TRUE(strstr(e, "unsigned") && !strcmp(r, "auth"),
+					    "unsigned reason");
 		}
 		json_decref(st);
 	}
@@ -612,6 +638,7 @@ static void breaker_down_up(void)
 
 	if (!ready)
 		return SKIP("lab not ready");
+	/* n2's address has no backend behind it: the agent's failure is confirmed */
 	stop_pid(&agents[1], SIGKILL);
 	ASSERT_TRUE(wait_state("n2", "down", 5000), "n2 down without its agent");
 	ASSERT_TRUE(wait_flag(n2, AIBL_BE_F_DOWN, true), "DOWN flag");
@@ -639,6 +666,12 @@ static void metrics_and_status(void)
 			"aibl_service_node_slot_share{service=\"web\",node=\"n1\"} 0.2",
 			"aibl_node_up{node=\"n1\"} 1",
 			"aibl_node_up{node=\"bad-garbage\"} 0",
+			"aibl_node_unhealthy{node=\"bad-garbage\"} 1",
+			"aibl_node_state{node=\"bad-foreign\",state=\"unhealthy\","
+			"reason=\"foreign_report\"} 1",
+			"aibl_node_state{node=\"bad-silent\",state=\"down\","
+			"reason=\"backend_check\"} 1",
+			"aibl_node_state{node=\"n1\",state=\"up\",reason=\"\"} 1",
 			"aibl_node_active_flows{node=\"n1\"} ",
 			"aibl_service_packets_total{service=\"web\"} ",
 			"aibl_node_pins{node=\"n1\"} ",
@@ -790,6 +823,16 @@ static void restart_keeps_flows(void)
 	ASSERT_EQ(v2.svc_id, v1.svc_id, "same service id");
 	ASSERT_EQ(v2.ring_half, v1.ring_half, "unchanged table not rewritten");
 	close(fd);
+	/* an unhealthy node's DRAINING is not taken for an operator's drain */
+	{
+		char *body = NULL;
+
+		http("GET", API "/metrics", NULL, &body);
+		ASSERT_TRUE(body && strstr(body, "aibl_node_draining{node=\"bad-garbage\"} 0") &&
+				    strstr(body, "aibl_node_unhealthy{node=\"bad-garbage\"} 1"),
+			    "unhealthy adopted as unhealthy, not drained");
+		free(body);
+	}
 
 	/* clean exit leaves it forwarding */
 	ASSERT_EQ(stop_pid(&aibld_pid, SIGTERM), 0, "exit 0 on SIGTERM");
@@ -833,7 +876,7 @@ static void lab_down(void)
 static const struct test_case cases[] = {
 	{ "lab_up", lab_up },
 	{ "maps_reflect_config", maps_reflect_config },
-	{ "bad_agents_down", bad_agents_down },
+	{ "bad_agents_unhealthy", bad_agents_unhealthy },
 	{ "breaker_down_up", breaker_down_up },
 	{ "metrics_and_status", metrics_and_status },
 	{ "drain_api", drain_api },
