@@ -123,9 +123,9 @@ write_config() { # POLICY
 	for i in $(seq "$NODES"); do
 		kind=${NODEV[$((i - 1))]%%:*}
 		if [ "$kind" = cpu ]; then
-			eval "LAB_NODE_${i}_YAML='accelerator: none'"
+			eval "LAB_NODE_${i}_YAML='    accelerator: none'"
 		else
-			eval "LAB_NODE_${i}_YAML='accelerator: gpu'"
+			eval "LAB_NODE_${i}_YAML='    accelerator: gpu'"
 		fi
 	done
 	{
@@ -144,7 +144,7 @@ write_config() { # POLICY
 		# shellcheck disable=SC2046
 		lab_yaml_nodes $(for i in $(seq "$NODES"); do
 			[ "${NODEV[$((i - 1))]%%:*}" = cpu ] && echo 25 || echo 100
-		done) | sed 's/^accelerator:/    accelerator:/' # lab_yaml_nodes drops the indent
+		done)
 	} >"$CFG"
 }
 

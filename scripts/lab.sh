@@ -184,7 +184,8 @@ lab_yaml_head() {
 }
 
 # lab_yaml_nodes [WEIGHT...]: the nodes section, weight i for node i
-# (default 100); each node has its agent. LAB_NODE_i_YAML adds lines.
+# (default 100); each node has its agent. LAB_NODE_i_YAML adds lines,
+# indented as node keys ("    accelerator: gpu").
 # LAB_NODE_FAMILY=6 gives the nodes their IPv6 addresses: in ipip mode an
 # IPv6 VIP needs them (IPv6-in-IPv6; IPv4 VIPs then go IPv4-in-IPv6).
 lab_yaml_nodes() {
