@@ -17,7 +17,10 @@
 # reconnect, new connections that failed). Pass/fail checks only what must
 # hold whatever the timing: the fault is detected and the node recovers,
 # the controller survives, nodes that stayed healthy lose nothing, the
-# data plane keeps a complete table.
+# data plane keeps a complete table. An agent fault in front of a live
+# model server makes n3 "unhealthy" (no new flows, established ones
+# continue), never "down": its kept-alive connections must lose no request
+# and never reconnect.
 . "$(dirname "$0")/e2e.sh"
 CASES=(unreachable slow hang garbage foreign flapping server_down bad_config bpffs_removed
 	kill9_mid_update)
@@ -124,27 +127,34 @@ lost() {
 		"j['total']['failed']")"
 }
 
-# agent_fault CASE MODE: inject, time detection (n3 leaves "up"), hold,
-# restore, time recovery (n3 "up" again), count connections lost
+# agent_fault CASE MODE: inject, time detection (n3 "unhealthy": its model
+# server still answers), hold, restore, time recovery (n3 "up" again),
+# count connections lost: none of the kept-alive ones may fail or reconnect
 agent_fault() {
-	local c=$1 m=$2 t0 det rec t1 l err
+	local c=$1 m=$2 t0 det rec t1 l err e why down=no
 	lab_wait 10 state_is n3 up || { e2e_fail_log "$c" "n3 not up before the fault"; return; }
 	traffic "$c" 6
 	sleep 1
 	t0=$(now_ms)
 	if [ "$m" = unreachable ]; then lab_stop fault-n3 KILL; else echo "$m" >"$MODE"; fi
-	if lab_wait 6 state_is n3 down; then det=$(($(now_ms) - t0)); else det=-1; fi
-	err=$(lab_api /v1/status | python3 -c "import json,sys; print([n.get('last_error','') for n in json.load(sys.stdin)['nodes'] if n['name'] == 'n3'][0])")
-	sleep 1
+	if lab_wait 6 state_is n3 unhealthy; then det=$(($(now_ms) - t0)); else det=-1; fi
+	err=$(lab_api /v1/status | python3 -c "import json,sys; n=[n for n in json.load(sys.stdin)['nodes'] if n['name'] == 'n3'][0]; print(n.get('reason', '') + '|' + n.get('last_error', ''))")
+	why=$(metric "aibl_node_state{node=\"n3\",state=\"unhealthy\",reason=\"${err%%|*}\"}")
+	e=${err#*|}
+	for _ in 1 2 3 4 5; do state_is n3 down && down=yes; sleep 0.2; done
 	t1=$(now_ms)
 	echo ok >"$MODE"
 	[ "$m" = unreachable ] && proxy_start
 	if lab_wait 8 state_is n3 up; then rec=$(($(now_ms) - t1)); else rec=-1; fi
 	traffic_wait
 	l=$(lost "$c")
-	echo "# FAULT agent-$m: controller marked n3 down ('${err:0:70}'), detect ${det} ms, recover ${rec} ms after repair; lost (kept-alive failed, reconnects, new failed): $l"
-	if [ "$det" -ge 0 ] && [ "$rec" -ge 0 ] && aibld_alive; then t_pass "$c"; else
-		e2e_fail_log "$c" "detect $det recover $rec alive $(aibld_alive && echo yes || echo no)"
+	echo "# FAULT agent-$m: controller marked n3 unhealthy (reason ${err%%|*}: '${e:0:70}'), detect ${det} ms, recover ${rec} ms after repair; lost (kept-alive failed, reconnects, new failed): $l"
+	set -- $l
+	if [ "$det" -ge 0 ] && [ "$rec" -ge 0 ] && aibld_alive && [ "$why" = 1 ] &&
+		[ "$down" = no ] && [ "$1 $2" = "0 0" ]; then
+		t_pass "$c"
+	else
+		e2e_fail_log "$c" "detect $det recover $rec alive $(aibld_alive && echo yes || echo no) metric '$why' went down $down lost $l"
 	fi
 }
 
@@ -156,17 +166,20 @@ agent_fault foreign foreign
 
 # flapping: good and garbage alternate every 250 ms (fewer failures in a
 # row than fail_after), then every 1.5 s (long enough to trip it)
+# (n3 counted "out" when it leaves "up"; it must never be "down")
 lab_wait 10 state_is n3 up
 traffic flap 9
-downs_fast=0 downs_slow=0 prev=up
+downs_fast=0 downs_slow=0 prev=up went_down=no
 flap_end=$((SECONDS + 3))
 while [ $SECONDS -lt $flap_end ]; do
 	echo garbage >"$MODE"; sleep 0.25; echo ok >"$MODE"; sleep 0.25
-	s=$(node_state n3); [ "$s" = down ] && [ "$prev" != down ] && downs_fast=$((downs_fast + 1)); prev=$s
+	s=$(node_state n3); [ "$s" != up ] && [ "$prev" = up ] && downs_fast=$((downs_fast + 1)); prev=$s
+	[ "$s" = down ] && went_down=yes
 done
 for k in 1 2; do
 	echo garbage >"$MODE"; sleep 1.5
-	s=$(node_state n3); [ "$s" = down ] && [ "$prev" != down ] && downs_slow=$((downs_slow + 1)); prev=$s
+	s=$(node_state n3); [ "$s" != up ] && [ "$prev" = up ] && downs_slow=$((downs_slow + 1)); prev=$s
+	[ "$s" = down ] && went_down=yes
 	echo ok >"$MODE"; sleep 1.5
 	s=$(node_state n3); prev=$s
 done
@@ -174,11 +187,13 @@ echo ok >"$MODE"
 lab_wait 8 state_is n3 up && rec=ok || rec=no
 traffic_wait
 l=$(lost flap)
-echo "# FAULT agent-flapping: 250 ms flaps -> n3 went down $downs_fast times; 1.5 s flaps -> $downs_slow of 2; recovered: $rec; lost: $l"
-if [ "$downs_fast" -eq 0 ] && [ "$downs_slow" -ge 1 ] && [ "$rec" = ok ] && aibld_alive; then
+echo "# FAULT agent-flapping: 250 ms flaps -> n3 left up $downs_fast times; 1.5 s flaps -> unhealthy $downs_slow of 2 (down: $went_down); recovered: $rec; lost: $l"
+set -- $l
+if [ "$downs_fast" -eq 0 ] && [ "$downs_slow" -ge 1 ] && [ "$rec" = ok ] && aibld_alive &&
+	[ "$went_down" = no ] && [ "$1 $2" = "0 0" ]; then
 	t_pass flapping
 else
-	e2e_fail_log flapping "fast $downs_fast slow $downs_slow recovered $rec"
+	e2e_fail_log flapping "fast $downs_fast slow $downs_slow down $went_down recovered $rec lost $l"
 fi
 
 # the model server dies behind a live agent: the agent reports stale
