@@ -201,7 +201,8 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 				pr_warn("node '%s': report refused: %s", n->name,
 					e == -ENOKEY ? "unsigned" : "bad signature");
 			if (e == -ENOKEY)
-				nodes__poll_fail(d, n, NODE_FAIL_AUTH, "unsigned report (agent_key_file is set)");
+				nodes__poll_fail(d, n, NODE_FAIL_AUTH,
+						 "unsigned report (agent_key_file is set)");
 			else
 				nodes__poll_fail(d, n, NODE_FAIL_AUTH, "bad report signature: %s",
 						 e == -EPERM  ? "wrong key or altered body" :
@@ -223,7 +224,8 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 		return;
 	}
 	if (rep.stale) {
-		nodes__poll_fail(d, n, NODE_FAIL_STALE, "agent reaches no model server (stale report)");
+		nodes__poll_fail(d, n, NODE_FAIL_STALE,
+				 "agent reaches no model server (stale report)");
 		agent_report__free(&rep);
 		return;
 	}
