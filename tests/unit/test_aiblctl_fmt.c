@@ -39,6 +39,11 @@ static void test_states(void)
 {
 	ASSERT_STREQ(ctl_be_state(0), "unused", "not valid");
 	ASSERT_STREQ(ctl_be_state(AIBL_BE_F_VALID), "up", "up");
+	ASSERT_STREQ(ctl_be_state(AIBL_BE_F_VALID | AIBL_BE_F_DRAINING | AIBL_BE_F_UNHEALTHY),
+		     "unhealthy", "agent not trusted");
+	ASSERT_STREQ(ctl_be_state(AIBL_BE_F_VALID | AIBL_BE_F_DOWN | AIBL_BE_F_DRAINING |
+				  AIBL_BE_F_UNHEALTHY),
+		     "down", "down beats unhealthy");
 	ASSERT_STREQ(ctl_be_state(AIBL_BE_F_VALID | AIBL_BE_F_OVERLOADED), "overloaded", "ovl");
 	ASSERT_STREQ(ctl_be_state(AIBL_BE_F_VALID | AIBL_BE_F_OVERLOADED | AIBL_BE_F_DRAINING),
 		     "draining", "draining beats overloaded");

@@ -203,6 +203,11 @@ const char *ctl_be_state(__u8 flags)
 		return "unused";
 	if (flags & AIBL_BE_F_DOWN)
 		return "down";
+	/* aibld drains a node whose agent it cannot trust but whose backend
+	 * answers, and marks it so; an operator drain writes DRAINING alone */
+	if ((flags & (AIBL_BE_F_DRAINING | AIBL_BE_F_UNHEALTHY)) ==
+	    (AIBL_BE_F_DRAINING | AIBL_BE_F_UNHEALTHY))
+		return "unhealthy";
 	if (flags & AIBL_BE_F_DRAINING)
 		return "draining";
 	if (flags & AIBL_BE_F_OVERLOADED)
