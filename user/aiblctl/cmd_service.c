@@ -32,7 +32,7 @@ static void svc_sum(const struct ctl_state *s, __u32 id, struct svc_sum *o)
 			o->up++;
 	}
 	for (__u32 i = 0; i < s->nconns; i++)
-		if (s->csvc[i] == (int)id)
+		if (s->csvc[i] == (int)id && ctl_conn_open(&s->cvals[i]))
 			o->flows++;
 	for (__u32 i = 0; i < s->npins; i++)
 		if (s->pkeys[i].svc_id == id)
@@ -94,7 +94,8 @@ static void service_help(FILE *f)
 		"       aiblctl service show NAME|VIP:PORT[/tcp|udp]\n"
 		"\n"
 		"list: every service with its VIPs, policy, data-plane mode, backends up/total,\n"
-		"      active flows (connection table), packets, bytes and session pins.\n"
+		"      active flows (connection-table entries not closing), packets, bytes and\n"
+		"      session pins.\n"
 		"show: one service: mode, session key, table generation and, per backend,\n"
 		"      weight, slot share, state (up/draining/overloaded/down), active flows,\n"
 		"      packets, bytes and pins.\n");
@@ -267,7 +268,8 @@ static int service_show(int argc, char **argv)
 		double share = (double)mv[i].slots / AIBL_RING_SIZE;
 
 		for (__u32 c = 0; c < s.nconns; c++)
-			if (s.cvals[c].backend == b && s.csvc[c] == (int)id)
+			if (s.cvals[c].backend == b && s.csvc[c] == (int)id &&
+			    ctl_conn_open(&s.cvals[c]))
 				flows++;
 		for (__u32 p = 0; p < s.npins; p++)
 			if (s.pkeys[p].svc_id == id && s.pvals[p].backend == b)

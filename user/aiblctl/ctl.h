@@ -95,8 +95,14 @@ const char *ctl_mode_str(__u8 mode);
 const char *ctl_key_str(__u8 key);
 const char *ctl_policy_str(__u8 policy);
 const char *ctl_accel_str(__u8 accel);
-/* up / draining / overloaded / down / unused, from AIBL_BE_F_* */
+/* up / unhealthy / draining / overloaded / down / unused, from AIBL_BE_F_* */
 const char *ctl_be_state(__u8 flags);
+/* a connection-table entry of an open flow: the data plane saw no FIN/RST yet
+ * (closed flows stay in the LRU until evicted) */
+static inline bool ctl_conn_open(const struct aibl_conn *c)
+{
+	return !(c->flags & AIBL_CONN_F_CLOSING);
+}
 /* 02:00:00:00:00:01, or "-" when all zero */
 char *ctl_fmt_mac(char *buf, size_t len, const __u8 mac[6]);
 
