@@ -69,22 +69,7 @@ static void usage(FILE *f)
 static enum MHD_Result ag_send(struct MHD_Connection *c, unsigned int status, const char *type,
 			       char *body, const char *sig)
 {
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-
-	if (!body)
-		return MHD_NO;
-	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-	if (!r) {
-		free(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, "Content-Type", type);
-	if (sig)
-		MHD_add_response_header(r, AIBL_AUTH_HEADER, sig);
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return http_reply(c, status, type, body, sig ? AIBL_AUTH_HEADER : NULL, sig);
 }
 
 static enum MHD_Result ag_error(struct MHD_Connection *c, unsigned int status, const char *msg)

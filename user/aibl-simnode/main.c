@@ -88,21 +88,7 @@ static void usage(FILE *f)
 static enum MHD_Result sn_reply(struct MHD_Connection *c, unsigned int status, const char *type,
 				char *body)
 {
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-
-	if (!body)
-		return MHD_NO;
-	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-	if (!r) {
-		free(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, "Content-Type", type);
-	MHD_add_response_header(r, "X-Aibl-Node", sn_node);
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return http_reply(c, status, type, body, "X-Aibl-Node", sn_node);
 }
 
 static enum MHD_Result sn_error(struct MHD_Connection *c, unsigned int status, const char *type,

@@ -23,6 +23,7 @@
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 #include "aibld.h"
+#include "httpbody.h"
 #include "log.h"
 
 struct api {
@@ -33,22 +34,8 @@ struct api {
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, const char *type,
 			     char *body)
 {
-	struct MHD_Response *r;
-	enum MHD_Result ret;
-
-	if (!body)
-		return MHD_NO;
-	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-	if (!r) {
-		free(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, "Content-Type", type);
-	if (status == MHD_HTTP_UNAUTHORIZED)
-		MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return http_reply(c, status, type, body,
+			  status == MHD_HTTP_UNAUTHORIZED ? "WWW-Authenticate" : NULL, "Bearer");
 }
 
 static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned int status, json_t *j)

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <microhttpd.h>
 #include "httpbody.h"
 
 int http_body__feed(struct http_body *b, const char *data, size_t n, size_t max)
@@ -31,4 +32,25 @@ void http_body__free(struct http_body *b)
 {
 	free(b->buf);
 	memset(b, 0, sizeof(*b));
+}
+
+int http_reply(struct MHD_Connection *c, unsigned int status, const char *type, char *body,
+	       const char *hname, const char *hval)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (!body)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", type);
+	if (hname)
+		MHD_add_response_header(r, hname, hval);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Collecting a request body across libmicrohttpd's upload callbacks, with
- * a size limit: over it the rest is dropped and too_big set, so the
- * handler can answer 413 once the upload is over.
+ * libmicrohttpd helpers shared by aibld, aibl-agent and aibl-simnode:
+ * collecting a request body across the upload callbacks, with a size limit
+ * (over it the rest is dropped and too_big set, so the handler can answer
+ * 413 once the upload is over), and queueing a reply.
  */
 #ifndef AIBL_HTTPBODY_H
 #define AIBL_HTTPBODY_H
@@ -21,5 +22,15 @@ int http_body__feed(struct http_body *b, const char *data, size_t n, size_t max)
 /* the body, "" while empty */
 const char *http_body__str(const struct http_body *b);
 void http_body__free(struct http_body *b);
+
+struct MHD_Connection;
+/*
+ * Queue a reply that takes ownership of the malloc'd, NUL-terminated body
+ * (freed on every path), with Content-Type and, when hname is not NULL, one
+ * more header. NULL body: MHD_NO (the connection is closed). Returns an
+ * enum MHD_Result.
+ */
+int http_reply(struct MHD_Connection *c, unsigned int status, const char *type, char *body,
+	       const char *hname, const char *hval);
 
 #endif
