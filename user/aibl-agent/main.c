@@ -201,18 +201,6 @@ static enum MHD_Result ag_handler(void *cls, struct MHD_Connection *c, const cha
 	return ag_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 }
 
-static void ag_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
-{
-	struct http_body *cc = *con_cls;
-
-	if (cc) {
-		http_body__free(cc);
-		free(cc);
-		*con_cls = NULL;
-	}
-}
-
 static void ag_on_signal(int sig)
 {
 	ag_stop = 1;
@@ -409,7 +397,7 @@ int main(int argc, char **argv)
 	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
 				     (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 			     0, NULL, NULL, ag_handler, NULL, MHD_OPTION_SOCK_ADDR, &ss,
-			     MHD_OPTION_NOTIFY_COMPLETED, ag_completed, NULL,
+			     MHD_OPTION_NOTIFY_COMPLETED, http_body__completed, NULL,
 			     MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)2,
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_END);
 	if (!d) {

@@ -602,18 +602,6 @@ static enum MHD_Result sn_handler(void *cls, struct MHD_Connection *c, const cha
 	return sn_error(c, MHD_HTTP_NOT_FOUND, "NotFoundError", "no such endpoint");
 }
 
-static void sn_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
-{
-	struct http_body *cc = *con_cls;
-
-	if (cc) {
-		http_body__free(cc);
-		free(cc);
-		*con_cls = NULL;
-	}
-}
-
 static void sn_on_signal(int sig)
 {
 	sn_stop = 1;
@@ -785,7 +773,7 @@ int main(int argc, char **argv)
 	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 				     MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_DUAL_STACK : 0),
 			     0, NULL, NULL, sn_handler, NULL, MHD_OPTION_SOCK_ADDR, &ss,
-			     MHD_OPTION_NOTIFY_COMPLETED, sn_completed, NULL,
+			     MHD_OPTION_NOTIFY_COMPLETED, http_body__completed, NULL,
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_END);
 	if (!d) {
 		pr_err("cannot listen on %s: %s\n", listen, strerror(errno));

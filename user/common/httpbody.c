@@ -34,8 +34,8 @@ void http_body__free(struct http_body *b)
 	memset(b, 0, sizeof(*b));
 }
 
-int http_reply(struct MHD_Connection *c, unsigned int status, const char *type, char *body,
-	       const char *hname, const char *hval)
+enum MHD_Result http_reply(struct MHD_Connection *c, unsigned int status, const char *type,
+			   char *body, const char *hname, const char *hval)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -53,4 +53,16 @@ int http_reply(struct MHD_Connection *c, unsigned int status, const char *type, 
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+void http_body__completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			  enum MHD_RequestTerminationCode toe)
+{
+	struct http_body *b = *con_cls;
+
+	if (b) {
+		http_body__free(b);
+		free(b);
+		*con_cls = NULL;
+	}
 }

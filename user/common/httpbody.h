@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <microhttpd.h>
 
 struct http_body {
 	char *buf; /* NUL-terminated, NULL while empty */
@@ -23,14 +24,18 @@ int http_body__feed(struct http_body *b, const char *data, size_t n, size_t max)
 const char *http_body__str(const struct http_body *b);
 void http_body__free(struct http_body *b);
 
-struct MHD_Connection;
+/*
+ * MHD_OPTION_NOTIFY_COMPLETED callback for handlers that keep a malloc'd
+ * struct http_body in *con_cls: frees it however the request ended.
+ */
+void http_body__completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			  enum MHD_RequestTerminationCode toe);
 /*
  * Queue a reply that takes ownership of the malloc'd, NUL-terminated body
  * (freed on every path), with Content-Type and, when hname is not NULL, one
- * more header. NULL body: MHD_NO (the connection is closed). Returns an
- * enum MHD_Result.
+ * more header. NULL body: MHD_NO (the connection is closed).
  */
-int http_reply(struct MHD_Connection *c, unsigned int status, const char *type, char *body,
-	       const char *hname, const char *hval);
+enum MHD_Result http_reply(struct MHD_Connection *c, unsigned int status, const char *type,
+			   char *body, const char *hname, const char *hval);
 
 #endif
