@@ -11,7 +11,9 @@
  *   -> VIP lookup (addr, port, proto), then (addr, 0, proto) wildcard
  *   -> connection table hit: that backend (re-steer when it is down)
  *   -> miss: session pin, else the service's mode (hash / rr / p2c) over
- *      its Maglev table, probing past draining/overloaded/down backends
+ *      its Maglev table, probing past draining/overloaded/down backends;
+ *      past the new-connection rate (aibl_globals.max_conn_rate) the hash
+ *      choice, and no table entry
  *   -> forward: ipip (4in4, 6in6, 4in6) or l2dsr, next hop MAC from the
  *      backend entry, bpf_fib_lookup or the configured gateway
  *
@@ -42,6 +44,8 @@
 
 /* refresh a connection's last_seen at most this often */
 #define CONN_REFRESH_NS 1000000000ULL
+/* the rate guard's window: max_conn_rate counts inserts per second */
+#define RATE_WINDOW_NS 1000000000ULL
 
 /* ---------------- maps (see include/aibl.h for the layouts) ---------------- */
 
@@ -182,6 +186,16 @@ struct {
 	__type(value, struct aibl_filter);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aibl_filter SEC(".maps");
+
+/* per-CPU window of the new-connection rate guard: no shared cache line
+ * on the new-flow path, and RSS spreads a flood over the CPUs anyway */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aibl_rate);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_rate SEC(".maps");
 
 /* ---------------- counters ---------------- */
 
@@ -889,6 +903,34 @@ pass:
 	return XDP_PASS;
 }
 
+/*
+ * Rate guard (Katran's max_conn_rate): may this CPU insert one more flow
+ * into the connection table in the current one-second window? A burst of
+ * new flows (SYN flood) past the limit would otherwise churn the LRU and
+ * evict established flows, which then lose their backend.
+ */
+static __always_inline bool conn_rate_admit(const struct aibl_globals *g)
+{
+	struct aibl_rate *r;
+	__u32 zero = 0;
+	__u64 now;
+
+	if (!g->max_conn_rate)
+		return true;
+	r = bpf_map_lookup_elem(&aibl_rate, &zero);
+	if (!r)
+		return true;
+	now = bpf_ktime_get_coarse_ns();
+	if (now - r->window_start_ns >= RATE_WINDOW_NS) {
+		r->window_start_ns = now;
+		r->count = 0;
+	}
+	if (r->count >= g->max_conn_rate)
+		return false;
+	r->count++;
+	return true;
+}
+
 static __always_inline void load_add(__u32 id, __s64 v)
 {
 	struct aibl_load *l = bpf_map_lookup_elem(&aibl_load, &id);
@@ -908,7 +950,8 @@ int aibl_xdp(struct xdp_md *ctx)
 	struct pkt p = {};
 	enum parse_rc rc;
 	struct choice ch;
-	bool tcp, closing, new_flow = false, pinned = false;
+	bool tcp, closing, new_flow = false, pinned = false, track = false;
+	__u8 mode = 0;
 	__u32 zero = 0, id;
 	__be16 proto;
 
@@ -942,6 +985,7 @@ int aibl_xdp(struct xdp_md *ctx)
 	count(AIBL_CNT_VIP_PKTS);
 	tcp = p.fk.proto == IPPROTO_TCP;
 	closing = tcp && (p.tcp_flags & (AIBL_TCP_FIN | AIBL_TCP_RST));
+	mode = vip->mode;
 
 	if (!(vip->flags & AIBL_VIP_F_NO_CONNTRACK)) {
 		conn = bpf_map_lookup_elem(&aibl_conns, &p.fk);
@@ -967,10 +1011,25 @@ int aibl_xdp(struct xdp_md *ctx)
 			count(AIBL_CNT_CONN_MISS);
 			if (tcp && !(p.tcp_flags & AIBL_TCP_SYN))
 				count(AIBL_CNT_CONN_MISS_MIDFLOW);
+			/*
+			 * An untracked flow's later packets miss the table too:
+			 * only the hash choice (pin, else Maglev slot with
+			 * bounded probing) sends them all to one backend; rr
+			 * and p2c would scatter them. With the guard on, a TCP
+			 * miss without SYN may be such a packet admitted once
+			 * the flood is over: it takes the same choice.
+			 */
+			track = conn_rate_admit(g);
+			if (!track) {
+				count(AIBL_CNT_CONN_UNTRACKED);
+				mode = AIBL_MODE_HASH;
+			} else if (g->max_conn_rate && tcp && !(p.tcp_flags & AIBL_TCP_SYN)) {
+				mode = AIBL_MODE_HASH;
+			}
 		}
 	}
 
-	choose(vip, &p, session_hash(vip, &p, g->hash_seed), vip->mode, &ch);
+	choose(vip, &p, session_hash(vip, &p, g->hash_seed), mode, &ch);
 	id = ch.backend;
 	be = bpf_map_lookup_elem(&aibl_backends, &id);
 	if (!be) {
@@ -991,7 +1050,7 @@ int aibl_xdp(struct xdp_md *ctx)
 		conn->flags = (conn->flags & AIBL_CONN_F_CLOSING) |
 			      (ch.pinned ? AIBL_CONN_F_PINNED : 0);
 		conn->last_seen_ns = bpf_ktime_get_coarse_ns();
-	} else if (!(vip->flags & AIBL_VIP_F_NO_CONNTRACK)) {
+	} else if (track) {
 		nc.backend = id;
 		nc.flags = (ch.pinned ? AIBL_CONN_F_PINNED : 0) | (closing ? AIBL_CONN_F_CLOSING : 0);
 		nc.last_seen_ns = bpf_ktime_get_coarse_ns();

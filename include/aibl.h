@@ -86,6 +86,7 @@
 #define AIBL_MAP_SVC_META "aibl_svc_meta"
 #define AIBL_MAP_BE_META "aibl_be_meta"
 #define AIBL_MAP_FILTER "aibl_filter"
+#define AIBL_MAP_RATE "aibl_rate"
 /* the XDP program itself, pinned by aibld so aiblctl can test-run it */
 #define AIBL_PIN_PROG "aibl_xdp_prog"
 /* node side (decap program) */
@@ -247,7 +248,8 @@ struct aibl_member {
 	X(DROP_TOO_BIG, "drop_too_big", "dropped: over MTU after encap")        \
 	X(DROP_ICMP, "drop_icmp", "dropped: ICMP error for no known flow")      \
 	X(DROP_ENCAP, "drop_encap", "dropped: header adjust failed")            \
-	X(DROP_NO_FIB, "drop_no_nexthop", "dropped: no next hop MAC")
+	X(DROP_NO_FIB, "drop_no_nexthop", "dropped: no next hop MAC")           \
+	X(CONN_UNTRACKED, "conn_untracked", "new flows not tracked: rate guard")
 
 enum aibl_counter {
 #define AIBL_X_ENUM(n, s, d) AIBL_CNT_##n,
@@ -293,7 +295,17 @@ struct aibl_globals {
 	__u8 gw_mac[6]; /* next hop MAC when fib and backend mac fail */
 	__u8 if_mac[6]; /* our MAC, source of rewritten frames */
 	__u32 hash_seed; /* same on every balancer behind one ECMP group */
-	__u32 pad[2];
+	/* new-connection rate guard: connection-table inserts per second per
+	 * CPU; a new flow beyond it is forwarded by the hash choice without an
+	 * entry (a SYN flood cannot evict established flows). 0: unlimited */
+	__u32 max_conn_rate;
+	__u32 pad;
+};
+
+/* ---- rate guard state: aibl_rate, PERCPU_ARRAY of one ---- */
+struct aibl_rate {
+	__u64 window_start_ns; /* bpf_ktime_get_coarse_ns() when the window opened */
+	__u64 count; /* connection-table inserts in this window */
 };
 
 /*
@@ -399,6 +411,7 @@ _Static_assert(sizeof(struct aibl_member_key) == 8, "aibl_member_key");
 _Static_assert(sizeof(struct aibl_member) == 16, "aibl_member");
 _Static_assert(sizeof(struct aibl_traffic) == 32, "aibl_traffic");
 _Static_assert(sizeof(struct aibl_globals) == 64, "aibl_globals");
+_Static_assert(sizeof(struct aibl_rate) == 16, "aibl_rate");
 _Static_assert(sizeof(struct aibl_filter) == 8192, "aibl_filter");
 _Static_assert((AIBL_FILTER_BITS & (AIBL_FILTER_BITS - 1)) == 0, "filter bits: power of two");
 _Static_assert(sizeof(struct aibl_svc_meta) == 124, "aibl_svc_meta");

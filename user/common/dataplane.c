@@ -30,7 +30,7 @@ static const char *const dp_pin_names[] = {
 	AIBL_MAP_LOAD,	    AIBL_MAP_CONNS,	 AIBL_MAP_PINS,		AIBL_MAP_MEMBERS,
 	AIBL_MAP_STATS,	    AIBL_MAP_SVC_STATS,	 AIBL_MAP_BE_STATS,	AIBL_MAP_GLOBALS,
 	AIBL_MAP_RR_POS,    AIBL_MAP_SVC_META,	 AIBL_MAP_BE_META,	AIBL_MAP_NODE_CLIENTS,
-	AIBL_MAP_NODE_STATS, AIBL_MAP_FILTER,	 AIBL_PIN_PROG,
+	AIBL_MAP_NODE_STATS, AIBL_MAP_FILTER,	 AIBL_MAP_RATE,		AIBL_PIN_PROG,
 };
 
 /* CAP_BPF, CAP_PERFMON (the verifier allows packet pointer arithmetic
@@ -124,6 +124,19 @@ static int dp__check_pin(struct bpf_map *map, const char *path)
 			bpf_map__type(map), bpf_map__key_size(map), bpf_map__value_size(map),
 			bpf_map__map_flags(map));
 		err = -EINVAL;
+		goto out;
+	}
+	/* counters appended to AIBL_COUNTERS by a newer build have no slot in
+	 * an older, smaller aibl_stats: start the counters over rather than
+	 * drop the new ones for good */
+	if (!strcmp(bpf_map__name(map), AIBL_MAP_STATS) &&
+	    info.max_entries < bpf_map__max_entries(map)) {
+		pr_info("dataplane: pinned %s has %u counters, this build %u: counters restart",
+			path, info.max_entries, bpf_map__max_entries(map));
+		if (unlink(path)) {
+			err = -errno;
+			pr_warn("dataplane: unpin %s: %s", path, strerror(-err));
+		}
 		goto out;
 	}
 	err = bpf_map__set_max_entries(map, info.max_entries);
