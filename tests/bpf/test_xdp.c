@@ -1426,6 +1426,31 @@ static void test_loader_pins(void)
 	dp__close(dp2);
 	dp2 = NULL;
 
+	/* counters of an older build (fewer of them): replaced, so the ones
+	 * appended since get a slot; everything else is still reused */
+	snprintf(path, sizeof(path), "%s/%s", xe_dir, AIBL_MAP_STATS);
+	unlink(path);
+	fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "aibl_stats", 4, 8, AIBL_CNT__MAX - 1, NULL);
+	ASSERT_GE(fd, 0, "older stats map");
+	ASSERT_OK(bpf_obj_pin(fd, path), "pin older stats");
+	close(fd);
+	if (!ASSERT_OK(dp__open_load(&o, &dp2), "reload over older stats"))
+		goto out;
+	{
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+
+		fd = bpf_obj_get(path);
+		ASSERT_GE(fd, 0, "stats pinned again");
+		ASSERT_OK(fd >= 0 ? bpf_obj_get_info_by_fd(fd, &info, &len) : -1, "stats info");
+		ASSERT_EQ(info.max_entries, AIBL_CNT__MAX, "every counter has a slot");
+		if (fd >= 0)
+			close(fd);
+	}
+	ASSERT_OK(bpf_map_lookup_elem(dp__map_fd(dp2, AIBL_MAP_CONNS), &fk, &c), "flow kept");
+	dp__close(dp2);
+	dp2 = NULL;
+
 	/* a pin with another layout is refused with a clear error */
 	snprintf(path, sizeof(path), "%s/%s", xe_dir, AIBL_MAP_COST);
 	unlink(path);
