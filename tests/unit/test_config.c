@@ -47,6 +47,7 @@ static void example(void)
 	ASSERT_EQ(cfg.nodes[3].nmodels, 1, "static models");
 	ASSERT_EQ(cfg.nodes[1].weight, 200, "weight");
 	ASSERT_EQ(cfg.hash_seed, 0x6169626c, "hex seed");
+	ASSERT_EQ(cfg.max_conn_rate, 0, "max_conn_rate");
 	config__free(&cfg);
 }
 
@@ -65,6 +66,7 @@ static void defaults(void)
 	ASSERT_STREQ(cfg.status_listen, "127.0.0.1:7070", "status_listen");
 	ASSERT_EQ(cfg.fail_after, 3, "fail_after");
 	ASSERT_EQ(cfg.rise_after, 2, "rise_after");
+	ASSERT_EQ(cfg.max_conn_rate, 0, "rate guard off");
 	ASSERT_EQ(cfg.services[0].proto, IPPROTO_TCP, "proto");
 	ASSERT_EQ(cfg.services[0].policy, AIBL_POL_AI, "policy");
 	ASSERT_EQ(cfg.services[0].accel, -1, "any accelerator");
@@ -72,6 +74,10 @@ static void defaults(void)
 	ASSERT_EQ(cfg.nodes[0].weight, 100, "node weight");
 	ASSERT_EQ(cfg.nodes[0].accel, AIBL_ACCEL_GPU, "node accel");
 	ASSERT_EQ(cfg.nodes[0].family, AIBL_AF_INET, "node family");
+	config__free(&cfg);
+	if (!ASSERT_OK(parse(&cfg, MINIMAL "max_conn_rate: 125000\n", err), err))
+		return;
+	ASSERT_EQ(cfg.max_conn_rate, 125000, "max_conn_rate set");
 	config__free(&cfg);
 }
 
@@ -119,6 +125,10 @@ static void bad(void)
 						      "integer from 10 to 3600000, not 'soon'" },
 		{ MINIMAL "poll_interval_ms: -5\n", "t.yaml:6: 'poll_interval_ms' must be an "
 						    "integer from 10 to 3600000, not '-5'" },
+		{ MINIMAL "max_conn_rate: -1\n", "t.yaml:6: 'max_conn_rate' must be an integer "
+						  "from 0 to 100000000, not '-1'" },
+		{ MINIMAL "max_conn_rate: 1e9\n", "t.yaml:6: 'max_conn_rate' must be an integer "
+						   "from 0 to 100000000, not '1e9'" },
 		{ MINIMAL "xdp_mode: offload\n", "t.yaml:6: 'xdp_mode' must be one of native, "
 						 "generic, not 'offload'" },
 		{ MINIMAL "icmp_too_big: maybe\n", "t.yaml:6: 'icmp_too_big' must be true or false, "

@@ -631,6 +631,7 @@ static const struct kspec top_keys[] = {
 	KS("hash_seed", K_UINT, struct config, hash_seed, .min = 0, .max = UINT32_MAX),
 	KS("mtu", K_UINT, struct config, mtu, .min = 0, .max = 65535),
 	KS("icmp_too_big", K_BOOL, struct config, icmp_too_big),
+	KS("max_conn_rate", K_UINT, struct config, max_conn_rate, .min = 0, .max = 100000000),
 	KS("tunnel_source4", K_STR, struct config, tunnel_source4),
 	KS("tunnel_source6", K_STR, struct config, tunnel_source6),
 	KS("tunnel_source_hash_bits", K_UINT, struct config, tunnel_source_hash_bits, .min = 0,

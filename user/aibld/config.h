@@ -80,6 +80,7 @@ struct config {
 	__u32 hash_seed;
 	__u16 mtu;
 	bool icmp_too_big;
+	__u32 max_conn_rate; /* conn-table inserts per second per CPU; 0: unlimited */
 	char tunnel_source4[CFG_ADDR_LEN];
 	char tunnel_source6[CFG_ADDR_LEN];
 	unsigned int tunnel_source_hash_bits;

@@ -939,6 +939,7 @@ int aibld__write_globals(struct aibld *d)
 		memcpy(g.gw_mac, d->gw_mac, 6);
 	memcpy(g.if_mac, d->if_mac, 6);
 	g.hash_seed = c->hash_seed;
+	g.max_conn_rate = c->max_conn_rate;
 	/* pre-filters (include/aibl.h): built from the maps before the data
 	 * plane trusts them, then kept current where aibl_vips / aibl_pins
 	 * are written; one that cannot be built stays off */
