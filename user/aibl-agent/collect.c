@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include "aibl.h"
 #include "agent.h"
+#include "httpbody.h"
 #include "log.h"
 
 uint64_t agent__mono_ms(void)
@@ -88,9 +89,7 @@ void agent__fini(struct agent *a)
 
 struct fetch {
 	CURL *h;
-	char *buf;
-	size_t len;
-	bool too_big;
+	struct http_body body;
 	char url[AR_URL_LEN + 16];
 	CURLcode res;
 	long status;
@@ -100,19 +99,10 @@ static size_t fetch_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct fetch *f = ud;
 	size_t n = size * nmemb;
-	char *p;
 
-	if (f->len + n > PROM_MAX_BYTES) {
-		f->too_big = true;
-		return 0; /* aborts the transfer */
-	}
-	p = realloc(f->buf, f->len + n + 1);
-	if (!p)
+	/* over the limit or out of memory: returning 0 aborts the transfer */
+	if (http_body__feed(&f->body, ptr, n, PROM_MAX_BYTES) || f->body.too_big)
 		return 0;
-	memcpy(p + f->len, ptr, n);
-	f->len += n;
-	p[f->len] = '\0';
-	f->buf = p;
 	return n;
 }
 
@@ -137,7 +127,7 @@ static int fetch_setup(struct fetch *f, const char *base, const char *path, unsi
 static void fetch_error(const struct fetch *f, const char *what, char *out, size_t len)
 {
 	out[0] = '\0';
-	if (f->too_big)
+	if (f->body.too_big)
 		snprintf(out, len, "%s: page over %d bytes", what, PROM_MAX_BYTES);
 	else if (f->res != CURLE_OK)
 		snprintf(out, len, "%s: %s", what, curl_easy_strerror(f->res));
@@ -198,7 +188,7 @@ static void scrape_all(struct agent *a)
 		memset(&pg, 0, sizeof(pg));
 		if (!err[0]) {
 			/* parse outside the lock: pages can be large */
-			ret = promtext__parse(&pg, fm->buf ? fm->buf : "", fm->len, perr,
+			ret = promtext__parse(&pg, http_body__str(&fm->body), fm->body.len, perr,
 					      sizeof(perr));
 			if (ret)
 				snprintf(err, sizeof(err), "metrics: %s", perr);
@@ -216,7 +206,7 @@ static void scrape_all(struct agent *a)
 		}
 		/* residency: /v1/models; a server without it (Triton: 404) has none */
 		if (fv->res == CURLE_OK && fv->status == 200) {
-			if (agent_models__parse(fv->buf ? fv->buf : "", fv->len, srv, perr,
+			if (agent_models__parse(http_body__str(&fv->body), fv->body.len, srv, perr,
 						sizeof(perr)) &&
 			    page_ok)
 				snprintf(srv->s.error, sizeof(srv->s.error), "%s", perr);
@@ -237,7 +227,7 @@ out:
 				curl_multi_remove_handle(m, f[i].h);
 			curl_easy_cleanup(f[i].h);
 		}
-		free(f[i].buf);
+		http_body__free(&f[i].body);
 	}
 	free(f);
 	if (m)

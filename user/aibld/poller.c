@@ -22,6 +22,7 @@
 #include <time.h>
 #include <curl/curl.h>
 #include "aibld.h"
+#include "httpbody.h"
 #include "log.h"
 
 struct job {
@@ -34,9 +35,7 @@ struct job {
 	char url[CFG_URL_LEN + 32];
 	char nonce[AIBL_AUTH_NONCE_MAX];
 	struct curl_slist *hdrs;
-	char *body;
-	size_t len;
-	bool too_big;
+	struct http_body body;
 	char sig[AIBL_AUTH_HDR_MAX];
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -55,19 +54,10 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct job *j = ud;
 	size_t n = size * nmemb;
-	char *nb;
 
-	if (j->len + n > AR_MAX_BYTES) {
-		j->too_big = true;
+	/* over the limit or out of memory: returning 0 aborts the transfer */
+	if (http_body__feed(&j->body, ptr, n, AR_MAX_BYTES) || j->body.too_big)
 		return 0;
-	}
-	nb = realloc(j->body, j->len + n + 1);
-	if (!nb)
-		return 0;
-	j->body = nb;
-	memcpy(j->body + j->len, ptr, n);
-	j->len += n;
-	j->body[j->len] = 0;
 	return n;
 }
 
@@ -168,7 +158,7 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 				      j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
 		return;
 	}
-	if (j->too_big) {
+	if (j->body.too_big) {
 		nodes__poll_fail(d, n, NODE_FAIL_TOO_LARGE, "report larger than %d bytes",
 				 AR_MAX_BYTES);
 		return;
@@ -191,8 +181,8 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 		return;
 	}
 	if (d->have_key) {
-		e = j->sig[0] ? aibl_auth__verify(&d->key, j->sig, j->nonce, j->body ? j->body : "",
-						  j->len, (__u64)time(NULL), AIBL_AUTH_WINDOW_S) :
+		e = j->sig[0] ? aibl_auth__verify(&d->key, j->sig, j->nonce, http_body__str(&j->body),
+						  j->body.len, (__u64)time(NULL), AIBL_AUTH_WINDOW_S) :
 				-ENOKEY;
 		if (e) {
 			/* counted always, logged when a run of failures starts */
@@ -213,7 +203,7 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 		}
 	}
 	agent_report__init(&rep);
-	e = agent_report__parse(j->body ? j->body : "", j->len, &rep, err, sizeof(err));
+	e = agent_report__parse(http_body__str(&j->body), j->body.len, &rep, err, sizeof(err));
 	if (e) {
 		nodes__poll_fail(d, n, NODE_FAIL_BAD_REPORT, "bad report: %s", err);
 		return;
@@ -306,7 +296,7 @@ out:
 			curl_multi_remove_handle(multi, jobs[i].h);
 		curl_easy_cleanup(jobs[i].h);
 		curl_slist_free_all(jobs[i].hdrs);
-		free(jobs[i].body);
+		http_body__free(&jobs[i].body);
 	}
 	free(jobs);
 	if (multi)
