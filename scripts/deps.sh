@@ -15,7 +15,7 @@ PKGS=(
 	libcurl4-openssl-dev libxxhash-dev libssl-dev
 	# lab, tests, benchmarks
 	iproute2 iputils-ping ethtool nftables haproxy gnuplot-nox tcpdump xdp-tools procps psmisc
-	python3 curl valgrind
+	python3 curl valgrind libcap2-bin
 )
 
 missing=()
