@@ -13,7 +13,7 @@
  *   -> miss: session pin, else the service's mode (hash / rr / p2c) over
  *      its Maglev table, probing past draining/overloaded/down backends;
  *      past the new-connection rate (aibl_globals.max_conn_rate) the hash
- *      choice, and no table entry
+ *      choice, and no table entry (a SYN then skips the table lookup)
  *   -> forward: ipip (4in4, 6in6, 4in6) or l2dsr, next hop MAC from the
  *      backend entry, bpf_fib_lookup or the configured gateway
  *
@@ -931,6 +931,26 @@ static __always_inline bool conn_rate_admit(const struct aibl_globals *g)
 	return true;
 }
 
+/*
+ * Is the guard refusing on this CPU right now (its window still open and
+ * already at max_conn_rate)? A read-only, inlined per-CPU array read: lets
+ * a SYN skip the connection-table lookup miss (a cache and TLB miss) when
+ * it could not be inserted anyway. A stale window reads as not engaged;
+ * conn_rate_admit() on the normal path then opens the next one.
+ */
+static __always_inline bool conn_rate_engaged(const struct aibl_globals *g)
+{
+	struct aibl_rate *r;
+	__u32 zero = 0;
+
+	if (!g->max_conn_rate)
+		return false;
+	r = bpf_map_lookup_elem(&aibl_rate, &zero);
+	if (!r || r->count < g->max_conn_rate)
+		return false;
+	return bpf_ktime_get_coarse_ns() - r->window_start_ns < RATE_WINDOW_NS;
+}
+
 static __always_inline void load_add(__u32 id, __s64 v)
 {
 	struct aibl_load *l = bpf_map_lookup_elem(&aibl_load, &id);
@@ -987,7 +1007,22 @@ int aibl_xdp(struct xdp_md *ctx)
 	closing = tcp && (p.tcp_flags & (AIBL_TCP_FIN | AIBL_TCP_RST));
 	mode = vip->mode;
 
-	if (!(vip->flags & AIBL_VIP_F_NO_CONNTRACK)) {
+	if (vip->flags & AIBL_VIP_F_NO_CONNTRACK) {
+		/* stateless service: every packet takes the service's mode */
+	} else if (tcp && (p.tcp_flags & (AIBL_TCP_SYN | AIBL_TCP_ACK)) == AIBL_TCP_SYN &&
+		   conn_rate_engaged(g)) {
+		/*
+		 * Guard engaged and a SYN: it would not be inserted, so skip
+		 * the table lookup (as Katran skips its LRU for SYNs) and take
+		 * the untracked flow's deterministic hash choice. Trade-off: a
+		 * retransmitted SYN of a flow tracked before the flood began
+		 * goes to its hash choice, not to its entry's backend. That
+		 * differs only for rr/p2c services or after a table change,
+		 * and the handshake's ACK still looks up and follows the entry.
+		 */
+		count(AIBL_CNT_CONN_UNTRACKED);
+		mode = AIBL_MODE_HASH;
+	} else {
 		conn = bpf_map_lookup_elem(&aibl_conns, &p.fk);
 		if (conn) {
 			id = conn->backend;

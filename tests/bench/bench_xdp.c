@@ -17,7 +17,8 @@
  *                rate guard off: every SYN inserted (the tracked regime)
  *   new_flow_guarded  the same SYNs with the rate guard engaged
  *                (max_conn_rate 1/s per CPU): all but the first of each
- *                window forwarded by the hash choice, not inserted
+ *                window forwarded by the hash choice without a table
+ *                lookup, not inserted
  *   non_vip      traffic to an address that is not a VIP (XDP_PASS)
  * Output: "xdp <case> ratio=<cost/empty> ns=<ns per packet>" per case,
  * preceded by "#" lines describing the run.

@@ -1044,6 +1044,46 @@ static void test_rate_guard(void)
 			goto out;
 	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_HIT) - hits, N, "conn_hit for established");
 
+	/* a SYN while the guard refuses skips the table lookup: a flow
+	 * tracked before the flood (its entry on x, not its hash choice y, as
+	 * after a table change) has a retransmitted SYN steered to y, the
+	 * entry untouched; its ACK still looks the entry up and goes to x */
+	{
+		__u32 c = 400, x, y;
+		struct aibl_conn set = {}, got;
+		struct aibl_flow_key fk;
+		struct pkt_buf in, exp;
+		char src[INET_ADDRSTRLEN];
+		struct in_addr a = { htonl(0xc6120000u + c) };
+		__u64 miss = xe_counter(AIBL_CNT_CONN_MISS), hit = xe_counter(AIBL_CNT_CONN_HIT);
+		__u64 unt = xe_counter(AIBL_CNT_CONN_UNTRACKED);
+
+		y = hash_choice(c);
+		x = y == pat[0] ? pat[1] : pat[0];
+		inet_ntop(AF_INET, &a, src, sizeof(src));
+		fk = xe_fk(src, VIP4, 1000, 80, IPPROTO_TCP);
+		set.backend = x;
+		set.last_seen_ns = 1;
+		if (!ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_CONNS), &fk, &set, BPF_NOEXIST),
+			       "entry on x"))
+			goto out;
+		tcp4(&in, src, VIP4, 1000, 80, PKT_TCP_SYN);
+		xe_exp_ipip(&exp, &in, y, NULL, aibl_hash_flow(&fk, XE_SEED));
+		if (!expect("guarded syn of a tracked flow: hash choice y", &in, XDP_TX, &exp,
+			    NULL))
+			goto out;
+		ASSERT_OK(bpf_map_lookup_elem(xe_fd(AIBL_MAP_CONNS), &fk, &got), "entry kept");
+		ASSERT_MEMEQ(&got, &set, sizeof(got), "entry untouched by the guarded syn");
+		ASSERT_EQ(xe_counter(AIBL_CNT_CONN_UNTRACKED) - unt, 1, "guarded syn untracked");
+		ASSERT_EQ(xe_counter(AIBL_CNT_CONN_MISS) - miss, 0, "no table lookup: no miss");
+		ASSERT_EQ(xe_counter(AIBL_CNT_CONN_HIT) - hit, 0, "no table lookup: no hit");
+		if (!guard_send(c, 1000, PKT_TCP_ACK, x, "its ack follows the entry: x", &tracked))
+			goto out;
+		ASSERT_TRUE(tracked, "entry still there");
+		ASSERT_EQ(xe_counter(AIBL_CNT_CONN_HIT) - hit, 1, "ack hit the entry");
+		ASSERT_OK(bpf_map_delete_elem(xe_fd(AIBL_MAP_CONNS), &fk), "drop entry");
+	}
+
 	/* an untracked flow's later packets follow its SYN */
 	miss_mid = xe_counter(AIBL_CNT_CONN_MISS_MIDFLOW);
 	if (!guard_send(N + 1, 1000, PKT_TCP_ACK, hash_choice(N + 1), "untracked ack", &tracked))
@@ -1080,7 +1120,7 @@ static void test_rate_guard(void)
 				goto out;
 		}
 	}
-	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_UNTRACKED) - untracked, N + 1 + 24,
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_UNTRACKED) - untracked, N + 1 + 1 + 24,
 		  "every refused flow counted");
 
 	/* a new window admits again: rr's own choice for a SYN, the hash
@@ -1127,6 +1167,26 @@ static void test_rate_guard_off(void)
 			goto out;
 	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_UNTRACKED), 0, "nothing untracked");
 	ASSERT_EQ(active_sum(), 300, "every flow counted");
+	{
+		/* guard off: a retransmitted SYN looks the table up and follows
+		 * its entry, also where that is not its hash choice */
+		__u32 x = hash_choice(0) == pat[0] ? pat[1] : pat[0];
+		struct in_addr a = { htonl(0xc6120000u) };
+		char src[INET_ADDRSTRLEN];
+		struct aibl_flow_key fk;
+		struct aibl_conn e;
+
+		inet_ntop(AF_INET, &a, src, sizeof(src));
+		fk = xe_fk(src, VIP4, 1000, 80, IPPROTO_TCP);
+		if (!ASSERT_OK(bpf_map_lookup_elem(xe_fd(AIBL_MAP_CONNS), &fk, &e), "entry"))
+			goto out;
+		e.backend = x;
+		ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_CONNS), &fk, &e, BPF_EXIST), "move");
+		if (!guard_send(0, 1000, PKT_TCP_SYN, x, "unlimited: syn follows its entry",
+				&tracked))
+			goto out;
+		ASSERT_TRUE(tracked, "entry kept");
+	}
 	{
 		/* the guard's window stays untouched while it is off */
 		int ncpu = libbpf_num_possible_cpus();
