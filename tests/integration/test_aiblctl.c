@@ -979,6 +979,30 @@ static bool conn_exists(const char *cli, __u16 cport, const char *vip, __u16 vpo
 	return bpf_map_lookup_elem(mfd(AIBL_MAP_CONNS), &k, &c) == 0;
 }
 
+/* set aibl_globals.max_conn_rate and fill every CPU's window (on) or clear it */
+static int guard_engage(int on)
+{
+	struct aibl_rate *rv = calloc(fx_ncpus, sizeof(*rv));
+	struct aibl_globals g;
+	struct timespec ts;
+	__u32 zero = 0;
+	int err;
+
+	if (!rv)
+		return -ENOMEM;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	for (int c = 0; on && c < fx_ncpus; c++) {
+		rv[c].window_start_ns = (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+		rv[c].count = 1000;
+	}
+	err = bpf_map_update_elem(mfd(AIBL_MAP_RATE), &zero, rv, BPF_ANY);
+	free(rv);
+	if (err || bpf_map_lookup_elem(mfd(AIBL_MAP_GLOBALS), &zero, &g))
+		return -errno;
+	g.max_conn_rate = on ? 1 : 0;
+	return bpf_map_update_elem(mfd(AIBL_MAP_GLOBALS), &zero, &g, BPF_ANY) ? -errno : 0;
+}
+
 static void test_simulate(void)
 {
 	struct run r = {};
@@ -1034,6 +1058,28 @@ static void test_simulate(void)
 	}
 	ASSERT_TRUE(conn_exists("10.0.0.78", 40000, "10.100.0.1", 80, IPPROTO_TCP),
 		    "existing entry untouched");
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+
+	/* rate guard engaged on every CPU: a SYN goes by the hash choice even when
+	 * its tuple has an entry, and simulate must name that backend, not the entry */
+	if (!ASSERT_OK(put_conn("10.0.0.79", 40000, "10.100.0.1", 80, IPPROTO_TCP, BE_B, 0),
+		       "entry on gpu-b") ||
+	    !ASSERT_OK(guard_engage(1), "engage rate guard"))
+		goto out;
+	ctl_run(&r, "-j simulate 10.0.0.79:40000 10.100.0.1:80");
+	if (ASSERT_EQ(r.rc, 0, "guarded rc") && (j = run_json(&r, "json"))) {
+		s = jpath(j, "simulate");
+		ASSERT_EQ(json_integer_value(jpath(jpath(s, "counters"), "conn_untracked")), 1,
+			  "untracked");
+		ASSERT_STREQ(json_string_value(jpath(s, "backend")), "gpu-a", "hash choice");
+		ASSERT_STREQ(json_string_value(jpath(s, "chosen_by")), "outer_header",
+			     "not the table");
+	}
+	ASSERT_OK(guard_engage(0), "release rate guard");
+	ASSERT_TRUE(conn_exists("10.0.0.79", 40000, "10.100.0.1", 80, IPPROTO_TCP),
+		    "entry untouched");
 	json_decref(j);
 	j = NULL;
 	run_free(&r);

@@ -331,7 +331,10 @@ int ctl_cmd_simulate(int argc, char **argv)
 	read_counters(&sm, after);
 	parse_output(out, out_len, &so);
 
-	if (bpf_map_lookup_elem(cm.fd, &k, &conn) == 0) {
+	/* a flow the rate guard left untracked went by the hash choice, whatever
+	 * entry its tuple may have: the output names the backend, not the table */
+	if (after[AIBL_CNT_CONN_UNTRACKED] == before[AIBL_CNT_CONN_UNTRACKED] &&
+	    bpf_map_lookup_elem(cm.fd, &k, &conn) == 0) {
 		backend = conn.backend;
 		chosen_by = "conn_table";
 		created = !existed;
