@@ -265,6 +265,21 @@ static int map_fd(const char *name)
 	return bpf_obj_get(path);
 }
 
+/* max_entries of a pinned map, 0 when it cannot be read */
+static __u32 max_entries(const char *name)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int fd = map_fd(name);
+
+	if (fd < 0)
+		return 0;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		info.max_entries = 0;
+	close(fd);
+	return info.max_entries;
+}
+
 /* backend id of a node from aibl_be_meta, -1 when absent */
 static int be_id(const char *name)
 {
@@ -369,6 +384,7 @@ static void write_config(unsigned int n1_weight, const char *extra)
 		 "api_token_file: %s\n"
 		 "health: {fail_after: 2, rise_after: 2}\n"
 		 "tables: {min_rewrite_interval_ms: 0}\n"
+		 "maps: {conns: 65536, pins: 4096}\n"
 		 "services:\n"
 		 "  - {name: web, vip: 10.99.0.1, port: 19080, policy: wrr, nodes: [n1, n2]}\n"
 		 "  - {name: chat, vip: 10.99.0.2, port: 19081, policy: ai, model: m1,\n"
@@ -528,6 +544,8 @@ static void maps_reflect_config(void)
 	if (!ready)
 		return SKIP("lab not ready");
 	ASSERT_TRUE(n1 >= 0 && n2 >= 0 && tcp >= 0, "backend meta names");
+	ASSERT_EQ(max_entries(AIBL_MAP_CONNS), 65536, "maps.conns sizes aibl_conns");
+	ASSERT_EQ(max_entries(AIBL_MAP_PINS), 4096, "maps.pins sizes aibl_pins");
 	if (!ASSERT_OK(vip_lookup("10.99.0.1", 19080, &v), "web VIP"))
 		return;
 	ASSERT_EQ(v.mode, AIBL_MODE_RR, "wrr runs as RR");

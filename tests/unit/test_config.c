@@ -78,6 +78,13 @@ static void defaults(void)
 	if (!ASSERT_OK(parse(&cfg, MINIMAL "max_conn_rate: 125000\n", err), err))
 		return;
 	ASSERT_EQ(cfg.max_conn_rate, 125000, "max_conn_rate set");
+	ASSERT_EQ(cfg.map_conns, AIBL_MAX_CONNS, "maps.conns default");
+	ASSERT_EQ(cfg.map_pins, AIBL_MAX_PINS, "maps.pins default");
+	config__free(&cfg);
+	if (!ASSERT_OK(parse(&cfg, MINIMAL "maps: {conns: 1048576, pins: 4096}\n", err), err))
+		return;
+	ASSERT_EQ(cfg.map_conns, 1048576, "maps.conns set");
+	ASSERT_EQ(cfg.map_pins, 4096, "maps.pins set");
 	config__free(&cfg);
 }
 
@@ -136,6 +143,9 @@ static void bad(void)
 		{ MINIMAL "health: {fail_after: 0}\n", "t.yaml:6: 'fail_after' must be an integer "
 						       "from 1 to 100, not '0'" },
 		{ MINIMAL "health: {flap: 1}\n", "t.yaml:6: unknown key 'flap' in 'health'" },
+		{ MINIMAL "maps: {conns: 10}\n", "t.yaml:6: 'conns' must be an integer from 1024 to "
+						 "67108864, not '10'" },
+		{ MINIMAL "maps: {ring: 7}\n", "t.yaml:6: unknown key 'ring' in 'maps'" },
 		{ MINIMAL "ai: {kv_weight: lots}\n", "t.yaml:6: 'kv_weight' must be a number from 0 "
 						     "to 100, not 'lots'" },
 		{ MINIMAL "ai: {temp_soft_c: 95}\n", "t.yaml:6: 'ai.temp_soft_c' must be below "

@@ -55,6 +55,8 @@ void config__defaults(struct config *cfg)
 	cfg->hash_seed = 0x6169626c; /* "aibl": any constant shared by an ECMP group */
 	cfg->mtu = 1500;
 	cfg->icmp_too_big = true;
+	cfg->map_conns = AIBL_MAX_CONNS;
+	cfg->map_pins = AIBL_MAX_PINS;
 	cfg->fail_after = 3;
 	cfg->rise_after = 2;
 	cfg->min_rewrite_interval_ms = 1000;
@@ -372,6 +374,13 @@ static const struct kspec health_keys[] = {
 	{}
 };
 
+/* map sizes: applied when aibld creates the maps; pinned maps keep theirs */
+static const struct kspec maps_keys[] = {
+	KS("conns", K_UINT, struct config, map_conns, .min = 1024, .max = 67108864),
+	KS("pins", K_UINT, struct config, map_pins, .min = 1024, .max = 16777216),
+	{}
+};
+
 static const struct kspec tables_keys[] = {
 	KS("min_rewrite_interval_ms", K_UINT, struct config, min_rewrite_interval_ms, .min = 0,
 	   .max = 600000),
@@ -414,6 +423,11 @@ static const struct kspec ai_keys[] = {
 static int sub_health(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
 {
 	return walk_map(c, v, health_keys, obj, "'health'");
+}
+
+static int sub_maps(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
+{
+	return walk_map(c, v, maps_keys, obj, "'maps'");
 }
 
 static int sub_tables(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
@@ -638,6 +652,7 @@ static const struct kspec top_keys[] = {
 	   .max = 16),
 	KS("gateway_mac", K_STR, struct config, gateway_mac),
 	{ .key = "health", .type = K_FUNC, .fn = sub_health },
+	{ .key = "maps", .type = K_FUNC, .fn = sub_maps },
 	{ .key = "tables", .type = K_FUNC, .fn = sub_tables },
 	{ .key = "pins", .type = K_FUNC, .fn = sub_pins },
 	{ .key = "least_time", .type = K_FUNC, .fn = sub_lt },

@@ -81,6 +81,8 @@ struct config {
 	__u16 mtu;
 	bool icmp_too_big;
 	__u32 max_conn_rate; /* conn-table inserts per second per CPU; 0: unlimited */
+	__u32 map_conns; /* aibl_conns entries (fixed once the maps are pinned) */
+	__u32 map_pins; /* aibl_pins entries (likewise) */
 	char tunnel_source4[CFG_ADDR_LEN];
 	char tunnel_source6[CFG_ADDR_LEN];
 	unsigned int tunnel_source_hash_bits;

@@ -111,9 +111,10 @@ static int reload(struct daemon *dm)
 		goto refused;
 	}
 	if (strcmp(cfg.bpffs, d->cfg.bpffs) || strcmp(cfg.interface, d->cfg.interface) ||
-	    cfg.xdp_mode != d->cfg.xdp_mode) {
-		pr_err("reload refused, running config kept: 'bpffs', 'interface' and 'xdp_mode' "
-		       "change only with a restart");
+	    cfg.xdp_mode != d->cfg.xdp_mode || cfg.map_conns != d->cfg.map_conns ||
+	    cfg.map_pins != d->cfg.map_pins) {
+		pr_err("reload refused, running config kept: 'bpffs', 'interface', 'xdp_mode' and "
+		       "'maps' change only with a restart");
 		ret = -EINVAL;
 		goto refused;
 	}
@@ -320,9 +321,15 @@ static int daemon_main(const char *path)
 		goto out;
 
 	dopts.pin_dir = cfg.bpffs;
+	dopts.sizes.max_conns = cfg.map_conns;
+	dopts.sizes.max_pins = cfg.map_pins;
 	ret = dp__open_load(&dopts, &dp);
 	if (ret)
 		goto out;
+	if (dp->sizes.max_conns != cfg.map_conns || dp->sizes.max_pins != cfg.map_pins)
+		pr_warn("maps.conns %u and maps.pins %u configured, the pinned maps hold %u and %u: "
+			"kept, so no flow is lost; aibld --teardown and a start resize them",
+			cfg.map_conns, cfg.map_pins, dp->sizes.max_conns, dp->sizes.max_pins);
 	pr_info("data plane loaded, maps pinned under %s%s", cfg.bpffs,
 		dp->reused ? " (reusing the existing maps)" : "");
 	ret = aibld__init(d, &cfg, dp);
