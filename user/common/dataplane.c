@@ -118,8 +118,8 @@ static int dp__check_pin(struct bpf_map *map, const char *path)
 	    info.map_flags != bpf_map__map_flags(map)) {
 		pr_warn("dataplane: pinned map %s has another layout (type %u key %u value %u "
 			"flags 0x%x, this build: type %u key %u value %u flags 0x%x): it was "
-			"created by a different aibl version; remove the pins (aiblctl dataplane "
-			"teardown) to start over",
+			"created by a different aibl version; remove the pins (aibld --teardown) "
+			"to start over",
 			path, info.type, info.key_size, info.value_size, info.map_flags,
 			bpf_map__type(map), bpf_map__key_size(map), bpf_map__value_size(map),
 			bpf_map__map_flags(map));

@@ -50,7 +50,7 @@ struct dp {
  * replacing an older program pin. Existing map pins are reused when their
  * type, key size, value size and flags match this build; a pin with another
  * layout fails with -EINVAL and a message naming the map (run
- * `aiblctl dataplane teardown` or dp__teardown() to start over). Sizes of
+ * `aibld --teardown`, i.e. dp__teardown() to start over). Sizes of
  * reused maps win over opts->sizes.
  */
 int dp__open_load(const struct dp_opts *opts, struct dp **out);
