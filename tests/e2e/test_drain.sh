@@ -40,19 +40,26 @@ lab_loadgen http --target "$W" --source "$LAB_CLIENT_ADDRS4" --requests 600 --co
 t_check no_new_flows [ "$(e2e_share "$E2E_TMP/new.json" n2)" = 0.0 ]
 wait $pid_ka
 start_ka=$(e2e_json "$E2E_TMP/ka.json" "int(j['start_unix_ms'])")
-# connections that were on n2 before the drain: still answered by n2 after it
+# connections that were on n2 before the drain: still answered by n2 after
+# it (the load generator gives every kept-alive connection its turn)
 summary=$(awk -F'\t' -v s="$start_ka" -v d="$drain_ms" '!/^#/ {
 	t = s + $1 - d; c = $4
 	if (t < 0 && !(c in first)) first[c] = $2
-	if (t > 500 && first[c] == "n2") { after[c]++; if ($2 != "n2") moved[c]++ }
+	if (t > 500 && first[c] == "n2") {
+		after[c]++; if ($2 != "n2") moved[c]++
+		if ($9 > slow[c]) slow[c] = $9
+	}
 } END {
-	for (c in first) if (first[c] == "n2") { on2++; if (after[c] > 0 && !moved[c]) stayed++ }
-	printf "%d %d\n", on2, stayed
+	for (c in first) if (first[c] == "n2") {
+		on2++; if (after[c] > 0 && !moved[c]) stayed++
+		detail = detail sprintf(" conn%s:%d/%d/%.0fms", c, after[c], moved[c], slow[c])
+	}
+	printf "%d %d%s\n", on2, stayed, detail
 }' "$E2E_TMP/ka.tsv")
 set -- $summary
 echo "# $1 kept-alive connections on n2 at the drain, $2 kept being served by n2"
 if [ "$1" -gt 0 ] && [ "$2" -eq "$1" ]; then t_pass existing_finish_on_node; else
-	t_fail existing_finish_on_node "$1 on n2, $2 stayed"
+	t_fail existing_finish_on_node "$summary (per connection: requests after the drain/answered elsewhere/slowest)"
 fi
 t_check no_failures [ "$(e2e_json "$E2E_TMP/ka.json" "(j['total']['failed'], j['total']['reconnects'])")" = "(0, 0)" ]
 r=$(lab_api /v1/nodes/n2/undrain -X POST)

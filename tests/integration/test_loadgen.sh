@@ -59,6 +59,11 @@ t_check chat_deterministic [ "$(json "$tmp/chat.json" "[m['requests'] for m in j
 "$B/aibl-loadgen" http --target http://127.0.0.1:21101 --keepalive --conns 4 --requests 400 \
 	--json --no-progress >"$tmp/ka.json" 2>/dev/null
 t_check http_keepalive_no_reconnect [ "$(json "$tmp/ka.json" "(j['total']['ok'], j['total']['reconnects'])")" = "(400, 0)" ]
+# at a fixed rate every kept-alive connection takes its turn: equal shares
+"$B/aibl-loadgen" http --target http://127.0.0.1:21101 --keepalive --conns 4 --rate 100 \
+	--requests 120 --json --no-progress --samples "$tmp/ka.tsv" >/dev/null 2>&1
+t_check http_keepalive_turns [ "$(awk -F'\t' '!/^#/ {n[$4]++} END {for (c in n) printf "%s:%d\n", c, n[c]}' \
+	"$tmp/ka.tsv" | sort | tr '\n' ' ')" = "0:30 1:30 2:30 3:30 " ]
 "$B/aibl-loadgen" http --target http://127.0.0.1:21101,http://127.0.0.1:21102 --conns 4 \
 	--requests 400 --rate 2000 --json --no-progress >"$tmp/nc.json" 2>/dev/null
 t_check http_new_conns_spread [ "$(json "$tmp/nc.json" "sorted((n['name'], n['requests']) for n in j['nodes'])")" = "[('sim1', 200), ('sim2', 200)]" ]

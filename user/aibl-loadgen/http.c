@@ -162,12 +162,12 @@ int lg_http__run(const struct lg_http_cfg *cfg, struct lg_run *run)
 		for (i = 0; !stop && i < cfg->conns; i++) {
 			struct lg_hx *x = &xs[cur];
 
+			due = cfg->rate > 0 ? t0 + k * 1e3 / cfg->rate : now;
+			if (!x->busy && due > now)
+				break; /* this handle takes the next request when due */
 			cur = (cur + 1) % cfg->conns;
 			if (x->busy)
 				continue;
-			due = cfg->rate > 0 ? t0 + k * 1e3 / cfg->rate : now;
-			if (due > now)
-				break;
 			if (now - due > 10)
 				run->late++;
 			err = lg_hx_start(cfg, multi, x, k, due);
