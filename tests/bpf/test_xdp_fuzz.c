@@ -680,6 +680,16 @@ static bool check_maps(bool exact_load)
 	return ok;
 }
 
+/* end of a fuzz run: the maps still consistent, and what the frames got */
+static void finish_run(const struct fz *z)
+{
+	check_maps(true);
+	printf("  %llu frames: pass %llu drop %llu tx %llu redirect %llu\n",
+	       (unsigned long long)z->sent, (unsigned long long)z->verdicts[XDP_PASS],
+	       (unsigned long long)z->verdicts[XDP_DROP], (unsigned long long)z->verdicts[XDP_TX],
+	       (unsigned long long)z->verdicts[XDP_REDIRECT]);
+}
+
 /* ---------------- setup ---------------- */
 
 static bool fz_env(const struct dp_sizes *sizes)
@@ -752,11 +762,7 @@ static void test_truncation(void)
 		}
 	}
 	ASSERT_EQ(z.fails, 0, "frames breaking an invariant");
-	check_maps(true);
-	printf("  %llu frames: pass %llu drop %llu tx %llu redirect %llu\n",
-	       (unsigned long long)z.sent, (unsigned long long)z.verdicts[XDP_PASS],
-	       (unsigned long long)z.verdicts[XDP_DROP], (unsigned long long)z.verdicts[XDP_TX],
-	       (unsigned long long)z.verdicts[XDP_REDIRECT]);
+	finish_run(&z);
 out:
 	xe_down();
 }
@@ -805,11 +811,7 @@ static void run_random(bool l2dsr)
 	ASSERT_GE(z.cnt[AIBL_CNT_ICMP_FWD], 1, "an ICMP error forwarded");
 	ASSERT_GE(z.cnt[AIBL_CNT_FRAG_FWD], 1, "a fragment forwarded");
 	ASSERT_GE(z.cnt[AIBL_CNT_RESTEER], 1, "a flow re-steered");
-	check_maps(true);
-	printf("  %llu frames: pass %llu drop %llu tx %llu redirect %llu\n",
-	       (unsigned long long)z.sent, (unsigned long long)z.verdicts[XDP_PASS],
-	       (unsigned long long)z.verdicts[XDP_DROP], (unsigned long long)z.verdicts[XDP_TX],
-	       (unsigned long long)z.verdicts[XDP_REDIRECT]);
+	finish_run(&z);
 out:
 	xe_down();
 }
