@@ -47,6 +47,9 @@
 /* the rate guard's window: max_conn_rate counts inserts per second */
 #define RATE_WINDOW_NS 1000000000ULL
 
+/* a store the compiler neither tears nor moves across another volatile one */
+#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+
 /* ---------------- maps (see include/aibl.h for the layouts) ---------------- */
 
 struct {
@@ -187,6 +190,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aibl_filter SEC(".maps");
 
+/* TCP handshakes in progress (see aibl.h): shared, since a SYN and its
+ * handshake's ACK may be seen on different CPUs */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AIBL_SYN_BUCKETS);
+	__type(key, __u32);
+	__type(value, struct aibl_syn_bucket);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_syns SEC(".maps");
+
 /* per-CPU window of the new-connection rate guard: no shared cache line
  * on the new-flow path, and RSS spreads a flood over the CPUs anyway */
 struct {
@@ -314,16 +327,22 @@ struct choice {
  * its backend cannot take new flows), else per mode. key_hash is the hash of
  * the service's session key.
  */
-static __noinline void choose(const struct aibl_vip *vip, const struct pkt *p,
-				   __u32 key_hash, __u8 mode, struct choice *ch)
+__noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key_hash, __u8 mode,
+		      struct choice *ch)
 {
-	__u32 svc = vip->svc_id, base = AIBL_RING_INDEX(svc, vip->ring_half & 1, 0);
-	struct aibl_pin_key pk = { .svc_id = svc, .family = p->fk.family };
+	struct aibl_pin_key pk = {};
 	struct aibl_pin *pin = NULL;
 	struct aibl_globals *g;
+	__u32 zero = 0, svc, base;
 	struct pick a, b;
-	__u32 zero = 0;
 
+	/* a global function: verified once, for any caller */
+	if (!vip || !p || !ch)
+		return 0;
+	svc = vip->svc_id;
+	base = AIBL_RING_INDEX(svc, vip->ring_half & 1, 0);
+	pk.svc_id = svc;
+	pk.family = p->fk.family;
 	ch->backend = AIBL_NO_BACKEND;
 	ch->pinned = false;
 
@@ -343,7 +362,7 @@ static __noinline void choose(const struct aibl_vip *vip, const struct pkt *p,
 			count(AIBL_CNT_PIN_HIT);
 			ch->backend = id;
 			ch->pinned = true;
-			return;
+			return 0;
 		}
 		count(AIBL_CNT_PIN_SKIP);
 	}
@@ -353,7 +372,7 @@ static __noinline void choose(const struct aibl_vip *vip, const struct pkt *p,
 		__u32 slot;
 
 		if (!pos)
-			return;
+			return 0;
 		slot = *pos;
 		if (slot >= AIBL_RING_SIZE)
 			slot = 0;
@@ -376,6 +395,7 @@ static __noinline void choose(const struct aibl_vip *vip, const struct pkt *p,
 	if (a.probed && a.backend != AIBL_NO_BACKEND)
 		count(AIBL_CNT_PROBE);
 	ch->backend = a.backend;
+	return 0;
 }
 
 static __always_inline __u32 session_hash(const struct aibl_vip *vip, const struct pkt *p,
@@ -951,6 +971,64 @@ static __always_inline bool conn_rate_engaged(const struct aibl_globals *g)
 	return bpf_ktime_get_coarse_ns() - r->window_start_ns < RATE_WINDOW_NS;
 }
 
+/* ---------------- handshakes in progress ---------------- */
+
+/* the flow's bucket in aibl_syns and its tag there; fh is its flow hash */
+static __always_inline struct aibl_syn_bucket *syn_bucket(__u32 fh, __u64 *tag)
+{
+	__u32 idx = aibl_syn_index(fh, tag);
+
+	return bpf_map_lookup_elem(&aibl_syns, &idx);
+}
+
+static __always_inline __u32 syn_now(void)
+{
+	return bpf_ktime_get_coarse_ns() >> AIBL_SYN_TS_SHIFT;
+}
+
+/* the way holding tag and not expired, else -1 */
+static __always_inline int syn_find(const struct aibl_syn_bucket *b, __u64 tag, __u32 now)
+{
+#pragma unroll
+	for (int i = 0; i < AIBL_SYN_WAYS; i++)
+		if (b->tag[i] == tag && now - b->ts[i] < AIBL_SYN_TTL)
+			return i;
+	return -1;
+}
+
+/*
+ * Records the SYN's backend: in its own way (a retransmission), else a free
+ * (empty or expired) one, else over the oldest. The tag is written last: a
+ * reader on another CPU that matches it finds the backend already there.
+ */
+static __always_inline void syn_record(struct aibl_syn_bucket *b, int way, __u64 tag,
+				       __u32 backend, __u32 now)
+{
+	__u32 oldest = 0, age = 0;
+
+	if (way < 0) {
+#pragma unroll
+		for (int i = 0; i < AIBL_SYN_WAYS; i++) {
+			__u32 a = b->tag[i] ? now - b->ts[i] : AIBL_SYN_TTL;
+
+			if (a >= AIBL_SYN_TTL) {
+				way = i;
+				break;
+			}
+			if (a >= age) {
+				age = a;
+				oldest = i;
+			}
+		}
+		if (way < 0)
+			way = oldest;
+	}
+	way &= AIBL_SYN_WAYS - 1;
+	WRITE_ONCE(b->backend[way], backend);
+	WRITE_ONCE(b->ts[way], now);
+	WRITE_ONCE(b->tag[way], tag);
+}
+
 static __always_inline void load_add(__u32 id, __s64 v)
 {
 	struct aibl_load *l = bpf_map_lookup_elem(&aibl_load, &id);
@@ -959,20 +1037,234 @@ static __always_inline void load_add(__u32 id, __s64 v)
 		__sync_fetch_and_add(&l->active, v);
 }
 
+struct flow_out {
+	__u32 backend;
+	__u8 new_flow;
+	__u8 pinned;
+	__u16 pad;
+};
+
+/*
+ * The backend of a packet for service vip: its connection's, its
+ * handshake's, or a new choice (recorded for a SYN, inserted otherwise).
+ * fh is the packet's aibl_hash_flow(). 0 with o filled, or -1 (counted) to drop. A global function: verified
+ * once on its own, not once per parse path of the caller.
+ */
+__noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct aibl_globals *g,
+			 __u32 fh, struct flow_out *o)
+{
+	struct aibl_conn *conn = NULL, nc;
+	struct aibl_syn_bucket *sb = NULL;
+	struct aibl_backend *be;
+	struct choice ch;
+	bool tcp, closing, new_flow = false, pinned = false, track = false, syn = false;
+	__u32 id, v, now_ts = 0;
+	__u64 tag = 0;
+	__u8 mode;
+	int way = -1;
+
+	if (!p || !vip || !g || !o)
+		return -1;
+	tcp = p->fk.proto == IPPROTO_TCP;
+	closing = tcp && (p->tcp_flags & (AIBL_TCP_FIN | AIBL_TCP_RST));
+	mode = vip->mode;
+
+	if (vip->flags & AIBL_VIP_F_NO_CONNTRACK) {
+		/* stateless service: every packet takes the service's mode */
+	} else if (tcp && (p->tcp_flags & (AIBL_TCP_SYN | AIBL_TCP_ACK)) == AIBL_TCP_SYN) {
+		if (conn_rate_engaged(g)) {
+			/*
+			 * Guard engaged: the handshake will not be admitted to
+			 * the connection table, so its later packets will take
+			 * the hash choice; the SYN takes it too, whatever the
+			 * service's mode, and is not recorded.
+			 */
+			count(AIBL_CNT_CONN_UNTRACKED);
+			mode = AIBL_MODE_HASH;
+		} else {
+			/*
+			 * A SYN opens a handshake: its choice goes into the
+			 * small handshake table, not the connection table (see
+			 * aibl.h); a retransmitted SYN follows the first one
+			 * while that backend still takes new flows.
+			 */
+			sb = syn_bucket(fh, &tag);
+			if (sb) {
+				syn = true;
+				now_ts = syn_now();
+				way = syn_find(sb, tag, now_ts);
+				if (way >= 0) {
+					v = sb->backend[way & (AIBL_SYN_WAYS - 1)];
+					id = v & ~AIBL_SYN_F_PINNED;
+					be = bpf_map_lookup_elem(&aibl_backends, &id);
+					if (be_usable(be)) {
+						pinned = v & AIBL_SYN_F_PINNED;
+						goto record;
+					}
+				}
+			}
+		}
+	} else {
+		conn = bpf_map_lookup_elem(&aibl_conns, &p->fk);
+		if (conn) {
+			id = conn->backend;
+			be = bpf_map_lookup_elem(&aibl_backends, &id);
+			if (be_up(be) && !(conn->flags & AIBL_CONN_F_CLOSING)) {
+				/* established: draining/overloaded keep their flows */
+				__u64 now;
+
+				count(AIBL_CNT_CONN_HIT);
+				if (closing) {
+					/* RSS keeps a flow on one CPU: no race to count it twice */
+					conn->flags |= AIBL_CONN_F_CLOSING;
+					load_add(id, -1);
+				}
+				now = bpf_ktime_get_coarse_ns();
+				if (now - conn->last_seen_ns > CONN_REFRESH_NS)
+					conn->last_seen_ns = now;
+				goto out;
+			}
+			if (be_up(be)) {
+				/*
+				 * A closed flow: its last packets, or its tuple
+				 * reused by a new handshake (a client port used
+				 * again), which then takes the new SYN's backend.
+				 */
+				count(AIBL_CNT_CONN_HIT);
+				if (!tcp || (p->tcp_flags & AIBL_TCP_SYN))
+					goto out;
+				sb = syn_bucket(fh, &tag);
+				if (!sb)
+					goto out;
+				way = syn_find(sb, tag, syn_now());
+				if (way < 0)
+					goto out;
+				v = sb->backend[way & (AIBL_SYN_WAYS - 1)];
+				id = v & ~AIBL_SYN_F_PINNED;
+				be = bpf_map_lookup_elem(&aibl_backends, &id);
+				if (!be_up(be))
+					goto pick;
+				count(AIBL_CNT_SYN_HIT);
+				conn->backend = id;
+				conn->flags = (v & AIBL_SYN_F_PINNED ? AIBL_CONN_F_PINNED : 0) |
+					      (closing ? AIBL_CONN_F_CLOSING : 0);
+				conn->last_seen_ns = bpf_ktime_get_coarse_ns();
+				if (!closing)
+					load_add(id, 1);
+				WRITE_ONCE(sb->tag[way & (AIBL_SYN_WAYS - 1)], 0);
+				goto out;
+			}
+		} else {
+			count(AIBL_CNT_CONN_MISS);
+			/*
+			 * A TCP miss without SYN is mostly the packet that
+			 * completes a handshake: its SYN's backend is in the
+			 * handshake table. Otherwise it is a flow the table has
+			 * lost or never held (README: mid-connection miss).
+			 */
+			if (tcp && !(p->tcp_flags & AIBL_TCP_SYN)) {
+				sb = syn_bucket(fh, &tag);
+				if (sb) {
+					way = syn_find(sb, tag, syn_now());
+					if (way >= 0) {
+						v = sb->backend[way & (AIBL_SYN_WAYS - 1)];
+						id = v & ~AIBL_SYN_F_PINNED;
+						be = bpf_map_lookup_elem(&aibl_backends, &id);
+						if (be_up(be)) {
+							count(AIBL_CNT_SYN_HIT);
+							pinned = v & AIBL_SYN_F_PINNED;
+							track = conn_rate_admit(g);
+							if (!track)
+								count(AIBL_CNT_CONN_UNTRACKED);
+							goto insert;
+						}
+					}
+				}
+				count(AIBL_CNT_CONN_MISS_MIDFLOW);
+			}
+			/*
+			 * An untracked flow's later packets miss the table too:
+			 * only the hash choice (pin, else Maglev slot with
+			 * bounded probing) sends them all to one backend; rr
+			 * and p2c would scatter them. With the guard on, a TCP
+			 * miss without SYN may be such a packet admitted once
+			 * the flood is over: it takes the same choice.
+			 */
+			track = conn_rate_admit(g);
+			if (!track) {
+				count(AIBL_CNT_CONN_UNTRACKED);
+				mode = AIBL_MODE_HASH;
+			} else if (g->max_conn_rate && tcp && !(p->tcp_flags & AIBL_TCP_SYN)) {
+				mode = AIBL_MODE_HASH;
+			}
+		}
+	}
+
+pick:
+	choose(vip, p, vip->session_key == AIBL_KEY_FIVE_TUPLE ? fh : session_hash(vip, p, g->hash_seed),
+	       mode, &ch);
+	id = ch.backend;
+	pinned = ch.pinned;
+	be = bpf_map_lookup_elem(&aibl_backends, &id);
+	if (!be) {
+		count(AIBL_CNT_DROP_NO_BACKEND);
+		return -1;
+	}
+	new_flow = true;
+	if (syn) {
+record:
+		/* a SYN: its choice kept for the rest of the handshake */
+		count(AIBL_CNT_SYN_RECORD);
+		syn_record(sb, way, tag, id | (pinned ? AIBL_SYN_F_PINNED : 0), now_ts);
+		new_flow = true;
+		goto out;
+	}
+insert:
+	if (conn) {
+		/* its backend went down: re-steer and move its active count */
+		count(AIBL_CNT_RESTEER);
+		if (tcp && !(conn->flags & AIBL_CONN_F_CLOSING)) {
+			load_add(conn->backend, -1);
+			if (closing)
+				conn->flags |= AIBL_CONN_F_CLOSING;
+			else
+				load_add(id, 1);
+		}
+		conn->backend = id;
+		conn->flags = (conn->flags & AIBL_CONN_F_CLOSING) | (pinned ? AIBL_CONN_F_PINNED : 0);
+		conn->last_seen_ns = bpf_ktime_get_coarse_ns();
+	} else if (track) {
+		nc.backend = id;
+		nc.flags = (pinned ? AIBL_CONN_F_PINNED : 0) | (closing ? AIBL_CONN_F_CLOSING : 0);
+		nc.last_seen_ns = bpf_ktime_get_coarse_ns();
+		if (bpf_map_update_elem(&aibl_conns, &p->fk, &nc, BPF_ANY)) {
+			count(AIBL_CNT_CONN_INSERT_FAIL);
+		} else {
+			if (tcp && !closing)
+				load_add(id, 1);
+			/* the handshake is complete: its way is free again */
+			if (sb && way >= 0)
+				WRITE_ONCE(sb->tag[way & (AIBL_SYN_WAYS - 1)], 0);
+		}
+	}
+out:
+	o->backend = id;
+	o->new_flow = new_flow;
+	o->pinned = pinned;
+	return 0;
+}
+
 SEC("xdp")
 int aibl_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
-	struct aibl_conn *conn = NULL, nc;
+	struct flow_out fo = {};
 	struct aibl_globals *g;
 	struct aibl_backend *be;
 	struct aibl_vip *vip;
 	struct pkt p = {};
 	enum parse_rc rc;
-	struct choice ch;
-	bool tcp, closing, new_flow = false, pinned = false, track = false;
-	__u8 mode = 0;
-	__u32 zero = 0, id;
+	__u32 zero = 0, id, fh;
 	__be16 proto;
 
 	proto = parse_l2(data, data_end, &p);
@@ -1003,103 +1295,17 @@ int aibl_xdp(struct xdp_md *ctx)
 	}
 
 	count(AIBL_CNT_VIP_PKTS);
-	tcp = p.fk.proto == IPPROTO_TCP;
-	closing = tcp && (p.tcp_flags & (AIBL_TCP_FIN | AIBL_TCP_RST));
-	mode = vip->mode;
-
-	if (vip->flags & AIBL_VIP_F_NO_CONNTRACK) {
-		/* stateless service: every packet takes the service's mode */
-	} else if (tcp && (p.tcp_flags & (AIBL_TCP_SYN | AIBL_TCP_ACK)) == AIBL_TCP_SYN &&
-		   conn_rate_engaged(g)) {
-		/*
-		 * Guard engaged and a SYN: it would not be inserted, so skip
-		 * the table lookup (as Katran skips its LRU for SYNs) and take
-		 * the untracked flow's deterministic hash choice. Trade-off: a
-		 * retransmitted SYN of a flow tracked before the flood began
-		 * goes to its hash choice, not to its entry's backend. That
-		 * differs only for rr/p2c services or after a table change,
-		 * and the handshake's ACK still looks up and follows the entry.
-		 */
-		count(AIBL_CNT_CONN_UNTRACKED);
-		mode = AIBL_MODE_HASH;
-	} else {
-		conn = bpf_map_lookup_elem(&aibl_conns, &p.fk);
-		if (conn) {
-			id = conn->backend;
-			be = bpf_map_lookup_elem(&aibl_backends, &id);
-			if (be_up(be)) {
-				/* established: draining/overloaded keep their flows */
-				__u64 now;
-
-				count(AIBL_CNT_CONN_HIT);
-				if (closing && !(conn->flags & AIBL_CONN_F_CLOSING)) {
-					/* RSS keeps a flow on one CPU: no race to count it twice */
-					conn->flags |= AIBL_CONN_F_CLOSING;
-					load_add(id, -1);
-				}
-				now = bpf_ktime_get_coarse_ns();
-				if (now - conn->last_seen_ns > CONN_REFRESH_NS)
-					conn->last_seen_ns = now;
-				goto send;
-			}
-		} else {
-			count(AIBL_CNT_CONN_MISS);
-			if (tcp && !(p.tcp_flags & AIBL_TCP_SYN))
-				count(AIBL_CNT_CONN_MISS_MIDFLOW);
-			/*
-			 * An untracked flow's later packets miss the table too:
-			 * only the hash choice (pin, else Maglev slot with
-			 * bounded probing) sends them all to one backend; rr
-			 * and p2c would scatter them. With the guard on, a TCP
-			 * miss without SYN may be such a packet admitted once
-			 * the flood is over: it takes the same choice.
-			 */
-			track = conn_rate_admit(g);
-			if (!track) {
-				count(AIBL_CNT_CONN_UNTRACKED);
-				mode = AIBL_MODE_HASH;
-			} else if (g->max_conn_rate && tcp && !(p.tcp_flags & AIBL_TCP_SYN)) {
-				mode = AIBL_MODE_HASH;
-			}
-		}
-	}
-
-	choose(vip, &p, session_hash(vip, &p, g->hash_seed), mode, &ch);
-	id = ch.backend;
+	fh = aibl_hash_flow(&p.fk, g->hash_seed);
+	if (aibl_flow(&p, vip, g, fh, &fo))
+		return XDP_DROP;
+	id = fo.backend;
 	be = bpf_map_lookup_elem(&aibl_backends, &id);
 	if (!be) {
 		count(AIBL_CNT_DROP_NO_BACKEND);
 		return XDP_DROP;
 	}
-	if (conn) {
-		/* its backend went down: re-steer and move its active count */
-		count(AIBL_CNT_RESTEER);
-		if (tcp && !(conn->flags & AIBL_CONN_F_CLOSING)) {
-			load_add(conn->backend, -1);
-			if (closing)
-				conn->flags |= AIBL_CONN_F_CLOSING;
-			else
-				load_add(id, 1);
-		}
-		conn->backend = id;
-		conn->flags = (conn->flags & AIBL_CONN_F_CLOSING) |
-			      (ch.pinned ? AIBL_CONN_F_PINNED : 0);
-		conn->last_seen_ns = bpf_ktime_get_coarse_ns();
-	} else if (track) {
-		nc.backend = id;
-		nc.flags = (ch.pinned ? AIBL_CONN_F_PINNED : 0) | (closing ? AIBL_CONN_F_CLOSING : 0);
-		nc.last_seen_ns = bpf_ktime_get_coarse_ns();
-		if (bpf_map_update_elem(&aibl_conns, &p.fk, &nc, BPF_ANY))
-			count(AIBL_CNT_CONN_INSERT_FAIL);
-		else if (tcp && !closing)
-			load_add(id, 1);
-	}
-	new_flow = true;
-	pinned = ch.pinned;
-send:
 	/* one call site: a single copy of the forwarding code on the hot path */
-	return send_to(ctx, &p, vip, id, be, g, new_flow, pinned,
-		       aibl_hash_flow(&p.fk, g->hash_seed));
+	return send_to(ctx, &p, vip, id, be, g, fo.new_flow, fo.new_flow && fo.pinned, fh);
 
 other:
 	if ((p.fk.family == AIBL_AF_INET && p.fk.proto == IPPROTO_ICMP) ||

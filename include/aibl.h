@@ -14,7 +14,7 @@
 #ifndef AIBL_H
 #define AIBL_H
 
-#define AIBL_ABI_VERSION 1
+#define AIBL_ABI_VERSION 2
 
 /* ---- capacity limits (build time; counts are also load-time settable) ---- */
 
@@ -40,6 +40,21 @@
 #ifndef AIBL_MAX_CONNS
 #define AIBL_MAX_CONNS 262144
 #endif
+/*
+ * Handshake table: buckets of AIBL_SYN_WAYS TCP handshakes in progress (SYN
+ * seen, handshake not yet completed), 64 B each: 4096 buckets hold 16384
+ * handshakes in 256 KiB, small enough to stay in cache on the SYN path.
+ * Power of two.
+ */
+#ifndef AIBL_SYN_BUCKETS
+#define AIBL_SYN_BUCKETS 4096
+#endif
+#define AIBL_SYN_WAYS 4
+/* handshake entry age unit: bpf_ktime_get_coarse_ns() >> 20 (~1.05 ms) */
+#define AIBL_SYN_TS_SHIFT 20
+/* an entry older than this (in those units, ~10 s) is free: SYN retries
+ * of one handshake span ~7 s */
+#define AIBL_SYN_TTL 9537
 /* Session pins from cache hints. */
 #ifndef AIBL_MAX_PINS
 #define AIBL_MAX_PINS 65536
@@ -87,6 +102,7 @@
 #define AIBL_MAP_BE_META "aibl_be_meta"
 #define AIBL_MAP_FILTER "aibl_filter"
 #define AIBL_MAP_RATE "aibl_rate"
+#define AIBL_MAP_SYNS "aibl_syns"
 /* the XDP program itself, pinned by aibld so aiblctl can test-run it */
 #define AIBL_PIN_PROG "aibl_xdp_prog"
 /* node side (decap program) */
@@ -249,7 +265,9 @@ struct aibl_member {
 	X(DROP_ICMP, "drop_icmp", "dropped: ICMP error for no known flow")      \
 	X(DROP_ENCAP, "drop_encap", "dropped: header adjust failed")            \
 	X(DROP_NO_FIB, "drop_no_nexthop", "dropped: no next hop MAC")           \
-	X(CONN_UNTRACKED, "conn_untracked", "new flows not tracked: rate guard")
+	X(CONN_UNTRACKED, "conn_untracked", "new flows not tracked: rate guard") \
+	X(SYN_RECORD, "syn_record", "SYNs recorded in the handshake table")     \
+	X(SYN_HIT, "syn_hit", "handshakes completed on their SYN's backend")
 
 enum aibl_counter {
 #define AIBL_X_ENUM(n, s, d) AIBL_CNT_##n,
@@ -306,6 +324,22 @@ struct aibl_globals {
 struct aibl_rate {
 	__u64 window_start_ns; /* bpf_ktime_get_coarse_ns() when the window opened */
 	__u64 count; /* connection-table inserts in this window */
+};
+
+/*
+ * ---- handshakes in progress: aibl_syns, ARRAY of AIBL_SYN_BUCKETS ----
+ * A SYN does not touch the connection table: its choice is kept here, in
+ * the bucket of its flow hash, and the first packet that completes the
+ * handshake (a non-SYN packet that misses aibl_conns) moves it into
+ * aibl_conns. A SYN flood thus fills only this small table and never
+ * evicts established flows, and half-open flows do not count as active.
+ * Way i is free when tag[i] is 0 or ts[i] is older than AIBL_SYN_TTL.
+ */
+#define AIBL_SYN_F_PINNED 0x80000000U
+struct aibl_syn_bucket {
+	__u64 tag[AIBL_SYN_WAYS]; /* aibl_syn_index()'s tag, never 0; 0: empty */
+	__u32 backend[AIBL_SYN_WAYS]; /* | AIBL_SYN_F_PINNED: the choice was a session pin */
+	__u32 ts[AIBL_SYN_WAYS]; /* coarse ns >> AIBL_SYN_TS_SHIFT, wraps */
 };
 
 /*
@@ -412,6 +446,8 @@ _Static_assert(sizeof(struct aibl_member) == 16, "aibl_member");
 _Static_assert(sizeof(struct aibl_traffic) == 32, "aibl_traffic");
 _Static_assert(sizeof(struct aibl_globals) == 64, "aibl_globals");
 _Static_assert(sizeof(struct aibl_rate) == 16, "aibl_rate");
+_Static_assert(sizeof(struct aibl_syn_bucket) == 64, "aibl_syn_bucket: one cache line");
+_Static_assert((AIBL_SYN_BUCKETS & (AIBL_SYN_BUCKETS - 1)) == 0, "syn buckets: power of two");
 _Static_assert(sizeof(struct aibl_filter) == 8192, "aibl_filter");
 _Static_assert((AIBL_FILTER_BITS & (AIBL_FILTER_BITS - 1)) == 0, "filter bits: power of two");
 _Static_assert(sizeof(struct aibl_svc_meta) == 124, "aibl_svc_meta");

@@ -61,6 +61,19 @@ static inline __u32 aibl_hash_second(__u32 h)
 	return aibl_mix32(h ^ 0x9e3779b9);
 }
 
+/*
+ * A flow's bucket in the handshake table aibl_syns and its tag there, from
+ * fh = aibl_hash_flow() of the flow: the tag holds fh whole (and is never
+ * 0), the bucket index comes from a remix of it.
+ */
+static inline __u32 aibl_syn_index(__u32 fh, __u64 *tag)
+{
+	__u32 h2 = aibl_mix32(fh ^ 0x2545f491);
+
+	*tag = ((__u64)h2 << 32) | fh | 1;
+	return h2 & (AIBL_SYN_BUCKETS - 1);
+}
+
 /* aibl_filter bit of a VIP address (the port and protocol are left out so
  * that the port-0 wildcard entries are covered too) */
 static inline __u32 aibl_filter_vip_bit(const union aibl_addr *a, __u8 family)

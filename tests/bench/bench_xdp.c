@@ -13,12 +13,16 @@
  * Setup: default sizes from aibl.h, one service with 64 backends (hash
  * mode, client-address key), ipip forwarding. Cases:
  *   established  one hot flow, connection table hit
- *   new_flow     distinct SYNs (new client address each), table not full,
- *                rate guard off: every SYN inserted (the tracked regime)
+ *   new_flow     distinct SYNs (new client address each), rate guard off:
+ *                each recorded in the handshake table (aibl_syns), none in
+ *                the connection table (that happens at the handshake's ACK)
  *   new_flow_guarded  the same SYNs with the rate guard engaged
  *                (max_conn_rate 1/s per CPU): all but the first of each
  *                window forwarded by the hash choice without a table
  *                lookup, not inserted
+ *   new_conn     the whole cost of a tracked new connection: its SYN, then
+ *                its handshake's ACK, which moves it into the connection
+ *                table (lookup miss + insert); ns and ratio per packet
  *   non_vip      traffic to an address that is not a VIP (XDP_PASS)
  * Output: "xdp <case> ratio=<cost/empty> ns=<ns per packet>" per case,
  * preceded by "#" lines describing the run.
@@ -102,10 +106,10 @@ static int setup(void)
 	       xe_pin_filter();
 }
 
-enum bcase { B_ESTABLISHED, B_NEW_FLOW, B_NEW_FLOW_GUARDED, B_NON_VIP };
+enum bcase { B_ESTABLISHED, B_NEW_FLOW, B_NEW_FLOW_GUARDED, B_NEW_CONN, B_NON_VIP };
 
 static const char *const case_names[] = { "established", "new_flow", "new_flow_guarded",
-					  "non_vip" };
+					  "new_conn", "non_vip" };
 
 /* new_flow_guarded's limit: small, so nearly every measured SYN is refused */
 #define GUARD_RATE 1
@@ -126,6 +130,7 @@ static void build(enum bcase c, struct pkt_buf *b)
 		break;
 	case B_NEW_FLOW:
 	case B_NEW_FLOW_GUARDED:
+	case B_NEW_CONN:
 		/* a new client each time: 100.64.0.0/10 holds 4M of them */
 		a.s_addr = htonl(0x64400000u + ++flow_seq);
 		inet_ntop(AF_INET, &a, src, sizeof(src));
@@ -278,8 +283,6 @@ int main(int argc, char **argv)
 		__u32 nconns = 0, conns0 = 0;
 		__u64 untracked0 = 0;
 
-		if (c == B_NEW_FLOW && (__u32)n * ROUNDS > lru_cpu / 5 * 4)
-			n = lru_cpu / 5 * 4 / ROUNDS;
 
 		/* bench_xdp [CASE]: one case only (for perf record) */
 		if (argc > 1 && strcmp(argv[1], case_names[c]))
@@ -302,10 +305,26 @@ int main(int argc, char **argv)
 			if (xe_globals_write())
 				goto out;
 		}
+		if (c == B_NEW_CONN) {
+			/* n / 2 connections per round, each inserted at its ACK */
+			n = PER_ROUND;
+			if ((__u32)n / 2 * ROUNDS > lru_cpu / 5 * 4)
+				n = lru_cpu / 5 * 4 / ROUNDS * 2;
+			conns0 = conns_count();
+		}
 		for (int r = 0; r < ROUNDS; r++) {
-			if (c != B_ESTABLISHED)
+			if (c == B_NEW_CONN) {
+				/* SYN, then its handshake's ACK (the same frame
+				 * with ACK instead of SYN: same length) */
+				for (int i = 0; i + 1 < n; i += 2) {
+					build(c, &pkts[i]);
+					pkts[i + 1] = pkts[i];
+					pkts[i + 1].buf[14 + 20 + 13] = PKT_TCP_ACK;
+				}
+			} else if (c != B_ESTABLISHED) {
 				for (int i = 0; i < n; i++)
 					build(c, &pkts[i]);
+			}
 			/* the empty program sees the same frames first, then ours */
 			empty[r] = measure(empty_fd, c, XDP_TX, n, pkts);
 			prog[r] = measure(dp__prog_fd(xe_dp), c, want, n, pkts);
@@ -314,7 +333,7 @@ int main(int argc, char **argv)
 		}
 		qsort(prog, ROUNDS, sizeof(double), cmp_double);
 		qsort(empty, ROUNDS, sizeof(double), cmp_double);
-		if (c == B_NEW_FLOW || c == B_NEW_FLOW_GUARDED)
+		if (c == B_NEW_FLOW || c == B_NEW_FLOW_GUARDED || c == B_NEW_CONN)
 			nconns = conns_count();
 		if (c == B_NEW_FLOW && xe_counter(AIBL_CNT_CONN_UNTRACKED)) {
 			fprintf(stderr, "bench_xdp: new_flow: the rate guard refused SYNs\n");
@@ -334,11 +353,26 @@ int main(int argc, char **argv)
 			       refused * 100 >= (__u64)ROUNDS * n * 99 ? "guard engaged" :
 									 "GUARD NOT ENGAGED");
 		}
-		if (c == B_NEW_FLOW)
-			printf("# new_flow regime: %d x %d distinct SYNs inserted into a %u-entry LRU "
-			       "(per-CPU lists of %u); table holds %u entries after: %s\n",
-			       ROUNDS, n, xe_dp->sizes.max_conns, lru_cpu, nconns,
-			       nconns >= flow_seq ? "not full, no evictions" : "EVICTED");
+		if (c == B_NEW_FLOW) {
+			printf("# new_flow regime: %d x %d distinct SYNs, each recorded in the "
+			       "handshake table (%u x %u ways), none in the connection table (%u "
+			       "entries after)\n",
+			       ROUNDS, n, AIBL_SYN_BUCKETS, AIBL_SYN_WAYS, nconns);
+			if (xe_counter(AIBL_CNT_SYN_RECORD) < (__u64)ROUNDS * n || nconns > 1) {
+				fprintf(stderr, "bench_xdp: new_flow: SYNs not recorded as such\n");
+				goto out;
+			}
+		}
+		if (c == B_NEW_CONN) {
+			printf("# new_conn regime: %d x %d new connections, SYN then its handshake's "
+			       "ACK (which inserts into the %u-entry LRU, per-CPU lists of %u); "
+			       "table %u -> %u entries: %s; ns and ratio per packet\n",
+			       ROUNDS, n / 2, xe_dp->sizes.max_conns, lru_cpu, conns0, nconns,
+			       nconns - conns0 == (__u32)ROUNDS * (n / 2) ? "every connection inserted, no evictions" :
+									  "NOT ALL INSERTED");
+			if (nconns - conns0 != (__u32)ROUNDS * (n / 2))
+				goto out;
+		}
 		printf("# %s: empty program %.1f ns, aibl_xdp %.1f ns above it\n", case_names[c],
 		       empty[ROUNDS / 2], prog[ROUNDS / 2] - empty[ROUNDS / 2]);
 		if (c == B_NON_VIP && non_vip_warm(&pkts[0]))

@@ -340,12 +340,12 @@ struct fixture {
 };
 
 static const struct fixture parse_fixtures[] = {
-	{ "ipv4 tcp syn to vip: 4in4", in_v4_syn, XDP_TX, 1, AIBL_CNT_CONN_MISS, CLI4, VIP4, 40000,
+	{ "ipv4 tcp syn to vip: 4in4", in_v4_syn, XDP_TX, 1, AIBL_CNT_SYN_RECORD, CLI4, VIP4, 40000,
 	  80, IPPROTO_TCP },
 	{ "ipv4 with options: forwarded whole", in_v4_options, XDP_TX, 1, AIBL_CNT_TX, CLI4, VIP4,
 	  40000, 80, IPPROTO_TCP },
-	{ "802.1Q tag kept (same flow: table hit)", in_v4_vlan, XDP_TX, 1, AIBL_CNT_CONN_HIT, CLI4,
-	  VIP4, 40000, 80, IPPROTO_TCP },
+	{ "802.1Q tag kept (same flow: its handshake's ACK)", in_v4_vlan, XDP_TX, 1, AIBL_CNT_SYN_HIT,
+	  CLI4, VIP4, 40000, 80, IPPROTO_TCP },
 	{ "802.1ad + 802.1Q tags kept", in_v4_qinq, XDP_TX, 1, AIBL_CNT_TX, CLI4, VIP4, 40000, 80,
 	  IPPROTO_TCP },
 	{ "udp to port-0 wildcard vip", in_v4_udp_wild, XDP_TX, 2, AIBL_CNT_TX, CLI4, VIP4W, 5353,
@@ -524,15 +524,38 @@ out:
 
 /* ---------------- selection ---------------- */
 
-/* Sends a SYN from client c (192.0.2.x/198.18.x) and returns the backend. */
+/* Opens a flow from client c (198.18.x): SYN, then the handshake's ACK;
+ * returns the backend both went to, -1 on an error or when they differ. */
 static int syn_from(__u32 c, __u16 sport, const char *vip, __u16 dport, struct xe_result *r)
 {
 	struct pkt_buf in;
+	int be;
 	char src[INET_ADDRSTRLEN];
 	struct in_addr a = { htonl(0xc6120000u + c) }; /* 198.18.0.0/15 */
 
 	inet_ntop(AF_INET, &a, src, sizeof(src));
 	tcp4(&in, src, vip, sport, dport, PKT_TCP_SYN);
+	xe_run(&in, r);
+	if (r->err || (r->verdict != XDP_TX && r->verdict != XDP_REDIRECT))
+		return -1;
+	be = xe_out_backend(r);
+	/* the handshake's ACK moves the flow into the connection table */
+	tcp4(&in, src, vip, sport, dport, PKT_TCP_ACK);
+	xe_run(&in, r);
+	if (r->err || (r->verdict != XDP_TX && r->verdict != XDP_REDIRECT))
+		return -1;
+	return xe_out_backend(r) == be ? be : -1;
+}
+
+/* A packet (ACK) of client c's flow; returns the backend it went to. */
+static int ack_from(__u32 c, __u16 sport, const char *vip, __u16 dport, struct xe_result *r)
+{
+	struct pkt_buf in;
+	char src[INET_ADDRSTRLEN];
+	struct in_addr a = { htonl(0xc6120000u + c) };
+
+	inet_ntop(AF_INET, &a, src, sizeof(src));
+	tcp4(&in, src, vip, sport, dport, PKT_TCP_ACK);
 	xe_run(&in, r);
 	if (r->err || (r->verdict != XDP_TX && r->verdict != XDP_REDIRECT))
 		return -1;
@@ -749,7 +772,7 @@ static void test_pins(void)
 	ASSERT_EQ(t.new_flows, 5, "service new flows");
 	/* pins steer new flows only: an established flow stays */
 	ASSERT_OK(pin_set(0, "198.18.0.5", 2, 0), "pin after the fact");
-	ASSERT_EQ(syn_from(5, 1, VIP4, 80, &r), 1, "established flow ignores new pin");
+	ASSERT_EQ(ack_from(5, 1, VIP4, 80, &r), 1, "established flow ignores new pin");
 	{
 		struct aibl_flow_key fk = xe_fk("198.18.0.1", VIP4, 1, 80, IPPROTO_TCP);
 		struct aibl_conn c;
@@ -827,10 +850,11 @@ static void test_conn_sticky_flip(void)
 	ASSERT_OK(xe_ring(0, 1, RING_B2, 1), "half 1");
 	ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_HASH, AIBL_KEY_SRC_IP, 1, 0), "flip");
 	for (int c = 0; c < 20; c++)
-		ASSERT_EQ(syn_from(c, 5, VIP4, 80, &r), 1, "established flows stay");
+		ASSERT_EQ(ack_from(c, 5, VIP4, 80, &r), 1, "established flows stay");
 	for (int c = 0; c < 20; c++)
 		ASSERT_EQ(syn_from(c, 6, VIP4, 80, &r), 2, "new flows take the new table");
 	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_HIT), 20, "conn_hit");
+	ASSERT_EQ(xe_counter(AIBL_CNT_SYN_HIT), 40, "every handshake completed on its syn's backend");
 out:
 	xe_down();
 }
@@ -852,14 +876,14 @@ static void test_conn_resteer(void)
 		;
 	ASSERT_EQ(syn_from(c, 9, VIP4, 80, &r), 1, "flow on 1");
 	ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_DRAINING), "drain 1");
-	ASSERT_EQ(syn_from(c, 9, VIP4, 80, &r), 1, "draining keeps the flow");
+	ASSERT_EQ(ack_from(c, 9, VIP4, 80, &r), 1, "draining keeps the flow");
 	ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_OVERLOADED), "overload 1");
-	ASSERT_EQ(syn_from(c, 9, VIP4, 80, &r), 1, "overloaded keeps the flow");
+	ASSERT_EQ(ack_from(c, 9, VIP4, 80, &r), 1, "overloaded keeps the flow");
 	ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_DOWN), "down 1");
-	ASSERT_EQ(syn_from(c, 9, VIP4, 80, &r), 2, "down: re-steered");
+	ASSERT_EQ(ack_from(c, 9, VIP4, 80, &r), 2, "down: re-steered");
 	ASSERT_EQ(xe_counter(AIBL_CNT_RESTEER), 1, "resteer");
 	ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID), "up 1");
-	ASSERT_EQ(syn_from(c, 9, VIP4, 80, &r), 2, "stays on its new backend");
+	ASSERT_EQ(ack_from(c, 9, VIP4, 80, &r), 2, "stays on its new backend");
 	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l);
 	ASSERT_EQ(l.active, 0, "active moved off 1");
 	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &two, &l);
@@ -881,9 +905,11 @@ static void test_conn_accounting(void)
 	xe_run(&in, &r);
 	ASSERT_EQ(r.verdict, XDP_TX, "syn forwarded");
 	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l);
-	ASSERT_EQ(l.active, 1, "syn counts a flow");
+	ASSERT_EQ(l.active, 0, "a half-open flow is not active");
 	tcp4(&in, CLI4, VIP4, 555, 80, PKT_TCP_ACK);
 	xe_run(&in, &r);
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l);
+	ASSERT_EQ(l.active, 1, "the completed handshake counts a flow");
 	tcp4(&in, CLI4, VIP4, 555, 80, PKT_TCP_FIN | PKT_TCP_ACK);
 	xe_run(&in, &r);
 	ASSERT_EQ(r.verdict, XDP_TX, "fin forwarded");
@@ -977,6 +1003,12 @@ static bool guard_send(__u32 c, __u16 sport, __u8 flags, __u32 be, const char *d
 	tcp4(&in, src, VIP4, sport, 80, flags);
 	xe_exp_ipip(&exp, &in, be, NULL, aibl_hash_flow(&fk, XE_SEED));
 	ok = expect(desc, &in, XDP_TX, &exp, NULL);
+	if (flags == PKT_TCP_SYN) {
+		/* and the handshake's ACK, which goes where its SYN went */
+		tcp4(&in, src, VIP4, sport, 80, PKT_TCP_ACK);
+		xe_exp_ipip(&exp, &in, be, NULL, aibl_hash_flow(&fk, XE_SEED));
+		ok = expect(desc, &in, XDP_TX, &exp, NULL) && ok;
+	}
 	*tracked = !bpf_map_lookup_elem(xe_fd(AIBL_MAP_CONNS), &fk, &conn);
 	if (*tracked)
 		ok = ASSERT_EQ(conn.backend, be, desc) && ok;
@@ -1033,7 +1065,8 @@ static void test_rate_guard(void)
 		snprintf(d, sizeof(d), "syn %u %s", c, c < N ? "inserted" : "not inserted");
 		ASSERT_EQ(tracked, c < N, d);
 	}
-	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_UNTRACKED) - untracked, N, "conn_untracked counted");
+	/* each refused flow twice: its SYN and its handshake's ACK */
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_UNTRACKED) - untracked, 2 * N, "conn_untracked counted");
 	ASSERT_EQ(active_sum(), N, "only tracked flows count in aibl_load");
 
 	/* established flows keep hitting the table while the guard refuses */
@@ -1120,8 +1153,10 @@ static void test_rate_guard(void)
 				goto out;
 		}
 	}
-	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_UNTRACKED) - untracked, N + 1 + 1 + 24,
-		  "every refused flow counted");
+	/* every refused packet: N and 24 handshakes (SYN and ACK each), the
+	 * guarded SYN of a tracked flow, the untracked ACK */
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_UNTRACKED) - untracked, 2 * N + 1 + 1 + 2 * 24,
+		  "every refused packet counted");
 
 	/* a new window admits again: rr's own choice for a SYN, the hash
 	 * choice for a mid-flow miss (it may be a flow the guard refused) */
@@ -1168,8 +1203,10 @@ static void test_rate_guard_off(void)
 	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_UNTRACKED), 0, "nothing untracked");
 	ASSERT_EQ(active_sum(), 300, "every flow counted");
 	{
-		/* guard off: a retransmitted SYN looks the table up and follows
-		 * its entry, also where that is not its hash choice */
+		/* a SYN never reads or writes the connection table: one on
+		 * the tuple of a tracked flow (spoofed, or the tuple reused
+		 * without a close seen) takes a new choice and cannot move
+		 * or refresh the flow, whose packets keep its entry x */
 		__u32 x = hash_choice(0) == pat[0] ? pat[1] : pat[0];
 		struct in_addr a = { htonl(0xc6120000u) };
 		char src[INET_ADDRSTRLEN];
@@ -1182,7 +1219,12 @@ static void test_rate_guard_off(void)
 			goto out;
 		e.backend = x;
 		ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_CONNS), &fk, &e, BPF_EXIST), "move");
-		if (!guard_send(0, 1000, PKT_TCP_SYN, x, "unlimited: syn follows its entry",
+		struct pkt_buf in, exp;
+
+		tcp4(&in, src, VIP4, 1000, 80, PKT_TCP_SYN);
+		xe_exp_ipip(&exp, &in, hash_choice(0), NULL, aibl_hash_flow(&fk, XE_SEED));
+		if (!expect("unlimited: syn takes a new choice", &in, XDP_TX, &exp, NULL) ||
+		    !guard_send(0, 1000, PKT_TCP_ACK, x, "unlimited: the flow keeps its entry",
 				&tracked))
 			goto out;
 		ASSERT_TRUE(tracked, "entry kept");
@@ -1252,6 +1294,9 @@ static void test_icmp_errors(void)
 	/* flow CLI4:40000 -> VIP4:80 on backend 1; then the table moves to 2 */
 	in_v4_syn(&in);
 	xe_run(&in, &r);
+	/* its handshake's ACK puts the flow into the connection table */
+	tcp4(&in, CLI4, VIP4, 40000, 80, PKT_TCP_ACK);
+	xe_run(&in, &r);
 	ASSERT_EQ(r.verdict, XDP_TX, "flow");
 	ASSERT_OK(xe_ring(0, 1, RING_B2, 1), "half 1");
 	ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_HASH, AIBL_KEY_SRC_IP, 1, 0), "flip");
@@ -1285,6 +1330,8 @@ static void test_icmp_errors(void)
 
 	/* ICMPv6 packet too big */
 	tcp6(&in, CLI6, VIP6, 40000, 80, PKT_TCP_SYN);
+	xe_run(&in, &r);
+	tcp6(&in, CLI6, VIP6, 40000, 80, PKT_TCP_ACK);
 	xe_run(&in, &r);
 	ASSERT_EQ(r.verdict, XDP_TX, "flow6");
 	ASSERT_OK(xe_ring(1, 1, RING_B2, 1), "half 1");
@@ -1470,6 +1517,9 @@ static void test_loader_pins(void)
 	if (!std_env())
 		goto out;
 	in_v4_syn(&in);
+	xe_run(&in, &r);
+	/* its handshake's ACK puts the flow into the connection table */
+	tcp4(&in, CLI4, VIP4, 40000, 80, PKT_TCP_ACK);
 	xe_run(&in, &r);
 	/* a second load (restarted controller) finds the connection table */
 	o.pin_dir = xe_dir;

@@ -863,12 +863,18 @@ static void test_conn_table_full(void)
 		goto out;
 	if (!ASSERT_OK(read_counters(&z, before), "counters"))
 		goto out;
+	/* each connection: its SYN (handshake table), then its ACK (inserted) */
 	for (int i = 0; i < 4000; i++) {
 		client_pkt(&b, i, PKT_TCP_SYN);
 		xe_run(&b, &res);
-		if (!ASSERT_EQ(res.verdict, XDP_TX, "new flow forwarded with a full table"))
+		if (!ASSERT_EQ(res.verdict, XDP_TX, "SYN forwarded"))
 			goto out;
 		first_be[i] = xe_out_backend(&res);
+		client_pkt(&b, i, PKT_TCP_ACK);
+		xe_run(&b, &res);
+		if (!ASSERT_EQ(res.verdict, XDP_TX, "new flow forwarded with a full table") ||
+		    !ASSERT_EQ(xe_out_backend(&res), first_be[i], "ACK follows its SYN"))
+			goto out;
 		if (first_be[i] > 0 && first_be[i] < XE_NBE)
 			per_be[first_be[i]]++;
 	}
@@ -876,9 +882,11 @@ static void test_conn_table_full(void)
 		goto out;
 	ASSERT_EQ(after[AIBL_CNT_CONN_MISS] - before[AIBL_CNT_CONN_MISS], 4000,
 		  "every new flow counted");
+	ASSERT_EQ(after[AIBL_CNT_SYN_HIT] - before[AIBL_CNT_SYN_HIT], 4000,
+		  "every handshake completed from its record");
 	ASSERT_EQ(after[AIBL_CNT_CONN_INSERT_FAIL] - before[AIBL_CNT_CONN_INSERT_FAIL], 0,
 		  "LRU evicts instead of failing");
-	ASSERT_EQ(after[AIBL_CNT_TX] - before[AIBL_CNT_TX], 4000, "tx counted");
+	ASSERT_EQ(after[AIBL_CNT_TX] - before[AIBL_CNT_TX], 8000, "tx counted");
 	while (!bpf_map_get_next_key(xe_fd(AIBL_MAP_CONNS), prev, &k)) {
 		nconns++;
 		prev = &k;

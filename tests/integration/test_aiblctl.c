@@ -1023,9 +1023,18 @@ static void test_simulate(void)
 	ASSERT_STREQ(json_string_value(jpath(jpath(s, "output"), "encap")), "ipip", "ipip");
 	ASSERT_STREQ(json_string_value(jpath(jpath(s, "output"), "outer_dst")), "10.1.0.1",
 		     "outer destination is the backend");
-	ASSERT_EQ(json_integer_value(jpath(jpath(s, "counters"), "vip_packets")), 1, "counted");
+	ASSERT_STREQ(json_string_value(jpath(s, "ack_verdict")), "XDP_TX", "ACK verdict");
+	ASSERT_STREQ(json_string_value(jpath(s, "syn_backend")), "gpu-a", "SYN on the same");
+	ASSERT_STREQ(json_string_value(jpath(s, "syn_chosen_by")), "handshake_table", "recorded");
+	ASSERT_FALSE(json_is_true(jpath(s, "split")), "not split");
+	/* the SYN is recorded without a connection lookup; its ACK misses and
+	 * moves the handshake into the connection table */
+	ASSERT_EQ(json_integer_value(jpath(jpath(s, "counters"), "vip_packets")), 2, "counted");
+	ASSERT_EQ(json_integer_value(jpath(jpath(s, "counters"), "syn_record")), 1, "SYN kept");
 	ASSERT_EQ(json_integer_value(jpath(jpath(s, "counters"), "conn_miss")), 1, "new flow");
+	ASSERT_EQ(json_integer_value(jpath(jpath(s, "counters"), "syn_hit")), 1, "ACK found it");
 	ASSERT_TRUE(json_is_true(jpath(s, "conn_removed")), "entry removed");
+	ASSERT_FALSE(json_is_true(jpath(s, "handshake_removed")), "the ACK took the record");
 	ASSERT_TRUE(json_is_true(jpath(s, "load_restored")), "load restored");
 	ASSERT_FALSE(conn_exists("10.0.0.77", 40000, "10.100.0.1", 80, IPPROTO_TCP),
 		     "no entry left behind");
@@ -1055,6 +1064,8 @@ static void test_simulate(void)
 		ASSERT_TRUE(json_is_true(jpath(s, "conn_existed")), "existing");
 		ASSERT_EQ(json_integer_value(jpath(jpath(s, "counters"), "conn_hit")), 1, "hit");
 		ASSERT_FALSE(json_is_true(jpath(s, "conn_removed")), "entry stays");
+		/* the SYN's record, which the ACK did not need, is taken back */
+		ASSERT_TRUE(json_is_true(jpath(s, "handshake_removed")), "record removed");
 	}
 	ASSERT_TRUE(conn_exists("10.0.0.78", 40000, "10.100.0.1", 80, IPPROTO_TCP),
 		    "existing entry untouched");
@@ -1063,7 +1074,8 @@ static void test_simulate(void)
 	run_free(&r);
 
 	/* rate guard engaged on every CPU: a SYN goes by the hash choice even when
-	 * its tuple has an entry, and simulate must name that backend, not the entry */
+	 * its tuple has an entry, while its ACK follows the entry; simulate names
+	 * both and flags the split */
 	if (!ASSERT_OK(put_conn("10.0.0.79", 40000, "10.100.0.1", 80, IPPROTO_TCP, BE_B, 0),
 		       "entry on gpu-b") ||
 	    !ASSERT_OK(guard_engage(1), "engage rate guard"))
@@ -1073,10 +1085,18 @@ static void test_simulate(void)
 		s = jpath(j, "simulate");
 		ASSERT_EQ(json_integer_value(jpath(jpath(s, "counters"), "conn_untracked")), 1,
 			  "untracked");
-		ASSERT_STREQ(json_string_value(jpath(s, "backend")), "gpu-a", "hash choice");
-		ASSERT_STREQ(json_string_value(jpath(s, "chosen_by")), "outer_header",
-			     "not the table");
+		ASSERT_STREQ(json_string_value(jpath(s, "syn_backend")), "gpu-a", "hash choice");
+		ASSERT_STREQ(json_string_value(jpath(s, "syn_chosen_by")), "outer_header",
+			     "not recorded");
+		ASSERT_STREQ(json_string_value(jpath(s, "backend")), "gpu-b", "ACK: the entry");
+		ASSERT_TRUE(json_is_true(jpath(s, "split")), "split flagged");
 	}
+	json_decref(j);
+	j = NULL;
+	run_free(&r);
+	ctl_run(&r, "simulate 10.0.0.79:40000 10.100.0.1:80");
+	contains(r.out, "warning     the SYN went to gpu-a, its ACK to gpu-b", "human warning");
+	run_free(&r);
 	ASSERT_OK(guard_engage(0), "release rate guard");
 	ASSERT_TRUE(conn_exists("10.0.0.79", 40000, "10.100.0.1", 80, IPPROTO_TCP),
 		    "entry untouched");
@@ -1143,6 +1163,7 @@ static void test_mismatch(void)
 	json_t *j = NULL;
 	int bad = -1, gfd = -1, hfd = -1;
 	__u32 zero = 0;
+	char want[64];
 
 	if (!need_fixture())
 		return;
@@ -1183,7 +1204,9 @@ static void test_mismatch(void)
 		goto out;
 	ctl_run(&r, "--bpffs %s service list", dir_abi);
 	ASSERT_EQ(r.rc, 1, "abi refused");
-	contains(r.err, "abi_version 99, expected 1", "abi message");
+	snprintf(want, sizeof(want), "abi_version %d, expected %d", AIBL_ABI_VERSION + 98,
+		 AIBL_ABI_VERSION);
+	contains(r.err, want, "abi message");
 	run_free(&r);
 
 	/* right sizes, wrong type: a plain hash as the connection table */

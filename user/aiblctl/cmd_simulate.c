@@ -20,6 +20,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "ctl.h"
+#include "aibl_hash.h"
 
 #define ERRLEN	1536
 #define PKT_MAX 512
@@ -35,23 +36,29 @@ static void simulate_help(FILE *f)
 	fprintf(f,
 		"Usage: aiblctl simulate CLIENT_IP:PORT VIP:PORT [tcp|udp] [--keep]\n"
 		"\n"
-		"Build the first packet of a flow (TCP SYN, or a UDP datagram) from CLIENT to\n"
-		"VIP, run it through the loaded XDP program (<bpffs>/%s) with\n"
+		"Build the opening of a flow from CLIENT to VIP: for TCP a SYN and then the\n"
+		"ACK that completes the client's side of the handshake, for UDP one datagram.\n"
+		"Run it through the loaded XDP program (<bpffs>/%s) with\n"
 		"BPF_PROG_TEST_RUN, and print the verdict, the backend chosen and the counters\n"
-		"the packet moved. Nothing is sent on the wire.\n"
+		"the packets moved. The ACK is run only when the SYN was forwarded. Nothing is\n"
+		"sent on the wire. When the SYN and its ACK would go to different backends\n"
+		"(a connection entry left by an earlier flow on the same tuple, or the rate\n"
+		"guard), both are named: such a handshake fails and the client retries.\n"
 		"\n"
 		"What it changes in the maps: the program runs against the live maps, so\n"
-		"  - the counters (aibl_stats, aibl_svc_stats, aibl_be_stats) count the packet;\n"
-		"  - a new flow gets a connection entry (aibl_conns) unless the service is\n"
-		"    stateless, and a new TCP flow raises its backend's active-flow count\n"
-		"    (aibl_load);\n"
+		"  - the counters (aibl_stats, aibl_svc_stats, aibl_be_stats) count the packets;\n"
+		"  - a SYN's choice goes into the handshake table (aibl_syns), and the ACK\n"
+		"    moves it into a connection entry (aibl_conns) and raises the backend's\n"
+		"    active-flow count (aibl_load); a UDP flow gets its entry at once; a\n"
+		"    stateless service gets neither;\n"
 		"  - in rr mode the service's round-robin position (aibl_rr_pos) moves on.\n"
-		"Afterwards aiblctl deletes the connection entry it created and takes the\n"
-		"aibl_load increment back, so flows stay as they were; counters and the rr\n"
-		"position are left as the run set them. The aibl_load correction is a\n"
-		"read-modify-write from userspace: a flow the data plane opens on the same\n"
-		"backend in that same instant could be miscounted by one. --keep leaves the\n"
-		"entry and the count in place (then 'flow lookup' finds the flow).\n",
+		"Afterwards aiblctl deletes the connection entry and any handshake record it\n"
+		"created and takes the aibl_load increment back, so flows stay as they were;\n"
+		"counters and the rr position are left as the run set them. These undos are\n"
+		"read-modify-writes from userspace: a flow the data plane opens on the same\n"
+		"backend (or in the same handshake bucket) in that same instant could be\n"
+		"miscounted by one (or lose its handshake record). --keep leaves the entry\n"
+		"and the count in place (then 'flow lookup' finds the flow).\n",
 		AIBL_PIN_PROG);
 }
 
@@ -73,8 +80,12 @@ static __u32 csum_add(__u32 sum, const void *data, size_t len)
 	return sum;
 }
 
-/* Ethernet + IPv4/IPv6 + TCP SYN or UDP, checksums right. Returns its length. */
-static size_t build_packet(__u8 *pkt, const struct aibl_flow_key *k, const __u8 dst_mac[6])
+/*
+ * Ethernet + IPv4/IPv6 + TCP SYN (ack: the handshake's ACK) or UDP,
+ * checksums right. Returns its length.
+ */
+static size_t build_packet(__u8 *pkt, const struct aibl_flow_key *k, const __u8 dst_mac[6],
+			   bool ack)
 {
 	static const __u8 src_mac[6] = {0x02, 0x00, 0x00, 0xa1, 0xb1, 0x01};
 	static const char payload[] = "aiblctl simulate";
@@ -122,9 +133,11 @@ static size_t build_packet(__u8 *pkt, const struct aibl_flow_key *k, const __u8 
 
 		th->source = k->sport;
 		th->dest = k->dport;
-		th->seq = htonl(1);
+		th->seq = htonl(ack ? 2 : 1);
 		th->doff = sizeof(*th) / 4;
-		th->syn = 1;
+		th->syn = !ack;
+		th->ack = ack;
+		th->ack_seq = htonl(ack ? 0x5eed0002 : 0);
 		th->window = htons(64240);
 	} else {
 		struct udphdr *uh = (void *)l4p;
@@ -268,29 +281,91 @@ done:
 	return 0;
 }
 
+/* the backend a forwarded frame goes to: by its outer destination (ipip), else its destination MAC */
+static __s64 backend_by_output(const struct ctl_state *s, __u32 retval, const struct sim_out *so,
+			       const char **how)
+{
+	if (so->encap[0]) {
+		for (__u32 b = 0; b < s->nbe; b++)
+			if ((s->be[b].flags & AIBL_BE_F_VALID) && s->be[b].family == so->family &&
+			    memcmp(&s->be[b].addr, &so->dst, sizeof(so->dst)) == 0) {
+				*how = "outer_header";
+				return b;
+			}
+	} else if (retval == XDP_TX || retval == XDP_REDIRECT) {
+		for (__u32 b = 0; b < s->nbe; b++)
+			if ((s->be[b].flags & AIBL_BE_F_VALID) &&
+			    memcmp(s->be[b].mac, so->dst_mac, 6) == 0) {
+				*how = "dst_mac";
+				return b;
+			}
+	}
+	return -1;
+}
+
+/* the way of bucket idx holding tag (bucket read into b), else -1 */
+static int syn_way(int fd, __u32 idx, __u64 tag, struct aibl_syn_bucket *b)
+{
+	if (bpf_map_lookup_elem(fd, &idx, b))
+		return -1;
+	for (int w = 0; w < AIBL_SYN_WAYS; w++)
+		if (b->tag[w] == tag)
+			return w;
+	return -1;
+}
+
+/* the packets of one run and what came out of the last one */
+struct sim_run {
+	__u8 pkt_buf[PKT_MAX + 2] __attribute__((aligned(4)));
+	__u8 out_buf[PKT_MAX + 256 + 2] __attribute__((aligned(4)));
+	size_t len;
+	__u32 out_len, retval;
+	bool used_ifindex;
+	struct sim_out so;
+};
+
+/*
+ * One packet of the flow through the program. The buffers start 2 bytes
+ * in, like the kernel's NET_IP_ALIGN: the IP header after the 14-byte
+ * Ethernet header lands 4-byte aligned for struct iphdr.
+ */
+static int sim_packet(int fd, const struct ctl_state *s, const struct aibl_flow_key *k, bool ack,
+		      struct sim_run *r)
+{
+	__u8 *pkt = r->pkt_buf + 2, *out = r->out_buf + 2;
+	int err;
+
+	r->len = build_packet(pkt, k, s->g.if_mac, ack);
+	r->out_len = sizeof(r->out_buf) - 2;
+	err = run_prog(fd, pkt, r->len, out, &r->out_len, s->g.ifindex, &r->retval,
+		       &r->used_ifindex);
+	if (!err)
+		parse_output(out, r->out_len, &r->so);
+	return err;
+}
+
 int ctl_cmd_simulate(int argc, char **argv)
 {
 	const char *keep_opt = NULL;
 	const struct ctl_opt opts[] = {{"--keep", false, &keep_opt}};
-	struct aibl_map cm = {.fd = -1}, lm = {.fd = -1}, sm = {.fd = -1};
-	__u64 before[AIBL_CNT__MAX], after[AIBL_CNT__MAX];
-	/* 2 bytes in, like the kernel's NET_IP_ALIGN: the IP header after the
-	 * 14-byte Ethernet header lands 4-byte aligned for struct iphdr */
-	__u8 pkt_buf[PKT_MAX + 2] __attribute__((aligned(4))), *pkt = pkt_buf + 2;
-	__u8 out_buf[PKT_MAX + 256 + 2] __attribute__((aligned(4))), *out = out_buf + 2;
-	__u32 out_len = sizeof(out_buf) - 2, retval = 0;
-	__s64 backend = -1;
-	const char *chosen_by = "none";
+	struct aibl_map cm = {.fd = -1}, lm = {.fd = -1}, sm = {.fd = -1}, ym = {.fd = -1};
+	__u64 before[AIBL_CNT__MAX], mid[AIBL_CNT__MAX], after[AIBL_CNT__MAX];
+	static struct sim_run syn_run, ack_run;
+	struct sim_run *last = &syn_run;
+	__s64 backend = -1, syn_backend = -1;
+	const char *chosen_by = "none", *syn_how = "none";
 	bool existed, created = false, conn_removed = false, load_restored = false;
-	bool used_ifindex = false;
+	bool acked = false, syn_pinned = false, syn_removed = false, tcp;
+	struct aibl_syn_bucket sb;
 	struct aibl_conn conn = {};
 	struct aibl_flow_key k;
-	struct sim_out so;
 	struct ctl_state s;
 	char err[ERRLEN], cli[80], vip[80], sname[48] = "-", bname[48] = "-", baddr[64] = "-";
+	char sbname[48] = "-";
 	char *pos[3];
-	int npos, ret, fd = -1, svc;
-	size_t len;
+	int npos, ret, fd = -1, svc, way;
+	__u32 syn_idx;
+	__u64 syn_tag;
 
 	if (ctl_is_help(argc, argv))
 		return ctl_help(simulate_help);
@@ -300,12 +375,14 @@ int ctl_cmd_simulate(int argc, char **argv)
 	ret = ctl_parse_flow(npos, pos, "simulate", &k);
 	if (ret)
 		return ret;
+	tcp = k.proto == IPPROTO_TCP;
 	ret = ctl_load(&s, 0);
 	if (ret)
 		return ret;
 	if (aibl_map__open(&cm, ctl.bpffs, AIBL_MAP_CONNS, false, err, sizeof(err)) ||
 	    aibl_map__open(&lm, ctl.bpffs, AIBL_MAP_LOAD, false, err, sizeof(err)) ||
-	    aibl_map__open(&sm, ctl.bpffs, AIBL_MAP_STATS, true, err, sizeof(err))) {
+	    aibl_map__open(&sm, ctl.bpffs, AIBL_MAP_STATS, true, err, sizeof(err)) ||
+	    aibl_map__open(&ym, ctl.bpffs, AIBL_MAP_SYNS, false, err, sizeof(err))) {
 		ret = ctl_fail("%s", err);
 		goto out;
 	}
@@ -318,43 +395,54 @@ int ctl_cmd_simulate(int argc, char **argv)
 	if (svc >= 0)
 		ctl_state__svc_name(&s, svc, sname, sizeof(sname));
 	existed = bpf_map_lookup_elem(cm.fd, &k, &conn) == 0;
-	len = build_packet(pkt, &k, s.g.if_mac);
+	syn_idx = aibl_syn_index(aibl_hash_flow(&k, s.g.hash_seed), &syn_tag);
 	if (read_counters(&sm, before)) {
 		ret = ctl_fail("map %s: read failed: %s", AIBL_MAP_STATS, strerror(errno));
 		goto out;
 	}
-	ret = run_prog(fd, pkt, len, out, &out_len, s.g.ifindex, &retval, &used_ifindex);
+	ret = sim_packet(fd, &s, &k, false, &syn_run);
 	if (ret) {
 		ret = ctl_fail("BPF_PROG_TEST_RUN failed: %s", strerror(-ret));
 		goto out;
 	}
+	if (tcp) {
+		/* where the SYN went: its handshake record, else its frame */
+		way = syn_way(ym.fd, syn_idx, syn_tag, &sb);
+		if (way >= 0) {
+			syn_backend = sb.backend[way] & ~AIBL_SYN_F_PINNED;
+			syn_pinned = sb.backend[way] & AIBL_SYN_F_PINNED;
+			syn_how = "handshake_table";
+		} else {
+			syn_backend = backend_by_output(&s, syn_run.retval, &syn_run.so, &syn_how);
+		}
+	}
+	read_counters(&sm, mid);
+	if (tcp && (syn_run.retval == XDP_TX || syn_run.retval == XDP_REDIRECT)) {
+		ret = sim_packet(fd, &s, &k, true, &ack_run);
+		if (ret) {
+			ret = ctl_fail("BPF_PROG_TEST_RUN (ACK) failed: %s", strerror(-ret));
+			goto undo;
+		}
+		acked = true;
+		last = &ack_run;
+	}
 	read_counters(&sm, after);
-	parse_output(out, out_len, &so);
 
 	/* a flow the rate guard left untracked went by the hash choice, whatever
 	 * entry its tuple may have: the output names the backend, not the table */
-	if (after[AIBL_CNT_CONN_UNTRACKED] == before[AIBL_CNT_CONN_UNTRACKED] &&
+	if (after[AIBL_CNT_CONN_UNTRACKED] == (acked ? mid : before)[AIBL_CNT_CONN_UNTRACKED] &&
 	    bpf_map_lookup_elem(cm.fd, &k, &conn) == 0) {
 		backend = conn.backend;
 		chosen_by = "conn_table";
 		created = !existed;
-	} else if (so.encap[0]) {
-		/* stateless service: find the backend by the outer destination */
-		for (__u32 b = 0; b < s.nbe; b++)
-			if ((s.be[b].flags & AIBL_BE_F_VALID) && s.be[b].family == so.family &&
-			    memcmp(&s.be[b].addr, &so.dst, sizeof(so.dst)) == 0) {
-				backend = b;
-				chosen_by = "outer_header";
-				break;
-			}
-	} else if (retval == XDP_TX || retval == XDP_REDIRECT) {
-		for (__u32 b = 0; b < s.nbe; b++)
-			if ((s.be[b].flags & AIBL_BE_F_VALID) &&
-			    memcmp(s.be[b].mac, so.dst_mac, 6) == 0) {
-				backend = b;
-				chosen_by = "dst_mac";
-				break;
-			}
+	} else {
+		backend = backend_by_output(&s, last->retval, &last->so, &chosen_by);
+	}
+undo:
+	if (!keep_opt && (way = syn_way(ym.fd, syn_idx, syn_tag, &sb)) >= 0) {
+		/* a handshake record the ACK did not take (or no ACK ran) */
+		sb.tag[way] = 0;
+		syn_removed = bpf_map_update_elem(ym.fd, &syn_idx, &sb, BPF_EXIST) == 0;
 	}
 	if (created && !keep_opt) {
 		__u32 b = conn.backend;
@@ -362,19 +450,23 @@ int ctl_cmd_simulate(int argc, char **argv)
 
 		conn_removed = bpf_map_delete_elem(cm.fd, &k) == 0;
 		/* the program counts open TCP flows only; a closing one is already out */
-		if (conn_removed && k.proto == IPPROTO_TCP && !(conn.flags & AIBL_CONN_F_CLOSING) &&
+		if (conn_removed && tcp && !(conn.flags & AIBL_CONN_F_CLOSING) &&
 		    b < lm.max_entries && bpf_map_lookup_elem(lm.fd, &b, &ld) == 0 &&
 		    ld.active > 0) {
 			ld.active--;
 			load_restored = bpf_map_update_elem(lm.fd, &b, &ld, BPF_EXIST) == 0;
 		}
 	}
+	if (ret)
+		goto out;
 	if (backend >= 0) {
 		ctl_state__be_name(&s, backend, bname, sizeof(bname));
 		if (backend < s.nbe)
 			ctl_fmt_addr(baddr, sizeof(baddr), s.be[backend].family,
 				     &s.be[backend].addr);
 	}
+	if (syn_backend >= 0)
+		ctl_state__be_name(&s, syn_backend, sbname, sizeof(sbname));
 	ctl_fmt_endpoint(cli, sizeof(cli), k.family, &k.src, k.sport);
 	ctl_fmt_endpoint(vip, sizeof(vip), k.family, &k.dst, k.dport);
 	if (ctl.json) {
@@ -385,26 +477,36 @@ int ctl_cmd_simulate(int argc, char **argv)
 			if (after[i] != before[i])
 				json_object_set_new(cnt, cnt_names[i],
 						    json_integer(after[i] - before[i]));
-		ctl_fmt_addr(a1, sizeof(a1), so.family, &so.src);
-		ctl_fmt_addr(a2, sizeof(a2), so.family, &so.dst);
+		ctl_fmt_addr(a1, sizeof(a1), last->so.family, &last->so.src);
+		ctl_fmt_addr(a2, sizeof(a2), last->so.family, &last->so.dst);
 		ret = ctl_json_print(json_pack(
-		    "{s:{s:s,s:s,s:s,s:s?,s:s,s:i,s:o,s:s?,s:s?,s:s,s:b,s:b,s:i,s:i,s:{s:s?,s:s?,"
-		    "s:s?},s:o,s:b,s:b,s:b,s:o}}",
+		    "{s:{s:s,s:s,s:s,s:s?,s:s,s:i,s:s?,s:o,s:s?,s:s?,s:s,s:o,s:s?,s:s,s:b,s:b,s:b,"
+		    "s:i,s:i,s:{s:s?,s:s?,s:s?},s:o,s:b,s:b,s:b,s:b,s:o}}",
 		    "simulate", "client", cli, "vip", vip, "proto", ctl_proto_str(k.proto),
-		    "service", svc >= 0 ? sname : NULL, "verdict", verdict_str(retval), "retval",
-		    retval, "backend_id", backend >= 0 ? json_integer(backend) : json_null(),
-		    "backend", backend >= 0 ? bname : NULL, "backend_address",
-		    backend >= 0 ? baddr : NULL, "chosen_by", chosen_by, "pinned",
-		    !!(conn.flags & AIBL_CONN_F_PINNED) && created, "conn_existed", existed,
-		    "input_len", (int)len, "output_len", out_len, "output", "encap",
-		    so.encap[0] ? so.encap : NULL, "outer_src", so.encap[0] ? a1 : NULL,
-		    "outer_dst", so.encap[0] ? a2 : NULL, "counters", cnt, "conn_removed",
-		    conn_removed, "load_restored", load_restored, "kept", keep_opt != NULL,
-		    "ingress_ifindex", used_ifindex ? json_integer(s.g.ifindex) : json_null()));
+		    "service", svc >= 0 ? sname : NULL, "verdict", verdict_str(syn_run.retval),
+		    "retval", syn_run.retval, "ack_verdict",
+		    acked ? verdict_str(ack_run.retval) : NULL, "backend_id",
+		    backend >= 0 ? json_integer(backend) : json_null(), "backend",
+		    backend >= 0 ? bname : NULL, "backend_address", backend >= 0 ? baddr : NULL,
+		    "chosen_by", chosen_by, "syn_backend_id",
+		    syn_backend >= 0 ? json_integer(syn_backend) : json_null(), "syn_backend",
+		    syn_backend >= 0 ? sbname : NULL, "syn_chosen_by", syn_how, "split",
+		    acked && syn_backend >= 0 && backend >= 0 && syn_backend != backend, "pinned",
+		    (!!(conn.flags & AIBL_CONN_F_PINNED) && created) || syn_pinned, "conn_existed",
+		    existed, "input_len", (int)syn_run.len, "output_len", last->out_len, "output",
+		    "encap", last->so.encap[0] ? last->so.encap : NULL, "outer_src",
+		    last->so.encap[0] ? a1 : NULL, "outer_dst", last->so.encap[0] ? a2 : NULL,
+		    "counters", cnt, "conn_removed", conn_removed, "load_restored", load_restored,
+		    "handshake_removed", syn_removed, "kept", keep_opt != NULL, "ingress_ifindex",
+		    syn_run.used_ifindex ? json_integer(s.g.ifindex) : json_null()));
 		goto out;
 	}
-	printf("simulate    %s %s -> %s (service %s)\n", ctl_proto_str(k.proto), cli, vip, sname);
-	printf("verdict     %s\n", verdict_str(retval));
+	printf("simulate    %s %s -> %s (service %s)%s\n", ctl_proto_str(k.proto), cli, vip, sname,
+	       acked ? ", SYN then its ACK" : "");
+	printf("verdict     %s", verdict_str(syn_run.retval));
+	if (acked && ack_run.retval != syn_run.retval)
+		printf(" (ACK: %s)", verdict_str(ack_run.retval));
+	printf("\n");
 	if (backend >= 0) {
 		const char *age = existed ? " existing flow" : created ? " new flow" : "";
 		const char *why = "its destination MAC";
@@ -413,22 +515,26 @@ int ctl_cmd_simulate(int argc, char **argv)
 			why = conn.flags & AIBL_CONN_F_PINNED ? "a session pin (connection entry)"
 							      : "the connection table entry";
 		else if (!strcmp(chosen_by, "outer_header"))
-			why = "its outer header (service without conntrack)";
+			why = "its outer header (no connection entry)";
 		printf("backend     %s (id %lld, %s)%s, chosen by %s\n", bname, (long long)backend,
 		       baddr, age, why);
 	} else
 		printf("backend     none\n");
-	if (so.encap[0]) {
+	if (acked && syn_backend >= 0 && backend >= 0 && syn_backend != backend)
+		printf("warning     the SYN went to %s, its ACK to %s: this handshake fails and the "
+		       "client retries\n",
+		       sbname, bname);
+	if (last->so.encap[0]) {
 		char a1[64], a2[64];
 
-		printf("output      %u B, %s %s -> %s\n", out_len, so.encap,
-		       ctl_fmt_addr(a1, sizeof(a1), so.family, &so.src),
-		       ctl_fmt_addr(a2, sizeof(a2), so.family, &so.dst));
+		printf("output      %u B, %s %s -> %s\n", last->out_len, last->so.encap,
+		       ctl_fmt_addr(a1, sizeof(a1), last->so.family, &last->so.src),
+		       ctl_fmt_addr(a2, sizeof(a2), last->so.family, &last->so.dst));
 	} else {
 		char m[24];
 
-		printf("output      %u B, to MAC %s\n", out_len,
-		       ctl_fmt_mac(m, sizeof(m), so.dst_mac));
+		printf("output      %u B, to MAC %s\n", last->out_len,
+		       ctl_fmt_mac(m, sizeof(m), last->so.dst_mac));
 	}
 	printf("counters   ");
 	for (int i = 0, first = 1; i < AIBL_CNT__MAX; i++) {
@@ -447,12 +553,15 @@ int ctl_cmd_simulate(int argc, char **argv)
 		       load_restored ? "restored" : "left as the program set it");
 	else if (existed)
 		printf("maps        the flow already had a connection entry; left unchanged\n");
+	if (syn_removed)
+		printf("maps        handshake record removed\n");
 out:
 	if (fd >= 0)
 		close(fd);
 	aibl_map__close(&cm);
 	aibl_map__close(&lm);
 	aibl_map__close(&sm);
+	aibl_map__close(&ym);
 	ctl_state__free(&s);
 	return ret;
 }
