@@ -983,7 +983,7 @@ static __always_inline struct aibl_syn_bucket *syn_bucket(__u32 fh, __u64 *tag)
 
 static __always_inline __u32 syn_now(void)
 {
-	return bpf_ktime_get_coarse_ns() >> AIBL_SYN_TS_SHIFT;
+	return bpf_jiffies64();
 }
 
 /* the way holding tag and not expired, else -1 */
