@@ -1142,16 +1142,25 @@ __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct
 				v = sb->backend[way & (AIBL_SYN_WAYS - 1)];
 				id = v & ~AIBL_SYN_F_PINNED;
 				be = bpf_map_lookup_elem(&aibl_backends, &id);
-				if (!be_up(be))
+				/* the record is used up either way */
+				WRITE_ONCE(sb->tag[way & (AIBL_SYN_WAYS - 1)], 0);
+				if (!be_up(be)) {
+					/* the SYN's backend went down: a new choice;
+					 * the new connection is open, not closing (its
+					 * count moves to the choice at the re-steer) */
+					conn->flags &= ~AIBL_CONN_F_CLOSING;
+					load_add(conn->backend, 1);
 					goto pick;
+				}
 				count(AIBL_CNT_SYN_HIT);
+				pinned = v & AIBL_SYN_F_PINNED;
+				new_flow = true;
 				conn->backend = id;
-				conn->flags = (v & AIBL_SYN_F_PINNED ? AIBL_CONN_F_PINNED : 0) |
+				conn->flags = (pinned ? AIBL_CONN_F_PINNED : 0) |
 					      (closing ? AIBL_CONN_F_CLOSING : 0);
 				conn->last_seen_ns = bpf_ktime_get_coarse_ns();
 				if (!closing)
 					load_add(id, 1);
-				WRITE_ONCE(sb->tag[way & (AIBL_SYN_WAYS - 1)], 0);
 				goto out;
 			}
 		} else {
@@ -1172,6 +1181,7 @@ __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct
 						be = bpf_map_lookup_elem(&aibl_backends, &id);
 						if (be_up(be)) {
 							count(AIBL_CNT_SYN_HIT);
+							new_flow = true;
 							pinned = v & AIBL_SYN_F_PINNED;
 							track = conn_rate_admit(g);
 							if (!track)
@@ -1210,15 +1220,19 @@ pick:
 		count(AIBL_CNT_DROP_NO_BACKEND);
 		return -1;
 	}
-	new_flow = true;
 	if (syn) {
 record:
-		/* a SYN: its choice kept for the rest of the handshake */
+		/*
+		 * A SYN: its choice kept for the rest of the handshake. The
+		 * new flow is counted (service, backend, pin hit) when the
+		 * handshake completes, so SYN floods and retransmissions do
+		 * not inflate new_flows.
+		 */
 		count(AIBL_CNT_SYN_RECORD);
 		syn_record(sb, way, tag, id | (pinned ? AIBL_SYN_F_PINNED : 0), now_ts);
-		new_flow = true;
 		goto out;
 	}
+	new_flow = true;
 insert:
 	if (conn) {
 		/* its backend went down: re-steer and move its active count */
