@@ -249,20 +249,6 @@ static int non_vip_warm(struct pkt_buf *b)
 }
 
 /* entries in the connection table (a full walk: after a case only) */
-static __u32 conns_count(void)
-{
-	struct aibl_flow_key k, next;
-	int fd = xe_fd(AIBL_MAP_CONNS);
-	__u32 n = 0;
-
-	if (bpf_map_get_next_key(fd, NULL, &k))
-		return 0;
-	do
-		n++;
-	while (!bpf_map_get_next_key(fd, &k, &next) && (k = next, true));
-	return n;
-}
-
 int main(int argc, char **argv)
 {
 	static struct pkt_buf pkts[PER_ROUND];
@@ -329,7 +315,7 @@ int main(int argc, char **argv)
 		if (c == B_NEW_FLOW_GUARDED) {
 			/* the refused SYNs are not inserted: no LRU bound on n */
 			n = PER_ROUND;
-			conns0 = conns_count();
+			conns0 = xe_conns_count();
 			untracked0 = xe_counter(AIBL_CNT_CONN_UNTRACKED);
 			xe_glob.max_conn_rate = GUARD_RATE;
 			if (xe_globals_write())
@@ -340,7 +326,7 @@ int main(int argc, char **argv)
 			n = PER_ROUND;
 			if ((__u32)n / 2 * ROUNDS > lru_cpu / 5 * 4)
 				n = lru_cpu / 5 * 4 / ROUNDS * 2;
-			conns0 = conns_count();
+			conns0 = xe_conns_count();
 		}
 		for (int r = 0; r < ROUNDS; r++) {
 			if (c == B_NEW_FLOW_GUARDED && rate_fill(GUARD_RATE))
@@ -366,7 +352,7 @@ int main(int argc, char **argv)
 		qsort(prog, ROUNDS, sizeof(double), cmp_double);
 		qsort(empty, ROUNDS, sizeof(double), cmp_double);
 		if (c == B_NEW_FLOW || c == B_NEW_FLOW_GUARDED || c == B_NEW_CONN)
-			nconns = conns_count();
+			nconns = xe_conns_count();
 		if (c == B_NEW_FLOW && xe_counter(AIBL_CNT_CONN_UNTRACKED)) {
 			fprintf(stderr, "bench_xdp: new_flow: the rate guard refused SYNs\n");
 			goto out;

@@ -67,6 +67,20 @@ static inline int xe_fd(const char *name)
 	return dp__map_fd(xe_dp, name);
 }
 
+/* entries in the connection table now */
+static inline __u32 xe_conns_count(void)
+{
+	struct aibl_flow_key k, *prev = NULL;
+	int fd = xe_fd(AIBL_MAP_CONNS);
+	__u32 n = 0;
+
+	while (!bpf_map_get_next_key(fd, prev, &k)) {
+		n++;
+		prev = &k;
+	}
+	return n;
+}
+
 static inline int xe_globals_write(void)
 {
 	return dp__globals_write(xe_dp, &xe_glob);
