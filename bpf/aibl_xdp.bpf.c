@@ -997,6 +997,30 @@ static __always_inline int syn_find(const struct aibl_syn_bucket *b, __u64 tag, 
 }
 
 /*
+ * The flow's live handshake record: true with its bucket, way and backend
+ * word (backend id | AIBL_SYN_F_PINNED) filled. *sb and *tag are filled
+ * whenever the bucket exists, so a SYN can record into it.
+ */
+static __always_inline bool syn_match(__u32 fh, __u32 now, struct aibl_syn_bucket **sb,
+				      __u64 *tag, int *way, __u32 *v)
+{
+	*sb = syn_bucket(fh, tag);
+	if (!*sb)
+		return false;
+	*way = syn_find(*sb, *tag, now);
+	if (*way < 0)
+		return false;
+	*v = (*sb)->backend[*way & (AIBL_SYN_WAYS - 1)];
+	return true;
+}
+
+/* the handshake is over: its way is free again */
+static __always_inline void syn_free(struct aibl_syn_bucket *b, int way)
+{
+	WRITE_ONCE(b->tag[way & (AIBL_SYN_WAYS - 1)], 0);
+}
+
+/*
  * Records the SYN's backend: in its own way (a retransmission), else a free
  * (empty or expired) one, else over the oldest. The tag is written last: a
  * reader on another CPU that matches it finds the backend already there.
@@ -1088,21 +1112,17 @@ __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct
 			 * aibl.h); a retransmitted SYN follows the first one
 			 * while that backend still takes new flows.
 			 */
-			sb = syn_bucket(fh, &tag);
-			if (sb) {
-				syn = true;
-				now_ts = syn_now();
-				way = syn_find(sb, tag, now_ts);
-				if (way >= 0) {
-					v = sb->backend[way & (AIBL_SYN_WAYS - 1)];
-					id = v & ~AIBL_SYN_F_PINNED;
-					be = bpf_map_lookup_elem(&aibl_backends, &id);
-					if (be_usable(be)) {
-						pinned = v & AIBL_SYN_F_PINNED;
-						goto record;
-					}
+			now_ts = syn_now();
+			if (syn_match(fh, now_ts, &sb, &tag, &way, &v)) {
+				id = v & ~AIBL_SYN_F_PINNED;
+				be = bpf_map_lookup_elem(&aibl_backends, &id);
+				if (be_usable(be)) {
+					pinned = v & AIBL_SYN_F_PINNED;
+					syn = true;
+					goto record;
 				}
 			}
+			syn = sb != NULL;
 		}
 	} else {
 		conn = bpf_map_lookup_elem(&aibl_conns, &p->fk);
@@ -1131,19 +1151,13 @@ __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct
 				 * again), which then takes the new SYN's backend.
 				 */
 				count(AIBL_CNT_CONN_HIT);
-				if (!tcp || (p->tcp_flags & AIBL_TCP_SYN))
+				if (!tcp || (p->tcp_flags & AIBL_TCP_SYN) ||
+				    !syn_match(fh, syn_now(), &sb, &tag, &way, &v))
 					goto out;
-				sb = syn_bucket(fh, &tag);
-				if (!sb)
-					goto out;
-				way = syn_find(sb, tag, syn_now());
-				if (way < 0)
-					goto out;
-				v = sb->backend[way & (AIBL_SYN_WAYS - 1)];
 				id = v & ~AIBL_SYN_F_PINNED;
 				be = bpf_map_lookup_elem(&aibl_backends, &id);
 				/* the record is used up either way */
-				WRITE_ONCE(sb->tag[way & (AIBL_SYN_WAYS - 1)], 0);
+				syn_free(sb, way);
 				if (!be_up(be)) {
 					/* the SYN's backend went down: a new choice;
 					 * the new connection is open, not closing (its
@@ -1172,22 +1186,17 @@ __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct
 			 * lost or never held (README: mid-connection miss).
 			 */
 			if (tcp && !(p->tcp_flags & AIBL_TCP_SYN)) {
-				sb = syn_bucket(fh, &tag);
-				if (sb) {
-					way = syn_find(sb, tag, syn_now());
-					if (way >= 0) {
-						v = sb->backend[way & (AIBL_SYN_WAYS - 1)];
-						id = v & ~AIBL_SYN_F_PINNED;
-						be = bpf_map_lookup_elem(&aibl_backends, &id);
-						if (be_up(be)) {
-							count(AIBL_CNT_SYN_HIT);
-							new_flow = true;
-							pinned = v & AIBL_SYN_F_PINNED;
-							track = conn_rate_admit(g);
-							if (!track)
-								count(AIBL_CNT_CONN_UNTRACKED);
-							goto insert;
-						}
+				if (syn_match(fh, syn_now(), &sb, &tag, &way, &v)) {
+					id = v & ~AIBL_SYN_F_PINNED;
+					be = bpf_map_lookup_elem(&aibl_backends, &id);
+					if (be_up(be)) {
+						count(AIBL_CNT_SYN_HIT);
+						new_flow = true;
+						pinned = v & AIBL_SYN_F_PINNED;
+						track = conn_rate_admit(g);
+						if (!track)
+							count(AIBL_CNT_CONN_UNTRACKED);
+						goto insert;
 					}
 				}
 				count(AIBL_CNT_CONN_MISS_MIDFLOW);
@@ -1256,9 +1265,9 @@ insert:
 		} else {
 			if (tcp && !closing)
 				load_add(id, 1);
-			/* the handshake is complete: its way is free again */
+			/* the handshake is complete */
 			if (sb && way >= 0)
-				WRITE_ONCE(sb->tag[way & (AIBL_SYN_WAYS - 1)], 0);
+				syn_free(sb, way);
 		}
 	}
 out:
