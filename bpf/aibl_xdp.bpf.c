@@ -1071,8 +1071,9 @@ struct flow_out {
 /*
  * The backend of a packet for service vip: its connection's, its
  * handshake's, or a new choice (recorded for a SYN, inserted otherwise).
- * fh is the packet's aibl_hash_flow(). 0 with o filled, or -1 (counted) to drop. A global function: verified
- * once on its own, not once per parse path of the caller.
+ * fh is the packet's aibl_hash_flow(). 0 with o filled, or -1 (counted) to
+ * drop. A global function: verified once on its own, not once per parse
+ * path of the caller.
  */
 __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct aibl_globals *g,
 			 __u32 fh, struct flow_out *o)

@@ -524,42 +524,39 @@ out:
 
 /* ---------------- selection ---------------- */
 
-/* Opens a flow from client c (198.18.x): SYN, then the handshake's ACK;
- * returns the backend both went to, -1 on an error or when they differ. */
-static int syn_from(__u32 c, __u16 sport, const char *vip, __u16 dport, struct xe_result *r)
+/* A TCP packet with flags of client c's (198.18.x) flow; returns the
+ * backend it went to, -1 on an error. */
+static int tcp_from(__u32 c, __u16 sport, const char *vip, __u16 dport, __u8 flags,
+		    struct xe_result *r)
 {
 	struct pkt_buf in;
-	int be;
 	char src[INET_ADDRSTRLEN];
 	struct in_addr a = { htonl(0xc6120000u + c) }; /* 198.18.0.0/15 */
 
 	inet_ntop(AF_INET, &a, src, sizeof(src));
-	tcp4(&in, src, vip, sport, dport, PKT_TCP_SYN);
+	tcp4(&in, src, vip, sport, dport, flags);
 	xe_run(&in, r);
 	if (r->err || (r->verdict != XDP_TX && r->verdict != XDP_REDIRECT))
 		return -1;
-	be = xe_out_backend(r);
-	/* the handshake's ACK moves the flow into the connection table */
-	tcp4(&in, src, vip, sport, dport, PKT_TCP_ACK);
-	xe_run(&in, r);
-	if (r->err || (r->verdict != XDP_TX && r->verdict != XDP_REDIRECT))
+	return xe_out_backend(r);
+}
+
+/* Opens a flow from client c: SYN, then the handshake's ACK (which moves
+ * it into the connection table); returns the backend both went to, -1 on
+ * an error or when they differ. */
+static int syn_from(__u32 c, __u16 sport, const char *vip, __u16 dport, struct xe_result *r)
+{
+	int be = tcp_from(c, sport, vip, dport, PKT_TCP_SYN, r);
+
+	if (be < 0)
 		return -1;
-	return xe_out_backend(r) == be ? be : -1;
+	return tcp_from(c, sport, vip, dport, PKT_TCP_ACK, r) == be ? be : -1;
 }
 
 /* A packet (ACK) of client c's flow; returns the backend it went to. */
 static int ack_from(__u32 c, __u16 sport, const char *vip, __u16 dport, struct xe_result *r)
 {
-	struct pkt_buf in;
-	char src[INET_ADDRSTRLEN];
-	struct in_addr a = { htonl(0xc6120000u + c) };
-
-	inet_ntop(AF_INET, &a, src, sizeof(src));
-	tcp4(&in, src, vip, sport, dport, PKT_TCP_ACK);
-	xe_run(&in, r);
-	if (r->err || (r->verdict != XDP_TX && r->verdict != XDP_REDIRECT))
-		return -1;
-	return xe_out_backend(r);
+	return tcp_from(c, sport, vip, dport, PKT_TCP_ACK, r);
 }
 
 static __u32 client_hash(__u32 c)
@@ -941,21 +938,6 @@ out:
 	xe_down();
 }
 
-/* A packet with flags of client c's flow; the backend it went to, or -1. */
-static int pkt_from(__u32 c, __u16 sport, __u8 flags, struct xe_result *r)
-{
-	struct pkt_buf in;
-	char src[INET_ADDRSTRLEN];
-	struct in_addr a = { htonl(0xc6120000u + c) };
-
-	inet_ntop(AF_INET, &a, src, sizeof(src));
-	tcp4(&in, src, VIP4, sport, 80, flags);
-	xe_run(&in, r);
-	if (r->err || (r->verdict != XDP_TX && r->verdict != XDP_REDIRECT))
-		return -1;
-	return xe_out_backend(r);
-}
-
 static __s64 active_of(__u32 id)
 {
 	struct aibl_load l = {};
@@ -982,11 +964,11 @@ static void test_handshake(void)
 
 	if (!std_env() || !ASSERT_OK(xe_ring(0, 0, only1, 1), "ring 1"))
 		goto out;
-	ASSERT_EQ(pkt_from(1, 9, PKT_TCP_SYN, &r), 1, "SYN on 1");
+	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_SYN, &r), 1, "SYN on 1");
 	xe_traffic(AIBL_MAP_SVC_STATS, 0, &t);
 	ASSERT_EQ(t.new_flows, 0, "a SYN is no new flow yet");
 	ASSERT_EQ(active_of(1), 0, "half-open: not active");
-	ASSERT_EQ(pkt_from(1, 9, PKT_TCP_ACK, &r), 1, "ACK on 1");
+	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_ACK, &r), 1, "ACK on 1");
 	xe_traffic(AIBL_MAP_SVC_STATS, 0, &t);
 	ASSERT_EQ(t.new_flows, 1, "the completed handshake is");
 	ASSERT_EQ(active_of(1), 1, "active");
@@ -994,26 +976,27 @@ static void test_handshake(void)
 	ASSERT_EQ(xe_counter(AIBL_CNT_SYN_HIT), 1, "syn_hit");
 
 	/* closed, then the tuple reused after the table moved to 2 */
-	ASSERT_EQ(pkt_from(1, 9, PKT_TCP_FIN | PKT_TCP_ACK, &r), 1, "FIN on 1");
+	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_FIN | PKT_TCP_ACK, &r), 1, "FIN on 1");
 	ASSERT_EQ(active_of(1), 0, "closed");
 	ASSERT_OK(xe_ring(0, 0, only2, 1), "ring 2");
-	ASSERT_EQ(pkt_from(1, 9, PKT_TCP_SYN, &r), 2, "reused tuple: SYN by the new choice");
-	ASSERT_EQ(pkt_from(1, 9, PKT_TCP_ACK, &r), 2, "its ACK follows the SYN, not the old entry");
-	ASSERT_EQ(pkt_from(1, 9, PKT_TCP_ACK, &r), 2, "and stays");
+	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_SYN, &r), 2, "reused tuple: SYN by the new choice");
+	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_ACK, &r), 2,
+		  "its ACK follows the SYN, not the old entry");
+	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_ACK, &r), 2, "and stays");
 	ASSERT_EQ(active_of(1), 0, "nothing on 1");
 	ASSERT_EQ(active_of(2), 1, "the new connection on 2");
 
 	/* a retransmitted SYN follows the first one across a table change */
-	ASSERT_EQ(pkt_from(2, 9, PKT_TCP_SYN, &r), 2, "SYN on 2");
+	ASSERT_EQ(tcp_from(2, 9, VIP4, 80, PKT_TCP_SYN, &r), 2, "SYN on 2");
 	ASSERT_OK(xe_ring(0, 0, only1, 1), "ring 1 again");
-	ASSERT_EQ(pkt_from(2, 9, PKT_TCP_SYN, &r), 2, "retransmission on 2");
-	ASSERT_EQ(pkt_from(2, 9, PKT_TCP_ACK, &r), 2, "ACK on 2");
+	ASSERT_EQ(tcp_from(2, 9, VIP4, 80, PKT_TCP_SYN, &r), 2, "retransmission on 2");
+	ASSERT_EQ(tcp_from(2, 9, VIP4, 80, PKT_TCP_ACK, &r), 2, "ACK on 2");
 
 	/* a SYN flood: recorded only */
 	nconns = xe_conns_count();
 	xe_traffic(AIBL_MAP_SVC_STATS, 0, &t);
 	for (c = 1000; c < 1500; c++)
-		if (!ASSERT_EQ(pkt_from(c, 7, PKT_TCP_SYN, &r), 1, "flood SYN forwarded"))
+		if (!ASSERT_EQ(tcp_from(c, 7, VIP4, 80, PKT_TCP_SYN, &r), 1, "flood SYN forwarded"))
 			break;
 	ASSERT_EQ(xe_conns_count(), nconns, "no connection entry for a SYN");
 	xe_traffic(AIBL_MAP_SVC_STATS, 0, &t2);
@@ -1024,10 +1007,10 @@ static void test_handshake(void)
 	ASSERT_OK(xe_ring(0, 0, both, 2), "ring 1,2");
 	for (c = 0; xe_ring_get(0, 0, client_hash(c) % AIBL_RING_SIZE) != 1; c++)
 		;
-	ASSERT_EQ(pkt_from(c, 11, PKT_TCP_SYN, &r), 1, "SYN on 1");
+	ASSERT_EQ(tcp_from(c, 11, VIP4, 80, PKT_TCP_SYN, &r), 1, "SYN on 1");
 	ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_DOWN), "down 1");
-	ASSERT_EQ(pkt_from(c, 11, PKT_TCP_ACK, &r), 2, "ACK re-chosen: 2");
-	ASSERT_EQ(pkt_from(c, 11, PKT_TCP_ACK, &r), 2, "and kept there");
+	ASSERT_EQ(tcp_from(c, 11, VIP4, 80, PKT_TCP_ACK, &r), 2, "ACK re-chosen: 2");
+	ASSERT_EQ(tcp_from(c, 11, VIP4, 80, PKT_TCP_ACK, &r), 2, "and kept there");
 	ASSERT_EQ(active_of(2), 3, "on 2: the reused tuple, client 2, this one");
 out:
 	xe_down();

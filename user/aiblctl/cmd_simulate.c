@@ -281,7 +281,8 @@ done:
 	return 0;
 }
 
-/* the backend a forwarded frame goes to: by its outer destination (ipip), else its destination MAC */
+/* the backend a forwarded frame goes to: by its outer destination (ipip),
+ * else by its destination MAC */
 static __s64 backend_by_output(const struct ctl_state *s, __u32 retval, const struct sim_out *so,
 			       const char **how)
 {
