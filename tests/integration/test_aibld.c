@@ -13,6 +13,7 @@
  */
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -44,6 +45,24 @@ static char ifa[IF_NAMESIZE], ifb[IF_NAMESIZE], netns[32];
 static pid_t aibld_pid = -1, sims[2] = { -1, -1 }, agents[2] = { -1, -1 };
 static struct MHD_Daemon *bad[4];
 static int tcp_listener = -1;
+static pthread_t tcp_thread;
+static bool tcp_thread_on;
+
+/* The health port accepts and closes: connections left in the accept
+ * queue would fill its backlog after a few seconds of checks, and the
+ * checks would then time out. */
+static void *tcp_accept_loop(void *arg)
+{
+	for (;;) {
+		int c = accept(tcp_listener, NULL, NULL);
+
+		if (c >= 0)
+			close(c);
+		else if (errno != EINTR && errno != ECONNABORTED)
+			return NULL; /* shut down */
+	}
+}
+
 static bool ready;
 
 /* ---- processes ---- */
@@ -443,8 +462,14 @@ static void teardown(void)
 	for (int i = 0; i < 4; i++)
 		if (bad[i])
 			MHD_stop_daemon(bad[i]);
-	if (tcp_listener >= 0)
+	if (tcp_listener >= 0) {
+		/* wakes the blocked accept() */
+		shutdown(tcp_listener, SHUT_RDWR);
+		if (tcp_thread_on)
+			pthread_join(tcp_thread, NULL);
+		tcp_thread_on = false;
 		close(tcp_listener);
+	}
 	if (ifa[0]) {
 		sh("ip link del %s 2>/dev/null", ifa);
 		sh("ip netns del %s 2>/dev/null", netns);
@@ -517,6 +542,9 @@ static bool setup(void)
 		usleep(100000);
 	if (!ASSERT_OK(err, "bind 19131") || !ASSERT_OK(listen(tcp_listener, 64), "listen"))
 		return false;
+	if (!ASSERT_OK(pthread_create(&tcp_thread, NULL, tcp_accept_loop, NULL), "accept thread"))
+		return false;
+	tcp_thread_on = true;
 	start_pair(0);
 	start_pair(1);
 	write_config(100, NULL);
