@@ -55,7 +55,9 @@ enum frag_kind {
 };
 
 struct pkt {
-	struct aibl_flow_key fk; /* src, dst, ports (when known), proto, family */
+	/* src, dst, ports (when known), proto, family; 8-byte aligned: read
+	 * as five words by aibl_fcache_index() and the flow cache */
+	struct aibl_flow_key fk __attribute__((aligned(8)));
 	__u32 l2_len; /* Ethernet + VLAN tags */
 	__u32 l4_off; /* from the start of the frame */
 	__u32 l3_len; /* IP total length (IPv6: 40 + payload length) */

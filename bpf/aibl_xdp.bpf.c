@@ -8,8 +8,11 @@
  *
  * Packet path:
  *   parse L2 (<= 2 VLAN tags) / IPv4 (options) / IPv6 (ext headers) / L4
+ *   -> established flow in this CPU's flow cache (aibl_fcache): its
+ *      service and backend, straight to forwarding
  *   -> VIP lookup (addr, port, proto), then (addr, 0, proto) wildcard
- *   -> connection table hit: that backend (re-steer when it is down)
+ *   -> connection table hit: that backend (re-steer when it is down); the
+ *      decision goes into the flow cache
  *   -> miss: session pin, else the service's mode (hash / rr / p2c) over
  *      its Maglev table, probing past draining/overloaded/down backends;
  *      past the new-connection rate (aibl_globals.max_conn_rate) the hash
@@ -18,7 +21,8 @@
  *      backend entry, bpf_fib_lookup or the configured gateway
  *
  * The established path does no map writes except per-CPU counters and,
- * at most once a second per flow, the connection's last_seen.
+ * at most once a second per flow, the connection's last_seen and its flow
+ * cache entry.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -199,6 +203,16 @@ struct {
 	__type(value, struct aibl_syn_bucket);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aibl_syns SEC(".maps");
+
+/* established flows' decisions, per CPU (see aibl.h): RSS keeps a flow on
+ * one CPU, so its entry lives in that CPU's cache */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AIBL_FCACHE_ENTRIES);
+	__type(key, __u32);
+	__type(value, struct aibl_fcache_entry);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_fcache SEC(".maps");
 
 /* per-CPU window of the new-connection rate guard: no shared cache line
  * on the new-flow path, and RSS spreads a flood over the CPUs anyway */
@@ -790,13 +804,11 @@ static __noinline int bad_packet(struct pkt *p, enum parse_rc rc)
 	return drop_reason(rc);
 }
 
-static __always_inline int send_to(struct xdp_md *ctx, struct pkt *p, const struct aibl_vip *vip,
-				   __u32 id, const struct aibl_backend *be,
-				   const struct aibl_globals *g, bool new_flow, bool pinned,
-				   __u32 flow_hash)
+static __always_inline int send_to(struct xdp_md *ctx, struct pkt *p, __u32 svc, __u32 id,
+				   const struct aibl_backend *be, const struct aibl_globals *g,
+				   bool new_flow, bool pinned, __u32 flow_hash)
 {
 	__u64 bytes = ctx->data_end - ctx->data;
-	__u32 svc = vip->svc_id;
 
 	traffic_add(bpf_map_lookup_elem(&aibl_svc_stats, &svc), bytes, new_flow, pinned);
 	traffic_add(bpf_map_lookup_elem(&aibl_be_stats, &id), bytes, new_flow, pinned);
@@ -814,7 +826,7 @@ static __always_inline int send_new(struct xdp_md *ctx, struct pkt *p, const str
 		count(AIBL_CNT_DROP_NO_BACKEND);
 		return XDP_DROP;
 	}
-	return send_to(ctx, p, vip, id, be, g, true, ch->pinned, flow_hash);
+	return send_to(ctx, p, vip->svc_id, id, be, g, true, ch->pinned, flow_hash);
 }
 
 /*
@@ -932,7 +944,8 @@ static __noinline int handle_icmp(struct xdp_md *ctx, struct pkt *p,
 	count(AIBL_CNT_VIP_PKTS);
 	count(AIBL_CNT_ICMP_FWD);
 	/* the flow's own hash: same outer source, same backend RSS queue */
-	return send_to(ctx, p, vip, id, be, g, false, false, aibl_hash_flow(&q.fk, g->hash_seed));
+	return send_to(ctx, p, vip->svc_id, id, be, g, false, false,
+		       aibl_hash_flow(&q.fk, g->hash_seed));
 drop:
 	count(AIBL_CNT_VIP_PKTS);
 	count(AIBL_CNT_DROP_ICMP);
@@ -1080,11 +1093,62 @@ static __always_inline void load_add(__u32 id, __s64 v)
 		__sync_fetch_and_add(&l->active, v);
 }
 
+/* ---------------- flow cache ---------------- */
+
+/* the kernel's tick rate, from its configuration when libbpf finds it */
+extern const unsigned int CONFIG_HZ __kconfig __weak;
+
+/* AIBL_FCACHE_TTL_MS in jiffies (bpf_jiffies64() is inlined by the
+ * verifier, a ktime helper is a call); a constant once loaded */
+static __always_inline __u64 fcache_ttl(void)
+{
+	__u64 hz = CONFIG_HZ ?: 1000;
+
+	return hz * AIBL_FCACHE_TTL_MS / 1000;
+}
+
+static __always_inline bool key_eq(const struct aibl_flow_key *a, const struct aibl_flow_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return !((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]));
+}
+
+struct fcache_forget_ctx {
+	const struct aibl_flow_key *key;
+	__u32 idx;
+};
+
+static long fcache_forget_cpu(__u32 cpu, void *arg)
+{
+	struct fcache_forget_ctx *c = arg;
+	struct aibl_fcache_entry *e = bpf_map_lookup_percpu_elem(&aibl_fcache, &c->idx, cpu);
+
+	if (!e)
+		return 1; /* past the last CPU */
+	if (key_eq(&e->key, c->key))
+		WRITE_ONCE(e->key.family, 0);
+	return 0;
+}
+
+/*
+ * The flow's connection entry changed (closing, or re-steered): its flow
+ * cache entry goes, on every CPU, so that no CPU still forwards it by the
+ * old decision. Once per connection, not per packet.
+ */
+static __always_inline void fcache_forget(const struct aibl_flow_key *key)
+{
+	struct fcache_forget_ctx c = { .key = key, .idx = aibl_fcache_index(key) };
+
+	bpf_loop(AIBL_FCACHE_MAX_CPUS, fcache_forget_cpu, &c, 0);
+}
+
 struct flow_out {
 	__u32 backend;
 	__u8 new_flow;
 	__u8 pinned;
-	__u16 pad;
+	__u8 cache; /* an established hit the flow cache may keep */
+	__u8 pad;
 };
 
 /*
@@ -1158,10 +1222,12 @@ __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct
 					/* RSS keeps a flow on one CPU: no race to count it twice */
 					conn->flags |= AIBL_CONN_F_CLOSING;
 					load_add(id, -1);
+					fcache_forget(&p->fk);
 				}
 				now = bpf_ktime_get_coarse_ns();
 				if (now - conn->last_seen_ns > CONN_REFRESH_NS)
 					conn->last_seen_ns = now;
+				o->cache = !closing;
 				goto out;
 			}
 			if (be_up(be)) {
@@ -1266,6 +1332,7 @@ insert:
 	if (conn) {
 		/* its backend went down: re-steer and move its active count */
 		count(AIBL_CNT_RESTEER);
+		fcache_forget(&p->fk);
 		if (tcp && !(conn->flags & AIBL_CONN_F_CLOSING)) {
 			load_add(conn->backend, -1);
 			if (closing)
@@ -1297,17 +1364,52 @@ out:
 	return 0;
 }
 
+/*
+ * The flow cache's decision for an established packet: true with *id and
+ * *fh (the flow hash) when this CPU's entry for the flow is current and its
+ * backend is up. A backend that is down sends the packet the full way,
+ * which re-steers the flow.
+ */
+static __always_inline bool fcache_get(const struct pkt *p, const struct aibl_globals *g,
+				       struct aibl_fcache_entry **ep)
+{
+	__u32 idx = aibl_fcache_index(&p->fk);
+	struct aibl_fcache_entry *e = bpf_map_lookup_elem(&aibl_fcache, &idx);
+
+	*ep = e;
+	return e && key_eq(&e->key, &p->fk) && e->epoch == g->epoch &&
+	       bpf_jiffies64() - e->written < fcache_ttl();
+}
+
+static __always_inline void fcache_put(const struct pkt *p, const struct aibl_globals *g, __u32 svc,
+				       __u32 id, __u32 fh)
+{
+	__u32 idx = aibl_fcache_index(&p->fk);
+	struct aibl_fcache_entry *e = bpf_map_lookup_elem(&aibl_fcache, &idx);
+
+	if (!e)
+		return;
+	e->key = p->fk;
+	e->backend = id;
+	e->svc_id = svc;
+	e->flow_hash = fh;
+	e->epoch = g->epoch;
+	e->written = bpf_jiffies64();
+	count(AIBL_CNT_FCACHE_FILL);
+}
+
 SEC("xdp")
 int aibl_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	struct aibl_fcache_entry *fc;
 	struct flow_out fo = {};
 	struct aibl_globals *g;
 	struct aibl_backend *be;
 	struct aibl_vip *vip;
 	struct pkt p = {};
 	enum parse_rc rc;
-	__u32 zero = 0, id, fh;
+	__u32 zero = 0, id, fh, svc;
 	__be16 proto;
 
 	proto = parse_l2(data, data_end, &p);
@@ -1330,6 +1432,20 @@ int aibl_xdp(struct xdp_md *ctx)
 	if (rc == PARSE_OK && p.frag == FRAG_NONE) {
 		if (p.fk.proto != IPPROTO_TCP && p.fk.proto != IPPROTO_UDP)
 			goto other;
+		/* an established flow's packet: the flow cache first */
+		if ((g->flags & AIBL_G_F_FLOW_CACHE) &&
+		    !(p.tcp_flags & (AIBL_TCP_SYN | AIBL_TCP_FIN | AIBL_TCP_RST)) &&
+		    fcache_get(&p, g, &fc) && fc) {
+			id = fc->backend;
+			be = bpf_map_lookup_elem(&aibl_backends, &id);
+			if (be_up(be)) {
+				count(AIBL_CNT_VIP_PKTS);
+				count(AIBL_CNT_FCACHE_HIT);
+				svc = fc->svc_id;
+				fh = fc->flow_hash;
+				goto send;
+			}
+		}
 		vip = vip_lookup(&p.fk.dst, p.fk.family, p.fk.dport, p.fk.proto);
 		if (!vip)
 			goto pass;
@@ -1347,8 +1463,12 @@ int aibl_xdp(struct xdp_md *ctx)
 		count(AIBL_CNT_DROP_NO_BACKEND);
 		return XDP_DROP;
 	}
+	svc = vip->svc_id;
+	if (fo.cache && (g->flags & AIBL_G_F_FLOW_CACHE))
+		fcache_put(&p, g, svc, id, fh);
+send:
 	/* one call site: a single copy of the forwarding code on the hot path */
-	return send_to(ctx, &p, vip, id, be, g, fo.new_flow, fo.new_flow && fo.pinned, fh);
+	return send_to(ctx, &p, svc, id, be, g, fo.new_flow, fo.new_flow && fo.pinned, fh);
 
 other:
 	if ((p.fk.family == AIBL_AF_INET && p.fk.proto == IPPROTO_ICMP) ||

@@ -86,6 +86,36 @@ static inline int xe_globals_write(void)
 	return dp__globals_write(xe_dp, &xe_glob);
 }
 
+/* after deleting or rewriting aibl_conns entries: void the flow cache */
+static inline int xe_epoch_bump(void)
+{
+	return dp__epoch_bump(xe_fd(AIBL_MAP_GLOBALS));
+}
+
+/* CPUs whose flow cache holds fk now; *e: the last such entry */
+static inline int xe_fcache_cpus(const struct aibl_flow_key *fk, struct aibl_fcache_entry *e)
+{
+	int ncpu = libbpf_num_possible_cpus(), n = 0;
+	__u32 idx = aibl_fcache_index(fk);
+	struct aibl_fcache_entry *v;
+
+	if (ncpu <= 0)
+		return -1;
+	v = calloc(ncpu, sizeof(*v));
+	if (!v || bpf_map_lookup_elem(xe_fd(AIBL_MAP_FCACHE), &idx, v)) {
+		free(v);
+		return -1;
+	}
+	for (int c = 0; c < ncpu; c++)
+		if (!memcmp(&v[c].key, fk, sizeof(*fk))) {
+			n++;
+			if (e)
+				*e = v[c];
+		}
+	free(v);
+	return n;
+}
+
 static inline void xe_down(void)
 {
 	dp__close(xe_dp);
@@ -119,7 +149,7 @@ static inline int xe_up(const struct dp_sizes *sizes)
 	memcpy(xe_glob.if_mac, XE_MAC_LB, 6);
 	memcpy(xe_glob.gw_mac, XE_MAC_GW, 6);
 	xe_glob.hash_seed = XE_SEED;
-	xe_glob.flags = AIBL_G_F_VIP_FILTER | AIBL_G_F_PIN_FILTER;
+	xe_glob.flags = AIBL_G_F_VIP_FILTER | AIBL_G_F_PIN_FILTER | AIBL_G_F_FLOW_CACHE;
 	return xe_globals_write();
 }
 
@@ -136,7 +166,9 @@ static inline int xe_vip(const char *addr, __u16 port, __u8 proto, __u32 svc, __
 	k.proto = proto;
 	if (bpf_map_update_elem(xe_fd(AIBL_MAP_VIPS), &k, &v, BPF_ANY))
 		return -errno;
-	return dp__vip_filter_rebuild(xe_fd(AIBL_MAP_FILTER), xe_fd(AIBL_MAP_VIPS));
+	/* as aibld: a VIP changed under cached flows voids their decisions */
+	return dp__vip_filter_rebuild(xe_fd(AIBL_MAP_FILTER), xe_fd(AIBL_MAP_VIPS)) ?:
+	       xe_epoch_bump();
 }
 
 /* after writing aibl_pins directly */

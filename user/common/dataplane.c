@@ -31,7 +31,7 @@ static const char *const dp_pin_names[] = {
 	AIBL_MAP_STATS,	    AIBL_MAP_SVC_STATS,	 AIBL_MAP_BE_STATS,	AIBL_MAP_GLOBALS,
 	AIBL_MAP_RR_POS,    AIBL_MAP_SVC_META,	 AIBL_MAP_BE_META,	AIBL_MAP_NODE_CLIENTS,
 	AIBL_MAP_NODE_STATS, AIBL_MAP_FILTER,	 AIBL_MAP_RATE,		AIBL_MAP_SYNS,
-	AIBL_PIN_PROG,
+	AIBL_MAP_FCACHE,     AIBL_PIN_PROG,
 };
 
 /* CAP_BPF, CAP_PERFMON (the verifier allows packet pointer arithmetic
@@ -456,20 +456,40 @@ int dp__teardown(const char *pin_dir)
 	return err;
 }
 
-int dp__globals_write(struct dp *dp, const struct aibl_globals *g)
+int dp__globals_write_fd(int fd, const struct aibl_globals *g)
 {
-	struct aibl_globals v = *g;
+	struct aibl_globals v = *g, cur;
 	__u32 zero = 0;
 	int err;
 
 	v.abi_version = AIBL_ABI_VERSION;
 	v.ring_size = AIBL_RING_SIZE;
-	if (bpf_map_update_elem(bpf_map__fd(dp->skel->maps.aibl_globals), &zero, &v, BPF_ANY)) {
+	/* a new epoch: flow cache entries decided under the old settings go */
+	v.epoch = bpf_map_lookup_elem(fd, &zero, &cur) ? 1 : cur.epoch + 1;
+	if (bpf_map_update_elem(fd, &zero, &v, BPF_ANY)) {
 		err = -errno;
 		pr_warn("dataplane: write %s: %s", AIBL_MAP_GLOBALS, strerror(-err));
 		return err;
 	}
 	return 0;
+}
+
+int dp__globals_write(struct dp *dp, const struct aibl_globals *g)
+{
+	return dp__globals_write_fd(bpf_map__fd(dp->skel->maps.aibl_globals), g);
+}
+
+int dp__epoch_bump(int fd)
+{
+	struct aibl_globals g;
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(fd, &zero, &g))
+		return -errno;
+	/* an unwritten entry (abi_version 0) stays so: nothing is cached yet */
+	if (!g.abi_version)
+		return 0;
+	return dp__globals_write_fd(fd, &g);
 }
 
 /* ---------------- pre-filters ---------------- */

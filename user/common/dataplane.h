@@ -91,8 +91,17 @@ int dp__teardown(const char *pin_dir);
 /* Pins again every map and the program whose pin is missing (the directory
  * removed under a running controller). Number re-pinned, or -errno. */
 int dp__repin(struct dp *dp);
-/* Writes aibl_globals; fills abi_version and ring_size itself. */
+/* Writes aibl_globals; fills abi_version and ring_size itself and moves to
+ * the next flow cache epoch (g->epoch is ignored). */
 int dp__globals_write(struct dp *dp, const struct aibl_globals *g);
+/* The same on an aibl_globals map fd. */
+int dp__globals_write_fd(int fd, const struct aibl_globals *g);
+/*
+ * Voids every flow cache entry (aibl_fcache, include/aibl.h) by moving
+ * aibl_globals to the next epoch. Call after deleting or rewriting
+ * aibl_conns entries or changing or deleting a VIP. 0 or -errno.
+ */
+int dp__epoch_bump(int fd_globals);
 
 /*
  * Pre-filters (aibl_filter, see include/aibl.h). Every writer of aibl_vips
