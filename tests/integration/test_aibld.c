@@ -610,6 +610,7 @@ static void maps_reflect_config(void)
 	ASSERT_EQ(g.ifindex, if_nametoindex(ifa), "ifindex from netlink");
 	ASSERT_EQ(g.hash_seed, 0x6169626c, "seed");
 	ASSERT_EQ(g.src4, inet_addr("10.98.0.1"), "tunnel source from the interface");
+	ASSERT_TRUE(g.flags & AIBL_G_F_FLOW_CACHE, "flow cache on by default");
 	close(g_fd);
 	ASSERT_EQ(sh("ip link show %s | grep -q xdpgeneric", ifa), 0, "attached generic");
 }
@@ -819,6 +820,29 @@ static void sighup(void)
 	ASSERT_TRUE(body && strstr(body, "aibl_controller_reloads_total{result=\"refused\"} 1"),
 		    "refusal counted");
 	free(body);
+	/* the flow cache switched off and on: each globals write voids the
+	 * cached decisions (a new epoch) */
+	{
+		int g_fd = map_fd(AIBL_MAP_GLOBALS);
+		struct aibl_globals g0 = {}, g1 = {};
+		__u32 zero = 0;
+
+		bpf_map_lookup_elem(g_fd, &zero, &g0);
+		write_config(100, "flow_cache: false\n");
+		kill(aibld_pid, SIGHUP);
+		usleep(800000);
+		bpf_map_lookup_elem(g_fd, &zero, &g1);
+		ASSERT_FALSE(g1.flags & AIBL_G_F_FLOW_CACHE, "flow_cache: false clears the flag");
+		ASSERT_TRUE(g1.epoch > g0.epoch, "new epoch");
+		write_config(100, NULL);
+		kill(aibld_pid, SIGHUP);
+		usleep(800000);
+		bpf_map_lookup_elem(g_fd, &zero, &g0);
+		ASSERT_TRUE(g0.flags & AIBL_G_F_FLOW_CACHE, "back on");
+		ASSERT_TRUE(g0.epoch > g1.epoch, "new epoch again");
+		close(g_fd);
+	}
+
 	/* a good one: n1 100 -> 300, shares become 1/2 each */
 	write_config(300, NULL);
 	kill(aibld_pid, SIGHUP);

@@ -138,6 +138,7 @@ static void bad(void)
 						   "from 0 to 100000000, not '1e9'" },
 		{ MINIMAL "xdp_mode: offload\n", "t.yaml:6: 'xdp_mode' must be one of native, "
 						 "generic, not 'offload'" },
+		{ MINIMAL "flow_cache: 1\n", "t.yaml:6: 'flow_cache' must be true or false, not '1'" },
 		{ MINIMAL "icmp_too_big: maybe\n", "t.yaml:6: 'icmp_too_big' must be true or false, "
 						   "not 'maybe'" },
 		{ MINIMAL "health: {fail_after: 0}\n", "t.yaml:6: 'fail_after' must be an integer "

@@ -55,6 +55,7 @@ void config__defaults(struct config *cfg)
 	cfg->hash_seed = 0x6169626c; /* "aibl": any constant shared by an ECMP group */
 	cfg->mtu = 1500;
 	cfg->icmp_too_big = true;
+	cfg->flow_cache = true;
 	cfg->map_conns = AIBL_MAX_CONNS;
 	cfg->map_pins = AIBL_MAX_PINS;
 	cfg->fail_after = 3;
@@ -645,6 +646,7 @@ static const struct kspec top_keys[] = {
 	KS("hash_seed", K_UINT, struct config, hash_seed, .min = 0, .max = UINT32_MAX),
 	KS("mtu", K_UINT, struct config, mtu, .min = 0, .max = 65535),
 	KS("icmp_too_big", K_BOOL, struct config, icmp_too_big),
+	KS("flow_cache", K_BOOL, struct config, flow_cache),
 	KS("max_conn_rate", K_UINT, struct config, max_conn_rate, .min = 0, .max = 100000000),
 	KS("tunnel_source4", K_STR, struct config, tunnel_source4),
 	KS("tunnel_source6", K_STR, struct config, tunnel_source6),

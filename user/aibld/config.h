@@ -80,6 +80,7 @@ struct config {
 	__u32 hash_seed;
 	__u16 mtu;
 	bool icmp_too_big;
+	bool flow_cache; /* established flows take the per-CPU flow cache */
 	__u32 max_conn_rate; /* conn-table inserts per second per CPU; 0: unlimited */
 	__u32 map_conns; /* aibl_conns entries (fixed once the maps are pinned) */
 	__u32 map_pins; /* aibl_pins entries (likewise) */

@@ -328,7 +328,8 @@ static void prune_services(struct aibld *d)
 	struct aibl_vip_key vk;
 	struct aibl_svc_meta m;
 	bool *keep = calloc(d->max_services, sizeof(*keep));
-	int pos = -1;
+	bool gone = false;
+	int pos = -1, err;
 
 	if (!keep)
 		return;
@@ -343,12 +344,12 @@ static void prune_services(struct aibld *d)
 		if (keep[id]) {
 			vip_key_of(&d->cfg.services[pos], &vk);
 			if (memcmp(&vk, &m.vip, sizeof(vk)))
-				bpf_map_delete_elem(d->fd_vips, &m.vip);
+				gone |= !bpf_map_delete_elem(d->fd_vips, &m.vip);
 			continue;
 		}
 		pr_info("service '%.*s' (id %u) is no longer configured: removing its VIP",
 			AIBL_NAME_LEN, m.name, id);
-		bpf_map_delete_elem(d->fd_vips, &m.vip);
+		gone |= !bpf_map_delete_elem(d->fd_vips, &m.vip);
 		memset(&m, 0, sizeof(m));
 		bpf_map_update_elem(d->fd_svc_meta, &id, &m, BPF_ANY);
 	}
@@ -376,6 +377,9 @@ static void prune_services(struct aibld *d)
 		}
 	}
 	free(keep);
+	/* the flow cache must not keep forwarding a removed VIP's flows */
+	if (gone && (err = dp__epoch_bump(d->fd_globals)))
+		pr_warn("flow cache epoch: %s", strerror(-err));
 }
 
 /* node entries: backends, meta, retired ones draining */
@@ -625,8 +629,9 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 	struct svc_rt *s = &d->svcs[si];
 	struct aibl_svc_meta meta = {};
 	struct aibl_vip_key vk;
-	struct aibl_vip v = {};
+	struct aibl_vip v = {}, old;
 	__u8 half = s->half;
+	bool bump = false;
 	int err;
 
 	if (table_changed) {
@@ -647,6 +652,11 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 	v.session_key = cs->session_key;
 	v.ring_half = half;
 	v.flags = cs->conntrack ? 0 : AIBL_VIP_F_NO_CONNTRACK;
+	/* a VIP that now names another service or stops tracking flows voids
+	 * the flow cache's decisions (a table flip alone does not) */
+	if (!bpf_map_lookup_elem(d->fd_vips, &vk, &old) &&
+	    (old.svc_id != v.svc_id || old.flags != v.flags))
+		bump = true;
 	/* the pre-filter bit first: the data plane passes addresses without one */
 	err = dp__vip_filter_add(d->fd_filter, &vk);
 	if (err) {
@@ -658,6 +668,8 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 		pr_err("service '%s': write aibl_vips: %s", s->name, strerror(-err));
 		return err;
 	}
+	if (bump && (err = dp__epoch_bump(d->fd_globals)))
+		pr_warn("service '%s': flow cache epoch: %s", s->name, strerror(-err));
 	s->half = half;
 	s->have_table = true;
 	s->last_write_ms = aibld__now_ms();
@@ -947,11 +959,7 @@ int aibld__write_globals(struct aibld *d)
 		g.flags |= AIBL_G_F_VIP_FILTER;
 	if (!dp__pin_filter_rebuild(d->fd_filter, d->fd_pins))
 		g.flags |= AIBL_G_F_PIN_FILTER;
-	if (d->dp)
-		return dp__globals_write(d->dp, &g);
-	g.abi_version = AIBL_ABI_VERSION;
-	g.ring_size = AIBL_RING_SIZE;
-	if (bpf_map_update_elem(d->fd_globals, &(__u32){ 0 }, &g, BPF_ANY))
-		return -errno;
-	return 0;
+	if (c->flow_cache)
+		g.flags |= AIBL_G_F_FLOW_CACHE;
+	return dp__globals_write_fd(d->fd_globals, &g);
 }
