@@ -12,7 +12,13 @@
  *
  * Setup: default sizes from aibl.h, one service with 64 backends (hash
  * mode, client-address key), ipip forwarding. Cases:
- *   established  one hot flow, connection table hit
+ *   established  one hot flow: from the flow cache (aibl_fcache)
+ *   established_full_path  the same with the flow cache off: the VIP and
+ *                connection table lookups on every packet
+ *   established_64k  MANY_FLOWS established flows (8x the flow cache's
+ *                entries), each packet the next flow: mostly cache misses,
+ *                then the full path; the cost of the cache where it cannot
+ *                help, beside established_64k_full_path (cache off)
  *   new_flow     distinct SYNs (new client address each), rate guard off:
  *                each recorded in the handshake table (aibl_syns), none in
  *                the connection table (that happens at the handshake's ACK)
@@ -135,10 +141,84 @@ static int setup(void)
 	       xe_pin_filter();
 }
 
-enum bcase { B_ESTABLISHED, B_NEW_FLOW, B_NEW_FLOW_GUARDED, B_NEW_CONN, B_NON_VIP };
+enum bcase {
+	B_ESTABLISHED,
+	B_ESTABLISHED_FULL,
+	B_MANY,
+	B_MANY_FULL,
+	B_NEW_FLOW,
+	B_NEW_FLOW_GUARDED,
+	B_NEW_CONN,
+	B_NON_VIP
+};
 
-static const char *const case_names[] = { "established", "new_flow", "new_flow_guarded",
-					  "new_conn", "non_vip" };
+static const char *const case_names[] = { "established",	  "established_full_path",
+					  "established_64k",	  "established_64k_full_path",
+					  "new_flow",		  "new_flow_guarded",
+					  "new_conn",		  "non_vip" };
+
+/* established_64k: flows in the connection table, cycled */
+#define MANY_FLOWS 65536
+
+/* client of established_64k flow i: 172.16.0.0/12 */
+static void many_src(__u32 i, char *src)
+{
+	struct in_addr a = { htonl(0xac100000u + i) };
+
+	inet_ntop(AF_INET, &a, src, INET_ADDRSTRLEN);
+}
+
+/* the MANY_FLOWS flows straight into the connection table, spread over
+ * the backends, as if their handshakes were done */
+static int many_insert(void)
+{
+	static struct aibl_flow_key keys[MANY_FLOWS];
+	static struct aibl_conn vals[MANY_FLOWS];
+	__u32 count = MANY_FLOWS;
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	char src[INET_ADDRSTRLEN];
+
+	for (__u32 i = 0; i < MANY_FLOWS; i++) {
+		many_src(i, src);
+		keys[i] = xe_fk(src, "10.100.0.1", 40000, 80, IPPROTO_TCP);
+		vals[i] = (struct aibl_conn){ .backend = 1 + i % NBACKENDS };
+	}
+	if (bpf_map_update_batch(xe_fd(AIBL_MAP_CONNS), keys, vals, &count, &bo)) {
+		fprintf(stderr, "bench_xdp: insert %d flows: %s\n", MANY_FLOWS, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* the MANY_FLOWS flows out of the table again, so later cases start as
+ * before */
+static int many_delete(void)
+{
+	static struct aibl_flow_key keys[MANY_FLOWS];
+	__u32 count = MANY_FLOWS;
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	char src[INET_ADDRSTRLEN];
+
+	for (__u32 i = 0; i < MANY_FLOWS; i++) {
+		many_src(i, src);
+		keys[i] = xe_fk(src, "10.100.0.1", 40000, 80, IPPROTO_TCP);
+	}
+	if (bpf_map_delete_batch(xe_fd(AIBL_MAP_CONNS), keys, &count, &bo)) {
+		fprintf(stderr, "bench_xdp: delete %d flows: %s\n", MANY_FLOWS, strerror(errno));
+		return -1;
+	}
+	return xe_epoch_bump();
+}
+
+/* the flow cache on or off for the next case */
+static int fcache_set(bool on)
+{
+	if (on)
+		xe_glob.flags |= AIBL_G_F_FLOW_CACHE;
+	else
+		xe_glob.flags &= ~AIBL_G_F_FLOW_CACHE;
+	return xe_globals_write();
+}
 
 /* new_flow_guarded's limit: small, so nearly every measured SYN is refused */
 #define GUARD_RATE 1
@@ -154,7 +234,14 @@ static void build(enum bcase c, struct pkt_buf *b)
 	pkt__eth(b, XE_MAC_LB, XE_MAC_RTR);
 	switch (c) {
 	case B_ESTABLISHED:
+	case B_ESTABLISHED_FULL:
 		pkt__ipv4(b, "192.0.2.10", "10.100.0.1", NULL);
+		pkt__tcp(b, 40000, 80, PKT_TCP_ACK);
+		break;
+	case B_MANY:
+	case B_MANY_FULL:
+		many_src(flow_seq++ % MANY_FLOWS, src);
+		pkt__ipv4(b, src, "10.100.0.1", NULL);
 		pkt__tcp(b, 40000, 80, PKT_TCP_ACK);
 		break;
 	case B_NEW_FLOW:
@@ -297,21 +384,36 @@ int main(int argc, char **argv)
 		__u32 lru_cpu = xe_dp->sizes.max_conns / libbpf_num_possible_cpus();
 		int n = PER_ROUND;
 		__u32 nconns = 0, conns0 = 0;
-		__u64 untracked0 = 0;
+		__u64 untracked0 = 0, hit0, fill0, chit0;
+		bool many = c == B_MANY || c == B_MANY_FULL;
 
 
 		/* bench_xdp [CASE]: one case only (for perf record) */
 		if (argc > 1 && strcmp(argv[1], case_names[c]))
 			continue;
 
-		if (c == B_ESTABLISHED) {
-			/* the first packet opens the flow: later ones hit the table */
+		/* the full-path cases with the flow cache off, the others on */
+		if (fcache_set(c != B_ESTABLISHED_FULL && c != B_MANY_FULL))
+			goto out;
+		if (c == B_ESTABLISHED || c == B_ESTABLISHED_FULL) {
+			/* the first packet opens the flow, the second writes its
+			 * flow cache entry: later ones hit the cache */
 			build(c, &pkts[0]);
-			if (measure(dp__prog_fd(xe_dp), c, XDP_TX, 1, pkts) < 0)
+			if (measure(dp__prog_fd(xe_dp), c, XDP_TX, 1, pkts) < 0 ||
+			    measure(dp__prog_fd(xe_dp), c, XDP_TX, 1, pkts) < 0)
 				goto out;
 			for (int i = 1; i < PER_ROUND; i++)
 				pkts[i] = pkts[0];
 		}
+		if (many && many_insert())
+			goto out;
+		if (many) {
+			flow_seq = 0;
+			conns0 = xe_conns_count();
+		}
+		hit0 = xe_counter(AIBL_CNT_FCACHE_HIT);
+		fill0 = xe_counter(AIBL_CNT_FCACHE_FILL);
+		chit0 = xe_counter(AIBL_CNT_CONN_HIT);
 		if (c == B_NEW_FLOW_GUARDED) {
 			/* the refused SYNs are not inserted: no LRU bound on n */
 			n = PER_ROUND;
@@ -339,7 +441,7 @@ int main(int argc, char **argv)
 					pkts[i + 1] = pkts[i];
 					pkts[i + 1].buf[14 + 20 + 13] = PKT_TCP_ACK;
 				}
-			} else if (c != B_ESTABLISHED) {
+			} else if (c != B_ESTABLISHED && c != B_ESTABLISHED_FULL) {
 				for (int i = 0; i < n; i++)
 					build(c, &pkts[i]);
 			}
@@ -351,8 +453,30 @@ int main(int argc, char **argv)
 		}
 		qsort(prog, ROUNDS, sizeof(double), cmp_double);
 		qsort(empty, ROUNDS, sizeof(double), cmp_double);
-		if (c == B_NEW_FLOW || c == B_NEW_FLOW_GUARDED || c == B_NEW_CONN)
+		if (c == B_NEW_FLOW || c == B_NEW_FLOW_GUARDED || c == B_NEW_CONN || many)
 			nconns = xe_conns_count();
+		if (c <= B_MANY_FULL) {
+			__u64 hits = xe_counter(AIBL_CNT_FCACHE_HIT) - hit0;
+			__u64 full = xe_counter(AIBL_CNT_CONN_HIT) - chit0;
+			__u64 total = (__u64)ROUNDS * n;
+
+			printf("# %s regime: %s, flow cache %s; %d x %d packets: %llu from the "
+			       "flow cache (%.1f%%), %llu connection-table hits, %llu entries "
+			       "written\n",
+			       case_names[c], many ? "65536 flows cycled" : "one flow",
+			       c == B_ESTABLISHED || c == B_MANY ? "on" : "off", ROUNDS, n,
+			       (unsigned long long)hits, 100.0 * hits / total,
+			       (unsigned long long)full,
+			       (unsigned long long)(xe_counter(AIBL_CNT_FCACHE_FILL) - fill0));
+			/* every packet an established one, by either path */
+			if (hits + full != total || (many && nconns != conns0)) {
+				fprintf(stderr, "bench_xdp: %s: not every packet was an established "
+						"hit\n", case_names[c]);
+				goto out;
+			}
+			if (many && many_delete())
+				goto out;
+		}
 		if (c == B_NEW_FLOW && xe_counter(AIBL_CNT_CONN_UNTRACKED)) {
 			fprintf(stderr, "bench_xdp: new_flow: the rate guard refused SYNs\n");
 			goto out;
