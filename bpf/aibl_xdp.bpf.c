@@ -690,6 +690,7 @@ static __always_inline int forward(struct xdp_md *ctx, struct pkt *p, const stru
 	void *data, *data_end;
 	struct nexthop nh;
 	__u32 outer, l2 = p->l2_len & 0x1f;
+	__be32 saddr;
 
 	if (g->fwd_mode == AIBL_FWD_L2DSR) {
 		if (resolve_nexthop(ctx, be, g, p, &nh))
@@ -742,10 +743,14 @@ static __always_inline int forward(struct xdp_md *ctx, struct pkt *p, const stru
 		iph->frag_off = bpf_htons(AIBL_IP_DF);
 		iph->ttl = 64;
 		iph->protocol = IPPROTO_IPIP;
-		iph->check = 0;
-		iph->saddr = (g->src4 & ~g->src4_mask) | (bpf_htonl(flow_hash) & g->src4_mask);
+		saddr = (g->src4 & ~g->src4_mask) | (bpf_htonl(flow_hash) & g->src4_mask);
+		iph->saddr = saddr;
 		iph->daddr = be->addr.v4;
-		iph->check = ipv4_csum20(iph);
+		/* the one's complement sum of the words just written, from
+		 * registers rather than read back from the frame */
+		iph->check = csum_fold((__u64)bpf_htons(0x4500 | p->tos) +
+				       bpf_htons(p->l3_len + outer) + bpf_htons(AIBL_IP_DF) +
+				       bpf_htons(64 << 8 | IPPROTO_IPIP) + saddr + be->addr.v4);
 	} else {
 		struct ipv6hdr *ip6 = data + l2;
 
@@ -1099,7 +1104,7 @@ static __always_inline void load_add(__u32 id, __s64 v)
 extern const unsigned int CONFIG_HZ __kconfig __weak;
 
 /* AIBL_FCACHE_TTL_MS in jiffies (bpf_jiffies64() is inlined by the
- * verifier, a ktime helper is a call); a constant once loaded */
+ * verifier, a ktime helper is a call) */
 static __always_inline __u64 fcache_ttl(void)
 {
 	__u64 hz = CONFIG_HZ ?: 1000;
@@ -1378,7 +1383,7 @@ static __always_inline bool fcache_get(const struct pkt *p, const struct aibl_gl
 
 	*ep = e;
 	return e && key_eq(&e->key, &p->fk) && e->epoch == g->epoch &&
-	       bpf_jiffies64() - e->written < fcache_ttl();
+	       (__s64)(e->expires - bpf_jiffies64()) > 0;
 }
 
 static __always_inline void fcache_put(const struct pkt *p, const struct aibl_globals *g, __u32 svc,
@@ -1394,7 +1399,7 @@ static __always_inline void fcache_put(const struct pkt *p, const struct aibl_gl
 	e->svc_id = svc;
 	e->flow_hash = fh;
 	e->epoch = g->epoch;
-	e->written = bpf_jiffies64();
+	e->expires = bpf_jiffies64() + fcache_ttl();
 	count(AIBL_CNT_FCACHE_FILL);
 }
 

@@ -368,7 +368,7 @@ struct aibl_fcache_entry {
 	__u32 svc_id;
 	__u32 flow_hash; /* aibl_hash_flow() of key: outer source / flow label */
 	__u32 epoch; /* aibl_globals.epoch when written */
-	__u64 written; /* bpf_jiffies64() when written */
+	__u64 expires; /* bpf_jiffies64() past which the entry is void */
 };
 
 /* ---- rate guard state: aibl_rate, PERCPU_ARRAY of one ---- */

@@ -1125,7 +1125,7 @@ static void test_flow_cache(void)
 	ASSERT_EQ(e.epoch, globals_epoch(), "under the new epoch");
 
 	/* an entry past its age takes the full path */
-	e.written = 0;
+	e.expires = 0;
 	ASSERT_OK(fcache_set_all(&e), "age the entry");
 	hit = xe_counter(AIBL_CNT_FCACHE_HIT);
 	ASSERT_EQ(ack_from(c, 20, VIP4, 80, &r), 1, "expired: full path");
