@@ -2,8 +2,11 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # make bench-xdp: per-packet cost of the XDP program through
 # BPF_PROG_TEST_RUN beside an empty XDP_TX program (tests/bench/bench_xdp.c).
-# Prints "xdp <case> ratio=<cost/empty> ns=<ns>" for established, new_flow,
-# new_flow_guarded (rate guard engaged) and non_vip (scripts/bench-xdp.sh CASE: that case only). Needs root.
+# Prints "xdp <case> ratio=<cost/empty> ns=<ns>" for established (flow
+# cache), established_full_path (cache off), established_64k and
+# established_64k_full_path (65536 flows cycled), new_flow, new_flow_guarded
+# (rate guard engaged), new_conn and non_vip (scripts/bench-xdp.sh CASE: that
+# case only). Needs root.
 # The build measured: AIBL_BUILD, else BUILD (default build).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -168,21 +168,30 @@ static void many_src(__u32 i, char *src)
 	inet_ntop(AF_INET, &a, src, INET_ADDRSTRLEN);
 }
 
-/* the MANY_FLOWS flows straight into the connection table, spread over
- * the backends, as if their handshakes were done */
-static int many_insert(void)
+/* the flow keys of the MANY_FLOWS flows */
+static struct aibl_flow_key *many_keys(void)
 {
 	static struct aibl_flow_key keys[MANY_FLOWS];
-	static struct aibl_conn vals[MANY_FLOWS];
-	__u32 count = MANY_FLOWS;
-	LIBBPF_OPTS(bpf_map_batch_opts, bo);
 	char src[INET_ADDRSTRLEN];
 
 	for (__u32 i = 0; i < MANY_FLOWS; i++) {
 		many_src(i, src);
 		keys[i] = xe_fk(src, "10.100.0.1", 40000, 80, IPPROTO_TCP);
-		vals[i] = (struct aibl_conn){ .backend = 1 + i % NBACKENDS };
 	}
+	return keys;
+}
+
+/* the MANY_FLOWS flows straight into the connection table, spread over
+ * the backends, as if their handshakes were done */
+static int many_insert(void)
+{
+	static struct aibl_conn vals[MANY_FLOWS];
+	struct aibl_flow_key *keys = many_keys();
+	__u32 count = MANY_FLOWS;
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+
+	for (__u32 i = 0; i < MANY_FLOWS; i++)
+		vals[i] = (struct aibl_conn){ .backend = 1 + i % NBACKENDS };
 	if (bpf_map_update_batch(xe_fd(AIBL_MAP_CONNS), keys, vals, &count, &bo)) {
 		fprintf(stderr, "bench_xdp: insert %d flows: %s\n", MANY_FLOWS, strerror(errno));
 		return -1;
@@ -194,16 +203,10 @@ static int many_insert(void)
  * before */
 static int many_delete(void)
 {
-	static struct aibl_flow_key keys[MANY_FLOWS];
 	__u32 count = MANY_FLOWS;
 	LIBBPF_OPTS(bpf_map_batch_opts, bo);
-	char src[INET_ADDRSTRLEN];
 
-	for (__u32 i = 0; i < MANY_FLOWS; i++) {
-		many_src(i, src);
-		keys[i] = xe_fk(src, "10.100.0.1", 40000, 80, IPPROTO_TCP);
-	}
-	if (bpf_map_delete_batch(xe_fd(AIBL_MAP_CONNS), keys, &count, &bo)) {
+	if (bpf_map_delete_batch(xe_fd(AIBL_MAP_CONNS), many_keys(), &count, &bo)) {
 		fprintf(stderr, "bench_xdp: delete %d flows: %s\n", MANY_FLOWS, strerror(errno));
 		return -1;
 	}
