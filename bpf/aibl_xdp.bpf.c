@@ -1370,10 +1370,10 @@ out:
 }
 
 /*
- * The flow cache's decision for an established packet: true with *id and
- * *fh (the flow hash) when this CPU's entry for the flow is current and its
- * backend is up. A backend that is down sends the packet the full way,
- * which re-steers the flow.
+ * This CPU's flow cache entry for an established packet: true (with *ep)
+ * when it holds the packet's flow under the current epoch and has not
+ * expired. The caller still checks that its backend is up: one that is
+ * down sends the packet the full way, which re-steers the flow.
  */
 static __always_inline bool fcache_get(const struct pkt *p, const struct aibl_globals *g,
 				       struct aibl_fcache_entry **ep)
