@@ -1035,6 +1035,27 @@ static int fcache_set_all(const struct aibl_fcache_entry *e)
 	return err;
 }
 
+/* Sends in warm times (opening its flow), then once on the full path,
+ * which writes the flow cache entry, then once more: a cache hit that must
+ * put out the full path's frame. */
+static void cache_like_full(const struct pkt_buf *in, int warm, const char *desc)
+{
+	static struct xe_result full, hit;
+	__u64 h0, f0;
+
+	for (int i = 0; i < warm; i++)
+		xe_run(in, &full);
+	h0 = xe_counter(AIBL_CNT_FCACHE_HIT);
+	f0 = xe_counter(AIBL_CNT_FCACHE_FILL);
+	xe_run(in, &full);
+	ASSERT_EQ(xe_counter(AIBL_CNT_FCACHE_FILL) - f0, 1, desc);
+	xe_run(in, &hit);
+	ASSERT_EQ(xe_counter(AIBL_CNT_FCACHE_HIT) - h0, 1, desc);
+	ASSERT_TRUE(!full.err && !hit.err && full.verdict == XDP_TX && hit.verdict == XDP_TX &&
+			    full.len == hit.len && !memcmp(full.data, hit.data, full.len),
+		    desc);
+}
+
 static __u32 globals_epoch(void)
 {
 	struct aibl_globals g = {};
@@ -1150,6 +1171,16 @@ static void test_flow_cache(void)
 	ASSERT_OK(xe_ring(0, 0, RING_B2, 1), "ring 2");
 	ASSERT_EQ(tcp_from(c, 22, VIP4, 80, PKT_TCP_SYN, &r), 2, "SYN: the service's choice");
 	ASSERT_EQ(xe_counter(AIBL_CNT_SYN_RECORD), 3, "recorded, not cached");
+	hit = xe_counter(AIBL_CNT_FCACHE_HIT);
+	fill = xe_counter(AIBL_CNT_FCACHE_FILL);
+
+	/* IPv6 (6in6) and UDP to a port-0 wildcard VIP alike */
+	tcp6(&in, CLI6, VIP6, 30, 80, PKT_TCP_SYN);
+	xe_run(&in, &r);
+	tcp6(&in, CLI6, VIP6, 30, 80, PKT_TCP_ACK);
+	cache_like_full(&in, 1, "ipv6: the hit puts out the full path's frame");
+	in_v4_udp_wild(&in);
+	cache_like_full(&in, 1, "udp wildcard: the hit puts out the full path's frame");
 	hit = xe_counter(AIBL_CNT_FCACHE_HIT);
 	fill = xe_counter(AIBL_CNT_FCACHE_FILL);
 
