@@ -35,7 +35,11 @@
 #
 #   scripts/bench-path.sh [--prefix P] [--nodes N] [--rounds R] [--duration S]
 #                         [--conns N] [--load-pct P] [--cases LIST] [--keep-lab]
-#                         [--profile]
+#                         [--profile] [--xdp-mode native|generic]
+#
+# --xdp-mode: how aibl's program attaches in the lab (scripts/lab.sh up
+# --xdp-mode); native (default) needs an XDP_PASS program on the bridge side
+# of the balancer's veth, which every case's balancer traffic then crosses.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export AIBL_ROOT=$PWD
@@ -55,6 +59,7 @@ LOAD_PCT=25
 CASES="direct aibl-ipip aibl-l2dsr nft haproxy"
 KEEP_LAB=0
 PROFILE=0
+XDP_MODE=native
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--prefix) PREFIX=$2; shift 2 ;;
@@ -66,7 +71,8 @@ while [ $# -gt 0 ]; do
 	--cases) CASES=${2//,/ }; shift 2 ;;
 	--keep-lab) KEEP_LAB=1; shift ;;
 	--profile) PROFILE=1; shift ;;
-	-h|--help) sed -n '3,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--xdp-mode) XDP_MODE=$2; shift 2 ;;
+	-h|--help) sed -n '3,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-path: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -284,10 +290,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 # a fresh lab: nothing left running from an earlier --keep-lab
 scripts/lab.sh down --prefix "$PREFIX" >/dev/null 2>&1
-scripts/lab.sh up --prefix "$PREFIX" --nodes "$NODES" >/dev/null 2>&1 ||
-	die "lab up failed (# a fresh lab: nothing left running from an earlier --keep-lab
-scripts/lab.sh down --prefix "$PREFIX" >/dev/null 2>&1
-scripts/lab.sh up --prefix $PREFIX --nodes $NODES)"
+scripts/lab.sh up --prefix "$PREFIX" --nodes "$NODES" --xdp-mode "$XDP_MODE" >/dev/null 2>&1 ||
+	die "lab up failed (scripts/lab.sh up --prefix $PREFIX --nodes $NODES --xdp-mode $XDP_MODE)"
 lab_load "$PREFIX" || exit 1
 for i in $(seq "$NODES"); do
 	lab_start_node "$i" >/dev/null 2>&1 &&
@@ -297,7 +301,7 @@ done
 # replies are DSR in the aibl cases and routed through the balancer for nft
 lab_run cli sysctl -qw net.ipv4.conf.all.accept_redirects=0 net.ipv4.conf.eth0.accept_redirects=0
 
-echo "bench-path: lab '$PREFIX' ($NODES nodes), $ROUNDS rounds x $DURATION s per run," \
+echo "bench-path: lab '$PREFIX' ($NODES nodes, $XDP_MODE XDP), $ROUNDS rounds x $DURATION s per run," \
 	"saturation with $CONNS in flight, fixed load $LOAD_PCT% of direct's saturation" >&2
 # warm-up: direct at saturation sets the fixed offered loads
 RATE_conn=1 RATE_req=1

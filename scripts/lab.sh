@@ -5,6 +5,7 @@
 # namespaces on one machine.
 #
 #   scripts/lab.sh up     [--prefix P] [--nodes N] [--clients N] [--vips N] [--mode ipip|l2dsr]
+#                         [--xdp-mode native|generic]
 #   scripts/lab.sh down   [--prefix P]
 #   scripts/lab.sh status [--prefix P]
 #   scripts/lab.sh env    [--prefix P]        print the lab state file
@@ -15,8 +16,9 @@
 #           + N client addresses           (aibld runs here)
 #           10.10.1.1..  fd00:10::1:1..         |
 #                 |                             |
-#   P-br:  [cli]--+------------ br0 ------------+--[lb]  (bridge-side ports: GRO on
-#                 |              |              |         so XDP_TX frames arrive)
+#   P-br:  [cli]--+------------ br0 ------------+--[lb]  (its bridge side: XDP_PASS
+#                 |              |              |         with native XDP, so XDP_TX
+#                 |              |              |         frames arrive)
 #               [n1]           [n2]    ...    [nN]
 #                 |              |              |
 #           P-n1: eth0 10.10.0.11 (TC decap), VIPs on lo, aibl-simnode + aibl-agent
@@ -166,7 +168,7 @@ lab_wait_http() {
 lab_yaml_head() {
 	cat <<-EOF2
 		interface: eth0
-		xdp_mode: native
+		xdp_mode: ${LAB_XDP_MODE:-native}
 		forwarding: $LAB_MODE
 		bpffs: $LAB_BPFFS
 		status_listen: ${LAB_API#http://}
@@ -277,7 +279,7 @@ lab__xdp_pass_obj() {
 
 # ---- up / down ----
 lab__usage() {
-	sed -n '3,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '3,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -315,6 +317,7 @@ lab__write_state() {
 		echo "LAB_PREFIX=$LAB_PREFIX"
 		echo "LAB_DIR=$LAB_DIR"
 		echo "LAB_MODE=$LAB_MODE"
+		echo "LAB_XDP_MODE=$LAB_XDP_MODE"
 		echo "LAB_IF=eth0"
 		echo "LAB_BPFFS=/sys/fs/bpf/aibl-lab-$LAB_PREFIX"
 		echo "LAB_NS_BR=$LAB_PREFIX-br"
@@ -415,7 +418,9 @@ lab__up() {
 	# A veth receives the frames its peer sends with XDP_TX/redirect only in
 	# NAPI mode: an XDP program on the bridge side of the balancer's link
 	# (XDP_PASS; enabling GRO there did not do it on this kernel).
-	ip -n "$br" link set dev lb xdpdrv obj "$(lab__xdp_pass_obj)" sec xdp
+	# (Generic XDP transmits an skb the ordinary way: nothing needed.)
+	[ "$LAB_XDP_MODE" = generic ] ||
+		ip -n "$br" link set dev lb xdpdrv obj "$(lab__xdp_pass_obj)" sec xdp
 	# Checksums complete before frames reach the balancer: a frame with a
 	# partial (offloaded) checksum forwarded with XDP_TX reaches the node
 	# with a wrong checksum and TCP drops it.
@@ -504,6 +509,7 @@ lab__main() {
 	LAB_CLIENTS=32
 	LAB_VIPS=4
 	LAB_MODE=ipip
+	LAB_XDP_MODE=native
 	# Room for the outer IPv6 header (40 B) on the balancer-node segment;
 	# the client keeps 1500 so its MSS leaves that room.
 	LAB_MTU=1600
@@ -515,6 +521,7 @@ lab__main() {
 		--clients) LAB_CLIENTS=$2; shift 2 ;;
 		--vips) LAB_VIPS=$2; shift 2 ;;
 		--mode) LAB_MODE=$2; shift 2 ;;
+		--xdp-mode) LAB_XDP_MODE=$2; shift 2 ;;
 		--) shift; break ;;
 		-h|--help) lab__usage ;;
 		*) [ "$cmd" = exec ] && break; lab__die "unknown option $1" ;;
@@ -528,6 +535,7 @@ lab__main() {
 	[[ $LAB_VIPS =~ ^[0-9]+$ ]] && [ "$LAB_VIPS" -ge 1 ] && [ "$LAB_VIPS" -le 250 ] ||
 		lab__die "--vips: 1..250"
 	case "$LAB_MODE" in ipip|l2dsr) ;; *) lab__die "--mode: ipip or l2dsr" ;; esac
+	case "$LAB_XDP_MODE" in native|generic) ;; *) lab__die "--xdp-mode: native or generic" ;; esac
 	LAB_DIR=$LAB_STATE_ROOT/$LAB_PREFIX
 	case "$cmd" in
 	up|down|exec|status) [ "$(id -u)" -eq 0 ] || lab__die "$cmd needs root" ;;
