@@ -4,11 +4,13 @@
 # same addresses, `up` twice is harmless, the client reaches every node
 # (IPv4 and IPv6, from its extra client addresses), nodes carry the DSR
 # sysctls and VIPs on loopback, the client routes the VIPs via the
-# balancer, and `down` leaves nothing behind (also for a lab that does not
-# exist, and after a failed `up`).
+# balancer (in native XDP mode with an XDP_PASS program on the bridge side
+# of its link, in generic mode without), a bad --xdp-mode is refused, and
+# `down` leaves nothing behind (also for a lab that does not exist, and
+# after a failed `up`).
 . "$(dirname "$0")/../lib/lib.sh"
 CASES=(two_labs up_idempotent reach_nodes dsr_node_setup vip_route balancer_port_xdp
-	down_removes_all down_missing_ok failed_up_cleans)
+	generic_xdp_mode bad_xdp_mode down_removes_all down_missing_ok failed_up_cleans)
 if [ "$(id -u)" -ne 0 ]; then
 	for c in "${CASES[@]}"; do t_skip "$c" "needs root (network namespaces)"; done
 	exit 0
@@ -22,7 +24,7 @@ matches() { [[ $1 == $2 ]]; }
 nss() { ip netns list | awk '{print $1}' | grep -cE "^$1-" || true; }
 
 "$LAB" up --prefix "$A" --nodes 2 --clients 8 2>/dev/null &&
-	"$LAB" up --prefix "$B" --nodes 3 --clients 4 2>/dev/null
+	"$LAB" up --prefix "$B" --nodes 3 --clients 4 --xdp-mode generic 2>/dev/null
 t_check two_labs [ "$(nss "$A")/$(nss "$B")" = 5/6 ]
 "$LAB" up --prefix "$A" --nodes 2 --clients 8 2>/dev/null
 t_check up_idempotent [ "$(nss "$A")" = 5 ]
@@ -38,6 +40,11 @@ r=$("$LAB" exec --prefix "$A" cli ip route get 10.200.0.3)
 t_check vip_route matches "$r" "*via 10.10.0.2 dev eth0*"
 x=$("$LAB" exec --prefix "$A" br ip link show dev lb)
 t_check balancer_port_xdp matches "$x" "*xdp*"
+x=$("$LAB" exec --prefix "$B" br ip link show dev lb)
+t_check generic_xdp_mode eval '! matches "$x" "*xdp*" && "$LAB" env --prefix "$B" | grep -qx LAB_XDP_MODE=generic'
+"$LAB" up --prefix "lbltc$(($$ % 1000))" --xdp-mode offload 2>/dev/null
+rc=$?
+t_check bad_xdp_mode [ "$rc/$(nss "lbltc$(($$ % 1000))")" = 1/0 ]
 "$LAB" down --prefix "$A" 2>/dev/null
 "$LAB" down --prefix "$B" 2>/dev/null
 left=$(ls -d "/run/aibl-lab/$A" "/run/aibl-lab/$B" "/sys/fs/bpf/aibl-lab-$A" 2>/dev/null)
