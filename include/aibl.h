@@ -356,7 +356,7 @@ struct aibl_globals {
  * A packet of an established flow (a TCP packet without SYN, FIN or RST,
  * or UDP) first looks here, at aibl_fcache_index() of its flow key: an
  * entry with the same key, the current aibl_globals.epoch, younger than
- * AIBL_FCACHE_TTL_NS, whose backend is up, gives its service and backend
+ * AIBL_FCACHE_TTL_MS, whose backend is up, gives its service and backend
  * without the VIP and connection table lookups or the flow hash. The full
  * path writes the entry on a connection-table hit of a flow that is not
  * closing; a flow's FIN/RST or re-steer clears it on every CPU. Only the
