@@ -1034,20 +1034,24 @@ static __always_inline int syn_find(const struct aibl_syn_bucket *b, __u64 tag, 
 }
 
 /*
- * The flow's live handshake record: true with its bucket, way and backend
- * word (backend id | AIBL_SYN_F_PINNED) filled. *sb and *tag are filled
- * whenever the bucket exists, so a SYN can record into it.
+ * The flow's live handshake record: true with its bucket, way, backend id
+ * and whether that choice was a session pin filled. *sb and *tag are
+ * filled whenever the bucket exists, so a SYN can record into it.
  */
 static __always_inline bool syn_match(__u32 fh, __u32 now, struct aibl_syn_bucket **sb,
-				      __u64 *tag, int *way, __u32 *v)
+				      __u64 *tag, int *way, __u32 *id, bool *pinned)
 {
+	__u32 v;
+
 	*sb = syn_bucket(fh, tag);
 	if (!*sb)
 		return false;
 	*way = syn_find(*sb, *tag, now);
 	if (*way < 0)
 		return false;
-	*v = (*sb)->backend[*way & (AIBL_SYN_WAYS - 1)];
+	v = (*sb)->backend[*way & (AIBL_SYN_WAYS - 1)];
+	*id = v & ~AIBL_SYN_F_PINNED;
+	*pinned = v & AIBL_SYN_F_PINNED;
 	return true;
 }
 
@@ -1171,7 +1175,7 @@ __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct
 	struct aibl_backend *be;
 	struct choice ch;
 	bool tcp, closing, new_flow = false, pinned = false, track = false, syn = false;
-	__u32 id, v, now_ts = 0;
+	__u32 id, now_ts = 0;
 	__u64 tag = 0;
 	__u8 mode;
 	int way = -1;
@@ -1202,11 +1206,9 @@ __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct
 			 * while that backend still takes new flows.
 			 */
 			now_ts = syn_now();
-			if (syn_match(fh, now_ts, &sb, &tag, &way, &v)) {
-				id = v & ~AIBL_SYN_F_PINNED;
+			if (syn_match(fh, now_ts, &sb, &tag, &way, &id, &pinned)) {
 				be = bpf_map_lookup_elem(&aibl_backends, &id);
 				if (be_usable(be)) {
-					pinned = v & AIBL_SYN_F_PINNED;
 					syn = true;
 					goto record;
 				}
@@ -1243,9 +1245,8 @@ __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct
 				 */
 				count(AIBL_CNT_CONN_HIT);
 				if (!tcp || (p->tcp_flags & AIBL_TCP_SYN) ||
-				    !syn_match(fh, syn_now(), &sb, &tag, &way, &v))
+				    !syn_match(fh, syn_now(), &sb, &tag, &way, &id, &pinned))
 					goto out;
-				id = v & ~AIBL_SYN_F_PINNED;
 				be = bpf_map_lookup_elem(&aibl_backends, &id);
 				/* the record is used up either way */
 				syn_free(sb, way);
@@ -1258,7 +1259,6 @@ __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct
 					goto pick;
 				}
 				count(AIBL_CNT_SYN_HIT);
-				pinned = v & AIBL_SYN_F_PINNED;
 				new_flow = true;
 				conn->backend = id;
 				conn->flags = (pinned ? AIBL_CONN_F_PINNED : 0) |
@@ -1277,13 +1277,11 @@ __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct
 			 * lost or never held (README: mid-connection miss).
 			 */
 			if (tcp && !(p->tcp_flags & AIBL_TCP_SYN)) {
-				if (syn_match(fh, syn_now(), &sb, &tag, &way, &v)) {
-					id = v & ~AIBL_SYN_F_PINNED;
+				if (syn_match(fh, syn_now(), &sb, &tag, &way, &id, &pinned)) {
 					be = bpf_map_lookup_elem(&aibl_backends, &id);
 					if (be_up(be)) {
 						count(AIBL_CNT_SYN_HIT);
 						new_flow = true;
-						pinned = v & AIBL_SYN_F_PINNED;
 						track = conn_rate_admit(g);
 						if (!track)
 							count(AIBL_CNT_CONN_UNTRACKED);
