@@ -1384,14 +1384,10 @@ static __always_inline bool fcache_get(const struct pkt *p, const struct aibl_gl
 	       (__s64)(e->expires - bpf_jiffies64()) > 0;
 }
 
-static __always_inline void fcache_put(const struct pkt *p, const struct aibl_globals *g, __u32 svc,
-				       __u32 id, __u32 fh)
+/* Writes the decision into e, the flow's entry that fcache_get() found. */
+static __always_inline void fcache_put(struct aibl_fcache_entry *e, const struct pkt *p,
+				       const struct aibl_globals *g, __u32 svc, __u32 id, __u32 fh)
 {
-	__u32 idx = aibl_fcache_index(&p->fk);
-	struct aibl_fcache_entry *e = bpf_map_lookup_elem(&aibl_fcache, &idx);
-
-	if (!e)
-		return;
 	e->key = p->fk;
 	e->backend = id;
 	e->svc_id = svc;
@@ -1405,7 +1401,7 @@ SEC("xdp")
 int aibl_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
-	struct aibl_fcache_entry *fc;
+	struct aibl_fcache_entry *fc = NULL;
 	struct flow_out fo = {};
 	struct aibl_globals *g;
 	struct aibl_backend *be;
@@ -1467,8 +1463,10 @@ int aibl_xdp(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 	svc = vip->svc_id;
-	if (fo.cache && (g->flags & AIBL_G_F_FLOW_CACHE))
-		fcache_put(&p, g, svc, id, fh);
+	/* fc: set when the flow cache was looked up for this packet (flag on,
+	 * no SYN/FIN/RST) and missed */
+	if (fo.cache && fc)
+		fcache_put(fc, &p, g, svc, id, fh);
 send:
 	/* one call site: a single copy of the forwarding code on the hot path */
 	return send_to(ctx, &p, svc, id, be, g, fo.new_flow, fo.new_flow && fo.pinned, fh);
