@@ -456,22 +456,30 @@ int dp__teardown(const char *pin_dir)
 	return err;
 }
 
-int dp__globals_write_fd(int fd, const struct aibl_globals *g)
+/* writes v as aibl_globals' entry */
+static int dp__globals_put(int fd, const struct aibl_globals *v)
 {
-	struct aibl_globals v = *g, cur;
 	__u32 zero = 0;
 	int err;
 
-	v.abi_version = AIBL_ABI_VERSION;
-	v.ring_size = AIBL_RING_SIZE;
-	/* a new epoch: flow cache entries decided under the old settings go */
-	v.epoch = bpf_map_lookup_elem(fd, &zero, &cur) ? 1 : cur.epoch + 1;
-	if (bpf_map_update_elem(fd, &zero, &v, BPF_ANY)) {
+	if (bpf_map_update_elem(fd, &zero, v, BPF_ANY)) {
 		err = -errno;
 		pr_warn("dataplane: write %s: %s", AIBL_MAP_GLOBALS, strerror(-err));
 		return err;
 	}
 	return 0;
+}
+
+int dp__globals_write_fd(int fd, const struct aibl_globals *g)
+{
+	struct aibl_globals v = *g, cur;
+	__u32 zero = 0;
+
+	v.abi_version = AIBL_ABI_VERSION;
+	v.ring_size = AIBL_RING_SIZE;
+	/* a new epoch: flow cache entries decided under the old settings go */
+	v.epoch = bpf_map_lookup_elem(fd, &zero, &cur) ? 1 : cur.epoch + 1;
+	return dp__globals_put(fd, &v);
 }
 
 int dp__globals_write(struct dp *dp, const struct aibl_globals *g)
@@ -489,7 +497,8 @@ int dp__epoch_bump(int fd)
 	/* an unwritten entry (abi_version 0) stays so: nothing is cached yet */
 	if (!g.abi_version)
 		return 0;
-	return dp__globals_write_fd(fd, &g);
+	g.epoch++;
+	return dp__globals_put(fd, &g);
 }
 
 /* ---------------- pre-filters ---------------- */
