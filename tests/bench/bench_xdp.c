@@ -15,7 +15,7 @@
  *   established  one hot flow: from the flow cache (aibl_fcache)
  *   established_full_path  the same with the flow cache off: the VIP and
  *                connection table lookups on every packet
- *   established_64k  MANY_FLOWS established flows (8x the flow cache's
+ *   established_64k  MANY_FLOWS established flows (32x the flow cache's
  *                entries), each packet the next flow: mostly cache misses,
  *                then the full path; the cost of the cache where it cannot
  *                help, beside established_64k_full_path (cache off)
@@ -389,6 +389,7 @@ int main(int argc, char **argv)
 		__u32 nconns = 0, conns0 = 0;
 		__u64 untracked0 = 0, hit0, fill0, chit0;
 		bool many = c == B_MANY || c == B_MANY_FULL;
+		bool full_path = c == B_ESTABLISHED_FULL || c == B_MANY_FULL;
 
 
 		/* bench_xdp [CASE]: one case only (for perf record) */
@@ -396,7 +397,7 @@ int main(int argc, char **argv)
 			continue;
 
 		/* the full-path cases with the flow cache off, the others on */
-		if (fcache_set(c != B_ESTABLISHED_FULL && c != B_MANY_FULL))
+		if (fcache_set(!full_path))
 			goto out;
 		if (c == B_ESTABLISHED || c == B_ESTABLISHED_FULL) {
 			/* the first packet opens the flow, the second writes its
@@ -467,7 +468,7 @@ int main(int argc, char **argv)
 			       "flow cache (%.1f%%), %llu connection-table hits, %llu entries "
 			       "written\n",
 			       case_names[c], many ? "65536 flows cycled" : "one flow",
-			       c == B_ESTABLISHED || c == B_MANY ? "on" : "off", ROUNDS, n,
+			       full_path ? "off" : "on", ROUNDS, n,
 			       (unsigned long long)hits, 100.0 * hits / total,
 			       (unsigned long long)full,
 			       (unsigned long long)(xe_counter(AIBL_CNT_FCACHE_FILL) - fill0));
