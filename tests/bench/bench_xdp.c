@@ -71,23 +71,15 @@ static int empty_fd = -1;
  */
 static int rate_fill(__u64 limit)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	struct aibl_rate *rv = calloc(ncpu > 0 ? ncpu : 1, sizeof(*rv));
+	struct aibl_rate r = { .count = limit };
 	struct timespec ts;
-	__u32 zero = 0;
 	int err;
 
-	if (!rv)
-		return -1;
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	for (int c = 0; c < ncpu; c++) {
-		rv[c].window_start_ns = (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-		rv[c].count = limit;
-	}
-	err = bpf_map_update_elem(xe_fd(AIBL_MAP_RATE), &zero, rv, BPF_ANY);
-	free(rv);
+	r.window_start_ns = (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	err = xe_percpu_set(AIBL_MAP_RATE, 0, &r, sizeof(r));
 	if (err)
-		fprintf(stderr, "bench_xdp: aibl_rate: %s\n", strerror(errno));
+		fprintf(stderr, "bench_xdp: aibl_rate: %s\n", strerror(-err));
 	return err ? -1 : 0;
 }
 

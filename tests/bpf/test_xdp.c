@@ -1019,20 +1019,7 @@ out:
 /* Writes e into the flow cache slot of e->key on every CPU. */
 static int fcache_set_all(const struct aibl_fcache_entry *e)
 {
-	int ncpu = libbpf_num_possible_cpus(), err;
-	__u32 idx = aibl_fcache_index(&e->key);
-	struct aibl_fcache_entry *v;
-
-	if (ncpu <= 0)
-		return -EINVAL;
-	v = calloc(ncpu, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	for (int c = 0; c < ncpu; c++)
-		v[c] = *e;
-	err = bpf_map_update_elem(xe_fd(AIBL_MAP_FCACHE), &idx, v, BPF_ANY) ? -errno : 0;
-	free(v);
-	return err;
+	return xe_percpu_set(AIBL_MAP_FCACHE, aibl_fcache_index(&e->key), e, sizeof(*e));
 }
 
 /* Sends in warm times (opening its flow), then once on the full path,
@@ -1222,12 +1209,7 @@ out:
  * new flow) */
 static int rate_reset(void)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	struct aibl_rate v[ncpu > 0 ? ncpu : 1];
-	__u32 zero = 0;
-
-	memset(v, 0, sizeof(v));
-	return bpf_map_update_elem(xe_fd(AIBL_MAP_RATE), &zero, v, BPF_ANY) ? -errno : 0;
+	return xe_percpu_set(AIBL_MAP_RATE, 0, &(struct aibl_rate){}, sizeof(struct aibl_rate));
 }
 
 static int rate_set(__u32 limit)

@@ -92,6 +92,26 @@ static inline int xe_epoch_bump(void)
 	return dp__epoch_bump(xe_fd(AIBL_MAP_GLOBALS));
 }
 
+/* val (size bytes) as every CPU's value of key in a per-CPU map; 0 or
+ * -errno */
+static inline int xe_percpu_set(const char *map, __u32 key, const void *val, size_t size)
+{
+	int ncpu = libbpf_num_possible_cpus(), err;
+	size_t stride = (size + 7) & ~(size_t)7; /* the kernel's per-CPU value stride */
+	char *v;
+
+	if (ncpu <= 0)
+		return -EINVAL;
+	v = calloc(ncpu, stride);
+	if (!v)
+		return -ENOMEM;
+	for (int c = 0; c < ncpu; c++)
+		memcpy(v + c * stride, val, size);
+	err = bpf_map_update_elem(xe_fd(map), &key, v, BPF_ANY) ? -errno : 0;
+	free(v);
+	return err;
+}
+
 /* CPUs whose flow cache holds fk now; *e: the last such entry */
 static inline int xe_fcache_cpus(const struct aibl_flow_key *fk, struct aibl_fcache_entry *e)
 {
