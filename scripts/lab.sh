@@ -392,6 +392,11 @@ lab__up() {
 	ip -n "$br" link add br0 mtu "$LAB_MTU" type bridge forward_delay 0 stp_state 0 mcast_snooping 0
 	ip -n "$br" link set br0 up
 	ip netns exec "$br" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+	# ... and does not hand bridged frames to iptables/ip6tables/arptables
+	# (br_netfilter's default once loaded: every frame would cross the
+	# netfilter hooks, twice on its way through the balancer).
+	ip netns exec "$br" sysctl -qw net.bridge.bridge-nf-call-iptables=0 \
+		net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0 2>/dev/null || true
 
 	# client host: the primary address plus the client addresses
 	lab__add_host cli cli "$(lab__mac 0 1)" "$LAB_CLIENT_MTU"
@@ -421,10 +426,13 @@ lab__up() {
 	# (Generic XDP transmits an skb the ordinary way: nothing needed.)
 	[ "$LAB_XDP_MODE" = generic ] ||
 		ip -n "$br" link set dev lb xdpdrv obj "$(lab__xdp_pass_obj)" sec xdp
-	# Checksums complete before frames reach the balancer: a frame with a
-	# partial (offloaded) checksum forwarded with XDP_TX reaches the node
-	# with a wrong checksum and TCP drops it.
-	ip netns exec "$br" ethtool -K lb tx off >/dev/null
+	# Native XDP: checksums complete before frames reach the balancer. A
+	# veth hands its native XDP program a copy of the frame without the
+	# skb's partial (offloaded) checksum state, so a frame forwarded with
+	# XDP_TX would reach the node with a wrong checksum and TCP drops it.
+	# Generic XDP keeps the skb and its checksum state: nothing needed.
+	[ "$LAB_XDP_MODE" = generic ] ||
+		ip netns exec "$br" ethtool -K lb tx off >/dev/null
 	ip -n "$lb" addr add "$LAB_NET4_PREFIX.0.2/16" dev eth0
 	ip -n "$lb" -6 addr add "${LAB_NET6}:2/64" dev eth0 nodad
 	ip netns exec "$lb" sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
