@@ -5,12 +5,14 @@
 # (IPv4 and IPv6, from its extra client addresses), nodes carry the DSR
 # sysctls and VIPs on loopback, the client routes the VIPs via the
 # balancer (in native XDP mode with an XDP_PASS program on the bridge side
-# of its link, in generic mode without), a bad --xdp-mode is refused, and
+# of its link and checksums completed before frames reach it, in generic
+# mode neither), the bridge runs no netfilter, a bad --xdp-mode is refused, and
 # `down` leaves nothing behind (also for a lab that does not exist, and
 # after a failed `up`).
 . "$(dirname "$0")/../lib/lib.sh"
 CASES=(two_labs up_idempotent reach_nodes dsr_node_setup vip_route balancer_port_xdp
-	generic_xdp_mode bad_xdp_mode down_removes_all down_missing_ok failed_up_cleans)
+	generic_xdp_mode tx_checksum_by_mode bridge_no_netfilter bad_xdp_mode down_removes_all
+	down_missing_ok failed_up_cleans)
 if [ "$(id -u)" -ne 0 ]; then
 	for c in "${CASES[@]}"; do t_skip "$c" "needs root (network namespaces)"; done
 	exit 0
@@ -42,6 +44,12 @@ x=$("$LAB" exec --prefix "$A" br ip link show dev lb)
 t_check balancer_port_xdp matches "$x" "*xdp*"
 x=$("$LAB" exec --prefix "$B" br ip link show dev lb)
 t_check generic_xdp_mode eval '! matches "$x" "*xdp*" && "$LAB" env --prefix "$B" | grep -qx LAB_XDP_MODE=generic'
+x=$("$LAB" exec --prefix "$A" br ethtool -k lb | grep '^tx-checksumming:')
+y=$("$LAB" exec --prefix "$B" br ethtool -k lb | grep '^tx-checksumming:')
+t_check tx_checksum_by_mode [ "$x/$y" = "tx-checksumming: off/tx-checksumming: on" ]
+# where the kernel has br_netfilter (its sysctls exist only then)
+x=$("$LAB" exec --prefix "$A" br sh -c 'cat /proc/sys/net/bridge/bridge-nf-call-* 2>/dev/null' | sort -u | tr '\n' ' ')
+t_check bridge_no_netfilter eval '[ -z "$x" ] || [ "$x" = "0 " ]'
 "$LAB" up --prefix "lbltc$(($$ % 1000))" --xdp-mode offload 2>/dev/null
 rc=$?
 t_check bad_xdp_mode [ "$rc/$(nss "lbltc$(($$ % 1000))")" = 1/0 ]
