@@ -420,19 +420,19 @@ lab__up() {
 	# edge balancer host: the XDP program goes on its eth0; it does not
 	# route VIP traffic itself (forwarding stays off).
 	lab__add_host lb lb "$(lab__mac 0 2)" "$LAB_MTU"
-	# A veth receives the frames its peer sends with XDP_TX/redirect only in
-	# NAPI mode: an XDP program on the bridge side of the balancer's link
-	# (XDP_PASS; enabling GRO there did not do it on this kernel).
-	# (Generic XDP transmits an skb the ordinary way: nothing needed.)
-	[ "$LAB_XDP_MODE" = generic ] ||
+	# Native XDP needs two things on the bridge side of the balancer's link
+	# (generic XDP transmits and keeps an ordinary skb: neither):
+	# - A veth receives the frames its peer sends with XDP_TX/redirect only
+	#   in NAPI mode: an XDP program there (XDP_PASS; enabling GRO there did
+	#   not do it on this kernel).
+	# - Checksums complete before frames reach the balancer. A veth hands
+	#   its native XDP program a copy of the frame without the skb's partial
+	#   (offloaded) checksum state, so a frame forwarded with XDP_TX would
+	#   reach the node with a wrong checksum and TCP drops it.
+	if [ "$LAB_XDP_MODE" != generic ]; then
 		ip -n "$br" link set dev lb xdpdrv obj "$(lab__xdp_pass_obj)" sec xdp
-	# Native XDP: checksums complete before frames reach the balancer. A
-	# veth hands its native XDP program a copy of the frame without the
-	# skb's partial (offloaded) checksum state, so a frame forwarded with
-	# XDP_TX would reach the node with a wrong checksum and TCP drops it.
-	# Generic XDP keeps the skb and its checksum state: nothing needed.
-	[ "$LAB_XDP_MODE" = generic ] ||
 		ip netns exec "$br" ethtool -K lb tx off >/dev/null
+	fi
 	ip -n "$lb" addr add "$LAB_NET4_PREFIX.0.2/16" dev eth0
 	ip -n "$lb" -6 addr add "${LAB_NET6}:2/64" dev eth0 nodad
 	ip netns exec "$lb" sysctl -qw net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
