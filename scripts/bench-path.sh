@@ -160,7 +160,7 @@ null_up() {
 	for i in $(seq "$NODES"); do
 		# shellcheck disable=SC2046
 		bpftool map update pinned "$NULL_PIN/null_fwd_macs" key "$((i - 1))" 0 0 0 \
-			value hex $(hex_mac "$(eval echo "\$LAB_NODE_${i}_MAC")") 00 00 || die "xdp-null: map"
+			value hex $(hex_mac "$(lab_node "$i" MAC)") 00 00 || die "xdp-null: map"
 	done
 	lab_run lb bpftool net attach "$(xdp_attach_type)" pinned "$NULL_PIN/prog" dev "$LAB_IF" ||
 		die "xdp-null: attach to $LAB_IF failed"
@@ -176,7 +176,7 @@ nft_up() {
 	local i chains="" vmap=""
 	for i in $(seq "$NODES"); do
 		chains+="	chain ep-n$i {
-		meta l4proto tcp dnat to $(eval echo "\$LAB_NODE_${i}_IP4"):$PORT
+		meta l4proto tcp dnat to $(lab_node "$i" IP4):$PORT
 	}
 "
 		vmap+="${vmap:+, }$((i - 1)) : goto ep-n$i"
@@ -232,7 +232,7 @@ hap_up() {
 			    balance leastconn
 		EOF
 		for i in $(seq "$NODES"); do
-			echo "    server n$i $(eval echo "\$LAB_NODE_${i}_IP4"):$PORT"
+			echo "    server n$i $(lab_node "$i" IP4):$PORT"
 		done
 	} >"$HAP_CFG"
 	lab_run lb ip addr replace "$VIP_HAP/32" dev lo
@@ -254,7 +254,7 @@ case_target() {
 	direct-all)
 		local i t=""
 		for i in $(seq "$NODES"); do
-			t+="${t:+,}http://$(eval echo "\$LAB_NODE_${i}_IP4"):$PORT"
+			t+="${t:+,}http://$(lab_node "$i" IP4):$PORT"
 		done
 		echo "$t"
 		;;

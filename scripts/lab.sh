@@ -41,6 +41,7 @@
 #   lab_spawn HOST NAME CMD.. start CMD in the background there; pid and log in $LAB_DIR
 #   lab_stop NAME [SIG]       stop a process lab_spawn started (TERM, then KILL)
 #   lab_pid NAME              its pid (empty when not running)
+#   lab_node I FIELD          a field of node I (IP4, IP6, MAC, NAME, NS)
 
 LAB_STATE_ROOT=${LAB_STATE_ROOT:-/run/aibl-lab}
 AIBL_ROOT=${AIBL_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
@@ -185,6 +186,13 @@ lab_yaml_head() {
 	EOF2
 }
 
+# lab_node I FIELD: a field of node I from the state file (IP4, IP6, MAC,
+# NAME, NS)
+lab_node() {
+	local v="LAB_NODE_${1}_$2"
+	echo "${!v}"
+}
+
 # lab_yaml_nodes [WEIGHT...]: the nodes section, weight i for node i
 # (default 100); each node has its agent. LAB_NODE_i_YAML adds lines,
 # indented as node keys ("    accelerator: gpu").
@@ -197,8 +205,8 @@ lab_yaml_nodes() {
 		w=${1:-100}
 		[ $# -gt 0 ] && shift
 		echo "  - name: n$i"
-		echo "    address: $(eval echo "\$LAB_NODE_${i}_IP${LAB_NODE_FAMILY:-4}")"
-		echo "    agent: http://$(eval echo "\$LAB_NODE_${i}_IP4"):$LAB_AGENT_PORT"
+		echo "    address: $(lab_node "$i" "IP${LAB_NODE_FAMILY:-4}")"
+		echo "    agent: http://$(lab_node "$i" IP4):$LAB_AGENT_PORT"
 		echo "    weight: $w"
 		echo "    health_port: $LAB_SIM_PORT"
 		extra="LAB_NODE_${i}_YAML"
