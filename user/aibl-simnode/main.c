@@ -79,7 +79,9 @@ static void usage(FILE *f)
 		"  -v, --verbose            debug logging\n"
 		"  -h, --help               this text\n\n"
 		"Endpoints: GET /v1/models, GET /metrics (vLLM names), GET /health,\n"
-		"POST /v1/completions, POST /v1/chat/completions (\"stream\": true -> SSE).\n"
+		"POST /v1/completions, POST /v1/chat/completions (\"stream\": true -> SSE),\n"
+		"POST /v1/load_lora_adapter, /v1/unload_lora_adapter {\"lora_name\": MODEL}\n"
+		"(vLLM's runtime API: load or unload any model the node serves).\n"
 		"Session for the prefix cache: client address + X-Session-Id header or \"user\".\n");
 }
 
@@ -553,6 +555,39 @@ nomem:
 	return sn_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "ServerError", "out of memory");
 }
 
+/*
+ * POST /v1/load_lora_adapter and /v1/unload_lora_adapter with
+ * {"lora_name": NAME}: vLLM's runtime adapter API (with
+ * VLLM_ALLOW_RUNTIME_LORA_UPDATING), here for any model the node can serve.
+ */
+static enum MHD_Result sn_model_op(struct MHD_Connection *c, const char *body, size_t len,
+				   bool load)
+{
+	json_t *req = json_loadb(body, len, 0, NULL);
+	const char *name = req ? json_string_value(json_object_get(req, "lora_name")) : NULL;
+	int i = name ? sim__model_find(&sn_sim, name) : -1, err;
+	char msg[SIM_MODEL_LEN + 64];
+
+	if (!name) {
+		json_decref(req);
+		return sn_error(c, MHD_HTTP_BAD_REQUEST, "invalid_request_error",
+				"a JSON object with \"lora_name\" is required");
+	}
+	if (i < 0) {
+		json_decref(req);
+		return sn_error(c, MHD_HTTP_NOT_FOUND, "NotFoundError", "no such model");
+	}
+	err = load ? sim__model_load(&sn_sim, i) : sim__model_unload(&sn_sim, i);
+	snprintf(msg, sizeof(msg), "%s %s%s\n", load ? "loaded" : "unloaded", name,
+		 err == -E2BIG ? ": larger than the node's memory" :
+		 err == -ENOENT ? ": was not loaded" : err == -EBUSY ? ": still loading" : "");
+	json_decref(req);
+	if (err)
+		return sn_error(c, err == -E2BIG ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_CONFLICT,
+				"invalid_request_error", msg);
+	return sn_reply(c, MHD_HTTP_OK, "text/plain", strdup(msg));
+}
+
 static enum MHD_Result sn_handler(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
@@ -587,6 +622,10 @@ static enum MHD_Result sn_handler(void *cls, struct MHD_Connection *c, const cha
 			return sn_generate(c, http_body__str(cc), cc->len, false);
 		if (!strcmp(url, "/v1/chat/completions"))
 			return sn_generate(c, http_body__str(cc), cc->len, true);
+		if (!strcmp(url, "/v1/load_lora_adapter"))
+			return sn_model_op(c, http_body__str(cc), cc->len, true);
+		if (!strcmp(url, "/v1/unload_lora_adapter"))
+			return sn_model_op(c, http_body__str(cc), cc->len, false);
 		return sn_error(c, MHD_HTTP_NOT_FOUND, "NotFoundError", "no such endpoint");
 	}
 	if (strcmp(method, "GET"))

@@ -418,6 +418,38 @@ static int model_acquire(struct sim *s, struct sim_req *rq)
 	}
 }
 
+int sim__model_load(struct sim *s, int i)
+{
+	struct sim_req rq = { .model = i };
+	int err;
+
+	pthread_mutex_lock(&s->lock);
+	err = model_acquire(s, &rq);
+	if (!err) {
+		s->models[i].users--;
+		pthread_cond_broadcast(&s->cond);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+int sim__model_unload(struct sim *s, int i)
+{
+	struct sim_model *m = &s->models[i];
+	int err = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (!m->resident) {
+		err = m->loading ? -EBUSY : -ENOENT;
+	} else {
+		m->resident = false;
+		s->mem_used_mb -= m->size_mb;
+		pthread_cond_broadcast(&s->cond);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
 int sim__admit(struct sim *s, struct sim_req *rq)
 {
 	struct sim_model *m = &s->models[rq->model];
@@ -611,8 +643,13 @@ char *sim__metrics(struct sim *s)
 	if (!f)
 		return NULL;
 	pthread_mutex_lock(&s->lock);
-	kv = s->cfg.cache_tokens ? (double)(s->cached_tokens + s->running_tokens) / s->cfg.cache_tokens
-				 : 0;
+	/*
+	 * vLLM's gauge is BlockPool.get_usage(), 1 - free/total blocks, and a
+	 * finished request's blocks count as free while they keep their prefix
+	 * hash (evictable on demand): only running requests hold the cache.
+	 * The idle prefixes are aibl_simnode_prefix_cache_tokens below.
+	 */
+	kv = s->cfg.cache_tokens ? (double)s->running_tokens / s->cfg.cache_tokens : 0;
 	if (kv > 1)
 		kv = 1;
 	PER_MODEL(f, s, "vllm:num_requests_running", "gauge",
@@ -649,9 +686,12 @@ char *sim__metrics(struct sim *s)
 	fprintf(f, "# HELP aibl_simnode_prefix_cache_sessions Sessions with a cached prefix.\n"
 		   "# TYPE aibl_simnode_prefix_cache_sessions gauge\n"
 		   "aibl_simnode_prefix_cache_sessions %u\n"
-		   "# HELP aibl_simnode_prefix_cache_tokens Tokens held by cached prefixes.\n"
+		   "# HELP aibl_simnode_prefix_cache_tokens Tokens of idle cached prefixes (evictable).\n"
 		   "# TYPE aibl_simnode_prefix_cache_tokens gauge\n"
 		   "aibl_simnode_prefix_cache_tokens %llu\n"
+		   "# HELP aibl_simnode_cache_capacity_tokens KV/prefix cache capacity in tokens.\n"
+		   "# TYPE aibl_simnode_cache_capacity_tokens gauge\n"
+		   "aibl_simnode_cache_capacity_tokens %llu\n"
 		   "# HELP aibl_simnode_prefix_cache_evictions_total Prefixes evicted.\n"
 		   "# TYPE aibl_simnode_prefix_cache_evictions_total counter\n"
 		   "aibl_simnode_prefix_cache_evictions_total %llu\n"
@@ -662,7 +702,7 @@ char *sim__metrics(struct sim *s)
 		   "# TYPE aibl_simnode_info gauge\n"
 		   "aibl_simnode_info{accel=\"%s\",slots=\"%u\",slowdown=\"%g\"} 1\n",
 		s->nsessions, (unsigned long long)s->cached_tokens,
-		(unsigned long long)s->cache_evictions, (unsigned long long)s->rejected,
+		(unsigned long long)s->cfg.cache_tokens, (unsigned long long)s->cache_evictions, (unsigned long long)s->rejected,
 		s->cfg.cpu ? "cpu" : "gpu", s->cfg.slots, s->cfg.slowdown);
 	pthread_mutex_unlock(&s->lock);
 	if (fclose(f))

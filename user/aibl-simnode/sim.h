@@ -130,6 +130,13 @@ uint32_t sim__tokens(const struct sim *s, size_t chars);
 double sim__now_ms(void);
 void sim__sleep_until(double t_ms);
 
+/* The runtime model API (an operator or autoscaler moving models): load
+ * model i as a request would (waits for the load, evicting idle models;
+ * 0 or -E2BIG), or unload it now (requests holding it finish; 0, -ENOENT
+ * when not resident, -EBUSY while it loads). */
+int sim__model_load(struct sim *s, int i);
+int sim__model_unload(struct sim *s, int i);
+
 /* Fills rq->prompt_tokens and jitter from the content; call first. */
 void sim__req_init(struct sim *s, struct sim_req *rq);
 /* 0, -EBUSY (queue full), -E2BIG (model larger than the memory budget) */
