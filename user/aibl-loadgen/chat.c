@@ -403,8 +403,9 @@ static int lg_sessions_init(const struct lg_chat_cfg *cfg, struct lg_session *ss
 			base = cfg->models[m].url[0] ? cfg->models[m].url
 						     : cfg->c.targets[i % cfg->c.ntargets];
 			snprintf(s->url, sizeof(s->url), "%s/v1/chat/completions", base);
-			lg_addrs__interface(&cfg->c.src, lg_url_family(base), i, s->iface,
-					    sizeof(s->iface));
+			lg_addrs__interface(&cfg->c.src, lg_url_family(base),
+					    i / (cfg->sessions_per_source ? cfg->sessions_per_source : 1),
+					    s->iface, sizeof(s->iface));
 			snprintf(s->sid, sizeof(s->sid), "lg%llu-s%u",
 				 (unsigned long long)cfg->c.seed, i);
 			lg_rng__seed(&s->rng, cfg->c.seed, i + 1);

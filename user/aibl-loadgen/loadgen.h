@@ -145,6 +145,7 @@ struct lg_chat_cfg {
 	uint32_t burst_size;
 	double think_ms; /* mean pause between a reply and the next turn */
 	uint32_t max_inflight; /* 0: open loop */
+	uint32_t sessions_per_source; /* consecutive sessions sharing an address */
 	double chars_per_token;
 };
 

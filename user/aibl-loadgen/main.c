@@ -51,6 +51,8 @@ static void usage(FILE *f)
 		"  --burst-size N           sessions arriving together in a burst (default 8)\n"
 		"  --think-ms MS            mean pause between a reply and the next turn, exponential\n"
 		"                           (default 200)\n"
+		"  --sessions-per-source N  N consecutive sessions share one client address, as\n"
+		"                           behind a NAT or an API gateway (default 1)\n"
 		"  --max-inflight N         requests in flight at most (default 0: open loop)\n"
 		"  --chars-per-token F      characters per token of the generated text (default 4)\n"
 		"\n"
@@ -143,6 +145,7 @@ int main(int argc, char **argv)
 		O_TARGET = 256, O_SOURCE, O_SEED, O_DURATION, O_REQUESTS, O_TIMEOUT, O_KEEPALIVE,
 		O_JSON, O_SAMPLES, O_NOPROG, O_MODEL, O_SESSIONS, O_TURNS, O_CTX, O_TURNTOK,
 		O_OUTTOK, O_RATE, O_BPROB, O_BSIZE, O_THINK, O_INFLIGHT, O_CPT, O_PATH, O_CONNS,
+		O_PERSRC,
 	};
 	static const struct option opts[] = {
 		{ "target", required_argument, NULL, O_TARGET },
@@ -165,6 +168,7 @@ int main(int argc, char **argv)
 		{ "burst-prob", required_argument, NULL, O_BPROB },
 		{ "burst-size", required_argument, NULL, O_BSIZE },
 		{ "think-ms", required_argument, NULL, O_THINK },
+		{ "sessions-per-source", required_argument, NULL, O_PERSRC },
 		{ "max-inflight", required_argument, NULL, O_INFLIGHT },
 		{ "chars-per-token", required_argument, NULL, O_CPT },
 		{ "path", required_argument, NULL, O_PATH },
@@ -176,7 +180,7 @@ int main(int argc, char **argv)
 	struct lg_chat_cfg chat = {
 		.sessions = 64, .turns = 4, .context_tokens = 2000, .turn_tokens = 100,
 		.output_tokens = 32, .rate = 4, .burst_prob = 0.1, .burst_size = 8, .think_ms = 200,
-		.chars_per_token = 4,
+		.chars_per_token = 4, .sessions_per_source = 1,
 	};
 	struct lg_http_cfg http = { .path = "/health", .conns = 16 };
 	struct lg_common c = { .seed = 1, .timeout_ms = -1, .duration_s = -1, .progress = 1 };
@@ -279,6 +283,10 @@ int main(int argc, char **argv)
 		case O_THINK:
 			err = cliopt__double("--think-ms", optarg, 0, 1e9, &chat.think_ms);
 			break;
+		case O_PERSRC:
+			err = cliopt__double("--sessions-per-source", optarg, 1, 1e6, &v);
+			chat.sessions_per_source = v;
+			break;
 		case O_INFLIGHT:
 			err = cliopt__double("--max-inflight", optarg, 0, 1e7, &v);
 			chat.max_inflight = v;
@@ -355,14 +363,15 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		cfg_o = json_pack("{s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:i, s:f, s:i, s:b, s:I, "
-				  "s:i, s:i}",
+				  "s:i, s:i, s:i}",
 				  "sessions", (int)chat.sessions, "turns", (int)chat.turns,
 				  "context_tokens", (int)chat.context_tokens, "turn_tokens",
 				  (int)chat.turn_tokens, "output_tokens", (int)chat.output_tokens,
 				  "rate", chat.rate, "burst_prob", chat.burst_prob, "burst_size",
 				  (int)chat.burst_size, "think_ms", chat.think_ms, "max_inflight",
 				  (int)chat.max_inflight, "keepalive", c.keepalive, "seed",
-				  (json_int_t)c.seed, "sources", (int)c.src.n, "targets", c.ntargets);
+				  (json_int_t)c.seed, "sources", (int)c.src.n, "targets", c.ntargets,
+				  "sessions_per_source", (int)chat.sessions_per_source);
 		snprintf(title, sizeof(title),
 			 "aibl-loadgen chat: %u sessions x %u turns, context %u + %u/turn tokens, "
 			 "%u output tokens, %.1f sessions/s (bursts %.0f%% x %u), seed %llu",
