@@ -235,6 +235,35 @@ static void extract_windows(void)
 	}
 }
 
+/* request latency: the window's mean, -1 when nothing finished in it */
+static void extract_e2e(void)
+{
+	const char *p1 = "vllm:num_requests_waiting 0\n"
+			 "vllm:e2e_request_latency_seconds_sum 2.0\n"
+			 "vllm:e2e_request_latency_seconds_count 10\n";
+	/* 10 more requests of 0.5 s */
+	const char *p2 = "vllm:num_requests_waiting 0\n"
+			 "vllm:e2e_request_latency_seconds_sum 7.0\n"
+			 "vllm:e2e_request_latency_seconds_count 20\n";
+	const char *pages[] = { p1, p2, p2 };
+	const double want[] = { 200, 500, -1 };
+	struct agent_server srv;
+	char err[256];
+
+	new_server(&srv);
+	for (int i = 0; i < 3; i++) {
+		struct prom_page pg;
+
+		if (!ASSERT_OK(promtext__parse(&pg, pages[i], strlen(pages[i]), err, sizeof(err)),
+			       err))
+			return;
+		agent_metrics__extract(&pg, &srv);
+		if (!ASSERT_TRUE(fabs(srv.s.e2e_avg_ms - want[i]) < 1e-6, "e2e window"))
+			fprintf(stderr, "  page %d: e2e %g want %g\n", i, srv.s.e2e_avg_ms, want[i]);
+		promtext__free(&pg);
+	}
+}
+
 static void lora_and_unknown(void)
 {
 	struct agent_server srv;
@@ -407,6 +436,7 @@ static const struct test_case cases[] = {
 	{ "nvml_absent_or_failing", nvml_absent_or_failing },
 	{ "extract_kinds", extract_kinds },
 	{ "extract_windows", extract_windows },
+	{ "extract_e2e", extract_e2e },
 	{ "lora_and_unknown", lora_and_unknown },
 	{ "models_json", models_json },
 	{ "hints_aging", hints_aging },

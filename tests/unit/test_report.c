@@ -33,6 +33,7 @@ static void fill(struct agent_report *r)
 	r->servers[0].kv_cache_usage = 0.4321;
 	r->servers[0].prefix_cache_hit_rate = -1;
 	r->servers[0].ttft_avg_ms = 123.456;
+	r->servers[0].e2e_avg_ms = 654.5;
 	r->nmodels = 2;
 	strcpy(r->models[0].name, "llama-3-8b");
 	r->models[0].resident = true;
@@ -42,6 +43,7 @@ static void fill(struct agent_report *r)
 	r->in_flight = 11;
 	r->kv_cache_usage = 0.4321;
 	r->ttft_avg_ms = 123.456;
+	r->e2e_avg_ms = 654.5;
 	r->nhints = 2;
 	r->hints = calloc(2, sizeof(*r->hints));
 	strcpy(r->hints[0].client, "10.0.0.5");
@@ -86,6 +88,7 @@ static void round_trip(void)
 	ASSERT_TRUE(b.servers[0].prefix_cache_hit_rate == -1, "unknown stays unknown");
 	ASSERT_TRUE(b.prefix_cache_hit_rate == -1, "node unknown");
 	ASSERT_TRUE(b.ttft_avg_ms == 123.456, "ttft");
+	ASSERT_TRUE(b.e2e_avg_ms == 654.5 && b.servers[0].e2e_avg_ms == 654.5, "e2e");
 	ASSERT_EQ(b.nmodels, 2, "nmodels");
 	ASSERT_STREQ(b.models[1].name, a.models[1].name, "escaped model name");
 	ASSERT_FALSE(b.models[1].resident, "not resident");

@@ -98,6 +98,25 @@ static void window_ttft(struct agent_server *srv, double sum, double count, doub
 	p->ttft_count = count;
 }
 
+/* the same for the request latency, -1 when the window saw no request */
+static void window_e2e(struct agent_server *srv, double sum, double count)
+{
+	struct agent_counters *p = &srv->prev;
+	double ds = sum, dc = count;
+
+	srv->s.e2e_avg_ms = -1;
+	if (sum < 0 || count < 0)
+		return;
+	if (p->valid && count >= p->e2e_count && sum >= p->e2e_sum) {
+		ds = sum - p->e2e_sum;
+		dc = count - p->e2e_count;
+	}
+	if (dc > 0)
+		srv->s.e2e_avg_ms = ds / dc * 1e3;
+	p->e2e_sum = sum;
+	p->e2e_count = count;
+}
+
 static void window_hits(struct agent_server *srv, double hits, double queries)
 {
 	struct agent_counters *p = &srv->prev;
@@ -137,6 +156,8 @@ static void extract_vllm(const struct prom_page *pg, struct agent_server *srv)
 		s->prefix_cache_hit_rate = clamp01(m_mean(pg, "vllm:gpu_prefix_cache_hit_rate"));
 	window_ttft(srv, m_sum(pg, "vllm:time_to_first_token_seconds_sum"),
 		    m_sum(pg, "vllm:time_to_first_token_seconds_count"), 1e3);
+	window_e2e(srv, m_sum(pg, "vllm:e2e_request_latency_seconds_sum"),
+		   m_sum(pg, "vllm:e2e_request_latency_seconds_count"));
 
 	/* LoRA adapters being served count as resident models */
 	srv->lora[0] = '\0';
@@ -173,6 +194,8 @@ static void extract_sglang(const struct prom_page *pg, struct agent_server *srv)
 	s->prefix_cache_hit_rate = clamp01(sg(m_mean, pg, "cache_hit_rate"));
 	window_ttft(srv, sg(m_sum, pg, "time_to_first_token_seconds_sum"),
 		    sg(m_sum, pg, "time_to_first_token_seconds_count"), 1e3);
+	window_e2e(srv, sg(m_sum, pg, "e2e_request_latency_seconds_sum"),
+		   sg(m_sum, pg, "e2e_request_latency_seconds_count"));
 }
 
 static void extract_trtllm(const struct prom_page *pg, struct agent_server *srv)
@@ -217,6 +240,8 @@ static void extract_tgi(const struct prom_page *pg, struct agent_server *srv)
 {
 	srv->s.queue_depth = m_sum(pg, "tgi_queue_size");
 	srv->s.running = m_sum(pg, "tgi_batch_current_size");
+	window_e2e(srv, m_sum(pg, "tgi_request_duration_sum"),
+		   m_sum(pg, "tgi_request_duration_count"));
 }
 
 void agent_metrics__extract(const struct prom_page *pg, struct agent_server *srv)
@@ -227,7 +252,7 @@ void agent_metrics__extract(const struct prom_page *pg, struct agent_server *srv
 	if (strcmp(s->kind, kind))
 		srv->prev.valid = false; /* another server behind the URL */
 	snprintf(s->kind, sizeof(s->kind), "%s", kind);
-	s->queue_depth = s->running = s->kv_cache_usage = -1;
+	s->queue_depth = s->running = s->kv_cache_usage = s->e2e_avg_ms = -1;
 	if (!srv->prev.valid)
 		s->prefix_cache_hit_rate = s->ttft_avg_ms = -1;
 	if (!strcmp(kind, "vllm"))
@@ -247,6 +272,8 @@ void agent_metrics__extract(const struct prom_page *pg, struct agent_server *srv
 		s->running = -1;
 	if (s->ttft_avg_ms < 0 || isnan(s->ttft_avg_ms))
 		s->ttft_avg_ms = -1;
+	if (s->e2e_avg_ms < 0 || isnan(s->e2e_avg_ms))
+		s->e2e_avg_ms = -1;
 	srv->prev.valid = true;
 }
 

@@ -21,6 +21,7 @@
 struct agent_counters {
 	bool valid;
 	double ttft_sum, ttft_count; /* seconds (ms for Triton, see scale) */
+	double e2e_sum, e2e_count; /* request latency histogram, seconds */
 	double hits, queries; /* prefix cache, tokens */
 };
 
@@ -39,7 +40,8 @@ const char *agent_metrics__kind(const struct prom_page *pg);
  * Update srv->s figures from a parsed page; rates (TTFT mean, prefix hit
  * rate) are over the window since the previous page (the whole life of
  * the counters on the first one, the last window's value when no request
- * came in between).
+ * came in between). The mean request latency (e2e_avg_ms) is -1 for a
+ * window in which no request finished: the node served nothing new.
  */
 void agent_metrics__extract(const struct prom_page *pg, struct agent_server *srv);
 /* Parse a /v1/models body into srv->models. 0 or -EINVAL (msg). */

@@ -48,6 +48,7 @@ struct ar_server {
 	double kv_cache_usage; /* 0..1, -1 unknown */
 	double prefix_cache_hit_rate; /* 0..1, -1 unknown */
 	double ttft_avg_ms; /* mean time to first token since last scrape, -1 unknown */
+	double e2e_avg_ms; /* mean request latency since last scrape, -1 none finished */
 };
 
 struct ar_model {
@@ -92,6 +93,7 @@ struct agent_report {
 	double kv_cache_usage;
 	double prefix_cache_hit_rate;
 	double ttft_avg_ms;
+	double e2e_avg_ms; /* mean over the servers that finished requests, -1 none */
 	bool stale; /* no model server scraped successfully recently */
 
 	int nhints;
