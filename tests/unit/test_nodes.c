@@ -35,8 +35,14 @@ static bool setup(void)
 		d.nodes[i].ttft_ms = -1;
 		agent_report__init(&d.nodes[i].rep);
 	}
-	for (int s = 0; s < d.cfg.nservices; s++)
+	for (int s = 0; s < d.cfg.nservices; s++) {
 		d.svcs[s].id = 20 + s;
+		/* every node in every table, as the recompute before would */
+		d.svcs[s].applied = calloc(d.cfg.services[s].nnodes, sizeof(__u32));
+		for (int k = 0; k < d.cfg.services[s].nnodes; k++)
+			d.svcs[s].applied[k] = 1;
+		d.svcs[s].have_table = true;
+	}
 	d.max_pins = 100;
 	return true;
 }
@@ -45,6 +51,8 @@ static void cleanup(void)
 {
 	for (int i = 0; i < d.nnodes; i++)
 		agent_report__free(&d.nodes[i].rep);
+	for (int s = 0; s < d.cfg.nservices; s++)
+		free(d.svcs[s].applied);
 	free(d.nodes);
 	free(d.svcs);
 	config__free(&d.cfg);
@@ -107,6 +115,61 @@ static void hint(struct agent_report *r, const char *client, const char *vip, co
 	h->ttl_ms = ttl;
 }
 
+/* the agent says the node has these models resident */
+static void resident(struct agent_report *r, const char *m1, const char *m2)
+{
+	const char *m[] = { m1, m2 };
+
+	r->nmodels = 0;
+	for (int i = 0; i < 2; i++) {
+		if (!m[i])
+			continue;
+		snprintf(r->models[r->nmodels].name, sizeof(r->models[0].name), "%s", m[i]);
+		r->models[r->nmodels++].resident = true;
+	}
+}
+
+static int pins_to(int backend)
+{
+	struct pin_ent *p = NULL;
+	int n = 0, k = 0;
+
+	if (!ASSERT_OK(nodes__build_pins(&d, &p, &n), "build"))
+		return -1;
+	for (int i = 0; i < n; i++)
+		k += p[i].val.backend == (__u32)backend;
+	free(p);
+	return k;
+}
+
+/* sticky until saturated: pins go only where the session is still well served */
+static void pins_only_where_useful(void)
+{
+	struct node_rt *a;
+
+	if (!setup())
+		return;
+	a = &d.nodes[0];
+	a->have_rep = true;
+	resident(&a->rep, "m1", "m2");
+	hint(&a->rep, "192.0.2.1", "10.0.0.1", "", 0.9, 60000);
+	ASSERT_EQ(pins_to(a->id), 1, "pinned");
+
+	a->rep.queue_depth = d.cfg.ai.saturation_queue;
+	a->rep.in_flight = 2 * d.cfg.ai.saturation_queue;
+	ASSERT_EQ(pins_to(a->id), 0, "saturated: released");
+	a->rep.queue_depth = 0;
+	ASSERT_EQ(pins_to(a->id), 1, "headroom again: back, the hint stayed");
+
+	resident(&a->rep, "m2", NULL);
+	ASSERT_EQ(pins_to(a->id), 0, "model unloaded: its caches went with it");
+	resident(&a->rep, "m1", "m2");
+
+	d.svcs[0].applied[0] = 0;
+	ASSERT_EQ(pins_to(a->id), 0, "no weight in the service now: no pin either");
+	cleanup();
+}
+
 static void pins(void)
 {
 	struct node_rt *a, *b;
@@ -119,6 +182,8 @@ static void pins(void)
 	a = &d.nodes[0];
 	b = &d.nodes[1];
 	a->have_rep = b->have_rep = true;
+	resident(&a->rep, "m1", "m2");
+	resident(&b->rep, "m1", "m2");
 	hint(&a->rep, "192.0.2.1", "10.0.0.1", "", 0.9, 60000); /* chat by VIP */
 	hint(&a->rep, "192.0.2.2", "", "m2", 0.5, 5000); /* code by model */
 	hint(&a->rep, "192.0.2.3", "10.0.0.3", "", 0.9, 5000); /* web: hash, no pins */
@@ -277,6 +342,7 @@ static const struct test_case cases[] = {
 	{ "breaker", breaker },
 	{ "agent_vs_backend", agent_vs_backend },
 	{ "pins", pins },
+	{ "pins_only_where_useful", pins_only_where_useful },
 };
 
 TEST_MAIN("nodes", cases)

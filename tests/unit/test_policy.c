@@ -25,7 +25,8 @@ static void setup(int policy)
 		cn[i].weight = 100 * (i + 1);
 		cn[i].accel = AIBL_ACCEL_GPU;
 		agent_report__init(&rep[i]);
-		pn[i] = (struct policy_node){ .cfg = &cn[i], .usable = true, .ttft_ms = -1 };
+		pn[i] = (struct policy_node){ .cfg = &cn[i], .usable = true, .ttft_ms = -1,
+					      .lat_ms = -1, .active = -1 };
 	}
 	cfg.nodes = cn;
 	cfg.nnodes = NN;
@@ -64,7 +65,7 @@ static void rr_wrr_hash(void)
 	setup(AIBL_POL_RR);
 	pn[1].usable = false; /* down or draining */
 	cn[2].weight = 0; /* standby */
-	ASSERT_OK(policy__weights(&cfg, &svc, pn, out), "rr");
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "rr");
 	ASSERT_EQ(out[0].weight, 1, "rr equal");
 	ASSERT_EQ(out[1].weight, 0, "rr unusable");
 	ASSERT_EQ(out[2].weight, 0, "rr standby");
@@ -73,7 +74,7 @@ static void rr_wrr_hash(void)
 	setup(AIBL_POL_WRR);
 	cn[3].accel = AIBL_ACCEL_NONE;
 	svc.accel = AIBL_ACCEL_GPU;
-	ASSERT_OK(policy__weights(&cfg, &svc, pn, out), "wrr");
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "wrr");
 	ASSERT_EQ(out[0].weight, 100, "wrr weight");
 	ASSERT_EQ(out[2].weight, 300, "wrr weight");
 	ASSERT_EQ(out[3].weight, 0, "wrr: wrong accelerator");
@@ -81,7 +82,7 @@ static void rr_wrr_hash(void)
 	setup(AIBL_POL_HASH);
 	pressure(&rep[0], 1); /* load does not matter for hash */
 	pn[0].rep = &rep[0];
-	ASSERT_OK(policy__weights(&cfg, &svc, pn, out), "hash");
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "hash");
 	ASSERT_EQ(out[0].weight, 100, "hash ignores load");
 	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_HASH, &pn[0]), 0, "hash no cost");
 }
@@ -93,7 +94,7 @@ static void least_conn_time(void)
 	pn[0].rep = &rep[0];
 	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_LEAST_CONN, &pn[0]), 7, "in-flight");
 	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_LEAST_CONN, &pn[1]), 0, "no report");
-	ASSERT_OK(policy__weights(&cfg, &svc, pn, out), "least_conn");
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "least_conn");
 	ASSERT_EQ(out[1].weight, 200, "least_conn table weight = cfg");
 
 	/* least_time: EWMA of TTFT, cost = ttft / ms_per_flow */
@@ -112,17 +113,17 @@ static void ai_load(void)
 	struct agent_report r;
 
 	setup(AIBL_POL_AI);
-	ASSERT_EQ(policy__ai_load(&cfg.ai, NULL), 0, "no report");
+	ASSERT_EQ(policy__ai_load(&cfg.ai, NULL, -1), 0, "no report");
 	agent_report__init(&r);
-	ASSERT_EQ(policy__ai_load(&cfg.ai, &r), 0, "nothing known");
+	ASSERT_EQ(policy__ai_load(&cfg.ai, &r, -1), 0, "nothing known");
 	pressure(&r, 0.5);
-	ASSERT_LE(fabs(policy__ai_load(&cfg.ai, &r) - 0.5), 1e-9, "all at half");
+	ASSERT_LE(fabs(policy__ai_load(&cfg.ai, &r, -1) - 0.5), 1e-9, "all at half");
 	pressure(&r, 1);
-	ASSERT_LE(fabs(policy__ai_load(&cfg.ai, &r) - 1), 1e-9, "all full");
+	ASSERT_LE(fabs(policy__ai_load(&cfg.ai, &r, -1) - 1), 1e-9, "all full");
 	/* only queue known: L is the queue pressure alone */
 	agent_report__init(&r);
 	r.queue_depth = 8;
-	ASSERT_LE(fabs(policy__ai_load(&cfg.ai, &r) - 0.25), 1e-9, "queue only");
+	ASSERT_LE(fabs(policy__ai_load(&cfg.ai, &r, -1) - 0.25), 1e-9, "queue only");
 	/* GPU only: util 40, mem 10 %, cold: (0.25*0.4 + 0.15*0.1 + 0) / 0.5 */
 	agent_report__init(&r);
 	r.nvml = true;
@@ -133,12 +134,19 @@ static void ai_load(void)
 	r.gpus[0].mem_used_bytes = 10;
 	r.gpus[0].temp_c = 40;
 	r.gpus[1].temp_c = 30;
-	ASSERT_LE(fabs(policy__ai_load(&cfg.ai, &r) - (0.25 * 0.4 + 0.15 * 0.1) / 0.5), 1e-9,
+	ASSERT_LE(fabs(policy__ai_load(&cfg.ai, &r, -1) - (0.25 * 0.4 + 0.15 * 0.1) / 0.5), 1e-9,
 		  "gpu only");
-	/* cost: load_cost * L */
+	/* an agent that says idle while the data plane counts flows there */
+	agent_report__init(&r);
+	r.in_flight = 0;
+	ASSERT_LE(fabs(policy__ai_load(&cfg.ai, &r, 32) - 0.5), 1e-9, "active flows count");
+	ASSERT_LE(fabs(policy__ai_load(&cfg.ai, &r, 0)), 1e-9, "idle when both agree");
+	/* cost: load_cost * L, + latency / ms_per_flow when known */
 	pressure(&rep[0], 0.5);
 	pn[0].rep = &rep[0];
 	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_AI, &pn[0]), 16, "32 * 0.5");
+	pn[0].lat_ms = 200;
+	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_AI, &pn[0]), 26, "32 * 0.5 + 200 / 20");
 }
 
 static void ai_overload(void)
@@ -157,7 +165,12 @@ static void ai_overload(void)
 	ASSERT_FALSE(policy__overloaded(&cfg.ai, &r, true), "clears");
 	r.queue_depth = 0;
 	r.kv_cache_usage = 0.96;
-	ASSERT_TRUE(policy__overloaded(&cfg.ai, &r, false), "kv cache full");
+	ASSERT_FALSE(policy__overloaded(&cfg.ai, &r, false), "kv full, nothing waits: no overload");
+	r.queue_depth = 1;
+	ASSERT_TRUE(policy__overloaded(&cfg.ai, &r, false), "kv full and requests wait");
+	r.queue_depth = -1;
+	ASSERT_TRUE(policy__overloaded(&cfg.ai, &r, false), "kv full, queue unknown");
+	r.queue_depth = 0;
 	r.kv_cache_usage = 0.5;
 	r.nvml = true;
 	r.ngpus = 1;
@@ -166,41 +179,42 @@ static void ai_overload(void)
 	ASSERT_FALSE(policy__overloaded(&cfg.ai, NULL, true), "no report: not overloaded");
 }
 
-static void ai_weights(void)
+/* every node resident with a fresh report, idle */
+static void ai_setup(void)
 {
 	setup(AIBL_POL_AI);
 	snprintf(svc.model, sizeof(svc.model), "llama");
 	svc.accel = AIBL_ACCEL_GPU;
 	for (int i = 0; i < NN; i++) {
 		pn[i].rep = &rep[i];
+		pn[i].fresh = pn[i].monitored = true;
 		rep[i].nmodels = 1;
 		snprintf(rep[i].models[0].name, sizeof(rep[i].models[0].name), "llama");
 		rep[i].models[0].resident = true;
 	}
+}
+
+static void ai_weights(void)
+{
+	ai_setup();
 	pressure(&rep[0], 0);
 	pressure(&rep[1], 0.5);
 	pressure(&rep[2], 1);
 	rep[3].models[0].resident = false; /* loadable */
 
-	ASSERT_OK(policy__weights(&cfg, &svc, pn, out), "weights");
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "weights");
 	ASSERT_EQ(out[0].weight, 100, "idle: full weight");
 	ASSERT_EQ(out[1].weight, 100, "half loaded: 200 * 0.5");
 	ASSERT_EQ(out[2].weight, 15, "saturated: min headroom 300 * 0.05");
 	ASSERT_EQ(out[3].weight, 0, "loadable not used while resident capacity remains");
 
-	/* resident nodes overloaded or down: the loadable one, cold */
+	/* resident nodes overloaded: they keep serving, no cold start */
 	pn[0].usable = false;
 	pn[1].overloaded = pn[2].overloaded = true;
-	ASSERT_OK(policy__weights(&cfg, &svc, pn, out), "exhausted");
-	ASSERT_EQ(out[1].weight + out[2].weight, 0, "overloaded skipped");
-	ASSERT_TRUE(out[3].cold, "cold start");
-	ASSERT_EQ(out[3].weight, 100, "400 * cold_start_factor 0.25");
-
-	/* nothing loadable either: overloaded resident nodes are the last resort */
-	pn[3].usable = false;
-	ASSERT_OK(policy__weights(&cfg, &svc, pn, out), "last resort");
-	ASSERT_EQ(out[1].weight, 100, "overloaded resident used");
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "busy");
+	ASSERT_EQ(out[1].weight, 100, "overloaded resident keeps its share");
 	ASSERT_FALSE(out[1].cold, "not cold");
+	ASSERT_EQ(out[3].weight, 0, "no load to absorb a burst");
 
 	/* wrong accelerator and absent model are never eligible */
 	setup(AIBL_POL_AI);
@@ -208,14 +222,172 @@ static void ai_weights(void)
 	svc.accel = AIBL_ACCEL_GPU;
 	cn[0].accel = AIBL_ACCEL_NONE;
 	pn[1].rep = &rep[1]; /* reports no model at all */
+	pn[1].fresh = pn[1].monitored = true;
 	cn[2].nmodels = 1; /* static list, no agent */
 	snprintf(cn[2].models[0], sizeof(cn[2].models[0]), "mistral");
-	ASSERT_OK(policy__weights(&cfg, &svc, pn, out), "eligibility");
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "eligibility");
 	ASSERT_EQ(out[0].weight, 0, "cpu node");
 	ASSERT_EQ(out[1].weight, 0, "model absent per agent");
 	ASSERT_EQ(out[2].weight, 0, "model absent per static list");
 	ASSERT_EQ(out[3].weight, 400, "no list, no agent: assumed resident");
 	ASSERT_EQ(policy__model_state(&pn[3], ""), MODEL_RESIDENT, "no model asked");
+}
+
+/* a cold start is a cost: only with no resident node, or after sustained saturation */
+static void ai_cold_start(void)
+{
+	struct policy_svc st = {};
+
+	ai_setup();
+	rep[2].models[0].resident = rep[3].models[0].resident = false;
+	pressure(&rep[2], 0.5);
+	pressure(&rep[3], 0.25);
+	rep[2].queue_depth = rep[3].queue_depth = 0; /* L 0.4 and 0.2 */
+
+	/* no resident node at all: the one loadable node with most headroom */
+	pn[0].usable = pn[1].usable = false;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "none resident");
+	ASSERT_EQ(out[2].weight, 0, "one load at a time, not every loadable node");
+	ASSERT_TRUE(out[3].cold, "the loadable node with the most headroom");
+	ASSERT_EQ(out[3].weight, 80, "400 * (1 - 0.2) * cold_start_factor 0.25");
+
+	/* residents saturated (requests queue) but only briefly: no load */
+	pn[0].usable = pn[1].usable = true;
+	rep[0].queue_depth = rep[1].queue_depth = cfg.ai.saturation_queue;
+	ASSERT_TRUE(policy__saturated(&cfg.ai, &rep[0]), "queue at saturation_queue");
+	rep[0].in_flight = 3 * cfg.ai.saturation_queue;
+	ASSERT_FALSE(policy__saturated(&cfg.ai, &rep[0]), "fewer wait than run: not saturated");
+	rep[0].in_flight = 2 * cfg.ai.saturation_queue;
+	ASSERT_TRUE(policy__saturated(&cfg.ai, &rep[0]), "a batch's worth waits");
+	st.saturated_ms = cfg.ai.cold_start_after_ms - 1;
+	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "burst");
+	ASSERT_EQ(out[2].weight + out[3].weight, 0, "a burst does not pay for a load");
+	ASSERT_TRUE(out[0].weight > 0 && out[1].weight > 0, "residents serve it");
+
+	/* sustained: one load, beside the residents */
+	st.saturated_ms = cfg.ai.cold_start_after_ms;
+	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "sustained");
+	ASSERT_TRUE(out[3].cold && out[3].weight > 0, "cold start after sustained saturation");
+	ASSERT_EQ(out[2].weight, 0, "only one node loads");
+	ASSERT_TRUE(out[0].weight > 0 && out[1].weight > 0, "residents keep serving");
+
+	/* a loadable node that is itself saturated or stale is no candidate */
+	rep[3].queue_depth = rep[3].in_flight = cfg.ai.saturation_queue;
+	rep[2].queue_depth = 0;
+	pn[2].fresh = false;
+	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "no candidate");
+	ASSERT_EQ(out[2].weight + out[3].weight, 0, "stale and saturated nodes load nothing");
+
+	/* cold_start_after_ms 0: never while a resident node exists */
+	pn[2].fresh = true;
+	cfg.ai.cold_start_after_ms = 0;
+	st.saturated_ms = 1000000;
+	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "disabled");
+	ASSERT_EQ(out[2].weight, 0, "disabled");
+}
+
+/* slower nodes stay out while the fast ones keep the tail short */
+static void ai_latency_spill(void)
+{
+	ai_setup();
+	for (int i = 0; i < NN; i++)
+		cn[i].weight = 100;
+	pn[0].lat_ms = 100;
+	pn[1].lat_ms = 150;
+	pn[2].lat_ms = 300; /* 2.5x slower accelerator */
+	pn[3].lat_ms = -1; /* never measured: explored at full weight */
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "light load");
+	ASSERT_EQ(out[0].weight, 100, "fastest");
+	ASSERT_EQ(out[1].weight, 67, "in proportion to speed: 100 * 100 / 150");
+	ASSERT_EQ(out[2].weight, 0, "beyond 2 x 100 + 50 ms: left out");
+	ASSERT_EQ(out[3].weight, 0, "unknown latency: not while measured nodes have room");
+	rep[0].queue_depth = rep[1].queue_depth = cfg.ai.saturation_queue;
+	rep[0].in_flight = rep[1].in_flight = 2 * cfg.ai.saturation_queue;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "measured ones saturated");
+	ASSERT_EQ(out[3].weight, 50, "then explored at 1 / latency_spread");
+	rep[0].queue_depth = rep[1].queue_depth = 0;
+	rep[0].in_flight = rep[1].in_flight = -1;
+	for (int i = 0; i < 3; i++)
+		pn[i].lat_ms = -1;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "nothing measured");
+	ASSERT_TRUE(out[0].weight == out[3].weight && out[3].weight > 0, "all explored alike");
+	pn[0].lat_ms = 100;
+	pn[1].lat_ms = 150;
+	pn[2].lat_ms = 300;
+
+	/* near the bound: a node already serving stays up to 1.25 x it */
+	pn[2].lat_ms = 260;
+	pn[2].serving = true;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "hysteresis in");
+	ASSERT_EQ(out[2].weight, 38, "serving, 260 < 1.25 x 200 + 50: stays, 100 * 100 / 260");
+	pn[2].serving = false;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "hysteresis out");
+	ASSERT_EQ(out[2].weight, 0, "not serving, 260 > 2 x 100 + 50: stays out");
+	pn[2].lat_ms = 300;
+
+	/* the fast nodes queue: their latency rises, the slow one is let in */
+	pn[0].lat_ms = 400;
+	pn[1].lat_ms = 450;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "loaded");
+	ASSERT_EQ(out[2].weight, 100, "now the fastest");
+	ASSERT_EQ(out[0].weight, 75, "300 / 400");
+
+	/* latency decays back to the unloaded figure while the node idles */
+	{
+		struct agent_report r;
+		double floor = -1, lat = -1;
+
+		agent_report__init(&r);
+		r.queue_depth = 0;
+		r.in_flight = 1;
+		r.e2e_avg_ms = 100;
+		lat = policy__lat_update(lat, &floor, &r, 0.5);
+		ASSERT_LE(fabs(lat - 100) + fabs(floor - 100), 1e-9, "first sample, no queue");
+		r.queue_depth = 10;
+		r.e2e_avg_ms = 900;
+		lat = policy__lat_update(lat, &floor, &r, 0.5);
+		ASSERT_LE(fabs(lat - 500), 1e-9, "queued sample raises the estimate");
+		ASSERT_LE(fabs(floor - 100), 1e-9, "but not the floor");
+		r.queue_depth = 0;
+		r.in_flight = 0;
+		r.e2e_avg_ms = -1; /* served nothing since the last scrape */
+		lat = policy__lat_update(lat, &floor, &r, 0.5);
+		ASSERT_LE(fabs(lat - 300), 1e-9, "idle: halfway back to the floor");
+		r.in_flight = 3;
+		lat = policy__lat_update(lat, &floor, &r, 0.5);
+		ASSERT_LE(fabs(lat - 300), 1e-9, "busy with no new sample: kept");
+	}
+}
+
+/* a stale or missing report does not look like an idle node */
+static void ai_stale(void)
+{
+	ai_setup();
+	pressure(&rep[0], 0.9);
+	pressure(&rep[1], 0);
+	pn[1].fresh = false; /* its last report said idle, but it is old */
+	pn[2].rep = NULL; /* agent configured, nothing heard yet */
+	pn[2].fresh = false;
+	pn[3].usable = false;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "stale");
+	ASSERT_EQ(out[0].weight, 10, "the busy but known node: 100 * (1 - 0.9)");
+	ASSERT_EQ(out[1].weight, 0, "stale report: no new sessions while a known node serves");
+	ASSERT_EQ(out[2].weight, 0, "no report yet");
+
+	/* nothing known: the unknown nodes, as a last resort */
+	pn[0].usable = false;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "all unknown");
+	ASSERT_TRUE(out[1].weight > 0 && out[2].weight > 0, "unknown nodes beat none");
+	ASSERT_FALSE(out[1].cold || out[2].cold, "and are not cold starts");
+
+	/* a node without an agent is not stale: nothing was ever promised */
+	ai_setup();
+	pn[0].rep = NULL;
+	pn[0].fresh = pn[0].monitored = false;
+	cn[0].nmodels = 1;
+	snprintf(cn[0].models[0], sizeof(cn[0].models[0]), "llama");
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "agentless");
+	ASSERT_EQ(out[0].weight, 100, "agentless node with the model listed");
 }
 
 static void hysteresis(void)
@@ -235,6 +407,9 @@ static const struct test_case cases[] = {
 	{ "ai_load", ai_load },
 	{ "ai_overload", ai_overload },
 	{ "ai_weights", ai_weights },
+	{ "ai_cold_start", ai_cold_start },
+	{ "ai_latency_spill", ai_latency_spill },
+	{ "ai_stale", ai_stale },
 	{ "hysteresis", hysteresis },
 };
 

@@ -14,6 +14,7 @@
 #include "aibl.h"
 #include "auth.h"
 #include "config.h"
+#include "policy.h"
 #include "report.h"
 
 #define AIBLD_VERSION "0.1.0"
@@ -39,6 +40,7 @@ struct node_rt {
 	bool have_rep;
 	struct agent_report rep;
 	double ttft_ms; /* least_time EWMA, < 0 unknown */
+	double lat_ms, lat_floor_ms; /* ai latency estimate and unloaded figure */
 	__s64 active; /* aibl_load */
 	struct aibl_traffic traffic; /* aibl_be_stats summed over CPUs */
 	unsigned int npins;
@@ -65,6 +67,7 @@ struct svc_rt {
 	__u32 generation;
 	unsigned int npins;
 	struct aibl_traffic traffic;
+	__u64 saturated_since_ms; /* ai: every resident node saturated since, 0: not */
 };
 
 struct pin_ent {
@@ -144,6 +147,9 @@ struct node_rt *aibld__node(struct aibld *d, const char *name);
 int aibld__write_globals(struct aibld *d);
 /* node state string for status/metrics: up, down, unhealthy, draining, overloaded */
 const char *aibld__node_state(const struct node_rt *n);
+/* what the policies see of node n */
+void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 now_ms,
+			struct policy_node *pn);
 
 /* why a poll failed; the kind that changed a node's state is its reason */
 enum node_fail {

@@ -82,6 +82,11 @@ void config__defaults(struct config *cfg)
 		.min_headroom = 0.05,
 		.cold_start_factor = 0.25,
 		.load_cost = 32,
+		.saturation_queue = 4,
+		.latency_spread = 2,
+		.latency_slack_ms = 50,
+		.stale_ms = 0,
+		.cold_start_after_ms = 60000,
 	};
 }
 
@@ -418,6 +423,12 @@ static const struct kspec ai_keys[] = {
 	KS("min_headroom", K_DBL, struct cfg_ai, min_headroom, .min = 0.001, .max = 1),
 	KS("cold_start_factor", K_DBL, struct cfg_ai, cold_start_factor, .min = 0.001, .max = 1),
 	KS("load_cost", K_DBL, struct cfg_ai, load_cost, .min = 0, .max = 1e6),
+	KS("saturation_queue", K_DBL, struct cfg_ai, saturation_queue, .min = 1, .max = 1e6),
+	KS("latency_spread", K_DBL, struct cfg_ai, latency_spread, .min = 1, .max = 1000),
+	KS("latency_slack_ms", K_DBL, struct cfg_ai, latency_slack_ms, .min = 0, .max = 1e6),
+	KS("stale_ms", K_UINT, struct cfg_ai, stale_ms, .min = 0, .max = 3600000),
+	KS("cold_start_after_ms", K_UINT, struct cfg_ai, cold_start_after_ms, .min = 0,
+	   .max = 86400000),
 	{}
 };
 

@@ -64,6 +64,11 @@ struct cfg_ai {
 	double min_headroom; /* floor of (1 - load) so a busy node keeps a share */
 	double cold_start_factor; /* weight factor for a node that must load the model */
 	double load_cost; /* p2c cost of a fully loaded node, in active flows */
+	double saturation_queue; /* waiting requests at which a node is saturated */
+	double latency_spread; /* no new sessions where lat > spread x the best */
+	double latency_slack_ms; /* ... + this, so tiny figures do not split nodes */
+	unsigned int stale_ms; /* a report older than this is unknown, 0: 3 polls */
+	unsigned int cold_start_after_ms; /* saturation that justifies a load */
 };
 
 struct config {

@@ -171,7 +171,7 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		memcpy(nn->name, cfg->nodes[i].name, AIBL_NAME_LEN);
 		nn->cfg_idx = i;
 		nn->id = AIBL_NO_BACKEND;
-		nn->ttft_ms = -1;
+		nn->ttft_ms = nn->lat_ms = nn->lat_floor_ms = -1;
 		agent_report__init(&nn->rep);
 		for (int r = 0; r < nrec; r++) {
 			if (strcmp(rec[r].name, nn->name))
@@ -511,6 +511,28 @@ int aibld__apply_config(struct aibld *d, struct config *cfg)
 
 /* ---- recompute ---- */
 
+void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 now_ms,
+			struct policy_node *pn)
+{
+	const struct cfg_node *cn = &d->cfg.nodes[n->cfg_idx];
+	__u64 stale = d->cfg.ai.stale_ms ? d->cfg.ai.stale_ms : 3ULL * d->cfg.poll_interval_ms;
+
+	*pn = (struct policy_node){
+		.cfg = cn,
+		.usable = !n->down && !n->unhealthy && !n->draining,
+		.overloaded = n->overloaded,
+		.rep = n->have_rep ? &n->rep : NULL,
+		.ttft_ms = n->ttft_ms,
+		.active = n->active,
+		.lat_ms = n->lat_ms,
+		.monitored = cn->agent[0] != 0,
+		/* a failed poll keeps the last report until the breaker opens:
+		 * from then on its age says how much it is worth */
+		.fresh = n->have_rep && !n->rep.stale && n->last_ok_ms &&
+			 now_ms - n->last_ok_ms <= stale,
+	};
+}
+
 static __u8 node_flags(const struct node_rt *n)
 {
 	__u8 f = AIBL_BE_F_VALID;
@@ -548,6 +570,7 @@ static void write_nodes(struct aibld *d, const int *cost_pol)
 		struct aibl_backend be = {};
 		struct aibl_cost c = {};
 		struct policy_node pn;
+		__u64 now = aibld__now_ms();
 
 		if (n->cfg_idx >= 0) {
 			const struct cfg_node *cn = &d->cfg.nodes[n->cfg_idx];
@@ -555,9 +578,7 @@ static void write_nodes(struct aibld *d, const int *cost_pol)
 			be.addr = cn->addr;
 			be.family = cn->family;
 			memcpy(be.mac, n->mac, 6);
-			pn = (struct policy_node){ .cfg = cn,
-						   .rep = n->have_rep ? &n->rep : NULL,
-						   .ttft_ms = n->ttft_ms };
+			aibld__policy_node(d, n, now, &pn);
 			c.cost = cost_pol[i] >= 0 ? policy__cost(&d->cfg, cost_pol[i], &pn) : 0;
 		} else if (!bpf_map_lookup_elem(d->fd_backends, &n->id, &be)) {
 			/* retired: address as it was */
@@ -737,19 +758,28 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 	bool members_changed = false, weights_changed = false, table_changed;
 	int err;
 
+	struct policy_svc st = {};
+	bool resident = false, all_saturated = true;
+
 	for (int k = 0; k < cs->nnodes; k++) {
 		const struct node_rt *n = &d->nodes[cs->nodes[k]];
+		struct policy_node *p = &w->in[k];
 
-		w->in[k] = (struct policy_node){
-			.cfg = &d->cfg.nodes[cs->nodes[k]],
-			.usable = !n->down && !n->unhealthy && !n->draining,
-			.overloaded = n->overloaded,
-			.rep = n->have_rep ? &n->rep : NULL,
-			.ttft_ms = n->ttft_ms,
-			.active = n->active,
-		};
+		aibld__policy_node(d, n, now, p);
+		p->serving = s->have_table && s->applied[k];
+		if (cs->policy != AIBL_POL_AI || !p->usable || !p->fresh ||
+		    policy__model_state(p, cs->model) != MODEL_RESIDENT)
+			continue;
+		resident = true;
+		if (!p->overloaded && !policy__saturated(&d->cfg.ai, p->rep))
+			all_saturated = false;
 	}
-	err = policy__weights(&d->cfg, cs, w->in, w->out);
+	if (!resident || !all_saturated)
+		s->saturated_since_ms = 0;
+	else if (!s->saturated_since_ms)
+		s->saturated_since_ms = now;
+	st.saturated_ms = s->saturated_since_ms ? now - s->saturated_since_ms : 0;
+	err = policy__weights(&d->cfg, cs, &st, w->in, w->out);
 	if (err)
 		return err;
 	for (int k = 0; k < cs->nnodes; k++) {

@@ -114,6 +114,8 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 		rep->nhints = 0;
 		n->have_rep = true;
 		n->ttft_ms = policy__ewma(n->ttft_ms, n->rep.ttft_avg_ms, d->cfg.lt_smoothing);
+		n->lat_ms = policy__lat_update(n->lat_ms, &n->lat_floor_ms, &n->rep,
+					       d->cfg.lt_smoothing);
 	}
 	if ((n->down || n->unhealthy) && n->oks >= d->cfg.rise_after) {
 		pr_info("node '%s' is up (%u good polls; was %s)", n->name, n->oks,
@@ -205,12 +207,15 @@ static bool hint_matches(const struct cfg_service *s, const struct ar_hint *h,
 	return h->model[0] && !strcmp(h->model, s->model);
 }
 
-static bool svc_has_node(const struct cfg_service *s, int idx)
+/* the table weight node idx has in service si now, 0: none or not a member */
+static __u32 svc_weight(const struct aibld *d, int si, int idx)
 {
+	const struct cfg_service *s = &d->cfg.services[si];
+
 	for (int k = 0; k < s->nnodes; k++)
 		if (s->nodes[k] == idx)
-			return true;
-	return false;
+			return d->svcs[si].have_table ? d->svcs[si].applied[k] : 0;
+	return 0;
 }
 
 /*
@@ -234,11 +239,18 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 		d->svcs[s].npins = 0;
 	for (int i = 0; i < c->nnodes; i++) {
 		struct node_rt *nd = &d->nodes[i];
+		struct policy_node pn;
 		int start = n;
 
 		nd->npins = 0;
 		if (nd->down || nd->unhealthy || nd->draining || !nd->have_rep)
 			continue;
+		/* sticky until saturated: while requests queue there, a session
+		 * is better served by recomputing its prefix elsewhere; its pin
+		 * comes back with the node's headroom (the hints stay) */
+		if (policy__saturated(&c->ai, &nd->rep))
+			continue;
+		pn = (struct policy_node){ .cfg = &c->nodes[i], .rep = &nd->rep };
 		for (int h = 0; h < nd->rep.nhints; h++) {
 			const struct ar_hint *hint = &nd->rep.hints[h];
 			union aibl_addr client, vip = {};
@@ -256,8 +268,15 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 
 				/* cache awareness is the ai policy's: a classic
 				 * policy's spread must follow its weights/counts */
-				if (cs->policy != AIBL_POL_AI || !svc_has_node(cs, i) ||
-				    !hint_matches(cs, hint, &vip, vfam))
+				if (cs->policy != AIBL_POL_AI || !hint_matches(cs, hint, &vip, vfam))
+					continue;
+				/* a model unloaded since takes its sessions' caches
+				 * with it: the pin would only buy a cold start; and a
+				 * node the policy gives no new sessions now (too slow
+				 * beside the others, no longer eligible) gets none
+				 * back through a pin either */
+				if (policy__model_state(&pn, cs->model) != MODEL_RESIDENT ||
+				    !svc_weight(d, s, i))
 					continue;
 				if (n == cap) {
 					int ncap = cap ? cap * 2 : 256;

@@ -13,10 +13,15 @@
  *   least_conn  cfg weight, mode P2C, cost = agent in-flight requests (the
  *               data plane adds its own active flow count)
  *   least_time  cfg weight, mode P2C, cost = EWMA(TTFT) / ms_per_flow
- *   ai          eligible nodes only, weight = cfg weight * max(min_headroom,
- *               1 - L) (* cold_start_factor when the model must be loaded),
- *               mode P2C, cost = load_cost * L, where L is the weighted mean
- *               of the pressures the node reported (below).
+ *   ai          nodes with the model resident, a fresh report, and a
+ *               latency estimate within latency_spread x (+ slack) of the
+ *               best of them; weight = cfg weight * max(min_headroom, 1 - L)
+ *               * best latency / node latency; mode P2C, cost = load_cost * L
+ *               + latency / lt ms_per_flow, where L is the weighted mean of
+ *               the pressures the node reported (below). A cold start (a
+ *               node that must load the model, at cold_start_factor weight)
+ *               only when no node has it resident, or when every resident
+ *               node has been saturated for cold_start_after_ms.
  */
 #include <errno.h>
 #include <math.h>
@@ -90,9 +95,9 @@ static double max_temp(const struct agent_report *r)
  *   inflight  in-flight requests / inflight_ref
  * each clamped to 0..1, a_k the *_weight keys. Unknown pressures drop out.
  */
-double policy__ai_load(const struct cfg_ai *ai, const struct agent_report *r)
+double policy__ai_load(const struct cfg_ai *ai, const struct agent_report *r, __s64 active)
 {
-	double sum = 0, wsum = 0;
+	double sum = 0, wsum = 0, inflight;
 
 	if (!r)
 		return 0;
@@ -124,18 +129,26 @@ double policy__ai_load(const struct cfg_ai *ai, const struct agent_report *r)
 		sum += ai->kv_weight * clamp01(r->kv_cache_usage);
 		wsum += ai->kv_weight;
 	}
-	if (r->in_flight >= 0) {
-		sum += ai->inflight_weight * clamp01(r->in_flight / ai->inflight_ref);
+	/* an agent that reports an idle server while the data plane counts
+	 * flows to it is not believed: the larger figure counts */
+	inflight = r->in_flight;
+	if (active > inflight)
+		inflight = active;
+	if (inflight >= 0) {
+		sum += ai->inflight_weight * clamp01(inflight / ai->inflight_ref);
 		wsum += ai->inflight_weight;
 	}
 	return wsum > 0 ? sum / wsum : 0;
 }
 
 /*
- * Overloaded on queue >= queue_ref, KV-cache >= overload_kv or hottest GPU
- * >= temp_hard_c; it clears only below 90 % of the queue limit, 0.05 under
- * the KV limit and 3 C under the temperature limit, so a node hovering at
- * a threshold does not toggle every poll.
+ * Overloaded on queue >= queue_ref, KV-cache >= overload_kv while requests
+ * wait (or the queue is not reported), or hottest GPU >= temp_hard_c; it
+ * clears only below 90 % of the queue limit, 0.05 under the KV limit and
+ * 3 C under the temperature limit, so a node hovering at a threshold does
+ * not toggle every poll. A full KV cache alone is no overload: engines keep
+ * finished requests' prefixes in it until the space is needed, and a
+ * server that admits every request it gets is not saturated.
  */
 bool policy__overloaded(const struct cfg_ai *ai, const struct agent_report *r, bool was)
 {
@@ -151,7 +164,40 @@ bool policy__overloaded(const struct cfg_ai *ai, const struct agent_report *r, b
 	}
 	t = max_temp(r);
 	return (r->queue_depth >= 0 && r->queue_depth >= q_lim) ||
-	       (r->kv_cache_usage >= 0 && r->kv_cache_usage >= kv_lim) || (t >= 0 && t >= t_lim);
+	       (r->kv_cache_usage >= 0 && r->kv_cache_usage >= kv_lim && r->queue_depth != 0) ||
+	       (t >= 0 && t >= t_lim);
+}
+
+bool policy__saturated(const struct cfg_ai *ai, const struct agent_report *r)
+{
+	/* in_flight is running + waiting */
+	return r && r->queue_depth >= ai->saturation_queue &&
+	       (r->in_flight < 0 || 2 * r->queue_depth >= r->in_flight);
+}
+
+/*
+ * The latency estimate follows the reported mean request latency (EWMA,
+ * alpha): time to first token, queueing included, plus the decode that
+ * sets how soon the slot is free again and what a user waits for the
+ * answer; a CPU node may start answering a cached prompt quickly and still
+ * take ten times longer to finish. Samples taken while nothing queued also
+ * feed *floor, the node's unloaded figure. A window in which the node
+ * finished nothing and holds nothing in flight means it idles: the
+ * estimate returns to the floor at the same pace, so a node left out for
+ * being slow under a burst is tried again once the burst is over.
+ */
+double policy__lat_update(double lat, double *floor, const struct agent_report *r, double alpha)
+{
+	double sample = r->e2e_avg_ms;
+
+	if (sample >= 0) {
+		if (r->queue_depth <= 0)
+			*floor = policy__ewma(*floor, sample, alpha);
+		return policy__ewma(lat, sample, alpha);
+	}
+	if (r->in_flight <= 0 && *floor >= 0 && lat > *floor)
+		return lat + alpha * (*floor - lat);
+	return lat;
 }
 
 static __u32 to_cost(double v)
@@ -169,7 +215,8 @@ __u32 policy__cost(const struct config *cfg, int policy, const struct policy_nod
 	case AIBL_POL_LEAST_TIME:
 		return to_cost(n->ttft_ms / cfg->lt_ms_per_flow);
 	case AIBL_POL_AI:
-		return to_cost(cfg->ai.load_cost * policy__ai_load(&cfg->ai, n->rep));
+		return to_cost(cfg->ai.load_cost * policy__ai_load(&cfg->ai, n->rep, n->active) +
+			       (n->lat_ms > 0 ? n->lat_ms / cfg->lt_ms_per_flow : 0));
 	default:
 		return 0;
 	}
@@ -180,57 +227,138 @@ static bool accel_ok(const struct cfg_service *svc, const struct cfg_node *c)
 	return svc->accel < 0 || c->accel == svc->accel;
 }
 
-static __u32 ai_weight(const struct config *cfg, const struct policy_node *n, bool cold)
+static __u32 ai_weight(const struct config *cfg, const struct policy_node *n, double speed,
+		       bool cold)
 {
-	double head = 1 - policy__ai_load(&cfg->ai, n->rep), w;
+	double head = 1 - policy__ai_load(&cfg->ai, n->rep, n->active), w;
 
 	if (head < cfg->ai.min_headroom)
 		head = cfg->ai.min_headroom;
-	w = n->cfg->weight * head * (cold ? cfg->ai.cold_start_factor : 1);
+	w = n->cfg->weight * head * speed * (cold ? cfg->ai.cold_start_factor : 1);
 	return w < 1 ? 1 : (__u32)lround(w);
+}
+
+/* what a node can do for the service, best first */
+enum ai_class {
+	AI_NONE, /* not eligible */
+	AI_LOADABLE, /* could load the model: a cold start */
+	AI_UNKNOWN, /* resident, but its report is stale or missing */
+	AI_BUSY, /* resident, overloaded */
+	AI_READY, /* resident, known, not overloaded */
+};
+
+static enum ai_class ai_class(const struct cfg_service *svc, const struct policy_node *p)
+{
+	enum model_state ms;
+
+	if (!p->usable || !p->cfg->weight || !accel_ok(svc, p->cfg))
+		return AI_NONE;
+	ms = policy__model_state(p, svc->model);
+	/* a stale report is no news, good or bad: it cannot promise the
+	 * memory a load needs, nor that the node is idle */
+	if (ms == MODEL_LOADABLE)
+		return p->fresh && !p->overloaded ? AI_LOADABLE : AI_NONE;
+	if (ms != MODEL_RESIDENT)
+		return AI_NONE;
+	if (p->monitored && !p->fresh)
+		return AI_UNKNOWN;
+	return p->overloaded ? AI_BUSY : AI_READY;
 }
 
 /*
  * ai eligibility, in order of preference:
- *  1. usable, right accelerator, model resident and not overloaded;
- *  2. when (1) is empty (resident capacity exhausted): nodes that can load
- *     the model and are not overloaded, at cold_start_factor weight;
- *  3. when both are empty: resident nodes even if overloaded, since a slow
- *     answer beats none (their flag still lets the data plane skip them
- *     should a better node come back between two table writes).
+ *  1. READY nodes (resident, reported recently, not overloaded), each in
+ *     proportion to its headroom and its speed, less those whose latency
+ *     is beyond latency_spread x the best one's (+ slack): they would only
+ *     lengthen the tail while faster nodes keep up. Their estimates rise
+ *     with queueing, so slower nodes take a share as the fast ones fill.
+ *     A node with no latency measured yet waits until every measured one
+ *     is saturated (all are explored alike while none is measured).
+ *  2. none READY: BUSY nodes (the data plane still prefers a node without
+ *     the overloaded flag should one come back between two writes), then
+ *     UNKNOWN ones: a slow answer beats none;
+ *  3. a cold start, on the one LOADABLE node with the most headroom: when
+ *     no node has the model at all, or when demand has kept every resident
+ *     node saturated for cold_start_after_ms. A load takes seconds to
+ *     minutes and evicts models other services need: a burst that the
+ *     resident nodes drain sooner never pays for it.
  */
 static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
-		       const struct policy_node *in, struct policy_out *out)
+		       const struct policy_svc *st, const struct policy_node *in,
+		       struct policy_out *out)
 {
-	int n = svc->nnodes, found = 0;
+	const struct cfg_ai *ai = &cfg->ai;
+	int n = svc->nnodes, counts[AI_READY + 1] = {}, best_cold = -1;
+	enum ai_class want = AI_NONE;
+	double best_lat = -1, best_head = -1;
+	bool room = false; /* a measured READY node in the bound is not saturated */
 
-	for (int pass = 1; pass <= 3 && !found; pass++) {
-		for (int k = 0; k < n; k++) {
-			const struct policy_node *p = &in[k];
-			enum model_state ms;
+	for (int k = 0; k < n; k++) {
+		enum ai_class c = ai_class(svc, &in[k]);
 
-			if (!p->usable || !p->cfg->weight || !accel_ok(svc, p->cfg))
-				continue;
-			ms = policy__model_state(p, svc->model);
-			if (pass == 1 && (ms != MODEL_RESIDENT || p->overloaded))
-				continue;
-			if (pass == 2 && (ms != MODEL_LOADABLE || p->overloaded))
-				continue;
-			if (pass == 3 && ms != MODEL_RESIDENT)
-				continue;
-			out[k].cold = pass == 2;
-			out[k].weight = ai_weight(cfg, p, out[k].cold);
-			found++;
+		counts[c]++;
+		if (c == AI_READY && in[k].lat_ms > 0 && (best_lat < 0 || in[k].lat_ms < best_lat))
+			best_lat = in[k].lat_ms;
+
+		if (c == AI_LOADABLE && !policy__saturated(ai, in[k].rep)) {
+			double h = in[k].cfg->weight *
+				   (1 - policy__ai_load(ai, in[k].rep, in[k].active));
+
+			if (h > best_head) {
+				best_head = h;
+				best_cold = k;
+			}
 		}
+	}
+	for (int k = 0; k < n && best_lat > 0; k++)
+		if (ai_class(svc, &in[k]) == AI_READY && in[k].lat_ms > 0 &&
+		    in[k].lat_ms <= ai->latency_spread * best_lat + ai->latency_slack_ms &&
+		    !policy__saturated(ai, in[k].rep))
+			room = true;
+	for (enum ai_class c = AI_READY; c > AI_LOADABLE && want == AI_NONE; c--)
+		if (counts[c])
+			want = c;
+	for (int k = 0; k < n && want != AI_NONE; k++) {
+		const struct policy_node *p = &in[k];
+		double speed = 1;
+
+		if (ai_class(svc, p) != want)
+			continue;
+		if (want == AI_READY && best_lat > 0 && p->lat_ms > 0) {
+			/* a node in the table leaves only past 1.25 x the bound,
+			 * so one near it does not flap in and out every poll */
+			double bound = ai->latency_spread * best_lat * (p->serving ? 1.25 : 1) +
+				       ai->latency_slack_ms;
+
+			if (p->lat_ms > bound)
+				continue;
+			speed = best_lat / p->lat_ms;
+		} else if (want == AI_READY && best_lat > 0) {
+			/* not measured yet beside measured nodes: none while
+			 * those have room (an unknown node is as likely to be
+			 * the slow one, and one request there sets the tail);
+			 * a small share once they fill up, to learn it */
+			if (room)
+				continue;
+			speed = 1 / ai->latency_spread;
+		}
+		out[k].weight = ai_weight(cfg, p, speed, false);
+	}
+	if (best_cold >= 0 &&
+	    (want == AI_NONE || (st && ai->cold_start_after_ms &&
+				 st->saturated_ms >= ai->cold_start_after_ms))) {
+		out[best_cold].cold = true;
+		out[best_cold].weight = ai_weight(cfg, &in[best_cold], 1, true);
 	}
 }
 
 int policy__weights(const struct config *cfg, const struct cfg_service *svc,
-		    const struct policy_node *in, struct policy_out *out)
+		    const struct policy_svc *st, const struct policy_node *in,
+		    struct policy_out *out)
 {
 	memset(out, 0, sizeof(*out) * svc->nnodes);
 	if (svc->policy == AIBL_POL_AI) {
-		ai_weights(cfg, svc, in, out);
+		ai_weights(cfg, svc, st, in, out);
 		return 0;
 	}
 	if (svc->policy < 0 || svc->policy > AIBL_POL_AI)

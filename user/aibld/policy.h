@@ -21,6 +21,21 @@ struct policy_node {
 	const struct agent_report *rep; /* NULL: no agent or no good report yet */
 	double ttft_ms; /* smoothed time to first token, < 0 unknown */
 	__s64 active; /* data-plane active flows */
+	/* ai: time to first token a new request can expect there now (queueing
+	 * included, back to the node's unloaded figure while it idles), < 0
+	 * unknown; see nodes__poll_ok() */
+	double lat_ms;
+	bool fresh; /* the report in rep is recent and the agent reached its
+		     * model server (never true without rep) */
+	bool monitored; /* an agent is configured: no report means unknown */
+	bool serving; /* has new-flow weight in this service's table now */
+};
+
+/* what the controller tracks per ai service across recomputes */
+struct policy_svc {
+	/* how long every resident node has been saturated or overloaded
+	 * without a break, 0: not now */
+	__u64 saturated_ms;
 };
 
 enum model_state {
@@ -37,15 +52,28 @@ struct policy_out {
 /* enum aibl_mode the data plane runs for this policy */
 __u8 policy__mode(int policy);
 enum model_state policy__model_state(const struct policy_node *n, const char *model);
-/* combined pressure 0..1 of the ai policy; 0 with nothing reported */
-double policy__ai_load(const struct cfg_ai *ai, const struct agent_report *r);
+/* combined pressure 0..1 of the ai policy; 0 with nothing reported.
+ * active: the data plane's active flows to the node (< 0 unknown), a floor
+ * under the in-flight figure the report gives */
+double policy__ai_load(const struct cfg_ai *ai, const struct agent_report *r, __s64 active);
 /* bounded load: true when the node should take no new flows while others can */
 bool policy__overloaded(const struct cfg_ai *ai, const struct agent_report *r, bool was);
+/* ai: more requests wait at the node than ai.saturation_queue and than it
+ * runs (a whole batch's worth waits: a turn queues longer there than its
+ * prefix takes to recompute elsewhere): a session
+ * pinned there spills to another node; every resident node saturated for
+ * ai.cold_start_after_ms is what may justify loading the model elsewhere */
+bool policy__saturated(const struct cfg_ai *ai, const struct agent_report *r);
+/* ai: the node's latency estimate after a report (see policy_node.lat_ms);
+ * *floor is its unloaded figure, updated from samples taken with no queue */
+double policy__lat_update(double lat, double *floor, const struct agent_report *r, double alpha);
 /* p2c cost of a node in units of one active flow, for the given policy */
 __u32 policy__cost(const struct config *cfg, int policy, const struct policy_node *n);
-/* weights for every node of svc (in[k] is svc->nodes[k]); 0 or -errno */
+/* weights for every node of svc (in[k] is svc->nodes[k]); st: the ai
+ * service's tracked state (NULL: none); 0 or -errno */
 int policy__weights(const struct config *cfg, const struct cfg_service *svc,
-		    const struct policy_node *in, struct policy_out *out);
+		    const struct policy_svc *st, const struct policy_node *in,
+		    struct policy_out *out);
 /* applied weight after hysteresis: keep old unless target moved > pct % */
 __u32 policy__hysteresis(__u32 applied, __u32 target, unsigned int pct);
 /* smoothed least_time sample */
