@@ -290,6 +290,7 @@ static void ai_cold_start(void)
 static void ai_latency_spill(void)
 {
 	ai_setup();
+	cfg.ai.latency_spread = 2; /* round figures below; the default is 1.25 */
 	for (int i = 0; i < NN; i++)
 		cn[i].weight = 100;
 	pn[0].lat_ms = 100;
@@ -300,13 +301,33 @@ static void ai_latency_spill(void)
 	ASSERT_EQ(out[0].weight, 100, "fastest");
 	ASSERT_EQ(out[1].weight, 67, "in proportion to speed: 100 * 100 / 150");
 	ASSERT_EQ(out[2].weight, 0, "beyond 2 x 100 + 50 ms: left out");
-	ASSERT_EQ(out[3].weight, 0, "unknown latency: not while measured nodes have room");
-	rep[0].queue_depth = rep[1].queue_depth = cfg.ai.saturation_queue;
-	rep[0].in_flight = rep[1].in_flight = 2 * cfg.ai.saturation_queue;
+	ASSERT_EQ(out[3].weight, 50, "unknown latency explored at 1 / latency_spread");
+	cn[3].weight = 25; /* the operator says it is weaker */
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "weaker unknown");
+	ASSERT_EQ(out[3].weight, 0, "weaker and unknown: not while measured nodes have room");
+	/* requests wait at both fast nodes: the bound widens to the slow tier */
+	rep[0].queue_depth = rep[1].queue_depth = 1;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "fast tier busy");
+	ASSERT_EQ(out[2].weight, 33, "slow node spills in: 100 * 100 / 300");
+	ASSERT_EQ(out[3].weight, 0, "the weaker unknown still waits: the slow node has room");
+	rep[2].queue_depth = 0;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "slow node idle");
+	ASSERT_EQ(out[2].weight, 33, "idle nodes of the wider tier serve too");
+	rep[0].queue_depth = 0;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "one fast node free");
+	ASSERT_EQ(out[2].weight, 0, "not while a fast node has no queue");
+	/* every measured node saturated: the weaker unknown one is explored */
+	for (int i = 0; i < 3; i++) {
+		rep[i].queue_depth = cfg.ai.saturation_queue;
+		rep[i].in_flight = 2 * cfg.ai.saturation_queue;
+	}
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "measured ones saturated");
-	ASSERT_EQ(out[3].weight, 50, "then explored at 1 / latency_spread");
-	rep[0].queue_depth = rep[1].queue_depth = 0;
-	rep[0].in_flight = rep[1].in_flight = -1;
+	ASSERT_EQ(out[3].weight, 13, "then explored: 25 / latency_spread");
+	cn[3].weight = 100;
+	for (int i = 0; i < 3; i++) {
+		rep[i].queue_depth = 0;
+		rep[i].in_flight = -1;
+	}
 	for (int i = 0; i < 3; i++)
 		pn[i].lat_ms = -1;
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "nothing measured");

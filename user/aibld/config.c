@@ -83,7 +83,7 @@ void config__defaults(struct config *cfg)
 		.cold_start_factor = 0.25,
 		.load_cost = 32,
 		.saturation_queue = 4,
-		.latency_spread = 2,
+		.latency_spread = 1.25,
 		.latency_slack_ms = 50,
 		.stale_ms = 0,
 		.cold_start_after_ms = 60000,

@@ -270,10 +270,14 @@ static enum ai_class ai_class(const struct cfg_service *svc, const struct policy
  *  1. READY nodes (resident, reported recently, not overloaded), each in
  *     proportion to its headroom and its speed, less those whose latency
  *     is beyond latency_spread x the best one's (+ slack): they would only
- *     lengthen the tail while faster nodes keep up. Their estimates rise
- *     with queueing, so slower nodes take a share as the fast ones fill.
- *     A node with no latency measured yet waits until every measured one
- *     is saturated (all are explored alike while none is measured).
+ *     lengthen the tail while faster nodes keep up. The bound widens to the
+ *     next slower tier once requests wait at every node inside it, and the
+ *     estimates rise with queueing, so slower nodes take a share as the
+ *     fast ones fill.
+ *     A node with no latency measured yet gets a small share to learn it;
+ *     one configured with less weight than a measured node waits until
+ *     the measured ones are saturated (all are explored alike while none
+ *     is measured).
  *  2. none READY: BUSY nodes (the data plane still prefers a node without
  *     the overloaded flag should one come back between two writes), then
  *     UNKNOWN ones: a slow answer beats none;
@@ -283,6 +287,41 @@ static enum ai_class ai_class(const struct cfg_service *svc, const struct policy
  *     minutes and evicts models other services need: a burst that the
  *     resident nodes drain sooner never pays for it.
  */
+static bool ai_measured(const struct cfg_service *svc, const struct policy_node *p)
+{
+	return ai_class(svc, p) == AI_READY && p->lat_ms > 0;
+}
+
+/*
+ * The latency bound of new sessions: latency_spread x the best measured
+ * node's (+ slack), widened to the next slower tier while every node inside
+ * it has requests waiting: a slower node's answer beats a queue.
+ */
+static double ai_bound(const struct cfg_ai *ai, const struct cfg_service *svc,
+		       const struct policy_node *in, double best)
+{
+	double bound = ai->latency_spread * best + ai->latency_slack_ms;
+
+	for (;;) {
+		bool busy = true;
+		double next = -1;
+
+		for (int k = 0; k < svc->nnodes; k++) {
+			const struct policy_node *p = &in[k];
+
+			if (!ai_measured(svc, p))
+				continue;
+			if (p->lat_ms <= bound)
+				busy &= p->rep && p->rep->queue_depth >= 1;
+			else if (next < 0 || p->lat_ms < next)
+				next = p->lat_ms;
+		}
+		if (!busy || next < 0)
+			return bound;
+		bound = ai->latency_spread * next + ai->latency_slack_ms;
+	}
+}
+
 static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 		       const struct policy_svc *st, const struct policy_node *in,
 		       struct policy_out *out)
@@ -290,16 +329,21 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 	const struct cfg_ai *ai = &cfg->ai;
 	int n = svc->nnodes, counts[AI_READY + 1] = {}, best_cold = -1;
 	enum ai_class want = AI_NONE;
-	double best_lat = -1, best_head = -1;
-	bool room = false; /* a measured READY node in the bound is not saturated */
+	double best_lat = -1, best_head = -1, bound = 0;
+	bool room = false; /* a measured node is not saturated */
+	__u32 best_w = 0; /* the highest configured weight of a measured node */
 
 	for (int k = 0; k < n; k++) {
 		enum ai_class c = ai_class(svc, &in[k]);
 
 		counts[c]++;
-		if (c == AI_READY && in[k].lat_ms > 0 && (best_lat < 0 || in[k].lat_ms < best_lat))
-			best_lat = in[k].lat_ms;
-
+		if (ai_measured(svc, &in[k])) {
+			if (best_lat < 0 || in[k].lat_ms < best_lat)
+				best_lat = in[k].lat_ms;
+			if (in[k].cfg->weight > best_w)
+				best_w = in[k].cfg->weight;
+			room |= !policy__saturated(ai, in[k].rep);
+		}
 		if (c == AI_LOADABLE && !policy__saturated(ai, in[k].rep)) {
 			double h = in[k].cfg->weight *
 				   (1 - policy__ai_load(ai, in[k].rep, in[k].active));
@@ -310,11 +354,8 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 			}
 		}
 	}
-	for (int k = 0; k < n && best_lat > 0; k++)
-		if (ai_class(svc, &in[k]) == AI_READY && in[k].lat_ms > 0 &&
-		    in[k].lat_ms <= ai->latency_spread * best_lat + ai->latency_slack_ms &&
-		    !policy__saturated(ai, in[k].rep))
-			room = true;
+	if (best_lat > 0)
+		bound = ai_bound(ai, svc, in, best_lat);
 	for (enum ai_class c = AI_READY; c > AI_LOADABLE && want == AI_NONE; c--)
 		if (counts[c])
 			want = c;
@@ -327,18 +368,16 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 		if (want == AI_READY && best_lat > 0 && p->lat_ms > 0) {
 			/* a node in the table leaves only past 1.25 x the bound,
 			 * so one near it does not flap in and out every poll */
-			double bound = ai->latency_spread * best_lat * (p->serving ? 1.25 : 1) +
-				       ai->latency_slack_ms;
-
-			if (p->lat_ms > bound)
+			if (p->lat_ms > bound * (p->serving ? 1.25 : 1))
 				continue;
 			speed = best_lat / p->lat_ms;
 		} else if (want == AI_READY && best_lat > 0) {
-			/* not measured yet beside measured nodes: none while
-			 * those have room (an unknown node is as likely to be
-			 * the slow one, and one request there sets the tail);
-			 * a small share once they fill up, to learn it */
-			if (room)
+			/* not measured yet beside measured nodes: a small share,
+			 * enough to learn its latency. One the operator weighed
+			 * below a measured node (a CPU node beside GPU ones) waits
+			 * until the measured nodes fill up: one request there
+			 * would set the tail */
+			if (room && p->cfg->weight < best_w)
 				continue;
 			speed = 1 / ai->latency_spread;
 		}
