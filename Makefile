@@ -56,9 +56,17 @@ LDFLAGS += $(SAN)
 LDLIBS := -lbpf -lelf -lz -lnl-route-3 -lnl-3 -lyaml -ljansson -lmicrohttpd \
 	-lcurl -lxxhash -lcrypto -lpthread -lm -ldl
 
-CFLAGS += $(shell pkg-config --cflags libnl-3.0 libnl-route-3.0 2>/dev/null || echo -I/usr/include/libnl3)
-
 DEPS_STAMP := $(BUILD)/.deps-ok
+
+# Flags asked of installed tools (pkg-config) are asked after
+# scripts/deps.sh has installed them, in $(BUILD)/config.mk: computed when
+# the Makefile is read, they would come out empty on a bare machine. make
+# remakes the file, then restarts and reads it; clean and deps need neither.
+CONFIG_MK := $(BUILD)/config.mk
+ifneq ($(if $(MAKECMDGOALS),$(filter-out clean deps,$(MAKECMDGOALS)),all),)
+-include $(CONFIG_MK)
+endif
+CFLAGS += $(NL_CFLAGS)
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
@@ -95,6 +103,11 @@ $(DEPS_STAMP): scripts/deps.sh
 
 deps:
 	$(Q)scripts/deps.sh
+
+$(CONFIG_MK): $(DEPS_STAMP)
+	$(call msg,GEN,$@)
+	$(Q)nl=$$(pkg-config --cflags libnl-3.0 libnl-route-3.0) && \
+		printf 'NL_CFLAGS := %s\n' "$$nl" >$@.tmp && mv $@.tmp $@
 
 # ---- BPF ----
 # vmlinux.h follows the kernel: a reboot into another one remakes it
