@@ -15,7 +15,7 @@
 
 AIBLD=$AIBL_BUILD/aibld
 CTL=$AIBL_BUILD/aiblctl
-if [ "$(id -u)" -ne 0 ] || ! command -v capsh >/dev/null || [ ! -x "$AIBLD" ]; then
+if [ "$(id -u)" -ne 0 ] || ! command -v capsh >/dev/null || [ ! -x "$AIBLD" ] || [ ! -x "$CTL" ]; then
 	t_skip all "needs root, capsh (libcap2-bin) and $AIBLD"
 	t_done
 fi
@@ -24,6 +24,11 @@ ID=$(($$ % 10000))
 IFA=rsc${ID}a IFB=rsc${ID}b
 TMP=$(mktemp -d /tmp/aibl-rs-caps.XXXXXX)
 chmod 755 "$TMP"
+# nobody runs aibld and aiblctl below, and the checkout may lie where only
+# root can reach it (under /root, mode 0700): run copies from $TMP, so a
+# refusal comes from the capabilities and pins under test, not the path
+cp "$AIBLD" "$CTL" "$TMP/"
+AIBLD=$TMP/aibld CTL=$TMP/aiblctl
 PINS=/sys/fs/bpf/aibl-t-rs-caps-$$
 API=http://127.0.0.1:22070
 PID=
