@@ -10,7 +10,7 @@
 #            the pins are 0600 to the user aibld runs as.
 # And, while aibld runs so, its API's request limits (oversized header,
 # oversized body to a state-changing endpoint).
-# veth rsc<pid>a/b, API port 22070, pins /sys/fs/bpf/aibl-t-rs-caps-<pid>.
+# veth rsc<pid>a/b, API port 22070, pins in a bpffs under /tmp/aibl-rs-caps.*.
 . "$(dirname "$0")/../lib/lib.sh"
 
 AIBLD=$AIBL_BUILD/aibld
@@ -29,7 +29,12 @@ chmod 755 "$TMP"
 # refusal comes from the capabilities and pins under test, not the path
 cp "$AIBLD" "$CTL" "$TMP/"
 AIBLD=$TMP/aibld CTL=$TMP/aiblctl
-PINS=/sys/fs/bpf/aibl-t-rs-caps-$$
+# The pins go to a bpffs of the test's own, mode 1777 as /sys/fs/bpf is
+# when mounted bare (tests/run.sh): where systemd mounts /sys/fs/bpf
+# (Debian) it is 0700, and nobody could not reach a pin directory in it.
+# root and nobody each make (and teardown removes) their own pin directory.
+BPFFS=$TMP/bpffs
+PINS=$BPFFS/pins
 API=http://127.0.0.1:22070
 PID=
 
@@ -37,10 +42,12 @@ cleanup() {
 	[ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
 	"$AIBLD" --teardown --config "$TMP/cfg.yaml" >/dev/null 2>&1
 	ip link del "$IFA" 2>/dev/null
-	rm -rf "$PINS" "$TMP"
+	umount "$BPFFS" 2>/dev/null
+	rm -rf "$TMP"
 }
 trap cleanup EXIT
 
+mkdir "$BPFFS" && mount -t bpf -o mode=1777 bpf "$BPFFS" || { t_skip all "cannot mount a bpffs"; t_done; }
 ip link add "$IFA" type veth peer name "$IFB" && ip link set "$IFA" up && ip link set "$IFB" up &&
 	ip addr add 10.231.0.1/24 dev "$IFA" || { t_skip all "cannot create veth"; t_done; }
 cat >"$TMP/cfg.yaml" <<EOF
