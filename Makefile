@@ -6,6 +6,8 @@
 #
 # Layout the rules rely on:
 #   bpf/NAME.bpf.c        -> build/NAME.bpf.o -> build/NAME.skel.h
+#                            (kernel types from build/vmlinux.h, made from
+#                            the running kernel's BTF; no glibc headers)
 #   user/common/*.c       -> build/libaiblcommon.a (linked into everything)
 #   user/TOOL/*.c         -> build/TOOL (main.c holds main(); the rest also
 #                            goes to build/libTOOL.a so tests can link it)
@@ -29,14 +31,21 @@ Q := @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-MULTIARCH := $(shell $(CC) -dumpmachine 2>/dev/null)
 ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 
 # Capacity overrides, e.g. make EXTRA_DEFINES=-DAIBL_MAX_CONNS=1024
 EXTRA_DEFINES ?=
 
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
-	-I include -I /usr/include/$(MULTIARCH) $(EXTRA_DEFINES)
+# The BPF programs read the kernel's types from $(BUILD)/vmlinux.h (the
+# BTF of the kernel below, e.g. make VMLINUX_BTF=/path/to/vmlinux for
+# another one), the missing #defines from bpf/aibl_uapi.h, and from the
+# system only libbpf's <bpf/*.h>: no glibc, no multiarch directory. They
+# read only uapi structs (packet headers, xdp_md, bpf_fib_lookup), whose
+# layout is fixed, so they need no CO-RE relocations
+# (BPF_NO_PRESERVE_ACCESS_INDEX) and load without kernel BTF, as before.
+VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -DBPF_NO_PRESERVE_ACCESS_INDEX \
+	-Wall -Werror -I $(BUILD) -I bpf -I include $(EXTRA_DEFINES)
 
 SAN ?=
 CFLAGS ?= -g -O2
@@ -47,9 +56,17 @@ LDFLAGS += $(SAN)
 LDLIBS := -lbpf -lelf -lz -lnl-route-3 -lnl-3 -lyaml -ljansson -lmicrohttpd \
 	-lcurl -lxxhash -lcrypto -lpthread -lm -ldl
 
-CFLAGS += $(shell pkg-config --cflags libnl-3.0 libnl-route-3.0 2>/dev/null || echo -I/usr/include/libnl3)
-
 DEPS_STAMP := $(BUILD)/.deps-ok
+
+# Flags asked of installed tools (pkg-config) are asked after
+# scripts/deps.sh has installed them, in $(BUILD)/config.mk: computed when
+# the Makefile is read, they would come out empty on a bare machine. make
+# remakes the file, then restarts and reads it; clean and deps need neither.
+CONFIG_MK := $(BUILD)/config.mk
+ifneq ($(if $(MAKECMDGOALS),$(filter-out clean deps,$(MAKECMDGOALS)),all),)
+-include $(CONFIG_MK)
+endif
+CFLAGS += $(NL_CFLAGS)
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
@@ -87,8 +104,20 @@ $(DEPS_STAMP): scripts/deps.sh
 deps:
 	$(Q)scripts/deps.sh
 
+$(CONFIG_MK): $(DEPS_STAMP)
+	$(call msg,GEN,$@)
+	$(Q)nl=$$(pkg-config --cflags libnl-3.0 libnl-route-3.0) && \
+		printf 'NL_CFLAGS := %s\n' "$$nl" >$@.tmp && mv $@.tmp $@
+
 # ---- BPF ----
-$(BUILD)/%.bpf.o: bpf/%.bpf.c $(wildcard include/*.h) $(wildcard bpf/*.h) | $(DEPS_STAMP)
+# vmlinux.h follows the kernel: a reboot into another one remakes it
+$(BUILD)/vmlinux.h: $(wildcard $(VMLINUX_BTF)) | $(DEPS_STAMP)
+	$(call msg,GEN,$@)
+	$(Q)test -r $(VMLINUX_BTF) || \
+		{ echo "no kernel BTF at $(VMLINUX_BTF): set VMLINUX_BTF=" >&2; exit 1; }
+	$(Q)$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard include/*.h) $(wildcard bpf/*.h)
 	$(call msg,BPF,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp

@@ -13,25 +13,21 @@
  * untouched (TC_ACT_OK). Untagged Ethernet only: a tagged frame reaches TC
  * ingress with its tag already stripped by the stack on common drivers.
  */
-#include <linux/types.h>
-#include <linux/bpf.h>
-#include <linux/errno.h>
-#include <linux/if_ether.h>
-#include <linux/in.h>
-#include <linux/ip.h>
-#include <linux/ipv6.h>
-#include <linux/pkt_cls.h>
+#include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "aibl_uapi.h"
 #include "aibl.h"
 
 /*
- * The decap flags arrived in kernel 6.3 (uapi enum, so no #ifdef to test);
- * Debian 12's uapi headers predate them. Values from include/uapi/linux/bpf.h.
+ * The decap flags arrived in kernel 6.3 (an enum, so no #ifdef to test);
+ * vmlinux.h comes from the build machine's kernel, which may predate them
+ * (Debian 12's 6.1). Values from include/uapi/linux/bpf.h.
  */
 #define AIBL_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
 #define AIBL_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
 
+/* IPv4 fragment bits, from the kernel's include/net/ip.h (not uapi) */
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1fff
 

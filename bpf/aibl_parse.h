@@ -8,22 +8,13 @@
 #ifndef AIBL_PARSE_H
 #define AIBL_PARSE_H
 
-#include <stdbool.h>
-#include <linux/types.h>
-#include <linux/if_ether.h>
-#include <linux/in.h>
-#include <linux/ip.h>
-#include <linux/ipv6.h>
-#include <linux/tcp.h>
-#include <linux/udp.h>
+#include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "aibl_uapi.h"
 #include "aibl.h"
 #include "aibl_hash.h"
 
-#ifndef ETH_P_8021AD
-#define ETH_P_8021AD 0x88A8
-#endif
 #define AIBL_IP_DF 0x4000
 #define AIBL_IP_MF 0x2000
 #define AIBL_IP_OFFSET 0x1fff

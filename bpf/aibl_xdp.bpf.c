@@ -24,21 +24,12 @@
  * at most once a second per flow, the connection's last_seen and its flow
  * cache entry.
  */
-#include <linux/types.h>
-#include <linux/bpf.h>
-#include <linux/icmp.h>
-#include <linux/icmpv6.h>
+#include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "aibl_uapi.h"
 #include "aibl.h"
 #include "aibl_parse.h"
-
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-#ifndef AF_INET6
-#define AF_INET6 10
-#endif
 
 /* bytes of the offending packet quoted in a generated ICMP error: enough
  * for an IPv4 header with options / an IPv6 header with a few extension
@@ -451,7 +442,7 @@ static __always_inline struct aibl_vip *vip_lookup(const union aibl_addr *addr, 
 
 /* ---------------- forwarding ---------------- */
 
-struct nexthop {
+struct next_hop {
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u32 ifindex; /* 0: out of the ingress interface (XDP_TX) */
@@ -482,7 +473,7 @@ static __always_inline void mac_copy(void *dst, const void *src)
 /* The backend entry has no MAC: ask the kernel's FIB, else the gateway. */
 static __noinline int fib_nexthop(struct xdp_md *ctx, const struct aibl_backend *be,
 				  const struct aibl_globals *g, const struct pkt *p,
-				  struct nexthop *nh)
+				  struct next_hop *nh)
 {
 	struct bpf_fib_lookup fib = {};
 	long rc;
@@ -519,7 +510,7 @@ static __noinline int fib_nexthop(struct xdp_md *ctx, const struct aibl_backend 
 /* Next hop MAC: the backend's own, else the kernel's FIB, else the gateway. */
 static __always_inline int resolve_nexthop(struct xdp_md *ctx, const struct aibl_backend *be,
 					   const struct aibl_globals *g, const struct pkt *p,
-					   struct nexthop *nh)
+					   struct next_hop *nh)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
@@ -565,7 +556,7 @@ static __always_inline int write_l2(void *data, void *data_end, const struct pkt
 	return 0;
 }
 
-static __always_inline int xmit(const struct nexthop *nh)
+static __always_inline int xmit(const struct next_hop *nh)
 {
 	if (nh->ifindex) {
 		count(AIBL_CNT_REDIRECT);
@@ -688,7 +679,7 @@ static __always_inline int forward(struct xdp_md *ctx, struct pkt *p, const stru
 				   const struct aibl_globals *g, __u32 flow_hash)
 {
 	void *data, *data_end;
-	struct nexthop nh;
+	struct next_hop nh;
 	__u32 outer, l2 = p->l2_len & 0x1f;
 	__be32 saddr;
 

@@ -3,9 +3,9 @@
  * aibl shared ABI: every map key/value, flag and map name used by both the
  * BPF programs (bpf/) and userspace (user/). This is the only copy.
  *
- * The header includes nothing: BPF code includes it after <linux/types.h>
- * (or vmlinux.h), userspace after <linux/types.h>. All multi-byte fields in
- * network byte order say so in their type (__be16/__be32).
+ * The header includes nothing: BPF code includes it after vmlinux.h,
+ * userspace after <linux/types.h>. All multi-byte fields in network byte
+ * order say so in their type (__be16/__be32).
  *
  * Changing any struct layout here is an ABI change: bump AIBL_ABI_VERSION so
  * that aiblctl/aibld refuse maps pinned by an older program instead of

@@ -109,13 +109,15 @@ cat <<EOF
 EOF
 
 say "load: $SESSIONS multi-turn chat sessions from 64 client addresses"
+# a failed request fails the demo (after the maps are shown): CI runs it
+load_rc=0
 lab_loadgen chat --source "$LAB_CLIENT_ADDRS4" \
 	--model "llama-8b:5=http://$VIP_LLAMA:$LAB_SIM_PORT" \
 	--model "qwen-14b:3=http://$VIP_QWEN:$LAB_SIM_PORT" \
 	--model "mistral-7b:2=http://$VIP_MISTRAL:$LAB_SIM_PORT" \
 	--sessions "$SESSIONS" --turns 4 --context-tokens 1500 --turn-tokens 100 \
 	--output-tokens 24 --rate 4 --burst-prob 0.15 --burst-size 6 --think-ms 600 \
-	--seed 1 --timeout-ms 60000 || true
+	--seed 1 --timeout-ms 60000 || load_rc=$?
 
 say "aiblctl service show (the maps, read by aiblctl on the balancer host)"
 for s in chat-llama chat-qwen chat-mistral; do
@@ -126,4 +128,8 @@ if [ "$POLICY" = ai ]; then
 	echo "Compare with a classic policy: make demo POLICY=rr"
 else
 	echo "Compare with the inference-aware policy: make demo"
+fi
+if [ "$load_rc" -ne 0 ]; then
+	echo "demo: failed: aibl-loadgen exited $load_rc (failed requests, or it could not run)" >&2
+	exit 1
 fi

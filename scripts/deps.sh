@@ -1,41 +1,77 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # Install the Debian 12 packages aibl needs to build, test, benchmark and
-# run its demo. Idempotent: installs only what is missing; needs root when
-# something is missing.
+# run its demo, and nothing else: every package below names what uses it
+# (grep the tree for the tool before adding or dropping one). Works on a
+# bare Debian 12 (debootstrap --variant=minbase plus make): it needs only
+# apt and dpkg. Idempotent: installs only what is missing, and says what
+# and why; needs root when something is missing.
+#
+# .ci/run proves the list complete: it runs make demo and make test in a
+# fresh Debian root (scripts/clean-root.sh) where nothing else is installed.
 set -euo pipefail
 
-PKGS=(
-	# toolchain and BPF
-	make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev pkg-config
-	# libFuzzer runtime and sanitizers for clang (tests/fuzz)
-	libclang-rt-14-dev
-	# netlink, config, JSON, HTTP server and client, hashing, crypto
-	libnl-3-dev libnl-route-3-dev libyaml-dev libjansson-dev libmicrohttpd-dev
-	libcurl4-openssl-dev libxxhash-dev libssl-dev
-	# lab, tests, benchmarks
-	iproute2 iputils-ping ethtool nftables haproxy gnuplot-nox tcpdump xdp-tools procps psmisc
-	python3 curl valgrind libcap2-bin
-)
+# package               used by
+PKGS='
+make                    build: the Makefile
+gcc                     build: userspace C (cc)
+libc6-dev               build: the C library headers (gcc only recommends them)
+linux-libc-dev          build: <linux/*.h> in userspace
+pkg-config              build: libnl'\''s include path
+clang                   build: BPF objects (-target bpf) and fuzzers (tests/fuzz)
+llvm                    tests: llvm-symbolizer, for function names in fuzzer/sanitizer reports
+libclang-rt-14-dev      tests: libFuzzer, ASan, UBSan runtimes for clang (fuzzers in make test)
+bpftool                 build: build/vmlinux.h, skeletons; benchmarks: xdp-null (bench-path)
+libbpf-dev              build: libbpf, <bpf/bpf_helpers.h>
+libelf-dev              build: libbpf links -lelf
+zlib1g-dev              build: libbpf links -lz
+libnl-3-dev             build: netlink (links, neighbours, routes)
+libnl-route-3-dev       build: netlink routes
+libyaml-dev             build: aibld configuration
+libjansson-dev          build: JSON (agent reports, APIs, -j output)
+libmicrohttpd-dev       build: HTTP servers (aibld API, agent, simnode)
+libcurl4-openssl-dev    build: HTTP client (aibld polling agents, loadgen)
+libxxhash-dev           build: hashing (Maglev, promtext, simnode)
+libssl-dev              build: libcrypto, HMAC of agent reports
+iproute2                lab, tests: ip, ip netns, bridge, ss, nstat
+iputils-ping            tests: ping (test_lab, test_faults)
+ethtool                 lab: veth offloads
+procps                  lab, tests: sysctl
+python3                 lab, tests, benchmarks: JSON checks, fault proxy, reports
+curl                    lab, tests: HTTP checks (lab.sh, test_caps)
+libcap2-bin             tests: capsh (test_caps)
+valgrind                tests: make valgrind
+nftables                benchmarks: nftables DNAT case (bench-path)
+haproxy                 benchmarks: HAProxy case (bench-path)
+gnuplot-nox             benchmarks: plots (bench-routing)
+'
 
 missing=()
-for p in "${PKGS[@]}"; do
+while read -r p _; do
+	[ -n "$p" ] || continue
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
+done <<<"$PKGS"
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
 fi
 
-echo "deps: installing ${missing[*]}" >&2
+echo "deps: ${#missing[@]} Debian package(s) missing, with what uses them:" >&2
+for p in "${missing[@]}"; do
+	grep -E "^$p " <<<"$PKGS" | sed 's/^/  /' >&2
+done
 if [ "$(id -u)" -ne 0 ]; then
-	echo "deps: missing packages and not root; run: sudo $0" >&2
+	echo "deps: not root; run: sudo $0" >&2
 	exit 1
 fi
+echo "deps: installing them with apt-get" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# another apt (unattended-upgrades, a second build) may hold dpkg's lock
+apt_get() { apt-get -o DPkg::Lock::Timeout=600 "$@"; }
+apt_get update -qq
+apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # haproxy's package starts a system service; the benchmarks run their own.
 if command -v systemctl >/dev/null 2>&1; then
 	systemctl disable --now haproxy >/dev/null 2>&1 || true
 fi
+echo "deps: done" >&2

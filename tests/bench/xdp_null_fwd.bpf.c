@@ -7,13 +7,10 @@
  * leaves with XDP_TX; everything else passes. No connection table, no
  * health, no counters. scripts/bench-path.sh fills the two maps.
  */
-#include <linux/bpf.h>
-#include <linux/if_ether.h>
-#include <linux/in.h>
-#include <linux/ip.h>
-#include <linux/tcp.h>
-#include <bpf/bpf_endian.h>
+#include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "aibl_uapi.h"
 
 #define NULL_FWD_MAX_NODES 64
 

@@ -10,12 +10,12 @@
 #            the pins are 0600 to the user aibld runs as.
 # And, while aibld runs so, its API's request limits (oversized header,
 # oversized body to a state-changing endpoint).
-# veth rsc<pid>a/b, API port 22070, pins /sys/fs/bpf/aibl-t-rs-caps-<pid>.
+# veth rsc<pid>a/b, API port 22070, pins in a bpffs under /tmp/aibl-rs-caps.*.
 . "$(dirname "$0")/../lib/lib.sh"
 
 AIBLD=$AIBL_BUILD/aibld
 CTL=$AIBL_BUILD/aiblctl
-if [ "$(id -u)" -ne 0 ] || ! command -v capsh >/dev/null || [ ! -x "$AIBLD" ]; then
+if [ "$(id -u)" -ne 0 ] || ! command -v capsh >/dev/null || [ ! -x "$AIBLD" ] || [ ! -x "$CTL" ]; then
 	t_skip all "needs root, capsh (libcap2-bin) and $AIBLD"
 	t_done
 fi
@@ -24,7 +24,17 @@ ID=$(($$ % 10000))
 IFA=rsc${ID}a IFB=rsc${ID}b
 TMP=$(mktemp -d /tmp/aibl-rs-caps.XXXXXX)
 chmod 755 "$TMP"
-PINS=/sys/fs/bpf/aibl-t-rs-caps-$$
+# nobody runs aibld and aiblctl below, and the checkout may lie where only
+# root can reach it (under /root, mode 0700): run copies from $TMP, so a
+# refusal comes from the capabilities and pins under test, not the path
+cp "$AIBLD" "$CTL" "$TMP/"
+AIBLD=$TMP/aibld CTL=$TMP/aiblctl
+# The pins go to a bpffs of the test's own, mode 1777 as /sys/fs/bpf is
+# when mounted bare (tests/run.sh): where systemd mounts /sys/fs/bpf
+# (Debian) it is 0700, and nobody could not reach a pin directory in it.
+# root and nobody each make (and teardown removes) their own pin directory.
+BPFFS=$TMP/bpffs
+PINS=$BPFFS/pins
 API=http://127.0.0.1:22070
 PID=
 
@@ -32,10 +42,12 @@ cleanup() {
 	[ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
 	"$AIBLD" --teardown --config "$TMP/cfg.yaml" >/dev/null 2>&1
 	ip link del "$IFA" 2>/dev/null
-	rm -rf "$PINS" "$TMP"
+	umount "$BPFFS" 2>/dev/null
+	rm -rf "$TMP"
 }
 trap cleanup EXIT
 
+mkdir "$BPFFS" && mount -t bpf -o mode=1777 bpf "$BPFFS" || { t_skip all "cannot mount a bpffs"; t_done; }
 ip link add "$IFA" type veth peer name "$IFB" && ip link set "$IFA" up && ip link set "$IFB" up &&
 	ip addr add 10.231.0.1/24 dev "$IFA" || { t_skip all "cannot create veth"; t_done; }
 cat >"$TMP/cfg.yaml" <<EOF
