@@ -672,6 +672,61 @@ static void simnode_cold_start(void)
 	ASSERT_EQ(stop(sim), 0, "simnode exit");
 }
 
+/* the runtime model API: an operator moves a model; the agent's report
+ * follows within a scrape (the ai policy then moves the traffic) */
+static void simnode_model_api(void)
+{
+	pid_t sim = start_sim(18175, "--resident", "m1", NULL), agent = -1;
+	struct agent_report rep;
+	const struct ar_model *m;
+	struct resp r = {};
+	bool seen = false;
+
+	if (sim < 0)
+		return;
+	agent = start_agent(18176, 18175, NULL, NULL, NULL);
+	if (agent < 0 || !ASSERT_TRUE(wait_server_up(18176, &rep), "agent scraped the node"))
+		goto out;
+	m = find_model(&rep, "m1");
+	ASSERT_TRUE(m && m->resident, "m1 resident at the start");
+	agent_report__free(&rep);
+
+	http("http://127.0.0.1:18175/v1/unload_lora_adapter", "{\"lora_name\":\"m1\"}", NULL,
+	     NULL, 3000, &r);
+	ASSERT_EQ(r.status, 200, "unload m1");
+	http("http://127.0.0.1:18175/v1/unload_lora_adapter", "{\"lora_name\":\"m1\"}", NULL,
+	     NULL, 3000, &r);
+	ASSERT_EQ(r.status, 409, "unload again: not loaded");
+	http("http://127.0.0.1:18175/v1/load_lora_adapter", "{\"lora_name\":\"m2\"}", NULL,
+	     NULL, 5000, &r);
+	ASSERT_EQ(r.status, 200, "load m2 (waits for the 300 ms load)");
+	http("http://127.0.0.1:18175/v1/load_lora_adapter", "{\"lora_name\":\"zz\"}", NULL,
+	     NULL, 3000, &r);
+	ASSERT_EQ(r.status, 404, "unknown model");
+	http("http://127.0.0.1:18175/v1/load_lora_adapter", "{\"name\":\"m2\"}", NULL, NULL,
+	     3000, &r);
+	ASSERT_EQ(r.status, 400, "no lora_name");
+
+	/* the agent scrapes every 100 ms */
+	for (int i = 0; i < 50 && !seen; i++) {
+		const struct ar_model *m1, *m2;
+
+		sleep_ms(20);
+		if (!get_report(18176, &rep))
+			continue;
+		m1 = find_model(&rep, "m1");
+		m2 = find_model(&rep, "m2");
+		seen = m1 && !m1->resident && m2 && m2->resident;
+		agent_report__free(&rep);
+	}
+	ASSERT_TRUE(seen, "the report follows the move within a second");
+out:
+	free(r.body);
+	if (agent > 0)
+		stop(agent);
+	ASSERT_EQ(stop(sim), 0, "simnode exit");
+}
+
 static void simnode_determinism(void)
 {
 	pid_t a = start_sim(18170, "--seed", "42", NULL), b = start_sim(18171, "--seed", "42", NULL);
@@ -707,6 +762,7 @@ static const struct test_case cases[] = {
 	{ "simnode_prefix_ttft", simnode_prefix_ttft },
 	{ "simnode_cold_start", simnode_cold_start },
 	{ "simnode_determinism", simnode_determinism },
+	{ "simnode_model_api", simnode_model_api },
 };
 
 int main(int argc, char **argv)
