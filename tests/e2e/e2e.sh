@@ -12,7 +12,7 @@ E2E_PREFIX=
 
 e2e_cleanup() {
 	[ -n "$E2E_PREFIX" ] && "$AIBL_ROOT/scripts/lab.sh" down --prefix "$E2E_PREFIX" 2>/dev/null
-	rm -rf "$E2E_TMP"
+	[ -n "${E2E_KEEP:-}" ] || rm -rf "$E2E_TMP"
 }
 trap e2e_cleanup EXIT
 trap 'exit 124' TERM INT

@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # The ai policy with simnodes that differ in residency, load and speed:
-#   n1 fast, m1 resident (m2 loadable, 1.5 s cold start), 2 slots
+#   n1 fast, m1 resident (m2 loadable, 1.5 s cold start), 4 slots
 #   n2 3x slower, m1 resident (m2 loadable)
 #   n3 fast, m2 resident (m1 loadable)
 # - a multi-turn session's later turns go back to the node that holds its
-#   prefix cache (>= 90% of turns 2..4 on the turn-1 node);
+#   prefix cache (>= 90% of turns 2..4 on the turn-1 node) while that node
+#   is not saturated (sticky until saturated: a turn that would queue there
+#   behind a whole batch spills, so this workload stays below that);
 # - no cold start while a node has the model resident (m2 -> n3 only),
 #   where rr over the same nodes does cause cold starts;
 # - an overloaded node (queue >= ai.queue_ref) gets no new flows while
-#   another resident node can take them (>= 90% of new sessions on n2).
+#   another resident node can take them (>= 90% of new sessions on n2);
+# - an operator moves m2 from n3 to n2 (vLLM's runtime load/unload API):
+#   m2's sessions follow it (none to n3, no cold start).
 . "$(dirname "$0")/e2e.sh"
 CASES=(sessions_return_to_cache cache_hits no_cold_starts rr_contrast_cold overload_detected
-	load_moved_off no_failures)
+	load_moved_off follows_moved_model no_failures)
 e2e_need "${CASES[@]}"
 e2e_lab ai --nodes 3 --clients 64 || { t_fail lab "lab up failed"; t_done; }
 common=(--models m1:1000,m2:1000 --mem-mb 1500 --load-ms 1500 --decode-ms-per-tok 5)
-lab_start_node 1 "${common[@]}" --resident m1 --slots 2
+lab_start_node 1 "${common[@]}" --resident m1 --slots 4
 lab_start_node 2 "${common[@]}" --resident m1 --slowdown 3
 lab_start_node 3 "${common[@]}" --resident m2
 set -- $LAB_VIP4_LIST
@@ -47,7 +51,7 @@ chat() { # NAME VIP SOURCES ARGS...
 }
 
 # 1. multi-turn sessions on m1, one client address each, a new connection per turn
-chat sessions "$VIP1" 10.10.1.1-10.10.1.16 --model m1 --sessions 16 --turns 4 --rate 8 \
+chat sessions "$VIP1" 10.10.1.1-10.10.1.16 --model m1 --sessions 16 --turns 4 --rate 4 \
 	--think-ms 1000 --context-tokens 1500 --turn-tokens 100 --output-tokens 16 --seed 3
 same=$(awk -F'\t' '!/^#/ && $7 == 1 { if ($5 == 0) first[$4] = $2; else { n++; node[n] = $2; sess[n] = $4 } }
 	END { for (i = 1; i <= n; i++) s += (node[i] == first[sess[i]]); printf "%d %d\n", s, n }' \
@@ -68,7 +72,7 @@ r=$(e2e_json "$E2E_TMP/m2.json" "(j['total']['cold_starts'], sorted(n['name'] fo
 echo "# ai m2: (cold starts, nodes) = $r"
 t_check no_cold_starts [ "$r" = "(0, ['n3'])" ]
 
-# 3. n1 overloaded by a flood straight to its address (2 slots, queue >> 6):
+# 3. n1 overloaded by a flood straight to its address (4 slots, queue >> 6):
 #    new m1 sessions through the VIP go to n2 while n1 is overloaded
 lab_run cli "$AIBL_BUILD/aibl-loadgen" chat --target "http://$LAB_NODE_1_IP4:$LAB_SIM_PORT" \
 	--model m1 --sessions 40 --turns 1 --rate 0 --context-tokens 100 --output-tokens 400 \
@@ -95,6 +99,29 @@ chat rr "$VIP3" 10.10.1.17-10.10.1.32 --model m2 --sessions 12 --turns 1 --rate 
 cold=$(e2e_json "$E2E_TMP/rr.json" "j['total']['cold_starts']")
 echo "# rr m2 cold starts: $cold"
 t_check rr_contrast_cold [ "$cold" -gt 0 ]
+# 5. the operator moves m2: n3 unloads it, n2 loads it (evicting its idle m1;
+#    n1 still works off the flood above)
+model_op() { # NODE OP MODEL
+	lab_run "n$1" curl -sf --max-time 10 -X POST -H 'Content-Type: application/json' \
+		-d "{\"lora_name\": \"$3\"}" "http://127.0.0.1:$LAB_SIM_PORT/v1/${2}_lora_adapter"
+}
+model_op 3 unload m2 >/dev/null && model_op 2 load m2 >/dev/null ||
+	t_fail follows_moved_model "the runtime model API refused the move"
+# the agents scrape, aibld polls: both well under a second here
+sleep 2
+# the same clients as m2's sessions in 2: their pins to n3 must not survive
+# the unload
+chat moved "$VIP2" 10.10.1.17-10.10.1.28 --model m2 --sessions 12 --turns 2 --rate 8 \
+	--think-ms 200 --context-tokens 500 --output-tokens 8 --seed 7
+r=$(e2e_json "$E2E_TMP/moved.json" "(j['total']['cold_starts'], sorted(n['name'] for n in j['nodes']))")
+echo "# ai m2 after the move: (cold starts, nodes) = $r"
+# rr's run above may have loaded m2 on n2 as well: what counts is no cold
+# start and nothing sent to n3, which no longer has it
+ok=$(e2e_json "$E2E_TMP/moved.json" \
+	"j['total']['requests'] == 24 and j['total']['failed'] == 0 and
+	j['total']['cold_starts'] == 0 and 'n3' not in [n['name'] for n in j['nodes']]")
+t_check follows_moved_model [ "$ok" = True ]
+
 if [ $failed -eq 0 ]; then t_pass no_failures; else
 	t_fail no_failures "$failed workloads had failures: $(cat "$E2E_TMP"/*.err | grep -m1 -i error)"
 fi

@@ -226,6 +226,29 @@ static bool wait_state(const char *name, const char *state, int ms)
 	return false;
 }
 
+/* wait until aibld has a good report from node (bounded): "up" alone is
+ * also the optimistic state before the first poll */
+static bool wait_report(const char *name, int ms)
+{
+	double end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		json_t *st = status(), *n;
+		bool ok = false;
+		size_t i;
+
+		json_array_foreach(json_object_get(st, "nodes"), i, n)
+			if (!strcmp(json_string_value(json_object_get(n, "name")), name))
+				ok = json_integer_value(json_object_get(n, "last_report_age_ms")) >= 0 &&
+				     json_is_integer(json_object_get(n, "last_report_age_ms"));
+		json_decref(st);
+		if (ok)
+			return true;
+		usleep(100000);
+	}
+	return false;
+}
+
 /* ---- misbehaving agents ---- */
 
 enum bad_mode { BAD_GARBAGE, BAD_SILENT, BAD_FOREIGN, BAD_UNSIGNED };
@@ -549,8 +572,9 @@ static bool setup(void)
 	start_pair(1);
 	write_config(100, NULL);
 	start_aibld();
-	if (!ASSERT_TRUE(wait_state("n1", "up", 10000) && wait_state("n2", "up", 5000),
-			 "agents up")) {
+	if (!ASSERT_TRUE(wait_state("n1", "up", 10000) && wait_state("n2", "up", 5000) &&
+				 wait_report("n1", 5000) && wait_report("n2", 5000),
+			 "agents up and reporting")) {
 		sh("cat %s >&2", logpath);
 		return false;
 	}

@@ -166,7 +166,7 @@ static void pins_only_where_useful(void)
 	resident(&a->rep, "m1", "m2");
 
 	d.svcs[0].applied[0] = 0;
-	ASSERT_EQ(pins_to(a->id), 0, "no weight in the service now: no pin either");
+	ASSERT_EQ(pins_to(a->id), 1, "out of the table for new sessions: the pin stays");
 	cleanup();
 }
 

@@ -146,7 +146,7 @@ static void ai_load(void)
 	pn[0].rep = &rep[0];
 	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_AI, &pn[0]), 16, "32 * 0.5");
 	pn[0].lat_ms = 200;
-	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_AI, &pn[0]), 26, "32 * 0.5 + 200 / 20");
+	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_AI, &pn[0]), 16, "latency is in the weight, not the cost");
 }
 
 static void ai_overload(void)
@@ -305,17 +305,35 @@ static void ai_latency_spill(void)
 	cn[3].weight = 25; /* the operator says it is weaker */
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "weaker unknown");
 	ASSERT_EQ(out[3].weight, 0, "weaker and unknown: not while measured nodes have room");
-	/* requests wait at both fast nodes: the bound widens to the slow tier */
+	/* one request waits at each fast node beside many running: not busy */
 	rep[0].queue_depth = rep[1].queue_depth = 1;
+	rep[0].in_flight = rep[1].in_flight = 9;
+	ASSERT_FALSE(policy__busy(&rep[0]), "1 waiting, 8 running");
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "fast tier not busy");
+	ASSERT_EQ(out[2].weight, 0, "slow node still out");
+	/* half a batch waits at both fast nodes: the bound widens to the slow tier */
+	rep[0].queue_depth = rep[1].queue_depth = 4;
+	rep[0].in_flight = rep[1].in_flight = 12;
+	ASSERT_TRUE(policy__busy(&rep[0]), "4 waiting, 8 running");
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "fast tier busy");
 	ASSERT_EQ(out[2].weight, 33, "slow node spills in: 100 * 100 / 300");
 	ASSERT_EQ(out[3].weight, 0, "the weaker unknown still waits: the slow node has room");
 	rep[2].queue_depth = 0;
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "slow node idle");
 	ASSERT_EQ(out[2].weight, 33, "idle nodes of the wider tier serve too");
+	/* open, it stays open while requests still wait at both */
+	pn[2].serving = true;
+	rep[0].queue_depth = rep[1].queue_depth = 1;
+	rep[0].in_flight = rep[1].in_flight = 9;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "tier open, queues shrink");
+	ASSERT_EQ(out[2].weight, 33, "stays open while requests wait everywhere inside");
 	rep[0].queue_depth = 0;
+	rep[0].in_flight = 8;
+	pn[2].lat_ms = 400; /* beyond 1.25 x the base bound too */
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "one fast node free");
 	ASSERT_EQ(out[2].weight, 0, "not while a fast node has no queue");
+	pn[2].serving = false;
+	pn[2].lat_ms = 300;
 	/* every measured node saturated: the weaker unknown one is explored */
 	for (int i = 0; i < 3; i++) {
 		rep[i].queue_depth = cfg.ai.saturation_queue;

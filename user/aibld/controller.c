@@ -529,7 +529,7 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 		/* a failed poll keeps the last report until the breaker opens:
 		 * from then on its age says how much it is worth */
 		.fresh = n->have_rep && !n->rep.stale && n->last_ok_ms &&
-			 now_ms - n->last_ok_ms <= stale,
+			 (n->last_ok_ms >= now_ms || now_ms - n->last_ok_ms <= stale),
 	};
 }
 

@@ -207,15 +207,12 @@ static bool hint_matches(const struct cfg_service *s, const struct ar_hint *h,
 	return h->model[0] && !strcmp(h->model, s->model);
 }
 
-/* the table weight node idx has in service si now, 0: none or not a member */
-static __u32 svc_weight(const struct aibld *d, int si, int idx)
+static bool svc_has_node(const struct cfg_service *s, int idx)
 {
-	const struct cfg_service *s = &d->cfg.services[si];
-
 	for (int k = 0; k < s->nnodes; k++)
 		if (s->nodes[k] == idx)
-			return d->svcs[si].have_table ? d->svcs[si].applied[k] : 0;
-	return 0;
+			return true;
+	return false;
 }
 
 /*
@@ -271,12 +268,14 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 				if (cs->policy != AIBL_POL_AI || !hint_matches(cs, hint, &vip, vfam))
 					continue;
 				/* a model unloaded since takes its sessions' caches
-				 * with it: the pin would only buy a cold start; and a
-				 * node the policy gives no new sessions now (too slow
-				 * beside the others, no longer eligible) gets none
-				 * back through a pin either */
-				if (policy__model_state(&pn, cs->model) != MODEL_RESIDENT ||
-				    !svc_weight(d, s, i))
+				 * with it: the pin would only buy a cold start. A
+				 * node out of the table for new sessions (a slower
+				 * tier while the fast one has room) keeps its pins:
+				 * moving a session costs its whole prefix, and a
+				 * tier that opens and closes with the load must not
+				 * bounce sessions to and fro */
+				if (!svc_has_node(cs, i) ||
+				    policy__model_state(&pn, cs->model) != MODEL_RESIDENT)
 					continue;
 				if (n == cap) {
 					int ncap = cap ? cap * 2 : 256;

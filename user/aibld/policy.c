@@ -16,8 +16,8 @@
  *   ai          nodes with the model resident, a fresh report, and a
  *               latency estimate within latency_spread x (+ slack) of the
  *               best of them; weight = cfg weight * max(min_headroom, 1 - L)
- *               * best latency / node latency; mode P2C, cost = load_cost * L
- *               + latency / lt ms_per_flow, where L is the weighted mean of
+ *               * best latency / node latency; mode P2C, cost = load_cost * L,
+ *               where L is the weighted mean of
  *               the pressures the node reported (below). A cold start (a
  *               node that must load the model, at cold_start_factor weight)
  *               only when no node has it resident, or when every resident
@@ -168,6 +168,12 @@ bool policy__overloaded(const struct cfg_ai *ai, const struct agent_report *r, b
 	       (t >= 0 && t >= t_lim);
 }
 
+bool policy__busy(const struct agent_report *r)
+{
+	/* in_flight is running + waiting: waiting >= running / 2 */
+	return r && r->queue_depth >= 1 && (r->in_flight < 0 || 3 * r->queue_depth >= r->in_flight);
+}
+
 bool policy__saturated(const struct cfg_ai *ai, const struct agent_report *r)
 {
 	/* in_flight is running + waiting */
@@ -215,8 +221,11 @@ __u32 policy__cost(const struct config *cfg, int policy, const struct policy_nod
 	case AIBL_POL_LEAST_TIME:
 		return to_cost(n->ttft_ms / cfg->lt_ms_per_flow);
 	case AIBL_POL_AI:
-		return to_cost(cfg->ai.load_cost * policy__ai_load(&cfg->ai, n->rep, n->active) +
-			       (n->lat_ms > 0 ? n->lat_ms / cfg->lt_ms_per_flow : 0));
+		/* no latency term: the table weights hold each node's speed,
+		 * and nodes of about the same speed and load must cost the same,
+		 * or a burst of new sessions, all seeing the same figures before
+		 * their first packets count as flows, herds onto the cheaper */
+		return to_cost(cfg->ai.load_cost * policy__ai_load(&cfg->ai, n->rep, n->active));
 	default:
 		return 0;
 	}
@@ -271,7 +280,7 @@ static enum ai_class ai_class(const struct cfg_service *svc, const struct policy
  *     proportion to its headroom and its speed, less those whose latency
  *     is beyond latency_spread x the best one's (+ slack): they would only
  *     lengthen the tail while faster nodes keep up. The bound widens to the
- *     next slower tier once requests wait at every node inside it, and the
+ *     next slower tier once every node inside it is busy (policy__busy), the
  *     estimates rise with queueing, so slower nodes take a share as the
  *     fast ones fill.
  *     A node with no latency measured yet gets a small share to learn it;
@@ -295,7 +304,8 @@ static bool ai_measured(const struct cfg_service *svc, const struct policy_node 
 /*
  * The latency bound of new sessions: latency_spread x the best measured
  * node's (+ slack), widened to the next slower tier while every node inside
- * it has requests waiting: a slower node's answer beats a queue.
+ * it is busy: a slower node's answer beats a queue. A tier already open
+ * stays open while requests wait at every node inside.
  */
 static double ai_bound(const struct cfg_ai *ai, const struct cfg_service *svc,
 		       const struct policy_node *in, double best)
@@ -303,7 +313,7 @@ static double ai_bound(const struct cfg_ai *ai, const struct cfg_service *svc,
 	double bound = ai->latency_spread * best + ai->latency_slack_ms;
 
 	for (;;) {
-		bool busy = true;
+		bool busy = true, queued = true, open = false;
 		double next = -1;
 
 		for (int k = 0; k < svc->nnodes; k++) {
@@ -311,12 +321,18 @@ static double ai_bound(const struct cfg_ai *ai, const struct cfg_service *svc,
 
 			if (!ai_measured(svc, p))
 				continue;
-			if (p->lat_ms <= bound)
-				busy &= p->rep && p->rep->queue_depth >= 1;
-			else if (next < 0 || p->lat_ms < next)
-				next = p->lat_ms;
+			if (p->lat_ms <= bound) {
+				busy &= policy__busy(p->rep);
+				queued &= p->rep && p->rep->queue_depth >= 1;
+			} else {
+				if (next < 0 || p->lat_ms < next)
+					next = p->lat_ms;
+				open |= p->serving;
+			}
 		}
-		if (!busy || next < 0)
+		/* once open, the slower tier stays open while requests still
+		 * wait everywhere inside: no flapping at the threshold */
+		if (!(busy || (open && queued)) || next < 0)
 			return bound;
 		bound = ai->latency_spread * next + ai->latency_slack_ms;
 	}

@@ -58,6 +58,10 @@ enum model_state policy__model_state(const struct policy_node *n, const char *mo
 double policy__ai_load(const struct cfg_ai *ai, const struct agent_report *r, __s64 active);
 /* bounded load: true when the node should take no new flows while others can */
 bool policy__overloaded(const struct cfg_ai *ai, const struct agent_report *r, bool was);
+/* ai: requests wait at the node, at least half as many as it runs: a new
+ * session's wait there is of the order of a prefill, so the next slower tier
+ * of nodes is worth opening */
+bool policy__busy(const struct agent_report *r);
 /* ai: more requests wait at the node than ai.saturation_queue and than it
  * runs (a whole batch's worth waits: a turn queues longer there than its
  * prefix takes to recompute elsewhere): a session
