@@ -1,32 +1,70 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
-# make bench-routing: does inference-aware routing pay off? The same chat
-# workload (aibl-loadgen chat: multi-turn sessions, each from its own client
-# address, a long shared context per session, bursty Poisson arrivals,
-# several models) through the lab's aibl-simnode nodes under each policy,
-# with fresh nodes (same residency, empty caches) for every policy.
+# make bench-routing: does inference-aware routing pay off against classic
+# policies configured as an operator would? The same chat workload
+# (aibl-loadgen chat: multi-turn sessions, each from its own client address,
+# a long shared context per session, bursty Poisson arrivals, several
+# models) through the lab's aibl-simnode nodes under each policy, at each
+# load level of a sweep, with fresh nodes (same residency, empty caches)
+# and a fresh aibld for every run.
 #
 # Default node mix (--mix, one KIND:RESIDENT-MODELS per node):
 #   n1 fast GPU  m-a,m-b     n2 fast GPU  m-a,m-c     n3 slow GPU (x2.5) m-b,m-c
 #   n4 CPU-only (x8) m-c
 # Models m-a and m-b take 40 GB, m-c 16 GB; a GPU node holds 80 GB, so a
 # request for a model a node does not hold loads it (--load-ms, x slowdown)
-# and evicts another: a cold start. Services (one VIP per model, all in
-# ipip mode): m-a and m-b on the GPU nodes (accelerator: gpu), m-c on all;
-# node weights 100, the CPU node 25 (what an operator would write).
-# Loadgen defaults (see aibl-loadgen --help) apart from the model mix
-# m-a:3 m-b:2 m-c:1 and one client address per session; anything after
-# `--` goes to aibl-loadgen chat (e.g. -- --sessions 128 --rate 8 --seed 2).
+# and evicts another: a cold start. One service (VIP) per model, ipip mode;
+# m-a and m-b need a GPU (accelerator: gpu); node weights 100, the CPU
+# node 25.
 #
-# Output: per policy
-#   policy <name> ttft_p99_ms=.. e2e_p99_ms=.. tok_s=.. cache_hit=.. cold_starts=.. failed=..
-# (cold_starts: requests that waited for a model load), a table with the
-# p50s and the model loads the nodes counted, the goal checks, and
-# $AIBL_BUILD/bench/routing/ttft-cdf.png (TTFT distribution per policy).
+# Policies (--policies, default least_conn,least_time,hash,ai): rr and wrr
+# are left out of the default run to keep it short, not to flatter ai: they
+# came last in every cell of the sweep (--policies rr,wrr,... adds them).
+#
+# Baseline (--baseline): "resident" (default) lists, for every classic
+# service, the nodes where its model is resident at the start, as an
+# operator of a classic balancer would; "all" gives them every node (they
+# then cold-start models). ai services list no nodes: finding where a model
+# is resident is the ai policy's job.
+#
+# Scenarios (--scenarios LIST, default: all of them):
+#   default      the mix above
+#   kv-pressure  prefix caches of 12000 tokens per node (simnode
+#                --cache-tokens), below the sessions' working set
+#   dynamic      a third into each run an operator moves models: n1 unloads
+#                m-b, n2 unloads m-c and loads m-b; classic lists go stale
+#                (cold starts are expected for them, not a goal for ai)
+#   keepalive    clients keep their connection for every turn (--keepalive)
+#   nat          8 sessions behind each client address (--sessions-per-source)
+#   burst        arrivals in bursts beyond capacity (--burst-prob 0.3
+#                --burst-size 24)
+# Load sweep (--rates LIST, sessions/s, default 2,6,12): each run is one
+# aibl-loadgen run whose sessions arriving in the first --warmup-s seconds
+# (default 2) are not measured; the measured ones follow: rate x --run-s
+# (default 6) sessions, at least 24 (a p99 needs some hundred requests).
+# That is the steady state of a balancer that has been running: what
+# least_time and ai learn of the nodes they learn in the warm-up, and the
+# measured sessions meet the load the earlier ones still put on the nodes.
+# Figures of a run are computed here from its samples (--samples), over the
+# measured sessions: tok_s is their output tokens over the time from the
+# first one's start to the last one's end.
+# Loadgen defaults otherwise (see aibl-loadgen --help), model mix m-a:3
+# m-b:2 m-c:1; anything after `--` goes to aibl-loadgen chat (e.g.
+# -- --seed 2 --context-tokens 3000; --sessions fixes the count at every rate).
+#
+# Output: a line per scenario, rate and policy
+#   policy <name> rate=<r> scenario=<s> ttft_p99_ms=.. e2e_p99_ms=.. tok_s=..
+#          cache_hit=.. cold_starts=.. failed=..
+# (cold_starts: requests that waited for a model load), the goal checks per
+# scenario and rate, and $AIBL_BUILD/bench/routing/ttft-p99-<scenario>.png
+# (TTFT p99 against rate per policy).
 #
 #   scripts/bench-routing.sh [--prefix P] [--policies LIST] [--mix SPEC]
-#                            [--load-ms MS] [--keep-lab] [-- LOADGEN-ARGS]
+#       [--load-ms MS] [--baseline resident|all] [--rates LIST] [--run-s S]
+#       [--warmup-s S] [--scenarios LIST] [--keep-lab] [--report] [-- LOADGEN-ARGS]
+# --report prints the lines, goals and plots of the last run again (same
+# --scenarios, --rates and --policies) without running anything.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export AIBL_ROOT=$PWD
@@ -36,11 +74,18 @@ export LAB_SCRAPE_MS=200 LAB_POLL_MS=200
 # shellcheck source=scripts/lab.sh
 . scripts/lab.sh
 
+ALL_SCENARIOS="default kv-pressure dynamic keepalive nat burst"
 PREFIX=bm
-POLICIES="rr least_conn least_time hash ai"
+POLICIES="least_conn least_time hash ai"
 MIX="fast:m-a,m-b fast:m-a,m-c slow:m-b,m-c cpu:m-c"
 LOAD_MS=3000
+BASELINE=resident
+RATES="2 6 12"
+RUN_S=6
+WARMUP_S=2
+SCENARIOS=$ALL_SCENARIOS
 KEEP_LAB=0
+REPORT=0
 LG_ARGS=()
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -48,30 +93,46 @@ while [ $# -gt 0 ]; do
 	--policies) POLICIES=${2//,/ }; shift 2 ;;
 	--mix) MIX=$2; shift 2 ;;
 	--load-ms) LOAD_MS=$2; shift 2 ;;
+	--baseline) BASELINE=$2; shift 2 ;;
+	--rates) RATES=${2//,/ }; shift 2 ;;
+	--run-s) RUN_S=$2; shift 2 ;;
+	--warmup-s) WARMUP_S=$2; shift 2 ;;
+	--scenarios) SCENARIOS=${2//,/ }; shift 2 ;;
 	--keep-lab) KEEP_LAB=1; shift ;;
+	--report) REPORT=1; shift ;;
 	--) shift; LG_ARGS=("$@"); break ;;
-	-h|--help) sed -n '3,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,50p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-routing: unknown option $1" >&2; exit 2 ;;
 	esac
 done
-[ "$(id -u)" -eq 0 ] || { echo "bench-routing: needs root (network namespaces, XDP)" >&2; exit 2; }
+die() {
+	echo "bench-routing: $*" >&2
+	exit 1
+}
+[ "$(id -u)" -eq 0 ] || [ "$REPORT" = 1 ] ||
+	{ echo "bench-routing: needs root (network namespaces, XDP)" >&2; exit 2; }
 for t in gnuplot python3; do
 	command -v $t >/dev/null || { echo "bench-routing: $t missing (scripts/deps.sh)" >&2; exit 2; }
 done
+case "$BASELINE" in resident|all) ;; *) echo "bench-routing: --baseline resident|all" >&2; exit 2 ;; esac
+for s in $SCENARIOS; do
+	case " $ALL_SCENARIOS " in *" $s "*) ;; *) echo "bench-routing: unknown scenario '$s' ($ALL_SCENARIOS)" >&2; exit 2 ;; esac
+done
+for r in $RATES; do
+	[[ "$r" =~ ^[0-9]+([.][0-9]+)?$ ]] && [ "$r" != 0 ] ||
+		{ echo "bench-routing: --rates: '$r' is not a positive number" >&2; exit 2; }
+done
+[[ "$RUN_S" =~ ^[0-9]+$ ]] && [ "$RUN_S" -gt 0 ] || { echo "bench-routing: --run-s: whole seconds" >&2; exit 2; }
+[[ "$WARMUP_S" =~ ^[0-9]+$ ]] || { echo "bench-routing: --warmup-s: whole seconds" >&2; exit 2; }
 
 read -ra NODEV <<<"$MIX"
 NODES=${#NODEV[@]}
 MODELS="m-a:40000,m-b:40000,m-c:16000"
 OUT=$AIBL_BUILD/bench/routing
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*.tsv "$OUT"/*.cdf "$OUT"/*.png
+[ "$REPORT" = 1 ] || rm -rf "${OUT:?}"/*
 CFG=$OUT/aibld.yaml
 PORT=$LAB_SIM_PORT
-
-die() {
-	echo "bench-routing: $*" >&2
-	exit 1
-}
 
 # simnode flags of a node kind
 kind_args() {
@@ -82,15 +143,30 @@ kind_args() {
 	*) die "--mix: unknown node kind '$1' (fast, slow, cpu)" ;;
 	esac
 }
+for n in "${NODEV[@]}"; do kind_args "${n%%:*}" >/dev/null; done
 
-nodes_start() {
+# what a scenario changes: simnode flags, loadgen flags
+scen_sim() {
+	case "$1" in
+	kv-pressure) echo "--cache-tokens 12000" ;;
+	esac
+}
+scen_lg() {
+	case "$1" in
+	keepalive) echo "--keepalive" ;;
+	nat) echo "--sessions-per-source 8" ;;
+	burst) echo "--burst-prob 0.3 --burst-size 24" ;;
+	esac
+}
+
+nodes_start() { # SCENARIO
 	local i kind res
 	for i in $(seq "$NODES"); do
 		kind=${NODEV[$((i - 1))]%%:*}
 		res=${NODEV[$((i - 1))]#*:}
 		# shellcheck disable=SC2046
 		lab_start_node "$i" --models "$MODELS" --resident "$res" --load-ms "$LOAD_MS" \
-			--jitter 0.1 --seed "$i" $(kind_args "$kind") ||
+			--jitter 0.1 --seed "$i" $(kind_args "$kind") $(scen_sim "$1") ||
 			die "node n$i did not start"
 	done
 	for i in $(seq "$NODES"); do
@@ -118,6 +194,26 @@ nodes_loads() {
 	echo "$n"
 }
 
+# the dynamic scenario's move: n1 gives up m-b, n2 trades m-c for m-b
+model_op() { # NODE OP MODEL
+	lab_run "n$1" curl -sf --max-time 30 -X POST -H 'Content-Type: application/json' \
+		-d "{\"lora_name\": \"$3\"}" "http://127.0.0.1:$PORT/v1/${2}_lora_adapter" >/dev/null
+}
+move_models() {
+	sleep "$1"
+	model_op 1 unload m-b
+	model_op 2 unload m-c
+	model_op 2 load m-b
+}
+
+# nodes where MODEL is resident at the start, from the mix
+resident_on() {
+	local i
+	for i in $(seq "$NODES"); do
+		case ",${NODEV[$((i - 1))]#*:}," in *",$1,"*) echo "n$i" ;; esac
+	done
+}
+
 write_config() { # POLICY
 	local i kind v=0 m
 	for i in $(seq "$NODES"); do
@@ -140,6 +236,9 @@ write_config() { # POLICY
 			echo "    model: $m"
 			echo "    policy: $1"
 			[ "$m" != m-c ] && echo "    accelerator: gpu"
+			if [ "$1" != ai ] && [ "$BASELINE" = resident ]; then
+				echo "    nodes: [$(resident_on "$m" | paste -sd, | sed 's/,/, /g')]"
+			fi
 		done
 		# shellcheck disable=SC2046
 		lab_yaml_nodes $(for i in $(seq "$NODES"); do
@@ -150,6 +249,7 @@ write_config() { # POLICY
 
 cleanup() {
 	trap - EXIT INT TERM
+	[ -n "${MOVER:-}" ] && kill "$MOVER" 2>/dev/null
 	lab_stop aibld 2>/dev/null
 	[ -s "$CFG" ] && lab_run lb "$AIBL_BUILD/aibld" --teardown --config "$CFG" >/dev/null 2>&1
 	nodes_stop 2>/dev/null
@@ -157,111 +257,175 @@ cleanup() {
 	return 0
 }
 
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-scripts/lab.sh down --prefix "$PREFIX" >/dev/null 2>&1
-scripts/lab.sh up --prefix "$PREFIX" --nodes "$NODES" --clients 256 >/dev/null 2>&1 ||
-	die "lab up failed (scripts/lab.sh up --prefix $PREFIX --nodes $NODES)"
-lab_load "$PREFIX" || exit 1
+# measure TSV WARMUP_MS: the figures of the sessions whose first turn
+# started at or after WARMUP_MS, as JSON (nearest-rank percentiles, as
+# aibl-loadgen computes them)
+measure() {
+	python3 - "$1" "$2" <<-'EOF'
+		import json, math, sys
+		rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if not l.startswith("#")]
+		warm = float(sys.argv[2])
+		first = {}
+		for r in rows:
+		    if r[4] == "0":
+		        first[r[3]] = float(r[0])
+		rows = [r for r in rows if first.get(r[3], -1) >= warm]
+		if not rows:
+		    sys.exit(1)
+		ok = [r for r in rows if r[6] == "1"]
+		def pct(v, p):
+		    v = sorted(v)
+		    return v[min(len(v), max(1, math.ceil(p / 100 * len(v)))) - 1] if v else float("nan")
+		ttft = [float(r[7]) for r in ok if float(r[7]) >= 0]
+		e2e = [float(r[8]) for r in ok]
+		prompt = sum(int(r[10]) for r in ok)
+		t0 = min(float(r[0]) for r in rows)
+		t1 = max(float(r[0]) + float(r[8]) for r in ok) if ok else t0
+		print(json.dumps({
+		    "sessions": len({r[3] for r in rows}), "requests": len(rows), "failed": len(rows) - len(ok),
+		    "ttft_p50_ms": pct(ttft, 50), "ttft_p99_ms": pct(ttft, 99),
+		    "e2e_p50_ms": pct(e2e, 50), "e2e_p99_ms": pct(e2e, 99),
+		    "tok_s": sum(int(r[9]) for r in ok) / ((t1 - t0) / 1000) if t1 > t0 else 0,
+		    "cache_hit": sum(int(r[11]) for r in ok) / prompt if prompt else 0,
+		    "cold_starts": sum(int(r[12]) for r in ok)}))
+	EOF
+}
 
-have_model=0
-for a in "${LG_ARGS[@]}"; do [ "$a" = --model ] && have_model=1; done
-MODEL_ARGS=()
-[ $have_model = 0 ] && MODEL_ARGS=(--model "m-a:3=http://10.200.0.1:$PORT"
-	--model "m-b:2=http://10.200.0.2:$PORT" --model "m-c:1=http://10.200.0.3:$PORT")
+run_all() {
+	trap cleanup EXIT
+	trap 'exit 130' INT TERM
+	scripts/lab.sh down --prefix "$PREFIX" >/dev/null 2>&1
+	scripts/lab.sh up --prefix "$PREFIX" --nodes "$NODES" --clients 512 >/dev/null 2>&1 ||
+		die "lab up failed (scripts/lab.sh up --prefix $PREFIX --nodes $NODES)"
+	lab_load "$PREFIX" || exit 1
 
-for p in $POLICIES; do
-	nodes_start
-	write_config "$p"
-	lab_start_aibld "$CFG" || die "$p: aibld did not start (log: $LAB_DIR/aibld.log)"
-	lab_wait_nodes_up "$NODES" 20 || die "$p: not all $NODES nodes up"
-	echo "bench-routing: policy $p ..." >&2
-	lab_run cli "$AIBL_BUILD/aibl-loadgen" chat --source "$LAB_CLIENT_ADDRS4" \
-		"${MODEL_ARGS[@]}" --json --no-progress --samples "$OUT/$p.tsv" "${LG_ARGS[@]}" \
-		>"$OUT/$p.json" 2>"$OUT/$p.err"
-	rc=$?
-	[ -s "$OUT/$p.json" ] || die "$p: the load generator gave no result (rc $rc): $(head -c 300 "$OUT/$p.err")"
-	echo "$p $(nodes_loads)" >>"$OUT/loads.txt"
-	lab_stop aibld
-	lab_run lb "$AIBL_BUILD/aibld" --teardown --config "$CFG" >/dev/null 2>&1
-	nodes_stop
-done
+	have_model=0 have_sessions=0
+	for a in "${LG_ARGS[@]}"; do
+		[ "$a" = --model ] && have_model=1
+		[ "$a" = --sessions ] && have_sessions=1
+	done
+	MODEL_ARGS=()
+	[ $have_model = 0 ] && MODEL_ARGS=(--model "m-a:3=http://10.200.0.1:$PORT"
+		--model "m-b:2=http://10.200.0.2:$PORT" --model "m-c:1=http://10.200.0.3:$PORT")
 
-python3 - "$OUT" "$POLICIES" <<-'EOF'
-	import json, math, sys
-	out, policies = sys.argv[1], sys.argv[2].split()
-	loads = dict(l.split() for l in open(f"{out}/loads.txt"))
-	res = {}
-	for p in policies:
-	    j = json.load(open(f"{out}/{p}.json"))
-	    t = j["total"]
-	    res[p] = t
-	    print(f"policy {p} ttft_p99_ms={t['ttft_p99_ms']:.0f} e2e_p99_ms={t['e2e_p99_ms']:.0f}"
-	          f" tok_s={t['tok_s']:.1f} cache_hit={t['cache_hit']:.3f}"
-	          f" cold_starts={t['cold_starts']} failed={t['failed']}")
-	    # the CDF of time to first token for the plot
-	    v = sorted(float(l.split("\t")[7]) for l in open(f"{out}/{p}.tsv")
-	               if not l.startswith("#") and l.split("\t")[6] == "1" and float(l.split("\t")[7]) >= 0)
-	    with open(f"{out}/{p}.cdf", "w") as f:
-	        for i, x in enumerate(v):
-	            f.write(f"{x:.3f}\t{(i + 1) / len(v):.5f}\n")
-	print()
-	cfg = j.get("config", {})
-	print(f"workload: {cfg.get('sessions')} sessions x {cfg.get('turns')} turns, context"
-	      f" {cfg.get('context_tokens')} + {cfg.get('turn_tokens')}/turn tokens,"
-	      f" {cfg.get('output_tokens')} output tokens, {cfg.get('rate')} sessions/s"
-	      f" (bursts {cfg.get('burst_prob')} x {cfg.get('burst_size')}), seed {cfg.get('seed')},"
-	      f" {cfg.get('sources')} client addresses")
-	hdr = ("policy", "reqs", "failed", "cache_hit", "cold", "loads", "ttft_p50", "ttft_p99",
-	       "e2e_p50", "e2e_p99", "tok_s")
-	print("%-11s %6s %6s %9s %5s %5s %9s %9s %9s %9s %7s" % hdr)
-	for p in policies:
-	    t = res[p]
-	    print("%-11s %6d %6d %9.3f %5d %5s %9.0f %9.0f %9.0f %9.0f %7.1f" % (
-	        p, t["requests"], t["failed"], t["cache_hit"], t["cold_starts"], loads.get(p, "-"),
-	        t["ttft_p50_ms"], t["ttft_p99_ms"], t["e2e_p50_ms"], t["e2e_p99_ms"], t["tok_s"]))
-	print("(ms; cache_hit = prompt tokens served from the prefix cache; cold = requests that"
-	      " waited for a model load; loads = model loads the nodes counted)")
-	if "ai" in res and "rr" in res:
-	    ai, rr = res["ai"], res["rr"]
-	    classic = [p for p in res if p != "ai"]
-	    best = min(classic, key=lambda p: res[p]["ttft_p99_ms"])
-	    goals = [
-	        ("ai ttft_p99 <= 0.5 x rr", ai["ttft_p99_ms"] / rr["ttft_p99_ms"], 0.5, True),
-	        (f"ai ttft_p99 <= 0.7 x best classic ({best})",
-	         ai["ttft_p99_ms"] / res[best]["ttft_p99_ms"], 0.7, True),
-	        ("ai cache_hit >= 2 x rr", ai["cache_hit"] / rr["cache_hit"] if rr["cache_hit"] else
-	         math.inf, 2, False),
-	    ]
-	    print()
-	    for name, r, lim, le in goals:
-	        ok = r <= lim if le else r >= lim
-	        print(f"goal {name}: ratio {r:.2f} {'met' if ok else 'MISSED'}")
-	    print(f"goal ai failed == 0: {ai['failed']} {'met' if ai['failed'] == 0 else 'MISSED'}")
-	    fewer = all(ai["cold_starts"] < res[p]["cold_starts"] for p in classic)
-	    print(f"goal ai fewer cold starts than every other policy: {ai['cold_starts']} vs"
-	          f" {min(res[p]['cold_starts'] for p in classic)} {'met' if fewer else 'MISSED'}")
+	start=$(date +%s)
+	for scen in $SCENARIOS; do
+		mkdir -p "$OUT/$scen"
+		for rate in $RATES; do
+			SESS_ARGS=()
+			[ $have_sessions = 0 ] &&
+				SESS_ARGS=(--sessions "$(python3 -c "import math; print(math.ceil($rate * $WARMUP_S) + max(24, math.ceil($rate * $RUN_S)))")")
+			for p in $POLICIES; do
+				nodes_start "$scen"
+				write_config "$p"
+				lab_start_aibld "$CFG" || die "$p: aibld did not start (log: $LAB_DIR/aibld.log)"
+				lab_wait_nodes_up "$NODES" 20 || die "$p: not all $NODES nodes up"
+				echo "bench-routing: $scen rate $rate policy $p ($(($(date +%s) - start)) s) ..." >&2
+				f=$OUT/$scen/$p-r$rate
+				MOVER=
+				if [ "$scen" = dynamic ]; then
+					move_models "$(python3 -c "print($WARMUP_S + $RUN_S / 3)")" &
+					MOVER=$!
+				fi
+				# shellcheck disable=SC2046
+				lab_run cli "$AIBL_BUILD/aibl-loadgen" chat --source "$LAB_CLIENT_ADDRS4" \
+					"${MODEL_ARGS[@]}" --rate "$rate" "${SESS_ARGS[@]}" $(scen_lg "$scen") \
+					--json --no-progress --samples "$f.tsv" "${LG_ARGS[@]}" \
+					>"$f.json" 2>"$f.err"
+				rc=$?
+				[ -n "$MOVER" ] && { wait "$MOVER"; MOVER=; }
+				[ -s "$f.json" ] && [ -s "$f.tsv" ] ||
+					die "$scen $p: the load generator gave no result (rc $rc): $(head -c 300 "$f.err")"
+				measure "$f.tsv" "$((WARMUP_S * 1000))" >"$f.stats.json" ||
+					die "$scen $p: no measured request in $f.tsv"
+				echo "$scen $rate $p $(nodes_loads)" >>"$OUT/loads.txt"
+				lab_stop aibld
+				lab_run lb "$AIBL_BUILD/aibld" --teardown --config "$CFG" >/dev/null 2>&1
+				nodes_stop
+			done
+		done
+	done
+	echo "bench-routing: $(($(date +%s) - start)) s of runs" >&2
+	cleanup
+}
+[ "$REPORT" = 1 ] || run_all
+
+python3 - "$OUT" "$SCENARIOS" "$RATES" "$POLICIES" "$BASELINE" <<-'EOF'
+	import json, sys
+	out, scens, rates, policies, baseline = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), \
+	    sys.argv[4].split(), sys.argv[5]
+	loads = {}
+	for l in open(f"{out}/loads.txt"):
+	    s, r, p, n = l.split()
+	    loads[(s, r, p)] = int(n)
+	met = missed = 0
+	for s in scens:
+	    res = {}
+	    for r in rates:
+	        for p in policies:
+	            j = json.load(open(f"{out}/{s}/{p}-r{r}.json"))
+	            t = res[(r, p)] = json.load(open(f"{out}/{s}/{p}-r{r}.stats.json"))
+	            print(f"policy {p} rate={r} scenario={s} ttft_p99_ms={t['ttft_p99_ms']:.0f}"
+	                  f" e2e_p99_ms={t['e2e_p99_ms']:.0f} tok_s={t['tok_s']:.1f}"
+	                  f" cache_hit={t['cache_hit']:.3f} cold_starts={t['cold_starts']}"
+	                  f" failed={t['failed']}")
+	    with open(f"{out}/{s}.p99", "w") as f:
+	        f.write("# rate " + " ".join(policies) + "\n")
+	        for r in rates:
+	            f.write(r + " " + " ".join(f"{res[(r, p)]['ttft_p99_ms']:.1f}" for p in policies) + "\n")
+	    cfg = j.get("config", {})
+	    print(f"# {s}: {t['sessions']} measured sessions at the last rate after {cfg.get('sessions') - t['sessions']} warming up,"
+	          f" {cfg.get('turns')} turns, context {cfg.get('context_tokens')} +"
+	          f" {cfg.get('turn_tokens')}/turn tokens, {cfg.get('output_tokens')} output tokens,"
+	          f" bursts {cfg.get('burst_prob')} x {cfg.get('burst_size')}, seed {cfg.get('seed')},"
+	          f" {cfg.get('sessions_per_source')} session(s) per address, keepalive"
+	          f" {cfg.get('keepalive')}, baseline {baseline}")
+	    if "ai" not in policies or len(policies) < 2:
+	        continue
+	    classic = [p for p in policies if p != "ai"]
+	    for r in rates:
+	        ai = res[(r, "ai")]
+	        best = min(classic, key=lambda p: res[(r, p)]["ttft_p99_ms"])
+	        best_tok = max(res[(r, p)]["tok_s"] for p in classic)
+	        fewest = min(res[(r, p)]["cold_starts"] for p in classic)
+	        checks = [
+	            (f"ttft_p99 <= 0.7 x {best}", ai["ttft_p99_ms"] <= 0.7 * res[(r, best)]["ttft_p99_ms"],
+	             f"{ai['ttft_p99_ms'] / res[(r, best)]['ttft_p99_ms']:.2f}"),
+	            ("tok_s >= best classic", ai["tok_s"] >= best_tok, f"{ai['tok_s'] / best_tok:.3f}"),
+	            ("failed == 0", ai["failed"] == 0, str(ai["failed"])),
+	        ]
+	        if s != "dynamic":
+	            checks.append(("cold_starts <= fewest classic", ai["cold_starts"] <= fewest,
+	                           f"{ai['cold_starts']} vs {fewest}"))
+	        for name, ok, v in checks:
+	            met += ok
+	            missed += not ok
+	            print(f"goal {s} rate={r} ai {name}: {v} {'met' if ok else 'MISSED'}")
+	print(f"goals: {met} met, {missed} missed")
 EOF
 
-{
-	echo "set terminal png size 900,560"
-	echo "set output '$OUT/ttft-cdf.png'"
-	echo "set title 'Time to first token per policy, CDF (make bench-routing)'"
-	echo "set xlabel 'time to first token (ms, log scale)'"
-	echo "set ylabel 'fraction of requests'"
-	# noenhanced: policy names keep their underscores
-	echo "set termoption noenhanced"
-	echo "set logscale x; set grid; set key top left box opaque; set yrange [0:1.02]"
-	sep="plot"
-	k=0
-	colors=('#7b3294' '#1b9e77' '#2c7fb8' '#d95f02' '#e41a1c' '#666666' '#a6761d')
-	for p in $POLICIES; do
-		echo "$sep '$OUT/$p.cdf' using 1:2 with steps lw $([ "$p" = ai ] && echo 3 || echo 2)" \
-			"lc rgb '${colors[$((k % ${#colors[@]}))]}' title '$p' \\"
-		sep="    ,"
-		k=$((k + 1))
-	done
-	echo
-} >"$OUT/ttft-cdf.gp"
-gnuplot "$OUT/ttft-cdf.gp" 2>"$OUT/gnuplot.err" || die "gnuplot failed: $(cat "$OUT/gnuplot.err")"
-echo "plot: $OUT/ttft-cdf.png"
+colors=('#7b3294' '#1b9e77' '#2c7fb8' '#d95f02' '#e41a1c' '#666666' '#a6761d')
+for scen in $SCENARIOS; do
+	{
+		echo "set terminal png size 900,560"
+		echo "set output '$OUT/ttft-p99-$scen.png'"
+		echo "set title 'TTFT p99 against offered load, scenario $scen (make bench-routing)'"
+		echo "set xlabel 'sessions per second'"
+		echo "set ylabel 'time to first token p99 (ms, log scale)'"
+		echo "set termoption noenhanced"
+		echo "set logscale y; set grid; set key top left box opaque"
+		sep="plot"
+		k=0
+		for p in $POLICIES; do
+			echo "$sep '$OUT/$scen.p99' using 1:$((k + 2)) with linespoints" \
+				"lw $([ "$p" = ai ] && echo 3 || echo 2) pt 7" \
+				"lc rgb '${colors[$((k % ${#colors[@]}))]}' title '$p' \\"
+			sep="    ,"
+			k=$((k + 1))
+		done
+		echo
+	} >"$OUT/ttft-p99-$scen.gp"
+	gnuplot "$OUT/ttft-p99-$scen.gp" 2>"$OUT/gnuplot.err" ||
+		die "gnuplot failed: $(cat "$OUT/gnuplot.err")"
+	echo "plot: $OUT/ttft-p99-$scen.png"
+done
