@@ -146,7 +146,12 @@ static void ai_load(void)
 	pn[0].rep = &rep[0];
 	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_AI, &pn[0]), 16, "32 * 0.5");
 	pn[0].lat_ms = 200;
-	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_AI, &pn[0]), 16, "latency is in the weight, not the cost");
+	pn[0].best_lat_ms = 180;
+	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_AI, &pn[0]), 16,
+		  "within the fastest node's bound: latency is in the weight, not the cost");
+	pn[0].best_lat_ms = 100;
+	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_AI, &pn[0]), 17,
+		  "beyond it: 32 * 0.5 + (200 - 1.25 * 100 - 50) / 20");
 }
 
 static void ai_overload(void)

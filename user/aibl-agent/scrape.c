@@ -75,63 +75,59 @@ static double clamp01(double v)
 }
 
 /*
- * Histogram mean over the window since the previous scrape, in ms. A
- * counter going backwards is a restarted server: start over from it.
+ * A ratio of two counters over the window since the previous scrape
+ * (num/den growth; their whole value on the first page): a histogram's
+ * mean (sum/count), a hit rate (hits/queries). A counter going backwards
+ * is a restarted server: start over from it. Remembers the counters in
+ * pnum and pden; 0 and *out set when the window saw any denominator, -1
+ * when it saw none or a counter is missing.
  */
-static void window_ttft(struct agent_server *srv, double sum, double count, double to_ms)
+static int window(const struct agent_server *srv, double *pnum, double *pden, double num,
+		  double den, double *out)
 {
-	struct agent_counters *p = &srv->prev;
-	double ds = sum, dc = count;
+	double dn = num, dd = den;
 
-	if (sum < 0 || count < 0) {
-		srv->s.ttft_avg_ms = -1;
-		return;
+	if (num < 0 || den < 0)
+		return -1;
+	if (srv->prev.valid && den >= *pden && num >= *pnum) {
+		dn = num - *pnum;
+		dd = den - *pden;
 	}
-	if (p->valid && count >= p->ttft_count && sum >= p->ttft_sum) {
-		ds = sum - p->ttft_sum;
-		dc = count - p->ttft_count;
-	}
-	if (dc > 0)
-		srv->s.ttft_avg_ms = ds / dc * to_ms;
-	/* else: no request in the window, keep the last window's figure */
-	p->ttft_sum = sum;
-	p->ttft_count = count;
+	*pnum = num;
+	*pden = den;
+	if (!(dd > 0))
+		return -1;
+	*out = dn / dd;
+	return 0;
 }
 
-/* the same for the request latency, -1 when the window saw no request */
+/* mean TTFT in ms; a window with no request keeps the last window's figure */
+static void window_ttft(struct agent_server *srv, double sum, double count, double to_ms)
+{
+	double v;
+
+	if (sum < 0 || count < 0)
+		srv->s.ttft_avg_ms = -1;
+	else if (!window(srv, &srv->prev.ttft_sum, &srv->prev.ttft_count, sum, count, &v))
+		srv->s.ttft_avg_ms = v * to_ms;
+}
+
+/* mean request latency in ms, -1 when the window saw no request finish */
 static void window_e2e(struct agent_server *srv, double sum, double count)
 {
-	struct agent_counters *p = &srv->prev;
-	double ds = sum, dc = count;
+	double v;
 
 	srv->s.e2e_avg_ms = -1;
-	if (sum < 0 || count < 0)
-		return;
-	if (p->valid && count >= p->e2e_count && sum >= p->e2e_sum) {
-		ds = sum - p->e2e_sum;
-		dc = count - p->e2e_count;
-	}
-	if (dc > 0)
-		srv->s.e2e_avg_ms = ds / dc * 1e3;
-	p->e2e_sum = sum;
-	p->e2e_count = count;
+	if (!window(srv, &srv->prev.e2e_sum, &srv->prev.e2e_count, sum, count, &v))
+		srv->s.e2e_avg_ms = v * 1e3;
 }
 
 static void window_hits(struct agent_server *srv, double hits, double queries)
 {
-	struct agent_counters *p = &srv->prev;
-	double dh = hits, dq = queries;
+	double v;
 
-	if (hits < 0 || queries < 0)
-		return;
-	if (p->valid && queries >= p->queries && hits >= p->hits) {
-		dh = hits - p->hits;
-		dq = queries - p->queries;
-	}
-	if (dq > 0)
-		srv->s.prefix_cache_hit_rate = clamp01(dh / dq);
-	p->hits = hits;
-	p->queries = queries;
+	if (!window(srv, &srv->prev.hits, &srv->prev.queries, hits, queries, &v))
+		srv->s.prefix_cache_hit_rate = clamp01(v);
 }
 
 static void extract_vllm(const struct prom_page *pg, struct agent_server *srv)

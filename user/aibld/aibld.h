@@ -126,6 +126,7 @@ struct aibld {
 
 	__u64 start_ms;
 	struct aibld_stats st;
+	double best_lat_ms; /* ai: lowest latency estimate of a usable node, < 0 none */
 	int wake_fd; /* eventfd: API changed something, recompute now */
 	bool force_next; /* rewrite every table on the next recompute */
 	unsigned int member_errors;

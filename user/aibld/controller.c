@@ -525,6 +525,7 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 		.ttft_ms = n->ttft_ms,
 		.active = n->active,
 		.lat_ms = n->lat_ms,
+		.best_lat_ms = d->best_lat_ms,
 		.monitored = cn->agent[0] != 0,
 		/* a failed poll keeps the last report until the breaker opens:
 		 * from then on its age says how much it is worth */
@@ -894,8 +895,13 @@ int aibld__recompute(struct aibld *d, bool force)
 	tables__read_counters(d);
 
 	/* bounded load: decided per node from its latest report */
+	d->best_lat_ms = -1;
 	for (int i = 0; i < d->nnodes; i++) {
 		struct node_rt *n = &d->nodes[i];
+
+		if (!n->down && !n->unhealthy && !n->draining && n->have_rep && n->lat_ms > 0 &&
+		    (d->best_lat_ms < 0 || n->lat_ms < d->best_lat_ms))
+			d->best_lat_ms = n->lat_ms;
 
 		n->overloaded = !n->down && !n->unhealthy && policy__overloaded(&d->cfg.ai,
 							       n->have_rep ? &n->rep : NULL,

@@ -16,7 +16,8 @@
  *   ai          nodes with the model resident, a fresh report, and a
  *               latency estimate within latency_spread x (+ slack) of the
  *               best of them; weight = cfg weight * max(min_headroom, 1 - L)
- *               * best latency / node latency; mode P2C, cost = load_cost * L,
+ *               * best latency / node latency; mode P2C, cost = load_cost * L
+ *               + (latency beyond the fastest node's bound) / lt ms_per_flow,
  *               where L is the weighted mean of
  *               the pressures the node reported (below). A cold start (a
  *               node that must load the model, at cold_start_factor weight)
@@ -220,12 +221,20 @@ __u32 policy__cost(const struct config *cfg, int policy, const struct policy_nod
 		return n->rep ? to_cost(n->rep->in_flight) : 0;
 	case AIBL_POL_LEAST_TIME:
 		return to_cost(n->ttft_ms / cfg->lt_ms_per_flow);
-	case AIBL_POL_AI:
-		/* no latency term: the table weights hold each node's speed,
-		 * and nodes of about the same speed and load must cost the same,
-		 * or a burst of new sessions, all seeing the same figures before
-		 * their first packets count as flows, herds onto the cheaper */
-		return to_cost(cfg->ai.load_cost * policy__ai_load(&cfg->ai, n->rep, n->active));
+	case AIBL_POL_AI: {
+		/* the table weights hold each node's speed, and nodes of about
+		 * the same speed and load must cost the same, or a burst of new
+		 * sessions, all seeing the same figures before their first
+		 * packets count as flows, herds onto the cheaper one. Only the
+		 * latency beyond the bound of the fastest node is a price, in
+		 * flows: an open slower tier takes a session when the fast
+		 * candidate has that many more flows, not whenever it idles */
+		double bound = cfg->ai.latency_spread * n->best_lat_ms + cfg->ai.latency_slack_ms;
+		double over = n->best_lat_ms > 0 && n->lat_ms > bound ? n->lat_ms - bound : 0;
+
+		return to_cost(cfg->ai.load_cost * policy__ai_load(&cfg->ai, n->rep, n->active) +
+			       over / cfg->lt_ms_per_flow);
+	}
 	default:
 		return 0;
 	}
@@ -274,28 +283,6 @@ static enum ai_class ai_class(const struct cfg_service *svc, const struct policy
 	return p->overloaded ? AI_BUSY : AI_READY;
 }
 
-/*
- * ai eligibility, in order of preference:
- *  1. READY nodes (resident, reported recently, not overloaded), each in
- *     proportion to its headroom and its speed, less those whose latency
- *     is beyond latency_spread x the best one's (+ slack): they would only
- *     lengthen the tail while faster nodes keep up. The bound widens to the
- *     next slower tier once every node inside it is busy (policy__busy), the
- *     estimates rise with queueing, so slower nodes take a share as the
- *     fast ones fill.
- *     A node with no latency measured yet gets a small share to learn it;
- *     one configured with less weight than a measured node waits until
- *     the measured ones are saturated (all are explored alike while none
- *     is measured).
- *  2. none READY: BUSY nodes (the data plane still prefers a node without
- *     the overloaded flag should one come back between two writes), then
- *     UNKNOWN ones: a slow answer beats none;
- *  3. a cold start, on the one LOADABLE node with the most headroom: when
- *     no node has the model at all, or when demand has kept every resident
- *     node saturated for cold_start_after_ms. A load takes seconds to
- *     minutes and evicts models other services need: a burst that the
- *     resident nodes drain sooner never pays for it.
- */
 static bool ai_measured(const struct cfg_service *svc, const struct policy_node *p)
 {
 	return ai_class(svc, p) == AI_READY && p->lat_ms > 0;
@@ -338,6 +325,28 @@ static double ai_bound(const struct cfg_ai *ai, const struct cfg_service *svc,
 	}
 }
 
+/*
+ * ai eligibility, in order of preference:
+ *  1. READY nodes (resident, reported recently, not overloaded), each in
+ *     proportion to its headroom and its speed, less those whose latency
+ *     is beyond latency_spread x the best one's (+ slack): they would only
+ *     lengthen the tail while faster nodes keep up. The bound widens to the
+ *     next slower tier once every node inside it is busy (policy__busy), the
+ *     estimates rise with queueing, so slower nodes take a share as the
+ *     fast ones fill.
+ *     A node with no latency measured yet gets a small share to learn it;
+ *     one configured with less weight than a measured node waits until
+ *     the measured ones are saturated (all are explored alike while none
+ *     is measured).
+ *  2. none READY: BUSY nodes (the data plane still prefers a node without
+ *     the overloaded flag should one come back between two writes), then
+ *     UNKNOWN ones: a slow answer beats none;
+ *  3. a cold start, on the one LOADABLE node with the most headroom: when
+ *     no node has the model at all, or when demand has kept every resident
+ *     node saturated for cold_start_after_ms. A load takes seconds to
+ *     minutes and evicts models other services need: a burst that the
+ *     resident nodes drain sooner never pays for it.
+ */
 static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 		       const struct policy_svc *st, const struct policy_node *in,
 		       struct policy_out *out)

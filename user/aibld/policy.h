@@ -29,6 +29,7 @@ struct policy_node {
 		     * model server (never true without rep) */
 	bool monitored; /* an agent is configured: no report means unknown */
 	bool serving; /* has new-flow weight in this service's table now */
+	double best_lat_ms; /* the lowest lat_ms of any usable node, < 0 none */
 };
 
 /* what the controller tracks per ai service across recomputes */
