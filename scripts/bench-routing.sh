@@ -40,9 +40,10 @@
 #   burst        arrivals in bursts beyond capacity (--burst-prob 0.3
 #                --burst-size 24)
 # Load sweep (--rates LIST, sessions/s, default 2,6,12): each run is one
-# aibl-loadgen run whose sessions arriving in the first --warmup-s seconds
-# (default 2) are not measured; the measured ones follow: rate x --run-s
-# (default 6) sessions, at least 24 (a p99 needs some hundred requests).
+# aibl-loadgen run whose first rate x --warmup-s sessions (default 2 s: what
+# arrives in that time on average), at least 8, are not measured; the measured ones
+# follow: rate x --run-s (default 6) sessions, at least 24 (a p99 needs
+# some hundred requests).
 # That is the steady state of a balancer that has been running: what
 # least_time and ai learn of the nodes they learn in the warm-up, and the
 # measured sessions meet the load the earlier ones still put on the nodes.
@@ -257,19 +258,14 @@ cleanup() {
 	return 0
 }
 
-# measure TSV WARMUP_MS: the figures of the sessions whose first turn
-# started at or after WARMUP_MS, as JSON (nearest-rank percentiles, as
-# aibl-loadgen computes them)
+# measure TSV WARM: the figures of the sessions after the first WARM ones
+# (sessions are numbered in arrival order), as JSON (nearest-rank
+# percentiles, as aibl-loadgen computes them)
 measure() {
 	python3 - "$1" "$2" <<-'EOF'
 		import json, math, sys
 		rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if not l.startswith("#")]
-		warm = float(sys.argv[2])
-		first = {}
-		for r in rows:
-		    if r[4] == "0":
-		        first[r[3]] = float(r[0])
-		rows = [r for r in rows if first.get(r[3], -1) >= warm]
+		rows = [r for r in rows if int(r[3]) >= int(sys.argv[2])]
 		if not rows:
 		    sys.exit(1)
 		ok = [r for r in rows if r[6] == "1"]
@@ -312,9 +308,10 @@ run_all() {
 	for scen in $SCENARIOS; do
 		mkdir -p "$OUT/$scen"
 		for rate in $RATES; do
+			WARM=$(python3 -c "import math; print(max(8, math.ceil($rate * $WARMUP_S)))")
 			SESS_ARGS=()
 			[ $have_sessions = 0 ] &&
-				SESS_ARGS=(--sessions "$(python3 -c "import math; print(math.ceil($rate * $WARMUP_S) + max(24, math.ceil($rate * $RUN_S)))")")
+				SESS_ARGS=(--sessions "$(python3 -c "import math; print($WARM + max(24, math.ceil($rate * $RUN_S)))")")
 			for p in $POLICIES; do
 				nodes_start "$scen"
 				write_config "$p"
@@ -336,7 +333,7 @@ run_all() {
 				[ -n "$MOVER" ] && { wait "$MOVER"; MOVER=; }
 				[ -s "$f.json" ] && [ -s "$f.tsv" ] ||
 					die "$scen $p: the load generator gave no result (rc $rc): $(head -c 300 "$f.err")"
-				measure "$f.tsv" "$((WARMUP_S * 1000))" >"$f.stats.json" ||
+				measure "$f.tsv" "$WARM" >"$f.stats.json" ||
 					die "$scen $p: no measured request in $f.tsv"
 				echo "$scen $rate $p $(nodes_loads)" >>"$OUT/loads.txt"
 				lab_stop aibld
