@@ -339,13 +339,21 @@ static void ai_latency_spill(void)
 	ASSERT_EQ(out[2].weight, 0, "not while a fast node has no queue");
 	pn[2].serving = false;
 	pn[2].lat_ms = 300;
-	/* every measured node saturated: the weaker unknown one is explored */
+	/* every measured node saturated: the weaker unknown one still waits */
 	for (int i = 0; i < 3; i++) {
 		rep[i].queue_depth = cfg.ai.saturation_queue;
 		rep[i].in_flight = 2 * cfg.ai.saturation_queue;
 	}
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "measured ones saturated");
-	ASSERT_EQ(out[3].weight, 13, "then explored: 25 / latency_spread");
+	ASSERT_EQ(out[3].weight, 0, "saturated is not enough for the last resort");
+	/* all but one overloaded: still room */
+	pn[0].overloaded = pn[1].overloaded = true;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "two overloaded");
+	ASSERT_EQ(out[3].weight, 0, "one measured node takes new sessions");
+	pn[2].overloaded = true;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "all overloaded");
+	ASSERT_EQ(out[3].weight, 25, "then the only ready node: its configured weight");
+	pn[0].overloaded = pn[1].overloaded = pn[2].overloaded = false;
 	cn[3].weight = 100;
 	for (int i = 0; i < 3; i++) {
 		rep[i].queue_depth = 0;

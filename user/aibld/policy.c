@@ -336,7 +336,7 @@ static double ai_bound(const struct cfg_ai *ai, const struct cfg_service *svc,
  *     fast ones fill.
  *     A node with no latency measured yet gets a small share to learn it;
  *     one configured with less weight than a measured node waits until
- *     the measured ones are saturated (all are explored alike while none
+ *     every measured one is overloaded (all are explored alike while none
  *     is measured).
  *  2. none READY: BUSY nodes (the data plane still prefers a node without
  *     the overloaded flag should one come back between two writes), then
@@ -355,7 +355,7 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 	int n = svc->nnodes, counts[AI_READY + 1] = {}, best_cold = -1;
 	enum ai_class want = AI_NONE;
 	double best_lat = -1, best_head = -1, bound = 0;
-	bool room = false; /* a measured node is not saturated */
+	bool room = false; /* a measured node is not overloaded */
 	__u32 best_w = 0; /* the highest configured weight of a measured node */
 
 	for (int k = 0; k < n; k++) {
@@ -367,7 +367,7 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 				best_lat = in[k].lat_ms;
 			if (in[k].cfg->weight > best_w)
 				best_w = in[k].cfg->weight;
-			room |= !policy__saturated(ai, in[k].rep);
+			room |= !in[k].overloaded;
 		}
 		if (c == AI_LOADABLE && !policy__saturated(ai, in[k].rep)) {
 			double h = in[k].cfg->weight *
@@ -399,9 +399,10 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 		} else if (want == AI_READY && best_lat > 0) {
 			/* not measured yet beside measured nodes: a small share,
 			 * enough to learn its latency. One the operator weighed
-			 * below a measured node (a CPU node beside GPU ones) waits
-			 * until the measured nodes fill up: one request there
-			 * would set the tail */
+			 * below a measured node (a CPU node beside GPU ones) is the
+			 * last resort: it waits until every measured node is
+			 * overloaded, as one session there sets the tail and, kept
+			 * by its pin, the end of the run */
 			if (room && p->cfg->weight < best_w)
 				continue;
 			speed = 1 / ai->latency_spread;
