@@ -676,6 +676,16 @@ static void simnode_cold_start(void)
  * follows within a scrape (the ai policy then moves the traffic) */
 static void simnode_model_api(void)
 {
+	static const struct {
+		const char *op, *body, *what;
+		long status;
+	} ops[] = {
+		{ "unload", "{\"lora_name\":\"m1\"}", "unload m1", 200 },
+		{ "unload", "{\"lora_name\":\"m1\"}", "unload again: not loaded", 409 },
+		{ "load", "{\"lora_name\":\"m2\"}", "load m2 (waits for the 300 ms load)", 200 },
+		{ "load", "{\"lora_name\":\"zz\"}", "unknown model", 404 },
+		{ "load", "{\"name\":\"m2\"}", "no lora_name", 400 },
+	};
 	pid_t sim = start_sim(18175, "--resident", "m1", NULL), agent = -1;
 	struct agent_report rep;
 	const struct ar_model *m;
@@ -691,21 +701,13 @@ static void simnode_model_api(void)
 	ASSERT_TRUE(m && m->resident, "m1 resident at the start");
 	agent_report__free(&rep);
 
-	http("http://127.0.0.1:18175/v1/unload_lora_adapter", "{\"lora_name\":\"m1\"}", NULL,
-	     NULL, 3000, &r);
-	ASSERT_EQ(r.status, 200, "unload m1");
-	http("http://127.0.0.1:18175/v1/unload_lora_adapter", "{\"lora_name\":\"m1\"}", NULL,
-	     NULL, 3000, &r);
-	ASSERT_EQ(r.status, 409, "unload again: not loaded");
-	http("http://127.0.0.1:18175/v1/load_lora_adapter", "{\"lora_name\":\"m2\"}", NULL,
-	     NULL, 5000, &r);
-	ASSERT_EQ(r.status, 200, "load m2 (waits for the 300 ms load)");
-	http("http://127.0.0.1:18175/v1/load_lora_adapter", "{\"lora_name\":\"zz\"}", NULL,
-	     NULL, 3000, &r);
-	ASSERT_EQ(r.status, 404, "unknown model");
-	http("http://127.0.0.1:18175/v1/load_lora_adapter", "{\"name\":\"m2\"}", NULL, NULL,
-	     3000, &r);
-	ASSERT_EQ(r.status, 400, "no lora_name");
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		char url[96];
+
+		snprintf(url, sizeof(url), "http://127.0.0.1:18175/v1/%s_lora_adapter", ops[i].op);
+		http(url, ops[i].body, NULL, NULL, 5000, &r);
+		ASSERT_EQ(r.status, ops[i].status, ops[i].what);
+	}
 
 	/* the agent scrapes every 100 ms */
 	for (int i = 0; i < 50 && !seen; i++) {
