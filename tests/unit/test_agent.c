@@ -231,6 +231,8 @@ static void extract_windows(void)
 			fprintf(stderr, "  page %d: hit %g want %g\n", i,
 				srv.s.prefix_cache_hit_rate, hit[i]);
 		ASSERT_TRUE(srv.s.queue_depth == -1, "no queue metric: unknown");
+		/* page 4's counters went backwards: a new server, its caches gone */
+		ASSERT_EQ(srv.restarted, i == 3, "restart seen on the page it happened");
 		promtext__free(&pg);
 	}
 }

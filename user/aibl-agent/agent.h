@@ -41,6 +41,9 @@ struct agent {
 	pthread_cond_t wake;
 	bool stop;
 	uint64_t start_ms;
+	/* traffic seen before this (monotonic ms) says nothing of the caches:
+	 * the agent started, or a model server restarted and lost them */
+	uint64_t caches_since_ms;
 
 	struct agent_server servers[AR_MAX_SERVERS];
 

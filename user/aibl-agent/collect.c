@@ -39,6 +39,7 @@ int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t 
 	a->cfg = *cfg;
 	a->cli_fd = -1;
 	a->start_ms = agent__mono_ms();
+	a->caches_since_ms = a->start_ms;
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->wake, NULL);
 	for (int i = 0; i < cfg->nservers; i++) {
@@ -200,6 +201,11 @@ static void scrape_all(struct agent *a)
 		if (page_ok) {
 			agent_metrics__extract(&pg, srv);
 			srv->last_ok_ms = agent__mono_ms();
+			if (srv->restarted) {
+				/* its prefix caches went with the old process */
+				a->caches_since_ms = srv->last_ok_ms;
+				agent_hints__clear(&a->hints);
+			}
 			srv->s.error[0] = '\0';
 		} else {
 			snprintf(srv->s.error, sizeof(srv->s.error), "%s", err);
@@ -289,7 +295,7 @@ static void poll_traffic(struct agent *a)
 	struct seen *seen = NULL;
 	size_t n = 0, cap = 0;
 	struct timespec ts;
-	uint64_t now_ns, window_ns;
+	uint64_t now_ns, window_ns, since_ns;
 	double rate;
 	int max;
 
@@ -305,6 +311,7 @@ static void poll_traffic(struct agent *a)
 			rate = fmax(rate, agent_hints__rate(&a->hints,
 							    a->servers[i].s.kv_cache_usage));
 	max = a->hints.max;
+	since_ns = a->caches_since_ms * 1000000ULL;
 	pthread_mutex_unlock(&a->lock);
 	window_ns = (uint64_t)(a->cfg.traffic_window_ms / rate) * 1000000ULL;
 
@@ -313,7 +320,8 @@ static void poll_traffic(struct agent *a)
 		prev = &k;
 		if (bpf_map_lookup_elem(a->cli_fd, &k, &v))
 			continue; /* evicted meanwhile */
-		if (v.last_seen_ns > now_ns || now_ns - v.last_seen_ns >= window_ns)
+		if (v.last_seen_ns > now_ns || now_ns - v.last_seen_ns >= window_ns ||
+		    v.last_seen_ns < since_ns)
 			continue;
 		if (n == cap) {
 			struct seen *p = realloc(seen, (cap ? cap * 2 : 256) * sizeof(*seen));

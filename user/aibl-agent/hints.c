@@ -104,3 +104,8 @@ int agent_hints__export(const struct agent_hints *t, struct ar_hint *out, int ma
 	}
 	return n;
 }
+
+void agent_hints__clear(struct agent_hints *t)
+{
+	t->n = 0;
+}

@@ -42,6 +42,8 @@ void agent_hints__tick(struct agent_hints *t, uint64_t now_ms, double kv);
 /* Insert or refresh (same client, vip, port, proto, model): life =
  * ttl_ms. ttl_ms 0 removes it. Evicts the soonest-expiring when full. */
 void agent_hints__put(struct agent_hints *t, const struct ar_hint *h);
+/* Forget every hint (the caches they promised are gone). */
+void agent_hints__clear(struct agent_hints *t);
 /* Copy out (ttl_ms = remaining life) into out[max]; returns the count. */
 int agent_hints__export(const struct agent_hints *t, struct ar_hint *out, int max);
 

@@ -82,7 +82,7 @@ static double clamp01(double v)
  * pnum and pden; 0 and *out set when the window saw any denominator, -1
  * when it saw none or a counter is missing.
  */
-static int window(const struct agent_server *srv, double *pnum, double *pden, double num,
+static int window(struct agent_server *srv, double *pnum, double *pden, double num,
 		  double den, double *out)
 {
 	double dn = num, dd = den;
@@ -92,6 +92,8 @@ static int window(const struct agent_server *srv, double *pnum, double *pden, do
 	if (srv->prev.valid && den >= *pden && num >= *pnum) {
 		dn = num - *pnum;
 		dd = den - *pden;
+	} else if (srv->prev.valid) {
+		srv->restarted = true;
 	}
 	*pnum = num;
 	*pden = den;
@@ -249,6 +251,7 @@ void agent_metrics__extract(const struct prom_page *pg, struct agent_server *srv
 		srv->prev.valid = false; /* another server behind the URL */
 	snprintf(s->kind, sizeof(s->kind), "%s", kind);
 	s->queue_depth = s->running = s->kv_cache_usage = s->e2e_avg_ms = -1;
+	srv->restarted = false;
 	if (!srv->prev.valid)
 		s->prefix_cache_hit_rate = s->ttft_avg_ms = -1;
 	if (!strcmp(kind, "vllm"))

@@ -32,6 +32,7 @@ struct agent_server {
 	int nmodels;
 	struct ar_model models[AGENT_SERVER_MODELS];
 	char lora[256]; /* vLLM: running LoRA adapters, comma separated */
+	bool restarted; /* the last page's counters went backwards: a new server */
 };
 
 /* recognise the server kind from a page's metric names */
