@@ -190,6 +190,19 @@ static void extract_kinds(void)
 	}
 }
 
+/* parse one page of text and feed it to the server's windows */
+static bool extract_text(struct agent_server *srv, const char *text)
+{
+	struct prom_page pg;
+	char err[256];
+	bool ok = ASSERT_OK(promtext__parse(&pg, text, strlen(text), err, sizeof(err)), err);
+
+	if (ok)
+		agent_metrics__extract(&pg, srv);
+	promtext__free(&pg);
+	return ok;
+}
+
 static void extract_windows(void)
 {
 	const char *p1 = "# TYPE vllm:time_to_first_token_seconds histogram\n"
@@ -212,18 +225,11 @@ static void extract_windows(void)
 	const char *pages[] = { p1, p2, p2, p3 };
 	const double ttft[] = { 100, 500, 500, 5 }, hit[] = { 0.1, 0.9, 0.9, 0 };
 	struct agent_server srv;
-	char err[256];
 
 	new_server(&srv);
 	for (int i = 0; i < 4; i++) {
-		struct prom_page pg;
-
-		if (!ASSERT_OK(promtext__parse(&pg, pages[i], strlen(pages[i]), err, sizeof(err)),
-			       err)) {
-			promtext__free(&pg);
+		if (!extract_text(&srv, pages[i]))
 			return;
-		}
-		agent_metrics__extract(&pg, &srv);
 		/* page 3 repeats page 2: no request in between keeps the last figure */
 		if (!ASSERT_TRUE(fabs(srv.s.ttft_avg_ms - ttft[i]) < 1e-6, "ttft window"))
 			fprintf(stderr, "  page %d: ttft %g want %g\n", i, srv.s.ttft_avg_ms, ttft[i]);
@@ -233,7 +239,6 @@ static void extract_windows(void)
 		ASSERT_TRUE(srv.s.queue_depth == -1, "no queue metric: unknown");
 		/* page 4's counters went backwards: a new server, its caches gone */
 		ASSERT_EQ(srv.restarted, i == 3, "restart seen on the page it happened");
-		promtext__free(&pg);
 	}
 }
 
@@ -250,19 +255,13 @@ static void extract_e2e(void)
 	const char *pages[] = { p1, p2, p2 };
 	const double want[] = { 200, 500, -1 };
 	struct agent_server srv;
-	char err[256];
 
 	new_server(&srv);
 	for (int i = 0; i < 3; i++) {
-		struct prom_page pg;
-
-		if (!ASSERT_OK(promtext__parse(&pg, pages[i], strlen(pages[i]), err, sizeof(err)),
-			       err))
+		if (!extract_text(&srv, pages[i]))
 			return;
-		agent_metrics__extract(&pg, &srv);
 		if (!ASSERT_TRUE(fabs(srv.s.e2e_avg_ms - want[i]) < 1e-6, "e2e window"))
 			fprintf(stderr, "  page %d: e2e %g want %g\n", i, srv.s.e2e_avg_ms, want[i]);
-		promtext__free(&pg);
 	}
 }
 
