@@ -51,7 +51,8 @@ chat() { # NAME VIP SOURCES ARGS...
 }
 
 # 1. multi-turn sessions on m1, one client address each, a new connection per turn
-chat sessions "$VIP1" 10.10.1.1-10.10.1.16 --model m1 --sessions 16 --turns 4 --rate 4 \
+# no bursts: 8 first turns at once would queue at n1's 4 slots and spill
+chat sessions "$VIP1" 10.10.1.1-10.10.1.16 --model m1 --sessions 16 --turns 4 --rate 4 --burst-prob 0 \
 	--think-ms 1000 --context-tokens 1500 --turn-tokens 100 --output-tokens 16 --seed 3
 same=$(awk -F'\t' '!/^#/ && $7 == 1 { if ($5 == 0) first[$4] = $2; else { n++; node[n] = $2; sess[n] = $4 } }
 	END { for (i = 1; i <= n; i++) s += (node[i] == first[sess[i]]); printf "%d %d\n", s, n }' \
