@@ -566,12 +566,13 @@ static int cost_rank(int policy)
  */
 static void write_nodes(struct aibld *d, const int *cost_pol)
 {
+	__u64 now = aibld__now_ms();
+
 	for (int i = 0; i < d->nnodes; i++) {
 		struct node_rt *n = &d->nodes[i];
 		struct aibl_backend be = {};
 		struct aibl_cost c = {};
 		struct policy_node pn;
-		__u64 now = aibld__now_ms();
 
 		if (n->cfg_idx >= 0) {
 			const struct cfg_node *cn = &d->cfg.nodes[n->cfg_idx];
@@ -757,10 +758,9 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 	const struct cfg_service *cs = &d->cfg.services[si];
 	struct svc_rt *s = &d->svcs[si];
 	bool members_changed = false, weights_changed = false, table_changed;
-	int err;
-
-	struct policy_svc st = {};
 	bool resident = false, all_saturated = true;
+	struct policy_svc st = {};
+	int err;
 
 	for (int k = 0; k < cs->nnodes; k++) {
 		const struct node_rt *n = &d->nodes[cs->nodes[k]];
