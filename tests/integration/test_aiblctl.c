@@ -31,7 +31,7 @@
 #include <microhttpd.h>
 #include <linux/types.h>
 #include "aibl.h"
-#include "dataplane.h"
+#include "../../user/aibld/dataplane.h"
 #include "test.h"
 
 #define TOKEN "cl-test-token-0123456789"
