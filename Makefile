@@ -222,4 +222,17 @@ clean:
 	$(call msg,CLEAN,$(BUILD))
 	$(Q)rm -rf $(BUILD)
 
+# ---- man pages ----
+# docs/NAME.SECTION.rst -> build/man/NAME.SECTION (rst2man, python3-docutils)
+MAN_SRCS := $(wildcard docs/*.[1-8].rst)
+MANS := $(patsubst docs/%.rst,$(BUILD)/man/%,$(MAN_SRCS))
+
+.PHONY: man
+man: $(MANS)
+
+$(BUILD)/man/%: docs/%.rst | $(DEPS_STAMP)
+	$(call msg,MAN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)rst2man --halt=warning $< $@.tmp && mv $@.tmp $@
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
