@@ -222,17 +222,61 @@ clean:
 	$(call msg,CLEAN,$(BUILD))
 	$(Q)rm -rf $(BUILD)
 
-# ---- man pages ----
+# ---- man pages, install ----
 # docs/NAME.SECTION.rst -> build/man/NAME.SECTION (rst2man, python3-docutils)
 MAN_SRCS := $(wildcard docs/*.[1-8].rst)
 MANS := $(patsubst docs/%.rst,$(BUILD)/man/%,$(MAN_SRCS))
 
-.PHONY: man
+.PHONY: man uninstall
 man: $(MANS)
 
 $(BUILD)/man/%: docs/%.rst | $(DEPS_STAMP)
 	$(call msg,MAN,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)rst2man --halt=warning $< $@.tmp && mv $@.tmp $@
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the programs (their BPF
+# programs are embedded skeletons), man pages, systemd units, the sysusers
+# file for the user aibl, and the example configuration in /etc/aibl unless
+# one is there: an edited configuration is never overwritten (a pristine
+# copy goes to the doc directory). Neither creates the user nor enables a
+# unit: systemd-sysusers, systemctl enable --now aibld (docs/install.md).
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/aibl
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+INSTALL_BINS := aibld aibl-agent aiblctl
+UNITS := aibld.service aibl-agent.service
+# example -> its name in $(SYSCONFDIR)/aibl
+CONFS := aibl.example.yaml:aibld.yaml aibl-agent.env:aibl-agent.env
+UNIT_SED := -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+
+install: $(addprefix $(BUILD)/,$(INSTALL_BINS)) $(MANS)
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)for b in $(INSTALL_BINS); do \
+		install -D -m 0755 $(BUILD)/$$b $(DESTDIR)$(SBINDIR)/$$b || exit; done
+	$(Q)for m in $(notdir $(MANS)); do \
+		install -D -m 0644 $(BUILD)/man/$$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m || exit; done
+	$(Q)install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	$(Q)for u in $(UNITS); do \
+		sed $(UNIT_SED) dist/systemd/$$u.in >$(DESTDIR)$(UNITDIR)/$$u && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit; done
+	$(Q)install -D -m 0644 dist/sysusers.d/aibl.conf $(DESTDIR)$(SYSUSERSDIR)/aibl.conf
+	$(Q)for c in $(CONFS); do \
+		install -D -m 0644 etc/$${c%%:*} $(DESTDIR)$(DOCDIR)/examples/$${c%%:*} && \
+		{ test -e $(DESTDIR)$(SYSCONFDIR)/aibl/$${c##*:} || \
+		install -D -m 0644 etc/$${c%%:*} $(DESTDIR)$(SYSCONFDIR)/aibl/$${c##*:}; } || exit; done
+
+# removes what install put there, except $(SYSCONFDIR)/aibl (configuration)
+uninstall:
+	$(call msg,UNINSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)rm -f $(addprefix $(DESTDIR)$(SBINDIR)/,$(INSTALL_BINS)) \
+		$(foreach m,$(notdir $(MANS)),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(m)) \
+		$(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) $(DESTDIR)$(SYSUSERSDIR)/aibl.conf \
+		$(foreach c,$(CONFS),$(DESTDIR)$(DOCDIR)/examples/$(firstword $(subst :, ,$(c))))
+	$(Q)rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

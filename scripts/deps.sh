@@ -44,7 +44,7 @@ valgrind                tests: make valgrind
 nftables                benchmarks: nftables DNAT case (bench-path)
 haproxy                 benchmarks: HAProxy case (bench-path)
 gnuplot-nox             benchmarks: plots (bench-routing)
-python3-docutils        build: man pages, rst2man (make man)
+python3-docutils        build: man pages, rst2man (make man, make install)
 '
 
 missing=()
