@@ -190,7 +190,7 @@ static void pins(void)
 	hint(&a->rep, "not-an-ip", "10.0.0.1", "", 0.9, 5000);
 	hint(&a->rep, "192.0.2.4", "10.0.0.9", "", 0.9, 5000); /* no such VIP */
 	hint(&b->rep, "192.0.2.1", "10.0.0.1", "", 0.95, 5000); /* same client, better */
-	now = aibld__now_ns();
+	now = clock_mono_ns();
 	if (!ASSERT_OK(nodes__build_pins(&d, &p, &n), "build"))
 		return;
 	ASSERT_EQ(n, 2, "one pin per (service, client), only ai services");
@@ -221,7 +221,7 @@ static void pins(void)
 	ASSERT_LE(d.svcs[0].npins, 4, "max_per_service");
 	for (int i = 0; i < n; i++)
 		if (p[i].val.backend == b->id)
-			ASSERT_LE(p[i].val.expires_ns, aibld__now_ns() + 10000000000ULL,
+			ASSERT_LE(p[i].val.expires_ns, clock_mono_ns() + 10000000000ULL,
 				  "ttl capped at max_ttl_ms");
 	free(p);
 

@@ -74,7 +74,7 @@ static const char *node_reason(const struct node_rt *n)
 static json_t *status_json(struct aibld *d)
 {
 	json_t *root = json_object(), *svcs = json_array(), *nodes = json_array();
-	__u64 now = aibld__now_ms();
+	__u64 now = clock_mono_ms();
 
 	json_object_set_new(root, AIBL_SJ_VERSION, json_string(AIBLD_VERSION));
 	json_object_set_new(root, AIBL_SJ_UPTIME_S, json_integer((now - d->start_ms) / 1000));

@@ -26,19 +26,6 @@
 #include "maglev.h"
 #include "policy.h"
 
-__u64 aibld__now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
-__u64 aibld__now_ms(void)
-{
-	return aibld__now_ns() / 1000000;
-}
-
 const char *aibld__node_state(const struct node_rt *n)
 {
 	if (n->down)
@@ -440,7 +427,7 @@ int aibld__init(struct aibld *d, struct config *cfg, struct dp *dp)
 	memset(cfg, 0, sizeof(*cfg));
 	d->dp = dp;
 	d->wake_fd = -1;
-	d->start_ms = aibld__now_ms();
+	d->start_ms = clock_mono_ms();
 	err = tables__open(d);
 	if (err)
 		return err;
@@ -566,7 +553,7 @@ static int cost_rank(int policy)
  */
 static void write_nodes(struct aibld *d, const int *cost_pol)
 {
-	__u64 now = aibld__now_ms();
+	__u64 now = clock_mono_ms();
 
 	for (int i = 0; i < d->nnodes; i++) {
 		struct node_rt *n = &d->nodes[i];
@@ -695,7 +682,7 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 		pr_warn("service '%s': flow cache epoch: %s", s->name, strerror(-err));
 	s->half = half;
 	s->have_table = true;
-	s->last_write_ms = aibld__now_ms();
+	s->last_write_ms = clock_mono_ms();
 
 	memset(s->slots, 0, cs->nnodes * sizeof(__u32));
 	for (__u32 slot = 0; slot < AIBL_RING_SIZE; slot++)
@@ -879,7 +866,7 @@ int aibld__recompute(struct aibld *d, bool force)
 {
 	struct rc_worker rw[RC_MAX_THREADS] = {};
 	int maxn = 1, err = 0, *cost_pol, next = 0, nthr;
-	__u64 t0 = aibld__now_ns(), now = t0 / 1000000;
+	__u64 t0 = clock_mono_ns(), now = t0 / 1000000;
 	struct pin_ent *want = NULL;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int nwant = 0;
@@ -956,7 +943,7 @@ int aibld__recompute(struct aibld *d, bool force)
 		tables__sync_pins(d, want, nwant);
 		free(want);
 	}
-	d->st.recompute_ms = (aibld__now_ns() - t0) / 1e6;
+	d->st.recompute_ms = (clock_mono_ns() - t0) / 1e6;
 	free(cost_pol);
 	return err;
 }

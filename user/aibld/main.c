@@ -221,7 +221,7 @@ static int run(struct daemon *dm, bool *stop)
 	__u64 next = 0;
 
 	while (!*stop) {
-		__u64 t0 = aibld__now_ms(), now;
+		__u64 t0 = clock_mono_ms(), now;
 		double ms;
 		int err;
 
@@ -235,7 +235,7 @@ static int run(struct daemon *dm, bool *stop)
 		err = aibld__recompute(d, false);
 		if (err)
 			pr_warn("recompute: %s", strerror(-err));
-		now = aibld__now_ms();
+		now = clock_mono_ms();
 		ms = (double)(now - t0);
 		d->st.loop_ms = ms;
 		if (ms > d->st.loop_ms_max)
@@ -246,7 +246,7 @@ static int run(struct daemon *dm, bool *stop)
 		/* at least one look at signals and wake-ups per loop, even when
 		 * the poll round took longer than the interval (silent nodes) */
 		next = t0 + d->cfg.poll_interval_ms;
-		now = aibld__now_ms();
+		now = clock_mono_ms();
 		do {
 			struct pollfd pf[3] = {
 				{ .fd = dm->sig_fd, .events = POLLIN },
@@ -270,7 +270,7 @@ static int run(struct daemon *dm, bool *stop)
 				aibld__recompute(d, false);
 				pthread_mutex_unlock(&d->lock);
 			}
-			now = aibld__now_ms();
+			now = clock_mono_ms();
 		} while (!*stop && now < next);
 	}
 	return 0;

@@ -105,7 +105,7 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 	n->fails = 0;
 	n->oks++;
 	n->be_checked = false;
-	n->last_ok_ms = aibld__now_ms();
+	n->last_ok_ms = clock_mono_ms();
 	n->last_error[0] = 0;
 	if (rep) {
 		agent_report__free(&n->rep);
@@ -226,7 +226,7 @@ static bool svc_has_node(const struct cfg_service *s, int idx)
 int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 {
 	const struct config *c = &d->cfg;
-	__u64 now = aibld__now_ns();
+	__u64 now = clock_mono_ns();
 	struct pin_ent *all = NULL;
 	int n = 0, cap = 0, err = 0, kept;
 
