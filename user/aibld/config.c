@@ -22,12 +22,14 @@
 #include <yaml.h>
 #include "config.h"
 
-static const char *const policy_names[] = { "rr", "wrr", "hash", "least_conn", "least_time", "ai",
-					    NULL };
-static const char *const accel_names[] = { "none", "gpu", "other", NULL };
+/* K_ENUM tables: indexed by value, NULL after the last (aibl.h's X-macros) */
+#define AIBL_X_NAME(n, v, s) [v] = s,
+static const char *const policy_names[AIBL_POL__MAX + 1] = { AIBL_POLICIES(AIBL_X_NAME) };
+static const char *const accel_names[AIBL_ACCEL__MAX + 1] = { AIBL_ACCELS(AIBL_X_NAME) };
+static const char *const fwd_names[AIBL_FWD__MAX + 1] = { AIBL_FWD_MODES(AIBL_X_NAME) };
+static const char *const key_names[AIBL_KEY__MAX + 1] = { AIBL_SESSION_KEYS(AIBL_X_NAME) };
+#undef AIBL_X_NAME
 static const char *const xdp_mode_names[] = { "native", "generic", NULL };
-static const char *const fwd_names[] = { "ipip", "l2dsr", NULL };
-static const char *const key_names[] = { "src_ip", "five_tuple", NULL };
 static const char *const proto_names[] = { "tcp", "udp", NULL };
 static const int proto_values[] = { IPPROTO_TCP, IPPROTO_UDP };
 
@@ -35,12 +37,12 @@ static int parse_uint(const char *s, unsigned long long *out);
 
 const char *config__policy_name(int policy)
 {
-	return policy >= 0 && policy <= AIBL_POL_AI ? policy_names[policy] : "?";
+	return policy >= 0 && policy < AIBL_POL__MAX ? policy_names[policy] : "?";
 }
 
 const char *config__accel_name(int accel)
 {
-	return accel >= 0 && accel <= AIBL_ACCEL_OTHER ? accel_names[accel] : "any";
+	return accel >= 0 && accel < AIBL_ACCEL__MAX ? accel_names[accel] : "any";
 }
 
 void config__defaults(struct config *cfg)
