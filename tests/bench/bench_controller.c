@@ -46,9 +46,9 @@ static int make_config(struct config *cfg, int S, int N)
 		struct cfg_node *n = &cfg->nodes[i];
 
 		snprintf(n->name, sizeof(n->name), "node-%04d", i);
-		snprintf(n->address, sizeof(n->address), "10.%d.%d.%d", 1 + i / 65536,
+		snprintf(n->address.text, sizeof(n->address.text), "10.%d.%d.%d", 1 + i / 65536,
 			 (i / 256) % 256, i % 256);
-		config__parse_addr(n->address, &n->addr, &n->family);
+		config__parse_addr(n->address.text, &n->address.addr, &n->address.family);
 		n->accel = AIBL_ACCEL_GPU;
 		n->weight = 50 + (i * 37) % 200;
 	}
@@ -56,8 +56,8 @@ static int make_config(struct config *cfg, int S, int N)
 		struct cfg_service *c = &cfg->services[s];
 
 		snprintf(c->name, sizeof(c->name), "svc-%03d", s);
-		snprintf(c->vip_text, sizeof(c->vip_text), "10.200.%d.%d", s / 256, s % 256);
-		config__parse_addr(c->vip_text, &c->vip, &c->family);
+		snprintf(c->vip.text, sizeof(c->vip.text), "10.200.%d.%d", s / 256, s % 256);
+		config__parse_addr(c->vip.text, &c->vip.addr, &c->vip.family);
 		c->port = 8000;
 		c->proto = 6;
 		c->accel = -1;

@@ -4,6 +4,7 @@
  * table of bad files with the exact message an operator would read.
  */
 #include <stdlib.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include "test.h"
 #include "../../user/aibld/config.h"
@@ -40,7 +41,7 @@ static void example(void)
 	k = cfg.services[1].nodes[1];
 	ASSERT_STREQ(cfg.nodes[k].name, "cpu-1", "embed second node");
 	ASSERT_EQ(cfg.services[1].policy, AIBL_POL_LEAST_CONN, "embed policy");
-	ASSERT_EQ(cfg.services[2].family, AIBL_AF_INET6, "chat6 v6");
+	ASSERT_EQ(cfg.services[2].vip.family, AIBL_AF_INET6, "chat6 v6");
 	ASSERT_EQ(cfg.services[2].session_key, AIBL_KEY_FIVE_TUPLE, "five tuple");
 	ASSERT_EQ(cfg.nodes[3].accel, AIBL_ACCEL_NONE, "cpu accel");
 	ASSERT_EQ(cfg.nodes[3].health_port, 8080, "health port");
@@ -73,7 +74,7 @@ static void defaults(void)
 	ASSERT_TRUE(cfg.services[0].conntrack, "conntrack");
 	ASSERT_EQ(cfg.nodes[0].weight, 100, "node weight");
 	ASSERT_EQ(cfg.nodes[0].accel, AIBL_ACCEL_GPU, "node accel");
-	ASSERT_EQ(cfg.nodes[0].family, AIBL_AF_INET, "node family");
+	ASSERT_EQ(cfg.nodes[0].address.family, AIBL_AF_INET, "node family");
 	config__free(&cfg);
 	if (!ASSERT_OK(parse(&cfg, MINIMAL "max_conn_rate: 125000\n", err), err))
 		return;
@@ -85,6 +86,43 @@ static void defaults(void)
 		return;
 	ASSERT_EQ(cfg.map_conns, 1048576, "maps.conns set");
 	ASSERT_EQ(cfg.map_pins, 4096, "maps.pins set");
+	config__free(&cfg);
+}
+
+/* address and MAC keys arrive parsed: binary, family set, "" leaves them unset */
+static void typed_addresses(void)
+{
+	static const __u8 mac[6] = { 0x02, 0, 0, 0, 0xc1, 0x01 };
+	struct config cfg;
+	char err[CFG_ERR_LEN];
+
+	if (!ASSERT_OK(parse(&cfg, MINIMAL, err), err))
+		return;
+	ASSERT_EQ(cfg.tunnel_source4.family, AIBL_AF_NONE, "tunnel_source4 unset");
+	ASSERT_FALSE(cfg.gateway_mac.set, "gateway_mac unset");
+	ASSERT_EQ(cfg.nodes[0].address.addr.v4, htonl(0x0a000101), "node address binary");
+	ASSERT_STREQ(cfg.nodes[0].address.text, "10.0.1.1", "node address text");
+	ASSERT_EQ(cfg.services[0].vip.addr.v4, htonl(0x0a000001), "vip binary");
+	config__free(&cfg);
+	if (!ASSERT_OK(parse(&cfg,
+			     MINIMAL "tunnel_source4: 10.99.0.1\ntunnel_source6: 'fd00:ff::1'\n"
+				     "gateway_mac: 02:00:00:00:c1:01\n",
+			     err),
+		       err))
+		return;
+	ASSERT_EQ(cfg.tunnel_source4.family, AIBL_AF_INET, "tunnel_source4 family");
+	ASSERT_EQ(cfg.tunnel_source4.addr.v4, htonl(0x0a630001), "tunnel_source4 binary");
+	ASSERT_EQ(cfg.tunnel_source6.family, AIBL_AF_INET6, "tunnel_source6 family");
+	ASSERT_EQ(cfg.tunnel_source6.addr.b[1], 0x00, "tunnel_source6 byte 1");
+	ASSERT_EQ(cfg.tunnel_source6.addr.b[3], 0xff, "tunnel_source6 byte 3");
+	ASSERT_EQ(cfg.tunnel_source6.addr.b[15], 0x01, "tunnel_source6 last byte");
+	ASSERT_TRUE(cfg.gateway_mac.set, "gateway_mac set");
+	ASSERT_MEMEQ(cfg.gateway_mac.b, mac, 6, "gateway_mac binary");
+	config__free(&cfg);
+	if (!ASSERT_OK(parse(&cfg, MINIMAL "tunnel_source4: ''\ngateway_mac: ''\n", err), err))
+		return;
+	ASSERT_EQ(cfg.tunnel_source4.family, AIBL_AF_NONE, "empty: the interface's address");
+	ASSERT_FALSE(cfg.gateway_mac.set, "empty: the gateway's MAC");
 	config__free(&cfg);
 }
 
@@ -155,6 +193,10 @@ static void bad(void)
 						     "like 02:00:00:00:00:01: '02:00:00'" },
 		{ MINIMAL "tunnel_source4: fd00::1\n", "t.yaml:6: 'tunnel_source4' is not an IPv4 "
 						       "address: 'fd00::1'" },
+		{ MINIMAL "tunnel_source6: 10.0.0.1\n", "t.yaml:6: 'tunnel_source6' is not an IPv6 "
+							 "address: '10.0.0.1'" },
+		{ MINIMAL "gateway_mac: [1]\n", "t.yaml:6: 'gateway_mac' must be a single value, not "
+						 "a list or mapping" },
 		{ MINIMAL "status_listen: 7070\n", "t.yaml:6: 'status_listen' must be HOST:PORT or "
 						   "[IPV6]:PORT with a numeric address, not '7070'" },
 		{ MINIMAL "status_listen: 0.0.0.0:7070\n", "t.yaml:6: 'status_listen' 0.0.0.0:7070 is "
@@ -233,6 +275,7 @@ static void missing_file(void)
 static const struct test_case cases[] = {
 	{ "example", example },
 	{ "defaults", defaults },
+	{ "typed_addresses", typed_addresses },
 	{ "nodes_before_services", nodes_before_services },
 	{ "bad", bad },
 	{ "missing_file", missing_file },

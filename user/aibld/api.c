@@ -93,7 +93,7 @@ static json_t *status_json(struct aibld *d)
 							    "state", aibld__node_state(n)));
 		}
 		js = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:o}", "name",
-			       cs->name, "vip", cs->vip_text, "port", cs->port, "proto",
+			       cs->name, "vip", cs->vip.text, "port", cs->port, "proto",
 			       proto_name(cs->proto), "policy", config__policy_name(cs->policy),
 			       "model", cs->model, "id", (json_int_t)s->id, "generation",
 			       (json_int_t)s->generation, "pins", (json_int_t)s->npins, "packets",
@@ -123,7 +123,7 @@ static json_t *status_json(struct aibld *d)
 		}
 		jn = json_pack("{s:s,s:s,s:s,s:s,s:b,s:I,s:o,s:f,s:f,s:f,s:f,s:f,s:I,s:I,s:I,s:I,"
 			       "s:I,s:I,s:s,s:b}",
-			       "name", n->name, "address", c ? c->address : "", "state",
+			       "name", n->name, "address", c ? c->address.text : "", "state",
 			       aibld__node_state(n), "reason", node_reason(n), "healthy",
 			       !n->down && !n->unhealthy, "last_report_age_ms",
 			       (json_int_t)(n->last_ok_ms ? (json_int_t)(now - n->last_ok_ms) : -1),

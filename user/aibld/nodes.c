@@ -198,7 +198,7 @@ static bool hint_matches(const struct cfg_service *s, const struct ar_hint *h,
 			 const union aibl_addr *vip, __u8 vfam)
 {
 	if (h->vip[0]) {
-		if (vfam != s->family || memcmp(vip, &s->vip, sizeof(*vip)))
+		if (vfam != s->vip.family || memcmp(vip, &s->vip.addr, sizeof(*vip)))
 			return false;
 		if (h->port && s->port && h->port != s->port)
 			return false;
