@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <yaml.h>
+#include "addr.h"
 #include "config.h"
 
 /* K_ENUM tables: indexed by value, NULL after the last (aibl.h's X-macros) */
@@ -104,20 +105,6 @@ void config__free(struct config *cfg)
 	cfg->services = NULL;
 	cfg->nodes = NULL;
 	cfg->nservices = cfg->nnodes = 0;
-}
-
-int config__parse_addr(const char *text, union aibl_addr *addr, __u8 *family)
-{
-	memset(addr, 0, sizeof(*addr));
-	if (inet_pton(AF_INET, text, &addr->v4) == 1) {
-		*family = AIBL_AF_INET;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, text, addr->b) == 1) {
-		*family = AIBL_AF_INET6;
-		return 0;
-	}
-	return -EINVAL;
 }
 
 static int parse_mac(const char *text, __u8 mac[6])
@@ -319,7 +306,7 @@ static int set_ip(struct pctx *c, const struct kspec *k, yaml_node_t *v, const c
 		memset(a, 0, sizeof(*a));
 		return 0;
 	}
-	if (strlen(s) >= sizeof(a->text) || config__parse_addr(s, &a->addr, &a->family) ||
+	if (strlen(s) >= sizeof(a->text) || aibl_addr__parse(s, &a->addr, &a->family) ||
 	    (want && a->family != want)) {
 		memset(a, 0, sizeof(*a));
 		return fail(c, v, "'%s' is not %s address: '%s'", k->key, what[k->type], s);
