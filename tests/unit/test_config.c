@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Config parsing: the shipped example, defaults of a minimal file, and a
- * table of bad files with the exact message an operator would read.
+ * Config parsing: the shipped example, defaults of a minimal file, a table
+ * of bad files with the exact message an operator would read, and the keys
+ * README.md documents equal to the parser's key table.
  */
 #include <stdlib.h>
 #include <arpa/inet.h>
@@ -272,6 +273,108 @@ static void missing_file(void)
 	ASSERT_STREQ(err, "/nonexistent/aibl.yaml: cannot open: No such file or directory", "msg");
 }
 
+/* ---- README.md's "Configuration reference" against the key table ---- */
+
+#define MAX_KEYS 256
+
+struct key_set {
+	int n;
+	char path[MAX_KEYS][130]; /* section.key */
+	bool no_help;
+};
+
+static bool key_set_has(const struct key_set *ks, const char *path)
+{
+	for (int i = 0; i < ks->n; i++)
+		if (!strcmp(ks->path[i], path))
+			return true;
+	return false;
+}
+
+static void key_set_add(struct key_set *ks, const char *path)
+{
+	if (ks->n < MAX_KEYS)
+		snprintf(ks->path[ks->n++], sizeof(ks->path[0]), "%s", path);
+}
+
+static int table_key(const char *path, const char *help, void *arg)
+{
+	struct key_set *ks = arg;
+
+	if (!help || !help[0]) {
+		test__fail_msg(__FILE__, __LINE__, "key '%s' has no help line", path);
+		ks->no_help = true;
+	}
+	key_set_add(ks, path);
+	return 0;
+}
+
+/*
+ * The section reads "Top level:" or "`NAME:` ..." before each table, and a
+ * row "| `KEY` | default | meaning |" per key: documented keys are
+ * "KEY" at the top level and "NAME.KEY" in a section or list.
+ */
+static int readme_keys(const char *path, struct key_set *ks)
+{
+	char line[2048], section[64] = "", name[64];
+	bool in = false;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "### ", 4)) {
+			if (in)
+				break;
+			in = !strncmp(line, "### Configuration reference", 27);
+			continue;
+		}
+		if (!in)
+			continue;
+		/* %n: set only when the whole pattern matched */
+		int end = 0;
+
+		if (!strncmp(line, "Top level:", 10)) {
+			section[0] = 0;
+		} else if (sscanf(line, "`%63[a-z0-9_]:`%n", name, &end) == 1 && end) {
+			strcpy(section, name);
+		} else if (sscanf(line, "| `%63[a-z0-9_]` |%n", name, &end) == 1 && end &&
+			   ks->n < MAX_KEYS) {
+			snprintf(ks->path[ks->n++], sizeof(ks->path[0]), "%s%s%s", section,
+				 section[0] ? "." : "", name);
+		}
+	}
+	fclose(f);
+	return in ? 0 : -ENOENT;
+}
+
+static void readme_keys_equal_table(void)
+{
+	static struct key_set table, readme;
+	const char *root = getenv("AIBL_ROOT");
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/README.md", root ? root : ".");
+	if (!ASSERT_OK(readme_keys(path, &readme), "README.md has a Configuration reference"))
+		return;
+	ASSERT_OK(config__for_each_key(table_key, &table), "walk the key table");
+	ASSERT_FALSE(table.no_help, "every key has a help line");
+	/* a sanity floor: the parse found the tables, not one stray row */
+	ASSERT_GE(readme.n, 60, "README keys found");
+	ASSERT_LE(table.n, MAX_KEYS - 1, "key set large enough");
+	ASSERT_LE(readme.n, MAX_KEYS - 1, "key set large enough");
+	for (int i = 0; i < table.n; i++)
+		if (!key_set_has(&readme, table.path[i]))
+			test__fail_msg(__FILE__, __LINE__, "key '%s' is parsed but not in README.md",
+				       table.path[i]);
+	for (int i = 0; i < readme.n; i++)
+		if (!key_set_has(&table, readme.path[i]))
+			test__fail_msg(__FILE__, __LINE__,
+				       "README.md documents '%s', which the parser does not know",
+				       readme.path[i]);
+	ASSERT_EQ(readme.n, table.n, "as many documented keys as parsed ones");
+}
+
 static const struct test_case cases[] = {
 	{ "example", example },
 	{ "defaults", defaults },
@@ -279,6 +382,7 @@ static const struct test_case cases[] = {
 	{ "nodes_before_services", nodes_before_services },
 	{ "bad", bad },
 	{ "missing_file", missing_file },
+	{ "readme_keys_equal_table", readme_keys_equal_table },
 };
 
 TEST_MAIN("config", cases)

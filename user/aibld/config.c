@@ -4,11 +4,12 @@
  * loaded as a node tree (each node knows its line), then walked with one
  * key table per mapping. A table row says where a key lands in the struct,
  * its type, its range and a line of help, so the defaults
- * (config__defaults), the parser and the error messages cannot drift
- * apart. Addresses and MACs are parsed here, once, into binary fields:
- * nothing downstream parses a config string again. Any problem stops the
- * parse with "FILE:LINE: problem" and the caller's running config is
- * untouched.
+ * (config__defaults), the parser, the error messages and the documented
+ * keys (tests/unit/test_config.c holds README.md's key tables equal to
+ * this one) cannot drift apart. Addresses and MACs are parsed here, once,
+ * into binary fields: nothing downstream parses a config string again.
+ * Any problem stops the parse with "FILE:LINE: problem" and the caller's
+ * running config is untouched.
  */
 #include <errno.h>
 #include <limits.h>
