@@ -20,6 +20,7 @@
 #include "../../user/aibld/aibld.h"
 #include "../../user/aibld/maglev.h"
 #include "../../user/aibld/dataplane.h"
+#include "addr.h"
 #include "bpfutil.h"
 #include "log.h"
 
@@ -46,9 +47,9 @@ static int make_config(struct config *cfg, int S, int N)
 		struct cfg_node *n = &cfg->nodes[i];
 
 		snprintf(n->name, sizeof(n->name), "node-%04d", i);
-		snprintf(n->address, sizeof(n->address), "10.%d.%d.%d", 1 + i / 65536,
+		snprintf(n->address.text, sizeof(n->address.text), "10.%d.%d.%d", 1 + i / 65536,
 			 (i / 256) % 256, i % 256);
-		config__parse_addr(n->address, &n->addr, &n->family);
+		aibl_addr__parse(n->address.text, &n->address.addr, &n->address.family);
 		n->accel = AIBL_ACCEL_GPU;
 		n->weight = 50 + (i * 37) % 200;
 	}
@@ -56,8 +57,8 @@ static int make_config(struct config *cfg, int S, int N)
 		struct cfg_service *c = &cfg->services[s];
 
 		snprintf(c->name, sizeof(c->name), "svc-%03d", s);
-		snprintf(c->vip_text, sizeof(c->vip_text), "10.200.%d.%d", s / 256, s % 256);
-		config__parse_addr(c->vip_text, &c->vip, &c->family);
+		snprintf(c->vip.text, sizeof(c->vip.text), "10.200.%d.%d", s / 256, s % 256);
+		aibl_addr__parse(c->vip.text, &c->vip.addr, &c->vip.family);
 		c->port = 8000;
 		c->proto = 6;
 		c->accel = -1;

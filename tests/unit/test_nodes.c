@@ -2,6 +2,7 @@
 /* The circuit breakers (node state machine), drain and cache hints -> pins, without maps. */
 #include <stdlib.h>
 #include "test.h"
+#include "addr.h"
 #include "../../user/aibld/aibld.h"
 
 static const char yaml[] = "interface: lo\n"
@@ -106,8 +107,9 @@ static void hint(struct agent_report *r, const char *client, const char *vip, co
 	r->hints = realloc(r->hints, (r->nhints + 1) * sizeof(*r->hints));
 	h = &r->hints[r->nhints++];
 	memset(h, 0, sizeof(*h));
-	snprintf(h->client, sizeof(h->client), "%s", client);
-	snprintf(h->vip, sizeof(h->vip), "%s", vip);
+	aibl_addr__parse(client, &h->client, &h->client_family);
+	if (vip[0])
+		aibl_addr__parse(vip, &h->vip, &h->vip_family);
 	snprintf(h->model, sizeof(h->model), "%s", model);
 	h->port = vip[0] ? 80 : 0;
 	h->proto = vip[0] ? 6 : 0;

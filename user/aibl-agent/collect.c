@@ -264,14 +264,6 @@ static int seen_newer(const void *x, const void *y)
 	return a->last_ns < b->last_ns ? 1 : a->last_ns > b->last_ns ? -1 : 0;
 }
 
-static void addr_str(const union aibl_addr *ad, __u8 family, char *out, size_t len)
-{
-	if (family == AIBL_AF_INET6)
-		inet_ntop(AF_INET6, ad->b, out, len);
-	else
-		inet_ntop(AF_INET, &ad->v4, out, len);
-}
-
 static void poll_traffic(struct agent *a)
 {
 	struct aibl_node_client_key k, next, *prev = NULL;
@@ -324,8 +316,11 @@ static void poll_traffic(struct agent *a)
 		struct ar_hint h = {};
 		uint64_t left_ns = window_ns - (now_ns - seen[i].last_ns);
 
-		addr_str(&seen[i].k.client, seen[i].k.family, h.client, sizeof(h.client));
-		addr_str(&seen[i].k.vip, seen[i].k.family, h.vip, sizeof(h.vip));
+		/* the decap program's key is binary already: carried as it is */
+		h.client = seen[i].k.client;
+		h.vip = seen[i].k.vip;
+		h.client_family = h.vip_family =
+		    seen[i].k.family == AIBL_AF_INET6 ? AIBL_AF_INET6 : AIBL_AF_INET;
 		h.port = ntohs(seen[i].k.vport);
 		h.proto = seen[i].k.proto;
 		h.ttl_ms = left_ns / 1000000ULL;

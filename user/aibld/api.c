@@ -97,7 +97,7 @@ static json_t *status_json(struct aibld *d)
 		}
 		js = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:o}",
 			AIBL_SJ_NAME, cs->name,
-			AIBL_SJ_VIP, cs->vip_text,
+			AIBL_SJ_VIP, cs->vip.text,
 			AIBL_SJ_PORT, cs->port,
 			AIBL_SJ_PROTO, proto_name(cs->proto),
 			AIBL_SJ_POLICY, config__policy_name(cs->policy),
@@ -136,7 +136,7 @@ static json_t *status_json(struct aibld *d)
 		jn = json_pack("{s:s,s:s,s:s,s:s,s:b,s:I,s:o,s:f,s:f,s:f,s:f,s:f,s:I,s:I,s:I,s:I,"
 			       "s:I,s:I,s:s,s:b}",
 			AIBL_SJ_NAME, n->name,
-			AIBL_SJ_ADDRESS, c ? c->address : "",
+			AIBL_SJ_ADDRESS, c ? c->address.text : "",
 			AIBL_SJ_STATE, aibld__node_state(n),
 			AIBL_SJ_REASON, node_reason(n),
 			AIBL_SJ_HEALTHY, !n->down && !n->unhealthy,

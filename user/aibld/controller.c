@@ -59,10 +59,10 @@ static void svc_rt_free(struct svc_rt *s)
 static void vip_key_of(const struct cfg_service *s, struct aibl_vip_key *k)
 {
 	memset(k, 0, sizeof(*k));
-	k->addr = s->vip;
+	k->addr = s->vip.addr;
 	k->port = htons(s->port);
 	k->proto = s->proto;
-	k->family = s->family;
+	k->family = s->vip.family;
 }
 
 /* ---- ids ---- */
@@ -564,8 +564,8 @@ static void write_nodes(struct aibld *d, const int *cost_pol)
 		if (n->cfg_idx >= 0) {
 			const struct cfg_node *cn = &d->cfg.nodes[n->cfg_idx];
 
-			be.addr = cn->addr;
-			be.family = cn->family;
+			be.addr = cn->address.addr;
+			be.family = cn->address.family;
 			memcpy(be.mac, n->mac, 6);
 			aibld__policy_node(d, n, now, &pn);
 			c.cost = cost_pol[i] >= 0 ? policy__cost(&d->cfg, cost_pol[i], &pn) : 0;
@@ -952,26 +952,17 @@ int aibld__write_globals(struct aibld *d)
 {
 	const struct config *c = &d->cfg;
 	struct aibl_globals g = {};
-	union aibl_addr a;
-	__u8 fam;
 
 	g.fwd_mode = c->fwd_mode;
 	g.flags = c->icmp_too_big ? AIBL_G_F_TOOBIG_ICMP : 0;
 	g.mtu = c->mtu;
 	g.ifindex = d->ifindex;
-	if (c->tunnel_source4[0] && !config__parse_addr(c->tunnel_source4, &a, &fam))
-		g.src4 = a.v4;
-	else
-		g.src4 = d->if_addr4.v4;
+	g.src4 = c->tunnel_source4.family ? c->tunnel_source4.addr.v4 : d->if_addr4.v4;
 	g.src4_mask = c->tunnel_source_hash_bits ?
 			      htonl((1U << c->tunnel_source_hash_bits) - 1) :
 			      0;
-	if (c->tunnel_source6[0] && !config__parse_addr(c->tunnel_source6, &a, &fam))
-		memcpy(g.src6, a.v6, 16);
-	else
-		memcpy(g.src6, d->if_addr6.v6, 16);
-	if (!c->gateway_mac[0] || config__parse_mac(c->gateway_mac, g.gw_mac))
-		memcpy(g.gw_mac, d->gw_mac, 6);
+	memcpy(g.src6, c->tunnel_source6.family ? c->tunnel_source6.addr.v6 : d->if_addr6.v6, 16);
+	memcpy(g.gw_mac, c->gateway_mac.set ? c->gateway_mac.b : d->gw_mac, 6);
 	memcpy(g.if_mac, d->if_mac, 6);
 	g.hash_seed = c->hash_seed;
 	g.max_conn_rate = c->max_conn_rate;
