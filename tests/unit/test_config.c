@@ -155,8 +155,9 @@ static void bad(void)
 						     "like 02:00:00:00:00:01: '02:00:00'" },
 		{ MINIMAL "tunnel_source4: fd00::1\n", "t.yaml:6: 'tunnel_source4' is not an IPv4 "
 						       "address: 'fd00::1'" },
-		{ MINIMAL "status_listen: 7070\n", "t.yaml:6: 'status_listen' must be HOST:PORT or "
-						   "[IPV6]:PORT with a numeric address, not '7070'" },
+		{ MINIMAL "status_listen: 7070\n", "t.yaml:6: 'status_listen': invalid listen "
+						   "address \"7070\": no ':PORT' (want HOST:PORT, "
+						   "[HOST]:PORT or :PORT)" },
 		{ MINIMAL "status_listen: 0.0.0.0:7070\n", "t.yaml:6: 'status_listen' 0.0.0.0:7070 is "
 							  "not a loopback address: set "
 							  "'api_token_file'" },

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <yaml.h>
 #include "config.h"
+#include "listen.h"
 
 static const char *const policy_names[] = { "rr", "wrr", "hash", "least_conn", "least_time", "ai",
 					    NULL };
@@ -713,11 +714,11 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 			    "'ai.temp_soft_c' must be below 'ai.temp_hard_c'");
 	if (!cfg->interface[0])
 		return fail(c, top_key_node(c, root, "interface"), "'interface' must not be empty");
-	if (config__parse_listen(cfg->status_listen, &ss, &loopback))
-		return fail(c, top_key_node(c, root, "status_listen"),
-			    "'status_listen' must be HOST:PORT or [IPV6]:PORT with a numeric "
-			    "address, not '%s'",
-			    cfg->status_listen);
+	/* the parser's reason goes to c->err, which fail() reads before rewriting it */
+	if (listen_addr__parse(cfg->status_listen, &ss, NULL, c->err, c->errlen))
+		return fail(c, top_key_node(c, root, "status_listen"), "'status_listen': %s",
+			    c->err ? c->err : "invalid");
+	loopback = listen_addr__is_loopback(&ss);
 	if (!loopback && !cfg->api_token_file[0])
 		return fail(c, top_key_node(c, root, "status_listen"),
 			    "'status_listen' %s is not a loopback address: set 'api_token_file'",
