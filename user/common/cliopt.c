@@ -8,7 +8,7 @@
 #include "log.h"
 
 #define CLIOPT_VAL0 256 /* getopt value of row i without a short name: 256 + i */
-#define CLIOPT_HELP_COL 30 /* help text starts here at most */
+#define CLIOPT_HELP_COL 32 /* help text starts here at most */
 #define CLIOPT_LINE 100 /* a default that would end a line past this gets its own */
 
 static void *opt_dst(const struct cliopt *o, void *base)
