@@ -35,9 +35,29 @@ static bool opt_is_whole(const struct cliopt *o)
 	return o->type == CLIOPT_INT || o->type == CLIOPT_UINT || o->type == CLIOPT_UNUM;
 }
 
+/* 1e+09 rather than 1000000000, where that is exact */
+static int opt_num(double v, char *buf, size_t len)
+{
+	char *end;
+	int n = snprintf(buf, len, "%.16g", v);
+
+	if (n > 8 && (size_t)n < len && snprintf(NULL, 0, "%g", v) < n) {
+		char g[32];
+
+		snprintf(g, sizeof(g), "%g", v);
+		if (strtod(g, &end) == v)
+			n = snprintf(buf, len, "%s", g);
+	}
+	return n;
+}
+
 static void opt_range(const struct cliopt *o, char *buf, size_t len)
 {
-	snprintf(buf, len, "%.16g..%.16g", o->min, o->max);
+	char lo[40], hi[40];
+
+	opt_num(o->min, lo, sizeof(lo));
+	opt_num(o->max, hi, sizeof(hi));
+	snprintf(buf, len, "%s..%s", lo, hi);
 }
 
 static void opt_enum_names(const struct cliopt *o, char *buf, size_t len, const char *sep)
