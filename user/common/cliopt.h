@@ -100,11 +100,6 @@ struct cliopt_prog {
 int cliopt__parse(const struct cliopt_prog *p, int argc, char **argv, void *base);
 void cliopt__usage(const struct cliopt_prog *p, FILE *f);
 
-/* 0, or -EINVAL after logging "OPT: "S" is not ... in [lo, hi]" */
-int cliopt__double(const char *opt, const char *s, double lo, double hi, double *out);
-int cliopt__uint(const char *opt, const char *s, unsigned long lo, unsigned long hi,
-		 unsigned int *out);
-
 /* ---- rows ---- */
 
 #define CLIOPT__IS(v, t) __builtin_types_compatible_p(typeof(v), t)
