@@ -198,8 +198,9 @@ static void bad(void)
 							 "address: '10.0.0.1'" },
 		{ MINIMAL "gateway_mac: [1]\n", "t.yaml:6: 'gateway_mac' must be a single value, not "
 						 "a list or mapping" },
-		{ MINIMAL "status_listen: 7070\n", "t.yaml:6: 'status_listen' must be HOST:PORT or "
-						   "[IPV6]:PORT with a numeric address, not '7070'" },
+		{ MINIMAL "status_listen: 7070\n", "t.yaml:6: 'status_listen': invalid listen "
+						   "address \"7070\": no ':PORT' (want HOST:PORT, "
+						   "[HOST]:PORT or :PORT)" },
 		{ MINIMAL "status_listen: 0.0.0.0:7070\n", "t.yaml:6: 'status_listen' 0.0.0.0:7070 is "
 							  "not a loopback address: set "
 							  "'api_token_file'" },

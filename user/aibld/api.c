@@ -24,6 +24,7 @@
 #include <openssl/crypto.h>
 #include "aibld.h"
 #include "httpbody.h"
+#include "listen.h"
 #include "log.h"
 #include "status_json.h"
 
@@ -413,9 +414,8 @@ int api__start(struct aibld *d, struct api **out)
 {
 	struct sockaddr_storage ss;
 	struct api *a;
-	bool loopback;
 
-	if (config__parse_listen(d->cfg.status_listen, &ss, &loopback))
+	if (listen_addr__parse(d->cfg.status_listen, &ss, NULL, NULL, 0))
 		return -EINVAL;
 	a = calloc(1, sizeof(*a));
 	if (!a)

@@ -26,6 +26,7 @@
 #include <yaml.h>
 #include "addr.h"
 #include "config.h"
+#include "listen.h"
 
 /* K_ENUM tables: indexed by value, NULL after the last (aibl.h's X-macros) */
 #define AIBL_X_NAME(n, v, s) [v] = s,
@@ -119,53 +120,6 @@ static int parse_mac(const char *text, __u8 mac[6])
 	for (int i = 0; i < 6; i++)
 		mac[i] = b[i];
 	return 0;
-}
-
-int config__parse_listen(const char *text, struct sockaddr_storage *ss, bool *loopback)
-{
-	char host[CFG_ADDR_LEN];
-	const char *colon;
-	unsigned long long port;
-	size_t hl;
-
-	memset(ss, 0, sizeof(*ss));
-	if (text[0] == '[') {
-		const char *end = strchr(text, ']');
-
-		if (!end || end[1] != ':')
-			return -EINVAL;
-		hl = end - text - 1;
-		colon = end + 1;
-		text++;
-	} else {
-		colon = strrchr(text, ':');
-		if (!colon)
-			return -EINVAL;
-		hl = colon - text;
-	}
-	if (hl == 0 || hl >= sizeof(host) || parse_uint(colon + 1, &port) || !port || port > 65535)
-		return -EINVAL;
-	memcpy(host, text, hl);
-	host[hl] = 0;
-	if (!strcmp(host, "localhost"))
-		strcpy(host, "127.0.0.1");
-	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
-		struct sockaddr_in *in = (struct sockaddr_in *)ss;
-
-		in->sin_family = AF_INET;
-		in->sin_port = htons(port);
-		*loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(port);
-		*loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-		return 0;
-	}
-	return -EINVAL;
 }
 
 int config__node_index(const struct config *cfg, const char *name)
@@ -774,11 +728,11 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 			    "'ai.temp_soft_c' must be below 'ai.temp_hard_c'");
 	if (!cfg->interface[0])
 		return fail(c, top_key_node(c, root, "interface"), "'interface' must not be empty");
-	if (config__parse_listen(cfg->status_listen, &ss, &loopback))
-		return fail(c, top_key_node(c, root, "status_listen"),
-			    "'status_listen' must be HOST:PORT or [IPV6]:PORT with a numeric "
-			    "address, not '%s'",
-			    cfg->status_listen);
+	/* the parser's reason goes to c->err, which fail() reads before rewriting it */
+	if (listen_addr__parse(cfg->status_listen, &ss, NULL, c->err, c->errlen))
+		return fail(c, top_key_node(c, root, "status_listen"), "'status_listen': %s",
+			    c->err ? c->err : "invalid");
+	loopback = listen_addr__is_loopback(&ss);
 	if (!loopback && !cfg->api_token_file[0])
 		return fail(c, top_key_node(c, root, "status_listen"),
 			    "'status_listen' %s is not a loopback address: set 'api_token_file'",

@@ -136,8 +136,5 @@ int config__for_each_key(int (*fn)(const char *path, const char *help, void *arg
 int config__node_index(const struct config *cfg, const char *name);
 const char *config__policy_name(int policy);
 const char *config__accel_name(int accel);
-struct sockaddr_storage;
-/* "host:port" or "[v6]:port"; loopback set when the host is 127/8 or ::1 */
-int config__parse_listen(const char *text, struct sockaddr_storage *ss, bool *loopback);
 
 #endif
