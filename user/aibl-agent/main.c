@@ -23,6 +23,7 @@
 #include "aibl.h"
 #include "agent.h"
 #include "decap.h"
+#include "readmetrics.h"
 #include "cliopt.h"
 #include "httpbody.h"
 #include "listen.h"
@@ -252,6 +253,9 @@ int main(int argc, char **argv)
 	int o, err = 0, ifindex;
 
 	log_set_ident("aibl-agent", false);
+	/* an offline mode, not an agent: see readmetrics.h */
+	if (argc > 1 && !strcmp(argv[1], "--read-metrics"))
+		return agent__read_metrics(argc - 2, argv + 2);
 	while ((o = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (o) {
 		case O_LISTEN:
