@@ -142,30 +142,55 @@ static void new_server(struct agent_server *srv)
 	strcpy(srv->s.kind, "unknown");
 }
 
+/*
+ * Every recorded page and the figures it must give: tests/data/metrics/
+ * as a table (docs/engines.md says where each comes from). -1: the page
+ * does not give it. models: what the page names as resident, in order.
+ */
 static void extract_kinds(void)
 {
 	static const struct {
 		const char *file, *kind;
 		double queue, running, kv, hit, ttft_ms;
+		const char *models;
 	} pages[] = {
 		/* vLLM V1: prefix hit rate from the counters, TTFT = sum/count */
-		{ "vllm.txt", "vllm", 5, 3, 0.4213, 9600.0 / 12800, 5.25 / 42 * 1e3 },
+		{ "vllm.txt", "vllm", 5, 3, 0.4213, 9600.0 / 12800, 5.25 / 42 * 1e3,
+		  "meta-llama/Llama-3.1-8B-Instruct" },
 		/* V0: gpu_cache_usage_perc and the hit rate gauge */
-		{ "vllm-v0.txt", "vllm", 0, 7, 0.875, 0.31, 120 },
+		{ "vllm-v0.txt", "vllm", 0, 7, 0.875, 0.31, 120, "mistralai/Mistral-7B-Instruct-v0.3" },
+		/* 0.8.0 - 0.9.1: the counters before the 0.9.2 rename */
+		{ "vllm-0.8-gpu-prefix.txt", "vllm", -1, -1, -1, 80.0 / 249, -1, "" },
+		/* the current label set is the newest one, not the last line */
+		{ "vllm-lora-history.txt", "vllm", 30, 10, 0.4, -1, -1, "my_model" },
+		{ "vllm-lora-pr9477.txt", "vllm", -1, -1, -1, -1, -1, "" },
+		/* Ray Serve: ray_vllm_ names */
+		{ "ray-vllm-pr24267.txt", "vllm", -1, -1, -1, -1, -1, "qwen-0.5b" },
 		/* both prefixes on one page: counted once, not twice */
-		{ "sglang.txt", "sglang", 4, 12, 0.62, 0.55, 200 },
-		{ "sglang-new.txt", "sglang", 4, 12, 0.30, 0.4, -1 },
-		{ "trtllm.txt", "trtllm", -1, -1, 0.18, 0.72, 9.3 / 155 * 1e3 },
+		{ "sglang.txt", "sglang", 4, 12, 0.62, 0.55, 200, "Qwen/Qwen2.5-7B-Instruct" },
+		/* two tensor-parallel ranks report one scheduler: not summed; the
+		 * fuller rank's KV usage, not their mean */
+		{ "sglang-new.txt", "sglang", 2, 6, 0.35, 0.4, -1, "deepseek-ai/DeepSeek-V3" },
+		/* a percentage hit rate is refused, not clamped to 1 */
+		{ "sglang-pr1461-percent.txt", "sglang", -1, -1, 0, -1, -1, "google/gemma-2-9b-it" },
+		{ "sglang-pr7944.txt", "sglang", -1, 0, 0, -1, -1,
+		  "/home/moyun.zty/models/deepseek-ai__DeepSeek-R1" },
+		{ "trtllm.txt", "trtllm", -1, -1, 0.18, 0.72, 9.3 / 155 * 1e3, "Qwen/Qwen3-0.6B" },
+		{ "pytrtllm-pr5560.txt", "trtllm", 0, 1, -1, -1, -1, "deepseek-ai/DeepSeek-V3-0324" },
 		/* Triton + TRT-LLM backend: the backend's own waiting count */
-		{ "triton.txt", "triton", 6, 8, 0.35, -1, 100 },
-		{ "tgi.txt", "tgi", 9, 16, -1, -1, -1 },
+		{ "triton.txt", "triton", 6, 8, 0.35, -1, 100, "ensemble,tensorrt_llm" },
+		{ "triton-trtllm-readme.txt", "triton", 1, 0, 0.4875, -1, -1, "tensorrt_llm" },
+		{ "triton-two-models.txt", "triton", -1, -1, -1, -1, -1, "mistral7b,llama2" },
+		{ "tgi.txt", "tgi", 9, 16, -1, -1, -1, "" },
+		{ "llamacpp-pr11512.txt", "llamacpp", 0, 0, -1, -1, -1, "" },
+		{ "llamacpp-pr13196.txt", "llamacpp", -1, -1, -1, -1, -1, "" },
 	};
 
 	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
 		struct agent_server srv;
 		struct prom_page pg;
 		const struct ar_server *s = &srv.s;
-		char what[128];
+		char what[128], models[1024] = "";
 
 		if (!load_page(pages[i].file, &pg)) {
 			promtext__free(&pg);
@@ -187,6 +212,11 @@ static void extract_kinds(void)
 		CHECK(prefix_cache_hit_rate, pages[i].hit);
 		CHECK(ttft_avg_ms, pages[i].ttft_ms);
 #undef CHECK
+		for (int k = 0; k < srv.npage_models; k++)
+			snprintf(models + strlen(models), sizeof(models) - strlen(models), "%s%s",
+				 k ? "," : "", srv.page_models[k]);
+		snprintf(what, sizeof(what), "%s: models", pages[i].file);
+		ASSERT_STREQ(models, pages[i].models, what);
 		promtext__free(&pg);
 	}
 }
@@ -266,26 +296,215 @@ static void extract_e2e(void)
 	}
 }
 
+static void loras_str(const struct agent_server *srv, char *out, size_t len)
+{
+	out[0] = '\0';
+	for (int k = 0; k < srv->nloras; k++)
+		snprintf(out + strlen(out), len - strlen(out), "%s%s", k ? "," : "", srv->loras[k]);
+}
+
+/* issue #17 point 1: the running adapters are those of the newest label
+ * set; an adapter that stopped is gone at the next page; a long list is
+ * read whole */
 static void lora_and_unknown(void)
 {
 	struct agent_server srv;
 	struct prom_page pg;
-	char err[256];
+	char err[256], got[4096], page[4096], want[4096] = "";
 	const char *other = "# TYPE http_requests_total counter\nhttp_requests_total 5\n";
+	/* lora4 was unloaded: the newest set no longer has it */
+	const char *later = "vllm:lora_requests_info{max_lora=\"1\",running_lora_adapters=\"lora4,"
+			    "lora2\",waiting_lora_adapters=\"\"} 1.257894567e+09\n"
+			    "vllm:lora_requests_info{max_lora=\"1\",running_lora_adapters=\"lora3\","
+			    "waiting_lora_adapters=\"\"} 1.257894600e+09\n";
+	char *p;
 
 	new_server(&srv);
 	if (load_page("vllm.txt", &pg)) {
 		agent_metrics__extract(&pg, &srv);
-		ASSERT_STREQ(srv.lora, "sql-lora,chat-lora", "running adapters");
+		loras_str(&srv, got, sizeof(got));
+		ASSERT_STREQ(got, "sql-lora,chat-lora", "running adapters");
 	}
 	promtext__free(&pg);
+	if (load_page("vllm-lora-history.txt", &pg)) {
+		agent_metrics__extract(&pg, &srv);
+		loras_str(&srv, got, sizeof(got));
+		ASSERT_STREQ(got, "lora4,lora3", "newest label set, not the last line");
+	}
+	promtext__free(&pg);
+	if (extract_text(&srv, later)) {
+		loras_str(&srv, got, sizeof(got));
+		ASSERT_STREQ(got, "lora3", "unloaded adapter gone in one scrape");
+	}
+	/* 40 adapters of 9 characters: 399 characters, none cut, none made up */
+	p = page + sprintf(page, "vllm:lora_requests_info{max_lora=\"40\",running_lora_adapters=\"");
+	for (int i = 0; i < 40; i++) {
+		p += sprintf(p, "%sadapter%02d", i ? "," : "", i);
+		if (i < AGENT_SERVER_MODELS)
+			sprintf(want + strlen(want), "%sadapter%02d", i ? "," : "", i);
+	}
+	sprintf(p, "\",waiting_lora_adapters=\"\"} 1.7e9\n");
+	if (extract_text(&srv, page)) {
+		loras_str(&srv, got, sizeof(got));
+		ASSERT_STREQ(got, want, "long list read whole (up to the per-server limit)");
+	}
 	if (ASSERT_OK(promtext__parse(&pg, other, strlen(other), err, sizeof(err)), err)) {
 		agent_metrics__extract(&pg, &srv);
 		ASSERT_STREQ(srv.s.kind, "unknown", "unknown kind");
 		ASSERT_TRUE(srv.s.queue_depth == -1 && srv.s.kv_cache_usage == -1, "nothing known");
 		ASSERT_TRUE(srv.s.ttft_avg_ms == -1, "kind changed: windows reset");
+		ASSERT_EQ(srv.nloras, 0, "no adapters");
 	}
 	promtext__free(&pg);
+}
+
+/* point 3: SGLang's hit rate is the window's cached/prompt tokens, not
+ * the gauge its scheduler resets to 0 while decoding */
+static void sglang_hits(void)
+{
+	const char *p1 = "sglang:prompt_tokens_total{model_name=\"m\"} 1000\n"
+			 "sglang:cached_tokens_total{model_name=\"m\"} 500\n"
+			 "sglang:cache_hit_rate{model_name=\"m\"} 0\n";
+	const char *p2 = "sglang:prompt_tokens_total{model_name=\"m\"} 2000\n"
+			 "sglang:cached_tokens_total{model_name=\"m\"} 1400\n"
+			 "sglang:cache_hit_rate{model_name=\"m\"} 0\n";
+	struct agent_server srv;
+
+	new_server(&srv);
+	if (extract_text(&srv, p1))
+		ASSERT_TRUE(fabs(srv.s.prefix_cache_hit_rate - 0.5) < 1e-9, "lifetime on page 1");
+	if (extract_text(&srv, p2))
+		ASSERT_TRUE(fabs(srv.s.prefix_cache_hit_rate - 0.9) < 1e-9, "window on page 2");
+}
+
+/* points 4 and 10: several models or engines of one server */
+static void aggregation(void)
+{
+	/* Triton with two models: the fuller KV cache, not the sum */
+	const char *triton =
+		"nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"fraction\",model=\"a\","
+		"version=\"1\"} 0.4875\n"
+		"nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"fraction\",model=\"b\","
+		"version=\"1\"} 0.6\n"
+		"nv_trt_llm_request_metrics{model=\"a\",request_type=\"waiting\",version=\"1\"} 1\n"
+		"nv_trt_llm_request_metrics{model=\"b\",request_type=\"waiting\",version=\"1\"} 3\n";
+	/* vLLM with two data-parallel engines; one is full */
+	const char *dp1 = "vllm:num_requests_waiting{engine=\"0\"} 2\n"
+			  "vllm:num_requests_waiting{engine=\"1\"} 9\n"
+			  "vllm:kv_cache_usage_perc{engine=\"0\"} 0.4375\n"
+			  "vllm:kv_cache_usage_perc{engine=\"1\"} 1.0\n"
+			  "vllm:prefix_cache_queries_total{engine=\"0\"} 1000\n"
+			  "vllm:prefix_cache_hits_total{engine=\"0\"} 500\n"
+			  "vllm:prefix_cache_queries_total{engine=\"1\"} 1000\n"
+			  "vllm:prefix_cache_hits_total{engine=\"1\"} 500\n";
+	/* engine 1 restarted (its counters start over); engine 0 went on */
+	const char *dp2 = "vllm:num_requests_waiting{engine=\"0\"} 0\n"
+			  "vllm:kv_cache_usage_perc{engine=\"0\"} 0.5\n"
+			  "vllm:prefix_cache_queries_total{engine=\"0\"} 2000\n"
+			  "vllm:prefix_cache_hits_total{engine=\"0\"} 1400\n"
+			  "vllm:prefix_cache_queries_total{engine=\"1\"} 100\n"
+			  "vllm:prefix_cache_hits_total{engine=\"1\"} 0\n";
+	/* a broken figure on one engine wipes nothing */
+	const char *inf = "vllm:num_requests_waiting{engine=\"0\"} 3\n"
+			  "vllm:num_requests_waiting{engine=\"1\"} +Inf\n";
+	struct agent_server srv;
+
+	new_server(&srv);
+	if (extract_text(&srv, triton)) {
+		ASSERT_TRUE(fabs(srv.s.kv_cache_usage - 0.6) < 1e-9, "Triton KV: max over models");
+		ASSERT_TRUE(srv.s.queue_depth == 4, "Triton queues add up");
+	}
+	new_server(&srv);
+	if (extract_text(&srv, dp1)) {
+		ASSERT_TRUE(srv.s.kv_cache_usage == 1.0, "one full engine: full");
+		ASSERT_TRUE(srv.s.queue_depth == 11, "engines' queues add up");
+	}
+	if (extract_text(&srv, dp2)) {
+		/* (900 + 0) / (1000 + 100), not the lifetime 1400/2100 */
+		ASSERT_TRUE(fabs(srv.s.prefix_cache_hit_rate - 900.0 / 1100) < 1e-9,
+			    "window survives one engine's restart");
+		ASSERT_TRUE(srv.restarted, "the restart is seen");
+	}
+	new_server(&srv);
+	if (extract_text(&srv, inf))
+		ASSERT_TRUE(srv.s.queue_depth == 3, "+Inf skipped");
+	/* point 9: a vLLM with no request yet has only HELP/TYPE lines */
+	new_server(&srv);
+	if (extract_text(&srv, "# HELP vllm:num_requests_running Running.\n"
+			       "# TYPE vllm:num_requests_running gauge\n"))
+		ASSERT_STREQ(srv.s.kind, "vllm", "kind from TYPE lines");
+}
+
+/* points 5-7: trtllm-serve, llama.cpp, Ollama; per-server settings */
+static void other_engines(void)
+{
+	const char *unprefixed =
+		"# TYPE num_requests_running gauge\n"
+		"num_requests_running{model_name=\"q\",engine_type=\"trtllm\"} 4\n"
+		"kv_cache_utilization{model_name=\"q\",engine_type=\"trtllm\"} 0.25\n";
+	const char *l501 = "{\"error\":{\"code\":501,\"message\":\"This server does not support "
+			   "metrics endpoint. Start it with `--metrics`\",\"type\":\"not_supported_error\"}}";
+	const char *tags = "{\"models\":[{\"name\":\"gemma2:latest\",\"model\":\"gemma2:latest\","
+			   "\"modified_at\":\"2024-10-09T23:40:13.775729056+10:00\",\"size\":5443152417}]}";
+	struct agent_server srv;
+	char msg[256], *ps = NULL;
+	size_t len = 0;
+	FILE *f;
+	char path[512];
+	const char *root = getenv("AIBL_ROOT");
+
+	new_server(&srv);
+	if (extract_text(&srv, unprefixed)) {
+		ASSERT_STREQ(srv.s.kind, "trtllm", "unprefixed trtllm-serve names");
+		ASSERT_TRUE(srv.s.running == 4 && srv.s.kv_cache_usage == 0.25, "figures");
+	}
+	/* trtllm-serve: /metrics is JSON, its Prometheus page is elsewhere */
+	new_server(&srv);
+	ASSERT_STREQ(agent_server__metrics_path(&srv), "/metrics", "first try");
+	ASSERT_EQ(agent_metrics__take(&srv, 200, "[]", 2, 0, msg, sizeof(msg)), -EAGAIN, msg);
+	ASSERT_STREQ(agent_server__metrics_path(&srv), "/prometheus/metrics", "then");
+	ASSERT_EQ(agent_metrics__take(&srv, 404, "", 0, 0, msg, sizeof(msg)), -EAGAIN, msg);
+	ASSERT_STREQ(agent_server__metrics_path(&srv), "/api/ps", "then Ollama's");
+	/* llama.cpp without --metrics: up, no figures */
+	new_server(&srv);
+	ASSERT_OK(agent_metrics__take(&srv, 501, l501, strlen(l501), 0, msg, sizeof(msg)), msg);
+	ASSERT_STREQ(srv.s.kind, "llamacpp", "llama.cpp recognised");
+	ASSERT_TRUE(srv.s.queue_depth == -1, "no figures");
+	/* settings */
+	new_server(&srv);
+	ASSERT_OK(agent_server__spec(&srv, "http://h:8000/,kind=trtllm", msg, sizeof(msg)), msg);
+	ASSERT_STREQ(srv.s.url, "http://h:8000", "base URL");
+	ASSERT_STREQ(agent_server__metrics_path(&srv), "/prometheus/metrics", "trtllm path");
+	ASSERT_OK(agent_server__spec(&srv, "http://h:1,metrics=/m,kind=ollama", msg, sizeof(msg)),
+		  msg);
+	ASSERT_STREQ(agent_server__metrics_path(&srv), "/m", "path set");
+	ASSERT_STREQ(agent_server__models_path(&srv), "/api/tags", "Ollama's list");
+	ASSERT_EQ(agent_server__spec(&srv, "http://h:1,kind=foo", msg, sizeof(msg)), -EINVAL, msg);
+	ASSERT_EQ(agent_server__spec(&srv, "http://h:1,path=/x", msg, sizeof(msg)), -EINVAL, msg);
+	/* Ollama: loaded models from /api/ps, the rest from /api/tags */
+	snprintf(path, sizeof(path), "%s/tests/data/metrics/ollama-ps.json", root ? root : ".");
+	f = fopen(path, "r");
+	if (!ASSERT_OK_PTR(f, path))
+		return;
+	if (getdelim(&ps, &len, '\0', f) < 0)
+		len = 0;
+	else
+		len = strlen(ps);
+	fclose(f);
+	new_server(&srv);
+	if (ASSERT_OK(agent_ollama__ps(ps, len, &srv, 0, msg, sizeof(msg)), msg)) {
+		ASSERT_STREQ(srv.s.kind, "ollama", "kind");
+		ASSERT_EQ(srv.npage_models, 2, "two loaded");
+		ASSERT_STREQ(srv.page_models[1], "mistral:7b-instruct", "name");
+	}
+	/* 18:48:00+02:00: the second one's keep-alive ran out at 18:47:46 */
+	ASSERT_OK(agent_ollama__ps(ps, len, &srv, 1753894080000ULL, msg, sizeof(msg)), msg);
+	ASSERT_EQ(srv.npage_models, 1, "expired one left out");
+	free(ps);
+	if (ASSERT_OK(agent_ollama__tags(tags, strlen(tags), &srv, msg, sizeof(msg)), msg)) {
+		ASSERT_EQ(srv.nmodels, 1, "one on disk");
+		ASSERT_FALSE(srv.models[0].resident, "not loaded");
+	}
 }
 
 static void models_json(void)
@@ -447,6 +666,9 @@ static const struct test_case cases[] = {
 	{ "extract_windows", extract_windows },
 	{ "extract_e2e", extract_e2e },
 	{ "lora_and_unknown", lora_and_unknown },
+	{ "sglang_hits", sglang_hits },
+	{ "aggregation", aggregation },
+	{ "other_engines", other_engines },
 	{ "models_json", models_json },
 	{ "hints_aging", hints_aging },
 	{ "hints_bounded", hints_bounded },

@@ -175,7 +175,7 @@ static const struct bad_case {
 	  HEAD ",\"nvml\":true,\"gpus\":[{\"index\":0,\"mem_used_bytes\":10,\"mem_total_bytes\":5}]}",
 	  -EINVAL, "exceeds" },
 	{ "server no url", HEAD ",\"servers\":[{\"kind\":\"vllm\"}]}", -EINVAL, "servers[0].url" },
-	{ "server bad kind", HEAD ",\"servers\":[{\"url\":\"u\",\"kind\":\"llamacpp\"}]}", -EINVAL,
+	{ "server bad kind", HEAD ",\"servers\":[{\"url\":\"u\",\"kind\":\"koboldcpp\"}]}", -EINVAL,
 	  "unknown server kind" },
 	{ "server up string", HEAD ",\"servers\":[{\"url\":\"u\",\"up\":1}]}", -EINVAL,
 	  "servers[0].up" },

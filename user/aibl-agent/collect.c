@@ -28,15 +28,11 @@ int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t 
 	pthread_cond_init(&a->wake, NULL);
 	for (int i = 0; i < cfg->nservers; i++) {
 		struct ar_server *s = &a->servers[i].s;
-		size_t n = strlen(cfg->urls[i]);
 
-		if (n >= sizeof(s->url) - 16) {
-			snprintf(msg, msglen, "model server URL too long: %s", cfg->urls[i]);
-			return -E2BIG;
-		}
-		memcpy(s->url, cfg->urls[i], n + 1);
-		while (n > 0 && s->url[n - 1] == '/')
-			s->url[--n] = '\0';
+		/* URL[,kind=K][,metrics=PATH] */
+		err = agent_server__spec(&a->servers[i], cfg->urls[i], msg, msglen);
+		if (err)
+			return err;
 		strcpy(s->kind, "unknown");
 		strcpy(s->error, "not scraped yet");
 		s->queue_depth = s->running = s->kv_cache_usage = -1;
@@ -125,21 +121,26 @@ static void scrape_all(struct agent *a)
 {
 	int n = a->cfg.nservers;
 	struct fetch *f = calloc(2 * n, sizeof(*f));
-	char urls[AR_MAX_SERVERS][AR_URL_LEN];
+	/* only this thread writes servers[]: it works on a copy unlocked and
+	 * publishes it under the lock, so a big page never holds up a report */
+	struct agent_server *w = malloc(sizeof(*w));
+	char paths[AR_MAX_SERVERS][2][64];
 	CURLM *m = curl_multi_init();
 	int running = 0;
 	CURLMsg *msg;
 
-	if (!f || !m) {
+	if (!f || !w || !m) {
 		pr_warn("scrape: out of memory\n");
 		goto out;
 	}
-	pthread_mutex_lock(&a->lock);
-	for (int i = 0; i < n; i++)
-		memcpy(urls[i], a->servers[i].s.url, AR_URL_LEN);
-	pthread_mutex_unlock(&a->lock);
+	for (int i = 0; i < n; i++) {
+		snprintf(paths[i][0], sizeof(paths[i][0]), "%s",
+			 agent_server__metrics_path(&a->servers[i]));
+		snprintf(paths[i][1], sizeof(paths[i][1]), "%s",
+			 agent_server__models_path(&a->servers[i]));
+	}
 	for (int i = 0; i < 2 * n; i++) {
-		if (fetch_setup(&f[i], urls[i / 2], i % 2 ? "/v1/models" : "/metrics",
+		if (fetch_setup(&f[i], a->servers[i / 2].s.url, paths[i / 2][i % 2],
 				a->cfg.scrape_timeout_ms))
 			goto out;
 		curl_easy_setopt(f[i].h, CURLOPT_PRIVATE, &f[i]);
@@ -164,51 +165,58 @@ static void scrape_all(struct agent *a)
 	for (int i = 0; i < n; i++) {
 		struct fetch *fm = &f[2 * i], *fv = &f[2 * i + 1];
 		struct agent_server *srv = &a->servers[i];
-		struct prom_page pg;
-		char err[128], perr[100]; /* fits ar_server.error with its prefix */
-		bool page_ok = false;
+		char err[128], note[100]; /* fits ar_server.error with its prefix */
+		bool page_ok = false, tags = !strcmp(paths[i][1], "/api/tags");
 		int ret;
 
+		*w = *srv;
 		fetch_error(fm, "metrics", err, sizeof(err));
-		memset(&pg, 0, sizeof(pg));
-		if (!err[0]) {
-			/* parse outside the lock: pages can be large */
-			ret = promtext__parse(&pg, http_body__str(&fm->body), fm->body.len, perr,
-					      sizeof(perr));
+		note[0] = '\0';
+		/* an HTTP error can still say something (llama.cpp's 501, a 404
+		 * that sends the agent to the next usual metrics path) */
+		if (!fm->body.too_big && fm->res == CURLE_OK) {
+			ret = agent_metrics__take(w, fm->status, http_body__str(&fm->body),
+						  fm->body.len, clock_wall_ms(), note, sizeof(note));
 			if (ret)
-				snprintf(err, sizeof(err), "metrics: %s", perr);
+				snprintf(err, sizeof(err), "metrics %s: %s", paths[i][0], note);
 			else
 				page_ok = true;
 		}
-		pthread_mutex_lock(&a->lock);
-		srv->s.up = page_ok;
 		if (page_ok) {
-			agent_metrics__extract(&pg, srv);
-			srv->last_ok_ms = clock_mono_ms();
-			if (srv->restarted) {
-				/* its prefix caches went with the old process */
-				a->caches_since_ms = srv->last_ok_ms;
-				agent_hints__clear(&a->hints);
-			}
-			srv->s.error[0] = '\0';
+			w->last_ok_ms = clock_mono_ms();
+			snprintf(w->s.error, sizeof(w->s.error), "%s", note);
 		} else {
-			snprintf(srv->s.error, sizeof(srv->s.error), "%s", err);
+			snprintf(w->s.error, sizeof(w->s.error), "%s", err);
 		}
-		/* residency: /v1/models; a server without it (Triton: 404) has none */
-		if (fv->res == CURLE_OK && fv->status == 200) {
-			if (agent_models__parse(http_body__str(&fv->body), fv->body.len, srv, perr,
-						sizeof(perr)) &&
-			    page_ok)
-				snprintf(srv->s.error, sizeof(srv->s.error), "%s", perr);
+		/* residency: /v1/models (Ollama: /api/tags, what it could
+		 * load); a server without it (Triton: 404) has none. A list
+		 * fetched before the server was known as Ollama is not used:
+		 * its /v1/models lists every model on disk. */
+		if (tags != !strcmp(agent_server__models_path(w), "/api/tags")) {
+			/* the kind changed under this fetch: wait for the next */
+		} else if (fv->res == CURLE_OK && fv->status == 200) {
+			const char *b = http_body__str(&fv->body);
+
+			ret = tags ? agent_ollama__tags(b, fv->body.len, w, note, sizeof(note)) :
+				     agent_models__parse(b, fv->body.len, w, note, sizeof(note));
+			if (ret && page_ok)
+				snprintf(w->s.error, sizeof(w->s.error), "%s", note);
 		} else if (fv->res == CURLE_OK && fv->status == 404) {
-			srv->nmodels = 0;
+			w->nmodels = 0;
 		} else if (page_ok) {
-			fetch_error(fv, "models", srv->s.error, sizeof(srv->s.error));
+			fetch_error(fv, "models", w->s.error, sizeof(w->s.error));
+		}
+		w->s.up = page_ok;
+		pthread_mutex_lock(&a->lock);
+		*srv = *w;
+		if (page_ok && srv->restarted) {
+			/* its prefix caches went with the old process */
+			a->caches_since_ms = srv->last_ok_ms;
+			agent_hints__clear(&a->hints);
 		}
 		pthread_mutex_unlock(&a->lock);
 		if (!page_ok)
 			pr_debug("scrape %s: %s\n", srv->s.url, err);
-		promtext__free(&pg);
 	}
 out:
 	for (int i = 0; f && i < 2 * n; i++) {
@@ -220,6 +228,7 @@ out:
 		http_body__free(&f[i].body);
 	}
 	free(f);
+	free(w);
 	if (m)
 		curl_multi_cleanup(m);
 }
@@ -442,12 +451,12 @@ static void add_model(struct agent_report *r, const char *name, bool resident, c
 
 static void add_loras(struct agent_report *r, const struct agent_server *srv, bool up)
 {
-	char buf[sizeof(srv->lora)], *save = NULL, *tok;
-
-	memcpy(buf, srv->lora, sizeof(buf));
-	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-		if (*tok)
-			add_model(r, tok, up, srv->s.url);
+	for (int i = 0; i < srv->nloras; i++)
+		add_model(r, srv->loras[i], up, srv->s.url);
+	/* Ollama's loaded models are on its metrics answer (/api/ps) */
+	if (!strcmp(srv->s.kind, "ollama"))
+		for (int i = 0; i < srv->npage_models; i++)
+			add_model(r, srv->page_models[i], up, srv->s.url);
 }
 
 int agent__report(struct agent *a, struct agent_report *r)

@@ -22,6 +22,7 @@
 #include "aibl.h"
 #include "agent.h"
 #include "decap.h"
+#include "readmetrics.h"
 #include "cliopt.h"
 #include "httpbody.h"
 #include "listen.h"
@@ -51,7 +52,9 @@ static const struct cliopt ag_rows[] = {
 	CLIOPT("model-server", STRV, struct ag_opts, cfg.urls, .required = true,
 	       .count_off = CLIOPT_COUNT(struct ag_opts, cfg.nservers), .metavar = "URL",
 	       .help = "model server base URL, repeatable;\n"
-		       "URL/metrics and URL/v1/models are scraped"),
+		       "URL/metrics and URL/v1/models are scraped;\n"
+		       "'URL,kind=K,metrics=PATH' sets the engine kind\n"
+		       "and metrics path (docs/engines.md)"),
 	CLIOPT("decap", STR, struct ag_opts, decap_if, .metavar = "IFACE",
 	       .help = "attach the node-side decap program at IFACE's TC\n"
 		       "ingress (detached on exit); its client map feeds\ntraffic hints"),
@@ -86,6 +89,7 @@ static const struct cliopt ag_rows[] = {
 static const struct cliopt_prog ag_prog = {
 	.name = "aibl-agent",
 	.synopsis = "Usage: aibl-agent --listen ADDR:PORT --name NODE --model-server URL [OPTIONS]\n"
+		    "       aibl-agent --read-metrics FILE...  (what the agent reads from scrapes)\n"
 		    "Node agent: serves GET /v1/report for aibld.",
 	.opts = ag_rows,
 	.nopts = CLIOPT_NOPTS(ag_rows),
@@ -246,6 +250,9 @@ int main(int argc, char **argv)
 	int err = 0, ifindex;
 
 	log_set_ident("aibl-agent", false);
+	/* an offline mode, not an agent: see readmetrics.h */
+	if (argc > 1 && !strcmp(argv[1], "--read-metrics"))
+		return agent__read_metrics(argc - 2, argv + 2);
 	err = cliopt__parse(&ag_prog, argc, argv, &o);
 	if (err)
 		return err > 0 ? 0 : 2;

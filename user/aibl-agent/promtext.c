@@ -281,9 +281,20 @@ static int parse_type(struct pt *t, const char *tok, enum prom_type *type)
 	static const char *const names[] = { "untyped", "counter", "gauge", "histogram",
 					     "summary" };
 
+	/* OpenMetrics types a 0.0.4 reader has no use for: their samples are
+	 * read as plain, untyped series (an info metric's payload is in its
+	 * labels, a stateset is one 0/1 series per state) */
+	static const char *const om_names[] = { "info", "stateset", "gaugehistogram", "unknown" };
+
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (!strcmp(tok, names[i])) {
 			*type = i;
+			return 0;
+		}
+	}
+	for (size_t i = 0; i < sizeof(om_names) / sizeof(om_names[0]); i++) {
+		if (!strcmp(tok, om_names[i])) {
+			*type = PROM_UNTYPED;
 			return 0;
 		}
 	}
@@ -335,14 +346,18 @@ static int parse_comment(struct pt *t, char *p)
 				*out++ = *p++;
 				continue;
 			}
-			if (p[1] == 'n')
+			/* HELP is documentation: a lone backslash (a regex, a
+			 * Windows path) is kept as written, as Prometheus does,
+			 * rather than refusing the page over a comment */
+			if (p[1] == 'n') {
 				*out++ = '\n';
-			else if (p[1] == '\\')
+				p += 2;
+			} else if (p[1] == '\\') {
 				*out++ = '\\';
-			else
-				return pt_fail(t, -EINVAL, "invalid escape \"\\%c\" in HELP text",
-					       p[1] ? p[1] : ' ');
-			p += 2;
+				p += 2;
+			} else {
+				*out++ = *p++;
+			}
 		}
 		*out = '\0';
 		return 0;
@@ -581,6 +596,10 @@ static int parse_sample(struct pt *t, char *p)
 		tok = p = skip_blanks(p + 1);
 		while (*p && !is_blank(*p))
 			p++;
+		/* an OpenMetrics exemplar ("# {trace_id=...} 0.67") ends the
+		 * sample; what it says about one request is of no use here */
+		if (*tok == '#')
+			p = tok;
 		if (p != tok) {
 			c = *p;
 			*p = '\0';
@@ -589,7 +608,7 @@ static int parse_sample(struct pt *t, char *p)
 			if (errno || *e || e == tok || *tok == '+')
 				return pt_fail(t, -EINVAL, "%s: invalid timestamp \"%s\"", name, tok);
 			s->has_ts = true;
-			if (c && *skip_blanks(p + 1))
+			if (c && (e = skip_blanks(p + 1)) && *e && *e != '#')
 				return pt_fail(t, -EINVAL, "%s: trailing text after the timestamp",
 					       name);
 		}
@@ -687,7 +706,9 @@ int promtext__sum_where(const struct prom_page *pg, const char *name, const char
 	for (size_t i = 0; i < pg->nsamples; i++) {
 		const struct prom_sample *s = &pg->samples[i];
 
-		if (strcmp(s->name, name) || isnan(s->value))
+		/* NaN (no data yet) and +-Inf (an overflowed or broken
+		 * figure) say nothing usable; one must not poison a sum */
+		if (strcmp(s->name, name) || !isfinite(s->value))
 			continue;
 		if (lname && (!(v = prom_sample__label(pg, s, lname)) || strcmp(v, lvalue)))
 			continue;

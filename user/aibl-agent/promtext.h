@@ -5,12 +5,15 @@
  * TGI) serves. Debian ships Prometheus client libraries that only write
  * this format, none that reads it, hence this one.
  *
- * Whole format: blank lines, comments, "# HELP name text" (escapes \\ \n),
- * "# TYPE name counter|gauge|histogram|summary|untyped" (once per name,
- * before its first sample), samples
+ * Whole format: blank lines, comments, "# HELP name text" (escapes \\ \n;
+ * any other backslash is kept as written), "# TYPE name
+ * counter|gauge|histogram|summary|untyped" (once per name, before its
+ * first sample; OpenMetrics' info, stateset, gaugehistogram and unknown
+ * read as untyped), samples
  *     name{label="value",...} value [timestamp_ms]
  * with label value escapes \\ \" \n, a trailing comma in the label set,
- * values NaN/+Inf/-Inf, optional integer timestamps. Histogram buckets
+ * values NaN/+Inf/-Inf, optional integer timestamps, an OpenMetrics
+ * exemplar after them (" # {...} v [ts]", ignored). Histogram buckets
  * must carry le, rise in le and count per series and end with le="+Inf";
  * summary quantiles must be in [0, 1]. Duplicate series are refused.
  * Anything else is refused with the line number: a scrape is used whole
@@ -88,8 +91,8 @@ const char *prom_sample__label(const struct prom_page *page, const struct prom_s
 			       const char *name);
 
 /*
- * Sum of every sample called `name` (over all label sets), NaN samples
- * skipped. Returns how many samples were summed (0: none, *sum = 0).
+ * Sum of every sample called `name` (over all label sets), NaN and
+ * +-Inf samples skipped. Returns how many samples were summed (0: none, *sum = 0).
  */
 int promtext__sum(const struct prom_page *page, const char *name, double *sum);
 

@@ -1,222 +1,581 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Model server pages into report figures (scrape.h). What each engine
+ * exposes, and why each figure is read the way it is, is in
+ * docs/engines.md; tests/unit/test_agent.c holds the expected figures of
+ * every recorded page in tests/data/metrics/.
+ */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <jansson.h>
 #include "scrape.h"
 
+/* ---- settings ---- */
+
+static const char *const known_kinds[] = { "vllm",  "sglang",	"trtllm", "triton",
+					   "tgi",   "llamacpp", "ollama", NULL };
+
+/* the usual metrics paths, tried in turn when none is set: trtllm-serve's
+ * /metrics is JSON iteration stats, Ollama has no Prometheus page at all */
+static const struct {
+	const char *path;
+	bool json;
+} probes[] = {
+	{ "/metrics", false },
+	{ "/prometheus/metrics", false },
+	{ "/api/ps", true },
+};
+#define NPROBES ((int)(sizeof(probes) / sizeof(probes[0])))
+
+int agent_server__spec(struct agent_server *srv, const char *spec, char *msg, size_t msglen)
+{
+	const char *comma = strchr(spec, ',');
+	size_t n = comma ? (size_t)(comma - spec) : strlen(spec);
+
+	if (!n || n >= sizeof(srv->s.url) - 16) {
+		snprintf(msg, msglen, "model server URL empty or too long: %s", spec);
+		return -EINVAL;
+	}
+	memcpy(srv->s.url, spec, n);
+	srv->s.url[n] = '\0';
+	while (n > 0 && srv->s.url[n - 1] == '/')
+		srv->s.url[--n] = '\0';
+	srv->kind_cfg[0] = srv->metrics_path[0] = '\0';
+	while (comma) {
+		const char *opt = comma + 1, *eq;
+		size_t len;
+
+		comma = strchr(opt, ',');
+		len = comma ? (size_t)(comma - opt) : strlen(opt);
+		eq = memchr(opt, '=', len);
+		if (eq && eq - opt == 4 && !strncmp(opt, "kind", 4)) {
+			size_t vl = len - 5;
+			bool ok = false;
+
+			for (int i = 0; known_kinds[i]; i++)
+				ok |= strlen(known_kinds[i]) == vl && !strncmp(eq + 1, known_kinds[i], vl);
+			if (!ok) {
+				snprintf(msg, msglen, "%s: unknown kind \"%.*s\" (vllm, sglang, trtllm, "
+					 "triton, tgi, llamacpp, ollama)", spec, (int)vl, eq + 1);
+				return -EINVAL;
+			}
+			memcpy(srv->kind_cfg, eq + 1, vl);
+			srv->kind_cfg[vl] = '\0';
+		} else if (eq && eq - opt == 7 && !strncmp(opt, "metrics", 7)) {
+			size_t vl = len - 8;
+
+			if (!vl || eq[1] != '/' || vl >= sizeof(srv->metrics_path)) {
+				snprintf(msg, msglen, "%s: metrics= takes a path starting with /", spec);
+				return -EINVAL;
+			}
+			memcpy(srv->metrics_path, eq + 1, vl);
+			srv->metrics_path[vl] = '\0';
+		} else {
+			snprintf(msg, msglen, "%s: unknown setting \"%.*s\" (kind=K, metrics=PATH)",
+				 spec, (int)len, opt);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static bool is_ollama(const struct agent_server *srv)
+{
+	return !strcmp(srv->kind_cfg, "ollama") ||
+	       (!srv->kind_cfg[0] && !strcmp(srv->s.kind, "ollama"));
+}
+
+const char *agent_server__metrics_path(const struct agent_server *srv)
+{
+	if (srv->metrics_path[0])
+		return srv->metrics_path;
+	if (!strcmp(srv->kind_cfg, "ollama"))
+		return "/api/ps";
+	if (!strcmp(srv->kind_cfg, "trtllm"))
+		return "/prometheus/metrics";
+	return probes[srv->probe % NPROBES].path;
+}
+
+const char *agent_server__models_path(const struct agent_server *srv)
+{
+	return is_ollama(srv) ? "/api/tags" : "/v1/models";
+}
+
+static bool json_path(const struct agent_server *srv)
+{
+	if (srv->metrics_path[0])
+		return !strcmp(srv->kind_cfg, "ollama");
+	if (srv->kind_cfg[0])
+		return !strcmp(srv->kind_cfg, "ollama");
+	return probes[srv->probe % NPROBES].json;
+}
+
+static bool looks_json(const char *body, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
+		i++;
+	return i < len && (body[i] == '[' || body[i] == '{');
+}
+
+bool agent_server__probe_next(struct agent_server *srv, long status, const char *body,
+			      size_t len, const char **why)
+{
+	bool wrong;
+
+	if (srv->metrics_path[0] || srv->kind_cfg[0])
+		return false; /* told where: no guessing */
+	wrong = status == 404 || status == 405 ||
+		(status == 200 && !probes[srv->probe % NPROBES].json && looks_json(body, len));
+	if (!wrong)
+		return false;
+	*why = status == 200 ? "a JSON answer, not a Prometheus page" : "not found";
+	srv->probe = (srv->probe + 1) % NPROBES;
+	return true;
+}
+
+/* ---- reading a page ---- */
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+	return !strncmp(s, prefix, strlen(prefix));
+}
+
+/* a sample or a HELP/TYPE line names a metric starting with prefix */
 static bool page_has_prefix(const struct prom_page *pg, const char *prefix)
 {
-	size_t n = strlen(prefix);
-
+	for (size_t i = 0; i < pg->nfamilies; i++)
+		if (has_prefix(pg->families[i].name, prefix))
+			return true;
 	for (size_t i = 0; i < pg->nsamples; i++)
-		if (!strncmp(pg->samples[i].name, prefix, n))
+		if (has_prefix(pg->samples[i].name, prefix))
 			return true;
 	return false;
 }
 
+static bool page_has_label(const struct prom_page *pg, const char *lname, const char *lval)
+{
+	const char *v;
+
+	for (size_t i = 0; i < pg->nsamples; i++)
+		if ((v = prom_sample__label(pg, &pg->samples[i], lname)) && !strcmp(v, lval))
+			return true;
+	return false;
+}
+
+/* the prefix of a kind's metric names on this page; "" unprefixed */
+static const char *kind_prefix(const struct prom_page *pg, const char *const *list)
+{
+	for (; *list; list++)
+		if (page_has_prefix(pg, *list))
+			return *list;
+	return "";
+}
+
+static const char *const vllm_prefixes[] = { "vllm:", "ray_vllm:", "ray_vllm_", NULL };
+/* recent trtllm-serve releases write unprefixed names (engine_type label) */
+static const char *const trtllm_prefixes[] = { "trtllm_", "trtllm:", "pytrtllm:", NULL };
+
 const char *agent_metrics__kind(const struct prom_page *pg)
 {
 	/* most specific first: Triton's nv_ appears next to others' metrics */
-	if (page_has_prefix(pg, "vllm:"))
+	if (kind_prefix(pg, vllm_prefixes)[0])
 		return "vllm";
 	if (page_has_prefix(pg, "sglang:") || page_has_prefix(pg, "sglang_"))
 		return "sglang";
-	if (page_has_prefix(pg, "trtllm_") || page_has_prefix(pg, "trtllm:"))
+	if (kind_prefix(pg, trtllm_prefixes)[0] || page_has_label(pg, "engine_type", "trtllm"))
 		return "trtllm";
 	if (page_has_prefix(pg, "tgi_"))
 		return "tgi";
+	if (page_has_prefix(pg, "llamacpp:"))
+		return "llamacpp";
 	if (page_has_prefix(pg, "nv_inference_") || page_has_prefix(pg, "nv_trt_llm_"))
 		return "triton";
 	return "unknown";
 }
 
-/* sum of a metric over its label sets, -1 when absent */
+/* labels that only say which rank of one server wrote a series: its
+ * tensor/pipeline/expert-parallel ranks report the same scheduler state */
+static bool rank_label(const char *name)
+{
+	return !strcmp(name, "tp_rank") || !strcmp(name, "pp_rank") ||
+	       !strcmp(name, "moe_ep_rank") || !strcmp(name, "attn_tp_rank") ||
+	       !strcmp(name, "attn_cp_rank");
+}
+
+static bool same_but_ranks(const struct prom_page *pg, const struct prom_sample *a,
+			   const struct prom_sample *b)
+{
+	const struct prom_label *la = pg->labels + a->label_off, *lb = pg->labels + b->label_off;
+	unsigned int na = 0, nb = 0;
+	const char *v;
+
+	for (unsigned int i = 0; i < a->nlabels; i++) {
+		if (rank_label(la[i].name))
+			continue;
+		na++;
+		v = prom_sample__label(pg, b, la[i].name);
+		if (!v || strcmp(v, la[i].value))
+			return false;
+	}
+	for (unsigned int i = 0; i < b->nlabels; i++)
+		nb += !rank_label(lb[i].name);
+	return na == nb;
+}
+
+static bool wanted(const struct prom_page *pg, const struct prom_sample *s, const char *name,
+		   const char *lname, const char *lval)
+{
+	const char *v;
+
+	if (strcmp(s->name, name) || !isfinite(s->value))
+		return false;
+	return !lname || ((v = prom_sample__label(pg, s, lname)) && !strcmp(v, lval));
+}
+
+/*
+ * A gauge over its label sets (those with label lname = lval when lname):
+ * summed over engines and models, but the ranks of one server counted
+ * once (their largest figure). -1 when the page has none.
+ */
+static double m_sum_where(const struct prom_page *pg, const char *name, const char *lname,
+			  const char *lval)
+{
+	double total = 0;
+	int n = 0;
+
+	for (size_t i = 0; i < pg->nsamples; i++) {
+		const struct prom_sample *s = &pg->samples[i];
+		double mx = s->value;
+		bool seen = false;
+
+		if (!wanted(pg, s, name, lname, lval))
+			continue;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = wanted(pg, &pg->samples[j], name, lname, lval) &&
+			       same_but_ranks(pg, s, &pg->samples[j]);
+		if (seen)
+			continue;
+		for (size_t j = i + 1; j < pg->nsamples; j++)
+			if (wanted(pg, &pg->samples[j], name, lname, lval) &&
+			    same_but_ranks(pg, s, &pg->samples[j]))
+				mx = fmax(mx, pg->samples[j].value);
+		total += mx;
+		n++;
+	}
+	return n ? total : -1;
+}
+
 static double m_sum(const struct prom_page *pg, const char *name)
 {
-	double v;
-
-	return promtext__sum(pg, name, &v) ? v : -1;
+	return m_sum_where(pg, name, NULL, NULL);
 }
 
-static double m_mean(const struct prom_page *pg, const char *name)
-{
-	double v;
-	int n = promtext__sum(pg, name, &v);
-
-	return n ? v / n : -1;
-}
-
-static double m_where(const struct prom_page *pg, const char *name, const char *l,
-		      const char *val)
-{
-	double v;
-
-	return promtext__sum_where(pg, name, l, val, &v) ? v : -1;
-}
-
-/* first name of a list that the page has */
-static double m_first(double (*f)(const struct prom_page *, const char *),
-		      const struct prom_page *pg, const char *const *names)
+/* the fullest of several engines or models: one full engine is a full
+ * server, whatever the others have free. -1 when absent. */
+static double m_max_where(const struct prom_page *pg, const char *name, const char *lname,
+			  const char *lval)
 {
 	double v = -1;
+	bool any = false;
 
-	for (; *names && v < 0; names++)
-		v = f(pg, *names);
-	return v;
+	for (size_t i = 0; i < pg->nsamples; i++) {
+		if (!wanted(pg, &pg->samples[i], name, lname, lval))
+			continue;
+		v = any ? fmax(v, pg->samples[i].value) : pg->samples[i].value;
+		any = true;
+	}
+	return any ? v : -1;
 }
 
-static double clamp01(double v)
+static double m_max(const struct prom_page *pg, const char *name)
 {
-	if (v < 0 || isnan(v))
+	return m_max_where(pg, name, NULL, NULL);
+}
+
+static bool m_has(const struct prom_page *pg, const char *name)
+{
+	for (size_t i = 0; i < pg->nsamples; i++)
+		if (!strcmp(pg->samples[i].name, name))
+			return true;
+	return false;
+}
+
+/* a 0..1 figure; a percentage (87.58) or a negative one is refused, not
+ * clamped: it would read as "full" or as a perfect hit rate */
+static double unit01(double v)
+{
+	if (!(v >= 0) || v > 1 + 1e-9)
 		return -1;
 	return v > 1 ? 1 : v;
 }
 
-/*
- * A ratio of two counters over the window since the previous scrape
- * (num/den growth; their whole value on the first page): a histogram's
- * mean (sum/count), a hit rate (hits/queries). A counter going backwards
- * is a restarted server: start over from it. Remembers the counters in
- * pnum and pden; 0 and *out set when the window saw any denominator, -1
- * when it saw none or a counter is missing.
- */
-static int window(struct agent_server *srv, double *pnum, double *pden, double num,
-		  double den, double *out)
+static uint64_t labels_hash(const struct prom_page *pg, const struct prom_sample *s)
 {
-	double dn = num, dd = den;
+	uint64_t h = 0;
 
-	if (num < 0 || den < 0)
-		return -1;
-	if (srv->prev.valid && den >= *pden && num >= *pnum) {
-		dn = num - *pnum;
-		dd = den - *pden;
-	} else if (srv->prev.valid) {
-		srv->restarted = true;
+	/* summed per label: the order labels are written in does not count */
+	for (unsigned int i = 0; i < s->nlabels; i++) {
+		const struct prom_label *l = &pg->labels[s->label_off + i];
+		uint64_t x = 1469598103934665603ULL;
+
+		for (const char *c = l->name; *c; c++)
+			x = (x ^ (unsigned char)*c) * 1099511628211ULL;
+		x = (x ^ '=') * 1099511628211ULL;
+		for (const char *c = l->value; *c; c++)
+			x = (x ^ (unsigned char)*c) * 1099511628211ULL;
+		h += x;
 	}
-	*pnum = num;
-	*pden = den;
-	if (!(dd > 0))
+	return h;
+}
+
+/*
+ * How much counter `name` grew since the previous page, series by series
+ * (all of it on a first page); a series that went backwards restarted
+ * and all of its value is new (*reset set). -1 when the page lacks it.
+ */
+static double ctr_growth(const struct prom_page *pg, const char *name, struct agent_counter *c,
+			 bool first, bool *reset)
+{
+	struct agent_counter nc = { 0 };
+	double g = 0;
+	int n = 0;
+
+	for (size_t i = 0; i < pg->nsamples; i++) {
+		const struct prom_sample *s = &pg->samples[i];
+		uint64_t h;
+		int k = -1;
+
+		if (strcmp(s->name, name) || !isfinite(s->value) || s->value < 0)
+			continue;
+		h = labels_hash(pg, s);
+		for (int j = 0; j < c->n && k < 0; j++)
+			if (c->h[j] == h)
+				k = j;
+		if (first || k < 0) {
+			g += s->value;
+		} else if (s->value >= c->v[k]) {
+			g += s->value - c->v[k];
+		} else {
+			g += s->value;
+			*reset = true;
+		}
+		if (nc.n < AGENT_COUNTER_SERIES) {
+			nc.h[nc.n] = h;
+			nc.v[nc.n++] = s->value;
+		}
+		n++;
+	}
+	*c = nc;
+	return n ? g : -1;
+}
+
+/*
+ * num/den over the window since the previous page: a histogram's mean
+ * (sum/count), a hit rate (hits/queries). 0 and *out set when the window
+ * saw any denominator; -1 when it saw none or a counter is missing.
+ */
+static int window(struct agent_server *srv, const struct prom_page *pg, const char *num,
+		  const char *den, struct agent_counter *cn, struct agent_counter *cd, double *out)
+{
+	bool first = !srv->prev.valid, reset = false;
+	double dn = ctr_growth(pg, num, cn, first, &reset);
+	double dd = ctr_growth(pg, den, cd, first, &reset);
+
+	if (reset)
+		srv->restarted = true;
+	if (dn < 0 || dd < 0 || !(dd > 0))
 		return -1;
 	*out = dn / dd;
 	return 0;
 }
 
-/* mean TTFT in ms; a window with no request keeps the last window's figure */
-static void window_ttft(struct agent_server *srv, double sum, double count, double to_ms)
+static const char *cat(char *buf, size_t len, const char *prefix, const char *base)
 {
+	snprintf(buf, len, "%s%s", prefix, base);
+	return buf;
+}
+
+/* mean TTFT in ms of histogram base (prefix + base + _sum/_count); a
+ * window with no request keeps the last window's figure */
+static void window_ttft(struct agent_server *srv, const struct prom_page *pg, const char *prefix,
+			const char *base, double to_ms)
+{
+	char a[128], b[128], n[128];
 	double v;
 
-	if (sum < 0 || count < 0)
+	snprintf(n, sizeof(n), "%s_sum", base);
+	cat(a, sizeof(a), prefix, n);
+	snprintf(n, sizeof(n), "%s_count", base);
+	cat(b, sizeof(b), prefix, n);
+	if (!m_has(pg, a) || !m_has(pg, b))
 		srv->s.ttft_avg_ms = -1;
-	else if (!window(srv, &srv->prev.ttft_sum, &srv->prev.ttft_count, sum, count, &v))
+	else if (!window(srv, pg, a, b, &srv->prev.ttft_sum, &srv->prev.ttft_count, &v))
 		srv->s.ttft_avg_ms = v * to_ms;
 }
 
 /* mean request latency in ms, -1 when the window saw no request finish */
-static void window_e2e(struct agent_server *srv, double sum, double count)
+static void window_e2e(struct agent_server *srv, const struct prom_page *pg, const char *sum,
+		       const char *count)
 {
 	double v;
 
 	srv->s.e2e_avg_ms = -1;
-	if (!window(srv, &srv->prev.e2e_sum, &srv->prev.e2e_count, sum, count, &v))
+	if (!window(srv, pg, sum, count, &srv->prev.e2e_sum, &srv->prev.e2e_count, &v))
 		srv->s.e2e_avg_ms = v * 1e3;
 }
 
-static void window_hits(struct agent_server *srv, double hits, double queries)
+/* prefix cache hit rate over the window: 0 when it was read */
+static int window_hits(struct agent_server *srv, const struct prom_page *pg, const char *hits,
+		       const char *queries)
 {
 	double v;
 
-	if (!window(srv, &srv->prev.hits, &srv->prev.queries, hits, queries, &v))
-		srv->s.prefix_cache_hit_rate = clamp01(v);
+	if (!m_has(pg, hits) || !m_has(pg, queries))
+		return -1;
+	if (!window(srv, pg, hits, queries, &srv->prev.hits, &srv->prev.queries, &v))
+		srv->s.prefix_cache_hit_rate = unit01(v);
+	return 0;
+}
+
+static void add_name(char (*list)[AR_MODEL_LEN], int *n, const char *name, size_t len)
+{
+	/* a name that does not fit is left out, never cut into another one */
+	if (!len || len >= AR_MODEL_LEN || *n >= AGENT_SERVER_MODELS)
+		return;
+	for (int i = 0; i < *n; i++)
+		if (strlen(list[i]) == len && !strncmp(list[i], name, len))
+			return;
+	memcpy(list[*n], name, len);
+	list[(*n)++][len] = '\0';
+}
+
+/* the model names a page's own metrics carry (prefix: the kind's names) */
+static void page_models(const struct prom_page *pg, struct agent_server *srv, const char *prefix,
+			const char *lname)
+{
+	const char *v;
+
+	srv->npage_models = 0;
+	for (size_t i = 0; i < pg->nsamples; i++) {
+		const struct prom_sample *s = &pg->samples[i];
+
+		if (!has_prefix(s->name, prefix) || !(v = prom_sample__label(pg, s, lname)))
+			continue;
+		add_name(srv->page_models, &srv->npage_models, v, strlen(v));
+	}
 }
 
 static void extract_vllm(const struct prom_page *pg, struct agent_server *srv)
 {
-	static const char *const kv[] = { "vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc",
-					  NULL };
-	static const char *const hits[] = { "vllm:prefix_cache_hits_total",
-					    "vllm:prefix_cache_hits", NULL };
-	static const char *const queries[] = { "vllm:prefix_cache_queries_total",
-					       "vllm:prefix_cache_queries", NULL };
+	/* counter pairs, newest names first: vLLM 0.9.2 renamed gpu_prefix_* */
+	static const char *const hit_pairs[][2] = {
+		{ "prefix_cache_hits_total", "prefix_cache_queries_total" },
+		{ "prefix_cache_hits", "prefix_cache_queries" },
+		{ "gpu_prefix_cache_hits_total", "gpu_prefix_cache_queries_total" },
+		{ "gpu_prefix_cache_hits", "gpu_prefix_cache_queries" },
+	};
+	const char *p = kind_prefix(pg, vllm_prefixes);
 	struct ar_server *s = &srv->s;
-	double h, q;
+	const struct prom_sample *info = NULL;
+	char a[128], b[128];
+	const char *run;
+	bool hit_read = false;
 
-	s->queue_depth = m_sum(pg, "vllm:num_requests_waiting");
-	s->running = m_sum(pg, "vllm:num_requests_running");
-	s->kv_cache_usage = clamp01(m_first(m_mean, pg, kv));
-	h = m_first(m_sum, pg, hits);
-	q = m_first(m_sum, pg, queries);
-	if (h >= 0 && q >= 0)
-		window_hits(srv, h, q);
-	else
-		s->prefix_cache_hit_rate = clamp01(m_mean(pg, "vllm:gpu_prefix_cache_hit_rate"));
-	window_ttft(srv, m_sum(pg, "vllm:time_to_first_token_seconds_sum"),
-		    m_sum(pg, "vllm:time_to_first_token_seconds_count"), 1e3);
-	window_e2e(srv, m_sum(pg, "vllm:e2e_request_latency_seconds_sum"),
-		   m_sum(pg, "vllm:e2e_request_latency_seconds_count"));
+	s->queue_depth = m_sum(pg, cat(a, sizeof(a), p, "num_requests_waiting"));
+	s->running = m_sum(pg, cat(a, sizeof(a), p, "num_requests_running"));
+	s->kv_cache_usage = m_max(pg, cat(a, sizeof(a), p, "kv_cache_usage_perc"));
+	if (s->kv_cache_usage < 0)
+		s->kv_cache_usage = m_max(pg, cat(a, sizeof(a), p, "gpu_cache_usage_perc"));
+	s->kv_cache_usage = unit01(s->kv_cache_usage);
+	for (size_t i = 0; i < sizeof(hit_pairs) / sizeof(hit_pairs[0]) && !hit_read; i++)
+		hit_read = !window_hits(srv, pg, cat(a, sizeof(a), p, hit_pairs[i][0]),
+					cat(b, sizeof(b), p, hit_pairs[i][1]));
+	if (!hit_read) /* V0: a gauge, -1 when prefix caching is off */
+		s->prefix_cache_hit_rate =
+			unit01(m_max(pg, cat(a, sizeof(a), p, "gpu_prefix_cache_hit_rate")));
+	window_ttft(srv, pg, p, "time_to_first_token_seconds", 1e3);
+	window_e2e(srv, pg, cat(a, sizeof(a), p, "e2e_request_latency_seconds_sum"),
+		   cat(b, sizeof(b), p, "e2e_request_latency_seconds_count"));
 
-	/* LoRA adapters being served count as resident models */
-	srv->lora[0] = '\0';
+	/*
+	 * LoRA adapters running now count as resident models. The gauge keeps
+	 * every label set it ever had; its value is when that set was last
+	 * true (a timestamp), so the current one is the largest.
+	 */
+	cat(a, sizeof(a), p, "lora_requests_info");
 	for (size_t i = 0; i < pg->nsamples; i++) {
-		const char *v;
+		const struct prom_sample *x = &pg->samples[i];
 
-		if (strcmp(pg->samples[i].name, "vllm:lora_requests_info"))
-			continue;
-		v = prom_sample__label(pg, &pg->samples[i], "running_lora_adapters");
-		if (v)
-			snprintf(srv->lora, sizeof(srv->lora), "%s", v);
+		if (!strcmp(x->name, a) && !isnan(x->value) && (!info || x->value > info->value))
+			info = x;
 	}
+	srv->nloras = 0;
+	run = info ? prom_sample__label(pg, info, "running_lora_adapters") : NULL;
+	if (info && !run) /* its first release's label name */
+		run = prom_sample__label(pg, info, "running_adapters");
+	while (run && *run) {
+		size_t len = strcspn(run, ",");
+
+		add_name(srv->loras, &srv->nloras, run, len);
+		run += len + (run[len] == ',');
+	}
+	page_models(pg, srv, p, "model_name");
 }
 
 /* SGLang renamed "sglang:x" to "sglang_x"; read whichever the page has */
-static double sg(double (*f)(const struct prom_page *, const char *), const struct prom_page *pg,
-		 const char *base)
+static const char *sg(const struct prom_page *pg, char *buf, size_t len, const char *base)
 {
-	char a[96], b[96];
-	const char *const names[] = { a, b, NULL };
-
-	snprintf(a, sizeof(a), "sglang:%s", base);
-	snprintf(b, sizeof(b), "sglang_%s", base);
-	return m_first(f, pg, names);
+	snprintf(buf, len, "sglang:%s", base);
+	if (m_has(pg, buf))
+		return buf;
+	snprintf(buf, len, "sglang_%s", base);
+	return buf;
 }
 
 static void extract_sglang(const struct prom_page *pg, struct agent_server *srv)
 {
 	struct ar_server *s = &srv->s;
+	char a[96], b[96];
+	const char *p;
 
-	s->queue_depth = sg(m_sum, pg, "num_queue_reqs");
-	s->running = sg(m_sum, pg, "num_running_reqs");
-	s->kv_cache_usage = clamp01(sg(m_mean, pg, "token_usage"));
-	s->prefix_cache_hit_rate = clamp01(sg(m_mean, pg, "cache_hit_rate"));
-	window_ttft(srv, sg(m_sum, pg, "time_to_first_token_seconds_sum"),
-		    sg(m_sum, pg, "time_to_first_token_seconds_count"), 1e3);
-	window_e2e(srv, sg(m_sum, pg, "e2e_request_latency_seconds_sum"),
-		   sg(m_sum, pg, "e2e_request_latency_seconds_count"));
+	s->queue_depth = m_sum(pg, sg(pg, a, sizeof(a), "num_queue_reqs"));
+	s->running = m_sum(pg, sg(pg, a, sizeof(a), "num_running_reqs"));
+	s->kv_cache_usage = unit01(m_max(pg, sg(pg, a, sizeof(a), "token_usage")));
+	/* the cache_hit_rate gauge is the last prefill batch's, reset to 0
+	 * while decoding (and a percentage in early releases): the token
+	 * counters give the window's real rate */
+	if (window_hits(srv, pg, sg(pg, a, sizeof(a), "cached_tokens_total"),
+			sg(pg, b, sizeof(b), "prompt_tokens_total")))
+		s->prefix_cache_hit_rate = unit01(m_max(pg, sg(pg, a, sizeof(a), "cache_hit_rate")));
+	p = m_has(pg, "sglang:time_to_first_token_seconds_sum") ? "sglang:" : "sglang_";
+	window_ttft(srv, pg, p, "time_to_first_token_seconds", 1e3);
+	window_e2e(srv, pg, sg(pg, a, sizeof(a), "e2e_request_latency_seconds_sum"),
+		   sg(pg, b, sizeof(b), "e2e_request_latency_seconds_count"));
+	page_models(pg, srv, "sglang", "model_name");
+	if (!srv->npage_models) /* its first releases */
+		page_models(pg, srv, "sglang", "name");
 }
 
 static void extract_trtllm(const struct prom_page *pg, struct agent_server *srv)
 {
-	static const char *const ttft_sum[] = { "trtllm_time_to_first_token_seconds_sum",
-						"trtllm:time_to_first_token_seconds_sum", NULL };
-	static const char *const ttft_cnt[] = { "trtllm_time_to_first_token_seconds_count",
-						"trtllm:time_to_first_token_seconds_count", NULL };
-	static const char *const kv[] = { "trtllm_kv_cache_utilization",
-					  "trtllm:kv_cache_utilization", NULL };
-	static const char *const hit[] = { "trtllm_kv_cache_hit_rate", "trtllm:kv_cache_hit_rate",
-					   NULL };
-	static const char *const waiting[] = { "trtllm_num_requests_waiting",
-					       "trtllm:num_requests_waiting", NULL };
-	static const char *const running[] = { "trtllm_num_requests_running",
-					       "trtllm:num_requests_running", NULL };
+	const char *p = kind_prefix(pg, trtllm_prefixes);
 	struct ar_server *s = &srv->s;
+	char a[128], b[128];
 
-	s->queue_depth = m_first(m_sum, pg, waiting);
-	s->running = m_first(m_sum, pg, running);
-	s->kv_cache_usage = clamp01(m_first(m_mean, pg, kv));
-	s->prefix_cache_hit_rate = clamp01(m_first(m_mean, pg, hit));
-	window_ttft(srv, m_first(m_sum, pg, ttft_sum), m_first(m_sum, pg, ttft_cnt), 1e3);
+	s->queue_depth = m_sum(pg, cat(a, sizeof(a), p, "num_requests_waiting"));
+	s->running = m_sum(pg, cat(a, sizeof(a), p, "num_requests_running"));
+	s->kv_cache_usage = unit01(m_max(pg, cat(a, sizeof(a), p, "kv_cache_utilization")));
+	s->prefix_cache_hit_rate = unit01(m_max(pg, cat(a, sizeof(a), p, "kv_cache_hit_rate")));
+	window_ttft(srv, pg, p, "time_to_first_token_seconds", 1e3);
+	window_e2e(srv, pg, cat(a, sizeof(a), p, "e2e_request_latency_seconds_sum"),
+		   cat(b, sizeof(b), p, "e2e_request_latency_seconds_count"));
+	page_models(pg, srv, p, "model_name");
 }
 
 static void extract_triton(const struct prom_page *pg, struct agent_server *srv)
@@ -224,36 +583,71 @@ static void extract_triton(const struct prom_page *pg, struct agent_server *srv)
 	struct ar_server *s = &srv->s;
 	double v;
 
-	/* the TensorRT-LLM backend knows its own queue; else Triton's */
-	v = m_where(pg, "nv_trt_llm_request_metrics", "request_type", "waiting");
+	/* the TensorRT-LLM backend knows its own queue; else Triton's. Queues
+	 * and running requests add up over models; the KV cache is each
+	 * model's own, and the fullest one is what the node can take. */
+	v = m_sum_where(pg, "nv_trt_llm_request_metrics", "request_type", "waiting");
 	s->queue_depth = v >= 0 ? v : m_sum(pg, "nv_inference_pending_request_count");
-	s->running = m_where(pg, "nv_trt_llm_request_metrics", "request_type", "active");
-	s->kv_cache_usage = clamp01(m_where(pg, "nv_trt_llm_kv_cache_block_metrics",
-					    "kv_cache_block_type", "fraction"));
-	window_ttft(srv, m_sum(pg, "nv_inference_first_response_histogram_ms_sum"),
-		    m_sum(pg, "nv_inference_first_response_histogram_ms_count"), 1);
+	s->running = m_sum_where(pg, "nv_trt_llm_request_metrics", "request_type", "active");
+	s->kv_cache_usage = unit01(m_max_where(pg, "nv_trt_llm_kv_cache_block_metrics",
+					       "kv_cache_block_type", "fraction"));
+	window_ttft(srv, pg, "", "nv_inference_first_response_histogram_ms", 1);
+	page_models(pg, srv, "nv_inference_request_success", "model");
 }
 
 static void extract_tgi(const struct prom_page *pg, struct agent_server *srv)
 {
 	srv->s.queue_depth = m_sum(pg, "tgi_queue_size");
 	srv->s.running = m_sum(pg, "tgi_batch_current_size");
-	window_e2e(srv, m_sum(pg, "tgi_request_duration_sum"),
-		   m_sum(pg, "tgi_request_duration_count"));
+	window_e2e(srv, pg, "tgi_request_duration_sum", "tgi_request_duration_count");
 }
 
-void agent_metrics__extract(const struct prom_page *pg, struct agent_server *srv)
+static void extract_llamacpp(const struct prom_page *pg, struct agent_server *srv)
+{
+	/* deferred: requests waiting for a free slot */
+	srv->s.queue_depth = m_sum(pg, "llamacpp:requests_deferred");
+	srv->s.running = m_sum(pg, "llamacpp:requests_processing");
+	/* until b5450 (removed with the KV cache rework) */
+	srv->s.kv_cache_usage = unit01(m_max(pg, "llamacpp:kv_cache_usage_ratio"));
+}
+
+static void start_page(struct agent_server *srv, const char *kind)
 {
 	struct ar_server *s = &srv->s;
-	const char *kind = agent_metrics__kind(pg);
 
 	if (strcmp(s->kind, kind))
 		srv->prev.valid = false; /* another server behind the URL */
 	snprintf(s->kind, sizeof(s->kind), "%s", kind);
 	s->queue_depth = s->running = s->kv_cache_usage = s->e2e_avg_ms = -1;
 	srv->restarted = false;
-	if (!srv->prev.valid)
+	srv->nloras = srv->npage_models = 0;
+	if (!srv->prev.valid) {
 		s->prefix_cache_hit_rate = s->ttft_avg_ms = -1;
+		memset(&srv->prev, 0, sizeof(srv->prev));
+	}
+}
+
+static void end_page(struct agent_server *srv)
+{
+	struct ar_server *s = &srv->s;
+
+	/* the report refuses negative counts other than -1 */
+	if (s->queue_depth < 0 || !isfinite(s->queue_depth))
+		s->queue_depth = -1;
+	if (s->running < 0 || !isfinite(s->running))
+		s->running = -1;
+	if (s->ttft_avg_ms < 0 || !isfinite(s->ttft_avg_ms))
+		s->ttft_avg_ms = -1;
+	if (s->e2e_avg_ms < 0 || !isfinite(s->e2e_avg_ms))
+		s->e2e_avg_ms = -1;
+	srv->prev.valid = true;
+}
+
+void agent_metrics__extract(const struct prom_page *pg, struct agent_server *srv)
+{
+	const char *kind = srv->kind_cfg[0] ? srv->kind_cfg : agent_metrics__kind(pg);
+
+	start_page(srv, kind);
 	if (!strcmp(kind, "vllm"))
 		extract_vllm(pg, srv);
 	else if (!strcmp(kind, "sglang"))
@@ -264,17 +658,52 @@ void agent_metrics__extract(const struct prom_page *pg, struct agent_server *srv
 		extract_triton(pg, srv);
 	else if (!strcmp(kind, "tgi"))
 		extract_tgi(pg, srv);
-	/* the report refuses negative counts other than -1 */
-	if (s->queue_depth < 0 || isnan(s->queue_depth))
-		s->queue_depth = -1;
-	if (s->running < 0 || isnan(s->running))
-		s->running = -1;
-	if (s->ttft_avg_ms < 0 || isnan(s->ttft_avg_ms))
-		s->ttft_avg_ms = -1;
-	if (s->e2e_avg_ms < 0 || isnan(s->e2e_avg_ms))
-		s->e2e_avg_ms = -1;
-	srv->prev.valid = true;
+	else if (!strcmp(kind, "llamacpp"))
+		extract_llamacpp(pg, srv);
+	end_page(srv);
 }
+
+int agent_metrics__take(struct agent_server *srv, long status, const char *body, size_t len,
+			uint64_t now_ms, char *msg, size_t msglen)
+{
+	struct prom_page pg;
+	const char *why;
+	char perr[100];
+	int err;
+
+	msg[0] = '\0';
+	/* llama-server started without --metrics: up, no load figures */
+	if (status == 501 && memmem(body, len, "--metrics", 9)) {
+		start_page(srv, "llamacpp");
+		end_page(srv);
+		snprintf(msg, msglen, "llama.cpp without --metrics: no load figures");
+		return 0;
+	}
+	if (agent_server__probe_next(srv, status, body, len, &why)) {
+		snprintf(msg, msglen, "%s; trying %s next", why, agent_server__metrics_path(srv));
+		return -EAGAIN;
+	}
+	if (status != 200) {
+		snprintf(msg, msglen, "HTTP %ld", status);
+		return -EIO;
+	}
+	if (json_path(srv))
+		return agent_ollama__ps(body, len, srv, now_ms, msg, msglen);
+	if (looks_json(body, len)) {
+		snprintf(msg, msglen, "JSON, not a Prometheus page (trtllm-serve: metrics=/prometheus/"
+				      "metrics)");
+		return -EINVAL;
+	}
+	err = promtext__parse(&pg, body, len, perr, sizeof(perr));
+	if (err)
+		snprintf(msg, msglen, "%s", perr);
+	else
+		agent_metrics__extract(&pg, srv);
+	promtext__free(&pg);
+	return err;
+}
+
+/* ---- model lists ---- */
 
 int agent_models__parse(const char *body, size_t len, struct agent_server *srv, char *msg,
 			size_t msglen)
@@ -311,7 +740,8 @@ int agent_models__parse(const char *body, size_t len, struct agent_server *srv, 
 		memset(am, 0, sizeof(*am));
 		snprintf(am->name, sizeof(am->name), "%s", json_string_value(id));
 		snprintf(am->server, sizeof(am->server), "%s", srv->s.url);
-		/* OpenAI servers list what they serve; aibl-simnode also lists
+		/* OpenAI servers list what they serve (vLLM: LoRA adapters
+		 * loaded now, with their "parent"); aibl-simnode also lists
 		 * what it could load, marked "resident": false */
 		res = json_object_get(m, "resident");
 		am->resident = !json_is_boolean(res) || json_is_true(res);
@@ -320,4 +750,122 @@ int agent_models__parse(const char *body, size_t len, struct agent_server *srv, 
 out:
 	json_decref(root);
 	return err;
+}
+
+/* RFC 3339 ("2025-07-31T00:50:57.706998+02:00") to ms since the epoch */
+static int rfc3339_ms(const char *s, uint64_t *out)
+{
+	struct tm tm = { 0 };
+	int y, mo, d, h, mi, sec, n = 0, oh = 0, om = 0;
+	double frac = 0;
+	const char *p;
+	long long t;
+
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
+		return -EINVAL;
+	p = s + n;
+	if (*p == '.') {
+		char *e;
+
+		frac = strtod(p, &e);
+		p = e;
+	}
+	if (*p == '+' || *p == '-') {
+		if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2)
+			return -EINVAL;
+		if (*p == '-')
+			oh = -oh, om = -om;
+	} else if (*p != 'Z') {
+		return -EINVAL;
+	}
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = (long long)timegm(&tm) - (oh * 3600LL + om * 60LL);
+	if (t < 0)
+		return -EINVAL;
+	*out = (uint64_t)t * 1000 + (uint64_t)(frac * 1000);
+	return 0;
+}
+
+static json_t *ollama_models(const char *body, size_t len, const char *what, char *msg,
+			     size_t msglen)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(body, len, 0, &jerr);
+
+	if (!root) {
+		snprintf(msg, msglen, "%s: invalid JSON: %s", what, jerr.text);
+		return NULL;
+	}
+	if (!json_is_array(json_object_get(root, "models"))) {
+		snprintf(msg, msglen, "%s: no \"models\" array", what);
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}
+
+static const char *ollama_name(json_t *m)
+{
+	json_t *n = json_object_get(m, "model");
+
+	if (!json_is_string(n))
+		n = json_object_get(m, "name");
+	return json_is_string(n) ? json_string_value(n) : NULL;
+}
+
+int agent_ollama__ps(const char *body, size_t len, struct agent_server *srv, uint64_t now_ms,
+		     char *msg, size_t msglen)
+{
+	json_t *root = ollama_models(body, len, "/api/ps", msg, msglen), *m;
+	size_t i;
+
+	if (!root)
+		return -EINVAL;
+	start_page(srv, "ollama");
+	json_array_foreach(json_object_get(root, "models"), i, m) {
+		const char *name = ollama_name(m), *exp;
+		uint64_t at;
+
+		if (!name)
+			continue;
+		/* past its keep-alive it is being unloaded: not for new work */
+		exp = json_string_value(json_object_get(m, "expires_at"));
+		if (now_ms && exp && !rfc3339_ms(exp, &at) && at < now_ms)
+			continue;
+		add_name(srv->page_models, &srv->npage_models, name, strlen(name));
+	}
+	end_page(srv);
+	json_decref(root);
+	return 0;
+}
+
+int agent_ollama__tags(const char *body, size_t len, struct agent_server *srv, char *msg,
+		       size_t msglen)
+{
+	json_t *root = ollama_models(body, len, "/api/tags", msg, msglen), *m;
+	size_t i;
+	int n = 0;
+
+	if (!root)
+		return -EINVAL;
+	json_array_foreach(json_object_get(root, "models"), i, m) {
+		const char *name = ollama_name(m);
+		struct ar_model *am;
+
+		if (!name || !*name || strlen(name) >= AR_MODEL_LEN || n >= AGENT_SERVER_MODELS)
+			continue;
+		am = &srv->models[n++];
+		memset(am, 0, sizeof(*am));
+		memcpy(am->name, name, strlen(name) + 1);
+		memcpy(am->server, srv->s.url, sizeof(am->server));
+		am->resident = false; /* on disk; /api/ps says what is loaded */
+	}
+	srv->nmodels = n;
+	json_decref(root);
+	return 0;
 }

@@ -1,11 +1,17 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * What the agent knows about each model server, from its /metrics page
- * (Prometheus text) and its OpenAI-compatible /v1/models.
+ * What the agent knows about each model server, from its metrics page
+ * (Prometheus text; Ollama: /api/ps JSON) and its model list
+ * (OpenAI-compatible /v1/models; Ollama: /api/tags).
  *
- * Kinds are recognised from metric names: vllm: (vLLM), sglang: or
- * sglang_ (SGLang), trtllm_ / trtllm: (TensorRT-LLM), tgi_ (TGI), nv_
- * (Triton). Figures a kind does not expose stay -1 (unknown).
+ * Kinds are recognised from metric names, HELP/TYPE lines included:
+ * vllm: / ray_vllm: / ray_vllm_ (vLLM, alone or under Ray Serve),
+ * sglang: or sglang_ (SGLang), trtllm_ / trtllm: / pytrtllm: or the
+ * unprefixed names with engine_type="trtllm" (TensorRT-LLM, trtllm-serve),
+ * tgi_ (TGI), nv_ (Triton), llamacpp: (llama.cpp server). A server can be
+ * given its kind and metrics path instead (agent_server__spec). Figures a
+ * kind does not expose stay -1 (unknown). docs/engines.md lists every
+ * metric read.
  */
 #ifndef AIBL_AGENT_SCRAPE_H
 #define AIBL_AGENT_SCRAPE_H
@@ -16,13 +22,25 @@
 #include "report.h"
 
 #define AGENT_SERVER_MODELS 32
+#define AGENT_COUNTER_SERIES 16 /* label sets remembered per counter */
+
+/*
+ * One counter (summed over its label sets) remembered between scrapes,
+ * series by series: an engine of several that restarts resets only its
+ * own series, and the others' growth still counts.
+ */
+struct agent_counter {
+	int n;
+	uint64_t h[AGENT_COUNTER_SERIES]; /* hash of the label set */
+	double v[AGENT_COUNTER_SERIES];
+};
 
 /* counters remembered between scrapes for windowed rates */
 struct agent_counters {
 	bool valid;
-	double ttft_sum, ttft_count; /* seconds (ms for Triton, see scale) */
-	double e2e_sum, e2e_count; /* request latency histogram, seconds */
-	double hits, queries; /* prefix cache, tokens */
+	struct agent_counter ttft_sum, ttft_count; /* seconds (ms for Triton) */
+	struct agent_counter e2e_sum, e2e_count; /* request latency, seconds */
+	struct agent_counter hits, queries; /* prefix cache, tokens */
 };
 
 struct agent_server {
@@ -31,9 +49,46 @@ struct agent_server {
 	struct agent_counters prev;
 	int nmodels;
 	struct ar_model models[AGENT_SERVER_MODELS];
-	char lora[256]; /* vLLM: running LoRA adapters, comma separated */
+	/* vLLM: LoRA adapters running now (lora_requests_info) */
+	int nloras;
+	char loras[AGENT_SERVER_MODELS][AR_MODEL_LEN];
+	/* model names the metrics page itself names (model_name labels,
+	 * Ollama's /api/ps), all resident: --read-metrics shows them */
+	int npage_models;
+	char page_models[AGENT_SERVER_MODELS][AR_MODEL_LEN];
 	bool restarted; /* the last page's counters went backwards: a new server */
+	/* settings (agent_server__spec); "" = detect / the kind's default */
+	char kind_cfg[16];
+	char metrics_path[64];
+	/* with no path set: which of the usual metrics paths is tried now */
+	int probe;
 };
+
+/*
+ * "URL[,kind=K][,metrics=PATH]" (a --model-server argument): the base URL
+ * into srv->s.url, the settings into srv. 0 or -EINVAL (msg).
+ */
+int agent_server__spec(struct agent_server *srv, const char *spec, char *msg, size_t msglen);
+/* the path to fetch the metrics page from, the model list from */
+const char *agent_server__metrics_path(const struct agent_server *srv);
+const char *agent_server__models_path(const struct agent_server *srv);
+/*
+ * The metrics fetch answered status with body: true when that answer
+ * means "not here, try the next usual path" (404, 405, a JSON body where
+ * Prometheus text was expected); srv->probe moves on and *why says so.
+ */
+bool agent_server__probe_next(struct agent_server *srv, long status, const char *body,
+			      size_t len, const char **why);
+
+/*
+ * Take what a metrics fetch answered (HTTP status, body) into srv: 0 the
+ * server is up and its figures are updated (msg may carry a note, e.g.
+ * llama.cpp without --metrics); -EAGAIN not the metrics path, the next
+ * usual one is tried at the next scrape; -EIO, -EINVAL, -E2BIG the answer
+ * cannot be used. msg says why. now_ms: wall clock (Ollama's expiry).
+ */
+int agent_metrics__take(struct agent_server *srv, long status, const char *body, size_t len,
+			uint64_t now_ms, char *msg, size_t msglen);
 
 /* recognise the server kind from a page's metric names */
 const char *agent_metrics__kind(const struct prom_page *pg);
@@ -48,5 +103,16 @@ void agent_metrics__extract(const struct prom_page *pg, struct agent_server *srv
 /* Parse a /v1/models body into srv->models. 0 or -EINVAL (msg). */
 int agent_models__parse(const char *body, size_t len, struct agent_server *srv, char *msg,
 			size_t msglen);
+/*
+ * Ollama: /api/ps (loaded models; one whose expires_at is before now_ms,
+ * wall clock, is on its way out; now_ms 0 checks no expiry) into
+ * srv->page_models and the figures (kind "ollama", loads unknown), or
+ * /api/tags (what it could load) into srv->models, not resident.
+ * 0 or -EINVAL (msg).
+ */
+int agent_ollama__ps(const char *body, size_t len, struct agent_server *srv, uint64_t now_ms,
+		     char *msg, size_t msglen);
+int agent_ollama__tags(const char *body, size_t len, struct agent_server *srv, char *msg,
+		       size_t msglen);
 
 #endif

@@ -186,7 +186,8 @@ static int ar_parse_gpu(struct ar_ctx *c, json_t *o, const char *p, struct ar_gp
 	return 0;
 }
 
-static const char *const ar_kinds[] = { "vllm", "sglang", "trtllm", "triton", "tgi", "unknown" };
+static const char *const ar_kinds[] = { "vllm",     "sglang", "trtllm",  "triton", "tgi",
+					"llamacpp", "ollama", "unknown" };
 
 static int ar_parse_server(struct ar_ctx *c, json_t *o, const char *p, struct ar_server *s)
 {

@@ -41,7 +41,7 @@ struct ar_gpu {
 /* one scraped model server */
 struct ar_server {
 	char url[AR_URL_LEN];
-	char kind[16]; /* "vllm", "sglang", "trtllm", "triton", "tgi", "unknown" */
+	char kind[16]; /* "vllm", "sglang", "trtllm", "triton", "tgi", "llamacpp", "ollama", "unknown" */
 	bool up;
 	uint64_t age_ms; /* since the last successful scrape */
 	char error[128]; /* last error, "" when none */
