@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The state the program keeps about flows, beside the connection table
- * itself: the new-connection rate guard, the table of TCP handshakes in
- * progress, the active-flow count per backend and the per-CPU flow cache
- * of established flows. aibl_flow() in aibl_xdp.bpf.c decides when each
- * is read or written.
+ * The state the program keeps about flows: the new-connection rate guard,
+ * the table of TCP handshakes in progress, the active-flow count per
+ * backend, the per-CPU flow cache of established flows, and the writes to
+ * the connection table that keep them in step. aibl_flow() in
+ * aibl_xdp.bpf.c decides when each is read or written.
  */
 #ifndef AIBL_FLOWSTATE_H
 #define AIBL_FLOWSTATE_H
@@ -242,6 +242,52 @@ static __always_inline void fcache_put(struct aibl_fcache_entry *e, const struct
 	e->epoch = g->epoch;
 	e->expires = bpf_jiffies64() + fcache_ttl();
 	count(AIBL_CNT_FCACHE_FILL);
+}
+
+/* ---------------- connection table ---------------- */
+
+/*
+ * A new flow on backend id into the connection table: 0, or -1 (counted)
+ * when the insert failed. An open TCP flow counts as active on id.
+ */
+static __always_inline int conn_insert(const struct aibl_flow_key *fk, __u32 id, bool pinned,
+				       bool tcp, bool closing)
+{
+	struct aibl_conn nc = {
+		.backend = id,
+		.flags = (pinned ? AIBL_CONN_F_PINNED : 0) | (closing ? AIBL_CONN_F_CLOSING : 0),
+		.last_seen_ns = bpf_ktime_get_coarse_ns(),
+	};
+
+	if (bpf_map_update_elem(&aibl_conns, fk, &nc, BPF_ANY)) {
+		count(AIBL_CNT_CONN_INSERT_FAIL);
+		return -1;
+	}
+	if (tcp && !closing)
+		load_add(id, 1);
+	return 0;
+}
+
+/*
+ * The flow's backend went down: its entry conn moves to backend id, its
+ * flow cache entries go, and an open TCP flow's active count moves with
+ * it (or ends, when this packet is its FIN/RST).
+ */
+static __always_inline void conn_resteer(struct aibl_conn *conn, const struct aibl_flow_key *fk,
+					 __u32 id, bool pinned, bool tcp, bool closing)
+{
+	count(AIBL_CNT_RESTEER);
+	fcache_forget(fk);
+	if (tcp && !(conn->flags & AIBL_CONN_F_CLOSING)) {
+		load_add(conn->backend, -1);
+		if (closing)
+			conn->flags |= AIBL_CONN_F_CLOSING;
+		else
+			load_add(id, 1);
+	}
+	conn->backend = id;
+	conn->flags = (conn->flags & AIBL_CONN_F_CLOSING) | (pinned ? AIBL_CONN_F_PINNED : 0);
+	conn->last_seen_ns = bpf_ktime_get_coarse_ns();
 }
 
 #endif /* AIBL_FLOWSTATE_H */

@@ -175,6 +175,23 @@ static __always_inline __u32 session_hash(const struct aibl_vip *vip, const stru
 						       : aibl_hash_client(&p->fk, seed);
 }
 
+/*
+ * A new flow's choice in mode (the service's, or hash where the flow will
+ * not be tracked): 0 with ch filled, or -1 (counted) when there is no
+ * backend. fh is the packet's aibl_hash_flow(), the five-tuple key's hash.
+ */
+static __always_inline int choose_flow(const struct aibl_vip *vip, const struct pkt *p, __u32 fh,
+				       __u32 seed, __u8 mode, struct choice *ch)
+{
+	choose(vip, p, vip->session_key == AIBL_KEY_FIVE_TUPLE ? fh : session_hash(vip, p, seed),
+	       mode, ch);
+	if (!bpf_map_lookup_elem(&aibl_backends, &ch->backend)) {
+		count(AIBL_CNT_DROP_NO_BACKEND);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---------------- VIP lookup ---------------- */
 
 static __always_inline bool addr_eq(const union aibl_addr *a, const union aibl_addr *b)

@@ -94,6 +94,188 @@ struct flow_out {
 	__u8 pad;
 };
 
+/* What a path of aibl_flow() left to do. */
+enum flow_step {
+	FLOW_DONE, /* the flow_out is filled */
+	FLOW_CHOSEN, /* the handshake table named the backend (in the choice) */
+	FLOW_CHOOSE, /* a new choice, in flow_ctx.mode */
+};
+
+/* What the paths learn about the packet's flow and hand to the next step. */
+struct flow_ctx {
+	struct aibl_conn *conn; /* its connection entry, when it has one */
+	struct aibl_syn_bucket *sb; /* its handshake bucket, once looked up */
+	__u64 tag; /* its tag in sb */
+	int way; /* the way of its live handshake record in sb, else -1 */
+	__u32 now_ts; /* syn_now() of a SYN, for its record */
+	__u8 mode; /* enum aibl_mode of a new choice */
+	bool tcp;
+	bool closing; /* a TCP FIN or RST */
+	bool record; /* a SYN whose choice goes to the handshake table */
+	bool track; /* a new flow the connection table admits */
+};
+
+static __always_inline void flow_done(struct flow_out *o, __u32 id, bool new_flow, bool pinned,
+				      bool cache)
+{
+	o->backend = id;
+	o->new_flow = new_flow;
+	o->pinned = pinned;
+	o->cache = cache;
+}
+
+/*
+ * A SYN opens a handshake: its choice goes into the small handshake table,
+ * not the connection table (see aibl.h); a retransmitted SYN follows the
+ * first one while that backend still takes new flows.
+ */
+static __always_inline enum flow_step flow_syn(const struct aibl_globals *g, __u32 fh,
+					       struct flow_ctx *f, struct choice *ch)
+{
+	if (conn_rate_engaged(g)) {
+		/*
+		 * Guard engaged: the handshake will not be admitted to the
+		 * connection table, so its later packets will take the hash
+		 * choice; the SYN takes it too, whatever the service's mode,
+		 * and is not recorded.
+		 */
+		count(AIBL_CNT_CONN_UNTRACKED);
+		f->mode = AIBL_MODE_HASH;
+		return FLOW_CHOOSE;
+	}
+	f->now_ts = syn_now();
+	if (syn_match(fh, f->now_ts, &f->sb, &f->tag, &f->way, &ch->backend, &ch->pinned) &&
+	    be_usable(bpf_map_lookup_elem(&aibl_backends, &ch->backend))) {
+		f->record = true;
+		return FLOW_CHOSEN;
+	}
+	f->record = f->sb != NULL;
+	return FLOW_CHOOSE;
+}
+
+/*
+ * A closed flow's packet: its last ones, or its tuple reused by a new
+ * handshake (a client port used again), which then takes the new SYN's
+ * backend.
+ */
+static __always_inline enum flow_step flow_closed(const struct pkt *p, __u32 fh,
+						  struct flow_ctx *f, struct flow_out *o)
+{
+	struct aibl_conn *conn = f->conn;
+	struct aibl_backend *be;
+	bool pinned = false;
+	__u32 id = conn->backend;
+
+	if (!f->tcp || (p->tcp_flags & AIBL_TCP_SYN) ||
+	    !syn_match(fh, syn_now(), &f->sb, &f->tag, &f->way, &id, &pinned)) {
+		flow_done(o, id, false, false, false);
+		return FLOW_DONE;
+	}
+	be = bpf_map_lookup_elem(&aibl_backends, &id);
+	/* the record is used up either way */
+	syn_free(f->sb, f->way);
+	if (!be_up(be)) {
+		/* the SYN's backend went down: a new choice; the new connection
+		 * is open, not closing (its count moves to the choice at the
+		 * re-steer) */
+		conn->flags &= ~AIBL_CONN_F_CLOSING;
+		load_add(conn->backend, 1);
+		return FLOW_CHOOSE;
+	}
+	count(AIBL_CNT_SYN_HIT);
+	conn->backend = id;
+	conn->flags = (pinned ? AIBL_CONN_F_PINNED : 0) | (f->closing ? AIBL_CONN_F_CLOSING : 0);
+	conn->last_seen_ns = bpf_ktime_get_coarse_ns();
+	if (!f->closing)
+		load_add(id, 1);
+	flow_done(o, id, true, pinned, false);
+	return FLOW_DONE;
+}
+
+/*
+ * A packet of a flow in the connection table: its backend while that is up
+ * (draining and overloaded backends keep their flows), else a new choice
+ * that re-steers it.
+ */
+static __always_inline enum flow_step flow_established(const struct pkt *p, __u32 fh,
+						       struct flow_ctx *f, struct flow_out *o)
+{
+	struct aibl_conn *conn = f->conn;
+	__u32 id = conn->backend;
+	__u64 now;
+
+	if (!be_up(bpf_map_lookup_elem(&aibl_backends, &id)))
+		return FLOW_CHOOSE;
+	count(AIBL_CNT_CONN_HIT);
+	if (conn->flags & AIBL_CONN_F_CLOSING)
+		return flow_closed(p, fh, f, o);
+	if (f->closing) {
+		/* RSS keeps a flow on one CPU: no race to count it twice */
+		conn->flags |= AIBL_CONN_F_CLOSING;
+		load_add(id, -1);
+		fcache_forget(&p->fk);
+	}
+	now = bpf_ktime_get_coarse_ns();
+	if (now - conn->last_seen_ns > CONN_REFRESH_NS)
+		conn->last_seen_ns = now;
+	flow_done(o, id, false, false, !f->closing);
+	return FLOW_DONE;
+}
+
+/*
+ * Not in the connection table. A TCP miss without SYN is mostly the packet
+ * that completes a handshake: its SYN's backend is in the handshake table.
+ * Otherwise it is a flow the table has lost or never held (README:
+ * mid-connection miss), or a new UDP flow.
+ */
+static __always_inline enum flow_step flow_miss(const struct pkt *p, const struct aibl_globals *g,
+						__u32 fh, struct flow_ctx *f, struct choice *ch)
+{
+	bool midflow = f->tcp && !(p->tcp_flags & AIBL_TCP_SYN);
+
+	count(AIBL_CNT_CONN_MISS);
+	if (midflow) {
+		if (syn_match(fh, syn_now(), &f->sb, &f->tag, &f->way, &ch->backend, &ch->pinned) &&
+		    be_up(bpf_map_lookup_elem(&aibl_backends, &ch->backend))) {
+			count(AIBL_CNT_SYN_HIT);
+			f->track = conn_rate_admit(g);
+			if (!f->track)
+				count(AIBL_CNT_CONN_UNTRACKED);
+			return FLOW_CHOSEN;
+		}
+		count(AIBL_CNT_CONN_MISS_MIDFLOW);
+	}
+	/*
+	 * An untracked flow's later packets miss the table too: only the hash
+	 * choice (pin, else Maglev slot with bounded probing) sends them all
+	 * to one backend; rr and p2c would scatter them. With the guard on, a
+	 * TCP miss without SYN may be such a packet admitted once the flood
+	 * is over: it takes the same choice.
+	 */
+	f->track = conn_rate_admit(g);
+	if (!f->track) {
+		count(AIBL_CNT_CONN_UNTRACKED);
+		f->mode = AIBL_MODE_HASH;
+	} else if (g->max_conn_rate && midflow) {
+		f->mode = AIBL_MODE_HASH;
+	}
+	return FLOW_CHOOSE;
+}
+
+/*
+ * A SYN: its choice kept for the rest of the handshake. The new flow is
+ * counted (service, backend, pin hit) when the handshake completes, so SYN
+ * floods and retransmissions do not inflate new_flows.
+ */
+static __always_inline void flow_record(const struct flow_ctx *f, const struct choice *ch,
+					struct flow_out *o)
+{
+	count(AIBL_CNT_SYN_RECORD);
+	syn_record(f->sb, f->way, f->tag, ch->backend | (ch->pinned ? AIBL_SYN_F_PINNED : 0),
+		   f->now_ts);
+	flow_done(o, ch->backend, false, ch->pinned, false);
+}
+
 /*
  * The backend of a packet for service vip: its connection's, its
  * handshake's, or a new choice (recorded for a SYN, inserted otherwise).
@@ -104,200 +286,43 @@ struct flow_out {
 __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct aibl_globals *g,
 			 __u32 fh, struct flow_out *o)
 {
-	struct aibl_conn *conn = NULL, nc;
-	struct aibl_syn_bucket *sb = NULL;
-	struct aibl_backend *be;
+	struct flow_ctx f = { .way = -1 };
+	enum flow_step step;
 	struct choice ch;
-	bool tcp, closing, new_flow = false, pinned = false, track = false, syn = false;
-	__u32 id, now_ts = 0;
-	__u64 tag = 0;
-	__u8 mode;
-	int way = -1;
 
 	if (!p || !vip || !g || !o)
 		return -1;
-	tcp = p->fk.proto == IPPROTO_TCP;
-	closing = tcp && (p->tcp_flags & (AIBL_TCP_FIN | AIBL_TCP_RST));
-	mode = vip->mode;
+	f.tcp = p->fk.proto == IPPROTO_TCP;
+	f.closing = f.tcp && (p->tcp_flags & (AIBL_TCP_FIN | AIBL_TCP_RST));
+	f.mode = vip->mode;
 
 	if (vip->flags & AIBL_VIP_F_NO_CONNTRACK) {
 		/* stateless service: every packet takes the service's mode */
-	} else if (tcp && (p->tcp_flags & (AIBL_TCP_SYN | AIBL_TCP_ACK)) == AIBL_TCP_SYN) {
-		if (conn_rate_engaged(g)) {
-			/*
-			 * Guard engaged: the handshake will not be admitted to
-			 * the connection table, so its later packets will take
-			 * the hash choice; the SYN takes it too, whatever the
-			 * service's mode, and is not recorded.
-			 */
-			count(AIBL_CNT_CONN_UNTRACKED);
-			mode = AIBL_MODE_HASH;
-		} else {
-			/*
-			 * A SYN opens a handshake: its choice goes into the
-			 * small handshake table, not the connection table (see
-			 * aibl.h); a retransmitted SYN follows the first one
-			 * while that backend still takes new flows.
-			 */
-			now_ts = syn_now();
-			if (syn_match(fh, now_ts, &sb, &tag, &way, &id, &pinned)) {
-				be = bpf_map_lookup_elem(&aibl_backends, &id);
-				if (be_usable(be)) {
-					syn = true;
-					goto record;
-				}
-			}
-			syn = sb != NULL;
-		}
+		step = FLOW_CHOOSE;
+	} else if (f.tcp && (p->tcp_flags & (AIBL_TCP_SYN | AIBL_TCP_ACK)) == AIBL_TCP_SYN) {
+		step = flow_syn(g, fh, &f, &ch);
 	} else {
-		conn = bpf_map_lookup_elem(&aibl_conns, &p->fk);
-		if (conn) {
-			id = conn->backend;
-			be = bpf_map_lookup_elem(&aibl_backends, &id);
-			if (be_up(be) && !(conn->flags & AIBL_CONN_F_CLOSING)) {
-				/* established: draining/overloaded keep their flows */
-				__u64 now;
-
-				count(AIBL_CNT_CONN_HIT);
-				if (closing) {
-					/* RSS keeps a flow on one CPU: no race to count it twice */
-					conn->flags |= AIBL_CONN_F_CLOSING;
-					load_add(id, -1);
-					fcache_forget(&p->fk);
-				}
-				now = bpf_ktime_get_coarse_ns();
-				if (now - conn->last_seen_ns > CONN_REFRESH_NS)
-					conn->last_seen_ns = now;
-				o->cache = !closing;
-				goto out;
-			}
-			if (be_up(be)) {
-				/*
-				 * A closed flow: its last packets, or its tuple
-				 * reused by a new handshake (a client port used
-				 * again), which then takes the new SYN's backend.
-				 */
-				count(AIBL_CNT_CONN_HIT);
-				if (!tcp || (p->tcp_flags & AIBL_TCP_SYN) ||
-				    !syn_match(fh, syn_now(), &sb, &tag, &way, &id, &pinned))
-					goto out;
-				be = bpf_map_lookup_elem(&aibl_backends, &id);
-				/* the record is used up either way */
-				syn_free(sb, way);
-				if (!be_up(be)) {
-					/* the SYN's backend went down: a new choice;
-					 * the new connection is open, not closing (its
-					 * count moves to the choice at the re-steer) */
-					conn->flags &= ~AIBL_CONN_F_CLOSING;
-					load_add(conn->backend, 1);
-					goto pick;
-				}
-				count(AIBL_CNT_SYN_HIT);
-				new_flow = true;
-				conn->backend = id;
-				conn->flags = (pinned ? AIBL_CONN_F_PINNED : 0) |
-					      (closing ? AIBL_CONN_F_CLOSING : 0);
-				conn->last_seen_ns = bpf_ktime_get_coarse_ns();
-				if (!closing)
-					load_add(id, 1);
-				goto out;
-			}
-		} else {
-			count(AIBL_CNT_CONN_MISS);
-			/*
-			 * A TCP miss without SYN is mostly the packet that
-			 * completes a handshake: its SYN's backend is in the
-			 * handshake table. Otherwise it is a flow the table has
-			 * lost or never held (README: mid-connection miss).
-			 */
-			if (tcp && !(p->tcp_flags & AIBL_TCP_SYN)) {
-				if (syn_match(fh, syn_now(), &sb, &tag, &way, &id, &pinned)) {
-					be = bpf_map_lookup_elem(&aibl_backends, &id);
-					if (be_up(be)) {
-						count(AIBL_CNT_SYN_HIT);
-						new_flow = true;
-						track = conn_rate_admit(g);
-						if (!track)
-							count(AIBL_CNT_CONN_UNTRACKED);
-						goto insert;
-					}
-				}
-				count(AIBL_CNT_CONN_MISS_MIDFLOW);
-			}
-			/*
-			 * An untracked flow's later packets miss the table too:
-			 * only the hash choice (pin, else Maglev slot with
-			 * bounded probing) sends them all to one backend; rr
-			 * and p2c would scatter them. With the guard on, a TCP
-			 * miss without SYN may be such a packet admitted once
-			 * the flood is over: it takes the same choice.
-			 */
-			track = conn_rate_admit(g);
-			if (!track) {
-				count(AIBL_CNT_CONN_UNTRACKED);
-				mode = AIBL_MODE_HASH;
-			} else if (g->max_conn_rate && tcp && !(p->tcp_flags & AIBL_TCP_SYN)) {
-				mode = AIBL_MODE_HASH;
-			}
-		}
+		f.conn = bpf_map_lookup_elem(&aibl_conns, &p->fk);
+		step = f.conn ? flow_established(p, fh, &f, o) : flow_miss(p, g, fh, &f, &ch);
 	}
 
-pick:
-	choose(vip, p, vip->session_key == AIBL_KEY_FIVE_TUPLE ? fh : session_hash(vip, p, g->hash_seed),
-	       mode, &ch);
-	id = ch.backend;
-	pinned = ch.pinned;
-	be = bpf_map_lookup_elem(&aibl_backends, &id);
-	if (!be) {
-		count(AIBL_CNT_DROP_NO_BACKEND);
+	if (step == FLOW_DONE)
+		return 0;
+	if (step == FLOW_CHOOSE && choose_flow(vip, p, fh, g->hash_seed, f.mode, &ch))
 		return -1;
+	if (f.record) {
+		flow_record(&f, &ch, o);
+		return 0;
 	}
-	if (syn) {
-record:
-		/*
-		 * A SYN: its choice kept for the rest of the handshake. The
-		 * new flow is counted (service, backend, pin hit) when the
-		 * handshake completes, so SYN floods and retransmissions do
-		 * not inflate new_flows.
-		 */
-		count(AIBL_CNT_SYN_RECORD);
-		syn_record(sb, way, tag, id | (pinned ? AIBL_SYN_F_PINNED : 0), now_ts);
-		goto out;
+	/* a new flow, or one moved off its backend */
+	if (f.conn) {
+		conn_resteer(f.conn, &p->fk, ch.backend, ch.pinned, f.tcp, f.closing);
+	} else if (f.track && !conn_insert(&p->fk, ch.backend, ch.pinned, f.tcp, f.closing)) {
+		/* the handshake is complete */
+		if (f.sb && f.way >= 0)
+			syn_free(f.sb, f.way);
 	}
-	new_flow = true;
-insert:
-	if (conn) {
-		/* its backend went down: re-steer and move its active count */
-		count(AIBL_CNT_RESTEER);
-		fcache_forget(&p->fk);
-		if (tcp && !(conn->flags & AIBL_CONN_F_CLOSING)) {
-			load_add(conn->backend, -1);
-			if (closing)
-				conn->flags |= AIBL_CONN_F_CLOSING;
-			else
-				load_add(id, 1);
-		}
-		conn->backend = id;
-		conn->flags = (conn->flags & AIBL_CONN_F_CLOSING) | (pinned ? AIBL_CONN_F_PINNED : 0);
-		conn->last_seen_ns = bpf_ktime_get_coarse_ns();
-	} else if (track) {
-		nc.backend = id;
-		nc.flags = (pinned ? AIBL_CONN_F_PINNED : 0) | (closing ? AIBL_CONN_F_CLOSING : 0);
-		nc.last_seen_ns = bpf_ktime_get_coarse_ns();
-		if (bpf_map_update_elem(&aibl_conns, &p->fk, &nc, BPF_ANY)) {
-			count(AIBL_CNT_CONN_INSERT_FAIL);
-		} else {
-			if (tcp && !closing)
-				load_add(id, 1);
-			/* the handshake is complete */
-			if (sb && way >= 0)
-				syn_free(sb, way);
-		}
-	}
-out:
-	o->backend = id;
-	o->new_flow = new_flow;
-	o->pinned = pinned;
+	flow_done(o, ch.backend, true, ch.pinned, false);
 	return 0;
 }
 
