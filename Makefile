@@ -8,11 +8,16 @@
 #   bpf/NAME.bpf.c        -> build/NAME.bpf.o -> build/NAME.skel.h
 #                            (kernel types from build/vmlinux.h, made from
 #                            the running kernel's BTF; no glibc headers)
-#   user/common/*.c       -> build/libaiblcommon.a (linked into everything)
-#   user/TOOL/*.c         -> build/TOOL (main.c holds main(); the rest also
-#                            goes to build/libTOOL.a so tests can link it)
+#   user/common/*.c       -> build/libaiblcommon.a (shared by the programs;
+#                            each links only the members it calls)
+#   user/TOOL/*.c         -> build/TOOL, the product: aibld, aibl-agent, aiblctl
+#   lab/TOOL/*.c          -> build/TOOL, lab tools: aibl-simnode, aibl-loadgen
+#                            (main.c holds main(); the rest also goes to
+#                            build/libTOOL.a so tests can link it)
 #   tests/lib/*.c         -> build/libaibltest.a
-#   tests/DIR/test_*.c    -> build/tests/DIR/test_*
+#   tests/DIR/test_*.c    -> build/tests/DIR/test_*, linked with the other
+#                            tests/DIR/*.c and the tool libraries its
+#                            Makefile.inc names (TEST_USES)
 .DELETE_ON_ERROR:
 .SECONDARY:
 .SUFFIXES:
@@ -53,8 +58,18 @@ CFLAGS += -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	-std=gnu11 -D_GNU_SOURCE -I include -I user/common -I $(BUILD) \
 	-MMD -MP $(EXTRA_DEFINES) $(SAN)
 LDFLAGS += $(SAN)
-LDLIBS := -lbpf -lelf -lz -lnl-route-3 -lnl-3 -lyaml -ljansson -lmicrohttpd \
-	-lcurl -lxxhash -lcrypto -lpthread -lm -ldl
+
+# What each program links, beyond libaiblcommon.a
+LIBBPF_LIBS := -lbpf -lelf -lz
+aibld_LDLIBS := $(LIBBPF_LIBS) -lnl-route-3 -lnl-3 -lyaml -ljansson -lmicrohttpd -lcurl \
+	-lxxhash -lcrypto -lpthread -lm
+aibl-agent_LDLIBS := $(LIBBPF_LIBS) -ljansson -lmicrohttpd -lcurl -lxxhash -lcrypto \
+	-lpthread -lm -ldl
+aiblctl_LDLIBS := $(LIBBPF_LIBS) -ljansson -lcurl -lm
+aibl-simnode_LDLIBS := -ljansson -lmicrohttpd -lxxhash -lpthread -lm
+aibl-loadgen_LDLIBS := -ljansson -lcurl -lpthread -lm
+# what tests that call libaiblcommon.a directly need (auth, report, log)
+COMMON_LDLIBS := -ljansson -lmicrohttpd -lxxhash -lcrypto -lpthread -lm
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
@@ -73,18 +88,23 @@ BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 
 COMMON_SRCS := $(wildcard user/common/*.c)
-COMMON_OBJS := $(patsubst user/%.c,$(BUILD)/obj/%.o,$(COMMON_SRCS))
+COMMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRCS))
 COMMON_LIB := $(BUILD)/libaiblcommon.a
 
-TOOLS := $(notdir $(filter-out user/common,$(patsubst %/,%,$(dir $(wildcard user/*/main.c)))))
+TOOL_DIRS := $(patsubst %/main.c,%,$(wildcard user/*/main.c lab/*/main.c))
+TOOLS := $(notdir $(TOOL_DIRS))
 BINS := $(addprefix $(BUILD)/,$(TOOLS))
 
 TESTLIB_SRCS := $(wildcard tests/lib/*.c)
-TESTLIB_OBJS := $(patsubst tests/%.c,$(BUILD)/obj/tests/%.o,$(TESTLIB_SRCS))
+TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TESTLIB_SRCS))
 TESTLIB := $(BUILD)/libaibltest.a
 
 TEST_SRCS := $(wildcard tests/*/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+# helpers beside the tests of one folder (e.g. tests/bpf/xdp_env.c), linked
+# into each test of that folder
+TESTDIR_SRCS := $(filter-out tests/lib/% tests/fake/% tests/fuzz/% %/test_*.c %/bench_*.c, \
+	$(wildcard tests/*/*.c))
 
 # Benchmark programs: tests/bench/bench_*.c -> build/tests/bench/bench_*
 BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
@@ -128,15 +148,17 @@ $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@
 
 # ---- userspace ----
-$(BUILD)/obj/%.o: user/%.c $(SKELS) | $(DEPS_STAMP)
+# Objects wait for the deps and their generated headers; only those that
+# include a skeleton (or vmlinux.h) wait for it and are rebuilt with it.
+$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP) $(CONFIG_MK)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(if $(filter tests/%,$<),-I tests/lib) -c $< -o $@
 
-$(BUILD)/obj/tests/%.o: tests/%.c $(SKELS) | $(DEPS_STAMP)
-	$(call msg,CC,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(CFLAGS) -I tests/lib -c $< -o $@
+$(BUILD)/obj/user/aibld/dataplane.o: $(BUILD)/aibl_xdp.skel.h
+$(BUILD)/obj/user/aibl-agent/decap.o: $(BUILD)/aibl_decap.skel.h
+$(BUILD)/obj/tests/bpf/test_decap.o: $(BUILD)/aibl_decap.skel.h
+$(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/bpf/*.c)): $(BUILD)/vmlinux.h
 
 $(COMMON_LIB): $(COMMON_OBJS)
 	$(call msg,AR,$@)
@@ -148,23 +170,35 @@ $(TESTLIB): $(TESTLIB_OBJS)
 
 # One static library and one binary per tool directory.
 define tool_rules
-$(1)_SRCS := $$(wildcard user/$(1)/*.c)
-$(1)_LIBOBJS := $$(patsubst user/%.c,$$(BUILD)/obj/%.o,$$(filter-out user/$(1)/main.c,$$($(1)_SRCS)))
-$$(BUILD)/lib$(1).a: $$($(1)_LIBOBJS)
+$(2)_LIBOBJS := $$(patsubst %.c,$$(BUILD)/obj/%.o,$$(filter-out $(1)/main.c,$$(wildcard $(1)/*.c)))
+$$(BUILD)/lib$(2).a: $$($(2)_LIBOBJS)
 	$$(call msg,AR,$$@)
 	$$(Q)rm -f $$@ && $$(AR) rcs $$@ $$^
-$$(BUILD)/$(1): $$(BUILD)/obj/$(1)/main.o $$(BUILD)/lib$(1).a $$(COMMON_LIB)
+$$(BUILD)/$(2): $$(BUILD)/obj/$(1)/main.o $$(BUILD)/lib$(2).a $$(COMMON_LIB)
 	$$(call msg,LINK,$$@)
-	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $$($(2)_LDLIBS)
 endef
-$(foreach t,$(TOOLS),$(eval $(call tool_rules,$(t))))
+$(foreach d,$(TOOL_DIRS),$(eval $(call tool_rules,$(d),$(notdir $(d)))))
 
-TOOL_LIBS := $(foreach t,$(TOOLS),$(BUILD)/lib$(t).a)
+# A test links its object, its folder's helpers, the libraries of the
+# tools it calls and what those link: tests/DIR/Makefile.inc says which,
+# $(call test_uses,tests/DIR/test_NAME.c ...,TOOL ...)
+define test_uses_one
+$(patsubst tests/%.c,$$(BUILD)/tests/%,$(1)): $(foreach t,$(2),$$(BUILD)/lib$(t).a)
+$(patsubst tests/%.c,$$(BUILD)/tests/%,$(1)): TEST_LDLIBS += $(foreach t,$(2),$$($(t)_LDLIBS))
+endef
+test_uses = $(foreach f,$(1),$(eval $(call test_uses_one,$(f),$(2))))
+# libraries a test calls itself: $(call test_libs,tests/DIR/test_NAME.c ...,-lfoo ...)
+test_libs = $(foreach f,$(1),$(eval $(patsubst tests/%.c,$$(BUILD)/tests/%,$(f)): TEST_LDLIBS += $(2)))
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB) $(TOOL_LIBS) $(COMMON_LIB)
+.SECONDEXPANSION:
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o \
+		$$(patsubst %.c,$(BUILD)/obj/%.o,$$(filter tests/$$(*D)/%,$(TESTDIR_SRCS))) \
+		$(TESTLIB) $(COMMON_LIB)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(TESTLIB) $(TOOL_LIBS) $(COMMON_LIB) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter-out $(TESTLIB) $(COMMON_LIB),$(filter %.a,$^)) \
+		$(TESTLIB) $(COMMON_LIB) $(sort $(TEST_LDLIBS) $(COMMON_LDLIBS))
 
 -include tests/*/Makefile.inc
 
@@ -176,16 +210,73 @@ test: all $(TEST_BINS) $(TEST_EXTRA)
 bench bench-%: export AIBL_BUILD := $(abspath $(BUILD))
 
 bench: all $(TEST_BINS) $(BENCH_BINS) $(TEST_EXTRA)
-	$(Q)scripts/bench.sh all
+	$(Q)lab/bench.sh all
 
 bench-%: all $(TEST_BINS) $(BENCH_BINS) $(TEST_EXTRA)
-	$(Q)scripts/bench.sh $*
+	$(Q)lab/bench.sh $*
 
 demo: all
-	$(Q)scripts/demo.sh $(if $(POLICY),--policy $(POLICY))
+	$(Q)lab/demo.sh $(if $(POLICY),--policy $(POLICY))
 
 clean:
 	$(call msg,CLEAN,$(BUILD))
 	$(Q)rm -rf $(BUILD)
+
+# ---- man pages, install ----
+# docs/NAME.SECTION.rst -> build/man/NAME.SECTION (rst2man, python3-docutils)
+MAN_SRCS := $(wildcard docs/*.[1-8].rst)
+MANS := $(patsubst docs/%.rst,$(BUILD)/man/%,$(MAN_SRCS))
+
+.PHONY: man uninstall
+man: $(MANS)
+
+$(BUILD)/man/%: docs/%.rst | $(DEPS_STAMP)
+	$(call msg,MAN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)rst2man --halt=warning $< $@.tmp && mv $@.tmp $@
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the programs (their BPF
+# programs are embedded skeletons), man pages, systemd units, the sysusers
+# file for the user aibl, and the example configuration in /etc/aibl unless
+# one is there: an edited configuration is never overwritten (a pristine
+# copy goes to the doc directory). Neither creates the user nor enables a
+# unit: systemd-sysusers, systemctl enable --now aibld (docs/install.md).
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/aibl
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+INSTALL_BINS := aibld aibl-agent aiblctl
+UNITS := aibld.service aibl-agent.service
+# example -> its name in $(SYSCONFDIR)/aibl
+CONFS := aibl.example.yaml:aibld.yaml aibl-agent.env:aibl-agent.env
+UNIT_SED := -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+
+install: $(addprefix $(BUILD)/,$(INSTALL_BINS)) $(MANS)
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)for b in $(INSTALL_BINS); do \
+		install -D -m 0755 $(BUILD)/$$b $(DESTDIR)$(SBINDIR)/$$b || exit; done
+	$(Q)for m in $(notdir $(MANS)); do \
+		install -D -m 0644 $(BUILD)/man/$$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$$m || exit; done
+	$(Q)install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	$(Q)for u in $(UNITS); do \
+		sed $(UNIT_SED) dist/systemd/$$u.in >$(DESTDIR)$(UNITDIR)/$$u && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit; done
+	$(Q)install -D -m 0644 dist/sysusers.d/aibl.conf $(DESTDIR)$(SYSUSERSDIR)/aibl.conf
+	$(Q)for c in $(CONFS); do \
+		install -D -m 0644 etc/$${c%%:*} $(DESTDIR)$(DOCDIR)/examples/$${c%%:*} && \
+		{ test -e $(DESTDIR)$(SYSCONFDIR)/aibl/$${c##*:} || \
+		install -D -m 0644 etc/$${c%%:*} $(DESTDIR)$(SYSCONFDIR)/aibl/$${c##*:}; } || exit; done
+
+# removes what install put there, except $(SYSCONFDIR)/aibl (configuration)
+uninstall:
+	$(call msg,UNINSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)rm -f $(addprefix $(DESTDIR)$(SBINDIR)/,$(INSTALL_BINS)) \
+		$(foreach m,$(notdir $(MANS)),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(m)) \
+		$(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) $(DESTDIR)$(SYSUSERSDIR)/aibl.conf \
+		$(foreach c,$(CONFS),$(DESTDIR)$(DOCDIR)/examples/$(firstword $(subst :, ,$(c))))
+	$(Q)rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -44,6 +44,9 @@ valgrind                tests: make valgrind
 nftables                benchmarks: nftables DNAT case (bench-path)
 haproxy                 benchmarks: HAProxy case (bench-path)
 gnuplot-nox             benchmarks: plots (bench-routing)
+python3-docutils        build: man pages, rst2man (make man, make install)
+man-db                  tests: man -l renders the man pages (tests/install)
+systemd                 tests: systemd-analyze verify on the units (tests/install)
 '
 
 missing=()

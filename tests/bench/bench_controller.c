@@ -19,7 +19,8 @@
 #include <bpf/libbpf.h>
 #include "../../user/aibld/aibld.h"
 #include "../../user/aibld/maglev.h"
-#include "dataplane.h"
+#include "../../user/aibld/dataplane.h"
+#include "bpfutil.h"
 #include "log.h"
 
 static int dcmp(const void *a, const void *b)

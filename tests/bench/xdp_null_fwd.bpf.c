@@ -5,7 +5,7 @@
  * one IPv4 VIP goes to a node chosen by a hash of the client address and
  * ports, with only the destination MAC rewritten (as aibl's l2dsr), and
  * leaves with XDP_TX; everything else passes. No connection table, no
- * health, no counters. scripts/bench-path.sh fills the two maps.
+ * health, no counters. lab/bench-path.sh fills the two maps.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -19,7 +19,8 @@
 #include "test.h"
 #include "pkt.h"
 #include "aibl.h"
-#include "dataplane.h"
+#include "../../user/aibl-agent/decap.h"
+#include "bpfutil.h"
 #include "log.h"
 #include "aibl_decap.skel.h"
 

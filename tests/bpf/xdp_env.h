@@ -21,7 +21,8 @@
 #include <bpf/libbpf.h>
 #include "aibl.h"
 #include "aibl_hash.h"
-#include "dataplane.h"
+#include "../../user/aibld/dataplane.h"
+#include "bpfutil.h"
 #include "log.h"
 #include "pkt.h"
 

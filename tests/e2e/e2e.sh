@@ -1,17 +1,17 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # shellcheck shell=bash
 # Shared by the end-to-end suites (tests/e2e/test_*.sh): each builds its own
-# lab (scripts/lab.sh) under a unique prefix, runs the real aibld, agents,
+# lab (lab/lab.sh) under a unique prefix, runs the real aibld, agents,
 # simnodes and aibl-loadgen in it, and removes everything on exit, also
 # after a failure or a timeout (trap).
 . "$(dirname "$0")/../lib/lib.sh"
-. "$AIBL_ROOT/scripts/lab.sh"
+. "$AIBL_ROOT/lab/lab.sh"
 
 E2E_TMP=$(mktemp -d /tmp/aibl-e2e.XXXXXX)
 E2E_PREFIX=
 
 e2e_cleanup() {
-	[ -n "$E2E_PREFIX" ] && "$AIBL_ROOT/scripts/lab.sh" down --prefix "$E2E_PREFIX" 2>/dev/null
+	[ -n "$E2E_PREFIX" ] && "$AIBL_ROOT/lab/lab.sh" down --prefix "$E2E_PREFIX" 2>/dev/null
 	[ -n "${E2E_KEEP:-}" ] || rm -rf "$E2E_TMP"
 }
 trap e2e_cleanup EXIT
@@ -35,7 +35,7 @@ e2e_need() {
 e2e_lab() {
 	E2E_PREFIX="lb$1$(($$ % 1000))"
 	shift
-	"$AIBL_ROOT/scripts/lab.sh" up --prefix "$E2E_PREFIX" "$@" >"$E2E_TMP/lab.log" 2>&1 || {
+	"$AIBL_ROOT/lab/lab.sh" up --prefix "$E2E_PREFIX" "$@" >"$E2E_TMP/lab.log" 2>&1 || {
 		cat "$E2E_TMP/lab.log"
 		return 1
 	}

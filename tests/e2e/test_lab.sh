@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-# scripts/lab.sh itself: two labs with different prefixes coexist with the
+# lab/lab.sh itself: two labs with different prefixes coexist with the
 # same addresses, `up` twice is harmless, the client reaches every node
 # (IPv4 and IPv6, from its extra client addresses), nodes carry the DSR
 # sysctls and VIPs on loopback, the client routes the VIPs via the
@@ -17,7 +17,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	for c in "${CASES[@]}"; do t_skip "$c" "needs root (network namespaces)"; done
 	exit 0
 fi
-LAB=$AIBL_ROOT/scripts/lab.sh
+LAB=$AIBL_ROOT/lab/lab.sh
 A="lblta$(($$ % 1000))" B="lbltb$(($$ % 1000))"
 cleanup() { "$LAB" down --prefix "$A" 2>/dev/null; "$LAB" down --prefix "$B" 2>/dev/null; }
 trap cleanup EXIT

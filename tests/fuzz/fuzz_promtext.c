@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "promtext.h"
+#include "../../user/aibl-agent/promtext.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

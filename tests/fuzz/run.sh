@@ -5,7 +5,8 @@
 # --runs N   N executions with a fixed seed (reproducible; make test)
 # --time S   S seconds per harness (make fuzz)
 # --keep     keep what libFuzzer finds in $BUILD/fuzz/corpus-NAME (else a
-#            scratch dir); the seeds in tests/fuzz/corpus/NAME stay as they are
+#            scratch dir); the seeds (tests/fuzz/corpus/NAME, and for promtext
+#            tests/data/metrics, for config etc/) stay as they are
 # Prints PASS/FAIL fuzz/NAME; a crash leaves $BUILD/fuzz/crash-NAME-* and the
 # command to reproduce it. Exit status 1 when any harness failed.
 set -u
@@ -43,11 +44,19 @@ for n in "${names[@]}"; do
 	[ $keep -eq 1 ] && work=$FUZZ_DIR/corpus-$n
 	mkdir -p "$work"
 	log=$scratch/$n.log
+	# seeds: the harness's own corpus plus the fixtures the tests already
+	# keep (real engines' pages, the example config), read where they are
+	seeds=()
+	[ -d "tests/fuzz/corpus/$n" ] && seeds+=("tests/fuzz/corpus/$n")
+	case $n in
+	promtext) seeds+=(tests/data/metrics) ;;
+	config) seeds+=(etc) ;;
+	esac
 	# -timeout: one input over 10 s is a hang; -rss_limit_mb: a parser
 	# that balloons on small input is a finding too.
 	"$bin" "${mode[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
 		-artifact_prefix="$FUZZ_DIR/crash-$n-" -print_final_stats=1 \
-		"$work" "tests/fuzz/corpus/$n" >"$log" 2>&1
+		"$work" "${seeds[@]}" >"$log" 2>&1
 	st=$?
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
 	if [ $st -eq 0 ]; then

@@ -6,9 +6,10 @@
  * backends in every state, tables, members, names, connections, pins,
  * per-CPU counters), and build/aiblctl runs as a separate process, as an
  * operator would run it. Each command is checked in its human and its JSON
- * form; simulate runs the real program with BPF_PROG_TEST_RUN. status and
- * node drain talk to a test-local libmicrohttpd server that implements the
- * controller API (contract 3).
+ * form, as tables of cases (arguments, exit code, checks on the JSON and
+ * the text) that one runner executes; simulate runs the real program with
+ * BPF_PROG_TEST_RUN. status and node drain talk to a test-local
+ * libmicrohttpd server that implements the controller API (contract 3).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,7 +32,7 @@
 #include <microhttpd.h>
 #include <linux/types.h>
 #include "aibl.h"
-#include "dataplane.h"
+#include "../../user/aibld/dataplane.h"
 #include "test.h"
 
 #define TOKEN "cl-test-token-0123456789"
@@ -150,16 +151,136 @@ static void ctl_run(struct run *r, const char *fmt, ...)
 	free(line);
 }
 
-/* stdout parsed as one JSON object; NULL (and a failure) otherwise */
-static json_t *run_json(struct run *r, const char *what)
-{
-	json_error_t jerr;
-	json_t *j = json_loads(r->out, 0, &jerr);
+/* ---------------- the case table and its runner ---------------- */
 
-	if (!ASSERT_TRUE(json_is_object(j), what)) {
-		printf("  stdout: %s\n  stderr: %s\n  json: %s\n", r->out, r->err, jerr.text);
-		json_decref(j);
-		return NULL;
+/*
+ * A case runs aiblctl once and checks its exit code, then each of its
+ * checks in turn: J_* ones on stdout parsed as one JSON object (the line
+ * json_line of it when set), OUT_* and ERR_* ones on the text. A JSON path
+ * is keys joined by dots, where key[N] takes an array's element N and
+ * key[field=value] its element whose string member field is value:
+ * "service.backends[name=gpu-a].slots".
+ */
+enum ck_kind {
+	CK_END,
+	J_EXISTS,	  /* the path leads somewhere */
+	J_STR,		  /* a string equal to s */
+	J_HAS,		  /* a string holding s */
+	J_INT,		  /* an integer equal to i */
+	J_INT_MIN,	  /* an integer >= i */
+	J_INT_MAX,	  /* an integer <= i */
+	J_NEAR,		  /* a real within 1e-9 of d */
+	J_REAL,		  /* a real */
+	J_REAL_MAX,	  /* a real <= d */
+	J_TRUE,		  /* true */
+	J_FALSE,	  /* false */
+	J_NOT_TRUE,	  /* anything but true, absent included */
+	J_NULL,		  /* null */
+	J_NULL_OR_ABSENT, /* null or absent */
+	J_ARRAY,	  /* an array */
+	J_SIZE,		  /* an array or object of i members */
+	OUT_HAS,	  /* stdout holds s */
+	OUT_LACKS,	  /* stdout does not hold s */
+	OUT_ROW,	  /* one line of stdout holds all of words */
+	OUT_EMPTY,	  /* stdout is empty */
+	ERR_HAS,	  /* stderr holds s */
+	ERR_EMPTY,	  /* stderr is empty */
+};
+
+struct ck {
+	enum ck_kind kind;
+	const char *path;
+	const char *s;
+	long long i;
+	double d;
+	const char *const *words;
+	const char *what; /* "": the path or the text */
+};
+
+struct ctl_case {
+	const char *args; /* aiblctl's words, split on spaces */
+	int rc;
+	int json_line; /* 0: all of stdout is the JSON document; N: line N of it is */
+	const struct ck *ck; /* ends with CK_END */
+};
+
+/* the checks; a last argument, a string literal, says what a failure means */
+/* clang-format off */
+#define JEXISTS(p, ...)		{J_EXISTS, p, .what = "" __VA_ARGS__}
+#define JSTR(p, v, ...)		{J_STR, p, .s = v, .what = "" __VA_ARGS__}
+#define JHAS(p, v, ...)		{J_HAS, p, .s = v, .what = "" __VA_ARGS__}
+#define JINT(p, v, ...)		{J_INT, p, .i = v, .what = "" __VA_ARGS__}
+#define JINT_MIN(p, v, ...)	{J_INT_MIN, p, .i = v, .what = "" __VA_ARGS__}
+#define JINT_MAX(p, v, ...)	{J_INT_MAX, p, .i = v, .what = "" __VA_ARGS__}
+#define JNEAR(p, v, ...)	{J_NEAR, p, .d = v, .what = "" __VA_ARGS__}
+#define JREAL(p, ...)		{J_REAL, p, .what = "" __VA_ARGS__}
+#define JREAL_MAX(p, v, ...)	{J_REAL_MAX, p, .d = v, .what = "" __VA_ARGS__}
+#define JTRUE(p, ...)		{J_TRUE, p, .what = "" __VA_ARGS__}
+#define JFALSE(p, ...)		{J_FALSE, p, .what = "" __VA_ARGS__}
+#define JNOT_TRUE(p, ...)	{J_NOT_TRUE, p, .what = "" __VA_ARGS__}
+#define JNULL(p, ...)		{J_NULL, p, .what = "" __VA_ARGS__}
+#define JNULL_OR_ABSENT(p, ...) {J_NULL_OR_ABSENT, p, .what = "" __VA_ARGS__}
+#define JARRAY(p, ...)		{J_ARRAY, p, .what = "" __VA_ARGS__}
+#define JSIZE(p, v, ...)	{J_SIZE, p, .i = v, .what = "" __VA_ARGS__}
+#define OUT(v, ...)		{OUT_HAS, .s = v, .what = "" __VA_ARGS__}
+#define OUT_NOT(v, ...)		{OUT_LACKS, .s = v, .what = "" __VA_ARGS__}
+#define OUT_NONE(...)		{OUT_EMPTY, .what = "" __VA_ARGS__}
+#define ERR(v, ...)		{ERR_HAS, .s = v, .what = "" __VA_ARGS__}
+#define ERR_NONE(...)		{ERR_EMPTY, .what = "" __VA_ARGS__}
+/* ROW(what, word, ...): a line of stdout holding every word */
+#define ROW(w, ...) {OUT_ROW, .words = (const char *const[]){__VA_ARGS__, NULL}, .what = w}
+#define CHECKS(...) ((const struct ck[]){__VA_ARGS__ __VA_OPT__(, ){CK_END}})
+/* CASE("-j service list", 0, check, ...) */
+#define CASE(a, code, ...) {.args = a, .rc = code, .ck = CHECKS(__VA_ARGS__)}
+/* the same, the JSON being line n of stdout */
+#define CASE_LINE(a, code, n, ...) {.args = a, .rc = code, .json_line = n, .ck = CHECKS(__VA_ARGS__)}
+/* clang-format on */
+
+static json_t *find_by(json_t *arr, const char *key, const char *val)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(arr, i, e)
+	{
+		const char *s = json_string_value(json_object_get(e, key));
+
+		if (s && strcmp(s, val) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* the member at path (see above), NULL when there is none */
+static json_t *jget(json_t *j, const char *path)
+{
+	const char *p = path;
+
+	while (j && *p) {
+		size_t n = strcspn(p, ".[");
+		char key[64];
+
+		snprintf(key, sizeof(key), "%.*s", (int)n, p);
+		if (n)
+			j = json_object_get(j, key);
+		p += n;
+		while (j && *p == '[') {
+			const char *e = strchr(p, ']'), *eq = memchr(p, '=', e ? e - p : 0);
+			char k[64], v[64];
+
+			if (!e)
+				return NULL;
+			if (eq) {
+				snprintf(k, sizeof(k), "%.*s", (int)(eq - p - 1), p + 1);
+				snprintf(v, sizeof(v), "%.*s", (int)(e - eq - 1), eq + 1);
+				j = find_by(j, k, v);
+			} else {
+				j = json_array_get(j, strtoul(p + 1, NULL, 10));
+			}
+			p = e + 1;
+		}
+		if (*p == '.')
+			p++;
 	}
 	return j;
 }
@@ -197,27 +318,118 @@ static bool has_row(const char *out, const char *const *words, const char *what)
 	return false;
 }
 
-#define ROW(out, what, ...) has_row(out, (const char *const[]){__VA_ARGS__, NULL}, what)
-
-static json_t *jpath(json_t *j, const char *k)
+/* stdout (line n of it when n > 0) parsed as one JSON object; NULL and a failure otherwise */
+static json_t *run_json(const struct run *r, int n, const char *what)
 {
-	return json_object_get(j, k);
-}
+	const char *s = r->out;
+	json_error_t jerr = {};
+	json_t *j = NULL;
 
-static json_t *find_by(json_t *arr, const char *key, const char *val)
-{
-	size_t i;
-	json_t *e;
-
-	json_array_foreach(arr, i, e)
-	{
-		const char *s = json_string_value(json_object_get(e, key));
-
-		if (s && strcmp(s, val) == 0)
-			return e;
+	for (int i = 1; s && i < n; i++)
+		if ((s = strchr(s, '\n')))
+			s++;
+	if (s)
+		j = n ? json_loadb(s, strcspn(s, "\n"), 0, &jerr) : json_loads(s, 0, &jerr);
+	if (!ASSERT_TRUE(json_is_object(j), what)) {
+		printf("  stdout: %s\n  stderr: %s\n  json: %s\n", r->out, r->err, jerr.text);
+		json_decref(j);
+		return NULL;
 	}
-	return NULL;
+	return j;
 }
+
+static bool check_one(const struct ck *k, const struct run *r, json_t *doc, const char *args)
+{
+	json_t *v = k->path ? jget(doc, k->path) : NULL;
+	char what[256];
+
+	snprintf(what, sizeof(what), "'%s': %s", args,
+		 k->what[0] ? k->what : k->path ? k->path : k->s ? k->s : "output");
+	switch (k->kind) {
+	case J_EXISTS:
+		return ASSERT_OK_PTR(v, what);
+	case J_STR:
+		return ASSERT_STREQ(json_string_value(v), k->s, what);
+	case J_HAS:
+		return contains(json_string_value(v), k->s, what);
+	case J_INT:
+		return ASSERT_EQ(json_integer_value(v), k->i, what);
+	case J_INT_MIN:
+		return ASSERT_GE(json_integer_value(v), k->i, what);
+	case J_INT_MAX:
+		return ASSERT_LE(json_integer_value(v), k->i, what);
+	case J_NEAR:
+		return ASSERT_LE(fabs(json_real_value(v) - k->d), 1e-9, what);
+	case J_REAL:
+		return ASSERT_TRUE(json_is_real(v), what);
+	case J_REAL_MAX:
+		return ASSERT_LE(json_real_value(v), k->d, what);
+	case J_TRUE:
+		return ASSERT_TRUE(json_is_true(v), what);
+	case J_FALSE:
+		return ASSERT_TRUE(json_is_false(v), what);
+	case J_NOT_TRUE:
+		return ASSERT_FALSE(json_is_true(v), what);
+	case J_NULL:
+		return ASSERT_TRUE(json_is_null(v), what);
+	case J_NULL_OR_ABSENT:
+		return ASSERT_TRUE(!v || json_is_null(v), what);
+	case J_ARRAY:
+		return ASSERT_TRUE(json_is_array(v), what);
+	case J_SIZE:
+		return ASSERT_EQ(json_is_object(v) ? json_object_size(v) : json_array_size(v), k->i,
+				 what);
+	case OUT_HAS:
+		return contains(r->out, k->s, what);
+	case OUT_LACKS:
+		return ASSERT_FALSE(strstr(r->out, k->s), what);
+	case OUT_ROW:
+		return has_row(r->out, k->words, what);
+	case OUT_EMPTY:
+		return ASSERT_STREQ(r->out, "", what);
+	case ERR_HAS:
+		return contains(r->err, k->s, what);
+	case ERR_EMPTY:
+		return ASSERT_STREQ(r->err, "", what);
+	case CK_END:
+		break;
+	}
+	return true;
+}
+
+/* one case; false when a check failed */
+static bool run_case(const struct ctl_case *c)
+{
+	struct run r;
+	json_t *doc = NULL;
+	bool ok, want_json = false, failed = false;
+
+	for (const struct ck *k = c->ck; k->kind; k++)
+		want_json |= k->path != NULL;
+	ctl_run(&r, "%s", c->args);
+	ok = ASSERT_EQ(r.rc, c->rc, c->args);
+	if (ok && want_json)
+		ok = (doc = run_json(&r, c->json_line, c->args)) != NULL;
+	/* every check runs, once the exit code and the document are right */
+	for (const struct ck *k = c->ck; ok && k->kind; k++)
+		if (!check_one(k, &r, doc, c->args))
+			failed = true;
+	json_decref(doc);
+	run_free(&r);
+	return ok && !failed;
+}
+
+/* every case of a table, even after a failure: each prints its own */
+static bool run_cases(const struct ctl_case *c, size_t n)
+{
+	bool ok = true;
+
+	for (size_t i = 0; i < n; i++)
+		ok &= run_case(&c[i]);
+	return ok;
+}
+
+#define RUN_CASES(table) run_cases(table, sizeof(table) / sizeof((table)[0]))
 
 /* ---------------- the fixture ---------------- */
 
@@ -551,411 +763,244 @@ static bool need_fixture(void)
 
 /* ---------------- commands ---------------- */
 
-static void test_service_list(void)
+/* aiblctl's words for a case, formatted; valid until 16 more calls */
+static const char *argf(const char *fmt, ...)
 {
-	struct run r = {};
-	json_t *j = NULL, *chat, *vips;
+	static char bufs[16][640];
+	static unsigned int next;
+	char *b = bufs[next++ % 16];
+	va_list ap;
 
-	if (!need_fixture())
-		return;
-	ctl_run(&r, "-j service list");
-	if (!ASSERT_EQ(r.rc, 0, "rc") || !(j = run_json(&r, "json")))
-		goto out;
-	ASSERT_EQ(json_array_size(jpath(j, "services")), 3, "three services");
-	chat = find_by(jpath(j, "services"), "name", "chat");
-	if (!ASSERT_OK_PTR(chat, "chat"))
-		goto out;
-	vips = jpath(chat, "vips");
-	ASSERT_EQ(json_array_size(vips), 2, "chat has a v4 and a v6 VIP");
-	ASSERT_TRUE(find_by(vips, "address", "10.100.0.1") &&
-			find_by(vips, "address", "fd00:100::1"),
-		    "both VIP addresses");
-	ASSERT_STREQ(json_string_value(jpath(chat, "model")), "llama-3-8b", "model");
-	ASSERT_STREQ(json_string_value(jpath(chat, "policy")), "ai", "policy");
-	ASSERT_STREQ(json_string_value(jpath(chat, "mode")), "hash", "mode");
-	ASSERT_EQ(json_integer_value(jpath(chat, "backends")), 4, "members");
-	ASSERT_EQ(json_integer_value(jpath(chat, "backends_up")), 1, "only gpu-a is up");
-	/* three v4 entries + one on the v6 VIP, one of the v4 ones closing */
-	ASSERT_EQ(json_integer_value(jpath(chat, "flows")), 3, "open flows");
-	ASSERT_EQ(json_integer_value(jpath(chat, "pins")), 2, "pins");
-	ASSERT_EQ(json_integer_value(jpath(chat, "packets")), 1234567, "packets summed over CPUs");
-	ASSERT_EQ(json_integer_value(jpath(chat, "bytes")), 3650722202LL, "bytes");
-	ASSERT_EQ(json_integer_value(jpath(chat, "ring_half")), 1, "active half");
-	ASSERT_TRUE(
-	    json_is_false(jpath(find_by(jpath(j, "services"), "name", "batch"), "conntrack")),
-	    "batch is stateless");
-	run_free(&r);
-
-	ctl_run(&r, "service list");
-	if (!ASSERT_EQ(r.rc, 0, "human rc"))
-		goto out;
-	ROW(r.out, "header", "NAME", "VIPS", "POLICY", "BACKENDS", "PACKETS", "BYTES");
-	ROW(r.out, "chat row", "chat", "10.100.0.1:80/tcp", "[fd00:100::1]:80/tcp", "llama-3-8b",
-	    "1/4 up", "1.2M", "3.4 GiB");
-	ROW(r.out, "embed row", "embed", "[fd00:100::2]:443/tcp", "1/1 up");
-	ROW(r.out, "batch row", "batch", "10.100.0.3:*/udp", "rr");
-out:
-	json_decref(j);
-	run_free(&r);
+	va_start(ap, fmt);
+	vsnprintf(b, sizeof(bufs[0]), fmt, ap);
+	va_end(ap);
+	return b;
 }
 
-static void check_chat_show(json_t *svc)
+static void test_service_list(void)
 {
-	json_t *bes = jpath(svc, "backends"), *a, *b, *c, *d;
+	const struct ctl_case cases[] = {
+	    CASE("-j service list", 0, JSIZE("services", 3, "three services"),
+		 JEXISTS("services[name=chat]", "chat"),
+		 JSIZE("services[name=chat].vips", 2, "chat has a v4 and a v6 VIP"),
+		 JEXISTS("services[name=chat].vips[address=10.100.0.1]", "v4 VIP address"),
+		 JEXISTS("services[name=chat].vips[address=fd00:100::1]", "v6 VIP address"),
+		 JSTR("services[name=chat].model", "llama-3-8b", "model"),
+		 JSTR("services[name=chat].policy", "ai", "policy"),
+		 JSTR("services[name=chat].mode", "hash", "mode"),
+		 JINT("services[name=chat].backends", 4, "members"),
+		 JINT("services[name=chat].backends_up", 1, "only gpu-a is up"),
+		 /* three v4 entries + one on the v6 VIP, one of the v4 ones closing */
+		 JINT("services[name=chat].flows", 3, "open flows"),
+		 JINT("services[name=chat].pins", 2, "pins"),
+		 JINT("services[name=chat].packets", 1234567, "packets summed over CPUs"),
+		 JINT("services[name=chat].bytes", 3650722202LL, "bytes"),
+		 JINT("services[name=chat].ring_half", 1, "active half"),
+		 JFALSE("services[name=batch].conntrack", "batch is stateless")),
+	    CASE("service list", 0,
+		 ROW("header", "NAME", "VIPS", "POLICY", "BACKENDS", "PACKETS", "BYTES"),
+		 ROW("chat row", "chat", "10.100.0.1:80/tcp", "[fd00:100::1]:80/tcp", "llama-3-8b",
+		     "1/4 up", "1.2M", "3.4 GiB"),
+		 ROW("embed row", "embed", "[fd00:100::2]:443/tcp", "1/1 up"),
+		 ROW("batch row", "batch", "10.100.0.3:*/udp", "rr")),
+	};
 
-	ASSERT_STREQ(json_string_value(jpath(svc, "name")), "chat", "name");
-	ASSERT_STREQ(json_string_value(jpath(svc, "session_key")), "src_ip", "session key");
-	ASSERT_EQ(json_array_size(bes), 4, "four backends");
-	a = find_by(bes, "name", "gpu-a");
-	b = find_by(bes, "name", "gpu-b");
-	c = find_by(bes, "name", "gpu-c");
-	d = find_by(bes, "name", "gpu-d");
-	if (!ASSERT_TRUE(a && b && c && d, "all four by name"))
-		return;
-	ASSERT_STREQ(json_string_value(jpath(a, "state")), "up", "a up");
-	ASSERT_STREQ(json_string_value(jpath(b, "state")), "draining", "b draining");
-	ASSERT_STREQ(json_string_value(jpath(c, "state")), "overloaded", "c overloaded");
-	ASSERT_STREQ(json_string_value(jpath(d, "state")), "down", "d down");
-	ASSERT_EQ(json_integer_value(jpath(b, "weight")), 50, "b effective weight");
-	ASSERT_EQ(json_integer_value(jpath(b, "cfg_weight")), 60, "b configured weight");
-	ASSERT_EQ(json_integer_value(jpath(a, "slots")), chat_slots[BE_A], "a slots");
-	ASSERT_LE(fabs(json_real_value(jpath(a, "slot_share")) -
-		       (double)chat_slots[BE_A] / AIBL_RING_SIZE),
-		  1e-9, "a slot share");
-	ASSERT_EQ(json_integer_value(jpath(a, "flows")), 2, "a open flows (v4 + v6 VIP)");
-	ASSERT_EQ(json_integer_value(jpath(b, "flows")), 1, "b flows");
-	ASSERT_EQ(json_integer_value(jpath(a, "pins")), 1, "a pins");
-	ASSERT_EQ(json_integer_value(jpath(b, "pins")), 1, "b pins");
-	ASSERT_EQ(json_integer_value(jpath(a, "packets")), 5000, "a packets");
-	ASSERT_EQ(json_integer_value(jpath(a, "active")), 2, "a active");
+	if (need_fixture())
+		RUN_CASES(cases);
 }
 
 static void test_service_show(void)
 {
 	static const char *const specs[] = {"chat", "10.100.0.1:80", "[fd00:100::1]:80/tcp",
 					    "10.100.0.1:80/tcp"};
-	struct run r = {};
-	json_t *j = NULL;
+	/* chat by any of its names: the same JSON */
+	const struct ck *chat = CHECKS(
+	    JSTR("service.name", "chat", "name"),
+	    JSTR("service.session_key", "src_ip", "session key"),
+	    JSIZE("service.backends", 4, "four backends"),
+	    JEXISTS("service.backends[name=gpu-a]", "gpu-a by name"),
+	    JEXISTS("service.backends[name=gpu-b]", "gpu-b by name"),
+	    JEXISTS("service.backends[name=gpu-c]", "gpu-c by name"),
+	    JEXISTS("service.backends[name=gpu-d]", "gpu-d by name"),
+	    JSTR("service.backends[name=gpu-a].state", "up", "a up"),
+	    JSTR("service.backends[name=gpu-b].state", "draining", "b draining"),
+	    JSTR("service.backends[name=gpu-c].state", "overloaded", "c overloaded"),
+	    JSTR("service.backends[name=gpu-d].state", "down", "d down"),
+	    JINT("service.backends[name=gpu-b].weight", 50, "b effective weight"),
+	    JINT("service.backends[name=gpu-b].cfg_weight", 60, "b configured weight"),
+	    JINT("service.backends[name=gpu-a].slots", chat_slots[BE_A], "a slots"),
+	    JNEAR("service.backends[name=gpu-a].slot_share",
+		  (double)chat_slots[BE_A] / AIBL_RING_SIZE, "a slot share"),
+	    JINT("service.backends[name=gpu-a].flows", 2, "a open flows (v4 + v6 VIP)"),
+	    JINT("service.backends[name=gpu-b].flows", 1, "b flows"),
+	    JINT("service.backends[name=gpu-a].pins", 1, "a pins"),
+	    JINT("service.backends[name=gpu-b].pins", 1, "b pins"),
+	    JINT("service.backends[name=gpu-a].packets", 5000, "a packets"),
+	    JINT("service.backends[name=gpu-a].active", 2, "a active"));
+	const struct ctl_case cases[] = {
+	    CASE("service show chat", 0, OUT("service chat (id 0)", "title"),
+		 OUT("data plane mode hash, session key src_ip", "mode line"),
+		 OUT("generation 7, active half 1", "table line"),
+		 OUT("1.2M packets, 3.4 GiB", "traffic line"),
+		 ROW("header", "BACKEND", "WEIGHT", "SLOTS", "SHARE", "STATE", "FLOWS", "PINS"),
+		 ROW("gpu-a row", "gpu-a", "10.1.0.1", "up", "7801", "47.6%"),
+		 ROW("gpu-b row", "gpu-b", "50 (cfg 60)", "draining"),
+		 ROW("gpu-c row", "gpu-c", "overloaded"), ROW("gpu-d row", "gpu-d", "down")),
+	    CASE("-j service show nosuch", 1, JHAS("error", "no service 'nosuch'", "message")),
+	    CASE("service show 10.100.0.99:80", 1,
+		 ERR("no service has VIP 10.100.0.99:80/tcp", "VIP message")),
+	};
 
 	if (!need_fixture())
 		return;
 	for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
-		ctl_run(&r, "-j se sh %s", specs[i]);
-		if (!ASSERT_EQ(r.rc, 0, specs[i]) || !(j = run_json(&r, specs[i])))
-			goto out;
-		check_chat_show(jpath(j, "service"));
-		json_decref(j);
-		j = NULL;
-		run_free(&r);
-	}
-	ctl_run(&r, "service show chat");
-	if (!ASSERT_EQ(r.rc, 0, "human rc"))
-		goto out;
-	contains(r.out, "service chat (id 0)", "title");
-	contains(r.out, "data plane mode hash, session key src_ip", "mode line");
-	contains(r.out, "generation 7, active half 1", "table line");
-	contains(r.out, "1.2M packets, 3.4 GiB", "traffic line");
-	ROW(r.out, "header", "BACKEND", "WEIGHT", "SLOTS", "SHARE", "STATE", "FLOWS", "PINS");
-	ROW(r.out, "gpu-a row", "gpu-a", "10.1.0.1", "up", "7801", "47.6%");
-	ROW(r.out, "gpu-b row", "gpu-b", "50 (cfg 60)", "draining");
-	ROW(r.out, "gpu-c row", "gpu-c", "overloaded");
-	ROW(r.out, "gpu-d row", "gpu-d", "down");
-	run_free(&r);
+		struct ctl_case c = {.args = argf("-j se sh %s", specs[i]), .ck = chat};
 
-	ctl_run(&r, "-j service show nosuch");
-	ASSERT_EQ(r.rc, 1, "unknown service rc");
-	if ((j = run_json(&r, "error json")))
-		contains(json_string_value(jpath(j, "error")), "no service 'nosuch'", "message");
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-	ctl_run(&r, "service show 10.100.0.99:80");
-	ASSERT_EQ(r.rc, 1, "unknown VIP rc");
-	contains(r.err, "no service has VIP 10.100.0.99:80/tcp", "VIP message");
-out:
-	json_decref(j);
-	run_free(&r);
+		if (!run_case(&c))
+			return;
+	}
+	RUN_CASES(cases);
 }
 
 static void test_backend_list(void)
 {
-	struct run r = {};
-	json_t *j = NULL, *arr, *a, *e;
+	const struct ctl_case cases[] = {
+	    CASE("-j backend list", 0, JSIZE("backends", NBE, "five backends"),
+		 JEXISTS("backends[name=gpu-a]", "a by name"),
+		 JEXISTS("backends[name=cpu-e]", "e by name"),
+		 JINT("backends[name=gpu-a].active", 2, "a active (aibl_load)"),
+		 JINT("backends[name=gpu-a].conns", 3, "a conn entries"),
+		 JINT("backends[name=gpu-a].services", 2, "a in chat and batch"),
+		 JINT("backends[name=gpu-a].bytes", 7500000, "a bytes"),
+		 JSTR("backends[name=gpu-a].accel", "gpu", "accel"),
+		 JSTR("backends[name=gpu-a].mac", "02:00:00:00:b0:00", "mac"),
+		 JSTR("backends[name=cpu-e].address", "fd00:1::5", "v6 backend"),
+		 JINT("backends[name=cpu-e].cost", 20, "e cost"),
+		 JTRUE("backends[name=gpu-d].flags.down", "d down flag")),
+	    CASE("backend list", 0,
+		 ROW("header", "NAME", "ADDRESS", "STATE", "ACTIVE", "COST", "BYTES"),
+		 ROW("gpu-a row", "gpu-a", "10.1.0.1", "gpu", "up", "7.2 MiB", "02:00:00:00:b0:00"),
+		 ROW("gpu-b row", "gpu-b", "draining"),
+		 ROW("cpu-e row", "cpu-e", "fd00:1::5", "none", "up")),
+	};
 
-	if (!need_fixture())
-		return;
-	ctl_run(&r, "-j backend list");
-	if (!ASSERT_EQ(r.rc, 0, "rc") || !(j = run_json(&r, "json")))
-		goto out;
-	arr = jpath(j, "backends");
-	ASSERT_EQ(json_array_size(arr), NBE, "five backends");
-	a = find_by(arr, "name", "gpu-a");
-	e = find_by(arr, "name", "cpu-e");
-	if (!ASSERT_TRUE(a && e, "by name"))
-		goto out;
-	ASSERT_EQ(json_integer_value(jpath(a, "active")), 2, "a active (aibl_load)");
-	ASSERT_EQ(json_integer_value(jpath(a, "conns")), 3, "a conn entries");
-	ASSERT_EQ(json_integer_value(jpath(a, "services")), 2, "a in chat and batch");
-	ASSERT_EQ(json_integer_value(jpath(a, "bytes")), 7500000, "a bytes");
-	ASSERT_STREQ(json_string_value(jpath(a, "accel")), "gpu", "accel");
-	ASSERT_STREQ(json_string_value(jpath(a, "mac")), "02:00:00:00:b0:00", "mac");
-	ASSERT_STREQ(json_string_value(jpath(e, "address")), "fd00:1::5", "v6 backend");
-	ASSERT_EQ(json_integer_value(jpath(e, "cost")), 20, "e cost");
-	ASSERT_TRUE(json_is_true(jpath(jpath(find_by(arr, "name", "gpu-d"), "flags"), "down")),
-		    "d down flag");
-	run_free(&r);
-
-	ctl_run(&r, "backend list");
-	if (!ASSERT_EQ(r.rc, 0, "human rc"))
-		goto out;
-	ROW(r.out, "header", "NAME", "ADDRESS", "STATE", "ACTIVE", "COST", "BYTES");
-	ROW(r.out, "gpu-a row", "gpu-a", "10.1.0.1", "gpu", "up", "7.2 MiB", "02:00:00:00:b0:00");
-	ROW(r.out, "gpu-b row", "gpu-b", "draining");
-	ROW(r.out, "cpu-e row", "cpu-e", "fd00:1::5", "none", "up");
-out:
-	json_decref(j);
-	run_free(&r);
+	if (need_fixture())
+		RUN_CASES(cases);
 }
 
 static void test_table_show(void)
 {
-	struct run r = {};
-	json_t *j = NULL, *t, *bes, *slots;
+	const struct ctl_case cases[] = {
+	    CASE("-j table show chat --slots", 0,
+		 JINT("table.ring_half", 1, "reads the active half"),
+		 JINT("table.ring_size", AIBL_RING_SIZE, "ring size"),
+		 JINT("table.empty_slots", 0, "no empty slot"),
+		 JINT("table.backends[name=gpu-a].slots", chat_slots[BE_A], "gpu-a"),
+		 JINT("table.backends[name=gpu-b].slots", chat_slots[BE_B], "gpu-b"),
+		 JINT("table.backends[name=gpu-c].slots", chat_slots[BE_C], "gpu-c"),
+		 JINT("table.backends[name=gpu-d].slots", chat_slots[BE_D], "gpu-d"),
+		 /* weight share of gpu-a: 100 of 210 */
+		 JNEAR("table.backends[name=gpu-a].weight_share", 100.0 / 210, "weight share"),
+		 JSIZE("table.slots", AIBL_RING_SIZE, "raw table"),
+		 JINT("table.slots[0]", BE_A, "slot 0"), JINT("table.slots[1]", BE_B, "slot 1"),
+		 JINT("table.slots[3]", BE_C, "slot 3"), JINT("table.slots[20]", BE_D, "slot 20")),
+	    CASE("table show 10.100.0.1:80 --slots", 0,
+		 ROW("header", "BACKEND", "WEIGHT%", "SLOTS", "SLOT%", "DIFF"),
+		 ROW("gpu-a", "gpu-a", "47.6%", "pp"), OUT("active half 1", "half"),
+		 ROW("raw slots", "0", "gpu-a", "gpu-b", "gpu-c")),
+	    CASE("table show", 2), /* missing SERVICE is misuse */
+	};
 
-	if (!need_fixture())
-		return;
-	ctl_run(&r, "-j table show chat --slots");
-	if (!ASSERT_EQ(r.rc, 0, "rc") || !(j = run_json(&r, "json")))
-		goto out;
-	t = jpath(j, "table");
-	ASSERT_EQ(json_integer_value(jpath(t, "ring_half")), 1, "reads the active half");
-	ASSERT_EQ(json_integer_value(jpath(t, "ring_size")), AIBL_RING_SIZE, "ring size");
-	ASSERT_EQ(json_integer_value(jpath(t, "empty_slots")), 0, "no empty slot");
-	bes = jpath(t, "backends");
-	for (int b = BE_A; b <= BE_D; b++) {
-		json_t *e = find_by(bes, "name", fx_be[b].name);
-
-		if (!ASSERT_OK_PTR(e, fx_be[b].name))
-			continue;
-		ASSERT_EQ(json_integer_value(jpath(e, "slots")), chat_slots[b], fx_be[b].name);
-	}
-	/* weight share of gpu-a: 100 of 210 */
-	ASSERT_LE(fabs(json_real_value(jpath(find_by(bes, "name", "gpu-a"), "weight_share")) -
-		       100.0 / 210),
-		  1e-9, "weight share");
-	slots = jpath(t, "slots");
-	ASSERT_EQ(json_array_size(slots), AIBL_RING_SIZE, "raw table");
-	ASSERT_EQ(json_integer_value(json_array_get(slots, 0)), BE_A, "slot 0");
-	ASSERT_EQ(json_integer_value(json_array_get(slots, 1)), BE_B, "slot 1");
-	ASSERT_EQ(json_integer_value(json_array_get(slots, 3)), BE_C, "slot 3");
-	ASSERT_EQ(json_integer_value(json_array_get(slots, 20)), BE_D, "slot 20");
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-
-	ctl_run(&r, "table show 10.100.0.1:80 --slots");
-	if (!ASSERT_EQ(r.rc, 0, "human rc"))
-		goto out;
-	ROW(r.out, "header", "BACKEND", "WEIGHT%", "SLOTS", "SLOT%", "DIFF");
-	ROW(r.out, "gpu-a", "gpu-a", "47.6%", "pp");
-	contains(r.out, "active half 1", "half");
-	ROW(r.out, "raw slots", "0", "gpu-a", "gpu-b", "gpu-c");
-	run_free(&r);
-	ctl_run(&r, "table show");
-	ASSERT_EQ(r.rc, 2, "missing SERVICE is misuse");
-out:
-	json_decref(j);
-	run_free(&r);
+	if (need_fixture())
+		RUN_CASES(cases);
 }
 
 static void test_flow(void)
 {
-	struct run r = {};
-	json_t *j = NULL, *f;
+	const struct ctl_case cases[] = {
+	    CASE("-j flow list", 0, JINT("total", 5, "all entries"),
+		 JEXISTS("flows[client=10.0.0.9]", "closing pinned flow"),
+		 JTRUE("flows[client=10.0.0.9].closing", "closing flag"),
+		 JTRUE("flows[client=10.0.0.9].pinned", "pinned flag"),
+		 JSTR("flows[client=10.0.0.9].service", "chat", "service"),
+		 JINT_MIN("flows[client=10.0.0.9].idle_ms", 1900, "idle time")),
+	    CASE("-j flow list --service embed", 0, JINT("total", 1, "embed flows"),
+		 JSTR("flows[0].backend", "cpu-e", "embed backend")),
+	    CASE("-j flow list --limit 2", 0, JSIZE("flows", 2, "limited"),
+		 JINT("total", 5, "total still 5")),
+	    CASE("flow list --limit 3", 0,
+		 ROW("header", "CLIENT", "VIP", "SERVICE", "BACKEND", "FLAGS", "IDLE"),
+		 ROW("v4 flow", "10.0.0.5:40000", "10.100.0.1:80", "tcp", "chat", "gpu-a"),
+		 OUT("3 of 5 flows shown", "limit note")),
+	    CASE("flow list", 0,
+		 ROW("v6 flow", "[fd00:200::6]:5556", "[fd00:100::2]:443", "embed", "cpu-e"),
+		 ROW("closing flow", "10.0.0.9:40002", "closing,pinned")),
+	    CASE("-j flow lookup 10.0.0.6:40001 10.100.0.1:80 tcp", 0,
+		 JSTR("flow.backend", "gpu-b", "on gpu-b"),
+		 JSTR("flow.backend_address", "10.1.0.2", "address")),
+	    CASE("flow lookup [fd00:200::5]:5555 [fd00:100::1]:80", 0,
+		 ROW("v6 lookup", "[fd00:200::5]:5555", "chat", "gpu-a")),
+	    /* the udp flow is another flow */
+	    CASE("-j flow lookup 10.0.0.5:40000 10.100.0.1:80 udp", 1,
+		 JHAS("error", "not in the connection table", "message")),
+	    /* mixed families are misuse */
+	    CASE("flow lookup 10.0.0.5:40000 [fd00:100::1]:80", 2,
+		 ERR("same address family", "message")),
+	};
 
-	if (!need_fixture())
-		return;
-	ctl_run(&r, "-j flow list");
-	if (!ASSERT_EQ(r.rc, 0, "rc") || !(j = run_json(&r, "json")))
-		goto out;
-	ASSERT_EQ(json_integer_value(jpath(j, "total")), 5, "all entries");
-	f = find_by(jpath(j, "flows"), "client", "10.0.0.9");
-	if (ASSERT_OK_PTR(f, "closing pinned flow")) {
-		ASSERT_TRUE(json_is_true(jpath(f, "closing")) && json_is_true(jpath(f, "pinned")),
-			    "flags");
-		ASSERT_STREQ(json_string_value(jpath(f, "service")), "chat", "service");
-		ASSERT_GE(json_integer_value(jpath(f, "idle_ms")), 1900, "idle time");
-	}
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-
-	ctl_run(&r, "-j flow list --service embed");
-	if (!ASSERT_EQ(r.rc, 0, "filter rc") || !(j = run_json(&r, "json")))
-		goto out;
-	ASSERT_EQ(json_integer_value(jpath(j, "total")), 1, "embed flows");
-	ASSERT_STREQ(json_string_value(jpath(json_array_get(jpath(j, "flows"), 0), "backend")),
-		     "cpu-e", "embed backend");
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-
-	ctl_run(&r, "-j flow list --limit 2");
-	if (!ASSERT_EQ(r.rc, 0, "limit rc") || !(j = run_json(&r, "json")))
-		goto out;
-	ASSERT_EQ(json_array_size(jpath(j, "flows")), 2, "limited");
-	ASSERT_EQ(json_integer_value(jpath(j, "total")), 5, "total still 5");
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-
-	ctl_run(&r, "flow list --limit 3");
-	if (!ASSERT_EQ(r.rc, 0, "human rc"))
-		goto out;
-	ROW(r.out, "header", "CLIENT", "VIP", "SERVICE", "BACKEND", "FLAGS", "IDLE");
-	ROW(r.out, "v4 flow", "10.0.0.5:40000", "10.100.0.1:80", "tcp", "chat", "gpu-a");
-	contains(r.out, "3 of 5 flows shown", "limit note");
-	run_free(&r);
-	ctl_run(&r, "flow list");
-	ROW(r.out, "v6 flow", "[fd00:200::6]:5556", "[fd00:100::2]:443", "embed", "cpu-e");
-	ROW(r.out, "closing flow", "10.0.0.9:40002", "closing,pinned");
-	run_free(&r);
-
-	ctl_run(&r, "-j flow lookup 10.0.0.6:40001 10.100.0.1:80 tcp");
-	if (!ASSERT_EQ(r.rc, 0, "lookup rc") || !(j = run_json(&r, "json")))
-		goto out;
-	ASSERT_STREQ(json_string_value(jpath(jpath(j, "flow"), "backend")), "gpu-b", "on gpu-b");
-	ASSERT_STREQ(json_string_value(jpath(jpath(j, "flow"), "backend_address")), "10.1.0.2",
-		     "address");
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-	ctl_run(&r, "flow lookup [fd00:200::5]:5555 [fd00:100::1]:80");
-	ASSERT_EQ(r.rc, 0, "v6 lookup rc");
-	ROW(r.out, "v6 lookup", "[fd00:200::5]:5555", "chat", "gpu-a");
-	run_free(&r);
-	ctl_run(&r, "-j flow lookup 10.0.0.5:40000 10.100.0.1:80 udp");
-	ASSERT_EQ(r.rc, 1, "udp flow is another flow");
-	if ((j = run_json(&r, "error json")))
-		contains(json_string_value(jpath(j, "error")), "not in the connection table",
-			 "message");
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-	ctl_run(&r, "flow lookup 10.0.0.5:40000 [fd00:100::1]:80");
-	ASSERT_EQ(r.rc, 2, "mixed families are misuse");
-	contains(r.err, "same address family", "message");
-out:
-	json_decref(j);
-	run_free(&r);
+	if (need_fixture())
+		RUN_CASES(cases);
 }
 
 static void test_pin_list(void)
 {
-	struct run r = {};
-	json_t *j = NULL, *p;
+	const struct ctl_case cases[] = {
+	    CASE("-j pin list", 0, JSIZE("pins", 3, "three pins"),
+		 JEXISTS("pins[client=10.0.0.9]", "pin of 10.0.0.9"),
+		 JINT_MIN("pins[client=10.0.0.9].expires_in_ms", 1, "expires from now"),
+		 JINT_MAX("pins[client=10.0.0.9].expires_in_ms", 60000, "within the minute"),
+		 JSTR("pins[client=10.0.0.9].backend", "gpu-a", "backend"),
+		 JEXISTS("pins[client=10.0.0.10]", "pin of 10.0.0.10"),
+		 JNULL("pins[client=10.0.0.10].expires_in_ms", "no expiry"),
+		 JSTR("pins[client=10.0.0.10].state", "draining", "backend state")),
+	    CASE("-j pin list --service embed", 0,
+		 JSTR("pins[0].client", "fd00:200::7", "embed pin"),
+		 JSIZE("pins", 1, "one embed pin")),
+	    CASE("pin list --service chat", 0,
+		 ROW("expiring pin", "chat", "10.0.0.9", "gpu-a", "up", "in "),
+		 ROW("pin without expiry", "chat", "10.0.0.10", "gpu-b", "draining", "never"),
+		 OUT("2 pins", "count")),
+	};
 
-	if (!need_fixture())
-		return;
-	ctl_run(&r, "-j pin list");
-	if (!ASSERT_EQ(r.rc, 0, "rc") || !(j = run_json(&r, "json")))
-		goto out;
-	ASSERT_EQ(json_array_size(jpath(j, "pins")), 3, "three pins");
-	p = find_by(jpath(j, "pins"), "client", "10.0.0.9");
-	if (ASSERT_OK_PTR(p, "pin of 10.0.0.9")) {
-		json_int_t ms = json_integer_value(jpath(p, "expires_in_ms"));
-
-		ASSERT_TRUE(ms > 0 && ms <= 60000, "expires within the minute");
-		ASSERT_STREQ(json_string_value(jpath(p, "backend")), "gpu-a", "backend");
-	}
-	p = find_by(jpath(j, "pins"), "client", "10.0.0.10");
-	if (ASSERT_OK_PTR(p, "pin of 10.0.0.10")) {
-		ASSERT_TRUE(json_is_null(jpath(p, "expires_in_ms")), "no expiry");
-		ASSERT_STREQ(json_string_value(jpath(p, "state")), "draining", "backend state");
-	}
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-
-	ctl_run(&r, "-j pin list --service embed");
-	if (ASSERT_EQ(r.rc, 0, "filter rc") && (j = run_json(&r, "json")))
-		ASSERT_STREQ(
-		    json_string_value(jpath(json_array_get(jpath(j, "pins"), 0), "client")),
-		    "fd00:200::7", "embed pin");
-	ASSERT_EQ(json_array_size(jpath(j, "pins")), 1, "one embed pin");
-	run_free(&r);
-
-	ctl_run(&r, "pin list --service chat");
-	if (!ASSERT_EQ(r.rc, 0, "human rc"))
-		goto out;
-	ROW(r.out, "expiring pin", "chat", "10.0.0.9", "gpu-a", "up", "in ");
-	ROW(r.out, "pin without expiry", "chat", "10.0.0.10", "gpu-b", "draining", "never");
-	contains(r.out, "2 pins", "count");
-out:
-	json_decref(j);
-	run_free(&r);
+	if (need_fixture())
+		RUN_CASES(cases);
 }
 
 static void test_stats(void)
 {
-	struct run r = {};
-	json_t *j = NULL, *c;
-	char *nl;
+	const struct ctl_case cases[] = {
+	    CASE("-j stats", 0, JINT("counters.pass", 1000, "pass"),
+		 JINT("counters.vip_packets", 123456, "vip_packets"),
+		 JINT("counters.drop_no_backend", 2, "drop_no_backend"),
+		 JSIZE("counters", AIBL_CNT__MAX, "every counter"),
+		 JNULL_OR_ABSENT("rates", "no rates in one sample"),
+		 JINT("services[name=chat].packets", 1234567, "chat packets")),
+	    /* repeated: one JSON document per line, rates from the second on */
+	    CASE_LINE("-j stats --interval 0.1 --count 2", 0, 2,
+		      JINT("sample", 2, "sample number"), JREAL("rates.pass", "rate present"),
+		      JREAL_MAX("rates.pass", 0.0, "idle: rate 0")),
+	    CASE("stats --interval 0.1 --count 2", 0,
+		 ROW("header", "COUNTER", "VALUE", "RATE", "DESCRIPTION"),
+		 ROW("vip_packets", "vip_packets", "123k", "0/s", "packets addressed to a VIP"),
+		 ROW("service traffic", "chat", "1.2M", "3.4 GiB"),
+		 OUT("sample 2", "second sample")),
+	    CASE("stats", 0,
+		 ROW("single sample", "drop_no_backend", "2", "dropped: no usable backend")),
+	    CASE("stats --interval abc", 2, ERR("--interval", "message")),
+	};
 
-	if (!need_fixture())
-		return;
-	ctl_run(&r, "-j stats");
-	if (!ASSERT_EQ(r.rc, 0, "rc") || !(j = run_json(&r, "json")))
-		goto out;
-	c = jpath(j, "counters");
-	ASSERT_EQ(json_integer_value(jpath(c, "pass")), 1000, "pass");
-	ASSERT_EQ(json_integer_value(jpath(c, "vip_packets")), 123456, "vip_packets");
-	ASSERT_EQ(json_integer_value(jpath(c, "drop_no_backend")), 2, "drop_no_backend");
-	ASSERT_EQ(json_object_size(c), AIBL_CNT__MAX, "every counter");
-	ASSERT_TRUE(json_is_null(jpath(j, "rates")) || !jpath(j, "rates"),
-		    "no rates in one sample");
-	ASSERT_EQ(
-	    json_integer_value(jpath(find_by(jpath(j, "services"), "name", "chat"), "packets")),
-	    1234567, "chat packets");
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-
-	/* repeated: one JSON document per line, rates from the second on */
-	ctl_run(&r, "-j stats --interval 0.1 --count 2");
-	if (!ASSERT_EQ(r.rc, 0, "repeat rc"))
-		goto out;
-	nl = strchr(r.out, '\n');
-	if (!ASSERT_OK_PTR(nl, "two lines"))
-		goto out;
-	j = json_loads(nl + 1, 0, NULL);
-	if (ASSERT_TRUE(json_is_object(j), "second sample")) {
-		ASSERT_EQ(json_integer_value(jpath(j, "sample")), 2, "sample number");
-		ASSERT_TRUE(json_is_real(jpath(jpath(j, "rates"), "pass")), "rate present");
-		ASSERT_LE(json_real_value(jpath(jpath(j, "rates"), "pass")), 0.0, "idle: rate 0");
-	}
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-
-	ctl_run(&r, "stats --interval 0.1 --count 2");
-	if (!ASSERT_EQ(r.rc, 0, "human rc"))
-		goto out;
-	ROW(r.out, "header", "COUNTER", "VALUE", "RATE", "DESCRIPTION");
-	ROW(r.out, "vip_packets", "vip_packets", "123k", "0/s", "packets addressed to a VIP");
-	ROW(r.out, "service traffic", "chat", "1.2M", "3.4 GiB");
-	contains(r.out, "sample 2", "second sample");
-	run_free(&r);
-	ctl_run(&r, "stats");
-	ASSERT_EQ(r.rc, 0, "single human rc");
-	ROW(r.out, "single sample", "drop_no_backend", "2", "dropped: no usable backend");
-	run_free(&r);
-	ctl_run(&r, "stats --interval abc");
-	ASSERT_EQ(r.rc, 2, "bad interval");
-	contains(r.err, "--interval", "message");
-out:
-	json_decref(j);
-	run_free(&r);
+	if (need_fixture())
+		RUN_CASES(cases);
 }
 
 static __s64 load_of(__u32 b)
@@ -1005,153 +1050,107 @@ static int guard_engage(int on)
 
 static void test_simulate(void)
 {
-	struct run r = {};
-	json_t *j = NULL, *s;
+	/* new TCP flow to chat: only gpu-a is usable, bounded probing must find it */
+	const struct ctl_case new_flow =
+	    CASE("-j simulate 10.0.0.77:40000 10.100.0.1:80 tcp", 0,
+		 JSTR("simulate.verdict", "XDP_TX", "verdict"),
+		 JSTR("simulate.backend", "gpu-a", "the usable backend"),
+		 JSTR("simulate.chosen_by", "conn_table", "found by its entry"),
+		 JSTR("simulate.output.encap", "ipip", "ipip"),
+		 JSTR("simulate.output.outer_dst", "10.1.0.1", "outer destination is the backend"),
+		 JSTR("simulate.ack_verdict", "XDP_TX", "ACK verdict"),
+		 JSTR("simulate.syn_backend", "gpu-a", "SYN on the same"),
+		 JSTR("simulate.syn_chosen_by", "handshake_table", "recorded"),
+		 JNOT_TRUE("simulate.split", "not split"),
+		 /* the SYN is recorded without a connection lookup; its ACK misses
+		  * and moves the handshake into the connection table */
+		 JINT("simulate.counters.vip_packets", 2, "counted"),
+		 JINT("simulate.counters.syn_record", 1, "SYN kept"),
+		 JINT("simulate.counters.conn_miss", 1, "new flow"),
+		 JINT("simulate.counters.syn_hit", 1, "ACK found it"),
+		 JTRUE("simulate.conn_removed", "entry removed"),
+		 JNOT_TRUE("simulate.handshake_removed", "the ACK took the record"),
+		 JTRUE("simulate.load_restored", "load restored"));
+	/* --keep leaves the flow: flow lookup finds it on the same backend */
+	const struct ctl_case keep =
+	    CASE("simulate 10.0.0.78:40000 10.100.0.1:80 --keep", 0,
+		 OUT("verdict     XDP_TX", "human verdict"),
+		 OUT("gpu-a (id 0, 10.1.0.1) new flow", "human backend"),
+		 OUT("connection entry kept", "kept"));
+	const struct ctl_case kept[] = {
+	    CASE("flow lookup 10.0.0.78:40000 10.100.0.1:80", 0,
+		 ROW("kept flow", "10.0.0.78:40000", "gpu-a")),
+	    /* the kept flow again: an established flow, nothing to undo */
+	    CASE("-j simulate 10.0.0.78:40000 10.100.0.1:80", 0,
+		 JTRUE("simulate.conn_existed", "existing"),
+		 JINT("simulate.counters.conn_hit", 1, "hit"),
+		 JNOT_TRUE("simulate.conn_removed", "entry stays"),
+		 /* the SYN's record, which the ACK did not need, is taken back */
+		 JTRUE("simulate.handshake_removed", "record removed")),
+	};
+	/* rate guard engaged on every CPU: a SYN goes by the hash choice even when
+	 * its tuple has an entry, while its ACK follows the entry; simulate names
+	 * both and flags the split */
+	const struct ctl_case guarded[] = {
+	    CASE("-j simulate 10.0.0.79:40000 10.100.0.1:80", 0,
+		 JINT("simulate.counters.conn_untracked", 1, "untracked"),
+		 JSTR("simulate.syn_backend", "gpu-a", "hash choice"),
+		 JSTR("simulate.syn_chosen_by", "outer_header", "not recorded"),
+		 JSTR("simulate.backend", "gpu-b", "ACK: the entry"),
+		 JTRUE("simulate.split", "split flagged")),
+	    CASE("simulate 10.0.0.79:40000 10.100.0.1:80", 0,
+		 OUT("warning     the SYN went to gpu-a, its ACK to gpu-b", "human warning")),
+	};
+	const struct ctl_case others[] = {
+	    /* stateless UDP service: no entry, backend from the outer header */
+	    CASE("-j simulate 10.0.0.8:5000 10.100.0.3:9000 udp", 0,
+		 JSTR("simulate.verdict", "XDP_TX", "udp verdict"),
+		 JSTR("simulate.backend", "gpu-a", "udp backend"),
+		 JSTR("simulate.chosen_by", "outer_header", "stateless"),
+		 JSTR("simulate.service", "batch", "wildcard port VIP")),
+	    /* IPv6 VIP and backend */
+	    CASE("-j simulate [fd00:200::9]:1234 [fd00:100::2]:443", 0,
+		 JSTR("simulate.backend", "cpu-e", "v6 backend"),
+		 JSTR("simulate.output.encap", "ip6ip6", "ip6ip6"),
+		 JTRUE("simulate.conn_removed", "v6 entry removed")),
+	    /* not a VIP: passed */
+	    CASE("-j simulate 10.0.0.8:5000 10.100.0.200:80", 0,
+		 JSTR("simulate.verdict", "XDP_PASS", "pass"),
+		 JINT("simulate.counters.pass", 1, "pass counted")),
+	    CASE("simulate help", 0, OUT("What it changes in the maps", "help tells the side effects"),
+		 OUT("aibl_conns", "help names the conn table")),
+	};
 	__s64 load_a;
 
 	if (!need_fixture())
 		return;
 	load_a = load_of(BE_A);
-	/* new TCP flow to chat: only gpu-a is usable, bounded probing must find it */
-	ctl_run(&r, "-j simulate 10.0.0.77:40000 10.100.0.1:80 tcp");
-	if (!ASSERT_EQ(r.rc, 0, "rc") || !(j = run_json(&r, "json")))
-		goto out;
-	s = jpath(j, "simulate");
-	ASSERT_STREQ(json_string_value(jpath(s, "verdict")), "XDP_TX", "verdict");
-	ASSERT_STREQ(json_string_value(jpath(s, "backend")), "gpu-a", "the usable backend");
-	ASSERT_STREQ(json_string_value(jpath(s, "chosen_by")), "conn_table", "found by its entry");
-	ASSERT_STREQ(json_string_value(jpath(jpath(s, "output"), "encap")), "ipip", "ipip");
-	ASSERT_STREQ(json_string_value(jpath(jpath(s, "output"), "outer_dst")), "10.1.0.1",
-		     "outer destination is the backend");
-	ASSERT_STREQ(json_string_value(jpath(s, "ack_verdict")), "XDP_TX", "ACK verdict");
-	ASSERT_STREQ(json_string_value(jpath(s, "syn_backend")), "gpu-a", "SYN on the same");
-	ASSERT_STREQ(json_string_value(jpath(s, "syn_chosen_by")), "handshake_table", "recorded");
-	ASSERT_FALSE(json_is_true(jpath(s, "split")), "not split");
-	/* the SYN is recorded without a connection lookup; its ACK misses and
-	 * moves the handshake into the connection table */
-	ASSERT_EQ(json_integer_value(jpath(jpath(s, "counters"), "vip_packets")), 2, "counted");
-	ASSERT_EQ(json_integer_value(jpath(jpath(s, "counters"), "syn_record")), 1, "SYN kept");
-	ASSERT_EQ(json_integer_value(jpath(jpath(s, "counters"), "conn_miss")), 1, "new flow");
-	ASSERT_EQ(json_integer_value(jpath(jpath(s, "counters"), "syn_hit")), 1, "ACK found it");
-	ASSERT_TRUE(json_is_true(jpath(s, "conn_removed")), "entry removed");
-	ASSERT_FALSE(json_is_true(jpath(s, "handshake_removed")), "the ACK took the record");
-	ASSERT_TRUE(json_is_true(jpath(s, "load_restored")), "load restored");
+	if (!run_case(&new_flow))
+		return;
 	ASSERT_FALSE(conn_exists("10.0.0.77", 40000, "10.100.0.1", 80, IPPROTO_TCP),
 		     "no entry left behind");
 	ASSERT_EQ(load_of(BE_A), load_a, "aibl_load as before");
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
 
-	/* --keep leaves the flow: flow lookup finds it on the same backend */
-	ctl_run(&r, "simulate 10.0.0.78:40000 10.100.0.1:80 --keep");
-	if (!ASSERT_EQ(r.rc, 0, "keep rc"))
-		goto out;
-	contains(r.out, "verdict     XDP_TX", "human verdict");
-	contains(r.out, "gpu-a (id 0, 10.1.0.1) new flow", "human backend");
-	contains(r.out, "connection entry kept", "kept");
+	if (!run_case(&keep))
+		return;
 	ASSERT_TRUE(conn_exists("10.0.0.78", 40000, "10.100.0.1", 80, IPPROTO_TCP), "entry kept");
 	ASSERT_EQ(load_of(BE_A), load_a + 1, "load counted");
-	run_free(&r);
-	ctl_run(&r, "flow lookup 10.0.0.78:40000 10.100.0.1:80");
-	ASSERT_EQ(r.rc, 0, "kept flow found");
-	ROW(r.out, "kept flow", "10.0.0.78:40000", "gpu-a");
-	run_free(&r);
-	/* the kept flow again: an established flow, nothing to undo */
-	ctl_run(&r, "-j simulate 10.0.0.78:40000 10.100.0.1:80");
-	if (ASSERT_EQ(r.rc, 0, "existing rc") && (j = run_json(&r, "json"))) {
-		s = jpath(j, "simulate");
-		ASSERT_TRUE(json_is_true(jpath(s, "conn_existed")), "existing");
-		ASSERT_EQ(json_integer_value(jpath(jpath(s, "counters"), "conn_hit")), 1, "hit");
-		ASSERT_FALSE(json_is_true(jpath(s, "conn_removed")), "entry stays");
-		/* the SYN's record, which the ACK did not need, is taken back */
-		ASSERT_TRUE(json_is_true(jpath(s, "handshake_removed")), "record removed");
-	}
+	RUN_CASES(kept);
 	ASSERT_TRUE(conn_exists("10.0.0.78", 40000, "10.100.0.1", 80, IPPROTO_TCP),
 		    "existing entry untouched");
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
 
-	/* rate guard engaged on every CPU: a SYN goes by the hash choice even when
-	 * its tuple has an entry, while its ACK follows the entry; simulate names
-	 * both and flags the split */
 	if (!ASSERT_OK(put_conn("10.0.0.79", 40000, "10.100.0.1", 80, IPPROTO_TCP, BE_B, 0),
 		       "entry on gpu-b") ||
 	    !ASSERT_OK(guard_engage(1), "engage rate guard"))
-		goto out;
-	ctl_run(&r, "-j simulate 10.0.0.79:40000 10.100.0.1:80");
-	if (ASSERT_EQ(r.rc, 0, "guarded rc") && (j = run_json(&r, "json"))) {
-		s = jpath(j, "simulate");
-		ASSERT_EQ(json_integer_value(jpath(jpath(s, "counters"), "conn_untracked")), 1,
-			  "untracked");
-		ASSERT_STREQ(json_string_value(jpath(s, "syn_backend")), "gpu-a", "hash choice");
-		ASSERT_STREQ(json_string_value(jpath(s, "syn_chosen_by")), "outer_header",
-			     "not recorded");
-		ASSERT_STREQ(json_string_value(jpath(s, "backend")), "gpu-b", "ACK: the entry");
-		ASSERT_TRUE(json_is_true(jpath(s, "split")), "split flagged");
-	}
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-	ctl_run(&r, "simulate 10.0.0.79:40000 10.100.0.1:80");
-	contains(r.out, "warning     the SYN went to gpu-a, its ACK to gpu-b", "human warning");
-	run_free(&r);
+		return;
+	RUN_CASES(guarded);
 	ASSERT_OK(guard_engage(0), "release rate guard");
 	ASSERT_TRUE(conn_exists("10.0.0.79", 40000, "10.100.0.1", 80, IPPROTO_TCP),
 		    "entry untouched");
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
 
-	/* stateless UDP service: no entry, backend from the outer header */
-	ctl_run(&r, "-j simulate 10.0.0.8:5000 10.100.0.3:9000 udp");
-	if (ASSERT_EQ(r.rc, 0, "udp rc") && (j = run_json(&r, "json"))) {
-		s = jpath(j, "simulate");
-		ASSERT_STREQ(json_string_value(jpath(s, "verdict")), "XDP_TX", "udp verdict");
-		ASSERT_STREQ(json_string_value(jpath(s, "backend")), "gpu-a", "udp backend");
-		ASSERT_STREQ(json_string_value(jpath(s, "chosen_by")), "outer_header", "stateless");
-		ASSERT_STREQ(json_string_value(jpath(s, "service")), "batch", "wildcard port VIP");
-	}
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-
-	/* IPv6 VIP and backend */
-	ctl_run(&r, "-j simulate [fd00:200::9]:1234 [fd00:100::2]:443");
-	if (ASSERT_EQ(r.rc, 0, "v6 rc") && (j = run_json(&r, "json"))) {
-		s = jpath(j, "simulate");
-		ASSERT_STREQ(json_string_value(jpath(s, "backend")), "cpu-e", "v6 backend");
-		ASSERT_STREQ(json_string_value(jpath(jpath(s, "output"), "encap")), "ip6ip6",
-			     "ip6ip6");
-		ASSERT_TRUE(json_is_true(jpath(s, "conn_removed")), "v6 entry removed");
-	}
+	RUN_CASES(others);
 	ASSERT_FALSE(conn_exists("fd00:200::9", 1234, "fd00:100::2", 443, IPPROTO_TCP),
 		     "no v6 entry left");
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-
-	/* not a VIP: passed */
-	ctl_run(&r, "-j simulate 10.0.0.8:5000 10.100.0.200:80");
-	if (ASSERT_EQ(r.rc, 0, "non-VIP rc") && (j = run_json(&r, "json"))) {
-		ASSERT_STREQ(json_string_value(jpath(jpath(j, "simulate"), "verdict")), "XDP_PASS",
-			     "pass");
-		ASSERT_EQ(
-		    json_integer_value(jpath(jpath(jpath(j, "simulate"), "counters"), "pass")), 1,
-		    "pass counted");
-	}
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-
-	ctl_run(&r, "simulate help");
-	ASSERT_EQ(r.rc, 0, "help rc");
-	contains(r.out, "What it changes in the maps", "help tells the side effects");
-	contains(r.out, "aibl_conns", "help names the conn table");
-out:
-	json_decref(j);
-	run_free(&r);
 }
 
 /* ---------------- refusing maps of another layout ---------------- */
@@ -1159,8 +1158,6 @@ out:
 static void test_mismatch(void)
 {
 	struct aibl_globals g = {.abi_version = AIBL_ABI_VERSION + 98, .ring_size = AIBL_RING_SIZE};
-	struct run r = {};
-	json_t *j = NULL;
 	int bad = -1, gfd = -1, hfd = -1;
 	__u32 zero = 0;
 	char want[64];
@@ -1176,25 +1173,20 @@ static void test_mismatch(void)
 	if (!ASSERT_TRUE(bad >= 0, "create bad map") ||
 	    !ASSERT_OK(repin(dir_bad, AIBL_MAP_BACKENDS, bad), "repin"))
 		goto out;
-	ctl_run(&r, "--bpffs %s backend list", dir_bad);
-	ASSERT_EQ(r.rc, 1, "refused");
-	contains(r.err, "map aibl_backends", "names the map");
-	contains(r.err, "value 24 B (struct aibl_backend)", "expected");
-	contains(r.err, "value 20 B", "found");
-	ASSERT_STREQ(r.out, "", "nothing decoded on stdout");
-	run_free(&r);
-	ctl_run(&r, "-j --bpffs %s service list", dir_bad);
-	ASSERT_EQ(r.rc, 1, "json refused");
-	if ((j = run_json(&r, "json error")))
-		contains(json_string_value(jpath(j, "error")), "aibl_backends",
-			 "json names the map");
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-	/* commands that do not need the bad map's fields still check it */
-	ctl_run(&r, "--bpffs %s flow list", dir_bad);
-	ASSERT_EQ(r.rc, 1, "flow list refused too");
-	run_free(&r);
+	{
+		const struct ctl_case cases[] = {
+		    CASE(argf("--bpffs %s backend list", dir_bad), 1,
+			 ERR("map aibl_backends", "names the map"),
+			 ERR("value 24 B (struct aibl_backend)", "expected"),
+			 ERR("value 20 B", "found"), OUT_NONE("nothing decoded on stdout")),
+		    CASE(argf("-j --bpffs %s service list", dir_bad), 1,
+			 JHAS("error", "aibl_backends", "json names the map")),
+		    /* commands that do not need the bad map's fields still check it */
+		    CASE(argf("--bpffs %s flow list", dir_bad), 1),
+		};
+
+		RUN_CASES(cases);
+	}
 
 	/* right layout, another ABI version in aibl_globals */
 	gfd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "aibl_globals", 4, sizeof(g), 1, NULL);
@@ -1202,12 +1194,14 @@ static void test_mismatch(void)
 	    !ASSERT_OK(bpf_map_update_elem(gfd, &zero, &g, BPF_ANY), "write globals") ||
 	    !ASSERT_OK(repin(dir_abi, AIBL_MAP_GLOBALS, gfd), "repin abi"))
 		goto out;
-	ctl_run(&r, "--bpffs %s service list", dir_abi);
-	ASSERT_EQ(r.rc, 1, "abi refused");
 	snprintf(want, sizeof(want), "abi_version %d, expected %d", AIBL_ABI_VERSION + 98,
 		 AIBL_ABI_VERSION);
-	contains(r.err, want, "abi message");
-	run_free(&r);
+	{
+		const struct ctl_case c =
+		    CASE(argf("--bpffs %s service list", dir_abi), 1, ERR(want, "abi message"));
+
+		run_case(&c);
+	}
 
 	/* right sizes, wrong type: a plain hash as the connection table */
 	hfd = bpf_map_create(BPF_MAP_TYPE_HASH, "aibl_conns", sizeof(struct aibl_flow_key),
@@ -1215,14 +1209,16 @@ static void test_mismatch(void)
 	if (!ASSERT_TRUE(hfd >= 0, "create hash") ||
 	    !ASSERT_OK(repin(dir_type, AIBL_MAP_CONNS, hfd), "repin type"))
 		goto out;
-	ctl_run(&r, "--bpffs %s flow list", dir_type);
-	ASSERT_EQ(r.rc, 1, "type refused");
-	contains(r.err, "expected lru_hash", "expected type");
-	contains(r.err, "found hash", "found type");
-	run_free(&r);
-	/* the good maps under the same dir still serve commands that do not read conns */
-	ctl_run(&r, "--bpffs %s pin list", dir_type);
-	ASSERT_EQ(r.rc, 0, "other maps fine");
+	{
+		const struct ctl_case cases[] = {
+		    CASE(argf("--bpffs %s flow list", dir_type), 1,
+			 ERR("expected lru_hash", "expected type"), ERR("found hash", "found type")),
+		    /* the good maps under the same dir still serve commands that do not read conns */
+		    CASE(argf("--bpffs %s pin list", dir_type), 0),
+		};
+
+		RUN_CASES(cases);
+	}
 out:
 	if (bad >= 0)
 		close(bad);
@@ -1230,8 +1226,6 @@ out:
 		close(gfd);
 	if (hfd >= 0)
 		close(hfd);
-	json_decref(j);
-	run_free(&r);
 }
 
 /* ---------------- misuse, help, prefixes ---------------- */
@@ -1260,25 +1254,18 @@ static void test_misuse(void)
 	    {"node drain", 2, "needs one node NAME"},
 	    {"simulate 10.0.0.1:1", 2, "needs CLIENT_IP:PORT VIP:PORT"},
 	};
-	struct run r = {};
-	json_t *j;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		ctl_run(&r, "%s", cases[i].args);
-		ASSERT_EQ(r.rc, cases[i].rc, cases[i].args);
-		contains(r.err, cases[i].msg, cases[i].args);
-		run_free(&r);
-		if (!cases[i].args[0])
-			continue;
+		const char *msg = cases[i].msg;
+		const struct ctl_case human = CASE(cases[i].args, cases[i].rc, ERR(msg));
 		/* JSON mode: stdout is exactly one {"error": ...} */
-		ctl_run(&r, "-j %s", cases[i].args);
-		ASSERT_EQ(r.rc, cases[i].rc, "json rc");
-		j = run_json(&r, cases[i].args);
-		if (j)
-			contains(json_string_value(jpath(j, "error")), cases[i].msg, "json error");
-		ASSERT_STREQ(r.err, "", "nothing on stderr in JSON mode");
-		json_decref(j);
-		run_free(&r);
+		const struct ctl_case json =
+		    CASE(argf("-j %s", cases[i].args), cases[i].rc, JHAS("error", msg, "json error"),
+			 ERR_NONE("nothing on stderr in JSON mode"));
+
+		run_case(&human);
+		if (cases[i].args[0])
+			run_case(&json);
 	}
 }
 
@@ -1289,41 +1276,24 @@ static void test_help_and_prefixes(void)
 	    "flow help",   "pin help",	   "stats help",       "simulate help",
 	    "status help", "node help",	   "flow lookup help", "service show --help",
 	};
-	struct run r = {};
-	json_t *j;
+	const struct ctl_case json_help =
+	    CASE("-j flow help", 0, JHAS("help", "flow lookup", "json help text"));
+	const struct ctl_case prefixes[] = {
+	    /* unambiguous prefixes at both levels, global flags after the verb */
+	    CASE("b l -j", 0, JARRAY("backends", "'b l' is backend list")),
+	    CASE("stat", 2),  /* ambiguous: stats, status */
+	    CASE("stats", 0), /* the exact name wins over the longer 'status' */
+	    CASE("-p service list", 0, OUT("\n  \"services\"", "indented")),
+	};
 
 	for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++) {
-		ctl_run(&r, "%s", helps[i]);
-		ASSERT_EQ(r.rc, 0, helps[i]);
-		contains(r.out, "Usage: aiblctl", helps[i]);
-		run_free(&r);
+		const struct ctl_case c = CASE(helps[i], 0, OUT("Usage: aiblctl"));
+
+		run_case(&c);
 	}
-	ctl_run(&r, "-j flow help");
-	ASSERT_EQ(r.rc, 0, "json help rc");
-	j = run_json(&r, "json help");
-	if (j)
-		contains(json_string_value(jpath(j, "help")), "flow lookup", "json help text");
-	json_decref(j);
-	run_free(&r);
-	if (!need_fixture())
-		return;
-	/* unambiguous prefixes at both levels, global flags after the verb */
-	ctl_run(&r, "b l -j");
-	ASSERT_EQ(r.rc, 0, "'b l' is backend list");
-	j = run_json(&r, "prefix json");
-	ASSERT_TRUE(j && json_is_array(jpath(j, "backends")), "backend list output");
-	json_decref(j);
-	run_free(&r);
-	ctl_run(&r, "stat");
-	ASSERT_EQ(r.rc, 2, "'stat' is ambiguous (stats, status)");
-	run_free(&r);
-	ctl_run(&r, "stats");
-	ASSERT_EQ(r.rc, 0, "exact name wins over the longer 'status'");
-	run_free(&r);
-	ctl_run(&r, "-p service list");
-	ASSERT_EQ(r.rc, 0, "pretty rc");
-	contains(r.out, "\n  \"services\"", "indented");
-	run_free(&r);
+	run_case(&json_help);
+	if (need_fixture())
+		RUN_CASES(prefixes);
 }
 
 /* ---------------- controller API: a contract-3 server ---------------- */
@@ -1415,8 +1385,6 @@ static void test_status_and_drain(void)
 {
 	char tokfile[] = "/tmp/aibl-t-cl-tokXXXXXX", api[64];
 	struct MHD_Daemon *d;
-	struct run r = {};
-	json_t *j = NULL;
 	int port = 0, fd;
 
 	d = api_start(&port);
@@ -1428,70 +1396,48 @@ static void test_status_and_drain(void)
 		goto out;
 	ASSERT_EQ(write(fd, TOKEN "\n", strlen(TOKEN) + 1), (long)strlen(TOKEN) + 1, "write");
 	close(fd);
+	{
+		const struct ctl_case cases[] = {
+		    CASE(argf("-j --api %s status", api), 0, JSTR("version", "0.1.0", "version"),
+			 JSIZE("nodes", 2, "nodes")),
+		    CASE(argf("--api %s/ status", api), 0, OUT("aibld 0.1.0, up 1h02m", "title"),
+			 ROW("service", "chat", "10.100.0.1:80/tcp", "ai",
+			     "gpu-a(w100,7800 slots,up)"),
+			 ROW("node a", "gpu-a", "10.1.0.1", "up", "yes", "420ms", "73.5%", "62.5%",
+			     "182.4 ms", "llama-3-8b,bge-large"),
+			 ROW("node b", "gpu-b", "draining", "10.0%")),
+		    CASE(argf("-j --api %s --token-file %s node drain gpu-b", api, tokfile), 0,
+			 JSTR("node", "gpu-b", "node"), JTRUE("draining", "draining")),
+		};
+		const struct ctl_case undrain = CASE(argf("--api %s no u gpu-b", api), 0,
+						     OUT("node gpu-b: not draining", "human undrain"));
+		const struct ctl_case refused[] = {
+		    CASE(argf("--api %s node drain gpu-a", api), 1,
+			 ERR("--token-file", "no token: says how to pass it")),
+		    CASE(argf("-j --api %s --token-file %s node drain gpu-zz", api, tokfile), 1,
+			 JHAS("error", "unknown node 'gpu-zz'", "message")),
+		    CASE(argf("--api %s --token-file /nonexistent/tok node drain gpu-a", api), 1,
+			 ERR("/nonexistent/tok", "names the missing token file")),
+		};
 
-	ctl_run(&r, "-j --api %s status", api);
-	if (ASSERT_EQ(r.rc, 0, "status rc") && (j = run_json(&r, "status json"))) {
-		ASSERT_STREQ(json_string_value(jpath(j, "version")), "0.1.0", "version");
-		ASSERT_EQ(json_array_size(jpath(j, "nodes")), 2, "nodes");
+		RUN_CASES(cases);
+		ASSERT_TRUE(api_draining[1], "server saw the drain");
+		/* undrain with the token from the environment */
+		setenv("AIBL_API_TOKEN", TOKEN, 1);
+		run_case(&undrain);
+		unsetenv("AIBL_API_TOKEN");
+		ASSERT_FALSE(api_draining[1], "server saw the undrain");
+		RUN_CASES(refused);
+		ASSERT_FALSE(api_draining[0], "nothing changed");
 	}
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-	ctl_run(&r, "--api %s/ status", api);
-	if (ASSERT_EQ(r.rc, 0, "human status rc")) {
-		contains(r.out, "aibld 0.1.0, up 1h02m", "title");
-		ROW(r.out, "service", "chat", "10.100.0.1:80/tcp", "ai",
-		    "gpu-a(w100,7800 slots,up)");
-		ROW(r.out, "node a", "gpu-a", "10.1.0.1", "up", "yes", "420ms", "73.5%", "62.5%",
-		    "182.4 ms", "llama-3-8b,bge-large");
-		ROW(r.out, "node b", "gpu-b", "draining", "10.0%");
-	}
-	run_free(&r);
-
-	ctl_run(&r, "-j --api %s --token-file %s node drain gpu-b", api, tokfile);
-	if (ASSERT_EQ(r.rc, 0, "drain rc") && (j = run_json(&r, "drain json"))) {
-		ASSERT_STREQ(json_string_value(jpath(j, "node")), "gpu-b", "node");
-		ASSERT_TRUE(json_is_true(jpath(j, "draining")), "draining");
-	}
-	ASSERT_TRUE(api_draining[1], "server saw the drain");
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-	setenv("AIBL_API_TOKEN", TOKEN, 1);
-	ctl_run(&r, "--api %s no u gpu-b", api);
-	unsetenv("AIBL_API_TOKEN");
-	ASSERT_EQ(r.rc, 0, "undrain with the env token");
-	contains(r.out, "node gpu-b: not draining", "human undrain");
-	ASSERT_FALSE(api_draining[1], "server saw the undrain");
-	run_free(&r);
-
-	ctl_run(&r, "--api %s node drain gpu-a", api);
-	ASSERT_EQ(r.rc, 1, "no token: refused");
-	contains(r.err, "--token-file", "says how to pass the token");
-	ASSERT_FALSE(api_draining[0], "nothing changed");
-	run_free(&r);
-	ctl_run(&r, "-j --api %s --token-file %s node drain gpu-zz", api, tokfile);
-	ASSERT_EQ(r.rc, 1, "unknown node");
-	if ((j = run_json(&r, "unknown json")))
-		contains(json_string_value(jpath(j, "error")), "unknown node 'gpu-zz'", "message");
-	json_decref(j);
-	j = NULL;
-	run_free(&r);
-	ctl_run(&r, "--api %s --token-file /nonexistent/tok node drain gpu-a", api);
-	ASSERT_EQ(r.rc, 1, "missing token file");
-	contains(r.err, "/nonexistent/tok", "names the file");
-	run_free(&r);
 out:
 	MHD_stop_daemon(d);
 	if (port) {
 		/* nothing listens there any more: a clear error, not a hang */
-		ctl_run(&r, "-j --api %s status", api);
-		ASSERT_EQ(r.rc, 1, "no controller");
-		if ((j = run_json(&r, "no controller json")))
-			contains(json_string_value(jpath(j, "error")), "is aibld running",
-				 "message");
-		json_decref(j);
-		run_free(&r);
+		const struct ctl_case c = CASE(argf("-j --api %s status", api), 1,
+					       JHAS("error", "is aibld running", "no controller"));
+
+		run_case(&c);
 	}
 	unlink(tokfile);
 }
@@ -1556,8 +1502,8 @@ static bool status_all_up(json_t *j)
 	size_t i, n = 0;
 	json_t *node;
 
-	json_array_foreach(jpath(j, "nodes"), i, node) n +=
-	    !strcmp(json_string_value(jpath(node, "state")) ?: "", "up");
+	json_array_foreach(jget(j, "nodes"), i, node) n +=
+	    !strcmp(json_string_value(jget(node, "state")) ?: "", "up");
 	return n == 2;
 }
 
@@ -1568,27 +1514,23 @@ static bool status_all_up(json_t *j)
  */
 static bool table_has_both(json_t *j)
 {
-	json_t *bes = jpath(jpath(j, "table"), "backends");
-	json_t *a = find_by(bes, "name", "gpu-a"), *b = find_by(bes, "name", "gpu-b");
-
-	return json_array_size(bes) == 2 && json_integer_value(jpath(a, "slots")) > 0 &&
-	       json_integer_value(jpath(b, "slots")) > 0 && json_is_true(jpath(a, "member")) &&
-	       json_is_true(jpath(b, "member")) && json_integer_value(jpath(a, "weight")) == 100 &&
-	       json_integer_value(jpath(b, "weight")) == 200;
+	return json_array_size(jget(j, "table.backends")) == 2 &&
+	       json_integer_value(jget(j, "table.backends[name=gpu-a].slots")) > 0 &&
+	       json_integer_value(jget(j, "table.backends[name=gpu-b].slots")) > 0 &&
+	       json_is_true(jget(j, "table.backends[name=gpu-a].member")) &&
+	       json_is_true(jget(j, "table.backends[name=gpu-b].member")) &&
+	       json_integer_value(jget(j, "table.backends[name=gpu-a].weight")) == 100 &&
+	       json_integer_value(jget(j, "table.backends[name=gpu-b].weight")) == 200;
 }
 
 static bool b_draining(json_t *j)
 {
-	json_t *b = find_by(jpath(j, "backends"), "name", "gpu-b");
-
-	return json_is_true(jpath(jpath(b, "flags"), "draining"));
+	return json_is_true(jget(j, "backends[name=gpu-b].flags.draining"));
 }
 
 static bool b_not_draining(json_t *j)
 {
-	json_t *b = find_by(jpath(j, "backends"), "name", "gpu-b");
-
-	return b && !b_draining(j);
+	return jget(j, "backends[name=gpu-b]") && !b_draining(j);
 }
 
 static void test_real_aibld(void)
@@ -1601,7 +1543,6 @@ static void test_real_aibld(void)
 	char aibld[512], cmd[640];
 	pthread_t th;
 	pid_t pid = -1;
-	struct run r = {};
 	json_t *j = NULL;
 	FILE *f;
 
@@ -1674,25 +1615,29 @@ static void test_real_aibld(void)
 	j = poll_json(status_all_up, "-j --api %s status%s", api, "");
 	if (!ASSERT_OK_PTR(j, "status: both nodes up"))
 		goto out;
-	ASSERT_STREQ(json_string_value(jpath(json_array_get(jpath(j, "services"), 0), "name")),
-		     "chat", "status service");
+	ASSERT_STREQ(json_string_value(jget(j, "services[0].name")), "chat", "status service");
 	json_decref(j);
 	j = NULL;
-	ctl_run(&r, "--api %s status", api);
-	ASSERT_EQ(r.rc, 0, "human status rc");
-	ROW(r.out, "node row", "gpu-b", "127.0.0.2", "up", "yes");
-	/* no agent, no GPU figures: "-", not the API's -1 */
-	ASSERT_FALSE(strstr(r.out, "-1"), "unknowns shown as -");
-	run_free(&r);
+	{
+		const struct ctl_case c = CASE(argf("--api %s status", api), 0,
+					       ROW("node row", "gpu-b", "127.0.0.2", "up", "yes"),
+					       /* no agent, no GPU figures: "-", not the API's -1 */
+					       OUT_NOT("-1", "unknowns shown as -"));
+
+		run_case(&c);
+	}
 
 	/* the maps the controller wrote, read with it running */
 	j = poll_json(table_has_both, "--bpffs %s -j table show chat%s", bpffs, "");
 	if (!ASSERT_OK_PTR(j, "table with both nodes")) {
+		struct run r;
+
 		ctl_run(&r, "--bpffs %s -j table show chat", bpffs);
 		printf("  last table: %s\n", r.out);
+		run_free(&r);
 		goto out;
 	}
-	ASSERT_EQ(json_integer_value(jpath(jpath(j, "table"), "empty_slots")), 0, "table full");
+	ASSERT_EQ(json_integer_value(jget(j, "table.empty_slots")), 0, "table full");
 	/*
 	 * Not asserted here: that the slot shares of the ring follow the weights
 	 * 100:200. aiblctl reads them right (bpftool agrees), but aibld's first
@@ -1700,53 +1645,50 @@ static void test_real_aibld(void)
 	 */
 	json_decref(j);
 	j = NULL;
-	ctl_run(&r, "--bpffs %s service list", bpffs);
-	ASSERT_EQ(r.rc, 0, "service list rc");
-	ROW(r.out, "chat row", "chat", "10.100.0.1:", "llama-3-8b", "wrr", "2/2 up");
-	run_free(&r);
+	{
+		const struct ctl_case cases[] = {
+		    CASE(argf("--bpffs %s service list", bpffs), 0,
+			 ROW("chat row", "chat", "10.100.0.1:", "llama-3-8b", "wrr", "2/2 up")),
+		    /* drain through the API: the maps show it, and a new flow avoids gpu-b */
+		    CASE(argf("-j --api %s --token-file %s node drain gpu-b", api, tokfile), 0,
+			 OUT("\"draining\":true", "drain answer")),
+		};
 
-	/* drain through the API: the maps show it, and a new flow avoids gpu-b */
-	ctl_run(&r, "-j --api %s --token-file %s node drain gpu-b", api, tokfile);
-	ASSERT_EQ(r.rc, 0, "drain rc");
-	contains(r.out, "\"draining\":true", "drain answer");
-	run_free(&r);
+		RUN_CASES(cases);
+	}
 	j = poll_json(b_draining, "--bpffs %s -j backend list%s", bpffs, "");
 	ASSERT_OK_PTR(j, "gpu-b draining in aibl_backends");
 	json_decref(j);
 	j = NULL;
 	for (int i = 0; i < 8; i++) {
-		char cli[32];
-		json_t *s;
+		const struct ctl_case c =
+		    CASE(argf("--bpffs %s -j simulate 10.0.7.%d:4%04d 10.100.0.1:%s", bpffs, i + 1,
+			      i, svc_port_s),
+			 0, JSTR("simulate.backend", "gpu-a", "drained: gpu-a"));
 
-		snprintf(cli, sizeof(cli), "10.0.7.%d:4%04d", i + 1, i);
-		ctl_run(&r, "--bpffs %s -j simulate %s 10.100.0.1:%s", bpffs, cli, svc_port_s);
-		j = r.rc == 0 ? json_loads(r.out, 0, NULL) : NULL;
-		s = jpath(j, "simulate");
-		if (!ASSERT_OK_PTR(s, "simulate")) {
-			printf("  %s%s\n", r.out, r.err);
-			run_free(&r);
+		if (!run_case(&c))
 			break;
-		}
-		ASSERT_STREQ(json_string_value(jpath(s, "backend")), "gpu-a", "drained: gpu-a");
-		json_decref(j);
-		j = NULL;
-		run_free(&r);
 	}
-	ctl_run(&r, "--api %s --token-file %s node undrain gpu-b", api, tokfile);
-	ASSERT_EQ(r.rc, 0, "undrain rc");
-	run_free(&r);
+	{
+		const struct ctl_case c = CASE(
+		    argf("--api %s --token-file %s node undrain gpu-b", api, tokfile), 0);
+
+		run_case(&c);
+	}
 	j = poll_json(b_not_draining, "--bpffs %s -j backend list%s", bpffs, "");
 	ASSERT_OK_PTR(j, "gpu-b back");
-	ctl_run(&r, "--api %s node drain gpu-a", api);
-	ASSERT_EQ(r.rc, 1, "the real API wants the token");
-	contains(r.err, "HTTP 401", "401");
-	run_free(&r);
-	ctl_run(&r, "--api %s --token-file %s node drain nosuch", api, tokfile);
-	ASSERT_EQ(r.rc, 1, "unknown node");
-	contains(r.err, "unknown node 'nosuch'", "404");
+	{
+		const struct ctl_case cases[] = {
+		    /* the real API wants the token */
+		    CASE(argf("--api %s node drain gpu-a", api), 1, ERR("HTTP 401", "401")),
+		    CASE(argf("--api %s --token-file %s node drain nosuch", api, tokfile), 1,
+			 ERR("unknown node 'nosuch'", "404")),
+		};
+
+		RUN_CASES(cases);
+	}
 out:
 	json_decref(j);
-	run_free(&r);
 	if (pid > 0) {
 		kill(pid, SIGTERM);
 		waitpid(pid, &st, 0);

@@ -23,7 +23,8 @@
 #include <curl/curl.h>
 #include "test.h"
 #include "auth.h"
-#include "dataplane.h"
+#include "../../user/aibld/dataplane.h"
+#include "bpfutil.h"
 #include "log.h"
 
 static char dir[64];

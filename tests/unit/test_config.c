@@ -27,7 +27,7 @@ static void example(void)
 	struct config cfg;
 	int k;
 
-	snprintf(path, sizeof(path), "%s/scripts/aibl.example.yaml", root ? root : ".");
+	snprintf(path, sizeof(path), "%s/etc/aibl.example.yaml", root ? root : ".");
 	if (!ASSERT_OK(config__load(&cfg, path, err, sizeof(err)), err))
 		return;
 	ASSERT_STREQ(cfg.interface, "eth0", "interface");

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include "test.h"
-#include "../../user/aibl-loadgen/loadgen.h"
+#include "../../lab/aibl-loadgen/loadgen.h"
 
 static void test_addr_ranges(void)
 {

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include "test.h"
-#include "promtext.h"
+#include "../../user/aibl-agent/promtext.h"
 
 static char *read_page(const char *name, size_t *len)
 {

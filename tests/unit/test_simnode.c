@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include "test.h"
-#include "promtext.h"
-#include "../../user/aibl-simnode/sim.h"
+#include "../../user/aibl-agent/promtext.h"
+#include "../../lab/aibl-simnode/sim.h"
 
 static struct sim_cfg cfg_default(void)
 {

@@ -22,10 +22,11 @@
 #include <linux/types.h>
 #include "aibl.h"
 #include "agent.h"
-#include "dataplane.h"
+#include "decap.h"
 #include "cliopt.h"
 #include "httpbody.h"
 #include "listen.h"
+#include "bpfutil.h"
 #include "log.h"
 
 static struct agent ag;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <curl/curl.h>
 #include "ctl.h"
+#include "status_json.h"
 
 #define API_TIMEOUT_MS	       10000
 #define API_CONNECT_TIMEOUT_MS 3000
@@ -130,7 +131,7 @@ out:
 /* The "error" member of a JSON error body, else the body itself (trimmed). */
 static const char *api_reason(json_t *doc, struct api_buf *b)
 {
-	const char *e = json_string_value(json_object_get(doc, "error"));
+	const char *e = json_string_value(json_object_get(doc, AIBL_SJ_ERROR));
 
 	if (e)
 		return e;
@@ -188,14 +189,15 @@ static void status_print(json_t *doc)
 	static const char *const nhdr[] = {"NODE",	 "ADDRESS", "STATE",	"HEALTHY",
 					   "REPORT AGE", "GPU",	    "QUEUE",	"IN-FLIGHT",
 					   "KV CACHE",	 "TTFT",    "FAILURES", "MODELS"};
-	json_t *svcs = json_object_get(doc, "services"), *nodes = json_object_get(doc, "nodes");
-	json_t *uptime = json_object_get(doc, "uptime_s");
+	json_t *svcs = json_object_get(doc, AIBL_SJ_SERVICES),
+	       *nodes = json_object_get(doc, AIBL_SJ_NODES);
+	json_t *uptime = json_object_get(doc, AIBL_SJ_UPTIME_S);
 	struct ctl_table *t;
 	char b1[32], b2[32], b3[32];
 	size_t i, j;
 	json_t *sv, *n;
 
-	printf("aibld %s, up %s\n\n", jstr(doc, "version"),
+	printf("aibld %s, up %s\n\n", jstr(doc, AIBL_SJ_VERSION),
 	       ctl_fmt_dur_ns(b1, sizeof(b1),
 			      (__u64)(json_number_value(uptime) * 1e9 > 0
 					  ? json_number_value(uptime) * 1e9
@@ -203,7 +205,7 @@ static void status_print(json_t *doc)
 	t = ctl_table__new(5, shdr, "lllll");
 	json_array_foreach(svcs, i, sv)
 	{
-		json_t *nl = json_object_get(sv, "nodes"), *nd;
+		json_t *nl = json_object_get(sv, AIBL_SJ_NODES), *nd;
 		char *nodes_s = NULL;
 		size_t nlen = 0;
 		FILE *f = open_memstream(&nodes_s, &nlen);
@@ -211,18 +213,20 @@ static void status_print(json_t *doc)
 		json_array_foreach(nl, j, nd)
 		{
 			if (f)
-				fprintf(f, "%s%s(w%s,%s slots,%s)", j ? " " : "", jstr(nd, "name"),
-					jnum(b1, sizeof(b1), nd, "weight", 0, ""),
-					jnum(b2, sizeof(b2), nd, "slots", 0, ""),
-					jstr(nd, "state"));
+				fprintf(f, "%s%s(w%s,%s slots,%s)", j ? " " : "",
+					jstr(nd, AIBL_SJ_NAME),
+					jnum(b1, sizeof(b1), nd, AIBL_SJ_WEIGHT, 0, ""),
+					jnum(b2, sizeof(b2), nd, AIBL_SJ_SLOTS, 0, ""),
+					jstr(nd, AIBL_SJ_STATE));
 		}
 		if (f)
 			fclose(f);
-		ctl_table__cell(t, "%s", jstr(sv, "name"));
-		ctl_table__cell(t, "%s:%s/%s", jstr(sv, "vip"),
-				jnum(b1, sizeof(b1), sv, "port", 0, ""), jstr(sv, "proto"));
-		ctl_table__cell(t, "%s", jstr(sv, "policy"));
-		ctl_table__cell(t, "%s", jstr(sv, "model"));
+		ctl_table__cell(t, "%s", jstr(sv, AIBL_SJ_NAME));
+		ctl_table__cell(t, "%s:%s/%s", jstr(sv, AIBL_SJ_VIP),
+				jnum(b1, sizeof(b1), sv, AIBL_SJ_PORT, 0, ""),
+				jstr(sv, AIBL_SJ_PROTO));
+		ctl_table__cell(t, "%s", jstr(sv, AIBL_SJ_POLICY));
+		ctl_table__cell(t, "%s", jstr(sv, AIBL_SJ_MODEL));
 		ctl_table__cell(t, "%s", nodes_s && nodes_s[0] ? nodes_s : "-");
 		free(nodes_s);
 	}
@@ -232,8 +236,8 @@ static void status_print(json_t *doc)
 	t = ctl_table__new(12, nhdr, "llllrrrrrrrl");
 	json_array_foreach(nodes, i, n)
 	{
-		json_t *models = json_object_get(n, "models"), *m;
-		json_t *kv = json_object_get(n, "kv_cache_usage");
+		json_t *models = json_object_get(n, AIBL_SJ_MODELS), *m;
+		json_t *kv = json_object_get(n, AIBL_SJ_KV_CACHE_USAGE);
 		char ms[256] = "";
 		size_t off = 0;
 
@@ -243,28 +247,28 @@ static void status_print(json_t *doc)
 				off += snprintf(ms + off, sizeof(ms) - off, "%s%s", j ? "," : "",
 						json_string_value(m) ? json_string_value(m) : "?");
 		}
-		ctl_table__cell(t, "%s", jstr(n, "name"));
-		ctl_table__cell(t, "%s", jstr(n, "address"));
-		ctl_table__cell(t, "%s", jstr(n, "state"));
-		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, "healthy", 0, ""));
-		if (json_is_number(json_object_get(n, "last_report_age_ms")))
+		ctl_table__cell(t, "%s", jstr(n, AIBL_SJ_NAME));
+		ctl_table__cell(t, "%s", jstr(n, AIBL_SJ_ADDRESS));
+		ctl_table__cell(t, "%s", jstr(n, AIBL_SJ_STATE));
+		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, AIBL_SJ_HEALTHY, 0, ""));
+		if (json_is_number(json_object_get(n, AIBL_SJ_LAST_REPORT_AGE_MS)))
 			ctl_table__cell(t, "%s",
 					ctl_fmt_dur_ns(b1, sizeof(b1),
 						       (__u64)(json_number_value(json_object_get(
-								   n, "last_report_age_ms")) *
+								   n, AIBL_SJ_LAST_REPORT_AGE_MS)) *
 							       1e6)));
 		else
 			ctl_table__cell(t, "-");
-		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, "gpu_util_pct", 1, "%"));
-		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, "queue_depth", 0, ""));
-		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, "in_flight", 0, ""));
+		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, AIBL_SJ_GPU_UTIL_PCT, 1, "%"));
+		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, AIBL_SJ_QUEUE_DEPTH, 0, ""));
+		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, AIBL_SJ_IN_FLIGHT, 0, ""));
 		/* kv_cache_usage is a fraction 0..1 (vLLM's gpu_cache_usage_perc) */
 		ctl_table__cell(t, "%s",
 				json_is_number(kv) && json_number_value(kv) >= 0
 				    ? ctl_fmt_pct(b2, sizeof(b2), json_number_value(kv))
 				    : "-");
-		ctl_table__cell(t, "%s", jnum(b3, sizeof(b3), n, "ttft_avg_ms", 1, " ms"));
-		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, "failures", 0, ""));
+		ctl_table__cell(t, "%s", jnum(b3, sizeof(b3), n, AIBL_SJ_TTFT_AVG_MS, 1, " ms"));
+		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, AIBL_SJ_FAILURES, 0, ""));
 		ctl_table__cell(t, "%s", ms[0] ? ms : "-");
 	}
 	ctl_table__print(t, stdout);
@@ -361,8 +365,9 @@ static int node_set(int argc, char **argv, const char *action)
 			       api_reason(doc, &b));
 		goto out;
 	}
-	if (!json_is_object(doc) || !json_is_boolean(json_object_get(doc, "draining"))) {
-		ret = ctl_fail("controller API: POST %s: answer lacks \"draining\"", path);
+	if (!json_is_object(doc) || !json_is_boolean(json_object_get(doc, AIBL_SJ_DRAINING))) {
+		ret = ctl_fail("controller API: POST %s: answer lacks \"" AIBL_SJ_DRAINING "\"",
+			       path);
 		goto out;
 	}
 	if (ctl.json) {
@@ -370,7 +375,7 @@ static int node_set(int argc, char **argv, const char *action)
 		goto out;
 	}
 	printf("node %s: %s\n", argv[0],
-	       json_is_true(json_object_get(doc, "draining"))
+	       json_is_true(json_object_get(doc, AIBL_SJ_DRAINING))
 		   ? "draining (no new flows; established flows continue)"
 		   : "not draining (takes new flows)");
 out:

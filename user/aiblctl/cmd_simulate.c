@@ -14,16 +14,15 @@
 #include <linux/if_ether.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
-#include <linux/tcp.h>
-#include <linux/udp.h>
 #include <linux/bpf.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "ctl.h"
 #include "aibl_hash.h"
+#include "pktbuild.h"
 
 #define ERRLEN	1536
-#define PKT_MAX 512
+#define OUT_MAX 768 /* room for the frame the program returns, encapsulated */
 
 static const char *const cnt_names[AIBL_CNT__MAX] = {
 #define AIBL_X_NAME(n, s, d) s,
@@ -62,98 +61,33 @@ static void simulate_help(FILE *f)
 		AIBL_PIN_PROG);
 }
 
-static __u16 csum_fold(__u32 sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
-static __u32 csum_add(__u32 sum, const void *data, size_t len)
-{
-	const __u8 *p = data;
-
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (__u32)p[i] << 8 | p[i + 1];
-	if (len & 1)
-		sum += (__u32)p[len - 1] << 8;
-	return sum;
-}
-
 /*
- * Ethernet + IPv4/IPv6 + TCP SYN (ack: the handshake's ACK) or UDP,
- * checksums right. Returns its length.
+ * Ethernet + IPv4/IPv6 + TCP SYN (ack: the handshake's ACK) or UDP with a
+ * short payload, checksums right. Returns its length.
  */
-static size_t build_packet(__u8 *pkt, const struct aibl_flow_key *k, const __u8 dst_mac[6],
+static size_t build_packet(struct pkt_buf *b, const struct aibl_flow_key *k, const __u8 dst_mac[6],
 			   bool ack)
 {
 	static const __u8 src_mac[6] = {0x02, 0x00, 0x00, 0xa1, 0xb1, 0x01};
 	static const char payload[] = "aiblctl simulate";
-	struct ethhdr *eth = (void *)pkt;
-	size_t l3 = sizeof(*eth), l4, plen = k->proto == IPPROTO_UDP ? sizeof(payload) - 1 : 0;
-	size_t l4len =
-	    (k->proto == IPPROTO_TCP ? sizeof(struct tcphdr) : sizeof(struct udphdr)) + plen;
-	__u32 sum = 0;
-	__u8 *l4p;
+	/* no DF; an IP id that marks the frame as aiblctl's */
+	const struct pkt_ip4_opts ip4 = {.id = 0xa1b1, .ttl = 64, .no_df = true};
 
-	memset(pkt, 0, PKT_MAX);
-	memcpy(eth->h_dest, dst_mac, 6);
-	memcpy(eth->h_source, src_mac, 6);
-	if (k->family == AIBL_AF_INET) {
-		struct iphdr *ip = (void *)(pkt + l3);
-
-		eth->h_proto = htons(ETH_P_IP);
-		ip->version = 4;
-		ip->ihl = 5;
-		ip->ttl = 64;
-		ip->protocol = k->proto;
-		ip->tot_len = htons(sizeof(*ip) + l4len);
-		ip->id = htons(0xa1b1);
-		ip->saddr = k->src.v4;
-		ip->daddr = k->dst.v4;
-		ip->check = htons(csum_fold(csum_add(0, ip, sizeof(*ip))));
-		l4 = l3 + sizeof(*ip);
-		sum = csum_add(sum, &ip->saddr, 8);
-	} else {
-		struct ipv6hdr *ip6 = (void *)(pkt + l3);
-
-		eth->h_proto = htons(ETH_P_IPV6);
-		ip6->version = 6;
-		ip6->hop_limit = 64;
-		ip6->nexthdr = k->proto;
-		ip6->payload_len = htons(l4len);
-		memcpy(&ip6->saddr, k->src.b, 16);
-		memcpy(&ip6->daddr, k->dst.b, 16);
-		l4 = l3 + sizeof(*ip6);
-		sum = csum_add(sum, &ip6->saddr, 32);
-	}
-	l4p = pkt + l4;
-	if (k->proto == IPPROTO_TCP) {
-		struct tcphdr *th = (void *)l4p;
-
-		th->source = k->sport;
-		th->dest = k->dport;
-		th->seq = htonl(ack ? 2 : 1);
-		th->doff = sizeof(*th) / 4;
-		th->syn = !ack;
-		th->ack = ack;
-		th->ack_seq = htonl(ack ? 0x5eed0002 : 0);
-		th->window = htons(64240);
-	} else {
-		struct udphdr *uh = (void *)l4p;
-
-		uh->source = k->sport;
-		uh->dest = k->dport;
-		uh->len = htons(l4len);
-		memcpy(l4p + sizeof(*uh), payload, plen);
-	}
-	sum += k->proto + l4len;
-	sum = csum_add(sum, l4p, l4len);
-	if (k->proto == IPPROTO_TCP)
-		((struct tcphdr *)l4p)->check = htons(csum_fold(sum));
+	pkt__init(b);
+	pkt__eth(b, dst_mac, src_mac);
+	if (k->family == AIBL_AF_INET)
+		pkt__ipv4_bin(b, &k->src.v4, &k->dst.v4, &ip4);
 	else
-		((struct udphdr *)l4p)->check = htons(csum_fold(sum) ?: 0xffff);
-	return l4 + l4len;
+		pkt__ipv6_bin(b, k->src.b, k->dst.b, 0, 0);
+	if (k->proto == IPPROTO_TCP) {
+		pkt__tcp_seq(b, ntohs(k->sport), ntohs(k->dport), ack ? PKT_TCP_ACK : PKT_TCP_SYN,
+			     ack ? 2 : 1, ack ? 0x5eed0002 : 0, 64240);
+	} else {
+		pkt__udp(b, ntohs(k->sport), ntohs(k->dport));
+		pkt__payload(b, payload, sizeof(payload) - 1);
+	}
+	pkt__finish(b);
+	return b->len;
 }
 
 static const char *verdict_str(__u32 v)
@@ -317,8 +251,8 @@ static int syn_way(int fd, __u32 idx, __u64 tag, struct aibl_syn_bucket *b)
 
 /* the packets of one run and what came out of the last one */
 struct sim_run {
-	__u8 pkt_buf[PKT_MAX + 2] __attribute__((aligned(4)));
-	__u8 out_buf[PKT_MAX + 256 + 2] __attribute__((aligned(4)));
+	struct pkt_buf pkt;
+	__u8 out_buf[OUT_MAX + 2] __attribute__((aligned(4)));
 	size_t len;
 	__u32 out_len, retval;
 	bool used_ifindex;
@@ -326,19 +260,19 @@ struct sim_run {
 };
 
 /*
- * One packet of the flow through the program. The buffers start 2 bytes
- * in, like the kernel's NET_IP_ALIGN: the IP header after the 14-byte
- * Ethernet header lands 4-byte aligned for struct iphdr.
+ * One packet of the flow through the program. The output buffer starts 2
+ * bytes in, like the kernel's NET_IP_ALIGN: the IP header after the 14-byte
+ * Ethernet header lands 4-byte aligned for struct iphdr in parse_output.
  */
 static int sim_packet(int fd, const struct ctl_state *s, const struct aibl_flow_key *k, bool ack,
 		      struct sim_run *r)
 {
-	__u8 *pkt = r->pkt_buf + 2, *out = r->out_buf + 2;
+	__u8 *out = r->out_buf + 2;
 	int err;
 
-	r->len = build_packet(pkt, k, s->g.if_mac, ack);
+	r->len = build_packet(&r->pkt, k, s->g.if_mac, ack);
 	r->out_len = sizeof(r->out_buf) - 2;
-	err = run_prog(fd, pkt, r->len, out, &r->out_len, s->g.ifindex, &r->retval,
+	err = run_prog(fd, r->pkt.buf, r->len, out, &r->out_len, s->g.ifindex, &r->retval,
 		       &r->used_ifindex);
 	if (!err)
 		parse_output(out, r->out_len, &r->so);

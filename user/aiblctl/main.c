@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ctl.h"
+#include "bpfutil.h"
 #include "log.h"
 
 struct ctl_opts ctl = {

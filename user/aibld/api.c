@@ -25,6 +25,7 @@
 #include "aibld.h"
 #include "httpbody.h"
 #include "log.h"
+#include "status_json.h"
 
 struct api {
 	struct MHD_Daemon *mhd;
@@ -56,7 +57,7 @@ static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned int status,
 
 static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned int status, const char *msg)
 {
-	return reply_json(c, status, json_pack("{s:s}", "error", msg));
+	return reply_json(c, status, json_pack("{s:s}", AIBL_SJ_ERROR, msg));
 }
 
 static const char *proto_name(int p)
@@ -75,8 +76,8 @@ static json_t *status_json(struct aibld *d)
 	json_t *root = json_object(), *svcs = json_array(), *nodes = json_array();
 	__u64 now = aibld__now_ms();
 
-	json_object_set_new(root, "version", json_string(AIBLD_VERSION));
-	json_object_set_new(root, "uptime_s", json_integer((now - d->start_ms) / 1000));
+	json_object_set_new(root, AIBL_SJ_VERSION, json_string(AIBLD_VERSION));
+	json_object_set_new(root, AIBL_SJ_UPTIME_S, json_integer((now - d->start_ms) / 1000));
 	for (int i = 0; i < d->cfg.nservices; i++) {
 		const struct cfg_service *cs = &d->cfg.services[i];
 		const struct svc_rt *s = &d->svcs[i];
@@ -85,20 +86,29 @@ static json_t *status_json(struct aibld *d)
 		for (int k = 0; k < cs->nnodes; k++) {
 			const struct node_rt *n = &d->nodes[cs->nodes[k]];
 
-			json_array_append_new(jn, json_pack("{s:s,s:I,s:I,s:I,s:s}", "name",
-							    n->name, "weight",
-							    (json_int_t)s->applied[k], "cfg_weight",
-							    (json_int_t)d->cfg.nodes[cs->nodes[k]].weight,
-							    "slots", (json_int_t)s->slots[k],
-							    "state", aibld__node_state(n)));
+			/* one member a line */
+			/* clang-format off */
+			json_array_append_new(jn, json_pack("{s:s,s:I,s:I,s:I,s:s}",
+				AIBL_SJ_NAME, n->name,
+				AIBL_SJ_WEIGHT, (json_int_t)s->applied[k],
+				AIBL_SJ_CFG_WEIGHT, (json_int_t)d->cfg.nodes[cs->nodes[k]].weight,
+				AIBL_SJ_SLOTS, (json_int_t)s->slots[k],
+				AIBL_SJ_STATE, aibld__node_state(n)));
 		}
-		js = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:o}", "name",
-			       cs->name, "vip", cs->vip_text, "port", cs->port, "proto",
-			       proto_name(cs->proto), "policy", config__policy_name(cs->policy),
-			       "model", cs->model, "id", (json_int_t)s->id, "generation",
-			       (json_int_t)s->generation, "pins", (json_int_t)s->npins, "packets",
-			       (json_int_t)s->traffic.packets, "bytes",
-			       (json_int_t)s->traffic.bytes, "nodes", jn);
+		js = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:o}",
+			AIBL_SJ_NAME, cs->name,
+			AIBL_SJ_VIP, cs->vip_text,
+			AIBL_SJ_PORT, cs->port,
+			AIBL_SJ_PROTO, proto_name(cs->proto),
+			AIBL_SJ_POLICY, config__policy_name(cs->policy),
+			AIBL_SJ_MODEL, cs->model,
+			AIBL_SJ_ID, (json_int_t)s->id,
+			AIBL_SJ_GENERATION, (json_int_t)s->generation,
+			AIBL_SJ_PINS, (json_int_t)s->npins,
+			AIBL_SJ_PACKETS, (json_int_t)s->traffic.packets,
+			AIBL_SJ_BYTES, (json_int_t)s->traffic.bytes,
+			AIBL_SJ_NODES, jn);
+		/* clang-format on */
 		json_array_append_new(svcs, js);
 	}
 	for (int i = 0; i < d->nnodes; i++) {
@@ -121,25 +131,36 @@ static json_t *status_json(struct aibld *d)
 			for (int m = 0; m < c->nmodels; m++)
 				json_array_append_new(models, json_string(c->models[m]));
 		}
+		/* one member a line */
+		/* clang-format off */
 		jn = json_pack("{s:s,s:s,s:s,s:s,s:b,s:I,s:o,s:f,s:f,s:f,s:f,s:f,s:I,s:I,s:I,s:I,"
 			       "s:I,s:I,s:s,s:b}",
-			       "name", n->name, "address", c ? c->address : "", "state",
-			       aibld__node_state(n), "reason", node_reason(n), "healthy",
-			       !n->down && !n->unhealthy, "last_report_age_ms",
-			       (json_int_t)(n->last_ok_ms ? (json_int_t)(now - n->last_ok_ms) : -1),
-			       "models", models, "gpu_util_pct", util, "queue_depth",
-			       n->have_rep ? n->rep.queue_depth : -1, "in_flight",
-			       n->have_rep ? n->rep.in_flight : -1, "kv_cache_usage",
-			       n->have_rep ? n->rep.kv_cache_usage : -1, "ttft_avg_ms", n->ttft_ms,
-			       "failures", (json_int_t)n->fails, "poll_errors",
-			       (json_int_t)n->poll_errors, "id", (json_int_t)n->id, "active_flows",
-			       (json_int_t)n->active, "pins", (json_int_t)n->npins, "cost",
-			       (json_int_t)n->cost, "last_error", n->last_error, "configured",
-			       c != NULL);
+			AIBL_SJ_NAME, n->name,
+			AIBL_SJ_ADDRESS, c ? c->address : "",
+			AIBL_SJ_STATE, aibld__node_state(n),
+			AIBL_SJ_REASON, node_reason(n),
+			AIBL_SJ_HEALTHY, !n->down && !n->unhealthy,
+			AIBL_SJ_LAST_REPORT_AGE_MS,
+				(json_int_t)(n->last_ok_ms ? (json_int_t)(now - n->last_ok_ms) : -1),
+			AIBL_SJ_MODELS, models,
+			AIBL_SJ_GPU_UTIL_PCT, util,
+			AIBL_SJ_QUEUE_DEPTH, n->have_rep ? n->rep.queue_depth : -1,
+			AIBL_SJ_IN_FLIGHT, n->have_rep ? n->rep.in_flight : -1,
+			AIBL_SJ_KV_CACHE_USAGE, n->have_rep ? n->rep.kv_cache_usage : -1,
+			AIBL_SJ_TTFT_AVG_MS, n->ttft_ms,
+			AIBL_SJ_FAILURES, (json_int_t)n->fails,
+			AIBL_SJ_POLL_ERRORS, (json_int_t)n->poll_errors,
+			AIBL_SJ_ID, (json_int_t)n->id,
+			AIBL_SJ_ACTIVE_FLOWS, (json_int_t)n->active,
+			AIBL_SJ_PINS, (json_int_t)n->npins,
+			AIBL_SJ_COST, (json_int_t)n->cost,
+			AIBL_SJ_LAST_ERROR, n->last_error,
+			AIBL_SJ_CONFIGURED, c != NULL);
+		/* clang-format on */
 		json_array_append_new(nodes, jn);
 	}
-	json_object_set_new(root, "services", svcs);
-	json_object_set_new(root, "nodes", nodes);
+	json_object_set_new(root, AIBL_SJ_SERVICES, svcs);
+	json_object_set_new(root, AIBL_SJ_NODES, nodes);
 	return root;
 }
 
@@ -381,8 +402,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			if (write(d->wake_fd, &one, sizeof(one)) < 0)
 				pr_debug("wake: %s", strerror(errno));
 		}
-		ret = reply_json(c, MHD_HTTP_OK, json_pack("{s:s,s:b}", "node", node, "draining",
-							   drain));
+		ret = reply_json(c, MHD_HTTP_OK,
+				 json_pack("{s:s,s:b}", AIBL_SJ_NODE, node, AIBL_SJ_DRAINING, drain));
 		return ret;
 	}
 	return reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");

@@ -25,6 +25,7 @@
 #include <sys/signalfd.h>
 #include "aibld.h"
 #include "dataplane.h"
+#include "bpfutil.h"
 #include "log.h"
 
 static void usage(FILE *f)

@@ -4,13 +4,11 @@
 #include <string.h>
 #include <time.h>
 #include <pthread.h>
-#include <bpf/libbpf.h>
 #include "log.h"
 
 static enum log_level cur_level = LOG_LVL_INFO;
 static const char *log_ident;
 static bool log_ts;
-static bool libbpf_verbose;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const lvl_names[] = { "error", "warn", "info", "debug" };
@@ -31,7 +29,7 @@ void log_set_ident(const char *ident, bool timestamps)
 	log_ts = timestamps;
 }
 
-static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
+void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 {
 	char ts[32] = "";
 	size_t n = strlen(fmt);
@@ -63,20 +61,4 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vmsg(lvl, fmt, ap);
 	va_end(ap);
-}
-
-static int libbpf_print_fn(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	if (level == LIBBPF_DEBUG && !libbpf_verbose)
-		return 0;
-	if (level == LIBBPF_INFO && !libbpf_verbose)
-		return 0;
-	log_vmsg(level == LIBBPF_WARN ? LOG_LVL_WARN : LOG_LVL_DEBUG, fmt, ap);
-	return 0;
-}
-
-void log_setup_libbpf(bool verbose)
-{
-	libbpf_verbose = verbose;
-	libbpf_set_print(libbpf_print_fn);
 }

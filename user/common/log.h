@@ -16,10 +16,10 @@ void log_set_level(enum log_level lvl);
 enum log_level log_get_level(void);
 /* Prefix every line with the program name (and a timestamp when set). */
 void log_set_ident(const char *ident, bool timestamps);
-/* Route libbpf's own messages through us; shown only when verbose. */
-void log_setup_libbpf(bool verbose);
 
+#include <stdarg.h>
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_vmsg(enum log_level lvl, const char *fmt, va_list ap);
 
 #define pr_err(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
 #define pr_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)

@@ -62,7 +62,7 @@
 # scenario and rate, and $AIBL_BUILD/bench/routing/ttft-p99-<scenario>.png
 # (TTFT p99 against rate per policy).
 #
-#   scripts/bench-routing.sh [--prefix P] [--policies LIST] [--mix SPEC]
+#   lab/bench-routing.sh [--prefix P] [--policies LIST] [--mix SPEC]
 #       [--load-ms MS] [--baseline resident|all] [--rates LIST] [--run-s S]
 #       [--warmup-s S] [--scenarios LIST] [--keep-lab] [--report] [-- LOADGEN-ARGS]
 # --report prints the lines, goals and plots of the last run again (same
@@ -73,8 +73,8 @@ export AIBL_ROOT=$PWD
 export AIBL_BUILD=${AIBL_BUILD:-$PWD/build}
 export LAB_SIM_PORT=23080 LAB_AGENT_PORT=23071 LAB_API=http://127.0.0.1:23070
 export LAB_SCRAPE_MS=200 LAB_POLL_MS=200
-# shellcheck source=scripts/lab.sh
-. scripts/lab.sh
+# shellcheck source=lab/lab.sh
+. lab/lab.sh
 
 ALL_SCENARIOS="default kv-pressure dynamic keepalive nat burst"
 PREFIX=bm
@@ -255,7 +255,7 @@ cleanup() {
 	lab_stop aibld 2>/dev/null
 	[ -s "$CFG" ] && lab_run lb "$AIBL_BUILD/aibld" --teardown --config "$CFG" >/dev/null 2>&1
 	nodes_stop 2>/dev/null
-	[ "$KEEP_LAB" = 0 ] && scripts/lab.sh down --prefix "$PREFIX" >/dev/null 2>&1
+	[ "$KEEP_LAB" = 0 ] && lab/lab.sh down --prefix "$PREFIX" >/dev/null 2>&1
 	return 0
 }
 
@@ -291,9 +291,9 @@ measure() {
 run_all() {
 	trap cleanup EXIT
 	trap 'exit 130' INT TERM
-	scripts/lab.sh down --prefix "$PREFIX" >/dev/null 2>&1
-	scripts/lab.sh up --prefix "$PREFIX" --nodes "$NODES" --clients 512 >/dev/null 2>&1 ||
-		die "lab up failed (scripts/lab.sh up --prefix $PREFIX --nodes $NODES)"
+	lab/lab.sh down --prefix "$PREFIX" >/dev/null 2>&1
+	lab/lab.sh up --prefix "$PREFIX" --nodes "$NODES" --clients 512 >/dev/null 2>&1 ||
+		die "lab up failed (lab/lab.sh up --prefix $PREFIX --nodes $NODES)"
 	lab_load "$PREFIX" || exit 1
 
 	have_model=0 have_sessions=0

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
-# make demo [POLICY=rr]  ->  scripts/demo.sh [--policy P] [--sessions N] [--keep]
+# make demo [POLICY=rr]  ->  lab/demo.sh [--policy P] [--sessions N] [--keep]
 #
 # The whole system on one machine, as root: installs what is missing, builds,
-# brings up a lab (scripts/lab.sh) with 4 simulated inference nodes
+# brings up a lab (lab/lab.sh) with 4 simulated inference nodes
 #
 #   n1  fast GPU   resident: llama-8b, qwen-14b     (mistral-7b loadable)
 #   n2  fast GPU   resident: llama-8b, mistral-7b   (qwen-14b loadable)
@@ -46,23 +46,23 @@ export AIBL_BUILD=${AIBL_BUILD:-$ROOT/build}
 make -s BUILD="${AIBL_BUILD#"$ROOT"/}" all
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
-# shellcheck source=scripts/lab.sh
-. scripts/lab.sh
+# shellcheck source=lab/lab.sh
+. lab/lab.sh
 PREFIX=demo
 cleanup() {
 	if [ "$KEEP" = 1 ]; then
-		echo "demo: lab kept; remove it with: scripts/lab.sh down --prefix $PREFIX" >&2
+		echo "demo: lab kept; remove it with: lab/lab.sh down --prefix $PREFIX" >&2
 	else
 		say "teardown"
-		scripts/lab.sh down --prefix "$PREFIX"
+		lab/lab.sh down --prefix "$PREFIX"
 	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say "lab: client host, edge balancer (XDP), 4 inference nodes"
-scripts/lab.sh down --prefix "$PREFIX" 2>/dev/null
-scripts/lab.sh up --prefix "$PREFIX" --nodes 4 --clients 64
+lab/lab.sh down --prefix "$PREFIX" 2>/dev/null
+lab/lab.sh up --prefix "$PREFIX" --nodes 4 --clients 64
 lab_load "$PREFIX"
 
 MODELS=llama-8b:8000,qwen-14b:14000,mistral-7b:7000

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
 # make bench-path: the packet path against what a user would pick instead,
-# on the lab topology (scripts/lab.sh), with the same load generator
+# on the lab topology (lab/lab.sh), with the same load generator
 # (aibl-loadgen http) and the same nodes (aibl-simnode), one after another:
 #
 #   direct      client straight to node 1, no balancer (the ceiling)
@@ -38,11 +38,11 @@
 # runs of round 1 and prints where the cycles went (the aibl XDP and decap
 # programs, veth, bridge, netfilter, HAProxy, the generator, the servers).
 #
-#   scripts/bench-path.sh [--prefix P] [--nodes N] [--rounds R] [--duration S]
+#   lab/bench-path.sh [--prefix P] [--nodes N] [--rounds R] [--duration S]
 #                         [--conns N] [--load-pct P] [--cases LIST] [--keep-lab]
 #                         [--profile] [--xdp-mode native|generic]
 #
-# --xdp-mode: how the XDP cases attach in the lab (scripts/lab.sh up
+# --xdp-mode: how the XDP cases attach in the lab (lab/lab.sh up
 # --xdp-mode). generic (default) suits the lab's veth NIC: native XDP on a
 # veth copies every frame out of its skb, needs an XDP_PASS program on the
 # bridge side of the balancer's link (NAPI there) and checksums completed
@@ -55,8 +55,8 @@ export AIBL_BUILD=${AIBL_BUILD:-$PWD/build}
 # the benchmark's ports (inside its own namespaces; 23000-23999 is ours)
 export LAB_SIM_PORT=23080 LAB_AGENT_PORT=23071 LAB_API=http://127.0.0.1:23070
 LAB_SCRAPE_MS=500
-# shellcheck source=scripts/lab.sh
-. scripts/lab.sh
+# shellcheck source=lab/lab.sh
+. lab/lab.sh
 
 PREFIX=bm
 NODES=2
@@ -294,7 +294,7 @@ cleanup() {
 	trap - EXIT INT TERM
 	for c in aibl-ipip xdp-null nft haproxy; do case_down "$c" >/dev/null 2>&1; done
 	if [ "$KEEP_LAB" = 0 ]; then
-		scripts/lab.sh down --prefix "$PREFIX" >/dev/null 2>&1
+		lab/lab.sh down --prefix "$PREFIX" >/dev/null 2>&1
 	fi
 }
 
@@ -364,9 +364,9 @@ run() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 # a fresh lab: nothing left running from an earlier --keep-lab
-scripts/lab.sh down --prefix "$PREFIX" >/dev/null 2>&1
-scripts/lab.sh up --prefix "$PREFIX" --nodes "$NODES" --xdp-mode "$XDP_MODE" >/dev/null 2>&1 ||
-	die "lab up failed (scripts/lab.sh up --prefix $PREFIX --nodes $NODES --xdp-mode $XDP_MODE)"
+lab/lab.sh down --prefix "$PREFIX" >/dev/null 2>&1
+lab/lab.sh up --prefix "$PREFIX" --nodes "$NODES" --xdp-mode "$XDP_MODE" >/dev/null 2>&1 ||
+	die "lab up failed (lab/lab.sh up --prefix $PREFIX --nodes $NODES --xdp-mode $XDP_MODE)"
 lab_load "$PREFIX" || exit 1
 for i in $(seq "$NODES"); do
 	lab_start_node "$i" >/dev/null 2>&1 &&

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Data-plane loader: the balancer's XDP program (bpf/aibl_xdp.bpf.c) and the
- * node side TC decap program (bpf/aibl_decap.bpf.c).
+ * The balancer's XDP program (bpf/aibl_xdp.bpf.c) loader.
  *
- * XDP side: dp__open_load() opens the skeleton, pins every map by name under
+ * dp__open_load() opens the skeleton, pins every map by name under
  * one bpffs directory (reusing maps already pinned there, so a restarted
  * controller keeps the connection table) and pins the program at
  * <dir>/AIBL_PIN_PROG. dp__attach() puts it on an interface, atomically
@@ -121,43 +120,5 @@ int dp__vip_filter_rebuild(int filter_fd, int vips_fd);
 int dp__pin_filter_rebuild(int filter_fd, int pins_fd);
 /* sets the bit of one VIP key (before writing it); no write when set */
 int dp__vip_filter_add(int filter_fd, const struct aibl_vip_key *k);
-
-/* ---------------- node side: TC ingress decap ---------------- */
-
-struct decap_opts {
-	/* pin aibl_node_cli / aibl_node_stats by name here (reusing existing
-	 * pins); NULL: keep them private to this handle (several simulated
-	 * nodes on one host must not share them) */
-	const char *pin_dir;
-	__u32 handle; /* tc filter handle, 0: 0xa1b1 */
-	__u32 priority; /* tc filter priority, 0: 1 */
-};
-
-struct aibl_decap; /* skeleton, build/aibl_decap.skel.h */
-
-struct decap {
-	struct aibl_decap *skel;
-	int ifindex;
-	__u32 handle;
-	__u32 priority;
-};
-
-/*
- * Loads aibl_decap and attaches it at TC ingress of ifindex (creating the
- * clsact qdisc when missing), replacing a filter at the same handle and
- * priority. The filter stays after the process exits; decap__detach()
- * removes it.
- */
-int decap__attach(int ifindex, const struct decap_opts *opts, struct decap **out);
-/* Removes the filter (the clsact qdisc stays: others may use it) and frees
- * d. NULL is fine. */
-int decap__detach(struct decap *d);
-/* Frees d and leaves the filter attached. NULL is fine. */
-void decap__close(struct decap *d);
-/* Removes an aibl decap filter by ifindex/handle/priority (0: defaults),
- * e.g. left by a process that is gone. -ENOENT when there is none. */
-int decap__detach_ifindex(int ifindex, __u32 handle, __u32 priority);
-int decap__clients_fd(const struct decap *d); /* aibl_node_cli */
-int decap__stats_fd(const struct decap *d); /* aibl_node_stats */
 
 #endif /* AIBL_DATAPLANE_H */

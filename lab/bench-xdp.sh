@@ -5,7 +5,7 @@
 # Prints "xdp <case> ratio=<cost/empty> ns=<ns>" for established (flow
 # cache), established_full_path (cache off), established_64k and
 # established_64k_full_path (65536 flows cycled), new_flow, new_flow_guarded
-# (rate guard engaged), new_conn and non_vip (scripts/bench-xdp.sh CASE: that
+# (rate guard engaged), new_conn and non_vip (lab/bench-xdp.sh CASE: that
 # case only). Needs root.
 # The build measured: AIBL_BUILD, else BUILD (default build).
 set -euo pipefail

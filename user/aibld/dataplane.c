@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Data-plane loader, see dataplane.h. libbpf 1.1 APIs only.
+ * The balancer's XDP program loader, see dataplane.h. libbpf 1.1 APIs only.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,8 +17,9 @@
 #include <bpf/libbpf.h>
 #include "dataplane.h"
 #include "aibl_hash.h"
+#include "bpfutil.h"
+#include "maps.h"
 #include "log.h"
-#include "aibl_decap.skel.h"
 #include "aibl_xdp.skel.h"
 
 /* ---------------- XDP balancer ---------------- */
@@ -33,20 +34,6 @@ static const char *const dp_pin_names[] = {
 	AIBL_MAP_NODE_STATS, AIBL_MAP_FILTER,	 AIBL_MAP_RATE,		AIBL_MAP_SYNS,
 	AIBL_MAP_FCACHE,     AIBL_PIN_PROG,
 };
-
-/* CAP_BPF, CAP_PERFMON (the verifier allows packet pointer arithmetic
- * only with it) and CAP_NET_ADMIN (XDP programs) all effective? */
-static bool dp__capable(void)
-{
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct c[2] = {};
-	__u64 eff, need = 1ULL << CAP_BPF | 1ULL << CAP_PERFMON | 1ULL << CAP_NET_ADMIN;
-
-	if (syscall(SYS_capget, &h, c))
-		return true; /* cannot tell: no hint */
-	eff = c[0].effective | (__u64)c[1].effective << 32;
-	return (eff & need) == need;
-}
 
 static int dp__mkdir(const char *dir)
 {
@@ -92,13 +79,16 @@ static int dp__mkdir(const char *dir)
 
 /*
  * A map pinned by an earlier load is reused only when it has exactly our
- * layout; libbpf would refuse it too, but without saying which field.
+ * layout: maps.h checks type, key and value against include/aibl.h (as
+ * aiblctl does, with the same message); the flags are checked here.
  * Its size wins: the data in it (connection table!) must survive.
  */
 static int dp__check_pin(struct bpf_map *map, const char *path)
 {
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
+	struct aibl_map m;
+	char why[256];
 	int fd, err = 0;
 
 	fd = bpf_obj_get(path);
@@ -109,21 +99,21 @@ static int dp__check_pin(struct bpf_map *map, const char *path)
 		pr_warn("dataplane: open pinned %s: %s", path, strerror(-err));
 		return err;
 	}
+	err = aibl_map__check_fd(&m, fd, bpf_map__name(map), path, why, sizeof(why));
+	if (err) {
+		pr_warn("dataplane: %s; remove the pins (aibld --teardown) to start over", why);
+		err = -EINVAL;
+		goto out;
+	}
 	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
 		err = -errno;
 		pr_warn("dataplane: inspect pinned %s: %s", path, strerror(-err));
 		goto out;
 	}
-	if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
-	    info.value_size != bpf_map__value_size(map) ||
-	    info.map_flags != bpf_map__map_flags(map)) {
-		pr_warn("dataplane: pinned map %s has another layout (type %u key %u value %u "
-			"flags 0x%x, this build: type %u key %u value %u flags 0x%x): it was "
-			"created by a different aibl version; remove the pins (aibld --teardown) "
-			"to start over",
-			path, info.type, info.key_size, info.value_size, info.map_flags,
-			bpf_map__type(map), bpf_map__key_size(map), bpf_map__value_size(map),
-			bpf_map__map_flags(map));
+	if (info.map_flags != bpf_map__map_flags(map)) {
+		pr_warn("dataplane: pinned map %s has flags 0x%x, this build 0x%x: it was created "
+			"by a different aibl version; remove the pins (aibld --teardown) to start over",
+			path, info.map_flags, bpf_map__map_flags(map));
 		err = -EINVAL;
 		goto out;
 	}
@@ -212,7 +202,7 @@ int dp__open_load(const struct dp_opts *opts, struct dp **out)
 	err = aibl_xdp__load(skel);
 	if (err) {
 		pr_warn("dataplane: load XDP program: %s%s", strerror(-err),
-			(err == -EPERM || err == -EACCES) && !dp__capable() ?
+			(err == -EPERM || err == -EACCES) && !bpf_capable() ?
 				" (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)" :
 				"");
 		goto out;
@@ -602,146 +592,4 @@ int dp__pin_filter_rebuild(int filter_fd, int pins_fd)
 {
 	return dp__filter_rebuild(filter_fd, AIBL_FILTER_PIN, pins_fd, sizeof(struct aibl_pin_key),
 				  dp__filter_add_pin_key);
-}
-
-/* ---------------- node side: TC ingress decap ---------------- */
-
-#define DECAP_DEF_HANDLE 0xa1b1
-#define DECAP_DEF_PRIO 1
-
-static void decap__hook_init(struct bpf_tc_hook *hook, int ifindex)
-{
-	memset(hook, 0, sizeof(*hook));
-	hook->sz = sizeof(*hook);
-	hook->ifindex = ifindex;
-	hook->attach_point = BPF_TC_INGRESS;
-}
-
-int decap__attach(int ifindex, const struct decap_opts *opts, struct decap **out)
-{
-	struct decap_opts def = {};
-	libbpf_print_fn_t old_print;
-	struct bpf_tc_hook hook;
-	struct bpf_map *map;
-	struct decap *d;
-	char path[512];
-	int err;
-
-	*out = NULL;
-	if (!opts)
-		opts = &def;
-	if (ifindex <= 0)
-		return -EINVAL;
-	d = calloc(1, sizeof(*d));
-	if (!d)
-		return -ENOMEM;
-	d->ifindex = ifindex;
-	d->handle = opts->handle ?: DECAP_DEF_HANDLE;
-	d->priority = opts->priority ?: DECAP_DEF_PRIO;
-
-	d->skel = aibl_decap__open();
-	if (!d->skel) {
-		err = -errno;
-		pr_warn("decap: open: %s", strerror(-err));
-		goto out;
-	}
-	bpf_object__for_each_map(map, d->skel->obj) {
-		if (opts->pin_dir) {
-			snprintf(path, sizeof(path), "%s/%s", opts->pin_dir, bpf_map__name(map));
-			err = bpf_map__set_pin_path(map, path);
-		} else {
-			/* the source says PIN_BY_NAME; private maps here */
-			err = bpf_map__set_pin_path(map, NULL);
-		}
-		if (err)
-			goto out;
-	}
-	err = aibl_decap__load(d->skel);
-	if (err) {
-		pr_warn("decap: load: %s%s", strerror(-err),
-			(err == -EPERM || err == -EACCES) && !dp__capable() ?
-				" (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)" :
-				"");
-		goto out;
-	}
-
-	decap__hook_init(&hook, ifindex);
-	/* an existing clsact is the normal case (agent restart): keep
-	 * libbpf from logging the kernel's "exclusivity flag" complaint */
-	old_print = libbpf_set_print(NULL);
-	err = bpf_tc_hook_create(&hook);
-	libbpf_set_print(old_print);
-	if (err && err != -EEXIST) {
-		pr_warn("decap: create clsact on ifindex %d: %s", ifindex, strerror(-err));
-		goto out;
-	}
-	LIBBPF_OPTS(bpf_tc_opts, tc, .handle = d->handle, .priority = d->priority,
-		    .flags = BPF_TC_F_REPLACE, .prog_fd = bpf_program__fd(d->skel->progs.aibl_decap));
-	err = bpf_tc_attach(&hook, &tc);
-	if (err) {
-		pr_warn("decap: attach on ifindex %d: %s", ifindex, strerror(-err));
-		goto out;
-	}
-	*out = d;
-	d = NULL;
-out:
-	decap__close(d);
-	return err;
-}
-
-int decap__detach_ifindex(int ifindex, __u32 handle, __u32 priority)
-{
-	libbpf_print_fn_t old_print;
-	struct bpf_tc_hook hook;
-	int err;
-
-	decap__hook_init(&hook, ifindex);
-	LIBBPF_OPTS(bpf_tc_opts, tc, .handle = handle ?: DECAP_DEF_HANDLE,
-		    .priority = priority ?: DECAP_DEF_PRIO);
-	/* the kernel answers a missing filter or qdisc with EINVAL/ENOENT
-	 * and a log line: ask quietly first */
-	old_print = libbpf_set_print(NULL);
-	err = bpf_tc_query(&hook, &tc);
-	libbpf_set_print(old_print);
-	if (err)
-		return -ENOENT;
-	tc.prog_id = 0;
-	tc.prog_fd = 0;
-	tc.flags = 0;
-	err = bpf_tc_detach(&hook, &tc);
-	if (err && err != -ENOENT)
-		pr_warn("decap: detach from ifindex %d: %s", ifindex, strerror(-err));
-	return err;
-}
-
-int decap__detach(struct decap *d)
-{
-	int err;
-
-	if (!d)
-		return 0;
-	err = decap__detach_ifindex(d->ifindex, d->handle, d->priority);
-	/* the interface (or its netns) may be gone already: nothing to undo */
-	if (err == -ENOENT || err == -ENODEV)
-		err = 0;
-	decap__close(d);
-	return err;
-}
-
-void decap__close(struct decap *d)
-{
-	if (!d)
-		return;
-	aibl_decap__destroy(d->skel);
-	free(d);
-}
-
-int decap__clients_fd(const struct decap *d)
-{
-	return bpf_map__fd(d->skel->maps.aibl_node_cli);
-}
-
-int decap__stats_fd(const struct decap *d)
-{
-	return bpf_map__fd(d->skel->maps.aibl_node_stats);
 }

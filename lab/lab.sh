@@ -4,12 +4,12 @@
 # aibl network lab: the topology of a real deployment inside network
 # namespaces on one machine.
 #
-#   scripts/lab.sh up     [--prefix P] [--nodes N] [--clients N] [--vips N] [--mode ipip|l2dsr]
+#   lab/lab.sh up     [--prefix P] [--nodes N] [--clients N] [--vips N] [--mode ipip|l2dsr]
 #                         [--xdp-mode native|generic]
-#   scripts/lab.sh down   [--prefix P]
-#   scripts/lab.sh status [--prefix P]
-#   scripts/lab.sh env    [--prefix P]        print the lab state file
-#   scripts/lab.sh exec   [--prefix P] HOST CMD...   run CMD on a host (cli, lb, n1.., br)
+#   lab/lab.sh down   [--prefix P]
+#   lab/lab.sh status [--prefix P]
+#   lab/lab.sh env    [--prefix P]        print the lab state file
+#   lab/lab.sh exec   [--prefix P] HOST CMD...   run CMD on a host (cli, lb, n1.., br)
 #
 #           P-cli (client host)            P-lb (edge balancer host)
 #           eth0 10.10.0.1/16              eth0 10.10.0.2/16  <- XDP program
@@ -32,7 +32,7 @@
 # addresses repeat between labs but each lab lives in its own namespaces.
 # The state file $LAB_DIR/lab.env (default /run/aibl-lab/P/lab.env) holds
 # every address for tests, the demo and benchmarks (source it, or
-# `source scripts/lab.sh` and call lab_load P).
+# `source lab/lab.sh` and call lab_load P).
 #
 # Sourcing this file defines the lab_* helpers without running anything:
 #   lab_load P                load the state file of lab P into LAB_* variables
@@ -67,7 +67,7 @@ lab_load() {
 	local p=${1:-${LAB_PREFIX:-lb}}
 	local f=$LAB_STATE_ROOT/$p/lab.env
 	[ -r "$f" ] || {
-		echo "lab: no lab '$p' (no $f); run scripts/lab.sh up --prefix $p" >&2
+		echo "lab: no lab '$p' (no $f); run lab/lab.sh up --prefix $p" >&2
 		return 1
 	}
 	# shellcheck disable=SC1090
@@ -321,7 +321,7 @@ lab__write_state() {
 		vips6+="${LAB_VIP6_NET}:$i "
 	done
 	{
-		echo "# aibl lab '$LAB_PREFIX', written by scripts/lab.sh up on $(date -u +%FT%TZ)"
+		echo "# aibl lab '$LAB_PREFIX', written by lab/lab.sh up on $(date -u +%FT%TZ)"
 		echo "LAB_PREFIX=$LAB_PREFIX"
 		echo "LAB_DIR=$LAB_DIR"
 		echo "LAB_MODE=$LAB_MODE"
@@ -492,7 +492,7 @@ lab__status() {
 	if ! lab_load "$LAB_PREFIX" 2>/dev/null; then
 		echo "lab '$LAB_PREFIX': down"
 		[ -n "$(ip netns list | awk '{print $1}' | grep -E "^$LAB_PREFIX-(br|cli|lb|n[0-9]+)$")" ] &&
-			echo "  leftover namespaces: run scripts/lab.sh down --prefix $LAB_PREFIX"
+			echo "  leftover namespaces: run lab/lab.sh down --prefix $LAB_PREFIX"
 		return 3
 	fi
 	echo "lab '$LAB_PREFIX': mode $LAB_MODE, $LAB_NODES nodes, state $LAB_DIR/lab.env"

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The controller API's JSON (contract 3): every member name, spelled once.
+ * aibld writes it (user/aibld/api.c), aiblctl reads it (user/aiblctl/
+ * cmd_api.c). The names are string literals, so they go into json_pack()
+ * argument lists and string concatenation alike. A renamed member is a
+ * changed contract: the tests spell the wire names themselves on purpose.
+ *
+ * GET /v1/status, in the order aibld writes it (-1: not known):
+ *   { VERSION s, UPTIME_S i,
+ *     SERVICES [ { NAME s, VIP s, PORT i, PROTO s ("tcp"|"udp"), POLICY s,
+ *                  MODEL s, ID i, GENERATION i, PINS i, PACKETS i, BYTES i,
+ *                  NODES [ { NAME s, WEIGHT i (applied), CFG_WEIGHT i,
+ *                            SLOTS i, STATE s } ] } ],
+ *     NODES [ { NAME s, ADDRESS s, STATE s, REASON s ("" unless down or
+ *               unhealthy), HEALTHY b, LAST_REPORT_AGE_MS i, MODELS [s],
+ *               GPU_UTIL_PCT f, QUEUE_DEPTH f, IN_FLIGHT f,
+ *               KV_CACHE_USAGE f (0..1), TTFT_AVG_MS f, FAILURES i
+ *               (consecutive), POLL_ERRORS i, ID i, ACTIVE_FLOWS i, PINS i,
+ *               COST i, LAST_ERROR s, CONFIGURED b } ] }
+ * POST /v1/nodes/NAME/drain|undrain: { NODE s, DRAINING b }
+ * any refused request:               { ERROR s }
+ */
+#ifndef AIBL_STATUS_JSON_H
+#define AIBL_STATUS_JSON_H
+
+/* the document */
+#define AIBL_SJ_VERSION "version"
+#define AIBL_SJ_UPTIME_S "uptime_s"
+#define AIBL_SJ_SERVICES "services"
+#define AIBL_SJ_NODES "nodes" /* the document's nodes and a service's members */
+
+/* shared by services, their members and nodes */
+#define AIBL_SJ_NAME "name"
+#define AIBL_SJ_STATE "state"
+#define AIBL_SJ_ID "id"
+#define AIBL_SJ_PINS "pins"
+
+/* a service */
+#define AIBL_SJ_VIP "vip"
+#define AIBL_SJ_PORT "port"
+#define AIBL_SJ_PROTO "proto"
+#define AIBL_SJ_POLICY "policy"
+#define AIBL_SJ_MODEL "model"
+#define AIBL_SJ_GENERATION "generation"
+#define AIBL_SJ_PACKETS "packets"
+#define AIBL_SJ_BYTES "bytes"
+
+/* a service's member */
+#define AIBL_SJ_WEIGHT "weight"
+#define AIBL_SJ_CFG_WEIGHT "cfg_weight"
+#define AIBL_SJ_SLOTS "slots"
+
+/* a node */
+#define AIBL_SJ_ADDRESS "address"
+#define AIBL_SJ_REASON "reason"
+#define AIBL_SJ_HEALTHY "healthy"
+#define AIBL_SJ_LAST_REPORT_AGE_MS "last_report_age_ms"
+#define AIBL_SJ_MODELS "models"
+#define AIBL_SJ_GPU_UTIL_PCT "gpu_util_pct"
+#define AIBL_SJ_QUEUE_DEPTH "queue_depth"
+#define AIBL_SJ_IN_FLIGHT "in_flight"
+#define AIBL_SJ_KV_CACHE_USAGE "kv_cache_usage"
+#define AIBL_SJ_TTFT_AVG_MS "ttft_avg_ms"
+#define AIBL_SJ_FAILURES "failures"
+#define AIBL_SJ_POLL_ERRORS "poll_errors"
+#define AIBL_SJ_ACTIVE_FLOWS "active_flows"
+#define AIBL_SJ_COST "cost"
+#define AIBL_SJ_LAST_ERROR "last_error"
+#define AIBL_SJ_CONFIGURED "configured"
+
+/* the answer to drain/undrain, and an error */
+#define AIBL_SJ_NODE "node"
+#define AIBL_SJ_DRAINING "draining"
+#define AIBL_SJ_ERROR "error"
+
+#endif /* AIBL_STATUS_JSON_H */
