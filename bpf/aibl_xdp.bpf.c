@@ -28,7 +28,8 @@
  *   aibl_parse.h      headers and checksums (shared with aibl_decap)
  *   aibl_maps.h       every map, with why it exists; counters
  *   aibl_select.h     VIP lookup, backend choice (pins, hash/rr/p2c, probing)
- *   aibl_flowstate.h  rate guard, handshake table, active flows, flow cache
+ *   aibl_flowstate.h  rate guard, handshake table, active flows, flow cache,
+ *                     connection-table writes
  *   aibl_encap.h      next hop, L2 rewrite, encapsulation, ICMP too-big, xmit
  *   aibl_icmp.h       ICMP errors quoting a VIP flow, fragments
  */
