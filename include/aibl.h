@@ -151,16 +151,37 @@ struct aibl_vip_key {
 	__u8 family; /* enum aibl_family */
 };
 
+/*
+ * ---- enums with names ----
+ * Each enum whose values have a name (config keys, aiblctl output, the
+ * status API) is one X-macro, X(SUFFIX, value, "name"), like the counters:
+ * the enum and every name table are expansions of it, so a name is written
+ * once. Values are listed in ascending order without gaps (a table indexed
+ * by value has no hole); they are ABI where a map stores them.
+ */
+
 /* new-flow choice in the data plane */
+#define AIBL_MODES(X)                                                        \
+	X(HASH, 0, "hash") /* Maglev slot of hash(session key) */               \
+	X(RR, 1, "rr") /* walk the table in order (weighted rr) */              \
+	X(P2C, 2, "p2c") /* two table candidates, lower cost wins */
+
 enum aibl_mode {
-	AIBL_MODE_HASH = 0, /* Maglev slot of hash(session key) */
-	AIBL_MODE_RR = 1, /* walk the table in order (weighted rr) */
-	AIBL_MODE_P2C = 2, /* two table candidates, lower cost wins */
+#define AIBL_X_ENUM(n, v, s) AIBL_MODE_##n = v,
+	AIBL_MODES(AIBL_X_ENUM)
+#undef AIBL_X_ENUM
+	AIBL_MODE__MAX
 };
 
+#define AIBL_SESSION_KEYS(X)                                                 \
+	X(SRC_IP, 0, "src_ip")                                                  \
+	X(FIVE_TUPLE, 1, "five_tuple")
+
 enum aibl_session_key {
-	AIBL_KEY_SRC_IP = 0,
-	AIBL_KEY_FIVE_TUPLE = 1,
+#define AIBL_X_ENUM(n, v, s) AIBL_KEY_##n = v,
+	AIBL_SESSION_KEYS(AIBL_X_ENUM)
+#undef AIBL_X_ENUM
+	AIBL_KEY__MAX
 };
 
 /* aibl_vip.flags */
@@ -308,9 +329,15 @@ struct aibl_traffic {
 };
 
 /* ---- instance configuration: aibl_globals, ARRAY of one ---- */
+#define AIBL_FWD_MODES(X)                                                    \
+	X(IPIP, 0, "ipip") /* IPv4-in-IPv4 / IPv6-in-IPv6 / IPv4-in-IPv6 */     \
+	X(L2DSR, 1, "l2dsr") /* rewrite MACs only; backend holds the VIP */
+
 enum aibl_fwd_mode {
-	AIBL_FWD_IPIP = 0, /* IPv4-in-IPv4 / IPv6-in-IPv6 / IPv4-in-IPv6 */
-	AIBL_FWD_L2DSR = 1, /* rewrite MACs only; backend holds the VIP */
+#define AIBL_X_ENUM(n, v, s) AIBL_FWD_##n = v,
+	AIBL_FWD_MODES(AIBL_X_ENUM)
+#undef AIBL_X_ENUM
+	AIBL_FWD__MAX
 };
 
 #define AIBL_G_F_TOOBIG_ICMP 0x01 /* answer oversize packets with ICMP */
@@ -417,13 +444,19 @@ struct aibl_filter {
 };
 
 /* ---- names for inspection: aibl_svc_meta / aibl_be_meta, ARRAY ---- */
+#define AIBL_POLICIES(X)                                                     \
+	X(RR, 0, "rr")                                                          \
+	X(WRR, 1, "wrr")                                                        \
+	X(HASH, 2, "hash")                                                      \
+	X(LEAST_CONN, 3, "least_conn")                                          \
+	X(LEAST_TIME, 4, "least_time")                                          \
+	X(AI, 5, "ai")
+
 enum aibl_policy {
-	AIBL_POL_RR = 0,
-	AIBL_POL_WRR = 1,
-	AIBL_POL_HASH = 2,
-	AIBL_POL_LEAST_CONN = 3,
-	AIBL_POL_LEAST_TIME = 4,
-	AIBL_POL_AI = 5,
+#define AIBL_X_ENUM(n, v, s) AIBL_POL_##n = v,
+	AIBL_POLICIES(AIBL_X_ENUM)
+#undef AIBL_X_ENUM
+	AIBL_POL__MAX
 };
 
 struct aibl_svc_meta {
@@ -436,10 +469,16 @@ struct aibl_svc_meta {
 	__u32 generation; /* bumped on every table rewrite */
 };
 
+#define AIBL_ACCELS(X)                                                       \
+	X(NONE, 0, "none") /* CPU only */                                       \
+	X(GPU, 1, "gpu")                                                        \
+	X(OTHER, 2, "other")
+
 enum aibl_accel {
-	AIBL_ACCEL_NONE = 0, /* CPU only */
-	AIBL_ACCEL_GPU = 1,
-	AIBL_ACCEL_OTHER = 2,
+#define AIBL_X_ENUM(n, v, s) AIBL_ACCEL_##n = v,
+	AIBL_ACCELS(AIBL_X_ENUM)
+#undef AIBL_X_ENUM
+	AIBL_ACCEL__MAX
 };
 
 struct aibl_be_meta {

@@ -165,7 +165,7 @@ static int lg_xfer_event(const char *payload, void *ctx)
 	text = json_string_value(content);
 	if (text && text[0]) {
 		if (!x->tfirst)
-			x->tfirst = lg_now_ms();
+			x->tfirst = clock_mono_msf();
 		x->tokens++;
 		n = strlen(text);
 		if (x->rlen + n + 1 > x->rcap) {
@@ -288,7 +288,7 @@ static int lg_turn_start(const struct lg_chat_cfg *cfg, CURLM *multi, struct lg_
 	curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, lg_xfer_write);
 	curl_easy_setopt(x->h, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
-	x->t0 = lg_now_ms();
+	x->t0 = clock_mono_msf();
 	if (curl_multi_add_handle(multi, x->h) != CURLM_OK)
 		goto out;
 	s->state = LG_S_BUSY;
@@ -316,7 +316,7 @@ static int lg_turn_done(const struct lg_chat_cfg *cfg, struct lg_run *run, struc
 {
 	struct lg_session *s = x->s;
 	struct lg_sample smp = { 0 };
-	double now = lg_now_ms();
+	double now = clock_mono_msf();
 	int node, err;
 
 	if (!x->status)
@@ -449,11 +449,11 @@ int lg_chat__run(const struct lg_chat_cfg *cfg, struct lg_run *run)
 	err = lg_sessions_init(cfg, ss);
 	if (err)
 		goto out;
-	t0 = lg_now_ms();
-	run->start_unix_ms = lg_unix_ms();
+	t0 = clock_mono_msf();
+	run->start_unix_ms = clock_wall_msf();
 	lg_progress__init(&prog, cfg->c.progress, t0);
 	for (;;) {
-		now = lg_now_ms() - t0;
+		now = clock_mono_msf() - t0;
 		if ((cfg->c.duration_s > 0 && now >= cfg->c.duration_s * 1e3) ||
 		    (cfg->c.max_requests && run->started >= cfg->c.max_requests))
 			stop_new = true;
@@ -502,7 +502,7 @@ int lg_chat__run(const struct lg_chat_cfg *cfg, struct lg_run *run)
 			if (err)
 				goto out;
 		}
-		now = lg_now_ms();
+		now = clock_mono_msf();
 		lg_progress__update(&prog, now, run, inflight, false);
 		next -= now - t0;
 		if (next > 100)
@@ -511,8 +511,8 @@ int lg_chat__run(const struct lg_chat_cfg *cfg, struct lg_run *run)
 			next = 0;
 		curl_multi_poll(multi, NULL, 0, (int)next, NULL);
 	}
-	run->wall_s = (lg_now_ms() - t0) / 1e3;
-	lg_progress__update(&prog, lg_now_ms(), run, 0, true);
+	run->wall_s = (clock_mono_msf() - t0) / 1e3;
+	lg_progress__update(&prog, clock_mono_msf(), run, 0, true);
 out:
 	if (ss) {
 		for (i = 0; i < cfg->sessions; i++) {

@@ -89,7 +89,7 @@ static int lg_hx_start(const struct lg_http_cfg *cfg, CURLM *multi, struct lg_hx
 	snprintf(x->node, sizeof(x->node), "-");
 	x->errbuf[0] = '\0';
 	x->t_due = due;
-	x->t0 = lg_now_ms();
+	x->t0 = clock_mono_msf();
 	if (curl_multi_add_handle(multi, x->h) != CURLM_OK)
 		return -EIO;
 	x->busy = true;
@@ -109,7 +109,7 @@ static int lg_hx_done(const struct lg_http_cfg *cfg, struct lg_run *run, struct 
 	if (node < 0)
 		return node;
 	smp.t_start_ms = x->t0 - t_run0;
-	smp.e2e_ms = lg_now_ms() - (cfg->rate > 0 ? x->t_due : x->t0);
+	smp.e2e_ms = clock_mono_msf() - (cfg->rate > 0 ? x->t_due : x->t0);
 	smp.ttft_ms = -1;
 	smp.node = node;
 	smp.session = x->idx;
@@ -149,11 +149,11 @@ int lg_http__run(const struct lg_http_cfg *cfg, struct lg_run *run)
 	for (i = 0; i < cfg->conns; i++)
 		xs[i].idx = i;
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)cfg->conns * 2);
-	t0 = lg_now_ms();
-	run->start_unix_ms = lg_unix_ms();
+	t0 = clock_mono_msf();
+	run->start_unix_ms = clock_wall_msf();
 	lg_progress__init(&prog, cfg->c.progress, t0);
 	for (;;) {
-		now = lg_now_ms();
+		now = clock_mono_msf();
 		if ((cfg->c.duration_s > 0 && now - t0 >= cfg->c.duration_s * 1e3) ||
 		    (cfg->c.max_requests && k >= cfg->c.max_requests))
 			stop = true;
@@ -194,7 +194,7 @@ int lg_http__run(const struct lg_http_cfg *cfg, struct lg_run *run)
 			if (err)
 				goto out;
 		}
-		now = lg_now_ms();
+		now = clock_mono_msf();
 		lg_progress__update(&prog, now, run, inflight, false);
 		if (cfg->rate > 0) {
 			wait = t0 + k * 1e3 / cfg->rate - now;
@@ -224,8 +224,8 @@ int lg_http__run(const struct lg_http_cfg *cfg, struct lg_run *run)
 			curl_multi_poll(multi, NULL, 0, wait < 1 ? 1 : (int)wait, NULL);
 		}
 	}
-	run->wall_s = (lg_now_ms() - t0) / 1e3;
-	lg_progress__update(&prog, lg_now_ms(), run, 0, true);
+	run->wall_s = (clock_mono_msf() - t0) / 1e3;
+	lg_progress__update(&prog, clock_mono_msf(), run, 0, true);
 out:
 	if (xs) {
 		for (i = 0; i < cfg->conns; i++) {

@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <netinet/in.h>
+#include "clock.h"
 
 #define LG_NAME_LEN 64
 #define LG_MAX_MODELS 32
@@ -183,8 +184,6 @@ void lg_progress__init(struct lg_progress *p, int mode, double now_ms);
 void lg_progress__update(struct lg_progress *p, double now_ms, const struct lg_run *run,
 			 size_t inflight, bool final);
 
-double lg_now_ms(void);
-double lg_unix_ms(void);
 
 /* easy-handle options shared by both workloads (source address, timeouts,
  * a fresh connection per transfer unless keepalive) */

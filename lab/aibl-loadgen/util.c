@@ -10,22 +10,6 @@
 #include <arpa/inet.h>
 #include "loadgen.h"
 
-double lg_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-double lg_unix_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 /* ---- address lists ---- */
 
 static int lg_addrs__push(struct lg_addrs *l, const struct lg_addr *a)

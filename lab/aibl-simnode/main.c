@@ -6,7 +6,6 @@
  * simply sleep through its queueing, prefill and decode time.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -49,41 +48,82 @@ struct sn_gen {
 	size_t out_len, out_off;
 };
 
-static void usage(FILE *f)
+/* --node-name: one line, it goes into a response header */
+static int sn_opt_node(const char *arg, void *dst, char *msg, size_t msglen)
 {
-	fprintf(f,
-		"Usage: aibl-simnode [OPTIONS]\n"
-		"Simulated OpenAI-compatible model server with a latency model.\n\n"
-		"  --listen ADDR:PORT       listen address (default 127.0.0.1:8000)\n"
-		"  --models LIST            models it can serve: NAME:MiB[,NAME:MiB...]\n"
-		"                           (default sim-model:1000)\n"
-		"  --resident LIST          models loaded at start (default: in order while they fit)\n"
-		"  --mem-mb N               memory budget for resident models (default 80000)\n"
-		"  --load-ms MS             time to load a non-resident model (default 2000)\n"
-		"  --slots N                requests served concurrently (default 8)\n"
-		"  --queue N                waiting requests before 429 (default 1024)\n"
-		"  --prefill-base-ms MS     fixed prefill cost per request (default 2)\n"
-		"  --prefill-ms-per-tok MS  prefill cost per prompt token not cached (default 0.05)\n"
-		"  --decode-ms-per-tok MS   time per output token (default 5)\n"
-		"  --batch-penalty F        decode slower by F per other running request (default 0)\n"
-		"  --cache-tokens N         KV/prefix cache capacity in tokens (default 100000)\n"
-		"  --max-sessions N         prefix cache entries (default 65536)\n"
-		"  --slowdown F             multiply every duration (slower accelerator, default 1)\n"
-		"  --cpu                    CPU-only node: durations also x --cpu-factor\n"
-		"  --cpu-factor F           CPU-only slowdown (default 10)\n"
-		"  --jitter F               +-F random spread of durations, from the seed (default 0)\n"
-		"  --seed N                 seed for output text and jitter (default 1)\n"
-		"  --chars-per-token F      prompt characters per token (default 4)\n"
-		"  --max-tokens N           output tokens when a request gives none (default 16)\n"
-		"  --node-name NAME         X-Aibl-Node response header (default: host name)\n"
-		"  -v, --verbose            debug logging\n"
-		"  -h, --help               this text\n\n"
-		"Endpoints: GET /v1/models, GET /metrics (vLLM names), GET /health,\n"
-		"POST /v1/completions, POST /v1/chat/completions (\"stream\": true -> SSE),\n"
-		"POST /v1/load_lora_adapter, /v1/unload_lora_adapter {\"lora_name\": MODEL}\n"
-		"(vLLM's runtime API: load or unload any model the node serves).\n"
-		"Session for the prefix cache: client address + X-Session-Id header or \"user\".\n");
+	if (!arg[0] || strlen(arg) >= sizeof(sn_node) || strpbrk(arg, "\r\n")) {
+		snprintf(msg, msglen, "1-%zu characters, one line", sizeof(sn_node) - 1);
+		return -EINVAL;
+	}
+	snprintf(dst, sizeof(sn_node), "%s", arg);
+	return 0;
 }
+
+/* what the command line sets */
+struct sn_opts {
+	struct sim_cfg cfg;
+	struct listen_addr listen;
+	const char *models, *resident;
+	bool verbose;
+};
+
+#define SN_OPT(name, type, m, ...) CLIOPT(name, type, struct sn_opts, m, __VA_ARGS__)
+static const struct cliopt sn_rows[] = {
+	SN_OPT("listen", LISTEN, listen, .def = "127.0.0.1:8000", .help = "listen address"),
+	SN_OPT("models", STR, models, .def = "sim-model:1000", .metavar = "LIST",
+	       .help = "models it can serve: NAME:MiB[,NAME:MiB...]"),
+	SN_OPT("resident", STR, resident, .metavar = "LIST", .def_help = "in order while they fit",
+	       .help = "models loaded at start"),
+	SN_OPT("mem-mb", UNUM, cfg.mem_mb, .max = 1e12, .def = "80000",
+	       .help = "memory budget for resident models"),
+	SN_OPT("load-ms", DOUBLE, cfg.load_ms, .max = 1e9, .def = "2000", .metavar = "MS",
+	       .help = "time to load a non-resident model"),
+	SN_OPT("slots", UNUM, cfg.slots, .min = 1, .max = 100000, .def = "8",
+	       .help = "requests served concurrently"),
+	SN_OPT("queue", UNUM, cfg.queue_max, .max = 1e7, .def = "1024",
+	       .help = "waiting requests before 429"),
+	SN_OPT("prefill-base-ms", DOUBLE, cfg.prefill_base_ms, .max = 1e9, .def = "2",
+	       .metavar = "MS", .help = "fixed prefill cost per request"),
+	SN_OPT("prefill-ms-per-tok", DOUBLE, cfg.prefill_ms_per_tok, .max = 1e6, .def = "0.05",
+	       .metavar = "MS", .help = "prefill cost per prompt token not cached"),
+	SN_OPT("decode-ms-per-tok", DOUBLE, cfg.decode_ms_per_tok, .max = 1e6, .def = "5",
+	       .metavar = "MS", .help = "time per output token"),
+	SN_OPT("batch-penalty", DOUBLE, cfg.batch_penalty, .max = 100, .def = "0", .metavar = "F",
+	       .help = "decode slower by F per other running request"),
+	SN_OPT("cache-tokens", UNUM, cfg.cache_tokens, .max = 1e15, .def = "100000",
+	       .help = "KV/prefix cache capacity in tokens"),
+	SN_OPT("max-sessions", UNUM, cfg.max_sessions, .min = 1, .max = 1e8, .def = "65536",
+	       .help = "prefix cache entries"),
+	SN_OPT("slowdown", DOUBLE, cfg.slowdown, .min = 0.001, .max = 1e6, .def = "1",
+	       .metavar = "F", .help = "multiply every duration (slower accelerator)"),
+	SN_OPT("cpu", FLAG, cfg.cpu, .help = "CPU-only node: durations also x --cpu-factor"),
+	SN_OPT("cpu-factor", DOUBLE, cfg.cpu_factor, .min = 0.001, .max = 1e6, .def = "10",
+	       .metavar = "F", .help = "CPU-only slowdown"),
+	SN_OPT("jitter", DOUBLE, cfg.jitter, .max = 0.99, .def = "0", .metavar = "F",
+	       .help = "+-F random spread of durations, from the seed"),
+	SN_OPT("seed", UNUM, cfg.seed, .max = 9007199254740992.0, .def = "1",
+	       .help = "seed for output text and jitter"),
+	SN_OPT("chars-per-token", DOUBLE, cfg.chars_per_token, .min = 0.1, .max = 1e6, .def = "4",
+	       .metavar = "F", .help = "prompt characters per token"),
+	SN_OPT("max-tokens", UNUM, cfg.default_max_tokens, .min = 1, .max = SN_MAX_OUT_TOKENS,
+	       .def = "16", .help = "output tokens when a request gives none"),
+	CLIOPT_VAR("node-name", FUNC, sn_node, .fn = sn_opt_node, .metavar = "NAME",
+		   .def_help = "host name", .help = "X-Aibl-Node response header"),
+	SN_OPT("verbose", FLAG, verbose, .short_name = 'v', .help = "debug logging"),
+};
+
+static const struct cliopt_prog sn_prog = {
+	.name = "aibl-simnode",
+	.synopsis = "Usage: aibl-simnode [OPTIONS]\n"
+		    "Simulated OpenAI-compatible model server with a latency model.",
+	.epilog = "Endpoints: GET /v1/models, GET /metrics (vLLM names), GET /health,\n"
+		  "POST /v1/completions, POST /v1/chat/completions (\"stream\": true -> SSE),\n"
+		  "POST /v1/load_lora_adapter, /v1/unload_lora_adapter {\"lora_name\": MODEL}\n"
+		  "(vLLM's runtime API: load or unload any model the node serves).\n"
+		  "Session for the prefix cache: client address + X-Session-Id header or \"user\".",
+	.opts = sn_rows,
+	.nopts = CLIOPT_NOPTS(sn_rows),
+};
 
 /* ---- responses ---- */
 
@@ -648,159 +688,23 @@ static void sn_on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-	enum {
-		O_LISTEN = 256, O_MODELS, O_RESIDENT, O_MEM, O_LOAD, O_SLOTS, O_QUEUE, O_PBASE,
-		O_PTOK, O_DTOK, O_BATCH, O_CACHE, O_SESS, O_SLOW, O_CPU, O_CPUF, O_JITTER, O_SEED,
-		O_CPT, O_MAXTOK, O_NODE,
-	};
-	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, O_LISTEN },
-		{ "models", required_argument, NULL, O_MODELS },
-		{ "resident", required_argument, NULL, O_RESIDENT },
-		{ "mem-mb", required_argument, NULL, O_MEM },
-		{ "load-ms", required_argument, NULL, O_LOAD },
-		{ "slots", required_argument, NULL, O_SLOTS },
-		{ "queue", required_argument, NULL, O_QUEUE },
-		{ "prefill-base-ms", required_argument, NULL, O_PBASE },
-		{ "prefill-ms-per-tok", required_argument, NULL, O_PTOK },
-		{ "decode-ms-per-tok", required_argument, NULL, O_DTOK },
-		{ "batch-penalty", required_argument, NULL, O_BATCH },
-		{ "cache-tokens", required_argument, NULL, O_CACHE },
-		{ "max-sessions", required_argument, NULL, O_SESS },
-		{ "slowdown", required_argument, NULL, O_SLOW },
-		{ "cpu", no_argument, NULL, O_CPU },
-		{ "cpu-factor", required_argument, NULL, O_CPUF },
-		{ "jitter", required_argument, NULL, O_JITTER },
-		{ "seed", required_argument, NULL, O_SEED },
-		{ "chars-per-token", required_argument, NULL, O_CPT },
-		{ "max-tokens", required_argument, NULL, O_MAXTOK },
-		{ "node-name", required_argument, NULL, O_NODE },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	struct sim_cfg cfg = {
-		.slots = 8, .queue_max = 1024, .prefill_base_ms = 2, .prefill_ms_per_tok = 0.05,
-		.decode_ms_per_tok = 5, .cache_tokens = 100000, .max_sessions = 65536,
-		.mem_mb = 80000, .load_ms = 2000, .slowdown = 1, .cpu_factor = 10, .seed = 1,
-		.chars_per_token = 4, .default_max_tokens = 16,
-	};
-	const char *listen = "127.0.0.1:8000", *models = "sim-model:1000", *resident = NULL;
-	struct sockaddr_storage ss;
+	struct sn_opts o = {};
+	struct sim_cfg *cfg = &o.cfg;
 	struct MHD_Daemon *d = NULL;
 	struct sigaction sa = { .sa_handler = sn_on_signal };
 	char msg[256];
-	socklen_t sslen;
-	double v;
-	int o, err = 0;
+	int err = 0;
 
 	log_set_ident("aibl-simnode", false);
 	if (gethostname(sn_node, sizeof(sn_node)))
 		snprintf(sn_node, sizeof(sn_node), "simnode");
 	sn_node[sizeof(sn_node) - 1] = '\0';
-	while ((o = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
-		switch (o) {
-		case O_LISTEN:
-			listen = optarg;
-			break;
-		case O_MODELS:
-			models = optarg;
-			break;
-		case O_RESIDENT:
-			resident = optarg;
-			break;
-		case O_MEM:
-			err = cliopt__double("--mem-mb", optarg, 0, 1e12, &v);
-			cfg.mem_mb = v;
-			break;
-		case O_LOAD:
-			err = cliopt__double("--load-ms", optarg, 0, 1e9, &cfg.load_ms);
-			break;
-		case O_SLOTS:
-			err = cliopt__double("--slots", optarg, 1, 100000, &v);
-			cfg.slots = v;
-			break;
-		case O_QUEUE:
-			err = cliopt__double("--queue", optarg, 0, 1e7, &v);
-			cfg.queue_max = v;
-			break;
-		case O_PBASE:
-			err = cliopt__double("--prefill-base-ms", optarg, 0, 1e9, &cfg.prefill_base_ms);
-			break;
-		case O_PTOK:
-			err = cliopt__double("--prefill-ms-per-tok", optarg, 0, 1e6,
-					   &cfg.prefill_ms_per_tok);
-			break;
-		case O_DTOK:
-			err = cliopt__double("--decode-ms-per-tok", optarg, 0, 1e6,
-					   &cfg.decode_ms_per_tok);
-			break;
-		case O_BATCH:
-			err = cliopt__double("--batch-penalty", optarg, 0, 100, &cfg.batch_penalty);
-			break;
-		case O_CACHE:
-			err = cliopt__double("--cache-tokens", optarg, 0, 1e15, &v);
-			cfg.cache_tokens = v;
-			break;
-		case O_SESS:
-			err = cliopt__double("--max-sessions", optarg, 1, 1e8, &v);
-			cfg.max_sessions = v;
-			break;
-		case O_SLOW:
-			err = cliopt__double("--slowdown", optarg, 0.001, 1e6, &cfg.slowdown);
-			break;
-		case O_CPU:
-			cfg.cpu = true;
-			break;
-		case O_CPUF:
-			err = cliopt__double("--cpu-factor", optarg, 0.001, 1e6, &cfg.cpu_factor);
-			break;
-		case O_JITTER:
-			err = cliopt__double("--jitter", optarg, 0, 0.99, &cfg.jitter);
-			break;
-		case O_SEED:
-			err = cliopt__double("--seed", optarg, 0, 9007199254740992.0, &v);
-			cfg.seed = v;
-			break;
-		case O_CPT:
-			err = cliopt__double("--chars-per-token", optarg, 0.1, 1e6,
-					   &cfg.chars_per_token);
-			break;
-		case O_MAXTOK:
-			err = cliopt__double("--max-tokens", optarg, 1, SN_MAX_OUT_TOKENS, &v);
-			cfg.default_max_tokens = v;
-			break;
-		case O_NODE:
-			if (!optarg[0] || strlen(optarg) >= sizeof(sn_node) ||
-			    strpbrk(optarg, "\r\n")) {
-				pr_err("--node-name: 1-%zu characters, one line\n", sizeof(sn_node) - 1);
-				return 2;
-			}
-			snprintf(sn_node, sizeof(sn_node), "%s", optarg);
-			break;
-		case 'v':
-			log_set_level(LOG_LVL_DEBUG);
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-		if (err)
-			return 2;
-	}
-	if (optind < argc) {
-		pr_err("unexpected argument \"%s\"\n", argv[optind]);
-		usage(stderr);
-		return 2;
-	}
-	if (listen_addr__parse(listen, &ss, &sslen, msg, sizeof(msg))) {
-		pr_err("%s\n", msg);
-		return 2;
-	}
-	err = sim__init(&sn_sim, &cfg, models, resident, msg, sizeof(msg));
+	err = cliopt__parse(&sn_prog, argc, argv, &o);
+	if (err)
+		return err > 0 ? 0 : 2;
+	if (o.verbose)
+		log_set_level(LOG_LVL_DEBUG);
+	err = sim__init(&sn_sim, cfg, o.models, o.resident, msg, sizeof(msg));
 	if (err) {
 		pr_err("%s\n", msg[0] ? msg : strerror(-err));
 		return 2;
@@ -810,18 +714,18 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-				     MHD_USE_ERROR_LOG | (ss.ss_family == AF_INET6 ? MHD_USE_DUAL_STACK : 0),
-			     0, NULL, NULL, sn_handler, NULL, MHD_OPTION_SOCK_ADDR, &ss,
+				     MHD_USE_ERROR_LOG | (o.listen.ss.ss_family == AF_INET6 ? MHD_USE_DUAL_STACK : 0),
+			     0, NULL, NULL, sn_handler, NULL, MHD_OPTION_SOCK_ADDR, &o.listen.ss,
 			     MHD_OPTION_NOTIFY_COMPLETED, http_body__completed, NULL,
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_END);
 	if (!d) {
-		pr_err("cannot listen on %s: %s\n", listen, strerror(errno));
+		pr_err("cannot listen on %s: %s\n", o.listen.spec, strerror(errno));
 		err = 1;
 		goto out;
 	}
-	pr_info("listening on %s: %d models, %u slots, cache %llu tokens, %s\n", listen,
-		sn_sim.nmodels, cfg.slots, (unsigned long long)cfg.cache_tokens,
-		cfg.cpu ? "CPU only" : "accelerated");
+	pr_info("listening on %s: %d models, %u slots, cache %llu tokens, %s\n", o.listen.spec,
+		sn_sim.nmodels, cfg->slots, (unsigned long long)cfg->cache_tokens,
+		cfg->cpu ? "CPU only" : "accelerated");
 	while (!sn_stop)
 		pause();
 	pr_info("stopping\n");

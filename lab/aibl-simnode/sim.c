@@ -15,14 +15,6 @@ static const double ttft_le[SIM_TTFT_BUCKETS - 1] = {
 	1.0,   2.5,   5.0,  7.5,  10,   20,   40,   80,  160, 640, 2560,
 };
 
-double sim__now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 void sim__sleep_until(double t_ms)
 {
 	struct timespec ts;
@@ -143,7 +135,7 @@ int sim__init(struct sim *s, const struct sim_cfg *cfg, const char *models, cons
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	s->lru_head = s->lru_tail = -1;
-	s->start_ms = sim__now_ms();
+	s->start_ms = clock_mono_msf();
 	ret = sim_parse_models(s, models, err, errlen);
 	if (ret)
 		return ret;
@@ -364,7 +356,7 @@ void sim__req_init(struct sim *s, struct sim_req *rq)
 	h = XXH3_64bits_withSeed(rq->session, strlen(rq->session), rq->content_hash);
 	u = (double)(h >> 11) / (double)(1ULL << 53);
 	rq->jitter = 1.0 + s->cfg.jitter * (2 * u - 1);
-	rq->t_arrival = sim__now_ms();
+	rq->t_arrival = clock_mono_msf();
 }
 
 /* Wait until model i is resident and take a reference on it. */
@@ -409,7 +401,7 @@ static int model_acquire(struct sim *s, struct sim_req *rq)
 		m->loading = true;
 		s->mem_used_mb += m->size_mb;
 		pthread_mutex_unlock(&s->lock);
-		sim__sleep_until(sim__now_ms() + s->cfg.load_ms * s->cfg.slowdown);
+		sim__sleep_until(clock_mono_msf() + s->cfg.load_ms * s->cfg.slowdown);
 		pthread_mutex_lock(&s->lock);
 		m->loading = false;
 		m->resident = true;
@@ -481,7 +473,7 @@ int sim__admit(struct sim *s, struct sim_req *rq)
 	s->running++;
 	m->running++;
 	m->requests++;
-	rq->t_admitted = sim__now_ms();
+	rq->t_admitted = clock_mono_msf();
 	rq->cached_tokens = cache_lookup_locked(s, rq->session, rq->prompt, rq->prompt_len);
 	if (rq->cached_tokens >= rq->prompt_tokens)
 		rq->cached_tokens = rq->prompt_tokens - 1; /* the last token is always computed */
@@ -527,7 +519,7 @@ void sim__first_token(struct sim *s, struct sim_req *rq)
 	struct sim_model *m = &s->models[rq->model];
 	double ttft;
 
-	rq->t_first = sim__now_ms();
+	rq->t_first = clock_mono_msf();
 	ttft = (rq->t_first - rq->t_arrival) / 1e3;
 	pthread_mutex_lock(&s->lock);
 	hist_add(m->ttft_buckets, ttft);
@@ -554,7 +546,7 @@ void sim__finish(struct sim *s, struct sim_req *rq, const char *cont, size_t con
 	m->running--;
 	m->users--;
 	m->last_used = ++s->seq;
-	m->e2e_sum += (sim__now_ms() - rq->t_arrival) / 1e3;
+	m->e2e_sum += (clock_mono_msf() - rq->t_arrival) / 1e3;
 	m->e2e_count++;
 	s->running_tokens -= rq->prompt_tokens + rq->generated;
 	cache_store_locked(s, rq, cont, cont_len);

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "clock.h"
 
 #define SIM_MAX_MODELS 32
 #define SIM_MODEL_LEN 128
@@ -127,7 +128,6 @@ void sim__fini(struct sim *s);
 
 int sim__model_find(const struct sim *s, const char *name);
 uint32_t sim__tokens(const struct sim *s, size_t chars);
-double sim__now_ms(void);
 void sim__sleep_until(double t_ms);
 
 /* The runtime model API (an operator or autoscaler moving models): load

@@ -35,9 +35,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int i = 0; i < n; i++) {
 		const struct ar_hint *h = &hints[i];
 
-		if (!memchr(h->client, '\0', sizeof(h->client)) || !h->client[0] ||
-		    !memchr(h->vip, '\0', sizeof(h->vip)) ||
-		    !memchr(h->model, '\0', sizeof(h->model)) || (!h->vip[0] && !h->model[0]))
+		/* addresses arrive parsed: a family, a VIP only with one */
+		if ((h->client_family != AIBL_AF_INET && h->client_family != AIBL_AF_INET6) ||
+		    (h->vip_family != AIBL_AF_NONE && h->vip_family != AIBL_AF_INET &&
+		     h->vip_family != AIBL_AF_INET6) ||
+		    !memchr(h->model, '\0', sizeof(h->model)) || (!h->vip_family && !h->model[0]))
 			abort();
 		if (strcmp(h->source, "server") || !(h->score >= 0 && h->score <= 1))
 			abort();

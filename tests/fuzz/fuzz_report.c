@@ -25,8 +25,11 @@ static void check_limits(const struct agent_report *r)
 		if (!memchr(r->models[i].name, '\0', sizeof(r->models[i].name)))
 			abort();
 	for (int i = 0; i < r->nhints; i++)
-		if (!memchr(r->hints[i].client, '\0', sizeof(r->hints[i].client)) ||
-		    !memchr(r->hints[i].vip, '\0', sizeof(r->hints[i].vip)))
+		if ((r->hints[i].client_family != AIBL_AF_INET &&
+		     r->hints[i].client_family != AIBL_AF_INET6) ||
+		    (r->hints[i].vip_family != AIBL_AF_NONE &&
+		     r->hints[i].vip_family != AIBL_AF_INET &&
+		     r->hints[i].vip_family != AIBL_AF_INET6))
 			abort();
 }
 

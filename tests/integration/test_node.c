@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 #include "test.h"
 #include "auth.h"
+#include "addr.h"
 #include "report.h"
 
 static char bin_sim[512], bin_agent[512], fake_nvml[512];
@@ -422,7 +423,7 @@ static void signed_reports(void)
 	pid_t sim = -1, agent = -1;
 	struct resp r = {};
 	struct agent_report rep;
-	char msg[256], nh[80];
+	char msg[256], nh[80], ip[INET6_ADDRSTRLEN];
 
 	agent_report__init(&rep);
 	if (!ASSERT_TRUE(write_key(kpath, "0123456789abcdef-node-key\n"), "key file"))
@@ -478,7 +479,9 @@ static void signed_reports(void)
 	if (ASSERT_TRUE(get_report(18131, &rep), "report")) {
 		ASSERT_EQ(rep.nhints, 1, "hint reported");
 		if (rep.nhints == 1) {
-			ASSERT_STREQ(rep.hints[0].client, "10.9.9.9", "client");
+			ASSERT_STREQ(aibl_addr__str(&rep.hints[0].client, rep.hints[0].client_family,
+						    ip, sizeof(ip)),
+				     "10.9.9.9", "client");
 			ASSERT_STREQ(rep.hints[0].source, "server", "source");
 			ASSERT_LE(rep.hints[0].ttl_ms, 60000, "ttl counts down");
 		}

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include "test.h"
+#include "addr.h"
 #include "../../user/aibl-agent/hints.h"
 #include "../../user/aibl-agent/nvml.h"
 #include "../../user/aibl-agent/scrape.h"
@@ -318,12 +319,19 @@ static void models_json(void)
 	}
 }
 
+static const char *client_str(const struct ar_hint *h)
+{
+	static char buf[INET6_ADDRSTRLEN];
+
+	return aibl_addr__str(&h->client, h->client_family, buf, sizeof(buf));
+}
+
 static struct ar_hint mk(const char *client, uint32_t ttl)
 {
 	struct ar_hint h = {};
 
-	snprintf(h.client, sizeof(h.client), "%s", client);
-	strcpy(h.vip, "10.100.0.1");
+	aibl_addr__parse(client, &h.client, &h.client_family);
+	aibl_addr__parse("10.100.0.1", &h.vip, &h.vip_family);
 	h.port = 80;
 	h.proto = 6;
 	h.ttl_ms = ttl;
@@ -354,7 +362,7 @@ static void hints_aging(void)
 	ASSERT_TRUE(agent_hints__rate(&t, -1) == 1, "unknown kv");
 	agent_hints__tick(&t, 4000, 1.0);
 	ASSERT_EQ(agent_hints__export(&t, out, 8), 1, "short one expired");
-	ASSERT_STREQ(out[0].client, "10.0.0.1", "long one left");
+	ASSERT_STREQ(client_str(&out[0]), "10.0.0.1", "long one left");
 	ASSERT_EQ(out[0].ttl_ms, 4000, "aged 4 s in 1 s");
 	/* refresh restores the lifetime; ttl 0 removes */
 	h = mk("10.0.0.1", 9000);
@@ -393,13 +401,13 @@ static void hints_bounded(void)
 	ASSERT_EQ(agent_hints__export(&t, out, 4), 4, "still 4");
 	ASSERT_EQ(t.dropped, 1, "one dropped");
 	for (int i = 0; i < 4; i++)
-		ASSERT_TRUE(strcmp(out[i].client, "10.0.0.0"), "shortest went");
+		ASSERT_TRUE(strcmp(client_str(&out[i]), "10.0.0.0"), "shortest went");
 	/* a hint that would expire before all held ones is not taken */
 	h = mk("10.0.1.2", 500);
 	agent_hints__put(&t, &h);
 	ASSERT_EQ(agent_hints__export(&t, out, 4), 4, "still 4");
 	for (int i = 0; i < 4; i++)
-		ASSERT_TRUE(strcmp(out[i].client, "10.0.1.2"), "short newcomer refused");
+		ASSERT_TRUE(strcmp(client_str(&out[i]), "10.0.1.2"), "short newcomer refused");
 	agent_hints__fini(&t);
 }
 

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Config parsing: the shipped example, defaults of a minimal file, and a
- * table of bad files with the exact message an operator would read.
+ * Config parsing: the shipped example, defaults of a minimal file, a table
+ * of bad files with the exact message an operator would read, and the keys
+ * README.md documents equal to the parser's key table.
  */
 #include <stdlib.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include "test.h"
 #include "../../user/aibld/config.h"
@@ -40,7 +42,7 @@ static void example(void)
 	k = cfg.services[1].nodes[1];
 	ASSERT_STREQ(cfg.nodes[k].name, "cpu-1", "embed second node");
 	ASSERT_EQ(cfg.services[1].policy, AIBL_POL_LEAST_CONN, "embed policy");
-	ASSERT_EQ(cfg.services[2].family, AIBL_AF_INET6, "chat6 v6");
+	ASSERT_EQ(cfg.services[2].vip.family, AIBL_AF_INET6, "chat6 v6");
 	ASSERT_EQ(cfg.services[2].session_key, AIBL_KEY_FIVE_TUPLE, "five tuple");
 	ASSERT_EQ(cfg.nodes[3].accel, AIBL_ACCEL_NONE, "cpu accel");
 	ASSERT_EQ(cfg.nodes[3].health_port, 8080, "health port");
@@ -73,7 +75,7 @@ static void defaults(void)
 	ASSERT_TRUE(cfg.services[0].conntrack, "conntrack");
 	ASSERT_EQ(cfg.nodes[0].weight, 100, "node weight");
 	ASSERT_EQ(cfg.nodes[0].accel, AIBL_ACCEL_GPU, "node accel");
-	ASSERT_EQ(cfg.nodes[0].family, AIBL_AF_INET, "node family");
+	ASSERT_EQ(cfg.nodes[0].address.family, AIBL_AF_INET, "node family");
 	config__free(&cfg);
 	if (!ASSERT_OK(parse(&cfg, MINIMAL "max_conn_rate: 125000\n", err), err))
 		return;
@@ -85,6 +87,43 @@ static void defaults(void)
 		return;
 	ASSERT_EQ(cfg.map_conns, 1048576, "maps.conns set");
 	ASSERT_EQ(cfg.map_pins, 4096, "maps.pins set");
+	config__free(&cfg);
+}
+
+/* address and MAC keys arrive parsed: binary, family set, "" leaves them unset */
+static void typed_addresses(void)
+{
+	static const __u8 mac[6] = { 0x02, 0, 0, 0, 0xc1, 0x01 };
+	struct config cfg;
+	char err[CFG_ERR_LEN];
+
+	if (!ASSERT_OK(parse(&cfg, MINIMAL, err), err))
+		return;
+	ASSERT_EQ(cfg.tunnel_source4.family, AIBL_AF_NONE, "tunnel_source4 unset");
+	ASSERT_FALSE(cfg.gateway_mac.set, "gateway_mac unset");
+	ASSERT_EQ(cfg.nodes[0].address.addr.v4, htonl(0x0a000101), "node address binary");
+	ASSERT_STREQ(cfg.nodes[0].address.text, "10.0.1.1", "node address text");
+	ASSERT_EQ(cfg.services[0].vip.addr.v4, htonl(0x0a000001), "vip binary");
+	config__free(&cfg);
+	if (!ASSERT_OK(parse(&cfg,
+			     MINIMAL "tunnel_source4: 10.99.0.1\ntunnel_source6: 'fd00:ff::1'\n"
+				     "gateway_mac: 02:00:00:00:c1:01\n",
+			     err),
+		       err))
+		return;
+	ASSERT_EQ(cfg.tunnel_source4.family, AIBL_AF_INET, "tunnel_source4 family");
+	ASSERT_EQ(cfg.tunnel_source4.addr.v4, htonl(0x0a630001), "tunnel_source4 binary");
+	ASSERT_EQ(cfg.tunnel_source6.family, AIBL_AF_INET6, "tunnel_source6 family");
+	ASSERT_EQ(cfg.tunnel_source6.addr.b[1], 0x00, "tunnel_source6 byte 1");
+	ASSERT_EQ(cfg.tunnel_source6.addr.b[3], 0xff, "tunnel_source6 byte 3");
+	ASSERT_EQ(cfg.tunnel_source6.addr.b[15], 0x01, "tunnel_source6 last byte");
+	ASSERT_TRUE(cfg.gateway_mac.set, "gateway_mac set");
+	ASSERT_MEMEQ(cfg.gateway_mac.b, mac, 6, "gateway_mac binary");
+	config__free(&cfg);
+	if (!ASSERT_OK(parse(&cfg, MINIMAL "tunnel_source4: ''\ngateway_mac: ''\n", err), err))
+		return;
+	ASSERT_EQ(cfg.tunnel_source4.family, AIBL_AF_NONE, "empty: the interface's address");
+	ASSERT_FALSE(cfg.gateway_mac.set, "empty: the gateway's MAC");
 	config__free(&cfg);
 }
 
@@ -155,8 +194,13 @@ static void bad(void)
 						     "like 02:00:00:00:00:01: '02:00:00'" },
 		{ MINIMAL "tunnel_source4: fd00::1\n", "t.yaml:6: 'tunnel_source4' is not an IPv4 "
 						       "address: 'fd00::1'" },
-		{ MINIMAL "status_listen: 7070\n", "t.yaml:6: 'status_listen' must be HOST:PORT or "
-						   "[IPV6]:PORT with a numeric address, not '7070'" },
+		{ MINIMAL "tunnel_source6: 10.0.0.1\n", "t.yaml:6: 'tunnel_source6' is not an IPv6 "
+							 "address: '10.0.0.1'" },
+		{ MINIMAL "gateway_mac: [1]\n", "t.yaml:6: 'gateway_mac' must be a single value, not "
+						 "a list or mapping" },
+		{ MINIMAL "status_listen: 7070\n", "t.yaml:6: 'status_listen': invalid listen "
+						   "address \"7070\": no ':PORT' (want HOST:PORT, "
+						   "[HOST]:PORT or :PORT)" },
 		{ MINIMAL "status_listen: 0.0.0.0:7070\n", "t.yaml:6: 'status_listen' 0.0.0.0:7070 is "
 							  "not a loopback address: set "
 							  "'api_token_file'" },
@@ -230,12 +274,116 @@ static void missing_file(void)
 	ASSERT_STREQ(err, "/nonexistent/aibl.yaml: cannot open: No such file or directory", "msg");
 }
 
+/* ---- README.md's "Configuration reference" against the key table ---- */
+
+#define MAX_KEYS 256
+
+struct key_set {
+	int n;
+	char path[MAX_KEYS][130]; /* section.key */
+	bool no_help;
+};
+
+static bool key_set_has(const struct key_set *ks, const char *path)
+{
+	for (int i = 0; i < ks->n; i++)
+		if (!strcmp(ks->path[i], path))
+			return true;
+	return false;
+}
+
+static void key_set_add(struct key_set *ks, const char *path)
+{
+	if (ks->n < MAX_KEYS)
+		snprintf(ks->path[ks->n++], sizeof(ks->path[0]), "%s", path);
+}
+
+static int table_key(const char *path, const char *help, void *arg)
+{
+	struct key_set *ks = arg;
+
+	if (!help || !help[0]) {
+		test__fail_msg(__FILE__, __LINE__, "key '%s' has no help line", path);
+		ks->no_help = true;
+	}
+	key_set_add(ks, path);
+	return 0;
+}
+
+/*
+ * The section reads "Top level:" or "`NAME:` ..." before each table, and a
+ * row "| `KEY` | default | meaning |" per key: documented keys are
+ * "KEY" at the top level and "NAME.KEY" in a section or list.
+ */
+static int readme_keys(const char *path, struct key_set *ks)
+{
+	char line[2048], section[64] = "", name[64];
+	bool in = false;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "### ", 4)) {
+			if (in)
+				break;
+			in = !strncmp(line, "### Configuration reference", 27);
+			continue;
+		}
+		if (!in)
+			continue;
+		/* %n: set only when the whole pattern matched */
+		int end = 0;
+
+		if (!strncmp(line, "Top level:", 10)) {
+			section[0] = 0;
+		} else if (sscanf(line, "`%63[a-z0-9_]:`%n", name, &end) == 1 && end) {
+			strcpy(section, name);
+		} else if (sscanf(line, "| `%63[a-z0-9_]` |%n", name, &end) == 1 && end &&
+			   ks->n < MAX_KEYS) {
+			snprintf(ks->path[ks->n++], sizeof(ks->path[0]), "%s%s%s", section,
+				 section[0] ? "." : "", name);
+		}
+	}
+	fclose(f);
+	return in ? 0 : -ENOENT;
+}
+
+static void readme_keys_equal_table(void)
+{
+	static struct key_set table, readme;
+	const char *root = getenv("AIBL_ROOT");
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/README.md", root ? root : ".");
+	if (!ASSERT_OK(readme_keys(path, &readme), "README.md has a Configuration reference"))
+		return;
+	ASSERT_OK(config__for_each_key(table_key, &table), "walk the key table");
+	ASSERT_FALSE(table.no_help, "every key has a help line");
+	/* a sanity floor: the parse found the tables, not one stray row */
+	ASSERT_GE(readme.n, 60, "README keys found");
+	ASSERT_LE(table.n, MAX_KEYS - 1, "key set large enough");
+	ASSERT_LE(readme.n, MAX_KEYS - 1, "key set large enough");
+	for (int i = 0; i < table.n; i++)
+		if (!key_set_has(&readme, table.path[i]))
+			test__fail_msg(__FILE__, __LINE__, "key '%s' is parsed but not in README.md",
+				       table.path[i]);
+	for (int i = 0; i < readme.n; i++)
+		if (!key_set_has(&table, readme.path[i]))
+			test__fail_msg(__FILE__, __LINE__,
+				       "README.md documents '%s', which the parser does not know",
+				       readme.path[i]);
+	ASSERT_EQ(readme.n, table.n, "as many documented keys as parsed ones");
+}
+
 static const struct test_case cases[] = {
 	{ "example", example },
 	{ "defaults", defaults },
+	{ "typed_addresses", typed_addresses },
 	{ "nodes_before_services", nodes_before_services },
 	{ "bad", bad },
 	{ "missing_file", missing_file },
+	{ "readme_keys_equal_table", readme_keys_equal_table },
 };
 
 TEST_MAIN("config", cases)

@@ -2,6 +2,7 @@
 /* The circuit breakers (node state machine), drain and cache hints -> pins, without maps. */
 #include <stdlib.h>
 #include "test.h"
+#include "addr.h"
 #include "../../user/aibld/aibld.h"
 
 static const char yaml[] = "interface: lo\n"
@@ -106,8 +107,9 @@ static void hint(struct agent_report *r, const char *client, const char *vip, co
 	r->hints = realloc(r->hints, (r->nhints + 1) * sizeof(*r->hints));
 	h = &r->hints[r->nhints++];
 	memset(h, 0, sizeof(*h));
-	snprintf(h->client, sizeof(h->client), "%s", client);
-	snprintf(h->vip, sizeof(h->vip), "%s", vip);
+	aibl_addr__parse(client, &h->client, &h->client_family);
+	if (vip[0])
+		aibl_addr__parse(vip, &h->vip, &h->vip_family);
 	snprintf(h->model, sizeof(h->model), "%s", model);
 	h->port = vip[0] ? 80 : 0;
 	h->proto = vip[0] ? 6 : 0;
@@ -190,7 +192,7 @@ static void pins(void)
 	hint(&a->rep, "not-an-ip", "10.0.0.1", "", 0.9, 5000);
 	hint(&a->rep, "192.0.2.4", "10.0.0.9", "", 0.9, 5000); /* no such VIP */
 	hint(&b->rep, "192.0.2.1", "10.0.0.1", "", 0.95, 5000); /* same client, better */
-	now = aibld__now_ns();
+	now = clock_mono_ns();
 	if (!ASSERT_OK(nodes__build_pins(&d, &p, &n), "build"))
 		return;
 	ASSERT_EQ(n, 2, "one pin per (service, client), only ai services");
@@ -221,7 +223,7 @@ static void pins(void)
 	ASSERT_LE(d.svcs[0].npins, 4, "max_per_service");
 	for (int i = 0; i < n; i++)
 		if (p[i].val.backend == b->id)
-			ASSERT_LE(p[i].val.expires_ns, aibld__now_ns() + 10000000000ULL,
+			ASSERT_LE(p[i].val.expires_ns, clock_mono_ns() + 10000000000ULL,
 				  "ttl capped at max_ttl_ms");
 	free(p);
 

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include "test.h"
+#include "addr.h"
 #include "report.h"
 
 static void fill(struct agent_report *r)
@@ -46,14 +47,14 @@ static void fill(struct agent_report *r)
 	r->e2e_avg_ms = 654.5;
 	r->nhints = 2;
 	r->hints = calloc(2, sizeof(*r->hints));
-	strcpy(r->hints[0].client, "10.0.0.5");
-	strcpy(r->hints[0].vip, "10.100.0.1");
+	aibl_addr__parse("10.0.0.5", &r->hints[0].client, &r->hints[0].client_family);
+	aibl_addr__parse("10.100.0.1", &r->hints[0].vip, &r->hints[0].vip_family);
 	r->hints[0].port = 80;
 	r->hints[0].proto = IPPROTO_TCP;
 	r->hints[0].ttl_ms = 60000;
 	r->hints[0].score = 0.9;
 	strcpy(r->hints[0].source, "traffic");
-	strcpy(r->hints[1].client, "2001:db8::5");
+	aibl_addr__parse("2001:db8::5", &r->hints[1].client, &r->hints[1].client_family);
 	strcpy(r->hints[1].model, "llama-3-8b");
 	r->hints[1].ttl_ms = 1000;
 	r->hints[1].score = 0.25;
@@ -63,7 +64,7 @@ static void fill(struct agent_report *r)
 static void round_trip(void)
 {
 	struct agent_report a, b;
-	char err[256], *js, *js2 = NULL;
+	char err[256], ip[INET6_ADDRSTRLEN], *js, *js2 = NULL;
 
 	fill(&a);
 	js = agent_report__to_json(&a);
@@ -93,11 +94,16 @@ static void round_trip(void)
 	ASSERT_STREQ(b.models[1].name, a.models[1].name, "escaped model name");
 	ASSERT_FALSE(b.models[1].resident, "not resident");
 	ASSERT_EQ(b.nhints, 2, "nhints");
-	ASSERT_STREQ(b.hints[0].vip, "10.100.0.1", "hint vip");
+	ASSERT_STREQ(aibl_addr__str(&b.hints[0].vip, b.hints[0].vip_family, ip, sizeof(ip)),
+		     "10.100.0.1", "hint vip");
+	ASSERT_MEMEQ(&b.hints[0].client, &a.hints[0].client, sizeof(a.hints[0].client),
+		     "hint client binary");
 	ASSERT_EQ(b.hints[0].port, 80, "hint port");
 	ASSERT_EQ(b.hints[0].proto, IPPROTO_TCP, "hint proto");
 	ASSERT_STREQ(b.hints[0].source, "traffic", "hint source");
-	ASSERT_STREQ(b.hints[1].client, "2001:db8::5", "v6 client");
+	ASSERT_STREQ(aibl_addr__str(&b.hints[1].client, b.hints[1].client_family, ip, sizeof(ip)),
+		     "2001:db8::5", "v6 client");
+	ASSERT_EQ(b.hints[1].vip_family, AIBL_AF_NONE, "no vip");
 	ASSERT_EQ(b.hints[1].proto, 0, "no proto");
 	ASSERT_TRUE(b.hints[1].score == 0.25, "score");
 	/* serialising the parsed copy gives the same bytes */

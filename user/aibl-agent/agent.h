@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "clock.h"
 #include "auth.h"
 #include "hints.h"
 #include "nvml.h"
@@ -62,7 +63,6 @@ struct agent {
 	bool thread_started;
 };
 
-uint64_t agent__mono_ms(void);
 int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t msglen);
 void agent__fini(struct agent *a);
 /* the collector thread: start, one round (tests), stop */

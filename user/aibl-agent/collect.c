@@ -15,22 +15,6 @@
 #include "httpbody.h"
 #include "log.h"
 
-uint64_t agent__mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t msglen)
 {
 	int err;
@@ -38,7 +22,7 @@ int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t 
 	memset(a, 0, sizeof(*a));
 	a->cfg = *cfg;
 	a->cli_fd = -1;
-	a->start_ms = agent__mono_ms();
+	a->start_ms = clock_mono_ms();
 	a->caches_since_ms = a->start_ms;
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->wake, NULL);
@@ -200,7 +184,7 @@ static void scrape_all(struct agent *a)
 		srv->s.up = page_ok;
 		if (page_ok) {
 			agent_metrics__extract(&pg, srv);
-			srv->last_ok_ms = agent__mono_ms();
+			srv->last_ok_ms = clock_mono_ms();
 			if (srv->restarted) {
 				/* its prefix caches went with the old process */
 				a->caches_since_ms = srv->last_ok_ms;
@@ -280,29 +264,19 @@ static int seen_newer(const void *x, const void *y)
 	return a->last_ns < b->last_ns ? 1 : a->last_ns > b->last_ns ? -1 : 0;
 }
 
-static void addr_str(const union aibl_addr *ad, __u8 family, char *out, size_t len)
-{
-	if (family == AIBL_AF_INET6)
-		inet_ntop(AF_INET6, ad->b, out, len);
-	else
-		inet_ntop(AF_INET, &ad->v4, out, len);
-}
-
 static void poll_traffic(struct agent *a)
 {
 	struct aibl_node_client_key k, next, *prev = NULL;
 	struct aibl_node_client v;
 	struct seen *seen = NULL;
 	size_t n = 0, cap = 0;
-	struct timespec ts;
 	uint64_t now_ns, window_ns, since_ns;
 	double rate;
 	int max;
 
 	if (a->cli_fd < 0)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* bpf_ktime_get_ns() clock */
-	now_ns = (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	now_ns = clock_mono_ns(); /* bpf_ktime_get_ns() clock */
 	pthread_mutex_lock(&a->lock);
 	/* under cache pressure the node forgets sooner */
 	rate = 1;
@@ -342,8 +316,11 @@ static void poll_traffic(struct agent *a)
 		struct ar_hint h = {};
 		uint64_t left_ns = window_ns - (now_ns - seen[i].last_ns);
 
-		addr_str(&seen[i].k.client, seen[i].k.family, h.client, sizeof(h.client));
-		addr_str(&seen[i].k.vip, seen[i].k.family, h.vip, sizeof(h.vip));
+		/* the decap program's key is binary already: carried as it is */
+		h.client = seen[i].k.client;
+		h.vip = seen[i].k.vip;
+		h.client_family = h.vip_family =
+		    seen[i].k.family == AIBL_AF_INET6 ? AIBL_AF_INET6 : AIBL_AF_INET;
 		h.port = ntohs(seen[i].k.vport);
 		h.proto = seen[i].k.proto;
 		h.ttl_ms = left_ns / 1000000ULL;
@@ -377,7 +354,7 @@ void agent__collect_once(struct agent *a)
 	sample_gpus(a);
 	poll_traffic(a);
 	pthread_mutex_lock(&a->lock);
-	agent_hints__tick(&a->hints, agent__mono_ms(), node_kv(a));
+	agent_hints__tick(&a->hints, clock_mono_ms(), node_kv(a));
 	a->scrapes++;
 	pthread_mutex_unlock(&a->lock);
 }
@@ -391,13 +368,13 @@ static void *collector(void *arg)
 	pthread_mutex_lock(&a->lock);
 	while (!a->stop) {
 		pthread_mutex_unlock(&a->lock);
-		next = agent__mono_ms() + a->cfg.scrape_interval_ms;
+		next = clock_mono_ms() + a->cfg.scrape_interval_ms;
 		agent__collect_once(a);
 		pthread_mutex_lock(&a->lock);
 		/* sleep to the next round, or until told to stop */
 		until.tv_sec = next / 1000;
 		until.tv_nsec = (next % 1000) * 1000000L;
-		while (!a->stop && agent__mono_ms() < next)
+		while (!a->stop && clock_mono_ms() < next)
 			pthread_cond_timedwait(&a->wake, &a->lock, &until);
 	}
 	pthread_mutex_unlock(&a->lock);
@@ -436,7 +413,7 @@ void agent__stop(struct agent *a)
 void agent__put_hints(struct agent *a, const struct ar_hint *h, int n)
 {
 	pthread_mutex_lock(&a->lock);
-	agent_hints__tick(&a->hints, agent__mono_ms(), node_kv(a));
+	agent_hints__tick(&a->hints, clock_mono_ms(), node_kv(a));
 	for (int i = 0; i < n; i++)
 		agent_hints__put(&a->hints, &h[i]);
 	pthread_mutex_unlock(&a->lock);
@@ -483,10 +460,10 @@ int agent__report(struct agent *a, struct agent_report *r)
 	agent_report__init(r);
 	snprintf(r->node, sizeof(r->node), "%s", a->cfg.name);
 	snprintf(r->version, sizeof(r->version), "%s", AGENT_VERSION);
-	r->timestamp_ms = wall_ms();
+	r->timestamp_ms = clock_wall_ms();
 
 	pthread_mutex_lock(&a->lock);
-	now = agent__mono_ms();
+	now = clock_mono_ms();
 	r->nvml = a->nvml_ok;
 	if (a->nvml_ok) {
 		r->ngpus = a->ngpus;

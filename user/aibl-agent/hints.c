@@ -60,8 +60,10 @@ void agent_hints__tick(struct agent_hints *t, uint64_t now_ms, double kv)
 
 static bool hints_same(const struct ar_hint *a, const struct ar_hint *b)
 {
-	return a->port == b->port && a->proto == b->proto && !strcmp(a->client, b->client) &&
-	       !strcmp(a->vip, b->vip) && !strcmp(a->model, b->model);
+	return a->port == b->port && a->proto == b->proto && a->client_family == b->client_family &&
+	       a->vip_family == b->vip_family &&
+	       !memcmp(&a->client, &b->client, sizeof(a->client)) &&
+	       !memcmp(&a->vip, &b->vip, sizeof(a->vip)) && !strcmp(a->model, b->model);
 }
 
 void agent_hints__put(struct agent_hints *t, const struct ar_hint *h)

@@ -7,7 +7,6 @@
  * GET /v1/report (report.h), signed when it has a key.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,34 +35,61 @@ static struct aibl_replay ag_replay; /* signed hint posts already taken */
 static volatile sig_atomic_t ag_stop;
 
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: aibl-agent --listen ADDR:PORT --name NODE --model-server URL [OPTIONS]\n"
-		"Node agent: serves GET /v1/report for aibld.\n\n"
-		"  --listen ADDR:PORT        where to serve (e.g. 10.0.0.2:7071)\n"
-		"  --name NODE               node name as the controller knows it\n"
-		"  --model-server URL        model server base URL (repeat, up to %d);\n"
-		"                            URL/metrics and URL/v1/models are scraped\n"
-		"  --decap IFACE             attach the node-side decap program at IFACE's TC\n"
-		"                            ingress (detached on exit); its client map feeds\n"
-		"                            traffic hints\n"
-		"  --decap-pin-dir DIR       pin the decap maps there (default: private)\n"
-		"  --key FILE                HMAC key: sign reports, require signed hint posts\n"
-		"  --scrape-interval-ms MS   collection period (default 1000)\n"
-		"  --scrape-timeout-ms MS    per model server request (default 800)\n"
-		"  --stale-ms MS             a server unscraped this long is down (default 5000)\n"
-		"  --nvml-lib PATH           NVML library (default libnvidia-ml.so.1)\n"
-		"  --no-nvml                 do not load NVML (CPU node)\n"
-		"  --accel NAME              accelerator kind to report (default gpu/cpu from NVML)\n"
-		"  --max-hints N             cache hints held (default 1024, at most %d)\n"
-		"  --hint-pressure KV        KV-cache usage above which hints age faster (default 0.7)\n"
-		"  --hint-max-rate F         aging rate at full KV cache (default 4)\n"
-		"  --traffic-window-ms MS    traffic hint lifetime after the last packet (default 60000)\n"
-		"  -v, --verbose             debug logging (and libbpf's)\n"
-		"  -h, --help                this text\n",
-		AR_MAX_SERVERS, AR_MAX_HINTS);
-}
+/* what the command line sets */
+struct ag_opts {
+	struct agent_cfg cfg;
+	struct listen_addr listen;
+	const char *decap_if, *pin_dir, *key_file;
+	bool verbose;
+};
+
+static const struct cliopt ag_rows[] = {
+	CLIOPT("listen", LISTEN, struct ag_opts, listen, .required = true,
+	       .help = "where to serve (e.g. 10.0.0.2:7071)"),
+	CLIOPT("name", STR, struct ag_opts, cfg.name, .required = true, .metavar = "NODE",
+	       .help = "node name as the controller knows it"),
+	CLIOPT("model-server", STRV, struct ag_opts, cfg.urls, .required = true,
+	       .count_off = CLIOPT_COUNT(struct ag_opts, cfg.nservers), .metavar = "URL",
+	       .help = "model server base URL, repeatable;\n"
+		       "URL/metrics and URL/v1/models are scraped"),
+	CLIOPT("decap", STR, struct ag_opts, decap_if, .metavar = "IFACE",
+	       .help = "attach the node-side decap program at IFACE's TC\n"
+		       "ingress (detached on exit); its client map feeds\ntraffic hints"),
+	CLIOPT("decap-pin-dir", STR, struct ag_opts, pin_dir, .metavar = "DIR",
+	       .def_help = "private", .help = "pin the decap maps there"),
+	CLIOPT("key", PATH, struct ag_opts, key_file, .metavar = "FILE",
+	       .help = "HMAC key: sign reports, require signed hint posts"),
+	CLIOPT("scrape-interval-ms", UINT, struct ag_opts, cfg.scrape_interval_ms, .min = 10,
+	       .max = 3600000, .def = "1000", .metavar = "MS", .help = "collection period"),
+	CLIOPT("scrape-timeout-ms", UINT, struct ag_opts, cfg.scrape_timeout_ms, .min = 10,
+	       .max = 600000, .def = "800", .metavar = "MS", .help = "per model server request"),
+	CLIOPT("stale-ms", UINT, struct ag_opts, cfg.stale_ms, .min = 10, .max = 86400000,
+	       .def = "5000", .metavar = "MS", .help = "a server unscraped this long is down"),
+	CLIOPT("nvml-lib", STR, struct ag_opts, cfg.nvml_lib, .metavar = "PATH",
+	       .def_help = "libnvidia-ml.so.1", .help = "NVML library"),
+	CLIOPT("no-nvml", FLAG, struct ag_opts, cfg.no_nvml, .help = "do not load NVML (CPU node)"),
+	CLIOPT("accel", STR, struct ag_opts, cfg.accel, .metavar = "NAME",
+	       .def_help = "gpu/cpu from NVML", .help = "accelerator kind to report"),
+	CLIOPT("max-hints", INT, struct ag_opts, cfg.max_hints, .min = 1, .max = AR_MAX_HINTS,
+	       .def = "1024", .help = "cache hints held"),
+	CLIOPT("hint-pressure", DOUBLE, struct ag_opts, cfg.pressure_start, .min = 0, .max = 0.99,
+	       .def = "0.7", .metavar = "KV", .help = "KV-cache usage above which hints age faster"),
+	CLIOPT("hint-max-rate", DOUBLE, struct ag_opts, cfg.pressure_max_rate, .min = 1,
+	       .max = 1000, .def = "4", .metavar = "F", .help = "aging rate at full KV cache"),
+	CLIOPT("traffic-window-ms", UINT, struct ag_opts, cfg.traffic_window_ms, .min = 1,
+	       .max = 86400000, .def = "60000", .metavar = "MS",
+	       .help = "traffic hint lifetime after the last packet"),
+	CLIOPT("verbose", FLAG, struct ag_opts, verbose, .short_name = 'v',
+	       .help = "debug logging (and libbpf's)"),
+};
+
+static const struct cliopt_prog ag_prog = {
+	.name = "aibl-agent",
+	.synopsis = "Usage: aibl-agent --listen ADDR:PORT --name NODE --model-server URL [OPTIONS]\n"
+		    "Node agent: serves GET /v1/report for aibld.",
+	.opts = ag_rows,
+	.nopts = CLIOPT_NOPTS(ag_rows),
+};
 
 /* ---- HTTP ---- */
 
@@ -209,143 +235,32 @@ static void ag_on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-	enum {
-		O_LISTEN = 256, O_NAME, O_SERVER, O_DECAP, O_PINDIR, O_KEY, O_INTERVAL, O_TIMEOUT,
-		O_STALE, O_NVML, O_NONVML, O_ACCEL, O_MAXH, O_PRESS, O_RATE, O_WINDOW,
-	};
-	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, O_LISTEN },
-		{ "name", required_argument, NULL, O_NAME },
-		{ "model-server", required_argument, NULL, O_SERVER },
-		{ "decap", required_argument, NULL, O_DECAP },
-		{ "decap-pin-dir", required_argument, NULL, O_PINDIR },
-		{ "key", required_argument, NULL, O_KEY },
-		{ "scrape-interval-ms", required_argument, NULL, O_INTERVAL },
-		{ "scrape-timeout-ms", required_argument, NULL, O_TIMEOUT },
-		{ "stale-ms", required_argument, NULL, O_STALE },
-		{ "nvml-lib", required_argument, NULL, O_NVML },
-		{ "no-nvml", no_argument, NULL, O_NONVML },
-		{ "accel", required_argument, NULL, O_ACCEL },
-		{ "max-hints", required_argument, NULL, O_MAXH },
-		{ "hint-pressure", required_argument, NULL, O_PRESS },
-		{ "hint-max-rate", required_argument, NULL, O_RATE },
-		{ "traffic-window-ms", required_argument, NULL, O_WINDOW },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	struct agent_cfg cfg = {
-		.scrape_interval_ms = 1000, .scrape_timeout_ms = 800, .stale_ms = 5000,
-		.max_hints = 1024, .pressure_start = 0.7, .pressure_max_rate = 4,
-		.traffic_window_ms = 60000,
-	};
-	const char *listen = NULL, *decap_if = NULL, *pin_dir = NULL, *key_file = NULL;
+	struct ag_opts o = {};
+	struct agent_cfg *cfg = &o.cfg;
 	struct sigaction sa = { .sa_handler = ag_on_signal };
 	struct decap_opts dopts = {};
 	struct decap *decap = NULL;
 	struct MHD_Daemon *d = NULL;
-	struct sockaddr_storage ss;
-	bool verbose = false, inited = false;
-	unsigned int u;
-	socklen_t sslen;
+	bool inited = false;
 	char msg[256];
-	int o, err = 0, ifindex;
+	int err = 0, ifindex;
 
 	log_set_ident("aibl-agent", false);
-	while ((o = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
-		switch (o) {
-		case O_LISTEN:
-			listen = optarg;
-			break;
-		case O_NAME:
-			cfg.name = optarg;
-			break;
-		case O_SERVER:
-			if (cfg.nservers >= AR_MAX_SERVERS) {
-				pr_err("at most %d --model-server\n", AR_MAX_SERVERS);
-				return 2;
-			}
-			cfg.urls[cfg.nservers++] = optarg;
-			break;
-		case O_DECAP:
-			decap_if = optarg;
-			break;
-		case O_PINDIR:
-			pin_dir = optarg;
-			break;
-		case O_KEY:
-			key_file = optarg;
-			break;
-		case O_INTERVAL:
-			err = cliopt__uint("--scrape-interval-ms", optarg, 10, 3600000,
-					 &cfg.scrape_interval_ms);
-			break;
-		case O_TIMEOUT:
-			err = cliopt__uint("--scrape-timeout-ms", optarg, 10, 600000,
-					 &cfg.scrape_timeout_ms);
-			break;
-		case O_STALE:
-			err = cliopt__uint("--stale-ms", optarg, 10, 86400000, &cfg.stale_ms);
-			break;
-		case O_NVML:
-			cfg.nvml_lib = optarg;
-			break;
-		case O_NONVML:
-			cfg.no_nvml = true;
-			break;
-		case O_ACCEL:
-			cfg.accel = optarg;
-			break;
-		case O_MAXH:
-			err = cliopt__uint("--max-hints", optarg, 1, AR_MAX_HINTS, &u);
-			cfg.max_hints = u;
-			break;
-		case O_PRESS:
-			err = cliopt__double("--hint-pressure", optarg, 0, 0.99, &cfg.pressure_start);
-			break;
-		case O_RATE:
-			err = cliopt__double("--hint-max-rate", optarg, 1, 1000, &cfg.pressure_max_rate);
-			break;
-		case O_WINDOW:
-			err = cliopt__uint("--traffic-window-ms", optarg, 1, 86400000,
-					 &cfg.traffic_window_ms);
-			break;
-		case 'v':
-			verbose = true;
-			log_set_level(LOG_LVL_DEBUG);
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-		if (err)
-			return 2;
-	}
-	if (optind < argc || !listen || !cfg.name || !cfg.nservers) {
-		if (optind < argc)
-			pr_err("unexpected argument \"%s\"\n", argv[optind]);
-		else
-			pr_err("--listen, --name and at least one --model-server are required\n");
-		usage(stderr);
-		return 2;
-	}
-	if (!cfg.name[0] || strlen(cfg.name) >= AR_NAME_LEN) {
+	err = cliopt__parse(&ag_prog, argc, argv, &o);
+	if (err)
+		return err > 0 ? 0 : 2;
+	if (o.verbose)
+		log_set_level(LOG_LVL_DEBUG);
+	if (!cfg->name[0] || strlen(cfg->name) >= AR_NAME_LEN) {
 		pr_err("--name: 1 to %d characters\n", AR_NAME_LEN - 1);
 		return 2;
 	}
-	if (cfg.accel && strlen(cfg.accel) >= sizeof(((struct agent_report *)0)->accel)) {
+	if (cfg->accel && strlen(cfg->accel) >= sizeof(((struct agent_report *)0)->accel)) {
 		pr_err("--accel: name too long\n");
 		return 2;
 	}
-	if (listen_addr__parse(listen, &ss, &sslen, msg, sizeof(msg))) {
-		pr_err("%s\n", msg);
-		return 2;
-	}
-	if (key_file) {
-		err = aibl_key__load(key_file, &ag_key, msg, sizeof(msg));
+	if (o.key_file) {
+		err = aibl_key__load(o.key_file, &ag_key, msg, sizeof(msg));
 		if (err) {
 			pr_err("%s\n", msg);
 			return 2;
@@ -353,12 +268,12 @@ int main(int argc, char **argv)
 		ag_has_key = true;
 		aibl_replay__init(&ag_replay);
 	}
-	log_setup_libbpf(verbose);
+	log_setup_libbpf(o.verbose);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
 		pr_err("libcurl initialisation failed\n");
 		return 1;
 	}
-	err = agent__init(&ag, &cfg, msg, sizeof(msg));
+	err = agent__init(&ag, cfg, msg, sizeof(msg));
 	if (err) {
 		pr_err("%s\n", msg);
 		err = 2;
@@ -366,23 +281,23 @@ int main(int argc, char **argv)
 	}
 	inited = true;
 
-	if (decap_if) {
-		ifindex = if_nametoindex(decap_if);
+	if (o.decap_if) {
+		ifindex = if_nametoindex(o.decap_if);
 		if (!ifindex) {
-			pr_err("--decap %s: %s\n", decap_if, strerror(errno));
+			pr_err("--decap %s: %s\n", o.decap_if, strerror(errno));
 			err = 1;
 			goto out;
 		}
-		dopts.pin_dir = pin_dir;
+		dopts.pin_dir = o.pin_dir;
 		err = decap__attach(ifindex, &dopts, &decap);
 		if (err) {
-			pr_err("--decap %s: cannot attach the decap program: %s\n", decap_if,
+			pr_err("--decap %s: cannot attach the decap program: %s\n", o.decap_if,
 			       strerror(-err));
 			err = 1;
 			goto out;
 		}
 		ag.cli_fd = decap__clients_fd(decap);
-		pr_info("decap program attached at %s ingress\n", decap_if);
+		pr_info("decap program attached at %s ingress\n", o.decap_if);
 	}
 
 	sigaction(SIGTERM, &sa, NULL);
@@ -396,18 +311,18 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
-				     (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-			     0, NULL, NULL, ag_handler, NULL, MHD_OPTION_SOCK_ADDR, &ss,
+				     (o.listen.ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+			     0, NULL, NULL, ag_handler, NULL, MHD_OPTION_SOCK_ADDR, &o.listen.ss,
 			     MHD_OPTION_NOTIFY_COMPLETED, http_body__completed, NULL,
 			     MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)2,
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_END);
 	if (!d) {
-		pr_err("cannot listen on %s: %s\n", listen, strerror(errno));
+		pr_err("cannot listen on %s: %s\n", o.listen.spec, strerror(errno));
 		err = 1;
 		goto out;
 	}
-	pr_info("node %s: serving on %s, %d model server(s)%s%s\n", cfg.name, listen,
-		cfg.nservers, ag_has_key ? ", signed reports" : "", ag.nvml ? ", NVML" : "");
+	pr_info("node %s: serving on %s, %d model server(s)%s%s\n", cfg->name, o.listen.spec,
+		cfg->nservers, ag_has_key ? ", signed reports" : "", ag.nvml ? ", NVML" : "");
 	while (!ag_stop)
 		pause();
 	pr_info("stopping\n");

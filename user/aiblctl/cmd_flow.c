@@ -100,7 +100,7 @@ static int flow_list(int argc, char **argv)
 	json_t *arr = NULL;
 	struct ctl_state s;
 	__u32 *idx = NULL, n = 0, shown;
-	__u64 now = ctl_now_ns();
+	__u64 now = clock_mono_ns();
 	__u32 svc = 0;
 	int npos, ret;
 	char *pos[1];
@@ -219,11 +219,11 @@ static int flow_lookup(int argc, char **argv)
 	}
 	if (ctl.json) {
 		ret =
-		    ctl_json_print(json_pack("{s:o}", "flow", flow_json(&s, &k, &c, ctl_now_ns())));
+		    ctl_json_print(json_pack("{s:o}", "flow", flow_json(&s, &k, &c, clock_mono_ns())));
 		goto out;
 	}
 	t = ctl_table__new(7, flow_hdr, "lllllll");
-	flow_row(t, &s, &k, &c, ctl_now_ns());
+	flow_row(t, &s, &k, &c, clock_mono_ns());
 	ctl_table__print(t, stdout);
 out:
 	ctl_table__free(t);
@@ -275,7 +275,7 @@ static int pin_list(int argc, char **argv)
 	struct ctl_table *t = NULL;
 	json_t *arr = NULL;
 	struct ctl_state s;
-	__u64 now = ctl_now_ns();
+	__u64 now = clock_mono_ns();
 	__u32 svc = 0, n = 0, *idx = NULL;
 	char *pos[1];
 	int npos, ret;

@@ -198,7 +198,7 @@ int ctl_cmd_stats(int argc, char **argv)
 	signal(SIGINT, stats_sigint);
 	signal(SIGTERM, stats_sigint);
 	for (;;) {
-		__u64 now = ctl_now_ns();
+		__u64 now = clock_mono_ns();
 		struct timespec ts;
 
 		sample++;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <linux/types.h>
 #include <jansson.h>
+#include "clock.h"
 #include "aibl.h"
 #include "maps.h"
 
@@ -191,8 +192,6 @@ int ctl_state__find_service(const struct ctl_state *s, const char *spec, __u32 *
 			    size_t errlen);
 /* {"address", "port", "proto", "family"} of a VIP entry */
 json_t *ctl_json_vip(const struct ctl_vip *v);
-/* CLOCK_MONOTONIC now in ns: the clock bpf_ktime_get_ns() reads */
-__u64 ctl_now_ns(void);
 
 /* CLIENT:PORT VIP:PORT [tcp|udp] into a connection-table key (cmd_flow.c) */
 int ctl_parse_flow(int argc, char **argv, const char *verb, struct aibl_flow_key *k);

@@ -150,51 +150,37 @@ const char *ctl_proto_str(__u8 proto)
 	return NAME_OF(names, proto);
 }
 
+#define AIBL_X_NAME(n, v, s) [v] = s,
+
 const char *ctl_mode_str(__u8 mode)
 {
-	static const char *const names[] = {
-	    [AIBL_MODE_HASH] = "hash",
-	    [AIBL_MODE_RR] = "rr",
-	    [AIBL_MODE_P2C] = "p2c",
-	};
+	static const char *const names[] = { AIBL_MODES(AIBL_X_NAME) };
 
 	return NAME_OF(names, mode);
 }
 
 const char *ctl_key_str(__u8 key)
 {
-	static const char *const names[] = {
-	    [AIBL_KEY_SRC_IP] = "src_ip",
-	    [AIBL_KEY_FIVE_TUPLE] = "five_tuple",
-	};
+	static const char *const names[] = { AIBL_SESSION_KEYS(AIBL_X_NAME) };
 
 	return NAME_OF(names, key);
 }
 
 const char *ctl_policy_str(__u8 policy)
 {
-	static const char *const names[] = {
-	    [AIBL_POL_RR] = "rr",
-	    [AIBL_POL_WRR] = "wrr",
-	    [AIBL_POL_HASH] = "hash",
-	    [AIBL_POL_LEAST_CONN] = "least_conn",
-	    [AIBL_POL_LEAST_TIME] = "least_time",
-	    [AIBL_POL_AI] = "ai",
-	};
+	static const char *const names[] = { AIBL_POLICIES(AIBL_X_NAME) };
 
 	return NAME_OF(names, policy);
 }
 
 const char *ctl_accel_str(__u8 accel)
 {
-	static const char *const names[] = {
-	    [AIBL_ACCEL_NONE] = "none",
-	    [AIBL_ACCEL_GPU] = "gpu",
-	    [AIBL_ACCEL_OTHER] = "other",
-	};
+	static const char *const names[] = { AIBL_ACCELS(AIBL_X_NAME) };
 
 	return NAME_OF(names, accel);
 }
+
+#undef AIBL_X_NAME
 
 const char *ctl_be_state(__u8 flags)
 {

@@ -11,14 +11,6 @@
 #include <time.h>
 #include "ctl.h"
 
-__u64 ctl_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 /* Whole array map NAME into a new buffer of *n values (per-CPU: summed). */
 static int read_array(const char *name, void **out, __u32 *n, char *err, size_t errlen)
 {

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <linux/types.h>
+#include "clock.h"
 #include "aibl.h"
 #include "auth.h"
 #include "config.h"
@@ -133,8 +134,6 @@ struct aibld {
 };
 
 /* monotonic clock */
-__u64 aibld__now_ms(void);
-__u64 aibld__now_ns(void);
 
 /* controller.c: state, recompute, reload */
 int aibld__init(struct aibld *d, struct config *cfg, struct dp *dp);

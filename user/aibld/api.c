@@ -24,6 +24,7 @@
 #include <openssl/crypto.h>
 #include "aibld.h"
 #include "httpbody.h"
+#include "listen.h"
 #include "log.h"
 #include "status_json.h"
 
@@ -74,7 +75,7 @@ static const char *node_reason(const struct node_rt *n)
 static json_t *status_json(struct aibld *d)
 {
 	json_t *root = json_object(), *svcs = json_array(), *nodes = json_array();
-	__u64 now = aibld__now_ms();
+	__u64 now = clock_mono_ms();
 
 	json_object_set_new(root, AIBL_SJ_VERSION, json_string(AIBLD_VERSION));
 	json_object_set_new(root, AIBL_SJ_UPTIME_S, json_integer((now - d->start_ms) / 1000));
@@ -97,7 +98,7 @@ static json_t *status_json(struct aibld *d)
 		}
 		js = json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:o}",
 			AIBL_SJ_NAME, cs->name,
-			AIBL_SJ_VIP, cs->vip_text,
+			AIBL_SJ_VIP, cs->vip.text,
 			AIBL_SJ_PORT, cs->port,
 			AIBL_SJ_PROTO, proto_name(cs->proto),
 			AIBL_SJ_POLICY, config__policy_name(cs->policy),
@@ -136,7 +137,7 @@ static json_t *status_json(struct aibld *d)
 		jn = json_pack("{s:s,s:s,s:s,s:s,s:b,s:I,s:o,s:f,s:f,s:f,s:f,s:f,s:I,s:I,s:I,s:I,"
 			       "s:I,s:I,s:s,s:b}",
 			AIBL_SJ_NAME, n->name,
-			AIBL_SJ_ADDRESS, c ? c->address : "",
+			AIBL_SJ_ADDRESS, c ? c->address.text : "",
 			AIBL_SJ_STATE, aibld__node_state(n),
 			AIBL_SJ_REASON, node_reason(n),
 			AIBL_SJ_HEALTHY, !n->down && !n->unhealthy,
@@ -413,9 +414,8 @@ int api__start(struct aibld *d, struct api **out)
 {
 	struct sockaddr_storage ss;
 	struct api *a;
-	bool loopback;
 
-	if (config__parse_listen(d->cfg.status_listen, &ss, &loopback))
+	if (listen_addr__parse(d->cfg.status_listen, &ss, NULL, NULL, 0))
 		return -EINVAL;
 	a = calloc(1, sizeof(*a));
 	if (!a)

@@ -3,9 +3,13 @@
  * YAML configuration through libyaml's document API: the whole file is
  * loaded as a node tree (each node knows its line), then walked with one
  * key table per mapping. A table row says where a key lands in the struct,
- * its type and its range, so the defaults (config__defaults), the parser
- * and the error messages cannot drift apart. Any problem stops the parse
- * with "FILE:LINE: problem" and the caller's running config is untouched.
+ * its type, its range and a line of help, so the defaults
+ * (config__defaults), the parser, the error messages and the documented
+ * keys (tests/unit/test_config.c holds README.md's key tables equal to
+ * this one) cannot drift apart. Addresses and MACs are parsed here, once,
+ * into binary fields: nothing downstream parses a config string again.
+ * Any problem stops the parse with "FILE:LINE: problem" and the caller's
+ * running config is untouched.
  */
 #include <errno.h>
 #include <limits.h>
@@ -20,14 +24,18 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <yaml.h>
+#include "addr.h"
 #include "config.h"
+#include "listen.h"
 
-static const char *const policy_names[] = { "rr", "wrr", "hash", "least_conn", "least_time", "ai",
-					    NULL };
-static const char *const accel_names[] = { "none", "gpu", "other", NULL };
+/* K_ENUM tables: indexed by value, NULL after the last (aibl.h's X-macros) */
+#define AIBL_X_NAME(n, v, s) [v] = s,
+static const char *const policy_names[AIBL_POL__MAX + 1] = { AIBL_POLICIES(AIBL_X_NAME) };
+static const char *const accel_names[AIBL_ACCEL__MAX + 1] = { AIBL_ACCELS(AIBL_X_NAME) };
+static const char *const fwd_names[AIBL_FWD__MAX + 1] = { AIBL_FWD_MODES(AIBL_X_NAME) };
+static const char *const key_names[AIBL_KEY__MAX + 1] = { AIBL_SESSION_KEYS(AIBL_X_NAME) };
+#undef AIBL_X_NAME
 static const char *const xdp_mode_names[] = { "native", "generic", NULL };
-static const char *const fwd_names[] = { "ipip", "l2dsr", NULL };
-static const char *const key_names[] = { "src_ip", "five_tuple", NULL };
 static const char *const proto_names[] = { "tcp", "udp", NULL };
 static const int proto_values[] = { IPPROTO_TCP, IPPROTO_UDP };
 
@@ -35,12 +43,12 @@ static int parse_uint(const char *s, unsigned long long *out);
 
 const char *config__policy_name(int policy)
 {
-	return policy >= 0 && policy <= AIBL_POL_AI ? policy_names[policy] : "?";
+	return policy >= 0 && policy < AIBL_POL__MAX ? policy_names[policy] : "?";
 }
 
 const char *config__accel_name(int accel)
 {
-	return accel >= 0 && accel <= AIBL_ACCEL_OTHER ? accel_names[accel] : "any";
+	return accel >= 0 && accel < AIBL_ACCEL__MAX ? accel_names[accel] : "any";
 }
 
 void config__defaults(struct config *cfg)
@@ -101,21 +109,7 @@ void config__free(struct config *cfg)
 	cfg->nservices = cfg->nnodes = 0;
 }
 
-int config__parse_addr(const char *text, union aibl_addr *addr, __u8 *family)
-{
-	memset(addr, 0, sizeof(*addr));
-	if (inet_pton(AF_INET, text, &addr->v4) == 1) {
-		*family = AIBL_AF_INET;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, text, addr->b) == 1) {
-		*family = AIBL_AF_INET6;
-		return 0;
-	}
-	return -EINVAL;
-}
-
-int config__parse_mac(const char *text, __u8 mac[6])
+static int parse_mac(const char *text, __u8 mac[6])
 {
 	unsigned int b[6];
 	char tail;
@@ -126,53 +120,6 @@ int config__parse_mac(const char *text, __u8 mac[6])
 	for (int i = 0; i < 6; i++)
 		mac[i] = b[i];
 	return 0;
-}
-
-int config__parse_listen(const char *text, struct sockaddr_storage *ss, bool *loopback)
-{
-	char host[CFG_ADDR_LEN];
-	const char *colon;
-	unsigned long long port;
-	size_t hl;
-
-	memset(ss, 0, sizeof(*ss));
-	if (text[0] == '[') {
-		const char *end = strchr(text, ']');
-
-		if (!end || end[1] != ':')
-			return -EINVAL;
-		hl = end - text - 1;
-		colon = end + 1;
-		text++;
-	} else {
-		colon = strrchr(text, ':');
-		if (!colon)
-			return -EINVAL;
-		hl = colon - text;
-	}
-	if (hl == 0 || hl >= sizeof(host) || parse_uint(colon + 1, &port) || !port || port > 65535)
-		return -EINVAL;
-	memcpy(host, text, hl);
-	host[hl] = 0;
-	if (!strcmp(host, "localhost"))
-		strcpy(host, "127.0.0.1");
-	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
-		struct sockaddr_in *in = (struct sockaddr_in *)ss;
-
-		in->sin_family = AF_INET;
-		in->sin_port = htons(port);
-		*loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(port);
-		*loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-		return 0;
-	}
-	return -EINVAL;
 }
 
 int config__node_index(const struct config *cfg, const char *name)
@@ -235,7 +182,23 @@ static const char *scalar(const yaml_node_t *n)
 	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
-enum ktype { K_STR, K_UINT, K_DBL, K_BOOL, K_ENUM, K_ADDR, K_FUNC };
+/*
+ * Key kinds, after xdp-tools' params.h: each parses the text once into the
+ * field's own type, so nothing downstream parses a config string again.
+ */
+enum ktype {
+	K_STR, /* char[size] */
+	K_UINT, /* __u16 or __u32 (size), min .. max */
+	K_DBL, /* double, min .. max */
+	K_BOOL, /* bool: true/yes/on, false/no/off */
+	K_ENUM, /* int: the index of the name in names (proto: its IPPROTO_ value) */
+	K_IP, /* struct cfg_addr, IPv4 or IPv6 */
+	K_IP4, /* struct cfg_addr, IPv4 */
+	K_IP6, /* struct cfg_addr, IPv6 */
+	K_MAC, /* struct cfg_mac */
+	K_MAP, /* a mapping of the keys in sub, into the struct at off */
+	K_FUNC, /* anything else: fn (sub: the keys of a list's items) */
+};
 
 struct kspec;
 typedef int (*kfunc_t)(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj);
@@ -245,14 +208,19 @@ struct kspec {
 	enum ktype type;
 	size_t off;
 	size_t size; /* K_STR buffer size, K_UINT width in bytes */
-	double min, max;
+	double min, max; /* K_UINT, K_DBL */
 	const char *const *names; /* K_ENUM */
+	const struct kspec *sub; /* K_MAP, K_FUNC over a list of mappings */
 	bool required;
 	kfunc_t fn; /* K_FUNC */
+	const char *help; /* one line; README.md has the whole story */
 };
 
-#define KS(k, t, s, f, ...) { .key = k, .type = t, .off = offsetof(s, f), \
-			      .size = sizeof(((s *)0)->f), __VA_ARGS__ }
+/* a key stored in field f of struct s */
+#define KS(k, t, s, f, h, ...) { .key = k, .type = t, .off = offsetof(s, f), \
+				 .size = sizeof(((s *)0)->f), .help = h, __VA_ARGS__ }
+/* a key handled by a function */
+#define KF(k, f, h, ...) { .key = k, .type = K_FUNC, .fn = f, .help = h, __VA_ARGS__ }
 
 static int enum_list(const char *const *names, char *buf, size_t len)
 {
@@ -278,10 +246,35 @@ static int parse_uint(const char *s, unsigned long long *out)
 	return 0;
 }
 
+static int walk_map(struct pctx *c, yaml_node_t *map, const struct kspec *specs, void *obj,
+		    const char *what);
+
+/* an address: the family the kind allows; "" leaves an optional key unset */
+static int set_ip(struct pctx *c, const struct kspec *k, yaml_node_t *v, const char *s,
+		  struct cfg_addr *a)
+{
+	static const char *const what[] = { [K_IP] = "an IPv4 or IPv6", [K_IP4] = "an IPv4",
+					    [K_IP6] = "an IPv6" };
+	__u8 want = k->type == K_IP4 ? AIBL_AF_INET : k->type == K_IP6 ? AIBL_AF_INET6 : 0;
+
+	if (!*s && !k->required) {
+		memset(a, 0, sizeof(*a));
+		return 0;
+	}
+	if (strlen(s) >= sizeof(a->text) || aibl_addr__parse(s, &a->addr, &a->family) ||
+	    (want && a->family != want)) {
+		memset(a, 0, sizeof(*a));
+		return fail(c, v, "'%s' is not %s address: '%s'", k->key, what[k->type], s);
+	}
+	strcpy(a->text, s);
+	return 0;
+}
+
 static int set_value(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
 {
 	char *field = (char *)obj + k->off;
 	const char *s = scalar(v);
+	struct cfg_mac *mac;
 	unsigned long long u;
 	char list[128];
 	double d;
@@ -289,6 +282,12 @@ static int set_value(struct pctx *c, const struct kspec *k, yaml_node_t *v, void
 
 	if (k->type == K_FUNC)
 		return k->fn(c, k, v, obj);
+	if (k->type == K_MAP) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "'%s'", k->key);
+		return walk_map(c, v, k->sub, field, what);
+	}
 	if (!s)
 		return fail(c, v, "'%s' must be a single value, not a list or mapping", k->key);
 
@@ -333,6 +332,20 @@ static int set_value(struct pctx *c, const struct kspec *k, yaml_node_t *v, void
 		}
 		enum_list(k->names, list, sizeof(list));
 		return fail(c, v, "'%s' must be one of %s, not '%s'", k->key, list, s);
+	case K_IP:
+	case K_IP4:
+	case K_IP6:
+		return set_ip(c, k, v, s, (struct cfg_addr *)field);
+	case K_MAC:
+		mac = (struct cfg_mac *)field;
+		mac->set = false;
+		if (!*s)
+			return 0;
+		if (parse_mac(s, mac->b))
+			return fail(c, v, "'%s' is not a MAC address like 02:00:00:00:00:01: '%s'",
+				    k->key, s);
+		mac->set = true;
+		return 0;
 	default:
 		return fail(c, v, "internal: bad key type");
 	}
@@ -375,126 +388,83 @@ static int walk_map(struct pctx *c, yaml_node_t *map, const struct kspec *specs,
 /* ---- nested sections ---- */
 
 static const struct kspec health_keys[] = {
-	KS("fail_after", K_UINT, struct config, fail_after, .min = 1, .max = 100),
-	KS("rise_after", K_UINT, struct config, rise_after, .min = 1, .max = 100),
+	KS("fail_after", K_UINT, struct config, fail_after,
+	   "consecutive failed polls that mark a node unhealthy or down", .min = 1, .max = 100),
+	KS("rise_after", K_UINT, struct config, rise_after,
+	   "consecutive good polls that mark it up again", .min = 1, .max = 100),
 	{}
 };
 
 /* map sizes: applied when aibld creates the maps; pinned maps keep theirs */
 static const struct kspec maps_keys[] = {
-	KS("conns", K_UINT, struct config, map_conns, .min = 1024, .max = 67108864),
-	KS("pins", K_UINT, struct config, map_pins, .min = 1024, .max = 16777216),
+	KS("conns", K_UINT, struct config, map_conns, "connection-table entries", .min = 1024,
+	   .max = 67108864),
+	KS("pins", K_UINT, struct config, map_pins, "session-pin entries", .min = 1024,
+	   .max = 16777216),
 	{}
 };
 
 static const struct kspec tables_keys[] = {
-	KS("min_rewrite_interval_ms", K_UINT, struct config, min_rewrite_interval_ms, .min = 0,
+	KS("min_rewrite_interval_ms", K_UINT, struct config, min_rewrite_interval_ms,
+	   "least time between rewrites of a table whose weights merely drifted", .min = 0,
 	   .max = 600000),
-	KS("hysteresis_pct", K_UINT, struct config, hysteresis_pct, .min = 0, .max = 100),
+	KS("hysteresis_pct", K_UINT, struct config, hysteresis_pct,
+	   "change of a weight, in percent, that replaces the applied one", .min = 0, .max = 100),
 	{}
 };
 
 static const struct kspec pins_keys[] = {
-	KS("max_per_node", K_UINT, struct config, pins_per_node, .min = 0, .max = AIBL_MAX_PINS),
-	KS("max_per_service", K_UINT, struct config, pins_per_service, .min = 0,
-	   .max = AIBL_MAX_PINS),
-	KS("max_ttl_ms", K_UINT, struct config, pin_max_ttl_ms, .min = 1000, .max = 86400000),
+	KS("max_per_node", K_UINT, struct config, pins_per_node,
+	   "best-scored hints kept per node", .min = 0, .max = AIBL_MAX_PINS),
+	KS("max_per_service", K_UINT, struct config, pins_per_service,
+	   "best-scored pins kept per service", .min = 0, .max = AIBL_MAX_PINS),
+	KS("max_ttl_ms", K_UINT, struct config, pin_max_ttl_ms, "cap on a hint's TTL",
+	   .min = 1000, .max = 86400000),
 	{}
 };
 
 static const struct kspec lt_keys[] = {
-	KS("smoothing", K_DBL, struct config, lt_smoothing, .min = 0.01, .max = 1),
-	KS("ms_per_flow", K_DBL, struct config, lt_ms_per_flow, .min = 0.1, .max = 100000),
+	KS("smoothing", K_DBL, struct config, lt_smoothing,
+	   "EWMA weight of the newest time-to-first-token sample", .min = 0.01, .max = 1),
+	KS("ms_per_flow", K_DBL, struct config, lt_ms_per_flow,
+	   "milliseconds of TTFT that cost as much as one active flow", .min = 0.1,
+	   .max = 100000),
 	{}
 };
 
+#define KAI(k, t, h, ...) KS(#k, t, struct cfg_ai, k, h, __VA_ARGS__)
 static const struct kspec ai_keys[] = {
-	KS("util_weight", K_DBL, struct cfg_ai, util_weight, .min = 0, .max = 100),
-	KS("mem_weight", K_DBL, struct cfg_ai, mem_weight, .min = 0, .max = 100),
-	KS("temp_weight", K_DBL, struct cfg_ai, temp_weight, .min = 0, .max = 100),
-	KS("queue_weight", K_DBL, struct cfg_ai, queue_weight, .min = 0, .max = 100),
-	KS("kv_weight", K_DBL, struct cfg_ai, kv_weight, .min = 0, .max = 100),
-	KS("inflight_weight", K_DBL, struct cfg_ai, inflight_weight, .min = 0, .max = 100),
-	KS("temp_soft_c", K_DBL, struct cfg_ai, temp_soft_c, .min = 0, .max = 200),
-	KS("temp_hard_c", K_DBL, struct cfg_ai, temp_hard_c, .min = 1, .max = 200),
-	KS("queue_ref", K_DBL, struct cfg_ai, queue_ref, .min = 1, .max = 1e6),
-	KS("inflight_ref", K_DBL, struct cfg_ai, inflight_ref, .min = 1, .max = 1e6),
-	KS("overload_kv", K_DBL, struct cfg_ai, overload_kv, .min = 0.01, .max = 1),
-	KS("min_headroom", K_DBL, struct cfg_ai, min_headroom, .min = 0.001, .max = 1),
-	KS("cold_start_factor", K_DBL, struct cfg_ai, cold_start_factor, .min = 0.001, .max = 1),
-	KS("load_cost", K_DBL, struct cfg_ai, load_cost, .min = 0, .max = 1e6),
-	KS("saturation_queue", K_DBL, struct cfg_ai, saturation_queue, .min = 1, .max = 1e6),
-	KS("latency_spread", K_DBL, struct cfg_ai, latency_spread, .min = 1, .max = 1000),
-	KS("latency_slack_ms", K_DBL, struct cfg_ai, latency_slack_ms, .min = 0, .max = 1e6),
-	KS("stale_ms", K_UINT, struct cfg_ai, stale_ms, .min = 0, .max = 3600000),
-	KS("cold_start_after_ms", K_UINT, struct cfg_ai, cold_start_after_ms, .min = 0,
-	   .max = 86400000),
+	KAI(util_weight, K_DBL, "weight of GPU utilisation in the load", .min = 0, .max = 100),
+	KAI(mem_weight, K_DBL, "weight of GPU memory in use", .min = 0, .max = 100),
+	KAI(temp_weight, K_DBL, "weight of temperature", .min = 0, .max = 100),
+	KAI(queue_weight, K_DBL, "weight of queue depth", .min = 0, .max = 100),
+	KAI(kv_weight, K_DBL, "weight of KV-cache usage", .min = 0, .max = 100),
+	KAI(inflight_weight, K_DBL, "weight of in-flight requests", .min = 0, .max = 100),
+	KAI(temp_soft_c, K_DBL, "temperature where pressure starts", .min = 0, .max = 200),
+	KAI(temp_hard_c, K_DBL, "temperature of full pressure: overloaded", .min = 1, .max = 200),
+	KAI(queue_ref, K_DBL, "queue depth of full pressure: overloaded", .min = 1, .max = 1e6),
+	KAI(inflight_ref, K_DBL, "in-flight requests of full pressure", .min = 1, .max = 1e6),
+	KAI(overload_kv, K_DBL, "KV-cache usage at which a node is overloaded", .min = 0.01,
+	    .max = 1),
+	KAI(min_headroom, K_DBL, "floor of 1 - load, so a busy node keeps a share", .min = 0.001,
+	    .max = 1),
+	KAI(cold_start_factor, K_DBL, "weight factor of a node that must load the model",
+	    .min = 0.001, .max = 1),
+	KAI(load_cost, K_DBL, "p2c cost of a fully loaded node, in active flows", .min = 0,
+	    .max = 1e6),
+	KAI(saturation_queue, K_DBL, "waiting requests at which a node is saturated", .min = 1,
+	    .max = 1e6),
+	KAI(latency_spread, K_DBL, "no new sessions above this many times the best latency",
+	    .min = 1, .max = 1000),
+	KAI(latency_slack_ms, K_DBL, "added to that bound so small figures do not split nodes",
+	    .min = 0, .max = 1e6),
+	KAI(stale_ms, K_UINT, "a report older than this is unknown; 0: 3 poll intervals",
+	    .min = 0, .max = 3600000),
+	KAI(cold_start_after_ms, K_UINT, "saturation of every resident node that loads another",
+	    .min = 0, .max = 86400000),
 	{}
 };
-
-static int sub_health(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
-{
-	return walk_map(c, v, health_keys, obj, "'health'");
-}
-
-static int sub_maps(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
-{
-	return walk_map(c, v, maps_keys, obj, "'maps'");
-}
-
-static int sub_tables(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
-{
-	return walk_map(c, v, tables_keys, obj, "'tables'");
-}
-
-static int sub_pins(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
-{
-	return walk_map(c, v, pins_keys, obj, "'pins'");
-}
-
-static int sub_lt(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
-{
-	return walk_map(c, v, lt_keys, obj, "'least_time'");
-}
-
-static int sub_ai(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
-{
-	return walk_map(c, v, ai_keys, &((struct config *)obj)->ai, "'ai'");
-}
-
-/* an address key: text kept for messages, parsed form next to it */
-static int set_addr(struct pctx *c, const char *key, yaml_node_t *v, char *text, size_t textlen,
-		    union aibl_addr *addr, __u8 *family)
-{
-	const char *s = scalar(v);
-
-	if (!s || strlen(s) >= textlen || config__parse_addr(s, addr, family))
-		return fail(c, v, "'%s' is not an IPv4 or IPv6 address: '%s'", key,
-			    s ? s : "(not a scalar)");
-	strcpy(text, s);
-	return 0;
-}
-
-static int node_address(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
-{
-	struct cfg_node *n = obj;
-
-	return set_addr(c, k->key, v, n->address, sizeof(n->address), &n->addr, &n->family);
-}
-
-static int svc_vip(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
-{
-	struct cfg_service *s = obj;
-
-	return set_addr(c, k->key, v, s->vip_text, sizeof(s->vip_text), &s->vip, &s->family);
-}
-
-static int svc_accel(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
-{
-	struct kspec e = { .key = k->key, .type = K_ENUM, .names = accel_names };
-
-	return set_value(c, &e, v, &((struct cfg_service *)obj)->accel);
-}
+#undef KAI
 
 static int node_models(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
 {
@@ -532,27 +502,37 @@ static int svc_nodes(struct pctx *c, const struct kspec *k, yaml_node_t *v, void
 }
 
 static const struct kspec node_keys[] = {
-	KS("name", K_STR, struct cfg_node, name, .required = true),
-	{ .key = "address", .type = K_FUNC, .fn = node_address, .required = true },
-	KS("agent", K_STR, struct cfg_node, agent),
-	KS("accelerator", K_ENUM, struct cfg_node, accel, .names = accel_names),
-	KS("weight", K_UINT, struct cfg_node, weight, .min = 0, .max = 65535),
-	KS("health_port", K_UINT, struct cfg_node, health_port, .min = 1, .max = 65535),
-	{ .key = "models", .type = K_FUNC, .fn = node_models },
+	KS("name", K_STR, struct cfg_node, name, "unique name, the node's identity everywhere",
+	   .required = true),
+	KS("address", K_IP, struct cfg_node, address, "address packets are tunnelled to",
+	   .required = true),
+	KS("agent", K_STR, struct cfg_node, agent, "agent base URL; none: a TCP health check"),
+	KS("accelerator", K_ENUM, struct cfg_node, accel, "the node's accelerator",
+	   .names = accel_names),
+	KS("weight", K_UINT, struct cfg_node, weight, "static weight, 0: standby", .min = 0,
+	   .max = 65535),
+	KS("health_port", K_UINT, struct cfg_node, health_port,
+	   "TCP health-check port; default: its first service's", .min = 1, .max = 65535),
+	KF("models", node_models, "models it serves without an agent, or can load with one"),
 	{}
 };
 
 static const struct kspec svc_keys[] = {
-	KS("name", K_STR, struct cfg_service, name, .required = true),
-	{ .key = "vip", .type = K_FUNC, .fn = svc_vip, .required = true },
-	KS("port", K_UINT, struct cfg_service, port, .min = 0, .max = 65535, .required = true),
-	KS("proto", K_ENUM, struct cfg_service, proto, .names = proto_names),
-	KS("model", K_STR, struct cfg_service, model),
-	{ .key = "accelerator", .type = K_FUNC, .fn = svc_accel },
-	KS("policy", K_ENUM, struct cfg_service, policy, .names = policy_names),
-	KS("session_key", K_ENUM, struct cfg_service, session_key, .names = key_names),
-	KS("conntrack", K_BOOL, struct cfg_service, conntrack),
-	{ .key = "nodes", .type = K_FUNC, .fn = svc_nodes },
+	KS("name", K_STR, struct cfg_service, name, "unique service name", .required = true),
+	KS("vip", K_IP, struct cfg_service, vip, "the virtual IP address", .required = true),
+	KS("port", K_UINT, struct cfg_service, port, "port, 0: every port of the VIP", .min = 0,
+	   .max = 65535, .required = true),
+	KS("proto", K_ENUM, struct cfg_service, proto, "tcp or udp", .names = proto_names),
+	KS("model", K_STR, struct cfg_service, model, "model the service serves"),
+	KS("accelerator", K_ENUM, struct cfg_service, accel,
+	   "only nodes with this accelerator; default: any", .names = accel_names),
+	KS("policy", K_ENUM, struct cfg_service, policy, "how nodes are weighted",
+	   .names = policy_names),
+	KS("session_key", K_ENUM, struct cfg_service, session_key, "what a new flow is hashed on",
+	   .names = key_names),
+	KS("conntrack", K_BOOL, struct cfg_service, conntrack,
+	   "false: stateless, every packet takes the table"),
+	KF("nodes", svc_nodes, "names of the nodes that serve it; default: all"),
 	{}
 };
 
@@ -591,7 +571,7 @@ static int sec_nodes(struct pctx *c, const struct kspec *k, yaml_node_t *v, void
 		n->weight = 100;
 		n->line = m->start_mark.line + 1;
 		snprintf(what, sizeof(what), "nodes[%d]", i);
-		err = walk_map(c, m, node_keys, n, what);
+		err = walk_map(c, m, k->sub, n, what);
 		if (err)
 			return err;
 		if (!n->name[0])
@@ -624,7 +604,7 @@ static int sec_services(struct pctx *c, const struct kspec *k, yaml_node_t *v, v
 		s->conntrack = true;
 		s->line = m->start_mark.line + 1;
 		snprintf(what, sizeof(what), "services[%d]", i);
-		err = walk_map(c, m, svc_keys, s, what);
+		err = walk_map(c, m, k->sub, s, what);
 		if (err)
 			return err;
 		if (!s->name[0])
@@ -634,8 +614,9 @@ static int sec_services(struct pctx *c, const struct kspec *k, yaml_node_t *v, v
 
 			if (!strcmp(o->name, s->name))
 				return fail(c, m, "duplicate service name '%s'", s->name);
-			if (o->family == s->family && o->port == s->port && o->proto == s->proto &&
-			    !memcmp(&o->vip, &s->vip, sizeof(s->vip)))
+			if (o->vip.family == s->vip.family && o->port == s->port &&
+			    o->proto == s->proto && !memcmp(&o->vip.addr, &s->vip.addr,
+							    sizeof(s->vip.addr)))
 				return fail(c, m,
 					    "service '%s' has the same VIP, port and proto as '%s'",
 					    s->name, o->name);
@@ -644,36 +625,84 @@ static int sec_services(struct pctx *c, const struct kspec *k, yaml_node_t *v, v
 	return 0;
 }
 
+/* a section whose keys are in struct config (or in its member f) */
+#define KMAP(k, keys, h) { .key = k, .type = K_MAP, .sub = keys, .help = h }
+#define KMAP_IN(k, f, keys, h) { .key = k, .type = K_MAP, .off = offsetof(struct config, f), \
+				 .sub = keys, .help = h }
+
 static const struct kspec top_keys[] = {
-	KS("interface", K_STR, struct config, interface, .required = true),
-	KS("xdp_mode", K_ENUM, struct config, xdp_mode, .names = xdp_mode_names),
-	KS("forwarding", K_ENUM, struct config, fwd_mode, .names = fwd_names),
-	KS("bpffs", K_STR, struct config, bpffs),
-	KS("poll_interval_ms", K_UINT, struct config, poll_interval_ms, .min = 10, .max = 3600000),
-	KS("poll_timeout_ms", K_UINT, struct config, poll_timeout_ms, .min = 10, .max = 600000),
-	KS("status_listen", K_STR, struct config, status_listen),
-	KS("agent_key_file", K_STR, struct config, agent_key_file),
-	KS("api_token_file", K_STR, struct config, api_token_file),
-	KS("hash_seed", K_UINT, struct config, hash_seed, .min = 0, .max = UINT32_MAX),
-	KS("mtu", K_UINT, struct config, mtu, .min = 0, .max = 65535),
-	KS("icmp_too_big", K_BOOL, struct config, icmp_too_big),
-	KS("flow_cache", K_BOOL, struct config, flow_cache),
-	KS("max_conn_rate", K_UINT, struct config, max_conn_rate, .min = 0, .max = 100000000),
-	KS("tunnel_source4", K_STR, struct config, tunnel_source4),
-	KS("tunnel_source6", K_STR, struct config, tunnel_source6),
-	KS("tunnel_source_hash_bits", K_UINT, struct config, tunnel_source_hash_bits, .min = 0,
-	   .max = 16),
-	KS("gateway_mac", K_STR, struct config, gateway_mac),
-	{ .key = "health", .type = K_FUNC, .fn = sub_health },
-	{ .key = "maps", .type = K_FUNC, .fn = sub_maps },
-	{ .key = "tables", .type = K_FUNC, .fn = sub_tables },
-	{ .key = "pins", .type = K_FUNC, .fn = sub_pins },
-	{ .key = "least_time", .type = K_FUNC, .fn = sub_lt },
-	{ .key = "ai", .type = K_FUNC, .fn = sub_ai },
-	{ .key = "nodes", .type = K_FUNC, .fn = sec_nodes, .required = true },
-	{ .key = "services", .type = K_FUNC, .fn = sec_services, .required = true },
+	KS("interface", K_STR, struct config, interface,
+	   "interface the XDP program attaches to", .required = true),
+	KS("xdp_mode", K_ENUM, struct config, xdp_mode, "native (driver) or generic (skb)",
+	   .names = xdp_mode_names),
+	KS("forwarding", K_ENUM, struct config, fwd_mode,
+	   "ipip (tunnel) or l2dsr (MAC rewrite; nodes hold the VIP)", .names = fwd_names),
+	KS("bpffs", K_STR, struct config, bpffs, "where the maps and the program are pinned"),
+	KS("poll_interval_ms", K_UINT, struct config, poll_interval_ms,
+	   "node polls and recompute", .min = 10, .max = 3600000),
+	KS("poll_timeout_ms", K_UINT, struct config, poll_timeout_ms,
+	   "per poll, HTTP or TCP connect", .min = 10, .max = 600000),
+	KS("status_listen", K_STR, struct config, status_listen,
+	   "HTTP API address, HOST:PORT or [V6]:PORT"),
+	KS("agent_key_file", K_STR, struct config, agent_key_file,
+	   "HMAC key shared with the agents: reports must be signed"),
+	KS("api_token_file", K_STR, struct config, api_token_file,
+	   "bearer token for drain/undrain"),
+	KS("hash_seed", K_UINT, struct config, hash_seed,
+	   "seed of the flow hash and tables, the same across an ECMP group", .min = 0,
+	   .max = UINT32_MAX),
+	KS("mtu", K_UINT, struct config, mtu, "egress MTU checked after encapsulation, 0: none",
+	   .min = 0, .max = 65535),
+	KS("icmp_too_big", K_BOOL, struct config, icmp_too_big,
+	   "answer oversize packets with ICMP too-big"),
+	KS("flow_cache", K_BOOL, struct config, flow_cache,
+	   "established flows take the per-CPU flow cache first"),
+	KS("max_conn_rate", K_UINT, struct config, max_conn_rate,
+	   "connection-table inserts per second per CPU, 0: unlimited", .min = 0,
+	   .max = 100000000),
+	KS("tunnel_source4", K_IP4, struct config, tunnel_source4,
+	   "outer IPv4 source; default: the interface's first"),
+	KS("tunnel_source6", K_IP6, struct config, tunnel_source6,
+	   "outer IPv6 source; default: the interface's first global"),
+	KS("tunnel_source_hash_bits", K_UINT, struct config, tunnel_source_hash_bits,
+	   "low bits of the outer IPv4 source taken from the flow hash", .min = 0, .max = 16),
+	KS("gateway_mac", K_MAC, struct config, gateway_mac,
+	   "next hop MAC when no neighbour or FIB entry gives one"),
+	KMAP("health", health_keys, "the circuit breaker"),
+	KMAP("maps", maps_keys, "map sizes, when aibld creates the maps"),
+	KMAP("tables", tables_keys, "table rewrites"),
+	KMAP("pins", pins_keys, "session pins from cache hints"),
+	KMAP("least_time", lt_keys, "the least_time policy"),
+	KMAP_IN("ai", ai, ai_keys, "the inference-aware policy"),
+	KF("nodes", sec_nodes, "the inference nodes", .sub = node_keys, .required = true),
+	KF("services", sec_services, "the services (VIPs)", .sub = svc_keys, .required = true),
 	{}
 };
+
+static int for_each_key(const struct kspec *specs, const char *prefix,
+			int (*fn)(const char *path, const char *help, void *arg), void *arg)
+{
+	char path[128];
+	int err;
+
+	for (int i = 0; specs[i].key; i++) {
+		if (specs[i].sub) {
+			err = for_each_key(specs[i].sub, specs[i].key, fn, arg);
+		} else {
+			snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "",
+				 specs[i].key);
+			err = fn(path, specs[i].help, arg);
+		}
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int config__for_each_key(int (*fn)(const char *path, const char *help, void *arg), void *arg)
+{
+	return for_each_key(top_keys, "", fn, arg);
+}
 
 static const yaml_node_t *top_key_node(struct pctx *c, yaml_node_t *root, const char *key)
 {
@@ -692,32 +721,18 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 {
 	struct config *cfg = c->cfg;
 	struct sockaddr_storage ss;
-	union aibl_addr a;
 	bool loopback;
-	__u8 fam, mac[6];
 
-	if (cfg->tunnel_source4[0] && (config__parse_addr(cfg->tunnel_source4, &a, &fam) ||
-				       fam != AIBL_AF_INET))
-		return fail(c, top_key_node(c, root, "tunnel_source4"),
-			    "'tunnel_source4' is not an IPv4 address: '%s'", cfg->tunnel_source4);
-	if (cfg->tunnel_source6[0] && (config__parse_addr(cfg->tunnel_source6, &a, &fam) ||
-				       fam != AIBL_AF_INET6))
-		return fail(c, top_key_node(c, root, "tunnel_source6"),
-			    "'tunnel_source6' is not an IPv6 address: '%s'", cfg->tunnel_source6);
-	if (cfg->gateway_mac[0] && config__parse_mac(cfg->gateway_mac, mac))
-		return fail(c, top_key_node(c, root, "gateway_mac"),
-			    "'gateway_mac' is not a MAC address like 02:00:00:00:00:01: '%s'",
-			    cfg->gateway_mac);
 	if (cfg->ai.temp_soft_c >= cfg->ai.temp_hard_c)
 		return fail(c, top_key_node(c, root, "ai"),
 			    "'ai.temp_soft_c' must be below 'ai.temp_hard_c'");
 	if (!cfg->interface[0])
 		return fail(c, top_key_node(c, root, "interface"), "'interface' must not be empty");
-	if (config__parse_listen(cfg->status_listen, &ss, &loopback))
-		return fail(c, top_key_node(c, root, "status_listen"),
-			    "'status_listen' must be HOST:PORT or [IPV6]:PORT with a numeric "
-			    "address, not '%s'",
-			    cfg->status_listen);
+	/* the parser's reason goes to c->err, which fail() reads before rewriting it */
+	if (listen_addr__parse(cfg->status_listen, &ss, NULL, c->err, c->errlen))
+		return fail(c, top_key_node(c, root, "status_listen"), "'status_listen': %s",
+			    c->err ? c->err : "invalid");
+	loopback = listen_addr__is_loopback(&ss);
 	if (!loopback && !cfg->api_token_file[0])
 		return fail(c, top_key_node(c, root, "status_listen"),
 			    "'status_listen' %s is not a loopback address: set 'api_token_file'",
@@ -758,8 +773,8 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 			}
 			s->nodes[s->nnodes++] = idx;
 			total += cfg->nodes[idx].weight;
-			if (cfg->fwd_mode == AIBL_FWD_IPIP && s->family == AIBL_AF_INET6 &&
-			    cfg->nodes[idx].family == AIBL_AF_INET)
+			if (cfg->fwd_mode == AIBL_FWD_IPIP && s->vip.family == AIBL_AF_INET6 &&
+			    cfg->nodes[idx].address.family == AIBL_AF_INET)
 				return fail_at(c, s->line,
 					       "service '%s': an IPv6 VIP cannot be tunnelled to "
 					       "IPv4 node '%s'",

@@ -24,11 +24,22 @@ enum cfg_xdp_mode {
 	CFG_XDP_GENERIC = 1,
 };
 
+/* an address key, parsed once by the config parser */
+struct cfg_addr {
+	union aibl_addr addr;
+	__u8 family; /* enum aibl_family; AIBL_AF_NONE: not set */
+	char text[CFG_ADDR_LEN]; /* as written, for messages and URLs */
+};
+
+/* a MAC address key */
+struct cfg_mac {
+	__u8 b[6];
+	bool set;
+};
+
 struct cfg_node {
 	char name[AIBL_NAME_LEN];
-	char address[CFG_ADDR_LEN];
-	union aibl_addr addr;
-	__u8 family; /* enum aibl_family */
+	struct cfg_addr address;
 	int accel; /* enum aibl_accel */
 	__u16 health_port; /* 0: the port of the first service it serves */
 	__u32 weight;
@@ -40,9 +51,7 @@ struct cfg_node {
 
 struct cfg_service {
 	char name[AIBL_NAME_LEN];
-	char vip_text[CFG_ADDR_LEN];
-	union aibl_addr vip;
-	__u8 family;
+	struct cfg_addr vip;
 	int proto; /* IPPROTO_TCP / IPPROTO_UDP */
 	__u16 port; /* host order; 0: every port of the VIP */
 	char model[AIBL_MODEL_LEN]; /* "" : any */
@@ -89,10 +98,10 @@ struct config {
 	__u32 max_conn_rate; /* conn-table inserts per second per CPU; 0: unlimited */
 	__u32 map_conns; /* aibl_conns entries (fixed once the maps are pinned) */
 	__u32 map_pins; /* aibl_pins entries (likewise) */
-	char tunnel_source4[CFG_ADDR_LEN];
-	char tunnel_source6[CFG_ADDR_LEN];
+	struct cfg_addr tunnel_source4; /* unset: the interface's address */
+	struct cfg_addr tunnel_source6;
 	unsigned int tunnel_source_hash_bits;
-	char gateway_mac[24];
+	struct cfg_mac gateway_mac; /* unset: the default gateway's */
 	unsigned int fail_after; /* consecutive failures that mark a node down */
 	unsigned int rise_after; /* consecutive successes that mark it up */
 	unsigned int min_rewrite_interval_ms;
@@ -116,13 +125,16 @@ int config__parse(struct config *cfg, const char *name, const char *text, size_t
 int config__load(struct config *cfg, const char *path, char *err, size_t errlen);
 void config__free(struct config *cfg);
 
+/*
+ * The key table, for documentation and its test: fn(path, help, arg) once
+ * per key in table order, path "key" at the top level and "section.key"
+ * inside a section or list (a section itself is not a key). Stops at and
+ * returns fn's first nonzero return.
+ */
+int config__for_each_key(int (*fn)(const char *path, const char *help, void *arg), void *arg);
+
 int config__node_index(const struct config *cfg, const char *name);
 const char *config__policy_name(int policy);
 const char *config__accel_name(int accel);
-int config__parse_addr(const char *text, union aibl_addr *addr, __u8 *family);
-int config__parse_mac(const char *text, __u8 mac[6]);
-struct sockaddr_storage;
-/* "host:port" or "[v6]:port"; loopback set when the host is 127/8 or ::1 */
-int config__parse_listen(const char *text, struct sockaddr_storage *ss, bool *loopback);
 
 #endif

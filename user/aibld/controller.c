@@ -26,19 +26,6 @@
 #include "maglev.h"
 #include "policy.h"
 
-__u64 aibld__now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
-__u64 aibld__now_ms(void)
-{
-	return aibld__now_ns() / 1000000;
-}
-
 const char *aibld__node_state(const struct node_rt *n)
 {
 	if (n->down)
@@ -72,10 +59,10 @@ static void svc_rt_free(struct svc_rt *s)
 static void vip_key_of(const struct cfg_service *s, struct aibl_vip_key *k)
 {
 	memset(k, 0, sizeof(*k));
-	k->addr = s->vip;
+	k->addr = s->vip.addr;
 	k->port = htons(s->port);
 	k->proto = s->proto;
-	k->family = s->family;
+	k->family = s->vip.family;
 }
 
 /* ---- ids ---- */
@@ -440,7 +427,7 @@ int aibld__init(struct aibld *d, struct config *cfg, struct dp *dp)
 	memset(cfg, 0, sizeof(*cfg));
 	d->dp = dp;
 	d->wake_fd = -1;
-	d->start_ms = aibld__now_ms();
+	d->start_ms = clock_mono_ms();
 	err = tables__open(d);
 	if (err)
 		return err;
@@ -566,7 +553,7 @@ static int cost_rank(int policy)
  */
 static void write_nodes(struct aibld *d, const int *cost_pol)
 {
-	__u64 now = aibld__now_ms();
+	__u64 now = clock_mono_ms();
 
 	for (int i = 0; i < d->nnodes; i++) {
 		struct node_rt *n = &d->nodes[i];
@@ -577,8 +564,8 @@ static void write_nodes(struct aibld *d, const int *cost_pol)
 		if (n->cfg_idx >= 0) {
 			const struct cfg_node *cn = &d->cfg.nodes[n->cfg_idx];
 
-			be.addr = cn->addr;
-			be.family = cn->family;
+			be.addr = cn->address.addr;
+			be.family = cn->address.family;
 			memcpy(be.mac, n->mac, 6);
 			aibld__policy_node(d, n, now, &pn);
 			c.cost = cost_pol[i] >= 0 ? policy__cost(&d->cfg, cost_pol[i], &pn) : 0;
@@ -695,7 +682,7 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 		pr_warn("service '%s': flow cache epoch: %s", s->name, strerror(-err));
 	s->half = half;
 	s->have_table = true;
-	s->last_write_ms = aibld__now_ms();
+	s->last_write_ms = clock_mono_ms();
 
 	memset(s->slots, 0, cs->nnodes * sizeof(__u32));
 	for (__u32 slot = 0; slot < AIBL_RING_SIZE; slot++)
@@ -879,7 +866,7 @@ int aibld__recompute(struct aibld *d, bool force)
 {
 	struct rc_worker rw[RC_MAX_THREADS] = {};
 	int maxn = 1, err = 0, *cost_pol, next = 0, nthr;
-	__u64 t0 = aibld__now_ns(), now = t0 / 1000000;
+	__u64 t0 = clock_mono_ns(), now = t0 / 1000000;
 	struct pin_ent *want = NULL;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	int nwant = 0;
@@ -956,7 +943,7 @@ int aibld__recompute(struct aibld *d, bool force)
 		tables__sync_pins(d, want, nwant);
 		free(want);
 	}
-	d->st.recompute_ms = (aibld__now_ns() - t0) / 1e6;
+	d->st.recompute_ms = (clock_mono_ns() - t0) / 1e6;
 	free(cost_pol);
 	return err;
 }
@@ -965,26 +952,17 @@ int aibld__write_globals(struct aibld *d)
 {
 	const struct config *c = &d->cfg;
 	struct aibl_globals g = {};
-	union aibl_addr a;
-	__u8 fam;
 
 	g.fwd_mode = c->fwd_mode;
 	g.flags = c->icmp_too_big ? AIBL_G_F_TOOBIG_ICMP : 0;
 	g.mtu = c->mtu;
 	g.ifindex = d->ifindex;
-	if (c->tunnel_source4[0] && !config__parse_addr(c->tunnel_source4, &a, &fam))
-		g.src4 = a.v4;
-	else
-		g.src4 = d->if_addr4.v4;
+	g.src4 = c->tunnel_source4.family ? c->tunnel_source4.addr.v4 : d->if_addr4.v4;
 	g.src4_mask = c->tunnel_source_hash_bits ?
 			      htonl((1U << c->tunnel_source_hash_bits) - 1) :
 			      0;
-	if (c->tunnel_source6[0] && !config__parse_addr(c->tunnel_source6, &a, &fam))
-		memcpy(g.src6, a.v6, 16);
-	else
-		memcpy(g.src6, d->if_addr6.v6, 16);
-	if (!c->gateway_mac[0] || config__parse_mac(c->gateway_mac, g.gw_mac))
-		memcpy(g.gw_mac, d->gw_mac, 6);
+	memcpy(g.src6, c->tunnel_source6.family ? c->tunnel_source6.addr.v6 : d->if_addr6.v6, 16);
+	memcpy(g.gw_mac, c->gateway_mac.set ? c->gateway_mac.b : d->gw_mac, 6);
 	memcpy(g.if_mac, d->if_mac, 6);
 	g.hash_seed = c->hash_seed;
 	g.max_conn_rate = c->max_conn_rate;

@@ -13,7 +13,6 @@
  * plane forwards on without us, and the next aibld adopts it.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,16 +25,32 @@
 #include "aibld.h"
 #include "dataplane.h"
 #include "bpfutil.h"
+#include "cliopt.h"
 #include "log.h"
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: aibld --config FILE [-v]       run the controller (foreground)\n"
-		   "       aibld --check --config FILE    validate a configuration\n"
-		   "       aibld --teardown --config FILE detach the program, remove its pins\n"
-		   "  -c, --config FILE  configuration (YAML)\n"
-		   "  -v, --verbose      debug logging, including libbpf's log\n");
-}
+struct aibld_opts {
+	const char *path;
+	bool check, down, verbose;
+};
+
+static const struct cliopt aibld_rows[] = {
+	CLIOPT("config", PATH, struct aibld_opts, path, .short_name = 'c', .required = true,
+	       .metavar = "FILE", .help = "configuration (YAML)"),
+	CLIOPT("check", FLAG, struct aibld_opts, check, .help = "validate the configuration, exit"),
+	CLIOPT("teardown", FLAG, struct aibld_opts, down,
+	       .help = "detach the XDP program, remove its pins, exit"),
+	CLIOPT("verbose", FLAG, struct aibld_opts, verbose, .short_name = 'v',
+	       .help = "debug logging, including libbpf's log"),
+};
+
+static const struct cliopt_prog aibld_prog = {
+	.name = "aibld",
+	.synopsis = "Usage: aibld --config FILE [-v]       run the controller (foreground)\n"
+		    "       aibld --check --config FILE    validate a configuration\n"
+		    "       aibld --teardown --config FILE detach the program, remove its pins",
+	.opts = aibld_rows,
+	.nopts = CLIOPT_NOPTS(aibld_rows),
+};
 
 /* key and token files of cfg into d (or only checked when d is NULL) */
 static int load_secrets(const struct config *cfg, struct aibl_key *key, bool *have_key,
@@ -221,7 +236,7 @@ static int run(struct daemon *dm, bool *stop)
 	__u64 next = 0;
 
 	while (!*stop) {
-		__u64 t0 = aibld__now_ms(), now;
+		__u64 t0 = clock_mono_ms(), now;
 		double ms;
 		int err;
 
@@ -235,7 +250,7 @@ static int run(struct daemon *dm, bool *stop)
 		err = aibld__recompute(d, false);
 		if (err)
 			pr_warn("recompute: %s", strerror(-err));
-		now = aibld__now_ms();
+		now = clock_mono_ms();
 		ms = (double)(now - t0);
 		d->st.loop_ms = ms;
 		if (ms > d->st.loop_ms_max)
@@ -246,7 +261,7 @@ static int run(struct daemon *dm, bool *stop)
 		/* at least one look at signals and wake-ups per loop, even when
 		 * the poll round took longer than the interval (silent nodes) */
 		next = t0 + d->cfg.poll_interval_ms;
-		now = aibld__now_ms();
+		now = clock_mono_ms();
 		do {
 			struct pollfd pf[3] = {
 				{ .fd = dm->sig_fd, .events = POLLIN },
@@ -270,7 +285,7 @@ static int run(struct daemon *dm, bool *stop)
 				aibld__recompute(d, false);
 				pthread_mutex_unlock(&d->lock);
 			}
-			now = aibld__now_ms();
+			now = clock_mono_ms();
 		} while (!*stop && now < next);
 	}
 	return 0;
@@ -381,62 +396,34 @@ out:
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "check", no_argument, NULL, 'C' },
-		{ "teardown", no_argument, NULL, 'T' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	bool check = false, down = false, verbose = false;
-	const char *path = NULL;
+	struct aibld_opts o = {};
 	char err[CFG_ERR_LEN];
 	struct config cfg;
-	int c, ret;
+	int ret;
 
-	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			path = optarg;
-			break;
-		case 'C':
-			check = true;
-			break;
-		case 'T':
-			down = true;
-			break;
-		case 'v':
-			verbose = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (!path || optind != argc || (check && down)) {
-		usage(stderr);
+	ret = cliopt__parse(&aibld_prog, argc, argv, &o);
+	if (ret)
+		return ret > 0 ? 0 : 2;
+	if (o.check && o.down) {
+		fprintf(stderr, "aibld: --check and --teardown exclude each other\n");
 		return 2;
 	}
-	log_set_ident("aibld", !check);
-	log_set_level(verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
-	log_setup_libbpf(verbose);
-	if (check || down) {
-		if (config__load(&cfg, path, err, sizeof(err))) {
+	log_set_ident("aibld", !o.check);
+	log_set_level(o.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	log_setup_libbpf(o.verbose);
+	if (o.check || o.down) {
+		if (config__load(&cfg, o.path, err, sizeof(err))) {
 			pr_err("%s", err);
 			return 1;
 		}
 		ret = 0;
-		if (check)
-			printf("%s: ok (%d services, %d nodes)\n", path, cfg.nservices,
+		if (o.check)
+			printf("%s: ok (%d services, %d nodes)\n", o.path, cfg.nservices,
 			       cfg.nnodes);
 		else
 			ret = teardown(&cfg);
 		config__free(&cfg);
 		return ret ? 1 : 0;
 	}
-	return daemon_main(path) ? 1 : 0;
+	return daemon_main(o.path) ? 1 : 0;
 }

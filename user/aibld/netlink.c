@@ -231,8 +231,8 @@ int netlink__refresh(struct nl *nl, struct aibld *d)
 		if (n->cfg_idx < 0)
 			continue;
 		c = &d->cfg.nodes[n->cfg_idx];
-		neigh_mac(neigh, d->ifindex, c->family == AIBL_AF_INET ? AF_INET : AF_INET6,
-			  c->addr.b, n->mac);
+		neigh_mac(neigh, d->ifindex, c->address.family == AIBL_AF_INET ? AF_INET : AF_INET6,
+			  c->address.addr.b, n->mac);
 	}
 	err = rtnl_route_alloc_cache(nl->sk, AF_INET, 0, &routes);
 	if (err)

@@ -105,7 +105,7 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 	n->fails = 0;
 	n->oks++;
 	n->be_checked = false;
-	n->last_ok_ms = aibld__now_ms();
+	n->last_ok_ms = clock_mono_ms();
 	n->last_error[0] = 0;
 	if (rep) {
 		agent_report__free(&n->rep);
@@ -194,11 +194,10 @@ static int pin_cmp_score(const void *a, const void *b)
 	return x->node - y->node;
 }
 
-static bool hint_matches(const struct cfg_service *s, const struct ar_hint *h,
-			 const union aibl_addr *vip, __u8 vfam)
+static bool hint_matches(const struct cfg_service *s, const struct ar_hint *h)
 {
-	if (h->vip[0]) {
-		if (vfam != s->family || memcmp(vip, &s->vip, sizeof(*vip)))
+	if (h->vip_family) {
+		if (h->vip_family != s->vip.family || memcmp(&h->vip, &s->vip.addr, sizeof(h->vip)))
 			return false;
 		if (h->port && s->port && h->port != s->port)
 			return false;
@@ -226,7 +225,7 @@ static bool svc_has_node(const struct cfg_service *s, int idx)
 int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 {
 	const struct config *c = &d->cfg;
-	__u64 now = aibld__now_ns();
+	__u64 now = clock_mono_ns();
 	struct pin_ent *all = NULL;
 	int n = 0, cap = 0, err = 0, kept;
 
@@ -250,13 +249,10 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 		pn = (struct policy_node){ .cfg = &c->nodes[i], .rep = &nd->rep };
 		for (int h = 0; h < nd->rep.nhints; h++) {
 			const struct ar_hint *hint = &nd->rep.hints[h];
-			union aibl_addr client, vip = {};
-			__u8 cfam, vfam = 0;
 			__u64 ttl;
 
-			if (!hint->ttl_ms || config__parse_addr(hint->client, &client, &cfam))
-				continue;
-			if (hint->vip[0] && config__parse_addr(hint->vip, &vip, &vfam))
+			/* agent_report__parse() parsed the addresses */
+			if (!hint->ttl_ms || !hint->client_family)
 				continue;
 			ttl = hint->ttl_ms < c->pin_max_ttl_ms ? hint->ttl_ms : c->pin_max_ttl_ms;
 			for (int s = 0; s < c->nservices; s++) {
@@ -265,7 +261,7 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 
 				/* cache awareness is the ai policy's: a classic
 				 * policy's spread must follow its weights/counts */
-				if (cs->policy != AIBL_POL_AI || !hint_matches(cs, hint, &vip, vfam))
+				if (cs->policy != AIBL_POL_AI || !hint_matches(cs, hint))
 					continue;
 				/* a model unloaded since takes its sessions' caches
 				 * with it: the pin would only buy a cold start. A
@@ -291,8 +287,8 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 				p = &all[n++];
 				memset(p, 0, sizeof(*p));
 				p->key.svc_id = d->svcs[s].id;
-				p->key.family = cfam;
-				p->key.client = client;
+				p->key.family = hint->client_family;
+				p->key.client = hint->client;
 				p->val.backend = nd->id;
 				p->val.expires_ns = now + ttl * 1000000ULL;
 				p->score = hint->score;

@@ -129,8 +129,8 @@ static int job_setup(struct aibld *d, struct job *j)
 			return -ENOENT;
 		j->tcp = true;
 		snprintf(j->url, sizeof(j->url),
-			 cn->family == AIBL_AF_INET6 ? "http://[%s]:%u/" : "http://%s:%u/",
-			 cn->address, port);
+			 cn->address.family == AIBL_AF_INET6 ? "http://[%s]:%u/" : "http://%s:%u/",
+			 cn->address.text, port);
 		curl_easy_setopt(j->h, CURLOPT_CONNECT_ONLY, 1L);
 	}
 	curl_easy_setopt(j->h, CURLOPT_URL, j->url);

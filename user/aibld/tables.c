@@ -243,7 +243,7 @@ static void tables__pin_filter(struct aibld *d, const struct pin_ent *a, int na,
  */
 int tables__sync_pins(struct aibld *d, struct pin_ent *want, int nwant)
 {
-	__u64 now = aibld__now_ns();
+	__u64 now = clock_mono_ns();
 	int i = 0, j = 0, err = 0;
 	struct pin_ent *keep;
 

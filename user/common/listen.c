@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,55 +8,122 @@
 #include <netinet/in.h>
 #include "listen.h"
 
+#define LISTEN_HOST_MAX 256 /* a DNS name's length, and then some */
+
+/*
+ * Only text that cannot be an address goes to the resolver: a mistyped
+ * address ("10.0.0.300", "fe80:::1") is an error here, not a DNS query
+ * that may take seconds to fail.
+ */
+static bool listen_is_name(const char *host)
+{
+	bool letter = false;
+
+	for (const char *p = host; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))
+			letter = true;
+		else if (!(*p >= '0' && *p <= '9') && *p != '-' && *p != '.')
+			return false;
+	}
+	return letter;
+}
+
+static int listen_resolve(const char *host, int flags, int family, struct sockaddr_storage *ss,
+			  socklen_t *len, int *gai)
+{
+	struct addrinfo hints = { .ai_family = family, .ai_flags = flags }, *ai;
+
+	*gai = getaddrinfo(host, NULL, &hints, &ai);
+	if (*gai)
+		return -EINVAL;
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	*len = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	return 0;
+}
+
 int listen_addr__parse(const char *spec, struct sockaddr_storage *ss, socklen_t *len, char *msg,
 		       size_t msglen)
 {
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-	char host[64];
-	const char *colon, *hstart = spec, *hend;
-	unsigned long port;
-	char *end;
+	const char *hstart = spec, *hend, *colon, *why;
+	char host[LISTEN_HOST_MAX], ebuf[LISTEN_HOST_MAX + 64];
+	unsigned long port = 0;
+	socklen_t sslen;
+	int gai = 0;
 
 	memset(ss, 0, sizeof(*ss));
 	if (spec[0] == '[') {
 		hstart = spec + 1;
 		hend = strchr(spec, ']');
+		why = "no ']' before the ':PORT'";
 		if (!hend || hend[1] != ':')
+			goto bad;
+		why = "nothing between '[' and ']'";
+		if (hend == hstart)
 			goto bad;
 		colon = hend + 1;
 	} else {
 		colon = strrchr(spec, ':');
+		why = "no ':PORT'";
 		if (!colon)
 			goto bad;
 		hend = colon;
 	}
+	why = "host name too long";
 	if ((size_t)(hend - hstart) >= sizeof(host))
 		goto bad;
 	memcpy(host, hstart, hend - hstart);
 	host[hend - hstart] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || port > 65535)
+	why = "the port is not a number from 0 to 65535";
+	if (!colon[1] || strlen(colon + 1) > 5 || strspn(colon + 1, "0123456789") != strlen(colon + 1))
 		goto bad;
-	if (spec[0] == '[') {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1)
-			goto bad;
-		*len = sizeof(*s6);
-		return 0;
-	}
-	s4->sin_family = AF_INET;
-	s4->sin_port = htons(port);
-	if (!host[0])
+	port = strtoul(colon + 1, NULL, 10);
+	if (port > 65535)
+		goto bad;
+
+	if (!host[0]) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
 		s4->sin_addr.s_addr = htonl(INADDR_ANY);
-	else if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+		sslen = sizeof(*s4);
+	} else if (!listen_resolve(host, AI_NUMERICHOST, AF_UNSPEC, ss, &sslen, &gai)) {
+		/* an address: IPv4, IPv6 (with a %scope if need be) */
+	} else if (!listen_is_name(host)) {
+		why = "not an IPv4 or IPv6 address";
 		goto bad;
-	*len = sizeof(*s4);
+	} else if (listen_resolve(host, 0, AF_INET, ss, &sslen, &gai) &&
+		   listen_resolve(host, 0, AF_INET6, ss, &sslen, &gai)) {
+		/* IPv4 first: localhost is 127.0.0.1, as it always was here */
+		snprintf(ebuf, sizeof(ebuf), "cannot resolve \"%s\": %s", host, gai_strerror(gai));
+		why = ebuf;
+		goto bad;
+	}
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+	if (len)
+		*len = sslen;
 	return 0;
 bad:
-	snprintf(msg, msglen, "invalid listen address \"%s\" (want ADDR:PORT or [ADDR6]:PORT)",
-		 spec);
+	memset(ss, 0, sizeof(*ss));
+	if (msg)
+		snprintf(msg, msglen,
+			 "invalid listen address \"%s\": %s (want HOST:PORT, [HOST]:PORT or :PORT)",
+			 spec, why);
 	return -EINVAL;
+}
+
+bool listen_addr__is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+	}
+	return false;
 }

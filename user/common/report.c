@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <jansson.h>
+#include "addr.h"
 #include "report.h"
 
 void agent_report__init(struct agent_report *r)
@@ -163,14 +164,6 @@ static int ar_array(struct ar_ctx *c, json_t *obj, const char *key, size_t max, 
 	return 0;
 }
 
-static bool ar_addr_ok(const char *s)
-{
-	struct in6_addr a6;
-	struct in_addr a4;
-
-	return inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1;
-}
-
 static int ar_parse_gpu(struct ar_ctx *c, json_t *o, const char *p, struct ar_gpu *g)
 {
 	long long idx = 0;
@@ -245,14 +238,14 @@ static int ar_parse_model(struct ar_ctx *c, json_t *o, const char *p, struct ar_
 
 static int ar_parse_hint(struct ar_ctx *c, json_t *o, const char *p, struct ar_hint *h)
 {
-	char proto[8] = "";
+	char proto[8] = "", client[AR_ADDR_LEN] = "", vip[AR_ADDR_LEN] = "";
 	long long port = 0, ttl = 0;
 	int err;
 
 	if (!json_is_object(o))
 		return ar_fail(c, -EINVAL, "%s: expected an object", p);
-	if ((err = ar_str(c, o, p, "client", h->client, sizeof(h->client), true)) ||
-	    (err = ar_str(c, o, p, "vip", h->vip, sizeof(h->vip), false)) ||
+	if ((err = ar_str(c, o, p, "client", client, sizeof(client), true)) ||
+	    (err = ar_str(c, o, p, "vip", vip, sizeof(vip), false)) ||
 	    (err = ar_int(c, o, p, "port", &port, 0, 65535, false)) ||
 	    (err = ar_str(c, o, p, "proto", proto, sizeof(proto), false)) ||
 	    (err = ar_str(c, o, p, "model", h->model, sizeof(h->model), false)) ||
@@ -260,11 +253,11 @@ static int ar_parse_hint(struct ar_ctx *c, json_t *o, const char *p, struct ar_h
 	    (err = ar_num(c, o, p, "score", &h->score, 0, 1, false, 0)) ||
 	    (err = ar_str(c, o, p, "source", h->source, sizeof(h->source), false)))
 		return err;
-	if (!ar_addr_ok(h->client))
-		return ar_fail(c, -EINVAL, "%s.client: \"%s\" is not an IP address", p, h->client);
-	if (h->vip[0] && !ar_addr_ok(h->vip))
-		return ar_fail(c, -EINVAL, "%s.vip: \"%s\" is not an IP address", p, h->vip);
-	if (!h->vip[0] && !h->model[0])
+	if (aibl_addr__parse(client, &h->client, &h->client_family))
+		return ar_fail(c, -EINVAL, "%s.client: \"%s\" is not an IP address", p, client);
+	if (vip[0] && aibl_addr__parse(vip, &h->vip, &h->vip_family))
+		return ar_fail(c, -EINVAL, "%s.vip: \"%s\" is not an IP address", p, vip);
+	if (!h->vip_family && !h->model[0])
 		return ar_fail(c, -EINVAL, "%s: needs a vip or a model", p);
 	if (!strcmp(proto, "tcp"))
 		h->proto = IPPROTO_TCP;
@@ -523,11 +516,14 @@ static json_t *ar_model_json(const struct ar_model *m)
 static json_t *ar_hint_json(const struct ar_hint *h)
 {
 	const char *proto = h->proto == IPPROTO_TCP ? "tcp" : h->proto == IPPROTO_UDP ? "udp" : "";
+	char client[INET6_ADDRSTRLEN], vip[INET6_ADDRSTRLEN];
 	json_t *o = json_object();
 
-	if (!o || ar_set(o, "client", json_string(h->client)) ||
-	    ar_set(o, "vip", json_string(h->vip)) || ar_set(o, "port", json_integer(h->port)) ||
-	    ar_set(o, "proto", json_string(proto)) || ar_set(o, "model", json_string(h->model)) ||
+	aibl_addr__str(&h->client, h->client_family, client, sizeof(client));
+	aibl_addr__str(&h->vip, h->vip_family, vip, sizeof(vip));
+	if (!o || ar_set(o, "client", json_string(client)) || ar_set(o, "vip", json_string(vip)) ||
+	    ar_set(o, "port", json_integer(h->port)) || ar_set(o, "proto", json_string(proto)) ||
+	    ar_set(o, "model", json_string(h->model)) ||
 	    ar_set(o, "ttl_ms", json_integer(h->ttl_ms)) ||
 	    ar_set(o, "score", ar_jnum(h->score, false)) ||
 	    ar_set(o, "source", json_string(h->source[0] ? h->source : "server"))) {

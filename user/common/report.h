@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <linux/types.h>
+#include "aibl.h"
 
 #define AGENT_REPORT_SCHEMA 1
 #define AR_MAX_BYTES (1024 * 1024) /* largest report body accepted */
@@ -24,7 +26,7 @@
 #define AR_NAME_LEN 64
 #define AR_MODEL_LEN 128
 #define AR_URL_LEN 256
-#define AR_ADDR_LEN 48 /* textual IPv4/IPv6 address */
+#define AR_ADDR_LEN	    48 /* longest textual IPv4/IPv6 address read */
 
 struct ar_gpu {
 	int index;
@@ -57,11 +59,17 @@ struct ar_model {
 	char server[AR_URL_LEN]; /* which model server has it */
 };
 
-/* "this node holds warm context for client X on VIP:port (or model)" */
+/*
+ * "this node holds warm context for client X on VIP:port (or model)".
+ * Addresses are parsed once, by agent_report__parse()/agent_hints__parse(),
+ * and carried in binary (the JSON has their text).
+ */
 struct ar_hint {
-	char client[AR_ADDR_LEN];
-	char vip[AR_ADDR_LEN]; /* "" when only the model is known */
-	uint16_t port; /* 0 with vip "" */
+	union aibl_addr client;
+	union aibl_addr vip;
+	__u8 client_family; /* enum aibl_family */
+	__u8 vip_family;    /* AIBL_AF_NONE when only the model is known */
+	uint16_t port;	    /* 0 without a vip */
 	uint8_t proto; /* IPPROTO_TCP / IPPROTO_UDP, 0 unknown */
 	char model[AR_MODEL_LEN]; /* "" when unknown */
 	uint32_t ttl_ms; /* remaining lifetime */
