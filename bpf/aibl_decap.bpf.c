@@ -18,6 +18,7 @@
 #include <bpf/bpf_endian.h>
 #include "aibl_uapi.h"
 #include "aibl.h"
+#include "aibl_parse.h"
 
 /*
  * The decap flags arrived in kernel 6.3 (an enum, so no #ifdef to test);
@@ -26,10 +27,6 @@
  */
 #define AIBL_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
 #define AIBL_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
-
-/* IPv4 fragment bits, from the kernel's include/net/ip.h (not uapi) */
-#define IP_MF 0x2000
-#define IP_OFFSET 0x1fff
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -55,42 +52,66 @@ static __always_inline void node_count(__u32 idx)
 		*v += 1;
 }
 
-/* Parses the inner packet at [inner, data_end) into a client key; the ports
- * are read only from unfragmented or first-fragment TCP/UDP. */
-static __always_inline int inner_key(void *inner, void *data_end, __u8 inner_af,
+/*
+ * The outer header of one of the balancer's three encapsulations at off:
+ * the family of the packet inside, or 0 for anything else (not ours, or a
+ * broken or fragmented outer header: the stack's business), or -1 when
+ * the outer header is cut. *inner_off: where the inner packet starts.
+ */
+static __always_inline int outer_header(void *data, void *data_end, __be16 proto, __u32 off,
+					__u32 *inner_off)
+{
+	struct pkt o = {};
+	enum parse_rc rc;
+
+	/* quoted: data_end may be the end of the skb's linear data, short of
+	 * the lengths in the header */
+	if (proto == bpf_htons(ETH_P_IP)) {
+		rc = parse_ipv4(data, data_end, off, &o, true);
+		if (rc == PARSE_NOADDR || rc == PARSE_BAD || o.fk.proto != IPPROTO_IPIP || o.frag)
+			return 0;
+		if (rc == PARSE_TRUNC)
+			return -1; /* options cut */
+		*inner_off = o.l4_off;
+		return AIBL_AF_INET;
+	}
+	if (proto != bpf_htons(ETH_P_IPV6))
+		return 0;
+	rc = parse_ipv6(data, data_end, off, &o, true);
+	/* the balancer sends no extension headers */
+	if (rc == PARSE_NOADDR || o.l4_off != off + sizeof(struct ipv6hdr))
+		return 0;
+	*inner_off = o.l4_off;
+	if (o.fk.proto == IPPROTO_IPV6)
+		return AIBL_AF_INET6;
+	return o.fk.proto == IPPROTO_IPIP ? AIBL_AF_INET : 0;
+}
+
+/*
+ * The inner packet at off into a client key: -1 when its IP header is cut
+ * or broken. The port is read only from unfragmented or first-fragment TCP
+ * and UDP, and only when it lies in the linear data.
+ */
+static __always_inline int inner_key(void *data, void *data_end, __u32 off, __u8 inner_af,
 				     struct aibl_node_client_key *k)
 {
-	__u8 proto;
-	void *l4;
+	struct pkt p = {};
+	enum parse_rc rc;
 
-	if (inner_af == AIBL_AF_INET) {
-		struct iphdr *iph = inner;
-
-		if ((void *)(iph + 1) > data_end || iph->ihl < 5)
-			return -1;
-		k->client.v4 = iph->saddr;
-		k->vip.v4 = iph->daddr;
-		proto = iph->protocol;
-		if (iph->frag_off & bpf_htons(IP_OFFSET))
-			proto = 0; /* later fragment: no ports */
-		l4 = inner + (iph->ihl & 0xf) * 4;
-	} else {
-		struct ipv6hdr *ip6 = inner;
-
-		if ((void *)(ip6 + 1) > data_end)
-			return -1;
-		__builtin_memcpy(k->client.b, &ip6->saddr, 16);
-		__builtin_memcpy(k->vip.b, &ip6->daddr, 16);
-		/* extension headers: record the VIP without a port */
-		proto = ip6->nexthdr;
-		l4 = ip6 + 1;
-	}
+	off &= AIBL_MAX_OFF - 1;
+	if (inner_af == AIBL_AF_INET)
+		rc = parse_ipv4(data, data_end, off, &p, true);
+	else
+		rc = parse_ipv6(data, data_end, off, &p, true);
+	if (rc == PARSE_NOADDR || rc == PARSE_BAD)
+		return -1;
+	k->client = p.fk.src;
+	k->vip = p.fk.dst;
 	k->family = inner_af;
-	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
-		k->proto = proto;
-		/* both headers start with sport, dport */
-		if (l4 + 4 <= data_end)
-			k->vport = *(__be16 *)(l4 + 2);
+	if ((p.fk.proto == IPPROTO_TCP || p.fk.proto == IPPROTO_UDP) && p.frag != FRAG_LATER) {
+		k->proto = p.fk.proto;
+		if (p.ports)
+			k->vport = p.fk.dport;
 	}
 	return 0;
 }
@@ -129,48 +150,27 @@ int aibl_decap(struct __sk_buff *skb)
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct aibl_node_client_key key = {};
-	struct ethhdr *eth = data;
-	__u8 inner_af, outer_af;
-	__u32 outer_len, cnt;
+	struct pkt l2 = {};
+	__u32 outer_len, inner_off = 0, cnt;
+	__u8 outer_af;
+	int inner_af;
+	__be16 proto;
 	__u64 flags;
-	void *inner;
 	long err;
 
-	if ((void *)(eth + 1) > data_end)
+	/* untagged only (see above): a tag left in the frame is not ours */
+	proto = parse_l2(data, data_end, &l2);
+	if (!proto || l2.nvlan)
 		goto pass;
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *iph = (void *)(eth + 1);
-
-		if ((void *)(iph + 1) > data_end || iph->protocol != IPPROTO_IPIP)
-			goto pass;
-		/* a broken or fragmented outer header is the stack's business */
-		if (iph->ihl < 5 || (iph->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
-			goto pass;
-		outer_af = AIBL_AF_INET;
-		outer_len = (iph->ihl & 0xf) * 4;
-		inner_af = AIBL_AF_INET;
-	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
-
-		if ((void *)(ip6 + 1) > data_end)
-			goto pass;
-		if (ip6->nexthdr == IPPROTO_IPV6)
-			inner_af = AIBL_AF_INET6;
-		else if (ip6->nexthdr == IPPROTO_IPIP)
-			inner_af = AIBL_AF_INET;
-		else
-			goto pass;
-		outer_af = AIBL_AF_INET6;
-		outer_len = sizeof(*ip6);
-	} else {
+	inner_af = outer_header(data, data_end, proto, l2.l2_len, &inner_off);
+	if (!inner_af)
 		goto pass;
-	}
-
-	inner = (void *)(eth + 1) + outer_len;
-	if (inner_key(inner, data_end, inner_af, &key)) {
+	if (inner_af < 0 || inner_key(data, data_end, inner_off, inner_af, &key)) {
 		node_count(AIBL_NCNT_DROP_TRUNC);
 		return TC_ACT_SHOT;
 	}
+	outer_af = proto == bpf_htons(ETH_P_IP) ? AIBL_AF_INET : AIBL_AF_INET6;
+	outer_len = inner_off - l2.l2_len;
 
 	/*
 	 * Remove the outer header right behind the MAC header. FIXED_GSO: the

@@ -102,55 +102,32 @@ static __always_inline enum parse_rc parse_l4(void *data, void *data_end, struct
 					      bool quoted)
 {
 	void *l4 = data + p->l4_off;
+	struct tcphdr *th = l4;
 
-	if (p->fk.proto == IPPROTO_TCP && !quoted) {
-		struct tcphdr *th = l4;
-
-		if ((void *)(th + 1) > data_end) {
-			if (l4 + 4 <= data_end)
-				goto ports_only; /* still tells which service */
-			return PARSE_TRUNC;
-		}
-		p->fk.sport = th->source;
-		p->fk.dport = th->dest;
-		p->ports = 1;
-		p->tcp_flags = ((__u8 *)th)[13];
-		if (th->doff < 5)
-			return PARSE_BAD;
+	if (p->fk.proto != IPPROTO_TCP && p->fk.proto != IPPROTO_UDP)
 		return PARSE_OK;
-	}
-	if (p->fk.proto == IPPROTO_UDP && !quoted) {
-		struct udphdr *uh = l4;
-
-		if ((void *)(uh + 1) > data_end) {
-			if (l4 + 4 <= data_end)
-				goto ports_only;
-			return PARSE_TRUNC;
-		}
-		p->fk.sport = uh->source;
-		p->fk.dport = uh->dest;
-		p->ports = 1;
-		return PARSE_OK;
-	}
-	if (quoted && (p->fk.proto == IPPROTO_TCP || p->fk.proto == IPPROTO_UDP)) {
-		if (l4 + 4 > data_end)
-			return PARSE_TRUNC;
-		p->fk.sport = *(__be16 *)l4;
-		p->fk.dport = *(__be16 *)(l4 + 2);
-		p->ports = 1;
-	}
-	return PARSE_OK;
-ports_only:
+	/* one pointer for the check and the reads: clang would otherwise
+	 * recompute data + l4_off for the reads (aibl_decap), a copy the
+	 * verifier has no bound for */
+	barrier_var(l4);
+	/* both headers start with sport, dport: they tell which service */
+	if (l4 + 4 > data_end)
+		return PARSE_TRUNC;
 	p->fk.sport = *(__be16 *)l4;
 	p->fk.dport = *(__be16 *)(l4 + 2);
 	p->ports = 1;
-	return PARSE_TRUNC;
+	if (quoted)
+		return PARSE_OK;
+	if (p->fk.proto == IPPROTO_UDP)
+		return l4 + sizeof(struct udphdr) > data_end ? PARSE_TRUNC : PARSE_OK;
+	if ((void *)(th + 1) > data_end)
+		return PARSE_TRUNC;
+	p->tcp_flags = ((__u8 *)th)[13];
+	if (th->doff < 5)
+		return PARSE_BAD;
+	return PARSE_OK;
 }
 
-/*
- * IPv4 at off. quoted: the header comes from an ICMP error, whose total
- * length describes the original packet, not this frame.
- */
 /*
  * A whole (not quoted) packet's L4 header must lie inside the length its IP
  * header declares. Bytes after that are Ethernet padding or a length lie:
@@ -168,6 +145,12 @@ static __always_inline __u32 l4_min(__u8 proto)
 	return 0;
 }
 
+/*
+ * IPv4 at off. quoted: only the head of the packet is at hand, so its
+ * lengths describe more than the bytes up to data_end, and of L4 only the
+ * ports are read: the packet quoted in an ICMP error, or at TC an skb
+ * whose linear data ends before the packet does (aibl_decap).
+ */
 static __always_inline enum parse_rc parse_ipv4(void *data, void *data_end, __u32 off,
 						struct pkt *p, bool quoted)
 {
@@ -215,6 +198,7 @@ struct ipv6_ext {
 	__be16 frag_off; /* only meaningful in a fragment header */
 };
 
+/* IPv6 at off and its extension headers; quoted as for parse_ipv4() */
 static __always_inline enum parse_rc parse_ipv6(void *data, void *data_end, __u32 off,
 						struct pkt *p, bool quoted)
 {

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Which service a packet is for (VIP lookup) and which backend a new flow
+ * of that service gets: a session pin, else the service's mode (hash, rr or
+ * p2c) over its Maglev table, probing past backends that take no new
+ * flows (bounded load).
+ */
+#ifndef AIBL_SELECT_H
+#define AIBL_SELECT_H
+
+#include "aibl_maps.h"
+#include "aibl_parse.h"
+
+/* ---------------- backend choice ---------------- */
+
+static __always_inline bool be_usable(const struct aibl_backend *be)
+{
+	return be && (be->flags & (AIBL_BE_F_VALID | AIBL_BE_F_DOWN | AIBL_BE_F_DRAINING |
+				   AIBL_BE_F_OVERLOADED)) == AIBL_BE_F_VALID;
+}
+
+static __always_inline bool be_up(const struct aibl_backend *be)
+{
+	return be && (be->flags & (AIBL_BE_F_VALID | AIBL_BE_F_DOWN)) == AIBL_BE_F_VALID;
+}
+
+struct pick {
+	__u32 backend;
+	__u32 slot; /* ring slot the backend was taken from */
+	bool overloaded; /* only an overloaded backend was left */
+	bool probed; /* skipped at least one slot */
+};
+
+/*
+ * Bounded load: from slot onward, the first backend that takes new flows;
+ * a slot of a backend that is down or draining is skipped, an overloaded
+ * one is remembered as a last resort. At most AIBL_MAX_PROBES slots.
+ */
+static __always_inline void ring_pick(__u32 base, __u32 slot, struct pick *pk)
+{
+	__u32 fb = AIBL_NO_BACKEND, fb_slot = 0;
+
+	pk->backend = AIBL_NO_BACKEND;
+	pk->overloaded = false;
+	pk->probed = false;
+	/* new flows only: keep the code small rather than unrolled */
+#pragma clang loop unroll(disable)
+	for (int i = 0; i < AIBL_MAX_PROBES; i++) {
+		struct aibl_backend *be;
+		__u32 idx, id, *ent;
+
+		idx = base + slot;
+		ent = bpf_map_lookup_elem(&aibl_ring, &idx);
+		if (!ent)
+			break;
+		id = *ent;
+		be = bpf_map_lookup_elem(&aibl_backends, &id);
+		if (be_usable(be)) {
+			pk->backend = id;
+			pk->slot = slot;
+			pk->probed = i > 0;
+			return;
+		}
+		if (fb == AIBL_NO_BACKEND && be_up(be) && !(be->flags & AIBL_BE_F_DRAINING)) {
+			fb = id;
+			fb_slot = slot;
+		}
+		if (++slot == AIBL_RING_SIZE)
+			slot = 0;
+	}
+	pk->backend = fb;
+	pk->slot = fb_slot;
+	pk->overloaded = fb != AIBL_NO_BACKEND;
+	pk->probed = true;
+}
+
+static __always_inline __s64 be_cost(__u32 id)
+{
+	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
+	struct aibl_load *l = bpf_map_lookup_elem(&aibl_load, &id);
+	__s64 v = 0;
+
+	if (c)
+		v += c->cost;
+	if (l)
+		v += l->active;
+	return v;
+}
+
+struct choice {
+	__u32 backend;
+	bool pinned;
+};
+
+/*
+ * New-flow choice for service vip: a session pin first (unless expired or
+ * its backend cannot take new flows), else per mode. key_hash is the hash of
+ * the service's session key.
+ */
+__noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key_hash, __u8 mode,
+		      struct choice *ch)
+{
+	struct aibl_pin_key pk = {};
+	struct aibl_pin *pin = NULL;
+	struct aibl_globals *g;
+	__u32 zero = 0, svc, base;
+	struct pick a, b;
+
+	/* a global function: verified once, for any caller */
+	if (!vip || !p || !ch)
+		return 0;
+	svc = vip->svc_id;
+	base = AIBL_RING_INDEX(svc, vip->ring_half & 1, 0);
+	pk.svc_id = svc;
+	pk.family = p->fk.family;
+	ch->backend = AIBL_NO_BACKEND;
+	ch->pinned = false;
+
+	/* most clients have no pin: a miss in the big pin table costs a cache
+	 * miss (~180 ns here), the filter bit an inlined array read */
+	g = bpf_map_lookup_elem(&aibl_globals, &zero);
+	if (!g || !(g->flags & AIBL_G_F_PIN_FILTER) ||
+	    filter_maybe(AIBL_FILTER_PIN, aibl_filter_pin_bit(svc, &p->fk.src, p->fk.family))) {
+		pk.client = p->fk.src;
+		pin = bpf_map_lookup_elem(&aibl_pins, &pk);
+	}
+	if (pin) {
+		__u32 id = pin->backend;
+
+		if ((!pin->expires_ns || bpf_ktime_get_ns() < pin->expires_ns) &&
+		    be_usable(bpf_map_lookup_elem(&aibl_backends, &id))) {
+			count(AIBL_CNT_PIN_HIT);
+			ch->backend = id;
+			ch->pinned = true;
+			return 0;
+		}
+		count(AIBL_CNT_PIN_SKIP);
+	}
+
+	if (mode == AIBL_MODE_RR) {
+		__u32 *pos = bpf_map_lookup_elem(&aibl_rr_pos, &svc);
+		__u32 slot;
+
+		if (!pos)
+			return 0;
+		slot = *pos;
+		if (slot >= AIBL_RING_SIZE)
+			slot = 0;
+		ring_pick(base, slot, &a);
+		if (a.backend != AIBL_NO_BACKEND) {
+			slot = a.slot + 1;
+			*pos = slot == AIBL_RING_SIZE ? 0 : slot;
+		}
+	} else if (mode == AIBL_MODE_P2C) {
+		ring_pick(base, key_hash % AIBL_RING_SIZE, &a);
+		ring_pick(base, aibl_hash_second(key_hash) % AIBL_RING_SIZE, &b);
+		/* an overloaded candidate loses to one that is not */
+		if (b.backend != AIBL_NO_BACKEND &&
+		    (a.backend == AIBL_NO_BACKEND || (a.overloaded && !b.overloaded) ||
+		     (a.overloaded == b.overloaded && be_cost(b.backend) < be_cost(a.backend))))
+			a = b;
+	} else {
+		ring_pick(base, key_hash % AIBL_RING_SIZE, &a);
+	}
+	if (a.probed && a.backend != AIBL_NO_BACKEND)
+		count(AIBL_CNT_PROBE);
+	ch->backend = a.backend;
+	return 0;
+}
+
+static __always_inline __u32 session_hash(const struct aibl_vip *vip, const struct pkt *p,
+					  __u32 seed)
+{
+	return vip->session_key == AIBL_KEY_FIVE_TUPLE ? aibl_hash_flow(&p->fk, seed)
+						       : aibl_hash_client(&p->fk, seed);
+}
+
+/*
+ * A new flow's choice in mode (the service's, or hash where the flow will
+ * not be tracked): 0 with ch filled, or -1 (counted) when there is no
+ * backend. fh is the packet's aibl_hash_flow(), the five-tuple key's hash.
+ */
+static __always_inline int choose_flow(const struct aibl_vip *vip, const struct pkt *p, __u32 fh,
+				       __u32 seed, __u8 mode, struct choice *ch)
+{
+	choose(vip, p, vip->session_key == AIBL_KEY_FIVE_TUPLE ? fh : session_hash(vip, p, seed),
+	       mode, ch);
+	if (!bpf_map_lookup_elem(&aibl_backends, &ch->backend)) {
+		count(AIBL_CNT_DROP_NO_BACKEND);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---------------- VIP lookup ---------------- */
+
+static __always_inline bool addr_eq(const union aibl_addr *a, const union aibl_addr *b)
+{
+	return !((a->v6[0] ^ b->v6[0]) | (a->v6[1] ^ b->v6[1]) | (a->v6[2] ^ b->v6[2]) |
+		 (a->v6[3] ^ b->v6[3]));
+}
+
+static __always_inline struct aibl_vip *vip_lookup(const union aibl_addr *addr, __u8 family,
+						   __be16 port, __u8 proto)
+{
+	struct aibl_vip_key k = {
+		.addr = *addr,
+		.port = port,
+		.proto = proto,
+		.family = family,
+	};
+	struct aibl_vip *v = NULL;
+
+	if (port)
+		v = bpf_map_lookup_elem(&aibl_vips, &k);
+	if (!v) {
+		k.port = 0;
+		v = bpf_map_lookup_elem(&aibl_vips, &k);
+	}
+	return v;
+}
+
+#endif /* AIBL_SELECT_H */

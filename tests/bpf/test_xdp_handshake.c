@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The handshake table (aibl_syns): SYNs are recorded there, not in the
+ * connection table, and the handshake's ACK moves the flow over.
+ */
+#include "xdp_fixture.h"
+
+static __s64 active_of(__u32 id)
+{
+	struct aibl_load l = {};
+
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &id, &l);
+	return l.active;
+}
+
+/*
+ * The handshake table: a SYN is recorded, not inserted, and counts no new
+ * flow; its ACK inserts on the SYN's backend and counts it; a SYN flood
+ * leaves the connection table, the active counts and new_flows alone; a
+ * retransmitted SYN follows the first; a closed tuple reused by a new
+ * handshake takes the new SYN's backend; a SYN whose backend goes down
+ * before its ACK is re-chosen at the ACK.
+ */
+static void test_handshake(void)
+{
+	static __u32 only1[1] = { 1 }, only2[1] = { 2 }, both[2] = { 1, 2 };
+	struct aibl_traffic t, t2;
+	struct xe_result r;
+	__u32 nconns;
+	int c;
+
+	if (!std_env() || !ASSERT_OK(xe_ring(0, 0, only1, 1), "ring 1"))
+		goto out;
+	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_SYN, &r), 1, "SYN on 1");
+	xe_traffic(AIBL_MAP_SVC_STATS, 0, &t);
+	ASSERT_EQ(t.new_flows, 0, "a SYN is no new flow yet");
+	ASSERT_EQ(active_of(1), 0, "half-open: not active");
+	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_ACK, &r), 1, "ACK on 1");
+	xe_traffic(AIBL_MAP_SVC_STATS, 0, &t);
+	ASSERT_EQ(t.new_flows, 1, "the completed handshake is");
+	ASSERT_EQ(active_of(1), 1, "active");
+	ASSERT_EQ(xe_counter(AIBL_CNT_SYN_RECORD), 1, "syn_record");
+	ASSERT_EQ(xe_counter(AIBL_CNT_SYN_HIT), 1, "syn_hit");
+
+	/* closed, then the tuple reused after the table moved to 2 */
+	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_FIN | PKT_TCP_ACK, &r), 1, "FIN on 1");
+	ASSERT_EQ(active_of(1), 0, "closed");
+	ASSERT_OK(xe_ring(0, 0, only2, 1), "ring 2");
+	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_SYN, &r), 2, "reused tuple: SYN by the new choice");
+	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_ACK, &r), 2,
+		  "its ACK follows the SYN, not the old entry");
+	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_ACK, &r), 2, "and stays");
+	ASSERT_EQ(active_of(1), 0, "nothing on 1");
+	ASSERT_EQ(active_of(2), 1, "the new connection on 2");
+
+	/* a retransmitted SYN follows the first one across a table change */
+	ASSERT_EQ(tcp_from(2, 9, VIP4, 80, PKT_TCP_SYN, &r), 2, "SYN on 2");
+	ASSERT_OK(xe_ring(0, 0, only1, 1), "ring 1 again");
+	ASSERT_EQ(tcp_from(2, 9, VIP4, 80, PKT_TCP_SYN, &r), 2, "retransmission on 2");
+	ASSERT_EQ(tcp_from(2, 9, VIP4, 80, PKT_TCP_ACK, &r), 2, "ACK on 2");
+
+	/* a SYN flood: recorded only */
+	nconns = xe_conns_count();
+	xe_traffic(AIBL_MAP_SVC_STATS, 0, &t);
+	for (c = 1000; c < 1500; c++)
+		if (!ASSERT_EQ(tcp_from(c, 7, VIP4, 80, PKT_TCP_SYN, &r), 1, "flood SYN forwarded"))
+			break;
+	ASSERT_EQ(xe_conns_count(), nconns, "no connection entry for a SYN");
+	xe_traffic(AIBL_MAP_SVC_STATS, 0, &t2);
+	ASSERT_EQ(t2.new_flows, t.new_flows, "no new flow counted");
+	ASSERT_EQ(active_of(1), 0, "no active flow");
+
+	/* the SYN's backend goes down before its ACK: re-chosen there */
+	ASSERT_OK(xe_ring(0, 0, both, 2), "ring 1,2");
+	for (c = 0; xe_ring_get(0, 0, client_hash(c) % AIBL_RING_SIZE) != 1; c++)
+		;
+	ASSERT_EQ(tcp_from(c, 11, VIP4, 80, PKT_TCP_SYN, &r), 1, "SYN on 1");
+	ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_DOWN), "down 1");
+	ASSERT_EQ(tcp_from(c, 11, VIP4, 80, PKT_TCP_ACK, &r), 2, "ACK re-chosen: 2");
+	ASSERT_EQ(tcp_from(c, 11, VIP4, 80, PKT_TCP_ACK, &r), 2, "and kept there");
+	ASSERT_EQ(active_of(2), 3, "on 2: the reused tuple, client 2, this one");
+out:
+	xe_down();
+}
+
+static const struct test_case cases[] = {
+	{ "handshake", test_handshake },
+};
+
+XF_MAIN(cases)

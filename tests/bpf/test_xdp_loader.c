@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * aibld's loader: a reload reuses the pinned maps (an older counter map
+ * is replaced, a map of another layout refused), and attach / detach on a
+ * veth replace an aibl program atomically but a foreign one only when
+ * forced.
+ */
+#include <net/if.h>
+#include <linux/if_link.h>
+#include "xdp_fixture.h"
+
+static void test_loader_pins(void)
+{
+	struct dp *dp2 = NULL;
+	struct dp_opts o = {};
+	struct aibl_flow_key fk = xe_fk(CLI4, VIP4, 40000, 80, IPPROTO_TCP);
+	struct aibl_conn c;
+	struct xe_result r;
+	struct pkt_buf in;
+	char path[128];
+	int fd;
+
+	if (!std_env())
+		goto out;
+	in_v4_syn(&in);
+	xe_run(&in, &r);
+	/* its handshake's ACK puts the flow into the connection table */
+	tcp4(&in, CLI4, VIP4, 40000, 80, PKT_TCP_ACK);
+	xe_run(&in, &r);
+	/* a second load (restarted controller) finds the connection table */
+	o.pin_dir = xe_dir;
+	if (!ASSERT_OK(dp__open_load(&o, &dp2), "reload"))
+		goto out;
+	ASSERT_TRUE(dp2->reused, "reused pins");
+	ASSERT_EQ(dp2->sizes.max_conns, 4096, "pinned size wins");
+	ASSERT_OK(bpf_map_lookup_elem(dp__map_fd(dp2, AIBL_MAP_CONNS), &fk, &c), "flow kept");
+	snprintf(path, sizeof(path), "%s/%s", xe_dir, AIBL_PIN_PROG);
+	fd = bpf_obj_get(path);
+	ASSERT_GE(fd, 0, "program pinned");
+	if (fd >= 0)
+		close(fd);
+	dp__close(dp2);
+	dp2 = NULL;
+
+	/* counters of an older build (fewer of them): replaced, so the ones
+	 * appended since get a slot; everything else is still reused */
+	snprintf(path, sizeof(path), "%s/%s", xe_dir, AIBL_MAP_STATS);
+	unlink(path);
+	fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "aibl_stats", 4, 8, AIBL_CNT__MAX - 1, NULL);
+	ASSERT_GE(fd, 0, "older stats map");
+	ASSERT_OK(bpf_obj_pin(fd, path), "pin older stats");
+	close(fd);
+	if (!ASSERT_OK(dp__open_load(&o, &dp2), "reload over older stats"))
+		goto out;
+	{
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+
+		fd = bpf_obj_get(path);
+		ASSERT_GE(fd, 0, "stats pinned again");
+		ASSERT_OK(fd >= 0 ? bpf_obj_get_info_by_fd(fd, &info, &len) : -1, "stats info");
+		ASSERT_EQ(info.max_entries, AIBL_CNT__MAX, "every counter has a slot");
+		if (fd >= 0)
+			close(fd);
+	}
+	ASSERT_OK(bpf_map_lookup_elem(dp__map_fd(dp2, AIBL_MAP_CONNS), &fk, &c), "flow kept");
+	dp__close(dp2);
+	dp2 = NULL;
+
+	/* a pin with another layout is refused with a clear error */
+	snprintf(path, sizeof(path), "%s/%s", xe_dir, AIBL_MAP_COST);
+	unlink(path);
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "aibl_cost", 4, 16, 8, NULL);
+	ASSERT_GE(fd, 0, "foreign map");
+	ASSERT_OK(bpf_obj_pin(fd, path), "pin foreign");
+	close(fd);
+	ASSERT_EQ(dp__open_load(&o, &dp2), -EINVAL, "layout mismatch refused");
+out:
+	dp__close(dp2);
+	xe_down();
+}
+
+static void test_loader_attach(void)
+{
+	struct dp *dp2 = NULL;
+	struct dp_opts o = {};
+	int ifi, err, fd;
+
+	if (!std_env())
+		goto out;
+	if (!ASSERT_OK(system("ip link add dpa0 type veth peer name dpa1"), "veth"))
+		goto out;
+	ifi = if_nametoindex("dpa0");
+	ASSERT_OK(dp__attach(xe_dp, ifi, NULL), "attach native");
+	o.pin_dir = xe_dir;
+	if (!ASSERT_OK(dp__open_load(&o, &dp2), "second instance"))
+		goto out;
+	ASSERT_OK(dp__attach(dp2, ifi, NULL), "atomic replace of an aibl program");
+	{
+		__u32 id = 0;
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+
+		bpf_xdp_query_id(ifi, XDP_FLAGS_DRV_MODE, &id);
+		bpf_obj_get_info_by_fd(dp__prog_fd(dp2), &info, &len);
+		ASSERT_EQ(id, info.id, "new program attached");
+	}
+	ASSERT_OK(dp__detach(ifi, false), "detach");
+	ASSERT_EQ(dp__detach(ifi, false), -ENOENT, "nothing attached");
+	ASSERT_OK(dp__attach(xe_dp, ifi, &(struct dp_attach_opts){ .mode = DP_ATTACH_GENERIC }),
+		  "attach generic");
+	ASSERT_OK(dp__detach(ifi, false), "detach generic");
+	/* a foreign program is not replaced without force */
+	{
+		const struct bpf_insn pass[] = {
+			{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_PASS },
+			{ .code = BPF_JMP | BPF_EXIT },
+		};
+
+		fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "foreign", "GPL", pass, 2, NULL);
+		if (!ASSERT_GE(fd, 0, "foreign program"))
+			goto out;
+		err = bpf_xdp_attach(ifi, fd, XDP_FLAGS_DRV_MODE, NULL);
+		close(fd);
+		if (!ASSERT_OK(err, "attach foreign"))
+			goto out;
+	}
+	ASSERT_EQ(dp__attach(xe_dp, ifi, NULL), -EBUSY, "foreign refused");
+	ASSERT_EQ(dp__detach(ifi, false), -EBUSY, "foreign not detached");
+	ASSERT_OK(dp__attach(xe_dp, ifi, &(struct dp_attach_opts){ .force = true }), "forced");
+	ASSERT_OK(dp__detach(ifi, false), "detach");
+out:
+	dp__close(dp2);
+	system("ip link del dpa0 2>/dev/null");
+	xe_down();
+}
+
+static const struct test_case cases[] = {
+	{ "loader_pins", test_loader_pins },
+	{ "loader_attach", test_loader_attach },
+};
+
+XF_MAIN(cases)

@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Parsing: frames the program must forward whole (IPv4 options, VLAN and
+ * QinQ tags, IPv6 extension headers, the port-0 wildcard), drop when cut
+ * or inconsistent and addressed to a VIP, and pass untouched otherwise;
+ * one fixture row per frame, with the counter that must go up.
+ */
+#include <stdint.h>
+#include "xdp_fixture.h"
+
+static void in_v4_vlan(struct pkt_buf *b)
+{
+	pkt__init(b);
+	pkt__eth(b, XE_MAC_LB, XE_MAC_RTR);
+	pkt__vlan(b, 0x8100, 100);
+	pkt__ipv4(b, CLI4, VIP4, NULL);
+	pkt__tcp(b, 40000, 80, PKT_TCP_ACK);
+	pkt__finish(b);
+}
+
+static void in_v6_syn(struct pkt_buf *b)
+{
+	tcp6(b, CLI6, VIP6, 40000, 80, PKT_TCP_SYN);
+}
+
+static void in_v6_ext_long(struct pkt_buf *b)
+{
+	pkt__init(b);
+	pkt__eth(b, XE_MAC_LB, XE_MAC_RTR);
+	pkt__ipv6(b, CLI6, VIP6W, 0, 0);
+	for (int i = 0; i <= AIBL_MAX_EXT_HDRS; i++)
+		pkt__ipv6_ext(b, IPPROTO_DSTOPTS, 0);
+	pkt__tcp(b, 40000, 80, PKT_TCP_SYN);
+	pkt__finish(b);
+}
+
+static void in_v4_tcp_cut(struct pkt_buf *b)
+{
+	in_v4_syn(b);
+	b->len = xe_l3(b) + 20 + 10; /* 10 of 20 TCP header bytes */
+}
+
+static void in_v4_opts_cut(struct pkt_buf *b)
+{
+	in_v4_udp_wild(b);
+	b->buf[xe_l3(b)] = 0x4f; /* ihl 15: 60 bytes claimed */
+	b->buf[xe_l3(b) + 2] = 0;
+	b->buf[xe_l3(b) + 3] = 100;
+	b->len = xe_l3(b) + 40;
+}
+
+static void in_v4_totlen_long(struct pkt_buf *b)
+{
+	in_v4_syn(b);
+	b->buf[xe_l3(b) + 2] = 0x05; /* tot_len 1280+ on a short frame */
+}
+
+static void in_v4_ihl_small(struct pkt_buf *b)
+{
+	in_v4_udp_wild(b);
+	b->buf[xe_l3(b)] = 0x44;
+}
+
+static void in_v4_doff_small(struct pkt_buf *b)
+{
+	in_v4_syn(b);
+	b->buf[xe_l3(b) + 20 + 12] = 0x40;
+}
+
+static void in_v6_plen_long(struct pkt_buf *b)
+{
+	in_v6_syn(b);
+	b->buf[xe_l3(b) + 4] = 0x10;
+}
+
+static void in_nonvip4(struct pkt_buf *b)
+{
+	tcp4(b, CLI4, "10.100.0.99", 40000, 80, PKT_TCP_SYN);
+}
+
+static void in_nonvip_port(struct pkt_buf *b)
+{
+	tcp4(b, CLI4, VIP4, 40000, 22, PKT_TCP_SYN);
+}
+
+static void in_nonvip6(struct pkt_buf *b)
+{
+	tcp6(b, CLI6, "fd00:100::99", 40000, 80, PKT_TCP_SYN);
+}
+
+static void in_nonvip_cut(struct pkt_buf *b)
+{
+	in_nonvip4(b);
+	b->len = xe_l3(b) + 10;
+}
+
+static void in_nonvip_tcp_cut(struct pkt_buf *b)
+{
+	in_nonvip4(b);
+	b->len = xe_l3(b) + 22;
+}
+
+static void in_arp(struct pkt_buf *b)
+{
+	static const uint8_t arp[28] = { 0, 1, 8, 0, 6, 4, 0, 1 };
+
+	pkt__init(b);
+	pkt__eth(b, XE_MAC_LB, XE_MAC_RTR);
+	pkt__payload(b, arp, sizeof(arp));
+	pkt__finish(b);
+	b->buf[12] = 0x08;
+	b->buf[13] = 0x06;
+}
+
+static void in_three_tags(struct pkt_buf *b)
+{
+	pkt__init(b);
+	pkt__eth(b, XE_MAC_LB, XE_MAC_RTR);
+	pkt__vlan(b, 0x88a8, 1);
+	pkt__vlan(b, 0x8100, 2);
+	pkt__vlan(b, 0x8100, 3);
+	pkt__ipv4(b, CLI4, VIP4, NULL);
+	pkt__tcp(b, 40000, 80, PKT_TCP_SYN);
+	pkt__finish(b);
+}
+
+static void in_echo_vip(struct pkt_buf *b)
+{
+	pkt__init(b);
+	pkt__eth(b, XE_MAC_LB, XE_MAC_RTR);
+	pkt__ipv4(b, CLI4, VIP4, NULL);
+	pkt__icmp(b, 8, 0, 0x00010001);
+	pkt__fill(b, 16);
+	pkt__finish(b);
+}
+
+static void in_sctp_vip(struct pkt_buf *b)
+{
+	pkt__init(b);
+	pkt__eth(b, XE_MAC_LB, XE_MAC_RTR);
+	pkt__ipv4(b, CLI4, VIP4, NULL);
+	pkt__next_proto(b, 132);
+	pkt__fill(b, 16);
+	pkt__finish(b);
+}
+
+/* ---------------- parsing fixture table ---------------- */
+
+struct fixture {
+	const char *desc;
+	void (*build)(struct pkt_buf *in);
+	__u32 verdict;
+	/* forwarded: expected backend (ipip); 0: unchanged or dropped */
+	__u32 backend;
+	/* the one counter that must go up (-1: none checked) */
+	int counter;
+	/* flow for the outer header hash */
+	const char *src, *dst;
+	__u16 sport, dport;
+	__u8 proto;
+};
+
+static const struct fixture parse_fixtures[] = {
+	{ "ipv4 tcp syn to vip: 4in4", in_v4_syn, XDP_TX, 1, AIBL_CNT_SYN_RECORD, CLI4, VIP4, 40000,
+	  80, IPPROTO_TCP },
+	{ "ipv4 with options: forwarded whole", in_v4_options, XDP_TX, 1, AIBL_CNT_TX, CLI4, VIP4,
+	  40000, 80, IPPROTO_TCP },
+	{ "802.1Q tag kept (same flow: its handshake's ACK)", in_v4_vlan, XDP_TX, 1, AIBL_CNT_SYN_HIT,
+	  CLI4, VIP4, 40000, 80, IPPROTO_TCP },
+	{ "802.1ad + 802.1Q tags kept", in_v4_qinq, XDP_TX, 1, AIBL_CNT_TX, CLI4, VIP4, 40000, 80,
+	  IPPROTO_TCP },
+	{ "udp to port-0 wildcard vip", in_v4_udp_wild, XDP_TX, 2, AIBL_CNT_TX, CLI4, VIP4W, 5353,
+	  9999, IPPROTO_UDP },
+	{ "ipv6 tcp syn to vip: 6in6", in_v6_syn, XDP_TX, 3, AIBL_CNT_TX, CLI6, VIP6, 40000, 80,
+	  IPPROTO_TCP },
+	{ "ipv6 hop-by-hop, dstopts, routing headers", in_v6_ext, XDP_TX, 3, AIBL_CNT_TX, CLI6,
+	  VIP6, 40000, 80, IPPROTO_TCP },
+	{ "ipv6 extension chain too long", in_v6_ext_long, XDP_DROP, 0, AIBL_CNT_DROP_EXT_HDR },
+	{ "tcp header cut", in_v4_tcp_cut, XDP_DROP, 0, AIBL_CNT_DROP_TRUNC },
+	{ "ipv4 options cut", in_v4_opts_cut, XDP_DROP, 0, AIBL_CNT_DROP_TRUNC },
+	{ "ipv4 total length beyond frame", in_v4_totlen_long, XDP_DROP, 0,
+	  AIBL_CNT_DROP_BAD_HDR },
+	{ "ipv4 ihl below 5", in_v4_ihl_small, XDP_DROP, 0, AIBL_CNT_DROP_BAD_HDR },
+	{ "tcp data offset below 5", in_v4_doff_small, XDP_DROP, 0, AIBL_CNT_DROP_BAD_HDR },
+	{ "ipv6 payload length beyond frame", in_v6_plen_long, XDP_DROP, 0,
+	  AIBL_CNT_DROP_BAD_HDR },
+	{ "ipv4 not a vip: passed", in_nonvip4, XDP_PASS, 0, AIBL_CNT_PASS },
+	{ "vip address, other port: passed", in_nonvip_port, XDP_PASS, 0, AIBL_CNT_PASS },
+	{ "ipv6 not a vip: passed", in_nonvip6, XDP_PASS, 0, AIBL_CNT_PASS },
+	{ "cut ipv4 header, not a vip: passed", in_nonvip_cut, XDP_PASS, 0, AIBL_CNT_PASS },
+	{ "cut tcp header, not a vip: passed", in_nonvip_tcp_cut, XDP_PASS, 0, AIBL_CNT_PASS },
+	{ "arp: passed", in_arp, XDP_PASS, 0, AIBL_CNT_PASS },
+	{ "three vlan tags: passed", in_three_tags, XDP_PASS, 0, AIBL_CNT_PASS },
+	{ "icmp echo to a vip: passed", in_echo_vip, XDP_PASS, 0, AIBL_CNT_PASS },
+	{ "sctp to a vip: passed", in_sctp_vip, XDP_PASS, 0, AIBL_CNT_PASS },
+};
+
+static void test_parse(void)
+{
+	struct pkt_buf in, exp;
+
+	if (!std_env())
+		goto out;
+	for (size_t i = 0; i < sizeof(parse_fixtures) / sizeof(parse_fixtures[0]); i++) {
+		const struct fixture *f = &parse_fixtures[i];
+		__u64 before = f->counter >= 0 ? xe_counter(f->counter) : 0;
+
+		f->build(&in);
+		if (f->backend) {
+			struct aibl_flow_key fk = xe_fk(f->src, f->dst, f->sport, f->dport, f->proto);
+
+			xe_exp_ipip(&exp, &in, f->backend, NULL, aibl_hash_flow(&fk, XE_SEED));
+		}
+		expect(f->desc, &in, f->verdict, f->backend ? &exp : NULL, NULL);
+		if (f->counter >= 0)
+			ASSERT_EQ(xe_counter(f->counter), before + 1, f->desc);
+	}
+out:
+	xe_down();
+}
+
+static const struct test_case cases[] = {
+	{ "parse", test_parse },
+};
+
+XF_MAIN(cases)

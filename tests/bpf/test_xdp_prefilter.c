@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The pre-filters in front of the VIP and pin lookups (aibl_filter).
+ */
+#include "xdp_fixture.h"
+
+/*
+ * Pre-filters: with a flag set the program trusts its bitmap (a key written
+ * without the rebuild is not seen); without it, the map alone decides, so
+ * writers that do not maintain a filter keep working.
+ */
+static void test_prefilters(void)
+{
+	struct aibl_vip_key k = { .port = htons(80), .proto = IPPROTO_TCP,
+				  .family = AIBL_AF_INET };
+	struct aibl_vip v = { .svc_id = 0 };
+	struct aibl_pin_key pk = { .svc_id = 0, .family = AIBL_AF_INET };
+	struct aibl_pin pv = { .backend = 2 };
+	struct xe_result r;
+	__u8 flags = AIBL_G_F_VIP_FILTER | AIBL_G_F_PIN_FILTER;
+
+	if (!std_env())
+		goto out;
+	ASSERT_EQ(xe_glob.flags & flags, flags, "fixtures run with both filters");
+	/* a VIP address the filter was not told about */
+	xe_addr(&k.addr, AIBL_AF_INET, "10.100.9.9");
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_VIPS), &k, &v, BPF_ANY) ? -errno : 0, "vip");
+	ASSERT_EQ(syn_from(1, 1, "10.100.9.9", 80, &r), -1, "filter on, not rebuilt: not steered");
+	ASSERT_EQ(r.verdict, XDP_PASS, "passed");
+	ASSERT_EQ(xe_counter(AIBL_CNT_PASS), 1, "counted as pass");
+	xe_glob.flags &= ~AIBL_G_F_VIP_FILTER;
+	ASSERT_OK(xe_globals_write(), "vip filter off");
+	ASSERT_EQ(syn_from(2, 1, "10.100.9.9", 80, &r), 1, "filter off: the map decides");
+	xe_glob.flags |= AIBL_G_F_VIP_FILTER;
+	ASSERT_OK(xe_globals_write(), "vip filter on");
+	ASSERT_OK(dp__vip_filter_rebuild(xe_fd(AIBL_MAP_FILTER), xe_fd(AIBL_MAP_VIPS)), "rebuild");
+	ASSERT_EQ(syn_from(3, 1, "10.100.9.9", 80, &r), 1, "rebuilt: steered");
+	/* a deleted VIP leaves a stale bit: the lookup still decides */
+	ASSERT_OK(bpf_map_delete_elem(xe_fd(AIBL_MAP_VIPS), &k) ? -errno : 0, "delete vip");
+	ASSERT_EQ(syn_from(4, 1, "10.100.9.9", 80, &r), -1, "deleted: passed");
+	ASSERT_EQ(r.verdict, XDP_PASS, "passed after delete");
+
+	/* a pin the filter was not told about is not consulted */
+	xe_addr(&pk.client, AIBL_AF_INET, "198.18.0.10");
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_PINS), &pk, &pv, BPF_ANY) ? -errno : 0, "pin");
+	ASSERT_EQ(syn_from(10, 1, VIP4, 80, &r), 1, "pin filter on, not rebuilt: ring");
+	xe_glob.flags &= ~AIBL_G_F_PIN_FILTER;
+	ASSERT_OK(xe_globals_write(), "pin filter off");
+	ASSERT_EQ(syn_from(10, 2, VIP4, 80, &r), 2, "pin filter off: pinned");
+	xe_glob.flags |= AIBL_G_F_PIN_FILTER;
+	ASSERT_OK(xe_globals_write(), "pin filter on");
+	ASSERT_OK(xe_pin_filter(), "rebuild pins");
+	ASSERT_EQ(syn_from(10, 3, VIP4, 80, &r), 2, "rebuilt: pinned");
+	ASSERT_EQ(xe_counter(AIBL_CNT_PIN_HIT), 2, "pin_hit");
+out:
+	xe_down();
+}
+
+static const struct test_case cases[] = {
+	{ "prefilters", test_prefilters },
+};
+
+XF_MAIN(cases)

@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * A new flow's backend: the Maglev slot of the client's hash in weight
+ * proportions, rr in table order, p2c by cost and active flows, bounded
+ * load past draining and overloaded backends, and session pins ahead of
+ * all of them while they are live and their backend takes new flows.
+ */
+#include <stdint.h>
+#include <time.h>
+#include "xdp_fixture.h"
+
+static void test_sel_hash_weights(void)
+{
+	static __u32 pat[6] = { 1, 2, 2, 5, 5, 5 }; /* weights 1:2:3 */
+	struct xe_result r;
+	int n[XE_NBE] = { 0 }, N = 3000;
+	bool exact = true;
+
+	if (!std_env())
+		goto out;
+	if (!ASSERT_OK(xe_ring(0, 0, pat, 6), "ring"))
+		goto out;
+	for (int c = 0; c < N; c++) {
+		int be = syn_from(c, 1000, VIP4, 80, &r);
+		__u32 want = xe_ring_get(0, 0, client_hash(c) % AIBL_RING_SIZE);
+
+		if (be < 0 || be >= XE_NBE) {
+			ASSERT_TRUE(false, "forwarded");
+			goto out;
+		}
+		n[be]++;
+		exact &= (__u32)be == want;
+	}
+	ASSERT_TRUE(exact, "every flow on the backend of its Maglev slot");
+	/* slot shares are 1/6, 2/6, 3/6: flows follow within 3 points */
+	ASSERT_LE(abs(n[1] * 600 / N - 100), 30, "share of weight 1 (per 600)");
+	ASSERT_LE(abs(n[2] * 600 / N - 200), 30, "share of weight 2 (per 600)");
+	ASSERT_LE(abs(n[5] * 600 / N - 300), 30, "share of weight 3 (per 600)");
+	ASSERT_EQ(n[1] + n[2] + n[5], N, "all flows");
+out:
+	xe_down();
+}
+
+static void test_sel_rr(void)
+{
+	static __u32 pat[4] = { 1, 1, 2, 5 };
+	static const int order[8] = { 1, 1, 2, 5, 1, 1, 2, 5 };
+	struct xe_result r;
+
+	if (!std_env())
+		goto out;
+	if (!ASSERT_OK(pin_cpu0(), "pin to cpu 0") ||
+	    !ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_RR, AIBL_KEY_FIVE_TUPLE, 0, 0),
+		       "rr vip") ||
+	    !ASSERT_OK(xe_ring(0, 0, pat, 4), "ring"))
+		goto out;
+	for (int i = 0; i < 8; i++) {
+		char d[32];
+
+		snprintf(d, sizeof(d), "rr flow %d", i);
+		ASSERT_EQ(syn_from(7, 2000 + i, VIP4, 80, &r), order[i], d);
+	}
+	/* a draining backend's slot is skipped, the walk goes on after it */
+	ASSERT_OK(xe_be_flags(2, AIBL_BE_F_VALID | AIBL_BE_F_DRAINING), "drain 2");
+	ASSERT_EQ(syn_from(7, 3000, VIP4, 80, &r), 1, "rr after skip 1");
+	ASSERT_EQ(syn_from(7, 3001, VIP4, 80, &r), 1, "rr after skip 2");
+	ASSERT_EQ(syn_from(7, 3002, VIP4, 80, &r), 5, "rr skips draining");
+	ASSERT_EQ(syn_from(7, 3003, VIP4, 80, &r), 1, "rr wraps");
+out:
+	xe_down();
+}
+
+static void test_sel_p2c(void)
+{
+	static __u32 pat[2] = { 1, 2 };
+	struct aibl_cost c1 = { .cost = 10 }, c2 = { .cost = 0 };
+	__u32 one = 1, two = 2;
+	struct xe_result r;
+	int differ = 0, to2 = 0;
+
+	if (!std_env())
+		goto out;
+	if (!ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0, 0),
+		       "p2c vip") ||
+	    !ASSERT_OK(xe_ring(0, 0, pat, 2), "ring") ||
+	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &one, &c1, 0), "cost1") ||
+	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, &c2, 0), "cost2"))
+		goto out;
+	for (int c = 0; c < 200; c++) {
+		__u32 h = client_hash(c);
+		__u32 a = xe_ring_get(0, 0, h % AIBL_RING_SIZE);
+		__u32 b = xe_ring_get(0, 0, aibl_hash_second(h) % AIBL_RING_SIZE);
+		int be = syn_from(c, 1000, VIP4, 80, &r);
+
+		if (a != b) {
+			differ++;
+			/* backend 2 gains active flows: 10 of them tip it over */
+			to2 += be == 2;
+		} else {
+			ASSERT_EQ(be, (int)a, "both candidates the same backend");
+		}
+	}
+	{
+		struct aibl_load l1, l2;
+
+		bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l1);
+		bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &two, &l2);
+		ASSERT_EQ(l1.active + l2.active, 200, "active flows counted");
+		/* lower cost + active wins each time: the two stay within 1 of
+		 * each other once backend 2 caught up its 10-flow head start */
+		ASSERT_LE(llabs((l1.active + 10) - l2.active), 40, "balanced by cost");
+		ASSERT_GE(to2, 10, "cheaper backend took the first flows");
+	}
+	ASSERT_GE(differ, 50, "enough two-candidate flows");
+	/* strict check on a fresh pair: cost decides */
+	c2.cost = 1000;
+	bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, &c2, 0);
+	for (int c = 1000; c < 1100; c++) {
+		__u32 h = client_hash(c);
+		__u32 a = xe_ring_get(0, 0, h % AIBL_RING_SIZE);
+		__u32 b = xe_ring_get(0, 0, aibl_hash_second(h) % AIBL_RING_SIZE);
+
+		if (a != b)
+			ASSERT_EQ(syn_from(c, 1000, VIP4, 80, &r), 1, "lower cost wins");
+	}
+out:
+	xe_down();
+}
+
+static void test_sel_bounded(void)
+{
+	static __u32 pat[3] = { 1, 2, 5 };
+	struct xe_result r;
+	__u64 probes;
+
+	if (!std_env())
+		goto out;
+	if (!ASSERT_OK(xe_ring(0, 0, pat, 3), "ring") ||
+	    !ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_DRAINING), "drain 1") ||
+	    !ASSERT_OK(xe_be_flags(2, AIBL_BE_F_VALID | AIBL_BE_F_OVERLOADED), "overload 2"))
+		goto out;
+	probes = xe_counter(AIBL_CNT_PROBE);
+	for (int c = 0; c < 60; c++)
+		if (!ASSERT_EQ(syn_from(c, 1, VIP4, 80, &r), 5, "only backend 5 takes new flows"))
+			goto out;
+	ASSERT_GE(xe_counter(AIBL_CNT_PROBE) - probes, 30, "probes counted");
+	/* nothing better left: the overloaded one, never the draining one */
+	ASSERT_OK(xe_be_flags(5, AIBL_BE_F_VALID | AIBL_BE_F_DOWN), "down 5");
+	for (int c = 100; c < 130; c++)
+		if (!ASSERT_EQ(syn_from(c, 1, VIP4, 80, &r), 2, "overloaded as last resort"))
+			goto out;
+	ASSERT_OK(xe_be_flags(2, AIBL_BE_F_VALID | AIBL_BE_F_DOWN), "down 2");
+	ASSERT_EQ(syn_from(200, 1, VIP4, 80, &r), -1, "no usable backend");
+	ASSERT_EQ(r.verdict, XDP_DROP, "dropped");
+	ASSERT_EQ(xe_counter(AIBL_CNT_DROP_NO_BACKEND), 1, "drop_no_backend");
+out:
+	xe_down();
+}
+
+/* ---------------- session pins ---------------- */
+
+static int pin_set(__u32 svc, const char *client, __u32 be, __u64 expires)
+{
+	struct aibl_pin_key k = { .svc_id = svc, .family = AIBL_AF_INET };
+	struct aibl_pin v = { .backend = be, .expires_ns = expires };
+
+	xe_addr(&k.client, AIBL_AF_INET, client);
+	if (bpf_map_update_elem(xe_fd(AIBL_MAP_PINS), &k, &v, BPF_ANY))
+		return -errno;
+	return xe_pin_filter();
+}
+
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void test_pins(void)
+{
+	struct xe_result r;
+	struct aibl_traffic t;
+
+	if (!std_env())
+		goto out;
+	/* ring: backend 1; pins override for new flows */
+	ASSERT_OK(pin_set(0, "198.18.0.1", 2, 0), "pin forever");
+	ASSERT_OK(pin_set(0, "198.18.0.2", 5, mono_ns() + 60000000000ull), "pin 60 s");
+	ASSERT_OK(pin_set(0, "198.18.0.3", 5, mono_ns() - 1000), "expired pin");
+	ASSERT_OK(pin_set(0, "198.18.0.4", 6, 0), "pin to draining");
+	ASSERT_OK(xe_be_flags(6, AIBL_BE_F_VALID | AIBL_BE_F_DRAINING), "drain 6");
+	ASSERT_EQ(syn_from(1, 1, VIP4, 80, &r), 2, "pinned");
+	ASSERT_EQ(syn_from(2, 1, VIP4, 80, &r), 5, "pinned until later");
+	ASSERT_EQ(syn_from(3, 1, VIP4, 80, &r), 1, "expired pin ignored");
+	ASSERT_EQ(syn_from(4, 1, VIP4, 80, &r), 1, "pin to draining backend ignored");
+	ASSERT_EQ(syn_from(5, 1, VIP4, 80, &r), 1, "no pin");
+	ASSERT_EQ(xe_counter(AIBL_CNT_PIN_HIT), 2, "pin_hit");
+	ASSERT_EQ(xe_counter(AIBL_CNT_PIN_SKIP), 2, "pin_skip");
+	xe_traffic(AIBL_MAP_SVC_STATS, 0, &t);
+	ASSERT_EQ(t.pin_hits, 2, "service pin hits");
+	ASSERT_EQ(t.new_flows, 5, "service new flows");
+	/* pins steer new flows only: an established flow stays */
+	ASSERT_OK(pin_set(0, "198.18.0.5", 2, 0), "pin after the fact");
+	ASSERT_EQ(ack_from(5, 1, VIP4, 80, &r), 1, "established flow ignores new pin");
+	{
+		struct aibl_flow_key fk = xe_fk("198.18.0.1", VIP4, 1, 80, IPPROTO_TCP);
+		struct aibl_conn c;
+
+		ASSERT_OK(bpf_map_lookup_elem(xe_fd(AIBL_MAP_CONNS), &fk, &c), "conn");
+		ASSERT_EQ(c.flags & AIBL_CONN_F_PINNED, AIBL_CONN_F_PINNED, "conn marked pinned");
+	}
+out:
+	xe_down();
+}
+
+static const struct test_case cases[] = {
+	{ "sel_hash_weights", test_sel_hash_weights },
+	{ "sel_rr_order", test_sel_rr },
+	{ "sel_p2c_cost", test_sel_p2c },
+	{ "sel_bounded_load", test_sel_bounded },
+	{ "pins", test_pins },
+};
+
+XF_MAIN(cases)
