@@ -103,7 +103,7 @@ TEST_SRCS := $(wildcard tests/*/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 # helpers beside the tests of one folder (e.g. tests/bpf/xdp_env.c), linked
 # into each test of that folder
-TESTDIR_SRCS := $(filter-out tests/lib/% tests/fake/% tests/fuzz/% %/test_*.c %/bench_*.c, \
+TESTDIR_SRCS = $(filter-out tests/lib/% tests/fake/% tests/fuzz/% $(TEST_SRCS) $(BENCH_SRCS), \
 	$(wildcard tests/*/*.c))
 
 # Benchmark programs: tests/bench/bench_*.c -> build/tests/bench/bench_*
@@ -191,10 +191,13 @@ test_uses = $(foreach f,$(1),$(eval $(call test_uses_one,$(f),$(2))))
 # libraries a test calls itself: $(call test_libs,tests/DIR/test_NAME.c ...,-lfoo ...)
 test_libs = $(foreach f,$(1),$(eval $(patsubst tests/%.c,$$(BUILD)/tests/%,$(f)): TEST_LDLIBS += $(2)))
 
-.SECONDEXPANSION:
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o \
-		$$(patsubst %.c,$(BUILD)/obj/%.o,$$(filter tests/$$(*D)/%,$(TESTDIR_SRCS))) \
-		$(TESTLIB) $(COMMON_LIB)
+define testdir_helpers
+$(filter $(BUILD)/tests/$(1)/%,$(TEST_BINS)): \
+	$(patsubst %.c,$(BUILD)/obj/%.o,$(filter tests/$(1)/%,$(TESTDIR_SRCS)))
+endef
+$(foreach d,$(patsubst tests/%/,%,$(sort $(dir $(TEST_SRCS)))),$(eval $(call testdir_helpers,$(d))))
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TESTLIB) $(COMMON_LIB)
 	$(call msg,LINK,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter-out $(TESTLIB) $(COMMON_LIB),$(filter %.a,$^)) \
