@@ -50,7 +50,7 @@ struct agent {
 	struct agent_nvml *nvml;
 	bool nvml_ok;
 	char nvml_error[128];
-	int ngpus;
+	int ngpus, gpus_omitted;
 	struct ar_gpu gpus[AR_MAX_GPUS];
 
 	struct agent_hints hints;

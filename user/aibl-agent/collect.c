@@ -244,26 +244,31 @@ out:
 
 static void sample_gpus(struct agent *a)
 {
-	struct ar_gpu gpus[AR_MAX_GPUS];
+	struct agent_nvml_sample *s;
 	char msg[128] = "";
-	int n = 0, err;
+	int err;
 
 	if (!a->nvml)
 		return;
-	err = agent_nvml__sample(a->nvml, gpus, &n, msg, sizeof(msg));
+	s = malloc(sizeof(*s));
+	if (!s)
+		return;
+	err = agent_nvml__sample(a->nvml, s, msg, sizeof(msg));
 	pthread_mutex_lock(&a->lock);
 	a->nvml_ok = !err;
 	if (err) {
 		if (strcmp(a->nvml_error, msg))
 			pr_warn("GPU figures unavailable: %s\n", msg);
 		snprintf(a->nvml_error, sizeof(a->nvml_error), "%s", msg);
-		a->ngpus = 0;
+		a->ngpus = a->gpus_omitted = 0;
 	} else {
 		a->nvml_error[0] = '\0';
-		a->ngpus = n;
-		memcpy(a->gpus, gpus, n * sizeof(gpus[0]));
+		a->ngpus = s->n;
+		a->gpus_omitted = s->omitted;
+		memcpy(a->gpus, s->gpus, s->n * sizeof(s->gpus[0]));
 	}
 	pthread_mutex_unlock(&a->lock);
+	free(s);
 }
 
 /* ---- traffic hints from the decap program's client map ---- */
@@ -490,6 +495,7 @@ int agent__report(struct agent *a, struct agent_report *r)
 	r->nvml = a->nvml_ok;
 	if (a->nvml_ok) {
 		r->ngpus = a->ngpus;
+		r->gpus_omitted = a->gpus_omitted;
 		memcpy(r->gpus, a->gpus, a->ngpus * sizeof(a->gpus[0]));
 	} else {
 		snprintf(r->nvml_error, sizeof(r->nvml_error), "%s",
