@@ -4,7 +4,9 @@
 #include <dlfcn.h>
 #include <math.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include "test.h"
+#include "../../user/aibl-agent/agent.h"
 #include "../../user/aibl-agent/hints.h"
 #include "../../user/aibl-agent/nvml.h"
 #include "../../user/aibl-agent/scrape.h"
@@ -264,6 +266,150 @@ static void nvml_absent_or_failing(void)
 		dlclose(lib);
 	}
 	fake_env_reset();
+}
+
+static char ctl_path[64];
+
+static void ctl_write(const char *text)
+{
+	char tmp[80];
+	FILE *f;
+
+	/* rename: a reader in another thread sees the old file or the new */
+	snprintf(tmp, sizeof(tmp), "%s.tmp", ctl_path);
+	f = fopen(tmp, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+		rename(tmp, ctl_path);
+	}
+}
+
+static bool agent_nvml_setup(struct agent *a, const char *ctl, unsigned int retry_ms)
+{
+	struct agent_cfg cfg = { .name = "n", .scrape_interval_ms = 50, .scrape_timeout_ms = 100,
+				 .stale_ms = 1000, .max_hints = 16, .pressure_start = 0.5,
+				 .pressure_max_rate = 4, .traffic_window_ms = 1000,
+				 .nvml_lib = fake_nvml_path(), .nvml_retry_min_ms = retry_ms,
+				 .nvml_retry_max_ms = 4 * retry_ms, .nvml_deadline_ms = 300 };
+	char msg[256] = "";
+
+	fake_env_reset();
+	snprintf(ctl_path, sizeof(ctl_path), "/tmp/aibl-fake-nvml.%d", (int)getpid());
+	ctl_write(ctl);
+	setenv("FAKE_NVML_CTL", ctl_path, 1);
+	return ASSERT_OK(agent__init(a, &cfg, msg, sizeof(msg)), msg);
+}
+
+static void agent_nvml_teardown(struct agent *a)
+{
+	agent__fini(a);
+	unlink(ctl_path);
+	fake_env_reset();
+}
+
+static bool report_of(struct agent *a, struct agent_report *r)
+{
+	agent_report__free(r);
+	return ASSERT_OK(agent__report(a, r), "report");
+}
+
+/* point 4: NVML failing at boot, the driver going away and coming back,
+ * a library/driver mismatch after an upgrade: reopened with backoff */
+static void nvml_reinit(void)
+{
+	struct agent_report r = {};
+	struct agent a;
+
+	if (!agent_nvml_setup(&a, "FAKE_NVML_DRIVER=gone\nFAKE_NVML_COUNT=2\n", 100))
+		return;
+	/* boot before the driver: a CPU node for now, and the reason */
+	if (report_of(&a, &r)) {
+		ASSERT_FALSE(r.nvml, "no NVML yet");
+		ASSERT_STREQ(r.nvml_error, "nvmlInit_v2: Driver Not Loaded", "why");
+		ASSERT_STREQ(r.accel, "cpu", "no GPU seen yet");
+	}
+	ctl_write("FAKE_NVML_COUNT=2\n");
+	agent__collect_once(&a); /* within the backoff: not tried yet */
+	if (report_of(&a, &r))
+		ASSERT_FALSE(r.nvml, "backoff respected");
+	usleep(150 * 1000);
+	agent__collect_once(&a);
+	if (report_of(&a, &r)) {
+		ASSERT_TRUE(r.nvml, "driver loaded: NVML opened");
+		ASSERT_EQ(r.ngpus, 2, "GPUs");
+		ASSERT_STREQ(r.accel, "gpu", "a GPU node");
+	}
+	/* the driver goes away under a running agent */
+	ctl_write("FAKE_NVML_COUNT=2\nFAKE_NVML_DRIVER=gone\n");
+	agent__collect_once(&a);
+	if (report_of(&a, &r)) {
+		ASSERT_FALSE(r.nvml, "NVML down");
+		ASSERT_STREQ(r.nvml_error, "nvmlDeviceGetCount_v2: Driver Not Loaded", "why");
+		ASSERT_EQ(r.ngpus, 0, "no stale figures");
+		ASSERT_STREQ(r.accel, "gpu", "still a GPU node");
+	}
+	/* upgraded without a reboot: the new library does not match */
+	ctl_write("FAKE_NVML_COUNT=2\nFAKE_NVML_DRIVER=mismatch\n");
+	usleep(150 * 1000);
+	agent__collect_once(&a);
+	if (report_of(&a, &r))
+		ASSERT_TRUE(strstr(r.nvml_error, "nvmlInit_v2: RM has detected") == r.nvml_error,
+			    r.nvml_error);
+	ASSERT_EQ(a.nvml_backoff_ms, 200, "backoff doubled");
+	/* and back */
+	ctl_write("FAKE_NVML_COUNT=3\n");
+	usleep(250 * 1000);
+	agent__collect_once(&a);
+	if (report_of(&a, &r)) {
+		ASSERT_TRUE(r.nvml, "NVML back");
+		ASSERT_EQ(r.ngpus, 3, "GPUs");
+		ASSERT_STREQ(r.nvml_error, "", "no error");
+	}
+	ASSERT_EQ(a.nvml_backoff_ms, 0, "backoff reset");
+	agent_report__free(&r);
+	agent_nvml_teardown(&a);
+}
+
+/* an NVML call that hangs stalls neither scrapes nor reports, and the
+ * report names it once past the deadline */
+static void nvml_hang(void)
+{
+	struct agent_report r = {};
+	uint64_t scrapes;
+	struct agent a;
+	int i;
+
+	if (!agent_nvml_setup(&a, "FAKE_NVML_COUNT=2\n", 100))
+		return;
+	if (!ASSERT_OK(agent__start(&a), "start"))
+		goto out;
+	for (i = 0; i < 100 && !(report_of(&a, &r) && r.nvml); i++)
+		usleep(10 * 1000);
+	ASSERT_TRUE(r.nvml, "sampled");
+	ctl_write("FAKE_NVML_COUNT=2\nFAKE_NVML_HANG=util:1\n");
+	usleep(600 * 1000);
+	pthread_mutex_lock(&a.lock);
+	scrapes = a.scrapes;
+	pthread_mutex_unlock(&a.lock);
+	if (report_of(&a, &r)) {
+		ASSERT_FALSE(r.nvml, "hung NVML is no news");
+		ASSERT_TRUE(strstr(r.nvml_error,
+				   "NVML call nvmlDeviceGetUtilizationRates has not returned") ==
+				    r.nvml_error,
+			    r.nvml_error);
+	}
+	usleep(200 * 1000);
+	pthread_mutex_lock(&a.lock);
+	ASSERT_TRUE(a.scrapes > scrapes, "collector goes on");
+	pthread_mutex_unlock(&a.lock);
+	ctl_write("FAKE_NVML_COUNT=2\n");
+	for (i = 0; i < 100 && !(report_of(&a, &r) && r.nvml); i++)
+		usleep(10 * 1000);
+	ASSERT_TRUE(r.nvml, "back once the call returns");
+out:
+	agent_report__free(&r);
+	agent_nvml_teardown(&a);
 }
 
 static bool load_page(const char *file, struct prom_page *pg)
@@ -589,6 +735,8 @@ static const struct test_case cases[] = {
 	{ "nvml_absent_or_failing", nvml_absent_or_failing },
 	{ "nvml_mig_and_permissions", nvml_mig_and_permissions },
 	{ "nvml_old_driver", nvml_old_driver },
+	{ "nvml_reinit", nvml_reinit },
+	{ "nvml_hang", nvml_hang },
 	{ "extract_kinds", extract_kinds },
 	{ "extract_windows", extract_windows },
 	{ "extract_e2e", extract_e2e },
