@@ -269,7 +269,8 @@ static pid_t start_agent(int port, int sim_port, const char *key, const char *ti
 static void report_basic(void)
 {
 	static const char *const env[] = { "FAKE_NVML_COUNT=2", "FAKE_NVML_UTIL=30,70",
-					   "FAKE_NVML_MEM_USED_MB=4096", NULL };
+					   "FAKE_NVML_MEM_USED_MB=4096", "FAKE_NVML_FAIL=tempv:1",
+					   NULL };
 	pid_t sim = start_sim(18100, NULL, NULL, NULL), agent = -1;
 	struct agent_report r;
 	const struct ar_model *m;
@@ -292,6 +293,11 @@ static void report_basic(void)
 	if (ASSERT_EQ(r.ngpus, 2, "two GPUs")) {
 		ASSERT_TRUE(r.gpus[0].util_pct == 30 && r.gpus[1].util_pct == 70, "util");
 		ASSERT_TRUE(r.gpus[1].mem_used_bytes == 4096.0 * 1048576, "mem");
+		/* through JSON: null, not 0, and why */
+		ASSERT_FALSE(ar_gpu_known(r.gpus[1].temp_c), "temperature unknown");
+		ASSERT_STREQ(r.gpus[1].error, "temp: Not Supported", "why");
+		ASSERT_TRUE(r.gpus[0].temp_c == 40, "GPU 0 temperature");
+		ASSERT_STREQ(r.gpus[0].uuid, "GPU-fa4e0000-0000-4000-8000-000000000000", "uuid");
 	}
 	/* residency: m1, m2 fit the 200 MiB budget, m3 does not */
 	m = find_model(&r, "m1");

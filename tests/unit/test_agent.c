@@ -1,41 +1,54 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* aibl-agent pieces: NVML through the fake library, metric extraction per
  * server kind, /v1/models, hint aging and bounds, hint posts. */
+#include <dlfcn.h>
 #include <math.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include "test.h"
 #include "addr.h"
+#include "../../user/aibl-agent/agent.h"
 #include "../../user/aibl-agent/hints.h"
 #include "../../user/aibl-agent/nvml.h"
 #include "../../user/aibl-agent/scrape.h"
 
-static const char *fake_nvml_path(void)
+static const char *fake_nvml_path_of(const char *lib)
 {
-	static char path[512];
+	static char path[2][512];
+	static int k;
 	const char *b = getenv("AIBL_BUILD");
 
-	snprintf(path, sizeof(path), "%s/tests/libfake_nvml.so", b ? b : "build");
-	return path;
+	k ^= 1;
+	snprintf(path[k], sizeof(path[k]), "%s/tests/%s", b ? b : "build", lib);
+	return path[k];
+}
+
+static const char *fake_nvml_path(void)
+{
+	return fake_nvml_path_of("libfake_nvml.so");
 }
 
 static void fake_env_reset(void)
 {
-	static const char *const vars[] = { "FAKE_NVML_INIT_ERR", "FAKE_NVML_COUNT",
-					    "FAKE_NVML_UTIL",	  "FAKE_NVML_MEM_USED_MB",
-					    "FAKE_NVML_MEM_TOTAL_MB", "FAKE_NVML_TEMP",
-					    "FAKE_NVML_POWER_MW", "FAKE_NVML_FAIL",
-					    "FAKE_NVML_NAME" };
+	static const char *const vars[] = {
+		"FAKE_NVML_INIT_ERR", "FAKE_NVML_COUNT",     "FAKE_NVML_UTIL",
+		"FAKE_NVML_MEM_USED_MB", "FAKE_NVML_MEM_TOTAL_MB", "FAKE_NVML_TEMP",
+		"FAKE_NVML_POWER_MW", "FAKE_NVML_FAIL",      "FAKE_NVML_NAME",
+		"FAKE_NVML_MIG",      "FAKE_NVML_DRIVER",    "FAKE_NVML_HANG",
+		"FAKE_NVML_CTL",
+	};
 
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		unsetenv(vars[i]);
 }
 
+static struct agent_nvml_sample smp;
+
 static void nvml_fake_devices(void)
 {
-	struct ar_gpu gpus[AR_MAX_GPUS];
+	struct ar_gpu *gpus = smp.gpus;
 	struct agent_nvml *nv = NULL;
 	char msg[256] = "";
-	int n = -1;
 
 	fake_env_reset();
 	setenv("FAKE_NVML_COUNT", "3", 1);
@@ -47,9 +60,9 @@ static void nvml_fake_devices(void)
 	setenv("FAKE_NVML_NAME", "NVIDIA H100", 1);
 	if (!ASSERT_OK(agent_nvml__open(fake_nvml_path(), &nv, msg, sizeof(msg)), msg))
 		return;
-	if (!ASSERT_OK(agent_nvml__sample(nv, gpus, &n, msg, sizeof(msg)), msg))
+	if (!ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg))
 		goto out;
-	ASSERT_EQ(n, 3, "devices");
+	ASSERT_EQ(smp.n, 3, "devices");
 	ASSERT_STREQ(gpus[1].name, "NVIDIA H100 #1", "name");
 	ASSERT_TRUE(gpus[0].util_pct == 10 && gpus[1].util_pct == 55 && gpus[2].util_pct == 100,
 		    "util");
@@ -59,37 +72,163 @@ static void nvml_fake_devices(void)
 	ASSERT_TRUE(gpus[2].temp_c == 88, "temp");
 	ASSERT_TRUE(fabs(gpus[0].power_w - 250.5) < 1e-9, "power in W");
 	ASSERT_EQ(gpus[2].index, 2, "index");
+	ASSERT_STREQ(gpus[2].uuid, "GPU-fa4e0000-0000-4000-8000-000000000002", "uuid");
+	ASSERT_STREQ(gpus[1].pci_bus_id, "00000000:19:00.0", "pci bus id");
+	ASSERT_STREQ(gpus[0].error, "", "no error");
+	ASSERT_FALSE(gpus[0].mig || gpus[0].mig_enabled, "no MIG");
 
 	/* values are read at every sample: a change shows up */
 	setenv("FAKE_NVML_UTIL", "99", 1);
 	setenv("FAKE_NVML_COUNT", "1", 1);
-	if (ASSERT_OK(agent_nvml__sample(nv, gpus, &n, msg, sizeof(msg)), msg)) {
-		ASSERT_EQ(n, 1, "one device now");
+	if (ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg)) {
+		ASSERT_EQ(smp.n, 1, "one device now");
 		ASSERT_TRUE(gpus[0].util_pct == 99, "new util");
 	}
 
-	/* an unsupported reading (power) is 0, not a failure */
+	/* an unsupported reading is unknown (NAN, null on the wire), with why */
 	setenv("FAKE_NVML_FAIL", "power:0", 1);
-	if (ASSERT_OK(agent_nvml__sample(nv, gpus, &n, msg, sizeof(msg)), msg))
-		ASSERT_TRUE(gpus[0].power_w == 0, "power unsupported");
+	if (ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg)) {
+		ASSERT_FALSE(ar_gpu_known(gpus[0].power_w), "power unknown, not 0");
+		ASSERT_STREQ(gpus[0].error, "power: Not Supported", "why");
+		ASSERT_TRUE(gpus[0].util_pct == 99 && gpus[0].temp_c == 45, "the rest read");
+	}
 
-	/* a lost GPU fails the sample with NVML's words */
+	/* point 1: one lost GPU is that GPU's error, not the node's */
 	setenv("FAKE_NVML_COUNT", "2", 1);
-	setenv("FAKE_NVML_FAIL", "util:1", 1);
-	ASSERT_EQ(agent_nvml__sample(nv, gpus, &n, msg, sizeof(msg)), -EIO, "lost GPU");
-	ASSERT_STREQ(msg, "nvmlDeviceGetUtilizationRates(1): GPU is lost", "message");
+	setenv("FAKE_NVML_FAIL", "util:1,mem:1", 1);
+	if (ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg) &&
+	    ASSERT_EQ(smp.n, 2, "both listed")) {
+		ASSERT_TRUE(gpus[0].util_pct == 99, "GPU 0 unaffected");
+		ASSERT_FALSE(ar_gpu_known(gpus[1].util_pct), "GPU 1 util unknown");
+		ASSERT_FALSE(ar_gpu_known(gpus[1].mem_used_bytes), "GPU 1 mem unknown");
+		ASSERT_TRUE(gpus[1].temp_c == 61, "GPU 1 temperature still read");
+		ASSERT_STREQ(gpus[1].error, "util: GPU is lost; mem: GPU is lost", "why");
+	}
+	/* a handle that fails outright: listed, nothing known */
+	setenv("FAKE_NVML_FAIL", "handle:0", 1);
+	if (ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg) &&
+	    ASSERT_EQ(smp.n, 2, "both listed")) {
+		ASSERT_STREQ(gpus[0].error, "handle: GPU is lost", "handle error");
+		ASSERT_FALSE(ar_gpu_known(gpus[0].temp_c), "nothing known");
+		ASSERT_TRUE(gpus[1].util_pct == 99, "GPU 1 read");
+	}
+	/* without a device count there is nothing to sample */
 	setenv("FAKE_NVML_FAIL", "count:0", 1);
-	ASSERT_EQ(agent_nvml__sample(nv, gpus, &n, msg, sizeof(msg)), -EIO, "count fails");
+	ASSERT_EQ(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), -EIO, "count fails");
 	ASSERT_TRUE(strstr(msg, "nvmlDeviceGetCount_v2") != NULL, msg);
-	setenv("FAKE_NVML_FAIL", "mem:0", 1);
-	ASSERT_EQ(agent_nvml__sample(nv, gpus, &n, msg, sizeof(msg)), -EIO, "mem fails");
 
-	/* more devices than a report carries: capped at the limit */
+	/* more devices than a report carries: cut at the limit, and counted */
 	unsetenv("FAKE_NVML_FAIL");
-	setenv("FAKE_NVML_COUNT", "40", 1);
-	if (ASSERT_OK(agent_nvml__sample(nv, gpus, &n, msg, sizeof(msg)), msg))
-		ASSERT_EQ(n, AR_MAX_GPUS, "capped");
+	setenv("FAKE_NVML_COUNT", "70", 1);
+	if (ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg)) {
+		ASSERT_EQ(smp.n, AR_MAX_GPUS, "capped");
+		ASSERT_EQ(smp.omitted, 70 - AR_MAX_GPUS, "the cut is counted");
+	}
 out:
+	agent_nvml__close(nv);
+	fake_env_reset();
+}
+
+/* points 2, 3 and MIG: what H100/H200 nodes in containers look like */
+static void nvml_mig_and_permissions(void)
+{
+	struct ar_gpu *g = smp.gpus;
+	struct agent_nvml *nv = NULL;
+	char msg[256] = "";
+
+	fake_env_reset();
+	setenv("FAKE_NVML_COUNT", "3", 1);
+	setenv("FAKE_NVML_UTIL", "20,0,60", 1);
+	setenv("FAKE_NVML_MEM_TOTAL_MB", "81920,81920,98304", 1);
+	setenv("FAKE_NVML_MEM_USED_MB", "1024,30720,2048", 1);
+	setenv("FAKE_NVML_MIG", "1:3", 1);
+	if (!ASSERT_OK(agent_nvml__open(fake_nvml_path(), &nv, msg, sizeof(msg)), msg))
+		return;
+	/* GPU 1 in MIG mode: its utilisation is NOT_SUPPORTED, the node is fine */
+	if (ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg) &&
+	    ASSERT_EQ(smp.n, 6, "3 GPUs + 3 MIG instances")) {
+		ASSERT_TRUE(g[0].util_pct == 20 && g[5].util_pct == 60, "others read");
+		ASSERT_TRUE(g[1].mig_enabled && !g[1].mig, "parent in MIG mode");
+		ASSERT_FALSE(ar_gpu_known(g[1].util_pct), "parent util unknown");
+		ASSERT_STREQ(g[1].error, "util: Not Supported", "why");
+		ASSERT_TRUE(g[1].temp_c == 40 && g[1].power_w == 100, "parent temp, power");
+		ASSERT_TRUE(g[1].mem_used_bytes == 30720.0 * 1048576, "parent aggregate memory");
+		for (int k = 0; k < 3; k++) {
+			ASSERT_TRUE(g[2 + k].mig && g[2 + k].mig_index == k && g[2 + k].index == 1,
+				    "instance under its parent");
+			ASSERT_TRUE(fabs(g[2 + k].mem_total_bytes - 81920.0 / 3 * 1048576) < 1,
+				    "memory per instance");
+		}
+		ASSERT_TRUE(g[3].mem_used_bytes == 10240.0 * 1048576, "instance used");
+		ASSERT_STREQ(g[3].uuid, "MIG-fa4e0000-0000-4000-8000-000000010001", "MIG uuid");
+		ASSERT_STREQ(g[3].pci_bus_id, g[1].pci_bus_id, "parent's bus id");
+		ASSERT_FALSE(ar_gpu_known(g[3].util_pct) || ar_gpu_known(g[3].temp_c),
+			     "no per-instance util or temperature");
+		ASSERT_STREQ(g[3].name, "Fake GPU #1 MIG 1g.10gb", "MIG name");
+		ASSERT_TRUE(g[5].index == 2 && !g[5].mig, "GPU 2 after the instances");
+	}
+	/* a container holding one slice: the parent's memory is NO_PERMISSION,
+	 * the other slices' handles too; GPU 0 is cgroup-denied outright */
+	setenv("FAKE_NVML_FAIL", "mem:1=4,mighandle:1/0=4,mighandle:1/2=4,handle:0=4", 1);
+	if (ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg) &&
+	    ASSERT_EQ(smp.n, 3, "GPU 1, its instance 1, GPU 2")) {
+		ASSERT_EQ(smp.denied, 1, "GPU 0 left out");
+		ASSERT_TRUE(g[0].index == 1 && g[1].mig && g[1].mig_index == 1 && g[2].index == 2,
+			    "enumeration");
+		ASSERT_FALSE(ar_gpu_known(g[0].mem_used_bytes), "parent memory unknown");
+		ASSERT_STREQ(g[0].error, "util: Not Supported; mem: Insufficient Permissions",
+			     "parent's why");
+		ASSERT_TRUE(g[1].mem_used_bytes == 10240.0 * 1048576, "the slice's memory");
+	}
+	/* unified memory (GH200, GB10): no framebuffer figures */
+	setenv("FAKE_NVML_FAIL", "mem:2=3", 1);
+	if (ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg)) {
+		ASSERT_FALSE(ar_gpu_known(g[5].mem_total_bytes), "memory unknown");
+		ASSERT_TRUE(g[5].util_pct == 60, "util read");
+		ASSERT_STREQ(g[5].error, "mem: Not Supported", "why");
+	}
+	/* a vGPU guest: neither temperature nor power */
+	setenv("FAKE_NVML_FAIL", "tempv:0,power:0", 1);
+	if (ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg)) {
+		ASSERT_FALSE(ar_gpu_known(g[0].temp_c) || ar_gpu_known(g[0].power_w), "unknown");
+		ASSERT_STREQ(g[0].error, "temp: Not Supported; power: Not Supported", "why");
+	}
+	/* NVML 13 deprecates nvmlDeviceGetTemperature: the V call is used */
+	setenv("FAKE_NVML_FAIL", "temp:0=26", 1);
+	if (ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg))
+		ASSERT_TRUE(g[0].temp_c == 40, "nvmlDeviceGetTemperatureV read");
+	/* a library gone uninitialised under us (someone's nvmlShutdown) */
+	setenv("FAKE_NVML_FAIL", "util:2=1", 1);
+	ASSERT_EQ(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), -EIO, "uninitialised");
+	ASSERT_STREQ(msg, "nvmlDeviceGetUtilizationRates(2): Uninitialized", "says which");
+	agent_nvml__close(nv);
+	fake_env_reset();
+}
+
+/* point 5: a driver without the newer symbols still gives its figures */
+static void nvml_old_driver(void)
+{
+	struct ar_gpu *g = smp.gpus;
+	struct agent_nvml *nv = NULL;
+	char msg[256] = "";
+
+	fake_env_reset();
+	setenv("FAKE_NVML_TEMP", "51", 1);
+	setenv("FAKE_NVML_MEM_USED_MB", "512", 1);
+	setenv("FAKE_NVML_MIG", "0:2", 1); /* ignored: no MIG symbols */
+	if (!ASSERT_OK(agent_nvml__open(fake_nvml_path_of("libfake_nvml_old.so"), &nv, msg,
+					sizeof(msg)),
+		       msg))
+		return;
+	if (ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg) &&
+	    ASSERT_EQ(smp.n, 1, "one GPU")) {
+		ASSERT_TRUE(g[0].temp_c == 51, "nvmlDeviceGetTemperature");
+		ASSERT_TRUE(g[0].mem_used_bytes == 512.0 * 1048576, "nvmlDeviceGetMemoryInfo");
+		ASSERT_STREQ(g[0].uuid, "", "no UUID");
+		ASSERT_STREQ(g[0].error, "uuid: Function Not Found; pci: Function Not Found",
+			     "why");
+		ASSERT_FALSE(g[0].mig_enabled, "no MIG");
+	}
 	agent_nvml__close(nv);
 	fake_env_reset();
 }
@@ -98,6 +237,9 @@ static void nvml_absent_or_failing(void)
 {
 	struct agent_nvml *nv = NULL;
 	char msg[256] = "";
+	void *lib;
+	int (*count)(unsigned int *);
+	unsigned int n = 0;
 
 	fake_env_reset();
 	ASSERT_EQ(agent_nvml__open("/nonexistent/libnvidia-ml.so.1", &nv, msg, sizeof(msg)),
@@ -112,7 +254,163 @@ static void nvml_absent_or_failing(void)
 	setenv("FAKE_NVML_INIT_ERR", "9", 1);
 	ASSERT_EQ(agent_nvml__open(fake_nvml_path(), &nv, msg, sizeof(msg)), -EIO, "init fails");
 	ASSERT_STREQ(msg, "nvmlInit_v2: Driver Not Loaded", "init message");
+	unsetenv("FAKE_NVML_INIT_ERR");
+	setenv("FAKE_NVML_DRIVER", "mismatch", 1);
+	ASSERT_EQ(agent_nvml__open(fake_nvml_path(), &nv, msg, sizeof(msg)), -EIO, "mismatch");
+	ASSERT_TRUE(strstr(msg, "version mismatch") != NULL, msg);
+
+	/* the fake refuses calls before nvmlInit_v2, as NVML does */
+	lib = dlopen(fake_nvml_path(), RTLD_NOW | RTLD_LOCAL);
+	if (ASSERT_TRUE(lib != NULL, "dlopen")) {
+		count = (int (*)(unsigned int *))dlsym(lib, "nvmlDeviceGetCount_v2");
+		ASSERT_EQ(count ? count(&n) : -1, 1, "NVML_ERROR_UNINITIALIZED");
+		dlclose(lib);
+	}
 	fake_env_reset();
+}
+
+static char ctl_path[64];
+
+static void ctl_write(const char *text)
+{
+	char tmp[80];
+	FILE *f;
+
+	/* rename: a reader in another thread sees the old file or the new */
+	snprintf(tmp, sizeof(tmp), "%s.tmp", ctl_path);
+	f = fopen(tmp, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+		rename(tmp, ctl_path);
+	}
+}
+
+static bool agent_nvml_setup(struct agent *a, const char *ctl, unsigned int retry_ms)
+{
+	struct agent_cfg cfg = { .name = "n", .scrape_interval_ms = 50, .scrape_timeout_ms = 100,
+				 .stale_ms = 1000, .max_hints = 16, .pressure_start = 0.5,
+				 .pressure_max_rate = 4, .traffic_window_ms = 1000,
+				 .nvml_lib = fake_nvml_path(), .nvml_retry_min_ms = retry_ms,
+				 .nvml_retry_max_ms = 4 * retry_ms, .nvml_deadline_ms = 300 };
+	char msg[256] = "";
+
+	fake_env_reset();
+	snprintf(ctl_path, sizeof(ctl_path), "/tmp/aibl-fake-nvml.%d", (int)getpid());
+	ctl_write(ctl);
+	setenv("FAKE_NVML_CTL", ctl_path, 1);
+	return ASSERT_OK(agent__init(a, &cfg, msg, sizeof(msg)), msg);
+}
+
+static void agent_nvml_teardown(struct agent *a)
+{
+	agent__fini(a);
+	unlink(ctl_path);
+	fake_env_reset();
+}
+
+static bool report_of(struct agent *a, struct agent_report *r)
+{
+	agent_report__free(r);
+	return ASSERT_OK(agent__report(a, r), "report");
+}
+
+/* point 4: NVML failing at boot, the driver going away and coming back,
+ * a library/driver mismatch after an upgrade: reopened with backoff */
+static void nvml_reinit(void)
+{
+	struct agent_report r = {};
+	struct agent a;
+
+	if (!agent_nvml_setup(&a, "FAKE_NVML_DRIVER=gone\nFAKE_NVML_COUNT=2\n", 100))
+		return;
+	/* boot before the driver: a CPU node for now, and the reason */
+	if (report_of(&a, &r)) {
+		ASSERT_FALSE(r.nvml, "no NVML yet");
+		ASSERT_STREQ(r.nvml_error, "nvmlInit_v2: Driver Not Loaded", "why");
+		ASSERT_STREQ(r.accel, "cpu", "no GPU seen yet");
+	}
+	ctl_write("FAKE_NVML_COUNT=2\n");
+	agent__collect_once(&a); /* within the backoff: not tried yet */
+	if (report_of(&a, &r))
+		ASSERT_FALSE(r.nvml, "backoff respected");
+	usleep(150 * 1000);
+	agent__collect_once(&a);
+	if (report_of(&a, &r)) {
+		ASSERT_TRUE(r.nvml, "driver loaded: NVML opened");
+		ASSERT_EQ(r.ngpus, 2, "GPUs");
+		ASSERT_STREQ(r.accel, "gpu", "a GPU node");
+	}
+	/* the driver goes away under a running agent */
+	ctl_write("FAKE_NVML_COUNT=2\nFAKE_NVML_DRIVER=gone\n");
+	agent__collect_once(&a);
+	if (report_of(&a, &r)) {
+		ASSERT_FALSE(r.nvml, "NVML down");
+		ASSERT_STREQ(r.nvml_error, "nvmlDeviceGetCount_v2: Driver Not Loaded", "why");
+		ASSERT_EQ(r.ngpus, 0, "no stale figures");
+		ASSERT_STREQ(r.accel, "gpu", "still a GPU node");
+	}
+	/* upgraded without a reboot: the new library does not match */
+	ctl_write("FAKE_NVML_COUNT=2\nFAKE_NVML_DRIVER=mismatch\n");
+	usleep(150 * 1000);
+	agent__collect_once(&a);
+	if (report_of(&a, &r))
+		ASSERT_TRUE(strstr(r.nvml_error, "nvmlInit_v2: RM has detected") == r.nvml_error,
+			    r.nvml_error);
+	ASSERT_EQ(a.nvml_backoff_ms, 200, "backoff doubled");
+	/* and back */
+	ctl_write("FAKE_NVML_COUNT=3\n");
+	usleep(250 * 1000);
+	agent__collect_once(&a);
+	if (report_of(&a, &r)) {
+		ASSERT_TRUE(r.nvml, "NVML back");
+		ASSERT_EQ(r.ngpus, 3, "GPUs");
+		ASSERT_STREQ(r.nvml_error, "", "no error");
+	}
+	ASSERT_EQ(a.nvml_backoff_ms, 0, "backoff reset");
+	agent_report__free(&r);
+	agent_nvml_teardown(&a);
+}
+
+/* an NVML call that hangs stalls neither scrapes nor reports, and the
+ * report names it once past the deadline */
+static void nvml_hang(void)
+{
+	struct agent_report r = {};
+	uint64_t scrapes;
+	struct agent a;
+	int i;
+
+	if (!agent_nvml_setup(&a, "FAKE_NVML_COUNT=2\n", 100))
+		return;
+	if (!ASSERT_OK(agent__start(&a), "start"))
+		goto out;
+	for (i = 0; i < 100 && !(report_of(&a, &r) && r.nvml); i++)
+		usleep(10 * 1000);
+	ASSERT_TRUE(r.nvml, "sampled");
+	ctl_write("FAKE_NVML_COUNT=2\nFAKE_NVML_HANG=util:1\n");
+	usleep(600 * 1000);
+	pthread_mutex_lock(&a.lock);
+	scrapes = a.scrapes;
+	pthread_mutex_unlock(&a.lock);
+	if (report_of(&a, &r)) {
+		ASSERT_FALSE(r.nvml, "hung NVML is no news");
+		ASSERT_TRUE(strstr(r.nvml_error,
+				   "NVML call nvmlDeviceGetUtilizationRates has not returned") ==
+				    r.nvml_error,
+			    r.nvml_error);
+	}
+	usleep(200 * 1000);
+	pthread_mutex_lock(&a.lock);
+	ASSERT_TRUE(a.scrapes > scrapes, "collector goes on");
+	pthread_mutex_unlock(&a.lock);
+	ctl_write("FAKE_NVML_COUNT=2\n");
+	for (i = 0; i < 100 && !(report_of(&a, &r) && r.nvml); i++)
+		usleep(10 * 1000);
+	ASSERT_TRUE(r.nvml, "back once the call returns");
+out:
+	agent_report__free(&r);
+	agent_nvml_teardown(&a);
 }
 
 static bool load_page(const char *file, struct prom_page *pg)
@@ -662,6 +960,10 @@ static void hints_post_body(void)
 static const struct test_case cases[] = {
 	{ "nvml_fake_devices", nvml_fake_devices },
 	{ "nvml_absent_or_failing", nvml_absent_or_failing },
+	{ "nvml_mig_and_permissions", nvml_mig_and_permissions },
+	{ "nvml_old_driver", nvml_old_driver },
+	{ "nvml_reinit", nvml_reinit },
+	{ "nvml_hang", nvml_hang },
 	{ "extract_kinds", extract_kinds },
 	{ "extract_windows", extract_windows },
 	{ "extract_e2e", extract_e2e },

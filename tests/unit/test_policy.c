@@ -154,6 +154,64 @@ static void ai_load(void)
 		  "beyond it: 32 * 0.5 + (200 - 1.25 * 100 - 50) / 20");
 }
 
+static void gpu_nan(struct ar_gpu *g)
+{
+	g->util_pct = g->mem_used_bytes = g->mem_total_bytes = g->temp_c = g->power_w = NAN;
+}
+
+/* point 6: a figure the GPU cannot give (MIG utilisation, vGPU temperature)
+ * drops out of the load; it is not a reading of 0 */
+static void ai_unknown_gpu_figures(void)
+{
+	struct agent_report r;
+	double want;
+
+	setup(AIBL_POL_AI);
+	agent_report__init(&r);
+	r.nvml = true;
+	r.ngpus = 2;
+	gpu_nan(&r.gpus[0]);
+	gpu_nan(&r.gpus[1]);
+	ASSERT_LE(fabs(policy__ai_load(&cfg.ai, &r, -1)), 1e-9, "nothing known: nothing counted");
+	ASSERT_TRUE(policy__gpu_util(&r) == -1, "no mean of nothing");
+	r.gpus[0].util_pct = 60;
+	r.gpus[0].mem_total_bytes = r.gpus[1].mem_total_bytes = 50;
+	r.gpus[0].mem_used_bytes = 10;
+	r.gpus[1].mem_used_bytes = 0;
+	/* util 60 (GPU 1 has none), mem 10 %, temperature unknown */
+	want = (0.25 * 0.6 + 0.15 * 0.1) / (0.25 + 0.15);
+	ASSERT_LE(fabs(policy__ai_load(&cfg.ai, &r, -1) - want), 1e-9, "unknown util and temp");
+	ASSERT_TRUE(policy__gpu_util(&r) == 60, "mean of the known");
+	ASSERT_FALSE(policy__overloaded(&cfg.ai, &r, false), "no temperature: not too hot");
+	r.gpus[1].temp_c = 91;
+	ASSERT_TRUE(policy__overloaded(&cfg.ai, &r, false), "the one known is too hot");
+
+	/* MIG: the parent's aggregate memory counts once, its instances' only
+	 * when the parent cannot be read (a container holding one slice) */
+	agent_report__init(&r);
+	r.nvml = true;
+	r.ngpus = 3;
+	for (int i = 0; i < 3; i++) {
+		gpu_nan(&r.gpus[i]);
+		r.gpus[i].index = 0;
+	}
+	r.gpus[0].mig_enabled = true;
+	r.gpus[0].mem_total_bytes = 80;
+	r.gpus[0].mem_used_bytes = 40;
+	r.gpus[0].temp_c = 30;
+	for (int i = 1; i < 3; i++) {
+		r.gpus[i].mig = true;
+		r.gpus[i].mig_index = i - 1;
+		r.gpus[i].mem_total_bytes = 40;
+		r.gpus[i].mem_used_bytes = 10;
+	}
+	want = (0.15 * 0.5) / (0.15 + 0.1);
+	ASSERT_LE(fabs(policy__ai_load(&cfg.ai, &r, -1) - want), 1e-9, "parent's memory once");
+	r.gpus[0].mem_used_bytes = NAN;
+	want = (0.15 * 0.25) / (0.15 + 0.1);
+	ASSERT_LE(fabs(policy__ai_load(&cfg.ai, &r, -1) - want), 1e-9, "the instances' instead");
+}
+
 static void ai_overload(void)
 {
 	struct agent_report r;
@@ -458,6 +516,7 @@ static const struct test_case cases[] = {
 	{ "least_conn_time", least_conn_time },
 	{ "ai_load", ai_load },
 	{ "ai_overload", ai_overload },
+	{ "ai_unknown_gpu_figures", ai_unknown_gpu_figures },
 	{ "ai_weights", ai_weights },
 	{ "ai_cold_start", ai_cold_start },
 	{ "ai_latency_spill", ai_latency_spill },

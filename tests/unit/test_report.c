@@ -169,6 +169,11 @@ static const struct bad_case {
 	{ "gpu not object", HEAD ",\"nvml\":true,\"gpus\":[3]}", -EINVAL, "gpus[0]: expected" },
 	{ "gpu util 101", HEAD ",\"nvml\":true,\"gpus\":[{\"index\":0,\"util_pct\":101}]}", -EINVAL,
 	  "gpus[0].util_pct" },
+	{ "gpu temp string", HEAD ",\"nvml\":true,\"gpus\":[{\"index\":0,\"temp_c\":\"hot\"}]}",
+	  -EINVAL, "gpus[0].temp_c: expected a number or null" },
+	{ "gpu mig index", HEAD ",\"nvml\":true,\"gpus\":[{\"index\":0,\"mig_index\":-1}]}", -EINVAL,
+	  "gpus[0].mig_index" },
+	{ "gpus omitted", HEAD ",\"gpus_omitted\":-1}", -EINVAL, "gpus_omitted" },
 	{ "gpu no index", HEAD ",\"nvml\":true,\"gpus\":[{\"util_pct\":1}]}", -EINVAL,
 	  "gpus[0].index: missing" },
 	{ "gpu mem used > total",
@@ -314,9 +319,67 @@ static void unknown_members_ignored(void)
 	agent_report__free(&r);
 }
 
+/* a GPU figure NVML could not read travels as null and comes back unknown
+ * (NAN: -1 is a temperature); MIG instances keep their parent's index */
+static void gpu_unknown_and_mig(void)
+{
+	struct agent_report a, b;
+	char err[256], *js;
+	const char *old = HEAD ",\"nvml\":true,\"gpus\":[{\"index\":0,\"util_pct\":5,"
+			  "\"temp_c\":-1,\"power_w\":0}]}";
+
+	fill(&a);
+	a.ngpus = 3;
+	a.gpus_omitted = 4;
+	a.gpus[0].temp_c = a.gpus[0].power_w = a.gpus[0].util_pct = NAN;
+	strcpy(a.gpus[0].error, "util: Not Supported; temp: Not Supported");
+	strcpy(a.gpus[0].uuid, "GPU-fa4e0000-0000-4000-8000-000000000000");
+	strcpy(a.gpus[0].pci_bus_id, "00000000:18:00.0");
+	a.gpus[0].mig_enabled = true;
+	a.gpus[2] = a.gpus[0];
+	a.gpus[2].mig_enabled = false;
+	a.gpus[2].mig = true;
+	a.gpus[2].mig_index = 6;
+	a.gpus[2].mem_used_bytes = NAN;
+	strcpy(a.gpus[2].uuid, "MIG-fa4e0000-0000-4000-8000-000000000006");
+	js = agent_report__to_json(&a);
+	if (!ASSERT_OK_PTR(js, "to_json"))
+		goto out;
+	ASSERT_TRUE(strstr(js, "\"temp_c\":null") != NULL, "null temperature");
+	ASSERT_TRUE(strstr(js, "\"mig_index\":null") != NULL, "a GPU: no MIG index");
+	if (ASSERT_OK(agent_report__parse(js, strlen(js), &b, err, sizeof(err)), err)) {
+		ASSERT_EQ(b.gpus_omitted, 4, "omitted");
+		ASSERT_FALSE(ar_gpu_known(b.gpus[0].temp_c) || ar_gpu_known(b.gpus[0].power_w) ||
+				     ar_gpu_known(b.gpus[0].util_pct),
+			     "unknown stays unknown");
+		ASSERT_TRUE(b.gpus[0].mem_used_bytes == a.gpus[0].mem_used_bytes, "known kept");
+		ASSERT_STREQ(b.gpus[0].error, a.gpus[0].error, "why");
+		ASSERT_STREQ(b.gpus[0].uuid, a.gpus[0].uuid, "uuid");
+		ASSERT_STREQ(b.gpus[0].pci_bus_id, "00000000:18:00.0", "pci");
+		ASSERT_TRUE(b.gpus[0].mig_enabled && !b.gpus[0].mig, "MIG parent");
+		ASSERT_TRUE(!b.gpus[1].mig && b.gpus[1].temp_c == 61, "plain GPU");
+		ASSERT_TRUE(b.gpus[2].mig && b.gpus[2].mig_index == 6 && b.gpus[2].index == 0,
+			    "MIG instance");
+		ASSERT_FALSE(ar_gpu_known(b.gpus[2].mem_used_bytes), "used unknown, total known");
+	}
+	agent_report__free(&b);
+	/* an older agent's report: figures present, none of the new members */
+	if (ASSERT_OK(agent_report__parse(old, strlen(old), &b, err, sizeof(err)), err)) {
+		ASSERT_TRUE(b.gpus[0].temp_c == -1, "-1 C is a temperature");
+		ASSERT_TRUE(b.gpus[0].power_w == 0, "0 W read");
+		ASSERT_FALSE(ar_gpu_known(b.gpus[0].mem_total_bytes), "absent is unknown");
+		ASSERT_FALSE(b.gpus[0].mig, "a GPU");
+	}
+	agent_report__free(&b);
+out:
+	free(js);
+	agent_report__free(&a);
+}
+
 static const struct test_case cases[] = {
 	{ "round_trip", round_trip },
 	{ "nan_is_null", nan_is_null },
+	{ "gpu_unknown_and_mig", gpu_unknown_and_mig },
 	{ "bad_reports", bad_reports },
 	{ "limits", limits },
 	{ "unknown_members_ignored", unknown_members_ignored },

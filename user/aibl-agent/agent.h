@@ -4,7 +4,9 @@
  * thread (collect.c). The collector does everything slow (model server
  * scrapes with timeouts, NVML, the decap map) and publishes results under
  * `lock`; the HTTP side only ever copies them, so a hung model server can
- * never hold up a report.
+ * never hold up a report. NVML has a thread of its own for the same
+ * reason: a driver call that hangs holds up neither scrapes nor hints,
+ * and the report names the call once it is past its deadline.
  */
 #ifndef AIBL_AGENT_H
 #define AIBL_AGENT_H
@@ -34,7 +36,14 @@ struct agent_cfg {
 	int max_hints;
 	double pressure_start, pressure_max_rate;
 	unsigned int traffic_window_ms; /* traffic hint lifetime after last packet */
+	/* NVML reopened after a failure at this backoff, doubling (0: defaults);
+	 * a sample not back by the deadline is reported as hung */
+	unsigned int nvml_retry_min_ms, nvml_retry_max_ms, nvml_deadline_ms;
 };
+
+#define AGENT_NVML_RETRY_MIN_MS 1000
+#define AGENT_NVML_RETRY_MAX_MS 60000
+#define AGENT_NVML_DEADLINE_MS 5000
 
 struct agent {
 	struct agent_cfg cfg;
@@ -48,11 +57,16 @@ struct agent {
 
 	struct agent_server servers[AR_MAX_SERVERS];
 
+	/* NVML belongs to the GPU thread once it runs (to collect_once before) */
 	struct agent_nvml *nvml;
 	bool nvml_ok;
+	bool gpus_seen; /* a GPU node stays one while NVML is down or hung */
 	char nvml_error[128];
-	int ngpus;
+	int ngpus, gpus_omitted, gpus_denied;
 	struct ar_gpu gpus[AR_MAX_GPUS];
+	unsigned int nvml_backoff_ms; /* 0: NVML fine */
+	uint64_t nvml_retry_ms; /* reopen not before (monotonic ms) */
+	uint64_t nvml_busy_ms; /* in an NVML call since, 0 not */
 
 	struct agent_hints hints;
 	int cli_fd; /* aibl_node_cli of the decap program, -1 none */
@@ -61,6 +75,9 @@ struct agent {
 
 	pthread_t thread;
 	bool thread_started;
+	pthread_t gpu_thread;
+	bool gpu_thread_started;
+	bool gpu_thread_stuck; /* did not come back from NVML by agent__stop */
 };
 
 int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t msglen);

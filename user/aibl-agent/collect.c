@@ -45,13 +45,26 @@ int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t 
 			 AR_MAX_HINTS);
 		return err;
 	}
+	if (!a->cfg.nvml_retry_min_ms)
+		a->cfg.nvml_retry_min_ms = AGENT_NVML_RETRY_MIN_MS;
+	if (a->cfg.nvml_retry_max_ms < a->cfg.nvml_retry_min_ms)
+		a->cfg.nvml_retry_max_ms = a->cfg.nvml_retry_min_ms > AGENT_NVML_RETRY_MAX_MS ?
+						   a->cfg.nvml_retry_min_ms :
+						   AGENT_NVML_RETRY_MAX_MS;
+	if (!a->cfg.nvml_deadline_ms)
+		a->cfg.nvml_deadline_ms = AGENT_NVML_DEADLINE_MS;
 	if (cfg->no_nvml) {
 		snprintf(a->nvml_error, sizeof(a->nvml_error), "NVML disabled (--no-nvml)");
 	} else {
+		/* here, not in the GPU thread, so that startup says what it found;
+		 * a failure is retried by the GPU rounds (a driver loaded late) */
 		err = agent_nvml__open(cfg->nvml_lib, &a->nvml, a->nvml_error,
 				       sizeof(a->nvml_error));
-		if (err)
+		if (err) {
 			pr_info("no GPU figures: %s\n", a->nvml_error);
+			a->nvml_backoff_ms = a->cfg.nvml_retry_min_ms;
+			a->nvml_retry_ms = clock_mono_ms() + a->nvml_backoff_ms;
+		}
 	}
 	return 0;
 }
@@ -59,9 +72,11 @@ int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t 
 void agent__fini(struct agent *a)
 {
 	agent__stop(a);
+	agent_hints__fini(&a->hints);
+	if (a->gpu_thread_stuck)
+		return; /* it still holds NVML and will take the lock when back */
 	agent_nvml__close(a->nvml);
 	a->nvml = NULL;
-	agent_hints__fini(&a->hints);
 	pthread_mutex_destroy(&a->lock);
 	pthread_cond_destroy(&a->wake);
 }
@@ -235,28 +250,91 @@ out:
 
 /* ---- GPUs ---- */
 
-static void sample_gpus(struct agent *a)
+/* NVML failed: closed by the caller, reopened after a doubling backoff */
+static void nvml_failed(struct agent *a, const char *msg, uint64_t now)
 {
-	struct ar_gpu gpus[AR_MAX_GPUS];
-	char msg[128] = "";
-	int n = 0, err;
+	unsigned int b = a->nvml_backoff_ms;
 
-	if (!a->nvml)
+	if (!b)
+		b = a->cfg.nvml_retry_min_ms;
+	else
+		b = b > a->cfg.nvml_retry_max_ms / 2 ? a->cfg.nvml_retry_max_ms : 2 * b;
+	if (a->nvml_ok || strcmp(a->nvml_error, msg))
+		pr_warn("GPU figures unavailable: %s (retrying, every %u ms at most)\n", msg,
+			a->cfg.nvml_retry_max_ms);
+	a->nvml_backoff_ms = b;
+	a->nvml_retry_ms = now + b;
+	a->nvml_ok = false;
+	a->ngpus = a->gpus_omitted = 0;
+	snprintf(a->nvml_error, sizeof(a->nvml_error), "%s", msg);
+}
+
+/* One GPU round: (re)open NVML when due, sample it, publish. Only one
+ * thread runs it: the GPU thread, or collect_once when there is none. */
+static void gpu_round(struct agent *a)
+{
+	struct agent_nvml_sample *s;
+	struct agent_nvml *nv;
+	char msg[128] = "";
+	uint64_t now = clock_mono_ms();
+	int err;
+
+	if (a->cfg.no_nvml)
 		return;
-	err = agent_nvml__sample(a->nvml, gpus, &n, msg, sizeof(msg));
+	nv = a->nvml;
+	if (!nv) {
+		if (now < a->nvml_retry_ms)
+			return;
+		pthread_mutex_lock(&a->lock);
+		a->nvml_busy_ms = now;
+		pthread_mutex_unlock(&a->lock);
+		/* nvmlInit_v2 may hang as well */
+		err = agent_nvml__open(a->cfg.nvml_lib, &nv, msg, sizeof(msg));
+		pthread_mutex_lock(&a->lock);
+		a->nvml_busy_ms = 0;
+		if (err)
+			nvml_failed(a, msg, clock_mono_ms());
+		else
+			a->nvml = nv;
+		pthread_mutex_unlock(&a->lock);
+		if (err)
+			return;
+		pr_info("NVML opened again\n");
+	}
+	s = malloc(sizeof(*s));
+	if (!s)
+		return;
 	pthread_mutex_lock(&a->lock);
-	a->nvml_ok = !err;
+	a->nvml_busy_ms = clock_mono_ms();
+	pthread_mutex_unlock(&a->lock);
+	err = agent_nvml__sample(nv, s, msg, sizeof(msg));
+	pthread_mutex_lock(&a->lock);
+	a->nvml_busy_ms = 0;
 	if (err) {
-		if (strcmp(a->nvml_error, msg))
-			pr_warn("GPU figures unavailable: %s\n", msg);
-		snprintf(a->nvml_error, sizeof(a->nvml_error), "%s", msg);
-		a->ngpus = 0;
+		/* the driver went away or changed under us: only a fresh
+		 * dlopen + nvmlInit_v2 sees the new one */
+		a->nvml = NULL;
+		nvml_failed(a, msg, clock_mono_ms());
 	} else {
+		if (s->denied != a->gpus_denied)
+			pr_info("%d GPU(s) not accessible to this process (NVML: no permission), left out\n",
+				s->denied);
+		if (s->omitted && s->omitted != a->gpus_omitted)
+			pr_warn("%d GPU(s)/MIG instance(s) over the report's limit of %d, left out\n",
+				s->omitted, AR_MAX_GPUS);
+		a->nvml_ok = true;
+		a->gpus_seen |= s->n > 0;
+		a->nvml_backoff_ms = 0;
 		a->nvml_error[0] = '\0';
-		a->ngpus = n;
-		memcpy(a->gpus, gpus, n * sizeof(gpus[0]));
+		a->ngpus = s->n;
+		a->gpus_omitted = s->omitted;
+		a->gpus_denied = s->denied;
+		memcpy(a->gpus, s->gpus, s->n * sizeof(s->gpus[0]));
 	}
 	pthread_mutex_unlock(&a->lock);
+	if (err)
+		agent_nvml__close(nv);
+	free(s);
 }
 
 /* ---- traffic hints from the decap program's client map ---- */
@@ -360,7 +438,8 @@ static double node_kv(const struct agent *a)
 void agent__collect_once(struct agent *a)
 {
 	scrape_all(a);
-	sample_gpus(a);
+	if (!a->gpu_thread_started)
+		gpu_round(a);
 	poll_traffic(a);
 	pthread_mutex_lock(&a->lock);
 	agent_hints__tick(&a->hints, clock_mono_ms(), node_kv(a));
@@ -368,9 +447,9 @@ void agent__collect_once(struct agent *a)
 	pthread_mutex_unlock(&a->lock);
 }
 
-static void *collector(void *arg)
+/* run round() every scrape interval until told to stop */
+static void agent_loop(struct agent *a, void (*round)(struct agent *))
 {
-	struct agent *a = arg;
 	struct timespec until;
 	uint64_t next;
 
@@ -378,7 +457,7 @@ static void *collector(void *arg)
 	while (!a->stop) {
 		pthread_mutex_unlock(&a->lock);
 		next = clock_mono_ms() + a->cfg.scrape_interval_ms;
-		agent__collect_once(a);
+		round(a);
 		pthread_mutex_lock(&a->lock);
 		/* sleep to the next round, or until told to stop */
 		until.tv_sec = next / 1000;
@@ -387,6 +466,17 @@ static void *collector(void *arg)
 			pthread_cond_timedwait(&a->wake, &a->lock, &until);
 	}
 	pthread_mutex_unlock(&a->lock);
+}
+
+static void *collector(void *arg)
+{
+	agent_loop(arg, agent__collect_once);
+	return NULL;
+}
+
+static void *gpu_thread(void *arg)
+{
+	agent_loop(arg, gpu_round);
 	return NULL;
 }
 
@@ -401,22 +491,46 @@ int agent__start(struct agent *a)
 	pthread_cond_destroy(&a->wake);
 	pthread_cond_init(&a->wake, &ca);
 	pthread_condattr_destroy(&ca);
+	if (!a->cfg.no_nvml) {
+		err = -pthread_create(&a->gpu_thread, NULL, gpu_thread, a);
+		if (err)
+			return err;
+		a->gpu_thread_started = true;
+	}
 	err = -pthread_create(&a->thread, NULL, collector, a);
 	if (!err)
 		a->thread_started = true;
+	else
+		agent__stop(a);
 	return err;
 }
 
 void agent__stop(struct agent *a)
 {
-	if (!a->thread_started)
+	struct timespec ts;
+
+	if (!a->thread_started && !a->gpu_thread_started)
 		return;
 	pthread_mutex_lock(&a->lock);
 	a->stop = true;
 	pthread_cond_broadcast(&a->wake);
 	pthread_mutex_unlock(&a->lock);
-	pthread_join(a->thread, NULL);
+	if (a->thread_started)
+		pthread_join(a->thread, NULL);
 	a->thread_started = false;
+	if (!a->gpu_thread_started)
+		return;
+	/* a GPU thread stuck in the driver is not waited for: stopping the
+	 * agent must not hang on NVML either */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 2;
+	if (pthread_timedjoin_np(a->gpu_thread, NULL, &ts)) {
+		pr_warn("NVML still busy at exit (%s), not waited for\n",
+			a->nvml ? agent_nvml__busy(a->nvml) ?: "between calls" : "nvmlInit_v2");
+		pthread_detach(a->gpu_thread);
+		a->gpu_thread_stuck = true;
+	}
+	a->gpu_thread_started = false;
 }
 
 void agent__put_hints(struct agent *a, const struct ar_hint *h, int n)
@@ -474,15 +588,23 @@ int agent__report(struct agent *a, struct agent_report *r)
 	pthread_mutex_lock(&a->lock);
 	now = clock_mono_ms();
 	r->nvml = a->nvml_ok;
-	if (a->nvml_ok) {
+	if (a->nvml_busy_ms && now - a->nvml_busy_ms > a->cfg.nvml_deadline_ms) {
+		/* the GPU thread is stuck in the driver: what it last read is no
+		 * longer news; a->nvml cannot go away while it is in there */
+		r->nvml = false;
+		snprintf(r->nvml_error, sizeof(r->nvml_error), "NVML call %s has not returned for %llu ms",
+			 !a->nvml ? "nvmlInit_v2" : agent_nvml__busy(a->nvml) ?: "(between calls)",
+			 (unsigned long long)(now - a->nvml_busy_ms));
+	} else if (a->nvml_ok) {
 		r->ngpus = a->ngpus;
+		r->gpus_omitted = a->gpus_omitted;
 		memcpy(r->gpus, a->gpus, a->ngpus * sizeof(a->gpus[0]));
 	} else {
 		snprintf(r->nvml_error, sizeof(r->nvml_error), "%s",
 			 a->nvml_error[0] ? a->nvml_error : "NVML not sampled yet");
 	}
 	snprintf(r->accel, sizeof(r->accel), "%s",
-		 a->cfg.accel ? a->cfg.accel : (a->nvml_ok && a->ngpus) ? "gpu" : "cpu");
+		 a->cfg.accel ? a->cfg.accel : a->gpus_seen ? "gpu" : "cpu");
 
 	r->nservers = a->cfg.nservers;
 	for (int i = 0; i < a->cfg.nservers; i++) {

@@ -123,11 +123,7 @@ static json_t *status_json(struct aibld *d)
 				if (n->rep.models[m].resident)
 					json_array_append_new(models,
 							      json_string(n->rep.models[m].name));
-			if (n->rep.nvml && n->rep.ngpus > 0) {
-				util = 0;
-				for (int g = 0; g < n->rep.ngpus; g++)
-					util += n->rep.gpus[g].util_pct / n->rep.ngpus;
-			}
+			util = policy__gpu_util(&n->rep);
 		} else if (c) {
 			for (int m = 0; m < c->nmodels; m++)
 				json_array_append_new(models, json_string(c->models[m]));

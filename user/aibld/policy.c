@@ -74,6 +74,7 @@ enum model_state policy__model_state(const struct policy_node *n, const char *mo
 	return MODEL_ABSENT;
 }
 
+/* hottest GPU, -1 when no temperature is known (vGPU guests have none) */
 static double max_temp(const struct agent_report *r)
 {
 	double t = -1;
@@ -81,9 +82,43 @@ static double max_temp(const struct agent_report *r)
 	if (!r->nvml)
 		return -1;
 	for (int i = 0; i < r->ngpus; i++)
-		if (r->gpus[i].temp_c > t)
+		if (ar_gpu_known(r->gpus[i].temp_c) && r->gpus[i].temp_c > t)
 			t = r->gpus[i].temp_c;
 	return t;
+}
+
+/*
+ * Whether gpus[i]'s memory goes into the node's sum: a GPU's when known; a
+ * MIG instance's only when its parent's aggregate is not (a container that
+ * holds a slice may not read the parent), so nothing counts twice.
+ */
+static bool gpu_mem_counts(const struct agent_report *r, int i)
+{
+	const struct ar_gpu *g = &r->gpus[i];
+
+	if (!ar_gpu_known(g->mem_used_bytes) || !ar_gpu_known(g->mem_total_bytes))
+		return false;
+	if (!g->mig)
+		return true;
+	for (int k = 0; k < r->ngpus; k++)
+		if (!r->gpus[k].mig && r->gpus[k].index == g->index)
+			return !ar_gpu_known(r->gpus[k].mem_used_bytes) ||
+			       !ar_gpu_known(r->gpus[k].mem_total_bytes);
+	return true;
+}
+
+double policy__gpu_util(const struct agent_report *r)
+{
+	double util = 0;
+	int n = 0;
+
+	for (int i = 0; r && r->nvml && i < r->ngpus; i++) {
+		if (ar_gpu_known(r->gpus[i].util_pct)) {
+			util += r->gpus[i].util_pct;
+			n++;
+		}
+	}
+	return n ? util / n : -1;
 }
 
 /*
@@ -94,7 +129,10 @@ static double max_temp(const struct agent_report *r)
  *   queue     queue depth / queue_ref
  *   kv        KV-cache usage (0..1)
  *   inflight  in-flight requests / inflight_ref
- * each clamped to 0..1, a_k the *_weight keys. Unknown pressures drop out.
+ * each clamped to 0..1, a_k the *_weight keys. Unknown pressures drop out,
+ * and so do unknown GPU figures (null in the report, NAN here): a GPU that
+ * cannot report utilisation (MIG) or temperature (vGPU) is not an idle or
+ * a cold one.
  */
 double policy__ai_load(const struct cfg_ai *ai, const struct agent_report *r, __s64 active)
 {
@@ -103,15 +141,18 @@ double policy__ai_load(const struct cfg_ai *ai, const struct agent_report *r, __
 	if (!r)
 		return 0;
 	if (r->nvml && r->ngpus > 0) {
-		double util = 0, used = 0, total = 0, t = max_temp(r);
+		double util = policy__gpu_util(r), used = 0, total = 0, t = max_temp(r);
 
 		for (int i = 0; i < r->ngpus; i++) {
-			util += r->gpus[i].util_pct;
-			used += r->gpus[i].mem_used_bytes;
-			total += r->gpus[i].mem_total_bytes;
+			if (gpu_mem_counts(r, i)) {
+				used += r->gpus[i].mem_used_bytes;
+				total += r->gpus[i].mem_total_bytes;
+			}
 		}
-		sum += ai->util_weight * clamp01(util / r->ngpus / 100);
-		wsum += ai->util_weight;
+		if (util >= 0) {
+			sum += ai->util_weight * clamp01(util / 100);
+			wsum += ai->util_weight;
+		}
 		if (total > 0) {
 			sum += ai->mem_weight * clamp01(used / total);
 			wsum += ai->mem_weight;

@@ -53,6 +53,8 @@ struct policy_out {
 /* enum aibl_mode the data plane runs for this policy */
 __u8 policy__mode(int policy);
 enum model_state policy__model_state(const struct policy_node *n, const char *model);
+/* mean utilisation of the GPUs that report one, -1 none */
+double policy__gpu_util(const struct agent_report *r);
 /* combined pressure 0..1 of the ai policy; 0 with nothing reported.
  * active: the data plane's active flows to the node (< 0 unknown), a floor
  * under the in-flight figure the report gives */

@@ -164,23 +164,53 @@ static int ar_array(struct ar_ctx *c, json_t *obj, const char *key, size_t max, 
 	return 0;
 }
 
+/* A GPU figure: null or absent is unknown (NAN), a number is range-checked.
+ * No -1 here: it is a temperature. */
+static int ar_gnum(struct ar_ctx *c, json_t *obj, const char *path, const char *key, double *dst,
+		   double lo, double hi)
+{
+	json_t *v = json_object_get(obj, key);
+	double d;
+
+	*dst = NAN;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_number(v))
+		return ar_fail(c, -EINVAL, "%s.%s: expected a number or null", path, key);
+	d = json_number_value(v);
+	if (!(d >= lo && d <= hi))
+		return ar_fail(c, -EINVAL, "%s.%s: %g out of range [%g, %g]", path, key, d, lo, hi);
+	*dst = d;
+	return 0;
+}
+
 static int ar_parse_gpu(struct ar_ctx *c, json_t *o, const char *p, struct ar_gpu *g)
 {
-	long long idx = 0;
+	long long idx = 0, mig = 0;
+	json_t *m;
 	int err;
 
 	if (!json_is_object(o))
 		return ar_fail(c, -EINVAL, "%s: expected an object", p);
+	m = json_object_get(o, "mig_index");
 	if ((err = ar_int(c, o, p, "index", &idx, 0, 1023, true)) ||
+	    (m && !json_is_null(m) &&
+	     (err = ar_int(c, o, p, "mig_index", &mig, 0, AR_MAX_GPUS - 1, false))) ||
+	    (err = ar_bool(c, o, p, "mig_enabled", &g->mig_enabled)) ||
 	    (err = ar_str(c, o, p, "name", g->name, sizeof(g->name), false)) ||
-	    (err = ar_num(c, o, p, "util_pct", &g->util_pct, 0, 100, false, 0)) ||
-	    (err = ar_num(c, o, p, "mem_used_bytes", &g->mem_used_bytes, 0, 1e18, false, 0)) ||
-	    (err = ar_num(c, o, p, "mem_total_bytes", &g->mem_total_bytes, 0, 1e18, false, 0)) ||
-	    (err = ar_num(c, o, p, "temp_c", &g->temp_c, -100, 300, false, 0)) ||
-	    (err = ar_num(c, o, p, "power_w", &g->power_w, 0, 1e6, false, 0)))
+	    (err = ar_str(c, o, p, "uuid", g->uuid, sizeof(g->uuid), false)) ||
+	    (err = ar_str(c, o, p, "pci_bus_id", g->pci_bus_id, sizeof(g->pci_bus_id), false)) ||
+	    (err = ar_str(c, o, p, "error", g->error, sizeof(g->error), false)) ||
+	    (err = ar_gnum(c, o, p, "util_pct", &g->util_pct, 0, 100)) ||
+	    (err = ar_gnum(c, o, p, "mem_used_bytes", &g->mem_used_bytes, 0, 1e18)) ||
+	    (err = ar_gnum(c, o, p, "mem_total_bytes", &g->mem_total_bytes, 0, 1e18)) ||
+	    (err = ar_gnum(c, o, p, "temp_c", &g->temp_c, -100, 300)) ||
+	    (err = ar_gnum(c, o, p, "power_w", &g->power_w, 0, 1e6)))
 		return err;
 	g->index = idx;
-	if (g->mem_used_bytes > g->mem_total_bytes)
+	g->mig = m && !json_is_null(m);
+	g->mig_index = mig;
+	if (g->mem_used_bytes > g->mem_total_bytes) /* false when either is unknown */
 		return ar_fail(c, -EINVAL, "%s: mem_used_bytes %g exceeds mem_total_bytes %g", p,
 			       g->mem_used_bytes, g->mem_total_bytes);
 	return 0;
@@ -317,6 +347,10 @@ static int ar_parse_root(struct ar_ctx *c, json_t *root, struct agent_report *r)
 	if (!r->node[0])
 		return ar_fail(c, -EINVAL, "report.node: empty");
 
+	n = 0;
+	if ((err = ar_int(c, root, "report", "gpus_omitted", &n, 0, 1000000, false)))
+		return err;
+	r->gpus_omitted = n;
 	if ((err = ar_array(c, root, "gpus", AR_MAX_GPUS, &arr)))
 		return err;
 	if (arr && !r->nvml && json_array_size(arr))
@@ -468,12 +502,16 @@ static json_t *ar_gpu_json(const struct ar_gpu *g)
 	json_t *o = json_object();
 
 	if (!o || ar_set(o, "index", json_integer(g->index)) ||
-	    ar_set(o, "name", json_string(g->name)) ||
+	    ar_set(o, "mig_index", !g->mig ? json_null() : json_integer(g->mig_index)) ||
+	    ar_set(o, "mig_enabled", json_boolean(g->mig_enabled)) ||
+	    ar_set(o, "name", json_string(g->name)) || ar_set(o, "uuid", json_string(g->uuid)) ||
+	    ar_set(o, "pci_bus_id", json_string(g->pci_bus_id)) ||
 	    ar_set(o, "util_pct", ar_jnum(g->util_pct, false)) ||
 	    ar_set(o, "mem_used_bytes", ar_jnum(g->mem_used_bytes, false)) ||
 	    ar_set(o, "mem_total_bytes", ar_jnum(g->mem_total_bytes, false)) ||
 	    ar_set(o, "temp_c", ar_jnum(g->temp_c, false)) ||
-	    ar_set(o, "power_w", ar_jnum(g->power_w, false))) {
+	    ar_set(o, "power_w", ar_jnum(g->power_w, false)) ||
+	    ar_set(o, "error", json_string(g->error))) {
 		json_decref(o);
 		return NULL;
 	}
@@ -562,7 +600,8 @@ char *agent_report__to_json(const struct agent_report *r)
 	    ar_set(root, "prefix_cache_hit_rate", ar_jnum(r->prefix_cache_hit_rate, true)) ||
 	    ar_set(root, "ttft_avg_ms", ar_jnum(r->ttft_avg_ms, true)) ||
 	    ar_set(root, "e2e_avg_ms", ar_jnum(r->e2e_avg_ms, true)) ||
-	    ar_set(root, "stale", json_boolean(r->stale)))
+	    ar_set(root, "stale", json_boolean(r->stale)) ||
+	    ar_set(root, "gpus_omitted", json_integer(r->gpus_omitted)))
 		goto out;
 
 	if (ar_set(root, "gpus", arr = json_array()))

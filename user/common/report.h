@@ -19,7 +19,11 @@
 
 #define AGENT_REPORT_SCHEMA 1
 #define AR_MAX_BYTES (1024 * 1024) /* largest report body accepted */
-#define AR_MAX_GPUS 16
+/* GPUs and MIG instances together: 8 GPUs with 7 instances each fit;
+ * what a node has beyond this is counted in gpus_omitted, not sent */
+#ifndef AR_MAX_GPUS
+#define AR_MAX_GPUS 64
+#endif
 #define AR_MAX_SERVERS 16
 #define AR_MAX_MODELS 64
 #define AR_MAX_HINTS 4096
@@ -27,16 +31,36 @@
 #define AR_MODEL_LEN 128
 #define AR_URL_LEN 256
 #define AR_ADDR_LEN	    48 /* longest textual IPv4/IPv6 address read */
+#define AR_UUID_LEN 64 /* "GPU-<36>", "MIG-<36>", old "MIG-GPU-<36>/gi/ci" */
+#define AR_PCI_LEN 32 /* "00000000:18:00.0" */
+#define AR_GPU_ERR_LEN 96
 
+/*
+ * One physical GPU, or one MIG instance (mig) of the GPU with the same
+ * index. A figure NVML could not read is NAN ("null" in JSON;
+ * temp_c has no spare negative value to mean unknown), and error says why.
+ */
 struct ar_gpu {
-	int index;
+	int index; /* NVML enumeration order: not the CUDA index, not stable */
+	bool mig; /* a MIG instance of the GPU with this index (zeroed: a GPU) */
+	int mig_index; /* with mig: its MIG device index under that GPU */
+	bool mig_enabled; /* physical GPU in MIG mode: its instances follow it */
 	char name[AR_NAME_LEN];
+	char uuid[AR_UUID_LEN]; /* "" unknown: what ties a GPU to its model server */
+	char pci_bus_id[AR_PCI_LEN]; /* "" unknown; a MIG instance has its parent's */
 	double util_pct; /* 0..100 */
 	double mem_used_bytes;
 	double mem_total_bytes;
 	double temp_c;
 	double power_w;
+	char error[AR_GPU_ERR_LEN]; /* why figures are unknown, "" none */
 };
+
+/* a GPU figure that was read (not NAN) */
+static inline bool ar_gpu_known(double v)
+{
+	return !__builtin_isnan(v);
+}
 
 /* one scraped model server */
 struct ar_server {
@@ -88,6 +112,7 @@ struct agent_report {
 	char nvml_error[128]; /* why not, when !nvml */
 	int ngpus;
 	struct ar_gpu gpus[AR_MAX_GPUS];
+	int gpus_omitted; /* devices beyond AR_MAX_GPUS the agent did not send */
 
 	int nservers;
 	struct ar_server servers[AR_MAX_SERVERS];
