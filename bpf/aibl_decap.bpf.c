@@ -177,8 +177,8 @@ int aibl_decap(struct __sk_buff *skb)
 	 * payload per segment of an aggregated packet does not change when
 	 * only a header goes away.
 	 */
-	flags = BPF_F_ADJ_ROOM_FIXED_GSO |
-		(inner_af == AIBL_AF_INET ? AIBL_ADJ_ROOM_DECAP_L3_IPV4 : AIBL_ADJ_ROOM_DECAP_L3_IPV6);
+	flags = BPF_F_ADJ_ROOM_FIXED_GSO | (inner_af == AIBL_AF_INET ? AIBL_ADJ_ROOM_DECAP_L3_IPV4
+								     : AIBL_ADJ_ROOM_DECAP_L3_IPV6);
 	err = bpf_skb_adjust_room(skb, -(__s32)outer_len, BPF_ADJ_ROOM_MAC, flags);
 	if (err == -EINVAL && inner_af == outer_af)
 		/* kernel < 6.3 knows no decap flags; same family needs none */

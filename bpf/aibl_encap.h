@@ -331,8 +331,8 @@ static __always_inline int forward(struct xdp_md *ctx, struct pkt *p, const stru
 		if ((void *)(ip6 + 1) > data_end)
 			goto bad;
 		/* flow label from the flow hash: ECMP and RSS on the way spread */
-		*(__be32 *)ip6 = bpf_htonl(0x60000000 | ((__u32)p->tos << 20) |
-					   (flow_hash & 0xfffff));
+		*(__be32 *)ip6 =
+		    bpf_htonl(0x60000000 | ((__u32)p->tos << 20) | (flow_hash & 0xfffff));
 		ip6->payload_len = bpf_htons(p->l3_len);
 		ip6->nexthdr = p->fk.family == AIBL_AF_INET ? IPPROTO_IPIP : IPPROTO_IPV6;
 		ip6->hop_limit = 64;

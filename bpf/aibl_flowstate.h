@@ -98,8 +98,8 @@ static __always_inline int syn_find(const struct aibl_syn_bucket *b, __u64 tag, 
  * and whether that choice was a session pin filled. *sb and *tag are
  * filled whenever the bucket exists, so a SYN can record into it.
  */
-static __always_inline bool syn_match(__u32 fh, __u32 now, struct aibl_syn_bucket **sb,
-				      __u64 *tag, int *way, __u32 *id, bool *pinned)
+static __always_inline bool syn_match(__u32 fh, __u32 now, struct aibl_syn_bucket **sb, __u64 *tag,
+				      int *way, __u32 *id, bool *pinned)
 {
 	__u32 v;
 
@@ -126,8 +126,8 @@ static __always_inline void syn_free(struct aibl_syn_bucket *b, int way)
  * (empty or expired) one, else over the oldest. The tag is written last: a
  * reader on another CPU that matches it finds the backend already there.
  */
-static __always_inline void syn_record(struct aibl_syn_bucket *b, int way, __u64 tag,
-				       __u32 backend, __u32 now)
+static __always_inline void syn_record(struct aibl_syn_bucket *b, int way, __u64 tag, __u32 backend,
+				       __u32 now)
 {
 	__u32 oldest = 0, age = 0;
 
@@ -209,7 +209,7 @@ static long fcache_forget_cpu(__u32 cpu, void *arg)
  */
 static __always_inline void fcache_forget(const struct aibl_flow_key *key)
 {
-	struct fcache_forget_ctx c = { .key = key, .idx = aibl_fcache_index(key) };
+	struct fcache_forget_ctx c = {.key = key, .idx = aibl_fcache_index(key)};
 
 	bpf_loop(AIBL_FCACHE_MAX_CPUS, fcache_forget_cpu, &c, 0);
 }
@@ -254,9 +254,9 @@ static __always_inline int conn_insert(const struct aibl_flow_key *fk, __u32 id,
 				       bool tcp, bool closing)
 {
 	struct aibl_conn nc = {
-		.backend = id,
-		.flags = (pinned ? AIBL_CONN_F_PINNED : 0) | (closing ? AIBL_CONN_F_CLOSING : 0),
-		.last_seen_ns = bpf_ktime_get_coarse_ns(),
+	    .backend = id,
+	    .flags = (pinned ? AIBL_CONN_F_PINNED : 0) | (closing ? AIBL_CONN_F_CLOSING : 0),
+	    .last_seen_ns = bpf_ktime_get_coarse_ns(),
 	};
 
 	if (bpf_map_update_elem(&aibl_conns, fk, &nc, BPF_ANY)) {

@@ -37,8 +37,7 @@ static __always_inline int send_new(struct xdp_md *ctx, struct pkt *p, const str
  * of a datagram reach the same backend in whatever order they come.
  * Anything else addressed to a VIP is dropped (drop_fragment).
  */
-static __noinline int handle_frag(struct xdp_md *ctx, struct pkt *p,
-				       const struct aibl_globals *g)
+static __noinline int handle_frag(struct xdp_md *ctx, struct pkt *p, const struct aibl_globals *g)
 {
 	struct aibl_vip *vip = vip_lookup(&p->fk.dst, p->fk.family, 0, p->fk.proto);
 	struct choice ch;
@@ -78,8 +77,7 @@ drop:
  * (for hash services also by recomputing the choice), so path MTU
  * discovery works for the backend that holds the connection.
  */
-static __noinline int handle_icmp(struct xdp_md *ctx, struct pkt *p,
-				       const struct aibl_globals *g)
+static __noinline int handle_icmp(struct xdp_md *ctx, struct pkt *p, const struct aibl_globals *g)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	__u8 *ic = data + (p->l4_off & 0x7ff);
@@ -104,8 +102,7 @@ static __noinline int handle_icmp(struct xdp_md *ctx, struct pkt *p,
 		rc = parse_ipv6(data, data_end, (p->l4_off & 0x7ff) + 8, &q, true);
 	}
 	/* only errors about packets this address sent are about a VIP flow */
-	if (rc == PARSE_NOADDR || q.fk.family != p->fk.family ||
-	    !addr_eq(&q.fk.src, &p->fk.dst) ||
+	if (rc == PARSE_NOADDR || q.fk.family != p->fk.family || !addr_eq(&q.fk.src, &p->fk.dst) ||
 	    (q.fk.proto != IPPROTO_TCP && q.fk.proto != IPPROTO_UDP))
 		goto pass;
 	if (rc != PARSE_OK || !q.ports) {

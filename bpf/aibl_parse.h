@@ -15,10 +15,10 @@
 #include "aibl.h"
 #include "aibl_hash.h"
 
-#define AIBL_IP_DF 0x4000
-#define AIBL_IP_MF 0x2000
-#define AIBL_IP_OFFSET 0x1fff
-#define AIBL_IP6_MF 0x0001
+#define AIBL_IP_DF	0x4000
+#define AIBL_IP_MF	0x2000
+#define AIBL_IP_OFFSET	0x1fff
+#define AIBL_IP6_MF	0x0001
 #define AIBL_IP6_OFFSET 0xfff8
 
 #define AIBL_TCP_FIN 0x01
@@ -34,9 +34,9 @@
 enum parse_rc {
 	PARSE_OK = 0,
 	PARSE_NOADDR, /* the IP header itself is cut or not IP: addresses unknown */
-	PARSE_TRUNC, /* a header after the fixed IP header is cut */
-	PARSE_BAD, /* lengths or fields contradict each other */
-	PARSE_EXT, /* IPv6 extension header chain too long or unparsable */
+	PARSE_TRUNC,  /* a header after the fixed IP header is cut */
+	PARSE_BAD,    /* lengths or fields contradict each other */
+	PARSE_EXT,    /* IPv6 extension header chain too long or unparsable */
 };
 
 enum frag_kind {
@@ -49,15 +49,15 @@ struct pkt {
 	/* src, dst, ports (when known), proto, family; 8-byte aligned: read
 	 * as five words by aibl_fcache_index() and the flow cache */
 	struct aibl_flow_key fk __attribute__((aligned(8)));
-	__u32 l2_len; /* Ethernet + VLAN tags */
-	__u32 l4_off; /* from the start of the frame */
-	__u32 l3_len; /* IP total length (IPv6: 40 + payload length) */
+	__u32 l2_len;  /* Ethernet + VLAN tags */
+	__u32 l4_off;  /* from the start of the frame */
+	__u32 l3_len;  /* IP total length (IPv6: 40 + payload length) */
 	__u32 vlan[2]; /* raw TPID+TCI of the tags, restored when re-framing */
 	__u8 nvlan;
 	__u8 frag; /* enum frag_kind */
 	__u8 tcp_flags;
-	__u8 tos; /* IPv4 TOS / IPv6 traffic class, copied to the outer header */
-	__u8 df; /* IPv4 don't-fragment (IPv6: always set) */
+	__u8 tos;   /* IPv4 TOS / IPv6 traffic class, copied to the outer header */
+	__u8 df;    /* IPv4 don't-fragment (IPv6: always set) */
 	__u8 ports; /* the ports in fk were read */
 	__u16 pad;
 };
@@ -176,9 +176,9 @@ static __always_inline enum parse_rc parse_ipv4(void *data, void *data_end, __u3
 	/* Ethernet padding may follow the packet; a packet longer than the
 	 * frame cannot be forwarded honestly. Read on for the ports: they tell
 	 * whether it was addressed to a service. */
-	if (!quoted && (data + off + tot > data_end ||
-			(!(iph->frag_off & bpf_htons(AIBL_IP_OFFSET)) &&
-			 tot < hlen + l4_min(p->fk.proto))))
+	if (!quoted &&
+	    (data + off + tot > data_end ||
+	     (!(iph->frag_off & bpf_htons(AIBL_IP_OFFSET)) && tot < hlen + l4_min(p->fk.proto))))
 		bad = PARSE_BAD;
 	p->l4_off = off + hlen;
 	if (iph->frag_off & bpf_htons(AIBL_IP_MF | AIBL_IP_OFFSET)) {

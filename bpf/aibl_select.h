@@ -26,9 +26,9 @@ static __always_inline bool be_up(const struct aibl_backend *be)
 
 struct pick {
 	__u32 backend;
-	__u32 slot; /* ring slot the backend was taken from */
+	__u32 slot;	 /* ring slot the backend was taken from */
 	bool overloaded; /* only an overloaded backend was left */
-	bool probed; /* skipped at least one slot */
+	bool probed;	 /* skipped at least one slot */
 };
 
 /*
@@ -204,10 +204,10 @@ static __always_inline struct aibl_vip *vip_lookup(const union aibl_addr *addr, 
 						   __be16 port, __u8 proto)
 {
 	struct aibl_vip_key k = {
-		.addr = *addr,
-		.port = port,
-		.proto = proto,
-		.family = family,
+	    .addr = *addr,
+	    .port = port,
+	    .proto = proto,
+	    .family = family,
 	};
 	struct aibl_vip *v = NULL;
 

@@ -17,10 +17,10 @@
 #define AIBL_UAPI_H
 
 /* <linux/if_ether.h> */
-#define ETH_ALEN 6
-#define ETH_P_IP 0x0800
-#define ETH_P_8021Q 0x8100
-#define ETH_P_IPV6 0x86DD
+#define ETH_ALEN     6
+#define ETH_P_IP     0x0800
+#define ETH_P_8021Q  0x8100
+#define ETH_P_IPV6   0x86DD
 #define ETH_P_8021AD 0x88A8
 
 /*
@@ -28,30 +28,30 @@
  * The IPv4 protocol numbers (IPPROTO_TCP, IPPROTO_AH, IPPROTO_IPV6, ...)
  * are an enum in <linux/in.h>, so they come with vmlinux.h.
  */
-#define IPPROTO_HOPOPTS 0
-#define IPPROTO_ROUTING 43
+#define IPPROTO_HOPOPTS	 0
+#define IPPROTO_ROUTING	 43
 #define IPPROTO_FRAGMENT 44
-#define IPPROTO_ICMPV6 58
-#define IPPROTO_DSTOPTS 60
+#define IPPROTO_ICMPV6	 58
+#define IPPROTO_DSTOPTS	 60
 
 /* <linux/socket.h> */
-#define AF_INET 2
+#define AF_INET	 2
 #define AF_INET6 10
 
 /* <linux/icmp.h> */
-#define ICMP_DEST_UNREACH 3
+#define ICMP_DEST_UNREACH  3
 #define ICMP_TIME_EXCEEDED 11
-#define ICMP_FRAG_NEEDED 4 /* code of ICMP_DEST_UNREACH */
+#define ICMP_FRAG_NEEDED   4 /* code of ICMP_DEST_UNREACH */
 
 /* <linux/icmpv6.h>, including a field name of struct icmp6hdr that is a
  * #define there */
 #define ICMPV6_DEST_UNREACH 1
-#define ICMPV6_PKT_TOOBIG 2
-#define ICMPV6_TIME_EXCEED 3
-#define icmp6_mtu icmp6_dataun.un_data32[0]
+#define ICMPV6_PKT_TOOBIG   2
+#define ICMPV6_TIME_EXCEED  3
+#define icmp6_mtu	    icmp6_dataun.un_data32[0]
 
 /* <linux/pkt_cls.h> */
-#define TC_ACT_OK 0
+#define TC_ACT_OK   0
 #define TC_ACT_SHOT 2
 
 /* <asm-generic/errno-base.h> */

@@ -97,23 +97,23 @@ struct flow_out {
 
 /* What a path of aibl_flow() left to do. */
 enum flow_step {
-	FLOW_DONE, /* the flow_out is filled */
+	FLOW_DONE,   /* the flow_out is filled */
 	FLOW_CHOSEN, /* the handshake table named the backend (in the choice) */
 	FLOW_CHOOSE, /* a new choice, in flow_ctx.mode */
 };
 
 /* What the paths learn about the packet's flow and hand to the next step. */
 struct flow_ctx {
-	struct aibl_conn *conn; /* its connection entry, when it has one */
+	struct aibl_conn *conn;	    /* its connection entry, when it has one */
 	struct aibl_syn_bucket *sb; /* its handshake bucket, once looked up */
-	__u64 tag; /* its tag in sb */
-	int way; /* the way of its live handshake record in sb, else -1 */
-	__u32 now_ts; /* syn_now() of a SYN, for its record */
-	__u8 mode; /* enum aibl_mode of a new choice */
+	__u64 tag;		    /* its tag in sb */
+	int way;		    /* the way of its live handshake record in sb, else -1 */
+	__u32 now_ts;		    /* syn_now() of a SYN, for its record */
+	__u8 mode;		    /* enum aibl_mode of a new choice */
 	bool tcp;
 	bool closing; /* a TCP FIN or RST */
-	bool record; /* a SYN whose choice goes to the handshake table */
-	bool track; /* a new flow the connection table admits */
+	bool record;  /* a SYN whose choice goes to the handshake table */
+	bool track;   /* a new flow the connection table admits */
 };
 
 static __always_inline void flow_done(struct flow_out *o, __u32 id, bool new_flow, bool pinned,
@@ -159,8 +159,8 @@ static __always_inline enum flow_step flow_syn(const struct aibl_globals *g, __u
  * handshake (a client port used again), which then takes the new SYN's
  * backend.
  */
-static __always_inline enum flow_step flow_closed(const struct pkt *p, __u32 fh,
-						  struct flow_ctx *f, struct flow_out *o)
+static __always_inline enum flow_step flow_closed(const struct pkt *p, __u32 fh, struct flow_ctx *f,
+						  struct flow_out *o)
 {
 	struct aibl_conn *conn = f->conn;
 	struct aibl_backend *be;
@@ -287,7 +287,7 @@ static __always_inline void flow_record(const struct flow_ctx *f, const struct c
 __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct aibl_globals *g,
 			 __u32 fh, struct flow_out *o)
 {
-	struct flow_ctx f = { .way = -1 };
+	struct flow_ctx f = {.way = -1};
 	enum flow_step step;
 	struct choice ch;
 

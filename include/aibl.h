@@ -96,7 +96,7 @@
 #define AIBL_MAX_EXT_HDRS 6
 #endif
 
-#define AIBL_NAME_LEN 32
+#define AIBL_NAME_LEN  32
 #define AIBL_MODEL_LEN 64
 
 /* Invalid backend id (empty table slot, no pin). */
@@ -105,30 +105,30 @@
 /* ---- map names: pinned by name under the bpffs directory ---- */
 #define AIBL_DEFAULT_BPFFS "/sys/fs/bpf/aibl"
 
-#define AIBL_MAP_VIPS "aibl_vips"
-#define AIBL_MAP_BACKENDS "aibl_backends"
-#define AIBL_MAP_RING "aibl_ring"
-#define AIBL_MAP_COST "aibl_cost"
-#define AIBL_MAP_LOAD "aibl_load"
-#define AIBL_MAP_CONNS "aibl_conns"
-#define AIBL_MAP_PINS "aibl_pins"
-#define AIBL_MAP_MEMBERS "aibl_members"
-#define AIBL_MAP_STATS "aibl_stats"
+#define AIBL_MAP_VIPS	   "aibl_vips"
+#define AIBL_MAP_BACKENDS  "aibl_backends"
+#define AIBL_MAP_RING	   "aibl_ring"
+#define AIBL_MAP_COST	   "aibl_cost"
+#define AIBL_MAP_LOAD	   "aibl_load"
+#define AIBL_MAP_CONNS	   "aibl_conns"
+#define AIBL_MAP_PINS	   "aibl_pins"
+#define AIBL_MAP_MEMBERS   "aibl_members"
+#define AIBL_MAP_STATS	   "aibl_stats"
 #define AIBL_MAP_SVC_STATS "aibl_svc_stats"
-#define AIBL_MAP_BE_STATS "aibl_be_stats"
-#define AIBL_MAP_GLOBALS "aibl_globals"
-#define AIBL_MAP_RR_POS "aibl_rr_pos"
-#define AIBL_MAP_SVC_META "aibl_svc_meta"
-#define AIBL_MAP_BE_META "aibl_be_meta"
-#define AIBL_MAP_FILTER "aibl_filter"
-#define AIBL_MAP_RATE "aibl_rate"
-#define AIBL_MAP_SYNS "aibl_syns"
-#define AIBL_MAP_FCACHE "aibl_fcache"
+#define AIBL_MAP_BE_STATS  "aibl_be_stats"
+#define AIBL_MAP_GLOBALS   "aibl_globals"
+#define AIBL_MAP_RR_POS	   "aibl_rr_pos"
+#define AIBL_MAP_SVC_META  "aibl_svc_meta"
+#define AIBL_MAP_BE_META   "aibl_be_meta"
+#define AIBL_MAP_FILTER	   "aibl_filter"
+#define AIBL_MAP_RATE	   "aibl_rate"
+#define AIBL_MAP_SYNS	   "aibl_syns"
+#define AIBL_MAP_FCACHE	   "aibl_fcache"
 /* the XDP program itself, pinned by aibld so aiblctl can test-run it */
 #define AIBL_PIN_PROG "aibl_xdp_prog"
 /* node side (decap program) */
 #define AIBL_MAP_NODE_CLIENTS "aibl_node_cli"
-#define AIBL_MAP_NODE_STATS "aibl_node_stats"
+#define AIBL_MAP_NODE_STATS   "aibl_node_stats"
 
 /* address families as stored in maps (not AF_*: stable across libcs) */
 enum aibl_family {
@@ -147,7 +147,7 @@ union aibl_addr {
 struct aibl_vip_key {
 	union aibl_addr addr;
 	__be16 port; /* 0: wildcard for every port of this address */
-	__u8 proto; /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 proto;  /* IPPROTO_TCP / IPPROTO_UDP */
 	__u8 family; /* enum aibl_family */
 };
 
@@ -161,44 +161,44 @@ struct aibl_vip_key {
  */
 
 /* new-flow choice in the data plane */
-#define AIBL_MODES(X)                                                        \
-	X(HASH, 0, "hash") /* Maglev slot of hash(session key) */               \
-	X(RR, 1, "rr") /* walk the table in order (weighted rr) */              \
-	X(P2C, 2, "p2c") /* two table candidates, lower cost wins */
+#define AIBL_MODES(X)                                                                              \
+	X(HASH, 0, "hash") /* Maglev slot of hash(session key) */                                  \
+	X(RR, 1, "rr")	   /* walk the table in order (weighted rr) */                             \
+	X(P2C, 2, "p2c")   /* two table candidates, lower cost wins */
 
 enum aibl_mode {
 #define AIBL_X_ENUM(n, v, s) AIBL_MODE_##n = v,
 	AIBL_MODES(AIBL_X_ENUM)
 #undef AIBL_X_ENUM
-	AIBL_MODE__MAX
+	    AIBL_MODE__MAX
 };
 
-#define AIBL_SESSION_KEYS(X)                                                 \
-	X(SRC_IP, 0, "src_ip")                                                  \
+#define AIBL_SESSION_KEYS(X)                                                                       \
+	X(SRC_IP, 0, "src_ip")                                                                     \
 	X(FIVE_TUPLE, 1, "five_tuple")
 
 enum aibl_session_key {
 #define AIBL_X_ENUM(n, v, s) AIBL_KEY_##n = v,
 	AIBL_SESSION_KEYS(AIBL_X_ENUM)
 #undef AIBL_X_ENUM
-	AIBL_KEY__MAX
+	    AIBL_KEY__MAX
 };
 
 /* aibl_vip.flags */
 #define AIBL_VIP_F_NO_CONNTRACK 0x01 /* stateless: always take the table */
 
 struct aibl_vip {
-	__u32 svc_id; /* index into per-service arrays, < AIBL_MAX_SERVICES */
-	__u8 mode; /* enum aibl_mode */
+	__u32 svc_id;	  /* index into per-service arrays, < AIBL_MAX_SERVICES */
+	__u8 mode;	  /* enum aibl_mode */
 	__u8 session_key; /* enum aibl_session_key */
-	__u8 ring_half; /* active half of the double-buffered table: 0 or 1 */
-	__u8 flags; /* AIBL_VIP_F_* */
+	__u8 ring_half;	  /* active half of the double-buffered table: 0 or 1 */
+	__u8 flags;	  /* AIBL_VIP_F_* */
 };
 
 /* ---- backends: aibl_backends, ARRAY indexed by backend id ---- */
-#define AIBL_BE_F_VALID 0x01 /* slot in use */
-#define AIBL_BE_F_DOWN 0x02 /* failing health checks: re-steer its flows */
-#define AIBL_BE_F_DRAINING 0x04 /* no new flows, existing ones continue */
+#define AIBL_BE_F_VALID	     0x01 /* slot in use */
+#define AIBL_BE_F_DOWN	     0x02 /* failing health checks: re-steer its flows */
+#define AIBL_BE_F_DRAINING   0x04 /* no new flows, existing ones continue */
 #define AIBL_BE_F_OVERLOADED 0x08 /* no new flows while others can take them */
 /* the controller's mark, ignored by the data plane: DRAINING is set because the
  * node's agent is not trusted (its backend answers), not by an operator */
@@ -207,7 +207,7 @@ struct aibl_vip {
 struct aibl_backend {
 	union aibl_addr addr;
 	__u8 family; /* enum aibl_family */
-	__u8 flags; /* AIBL_BE_F_* */
+	__u8 flags;  /* AIBL_BE_F_* */
 	/* next-hop MAC when bpf_fib_lookup has no neighbour; all-zero: none */
 	__u8 mac[6];
 };
@@ -217,8 +217,8 @@ struct aibl_backend {
  * index = (svc_id * 2 + ring_half) * AIBL_RING_SIZE + slot
  * The controller fills the inactive half, then flips aibl_vip.ring_half.
  */
-#define AIBL_RING_INDEX(svc, half, slot) \
-	(((__u32)(svc) * 2 + (__u32)(half)) * (__u32)AIBL_RING_SIZE + (__u32)(slot))
+#define AIBL_RING_INDEX(svc, half, slot)                                                           \
+	(((__u32)(svc)*2 + (__u32)(half)) * (__u32)AIBL_RING_SIZE + (__u32)(slot))
 
 /* ---- p2c cost: aibl_cost (controller) and aibl_load (data plane) ----
  * p2c compares cost[b].cost + load[b].active for the two candidates. The
@@ -245,11 +245,11 @@ struct aibl_flow_key {
 };
 
 #define AIBL_CONN_F_CLOSING 0x01 /* FIN/RST seen: counted out of aibl_load */
-#define AIBL_CONN_F_PINNED 0x02 /* chosen through a session pin */
+#define AIBL_CONN_F_PINNED  0x02 /* chosen through a session pin */
 
 struct aibl_conn {
 	__u32 backend;
-	__u32 flags; /* AIBL_CONN_F_* */
+	__u32 flags;	    /* AIBL_CONN_F_* */
 	__u64 last_seen_ns; /* bpf_ktime_get_ns(), refreshed at most ~1/s */
 };
 
@@ -274,50 +274,50 @@ struct aibl_member_key {
 };
 
 struct aibl_member {
-	__u32 weight; /* effective weight the table was built from */
+	__u32 weight;	  /* effective weight the table was built from */
 	__u32 cfg_weight; /* configured static weight */
-	__u32 slots; /* slots of the active table half */
+	__u32 slots;	  /* slots of the active table half */
 	__u32 pad;
 };
 
 /* ---- counters ---- */
-#define AIBL_COUNTERS(X)                                                     \
-	X(PASS, "pass", "packets not for a VIP, passed to the stack")           \
-	X(VIP_PKTS, "vip_packets", "packets addressed to a VIP")                \
-	X(TX, "tx", "forwarded with XDP_TX")                                    \
-	X(REDIRECT, "redirect", "forwarded with bpf_redirect")                  \
-	X(CONN_HIT, "conn_hit", "connection table hits")                        \
-	X(CONN_MISS, "conn_miss", "connection table misses (new flows)")        \
-	X(CONN_MISS_MIDFLOW, "conn_miss_midflow", "misses on non-SYN TCP")      \
-	X(CONN_INSERT_FAIL, "conn_insert_fail", "connection table insert errors") \
-	X(RESTEER, "resteer", "flows moved off a down backend")                 \
-	X(PIN_HIT, "pin_hit", "new flows steered by a session pin")             \
-	X(PIN_SKIP, "pin_skip", "pins ignored: backend unusable or expired")    \
-	X(PROBE, "bounded_probe", "new flows that skipped an overloaded slot")  \
-	X(FIB_FAIL, "fib_fail", "next hop lookups that failed")                 \
-	X(ICMP_FWD, "icmp_fwd", "ICMP errors forwarded to a flow's backend")    \
-	X(TOOBIG_SENT, "toobig_sent", "ICMP frag-needed/too-big sent")          \
-	X(FRAG_FWD, "frag_fwd", "fragments forwarded by client address")        \
-	X(DROP_TRUNC, "drop_truncated", "dropped: truncated header")            \
-	X(DROP_BAD_HDR, "drop_bad_header", "dropped: inconsistent header")      \
-	X(DROP_FRAG, "drop_fragment", "dropped: fragment not steerable")        \
-	X(DROP_EXT_HDR, "drop_ext_header", "dropped: IPv6 ext header chain")    \
-	X(DROP_NO_BACKEND, "drop_no_backend", "dropped: no usable backend")     \
-	X(DROP_TOO_BIG, "drop_too_big", "dropped: over MTU after encap")        \
-	X(DROP_ICMP, "drop_icmp", "dropped: ICMP error for no known flow")      \
-	X(DROP_ENCAP, "drop_encap", "dropped: header adjust failed")            \
-	X(DROP_NO_FIB, "drop_no_nexthop", "dropped: no next hop MAC")           \
-	X(CONN_UNTRACKED, "conn_untracked", "new flows not tracked: rate guard") \
-	X(SYN_RECORD, "syn_record", "SYNs recorded in the handshake table")     \
-	X(SYN_HIT, "syn_hit", "handshakes completed on their SYN's backend")   \
-	X(FCACHE_HIT, "flow_cache_hit", "established packets from the flow cache") \
+#define AIBL_COUNTERS(X)                                                                           \
+	X(PASS, "pass", "packets not for a VIP, passed to the stack")                              \
+	X(VIP_PKTS, "vip_packets", "packets addressed to a VIP")                                   \
+	X(TX, "tx", "forwarded with XDP_TX")                                                       \
+	X(REDIRECT, "redirect", "forwarded with bpf_redirect")                                     \
+	X(CONN_HIT, "conn_hit", "connection table hits")                                           \
+	X(CONN_MISS, "conn_miss", "connection table misses (new flows)")                           \
+	X(CONN_MISS_MIDFLOW, "conn_miss_midflow", "misses on non-SYN TCP")                         \
+	X(CONN_INSERT_FAIL, "conn_insert_fail", "connection table insert errors")                  \
+	X(RESTEER, "resteer", "flows moved off a down backend")                                    \
+	X(PIN_HIT, "pin_hit", "new flows steered by a session pin")                                \
+	X(PIN_SKIP, "pin_skip", "pins ignored: backend unusable or expired")                       \
+	X(PROBE, "bounded_probe", "new flows that skipped an overloaded slot")                     \
+	X(FIB_FAIL, "fib_fail", "next hop lookups that failed")                                    \
+	X(ICMP_FWD, "icmp_fwd", "ICMP errors forwarded to a flow's backend")                       \
+	X(TOOBIG_SENT, "toobig_sent", "ICMP frag-needed/too-big sent")                             \
+	X(FRAG_FWD, "frag_fwd", "fragments forwarded by client address")                           \
+	X(DROP_TRUNC, "drop_truncated", "dropped: truncated header")                               \
+	X(DROP_BAD_HDR, "drop_bad_header", "dropped: inconsistent header")                         \
+	X(DROP_FRAG, "drop_fragment", "dropped: fragment not steerable")                           \
+	X(DROP_EXT_HDR, "drop_ext_header", "dropped: IPv6 ext header chain")                       \
+	X(DROP_NO_BACKEND, "drop_no_backend", "dropped: no usable backend")                        \
+	X(DROP_TOO_BIG, "drop_too_big", "dropped: over MTU after encap")                           \
+	X(DROP_ICMP, "drop_icmp", "dropped: ICMP error for no known flow")                         \
+	X(DROP_ENCAP, "drop_encap", "dropped: header adjust failed")                               \
+	X(DROP_NO_FIB, "drop_no_nexthop", "dropped: no next hop MAC")                              \
+	X(CONN_UNTRACKED, "conn_untracked", "new flows not tracked: rate guard")                   \
+	X(SYN_RECORD, "syn_record", "SYNs recorded in the handshake table")                        \
+	X(SYN_HIT, "syn_hit", "handshakes completed on their SYN's backend")                       \
+	X(FCACHE_HIT, "flow_cache_hit", "established packets from the flow cache")                 \
 	X(FCACHE_FILL, "flow_cache_fill", "flow cache entries written")
 
 enum aibl_counter {
 #define AIBL_X_ENUM(n, s, d) AIBL_CNT_##n,
 	AIBL_COUNTERS(AIBL_X_ENUM)
 #undef AIBL_X_ENUM
-	AIBL_CNT__MAX
+	    AIBL_CNT__MAX
 };
 
 /* aibl_svc_stats (per svc_id) and aibl_be_stats (per backend), PERCPU_ARRAY */
@@ -329,15 +329,15 @@ struct aibl_traffic {
 };
 
 /* ---- instance configuration: aibl_globals, ARRAY of one ---- */
-#define AIBL_FWD_MODES(X)                                                    \
-	X(IPIP, 0, "ipip") /* IPv4-in-IPv4 / IPv6-in-IPv6 / IPv4-in-IPv6 */     \
+#define AIBL_FWD_MODES(X)                                                                          \
+	X(IPIP, 0, "ipip")   /* IPv4-in-IPv4 / IPv6-in-IPv6 / IPv4-in-IPv6 */                      \
 	X(L2DSR, 1, "l2dsr") /* rewrite MACs only; backend holds the VIP */
 
 enum aibl_fwd_mode {
 #define AIBL_X_ENUM(n, v, s) AIBL_FWD_##n = v,
 	AIBL_FWD_MODES(AIBL_X_ENUM)
 #undef AIBL_X_ENUM
-	AIBL_FWD__MAX
+	    AIBL_FWD__MAX
 };
 
 #define AIBL_G_F_TOOBIG_ICMP 0x01 /* answer oversize packets with ICMP */
@@ -353,18 +353,18 @@ enum aibl_fwd_mode {
 
 struct aibl_globals {
 	__u32 abi_version; /* AIBL_ABI_VERSION of the writer */
-	__u32 ring_size; /* AIBL_RING_SIZE of the writer */
-	__u8 fwd_mode; /* enum aibl_fwd_mode */
-	__u8 flags; /* AIBL_G_F_* */
-	__u16 mtu; /* egress MTU for encapsulated packets; 0: no check */
-	__u32 ifindex; /* interface the XDP program is attached to */
+	__u32 ring_size;   /* AIBL_RING_SIZE of the writer */
+	__u8 fwd_mode;	   /* enum aibl_fwd_mode */
+	__u8 flags;	   /* AIBL_G_F_* */
+	__u16 mtu;	   /* egress MTU for encapsulated packets; 0: no check */
+	__u32 ifindex;	   /* interface the XDP program is attached to */
 	/* outer IPv4 source: (src4 & ~src4_mask) | (flow hash & src4_mask) */
 	__be32 src4;
 	__be32 src4_mask;
 	/* outer IPv6 source: src6 with its last 32 bits xored with the hash */
 	__be32 src6[4];
-	__u8 gw_mac[6]; /* next hop MAC when fib and backend mac fail */
-	__u8 if_mac[6]; /* our MAC, source of rewritten frames */
+	__u8 gw_mac[6];	 /* next hop MAC when fib and backend mac fail */
+	__u8 if_mac[6];	 /* our MAC, source of rewritten frames */
 	__u32 hash_seed; /* same on every balancer behind one ECMP group */
 	/* new-connection rate guard: connection-table inserts per second per
 	 * CPU; a new flow beyond it is forwarded by the hash choice without an
@@ -394,14 +394,14 @@ struct aibl_fcache_entry {
 	__u32 backend;
 	__u32 svc_id;
 	__u32 flow_hash; /* aibl_hash_flow() of key: outer source / flow label */
-	__u32 epoch; /* aibl_globals.epoch when written */
-	__u64 expires; /* bpf_jiffies64() past which the entry is void */
+	__u32 epoch;	 /* aibl_globals.epoch when written */
+	__u64 expires;	 /* bpf_jiffies64() past which the entry is void */
 };
 
 /* ---- rate guard state: aibl_rate, PERCPU_ARRAY of one ---- */
 struct aibl_rate {
 	__u64 window_start_ns; /* bpf_ktime_get_coarse_ns() when the window opened */
-	__u64 count; /* connection-table inserts in this window */
+	__u64 count;	       /* connection-table inserts in this window */
 };
 
 /*
@@ -415,9 +415,9 @@ struct aibl_rate {
  */
 #define AIBL_SYN_F_PINNED 0x80000000U
 struct aibl_syn_bucket {
-	__u64 tag[AIBL_SYN_WAYS]; /* aibl_syn_index()'s tag, never 0; 0: empty */
+	__u64 tag[AIBL_SYN_WAYS];     /* aibl_syn_index()'s tag, never 0; 0: empty */
 	__u32 backend[AIBL_SYN_WAYS]; /* | AIBL_SYN_F_PINNED: the choice was a session pin */
-	__u32 ts[AIBL_SYN_WAYS]; /* bpf_jiffies64() when written, low 32 bits */
+	__u32 ts[AIBL_SYN_WAYS];      /* bpf_jiffies64() when written, low 32 bits */
 };
 
 /*
@@ -444,19 +444,19 @@ struct aibl_filter {
 };
 
 /* ---- names for inspection: aibl_svc_meta / aibl_be_meta, ARRAY ---- */
-#define AIBL_POLICIES(X)                                                     \
-	X(RR, 0, "rr")                                                          \
-	X(WRR, 1, "wrr")                                                        \
-	X(HASH, 2, "hash")                                                      \
-	X(LEAST_CONN, 3, "least_conn")                                          \
-	X(LEAST_TIME, 4, "least_time")                                          \
+#define AIBL_POLICIES(X)                                                                           \
+	X(RR, 0, "rr")                                                                             \
+	X(WRR, 1, "wrr")                                                                           \
+	X(HASH, 2, "hash")                                                                         \
+	X(LEAST_CONN, 3, "least_conn")                                                             \
+	X(LEAST_TIME, 4, "least_time")                                                             \
 	X(AI, 5, "ai")
 
 enum aibl_policy {
 #define AIBL_X_ENUM(n, v, s) AIBL_POL_##n = v,
 	AIBL_POLICIES(AIBL_X_ENUM)
 #undef AIBL_X_ENUM
-	AIBL_POL__MAX
+	    AIBL_POL__MAX
 };
 
 struct aibl_svc_meta {
@@ -469,16 +469,16 @@ struct aibl_svc_meta {
 	__u32 generation; /* bumped on every table rewrite */
 };
 
-#define AIBL_ACCELS(X)                                                       \
-	X(NONE, 0, "none") /* CPU only */                                       \
-	X(GPU, 1, "gpu")                                                        \
+#define AIBL_ACCELS(X)                                                                             \
+	X(NONE, 0, "none") /* CPU only */                                                          \
+	X(GPU, 1, "gpu")                                                                           \
 	X(OTHER, 2, "other")
 
 enum aibl_accel {
 #define AIBL_X_ENUM(n, v, s) AIBL_ACCEL_##n = v,
 	AIBL_ACCELS(AIBL_X_ENUM)
 #undef AIBL_X_ENUM
-	AIBL_ACCEL__MAX
+	    AIBL_ACCEL__MAX
 };
 
 struct aibl_be_meta {
@@ -505,19 +505,19 @@ struct aibl_node_client {
 	__u64 bytes;
 };
 
-#define AIBL_NODE_COUNTERS(X)                                                \
-	X(PASS, "pass", "packets not encapsulated, passed")                     \
-	X(DECAP4, "decap_ipip", "IPv4-in-IPv4 packets decapsulated")            \
-	X(DECAP6, "decap_ip6ip6", "IPv6-in-IPv6 packets decapsulated")          \
-	X(DECAP46, "decap_ip4ip6", "IPv4-in-IPv6 packets decapsulated")         \
-	X(DROP_TRUNC, "drop_truncated", "dropped: truncated tunnel packet")     \
+#define AIBL_NODE_COUNTERS(X)                                                                      \
+	X(PASS, "pass", "packets not encapsulated, passed")                                        \
+	X(DECAP4, "decap_ipip", "IPv4-in-IPv4 packets decapsulated")                               \
+	X(DECAP6, "decap_ip6ip6", "IPv6-in-IPv6 packets decapsulated")                             \
+	X(DECAP46, "decap_ip4ip6", "IPv4-in-IPv6 packets decapsulated")                            \
+	X(DROP_TRUNC, "drop_truncated", "dropped: truncated tunnel packet")                        \
 	X(DROP_ADJUST, "drop_adjust", "dropped: header removal failed")
 
 enum aibl_node_counter {
 #define AIBL_X_ENUM(n, s, d) AIBL_NCNT_##n,
 	AIBL_NODE_COUNTERS(AIBL_X_ENUM)
 #undef AIBL_X_ENUM
-	AIBL_NCNT__MAX
+	    AIBL_NCNT__MAX
 };
 
 /* ---- layout checks: both compilers must agree ---- */

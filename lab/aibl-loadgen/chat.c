@@ -50,7 +50,7 @@ struct lg_xfer {
 	uint32_t tokens;
 	long status;
 	long u_completion, u_prompt, u_cached; /* from the usage object, -1 unknown */
-	long h_prompt, h_cached; /* from X-Simnode-* headers, -1 unknown */
+	long h_prompt, h_cached;	       /* from X-Simnode-* headers, -1 unknown */
 	bool cold, done_seen, bad_event;
 	char node[LG_NAME_LEN];
 	char errbuf[CURL_ERROR_SIZE];
@@ -59,18 +59,18 @@ struct lg_xfer {
 };
 
 static const char *const lg_words[] = {
-	"the", "model", "token", "cache", "prefix", "node", "request", "latency", "batch",
-	"memory", "context", "session", "answer", "question", "vector", "layer", "weight",
-	"kernel", "packet", "table", "hash", "route", "queue", "server", "client", "stream",
-	"prompt", "reply", "gpu", "load", "time", "first", "and", "of", "to", "in", "is",
-	"for", "with", "on", "a", "that", "this", "by", "from", "as", "we", "it", "an", "be",
-	"fast", "slow", "warm", "cold", "large", "small", "high", "low", "new", "old", "each",
-	"every", "some", "more",
+    "the",    "model",	"token",   "cache",   "prefix", "node",	    "request", "latency",
+    "batch",  "memory", "context", "session", "answer", "question", "vector",  "layer",
+    "weight", "kernel", "packet",  "table",   "hash",	"route",    "queue",   "server",
+    "client", "stream", "prompt",  "reply",   "gpu",	"load",	    "time",    "first",
+    "and",    "of",	"to",	   "in",      "is",	"for",	    "with",    "on",
+    "a",      "that",	"this",	   "by",      "from",	"as",	    "we",      "it",
+    "an",     "be",	"fast",	   "slow",    "warm",	"cold",	    "large",   "small",
+    "high",   "low",	"new",	   "old",     "each",	"every",    "some",    "more",
 };
 
 /* about `tokens` tokens of text at chars_per_token characters each */
-static int lg_text(struct lg_rng *r, uint32_t tokens, double cpt, const char *prefix,
-		   char **out)
+static int lg_text(struct lg_rng *r, uint32_t tokens, double cpt, const char *prefix, char **out)
 {
 	size_t want = (size_t)(tokens * cpt), len = 0, cap = want + 64;
 	char *s = malloc(cap);
@@ -79,7 +79,8 @@ static int lg_text(struct lg_rng *r, uint32_t tokens, double cpt, const char *pr
 		return -ENOMEM;
 	len = snprintf(s, cap, "%s", prefix);
 	while (len < want) {
-		const char *w = lg_words[lg_rng__next(r) % (sizeof(lg_words) / sizeof(lg_words[0]))];
+		const char *w =
+		    lg_words[lg_rng__next(r) % (sizeof(lg_words) / sizeof(lg_words[0]))];
 		size_t n = strlen(w);
 
 		if (len + n + 2 >= cap) {
@@ -186,8 +187,8 @@ static int lg_xfer_event(const char *payload, void *ctx)
 	if (json_is_object(usage)) {
 		x->u_completion = lg_json_int(usage, "completion_tokens");
 		x->u_prompt = lg_json_int(usage, "prompt_tokens");
-		x->u_cached = lg_json_int(json_object_get(usage, "prompt_tokens_details"),
-					  "cached_tokens");
+		x->u_cached =
+		    lg_json_int(json_object_get(usage, "prompt_tokens_details"), "cached_tokens");
 	}
 	json_decref(ev);
 	return 0;
@@ -262,10 +263,9 @@ static int lg_turn_start(const struct lg_chat_cfg *cfg, CURLM *multi, struct lg_
 	if (lg_text(&s->rng, cfg->turn_tokens, cfg->chars_per_token, prefix, &text) ||
 	    lg_msg_append(s->messages, "user", text))
 		goto out;
-	req = json_pack("{s:s, s:O, s:b, s:{s:b}, s:i, s:s}", "model",
-			cfg->models[s->model].name, "messages", s->messages, "stream", 1,
-			"stream_options", "include_usage", 1, "max_tokens",
-			(int)cfg->output_tokens, "user", s->sid);
+	req = json_pack("{s:s, s:O, s:b, s:{s:b}, s:i, s:s}", "model", cfg->models[s->model].name,
+			"messages", s->messages, "stream", 1, "stream_options", "include_usage", 1,
+			"max_tokens", (int)cfg->output_tokens, "user", s->sid);
 	x->body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	if (!x->body)
 		goto out;
@@ -315,7 +315,7 @@ static int lg_turn_done(const struct lg_chat_cfg *cfg, struct lg_run *run, struc
 			CURLcode res, double t_run0)
 {
 	struct lg_session *s = x->s;
-	struct lg_sample smp = { 0 };
+	struct lg_sample smp = {0};
 	double now = clock_mono_msf();
 	int node, err;
 
@@ -342,12 +342,14 @@ static int lg_turn_done(const struct lg_chat_cfg *cfg, struct lg_run *run, struc
 
 		snprintf(code, sizeof(code), "HTTP %ld", x->status);
 		if (res != CURLE_OK)
-			lg_note_error(run, s->url, x->errbuf[0] ? x->errbuf : curl_easy_strerror(res));
+			lg_note_error(run, s->url,
+				      x->errbuf[0] ? x->errbuf : curl_easy_strerror(res));
 		else if (x->status != 200)
 			lg_note_error(run, code, x->errbody);
 		else
 			lg_note_error(run, s->url,
-				      x->bad_event ? "malformed stream event" : "stream ended early");
+				      x->bad_event ? "malformed stream event"
+						   : "stream ended early");
 	}
 	err = lg_samples__add(&run->samples, &smp);
 	if (err)
@@ -368,7 +370,8 @@ static int lg_turn_done(const struct lg_chat_cfg *cfg, struct lg_run *run, struc
 		s->messages = NULL;
 	} else {
 		s->state = LG_S_WAIT;
-		s->due_ms = now - t_run0 + (cfg->think_ms > 0 ? lg_rng__exp(&s->rng, cfg->think_ms) : 0);
+		s->due_ms =
+		    now - t_run0 + (cfg->think_ms > 0 ? lg_rng__exp(&s->rng, cfg->think_ms) : 0);
 	}
 	return 0;
 }
@@ -403,16 +406,17 @@ static int lg_sessions_init(const struct lg_chat_cfg *cfg, struct lg_session *ss
 			base = cfg->models[m].url[0] ? cfg->models[m].url
 						     : cfg->c.targets[i % cfg->c.ntargets];
 			snprintf(s->url, sizeof(s->url), "%s/v1/chat/completions", base);
-			lg_addrs__interface(&cfg->c.src, lg_url_family(base),
-					    i / (cfg->sessions_per_source ? cfg->sessions_per_source : 1),
-					    s->iface, sizeof(s->iface));
+			lg_addrs__interface(
+			    &cfg->c.src, lg_url_family(base),
+			    i / (cfg->sessions_per_source ? cfg->sessions_per_source : 1), s->iface,
+			    sizeof(s->iface));
 			snprintf(s->sid, sizeof(s->sid), "lg%llu-s%u",
 				 (unsigned long long)cfg->c.seed, i);
 			lg_rng__seed(&s->rng, cfg->c.seed, i + 1);
 			s->messages = json_array();
 			snprintf(prefix, sizeof(prefix), "Shared context of %s:", s->sid);
-			if (!s->messages ||
-			    lg_text(&s->rng, cfg->context_tokens, cfg->chars_per_token, prefix, &ctx))
+			if (!s->messages || lg_text(&s->rng, cfg->context_tokens,
+						    cfg->chars_per_token, prefix, &ctx))
 				return -ENOMEM;
 			if (lg_msg_append(s->messages, "system", ctx)) {
 				free(ctx);

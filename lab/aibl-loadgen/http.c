@@ -58,8 +58,8 @@ static size_t lg_hx_discard(char *b, size_t size, size_t n, void *ud)
 	return size * n;
 }
 
-static int lg_hx_start(const struct lg_http_cfg *cfg, CURLM *multi, struct lg_hx *x,
-		       uint64_t k, double due)
+static int lg_hx_start(const struct lg_http_cfg *cfg, CURLM *multi, struct lg_hx *x, uint64_t k,
+		       double due)
 {
 	const char *base = cfg->c.targets[k % cfg->c.ntargets];
 	char url[LG_URL_LEN * 2];
@@ -99,7 +99,7 @@ static int lg_hx_start(const struct lg_http_cfg *cfg, CURLM *multi, struct lg_hx
 static int lg_hx_done(const struct lg_http_cfg *cfg, struct lg_run *run, struct lg_hx *x,
 		      CURLcode res, double t_run0)
 {
-	struct lg_sample smp = { 0 };
+	struct lg_sample smp = {0};
 	long status = 0, conns = 0;
 	int node;
 
@@ -210,10 +210,10 @@ int lg_http__run(const struct lg_http_cfg *cfg, struct lg_run *run)
 		if (cfg->rate > 0 && wait > 0 && tfd >= 0) {
 			double at = t0 + k * 1e3 / cfg->rate;
 			struct itimerspec its = {
-				.it_value = { .tv_sec = (time_t)(at / 1e3),
-					      .tv_nsec = (long)(fmod(at, 1e3) * 1e6) },
+			    .it_value = {.tv_sec = (time_t)(at / 1e3),
+					 .tv_nsec = (long)(fmod(at, 1e3) * 1e6)},
 			};
-			struct curl_waitfd wfd = { .fd = tfd, .events = CURL_WAIT_POLLIN };
+			struct curl_waitfd wfd = {.fd = tfd, .events = CURL_WAIT_POLLIN};
 			uint64_t fired;
 
 			timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);

@@ -27,10 +27,10 @@
 #include <netinet/in.h>
 #include "clock.h"
 
-#define LG_NAME_LEN 64
-#define LG_MAX_MODELS 32
+#define LG_NAME_LEN    64
+#define LG_MAX_MODELS  32
 #define LG_MAX_TARGETS 64
-#define LG_URL_LEN 256
+#define LG_URL_LEN     256
 
 /* ---- client source addresses: "10.0.0.1-10.0.0.9,fd00::1-fd00::20,10.1.1.1" ---- */
 struct lg_addr {
@@ -83,13 +83,13 @@ void lg_sse__free(struct lg_sse *s);
 /* ---- results ---- */
 struct lg_sample {
 	double t_start_ms; /* since the run started */
-	double ttft_ms; /* chat: first content token; http: < 0 */
+	double ttft_ms;	   /* chat: first content token; http: < 0 */
 	double e2e_ms;
 	uint32_t out_tokens, prompt_tokens, cached_tokens;
 	uint32_t session, turn;
-	uint16_t node; /* index into lg_run.nodes */
+	uint16_t node;	/* index into lg_run.nodes */
 	uint16_t model; /* index into the models (chat) */
-	int status; /* HTTP status, 0 when the transfer failed */
+	int status;	/* HTTP status, 0 when the transfer failed */
 	bool ok, cold, reconnect;
 };
 
@@ -124,7 +124,7 @@ struct lg_common {
 	int ntargets;
 	struct lg_addrs src;
 	uint64_t seed;
-	double duration_s; /* 0: no time cap */
+	double duration_s;     /* 0: no time cap */
 	uint64_t max_requests; /* 0: no cap */
 	double timeout_ms;
 	bool keepalive;
@@ -139,13 +139,13 @@ struct lg_chat_cfg {
 	uint32_t sessions;
 	uint32_t turns;
 	uint32_t context_tokens; /* long per-session context (system message) */
-	uint32_t turn_tokens; /* new user text per turn */
-	uint32_t output_tokens; /* max_tokens per request */
-	double rate; /* session arrivals per second */
-	double burst_prob; /* an arrival is a burst of burst_size sessions */
+	uint32_t turn_tokens;	 /* new user text per turn */
+	uint32_t output_tokens;	 /* max_tokens per request */
+	double rate;		 /* session arrivals per second */
+	double burst_prob;	 /* an arrival is a burst of burst_size sessions */
 	uint32_t burst_size;
-	double think_ms; /* mean pause between a reply and the next turn */
-	uint32_t max_inflight; /* 0: open loop */
+	double think_ms;	      /* mean pause between a reply and the next turn */
+	uint32_t max_inflight;	      /* 0: open loop */
 	uint32_t sessions_per_source; /* consecutive sessions sharing an address */
 	double chars_per_token;
 };
@@ -153,7 +153,7 @@ struct lg_chat_cfg {
 struct lg_http_cfg {
 	struct lg_common c;
 	char path[LG_URL_LEN];
-	double rate; /* requests/s offered; 0: saturation (closed loop) */
+	double rate;	/* requests/s offered; 0: saturation (closed loop) */
 	uint32_t conns; /* concurrent connections / transfers */
 };
 
@@ -164,7 +164,7 @@ struct lg_run {
 	const char *model_names[LG_MAX_MODELS];
 	int nmodels;
 	double wall_s;
-	double start_unix_ms; /* wall clock at the start: t_start_ms + this = absolute */
+	double start_unix_ms;	/* wall clock at the start: t_start_ms + this = absolute */
 	uint64_t started, late; /* http fixed rate: starts more than 10 ms late */
 	uint32_t sessions_done, sessions_total;
 	char first_error[256];
@@ -183,7 +183,6 @@ struct lg_progress {
 void lg_progress__init(struct lg_progress *p, int mode, double now_ms);
 void lg_progress__update(struct lg_progress *p, double now_ms, const struct lg_run *run,
 			 size_t inflight, bool final);
-
 
 /* easy-handle options shared by both workloads (source address, timeouts,
  * a fresh connection per transfer unless keepalive) */

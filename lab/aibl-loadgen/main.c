@@ -117,104 +117,100 @@ enum { LG_CHAT = 1, LG_HTTP };
 
 #define LG_OPT(name, type, m, ...) CLIOPT(name, type, struct lg_opts, m, __VA_ARGS__)
 static const struct cliopt lg_rows[] = {
-	LG_OPT("target", FUNC, c, .fn = lg_opt_target, .def = "http://127.0.0.1:8000",
-	       .metavar = "URL[,URL..]",
-	       .help = "base URL(s), repeatable; sessions/requests take them in turn"),
-	LG_OPT("source", FUNC, c.src, .fn = lg_opt_source, .metavar = "LIST",
-	       .def_help = "the kernel's choice",
-	       .help = "client addresses: A, A-B ranges, comma separated, IPv4\n"
-		       "and IPv6; each session (chat), connection (http\n"
-		       "--keepalive) or request (http) uses the next one of the\n"
-		       "target's family"),
-	LG_OPT("seed", UNUM, c.seed, .max = 9007199254740992.0, .def = "1",
-	       .help = "seed of every random choice"),
-	LG_OPT("duration", DOUBLE, c.duration_s, .max = 1e7, .metavar = "S",
-	       .def_help = "chat 0: until every session is done; http 10",
-	       .help = "start no request after S seconds"),
-	LG_OPT("requests", UNUM, c.max_requests, .max = 1e15, .def = "0",
-	       .help = "start at most N requests (0: no cap)"),
-	LG_OPT("timeout-ms", DOUBLE, c.timeout_ms, .min = 1, .max = 1e9, .metavar = "MS",
-	       .def_help = "60000 chat, 5000 http", .help = "per request"),
-	LG_OPT("rate", DOUBLE, rate, .max = 1e7, .metavar = "R",
-	       .def_help = "chat 4, http 0",
-	       .help = "chat: session arrivals per second, Poisson (0: all at\n"
-		       "once); http: offered requests/s, open loop (0: saturation)"),
-	LG_OPT("keepalive", FLAG, c.keepalive,
-	       .help = "reuse connections (default: a new TCP connection per\n"
-		       "request, so an L4 balancer decides every request)"),
-	LG_OPT("json", FLAG, json, .help = "print results as JSON on stdout"),
-	LG_OPT("samples", STR, c.samples_path, .metavar = "FILE",
-	       .help = "write one tab-separated line per request to FILE"),
-	LG_OPT("no-progress", FLAG, c.progress, .neg = true, .help = "no progress line on stderr"),
-	LG_OPT("verbose", FLAG, verbose, .short_name = 'v', .help = "debug logging"),
+    LG_OPT("target", FUNC, c, .fn = lg_opt_target, .def = "http://127.0.0.1:8000",
+	   .metavar = "URL[,URL..]",
+	   .help = "base URL(s), repeatable; sessions/requests take them in turn"),
+    LG_OPT("source", FUNC, c.src, .fn = lg_opt_source, .metavar = "LIST",
+	   .def_help = "the kernel's choice",
+	   .help = "client addresses: A, A-B ranges, comma separated, IPv4\n"
+		   "and IPv6; each session (chat), connection (http\n"
+		   "--keepalive) or request (http) uses the next one of the\n"
+		   "target's family"),
+    LG_OPT("seed", UNUM, c.seed, .max = 9007199254740992.0, .def = "1",
+	   .help = "seed of every random choice"),
+    LG_OPT("duration", DOUBLE, c.duration_s, .max = 1e7, .metavar = "S",
+	   .def_help = "chat 0: until every session is done; http 10",
+	   .help = "start no request after S seconds"),
+    LG_OPT("requests", UNUM, c.max_requests, .max = 1e15, .def = "0",
+	   .help = "start at most N requests (0: no cap)"),
+    LG_OPT("timeout-ms", DOUBLE, c.timeout_ms, .min = 1, .max = 1e9, .metavar = "MS",
+	   .def_help = "60000 chat, 5000 http", .help = "per request"),
+    LG_OPT("rate", DOUBLE, rate, .max = 1e7, .metavar = "R", .def_help = "chat 4, http 0",
+	   .help = "chat: session arrivals per second, Poisson (0: all at\n"
+		   "once); http: offered requests/s, open loop (0: saturation)"),
+    LG_OPT("keepalive", FLAG, c.keepalive,
+	   .help = "reuse connections (default: a new TCP connection per\n"
+		   "request, so an L4 balancer decides every request)"),
+    LG_OPT("json", FLAG, json, .help = "print results as JSON on stdout"),
+    LG_OPT("samples", STR, c.samples_path, .metavar = "FILE",
+	   .help = "write one tab-separated line per request to FILE"),
+    LG_OPT("no-progress", FLAG, c.progress, .neg = true, .help = "no progress line on stderr"),
+    LG_OPT("verbose", FLAG, verbose, .short_name = 'v', .help = "debug logging"),
 
-	LG_OPT("model", FUNC, chat, .fn = lg_opt_model, .def = "sim-model", .group = LG_CHAT,
-	       .metavar = "NAME[:W][=URL]",
-	       .help = "model with mix weight W (default 1), optionally served at\n"
-		       "its own base URL; repeatable"),
-	LG_OPT("sessions", UNUM, chat.sessions, .min = 1, .max = 1e7, .def = "64",
-	       .group = LG_CHAT, .help = "sessions in the run"),
-	LG_OPT("turns", UNUM, chat.turns, .min = 1, .max = 1e6, .def = "4", .group = LG_CHAT,
-	       .help = "turns per session"),
-	LG_OPT("context-tokens", UNUM, chat.context_tokens, .max = 1e7, .def = "2000",
-	       .group = LG_CHAT, .help = "long per-session context sent every turn"),
-	LG_OPT("turn-tokens", UNUM, chat.turn_tokens, .min = 1, .max = 1e7, .def = "100",
-	       .group = LG_CHAT, .help = "new user text per turn"),
-	LG_OPT("output-tokens", UNUM, chat.output_tokens, .min = 1, .max = 65536, .def = "32",
-	       .group = LG_CHAT, .help = "max_tokens of every request"),
-	LG_OPT("burst-prob", DOUBLE, chat.burst_prob, .max = 1, .def = "0.1", .metavar = "P",
-	       .group = LG_CHAT, .help = "an arrival is a burst with probability P"),
-	LG_OPT("burst-size", UNUM, chat.burst_size, .min = 1, .max = 1e6, .def = "8",
-	       .group = LG_CHAT, .help = "sessions arriving together in a burst"),
-	LG_OPT("think-ms", DOUBLE, chat.think_ms, .max = 1e9, .def = "200", .metavar = "MS",
-	       .group = LG_CHAT,
-	       .help = "mean pause between a reply and the next turn, exponential"),
-	LG_OPT("sessions-per-source", UNUM, chat.sessions_per_source, .min = 1, .max = 1e6,
-	       .def = "1", .group = LG_CHAT,
-	       .help = "N consecutive sessions share one client address, as\n"
-		       "behind a NAT or an API gateway"),
-	LG_OPT("max-inflight", UNUM, chat.max_inflight, .max = 1e7, .def = "0", .group = LG_CHAT,
-	       .help = "requests in flight at most (0: open loop)"),
-	LG_OPT("chars-per-token", DOUBLE, chat.chars_per_token, .min = 0.1, .max = 1e6,
-	       .def = "4", .metavar = "F", .group = LG_CHAT,
-	       .help = "characters per token of the generated text"),
+    LG_OPT("model", FUNC, chat, .fn = lg_opt_model, .def = "sim-model", .group = LG_CHAT,
+	   .metavar = "NAME[:W][=URL]",
+	   .help = "model with mix weight W (default 1), optionally served at\n"
+		   "its own base URL; repeatable"),
+    LG_OPT("sessions", UNUM, chat.sessions, .min = 1, .max = 1e7, .def = "64", .group = LG_CHAT,
+	   .help = "sessions in the run"),
+    LG_OPT("turns", UNUM, chat.turns, .min = 1, .max = 1e6, .def = "4", .group = LG_CHAT,
+	   .help = "turns per session"),
+    LG_OPT("context-tokens", UNUM, chat.context_tokens, .max = 1e7, .def = "2000", .group = LG_CHAT,
+	   .help = "long per-session context sent every turn"),
+    LG_OPT("turn-tokens", UNUM, chat.turn_tokens, .min = 1, .max = 1e7, .def = "100",
+	   .group = LG_CHAT, .help = "new user text per turn"),
+    LG_OPT("output-tokens", UNUM, chat.output_tokens, .min = 1, .max = 65536, .def = "32",
+	   .group = LG_CHAT, .help = "max_tokens of every request"),
+    LG_OPT("burst-prob", DOUBLE, chat.burst_prob, .max = 1, .def = "0.1", .metavar = "P",
+	   .group = LG_CHAT, .help = "an arrival is a burst with probability P"),
+    LG_OPT("burst-size", UNUM, chat.burst_size, .min = 1, .max = 1e6, .def = "8", .group = LG_CHAT,
+	   .help = "sessions arriving together in a burst"),
+    LG_OPT("think-ms", DOUBLE, chat.think_ms, .max = 1e9, .def = "200", .metavar = "MS",
+	   .group = LG_CHAT, .help = "mean pause between a reply and the next turn, exponential"),
+    LG_OPT("sessions-per-source", UNUM, chat.sessions_per_source, .min = 1, .max = 1e6, .def = "1",
+	   .group = LG_CHAT,
+	   .help = "N consecutive sessions share one client address, as\n"
+		   "behind a NAT or an API gateway"),
+    LG_OPT("max-inflight", UNUM, chat.max_inflight, .max = 1e7, .def = "0", .group = LG_CHAT,
+	   .help = "requests in flight at most (0: open loop)"),
+    LG_OPT("chars-per-token", DOUBLE, chat.chars_per_token, .min = 0.1, .max = 1e6, .def = "4",
+	   .metavar = "F", .group = LG_CHAT, .help = "characters per token of the generated text"),
 
-	LG_OPT("path", FUNC, http.path, .fn = lg_opt_path, .def = "/health", .metavar = "PATH",
-	       .group = LG_HTTP, .help = "request path"),
-	LG_OPT("conns", UNUM, http.conns, .min = 1, .max = 100000, .def = "16", .group = LG_HTTP,
-	       .help = "transfers in flight at most"),
+    LG_OPT("path", FUNC, http.path, .fn = lg_opt_path, .def = "/health", .metavar = "PATH",
+	   .group = LG_HTTP, .help = "request path"),
+    LG_OPT("conns", UNUM, http.conns, .min = 1, .max = 100000, .def = "16", .group = LG_HTTP,
+	   .help = "transfers in flight at most"),
 };
 
 static const struct cliopt_group lg_groups[] = {
-	[LG_CHAT] = { "a chat", "chat options:" },
-	[LG_HTTP] = { "an http", "http options:" },
+    [LG_CHAT] = {"a chat", "chat options:"},
+    [LG_HTTP] = {"an http", "http options:"},
 };
 
 static struct cliopt_prog lg_prog = {
-	.name = "aibl-loadgen",
-	.synopsis = "Usage: aibl-loadgen chat [OPTIONS]   multi-turn streaming chat sessions\n"
-		    "       aibl-loadgen http [OPTIONS]   short HTTP requests (connection/request "
-		    "rate)",
-	.epilog = "Results: per node (X-Aibl-Node response header) and per model: requests, "
-		  "failures,\nprefix-cache hit rate (cached / prompt tokens), cold starts, p50/p99 "
-		  "time to first\ntoken and end-to-end latency, output tokens/s; http: share per "
-		  "node, reconnects of\nkept-alive connections, p50/p99 latency, requests/s. Exit "
-		  "status 1 when a request\nfailed, 2 on a usage error.",
-	.opts = lg_rows,
-	.nopts = CLIOPT_NOPTS(lg_rows),
-	.title = "Common options:",
-	.groups = lg_groups,
-	.ngroups = LG_HTTP,
+    .name = "aibl-loadgen",
+    .synopsis = "Usage: aibl-loadgen chat [OPTIONS]   multi-turn streaming chat sessions\n"
+		"       aibl-loadgen http [OPTIONS]   short HTTP requests (connection/request "
+		"rate)",
+    .epilog = "Results: per node (X-Aibl-Node response header) and per model: requests, "
+	      "failures,\nprefix-cache hit rate (cached / prompt tokens), cold starts, p50/p99 "
+	      "time to first\ntoken and end-to-end latency, output tokens/s; http: share per "
+	      "node, reconnects of\nkept-alive connections, p50/p99 latency, requests/s. Exit "
+	      "status 1 when a request\nfailed, 2 on a usage error.",
+    .opts = lg_rows,
+    .nopts = CLIOPT_NOPTS(lg_rows),
+    .title = "Common options:",
+    .groups = lg_groups,
+    .ngroups = LG_HTTP,
 };
 
 int main(int argc, char **argv)
 {
-	struct lg_opts o = { .c = { .timeout_ms = -1, .duration_s = -1, .progress = 1 },
-			     .rate = -1 };
+	struct lg_opts o = {.c = {.timeout_ms = -1, .duration_s = -1, .progress = 1}, .rate = -1};
 	struct lg_chat_cfg *chat = &o.chat;
 	struct lg_http_cfg *http = &o.http;
 	struct lg_common *c = &o.c;
-	struct lg_run run = { 0 };
+	struct lg_run run = {0};
 	bool is_chat;
 	char title[512], *cfg_json = NULL;
 	json_t *cfg_o = NULL;
@@ -249,8 +245,8 @@ int main(int argc, char **argv)
 		int fam = lg_url_family(c->targets[i]);
 
 		if (c->src.n && !lg_addrs__count(&c->src, fam)) {
-			pr_err("--source has no %s address for %s\n", fam == AF_INET ? "IPv4" : "IPv6",
-			       c->targets[i]);
+			pr_err("--source has no %s address for %s\n",
+			       fam == AF_INET ? "IPv4" : "IPv6", c->targets[i]);
 			goto out;
 		}
 	}
@@ -270,16 +266,16 @@ int main(int argc, char **argv)
 			pr_err("--model: the weights add up to 0\n");
 			goto out;
 		}
-		cfg_o = json_pack("{s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:i, s:f, s:i, s:b, s:I, "
-				  "s:i, s:i, s:i}",
-				  "sessions", (int)chat->sessions, "turns", (int)chat->turns,
-				  "context_tokens", (int)chat->context_tokens, "turn_tokens",
-				  (int)chat->turn_tokens, "output_tokens", (int)chat->output_tokens,
-				  "rate", chat->rate, "burst_prob", chat->burst_prob, "burst_size",
-				  (int)chat->burst_size, "think_ms", chat->think_ms, "max_inflight",
-				  (int)chat->max_inflight, "keepalive", c->keepalive, "seed",
-				  (json_int_t)c->seed, "sources", (int)c->src.n, "targets", c->ntargets,
-				  "sessions_per_source", (int)chat->sessions_per_source);
+		cfg_o = json_pack(
+		    "{s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:i, s:f, s:i, s:b, s:I, "
+		    "s:i, s:i, s:i}",
+		    "sessions", (int)chat->sessions, "turns", (int)chat->turns, "context_tokens",
+		    (int)chat->context_tokens, "turn_tokens", (int)chat->turn_tokens,
+		    "output_tokens", (int)chat->output_tokens, "rate", chat->rate, "burst_prob",
+		    chat->burst_prob, "burst_size", (int)chat->burst_size, "think_ms",
+		    chat->think_ms, "max_inflight", (int)chat->max_inflight, "keepalive",
+		    c->keepalive, "seed", (json_int_t)c->seed, "sources", (int)c->src.n, "targets",
+		    c->ntargets, "sessions_per_source", (int)chat->sessions_per_source);
 		snprintf(title, sizeof(title),
 			 "aibl-loadgen chat: %u sessions x %u turns, context %u + %u/turn tokens, "
 			 "%u output tokens, %.1f sessions/s (bursts %.0f%% x %u), seed %llu",
@@ -292,18 +288,22 @@ int main(int argc, char **argv)
 		if (o.rate > 0)
 			http->rate = o.rate;
 		cfg_o = json_pack("{s:s, s:f, s:i, s:b, s:f, s:I, s:i, s:i}", "path", http->path,
-				  "rate", http->rate, "conns", (int)http->conns, "keepalive", c->keepalive,
-				  "duration_s", c->duration_s, "requests", (json_int_t)c->max_requests,
-				  "sources", (int)c->src.n, "targets", c->ntargets);
+				  "rate", http->rate, "conns", (int)http->conns, "keepalive",
+				  c->keepalive, "duration_s", c->duration_s, "requests",
+				  (json_int_t)c->max_requests, "sources", (int)c->src.n, "targets",
+				  c->ntargets);
 		if (http->rate > 0)
-			snprintf(title, sizeof(title),
-				 "aibl-loadgen http: GET %s, %s, offered %.0f requests/s, %u in flight "
-				 "at most",
-				 http->path, c->keepalive ? "kept-alive connections" : "new connection each",
-				 http->rate, http->conns);
+			snprintf(
+			    title, sizeof(title),
+			    "aibl-loadgen http: GET %s, %s, offered %.0f requests/s, %u in flight "
+			    "at most",
+			    http->path,
+			    c->keepalive ? "kept-alive connections" : "new connection each",
+			    http->rate, http->conns);
 		else
 			snprintf(title, sizeof(title),
-				 "aibl-loadgen http: GET %s, %s, saturation with %u in flight", http->path,
+				 "aibl-loadgen http: GET %s, %s, saturation with %u in flight",
+				 http->path,
 				 c->keepalive ? "kept-alive connections" : "new connection each",
 				 http->conns);
 		err = lg_http__run(http, &run);

@@ -127,8 +127,9 @@ void lg_report__table(FILE *f, const struct lg_run *run, const char *title)
 	}
 	lg_row(f, run, "total", &all, &all);
 	if (chat)
-		fprintf(f, "%u/%u sessions finished, %.1f s; CACHE-HIT = prompt tokens served from "
-			   "the prefix cache\n",
+		fprintf(f,
+			"%u/%u sessions finished, %.1f s; CACHE-HIT = prompt tokens served from "
+			"the prefix cache\n",
 			run->sessions_done, run->sessions_total, run->wall_s);
 	else
 		fprintf(f, "%.1f s, %.0f requests/s%s\n", run->wall_s, all.req_s,
@@ -206,7 +207,9 @@ int lg_report__json(FILE *f, const struct lg_run *run, const char *config_json)
 	json_object_set(o, "models", models);
 	json_object_set_new(o, "first_error",
 			    run->first_error[0] ? json_string(run->first_error) : json_null());
-	err = json_dumpf(o, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) ? -EIO : 0;
+	err = json_dumpf(o, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10))
+		  ? -EIO
+		  : 0;
 	fputc('\n', f);
 out:
 	json_decref(cfg);

@@ -86,7 +86,8 @@ int lg_addrs__parse(struct lg_addrs *l, const char *spec, char *err, size_t errl
 		}
 		for (;;) {
 			if (l->n >= LG_MAX_ADDRS) {
-				snprintf(err, errlen, "more than %u source addresses", LG_MAX_ADDRS);
+				snprintf(err, errlen, "more than %u source addresses",
+					 LG_MAX_ADDRS);
 				ret = -E2BIG;
 				goto out;
 			}
@@ -131,7 +132,8 @@ void lg_addrs__interface(const struct lg_addrs *l, int family, size_t i, char *o
 		if (l->a[k].family != family)
 			continue;
 		if (seen++ == i) {
-			inet_ntop(family, family == AF_INET ? (void *)&l->a[k].v4 : (void *)&l->a[k].v6,
+			inet_ntop(family,
+				  family == AF_INET ? (void *)&l->a[k].v4 : (void *)&l->a[k].v6,
 				  buf, sizeof(buf));
 			snprintf(out, len, "host!%s", buf);
 			return;

@@ -22,14 +22,13 @@
 #include "log.h"
 #include "sim.h"
 
-#define SN_MAX_BODY (4 * 1024 * 1024)
+#define SN_MAX_BODY	  (4 * 1024 * 1024)
 #define SN_MAX_OUT_TOKENS 65536
 
 static struct sim sn_sim;
 /* X-Aibl-Node on every response: which node served it, through a balancer */
 static char sn_node[64];
 static volatile sig_atomic_t sn_stop;
-
 
 enum sn_state { SN_PREFILL, SN_TOKENS, SN_DONE };
 
@@ -42,7 +41,7 @@ struct sn_gen {
 	double t_next; /* when the next token is due */
 	char id[40];
 	char *prompt; /* rendered prompt, owned */
-	char *reply; /* accumulated output */
+	char *reply;  /* accumulated output */
 	size_t reply_len, reply_cap;
 	char *out; /* pending bytes of the SSE stream */
 	size_t out_len, out_off;
@@ -69,60 +68,60 @@ struct sn_opts {
 
 #define SN_OPT(name, type, m, ...) CLIOPT(name, type, struct sn_opts, m, __VA_ARGS__)
 static const struct cliopt sn_rows[] = {
-	SN_OPT("listen", LISTEN, listen, .def = "127.0.0.1:8000", .help = "listen address"),
-	SN_OPT("models", STR, models, .def = "sim-model:1000", .metavar = "LIST",
-	       .help = "models it can serve: NAME:MiB[,NAME:MiB...]"),
-	SN_OPT("resident", STR, resident, .metavar = "LIST", .def_help = "in order while they fit",
-	       .help = "models loaded at start"),
-	SN_OPT("mem-mb", UNUM, cfg.mem_mb, .max = 1e12, .def = "80000",
-	       .help = "memory budget for resident models"),
-	SN_OPT("load-ms", DOUBLE, cfg.load_ms, .max = 1e9, .def = "2000", .metavar = "MS",
-	       .help = "time to load a non-resident model"),
-	SN_OPT("slots", UNUM, cfg.slots, .min = 1, .max = 100000, .def = "8",
-	       .help = "requests served concurrently"),
-	SN_OPT("queue", UNUM, cfg.queue_max, .max = 1e7, .def = "1024",
-	       .help = "waiting requests before 429"),
-	SN_OPT("prefill-base-ms", DOUBLE, cfg.prefill_base_ms, .max = 1e9, .def = "2",
-	       .metavar = "MS", .help = "fixed prefill cost per request"),
-	SN_OPT("prefill-ms-per-tok", DOUBLE, cfg.prefill_ms_per_tok, .max = 1e6, .def = "0.05",
-	       .metavar = "MS", .help = "prefill cost per prompt token not cached"),
-	SN_OPT("decode-ms-per-tok", DOUBLE, cfg.decode_ms_per_tok, .max = 1e6, .def = "5",
-	       .metavar = "MS", .help = "time per output token"),
-	SN_OPT("batch-penalty", DOUBLE, cfg.batch_penalty, .max = 100, .def = "0", .metavar = "F",
-	       .help = "decode slower by F per other running request"),
-	SN_OPT("cache-tokens", UNUM, cfg.cache_tokens, .max = 1e15, .def = "100000",
-	       .help = "KV/prefix cache capacity in tokens"),
-	SN_OPT("max-sessions", UNUM, cfg.max_sessions, .min = 1, .max = 1e8, .def = "65536",
-	       .help = "prefix cache entries"),
-	SN_OPT("slowdown", DOUBLE, cfg.slowdown, .min = 0.001, .max = 1e6, .def = "1",
-	       .metavar = "F", .help = "multiply every duration (slower accelerator)"),
-	SN_OPT("cpu", FLAG, cfg.cpu, .help = "CPU-only node: durations also x --cpu-factor"),
-	SN_OPT("cpu-factor", DOUBLE, cfg.cpu_factor, .min = 0.001, .max = 1e6, .def = "10",
-	       .metavar = "F", .help = "CPU-only slowdown"),
-	SN_OPT("jitter", DOUBLE, cfg.jitter, .max = 0.99, .def = "0", .metavar = "F",
-	       .help = "+-F random spread of durations, from the seed"),
-	SN_OPT("seed", UNUM, cfg.seed, .max = 9007199254740992.0, .def = "1",
-	       .help = "seed for output text and jitter"),
-	SN_OPT("chars-per-token", DOUBLE, cfg.chars_per_token, .min = 0.1, .max = 1e6, .def = "4",
-	       .metavar = "F", .help = "prompt characters per token"),
-	SN_OPT("max-tokens", UNUM, cfg.default_max_tokens, .min = 1, .max = SN_MAX_OUT_TOKENS,
-	       .def = "16", .help = "output tokens when a request gives none"),
-	CLIOPT_VAR("node-name", FUNC, sn_node, .fn = sn_opt_node, .metavar = "NAME",
-		   .def_help = "host name", .help = "X-Aibl-Node response header"),
-	SN_OPT("verbose", FLAG, verbose, .short_name = 'v', .help = "debug logging"),
+    SN_OPT("listen", LISTEN, listen, .def = "127.0.0.1:8000", .help = "listen address"),
+    SN_OPT("models", STR, models, .def = "sim-model:1000", .metavar = "LIST",
+	   .help = "models it can serve: NAME:MiB[,NAME:MiB...]"),
+    SN_OPT("resident", STR, resident, .metavar = "LIST", .def_help = "in order while they fit",
+	   .help = "models loaded at start"),
+    SN_OPT("mem-mb", UNUM, cfg.mem_mb, .max = 1e12, .def = "80000",
+	   .help = "memory budget for resident models"),
+    SN_OPT("load-ms", DOUBLE, cfg.load_ms, .max = 1e9, .def = "2000", .metavar = "MS",
+	   .help = "time to load a non-resident model"),
+    SN_OPT("slots", UNUM, cfg.slots, .min = 1, .max = 100000, .def = "8",
+	   .help = "requests served concurrently"),
+    SN_OPT("queue", UNUM, cfg.queue_max, .max = 1e7, .def = "1024",
+	   .help = "waiting requests before 429"),
+    SN_OPT("prefill-base-ms", DOUBLE, cfg.prefill_base_ms, .max = 1e9, .def = "2", .metavar = "MS",
+	   .help = "fixed prefill cost per request"),
+    SN_OPT("prefill-ms-per-tok", DOUBLE, cfg.prefill_ms_per_tok, .max = 1e6, .def = "0.05",
+	   .metavar = "MS", .help = "prefill cost per prompt token not cached"),
+    SN_OPT("decode-ms-per-tok", DOUBLE, cfg.decode_ms_per_tok, .max = 1e6, .def = "5",
+	   .metavar = "MS", .help = "time per output token"),
+    SN_OPT("batch-penalty", DOUBLE, cfg.batch_penalty, .max = 100, .def = "0", .metavar = "F",
+	   .help = "decode slower by F per other running request"),
+    SN_OPT("cache-tokens", UNUM, cfg.cache_tokens, .max = 1e15, .def = "100000",
+	   .help = "KV/prefix cache capacity in tokens"),
+    SN_OPT("max-sessions", UNUM, cfg.max_sessions, .min = 1, .max = 1e8, .def = "65536",
+	   .help = "prefix cache entries"),
+    SN_OPT("slowdown", DOUBLE, cfg.slowdown, .min = 0.001, .max = 1e6, .def = "1", .metavar = "F",
+	   .help = "multiply every duration (slower accelerator)"),
+    SN_OPT("cpu", FLAG, cfg.cpu, .help = "CPU-only node: durations also x --cpu-factor"),
+    SN_OPT("cpu-factor", DOUBLE, cfg.cpu_factor, .min = 0.001, .max = 1e6, .def = "10",
+	   .metavar = "F", .help = "CPU-only slowdown"),
+    SN_OPT("jitter", DOUBLE, cfg.jitter, .max = 0.99, .def = "0", .metavar = "F",
+	   .help = "+-F random spread of durations, from the seed"),
+    SN_OPT("seed", UNUM, cfg.seed, .max = 9007199254740992.0, .def = "1",
+	   .help = "seed for output text and jitter"),
+    SN_OPT("chars-per-token", DOUBLE, cfg.chars_per_token, .min = 0.1, .max = 1e6, .def = "4",
+	   .metavar = "F", .help = "prompt characters per token"),
+    SN_OPT("max-tokens", UNUM, cfg.default_max_tokens, .min = 1, .max = SN_MAX_OUT_TOKENS,
+	   .def = "16", .help = "output tokens when a request gives none"),
+    CLIOPT_VAR("node-name", FUNC, sn_node, .fn = sn_opt_node, .metavar = "NAME",
+	       .def_help = "host name", .help = "X-Aibl-Node response header"),
+    SN_OPT("verbose", FLAG, verbose, .short_name = 'v', .help = "debug logging"),
 };
 
 static const struct cliopt_prog sn_prog = {
-	.name = "aibl-simnode",
-	.synopsis = "Usage: aibl-simnode [OPTIONS]\n"
-		    "Simulated OpenAI-compatible model server with a latency model.",
-	.epilog = "Endpoints: GET /v1/models, GET /metrics (vLLM names), GET /health,\n"
-		  "POST /v1/completions, POST /v1/chat/completions (\"stream\": true -> SSE),\n"
-		  "POST /v1/load_lora_adapter, /v1/unload_lora_adapter {\"lora_name\": MODEL}\n"
-		  "(vLLM's runtime API: load or unload any model the node serves).\n"
-		  "Session for the prefix cache: client address + X-Session-Id header or \"user\".",
-	.opts = sn_rows,
-	.nopts = CLIOPT_NOPTS(sn_rows),
+    .name = "aibl-simnode",
+    .synopsis = "Usage: aibl-simnode [OPTIONS]\n"
+		"Simulated OpenAI-compatible model server with a latency model.",
+    .epilog = "Endpoints: GET /v1/models, GET /metrics (vLLM names), GET /health,\n"
+	      "POST /v1/completions, POST /v1/chat/completions (\"stream\": true -> SSE),\n"
+	      "POST /v1/load_lora_adapter, /v1/unload_lora_adapter {\"lora_name\": MODEL}\n"
+	      "(vLLM's runtime API: load or unload any model the node serves).\n"
+	      "Session for the prefix cache: client address + X-Session-Id header or \"user\".",
+    .opts = sn_rows,
+    .nopts = CLIOPT_NOPTS(sn_rows),
 };
 
 /* ---- responses ---- */
@@ -180,7 +179,8 @@ static int sn_content(json_t *content, char **buf, size_t *len, size_t *cap, con
 		*why = "message content must be a string or an array of parts";
 		return -EINVAL;
 	}
-	json_array_foreach(content, i, part) {
+	json_array_foreach(content, i, part)
+	{
 		text = json_object_get(part, "text");
 		if (!json_is_string(text)) {
 			*why = "content part without a \"text\" string";
@@ -211,7 +211,8 @@ static int sn_render_prompt(json_t *req, bool chat, char **out, size_t *outlen, 
 			*why = "\"messages\" must be a non-empty array";
 			return -EINVAL;
 		}
-		json_array_foreach(v, i, msg) {
+		json_array_foreach(v, i, msg)
+		{
 			role = json_object_get(msg, "role");
 			if (!json_is_string(role)) {
 				*why = "each message needs a \"role\" string";
@@ -231,7 +232,8 @@ static int sn_render_prompt(json_t *req, bool chat, char **out, size_t *outlen, 
 	if (json_is_string(v))
 		return sn_append(out, outlen, &cap, json_string_value(v), json_string_length(v));
 	if (json_is_array(v) && json_array_size(v)) {
-		json_array_foreach(v, i, msg) {
+		json_array_foreach(v, i, msg)
+		{
 			if (!json_is_string(msg)) {
 				*why = "\"prompt\" array must hold strings";
 				return -EINVAL;
@@ -443,7 +445,7 @@ static char *sn_run_blocking(struct sn_gen *g)
 static void sn_client_addr(struct MHD_Connection *c, char *out, size_t len)
 {
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
 
 	snprintf(out, len, "?");
@@ -469,8 +471,8 @@ static enum MHD_Result sn_generate(struct MHD_Connection *c, const char *body, s
 	if (!json_is_object(req)) {
 		char m[200];
 
-		snprintf(m, sizeof(m), "request body is not a JSON object%s%s",
-			 req ? "" : ": ", req ? "" : jerr.text);
+		snprintf(m, sizeof(m), "request body is not a JSON object%s%s", req ? "" : ": ",
+			 req ? "" : jerr.text);
 		json_decref(req);
 		return sn_error(c, MHD_HTTP_BAD_REQUEST, "invalid_request_error", m);
 	}
@@ -619,8 +621,10 @@ static enum MHD_Result sn_model_op(struct MHD_Connection *c, const char *body, s
 	}
 	err = load ? sim__model_load(&sn_sim, i) : sim__model_unload(&sn_sim, i);
 	snprintf(msg, sizeof(msg), "%s %s%s\n", load ? "loaded" : "unloaded", name,
-		 err == -E2BIG ? ": larger than the node's memory" :
-		 err == -ENOENT ? ": was not loaded" : err == -EBUSY ? ": still loading" : "");
+		 err == -E2BIG	  ? ": larger than the node's memory"
+		 : err == -ENOENT ? ": was not loaded"
+		 : err == -EBUSY  ? ": still loading"
+				  : "");
 	json_decref(req);
 	if (err)
 		return sn_error(c, err == -E2BIG ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_CONFLICT,
@@ -691,7 +695,7 @@ int main(int argc, char **argv)
 	struct sn_opts o = {};
 	struct sim_cfg *cfg = &o.cfg;
 	struct MHD_Daemon *d = NULL;
-	struct sigaction sa = { .sa_handler = sn_on_signal };
+	struct sigaction sa = {.sa_handler = sn_on_signal};
 	char msg[256];
 	int err = 0;
 
@@ -714,7 +718,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-				     MHD_USE_ERROR_LOG | (o.listen.ss.ss_family == AF_INET6 ? MHD_USE_DUAL_STACK : 0),
+				 MHD_USE_ERROR_LOG |
+				 (o.listen.ss.ss_family == AF_INET6 ? MHD_USE_DUAL_STACK : 0),
 			     0, NULL, NULL, sn_handler, NULL, MHD_OPTION_SOCK_ADDR, &o.listen.ss,
 			     MHD_OPTION_NOTIFY_COMPLETED, http_body__completed, NULL,
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)120, MHD_OPTION_END);

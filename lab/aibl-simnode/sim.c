@@ -11,8 +11,8 @@
 #include "sim.h"
 
 static const double ttft_le[SIM_TTFT_BUCKETS - 1] = {
-	0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
-	1.0,   2.5,   5.0,  7.5,  10,   20,   40,   80,  160, 640, 2560,
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
+    1.0,   2.5,	  5.0,	7.5,  10,   20,	  40,	80,  160,  640, 2560,
 };
 
 void sim__sleep_until(double t_ms)
@@ -73,8 +73,9 @@ static int sim_parse_models(struct sim *s, const char *spec, char *err, size_t e
 			errno = 0;
 			mb = strtoull(colon + 1, &end, 10);
 			if (errno || *end || end == colon + 1) {
-				snprintf(err, errlen, "model \"%s\": size \"%s\" is not a number of MiB",
-					 tok, colon + 1);
+				snprintf(err, errlen,
+					 "model \"%s\": size \"%s\" is not a number of MiB", tok,
+					 colon + 1);
 				ret = -EINVAL;
 				break;
 			}
@@ -109,9 +110,11 @@ static int sim_make_resident(struct sim *s, int i, char *err, size_t errlen)
 	if (m->resident)
 		return 0;
 	if (s->mem_used_mb + m->size_mb > s->cfg.mem_mb) {
-		snprintf(err, errlen, "model %s (%llu MiB) does not fit the memory budget (%llu of %llu MiB used)",
-			 m->name, (unsigned long long)m->size_mb, (unsigned long long)s->mem_used_mb,
-			 (unsigned long long)s->cfg.mem_mb);
+		snprintf(
+		    err, errlen,
+		    "model %s (%llu MiB) does not fit the memory budget (%llu of %llu MiB used)",
+		    m->name, (unsigned long long)m->size_mb, (unsigned long long)s->mem_used_mb,
+		    (unsigned long long)s->cfg.mem_mb);
 		return -E2BIG;
 	}
 	m->resident = true;
@@ -144,10 +147,12 @@ int sim__init(struct sim *s, const struct sim_cfg *cfg, const char *models, cons
 
 		if (!copy)
 			return -ENOMEM;
-		for (tok = strtok_r(copy, ",", &save); tok && !ret; tok = strtok_r(NULL, ",", &save)) {
+		for (tok = strtok_r(copy, ",", &save); tok && !ret;
+		     tok = strtok_r(NULL, ",", &save)) {
 			i = sim__model_find(s, tok);
 			if (i < 0) {
-				snprintf(err, errlen, "resident model \"%s\" is not in --models", tok);
+				snprintf(err, errlen, "resident model \"%s\" is not in --models",
+					 tok);
 				ret = -EINVAL;
 			} else {
 				ret = sim_make_resident(s, i, err, errlen);
@@ -384,7 +389,8 @@ static int model_acquire(struct sim *s, struct sim_req *rq)
 			for (int i = 0; i < s->nmodels; i++) {
 				struct sim_model *o = &s->models[i];
 
-				if (o->resident && !o->users && (!lru || o->last_used < lru->last_used))
+				if (o->resident && !o->users &&
+				    (!lru || o->last_used < lru->last_used))
 					lru = o;
 			}
 			if (!lru)
@@ -412,7 +418,7 @@ static int model_acquire(struct sim *s, struct sim_req *rq)
 
 int sim__model_load(struct sim *s, int i)
 {
-	struct sim_req rq = { .model = i };
+	struct sim_req rq = {.model = i};
 	int err;
 
 	pthread_mutex_lock(&s->lock);
@@ -555,10 +561,10 @@ void sim__finish(struct sim *s, struct sim_req *rq, const char *cont, size_t con
 }
 
 static const char *const vocab[] = {
-	" the",	  " model",  " token", " cache", " prefix", " node",  " route", " session",
-	" queue", " batch",  " fast",  " warm",	 " cold",   " load",  " GPU",	" memory",
-	" and",	  " of",     " to",    " in",	 " is",	    " a",     " that",	" for",
-	" with",  " answer", " data",  " time",	 " first",  " next",  " more",	" less",
+    " the",   " model",	 " token", " cache", " prefix", " node", " route", " session",
+    " queue", " batch",	 " fast",  " warm",  " cold",	" load", " GPU",   " memory",
+    " and",   " of",	 " to",	   " in",    " is",	" a",	 " that",  " for",
+    " with",  " answer", " data",  " time",  " first",	" next", " more",  " less",
 };
 
 const char *sim__token_text(const struct sim *s, const struct sim_req *rq, uint32_t i)
@@ -582,15 +588,15 @@ static void prom_label_value(FILE *f, const char *v)
 	}
 }
 
-#define PER_MODEL(f, s, mname, type, help, fmt, expr)                                \
-	do {                                                                         \
-		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", mname, help, mname, type); \
-		for (int _i = 0; _i < (s)->nmodels; _i++) {                          \
-			const struct sim_model *m = &(s)->models[_i];                \
-			fprintf(f, "%s{model_name=\"", mname);                       \
-			prom_label_value(f, m->name);                                \
-			fprintf(f, "\"} " fmt "\n", expr);                           \
-		}                                                                    \
+#define PER_MODEL(f, s, mname, type, help, fmt, expr)                                              \
+	do {                                                                                       \
+		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", mname, help, mname, type);              \
+		for (int _i = 0; _i < (s)->nmodels; _i++) {                                        \
+			const struct sim_model *m = &(s)->models[_i];                              \
+			fprintf(f, "%s{model_name=\"", mname);                                     \
+			prom_label_value(f, m->name);                                              \
+			fprintf(f, "\"} " fmt "\n", expr);                                         \
+		}                                                                                  \
 	} while (0)
 
 static void prom_hist(FILE *f, const struct sim *s, const char *name, const char *help, bool ttft)
@@ -609,7 +615,8 @@ static void prom_hist(FILE *f, const struct sim *s, const char *name, const char
 					fprintf(f, "\",le=\"%g\"} %llu\n", ttft_le[b],
 						(unsigned long long)cum);
 				else
-					fprintf(f, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+					fprintf(f, "\",le=\"+Inf\"} %llu\n",
+						(unsigned long long)cum);
 			}
 		} else {
 			fprintf(f, "%s_bucket{model_name=\"", name);
@@ -648,16 +655,20 @@ char *sim__metrics(struct sim *s)
 		  "Number of requests in model execution batches.", "%u", m->running);
 	PER_MODEL(f, s, "vllm:num_requests_waiting", "gauge",
 		  "Number of requests waiting to be processed.", "%u", m->waiting);
-	fprintf(f, "# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.\n"
-		   "# TYPE vllm:kv_cache_usage_perc gauge\n"
-		   "vllm:kv_cache_usage_perc{engine=\"0\"} %.6f\n", kv);
-	fprintf(f, "# HELP vllm:prefix_cache_queries_total Prefix cache queries, in tokens.\n"
-		   "# TYPE vllm:prefix_cache_queries_total counter\n"
-		   "vllm:prefix_cache_queries_total{engine=\"0\"} %llu\n",
+	fprintf(f,
+		"# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.\n"
+		"# TYPE vllm:kv_cache_usage_perc gauge\n"
+		"vllm:kv_cache_usage_perc{engine=\"0\"} %.6f\n",
+		kv);
+	fprintf(f,
+		"# HELP vllm:prefix_cache_queries_total Prefix cache queries, in tokens.\n"
+		"# TYPE vllm:prefix_cache_queries_total counter\n"
+		"vllm:prefix_cache_queries_total{engine=\"0\"} %llu\n",
 		(unsigned long long)s->cache_queries);
-	fprintf(f, "# HELP vllm:prefix_cache_hits_total Prefix cache hits, in tokens.\n"
-		   "# TYPE vllm:prefix_cache_hits_total counter\n"
-		   "vllm:prefix_cache_hits_total{engine=\"0\"} %llu\n",
+	fprintf(f,
+		"# HELP vllm:prefix_cache_hits_total Prefix cache hits, in tokens.\n"
+		"# TYPE vllm:prefix_cache_hits_total counter\n"
+		"vllm:prefix_cache_hits_total{engine=\"0\"} %llu\n",
 		(unsigned long long)s->cache_hits);
 	PER_MODEL(f, s, "vllm:request_success_total", "counter", "Requests served.", "%llu",
 		  (unsigned long long)m->e2e_count);
@@ -675,27 +686,30 @@ char *sim__metrics(struct sim *s)
 		  "%llu", (unsigned long long)m->loads);
 	PER_MODEL(f, s, "aibl_simnode_model_evictions_total", "counter", "Models evicted.", "%llu",
 		  (unsigned long long)m->evictions);
-	fprintf(f, "# HELP aibl_simnode_prefix_cache_sessions Sessions with a cached prefix.\n"
-		   "# TYPE aibl_simnode_prefix_cache_sessions gauge\n"
-		   "aibl_simnode_prefix_cache_sessions %u\n"
-		   "# HELP aibl_simnode_prefix_cache_tokens Tokens of idle cached prefixes (evictable).\n"
-		   "# TYPE aibl_simnode_prefix_cache_tokens gauge\n"
-		   "aibl_simnode_prefix_cache_tokens %llu\n"
-		   "# HELP aibl_simnode_cache_capacity_tokens KV/prefix cache capacity in tokens.\n"
-		   "# TYPE aibl_simnode_cache_capacity_tokens gauge\n"
-		   "aibl_simnode_cache_capacity_tokens %llu\n"
-		   "# HELP aibl_simnode_prefix_cache_evictions_total Prefixes evicted.\n"
-		   "# TYPE aibl_simnode_prefix_cache_evictions_total counter\n"
-		   "aibl_simnode_prefix_cache_evictions_total %llu\n"
-		   "# HELP aibl_simnode_rejected_total Requests refused with 429 (queue full).\n"
-		   "# TYPE aibl_simnode_rejected_total counter\n"
-		   "aibl_simnode_rejected_total %llu\n"
-		   "# HELP aibl_simnode_info Simulated node settings.\n"
-		   "# TYPE aibl_simnode_info gauge\n"
-		   "aibl_simnode_info{accel=\"%s\",slots=\"%u\",slowdown=\"%g\"} 1\n",
-		s->nsessions, (unsigned long long)s->cached_tokens,
-		(unsigned long long)s->cfg.cache_tokens, (unsigned long long)s->cache_evictions, (unsigned long long)s->rejected,
-		s->cfg.cpu ? "cpu" : "gpu", s->cfg.slots, s->cfg.slowdown);
+	fprintf(
+	    f,
+	    "# HELP aibl_simnode_prefix_cache_sessions Sessions with a cached prefix.\n"
+	    "# TYPE aibl_simnode_prefix_cache_sessions gauge\n"
+	    "aibl_simnode_prefix_cache_sessions %u\n"
+	    "# HELP aibl_simnode_prefix_cache_tokens Tokens of idle cached prefixes (evictable).\n"
+	    "# TYPE aibl_simnode_prefix_cache_tokens gauge\n"
+	    "aibl_simnode_prefix_cache_tokens %llu\n"
+	    "# HELP aibl_simnode_cache_capacity_tokens KV/prefix cache capacity in tokens.\n"
+	    "# TYPE aibl_simnode_cache_capacity_tokens gauge\n"
+	    "aibl_simnode_cache_capacity_tokens %llu\n"
+	    "# HELP aibl_simnode_prefix_cache_evictions_total Prefixes evicted.\n"
+	    "# TYPE aibl_simnode_prefix_cache_evictions_total counter\n"
+	    "aibl_simnode_prefix_cache_evictions_total %llu\n"
+	    "# HELP aibl_simnode_rejected_total Requests refused with 429 (queue full).\n"
+	    "# TYPE aibl_simnode_rejected_total counter\n"
+	    "aibl_simnode_rejected_total %llu\n"
+	    "# HELP aibl_simnode_info Simulated node settings.\n"
+	    "# TYPE aibl_simnode_info gauge\n"
+	    "aibl_simnode_info{accel=\"%s\",slots=\"%u\",slowdown=\"%g\"} 1\n",
+	    s->nsessions, (unsigned long long)s->cached_tokens,
+	    (unsigned long long)s->cfg.cache_tokens, (unsigned long long)s->cache_evictions,
+	    (unsigned long long)s->rejected, s->cfg.cpu ? "cpu" : "gpu", s->cfg.slots,
+	    s->cfg.slowdown);
 	pthread_mutex_unlock(&s->lock);
 	if (fclose(f))
 		return NULL;

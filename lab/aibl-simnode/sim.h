@@ -26,26 +26,26 @@
 #include <stdint.h>
 #include "clock.h"
 
-#define SIM_MAX_MODELS 32
-#define SIM_MODEL_LEN 128
-#define SIM_SESSION_LEN 256
+#define SIM_MAX_MODELS	 32
+#define SIM_MODEL_LEN	 128
+#define SIM_SESSION_LEN	 256
 #define SIM_TTFT_BUCKETS 23
 
 struct sim_cfg {
-	unsigned int slots; /* requests served concurrently */
-	unsigned int queue_max; /* waiting requests beyond which 429 */
-	double prefill_base_ms; /* per request */
+	unsigned int slots;	   /* requests served concurrently */
+	unsigned int queue_max;	   /* waiting requests beyond which 429 */
+	double prefill_base_ms;	   /* per request */
 	double prefill_ms_per_tok; /* per prompt token not cached */
-	double decode_ms_per_tok; /* per output token */
-	double batch_penalty; /* decode slower by this fraction per other running request */
-	uint64_t cache_tokens; /* KV/prefix cache capacity */
+	double decode_ms_per_tok;  /* per output token */
+	double batch_penalty;	   /* decode slower by this fraction per other running request */
+	uint64_t cache_tokens;	   /* KV/prefix cache capacity */
 	unsigned int max_sessions; /* prefix cache entries */
-	uint64_t mem_mb; /* model memory budget */
-	double load_ms; /* loading a non-resident model */
-	double slowdown; /* >= 1 for slower accelerators */
-	bool cpu; /* CPU-only node */
-	double cpu_factor; /* extra slowdown in CPU-only mode */
-	double jitter; /* +- fraction, deterministic per request */
+	uint64_t mem_mb;	   /* model memory budget */
+	double load_ms;		   /* loading a non-resident model */
+	double slowdown;	   /* >= 1 for slower accelerators */
+	bool cpu;		   /* CPU-only node */
+	double cpu_factor;	   /* extra slowdown in CPU-only mode */
+	double jitter;		   /* +- fraction, deterministic per request */
 	uint64_t seed;
 	double chars_per_token;
 	unsigned int default_max_tokens;
@@ -76,7 +76,7 @@ struct sim_session {
 	size_t full_chars, prompt_chars;
 	uint32_t full_tokens, prompt_tokens;
 	int lru_prev, lru_next; /* doubly linked, most recent at head */
-	int hnext; /* hash chain */
+	int hnext;		/* hash chain */
 	bool used;
 };
 
@@ -116,7 +116,7 @@ struct sim_req {
 	uint32_t cached_tokens;
 	bool cold; /* waited for a model load */
 	double t_arrival, t_admitted, t_first;
-	double jitter; /* multiplier */
+	double jitter;	       /* multiplier */
 	uint64_t content_hash; /* of the prompt, seeds the output text */
 	uint32_t generated;
 };

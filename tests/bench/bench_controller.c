@@ -33,7 +33,7 @@ static int dcmp(const void *a, const void *b)
 
 static int make_config(struct config *cfg, int S, int N)
 {
-	static const int pols[] = { AIBL_POL_AI, AIBL_POL_HASH, AIBL_POL_WRR, AIBL_POL_LEAST_CONN };
+	static const int pols[] = {AIBL_POL_AI, AIBL_POL_HASH, AIBL_POL_WRR, AIBL_POL_LEAST_CONN};
 
 	config__defaults(cfg);
 	snprintf(cfg->interface, sizeof(cfg->interface), "lo");
@@ -104,7 +104,7 @@ static void fake_reports(struct aibld *d, int round)
 
 static int one(int S, int N, int runs, const char *dir, bool print_mem)
 {
-	struct dp_opts o = { .pin_dir = dir };
+	struct dp_opts o = {.pin_dir = dir};
 	struct aibld d = {};
 	struct config cfg;
 	struct dp *dp = NULL;
@@ -143,7 +143,7 @@ static int one(int S, int N, int runs, const char *dir, bool print_mem)
 			__u64 t0;
 
 			for (int i = 0; i < N; i++)
-				mg[i] = (struct maglev_in){ d.nodes[i].name, d.cfg.nodes[i].weight };
+				mg[i] = (struct maglev_in){d.nodes[i].name, d.cfg.nodes[i].weight};
 			t0 = clock_mono_ns();
 			for (int s = 0; s < S; s++)
 				maglev__build(mg, N, d.cfg.hash_seed, t, AIBL_RING_SIZE);
@@ -164,15 +164,14 @@ static int one(int S, int N, int runs, const char *dir, bool print_mem)
 	       "%.2f; %.2fx the %.2f ms of %d single-thread table builds; unchanged %.2f ms; "
 	       "ring by %s%s)\n",
 	       S, N, ms[runs / 2], runs, ms[0], ms[runs - 1], ms[runs / 2] / table_ms, table_ms, S,
-	       steady,
-	       d.ring_mmap ? "mmap" : "batch update",
+	       steady, d.ring_mmap ? "mmap" : "batch update",
 	       d.st.member_errors ? "; aibl_members full: S x N > its capacity" : "");
 	if (print_mem) {
 		static const char *const names[] = {
-			AIBL_MAP_VIPS,	   AIBL_MAP_BACKENDS, AIBL_MAP_RING,	  AIBL_MAP_COST,
-			AIBL_MAP_LOAD,	   AIBL_MAP_CONNS,    AIBL_MAP_PINS,	  AIBL_MAP_MEMBERS,
-			AIBL_MAP_STATS,	   AIBL_MAP_SVC_STATS, AIBL_MAP_BE_STATS, AIBL_MAP_GLOBALS,
-			AIBL_MAP_RR_POS,   AIBL_MAP_SVC_META, AIBL_MAP_BE_META,
+		    AIBL_MAP_VIPS,   AIBL_MAP_BACKENDS,	 AIBL_MAP_RING,	    AIBL_MAP_COST,
+		    AIBL_MAP_LOAD,   AIBL_MAP_CONNS,	 AIBL_MAP_PINS,	    AIBL_MAP_MEMBERS,
+		    AIBL_MAP_STATS,  AIBL_MAP_SVC_STATS, AIBL_MAP_BE_STATS, AIBL_MAP_GLOBALS,
+		    AIBL_MAP_RR_POS, AIBL_MAP_SVC_META,	 AIBL_MAP_BE_META,
 		};
 		unsigned long long total = 0, ring = 0;
 
@@ -214,7 +213,7 @@ out:
 
 int main(int argc, char **argv)
 {
-	static const int svcs[] = { 16, 64, 256 }, nodes[] = { 64, 256, 1024 };
+	static const int svcs[] = {16, 64, 256}, nodes[] = {64, 256, 1024};
 	int runs = argc > 1 ? atoi(argv[1]) : 5, err = 0;
 	char dir[64];
 

@@ -56,9 +56,9 @@
 #include <unistd.h>
 #include "../bpf/xdp_env.h"
 
-#define NBACKENDS 64
-#define ROUNDS 7
-#define PER_ROUND 20000
+#define NBACKENDS   64
+#define ROUNDS	    7
+#define PER_ROUND   20000
 #define WARM_REPEAT 100000
 
 static int empty_fd = -1;
@@ -71,7 +71,7 @@ static int empty_fd = -1;
  */
 static int rate_fill(__u64 limit)
 {
-	struct aibl_rate r = { .count = limit };
+	struct aibl_rate r = {.count = limit};
 	struct timespec ts;
 	int err;
 
@@ -103,13 +103,12 @@ static int load_empty(struct bpf_object **obj)
 static int setup(void)
 {
 	struct aibl_vip_key k = {};
-	struct aibl_vip v = { .svc_id = 0, .mode = AIBL_MODE_HASH,
-			      .session_key = AIBL_KEY_SRC_IP };
+	struct aibl_vip v = {.svc_id = 0, .mode = AIBL_MODE_HASH, .session_key = AIBL_KEY_SRC_IP};
 	__u32 ids[NBACKENDS];
 	int err;
 
 	for (__u32 i = 0; i < NBACKENDS; i++) {
-		struct aibl_backend b = { .family = AIBL_AF_INET, .flags = AIBL_BE_F_VALID };
+		struct aibl_backend b = {.family = AIBL_AF_INET, .flags = AIBL_BE_F_VALID};
 		__u32 id = i + 1;
 
 		b.addr.v4 = htonl(0x0a010000 + id);
@@ -129,8 +128,8 @@ static int setup(void)
 	if (bpf_map_update_elem(xe_fd(AIBL_MAP_VIPS), &k, &v, BPF_ANY))
 		return -errno;
 	/* xe_up() turned both pre-filters on, as aibld runs them */
-	return dp__vip_filter_rebuild(xe_fd(AIBL_MAP_FILTER), xe_fd(AIBL_MAP_VIPS)) ?:
-	       xe_pin_filter();
+	return dp__vip_filter_rebuild(xe_fd(AIBL_MAP_FILTER), xe_fd(AIBL_MAP_VIPS))
+		   ?: xe_pin_filter();
 }
 
 enum bcase {
@@ -144,10 +143,9 @@ enum bcase {
 	B_NON_VIP
 };
 
-static const char *const case_names[] = { "established",	  "established_full_path",
-					  "established_64k",	  "established_64k_full_path",
-					  "new_flow",		  "new_flow_guarded",
-					  "new_conn",		  "non_vip" };
+static const char *const case_names[] = {
+    "established", "established_full_path", "established_64k", "established_64k_full_path",
+    "new_flow",	   "new_flow_guarded",	    "new_conn",	       "non_vip"};
 
 /* established_64k: flows in the connection table, cycled */
 #define MANY_FLOWS 65536
@@ -155,7 +153,7 @@ static const char *const case_names[] = { "established",	  "established_full_pat
 /* client of established_64k flow i: 172.16.0.0/12 */
 static void many_src(__u32 i, char *src)
 {
-	struct in_addr a = { htonl(0xac100000u + i) };
+	struct in_addr a = {htonl(0xac100000u + i)};
 
 	inet_ntop(AF_INET, &a, src, INET_ADDRSTRLEN);
 }
@@ -183,7 +181,7 @@ static int many_insert(void)
 	LIBBPF_OPTS(bpf_map_batch_opts, bo);
 
 	for (__u32 i = 0; i < MANY_FLOWS; i++)
-		vals[i] = (struct aibl_conn){ .backend = 1 + i % NBACKENDS };
+		vals[i] = (struct aibl_conn){.backend = 1 + i % NBACKENDS};
 	if (bpf_map_update_batch(xe_fd(AIBL_MAP_CONNS), keys, vals, &count, &bo)) {
 		fprintf(stderr, "bench_xdp: insert %d flows: %s\n", MANY_FLOWS, strerror(errno));
 		return -1;
@@ -356,12 +354,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_xdp: setup maps: %s\n", strerror(-err));
 		goto out;
 	}
-	printf("# xdp lines: aibl_xdp vs empty XDP_TX, BPF_PROG_TEST_RUN repeat=1 x %d packets x %d "
-	       "rounds, "
-	       "kernel-reported duration, median of rounds\n",
-	       PER_ROUND, ROUNDS);
+	printf(
+	    "# xdp lines: aibl_xdp vs empty XDP_TX, BPF_PROG_TEST_RUN repeat=1 x %d packets x %d "
+	    "rounds, "
+	    "kernel-reported duration, median of rounds\n",
+	    PER_ROUND, ROUNDS);
 	printf("# sizes: default (conns %u, services %u, backends %u, ring %u); service: %d "
-	       "backends, hash, ipip, no session pins, vip and pin pre-filters on (as aibld); %zu-byte "
+	       "backends, hash, ipip, no session pins, vip and pin pre-filters on (as aibld); "
+	       "%zu-byte "
 	       "frames\n",
 	       xe_dp->sizes.max_conns, xe_dp->sizes.max_services, xe_dp->sizes.max_backends,
 	       AIBL_RING_SIZE, NBACKENDS, (size_t)(14 + 20 + 20 + 64));
@@ -382,7 +382,6 @@ int main(int argc, char **argv)
 		__u64 untracked0 = 0, hit0, fill0, chit0;
 		bool many = c == B_MANY || c == B_MANY_FULL;
 		bool full_path = c == B_ESTABLISHED_FULL || c == B_MANY_FULL;
-
 
 		/* bench_xdp [CASE]: one case only (for perf record) */
 		if (argc > 1 && strcmp(argv[1], case_names[c]))
@@ -460,14 +459,15 @@ int main(int argc, char **argv)
 			       "flow cache (%.1f%%), %llu connection-table hits, %llu entries "
 			       "written\n",
 			       case_names[c], many ? "65536 flows cycled" : "one flow",
-			       full_path ? "off" : "on", ROUNDS, n,
-			       (unsigned long long)hits, 100.0 * hits / total,
-			       (unsigned long long)full,
+			       full_path ? "off" : "on", ROUNDS, n, (unsigned long long)hits,
+			       100.0 * hits / total, (unsigned long long)full,
 			       (unsigned long long)(xe_counter(AIBL_CNT_FCACHE_FILL) - fill0));
 			/* every packet an established one, by either path */
 			if (hits + full != total || (many && nconns != conns0)) {
-				fprintf(stderr, "bench_xdp: %s: not every packet was an established "
-						"hit\n", case_names[c]);
+				fprintf(stderr,
+					"bench_xdp: %s: not every packet was an established "
+					"hit\n",
+					case_names[c]);
 				goto out;
 			}
 			if (many && many_delete())
@@ -488,8 +488,8 @@ int main(int argc, char **argv)
 			       "%u -> %u entries): %s\n",
 			       GUARD_RATE, ROUNDS, n, (unsigned long long)refused, nconns - conns0,
 			       conns0, nconns,
-			       refused * 100 >= (__u64)ROUNDS * n * 99 ? "guard engaged" :
-									 "GUARD NOT ENGAGED");
+			       refused * 100 >= (__u64)ROUNDS * n * 99 ? "guard engaged"
+								       : "GUARD NOT ENGAGED");
 		}
 		if (c == B_NEW_FLOW) {
 			printf("# new_flow regime: %d x %d distinct SYNs, each recorded in the "
@@ -502,12 +502,14 @@ int main(int argc, char **argv)
 			}
 		}
 		if (c == B_NEW_CONN) {
-			printf("# new_conn regime: %d x %d new connections, SYN then its handshake's "
-			       "ACK (which inserts into the %u-entry LRU, per-CPU lists of %u); "
-			       "table %u -> %u entries: %s; ns and ratio per packet\n",
-			       ROUNDS, n / 2, xe_dp->sizes.max_conns, lru_cpu, conns0, nconns,
-			       nconns - conns0 == (__u32)ROUNDS * (n / 2) ? "every connection inserted, no evictions" :
-									  "NOT ALL INSERTED");
+			printf(
+			    "# new_conn regime: %d x %d new connections, SYN then its handshake's "
+			    "ACK (which inserts into the %u-entry LRU, per-CPU lists of %u); "
+			    "table %u -> %u entries: %s; ns and ratio per packet\n",
+			    ROUNDS, n / 2, xe_dp->sizes.max_conns, lru_cpu, conns0, nconns,
+			    nconns - conns0 == (__u32)ROUNDS * (n / 2)
+				? "every connection inserted, no evictions"
+				: "NOT ALL INSERTED");
 			if (nconns - conns0 != (__u32)ROUNDS * (n / 2))
 				goto out;
 		}

@@ -58,8 +58,8 @@ int xdp_null_fwd(struct xdp_md *ctx)
 	cfg = bpf_map_lookup_elem(&null_fwd_cfg, &zero);
 	if (!cfg || !cfg->nodes || ip->daddr != cfg->vip)
 		return XDP_PASS;
-	idx = ((ip->saddr ^ ((__u32)tcp->source << 16 | tcp->dest)) * 0x9e3779b1u >> 16) %
-	      cfg->nodes;
+	idx =
+	    ((ip->saddr ^ ((__u32)tcp->source << 16 | tcp->dest)) * 0x9e3779b1u >> 16) % cfg->nodes;
 	m = bpf_map_lookup_elem(&null_fwd_macs, &idx);
 	if (!m)
 		return XDP_PASS;

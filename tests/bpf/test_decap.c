@@ -24,8 +24,8 @@
 #include "log.h"
 #include "aibl_decap.skel.h"
 
-static const uint8_t MAC_NODE[6] = { 2, 0, 0, 0, 3, 1 };
-static const uint8_t MAC_LB[6] = { 2, 0, 0, 0, 0, 1 };
+static const uint8_t MAC_NODE[6] = {2, 0, 0, 0, 3, 1};
+static const uint8_t MAC_LB[6] = {2, 0, 0, 0, 0, 1};
 
 static struct decap *dc;
 
@@ -71,8 +71,8 @@ static void run(const struct pkt_buf *in, struct run *r)
 	LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = in->buf, .data_size_in = in->len,
 		    .data_out = r->data, .data_size_out = sizeof(r->data), .repeat = 1);
 
-	r->err = bpf_prog_test_run_opts(bpf_program__fd(dc->skel->progs.aibl_decap), &t) ? -errno
-											   : 0;
+	r->err =
+	    bpf_prog_test_run_opts(bpf_program__fd(dc->skel->progs.aibl_decap), &t) ? -errno : 0;
 	r->verdict = t.retval;
 	r->len = t.data_size_out;
 }
@@ -101,11 +101,11 @@ struct dfix {
 };
 
 static const struct dfix fixtures[] = {
-	{ "ipv4 in ipv4", 4, 4, TC_ACT_OK, AIBL_NCNT_DECAP4 },
-	{ "ipv6 in ipv6", 6, 6, TC_ACT_OK, AIBL_NCNT_DECAP6 },
-	{ "ipv4 in ipv6", 6, 4, TC_ACT_OK, AIBL_NCNT_DECAP46 },
-	{ "plain ipv4: untouched", 0, 4, TC_ACT_OK, AIBL_NCNT_PASS },
-	{ "plain ipv6: untouched", 0, 6, TC_ACT_OK, AIBL_NCNT_PASS },
+    {"ipv4 in ipv4", 4, 4, TC_ACT_OK, AIBL_NCNT_DECAP4},
+    {"ipv6 in ipv6", 6, 6, TC_ACT_OK, AIBL_NCNT_DECAP6},
+    {"ipv4 in ipv6", 6, 4, TC_ACT_OK, AIBL_NCNT_DECAP46},
+    {"plain ipv4: untouched", 0, 4, TC_ACT_OK, AIBL_NCNT_PASS},
+    {"plain ipv6: untouched", 0, 6, TC_ACT_OK, AIBL_NCNT_PASS},
 };
 
 static void build(struct pkt_buf *b, int outer, int inner, bool with_outer)
@@ -142,8 +142,8 @@ static void test_decap(void)
 			continue;
 		ASSERT_EQ(r.verdict, f->verdict, f->desc);
 		if (!ASSERT_TRUE(r.len == exp.len && !memcmp(r.data, exp.buf, exp.len), f->desc)) {
-			const void *fr[3] = { in.buf, exp.buf, r.data };
-			size_t ln[3] = { in.len, exp.len, r.len };
+			const void *fr[3] = {in.buf, exp.buf, r.data};
+			size_t ln[3] = {in.len, exp.len, r.len};
 
 			pkt__diff(f->desc, exp.buf, exp.len, r.data, r.len);
 			pkt__pcap_write("/tmp/aibl-test-decap.pcap", fr, ln, 3);
@@ -240,10 +240,10 @@ out:
 }
 
 static const struct test_case cases[] = {
-	{ "decap_fixtures", test_decap },
-	{ "decap_bad_input", test_bad },
-	{ "decap_client_records", test_clients },
-	{ "decap_attach_detach", test_attach_detach },
+    {"decap_fixtures", test_decap},
+    {"decap_bad_input", test_bad},
+    {"decap_client_records", test_clients},
+    {"decap_attach_detach", test_attach_detach},
 };
 
 int main(int argc, char **argv)

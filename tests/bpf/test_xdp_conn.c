@@ -23,14 +23,15 @@ static void test_conn_sticky_flip(void)
 	for (int c = 0; c < 20; c++)
 		ASSERT_EQ(syn_from(c, 6, VIP4, 80, &r), 2, "new flows take the new table");
 	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_HIT), 20, "conn_hit");
-	ASSERT_EQ(xe_counter(AIBL_CNT_SYN_HIT), 40, "every handshake completed on its syn's backend");
+	ASSERT_EQ(xe_counter(AIBL_CNT_SYN_HIT), 40,
+		  "every handshake completed on its syn's backend");
 out:
 	xe_down();
 }
 
 static void test_conn_resteer(void)
 {
-	static __u32 pat[2] = { 1, 2 };
+	static __u32 pat[2] = {1, 2};
 	struct xe_result r;
 	struct aibl_load l;
 	__u32 one = 1, two = 2;
@@ -130,10 +131,10 @@ out:
 }
 
 static const struct test_case cases[] = {
-	{ "conn_sticky_table_flip", test_conn_sticky_flip },
-	{ "conn_resteer_down", test_conn_resteer },
-	{ "conn_active_accounting", test_conn_accounting },
-	{ "no_conntrack", test_no_conntrack },
+    {"conn_sticky_table_flip", test_conn_sticky_flip},
+    {"conn_resteer_down", test_conn_resteer},
+    {"conn_active_accounting", test_conn_accounting},
+    {"no_conntrack", test_no_conntrack},
 };
 
 XF_MAIN(cases)

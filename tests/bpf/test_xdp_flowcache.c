@@ -28,7 +28,7 @@ static void cache_like_full(const struct pkt_buf *in, int warm, const char *desc
 	xe_run(in, &hit);
 	ASSERT_EQ(xe_counter(AIBL_CNT_FCACHE_HIT) - h0, 1, desc);
 	ASSERT_TRUE(!full.err && !hit.err && full.verdict == XDP_TX && hit.verdict == XDP_TX &&
-			    full.len == hit.len && !memcmp(full.data, hit.data, full.len),
+			full.len == hit.len && !memcmp(full.data, hit.data, full.len),
 		    desc);
 }
 
@@ -36,7 +36,7 @@ static __u32 globals_epoch(void)
 {
 	struct aibl_globals g = {};
 
-	bpf_map_lookup_elem(xe_fd(AIBL_MAP_GLOBALS), &(__u32){ 0 }, &g);
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_GLOBALS), &(__u32){0}, &g);
 	return g.epoch;
 }
 
@@ -50,7 +50,7 @@ static __u32 globals_epoch(void)
  */
 static void test_flow_cache(void)
 {
-	static __u32 both[2] = { 1, 2 };
+	static __u32 both[2] = {1, 2};
 	struct aibl_fcache_entry e;
 	struct aibl_traffic t0, t1;
 	struct aibl_flow_key fk;
@@ -62,11 +62,12 @@ static void test_flow_cache(void)
 	int c;
 
 	/* one CPU: the entry written by one packet is the one the next reads */
-	if (!std_env() || !ASSERT_OK(pin_cpu0(), "cpu 0") || !ASSERT_OK(xe_ring(0, 0, both, 2), "ring"))
+	if (!std_env() || !ASSERT_OK(pin_cpu0(), "cpu 0") ||
+	    !ASSERT_OK(xe_ring(0, 0, both, 2), "ring"))
 		goto out;
 	for (c = 0; xe_ring_get(0, 0, client_hash(c) % AIBL_RING_SIZE) != 1; c++)
 		;
-	inet_ntop(AF_INET, &(struct in_addr){ htonl(0xc6120000u + c) }, src, sizeof(src));
+	inet_ntop(AF_INET, &(struct in_addr){htonl(0xc6120000u + c)}, src, sizeof(src));
 	fk = xe_fk(src, VIP4, 20, 80, IPPROTO_TCP);
 	tcp4(&in, src, VIP4, 20, 80, PKT_TCP_ACK);
 
@@ -174,7 +175,7 @@ out:
 }
 
 static const struct test_case cases[] = {
-	{ "flow_cache", test_flow_cache },
+    {"flow_cache", test_flow_cache},
 };
 
 XF_MAIN(cases)

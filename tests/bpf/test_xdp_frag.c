@@ -9,7 +9,7 @@
 
 static void frag4(struct pkt_buf *b, const char *src, const char *dst, __u16 fo, bool l4)
 {
-	struct pkt_ip4_opts o = { .id = 77, .frag_off = fo, .ttl = 64 };
+	struct pkt_ip4_opts o = {.id = 77, .frag_off = fo, .ttl = 64};
 
 	pkt__init(b);
 	pkt__eth(b, XE_MAC_LB, XE_MAC_RTR);
@@ -24,7 +24,7 @@ static void frag4(struct pkt_buf *b, const char *src, const char *dst, __u16 fo,
 
 static void test_fragments(void)
 {
-	static __u32 pat[3] = { 1, 2, 5 };
+	static __u32 pat[3] = {1, 2, 5};
 	struct pkt_buf in, exp;
 	struct aibl_flow_key fk;
 	__u32 h, want;
@@ -52,7 +52,7 @@ static void test_fragments(void)
 	       NULL, NULL);
 	pkt__init(&in);
 	pkt__eth(&in, XE_MAC_LB, XE_MAC_RTR);
-	pkt__ipv4(&in, CLI4, VIP4, &(struct pkt_ip4_opts){ .frag_off = 0x2000 });
+	pkt__ipv4(&in, CLI4, VIP4, &(struct pkt_ip4_opts){.frag_off = 0x2000});
 	pkt__tcp(&in, 40000, 80, PKT_TCP_ACK);
 	pkt__finish(&in);
 	expect("first fragment to a port-only vip: dropped", &in, XDP_DROP, NULL, NULL);
@@ -86,7 +86,7 @@ out:
 }
 
 static const struct test_case cases[] = {
-	{ "fragments", test_fragments },
+    {"fragments", test_fragments},
 };
 
 XF_MAIN(cases)

@@ -75,7 +75,7 @@ static void test_fwd_nexthop(void)
 	struct xe_result r;
 	struct aibl_flow_key fk;
 	__u32 h;
-	uint8_t nbr[6] = { 2, 0, 0, 0, 9, 1 }, ifmac[6];
+	uint8_t nbr[6] = {2, 0, 0, 0, 9, 1}, ifmac[6];
 	int ifi;
 
 	if (!std_env())
@@ -138,7 +138,7 @@ out:
 
 static void big4(struct pkt_buf *b, size_t payload, bool df)
 {
-	struct pkt_ip4_opts o = { .ttl = 64, .no_df = !df };
+	struct pkt_ip4_opts o = {.ttl = 64, .no_df = !df};
 
 	pkt__init(b);
 	pkt__eth(b, XE_MAC_LB, XE_MAC_RTR);
@@ -151,7 +151,7 @@ static void big4(struct pkt_buf *b, size_t payload, bool df)
 static void test_mtu(void)
 {
 	struct pkt_buf in, exp;
-	struct pkt_ip4_opts io = { .tos = 0xc0, .ttl = 64, .no_df = true };
+	struct pkt_ip4_opts io = {.tos = 0xc0, .ttl = 64, .no_df = true};
 	struct aibl_flow_key fk;
 
 	if (!std_env())
@@ -203,10 +203,10 @@ out:
 }
 
 static const struct test_case cases[] = {
-	{ "fwd_l2dsr", test_fwd_l2dsr },
-	{ "fwd_ipip_spread_4in6", test_fwd_ipip_spread },
-	{ "fwd_nexthop", test_fwd_nexthop },
-	{ "mtu_too_big", test_mtu },
+    {"fwd_l2dsr", test_fwd_l2dsr},
+    {"fwd_ipip_spread_4in6", test_fwd_ipip_spread},
+    {"fwd_nexthop", test_fwd_nexthop},
+    {"mtu_too_big", test_mtu},
 };
 
 XF_MAIN(cases)

@@ -23,7 +23,7 @@ static __s64 active_of(__u32 id)
  */
 static void test_handshake(void)
 {
-	static __u32 only1[1] = { 1 }, only2[1] = { 2 }, both[2] = { 1, 2 };
+	static __u32 only1[1] = {1}, only2[1] = {2}, both[2] = {1, 2};
 	struct aibl_traffic t, t2;
 	struct xe_result r;
 	__u32 nconns;
@@ -46,7 +46,8 @@ static void test_handshake(void)
 	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_FIN | PKT_TCP_ACK, &r), 1, "FIN on 1");
 	ASSERT_EQ(active_of(1), 0, "closed");
 	ASSERT_OK(xe_ring(0, 0, only2, 1), "ring 2");
-	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_SYN, &r), 2, "reused tuple: SYN by the new choice");
+	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_SYN, &r), 2,
+		  "reused tuple: SYN by the new choice");
 	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_ACK, &r), 2,
 		  "its ACK follows the SYN, not the old entry");
 	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_ACK, &r), 2, "and stays");
@@ -84,7 +85,7 @@ out:
 }
 
 static const struct test_case cases[] = {
-	{ "handshake", test_handshake },
+    {"handshake", test_handshake},
 };
 
 XF_MAIN(cases)

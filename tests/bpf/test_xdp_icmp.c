@@ -116,7 +116,7 @@ out:
 }
 
 static const struct test_case cases[] = {
-	{ "icmp_errors", test_icmp_errors },
+    {"icmp_errors", test_icmp_errors},
 };
 
 XF_MAIN(cases)

@@ -107,14 +107,14 @@ static void test_loader_attach(void)
 	}
 	ASSERT_OK(dp__detach(ifi, false), "detach");
 	ASSERT_EQ(dp__detach(ifi, false), -ENOENT, "nothing attached");
-	ASSERT_OK(dp__attach(xe_dp, ifi, &(struct dp_attach_opts){ .mode = DP_ATTACH_GENERIC }),
+	ASSERT_OK(dp__attach(xe_dp, ifi, &(struct dp_attach_opts){.mode = DP_ATTACH_GENERIC}),
 		  "attach generic");
 	ASSERT_OK(dp__detach(ifi, false), "detach generic");
 	/* a foreign program is not replaced without force */
 	{
 		const struct bpf_insn pass[] = {
-			{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_PASS },
-			{ .code = BPF_JMP | BPF_EXIT },
+		    {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_PASS},
+		    {.code = BPF_JMP | BPF_EXIT},
 		};
 
 		fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "foreign", "GPL", pass, 2, NULL);
@@ -127,7 +127,7 @@ static void test_loader_attach(void)
 	}
 	ASSERT_EQ(dp__attach(xe_dp, ifi, NULL), -EBUSY, "foreign refused");
 	ASSERT_EQ(dp__detach(ifi, false), -EBUSY, "foreign not detached");
-	ASSERT_OK(dp__attach(xe_dp, ifi, &(struct dp_attach_opts){ .force = true }), "forced");
+	ASSERT_OK(dp__attach(xe_dp, ifi, &(struct dp_attach_opts){.force = true}), "forced");
 	ASSERT_OK(dp__detach(ifi, false), "detach");
 out:
 	dp__close(dp2);
@@ -136,8 +136,8 @@ out:
 }
 
 static const struct test_case cases[] = {
-	{ "loader_pins", test_loader_pins },
-	{ "loader_attach", test_loader_attach },
+    {"loader_pins", test_loader_pins},
+    {"loader_attach", test_loader_attach},
 };
 
 XF_MAIN(cases)

@@ -102,7 +102,7 @@ static void in_nonvip_tcp_cut(struct pkt_buf *b)
 
 static void in_arp(struct pkt_buf *b)
 {
-	static const uint8_t arp[28] = { 0, 1, 8, 0, 6, 4, 0, 1 };
+	static const uint8_t arp[28] = {0, 1, 8, 0, 6, 4, 0, 1};
 
 	pkt__init(b);
 	pkt__eth(b, XE_MAC_LB, XE_MAC_RTR);
@@ -161,38 +161,36 @@ struct fixture {
 };
 
 static const struct fixture parse_fixtures[] = {
-	{ "ipv4 tcp syn to vip: 4in4", in_v4_syn, XDP_TX, 1, AIBL_CNT_SYN_RECORD, CLI4, VIP4, 40000,
-	  80, IPPROTO_TCP },
-	{ "ipv4 with options: forwarded whole", in_v4_options, XDP_TX, 1, AIBL_CNT_TX, CLI4, VIP4,
-	  40000, 80, IPPROTO_TCP },
-	{ "802.1Q tag kept (same flow: its handshake's ACK)", in_v4_vlan, XDP_TX, 1, AIBL_CNT_SYN_HIT,
-	  CLI4, VIP4, 40000, 80, IPPROTO_TCP },
-	{ "802.1ad + 802.1Q tags kept", in_v4_qinq, XDP_TX, 1, AIBL_CNT_TX, CLI4, VIP4, 40000, 80,
-	  IPPROTO_TCP },
-	{ "udp to port-0 wildcard vip", in_v4_udp_wild, XDP_TX, 2, AIBL_CNT_TX, CLI4, VIP4W, 5353,
-	  9999, IPPROTO_UDP },
-	{ "ipv6 tcp syn to vip: 6in6", in_v6_syn, XDP_TX, 3, AIBL_CNT_TX, CLI6, VIP6, 40000, 80,
-	  IPPROTO_TCP },
-	{ "ipv6 hop-by-hop, dstopts, routing headers", in_v6_ext, XDP_TX, 3, AIBL_CNT_TX, CLI6,
-	  VIP6, 40000, 80, IPPROTO_TCP },
-	{ "ipv6 extension chain too long", in_v6_ext_long, XDP_DROP, 0, AIBL_CNT_DROP_EXT_HDR },
-	{ "tcp header cut", in_v4_tcp_cut, XDP_DROP, 0, AIBL_CNT_DROP_TRUNC },
-	{ "ipv4 options cut", in_v4_opts_cut, XDP_DROP, 0, AIBL_CNT_DROP_TRUNC },
-	{ "ipv4 total length beyond frame", in_v4_totlen_long, XDP_DROP, 0,
-	  AIBL_CNT_DROP_BAD_HDR },
-	{ "ipv4 ihl below 5", in_v4_ihl_small, XDP_DROP, 0, AIBL_CNT_DROP_BAD_HDR },
-	{ "tcp data offset below 5", in_v4_doff_small, XDP_DROP, 0, AIBL_CNT_DROP_BAD_HDR },
-	{ "ipv6 payload length beyond frame", in_v6_plen_long, XDP_DROP, 0,
-	  AIBL_CNT_DROP_BAD_HDR },
-	{ "ipv4 not a vip: passed", in_nonvip4, XDP_PASS, 0, AIBL_CNT_PASS },
-	{ "vip address, other port: passed", in_nonvip_port, XDP_PASS, 0, AIBL_CNT_PASS },
-	{ "ipv6 not a vip: passed", in_nonvip6, XDP_PASS, 0, AIBL_CNT_PASS },
-	{ "cut ipv4 header, not a vip: passed", in_nonvip_cut, XDP_PASS, 0, AIBL_CNT_PASS },
-	{ "cut tcp header, not a vip: passed", in_nonvip_tcp_cut, XDP_PASS, 0, AIBL_CNT_PASS },
-	{ "arp: passed", in_arp, XDP_PASS, 0, AIBL_CNT_PASS },
-	{ "three vlan tags: passed", in_three_tags, XDP_PASS, 0, AIBL_CNT_PASS },
-	{ "icmp echo to a vip: passed", in_echo_vip, XDP_PASS, 0, AIBL_CNT_PASS },
-	{ "sctp to a vip: passed", in_sctp_vip, XDP_PASS, 0, AIBL_CNT_PASS },
+    {"ipv4 tcp syn to vip: 4in4", in_v4_syn, XDP_TX, 1, AIBL_CNT_SYN_RECORD, CLI4, VIP4, 40000, 80,
+     IPPROTO_TCP},
+    {"ipv4 with options: forwarded whole", in_v4_options, XDP_TX, 1, AIBL_CNT_TX, CLI4, VIP4, 40000,
+     80, IPPROTO_TCP},
+    {"802.1Q tag kept (same flow: its handshake's ACK)", in_v4_vlan, XDP_TX, 1, AIBL_CNT_SYN_HIT,
+     CLI4, VIP4, 40000, 80, IPPROTO_TCP},
+    {"802.1ad + 802.1Q tags kept", in_v4_qinq, XDP_TX, 1, AIBL_CNT_TX, CLI4, VIP4, 40000, 80,
+     IPPROTO_TCP},
+    {"udp to port-0 wildcard vip", in_v4_udp_wild, XDP_TX, 2, AIBL_CNT_TX, CLI4, VIP4W, 5353, 9999,
+     IPPROTO_UDP},
+    {"ipv6 tcp syn to vip: 6in6", in_v6_syn, XDP_TX, 3, AIBL_CNT_TX, CLI6, VIP6, 40000, 80,
+     IPPROTO_TCP},
+    {"ipv6 hop-by-hop, dstopts, routing headers", in_v6_ext, XDP_TX, 3, AIBL_CNT_TX, CLI6, VIP6,
+     40000, 80, IPPROTO_TCP},
+    {"ipv6 extension chain too long", in_v6_ext_long, XDP_DROP, 0, AIBL_CNT_DROP_EXT_HDR},
+    {"tcp header cut", in_v4_tcp_cut, XDP_DROP, 0, AIBL_CNT_DROP_TRUNC},
+    {"ipv4 options cut", in_v4_opts_cut, XDP_DROP, 0, AIBL_CNT_DROP_TRUNC},
+    {"ipv4 total length beyond frame", in_v4_totlen_long, XDP_DROP, 0, AIBL_CNT_DROP_BAD_HDR},
+    {"ipv4 ihl below 5", in_v4_ihl_small, XDP_DROP, 0, AIBL_CNT_DROP_BAD_HDR},
+    {"tcp data offset below 5", in_v4_doff_small, XDP_DROP, 0, AIBL_CNT_DROP_BAD_HDR},
+    {"ipv6 payload length beyond frame", in_v6_plen_long, XDP_DROP, 0, AIBL_CNT_DROP_BAD_HDR},
+    {"ipv4 not a vip: passed", in_nonvip4, XDP_PASS, 0, AIBL_CNT_PASS},
+    {"vip address, other port: passed", in_nonvip_port, XDP_PASS, 0, AIBL_CNT_PASS},
+    {"ipv6 not a vip: passed", in_nonvip6, XDP_PASS, 0, AIBL_CNT_PASS},
+    {"cut ipv4 header, not a vip: passed", in_nonvip_cut, XDP_PASS, 0, AIBL_CNT_PASS},
+    {"cut tcp header, not a vip: passed", in_nonvip_tcp_cut, XDP_PASS, 0, AIBL_CNT_PASS},
+    {"arp: passed", in_arp, XDP_PASS, 0, AIBL_CNT_PASS},
+    {"three vlan tags: passed", in_three_tags, XDP_PASS, 0, AIBL_CNT_PASS},
+    {"icmp echo to a vip: passed", in_echo_vip, XDP_PASS, 0, AIBL_CNT_PASS},
+    {"sctp to a vip: passed", in_sctp_vip, XDP_PASS, 0, AIBL_CNT_PASS},
 };
 
 static void test_parse(void)
@@ -207,7 +205,8 @@ static void test_parse(void)
 
 		f->build(&in);
 		if (f->backend) {
-			struct aibl_flow_key fk = xe_fk(f->src, f->dst, f->sport, f->dport, f->proto);
+			struct aibl_flow_key fk =
+			    xe_fk(f->src, f->dst, f->sport, f->dport, f->proto);
 
 			xe_exp_ipip(&exp, &in, f->backend, NULL, aibl_hash_flow(&fk, XE_SEED));
 		}
@@ -220,7 +219,7 @@ out:
 }
 
 static const struct test_case cases[] = {
-	{ "parse", test_parse },
+    {"parse", test_parse},
 };
 
 XF_MAIN(cases)

@@ -11,11 +11,10 @@
  */
 static void test_prefilters(void)
 {
-	struct aibl_vip_key k = { .port = htons(80), .proto = IPPROTO_TCP,
-				  .family = AIBL_AF_INET };
-	struct aibl_vip v = { .svc_id = 0 };
-	struct aibl_pin_key pk = { .svc_id = 0, .family = AIBL_AF_INET };
-	struct aibl_pin pv = { .backend = 2 };
+	struct aibl_vip_key k = {.port = htons(80), .proto = IPPROTO_TCP, .family = AIBL_AF_INET};
+	struct aibl_vip v = {.svc_id = 0};
+	struct aibl_pin_key pk = {.svc_id = 0, .family = AIBL_AF_INET};
+	struct aibl_pin pv = {.backend = 2};
 	struct xe_result r;
 	__u8 flags = AIBL_G_F_VIP_FILTER | AIBL_G_F_PIN_FILTER;
 
@@ -57,7 +56,7 @@ out:
 }
 
 static const struct test_case cases[] = {
-	{ "prefilters", test_prefilters },
+    {"prefilters", test_prefilters},
 };
 
 XF_MAIN(cases)

@@ -28,14 +28,13 @@ static __u32 hash_choice(__u32 c)
 
 /* Client c's packet to VIP4:80 from sport must be forwarded (verdict and
  * bytes) to backend be; true when the flow is in the table afterwards. */
-static bool guard_send(__u32 c, __u16 sport, __u8 flags, __u32 be, const char *desc,
-		       bool *tracked)
+static bool guard_send(__u32 c, __u16 sport, __u8 flags, __u32 be, const char *desc, bool *tracked)
 {
 	struct aibl_flow_key fk;
 	struct pkt_buf in, exp;
 	struct aibl_conn conn;
 	char src[INET_ADDRSTRLEN];
-	struct in_addr a = { htonl(0xc6120000u + c) };
+	struct in_addr a = {htonl(0xc6120000u + c)};
 	bool ok;
 
 	inet_ntop(AF_INET, &a, src, sizeof(src));
@@ -78,7 +77,7 @@ static __s64 active_sum(void)
 
 static void test_rate_guard(void)
 {
-	static __u32 pat[3] = { 1, 2, 5 };
+	static __u32 pat[3] = {1, 2, 5};
 	const __u32 N = 5;
 	__u64 untracked, hits, miss_mid;
 	bool tracked;
@@ -127,7 +126,7 @@ static void test_rate_guard(void)
 		struct aibl_flow_key fk;
 		struct pkt_buf in, exp;
 		char src[INET_ADDRSTRLEN];
-		struct in_addr a = { htonl(0xc6120000u + c) };
+		struct in_addr a = {htonl(0xc6120000u + c)};
 		__u64 miss = xe_counter(AIBL_CNT_CONN_MISS), hit = xe_counter(AIBL_CNT_CONN_HIT);
 		__u64 unt = xe_counter(AIBL_CNT_CONN_UNTRACKED);
 
@@ -173,11 +172,12 @@ static void test_rate_guard(void)
 				&tracked) ||
 		    !ASSERT_FALSE(tracked, "rr guarded: not inserted"))
 			goto out;
-	ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0, 0), "p2c vip");
+	ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0, 0),
+		  "p2c vip");
 	{
 		/* backend 1 is expensive: p2c alone would move every client
 		 * whose hash slot holds 1 and second candidate another backend */
-		struct aibl_cost expensive = { .cost = 1000 };
+		struct aibl_cost expensive = {.cost = 1000};
 		__u32 one = 1, n = 0;
 
 		ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &one, &expensive, 0), "cost");
@@ -214,7 +214,7 @@ static void test_rate_guard(void)
 
 		/* rr's next slot on this CPU decides; find a client whose hash
 		 * slot holds another backend so the two choices differ */
-		if (!bpf_map_lookup_elem(xe_fd(AIBL_MAP_RR_POS), &(__u32){ 0 }, cur))
+		if (!bpf_map_lookup_elem(xe_fd(AIBL_MAP_RR_POS), &(__u32){0}, cur))
 			pos = cur[0];
 		while (hash_choice(c) == pat[pos % 3])
 			c++;
@@ -229,7 +229,7 @@ out:
 
 static void test_rate_guard_off(void)
 {
-	static __u32 pat[3] = { 1, 2, 5 };
+	static __u32 pat[3] = {1, 2, 5};
 	bool tracked;
 
 	if (!std_env())
@@ -249,7 +249,7 @@ static void test_rate_guard_off(void)
 		 * without a close seen) takes a new choice and cannot move
 		 * or refresh the flow, whose packets keep its entry x */
 		__u32 x = hash_choice(0) == pat[0] ? pat[1] : pat[0];
-		struct in_addr a = { htonl(0xc6120000u) };
+		struct in_addr a = {htonl(0xc6120000u)};
 		char src[INET_ADDRSTRLEN];
 		struct aibl_flow_key fk;
 		struct aibl_conn e;
@@ -277,7 +277,7 @@ static void test_rate_guard_off(void)
 		struct aibl_rate v[ncpu > 0 ? ncpu : 1];
 		__u64 sum = 0;
 
-		ASSERT_OK(bpf_map_lookup_elem(xe_fd(AIBL_MAP_RATE), &(__u32){ 0 }, v), "read");
+		ASSERT_OK(bpf_map_lookup_elem(xe_fd(AIBL_MAP_RATE), &(__u32){0}, v), "read");
 		for (int i = 0; i < ncpu; i++)
 			sum += v[i].count + v[i].window_start_ns;
 		ASSERT_EQ(sum, 0, "no window kept");
@@ -287,8 +287,8 @@ out:
 }
 
 static const struct test_case cases[] = {
-	{ "rate_guard", test_rate_guard },
-	{ "rate_guard_off", test_rate_guard_off },
+    {"rate_guard", test_rate_guard},
+    {"rate_guard_off", test_rate_guard_off},
 };
 
 XF_MAIN(cases)

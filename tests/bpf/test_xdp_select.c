@@ -11,9 +11,9 @@
 
 static void test_sel_hash_weights(void)
 {
-	static __u32 pat[6] = { 1, 2, 2, 5, 5, 5 }; /* weights 1:2:3 */
+	static __u32 pat[6] = {1, 2, 2, 5, 5, 5}; /* weights 1:2:3 */
 	struct xe_result r;
-	int n[XE_NBE] = { 0 }, N = 3000;
+	int n[XE_NBE] = {0}, N = 3000;
 	bool exact = true;
 
 	if (!std_env())
@@ -43,8 +43,8 @@ out:
 
 static void test_sel_rr(void)
 {
-	static __u32 pat[4] = { 1, 1, 2, 5 };
-	static const int order[8] = { 1, 1, 2, 5, 1, 1, 2, 5 };
+	static __u32 pat[4] = {1, 1, 2, 5};
+	static const int order[8] = {1, 1, 2, 5, 1, 1, 2, 5};
 	struct xe_result r;
 
 	if (!std_env())
@@ -72,8 +72,8 @@ out:
 
 static void test_sel_p2c(void)
 {
-	static __u32 pat[2] = { 1, 2 };
-	struct aibl_cost c1 = { .cost = 10 }, c2 = { .cost = 0 };
+	static __u32 pat[2] = {1, 2};
+	struct aibl_cost c1 = {.cost = 10}, c2 = {.cost = 0};
 	__u32 one = 1, two = 2;
 	struct xe_result r;
 	int differ = 0, to2 = 0;
@@ -129,7 +129,7 @@ out:
 
 static void test_sel_bounded(void)
 {
-	static __u32 pat[3] = { 1, 2, 5 };
+	static __u32 pat[3] = {1, 2, 5};
 	struct xe_result r;
 	__u64 probes;
 
@@ -161,8 +161,8 @@ out:
 
 static int pin_set(__u32 svc, const char *client, __u32 be, __u64 expires)
 {
-	struct aibl_pin_key k = { .svc_id = svc, .family = AIBL_AF_INET };
-	struct aibl_pin v = { .backend = be, .expires_ns = expires };
+	struct aibl_pin_key k = {.svc_id = svc, .family = AIBL_AF_INET};
+	struct aibl_pin v = {.backend = be, .expires_ns = expires};
 
 	xe_addr(&k.client, AIBL_AF_INET, client);
 	if (bpf_map_update_elem(xe_fd(AIBL_MAP_PINS), &k, &v, BPF_ANY))
@@ -216,11 +216,11 @@ out:
 }
 
 static const struct test_case cases[] = {
-	{ "sel_hash_weights", test_sel_hash_weights },
-	{ "sel_rr_order", test_sel_rr },
-	{ "sel_p2c_cost", test_sel_p2c },
-	{ "sel_bounded_load", test_sel_bounded },
-	{ "pins", test_pins },
+    {"sel_hash_weights", test_sel_hash_weights},
+    {"sel_rr_order", test_sel_rr},
+    {"sel_p2c_cost", test_sel_p2c},
+    {"sel_bounded_load", test_sel_bounded},
+    {"pins", test_pins},
 };
 
 XF_MAIN(cases)

@@ -6,15 +6,15 @@
  */
 #include "xdp_env.h"
 
-const uint8_t XE_MAC_LB[6] = { 2, 0, 0, 0, 0, 1 };
-const uint8_t XE_MAC_RTR[6] = { 2, 0, 0, 0, 0, 2 };
-const uint8_t XE_MAC_GW[6] = { 2, 0, 0, 0, 0, 0xfe };
+const uint8_t XE_MAC_LB[6] = {2, 0, 0, 0, 0, 1};
+const uint8_t XE_MAC_RTR[6] = {2, 0, 0, 0, 0, 2};
+const uint8_t XE_MAC_GW[6] = {2, 0, 0, 0, 0, 0xfe};
 
 const struct xe_be XE_BE[XE_NBE] = {
-	[1] = { "10.1.0.1", AIBL_AF_INET },   [2] = { "10.1.0.2", AIBL_AF_INET },
-	[3] = { "fd00:1::3", AIBL_AF_INET6 }, [4] = { "fd00:1::4", AIBL_AF_INET6 },
-	[5] = { "10.1.0.5", AIBL_AF_INET },   [6] = { "10.1.0.6", AIBL_AF_INET },
-	[7] = { "10.1.0.7", AIBL_AF_INET },
+    [1] = {"10.1.0.1", AIBL_AF_INET},	[2] = {"10.1.0.2", AIBL_AF_INET},
+    [3] = {"fd00:1::3", AIBL_AF_INET6}, [4] = {"fd00:1::4", AIBL_AF_INET6},
+    [5] = {"10.1.0.5", AIBL_AF_INET},	[6] = {"10.1.0.6", AIBL_AF_INET},
+    [7] = {"10.1.0.7", AIBL_AF_INET},
 };
 
 struct dp *xe_dp;
@@ -23,7 +23,7 @@ struct aibl_globals xe_glob;
 
 void xe_be_mac(__u32 id, uint8_t mac[6])
 {
-	const uint8_t m[6] = { 2, 0, 0, 0, 1, (uint8_t)id };
+	const uint8_t m[6] = {2, 0, 0, 0, 1, (uint8_t)id};
 
 	memcpy(mac, m, 6);
 }
@@ -136,12 +136,12 @@ int xe_up(const struct dp_sizes *sizes)
 	return xe_globals_write();
 }
 
-int xe_vip(const char *addr, __u16 port, __u8 proto, __u32 svc, __u8 mode,
-	   __u8 key, __u8 half, __u8 flags)
+int xe_vip(const char *addr, __u16 port, __u8 proto, __u32 svc, __u8 mode, __u8 key, __u8 half,
+	   __u8 flags)
 {
 	struct aibl_vip_key k = {};
-	struct aibl_vip v = { .svc_id = svc, .mode = mode, .session_key = key,
-			      .ring_half = half, .flags = flags };
+	struct aibl_vip v = {
+	    .svc_id = svc, .mode = mode, .session_key = key, .ring_half = half, .flags = flags};
 
 	k.family = strchr(addr, ':') ? AIBL_AF_INET6 : AIBL_AF_INET;
 	xe_addr(&k.addr, k.family, addr);
@@ -150,8 +150,8 @@ int xe_vip(const char *addr, __u16 port, __u8 proto, __u32 svc, __u8 mode,
 	if (bpf_map_update_elem(xe_fd(AIBL_MAP_VIPS), &k, &v, BPF_ANY))
 		return -errno;
 	/* as aibld: a VIP changed under cached flows voids their decisions */
-	return dp__vip_filter_rebuild(xe_fd(AIBL_MAP_FILTER), xe_fd(AIBL_MAP_VIPS)) ?:
-	       xe_epoch_bump();
+	return dp__vip_filter_rebuild(xe_fd(AIBL_MAP_FILTER), xe_fd(AIBL_MAP_VIPS))
+		   ?: xe_epoch_bump();
 }
 
 int xe_pin_filter(void)
@@ -232,8 +232,8 @@ void xe_traffic(const char *map, __u32 idx, struct aibl_traffic *t)
 
 void xe_run_fd(int prog_fd, const void *in, size_t len, struct xe_result *r)
 {
-	LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = in, .data_size_in = len,
-		    .data_out = r->data, .data_size_out = sizeof(r->data), .repeat = 1);
+	LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = in, .data_size_in = len, .data_out = r->data,
+		    .data_size_out = sizeof(r->data), .repeat = 1);
 
 	r->err = bpf_prog_test_run_opts(prog_fd, &t) ? -errno : 0;
 	r->verdict = t.retval;
@@ -248,8 +248,7 @@ void xe_run(const struct pkt_buf *in, struct xe_result *r)
 
 /* ---- flow keys and expected outputs ---- */
 
-struct aibl_flow_key xe_fk(const char *src, const char *dst, __u16 sport,
-			   __u16 dport, __u8 proto)
+struct aibl_flow_key xe_fk(const char *src, const char *dst, __u16 sport, __u16 dport, __u8 proto)
 {
 	struct aibl_flow_key fk = {};
 
@@ -270,8 +269,7 @@ int xe_l3(const struct pkt_buf *b)
 	return -1;
 }
 
-void xe_exp_l2(struct pkt_buf *o, const struct pkt_buf *in, const uint8_t *dst,
-	       const uint8_t *src)
+void xe_exp_l2(struct pkt_buf *o, const struct pkt_buf *in, const uint8_t *dst, const uint8_t *src)
 {
 	pkt__eth(o, dst, src);
 	for (int i = 1; i < in->n && in->l[i].type == PKT_L_VLAN; i++) {
@@ -282,8 +280,8 @@ void xe_exp_l2(struct pkt_buf *o, const struct pkt_buf *in, const uint8_t *dst,
 	}
 }
 
-void xe_exp_ipip(struct pkt_buf *o, const struct pkt_buf *in, __u32 be,
-		 const uint8_t *dst_mac, __u32 flow_hash)
+void xe_exp_ipip(struct pkt_buf *o, const struct pkt_buf *in, __u32 be, const uint8_t *dst_mac,
+		 __u32 flow_hash)
 {
 	int l3 = xe_l3(in);
 	uint8_t mac[6], tos;
@@ -294,11 +292,11 @@ void xe_exp_ipip(struct pkt_buf *o, const struct pkt_buf *in, __u32 be,
 	pkt__init(o);
 	xe_exp_l2(o, in, dst_mac ? dst_mac : mac, XE_MAC_LB);
 	if (XE_BE[be].family == AIBL_AF_INET) {
-		struct pkt_ip4_opts io = { .tos = tos, .ttl = 64 };
+		struct pkt_ip4_opts io = {.tos = tos, .ttl = 64};
 		uint32_t src = ntohl(xe_glob.src4 & ~xe_glob.src4_mask) |
 			       (flow_hash & ntohl(xe_glob.src4_mask));
 		char s[INET_ADDRSTRLEN];
-		struct in_addr a = { htonl(src) };
+		struct in_addr a = {htonl(src)};
 
 		inet_ntop(AF_INET, &a, s, sizeof(s));
 		pkt__ipv4(o, s, XE_BE[be].addr, &io);

@@ -31,9 +31,9 @@
 #define XE_SRC4 "10.0.0.100"
 #define XE_SRC6 "fd00::100"
 
-extern const uint8_t XE_MAC_LB[6]; /* the balancer's MAC */
+extern const uint8_t XE_MAC_LB[6];  /* the balancer's MAC */
 extern const uint8_t XE_MAC_RTR[6]; /* the router frames come from */
-extern const uint8_t XE_MAC_GW[6]; /* the configured gateway */
+extern const uint8_t XE_MAC_GW[6];  /* the configured gateway */
 
 /* backend ids 1..XE_NBE-1 used by the tests, MAC 02:00:00:00:01:<id> */
 #define XE_NBE 8
@@ -85,8 +85,8 @@ void xe_down(void);
  * them current). */
 int xe_up(const struct dp_sizes *sizes);
 
-int xe_vip(const char *addr, __u16 port, __u8 proto, __u32 svc, __u8 mode,
-	   __u8 key, __u8 half, __u8 flags);
+int xe_vip(const char *addr, __u16 port, __u8 proto, __u32 svc, __u8 mode, __u8 key, __u8 half,
+	   __u8 flags);
 
 /* after writing aibl_pins directly */
 int xe_pin_filter(void);
@@ -110,15 +110,13 @@ void xe_run_fd(int prog_fd, const void *in, size_t len, struct xe_result *r);
 
 void xe_run(const struct pkt_buf *in, struct xe_result *r);
 
-struct aibl_flow_key xe_fk(const char *src, const char *dst, __u16 sport,
-			   __u16 dport, __u8 proto);
+struct aibl_flow_key xe_fk(const char *src, const char *dst, __u16 sport, __u16 dport, __u8 proto);
 
 /* offset of the first IP header of a built packet */
 int xe_l3(const struct pkt_buf *b);
 
 /* Ethernet with dst/src and the VLAN tags of in */
-void xe_exp_l2(struct pkt_buf *o, const struct pkt_buf *in, const uint8_t *dst,
-	       const uint8_t *src);
+void xe_exp_l2(struct pkt_buf *o, const struct pkt_buf *in, const uint8_t *dst, const uint8_t *src);
 
 /*
  * What ipip forwarding of in to backend be must produce: in's L2 header
@@ -126,8 +124,8 @@ void xe_exp_l2(struct pkt_buf *o, const struct pkt_buf *in, const uint8_t *dst,
  * the configured source (IPv6: low 32 bits xor the flow hash, flow label
  * from it) and in's IP packet unchanged.
  */
-void xe_exp_ipip(struct pkt_buf *o, const struct pkt_buf *in, __u32 be,
-		 const uint8_t *dst_mac, __u32 flow_hash);
+void xe_exp_ipip(struct pkt_buf *o, const struct pkt_buf *in, __u32 be, const uint8_t *dst_mac,
+		 __u32 flow_hash);
 
 /* l2dsr: in with only the MACs rewritten */
 void xe_exp_l2dsr(struct pkt_buf *o, const struct pkt_buf *in, __u32 be);

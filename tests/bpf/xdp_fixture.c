@@ -10,17 +10,17 @@
 #include <netinet/in.h>
 #include "xdp_fixture.h"
 
-const __u32 RING_B1[1] = { 1 };
-const __u32 RING_B2[1] = { 2 };
-const __u32 RING_B3[1] = { 3 };
+const __u32 RING_B1[1] = {1};
+const __u32 RING_B2[1] = {2};
+const __u32 RING_B3[1] = {3};
 
 static char pcap_path[256];
 
 static void fail_pcap(const char *desc, const struct pkt_buf *in, const struct pkt_buf *exp,
 		      const struct xe_result *r)
 {
-	const void *frames[3] = { in->buf, exp ? exp->buf : in->buf, r->data };
-	size_t lens[3] = { in->len, exp ? exp->len : in->len, r->len };
+	const void *frames[3] = {in->buf, exp ? exp->buf : in->buf, r->data};
+	size_t lens[3] = {in->len, exp ? exp->len : in->len, r->len};
 	const char *dir = getenv("AIBL_TEST_PCAP_DIR") ?: "/tmp";
 
 	snprintf(pcap_path, sizeof(pcap_path), "%s/aibl-test-xdp-%s.pcap", dir, test__case);
@@ -34,9 +34,11 @@ bool std_env(void)
 		SKIP("needs root");
 		return false;
 	}
-	if (!ASSERT_OK(xe_up(&(struct dp_sizes){ .max_services = 8, .max_backends = 64,
-						  .max_conns = 4096, .max_pins = 64,
-						  .max_members = 64 }),
+	if (!ASSERT_OK(xe_up(&(struct dp_sizes){.max_services = 8,
+						.max_backends = 64,
+						.max_conns = 4096,
+						.max_pins = 64,
+						.max_members = 64}),
 		       "load"))
 		return false;
 	for (__u32 i = 1; i < XE_NBE; i++)
@@ -48,9 +50,9 @@ bool std_env(void)
 			 "vip6") &&
 	       ASSERT_OK(xe_vip(VIP4W, 0, IPPROTO_UDP, 2, AIBL_MODE_HASH, AIBL_KEY_SRC_IP, 0, 0),
 			 "vip4w") &&
-	       ASSERT_OK(xe_vip(VIP4T, 0, IPPROTO_UDP, 3, AIBL_MODE_HASH, AIBL_KEY_FIVE_TUPLE, 0,
-				0),
-			 "vip4t") &&
+	       ASSERT_OK(
+		   xe_vip(VIP4T, 0, IPPROTO_UDP, 3, AIBL_MODE_HASH, AIBL_KEY_FIVE_TUPLE, 0, 0),
+		   "vip4t") &&
 	       ASSERT_OK(xe_vip(VIP6W, 0, IPPROTO_TCP, 4, AIBL_MODE_HASH, AIBL_KEY_SRC_IP, 0, 0),
 			 "vip6w") &&
 	       ASSERT_OK(xe_ring(0, 0, RING_B1, 1), "ring0") &&
@@ -60,8 +62,8 @@ bool std_env(void)
 	       ASSERT_OK(xe_ring(4, 0, RING_B3, 1), "ring4");
 }
 
-bool expect(const char *desc, const struct pkt_buf *in, __u32 verdict,
-	    const struct pkt_buf *exp, struct xe_result *r)
+bool expect(const char *desc, const struct pkt_buf *in, __u32 verdict, const struct pkt_buf *exp,
+	    struct xe_result *r)
 {
 	static struct xe_result local;
 	const struct pkt_buf *want = exp ? exp : in;
@@ -85,8 +87,7 @@ bool expect(const char *desc, const struct pkt_buf *in, __u32 verdict,
 	return ok;
 }
 
-void tcp4(struct pkt_buf *b, const char *src, const char *dst, __u16 sport, __u16 dport,
-	  __u8 flags)
+void tcp4(struct pkt_buf *b, const char *src, const char *dst, __u16 sport, __u16 dport, __u8 flags)
 {
 	pkt__init(b);
 	pkt__eth(b, XE_MAC_LB, XE_MAC_RTR);
@@ -96,8 +97,7 @@ void tcp4(struct pkt_buf *b, const char *src, const char *dst, __u16 sport, __u1
 	pkt__finish(b);
 }
 
-void tcp6(struct pkt_buf *b, const char *src, const char *dst, __u16 sport, __u16 dport,
-	  __u8 flags)
+void tcp6(struct pkt_buf *b, const char *src, const char *dst, __u16 sport, __u16 dport, __u8 flags)
 {
 	pkt__init(b);
 	pkt__eth(b, XE_MAC_LB, XE_MAC_RTR);
@@ -115,8 +115,8 @@ void in_v4_syn(struct pkt_buf *b)
 void in_v4_options(struct pkt_buf *b)
 {
 	/* router alert + NOP padding: legal traffic, forwarded as is */
-	static const uint8_t opts[8] = { 0x94, 0x04, 0x00, 0x00, 0x01, 0x01, 0x01, 0x00 };
-	struct pkt_ip4_opts o = { .tos = 0x28, .ttl = 50, .options = opts, .options_len = 8 };
+	static const uint8_t opts[8] = {0x94, 0x04, 0x00, 0x00, 0x01, 0x01, 0x01, 0x00};
+	struct pkt_ip4_opts o = {.tos = 0x28, .ttl = 50, .options = opts, .options_len = 8};
 
 	pkt__init(b);
 	pkt__eth(b, XE_MAC_LB, XE_MAC_RTR);
@@ -161,12 +161,11 @@ void in_v6_ext(struct pkt_buf *b)
 	pkt__finish(b);
 }
 
-int tcp_from(__u32 c, __u16 sport, const char *vip, __u16 dport, __u8 flags,
-	     struct xe_result *r)
+int tcp_from(__u32 c, __u16 sport, const char *vip, __u16 dport, __u8 flags, struct xe_result *r)
 {
 	struct pkt_buf in;
 	char src[INET_ADDRSTRLEN];
-	struct in_addr a = { htonl(0xc6120000u + c) }; /* 198.18.0.0/15 */
+	struct in_addr a = {htonl(0xc6120000u + c)}; /* 198.18.0.0/15 */
 
 	inet_ntop(AF_INET, &a, src, sizeof(src));
 	tcp4(&in, src, vip, sport, dport, flags);

@@ -13,13 +13,13 @@
 #include "test.h"
 #include "xdp_env.h"
 
-#define VIP4 "10.100.0.1" /* tcp/80 hash src_ip, svc 0 */
-#define VIP4W "10.100.0.2" /* udp/any hash src_ip, svc 2 */
-#define VIP4T "10.100.0.3" /* udp/any hash 5-tuple, svc 3 */
-#define VIP6 "fd00:100::1" /* tcp/80 hash src_ip, svc 1 */
+#define VIP4  "10.100.0.1"  /* tcp/80 hash src_ip, svc 0 */
+#define VIP4W "10.100.0.2"  /* udp/any hash src_ip, svc 2 */
+#define VIP4T "10.100.0.3"  /* udp/any hash 5-tuple, svc 3 */
+#define VIP6  "fd00:100::1" /* tcp/80 hash src_ip, svc 1 */
 #define VIP6W "fd00:100::2" /* tcp/any hash src_ip, svc 4 */
-#define CLI4 "192.0.2.10"
-#define CLI6 "2001:db8::10"
+#define CLI4  "192.0.2.10"
+#define CLI6  "2001:db8::10"
 
 /* table patterns: every slot backend 1, 2 or 3 */
 extern const __u32 RING_B1[1], RING_B2[1], RING_B3[1];
@@ -30,8 +30,8 @@ extern const __u32 RING_B1[1], RING_B2[1], RING_B3[1];
 bool std_env(void);
 
 /* Runs in and checks verdict and bytes (exp NULL: in unchanged). */
-bool expect(const char *desc, const struct pkt_buf *in, __u32 verdict,
-	    const struct pkt_buf *exp, struct xe_result *r);
+bool expect(const char *desc, const struct pkt_buf *in, __u32 verdict, const struct pkt_buf *exp,
+	    struct xe_result *r);
 
 void tcp4(struct pkt_buf *b, const char *src, const char *dst, __u16 sport, __u16 dport,
 	  __u8 flags);
@@ -51,8 +51,7 @@ void in_v6_ext(struct pkt_buf *b);
 
 /* A TCP packet with flags of client c's (198.18.x) flow; returns the
  * backend it went to, -1 on an error. */
-int tcp_from(__u32 c, __u16 sport, const char *vip, __u16 dport, __u8 flags,
-	     struct xe_result *r);
+int tcp_from(__u32 c, __u16 sport, const char *vip, __u16 dport, __u8 flags, struct xe_result *r);
 
 /* Opens a flow from client c: SYN, then the handshake's ACK (which moves
  * it into the connection table); returns the backend both went to, -1 on
@@ -70,10 +69,10 @@ int pin_cpu0(void);
  * namespace of its own */
 int xf_main(int argc, char **argv, const struct test_case *cases, size_t n);
 
-#define XF_MAIN(cases)                                                         \
-	int main(int argc, char **argv)                                        \
-	{                                                                      \
-		return xf_main(argc, argv, cases, sizeof(cases) / sizeof((cases)[0])); \
+#define XF_MAIN(cases)                                                                             \
+	int main(int argc, char **argv)                                                            \
+	{                                                                                          \
+		return xf_main(argc, argv, cases, sizeof(cases) / sizeof((cases)[0]));             \
 	}
 
 #endif /* AIBL_TEST_XDP_FIXTURE_H */

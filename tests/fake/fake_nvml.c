@@ -36,19 +36,19 @@
 #include <string.h>
 #include <time.h>
 
-#define NVML_SUCCESS 0
-#define NVML_ERROR_UNINITIALIZED 1
-#define NVML_ERROR_INVALID_ARGUMENT 2
-#define NVML_ERROR_NOT_SUPPORTED 3
-#define NVML_ERROR_NO_PERMISSION 4
-#define NVML_ERROR_NOT_FOUND 6
-#define NVML_ERROR_INSUFFICIENT_SIZE 7
-#define NVML_ERROR_DRIVER_NOT_LOADED 9
-#define NVML_ERROR_GPU_IS_LOST 15
-#define NVML_ERROR_LIB_RM_VERSION_MISMATCH 18
+#define NVML_SUCCESS			     0
+#define NVML_ERROR_UNINITIALIZED	     1
+#define NVML_ERROR_INVALID_ARGUMENT	     2
+#define NVML_ERROR_NOT_SUPPORTED	     3
+#define NVML_ERROR_NO_PERMISSION	     4
+#define NVML_ERROR_NOT_FOUND		     6
+#define NVML_ERROR_INSUFFICIENT_SIZE	     7
+#define NVML_ERROR_DRIVER_NOT_LOADED	     9
+#define NVML_ERROR_GPU_IS_LOST		     15
+#define NVML_ERROR_LIB_RM_VERSION_MISMATCH   18
 #define NVML_ERROR_ARGUMENT_VERSION_MISMATCH 25
 
-#define FAKE_MAX 128
+#define FAKE_MAX     128
 #define FAKE_MIG_MAX 7 /* nvmlDeviceGetMaxMigDeviceCount on an H100 */
 
 typedef struct fake_dev *nvmlDevice_t;
@@ -169,7 +169,7 @@ static int gate(const char *call, const struct fake_dev *d, int dflt_fail)
 	if (d)
 		dev_id(d, id, sizeof(id));
 	while (entry("FAKE_NVML_HANG", call, id)) {
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		struct timespec ts = {0, 10 * 1000 * 1000};
 
 		nanosleep(&ts, NULL);
 	}
@@ -269,7 +269,7 @@ int nvmlDeviceGetCount_v2(unsigned int *count)
 
 int nvmlDeviceGetHandleByIndex_v2(unsigned int i, nvmlDevice_t *dev)
 {
-	struct fake_dev probe = { .index = i, .mig = -1 };
+	struct fake_dev probe = {.index = i, .mig = -1};
 	int r;
 
 	if (!initialised)
@@ -444,7 +444,7 @@ int nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t d, unsigned int *count)
 
 int nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t d, unsigned int k, nvmlDevice_t *out)
 {
-	struct fake_dev probe = { .index = d->index, .mig = k };
+	struct fake_dev probe = {.index = d->index, .mig = k};
 	int r;
 
 	if (!initialised)

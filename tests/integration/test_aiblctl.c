@@ -200,7 +200,7 @@ struct ck {
 struct ctl_case {
 	const char *args; /* aiblctl's words, split on spaces */
 	int rc;
-	int json_line; /* 0: all of stdout is the JSON document; N: line N of it is */
+	int json_line;	     /* 0: all of stdout is the JSON document; N: line N of it is */
 	const struct ck *ck; /* ends with CK_END */
 };
 
@@ -344,7 +344,10 @@ static bool check_one(const struct ck *k, const struct run *r, json_t *doc, cons
 	char what[256];
 
 	snprintf(what, sizeof(what), "'%s': %s", args,
-		 k->what[0] ? k->what : k->path ? k->path : k->s ? k->s : "output");
+		 k->what[0] ? k->what
+		 : k->path  ? k->path
+		 : k->s	    ? k->s
+			    : "output");
 	switch (k->kind) {
 	case J_EXISTS:
 		return ASSERT_OK_PTR(v, what);
@@ -814,29 +817,29 @@ static void test_service_show(void)
 	static const char *const specs[] = {"chat", "10.100.0.1:80", "[fd00:100::1]:80/tcp",
 					    "10.100.0.1:80/tcp"};
 	/* chat by any of its names: the same JSON */
-	const struct ck *chat = CHECKS(
-	    JSTR("service.name", "chat", "name"),
-	    JSTR("service.session_key", "src_ip", "session key"),
-	    JSIZE("service.backends", 4, "four backends"),
-	    JEXISTS("service.backends[name=gpu-a]", "gpu-a by name"),
-	    JEXISTS("service.backends[name=gpu-b]", "gpu-b by name"),
-	    JEXISTS("service.backends[name=gpu-c]", "gpu-c by name"),
-	    JEXISTS("service.backends[name=gpu-d]", "gpu-d by name"),
-	    JSTR("service.backends[name=gpu-a].state", "up", "a up"),
-	    JSTR("service.backends[name=gpu-b].state", "draining", "b draining"),
-	    JSTR("service.backends[name=gpu-c].state", "overloaded", "c overloaded"),
-	    JSTR("service.backends[name=gpu-d].state", "down", "d down"),
-	    JINT("service.backends[name=gpu-b].weight", 50, "b effective weight"),
-	    JINT("service.backends[name=gpu-b].cfg_weight", 60, "b configured weight"),
-	    JINT("service.backends[name=gpu-a].slots", chat_slots[BE_A], "a slots"),
-	    JNEAR("service.backends[name=gpu-a].slot_share",
-		  (double)chat_slots[BE_A] / AIBL_RING_SIZE, "a slot share"),
-	    JINT("service.backends[name=gpu-a].flows", 2, "a open flows (v4 + v6 VIP)"),
-	    JINT("service.backends[name=gpu-b].flows", 1, "b flows"),
-	    JINT("service.backends[name=gpu-a].pins", 1, "a pins"),
-	    JINT("service.backends[name=gpu-b].pins", 1, "b pins"),
-	    JINT("service.backends[name=gpu-a].packets", 5000, "a packets"),
-	    JINT("service.backends[name=gpu-a].active", 2, "a active"));
+	const struct ck *chat =
+	    CHECKS(JSTR("service.name", "chat", "name"),
+		   JSTR("service.session_key", "src_ip", "session key"),
+		   JSIZE("service.backends", 4, "four backends"),
+		   JEXISTS("service.backends[name=gpu-a]", "gpu-a by name"),
+		   JEXISTS("service.backends[name=gpu-b]", "gpu-b by name"),
+		   JEXISTS("service.backends[name=gpu-c]", "gpu-c by name"),
+		   JEXISTS("service.backends[name=gpu-d]", "gpu-d by name"),
+		   JSTR("service.backends[name=gpu-a].state", "up", "a up"),
+		   JSTR("service.backends[name=gpu-b].state", "draining", "b draining"),
+		   JSTR("service.backends[name=gpu-c].state", "overloaded", "c overloaded"),
+		   JSTR("service.backends[name=gpu-d].state", "down", "d down"),
+		   JINT("service.backends[name=gpu-b].weight", 50, "b effective weight"),
+		   JINT("service.backends[name=gpu-b].cfg_weight", 60, "b configured weight"),
+		   JINT("service.backends[name=gpu-a].slots", chat_slots[BE_A], "a slots"),
+		   JNEAR("service.backends[name=gpu-a].slot_share",
+			 (double)chat_slots[BE_A] / AIBL_RING_SIZE, "a slot share"),
+		   JINT("service.backends[name=gpu-a].flows", 2, "a open flows (v4 + v6 VIP)"),
+		   JINT("service.backends[name=gpu-b].flows", 1, "b flows"),
+		   JINT("service.backends[name=gpu-a].pins", 1, "a pins"),
+		   JINT("service.backends[name=gpu-b].pins", 1, "b pins"),
+		   JINT("service.backends[name=gpu-a].packets", 5000, "a packets"),
+		   JINT("service.backends[name=gpu-a].active", 2, "a active"));
 	const struct ctl_case cases[] = {
 	    CASE("service show chat", 0, OUT("service chat (id 0)", "title"),
 		 OUT("data plane mode hash, session key src_ip", "mode line"),
@@ -986,8 +989,8 @@ static void test_stats(void)
 		 JNULL_OR_ABSENT("rates", "no rates in one sample"),
 		 JINT("services[name=chat].packets", 1234567, "chat packets")),
 	    /* repeated: one JSON document per line, rates from the second on */
-	    CASE_LINE("-j stats --interval 0.1 --count 2", 0, 2,
-		      JINT("sample", 2, "sample number"), JREAL("rates.pass", "rate present"),
+	    CASE_LINE("-j stats --interval 0.1 --count 2", 0, 2, JINT("sample", 2, "sample number"),
+		      JREAL("rates.pass", "rate present"),
 		      JREAL_MAX("rates.pass", 0.0, "idle: rate 0")),
 	    CASE("stats --interval 0.1 --count 2", 0,
 		 ROW("header", "COUNTER", "VALUE", "RATE", "DESCRIPTION"),
@@ -1072,11 +1075,10 @@ static void test_simulate(void)
 		 JNOT_TRUE("simulate.handshake_removed", "the ACK took the record"),
 		 JTRUE("simulate.load_restored", "load restored"));
 	/* --keep leaves the flow: flow lookup finds it on the same backend */
-	const struct ctl_case keep =
-	    CASE("simulate 10.0.0.78:40000 10.100.0.1:80 --keep", 0,
-		 OUT("verdict     XDP_TX", "human verdict"),
-		 OUT("gpu-a (id 0, 10.1.0.1) new flow", "human backend"),
-		 OUT("connection entry kept", "kept"));
+	const struct ctl_case keep = CASE("simulate 10.0.0.78:40000 10.100.0.1:80 --keep", 0,
+					  OUT("verdict     XDP_TX", "human verdict"),
+					  OUT("gpu-a (id 0, 10.1.0.1) new flow", "human backend"),
+					  OUT("connection entry kept", "kept"));
 	const struct ctl_case kept[] = {
 	    CASE("flow lookup 10.0.0.78:40000 10.100.0.1:80", 0,
 		 ROW("kept flow", "10.0.0.78:40000", "gpu-a")),
@@ -1117,7 +1119,8 @@ static void test_simulate(void)
 	    CASE("-j simulate 10.0.0.8:5000 10.100.0.200:80", 0,
 		 JSTR("simulate.verdict", "XDP_PASS", "pass"),
 		 JINT("simulate.counters.pass", 1, "pass counted")),
-	    CASE("simulate help", 0, OUT("What it changes in the maps", "help tells the side effects"),
+	    CASE("simulate help", 0,
+		 OUT("What it changes in the maps", "help tells the side effects"),
 		 OUT("aibl_conns", "help names the conn table")),
 	};
 	__s64 load_a;
@@ -1212,8 +1215,10 @@ static void test_mismatch(void)
 	{
 		const struct ctl_case cases[] = {
 		    CASE(argf("--bpffs %s flow list", dir_type), 1,
-			 ERR("expected lru_hash", "expected type"), ERR("found hash", "found type")),
-		    /* the good maps under the same dir still serve commands that do not read conns */
+			 ERR("expected lru_hash", "expected type"),
+			 ERR("found hash", "found type")),
+		    /* the good maps under the same dir still serve commands that do not read conns
+		     */
 		    CASE(argf("--bpffs %s pin list", dir_type), 0),
 		};
 
@@ -1259,9 +1264,9 @@ static void test_misuse(void)
 		const char *msg = cases[i].msg;
 		const struct ctl_case human = CASE(cases[i].args, cases[i].rc, ERR(msg));
 		/* JSON mode: stdout is exactly one {"error": ...} */
-		const struct ctl_case json =
-		    CASE(argf("-j %s", cases[i].args), cases[i].rc, JHAS("error", msg, "json error"),
-			 ERR_NONE("nothing on stderr in JSON mode"));
+		const struct ctl_case json = CASE(argf("-j %s", cases[i].args), cases[i].rc,
+						  JHAS("error", msg, "json error"),
+						  ERR_NONE("nothing on stderr in JSON mode"));
 
 		run_case(&human);
 		if (cases[i].args[0])
@@ -1409,8 +1414,9 @@ static void test_status_and_drain(void)
 		    CASE(argf("-j --api %s --token-file %s node drain gpu-b", api, tokfile), 0,
 			 JSTR("node", "gpu-b", "node"), JTRUE("draining", "draining")),
 		};
-		const struct ctl_case undrain = CASE(argf("--api %s no u gpu-b", api), 0,
-						     OUT("node gpu-b: not draining", "human undrain"));
+		const struct ctl_case undrain =
+		    CASE(argf("--api %s no u gpu-b", api), 0,
+			 OUT("node gpu-b: not draining", "human undrain"));
 		const struct ctl_case refused[] = {
 		    CASE(argf("--api %s node drain gpu-a", api), 1,
 			 ERR("--token-file", "no token: says how to pass it")),
@@ -1670,8 +1676,8 @@ static void test_real_aibld(void)
 			break;
 	}
 	{
-		const struct ctl_case c = CASE(
-		    argf("--api %s --token-file %s node undrain gpu-b", api, tokfile), 0);
+		const struct ctl_case c =
+		    CASE(argf("--api %s --token-file %s node undrain gpu-b", api, tokfile), 0);
 
 		run_case(&c);
 	}

@@ -35,14 +35,14 @@
 #include "auth.h"
 #include "report.h"
 
-#define API "http://127.0.0.1:19070"
-#define KEY "ct-integration-shared-key-0123456789"
+#define API   "http://127.0.0.1:19070"
+#define KEY   "ct-integration-shared-key-0123456789"
 #define TOKEN "ct-api-token-abcdefghijklmnop"
 
 static char bin_aibld[512], bin_agent[512], bin_sim[512];
 static char dir[128], cfgpath[128], keypath[128], tokpath[128], logpath[128];
 static char ifa[IF_NAMESIZE], ifb[IF_NAMESIZE], netns[32];
-static pid_t aibld_pid = -1, sims[2] = { -1, -1 }, agents[2] = { -1, -1 };
+static pid_t aibld_pid = -1, sims[2] = {-1, -1}, agents[2] = {-1, -1};
 static struct MHD_Daemon *bad[4];
 static int tcp_listener = -1;
 static pthread_t tcp_thread;
@@ -203,9 +203,10 @@ static const char *node_state(json_t *st, const char *name)
 	size_t i;
 	json_t *n;
 
-	json_array_foreach(json_object_get(st, "nodes"), i, n)
-		if (!strcmp(json_string_value(json_object_get(n, "name")), name))
-			return json_string_value(json_object_get(n, "state"));
+	json_array_foreach(
+	    json_object_get(st, "nodes"), i,
+	    n) if (!strcmp(json_string_value(json_object_get(n, "name")),
+			   name)) return json_string_value(json_object_get(n, "state"));
 	return "";
 }
 
@@ -237,10 +238,11 @@ static bool wait_report(const char *name, int ms)
 		bool ok = false;
 		size_t i;
 
-		json_array_foreach(json_object_get(st, "nodes"), i, n)
-			if (!strcmp(json_string_value(json_object_get(n, "name")), name))
-				ok = json_integer_value(json_object_get(n, "last_report_age_ms")) >= 0 &&
-				     json_is_integer(json_object_get(n, "last_report_age_ms"));
+		json_array_foreach(
+		    json_object_get(st, "nodes"), i,
+		    n) if (!strcmp(json_string_value(json_object_get(n, "name")), name)) ok =
+		    json_integer_value(json_object_get(n, "last_report_age_ms")) >= 0 &&
+		    json_is_integer(json_object_get(n, "last_report_age_ms"));
 		json_decref(st);
 		if (ok)
 			return true;
@@ -252,8 +254,7 @@ static bool wait_report(const char *name, int ms)
 /* ---- misbehaving agents ---- */
 
 enum bad_mode { BAD_GARBAGE, BAD_SILENT, BAD_FOREIGN, BAD_UNSIGNED };
-static const char *const bad_names[] = { "bad-garbage", "bad-silent", "bad-foreign",
-					 "bad-unsigned" };
+static const char *const bad_names[] = {"bad-garbage", "bad-silent", "bad-foreign", "bad-unsigned"};
 static volatile int silent_stop;
 
 static enum MHD_Result bad_handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -265,7 +266,7 @@ static enum MHD_Result bad_handler(void *cls, struct MHD_Connection *c, const ch
 	struct MHD_Response *r;
 	struct agent_report rep;
 	char *body, sig[AIBL_AUTH_HDR_MAX];
-	struct aibl_key k = { .len = strlen(KEY) };
+	struct aibl_key k = {.len = strlen(KEY)};
 	enum MHD_Result ret;
 
 	memcpy(k.key, KEY, k.len);
@@ -288,9 +289,8 @@ static enum MHD_Result bad_handler(void *cls, struct MHD_Connection *c, const ch
 		return MHD_NO;
 	r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
 	/* garbage is signed: it must fail as garbage, not as unsigned */
-	if (mode != BAD_UNSIGNED &&
-	    !aibl_auth__sign(&k, time(NULL), nonce ? nonce : "", body, strlen(body), sig,
-			     sizeof(sig)))
+	if (mode != BAD_UNSIGNED && !aibl_auth__sign(&k, time(NULL), nonce ? nonce : "", body,
+						     strlen(body), sig, sizeof(sig)))
 		MHD_add_response_header(r, AIBL_AUTH_HEADER, sig);
 	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
@@ -338,8 +338,7 @@ static int be_id(const char *name)
 
 static int vip_lookup(const char *addr, __u16 port, struct aibl_vip *v)
 {
-	struct aibl_vip_key k = { .port = htons(port), .proto = IPPROTO_TCP,
-				  .family = AIBL_AF_INET };
+	struct aibl_vip_key k = {.port = htons(port), .proto = IPPROTO_TCP, .family = AIBL_AF_INET};
 	int fd = map_fd(AIBL_MAP_VIPS), err;
 
 	inet_pton(AF_INET, addr, &k.addr.v4);
@@ -415,47 +414,59 @@ static void write_config(unsigned int n1_weight, const char *extra)
 {
 	char text[4096];
 
-	snprintf(text, sizeof(text),
-		 "interface: %s\n"
-		 "xdp_mode: generic\n"
-		 "bpffs: %s\n"
-		 "poll_interval_ms: 200\n"
-		 "poll_timeout_ms: 300\n"
-		 "status_listen: 127.0.0.1:19070\n"
-		 "agent_key_file: %s\n"
-		 "api_token_file: %s\n"
-		 "health: {fail_after: 2, rise_after: 2}\n"
-		 "tables: {min_rewrite_interval_ms: 0}\n"
-		 "maps: {conns: 65536, pins: 4096}\n"
-		 "services:\n"
-		 "  - {name: web, vip: 10.99.0.1, port: 19080, policy: wrr, nodes: [n1, n2]}\n"
-		 "  - {name: chat, vip: 10.99.0.2, port: 19081, policy: ai, model: m1,\n"
-		 "     nodes: [n1, n2, tcp1]}\n"
-		 "  - {name: misc, vip: 10.99.0.3, port: 19082, policy: hash,\n"
-		 "     nodes: [bad-garbage, bad-silent, bad-foreign, bad-unsigned, tcp1]}\n"
-		 "nodes:\n"
-		 "  - {name: n1, address: 10.98.0.2, agent: 'http://127.0.0.1:19111', weight: %u}\n"
-		 "  - {name: n2, address: 10.98.0.3, agent: 'http://127.0.0.1:19112', weight: 300}\n"
-		 "  - {name: tcp1, address: 127.0.0.1, health_port: 19131, models: [m1]}\n"
-		 "  - {name: bad-garbage, address: 127.0.0.1, health_port: 19131,\n"
-		 "     agent: 'http://127.0.0.1:19121'}\n"
-		 "  - {name: bad-silent, address: 10.98.0.5, agent: 'http://127.0.0.1:19122'}\n"
-		 "  - {name: bad-foreign, address: 127.0.0.1, health_port: 19131,\n"
-		 "     agent: 'http://127.0.0.1:19123'}\n"
-		 "  - {name: bad-unsigned, address: 127.0.0.1, health_port: 19131,\n"
-		 "     agent: 'http://127.0.0.1:19124'}\n"
-		 "%s",
-		 ifa, dir, keypath, tokpath, n1_weight, extra ? extra : "");
+	snprintf(
+	    text, sizeof(text),
+	    "interface: %s\n"
+	    "xdp_mode: generic\n"
+	    "bpffs: %s\n"
+	    "poll_interval_ms: 200\n"
+	    "poll_timeout_ms: 300\n"
+	    "status_listen: 127.0.0.1:19070\n"
+	    "agent_key_file: %s\n"
+	    "api_token_file: %s\n"
+	    "health: {fail_after: 2, rise_after: 2}\n"
+	    "tables: {min_rewrite_interval_ms: 0}\n"
+	    "maps: {conns: 65536, pins: 4096}\n"
+	    "services:\n"
+	    "  - {name: web, vip: 10.99.0.1, port: 19080, policy: wrr, nodes: [n1, n2]}\n"
+	    "  - {name: chat, vip: 10.99.0.2, port: 19081, policy: ai, model: m1,\n"
+	    "     nodes: [n1, n2, tcp1]}\n"
+	    "  - {name: misc, vip: 10.99.0.3, port: 19082, policy: hash,\n"
+	    "     nodes: [bad-garbage, bad-silent, bad-foreign, bad-unsigned, tcp1]}\n"
+	    "nodes:\n"
+	    "  - {name: n1, address: 10.98.0.2, agent: 'http://127.0.0.1:19111', weight: %u}\n"
+	    "  - {name: n2, address: 10.98.0.3, agent: 'http://127.0.0.1:19112', weight: 300}\n"
+	    "  - {name: tcp1, address: 127.0.0.1, health_port: 19131, models: [m1]}\n"
+	    "  - {name: bad-garbage, address: 127.0.0.1, health_port: 19131,\n"
+	    "     agent: 'http://127.0.0.1:19121'}\n"
+	    "  - {name: bad-silent, address: 10.98.0.5, agent: 'http://127.0.0.1:19122'}\n"
+	    "  - {name: bad-foreign, address: 127.0.0.1, health_port: 19131,\n"
+	    "     agent: 'http://127.0.0.1:19123'}\n"
+	    "  - {name: bad-unsigned, address: 127.0.0.1, health_port: 19131,\n"
+	    "     agent: 'http://127.0.0.1:19124'}\n"
+	    "%s",
+	    ifa, dir, keypath, tokpath, n1_weight, extra ? extra : "");
 	write_file(cfgpath, text, 0644);
 }
 
 static pid_t start_pair(int i)
 {
 	char sl[32], al[32], srv[48], name[8];
-	const char *sargv[] = { bin_sim, "--listen", sl, "--models", "m1:100", "--resident",
-				"m1", "--node-name", name, NULL };
-	const char *aargv[] = { bin_agent, "--listen", al, "--name", name, "--model-server", srv,
-				"--key", keypath, "--no-nvml", "--scrape-interval-ms", "100", NULL };
+	const char *sargv[] = {bin_sim, "--listen",    sl,   "--models", "m1:100", "--resident",
+			       "m1",	"--node-name", name, NULL};
+	const char *aargv[] = {bin_agent,
+			       "--listen",
+			       al,
+			       "--name",
+			       name,
+			       "--model-server",
+			       srv,
+			       "--key",
+			       keypath,
+			       "--no-nvml",
+			       "--scrape-interval-ms",
+			       "100",
+			       NULL};
 
 	snprintf(sl, sizeof(sl), "127.0.0.1:%d", 19101 + i);
 	snprintf(al, sizeof(al), "127.0.0.1:%d", 19111 + i);
@@ -469,7 +480,7 @@ static pid_t start_pair(int i)
 
 static void start_aibld(void)
 {
-	const char *argv[] = { bin_aibld, "--config", cfgpath, NULL };
+	const char *argv[] = {bin_aibld, "--config", cfgpath, NULL};
 
 	aibld_pid = spawn(argv, logpath);
 }
@@ -516,7 +527,7 @@ static void on_signal(int sig)
 static bool setup(void)
 {
 	const char *b = getenv("AIBL_BUILD");
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(19131) };
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(19131)};
 	int one = 1, pid = getpid(), err = -1;
 
 	snprintf(bin_aibld, sizeof(bin_aibld), "%s/aibld", b ? b : "build");
@@ -548,10 +559,9 @@ static bool setup(void)
 	/* ports of a previous run may linger a moment: retry for a few seconds */
 	for (int i = 0; i < 4; i++) {
 		for (int t = 0; t < 50 && !bad[i]; t++) {
-			bad[i] = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-							  MHD_USE_THREAD_PER_CONNECTION,
-						  19121 + i, NULL, NULL, bad_handler,
-						  (void *)(long)i, MHD_OPTION_END);
+			bad[i] = MHD_start_daemon(
+			    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
+			    19121 + i, NULL, NULL, bad_handler, (void *)(long)i, MHD_OPTION_END);
 			if (!bad[i])
 				usleep(100000);
 		}
@@ -573,7 +583,7 @@ static bool setup(void)
 	write_config(100, NULL);
 	start_aibld();
 	if (!ASSERT_TRUE(wait_state("n1", "up", 10000) && wait_state("n2", "up", 5000) &&
-				 wait_report("n1", 5000) && wait_report("n2", 5000),
+			     wait_report("n1", 5000) && wait_report("n2", 5000),
 			 "agents up and reporting")) {
 		sh("cat %s >&2", logpath);
 		return false;
@@ -615,7 +625,7 @@ static void maps_reflect_config(void)
 	ASSERT_EQ(sm.policy, AIBL_POL_WRR, "svc meta policy");
 	close(fd);
 	fd = map_fd(AIBL_MAP_MEMBERS);
-	ASSERT_OK(bpf_map_lookup_elem(fd, &(struct aibl_member_key){ v.svc_id, n2 }, &m),
+	ASSERT_OK(bpf_map_lookup_elem(fd, &(struct aibl_member_key){v.svc_id, n2}, &m),
 		  "member n2");
 	ASSERT_EQ(m.cfg_weight, 300, "member cfg weight");
 	ASSERT_EQ(m.slots, counts[n2], "member slots = ring");
@@ -668,7 +678,8 @@ static void bad_agents_unhealthy(void)
 		size_t i;
 		json_t *n;
 
-		json_array_foreach(json_object_get(st, "nodes"), i, n) {
+		json_array_foreach(json_object_get(st, "nodes"), i, n)
+		{
 			const char *name = json_string_value(json_object_get(n, "name"));
 			const char *e = json_string_value(json_object_get(n, "last_error"));
 			const char *r = json_string_value(json_object_get(n, "reason"));
@@ -685,7 +696,7 @@ static void bad_agents_unhealthy(void)
 					    "silent reason");
 			if (!strcmp(name, "bad-foreign"))
 				ASSERT_TRUE(strstr(e, "somebody-else") &&
-						    !strcmp(r, "foreign_report"),
+						!strcmp(r, "foreign_report"),
 					    "foreign reason");
 			if (!strcmp(name, "bad-unsigned"))
 				ASSERT_TRUE(strstr(e, "unsigned") && !strcmp(r, "auth"),
@@ -733,22 +744,22 @@ static void metrics_and_status(void)
 	ASSERT_EQ(http("GET", API "/metrics", NULL, &body), 200, "GET /metrics");
 	if (ASSERT_OK_PTR(body, "metrics body")) {
 		static const char *const want[] = {
-			"aibl_service_node_weight{service=\"web\",node=\"n2\"} 300",
-			"aibl_service_node_slot_share{service=\"web\",node=\"n1\"} 0.2",
-			"aibl_node_up{node=\"n1\"} 1",
-			"aibl_node_up{node=\"bad-garbage\"} 0",
-			"aibl_node_unhealthy{node=\"bad-garbage\"} 1",
-			"aibl_node_state{node=\"bad-foreign\",state=\"unhealthy\","
-			"reason=\"foreign_report\"} 1",
-			"aibl_node_state{node=\"bad-silent\",state=\"down\","
-			"reason=\"backend_check\"} 1",
-			"aibl_node_state{node=\"n1\",state=\"up\",reason=\"\"} 1",
-			"aibl_node_active_flows{node=\"n1\"} ",
-			"aibl_service_packets_total{service=\"web\"} ",
-			"aibl_node_pins{node=\"n1\"} ",
-			"aibl_controller_loop_seconds ",
-			"aibl_node_poll_errors_total{node=\"bad-silent\"} ",
-			"aibl_dataplane_events_total{event=\"conn_miss\"} ",
+		    "aibl_service_node_weight{service=\"web\",node=\"n2\"} 300",
+		    "aibl_service_node_slot_share{service=\"web\",node=\"n1\"} 0.2",
+		    "aibl_node_up{node=\"n1\"} 1",
+		    "aibl_node_up{node=\"bad-garbage\"} 0",
+		    "aibl_node_unhealthy{node=\"bad-garbage\"} 1",
+		    "aibl_node_state{node=\"bad-foreign\",state=\"unhealthy\","
+		    "reason=\"foreign_report\"} 1",
+		    "aibl_node_state{node=\"bad-silent\",state=\"down\","
+		    "reason=\"backend_check\"} 1",
+		    "aibl_node_state{node=\"n1\",state=\"up\",reason=\"\"} 1",
+		    "aibl_node_active_flows{node=\"n1\"} ",
+		    "aibl_service_packets_total{service=\"web\"} ",
+		    "aibl_node_pins{node=\"n1\"} ",
+		    "aibl_controller_loop_seconds ",
+		    "aibl_node_poll_errors_total{node=\"bad-silent\"} ",
+		    "aibl_dataplane_events_total{event=\"conn_miss\"} ",
 		};
 
 		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
@@ -775,9 +786,9 @@ static void metrics_and_status(void)
 	{
 		json_t *n = json_array_get(json_object_get(st, "nodes"), 0);
 		static const char *const keys[] = {
-			"name", "address", "state", "healthy", "last_report_age_ms", "models",
-			"gpu_util_pct", "queue_depth", "in_flight", "kv_cache_usage", "ttft_avg_ms",
-			"failures",
+		    "name",	   "address",	   "state",	  "healthy",   "last_report_age_ms",
+		    "models",	   "gpu_util_pct", "queue_depth", "in_flight", "kv_cache_usage",
+		    "ttft_avg_ms", "failures",
 		};
 
 		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -881,9 +892,11 @@ static void sighup(void)
 
 static void restart_keeps_flows(void)
 {
-	struct aibl_flow_key fk = { .sport = htons(40000), .dport = htons(19080),
-				    .proto = IPPROTO_TCP, .family = AIBL_AF_INET };
-	struct aibl_conn cv = { .flags = 0 }, got;
+	struct aibl_flow_key fk = {.sport = htons(40000),
+				   .dport = htons(19080),
+				   .proto = IPPROTO_TCP,
+				   .family = AIBL_AF_INET};
+	struct aibl_conn cv = {.flags = 0}, got;
 	int fd, ids[3], counts[AIBL_MAX_BACKENDS];
 	__u32 before, after;
 	struct aibl_vip v1, v2;
@@ -923,7 +936,7 @@ static void restart_keeps_flows(void)
 
 		http("GET", API "/metrics", NULL, &body);
 		ASSERT_TRUE(body && strstr(body, "aibl_node_draining{node=\"bad-garbage\"} 0") &&
-				    strstr(body, "aibl_node_unhealthy{node=\"bad-garbage\"} 1"),
+				strstr(body, "aibl_node_unhealthy{node=\"bad-garbage\"} 1"),
 			    "unhealthy adopted as unhealthy, not drained");
 		free(body);
 	}
@@ -941,7 +954,7 @@ static void restart_keeps_flows(void)
 
 static void teardown_cmd(void)
 {
-	const char *argv[] = { bin_aibld, "--teardown", "--config", cfgpath, NULL };
+	const char *argv[] = {bin_aibld, "--teardown", "--config", cfgpath, NULL};
 	pid_t p;
 	int status = -1;
 
@@ -968,16 +981,16 @@ static void lab_down(void)
 }
 
 static const struct test_case cases[] = {
-	{ "lab_up", lab_up },
-	{ "maps_reflect_config", maps_reflect_config },
-	{ "bad_agents_unhealthy", bad_agents_unhealthy },
-	{ "breaker_down_up", breaker_down_up },
-	{ "metrics_and_status", metrics_and_status },
-	{ "drain_api", drain_api },
-	{ "sighup", sighup },
-	{ "restart_keeps_flows", restart_keeps_flows },
-	{ "teardown", teardown_cmd },
-	{ "lab_down", lab_down },
+    {"lab_up", lab_up},
+    {"maps_reflect_config", maps_reflect_config},
+    {"bad_agents_unhealthy", bad_agents_unhealthy},
+    {"breaker_down_up", breaker_down_up},
+    {"metrics_and_status", metrics_and_status},
+    {"drain_api", drain_api},
+    {"sighup", sighup},
+    {"restart_keeps_flows", restart_keeps_flows},
+    {"teardown", teardown_cmd},
+    {"lab_down", lab_down},
 };
 
 TEST_MAIN("aibld", cases)

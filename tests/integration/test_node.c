@@ -102,9 +102,9 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 {
 	struct resp *r = ud;
 	size_t len = sz * n, hl;
-	const char *names[2] = { AIBL_AUTH_HEADER, r->hdr_name };
-	char *dst[2] = { r->sig, r->hdr_val };
-	size_t dlen[2] = { sizeof(r->sig), sizeof(r->hdr_val) };
+	const char *names[2] = {AIBL_AUTH_HEADER, r->hdr_name};
+	char *dst[2] = {r->sig, r->hdr_val};
+	size_t dlen[2] = {sizeof(r->sig), sizeof(r->hdr_val)};
 
 	for (int k = 0; k < 2; k++) {
 		hl = strlen(names[k]);
@@ -215,8 +215,10 @@ static const struct ar_model *find_model(const struct agent_report *r, const cha
 static pid_t start_sim(int port, const char *extra1, const char *extra2, const char *extra3)
 {
 	char listen[64], url[128];
-	const char *argv[16] = { bin_sim, "--listen", listen, "--models", "m1:100,m2:100,m3:100",
-				 "--mem-mb", "200", "--load-ms", "300", "--decode-ms-per-tok", "2" };
+	const char *argv[16] = {
+	    bin_sim,	"--listen", listen,	 "--models", "m1:100,m2:100,m3:100",
+	    "--mem-mb", "200",	    "--load-ms", "300",	     "--decode-ms-per-tok",
+	    "2"};
 	int n = 11;
 	pid_t pid;
 
@@ -241,8 +243,9 @@ static pid_t start_agent(int port, int sim_port, const char *key, const char *ti
 			 const char *const env[])
 {
 	char listen[64], srv[64], url[128];
-	const char *argv[24] = { bin_agent, "--listen", listen, "--name", "node-a", "--model-server",
-				 srv, "--scrape-interval-ms", "100", "--nvml-lib", fake_nvml };
+	const char *argv[24] = {bin_agent, "--listen",	     listen,   "--name",
+				"node-a",  "--model-server", srv,      "--scrape-interval-ms",
+				"100",	   "--nvml-lib",     fake_nvml};
 	int n = 11;
 	pid_t pid;
 
@@ -268,9 +271,9 @@ static pid_t start_agent(int port, int sim_port, const char *key, const char *ti
 
 static void report_basic(void)
 {
-	static const char *const env[] = { "FAKE_NVML_COUNT=2", "FAKE_NVML_UTIL=30,70",
-					   "FAKE_NVML_MEM_USED_MB=4096", "FAKE_NVML_FAIL=tempv:1",
-					   NULL };
+	static const char *const env[] = {"FAKE_NVML_COUNT=2", "FAKE_NVML_UTIL=30,70",
+					  "FAKE_NVML_MEM_USED_MB=4096", "FAKE_NVML_FAIL=tempv:1",
+					  NULL};
 	pid_t sim = start_sim(18100, NULL, NULL, NULL), agent = -1;
 	struct agent_report r;
 	const struct ar_model *m;
@@ -315,9 +318,18 @@ static void cpu_node(void)
 {
 	pid_t sim = start_sim(18110, NULL, NULL, NULL), agent = -1;
 	char listen[] = "127.0.0.1:18111";
-	const char *argv[] = { bin_agent, "--listen", listen, "--name", "cpu-1", "--model-server",
-			       "http://127.0.0.1:18110", "--scrape-interval-ms", "100",
-			       "--nvml-lib", "/nonexistent/libnvidia-ml.so.1", NULL };
+	const char *argv[] = {bin_agent,
+			      "--listen",
+			      listen,
+			      "--name",
+			      "cpu-1",
+			      "--model-server",
+			      "http://127.0.0.1:18110",
+			      "--scrape-interval-ms",
+			      "100",
+			      "--nvml-lib",
+			      "/nonexistent/libnvidia-ml.so.1",
+			      NULL};
 	struct agent_report r;
 
 	agent_report__init(&r);
@@ -373,7 +385,8 @@ static void load_figures(void)
 	agent_report__free(&r);
 	for (int i = 0; i < 6; i++) {
 		args[i].url = "http://127.0.0.1:18120/v1/completions";
-		args[i].body = "{\"model\":\"m1\",\"prompt\":\"load test prompt\",\"max_tokens\":10}";
+		args[i].body =
+		    "{\"model\":\"m1\",\"prompt\":\"load test prompt\",\"max_tokens\":10}";
 		args[i].status = 0;
 		if (pthread_create(&th[i], NULL, load_one, &args[i]) == 0)
 			started++;
@@ -424,7 +437,8 @@ static void signed_reports(void)
 {
 	char kpath[] = "/tmp/aibl-ag-key-XXXXXX", hdr[AIBL_AUTH_HDR_MAX], nonce[40];
 	char hint_hdr[AIBL_AUTH_HDR_MAX + 32];
-	const char *hints = "{\"hints\":[{\"client\":\"10.9.9.9\",\"model\":\"m1\",\"ttl_ms\":60000}]}";
+	const char *hints =
+	    "{\"hints\":[{\"client\":\"10.9.9.9\",\"model\":\"m1\",\"ttl_ms\":60000}]}";
 	struct aibl_key key = {}, other = {};
 	pid_t sim = -1, agent = -1;
 	struct resp r = {};
@@ -459,8 +473,8 @@ static void signed_reports(void)
 	r.body[r.len / 2] ^= 1;
 	ASSERT_EQ(aibl_auth__verify(&key, r.sig, nonce, r.body, r.len, time(NULL), 30), -EPERM,
 		  "tampered body refused");
-	ASSERT_EQ(aibl_auth__verify(&key, "garbage", nonce, r.body, r.len, time(NULL), 30), -EBADMSG,
-		  "garbage header refused");
+	ASSERT_EQ(aibl_auth__verify(&key, "garbage", nonce, r.body, r.len, time(NULL), 30),
+		  -EBADMSG, "garbage header refused");
 	ASSERT_EQ(aibl_auth__verify(&key, NULL, nonce, r.body, r.len, time(NULL), 30), -EBADMSG,
 		  "unsigned refused");
 	/* a bad nonce gets a clear 400, not a signature over it */
@@ -485,8 +499,8 @@ static void signed_reports(void)
 	if (ASSERT_TRUE(get_report(18131, &rep), "report")) {
 		ASSERT_EQ(rep.nhints, 1, "hint reported");
 		if (rep.nhints == 1) {
-			ASSERT_STREQ(aibl_addr__str(&rep.hints[0].client, rep.hints[0].client_family,
-						    ip, sizeof(ip)),
+			ASSERT_STREQ(aibl_addr__str(&rep.hints[0].client,
+						    rep.hints[0].client_family, ip, sizeof(ip)),
 				     "10.9.9.9", "client");
 			ASSERT_STREQ(rep.hints[0].source, "server", "source");
 			ASSERT_LE(rep.hints[0].ttl_ms, 60000, "ttl counts down");
@@ -512,18 +526,21 @@ static void unsigned_hints_local_only(void)
 	agent = start_agent(18136, 18135, NULL, NULL, NULL);
 	if (agent < 0)
 		goto out;
-	http("http://127.0.0.1:18136/v1/hints", "{\"hints\":[{\"client\":\"10.1.1.1\",\"vip\":\"10.100.0.1\","
-	     "\"port\":80,\"proto\":\"tcp\",\"ttl_ms\":5000,\"score\":0.5}]}", NULL, NULL, 3000, &r);
+	http("http://127.0.0.1:18136/v1/hints",
+	     "{\"hints\":[{\"client\":\"10.1.1.1\",\"vip\":\"10.100.0.1\","
+	     "\"port\":80,\"proto\":\"tcp\",\"ttl_ms\":5000,\"score\":0.5}]}",
+	     NULL, NULL, 3000, &r);
 	ASSERT_EQ(r.status, 200, "loopback poster without key");
-	http("http://127.0.0.1:18136/v1/hints", "{\"hints\":[{\"client\":\"10.1.1.1\"}]}", NULL, NULL,
-	     3000, &r);
+	http("http://127.0.0.1:18136/v1/hints", "{\"hints\":[{\"client\":\"10.1.1.1\"}]}", NULL,
+	     NULL, 3000, &r);
 	ASSERT_EQ(r.status, 400, "invalid hint");
 	ASSERT_TRUE(r.body && strstr(r.body, "ttl_ms") != NULL, "says why");
 	http("http://127.0.0.1:18136/v1/hints", NULL, NULL, NULL, 3000, &r);
 	ASSERT_EQ(r.status, 405, "GET on hints");
 	http("http://127.0.0.1:18136/nope", NULL, NULL, NULL, 3000, &r);
 	ASSERT_EQ(r.status, 404, "unknown path");
-	if (ASSERT_TRUE(get_report(18136, &rep), "report") && ASSERT_EQ(rep.nhints, 1, "one hint")) {
+	if (ASSERT_TRUE(get_report(18136, &rep), "report") &&
+	    ASSERT_EQ(rep.nhints, 1, "one hint")) {
 		ASSERT_EQ(rep.hints[0].port, 80, "port");
 		ASSERT_EQ(rep.hints[0].proto, 6, "tcp");
 	}
@@ -537,13 +554,24 @@ out:
 static void slow_server(void)
 {
 	/* a "model server" that accepts connections and never answers */
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(18140) };
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(18140)};
 	int one = 1, lfd = socket(AF_INET, SOCK_STREAM, 0);
 	char listen_s[] = "127.0.0.1:18141";
-	const char *argv[] = { bin_agent, "--listen", listen_s, "--name", "slow", "--model-server",
-			       "http://127.0.0.1:18140", "--scrape-interval-ms", "100",
-			       "--scrape-timeout-ms", "2500", "--stale-ms", "1000", "--no-nvml",
-			       NULL };
+	const char *argv[] = {bin_agent,
+			      "--listen",
+			      listen_s,
+			      "--name",
+			      "slow",
+			      "--model-server",
+			      "http://127.0.0.1:18140",
+			      "--scrape-interval-ms",
+			      "100",
+			      "--scrape-timeout-ms",
+			      "2500",
+			      "--stale-ms",
+			      "1000",
+			      "--no-nvml",
+			      NULL};
 	struct agent_report r;
 	pid_t agent = -1;
 	bool timed_out = false;
@@ -595,8 +623,9 @@ static double chat_turn(int port, const char *sid, const char *prompt, char *cac
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/chat/completions", port);
 	snprintf(hdr, sizeof(hdr), "X-Session-Id: %s", sid);
 	strcpy(r.hdr_name, "X-Simnode-Cached-Tokens");
-	if (asprintf(&req, "{\"model\":\"m1\",\"stream\":true,\"max_tokens\":4,\"messages\":"
-			   "[{\"role\":\"user\",\"content\":\"%s\"}]}",
+	if (asprintf(&req,
+		     "{\"model\":\"m1\",\"stream\":true,\"max_tokens\":4,\"messages\":"
+		     "[{\"role\":\"user\",\"content\":\"%s\"}]}",
 		     prompt) < 0)
 		return -1;
 	if (http(url, req, hdr, NULL, 10000, &r) == 0 && r.status == 200 && r.t_first_byte)
@@ -666,16 +695,18 @@ static void simnode_cold_start(void)
 	/* m1 (least recently used) made room */
 	http("http://127.0.0.1:18160/v1/models", NULL, NULL, NULL, 3000, &r);
 	ASSERT_TRUE(r.body && strstr(r.body, "\"id\":\"m3\",\"object\":\"model\",\"created\":0,"
-					      "\"owned_by\":\"aibl-simnode\",\"resident\":true"),
+					     "\"owned_by\":\"aibl-simnode\",\"resident\":true"),
 		    "m3 resident");
 	ASSERT_TRUE(r.body && strstr(r.body, "\"id\":\"m1\",\"object\":\"model\",\"created\":0,"
-					      "\"owned_by\":\"aibl-simnode\",\"resident\":false"),
+					     "\"owned_by\":\"aibl-simnode\",\"resident\":false"),
 		    "m1 evicted");
 	http("http://127.0.0.1:18160/v1/completions", "{\"model\":\"zz\",\"prompt\":\"x\"}", NULL,
 	     NULL, 3000, &r);
 	ASSERT_EQ(r.status, 404, "unknown model");
-	http("http://127.0.0.1:18160/v1/completions", "{\"model\":\"m1\",\"prompt\":\"x\","
-	     "\"max_tokens\":0}", NULL, NULL, 3000, &r);
+	http("http://127.0.0.1:18160/v1/completions",
+	     "{\"model\":\"m1\",\"prompt\":\"x\","
+	     "\"max_tokens\":0}",
+	     NULL, NULL, 3000, &r);
 	ASSERT_EQ(r.status, 400, "bad max_tokens");
 	free(r.body);
 	ASSERT_EQ(stop(sim), 0, "simnode exit");
@@ -689,11 +720,11 @@ static void simnode_model_api(void)
 		const char *op, *body, *what;
 		long status;
 	} ops[] = {
-		{ "unload", "{\"lora_name\":\"m1\"}", "unload m1", 200 },
-		{ "unload", "{\"lora_name\":\"m1\"}", "unload again: not loaded", 409 },
-		{ "load", "{\"lora_name\":\"m2\"}", "load m2 (waits for the 300 ms load)", 200 },
-		{ "load", "{\"lora_name\":\"zz\"}", "unknown model", 404 },
-		{ "load", "{\"name\":\"m2\"}", "no lora_name", 400 },
+	    {"unload", "{\"lora_name\":\"m1\"}", "unload m1", 200},
+	    {"unload", "{\"lora_name\":\"m1\"}", "unload again: not loaded", 409},
+	    {"load", "{\"lora_name\":\"m2\"}", "load m2 (waits for the 300 ms load)", 200},
+	    {"load", "{\"lora_name\":\"zz\"}", "unknown model", 404},
+	    {"load", "{\"name\":\"m2\"}", "no lora_name", 400},
 	};
 	pid_t sim = start_sim(18175, "--resident", "m1", NULL), agent = -1;
 	struct agent_report rep;
@@ -740,7 +771,8 @@ out:
 
 static void simnode_determinism(void)
 {
-	pid_t a = start_sim(18170, "--seed", "42", NULL), b = start_sim(18171, "--seed", "42", NULL);
+	pid_t a = start_sim(18170, "--seed", "42", NULL),
+	      b = start_sim(18171, "--seed", "42", NULL);
 	pid_t c = start_sim(18172, "--seed", "43", NULL);
 	const char *body = "{\"model\":\"m1\",\"prompt\":\"tell me\",\"max_tokens\":12}";
 	struct resp ra = {}, rb = {}, rc = {};
@@ -764,16 +796,16 @@ out:
 }
 
 static const struct test_case cases[] = {
-	{ "report_basic", report_basic },
-	{ "cpu_node", cpu_node },
-	{ "load_figures", load_figures },
-	{ "signed_reports", signed_reports },
-	{ "unsigned_hints_local_only", unsigned_hints_local_only },
-	{ "slow_server", slow_server },
-	{ "simnode_prefix_ttft", simnode_prefix_ttft },
-	{ "simnode_cold_start", simnode_cold_start },
-	{ "simnode_determinism", simnode_determinism },
-	{ "simnode_model_api", simnode_model_api },
+    {"report_basic", report_basic},
+    {"cpu_node", cpu_node},
+    {"load_figures", load_figures},
+    {"signed_reports", signed_reports},
+    {"unsigned_hints_local_only", unsigned_hints_local_only},
+    {"slow_server", slow_server},
+    {"simnode_prefix_ttft", simnode_prefix_ttft},
+    {"simnode_cold_start", simnode_cold_start},
+    {"simnode_determinism", simnode_determinism},
+    {"simnode_model_api", simnode_model_api},
 };
 
 int main(int argc, char **argv)

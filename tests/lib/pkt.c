@@ -12,7 +12,7 @@ int pkt__pcap_write(const char *path, const void *const *frames, const size_t *l
 		uint16_t major, minor;
 		int32_t zone;
 		uint32_t sigfigs, snaplen, linktype;
-	} gh = { 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1 };
+	} gh = {0xa1b2c3d4, 2, 4, 0, 0, 65535, 1};
 	struct stat st;
 	struct timeval tv;
 	FILE *f;
@@ -25,8 +25,8 @@ int pkt__pcap_write(const char *path, const void *const *frames, const size_t *l
 		fwrite(&gh, sizeof(gh), 1, f);
 	gettimeofday(&tv, NULL);
 	for (int i = 0; i < n; i++) {
-		uint32_t rh[4] = { (uint32_t)tv.tv_sec, (uint32_t)tv.tv_usec + i, (uint32_t)lens[i],
-				   (uint32_t)lens[i] };
+		uint32_t rh[4] = {(uint32_t)tv.tv_sec, (uint32_t)tv.tv_usec + i, (uint32_t)lens[i],
+				  (uint32_t)lens[i]};
 
 		fwrite(rh, sizeof(rh), 1, f);
 		fwrite(frames[i], 1, lens[i], f);

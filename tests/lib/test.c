@@ -38,8 +38,7 @@ bool test__can_bpf(void)
 	return geteuid() == 0;
 }
 
-int test__main(int argc, char **argv, const char *suite, const struct test_case *cases,
-	       size_t n)
+int test__main(int argc, char **argv, const char *suite, const struct test_case *cases, size_t n)
 {
 	const char *filter = argc > 1 ? argv[1] : NULL;
 	int failed = 0;

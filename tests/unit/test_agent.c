@@ -31,11 +31,11 @@ static const char *fake_nvml_path(void)
 static void fake_env_reset(void)
 {
 	static const char *const vars[] = {
-		"FAKE_NVML_INIT_ERR", "FAKE_NVML_COUNT",     "FAKE_NVML_UTIL",
-		"FAKE_NVML_MEM_USED_MB", "FAKE_NVML_MEM_TOTAL_MB", "FAKE_NVML_TEMP",
-		"FAKE_NVML_POWER_MW", "FAKE_NVML_FAIL",      "FAKE_NVML_NAME",
-		"FAKE_NVML_MIG",      "FAKE_NVML_DRIVER",    "FAKE_NVML_HANG",
-		"FAKE_NVML_CTL",
+	    "FAKE_NVML_INIT_ERR",    "FAKE_NVML_COUNT",	       "FAKE_NVML_UTIL",
+	    "FAKE_NVML_MEM_USED_MB", "FAKE_NVML_MEM_TOTAL_MB", "FAKE_NVML_TEMP",
+	    "FAKE_NVML_POWER_MW",    "FAKE_NVML_FAIL",	       "FAKE_NVML_NAME",
+	    "FAKE_NVML_MIG",	     "FAKE_NVML_DRIVER",       "FAKE_NVML_HANG",
+	    "FAKE_NVML_CTL",
 	};
 
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
@@ -216,9 +216,9 @@ static void nvml_old_driver(void)
 	setenv("FAKE_NVML_TEMP", "51", 1);
 	setenv("FAKE_NVML_MEM_USED_MB", "512", 1);
 	setenv("FAKE_NVML_MIG", "0:2", 1); /* ignored: no MIG symbols */
-	if (!ASSERT_OK(agent_nvml__open(fake_nvml_path_of("libfake_nvml_old.so"), &nv, msg,
-					sizeof(msg)),
-		       msg))
+	if (!ASSERT_OK(
+		agent_nvml__open(fake_nvml_path_of("libfake_nvml_old.so"), &nv, msg, sizeof(msg)),
+		msg))
 		return;
 	if (ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg) &&
 	    ASSERT_EQ(smp.n, 1, "one GPU")) {
@@ -288,11 +288,18 @@ static void ctl_write(const char *text)
 
 static bool agent_nvml_setup(struct agent *a, const char *ctl, unsigned int retry_ms)
 {
-	struct agent_cfg cfg = { .name = "n", .scrape_interval_ms = 50, .scrape_timeout_ms = 100,
-				 .stale_ms = 1000, .max_hints = 16, .pressure_start = 0.5,
-				 .pressure_max_rate = 4, .traffic_window_ms = 1000,
-				 .nvml_lib = fake_nvml_path(), .nvml_retry_min_ms = retry_ms,
-				 .nvml_retry_max_ms = 4 * retry_ms, .nvml_deadline_ms = 300 };
+	struct agent_cfg cfg = {.name = "n",
+				.scrape_interval_ms = 50,
+				.scrape_timeout_ms = 100,
+				.stale_ms = 1000,
+				.max_hints = 16,
+				.pressure_start = 0.5,
+				.pressure_max_rate = 4,
+				.traffic_window_ms = 1000,
+				.nvml_lib = fake_nvml_path(),
+				.nvml_retry_min_ms = retry_ms,
+				.nvml_retry_max_ms = 4 * retry_ms,
+				.nvml_deadline_ms = 300};
 	char msg[256] = "";
 
 	fake_env_reset();
@@ -397,7 +404,7 @@ static void nvml_hang(void)
 		ASSERT_FALSE(r.nvml, "hung NVML is no news");
 		ASSERT_TRUE(strstr(r.nvml_error,
 				   "NVML call nvmlDeviceGetUtilizationRates has not returned") ==
-				    r.nvml_error,
+				r.nvml_error,
 			    r.nvml_error);
 	}
 	usleep(200 * 1000);
@@ -452,36 +459,36 @@ static void extract_kinds(void)
 		double queue, running, kv, hit, ttft_ms;
 		const char *models;
 	} pages[] = {
-		/* vLLM V1: prefix hit rate from the counters, TTFT = sum/count */
-		{ "vllm.txt", "vllm", 5, 3, 0.4213, 9600.0 / 12800, 5.25 / 42 * 1e3,
-		  "meta-llama/Llama-3.1-8B-Instruct" },
-		/* V0: gpu_cache_usage_perc and the hit rate gauge */
-		{ "vllm-v0.txt", "vllm", 0, 7, 0.875, 0.31, 120, "mistralai/Mistral-7B-Instruct-v0.3" },
-		/* 0.8.0 - 0.9.1: the counters before the 0.9.2 rename */
-		{ "vllm-0.8-gpu-prefix.txt", "vllm", -1, -1, -1, 80.0 / 249, -1, "" },
-		/* the current label set is the newest one, not the last line */
-		{ "vllm-lora-history.txt", "vllm", 30, 10, 0.4, -1, -1, "my_model" },
-		{ "vllm-lora-pr9477.txt", "vllm", -1, -1, -1, -1, -1, "" },
-		/* Ray Serve: ray_vllm_ names */
-		{ "ray-vllm-pr24267.txt", "vllm", -1, -1, -1, -1, -1, "qwen-0.5b" },
-		/* both prefixes on one page: counted once, not twice */
-		{ "sglang.txt", "sglang", 4, 12, 0.62, 0.55, 200, "Qwen/Qwen2.5-7B-Instruct" },
-		/* two tensor-parallel ranks report one scheduler: not summed; the
-		 * fuller rank's KV usage, not their mean */
-		{ "sglang-new.txt", "sglang", 2, 6, 0.35, 0.4, -1, "deepseek-ai/DeepSeek-V3" },
-		/* a percentage hit rate is refused, not clamped to 1 */
-		{ "sglang-pr1461-percent.txt", "sglang", -1, -1, 0, -1, -1, "google/gemma-2-9b-it" },
-		{ "sglang-pr7944.txt", "sglang", -1, 0, 0, -1, -1,
-		  "/home/moyun.zty/models/deepseek-ai__DeepSeek-R1" },
-		{ "trtllm.txt", "trtllm", -1, -1, 0.18, 0.72, 9.3 / 155 * 1e3, "Qwen/Qwen3-0.6B" },
-		{ "pytrtllm-pr5560.txt", "trtllm", 0, 1, -1, -1, -1, "deepseek-ai/DeepSeek-V3-0324" },
-		/* Triton + TRT-LLM backend: the backend's own waiting count */
-		{ "triton.txt", "triton", 6, 8, 0.35, -1, 100, "ensemble,tensorrt_llm" },
-		{ "triton-trtllm-readme.txt", "triton", 1, 0, 0.4875, -1, -1, "tensorrt_llm" },
-		{ "triton-two-models.txt", "triton", -1, -1, -1, -1, -1, "mistral7b,llama2" },
-		{ "tgi.txt", "tgi", 9, 16, -1, -1, -1, "" },
-		{ "llamacpp-pr11512.txt", "llamacpp", 0, 0, -1, -1, -1, "" },
-		{ "llamacpp-pr13196.txt", "llamacpp", -1, -1, -1, -1, -1, "" },
+	    /* vLLM V1: prefix hit rate from the counters, TTFT = sum/count */
+	    {"vllm.txt", "vllm", 5, 3, 0.4213, 9600.0 / 12800, 5.25 / 42 * 1e3,
+	     "meta-llama/Llama-3.1-8B-Instruct"},
+	    /* V0: gpu_cache_usage_perc and the hit rate gauge */
+	    {"vllm-v0.txt", "vllm", 0, 7, 0.875, 0.31, 120, "mistralai/Mistral-7B-Instruct-v0.3"},
+	    /* 0.8.0 - 0.9.1: the counters before the 0.9.2 rename */
+	    {"vllm-0.8-gpu-prefix.txt", "vllm", -1, -1, -1, 80.0 / 249, -1, ""},
+	    /* the current label set is the newest one, not the last line */
+	    {"vllm-lora-history.txt", "vllm", 30, 10, 0.4, -1, -1, "my_model"},
+	    {"vllm-lora-pr9477.txt", "vllm", -1, -1, -1, -1, -1, ""},
+	    /* Ray Serve: ray_vllm_ names */
+	    {"ray-vllm-pr24267.txt", "vllm", -1, -1, -1, -1, -1, "qwen-0.5b"},
+	    /* both prefixes on one page: counted once, not twice */
+	    {"sglang.txt", "sglang", 4, 12, 0.62, 0.55, 200, "Qwen/Qwen2.5-7B-Instruct"},
+	    /* two tensor-parallel ranks report one scheduler: not summed; the
+	     * fuller rank's KV usage, not their mean */
+	    {"sglang-new.txt", "sglang", 2, 6, 0.35, 0.4, -1, "deepseek-ai/DeepSeek-V3"},
+	    /* a percentage hit rate is refused, not clamped to 1 */
+	    {"sglang-pr1461-percent.txt", "sglang", -1, -1, 0, -1, -1, "google/gemma-2-9b-it"},
+	    {"sglang-pr7944.txt", "sglang", -1, 0, 0, -1, -1,
+	     "/home/moyun.zty/models/deepseek-ai__DeepSeek-R1"},
+	    {"trtllm.txt", "trtllm", -1, -1, 0.18, 0.72, 9.3 / 155 * 1e3, "Qwen/Qwen3-0.6B"},
+	    {"pytrtllm-pr5560.txt", "trtllm", 0, 1, -1, -1, -1, "deepseek-ai/DeepSeek-V3-0324"},
+	    /* Triton + TRT-LLM backend: the backend's own waiting count */
+	    {"triton.txt", "triton", 6, 8, 0.35, -1, 100, "ensemble,tensorrt_llm"},
+	    {"triton-trtllm-readme.txt", "triton", 1, 0, 0.4875, -1, -1, "tensorrt_llm"},
+	    {"triton-two-models.txt", "triton", -1, -1, -1, -1, -1, "mistral7b,llama2"},
+	    {"tgi.txt", "tgi", 9, 16, -1, -1, -1, ""},
+	    {"llamacpp-pr11512.txt", "llamacpp", 0, 0, -1, -1, -1, ""},
+	    {"llamacpp-pr13196.txt", "llamacpp", -1, -1, -1, -1, -1, ""},
 	};
 
 	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
@@ -498,11 +505,11 @@ static void extract_kinds(void)
 		agent_metrics__extract(&pg, &srv);
 		snprintf(what, sizeof(what), "%s: kind", pages[i].file);
 		ASSERT_STREQ(s->kind, pages[i].kind, what);
-#define CHECK(field, want)                                                                   \
-	do {                                                                                 \
+#define CHECK(field, want)                                                                         \
+	do {                                                                                       \
 		snprintf(what, sizeof(what), "%s: " #field " %g want %g", pages[i].file, s->field, \
-			 (double)(want));                                                    \
-		ASSERT_TRUE(fabs(s->field - (want)) < 1e-6, what);                           \
+			 (double)(want));                                                          \
+		ASSERT_TRUE(fabs(s->field - (want)) < 1e-6, what);                                 \
 	} while (0)
 		CHECK(queue_depth, pages[i].queue);
 		CHECK(running, pages[i].running);
@@ -540,19 +547,20 @@ static void extract_windows(void)
 			 "vllm:time_to_first_token_seconds_count 10\n"
 			 "vllm:prefix_cache_queries_total 1000\nvllm:prefix_cache_hits_total 100\n";
 	/* 10 more requests taking 0.5 s each; 1000 more queried tokens, 900 hit */
-	const char *p2 = "# TYPE vllm:time_to_first_token_seconds histogram\n"
-			 "vllm:time_to_first_token_seconds_bucket{le=\"+Inf\"} 20\n"
-			 "vllm:time_to_first_token_seconds_sum 6.0\n"
-			 "vllm:time_to_first_token_seconds_count 20\n"
-			 "vllm:prefix_cache_queries_total 2000\nvllm:prefix_cache_hits_total 1000\n";
+	const char *p2 =
+	    "# TYPE vllm:time_to_first_token_seconds histogram\n"
+	    "vllm:time_to_first_token_seconds_bucket{le=\"+Inf\"} 20\n"
+	    "vllm:time_to_first_token_seconds_sum 6.0\n"
+	    "vllm:time_to_first_token_seconds_count 20\n"
+	    "vllm:prefix_cache_queries_total 2000\nvllm:prefix_cache_hits_total 1000\n";
 	/* restarted server: counters start over */
 	const char *p3 = "# TYPE vllm:time_to_first_token_seconds histogram\n"
 			 "vllm:time_to_first_token_seconds_bucket{le=\"+Inf\"} 2\n"
 			 "vllm:time_to_first_token_seconds_sum 0.01\n"
 			 "vllm:time_to_first_token_seconds_count 2\n"
 			 "vllm:prefix_cache_queries_total 10\nvllm:prefix_cache_hits_total 0\n";
-	const char *pages[] = { p1, p2, p2, p3 };
-	const double ttft[] = { 100, 500, 500, 5 }, hit[] = { 0.1, 0.9, 0.9, 0 };
+	const char *pages[] = {p1, p2, p2, p3};
+	const double ttft[] = {100, 500, 500, 5}, hit[] = {0.1, 0.9, 0.9, 0};
 	struct agent_server srv;
 
 	new_server(&srv);
@@ -561,7 +569,8 @@ static void extract_windows(void)
 			return;
 		/* page 3 repeats page 2: no request in between keeps the last figure */
 		if (!ASSERT_TRUE(fabs(srv.s.ttft_avg_ms - ttft[i]) < 1e-6, "ttft window"))
-			fprintf(stderr, "  page %d: ttft %g want %g\n", i, srv.s.ttft_avg_ms, ttft[i]);
+			fprintf(stderr, "  page %d: ttft %g want %g\n", i, srv.s.ttft_avg_ms,
+				ttft[i]);
 		if (!ASSERT_TRUE(fabs(srv.s.prefix_cache_hit_rate - hit[i]) < 1e-6, "hit window"))
 			fprintf(stderr, "  page %d: hit %g want %g\n", i,
 				srv.s.prefix_cache_hit_rate, hit[i]);
@@ -581,8 +590,8 @@ static void extract_e2e(void)
 	const char *p2 = "vllm:num_requests_waiting 0\n"
 			 "vllm:e2e_request_latency_seconds_sum 7.0\n"
 			 "vllm:e2e_request_latency_seconds_count 20\n";
-	const char *pages[] = { p1, p2, p2 };
-	const double want[] = { 200, 500, -1 };
+	const char *pages[] = {p1, p2, p2};
+	const double want[] = {200, 500, -1};
 	struct agent_server srv;
 
 	new_server(&srv);
@@ -590,7 +599,8 @@ static void extract_e2e(void)
 		if (!extract_text(&srv, pages[i]))
 			return;
 		if (!ASSERT_TRUE(fabs(srv.s.e2e_avg_ms - want[i]) < 1e-6, "e2e window"))
-			fprintf(stderr, "  page %d: e2e %g want %g\n", i, srv.s.e2e_avg_ms, want[i]);
+			fprintf(stderr, "  page %d: e2e %g want %g\n", i, srv.s.e2e_avg_ms,
+				want[i]);
 	}
 }
 
@@ -611,10 +621,11 @@ static void lora_and_unknown(void)
 	char err[256], got[4096], page[4096], want[4096] = "";
 	const char *other = "# TYPE http_requests_total counter\nhttp_requests_total 5\n";
 	/* lora4 was unloaded: the newest set no longer has it */
-	const char *later = "vllm:lora_requests_info{max_lora=\"1\",running_lora_adapters=\"lora4,"
-			    "lora2\",waiting_lora_adapters=\"\"} 1.257894567e+09\n"
-			    "vllm:lora_requests_info{max_lora=\"1\",running_lora_adapters=\"lora3\","
-			    "waiting_lora_adapters=\"\"} 1.257894600e+09\n";
+	const char *later =
+	    "vllm:lora_requests_info{max_lora=\"1\",running_lora_adapters=\"lora4,"
+	    "lora2\",waiting_lora_adapters=\"\"} 1.257894567e+09\n"
+	    "vllm:lora_requests_info{max_lora=\"1\",running_lora_adapters=\"lora3\","
+	    "waiting_lora_adapters=\"\"} 1.257894600e+09\n";
 	char *p;
 
 	new_server(&srv);
@@ -635,7 +646,8 @@ static void lora_and_unknown(void)
 		ASSERT_STREQ(got, "lora3", "unloaded adapter gone in one scrape");
 	}
 	/* 40 adapters of 9 characters: 399 characters, none cut, none made up */
-	p = page + sprintf(page, "vllm:lora_requests_info{max_lora=\"40\",running_lora_adapters=\"");
+	p = page +
+	    sprintf(page, "vllm:lora_requests_info{max_lora=\"40\",running_lora_adapters=\"");
 	for (int i = 0; i < 40; i++) {
 		p += sprintf(p, "%sadapter%02d", i ? "," : "", i);
 		if (i < AGENT_SERVER_MODELS)
@@ -680,12 +692,12 @@ static void aggregation(void)
 {
 	/* Triton with two models: the fuller KV cache, not the sum */
 	const char *triton =
-		"nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"fraction\",model=\"a\","
-		"version=\"1\"} 0.4875\n"
-		"nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"fraction\",model=\"b\","
-		"version=\"1\"} 0.6\n"
-		"nv_trt_llm_request_metrics{model=\"a\",request_type=\"waiting\",version=\"1\"} 1\n"
-		"nv_trt_llm_request_metrics{model=\"b\",request_type=\"waiting\",version=\"1\"} 3\n";
+	    "nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"fraction\",model=\"a\","
+	    "version=\"1\"} 0.4875\n"
+	    "nv_trt_llm_kv_cache_block_metrics{kv_cache_block_type=\"fraction\",model=\"b\","
+	    "version=\"1\"} 0.6\n"
+	    "nv_trt_llm_request_metrics{model=\"a\",request_type=\"waiting\",version=\"1\"} 1\n"
+	    "nv_trt_llm_request_metrics{model=\"b\",request_type=\"waiting\",version=\"1\"} 3\n";
 	/* vLLM with two data-parallel engines; one is full */
 	const char *dp1 = "vllm:num_requests_waiting{engine=\"0\"} 2\n"
 			  "vllm:num_requests_waiting{engine=\"1\"} 9\n"
@@ -737,13 +749,15 @@ static void aggregation(void)
 static void other_engines(void)
 {
 	const char *unprefixed =
-		"# TYPE num_requests_running gauge\n"
-		"num_requests_running{model_name=\"q\",engine_type=\"trtllm\"} 4\n"
-		"kv_cache_utilization{model_name=\"q\",engine_type=\"trtllm\"} 0.25\n";
-	const char *l501 = "{\"error\":{\"code\":501,\"message\":\"This server does not support "
-			   "metrics endpoint. Start it with `--metrics`\",\"type\":\"not_supported_error\"}}";
-	const char *tags = "{\"models\":[{\"name\":\"gemma2:latest\",\"model\":\"gemma2:latest\","
-			   "\"modified_at\":\"2024-10-09T23:40:13.775729056+10:00\",\"size\":5443152417}]}";
+	    "# TYPE num_requests_running gauge\n"
+	    "num_requests_running{model_name=\"q\",engine_type=\"trtllm\"} 4\n"
+	    "kv_cache_utilization{model_name=\"q\",engine_type=\"trtllm\"} 0.25\n";
+	const char *l501 =
+	    "{\"error\":{\"code\":501,\"message\":\"This server does not support "
+	    "metrics endpoint. Start it with `--metrics`\",\"type\":\"not_supported_error\"}}";
+	const char *tags =
+	    "{\"models\":[{\"name\":\"gemma2:latest\",\"model\":\"gemma2:latest\","
+	    "\"modified_at\":\"2024-10-09T23:40:13.775729056+10:00\",\"size\":5443152417}]}";
 	struct agent_server srv;
 	char msg[256], *ps = NULL;
 	size_t len = 0;
@@ -807,13 +821,14 @@ static void other_engines(void)
 
 static void models_json(void)
 {
-	const char *vllm = "{\"object\":\"list\",\"data\":[{\"id\":\"meta-llama/Llama-3.1-8B\","
-			   "\"object\":\"model\",\"owned_by\":\"vllm\",\"max_model_len\":8192},"
-			   "{\"id\":\"sql-lora\",\"object\":\"model\",\"parent\":\"meta-llama/Llama-3.1-8B\"}]}";
+	const char *vllm =
+	    "{\"object\":\"list\",\"data\":[{\"id\":\"meta-llama/Llama-3.1-8B\","
+	    "\"object\":\"model\",\"owned_by\":\"vllm\",\"max_model_len\":8192},"
+	    "{\"id\":\"sql-lora\",\"object\":\"model\",\"parent\":\"meta-llama/Llama-3.1-8B\"}]}";
 	const char *sim = "{\"object\":\"list\",\"data\":[{\"id\":\"a\",\"resident\":true},"
 			  "{\"id\":\"b\",\"resident\":false,\"loadable\":true}]}";
-	static const char *const bad[] = { "", "[]", "{\"data\":{}}", "{\"data\":[{\"id\":5}]}",
-					   "{\"data\":[{\"name\":\"x\"}]}" };
+	static const char *const bad[] = {"", "[]", "{\"data\":{}}", "{\"data\":[{\"id\":5}]}",
+					  "{\"data\":[{\"name\":\"x\"}]}"};
 	struct agent_server srv;
 	char msg[256];
 
@@ -868,7 +883,7 @@ static void hints_aging(void)
 	agent_hints__put(&t, &h);
 	h = mk("10.0.0.2", 3000);
 	agent_hints__put(&t, &h);
-	agent_hints__tick(&t, 1000, -1); /* first tick only sets the clock */
+	agent_hints__tick(&t, 1000, -1);  /* first tick only sets the clock */
 	agent_hints__tick(&t, 3000, 0.2); /* 2 s at normal rate */
 	ASSERT_EQ(agent_hints__export(&t, out, 8), 2, "both alive");
 	ASSERT_EQ(out[0].ttl_ms, 8000, "aged 2 s");
@@ -930,13 +945,18 @@ static void hints_bounded(void)
 
 static void hints_post_body(void)
 {
-	const char *ok = "{\"hints\":[{\"client\":\"10.0.0.5\",\"vip\":\"10.100.0.1\",\"port\":80,"
-			 "\"proto\":\"tcp\",\"model\":\"m\",\"ttl_ms\":60000,\"score\":0.9},"
-			 "{\"client\":\"fd00::7\",\"model\":\"m\",\"ttl_ms\":5,\"source\":\"traffic\"}]}";
+	const char *ok =
+	    "{\"hints\":[{\"client\":\"10.0.0.5\",\"vip\":\"10.100.0.1\",\"port\":80,"
+	    "\"proto\":\"tcp\",\"model\":\"m\",\"ttl_ms\":60000,\"score\":0.9},"
+	    "{\"client\":\"fd00::7\",\"model\":\"m\",\"ttl_ms\":5,\"source\":\"traffic\"}]}";
 	static const char *const bad[] = {
-		"", "[]", "{}", "{\"hints\":{}}", "{\"hints\":[{\"client\":\"x\",\"model\":\"m\",\"ttl_ms\":1}]}",
-		"{\"hints\":[{\"client\":\"10.0.0.1\",\"ttl_ms\":1}]}",
-		"{\"hints\":[{\"client\":\"10.0.0.1\",\"model\":\"m\"}]}",
+	    "",
+	    "[]",
+	    "{}",
+	    "{\"hints\":{}}",
+	    "{\"hints\":[{\"client\":\"x\",\"model\":\"m\",\"ttl_ms\":1}]}",
+	    "{\"hints\":[{\"client\":\"10.0.0.1\",\"ttl_ms\":1}]}",
+	    "{\"hints\":[{\"client\":\"10.0.0.1\",\"model\":\"m\"}]}",
 	};
 	struct ar_hint *h = NULL;
 	char err[256];
@@ -958,23 +978,23 @@ static void hints_post_body(void)
 }
 
 static const struct test_case cases[] = {
-	{ "nvml_fake_devices", nvml_fake_devices },
-	{ "nvml_absent_or_failing", nvml_absent_or_failing },
-	{ "nvml_mig_and_permissions", nvml_mig_and_permissions },
-	{ "nvml_old_driver", nvml_old_driver },
-	{ "nvml_reinit", nvml_reinit },
-	{ "nvml_hang", nvml_hang },
-	{ "extract_kinds", extract_kinds },
-	{ "extract_windows", extract_windows },
-	{ "extract_e2e", extract_e2e },
-	{ "lora_and_unknown", lora_and_unknown },
-	{ "sglang_hits", sglang_hits },
-	{ "aggregation", aggregation },
-	{ "other_engines", other_engines },
-	{ "models_json", models_json },
-	{ "hints_aging", hints_aging },
-	{ "hints_bounded", hints_bounded },
-	{ "hints_post_body", hints_post_body },
+    {"nvml_fake_devices", nvml_fake_devices},
+    {"nvml_absent_or_failing", nvml_absent_or_failing},
+    {"nvml_mig_and_permissions", nvml_mig_and_permissions},
+    {"nvml_old_driver", nvml_old_driver},
+    {"nvml_reinit", nvml_reinit},
+    {"nvml_hang", nvml_hang},
+    {"extract_kinds", extract_kinds},
+    {"extract_windows", extract_windows},
+    {"extract_e2e", extract_e2e},
+    {"lora_and_unknown", lora_and_unknown},
+    {"sglang_hits", sglang_hits},
+    {"aggregation", aggregation},
+    {"other_engines", other_engines},
+    {"models_json", models_json},
+    {"hints_aging", hints_aging},
+    {"hints_bounded", hints_bounded},
+    {"hints_post_body", hints_post_body},
 };
 
 TEST_MAIN("agent", cases)

@@ -7,7 +7,7 @@
 
 static struct aibl_key test_key(void)
 {
-	struct aibl_key k = { .len = 20 };
+	struct aibl_key k = {.len = 20};
 
 	memcpy(k.key, "0123456789abcdefghij", 20);
 	return k;
@@ -39,9 +39,14 @@ static void malformed_headers(void)
 {
 	struct aibl_key k = test_key();
 	static const char *const bad[] = {
-		"", "t=", "t=12", "t=12,n=a", "t=12,n=a,sig=zz", "x=1,n=,sig=00",
-		"t=1,n=a b,sig=0000000000000000000000000000000000000000000000000000000000000000",
-		"t=1,n=,sig=000000000000000000000000000000000000000000000000000000000000000g",
+	    "",
+	    "t=",
+	    "t=12",
+	    "t=12,n=a",
+	    "t=12,n=a,sig=zz",
+	    "x=1,n=,sig=00",
+	    "t=1,n=a b,sig=0000000000000000000000000000000000000000000000000000000000000000",
+	    "t=1,n=,sig=000000000000000000000000000000000000000000000000000000000000000g",
 	};
 
 	ASSERT_EQ(aibl_auth__verify(&k, NULL, NULL, "", 0, 0, 30), -EBADMSG, "null");
@@ -69,9 +74,9 @@ static void key_file(void)
 }
 
 static const struct test_case cases[] = {
-	{ "sign_verify", sign_verify },
-	{ "malformed_headers", malformed_headers },
-	{ "key_file", key_file },
+    {"sign_verify", sign_verify},
+    {"malformed_headers", malformed_headers},
+    {"key_file", key_file},
 };
 
 TEST_MAIN("auth", cases)

@@ -44,39 +44,39 @@ static int t_copy(const char *arg, void *dst, char *msg, size_t msglen)
 	return 0;
 }
 
-static const char *const t_modes[] = { "fast", "slow", "off", NULL };
+static const char *const t_modes[] = {"fast", "slow", "off", NULL};
 
 static const struct cliopt t_rows[] = {
-	CLIOPT("interval-ms", UINT, struct t_opts, interval_ms, .min = 10, .max = 60000,
-	       .def = "1000", .metavar = "MS", .help = "collection period"),
-	CLIOPT("hints", INT, struct t_opts, hints, .min = 1, .max = 4096, .def = "1024",
-	       .help = "hints held"),
-	CLIOPT("sessions", UNUM, struct t_opts, sessions, .min = 1, .max = 1e7, .def = "64",
-	       .help = "sessions", .group = 1),
-	CLIOPT("seed", UNUM, struct t_opts, seed, .min = 0, .max = 9007199254740992.0,
-	       .def = "1", .help = "seed"),
-	CLIOPT("ratio", DOUBLE, struct t_opts, ratio, .min = 0, .max = 0.99, .def = "0.7",
-	       .help = "a ratio\nover two lines"),
-	CLIOPT("name", STR, struct t_opts, name, .short_name = 'n', .required = true,
-	       .help = "node name"),
-	CLIOPT("file", PATH, struct t_opts, file, .help = "a file", .def_help = "none"),
-	CLIOPT("verbose", FLAG, struct t_opts, verbose, .short_name = 'v', .help = "more"),
-	CLIOPT("no-progress", FLAG, struct t_opts, progress, .neg = true, .help = "quiet"),
-	CLIOPT("mode", ENUM, struct t_opts, mode, .names = t_modes, .def = "slow",
-	       .help = "how"),
-	CLIOPT("url", STRV, struct t_opts, urls, .count_off = CLIOPT_COUNT(struct t_opts, nurls),
-	       .help = "a URL"),
-	CLIOPT("listen", LISTEN, struct t_opts, listen, .def = "127.0.0.1:8000",
-	       .help = "where"),
-	CLIOPT("vip", IPADDR, struct t_opts, vip, .help = "an address"),
-	CLIOPT("mac", MACADDR, struct t_opts, mac, .help = "a MAC"),
-	CLIOPT("add", FUNC, struct t_opts, sum, .fn = t_add, .help = "adds", .group = 1),
-	CLIOPT("path", STR, struct t_opts, path, .help = "a path", .group = 2),
-	CLIOPT_VAR("global", FUNC, t_global, .fn = t_copy, .def = "dflt", .help = "global"),
+    CLIOPT("interval-ms", UINT, struct t_opts, interval_ms, .min = 10, .max = 60000, .def = "1000",
+	   .metavar = "MS", .help = "collection period"),
+    CLIOPT("hints", INT, struct t_opts, hints, .min = 1, .max = 4096, .def = "1024",
+	   .help = "hints held"),
+    CLIOPT("sessions", UNUM, struct t_opts, sessions, .min = 1, .max = 1e7, .def = "64",
+	   .help = "sessions", .group = 1),
+    CLIOPT("seed", UNUM, struct t_opts, seed, .min = 0, .max = 9007199254740992.0, .def = "1",
+	   .help = "seed"),
+    CLIOPT("ratio", DOUBLE, struct t_opts, ratio, .min = 0, .max = 0.99, .def = "0.7",
+	   .help = "a ratio\nover two lines"),
+    CLIOPT("name", STR, struct t_opts, name, .short_name = 'n', .required = true,
+	   .help = "node name"),
+    CLIOPT("file", PATH, struct t_opts, file, .help = "a file", .def_help = "none"),
+    CLIOPT("verbose", FLAG, struct t_opts, verbose, .short_name = 'v', .help = "more"),
+    CLIOPT("no-progress", FLAG, struct t_opts, progress, .neg = true, .help = "quiet"),
+    CLIOPT("mode", ENUM, struct t_opts, mode, .names = t_modes, .def = "slow", .help = "how"),
+    CLIOPT("url", STRV, struct t_opts, urls, .count_off = CLIOPT_COUNT(struct t_opts, nurls),
+	   .help = "a URL"),
+    CLIOPT("listen", LISTEN, struct t_opts, listen, .def = "127.0.0.1:8000", .help = "where"),
+    CLIOPT("vip", IPADDR, struct t_opts, vip, .help = "an address"),
+    CLIOPT("mac", MACADDR, struct t_opts, mac, .help = "a MAC"),
+    CLIOPT("add", FUNC, struct t_opts, sum, .fn = t_add, .help = "adds", .group = 1),
+    CLIOPT("path", STR, struct t_opts, path, .help = "a path", .group = 2),
+    CLIOPT_VAR("global", FUNC, t_global, .fn = t_copy, .def = "dflt", .help = "global"),
 };
 
 static const struct cliopt_group t_groups[] = {
-	{}, { "a chat", "chat options:" }, { "an http", "http options:" },
+    {},
+    {"a chat", "chat options:"},
+    {"an http", "http options:"},
 };
 
 struct t_run {
@@ -89,11 +89,15 @@ struct t_run {
 /* parses "ARGS..." (split at spaces) with the rows above in group 1 */
 static struct t_run t_parse(const char *args)
 {
-	struct cliopt_prog p = { .name = "t", .synopsis = "Usage: t [OPTIONS]", .opts = t_rows,
-				 .nopts = CLIOPT_NOPTS(t_rows), .groups = t_groups, .ngroups = 2,
-				 .group = 1 };
-	struct t_run r = { .o = { .progress = 1 }, .args = strdup(args) };
-	char *argv[64] = { "t" }, *save = NULL;
+	struct cliopt_prog p = {.name = "t",
+				.synopsis = "Usage: t [OPTIONS]",
+				.opts = t_rows,
+				.nopts = CLIOPT_NOPTS(t_rows),
+				.groups = t_groups,
+				.ngroups = 2,
+				.group = 1};
+	struct t_run r = {.o = {.progress = 1}, .args = strdup(args)};
+	char *argv[64] = {"t"}, *save = NULL;
 	size_t errlen, outlen;
 	int argc = 1;
 
@@ -167,30 +171,30 @@ out:
 static const struct {
 	const char *args, *msg;
 } t_errors[] = {
-	{ "-n a --interval-ms 0", "t: --interval-ms 0: must be a whole number 10..60000\n" },
-	{ "-n a --interval-ms 60001", "t: --interval-ms 60001: must be a whole number 10..60000" },
-	{ "-n a --interval-ms -5", "t: --interval-ms -5: must be a whole number" },
-	{ "-n a --interval-ms 10.5", "t: --interval-ms 10.5: must be a whole number" },
-	{ "-n a --interval-ms x", "must be a whole number" },
-	{ "-n a --hints 0", "t: --hints 0: must be a whole number 1..4096" },
-	{ "-n a --ratio 1", "t: --ratio 1: must be a number 0..0.99" },
-	{ "-n a --ratio nan", "must be a number 0..0.99" },
-	{ "-n a --sessions 0.5", "t: --sessions 0.5: must be a number 1..10000000" },
-	{ "-n a --bogus", "t: unknown option --bogus\nTry 't --help'.\n" },
-	{ "-n a -x", "t: unknown option -x" },
-	{ "-n a --verbose=1", "t: --verbose takes no value" },
-	{ "-n a --interval-ms", "t: --interval-ms needs a value" },
-	{ "-n", "t: --name needs a value" },
-	{ "-n a extra", "t: unexpected argument \"extra\"" },
-	{ "--hints 3", "t: --name is required" },
-	{ "-n a --mode medium", "t: --mode medium: must be one of fast, slow, off\n" },
-	{ "-n a --url 1 --url 2 --url 3 --url 4", "t: --url 4: given more than 3 times" },
-	{ "-n a --listen 7070", "t: --listen 7070: invalid listen address \"7070\"" },
-	{ "-n a --vip 10.0.0.300", "t: --vip 10.0.0.300: not an IPv4 or IPv6 address" },
-	{ "-n a --mac 02:00", "t: --mac 02:00: not a MAC address" },
-	{ "-n a --add 3", "t: --add 3: only 1 or 2" },
-	{ "-n a --path /x", "t: --path is an http option" },
-	{ "-n a --file=", "t: --file '': must not be empty" },
+    {"-n a --interval-ms 0", "t: --interval-ms 0: must be a whole number 10..60000\n"},
+    {"-n a --interval-ms 60001", "t: --interval-ms 60001: must be a whole number 10..60000"},
+    {"-n a --interval-ms -5", "t: --interval-ms -5: must be a whole number"},
+    {"-n a --interval-ms 10.5", "t: --interval-ms 10.5: must be a whole number"},
+    {"-n a --interval-ms x", "must be a whole number"},
+    {"-n a --hints 0", "t: --hints 0: must be a whole number 1..4096"},
+    {"-n a --ratio 1", "t: --ratio 1: must be a number 0..0.99"},
+    {"-n a --ratio nan", "must be a number 0..0.99"},
+    {"-n a --sessions 0.5", "t: --sessions 0.5: must be a number 1..10000000"},
+    {"-n a --bogus", "t: unknown option --bogus\nTry 't --help'.\n"},
+    {"-n a -x", "t: unknown option -x"},
+    {"-n a --verbose=1", "t: --verbose takes no value"},
+    {"-n a --interval-ms", "t: --interval-ms needs a value"},
+    {"-n", "t: --name needs a value"},
+    {"-n a extra", "t: unexpected argument \"extra\""},
+    {"--hints 3", "t: --name is required"},
+    {"-n a --mode medium", "t: --mode medium: must be one of fast, slow, off\n"},
+    {"-n a --url 1 --url 2 --url 3 --url 4", "t: --url 4: given more than 3 times"},
+    {"-n a --listen 7070", "t: --listen 7070: invalid listen address \"7070\""},
+    {"-n a --vip 10.0.0.300", "t: --vip 10.0.0.300: not an IPv4 or IPv6 address"},
+    {"-n a --mac 02:00", "t: --mac 02:00: not a MAC address"},
+    {"-n a --add 3", "t: --add 3: only 1 or 2"},
+    {"-n a --path /x", "t: --path is an http option"},
+    {"-n a --file=", "t: --file '': must not be empty"},
 };
 
 static void errors(void)
@@ -252,10 +256,10 @@ static void parse_twice(void)
 }
 
 static const struct test_case cases[] = {
-	{ "defaults_and_values", defaults_and_values },
-	{ "errors", errors },
-	{ "help_lists_every_row", help_lists_every_row },
-	{ "parse_twice", parse_twice },
+    {"defaults_and_values", defaults_and_values},
+    {"errors", errors},
+    {"help_lists_every_row", help_lists_every_row},
+    {"parse_twice", parse_twice},
 };
 
 TEST_MAIN("cliopt", cases)

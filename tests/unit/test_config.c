@@ -10,11 +10,11 @@
 #include "test.h"
 #include "../../user/aibld/config.h"
 
-#define MINIMAL                                                                    \
-	"interface: eth0\n"                                                        \
-	"services:\n"                                                              \
-	"  - {name: s, vip: 10.0.0.1, port: 80}\n"                                 \
-	"nodes:\n"                                                                 \
+#define MINIMAL                                                                                    \
+	"interface: eth0\n"                                                                        \
+	"services:\n"                                                                              \
+	"  - {name: s, vip: 10.0.0.1, port: 80}\n"                                                 \
+	"nodes:\n"                                                                                 \
 	"  - {name: a, address: 10.0.1.1}\n"
 
 static int parse(struct config *cfg, const char *text, char *err)
@@ -93,7 +93,7 @@ static void defaults(void)
 /* address and MAC keys arrive parsed: binary, family set, "" leaves them unset */
 static void typed_addresses(void)
 {
-	static const __u8 mac[6] = { 0x02, 0, 0, 0, 0xc1, 0x01 };
+	static const __u8 mac[6] = {0x02, 0, 0, 0, 0xc1, 0x01};
 	struct config cfg;
 	char err[CFG_ERR_LEN];
 
@@ -158,101 +158,101 @@ static void bad(void)
 		const char *yaml;
 		const char *msg;
 	} cases[] = {
-		{ "", "t.yaml:1: empty configuration" },
-		{ "- a\n- b\n", "t.yaml:1: the top level must be a mapping" },
-		{ "interface: [eth0\n", "t.yaml:2: YAML syntax error: did not find expected ',' or "
-					"']' while parsing a flow sequence" },
-		{ "services: []\nnodes: []\n", "t.yaml:1: missing required key 'interface' in the "
-					       "top level" },
-		{ MINIMAL "colour: blue\n", "t.yaml:6: unknown key 'colour' in the top level" },
-		{ MINIMAL "interface: eth1\n", "t.yaml:6: duplicate key 'interface' in the top "
-					      "level" },
-		{ MINIMAL "poll_interval_ms: soon\n", "t.yaml:6: 'poll_interval_ms' must be an "
-						      "integer from 10 to 3600000, not 'soon'" },
-		{ MINIMAL "poll_interval_ms: -5\n", "t.yaml:6: 'poll_interval_ms' must be an "
-						    "integer from 10 to 3600000, not '-5'" },
-		{ MINIMAL "max_conn_rate: -1\n", "t.yaml:6: 'max_conn_rate' must be an integer "
-						  "from 0 to 100000000, not '-1'" },
-		{ MINIMAL "max_conn_rate: 1e9\n", "t.yaml:6: 'max_conn_rate' must be an integer "
-						   "from 0 to 100000000, not '1e9'" },
-		{ MINIMAL "xdp_mode: offload\n", "t.yaml:6: 'xdp_mode' must be one of native, "
-						 "generic, not 'offload'" },
-		{ MINIMAL "flow_cache: 1\n", "t.yaml:6: 'flow_cache' must be true or false, not '1'" },
-		{ MINIMAL "icmp_too_big: maybe\n", "t.yaml:6: 'icmp_too_big' must be true or false, "
-						   "not 'maybe'" },
-		{ MINIMAL "health: {fail_after: 0}\n", "t.yaml:6: 'fail_after' must be an integer "
-						       "from 1 to 100, not '0'" },
-		{ MINIMAL "health: {flap: 1}\n", "t.yaml:6: unknown key 'flap' in 'health'" },
-		{ MINIMAL "maps: {conns: 10}\n", "t.yaml:6: 'conns' must be an integer from 1024 to "
-						 "67108864, not '10'" },
-		{ MINIMAL "maps: {ring: 7}\n", "t.yaml:6: unknown key 'ring' in 'maps'" },
-		{ MINIMAL "ai: {kv_weight: lots}\n", "t.yaml:6: 'kv_weight' must be a number from 0 "
-						     "to 100, not 'lots'" },
-		{ MINIMAL "ai: {temp_soft_c: 95}\n", "t.yaml:6: 'ai.temp_soft_c' must be below "
-						     "'ai.temp_hard_c'" },
-		{ MINIMAL "gateway_mac: 02:00:00\n", "t.yaml:6: 'gateway_mac' is not a MAC address "
-						     "like 02:00:00:00:00:01: '02:00:00'" },
-		{ MINIMAL "tunnel_source4: fd00::1\n", "t.yaml:6: 'tunnel_source4' is not an IPv4 "
-						       "address: 'fd00::1'" },
-		{ MINIMAL "tunnel_source6: 10.0.0.1\n", "t.yaml:6: 'tunnel_source6' is not an IPv6 "
-							 "address: '10.0.0.1'" },
-		{ MINIMAL "gateway_mac: [1]\n", "t.yaml:6: 'gateway_mac' must be a single value, not "
-						 "a list or mapping" },
-		{ MINIMAL "status_listen: 7070\n", "t.yaml:6: 'status_listen': invalid listen "
-						   "address \"7070\": no ':PORT' (want HOST:PORT, "
-						   "[HOST]:PORT or :PORT)" },
-		{ MINIMAL "status_listen: 0.0.0.0:7070\n", "t.yaml:6: 'status_listen' 0.0.0.0:7070 is "
-							  "not a loopback address: set "
-							  "'api_token_file'" },
-		{ MINIMAL "interface: [a, b]\n", "t.yaml:6: duplicate key 'interface' in the top "
-						 "level" },
-		{ "interface: [a, b]\nservices: []\nnodes: []\n",
-		  "t.yaml:1: 'interface' must be a single value, not a list or mapping" },
-		{ "interface: eth0\nservices: {}\nnodes: []\n", "t.yaml:2: 'services' must be a list" },
-		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1}\nnodes: []\n",
-		  "t.yaml:3: missing required key 'port' in services[0]" },
-		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.300, port: 1}\nnodes: []\n",
-		  "t.yaml:3: 'vip' is not an IPv4 or IPv6 address: '10.0.0.300'" },
-		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 70000}\n",
-		  "t.yaml:3: 'port' must be an integer from 0 to 65535, not '70000'" },
-		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1, policy: fast}\n",
-		  "t.yaml:3: 'policy' must be one of rr, wrr, hash, least_conn, least_time, ai, not "
-		  "'fast'" },
-		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1, proto: sctp}\n",
-		  "t.yaml:3: 'proto' must be one of tcp, udp, not 'sctp'" },
-		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1, nodes: [x]}\n"
-		  "nodes:\n  - {name: a, address: 10.0.1.1}\n",
-		  "t.yaml:3: service 's' names unknown node 'x'" },
-		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1, nodes: [a, a]}\n"
-		  "nodes:\n  - {name: a, address: 10.0.1.1}\n",
-		  "t.yaml:3: service 's' lists node 'a' twice" },
-		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\n"
-		  "  - {name: t, vip: 10.0.0.1, port: 1}\nnodes:\n  - {name: a, address: 10.0.1.1}\n",
-		  "t.yaml:4: service 't' has the same VIP, port and proto as 's'" },
-		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\n"
-		  "  - {name: s, vip: 10.0.0.2, port: 1}\nnodes:\n  - {name: a, address: 10.0.1.1}\n",
-		  "t.yaml:4: duplicate service name 's'" },
-		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
-		  "  - {name: a, address: 10.0.1.1}\n  - {name: a, address: 10.0.1.2}\n",
-		  "t.yaml:6: duplicate node name 'a'" },
-		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
-		  "  - {name: a, address: 10.0.1.1, weight: 0}\n",
-		  "t.yaml:3: service 's' has no node with a weight above 0" },
-		{ "interface: eth0\nservices:\n  - {name: s, vip: 'fd00::1', port: 1}\nnodes:\n"
-		  "  - {name: a, address: 10.0.1.1}\n",
-		  "t.yaml:3: service 's': an IPv6 VIP cannot be tunnelled to IPv4 node 'a'" },
-		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
-		  "  - {name: a, address: 10.0.1.1, accelerator: tpu}\n",
-		  "t.yaml:5: 'accelerator' must be one of none, gpu, other, not 'tpu'" },
-		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
-		  "  - {name: a-name-that-is-far-too-long-for-a-map, address: 10.0.1.1}\n",
-		  "t.yaml:5: 'name' is too long (at most 31 characters)" },
-		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
-		  "  - {name: a, address: 10.0.1.1, models: llama}\n",
-		  "t.yaml:5: 'models' must be a list of model names" },
-		{ "interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
-		  "  - {name: a, address: 10.0.1.1, port: 80}\n",
-		  "t.yaml:5: unknown key 'port' in nodes[0]" },
+	    {"", "t.yaml:1: empty configuration"},
+	    {"- a\n- b\n", "t.yaml:1: the top level must be a mapping"},
+	    {"interface: [eth0\n", "t.yaml:2: YAML syntax error: did not find expected ',' or "
+				   "']' while parsing a flow sequence"},
+	    {"services: []\nnodes: []\n", "t.yaml:1: missing required key 'interface' in the "
+					  "top level"},
+	    {MINIMAL "colour: blue\n", "t.yaml:6: unknown key 'colour' in the top level"},
+	    {MINIMAL "interface: eth1\n", "t.yaml:6: duplicate key 'interface' in the top "
+					  "level"},
+	    {MINIMAL "poll_interval_ms: soon\n", "t.yaml:6: 'poll_interval_ms' must be an "
+						 "integer from 10 to 3600000, not 'soon'"},
+	    {MINIMAL "poll_interval_ms: -5\n", "t.yaml:6: 'poll_interval_ms' must be an "
+					       "integer from 10 to 3600000, not '-5'"},
+	    {MINIMAL "max_conn_rate: -1\n", "t.yaml:6: 'max_conn_rate' must be an integer "
+					    "from 0 to 100000000, not '-1'"},
+	    {MINIMAL "max_conn_rate: 1e9\n", "t.yaml:6: 'max_conn_rate' must be an integer "
+					     "from 0 to 100000000, not '1e9'"},
+	    {MINIMAL "xdp_mode: offload\n", "t.yaml:6: 'xdp_mode' must be one of native, "
+					    "generic, not 'offload'"},
+	    {MINIMAL "flow_cache: 1\n", "t.yaml:6: 'flow_cache' must be true or false, not '1'"},
+	    {MINIMAL "icmp_too_big: maybe\n", "t.yaml:6: 'icmp_too_big' must be true or false, "
+					      "not 'maybe'"},
+	    {MINIMAL "health: {fail_after: 0}\n", "t.yaml:6: 'fail_after' must be an integer "
+						  "from 1 to 100, not '0'"},
+	    {MINIMAL "health: {flap: 1}\n", "t.yaml:6: unknown key 'flap' in 'health'"},
+	    {MINIMAL "maps: {conns: 10}\n", "t.yaml:6: 'conns' must be an integer from 1024 to "
+					    "67108864, not '10'"},
+	    {MINIMAL "maps: {ring: 7}\n", "t.yaml:6: unknown key 'ring' in 'maps'"},
+	    {MINIMAL "ai: {kv_weight: lots}\n", "t.yaml:6: 'kv_weight' must be a number from 0 "
+						"to 100, not 'lots'"},
+	    {MINIMAL "ai: {temp_soft_c: 95}\n", "t.yaml:6: 'ai.temp_soft_c' must be below "
+						"'ai.temp_hard_c'"},
+	    {MINIMAL "gateway_mac: 02:00:00\n", "t.yaml:6: 'gateway_mac' is not a MAC address "
+						"like 02:00:00:00:00:01: '02:00:00'"},
+	    {MINIMAL "tunnel_source4: fd00::1\n", "t.yaml:6: 'tunnel_source4' is not an IPv4 "
+						  "address: 'fd00::1'"},
+	    {MINIMAL "tunnel_source6: 10.0.0.1\n", "t.yaml:6: 'tunnel_source6' is not an IPv6 "
+						   "address: '10.0.0.1'"},
+	    {MINIMAL "gateway_mac: [1]\n", "t.yaml:6: 'gateway_mac' must be a single value, not "
+					   "a list or mapping"},
+	    {MINIMAL "status_listen: 7070\n", "t.yaml:6: 'status_listen': invalid listen "
+					      "address \"7070\": no ':PORT' (want HOST:PORT, "
+					      "[HOST]:PORT or :PORT)"},
+	    {MINIMAL "status_listen: 0.0.0.0:7070\n", "t.yaml:6: 'status_listen' 0.0.0.0:7070 is "
+						      "not a loopback address: set "
+						      "'api_token_file'"},
+	    {MINIMAL "interface: [a, b]\n", "t.yaml:6: duplicate key 'interface' in the top "
+					    "level"},
+	    {"interface: [a, b]\nservices: []\nnodes: []\n",
+	     "t.yaml:1: 'interface' must be a single value, not a list or mapping"},
+	    {"interface: eth0\nservices: {}\nnodes: []\n", "t.yaml:2: 'services' must be a list"},
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1}\nnodes: []\n",
+	     "t.yaml:3: missing required key 'port' in services[0]"},
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.300, port: 1}\nnodes: []\n",
+	     "t.yaml:3: 'vip' is not an IPv4 or IPv6 address: '10.0.0.300'"},
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 70000}\n",
+	     "t.yaml:3: 'port' must be an integer from 0 to 65535, not '70000'"},
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1, policy: fast}\n",
+	     "t.yaml:3: 'policy' must be one of rr, wrr, hash, least_conn, least_time, ai, not "
+	     "'fast'"},
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1, proto: sctp}\n",
+	     "t.yaml:3: 'proto' must be one of tcp, udp, not 'sctp'"},
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1, nodes: [x]}\n"
+	     "nodes:\n  - {name: a, address: 10.0.1.1}\n",
+	     "t.yaml:3: service 's' names unknown node 'x'"},
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1, nodes: [a, a]}\n"
+	     "nodes:\n  - {name: a, address: 10.0.1.1}\n",
+	     "t.yaml:3: service 's' lists node 'a' twice"},
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\n"
+	     "  - {name: t, vip: 10.0.0.1, port: 1}\nnodes:\n  - {name: a, address: 10.0.1.1}\n",
+	     "t.yaml:4: service 't' has the same VIP, port and proto as 's'"},
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\n"
+	     "  - {name: s, vip: 10.0.0.2, port: 1}\nnodes:\n  - {name: a, address: 10.0.1.1}\n",
+	     "t.yaml:4: duplicate service name 's'"},
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
+	     "  - {name: a, address: 10.0.1.1}\n  - {name: a, address: 10.0.1.2}\n",
+	     "t.yaml:6: duplicate node name 'a'"},
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
+	     "  - {name: a, address: 10.0.1.1, weight: 0}\n",
+	     "t.yaml:3: service 's' has no node with a weight above 0"},
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 'fd00::1', port: 1}\nnodes:\n"
+	     "  - {name: a, address: 10.0.1.1}\n",
+	     "t.yaml:3: service 's': an IPv6 VIP cannot be tunnelled to IPv4 node 'a'"},
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
+	     "  - {name: a, address: 10.0.1.1, accelerator: tpu}\n",
+	     "t.yaml:5: 'accelerator' must be one of none, gpu, other, not 'tpu'"},
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
+	     "  - {name: a-name-that-is-far-too-long-for-a-map, address: 10.0.1.1}\n",
+	     "t.yaml:5: 'name' is too long (at most 31 characters)"},
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
+	     "  - {name: a, address: 10.0.1.1, models: llama}\n",
+	     "t.yaml:5: 'models' must be a list of model names"},
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
+	     "  - {name: a, address: 10.0.1.1, port: 80}\n",
+	     "t.yaml:5: unknown key 'port' in nodes[0]"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -366,8 +366,8 @@ static void readme_keys_equal_table(void)
 	ASSERT_LE(readme.n, MAX_KEYS - 1, "key set large enough");
 	for (int i = 0; i < table.n; i++)
 		if (!key_set_has(&readme, table.path[i]))
-			test__fail_msg(__FILE__, __LINE__, "key '%s' is parsed but not in README.md",
-				       table.path[i]);
+			test__fail_msg(__FILE__, __LINE__,
+				       "key '%s' is parsed but not in README.md", table.path[i]);
 	for (int i = 0; i < readme.n; i++)
 		if (!key_set_has(&table, readme.path[i]))
 			test__fail_msg(__FILE__, __LINE__,
@@ -377,13 +377,13 @@ static void readme_keys_equal_table(void)
 }
 
 static const struct test_case cases[] = {
-	{ "example", example },
-	{ "defaults", defaults },
-	{ "typed_addresses", typed_addresses },
-	{ "nodes_before_services", nodes_before_services },
-	{ "bad", bad },
-	{ "missing_file", missing_file },
-	{ "readme_keys_equal_table", readme_keys_equal_table },
+    {"example", example},
+    {"defaults", defaults},
+    {"typed_addresses", typed_addresses},
+    {"nodes_before_services", nodes_before_services},
+    {"bad", bad},
+    {"missing_file", missing_file},
+    {"readme_keys_equal_table", readme_keys_equal_table},
 };
 
 TEST_MAIN("config", cases)

@@ -13,31 +13,31 @@ static const struct {
 	int port;
 	bool loopback;
 } listen_cases[] = {
-	{ "127.0.0.1:7070", AF_INET, "127.0.0.1", 7070, true },
-	{ "10.0.0.2:7071", AF_INET, "10.0.0.2", 7071, false },
-	{ "0.0.0.0:80", AF_INET, "0.0.0.0", 80, false },
-	{ ":8000", AF_INET, "0.0.0.0", 8000, false },		/* empty host: any (agent, simnode) */
-	{ "localhost:7070", AF_INET, "127.0.0.1", 7070, true }, /* aibld took localhost */
-	{ "[localhost]:1", AF_INET, "127.0.0.1", 1, true },
-	{ "[::1]:7070", AF_INET6, "::1", 7070, true },
-	{ "[fd00::2]:443", AF_INET6, "fd00::2", 443, false },
-	{ "[::ffff:127.0.0.1]:9", AF_INET6, "::ffff:127.0.0.1", 9, true },
-	{ "[127.0.0.1]:7070", AF_INET, "127.0.0.1", 7070, true }, /* aibld took it */
-	{ "fd00::2:7070", AF_INET6, "fd00::2", 7070, false },	 /* aibld: unbracketed v6 */
-	{ "127.0.0.1:0", AF_INET, "127.0.0.1", 0, true },	 /* agent: the kernel picks */
-	{ "127.0.0.1:65535", AF_INET, "127.0.0.1", 65535, true },
-	{ "7070", 0 },
-	{ "", 0 },
-	{ "127.0.0.1:", 0 },
-	{ "127.0.0.1:65536", 0 },
-	{ "127.0.0.1:-1", 0 },
-	{ "127.0.0.1:80x", 0 },
-	{ "127.0.0.1: 80", 0 },
-	{ "10.0.0.300:80", 0 },	 /* a mistyped address is not sent to DNS */
-	{ "[::1:80", 0 },
-	{ "[::1]80", 0 },
-	{ "[]:80", 0 },
-	{ "no host!:80", 0 },
+    {"127.0.0.1:7070", AF_INET, "127.0.0.1", 7070, true},
+    {"10.0.0.2:7071", AF_INET, "10.0.0.2", 7071, false},
+    {"0.0.0.0:80", AF_INET, "0.0.0.0", 80, false},
+    {":8000", AF_INET, "0.0.0.0", 8000, false},		  /* empty host: any (agent, simnode) */
+    {"localhost:7070", AF_INET, "127.0.0.1", 7070, true}, /* aibld took localhost */
+    {"[localhost]:1", AF_INET, "127.0.0.1", 1, true},
+    {"[::1]:7070", AF_INET6, "::1", 7070, true},
+    {"[fd00::2]:443", AF_INET6, "fd00::2", 443, false},
+    {"[::ffff:127.0.0.1]:9", AF_INET6, "::ffff:127.0.0.1", 9, true},
+    {"[127.0.0.1]:7070", AF_INET, "127.0.0.1", 7070, true}, /* aibld took it */
+    {"fd00::2:7070", AF_INET6, "fd00::2", 7070, false},	    /* aibld: unbracketed v6 */
+    {"127.0.0.1:0", AF_INET, "127.0.0.1", 0, true},	    /* agent: the kernel picks */
+    {"127.0.0.1:65535", AF_INET, "127.0.0.1", 65535, true},
+    {"7070", 0},
+    {"", 0},
+    {"127.0.0.1:", 0},
+    {"127.0.0.1:65536", 0},
+    {"127.0.0.1:-1", 0},
+    {"127.0.0.1:80x", 0},
+    {"127.0.0.1: 80", 0},
+    {"10.0.0.300:80", 0}, /* a mistyped address is not sent to DNS */
+    {"[::1:80", 0},
+    {"[::1]80", 0},
+    {"[]:80", 0},
+    {"no host!:80", 0},
 };
 
 static void parse_table(void)
@@ -87,8 +87,8 @@ static void optional_outputs(void)
 }
 
 static const struct test_case cases[] = {
-	{ "parse_table", parse_table },
-	{ "optional_outputs", optional_outputs },
+    {"parse_table", parse_table},
+    {"optional_outputs", optional_outputs},
 };
 
 TEST_MAIN("listen", cases)

@@ -10,11 +10,12 @@
 
 static void test_addr_ranges(void)
 {
-	struct lg_addrs l = { 0 };
+	struct lg_addrs l = {0};
 	char err[128], buf[64];
 
 	if (!ASSERT_OK(lg_addrs__parse(&l, "10.0.0.254-10.0.1.2,fd00::fffe-fd00::1:1, 192.0.2.7",
-				       err, sizeof(err)), "parse"))
+				       err, sizeof(err)),
+		       "parse"))
 		goto out;
 	/* .254 .255 1.0 1.1 1.2 | fffe ffff 1:0 1:1 | 192.0.2.7 */
 	ASSERT_EQ(l.n, 10, "count");
@@ -89,8 +90,8 @@ static void test_sse_framing(void)
 
 	/* every split point of the stream gives the same events */
 	for (cut = 0; cut <= len; cut++) {
-		struct lg_sse sse = { 0 };
-		struct sse_seen seen = { 0 };
+		struct lg_sse sse = {0};
+		struct sse_seen seen = {0};
 
 		if (!ASSERT_OK(lg_sse__feed(&sse, stream, cut, sse_cb, &seen), "feed 1") ||
 		    !ASSERT_OK(lg_sse__feed(&sse, stream + cut, len - cut, sse_cb, &seen),
@@ -125,7 +126,7 @@ static void test_percentile(void)
 
 static void test_names(void)
 {
-	struct lg_names t = { 0 };
+	struct lg_names t = {0};
 
 	ASSERT_EQ(lg_names__intern(&t, "n1"), 0, "first");
 	ASSERT_EQ(lg_names__intern(&t, "n2"), 1, "second");
@@ -136,11 +137,11 @@ static void test_names(void)
 }
 
 static const struct test_case cases[] = {
-	{ "addr_ranges", test_addr_ranges },
-	{ "rng_deterministic", test_rng_deterministic },
-	{ "sse_framing", test_sse_framing },
-	{ "percentile", test_percentile },
-	{ "names", test_names },
+    {"addr_ranges", test_addr_ranges},
+    {"rng_deterministic", test_rng_deterministic},
+    {"sse_framing", test_sse_framing},
+    {"percentile", test_percentile},
+    {"names", test_names},
 };
 
 TEST_MAIN("loadgen", cases)

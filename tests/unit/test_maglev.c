@@ -13,7 +13,7 @@
 #include "aibl.h"
 #include "../../user/aibld/maglev.h"
 
-#define M AIBL_RING_SIZE
+#define M    AIBL_RING_SIZE
 #define MAXN 1024
 
 static char names[MAXN][24];
@@ -51,21 +51,19 @@ static double share_error(int n, const __u32 *table)
 
 static void shares(void)
 {
-	static const __u32 w_123[] = { 1, 2, 3 };
-	static const __u32 w_1k[] = { 1, 1000 };
-	static const __u32 w_dec[] = { 1, 10, 100, 1000, 10000 };
-	static const __u32 w_mix[] = { 100, 100, 100, 5, 5000, 250, 1, 65535 };
+	static const __u32 w_123[] = {1, 2, 3};
+	static const __u32 w_1k[] = {1, 1000};
+	static const __u32 w_dec[] = {1, 10, 100, 1000, 10000};
+	static const __u32 w_mix[] = {100, 100, 100, 5, 5000, 250, 1, 65535};
 	static __u32 w_rand[256];
 	struct {
 		const char *name;
 		int n;
 		const __u32 *w;
 	} cases[] = {
-		{ "equal 2", 2, NULL },	   { "equal 7", 7, NULL },
-		{ "equal 64", 64, NULL },  { "equal 1000", 1000, NULL },
-		{ "1:2:3", 3, w_123 },	   { "1:1000", 2, w_1k },
-		{ "decades", 5, w_dec },   { "mixed", 8, w_mix },
-		{ "random 256", 256, w_rand },
+	    {"equal 2", 2, NULL},	{"equal 7", 7, NULL}, {"equal 64", 64, NULL},
+	    {"equal 1000", 1000, NULL}, {"1:2:3", 3, w_123},  {"1:1000", 2, w_1k},
+	    {"decades", 5, w_dec},	{"mixed", 8, w_mix},  {"random 256", 256, w_rand},
 	};
 	__u32 x = 12345;
 
@@ -88,7 +86,7 @@ static void shares(void)
 /* removing one of N: only its own slots move, and they are <= 1.2/N */
 static void disruption(void)
 {
-	static const int ns[] = { 3, 10, 64, 256 };
+	static const int ns[] = {3, 10, 64, 256};
 
 	for (size_t k = 0; k < sizeof(ns) / sizeof(ns[0]); k++) {
 		int n = ns[k];
@@ -143,7 +141,8 @@ static __u64 table_sum(int n)
 	static __u64 h[M];
 
 	for (int s = 0; s < M; s++)
-		h[s] = t1[s] == AIBL_NO_BACKEND ? 0 : XXH64(in[t1[s]].name, strlen(in[t1[s]].name), 0);
+		h[s] =
+		    t1[s] == AIBL_NO_BACKEND ? 0 : XXH64(in[t1[s]].name, strlen(in[t1[s]].name), 0);
 	return XXH64(h, sizeof(h), 0);
 }
 
@@ -194,11 +193,8 @@ static void empty(void)
 }
 
 static const struct test_case cases[] = {
-	{ "shares", shares },
-	{ "disruption", disruption },
-	{ "weight_change", weight_change },
-	{ "determinism", determinism },
-	{ "empty", empty },
+    {"shares", shares},		  {"disruption", disruption}, {"weight_change", weight_change},
+    {"determinism", determinism}, {"empty", empty},
 };
 
 TEST_MAIN("maglev", cases)

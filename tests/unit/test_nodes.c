@@ -120,7 +120,7 @@ static void hint(struct agent_report *r, const char *client, const char *vip, co
 /* the agent says the node has these models resident */
 static void resident(struct agent_report *r, const char *m1, const char *m2)
 {
-	const char *m[] = { m1, m2 };
+	const char *m[] = {m1, m2};
 
 	r->nmodels = 0;
 	for (int i = 0; i < 2; i++) {
@@ -187,10 +187,10 @@ static void pins(void)
 	resident(&a->rep, "m1", "m2");
 	resident(&b->rep, "m1", "m2");
 	hint(&a->rep, "192.0.2.1", "10.0.0.1", "", 0.9, 60000); /* chat by VIP */
-	hint(&a->rep, "192.0.2.2", "", "m2", 0.5, 5000); /* code by model */
-	hint(&a->rep, "192.0.2.3", "10.0.0.3", "", 0.9, 5000); /* web: hash, no pins */
+	hint(&a->rep, "192.0.2.2", "", "m2", 0.5, 5000);	/* code by model */
+	hint(&a->rep, "192.0.2.3", "10.0.0.3", "", 0.9, 5000);	/* web: hash, no pins */
 	hint(&a->rep, "not-an-ip", "10.0.0.1", "", 0.9, 5000);
-	hint(&a->rep, "192.0.2.4", "10.0.0.9", "", 0.9, 5000); /* no such VIP */
+	hint(&a->rep, "192.0.2.4", "10.0.0.9", "", 0.9, 5000);	/* no such VIP */
 	hint(&b->rep, "192.0.2.1", "10.0.0.1", "", 0.95, 5000); /* same client, better */
 	now = clock_mono_ns();
 	if (!ASSERT_OK(nodes__build_pins(&d, &p, &n), "build"))
@@ -341,10 +341,10 @@ static void agent_vs_backend(void)
 }
 
 static const struct test_case cases[] = {
-	{ "breaker", breaker },
-	{ "agent_vs_backend", agent_vs_backend },
-	{ "pins", pins },
-	{ "pins_only_where_useful", pins_only_where_useful },
+    {"breaker", breaker},
+    {"agent_vs_backend", agent_vs_backend},
+    {"pins", pins},
+    {"pins_only_where_useful", pins_only_where_useful},
 };
 
 TEST_MAIN("nodes", cases)

@@ -10,7 +10,7 @@
 static struct config cfg;
 static struct cfg_node cn[NN];
 static struct cfg_service svc;
-static int svc_nodes[NN] = { 0, 1, 2, 3 };
+static int svc_nodes[NN] = {0, 1, 2, 3};
 static struct agent_report rep[NN];
 static struct policy_node pn[NN];
 static struct policy_out out[NN];
@@ -25,8 +25,8 @@ static void setup(int policy)
 		cn[i].weight = 100 * (i + 1);
 		cn[i].accel = AIBL_ACCEL_GPU;
 		agent_report__init(&rep[i]);
-		pn[i] = (struct policy_node){ .cfg = &cn[i], .usable = true, .ttft_ms = -1,
-					      .lat_ms = -1, .active = -1 };
+		pn[i] = (struct policy_node){
+		    .cfg = &cn[i], .usable = true, .ttft_ms = -1, .lat_ms = -1, .active = -1};
 	}
 	cfg.nodes = cn;
 	cfg.nnodes = NN;
@@ -64,7 +64,7 @@ static void rr_wrr_hash(void)
 {
 	setup(AIBL_POL_RR);
 	pn[1].usable = false; /* down or draining */
-	cn[2].weight = 0; /* standby */
+	cn[2].weight = 0;     /* standby */
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "rr");
 	ASSERT_EQ(out[0].weight, 1, "rr equal");
 	ASSERT_EQ(out[1].weight, 0, "rr unusable");
@@ -359,7 +359,7 @@ static void ai_latency_spill(void)
 	pn[0].lat_ms = 100;
 	pn[1].lat_ms = 150;
 	pn[2].lat_ms = 300; /* 2.5x slower accelerator */
-	pn[3].lat_ms = -1; /* never measured: explored at full weight */
+	pn[3].lat_ms = -1;  /* never measured: explored at full weight */
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "light load");
 	ASSERT_EQ(out[0].weight, 100, "fastest");
 	ASSERT_EQ(out[1].weight, 67, "in proportion to speed: 100 * 100 / 150");
@@ -476,7 +476,7 @@ static void ai_stale(void)
 	pressure(&rep[0], 0.9);
 	pressure(&rep[1], 0);
 	pn[1].fresh = false; /* its last report said idle, but it is old */
-	pn[2].rep = NULL; /* agent configured, nothing heard yet */
+	pn[2].rep = NULL;    /* agent configured, nothing heard yet */
 	pn[2].fresh = false;
 	pn[3].usable = false;
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "stale");
@@ -511,17 +511,17 @@ static void hysteresis(void)
 }
 
 static const struct test_case cases[] = {
-	{ "modes", modes },
-	{ "rr_wrr_hash", rr_wrr_hash },
-	{ "least_conn_time", least_conn_time },
-	{ "ai_load", ai_load },
-	{ "ai_overload", ai_overload },
-	{ "ai_unknown_gpu_figures", ai_unknown_gpu_figures },
-	{ "ai_weights", ai_weights },
-	{ "ai_cold_start", ai_cold_start },
-	{ "ai_latency_spill", ai_latency_spill },
-	{ "ai_stale", ai_stale },
-	{ "hysteresis", hysteresis },
+    {"modes", modes},
+    {"rr_wrr_hash", rr_wrr_hash},
+    {"least_conn_time", least_conn_time},
+    {"ai_load", ai_load},
+    {"ai_overload", ai_overload},
+    {"ai_unknown_gpu_figures", ai_unknown_gpu_figures},
+    {"ai_weights", ai_weights},
+    {"ai_cold_start", ai_cold_start},
+    {"ai_latency_spill", ai_latency_spill},
+    {"ai_stale", ai_stale},
+    {"hysteresis", hysteresis},
 };
 
 TEST_MAIN("policy", cases)

@@ -82,9 +82,9 @@ static void page_vllm(void)
 		ASSERT_STREQ(f->help, "Histogram of time to first token in seconds.", "help");
 	}
 	ASSERT_EQ(promtext__sum(&pg, "vllm:time_to_first_token_seconds_bucket", &v), 13, "buckets");
-	ASSERT_EQ(promtext__sum_where(&pg, "vllm:time_to_first_token_seconds_bucket", "le", "+Inf",
-				      &v),
-		  1, "+Inf bucket");
+	ASSERT_EQ(
+	    promtext__sum_where(&pg, "vllm:time_to_first_token_seconds_bucket", "le", "+Inf", &v),
+	    1, "+Inf bucket");
 	ASSERT_TRUE(near(v, 42), "+Inf count");
 	ASSERT_EQ(promtext__sum(&pg, "vllm:time_to_first_token_seconds_sum", &v), 1, "sum");
 	ASSERT_TRUE(near(v, 5.25), "sum value");
@@ -100,11 +100,13 @@ static void page_vllm(void)
 			continue;
 		ASSERT_STREQ(prom_sample__label(&pg, s, "running_lora_adapters"),
 			     "sql-lora,chat-lora", "lora running");
-		ASSERT_STREQ(prom_sample__label(&pg, s, "waiting_lora_adapters"), "", "empty label");
+		ASSERT_STREQ(prom_sample__label(&pg, s, "waiting_lora_adapters"), "",
+			     "empty label");
 		ASSERT_EQ(s->nlabels, 3, "lora labels");
 	}
 	/* NaN is a value, skipped by sums */
-	ASSERT_EQ(promtext__sum(&pg, "vllm:spec_decode_draft_acceptance_rate", &v), 0, "NaN skipped");
+	ASSERT_EQ(promtext__sum(&pg, "vllm:spec_decode_draft_acceptance_rate", &v), 0,
+		  "NaN skipped");
 	ASSERT_EQ(promtext__sum(&pg, "python_gc_objects_collected_total", &v), 3, "gc");
 	ASSERT_TRUE(near(v, 12875 + 2310 + 87), "gc sum");
 out:
@@ -118,22 +120,22 @@ static void page_others(void)
 		int n;
 		double sum;
 	} pages[] = {
-		{ "vllm-v0.txt", "vllm:gpu_cache_usage_perc", 1, 0.875 },
-		{ "vllm-v0.txt", "vllm:time_to_first_token_seconds_count", 1, 100 },
-		{ "sglang.txt", "sglang:num_queue_reqs", 1, 4 },
-		{ "sglang.txt", "sglang:num_running_reqs", 1, 12 },
-		{ "sglang.txt", "sglang:token_usage", 1, 0.62 },
-		{ "sglang.txt", "sglang:cache_hit_rate", 1, 0.55 },
-		{ "sglang.txt", "sglang_num_queue_reqs", 1, 4 },
-		{ "sglang.txt", "sglang_cache_hit_rate", 1, 0.55 },
-		{ "sglang-new.txt", "sglang_num_running_reqs", 2, 12 },
-		{ "trtllm.txt", "trtllm_time_to_first_token_seconds_sum", 1, 9.3 },
-		{ "trtllm.txt", "trtllm_kv_cache_utilization", 1, 0.18 },
-		{ "triton.txt", "nv_inference_pending_request_count", 2, 6 },
-		{ "triton.txt", "nv_gpu_utilization", 1, 0.82 },
-		{ "tgi.txt", "tgi_queue_size", 1, 9 },
-		{ "tgi.txt", "tgi_batch_current_size", 1, 16 },
-		{ "tgi.txt", "tgi_request_queue_duration", 5, 0.000021 + 0.0123 + 0.25 + 1.5 + 2.75 },
+	    {"vllm-v0.txt", "vllm:gpu_cache_usage_perc", 1, 0.875},
+	    {"vllm-v0.txt", "vllm:time_to_first_token_seconds_count", 1, 100},
+	    {"sglang.txt", "sglang:num_queue_reqs", 1, 4},
+	    {"sglang.txt", "sglang:num_running_reqs", 1, 12},
+	    {"sglang.txt", "sglang:token_usage", 1, 0.62},
+	    {"sglang.txt", "sglang:cache_hit_rate", 1, 0.55},
+	    {"sglang.txt", "sglang_num_queue_reqs", 1, 4},
+	    {"sglang.txt", "sglang_cache_hit_rate", 1, 0.55},
+	    {"sglang-new.txt", "sglang_num_running_reqs", 2, 12},
+	    {"trtllm.txt", "trtllm_time_to_first_token_seconds_sum", 1, 9.3},
+	    {"trtllm.txt", "trtllm_kv_cache_utilization", 1, 0.18},
+	    {"triton.txt", "nv_inference_pending_request_count", 2, 6},
+	    {"triton.txt", "nv_gpu_utilization", 1, 0.82},
+	    {"tgi.txt", "tgi_queue_size", 1, 9},
+	    {"tgi.txt", "tgi_batch_current_size", 1, 16},
+	    {"tgi.txt", "tgi_request_queue_duration", 5, 0.000021 + 0.0123 + 0.25 + 1.5 + 2.75},
 	};
 	struct prom_page pg;
 	double v;
@@ -158,9 +160,9 @@ static void triton_timestamps_and_summary(void)
 		goto out;
 	ASSERT_TRUE(pg.samples[0].has_ts, "timestamp seen");
 	ASSERT_EQ(pg.samples[0].ts_ms, 1723541700000LL, "timestamp value");
-	ASSERT_EQ(promtext__sum_where(&pg, "nv_trt_llm_request_metrics", "request_type", "waiting",
-				      &v),
-		  1, "waiting");
+	ASSERT_EQ(
+	    promtext__sum_where(&pg, "nv_trt_llm_request_metrics", "request_type", "waiting", &v),
+	    1, "waiting");
 	ASSERT_TRUE(near(v, 6), "waiting value");
 	promtext__free(&pg);
 
@@ -172,8 +174,8 @@ static void triton_timestamps_and_summary(void)
 	ASSERT_EQ(promtext__sum(&pg, "tgi_request_queue_duration_count", &v), 1, "count");
 	ASSERT_EQ(pg.samples[0].has_ts, false, "no timestamp");
 	/* two histogram series in one family, split by a label */
-	ASSERT_EQ(promtext__sum_where(&pg, "tgi_batch_inference_duration_bucket", "le", "+Inf", &v), 2,
-		  "two series");
+	ASSERT_EQ(promtext__sum_where(&pg, "tgi_batch_inference_duration_bucket", "le", "+Inf", &v),
+		  2, "two series");
 out:
 	promtext__free(&pg);
 }
@@ -207,7 +209,8 @@ static void format_corners(void)
 	if (!ASSERT_OK(ret, err))
 		goto out;
 	ASSERT_EQ(pg.nsamples, 10, "samples");
-	ASSERT_STREQ(promtext__family(&pg, "esc")->help, "Line one\nline two \\ end", "help escapes");
+	ASSERT_STREQ(promtext__family(&pg, "esc")->help, "Line one\nline two \\ end",
+		     "help escapes");
 	ASSERT_OK_PTR(promtext__family(&pg, "not_help:"), "hash without blank");
 	s = &pg.samples[0];
 	ASSERT_STREQ(prom_sample__label(&pg, s, "path"), "C:\\dir", "backslash");
@@ -237,51 +240,51 @@ static const struct bad_page {
 	int err;
 	const char *msg;
 } bad_pages[] = {
-	{ "garbage", "hello world\n", -EINVAL, "line 1: hello: invalid value \"world\"" },
-	{ "html", "ok 1\n<html><body>502 Bad Gateway</body></html>\n", -EINVAL, "line 2: expected a metric" },
-	{ "json", "{\"error\":\"nope\"}", -EINVAL, "line 1: expected a metric" },
-	{ "no value", "a 1\nb\n", -EINVAL, "line 2: b: missing value" },
-	{ "no value after labels", "a{x=\"1\"}\n", -EINVAL, "line 1: a: missing value" },
-	{ "bad value", "a 1.2.3\n", -EINVAL, "invalid value \"1.2.3\"" },
-	{ "hex value", "a 0x10\n", -EINVAL, "invalid value" },
-	{ "bad timestamp", "a 1 12.5\n", -EINVAL, "invalid timestamp" },
-	{ "trailing text", "a 1 100 extra\n", -EINVAL, "trailing text" },
-	{ "bad name char", "a-b 1\n", -EINVAL, "invalid character '-'" },
-	{ "digit start", "1abc 1\n", -EINVAL, "expected a metric name" },
-	{ "unterminated labels", "a{x=\"1\" 1\n", -EINVAL, "expected ',' or '}'" },
-	{ "unterminated value", "a{x=\"1} 1\n", -EINVAL, "unterminated value of label x" },
-	{ "unquoted value", "a{x=1} 1\n", -EINVAL, "expected '\"'" },
-	{ "bad escape", "a{x=\"\\t\"} 1\n", -EINVAL, "invalid escape \"\\t\"" },
-	{ "label colon", "a{x:y=\"1\"} 1\n", -EINVAL, "expected '='" },
-	{ "double comma", "a{x=\"1\",,} 1\n", -EINVAL, "expected a label name" },
-	{ "duplicate label", "a{x=\"1\",x=\"2\"} 1\n", -EINVAL, "label x given twice" },
-	{ "duplicate series", "a{x=\"1\",y=\"2\"} 1\nb 2\na{y=\"2\",x=\"1\"} 3\n", -EINVAL,
-	  "line 3: duplicate series a (first on line 1)" },
-	{ "unknown type", "# TYPE a gaugeish\n", -EINVAL, "unknown metric type" },
-	{ "type twice", "# TYPE a gauge\n# TYPE a counter\n", -EINVAL, "line 2: second TYPE" },
-	{ "type after sample", "a 1\n# TYPE a gauge\n", -EINVAL, "after its samples" },
-	{ "help twice", "# HELP a x\n# HELP a y\n", -EINVAL, "second HELP" },
-	{ "type no type", "# TYPE a\n", -EINVAL, "without a type" },
-	{ "type trailing", "# TYPE a gauge extra\n", -EINVAL, "trailing text after TYPE" },
-	{ "histogram no le", "# TYPE h histogram\nh_bucket 1\n", -EINVAL, "without an le label" },
-	{ "histogram bad le", "# TYPE h histogram\nh_bucket{le=\"x\"} 1\n", -EINVAL, "not a number" },
-	{ "histogram le order",
-	  "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"0.5\"} 1\nh_bucket{le=\"+Inf\"} 1\n",
-	  -EINVAL, "line 3: histogram h_bucket: le=\"0.5\" not above" },
-	{ "histogram count drops",
-	  "# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 4\n", -EINVAL,
-	  "below the previous" },
-	{ "histogram no +Inf", "# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_sum 3\nh_count 5\n",
-	  -EINVAL, "line 2: histogram h: series has no le=\"+Inf\"" },
-	{ "histogram next series without +Inf",
-	  "# TYPE h histogram\nh_bucket{m=\"a\",le=\"1\"} 5\nh_bucket{m=\"b\",le=\"1\"} 5\n"
-	  "h_bucket{m=\"b\",le=\"+Inf\"} 5\n",
-	  -EINVAL, "line 3: histogram h_bucket: series on line 2 has no" },
-	{ "histogram bare sample", "# TYPE h histogram\nh 1\n", -EINVAL, "without _bucket" },
-	{ "summary no quantile", "# TYPE s summary\ns 1\n", -EINVAL, "without a quantile" },
-	{ "summary quantile 2", "# TYPE s summary\ns{quantile=\"2\"} 1\n", -EINVAL, "not in [0, 1]" },
-	{ "NUL byte", "a 1\nb\0 2\n", -EINVAL, "line 2: NUL byte" },
-	{ "lone CR", "a 1\rb 2\n", -EINVAL, "line 1:" },
+    {"garbage", "hello world\n", -EINVAL, "line 1: hello: invalid value \"world\""},
+    {"html", "ok 1\n<html><body>502 Bad Gateway</body></html>\n", -EINVAL,
+     "line 2: expected a metric"},
+    {"json", "{\"error\":\"nope\"}", -EINVAL, "line 1: expected a metric"},
+    {"no value", "a 1\nb\n", -EINVAL, "line 2: b: missing value"},
+    {"no value after labels", "a{x=\"1\"}\n", -EINVAL, "line 1: a: missing value"},
+    {"bad value", "a 1.2.3\n", -EINVAL, "invalid value \"1.2.3\""},
+    {"hex value", "a 0x10\n", -EINVAL, "invalid value"},
+    {"bad timestamp", "a 1 12.5\n", -EINVAL, "invalid timestamp"},
+    {"trailing text", "a 1 100 extra\n", -EINVAL, "trailing text"},
+    {"bad name char", "a-b 1\n", -EINVAL, "invalid character '-'"},
+    {"digit start", "1abc 1\n", -EINVAL, "expected a metric name"},
+    {"unterminated labels", "a{x=\"1\" 1\n", -EINVAL, "expected ',' or '}'"},
+    {"unterminated value", "a{x=\"1} 1\n", -EINVAL, "unterminated value of label x"},
+    {"unquoted value", "a{x=1} 1\n", -EINVAL, "expected '\"'"},
+    {"bad escape", "a{x=\"\\t\"} 1\n", -EINVAL, "invalid escape \"\\t\""},
+    {"label colon", "a{x:y=\"1\"} 1\n", -EINVAL, "expected '='"},
+    {"double comma", "a{x=\"1\",,} 1\n", -EINVAL, "expected a label name"},
+    {"duplicate label", "a{x=\"1\",x=\"2\"} 1\n", -EINVAL, "label x given twice"},
+    {"duplicate series", "a{x=\"1\",y=\"2\"} 1\nb 2\na{y=\"2\",x=\"1\"} 3\n", -EINVAL,
+     "line 3: duplicate series a (first on line 1)"},
+    {"unknown type", "# TYPE a gaugeish\n", -EINVAL, "unknown metric type"},
+    {"type twice", "# TYPE a gauge\n# TYPE a counter\n", -EINVAL, "line 2: second TYPE"},
+    {"type after sample", "a 1\n# TYPE a gauge\n", -EINVAL, "after its samples"},
+    {"help twice", "# HELP a x\n# HELP a y\n", -EINVAL, "second HELP"},
+    {"type no type", "# TYPE a\n", -EINVAL, "without a type"},
+    {"type trailing", "# TYPE a gauge extra\n", -EINVAL, "trailing text after TYPE"},
+    {"histogram no le", "# TYPE h histogram\nh_bucket 1\n", -EINVAL, "without an le label"},
+    {"histogram bad le", "# TYPE h histogram\nh_bucket{le=\"x\"} 1\n", -EINVAL, "not a number"},
+    {"histogram le order",
+     "# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"0.5\"} 1\nh_bucket{le=\"+Inf\"} 1\n",
+     -EINVAL, "line 3: histogram h_bucket: le=\"0.5\" not above"},
+    {"histogram count drops", "# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_bucket{le=\"+Inf\"} 4\n",
+     -EINVAL, "below the previous"},
+    {"histogram no +Inf", "# TYPE h histogram\nh_bucket{le=\"1\"} 5\nh_sum 3\nh_count 5\n", -EINVAL,
+     "line 2: histogram h: series has no le=\"+Inf\""},
+    {"histogram next series without +Inf",
+     "# TYPE h histogram\nh_bucket{m=\"a\",le=\"1\"} 5\nh_bucket{m=\"b\",le=\"1\"} 5\n"
+     "h_bucket{m=\"b\",le=\"+Inf\"} 5\n",
+     -EINVAL, "line 3: histogram h_bucket: series on line 2 has no"},
+    {"histogram bare sample", "# TYPE h histogram\nh 1\n", -EINVAL, "without _bucket"},
+    {"summary no quantile", "# TYPE s summary\ns 1\n", -EINVAL, "without a quantile"},
+    {"summary quantile 2", "# TYPE s summary\ns{quantile=\"2\"} 1\n", -EINVAL, "not in [0, 1]"},
+    {"NUL byte", "a 1\nb\0 2\n", -EINVAL, "line 2: NUL byte"},
+    {"lone CR", "a 1\rb 2\n", -EINVAL, "line 1:"},
 };
 
 static void malformed(void)
@@ -370,7 +373,8 @@ static void openmetrics_tolerated(void)
 	ASSERT_EQ(promtext__family(&pg, "build_info")->type, PROM_UNTYPED, "info read as untyped");
 	ASSERT_EQ(promtext__sum(&pg, "lat_bucket", &v), 2, "exemplars ignored");
 	ASSERT_TRUE(v == 7, "bucket values");
-	ASSERT_TRUE(pg.samples[3].has_ts && pg.samples[3].ts_ms == 100, "timestamp before exemplar");
+	ASSERT_TRUE(pg.samples[3].has_ts && pg.samples[3].ts_ms == 100,
+		    "timestamp before exemplar");
 	/* one +-Inf sample must not make a sum infinite */
 	ASSERT_EQ(promtext__sum(&pg, "q", &v), 1, "Inf skipped");
 	ASSERT_TRUE(v == 2, "finite sum");
@@ -379,14 +383,14 @@ out:
 }
 
 static const struct test_case cases[] = {
-	{ "openmetrics_tolerated", openmetrics_tolerated },
-	{ "page_vllm", page_vllm },
-	{ "page_others", page_others },
-	{ "triton_timestamps_and_summary", triton_timestamps_and_summary },
-	{ "format_corners", format_corners },
-	{ "malformed", malformed },
-	{ "malformed_file", malformed_file },
-	{ "limits", limits },
+    {"openmetrics_tolerated", openmetrics_tolerated},
+    {"page_vllm", page_vllm},
+    {"page_others", page_others},
+    {"triton_timestamps_and_summary", triton_timestamps_and_summary},
+    {"format_corners", format_corners},
+    {"malformed", malformed},
+    {"malformed_file", malformed_file},
+    {"limits", limits},
 };
 
 TEST_MAIN("promtext", cases)

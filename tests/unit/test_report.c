@@ -149,70 +149,76 @@ static const struct bad_case {
 	int err;
 	const char *msg; /* substring of the message */
 } bad_cases[] = {
-	{ "not json", "{\"schema\":1,", -EINVAL, "invalid JSON" },
-	{ "not object", "[1,2]", -EINVAL, "expected a JSON object" },
-	{ "empty", "", -EINVAL, "invalid JSON" },
-	{ "no schema", "{\"node\":\"n\"}", -EINVAL, "schema: missing" },
-	{ "schema string", "{\"schema\":\"1\",\"node\":\"n\"}", -EINVAL, "schema: expected" },
-	{ "schema 2", "{\"schema\":2,\"node\":\"n\"}", -EPROTO, "not supported" },
-	{ "no node", "{\"schema\":1}", -EINVAL, "node: missing" },
-	{ "empty node", "{\"schema\":1,\"node\":\"\"}", -EINVAL, "node: empty" },
-	{ "node number", "{\"schema\":1,\"node\":5}", -EINVAL, "node: expected a string" },
-	{ "duplicate key", HEAD ",\"node\":\"m\"}", -EINVAL, "duplicate" },
-	{ "nvml string", HEAD ",\"nvml\":\"yes\"}", -EINVAL, "nvml: expected true" },
-	{ "timestamp negative", HEAD ",\"timestamp_ms\":-5}", -EINVAL, "out of range" },
-	{ "timestamp real", HEAD ",\"timestamp_ms\":1.5}", -EINVAL, "expected an integer" },
-	{ "kv over 1", HEAD ",\"kv_cache_usage\":1.5}", -EINVAL, "kv_cache_usage: 1.5 out of range" },
-	{ "queue string", HEAD ",\"queue_depth\":\"3\"}", -EINVAL, "queue_depth: expected a number" },
-	{ "gpus not array", HEAD ",\"nvml\":true,\"gpus\":{}}", -EINVAL, "gpus: expected an array" },
-	{ "gpus without nvml", HEAD ",\"gpus\":[{\"index\":0}]}", -EINVAL, "nvml is false" },
-	{ "gpu not object", HEAD ",\"nvml\":true,\"gpus\":[3]}", -EINVAL, "gpus[0]: expected" },
-	{ "gpu util 101", HEAD ",\"nvml\":true,\"gpus\":[{\"index\":0,\"util_pct\":101}]}", -EINVAL,
-	  "gpus[0].util_pct" },
-	{ "gpu temp string", HEAD ",\"nvml\":true,\"gpus\":[{\"index\":0,\"temp_c\":\"hot\"}]}",
-	  -EINVAL, "gpus[0].temp_c: expected a number or null" },
-	{ "gpu mig index", HEAD ",\"nvml\":true,\"gpus\":[{\"index\":0,\"mig_index\":-1}]}", -EINVAL,
-	  "gpus[0].mig_index" },
-	{ "gpus omitted", HEAD ",\"gpus_omitted\":-1}", -EINVAL, "gpus_omitted" },
-	{ "gpu no index", HEAD ",\"nvml\":true,\"gpus\":[{\"util_pct\":1}]}", -EINVAL,
-	  "gpus[0].index: missing" },
-	{ "gpu mem used > total",
-	  HEAD ",\"nvml\":true,\"gpus\":[{\"index\":0,\"mem_used_bytes\":10,\"mem_total_bytes\":5}]}",
-	  -EINVAL, "exceeds" },
-	{ "server no url", HEAD ",\"servers\":[{\"kind\":\"vllm\"}]}", -EINVAL, "servers[0].url" },
-	{ "server bad kind", HEAD ",\"servers\":[{\"url\":\"u\",\"kind\":\"koboldcpp\"}]}", -EINVAL,
-	  "unknown server kind" },
-	{ "server up string", HEAD ",\"servers\":[{\"url\":\"u\",\"up\":1}]}", -EINVAL,
-	  "servers[0].up" },
-	{ "model no name", HEAD ",\"models\":[{\"resident\":true}]}", -EINVAL, "models[0].name" },
-	{ "model empty name", HEAD ",\"models\":[{\"name\":\"\"}]}", -EINVAL, "empty" },
-	{ "hint bad client", HEAD ",\"hints\":[{\"client\":\"10.0.0\",\"vip\":\"10.1.1.1\",\"ttl_ms\":1}]}",
-	  -EINVAL, "not an IP address" },
-	{ "hint bad vip", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"vip\":\"x\",\"ttl_ms\":1}]}",
-	  -EINVAL, "hints[0].vip" },
-	{ "hint no target", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"ttl_ms\":1}]}", -EINVAL,
-	  "needs a vip or a model" },
-	{ "hint port", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"vip\":\"10.1.1.1\",\"port\":70000,"
-		       "\"ttl_ms\":1}]}",
-	  -EINVAL, "hints[0].port" },
-	{ "hint proto", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"vip\":\"10.1.1.1\",\"proto\":\"sctp\","
-		       "\"ttl_ms\":1}]}",
-	  -EINVAL, "not tcp or udp" },
-	{ "hint no ttl", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"vip\":\"10.1.1.1\"}]}", -EINVAL,
-	  "ttl_ms: missing" },
-	{ "hint score 2", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"model\":\"m\",\"ttl_ms\":1,"
-		       "\"score\":2}]}",
-	  -EINVAL, "score" },
-	{ "hint source", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"model\":\"m\",\"ttl_ms\":1,"
-		       "\"source\":\"rumour\"}]}",
-	  -EINVAL, "hints[0].source" },
-	{ "second hint bad", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"model\":\"m\",\"ttl_ms\":1},"
-		       "{\"client\":\"10.0.0.2\",\"model\":7,\"ttl_ms\":1}]}",
-	  -EINVAL, "hints[1].model" },
-	{ "node too long",
-	  "{\"schema\":1,\"node\":\"" "0123456789012345678901234567890123456789012345678901234567890123"
-	  "\"}",
-	  -E2BIG, "limit 63" },
+    {"not json", "{\"schema\":1,", -EINVAL, "invalid JSON"},
+    {"not object", "[1,2]", -EINVAL, "expected a JSON object"},
+    {"empty", "", -EINVAL, "invalid JSON"},
+    {"no schema", "{\"node\":\"n\"}", -EINVAL, "schema: missing"},
+    {"schema string", "{\"schema\":\"1\",\"node\":\"n\"}", -EINVAL, "schema: expected"},
+    {"schema 2", "{\"schema\":2,\"node\":\"n\"}", -EPROTO, "not supported"},
+    {"no node", "{\"schema\":1}", -EINVAL, "node: missing"},
+    {"empty node", "{\"schema\":1,\"node\":\"\"}", -EINVAL, "node: empty"},
+    {"node number", "{\"schema\":1,\"node\":5}", -EINVAL, "node: expected a string"},
+    {"duplicate key", HEAD ",\"node\":\"m\"}", -EINVAL, "duplicate"},
+    {"nvml string", HEAD ",\"nvml\":\"yes\"}", -EINVAL, "nvml: expected true"},
+    {"timestamp negative", HEAD ",\"timestamp_ms\":-5}", -EINVAL, "out of range"},
+    {"timestamp real", HEAD ",\"timestamp_ms\":1.5}", -EINVAL, "expected an integer"},
+    {"kv over 1", HEAD ",\"kv_cache_usage\":1.5}", -EINVAL, "kv_cache_usage: 1.5 out of range"},
+    {"queue string", HEAD ",\"queue_depth\":\"3\"}", -EINVAL, "queue_depth: expected a number"},
+    {"gpus not array", HEAD ",\"nvml\":true,\"gpus\":{}}", -EINVAL, "gpus: expected an array"},
+    {"gpus without nvml", HEAD ",\"gpus\":[{\"index\":0}]}", -EINVAL, "nvml is false"},
+    {"gpu not object", HEAD ",\"nvml\":true,\"gpus\":[3]}", -EINVAL, "gpus[0]: expected"},
+    {"gpu util 101", HEAD ",\"nvml\":true,\"gpus\":[{\"index\":0,\"util_pct\":101}]}", -EINVAL,
+     "gpus[0].util_pct"},
+    {"gpu temp string", HEAD ",\"nvml\":true,\"gpus\":[{\"index\":0,\"temp_c\":\"hot\"}]}", -EINVAL,
+     "gpus[0].temp_c: expected a number or null"},
+    {"gpu mig index", HEAD ",\"nvml\":true,\"gpus\":[{\"index\":0,\"mig_index\":-1}]}", -EINVAL,
+     "gpus[0].mig_index"},
+    {"gpus omitted", HEAD ",\"gpus_omitted\":-1}", -EINVAL, "gpus_omitted"},
+    {"gpu no index", HEAD ",\"nvml\":true,\"gpus\":[{\"util_pct\":1}]}", -EINVAL,
+     "gpus[0].index: missing"},
+    {"gpu mem used > total",
+     HEAD ",\"nvml\":true,\"gpus\":[{\"index\":0,\"mem_used_bytes\":10,\"mem_total_bytes\":5}]}",
+     -EINVAL, "exceeds"},
+    {"server no url", HEAD ",\"servers\":[{\"kind\":\"vllm\"}]}", -EINVAL, "servers[0].url"},
+    {"server bad kind", HEAD ",\"servers\":[{\"url\":\"u\",\"kind\":\"koboldcpp\"}]}", -EINVAL,
+     "unknown server kind"},
+    {"server up string", HEAD ",\"servers\":[{\"url\":\"u\",\"up\":1}]}", -EINVAL, "servers[0].up"},
+    {"model no name", HEAD ",\"models\":[{\"resident\":true}]}", -EINVAL, "models[0].name"},
+    {"model empty name", HEAD ",\"models\":[{\"name\":\"\"}]}", -EINVAL, "empty"},
+    {"hint bad client",
+     HEAD ",\"hints\":[{\"client\":\"10.0.0\",\"vip\":\"10.1.1.1\",\"ttl_ms\":1}]}", -EINVAL,
+     "not an IP address"},
+    {"hint bad vip", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"vip\":\"x\",\"ttl_ms\":1}]}",
+     -EINVAL, "hints[0].vip"},
+    {"hint no target", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"ttl_ms\":1}]}", -EINVAL,
+     "needs a vip or a model"},
+    {"hint port",
+     HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"vip\":\"10.1.1.1\",\"port\":70000,"
+	  "\"ttl_ms\":1}]}",
+     -EINVAL, "hints[0].port"},
+    {"hint proto",
+     HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"vip\":\"10.1.1.1\",\"proto\":\"sctp\","
+	  "\"ttl_ms\":1}]}",
+     -EINVAL, "not tcp or udp"},
+    {"hint no ttl", HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"vip\":\"10.1.1.1\"}]}", -EINVAL,
+     "ttl_ms: missing"},
+    {"hint score 2",
+     HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"model\":\"m\",\"ttl_ms\":1,"
+	  "\"score\":2}]}",
+     -EINVAL, "score"},
+    {"hint source",
+     HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"model\":\"m\",\"ttl_ms\":1,"
+	  "\"source\":\"rumour\"}]}",
+     -EINVAL, "hints[0].source"},
+    {"second hint bad",
+     HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"model\":\"m\",\"ttl_ms\":1},"
+	  "{\"client\":\"10.0.0.2\",\"model\":7,\"ttl_ms\":1}]}",
+     -EINVAL, "hints[1].model"},
+    {"node too long",
+     "{\"schema\":1,\"node\":\""
+     "0123456789012345678901234567890123456789012345678901234567890123"
+     "\"}",
+     -E2BIG, "limit 63"},
 };
 
 static void bad_reports(void)
@@ -258,10 +264,11 @@ static void limits(void)
 		int max;
 		bool nvml;
 	} arrays[] = {
-		{ "gpus", "{\"index\":0}", AR_MAX_GPUS, true },
-		{ "servers", "{\"url\":\"u\"}", AR_MAX_SERVERS, false },
-		{ "models", "{\"name\":\"m\"}", AR_MAX_MODELS, false },
-		{ "hints", "{\"client\":\"10.0.0.1\",\"model\":\"m\",\"ttl_ms\":5}", AR_MAX_HINTS, false },
+	    {"gpus", "{\"index\":0}", AR_MAX_GPUS, true},
+	    {"servers", "{\"url\":\"u\"}", AR_MAX_SERVERS, false},
+	    {"models", "{\"name\":\"m\"}", AR_MAX_MODELS, false},
+	    {"hints", "{\"client\":\"10.0.0.1\",\"model\":\"m\",\"ttl_ms\":5}", AR_MAX_HINTS,
+	     false},
 	};
 	struct agent_report r;
 	char err[256], *body, *big;
@@ -307,7 +314,7 @@ static void limits(void)
 static void unknown_members_ignored(void)
 {
 	const char *body = HEAD ",\"future_field\":{\"x\":[1,2]},\"servers\":[{\"url\":\"u\","
-			       "\"kind\":\"sglang\",\"new\":true}]}";
+				"\"kind\":\"sglang\",\"new\":true}]}";
 	struct agent_report r;
 	char err[256];
 
@@ -326,7 +333,7 @@ static void gpu_unknown_and_mig(void)
 	struct agent_report a, b;
 	char err[256], *js;
 	const char *old = HEAD ",\"nvml\":true,\"gpus\":[{\"index\":0,\"util_pct\":5,"
-			  "\"temp_c\":-1,\"power_w\":0}]}";
+			       "\"temp_c\":-1,\"power_w\":0}]}";
 
 	fill(&a);
 	a.ngpus = 3;
@@ -350,7 +357,7 @@ static void gpu_unknown_and_mig(void)
 	if (ASSERT_OK(agent_report__parse(js, strlen(js), &b, err, sizeof(err)), err)) {
 		ASSERT_EQ(b.gpus_omitted, 4, "omitted");
 		ASSERT_FALSE(ar_gpu_known(b.gpus[0].temp_c) || ar_gpu_known(b.gpus[0].power_w) ||
-				     ar_gpu_known(b.gpus[0].util_pct),
+				 ar_gpu_known(b.gpus[0].util_pct),
 			     "unknown stays unknown");
 		ASSERT_TRUE(b.gpus[0].mem_used_bytes == a.gpus[0].mem_used_bytes, "known kept");
 		ASSERT_STREQ(b.gpus[0].error, a.gpus[0].error, "why");
@@ -377,12 +384,12 @@ out:
 }
 
 static const struct test_case cases[] = {
-	{ "round_trip", round_trip },
-	{ "nan_is_null", nan_is_null },
-	{ "gpu_unknown_and_mig", gpu_unknown_and_mig },
-	{ "bad_reports", bad_reports },
-	{ "limits", limits },
-	{ "unknown_members_ignored", unknown_members_ignored },
+    {"round_trip", round_trip},
+    {"nan_is_null", nan_is_null},
+    {"gpu_unknown_and_mig", gpu_unknown_and_mig},
+    {"bad_reports", bad_reports},
+    {"limits", limits},
+    {"unknown_members_ignored", unknown_members_ignored},
 };
 
 TEST_MAIN("report", cases)

@@ -10,10 +10,20 @@
 static struct sim_cfg cfg_default(void)
 {
 	return (struct sim_cfg){
-		.slots = 2, .queue_max = 16, .prefill_base_ms = 1, .prefill_ms_per_tok = 0.5,
-		.decode_ms_per_tok = 0, .cache_tokens = 1000, .max_sessions = 4, .mem_mb = 200,
-		.load_ms = 0, .slowdown = 1, .cpu_factor = 10, .seed = 7, .chars_per_token = 4,
-		.default_max_tokens = 4,
+	    .slots = 2,
+	    .queue_max = 16,
+	    .prefill_base_ms = 1,
+	    .prefill_ms_per_tok = 0.5,
+	    .decode_ms_per_tok = 0,
+	    .cache_tokens = 1000,
+	    .max_sessions = 4,
+	    .mem_mb = 200,
+	    .load_ms = 0,
+	    .slowdown = 1,
+	    .cpu_factor = 10,
+	    .seed = 7,
+	    .chars_per_token = 4,
+	    .default_max_tokens = 4,
 	};
 }
 
@@ -253,12 +263,9 @@ out:
 }
 
 static const struct test_case cases[] = {
-	{ "init_errors", init_errors },
-	{ "prefix_cache", prefix_cache },
-	{ "prefix_cache_lru", prefix_cache_lru },
-	{ "model_residency", model_residency },
-	{ "determinism", determinism },
-	{ "metrics_page", metrics_page },
+    {"init_errors", init_errors},	    {"prefix_cache", prefix_cache},
+    {"prefix_cache_lru", prefix_cache_lru}, {"model_residency", model_residency},
+    {"determinism", determinism},	    {"metrics_page", metrics_page},
 };
 
 TEST_MAIN("simnode", cases)

@@ -30,7 +30,7 @@ struct agent_cfg {
 	unsigned int scrape_interval_ms;
 	unsigned int scrape_timeout_ms;
 	unsigned int stale_ms; /* a server not scraped for this long is down */
-	const char *nvml_lib; /* NULL: libnvidia-ml.so.1 */
+	const char *nvml_lib;  /* NULL: libnvidia-ml.so.1 */
 	bool no_nvml;
 	const char *accel; /* NULL: from NVML */
 	int max_hints;
@@ -43,7 +43,7 @@ struct agent_cfg {
 
 #define AGENT_NVML_RETRY_MIN_MS 1000
 #define AGENT_NVML_RETRY_MAX_MS 60000
-#define AGENT_NVML_DEADLINE_MS 5000
+#define AGENT_NVML_DEADLINE_MS	5000
 
 struct agent {
 	struct agent_cfg cfg;
@@ -65,8 +65,8 @@ struct agent {
 	int ngpus, gpus_omitted, gpus_denied;
 	struct ar_gpu gpus[AR_MAX_GPUS];
 	unsigned int nvml_backoff_ms; /* 0: NVML fine */
-	uint64_t nvml_retry_ms; /* reopen not before (monotonic ms) */
-	uint64_t nvml_busy_ms; /* in an NVML call since, 0 not */
+	uint64_t nvml_retry_ms;	      /* reopen not before (monotonic ms) */
+	uint64_t nvml_busy_ms;	      /* in an NVML call since, 0 not */
 
 	struct agent_hints hints;
 	int cli_fd; /* aibl_node_cli of the decap program, -1 none */

@@ -48,9 +48,9 @@ int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t 
 	if (!a->cfg.nvml_retry_min_ms)
 		a->cfg.nvml_retry_min_ms = AGENT_NVML_RETRY_MIN_MS;
 	if (a->cfg.nvml_retry_max_ms < a->cfg.nvml_retry_min_ms)
-		a->cfg.nvml_retry_max_ms = a->cfg.nvml_retry_min_ms > AGENT_NVML_RETRY_MAX_MS ?
-						   a->cfg.nvml_retry_min_ms :
-						   AGENT_NVML_RETRY_MAX_MS;
+		a->cfg.nvml_retry_max_ms = a->cfg.nvml_retry_min_ms > AGENT_NVML_RETRY_MAX_MS
+					       ? a->cfg.nvml_retry_min_ms
+					       : AGENT_NVML_RETRY_MAX_MS;
 	if (!a->cfg.nvml_deadline_ms)
 		a->cfg.nvml_deadline_ms = AGENT_NVML_DEADLINE_MS;
 	if (cfg->no_nvml) {
@@ -58,8 +58,8 @@ int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t 
 	} else {
 		/* here, not in the GPU thread, so that startup says what it found;
 		 * a failure is retried by the GPU rounds (a driver loaded late) */
-		err = agent_nvml__open(cfg->nvml_lib, &a->nvml, a->nvml_error,
-				       sizeof(a->nvml_error));
+		err =
+		    agent_nvml__open(cfg->nvml_lib, &a->nvml, a->nvml_error, sizeof(a->nvml_error));
 		if (err) {
 			pr_info("no GPU figures: %s\n", a->nvml_error);
 			a->nvml_backoff_ms = a->cfg.nvml_retry_min_ms;
@@ -190,8 +190,9 @@ static void scrape_all(struct agent *a)
 		/* an HTTP error can still say something (llama.cpp's 501, a 404
 		 * that sends the agent to the next usual metrics path) */
 		if (!fm->body.too_big && fm->res == CURLE_OK) {
-			ret = agent_metrics__take(w, fm->status, http_body__str(&fm->body),
-						  fm->body.len, clock_wall_ms(), note, sizeof(note));
+			ret =
+			    agent_metrics__take(w, fm->status, http_body__str(&fm->body),
+						fm->body.len, clock_wall_ms(), note, sizeof(note));
 			if (ret)
 				snprintf(err, sizeof(err), "metrics %s: %s", paths[i][0], note);
 			else
@@ -212,8 +213,8 @@ static void scrape_all(struct agent *a)
 		} else if (fv->res == CURLE_OK && fv->status == 200) {
 			const char *b = http_body__str(&fv->body);
 
-			ret = tags ? agent_ollama__tags(b, fv->body.len, w, note, sizeof(note)) :
-				     agent_models__parse(b, fv->body.len, w, note, sizeof(note));
+			ret = tags ? agent_ollama__tags(b, fv->body.len, w, note, sizeof(note))
+				   : agent_models__parse(b, fv->body.len, w, note, sizeof(note));
 			if (ret && page_ok)
 				snprintf(w->s.error, sizeof(w->s.error), "%s", note);
 		} else if (fv->res == CURLE_OK && fv->status == 404) {
@@ -317,11 +318,13 @@ static void gpu_round(struct agent *a)
 		nvml_failed(a, msg, clock_mono_ms());
 	} else {
 		if (s->denied != a->gpus_denied)
-			pr_info("%d GPU(s) not accessible to this process (NVML: no permission), left out\n",
+			pr_info("%d GPU(s) not accessible to this process (NVML: no permission), "
+				"left out\n",
 				s->denied);
 		if (s->omitted && s->omitted != a->gpus_omitted)
-			pr_warn("%d GPU(s)/MIG instance(s) over the report's limit of %d, left out\n",
-				s->omitted, AR_MAX_GPUS);
+			pr_warn(
+			    "%d GPU(s)/MIG instance(s) over the report's limit of %d, left out\n",
+			    s->omitted, AR_MAX_GPUS);
 		a->nvml_ok = true;
 		a->gpus_seen |= s->n > 0;
 		a->nvml_backoff_ms = 0;
@@ -369,8 +372,8 @@ static void poll_traffic(struct agent *a)
 	rate = 1;
 	for (int i = 0; i < a->cfg.nservers; i++)
 		if (a->servers[i].s.up)
-			rate = fmax(rate, agent_hints__rate(&a->hints,
-							    a->servers[i].s.kv_cache_usage));
+			rate = fmax(rate,
+				    agent_hints__rate(&a->hints, a->servers[i].s.kv_cache_usage));
 	max = a->hints.max;
 	since_ns = a->caches_since_ms * 1000000ULL;
 	pthread_mutex_unlock(&a->lock);
@@ -392,7 +395,7 @@ static void poll_traffic(struct agent *a)
 			seen = p;
 			cap = cap ? cap * 2 : 256;
 		}
-		seen[n++] = (struct seen){ .k = k, .last_ns = v.last_seen_ns, .bytes = v.bytes };
+		seen[n++] = (struct seen){.k = k, .last_ns = v.last_seen_ns, .bytes = v.bytes};
 	}
 	/* the most recent clients first; the table holds at most max */
 	qsort(seen, n, sizeof(*seen), seen_newer);
@@ -551,7 +554,8 @@ static void add_model(struct agent_report *r, const char *name, bool resident, c
 			/* on two servers: servable if either has it loaded */
 			if (resident && !r->models[i].resident) {
 				r->models[i].resident = true;
-				snprintf(r->models[i].server, sizeof(r->models[i].server), "%s", url);
+				snprintf(r->models[i].server, sizeof(r->models[i].server), "%s",
+					 url);
 			}
 			return;
 		}
@@ -604,7 +608,9 @@ int agent__report(struct agent *a, struct agent_report *r)
 			 a->nvml_error[0] ? a->nvml_error : "NVML not sampled yet");
 	}
 	snprintf(r->accel, sizeof(r->accel), "%s",
-		 a->cfg.accel ? a->cfg.accel : a->gpus_seen ? "gpu" : "cpu");
+		 a->cfg.accel	? a->cfg.accel
+		 : a->gpus_seen ? "gpu"
+				: "cpu");
 
 	r->nservers = a->cfg.nservers;
 	for (int i = 0; i < a->cfg.nservers; i++) {

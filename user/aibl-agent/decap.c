@@ -14,7 +14,7 @@
 #include "aibl_decap.skel.h"
 
 #define DECAP_DEF_HANDLE 0xa1b1
-#define DECAP_DEF_PRIO 1
+#define DECAP_DEF_PRIO	 1
 
 static void decap__hook_init(struct bpf_tc_hook *hook, int ifindex)
 {
@@ -52,7 +52,8 @@ int decap__attach(int ifindex, const struct decap_opts *opts, struct decap **out
 		pr_warn("decap: open: %s", strerror(-err));
 		goto out;
 	}
-	bpf_object__for_each_map(map, d->skel->obj) {
+	bpf_object__for_each_map(map, d->skel->obj)
+	{
 		if (opts->pin_dir) {
 			snprintf(path, sizeof(path), "%s/%s", opts->pin_dir, bpf_map__name(map));
 			err = bpf_map__set_pin_path(map, path);
@@ -66,9 +67,9 @@ int decap__attach(int ifindex, const struct decap_opts *opts, struct decap **out
 	err = aibl_decap__load(d->skel);
 	if (err) {
 		pr_warn("decap: load: %s%s", strerror(-err),
-			(err == -EPERM || err == -EACCES) && !bpf_capable() ?
-				" (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)" :
-				"");
+			(err == -EPERM || err == -EACCES) && !bpf_capable()
+			    ? " (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)"
+			    : "");
 		goto out;
 	}
 
@@ -83,7 +84,8 @@ int decap__attach(int ifindex, const struct decap_opts *opts, struct decap **out
 		goto out;
 	}
 	LIBBPF_OPTS(bpf_tc_opts, tc, .handle = d->handle, .priority = d->priority,
-		    .flags = BPF_TC_F_REPLACE, .prog_fd = bpf_program__fd(d->skel->progs.aibl_decap));
+		    .flags = BPF_TC_F_REPLACE,
+		    .prog_fd = bpf_program__fd(d->skel->progs.aibl_decap));
 	err = bpf_tc_attach(&hook, &tc);
 	if (err) {
 		pr_warn("decap: attach on ifindex %d: %s", ifindex, strerror(-err));

@@ -16,7 +16,7 @@ struct decap_opts {
 	 * pins); NULL: keep them private to this handle (several simulated
 	 * nodes on one host must not share them) */
 	const char *pin_dir;
-	__u32 handle; /* tc filter handle, 0: 0xa1b1 */
+	__u32 handle;	/* tc filter handle, 0: 0xa1b1 */
 	__u32 priority; /* tc filter priority, 0: 1 */
 };
 
@@ -45,6 +45,6 @@ void decap__close(struct decap *d);
  * e.g. left by a process that is gone. -ENOENT when there is none. */
 int decap__detach_ifindex(int ifindex, __u32 handle, __u32 priority);
 int decap__clients_fd(const struct decap *d); /* aibl_node_cli */
-int decap__stats_fd(const struct decap *d); /* aibl_node_stats */
+int decap__stats_fd(const struct decap *d);   /* aibl_node_stats */
 
 #endif /* AIBL_DECAP_H */

@@ -102,7 +102,8 @@ int agent_hints__export(const struct agent_hints *t, struct ar_hint *out, int ma
 
 	for (int i = 0; i < n; i++) {
 		out[i] = t->v[i].h;
-		out[i].ttl_ms = t->v[i].life_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)t->v[i].life_ms;
+		out[i].ttl_ms =
+		    t->v[i].life_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)t->v[i].life_ms;
 	}
 	return n;
 }

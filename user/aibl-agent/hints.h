@@ -21,14 +21,14 @@
 
 struct agent_hint {
 	struct ar_hint h; /* h.ttl_ms is the initial lifetime */
-	double life_ms; /* remaining, in aged milliseconds */
+	double life_ms;	  /* remaining, in aged milliseconds */
 };
 
 struct agent_hints {
 	struct agent_hint *v;
 	int n, max;
 	double pressure_start; /* kv usage where faster aging starts (0..1) */
-	double max_rate; /* aging rate at kv usage 1 */
+	double max_rate;       /* aging rate at kv usage 1 */
 	uint64_t last_tick_ms;
 	uint64_t dropped; /* evicted because the table was full */
 };

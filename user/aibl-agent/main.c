@@ -35,7 +35,6 @@ static bool ag_has_key;
 static struct aibl_replay ag_replay; /* signed hint posts already taken */
 static volatile sig_atomic_t ag_stop;
 
-
 /* what the command line sets */
 struct ag_opts {
 	struct agent_cfg cfg;
@@ -45,54 +44,54 @@ struct ag_opts {
 };
 
 static const struct cliopt ag_rows[] = {
-	CLIOPT("listen", LISTEN, struct ag_opts, listen, .required = true,
-	       .help = "where to serve (e.g. 10.0.0.2:7071)"),
-	CLIOPT("name", STR, struct ag_opts, cfg.name, .required = true, .metavar = "NODE",
-	       .help = "node name as the controller knows it"),
-	CLIOPT("model-server", STRV, struct ag_opts, cfg.urls, .required = true,
-	       .count_off = CLIOPT_COUNT(struct ag_opts, cfg.nservers), .metavar = "URL",
-	       .help = "model server base URL, repeatable;\n"
-		       "URL/metrics and URL/v1/models are scraped;\n"
-		       "'URL,kind=K,metrics=PATH' sets the engine kind\n"
-		       "and metrics path (docs/engines.md)"),
-	CLIOPT("decap", STR, struct ag_opts, decap_if, .metavar = "IFACE",
-	       .help = "attach the node-side decap program at IFACE's TC\n"
-		       "ingress (detached on exit); its client map feeds\ntraffic hints"),
-	CLIOPT("decap-pin-dir", STR, struct ag_opts, pin_dir, .metavar = "DIR",
-	       .def_help = "private", .help = "pin the decap maps there"),
-	CLIOPT("key", PATH, struct ag_opts, key_file, .metavar = "FILE",
-	       .help = "HMAC key: sign reports, require signed hint posts"),
-	CLIOPT("scrape-interval-ms", UINT, struct ag_opts, cfg.scrape_interval_ms, .min = 10,
-	       .max = 3600000, .def = "1000", .metavar = "MS", .help = "collection period"),
-	CLIOPT("scrape-timeout-ms", UINT, struct ag_opts, cfg.scrape_timeout_ms, .min = 10,
-	       .max = 600000, .def = "800", .metavar = "MS", .help = "per model server request"),
-	CLIOPT("stale-ms", UINT, struct ag_opts, cfg.stale_ms, .min = 10, .max = 86400000,
-	       .def = "5000", .metavar = "MS", .help = "a server unscraped this long is down"),
-	CLIOPT("nvml-lib", STR, struct ag_opts, cfg.nvml_lib, .metavar = "PATH",
-	       .def_help = "libnvidia-ml.so.1", .help = "NVML library"),
-	CLIOPT("no-nvml", FLAG, struct ag_opts, cfg.no_nvml, .help = "do not load NVML (CPU node)"),
-	CLIOPT("accel", STR, struct ag_opts, cfg.accel, .metavar = "NAME",
-	       .def_help = "gpu/cpu from NVML", .help = "accelerator kind to report"),
-	CLIOPT("max-hints", INT, struct ag_opts, cfg.max_hints, .min = 1, .max = AR_MAX_HINTS,
-	       .def = "1024", .help = "cache hints held"),
-	CLIOPT("hint-pressure", DOUBLE, struct ag_opts, cfg.pressure_start, .min = 0, .max = 0.99,
-	       .def = "0.7", .metavar = "KV", .help = "KV-cache usage above which hints age faster"),
-	CLIOPT("hint-max-rate", DOUBLE, struct ag_opts, cfg.pressure_max_rate, .min = 1,
-	       .max = 1000, .def = "4", .metavar = "F", .help = "aging rate at full KV cache"),
-	CLIOPT("traffic-window-ms", UINT, struct ag_opts, cfg.traffic_window_ms, .min = 1,
-	       .max = 86400000, .def = "60000", .metavar = "MS",
-	       .help = "traffic hint lifetime after the last packet"),
-	CLIOPT("verbose", FLAG, struct ag_opts, verbose, .short_name = 'v',
-	       .help = "debug logging (and libbpf's)"),
+    CLIOPT("listen", LISTEN, struct ag_opts, listen, .required = true,
+	   .help = "where to serve (e.g. 10.0.0.2:7071)"),
+    CLIOPT("name", STR, struct ag_opts, cfg.name, .required = true, .metavar = "NODE",
+	   .help = "node name as the controller knows it"),
+    CLIOPT("model-server", STRV, struct ag_opts, cfg.urls, .required = true,
+	   .count_off = CLIOPT_COUNT(struct ag_opts, cfg.nservers), .metavar = "URL",
+	   .help = "model server base URL, repeatable;\n"
+		   "URL/metrics and URL/v1/models are scraped;\n"
+		   "'URL,kind=K,metrics=PATH' sets the engine kind\n"
+		   "and metrics path (docs/engines.md)"),
+    CLIOPT("decap", STR, struct ag_opts, decap_if, .metavar = "IFACE",
+	   .help = "attach the node-side decap program at IFACE's TC\n"
+		   "ingress (detached on exit); its client map feeds\ntraffic hints"),
+    CLIOPT("decap-pin-dir", STR, struct ag_opts, pin_dir, .metavar = "DIR", .def_help = "private",
+	   .help = "pin the decap maps there"),
+    CLIOPT("key", PATH, struct ag_opts, key_file, .metavar = "FILE",
+	   .help = "HMAC key: sign reports, require signed hint posts"),
+    CLIOPT("scrape-interval-ms", UINT, struct ag_opts, cfg.scrape_interval_ms, .min = 10,
+	   .max = 3600000, .def = "1000", .metavar = "MS", .help = "collection period"),
+    CLIOPT("scrape-timeout-ms", UINT, struct ag_opts, cfg.scrape_timeout_ms, .min = 10,
+	   .max = 600000, .def = "800", .metavar = "MS", .help = "per model server request"),
+    CLIOPT("stale-ms", UINT, struct ag_opts, cfg.stale_ms, .min = 10, .max = 86400000,
+	   .def = "5000", .metavar = "MS", .help = "a server unscraped this long is down"),
+    CLIOPT("nvml-lib", STR, struct ag_opts, cfg.nvml_lib, .metavar = "PATH",
+	   .def_help = "libnvidia-ml.so.1", .help = "NVML library"),
+    CLIOPT("no-nvml", FLAG, struct ag_opts, cfg.no_nvml, .help = "do not load NVML (CPU node)"),
+    CLIOPT("accel", STR, struct ag_opts, cfg.accel, .metavar = "NAME",
+	   .def_help = "gpu/cpu from NVML", .help = "accelerator kind to report"),
+    CLIOPT("max-hints", INT, struct ag_opts, cfg.max_hints, .min = 1, .max = AR_MAX_HINTS,
+	   .def = "1024", .help = "cache hints held"),
+    CLIOPT("hint-pressure", DOUBLE, struct ag_opts, cfg.pressure_start, .min = 0, .max = 0.99,
+	   .def = "0.7", .metavar = "KV", .help = "KV-cache usage above which hints age faster"),
+    CLIOPT("hint-max-rate", DOUBLE, struct ag_opts, cfg.pressure_max_rate, .min = 1, .max = 1000,
+	   .def = "4", .metavar = "F", .help = "aging rate at full KV cache"),
+    CLIOPT("traffic-window-ms", UINT, struct ag_opts, cfg.traffic_window_ms, .min = 1,
+	   .max = 86400000, .def = "60000", .metavar = "MS",
+	   .help = "traffic hint lifetime after the last packet"),
+    CLIOPT("verbose", FLAG, struct ag_opts, verbose, .short_name = 'v',
+	   .help = "debug logging (and libbpf's)"),
 };
 
 static const struct cliopt_prog ag_prog = {
-	.name = "aibl-agent",
-	.synopsis = "Usage: aibl-agent --listen ADDR:PORT --name NODE --model-server URL [OPTIONS]\n"
-		    "       aibl-agent --read-metrics FILE...  (what the agent reads from scrapes)\n"
-		    "Node agent: serves GET /v1/report for aibld.",
-	.opts = ag_rows,
-	.nopts = CLIOPT_NOPTS(ag_rows),
+    .name = "aibl-agent",
+    .synopsis = "Usage: aibl-agent --listen ADDR:PORT --name NODE --model-server URL [OPTIONS]\n"
+		"       aibl-agent --read-metrics FILE...  (what the agent reads from scrapes)\n"
+		"Node agent: serves GET /v1/report for aibld.",
+    .opts = ag_rows,
+    .nopts = CLIOPT_NOPTS(ag_rows),
 };
 
 /* ---- HTTP ---- */
@@ -147,7 +146,7 @@ static enum MHD_Result ag_report(struct MHD_Connection *c)
 static bool ag_client_is_loopback(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
 
 	if (sa && sa->sa_family == AF_INET)
@@ -171,11 +170,14 @@ static enum MHD_Result ag_post_hints(struct MHD_Connection *c, const struct http
 	if (cc->too_big)
 		return ag_error(c, 413, "body over the report size limit");
 	if (ag_has_key) {
-		err = aibl_auth__verify(&ag_key, sig, NULL, http_body__str(cc), cc->len,
-					time(NULL), AIBL_AUTH_WINDOW_S);
+		err = aibl_auth__verify(&ag_key, sig, NULL, http_body__str(cc), cc->len, time(NULL),
+					AIBL_AUTH_WINDOW_S);
 		if (err) {
 			snprintf(msg, sizeof(msg), "hints refused: %s",
-				 !sig ? "no " AIBL_AUTH_HEADER " header" : err == -EBADMSG ? "malformed signature" : err == -ETIME ? "signature outside the time window" : "bad signature");
+				 !sig		   ? "no " AIBL_AUTH_HEADER " header"
+				 : err == -EBADMSG ? "malformed signature"
+				 : err == -ETIME   ? "signature outside the time window"
+						   : "bad signature");
 			return ag_error(c, MHD_HTTP_UNAUTHORIZED, msg);
 		}
 		if (aibl_replay__seen(&ag_replay, sig, time(NULL), AIBL_AUTH_WINDOW_S))
@@ -241,7 +243,7 @@ int main(int argc, char **argv)
 {
 	struct ag_opts o = {};
 	struct agent_cfg *cfg = &o.cfg;
-	struct sigaction sa = { .sa_handler = ag_on_signal };
+	struct sigaction sa = {.sa_handler = ag_on_signal};
 	struct decap_opts dopts = {};
 	struct decap *decap = NULL;
 	struct MHD_Daemon *d = NULL;
@@ -318,7 +320,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
-				     (o.listen.ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+				 (o.listen.ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 			     0, NULL, NULL, ag_handler, NULL, MHD_OPTION_SOCK_ADDR, &o.listen.ss,
 			     MHD_OPTION_NOTIFY_COMPLETED, http_body__completed, NULL,
 			     MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)2,

@@ -30,7 +30,7 @@ typedef struct {
 } nvmlMemory_v2_t;
 typedef struct {
 	unsigned int version; /* nvmlTemperature_v1 */
-	int sensorType; /* nvmlTemperatureSensors_t */
+	int sensorType;	      /* nvmlTemperatureSensors_t */
 	int temperature;
 } nvmlTemperature_v1_t;
 typedef struct {
@@ -46,20 +46,20 @@ typedef struct {
 /* NVML_STRUCT_VERSION(data, ver) */
 #define NV_STRUCT_VERSION(t, ver) ((unsigned int)(sizeof(t) | ((ver) << 24U)))
 
-#define NVML_SUCCESS 0
-#define NVML_ERROR_UNINITIALIZED 1
-#define NVML_ERROR_NOT_SUPPORTED 3
-#define NVML_ERROR_NO_PERMISSION 4
-#define NVML_ERROR_NOT_FOUND 6
-#define NVML_ERROR_DRIVER_NOT_LOADED 9
-#define NVML_ERROR_LIBRARY_NOT_FOUND 12
-#define NVML_ERROR_FUNCTION_NOT_FOUND 13
-#define NVML_ERROR_LIB_RM_VERSION_MISMATCH 18
+#define NVML_SUCCESS			     0
+#define NVML_ERROR_UNINITIALIZED	     1
+#define NVML_ERROR_NOT_SUPPORTED	     3
+#define NVML_ERROR_NO_PERMISSION	     4
+#define NVML_ERROR_NOT_FOUND		     6
+#define NVML_ERROR_DRIVER_NOT_LOADED	     9
+#define NVML_ERROR_LIBRARY_NOT_FOUND	     12
+#define NVML_ERROR_FUNCTION_NOT_FOUND	     13
+#define NVML_ERROR_LIB_RM_VERSION_MISMATCH   18
 #define NVML_ERROR_ARGUMENT_VERSION_MISMATCH 25
-#define NVML_TEMPERATURE_GPU 0
-#define NVML_DEVICE_MIG_ENABLE 1
-#define NVML_DEVICE_NAME_V2_BUFFER_SIZE 96
-#define NVML_DEVICE_UUID_V2_BUFFER_SIZE 96
+#define NVML_TEMPERATURE_GPU		     0
+#define NVML_DEVICE_MIG_ENABLE		     1
+#define NVML_DEVICE_NAME_V2_BUFFER_SIZE	     96
+#define NVML_DEVICE_UUID_V2_BUFFER_SIZE	     96
 
 struct agent_nvml {
 	void *lib;
@@ -91,24 +91,27 @@ static const struct {
 	size_t off;
 	bool required;
 } nv_syms[] = {
-#define SYM(n, f, req) { n, offsetof(struct agent_nvml, f), req }
-	SYM("nvmlInit_v2", init, true),
-	SYM("nvmlShutdown", shutdown, true),
-	SYM("nvmlDeviceGetCount_v2", count, true),
-	SYM("nvmlDeviceGetHandleByIndex_v2", handle, true),
-	SYM("nvmlErrorString", error_string, false),
-	SYM("nvmlDeviceGetName", name, false),
-	SYM("nvmlDeviceGetUUID", uuid, false),
-	SYM("nvmlDeviceGetPciInfo_v3", pci, false),
-	SYM("nvmlDeviceGetUtilizationRates", util, false),
-	SYM("nvmlDeviceGetMemoryInfo_v2", mem_v2, false),
-	SYM("nvmlDeviceGetMemoryInfo", mem, false),
-	SYM("nvmlDeviceGetTemperatureV", temp_v, false),
-	SYM("nvmlDeviceGetTemperature", temp, false),
-	SYM("nvmlDeviceGetPowerUsage", power, false),
-	SYM("nvmlDeviceGetMigMode", mig_mode, false),
-	SYM("nvmlDeviceGetMaxMigDeviceCount", mig_max, false),
-	SYM("nvmlDeviceGetMigDeviceHandleByIndex", mig_handle, false),
+#define SYM(n, f, req)                                                                             \
+	{                                                                                          \
+		n, offsetof(struct agent_nvml, f), req                                             \
+	}
+    SYM("nvmlInit_v2", init, true),
+    SYM("nvmlShutdown", shutdown, true),
+    SYM("nvmlDeviceGetCount_v2", count, true),
+    SYM("nvmlDeviceGetHandleByIndex_v2", handle, true),
+    SYM("nvmlErrorString", error_string, false),
+    SYM("nvmlDeviceGetName", name, false),
+    SYM("nvmlDeviceGetUUID", uuid, false),
+    SYM("nvmlDeviceGetPciInfo_v3", pci, false),
+    SYM("nvmlDeviceGetUtilizationRates", util, false),
+    SYM("nvmlDeviceGetMemoryInfo_v2", mem_v2, false),
+    SYM("nvmlDeviceGetMemoryInfo", mem, false),
+    SYM("nvmlDeviceGetTemperatureV", temp_v, false),
+    SYM("nvmlDeviceGetTemperature", temp, false),
+    SYM("nvmlDeviceGetPowerUsage", power, false),
+    SYM("nvmlDeviceGetMigMode", mig_mode, false),
+    SYM("nvmlDeviceGetMaxMigDeviceCount", mig_max, false),
+    SYM("nvmlDeviceGetMigDeviceHandleByIndex", mig_handle, false),
 #undef SYM
 };
 
@@ -137,9 +140,9 @@ static nvmlReturn_t nv_leave(struct agent_nvml *nv, nvmlReturn_t r)
 
 /* Call an NVML function (sym names it for the watchdog); a symbol the
  * library lacks answers FUNCTION_NOT_FOUND like NVML's own stubs do. */
-#define NV_CALL(nv, f, sym, ...)                                                   \
-	(!(nv)->f ? NVML_ERROR_FUNCTION_NOT_FOUND                                  \
-		  : (__atomic_store_n(&(nv)->busy, sym, __ATOMIC_RELEASE),          \
+#define NV_CALL(nv, f, sym, ...)                                                                   \
+	(!(nv)->f ? NVML_ERROR_FUNCTION_NOT_FOUND                                                  \
+		  : (__atomic_store_n(&(nv)->busy, sym, __ATOMIC_RELEASE),                         \
 		     nv_leave(nv, (nv)->f(__VA_ARGS__))))
 
 const char *agent_nvml__busy(const struct agent_nvml *nv)
@@ -252,7 +255,7 @@ static void nv_memory(struct nv_round *rd, nvmlDevice_t dev, struct ar_gpu *g)
 {
 	struct agent_nvml *nv = rd->nv;
 	unsigned long long total, used;
-	nvmlMemory_v2_t m2 = { .version = NV_STRUCT_VERSION(nvmlMemory_v2_t, 2) };
+	nvmlMemory_v2_t m2 = {.version = NV_STRUCT_VERSION(nvmlMemory_v2_t, 2)};
 	nvmlMemory_t m1;
 	nvmlReturn_t r;
 
@@ -260,7 +263,8 @@ static void nv_memory(struct nv_round *rd, nvmlDevice_t dev, struct ar_gpu *g)
 	if (r == NVML_SUCCESS) {
 		total = m2.total;
 		used = m2.used;
-	} else if (r == NVML_ERROR_FUNCTION_NOT_FOUND || r == NVML_ERROR_ARGUMENT_VERSION_MISMATCH) {
+	} else if (r == NVML_ERROR_FUNCTION_NOT_FOUND ||
+		   r == NVML_ERROR_ARGUMENT_VERSION_MISMATCH) {
 		/* a driver older than the v2 struct */
 		r = NV_CALL(nv, mem, "nvmlDeviceGetMemoryInfo", dev, &m1);
 		if (!nv_ok(rd, g, "mem", "nvmlDeviceGetMemoryInfo", r))
@@ -278,8 +282,8 @@ static void nv_memory(struct nv_round *rd, nvmlDevice_t dev, struct ar_gpu *g)
 static void nv_figures(struct nv_round *rd, nvmlDevice_t dev, struct ar_gpu *g)
 {
 	struct agent_nvml *nv = rd->nv;
-	nvmlTemperature_v1_t tv = { .version = NV_STRUCT_VERSION(nvmlTemperature_v1_t, 1),
-				    .sensorType = NVML_TEMPERATURE_GPU };
+	nvmlTemperature_v1_t tv = {.version = NV_STRUCT_VERSION(nvmlTemperature_v1_t, 1),
+				   .sensorType = NVML_TEMPERATURE_GPU};
 	unsigned int t = 0, mw = 0;
 	nvmlUtilization_t util;
 	nvmlReturn_t r;
@@ -296,7 +300,8 @@ static void nv_figures(struct nv_round *rd, nvmlDevice_t dev, struct ar_gpu *g)
 	r = NV_CALL(nv, temp_v, "nvmlDeviceGetTemperatureV", dev, &tv);
 	if (r == NVML_SUCCESS) {
 		g->temp_c = tv.temperature;
-	} else if (r == NVML_ERROR_FUNCTION_NOT_FOUND || r == NVML_ERROR_ARGUMENT_VERSION_MISMATCH) {
+	} else if (r == NVML_ERROR_FUNCTION_NOT_FOUND ||
+		   r == NVML_ERROR_ARGUMENT_VERSION_MISMATCH) {
 		r = NV_CALL(nv, temp, "nvmlDeviceGetTemperature", dev, NVML_TEMPERATURE_GPU, &t);
 		if (nv_ok(rd, g, "temp", "nvmlDeviceGetTemperature", r))
 			g->temp_c = t;
@@ -357,10 +362,9 @@ static void nv_migs(struct nv_round *rd, struct agent_nvml_sample *s, nvmlDevice
 	}
 }
 
-int agent_nvml__sample(struct agent_nvml *nv, struct agent_nvml_sample *s, char *msg,
-		       size_t msglen)
+int agent_nvml__sample(struct agent_nvml *nv, struct agent_nvml_sample *s, char *msg, size_t msglen)
 {
-	struct nv_round rd = { .nv = nv };
+	struct nv_round rd = {.nv = nv};
 	unsigned int count = 0;
 	nvmlReturn_t r;
 

@@ -19,7 +19,7 @@ struct agent_nvml_sample {
 	struct ar_gpu gpus[AR_MAX_GPUS]; /* each GPU, then its MIG instances */
 	int n;
 	int omitted; /* GPUs and MIG instances beyond AR_MAX_GPUS */
-	int denied; /* GPUs NVML refuses (NO_PERMISSION: cgroup device limits), left out */
+	int denied;  /* GPUs NVML refuses (NO_PERMISSION: cgroup device limits), left out */
 };
 
 /* path NULL: "libnvidia-ml.so.1". 0, or -errno with msg saying why

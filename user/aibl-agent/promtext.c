@@ -37,7 +37,8 @@ struct pt {
 	size_t hist_cap;
 };
 
-static int pt_fail(struct pt *t, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int pt_fail(struct pt *t, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int pt_fail(struct pt *t, int code, const char *fmt, ...)
 {
@@ -200,7 +201,7 @@ static long fam_add(struct pt *t, const char *name)
 	f = &pg->families[n];
 	memset(f, 0, sizeof(*f));
 	f->name = name;
-	t->hist[n] = (struct pt_hist){ .last = -1 };
+	t->hist[n] = (struct pt_hist){.last = -1};
 	pg->nfamilies++;
 	return n;
 }
@@ -266,8 +267,7 @@ static int series_check(struct pt *t, size_t idx)
 	for (i = h & mask; t->ser_cap && t->ser_ht[i].idx1; i = (i + 1) & mask) {
 		const struct prom_sample *o = &pg->samples[t->ser_ht[i].idx1 - 1];
 
-		if (t->ser_ht[i].h == h && !strcmp(o->name, s->name) &&
-		    same_labels(pg, s, o, NULL))
+		if (t->ser_ht[i].h == h && !strcmp(o->name, s->name) && same_labels(pg, s, o, NULL))
 			return pt_fail(t, -EINVAL, "duplicate series %s (first on line %u)",
 				       s->name, o->line);
 	}
@@ -278,13 +278,12 @@ static int series_check(struct pt *t, size_t idx)
 
 static int parse_type(struct pt *t, const char *tok, enum prom_type *type)
 {
-	static const char *const names[] = { "untyped", "counter", "gauge", "histogram",
-					     "summary" };
+	static const char *const names[] = {"untyped", "counter", "gauge", "histogram", "summary"};
 
 	/* OpenMetrics types a 0.0.4 reader has no use for: their samples are
 	 * read as plain, untyped series (an info metric's payload is in its
 	 * labels, a stateset is one 0/1 series per state) */
-	static const char *const om_names[] = { "info", "stateset", "gaugehistogram", "unknown" };
+	static const char *const om_names[] = {"info", "stateset", "gaugehistogram", "unknown"};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (!strcmp(tok, names[i])) {
@@ -321,7 +320,8 @@ static int parse_comment(struct pt *t, char *p)
 		return 0; /* a bare "# HELP" is a comment, as in Prometheus */
 	name = p;
 	if (!is_name_start(*p))
-		return pt_fail(t, -EINVAL, "invalid metric name in %s line", help ? "HELP" : "TYPE");
+		return pt_fail(t, -EINVAL, "invalid metric name in %s line",
+			       help ? "HELP" : "TYPE");
 	while (is_name_char(*p))
 		p++;
 	if (*p && !is_blank(*p))
@@ -391,7 +391,7 @@ static bool has_suffix(const char *s, size_t len, const char *suf, size_t *base)
 /* Which family a sample name belongs to; declares an untyped one if none. */
 static long sample_family(struct pt *t, const char *name)
 {
-	static const char *const sufs[] = { "_bucket", "_sum", "_count" };
+	static const char *const sufs[] = {"_bucket", "_sum", "_count"};
 	size_t len = strlen(name), base;
 	char tmp[256];
 	long fi;
@@ -426,23 +426,26 @@ static int check_bucket(struct pt *t, long fi, size_t idx)
 	if (!le_s)
 		return pt_fail(t, -EINVAL, "histogram bucket %s without an le label", s->name);
 	if (!prom_float(le_s, &le) || isnan(le))
-		return pt_fail(t, -EINVAL, "histogram bucket %s: le=\"%s\" is not a number", s->name,
-			       le_s);
+		return pt_fail(t, -EINVAL, "histogram bucket %s: le=\"%s\" is not a number",
+			       s->name, le_s);
 	same = hs->last >= 0 && same_labels(pg, s, &pg->samples[hs->last], "le");
 	if (same && !hs->open)
 		return pt_fail(t, -EINVAL, "histogram bucket %s after its le=\"+Inf\" bucket",
 			       s->name);
 	if (same) {
 		if (!(le > hs->le))
-			return pt_fail(t, -EINVAL, "histogram %s: le=\"%s\" not above the previous bucket",
+			return pt_fail(t, -EINVAL,
+				       "histogram %s: le=\"%s\" not above the previous bucket",
 				       s->name, le_s);
 		if (!(s->value >= hs->count))
-			return pt_fail(t, -EINVAL,
-				       "histogram %s: bucket count %g below the previous bucket's %g",
-				       s->name, s->value, hs->count);
+			return pt_fail(
+			    t, -EINVAL,
+			    "histogram %s: bucket count %g below the previous bucket's %g", s->name,
+			    s->value, hs->count);
 	} else if (hs->open) {
-		return pt_fail(t, -EINVAL, "histogram %s: series on line %u has no le=\"+Inf\" bucket",
-			       s->name, pg->samples[hs->last].line);
+		return pt_fail(t, -EINVAL,
+			       "histogram %s: series on line %u has no le=\"+Inf\" bucket", s->name,
+			       pg->samples[hs->last].line);
 	} else if (isnan(s->value) || s->value < 0) {
 		return pt_fail(t, -EINVAL, "histogram %s: bucket count %g", s->name, s->value);
 	}
@@ -505,7 +508,8 @@ static int parse_labels(struct pt *t, char **pp, struct prom_sample *s)
 		p = skip_blanks(p + 1);
 		*e = '\0';
 		if (*p != '"')
-			return pt_fail(t, -EINVAL, "expected '\"' to open the value of label %s", name);
+			return pt_fail(t, -EINVAL, "expected '\"' to open the value of label %s",
+				       name);
 		val = out = ++p;
 		for (;;) {
 			if (!*p)
@@ -521,7 +525,8 @@ static int parse_labels(struct pt *t, char **pp, struct prom_sample *s)
 			else if (p[1] == '\\' || p[1] == '"')
 				*out++ = p[1];
 			else
-				return pt_fail(t, -EINVAL, "invalid escape \"\\%c\" in value of label %s",
+				return pt_fail(t, -EINVAL,
+					       "invalid escape \"\\%c\" in value of label %s",
 					       p[1] ? p[1] : ' ', name);
 			p += 2;
 		}
@@ -536,7 +541,7 @@ static int parse_labels(struct pt *t, char **pp, struct prom_sample *s)
 		if (grow((void **)&pg->labels, &pg->cap_labels, pg->nlabels + 1,
 			 sizeof(*pg->labels)))
 			return pt_fail(t, -ENOMEM, "out of memory");
-		pg->labels[pg->nlabels++] = (struct prom_label){ .name = name, .value = val };
+		pg->labels[pg->nlabels++] = (struct prom_label){.name = name, .value = val};
 		s->nlabels++;
 		p = skip_blanks(p);
 		if (*p == ',') {
@@ -544,7 +549,8 @@ static int parse_labels(struct pt *t, char **pp, struct prom_sample *s)
 			continue;
 		}
 		if (*p != '}')
-			return pt_fail(t, -EINVAL, "expected ',' or '}' after value of label %s", name);
+			return pt_fail(t, -EINVAL, "expected ',' or '}' after value of label %s",
+				       name);
 	}
 	*pp = p;
 	return 0;
@@ -606,7 +612,8 @@ static int parse_sample(struct pt *t, char *p)
 			errno = 0;
 			s->ts_ms = strtoll(tok, &e, 10);
 			if (errno || *e || e == tok || *tok == '+')
-				return pt_fail(t, -EINVAL, "%s: invalid timestamp \"%s\"", name, tok);
+				return pt_fail(t, -EINVAL, "%s: invalid timestamp \"%s\"", name,
+					       tok);
 			s->has_ts = true;
 			if (c && (e = skip_blanks(p + 1)) && *e && *e != '#')
 				return pt_fail(t, -EINVAL, "%s: trailing text after the timestamp",
@@ -634,10 +641,9 @@ void promtext__free(struct prom_page *pg)
 	memset(pg, 0, sizeof(*pg));
 }
 
-int promtext__parse(struct prom_page *pg, const char *text, size_t len, char *err,
-		    size_t errlen)
+int promtext__parse(struct prom_page *pg, const char *text, size_t len, char *err, size_t errlen)
 {
-	struct pt t = { .pg = pg, .err = err, .errlen = errlen };
+	struct pt t = {.pg = pg, .err = err, .errlen = errlen};
 	char *line, *nl, *end, *p;
 	int ret = 0;
 

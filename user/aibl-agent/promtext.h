@@ -26,9 +26,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROM_MAX_BYTES (16 * 1024 * 1024)
+#define PROM_MAX_BYTES	 (16 * 1024 * 1024)
 #define PROM_MAX_SAMPLES 200000
-#define PROM_MAX_LABELS 64 /* per sample */
+#define PROM_MAX_LABELS	 64 /* per sample */
 
 enum prom_type {
 	PROM_UNTYPED = 0,
@@ -47,13 +47,13 @@ struct prom_family {
 	const char *name;
 	const char *help; /* unescaped, NULL when no HELP line */
 	enum prom_type type;
-	bool typed; /* a TYPE line was seen */
+	bool typed;   /* a TYPE line was seen */
 	bool sampled; /* a sample of it was seen */
 };
 
 struct prom_sample {
-	const char *name; /* as written: foo_bucket, foo_sum, ... */
-	int family; /* index into families, -1 when none declared */
+	const char *name;	/* as written: foo_bucket, foo_sum, ... */
+	int family;		/* index into families, -1 when none declared */
 	unsigned int label_off; /* into page->labels */
 	unsigned int nlabels;
 	double value;
@@ -77,8 +77,7 @@ struct prom_page {
  * promtext__free() also on failure). 0, or -EINVAL malformed (err says
  * "line N: why"), -E2BIG over a limit, -ENOMEM.
  */
-int promtext__parse(struct prom_page *page, const char *text, size_t len, char *err,
-		    size_t errlen);
+int promtext__parse(struct prom_page *page, const char *text, size_t len, char *err, size_t errlen);
 void promtext__free(struct prom_page *page);
 
 const char *prom_type__str(enum prom_type t);

@@ -58,17 +58,17 @@ static int take_json(struct agent_server *srv, const char *body, size_t len, cha
 	if (!json_is_array(models)) {
 		snprintf(msg, msglen, "JSON, not a Prometheus page%s",
 			 json_is_array(root) ? " (trtllm-serve iteration stats: its Prometheus "
-					       "page is /prometheus/metrics)" :
-					       "");
+					       "page is /prometheus/metrics)"
+					     : "");
 		json_decref(root);
 		return -EINVAL;
 	}
-	json_array_foreach(models, i, m)
-		ps |= json_object_get(m, "size_vram") || json_object_get(m, "expires_at");
+	json_array_foreach(models, i, m) ps |=
+	    json_object_get(m, "size_vram") || json_object_get(m, "expires_at");
 	json_decref(root);
 	/* no expiry check: a recorded /api/ps is read as of when it was taken */
-	return ps ? agent_ollama__ps(body, len, srv, 0, msg, msglen) :
-		    agent_ollama__tags(body, len, srv, msg, msglen);
+	return ps ? agent_ollama__ps(body, len, srv, 0, msg, msglen)
+		  : agent_ollama__tags(body, len, srv, msg, msglen);
 }
 
 static json_t *num(double v)
@@ -81,12 +81,13 @@ static void add_model(json_t *list, const char *name, bool resident)
 	size_t i;
 	json_t *m;
 
-	json_array_foreach(list, i, m)
-		if (!strcmp(json_string_value(json_object_get(m, "name")), name)) {
-			if (resident)
-				json_object_set_new(m, "resident", json_true());
-			return;
-		}
+	json_array_foreach(list, i,
+			   m) if (!strcmp(json_string_value(json_object_get(m, "name")), name))
+	{
+		if (resident)
+			json_object_set_new(m, "resident", json_true());
+		return;
+	}
 	json_array_append_new(list, json_pack("{s:s,s:b}", "name", name, "resident", resident));
 }
 

@@ -16,8 +16,8 @@
 
 /* ---- settings ---- */
 
-static const char *const known_kinds[] = { "vllm",  "sglang",	"trtllm", "triton",
-					   "tgi",   "llamacpp", "ollama", NULL };
+static const char *const known_kinds[] = {"vllm", "sglang",   "trtllm", "triton",
+					  "tgi",  "llamacpp", "ollama", NULL};
 
 /* the usual metrics paths, tried in turn when none is set: trtllm-serve's
  * /metrics is JSON iteration stats, Ollama has no Prometheus page at all */
@@ -25,9 +25,9 @@ static const struct {
 	const char *path;
 	bool json;
 } probes[] = {
-	{ "/metrics", false },
-	{ "/prometheus/metrics", false },
-	{ "/api/ps", true },
+    {"/metrics", false},
+    {"/prometheus/metrics", false},
+    {"/api/ps", true},
 };
 #define NPROBES ((int)(sizeof(probes) / sizeof(probes[0])))
 
@@ -57,10 +57,13 @@ int agent_server__spec(struct agent_server *srv, const char *spec, char *msg, si
 			bool ok = false;
 
 			for (int i = 0; known_kinds[i]; i++)
-				ok |= strlen(known_kinds[i]) == vl && !strncmp(eq + 1, known_kinds[i], vl);
+				ok |= strlen(known_kinds[i]) == vl &&
+				      !strncmp(eq + 1, known_kinds[i], vl);
 			if (!ok) {
-				snprintf(msg, msglen, "%s: unknown kind \"%.*s\" (vllm, sglang, trtllm, "
-					 "triton, tgi, llamacpp, ollama)", spec, (int)vl, eq + 1);
+				snprintf(msg, msglen,
+					 "%s: unknown kind \"%.*s\" (vllm, sglang, trtllm, "
+					 "triton, tgi, llamacpp, ollama)",
+					 spec, (int)vl, eq + 1);
 				return -EINVAL;
 			}
 			memcpy(srv->kind_cfg, eq + 1, vl);
@@ -69,7 +72,8 @@ int agent_server__spec(struct agent_server *srv, const char *spec, char *msg, si
 			size_t vl = len - 8;
 
 			if (!vl || eq[1] != '/' || vl >= sizeof(srv->metrics_path)) {
-				snprintf(msg, msglen, "%s: metrics= takes a path starting with /", spec);
+				snprintf(msg, msglen, "%s: metrics= takes a path starting with /",
+					 spec);
 				return -EINVAL;
 			}
 			memcpy(srv->metrics_path, eq + 1, vl);
@@ -123,8 +127,8 @@ static bool looks_json(const char *body, size_t len)
 	return i < len && (body[i] == '[' || body[i] == '{');
 }
 
-bool agent_server__probe_next(struct agent_server *srv, long status, const char *body,
-			      size_t len, const char **why)
+bool agent_server__probe_next(struct agent_server *srv, long status, const char *body, size_t len,
+			      const char **why)
 {
 	bool wrong;
 
@@ -177,9 +181,9 @@ static const char *kind_prefix(const struct prom_page *pg, const char *const *li
 	return "";
 }
 
-static const char *const vllm_prefixes[] = { "vllm:", "ray_vllm:", "ray_vllm_", NULL };
+static const char *const vllm_prefixes[] = {"vllm:", "ray_vllm:", "ray_vllm_", NULL};
 /* recent trtllm-serve releases write unprefixed names (engine_type label) */
-static const char *const trtllm_prefixes[] = { "trtllm_", "trtllm:", "pytrtllm:", NULL };
+static const char *const trtllm_prefixes[] = {"trtllm_", "trtllm:", "pytrtllm:", NULL};
 
 const char *agent_metrics__kind(const struct prom_page *pg)
 {
@@ -342,7 +346,7 @@ static uint64_t labels_hash(const struct prom_page *pg, const struct prom_sample
 static double ctr_growth(const struct prom_page *pg, const char *name, struct agent_counter *c,
 			 bool first, bool *reset)
 {
-	struct agent_counter nc = { 0 };
+	struct agent_counter nc = {0};
 	double g = 0;
 	int n = 0;
 
@@ -475,10 +479,10 @@ static void extract_vllm(const struct prom_page *pg, struct agent_server *srv)
 {
 	/* counter pairs, newest names first: vLLM 0.9.2 renamed gpu_prefix_* */
 	static const char *const hit_pairs[][2] = {
-		{ "prefix_cache_hits_total", "prefix_cache_queries_total" },
-		{ "prefix_cache_hits", "prefix_cache_queries" },
-		{ "gpu_prefix_cache_hits_total", "gpu_prefix_cache_queries_total" },
-		{ "gpu_prefix_cache_hits", "gpu_prefix_cache_queries" },
+	    {"prefix_cache_hits_total", "prefix_cache_queries_total"},
+	    {"prefix_cache_hits", "prefix_cache_queries"},
+	    {"gpu_prefix_cache_hits_total", "gpu_prefix_cache_queries_total"},
+	    {"gpu_prefix_cache_hits", "gpu_prefix_cache_queries"},
 	};
 	const char *p = kind_prefix(pg, vllm_prefixes);
 	struct ar_server *s = &srv->s;
@@ -498,7 +502,7 @@ static void extract_vllm(const struct prom_page *pg, struct agent_server *srv)
 					cat(b, sizeof(b), p, hit_pairs[i][1]));
 	if (!hit_read) /* V0: a gauge, -1 when prefix caching is off */
 		s->prefix_cache_hit_rate =
-			unit01(m_max(pg, cat(a, sizeof(a), p, "gpu_prefix_cache_hit_rate")));
+		    unit01(m_max(pg, cat(a, sizeof(a), p, "gpu_prefix_cache_hit_rate")));
 	window_ttft(srv, pg, p, "time_to_first_token_seconds", 1e3);
 	window_e2e(srv, pg, cat(a, sizeof(a), p, "e2e_request_latency_seconds_sum"),
 		   cat(b, sizeof(b), p, "e2e_request_latency_seconds_count"));
@@ -552,7 +556,8 @@ static void extract_sglang(const struct prom_page *pg, struct agent_server *srv)
 	 * counters give the window's real rate */
 	if (window_hits(srv, pg, sg(pg, a, sizeof(a), "cached_tokens_total"),
 			sg(pg, b, sizeof(b), "prompt_tokens_total")))
-		s->prefix_cache_hit_rate = unit01(m_max(pg, sg(pg, a, sizeof(a), "cache_hit_rate")));
+		s->prefix_cache_hit_rate =
+		    unit01(m_max(pg, sg(pg, a, sizeof(a), "cache_hit_rate")));
 	p = m_has(pg, "sglang:time_to_first_token_seconds_sum") ? "sglang:" : "sglang_";
 	window_ttft(srv, pg, p, "time_to_first_token_seconds", 1e3);
 	window_e2e(srv, pg, sg(pg, a, sizeof(a), "e2e_request_latency_seconds_sum"),
@@ -690,8 +695,9 @@ int agent_metrics__take(struct agent_server *srv, long status, const char *body,
 	if (json_path(srv))
 		return agent_ollama__ps(body, len, srv, now_ms, msg, msglen);
 	if (looks_json(body, len)) {
-		snprintf(msg, msglen, "JSON, not a Prometheus page (trtllm-serve: metrics=/prometheus/"
-				      "metrics)");
+		snprintf(msg, msglen,
+			 "JSON, not a Prometheus page (trtllm-serve: metrics=/prometheus/"
+			 "metrics)");
 		return -EINVAL;
 	}
 	err = promtext__parse(&pg, body, len, perr, sizeof(perr));
@@ -724,7 +730,8 @@ int agent_models__parse(const char *body, size_t len, struct agent_server *srv, 
 		err = -EINVAL;
 		goto out;
 	}
-	json_array_foreach(data, i, m) {
+	json_array_foreach(data, i, m)
+	{
 		struct ar_model *am;
 
 		id = json_object_get(m, "id");
@@ -755,7 +762,7 @@ out:
 /* RFC 3339 ("2025-07-31T00:50:57.706998+02:00") to ms since the epoch */
 static int rfc3339_ms(const char *s, uint64_t *out)
 {
-	struct tm tm = { 0 };
+	struct tm tm = {0};
 	int y, mo, d, h, mi, sec, n = 0, oh = 0, om = 0;
 	double frac = 0;
 	const char *p;
@@ -827,7 +834,8 @@ int agent_ollama__ps(const char *body, size_t len, struct agent_server *srv, uin
 	if (!root)
 		return -EINVAL;
 	start_page(srv, "ollama");
-	json_array_foreach(json_object_get(root, "models"), i, m) {
+	json_array_foreach(json_object_get(root, "models"), i, m)
+	{
 		const char *name = ollama_name(m), *exp;
 		uint64_t at;
 
@@ -853,7 +861,8 @@ int agent_ollama__tags(const char *body, size_t len, struct agent_server *srv, c
 
 	if (!root)
 		return -EINVAL;
-	json_array_foreach(json_object_get(root, "models"), i, m) {
+	json_array_foreach(json_object_get(root, "models"), i, m)
+	{
 		const char *name = ollama_name(m);
 		struct ar_model *am;
 

@@ -21,7 +21,7 @@
 #include "promtext.h"
 #include "report.h"
 
-#define AGENT_SERVER_MODELS 32
+#define AGENT_SERVER_MODELS  32
 #define AGENT_COUNTER_SERIES 16 /* label sets remembered per counter */
 
 /*
@@ -39,12 +39,12 @@ struct agent_counter {
 struct agent_counters {
 	bool valid;
 	struct agent_counter ttft_sum, ttft_count; /* seconds (ms for Triton) */
-	struct agent_counter e2e_sum, e2e_count; /* request latency, seconds */
-	struct agent_counter hits, queries; /* prefix cache, tokens */
+	struct agent_counter e2e_sum, e2e_count;   /* request latency, seconds */
+	struct agent_counter hits, queries;	   /* prefix cache, tokens */
 };
 
 struct agent_server {
-	struct ar_server s; /* what goes into the report */
+	struct ar_server s;  /* what goes into the report */
 	uint64_t last_ok_ms; /* monotonic, 0 never */
 	struct agent_counters prev;
 	int nmodels;
@@ -77,8 +77,8 @@ const char *agent_server__models_path(const struct agent_server *srv);
  * means "not here, try the next usual path" (404, 405, a JSON body where
  * Prometheus text was expected); srv->probe moves on and *why says so.
  */
-bool agent_server__probe_next(struct agent_server *srv, long status, const char *body,
-			      size_t len, const char **why);
+bool agent_server__probe_next(struct agent_server *srv, long status, const char *body, size_t len,
+			      const char **why);
 
 /*
  * Take what a metrics fetch answered (HTTP status, body) into srv: 0 the

@@ -218,8 +218,8 @@ static int flow_lookup(int argc, char **argv)
 		goto out;
 	}
 	if (ctl.json) {
-		ret =
-		    ctl_json_print(json_pack("{s:o}", "flow", flow_json(&s, &k, &c, clock_mono_ns())));
+		ret = ctl_json_print(
+		    json_pack("{s:o}", "flow", flow_json(&s, &k, &c, clock_mono_ns())));
 		goto out;
 	}
 	t = ctl_table__new(7, flow_hdr, "lllllll");

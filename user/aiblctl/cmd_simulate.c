@@ -456,9 +456,10 @@ undo:
 	} else
 		printf("backend     none\n");
 	if (acked && syn_backend >= 0 && backend >= 0 && syn_backend != backend)
-		printf("warning     the SYN went to %s, its ACK to %s: this handshake fails and the "
-		       "client retries\n",
-		       sbname, bname);
+		printf(
+		    "warning     the SYN went to %s, its ACK to %s: this handshake fails and the "
+		    "client retries\n",
+		    sbname, bname);
 	if (last->so.encap[0]) {
 		char a1[64], a2[64];
 

@@ -154,28 +154,28 @@ const char *ctl_proto_str(__u8 proto)
 
 const char *ctl_mode_str(__u8 mode)
 {
-	static const char *const names[] = { AIBL_MODES(AIBL_X_NAME) };
+	static const char *const names[] = {AIBL_MODES(AIBL_X_NAME)};
 
 	return NAME_OF(names, mode);
 }
 
 const char *ctl_key_str(__u8 key)
 {
-	static const char *const names[] = { AIBL_SESSION_KEYS(AIBL_X_NAME) };
+	static const char *const names[] = {AIBL_SESSION_KEYS(AIBL_X_NAME)};
 
 	return NAME_OF(names, key);
 }
 
 const char *ctl_policy_str(__u8 policy)
 {
-	static const char *const names[] = { AIBL_POLICIES(AIBL_X_NAME) };
+	static const char *const names[] = {AIBL_POLICIES(AIBL_X_NAME)};
 
 	return NAME_OF(names, policy);
 }
 
 const char *ctl_accel_str(__u8 accel)
 {
-	static const char *const names[] = { AIBL_ACCELS(AIBL_X_NAME) };
+	static const char *const names[] = {AIBL_ACCELS(AIBL_X_NAME)};
 
 	return NAME_OF(names, accel);
 }

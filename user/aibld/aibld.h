@@ -19,30 +19,30 @@
 #include "report.h"
 
 #define AIBLD_VERSION "0.1.0"
-#define NODE_ERR_LEN 160
+#define NODE_ERR_LEN  160
 
 struct node_rt {
 	char name[AIBL_NAME_LEN];
-	int cfg_idx; /* index in cfg.nodes, -1: retired (removed from config) */
-	__u32 id; /* backend id, stable across restarts (aibl_be_meta) */
-	bool down; /* circuit breaker open, backend not answering: flows re-steered */
-	bool unhealthy; /* agent breaker open, backend answers: no new flows */
-	bool draining; /* operator: no new flows */
-	bool overloaded; /* bounded load: no new flows while others can */
+	int cfg_idx;		 /* index in cfg.nodes, -1: retired (removed from config) */
+	__u32 id;		 /* backend id, stable across restarts (aibl_be_meta) */
+	bool down;		 /* circuit breaker open, backend not answering: flows re-steered */
+	bool unhealthy;		 /* agent breaker open, backend answers: no new flows */
+	bool draining;		 /* operator: no new flows */
+	bool overloaded;	 /* bounded load: no new flows while others can */
 	unsigned int fails, oks; /* consecutive poll failures / successes */
 	/* backend TCP checks of a node with an agent, while its agent fails */
 	unsigned int be_fails, be_oks; /* consecutive */
-	bool be_checked; /* a check result arrived in this poll round */
-	__u8 last_fail; /* enum node_fail of the last failed poll */
-	__u8 reason; /* enum node_fail that made it down or unhealthy */
+	bool be_checked;	       /* a check result arrived in this poll round */
+	__u8 last_fail;		       /* enum node_fail of the last failed poll */
+	__u8 reason;		       /* enum node_fail that made it down or unhealthy */
 	__u64 polls, poll_errors;
 	char last_error[NODE_ERR_LEN];
 	__u64 last_ok_ms; /* monotonic ms of the last good poll, 0: never */
 	bool have_rep;
 	struct agent_report rep;
-	double ttft_ms; /* least_time EWMA, < 0 unknown */
+	double ttft_ms;		     /* least_time EWMA, < 0 unknown */
 	double lat_ms, lat_floor_ms; /* ai latency estimate and unloaded figure */
-	__s64 active; /* aibl_load */
+	__s64 active;		     /* aibl_load */
 	struct aibl_traffic traffic; /* aibl_be_stats summed over CPUs */
 	unsigned int npins;
 	__u8 mac[6]; /* neighbour MAC, zero when not on-link */
@@ -56,12 +56,12 @@ struct svc_rt {
 	char name[AIBL_NAME_LEN];
 	__u32 id; /* svc_id, stable across restarts (aibl_svc_meta) */
 	int cfg_idx;
-	__u8 half; /* active ring half */
-	bool have_table; /* table[] mirrors the active half */
-	__u32 *table; /* AIBL_RING_SIZE backend ids */
-	__u32 *applied; /* per service node (cfg order): weight in the table */
-	__u32 *slots; /* per service node: slots in the active half */
-	__u32 *mem_ids; /* backend ids written to aibl_members for it */
+	__u8 half;		     /* active ring half */
+	bool have_table;	     /* table[] mirrors the active half */
+	__u32 *table;		     /* AIBL_RING_SIZE backend ids */
+	__u32 *applied;		     /* per service node (cfg order): weight in the table */
+	__u32 *slots;		     /* per service node: slots in the active half */
+	__u32 *mem_ids;		     /* backend ids written to aibl_members for it */
 	struct aibl_member *mem_val; /* and what was written, to skip repeats */
 	int nmem;
 	__u64 last_write_ms;
@@ -109,9 +109,9 @@ struct aibld {
 	/* maps */
 	struct dp *dp;
 	int fd_vips, fd_backends, fd_ring, fd_cost, fd_load, fd_pins, fd_members, fd_stats,
-		fd_svc_stats, fd_be_stats, fd_svc_meta, fd_be_meta, fd_globals, fd_filter;
+	    fd_svc_stats, fd_be_stats, fd_svc_meta, fd_be_meta, fd_globals, fd_filter;
 	__u32 *ring_mmap; /* aibl_ring when BPF_F_MMAPABLE, else NULL */
-	bool batch_ok; /* bpf_map_update_batch works on aibl_ring */
+	bool batch_ok;	  /* bpf_map_update_batch works on aibl_ring */
 	int ncpus;
 	__u32 max_backends, max_services, max_pins;
 
@@ -128,8 +128,8 @@ struct aibld {
 	__u64 start_ms;
 	struct aibld_stats st;
 	double best_lat_ms; /* ai: lowest latency estimate of a usable node, < 0 none */
-	int wake_fd; /* eventfd: API changed something, recompute now */
-	bool force_next; /* rewrite every table on the next recompute */
+	int wake_fd;	    /* eventfd: API changed something, recompute now */
+	bool force_next;    /* rewrite every table on the next recompute */
 	unsigned int member_errors;
 };
 
@@ -157,11 +157,11 @@ enum node_fail {
 	NODE_FAIL_TIMEOUT,
 	NODE_FAIL_HTTP, /* agent answered non-200 */
 	NODE_FAIL_TOO_LARGE,
-	NODE_FAIL_AUTH, /* unsigned or badly signed report */
+	NODE_FAIL_AUTH,	      /* unsigned or badly signed report */
 	NODE_FAIL_BAD_REPORT, /* garbage */
-	NODE_FAIL_FOREIGN, /* a report for another node */
-	NODE_FAIL_STALE, /* the agent reaches no model server */
-	NODE_FAIL_BACKEND, /* TCP check of the service port failed (agent broken too) */
+	NODE_FAIL_FOREIGN,    /* a report for another node */
+	NODE_FAIL_STALE,      /* the agent reaches no model server */
+	NODE_FAIL_BACKEND,    /* TCP check of the service port failed (agent broken too) */
 };
 
 /* nodes.c: circuit breakers and report intake */
@@ -172,8 +172,8 @@ bool nodes__want_backend_check(const struct aibld *d, const struct node_rt *n);
 /* a backend TCP check's result; record it before the agent's of the round */
 void nodes__backend_result(struct aibld *d, struct node_rt *n, bool ok, const char *err);
 void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep);
-void nodes__poll_fail(struct aibld *d, struct node_rt *n, enum node_fail kind, const char *fmt,
-		      ...) __attribute__((format(printf, 4, 5)));
+void nodes__poll_fail(struct aibld *d, struct node_rt *n, enum node_fail kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 int nodes__set_drain(struct aibld *d, const char *name, bool drain);
 int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count);
 

@@ -185,8 +185,8 @@ static char *metrics_text(struct aibld *d)
 	static const struct {
 		const char *name, *help;
 	} counters[] = {
-#define AIBL_X_NAME(n, s, h) { s, h },
-		AIBL_COUNTERS(AIBL_X_NAME)
+#define AIBL_X_NAME(n, s, h) {s, h},
+	    AIBL_COUNTERS(AIBL_X_NAME)
 #undef AIBL_X_NAME
 	};
 	char *buf = NULL;
@@ -215,17 +215,18 @@ static char *metrics_text(struct aibld *d)
 			label(f, d->nodes[d->cfg.services[i].nodes[k]].name);
 			fprintf(f, "\"} %.6f\n", (double)d->svcs[i].slots[k] / AIBL_RING_SIZE);
 		}
-#define SVC_METRIC(mname, type, help, expr)                                        \
-	do {                                                                       \
-		metric_head(f, mname, type, help);                                 \
-		for (int i = 0; i < d->cfg.nservices; i++) {                       \
-			const struct svc_rt *s = &d->svcs[i];                      \
-			fputs(mname "{service=\"", f);                             \
-			label(f, s->name);                                         \
-			fprintf(f, "\"} %llu\n", (unsigned long long)(expr));      \
-		}                                                                  \
+#define SVC_METRIC(mname, type, help, expr)                                                        \
+	do {                                                                                       \
+		metric_head(f, mname, type, help);                                                 \
+		for (int i = 0; i < d->cfg.nservices; i++) {                                       \
+			const struct svc_rt *s = &d->svcs[i];                                      \
+			fputs(mname "{service=\"", f);                                             \
+			label(f, s->name);                                                         \
+			fprintf(f, "\"} %llu\n", (unsigned long long)(expr));                      \
+		}                                                                                  \
 	} while (0)
-	SVC_METRIC("aibl_service_packets_total", "counter", "packets to the service", s->traffic.packets);
+	SVC_METRIC("aibl_service_packets_total", "counter", "packets to the service",
+		   s->traffic.packets);
 	SVC_METRIC("aibl_service_bytes_total", "counter", "bytes to the service", s->traffic.bytes);
 	SVC_METRIC("aibl_service_new_flows_total", "counter", "new flows", s->traffic.new_flows);
 	SVC_METRIC("aibl_service_pin_hits_total", "counter", "new flows steered by a pin",
@@ -233,15 +234,15 @@ static char *metrics_text(struct aibld *d)
 	SVC_METRIC("aibl_service_pins", "gauge", "session pins of the service", s->npins);
 	SVC_METRIC("aibl_service_table_generation", "counter", "table rewrites", s->generation);
 #undef SVC_METRIC
-#define NODE_METRIC(mname, type, help, fmt, expr)                                  \
-	do {                                                                       \
-		metric_head(f, mname, type, help);                                 \
-		for (int i = 0; i < d->nnodes; i++) {                              \
-			const struct node_rt *n = &d->nodes[i];                    \
-			fputs(mname "{node=\"", f);                                \
-			label(f, n->name);                                         \
-			fprintf(f, "\"} " fmt "\n", expr);                         \
-		}                                                                  \
+#define NODE_METRIC(mname, type, help, fmt, expr)                                                  \
+	do {                                                                                       \
+		metric_head(f, mname, type, help);                                                 \
+		for (int i = 0; i < d->nnodes; i++) {                                              \
+			const struct node_rt *n = &d->nodes[i];                                    \
+			fputs(mname "{node=\"", f);                                                \
+			label(f, n->name);                                                         \
+			fprintf(f, "\"} " fmt "\n", expr);                                         \
+		}                                                                                  \
 	} while (0)
 	NODE_METRIC("aibl_node_up", "gauge", "1 when neither down nor unhealthy", "%d",
 		    !n->down && !n->unhealthy);
@@ -379,7 +380,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (!token_ok(d, c)) {
 			__atomic_fetch_add(&d->st.auth_fail_api, 1, __ATOMIC_RELAXED);
 			pr_warn("API: %s %s refused: missing or wrong bearer token", method, url);
-			return reply_error(c, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token");
+			return reply_error(c, MHD_HTTP_UNAUTHORIZED,
+					   "missing or wrong bearer token");
 		}
 		memcpy(node, name, slash - name);
 		node[slash - name] = 0;
@@ -399,8 +401,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			if (write(d->wake_fd, &one, sizeof(one)) < 0)
 				pr_debug("wake: %s", strerror(errno));
 		}
-		ret = reply_json(c, MHD_HTTP_OK,
-				 json_pack("{s:s,s:b}", AIBL_SJ_NODE, node, AIBL_SJ_DRAINING, drain));
+		ret =
+		    reply_json(c, MHD_HTTP_OK,
+			       json_pack("{s:s,s:b}", AIBL_SJ_NODE, node, AIBL_SJ_DRAINING, drain));
 		return ret;
 	}
 	return reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
@@ -418,7 +421,7 @@ int api__start(struct aibld *d, struct api **out)
 		return -ENOMEM;
 	a->d = d;
 	a->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-					  (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+				      (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 				  0, NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, &ss,
 				  MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_CONNECTION_LIMIT,
 				  64U, MHD_OPTION_END);

@@ -30,14 +30,14 @@
 
 /* K_ENUM tables: indexed by value, NULL after the last (aibl.h's X-macros) */
 #define AIBL_X_NAME(n, v, s) [v] = s,
-static const char *const policy_names[AIBL_POL__MAX + 1] = { AIBL_POLICIES(AIBL_X_NAME) };
-static const char *const accel_names[AIBL_ACCEL__MAX + 1] = { AIBL_ACCELS(AIBL_X_NAME) };
-static const char *const fwd_names[AIBL_FWD__MAX + 1] = { AIBL_FWD_MODES(AIBL_X_NAME) };
-static const char *const key_names[AIBL_KEY__MAX + 1] = { AIBL_SESSION_KEYS(AIBL_X_NAME) };
+static const char *const policy_names[AIBL_POL__MAX + 1] = {AIBL_POLICIES(AIBL_X_NAME)};
+static const char *const accel_names[AIBL_ACCEL__MAX + 1] = {AIBL_ACCELS(AIBL_X_NAME)};
+static const char *const fwd_names[AIBL_FWD__MAX + 1] = {AIBL_FWD_MODES(AIBL_X_NAME)};
+static const char *const key_names[AIBL_KEY__MAX + 1] = {AIBL_SESSION_KEYS(AIBL_X_NAME)};
 #undef AIBL_X_NAME
-static const char *const xdp_mode_names[] = { "native", "generic", NULL };
-static const char *const proto_names[] = { "tcp", "udp", NULL };
-static const int proto_values[] = { IPPROTO_TCP, IPPROTO_UDP };
+static const char *const xdp_mode_names[] = {"native", "generic", NULL};
+static const char *const proto_names[] = {"tcp", "udp", NULL};
+static const int proto_values[] = {IPPROTO_TCP, IPPROTO_UDP};
 
 static int parse_uint(const char *s, unsigned long long *out);
 
@@ -76,25 +76,25 @@ void config__defaults(struct config *cfg)
 	cfg->lt_smoothing = 0.3;
 	cfg->lt_ms_per_flow = 20;
 	cfg->ai = (struct cfg_ai){
-		.util_weight = 0.25,
-		.mem_weight = 0.15,
-		.temp_weight = 0.10,
-		.queue_weight = 0.20,
-		.kv_weight = 0.20,
-		.inflight_weight = 0.10,
-		.temp_soft_c = 75,
-		.temp_hard_c = 90,
-		.queue_ref = 32,
-		.inflight_ref = 64,
-		.overload_kv = 0.95,
-		.min_headroom = 0.05,
-		.cold_start_factor = 0.25,
-		.load_cost = 32,
-		.saturation_queue = 4,
-		.latency_spread = 1.25,
-		.latency_slack_ms = 50,
-		.stale_ms = 0,
-		.cold_start_after_ms = 60000,
+	    .util_weight = 0.25,
+	    .mem_weight = 0.15,
+	    .temp_weight = 0.10,
+	    .queue_weight = 0.20,
+	    .kv_weight = 0.20,
+	    .inflight_weight = 0.10,
+	    .temp_soft_c = 75,
+	    .temp_hard_c = 90,
+	    .queue_ref = 32,
+	    .inflight_ref = 64,
+	    .overload_kv = 0.95,
+	    .min_headroom = 0.05,
+	    .cold_start_factor = 0.25,
+	    .load_cost = 32,
+	    .saturation_queue = 4,
+	    .latency_spread = 1.25,
+	    .latency_slack_ms = 50,
+	    .stale_ms = 0,
+	    .cold_start_after_ms = 60000,
 	};
 }
 
@@ -151,9 +151,9 @@ static int vfail(struct pctx *c, size_t line, const char *fmt, va_list ap)
 }
 
 static int fail(struct pctx *c, const yaml_node_t *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static int fail_at(struct pctx *c, size_t line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(struct pctx *c, const yaml_node_t *n, const char *fmt, ...)
 {
@@ -187,16 +187,16 @@ static const char *scalar(const yaml_node_t *n)
  * field's own type, so nothing downstream parses a config string again.
  */
 enum ktype {
-	K_STR, /* char[size] */
+	K_STR,	/* char[size] */
 	K_UINT, /* __u16 or __u32 (size), min .. max */
-	K_DBL, /* double, min .. max */
+	K_DBL,	/* double, min .. max */
 	K_BOOL, /* bool: true/yes/on, false/no/off */
 	K_ENUM, /* int: the index of the name in names (proto: its IPPROTO_ value) */
-	K_IP, /* struct cfg_addr, IPv4 or IPv6 */
-	K_IP4, /* struct cfg_addr, IPv4 */
-	K_IP6, /* struct cfg_addr, IPv6 */
-	K_MAC, /* struct cfg_mac */
-	K_MAP, /* a mapping of the keys in sub, into the struct at off */
+	K_IP,	/* struct cfg_addr, IPv4 or IPv6 */
+	K_IP4,	/* struct cfg_addr, IPv4 */
+	K_IP6,	/* struct cfg_addr, IPv6 */
+	K_MAC,	/* struct cfg_mac */
+	K_MAP,	/* a mapping of the keys in sub, into the struct at off */
 	K_FUNC, /* anything else: fn (sub: the keys of a list's items) */
 };
 
@@ -207,20 +207,26 @@ struct kspec {
 	const char *key;
 	enum ktype type;
 	size_t off;
-	size_t size; /* K_STR buffer size, K_UINT width in bytes */
-	double min, max; /* K_UINT, K_DBL */
+	size_t size;		  /* K_STR buffer size, K_UINT width in bytes */
+	double min, max;	  /* K_UINT, K_DBL */
 	const char *const *names; /* K_ENUM */
-	const struct kspec *sub; /* K_MAP, K_FUNC over a list of mappings */
+	const struct kspec *sub;  /* K_MAP, K_FUNC over a list of mappings */
 	bool required;
-	kfunc_t fn; /* K_FUNC */
+	kfunc_t fn;	  /* K_FUNC */
 	const char *help; /* one line; README.md has the whole story */
 };
 
 /* a key stored in field f of struct s */
-#define KS(k, t, s, f, h, ...) { .key = k, .type = t, .off = offsetof(s, f), \
-				 .size = sizeof(((s *)0)->f), .help = h, __VA_ARGS__ }
+#define KS(k, t, s, f, h, ...)                                                                     \
+	{                                                                                          \
+		.key = k, .type = t, .off = offsetof(s, f), .size = sizeof(((s *)0)->f),           \
+		.help = h, __VA_ARGS__                                                             \
+	}
 /* a key handled by a function */
-#define KF(k, f, h, ...) { .key = k, .type = K_FUNC, .fn = f, .help = h, __VA_ARGS__ }
+#define KF(k, f, h, ...)                                                                           \
+	{                                                                                          \
+		.key = k, .type = K_FUNC, .fn = f, .help = h, __VA_ARGS__                          \
+	}
 
 static int enum_list(const char *const *names, char *buf, size_t len)
 {
@@ -253,8 +259,8 @@ static int walk_map(struct pctx *c, yaml_node_t *map, const struct kspec *specs,
 static int set_ip(struct pctx *c, const struct kspec *k, yaml_node_t *v, const char *s,
 		  struct cfg_addr *a)
 {
-	static const char *const what[] = { [K_IP] = "an IPv4 or IPv6", [K_IP4] = "an IPv4",
-					    [K_IP6] = "an IPv6" };
+	static const char *const what[] = {
+	    [K_IP] = "an IPv4 or IPv6", [K_IP4] = "an IPv4", [K_IP6] = "an IPv6"};
 	__u8 want = k->type == K_IP4 ? AIBL_AF_INET : k->type == K_IP6 ? AIBL_AF_INET6 : 0;
 
 	if (!*s && !k->required) {
@@ -388,82 +394,73 @@ static int walk_map(struct pctx *c, yaml_node_t *map, const struct kspec *specs,
 /* ---- nested sections ---- */
 
 static const struct kspec health_keys[] = {
-	KS("fail_after", K_UINT, struct config, fail_after,
-	   "consecutive failed polls that mark a node unhealthy or down", .min = 1, .max = 100),
-	KS("rise_after", K_UINT, struct config, rise_after,
-	   "consecutive good polls that mark it up again", .min = 1, .max = 100),
-	{}
-};
+    KS("fail_after", K_UINT, struct config, fail_after,
+       "consecutive failed polls that mark a node unhealthy or down", .min = 1, .max = 100),
+    KS("rise_after", K_UINT, struct config, rise_after,
+       "consecutive good polls that mark it up again", .min = 1, .max = 100),
+    {}};
 
 /* map sizes: applied when aibld creates the maps; pinned maps keep theirs */
-static const struct kspec maps_keys[] = {
-	KS("conns", K_UINT, struct config, map_conns, "connection-table entries", .min = 1024,
-	   .max = 67108864),
-	KS("pins", K_UINT, struct config, map_pins, "session-pin entries", .min = 1024,
-	   .max = 16777216),
-	{}
-};
+static const struct kspec maps_keys[] = {KS("conns", K_UINT, struct config, map_conns,
+					    "connection-table entries", .min = 1024,
+					    .max = 67108864),
+					 KS("pins", K_UINT, struct config, map_pins,
+					    "session-pin entries", .min = 1024, .max = 16777216),
+					 {}};
 
 static const struct kspec tables_keys[] = {
-	KS("min_rewrite_interval_ms", K_UINT, struct config, min_rewrite_interval_ms,
-	   "least time between rewrites of a table whose weights merely drifted", .min = 0,
-	   .max = 600000),
-	KS("hysteresis_pct", K_UINT, struct config, hysteresis_pct,
-	   "change of a weight, in percent, that replaces the applied one", .min = 0, .max = 100),
-	{}
-};
+    KS("min_rewrite_interval_ms", K_UINT, struct config, min_rewrite_interval_ms,
+       "least time between rewrites of a table whose weights merely drifted", .min = 0,
+       .max = 600000),
+    KS("hysteresis_pct", K_UINT, struct config, hysteresis_pct,
+       "change of a weight, in percent, that replaces the applied one", .min = 0, .max = 100),
+    {}};
 
 static const struct kspec pins_keys[] = {
-	KS("max_per_node", K_UINT, struct config, pins_per_node,
-	   "best-scored hints kept per node", .min = 0, .max = AIBL_MAX_PINS),
-	KS("max_per_service", K_UINT, struct config, pins_per_service,
-	   "best-scored pins kept per service", .min = 0, .max = AIBL_MAX_PINS),
-	KS("max_ttl_ms", K_UINT, struct config, pin_max_ttl_ms, "cap on a hint's TTL",
-	   .min = 1000, .max = 86400000),
-	{}
-};
+    KS("max_per_node", K_UINT, struct config, pins_per_node, "best-scored hints kept per node",
+       .min = 0, .max = AIBL_MAX_PINS),
+    KS("max_per_service", K_UINT, struct config, pins_per_service,
+       "best-scored pins kept per service", .min = 0, .max = AIBL_MAX_PINS),
+    KS("max_ttl_ms", K_UINT, struct config, pin_max_ttl_ms, "cap on a hint's TTL", .min = 1000,
+       .max = 86400000),
+    {}};
 
 static const struct kspec lt_keys[] = {
-	KS("smoothing", K_DBL, struct config, lt_smoothing,
-	   "EWMA weight of the newest time-to-first-token sample", .min = 0.01, .max = 1),
-	KS("ms_per_flow", K_DBL, struct config, lt_ms_per_flow,
-	   "milliseconds of TTFT that cost as much as one active flow", .min = 0.1,
-	   .max = 100000),
-	{}
-};
+    KS("smoothing", K_DBL, struct config, lt_smoothing,
+       "EWMA weight of the newest time-to-first-token sample", .min = 0.01, .max = 1),
+    KS("ms_per_flow", K_DBL, struct config, lt_ms_per_flow,
+       "milliseconds of TTFT that cost as much as one active flow", .min = 0.1, .max = 100000),
+    {}};
 
 #define KAI(k, t, h, ...) KS(#k, t, struct cfg_ai, k, h, __VA_ARGS__)
 static const struct kspec ai_keys[] = {
-	KAI(util_weight, K_DBL, "weight of GPU utilisation in the load", .min = 0, .max = 100),
-	KAI(mem_weight, K_DBL, "weight of GPU memory in use", .min = 0, .max = 100),
-	KAI(temp_weight, K_DBL, "weight of temperature", .min = 0, .max = 100),
-	KAI(queue_weight, K_DBL, "weight of queue depth", .min = 0, .max = 100),
-	KAI(kv_weight, K_DBL, "weight of KV-cache usage", .min = 0, .max = 100),
-	KAI(inflight_weight, K_DBL, "weight of in-flight requests", .min = 0, .max = 100),
-	KAI(temp_soft_c, K_DBL, "temperature where pressure starts", .min = 0, .max = 200),
-	KAI(temp_hard_c, K_DBL, "temperature of full pressure: overloaded", .min = 1, .max = 200),
-	KAI(queue_ref, K_DBL, "queue depth of full pressure: overloaded", .min = 1, .max = 1e6),
-	KAI(inflight_ref, K_DBL, "in-flight requests of full pressure", .min = 1, .max = 1e6),
-	KAI(overload_kv, K_DBL, "KV-cache usage at which a node is overloaded", .min = 0.01,
-	    .max = 1),
-	KAI(min_headroom, K_DBL, "floor of 1 - load, so a busy node keeps a share", .min = 0.001,
-	    .max = 1),
-	KAI(cold_start_factor, K_DBL, "weight factor of a node that must load the model",
-	    .min = 0.001, .max = 1),
-	KAI(load_cost, K_DBL, "p2c cost of a fully loaded node, in active flows", .min = 0,
-	    .max = 1e6),
-	KAI(saturation_queue, K_DBL, "waiting requests at which a node is saturated", .min = 1,
-	    .max = 1e6),
-	KAI(latency_spread, K_DBL, "no new sessions above this many times the best latency",
-	    .min = 1, .max = 1000),
-	KAI(latency_slack_ms, K_DBL, "added to that bound so small figures do not split nodes",
-	    .min = 0, .max = 1e6),
-	KAI(stale_ms, K_UINT, "a report older than this is unknown; 0: 3 poll intervals",
-	    .min = 0, .max = 3600000),
-	KAI(cold_start_after_ms, K_UINT, "saturation of every resident node that loads another",
-	    .min = 0, .max = 86400000),
-	{}
-};
+    KAI(util_weight, K_DBL, "weight of GPU utilisation in the load", .min = 0, .max = 100),
+    KAI(mem_weight, K_DBL, "weight of GPU memory in use", .min = 0, .max = 100),
+    KAI(temp_weight, K_DBL, "weight of temperature", .min = 0, .max = 100),
+    KAI(queue_weight, K_DBL, "weight of queue depth", .min = 0, .max = 100),
+    KAI(kv_weight, K_DBL, "weight of KV-cache usage", .min = 0, .max = 100),
+    KAI(inflight_weight, K_DBL, "weight of in-flight requests", .min = 0, .max = 100),
+    KAI(temp_soft_c, K_DBL, "temperature where pressure starts", .min = 0, .max = 200),
+    KAI(temp_hard_c, K_DBL, "temperature of full pressure: overloaded", .min = 1, .max = 200),
+    KAI(queue_ref, K_DBL, "queue depth of full pressure: overloaded", .min = 1, .max = 1e6),
+    KAI(inflight_ref, K_DBL, "in-flight requests of full pressure", .min = 1, .max = 1e6),
+    KAI(overload_kv, K_DBL, "KV-cache usage at which a node is overloaded", .min = 0.01, .max = 1),
+    KAI(min_headroom, K_DBL, "floor of 1 - load, so a busy node keeps a share", .min = 0.001,
+	.max = 1),
+    KAI(cold_start_factor, K_DBL, "weight factor of a node that must load the model", .min = 0.001,
+	.max = 1),
+    KAI(load_cost, K_DBL, "p2c cost of a fully loaded node, in active flows", .min = 0, .max = 1e6),
+    KAI(saturation_queue, K_DBL, "waiting requests at which a node is saturated", .min = 1,
+	.max = 1e6),
+    KAI(latency_spread, K_DBL, "no new sessions above this many times the best latency", .min = 1,
+	.max = 1000),
+    KAI(latency_slack_ms, K_DBL, "added to that bound so small figures do not split nodes",
+	.min = 0, .max = 1e6),
+    KAI(stale_ms, K_UINT, "a report older than this is unknown; 0: 3 poll intervals", .min = 0,
+	.max = 3600000),
+    KAI(cold_start_after_ms, K_UINT, "saturation of every resident node that loads another",
+	.min = 0, .max = 86400000),
+    {}};
 #undef KAI
 
 static int node_models(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
@@ -478,7 +475,8 @@ static int node_models(struct pctx *c, const struct kspec *k, yaml_node_t *v, vo
 		const char *s = scalar(m);
 
 		if (!s || !*s || strlen(s) >= AIBL_MODEL_LEN)
-			return fail(c, m, "model names must be 1 to %d characters", AIBL_MODEL_LEN - 1);
+			return fail(c, m, "model names must be 1 to %d characters",
+				    AIBL_MODEL_LEN - 1);
 		if (n->nmodels == CFG_NODE_MODELS)
 			return fail(c, m, "at most %d models per node", CFG_NODE_MODELS);
 		strcpy(n->models[n->nmodels++], s);
@@ -502,39 +500,37 @@ static int svc_nodes(struct pctx *c, const struct kspec *k, yaml_node_t *v, void
 }
 
 static const struct kspec node_keys[] = {
-	KS("name", K_STR, struct cfg_node, name, "unique name, the node's identity everywhere",
-	   .required = true),
-	KS("address", K_IP, struct cfg_node, address, "address packets are tunnelled to",
-	   .required = true),
-	KS("agent", K_STR, struct cfg_node, agent, "agent base URL; none: a TCP health check"),
-	KS("accelerator", K_ENUM, struct cfg_node, accel, "the node's accelerator",
-	   .names = accel_names),
-	KS("weight", K_UINT, struct cfg_node, weight, "static weight, 0: standby", .min = 0,
-	   .max = 65535),
-	KS("health_port", K_UINT, struct cfg_node, health_port,
-	   "TCP health-check port; default: its first service's", .min = 1, .max = 65535),
-	KF("models", node_models, "models it serves without an agent, or can load with one"),
-	{}
-};
+    KS("name", K_STR, struct cfg_node, name, "unique name, the node's identity everywhere",
+       .required = true),
+    KS("address", K_IP, struct cfg_node, address, "address packets are tunnelled to",
+       .required = true),
+    KS("agent", K_STR, struct cfg_node, agent, "agent base URL; none: a TCP health check"),
+    KS("accelerator", K_ENUM, struct cfg_node, accel, "the node's accelerator",
+       .names = accel_names),
+    KS("weight", K_UINT, struct cfg_node, weight, "static weight, 0: standby", .min = 0,
+       .max = 65535),
+    KS("health_port", K_UINT, struct cfg_node, health_port,
+       "TCP health-check port; default: its first service's", .min = 1, .max = 65535),
+    KF("models", node_models, "models it serves without an agent, or can load with one"),
+    {}};
 
 static const struct kspec svc_keys[] = {
-	KS("name", K_STR, struct cfg_service, name, "unique service name", .required = true),
-	KS("vip", K_IP, struct cfg_service, vip, "the virtual IP address", .required = true),
-	KS("port", K_UINT, struct cfg_service, port, "port, 0: every port of the VIP", .min = 0,
-	   .max = 65535, .required = true),
-	KS("proto", K_ENUM, struct cfg_service, proto, "tcp or udp", .names = proto_names),
-	KS("model", K_STR, struct cfg_service, model, "model the service serves"),
-	KS("accelerator", K_ENUM, struct cfg_service, accel,
-	   "only nodes with this accelerator; default: any", .names = accel_names),
-	KS("policy", K_ENUM, struct cfg_service, policy, "how nodes are weighted",
-	   .names = policy_names),
-	KS("session_key", K_ENUM, struct cfg_service, session_key, "what a new flow is hashed on",
-	   .names = key_names),
-	KS("conntrack", K_BOOL, struct cfg_service, conntrack,
-	   "false: stateless, every packet takes the table"),
-	KF("nodes", svc_nodes, "names of the nodes that serve it; default: all"),
-	{}
-};
+    KS("name", K_STR, struct cfg_service, name, "unique service name", .required = true),
+    KS("vip", K_IP, struct cfg_service, vip, "the virtual IP address", .required = true),
+    KS("port", K_UINT, struct cfg_service, port, "port, 0: every port of the VIP", .min = 0,
+       .max = 65535, .required = true),
+    KS("proto", K_ENUM, struct cfg_service, proto, "tcp or udp", .names = proto_names),
+    KS("model", K_STR, struct cfg_service, model, "model the service serves"),
+    KS("accelerator", K_ENUM, struct cfg_service, accel,
+       "only nodes with this accelerator; default: any", .names = accel_names),
+    KS("policy", K_ENUM, struct cfg_service, policy, "how nodes are weighted",
+       .names = policy_names),
+    KS("session_key", K_ENUM, struct cfg_service, session_key, "what a new flow is hashed on",
+       .names = key_names),
+    KS("conntrack", K_BOOL, struct cfg_service, conntrack,
+       "false: stateless, every packet takes the table"),
+    KF("nodes", svc_nodes, "names of the nodes that serve it; default: all"),
+    {}};
 
 static int seq_items(struct pctx *c, yaml_node_t *v, const char *key, int max, size_t elem,
 		     void **out, int *count)
@@ -615,8 +611,8 @@ static int sec_services(struct pctx *c, const struct kspec *k, yaml_node_t *v, v
 			if (!strcmp(o->name, s->name))
 				return fail(c, m, "duplicate service name '%s'", s->name);
 			if (o->vip.family == s->vip.family && o->port == s->port &&
-			    o->proto == s->proto && !memcmp(&o->vip.addr, &s->vip.addr,
-							    sizeof(s->vip.addr)))
+			    o->proto == s->proto &&
+			    !memcmp(&o->vip.addr, &s->vip.addr, sizeof(s->vip.addr)))
 				return fail(c, m,
 					    "service '%s' has the same VIP, port and proto as '%s'",
 					    s->name, o->name);
@@ -626,58 +622,60 @@ static int sec_services(struct pctx *c, const struct kspec *k, yaml_node_t *v, v
 }
 
 /* a section whose keys are in struct config (or in its member f) */
-#define KMAP(k, keys, h) { .key = k, .type = K_MAP, .sub = keys, .help = h }
-#define KMAP_IN(k, f, keys, h) { .key = k, .type = K_MAP, .off = offsetof(struct config, f), \
-				 .sub = keys, .help = h }
+#define KMAP(k, keys, h)                                                                           \
+	{                                                                                          \
+		.key = k, .type = K_MAP, .sub = keys, .help = h                                    \
+	}
+#define KMAP_IN(k, f, keys, h)                                                                     \
+	{                                                                                          \
+		.key = k, .type = K_MAP, .off = offsetof(struct config, f), .sub = keys, .help = h \
+	}
 
 static const struct kspec top_keys[] = {
-	KS("interface", K_STR, struct config, interface,
-	   "interface the XDP program attaches to", .required = true),
-	KS("xdp_mode", K_ENUM, struct config, xdp_mode, "native (driver) or generic (skb)",
-	   .names = xdp_mode_names),
-	KS("forwarding", K_ENUM, struct config, fwd_mode,
-	   "ipip (tunnel) or l2dsr (MAC rewrite; nodes hold the VIP)", .names = fwd_names),
-	KS("bpffs", K_STR, struct config, bpffs, "where the maps and the program are pinned"),
-	KS("poll_interval_ms", K_UINT, struct config, poll_interval_ms,
-	   "node polls and recompute", .min = 10, .max = 3600000),
-	KS("poll_timeout_ms", K_UINT, struct config, poll_timeout_ms,
-	   "per poll, HTTP or TCP connect", .min = 10, .max = 600000),
-	KS("status_listen", K_STR, struct config, status_listen,
-	   "HTTP API address, HOST:PORT or [V6]:PORT"),
-	KS("agent_key_file", K_STR, struct config, agent_key_file,
-	   "HMAC key shared with the agents: reports must be signed"),
-	KS("api_token_file", K_STR, struct config, api_token_file,
-	   "bearer token for drain/undrain"),
-	KS("hash_seed", K_UINT, struct config, hash_seed,
-	   "seed of the flow hash and tables, the same across an ECMP group", .min = 0,
-	   .max = UINT32_MAX),
-	KS("mtu", K_UINT, struct config, mtu, "egress MTU checked after encapsulation, 0: none",
-	   .min = 0, .max = 65535),
-	KS("icmp_too_big", K_BOOL, struct config, icmp_too_big,
-	   "answer oversize packets with ICMP too-big"),
-	KS("flow_cache", K_BOOL, struct config, flow_cache,
-	   "established flows take the per-CPU flow cache first"),
-	KS("max_conn_rate", K_UINT, struct config, max_conn_rate,
-	   "connection-table inserts per second per CPU, 0: unlimited", .min = 0,
-	   .max = 100000000),
-	KS("tunnel_source4", K_IP4, struct config, tunnel_source4,
-	   "outer IPv4 source; default: the interface's first"),
-	KS("tunnel_source6", K_IP6, struct config, tunnel_source6,
-	   "outer IPv6 source; default: the interface's first global"),
-	KS("tunnel_source_hash_bits", K_UINT, struct config, tunnel_source_hash_bits,
-	   "low bits of the outer IPv4 source taken from the flow hash", .min = 0, .max = 16),
-	KS("gateway_mac", K_MAC, struct config, gateway_mac,
-	   "next hop MAC when no neighbour or FIB entry gives one"),
-	KMAP("health", health_keys, "the circuit breaker"),
-	KMAP("maps", maps_keys, "map sizes, when aibld creates the maps"),
-	KMAP("tables", tables_keys, "table rewrites"),
-	KMAP("pins", pins_keys, "session pins from cache hints"),
-	KMAP("least_time", lt_keys, "the least_time policy"),
-	KMAP_IN("ai", ai, ai_keys, "the inference-aware policy"),
-	KF("nodes", sec_nodes, "the inference nodes", .sub = node_keys, .required = true),
-	KF("services", sec_services, "the services (VIPs)", .sub = svc_keys, .required = true),
-	{}
-};
+    KS("interface", K_STR, struct config, interface, "interface the XDP program attaches to",
+       .required = true),
+    KS("xdp_mode", K_ENUM, struct config, xdp_mode, "native (driver) or generic (skb)",
+       .names = xdp_mode_names),
+    KS("forwarding", K_ENUM, struct config, fwd_mode,
+       "ipip (tunnel) or l2dsr (MAC rewrite; nodes hold the VIP)", .names = fwd_names),
+    KS("bpffs", K_STR, struct config, bpffs, "where the maps and the program are pinned"),
+    KS("poll_interval_ms", K_UINT, struct config, poll_interval_ms, "node polls and recompute",
+       .min = 10, .max = 3600000),
+    KS("poll_timeout_ms", K_UINT, struct config, poll_timeout_ms, "per poll, HTTP or TCP connect",
+       .min = 10, .max = 600000),
+    KS("status_listen", K_STR, struct config, status_listen,
+       "HTTP API address, HOST:PORT or [V6]:PORT"),
+    KS("agent_key_file", K_STR, struct config, agent_key_file,
+       "HMAC key shared with the agents: reports must be signed"),
+    KS("api_token_file", K_STR, struct config, api_token_file, "bearer token for drain/undrain"),
+    KS("hash_seed", K_UINT, struct config, hash_seed,
+       "seed of the flow hash and tables, the same across an ECMP group", .min = 0,
+       .max = UINT32_MAX),
+    KS("mtu", K_UINT, struct config, mtu, "egress MTU checked after encapsulation, 0: none",
+       .min = 0, .max = 65535),
+    KS("icmp_too_big", K_BOOL, struct config, icmp_too_big,
+       "answer oversize packets with ICMP too-big"),
+    KS("flow_cache", K_BOOL, struct config, flow_cache,
+       "established flows take the per-CPU flow cache first"),
+    KS("max_conn_rate", K_UINT, struct config, max_conn_rate,
+       "connection-table inserts per second per CPU, 0: unlimited", .min = 0, .max = 100000000),
+    KS("tunnel_source4", K_IP4, struct config, tunnel_source4,
+       "outer IPv4 source; default: the interface's first"),
+    KS("tunnel_source6", K_IP6, struct config, tunnel_source6,
+       "outer IPv6 source; default: the interface's first global"),
+    KS("tunnel_source_hash_bits", K_UINT, struct config, tunnel_source_hash_bits,
+       "low bits of the outer IPv4 source taken from the flow hash", .min = 0, .max = 16),
+    KS("gateway_mac", K_MAC, struct config, gateway_mac,
+       "next hop MAC when no neighbour or FIB entry gives one"),
+    KMAP("health", health_keys, "the circuit breaker"),
+    KMAP("maps", maps_keys, "map sizes, when aibld creates the maps"),
+    KMAP("tables", tables_keys, "table rewrites"),
+    KMAP("pins", pins_keys, "session pins from cache hints"),
+    KMAP("least_time", lt_keys, "the least_time policy"),
+    KMAP_IN("ai", ai, ai_keys, "the inference-aware policy"),
+    KF("nodes", sec_nodes, "the inference nodes", .sub = node_keys, .required = true),
+    KF("services", sec_services, "the services (VIPs)", .sub = svc_keys, .required = true),
+    {}};
 
 static int for_each_key(const struct kspec *specs, const char *prefix,
 			int (*fn)(const char *path, const char *help, void *arg), void *arg)
@@ -759,7 +757,7 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 
 			if (list) {
 				yaml_node_t *m = yaml_document_get_node(
-					c->doc, list->data.sequence.items.start[j]);
+				    c->doc, list->data.sequence.items.start[j]);
 				const char *name = scalar(m);
 
 				idx = name ? config__node_index(cfg, name) : -1;
@@ -768,7 +766,8 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 						    s->name, name ? name : "(not a scalar)");
 				for (int q = 0; q < s->nnodes; q++)
 					if (s->nodes[q] == idx)
-						return fail(c, m, "service '%s' lists node '%s' twice",
+						return fail(c, m,
+							    "service '%s' lists node '%s' twice",
 							    s->name, name);
 			}
 			s->nodes[s->nnodes++] = idx;
@@ -790,7 +789,7 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 int config__parse(struct config *cfg, const char *name, const char *text, size_t len, char *err,
 		  size_t errlen)
 {
-	struct pctx c = { .name = name, .err = err, .errlen = errlen, .cfg = cfg };
+	struct pctx c = {.name = name, .err = err, .errlen = errlen, .cfg = cfg};
 	yaml_parser_t parser;
 	yaml_document_t doc;
 	yaml_node_t *root;

@@ -13,11 +13,11 @@
 #include <linux/types.h>
 #include "aibl.h"
 
-#define CFG_PATH_LEN 256
-#define CFG_URL_LEN 256
-#define CFG_ADDR_LEN 64
+#define CFG_PATH_LEN	256
+#define CFG_URL_LEN	256
+#define CFG_ADDR_LEN	64
 #define CFG_NODE_MODELS 8
-#define CFG_ERR_LEN 512
+#define CFG_ERR_LEN	512
 
 enum cfg_xdp_mode {
 	CFG_XDP_NATIVE = 0,
@@ -27,7 +27,7 @@ enum cfg_xdp_mode {
 /* an address key, parsed once by the config parser */
 struct cfg_addr {
 	union aibl_addr addr;
-	__u8 family; /* enum aibl_family; AIBL_AF_NONE: not set */
+	__u8 family;		 /* enum aibl_family; AIBL_AF_NONE: not set */
 	char text[CFG_ADDR_LEN]; /* as written, for messages and URLs */
 };
 
@@ -40,11 +40,11 @@ struct cfg_mac {
 struct cfg_node {
 	char name[AIBL_NAME_LEN];
 	struct cfg_addr address;
-	int accel; /* enum aibl_accel */
+	int accel;	   /* enum aibl_accel */
 	__u16 health_port; /* 0: the port of the first service it serves */
 	__u32 weight;
 	char agent[CFG_URL_LEN]; /* "" : no agent, TCP health check */
-	int nmodels; /* models the node serves/loads without an agent report */
+	int nmodels;		 /* models the node serves/loads without an agent report */
 	char models[CFG_NODE_MODELS][AIBL_MODEL_LEN];
 	int line;
 };
@@ -52,12 +52,12 @@ struct cfg_node {
 struct cfg_service {
 	char name[AIBL_NAME_LEN];
 	struct cfg_addr vip;
-	int proto; /* IPPROTO_TCP / IPPROTO_UDP */
-	__u16 port; /* host order; 0: every port of the VIP */
+	int proto;		    /* IPPROTO_TCP / IPPROTO_UDP */
+	__u16 port;		    /* host order; 0: every port of the VIP */
 	char model[AIBL_MODEL_LEN]; /* "" : any */
-	int accel; /* required enum aibl_accel, -1: any */
-	int policy; /* enum aibl_policy */
-	int session_key; /* enum aibl_session_key */
+	int accel;		    /* required enum aibl_accel, -1: any */
+	int policy;		    /* enum aibl_policy */
+	int session_key;	    /* enum aibl_session_key */
 	bool conntrack;
 	int nnodes;
 	int *nodes; /* indices into config.nodes */
@@ -66,17 +66,17 @@ struct cfg_service {
 
 struct cfg_ai {
 	double util_weight, mem_weight, temp_weight, queue_weight, kv_weight, inflight_weight;
-	double temp_soft_c, temp_hard_c; /* pressure 0 at soft, 1 (and overloaded) at hard */
-	double queue_ref; /* queue depth of full pressure; overloaded at/above it */
-	double inflight_ref; /* in-flight requests of full pressure */
-	double overload_kv; /* KV-cache usage at/above which a node is overloaded */
-	double min_headroom; /* floor of (1 - load) so a busy node keeps a share */
-	double cold_start_factor; /* weight factor for a node that must load the model */
-	double load_cost; /* p2c cost of a fully loaded node, in active flows */
-	double saturation_queue; /* waiting requests at which a node is saturated */
-	double latency_spread; /* no new sessions where lat > spread x the best */
-	double latency_slack_ms; /* ... + this, so tiny figures do not split nodes */
-	unsigned int stale_ms; /* a report older than this is unknown, 0: 3 polls */
+	double temp_soft_c, temp_hard_c;  /* pressure 0 at soft, 1 (and overloaded) at hard */
+	double queue_ref;		  /* queue depth of full pressure; overloaded at/above it */
+	double inflight_ref;		  /* in-flight requests of full pressure */
+	double overload_kv;		  /* KV-cache usage at/above which a node is overloaded */
+	double min_headroom;		  /* floor of (1 - load) so a busy node keeps a share */
+	double cold_start_factor;	  /* weight factor for a node that must load the model */
+	double load_cost;		  /* p2c cost of a fully loaded node, in active flows */
+	double saturation_queue;	  /* waiting requests at which a node is saturated */
+	double latency_spread;		  /* no new sessions where lat > spread x the best */
+	double latency_slack_ms;	  /* ... + this, so tiny figures do not split nodes */
+	unsigned int stale_ms;		  /* a report older than this is unknown, 0: 3 polls */
 	unsigned int cold_start_after_ms; /* saturation that justifies a load */
 };
 
@@ -94,20 +94,20 @@ struct config {
 	__u32 hash_seed;
 	__u16 mtu;
 	bool icmp_too_big;
-	bool flow_cache; /* established flows take the per-CPU flow cache */
-	__u32 max_conn_rate; /* conn-table inserts per second per CPU; 0: unlimited */
-	__u32 map_conns; /* aibl_conns entries (fixed once the maps are pinned) */
-	__u32 map_pins; /* aibl_pins entries (likewise) */
+	bool flow_cache;		/* established flows take the per-CPU flow cache */
+	__u32 max_conn_rate;		/* conn-table inserts per second per CPU; 0: unlimited */
+	__u32 map_conns;		/* aibl_conns entries (fixed once the maps are pinned) */
+	__u32 map_pins;			/* aibl_pins entries (likewise) */
 	struct cfg_addr tunnel_source4; /* unset: the interface's address */
 	struct cfg_addr tunnel_source6;
 	unsigned int tunnel_source_hash_bits;
 	struct cfg_mac gateway_mac; /* unset: the default gateway's */
-	unsigned int fail_after; /* consecutive failures that mark a node down */
-	unsigned int rise_after; /* consecutive successes that mark it up */
+	unsigned int fail_after;    /* consecutive failures that mark a node down */
+	unsigned int rise_after;    /* consecutive successes that mark it up */
 	unsigned int min_rewrite_interval_ms;
 	unsigned int hysteresis_pct;
 	unsigned int pins_per_node, pins_per_service, pin_max_ttl_ms;
-	double lt_smoothing; /* least_time EWMA factor of the newest sample */
+	double lt_smoothing;   /* least_time EWMA factor of the newest sample */
 	double lt_ms_per_flow; /* least_time: ms of TTFT that cost one active flow */
 	struct cfg_ai ai;
 

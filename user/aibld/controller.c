@@ -105,7 +105,7 @@ static int alloc_id(const bool *used, __u32 max, __u32 *id)
 
 static void be_meta_write(struct aibld *d, const struct node_rt *n, const struct cfg_node *c)
 {
-	struct aibl_be_meta m = { .valid = 1 };
+	struct aibl_be_meta m = {.valid = 1};
 
 	memcpy(m.name, n->name, AIBL_NAME_LEN);
 	m.cfg_weight = c ? c->weight : 0;
@@ -505,19 +505,19 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 	__u64 stale = d->cfg.ai.stale_ms ? d->cfg.ai.stale_ms : 3ULL * d->cfg.poll_interval_ms;
 
 	*pn = (struct policy_node){
-		.cfg = cn,
-		.usable = !n->down && !n->unhealthy && !n->draining,
-		.overloaded = n->overloaded,
-		.rep = n->have_rep ? &n->rep : NULL,
-		.ttft_ms = n->ttft_ms,
-		.active = n->active,
-		.lat_ms = n->lat_ms,
-		.best_lat_ms = d->best_lat_ms,
-		.monitored = cn->agent[0] != 0,
-		/* a failed poll keeps the last report until the breaker opens:
-		 * from then on its age says how much it is worth */
-		.fresh = n->have_rep && !n->rep.stale && n->last_ok_ms &&
-			 (n->last_ok_ms >= now_ms || now_ms - n->last_ok_ms <= stale),
+	    .cfg = cn,
+	    .usable = !n->down && !n->unhealthy && !n->draining,
+	    .overloaded = n->overloaded,
+	    .rep = n->have_rep ? &n->rep : NULL,
+	    .ttft_ms = n->ttft_ms,
+	    .active = n->active,
+	    .lat_ms = n->lat_ms,
+	    .best_lat_ms = d->best_lat_ms,
+	    .monitored = cn->agent[0] != 0,
+	    /* a failed poll keeps the last report until the breaker opens:
+	     * from then on its age says how much it is worth */
+	    .fresh = n->have_rep && !n->rep.stale && n->last_ok_ms &&
+		     (n->last_ok_ms >= now_ms || now_ms - n->last_ok_ms <= stale),
 	};
 }
 
@@ -542,8 +542,10 @@ static __u8 node_flags(const struct node_rt *n)
 
 static int cost_rank(int policy)
 {
-	return policy == AIBL_POL_AI ? 3 : policy == AIBL_POL_LEAST_TIME ? 2 :
-					   policy == AIBL_POL_LEAST_CONN ? 1 : 0;
+	return policy == AIBL_POL_AI	       ? 3
+	       : policy == AIBL_POL_LEAST_TIME ? 2
+	       : policy == AIBL_POL_LEAST_CONN ? 1
+					       : 0;
 }
 
 /*
@@ -609,16 +611,16 @@ static int write_members(struct aibld *d, const struct cfg_service *cs, struct s
 		return -ENOMEM;
 	}
 	for (int k = 0; k < cs->nnodes; k++) {
-		struct aibl_member m = { .weight = weights[k],
-					 .cfg_weight = d->cfg.nodes[cs->nodes[k]].weight,
-					 .slots = s->slots[k] };
+		struct aibl_member m = {.weight = weights[k],
+					.cfg_weight = d->cfg.nodes[cs->nodes[k]].weight,
+					.slots = s->slots[k]};
 		__u32 id = d->nodes[cs->nodes[k]].id;
 
 		s->mem_ids[k] = id;
 		s->mem_val[k] = m;
 		if (k < nprev && prev_ids[k] == id && !memcmp(&prev_val[k], &m, sizeof(m)))
 			continue;
-		mk[n] = (struct aibl_member_key){ .svc_id = s->id, .backend = id };
+		mk[n] = (struct aibl_member_key){.svc_id = s->id, .backend = id};
 		mv[n++] = m;
 	}
 	done = n;
@@ -690,7 +692,7 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 			s->slots[idx[slot]]++;
 	/* members written last time that are no longer the service's nodes */
 	for (int i = 0; i < s->nmem; i++) {
-		struct aibl_member_key mk = { .svc_id = s->id, .backend = s->mem_ids[i] };
+		struct aibl_member_key mk = {.svc_id = s->id, .backend = s->mem_ids[i]};
 		bool still = false;
 
 		for (int k = 0; k < cs->nnodes && !still; k++)
@@ -794,11 +796,11 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 	if (err)
 		return err;
 	for (__u32 slot = 0; slot < AIBL_RING_SIZE; slot++)
-		w->ids[slot] = w->idx[slot] == AIBL_NO_BACKEND ?
-				       AIBL_NO_BACKEND :
-				       d->nodes[cs->nodes[w->idx[slot]]].id;
-	table_changed = force || !s->have_table ||
-			memcmp(w->ids, s->table, AIBL_RING_SIZE * sizeof(__u32));
+		w->ids[slot] = w->idx[slot] == AIBL_NO_BACKEND
+				   ? AIBL_NO_BACKEND
+				   : d->nodes[cs->nodes[w->idx[slot]]].id;
+	table_changed =
+	    force || !s->have_table || memcmp(w->ids, s->table, AIBL_RING_SIZE * sizeof(__u32));
 	if (!table_changed)
 		__atomic_fetch_add(&d->st.table_skips, 1, __ATOMIC_RELAXED);
 	return write_service(d, si, w->w, w->idx, w->ids, table_changed);
@@ -890,18 +892,17 @@ int aibld__recompute(struct aibld *d, bool force)
 		    (d->best_lat_ms < 0 || n->lat_ms < d->best_lat_ms))
 			d->best_lat_ms = n->lat_ms;
 
-		n->overloaded = !n->down && !n->unhealthy && policy__overloaded(&d->cfg.ai,
-							       n->have_rep ? &n->rep : NULL,
-							       n->overloaded);
+		n->overloaded =
+		    !n->down && !n->unhealthy &&
+		    policy__overloaded(&d->cfg.ai, n->have_rep ? &n->rep : NULL, n->overloaded);
 		cost_pol[i] = -1;
 	}
 	for (int i = 0; i < d->cfg.nservices; i++) {
 		const struct cfg_service *cs = &d->cfg.services[i];
 
 		for (int k = 0; k < cs->nnodes; k++)
-			if (cost_rank(cs->policy) > (cost_pol[cs->nodes[k]] < 0 ?
-							     0 :
-							     cost_rank(cost_pol[cs->nodes[k]])))
+			if (cost_rank(cs->policy) >
+			    (cost_pol[cs->nodes[k]] < 0 ? 0 : cost_rank(cost_pol[cs->nodes[k]])))
 				cost_pol[cs->nodes[k]] = cs->policy;
 	}
 	/* backend flags first: a node going down stops taking flows at once,
@@ -917,8 +918,8 @@ int aibld__recompute(struct aibld *d, bool force)
 	if (nthr < 1)
 		nthr = 1;
 	for (int t = 0; t < nthr; t++) {
-		rw[t] = (struct rc_worker){ .d = d, .force = force, .now = now, .next = &next,
-					    .maxn = maxn };
+		rw[t] = (struct rc_worker){
+		    .d = d, .force = force, .now = now, .next = &next, .maxn = maxn};
 		if (t && pthread_create(&rw[t].tid, NULL, rc_worker_run, &rw[t])) {
 			nthr = t;
 			break;
@@ -958,9 +959,8 @@ int aibld__write_globals(struct aibld *d)
 	g.mtu = c->mtu;
 	g.ifindex = d->ifindex;
 	g.src4 = c->tunnel_source4.family ? c->tunnel_source4.addr.v4 : d->if_addr4.v4;
-	g.src4_mask = c->tunnel_source_hash_bits ?
-			      htonl((1U << c->tunnel_source_hash_bits) - 1) :
-			      0;
+	g.src4_mask =
+	    c->tunnel_source_hash_bits ? htonl((1U << c->tunnel_source_hash_bits) - 1) : 0;
 	memcpy(g.src6, c->tunnel_source6.family ? c->tunnel_source6.addr.v6 : d->if_addr6.v6, 16);
 	memcpy(g.gw_mac, c->gateway_mac.set ? c->gateway_mac.b : d->gw_mac, 6);
 	memcpy(g.if_mac, d->if_mac, 6);

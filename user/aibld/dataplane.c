@@ -27,12 +27,12 @@
 #define DP_PROG_NAME "aibl_xdp"
 
 static const char *const dp_pin_names[] = {
-	AIBL_MAP_VIPS,	    AIBL_MAP_BACKENDS,	 AIBL_MAP_RING,		AIBL_MAP_COST,
-	AIBL_MAP_LOAD,	    AIBL_MAP_CONNS,	 AIBL_MAP_PINS,		AIBL_MAP_MEMBERS,
-	AIBL_MAP_STATS,	    AIBL_MAP_SVC_STATS,	 AIBL_MAP_BE_STATS,	AIBL_MAP_GLOBALS,
-	AIBL_MAP_RR_POS,    AIBL_MAP_SVC_META,	 AIBL_MAP_BE_META,	AIBL_MAP_NODE_CLIENTS,
-	AIBL_MAP_NODE_STATS, AIBL_MAP_FILTER,	 AIBL_MAP_RATE,		AIBL_MAP_SYNS,
-	AIBL_MAP_FCACHE,     AIBL_PIN_PROG,
+    AIBL_MAP_VIPS,	 AIBL_MAP_BACKENDS,  AIBL_MAP_RING,	AIBL_MAP_COST,
+    AIBL_MAP_LOAD,	 AIBL_MAP_CONNS,     AIBL_MAP_PINS,	AIBL_MAP_MEMBERS,
+    AIBL_MAP_STATS,	 AIBL_MAP_SVC_STATS, AIBL_MAP_BE_STATS, AIBL_MAP_GLOBALS,
+    AIBL_MAP_RR_POS,	 AIBL_MAP_SVC_META,  AIBL_MAP_BE_META,	AIBL_MAP_NODE_CLIENTS,
+    AIBL_MAP_NODE_STATS, AIBL_MAP_FILTER,    AIBL_MAP_RATE,	AIBL_MAP_SYNS,
+    AIBL_MAP_FCACHE,	 AIBL_PIN_PROG,
 };
 
 static int dp__mkdir(const char *dir)
@@ -111,9 +111,10 @@ static int dp__check_pin(struct bpf_map *map, const char *path)
 		goto out;
 	}
 	if (info.map_flags != bpf_map__map_flags(map)) {
-		pr_warn("dataplane: pinned map %s has flags 0x%x, this build 0x%x: it was created "
-			"by a different aibl version; remove the pins (aibld --teardown) to start over",
-			path, info.map_flags, bpf_map__map_flags(map));
+		pr_warn(
+		    "dataplane: pinned map %s has flags 0x%x, this build 0x%x: it was created "
+		    "by a different aibl version; remove the pins (aibld --teardown) to start over",
+		    path, info.map_flags, bpf_map__map_flags(map));
 		err = -EINVAL;
 		goto out;
 	}
@@ -186,7 +187,8 @@ int dp__open_load(const struct dp_opts *opts, struct dp **out)
 	dp__apply_size(skel->maps.aibl_pins, opts->sizes.max_pins);
 	dp__apply_size(skel->maps.aibl_members, opts->sizes.max_members);
 
-	bpf_object__for_each_map(map, skel->obj) {
+	bpf_object__for_each_map(map, skel->obj)
+	{
 		if (bpf_map__is_internal(map))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, bpf_map__name(map));
@@ -202,9 +204,9 @@ int dp__open_load(const struct dp_opts *opts, struct dp **out)
 	err = aibl_xdp__load(skel);
 	if (err) {
 		pr_warn("dataplane: load XDP program: %s%s", strerror(-err),
-			(err == -EPERM || err == -EACCES) && !bpf_capable() ?
-				" (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)" :
-				"");
+			(err == -EPERM || err == -EACCES) && !bpf_capable()
+			    ? " (needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN)"
+			    : "");
 		goto out;
 	}
 
@@ -402,7 +404,8 @@ int dp__repin(struct dp *dp)
 	err = dp__mkdir(dp->pin_dir);
 	if (err)
 		return err;
-	bpf_object__for_each_map(map, dp->skel->obj) {
+	bpf_object__for_each_map(map, dp->skel->obj)
+	{
 		const char *pp = bpf_map__pin_path(map);
 
 		if (!pp || !access(pp, F_OK))

@@ -24,9 +24,9 @@
 struct dp_sizes {
 	__u32 max_services; /* aibl_svc_stats, aibl_svc_meta, aibl_rr_pos, ring */
 	__u32 max_backends; /* aibl_backends, aibl_cost, aibl_load, stats, meta */
-	__u32 max_conns; /* aibl_conns (LRU) */
-	__u32 max_pins; /* aibl_pins */
-	__u32 max_members; /* aibl_members */
+	__u32 max_conns;    /* aibl_conns (LRU) */
+	__u32 max_pins;	    /* aibl_pins */
+	__u32 max_members;  /* aibl_members */
 };
 
 struct dp_opts {
@@ -40,7 +40,7 @@ struct dp {
 	struct aibl_xdp *skel;
 	char pin_dir[256];
 	struct dp_sizes sizes; /* what was loaded (pinned maps' sizes when reused) */
-	bool reused; /* at least one map came from an existing pin */
+	bool reused;	       /* at least one map came from an existing pin */
 };
 
 /*
@@ -61,7 +61,7 @@ int dp__map_fd(const struct dp *dp, const char *name);
 int dp__prog_fd(const struct dp *dp);
 
 enum dp_attach_mode {
-	DP_ATTACH_NATIVE = 0, /* driver mode (default) */
+	DP_ATTACH_NATIVE = 0,  /* driver mode (default) */
 	DP_ATTACH_GENERIC = 1, /* skb mode, works everywhere, slower */
 };
 

@@ -49,12 +49,12 @@ struct mg_ent {
 	__u32 idx; /* position in the caller's array */
 	__u32 weight;
 	__u32 skip, pos, next; /* permutation step, current slot, next position j */
-	__u64 inv; /* 2^32 / weight: time of position j is tau[j] * inv */
+	__u64 inv;	       /* 2^32 / weight: time of position j is tau[j] * inv */
 };
 
 /* per slot: the earliest claim so far */
 struct mg_slot {
-	__u64 key; /* claim time, tau * inv */
+	__u64 key;   /* claim time, tau * inv */
 	__u32 owner; /* sorted position */
 	__u32 pad;
 };

@@ -11,7 +11,7 @@
 
 struct maglev_in {
 	const char *name; /* identity hashed into the permutation */
-	__u32 weight; /* 0: not in the table */
+	__u32 weight;	  /* 0: not in the table */
 };
 
 /*

@@ -34,27 +34,27 @@ struct aibld_opts {
 };
 
 static const struct cliopt aibld_rows[] = {
-	CLIOPT("config", PATH, struct aibld_opts, path, .short_name = 'c', .required = true,
-	       .metavar = "FILE", .help = "configuration (YAML)"),
-	CLIOPT("check", FLAG, struct aibld_opts, check, .help = "validate the configuration, exit"),
-	CLIOPT("teardown", FLAG, struct aibld_opts, down,
-	       .help = "detach the XDP program, remove its pins, exit"),
-	CLIOPT("verbose", FLAG, struct aibld_opts, verbose, .short_name = 'v',
-	       .help = "debug logging, including libbpf's log"),
+    CLIOPT("config", PATH, struct aibld_opts, path, .short_name = 'c', .required = true,
+	   .metavar = "FILE", .help = "configuration (YAML)"),
+    CLIOPT("check", FLAG, struct aibld_opts, check, .help = "validate the configuration, exit"),
+    CLIOPT("teardown", FLAG, struct aibld_opts, down,
+	   .help = "detach the XDP program, remove its pins, exit"),
+    CLIOPT("verbose", FLAG, struct aibld_opts, verbose, .short_name = 'v',
+	   .help = "debug logging, including libbpf's log"),
 };
 
 static const struct cliopt_prog aibld_prog = {
-	.name = "aibld",
-	.synopsis = "Usage: aibld --config FILE [-v]       run the controller (foreground)\n"
-		    "       aibld --check --config FILE    validate a configuration\n"
-		    "       aibld --teardown --config FILE detach the program, remove its pins",
-	.opts = aibld_rows,
-	.nopts = CLIOPT_NOPTS(aibld_rows),
+    .name = "aibld",
+    .synopsis = "Usage: aibld --config FILE [-v]       run the controller (foreground)\n"
+		"       aibld --check --config FILE    validate a configuration\n"
+		"       aibld --teardown --config FILE detach the program, remove its pins",
+    .opts = aibld_rows,
+    .nopts = CLIOPT_NOPTS(aibld_rows),
 };
 
 /* key and token files of cfg into d (or only checked when d is NULL) */
-static int load_secrets(const struct config *cfg, struct aibl_key *key, bool *have_key,
-			char *token, size_t toklen)
+static int load_secrets(const struct config *cfg, struct aibl_key *key, bool *have_key, char *token,
+			size_t toklen)
 {
 	struct aibl_key t;
 	char msg[256];
@@ -174,8 +174,7 @@ static int reload(struct daemon *dm)
 		api__stop(dm->api);
 		dm->api = api;
 	}
-	pr_info("reloaded %s: %d services, %d nodes", d->cfg_path, d->cfg.nservices,
-		d->cfg.nnodes);
+	pr_info("reloaded %s: %d services, %d nodes", d->cfg_path, d->cfg.nservices, d->cfg.nnodes);
 	return 0;
 refused:
 	config__free(&cfg);
@@ -197,8 +196,8 @@ static void interface_changed(struct daemon *dm)
 		return;
 	if (d->ifindex != old) {
 		struct dp_attach_opts ao = {
-			.mode = d->cfg.xdp_mode == CFG_XDP_GENERIC ? DP_ATTACH_GENERIC :
-								     DP_ATTACH_NATIVE,
+		    .mode =
+			d->cfg.xdp_mode == CFG_XDP_GENERIC ? DP_ATTACH_GENERIC : DP_ATTACH_NATIVE,
 		};
 
 		err = dp__attach(d->dp, d->ifindex, &ao);
@@ -219,7 +218,8 @@ static int handle_signals(struct daemon *dm)
 		switch (si.ssi_signo) {
 		case SIGTERM:
 		case SIGINT:
-			pr_info("signal %d: exiting, the data plane keeps forwarding", si.ssi_signo);
+			pr_info("signal %d: exiting, the data plane keeps forwarding",
+				si.ssi_signo);
 			return 1;
 		case SIGHUP:
 			pr_info("SIGHUP: reloading %s", dm->d.cfg_path);
@@ -264,9 +264,9 @@ static int run(struct daemon *dm, bool *stop)
 		now = clock_mono_ms();
 		do {
 			struct pollfd pf[3] = {
-				{ .fd = dm->sig_fd, .events = POLLIN },
-				{ .fd = d->wake_fd, .events = POLLIN },
-				{ .fd = netlink__fd(dm->nl), .events = POLLIN },
+			    {.fd = dm->sig_fd, .events = POLLIN},
+			    {.fd = d->wake_fd, .events = POLLIN},
+			    {.fd = netlink__fd(dm->nl), .events = POLLIN},
 			};
 			__u64 v;
 
@@ -293,7 +293,7 @@ static int run(struct daemon *dm, bool *stop)
 
 static int daemon_main(const char *path)
 {
-	struct daemon dm = { .sig_fd = -1 };
+	struct daemon dm = {.sig_fd = -1};
 	struct aibld *d = &dm.d;
 	struct dp_attach_opts ao = {};
 	struct dp_opts dopts = {};
@@ -343,9 +343,10 @@ static int daemon_main(const char *path)
 	if (ret)
 		goto out;
 	if (dp->sizes.max_conns != cfg.map_conns || dp->sizes.max_pins != cfg.map_pins)
-		pr_warn("maps.conns %u and maps.pins %u configured, the pinned maps hold %u and %u: "
-			"kept, so no flow is lost; aibld --teardown and a start resize them",
-			cfg.map_conns, cfg.map_pins, dp->sizes.max_conns, dp->sizes.max_pins);
+		pr_warn(
+		    "maps.conns %u and maps.pins %u configured, the pinned maps hold %u and %u: "
+		    "kept, so no flow is lost; aibld --teardown and a start resize them",
+		    cfg.map_conns, cfg.map_pins, dp->sizes.max_conns, dp->sizes.max_pins);
 	pr_info("data plane loaded, maps pinned under %s%s", cfg.bpffs,
 		dp->reused ? " (reusing the existing maps)" : "");
 	ret = aibld__init(d, &cfg, dp);

@@ -133,8 +133,7 @@ static void addr_cb(struct nl_object *obj, void *arg)
 }
 
 /* MAC of addr on ifindex from the neighbour cache; 0 when known */
-static int neigh_mac(struct nl_cache *neigh, int ifindex, int family, const void *addr,
-		     __u8 mac[6])
+static int neigh_mac(struct nl_cache *neigh, int ifindex, int family, const void *addr, __u8 mac[6])
 {
 	struct nl_addr *a = nl_addr_build(family, addr, family == AF_INET ? 4 : 16);
 	struct rtnl_neigh *n;

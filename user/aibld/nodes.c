@@ -46,11 +46,15 @@
 const char *nodes__fail_name(unsigned int kind)
 {
 	static const char *const names[] = {
-		[NODE_FAIL_UNREACHABLE] = "unreachable",   [NODE_FAIL_TIMEOUT] = "timeout",
-		[NODE_FAIL_HTTP] = "http_status",	   [NODE_FAIL_TOO_LARGE] = "too_large",
-		[NODE_FAIL_AUTH] = "auth",		   [NODE_FAIL_BAD_REPORT] = "bad_report",
-		[NODE_FAIL_FOREIGN] = "foreign_report",	   [NODE_FAIL_STALE] = "stale",
-		[NODE_FAIL_BACKEND] = "backend_check",
+	    [NODE_FAIL_UNREACHABLE] = "unreachable",
+	    [NODE_FAIL_TIMEOUT] = "timeout",
+	    [NODE_FAIL_HTTP] = "http_status",
+	    [NODE_FAIL_TOO_LARGE] = "too_large",
+	    [NODE_FAIL_AUTH] = "auth",
+	    [NODE_FAIL_BAD_REPORT] = "bad_report",
+	    [NODE_FAIL_FOREIGN] = "foreign_report",
+	    [NODE_FAIL_STALE] = "stale",
+	    [NODE_FAIL_BACKEND] = "backend_check",
 	};
 
 	return kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "unknown";
@@ -114,8 +118,8 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 		rep->nhints = 0;
 		n->have_rep = true;
 		n->ttft_ms = policy__ewma(n->ttft_ms, n->rep.ttft_avg_ms, d->cfg.lt_smoothing);
-		n->lat_ms = policy__lat_update(n->lat_ms, &n->lat_floor_ms, &n->rep,
-					       d->cfg.lt_smoothing);
+		n->lat_ms =
+		    policy__lat_update(n->lat_ms, &n->lat_floor_ms, &n->rep, d->cfg.lt_smoothing);
 	}
 	if ((n->down || n->unhealthy) && n->oks >= d->cfg.rise_after) {
 		pr_info("node '%s' is up (%u good polls; was %s)", n->name, n->oks,
@@ -126,8 +130,7 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 	}
 }
 
-void nodes__poll_fail(struct aibld *d, struct node_rt *n, enum node_fail kind, const char *fmt,
-		      ...)
+void nodes__poll_fail(struct aibld *d, struct node_rt *n, enum node_fail kind, const char *fmt, ...)
 {
 	bool checked = n->be_checked, agent = nodes__has_agent(d, n);
 	va_list ap;
@@ -160,8 +163,9 @@ void nodes__poll_fail(struct aibld *d, struct node_rt *n, enum node_fail kind, c
 	if (agent && checked)
 		n->reason = NODE_FAIL_BACKEND;
 	pr_warn("node '%s' is down after %u failures: %s%s", n->name, n->fails, n->last_error,
-		!agent ? "" : checked ? "; its backend does not answer either" :
-					"; no port to check its backend");
+		!agent	  ? ""
+		: checked ? "; its backend does not answer either"
+			  : "; no port to check its backend");
 }
 
 int nodes__set_drain(struct aibld *d, const char *name, bool drain)
@@ -246,7 +250,7 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 		 * comes back with the node's headroom (the hints stay) */
 		if (policy__saturated(&c->ai, &nd->rep))
 			continue;
-		pn = (struct policy_node){ .cfg = &c->nodes[i], .rep = &nd->rep };
+		pn = (struct policy_node){.cfg = &c->nodes[i], .rep = &nd->rep};
 		for (int h = 0; h < nd->rep.nhints; h++) {
 			const struct ar_hint *hint = &nd->rep.hints[h];
 			__u64 ttl;

@@ -299,11 +299,11 @@ static __u32 ai_weight(const struct config *cfg, const struct policy_node *n, do
 
 /* what a node can do for the service, best first */
 enum ai_class {
-	AI_NONE, /* not eligible */
+	AI_NONE,     /* not eligible */
 	AI_LOADABLE, /* could load the model: a cold start */
-	AI_UNKNOWN, /* resident, but its report is stale or missing */
-	AI_BUSY, /* resident, overloaded */
-	AI_READY, /* resident, known, not overloaded */
+	AI_UNKNOWN,  /* resident, but its report is stale or missing */
+	AI_BUSY,     /* resident, overloaded */
+	AI_READY,    /* resident, known, not overloaded */
 };
 
 static enum ai_class ai_class(const struct cfg_service *svc, const struct policy_node *p)
@@ -397,7 +397,7 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 	enum ai_class want = AI_NONE;
 	double best_lat = -1, best_head = -1, bound = 0;
 	bool room = false; /* a measured node is not overloaded */
-	__u32 best_w = 0; /* the highest configured weight of a measured node */
+	__u32 best_w = 0;  /* the highest configured weight of a measured node */
 
 	for (int k = 0; k < n; k++) {
 		enum ai_class c = ai_class(svc, &in[k]);
@@ -411,8 +411,8 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 			room |= !in[k].overloaded;
 		}
 		if (c == AI_LOADABLE && !policy__saturated(ai, in[k].rep)) {
-			double h = in[k].cfg->weight *
-				   (1 - policy__ai_load(ai, in[k].rep, in[k].active));
+			double h =
+			    in[k].cfg->weight * (1 - policy__ai_load(ai, in[k].rep, in[k].active));
 
 			if (h > best_head) {
 				best_head = h;
@@ -450,9 +450,8 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 		}
 		out[k].weight = ai_weight(cfg, p, speed, false);
 	}
-	if (best_cold >= 0 &&
-	    (want == AI_NONE || (st && ai->cold_start_after_ms &&
-				 st->saturated_ms >= ai->cold_start_after_ms))) {
+	if (best_cold >= 0 && (want == AI_NONE || (st && ai->cold_start_after_ms &&
+						   st->saturated_ms >= ai->cold_start_after_ms))) {
 		out[best_cold].cold = true;
 		out[best_cold].weight = ai_weight(cfg, &in[best_cold], 1, true);
 	}

@@ -16,19 +16,19 @@
 /* what the controller knows of one node when it computes a service */
 struct policy_node {
 	const struct cfg_node *cfg;
-	bool usable; /* up and not draining */
-	bool overloaded; /* AIBL_BE_F_OVERLOADED as last decided */
+	bool usable;			/* up and not draining */
+	bool overloaded;		/* AIBL_BE_F_OVERLOADED as last decided */
 	const struct agent_report *rep; /* NULL: no agent or no good report yet */
-	double ttft_ms; /* smoothed time to first token, < 0 unknown */
-	__s64 active; /* data-plane active flows */
+	double ttft_ms;			/* smoothed time to first token, < 0 unknown */
+	__s64 active;			/* data-plane active flows */
 	/* ai: time to first token a new request can expect there now (queueing
 	 * included, back to the node's unloaded figure while it idles), < 0
 	 * unknown; see nodes__poll_ok() */
 	double lat_ms;
-	bool fresh; /* the report in rep is recent and the agent reached its
-		     * model server (never true without rep) */
-	bool monitored; /* an agent is configured: no report means unknown */
-	bool serving; /* has new-flow weight in this service's table now */
+	bool fresh;	    /* the report in rep is recent and the agent reached its
+			     * model server (never true without rep) */
+	bool monitored;	    /* an agent is configured: no report means unknown */
+	bool serving;	    /* has new-flow weight in this service's table now */
 	double best_lat_ms; /* the lowest lat_ms of any usable node, < 0 none */
 };
 
@@ -47,7 +47,7 @@ enum model_state {
 
 struct policy_out {
 	__u32 weight; /* table weight, 0: no new flows */
-	bool cold; /* chosen although the model must be loaded first */
+	bool cold;    /* chosen although the model must be loaded first */
 };
 
 /* enum aibl_mode the data plane runs for this policy */

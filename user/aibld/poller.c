@@ -28,7 +28,7 @@
 struct job {
 	struct node_rt *n;
 	CURL *h;
-	bool tcp; /* a TCP connect: the poll of an agent-less node, or a backend check */
+	bool tcp;     /* a TCP connect: the poll of an agent-less node, or a backend check */
 	bool backend; /* the backend check of a node with an agent */
 	bool done;
 	CURLcode rc;
@@ -181,9 +181,10 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 		return;
 	}
 	if (d->have_key) {
-		e = j->sig[0] ? aibl_auth__verify(&d->key, j->sig, j->nonce, http_body__str(&j->body),
-						  j->body.len, (__u64)time(NULL), AIBL_AUTH_WINDOW_S) :
-				-ENOKEY;
+		e = j->sig[0]
+			? aibl_auth__verify(&d->key, j->sig, j->nonce, http_body__str(&j->body),
+					    j->body.len, (__u64)time(NULL), AIBL_AUTH_WINDOW_S)
+			: -ENOKEY;
 		if (e) {
 			/* counted always, logged when a run of failures starts */
 			__atomic_fetch_add(&d->st.auth_fail_agent, 1, __ATOMIC_RELAXED);
@@ -195,10 +196,11 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 						 "unsigned report (agent_key_file is set)");
 			else
 				nodes__poll_fail(d, n, NODE_FAIL_AUTH, "bad report signature: %s",
-						 e == -EPERM  ? "wrong key or altered body" :
-						 e == -ESTALE ? "signed for another nonce (replay?)" :
-						 e == -ETIME  ? "timestamp outside the window" :
-								"malformed header");
+						 e == -EPERM ? "wrong key or altered body"
+						 : e == -ESTALE
+						     ? "signed for another nonce (replay?)"
+						 : e == -ETIME ? "timestamp outside the window"
+							       : "malformed header");
 			return;
 		}
 	}

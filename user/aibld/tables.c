@@ -45,14 +45,14 @@ int tables__open(struct aibld *d)
 		const char *name;
 		size_t off;
 	} maps[] = {
-#define M(n, f) { n, offsetof(struct aibld, f) }
-		M(AIBL_MAP_VIPS, fd_vips),	   M(AIBL_MAP_BACKENDS, fd_backends),
-		M(AIBL_MAP_RING, fd_ring),	   M(AIBL_MAP_COST, fd_cost),
-		M(AIBL_MAP_LOAD, fd_load),	   M(AIBL_MAP_PINS, fd_pins),
-		M(AIBL_MAP_MEMBERS, fd_members),   M(AIBL_MAP_STATS, fd_stats),
-		M(AIBL_MAP_SVC_STATS, fd_svc_stats), M(AIBL_MAP_BE_STATS, fd_be_stats),
-		M(AIBL_MAP_SVC_META, fd_svc_meta), M(AIBL_MAP_BE_META, fd_be_meta),
-		M(AIBL_MAP_GLOBALS, fd_globals),   M(AIBL_MAP_FILTER, fd_filter),
+#define M(n, f) {n, offsetof(struct aibld, f)}
+	    M(AIBL_MAP_VIPS, fd_vips),		 M(AIBL_MAP_BACKENDS, fd_backends),
+	    M(AIBL_MAP_RING, fd_ring),		 M(AIBL_MAP_COST, fd_cost),
+	    M(AIBL_MAP_LOAD, fd_load),		 M(AIBL_MAP_PINS, fd_pins),
+	    M(AIBL_MAP_MEMBERS, fd_members),	 M(AIBL_MAP_STATS, fd_stats),
+	    M(AIBL_MAP_SVC_STATS, fd_svc_stats), M(AIBL_MAP_BE_STATS, fd_be_stats),
+	    M(AIBL_MAP_SVC_META, fd_svc_meta),	 M(AIBL_MAP_BE_META, fd_be_meta),
+	    M(AIBL_MAP_GLOBALS, fd_globals),	 M(AIBL_MAP_FILTER, fd_filter),
 #undef M
 	};
 	struct bpf_map_info info = {};
@@ -90,8 +90,8 @@ int tables__open(struct aibld *d)
 		return -EINVAL;
 	}
 	if (info.map_flags & BPF_F_MMAPABLE) {
-		void *p = mmap(NULL, ring_bytes(d), PROT_READ | PROT_WRITE, MAP_SHARED, d->fd_ring,
-			       0);
+		void *p =
+		    mmap(NULL, ring_bytes(d), PROT_READ | PROT_WRITE, MAP_SHARED, d->fd_ring, 0);
 
 		if (p == MAP_FAILED)
 			pr_warn("mmap aibl_ring: %s; writing it by syscall", strerror(errno));
@@ -265,8 +265,9 @@ int tables__sync_pins(struct aibld *d, struct pin_ent *want, int nwant)
 			const struct aibl_pin *o = &d->pins[i].val, *nv = &want[j].val;
 			__u64 left = nv->expires_ns > now ? nv->expires_ns - now : 0;
 			__u64 slack = left / 4 < 5000000000ULL ? left / 4 : 5000000000ULL;
-			__u64 diff = o->expires_ns > nv->expires_ns ? o->expires_ns - nv->expires_ns :
-								      nv->expires_ns - o->expires_ns;
+			__u64 diff = o->expires_ns > nv->expires_ns
+					 ? o->expires_ns - nv->expires_ns
+					 : nv->expires_ns - o->expires_ns;
 
 			if (o->backend == nv->backend && diff <= slack) {
 				want[j].val = *o;

@@ -36,7 +36,8 @@ int aibl_key__load(const char *path, struct aibl_key *key, char *msg, size_t msg
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		err = -EPERM;
-		snprintf(msg, msglen, "%s: key file must not be accessible by group or others (chmod 600)",
+		snprintf(msg, msglen,
+			 "%s: key file must not be accessible by group or others (chmod 600)",
 			 path);
 		goto out;
 	}
@@ -64,8 +65,8 @@ static int auth_mac(const struct aibl_key *key, uint64_t t, const char *nonce, c
 		    size_t len, unsigned char out[32])
 {
 	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
-		OSSL_PARAM_construct_end(),
+	    OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+	    OSSL_PARAM_construct_end(),
 	};
 	EVP_MAC_CTX *ctx = NULL;
 	EVP_MAC *mac;
@@ -189,7 +190,7 @@ bool aibl_replay__seen(struct aibl_replay *r, const char *hdr, uint64_t now, uns
 	for (unsigned int i = 0; i < AIBL_REPLAY_SLOTS && !seen; i++)
 		seen = r->ent[i].h == h && r->ent[i].t == t && r->ent[i].t + window_s >= now;
 	if (!seen) {
-		r->ent[r->next] = (struct aibl_replay_ent){ .t = t, .h = h };
+		r->ent[r->next] = (struct aibl_replay_ent){.t = t, .h = h};
 		r->next = (r->next + 1) % AIBL_REPLAY_SLOTS;
 	}
 	pthread_mutex_unlock(&r->lock);

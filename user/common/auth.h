@@ -20,12 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AIBL_AUTH_HEADER "X-Aibl-Signature"
-#define AIBL_NONCE_HEADER "X-Aibl-Nonce"
-#define AIBL_AUTH_KEY_MAX 256
+#define AIBL_AUTH_HEADER    "X-Aibl-Signature"
+#define AIBL_NONCE_HEADER   "X-Aibl-Nonce"
+#define AIBL_AUTH_KEY_MAX   256
 #define AIBL_AUTH_NONCE_MAX 64
-#define AIBL_AUTH_HDR_MAX 192
-#define AIBL_AUTH_WINDOW_S 30
+#define AIBL_AUTH_HDR_MAX   192
+#define AIBL_AUTH_WINDOW_S  30
 
 struct aibl_key {
 	unsigned char key[AIBL_AUTH_KEY_MAX];

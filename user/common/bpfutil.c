@@ -35,7 +35,7 @@ void log_setup_libbpf(bool verbose)
  * only with it) and CAP_NET_ADMIN (XDP programs) all effective? */
 bool bpf_capable(void)
 {
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct c[2] = {};
 	__u64 eff, need = 1ULL << CAP_BPF | 1ULL << CAP_PERFMON | 1ULL << CAP_NET_ADMIN;
 

@@ -7,9 +7,9 @@
 #include <arpa/inet.h>
 #include "cliopt.h"
 
-#define CLIOPT_VAL0 256 /* getopt value of row i without a short name: 256 + i */
-#define CLIOPT_HELP_COL 32 /* help text starts here at most */
-#define CLIOPT_LINE 100 /* a default that would end a line past this gets its own */
+#define CLIOPT_VAL0	256 /* getopt value of row i without a short name: 256 + i */
+#define CLIOPT_HELP_COL 32  /* help text starts here at most */
+#define CLIOPT_LINE	100 /* a default that would end a line past this gets its own */
 
 static void *opt_dst(const struct cliopt *o, void *base)
 {
@@ -19,10 +19,18 @@ static void *opt_dst(const struct cliopt *o, void *base)
 static const char *opt_metavar(const struct cliopt *o)
 {
 	static const char *const by_type[] = {
-		[CLIOPT_INT] = "N",	    [CLIOPT_UINT] = "N",	[CLIOPT_UNUM] = "N",
-		[CLIOPT_DOUBLE] = "NUM",    [CLIOPT_STR] = "TEXT",	[CLIOPT_PATH] = "PATH",
-		[CLIOPT_LISTEN] = "ADDR:PORT", [CLIOPT_IPADDR] = "ADDR", [CLIOPT_MACADDR] = "MAC",
-		[CLIOPT_ENUM] = "NAME",	    [CLIOPT_STRV] = "TEXT",	[CLIOPT_FUNC] = "VALUE",
+	    [CLIOPT_INT] = "N",
+	    [CLIOPT_UINT] = "N",
+	    [CLIOPT_UNUM] = "N",
+	    [CLIOPT_DOUBLE] = "NUM",
+	    [CLIOPT_STR] = "TEXT",
+	    [CLIOPT_PATH] = "PATH",
+	    [CLIOPT_LISTEN] = "ADDR:PORT",
+	    [CLIOPT_IPADDR] = "ADDR",
+	    [CLIOPT_MACADDR] = "MAC",
+	    [CLIOPT_ENUM] = "NAME",
+	    [CLIOPT_STRV] = "TEXT",
+	    [CLIOPT_FUNC] = "VALUE",
 	};
 
 	if (o->metavar)
@@ -188,7 +196,8 @@ static int opt_store(const struct cliopt *o, const char *arg, void *base, char *
 	case CLIOPT_STRV:
 		count = (int *)((char *)base + o->count_off);
 		if (*count < 0 || (size_t)*count >= o->size / sizeof(const char *)) {
-			snprintf(why, len, "given more than %zu times", o->size / sizeof(const char *));
+			snprintf(why, len, "given more than %zu times",
+				 o->size / sizeof(const char *));
 			return -EINVAL;
 		}
 		((const char **)dst)[(*count)++] = arg;
@@ -206,8 +215,8 @@ static int opt_store(const struct cliopt *o, const char *arg, void *base, char *
 	return -EINVAL;
 }
 
-static int opt_set(const struct cliopt_prog *p, const struct cliopt *o, const char *arg,
-		   void *base, bool is_def)
+static int opt_set(const struct cliopt_prog *p, const struct cliopt *o, const char *arg, void *base,
+		   bool is_def)
 {
 	char why[512];
 
@@ -215,12 +224,15 @@ static int opt_set(const struct cliopt_prog *p, const struct cliopt *o, const ch
 		return 0;
 	fprintf(p->err ? p->err : stderr, "%s: %s--%s%s%s: %s\n", p->name,
 		is_def ? "the default of " : "", o->name, o->type == CLIOPT_FLAG ? "" : " ",
-		o->type == CLIOPT_FLAG ? "" : arg[0] ? arg : "''", why);
+		o->type == CLIOPT_FLAG ? ""
+		: arg[0]	       ? arg
+				       : "''",
+		why);
 	return -EINVAL;
 }
 
 static int usage_error(const struct cliopt_prog *p, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static int usage_error(const struct cliopt_prog *p, const char *fmt, ...)
 {
@@ -271,7 +283,7 @@ int cliopt__parse(const struct cliopt_prog *p, int argc, char **argv, void *base
 				optstr[k++] = ':';
 		}
 	}
-	lo[p->nopts] = (struct option){ "help", no_argument, NULL, 'h' };
+	lo[p->nopts] = (struct option){"help", no_argument, NULL, 'h'};
 	optstr[k++] = 'h';
 	optstr[k] = '\0';
 
@@ -302,9 +314,10 @@ int cliopt__parse(const struct cliopt_prog *p, int argc, char **argv, void *base
 		}
 		o = &p->opts[i];
 		if (o->group && o->group != p->group) {
-			ret = usage_error(p, "--%s is %s option",
-					  o->name, o->group <= p->ngroups && p->groups ?
-					  p->groups[o->group].name : "another mode's");
+			ret = usage_error(p, "--%s is %s option", o->name,
+					  o->group <= p->ngroups && p->groups
+					      ? p->groups[o->group].name
+					      : "another mode's");
 			goto out;
 		}
 		seen[i] = true;
@@ -410,8 +423,8 @@ static void opt_usage(FILE *f, const struct cliopt *o, int col)
 
 void cliopt__usage(const struct cliopt_prog *p, FILE *f)
 {
-	static const struct cliopt help = { .name = "help", .short_name = 'h', .type = CLIOPT_FLAG,
-					    .help = "this text" };
+	static const struct cliopt help = {
+	    .name = "help", .short_name = 'h', .type = CLIOPT_FLAG, .help = "this text"};
 	char left[320];
 	int col = 0, n;
 

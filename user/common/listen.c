@@ -31,7 +31,7 @@ static bool listen_is_name(const char *host)
 static int listen_resolve(const char *host, int flags, int family, struct sockaddr_storage *ss,
 			  socklen_t *len, int *gai)
 {
-	struct addrinfo hints = { .ai_family = family, .ai_flags = flags }, *ai;
+	struct addrinfo hints = {.ai_family = family, .ai_flags = flags}, *ai;
 
 	*gai = getaddrinfo(host, NULL, &hints, &ai);
 	if (*gai)
@@ -75,7 +75,8 @@ int listen_addr__parse(const char *spec, struct sockaddr_storage *ss, socklen_t 
 	memcpy(host, hstart, hend - hstart);
 	host[hend - hstart] = '\0';
 	why = "the port is not a number from 0 to 65535";
-	if (!colon[1] || strlen(colon + 1) > 5 || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+	if (!colon[1] || strlen(colon + 1) > 5 ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1))
 		goto bad;
 	port = strtoul(colon + 1, NULL, 10);
 	if (port > 65535)

@@ -11,7 +11,7 @@ static const char *log_ident;
 static bool log_ts;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static const char *const lvl_names[] = { "error", "warn", "info", "debug" };
+static const char *const lvl_names[] = {"error", "warn", "info", "debug"};
 
 void log_set_level(enum log_level lvl)
 {
@@ -40,12 +40,12 @@ void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 
 		clock_gettime(CLOCK_REALTIME, &now);
 		gmtime_r(&now.tv_sec, &tm);
-		snprintf(ts, sizeof(ts), "%02d:%02d:%02d.%03ld ", tm.tm_hour, tm.tm_min,
-			 tm.tm_sec, now.tv_nsec / 1000000);
+		snprintf(ts, sizeof(ts), "%02d:%02d:%02d.%03ld ", tm.tm_hour, tm.tm_min, tm.tm_sec,
+			 now.tv_nsec / 1000000);
 	}
 	pthread_mutex_lock(&log_lock);
-	fprintf(stderr, "%s%s%s%s: ", ts, log_ident ? log_ident : "",
-		log_ident ? " " : "", lvl_names[lvl]);
+	fprintf(stderr, "%s%s%s%s: ", ts, log_ident ? log_ident : "", log_ident ? " " : "",
+		lvl_names[lvl]);
 	vfprintf(stderr, fmt, ap);
 	if (n == 0 || fmt[n - 1] != '\n')
 		fputc('\n', stderr);

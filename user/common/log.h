@@ -21,9 +21,9 @@ void log_set_ident(const char *ident, bool timestamps);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(enum log_level lvl, const char *fmt, va_list ap);
 
-#define pr_err(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
-#define pr_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
-#define pr_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define pr_err(...)   log_msg(LOG_LVL_ERROR, __VA_ARGS__)
+#define pr_warn(...)  log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define pr_info(...)  log_msg(LOG_LVL_INFO, __VA_ARGS__)
 #define pr_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
 
 #endif

@@ -108,13 +108,14 @@ int aibl_map__check_fd(struct aibl_map *m, int fd, const char *name, const char 
 	}
 	if (info.type != d->type || info.key_size != d->key_size ||
 	    info.value_size != d->value_size) {
-		snprintf(errbuf, errlen,
-			 "map %s (%s) does not match this aibl build (ABI %d): expected %s key %u B "
-			 "value %u B (%s), found %s key %u B value %u B; it was pinned by another "
-			 "aibl version",
-			 name, path, AIBL_ABI_VERSION, aibl_map__type_str(d->type), d->key_size,
-			 d->value_size, d->value_type, aibl_map__type_str(info.type), info.key_size,
-			 info.value_size);
+		snprintf(
+		    errbuf, errlen,
+		    "map %s (%s) does not match this aibl build (ABI %d): expected %s key %u B "
+		    "value %u B (%s), found %s key %u B value %u B; it was pinned by another "
+		    "aibl version",
+		    name, path, AIBL_ABI_VERSION, aibl_map__type_str(d->type), d->key_size,
+		    d->value_size, d->value_type, aibl_map__type_str(info.type), info.key_size,
+		    info.value_size);
 		return -EPROTO;
 	}
 	m->desc = d;

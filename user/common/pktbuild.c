@@ -67,7 +67,7 @@ void pkt__vlan(struct pkt_buf *b, uint16_t tpid, uint16_t tci)
 void pkt__ipv4_bin(struct pkt_buf *b, const void *src, const void *dst,
 		   const struct pkt_ip4_opts *o)
 {
-	struct pkt_ip4_opts def = { .ttl = 64 };
+	struct pkt_ip4_opts def = {.ttl = 64};
 	size_t olen;
 	uint8_t *p;
 
@@ -90,7 +90,7 @@ void pkt__ipv4_bin(struct pkt_buf *b, const void *src, const void *dst,
 
 void pkt__ipv4(struct pkt_buf *b, const char *src, const char *dst, const struct pkt_ip4_opts *o)
 {
-	uint8_t s[4] = { 0 }, d[4] = { 0 };
+	uint8_t s[4] = {0}, d[4] = {0};
 
 	inet_pton(AF_INET, src, s);
 	inet_pton(AF_INET, dst, d);
@@ -113,7 +113,7 @@ void pkt__ipv6_bin(struct pkt_buf *b, const void *src, const void *dst, uint8_t 
 void pkt__ipv6(struct pkt_buf *b, const char *src, const char *dst, uint8_t tclass,
 	       uint32_t flow_label)
 {
-	uint8_t s[16] = { 0 }, d[16] = { 0 };
+	uint8_t s[16] = {0}, d[16] = {0};
 
 	inet_pton(AF_INET6, src, s);
 	inet_pton(AF_INET6, dst, d);
@@ -277,7 +277,7 @@ static uint32_t pseudo_sum(const struct pkt_buf *b, int i, uint8_t proto, size_t
 	for (int j = i - 1; j >= 0; j--) {
 		const uint8_t *ip = b->buf + b->l[j].off;
 		uint32_t s = 0;
-		uint8_t tail[8] = { 0 };
+		uint8_t tail[8] = {0};
 
 		if (b->l[j].type == PKT_L_IPV4) {
 			s = pkt__csum_add(s, ip + 12, 8);
@@ -342,7 +342,8 @@ void pkt__finish(struct pkt_buf *b)
 			break;
 		case PKT_L_TCP:
 			put16(p + 16, 0);
-			put16(p + 16, pkt__csum_fold(pkt__csum_add(pseudo_sum(b, i, 6, rest), p, rest)));
+			put16(p + 16,
+			      pkt__csum_fold(pkt__csum_add(pseudo_sum(b, i, 6, rest), p, rest)));
 			break;
 		case PKT_L_UDP:
 			put16(p + 4, rest);
@@ -356,7 +357,8 @@ void pkt__finish(struct pkt_buf *b)
 			break;
 		case PKT_L_ICMP6:
 			put16(p + 2, 0);
-			put16(p + 2, pkt__csum_fold(pkt__csum_add(pseudo_sum(b, i, 58, rest), p, rest)));
+			put16(p + 2,
+			      pkt__csum_fold(pkt__csum_add(pseudo_sum(b, i, 58, rest), p, rest)));
 			break;
 		case PKT_L_RAW:
 			break;

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PKT_MAX 4096
+#define PKT_MAX	       4096
 #define PKT_MAX_LAYERS 16
 
 #define PKT_TCP_FIN 0x01
@@ -50,7 +50,7 @@ struct pkt_layer {
 	size_t off;
 	size_t len;
 	uint8_t ext_type; /* PKT_L_IPV6_EXT: its protocol number */
-	int next_proto; /* >0: next-protocol field when the next layer is raw */
+	int next_proto;	  /* >0: next-protocol field when the next layer is raw */
 };
 
 struct pkt_buf {

@@ -47,7 +47,7 @@ struct ar_ctx {
 };
 
 static int ar_fail(struct ar_ctx *c, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int ar_fail(struct ar_ctx *c, int code, const char *fmt, ...)
 {
@@ -115,8 +115,8 @@ static int ar_num(struct ar_ctx *c, json_t *obj, const char *path, const char *k
 	return 0;
 }
 
-static int ar_int(struct ar_ctx *c, json_t *obj, const char *path, const char *key,
-		  long long *dst, long long lo, long long hi, bool required)
+static int ar_int(struct ar_ctx *c, json_t *obj, const char *path, const char *key, long long *dst,
+		  long long lo, long long hi, bool required)
 {
 	json_t *v = json_object_get(obj, key);
 	long long n;
@@ -130,8 +130,8 @@ static int ar_int(struct ar_ctx *c, json_t *obj, const char *path, const char *k
 		return ar_fail(c, -EINVAL, "%s.%s: expected an integer", path, key);
 	n = json_integer_value(v);
 	if (n < lo || n > hi)
-		return ar_fail(c, -EINVAL, "%s.%s: %lld out of range [%lld, %lld]", path, key, n, lo,
-			       hi);
+		return ar_fail(c, -EINVAL, "%s.%s: %lld out of range [%lld, %lld]", path, key, n,
+			       lo, hi);
 	*dst = n;
 	return 0;
 }
@@ -159,7 +159,8 @@ static int ar_array(struct ar_ctx *c, json_t *obj, const char *key, size_t max, 
 	if (!json_is_array(v))
 		return ar_fail(c, -EINVAL, "%s: expected an array", key);
 	if (json_array_size(v) > max)
-		return ar_fail(c, -E2BIG, "%s: %zu entries, limit %zu", key, json_array_size(v), max);
+		return ar_fail(c, -E2BIG, "%s: %zu entries, limit %zu", key, json_array_size(v),
+			       max);
 	*arr = v;
 	return 0;
 }
@@ -216,8 +217,8 @@ static int ar_parse_gpu(struct ar_ctx *c, json_t *o, const char *p, struct ar_gp
 	return 0;
 }
 
-static const char *const ar_kinds[] = { "vllm",     "sglang", "trtllm",  "triton", "tgi",
-					"llamacpp", "ollama", "unknown" };
+static const char *const ar_kinds[] = {"vllm", "sglang",   "trtllm", "triton",
+				       "tgi",  "llamacpp", "ollama", "unknown"};
 
 static int ar_parse_server(struct ar_ctx *c, json_t *o, const char *p, struct ar_server *s)
 {
@@ -322,7 +323,8 @@ static int ar_parse_root(struct ar_ctx *c, json_t *root, struct agent_report *r)
 	if (!json_is_integer(v))
 		return ar_fail(c, -EINVAL, "report.schema: expected an integer");
 	if (json_integer_value(v) != AGENT_REPORT_SCHEMA)
-		return ar_fail(c, -EPROTO, "report.schema: %lld not supported (this build reads %d)",
+		return ar_fail(c, -EPROTO,
+			       "report.schema: %lld not supported (this build reads %d)",
 			       (long long)json_integer_value(v), AGENT_REPORT_SCHEMA);
 
 	n = 0;
@@ -335,8 +337,8 @@ static int ar_parse_root(struct ar_ctx *c, json_t *root, struct agent_report *r)
 			  false)) ||
 	    (err = ar_num(c, root, "report", "queue_depth", &r->queue_depth, 0, 1e9, true, -1)) ||
 	    (err = ar_num(c, root, "report", "in_flight", &r->in_flight, 0, 1e9, true, -1)) ||
-	    (err = ar_num(c, root, "report", "kv_cache_usage", &r->kv_cache_usage, 0, 1, true,
-			  -1)) ||
+	    (err =
+		 ar_num(c, root, "report", "kv_cache_usage", &r->kv_cache_usage, 0, 1, true, -1)) ||
 	    (err = ar_num(c, root, "report", "prefix_cache_hit_rate", &r->prefix_cache_hit_rate, 0,
 			  1, true, -1)) ||
 	    (err = ar_num(c, root, "report", "ttft_avg_ms", &r->ttft_avg_ms, 0, 1e9, true, -1)) ||
@@ -355,7 +357,8 @@ static int ar_parse_root(struct ar_ctx *c, json_t *root, struct agent_report *r)
 		return err;
 	if (arr && !r->nvml && json_array_size(arr))
 		return ar_fail(c, -EINVAL, "gpus: present but nvml is false");
-	json_array_foreach(arr, i, v) {
+	json_array_foreach(arr, i, v)
+	{
 		snprintf(p, sizeof(p), "gpus[%zu]", i);
 		if ((err = ar_parse_gpu(c, v, p, &r->gpus[i])))
 			return err;
@@ -364,7 +367,8 @@ static int ar_parse_root(struct ar_ctx *c, json_t *root, struct agent_report *r)
 
 	if ((err = ar_array(c, root, "servers", AR_MAX_SERVERS, &arr)))
 		return err;
-	json_array_foreach(arr, i, v) {
+	json_array_foreach(arr, i, v)
+	{
 		snprintf(p, sizeof(p), "servers[%zu]", i);
 		if ((err = ar_parse_server(c, v, p, &r->servers[i])))
 			return err;
@@ -373,7 +377,8 @@ static int ar_parse_root(struct ar_ctx *c, json_t *root, struct agent_report *r)
 
 	if ((err = ar_array(c, root, "models", AR_MAX_MODELS, &arr)))
 		return err;
-	json_array_foreach(arr, i, v) {
+	json_array_foreach(arr, i, v)
+	{
 		snprintf(p, sizeof(p), "models[%zu]", i);
 		if ((err = ar_parse_model(c, v, p, &r->models[i])))
 			return err;
@@ -387,7 +392,8 @@ static int ar_parse_root(struct ar_ctx *c, json_t *root, struct agent_report *r)
 		if (!r->hints)
 			return ar_fail(c, -ENOMEM, "hints: out of memory");
 	}
-	json_array_foreach(arr, i, v) {
+	json_array_foreach(arr, i, v)
+	{
 		snprintf(p, sizeof(p), "hints[%zu]", i);
 		if ((err = ar_parse_hint(c, v, p, &r->hints[i])))
 			return err;
@@ -399,7 +405,7 @@ static int ar_parse_root(struct ar_ctx *c, json_t *root, struct agent_report *r)
 int agent_report__parse(const char *body, size_t len, struct agent_report *r, char *err,
 			size_t errlen)
 {
-	struct ar_ctx c = { .err = err, .errlen = errlen };
+	struct ar_ctx c = {.err = err, .errlen = errlen};
 	json_error_t jerr;
 	json_t *root = NULL;
 	int ret;
@@ -427,7 +433,7 @@ int agent_report__parse(const char *body, size_t len, struct agent_report *r, ch
 int agent_hints__parse(const char *body, size_t len, struct ar_hint **out, int *n, char *err,
 		       size_t errlen)
 {
-	struct ar_ctx c = { .err = err, .errlen = errlen };
+	struct ar_ctx c = {.err = err, .errlen = errlen};
 	struct ar_hint *hints = NULL;
 	json_t *root, *arr, *v;
 	json_error_t jerr;
@@ -443,8 +449,8 @@ int agent_hints__parse(const char *body, size_t len, struct ar_hint **out, int *
 		return ar_fail(&c, -E2BIG, "hints: %zu bytes, limit %d", len, AR_MAX_BYTES);
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root)
-		return ar_fail(&c, -EINVAL, "hints: invalid JSON at line %d column %d: %s", jerr.line,
-			       jerr.column, jerr.text);
+		return ar_fail(&c, -EINVAL, "hints: invalid JSON at line %d column %d: %s",
+			       jerr.line, jerr.column, jerr.text);
 	if (!json_is_object(root)) {
 		ret = ar_fail(&c, -EINVAL, "hints: expected a JSON object");
 		goto out;
@@ -460,7 +466,8 @@ int agent_hints__parse(const char *body, size_t len, struct ar_hint **out, int *
 		ret = ar_fail(&c, -ENOMEM, "hints: out of memory");
 		goto out;
 	}
-	json_array_foreach(arr, i, v) {
+	json_array_foreach(arr, i, v)
+	{
 		snprintf(p, sizeof(p), "hints[%zu]", i);
 		hints[i].score = 1;
 		if ((ret = ar_parse_hint(&c, v, p, &hints[i])))

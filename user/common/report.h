@@ -18,21 +18,21 @@
 #include "aibl.h"
 
 #define AGENT_REPORT_SCHEMA 1
-#define AR_MAX_BYTES (1024 * 1024) /* largest report body accepted */
+#define AR_MAX_BYTES	    (1024 * 1024) /* largest report body accepted */
 /* GPUs and MIG instances together: 8 GPUs with 7 instances each fit;
  * what a node has beyond this is counted in gpus_omitted, not sent */
 #ifndef AR_MAX_GPUS
 #define AR_MAX_GPUS 64
 #endif
 #define AR_MAX_SERVERS 16
-#define AR_MAX_MODELS 64
-#define AR_MAX_HINTS 4096
-#define AR_NAME_LEN 64
-#define AR_MODEL_LEN 128
-#define AR_URL_LEN 256
-#define AR_ADDR_LEN	    48 /* longest textual IPv4/IPv6 address read */
-#define AR_UUID_LEN 64 /* "GPU-<36>", "MIG-<36>", old "MIG-GPU-<36>/gi/ci" */
-#define AR_PCI_LEN 32 /* "00000000:18:00.0" */
+#define AR_MAX_MODELS  64
+#define AR_MAX_HINTS   4096
+#define AR_NAME_LEN    64
+#define AR_MODEL_LEN   128
+#define AR_URL_LEN     256
+#define AR_ADDR_LEN    48 /* longest textual IPv4/IPv6 address read */
+#define AR_UUID_LEN    64 /* "GPU-<36>", "MIG-<36>", old "MIG-GPU-<36>/gi/ci" */
+#define AR_PCI_LEN     32 /* "00000000:18:00.0" */
 #define AR_GPU_ERR_LEN 96
 
 /*
@@ -41,14 +41,14 @@
  * temp_c has no spare negative value to mean unknown), and error says why.
  */
 struct ar_gpu {
-	int index; /* NVML enumeration order: not the CUDA index, not stable */
-	bool mig; /* a MIG instance of the GPU with this index (zeroed: a GPU) */
-	int mig_index; /* with mig: its MIG device index under that GPU */
+	int index;	  /* NVML enumeration order: not the CUDA index, not stable */
+	bool mig;	  /* a MIG instance of the GPU with this index (zeroed: a GPU) */
+	int mig_index;	  /* with mig: its MIG device index under that GPU */
 	bool mig_enabled; /* physical GPU in MIG mode: its instances follow it */
 	char name[AR_NAME_LEN];
-	char uuid[AR_UUID_LEN]; /* "" unknown: what ties a GPU to its model server */
+	char uuid[AR_UUID_LEN];	     /* "" unknown: what ties a GPU to its model server */
 	char pci_bus_id[AR_PCI_LEN]; /* "" unknown; a MIG instance has its parent's */
-	double util_pct; /* 0..100 */
+	double util_pct;	     /* 0..100 */
 	double mem_used_bytes;
 	double mem_total_bytes;
 	double temp_c;
@@ -65,21 +65,22 @@ static inline bool ar_gpu_known(double v)
 /* one scraped model server */
 struct ar_server {
 	char url[AR_URL_LEN];
-	char kind[16]; /* "vllm", "sglang", "trtllm", "triton", "tgi", "llamacpp", "ollama", "unknown" */
+	char kind[16]; /* "vllm", "sglang", "trtllm", "triton", "tgi", "llamacpp", "ollama",
+			  "unknown" */
 	bool up;
-	uint64_t age_ms; /* since the last successful scrape */
-	char error[128]; /* last error, "" when none */
-	double queue_depth; /* requests waiting */
-	double running; /* requests being served */
-	double kv_cache_usage; /* 0..1, -1 unknown */
+	uint64_t age_ms;	      /* since the last successful scrape */
+	char error[128];	      /* last error, "" when none */
+	double queue_depth;	      /* requests waiting */
+	double running;		      /* requests being served */
+	double kv_cache_usage;	      /* 0..1, -1 unknown */
 	double prefix_cache_hit_rate; /* 0..1, -1 unknown */
-	double ttft_avg_ms; /* mean time to first token since last scrape, -1 unknown */
-	double e2e_avg_ms; /* mean request latency since last scrape, -1 none finished */
+	double ttft_avg_ms;	      /* mean time to first token since last scrape, -1 unknown */
+	double e2e_avg_ms;	      /* mean request latency since last scrape, -1 none finished */
 };
 
 struct ar_model {
 	char name[AR_MODEL_LEN];
-	bool resident; /* loaded and servable now */
+	bool resident;		 /* loaded and servable now */
 	char server[AR_URL_LEN]; /* which model server has it */
 };
 
@@ -91,14 +92,14 @@ struct ar_model {
 struct ar_hint {
 	union aibl_addr client;
 	union aibl_addr vip;
-	__u8 client_family; /* enum aibl_family */
-	__u8 vip_family;    /* AIBL_AF_NONE when only the model is known */
-	uint16_t port;	    /* 0 without a vip */
-	uint8_t proto; /* IPPROTO_TCP / IPPROTO_UDP, 0 unknown */
+	__u8 client_family;	  /* enum aibl_family */
+	__u8 vip_family;	  /* AIBL_AF_NONE when only the model is known */
+	uint16_t port;		  /* 0 without a vip */
+	uint8_t proto;		  /* IPPROTO_TCP / IPPROTO_UDP, 0 unknown */
 	char model[AR_MODEL_LEN]; /* "" when unknown */
-	uint32_t ttl_ms; /* remaining lifetime */
-	double score; /* 0..1 confidence/warmth */
-	char source[16]; /* "traffic" or "server" */
+	uint32_t ttl_ms;	  /* remaining lifetime */
+	double score;		  /* 0..1 confidence/warmth */
+	char source[16];	  /* "traffic" or "server" */
 };
 
 struct agent_report {
@@ -108,7 +109,7 @@ struct agent_report {
 	char version[32];
 	char accel[32]; /* accelerator kind: --accel, else "gpu" with NVML devices, "cpu" */
 
-	bool nvml; /* NVML loaded: gpus[] is meaningful */
+	bool nvml;	      /* NVML loaded: gpus[] is meaningful */
 	char nvml_error[128]; /* why not, when !nvml */
 	int ngpus;
 	struct ar_gpu gpus[AR_MAX_GPUS];
@@ -127,7 +128,7 @@ struct agent_report {
 	double prefix_cache_hit_rate;
 	double ttft_avg_ms;
 	double e2e_avg_ms; /* mean over the servers that finished requests, -1 none */
-	bool stale; /* no model server scraped successfully recently */
+	bool stale;	   /* no model server scraped successfully recently */
 
 	int nhints;
 	struct ar_hint *hints; /* heap, nhints entries; agent_report__free() */

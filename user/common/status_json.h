@@ -25,53 +25,53 @@
 #define AIBL_STATUS_JSON_H
 
 /* the document */
-#define AIBL_SJ_VERSION "version"
+#define AIBL_SJ_VERSION	 "version"
 #define AIBL_SJ_UPTIME_S "uptime_s"
 #define AIBL_SJ_SERVICES "services"
-#define AIBL_SJ_NODES "nodes" /* the document's nodes and a service's members */
+#define AIBL_SJ_NODES	 "nodes" /* the document's nodes and a service's members */
 
 /* shared by services, their members and nodes */
-#define AIBL_SJ_NAME "name"
+#define AIBL_SJ_NAME  "name"
 #define AIBL_SJ_STATE "state"
-#define AIBL_SJ_ID "id"
-#define AIBL_SJ_PINS "pins"
+#define AIBL_SJ_ID    "id"
+#define AIBL_SJ_PINS  "pins"
 
 /* a service */
-#define AIBL_SJ_VIP "vip"
-#define AIBL_SJ_PORT "port"
-#define AIBL_SJ_PROTO "proto"
-#define AIBL_SJ_POLICY "policy"
-#define AIBL_SJ_MODEL "model"
+#define AIBL_SJ_VIP	   "vip"
+#define AIBL_SJ_PORT	   "port"
+#define AIBL_SJ_PROTO	   "proto"
+#define AIBL_SJ_POLICY	   "policy"
+#define AIBL_SJ_MODEL	   "model"
 #define AIBL_SJ_GENERATION "generation"
-#define AIBL_SJ_PACKETS "packets"
-#define AIBL_SJ_BYTES "bytes"
+#define AIBL_SJ_PACKETS	   "packets"
+#define AIBL_SJ_BYTES	   "bytes"
 
 /* a service's member */
-#define AIBL_SJ_WEIGHT "weight"
+#define AIBL_SJ_WEIGHT	   "weight"
 #define AIBL_SJ_CFG_WEIGHT "cfg_weight"
-#define AIBL_SJ_SLOTS "slots"
+#define AIBL_SJ_SLOTS	   "slots"
 
 /* a node */
-#define AIBL_SJ_ADDRESS "address"
-#define AIBL_SJ_REASON "reason"
-#define AIBL_SJ_HEALTHY "healthy"
+#define AIBL_SJ_ADDRESS		   "address"
+#define AIBL_SJ_REASON		   "reason"
+#define AIBL_SJ_HEALTHY		   "healthy"
 #define AIBL_SJ_LAST_REPORT_AGE_MS "last_report_age_ms"
-#define AIBL_SJ_MODELS "models"
-#define AIBL_SJ_GPU_UTIL_PCT "gpu_util_pct"
-#define AIBL_SJ_QUEUE_DEPTH "queue_depth"
-#define AIBL_SJ_IN_FLIGHT "in_flight"
-#define AIBL_SJ_KV_CACHE_USAGE "kv_cache_usage"
-#define AIBL_SJ_TTFT_AVG_MS "ttft_avg_ms"
-#define AIBL_SJ_FAILURES "failures"
-#define AIBL_SJ_POLL_ERRORS "poll_errors"
-#define AIBL_SJ_ACTIVE_FLOWS "active_flows"
-#define AIBL_SJ_COST "cost"
-#define AIBL_SJ_LAST_ERROR "last_error"
-#define AIBL_SJ_CONFIGURED "configured"
+#define AIBL_SJ_MODELS		   "models"
+#define AIBL_SJ_GPU_UTIL_PCT	   "gpu_util_pct"
+#define AIBL_SJ_QUEUE_DEPTH	   "queue_depth"
+#define AIBL_SJ_IN_FLIGHT	   "in_flight"
+#define AIBL_SJ_KV_CACHE_USAGE	   "kv_cache_usage"
+#define AIBL_SJ_TTFT_AVG_MS	   "ttft_avg_ms"
+#define AIBL_SJ_FAILURES	   "failures"
+#define AIBL_SJ_POLL_ERRORS	   "poll_errors"
+#define AIBL_SJ_ACTIVE_FLOWS	   "active_flows"
+#define AIBL_SJ_COST		   "cost"
+#define AIBL_SJ_LAST_ERROR	   "last_error"
+#define AIBL_SJ_CONFIGURED	   "configured"
 
 /* the answer to drain/undrain, and an error */
-#define AIBL_SJ_NODE "node"
+#define AIBL_SJ_NODE	 "node"
 #define AIBL_SJ_DRAINING "draining"
-#define AIBL_SJ_ERROR "error"
+#define AIBL_SJ_ERROR	 "error"
 
 #endif /* AIBL_STATUS_JSON_H */
