@@ -3,6 +3,8 @@
 # make            build every BPF object, skeleton and binary into build/
 # make test       run all tests (root: BPF, netns)      make V=1  show commands
 # make bench      run all benchmarks (make bench-NAME: one)  make demo  the demo
+# make install    binaries, units, man pages, configs (PREFIX, DESTDIR)
+# make format     apply .clang-format to the C sources (make test checks it)
 #
 # Layout the rules rely on:
 #   bpf/NAME.bpf.c        -> build/NAME.bpf.o -> build/NAME.skel.h
@@ -113,7 +115,7 @@ BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRCS))
 # Extra test artefacts (shared objects such as a fake NVML) register here.
 TEST_EXTRA :=
 
-.PHONY: all deps test bench demo clean install fuzz sanitize
+.PHONY: all deps test bench demo clean install fuzz sanitize format
 all: $(BPF_OBJS) $(SKELS) $(BINS)
 
 # ---- dependencies: scripts/deps.sh installs what is missing ----
@@ -220,6 +222,11 @@ bench-%: all $(TEST_BINS) $(BENCH_BINS) $(TEST_EXTRA)
 
 demo: all
 	$(Q)lab/demo.sh $(if $(POLICY),--policy $(POLICY))
+
+# rewrite the C sources as .clang-format says (tests/unit/test_format.sh checks)
+format:
+	$(Q)find bpf include user lab tests -name '*.[ch]' -not -path 'tests/data/*' | \
+		xargs clang-format -i
 
 clean:
 	$(call msg,CLEAN,$(BUILD))

@@ -19,6 +19,7 @@ libc6-dev               build: the C library headers (gcc only recommends them)
 linux-libc-dev          build: <linux/*.h> in userspace
 pkg-config              build: libnl'\''s include path
 clang                   build: BPF objects (-target bpf) and fuzzers (tests/fuzz)
+clang-format            tests: the tree stays formatted (test_format, make format)
 llvm                    tests: llvm-symbolizer, for function names in fuzzer/sanitizer reports
 libclang-rt-14-dev      tests: libFuzzer, ASan, UBSan runtimes for clang (fuzzers in make test)
 bpftool                 build: build/vmlinux.h, skeletons; benchmarks: xdp-null (bench-path)
