@@ -43,6 +43,27 @@
 #include "log.h"
 #include "policy.h"
 
+const char *aibld__node_state(const struct node_rt *n)
+{
+	if (n->down)
+		return "down";
+	if (n->unhealthy)
+		return "unhealthy";
+	if (n->draining || n->cfg_idx < 0)
+		return "draining";
+	if (n->overloaded)
+		return "overloaded";
+	return "up";
+}
+
+struct node_rt *aibld__node(struct aibld *d, const char *name)
+{
+	for (int i = 0; i < d->nnodes; i++)
+		if (!strcmp(d->nodes[i].name, name))
+			return &d->nodes[i];
+	return NULL;
+}
+
 const char *nodes__fail_name(unsigned int kind)
 {
 	static const char *const names[] = {
