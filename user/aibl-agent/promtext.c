@@ -224,16 +224,15 @@ const char *prom_sample__label(const struct prom_page *pg, const struct prom_sam
 	return NULL;
 }
 
-/* same label set, ignoring label `skip` (NULL: none); order does not matter */
-static bool same_labels(const struct prom_page *pg, const struct prom_sample *a,
-			const struct prom_sample *b, const char *skip)
+bool prom_sample__same_labels(const struct prom_page *pg, const struct prom_sample *a,
+			      const struct prom_sample *b, bool (*ignore)(const char *name))
 {
-	const struct prom_label *la = sample_labels(pg, a);
+	const struct prom_label *la = sample_labels(pg, a), *lb = sample_labels(pg, b);
 	unsigned int na = 0, nb = 0;
 	const char *v;
 
 	for (unsigned int i = 0; i < a->nlabels; i++) {
-		if (skip && !strcmp(la[i].name, skip))
+		if (ignore && ignore(la[i].name))
 			continue;
 		na++;
 		v = prom_sample__label(pg, b, la[i].name);
@@ -241,9 +240,14 @@ static bool same_labels(const struct prom_page *pg, const struct prom_sample *a,
 			return false;
 	}
 	for (unsigned int i = 0; i < b->nlabels; i++)
-		if (!skip || strcmp(sample_labels(pg, b)[i].name, skip))
-			nb++;
+		nb += !ignore || !ignore(lb[i].name);
 	return na == nb;
+}
+
+/* a histogram's bucket bound: its buckets differ only in it */
+static bool le_label(const char *name)
+{
+	return !strcmp(name, "le");
 }
 
 static uint64_t series_hash(const struct prom_page *pg, const struct prom_sample *s)
@@ -267,7 +271,8 @@ static int series_check(struct pt *t, size_t idx)
 	for (i = h & mask; t->ser_cap && t->ser_ht[i].idx1; i = (i + 1) & mask) {
 		const struct prom_sample *o = &pg->samples[t->ser_ht[i].idx1 - 1];
 
-		if (t->ser_ht[i].h == h && !strcmp(o->name, s->name) && same_labels(pg, s, o, NULL))
+		if (t->ser_ht[i].h == h && !strcmp(o->name, s->name) &&
+		    prom_sample__same_labels(pg, s, o, NULL))
 			return pt_fail(t, -EINVAL, "duplicate series %s (first on line %u)",
 				       s->name, o->line);
 	}
@@ -428,7 +433,7 @@ static int check_bucket(struct pt *t, long fi, size_t idx)
 	if (!prom_float(le_s, &le) || isnan(le))
 		return pt_fail(t, -EINVAL, "histogram bucket %s: le=\"%s\" is not a number",
 			       s->name, le_s);
-	same = hs->last >= 0 && same_labels(pg, s, &pg->samples[hs->last], "le");
+	same = hs->last >= 0 && prom_sample__same_labels(pg, s, &pg->samples[hs->last], le_label);
 	if (same && !hs->open)
 		return pt_fail(t, -EINVAL, "histogram bucket %s after its le=\"+Inf\" bucket",
 			       s->name);

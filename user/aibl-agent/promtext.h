@@ -88,6 +88,10 @@ const struct prom_family *promtext__family(const struct prom_page *page, const c
 /* value of label `name` of sample s, NULL when absent */
 const char *prom_sample__label(const struct prom_page *page, const struct prom_sample *s,
 			       const char *name);
+/* a and b carry the same label set, order aside, not counting the labels
+ * ignore() names (NULL: every label counts) */
+bool prom_sample__same_labels(const struct prom_page *page, const struct prom_sample *a,
+			      const struct prom_sample *b, bool (*ignore)(const char *name));
 
 /*
  * Sum of every sample called `name` (over all label sets), NaN and

@@ -212,26 +212,6 @@ static bool rank_label(const char *name)
 	       !strcmp(name, "attn_cp_rank");
 }
 
-static bool same_but_ranks(const struct prom_page *pg, const struct prom_sample *a,
-			   const struct prom_sample *b)
-{
-	const struct prom_label *la = pg->labels + a->label_off, *lb = pg->labels + b->label_off;
-	unsigned int na = 0, nb = 0;
-	const char *v;
-
-	for (unsigned int i = 0; i < a->nlabels; i++) {
-		if (rank_label(la[i].name))
-			continue;
-		na++;
-		v = prom_sample__label(pg, b, la[i].name);
-		if (!v || strcmp(v, la[i].value))
-			return false;
-	}
-	for (unsigned int i = 0; i < b->nlabels; i++)
-		nb += !rank_label(lb[i].name);
-	return na == nb;
-}
-
 static bool wanted(const struct prom_page *pg, const struct prom_sample *s, const char *name,
 		   const char *lname, const char *lval)
 {
@@ -262,12 +242,12 @@ static double m_sum_where(const struct prom_page *pg, const char *name, const ch
 			continue;
 		for (size_t j = 0; j < i && !seen; j++)
 			seen = wanted(pg, &pg->samples[j], name, lname, lval) &&
-			       same_but_ranks(pg, s, &pg->samples[j]);
+			       prom_sample__same_labels(pg, s, &pg->samples[j], rank_label);
 		if (seen)
 			continue;
 		for (size_t j = i + 1; j < pg->nsamples; j++)
 			if (wanted(pg, &pg->samples[j], name, lname, lval) &&
-			    same_but_ranks(pg, s, &pg->samples[j]))
+			    prom_sample__same_labels(pg, s, &pg->samples[j], rank_label))
 				mx = fmax(mx, pg->samples[j].value);
 		total += mx;
 		n++;
