@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * aiblctl internals shared by its command files. Every non-static name
- * starts with ctl_ because the tests link all tool libraries together.
+ * aiblctl internals shared by its command files. Names start with ctl_, as
+ * each module's names start with its own prefix (aibld__, agent_, sim__).
  */
 #ifndef AIBL_CTL_H
 #define AIBL_CTL_H
