@@ -28,9 +28,19 @@ done
 
 CACHE=${AIBL_DEB_TEST_CACHE:-/var/cache/aibl/deb-test}
 T=$(mktemp -d /var/tmp/aibl-deb.XXXXXX)
-# the root has nothing mounted once mmdebstrap is done; --one-file-system
-# keeps rm from following one should it be there
-trap 'rm -rf --one-file-system "$T"' EXIT
+# mmdebstrap unmounts what it mounted in the root (/proc, /sys, /dev, the
+# .debs) also when it fails; should it be killed, unmount them here, and
+# never delete through a mount (/dev is the host's)
+cleanup() {
+	local m
+	for m in $(awk -v t="$T" 'index($5, t "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
+		umount -l "$m" 2>/dev/null
+	done
+	rm -rf --one-file-system "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 R=$T/root
 ver=$(dpkg-parsechangelog -l "$AIBL_ROOT/debian/changelog" -S Version)
 arch=$(dpkg --print-architecture)
