@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-# Install the Debian 12 packages aibl needs to build, test, benchmark and
-# run its demo, and nothing else: every package below names what uses it
+# Install the Debian 12 packages aibl needs to build, package, test, benchmark
+# and run its demo, and nothing else: every package below names what uses it
 # (grep the tree for the tool before adding or dropping one). Works on a
 # bare Debian 12 (debootstrap --variant=minbase plus make): it needs only
 # apt and dpkg. Idempotent: installs only what is missing, and says what
@@ -48,6 +48,11 @@ gnuplot-nox             benchmarks: plots (bench-routing)
 python3-docutils        build: man pages, rst2man (make man, make install)
 man-db                  tests: man -l renders the man pages (tests/install)
 systemd                 tests: systemd-analyze verify on the units (tests/install)
+build-essential         package: dpkg-buildpackage requires it (implicit Build-Depends; test_deb)
+dpkg-dev                package: dpkg-buildpackage (debian/, tests/install/test_deb.sh)
+debhelper               package: dh, debian/rules (test_deb)
+lintian                 tests: lintian on the built packages (test_deb)
+mmdebstrap              tests: the fresh Debian root test_deb installs the packages into
 '
 
 missing=()
