@@ -77,6 +77,10 @@ static const struct cliopt sn_rows[] = {
 	   .help = "memory budget for resident models"),
     SN_OPT("load-ms", DOUBLE, cfg.load_ms, .max = 1e9, .def = "2000", .metavar = "MS",
 	   .help = "time to load a non-resident model"),
+    SN_OPT("lora-load-ms", DOUBLE, cfg.lora_load_ms, .max = 1e9, .def = "300", .metavar = "MS",
+	   .help = "time to load a LoRA adapter"),
+    SN_OPT("lora-overhead", DOUBLE, cfg.lora_overhead, .max = 100, .def = "0.1", .metavar = "F",
+	   .help = "an adapter's requests slower by F"),
     SN_OPT("slots", UNUM, cfg.slots, .min = 1, .max = 100000, .def = "8",
 	   .help = "requests served concurrently"),
     SN_OPT("queue", UNUM, cfg.queue_max, .max = 1e7, .def = "1024",
@@ -117,8 +121,10 @@ static const struct cliopt_prog sn_prog = {
 		"Simulated OpenAI-compatible model server with a latency model.",
     .epilog = "Endpoints: GET /v1/models, GET /metrics (vLLM names), GET /health,\n"
 	      "POST /v1/completions, POST /v1/chat/completions (\"stream\": true -> SSE),\n"
-	      "POST /v1/load_lora_adapter, /v1/unload_lora_adapter {\"lora_name\": MODEL}\n"
-	      "(vLLM's runtime API: load or unload any model the node serves).\n"
+	      "POST /v1/load_lora_adapter {\"lora_name\": NAME, \"lora_path\": PATH}\n"
+	      "(\"base_model_name\": a parent other than the first model), and\n"
+	      "POST /v1/unload_lora_adapter {\"lora_name\": NAME}: vLLM's runtime adapter API;\n"
+	      "a NAME from --models loads or unloads that base model instead.\n"
 	      "Session for the prefix cache: client address + X-Session-Id header or \"user\".",
     .opts = sn_rows,
     .nopts = CLIOPT_NOPTS(sn_rows),
@@ -283,6 +289,12 @@ static char *sn_continuation(const struct sn_gen *g, size_t *len)
 	return s;
 }
 
+/* what the request asked for: vLLM answers with the adapter's name */
+static const char *sn_model_name(const struct sn_gen *g)
+{
+	return g->rq.adapter ? sn_sim.loras[g->rq.lora].name : sn_sim.models[g->rq.model].name;
+}
+
 static void sn_gen_finish(struct sn_gen *g)
 {
 	size_t len = 0;
@@ -313,7 +325,7 @@ static json_t *sn_usage(const struct sn_gen *g)
 /* one SSE event for token `text` (NULL: the final chunk with finish_reason) */
 static char *sn_chunk(const struct sn_gen *g, const char *text, bool usage_only)
 {
-	const char *model = sn_sim.models[g->rq.model].name;
+	const char *model = sn_model_name(g);
 	json_t *o, *choice;
 	char *js, *ev = NULL;
 
@@ -411,7 +423,7 @@ static void sn_stream_free(void *cls)
 /* the whole answer at once (the connection's thread sleeps through it) */
 static char *sn_run_blocking(struct sn_gen *g)
 {
-	const char *model = sn_sim.models[g->rq.model].name, *text;
+	const char *model = sn_model_name(g), *text;
 	json_t *o, *choice;
 	char *js;
 
@@ -487,11 +499,15 @@ static enum MHD_Result sn_generate(struct MHD_Connection *c, const char *body, s
 	}
 	model_name = v ? json_string_value(v) : sn_sim.models[0].name;
 	g->rq.model = sim__model_find(&sn_sim, model_name);
-	if (g->rq.model < 0) {
+	if (g->rq.model < 0 && sim__lora_route(&sn_sim, model_name, &g->rq)) {
+		char m[SIM_MODEL_LEN + 40];
+
+		/* vLLM's answer, also for an adapter not loaded (yet) */
+		snprintf(m, sizeof(m), "The model `%.*s` does not exist.", SIM_MODEL_LEN,
+			 model_name);
 		json_decref(req);
 		free(g);
-		return sn_error(c, MHD_HTTP_NOT_FOUND, "NotFoundError",
-				"the model does not exist on this server");
+		return sn_error(c, MHD_HTTP_NOT_FOUND, "NotFoundError", m);
 	}
 	v = json_object_get(req, "max_completion_tokens");
 	if (!v)
@@ -526,7 +542,7 @@ static enum MHD_Result sn_generate(struct MHD_Connection *c, const char *body, s
 	if (!sid && json_is_string(v))
 		sid = json_string_value(v);
 	snprintf(g->rq.session, sizeof(g->rq.session), "%s|%s|%s", client, sid ? sid : "",
-		 sn_sim.models[g->rq.model].name);
+		 sn_model_name(g));
 	json_decref(req);
 	req = NULL;
 
@@ -597,10 +613,57 @@ nomem:
 	return sn_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "ServerError", "out of memory");
 }
 
+/* an adapter: vLLM's answers (plain text on success) */
+static enum MHD_Result sn_lora_op(struct MHD_Connection *c, json_t *req, const char *name,
+				  bool load)
+{
+	const char *path = json_string_value(json_object_get(req, "lora_path"));
+	const char *parent = json_string_value(json_object_get(req, "base_model_name"));
+	char msg[2 * SIM_MODEL_LEN + 64];
+	unsigned int status = MHD_HTTP_BAD_REQUEST;
+	const char *type = "InvalidUserInput";
+	int err;
+
+	if (load && (!path || !*path)) {
+		snprintf(msg, sizeof(msg), "Both 'lora_name' and 'lora_path' must be provided.");
+		return sn_error(c, status, type, msg);
+	}
+	err = load ? sim__lora_load(&sn_sim, name, path, parent) : sim__lora_unload(&sn_sim, name);
+	switch (err) {
+	case 0:
+		snprintf(msg, sizeof(msg), "Success: LoRA adapter '%s' %s successfully.", name,
+			 load ? "added" : "removed");
+		return sn_reply(c, MHD_HTTP_OK, "text/plain", strdup(msg));
+	case -EEXIST:
+		snprintf(msg, sizeof(msg), "The lora adapter '%s' has already been loaded.", name);
+		break;
+	case -EBUSY:
+		snprintf(msg, sizeof(msg), "The lora adapter '%s' is being loaded.", name);
+		break;
+	case -ENOSPC:
+		snprintf(msg, sizeof(msg), "no room for adapter '%s': %d names already used", name,
+			 SIM_MAX_LORAS);
+		break;
+	case -EINVAL:
+		snprintf(msg, sizeof(msg), "adapter name '%s' empty, too long or with a ','", name);
+		break;
+	default: /* -ENOENT */
+		status = MHD_HTTP_NOT_FOUND;
+		type = "NotFoundError";
+		if (load)
+			snprintf(msg, sizeof(msg), "base model '%s' is not served here",
+				 parent ? parent : "");
+		else
+			snprintf(msg, sizeof(msg), "The lora adapter '%s' cannot be found.", name);
+	}
+	return sn_error(c, status, type, msg);
+}
+
 /*
  * POST /v1/load_lora_adapter and /v1/unload_lora_adapter with
- * {"lora_name": NAME}: vLLM's runtime adapter API (with
- * VLLM_ALLOW_RUNTIME_LORA_UPDATING), here for any model the node can serve.
+ * {"lora_name": NAME, "lora_path": PATH}: vLLM's runtime adapter API (with
+ * VLLM_ALLOW_RUNTIME_LORA_UPDATING). A NAME from --models loads or unloads
+ * that base model instead (an operator moving models, simnode only).
  */
 static enum MHD_Result sn_model_op(struct MHD_Connection *c, const char *body, size_t len,
 				   bool load)
@@ -609,6 +672,7 @@ static enum MHD_Result sn_model_op(struct MHD_Connection *c, const char *body, s
 	const char *name = req ? json_string_value(json_object_get(req, "lora_name")) : NULL;
 	int i = name ? sim__model_find(&sn_sim, name) : -1, err;
 	char msg[SIM_MODEL_LEN + 64];
+	enum MHD_Result ret;
 
 	if (!name) {
 		json_decref(req);
@@ -616,8 +680,9 @@ static enum MHD_Result sn_model_op(struct MHD_Connection *c, const char *body, s
 				"a JSON object with \"lora_name\" is required");
 	}
 	if (i < 0) {
+		ret = sn_lora_op(c, req, name, load);
 		json_decref(req);
-		return sn_error(c, MHD_HTTP_NOT_FOUND, "NotFoundError", "no such model");
+		return ret;
 	}
 	err = load ? sim__model_load(&sn_sim, i) : sim__model_unload(&sn_sim, i);
 	snprintf(msg, sizeof(msg), "%s %s%s\n", load ? "loaded" : "unloaded", name,

@@ -131,7 +131,7 @@ int sim__init(struct sim *s, const struct sim_cfg *cfg, const char *models, cons
 	memset(s, 0, sizeof(*s));
 	s->cfg = *cfg;
 	if (!cfg->slots || !cfg->max_sessions || cfg->chars_per_token <= 0 || cfg->slowdown <= 0 ||
-	    cfg->cpu_factor <= 0 || cfg->jitter < 0 || cfg->jitter >= 1) {
+	    cfg->cpu_factor <= 0 || cfg->jitter < 0 || cfg->jitter >= 1 || cfg->lora_overhead < 0) {
 		snprintf(err, errlen, "invalid latency model settings");
 		return -EINVAL;
 	}
@@ -448,9 +448,91 @@ int sim__model_unload(struct sim *s, int i)
 	return err;
 }
 
+/* ---- LoRA adapters ---- */
+
+static int lora_find(const struct sim *s, const char *name)
+{
+	for (int i = 0; i < s->nloras; i++)
+		if (!strcmp(s->loras[i].name, name))
+			return i;
+	return -1;
+}
+
+int sim__lora_load(struct sim *s, const char *name, const char *path, const char *parent)
+{
+	int p = parent ? sim__model_find(s, parent) : 0, i, err = 0;
+	struct sim_lora *l;
+
+	if (p < 0)
+		return -ENOENT;
+	/* a ',' would split it in lora_requests_info's list */
+	if (!*name || strlen(name) >= SIM_MODEL_LEN || strchr(name, ','))
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	i = lora_find(s, name);
+	if (i < 0 && s->nloras >= SIM_MAX_LORAS)
+		err = -ENOSPC;
+	else if (i >= 0 && s->loras[i].loaded)
+		err = -EEXIST;
+	else if (i >= 0 && s->loras[i].loading)
+		err = -EBUSY;
+	if (err) {
+		pthread_mutex_unlock(&s->lock);
+		return err;
+	}
+	if (i < 0) {
+		i = s->nloras++;
+		snprintf(s->loras[i].name, sizeof(s->loras[i].name), "%s", name);
+	}
+	l = &s->loras[i];
+	snprintf(l->path, sizeof(l->path), "%s", path);
+	l->parent = p;
+	l->loading = true;
+	pthread_mutex_unlock(&s->lock);
+	/* reading the weights: small next to a base model's load, not free */
+	sim__sleep_until(clock_mono_msf() + s->cfg.lora_load_ms * s->cfg.slowdown);
+	pthread_mutex_lock(&s->lock);
+	l->loading = false;
+	l->loaded = true;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+int sim__lora_unload(struct sim *s, const char *name)
+{
+	int i, err = 0;
+
+	pthread_mutex_lock(&s->lock);
+	i = lora_find(s, name);
+	if (i < 0 || !s->loras[i].loaded)
+		err = -ENOENT;
+	else
+		s->loras[i].loaded = false;
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+int sim__lora_route(struct sim *s, const char *name, struct sim_req *rq)
+{
+	int i, err = 0;
+
+	pthread_mutex_lock(&s->lock);
+	i = lora_find(s, name);
+	if (i < 0 || !s->loras[i].loaded) {
+		err = -ENOENT;
+	} else {
+		rq->model = s->loras[i].parent;
+		rq->adapter = true;
+		rq->lora = i;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
 int sim__admit(struct sim *s, struct sim_req *rq)
 {
 	struct sim_model *m = &s->models[rq->model];
+	struct sim_lora *l = rq->adapter ? &s->loras[rq->lora] : NULL;
 	uint64_t ticket;
 	int err;
 
@@ -462,10 +544,14 @@ int sim__admit(struct sim *s, struct sim_req *rq)
 	}
 	s->waiting++;
 	m->waiting++;
+	if (l)
+		l->waiting++;
 	err = model_acquire(s, rq);
 	if (err) {
 		s->waiting--;
 		m->waiting--;
+		if (l)
+			l->waiting--;
 		pthread_mutex_unlock(&s->lock);
 		return err;
 	}
@@ -479,6 +565,11 @@ int sim__admit(struct sim *s, struct sim_req *rq)
 	s->running++;
 	m->running++;
 	m->requests++;
+	if (l) {
+		l->waiting--;
+		l->running++;
+		l->requests++;
+	}
 	rq->t_admitted = clock_mono_msf();
 	rq->cached_tokens = cache_lookup_locked(s, rq->session, rq->prompt, rq->prompt_len);
 	if (rq->cached_tokens >= rq->prompt_tokens)
@@ -493,11 +584,17 @@ int sim__admit(struct sim *s, struct sim_req *rq)
 	return 0;
 }
 
+/* the request's multiplier: node, jitter, and the adapter's extra math */
+static double req_mult(const struct sim *s, const struct sim_req *rq)
+{
+	return sim_mult(s) * rq->jitter * (rq->adapter ? 1 + s->cfg.lora_overhead : 1);
+}
+
 double sim__prefill_ms(const struct sim *s, const struct sim_req *rq)
 {
 	return (s->cfg.prefill_base_ms +
 		(rq->prompt_tokens - rq->cached_tokens) * s->cfg.prefill_ms_per_tok) *
-	       sim_mult(s) * rq->jitter;
+	       req_mult(s, rq);
 }
 
 double sim__decode_ms(struct sim *s, const struct sim_req *rq)
@@ -508,7 +605,7 @@ double sim__decode_ms(struct sim *s, const struct sim_req *rq)
 	running = s->running;
 	pthread_mutex_unlock(&s->lock);
 	return s->cfg.decode_ms_per_tok * (1 + s->cfg.batch_penalty * (running ? running - 1 : 0)) *
-	       sim_mult(s) * rq->jitter;
+	       req_mult(s, rq);
 }
 
 static void hist_add(uint64_t *buckets, double v)
@@ -551,6 +648,8 @@ void sim__finish(struct sim *s, struct sim_req *rq, const char *cont, size_t con
 	s->running--;
 	m->running--;
 	m->users--;
+	if (rq->adapter)
+		s->loras[rq->lora].running--;
 	m->last_used = ++s->seq;
 	m->e2e_sum += (clock_mono_msf() - rq->t_arrival) / 1e3;
 	m->e2e_count++;
@@ -632,6 +731,71 @@ static void prom_hist(FILE *f, const struct sim *s, const char *name, const char
 	}
 }
 
+static void lora_names(FILE *f, const struct sim *s, uint64_t set)
+{
+	bool first = true;
+
+	for (int i = 0; i < s->nloras; i++) {
+		if (!(set & 1ULL << i))
+			continue;
+		if (!first)
+			fputc(',', f);
+		prom_label_value(f, s->loras[i].name);
+		first = false;
+	}
+}
+
+/*
+ * vLLM's vllm:lora_requests_info: prometheus_client keeps every label set
+ * the gauge ever had on the page, each valued when it was last current
+ * (set_to_current_time), so the current one is the largest value. Here
+ * the last SIM_LORA_SETS sets; the current one is made strictly newest.
+ * max_lora: the adapters a batch may hold, any number here.
+ */
+static void lora_info(FILE *f, struct sim *s)
+{
+	struct sim_lora_set *cur = NULL;
+	uint64_t run = 0, wait = 0;
+	double now = floor(clock_wall_msf()) / 1e3, last = 0;
+
+	for (int i = 0; i < s->nloras; i++) {
+		if (s->loras[i].running)
+			run |= 1ULL << i;
+		if (s->loras[i].waiting)
+			wait |= 1ULL << i;
+	}
+	for (int k = 0; k < s->nlora_sets; k++) {
+		struct sim_lora_set *e = &s->lora_sets[k];
+
+		last = fmax(last, e->ts);
+		if (e->running == run && e->waiting == wait)
+			cur = e;
+	}
+	if (!cur && s->nlora_sets < SIM_LORA_SETS) {
+		cur = &s->lora_sets[s->nlora_sets++];
+	} else if (!cur) {
+		cur = &s->lora_sets[0];
+		for (int k = 1; k < s->nlora_sets; k++)
+			if (s->lora_sets[k].ts < cur->ts)
+				cur = &s->lora_sets[k];
+	}
+	cur->running = run;
+	cur->waiting = wait;
+	cur->ts = now > last ? now : last + 1e-3;
+	fprintf(f, "# HELP vllm:lora_requests_info Running stats on lora requests.\n"
+		   "# TYPE vllm:lora_requests_info gauge\n");
+	for (int k = 0; k < s->nlora_sets; k++) {
+		const struct sim_lora_set *e = &s->lora_sets[k];
+
+		fprintf(f, "vllm:lora_requests_info{max_lora=\"%d\",running_lora_adapters=\"",
+			SIM_MAX_LORAS);
+		lora_names(f, s, e->running);
+		fprintf(f, "\",waiting_lora_adapters=\"");
+		lora_names(f, s, e->waiting);
+		fprintf(f, "\"} %.3f\n", e->ts);
+	}
+}
+
 char *sim__metrics(struct sim *s)
 {
 	char *buf = NULL;
@@ -672,6 +836,7 @@ char *sim__metrics(struct sim *s)
 		(unsigned long long)s->cache_hits);
 	PER_MODEL(f, s, "vllm:request_success_total", "counter", "Requests served.", "%llu",
 		  (unsigned long long)m->e2e_count);
+	lora_info(f, s);
 	PER_MODEL(f, s, "vllm:prompt_tokens_total", "counter", "Prefill tokens processed.", "%llu",
 		  (unsigned long long)m->prompt_tokens);
 	PER_MODEL(f, s, "vllm:generation_tokens_total", "counter", "Generation tokens processed.",
@@ -731,6 +896,20 @@ char *sim__models_json(struct sim *s)
 		o = json_pack("{s:s, s:s, s:i, s:s, s:b, s:b, s:I}", "id", m->name, "object",
 			      "model", "created", 0, "owned_by", "aibl-simnode", "resident",
 			      m->resident, "loadable", 1, "size_mb", (json_int_t)m->size_mb);
+		if (!o || json_array_append_new(data, o))
+			break;
+	}
+	/* vLLM lists a loaded adapter with its base model as "parent"; it is
+	 * servable at once while the parent is resident */
+	for (int i = 0; i < s->nloras; i++) {
+		const struct sim_lora *l = &s->loras[i];
+		const struct sim_model *p = &s->models[l->parent];
+
+		if (!l->loaded)
+			continue;
+		o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:b}", "id", l->name, "object",
+			      "model", "created", 0, "owned_by", "aibl-simnode", "root", l->path,
+			      "parent", p->name, "resident", p->resident);
 		if (!o || json_array_append_new(data, o))
 			break;
 	}

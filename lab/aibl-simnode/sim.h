@@ -16,6 +16,12 @@
  * Every duration is multiplied by the slowdown factor (and the CPU factor
  * in CPU-only mode) and by a jitter derived from the seed and the request
  * content only, so a run is reproducible whatever the arrival order.
+ *
+ * LoRA adapters as vLLM serves them: sim__lora_load() takes lora_load_ms
+ * (the adapter is not servable meanwhile), a request naming a loaded
+ * adapter runs on its parent base model (its memory, its slots, its
+ * prefix cache) a lora_overhead fraction slower, and the
+ * vllm:lora_requests_info gauge says which adapters run and wait.
  */
 #ifndef AIBL_SIMNODE_SIM_H
 #define AIBL_SIMNODE_SIM_H
@@ -30,6 +36,11 @@
 #define SIM_MODEL_LEN	 128
 #define SIM_SESSION_LEN	 256
 #define SIM_TTFT_BUCKETS 23
+/* distinct adapter names a simnode ever loads (a running/waiting set is a
+ * bitmask of them) and lora_requests_info label sets it keeps */
+#define SIM_MAX_LORAS 64
+#define SIM_LORA_SETS 8
+#define SIM_LORA_PATH 256
 
 struct sim_cfg {
 	unsigned int slots;	   /* requests served concurrently */
@@ -42,6 +53,8 @@ struct sim_cfg {
 	unsigned int max_sessions; /* prefix cache entries */
 	uint64_t mem_mb;	   /* model memory budget */
 	double load_ms;		   /* loading a non-resident model */
+	double lora_load_ms;	   /* loading an adapter */
+	double lora_overhead;	   /* an adapter's request slower by this fraction */
 	double slowdown;	   /* >= 1 for slower accelerators */
 	bool cpu;		   /* CPU-only node */
 	double cpu_factor;	   /* extra slowdown in CPU-only mode */
@@ -67,6 +80,21 @@ struct sim_model {
 	uint64_t ttft_count;
 	double e2e_sum;
 	uint64_t e2e_count;
+};
+
+struct sim_lora {
+	char name[SIM_MODEL_LEN];
+	char path[SIM_LORA_PATH]; /* "root" in /v1/models */
+	int parent;		  /* base model index */
+	bool loaded, loading;
+	unsigned int running, waiting;
+	uint64_t requests;
+};
+
+/* one label set of vllm:lora_requests_info and when it was last current */
+struct sim_lora_set {
+	uint64_t running, waiting; /* bit i: adapter i */
+	double ts;		   /* seconds since the epoch */
 };
 
 struct sim_session {
@@ -103,10 +131,17 @@ struct sim {
 	uint64_t cache_evictions;
 	uint64_t rejected;
 	double start_ms;
+	/* adapters: entries are never reused, a name keeps its bit */
+	struct sim_lora loras[SIM_MAX_LORAS];
+	int nloras;
+	struct sim_lora_set lora_sets[SIM_LORA_SETS];
+	int nlora_sets;
 };
 
 struct sim_req {
-	int model;
+	int model;    /* the base model that runs it */
+	bool adapter; /* through adapter `lora` of that model */
+	int lora;
 	char session[SIM_SESSION_LEN];
 	const char *prompt; /* rendered prompt text */
 	size_t prompt_len;
@@ -136,6 +171,16 @@ void sim__sleep_until(double t_ms);
  * when not resident, -EBUSY while it loads). */
 int sim__model_load(struct sim *s, int i);
 int sim__model_unload(struct sim *s, int i);
+
+/* vLLM's runtime adapter API. Load: 0 once loaded (after lora_load_ms),
+ * -EEXIST (loaded), -EBUSY (loading), -ENOENT (parent not a base model),
+ * -ENOSPC (SIM_MAX_LORAS names used). Unload: 0, -ENOENT (not loaded);
+ * its running requests finish. */
+int sim__lora_load(struct sim *s, const char *name, const char *path, const char *parent);
+int sim__lora_unload(struct sim *s, const char *name);
+/* a request for adapter `name`: fills rq->model/adapter/lora; -ENOENT
+ * when it is not loaded (vLLM: "The model `x` does not exist.") */
+int sim__lora_route(struct sim *s, const char *name, struct sim_req *rq);
 
 /* Fills rq->prompt_tokens and jitter from the content; call first. */
 void sim__req_init(struct sim *s, struct sim_req *rq);

@@ -723,7 +723,7 @@ static void simnode_model_api(void)
 	    {"unload", "{\"lora_name\":\"m1\"}", "unload m1", 200},
 	    {"unload", "{\"lora_name\":\"m1\"}", "unload again: not loaded", 409},
 	    {"load", "{\"lora_name\":\"m2\"}", "load m2 (waits for the 300 ms load)", 200},
-	    {"load", "{\"lora_name\":\"zz\"}", "unknown model", 404},
+	    {"load", "{\"lora_name\":\"zz\"}", "not a model, no lora_path (vLLM: 400)", 400},
 	    {"load", "{\"name\":\"m2\"}", "no lora_name", 400},
 	};
 	pid_t sim = start_sim(18175, "--resident", "m1", NULL), agent = -1;
@@ -769,6 +769,79 @@ out:
 	ASSERT_EQ(stop(sim), 0, "simnode exit");
 }
 
+/* poll the agent until adapter `name` is resident (want) or gone (!want) */
+static bool report_has(int port, const char *name, bool want)
+{
+	struct agent_report rep;
+	bool ok = false;
+
+	/* the agent scrapes every 100 ms */
+	for (int i = 0; i < 50 && !ok; i++) {
+		const struct ar_model *m;
+
+		sleep_ms(20);
+		if (!get_report(port, &rep))
+			continue;
+		m = find_model(&rep, name);
+		ok = want ? m && m->resident : !m;
+		agent_report__free(&rep);
+	}
+	return ok;
+}
+
+/* LoRA adapters as vLLM serves them: listed with their parent once
+ * loaded, a resident model in the agent's report, gone from it within a
+ * scrape of the unload; a request naming one not loaded gets vLLM's 404 */
+static void simnode_lora(void)
+{
+	const char *req = "{\"model\":\"sql\",\"prompt\":\"select\",\"max_tokens\":2}";
+	pid_t sim = start_sim(18177, "--lora-load-ms", "200", NULL), agent = -1;
+	struct agent_report rep;
+	struct resp r = {};
+	double t;
+
+	if (sim < 0)
+		return;
+	agent = start_agent(18178, 18177, NULL, NULL, NULL);
+	if (agent < 0 || !ASSERT_TRUE(wait_server_up(18178, &rep), "agent scraped the node"))
+		goto out;
+	agent_report__free(&rep);
+	http("http://127.0.0.1:18177/v1/completions", req, NULL, NULL, 3000, &r);
+	ASSERT_EQ(r.status, 404, "not loaded: 404");
+	ASSERT_TRUE(r.body &&
+			strstr(r.body, "{\"error\":{\"message\":\"The model `sql` does "
+				       "not exist.\",\"type\":\"NotFoundError\",\"code\":404}"),
+		    "vLLM's error");
+	http("http://127.0.0.1:18177/v1/load_lora_adapter",
+	     "{\"lora_name\":\"sql\",\"lora_path\":\"/adapters/sql\"}", NULL, NULL, 3000, &r);
+	t = now_ms() - r.t_start;
+	ASSERT_EQ(r.status, 200, "load");
+	ASSERT_GE(t, 200, "the load takes its time");
+	http("http://127.0.0.1:18177/v1/models", NULL, NULL, NULL, 3000, &r);
+	ASSERT_TRUE(r.body && strstr(r.body, "{\"id\":\"sql\",\"object\":\"model\",\"created\":0,"
+					     "\"owned_by\":\"aibl-simnode\",\"root\":\"/adapters/"
+					     "sql\",\"parent\":\"m1\""),
+		    "listed with its parent");
+	ASSERT_TRUE(report_has(18178, "sql", true), "the agent reports it resident");
+	http("http://127.0.0.1:18177/v1/completions", req, NULL, NULL, 3000, &r);
+	ASSERT_EQ(r.status, 200, "served");
+	ASSERT_TRUE(r.body && strstr(r.body, "\"model\":\"sql\""), "answered as the adapter");
+	http("http://127.0.0.1:18177/v1/unload_lora_adapter", "{\"lora_name\":\"sql\"}", NULL, NULL,
+	     3000, &r);
+	ASSERT_EQ(r.status, 200, "unload");
+	ASSERT_TRUE(report_has(18178, "sql", false), "gone from the report");
+	http("http://127.0.0.1:18177/v1/completions", req, NULL, NULL, 3000, &r);
+	ASSERT_EQ(r.status, 404, "unloaded: 404");
+	http("http://127.0.0.1:18177/v1/unload_lora_adapter", "{\"lora_name\":\"sql\"}", NULL, NULL,
+	     3000, &r);
+	ASSERT_EQ(r.status, 404, "unload again: vLLM's 404");
+out:
+	free(r.body);
+	if (agent > 0)
+		stop(agent);
+	ASSERT_EQ(stop(sim), 0, "simnode exit");
+}
+
 static void simnode_determinism(void)
 {
 	pid_t a = start_sim(18170, "--seed", "42", NULL),
@@ -806,6 +879,7 @@ static const struct test_case cases[] = {
     {"simnode_cold_start", simnode_cold_start},
     {"simnode_determinism", simnode_determinism},
     {"simnode_model_api", simnode_model_api},
+    {"simnode_lora", simnode_lora},
 };
 
 int main(int argc, char **argv)

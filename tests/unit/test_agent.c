@@ -825,6 +825,8 @@ static void models_json(void)
 	    "{\"object\":\"list\",\"data\":[{\"id\":\"meta-llama/Llama-3.1-8B\","
 	    "\"object\":\"model\",\"owned_by\":\"vllm\",\"max_model_len\":8192},"
 	    "{\"id\":\"sql-lora\",\"object\":\"model\",\"parent\":\"meta-llama/Llama-3.1-8B\"}]}";
+	const char *base = "{\"object\":\"list\",\"data\":[{\"id\":\"meta-llama/Llama-3.1-8B\","
+			   "\"object\":\"model\",\"owned_by\":\"vllm\",\"max_model_len\":8192}]}";
 	const char *sim = "{\"object\":\"list\",\"data\":[{\"id\":\"a\",\"resident\":true},"
 			  "{\"id\":\"b\",\"resident\":false,\"loadable\":true}]}";
 	static const char *const bad[] = {"", "[]", "{\"data\":{}}", "{\"data\":[{\"id\":5}]}",
@@ -838,6 +840,11 @@ static void models_json(void)
 		ASSERT_STREQ(srv.models[0].name, "meta-llama/Llama-3.1-8B", "id");
 		ASSERT_TRUE(srv.models[0].resident && srv.models[1].resident, "listed = resident");
 		ASSERT_STREQ(srv.models[1].server, "http://127.0.0.1:1", "server url");
+	}
+	/* the adapter unloaded: the next list no longer has it */
+	if (ASSERT_OK(agent_models__parse(base, strlen(base), &srv, msg, sizeof(msg)), msg)) {
+		ASSERT_EQ(srv.nmodels, 1, "unloaded adapter gone in one scrape");
+		ASSERT_STREQ(srv.models[0].name, "meta-llama/Llama-3.1-8B", "the base model stays");
 	}
 	if (ASSERT_OK(agent_models__parse(sim, strlen(sim), &srv, msg, sizeof(msg)), msg)) {
 		ASSERT_EQ(srv.nmodels, 2, "sim two");

@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* aibl-simnode's latency model without HTTP: prefix cache, model
- * residency, durations, determinism, and its /metrics page. */
+ * residency, LoRA adapters, durations, determinism, and its /metrics page. */
 #include <errno.h>
+#include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include "test.h"
 #include "../../user/aibl-agent/promtext.h"
+#include "../../user/aibl-agent/scrape.h"
 #include "../../lab/aibl-simnode/sim.h"
 
 static struct sim_cfg cfg_default(void)
@@ -185,6 +189,112 @@ static void model_residency(void)
 	sim__fini(&s);
 }
 
+struct lora_load_arg {
+	struct sim *s;
+	int err;
+};
+
+static void *lora_load_bg(void *p)
+{
+	struct lora_load_arg *a = p;
+
+	a->err = sim__lora_load(a->s, "sql", "/adapters/sql", "base");
+	return NULL;
+}
+
+/* the adapters the agent reads from the page: the newest label set's */
+static void agent_loras(struct sim *s, char *out, size_t len)
+{
+	struct agent_server srv = {.s.kind = "unknown"};
+	char *text = sim__metrics(s), err[128];
+	struct prom_page pg;
+
+	out[0] = '\0';
+	if (!text || promtext__parse(&pg, text, strlen(text), err, sizeof(err))) {
+		snprintf(out, len, "(no page)");
+		free(text);
+		return;
+	}
+	agent_metrics__extract(&pg, &srv);
+	for (int k = 0; k < srv.nloras; k++)
+		snprintf(out + strlen(out), len - strlen(out), "%s%s", k ? "," : "", srv.loras[k]);
+	promtext__free(&pg);
+	free(text);
+}
+
+/* adapters as vLLM serves them: not servable while loading, then listed
+ * with their parent, run on the parent, gone when unloaded */
+static void lora_adapters(void)
+{
+	struct sim_cfg c = cfg_default();
+	struct lora_load_arg bg;
+	struct sim_req rq = {}, r2 = {};
+	pthread_t t;
+	struct sim s;
+	char err[256], got[256], *js;
+
+	c.lora_load_ms = 100;
+	c.lora_overhead = 0.5;
+	c.decode_ms_per_tok = 2;
+	if (!ASSERT_OK(sim__init(&s, &c, "other:50,base:100", NULL, err, sizeof(err)), err))
+		return;
+	ASSERT_EQ(sim__lora_route(&s, "sql", &rq), -ENOENT, "not loaded: no such model");
+	bg = (struct lora_load_arg){.s = &s, .err = 1};
+	if (!ASSERT_OK(pthread_create(&t, NULL, lora_load_bg, &bg), "thread"))
+		goto out;
+	/* the load takes 100 ms: meanwhile not listed, not servable */
+	usleep(30 * 1000);
+	ASSERT_EQ(sim__lora_route(&s, "sql", &rq), -ENOENT, "loading: not servable yet");
+	js = sim__models_json(&s);
+	ASSERT_TRUE(js && !strstr(js, "sql"), "loading: not listed");
+	free(js);
+	ASSERT_EQ(sim__lora_load(&s, "sql", "/x", NULL), -EBUSY, "loading already");
+	pthread_join(t, NULL);
+	ASSERT_OK(bg.err, "loaded");
+	js = sim__models_json(&s);
+	ASSERT_TRUE(js && strstr(js, "{\"id\":\"sql\",\"object\":\"model\",\"created\":0,"
+				     "\"owned_by\":\"aibl-simnode\",\"root\":\"/adapters/sql\","
+				     "\"parent\":\"base\",\"resident\":true}"),
+		    "listed with its parent");
+	free(js);
+	ASSERT_EQ(sim__lora_load(&s, "sql", "/x", NULL), -EEXIST, "already loaded");
+	ASSERT_EQ(sim__lora_load(&s, "x", "/x", "zz"), -ENOENT, "unknown parent");
+	ASSERT_EQ(sim__lora_load(&s, "a,b", "/x", NULL), -EINVAL, "a ',' in the name");
+
+	/* a request for it runs on the parent, slower by the overhead */
+	if (!ASSERT_OK(sim__lora_route(&s, "sql", &rq), "route"))
+		goto out;
+	ASSERT_TRUE(rq.adapter && rq.model == sim__model_find(&s, "base"), "on its parent");
+	strcpy(rq.session, "s");
+	rq.prompt = "select 1";
+	rq.prompt_len = strlen(rq.prompt);
+	sim__req_init(&s, &rq);
+	r2 = rq;
+	r2.adapter = false;
+	ASSERT_TRUE(fabs(sim__decode_ms(&s, &rq) - 1.5 * sim__decode_ms(&s, &r2)) < 1e-9,
+		    "lora_overhead");
+	if (!ASSERT_OK(sim__admit(&s, &rq), "admit"))
+		goto out;
+	agent_loras(&s, got, sizeof(got));
+	ASSERT_STREQ(got, "sql", "running: on the newest label set");
+	/* unloaded while it runs: it finishes, no new one gets in */
+	ASSERT_OK(sim__lora_unload(&s, "sql"), "unload");
+	ASSERT_EQ(sim__lora_route(&s, "sql", &r2), -ENOENT, "unloaded: no such model");
+	js = sim__models_json(&s);
+	ASSERT_TRUE(js && !strstr(js, "sql"), "unloaded: not listed");
+	free(js);
+	sim__first_token(&s, &rq);
+	sim__finish(&s, &rq, "", 0);
+	agent_loras(&s, got, sizeof(got));
+	ASSERT_STREQ(got, "", "finished: the newest set is empty, the older one stays behind it");
+	ASSERT_EQ(s.loras[0].requests, 1, "one request");
+	ASSERT_EQ(sim__lora_unload(&s, "sql"), -ENOENT, "unload again");
+	ASSERT_OK(sim__lora_load(&s, "sql", "/adapters/sql2", "other"), "load again elsewhere");
+	ASSERT_EQ(s.nloras, 1, "the name keeps its entry");
+out:
+	sim__fini(&s);
+}
+
 static void determinism(void)
 {
 	struct sim_cfg c = cfg_default();
@@ -265,7 +375,8 @@ out:
 static const struct test_case cases[] = {
     {"init_errors", init_errors},	    {"prefix_cache", prefix_cache},
     {"prefix_cache_lru", prefix_cache_lru}, {"model_residency", model_residency},
-    {"determinism", determinism},	    {"metrics_page", metrics_page},
+    {"lora_adapters", lora_adapters},	    {"determinism", determinism},
+    {"metrics_page", metrics_page},
 };
 
 TEST_MAIN("simnode", cases)

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# LoRA adapters are models for routing (issue #17). Three simnodes hold the
+# base model; an operator loads and unloads adapter sql-lora with vLLM's
+# runtime API; one service is the adapter's name, policy ai, no node list:
+# - while no node holds the adapter the service has no node (the base
+#   model alone does not make a node eligible);
+# - loaded on n1: every request goes to n1;
+# - loaded on n2 as well: requests go to n1 and n2 only;
+# - unloaded from n1: the controller drops n1 within a few polls and every
+#   new request goes to n2, also those of the clients that n1 had served;
+# - n1 answers vLLM's 404 for the adapter it no longer holds;
+# - no request through the VIP fails.
+. "$(dirname "$0")/e2e.sh"
+CASES=(none_without_adapter only_holder holders_only follows_unload moved_to_second old_node_404
+	no_failures)
+e2e_need "${CASES[@]}"
+e2e_lab lora --nodes 3 --clients 16 || { t_fail lab "lab up failed"; t_done; }
+for i in 1 2 3; do
+	lab_start_node "$i" --models base:1000 --lora-load-ms 300 --decode-ms-per-tok 2
+done
+set -- $LAB_VIP4_LIST
+VIP=$1
+cfg=$E2E_TMP/aibld.yaml
+{
+	lab_yaml_head
+	cat <<-EOF2
+		services:
+		  - {name: sql, vip: $VIP, port: $LAB_SIM_PORT, policy: ai, model: sql-lora}
+	EOF2
+	lab_yaml_nodes 100 100 100
+} >"$cfg"
+e2e_restart_aibld "$cfg" || { e2e_fail_log none_without_adapter "aibld not up"; t_done; }
+
+# lora NODE load|unload: vLLM's runtime adapter API on the node; the HTTP status
+lora() {
+	lab_run "n$1" curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -X POST \
+		-H 'Content-Type: application/json' \
+		-d '{"lora_name": "sql-lora", "lora_path": "/adapters/sql-lora"}' \
+		"http://127.0.0.1:$LAB_SIM_PORT/v1/${2}_lora_adapter"
+}
+# the nodes the controller gives the adapter's service a share of
+serving() {
+	lab_api /v1/status | python3 -c "import json,sys
+s = [s for s in json.load(sys.stdin)['services'] if s['name'] == 'sql'][0]
+print(' '.join(sorted(n['name'] for n in s['nodes'] if n['weight'] > 0)))"
+}
+serving_is() { [ "$(serving)" = "$1" ]; }
+failed=0
+# chat NAME: the adapter's sessions through the VIP, the same 12 clients
+# every time (so pins from an earlier phase are put to the test)
+chat() {
+	lab_loadgen chat --target "http://$VIP:$LAB_SIM_PORT" --source 10.10.1.1-10.10.1.12 \
+		--model sql-lora --sessions 12 --turns 2 --rate 12 --think-ms 100 \
+		--context-tokens 200 --output-tokens 4 --seed "$2" --json --no-progress \
+		>"$E2E_TMP/$1.json" 2>"$E2E_TMP/$1.err" || failed=$((failed + 1))
+}
+# nodes NAME: "NODE... FAILED", the nodes that answered and the failed requests
+nodes() {
+	e2e_json "$E2E_TMP/$1.json" \
+		"' '.join(sorted(n['name'] for n in j['nodes'] if n['requests'])), j['total']['failed']"
+}
+
+# every agent has reported the base model alone by now (nodes up)
+sleep 1
+r=$(serving)
+echo "# no node holds the adapter: service nodes '$r'"
+t_check none_without_adapter [ -z "$r" ]
+
+# 1. on n1 only
+[ "$(lora 1 load)" = 200 ] || t_fail only_holder "load on n1 refused"
+lab_wait 5 serving_is n1 || e2e_fail_log only_holder "service nodes '$(serving)', want n1"
+chat one 1
+r=$(nodes one)
+echo "# held by n1: (nodes, failed) = $r"
+t_check only_holder [ "$r" = "n1 0" ]
+
+# 2. on n1 and n2: either may serve, n3 never
+[ "$(lora 2 load)" = 200 ] || t_fail holders_only "load on n2 refused"
+lab_wait 5 serving_is "n1 n2" || e2e_fail_log holders_only "service nodes '$(serving)', want n1 n2"
+chat two 2
+r=$(nodes two)
+echo "# held by n1 and n2: (nodes, failed) = $r"
+ok=$(e2e_json "$E2E_TMP/two.json" \
+	"j['total']['failed'] == 0 and j['total']['requests'] == 24 and
+	set(n['name'] for n in j['nodes'] if n['requests']) <= {'n1', 'n2'}")
+t_check holders_only [ "$ok" = True ]
+
+# 3. the operator unloads it from n1: the report drops it at the next
+#    scrape, the controller at its next poll (200 ms each here)
+[ "$(lora 1 unload)" = 200 ] || t_fail follows_unload "unload on n1 refused"
+t0=$SECONDS
+if lab_wait 3 serving_is n2; then t_pass follows_unload; else
+	e2e_fail_log follows_unload "service nodes '$(serving)' $((SECONDS - t0)) s after the unload, want n2"
+fi
+chat three 3
+r=$(nodes three)
+echo "# held by n2 only: (nodes, failed) = $r"
+t_check moved_to_second [ "$r" = "n2 0" ]
+
+# n1 itself: vLLM's answer for a model it does not have
+code=$(lab_run cli curl -sS --max-time 5 -o "$E2E_TMP/404.json" -w '%{http_code}' \
+	-H 'Content-Type: application/json' -d '{"model": "sql-lora", "prompt": "x"}' \
+	"http://$LAB_NODE_1_IP4:$LAB_SIM_PORT/v1/completions")
+msg=$(e2e_json "$E2E_TMP/404.json" "j['error']['type'], j['error']['message']" 2>&1)
+echo "# n1 asked directly: $code $msg"
+t_check old_node_404 [ "$code $msg" = "404 NotFoundError The model \`sql-lora\` does not exist." ]
+
+if [ $failed -eq 0 ]; then t_pass no_failures; else
+	t_fail no_failures "$failed workloads had failures: $(cat "$E2E_TMP"/*.err | grep -m1 -i error)"
+fi
+t_done
