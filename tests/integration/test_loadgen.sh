@@ -59,11 +59,14 @@ t_check chat_deterministic [ "$(json "$tmp/chat.json" "[m['requests'] for m in j
 "$B/aibl-loadgen" http --target http://127.0.0.1:21101 --keepalive --conns 4 --requests 400 \
 	--json --no-progress >"$tmp/ka.json" 2>/dev/null
 t_check http_keepalive_no_reconnect [ "$(json "$tmp/ka.json" "(j['total']['ok'], j['total']['reconnects'])")" = "(400, 0)" ]
-# at a fixed rate every kept-alive connection takes its turn: equal shares
+# at a fixed rate every kept-alive connection takes its turn: about equal
+# shares (a turn whose connection is still busy, on a loaded machine, goes
+# to the next idle one, so exact equality would test the machine's load)
 "$B/aibl-loadgen" http --target http://127.0.0.1:21101 --keepalive --conns 4 --rate 100 \
 	--requests 120 --json --no-progress --samples "$tmp/ka.tsv" >/dev/null 2>&1
-t_check http_keepalive_turns [ "$(awk -F'\t' '!/^#/ {n[$4]++} END {for (c in n) printf "%s:%d\n", c, n[c]}' \
-	"$tmp/ka.tsv" | sort | tr '\n' ' ')" = "0:30 1:30 2:30 3:30 " ]
+t_check http_keepalive_turns awk -F'\t' '!/^#/ {n[$4]++} END {
+	k = 0; for (c in n) { k++; if (n[c] < 24 || n[c] > 36) exit 1 }
+	exit k != 4 }' "$tmp/ka.tsv"
 "$B/aibl-loadgen" http --target http://127.0.0.1:21101,http://127.0.0.1:21102 --conns 4 \
 	--requests 400 --rate 2000 --json --no-progress >"$tmp/nc.json" 2>/dev/null
 t_check http_new_conns_spread [ "$(json "$tmp/nc.json" "sorted((n['name'], n['requests']) for n in j['nodes'])")" = "[('sim1', 200), ('sim2', 200)]" ]
