@@ -421,6 +421,24 @@ static void ai_latency_spill(void)
 		pn[i].lat_ms = -1;
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "nothing measured");
 	ASSERT_TRUE(out[0].weight == out[3].weight && out[3].weight > 0, "all explored alike");
+	/* a CPU-only node (a service that accepts any) is not explored while
+	 * an accelerator node is ready; measured, it competes on latency */
+	svc.accel = -1;
+	cn[3].accel = AIBL_ACCEL_NONE;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "cpu node, nothing measured");
+	ASSERT_EQ(out[3].weight, 0, "cpu node not explored beside ready GPU nodes");
+	ASSERT_TRUE(out[0].weight > 0 && out[2].weight > 0, "the GPU nodes are");
+	pn[0].overloaded = pn[1].overloaded = pn[2].overloaded = true;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "GPU nodes overloaded");
+	ASSERT_TRUE(out[3].weight > 0, "then the cpu node takes new sessions");
+	pn[0].overloaded = pn[1].overloaded = pn[2].overloaded = false;
+	pn[3].lat_ms = 120;
+	pn[0].lat_ms = 100;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "cpu node measured");
+	ASSERT_TRUE(out[3].weight > 0, "measured and within the bound: it serves");
+	pn[3].lat_ms = -1;
+	cn[3].accel = AIBL_ACCEL_GPU;
+	svc.accel = AIBL_ACCEL_GPU;
 	pn[0].lat_ms = 100;
 	pn[1].lat_ms = 150;
 	pn[2].lat_ms = 300;

@@ -377,7 +377,8 @@ static double ai_bound(const struct cfg_ai *ai, const struct cfg_service *svc,
  *     fast ones fill.
  *     A node with no latency measured yet gets a small share to learn it;
  *     one configured with less weight than a measured node waits until
- *     every measured one is overloaded (all are explored alike while none
+ *     every measured one is overloaded, and a CPU-only one until no
+ *     accelerator node is ready (the others are explored alike while none
  *     is measured).
  *  2. none READY: BUSY nodes (the data plane still prefers a node without
  *     the overloaded flag should one come back between two writes), then
@@ -396,13 +397,15 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 	int n = svc->nnodes, counts[AI_READY + 1] = {}, best_cold = -1;
 	enum ai_class want = AI_NONE;
 	double best_lat = -1, best_head = -1, bound = 0;
-	bool room = false; /* a measured node is not overloaded */
-	__u32 best_w = 0;  /* the highest configured weight of a measured node */
+	bool room = false;	 /* a measured node is not overloaded */
+	bool accel_room = false; /* an accelerator node is ready */
+	__u32 best_w = 0;	 /* the highest configured weight of a measured node */
 
 	for (int k = 0; k < n; k++) {
 		enum ai_class c = ai_class(svc, &in[k]);
 
 		counts[c]++;
+		accel_room |= c == AI_READY && in[k].cfg->accel != AIBL_ACCEL_NONE;
 		if (ai_measured(svc, &in[k])) {
 			if (best_lat < 0 || in[k].lat_ms < best_lat)
 				best_lat = in[k].lat_ms;
@@ -430,6 +433,13 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 		double speed = 1;
 
 		if (ai_class(svc, p) != want)
+			continue;
+		/* a CPU-only node is not explored while an accelerator node can
+		 * take the session: before anything is measured all nodes look
+		 * alike, and one session placed there sets the tail and, kept
+		 * by its pin, its later turns. Measured, it competes on latency */
+		if (want == AI_READY && p->lat_ms <= 0 && p->cfg->accel == AIBL_ACCEL_NONE &&
+		    accel_room)
 			continue;
 		if (want == AI_READY && best_lat > 0 && p->lat_ms > 0) {
 			/* a node in the table leaves only past 1.25 x the bound,
