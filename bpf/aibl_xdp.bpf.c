@@ -226,7 +226,7 @@ static __always_inline enum flow_step flow_established(const struct pkt *p, __u3
 /*
  * Not in the connection table. A TCP miss without SYN is mostly the packet
  * that completes a handshake: its SYN's backend is in the handshake table.
- * Otherwise it is a flow the table has lost or never held (README:
+ * Otherwise it is a flow the table has lost or never held (docs/dataplane.md:
  * mid-connection miss), or a new UDP flow.
  */
 static __always_inline enum flow_step flow_miss(const struct pkt *p, const struct aibl_globals *g,

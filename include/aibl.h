@@ -55,7 +55,7 @@
  * A handshake entry's age is in jiffies (bpf_jiffies64(), inlined by the
  * verifier, where a ktime helper call cost ~8 ns per SYN). An entry older
  * than this is free: 10 s at HZ=1000, 40 s at HZ=250, more than a SYN's
- * first retries; an older record matched again does no harm (see README).
+ * first retries; an older record matched again does no harm (see docs/dataplane.md).
  */
 #define AIBL_SYN_TTL 10000
 /*

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # Benchmark dispatcher: lab/bench.sh NAME runs lab/bench-NAME.sh;
 # "all" runs every lab/bench-*.sh in order. Each benchmark prints its
-# own result lines (see README, "Benchmarks").
+# own result lines (see docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # the build to measure: AIBL_BUILD, else BUILD (as for make and tests/run.sh)

@@ -165,7 +165,7 @@ lab_wait_http() {
 }
 
 # lab_yaml_head [POLICY]: the controller's global settings for this lab
-# (every key documented in README.md, "Controller configuration")
+# (every key documented in docs/aibld.md, "Configuration reference")
 lab_yaml_head() {
 	cat <<-EOF2
 		interface: eth0

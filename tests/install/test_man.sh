@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # The man pages cannot drift from the code: every configuration key of the
-# README's reference tables (and each section) is an entry of aibld.yaml(5),
+# docs/aibld.md's reference tables (and each section) is an entry of aibld.yaml(5),
 # every command of `aiblctl help` and every option of aiblctl, aibld and
 # aibl-agent --help is in its page, and each page renders with man -l
 # without a troff warning.
@@ -35,7 +35,7 @@ text() { MANWIDTH=1000 man -l "$MAN/$1" 2>/dev/null; }
 
 # keys: first column of the tables under "### Configuration reference";
 # sections: the `name:` lines introducing each table
-ref=$(awk '/^### Configuration reference/ {f = 1; next} f && /^### / {f = 0} f' "$AIBL_ROOT/README.md")
+ref=$(awk '/^### Configuration reference/ {f = 1; next} f && /^### / {f = 0} f' "$AIBL_ROOT/docs/aibld.md")
 keys=$(sed -n 's/^| `\([a-z0-9_]*\)` |.*/\1/p' <<<"$ref" | sort -u)
 sections=$(sed -n 's/^`\([a-z_]*\):`.*/\1/p' <<<"$ref")
 page=$(text aibld.yaml.5)
@@ -47,7 +47,7 @@ for s in $sections; do
 	grep -qxE " +$s" <<<"$page" || missing+=" $s:"
 done
 if [ "$(wc -w <<<"$keys")" -lt 50 ] || [ "$(wc -w <<<"$sections")" -lt 8 ]; then
-	t_fail config_keys "found only $(wc -w <<<"$keys") keys, $(wc -w <<<"$sections") sections in README.md"
+	t_fail config_keys "found only $(wc -w <<<"$keys") keys, $(wc -w <<<"$sections") sections in docs/aibld.md"
 elif [ -n "$missing" ]; then
 	t_fail config_keys "not in aibld.yaml(5):$missing"
 else

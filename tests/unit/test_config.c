@@ -2,7 +2,7 @@
 /*
  * Config parsing: the shipped example, defaults of a minimal file, a table
  * of bad files with the exact message an operator would read, and the keys
- * README.md documents equal to the parser's key table.
+ * docs/aibld.md documents equal to the parser's key table.
  */
 #include <stdlib.h>
 #include <arpa/inet.h>
@@ -274,7 +274,7 @@ static void missing_file(void)
 	ASSERT_STREQ(err, "/nonexistent/aibl.yaml: cannot open: No such file or directory", "msg");
 }
 
-/* ---- README.md's "Configuration reference" against the key table ---- */
+/* ---- docs/aibld.md's "Configuration reference" against the key table ---- */
 
 #define MAX_KEYS 256
 
@@ -355,24 +355,26 @@ static void readme_keys_equal_table(void)
 	const char *root = getenv("AIBL_ROOT");
 	char path[512];
 
-	snprintf(path, sizeof(path), "%s/README.md", root ? root : ".");
-	if (!ASSERT_OK(readme_keys(path, &readme), "README.md has a Configuration reference"))
+	snprintf(path, sizeof(path), "%s/docs/aibld.md", root ? root : ".");
+	if (!ASSERT_OK(readme_keys(path, &readme), "docs/aibld.md has a Configuration reference"))
 		return;
 	ASSERT_OK(config__for_each_key(table_key, &table), "walk the key table");
 	ASSERT_FALSE(table.no_help, "every key has a help line");
 	/* a sanity floor: the parse found the tables, not one stray row */
-	ASSERT_GE(readme.n, 60, "README keys found");
+	ASSERT_GE(readme.n, 60, "documented keys found");
 	ASSERT_LE(table.n, MAX_KEYS - 1, "key set large enough");
 	ASSERT_LE(readme.n, MAX_KEYS - 1, "key set large enough");
 	for (int i = 0; i < table.n; i++)
 		if (!key_set_has(&readme, table.path[i]))
 			test__fail_msg(__FILE__, __LINE__,
-				       "key '%s' is parsed but not in README.md", table.path[i]);
+				       "key '%s' is parsed but not in docs/aibld.md",
+				       table.path[i]);
 	for (int i = 0; i < readme.n; i++)
 		if (!key_set_has(&table, readme.path[i]))
-			test__fail_msg(__FILE__, __LINE__,
-				       "README.md documents '%s', which the parser does not know",
-				       readme.path[i]);
+			test__fail_msg(
+			    __FILE__, __LINE__,
+			    "docs/aibld.md documents '%s', which the parser does not know",
+			    readme.path[i]);
 	ASSERT_EQ(readme.n, table.n, "as many documented keys as parsed ones");
 }
 

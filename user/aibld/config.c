@@ -5,7 +5,7 @@
  * key table per mapping. A table row says where a key lands in the struct,
  * its type, its range and a line of help, so the defaults
  * (config__defaults), the parser, the error messages and the documented
- * keys (tests/unit/test_config.c holds README.md's key tables equal to
+ * keys (tests/unit/test_config.c holds docs/aibld.md's key tables equal to
  * this one) cannot drift apart. Addresses and MACs are parsed here, once,
  * into binary fields: nothing downstream parses a config string again.
  * Any problem stops the parse with "FILE:LINE: problem" and the caller's
@@ -213,7 +213,7 @@ struct kspec {
 	const struct kspec *sub;  /* K_MAP, K_FUNC over a list of mappings */
 	bool required;
 	kfunc_t fn;	  /* K_FUNC */
-	const char *help; /* one line; README.md has the whole story */
+	const char *help; /* one line; docs/aibld.md has the whole story */
 };
 
 /* a key stored in field f of struct s */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * aibld configuration: the YAML file parsed into plain structs. Every key,
- * its default and its range is documented in README.md ("Controller
+ * its default and its range is documented in docs/aibld.md ("Controller
  * configuration"); config__defaults() is the single place defaults live.
  */
 #ifndef AIBLD_CONFIG_H

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Policy formulas (README.md "Policies" has the same in prose):
+ * Policy formulas (docs/aibld.md "Policies" has the same in prose):
  *
  *   rr          weight 1 for every usable node with cfg weight > 0, mode RR
  *   wrr         cfg weight, mode RR: the data plane walks the Maglev table in

@@ -3,7 +3,7 @@
  * Per-service policies: which nodes take new flows, with which table
  * weight, and what each node costs the data plane's power-of-two choice.
  * Pure functions of the config and the nodes' latest reports, so every
- * formula is unit-tested; README.md ("Policies") documents them.
+ * formula is unit-tested; docs/aibld.md ("Policies") documents them.
  */
 #ifndef AIBLD_POLICY_H
 #define AIBLD_POLICY_H

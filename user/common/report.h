@@ -2,7 +2,7 @@
 /*
  * The node agent's report (GET /v1/report), schema version 1. The agent
  * produces it with agent_report__to_json(), the controller reads it with
- * agent_report__parse(). The JSON form is documented in README.md
+ * agent_report__parse(). The JSON form is documented in docs/agent.md
  * ("Agent report schema"); this struct is its in-memory form.
  *
  * Limits are part of the schema: a report over them is refused whole
