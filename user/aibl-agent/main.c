@@ -170,19 +170,23 @@ static enum MHD_Result ag_post_hints(struct MHD_Connection *c, const struct http
 	if (cc->too_big)
 		return ag_error(c, 413, "body over the report size limit");
 	if (ag_has_key) {
-		err = aibl_auth__verify(&ag_key, sig, NULL, http_body__str(cc), cc->len, time(NULL),
-					AIBL_AUTH_WINDOW_S);
-		if (err) {
-			snprintf(msg, sizeof(msg), "hints refused: %s",
-				 !sig		   ? "no " AIBL_AUTH_HEADER " header"
-				 : err == -EBADMSG ? "malformed signature"
-				 : err == -ETIME   ? "signature outside the time window"
-						   : "bad signature");
-			return ag_error(c, MHD_HTTP_UNAUTHORIZED, msg);
-		}
-		if (aibl_replay__seen(&ag_replay, sig, time(NULL), AIBL_AUTH_WINDOW_S))
+		struct aibl_sig as;
+		const char *why = NULL;
+
+		err = sig ? aibl_auth__parse(sig, &as, &why) : -ENOKEY;
+		if (!err)
+			err = aibl_auth__verify_sig(&ag_key, &as, NULL, http_body__str(cc), cc->len,
+						    time(NULL), AIBL_AUTH_WINDOW_S);
+		if (!err && aibl_replay__seen(&ag_replay, &as, time(NULL), AIBL_AUTH_WINDOW_S))
 			return ag_error(c, MHD_HTTP_UNAUTHORIZED,
 					"hints refused: signature already used (replay)");
+		if (err) {
+			snprintf(msg, sizeof(msg), "hints refused: %s%s%s",
+				 err == -ENOKEY ? "no " AIBL_AUTH_HEADER " header"
+						: aibl_auth__strerror(err),
+				 why ? ": " : "", why ? why : "");
+			return ag_error(c, MHD_HTTP_UNAUTHORIZED, msg);
+		}
 	} else if (!ag_client_is_loopback(c)) {
 		/* without a key only local model servers may plant hints */
 		return ag_error(c, MHD_HTTP_FORBIDDEN,

@@ -40,6 +40,20 @@ int aibl_key__load(const char *path, struct aibl_key *key, char *msg, size_t msg
 int aibl_auth__sign(const struct aibl_key *key, uint64_t t, const char *nonce, const void *body,
 		    size_t len, char *hdr, size_t hdrlen);
 
+/* a header value, parsed */
+struct aibl_sig {
+	uint64_t t;
+	char nonce[AIBL_AUTH_NONCE_MAX + 1];
+	unsigned char mac[32];
+};
+
+/*
+ * Parse a header value in its one canonical spelling (what aibl_auth__sign
+ * writes: no sign, space or leading zero in t, lowercase hex, nothing
+ * after). 0 or -EBADMSG with *why (when not NULL) saying what is wrong.
+ */
+int aibl_auth__parse(const char *hdr, struct aibl_sig *s, const char **why);
+
 /*
  * Check a header value. expect_nonce NULL: any nonce accepted. 0 when valid;
  * -EBADMSG malformed header, -EPERM wrong MAC, -ETIME outside the window,
@@ -47,6 +61,12 @@ int aibl_auth__sign(const struct aibl_key *key, uint64_t t, const char *nonce, c
  */
 int aibl_auth__verify(const struct aibl_key *key, const char *hdr, const char *expect_nonce,
 		      const void *body, size_t len, uint64_t now, unsigned int window_s);
+/* the same for a parsed header */
+int aibl_auth__verify_sig(const struct aibl_key *key, const struct aibl_sig *s,
+			  const char *expect_nonce, const void *body, size_t len, uint64_t now,
+			  unsigned int window_s);
+/* a short reason for an error of the functions above */
+const char *aibl_auth__strerror(int err);
 
 /*
  * Replay guard for requests without a server-chosen nonce (POST /v1/hints):
@@ -60,7 +80,7 @@ int aibl_auth__verify(const struct aibl_key *key, const char *hdr, const char *e
 
 struct aibl_replay_ent {
 	uint64_t t; /* the signature's timestamp */
-	uint64_t h; /* hash of the whole header value */
+	uint64_t h; /* hash of its MAC (parsed: one per signature, whatever the spelling) */
 };
 
 struct aibl_replay {
@@ -70,9 +90,11 @@ struct aibl_replay {
 };
 
 void aibl_replay__init(struct aibl_replay *r);
-/* After aibl_auth__verify() accepted hdr: true when hdr was accepted
- * before within the window (a replay), else records it and returns false. */
-bool aibl_replay__seen(struct aibl_replay *r, const char *hdr, uint64_t now, unsigned int window_s);
+/* After aibl_auth__verify_sig() accepted s: true when the same signature
+ * was accepted before within the window (a replay), else records it and
+ * returns false. */
+bool aibl_replay__seen(struct aibl_replay *r, const struct aibl_sig *s, uint64_t now,
+		       unsigned int window_s);
 
 /* Fill buf with a random hex nonce of 32 characters. */
 int aibl_auth__nonce(char *buf, size_t buflen);
