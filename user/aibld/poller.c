@@ -134,6 +134,10 @@ static int job_setup(struct aibld *d, struct job *j)
 		curl_easy_setopt(j->h, CURLOPT_CONNECT_ONLY, 1L);
 	}
 	curl_easy_setopt(j->h, CURLOPT_URL, j->url);
+	/* the config takes only http(s) agent URLs; libcurl is held to that too,
+	 * so no URL can make it open a file or speak another protocol */
+	curl_easy_setopt(j->h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(j->h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(j->h, CURLOPT_PROXY, ""); /* never an environment proxy */
 	curl_easy_setopt(j->h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(j->h, CURLOPT_TIMEOUT_MS, to);
