@@ -26,6 +26,7 @@
 #include "httpbody.h"
 #include "listen.h"
 #include "log.h"
+#include "names.h"
 #include "status_json.h"
 
 struct api {
@@ -48,8 +49,11 @@ static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned int status,
 
 	json_decref(j);
 	if (!body) {
+		/* never drop the connection unanswered (jansson refuses text that is
+		 * not UTF-8; every caller checks its strings, this is the backstop) */
 		free(s);
-		return MHD_NO;
+		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json",
+			     strdup("{\"error\":\"cannot encode the answer\"}\n"));
 	}
 	body[l] = '\n';
 	body[l + 1] = 0;
@@ -379,12 +383,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");
 		if (!token_ok(d, c)) {
 			__atomic_fetch_add(&d->st.auth_fail_api, 1, __ATOMIC_RELAXED);
+			/* the URL is the client's: log() escapes it */
 			pr_warn("API: %s %s refused: missing or wrong bearer token", method, url);
 			return reply_error(c, MHD_HTTP_UNAUTHORIZED,
 					   "missing or wrong bearer token");
 		}
 		memcpy(node, name, slash - name);
 		node[slash - name] = 0;
+		/* names are from a safe set (config.c); anything else is no node,
+		 * and is not echoed */
+		if (!aibl_name__valid(node, AIBL_NAME_LEN))
+			return reply_error(c, MHD_HTTP_NOT_FOUND,
+					   "no such node (names are " AIBL_NAME_CHARSET ")");
 		drain = !strcmp(slash, "/drain");
 		pthread_mutex_lock(&d->lock);
 		err = nodes__set_drain(d, node, drain);
