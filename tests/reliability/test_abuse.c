@@ -472,11 +472,370 @@ static void range_text(void)
 	free(js);
 }
 
-static const struct test_case cases[] = {
-    {"sig_spellings", sig_spellings},	      {"hints_replay_respelled", hints_replay_respelled},
-    {"api_bad_name", api_bad_name},	      {"api_log_injection", api_log_injection},
-    {"config_names_urls", config_names_urls}, {"range_text", range_text},
+/* ---- point 8: per-node keys, reports only for signed requests ---- */
+
+static int get_report_signed(const struct aibl_key *k, char *ans, size_t alen)
+{
+	char nonce[40], sig[AIBL_AUTH_HDR_MAX], req[512];
+
+	aibl_auth__nonce(nonce, sizeof(nonce));
+	if (k)
+		aibl_auth__sign_req(k, time(NULL), nonce, AIBL_AUTH_REQ_REPORT, sig, sizeof(sig));
+	snprintf(req, sizeof(req),
+		 "GET /v1/report HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" AIBL_NONCE_HEADER
+		 ": %s\r\n%s%s%s\r\n",
+		 nonce, k ? AIBL_AUTH_HEADER ": " : "", k ? sig : "", k ? "\r\n" : "");
+	return raw_http(NULL, AGENT_PORT, req, ans, alen, 3000);
+}
+
+static void node_keys(void)
+{
+	struct aibl_key master = {.len = strlen(KEY)}, k1, k1b, k2;
+	char h[AIBL_AUTH_HDR_MAX], ans[4096], cmd[700], out[128] = "";
+	const char *extra[] = {"--key", key_path, NULL};
+	static const char body[] = "{\"node\":\"n1\"}";
+	pid_t agent = -1;
+	FILE *f;
+
+	memcpy(master.key, KEY, master.len);
+	ASSERT_OK(aibl_key__derive(&master, "n1", &k1), "derive n1");
+	ASSERT_OK(aibl_key__derive(&master, "n1", &k1b), "again");
+	ASSERT_OK(aibl_key__derive(&master, "n2", &k2), "derive n2");
+	ASSERT_EQ(k1.len, 64, "64 hex characters");
+	ASSERT_TRUE(k1.len == k1b.len && !memcmp(k1.key, k1b.key, k1.len), "deterministic");
+	ASSERT_TRUE(memcmp(k1.key, k2.key, 64) != 0, "another node, another key");
+	/* n2's holder signs a report as n1: the controller checks it with n1's key */
+	aibl_auth__sign(&k2, time(NULL), "nonce1", body, strlen(body), h, sizeof(h));
+	ASSERT_EQ(aibl_auth__verify(&k1, h, "nonce1", body, strlen(body), time(NULL), 30), -EPERM,
+		  "n2's key cannot sign n1's report");
+	aibl_auth__sign(&master, time(NULL), "nonce1", body, strlen(body), h, sizeof(h));
+	ASSERT_EQ(aibl_auth__verify(&k1, h, "nonce1", body, strlen(body), time(NULL), 30), -EPERM,
+		  "nor can the master key itself (no shared-key fallback)");
+
+	if (!have_agent())
+		return;
+	/* aibl-agent --derive-key prints what aibld derives */
+	if (!write_key(KEY))
+		return;
+	snprintf(cmd, sizeof(cmd), "%s --derive-key %s ab-node", agent_bin, key_path);
+	f = popen(cmd, "r");
+	if (ASSERT_OK_PTR(f, "popen")) {
+		if (!fgets(out, sizeof(out), f))
+			out[0] = 0;
+		pclose(f);
+	}
+	ASSERT_OK(aibl_key__derive(&master, "ab-node", &k1), "derive ab-node");
+	ASSERT_TRUE(strlen(out) == 65 && !memcmp(out, k1.key, 64), "--derive-key agrees");
+	/* the agent with its node key */
+	if (!write_key((const char *)k1.key))
+		return;
+	agent = agent_start(extra);
+	if (agent < 0)
+		goto out;
+	ASSERT_EQ(get_report_signed(NULL, ans, sizeof(ans)), 401, "unsigned request: 401");
+	printf("  unsigned: %s\n", ans);
+	ASSERT_TRUE(strstr(ans, "not signed") != NULL && !strstr(ans, "\"hints\""),
+		    "a reason, no report");
+	ASSERT_EQ(get_report_signed(&k2, ans, sizeof(ans)), 401, "another node's key: 401");
+	ASSERT_EQ(get_report_signed(&master, ans, sizeof(ans)), 401, "the master key: 401");
+	ASSERT_EQ(get_report_signed(&k1, ans, sizeof(ans)), 200, "the node's key: 200");
+	ASSERT_TRUE(strstr(ans, "\"node\":\"ab-node\"") != NULL, "the report");
+out:
+	stop(&agent);
+	unlink(key_path);
+}
+
+/* ---- points 1 and 5: floods of slow connections ---- */
+
+struct flood {
+	int n, fds[4096];
+	bool closed[4096];
 };
+
+static bool raise_nofile(rlim_t want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return false;
+	if (rl.rlim_cur >= want)
+		return true;
+	rl.rlim_cur = want;
+	if (rl.rlim_max < want)
+		rl.rlim_max = want; /* root may */
+	return !setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+/*
+ * n connections to port from nsrc source addresses 127.0.0.2 and up, each
+ * with the first line and a header of a request and no end: what a
+ * slowloris sends. Non-blocking, so a refused one costs nothing here.
+ */
+static void flood_open(struct flood *f, int port, int n, int nsrc)
+{
+	static const char part[] = "GET /v1/status HTTP/1.1\r\nHost: x\r\n";
+
+	f->n = 0;
+	for (int i = 0; i < n && i < (int)(sizeof(f->fds) / sizeof(f->fds[0])); i++) {
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+		struct sockaddr_in b = {.sin_family = AF_INET};
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+		if (fd < 0)
+			break;
+		b.sin_addr.s_addr = htonl(0x7f000002 + (uint32_t)(i % nsrc));
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (bind(fd, (void *)&b, sizeof(b)) ||
+		    (connect(fd, (void *)&sa, sizeof(sa)) && errno != EINPROGRESS)) {
+			close(fd);
+			continue;
+		}
+		f->closed[f->n] = false;
+		f->fds[f->n++] = fd;
+	}
+	usleep(200000);
+	for (int i = 0; i < f->n; i++)
+		if (write(f->fds[i], part, sizeof(part) - 1) < 0 && errno != EAGAIN)
+			f->closed[i] = true;
+}
+
+/* one more byte on every connection the server has not closed; how many are open */
+static int flood_trickle(struct flood *f)
+{
+	int open = 0;
+
+	for (int i = 0; i < f->n; i++) {
+		struct pollfd p = {.fd = f->fds[i], .events = POLLIN};
+		char buf[256];
+
+		if (f->closed[i])
+			continue;
+		if (poll(&p, 1, 0) > 0 &&
+		    (p.revents & (POLLHUP | POLLERR) || read(f->fds[i], buf, sizeof(buf)) <= 0)) {
+			f->closed[i] = true;
+			continue;
+		}
+		if (write(f->fds[i], "X", 1) < 0 && errno != EAGAIN) {
+			f->closed[i] = true;
+			continue;
+		}
+		open++;
+	}
+	return open;
+}
+
+static void flood_close(struct flood *f)
+{
+	for (int i = 0; i < f->n; i++)
+		close(f->fds[i]);
+	f->n = 0;
+}
+
+/* the controller's (or aiblctl's) side: a request every 200 ms from 127.0.0.1 */
+struct prober {
+	int port;
+	const char *req;
+	const struct aibl_key
+	    *key; /* sign each request as aibld does (req: up to the headers' end) */
+	int timeout_ms;
+	volatile bool stop;
+	int ok, failed, worst_run;
+	pthread_t th;
+};
+
+static void *prober_run(void *arg)
+{
+	struct prober *p = arg;
+	int run = 0;
+
+	while (!p->stop) {
+		char ans[256], req[512], nonce[40], sig[AIBL_AUTH_HDR_MAX];
+		int st;
+
+		snprintf(req, sizeof(req), "%s\r\n", p->req);
+		if (p->key) {
+			aibl_auth__nonce(nonce, sizeof(nonce));
+			aibl_auth__sign_req(p->key, time(NULL), nonce, AIBL_AUTH_REQ_REPORT, sig,
+					    sizeof(sig));
+			snprintf(req, sizeof(req), "%s" AIBL_AUTH_HEADER ": %s\r\n\r\n", p->req,
+				 sig);
+		}
+		st = raw_http("127.0.0.1", p->port, req, ans, sizeof(ans), p->timeout_ms);
+
+		if (st == 200) {
+			p->ok++;
+			run = 0;
+		} else {
+			p->failed++;
+			if (++run > p->worst_run)
+				p->worst_run = run;
+		}
+		usleep(200000);
+	}
+	return NULL;
+}
+
+/*
+ * The issue's attack and the goal: 2000 slowloris connections from 100
+ * addresses against an agent; the controller's polls from its own address
+ * (--controller) keep answering within aibld's 500 ms poll timeout, and
+ * the trickle is cut at the request deadline.
+ */
+static void agent_flood(void)
+{
+	const char *extra[] = {"--controller", "127.0.0.1", "--request-timeout-ms", "3000", "--key",
+			       key_path,       NULL};
+	struct aibl_key master = {.len = strlen(KEY)}, node_key;
+	static struct flood f;
+	struct prober p = {
+	    .port = AGENT_PORT,
+	    .req = "GET /v1/report HTTP/1.1\r\nHost: x\r\nConnection: close\r\n",
+	    .key = &node_key,
+	    .timeout_ms = 500,
+	};
+	int open1 = 0, open_end = 0;
+	double t0;
+	pid_t agent;
+
+	if (!have_agent())
+		return;
+	if (!raise_nofile(8192))
+		return SKIP("cannot raise the open file limit");
+	/* the agent holds its node's key; the polls are signed with it */
+	memcpy(master.key, KEY, master.len);
+	if (!ASSERT_OK(aibl_key__derive(&master, "ab-node", &node_key), "derive") ||
+	    !write_key((const char *)node_key.key))
+		return;
+	agent = agent_start(extra);
+	if (agent < 0)
+		return;
+	pthread_create(&p.th, NULL, prober_run, &p);
+	t0 = now_ms();
+	flood_open(&f, AGENT_PORT, 2000, 100);
+	printf("  %d flood connections opened\n", f.n);
+	/* a byte a second, for longer than the deadline */
+	for (int s = 0; s < 6; s++) {
+		sleep(1);
+		open_end = flood_trickle(&f);
+		if (s == 0)
+			open1 = open_end;
+		printf("  %.1f s: %d flood connections held by the agent\n", (now_ms() - t0) / 1e3,
+		       open_end);
+	}
+	p.stop = true;
+	pthread_join(p.th, NULL);
+	printf("  controller polls: %d ok, %d failed, longest failing run %d\n", p.ok, p.failed,
+	       p.worst_run);
+	ASSERT_GE(f.n, 1900, "the flood connected");
+	ASSERT_LE(open1, 256 + 16, "the agent holds at most --max-connections of them");
+	ASSERT_EQ(open_end, 0, "trickling connections cut at the request deadline");
+	ASSERT_GE(p.ok, 15, "polls answered during the flood");
+	/* aibld marks a node unhealthy after fail_after (3) failed polls in a row */
+	ASSERT_LE(p.worst_run, 1, "never two failed polls in a row: the node stays up");
+	ASSERT_TRUE(waitpid(agent, NULL, WNOHANG) == 0, "agent alive");
+	flood_close(&f);
+	stop(&agent);
+	unlink(key_path);
+}
+
+/* the same from one address: the per-source limit, no --controller needed */
+static void agent_flood_one_source(void)
+{
+	static struct flood f;
+	int open;
+	pid_t agent;
+
+	if (!have_agent())
+		return;
+	if (!raise_nofile(8192))
+		return SKIP("cannot raise the open file limit");
+	agent = agent_start(NULL);
+	if (agent < 0)
+		return;
+	flood_open(&f, AGENT_PORT, 1100, 1);
+	sleep(1);
+	open = flood_trickle(&f);
+	printf("  1100 from 127.0.0.2: %d held\n", open);
+	ASSERT_LE(open, 16, "at most --max-connections-per-source from one address");
+	ASSERT_EQ(raw_http(NULL, AGENT_PORT, "GET /v1/report HTTP/1.0\r\n\r\n", NULL, 0, 500), 200,
+		  "reports still served to others");
+	ASSERT_EQ(raw_http(NULL, AGENT_PORT, "GET /healthz HTTP/1.0\r\n\r\n", NULL, 0, 500), 200,
+		  "and /healthz");
+	flood_close(&f);
+	stop(&agent);
+}
+
+/* 500 slow connections from 100 addresses leave /v1/status answering locally */
+static void api_flood(void)
+{
+	static struct flood f;
+	struct prober p = {
+	    .port = API_PORT,
+	    .req = "GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n",
+	    .timeout_ms = 1000,
+	};
+	int open = 0;
+
+	if (!api_start())
+		return;
+	if (!raise_nofile(8192))
+		return SKIP("cannot raise the open file limit");
+	pthread_create(&p.th, NULL, prober_run, &p);
+	flood_open(&f, API_PORT, 500, 100);
+	for (int s = 0; s < 4; s++) {
+		sleep(1);
+		open = flood_trickle(&f);
+	}
+	p.stop = true;
+	pthread_join(p.th, NULL);
+	printf("  %d flood connections, %d held; /v1/status: %d ok, %d failed\n", f.n, open, p.ok,
+	       p.failed);
+	ASSERT_GE(f.n, 490, "the flood connected");
+	ASSERT_LE(open, 64 + 8, "the API holds at most its limit of them");
+	ASSERT_GE(p.ok, 10, "/v1/status answered during the flood");
+	ASSERT_EQ(p.failed, 0, "and never failed");
+	flood_close(&f);
+}
+
+/* 64 half-open connections, each trickling: cut at 10 s whatever they send */
+static void api_trickle_cut(void)
+{
+	static struct flood f;
+	int open = 0;
+	double t0;
+
+	if (!api_start())
+		return;
+	t0 = now_ms();
+	flood_open(&f, API_PORT, 64, 16);
+	while (now_ms() - t0 < 12500) {
+		sleep(1);
+		open = flood_trickle(&f);
+		if (!open)
+			break;
+	}
+	printf("  all %d cut after %.1f s of trickling\n", f.n, (now_ms() - t0) / 1e3);
+	ASSERT_EQ(open, 0, "none outlives the request deadline");
+	ASSERT_GE(now_ms() - t0, 9000, "none cut before it");
+	flood_close(&f);
+}
+
+/* one per line */
+/* clang-format off */
+static const struct test_case cases[] = {
+    {"sig_spellings", sig_spellings},
+    {"hints_replay_respelled", hints_replay_respelled},
+    {"api_bad_name", api_bad_name},
+    {"api_log_injection", api_log_injection},
+    {"config_names_urls", config_names_urls},
+    {"range_text", range_text},
+    {"node_keys", node_keys},
+    {"agent_flood", agent_flood},
+    {"agent_flood_one_source", agent_flood_one_source},
+    {"api_flood", api_flood},
+    {"api_trickle_cut", api_trickle_cut},
+};
+/* clang-format on */
 
 int main(int argc, char **argv)
 {

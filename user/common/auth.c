@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
 #include <xxhash.h>
@@ -60,8 +61,10 @@ out:
 	return err;
 }
 
-static int auth_mac(const struct aibl_key *key, uint64_t t, const char *nonce, const void *body,
-		    size_t len, unsigned char out[32])
+/* domain: "aibl-v1" (reports, hint posts) or "aibl-req-v1" (report requests):
+ * a MAC of one kind never checks as the other */
+static int auth_mac_dom(const struct aibl_key *key, const char *domain, uint64_t t,
+			const char *nonce, const void *body, size_t len, unsigned char out[32])
 {
 	OSSL_PARAM params[] = {
 	    OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
@@ -73,7 +76,7 @@ static int auth_mac(const struct aibl_key *key, uint64_t t, const char *nonce, c
 	size_t outlen = 0;
 	int n, err = 0;
 
-	n = snprintf(prefix, sizeof(prefix), "aibl-v1\n%llu\n%s\n", (unsigned long long)t,
+	n = snprintf(prefix, sizeof(prefix), "%s\n%llu\n%s\n", domain, (unsigned long long)t,
 		     nonce ? nonce : "");
 	if (n < 0 || (size_t)n >= sizeof(prefix))
 		return -EINVAL;
@@ -89,6 +92,49 @@ static int auth_mac(const struct aibl_key *key, uint64_t t, const char *nonce, c
 	EVP_MAC_CTX_free(ctx);
 	EVP_MAC_free(mac);
 	return err;
+}
+
+static int auth_mac(const struct aibl_key *key, uint64_t t, const char *nonce, const void *body,
+		    size_t len, unsigned char out[32])
+{
+	return auth_mac_dom(key, "aibl-v1", t, nonce, body, len, out);
+}
+
+int aibl_key__derive(const struct aibl_key *master, const char *node, struct aibl_key *out)
+{
+	static const char salt[] = "aibl-node-key-v1";
+	unsigned char k[32];
+	EVP_KDF_CTX *ctx = NULL;
+	OSSL_PARAM params[5], *p = params;
+	EVP_KDF *kdf;
+	int err = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!node || !*node || !master->len)
+		return -EINVAL;
+	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	if (!kdf)
+		return -ENOSYS;
+	ctx = EVP_KDF_CTX_new(kdf);
+	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0);
+	*p++ =
+	    OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)master->key, master->len);
+	*p++ =
+	    OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, sizeof(salt) - 1);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)node, strlen(node));
+	*p = OSSL_PARAM_construct_end();
+	if (!ctx || EVP_KDF_derive(ctx, k, sizeof(k), params) <= 0)
+		err = -EIO;
+	EVP_KDF_CTX_free(ctx);
+	EVP_KDF_free(kdf);
+	if (err)
+		return err;
+	/* text, so that the key file the agent reads is what it signs with */
+	for (int i = 0; i < 32; i++)
+		sprintf((char *)out->key + 2 * i, "%02x", k[i]);
+	out->len = 64;
+	OPENSSL_cleanse(k, sizeof(k));
+	return 0;
 }
 
 static bool nonce_ok(const char *nonce)
@@ -201,6 +247,44 @@ int aibl_auth__verify_sig(const struct aibl_key *key, const struct aibl_sig *s,
 		return -ETIME;
 	if (expect_nonce && strcmp(expect_nonce, s->nonce) != 0)
 		return -ESTALE;
+	return 0;
+}
+
+#define AUTH_REQ_DOMAIN "aibl-req-v1"
+
+int aibl_auth__sign_req(const struct aibl_key *key, uint64_t t, const char *nonce, const char *what,
+			char *hdr, size_t hdrlen)
+{
+	unsigned char mac[32];
+	char hex[65];
+	int err, n;
+
+	if (!nonce || !*nonce || !nonce_ok(nonce))
+		return -EINVAL;
+	err = auth_mac_dom(key, AUTH_REQ_DOMAIN, t, nonce, what, strlen(what), mac);
+	if (err)
+		return err;
+	for (int i = 0; i < 32; i++)
+		sprintf(hex + 2 * i, "%02x", mac[i]);
+	n = snprintf(hdr, hdrlen, "t=%llu,n=%s,sig=%s", (unsigned long long)t, nonce, hex);
+	return n < 0 || (size_t)n >= hdrlen ? -ENOSPC : 0;
+}
+
+int aibl_auth__verify_req_sig(const struct aibl_key *key, const struct aibl_sig *s,
+			      const char *what, uint64_t now, unsigned int window_s)
+{
+	unsigned char mac[32];
+	int err;
+
+	if (!s->nonce[0])
+		return -EBADMSG; /* the nonce is what the answer is signed for */
+	err = auth_mac_dom(key, AUTH_REQ_DOMAIN, s->t, s->nonce, what, strlen(what), mac);
+	if (err)
+		return err;
+	if (CRYPTO_memcmp(mac, s->mac, sizeof(mac)) != 0)
+		return -EPERM;
+	if (s->t + window_s < now || s->t > now + window_s)
+		return -ETIME;
 	return 0;
 }
 
