@@ -41,6 +41,7 @@
 
 static char bin_aibld[512], bin_agent[512], bin_sim[512];
 static char dir[128], cfgpath[128], keypath[128], tokpath[128], logpath[128];
+static char nodekey[2][128]; /* n1's and n2's keys, derived from KEY */
 static char ifa[IF_NAMESIZE], ifb[IF_NAMESIZE], netns[32];
 static pid_t aibld_pid = -1, sims[2] = {-1, -1}, agents[2] = {-1, -1};
 static struct MHD_Daemon *bad[4];
@@ -266,10 +267,12 @@ static enum MHD_Result bad_handler(void *cls, struct MHD_Connection *c, const ch
 	struct MHD_Response *r;
 	struct agent_report rep;
 	char *body, sig[AIBL_AUTH_HDR_MAX];
-	struct aibl_key k = {.len = strlen(KEY)};
+	struct aibl_key master = {.len = strlen(KEY)}, k;
 	enum MHD_Result ret;
 
-	memcpy(k.key, KEY, k.len);
+	/* each bad agent holds its node's key: what fails is what it sends */
+	memcpy(master.key, KEY, master.len);
+	aibl_key__derive(&master, bad_names[mode], &k);
 	if (mode == BAD_SILENT) {
 		for (int i = 0; i < 20 && !silent_stop; i++)
 			usleep(100000);
@@ -462,7 +465,7 @@ static pid_t start_pair(int i)
 			       "--model-server",
 			       srv,
 			       "--key",
-			       keypath,
+			       nodekey[i],
 			       "--no-nvml",
 			       "--scrape-interval-ms",
 			       "100",
@@ -512,6 +515,8 @@ static void teardown(void)
 		sh("rm -rf %s", dir);
 	unlink(cfgpath);
 	unlink(keypath);
+	unlink(nodekey[0]);
+	unlink(nodekey[1]);
 	unlink(tokpath);
 	if (getenv("AIBL_TEST_VERBOSE"))
 		sh("cat %s >&2", logpath);
@@ -555,6 +560,18 @@ static bool setup(void)
 		return false;
 	}
 	write_file(keypath, KEY "\n", 0600);
+	for (int i = 0; i < 2; i++) {
+		struct aibl_key master = {.len = strlen(KEY)}, nk;
+		char name[8], text[80];
+
+		memcpy(master.key, KEY, master.len);
+		snprintf(name, sizeof(name), "n%d", i + 1);
+		snprintf(nodekey[i], sizeof(nodekey[i]), "/tmp/aibl-ct-%d-%s.key", pid, name);
+		if (!ASSERT_OK(aibl_key__derive(&master, name, &nk), "derive"))
+			return false;
+		snprintf(text, sizeof(text), "%.*s\n", (int)nk.len, (const char *)nk.key);
+		write_file(nodekey[i], text, 0600);
+	}
 	write_file(tokpath, TOKEN "\n", 0600);
 	/* ports of a previous run may linger a moment: retry for a few seconds */
 	for (int i = 0; i < 4; i++) {

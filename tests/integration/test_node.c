@@ -443,7 +443,8 @@ static void signed_reports(void)
 	pid_t sim = -1, agent = -1;
 	struct resp r = {};
 	struct agent_report rep;
-	char msg[256], nh[80], ip[INET6_ADDRSTRLEN];
+	char msg[256], nh[80], ip[INET6_ADDRSTRLEN], rq[AIBL_AUTH_HDR_MAX + 32];
+	char resp_sig[AIBL_AUTH_HDR_MAX + 32];
 
 	agent_report__init(&rep);
 	if (!ASSERT_TRUE(write_key(kpath, "0123456789abcdef-node-key\n"), "key file"))
@@ -459,13 +460,21 @@ static void signed_reports(void)
 	if (agent < 0)
 		goto out;
 
+	/* an unsigned request gets no report: the agent is no signing oracle */
 	aibl_auth__nonce(nonce, sizeof(nonce));
 	snprintf(nh, sizeof(nh), "%s: %s", AIBL_NONCE_HEADER, nonce);
-	if (!ASSERT_OK(http("http://127.0.0.1:18131/v1/report", NULL, nh, NULL, 3000, &r), "get") ||
+	http("http://127.0.0.1:18131/v1/report", NULL, nh, NULL, 3000, &r);
+	ASSERT_EQ(r.status, 401, "unsigned request refused");
+	ASSERT_TRUE(r.body && strstr(r.body, "not signed") != NULL, "says why");
+	/* signed as aibld signs it: the report, signed for our nonce */
+	aibl_auth__sign_req(&key, time(NULL), nonce, AIBL_AUTH_REQ_REPORT, hdr, sizeof(hdr));
+	snprintf(rq, sizeof(rq), "%s: %s", AIBL_AUTH_HEADER, hdr);
+	if (!ASSERT_OK(http("http://127.0.0.1:18131/v1/report", NULL, rq, NULL, 3000, &r), "get") ||
 	    !ASSERT_EQ(r.status, 200, "status"))
 		goto out;
 	ASSERT_OK(aibl_auth__verify(&key, r.sig, nonce, r.body, r.len, time(NULL), 30),
 		  "signed with our nonce verifies");
+	snprintf(resp_sig, sizeof(resp_sig), "%s: %s", AIBL_AUTH_HEADER, r.sig);
 	ASSERT_EQ(aibl_auth__verify(&key, r.sig, "another-nonce", r.body, r.len, time(NULL), 30),
 		  -ESTALE, "replay for another nonce refused");
 	ASSERT_EQ(aibl_auth__verify(&other, r.sig, nonce, r.body, r.len, time(NULL), 30), -EPERM,
@@ -477,9 +486,17 @@ static void signed_reports(void)
 		  -EBADMSG, "garbage header refused");
 	ASSERT_EQ(aibl_auth__verify(&key, NULL, nonce, r.body, r.len, time(NULL), 30), -EBADMSG,
 		  "unsigned refused");
-	/* a bad nonce gets a clear 400, not a signature over it */
-	http("http://127.0.0.1:18131/v1/report", NULL, "X-Aibl-Nonce: bad nonce!", NULL, 3000, &r);
-	ASSERT_EQ(r.status, 400, "bad nonce");
+	/* the same signed request again: refused (one report per request) */
+	http("http://127.0.0.1:18131/v1/report", NULL, rq, NULL, 3000, &r);
+	ASSERT_EQ(r.status, 401, "replayed request refused");
+	/* another key's request, and a report's signature used as a request's */
+	aibl_auth__nonce(nonce, sizeof(nonce));
+	aibl_auth__sign_req(&other, time(NULL), nonce, AIBL_AUTH_REQ_REPORT, hdr, sizeof(hdr));
+	snprintf(rq, sizeof(rq), "%s: %s", AIBL_AUTH_HEADER, hdr);
+	http("http://127.0.0.1:18131/v1/report", NULL, rq, NULL, 3000, &r);
+	ASSERT_EQ(r.status, 401, "request signed with another key refused");
+	http("http://127.0.0.1:18131/v1/report", NULL, resp_sig, NULL, 3000, &r);
+	ASSERT_EQ(r.status, 401, "a report's signature is no request's");
 
 	/* hints: unsigned refused, signed accepted and reported */
 	http("http://127.0.0.1:18131/v1/hints", hints, NULL, NULL, 3000, &r);
@@ -496,7 +513,12 @@ static void signed_reports(void)
 	http("http://127.0.0.1:18131/v1/hints", "{\"hints\":[{\"client\":\"nope\"}]}", hint_hdr,
 	     NULL, 3000, &r);
 	ASSERT_EQ(r.status, 401, "signature over another body refused");
-	if (ASSERT_TRUE(get_report(18131, &rep), "report")) {
+	aibl_auth__nonce(nonce, sizeof(nonce));
+	aibl_auth__sign_req(&key, time(NULL), nonce, AIBL_AUTH_REQ_REPORT, hdr, sizeof(hdr));
+	snprintf(rq, sizeof(rq), "%s: %s", AIBL_AUTH_HEADER, hdr);
+	if (ASSERT_OK(http("http://127.0.0.1:18131/v1/report", NULL, rq, NULL, 3000, &r), "get") &&
+	    ASSERT_EQ(r.status, 200, "signed request") &&
+	    ASSERT_OK(agent_report__parse(r.body, r.len, &rep, msg, sizeof(msg)), "report")) {
 		ASSERT_EQ(rep.nhints, 1, "hint reported");
 		if (rep.nhints == 1) {
 			ASSERT_STREQ(aibl_addr__str(&rep.hints[0].client,

@@ -26,13 +26,17 @@
 #include "cliopt.h"
 #include "httpbody.h"
 #include "listen.h"
+#include "names.h"
+#include <openssl/crypto.h>
+#include "httpguard.h"
 #include "bpfutil.h"
 #include "log.h"
 
 static struct agent ag;
 static struct aibl_key ag_key;
 static bool ag_has_key;
-static struct aibl_replay ag_replay; /* signed hint posts already taken */
+static struct aibl_replay ag_replay;	 /* signed hint posts already taken */
+static struct aibl_replay ag_req_replay; /* signed report requests already served */
 static volatile sig_atomic_t ag_stop;
 
 /* what the command line sets */
@@ -40,6 +44,9 @@ struct ag_opts {
 	struct agent_cfg cfg;
 	struct listen_addr listen;
 	const char *decap_if, *pin_dir, *key_file;
+	const char *controllers[HTTP_GUARD_PRIO_MAX];
+	int ncontrollers;
+	unsigned int max_conns, max_per_src, reserve, request_ms;
 	bool verbose;
 };
 
@@ -81,6 +88,20 @@ static const struct cliopt ag_rows[] = {
     CLIOPT("traffic-window-ms", UINT, struct ag_opts, cfg.traffic_window_ms, .min = 1,
 	   .max = 86400000, .def = "60000", .metavar = "MS",
 	   .help = "traffic hint lifetime after the last packet"),
+    CLIOPT("controller", STRV, struct ag_opts, controllers,
+	   .count_off = CLIOPT_COUNT(struct ag_opts, ncontrollers), .metavar = "ADDR",
+	   .help = "aibld's source address, repeatable: its polls\n"
+		   "get reserved connections a flood cannot take"),
+    CLIOPT("max-connections", UINT, struct ag_opts, max_conns, .min = 1, .max = 65536, .def = "256",
+	   .metavar = "N", .help = "connections from other sources, together"),
+    CLIOPT("max-connections-per-source", UINT, struct ag_opts, max_per_src, .min = 1, .max = 65536,
+	   .def = "16", .metavar = "N", .help = "connections from one address"),
+    CLIOPT("controller-connections", UINT, struct ag_opts, reserve, .min = 1, .max = 65536,
+	   .def = "32", .metavar = "N", .help = "reserved for --controller addresses"),
+    CLIOPT("request-timeout-ms", UINT, struct ag_opts, request_ms, .min = 100, .max = 600000,
+	   .def = "10000", .metavar = "MS",
+	   .help = "a request must be in and answered within this,\n"
+		   "however slowly its bytes trickle"),
     CLIOPT("verbose", FLAG, struct ag_opts, verbose, .short_name = 'v',
 	   .help = "debug logging (and libbpf's)"),
 };
@@ -89,6 +110,7 @@ static const struct cliopt_prog ag_prog = {
     .name = "aibl-agent",
     .synopsis = "Usage: aibl-agent --listen ADDR:PORT --name NODE --model-server URL [OPTIONS]\n"
 		"       aibl-agent --read-metrics FILE...  (what the agent reads from scrapes)\n"
+		"       aibl-agent --derive-key MASTER_KEY_FILE NODE  (the node's --key)\n"
 		"Node agent: serves GET /v1/report for aibld.",
     .opts = ag_rows,
     .nopts = CLIOPT_NOPTS(ag_rows),
@@ -113,14 +135,48 @@ static enum MHD_Result ag_error(struct MHD_Connection *c, unsigned int status, c
 	return ag_send(c, status, "application/json", body, NULL);
 }
 
+/*
+ * With a key, only a request signed with it gets a report (the controller
+ * signs each poll with the node's key and a fresh nonce): the report names
+ * clients, and an agent that signed any nonce it was sent would be a
+ * signing oracle. A request signature is taken once (replay guard).
+ */
+static int ag_report_auth(struct MHD_Connection *c, struct aibl_sig *as, char *msg, size_t len)
+{
+	const char *hdr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, AIBL_AUTH_HEADER);
+	const char *why = NULL;
+	int err;
+
+	if (!hdr) {
+		snprintf(msg, len,
+			 "report refused: the request is not signed (" AIBL_AUTH_HEADER
+			 " with the node's key)");
+		return -ENOKEY;
+	}
+	err = aibl_auth__parse(hdr, as, &why);
+	if (!err)
+		err = aibl_auth__verify_req_sig(&ag_key, as, AIBL_AUTH_REQ_REPORT, time(NULL),
+						AIBL_AUTH_WINDOW_S);
+	if (!err && aibl_replay__seen(&ag_req_replay, as, time(NULL), AIBL_AUTH_WINDOW_S))
+		err = -EALREADY;
+	if (err)
+		snprintf(msg, len, "report refused: %s%s%s",
+			 err == -EALREADY ? "request signature already used (replay)"
+					  : aibl_auth__strerror(err),
+			 why ? ": " : "", why ? why : "");
+	return err;
+}
+
 static enum MHD_Result ag_report(struct MHD_Connection *c)
 {
-	const char *nonce = MHD_lookup_connection_value(c, MHD_HEADER_KIND, AIBL_NONCE_HEADER);
-	char sig[AIBL_AUTH_HDR_MAX];
+	char sig[AIBL_AUTH_HDR_MAX], msg[256];
 	struct agent_report r;
+	struct aibl_sig as;
 	char *body;
 	int err;
 
+	if (ag_has_key && ag_report_auth(c, &as, msg, sizeof(msg)))
+		return ag_error(c, MHD_HTTP_UNAUTHORIZED, msg);
 	err = agent__report(&ag, &r);
 	if (err) {
 		agent_report__free(&r);
@@ -133,12 +189,10 @@ static enum MHD_Result ag_report(struct MHD_Connection *c)
 	if (!ag_has_key)
 		return ag_send(c, MHD_HTTP_OK, "application/json", body, NULL);
 	/* the controller's nonce makes a recorded report useless later */
-	err = aibl_auth__sign(&ag_key, time(NULL), nonce, body, strlen(body), sig, sizeof(sig));
+	err = aibl_auth__sign(&ag_key, time(NULL), as.nonce, body, strlen(body), sig, sizeof(sig));
 	if (err) {
 		free(body);
-		return ag_error(c, MHD_HTTP_BAD_REQUEST,
-				err == -EINVAL ? "bad X-Aibl-Nonce (at most 64 of [A-Za-z0-9_-])"
-					       : "cannot sign the report");
+		return ag_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot sign the report");
 	}
 	return ag_send(c, MHD_HTTP_OK, "application/json", body, sig);
 }
@@ -170,19 +224,23 @@ static enum MHD_Result ag_post_hints(struct MHD_Connection *c, const struct http
 	if (cc->too_big)
 		return ag_error(c, 413, "body over the report size limit");
 	if (ag_has_key) {
-		err = aibl_auth__verify(&ag_key, sig, NULL, http_body__str(cc), cc->len, time(NULL),
-					AIBL_AUTH_WINDOW_S);
-		if (err) {
-			snprintf(msg, sizeof(msg), "hints refused: %s",
-				 !sig		   ? "no " AIBL_AUTH_HEADER " header"
-				 : err == -EBADMSG ? "malformed signature"
-				 : err == -ETIME   ? "signature outside the time window"
-						   : "bad signature");
-			return ag_error(c, MHD_HTTP_UNAUTHORIZED, msg);
-		}
-		if (aibl_replay__seen(&ag_replay, sig, time(NULL), AIBL_AUTH_WINDOW_S))
+		struct aibl_sig as;
+		const char *why = NULL;
+
+		err = sig ? aibl_auth__parse(sig, &as, &why) : -ENOKEY;
+		if (!err)
+			err = aibl_auth__verify_sig(&ag_key, &as, NULL, http_body__str(cc), cc->len,
+						    time(NULL), AIBL_AUTH_WINDOW_S);
+		if (!err && aibl_replay__seen(&ag_replay, &as, time(NULL), AIBL_AUTH_WINDOW_S))
 			return ag_error(c, MHD_HTTP_UNAUTHORIZED,
 					"hints refused: signature already used (replay)");
+		if (err) {
+			snprintf(msg, sizeof(msg), "hints refused: %s%s%s",
+				 err == -ENOKEY ? "no " AIBL_AUTH_HEADER " header"
+						: aibl_auth__strerror(err),
+				 why ? ": " : "", why ? why : "");
+			return ag_error(c, MHD_HTTP_UNAUTHORIZED, msg);
+		}
 	} else if (!ag_client_is_loopback(c)) {
 		/* without a key only local model servers may plant hints */
 		return ag_error(c, MHD_HTTP_FORBIDDEN,
@@ -234,6 +292,42 @@ static enum MHD_Result ag_handler(void *cls, struct MHD_Connection *c, const cha
 	return ag_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 }
 
+/*
+ * aibl-agent --derive-key MASTER_FILE NODE: the node's key (auth.h) on
+ * stdout, for the node's --key file. Run where the master key is (the
+ * controller); only the derived key goes to the node.
+ */
+static int ag_derive_key(int argc, char **argv)
+{
+	struct aibl_key master, nk;
+	char msg[256];
+	int err;
+
+	if (argc != 2) {
+		fprintf(stderr, "Usage: aibl-agent --derive-key MASTER_KEY_FILE NODE\n");
+		return 2;
+	}
+	if (!aibl_name__valid(argv[1], AR_NAME_LEN)) {
+		pr_err("node name '%s': 1 to %d of %s", argv[1], AR_NAME_LEN - 1,
+		       AIBL_NAME_CHARSET);
+		return 2;
+	}
+	err = aibl_key__load(argv[0], &master, msg, sizeof(msg));
+	if (err) {
+		pr_err("%s", msg);
+		return 2;
+	}
+	err = aibl_key__derive(&master, argv[1], &nk);
+	OPENSSL_cleanse(&master, sizeof(master));
+	if (err) {
+		pr_err("cannot derive the key: %s", strerror(-err));
+		return 1;
+	}
+	printf("%.*s\n", (int)nk.len, (const char *)nk.key);
+	OPENSSL_cleanse(&nk, sizeof(nk));
+	return 0;
+}
+
 static void ag_on_signal(int sig)
 {
 	ag_stop = 1;
@@ -247,6 +341,9 @@ int main(int argc, char **argv)
 	struct decap_opts dopts = {};
 	struct decap *decap = NULL;
 	struct MHD_Daemon *d = NULL;
+	struct http_guard_cfg gcfg = {.what = "agent"};
+	struct MHD_OptionItem gopts[HTTP_GUARD_NOPTS];
+	struct http_guard *guard = NULL;
 	bool inited = false;
 	char msg[256];
 	int err = 0, ifindex;
@@ -255,6 +352,8 @@ int main(int argc, char **argv)
 	/* an offline mode, not an agent: see readmetrics.h */
 	if (argc > 1 && !strcmp(argv[1], "--read-metrics"))
 		return agent__read_metrics(argc - 2, argv + 2);
+	if (argc > 1 && !strcmp(argv[1], "--derive-key"))
+		return ag_derive_key(argc - 2, argv + 2);
 	err = cliopt__parse(&ag_prog, argc, argv, &o);
 	if (err)
 		return err > 0 ? 0 : 2;
@@ -276,7 +375,19 @@ int main(int argc, char **argv)
 		}
 		ag_has_key = true;
 		aibl_replay__init(&ag_replay);
+		aibl_replay__init(&ag_req_replay);
 	}
+	for (int i = 0; i < o.ncontrollers; i++) {
+		if (http_guard__add_prio(&gcfg, o.controllers[i])) {
+			pr_err("--controller %s: not an IPv4 or IPv6 address", o.controllers[i]);
+			return 2;
+		}
+	}
+	gcfg.max_conns = o.max_conns;
+	gcfg.max_per_src = o.max_per_src;
+	gcfg.reserve = o.reserve;
+	gcfg.request_ms = o.request_ms;
+	gcfg.completed = http_body__completed;
 	log_setup_libbpf(o.verbose);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
 		pr_err("libcurl initialisation failed\n");
@@ -319,12 +430,19 @@ int main(int argc, char **argv)
 		err = 1;
 		goto out;
 	}
+	err = http_guard__new(&gcfg, &guard);
+	if (err) {
+		pr_err("connection guard: %s\n", strerror(-err));
+		err = 1;
+		goto out;
+	}
+	http_guard__options(guard, gopts);
 	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
 				 (o.listen.ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-			     0, NULL, NULL, ag_handler, NULL, MHD_OPTION_SOCK_ADDR, &o.listen.ss,
-			     MHD_OPTION_NOTIFY_COMPLETED, http_body__completed, NULL,
-			     MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)2,
-			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_END);
+			     0, http_guard__accept, guard, ag_handler, NULL, MHD_OPTION_ARRAY,
+			     gopts, MHD_OPTION_SOCK_ADDR, &o.listen.ss, MHD_OPTION_THREAD_POOL_SIZE,
+			     (unsigned int)2, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
+			     MHD_OPTION_END);
 	if (!d) {
 		pr_err("cannot listen on %s: %s\n", o.listen.spec, strerror(errno));
 		err = 1;
@@ -339,6 +457,7 @@ int main(int argc, char **argv)
 out:
 	if (d)
 		MHD_stop_daemon(d);
+	http_guard__free(guard);
 	if (inited)
 		agent__fini(&ag);
 	if (decap) {

@@ -24,12 +24,27 @@
 #include <openssl/crypto.h>
 #include "aibld.h"
 #include "httpbody.h"
+#include "httpguard.h"
 #include "listen.h"
 #include "log.h"
+#include "names.h"
 #include "status_json.h"
+
+/*
+ * Connection limits (httpguard.h): 64 from other hosts together, 8 from
+ * any one, and 16 more only for the local host (aiblctl, a local
+ * scraper), so a flood from the network leaves /v1/status answering
+ * locally. A request must be in and answered within 10 s, however slowly
+ * it trickles; 10 s idle closes a connection too.
+ */
+#define API_MAX_CONNS	64
+#define API_MAX_PER_SRC 8
+#define API_RESERVE	16
+#define API_REQUEST_MS	10000
 
 struct api {
 	struct MHD_Daemon *mhd;
+	struct http_guard *guard;
 	struct aibld *d;
 };
 
@@ -48,8 +63,11 @@ static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned int status,
 
 	json_decref(j);
 	if (!body) {
+		/* never drop the connection unanswered (jansson refuses text that is
+		 * not UTF-8; every caller checks its strings, this is the backstop) */
 		free(s);
-		return MHD_NO;
+		return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json",
+			     strdup("{\"error\":\"cannot encode the answer\"}\n"));
 	}
 	body[l] = '\n';
 	body[l + 1] = 0;
@@ -379,12 +397,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");
 		if (!token_ok(d, c)) {
 			__atomic_fetch_add(&d->st.auth_fail_api, 1, __ATOMIC_RELAXED);
+			/* the URL is the client's: log() escapes it */
 			pr_warn("API: %s %s refused: missing or wrong bearer token", method, url);
 			return reply_error(c, MHD_HTTP_UNAUTHORIZED,
 					   "missing or wrong bearer token");
 		}
 		memcpy(node, name, slash - name);
 		node[slash - name] = 0;
+		/* names are from a safe set (config.c); anything else is no node,
+		 * and is not echoed */
+		if (!aibl_name__valid(node, AIBL_NAME_LEN))
+			return reply_error(c, MHD_HTTP_NOT_FOUND,
+					   "no such node (names are " AIBL_NAME_CHARSET ")");
 		drain = !strcmp(slash, "/drain");
 		pthread_mutex_lock(&d->lock);
 		err = nodes__set_drain(d, node, drain);
@@ -411,22 +435,40 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 int api__start(struct aibld *d, struct api **out)
 {
+	struct http_guard_cfg gcfg = {
+	    .what = "API",
+	    .max_conns = API_MAX_CONNS,
+	    .max_per_src = API_MAX_PER_SRC,
+	    .reserve = API_RESERVE,
+	    .request_ms = API_REQUEST_MS,
+	};
+	struct MHD_OptionItem gopts[HTTP_GUARD_NOPTS];
 	struct sockaddr_storage ss;
 	struct api *a;
+	int err;
 
 	if (listen_addr__parse(d->cfg.status_listen, &ss, NULL, NULL, 0))
 		return -EINVAL;
+	http_guard__add_prio(&gcfg, "127.0.0.1");
+	http_guard__add_prio(&gcfg, "::1");
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
 	a->d = d;
-	a->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-				      (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-				  0, NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, &ss,
-				  MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_CONNECTION_LIMIT,
-				  64U, MHD_OPTION_END);
+	err = http_guard__new(&gcfg, &a->guard);
+	if (err) {
+		free(a);
+		return err;
+	}
+	http_guard__options(a->guard, gopts);
+	a->mhd = MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
+		(ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+	    0, http_guard__accept, a->guard, handle, a, MHD_OPTION_ARRAY, gopts,
+	    MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
 	if (!a->mhd) {
 		pr_err("cannot listen on %s (in use?)", d->cfg.status_listen);
+		http_guard__free(a->guard);
 		free(a);
 		return -EADDRINUSE;
 	}
@@ -440,5 +482,6 @@ void api__stop(struct api *a)
 	if (!a)
 		return;
 	MHD_stop_daemon(a->mhd);
+	http_guard__free(a->guard);
 	free(a);
 }

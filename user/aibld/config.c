@@ -27,6 +27,7 @@
 #include "addr.h"
 #include "config.h"
 #include "listen.h"
+#include "names.h"
 
 /* K_ENUM tables: indexed by value, NULL after the last (aibl.h's X-macros) */
 #define AIBL_X_NAME(n, v, s) [v] = s,
@@ -549,6 +550,62 @@ static int seq_items(struct pctx *c, yaml_node_t *v, const char *key, int max, s
 	return 0;
 }
 
+/* the line of key in mapping m, m's own when it is absent */
+static const yaml_node_t *key_node(struct pctx *c, const yaml_node_t *m, const char *key)
+{
+	if (m->type != YAML_MAPPING_NODE)
+		return m;
+	for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *kn = yaml_document_get_node(c->doc, p->key);
+
+		if (scalar(kn) && !strcmp(scalar(kn), key))
+			return kn;
+	}
+	return m;
+}
+
+static int check_name(struct pctx *c, const yaml_node_t *m, const char *what, const char *name)
+{
+	if (!name[0])
+		return fail(c, m, "%s name must not be empty", what);
+	if (!aibl_name__valid(name, AIBL_NAME_LEN))
+		return fail(c, key_node(c, m, "name"),
+			    "%s name '%s' has a character outside %s (names appear in URLs, "
+			    "logs and tables unquoted)",
+			    what, name, AIBL_NAME_CHARSET);
+	return 0;
+}
+
+/*
+ * An agent URL is http:// or https://, a host, an optional port and path;
+ * nothing libcurl would read as another protocol, a file, credentials or
+ * a query that /v1/report would be appended to. The poller also limits
+ * libcurl to HTTP(S) (CURLOPT_PROTOCOLS_STR).
+ */
+static const char *agent_url_problem(const char *u)
+{
+	const char *host, *end;
+
+	if (!strncasecmp(u, "http://", 7))
+		host = u + 7;
+	else if (!strncasecmp(u, "https://", 8))
+		host = u + 8;
+	else
+		return "must start with http:// or https://";
+	for (const char *p = u; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			return "has a space, control or non-ASCII character";
+	end = host + strcspn(host, "/");
+	if (end == host)
+		return "has no host";
+	if (memchr(host, '@', end - host))
+		return "must not carry credentials (user@)";
+	if (strpbrk(u, "?#"))
+		return "must not have a query or fragment ('?', '#')";
+	return NULL;
+}
+
 static int sec_nodes(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
 {
 	struct config *cfg = obj;
@@ -570,8 +627,16 @@ static int sec_nodes(struct pctx *c, const struct kspec *k, yaml_node_t *v, void
 		err = walk_map(c, m, k->sub, n, what);
 		if (err)
 			return err;
-		if (!n->name[0])
-			return fail(c, m, "node name must not be empty");
+		err = check_name(c, m, "node", n->name);
+		if (err)
+			return err;
+		if (n->agent[0]) {
+			const char *why = agent_url_problem(n->agent);
+
+			if (why)
+				return fail(c, key_node(c, m, "agent"),
+					    "node '%s': agent URL '%s' %s", n->name, n->agent, why);
+		}
 		for (int j = 0; j < i; j++)
 			if (!strcmp(cfg->nodes[j].name, n->name))
 				return fail(c, m, "duplicate node name '%s'", n->name);
@@ -603,8 +668,9 @@ static int sec_services(struct pctx *c, const struct kspec *k, yaml_node_t *v, v
 		err = walk_map(c, m, k->sub, s, what);
 		if (err)
 			return err;
-		if (!s->name[0])
-			return fail(c, m, "service name must not be empty");
+		err = check_name(c, m, "service", s->name);
+		if (err)
+			return err;
 		for (int j = 0; j < i; j++) {
 			struct cfg_service *o = &cfg->services[j];
 

@@ -3,8 +3,10 @@
  * One poll round: every node at once through one libcurl multi handle,
  * each transfer bounded by poll_timeout_ms. Nodes with an agent get
  * GET <agent>/v1/report with a fresh X-Aibl-Nonce; the answer must be a
- * schema-1 report (agent_report__parse) for this node, signed with that
- * nonce when agent_key_file is set. Nodes without an agent get a TCP
+ * schema-1 report (agent_report__parse) for this node. With
+ * agent_key_file, the request is signed with the node's key (derived from
+ * the file's master key and the node's name, auth.h) and the report must
+ * be signed with that key for that nonce. Nodes without an agent get a TCP
  * connect (CURLOPT_CONNECT_ONLY) to health_port, or the port of the first
  * service that lists them. Nodes with an agent get that TCP check too
  * while their agent is failing (nodes__want_backend_check): it tells an
@@ -21,6 +23,7 @@
 #include <strings.h>
 #include <time.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include "aibld.h"
 #include "httpbody.h"
 #include "log.h"
@@ -34,6 +37,7 @@ struct job {
 	CURLcode rc;
 	char url[CFG_URL_LEN + 32];
 	char nonce[AIBL_AUTH_NONCE_MAX];
+	struct aibl_key key; /* the node's, derived from agent_key_file */
 	struct curl_slist *hdrs;
 	struct http_body body;
 	char sig[AIBL_AUTH_HDR_MAX];
@@ -117,6 +121,22 @@ static int job_setup(struct aibld *d, struct job *j)
 		j->hdrs = curl_slist_append(NULL, hdr);
 		if (!j->hdrs)
 			return -ENOMEM;
+		if (d->have_key) {
+			/* the node's own key: it signs no other node's report, and
+			 * the agent answers only a request signed with it */
+			char sig[AIBL_AUTH_HDR_MAX], line[AIBL_AUTH_HDR_MAX + 32];
+			struct curl_slist *l;
+
+			if (aibl_key__derive(&d->key, j->n->name, &j->key) ||
+			    aibl_auth__sign_req(&j->key, (__u64)time(NULL), j->nonce,
+						AIBL_AUTH_REQ_REPORT, sig, sizeof(sig)))
+				return -EIO;
+			snprintf(line, sizeof(line), "%s: %s", AIBL_AUTH_HEADER, sig);
+			l = curl_slist_append(j->hdrs, line);
+			if (!l)
+				return -ENOMEM;
+			j->hdrs = l;
+		}
 		curl_easy_setopt(j->h, CURLOPT_HTTPHEADER, j->hdrs);
 		curl_easy_setopt(j->h, CURLOPT_WRITEFUNCTION, on_body);
 		curl_easy_setopt(j->h, CURLOPT_WRITEDATA, j);
@@ -134,6 +154,10 @@ static int job_setup(struct aibld *d, struct job *j)
 		curl_easy_setopt(j->h, CURLOPT_CONNECT_ONLY, 1L);
 	}
 	curl_easy_setopt(j->h, CURLOPT_URL, j->url);
+	/* the config takes only http(s) agent URLs; libcurl is held to that too,
+	 * so no URL can make it open a file or speak another protocol */
+	curl_easy_setopt(j->h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(j->h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(j->h, CURLOPT_PROXY, ""); /* never an environment proxy */
 	curl_easy_setopt(j->h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(j->h, CURLOPT_TIMEOUT_MS, to);
@@ -176,13 +200,24 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 		return;
 	}
 	curl_easy_getinfo(j->h, CURLINFO_RESPONSE_CODE, &status);
+	if (status == 401 && d->have_key) {
+		/* the agent has another key than this node's (or none of ours) */
+		__atomic_fetch_add(&d->st.auth_fail_agent, 1, __ATOMIC_RELAXED);
+		if (!n->fails)
+			pr_warn("node '%s': the agent refused our signed request: its --key is "
+				"not this node's key (aibl-agent --derive-key)",
+				n->name);
+		nodes__poll_fail(d, n, NODE_FAIL_AUTH,
+				 "agent refused the signed request (HTTP 401): wrong node key");
+		return;
+	}
 	if (status != 200) {
 		nodes__poll_fail(d, n, NODE_FAIL_HTTP, "agent answered HTTP %ld", status);
 		return;
 	}
 	if (d->have_key) {
 		e = j->sig[0]
-			? aibl_auth__verify(&d->key, j->sig, j->nonce, http_body__str(&j->body),
+			? aibl_auth__verify(&j->key, j->sig, j->nonce, http_body__str(&j->body),
 					    j->body.len, (__u64)time(NULL), AIBL_AUTH_WINDOW_S)
 			: -ENOKEY;
 		if (e) {
@@ -298,6 +333,7 @@ out:
 			curl_multi_remove_handle(multi, jobs[i].h);
 		curl_easy_cleanup(jobs[i].h);
 		curl_slist_free_all(jobs[i].hdrs);
+		OPENSSL_cleanse(&jobs[i].key, sizeof(jobs[i].key));
 		http_body__free(&jobs[i].body);
 	}
 	free(jobs);

@@ -7,10 +7,12 @@
  *   header:  X-Aibl-Signature: t=<unix seconds>,n=<nonce>,sig=<64 hex>
  *   MAC over: "aibl-v1\n" <t> "\n" <nonce> "\n" <body>
  *
- * The controller sends a fresh nonce with every GET /v1/report in the
- * X-Aibl-Nonce request header; the agent signs its response with it, so a
- * recorded report cannot be replayed. Requests without a nonce (POST
- * /v1/hints) are bounded by the timestamp window.
+ * The controller signs every GET /v1/report (with a fresh nonce, see
+ * aibl_auth__sign_req) with the node's own key (aibl_key__derive); the
+ * agent answers only such requests and signs its response with that
+ * nonce, so a recorded report cannot be replayed. Requests without a
+ * nonce (POST /v1/hints) are bounded by the timestamp window and the
+ * replay guard.
  */
 #ifndef AIBL_AUTH_H
 #define AIBL_AUTH_H
@@ -36,9 +38,43 @@ struct aibl_key {
  * Refuses group/world readable files. 0 or -errno; msg says why. */
 int aibl_key__load(const char *path, struct aibl_key *key, char *msg, size_t msglen);
 
+/*
+ * Per-node keys: HKDF-SHA256 of the master key (aibld's agent_key_file),
+ * salt "aibl-node-key-v1", info the node's name; 32 bytes written as 64
+ * hex characters, the text of the agent's --key file (aibl-agent
+ * --derive-key prints it). A node's key signs only that node's reports:
+ * a compromised node cannot forge another's, nor derive the master.
+ */
+int aibl_key__derive(const struct aibl_key *master, const char *node, struct aibl_key *out);
+
+/*
+ * Report requests are signed too, so only the key's holder can read a
+ * report and the agent signs no nonce an outsider chose. Same header
+ * format, MAC over "aibl-req-v1\n" t "\n" nonce "\n" what, what being
+ * AIBL_AUTH_REQ_REPORT; the nonce (not empty) is what the answer is
+ * signed for.
+ */
+#define AIBL_AUTH_REQ_REPORT "GET /v1/report"
+int aibl_auth__sign_req(const struct aibl_key *key, uint64_t t, const char *nonce, const char *what,
+			char *hdr, size_t hdrlen);
+
 /* Write the header value for body/nonce at time t into hdr. 0 or -errno. */
 int aibl_auth__sign(const struct aibl_key *key, uint64_t t, const char *nonce, const void *body,
 		    size_t len, char *hdr, size_t hdrlen);
+
+/* a header value, parsed */
+struct aibl_sig {
+	uint64_t t;
+	char nonce[AIBL_AUTH_NONCE_MAX + 1];
+	unsigned char mac[32];
+};
+
+/*
+ * Parse a header value in its one canonical spelling (what aibl_auth__sign
+ * writes: no sign, space or leading zero in t, lowercase hex, nothing
+ * after). 0 or -EBADMSG with *why (when not NULL) saying what is wrong.
+ */
+int aibl_auth__parse(const char *hdr, struct aibl_sig *s, const char **why);
 
 /*
  * Check a header value. expect_nonce NULL: any nonce accepted. 0 when valid;
@@ -47,6 +83,15 @@ int aibl_auth__sign(const struct aibl_key *key, uint64_t t, const char *nonce, c
  */
 int aibl_auth__verify(const struct aibl_key *key, const char *hdr, const char *expect_nonce,
 		      const void *body, size_t len, uint64_t now, unsigned int window_s);
+/* the same for a parsed header */
+int aibl_auth__verify_sig(const struct aibl_key *key, const struct aibl_sig *s,
+			  const char *expect_nonce, const void *body, size_t len, uint64_t now,
+			  unsigned int window_s);
+/* a parsed request signature; errors as aibl_auth__verify */
+int aibl_auth__verify_req_sig(const struct aibl_key *key, const struct aibl_sig *s,
+			      const char *what, uint64_t now, unsigned int window_s);
+/* a short reason for an error of the functions above */
+const char *aibl_auth__strerror(int err);
 
 /*
  * Replay guard for requests without a server-chosen nonce (POST /v1/hints):
@@ -60,7 +105,7 @@ int aibl_auth__verify(const struct aibl_key *key, const char *hdr, const char *e
 
 struct aibl_replay_ent {
 	uint64_t t; /* the signature's timestamp */
-	uint64_t h; /* hash of the whole header value */
+	uint64_t h; /* hash of its MAC (parsed: one per signature, whatever the spelling) */
 };
 
 struct aibl_replay {
@@ -70,9 +115,11 @@ struct aibl_replay {
 };
 
 void aibl_replay__init(struct aibl_replay *r);
-/* After aibl_auth__verify() accepted hdr: true when hdr was accepted
- * before within the window (a replay), else records it and returns false. */
-bool aibl_replay__seen(struct aibl_replay *r, const char *hdr, uint64_t now, unsigned int window_s);
+/* After aibl_auth__verify_sig() accepted s: true when the same signature
+ * was accepted before within the window (a replay), else records it and
+ * returns false. */
+bool aibl_replay__seen(struct aibl_replay *r, const struct aibl_sig *s, uint64_t now,
+		       unsigned int window_s);
 
 /* Fill buf with a random hex nonce of 32 characters. */
 int aibl_auth__nonce(char *buf, size_t buflen);

@@ -21,7 +21,7 @@ static int libbpf_print_fn(enum libbpf_print_level level, const char *fmt, va_li
 		return 0;
 	if (level == LIBBPF_INFO && !libbpf_verbose)
 		return 0;
-	log_vmsg(level == LIBBPF_WARN ? LOG_LVL_WARN : LOG_LVL_DEBUG, fmt, ap);
+	log_vmsg_multiline(level == LIBBPF_WARN ? LOG_LVL_WARN : LOG_LVL_DEBUG, fmt, ap);
 	return 0;
 }
 

@@ -89,10 +89,26 @@ static int ar_str(struct ar_ctx *c, json_t *obj, const char *path, const char *k
  * null for "unknown", which reads as unknown_val (only where the field has
  * one: allow_null).
  */
+/*
+ * A number as the peer wrote it, near enough: the shortest %g that reads
+ * back as the same double. Plain %g rounds to 6 digits, so 1.0000001 out
+ * of [0, 1] would be reported as "1 out of range [0, 1]".
+ */
+static const char *ar_numstr(double d, char *buf, size_t len)
+{
+	for (int prec = 6; prec <= 17; prec++) {
+		snprintf(buf, len, "%.*g", prec, d);
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	return buf;
+}
+
 static int ar_num(struct ar_ctx *c, json_t *obj, const char *path, const char *key, double *dst,
 		  double lo, double hi, bool allow_null, double unknown_val)
 {
 	json_t *v = json_object_get(obj, key);
+	char nb[32];
 	double d;
 
 	if (!v)
@@ -110,7 +126,8 @@ static int ar_num(struct ar_ctx *c, json_t *obj, const char *path, const char *k
 		return 0;
 	}
 	if (!(d >= lo && d <= hi))
-		return ar_fail(c, -EINVAL, "%s.%s: %g out of range [%g, %g]", path, key, d, lo, hi);
+		return ar_fail(c, -EINVAL, "%s.%s: %s out of range [%g, %g]", path, key,
+			       ar_numstr(d, nb, sizeof(nb)), lo, hi);
 	*dst = d;
 	return 0;
 }
@@ -171,6 +188,7 @@ static int ar_gnum(struct ar_ctx *c, json_t *obj, const char *path, const char *
 		   double lo, double hi)
 {
 	json_t *v = json_object_get(obj, key);
+	char nb[32];
 	double d;
 
 	*dst = NAN;
@@ -180,7 +198,8 @@ static int ar_gnum(struct ar_ctx *c, json_t *obj, const char *path, const char *
 		return ar_fail(c, -EINVAL, "%s.%s: expected a number or null", path, key);
 	d = json_number_value(v);
 	if (!(d >= lo && d <= hi))
-		return ar_fail(c, -EINVAL, "%s.%s: %g out of range [%g, %g]", path, key, d, lo, hi);
+		return ar_fail(c, -EINVAL, "%s.%s: %s out of range [%g, %g]", path, key,
+			       ar_numstr(d, nb, sizeof(nb)), lo, hi);
 	*dst = d;
 	return 0;
 }
@@ -211,9 +230,14 @@ static int ar_parse_gpu(struct ar_ctx *c, json_t *o, const char *p, struct ar_gp
 	g->index = idx;
 	g->mig = m && !json_is_null(m);
 	g->mig_index = mig;
-	if (g->mem_used_bytes > g->mem_total_bytes) /* false when either is unknown */
-		return ar_fail(c, -EINVAL, "%s: mem_used_bytes %g exceeds mem_total_bytes %g", p,
-			       g->mem_used_bytes, g->mem_total_bytes);
+	/* false when either is unknown */
+	if (g->mem_used_bytes > g->mem_total_bytes) {
+		char a[32], b[32];
+
+		return ar_fail(c, -EINVAL, "%s: mem_used_bytes %s exceeds mem_total_bytes %s", p,
+			       ar_numstr(g->mem_used_bytes, a, sizeof(a)),
+			       ar_numstr(g->mem_total_bytes, b, sizeof(b)));
+	}
 	return 0;
 }
 
