@@ -48,6 +48,7 @@ lab__ecmp_bird_rt() {
 		}
 		template bgp bal {
 		  local $LAB_RT_IP4 as 65000; bfd on; hold time 3; keepalive time 1; connect retry time 1;
+		  error wait time 1, 5;
 		  ipv4 { import all; export none; };
 		}
 	EOF
@@ -68,7 +69,7 @@ lab__ecmp_bird_bal() {
 		include "$LAB_DIR/b$i-vips.conf";
 		protocol bgp uplink {
 		  local $(lab__bal_ip4 "$i") as 65001; neighbor $LAB_RT_IP4 as 65000;
-		  bfd on; hold time 3; keepalive time 1; connect retry time 1;
+		  bfd on; hold time 3; keepalive time 1; connect retry time 1; error wait time 1, 5;
 		  ipv4 { import none; export where source = RTS_STATIC; };
 		  ipv6 { import none; export none; };
 		}

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <curl/curl.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -67,6 +68,7 @@ struct cluster {
 	char *status_sent;
 	__u64 status_ms;
 	__u64 plans_written, plans_applied;
+	__u64 applied_at_ms; /* wall clock, when the plan in force was applied */
 };
 
 static __u64 ms_now(void)
@@ -381,9 +383,16 @@ static size_t peer_body(char *ptr, size_t size, size_t nmemb, void *ud)
 	return http_body__feed(ud, ptr, n, 1 << 20) ? 0 : n;
 }
 
-/* GET URL/v1/cluster: does that balancer reach etcd? */
-static bool peer_reaches_etcd(struct aibld *d, const char *url)
+/*
+ * GET URL/v1/cluster: did that balancer reach etcd after we lost it? A
+ * peer that merely has not noticed yet (etcd down for all) reached it no
+ * later than a poll round after our last success; one that is well past
+ * that reaches etcd while we do not: we are the one cut off.
+ */
+static bool peer_reaches_etcd(struct aibld *d, const char *url, __u64 lost_ms)
 {
+	__u64 margin = 2ULL * d->cfg.poll_interval_ms + d->cfg.poll_timeout_ms;
+	json_t *age;
 	struct http_body body = {};
 	char full[CFG_URL_LEN + 16];
 	CURL *h = curl_easy_init();
@@ -403,7 +412,9 @@ static bool peer_reaches_etcd(struct aibld *d, const char *url)
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	if (code == 200)
 		j = json_loads(http_body__str(&body), 0, NULL);
-	yes = json_is_true(json_object_get(j, "etcd_ok"));
+	age = json_object_get(j, "etcd_age_ms");
+	yes = json_is_true(json_object_get(j, "etcd_ok")) && json_is_integer(age) &&
+	      json_integer_value(age) >= 0 && (__u64)json_integer_value(age) + margin < lost_ms;
 	json_decref(j);
 	http_body__free(&body);
 	curl_easy_cleanup(h);
@@ -411,7 +422,7 @@ static bool peer_reaches_etcd(struct aibld *d, const char *url)
 }
 
 /* the peers' API URLs from the last read, then asked without the lock */
-static bool partitioned(struct aibld *d)
+static bool partitioned(struct aibld *d, __u64 lost_ms)
 {
 	struct cluster *cl = d->cl;
 	char(*urls)[CFG_URL_LEN];
@@ -432,7 +443,7 @@ static bool partitioned(struct aibld *d)
 			snprintf(urls[n++], CFG_URL_LEN, "%s", u);
 	}
 	for (int k = 0; k < n && !yes; k++)
-		yes = peer_reaches_etcd(d, urls[k]);
+		yes = peer_reaches_etcd(d, urls[k], lost_ms);
 	free(urls);
 	return yes;
 }
@@ -514,7 +525,7 @@ void cluster__tick(struct aibld *d)
 	if (!err)
 		cl->etcd_ok_ms = now;
 	else
-		cut_off = partitioned(d);
+		cut_off = partitioned(d, cl->etcd_ok_ms ? now - cl->etcd_ok_ms : 0);
 
 	pthread_mutex_lock(&d->lock);
 	if (have_next && next.version != cl->plan.version) {
@@ -528,6 +539,12 @@ void cluster__tick(struct aibld *d)
 			pr_warn("cluster: applying plan %llu: %s",
 				(unsigned long long)cl->plan.version, strerror(-err));
 		cl->plans_applied++;
+		{
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			cl->applied_at_ms = ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+		}
 		pr_info("cluster: applied plan %llu from %s", (unsigned long long)cl->plan.version,
 			cl->plan.planner);
 	}
@@ -620,6 +637,7 @@ json_t *cluster__json(struct aibld *d)
 	json_object_set_new(j, "plan_planner", json_string(cl->plan.planner));
 	json_object_set_new(j, "plans_written", json_integer(cl->plans_written));
 	json_object_set_new(j, "plans_applied", json_integer(cl->plans_applied));
+	json_object_set_new(j, "applied_at_ms", json_integer(cl->applied_at_ms));
 	json_object_set_new(
 	    j, "etcd_age_ms",
 	    json_integer(cl->etcd_ok_ms ? (json_int_t)(ms_now() - cl->etcd_ok_ms) : -1));
