@@ -98,7 +98,8 @@ if lab_wait 15 newer && lab_wait 5 settled; then
 	at=$(for i in 1 2 3; do bal "$i" applied_at_ms; done | sort -n)
 	spread_ms=$(($(tail -1 <<<"$at") - $(head -1 <<<"$at")))
 	echo "# plan $v -> $v2: applied on all 3 within $spread_ms ms of the first (poll $POLL_MS ms)"
-	if [ "$spread_ms" -le "$POLL_MS" ]; then t_pass plan_applied_fast; else
+	# one poll interval, plus the loop's own work (a recompute, etcd calls)
+	if [ "$spread_ms" -le $((POLL_MS + 50)) ]; then t_pass plan_applied_fast; else
 		t_fail plan_applied_fast "spread $spread_ms ms > one poll interval"
 	fi
 else
