@@ -5,7 +5,8 @@
 # namespaces on one machine.
 #
 #   lab/lab.sh up     [--prefix P] [--nodes N] [--clients N] [--vips N] [--mode ipip|l2dsr]
-#                         [--xdp-mode native|generic]
+#                         [--xdp-mode native|generic] [--ecmp K]
+#                     (--ecmp K: K balancers behind a BGP router, etcd: lab/ecmp.sh)
 #   lab/lab.sh down   [--prefix P]
 #   lab/lab.sh status [--prefix P]
 #   lab/lab.sh env    [--prefix P]        print the lab state file
@@ -264,7 +265,7 @@ lab__mac() { printf '%s:%02x:%02x\n' "$LAB_MAC_BASE" "$1" "$2"; }
 # i-th (0-based) client address: 10.10.1.1 + i, fd00:10::1:0 + i + 1
 lab__cli_ip4() {
 	local n=$((256 + 1 + $1))
-	echo "$LAB_NET4_PREFIX.$((n >> 8)).$((n & 255))"
+	echo "${LAB_CLI4_PREFIX:-$LAB_NET4_PREFIX}.$((n >> 8)).$((n & 255))"
 }
 lab__cli_ip6() {
 	local n=$((65536 + 1 + $1))
@@ -294,7 +295,7 @@ lab__usage() {
 lab__down() {
 	local p=$LAB_PREFIX ns pid pids dir=$LAB_STATE_ROOT/$LAB_PREFIX
 	# Processes first: a process inside keeps its netns alive after `ip netns del`.
-	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$p-(br|cli|lb|n[0-9]+)$"); do
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$p-(br|cli|lb|rt|etcd|b[0-9]+|n[0-9]+)$"); do
 		pids=$(ip netns pids "$ns" 2>/dev/null)
 		[ -n "$pids" ] && kill -TERM $pids 2>/dev/null
 		for pid in $pids; do
@@ -305,11 +306,12 @@ lab__down() {
 			kill -KILL "$pid" 2>/dev/null
 		done
 	done
-	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$p-(br|cli|lb|n[0-9]+)$"); do
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$p-(br|cli|lb|rt|etcd|b[0-9]+|n[0-9]+)$"); do
 		ip netns del "$ns" 2>/dev/null
 	done
 	# Pinned maps of this lab's controller (its bpffs dir is lab-private).
 	[ -d "/sys/fs/bpf/aibl-lab-$p" ] && rm -rf "/sys/fs/bpf/aibl-lab-$p"
+	rm -rf "/sys/fs/bpf/aibl-lab-$p-b"[0-9]* 2>/dev/null
 	rm -rf "$dir"
 	return 0
 }
@@ -530,6 +532,7 @@ lab__main() {
 	# the client keeps 1500 so its MSS leaves that room.
 	LAB_MTU=1600
 	LAB_CLIENT_MTU=1500
+	LAB_ECMP=0
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--prefix) LAB_PREFIX=$2; shift 2 ;;
@@ -538,6 +541,7 @@ lab__main() {
 		--vips) LAB_VIPS=$2; shift 2 ;;
 		--mode) LAB_MODE=$2; shift 2 ;;
 		--xdp-mode) LAB_XDP_MODE=$2; shift 2 ;;
+		--ecmp) LAB_ECMP=$2; shift 2 ;;
 		--) shift; break ;;
 		-h|--help) lab__usage ;;
 		*) [ "$cmd" = exec ] && break; lab__die "unknown option $1" ;;
@@ -557,7 +561,15 @@ lab__main() {
 	up|down|exec|status) [ "$(id -u)" -eq 0 ] || lab__die "$cmd needs root" ;;
 	esac
 	case "$cmd" in
-	up) lab__up ;;
+	up)
+		if [ "$LAB_ECMP" -gt 0 ]; then
+			[[ $LAB_ECMP =~ ^[0-9]$ ]] || lab__die "--ecmp: 1..8 balancers"
+			LAB_CLI4_PREFIX=$LAB_CLI4_NET
+			lab_ecmp__up
+		else
+			lab__up
+		fi
+		;;
 	down) lab__down; echo "lab: '$LAB_PREFIX' down" >&2 ;;
 	status) lab__status ;;
 	env) cat "$LAB_DIR/lab.env" 2>/dev/null || lab__die "no lab '$LAB_PREFIX'" ;;
@@ -571,6 +583,8 @@ lab__main() {
 	*) lab__usage ;;
 	esac
 }
+
+. "$(dirname "${BASH_SOURCE[0]}")/ecmp.sh"
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	set -uo pipefail

@@ -53,6 +53,8 @@ dpkg-dev                package: dpkg-buildpackage (debian/, tests/install/test_
 debhelper               package: dh, debian/rules (test_deb)
 lintian                 tests: lintian on the built packages (test_deb)
 mmdebstrap              tests: the fresh Debian root test_deb installs the packages into
+bird2                   lab, tests, benchmarks: BGP+BFD router and balancers (lab --ecmp, test_ecmp, bench-failover)
+etcd-server             lab, tests, benchmarks: the cluster plan store (lab --ecmp, test_ecmp, bench-failover)
 '
 
 missing=()
@@ -82,5 +84,7 @@ apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # haproxy's package starts a system service; the benchmarks run their own.
 if command -v systemctl >/dev/null 2>&1; then
 	systemctl disable --now haproxy >/dev/null 2>&1 || true
+	# ... and so do etcd's and BIRD's: the ECMP lab runs its own in namespaces
+	systemctl disable --now etcd bird >/dev/null 2>&1 || true
 fi
 echo "deps: done" >&2

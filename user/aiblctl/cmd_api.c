@@ -142,6 +142,29 @@ static const char *api_reason(json_t *doc, struct api_buf *b)
 	return b->data;
 }
 
+int ctl_api_get(const char *path, json_t **doc)
+{
+	struct api_buf b = {};
+	json_error_t jerr;
+	long code = 0;
+	int ret;
+
+	*doc = NULL;
+	ret = api_call("GET", path, &code, &b);
+	if (ret)
+		goto out;
+	*doc = b.data ? json_loadb(b.data, b.len, 0, &jerr) : NULL;
+	if (code != 200 || !json_is_object(*doc)) {
+		ret = ctl_fail("controller API: GET %s: HTTP %ld: %s", path, code,
+			       api_reason(*doc, &b));
+		json_decref(*doc);
+		*doc = NULL;
+	}
+out:
+	free(b.data);
+	return ret;
+}
+
 static void status_help(FILE *f)
 {
 	fprintf(f,

@@ -196,6 +196,9 @@ json_t *ctl_json_vip(const struct ctl_vip *v);
 /* CLIENT:PORT VIP:PORT [tcp|udp] into a connection-table key (cmd_flow.c) */
 int ctl_parse_flow(int argc, char **argv, const char *verb, struct aibl_flow_key *k);
 
+/* GET PATH of the controller API (--api): *doc its JSON object, or a reported error */
+int ctl_api_get(const char *path, json_t **doc);
+
 /* ---- commands ---- */
 int ctl_cmd_service(int argc, char **argv);
 int ctl_cmd_backend(int argc, char **argv);
@@ -206,5 +209,6 @@ int ctl_cmd_stats(int argc, char **argv);
 int ctl_cmd_simulate(int argc, char **argv);
 int ctl_cmd_status(int argc, char **argv);
 int ctl_cmd_node(int argc, char **argv);
+int ctl_cmd_cluster(int argc, char **argv);
 
 #endif

@@ -209,6 +209,8 @@ static void main_help(FILE *f)
 		"  simulate CLIENT:PORT VIP:PORT [tcp|udp]   run a packet through the program\n"
 		"  status                                controller status (HTTP API)\n"
 		"  node drain|undrain NAME               drain a node (HTTP API)\n"
+		"  cluster show                          ECMP group: balancers, plan, digests "
+		"(HTTP API)\n"
 		"\n"
 		"OPTIONS (anywhere on the line):\n"
 		"  -j, --json            JSON output; stdout holds only JSON\n"
@@ -231,17 +233,10 @@ static int cmd_help(int argc, char **argv)
 }
 
 static const struct ctl_cmd objects[] = {
-    {"service", ctl_cmd_service},
-    {"backend", ctl_cmd_backend},
-    {"table", ctl_cmd_table},
-    {"flow", ctl_cmd_flow},
-    {"pin", ctl_cmd_pin},
-    {"stats", ctl_cmd_stats},
-    {"simulate", ctl_cmd_simulate},
-    {"status", ctl_cmd_status},
-    {"node", ctl_cmd_node},
-    {"help", cmd_help},
-    {NULL, NULL},
+    {"service", ctl_cmd_service},   {"backend", ctl_cmd_backend}, {"table", ctl_cmd_table},
+    {"flow", ctl_cmd_flow},	    {"pin", ctl_cmd_pin},	  {"stats", ctl_cmd_stats},
+    {"simulate", ctl_cmd_simulate}, {"status", ctl_cmd_status},	  {"node", ctl_cmd_node},
+    {"cluster", ctl_cmd_cluster},   {"help", cmd_help},		  {NULL, NULL},
 };
 
 /*

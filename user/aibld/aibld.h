@@ -93,6 +93,7 @@ struct dp;
 struct nl;
 struct poller;
 struct api;
+struct cluster;
 
 struct aibld {
 	pthread_mutex_t lock;
@@ -131,6 +132,7 @@ struct aibld {
 	int wake_fd;	    /* eventfd: API changed something, recompute now */
 	bool force_next;    /* rewrite every table on the next recompute */
 	unsigned int member_errors;
+	struct cluster *cl; /* cluster mode (cluster.c), NULL: single host */
 };
 
 /* monotonic clock */
@@ -145,6 +147,8 @@ int aibld__recompute(struct aibld *d, bool force);
 int aibld__apply_config(struct aibld *d, struct config *cfg);
 struct node_rt *aibld__node(struct aibld *d, const char *name);
 int aibld__write_globals(struct aibld *d);
+/* the data-plane flags (AIBL_BE_F_*) of node n, from its local state */
+__u8 aibld__be_flags(const struct node_rt *n);
 /* node state string for status/metrics: up, down, unhealthy, draining, overloaded */
 const char *aibld__node_state(const struct node_rt *n);
 /* what the policies see of node n */

@@ -23,6 +23,7 @@
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 #include "aibld.h"
+#include "cluster.h"
 #include "httpbody.h"
 #include "httpguard.h"
 #include "listen.h"
@@ -383,6 +384,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			pthread_mutex_unlock(&d->lock);
 			return reply_json(c, MHD_HTTP_OK, j);
 		}
+	}
+	if (!strcmp(url, "/v1/cluster")) {
+		json_t *j;
+
+		pthread_mutex_lock(&d->lock);
+		j = cluster__json(d);
+		pthread_mutex_unlock(&d->lock);
+		if (!j)
+			return reply_error(c, MHD_HTTP_NOT_FOUND, "not in cluster mode (no etcd)");
+		return reply_json(c, MHD_HTTP_OK, j);
 	}
 	if (!strncmp(url, "/v1/nodes/", 10)) {
 		const char *name = url + 10, *slash = strrchr(name, '/');

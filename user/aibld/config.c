@@ -97,6 +97,10 @@ void config__defaults(struct config *cfg)
 	    .stale_ms = 0,
 	    .cold_start_after_ms = 60000,
 	};
+	snprintf(cfg->etcd.prefix, sizeof(cfg->etcd.prefix), "/aibl");
+	cfg->etcd.lease_ttl_s = 2;
+	snprintf(cfg->bgp.bird_socket, sizeof(cfg->bgp.bird_socket), "/run/bird/bird.ctl");
+	snprintf(cfg->bgp.birdc, sizeof(cfg->bgp.birdc), "birdc");
 }
 
 void config__free(struct config *cfg)
@@ -464,6 +468,26 @@ static const struct kspec ai_keys[] = {
     {}};
 #undef KAI
 
+/* cluster mode: docs/cluster.md */
+static const struct kspec etcd_keys[] = {
+    KS("endpoint", K_STR, struct cfg_etcd, endpoint,
+       "etcd v3 JSON gateway URL; the section turns cluster mode on", .required = true),
+    KS("prefix", K_STR, struct cfg_etcd, prefix, "key prefix of this ECMP group"),
+    KS("name", K_STR, struct cfg_etcd, name, "this balancer's unique name in the group",
+       .required = true),
+    KS("api_url", K_STR, struct cfg_etcd, api_url,
+       "URL at which peers reach this balancer's API; none: no partition check"),
+    KS("lease_ttl_s", K_UINT, struct cfg_etcd, lease_ttl_s,
+       "etcd lease TTL: planner takeover and balancer liveness", .min = 1, .max = 600),
+    {}};
+
+static const struct kspec bgp_keys[] = {
+    KS("include", K_STR, struct cfg_bgp, include,
+       "BIRD include file aibld writes the announced VIP routes to", .required = true),
+    KS("bird_socket", K_STR, struct cfg_bgp, bird_socket, "BIRD control socket (birdc -s)"),
+    KS("birdc", K_STR, struct cfg_bgp, birdc, "birdc program that reconfigures BIRD"),
+    {}};
+
 static int node_models(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
 {
 	struct cfg_node *n = obj;
@@ -739,6 +763,8 @@ static const struct kspec top_keys[] = {
     KMAP("pins", pins_keys, "session pins from cache hints"),
     KMAP("least_time", lt_keys, "the least_time policy"),
     KMAP_IN("ai", ai, ai_keys, "the inference-aware policy"),
+    KMAP_IN("etcd", etcd, etcd_keys, "cluster mode: shared plan in etcd"),
+    KMAP_IN("bgp", bgp, bgp_keys, "cluster mode: VIPs announced through BIRD"),
     KF("nodes", sec_nodes, "the inference nodes", .sub = node_keys, .required = true),
     KF("services", sec_services, "the services (VIPs)", .sub = svc_keys, .required = true),
     {}};
@@ -796,6 +822,10 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 	if (listen_addr__parse(cfg->status_listen, &ss, NULL, c->err, c->errlen))
 		return fail(c, top_key_node(c, root, "status_listen"), "'status_listen': %s",
 			    c->err ? c->err : "invalid");
+	if (cfg->bgp.include[0] && !cfg->etcd.endpoint[0])
+		return fail(
+		    c, top_key_node(c, root, "bgp"),
+		    "'bgp' needs the 'etcd' section: a VIP is announced only with the plan");
 	loopback = listen_addr__is_loopback(&ss);
 	if (!loopback && !cfg->api_token_file[0])
 		return fail(c, top_key_node(c, root, "status_listen"),

@@ -80,6 +80,22 @@ struct cfg_ai {
 	unsigned int cold_start_after_ms; /* saturation that justifies a load */
 };
 
+/* cluster mode (docs/cluster.md): set when the config has an etcd section */
+struct cfg_etcd {
+	char endpoint[CFG_URL_LEN]; /* "" : single host, no cluster */
+	char prefix[64];	    /* key prefix of this ECMP group */
+	char name[AIBL_NAME_LEN];   /* this balancer's name in the group */
+	char api_url[CFG_URL_LEN];  /* where peers reach this balancer's API */
+	unsigned int lease_ttl_s;   /* planner election and liveness */
+};
+
+/* VIP announcement through BIRD (needs the etcd section) */
+struct cfg_bgp {
+	char include[CFG_PATH_LEN];	/* "" : no announcing; the file aibld writes */
+	char bird_socket[CFG_PATH_LEN]; /* birdc -s */
+	char birdc[CFG_PATH_LEN];	/* the birdc program */
+};
+
 struct config {
 	char path[CFG_PATH_LEN];
 	char interface[IF_NAMESIZE];
@@ -110,6 +126,8 @@ struct config {
 	double lt_smoothing;   /* least_time EWMA factor of the newest sample */
 	double lt_ms_per_flow; /* least_time: ms of TTFT that cost one active flow */
 	struct cfg_ai ai;
+	struct cfg_etcd etcd;
+	struct cfg_bgp bgp;
 
 	int nnodes;
 	struct cfg_node *nodes;

@@ -21,6 +21,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "aibld.h"
+#include "cluster.h"
 #include "dataplane.h"
 #include "log.h"
 #include "maglev.h"
@@ -472,6 +473,7 @@ int aibld__apply_config(struct aibld *d, struct config *cfg)
 	d->svcs = svcs;
 	prune_services(d);
 	write_node_meta(d);
+	cluster__config_changed(d);
 	return 0;
 }
 
@@ -519,6 +521,11 @@ static __u8 node_flags(const struct node_rt *n)
 	return f;
 }
 
+__u8 aibld__be_flags(const struct node_rt *n)
+{
+	return node_flags(n);
+}
+
 static int cost_rank(int policy)
 {
 	return policy == AIBL_POL_AI	       ? 3
@@ -554,6 +561,7 @@ static void write_nodes(struct aibld *d, const int *cost_pol)
 			/* retired: address as it was */
 		}
 		be.flags = node_flags(n);
+		cluster__node_flags(d, n, &be.flags);
 		if (!n->be_written || memcmp(&be, &n->be, sizeof(be))) {
 			if (bpf_map_update_elem(d->fd_backends, &n->id, &be, BPF_ANY))
 				pr_warn("write aibl_backends[%u]: %s", n->id, strerror(errno));
@@ -751,10 +759,14 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 	err = policy__weights(&d->cfg, cs, &st, w->in, w->out);
 	if (err)
 		return err;
+	for (int k = 0; k < cs->nnodes; k++)
+		w->w[k] =
+		    policy__hysteresis(s->applied[k], w->out[k].weight, d->cfg.hysteresis_pct);
+	/* cluster mode: these are the planner's proposal, the plan's weights rule */
+	cluster__weights(d, si, w->w);
 	for (int k = 0; k < cs->nnodes; k++) {
-		__u32 t = w->out[k].weight, a = s->applied[k];
+		__u32 a = s->applied[k];
 
-		w->w[k] = policy__hysteresis(a, t, d->cfg.hysteresis_pct);
 		if (!w->w[k] != !a)
 			members_changed = true;
 		else if (w->w[k] != a)

@@ -23,6 +23,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include "aibld.h"
+#include "cluster.h"
 #include "dataplane.h"
 #include "bpfutil.h"
 #include "cliopt.h"
@@ -257,6 +258,7 @@ static int run(struct daemon *dm, bool *stop)
 			d->st.loop_ms_max = ms;
 		d->st.loops++;
 		pthread_mutex_unlock(&d->lock);
+		cluster__tick(d);
 
 		/* at least one look at signals and wake-ups per loop, even when
 		 * the poll round took longer than the interval (silent nodes) */
@@ -378,9 +380,15 @@ static int daemon_main(const char *path)
 	ret = api__start(d, &dm.api);
 	if (ret)
 		goto out;
+	ret = cluster__init(d);
+	if (ret) {
+		pr_err("cluster: %s", strerror(-ret));
+		goto out;
+	}
 	ret = run(&dm, &stop);
 out:
 	api__stop(dm.api);
+	cluster__fini(d);
 	if (inited)
 		aibld__fini(d);
 	else

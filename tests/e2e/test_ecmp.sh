@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# Many balancers behind ECMP (lab/lab.sh up --ecmp 3, docs/cluster.md): a
+# BIRD router spreads flows over three balancers that share one plan
+# through etcd. Cases, in order, on one lab:
+#   added               b3 joins two running balancers: applies the plan,
+#                       announces, the router uses it
+#   tables_identical    every balancer's digest equals the plan's
+#   spread              the router's multipath route has all three next hops
+#   plan_applied_fast   a node goes down: the new plan is applied by every
+#                       balancer within one poll interval of the first
+#   killed_conns_survive    kill -9 of b2's aibld and BIRD under long-lived
+#                       keep-alive connections through all balancers: the
+#                       router drops b2 and no connection breaks (counted)
+#   link_down_conns_survive b3's link down: BFD drops it, none breaks
+#   etcd_down           etcd killed: forwarding goes on, every balancer keeps
+#                       announcing at the same plan version, none is applied
+#   partition           b1 cut off from etcd while b3 reaches it: b1 fences
+#                       itself (withdraws) before any new plan, so two
+#                       announcing balancers never hold different versions
+#   planner_takeover    the planner's aibld and BIRD killed: another balancer
+#                       is planner within 2 lease TTLs (2 s) + 1 s
+. "$(dirname "$0")/e2e.sh"
+CASES=(added tables_identical spread plan_applied_fast killed_conns_survive
+	link_down_conns_survive etcd_down partition planner_takeover)
+e2e_need "${CASES[@]}"
+for b in bird birdc etcd; do
+	command -v $b >/dev/null || {
+		for c in "${CASES[@]}"; do t_skip "$c" "needs $b (scripts/deps.sh: bird2, etcd-server)"; done
+		exit 0
+	}
+done
+e2e_lab ec --ecmp 3 --nodes 3 --clients 64 || { t_fail lab "lab up failed"; t_done; }
+POLL_MS=200
+W=http://$LAB_VIP4:$LAB_SIM_PORT
+
+e2e_fail_bal() {
+	t_fail "$1" "$2"
+	for i in 1 2 3; do tail -n 6 "$LAB_DIR/aibld-b$i.log" 2>/dev/null | sed "s/^/    b$i: /"; done
+}
+
+# field F of balancer I's /v1/cluster ("" when it does not answer)
+bal() {
+	lab_bal_api "$1" /v1/cluster 2>/dev/null |
+		python3 -c "import json,sys; v=json.load(sys.stdin)['$2']; print(str(v).lower() if isinstance(v,bool) else v)" 2>/dev/null
+}
+nexthops_are() { [ "$(lab_rt_nexthops "$LAB_VIP4")" = "$1" ]; }
+ip_of() { echo "$LAB_NET4_PREFIX.0.$((1 + $1))"; }
+all_at() { # all_at VERSION I...: those balancers applied VERSION with the plan's digest
+	local v=$1 i
+	shift
+	for i in "$@"; do
+		[ "$(bal "$i" version)" = "$v" ] && [ "$(bal "$i" digest)" = "$(bal "$i" plan_digest)" ] || return 1
+	done
+}
+
+lab_start_etcd || { t_fail lab "etcd did not start"; t_done; }
+for h in rt b1 b2 b3; do lab_start_bird "$h" || { t_fail lab "BIRD on $h did not start"; t_done; }; done
+for i in 1 2 3; do lab_start_node "$i" --models m1:1000; done
+for i in 1 2 3; do
+	{
+		lab_ecmp_yaml "$i"
+		echo "services:"
+		# hash: a flow that moves to another balancer mid-connection takes
+		# the same table slot there (wrr walks the table: a new slot)
+		echo "  - {name: web, vip: $LAB_VIP4, port: $LAB_SIM_PORT, policy: hash, session_key: five_tuple}"
+		lab_yaml_nodes 100 200 300
+	} >"$E2E_TMP/b$i.yaml"
+done
+for i in 1 2; do lab_start_balancer "$i" "$E2E_TMP/b$i.yaml" || { e2e_fail_bal lab "b$i not up"; t_done; }; done
+lab_wait 20 nexthops_are "$(ip_of 1) $(ip_of 2)" || { e2e_fail_bal lab "router: $(lab_rt_nexthops "$LAB_VIP4")"; t_done; }
+
+# ---- a balancer added ----
+v=$(bal 1 version)
+lab_start_balancer 3 "$E2E_TMP/b3.yaml"
+if lab_wait 15 nexthops_are "$(ip_of 1) $(ip_of 2) $(ip_of 3)" && all_at "$v" 3; then t_pass added; else
+	e2e_fail_bal added "router: $(lab_rt_nexthops "$LAB_VIP4"), b3 at $(bal 3 version) (plan $v)"
+fi
+
+# ---- identical tables ----
+d1=$(bal 1 digest) d2=$(bal 2 digest) d3=$(bal 3 digest) pd=$(bal 1 plan_digest)
+if [ -n "$pd" ] && [ "$d1" = "$pd" ] && [ "$d2" = "$pd" ] && [ "$d3" = "$pd" ]; then
+	echo "# digests: b1 $d1 b2 $d2 b3 $d3 (plan $pd)"
+	t_pass tables_identical
+else
+	e2e_fail_bal tables_identical "digests b1 $d1 b2 $d2 b3 $d3, plan $pd"
+fi
+t_check spread nexthops_are "$(ip_of 1) $(ip_of 2) $(ip_of 3)"
+
+# ---- a plan change reaches every balancer within one poll interval ----
+v=$(bal 1 version)
+lab_stop agent-n3
+lab_stop sim-n3
+newer() { for i in 1 2 3; do [ "$(bal "$i" version)" -gt "$v" ] 2>/dev/null || return 1; done; }
+settled() { v2=$(bal 1 version) && all_at "$v2" 1 2 3; }
+if lab_wait 15 newer && lab_wait 5 settled; then
+	# when each balancer applied the version in force (wall clock, one host)
+	at=$(for i in 1 2 3; do bal "$i" applied_at_ms; done | sort -n)
+	spread_ms=$(($(tail -1 <<<"$at") - $(head -1 <<<"$at")))
+	echo "# plan $v -> $v2: applied on all 3 within $spread_ms ms of the first (poll $POLL_MS ms)"
+	# one poll interval, plus the loop's own work (a recompute, etcd calls)
+	if [ "$spread_ms" -le $((POLL_MS + 50)) ]; then t_pass plan_applied_fast; else
+		t_fail plan_applied_fast "spread $spread_ms ms > one poll interval"
+	fi
+else
+	e2e_fail_bal plan_applied_fast "versions b1 $(bal 1 version) b2 $(bal 2 version) b3 $(bal 3 version) (was $v)"
+fi
+v=$(bal 1 version)
+lab_start_node 3 --models m1:1000
+{ lab_wait 15 newer && lab_wait 5 settled; } || e2e_fail_bal plan_applied_fast "n3 back: no new plan after $v"
+
+# long-lived keep-alive connections from many client addresses: the router
+# hashes them over all announcing balancers
+conns_run() { # FILE SECONDS
+	lab_loadgen http --target "$W" --source "$LAB_CLIENT_ADDRS4" --keepalive --conns 48 --rate 240 \
+		--duration "$2" --timeout-ms 3000 --json --no-progress >"$1" 2>"$1.err"
+}
+conns_expect() { # CASE EXIT FILE
+	local got
+	got=$(e2e_json "$3" "(j['total']['failed'], j['total']['reconnects'], j['total']['ok'] > 500)" 2>&1)
+	echo "# $1: 48 connections, $(e2e_json "$3" "j['total']['ok']") requests, failed/reconnects: $got"
+	if [ "$2" -eq 0 ] && [ "$got" = "(0, 0, True)" ]; then t_pass "$1"; else
+		e2e_fail_bal "$1" "exit $2, (failed, reconnects, enough) = $got"
+	fi
+}
+
+# ---- kill -9 of one balancer (aibld and BIRD) ----
+conns_run "$E2E_TMP/kill.json" 7 &
+pid=$!
+sleep 2
+kill -9 "$(lab_pid aibld-b2)" "$(lab_pid bird-b2)"
+t0=$(date +%s%N)
+lab_wait 5 nexthops_are "$(ip_of 1) $(ip_of 3)" || t_fail killed_conns_survive "router still uses b2"
+echo "# router dropped b2 after $((($(date +%s%N) - t0) / 1000000)) ms"
+wait $pid
+conns_expect killed_conns_survive $? "$E2E_TMP/kill.json"
+rm -f "$LAB_DIR/aibld-b2.pid" "$LAB_DIR/bird-b2.pid"
+
+# ---- one balancer's link down (BFD) ----
+conns_run "$E2E_TMP/link.json" 6 &
+pid=$!
+sleep 2
+lab_run b3 ip link set eth0 down
+t0=$(date +%s%N)
+lab_wait 5 nexthops_are "$(ip_of 1)" || t_fail link_down_conns_survive "router still uses b3"
+echo "# router dropped b3 after $((($(date +%s%N) - t0) / 1000000)) ms"
+wait $pid
+conns_expect link_down_conns_survive $? "$E2E_TMP/link.json"
+lab_run b3 ip link set eth0 up
+lab_start_bird b2 && lab_start_balancer 2 "$E2E_TMP/b2.yaml"
+lab_wait 20 nexthops_are "$(ip_of 1) $(ip_of 2) $(ip_of 3)" ||
+	e2e_fail_bal link_down_conns_survive "b2, b3 not back: $(lab_rt_nexthops "$LAB_VIP4")"
+
+# ---- etcd down: forwarding goes on on the last plan ----
+v=$(bal 1 version)
+lab_stop etcd KILL
+lab_wait 5 test "$(bal 1 etcd_ok)" = false
+lab_loadgen http --target "$W" --source "$LAB_CLIENT_ADDRS4" --requests 200 --conns 8 --json \
+	--no-progress >"$E2E_TMP/etcd.json" 2>/dev/null
+lab_stop agent-n2 # a change no planner can publish now
+sleep 1
+if [ "$(e2e_json "$E2E_TMP/etcd.json" "j['total']['ok']")" = 200 ] &&
+	nexthops_are "$(ip_of 1) $(ip_of 2) $(ip_of 3)" && all_at "$v" 1 2 3; then
+	t_pass etcd_down
+else
+	e2e_fail_bal etcd_down "ok $(e2e_json "$E2E_TMP/etcd.json" "j['total']['ok']"), router" \
+		"$(lab_rt_nexthops "$LAB_VIP4"), versions $(bal 1 version) $(bal 2 version) $(bal 3 version) (was $v)"
+fi
+lab_start_agent 2
+lab_start_etcd
+lab_wait 15 test "$(bal 3 etcd_ok)" = true || e2e_fail_bal etcd_down "etcd not back"
+
+# ---- partition: b1 cut off from etcd, the others not ----
+lab_wait 10 all_at "$(bal 3 version)" 1 2 3
+v=$(bal 3 version)
+lab_run etcd ip route add prohibit "$(ip_of 1)/32"
+bad=""
+if lab_wait 10 nexthops_are "$(ip_of 2) $(ip_of 3)"; then
+	lab_stop agent-n1 # a plan change while b1 is cut off
+	since=""
+	end=$((SECONDS + 8))
+	while [ $SECONDS -lt $end ]; do
+		hops=$(lab_rt_nexthops "$LAB_VIP4")
+		vers=""
+		for i in 1 2 3; do
+			[[ " $hops " == *" $(ip_of $i) "* ]] && vers+="$(bal $i version) "
+		done
+		# a plan switch takes up to a poll interval everywhere: only a
+		# difference that outlives it is a balancer left behind
+		if [ "$(tr ' ' '\n' <<<"$vers" | sort -u | grep -c .)" -le 1 ]; then
+			since=""
+		elif [ -z "$since" ]; then
+			since=$(date +%s%N)
+		elif [ $(($(date +%s%N) - since)) -gt $(((POLL_MS + 400) * 1000000)) ]; then
+			bad="announcing at versions $vers for over a poll interval"
+		fi
+		all_at $((v + 1)) 2 3 && [ "$(bal 1 fenced)" = true ] && break
+		sleep 0.1
+	done
+	all_at $((v + 1)) 2 3 || bad+=" b2/b3 did not apply plan $((v + 1))"
+else
+	bad="b1 still announced: $(lab_rt_nexthops "$LAB_VIP4") (b1: $(bal 1 reason))"
+fi
+if [ -z "$bad" ]; then
+	echo "# partition: b1 fenced ($(bal 1 reason)) at plan $v; b2, b3 at $((v + 1))"
+	t_pass partition
+else
+	e2e_fail_bal partition "$bad"
+fi
+lab_run etcd ip route del prohibit "$(ip_of 1)/32"
+lab_start_agent 1
+
+# ---- the planner killed: another takes over within the lease TTL ----
+lab_wait 15 nexthops_are "$(ip_of 1) $(ip_of 2) $(ip_of 3)"
+p=$(bal 2 planner)
+pi=${p#b}
+if [ -n "$pi" ] && [ -n "$(lab_pid "aibld-b$pi")" ]; then
+	kill -9 "$(lab_pid "aibld-b$pi")" "$(lab_pid "bird-b$pi")"
+	t0=$(date +%s%N)
+	other=$((pi % 3 + 1))
+	newp() { local q; q=$(bal "$other" planner); [ -n "$q" ] && [ "$q" != "$p" ]; }
+	if lab_wait 6 newp; then
+		ms=$((($(date +%s%N) - t0) / 1000000))
+		echo "# planner $p killed: $(bal "$other" planner) took over after $ms ms (TTL 2000 ms)"
+		# measured 3-4.4 s with a 2 s TTL (docs/cluster.md: the goal is the
+		# TTL; where the rest goes is not known yet): bound 2 TTL + 1 s
+		if [ "$ms" -le $((2 * 2000 + 1000)) ]; then t_pass planner_takeover; else
+			t_fail planner_takeover "took $ms ms"
+		fi
+	else
+		e2e_fail_bal planner_takeover "no new planner (b$other sees '$(bal "$other" planner)')"
+	fi
+else
+	t_fail planner_takeover "no planner known ('$p')"
+fi
+t_done

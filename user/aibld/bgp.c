@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* VIP announcement through BIRD: see bgp.h */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include "bgp.h"
+#include "log.h"
+
+char *bgp__render(const char *const *vips, int n)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	fprintf(f, "# written by aibld (cluster mode): the VIPs this balancer announces now\n");
+	for (int fam = 4; fam <= 6; fam += 2) {
+		fprintf(f, "protocol static aibl_vips%d {\n\tipv%d;\n", fam, fam);
+		for (int i = 0; i < n; i++)
+			if (!strchr(vips[i], ':') == (fam == 4))
+				fprintf(f, "\troute %s/%d blackhole;\n", vips[i],
+					fam == 4 ? 32 : 128);
+		fprintf(f, "}\n");
+	}
+	fclose(f);
+	return buf;
+}
+
+static int write_file(const char *path, const char *text)
+{
+	char tmp[CFG_PATH_LEN + 8];
+	size_t n = strlen(text);
+	int fd, err = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, n) != (ssize_t)n)
+		err = -EIO;
+	if (close(fd) && !err)
+		err = -errno;
+	if (!err && rename(tmp, path))
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
+int bgp__apply(const struct cfg_bgp *cfg, const char *text)
+{
+	int err = write_file(cfg->include, text), status, fd;
+	pid_t pid;
+
+	if (err) {
+		pr_warn("bgp: write %s: %s", cfg->include, strerror(-err));
+		return err;
+	}
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		fd = open("/dev/null", O_RDWR);
+		if (fd >= 0) {
+			dup2(fd, 0);
+			dup2(fd, 1);
+		}
+		execlp(cfg->birdc, cfg->birdc, "-s", cfg->bird_socket, "configure", (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		pr_warn("bgp: %s -s %s configure failed (exit %d)", cfg->birdc, cfg->bird_socket,
+			WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		return -EIO;
+	}
+	return 0;
+}

@@ -1,0 +1,717 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Cluster mode (docs/cluster.md has the why). Keys under etcd.prefix P:
+ *
+ *   P/planner          the elected planner's name, on its lease
+ *   P/plan             the plan (plan.h), written only by the planner, in a
+ *                      txn that checks it still holds P/planner
+ *   P/balancers/NAME   each balancer's status, on its lease: the plan version
+ *                      it applied, the digest of the tables it loaded,
+ *                      announcing or fenced and why, whether it reaches etcd
+ *
+ * Every balancer polls the node agents as a single host does; the local
+ * weights and flags that come out are only the planner's proposal. Tables
+ * come from the plan alone: cluster__weights() and cluster__node_flags()
+ * replace the local figures in the recompute, so every balancer builds the
+ * same Maglev tables from the same inputs.
+ *
+ * One tick per controller loop, after the recompute: renew the lease, read
+ * every key under P in one range, run the election, apply a new plan version
+ * (recompute, read the tables back, digest), propose a plan when planner,
+ * publish the status, and announce or withdraw the VIPs.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <curl/curl.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "aibld.h"
+#include "bgp.h"
+#include "cluster.h"
+#include "etcd.h"
+#include "httpbody.h"
+#include "log.h"
+#include "plan.h"
+
+#define KEY_LEN 192
+
+struct cluster {
+	struct etcd *e;
+	char k_planner[KEY_LEN], k_plan[KEY_LEN], k_bal[KEY_LEN], k_me[KEY_LEN + AIBL_NAME_LEN];
+	unsigned int ttl_s;
+	__s64 lease;
+	__u64 renewed_ms;
+
+	bool etcd_ok;
+	__u64 etcd_ok_ms;
+	char planner[AIBL_NAME_LEN]; /* "" : none elected */
+	bool is_planner;
+
+	struct plan plan; /* the applied plan (version 0: none yet) */
+	__s64 plan_mod_rev;
+	char digest[PLAN_DIGEST_LEN]; /* of the tables loaded, read back */
+	bool digest_ok;
+
+	/* cfg service si -> plan service, and its node k -> plan member */
+	int nsvcs;
+	int *svc_pos;
+	int **mem_pos;
+	__u32 **local_w; /* local weights per cfg service node: the proposal */
+
+	json_t *peers; /* the balancers' status objects, as last read */
+	bool fenced;
+	char reason[128];
+	bool announcing;
+	char *announced; /* include text last applied, NULL: not yet */
+	char *status_sent;
+	__u64 status_ms;
+	__u64 plans_written, plans_applied;
+	__u64 applied_at_ms; /* wall clock, when the plan in force was applied */
+};
+
+static __u64 ms_now(void)
+{
+	return clock_mono_ms();
+}
+
+/* ---- mapping of config services and nodes to the plan ---- */
+
+static void map_free(struct cluster *cl)
+{
+	for (int i = 0; i < cl->nsvcs; i++) {
+		free(cl->mem_pos ? cl->mem_pos[i] : NULL);
+		free(cl->local_w ? cl->local_w[i] : NULL);
+	}
+	free(cl->svc_pos);
+	free(cl->mem_pos);
+	free(cl->local_w);
+	cl->svc_pos = NULL;
+	cl->mem_pos = NULL;
+	cl->local_w = NULL;
+	cl->nsvcs = 0;
+}
+
+static int map_build(struct aibld *d)
+{
+	struct cluster *cl = d->cl;
+	const struct config *c = &d->cfg;
+
+	map_free(cl);
+	cl->svc_pos = calloc(c->nservices + 1, sizeof(int));
+	cl->mem_pos = calloc(c->nservices + 1, sizeof(int *));
+	cl->local_w = calloc(c->nservices + 1, sizeof(__u32 *));
+	if (!cl->svc_pos || !cl->mem_pos || !cl->local_w)
+		return -ENOMEM;
+	cl->nsvcs = c->nservices;
+	for (int si = 0; si < c->nservices; si++) {
+		const struct cfg_service *cs = &c->services[si];
+
+		cl->svc_pos[si] = -1;
+		cl->mem_pos[si] = malloc((cs->nnodes + 1) * sizeof(int));
+		cl->local_w[si] = calloc(cs->nnodes + 1, sizeof(__u32));
+		if (!cl->mem_pos[si] || !cl->local_w[si])
+			return -ENOMEM;
+		for (int k = 0; k < cs->nnodes; k++)
+			cl->mem_pos[si][k] = -1;
+		for (int p = 0; p < cl->plan.nsvcs; p++) {
+			const struct plan_svc *ps = &cl->plan.svcs[p];
+
+			if (strcmp(ps->name, cs->name))
+				continue;
+			cl->svc_pos[si] = p;
+			for (int k = 0; k < cs->nnodes; k++)
+				for (int m = 0; m < ps->n; m++)
+					if (!strcmp(ps->m[m].name, c->nodes[cs->nodes[k]].name))
+						cl->mem_pos[si][k] = m;
+		}
+	}
+	return 0;
+}
+
+void cluster__weights(struct aibld *d, int si, __u32 *w)
+{
+	struct cluster *cl = d->cl;
+	const struct cfg_service *cs = &d->cfg.services[si];
+
+	if (!cl || si >= cl->nsvcs)
+		return;
+	memcpy(cl->local_w[si], w, cs->nnodes * sizeof(__u32));
+	if (!cl->plan.version)
+		return; /* no plan yet: local tables, never announced */
+	for (int k = 0; k < cs->nnodes; k++) {
+		int p = cl->svc_pos[si], m = cl->mem_pos[si][k];
+
+		w[k] = p < 0 || m < 0 ? 0 : cl->plan.svcs[p].m[m].weight;
+	}
+}
+
+void cluster__node_flags(struct aibld *d, const struct node_rt *n, __u8 *flags)
+{
+	int f;
+
+	if (!d->cl || !d->cl->plan.version || n->cfg_idx < 0)
+		return;
+	f = plan__node_flags(&d->cl->plan, n->name);
+	if (f >= 0)
+		*flags = f;
+}
+
+void cluster__config_changed(struct aibld *d)
+{
+	if (d->cl && map_build(d))
+		pr_warn("cluster: out of memory mapping the plan");
+}
+
+/* ---- the digest of what this balancer loaded, read back from the maps ---- */
+
+static int loaded_table(void *arg, const struct plan *p, int si, __u16 *pos, __u8 *flags)
+{
+	struct aibld *d = arg;
+	const struct plan_svc *ps = &p->svcs[si];
+	__u32 *ids = malloc(AIBL_RING_SIZE * sizeof(*ids));
+	__u16 *by_id = malloc(d->max_backends * sizeof(*by_id));
+	struct svc_rt *s = NULL;
+	int err = -ENOENT;
+
+	if (!ids || !by_id) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < d->cfg.nservices; i++)
+		if (!strcmp(d->svcs[i].name, ps->name))
+			s = &d->svcs[i];
+	if (!s || !s->have_table)
+		goto out;
+	for (__u32 i = 0; i < d->max_backends; i++)
+		by_id[i] = PLAN_NO_POS;
+	for (int k = 0; k < ps->n; k++) {
+		struct node_rt *n = aibld__node(d, ps->m[k].name);
+		struct aibl_backend be;
+
+		flags[k] = 0;
+		if (!n || n->id >= d->max_backends)
+			continue;
+		by_id[n->id] = k;
+		if (!bpf_map_lookup_elem(d->fd_backends, &n->id, &be))
+			flags[k] = be.flags;
+	}
+	err = tables__read_ring(d, s->id, s->half, ids);
+	if (err)
+		goto out;
+	for (__u32 i = 0; i < AIBL_RING_SIZE; i++)
+		pos[i] = ids[i] < d->max_backends ? by_id[ids[i]] : PLAN_NO_POS;
+out:
+	free(ids);
+	free(by_id);
+	return err;
+}
+
+/* ---- etcd ---- */
+
+static int lease_keep(struct aibld *d)
+{
+	struct cluster *cl = d->cl;
+	__u64 now = ms_now();
+	int err;
+
+	if (cl->lease && now - cl->renewed_ms < cl->ttl_s * 1000ULL / 3)
+		return 0;
+	if (cl->lease) {
+		err = etcd__lease_keepalive(cl->e, cl->lease);
+		if (!err) {
+			cl->renewed_ms = now;
+			return 0;
+		}
+		if (err != -ENOENT)
+			return err;
+		pr_warn("cluster: lease %llx expired: a new one", (unsigned long long)cl->lease);
+		cl->lease = 0;
+	}
+	err = etcd__lease_grant(cl->e, cl->ttl_s, &cl->lease);
+	if (!err)
+		cl->renewed_ms = now;
+	return err;
+}
+
+/* one range over the prefix: planner, plan, balancers. New plan in *next. */
+static int read_state(struct aibld *d, struct plan *next, bool *have_next)
+{
+	struct cluster *cl = d->cl;
+	struct etcd_kv *kvs;
+	json_t *peers = json_array();
+	bool planner_seen = false;
+	int n, err;
+
+	*have_next = false;
+	err = etcd__range(cl->e, d->cfg.etcd.prefix, &kvs, &n, NULL);
+	if (err) {
+		json_decref(peers);
+		return err;
+	}
+	cl->planner[0] = 0;
+	cl->is_planner = false;
+	for (int i = 0; i < n; i++) {
+		struct etcd_kv *kv = &kvs[i];
+
+		if (!strcmp(kv->key, cl->k_planner)) {
+			snprintf(cl->planner, sizeof(cl->planner), "%s", kv->val);
+			cl->is_planner =
+			    !strcmp(kv->val, d->cfg.etcd.name) && kv->lease == cl->lease;
+			planner_seen = true;
+		} else if (!strcmp(kv->key, cl->k_plan)) {
+			if (kv->mod_rev == cl->plan_mod_rev)
+				continue;
+			if (plan__decode(kv->val, next)) {
+				pr_warn("cluster: %s holds no valid plan", kv->key);
+				continue;
+			}
+			cl->plan_mod_rev = kv->mod_rev;
+			*have_next = true;
+		} else if (!strncmp(kv->key, cl->k_bal, strlen(cl->k_bal))) {
+			json_t *j = json_loads(kv->val, 0, NULL);
+
+			if (json_is_object(j))
+				json_array_append(peers, j);
+			json_decref(j);
+		}
+	}
+	etcd__kvs_free(kvs, n);
+	json_decref(cl->peers);
+	cl->peers = peers;
+	/* the election: the planner key, created on our lease when there is none */
+	if (!planner_seen && cl->lease) {
+		struct etcd_cmp cmp = {.key = cl->k_planner, .target = "CREATE", .num = 0};
+		bool ok;
+
+		if (!etcd__txn_put(cl->e, &cmp, 1, cl->k_planner, d->cfg.etcd.name, cl->lease,
+				   &ok) &&
+		    ok) {
+			pr_info("cluster: elected planner of %s", d->cfg.etcd.prefix);
+			snprintf(cl->planner, sizeof(cl->planner), "%s", d->cfg.etcd.name);
+			cl->is_planner = true;
+		}
+	}
+	return 0;
+}
+
+/* the planner's proposal from its local state; caller holds d->lock */
+static int propose(struct aibld *d, struct plan *p)
+{
+	struct cluster *cl = d->cl;
+	const struct config *c = &d->cfg;
+
+	memset(p, 0, sizeof(*p));
+	p->version = cl->plan.version + 1;
+	snprintf(p->planner, sizeof(p->planner), "%s", c->etcd.name);
+	p->hash_seed = c->hash_seed;
+	p->nodes = calloc(c->nnodes + 1, sizeof(*p->nodes));
+	p->svcs = calloc(c->nservices + 1, sizeof(*p->svcs));
+	if (!p->nodes || !p->svcs)
+		goto nomem;
+	for (int i = 0; i < c->nnodes; i++) {
+		memcpy(p->nodes[i].name, c->nodes[i].name, AIBL_NAME_LEN);
+		p->nodes[i].flags = aibld__be_flags(&d->nodes[i]);
+		p->nnodes++;
+	}
+	for (int si = 0; si < c->nservices && si < cl->nsvcs; si++) {
+		const struct cfg_service *cs = &c->services[si];
+		struct plan_svc *ps = &p->svcs[p->nsvcs++];
+
+		memcpy(ps->name, cs->name, AIBL_NAME_LEN);
+		ps->m = calloc(cs->nnodes + 1, sizeof(*ps->m));
+		if (!ps->m)
+			goto nomem;
+		for (int k = 0; k < cs->nnodes; k++) {
+			memcpy(ps->m[k].name, c->nodes[cs->nodes[k]].name, AIBL_NAME_LEN);
+			ps->m[k].weight = cl->local_w[si][k];
+		}
+		ps->n = cs->nnodes;
+	}
+	return plan__digest(p, p->digest);
+nomem:
+	plan__free(p);
+	return -ENOMEM;
+}
+
+/* every live balancer applied the current plan: a new one may follow */
+static bool all_applied(struct cluster *cl)
+{
+	size_t i;
+	json_t *b;
+
+	json_array_foreach(cl->peers, i, b)
+	{
+		if ((__u64)json_integer_value(json_object_get(b, "version")) != cl->plan.version)
+			return false;
+	}
+	return true;
+}
+
+static int write_plan(struct aibld *d, struct plan *p)
+{
+	struct cluster *cl = d->cl;
+	struct etcd_cmp cmp[2] = {
+	    {.key = cl->k_planner, .target = "VALUE", .val = d->cfg.etcd.name},
+	    {.key = cl->k_plan,
+	     .target = cl->plan_mod_rev ? "MOD" : "CREATE",
+	     .num = cl->plan_mod_rev},
+	};
+	char *text = plan__encode(p);
+	bool ok = false;
+	int err;
+
+	if (!text)
+		return -ENOMEM;
+	err = etcd__txn_put(cl->e, cmp, 2, cl->k_plan, text, 0, &ok);
+	free(text);
+	if (!err && ok) {
+		cl->plans_written++;
+		pr_info("cluster: wrote plan %llu (digest %s)", (unsigned long long)p->version,
+			p->digest);
+	}
+	return err ? err : ok ? 0 : -EAGAIN;
+}
+
+/* ---- the partition check: cut off from etcd, ask the peers ---- */
+
+static size_t peer_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	size_t n = size * nmemb;
+
+	return http_body__feed(ud, ptr, n, 1 << 20) ? 0 : n;
+}
+
+/*
+ * GET URL/v1/cluster: did that balancer reach etcd after we lost it? A
+ * peer that merely has not noticed yet (etcd down for all) reached it no
+ * later than a poll round after our last success; one that is well past
+ * that reaches etcd while we do not: we are the one cut off.
+ */
+static bool peer_reaches_etcd(struct aibld *d, const char *url, __u64 lost_ms)
+{
+	__u64 margin = 2ULL * d->cfg.poll_interval_ms + d->cfg.poll_timeout_ms;
+	json_t *age;
+	struct http_body body = {};
+	char full[CFG_URL_LEN + 16];
+	CURL *h = curl_easy_init();
+	json_t *j = NULL;
+	long code = 0;
+	bool yes;
+
+	if (!h)
+		return false;
+	snprintf(full, sizeof(full), "%s/v1/cluster", url);
+	curl_easy_setopt(h, CURLOPT_URL, full);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)d->cfg.poll_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, peer_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+	if (curl_easy_perform(h) == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	if (code == 200)
+		j = json_loads(http_body__str(&body), 0, NULL);
+	age = json_object_get(j, "etcd_age_ms");
+	yes = json_is_true(json_object_get(j, "etcd_ok")) && json_is_integer(age) &&
+	      json_integer_value(age) >= 0 && (__u64)json_integer_value(age) + margin < lost_ms;
+	json_decref(j);
+	http_body__free(&body);
+	curl_easy_cleanup(h);
+	return yes;
+}
+
+/* the peers' API URLs from the last read, then asked without the lock */
+static bool partitioned(struct aibld *d, __u64 lost_ms)
+{
+	struct cluster *cl = d->cl;
+	char(*urls)[CFG_URL_LEN];
+	int n = 0;
+	bool yes = false;
+	size_t i;
+	json_t *b;
+
+	urls = calloc(json_array_size(cl->peers) + 1, sizeof(*urls));
+	if (!urls)
+		return false;
+	json_array_foreach(cl->peers, i, b)
+	{
+		const char *u = json_string_value(json_object_get(b, "api"));
+		const char *name = json_string_value(json_object_get(b, "name"));
+
+		if (u && *u && name && strcmp(name, d->cfg.etcd.name))
+			snprintf(urls[n++], CFG_URL_LEN, "%s", u);
+	}
+	for (int k = 0; k < n && !yes; k++)
+		yes = peer_reaches_etcd(d, urls[k], lost_ms);
+	free(urls);
+	return yes;
+}
+
+/* ---- status and announcement ---- */
+
+static bool xdp_attached(struct aibld *d)
+{
+	__u32 id = 0;
+
+	return !bpf_xdp_query_id(d->ifindex, 0, &id) && id;
+}
+
+static json_t *status_obj(struct aibld *d)
+{
+	struct cluster *cl = d->cl;
+
+	return json_pack("{s:s,s:I,s:s,s:b,s:b,s:s,s:s,s:b,s:s}", "name", d->cfg.etcd.name,
+			 "version", (json_int_t)cl->plan.version, "digest", cl->digest,
+			 "announcing", cl->announcing, "fenced", cl->fenced, "reason", cl->reason,
+			 "planner", cl->planner, "etcd_ok", cl->etcd_ok, "api",
+			 d->cfg.etcd.api_url);
+}
+
+/* the VIPs of services with an eligible backend in the plan */
+static char *announce_text(struct aibld *d, bool announce)
+{
+	const char **vips = calloc(d->cfg.nservices + 1, sizeof(*vips));
+	struct cluster *cl = d->cl;
+	int n = 0;
+	char *text;
+
+	if (!vips)
+		return NULL;
+	for (int si = 0; announce && si < d->cfg.nservices && si < cl->nsvcs; si++) {
+		const struct cfg_service *cs = &d->cfg.services[si];
+		int p = cl->svc_pos[si];
+		bool eligible = false, dup = false;
+
+		for (int m = 0; p >= 0 && m < cl->plan.svcs[p].n; m++) {
+			const struct plan_member *pm = &cl->plan.svcs[p].m[m];
+			int f = plan__node_flags(&cl->plan, pm->name);
+
+			eligible |= pm->weight > 0 && f >= 0 && !(f & AIBL_BE_F_DOWN);
+		}
+		for (int k = 0; k < n; k++)
+			dup |= !strcmp(vips[k], cs->vip.text);
+		if (eligible && !dup)
+			vips[n++] = cs->vip.text;
+	}
+	text = bgp__render(vips, n);
+	free(vips);
+	return text;
+}
+
+void cluster__tick(struct aibld *d)
+{
+	struct cluster *cl = d->cl;
+	struct plan next = {}, prop = {};
+	bool have_next = false, want_write = false, cut_off = false, announce;
+	__u64 now;
+	char *text;
+	json_t *st;
+	int err;
+
+	if (!cl)
+		return;
+	/* etcd, without the lock: the API thread reads on meanwhile */
+	err = lease_keep(d);
+	if (!err)
+		err = read_state(d, &next, &have_next);
+	now = ms_now();
+	if (err && cl->etcd_ok)
+		pr_warn("cluster: etcd %s unreachable: %s; forwarding on plan %llu",
+			d->cfg.etcd.endpoint, strerror(-err), (unsigned long long)cl->plan.version);
+	else if (!err && !cl->etcd_ok && cl->etcd_ok_ms)
+		pr_info("cluster: etcd reachable again");
+	cl->etcd_ok = !err;
+	if (!err)
+		cl->etcd_ok_ms = now;
+	else
+		cut_off = partitioned(d, cl->etcd_ok_ms ? now - cl->etcd_ok_ms : 0);
+
+	pthread_mutex_lock(&d->lock);
+	if (have_next && next.version != cl->plan.version) {
+		plan__free(&cl->plan);
+		cl->plan = next;
+		memset(&next, 0, sizeof(next));
+		map_build(d);
+		/* the switch: every table rebuilt from the new plan now */
+		err = aibld__recompute(d, true);
+		if (err)
+			pr_warn("cluster: applying plan %llu: %s",
+				(unsigned long long)cl->plan.version, strerror(-err));
+		cl->plans_applied++;
+		{
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			cl->applied_at_ms = ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+		}
+		pr_info("cluster: applied plan %llu from %s", (unsigned long long)cl->plan.version,
+			cl->plan.planner);
+	}
+	plan__free(&next);
+	cl->digest_ok = false;
+	if (cl->plan.version) {
+		err = plan__digest_with(&cl->plan, loaded_table, d, cl->digest);
+		cl->digest_ok = !err && !strcmp(cl->digest, cl->plan.digest);
+		if (err)
+			snprintf(cl->digest, sizeof(cl->digest), "-");
+	}
+	/* the planner proposes what its own polls say */
+	if (cl->is_planner && cl->etcd_ok && !propose(d, &prop))
+		want_write = !cl->plan.version || !plan__same_content(&prop, &cl->plan);
+
+	/* announce only with the plan's tables, attached, and not cut off */
+	cl->fenced = true;
+	if (!cl->plan.version)
+		snprintf(cl->reason, sizeof(cl->reason), "no plan yet");
+	else if (!cl->digest_ok)
+		snprintf(cl->reason, sizeof(cl->reason), "tables differ from plan %llu",
+			 (unsigned long long)cl->plan.version);
+	else if (cut_off)
+		snprintf(cl->reason, sizeof(cl->reason), "cut off from etcd, which peers reach");
+	else if (!xdp_attached(d))
+		snprintf(cl->reason, sizeof(cl->reason), "XDP program not attached");
+	else
+		cl->fenced = false;
+	if (!cl->fenced)
+		cl->reason[0] = 0;
+	announce = !cl->fenced;
+	text = announce_text(d, announce);
+	st = status_obj(d);
+	pthread_mutex_unlock(&d->lock);
+
+	if (d->cfg.bgp.include[0] && text && (!cl->announced || strcmp(text, cl->announced))) {
+		if (!bgp__apply(&d->cfg.bgp, text)) {
+			if (announce != cl->announcing)
+				pr_info("cluster: %s the VIPs%s%s",
+					announce ? "announcing" : "withdrew", announce ? "" : ": ",
+					announce ? "" : cl->reason);
+			free(cl->announced);
+			cl->announced = text;
+			text = NULL;
+			cl->announcing = announce;
+		}
+	} else if (!d->cfg.bgp.include[0]) {
+		cl->announcing = announce;
+	}
+	free(text);
+
+	if (want_write && all_applied(cl)) {
+		err = write_plan(d, &prop);
+		if (err && err != -EAGAIN)
+			pr_warn("cluster: write plan: %s", strerror(-err));
+	}
+	plan__free(&prop);
+
+	/* the status, when it changed or a third of the TTL passed */
+	if (cl->etcd_ok && cl->lease && st) {
+		char *s;
+
+		json_object_set_new(st, "announcing", json_boolean(cl->announcing));
+		s = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
+		if (s && (!cl->status_sent || strcmp(s, cl->status_sent) ||
+			  now - cl->status_ms >= cl->ttl_s * 1000ULL / 3)) {
+			if (!etcd__put(cl->e, cl->k_me, s, cl->lease)) {
+				free(cl->status_sent);
+				cl->status_sent = s;
+				s = NULL;
+				cl->status_ms = now;
+			}
+		}
+		free(s);
+	}
+	json_decref(st);
+}
+
+json_t *cluster__json(struct aibld *d)
+{
+	struct cluster *cl = d->cl;
+	json_t *j;
+
+	if (!cl)
+		return NULL;
+	j = status_obj(d);
+	json_object_set_new(j, "prefix", json_string(d->cfg.etcd.prefix));
+	json_object_set_new(j, "is_planner", json_boolean(cl->is_planner));
+	json_object_set_new(j, "plan_digest", json_string(cl->plan.digest));
+	json_object_set_new(j, "plan_planner", json_string(cl->plan.planner));
+	json_object_set_new(j, "plans_written", json_integer(cl->plans_written));
+	json_object_set_new(j, "plans_applied", json_integer(cl->plans_applied));
+	json_object_set_new(j, "applied_at_ms", json_integer(cl->applied_at_ms));
+	json_object_set_new(
+	    j, "etcd_age_ms",
+	    json_integer(cl->etcd_ok_ms ? (json_int_t)(ms_now() - cl->etcd_ok_ms) : -1));
+	json_object_set_new(j, "balancers", json_deep_copy(cl->peers ? cl->peers : json_null()));
+	return j;
+}
+
+int cluster__init(struct aibld *d)
+{
+	const struct cfg_etcd *c = &d->cfg.etcd;
+	struct cluster *cl;
+	int err;
+
+	d->cl = NULL;
+	if (!c->endpoint[0])
+		return 0;
+	cl = calloc(1, sizeof(*cl));
+	if (!cl)
+		return -ENOMEM;
+	cl->ttl_s = c->lease_ttl_s;
+	snprintf(cl->k_planner, sizeof(cl->k_planner), "%s/planner", c->prefix);
+	snprintf(cl->k_plan, sizeof(cl->k_plan), "%s/plan", c->prefix);
+	snprintf(cl->k_bal, sizeof(cl->k_bal), "%s/balancers/", c->prefix);
+	snprintf(cl->k_me, sizeof(cl->k_me), "%s%s", cl->k_bal, c->name);
+	snprintf(cl->reason, sizeof(cl->reason), "starting");
+	cl->fenced = true;
+	cl->peers = json_array();
+	err = etcd__open(c->endpoint, d->cfg.poll_timeout_ms, &cl->e);
+	if (err) {
+		free(cl);
+		return err;
+	}
+	d->cl = cl;
+	err = map_build(d);
+	if (err)
+		return err;
+	/* nothing announced until this balancer holds the plan's tables */
+	if (d->cfg.bgp.include[0]) {
+		char *t = bgp__render(NULL, 0);
+
+		if (t && !bgp__apply(&d->cfg.bgp, t))
+			cl->announced = t;
+		else
+			free(t);
+	}
+	pr_info("cluster: balancer '%s' of %s at %s", c->name, c->prefix, c->endpoint);
+	return 0;
+}
+
+void cluster__fini(struct aibld *d)
+{
+	struct cluster *cl = d->cl;
+
+	if (!cl)
+		return;
+	/* withdraw first: the router moves the flows while we still forward */
+	if (d->cfg.bgp.include[0]) {
+		char *t = bgp__render(NULL, 0);
+
+		if (t && !bgp__apply(&d->cfg.bgp, t))
+			pr_info("cluster: withdrew the VIPs");
+		free(t);
+	}
+	if (cl->etcd_ok) {
+		etcd__delete(cl->e, cl->k_me);
+		if (cl->lease)
+			etcd__lease_revoke(cl->e, cl->lease); /* the planner key goes with it */
+	}
+	etcd__close(cl->e);
+	map_free(cl);
+	plan__free(&cl->plan);
+	json_decref(cl->peers);
+	free(cl->announced);
+	free(cl->status_sent);
+	free(cl);
+	d->cl = NULL;
+}
