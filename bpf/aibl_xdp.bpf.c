@@ -169,6 +169,13 @@ static __always_inline enum flow_step flow_closed(const struct pkt *p, __u32 fh,
 
 	if (!f->tcp || (p->tcp_flags & AIBL_TCP_SYN) ||
 	    !syn_match(fh, syn_now(), &f->sb, &f->tag, &f->way, &id, &pinned)) {
+		if (f->tcp && !f->closing && !(p->tcp_flags & AIBL_TCP_SYN) &&
+		    (conn->flags & AIBL_CONN_F_RST)) {
+			/* the flow went on after its RST: that RST was blind */
+			conn->flags &= ~(AIBL_CONN_F_CLOSING | AIBL_CONN_F_RST);
+			load_add(id, 1);
+			count(AIBL_CNT_CONN_REOPEN);
+		}
 		flow_done(o, id, false, false, false);
 		return FLOW_DONE;
 	}
@@ -212,7 +219,8 @@ static __always_inline enum flow_step flow_established(const struct pkt *p, __u3
 		return flow_closed(p, fh, f, o);
 	if (f->closing) {
 		/* RSS keeps a flow on one CPU: no race to count it twice */
-		conn->flags |= AIBL_CONN_F_CLOSING;
+		conn->flags |=
+		    AIBL_CONN_F_CLOSING | (p->tcp_flags & AIBL_TCP_RST ? AIBL_CONN_F_RST : 0);
 		load_add(id, -1);
 		fcache_forget(&p->fk);
 	}
@@ -225,39 +233,54 @@ static __always_inline enum flow_step flow_established(const struct pkt *p, __u3
 
 /*
  * Not in the connection table. A TCP miss without SYN is mostly the packet
- * that completes a handshake: its SYN's backend is in the handshake table.
- * Otherwise it is a flow the table has lost or never held (README:
- * mid-connection miss), or a new UDP flow.
+ * that completes a handshake: its SYN's backend is in the handshake table,
+ * and the flow goes into the table (within the rate guard). Anything else
+ * is unverified (README: insert policy): a flow the table has lost or never
+ * held (mid-connection miss), a new UDP flow, or any of these spoofed from
+ * random sources. RST, FIN and SYN+ACK misses are never inserted, the
+ * others at most AIBL_UNVERIFIED_RATE a second per CPU, so no flood of them
+ * can evict established flows.
  */
 static __always_inline enum flow_step flow_miss(const struct pkt *p, const struct aibl_globals *g,
 						__u32 fh, struct flow_ctx *f, struct choice *ch)
 {
-	bool midflow = f->tcp && !(p->tcp_flags & AIBL_TCP_SYN);
+	bool synack = f->tcp && (p->tcp_flags & AIBL_TCP_SYN);
+	bool midflow = f->tcp;
 
 	count(AIBL_CNT_CONN_MISS);
-	if (midflow) {
+	if (midflow && !synack) {
 		if (syn_match(fh, syn_now(), &f->sb, &f->tag, &f->way, &ch->backend, &ch->pinned) &&
 		    be_up(bpf_map_lookup_elem(&aibl_backends, &ch->backend))) {
 			count(AIBL_CNT_SYN_HIT);
+			if (f->closing) {
+				/* an aborted handshake: its SYN's backend, no entry */
+				count(AIBL_CNT_CONN_NOINSERT);
+				return FLOW_CHOSEN;
+			}
 			f->track = conn_rate_admit(g);
 			if (!f->track)
 				count(AIBL_CNT_CONN_UNTRACKED);
 			return FLOW_CHOSEN;
 		}
-		count(AIBL_CNT_CONN_MISS_MIDFLOW);
 	}
+	if (midflow)
+		count(AIBL_CNT_CONN_MISS_MIDFLOW);
 	/*
 	 * An untracked flow's later packets miss the table too: only the hash
 	 * choice (pin, else Maglev slot with bounded probing) sends them all
-	 * to one backend; rr and p2c would scatter them. With the guard on, a
-	 * TCP miss without SYN may be such a packet admitted once the flood
-	 * is over: it takes the same choice.
+	 * to one backend; rr and p2c would scatter them. A TCP miss without a
+	 * handshake record may be such a packet: it always takes that choice.
 	 */
+	if (midflow)
+		f->mode = AIBL_MODE_HASH;
+	if (f->closing || synack || !unverified_admit()) {
+		count(AIBL_CNT_CONN_NOINSERT);
+		f->mode = AIBL_MODE_HASH;
+		return FLOW_CHOOSE;
+	}
 	f->track = conn_rate_admit(g);
 	if (!f->track) {
 		count(AIBL_CNT_CONN_UNTRACKED);
-		f->mode = AIBL_MODE_HASH;
-	} else if (g->max_conn_rate && midflow) {
 		f->mode = AIBL_MODE_HASH;
 	}
 	return FLOW_CHOOSE;

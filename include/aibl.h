@@ -246,6 +246,9 @@ struct aibl_flow_key {
 
 #define AIBL_CONN_F_CLOSING 0x01 /* FIN/RST seen: counted out of aibl_load */
 #define AIBL_CONN_F_PINNED  0x02 /* chosen through a session pin */
+/* closing by a RST: a later packet without FIN/RST that opens no new
+ * handshake shows the RST was blind (spoofed), and the flow counts again */
+#define AIBL_CONN_F_RST 0x04
 
 struct aibl_conn {
 	__u32 backend;
@@ -311,7 +314,9 @@ struct aibl_member {
 	X(SYN_RECORD, "syn_record", "SYNs recorded in the handshake table")                        \
 	X(SYN_HIT, "syn_hit", "handshakes completed on their SYN's backend")                       \
 	X(FCACHE_HIT, "flow_cache_hit", "established packets from the flow cache")                 \
-	X(FCACHE_FILL, "flow_cache_fill", "flow cache entries written")
+	X(FCACHE_FILL, "flow_cache_fill", "flow cache entries written")                            \
+	X(CONN_NOINSERT, "conn_no_insert", "misses not inserted: RST/FIN/SYN-ACK or unverified")   \
+	X(CONN_REOPEN, "conn_reopen", "flows counted again after a blind RST")
 
 enum aibl_counter {
 #define AIBL_X_ENUM(n, s, d) AIBL_CNT_##n,
@@ -398,7 +403,25 @@ struct aibl_fcache_entry {
 	__u64 expires;	 /* bpf_jiffies64() past which the entry is void */
 };
 
-/* ---- rate guard state: aibl_rate, PERCPU_ARRAY of one ---- */
+/*
+ * Unverified inserts: a connection-table miss that is no completed TCP
+ * handshake (a TCP packet without SYN that matches no handshake record, a
+ * UDP packet) is inserted at most this many times per second per CPU; the
+ * rest are forwarded by the hash choice without an entry. Anyone can send
+ * such packets from random sources, and every insert past the table's size
+ * evicts an established flow. Build-time setting.
+ */
+#ifndef AIBL_UNVERIFIED_RATE
+#define AIBL_UNVERIFIED_RATE 64
+#endif
+
+/* ---- rate guard state: aibl_rate, PERCPU_ARRAY of AIBL_RATE__MAX ---- */
+enum aibl_rate_idx {
+	AIBL_RATE_CONN = 0,	  /* completed handshakes, limit max_conn_rate */
+	AIBL_RATE_UNVERIFIED = 1, /* the others, limit AIBL_UNVERIFIED_RATE */
+	AIBL_RATE__MAX
+};
+
 struct aibl_rate {
 	__u64 window_start_ns; /* bpf_ktime_get_coarse_ns() when the window opened */
 	__u64 count;	       /* connection-table inserts in this window */
