@@ -131,6 +131,7 @@ struct aibld {
 	int wake_fd;	    /* eventfd: API changed something, recompute now */
 	bool force_next;    /* rewrite every table on the next recompute */
 	unsigned int member_errors;
+	__u64 reconcile_ms; /* last active-flow reconcile (tables__read_counters) */
 };
 
 /* monotonic clock */
