@@ -427,8 +427,10 @@ send:
 other:
 	if ((p.fk.family == AIBL_AF_INET && p.fk.proto == IPPROTO_ICMP) ||
 	    (p.fk.family == AIBL_AF_INET6 && p.fk.proto == IPPROTO_ICMPV6)) {
+		/* a broken header is dropped when its address has a service,
+		 * as for any other protocol (README: malformed packets) */
 		if (rc != PARSE_OK)
-			goto pass;
+			return bad_packet(&p, rc);
 		return handle_icmp(ctx, &p, g);
 	}
 	if (rc != PARSE_OK)

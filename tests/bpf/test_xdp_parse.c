@@ -67,6 +67,19 @@ static void in_v4_doff_small(struct pkt_buf *b)
 	b->buf[xe_l3(b) + 20 + 12] = 0x40;
 }
 
+/* data offset 15 (60 bytes) on a 20-byte header with 32 bytes after it */
+static void in_v4_doff_big(struct pkt_buf *b)
+{
+	in_v4_syn(b);
+	b->buf[xe_l3(b) + 20 + 12] = 0xf0;
+}
+
+static void in_v6_doff_big(struct pkt_buf *b)
+{
+	in_v6_syn(b);
+	b->buf[xe_l3(b) + 40 + 12] = 0xf0;
+}
+
 static void in_v6_plen_long(struct pkt_buf *b)
 {
 	in_v6_syn(b);
@@ -181,6 +194,8 @@ static const struct fixture parse_fixtures[] = {
     {"ipv4 total length beyond frame", in_v4_totlen_long, XDP_DROP, 0, AIBL_CNT_DROP_BAD_HDR},
     {"ipv4 ihl below 5", in_v4_ihl_small, XDP_DROP, 0, AIBL_CNT_DROP_BAD_HDR},
     {"tcp data offset below 5", in_v4_doff_small, XDP_DROP, 0, AIBL_CNT_DROP_BAD_HDR},
+    {"tcp data offset past the packet", in_v4_doff_big, XDP_DROP, 0, AIBL_CNT_DROP_BAD_HDR},
+    {"ipv6 tcp data offset past the packet", in_v6_doff_big, XDP_DROP, 0, AIBL_CNT_DROP_BAD_HDR},
     {"ipv6 payload length beyond frame", in_v6_plen_long, XDP_DROP, 0, AIBL_CNT_DROP_BAD_HDR},
     {"ipv4 not a vip: passed", in_nonvip4, XDP_PASS, 0, AIBL_CNT_PASS},
     {"vip address, other port: passed", in_nonvip_port, XDP_PASS, 0, AIBL_CNT_PASS},
