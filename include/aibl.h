@@ -129,6 +129,9 @@
 /* node side (decap program) */
 #define AIBL_MAP_NODE_CLIENTS "aibl_node_cli"
 #define AIBL_MAP_NODE_STATS   "aibl_node_stats"
+#define AIBL_MAP_NODE_ADDRS   "aibl_node_addrs"
+#define AIBL_MAP_NODE_SRCS    "aibl_node_srcs"
+#define AIBL_MAP_NODE_CFG     "aibl_node_cfg"
 
 /* address families as stored in maps (not AF_*: stable across libcs) */
 enum aibl_family {
@@ -528,13 +531,56 @@ struct aibl_node_client {
 	__u64 bytes;
 };
 
+/*
+ * ---- node side: what the decap program accepts ----
+ * A tunnel packet is decapsulated only when its outer destination is one
+ * of the node's addresses (aibl_node_addrs, AIBL_NODE_ADDR_LOCAL), its
+ * outer source lies in a balancer's source prefix (aibl_node_srcs, LPM
+ * trie) and its inner destination is a VIP the node holds
+ * (AIBL_NODE_ADDR_VIP). Each check applies while its flag is set in
+ * aibl_node_cfg (the agent sets the flag once it has filled the table).
+ */
+enum aibl_node_addr_kind {
+	AIBL_NODE_ADDR_LOCAL = 1, /* outer destination: the node itself */
+	AIBL_NODE_ADDR_VIP = 2,	  /* inner destination: a VIP held on lo / dummy */
+};
+
+struct aibl_node_addr_key {
+	union aibl_addr addr;
+	__u8 family; /* enum aibl_family */
+	__u8 kind;   /* enum aibl_node_addr_kind */
+	__u16 pad;
+};
+
+/* LPM trie key: prefixlen counts the family byte (8 bits) too */
+struct aibl_node_src_key {
+	__u32 prefixlen;
+	__u8 family;
+	__u8 addr[16];
+	__u8 pad[3];
+};
+
+#define AIBL_NODE_F_CHECK_LOCAL	 0x01
+#define AIBL_NODE_F_CHECK_SOURCE 0x02
+#define AIBL_NODE_F_CHECK_VIP	 0x04
+
+struct aibl_node_cfg {
+	__u32 flags; /* AIBL_NODE_F_* */
+	__u32 pad;
+};
+
 #define AIBL_NODE_COUNTERS(X)                                                                      \
 	X(PASS, "pass", "packets not encapsulated, passed")                                        \
 	X(DECAP4, "decap_ipip", "IPv4-in-IPv4 packets decapsulated")                               \
 	X(DECAP6, "decap_ip6ip6", "IPv6-in-IPv6 packets decapsulated")                             \
 	X(DECAP46, "decap_ip4ip6", "IPv4-in-IPv6 packets decapsulated")                            \
 	X(DROP_TRUNC, "drop_truncated", "dropped: truncated tunnel packet")                        \
-	X(DROP_ADJUST, "drop_adjust", "dropped: header removal failed")
+	X(DROP_ADJUST, "drop_adjust", "dropped: header removal failed")                            \
+	X(NOT_LOCAL, "refuse_not_local", "tunnels to another address, passed")                     \
+	X(DROP_SOURCE, "drop_source", "dropped: outer source not a balancer")                      \
+	X(DROP_NOT_VIP, "drop_not_vip", "dropped: inner destination not a VIP here")               \
+	X(DROP_BAD_OUTER, "drop_bad_outer", "dropped: outer checksum or length wrong")             \
+	X(DROP_BAD_INNER, "drop_bad_inner", "dropped: inner header version or lengths wrong")
 
 enum aibl_node_counter {
 #define AIBL_X_ENUM(n, s, d) AIBL_NCNT_##n,
@@ -569,6 +615,9 @@ _Static_assert(sizeof(struct aibl_svc_meta) == 124, "aibl_svc_meta");
 _Static_assert(sizeof(struct aibl_be_meta) == 40, "aibl_be_meta");
 _Static_assert(sizeof(struct aibl_node_client_key) == 36, "aibl_node_client_key");
 _Static_assert(sizeof(struct aibl_node_client) == 32, "aibl_node_client");
+_Static_assert(sizeof(struct aibl_node_addr_key) == 20, "aibl_node_addr_key");
+_Static_assert(sizeof(struct aibl_node_src_key) == 24, "aibl_node_src_key");
+_Static_assert(sizeof(struct aibl_node_cfg) == 8, "aibl_node_cfg");
 _Static_assert((AIBL_RING_SIZE & 1) == 1, "ring size must be odd (prime)");
 
 #endif /* AIBL_H */
