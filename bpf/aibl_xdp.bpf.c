@@ -68,7 +68,7 @@ static __always_inline int drop_reason(enum parse_rc rc)
 
 /* A header we could not parse fully: drop it when the destination is a VIP
  * (for the parts we could read), else hand it to the stack unchanged. */
-static __noinline int bad_packet(struct pkt *p, enum parse_rc rc)
+static __noinline int bad_packet(struct xdp_md *ctx, struct pkt *p, enum parse_rc rc)
 {
 	bool vip;
 
@@ -82,6 +82,18 @@ static __noinline int bad_packet(struct pkt *p, enum parse_rc rc)
 		return XDP_PASS;
 	}
 	count(AIBL_CNT_VIP_PKTS);
+	/*
+	 * A multi-buffer frame (a jumbo frame on a driver in multi-buffer
+	 * mode): only its first buffer is in [data, data_end), so its IP
+	 * length reads as past the frame. The program is no xdp.frags
+	 * program and does not forward those (README: jumbo frames). The
+	 * helper is called here only, off the hot path.
+	 */
+	if (rc == PARSE_BAD && ctx &&
+	    bpf_xdp_get_buff_len(ctx) > (__u64)(ctx->data_end - ctx->data)) {
+		count(AIBL_CNT_DROP_JUMBO);
+		return XDP_DROP;
+	}
 	return drop_reason(rc);
 }
 
@@ -430,11 +442,11 @@ other:
 		/* a broken header is dropped when its address has a service,
 		 * as for any other protocol (README: malformed packets) */
 		if (rc != PARSE_OK)
-			return bad_packet(&p, rc);
+			return bad_packet(ctx, &p, rc);
 		return handle_icmp(ctx, &p, g);
 	}
 	if (rc != PARSE_OK)
-		return bad_packet(&p, rc);
+		return bad_packet(ctx, &p, rc);
 	if (p.frag && (p.fk.proto == IPPROTO_TCP || p.fk.proto == IPPROTO_UDP))
 		return handle_frag(ctx, &p, g);
 pass:

@@ -319,7 +319,8 @@ struct aibl_member {
 	X(FCACHE_HIT, "flow_cache_hit", "established packets from the flow cache")                 \
 	X(FCACHE_FILL, "flow_cache_fill", "flow cache entries written")                            \
 	X(CONN_NOINSERT, "conn_no_insert", "misses not inserted: RST/FIN/SYN-ACK or unverified")   \
-	X(CONN_REOPEN, "conn_reopen", "flows counted again after a blind RST")
+	X(CONN_REOPEN, "conn_reopen", "flows counted again after a blind RST")                     \
+	X(DROP_JUMBO, "drop_jumbo", "dropped: multi-buffer (jumbo) frame")
 
 enum aibl_counter {
 #define AIBL_X_ENUM(n, s, d) AIBL_CNT_##n,
