@@ -25,7 +25,7 @@
  * evicted by new ones), at least CFG_CONN_RATE_MIN.
  */
 #define CFG_CONN_RATE_AUTO     0xffffffffU
-#define CFG_CONN_RATE_REFILL_S 120
+#define CFG_CONN_RATE_REFILL_S 10
 #define CFG_CONN_RATE_MIN      64
 
 enum cfg_xdp_mode {
