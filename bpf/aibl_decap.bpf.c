@@ -44,6 +44,32 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aibl_node_stats SEC(".maps");
 
+/* what this node accepts (include/aibl.h): the agent fills them */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct aibl_node_addr_key);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_node_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 64);
+	__type(key, struct aibl_node_src_key);
+	__type(value, __u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_node_srcs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aibl_node_cfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_node_cfg SEC(".maps");
+
 static __always_inline void node_count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&aibl_node_stats, &idx);
@@ -59,7 +85,7 @@ static __always_inline void node_count(__u32 idx)
  * the outer header is cut. *inner_off: where the inner packet starts.
  */
 static __always_inline int outer_header(void *data, void *data_end, __be16 proto, __u32 off,
-					__u32 *inner_off)
+					__u32 *inner_off, struct pkt *op)
 {
 	struct pkt o = {};
 	enum parse_rc rc;
@@ -73,6 +99,7 @@ static __always_inline int outer_header(void *data, void *data_end, __be16 proto
 		if (rc == PARSE_TRUNC)
 			return -1; /* options cut */
 		*inner_off = o.l4_off;
+		*op = o;
 		return AIBL_AF_INET;
 	}
 	if (proto != bpf_htons(ETH_P_IPV6))
@@ -82,29 +109,40 @@ static __always_inline int outer_header(void *data, void *data_end, __be16 proto
 	if (rc == PARSE_NOADDR || o.l4_off != off + sizeof(struct ipv6hdr))
 		return 0;
 	*inner_off = o.l4_off;
+	*op = o;
 	if (o.fk.proto == IPPROTO_IPV6)
 		return AIBL_AF_INET6;
 	return o.fk.proto == IPPROTO_IPIP ? AIBL_AF_INET : 0;
 }
 
 /*
- * The inner packet at off into a client key: -1 when its IP header is cut
- * or broken. The port is read only from unfragmented or first-fragment TCP
- * and UDP, and only when it lies in the linear data.
+ * The inner packet at off into a client key: 0, AIBL_NCNT_DROP_TRUNC when
+ * its IP header is cut, AIBL_NCNT_DROP_BAD_INNER when it is of another
+ * version than the outer header says or its lengths contradict each other
+ * or the packet (len: bytes from off to the end of the skb). The port is
+ * read only from unfragmented or first-fragment TCP and UDP, and only when
+ * it lies in the linear data.
  */
 static __always_inline int inner_key(void *data, void *data_end, __u32 off, __u8 inner_af,
-				     struct aibl_node_client_key *k)
+				     __u32 len, struct aibl_node_client_key *k)
 {
+	__u8 *v = data + (off & (AIBL_MAX_OFF - 1));
 	struct pkt p = {};
 	enum parse_rc rc;
 
 	off &= AIBL_MAX_OFF - 1;
+	if ((void *)(v + 1) > data_end)
+		return AIBL_NCNT_DROP_TRUNC;
+	if (*v >> 4 != inner_af)
+		return AIBL_NCNT_DROP_BAD_INNER;
 	if (inner_af == AIBL_AF_INET)
 		rc = parse_ipv4(data, data_end, off, &p, true);
 	else
 		rc = parse_ipv6(data, data_end, off, &p, true);
-	if (rc == PARSE_NOADDR || rc == PARSE_BAD)
-		return -1;
+	if (rc == PARSE_NOADDR)
+		return AIBL_NCNT_DROP_TRUNC;
+	if (rc == PARSE_BAD || p.l3_len > len)
+		return AIBL_NCNT_DROP_BAD_INNER;
 	k->client = p.fk.src;
 	k->vip = p.fk.dst;
 	k->family = inner_af;
@@ -144,14 +182,52 @@ static __always_inline void record_client(const struct aibl_node_client_key *k, 
 	}
 }
 
+static __always_inline bool node_addr(const union aibl_addr *a, __u8 family, __u8 kind)
+{
+	struct aibl_node_addr_key k = {.addr = *a, .family = family, .kind = kind};
+
+	return bpf_map_lookup_elem(&aibl_node_addrs, &k) != NULL;
+}
+
+static __always_inline bool node_src(const union aibl_addr *a, __u8 family)
+{
+	struct aibl_node_src_key k = {.prefixlen = 8 + (family == AIBL_AF_INET ? 32 : 128),
+				      .family = family};
+
+	__builtin_memcpy(k.addr, a, 16);
+	return bpf_map_lookup_elem(&aibl_node_srcs, &k) != NULL;
+}
+
+/*
+ * The outer header as the balancer writes it: IPv4 of 20 bytes with a
+ * right checksum, or IPv6; its length within the packet. 0, or the
+ * counter of the refusal.
+ */
+static __always_inline __u32 outer_check(struct __sk_buff *skb, void *data, void *data_end,
+					 const struct pkt *l2, const struct pkt *o)
+{
+	struct iphdr *iph = data + (l2->l2_len & 0xff);
+
+	if (o->l3_len > skb->len - l2->l2_len)
+		return AIBL_NCNT_DROP_BAD_OUTER;
+	if (o->fk.family != AIBL_AF_INET)
+		return 0;
+	if ((void *)(iph + 1) > data_end)
+		return AIBL_NCNT_DROP_TRUNC;
+	if (iph->ihl != 5 || ipv4_csum20(iph) != 0)
+		return AIBL_NCNT_DROP_BAD_OUTER;
+	return 0;
+}
+
 SEC("tc")
 int aibl_decap(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct aibl_node_client_key key = {};
-	struct pkt l2 = {};
-	__u32 outer_len, inner_off = 0, cnt;
+	struct aibl_node_cfg *cfg;
+	struct pkt l2 = {}, o = {};
+	__u32 outer_len, inner_off = 0, cnt, zero = 0;
 	__u8 outer_af;
 	int inner_af;
 	__be16 proto;
@@ -162,11 +238,33 @@ int aibl_decap(struct __sk_buff *skb)
 	proto = parse_l2(data, data_end, &l2);
 	if (!proto || l2.nvlan)
 		goto pass;
-	inner_af = outer_header(data, data_end, proto, l2.l2_len, &inner_off);
+	inner_af = outer_header(data, data_end, proto, l2.l2_len, &inner_off, &o);
 	if (!inner_af)
 		goto pass;
-	if (inner_af < 0 || inner_key(data, data_end, inner_off, inner_af, &key)) {
+	if (inner_af < 0) {
 		node_count(AIBL_NCNT_DROP_TRUNC);
+		return TC_ACT_SHOT;
+	}
+	cfg = bpf_map_lookup_elem(&aibl_node_cfg, &zero);
+	flags = cfg ? cfg->flags : 0;
+	/* not addressed to this node: not ours to open (the stack routes or
+	 * drops it) */
+	if ((flags & AIBL_NODE_F_CHECK_LOCAL) &&
+	    !node_addr(&o.fk.dst, o.fk.family, AIBL_NODE_ADDR_LOCAL)) {
+		node_count(AIBL_NCNT_NOT_LOCAL);
+		return TC_ACT_OK;
+	}
+	cnt = outer_check(skb, data, data_end, &l2, &o);
+	if (!cnt && (flags & AIBL_NODE_F_CHECK_SOURCE) && !node_src(&o.fk.src, o.fk.family))
+		cnt = AIBL_NCNT_DROP_SOURCE;
+	if (!cnt)
+		cnt = inner_key(data, data_end, inner_off, inner_af, skb->len - inner_off, &key);
+	if (!cnt && (flags & AIBL_NODE_F_CHECK_VIP) &&
+	    !node_addr(&key.vip, key.family, AIBL_NODE_ADDR_VIP))
+		cnt = AIBL_NCNT_DROP_NOT_VIP;
+	if (cnt) {
+		/* refused: no decap, and no hint from it */
+		node_count(cnt);
 		return TC_ACT_SHOT;
 	}
 	outer_af = proto == bpf_htons(ETH_P_IP) ? AIBL_AF_INET : AIBL_AF_INET6;

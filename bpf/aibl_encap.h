@@ -289,7 +289,11 @@ static __always_inline int forward(struct xdp_md *ctx, struct pkt *p, const stru
 		outer = sizeof(struct ipv6hdr);
 	}
 	if (g->mtu && p->l3_len + outer > g->mtu) {
-		if ((g->flags & AIBL_G_F_TOOBIG_ICMP) && p->df && g->mtu > outer + 68)
+		/* the only ICMP forwarded is an error about a VIP flow, and an
+		 * ICMP error is never answered with one (RFC 1122 3.2.2, RFC
+		 * 4443 2.4(e)) */
+		if ((g->flags & AIBL_G_F_TOOBIG_ICMP) && p->df && g->mtu > outer + 68 &&
+		    p->fk.proto != IPPROTO_ICMP && p->fk.proto != IPPROTO_ICMPV6)
 			return send_toobig(ctx, p, g->mtu - outer);
 		count(AIBL_CNT_DROP_TOO_BIG);
 		return XDP_DROP;

@@ -21,20 +21,15 @@
 /* ---------------- new-connection rate guard ---------------- */
 
 /*
- * Rate guard (Katran's max_conn_rate): may this CPU insert one more flow
- * into the connection table in the current one-second window? A burst of
- * new flows (SYN flood) past the limit would otherwise churn the LRU and
- * evict established flows, which then lose their backend.
+ * May this CPU insert one more flow of class idx (enum aibl_rate_idx) into
+ * the connection table in the current one-second window, limit per window?
  */
-static __always_inline bool conn_rate_admit(const struct aibl_globals *g)
+static __always_inline bool rate_admit(__u32 idx, __u32 limit)
 {
 	struct aibl_rate *r;
-	__u32 zero = 0;
 	__u64 now;
 
-	if (!g->max_conn_rate)
-		return true;
-	r = bpf_map_lookup_elem(&aibl_rate, &zero);
+	r = bpf_map_lookup_elem(&aibl_rate, &idx);
 	if (!r)
 		return true;
 	now = bpf_ktime_get_coarse_ns();
@@ -42,10 +37,32 @@ static __always_inline bool conn_rate_admit(const struct aibl_globals *g)
 		r->window_start_ns = now;
 		r->count = 0;
 	}
-	if (r->count >= g->max_conn_rate)
+	if (r->count >= limit)
 		return false;
 	r->count++;
 	return true;
+}
+
+/*
+ * Rate guard (Katran's max_conn_rate) for completed handshakes. A burst of
+ * new flows past the limit would otherwise churn the LRU and evict
+ * established flows, which then lose their backend.
+ */
+static __always_inline bool conn_rate_admit(const struct aibl_globals *g)
+{
+	if (!g->max_conn_rate)
+		return true;
+	return rate_admit(AIBL_RATE_CONN, g->max_conn_rate);
+}
+
+/*
+ * Everything else that misses the table (README: insert policy): bounded
+ * always, since any host can send it from random sources. Checked before
+ * the guard, whose window then counts only what this one let through.
+ */
+static __always_inline bool unverified_admit(void)
+{
+	return rate_admit(AIBL_RATE_UNVERIFIED, AIBL_UNVERIFIED_RATE);
 }
 
 /*
@@ -57,12 +74,12 @@ static __always_inline bool conn_rate_admit(const struct aibl_globals *g)
  */
 static __always_inline bool conn_rate_engaged(const struct aibl_globals *g)
 {
+	__u32 idx = AIBL_RATE_CONN;
 	struct aibl_rate *r;
-	__u32 zero = 0;
 
 	if (!g->max_conn_rate)
 		return false;
-	r = bpf_map_lookup_elem(&aibl_rate, &zero);
+	r = bpf_map_lookup_elem(&aibl_rate, &idx);
 	if (!r || r->count < g->max_conn_rate)
 		return false;
 	return bpf_ktime_get_coarse_ns() - r->window_start_ns < RATE_WINDOW_NS;
@@ -286,7 +303,8 @@ static __always_inline void conn_resteer(struct aibl_conn *conn, const struct ai
 			load_add(id, 1);
 	}
 	conn->backend = id;
-	conn->flags = (conn->flags & AIBL_CONN_F_CLOSING) | (pinned ? AIBL_CONN_F_PINNED : 0);
+	conn->flags = (conn->flags & (AIBL_CONN_F_CLOSING | AIBL_CONN_F_RST)) |
+		      (pinned ? AIBL_CONN_F_PINNED : 0);
 	conn->last_seen_ns = bpf_ktime_get_coarse_ns();
 }
 

@@ -88,6 +88,7 @@ static __noinline int handle_icmp(struct xdp_md *ctx, struct pkt *p, const struc
 	enum parse_rc rc;
 	struct choice ch;
 	__u32 id;
+	int ret;
 
 	if ((void *)(ic + 8) > data_end || p->frag)
 		goto pass;
@@ -138,10 +139,13 @@ static __noinline int handle_icmp(struct xdp_md *ctx, struct pkt *p, const struc
 	if (!be_up(be))
 		goto drop;
 	count(AIBL_CNT_VIP_PKTS);
-	count(AIBL_CNT_ICMP_FWD);
 	/* the flow's own hash: same outer source, same backend RSS queue */
-	return send_to(ctx, p, vip->svc_id, id, be, g, false, false,
-		       aibl_hash_flow(&q.fk, g->hash_seed));
+	ret = send_to(ctx, p, vip->svc_id, id, be, g, false, false,
+		      aibl_hash_flow(&q.fk, g->hash_seed));
+	/* counted only when it left (not when too big or without next hop) */
+	if (ret == XDP_TX || ret == XDP_REDIRECT)
+		count(AIBL_CNT_ICMP_FWD);
+	return ret;
 drop:
 	count(AIBL_CNT_VIP_PKTS);
 	count(AIBL_CNT_DROP_ICMP);

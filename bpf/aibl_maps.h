@@ -190,11 +190,12 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aibl_fcache SEC(".maps");
 
-/* per-CPU window of the new-connection rate guard: no shared cache line
- * on the new-flow path, and RSS spreads a flood over the CPUs anyway */
+/* per-CPU windows of the new-connection rate guard and of unverified
+ * inserts (enum aibl_rate_idx): no shared cache line on the new-flow path,
+ * and RSS spreads a flood over the CPUs anyway */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, AIBL_RATE__MAX);
 	__type(key, __u32);
 	__type(value, struct aibl_rate);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

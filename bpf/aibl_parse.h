@@ -99,7 +99,7 @@ static __always_inline __be16 parse_l2(void *data, void *data_end, struct pkt *p
  * only the ports are needed (8 bytes are guaranteed by RFC 792).
  */
 static __always_inline enum parse_rc parse_l4(void *data, void *data_end, struct pkt *p,
-					      bool quoted)
+					      bool quoted, __u32 l3_end)
 {
 	void *l4 = data + p->l4_off;
 	struct tcphdr *th = l4;
@@ -123,7 +123,9 @@ static __always_inline enum parse_rc parse_l4(void *data, void *data_end, struct
 	if ((void *)(th + 1) > data_end)
 		return PARSE_TRUNC;
 	p->tcp_flags = ((__u8 *)th)[13];
-	if (th->doff < 5)
+	/* the header's own length must fit in the packet the IP header
+	 * declares (a data offset of 15 on a 20-byte header does not) */
+	if (th->doff < 5 || p->l4_off + th->doff * 4 > l3_end)
 		return PARSE_BAD;
 	return PARSE_OK;
 }
@@ -188,7 +190,7 @@ static __always_inline enum parse_rc parse_ipv4(void *data, void *data_end, __u3
 		}
 		p->frag = FRAG_FIRST;
 	}
-	rc = parse_l4(data, data_end, p, quoted);
+	rc = parse_l4(data, data_end, p, quoted, off + tot);
 	return rc != PARSE_OK ? rc : bad;
 }
 
@@ -266,7 +268,7 @@ l4:
 	p->l4_off = off;
 	if (!quoted && off + l4_min(nh) > l3_end)
 		bad = PARSE_BAD;
-	rc = parse_l4(data, data_end, p, quoted);
+	rc = parse_l4(data, data_end, p, quoted, l3_end);
 	return rc != PARSE_OK ? rc : bad;
 }
 

@@ -68,7 +68,7 @@ static __always_inline int drop_reason(enum parse_rc rc)
 
 /* A header we could not parse fully: drop it when the destination is a VIP
  * (for the parts we could read), else hand it to the stack unchanged. */
-static __noinline int bad_packet(struct pkt *p, enum parse_rc rc)
+static __noinline int bad_packet(struct xdp_md *ctx, struct pkt *p, enum parse_rc rc)
 {
 	bool vip;
 
@@ -82,6 +82,18 @@ static __noinline int bad_packet(struct pkt *p, enum parse_rc rc)
 		return XDP_PASS;
 	}
 	count(AIBL_CNT_VIP_PKTS);
+	/*
+	 * A multi-buffer frame (a jumbo frame on a driver in multi-buffer
+	 * mode): only its first buffer is in [data, data_end), so its IP
+	 * length reads as past the frame. The program is no xdp.frags
+	 * program and does not forward those (README: jumbo frames). The
+	 * helper is called here only, off the hot path.
+	 */
+	if (rc == PARSE_BAD && ctx &&
+	    bpf_xdp_get_buff_len(ctx) > (__u64)(ctx->data_end - ctx->data)) {
+		count(AIBL_CNT_DROP_JUMBO);
+		return XDP_DROP;
+	}
 	return drop_reason(rc);
 }
 
@@ -169,6 +181,13 @@ static __always_inline enum flow_step flow_closed(const struct pkt *p, __u32 fh,
 
 	if (!f->tcp || (p->tcp_flags & AIBL_TCP_SYN) ||
 	    !syn_match(fh, syn_now(), &f->sb, &f->tag, &f->way, &id, &pinned)) {
+		if (f->tcp && !f->closing && !(p->tcp_flags & AIBL_TCP_SYN) &&
+		    (conn->flags & AIBL_CONN_F_RST)) {
+			/* the flow went on after its RST: that RST was blind */
+			conn->flags &= ~(AIBL_CONN_F_CLOSING | AIBL_CONN_F_RST);
+			load_add(id, 1);
+			count(AIBL_CNT_CONN_REOPEN);
+		}
 		flow_done(o, id, false, false, false);
 		return FLOW_DONE;
 	}
@@ -212,7 +231,8 @@ static __always_inline enum flow_step flow_established(const struct pkt *p, __u3
 		return flow_closed(p, fh, f, o);
 	if (f->closing) {
 		/* RSS keeps a flow on one CPU: no race to count it twice */
-		conn->flags |= AIBL_CONN_F_CLOSING;
+		conn->flags |=
+		    AIBL_CONN_F_CLOSING | (p->tcp_flags & AIBL_TCP_RST ? AIBL_CONN_F_RST : 0);
 		load_add(id, -1);
 		fcache_forget(&p->fk);
 	}
@@ -225,39 +245,54 @@ static __always_inline enum flow_step flow_established(const struct pkt *p, __u3
 
 /*
  * Not in the connection table. A TCP miss without SYN is mostly the packet
- * that completes a handshake: its SYN's backend is in the handshake table.
- * Otherwise it is a flow the table has lost or never held (docs/dataplane.md:
- * mid-connection miss), or a new UDP flow.
+ * that completes a handshake: its SYN's backend is in the handshake table,
+ * and the flow goes into the table (within the rate guard). Anything else
+ * is unverified (docs/dataplane.md: insert policy): a flow the table has lost or never
+ * held (mid-connection miss), a new UDP flow, or any of these spoofed from
+ * random sources. RST, FIN and SYN+ACK misses are never inserted, the
+ * others at most AIBL_UNVERIFIED_RATE a second per CPU, so no flood of them
+ * can evict established flows.
  */
 static __always_inline enum flow_step flow_miss(const struct pkt *p, const struct aibl_globals *g,
 						__u32 fh, struct flow_ctx *f, struct choice *ch)
 {
-	bool midflow = f->tcp && !(p->tcp_flags & AIBL_TCP_SYN);
+	bool synack = f->tcp && (p->tcp_flags & AIBL_TCP_SYN);
+	bool midflow = f->tcp;
 
 	count(AIBL_CNT_CONN_MISS);
-	if (midflow) {
+	if (midflow && !synack) {
 		if (syn_match(fh, syn_now(), &f->sb, &f->tag, &f->way, &ch->backend, &ch->pinned) &&
 		    be_up(bpf_map_lookup_elem(&aibl_backends, &ch->backend))) {
 			count(AIBL_CNT_SYN_HIT);
+			if (f->closing) {
+				/* an aborted handshake: its SYN's backend, no entry */
+				count(AIBL_CNT_CONN_NOINSERT);
+				return FLOW_CHOSEN;
+			}
 			f->track = conn_rate_admit(g);
 			if (!f->track)
 				count(AIBL_CNT_CONN_UNTRACKED);
 			return FLOW_CHOSEN;
 		}
-		count(AIBL_CNT_CONN_MISS_MIDFLOW);
 	}
+	if (midflow)
+		count(AIBL_CNT_CONN_MISS_MIDFLOW);
 	/*
 	 * An untracked flow's later packets miss the table too: only the hash
 	 * choice (pin, else Maglev slot with bounded probing) sends them all
-	 * to one backend; rr and p2c would scatter them. With the guard on, a
-	 * TCP miss without SYN may be such a packet admitted once the flood
-	 * is over: it takes the same choice.
+	 * to one backend; rr and p2c would scatter them. A TCP miss without a
+	 * handshake record may be such a packet: it always takes that choice.
 	 */
+	if (midflow)
+		f->mode = AIBL_MODE_HASH;
+	if (f->closing || synack || !unverified_admit()) {
+		count(AIBL_CNT_CONN_NOINSERT);
+		f->mode = AIBL_MODE_HASH;
+		return FLOW_CHOOSE;
+	}
 	f->track = conn_rate_admit(g);
 	if (!f->track) {
 		count(AIBL_CNT_CONN_UNTRACKED);
-		f->mode = AIBL_MODE_HASH;
-	} else if (g->max_conn_rate && midflow) {
 		f->mode = AIBL_MODE_HASH;
 	}
 	return FLOW_CHOOSE;
@@ -404,12 +439,14 @@ send:
 other:
 	if ((p.fk.family == AIBL_AF_INET && p.fk.proto == IPPROTO_ICMP) ||
 	    (p.fk.family == AIBL_AF_INET6 && p.fk.proto == IPPROTO_ICMPV6)) {
+		/* a broken header is dropped when its address has a service,
+		 * as for any other protocol (README: malformed packets) */
 		if (rc != PARSE_OK)
-			goto pass;
+			return bad_packet(ctx, &p, rc);
 		return handle_icmp(ctx, &p, g);
 	}
 	if (rc != PARSE_OK)
-		return bad_packet(&p, rc);
+		return bad_packet(ctx, &p, rc);
 	if (p.frag && (p.fk.proto == IPPROTO_TCP || p.fk.proto == IPPROTO_UDP))
 		return handle_frag(ctx, &p, g);
 pass:

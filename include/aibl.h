@@ -129,6 +129,9 @@
 /* node side (decap program) */
 #define AIBL_MAP_NODE_CLIENTS "aibl_node_cli"
 #define AIBL_MAP_NODE_STATS   "aibl_node_stats"
+#define AIBL_MAP_NODE_ADDRS   "aibl_node_addrs"
+#define AIBL_MAP_NODE_SRCS    "aibl_node_srcs"
+#define AIBL_MAP_NODE_CFG     "aibl_node_cfg"
 
 /* address families as stored in maps (not AF_*: stable across libcs) */
 enum aibl_family {
@@ -246,6 +249,9 @@ struct aibl_flow_key {
 
 #define AIBL_CONN_F_CLOSING 0x01 /* FIN/RST seen: counted out of aibl_load */
 #define AIBL_CONN_F_PINNED  0x02 /* chosen through a session pin */
+/* closing by a RST: a later packet without FIN/RST that opens no new
+ * handshake shows the RST was blind (spoofed), and the flow counts again */
+#define AIBL_CONN_F_RST 0x04
 
 struct aibl_conn {
 	__u32 backend;
@@ -311,7 +317,10 @@ struct aibl_member {
 	X(SYN_RECORD, "syn_record", "SYNs recorded in the handshake table")                        \
 	X(SYN_HIT, "syn_hit", "handshakes completed on their SYN's backend")                       \
 	X(FCACHE_HIT, "flow_cache_hit", "established packets from the flow cache")                 \
-	X(FCACHE_FILL, "flow_cache_fill", "flow cache entries written")
+	X(FCACHE_FILL, "flow_cache_fill", "flow cache entries written")                            \
+	X(CONN_NOINSERT, "conn_no_insert", "misses not inserted: RST/FIN/SYN-ACK or unverified")   \
+	X(CONN_REOPEN, "conn_reopen", "flows counted again after a blind RST")                     \
+	X(DROP_JUMBO, "drop_jumbo", "dropped: multi-buffer (jumbo) frame")
 
 enum aibl_counter {
 #define AIBL_X_ENUM(n, s, d) AIBL_CNT_##n,
@@ -398,7 +407,25 @@ struct aibl_fcache_entry {
 	__u64 expires;	 /* bpf_jiffies64() past which the entry is void */
 };
 
-/* ---- rate guard state: aibl_rate, PERCPU_ARRAY of one ---- */
+/*
+ * Unverified inserts: a connection-table miss that is no completed TCP
+ * handshake (a TCP packet without SYN that matches no handshake record, a
+ * UDP packet) is inserted at most this many times per second per CPU; the
+ * rest are forwarded by the hash choice without an entry. Anyone can send
+ * such packets from random sources, and every insert past the table's size
+ * evicts an established flow. Build-time setting.
+ */
+#ifndef AIBL_UNVERIFIED_RATE
+#define AIBL_UNVERIFIED_RATE 64
+#endif
+
+/* ---- rate guard state: aibl_rate, PERCPU_ARRAY of AIBL_RATE__MAX ---- */
+enum aibl_rate_idx {
+	AIBL_RATE_CONN = 0,	  /* completed handshakes, limit max_conn_rate */
+	AIBL_RATE_UNVERIFIED = 1, /* the others, limit AIBL_UNVERIFIED_RATE */
+	AIBL_RATE__MAX
+};
+
 struct aibl_rate {
 	__u64 window_start_ns; /* bpf_ktime_get_coarse_ns() when the window opened */
 	__u64 count;	       /* connection-table inserts in this window */
@@ -505,13 +532,56 @@ struct aibl_node_client {
 	__u64 bytes;
 };
 
+/*
+ * ---- node side: what the decap program accepts ----
+ * A tunnel packet is decapsulated only when its outer destination is one
+ * of the node's addresses (aibl_node_addrs, AIBL_NODE_ADDR_LOCAL), its
+ * outer source lies in a balancer's source prefix (aibl_node_srcs, LPM
+ * trie) and its inner destination is a VIP the node holds
+ * (AIBL_NODE_ADDR_VIP). Each check applies while its flag is set in
+ * aibl_node_cfg (the agent sets the flag once it has filled the table).
+ */
+enum aibl_node_addr_kind {
+	AIBL_NODE_ADDR_LOCAL = 1, /* outer destination: the node itself */
+	AIBL_NODE_ADDR_VIP = 2,	  /* inner destination: a VIP held on lo / dummy */
+};
+
+struct aibl_node_addr_key {
+	union aibl_addr addr;
+	__u8 family; /* enum aibl_family */
+	__u8 kind;   /* enum aibl_node_addr_kind */
+	__u16 pad;
+};
+
+/* LPM trie key: prefixlen counts the family byte (8 bits) too */
+struct aibl_node_src_key {
+	__u32 prefixlen;
+	__u8 family;
+	__u8 addr[16];
+	__u8 pad[3];
+};
+
+#define AIBL_NODE_F_CHECK_LOCAL	 0x01
+#define AIBL_NODE_F_CHECK_SOURCE 0x02
+#define AIBL_NODE_F_CHECK_VIP	 0x04
+
+struct aibl_node_cfg {
+	__u32 flags; /* AIBL_NODE_F_* */
+	__u32 pad;
+};
+
 #define AIBL_NODE_COUNTERS(X)                                                                      \
 	X(PASS, "pass", "packets not encapsulated, passed")                                        \
 	X(DECAP4, "decap_ipip", "IPv4-in-IPv4 packets decapsulated")                               \
 	X(DECAP6, "decap_ip6ip6", "IPv6-in-IPv6 packets decapsulated")                             \
 	X(DECAP46, "decap_ip4ip6", "IPv4-in-IPv6 packets decapsulated")                            \
 	X(DROP_TRUNC, "drop_truncated", "dropped: truncated tunnel packet")                        \
-	X(DROP_ADJUST, "drop_adjust", "dropped: header removal failed")
+	X(DROP_ADJUST, "drop_adjust", "dropped: header removal failed")                            \
+	X(NOT_LOCAL, "refuse_not_local", "tunnels to another address, passed")                     \
+	X(DROP_SOURCE, "drop_source", "dropped: outer source not a balancer")                      \
+	X(DROP_NOT_VIP, "drop_not_vip", "dropped: inner destination not a VIP here")               \
+	X(DROP_BAD_OUTER, "drop_bad_outer", "dropped: outer checksum or length wrong")             \
+	X(DROP_BAD_INNER, "drop_bad_inner", "dropped: inner header version or lengths wrong")
 
 enum aibl_node_counter {
 #define AIBL_X_ENUM(n, s, d) AIBL_NCNT_##n,
@@ -546,6 +616,9 @@ _Static_assert(sizeof(struct aibl_svc_meta) == 124, "aibl_svc_meta");
 _Static_assert(sizeof(struct aibl_be_meta) == 40, "aibl_be_meta");
 _Static_assert(sizeof(struct aibl_node_client_key) == 36, "aibl_node_client_key");
 _Static_assert(sizeof(struct aibl_node_client) == 32, "aibl_node_client");
+_Static_assert(sizeof(struct aibl_node_addr_key) == 20, "aibl_node_addr_key");
+_Static_assert(sizeof(struct aibl_node_src_key) == 24, "aibl_node_src_key");
+_Static_assert(sizeof(struct aibl_node_cfg) == 8, "aibl_node_cfg");
 _Static_assert((AIBL_RING_SIZE & 1) == 1, "ring size must be odd (prime)");
 
 #endif /* AIBL_H */

@@ -7,6 +7,13 @@
 # established_64k_full_path (65536 flows cycled), new_flow, new_flow_guarded
 # (rate guard engaged), new_conn and non_vip (lab/bench-xdp.sh CASE: that
 # case only). Needs root.
+#
+# lab/bench-xdp.sh --katran DIR [CASE]: side by side with Katran. DIR is a
+# Katran checkout (or a bare git dir) the user provides; its
+# katran/lib/bpf/balancer.bpf.c is built here with its default constants
+# (clang -O2 -target bpf, its linux_includes) and measured on the same
+# frames in the same rounds, then the like-for-like pairs are named. CI
+# does not run it.
 # The build measured: AIBL_BUILD, else BUILD (default build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +22,29 @@ build=${BUILD:-build}
 AIBL_BUILD=${AIBL_BUILD:-$build}
 export AIBL_BUILD
 [ -d /sys/fs/bpf ] && ! mountpoint -q /sys/fs/bpf 2>/dev/null && mount -t bpf bpf /sys/fs/bpf
-exec "$AIBL_BUILD/tests/bench/bench_xdp" "$@"
+
+args=()
+if [ "${1:-}" = --katran ]; then
+	dir=${2:?--katran DIR: a Katran checkout}
+	shift 2
+	out=$AIBL_BUILD/katran
+	rm -rf "$out" && mkdir -p "$out/src" "$out/inc/gnu"
+	if [ -d "$dir/katran/lib/bpf" ]; then
+		cp -r "$dir/katran" "$out/src/"
+	else # a bare repository
+		git -C "$dir" archive HEAD katran/lib/bpf katran/lib/linux_includes | tar -x -C "$out/src"
+	fi
+	cp "$out/src/katran/lib/linux_includes/"* "$out/inc/"
+	# the BPF target has no 32-bit glibc stubs; Katran's sources include <string.h>
+	: >"$out/inc/gnu/stubs-32.h"
+	${CLANG:-clang} -O2 -g -target bpf -D__KERNEL__ -Wno-unused-value -Wno-pointer-sign \
+		-Wno-compare-distinct-pointer-types -I "$out/inc" -I "$out/src" \
+		-I "/usr/include/$(uname -m)-linux-gnu" \
+		-c "$out/src/katran/lib/bpf/balancer.bpf.c" -o "$out/balancer.bpf.o" 2>"$out/build.log" || {
+		cat "$out/build.log" >&2
+		exit 1
+	}
+	echo "# katran: $(git -C "$dir" rev-parse --short=8 HEAD 2>/dev/null || echo "$dir"), built to $out/balancer.bpf.o"
+	args=(--katran "$out/balancer.bpf.o")
+fi
+exec "$AIBL_BUILD/tests/bench/bench_xdp" "${args[@]}" "$@"

@@ -149,14 +149,17 @@ lab_start_node() {
 }
 
 # lab_start_agent I [AGENT-ARGS...] (started by lab_start_node; separate so
-# a test can stop and restart it). It listens on every IPv4 address of the
-# node so that hints can be posted from the node itself over loopback (an
-# agent without --key accepts hint posts only from loopback).
+# a test can stop and restart it). The decap program opens only tunnels
+# from the balancer's sources (IPv6: the /96 its flow hash varies in). It
+# listens on every IPv4 address of the node so that hints can be posted
+# from the node itself over loopback (an agent without --key accepts hint
+# posts only from loopback).
 lab_start_agent() {
 	local i=$1
 	shift
 	lab_spawn "n$i" "agent-n$i" "$AIBL_BUILD/aibl-agent" --listen "0.0.0.0:$LAB_AGENT_PORT" \
 		--name "n$i" --model-server "http://127.0.0.1:$LAB_SIM_PORT" --decap eth0 \
+		--decap-source "$LAB_LB_IP4" --decap-source "$LAB_LB_IP6/96" \
 		--scrape-interval-ms "${LAB_SCRAPE_MS:-200}" "$@"
 }
 

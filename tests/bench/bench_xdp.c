@@ -33,6 +33,13 @@
  * Output: "xdp <case> ratio=<cost/empty> ns=<ns per packet>" per case,
  * preceded by "#" lines describing the run.
  *
+ * --katran OBJ (lab/bench-xdp.sh --katran DIR): Katran's balancer.bpf.o
+ * (katran_env.c) is measured on the same frames in the same rounds
+ * ("katran <case>" lines; established_full_path, established_64k_full_path
+ * and new_flow_guarded have no Katran counterpart of their own), then the
+ * like-for-like pairs are named ("pair" lines). The process is pinned to
+ * CPU 0 then, for both: Katran's LRU is per CPU.
+ *
  * Not used for the main lines: BPF_F_TEST_XDP_LIVE_FRAMES. Its pages are
  * recycled within one run without their content being reset (only the
  * data pointers are), so an encapsulating program sees its own rewritten
@@ -54,7 +61,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sched.h>
 #include "../bpf/xdp_env.h"
+#include "katran_env.h"
 
 #define NBACKENDS   64
 #define ROUNDS	    7
@@ -62,6 +71,7 @@
 #define WARM_REPEAT 100000
 
 static int empty_fd = -1;
+static int katran_fd = -1;
 
 /*
  * Engage the rate guard on every CPU: a window opened now (the program's
@@ -333,7 +343,16 @@ int main(int argc, char **argv)
 {
 	static struct pkt_buf pkts[PER_ROUND];
 	struct bpf_object *eobj = NULL;
+	double kratio[B_NON_VIP + 1] = {}, aratio[B_NON_VIP + 1] = {};
+	const char *katran = NULL, *only = NULL;
 	int err, rc = 1;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--katran") && i + 1 < argc)
+			katran = argv[++i];
+		else
+			only = argv[i];
+	}
 
 	if (geteuid() != 0) {
 		fprintf(stderr, "bench_xdp: needs root (BPF_PROG_TEST_RUN)\n");
@@ -353,6 +372,25 @@ int main(int argc, char **argv)
 	if (err) {
 		fprintf(stderr, "bench_xdp: setup maps: %s\n", strerror(-err));
 		goto out;
+	}
+	if (katran) {
+		cpu_set_t set;
+
+		err = katran__load(katran, XE_MAC_GW);
+		if (err) {
+			fprintf(stderr, "bench_xdp: load and set up %s: %s\n", katran,
+				strerror(-err));
+			goto out;
+		}
+		katran_fd = katran__fd();
+		CPU_ZERO(&set);
+		CPU_SET(0, &set);
+		if (sched_setaffinity(0, sizeof(set), &set))
+			perror("bench_xdp: pin to cpu 0");
+		printf(
+		    "# katran lines: %s (default constants, 1M-entry LRU per CPU, 65537-slot "
+		    "ring, 100 reals, ipip), same frames, same rounds; process pinned to CPU 0\n",
+		    katran);
 	}
 	printf(
 	    "# xdp lines: aibl_xdp vs empty XDP_TX, BPF_PROG_TEST_RUN repeat=1 x %d packets x %d "
@@ -384,8 +422,14 @@ int main(int argc, char **argv)
 		bool full_path = c == B_ESTABLISHED_FULL || c == B_MANY_FULL;
 
 		/* bench_xdp [CASE]: one case only (for perf record) */
-		if (argc > 1 && strcmp(argv[1], case_names[c]))
+		if (only && strcmp(only, case_names[c]))
 			continue;
+		/* Katran's counterpart of this case, when it has one of its own */
+		int kfd = katran_fd >= 0 && c != B_ESTABLISHED_FULL && c != B_MANY_FULL &&
+				  c != B_NEW_FLOW_GUARDED
+			      ? katran_fd
+			      : -1;
+		double kat[ROUNDS];
 
 		/* the full-path cases with the flow cache off, the others on */
 		if (fcache_set(!full_path))
@@ -395,7 +439,8 @@ int main(int argc, char **argv)
 			 * flow cache entry: later ones hit the cache */
 			build(c, &pkts[0]);
 			if (measure(dp__prog_fd(xe_dp), c, XDP_TX, 1, pkts) < 0 ||
-			    measure(dp__prog_fd(xe_dp), c, XDP_TX, 1, pkts) < 0)
+			    measure(dp__prog_fd(xe_dp), c, XDP_TX, 1, pkts) < 0 ||
+			    (kfd >= 0 && measure(kfd, c, XDP_TX, 1, pkts) < 0))
 				goto out;
 			for (int i = 1; i < PER_ROUND; i++)
 				pkts[i] = pkts[0];
@@ -405,6 +450,15 @@ int main(int argc, char **argv)
 		if (many) {
 			flow_seq = 0;
 			conns0 = xe_conns_count();
+		}
+		if (many && kfd >= 0) {
+			/* Katran's LRU learns the flows from their first packets */
+			for (__u32 i = 0; i < MANY_FLOWS; i++) {
+				build(c, &pkts[0]);
+				if (measure(kfd, c, XDP_TX, 1, pkts) < 0)
+					goto out;
+			}
+			flow_seq = 0;
 		}
 		hit0 = xe_counter(AIBL_CNT_FCACHE_HIT);
 		fill0 = xe_counter(AIBL_CNT_FCACHE_FILL);
@@ -444,6 +498,8 @@ int main(int argc, char **argv)
 			empty[r] = measure(empty_fd, c, XDP_TX, n, pkts);
 			prog[r] = measure(dp__prog_fd(xe_dp), c, want, n, pkts);
 			if (empty[r] < 0 || prog[r] < 0)
+				goto out;
+			if (kfd >= 0 && (kat[r] = measure(kfd, c, want, n, pkts)) < 0)
 				goto out;
 		}
 		qsort(prog, ROUNDS, sizeof(double), cmp_double);
@@ -519,11 +575,42 @@ int main(int argc, char **argv)
 			goto out;
 		printf("xdp %s ratio=%.2f ns=%.1f\n", case_names[c],
 		       prog[ROUNDS / 2] / empty[ROUNDS / 2], prog[ROUNDS / 2]);
+		aratio[c] = prog[ROUNDS / 2] / empty[ROUNDS / 2];
+		if (kfd >= 0) {
+			qsort(kat, ROUNDS, sizeof(double), cmp_double);
+			kratio[c] = kat[ROUNDS / 2] / empty[ROUNDS / 2];
+			printf("katran %s ratio=%.2f ns=%.1f\n", case_names[c], kratio[c],
+			       kat[ROUNDS / 2]);
+		}
 		fflush(stdout);
+	}
+	if (katran_fd >= 0) {
+		/* like for like: aibl's case, Katran's case doing the same work */
+		static const struct {
+			int a, k;
+			const char *what;
+		} pairs[] = {
+		    {B_ESTABLISHED, B_ESTABLISHED, "one hot flow (aibl: flow cache)"},
+		    {B_ESTABLISHED_FULL, B_ESTABLISHED, "one hot flow, full path (cache off)"},
+		    {B_MANY, B_MANY, "65536 established flows cycled"},
+		    {B_MANY_FULL, B_MANY, "65536 flows cycled, aibl cache off"},
+		    {B_NEW_FLOW, B_NEW_FLOW, "a SYN from a new client per packet"},
+		    {B_NEW_CONN, B_NEW_CONN, "new connection (SYN + ACK), per packet"},
+		    {B_NON_VIP, B_NON_VIP, "not for a VIP"},
+		};
+
+		for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
+			if (aratio[pairs[i].a] > 0 && kratio[pairs[i].k] > 0)
+				printf("pair %-26s aibl %.2f katran %.2f %s  (%s)\n",
+				       case_names[pairs[i].a], aratio[pairs[i].a],
+				       kratio[pairs[i].k],
+				       aratio[pairs[i].a] <= kratio[pairs[i].k] ? "<=" : "> ",
+				       pairs[i].what);
 	}
 	rc = 0;
 out:
 	bpf_object__close(eobj);
+	katran__close();
 	xe_down();
 	return rc;
 }

@@ -154,6 +154,112 @@ out:
 	env_down();
 }
 
+/* the outer IPv4 header's checksum again, after a test changed it */
+static void outer4_csum(struct pkt_buf *b)
+{
+	uint32_t sum = 0;
+
+	b->buf[14 + 10] = b->buf[14 + 11] = 0;
+	for (int i = 0; i < 20; i += 2)
+		sum += b->buf[14 + i] << 8 | b->buf[14 + i + 1];
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	b->buf[14 + 10] = ~sum >> 8;
+	b->buf[14 + 11] = ~sum & 0xff;
+}
+
+/* 4in4 from src to node dst, inner client -> vip:80 */
+static void tunnel4(struct pkt_buf *b, const char *src, const char *dst, const char *vip)
+{
+	pkt__init(b);
+	pkt__eth(b, MAC_NODE, MAC_LB);
+	pkt__ipv4(b, src, dst, NULL);
+	pkt__ipv4(b, "192.0.2.10", vip, NULL);
+	pkt__tcp(b, 40000, 80, PKT_TCP_ACK);
+	pkt__fill(b, 20);
+	pkt__finish(b);
+}
+
+static void accept_case(const char *desc, const struct pkt_buf *in, __u32 verdict, int counter)
+{
+	__u64 before = ncount(counter);
+	struct run r;
+
+	run(in, &r);
+	if (!ASSERT_OK(r.err, desc))
+		return;
+	ASSERT_EQ(r.verdict, verdict, desc);
+	if (!ASSERT_EQ(ncount(counter), before + 1, desc))
+		for (int i = 0; i < AIBL_NCNT__MAX; i++)
+			printf("  counter %d: %llu\n", i, (unsigned long long)ncount(i));
+	if (counter == AIBL_NCNT_NOT_LOCAL)
+		ASSERT_TRUE(r.len == in->len && !memcmp(r.data, in->buf, in->len), "untouched");
+}
+
+/*
+ * Only tunnels addressed to the node, from a balancer's source prefix,
+ * whose inner destination is a VIP held here are opened; each refusal has
+ * its counter, and no refused packet leaves a client record (hint).
+ */
+static void test_accept(void)
+{
+	struct decap_prefix local[2], vip[2], src[2], bad;
+	struct aibl_node_client_key k, next;
+	struct pkt_buf in;
+
+	if (!env_up())
+		goto out;
+	if (!ASSERT_OK(decap__parse_prefix("10.1.0.1", &local[0]), "parse") ||
+	    !ASSERT_OK(decap__parse_prefix("fd00:1::3", &local[1]), "parse") ||
+	    !ASSERT_OK(decap__parse_prefix("10.100.0.1", &vip[0]), "parse") ||
+	    !ASSERT_OK(decap__parse_prefix("fd00:100::1", &vip[1]), "parse") ||
+	    !ASSERT_OK(decap__parse_prefix("10.0.0.100/32", &src[0]), "parse") ||
+	    !ASSERT_OK(decap__parse_prefix("fd00::/96", &src[1]), "parse"))
+		goto out;
+	ASSERT_EQ(decap__parse_prefix("10.0.0.1/33", &bad), -EINVAL, "bad length refused");
+	ASSERT_OK(decap__set_addrs(dc, AIBL_NODE_ADDR_LOCAL, local, 2), "local");
+	ASSERT_OK(decap__set_addrs(dc, AIBL_NODE_ADDR_VIP, vip, 2), "vips");
+	ASSERT_OK(decap__set_sources(dc, src, 2), "sources");
+
+	tunnel4(&in, "10.0.0.100", "10.1.0.1", "10.100.0.1");
+	accept_case("from a balancer to a vip here: opened", &in, TC_ACT_OK, AIBL_NCNT_DECAP4);
+	build(&in, 6, 6, true);
+	accept_case("6in6 from the balancer's /96: opened", &in, TC_ACT_OK, AIBL_NCNT_DECAP6);
+	/* only refusals from here on: clear the records, none may come back */
+	while (!bpf_map_get_next_key(decap__clients_fd(dc), NULL, &next))
+		bpf_map_delete_elem(decap__clients_fd(dc), &next);
+
+	tunnel4(&in, "10.0.0.100", "10.1.0.99", "10.100.0.1");
+	accept_case("addressed to another host: passed, not opened", &in, TC_ACT_OK,
+		    AIBL_NCNT_NOT_LOCAL);
+	tunnel4(&in, "203.0.113.7", "10.1.0.1", "10.100.0.1");
+	accept_case("from a foreign source: dropped", &in, TC_ACT_SHOT, AIBL_NCNT_DROP_SOURCE);
+	tunnel4(&in, "10.0.0.100", "10.1.0.1", "10.100.0.9");
+	accept_case("inner destination not a vip here: dropped", &in, TC_ACT_SHOT,
+		    AIBL_NCNT_DROP_NOT_VIP);
+	tunnel4(&in, "10.0.0.100", "10.1.0.1", "10.100.0.1");
+	in.buf[14 + 10] ^= 0x5a;
+	accept_case("bad outer checksum: dropped", &in, TC_ACT_SHOT, AIBL_NCNT_DROP_BAD_OUTER);
+	tunnel4(&in, "10.0.0.100", "10.1.0.1", "10.100.0.1");
+	in.buf[14 + 2] = 0x05; /* 1280+: beyond the frame */
+	outer4_csum(&in);
+	accept_case("outer length beyond the frame: dropped", &in, TC_ACT_SHOT,
+		    AIBL_NCNT_DROP_BAD_OUTER);
+	tunnel4(&in, "10.0.0.100", "10.1.0.1", "10.100.0.1");
+	in.buf[14 + 20] = 0x65; /* inner version 6 in a 4in4 tunnel */
+	accept_case("wrong inner version: dropped as such", &in, TC_ACT_SHOT,
+		    AIBL_NCNT_DROP_BAD_INNER);
+	ASSERT_ERR(bpf_map_get_next_key(decap__clients_fd(dc), NULL, &k),
+		   "no client record from a refused packet");
+
+	/* sets emptied: each check off again */
+	ASSERT_OK(decap__set_sources(dc, NULL, 0), "no sources");
+	tunnel4(&in, "203.0.113.7", "10.1.0.1", "10.100.0.1");
+	accept_case("no sources configured: any", &in, TC_ACT_OK, AIBL_NCNT_DECAP4);
+out:
+	env_down();
+}
+
 static void test_bad(void)
 {
 	struct pkt_buf in;
@@ -164,6 +270,7 @@ static void test_bad(void)
 	build(&in, 4, 4, true);
 	in.len = 14 + 20 + 10; /* inner header cut */
 	in.buf[14 + 3] = 30;
+	outer4_csum(&in);
 	run(&in, &r);
 	ASSERT_OK(r.err, "run");
 	ASSERT_EQ(r.verdict, TC_ACT_SHOT, "cut inner header dropped");
@@ -242,6 +349,7 @@ out:
 static const struct test_case cases[] = {
     {"decap_fixtures", test_decap},
     {"decap_bad_input", test_bad},
+    {"decap_accept", test_accept},
     {"decap_client_records", test_clients},
     {"decap_attach_detach", test_attach_detach},
 };

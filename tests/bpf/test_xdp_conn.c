@@ -130,10 +130,46 @@ out:
 	xe_down();
 }
 
+/*
+ * aibld's reconcile (dp__load_reconcile): counts that drifted (spoofed or
+ * evicted flows, an entry deleted from outside) are set back to the open
+ * TCP entries of each backend; closing entries and UDP flows do not count.
+ */
+static void test_load_reconcile(void)
+{
+	struct aibl_flow_key fk = xe_fk("198.18.0.2", VIP4, 5, 80, IPPROTO_TCP);
+	struct aibl_load drift = {.active = 3034}, l;
+	struct pkt_buf in;
+	struct xe_result r;
+	__u32 one = 1, two = 2;
+
+	if (!std_env())
+		goto out;
+	for (int c = 0; c < 10; c++)
+		ASSERT_EQ(syn_from(c, 5, VIP4, 80, &r), 1, "flow on 1");
+	ASSERT_EQ(tcp_from(9, 5, VIP4, 80, PKT_TCP_FIN | PKT_TCP_ACK, &r), 1, "one closing");
+	in_v4_udp_wild(&in);
+	xe_run(&in, &r);
+	ASSERT_EQ(r.verdict, XDP_TX, "a udp flow on 2");
+	/* drift: a count far off, an entry gone without its FIN */
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_LOAD), &one, &drift, 0), "drift 1");
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_LOAD), &two, &drift, 0), "drift 2");
+	ASSERT_OK(bpf_map_delete_elem(xe_fd(AIBL_MAP_CONNS), &fk), "evicted");
+	ASSERT_EQ(dp__load_reconcile(xe_fd(AIBL_MAP_CONNS), xe_fd(AIBL_MAP_LOAD), 64), 2,
+		  "two counts corrected");
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l);
+	ASSERT_EQ(l.active, 8, "1: ten flows, one closing, one gone");
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &two, &l);
+	ASSERT_EQ(l.active, 0, "2: udp does not count");
+	ASSERT_EQ(dp__load_reconcile(xe_fd(AIBL_MAP_CONNS), xe_fd(AIBL_MAP_LOAD), 64), 0,
+		  "nothing left to correct");
+out:
+	xe_down();
+}
+
 static const struct test_case cases[] = {
-    {"conn_sticky_table_flip", test_conn_sticky_flip},
-    {"conn_resteer_down", test_conn_resteer},
-    {"conn_active_accounting", test_conn_accounting},
+    {"load_reconcile", test_load_reconcile},  {"conn_sticky_table_flip", test_conn_sticky_flip},
+    {"conn_resteer_down", test_conn_resteer}, {"conn_active_accounting", test_conn_accounting},
     {"no_conntrack", test_no_conntrack},
 };
 

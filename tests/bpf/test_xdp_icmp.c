@@ -115,8 +115,107 @@ out:
 	xe_down();
 }
 
+/*
+ * An ICMP error about a VIP flow that is too big for the MTU once
+ * encapsulated is dropped, never answered with an ICMP too-big (RFC 1122
+ * 3.2.2, RFC 4443 2.4(e)), and not counted as forwarded.
+ */
+static void test_icmp_no_error_on_error(void)
+{
+	struct pkt_buf in, q;
+	struct xe_result r;
+
+	if (!std_env())
+		goto out;
+	ASSERT_EQ(syn_from(1, 40000, VIP4, 80, &r), 1, "flow on 1");
+	xe_glob.mtu = 120;
+	xe_glob.flags |= AIBL_G_F_TOOBIG_ICMP;
+	if (!ASSERT_OK(xe_globals_write(), "mtu 120, too-big on"))
+		goto out;
+	/* frag-needed quoting 120 bytes: 148 + 20 outer > 120, DF set */
+	pkt__init(&q);
+	pkt__ipv4(&q, VIP4, "198.18.0.1", NULL);
+	pkt__tcp(&q, 80, 40000, PKT_TCP_ACK);
+	pkt__fill(&q, 200);
+	pkt__finish(&q);
+	pkt__init(&in);
+	pkt__eth(&in, XE_MAC_LB, XE_MAC_RTR);
+	pkt__ipv4(&in, "203.0.113.1", VIP4, NULL);
+	pkt__icmp(&in, 3, 4, 1400);
+	pkt__payload(&in, q.buf, 120);
+	pkt__finish(&in);
+	expect("oversized frag-needed: dropped, not answered", &in, XDP_DROP, NULL, &r);
+	ASSERT_EQ(xe_counter(AIBL_CNT_TOOBIG_SENT), 0, "no too-big sent");
+	ASSERT_EQ(xe_counter(AIBL_CNT_DROP_TOO_BIG), 1, "drop_too_big");
+	ASSERT_EQ(xe_counter(AIBL_CNT_ICMP_FWD), 0, "icmp_fwd: nothing forwarded");
+
+	/* ICMPv6 packet-too-big of 1280 bytes, mtu 1300 < 1280 + 40 */
+	xe_glob.mtu = 1300;
+	if (!ASSERT_OK(xe_globals_write(), "mtu 1300"))
+		goto out;
+	tcp6(&in, CLI6, VIP6, 40000, 80, PKT_TCP_SYN);
+	xe_run(&in, &r);
+	tcp6(&in, CLI6, VIP6, 40000, 80, PKT_TCP_ACK);
+	xe_run(&in, &r);
+	ASSERT_EQ(r.verdict, XDP_TX, "flow6");
+	icmp6_err(&in, 2, 1280, VIP6, 80, CLI6, 40000);
+	expect("oversized packet-too-big: dropped, not answered", &in, XDP_DROP, NULL, &r);
+	ASSERT_EQ(xe_counter(AIBL_CNT_TOOBIG_SENT), 0, "no too-big sent (v6)");
+	ASSERT_EQ(xe_counter(AIBL_CNT_DROP_TOO_BIG), 2, "drop_too_big (v6)");
+	ASSERT_EQ(xe_counter(AIBL_CNT_ICMP_FWD), 0, "icmp_fwd (v6)");
+	/* a TCP packet of that size still gets its too-big */
+	xe_glob.mtu = 120;
+	if (!ASSERT_OK(xe_globals_write(), "mtu 120"))
+		goto out;
+	pkt__init(&in);
+	pkt__eth(&in, XE_MAC_LB, XE_MAC_RTR);
+	pkt__ipv4(&in, "198.18.0.1", VIP4, NULL);
+	pkt__tcp(&in, 40000, 80, PKT_TCP_ACK);
+	pkt__fill(&in, 200);
+	pkt__finish(&in);
+	xe_run(&in, &r);
+	ASSERT_EQ(r.verdict, XDP_TX, "tcp: too-big sent back");
+	ASSERT_EQ(xe_counter(AIBL_CNT_TOOBIG_SENT), 1, "toobig_sent for tcp");
+out:
+	xe_down();
+}
+
+/* An ICMP packet to a VIP address whose IP header lies (total length past
+ * the frame) is dropped as a bad header, as any other protocol's. */
+static void test_icmp_bad_header(void)
+{
+	struct pkt_buf in;
+	int l3;
+
+	if (!std_env())
+		goto out;
+	pkt__init(&in);
+	pkt__eth(&in, XE_MAC_LB, XE_MAC_RTR);
+	pkt__ipv4(&in, CLI4, VIP4W, NULL);
+	pkt__icmp(&in, 8, 0, 0x12340001);
+	pkt__fill(&in, 16);
+	pkt__finish(&in);
+	l3 = xe_l3(&in);
+	in.buf[l3 + 2] = 0x05; /* tot_len 0x05xx: beyond the frame */
+	expect("echo with tot_len beyond the frame to a udp wildcard vip: dropped", &in, XDP_DROP,
+	       NULL, NULL);
+	ASSERT_EQ(xe_counter(AIBL_CNT_DROP_BAD_HDR), 1, "drop_bad_header");
+	pkt__init(&in);
+	pkt__eth(&in, XE_MAC_LB, XE_MAC_RTR);
+	pkt__ipv4(&in, CLI4, "10.100.0.77", NULL);
+	pkt__icmp(&in, 8, 0, 0x12340001);
+	pkt__fill(&in, 16);
+	pkt__finish(&in);
+	in.buf[l3 + 2] = 0x05;
+	expect("the same to a non-vip: passed", &in, XDP_PASS, NULL, NULL);
+out:
+	xe_down();
+}
+
 static const struct test_case cases[] = {
     {"icmp_errors", test_icmp_errors},
+    {"icmp_no_error_on_error", test_icmp_no_error_on_error},
+    {"icmp_bad_header", test_icmp_bad_header},
 };
 
 XF_MAIN(cases)

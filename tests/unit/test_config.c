@@ -49,7 +49,7 @@ static void example(void)
 	ASSERT_EQ(cfg.nodes[3].nmodels, 1, "static models");
 	ASSERT_EQ(cfg.nodes[1].weight, 200, "weight");
 	ASSERT_EQ(cfg.hash_seed, 0x6169626c, "hex seed");
-	ASSERT_EQ(cfg.max_conn_rate, 0, "max_conn_rate");
+	ASSERT_EQ(cfg.max_conn_rate, CFG_CONN_RATE_AUTO, "max_conn_rate: derived");
 	config__free(&cfg);
 }
 
@@ -68,7 +68,7 @@ static void defaults(void)
 	ASSERT_STREQ(cfg.status_listen, "127.0.0.1:7070", "status_listen");
 	ASSERT_EQ(cfg.fail_after, 3, "fail_after");
 	ASSERT_EQ(cfg.rise_after, 2, "rise_after");
-	ASSERT_EQ(cfg.max_conn_rate, 0, "rate guard off");
+	ASSERT_EQ(cfg.max_conn_rate, CFG_CONN_RATE_AUTO, "rate guard from the table's size");
 	ASSERT_EQ(cfg.services[0].proto, IPPROTO_TCP, "proto");
 	ASSERT_EQ(cfg.services[0].policy, AIBL_POL_AI, "policy");
 	ASSERT_EQ(cfg.services[0].accel, -1, "any accelerator");

@@ -6,6 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "decap.h"
@@ -153,4 +157,162 @@ int decap__clients_fd(const struct decap *d)
 int decap__stats_fd(const struct decap *d)
 {
 	return bpf_map__fd(d->skel->maps.aibl_node_stats);
+}
+
+/* ---------------- what the program accepts ---------------- */
+
+static int decap__cfg_flag(struct decap *d, __u32 flag, bool on)
+{
+	int fd = bpf_map__fd(d->skel->maps.aibl_node_cfg);
+	struct aibl_node_cfg c = {};
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(fd, &zero, &c))
+		return -errno;
+	c.flags = on ? c.flags | flag : c.flags & ~flag;
+	return bpf_map_update_elem(fd, &zero, &c, BPF_ANY) ? -errno : 0;
+}
+
+int decap__set_sources(struct decap *d, const struct decap_prefix *p, int n)
+{
+	int fd = bpf_map__fd(d->skel->maps.aibl_node_srcs), err;
+	struct aibl_node_src_key k, next;
+	bool more;
+	__u8 one = 1;
+
+	/* off while the trie is rewritten: never a moment that refuses all */
+	err = decap__cfg_flag(d, AIBL_NODE_F_CHECK_SOURCE, false);
+	if (err)
+		return err;
+	for (more = !bpf_map_get_next_key(fd, NULL, &k); more; k = next) {
+		more = !bpf_map_get_next_key(fd, &k, &next);
+		bpf_map_delete_elem(fd, &k);
+	}
+	for (int i = 0; i < n; i++) {
+		memset(&k, 0, sizeof(k));
+		k.prefixlen = 8 + p[i].len;
+		k.family = p[i].family;
+		memcpy(k.addr, &p[i].addr, 16);
+		if (bpf_map_update_elem(fd, &k, &one, BPF_ANY))
+			return -errno;
+	}
+	return decap__cfg_flag(d, AIBL_NODE_F_CHECK_SOURCE, n > 0);
+}
+
+static bool decap__has(const struct decap_prefix *a, int n, const struct aibl_node_addr_key *k)
+{
+	for (int i = 0; i < n; i++)
+		if (a[i].family == k->family && !memcmp(&a[i].addr, &k->addr, 16))
+			return true;
+	return false;
+}
+
+int decap__set_addrs(struct decap *d, __u8 kind, const struct decap_prefix *a, int n)
+{
+	int fd = bpf_map__fd(d->skel->maps.aibl_node_addrs);
+	struct aibl_node_addr_key k, next;
+	__u32 flag = kind == AIBL_NODE_ADDR_LOCAL ? AIBL_NODE_F_CHECK_LOCAL : AIBL_NODE_F_CHECK_VIP;
+	bool more;
+	__u8 one = 1;
+
+	/* the new set first, then the stale ones out: an address in both is
+	 * never missing */
+	for (int i = 0; i < n; i++) {
+		memset(&k, 0, sizeof(k));
+		k.addr = a[i].addr;
+		k.family = a[i].family;
+		k.kind = kind;
+		if (bpf_map_update_elem(fd, &k, &one, BPF_ANY))
+			return -errno;
+	}
+	for (more = !bpf_map_get_next_key(fd, NULL, &k); more; k = next) {
+		more = !bpf_map_get_next_key(fd, &k, &next);
+		if (k.kind == kind && !decap__has(a, n, &k))
+			bpf_map_delete_elem(fd, &k);
+	}
+	return decap__cfg_flag(d, flag, n > 0);
+}
+
+#define DECAP_MAX_ADDRS 256
+
+int decap__refresh_addrs(struct decap *d)
+{
+	struct decap_prefix *local = calloc(DECAP_MAX_ADDRS, sizeof(*local));
+	struct decap_prefix *vip = calloc(DECAP_MAX_ADDRS, sizeof(*vip));
+	struct ifaddrs *ifa = NULL;
+	int nl = 0, nv = 0, err;
+
+	if (!local || !vip) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (getifaddrs(&ifa)) {
+		err = -errno;
+		goto out;
+	}
+	for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+		struct decap_prefix p = {};
+		bool on_dev, vip_dev;
+
+		if (!i->ifa_addr || !i->ifa_name)
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET) {
+			struct in_addr a = ((struct sockaddr_in *)i->ifa_addr)->sin_addr;
+
+			if ((ntohl(a.s_addr) >> 24) == 127 || (ntohl(a.s_addr) >> 16) == 0xa9fe)
+				continue;
+			p.family = AIBL_AF_INET;
+			p.addr.v4 = a.s_addr;
+		} else if (i->ifa_addr->sa_family == AF_INET6) {
+			struct in6_addr *a = &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
+
+			if (IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_LINKLOCAL(a))
+				continue;
+			p.family = AIBL_AF_INET6;
+			memcpy(&p.addr, a, 16);
+		} else {
+			continue;
+		}
+		on_dev = if_nametoindex(i->ifa_name) == (unsigned int)d->ifindex;
+		vip_dev = (i->ifa_flags & IFF_LOOPBACK) || (i->ifa_flags & IFF_NOARP);
+		if (on_dev && nl < DECAP_MAX_ADDRS)
+			local[nl++] = p;
+		else if (!on_dev && vip_dev && nv < DECAP_MAX_ADDRS)
+			vip[nv++] = p;
+	}
+	err = decap__set_addrs(d, AIBL_NODE_ADDR_LOCAL, local, nl)
+		  ?: decap__set_addrs(d, AIBL_NODE_ADDR_VIP, vip, nv);
+out:
+	if (ifa)
+		freeifaddrs(ifa);
+	free(local);
+	free(vip);
+	return err;
+}
+
+int decap__parse_prefix(const char *s, struct decap_prefix *p)
+{
+	char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
+	long len;
+
+	memset(p, 0, sizeof(*p));
+	if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf))
+		return -EINVAL;
+	slash = strchr(buf, '/');
+	if (slash)
+		*slash++ = '\0';
+	if (inet_pton(AF_INET, buf, &p->addr) == 1)
+		p->family = AIBL_AF_INET;
+	else if (inet_pton(AF_INET6, buf, &p->addr) == 1)
+		p->family = AIBL_AF_INET6;
+	else
+		return -EINVAL;
+	p->len = p->family == AIBL_AF_INET ? 32 : 128;
+	if (slash) {
+		len = strtol(slash, &end, 10);
+		if (*slash == '\0' || *end || len < 0 || len > p->len)
+			return -EINVAL;
+		p->len = len;
+	}
+	return 0;
 }

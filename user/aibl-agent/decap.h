@@ -10,6 +10,7 @@
 #define AIBL_DECAP_H
 
 #include <linux/types.h>
+#include "aibl.h"
 
 struct decap_opts {
 	/* pin aibl_node_cli / aibl_node_stats by name here (reusing existing
@@ -44,6 +45,30 @@ void decap__close(struct decap *d);
 /* Removes an aibl decap filter by ifindex/handle/priority (0: defaults),
  * e.g. left by a process that is gone. -ENOENT when there is none. */
 int decap__detach_ifindex(int ifindex, __u32 handle, __u32 priority);
+/*
+ * What the program accepts (include/aibl.h, aibl_node_cfg). Each set turns
+ * its check on when it is not empty, off when it is: an agent that knows
+ * nothing of a kind accepts any.
+ */
+struct decap_prefix {
+	union aibl_addr addr;
+	__u8 family; /* enum aibl_family */
+	__u8 len;    /* prefix length in bits */
+};
+
+/* the outer sources the balancers use (their tunnel_source4/6 with the
+ * flow-hash bits left out: IPv4 /(32 - hash bits), IPv6 /96) */
+int decap__set_sources(struct decap *d, const struct decap_prefix *p, int n);
+/* kind AIBL_NODE_ADDR_LOCAL or _VIP: exactly these n addresses */
+int decap__set_addrs(struct decap *d, __u8 kind, const struct decap_prefix *a, int n);
+/*
+ * From the host's addresses now: LOCAL those of the decap interface, VIP
+ * those held on loopback or NOARP (dummy) interfaces, leaving out
+ * 127.0.0.0/8, ::1 and link-local ones. Call again when addresses change.
+ */
+int decap__refresh_addrs(struct decap *d);
+/* "ADDR[/LEN]" into p (LEN default: the whole address); 0 or -EINVAL */
+int decap__parse_prefix(const char *s, struct decap_prefix *p);
 int decap__clients_fd(const struct decap *d); /* aibl_node_cli */
 int decap__stats_fd(const struct decap *d);   /* aibl_node_stats */
 

@@ -47,8 +47,35 @@ struct ag_opts {
 	const char *controllers[HTTP_GUARD_PRIO_MAX];
 	int ncontrollers;
 	unsigned int max_conns, max_per_src, reserve, request_ms;
+	const char *decap_src[8];
+	int ndecap_src;
 	bool verbose;
 };
+
+/* how often the decap program learns the node's addresses and VIPs again */
+#define DECAP_REFRESH_S 5
+
+/* what the decap program accepts: the balancers' sources from the command
+ * line, the node's addresses and VIPs from its interfaces */
+static int decap_accept(struct decap *d, const struct ag_opts *o)
+{
+	struct decap_prefix p[8];
+	int err;
+
+	for (int i = 0; i < o->ndecap_src; i++)
+		if (decap__parse_prefix(o->decap_src[i], &p[i])) {
+			pr_err("--decap-source %s: not ADDR[/LEN]\n", o->decap_src[i]);
+			return -EINVAL;
+		}
+	err = decap__set_sources(d, p, o->ndecap_src);
+	if (!err)
+		err = decap__refresh_addrs(d);
+	if (err)
+		pr_err("decap: cannot configure what it accepts: %s\n", strerror(-err));
+	else if (!o->ndecap_src)
+		pr_warn("decap: no --decap-source: tunnels from any source are accepted\n");
+	return err;
+}
 
 static const struct cliopt ag_rows[] = {
     CLIOPT("listen", LISTEN, struct ag_opts, listen, .required = true,
@@ -64,6 +91,10 @@ static const struct cliopt ag_rows[] = {
     CLIOPT("decap", STR, struct ag_opts, decap_if, .metavar = "IFACE",
 	   .help = "attach the node-side decap program at IFACE's TC\n"
 		   "ingress (detached on exit); its client map feeds\ntraffic hints"),
+    CLIOPT("decap-source", STRV, struct ag_opts, decap_src, .metavar = "ADDR[/LEN]",
+	   .count_off = CLIOPT_COUNT(struct ag_opts, ndecap_src), .def_help = "any",
+	   .help = "a balancer's outer source prefix, repeatable;\n"
+		   "tunnels from elsewhere are dropped"),
     CLIOPT("decap-pin-dir", STR, struct ag_opts, pin_dir, .metavar = "DIR", .def_help = "private",
 	   .help = "pin the decap maps there"),
     CLIOPT("key", PATH, struct ag_opts, key_file, .metavar = "FILE",
@@ -417,6 +448,11 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		ag.cli_fd = decap__clients_fd(decap);
+		err = decap_accept(decap, &o);
+		if (err) {
+			err = 1;
+			goto out;
+		}
 		pr_info("decap program attached at %s ingress\n", o.decap_if);
 	}
 
@@ -450,8 +486,12 @@ int main(int argc, char **argv)
 	}
 	pr_info("node %s: serving on %s, %d model server(s)%s%s\n", cfg->name, o.listen.spec,
 		cfg->nservers, ag_has_key ? ", signed reports" : "", ag.nvml ? ", NVML" : "");
-	while (!ag_stop)
-		pause();
+	while (!ag_stop) {
+		/* signals end the sleep early */
+		sleep(DECAP_REFRESH_S);
+		if (decap && !ag_stop && decap__refresh_addrs(decap))
+			pr_warn("decap: cannot read the node's addresses\n");
+	}
 	pr_info("stopping\n");
 	err = 0;
 out:

@@ -133,9 +133,8 @@ struct aibld {
 	bool force_next;    /* rewrite every table on the next recompute */
 	unsigned int member_errors;
 	struct cluster *cl; /* cluster mode (cluster.c), NULL: single host */
+	__u64 reconcile_ms; /* last active-flow reconcile (tables__read_counters) */
 };
-
-/* monotonic clock */
 
 /* controller.c: state, recompute, reload */
 int aibld__init(struct aibld *d, struct config *cfg, struct dp *dp);

@@ -65,6 +65,7 @@ void config__defaults(struct config *cfg)
 	cfg->mtu = 1500;
 	cfg->icmp_too_big = true;
 	cfg->flow_cache = true;
+	cfg->max_conn_rate = CFG_CONN_RATE_AUTO;
 	cfg->map_conns = AIBL_MAX_CONNS;
 	cfg->map_pins = AIBL_MAX_PINS;
 	cfg->fail_after = 3;
@@ -748,7 +749,8 @@ static const struct kspec top_keys[] = {
     KS("flow_cache", K_BOOL, struct config, flow_cache,
        "established flows take the per-CPU flow cache first"),
     KS("max_conn_rate", K_UINT, struct config, max_conn_rate,
-       "connection-table inserts per second per CPU, 0: unlimited", .min = 0, .max = 100000000),
+       "connection-table inserts per second per CPU, 0: unlimited; default: from maps.conns",
+       .min = 0, .max = 100000000),
     KS("tunnel_source4", K_IP4, struct config, tunnel_source4,
        "outer IPv4 source; default: the interface's first"),
     KS("tunnel_source6", K_IP6, struct config, tunnel_source6,

@@ -18,6 +18,15 @@
 #define CFG_ADDR_LEN	64
 #define CFG_NODE_MODELS 8
 #define CFG_ERR_LEN	512
+/*
+ * max_conn_rate left unset: aibld derives it from the connection table so
+ * that new flows refill a CPU's share of the LRU no faster than once in
+ * CFG_CONN_RATE_REFILL_S (established flows that live that long are never
+ * evicted by new ones), at least CFG_CONN_RATE_MIN.
+ */
+#define CFG_CONN_RATE_AUTO     0xffffffffU
+#define CFG_CONN_RATE_REFILL_S 10
+#define CFG_CONN_RATE_MIN      64
 
 enum cfg_xdp_mode {
 	CFG_XDP_NATIVE = 0,
@@ -110,10 +119,11 @@ struct config {
 	__u32 hash_seed;
 	__u16 mtu;
 	bool icmp_too_big;
-	bool flow_cache;		/* established flows take the per-CPU flow cache */
-	__u32 max_conn_rate;		/* conn-table inserts per second per CPU; 0: unlimited */
-	__u32 map_conns;		/* aibl_conns entries (fixed once the maps are pinned) */
-	__u32 map_pins;			/* aibl_pins entries (likewise) */
+	bool flow_cache;     /* established flows take the per-CPU flow cache */
+	__u32 max_conn_rate; /* conn-table inserts per second per CPU; 0: unlimited; unset:
+			      * CFG_CONN_RATE_AUTO */
+	__u32 map_conns;     /* aibl_conns entries (fixed once the maps are pinned) */
+	__u32 map_pins;	     /* aibl_pins entries (likewise) */
 	struct cfg_addr tunnel_source4; /* unset: the interface's address */
 	struct cfg_addr tunnel_source6;
 	unsigned int tunnel_source_hash_bits;

@@ -957,6 +957,13 @@ int aibld__write_globals(struct aibld *d)
 	memcpy(g.if_mac, d->if_mac, 6);
 	g.hash_seed = c->hash_seed;
 	g.max_conn_rate = c->max_conn_rate;
+	if (c->max_conn_rate == CFG_CONN_RATE_AUTO) {
+		__u32 per_cpu = d->dp->sizes.max_conns / (d->ncpus > 0 ? d->ncpus : 1);
+
+		g.max_conn_rate = per_cpu / CFG_CONN_RATE_REFILL_S;
+		if (g.max_conn_rate < CFG_CONN_RATE_MIN)
+			g.max_conn_rate = CFG_CONN_RATE_MIN;
+	}
 	/* pre-filters (include/aibl.h): built from the maps before the data
 	 * plane trusts them, then kept current where aibl_vips / aibl_pins
 	 * are written; one that cannot be built stays off */

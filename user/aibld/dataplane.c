@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
@@ -595,4 +596,96 @@ int dp__pin_filter_rebuild(int filter_fd, int pins_fd)
 {
 	return dp__filter_rebuild(filter_fd, AIBL_FILTER_PIN, pins_fd, sizeof(struct aibl_pin_key),
 				  dp__filter_add_pin_key);
+}
+
+/* ---------------- active-flow reconcile ---------------- */
+
+static int dp__load_read(int load_fd, __u32 n, __s64 *out)
+{
+	for (__u32 id = 0; id < n; id++) {
+		struct aibl_load l;
+
+		if (bpf_map_lookup_elem(load_fd, &id, &l))
+			return -errno;
+		out[id] = l.active;
+	}
+	return 0;
+}
+
+int dp__load_reconcile(int conns_fd, int load_fd, __u32 nbackends)
+{
+	struct aibl_flow_key *keys = calloc(DP_RECONCILE_BATCH, sizeof(*keys));
+	struct aibl_conn *vals = calloc(DP_RECONCILE_BATCH, sizeof(*vals));
+	__s64 *before = calloc(nbackends, sizeof(__s64)), *count = calloc(nbackends, sizeof(__s64));
+	__s64 *after = calloc(nbackends, sizeof(__s64));
+	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct aibl_flow_key k, *prev = NULL;
+	__u32 batch = 0, n;
+	bool first = true, done = false;
+	int err, fixed = 0;
+
+	if (!keys || !vals || !before || !count || !after) {
+		err = -ENOMEM;
+		goto out;
+	}
+	err = dp__load_read(load_fd, nbackends, before);
+	if (err)
+		goto out;
+	while (!done) {
+		n = DP_RECONCILE_BATCH;
+		err = bpf_map_lookup_batch(conns_fd, first ? NULL : &batch, &batch, keys, vals, &n,
+					   &opts);
+		if (err) {
+			err = -errno;
+			if (err == -ENOENT) {
+				err = 0;
+				done = true; /* the last batch: n holds its entries */
+			} else if (err == -EINVAL || err == -EOPNOTSUPP) {
+				break; /* no batch ops: one by one below */
+			} else {
+				goto out;
+			}
+		}
+		first = false;
+		for (__u32 i = 0; i < n; i++)
+			if (keys[i].proto == IPPROTO_TCP && vals[i].backend < nbackends &&
+			    !(vals[i].flags & AIBL_CONN_F_CLOSING))
+				count[vals[i].backend]++;
+	}
+	if (err) {
+		/* kernels without batch lookups on LRU maps */
+		err = 0;
+		memset(count, 0, nbackends * sizeof(__s64));
+		while (!bpf_map_get_next_key(conns_fd, prev, &k)) {
+			struct aibl_conn c;
+
+			prev = &k;
+			if (k.proto == IPPROTO_TCP && !bpf_map_lookup_elem(conns_fd, &k, &c) &&
+			    c.backend < nbackends && !(c.flags & AIBL_CONN_F_CLOSING))
+				count[c.backend]++;
+		}
+	}
+	err = dp__load_read(load_fd, nbackends, after);
+	if (err)
+		goto out;
+	for (__u32 id = 0; id < nbackends; id++) {
+		/* flows opened or closed while the table was read: kept */
+		struct aibl_load l = {.active = count[id] + (after[id] - before[id])};
+
+		if (l.active == after[id])
+			continue;
+		if (bpf_map_update_elem(load_fd, &id, &l, BPF_EXIST)) {
+			err = -errno;
+			goto out;
+		}
+		fixed++;
+	}
+	err = fixed;
+out:
+	free(keys);
+	free(vals);
+	free(before);
+	free(count);
+	free(after);
+	return err;
 }

@@ -118,6 +118,18 @@ int dp__filter_write(int filter_fd, __u32 which, const struct aibl_filter *f);
 int dp__vip_filter_rebuild(int filter_fd, int vips_fd);
 /* rebuilds aibl_filter[AIBL_FILTER_PIN] from the keys of aibl_pins */
 int dp__pin_filter_rebuild(int filter_fd, int pins_fd);
+
+/*
+ * Active-flow reconcile: sets aibl_load[id].active of every backend id <
+ * nbackends to the open (not closing) TCP entries aibl_conns holds for it.
+ * The data plane's +1/-1 drift (an LRU eviction or a lost FIN/RST never
+ * counts down; an entry rewritten from outside never counts) ends here.
+ * The table is read in batches of DP_RECONCILE_BATCH; what the data plane
+ * added to a count while the table was read is kept on top. Number of
+ * counts corrected, or -errno.
+ */
+#define DP_RECONCILE_BATCH 4096
+int dp__load_reconcile(int conns_fd, int load_fd, __u32 nbackends);
 /* sets the bit of one VIP key (before writing it); no write when set */
 int dp__vip_filter_add(int filter_fd, const struct aibl_vip_key *k);
 

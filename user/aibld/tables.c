@@ -327,8 +327,23 @@ static void sum_traffic(struct aibld *d, int fd, __u32 key, struct aibl_traffic 
 	free(v);
 }
 
+/* how often the active-flow counts are set from the connection table */
+#define RECONCILE_INTERVAL_MS 10000
+
 int tables__read_counters(struct aibld *d)
 {
+	__u64 now = clock_mono_ns() / 1000000;
+
+	if (now - d->reconcile_ms >= RECONCILE_INTERVAL_MS) {
+		int fd = dp__map_fd(d->dp, AIBL_MAP_CONNS);
+		int n = fd < 0 ? fd : dp__load_reconcile(fd, d->fd_load, d->max_backends);
+
+		d->reconcile_ms = now;
+		if (n < 0)
+			pr_warn("active-flow reconcile: %s", strerror(-n));
+		else if (n)
+			pr_debug("active-flow reconcile: %d backend counts corrected", n);
+	}
 	for (int i = 0; i < d->nnodes; i++) {
 		struct node_rt *n = &d->nodes[i];
 		struct aibl_load l;

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The insert policy (README: "Mid-connection packet that misses the
+ * table"): floods of spoofed packets that are no completed handshake (ACK,
+ * RST, FIN, SYN+ACK, UDP) from random sources cannot evict established
+ * flows, and a blind RST does not end a flow's active count for good.
+ */
+#include <stdint.h>
+#include <time.h>
+#include "xdp_fixture.h"
+
+#define NEST 100 /* established flows */
+
+static __u32 rnd_state = 0x9e3779b9u;
+
+static __u32 rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 17;
+	rnd_state ^= rnd_state << 5;
+	return rnd_state;
+}
+
+static __s64 active_sum(void)
+{
+	struct aibl_load l;
+	__s64 sum = 0;
+
+	for (__u32 id = 1; id < XE_NBE; id++)
+		if (!bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &id, &l))
+			sum += l.active;
+	return sum;
+}
+
+/* one spoofed packet from a random source: kind 0 ACK, 1 RST, 2 UDP, 3
+ * SYN+ACK, 4 FIN; true when forwarded */
+static bool spoof(int kind)
+{
+	static const __u8 flags[] = {PKT_TCP_ACK, PKT_TCP_RST, 0, PKT_TCP_SYN | PKT_TCP_ACK,
+				     PKT_TCP_FIN | PKT_TCP_ACK};
+	struct in_addr a = {htonl(rnd() | 0x01000000u)};
+	char src[INET_ADDRSTRLEN];
+	struct xe_result r;
+	struct pkt_buf in;
+
+	inet_ntop(AF_INET, &a, src, sizeof(src));
+	if (kind == 2) {
+		pkt__init(&in);
+		pkt__eth(&in, XE_MAC_LB, XE_MAC_RTR);
+		pkt__ipv4(&in, src, VIP4W, NULL);
+		pkt__udp(&in, rnd() & 0xffff, 1 + (rnd() & 0x7fff));
+		pkt__fill(&in, 20);
+		pkt__finish(&in);
+	} else {
+		tcp4(&in, src, VIP4, 1024 + (rnd() & 0x7fff), 80, flags[kind]);
+	}
+	xe_run(&in, &r);
+	return !r.err && r.verdict == XDP_TX;
+}
+
+static __u64 clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static int unverified_reset(void)
+{
+	return xe_percpu_set(AIBL_MAP_RATE, AIBL_RATE_UNVERIFIED, &(struct aibl_rate){},
+			     sizeof(struct aibl_rate));
+}
+
+/*
+ * NEST flows of an rr service (whose re-choice would move them) are
+ * established on a table of 4096 entries; then 10 x the table's size of
+ * each spoofed kind from random sources. First all in one second (the
+ * adversarial burst), then again as a long flood: the unverified window is
+ * reset every 512 packets, as if each second brought 512, while the
+ * established flows go on sending. At least 99 % of them must still be on
+ * their backends, by their entries and by where their packets go.
+ */
+static void test_flood(void)
+{
+	static __u32 pat[3] = {1, 2, 5};
+	__u32 be[NEST], table = 4096, kept = 0, nconns;
+	__u64 noinsert, midflow, t0, secs;
+	struct xe_result r;
+	int c;
+
+	if (!std_env())
+		goto out;
+	/* LRU lists and rate windows are per CPU: keep every run on one */
+	if (!ASSERT_OK(pin_cpu0(), "pin to cpu 0") || !ASSERT_OK(xe_ring(0, 0, pat, 3), "ring") ||
+	    !ASSERT_OK(xe_ring(2, 0, pat, 3), "udp ring") ||
+	    !ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_RR, AIBL_KEY_SRC_IP, 0, 0),
+		       "rr vip"))
+		goto out;
+	for (c = 0; c < NEST; c++) {
+		int b = syn_from(c, 7, VIP4, 80, &r);
+
+		if (!ASSERT_TRUE(b > 0, "established"))
+			goto out;
+		be[c] = b;
+	}
+	ASSERT_EQ(active_sum(), NEST, "every flow active");
+
+	/* the burst: every kind at 10 x the table within one window */
+	if (!ASSERT_OK(unverified_reset(), "window"))
+		goto out;
+	t0 = clock_ns();
+	noinsert = xe_counter(AIBL_CNT_CONN_NOINSERT);
+	midflow = xe_counter(AIBL_CNT_CONN_MISS_MIDFLOW);
+	for (int kind = 0; kind < 5; kind++)
+		for (__u32 i = 0; i < 10 * table; i++)
+			if (!ASSERT_TRUE(spoof(kind), "spoofed packet forwarded"))
+				goto out;
+	secs = (clock_ns() - t0) / 1000000000ULL + 2; /* windows the burst may span */
+	nconns = xe_conns_count();
+	printf("  burst: %u entries after 5 x %u spoofed packets\n", nconns, 10 * table);
+	ASSERT_LE(nconns, NEST + secs * AIBL_UNVERIFIED_RATE, "at most the unverified budget");
+	ASSERT_GE(xe_counter(AIBL_CNT_CONN_NOINSERT) - noinsert,
+		  50 * table - secs * AIBL_UNVERIFIED_RATE, "conn_no_insert");
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_MISS_MIDFLOW) - midflow, 40 * table,
+		  "conn_miss_midflow: every TCP kind, SYN+ACK too");
+	/* a mid-flow ACK let in counts as an active flow, as a recovered one should */
+	ASSERT_LE(active_sum(), NEST + secs * AIBL_UNVERIFIED_RATE, "active: bounded as well");
+
+	/* the long flood: ACK, RST, UDP interleaved, 512 a "second" */
+	for (__u32 i = 0; i < 10 * table; i++) {
+		for (int kind = 0; kind < 3; kind++)
+			if (!ASSERT_TRUE(spoof(kind), "spoofed packet forwarded"))
+				goto out;
+		if (i % 512 == 511) {
+			if (!ASSERT_OK(unverified_reset(), "next window"))
+				goto out;
+			for (c = 0; c < NEST; c++)
+				ack_from(c, 7, VIP4, 80, &r);
+		}
+	}
+	for (c = 0; c < NEST; c++) {
+		char src[INET_ADDRSTRLEN];
+		struct in_addr a = {htonl(0xc6120000u + c)};
+		struct aibl_flow_key fk;
+		struct aibl_conn e;
+
+		inet_ntop(AF_INET, &a, src, sizeof(src));
+		fk = xe_fk(src, VIP4, 7, 80, IPPROTO_TCP);
+		if (!bpf_map_lookup_elem(xe_fd(AIBL_MAP_CONNS), &fk, &e) && e.backend == be[c] &&
+		    ack_from(c, 7, VIP4, 80, &r) == (int)be[c])
+			kept++;
+	}
+	printf("  long flood: %u of %d established flows kept their backend, %u entries\n", kept,
+	       NEST, xe_conns_count());
+	ASSERT_GE(kept * 100, NEST * 99, ">= 99% of established flows on their backends");
+out:
+	xe_down();
+}
+
+/*
+ * A blind RST on a known tuple counts the flow out; its next packet shows
+ * that the flow went on and counts it in again. A SYN+ACK, FIN or RST
+ * that misses the table is forwarded by the hash choice and not inserted.
+ */
+static void test_blind_rst(void)
+{
+	struct xe_result r;
+	struct aibl_flow_key fk = xe_fk("198.18.0.1", VIP4, 9, 80, IPPROTO_TCP);
+	struct aibl_conn e;
+	__u32 n;
+
+	if (!std_env())
+		goto out;
+	ASSERT_EQ(syn_from(1, 9, VIP4, 80, &r), 1, "established on 1");
+	ASSERT_EQ(active_sum(), 1, "active");
+	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_RST, &r), 1, "RST forwarded to 1");
+	ASSERT_EQ(active_sum(), 0, "RST counts it out");
+	ASSERT_EQ(ack_from(1, 9, VIP4, 80, &r), 1, "the flow goes on, on 1");
+	ASSERT_EQ(active_sum(), 1, "and counts again");
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_REOPEN), 1, "conn_reopen");
+	ASSERT_OK(bpf_map_lookup_elem(xe_fd(AIBL_MAP_CONNS), &fk, &e), "entry");
+	ASSERT_EQ(e.flags & (AIBL_CONN_F_CLOSING | AIBL_CONN_F_RST), 0, "open again");
+	ASSERT_EQ(ack_from(1, 9, VIP4, 80, &r), 1, "once");
+	ASSERT_EQ(active_sum(), 1, "counted once");
+	/* a FIN ends it; ACKs after a FIN are normal and keep it closed */
+	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_FIN | PKT_TCP_ACK, &r), 1, "FIN");
+	ASSERT_EQ(ack_from(1, 9, VIP4, 80, &r), 1, "ACK after FIN");
+	ASSERT_EQ(active_sum(), 0, "closed by its FIN");
+
+	n = xe_conns_count();
+	ASSERT_EQ(tcp_from(50, 9, VIP4, 80, PKT_TCP_SYN | PKT_TCP_ACK, &r), 1, "SYN+ACK miss");
+	ASSERT_EQ(tcp_from(51, 9, VIP4, 80, PKT_TCP_RST, &r), 1, "RST miss");
+	ASSERT_EQ(tcp_from(52, 9, VIP4, 80, PKT_TCP_FIN | PKT_TCP_ACK, &r), 1, "FIN miss");
+	ASSERT_EQ(xe_conns_count(), n, "none inserted");
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_MISS_MIDFLOW), 3, "all three mid-flow misses");
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_NOINSERT), 3, "conn_no_insert");
+out:
+	xe_down();
+}
+
+static const struct test_case cases[] = {
+    {"flood_keeps_established", test_flood},
+    {"blind_rst", test_blind_rst},
+};
+
+XF_MAIN(cases)
