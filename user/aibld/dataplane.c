@@ -120,12 +120,14 @@ static int dp__check_pin(struct bpf_map *map, const char *path)
 		goto out;
 	}
 	/* counters appended to AIBL_COUNTERS by a newer build have no slot in
-	 * an older, smaller aibl_stats: start the counters over rather than
-	 * drop the new ones for good */
-	if (!strcmp(bpf_map__name(map), AIBL_MAP_STATS) &&
+	 * an older, smaller aibl_stats, nor a newer build's rate windows in an
+	 * older aibl_rate: both hold only transient figures, so they start
+	 * over rather than lose the new slots for good */
+	if ((!strcmp(bpf_map__name(map), AIBL_MAP_STATS) ||
+	     !strcmp(bpf_map__name(map), AIBL_MAP_RATE)) &&
 	    info.max_entries < bpf_map__max_entries(map)) {
-		pr_info("dataplane: pinned %s has %u counters, this build %u: counters restart",
-			path, info.max_entries, bpf_map__max_entries(map));
+		pr_info("dataplane: pinned %s has %u entries, this build %u: it starts over", path,
+			info.max_entries, bpf_map__max_entries(map));
 		if (unlink(path)) {
 			err = -errno;
 			pr_warn("dataplane: unpin %s: %s", path, strerror(-err));
