@@ -231,6 +231,18 @@ bad:
 	return -EBADMSG;
 }
 
+/* the MAC computed here against the one sent (constant time), then the
+ * signature's time against ours within the window */
+static int mac_and_time_ok(const unsigned char mac[32], const struct aibl_sig *s, uint64_t now,
+			   unsigned int window_s)
+{
+	if (CRYPTO_memcmp(mac, s->mac, 32) != 0)
+		return -EPERM;
+	if (s->t + window_s < now || s->t > now + window_s)
+		return -ETIME;
+	return 0;
+}
+
 int aibl_auth__verify_sig(const struct aibl_key *key, const struct aibl_sig *s,
 			  const char *expect_nonce, const void *body, size_t len, uint64_t now,
 			  unsigned int window_s)
@@ -241,10 +253,9 @@ int aibl_auth__verify_sig(const struct aibl_key *key, const struct aibl_sig *s,
 	err = auth_mac(key, s->t, s->nonce, body, len, mac);
 	if (err)
 		return err;
-	if (CRYPTO_memcmp(mac, s->mac, sizeof(mac)) != 0)
-		return -EPERM;
-	if (s->t + window_s < now || s->t > now + window_s)
-		return -ETIME;
+	err = mac_and_time_ok(mac, s, now, window_s);
+	if (err)
+		return err;
 	if (expect_nonce && strcmp(expect_nonce, s->nonce) != 0)
 		return -ESTALE;
 	return 0;
@@ -281,11 +292,7 @@ int aibl_auth__verify_req_sig(const struct aibl_key *key, const struct aibl_sig 
 	err = auth_mac_dom(key, AUTH_REQ_DOMAIN, s->t, s->nonce, what, strlen(what), mac);
 	if (err)
 		return err;
-	if (CRYPTO_memcmp(mac, s->mac, sizeof(mac)) != 0)
-		return -EPERM;
-	if (s->t + window_s < now || s->t > now + window_s)
-		return -ETIME;
-	return 0;
+	return mac_and_time_ok(mac, s, now, window_s);
 }
 
 int aibl_auth__verify(const struct aibl_key *key, const char *hdr, const char *expect_nonce,
