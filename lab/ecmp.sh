@@ -92,13 +92,7 @@ lab_ecmp__up() {
 	br=$(lab_ns br)
 	cli=$(lab_ns cli)
 	rt=$(lab_ns rt)
-	ip netns add "$br"
-	ip -n "$br" link set lo up
-	ip -n "$br" link add br0 mtu "$LAB_MTU" type bridge forward_delay 0 stp_state 0 mcast_snooping 0
-	ip -n "$br" link set br0 up
-	ip netns exec "$br" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-	ip netns exec "$br" sysctl -qw net.bridge.bridge-nf-call-iptables=0 \
-		net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0 2>/dev/null || true
+	lab__bridge "$br"
 
 	# the router: inside leg on the bridge, client on a veth of its own;
 	# multipath routes hashed on the 5-tuple (policy 1: L4)

@@ -382,6 +382,21 @@ lab__add_host() {
 	ip -n "$ns" link set eth0 up
 }
 
+# The bridge namespace NS with br0: a plain switch, no STP delay, no
+# multicast snooping (which would hold back IPv6 neighbour discovery until
+# MLD reports arrive), and no bridged frame handed to iptables/ip6tables/
+# arptables (br_netfilter's default once loaded: every frame would cross
+# the netfilter hooks, twice on its way through the balancer).
+lab__bridge() {
+	ip netns add "$1"
+	ip -n "$1" link set lo up
+	ip -n "$1" link add br0 mtu "$LAB_MTU" type bridge forward_delay 0 stp_state 0 mcast_snooping 0
+	ip -n "$1" link set br0 up
+	ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+	ip netns exec "$1" sysctl -qw net.bridge.bridge-nf-call-iptables=0 \
+		net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0 2>/dev/null || true
+}
+
 lab__up() {
 	local i ns br cli lb f
 	f=$LAB_STATE_ROOT/$LAB_PREFIX/lab.env
@@ -398,18 +413,7 @@ lab__up() {
 	br=$(lab_ns br)
 	cli=$(lab_ns cli)
 	lb=$(lab_ns lb)
-	ip netns add "$br"
-	ip -n "$br" link set lo up
-	# The bridge is a plain switch: no STP delay, no multicast snooping (which
-	# would hold back IPv6 neighbour discovery until MLD reports arrive).
-	ip -n "$br" link add br0 mtu "$LAB_MTU" type bridge forward_delay 0 stp_state 0 mcast_snooping 0
-	ip -n "$br" link set br0 up
-	ip netns exec "$br" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-	# ... and does not hand bridged frames to iptables/ip6tables/arptables
-	# (br_netfilter's default once loaded: every frame would cross the
-	# netfilter hooks, twice on its way through the balancer).
-	ip netns exec "$br" sysctl -qw net.bridge.bridge-nf-call-iptables=0 \
-		net.bridge.bridge-nf-call-ip6tables=0 net.bridge.bridge-nf-call-arptables=0 2>/dev/null || true
+	lab__bridge "$br"
 
 	# client host: the primary address plus the client addresses
 	lab__add_host cli cli "$(lab__mac 0 1)" "$LAB_CLIENT_MTU"
