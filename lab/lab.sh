@@ -150,17 +150,25 @@ lab_start_node() {
 
 # lab_start_agent I [AGENT-ARGS...] (started by lab_start_node; separate so
 # a test can stop and restart it). The decap program opens only tunnels
-# from the balancer's sources (IPv6: the /96 its flow hash varies in). It
+# from the balancers' sources (IPv6: the /96 its flow hash varies in; an
+# ECMP lab: each balancer's address). It
 # listens on every IPv4 address of the node so that hints can be posted
 # from the node itself over loopback (an agent without --key accepts hint
 # posts only from loopback).
 lab_start_agent() {
-	local i=$1
+	local i=$1 b src=()
 	shift
+	if [ "${LAB_ECMP:-0}" -gt 0 ]; then
+		# an ECMP lab: every balancer tunnels (IPv4 only)
+		for b in $(seq "$LAB_ECMP"); do
+			eval "src+=(--decap-source \"\$LAB_BAL_${b}_IP4\")"
+		done
+	else
+		src=(--decap-source "$LAB_LB_IP4" --decap-source "$LAB_LB_IP6/96")
+	fi
 	lab_spawn "n$i" "agent-n$i" "$AIBL_BUILD/aibl-agent" --listen "0.0.0.0:$LAB_AGENT_PORT" \
 		--name "n$i" --model-server "http://127.0.0.1:$LAB_SIM_PORT" --decap eth0 \
-		--decap-source "$LAB_LB_IP4" --decap-source "$LAB_LB_IP6/96" \
-		--scrape-interval-ms "${LAB_SCRAPE_MS:-200}" "$@"
+		"${src[@]}" --scrape-interval-ms "${LAB_SCRAPE_MS:-200}" "$@"
 }
 
 # lab_wait_http HOST URL [SECONDS]: until URL answers 2xx from HOST
