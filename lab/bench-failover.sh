@@ -180,8 +180,25 @@ restore() {
 	hung) ;;
 	link) lab_run "b$i" ip link set eth0 up ;;
 	esac
-	lab_wait 30 nexthops_are "$(all_hops)" && lab_wait 10 announcing "$i" ||
+	stable_hops 3 40 && lab_wait 10 announcing "$i" ||
 		die "$c: b$i not back (router: $(lab_rt_nexthops "$LAB_VIP4"); b$i: $(bal "$i" reason))"
+}
+
+# until the router has used all three for S seconds in a row (T at most):
+# a balancer back from a hang may flap once (its BFD timers expire on
+# SIGCONT and take its fresh BGP session down)
+stable_hops() {
+	local s=$1 end=$((SECONDS + $2)) since=""
+	while [ $SECONDS -lt $end ]; do
+		if nexthops_are "$(all_hops)"; then
+			since=${since:-$SECONDS}
+			[ $((SECONDS - since)) -lt "$s" ] || return 0
+		else
+			since=""
+		fi
+		sleep 0.2
+	done
+	return 1
 }
 
 cleanup() {
@@ -221,7 +238,7 @@ for i in 1 2 3; do
 	} >"$OUT/b$i.yaml"
 	lab_start_balancer "$i" "$OUT/b$i.yaml" || die "b$i: aibld did not start (log: $LAB_DIR/aibld-b$i.log)"
 done
-lab_wait 30 nexthops_are "$(all_hops)" || die "the router does not use all three: $(lab_rt_nexthops "$LAB_VIP4")"
+stable_hops 3 40 || die "the router does not use all three: $(lab_rt_nexthops "$LAB_VIP4")"
 echo "bench-failover: lab '$PREFIX' (3 balancers, BFD ${LAB_BIRD_BFD_MS} ms x 3, lease TTL" \
 	"${LAB_LEASE_TTL_S:-2} s, $XDP_MODE XDP), $ROUNDS rounds; $CONNS kept-alive connections," \
 	"$RATE req/s, $DURATION s, the failure at 2 s" >&2
