@@ -19,7 +19,8 @@
 #                       itself (withdraws) before any new plan, so two
 #                       announcing balancers never hold different versions
 #   planner_takeover    the planner's aibld and BIRD killed: another balancer
-#                       is planner within 2 lease TTLs (2 s) + 1 s
+#                       is planner within the lease TTL (2 s) + etcd's
+#                       500 ms expiry scan + 200 ms
 . "$(dirname "$0")/e2e.sh"
 CASES=(added tables_identical spread plan_applied_fast killed_conns_survive
 	link_down_conns_survive etcd_down partition planner_takeover)
@@ -211,20 +212,39 @@ lab_run etcd ip route del prohibit "$(ip_of 1)/32"
 lab_start_agent 1
 
 # ---- the planner killed: another takes over within the lease TTL ----
+# wall-clock ms of the last line of balancer I's log holding TEXT (the log's
+# clock is UTC, HH:MM:SS.mmm; a line from before midnight reads as tomorrow)
+log_ms() {
+	local t ms
+	t=$(grep -h "$2" "$LAB_DIR/aibld-b$1.log" 2>/dev/null | tail -1 | cut -d' ' -f1)
+	[ -n "$t" ] || return 1
+	ms=$(date -u -d "$t" +%s%3N) || return 1
+	[ "$ms" -le "$(date +%s%3N)" ] || ms=$((ms - 86400000))
+	echo "$ms"
+}
 lab_wait 15 nexthops_are "$(ip_of 1) $(ip_of 2) $(ip_of 3)"
 p=$(bal 2 planner)
 pi=${p#b}
 if [ -n "$pi" ] && [ -n "$(lab_pid "aibld-b$pi")" ]; then
 	kill -9 "$(lab_pid "aibld-b$pi")" "$(lab_pid "bird-b$pi")"
-	t0=$(date +%s%N)
+	t0=$(date +%s%3N)
 	other=$((pi % 3 + 1))
 	newp() { local q; q=$(bal "$other" planner); [ -n "$q" ] && [ "$q" != "$p" ]; }
 	if lab_wait 6 newp; then
-		ms=$((($(date +%s%N) - t0) / 1000000))
-		echo "# planner $p killed: $(bal "$other" planner) took over after $ms ms (TTL 2000 ms)"
-		# measured 3-4.4 s with a 2 s TTL (docs/cluster.md: the goal is the
-		# TTL; where the rest goes is not known yet): bound 2 TTL + 1 s
-		if [ "$ms" -le $((2 * 2000 + 1000)) ]; then t_pass planner_takeover; else
+		seen=$(($(date +%s%3N) - t0))
+		q=$(bal "$other" planner)
+		# the takeover is the new planner's election (its log line, written
+		# as the txn succeeds), not when this script saw it: each look
+		# here (nsenter, curl, python) takes 0.1-0.5 s on a busy 2-core host
+		ms=$(($(log_ms "${q#b}" "elected planner") - t0))
+		echo "# planner $p killed: $q elected after $ms ms, seen here after $seen ms (TTL 2000 ms)"
+		# the dead planner's key lives until its lease expires: at most a
+		# TTL after its last renewal, which came before the kill. etcd
+		# revokes expired leases in a scan every 500 ms, so the key may
+		# outlive the TTL by that much; the others watch the key and elect
+		# on its deletion, within the node poll round their loop may be in
+		# (poll_timeout_ms 150) and a tick: 200 ms
+		if [ "$ms" -le $((2000 + 500 + 200)) ]; then t_pass planner_takeover; else
 			t_fail planner_takeover "took $ms ms"
 		fi
 	else

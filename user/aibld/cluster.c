@@ -21,9 +21,12 @@
  * publish the status, and announce or withdraw the VIPs.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
 #include <curl/curl.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -69,6 +72,15 @@ struct cluster {
 	__u64 status_ms;
 	__u64 plans_written, plans_applied;
 	__u64 applied_at_ms; /* wall clock, when the plan in force was applied */
+
+	/* a thread watches P/planner and wakes the loop (w_fd) when it is
+	 * gone, so the election follows the old lease's expiry at once
+	 * instead of at the next poll interval */
+	struct etcd_watch *w;
+	pthread_t w_thread;
+	bool w_running;
+	int w_fd;
+	unsigned int w_retry_ms;
 };
 
 static __u64 ms_now(void)
@@ -235,6 +247,20 @@ static int lease_keep(struct aibld *d)
 	return err;
 }
 
+/* another won the election this balancer tried: who, not "" until next loop */
+static void planner_now(struct cluster *cl)
+{
+	struct etcd_kv *kvs;
+	int n;
+
+	if (etcd__range(cl->e, cl->k_planner, &kvs, &n, NULL))
+		return;
+	for (int i = 0; i < n; i++)
+		if (!strcmp(kvs[i].key, cl->k_planner))
+			snprintf(cl->planner, sizeof(cl->planner), "%s", kvs[i].val);
+	etcd__kvs_free(kvs, n);
+}
+
 /* one range over the prefix: planner, plan, balancers. New plan in *next. */
 static int read_state(struct aibld *d, struct plan *next, bool *have_next)
 {
@@ -291,6 +317,8 @@ static int read_state(struct aibld *d, struct plan *next, bool *have_next)
 			pr_info("cluster: elected planner of %s", d->cfg.etcd.prefix);
 			snprintf(cl->planner, sizeof(cl->planner), "%s", d->cfg.etcd.name);
 			cl->is_planner = true;
+		} else {
+			planner_now(cl);
 		}
 	}
 	return 0;
@@ -645,6 +673,74 @@ json_t *cluster__json(struct aibld *d)
 	return j;
 }
 
+/* ---- the planner key's watch ---- */
+
+static void *watch_planner(void *arg)
+{
+	struct cluster *cl = arg;
+	__u64 one = 1;
+	int err;
+
+	for (;;) {
+		err = etcd__watch_absent(cl->w, cl->k_planner);
+		if (err == -ECANCELED)
+			break;
+		if (!err && write(cl->w_fd, &one, sizeof(one)) != sizeof(one))
+			pr_debug("cluster: waking the loop: %s", strerror(errno));
+		/* gone: the loop runs the election now; asked again in a moment
+		 * (still gone: woken again). etcd unreachable: the loop's own
+		 * tries go on, this one retries at its pace */
+		if (etcd__watch_sleep(cl->w, err ? cl->w_retry_ms : 100))
+			break;
+	}
+	return NULL;
+}
+
+static void watch_start(struct aibld *d)
+{
+	struct cluster *cl = d->cl;
+	int err;
+
+	cl->w_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	err = cl->w_fd < 0 ? -errno
+			   : etcd__watch_open(d->cfg.etcd.endpoint, d->cfg.poll_timeout_ms, &cl->w);
+	if (!err)
+		err = -pthread_create(&cl->w_thread, NULL, watch_planner, cl);
+	if (!err) {
+		cl->w_running = true;
+		return;
+	}
+	/* the loop still elects once per poll interval */
+	pr_warn("cluster: no watch on %s (%s): a takeover waits for the next poll", cl->k_planner,
+		strerror(-err));
+	etcd__watch_close(cl->w);
+	cl->w = NULL;
+}
+
+static void watch_stop(struct cluster *cl)
+{
+	if (cl->w_running) {
+		etcd__watch_stop(cl->w);
+		pthread_join(cl->w_thread, NULL);
+	}
+	etcd__watch_close(cl->w);
+	if (cl->w_fd >= 0)
+		close(cl->w_fd);
+}
+
+int cluster__fd(struct aibld *d)
+{
+	return d->cl && d->cl->w_running ? d->cl->w_fd : -1;
+}
+
+void cluster__woken(struct aibld *d)
+{
+	__u64 v;
+
+	if (read(d->cl->w_fd, &v, sizeof(v)) == sizeof(v))
+		cluster__tick(d);
+}
+
 int cluster__init(struct aibld *d)
 {
 	const struct cfg_etcd *c = &d->cfg.etcd;
@@ -665,12 +761,15 @@ int cluster__init(struct aibld *d)
 	snprintf(cl->reason, sizeof(cl->reason), "starting");
 	cl->fenced = true;
 	cl->peers = json_array();
+	cl->w_fd = -1;
+	cl->w_retry_ms = d->cfg.poll_interval_ms;
 	err = etcd__open(c->endpoint, d->cfg.poll_timeout_ms, &cl->e);
 	if (err) {
 		free(cl);
 		return err;
 	}
 	d->cl = cl;
+	watch_start(d);
 	err = map_build(d);
 	if (err)
 		return err;
@@ -693,6 +792,7 @@ void cluster__fini(struct aibld *d)
 
 	if (!cl)
 		return;
+	watch_stop(cl);
 	/* withdraw first: the router moves the flows while we still forward */
 	if (d->cfg.bgp.include[0]) {
 		char *t = bgp__render(NULL, 0);

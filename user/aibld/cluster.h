@@ -22,6 +22,10 @@ void cluster__fini(struct aibld *d);
 void cluster__config_changed(struct aibld *d);
 /* once per loop, without d->lock: etcd, election, plan, digest, announce */
 void cluster__tick(struct aibld *d);
+/* readable when the planner key is gone (-1: none): the loop then calls
+ * cluster__woken, which runs a tick (the election) at once */
+int cluster__fd(struct aibld *d);
+void cluster__woken(struct aibld *d);
 
 /* recompute hooks (caller holds d->lock): the local weights of service si
  * are recorded for the planner, then replaced by the plan's */

@@ -5,6 +5,7 @@
  * and so is one that carries an "error" member (the gateway's gRPC status).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
@@ -358,4 +359,162 @@ int etcd__lease_revoke(struct etcd *e, __s64 id)
 
 	json_decref(resp);
 	return err;
+}
+
+/* ---- a watch: its own connection, a stream read until the key is gone ---- */
+
+struct etcd_watch {
+	struct etcd *e; /* the range before the watch, bounded by the timeout */
+	CURLM *m;
+	CURL *h;
+	atomic_bool stop;
+};
+
+/* the stream's messages, one JSON object a line */
+struct wstream {
+	struct http_body buf;
+	size_t done; /* bytes of buf already parsed */
+	bool gone, bad;
+};
+
+static void wstream_line(struct wstream *s, const char *line)
+{
+	json_t *j = json_loads(line, 0, NULL), *r = json_object_get(j, "result");
+
+	/* only deletions come (filter NOPUT): any event is the one */
+	if (json_array_size(json_object_get(r, "events")))
+		s->gone = true;
+	else if (!r || json_is_true(json_object_get(r, "canceled")))
+		s->bad = true; /* an error, or compacted past our revision */
+	json_decref(j);
+}
+
+static size_t on_stream(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct wstream *s = ud;
+	size_t n = size * nmemb;
+	char *nl;
+
+	if (http_body__feed(&s->buf, ptr, n, ETCD_MAX_BODY) || s->buf.too_big)
+		return 0;
+	while (!s->gone && !s->bad &&
+	       (nl = memchr(s->buf.buf + s->done, '\n', s->buf.len - s->done))) {
+		*nl = 0;
+		wstream_line(s, s->buf.buf + s->done);
+		s->done = nl + 1 - s->buf.buf;
+	}
+	return s->gone || s->bad ? 0 : n; /* 0: ends the transfer */
+}
+
+int etcd__watch_open(const char *url, unsigned int timeout_ms, struct etcd_watch **out)
+{
+	struct etcd_watch *w = calloc(1, sizeof(*w));
+	int err;
+
+	if (!w)
+		return -ENOMEM;
+	err = etcd__open(url, timeout_ms, &w->e);
+	if (err) {
+		free(w);
+		return err;
+	}
+	w->m = curl_multi_init();
+	w->h = curl_easy_init();
+	if (!w->m || !w->h) {
+		etcd__watch_close(w);
+		return -ENOMEM;
+	}
+	*out = w;
+	return 0;
+}
+
+void etcd__watch_stop(struct etcd_watch *w)
+{
+	atomic_store(&w->stop, true);
+	curl_multi_wakeup(w->m);
+}
+
+int etcd__watch_sleep(struct etcd_watch *w, unsigned int ms)
+{
+	if (!atomic_load(&w->stop))
+		curl_multi_poll(w->m, NULL, 0, ms, NULL);
+	return atomic_load(&w->stop) ? -ECANCELED : 0;
+}
+
+int etcd__watch_absent(struct etcd_watch *w, const char *key)
+{
+	struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+	struct wstream s = {};
+	struct etcd_kv *kvs;
+	char url[320], *text = NULL;
+	json_t *req;
+	__s64 rev;
+	int n, err, running = 1;
+	CURLMsg *msg;
+
+	if (atomic_load(&w->stop)) {
+		err = -ECANCELED;
+		goto out;
+	}
+	err = etcd__range(w->e, key, &kvs, &n, &rev);
+	if (err)
+		goto out;
+	etcd__kvs_free(kvs, n);
+	if (!n)
+		goto out; /* absent now */
+	req = json_pack("{s:{s:o,s:o,s:[s]}}", "create_request", "key", jb64(key), "start_revision",
+			jnum(rev + 1), "filters", "NOPUT");
+	text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	if (!text || !hdrs) {
+		err = -ENOMEM;
+		goto out;
+	}
+	snprintf(url, sizeof(url), "%s/v3/watch", w->e->url);
+	curl_easy_reset(w->h);
+	curl_easy_setopt(w->h, CURLOPT_URL, url);
+	curl_easy_setopt(w->h, CURLOPT_POSTFIELDS, text);
+	curl_easy_setopt(w->h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(w->h, CURLOPT_CONNECTTIMEOUT_MS, (long)w->e->timeout_ms);
+	/* a dead etcd host sends no RST: keepalive probes tell within seconds */
+	curl_easy_setopt(w->h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(w->h, CURLOPT_TCP_KEEPIDLE, 2L);
+	curl_easy_setopt(w->h, CURLOPT_TCP_KEEPINTVL, 1L);
+	curl_easy_setopt(w->h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(w->h, CURLOPT_WRITEFUNCTION, on_stream);
+	curl_easy_setopt(w->h, CURLOPT_WRITEDATA, &s);
+	curl_multi_add_handle(w->m, w->h);
+	while (running && !atomic_load(&w->stop)) {
+		if (curl_multi_perform(w->m, &running) != CURLM_OK)
+			break;
+		if (running)
+			curl_multi_poll(w->m, NULL, 0, 1000, NULL);
+	}
+	err = -EPROTO;
+	while ((msg = curl_multi_info_read(w->m, &n)))
+		if (msg->msg == CURLMSG_DONE && msg->data.result != CURLE_OK &&
+		    msg->data.result != CURLE_WRITE_ERROR)
+			err = -ECONNREFUSED;
+	curl_multi_remove_handle(w->m, w->h);
+	if (s.gone)
+		err = 0;
+	else if (atomic_load(&w->stop))
+		err = -ECANCELED;
+out:
+	http_body__free(&s.buf);
+	curl_slist_free_all(hdrs);
+	free(text);
+	return err;
+}
+
+void etcd__watch_close(struct etcd_watch *w)
+{
+	if (!w)
+		return;
+	if (w->h)
+		curl_easy_cleanup(w->h);
+	if (w->m)
+		curl_multi_cleanup(w->m);
+	etcd__close(w->e);
+	free(w);
 }

@@ -5,6 +5,7 @@
  * libcurl carries it, jansson encodes it; keys and values travel base64,
  * 64-bit numbers as strings. Synchronous, one request at a time, each
  * bounded by the timeout given at open: the caller is the controller loop.
+ * A watch (below) has its own connection and blocks until its event.
  */
 #ifndef AIBLD_ETCD_H
 #define AIBLD_ETCD_H
@@ -45,6 +46,23 @@ int etcd__lease_grant(struct etcd *e, unsigned int ttl_s, __s64 *id);
 /* -ENOENT: the lease expired (or never was) */
 int etcd__lease_keepalive(struct etcd *e, __s64 id);
 int etcd__lease_revoke(struct etcd *e, __s64 id);
+
+/*
+ * A watch, for a thread of its own: a second connection, which may block
+ * as long as the key stays. etcd__watch_absent returns 0 when key is absent:
+ * at once when it is, else when etcd deletes it (a watch on the gateway's
+ * /v3/watch stream from the revision read, so a deletion in between is not
+ * missed). -ECANCELED once etcd__watch_stop was called (from any thread);
+ * -errno when etcd cannot be asked. etcd__watch_sleep waits ms or until
+ * stopped.
+ */
+struct etcd_watch;
+
+int etcd__watch_open(const char *url, unsigned int timeout_ms, struct etcd_watch **out);
+int etcd__watch_absent(struct etcd_watch *w, const char *key);
+int etcd__watch_sleep(struct etcd_watch *w, unsigned int ms);
+void etcd__watch_stop(struct etcd_watch *w);
+void etcd__watch_close(struct etcd_watch *w);
 
 /* base64 helpers, exposed for tests: malloc'd, NUL-terminated */
 char *etcd__b64(const void *p, size_t n);

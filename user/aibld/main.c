@@ -265,14 +265,15 @@ static int run(struct daemon *dm, bool *stop)
 		next = t0 + d->cfg.poll_interval_ms;
 		now = clock_mono_ms();
 		do {
-			struct pollfd pf[3] = {
+			struct pollfd pf[4] = {
 			    {.fd = dm->sig_fd, .events = POLLIN},
 			    {.fd = d->wake_fd, .events = POLLIN},
 			    {.fd = netlink__fd(dm->nl), .events = POLLIN},
+			    {.fd = cluster__fd(d), .events = POLLIN}, /* -1: ignored */
 			};
 			__u64 v;
 
-			if (poll(pf, 3, now < next ? (int)(next - now) : 0) < 0 && errno != EINTR)
+			if (poll(pf, 4, now < next ? (int)(next - now) : 0) < 0 && errno != EINTR)
 				return -errno;
 			if (pf[0].revents && handle_signals(dm))
 				*stop = true;
@@ -287,6 +288,9 @@ static int run(struct daemon *dm, bool *stop)
 				aibld__recompute(d, false);
 				pthread_mutex_unlock(&d->lock);
 			}
+			/* the planner key is gone: elect now, not at the next loop */
+			if (pf[3].revents)
+				cluster__woken(d);
 			now = clock_mono_ms();
 		} while (!*stop && now < next);
 	}
