@@ -7,6 +7,8 @@
 #                       announces, the router uses it
 #   tables_identical    every balancer's digest equals the plan's
 #   spread              the router's multipath route has all three next hops
+#   cluster_show        aiblctl cluster show on b1 lists the three balancers,
+#                       each announcing at the plan's digest, and the planner
 #   plan_applied_fast   a node goes down: the new plan is applied by every
 #                       balancer within one poll interval of the first
 #   killed_conns_survive    kill -9 of b2's aibld and BIRD under long-lived
@@ -22,7 +24,7 @@
 #                       is planner within the lease TTL (2 s) + etcd's
 #                       500 ms expiry scan + 200 ms
 . "$(dirname "$0")/e2e.sh"
-CASES=(added tables_identical spread plan_applied_fast killed_conns_survive
+CASES=(added tables_identical spread cluster_show plan_applied_fast killed_conns_survive
 	link_down_conns_survive etcd_down partition planner_takeover)
 e2e_need "${CASES[@]}"
 for b in bird birdc etcd; do
@@ -87,6 +89,14 @@ else
 	e2e_fail_bal tables_identical "digests b1 $d1 b2 $d2 b3 $d3, plan $pd"
 fi
 t_check spread nexthops_are "$(ip_of 1) $(ip_of 2) $(ip_of 3)"
+
+# ---- the operator's view: aiblctl cluster show ----
+show=$(lab_run b1 "$AIBL_BUILD/aiblctl" --api http://127.0.0.1:7070 cluster show 2>&1)
+echo "$show" | sed 's/^/    /'
+rows=$(echo "$show" | awk -v pd="$(bal 1 plan_digest)" '$1 ~ /^b[123]$/ && index($0, pd) && /announcing/' | wc -l)
+if [ "$rows" -eq 3 ] && echo "$show" | grep -q '(planner)'; then t_pass cluster_show; else
+	t_fail cluster_show "$rows of 3 balancers announcing at the plan's digest, or no planner shown"
+fi
 
 # ---- a plan change reaches every balancer within one poll interval ----
 v=$(bal 1 version)
