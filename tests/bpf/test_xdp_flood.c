@@ -21,17 +21,6 @@ static __u32 rnd(void)
 	return rnd_state;
 }
 
-static __s64 active_sum(void)
-{
-	struct aibl_load l;
-	__s64 sum = 0;
-
-	for (__u32 id = 1; id < XE_NBE; id++)
-		if (!bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &id, &l))
-			sum += l.active;
-	return sum;
-}
-
 /* one spoofed packet from a random source: kind 0 ACK, 1 RST, 2 UDP, 3
  * SYN+ACK, 4 FIN; true when forwarded */
 static bool spoof(int kind)
@@ -104,7 +93,7 @@ static void test_flood(void)
 			goto out;
 		be[c] = b;
 	}
-	ASSERT_EQ(active_sum(), NEST, "every flow active");
+	ASSERT_EQ(xe_active_sum(), NEST, "every flow active");
 
 	/* the burst: every kind at 10 x the table within one window */
 	if (!ASSERT_OK(unverified_reset(), "window"))
@@ -125,7 +114,7 @@ static void test_flood(void)
 	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_MISS_MIDFLOW) - midflow, 40 * table,
 		  "conn_miss_midflow: every TCP kind, SYN+ACK too");
 	/* a mid-flow ACK let in counts as an active flow, as a recovered one should */
-	ASSERT_LE(active_sum(), NEST + secs * AIBL_UNVERIFIED_RATE, "active: bounded as well");
+	ASSERT_LE(xe_active_sum(), NEST + secs * AIBL_UNVERIFIED_RATE, "active: bounded as well");
 
 	/* the long flood: ACK, RST, UDP interleaved, 512 a "second" */
 	for (__u32 i = 0; i < 10 * table; i++) {
@@ -173,20 +162,20 @@ static void test_blind_rst(void)
 	if (!std_env())
 		goto out;
 	ASSERT_EQ(syn_from(1, 9, VIP4, 80, &r), 1, "established on 1");
-	ASSERT_EQ(active_sum(), 1, "active");
+	ASSERT_EQ(xe_active_sum(), 1, "active");
 	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_RST, &r), 1, "RST forwarded to 1");
-	ASSERT_EQ(active_sum(), 0, "RST counts it out");
+	ASSERT_EQ(xe_active_sum(), 0, "RST counts it out");
 	ASSERT_EQ(ack_from(1, 9, VIP4, 80, &r), 1, "the flow goes on, on 1");
-	ASSERT_EQ(active_sum(), 1, "and counts again");
+	ASSERT_EQ(xe_active_sum(), 1, "and counts again");
 	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_REOPEN), 1, "conn_reopen");
 	ASSERT_OK(bpf_map_lookup_elem(xe_fd(AIBL_MAP_CONNS), &fk, &e), "entry");
 	ASSERT_EQ(e.flags & (AIBL_CONN_F_CLOSING | AIBL_CONN_F_RST), 0, "open again");
 	ASSERT_EQ(ack_from(1, 9, VIP4, 80, &r), 1, "once");
-	ASSERT_EQ(active_sum(), 1, "counted once");
+	ASSERT_EQ(xe_active_sum(), 1, "counted once");
 	/* a FIN ends it; ACKs after a FIN are normal and keep it closed */
 	ASSERT_EQ(tcp_from(1, 9, VIP4, 80, PKT_TCP_FIN | PKT_TCP_ACK, &r), 1, "FIN");
 	ASSERT_EQ(ack_from(1, 9, VIP4, 80, &r), 1, "ACK after FIN");
-	ASSERT_EQ(active_sum(), 0, "closed by its FIN");
+	ASSERT_EQ(xe_active_sum(), 0, "closed by its FIN");
 
 	n = xe_conns_count();
 	ASSERT_EQ(tcp_from(50, 9, VIP4, 80, PKT_TCP_SYN | PKT_TCP_ACK, &r), 1, "SYN+ACK miss");

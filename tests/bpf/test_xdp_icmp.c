@@ -54,11 +54,7 @@ static void test_icmp_errors(void)
 	if (!std_env())
 		goto out;
 	/* flow CLI4:40000 -> VIP4:80 on backend 1; then the table moves to 2 */
-	in_v4_syn(&in);
-	xe_run(&in, &r);
-	/* its handshake's ACK puts the flow into the connection table */
-	tcp4(&in, CLI4, VIP4, 40000, 80, PKT_TCP_ACK);
-	xe_run(&in, &r);
+	open_v4_flow(&in, &r);
 	ASSERT_EQ(r.verdict, XDP_TX, "flow");
 	ASSERT_OK(xe_ring(0, 1, RING_B2, 1), "half 1");
 	ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_HASH, AIBL_KEY_SRC_IP, 1, 0), "flip");

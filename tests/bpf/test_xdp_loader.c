@@ -22,11 +22,7 @@ static void test_loader_pins(void)
 
 	if (!std_env())
 		goto out;
-	in_v4_syn(&in);
-	xe_run(&in, &r);
-	/* its handshake's ACK puts the flow into the connection table */
-	tcp4(&in, CLI4, VIP4, 40000, 80, PKT_TCP_ACK);
-	xe_run(&in, &r);
+	open_v4_flow(&in, &r);
 	/* a second load (restarted controller) finds the connection table */
 	o.pin_dir = xe_dir;
 	if (!ASSERT_OK(dp__open_load(&o, &dp2), "reload"))

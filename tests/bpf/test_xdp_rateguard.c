@@ -64,17 +64,6 @@ static __u32 verified_insns(void)
 	return info.verified_insns;
 }
 
-static __s64 active_sum(void)
-{
-	struct aibl_load l;
-	__s64 sum = 0;
-
-	for (__u32 id = 1; id < XE_NBE; id++)
-		if (!bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &id, &l))
-			sum += l.active;
-	return sum;
-}
-
 static void test_rate_guard(void)
 {
 	static __u32 pat[3] = {1, 2, 5};
@@ -106,7 +95,7 @@ static void test_rate_guard(void)
 	}
 	/* each refused flow twice: its SYN and its handshake's ACK */
 	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_UNTRACKED) - untracked, 2 * N, "conn_untracked counted");
-	ASSERT_EQ(active_sum(), N, "only tracked flows count in aibl_load");
+	ASSERT_EQ(xe_active_sum(), N, "only tracked flows count in aibl_load");
 
 	/* established flows keep hitting the table while the guard refuses */
 	hits = xe_counter(AIBL_CNT_CONN_HIT);
@@ -242,7 +231,7 @@ static void test_rate_guard_off(void)
 		    !ASSERT_TRUE(tracked, "every flow inserted"))
 			goto out;
 	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_UNTRACKED), 0, "nothing untracked");
-	ASSERT_EQ(active_sum(), 300, "every flow counted");
+	ASSERT_EQ(xe_active_sum(), 300, "every flow counted");
 	{
 		/* a SYN never reads or writes the connection table: one on
 		 * the tuple of a tracked flow (spoofed, or the tuple reused

@@ -328,3 +328,14 @@ int xe_out_backend(const struct xe_result *r)
 		return -1;
 	return r->data[5];
 }
+
+__s64 xe_active_sum(void)
+{
+	struct aibl_load l;
+	__s64 sum = 0;
+
+	for (__u32 id = 1; id < XE_NBE; id++)
+		if (!bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &id, &l))
+			sum += l.active;
+	return sum;
+}

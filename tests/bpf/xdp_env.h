@@ -130,6 +130,9 @@ void xe_exp_ipip(struct pkt_buf *o, const struct pkt_buf *in, __u32 be, const ui
 /* l2dsr: in with only the MACs rewritten */
 void xe_exp_l2dsr(struct pkt_buf *o, const struct pkt_buf *in, __u32 be);
 
+/* aibl_load's active flows summed over the test backends */
+__s64 xe_active_sum(void);
+
 /* Which backend an output frame was sent to, from its destination MAC. */
 int xe_out_backend(const struct xe_result *r);
 

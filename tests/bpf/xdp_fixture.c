@@ -112,6 +112,14 @@ void in_v4_syn(struct pkt_buf *b)
 	tcp4(b, CLI4, VIP4, 40000, 80, PKT_TCP_SYN);
 }
 
+void open_v4_flow(struct pkt_buf *in, struct xe_result *r)
+{
+	in_v4_syn(in);
+	xe_run(in, r);
+	tcp4(in, CLI4, VIP4, 40000, 80, PKT_TCP_ACK);
+	xe_run(in, r);
+}
+
 void in_v4_options(struct pkt_buf *b)
 {
 	/* router alert + NOP padding: legal traffic, forwarded as is */

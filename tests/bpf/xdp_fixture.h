@@ -40,6 +40,9 @@ void tcp6(struct pkt_buf *b, const char *src, const char *dst, __u16 sport, __u1
 	  __u8 flags);
 
 void in_v4_syn(struct pkt_buf *b);
+/* in_v4_syn's flow through a whole handshake: SYN, then the ACK that puts
+ * it into the connection table; in and r hold the ACK and its result */
+void open_v4_flow(struct pkt_buf *in, struct xe_result *r);
 
 void in_v4_options(struct pkt_buf *b);
 
