@@ -84,11 +84,7 @@ lab__ecmp_no_vips() {
 
 lab_ecmp__up() {
 	local i ns br cli rt f
-	lab__down
-	LAB_DIR=$LAB_STATE_ROOT/$LAB_PREFIX
-	mkdir -p "$LAB_DIR"
-	trap 'trap - ERR; echo "lab: up failed at line $LINENO; removing what was made" >&2; lab__down; exit 1' ERR
-	set -E
+	lab__begin
 	br=$(lab_ns br)
 	cli=$(lab_ns cli)
 	rt=$(lab_ns rt)

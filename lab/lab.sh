@@ -390,6 +390,17 @@ lab__add_host() {
 	ip -n "$ns" link set eth0 up
 }
 
+# Start a lab afresh under $LAB_PREFIX: what an earlier one left goes, its
+# state directory is made, and a failing command from here on removes
+# what was made (the ERR trap and set -E hold for the rest of "up").
+lab__begin() {
+	lab__down
+	LAB_DIR=$LAB_STATE_ROOT/$LAB_PREFIX
+	mkdir -p "$LAB_DIR"
+	trap 'trap - ERR; echo "lab: up failed at line $LINENO; removing what was made" >&2; lab__down; exit 1' ERR
+	set -E
+}
+
 # The bridge namespace NS with br0: a plain switch, no STP delay, no
 # multicast snooping (which would hold back IPv6 neighbour discovery until
 # MLD reports arrive), and no bridged frame handed to iptables/ip6tables/
@@ -412,11 +423,7 @@ lab__up() {
 		echo "lab: '$LAB_PREFIX' already up ($f)" >&2
 		return 0
 	fi
-	lab__down
-	LAB_DIR=$LAB_STATE_ROOT/$LAB_PREFIX
-	mkdir -p "$LAB_DIR"
-	trap 'trap - ERR; echo "lab: up failed at line $LINENO; removing what was made" >&2; lab__down; exit 1' ERR
-	set -E
+	lab__begin
 
 	br=$(lab_ns br)
 	cli=$(lab_ns cli)
