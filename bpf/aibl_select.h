@@ -34,18 +34,22 @@ struct pick {
 /*
  * Bounded load: from slot onward, the first backend that takes new flows;
  * a slot of a backend that is down or draining is skipped, an overloaded
- * one is remembered as a last resort. At most AIBL_MAX_PROBES slots.
+ * one is remembered as a last resort. At most AIBL_MAX_PROBES slots. A
+ * slot of backend `avoid` is skipped too (p2c's second candidate is
+ * another backend than its first).
  */
-static __always_inline void ring_pick(__u32 base, __u32 slot, struct pick *pk)
+static __always_inline void ring_pick(__u32 base, __u32 slot, __u32 avoid, struct pick *pk)
 {
 	__u32 fb = AIBL_NO_BACKEND, fb_slot = 0;
+	bool skipped = false;
 
 	pk->backend = AIBL_NO_BACKEND;
 	pk->overloaded = false;
 	pk->probed = false;
 	/* new flows only: keep the code small rather than unrolled */
 #pragma clang loop unroll(disable)
-	for (int i = 0; i < AIBL_MAX_PROBES; i++) {
+	for (int i = 0; i < AIBL_MAX_PROBES;
+	     i++, slot = slot + 1 == AIBL_RING_SIZE ? 0 : slot + 1) {
 		struct aibl_backend *be;
 		__u32 idx, id, *ent;
 
@@ -54,19 +58,20 @@ static __always_inline void ring_pick(__u32 base, __u32 slot, struct pick *pk)
 		if (!ent)
 			break;
 		id = *ent;
+		if (id == avoid)
+			continue;
 		be = bpf_map_lookup_elem(&aibl_backends, &id);
 		if (be_usable(be)) {
 			pk->backend = id;
 			pk->slot = slot;
-			pk->probed = i > 0;
+			pk->probed = skipped;
 			return;
 		}
+		skipped = true;
 		if (fb == AIBL_NO_BACKEND && be_up(be) && !(be->flags & AIBL_BE_F_DRAINING)) {
 			fb = id;
 			fb_slot = slot;
 		}
-		if (++slot == AIBL_RING_SIZE)
-			slot = 0;
 	}
 	pk->backend = fb;
 	pk->slot = fb_slot;
@@ -74,16 +79,31 @@ static __always_inline void ring_pick(__u32 base, __u32 slot, struct pick *pk)
 	pk->probed = true;
 }
 
+/* the part of a p2c cost (ai: ms) that is queueing, beyond the free slots */
+static __always_inline __s64 be_wait(__u32 id)
+{
+	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
+	struct aibl_load *l = bpf_map_lookup_elem(&aibl_load, &id);
+	__s64 a = l ? l->active : 0;
+
+	if (!c || !c->per_flow)
+		return a;
+	return a > c->free ? (a - c->free) * c->per_flow : 0;
+}
+
 static __always_inline __s64 be_cost(__u32 id)
 {
 	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
 	struct aibl_load *l = bpf_map_lookup_elem(&aibl_load, &id);
-	__s64 v = 0;
+	__s64 v = 0, a = l ? l->active : 0;
 
-	if (c)
-		v += c->cost;
-	if (l)
-		v += l->active;
+	if (!c)
+		return a;
+	v = c->cost;
+	if (!c->per_flow)
+		return v + a;
+	if (a > c->free)
+		v += (a - c->free) * c->per_flow;
 	return v;
 }
 
@@ -95,7 +115,11 @@ struct choice {
 /*
  * New-flow choice for service vip: a session pin first (unless expired or
  * its backend cannot take new flows), else per mode. key_hash is the hash of
- * the service's session key.
+ * the service's session key. In p2c mode a pin with spill_ms yields to the
+ * p2c choice when the queue expected there is more than spill_ms shorter:
+ * sticky until saturated, judged with the flows counted now rather than
+ * the last report. Queues, not speeds: the session's cache is worth more
+ * than a faster node's prefill of its whole prompt.
  */
 __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key_hash, __u8 mode,
 		      struct choice *ch)
@@ -103,7 +127,7 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 	struct aibl_pin_key pk = {};
 	struct aibl_pin *pin = NULL;
 	struct aibl_globals *g;
-	__u32 zero = 0, svc, base;
+	__u32 zero = 0, svc, base, pinned = AIBL_NO_BACKEND, spill = 0;
 	struct pick a, b;
 
 	/* a global function: verified once, for any caller */
@@ -129,12 +153,17 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 
 		if ((!pin->expires_ns || bpf_ktime_get_ns() < pin->expires_ns) &&
 		    be_usable(bpf_map_lookup_elem(&aibl_backends, &id))) {
-			count(AIBL_CNT_PIN_HIT);
-			ch->backend = id;
-			ch->pinned = true;
-			return 0;
+			if (mode != AIBL_MODE_P2C || !pin->spill_ms) {
+				count(AIBL_CNT_PIN_HIT);
+				ch->backend = id;
+				ch->pinned = true;
+				return 0;
+			}
+			pinned = id;
+			spill = pin->spill_ms;
+		} else {
+			count(AIBL_CNT_PIN_SKIP);
 		}
-		count(AIBL_CNT_PIN_SKIP);
 	}
 
 	if (mode == AIBL_MODE_RR) {
@@ -146,21 +175,31 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 		slot = *pos;
 		if (slot >= AIBL_RING_SIZE)
 			slot = 0;
-		ring_pick(base, slot, &a);
+		ring_pick(base, slot, AIBL_NO_BACKEND, &a);
 		if (a.backend != AIBL_NO_BACKEND) {
 			slot = a.slot + 1;
 			*pos = slot == AIBL_RING_SIZE ? 0 : slot;
 		}
 	} else if (mode == AIBL_MODE_P2C) {
-		ring_pick(base, key_hash % AIBL_RING_SIZE, &a);
-		ring_pick(base, aibl_hash_second(key_hash) % AIBL_RING_SIZE, &b);
+		ring_pick(base, key_hash % AIBL_RING_SIZE, AIBL_NO_BACKEND, &a);
+		ring_pick(base, aibl_hash_second(key_hash) % AIBL_RING_SIZE, a.backend, &b);
 		/* an overloaded candidate loses to one that is not */
 		if (b.backend != AIBL_NO_BACKEND &&
 		    (a.backend == AIBL_NO_BACKEND || (a.overloaded && !b.overloaded) ||
 		     (a.overloaded == b.overloaded && be_cost(b.backend) < be_cost(a.backend))))
 			a = b;
 	} else {
-		ring_pick(base, key_hash % AIBL_RING_SIZE, &a);
+		ring_pick(base, key_hash % AIBL_RING_SIZE, AIBL_NO_BACKEND, &a);
+	}
+	if (pinned != AIBL_NO_BACKEND) {
+		if (a.backend == AIBL_NO_BACKEND || a.backend == pinned ||
+		    be_wait(pinned) <= be_wait(a.backend) + spill) {
+			count(AIBL_CNT_PIN_HIT);
+			ch->backend = pinned;
+			ch->pinned = true;
+			return 0;
+		}
+		count(AIBL_CNT_PIN_SKIP);
 	}
 	if (a.probed && a.backend != AIBL_NO_BACKEND)
 		count(AIBL_CNT_PROBE);

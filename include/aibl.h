@@ -224,12 +224,18 @@ struct aibl_backend {
 	(((__u32)(svc)*2 + (__u32)(half)) * (__u32)AIBL_RING_SIZE + (__u32)(slot))
 
 /* ---- p2c cost: aibl_cost (controller) and aibl_load (data plane) ----
- * p2c compares cost[b].cost + load[b].active for the two candidates. The
- * controller expresses its cost in units of "one active flow".
+ * p2c compares the two candidates' costs, each
+ *   per_flow == 0: cost + active                 (units of one active flow)
+ *   per_flow  > 0: cost + max(0, active - free) * per_flow
+ * The second is the ai policy's expected time to first token in ms: the
+ * node's unloaded figure, plus per_flow ms of queueing for every flow
+ * beyond the free slots; the data plane's live flow count makes a burst of
+ * new flows spread within one controller interval.
  */
 struct aibl_cost {
 	__u32 cost;
-	__u32 pad;
+	__u16 free;	/* per_flow > 0: active flows that still find a slot */
+	__u16 per_flow; /* ms one more flow adds once the slots are full; 0: flows */
 };
 
 struct aibl_load {
@@ -269,7 +275,11 @@ struct aibl_pin_key {
 
 struct aibl_pin {
 	__u32 backend;
-	__u32 flags;
+	/* a p2c service's new flow leaves the pin for its p2c choice when
+	 * the queue expected there (aibl_cost beyond the free slots) is more
+	 * than spill_ms shorter; 0: never */
+	__u16 spill_ms;
+	__u16 flags;
 	__u64 expires_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns); 0: no expiry */
 };
 
@@ -298,7 +308,8 @@ struct aibl_member {
 	X(CONN_INSERT_FAIL, "conn_insert_fail", "connection table insert errors")                  \
 	X(RESTEER, "resteer", "flows moved off a down backend")                                    \
 	X(PIN_HIT, "pin_hit", "new flows steered by a session pin")                                \
-	X(PIN_SKIP, "pin_skip", "pins ignored: backend unusable or expired")                       \
+	X(PIN_SKIP, "pin_skip",                                                                    \
+	  "pins ignored: backend unusable, expired, or spilled (pin_spill_ms)")                    \
 	X(PROBE, "bounded_probe", "new flows that skipped an overloaded slot")                     \
 	X(FIB_FAIL, "fib_fail", "next hop lookups that failed")                                    \
 	X(ICMP_FWD, "icmp_fwd", "ICMP errors forwarded to a flow's backend")                       \

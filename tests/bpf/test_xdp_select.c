@@ -92,12 +92,12 @@ static void test_sel_p2c(void)
 		__u32 b = xe_ring_get(0, 0, aibl_hash_second(h) % AIBL_RING_SIZE);
 		int be = syn_from(c, 1000, VIP4, 80, &r);
 
+		/* a == b: the second candidate is the next other backend on
+		 * the ring (sel_p2c_distinct) */
 		if (a != b) {
 			differ++;
 			/* backend 2 gains active flows: 10 of them tip it over */
 			to2 += be == 2;
-		} else {
-			ASSERT_EQ(be, (int)a, "both candidates the same backend");
 		}
 	}
 	{
@@ -123,6 +123,71 @@ static void test_sel_p2c(void)
 		if (a != b)
 			ASSERT_EQ(syn_from(c, 1000, VIP4, 80, &r), 1, "lower cost wins");
 	}
+out:
+	xe_down();
+}
+
+/* p2c's second candidate is never its first: a backend with a small share
+ * of the ring is still compared with the big one on every new flow */
+static void test_sel_p2c_distinct(void)
+{
+	static __u32 pat[8] = {1, 1, 1, 1, 1, 1, 1, 2};
+	struct aibl_cost c1 = {.cost = 1000}, c2 = {.cost = 0};
+	__u32 one = 1, two = 2;
+	struct xe_result r;
+	int same = 0;
+
+	if (!std_env())
+		goto out;
+	if (!ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0, 0),
+		       "p2c vip") ||
+	    !ASSERT_OK(xe_ring(0, 0, pat, 8), "ring") ||
+	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &one, &c1, 0), "cost1") ||
+	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, &c2, 0), "cost2"))
+		goto out;
+	for (int c = 0; c < 100; c++) {
+		__u32 h = client_hash(c);
+
+		same += xe_ring_get(0, 0, h % AIBL_RING_SIZE) ==
+			xe_ring_get(0, 0, aibl_hash_second(h) % AIBL_RING_SIZE);
+		if (!ASSERT_EQ(syn_from(c, 1000, VIP4, 80, &r), 2,
+			       "the cheap small one every time"))
+			goto out;
+	}
+	ASSERT_GE(same, 50, "most flows drew backend 1 twice from the ring");
+	ASSERT_EQ(xe_counter(AIBL_CNT_PROBE), 0, "skipping the first candidate is no probe");
+out:
+	xe_down();
+}
+
+/* ai's cost (aibl_cost.per_flow > 0): ms, free slots, then per_flow per flow */
+static void test_sel_p2c_slots(void)
+{
+	static __u32 pat[2] = {1, 2};
+	struct aibl_cost c1 = {.cost = 100, .free = 2, .per_flow = 50};
+	struct aibl_cost c2 = {.cost = 275, .free = 65535, .per_flow = 1};
+	__u32 one = 1, two = 2;
+	struct aibl_load l;
+	struct xe_result r;
+
+	if (!std_env())
+		goto out;
+	if (!ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0, 0),
+		       "p2c vip") ||
+	    !ASSERT_OK(xe_ring(0, 0, pat, 2), "ring") ||
+	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &one, &c1, 0), "cost1") ||
+	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, &c2, 0), "cost2"))
+		goto out;
+	/* backend 1 costs 100 ms while 2 flows run, +50 for each one beyond:
+	 * 100, 100, 100, 150, 200, 250 < 275, then 300 > 275 */
+	for (int c = 0; c < 6; c++)
+		if (!ASSERT_EQ(syn_from(c, 1000, VIP4, 80, &r), 1, "fast node while it has room"))
+			goto out;
+	for (int c = 6; c < 10; c++)
+		if (!ASSERT_EQ(syn_from(c, 1000, VIP4, 80, &r), 2, "slower idle node past 275 ms"))
+			goto out;
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l);
+	ASSERT_EQ(l.active, 6, "six flows on the fast node");
 out:
 	xe_down();
 }
@@ -215,10 +280,55 @@ out:
 	xe_down();
 }
 
+/* in p2c mode a pin with spill_ms yields while its node's queue is that
+ * much longer than the p2c choice's */
+static void test_pin_spill(void)
+{
+	static __u32 pat[2] = {1, 2};
+	struct aibl_cost c1 = {.cost = 100, .free = 0, .per_flow = 100};
+	struct aibl_cost c2 = {.cost = 400, .free = 65535, .per_flow = 1};
+	struct aibl_pin_key k = {.svc_id = 0, .family = AIBL_AF_INET};
+	struct aibl_pin v = {.backend = 1, .spill_ms = 500};
+	struct aibl_load l = {.active = 4};
+	__u32 one = 1, two = 2;
+	struct xe_result r;
+
+	if (!std_env())
+		goto out;
+	if (!ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0, 0),
+		       "p2c vip") ||
+	    !ASSERT_OK(xe_ring(0, 0, pat, 2), "ring") ||
+	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &one, &c1, 0), "cost1") ||
+	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, &c2, 0), "cost2") ||
+	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_LOAD), &one, &l, 0), "load1"))
+		goto out;
+	xe_addr(&k.client, AIBL_AF_INET, "198.18.0.1");
+	if (!ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_PINS), &k, &v, BPF_ANY), "pin") ||
+	    !ASSERT_OK(xe_pin_filter(), "filter"))
+		goto out;
+	/* 4 flows queue at backend 1: 400 ms of queue vs none, within 500 */
+	ASSERT_EQ(syn_from(1, 1, VIP4, 80, &r), 1, "queue within spill_ms: pinned");
+	ASSERT_EQ(xe_counter(AIBL_CNT_PIN_HIT), 1, "pin_hit");
+	/* now 5 (the flow above): 500 ms, not more than spill_ms */
+	ASSERT_EQ(syn_from(1, 2, VIP4, 80, &r), 1, "exactly spill_ms: pinned");
+	/* 6: 600 ms more queue than backend 2's */
+	ASSERT_EQ(syn_from(1, 3, VIP4, 80, &r), 2, "queue beyond spill_ms: spilled");
+	ASSERT_EQ(xe_counter(AIBL_CNT_PIN_SKIP), 1, "pin_skip");
+	/* spill_ms 0: the pin always wins */
+	v.spill_ms = 0;
+	bpf_map_update_elem(xe_fd(AIBL_MAP_PINS), &k, &v, BPF_ANY);
+	ASSERT_EQ(syn_from(1, 4, VIP4, 80, &r), 1, "spill_ms 0: pinned");
+out:
+	xe_down();
+}
+
 static const struct test_case cases[] = {
     {"sel_hash_weights", test_sel_hash_weights},
     {"sel_rr_order", test_sel_rr},
     {"sel_p2c_cost", test_sel_p2c},
+    {"sel_p2c_distinct", test_sel_p2c_distinct},
+    {"sel_p2c_slots", test_sel_p2c_slots},
+    {"pin_spill", test_pin_spill},
     {"sel_bounded_load", test_sel_bounded},
     {"pins", test_pins},
 };
