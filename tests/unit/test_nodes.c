@@ -157,11 +157,21 @@ static void pins_only_where_useful(void)
 	hint(&a->rep, "192.0.2.1", "10.0.0.1", "", 0.9, 60000);
 	ASSERT_EQ(pins_to(a->id), 1, "pinned");
 
+	/* saturation is the data plane's call, with the flows it counts now
+	 * (test_xdp_select/pin_spill): the pin stays and carries the bound */
 	a->rep.queue_depth = d.cfg.ai.saturation_queue;
 	a->rep.in_flight = 2 * d.cfg.ai.saturation_queue;
-	ASSERT_EQ(pins_to(a->id), 0, "saturated: released");
+	ASSERT_EQ(pins_to(a->id), 1, "saturated: the pin stays");
+	{
+		struct pin_ent *p;
+		int n;
+
+		ASSERT_OK(nodes__build_pins(&d, &p, &n), "build");
+		ASSERT_TRUE(n == 1 && p[0].val.spill_ms == d.cfg.ai.pin_spill_ms,
+			    "with pin_spill_ms for the data plane");
+		free(p);
+	}
 	a->rep.queue_depth = 0;
-	ASSERT_EQ(pins_to(a->id), 1, "headroom again: back, the hint stayed");
 
 	resident(&a->rep, "m2", NULL);
 	ASSERT_EQ(pins_to(a->id), 0, "model unloaded: its caches went with it");

@@ -15,6 +15,14 @@ static struct agent_report rep[NN];
 static struct policy_node pn[NN];
 static struct policy_out out[NN];
 
+static __u32 cost_of(int policy, const struct policy_node *n)
+{
+	struct aibl_cost c;
+
+	policy__cost(&cfg, policy, n, &c);
+	return c.cost;
+}
+
 static void setup(int policy)
 {
 	config__defaults(&cfg);
@@ -25,8 +33,16 @@ static void setup(int policy)
 		cn[i].weight = 100 * (i + 1);
 		cn[i].accel = AIBL_ACCEL_GPU;
 		agent_report__init(&rep[i]);
-		pn[i] = (struct policy_node){
-		    .cfg = &cn[i], .usable = true, .ttft_ms = -1, .lat_ms = -1, .active = -1};
+		pn[i] = (struct policy_node){.cfg = &cn[i],
+					     .usable = true,
+					     .ttft_ms = -1,
+					     .lat_ms = -1,
+					     .active = -1,
+					     .lat_floor_ms = -1,
+					     .slots = -1,
+					     .rep_active = -1,
+					     .best_lat_floor_ms = -1,
+					     .best_per_flow_ms = -1};
 	}
 	cfg.nodes = cn;
 	cfg.nnodes = NN;
@@ -84,7 +100,7 @@ static void rr_wrr_hash(void)
 	pn[0].rep = &rep[0];
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "hash");
 	ASSERT_EQ(out[0].weight, 100, "hash ignores load");
-	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_HASH, &pn[0]), 0, "hash no cost");
+	ASSERT_EQ(cost_of(AIBL_POL_HASH, &pn[0]), 0, "hash no cost");
 }
 
 static void least_conn_time(void)
@@ -92,8 +108,8 @@ static void least_conn_time(void)
 	setup(AIBL_POL_LEAST_CONN);
 	rep[0].in_flight = 7.4;
 	pn[0].rep = &rep[0];
-	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_LEAST_CONN, &pn[0]), 7, "in-flight");
-	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_LEAST_CONN, &pn[1]), 0, "no report");
+	ASSERT_EQ(cost_of(AIBL_POL_LEAST_CONN, &pn[0]), 7, "in-flight");
+	ASSERT_EQ(cost_of(AIBL_POL_LEAST_CONN, &pn[1]), 0, "no report");
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "least_conn");
 	ASSERT_EQ(out[1].weight, 200, "least_conn table weight = cfg");
 
@@ -104,8 +120,8 @@ static void least_conn_time(void)
 	ASSERT_LE(fabs(pn[0].ttft_ms - 130), 1e-9, "ewma");
 	pn[0].ttft_ms = policy__ewma(pn[0].ttft_ms, -1, 0.3);
 	ASSERT_LE(fabs(pn[0].ttft_ms - 130), 1e-9, "unknown sample kept");
-	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_LEAST_TIME, &pn[0]), 7, "130 / 20 ms");
-	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_LEAST_TIME, &pn[1]), 0, "unknown time");
+	ASSERT_EQ(cost_of(AIBL_POL_LEAST_TIME, &pn[0]), 7, "130 / 20 ms");
+	ASSERT_EQ(cost_of(AIBL_POL_LEAST_TIME, &pn[1]), 0, "unknown time");
 }
 
 static void ai_load(void)
@@ -141,17 +157,83 @@ static void ai_load(void)
 	r.in_flight = 0;
 	ASSERT_LE(fabs(policy__ai_load(&cfg.ai, &r, 32) - 0.5), 1e-9, "active flows count");
 	ASSERT_LE(fabs(policy__ai_load(&cfg.ai, &r, 0)), 1e-9, "idle when both agree");
-	/* cost: load_cost * L, + latency / ms_per_flow when known */
+	/* nothing measured anywhere: in flows, load_cost * L */
 	pressure(&rep[0], 0.5);
 	pn[0].rep = &rep[0];
-	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_AI, &pn[0]), 16, "32 * 0.5");
-	pn[0].lat_ms = 200;
-	pn[0].best_lat_ms = 180;
-	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_AI, &pn[0]), 16,
-		  "within the fastest node's bound: latency is in the weight, not the cost");
-	pn[0].best_lat_ms = 100;
-	ASSERT_EQ(policy__cost(&cfg, AIBL_POL_AI, &pn[0]), 17,
-		  "beyond it: 32 * 0.5 + (200 - 1.25 * 100 - 50) / 20");
+	ASSERT_EQ(cost_of(AIBL_POL_AI, &pn[0]), 16, "32 * 0.5");
+}
+
+/* ai's p2c cost: the latency a new request can expect, in ms */
+static void ai_expected_latency(void)
+{
+	struct aibl_cost c;
+	struct agent_report r;
+	double slots = -1;
+
+	setup(AIBL_POL_AI);
+	/* slots are learnt only from a queue: light load says nothing */
+	agent_report__init(&r);
+	r.in_flight = 3;
+	r.queue_depth = 0;
+	slots = policy__slots_update(slots, &r, 0.5);
+	ASSERT_TRUE(slots < 0, "3 running, none waiting: limit unknown");
+	r.in_flight = 10;
+	r.queue_depth = 2;
+	slots = policy__slots_update(slots, &r, 0.5);
+	ASSERT_LE(fabs(slots - 8), 1e-9, "8 running while 2 wait");
+	r.in_flight = 12;
+	r.queue_depth = 0;
+	slots = policy__slots_update(slots, &r, 0.5);
+	ASSERT_LE(fabs(slots - 12), 1e-9, "12 running without a queue: at least 12");
+	r.in_flight = 10;
+	r.queue_depth = 4;
+	slots = policy__slots_update(slots, &r, 0.5);
+	ASSERT_LE(fabs(slots - 9), 1e-9, "queued again with 6 running: ewma down");
+
+	/* measured, never seen to queue: its floor, no queue expected */
+	pn[0].rep = &rep[0];
+	pn[0].fresh = true;
+	pn[0].lat_floor_ms = 240;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.cost, 240, "floor");
+	ASSERT_EQ(c.free, 65535, "no slot limit known");
+	ASSERT_EQ(c.per_flow, 1, "ms mode");
+	/* 8 slots: 7 flows still find one, each beyond waits 240 / 8 ms */
+	pn[0].slots = 8;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.cost, 240, "floor");
+	ASSERT_EQ(c.free, 7, "slots - 1");
+	ASSERT_EQ(c.per_flow, 30, "240 / 8");
+	/* the node ran 5 requests more than this balancer counted: others'
+	 * requests hold slots */
+	rep[0].in_flight = 9;
+	pn[0].rep_active = 4;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.free, 2, "7 - 5 others");
+	rep[0].in_flight = 20;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.free, 0, "slots full with others' requests");
+	ASSERT_EQ(c.cost, 240 + 9 * 30, "9 of them queue ahead");
+	/* kept-alive connections between requests leave their slots free */
+	rep[0].in_flight = 1;
+	pn[0].rep_active = 6;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.free, 12, "7 + 5 idle connections");
+	/* a stale report is not believed either way */
+	pn[0].fresh = false;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.free, 7, "stale: slots - 1");
+
+	/* not measured beside a measured node: priced at the edge of the
+	 * best node's bound with no free slot, never as an idle node */
+	pn[1].rep = &rep[1];
+	pn[1].fresh = true;
+	pn[1].best_lat_floor_ms = 200;
+	pn[1].best_per_flow_ms = 25;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &c);
+	ASSERT_EQ(c.cost, 1.25 * 200 + 50, "spread x best + slack");
+	ASSERT_EQ(c.free, 0, "every flow queues");
+	ASSERT_EQ(c.per_flow, 25, "the best node's");
 }
 
 static void gpu_nan(struct ar_gpu *g)
@@ -363,7 +445,8 @@ static void ai_latency_spill(void)
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "light load");
 	ASSERT_EQ(out[0].weight, 100, "fastest");
 	ASSERT_EQ(out[1].weight, 67, "in proportion to speed: 100 * 100 / 150");
-	ASSERT_EQ(out[2].weight, 0, "beyond 2 x 100 + 50 ms: left out");
+	ASSERT_EQ(out[2].weight, 11,
+		  "beyond 2 x 100 + 50 ms: a spill candidate, 100 * (100 / 300)^2");
 	ASSERT_EQ(out[3].weight, 50, "unknown latency explored at 1 / latency_spread");
 	cn[3].weight = 25; /* the operator says it is weaker */
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "weaker unknown");
@@ -373,7 +456,7 @@ static void ai_latency_spill(void)
 	rep[0].in_flight = rep[1].in_flight = 9;
 	ASSERT_FALSE(policy__busy(&rep[0]), "1 waiting, 8 running");
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "fast tier not busy");
-	ASSERT_EQ(out[2].weight, 0, "slow node still out");
+	ASSERT_EQ(out[2].weight, 11, "slow node still only a spill candidate");
 	/* half a batch waits at both fast nodes: the bound widens to the slow tier */
 	rep[0].queue_depth = rep[1].queue_depth = 4;
 	rep[0].in_flight = rep[1].in_flight = 12;
@@ -394,7 +477,7 @@ static void ai_latency_spill(void)
 	rep[0].in_flight = 8;
 	pn[2].lat_ms = 400; /* beyond 1.25 x the base bound too */
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "one fast node free");
-	ASSERT_EQ(out[2].weight, 0, "not while a fast node has no queue");
+	ASSERT_EQ(out[2].weight, 6, "back to a spill candidate: 100 * (100 / 400)^2");
 	pn[2].serving = false;
 	pn[2].lat_ms = 300;
 	/* every measured node saturated: the weaker unknown one still waits */
@@ -450,7 +533,8 @@ static void ai_latency_spill(void)
 	ASSERT_EQ(out[2].weight, 38, "serving, 260 < 1.25 x 200 + 50: stays, 100 * 100 / 260");
 	pn[2].serving = false;
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "hysteresis out");
-	ASSERT_EQ(out[2].weight, 0, "not serving, 260 > 2 x 100 + 50: stays out");
+	ASSERT_EQ(out[2].weight, 15,
+		  "not serving, 260 > 2 x 100 + 50: a spill candidate, 100 * (100 / 260)^2");
 	pn[2].lat_ms = 300;
 
 	/* the fast nodes queue: their latency rises, the slow one is let in */
@@ -533,6 +617,7 @@ static const struct test_case cases[] = {
     {"rr_wrr_hash", rr_wrr_hash},
     {"least_conn_time", least_conn_time},
     {"ai_load", ai_load},
+    {"ai_expected_latency", ai_expected_latency},
     {"ai_overload", ai_overload},
     {"ai_unknown_gpu_figures", ai_unknown_gpu_figures},
     {"ai_weights", ai_weights},

@@ -42,6 +42,8 @@ struct node_rt {
 	struct agent_report rep;
 	double ttft_ms;		     /* least_time EWMA, < 0 unknown */
 	double lat_ms, lat_floor_ms; /* ai latency estimate and unloaded figure */
+	double slots;		     /* ai: requests it runs at once, < 0 unknown */
+	__s64 rep_active;	     /* active when the report arrived */
 	__s64 active;		     /* aibl_load */
 	struct aibl_traffic traffic; /* aibl_be_stats summed over CPUs */
 	unsigned int npins;
@@ -49,7 +51,7 @@ struct node_rt {
 	/* last written, to skip unchanged writes */
 	bool be_written;
 	struct aibl_backend be;
-	__u32 cost;
+	struct aibl_cost cost;
 };
 
 struct svc_rt {
@@ -129,8 +131,11 @@ struct aibld {
 	__u64 start_ms;
 	struct aibld_stats st;
 	double best_lat_ms; /* ai: lowest latency estimate of a usable node, < 0 none */
-	int wake_fd;	    /* eventfd: API changed something, recompute now */
-	bool force_next;    /* rewrite every table on the next recompute */
+	/* ai: the usable node with the lowest latency floor: it and its ms
+	 * per queued flow, < 0 none */
+	double best_lat_floor_ms, best_per_flow_ms;
+	int wake_fd;	 /* eventfd: API changed something, recompute now */
+	bool force_next; /* rewrite every table on the next recompute */
 	unsigned int member_errors;
 	struct cluster *cl; /* cluster mode (cluster.c), NULL: single host */
 	__u64 reconcile_ms; /* last active-flow reconcile (tables__read_counters) */

@@ -169,7 +169,7 @@ static json_t *status_json(struct aibld *d)
 			AIBL_SJ_ID, (json_int_t)n->id,
 			AIBL_SJ_ACTIVE_FLOWS, (json_int_t)n->active,
 			AIBL_SJ_PINS, (json_int_t)n->npins,
-			AIBL_SJ_COST, (json_int_t)n->cost,
+			AIBL_SJ_COST, (json_int_t)n->cost.cost,
 			AIBL_SJ_LAST_ERROR, n->last_error,
 			AIBL_SJ_CONFIGURED, c != NULL);
 		/* clang-format on */
@@ -281,7 +281,8 @@ static char *metrics_text(struct aibld *d)
 	NODE_METRIC("aibl_node_new_flows_total", "counter", "new flows sent to the node", "%llu",
 		    (unsigned long long)n->traffic.new_flows);
 	NODE_METRIC("aibl_node_pins", "gauge", "session pins to the node", "%u", n->npins);
-	NODE_METRIC("aibl_node_cost", "gauge", "p2c cost in active flows", "%u", n->cost);
+	NODE_METRIC("aibl_node_cost", "gauge", "p2c cost: active flows, ai: expected TTFT in ms",
+		    "%u", n->cost.cost);
 	NODE_METRIC("aibl_node_poll_errors_total", "counter", "failed polls of the node", "%llu",
 		    (unsigned long long)n->poll_errors);
 	NODE_METRIC("aibl_node_consecutive_failures", "gauge", "failed polls in a row", "%u",

@@ -95,6 +95,7 @@ void config__defaults(struct config *cfg)
 	    .saturation_queue = 4,
 	    .latency_spread = 1.25,
 	    .latency_slack_ms = 50,
+	    .pin_spill_ms = 500,
 	    .stale_ms = 0,
 	    .cold_start_after_ms = 60000,
 	};
@@ -462,6 +463,9 @@ static const struct kspec ai_keys[] = {
 	.max = 1000),
     KAI(latency_slack_ms, K_DBL, "added to that bound so small figures do not split nodes",
 	.min = 0, .max = 1e6),
+    KAI(pin_spill_ms, K_UINT,
+	"a pinned session's request goes elsewhere when expected this much sooner there; 0: never",
+	.min = 0, .max = 65535),
     KAI(stale_ms, K_UINT, "a report older than this is unknown; 0: 3 poll intervals", .min = 0,
 	.max = 3600000),
     KAI(cold_start_after_ms, K_UINT, "saturation of every resident node that loads another",

@@ -138,7 +138,8 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		memcpy(nn->name, cfg->nodes[i].name, AIBL_NAME_LEN);
 		nn->cfg_idx = i;
 		nn->id = AIBL_NO_BACKEND;
-		nn->ttft_ms = nn->lat_ms = nn->lat_floor_ms = -1;
+		nn->ttft_ms = nn->lat_ms = nn->lat_floor_ms = nn->slots = -1;
+		nn->rep_active = -1;
 		agent_report__init(&nn->rep);
 		for (int r = 0; r < nrec; r++) {
 			if (strcmp(rec[r].name, nn->name))
@@ -494,6 +495,11 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 	    .active = n->active,
 	    .lat_ms = n->lat_ms,
 	    .best_lat_ms = d->best_lat_ms,
+	    .lat_floor_ms = n->lat_floor_ms,
+	    .slots = n->slots,
+	    .rep_active = n->rep_active,
+	    .best_lat_floor_ms = d->best_lat_floor_ms,
+	    .best_per_flow_ms = d->best_per_flow_ms,
 	    .monitored = cn->agent[0] != 0,
 	    /* a failed poll keeps the last report until the breaker opens:
 	     * from then on its age says how much it is worth */
@@ -556,7 +562,8 @@ static void write_nodes(struct aibld *d, const int *cost_pol)
 			be.family = cn->address.family;
 			memcpy(be.mac, n->mac, 6);
 			aibld__policy_node(d, n, now, &pn);
-			c.cost = cost_pol[i] >= 0 ? policy__cost(&d->cfg, cost_pol[i], &pn) : 0;
+			if (cost_pol[i] >= 0)
+				policy__cost(&d->cfg, cost_pol[i], &pn, &c);
 		} else if (!bpf_map_lookup_elem(d->fd_backends, &n->id, &be)) {
 			/* retired: address as it was */
 		}
@@ -567,10 +574,10 @@ static void write_nodes(struct aibld *d, const int *cost_pol)
 				pr_warn("write aibl_backends[%u]: %s", n->id, strerror(errno));
 			n->be = be;
 		}
-		if (!n->be_written || c.cost != n->cost) {
+		if (!n->be_written || memcmp(&c, &n->cost, sizeof(c))) {
 			if (bpf_map_update_elem(d->fd_cost, &n->id, &c, BPF_ANY))
 				pr_warn("write aibl_cost[%u]: %s", n->id, strerror(errno));
-			n->cost = c.cost;
+			n->cost = c;
 		}
 		n->be_written = true;
 	}
@@ -875,13 +882,19 @@ int aibld__recompute(struct aibld *d, bool force)
 	tables__read_counters(d);
 
 	/* bounded load: decided per node from its latest report */
-	d->best_lat_ms = -1;
+	d->best_lat_ms = d->best_lat_floor_ms = d->best_per_flow_ms = -1;
 	for (int i = 0; i < d->nnodes; i++) {
 		struct node_rt *n = &d->nodes[i];
+		bool ok = !n->down && !n->unhealthy && !n->draining && n->have_rep;
+		double per = n->slots >= 1 ? n->lat_floor_ms / n->slots : 0;
 
-		if (!n->down && !n->unhealthy && !n->draining && n->have_rep && n->lat_ms > 0 &&
-		    (d->best_lat_ms < 0 || n->lat_ms < d->best_lat_ms))
+		if (ok && n->lat_ms > 0 && (d->best_lat_ms < 0 || n->lat_ms < d->best_lat_ms))
 			d->best_lat_ms = n->lat_ms;
+		if (ok && n->lat_floor_ms > 0 &&
+		    (d->best_lat_floor_ms < 0 || n->lat_floor_ms < d->best_lat_floor_ms)) {
+			d->best_lat_floor_ms = n->lat_floor_ms;
+			d->best_per_flow_ms = per;
+		}
 
 		n->overloaded =
 		    !n->down && !n->unhealthy &&

@@ -141,6 +141,8 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 		n->ttft_ms = policy__ewma(n->ttft_ms, n->rep.ttft_avg_ms, d->cfg.lt_smoothing);
 		n->lat_ms =
 		    policy__lat_update(n->lat_ms, &n->lat_floor_ms, &n->rep, d->cfg.lt_smoothing);
+		n->slots = policy__slots_update(n->slots, &n->rep, d->cfg.lt_smoothing);
+		n->rep_active = n->active;
 	}
 	if ((n->down || n->unhealthy) && n->oks >= d->cfg.rise_after) {
 		pr_info("node '%s' is up (%u good polls; was %s)", n->name, n->oks,
@@ -266,11 +268,6 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 		nd->npins = 0;
 		if (nd->down || nd->unhealthy || nd->draining || !nd->have_rep)
 			continue;
-		/* sticky until saturated: while requests queue there, a session
-		 * is better served by recomputing its prefix elsewhere; its pin
-		 * comes back with the node's headroom (the hints stay) */
-		if (policy__saturated(&c->ai, &nd->rep))
-			continue;
 		pn = (struct policy_node){.cfg = &c->nodes[i], .rep = &nd->rep};
 		for (int h = 0; h < nd->rep.nhints; h++) {
 			const struct ar_hint *hint = &nd->rep.hints[h];
@@ -315,6 +312,13 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 				p->key.family = hint->client_family;
 				p->key.client = hint->client;
 				p->val.backend = nd->id;
+				/* sticky until saturated: the data plane sends the
+				 * session elsewhere while the queue its node has,
+				 * with the flows it counts now, is pin_spill_ms
+				 * longer than the p2c choice's; a report-driven
+				 * release would lag a burst and drop the pin
+				 * for every session at once */
+				p->val.spill_ms = c->ai.pin_spill_ms;
 				p->val.expires_ns = now + ttl * 1000000ULL;
 				p->score = hint->score;
 				p->node = i;

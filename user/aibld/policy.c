@@ -13,13 +13,14 @@
  *   least_conn  cfg weight, mode P2C, cost = agent in-flight requests (the
  *               data plane adds its own active flow count)
  *   least_time  cfg weight, mode P2C, cost = EWMA(TTFT) / ms_per_flow
- *   ai          nodes with the model resident, a fresh report, and a
- *               latency estimate within latency_spread x (+ slack) of the
- *               best of them; weight = cfg weight * max(min_headroom, 1 - L)
- *               * best latency / node latency; mode P2C, cost = load_cost * L
- *               + (latency beyond the fastest node's bound) / lt ms_per_flow,
- *               where L is the weighted mean of
- *               the pressures the node reported (below). A cold start (a
+ *   ai          nodes with the model resident and a fresh report; weight =
+ *               cfg weight * max(min_headroom, 1 - L) * s, s = best latency
+ *               / node latency within latency_spread x (+ slack) of the
+ *               best, s^2 beyond (a spill candidate), where L is the
+ *               weighted mean of the pressures the node reported (below);
+ *               mode P2C, cost = the latency a new request can expect
+ *               there in ms: unloaded latency + latency / slots for each
+ *               flow beyond its free slots (ai_cost()). A cold start (a
  *               node that must load the model, at cold_start_factor weight)
  *               only when no node has it resident, or when every resident
  *               node has been saturated for cold_start_after_ms.
@@ -239,8 +240,11 @@ double policy__lat_update(double lat, double *floor, const struct agent_report *
 	double sample = r->e2e_avg_ms;
 
 	if (sample >= 0) {
-		if (r->queue_depth <= 0)
-			*floor = policy__ewma(*floor, sample, alpha);
+		/* a node that has queued since it started (a burst on arrival)
+		 * still gets a floor: its first sample, lowered by any smaller
+		 * one, until unloaded samples refine it */
+		if (r->queue_depth <= 0 || *floor < 0 || sample < *floor)
+			*floor = policy__ewma(*floor, sample, r->queue_depth <= 0 ? alpha : 1);
 		return policy__ewma(lat, sample, alpha);
 	}
 	if (r->in_flight <= 0 && *floor >= 0 && lat > *floor)
@@ -255,29 +259,94 @@ static __u32 to_cost(double v)
 	return v > 1e6 ? 1000000 : (__u32)lround(v);
 }
 
-__u32 policy__cost(const struct config *cfg, int policy, const struct policy_node *n)
+double policy__slots_update(double slots, const struct agent_report *r, double alpha)
 {
+	double running;
+
+	if (!r || r->in_flight < 0 || r->queue_depth < 0)
+		return slots;
+	running = r->in_flight - r->queue_depth;
+	if (running < 1)
+		return slots;
+	/* requests wait: it runs all it can (a batch limit, or the KV cache) */
+	if (r->queue_depth >= 1)
+		return policy__ewma(slots, running, alpha);
+	/* no queue: a lower bound, once the limit is known at all (what a
+	 * node runs under light load says nothing of how much it can) */
+	return slots >= 1 && running > slots ? running : slots;
+}
+
+double policy__per_flow_ms(const struct policy_node *n)
+{
+	if (!(n->lat_floor_ms > 0))
+		return -1;
+	/* never seen to queue: its slots are not the limit yet */
+	return n->slots >= 1 ? n->lat_floor_ms / n->slots : 0;
+}
+
+/*
+ * ai: the latency a new request can expect at the node, in ms, as the data
+ * plane completes it with the flows it counts (struct aibl_cost): the
+ * node's unloaded request latency, plus, once its slots are full, a slot's
+ * turnover (that latency / slots) for every flow ahead. The whole request,
+ * not its first token: a session's first turn, the one a balancer places,
+ * has no cached prefix, and its prefill and decode both scale with the
+ * node's speed, where a mean TTFT over cached later turns would hide it.
+ * Requests the node runs for others (another balancer, clients that bypass
+ * this one) take slots first; connections counted here that carry no
+ * request leave theirs. A node not measured yet is priced at the edge of
+ * the best node's latency bound with no free slot: exploring it must not
+ * look free. Nothing measured anywhere: in flows, as least_conn with the
+ * reported pressure (load_cost * L).
+ */
+static void ai_cost(const struct config *cfg, const struct policy_node *n, struct aibl_cost *c)
+{
+	double lat = n->lat_floor_ms, per = policy__per_flow_ms(n), slots = n->slots;
+	double other = 0, free = 65535;
+
+	if (!(lat > 0)) {
+		if (!(n->best_lat_floor_ms > 0)) {
+			c->cost = to_cost(cfg->ai.load_cost *
+					  policy__ai_load(&cfg->ai, n->rep, n->active));
+			return;
+		}
+		lat = cfg->ai.latency_spread * n->best_lat_floor_ms + cfg->ai.latency_slack_ms;
+		per = n->best_per_flow_ms;
+		slots = 1;
+	}
+	if (per > 0) {
+		/* in flight at the node beyond the flows counted here when it
+		 * reported: others' requests hold slots; fewer (kept-alive
+		 * connections between requests) leave slots free */
+		if (n->fresh && n->rep && n->rep->in_flight >= 0 && n->rep_active >= 0)
+			other = n->rep->in_flight - n->rep_active;
+		free = floor(slots - 1 - other);
+		if (free < 0) {
+			lat += -free * per;
+			free = 0;
+		}
+	}
+	c->cost = to_cost(lat);
+	c->free = free > 65535 ? 65535 : (__u16)free;
+	c->per_flow = per >= 65535 ? 65535 : per < 1 ? 1 : (__u16)lround(per);
+}
+
+void policy__cost(const struct config *cfg, int policy, const struct policy_node *n,
+		  struct aibl_cost *c)
+{
+	memset(c, 0, sizeof(*c));
 	switch (policy) {
 	case AIBL_POL_LEAST_CONN:
-		return n->rep ? to_cost(n->rep->in_flight) : 0;
+		c->cost = n->rep ? to_cost(n->rep->in_flight) : 0;
+		break;
 	case AIBL_POL_LEAST_TIME:
-		return to_cost(n->ttft_ms / cfg->lt_ms_per_flow);
-	case AIBL_POL_AI: {
-		/* the table weights hold each node's speed, and nodes of about
-		 * the same speed and load must cost the same, or a burst of new
-		 * sessions, all seeing the same figures before their first
-		 * packets count as flows, herds onto the cheaper one. Only the
-		 * latency beyond the bound of the fastest node is a price, in
-		 * flows: an open slower tier takes a session when the fast
-		 * candidate has that many more flows, not whenever it idles */
-		double bound = cfg->ai.latency_spread * n->best_lat_ms + cfg->ai.latency_slack_ms;
-		double over = n->best_lat_ms > 0 && n->lat_ms > bound ? n->lat_ms - bound : 0;
-
-		return to_cost(cfg->ai.load_cost * policy__ai_load(&cfg->ai, n->rep, n->active) +
-			       over / cfg->lt_ms_per_flow);
-	}
+		c->cost = to_cost(n->ttft_ms / cfg->lt_ms_per_flow);
+		break;
+	case AIBL_POL_AI:
+		ai_cost(cfg, n, c);
+		break;
 	default:
-		return 0;
+		break;
 	}
 }
 
@@ -442,11 +511,15 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 		    accel_room)
 			continue;
 		if (want == AI_READY && best_lat > 0 && p->lat_ms > 0) {
-			/* a node in the table leaves only past 1.25 x the bound,
-			 * so one near it does not flap in and out every poll */
-			if (p->lat_ms > bound * (p->serving ? 1.25 : 1))
-				continue;
 			speed = best_lat / p->lat_ms;
+			/* beyond the bound (a node in the table leaves it only
+			 * past 1.25 x, so one near it does not flap every poll):
+			 * a spill candidate at a speed^2 share. The p2c cost, the
+			 * TTFT expected with the flows counted in the data plane,
+			 * takes it only over a faster candidate whose slots are
+			 * full, so a burst spills within the poll interval */
+			if (p->lat_ms > bound * (p->serving ? 1.25 : 1))
+				speed *= speed;
 		} else if (want == AI_READY && best_lat > 0) {
 			/* not measured yet beside measured nodes: a small share,
 			 * enough to learn its latency. One the operator weighed

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <linux/types.h>
+#include "aibl.h"
 #include "config.h"
 #include "report.h"
 
@@ -30,6 +31,13 @@ struct policy_node {
 	bool monitored;	    /* an agent is configured: no report means unknown */
 	bool serving;	    /* has new-flow weight in this service's table now */
 	double best_lat_ms; /* the lowest lat_ms of any usable node, < 0 none */
+	/* ai's expected latency (policy__cost): the unloaded request
+	 * latency and the requests the node runs at once before it queues
+	 * (< 0 unknown); best_*: the usable node with the lowest floor, the
+	 * price of one not measured yet */
+	double lat_floor_ms, slots;
+	__s64 rep_active; /* active when the report arrived, < 0 unknown */
+	double best_lat_floor_ms, best_per_flow_ms;
 };
 
 /* what the controller tracks per ai service across recomputes */
@@ -66,16 +74,24 @@ bool policy__overloaded(const struct cfg_ai *ai, const struct agent_report *r, b
  * of nodes is worth opening */
 bool policy__busy(const struct agent_report *r);
 /* ai: more requests wait at the node than ai.saturation_queue and than it
- * runs (a whole batch's worth waits: a turn queues longer there than its
- * prefix takes to recompute elsewhere): a session
- * pinned there spills to another node; every resident node saturated for
- * ai.cold_start_after_ms is what may justify loading the model elsewhere */
+ * runs (a whole batch's worth waits): every resident node saturated for
+ * ai.cold_start_after_ms is what may justify loading the model elsewhere
+ * (a pinned session's spill is the data plane's, by pin_spill_ms) */
 bool policy__saturated(const struct cfg_ai *ai, const struct agent_report *r);
 /* ai: the node's latency estimate after a report (see policy_node.lat_ms);
  * *floor is its unloaded figure, updated from samples taken with no queue */
 double policy__lat_update(double lat, double *floor, const struct agent_report *r, double alpha);
-/* p2c cost of a node in units of one active flow, for the given policy */
-__u32 policy__cost(const struct config *cfg, int policy, const struct policy_node *n);
+/* ai: requests the node serves at once before new ones wait, learnt from
+ * its reports (running while requests wait; the most it ran without a
+ * queue is a lower bound); < 0 unknown */
+double policy__slots_update(double slots, const struct agent_report *r, double alpha);
+/* ai: ms of waiting one more flow adds at a node once its slots are full
+ * (its unloaded request latency / slots), < 0 unknown */
+double policy__per_flow_ms(const struct policy_node *n);
+/* p2c cost of a node for the given policy (see struct aibl_cost): in
+ * active flows, or for ai the expected request latency in ms */
+void policy__cost(const struct config *cfg, int policy, const struct policy_node *n,
+		  struct aibl_cost *c);
 /* weights for every node of svc (in[k] is svc->nodes[k]); st: the ai
  * service's tracked state (NULL: none); 0 or -errno */
 int policy__weights(const struct config *cfg, const struct cfg_service *svc,
