@@ -367,6 +367,7 @@ int aibl_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	struct aibl_fcache_entry *fc = NULL;
+	struct aibl_fcache_ctl *fctl;
 	struct flow_out fo = {};
 	struct aibl_globals *g;
 	struct aibl_backend *be;
@@ -396,19 +397,24 @@ int aibl_xdp(struct xdp_md *ctx)
 	if (rc == PARSE_OK && p.frag == FRAG_NONE) {
 		if (p.fk.proto != IPPROTO_TCP && p.fk.proto != IPPROTO_UDP)
 			goto other;
-		/* an established flow's packet: the flow cache first */
+		/* an established flow's packet: the flow cache first, unless
+		 * this CPU bypasses it for now */
 		if ((g->flags & AIBL_G_F_FLOW_CACHE) &&
 		    !(p.tcp_flags & (AIBL_TCP_SYN | AIBL_TCP_FIN | AIBL_TCP_RST)) &&
-		    fcache_get(&p, g, &fc) && fc) {
-			id = fc->backend;
-			be = bpf_map_lookup_elem(&aibl_backends, &id);
-			if (be_up(be)) {
-				count(AIBL_CNT_VIP_PKTS);
-				count(AIBL_CNT_FCACHE_HIT);
-				svc = fc->svc_id;
-				fh = fc->flow_hash;
-				goto send;
+		    fcache_probe(&fctl)) {
+			if (fcache_get(&p, g, &fc) && fc) {
+				id = fc->backend;
+				be = bpf_map_lookup_elem(&aibl_backends, &id);
+				if (be_up(be)) {
+					fcache_sample(fctl, true);
+					count(AIBL_CNT_VIP_PKTS);
+					count(AIBL_CNT_FCACHE_HIT);
+					svc = fc->svc_id;
+					fh = fc->flow_hash;
+					goto send;
+				}
 			}
+			fcache_sample(fctl, false);
 		}
 		vip = vip_lookup(&p.fk.dst, p.fk.family, p.fk.dport, p.fk.proto);
 		if (!vip)
@@ -429,7 +435,7 @@ int aibl_xdp(struct xdp_md *ctx)
 	}
 	svc = vip->svc_id;
 	/* fc: set when the flow cache was looked up for this packet (flag on,
-	 * no SYN/FIN/RST) and missed */
+	 * no SYN/FIN/RST, not bypassed) and missed */
 	if (fo.cache && fc)
 		fcache_put(fc, &p, g, svc, id, fh);
 send:
