@@ -248,20 +248,11 @@ static __always_inline bool fcache_get(const struct pkt *p, const struct aibl_gl
 	       (__s64)(e->expires - bpf_jiffies64()) > 0;
 }
 
-/* this CPU's VIP packets so far: the bypass's clock, read, never written here */
-static __always_inline __u64 vip_packets(void)
-{
-	__u32 idx = AIBL_CNT_VIP_PKTS;
-	__u64 *v = bpf_map_lookup_elem(&aibl_stats, &idx);
-
-	return v ? *v : 0;
-}
-
 /*
  * Does this packet look in the flow cache? Not while this CPU bypasses it
  * (its last sample missed too often): then the packet takes the full path
- * and writes no entry. Bypassing reads two per-CPU words and writes
- * nothing. *cp is this CPU's sample, for fcache_sample().
+ * and writes no entry, and counts one off the bypass. *cp is this CPU's
+ * sample, for fcache_sample().
  */
 static __always_inline bool fcache_probe(struct aibl_fcache_ctl **cp)
 {
@@ -269,8 +260,10 @@ static __always_inline bool fcache_probe(struct aibl_fcache_ctl **cp)
 	struct aibl_fcache_ctl *c = bpf_map_lookup_elem(&aibl_fcache_ctl, &zero);
 
 	*cp = c;
-	/* a counter that started over (a new aibl_stats) ends the bypass */
-	return !c || c->until - vip_packets() - 1 >= AIBL_FCACHE_BYPASS_MAX;
+	if (!c || !c->skip)
+		return true;
+	c->skip--;
+	return false;
 }
 
 /*
@@ -293,7 +286,7 @@ static __always_inline void fcache_sample(struct aibl_fcache_ctl *c, bool hit)
 		return;
 	if (c->hits * AIBL_FCACHE_MIN_HIT_INV < c->probes) {
 		b = c->bypass < AIBL_FCACHE_BYPASS_MIN ? AIBL_FCACHE_BYPASS_MIN : c->bypass;
-		c->until = vip_packets() + b;
+		c->skip = b;
 		c->bypass = b < AIBL_FCACHE_BYPASS_MAX ? 2 * b : AIBL_FCACHE_BYPASS_MAX;
 		count(AIBL_CNT_FCACHE_BYPASS);
 	} else {

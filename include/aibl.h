@@ -80,8 +80,9 @@
  * samples of this many lookups (its size: a working set that fits is warm
  * by the end of one; a sample without a hit in its first eighth ends
  * there). A sample with fewer than 1 in AIBL_FCACHE_MIN_HIT_INV hits turns
- * the lookups off for the CPU's next AIBL_FCACHE_BYPASS_MIN VIP packets,
- * twice that after each further such sample, up to AIBL_FCACHE_BYPASS_MAX.
+ * the lookups off for the CPU's next AIBL_FCACHE_BYPASS_MIN established
+ * packets, twice that after each further such sample, up to
+ * AIBL_FCACHE_BYPASS_MAX.
  */
 #define AIBL_FCACHE_SAMPLE	AIBL_FCACHE_ENTRIES
 #define AIBL_FCACHE_MIN_HIT_INV 4
@@ -427,17 +428,15 @@ struct aibl_fcache_entry {
  * rarely) nearly every lookup misses, and a miss costs a cold line on top
  * of the full path. Each CPU counts its lookups and hits; a sample of
  * AIBL_FCACHE_SAMPLE lookups below 1 in AIBL_FCACHE_MIN_HIT_INV hits makes
- * the CPU's established packets take the full path without a lookup or a
- * fill until its vip_packets counter reaches `until`; then the cache is
- * sampled again. Bypassing only reads this entry (no per-packet write).
- * Only the data plane writes it.
+ * the CPU's next `skip` established packets take the full path without a
+ * lookup or a fill; then the cache is sampled again. Only the data plane
+ * writes it.
  */
 struct aibl_fcache_ctl {
-	__u64 until;  /* this CPU's vip_packets count where the bypass ends */
 	__u32 probes; /* lookups in the current sample */
 	__u32 hits;   /* of them, hits */
-	__u32 bypass; /* the next bypass's length in packets (0: AIBL_FCACHE_BYPASS_MIN) */
-	__u32 pad;
+	__u32 skip;   /* established packets still to take past the cache */
+	__u32 bypass; /* the next bypass's length (0: AIBL_FCACHE_BYPASS_MIN) */
 };
 
 /*
@@ -640,7 +639,7 @@ _Static_assert(sizeof(struct aibl_traffic) == 32, "aibl_traffic");
 _Static_assert(sizeof(struct aibl_globals) == 64, "aibl_globals");
 _Static_assert(sizeof(struct aibl_rate) == 16, "aibl_rate");
 _Static_assert(sizeof(struct aibl_fcache_entry) == 64, "aibl_fcache_entry: one cache line");
-_Static_assert(sizeof(struct aibl_fcache_ctl) == 24, "aibl_fcache_ctl");
+_Static_assert(sizeof(struct aibl_fcache_ctl) == 16, "aibl_fcache_ctl");
 _Static_assert(AIBL_FCACHE_BITS >= 4 && AIBL_FCACHE_BITS <= 24, "flow cache bits: 4..24");
 _Static_assert(sizeof(struct aibl_syn_bucket) == 64, "aibl_syn_bucket: one cache line");
 _Static_assert((AIBL_SYN_BUCKETS & (AIBL_SYN_BUCKETS - 1)) == 0, "syn buckets: power of two");
