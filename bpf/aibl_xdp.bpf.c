@@ -20,9 +20,9 @@
  *   -> forward: ipip (4in4, 6in6, 4in6) or l2dsr, next hop MAC from the
  *      backend entry, bpf_fib_lookup or the configured gateway
  *
- * The established path does no map writes except per-CPU counters and,
- * at most once a second per flow, the connection's last_seen and its flow
- * cache entry.
+ * The established path does no map writes except per-CPU counters, the
+ * flow cache's per-CPU sample and, at most once a second per flow, the
+ * connection's last_seen and its flow cache entry.
  *
  * This file keeps the packet's way; the parts it takes are in
  *   aibl_parse.h      headers and checksums (shared with aibl_decap)
