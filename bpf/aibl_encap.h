@@ -181,7 +181,8 @@ static __noinline int send_toobig(struct xdp_md *ctx, const struct pkt *p, __u32
 		goto drop;
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	delta = (int)(l2 + hdr + quote) - (int)(data_end - data);
+	/* the whole frame: a multi-buffer one is cut from its last buffer */
+	delta = (int)(l2 + hdr + quote) - (int)bpf_xdp_get_buff_len(ctx);
 	if (delta < 0 && bpf_xdp_adjust_tail(ctx, delta))
 		goto drop;
 	data = (void *)(long)ctx->data;

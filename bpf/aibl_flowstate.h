@@ -248,6 +248,54 @@ static __always_inline bool fcache_get(const struct pkt *p, const struct aibl_gl
 	       (__s64)(e->expires - bpf_jiffies64()) > 0;
 }
 
+/*
+ * Does this packet look in the flow cache? Not while this CPU bypasses it
+ * (its last sample missed too often): then the packet takes the full path
+ * and writes no entry, and counts one off the bypass. *cp is this CPU's
+ * sample, for fcache_sample().
+ */
+static __always_inline bool fcache_probe(struct aibl_fcache_ctl **cp)
+{
+	__u32 zero = 0;
+	struct aibl_fcache_ctl *c = bpf_map_lookup_elem(&aibl_fcache_ctl, &zero);
+
+	*cp = c;
+	if (!c || !c->skip)
+		return true;
+	c->skip--;
+	return false;
+}
+
+/*
+ * One lookup's outcome into this CPU's sample. At the end of a sample with
+ * fewer than 1 in AIBL_FCACHE_MIN_HIT_INV hits the cache costs more than it
+ * saves (a miss reads a cold line, a hit saves the VIP and connection table
+ * lookups): the next packets pass it by, for twice as long after each
+ * further such sample, and then a new sample decides again.
+ */
+static __always_inline void fcache_sample(struct aibl_fcache_ctl *c, bool hit)
+{
+	__u32 b;
+
+	if (!c)
+		return;
+	c->hits += hit;
+	/* a sample without a hit in its first eighth ends there: where every
+	 * lookup misses, the samples are what the cache still costs */
+	if (++c->probes < AIBL_FCACHE_SAMPLE && (c->hits || c->probes < AIBL_FCACHE_SAMPLE / 8))
+		return;
+	if (c->hits * AIBL_FCACHE_MIN_HIT_INV < c->probes) {
+		b = c->bypass < AIBL_FCACHE_BYPASS_MIN ? AIBL_FCACHE_BYPASS_MIN : c->bypass;
+		c->skip = b;
+		c->bypass = b < AIBL_FCACHE_BYPASS_MAX ? 2 * b : AIBL_FCACHE_BYPASS_MAX;
+		count(AIBL_CNT_FCACHE_BYPASS);
+	} else {
+		c->bypass = AIBL_FCACHE_BYPASS_MIN;
+	}
+	c->probes = 0;
+	c->hits = 0;
+}
+
 /* Writes the decision into e, the flow's entry that fcache_get() found. */
 static __always_inline void fcache_put(struct aibl_fcache_entry *e, const struct pkt *p,
 				       const struct aibl_globals *g, __u32 svc, __u32 id, __u32 fh)

@@ -6,8 +6,8 @@
  * aiblctl and bpftool find it there, and a restarted controller reuses it.
  *
  * aibld writes the configuration; the program writes only aibl_conns,
- * aibl_load, aibl_rr_pos, aibl_syns, aibl_fcache, aibl_rate and the
- * counters. It never reads aibl_members, aibl_svc_meta or aibl_be_meta:
+ * aibl_load, aibl_rr_pos, aibl_syns, aibl_fcache, aibl_fcache_ctl,
+ * aibl_rate and the counters. It never reads aibl_members, aibl_svc_meta or aibl_be_meta:
  * they are here so that loading the program creates and pins them for
  * aiblctl.
  */
@@ -189,6 +189,16 @@ struct {
 	__type(value, struct aibl_fcache_entry);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aibl_fcache SEC(".maps");
+
+/* per-CPU hit sample of the flow cache and its bypass (see aibl.h): a
+ * cache that keeps missing is skipped for a while instead of paid for */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct aibl_fcache_ctl);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_fcache_ctl SEC(".maps");
 
 /* per-CPU windows of the new-connection rate guard and of unverified
  * inserts (enum aibl_rate_idx): no shared cache line on the new-flow path,

@@ -152,9 +152,12 @@ static __always_inline __u32 l4_min(__u8 proto)
  * lengths describe more than the bytes up to data_end, and of L4 only the
  * ports are read: the packet quoted in an ICMP error, or at TC an skb
  * whose linear data ends before the packet does (aibl_decap).
+ * frame_len: the whole frame's length when it reaches past data_end (a
+ * multi-buffer XDP frame: headers are read from its first buffer, lengths
+ * checked against the whole), else 0.
  */
-static __always_inline enum parse_rc parse_ipv4(void *data, void *data_end, __u32 off,
-						struct pkt *p, bool quoted)
+static __always_inline enum parse_rc parse_ipv4_len(void *data, void *data_end, __u32 off,
+						    struct pkt *p, bool quoted, __u32 frame_len)
 {
 	struct iphdr *iph = data + off;
 	enum parse_rc rc, bad = PARSE_OK;
@@ -179,7 +182,7 @@ static __always_inline enum parse_rc parse_ipv4(void *data, void *data_end, __u3
 	 * frame cannot be forwarded honestly. Read on for the ports: they tell
 	 * whether it was addressed to a service. */
 	if (!quoted &&
-	    (data + off + tot > data_end ||
+	    ((frame_len ? off + tot > frame_len : data + off + tot > data_end) ||
 	     (!(iph->frag_off & bpf_htons(AIBL_IP_OFFSET)) && tot < hlen + l4_min(p->fk.proto))))
 		bad = PARSE_BAD;
 	p->l4_off = off + hlen;
@@ -194,15 +197,22 @@ static __always_inline enum parse_rc parse_ipv4(void *data, void *data_end, __u3
 	return rc != PARSE_OK ? rc : bad;
 }
 
+static __always_inline enum parse_rc parse_ipv4(void *data, void *data_end, __u32 off,
+						struct pkt *p, bool quoted)
+{
+	return parse_ipv4_len(data, data_end, off, p, quoted, 0);
+}
+
 struct ipv6_ext {
 	__u8 nexthdr;
 	__u8 hdrlen;
 	__be16 frag_off; /* only meaningful in a fragment header */
 };
 
-/* IPv6 at off and its extension headers; quoted as for parse_ipv4() */
-static __always_inline enum parse_rc parse_ipv6(void *data, void *data_end, __u32 off,
-						struct pkt *p, bool quoted)
+/* IPv6 at off and its extension headers; quoted and frame_len as for
+ * parse_ipv4_len() */
+static __always_inline enum parse_rc parse_ipv6_len(void *data, void *data_end, __u32 off,
+						    struct pkt *p, bool quoted, __u32 frame_len)
 {
 	struct ipv6hdr *ip6 = data + off;
 	enum parse_rc rc, bad = PARSE_OK;
@@ -220,7 +230,8 @@ static __always_inline enum parse_rc parse_ipv6(void *data, void *data_end, __u3
 	nh = ip6->nexthdr;
 	p->fk.proto = nh;
 	/* jumbograms never reach XDP; longer than the frame: inconsistent */
-	if (!quoted && (ip6->payload_len == 0 || data + off + p->l3_len > data_end))
+	if (!quoted && (ip6->payload_len == 0 || (frame_len ? off + p->l3_len > frame_len
+							    : data + off + p->l3_len > data_end)))
 		bad = PARSE_BAD;
 	l3_end = off + p->l3_len;
 	off += sizeof(*ip6);
@@ -270,6 +281,12 @@ l4:
 		bad = PARSE_BAD;
 	rc = parse_l4(data, data_end, p, quoted, l3_end);
 	return rc != PARSE_OK ? rc : bad;
+}
+
+static __always_inline enum parse_rc parse_ipv6(void *data, void *data_end, __u32 off,
+						struct pkt *p, bool quoted)
+{
+	return parse_ipv6_len(data, data_end, off, p, quoted, 0);
 }
 
 /* ---- checksums ---- */

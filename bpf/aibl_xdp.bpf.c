@@ -20,9 +20,9 @@
  *   -> forward: ipip (4in4, 6in6, 4in6) or l2dsr, next hop MAC from the
  *      backend entry, bpf_fib_lookup or the configured gateway
  *
- * The established path does no map writes except per-CPU counters and,
- * at most once a second per flow, the connection's last_seen and its flow
- * cache entry.
+ * The established path does no map writes except per-CPU counters, the
+ * flow cache's per-CPU sample and, at most once a second per flow, the
+ * connection's last_seen and its flow cache entry.
  *
  * This file keeps the packet's way; the parts it takes are in
  *   aibl_parse.h      headers and checksums (shared with aibl_decap)
@@ -44,6 +44,13 @@
 #include "aibl_flowstate.h"
 #include "aibl_encap.h"
 #include "aibl_icmp.h"
+
+/*
+ * Loaded as an xdp.frags program (multi-buffer frames: jumbo frames on a
+ * driver in multi-buffer mode). The loader clears it when it falls back to
+ * the plain program on a kernel without frags programs.
+ */
+const volatile bool aibl_frags = false;
 
 /* refresh a connection's last_seen at most this often */
 #define CONN_REFRESH_NS 1000000000ULL
@@ -85,16 +92,45 @@ static __noinline int bad_packet(struct xdp_md *ctx, struct pkt *p, enum parse_r
 	/*
 	 * A multi-buffer frame (a jumbo frame on a driver in multi-buffer
 	 * mode): only its first buffer is in [data, data_end), so its IP
-	 * length reads as past the frame. The program is no xdp.frags
-	 * program and does not forward those (README: jumbo frames). The
-	 * helper is called here only, off the hot path.
+	 * length reads as past the frame. The plain program (the loader's
+	 * fallback) does not forward those (docs/dataplane.md: jumbo
+	 * frames). The helper is called here only, off the hot path.
 	 */
-	if (rc == PARSE_BAD && ctx &&
+	if (rc == PARSE_BAD && ctx && !aibl_frags &&
 	    bpf_xdp_get_buff_len(ctx) > (__u64)(ctx->data_end - ctx->data)) {
 		count(AIBL_CNT_DROP_JUMBO);
 		return XDP_DROP;
 	}
 	return drop_reason(rc);
+}
+
+/*
+ * A frame whose IP length reached past its data: a multi-buffer frame is
+ * parsed again, headers from its first buffer and lengths against the
+ * whole frame (bpf_xdp_get_buff_len()); for any other frame the header is
+ * bad. Only called when the first parse found PARSE_BAD, so single-buffer
+ * frames never pay the helper call. A global function: verified once.
+ */
+__noinline int aibl_parse_frags(struct xdp_md *ctx, struct pkt *p)
+{
+	void *data, *data_end;
+	__u32 len;
+	__be16 proto;
+
+	if (!ctx || !p)
+		return PARSE_BAD;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	len = bpf_xdp_get_buff_len(ctx);
+	if (len <= (__u32)(ctx->data_end - ctx->data))
+		return PARSE_BAD; /* one buffer: the header lies */
+	__builtin_memset(p, 0, sizeof(*p));
+	proto = parse_l2(data, data_end, p);
+	if (proto == bpf_htons(ETH_P_IP))
+		return parse_ipv4_len(data, data_end, p->l2_len, p, false, len);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return parse_ipv6_len(data, data_end, p->l2_len, p, false, len);
+	return PARSE_BAD;
 }
 
 /* ---------------- per-flow decision ---------------- */
@@ -362,11 +398,15 @@ __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct
 	return 0;
 }
 
+/* loaded as an xdp.frags program: the loader sets BPF_F_XDP_HAS_FRAGS
+ * (libbpf adds it for SEC("xdp.frags") whatever the program's flags say,
+ * which would leave no way to load the plain fallback) */
 SEC("xdp")
 int aibl_xdp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	struct aibl_fcache_entry *fc = NULL;
+	struct aibl_fcache_ctl *fctl;
 	struct flow_out fo = {};
 	struct aibl_globals *g;
 	struct aibl_backend *be;
@@ -383,6 +423,8 @@ int aibl_xdp(struct xdp_md *ctx)
 		rc = parse_ipv6(data, data_end, p.l2_len, &p, false);
 	else
 		goto pass;
+	if (rc == PARSE_BAD && aibl_frags)
+		rc = aibl_parse_frags(ctx, &p);
 	if (rc == PARSE_NOADDR)
 		goto pass;
 	g = bpf_map_lookup_elem(&aibl_globals, &zero);
@@ -396,19 +438,24 @@ int aibl_xdp(struct xdp_md *ctx)
 	if (rc == PARSE_OK && p.frag == FRAG_NONE) {
 		if (p.fk.proto != IPPROTO_TCP && p.fk.proto != IPPROTO_UDP)
 			goto other;
-		/* an established flow's packet: the flow cache first */
+		/* an established flow's packet: the flow cache first, unless
+		 * this CPU bypasses it for now */
 		if ((g->flags & AIBL_G_F_FLOW_CACHE) &&
 		    !(p.tcp_flags & (AIBL_TCP_SYN | AIBL_TCP_FIN | AIBL_TCP_RST)) &&
-		    fcache_get(&p, g, &fc) && fc) {
-			id = fc->backend;
-			be = bpf_map_lookup_elem(&aibl_backends, &id);
-			if (be_up(be)) {
-				count(AIBL_CNT_VIP_PKTS);
-				count(AIBL_CNT_FCACHE_HIT);
-				svc = fc->svc_id;
-				fh = fc->flow_hash;
-				goto send;
+		    fcache_probe(&fctl)) {
+			if (fcache_get(&p, g, &fc) && fc) {
+				id = fc->backend;
+				be = bpf_map_lookup_elem(&aibl_backends, &id);
+				if (be_up(be)) {
+					fcache_sample(fctl, true);
+					count(AIBL_CNT_VIP_PKTS);
+					count(AIBL_CNT_FCACHE_HIT);
+					svc = fc->svc_id;
+					fh = fc->flow_hash;
+					goto send;
+				}
 			}
+			fcache_sample(fctl, false);
 		}
 		vip = vip_lookup(&p.fk.dst, p.fk.family, p.fk.dport, p.fk.proto);
 		if (!vip)
@@ -429,7 +476,7 @@ int aibl_xdp(struct xdp_md *ctx)
 	}
 	svc = vip->svc_id;
 	/* fc: set when the flow cache was looked up for this packet (flag on,
-	 * no SYN/FIN/RST) and missed */
+	 * no SYN/FIN/RST, not bypassed) and missed */
 	if (fo.cache && fc)
 		fcache_put(fc, &p, g, svc, id, fh);
 send:

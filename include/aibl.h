@@ -75,6 +75,19 @@
 /* an entry is void this long after the full path wrote it: the flow's next
  * packet takes the full path, which refreshes the connection entry */
 #define AIBL_FCACHE_TTL_MS 500
+/*
+ * Flow cache bypass (struct aibl_fcache_ctl): each CPU judges its cache by
+ * samples of this many lookups (its size: a working set that fits is warm
+ * by the end of one; a sample without a hit in its first eighth ends
+ * there). A sample with fewer than 1 in AIBL_FCACHE_MIN_HIT_INV hits turns
+ * the lookups off for the CPU's next AIBL_FCACHE_BYPASS_MIN established
+ * packets, twice that after each further such sample, up to
+ * AIBL_FCACHE_BYPASS_MAX.
+ */
+#define AIBL_FCACHE_SAMPLE	AIBL_FCACHE_ENTRIES
+#define AIBL_FCACHE_MIN_HIT_INV 4
+#define AIBL_FCACHE_BYPASS_MIN	(16 * AIBL_FCACHE_SAMPLE)
+#define AIBL_FCACHE_BYPASS_MAX	(128 * AIBL_FCACHE_SAMPLE)
 /* Session pins from cache hints. */
 #ifndef AIBL_MAX_PINS
 #define AIBL_MAX_PINS 65536
@@ -124,6 +137,7 @@
 #define AIBL_MAP_RATE	   "aibl_rate"
 #define AIBL_MAP_SYNS	   "aibl_syns"
 #define AIBL_MAP_FCACHE	   "aibl_fcache"
+#define AIBL_MAP_FC_CTL	   "aibl_fcache_ctl"
 /* the XDP program itself, pinned by aibld so aiblctl can test-run it */
 #define AIBL_PIN_PROG "aibl_xdp_prog"
 /* node side (decap program) */
@@ -331,7 +345,8 @@ struct aibl_member {
 	X(FCACHE_FILL, "flow_cache_fill", "flow cache entries written")                            \
 	X(CONN_NOINSERT, "conn_no_insert", "misses not inserted: RST/FIN/SYN-ACK or unverified")   \
 	X(CONN_REOPEN, "conn_reopen", "flows counted again after a blind RST")                     \
-	X(DROP_JUMBO, "drop_jumbo", "dropped: multi-buffer (jumbo) frame")
+	X(DROP_JUMBO, "drop_jumbo", "dropped: multi-buffer (jumbo) frame")                         \
+	X(FCACHE_BYPASS, "flow_cache_bypass", "flow cache bypasses begun: its samples missed")
 
 enum aibl_counter {
 #define AIBL_X_ENUM(n, s, d) AIBL_CNT_##n,
@@ -416,6 +431,23 @@ struct aibl_fcache_entry {
 	__u32 flow_hash; /* aibl_hash_flow() of key: outer source / flow label */
 	__u32 epoch;	 /* aibl_globals.epoch when written */
 	__u64 expires;	 /* bpf_jiffies64() past which the entry is void */
+};
+
+/*
+ * ---- flow cache bypass: aibl_fcache_ctl, PERCPU_ARRAY of one ----
+ * Where flows outnumber the cache (many concurrent flows per CPU, each seen
+ * rarely) nearly every lookup misses, and a miss costs a cold line on top
+ * of the full path. Each CPU counts its lookups and hits; a sample of
+ * AIBL_FCACHE_SAMPLE lookups below 1 in AIBL_FCACHE_MIN_HIT_INV hits makes
+ * the CPU's next `skip` established packets take the full path without a
+ * lookup or a fill; then the cache is sampled again. Only the data plane
+ * writes it.
+ */
+struct aibl_fcache_ctl {
+	__u32 probes; /* lookups in the current sample */
+	__u32 hits;   /* of them, hits */
+	__u32 skip;   /* established packets still to take past the cache */
+	__u32 bypass; /* the next bypass's length (0: AIBL_FCACHE_BYPASS_MIN) */
 };
 
 /*
@@ -618,6 +650,7 @@ _Static_assert(sizeof(struct aibl_traffic) == 32, "aibl_traffic");
 _Static_assert(sizeof(struct aibl_globals) == 64, "aibl_globals");
 _Static_assert(sizeof(struct aibl_rate) == 16, "aibl_rate");
 _Static_assert(sizeof(struct aibl_fcache_entry) == 64, "aibl_fcache_entry: one cache line");
+_Static_assert(sizeof(struct aibl_fcache_ctl) == 16, "aibl_fcache_ctl");
 _Static_assert(AIBL_FCACHE_BITS >= 4 && AIBL_FCACHE_BITS <= 24, "flow cache bits: 4..24");
 _Static_assert(sizeof(struct aibl_syn_bucket) == 64, "aibl_syn_bucket: one cache line");
 _Static_assert((AIBL_SYN_BUCKETS & (AIBL_SYN_BUCKETS - 1)) == 0, "syn buckets: power of two");

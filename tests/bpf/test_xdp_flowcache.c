@@ -174,8 +174,129 @@ out:
 	xe_down();
 }
 
+/* this CPU's (cpu 0's) flow cache sample and bypass */
+static struct aibl_fcache_ctl fcache_ctl_get(void)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct aibl_fcache_ctl *v = calloc(ncpu > 0 ? ncpu : 1, sizeof(*v)), c = {};
+
+	if (v && !bpf_map_lookup_elem(xe_fd(AIBL_MAP_FC_CTL), &(__u32){0}, v))
+		c = v[0];
+	free(v);
+	return c;
+}
+
+/*
+ * The bypass (aibl_fcache_ctl): a sample of AIBL_FCACHE_SAMPLE lookups that
+ * mostly missed turns the cache off on that CPU for its next
+ * AIBL_FCACHE_BYPASS_MIN established packets (flow_cache_bypass counts
+ * it): they take the full path (same backend, same frame) without a lookup
+ * or a fill; after the bypass a new sample begins, and one that hits often
+ * enough keeps the cache on. The bypass doubles while samples keep
+ * missing, up to its cap, and starts over after a good one. A sample
+ * without a hit in its first eighth ends there.
+ */
+static void test_bypass(void)
+{
+	struct aibl_fcache_ctl c;
+	struct pkt_buf in, exp;
+	struct xe_result r;
+	struct aibl_flow_key fk;
+	__u64 hit, fill, byp;
+	int i;
+
+	if (!std_env() || !ASSERT_OK(pin_cpu0(), "cpu 0"))
+		goto out;
+	open_v4_flow(&in, &r);
+	ASSERT_EQ(r.verdict, XDP_TX, "flow open");
+	fk = xe_fk(CLI4, VIP4, 40000, 80, IPPROTO_TCP);
+
+	/* a sample one lookup short of its end, with no hit so far */
+	c = (struct aibl_fcache_ctl){.probes = AIBL_FCACHE_SAMPLE - 1};
+	if (!ASSERT_OK(xe_percpu_set(AIBL_MAP_FC_CTL, 0, &c, sizeof(c)), "sample"))
+		goto out;
+	fill = xe_counter(AIBL_CNT_FCACHE_FILL);
+	byp = xe_counter(AIBL_CNT_FCACHE_BYPASS);
+	xe_run(&in, &r); /* a miss: the sample ends, under 1 in 4 hits */
+	ASSERT_EQ(xe_counter(AIBL_CNT_FCACHE_FILL), fill + 1, "the last sampled miss fills");
+	ASSERT_EQ(xe_counter(AIBL_CNT_FCACHE_BYPASS), byp + 1, "flow_cache_bypass");
+	c = fcache_ctl_get();
+	ASSERT_EQ(c.skip, AIBL_FCACHE_BYPASS_MIN, "bypass for the next packets");
+	ASSERT_EQ(c.bypass, 2 * AIBL_FCACHE_BYPASS_MIN, "the next one twice as long");
+	ASSERT_EQ(c.probes, 0, "a new sample after it");
+
+	/* while bypassed: the full path, the same frame, nothing read or written */
+	c.skip = 3;
+	ASSERT_OK(xe_percpu_set(AIBL_MAP_FC_CTL, 0, &c, sizeof(c)), "3 to go");
+	hit = xe_counter(AIBL_CNT_FCACHE_HIT);
+	xe_exp_ipip(&exp, &in, xe_out_backend(&r), NULL, aibl_hash_flow(&fk, XE_SEED));
+	for (i = 0; i < 3; i++)
+		if (!expect("bypassed: the full path's frame", &in, XDP_TX, &exp, &r))
+			goto out;
+	ASSERT_EQ(xe_counter(AIBL_CNT_FCACHE_HIT), hit, "no hit while bypassed");
+	ASSERT_EQ(xe_counter(AIBL_CNT_FCACHE_FILL), fill + 1, "no fill while bypassed");
+	c = fcache_ctl_get();
+	ASSERT_EQ(c.probes, 0, "no lookup while bypassed");
+	ASSERT_EQ(c.skip, 0, "bypass over");
+
+	/* sampled again: the flow's entry is still there, and hits */
+	if (!expect("sampled again: a hit", &in, XDP_TX, &exp, &r))
+		goto out;
+	ASSERT_EQ(xe_counter(AIBL_CNT_FCACHE_HIT), hit + 1, "flow_cache_hit");
+	c = fcache_ctl_get();
+	ASSERT_EQ(c.probes, 1, "one lookup in the sample");
+	ASSERT_EQ(c.hits, 1, "one hit");
+
+	/* a sample with 1 in 4 hits keeps the cache on and the bypass short */
+	c = (struct aibl_fcache_ctl){.probes = AIBL_FCACHE_SAMPLE - 1,
+				     .hits = AIBL_FCACHE_SAMPLE / 4 - 1,
+				     .bypass = AIBL_FCACHE_BYPASS_MAX};
+	ASSERT_OK(xe_percpu_set(AIBL_MAP_FC_CTL, 0, &c, sizeof(c)), "a good sample");
+	hit = xe_counter(AIBL_CNT_FCACHE_HIT);
+	byp = xe_counter(AIBL_CNT_FCACHE_BYPASS);
+	xe_run(&in, &r);
+	ASSERT_EQ(xe_counter(AIBL_CNT_FCACHE_HIT), hit + 1, "its last lookup hits");
+	ASSERT_EQ(xe_counter(AIBL_CNT_FCACHE_BYPASS), byp, "no bypass");
+	c = fcache_ctl_get();
+	ASSERT_EQ(c.skip, 0, "no bypass");
+	ASSERT_EQ(c.bypass, AIBL_FCACHE_BYPASS_MIN, "the next bypass short again");
+
+	/* a bypass never grows past its cap */
+	c = (struct aibl_fcache_ctl){.probes = AIBL_FCACHE_SAMPLE - 1,
+				     .bypass = AIBL_FCACHE_BYPASS_MAX};
+	ASSERT_OK(xe_percpu_set(AIBL_MAP_FC_CTL, 0, &c, sizeof(c)), "a bad sample");
+	tcp4(&in, CLI4, VIP4, 40001, 80, PKT_TCP_ACK); /* no entry: a miss */
+	xe_run(&in, &r);
+	c = fcache_ctl_get();
+	ASSERT_EQ(c.skip, AIBL_FCACHE_BYPASS_MAX, "the longest bypass");
+	ASSERT_EQ(c.bypass, AIBL_FCACHE_BYPASS_MAX, "capped");
+
+	/* a sample with hits goes on past its first eighth */
+	c = (struct aibl_fcache_ctl){.probes = AIBL_FCACHE_SAMPLE / 8 - 1, .hits = 1};
+	ASSERT_OK(xe_percpu_set(AIBL_MAP_FC_CTL, 0, &c, sizeof(c)), "an eighth, a hit");
+	xe_run(&in, &r);
+	c = fcache_ctl_get();
+	ASSERT_EQ(c.probes, AIBL_FCACHE_SAMPLE / 8, "the sample goes on");
+	ASSERT_EQ(c.skip, 0, "no bypass");
+
+	/* end to end: distinct flows, each seen once, all miss; a sample
+	 * without a hit ends after its first eighth */
+	c = (struct aibl_fcache_ctl){};
+	ASSERT_OK(xe_percpu_set(AIBL_MAP_FC_CTL, 0, &c, sizeof(c)), "fresh");
+	byp = xe_counter(AIBL_CNT_FCACHE_BYPASS);
+	for (i = 0; i < (int)AIBL_FCACHE_SAMPLE / 8; i++) {
+		tcp4(&in, CLI4, VIP4, 1024 + i, 80, PKT_TCP_ACK);
+		xe_run(&in, &r);
+	}
+	ASSERT_EQ(xe_counter(AIBL_CNT_FCACHE_BYPASS), byp + 1, "many flows: bypassed");
+	ASSERT_EQ(fcache_ctl_get().skip, AIBL_FCACHE_BYPASS_MIN, "for the next packets");
+out:
+	xe_down();
+}
+
 static const struct test_case cases[] = {
     {"flow_cache", test_flow_cache},
+    {"bypass", test_bypass},
 };
 
 XF_MAIN(cases)

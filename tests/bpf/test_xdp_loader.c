@@ -131,9 +131,45 @@ out:
 	xe_down();
 }
 
+/*
+ * Jumbo frames on a driver in multi-buffer mode: a veth with MTU 9000 takes
+ * the xdp.frags program natively and refuses the plain one (the loader's
+ * fallback), which then runs only in generic mode.
+ */
+static void test_loader_jumbo_mtu(void)
+{
+	struct dp *plain = NULL;
+	struct dp_opts o = {};
+	int ifi;
+
+	if (!std_env())
+		goto out;
+	if (!ASSERT_OK(system("ip link add dpj0 mtu 9000 type veth peer name dpj1 mtu 9000"),
+		       "veth mtu 9000"))
+		goto out;
+	ifi = if_nametoindex("dpj0");
+	ASSERT_TRUE(xe_dp->frags, "loaded as xdp.frags");
+	ASSERT_OK(dp__attach(xe_dp, ifi, NULL), "xdp.frags: attached natively");
+	ASSERT_OK(dp__detach(ifi, false), "detach");
+	o.pin_dir = xe_dir;
+	o.no_frags = true;
+	if (!ASSERT_OK(dp__open_load(&o, &plain), "plain program"))
+		goto out;
+	ASSERT_TRUE(!plain->frags, "plain");
+	ASSERT_TRUE(dp__attach(plain, ifi, NULL) < 0, "plain: refused natively at MTU 9000");
+	ASSERT_OK(dp__attach(plain, ifi, &(struct dp_attach_opts){.mode = DP_ATTACH_GENERIC}),
+		  "plain: generic");
+	ASSERT_OK(dp__detach(ifi, false), "detach generic");
+out:
+	dp__close(plain);
+	system("ip link del dpj0 2>/dev/null");
+	xe_down();
+}
+
 static const struct test_case cases[] = {
     {"loader_pins", test_loader_pins},
     {"loader_attach", test_loader_attach},
+    {"loader_jumbo_mtu", test_loader_jumbo_mtu},
 };
 
 XF_MAIN(cases)

@@ -248,39 +248,112 @@ static size_t jumbo(uint8_t *f, const char *dst)
 	return 9000;
 }
 
+/* runs the 9000-byte frame in[] through the program; out[] holds the result */
+static int run_jumbo(const uint8_t *in, size_t len, uint8_t *out, size_t out_size, __u32 *out_len)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = in, .data_size_in = len, .data_out = out,
+		    .data_size_out = out_size, .repeat = 1);
+
+	if (bpf_prog_test_run_opts(dp__prog_fd(xe_dp), &t))
+		return -errno;
+	*out_len = t.data_size_out;
+	return t.retval;
+}
+
 /*
- * Jumbo frames: the program is no xdp.frags program (README: jumbo
- * frames). A multi-buffer frame, which BPF_PROG_TEST_RUN makes of anything
- * longer than a page, to a VIP is dropped and counted as drop_jumbo, not
- * as a bad header; to another address it is passed.
+ * Jumbo frames: aibl_xdp is an xdp.frags program. A multi-buffer frame,
+ * which BPF_PROG_TEST_RUN makes of anything longer than a page, is parsed
+ * from its first buffer with its lengths checked against the whole frame:
+ * to a VIP it is encapsulated whole (the outer header prepended to the
+ * first buffer, its length the whole packet's), over the MTU it is
+ * answered with ICMP (the reply cut to its quote), with an IP length past
+ * the whole frame it is a bad header; to another address it is passed.
  */
 static void test_jumbo(void)
 {
 	static uint8_t in[9000], out[9000 + 512];
-	LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = in, .data_out = out,
-		    .data_size_out = sizeof(out), .repeat = 1);
+	__u32 len, l3;
+	int v;
 
-	if (!std_env())
+	if (!std_env() || !ASSERT_TRUE(xe_dp->frags, "loaded as xdp.frags"))
 		goto out;
-	t.data_size_in = jumbo(in, VIP4);
-	if (!ASSERT_OK(bpf_prog_test_run_opts(dp__prog_fd(xe_dp), &t), "run"))
+	jumbo(in, VIP4);
+	l3 = 14;
+	v = run_jumbo(in, sizeof(in), out, sizeof(out), &len);
+	ASSERT_EQ(v, XDP_TX, "jumbo to a vip: forwarded");
+	ASSERT_EQ(len, 9000 + 20, "whole, plus the outer header");
+	ASSERT_EQ(out[l3] >> 4, 4, "outer ipv4");
+	ASSERT_EQ(out[l3 + 9], IPPROTO_IPIP, "ipip");
+	ASSERT_EQ((out[l3 + 2] << 8) | out[l3 + 3], 9000 - 14 + 20, "outer length: the whole");
+	ASSERT_TRUE(!memcmp(out + l3 + 20, in + l3, 9000 - l3), "inner packet unchanged");
+	ASSERT_EQ(xe_counter(AIBL_CNT_DROP_JUMBO), 0, "no drop_jumbo");
+	ASSERT_EQ(xe_counter(AIBL_CNT_DROP_BAD_HDR), 0, "no bad header");
+
+	/* over the MTU, DF: fragmentation needed, quoting the head */
+	xe_glob.mtu = 1500;
+	xe_glob.flags |= AIBL_G_F_TOOBIG_ICMP;
+	if (!ASSERT_OK(xe_globals_write(), "mtu"))
 		goto out;
-	ASSERT_EQ(t.retval, XDP_DROP, "jumbo to a vip: dropped");
+	in[l3 + 6] |= 0x40; /* DF */
+	v = run_jumbo(in, sizeof(in), out, sizeof(out), &len);
+	ASSERT_EQ(v, XDP_TX, "too big: answered");
+	ASSERT_EQ(xe_counter(AIBL_CNT_TOOBIG_SENT), 1, "toobig_sent");
+	ASSERT_EQ(len, 14 + 20 + 8 + 64, "the reply: headers and the quote");
+	ASSERT_TRUE(!memcmp(out + 14 + 28, in + l3, 64), "quotes the packet's head");
+	xe_glob.mtu = 0;
+	if (!ASSERT_OK(xe_globals_write(), "no mtu"))
+		goto out;
+
+	/* an IP length past the whole frame lies */
+	jumbo(in, VIP4);
+	in[l3 + 2] = (9100 - l3) >> 8;
+	in[l3 + 3] = (9100 - l3) & 0xff;
+	v = run_jumbo(in, sizeof(in), out, sizeof(out), &len);
+	ASSERT_EQ(v, XDP_DROP, "longer than the frame: dropped");
+	ASSERT_EQ(xe_counter(AIBL_CNT_DROP_BAD_HDR), 1, "drop_bad_header");
+	ASSERT_EQ(xe_counter(AIBL_CNT_DROP_JUMBO), 0, "not drop_jumbo");
+
+	jumbo(in, "10.100.0.77");
+	v = run_jumbo(in, sizeof(in), out, sizeof(out), &len);
+	ASSERT_EQ(v, XDP_PASS, "jumbo to another address: passed");
+	ASSERT_EQ(len, 9000, "whole");
+out:
+	xe_down();
+}
+
+/*
+ * The loader's fallback, the plain program (a kernel without xdp.frags
+ * programs): only a multi-buffer frame's first buffer is in [data,
+ * data_end), so to a VIP it is dropped and counted as drop_jumbo (not as a
+ * bad header); to another address it is passed.
+ */
+static void test_jumbo_plain(void)
+{
+	static uint8_t in[9000], out[9000 + 512];
+	__u32 len;
+	int v;
+
+	xe_no_frags = true;
+	if (!std_env() || !ASSERT_TRUE(!xe_dp->frags, "plain program"))
+		goto out;
+	jumbo(in, VIP4);
+	v = run_jumbo(in, sizeof(in), out, sizeof(out), &len);
+	ASSERT_EQ(v, XDP_DROP, "jumbo to a vip: dropped");
 	ASSERT_EQ(xe_counter(AIBL_CNT_DROP_JUMBO), 1, "drop_jumbo");
 	ASSERT_EQ(xe_counter(AIBL_CNT_DROP_BAD_HDR), 0, "not a bad header");
-	t.data_size_in = jumbo(in, "10.100.0.77");
-	t.data_size_out = sizeof(out);
-	if (!ASSERT_OK(bpf_prog_test_run_opts(dp__prog_fd(xe_dp), &t), "run"))
-		goto out;
-	ASSERT_EQ(t.retval, XDP_PASS, "jumbo to another address: passed");
-	ASSERT_EQ(t.data_size_out, 9000, "whole");
+	jumbo(in, "10.100.0.77");
+	v = run_jumbo(in, sizeof(in), out, sizeof(out), &len);
+	ASSERT_EQ(v, XDP_PASS, "jumbo to another address: passed");
+	ASSERT_EQ(len, 9000, "whole");
 out:
+	xe_no_frags = false;
 	xe_down();
 }
 
 static const struct test_case cases[] = {
     {"parse", test_parse},
-    {"jumbo_limit", test_jumbo},
+    {"jumbo", test_jumbo},
+    {"jumbo_plain", test_jumbo_plain},
 };
 
 XF_MAIN(cases)

@@ -20,6 +20,7 @@ const struct xe_be XE_BE[XE_NBE] = {
 struct dp *xe_dp;
 char xe_dir[64];
 struct aibl_globals xe_glob;
+bool xe_no_frags;
 
 void xe_be_mac(__u32 id, uint8_t mac[6])
 {
@@ -120,6 +121,7 @@ int xe_up(const struct dp_sizes *sizes)
 	snprintf(xe_dir, sizeof(xe_dir), "/sys/fs/bpf/aibl-t-dp-%d", getpid());
 	dp__teardown(xe_dir);
 	o.pin_dir = xe_dir;
+	o.no_frags = xe_no_frags;
 	if (sizes)
 		o.sizes = *sizes;
 	err = dp__open_load(&o, &xe_dp);

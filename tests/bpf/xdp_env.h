@@ -84,6 +84,9 @@ void xe_down(void);
  * pre-filters on as aibld runs them: xe_vip() and xe_pin_filter() keep
  * them current). */
 int xe_up(const struct dp_sizes *sizes);
+/* xe_up() loads the plain program, the loader's fallback for kernels
+ * without xdp.frags programs */
+extern bool xe_no_frags;
 
 int xe_vip(const char *addr, __u16 port, __u8 proto, __u32 svc, __u8 mode, __u8 key, __u8 half,
 	   __u8 flags);

@@ -33,7 +33,7 @@ static const char *const dp_pin_names[] = {
     AIBL_MAP_STATS,	 AIBL_MAP_SVC_STATS, AIBL_MAP_BE_STATS, AIBL_MAP_GLOBALS,
     AIBL_MAP_RR_POS,	 AIBL_MAP_SVC_META,  AIBL_MAP_BE_META,	AIBL_MAP_NODE_CLIENTS,
     AIBL_MAP_NODE_STATS, AIBL_MAP_FILTER,    AIBL_MAP_RATE,	AIBL_MAP_SYNS,
-    AIBL_MAP_FCACHE,	 AIBL_PIN_PROG,
+    AIBL_MAP_FCACHE,	 AIBL_MAP_FC_CTL,    AIBL_PIN_PROG,
 };
 
 static int dp__mkdir(const char *dir)
@@ -148,33 +148,22 @@ static void dp__apply_size(struct bpf_map *map, __u32 n)
 		bpf_map__set_max_entries(map, n);
 }
 
-int dp__open_load(const struct dp_opts *opts, struct dp **out)
+/*
+ * Opens the program with its sizes and map pins and loads it, as an
+ * xdp.frags (multi-buffer) program when frags, else as a plain one.
+ */
+static int dp__load_skel(struct dp *dp, const struct dp_opts *opts, bool frags)
 {
-	struct dp_opts def = {};
-	struct aibl_globals g;
-	struct bpf_map *map;
 	struct aibl_xdp *skel;
-	char path[512], tmp[512];
-	__u32 zero = 0;
-	struct dp *dp;
+	struct bpf_map *map;
+	char path[512];
 	int err;
-
-	*out = NULL;
-	if (!opts)
-		opts = &def;
-	dp = calloc(1, sizeof(*dp));
-	if (!dp)
-		return -ENOMEM;
-	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s", opts->pin_dir ?: AIBL_DEFAULT_BPFFS);
-	err = dp__mkdir(dp->pin_dir);
-	if (err)
-		goto out;
 
 	skel = dp->skel = aibl_xdp__open();
 	if (!skel) {
 		err = -errno;
 		pr_warn("dataplane: open program: %s", strerror(-err));
-		goto out;
+		return err;
 	}
 	dp__apply_size(skel->maps.aibl_vips, opts->sizes.max_services * 4);
 	dp__apply_size(skel->maps.aibl_svc_stats, opts->sizes.max_services);
@@ -197,14 +186,57 @@ int dp__open_load(const struct dp_opts *opts, struct dp **out)
 		snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, bpf_map__name(map));
 		err = dp__check_pin(map, path);
 		if (err < 0)
-			goto out;
+			return err;
 		if (err == 1)
 			dp->reused = true;
 		err = bpf_map__set_pin_path(map, path);
 		if (err)
-			goto out;
+			return err;
 	}
-	err = aibl_xdp__load(skel);
+	/* an xdp.frags program, as SEC("xdp.frags") would make it (libbpf
+	 * 1.1 adds the flag for that section name whatever the program's
+	 * flags say: no plain fallback could be loaded from it); the plain
+	 * program is the same code, dropping multi-buffer frames (drop_jumbo) */
+	skel->rodata->aibl_frags = frags;
+	if (frags)
+		bpf_program__set_flags(skel->progs.aibl_xdp,
+				       bpf_program__flags(skel->progs.aibl_xdp) |
+					   BPF_F_XDP_HAS_FRAGS);
+	dp->frags = frags;
+	return aibl_xdp__load(skel);
+}
+
+int dp__open_load(const struct dp_opts *opts, struct dp **out)
+{
+	struct dp_opts def = {};
+	struct aibl_globals g;
+	struct aibl_xdp *skel;
+	char path[512], tmp[512];
+	__u32 zero = 0;
+	struct dp *dp;
+	int err;
+
+	*out = NULL;
+	if (!opts)
+		opts = &def;
+	dp = calloc(1, sizeof(*dp));
+	if (!dp)
+		return -ENOMEM;
+	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s", opts->pin_dir ?: AIBL_DEFAULT_BPFFS);
+	err = dp__mkdir(dp->pin_dir);
+	if (err)
+		goto out;
+
+	err = dp__load_skel(dp, opts, !opts->no_frags);
+	if (err && !opts->no_frags && err != -EPERM && err != -EACCES) {
+		/* a kernel without xdp.frags programs (before 5.18) */
+		pr_info("dataplane: load as xdp.frags: %s; loading the plain program, which "
+			"drops multi-buffer (jumbo) frames",
+			strerror(-err));
+		aibl_xdp__destroy(dp->skel);
+		dp->skel = NULL;
+		err = dp__load_skel(dp, opts, false);
+	}
 	if (err) {
 		pr_warn("dataplane: load XDP program: %s%s", strerror(-err),
 			(err == -EPERM || err == -EACCES) && !bpf_capable()
@@ -212,6 +244,7 @@ int dp__open_load(const struct dp_opts *opts, struct dp **out)
 			    : "");
 		goto out;
 	}
+	skel = dp->skel;
 
 	/* refuse a table written by a build with another ring size or ABI */
 	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.aibl_globals), &zero, &g) == 0 &&
@@ -340,8 +373,12 @@ int dp__attach(struct dp *dp, int ifindex, const struct dp_attach_opts *opts)
 				     NULL);
 	}
 	if (err)
-		pr_warn("dataplane: attach XDP (%s) on ifindex %d: %s",
-			mode == XDP_FLAGS_SKB_MODE ? "generic" : "native", ifindex, strerror(-err));
+		pr_warn("dataplane: attach XDP (%s) on ifindex %d: %s%s",
+			mode == XDP_FLAGS_SKB_MODE ? "generic" : "native", ifindex, strerror(-err),
+			!dp->frags && mode != XDP_FLAGS_SKB_MODE
+			    ? " (the plain program, without multi-buffer frames: an MTU above "
+			      "about 3.5 KB needs generic mode)"
+			    : "");
 out:
 	if (old_fd >= 0)
 		close(old_fd);

@@ -32,6 +32,9 @@ struct dp_sizes {
 struct dp_opts {
 	const char *pin_dir; /* NULL: AIBL_DEFAULT_BPFFS */
 	struct dp_sizes sizes;
+	/* load the plain XDP program, not the xdp.frags one (the fallback
+	 * on a kernel without frags programs): it drops multi-buffer frames */
+	bool no_frags;
 };
 
 struct aibl_xdp; /* skeleton, build/aibl_xdp.skel.h */
@@ -41,6 +44,7 @@ struct dp {
 	char pin_dir[256];
 	struct dp_sizes sizes; /* what was loaded (pinned maps' sizes when reused) */
 	bool reused;	       /* at least one map came from an existing pin */
+	bool frags;	       /* loaded as xdp.frags: forwards multi-buffer frames */
 };
 
 /*

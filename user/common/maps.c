@@ -42,6 +42,8 @@ static const struct aibl_map_desc map_descs[] = {
     DESC(AIBL_MAP_SYNS, BPF_MAP_TYPE_ARRAY, __u32, struct aibl_syn_bucket),
     /* the data plane's own flow cache, per CPU */
     DESC(AIBL_MAP_FCACHE, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct aibl_fcache_entry),
+    /* its per-CPU hit samples and bypass */
+    DESC(AIBL_MAP_FC_CTL, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct aibl_fcache_ctl),
     DESC(AIBL_MAP_NODE_CLIENTS, BPF_MAP_TYPE_LRU_HASH, struct aibl_node_client_key,
 	 struct aibl_node_client),
     DESC(AIBL_MAP_NODE_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64),
