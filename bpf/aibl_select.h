@@ -74,10 +74,12 @@ static __always_inline void ring_pick(__u32 base, __u32 slot, struct pick *pk)
 	pk->probed = true;
 }
 
-static __always_inline __s64 be_cost(__u32 id)
+/* p2c cost: the controller's, plus this balancer's active flows unless
+ * the choice must be the same on every balancer (AIBL_G_F_CLUSTER) */
+static __always_inline __s64 be_cost(__u32 id, bool local)
 {
 	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
-	struct aibl_load *l = bpf_map_lookup_elem(&aibl_load, &id);
+	struct aibl_load *l = local ? bpf_map_lookup_elem(&aibl_load, &id) : NULL;
 	__s64 v = 0;
 
 	if (c)
@@ -105,6 +107,7 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 	struct aibl_globals *g;
 	__u32 zero = 0, svc, base;
 	struct pick a, b;
+	bool local = true;
 
 	/* a global function: verified once, for any caller */
 	if (!vip || !p || !ch)
@@ -119,6 +122,13 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 	/* most clients have no pin: a miss in the big pin table costs a cache
 	 * miss (~180 ns here), the filter bit an inlined array read */
 	g = bpf_map_lookup_elem(&aibl_globals, &zero);
+	if (g && (g->flags & AIBL_G_F_CLUSTER)) {
+		/* the choice must be re-derivable on any balancer (aibl.h): the
+		 * caller's hash fallback (a mid-flow miss, an untracked flow) is
+		 * the p2c choice itself, rr's walk is the hash slot */
+		mode = vip->mode == AIBL_MODE_P2C ? AIBL_MODE_P2C : AIBL_MODE_HASH;
+		local = false;
+	}
 	if (!g || !(g->flags & AIBL_G_F_PIN_FILTER) ||
 	    filter_maybe(AIBL_FILTER_PIN, aibl_filter_pin_bit(svc, &p->fk.src, p->fk.family))) {
 		pk.client = p->fk.src;
@@ -157,7 +167,8 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 		/* an overloaded candidate loses to one that is not */
 		if (b.backend != AIBL_NO_BACKEND &&
 		    (a.backend == AIBL_NO_BACKEND || (a.overloaded && !b.overloaded) ||
-		     (a.overloaded == b.overloaded && be_cost(b.backend) < be_cost(a.backend))))
+		     (a.overloaded == b.overloaded &&
+		      be_cost(b.backend, local) < be_cost(a.backend, local))))
 			a = b;
 	} else {
 		ring_pick(base, key_hash % AIBL_RING_SIZE, &a);

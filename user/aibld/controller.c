@@ -973,5 +973,7 @@ int aibld__write_globals(struct aibld *d)
 		g.flags |= AIBL_G_F_PIN_FILTER;
 	if (c->flow_cache)
 		g.flags |= AIBL_G_F_FLOW_CACHE;
+	if (c->etcd.endpoint[0])
+		g.flags |= AIBL_G_F_CLUSTER;
 	return dp__globals_write_fd(d->fd_globals, &g);
 }
