@@ -91,10 +91,12 @@ static __always_inline __s64 be_wait(__u32 id)
 	return a > c->free ? (a - c->free) * c->per_flow : 0;
 }
 
-static __always_inline __s64 be_cost(__u32 id)
+/* p2c cost: the controller's, plus this balancer's active flows unless
+ * the choice must be the same on every balancer (AIBL_G_F_CLUSTER) */
+static __always_inline __s64 be_cost(__u32 id, bool local)
 {
 	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
-	struct aibl_load *l = bpf_map_lookup_elem(&aibl_load, &id);
+	struct aibl_load *l = local ? bpf_map_lookup_elem(&aibl_load, &id) : NULL;
 	__s64 v = 0, a = l ? l->active : 0;
 
 	if (!c)
@@ -129,6 +131,7 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 	struct aibl_globals *g;
 	__u32 zero = 0, svc, base, pinned = AIBL_NO_BACKEND, spill = 0;
 	struct pick a, b;
+	bool local = true;
 
 	/* a global function: verified once, for any caller */
 	if (!vip || !p || !ch)
@@ -143,6 +146,13 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 	/* most clients have no pin: a miss in the big pin table costs a cache
 	 * miss (~180 ns here), the filter bit an inlined array read */
 	g = bpf_map_lookup_elem(&aibl_globals, &zero);
+	if (g && (g->flags & AIBL_G_F_CLUSTER)) {
+		/* the choice must be re-derivable on any balancer (aibl.h): the
+		 * caller's hash fallback (a mid-flow miss, an untracked flow) is
+		 * the p2c choice itself, rr's walk is the hash slot */
+		mode = vip->mode == AIBL_MODE_P2C ? AIBL_MODE_P2C : AIBL_MODE_HASH;
+		local = false;
+	}
 	if (!g || !(g->flags & AIBL_G_F_PIN_FILTER) ||
 	    filter_maybe(AIBL_FILTER_PIN, aibl_filter_pin_bit(svc, &p->fk.src, p->fk.family))) {
 		pk.client = p->fk.src;
@@ -153,7 +163,9 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 
 		if ((!pin->expires_ns || bpf_ktime_get_ns() < pin->expires_ns) &&
 		    be_usable(bpf_map_lookup_elem(&aibl_backends, &id))) {
-			if (mode != AIBL_MODE_P2C || !pin->spill_ms) {
+			/* cluster mode: every balancer must choose alike, and
+			 * the queue is this balancer's count: the pin wins */
+			if (mode != AIBL_MODE_P2C || !pin->spill_ms || !local) {
 				count(AIBL_CNT_PIN_HIT);
 				ch->backend = id;
 				ch->pinned = true;
@@ -186,7 +198,8 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 		/* an overloaded candidate loses to one that is not */
 		if (b.backend != AIBL_NO_BACKEND &&
 		    (a.backend == AIBL_NO_BACKEND || (a.overloaded && !b.overloaded) ||
-		     (a.overloaded == b.overloaded && be_cost(b.backend) < be_cost(a.backend))))
+		     (a.overloaded == b.overloaded &&
+		      be_cost(b.backend, local) < be_cost(a.backend, local))))
 			a = b;
 	} else {
 		ring_pick(base, key_hash % AIBL_RING_SIZE, AIBL_NO_BACKEND, &a);

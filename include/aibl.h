@@ -385,6 +385,15 @@ enum aibl_fwd_mode {
 /* established flows take the flow cache (aibl_fcache) first; the writer
  * bumps aibl_globals.epoch after changing anything the cache holds */
 #define AIBL_G_F_FLOW_CACHE 0x08
+/*
+ * Cluster mode (docs/cluster.md): a new choice is a function of the packet
+ * and the shared plan alone, so every balancer of an ECMP group makes the
+ * same one and a flow moved to another balancer mid-way re-derives it
+ * there: rr takes the hash choice, p2c compares aibl_cost only (the plan's
+ * costs, not this balancer's active flows), and every choice for a p2c
+ * service is the p2c one, a mid-flow miss's and a guarded flow's included.
+ */
+#define AIBL_G_F_CLUSTER 0x10
 
 struct aibl_globals {
 	__u32 abi_version; /* AIBL_ABI_VERSION of the writer */

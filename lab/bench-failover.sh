@@ -28,12 +28,16 @@
 # Between cases the balancer is brought back (aibld, BIRD, SIGCONT or the
 # link) and the next case waits until the router uses all three again.
 # Output: one line per round on stderr, then per case
-#   failover <case> ms=<median> broken=<sum> ms_min=.. ms_max=.. failed=<sum> rounds=R conns=N
+#   failover <case> ms=<median> broken=<sum> ms_min=.. ms_max=.. failed=<sum> rounds=R conns=N policy=P
 # Raw loadgen JSON in $AIBL_BUILD/bench/failover/.
 #
 #   lab/bench-failover.sh [--prefix P] [--rounds R] [--cases LIST] [--conns N]
 #                         [--rate R] [--duration S] [--hang S] [--keep-lab]
-#                         [--xdp-mode native|generic]
+#                         [--xdp-mode native|generic] [--policy P]
+#
+# --policy: the service's policy (default hash, on the 5-tuple); a p2c one
+# (least_conn) measures the cluster-mode choice a moved flow re-derives
+# (docs/cluster.md, moved flows)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export AIBL_ROOT=$PWD
@@ -52,6 +56,7 @@ DURATION=6
 HANG=2
 KEEP_LAB=0
 XDP_MODE=native
+POLICY=hash
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--prefix) PREFIX=$2; shift 2 ;;
@@ -63,7 +68,8 @@ while [ $# -gt 0 ]; do
 	--hang) HANG=$2; shift 2 ;;
 	--keep-lab) KEEP_LAB=1; shift ;;
 	--xdp-mode) XDP_MODE=$2; shift 2 ;;
-	-h|--help) sed -n '3,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--policy) POLICY=$2; shift 2 ;;
+	-h|--help) sed -n '3,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-failover: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -231,16 +237,17 @@ for i in 1 2 3; do
 	{
 		lab_ecmp_yaml "$i"
 		echo "services:"
-		# hash on the 5-tuple: a flow the router moves to another balancer
-		# takes the same table slot there, hence the same node
-		echo "  - {name: web, vip: $LAB_VIP4, port: $LAB_SIM_PORT, policy: hash, session_key: five_tuple}"
+		# keyed on the 5-tuple: a flow the router moves to another balancer
+		# takes the same table slot there (hash), or the same p2c choice
+		# from the plan's costs, hence the same node
+		echo "  - {name: web, vip: $LAB_VIP4, port: $LAB_SIM_PORT, policy: $POLICY, session_key: five_tuple}"
 		lab_yaml_nodes 100 200 300
 	} >"$OUT/b$i.yaml"
 	lab_start_balancer "$i" "$OUT/b$i.yaml" || die "b$i: aibld did not start (log: $LAB_DIR/aibld-b$i.log)"
 done
 stable_hops 3 40 || die "the router does not use all three: $(lab_rt_nexthops "$LAB_VIP4")"
 echo "bench-failover: lab '$PREFIX' (3 balancers, BFD ${LAB_BIRD_BFD_MS} ms x 3, lease TTL" \
-	"${LAB_LEASE_TTL_S:-2} s, $XDP_MODE XDP), $ROUNDS rounds; $CONNS kept-alive connections," \
+	"${LAB_LEASE_TTL_S:-2} s, $XDP_MODE XDP, policy $POLICY), $ROUNDS rounds; $CONNS kept-alive connections," \
 	"$RATE req/s, $DURATION s, the failure at 2 s" >&2
 
 for r in $(seq "$ROUNDS"); do
@@ -275,14 +282,14 @@ print(t["ok"], t["failed"], t["reconnects"])' "$f" 2>/dev/null) ||
 	done
 done
 
-python3 - "$RES" "$CASES" "$CONNS" <<-'EOF'
+python3 - "$RES" "$CASES" "$CONNS" "$POLICY" <<-'EOF'
 	import statistics, sys
-	res, cases, conns = sys.argv[1], sys.argv[2].split(), sys.argv[3]
+	res, cases, conns, policy = sys.argv[1], sys.argv[2].split(), sys.argv[3], sys.argv[4]
 	rows = [l.rstrip("\n").split("\t") for l in open(res)]
 	for c in cases:
 	    rs = [r for r in rows if r[0] == c]
 	    ms = [int(r[3]) for r in rs]
 	    print(f"failover {c} ms={statistics.median(ms):.0f} broken={sum(int(r[4]) for r in rs)}"
 	          f" ms_min={min(ms)} ms_max={max(ms)} failed={sum(int(r[5]) for r in rs)}"
-	          f" rounds={len(rs)} conns={conns}")
+	          f" rounds={len(rs)} conns={conns} policy={policy}")
 EOF

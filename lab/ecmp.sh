@@ -214,6 +214,7 @@ lab_ecmp_yaml() {
 		  name: b$i
 		  api_url: http://$ip:7070
 		  lease_ttl_s: ${LAB_LEASE_TTL_S:-2}
+		  cost_step: ${LAB_COST_STEP:-4}
 		bgp:
 		  include: $LAB_DIR/b$i-vips.conf
 		  bird_socket: $LAB_DIR/bird-b$i.ctl

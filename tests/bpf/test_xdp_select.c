@@ -4,6 +4,8 @@
  * proportions, rr in table order, p2c by cost and active flows, bounded
  * load past draining and overloaded backends, and session pins ahead of
  * all of them while they are live and their backend takes new flows.
+ * Cluster mode (AIBL_G_F_CLUSTER): p2c on the controller's costs alone and
+ * the same choice for a mid-flow miss, rr as the hash slot.
  */
 #include <stdint.h>
 #include <time.h>
@@ -192,6 +194,66 @@ out:
 	xe_down();
 }
 
+/*
+ * Cluster mode: every balancer of the group must make the same choice from
+ * the same tables and costs, and a flow moved to another balancer mid-way
+ * (a connection-table miss without SYN) must find it again. So p2c ignores
+ * this balancer's active flows, and a mid-flow miss re-runs p2c instead of
+ * taking the hash slot; rr walks nothing (local position): the hash slot.
+ */
+static void test_sel_cluster(void)
+{
+	static __u32 pat[2] = {1, 2};
+	struct aibl_cost c1 = {.cost = 10}, c2 = {.cost = 0};
+	struct aibl_load heavy = {.active = 1000};
+	__u32 one = 1, two = 2;
+	struct xe_result r;
+	int differ = 0, bad_syn = 0, bad_miss = 0, bad_rr = 0;
+
+	if (!std_env())
+		goto out;
+	xe_glob.flags |= AIBL_G_F_CLUSTER;
+	if (!ASSERT_OK(xe_globals_write(), "cluster flag") ||
+	    !ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0, 0),
+		       "p2c vip") ||
+	    !ASSERT_OK(xe_ring(0, 0, pat, 2), "ring") ||
+	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &one, &c1, 0), "cost1") ||
+	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, &c2, 0), "cost2") ||
+	    /* backend 2 already has many flows here: a single host would stop
+	     * sending it more, a balancer of a group must not look */
+	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_LOAD), &two, &heavy, 0), "load2"))
+		goto out;
+	for (int c = 0; c < 200; c++) {
+		__u32 h = client_hash(c);
+		__u32 a = xe_ring_get(0, 0, h % AIBL_RING_SIZE);
+		__u32 b = xe_ring_get(0, 0, aibl_hash_second(h) % AIBL_RING_SIZE);
+		/* the second candidate is always the other backend */
+		int want = 2;
+
+		differ += a != b;
+		bad_syn += syn_from(c, 1000, VIP4, 80, &r) != want;
+		/* the same client's other flow, first seen mid-way (moved here) */
+		bad_miss += ack_from(c, 2000, VIP4, 80, &r) != want;
+	}
+	ASSERT_GE(differ, 50, "enough two-candidate flows");
+	ASSERT_EQ(bad_syn, 0, "new flows: the lower plan cost, whatever the active flows");
+	ASSERT_EQ(bad_miss, 0, "mid-flow misses: the same p2c choice");
+
+	/* rr: the hash slot, new flow or mid-flow miss alike */
+	if (!ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_RR, AIBL_KEY_SRC_IP, 0, 0),
+		       "rr vip"))
+		goto out;
+	for (int c = 300; c < 400; c++) {
+		int want = (int)xe_ring_get(0, 0, client_hash(c) % AIBL_RING_SIZE);
+
+		bad_rr += syn_from(c, 1000, VIP4, 80, &r) != want;
+		bad_rr += ack_from(c, 2000, VIP4, 80, &r) != want;
+	}
+	ASSERT_EQ(bad_rr, 0, "rr in cluster mode: the hash slot");
+out:
+	xe_down();
+}
+
 static void test_sel_bounded(void)
 {
 	static __u32 pat[3] = {1, 2, 5};
@@ -329,6 +391,7 @@ static const struct test_case cases[] = {
     {"sel_p2c_distinct", test_sel_p2c_distinct},
     {"sel_p2c_slots", test_sel_p2c_slots},
     {"pin_spill", test_pin_spill},
+    {"sel_cluster_same_choice", test_sel_cluster},
     {"sel_bounded_load", test_sel_bounded},
     {"pins", test_pins},
 };

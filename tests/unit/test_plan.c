@@ -5,10 +5,14 @@
  * for any balancer given the same plan, whatever the version), changed by a
  * weight, a flag or the seed, and equal to the digest of the same tables
  * handed in slot by slot (what a balancer reads back from its maps).
+ * The plan's p2c costs and session pins: round trip, in the digest (pins
+ * as a set, without their expiry), bounded to the latest PLAN_MAX_PINS,
+ * and published again only when half a pin's TTL has passed.
  * Also the etcd gateway's base64.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <linux/types.h>
 #include "test.h"
 #include "aibl.h"
@@ -44,6 +48,21 @@ static void sample(struct plan *p)
 	p->svcs[1].m = calloc(1, sizeof(struct plan_member));
 	strcpy(p->svcs[1].m[0].name, "n2");
 	p->svcs[1].m[0].weight = 5;
+	p->nodes[1].cost = 12;
+	p->npins = 2;
+	p->pins = calloc(2, sizeof(*p->pins));
+	for (int i = 0; i < 2; i++) {
+		struct plan_pin *pp = &p->pins[i];
+
+		strcpy(pp->svc, "chat");
+		strcpy(pp->node, "n2");
+		pp->expires_ms = 1764680000000ULL + i;
+		pp->ttl_ms = 60000;
+	}
+	p->pins[0].family = AIBL_AF_INET;
+	inet_pton(AF_INET, "198.18.0.7", &p->pins[0].client);
+	p->pins[1].family = AIBL_AF_INET6;
+	inet_pton(AF_INET6, "2001:db8::7", &p->pins[1].client);
 	plan__digest(p, p->digest);
 }
 
@@ -64,6 +83,9 @@ static void round_trip(void)
 	ASSERT_STREQ(t2, t1, "encoding is canonical");
 	ASSERT_EQ(plan__node_flags(&b, "n3"), AIBL_BE_F_VALID, "flags");
 	ASSERT_EQ(plan__node_flags(&b, "n9"), -1, "unknown node");
+	ASSERT_EQ(plan__node_cost(&b, "n2"), 12, "cost");
+	ASSERT_EQ(b.npins, 2, "pins");
+	ASSERT_TRUE(b.npins == 2 && !memcmp(b.pins, a.pins, 2 * sizeof(*a.pins)), "pins as sent");
 	free(t1);
 	free(t2);
 	plan__free(&a);
@@ -115,11 +137,27 @@ static void digest_sensitivity(void)
 	a.hash_seed++;
 	plan__digest(&a, d1);
 	ASSERT_TRUE(strcmp(d1, d0) != 0, "the seed changes it");
+	a.hash_seed--;
+	a.nodes[1].cost++;
+	plan__digest(&a, d1);
+	ASSERT_TRUE(strcmp(d1, d0) != 0, "a cost changes it");
+	a.nodes[1].cost--;
+	strcpy(a.pins[0].node, "n3");
+	plan__digest(&a, d1);
+	ASSERT_TRUE(strcmp(d1, d0) != 0, "a pin's node changes it");
+	strcpy(a.pins[0].node, "n2");
+	a.pins[0].expires_ms += 5000;
+	plan__digest(&a, d1);
+	ASSERT_STREQ(d1, d0, "a pin's expiry does not");
+	a.npins = 1;
+	plan__digest(&a, d1);
+	ASSERT_TRUE(strcmp(d1, d0) != 0, "a pin less changes it");
 	plan__free(&a);
 }
 
 /* a balancer's view: the tables handed in as built, by another route */
-static int given_table(void *arg, const struct plan *p, int si, __u16 *pos, __u8 *flags)
+static int given_table(void *arg, const struct plan *p, int si, __u16 *pos, __u8 *flags,
+		       __u32 *costs)
 {
 	const struct plan_svc *s = &p->svcs[si];
 	struct maglev_in in[8];
@@ -130,13 +168,31 @@ static int given_table(void *arg, const struct plan *p, int si, __u16 *pos, __u8
 		in[k].name = s->m[k].name;
 		in[k].weight = s->m[k].weight;
 		flags[k] = plan__node_flags(p, s->m[k].name);
+		costs[k] = plan__node_cost(p, s->m[k].name);
 	}
 	maglev__build(in, s->n, p->hash_seed, idx, AIBL_RING_SIZE);
 	for (int i = 0; i < AIBL_RING_SIZE; i++)
 		pos[i] = idx[i] == AIBL_NO_BACKEND ? PLAN_NO_POS : idx[i];
-	if (*corrupt && si == 0)
+	if (*corrupt == 1 && si == 0)
 		pos[123] = pos[123] == 0 ? 1 : 0; /* one slot off */
 	free(idx);
+	return 0;
+}
+
+/* the pins as a balancer reads them back: in map order (reversed here),
+ * without expiry; corrupt 2: one pin on another node */
+static int given_pins(void *arg, const struct plan *p, struct plan_pin **out, int *n)
+{
+	int *corrupt = arg;
+
+	*out = calloc(p->npins + 1, sizeof(**out));
+	for (int i = 0; i < p->npins; i++) {
+		(*out)[i] = p->pins[p->npins - 1 - i];
+		(*out)[i].expires_ms = 0;
+	}
+	if (*corrupt == 2 && p->npins)
+		strcpy((*out)[0].node, "n1");
+	*n = p->npins;
 	return 0;
 }
 
@@ -147,12 +203,60 @@ static void digest_of_loaded_tables(void)
 	int corrupt = 0;
 
 	sample(&a);
-	ASSERT_OK(plan__digest_with(&a, given_table, &corrupt, d), "digest");
-	ASSERT_STREQ(d, a.digest, "loaded tables digest as the plan's");
+	ASSERT_OK(plan__digest_with(&a, given_table, given_pins, &corrupt, d), "digest");
+	ASSERT_STREQ(d, a.digest, "loaded tables and pins digest as the plan's");
 	corrupt = 1;
-	ASSERT_OK(plan__digest_with(&a, given_table, &corrupt, d), "digest");
+	ASSERT_OK(plan__digest_with(&a, given_table, given_pins, &corrupt, d), "digest");
 	ASSERT_TRUE(strcmp(d, a.digest) != 0, "one slot off: another digest");
+	corrupt = 2;
+	ASSERT_OK(plan__digest_with(&a, given_table, given_pins, &corrupt, d), "digest");
+	ASSERT_TRUE(strcmp(d, a.digest) != 0, "one pin elsewhere: another digest");
 	plan__free(&a);
+}
+
+static void pins_refresh_and_bound(void)
+{
+	struct plan plan, prop;
+
+	sample(&plan);
+	sample(&prop);
+	ASSERT_TRUE(plan__same_content(&prop, &plan), "same");
+	/* the proposal's expiry moves on with every poll: no new plan until
+	 * half the TTL passed */
+	prop.pins[0].expires_ms += 30000;
+	ASSERT_TRUE(plan__same_content(&prop, &plan), "refreshed by half the TTL: same");
+	prop.pins[0].expires_ms += 1;
+	ASSERT_FALSE(plan__same_content(&prop, &plan), "past half the TTL: publish again");
+	prop.pins[0].expires_ms = plan.pins[0].expires_ms;
+	strcpy(prop.pins[1].node, "n1");
+	ASSERT_FALSE(plan__same_content(&prop, &plan), "a pin moved");
+	strcpy(prop.pins[1].node, "n2");
+	prop.nodes[0].cost = 3;
+	ASSERT_FALSE(plan__same_content(&prop, &plan), "a cost moved");
+	plan__free(&prop);
+
+	/* PLAN_MAX_PINS + 10 pins: the latest-expiring kept */
+	prop.npins = PLAN_MAX_PINS + 10;
+	prop.pins = calloc(prop.npins, sizeof(*prop.pins));
+	for (int i = 0; i < prop.npins; i++) {
+		strcpy(prop.pins[i].svc, "chat");
+		strcpy(prop.pins[i].node, "n1");
+		prop.pins[i].family = AIBL_AF_INET;
+		prop.pins[i].client.v4 = htonl(0x0a000000 + i);
+		prop.pins[i].expires_ms = 1000 + (i * 7919) % prop.npins;
+	}
+	plan__bound_pins(&prop);
+	ASSERT_EQ(prop.npins, PLAN_MAX_PINS, "bounded");
+	{
+		__u64 min = ~0ULL;
+
+		for (int i = 0; i < prop.npins; i++)
+			if (prop.pins[i].expires_ms < min)
+				min = prop.pins[i].expires_ms;
+		ASSERT_EQ(min, 1000 + 10, "the 10 oldest dropped");
+	}
+	free(prop.pins);
+	plan__free(&plan);
 }
 
 static void base64(void)
@@ -178,6 +282,7 @@ static const struct test_case cases[] = {
     {"malformed", malformed},
     {"digest_sensitivity", digest_sensitivity},
     {"digest_of_loaded_tables", digest_of_loaded_tables},
+    {"pins_refresh_and_bound", pins_refresh_and_bound},
     {"base64", base64},
 };
 

@@ -13,7 +13,10 @@
  * weights and flags that come out are only the planner's proposal. Tables
  * come from the plan alone: cluster__weights() and cluster__node_flags()
  * replace the local figures in the recompute, so every balancer builds the
- * same Maglev tables from the same inputs.
+ * same Maglev tables from the same inputs. cluster__node_cost() and
+ * cluster__pins() do the same for the p2c costs and the session pins, so a
+ * new flow's choice (pin, hash, p2c: aibl.h AIBL_G_F_CLUSTER) is the same on
+ * every balancer, and a flow the router moves finds its backend again.
  *
  * One tick per controller loop, after the recompute: renew the lease, read
  * every key under P in one range, run the election, apply a new plan version
@@ -61,7 +64,11 @@ struct cluster {
 	int nsvcs;
 	int *svc_pos;
 	int **mem_pos;
-	__u32 **local_w; /* local weights per cfg service node: the proposal */
+	__u32 **local_w;   /* local weights per cfg service node: the proposal */
+	__u32 *local_cost; /* per d->nodes[] index (cfg order): the proposal */
+	int nlocal_cost;
+	struct plan_pin *local_pins; /* the pins local hints ask for: the proposal */
+	int nlocal_pins;
 
 	json_t *peers; /* the balancers' status objects, as last read */
 	bool fenced;
@@ -99,6 +106,9 @@ static void map_free(struct cluster *cl)
 	free(cl->svc_pos);
 	free(cl->mem_pos);
 	free(cl->local_w);
+	free(cl->local_cost);
+	cl->local_cost = NULL;
+	cl->nlocal_cost = 0;
 	cl->svc_pos = NULL;
 	cl->mem_pos = NULL;
 	cl->local_w = NULL;
@@ -114,8 +124,10 @@ static int map_build(struct aibld *d)
 	cl->svc_pos = calloc(c->nservices + 1, sizeof(int));
 	cl->mem_pos = calloc(c->nservices + 1, sizeof(int *));
 	cl->local_w = calloc(c->nservices + 1, sizeof(__u32 *));
-	if (!cl->svc_pos || !cl->mem_pos || !cl->local_w)
+	cl->local_cost = calloc(d->nnodes + 1, sizeof(__u32));
+	if (!cl->svc_pos || !cl->mem_pos || !cl->local_w || !cl->local_cost)
 		return -ENOMEM;
+	cl->nlocal_cost = d->nnodes;
 	cl->nsvcs = c->nservices;
 	for (int si = 0; si < c->nservices; si++) {
 		const struct cfg_service *cs = &c->services[si];
@@ -170,6 +182,132 @@ void cluster__node_flags(struct aibld *d, const struct node_rt *n, __u8 *flags)
 		*flags = f;
 }
 
+void cluster__node_cost(struct aibld *d, const struct node_rt *n, __u32 *cost)
+{
+	struct cluster *cl = d->cl;
+	long i = n - d->nodes;
+
+	if (!cl || n->cfg_idx < 0)
+		return;
+	if (i >= 0 && i < cl->nlocal_cost)
+		cl->local_cost[i] = *cost;
+	if (cl->plan.version)
+		*cost = plan__node_cost(&cl->plan, n->name);
+}
+
+static __u64 real_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+}
+
+static const char *svc_name_of(struct aibld *d, __u32 svc_id)
+{
+	for (int s = 0; s < d->cfg.nservices; s++)
+		if (d->svcs[s].id == svc_id)
+			return d->svcs[s].name;
+	return NULL;
+}
+
+static const char *node_name_of(struct aibld *d, __u32 id)
+{
+	for (int i = 0; i < d->nnodes; i++)
+		if (d->nodes[i].id == id)
+			return d->nodes[i].name;
+	return NULL;
+}
+
+static int pin_ent_cmp(const void *a, const void *b)
+{
+	return memcmp(&((const struct pin_ent *)a)->key, &((const struct pin_ent *)b)->key,
+		      sizeof(struct aibl_pin_key));
+}
+
+/* the local pins (the proposal), their expiry on the wall clock */
+static void pins_record(struct aibld *d, const struct pin_ent *want, int nwant)
+{
+	struct cluster *cl = d->cl;
+	__u64 mono = clock_mono_ns(), real = real_ms();
+	struct plan_pin *pp = calloc(nwant + 1, sizeof(*pp));
+	int n = 0;
+
+	if (!pp)
+		return;
+	for (int i = 0; i < nwant; i++) {
+		const char *svc = svc_name_of(d, want[i].key.svc_id);
+		const char *node = node_name_of(d, want[i].val.backend);
+		__u64 left = want[i].val.expires_ns > mono ? want[i].val.expires_ns - mono : 0;
+
+		if (!svc || !node || !left)
+			continue;
+		snprintf(pp[n].svc, sizeof(pp[n].svc), "%s", svc);
+		snprintf(pp[n].node, sizeof(pp[n].node), "%s", node);
+		pp[n].family = want[i].key.family;
+		pp[n].client = want[i].key.client;
+		pp[n].ttl_ms = left / 1000000;
+		pp[n].expires_ms = real + pp[n].ttl_ms;
+		n++;
+	}
+	free(cl->local_pins);
+	cl->local_pins = pp;
+	cl->nlocal_pins = n;
+}
+
+void cluster__pins(struct aibld *d, struct pin_ent **want, int *nwant)
+{
+	struct cluster *cl = d->cl;
+	__u64 mono, real;
+	struct pin_ent *w;
+	int n = 0;
+
+	if (!cl)
+		return;
+	pins_record(d, *want, *nwant);
+	if (!cl->plan.version)
+		return; /* no plan yet: local pins, never announced */
+	w = calloc(cl->plan.npins + 1, sizeof(*w));
+	if (!w)
+		return;
+	mono = clock_mono_ns();
+	real = real_ms();
+	for (int i = 0; i < cl->plan.npins; i++) {
+		const struct plan_pin *pp = &cl->plan.pins[i];
+		struct node_rt *nd = aibld__node(d, pp->node);
+		int si = -1;
+
+		for (int s = 0; s < d->cfg.nservices && si < 0; s++)
+			if (!strcmp(d->svcs[s].name, pp->svc))
+				si = s;
+		/* not known here: left out, and the digest tells (fenced) */
+		if (!nd || si < 0)
+			continue;
+		w[n].key.svc_id = d->svcs[si].id;
+		w[n].key.family = pp->family;
+		w[n].key.client = pp->client;
+		w[n].val.backend = nd->id;
+		/* the plan's wall-clock expiry on this host's monotonic clock;
+		 * one already past stays in the map, expired (0 would be never) */
+		w[n].val.expires_ns =
+		    pp->expires_ms > real ? mono + (pp->expires_ms - real) * 1000000ULL : 1;
+		n++;
+	}
+	qsort(w, n, sizeof(*w), pin_ent_cmp);
+	/* one pin per key (a plan is written with one) */
+	{
+		int k = 0;
+
+		for (int i = 0; i < n; i++)
+			if (!k || pin_ent_cmp(&w[k - 1], &w[i]))
+				w[k++] = w[i];
+		n = k;
+	}
+	free(*want);
+	*want = w;
+	*nwant = n;
+}
+
 void cluster__config_changed(struct aibld *d)
 {
 	if (d->cl && map_build(d))
@@ -178,7 +316,8 @@ void cluster__config_changed(struct aibld *d)
 
 /* ---- the digest of what this balancer loaded, read back from the maps ---- */
 
-static int loaded_table(void *arg, const struct plan *p, int si, __u16 *pos, __u8 *flags)
+static int loaded_table(void *arg, const struct plan *p, int si, __u16 *pos, __u8 *flags,
+			__u32 *costs)
 {
 	struct aibld *d = arg;
 	const struct plan_svc *ps = &p->svcs[si];
@@ -201,6 +340,7 @@ static int loaded_table(void *arg, const struct plan *p, int si, __u16 *pos, __u
 	for (int k = 0; k < ps->n; k++) {
 		struct node_rt *n = aibld__node(d, ps->m[k].name);
 		struct aibl_backend be;
+		struct aibl_cost c;
 
 		flags[k] = 0;
 		if (!n || n->id >= d->max_backends)
@@ -208,6 +348,8 @@ static int loaded_table(void *arg, const struct plan *p, int si, __u16 *pos, __u
 		by_id[n->id] = k;
 		if (!bpf_map_lookup_elem(d->fd_backends, &n->id, &be))
 			flags[k] = be.flags;
+		if (!bpf_map_lookup_elem(d->fd_cost, &n->id, &c))
+			costs[k] = c.cost;
 	}
 	err = tables__read_ring(d, s->id, s->half, ids);
 	if (err)
@@ -218,6 +360,53 @@ out:
 	free(ids);
 	free(by_id);
 	return err;
+}
+
+/* the pins of aibl_pins, read back, as names (an unknown id: "?", which
+ * no plan names, so the digest differs) */
+static int loaded_pins(void *arg, const struct plan *p, struct plan_pin **out, int *n)
+{
+	struct aibld *d = arg;
+	struct aibl_pin_key k, next;
+	struct plan_pin *pp = NULL;
+	int cap = 0, more;
+
+	(void)p;
+	*out = NULL;
+	*n = 0;
+	if (bpf_map_get_next_key(d->fd_pins, NULL, &k))
+		return 0;
+	do {
+		struct aibl_pin v;
+		const char *svc, *node;
+
+		more = !bpf_map_get_next_key(d->fd_pins, &k, &next);
+		if (!bpf_map_lookup_elem(d->fd_pins, &k, &v)) {
+			if (*n == cap) {
+				struct plan_pin *np;
+
+				cap = cap ? cap * 2 : 64;
+				np = realloc(pp, cap * sizeof(*pp));
+				if (!np) {
+					free(pp);
+					*n = 0;
+					return -ENOMEM;
+				}
+				pp = np;
+			}
+			svc = svc_name_of(d, k.svc_id);
+			node = node_name_of(d, v.backend);
+			memset(&pp[*n], 0, sizeof(pp[*n]));
+			snprintf(pp[*n].svc, sizeof(pp[*n].svc), "%s", svc ? svc : "?");
+			snprintf(pp[*n].node, sizeof(pp[*n].node), "%s", node ? node : "?");
+			pp[*n].family = k.family;
+			pp[*n].client = k.client;
+			(*n)++;
+		}
+		k = next;
+	} while (more);
+	*out = pp;
+	return 0;
 }
 
 /* ---- etcd ---- */
@@ -339,9 +528,28 @@ static int propose(struct aibld *d, struct plan *p)
 	if (!p->nodes || !p->svcs)
 		goto nomem;
 	for (int i = 0; i < c->nnodes; i++) {
+		__u32 local = i < cl->nlocal_cost ? cl->local_cost[i] : 0;
+		__u32 cur = plan__node_cost(&cl->plan, c->nodes[i].name);
+		__u32 diff = local > cur ? local - cur : cur - local;
+
 		memcpy(p->nodes[i].name, c->nodes[i].name, AIBL_NAME_LEN);
 		p->nodes[i].flags = aibld__be_flags(&d->nodes[i]);
+		/* the published cost moves only by more than cost_step and the
+		 * hysteresis: every new cost is a plan version, and a moved
+		 * flow's p2c choice holds while the order of its two costs does */
+		p->nodes[i].cost =
+		    diff > c->etcd.cost_step && (__u64)diff * 100 > (__u64)c->hysteresis_pct * cur
+			? local
+			: cur;
 		p->nnodes++;
+	}
+	if (cl->nlocal_pins) {
+		p->pins = malloc(cl->nlocal_pins * sizeof(*p->pins));
+		if (!p->pins)
+			goto nomem;
+		memcpy(p->pins, cl->local_pins, cl->nlocal_pins * sizeof(*p->pins));
+		p->npins = cl->nlocal_pins;
+		plan__bound_pins(p);
 	}
 	for (int si = 0; si < c->nservices && si < cl->nsvcs; si++) {
 		const struct cfg_service *cs = &c->services[si];
@@ -395,9 +603,12 @@ static int write_plan(struct aibld *d, struct plan *p)
 	err = etcd__txn_put(cl->e, cmp, 2, cl->k_plan, text, 0, &ok);
 	free(text);
 	if (!err && ok) {
+		char what[96];
+
 		cl->plans_written++;
-		pr_info("cluster: wrote plan %llu (digest %s)", (unsigned long long)p->version,
-			p->digest);
+		plan__what_changed(p, &cl->plan, what, sizeof(what));
+		pr_info("cluster: wrote plan %llu (digest %s): %s", (unsigned long long)p->version,
+			p->digest, what);
 	}
 	return err ? err : ok ? 0 : -EAGAIN;
 }
@@ -579,7 +790,7 @@ void cluster__tick(struct aibld *d)
 	plan__free(&next);
 	cl->digest_ok = false;
 	if (cl->plan.version) {
-		err = plan__digest_with(&cl->plan, loaded_table, d, cl->digest);
+		err = plan__digest_with(&cl->plan, loaded_table, loaded_pins, d, cl->digest);
 		cl->digest_ok = !err && !strcmp(cl->digest, cl->plan.digest);
 		if (err)
 			snprintf(cl->digest, sizeof(cl->digest), "-");
@@ -665,6 +876,7 @@ json_t *cluster__json(struct aibld *d)
 	json_object_set_new(j, "plan_planner", json_string(cl->plan.planner));
 	json_object_set_new(j, "plans_written", json_integer(cl->plans_written));
 	json_object_set_new(j, "plans_applied", json_integer(cl->plans_applied));
+	json_object_set_new(j, "plan_pins", json_integer(cl->plan.npins));
 	json_object_set_new(j, "applied_at_ms", json_integer(cl->applied_at_ms));
 	json_object_set_new(
 	    j, "etcd_age_ms",
@@ -808,6 +1020,7 @@ void cluster__fini(struct aibld *d)
 	}
 	etcd__close(cl->e);
 	map_free(cl);
+	free(cl->local_pins);
 	plan__free(&cl->plan);
 	json_decref(cl->peers);
 	free(cl->announced);

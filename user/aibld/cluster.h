@@ -33,6 +33,13 @@ void cluster__weights(struct aibld *d, int si, __u32 *w);
 /* the data-plane flags of node n: the plan's when it names the node */
 void cluster__node_flags(struct aibld *d, const struct node_rt *n, __u8 *flags);
 
+/* the p2c cost of node n (aibl_cost): recorded for the planner, then the plan's */
+void cluster__node_cost(struct aibld *d, const struct node_rt *n, __u32 *cost);
+/* the session pins local hints ask for (sorted by key, malloc'd): recorded
+ * for the planner, then replaced by the plan's (sorted by key) */
+struct pin_ent;
+void cluster__pins(struct aibld *d, struct pin_ent **want, int *nwant);
+
 /* GET /v1/cluster (caller holds d->lock); NULL when not in cluster mode */
 json_t *cluster__json(struct aibld *d);
 

@@ -101,6 +101,7 @@ void config__defaults(struct config *cfg)
 	};
 	snprintf(cfg->etcd.prefix, sizeof(cfg->etcd.prefix), "/aibl");
 	cfg->etcd.lease_ttl_s = 2;
+	cfg->etcd.cost_step = 4;
 	snprintf(cfg->bgp.bird_socket, sizeof(cfg->bgp.bird_socket), "/run/bird/bird.ctl");
 	snprintf(cfg->bgp.birdc, sizeof(cfg->bgp.birdc), "birdc");
 }
@@ -484,6 +485,8 @@ static const struct kspec etcd_keys[] = {
        "URL at which peers reach this balancer's API; none: no partition check"),
     KS("lease_ttl_s", K_UINT, struct cfg_etcd, lease_ttl_s,
        "etcd lease TTL: planner takeover and balancer liveness", .min = 1, .max = 600),
+    KS("cost_step", K_UINT, struct cfg_etcd, cost_step,
+       "p2c cost (active flows) a node's cost in the plan must move by", .min = 0, .max = 1000000),
     {}};
 
 static const struct kspec bgp_keys[] = {

@@ -97,6 +97,7 @@ struct cfg_etcd {
 	char name[AIBL_NAME_LEN];   /* this balancer's name in the group */
 	char api_url[CFG_URL_LEN];  /* where peers reach this balancer's API */
 	unsigned int lease_ttl_s;   /* planner election and liveness */
+	unsigned int cost_step;	    /* p2c costs in the plan move by more than this */
 };
 
 /* VIP announcement through BIRD (needs the etcd section) */

@@ -569,6 +569,7 @@ static void write_nodes(struct aibld *d, const int *cost_pol)
 		}
 		be.flags = node_flags(n);
 		cluster__node_flags(d, n, &be.flags);
+		cluster__node_cost(d, n, &c.cost);
 		if (!n->be_written || memcmp(&be, &n->be, sizeof(be))) {
 			if (bpf_map_update_elem(d->fd_backends, &n->id, &be, BPF_ANY))
 				pr_warn("write aibl_backends[%u]: %s", n->id, strerror(errno));
@@ -945,6 +946,7 @@ int aibld__recompute(struct aibld *d, bool force)
 		d->member_errors = 0;
 	}
 	if (!nodes__build_pins(d, &want, &nwant)) {
+		cluster__pins(d, &want, &nwant);
 		tables__sync_pins(d, want, nwant);
 		free(want);
 	}
@@ -986,5 +988,7 @@ int aibld__write_globals(struct aibld *d)
 		g.flags |= AIBL_G_F_PIN_FILTER;
 	if (c->flow_cache)
 		g.flags |= AIBL_G_F_FLOW_CACHE;
+	if (c->etcd.endpoint[0])
+		g.flags |= AIBL_G_F_CLUSTER;
 	return dp__globals_write_fd(d->fd_globals, &g);
 }
