@@ -39,9 +39,10 @@ static void setup(int policy)
 					     .lat_ms = -1,
 					     .active = -1,
 					     .lat_floor_ms = -1,
+					     .prefill_ms = -1,
 					     .slots = -1,
 					     .rep_active = -1,
-					     .best_lat_floor_ms = -1,
+					     .best_first_token_ms = -1,
 					     .best_per_flow_ms = -1};
 	}
 	cfg.nodes = cn;
@@ -224,11 +225,42 @@ static void ai_expected_latency(void)
 	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
 	ASSERT_EQ(c.free, 7, "stale: slots - 1");
 
+	/* with TTFT figures: an uncached prompt's first token, not the whole
+	 * request, is the base */
+	agent_report__init(&r);
+	r.ttft_avg_ms = 30;
+	ASSERT_LE(fabs(policy__prefill_sample(&r) - 30), 1e-9, "hit rate unknown: the mean");
+	r.prefix_cache_hit_rate = 0.75;
+	ASSERT_LE(fabs(policy__prefill_sample(&r) - 120), 1e-9, "a quarter computed: 30 / 0.25");
+	r.prefix_cache_hit_rate = 0.99;
+	ASSERT_LE(fabs(policy__prefill_sample(&r) - 300), 1e-9, "capped at 0.9: 30 / 0.1");
+	r.ttft_avg_ms = -1;
+	ASSERT_TRUE(policy__prefill_sample(&r) < 0, "no TTFT: unknown");
+	{
+		double floor = -1;
+
+		r.queue_depth = 3;
+		policy__floor_update(&floor, 200, &r, 0.5);
+		ASSERT_LE(fabs(floor - 200), 1e-9, "queued from the start: the first sample");
+		policy__floor_update(&floor, 300, &r, 0.5);
+		ASSERT_LE(fabs(floor - 200), 1e-9, "a larger queued sample: kept");
+		policy__floor_update(&floor, 150, &r, 0.5);
+		ASSERT_LE(fabs(floor - 150), 1e-9, "a smaller one: taken");
+		r.queue_depth = 0;
+		policy__floor_update(&floor, 250, &r, 0.5);
+		ASSERT_LE(fabs(floor - 200), 1e-9, "unloaded: ewma");
+	}
+	pn[0].prefill_ms = 100;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.cost, 100, "uncached first token");
+	ASSERT_EQ(c.per_flow, 30, "a slot's turnover is still the request's: 240 / 8");
+	pn[0].prefill_ms = -1;
+
 	/* not measured beside a measured node: priced at the edge of the
 	 * best node's bound with no free slot, never as an idle node */
 	pn[1].rep = &rep[1];
 	pn[1].fresh = true;
-	pn[1].best_lat_floor_ms = 200;
+	pn[1].best_first_token_ms = 200;
 	pn[1].best_per_flow_ms = 25;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &c);
 	ASSERT_EQ(c.cost, 1.25 * 200 + 50, "spread x best + slack");

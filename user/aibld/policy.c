@@ -235,16 +235,34 @@ bool policy__saturated(const struct cfg_ai *ai, const struct agent_report *r)
  * estimate returns to the floor at the same pace, so a node left out for
  * being slow under a burst is tried again once the burst is over.
  */
+void policy__floor_update(double *floor, double sample, const struct agent_report *r, double alpha)
+{
+	/* a node that has queued since it started (a burst on arrival) still
+	 * gets a floor: its first sample, lowered by any smaller one, until
+	 * unloaded samples refine it */
+	if (sample >= 0 && (r->queue_depth <= 0 || *floor < 0 || sample < *floor))
+		*floor = policy__ewma(*floor, sample, r->queue_depth <= 0 ? alpha : 1);
+}
+
+double policy__prefill_sample(const struct agent_report *r)
+{
+	double hit = r->prefix_cache_hit_rate;
+
+	if (r->ttft_avg_ms < 0)
+		return -1;
+	/* the window's prompt tokens came from the cache at this rate: the
+	 * rest were computed in the mean TTFT; the last tenth is not
+	 * extrapolated (a window of cached turns only says little) */
+	hit = hit < 0 ? 0 : hit > 0.9 ? 0.9 : hit;
+	return r->ttft_avg_ms / (1 - hit);
+}
+
 double policy__lat_update(double lat, double *floor, const struct agent_report *r, double alpha)
 {
 	double sample = r->e2e_avg_ms;
 
 	if (sample >= 0) {
-		/* a node that has queued since it started (a burst on arrival)
-		 * still gets a floor: its first sample, lowered by any smaller
-		 * one, until unloaded samples refine it */
-		if (r->queue_depth <= 0 || *floor < 0 || sample < *floor)
-			*floor = policy__ewma(*floor, sample, r->queue_depth <= 0 ? alpha : 1);
+		policy__floor_update(floor, sample, r, alpha);
 		return policy__ewma(lat, sample, alpha);
 	}
 	if (r->in_flight <= 0 && *floor >= 0 && lat > *floor)
@@ -285,13 +303,12 @@ double policy__per_flow_ms(const struct policy_node *n)
 }
 
 /*
- * ai: the latency a new request can expect at the node, in ms, as the data
- * plane completes it with the flows it counts (struct aibl_cost): the
- * node's unloaded request latency, plus, once its slots are full, a slot's
- * turnover (that latency / slots) for every flow ahead. The whole request,
- * not its first token: a session's first turn, the one a balancer places,
- * has no cached prefix, and its prefill and decode both scale with the
- * node's speed, where a mean TTFT over cached later turns would hide it.
+ * ai: the time to first token a new session can expect at the node, in ms,
+ * as the data plane completes it with the flows it counts (struct
+ * aibl_cost): the node's unloaded TTFT of a prompt with nothing cached (a
+ * session's first turn, the one a balancer places; a mean TTFT over cached
+ * later turns would hide the node's speed), plus, once its slots are full,
+ * a slot's turnover (request latency / slots) for every flow ahead.
  * Requests the node runs for others (another balancer, clients that bypass
  * this one) take slots first; connections counted here that carry no
  * request leave theirs. A node not measured yet is priced at the edge of
@@ -299,18 +316,23 @@ double policy__per_flow_ms(const struct policy_node *n)
  * look free. Nothing measured anywhere: in flows, as least_conn with the
  * reported pressure (load_cost * L).
  */
+double policy__first_token_ms(const struct policy_node *n)
+{
+	return n->prefill_ms > 0 ? n->prefill_ms : n->lat_floor_ms;
+}
+
 static void ai_cost(const struct config *cfg, const struct policy_node *n, struct aibl_cost *c)
 {
-	double lat = n->lat_floor_ms, per = policy__per_flow_ms(n), slots = n->slots;
+	double lat = policy__first_token_ms(n), per = policy__per_flow_ms(n), slots = n->slots;
 	double other = 0, free = 65535;
 
 	if (!(lat > 0)) {
-		if (!(n->best_lat_floor_ms > 0)) {
+		if (!(n->best_first_token_ms > 0)) {
 			c->cost = to_cost(cfg->ai.load_cost *
 					  policy__ai_load(&cfg->ai, n->rep, n->active));
 			return;
 		}
-		lat = cfg->ai.latency_spread * n->best_lat_floor_ms + cfg->ai.latency_slack_ms;
+		lat = cfg->ai.latency_spread * n->best_first_token_ms + cfg->ai.latency_slack_ms;
 		per = n->best_per_flow_ms;
 		slots = 1;
 	}
