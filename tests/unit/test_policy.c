@@ -172,14 +172,23 @@ static void ai_expected_latency(void)
 	double slots = -1;
 
 	setup(AIBL_POL_AI);
-	/* slots are learnt only from a queue: light load says nothing */
+	/* slots: what it runs while requests wait; without a queue, what it
+	 * ran at once is a lower bound */
 	agent_report__init(&r);
+	slots = policy__slots_update(slots, &r, 0.5);
+	ASSERT_TRUE(slots < 0, "nothing reported: unknown");
 	r.in_flight = 3;
 	r.queue_depth = 0;
 	slots = policy__slots_update(slots, &r, 0.5);
-	ASSERT_TRUE(slots < 0, "3 running, none waiting: limit unknown");
-	r.in_flight = 10;
+	ASSERT_LE(fabs(slots - 3), 1e-9, "3 running, none waiting: at least 3");
+	r.in_flight = 2;
+	slots = policy__slots_update(slots, &r, 0.5);
+	ASSERT_LE(fabs(slots - 3), 1e-9, "2 running: still at least 3");
+	r.in_flight = 15;
 	r.queue_depth = 2;
+	slots = policy__slots_update(slots, &r, 0.5);
+	ASSERT_LE(fabs(slots - 8), 1e-9, "13 running while 2 wait: ewma 3 -> 13");
+	r.in_flight = 10;
 	slots = policy__slots_update(slots, &r, 0.5);
 	ASSERT_LE(fabs(slots - 8), 1e-9, "8 running while 2 wait");
 	r.in_flight = 12;
@@ -191,7 +200,7 @@ static void ai_expected_latency(void)
 	slots = policy__slots_update(slots, &r, 0.5);
 	ASSERT_LE(fabs(slots - 9), 1e-9, "queued again with 6 running: ewma down");
 
-	/* measured, never seen to queue: its floor, no queue expected */
+	/* measured, nothing seen running: its floor, no queue expected */
 	pn[0].rep = &rep[0];
 	pn[0].fresh = true;
 	pn[0].lat_floor_ms = 240;

@@ -289,16 +289,15 @@ double policy__slots_update(double slots, const struct agent_report *r, double a
 	/* requests wait: it runs all it can (a batch limit, or the KV cache) */
 	if (r->queue_depth >= 1)
 		return policy__ewma(slots, running, alpha);
-	/* no queue: a lower bound, once the limit is known at all (what a
-	 * node runs under light load says nothing of how much it can) */
-	return slots >= 1 && running > slots ? running : slots;
+	/* no queue: what it ran at once is a lower bound */
+	return running > slots ? running : slots;
 }
 
 double policy__per_flow_ms(const struct policy_node *n)
 {
 	if (!(n->lat_floor_ms > 0))
 		return -1;
-	/* never seen to queue: its slots are not the limit yet */
+	/* nothing seen running yet: no slot limit known */
 	return n->slots >= 1 ? n->lat_floor_ms / n->slots : 0;
 }
 

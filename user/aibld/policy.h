@@ -92,8 +92,8 @@ double policy__prefill_sample(const struct agent_report *r);
  * request latency (an engine without TTFT figures); < 0 unknown */
 double policy__first_token_ms(const struct policy_node *n);
 /* ai: requests the node serves at once before new ones wait, learnt from
- * its reports (running while requests wait; the most it ran without a
- * queue is a lower bound); < 0 unknown */
+ * its reports (EWMA of what it runs while requests wait; what it ran at
+ * once without a queue is a lower bound); < 0 unknown */
 double policy__slots_update(double slots, const struct agent_report *r, double alpha);
 /* ai: ms of waiting one more flow adds at a node once its slots are full
  * (its unloaded request latency / slots), < 0 unknown */
