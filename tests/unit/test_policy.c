@@ -39,10 +39,9 @@ static void setup(int policy)
 					     .lat_ms = -1,
 					     .active = -1,
 					     .lat_floor_ms = -1,
-					     .prefill_ms = -1,
 					     .slots = -1,
 					     .rep_active = -1,
-					     .best_first_token_ms = -1,
+					     .best_lat_floor_ms = -1,
 					     .best_per_flow_ms = -1};
 	}
 	cfg.nodes = cn;
@@ -169,36 +168,35 @@ static void ai_expected_latency(void)
 {
 	struct aibl_cost c;
 	struct agent_report r;
-	double slots = -1;
+	double slots = -1, ran = 0;
 
 	setup(AIBL_POL_AI);
 	/* slots: what it runs while requests wait; without a queue, what it
 	 * ran at once is a lower bound */
 	agent_report__init(&r);
-	slots = policy__slots_update(slots, &r, 0.5);
-	ASSERT_TRUE(slots < 0, "nothing reported: unknown");
+	policy__slots_update(&slots, &ran, &r, 0.5);
+	ASSERT_TRUE(slots < 0 && ran == 0, "nothing reported: unknown");
 	r.in_flight = 3;
 	r.queue_depth = 0;
-	slots = policy__slots_update(slots, &r, 0.5);
-	ASSERT_LE(fabs(slots - 3), 1e-9, "3 running, none waiting: at least 3");
+	policy__slots_update(&slots, &ran, &r, 0.5);
+	ASSERT_TRUE(slots < 0, "3 running, none waiting: the limit unknown");
+	ASSERT_LE(fabs(ran - 3), 1e-9, "but at least 3");
 	r.in_flight = 2;
-	slots = policy__slots_update(slots, &r, 0.5);
-	ASSERT_LE(fabs(slots - 3), 1e-9, "2 running: still at least 3");
-	r.in_flight = 15;
-	r.queue_depth = 2;
-	slots = policy__slots_update(slots, &r, 0.5);
-	ASSERT_LE(fabs(slots - 8), 1e-9, "13 running while 2 wait: ewma 3 -> 13");
+	policy__slots_update(&slots, &ran, &r, 0.5);
+	ASSERT_LE(fabs(ran - 3), 1e-9, "2 running: still at least 3");
 	r.in_flight = 10;
-	slots = policy__slots_update(slots, &r, 0.5);
+	r.queue_depth = 2;
+	policy__slots_update(&slots, &ran, &r, 0.5);
 	ASSERT_LE(fabs(slots - 8), 1e-9, "8 running while 2 wait");
+	ASSERT_LE(fabs(ran - 8), 1e-9, "ran 8 at once");
 	r.in_flight = 12;
 	r.queue_depth = 0;
-	slots = policy__slots_update(slots, &r, 0.5);
-	ASSERT_LE(fabs(slots - 12), 1e-9, "12 running without a queue: at least 12");
+	policy__slots_update(&slots, &ran, &r, 0.5);
+	ASSERT_LE(fabs(slots - 8) + fabs(ran - 12), 1e-9, "12 running without a queue: ran 12");
 	r.in_flight = 10;
 	r.queue_depth = 4;
-	slots = policy__slots_update(slots, &r, 0.5);
-	ASSERT_LE(fabs(slots - 9), 1e-9, "queued again with 6 running: ewma down");
+	policy__slots_update(&slots, &ran, &r, 0.5);
+	ASSERT_LE(fabs(slots - 7), 1e-9, "queued again with 6 running: ewma down");
 
 	/* measured, nothing seen running: its floor, no queue expected */
 	pn[0].rep = &rep[0];
@@ -208,6 +206,13 @@ static void ai_expected_latency(void)
 	ASSERT_EQ(c.cost, 240, "floor");
 	ASSERT_EQ(c.free, 65535, "no slot limit known");
 	ASSERT_EQ(c.per_flow, 1, "ms mode");
+	/* seen running 3, never queueing: flows beyond 3 cost 1 ms, a
+	 * tie-break, not a queue it has not shown */
+	pn[0].ran = 3;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.free, 2, "ran - 1");
+	ASSERT_EQ(c.per_flow, 1, "1 ms each beyond");
+	pn[0].ran = 0;
 	/* 8 slots: 7 flows still find one, each beyond waits 240 / 8 ms */
 	pn[0].slots = 8;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
@@ -234,17 +239,6 @@ static void ai_expected_latency(void)
 	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
 	ASSERT_EQ(c.free, 7, "stale: slots - 1");
 
-	/* with TTFT figures: an uncached prompt's first token, not the whole
-	 * request, is the base */
-	agent_report__init(&r);
-	r.ttft_avg_ms = 30;
-	ASSERT_LE(fabs(policy__prefill_sample(&r) - 30), 1e-9, "hit rate unknown: the mean");
-	r.prefix_cache_hit_rate = 0.75;
-	ASSERT_LE(fabs(policy__prefill_sample(&r) - 120), 1e-9, "a quarter computed: 30 / 0.25");
-	r.prefix_cache_hit_rate = 0.99;
-	ASSERT_LE(fabs(policy__prefill_sample(&r) - 300), 1e-9, "capped at 0.9: 30 / 0.1");
-	r.ttft_avg_ms = -1;
-	ASSERT_TRUE(policy__prefill_sample(&r) < 0, "no TTFT: unknown");
 	{
 		double floor = -1;
 
@@ -259,17 +253,12 @@ static void ai_expected_latency(void)
 		policy__floor_update(&floor, 250, &r, 0.5);
 		ASSERT_LE(fabs(floor - 200), 1e-9, "unloaded: ewma");
 	}
-	pn[0].prefill_ms = 100;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.cost, 100, "uncached first token");
-	ASSERT_EQ(c.per_flow, 30, "a slot's turnover is still the request's: 240 / 8");
-	pn[0].prefill_ms = -1;
 
 	/* not measured beside a measured node: priced at the edge of the
 	 * best node's bound with no free slot, never as an idle node */
 	pn[1].rep = &rep[1];
 	pn[1].fresh = true;
-	pn[1].best_first_token_ms = 200;
+	pn[1].best_lat_floor_ms = 200;
 	pn[1].best_per_flow_ms = 25;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &c);
 	ASSERT_EQ(c.cost, 1.25 * 200 + 50, "spread x best + slack");

@@ -42,8 +42,8 @@ struct node_rt {
 	struct agent_report rep;
 	double ttft_ms;		     /* least_time EWMA, < 0 unknown */
 	double lat_ms, lat_floor_ms; /* ai latency estimate and unloaded figure */
-	double prefill_ms;	     /* ai: unloaded TTFT of an uncached prompt */
 	double slots;		     /* ai: requests it runs at once, < 0 unknown */
+	double ran;		     /* ai: the most it was seen running at once */
 	__s64 rep_active;	     /* active when the report arrived */
 	__s64 active;		     /* aibl_load */
 	struct aibl_traffic traffic; /* aibl_be_stats summed over CPUs */
@@ -132,9 +132,9 @@ struct aibld {
 	__u64 start_ms;
 	struct aibld_stats st;
 	double best_lat_ms; /* ai: lowest latency estimate of a usable node, < 0 none */
-	/* ai: the usable node with the lowest first-token time: it and its
-	 * ms per queued flow, < 0 none */
-	double best_first_token_ms, best_per_flow_ms;
+	/* ai: the usable node with the lowest latency floor: it and its ms
+	 * per queued flow, < 0 none */
+	double best_lat_floor_ms, best_per_flow_ms;
 	int wake_fd;	 /* eventfd: API changed something, recompute now */
 	bool force_next; /* rewrite every table on the next recompute */
 	unsigned int member_errors;

@@ -138,7 +138,7 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		memcpy(nn->name, cfg->nodes[i].name, AIBL_NAME_LEN);
 		nn->cfg_idx = i;
 		nn->id = AIBL_NO_BACKEND;
-		nn->ttft_ms = nn->lat_ms = nn->lat_floor_ms = nn->prefill_ms = nn->slots = -1;
+		nn->ttft_ms = nn->lat_ms = nn->lat_floor_ms = nn->slots = -1;
 		nn->rep_active = -1;
 		agent_report__init(&nn->rep);
 		for (int r = 0; r < nrec; r++) {
@@ -496,10 +496,10 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 	    .lat_ms = n->lat_ms,
 	    .best_lat_ms = d->best_lat_ms,
 	    .lat_floor_ms = n->lat_floor_ms,
-	    .prefill_ms = n->prefill_ms,
 	    .slots = n->slots,
+	    .ran = n->ran,
 	    .rep_active = n->rep_active,
-	    .best_first_token_ms = d->best_first_token_ms,
+	    .best_lat_floor_ms = d->best_lat_floor_ms,
 	    .best_per_flow_ms = d->best_per_flow_ms,
 	    .monitored = cn->agent[0] != 0,
 	    /* a failed poll keeps the last report until the breaker opens:
@@ -884,20 +884,17 @@ int aibld__recompute(struct aibld *d, bool force)
 	tables__read_counters(d);
 
 	/* bounded load: decided per node from its latest report */
-	d->best_lat_ms = d->best_first_token_ms = d->best_per_flow_ms = -1;
+	d->best_lat_ms = d->best_lat_floor_ms = d->best_per_flow_ms = -1;
 	for (int i = 0; i < d->nnodes; i++) {
 		struct node_rt *n = &d->nodes[i];
 		bool ok = !n->down && !n->unhealthy && !n->draining && n->have_rep;
-		struct policy_node pn = {.lat_floor_ms = n->lat_floor_ms,
-					 .prefill_ms = n->prefill_ms,
-					 .slots = n->slots};
-		double first = policy__first_token_ms(&pn);
+		struct policy_node pn = {.lat_floor_ms = n->lat_floor_ms, .slots = n->slots};
 
 		if (ok && n->lat_ms > 0 && (d->best_lat_ms < 0 || n->lat_ms < d->best_lat_ms))
 			d->best_lat_ms = n->lat_ms;
-		if (ok && first > 0 &&
-		    (d->best_first_token_ms < 0 || first < d->best_first_token_ms)) {
-			d->best_first_token_ms = first;
+		if (ok && n->lat_floor_ms > 0 &&
+		    (d->best_lat_floor_ms < 0 || n->lat_floor_ms < d->best_lat_floor_ms)) {
+			d->best_lat_floor_ms = n->lat_floor_ms;
 			d->best_per_flow_ms = policy__per_flow_ms(&pn);
 		}
 

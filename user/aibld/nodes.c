@@ -141,9 +141,7 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 		n->ttft_ms = policy__ewma(n->ttft_ms, n->rep.ttft_avg_ms, d->cfg.lt_smoothing);
 		n->lat_ms =
 		    policy__lat_update(n->lat_ms, &n->lat_floor_ms, &n->rep, d->cfg.lt_smoothing);
-		policy__floor_update(&n->prefill_ms, policy__prefill_sample(&n->rep), &n->rep,
-				     d->cfg.lt_smoothing);
-		n->slots = policy__slots_update(n->slots, &n->rep, d->cfg.lt_smoothing);
+		policy__slots_update(&n->slots, &n->ran, &n->rep, d->cfg.lt_smoothing);
 		n->rep_active = n->active;
 	}
 	if ((n->down || n->unhealthy) && n->oks >= d->cfg.rise_after) {

@@ -244,19 +244,6 @@ void policy__floor_update(double *floor, double sample, const struct agent_repor
 		*floor = policy__ewma(*floor, sample, r->queue_depth <= 0 ? alpha : 1);
 }
 
-double policy__prefill_sample(const struct agent_report *r)
-{
-	double hit = r->prefix_cache_hit_rate;
-
-	if (r->ttft_avg_ms < 0)
-		return -1;
-	/* the window's prompt tokens came from the cache at this rate: the
-	 * rest were computed in the mean TTFT; the last tenth is not
-	 * extrapolated (a window of cached turns only says little) */
-	hit = hit < 0 ? 0 : hit > 0.9 ? 0.9 : hit;
-	return r->ttft_avg_ms / (1 - hit);
-}
-
 double policy__lat_update(double lat, double *floor, const struct agent_report *r, double alpha)
 {
 	double sample = r->e2e_avg_ms;
@@ -277,20 +264,20 @@ static __u32 to_cost(double v)
 	return v > 1e6 ? 1000000 : (__u32)lround(v);
 }
 
-double policy__slots_update(double slots, const struct agent_report *r, double alpha)
+void policy__slots_update(double *slots, double *ran, const struct agent_report *r, double alpha)
 {
 	double running;
 
 	if (!r || r->in_flight < 0 || r->queue_depth < 0)
-		return slots;
+		return;
 	running = r->in_flight - r->queue_depth;
 	if (running < 1)
-		return slots;
+		return;
+	if (running > *ran)
+		*ran = running;
 	/* requests wait: it runs all it can (a batch limit, or the KV cache) */
 	if (r->queue_depth >= 1)
-		return policy__ewma(slots, running, alpha);
-	/* no queue: what it ran at once is a lower bound */
-	return running > slots ? running : slots;
+		*slots = policy__ewma(*slots, running, alpha);
 }
 
 double policy__per_flow_ms(const struct policy_node *n)
@@ -302,12 +289,15 @@ double policy__per_flow_ms(const struct policy_node *n)
 }
 
 /*
- * ai: the time to first token a new session can expect at the node, in ms,
- * as the data plane completes it with the flows it counts (struct
- * aibl_cost): the node's unloaded TTFT of a prompt with nothing cached (a
- * session's first turn, the one a balancer places; a mean TTFT over cached
- * later turns would hide the node's speed), plus, once its slots are full,
- * a slot's turnover (request latency / slots) for every flow ahead.
+ * ai: the latency a new request can expect at the node, in ms, as the data
+ * plane completes it with the flows it counts (struct aibl_cost): the
+ * node's unloaded request latency, plus, once its slots are full, a slot's
+ * turnover (that latency / slots) for every flow ahead. The whole request:
+ * a session's first turn, the one a balancer places, has no cached prefix,
+ * its prefill and decode both scale with the node's speed, and a mean TTFT
+ * over cached later turns would hide it (an uncached TTFT estimated from a
+ * window's TTFT and prefix hit rate was tried: the two counters' windows
+ * do not cover the same requests, and a slow node looked fastest).
  * Requests the node runs for others (another balancer, clients that bypass
  * this one) take slots first; connections counted here that carry no
  * request leave theirs. A node not measured yet is priced at the edge of
@@ -315,25 +305,41 @@ double policy__per_flow_ms(const struct policy_node *n)
  * look free. Nothing measured anywhere: in flows, as least_conn with the
  * reported pressure (load_cost * L).
  */
-double policy__first_token_ms(const struct policy_node *n)
-{
-	return n->prefill_ms > 0 ? n->prefill_ms : n->lat_floor_ms;
-}
-
 static void ai_cost(const struct config *cfg, const struct policy_node *n, struct aibl_cost *c)
 {
-	double lat = policy__first_token_ms(n), per = policy__per_flow_ms(n), slots = n->slots;
+	double lat = n->lat_floor_ms, per = policy__per_flow_ms(n), slots = n->slots;
 	double other = 0, free = 65535;
 
 	if (!(lat > 0)) {
-		if (!(n->best_first_token_ms > 0)) {
+		if (!(n->best_lat_floor_ms > 0)) {
 			c->cost = to_cost(cfg->ai.load_cost *
 					  policy__ai_load(&cfg->ai, n->rep, n->active));
 			return;
 		}
-		lat = cfg->ai.latency_spread * n->best_first_token_ms + cfg->ai.latency_slack_ms;
+		lat = cfg->ai.latency_spread * n->best_lat_floor_ms + cfg->ai.latency_slack_ms;
 		per = n->best_per_flow_ms;
 		slots = 1;
+	} else {
+		/* nodes of about the same speed (request latency within the
+		 * bound of the best, as for the table's weights) cost the same
+		 * while they have room, so their flow counts decide, not the
+		 * noise in their first-token floors */
+		if (n->best_lat_floor_ms > 0 && n->lat_ms > 0 && n->best_lat_ms > 0 &&
+		    n->lat_ms <=
+			cfg->ai.latency_spread * n->best_lat_ms + cfg->ai.latency_slack_ms &&
+		    lat > n->best_lat_floor_ms)
+			lat = n->best_lat_floor_ms;
+		if (per > 0 && n->ran > slots) {
+			slots = n->ran;
+		} else if (!(per > 0) && n->ran >= 1) {
+			/* no queue seen yet: what it ran at once is a lower
+			 * bound on its slots, and a flow beyond it costs a
+			 * token 1 ms, so equal nodes share a burst. Queueing it
+			 * has not shown is not priced: a light load's low bound
+			 * would send sessions to slower nodes */
+			slots = n->ran;
+			per = 1;
+		}
 	}
 	if (per > 0) {
 		/* in flight at the node beyond the flows counted here when it

@@ -31,14 +31,14 @@ struct policy_node {
 	bool monitored;	    /* an agent is configured: no report means unknown */
 	bool serving;	    /* has new-flow weight in this service's table now */
 	double best_lat_ms; /* the lowest lat_ms of any usable node, < 0 none */
-	/* ai's expected time to first token (policy__cost): the unloaded
-	 * request latency, TTFT of an uncached prompt, and the requests the
-	 * node runs at once before it queues (< 0 unknown); best_*: the usable
-	 * node with the lowest first-token time, the price of one not
-	 * measured yet */
-	double lat_floor_ms, prefill_ms, slots;
+	/* ai's expected latency (policy__cost): the unloaded request
+	 * latency and the requests the node runs at once before it queues
+	 * (< 0 unknown); best_*: the usable node with the lowest floor, the
+	 * price of one not measured yet */
+	double lat_floor_ms, slots;
+	double ran;	  /* the most requests it was seen running at once, 0 none */
 	__s64 rep_active; /* active when the report arrived, < 0 unknown */
-	double best_first_token_ms, best_per_flow_ms;
+	double best_lat_floor_ms, best_per_flow_ms;
 };
 
 /* what the controller tracks per ai service across recomputes */
@@ -85,16 +85,10 @@ double policy__lat_update(double lat, double *floor, const struct agent_report *
 /* ai: *floor follows unloaded samples (EWMA, alpha); until one comes, the
  * smallest sample seen */
 void policy__floor_update(double *floor, double sample, const struct agent_report *r, double alpha);
-/* ai: a report's TTFT of a prompt with nothing cached: the mean TTFT over
- * the share of prompt tokens not served from the prefix cache; < 0 unknown */
-double policy__prefill_sample(const struct agent_report *r);
-/* ai: the node's unloaded TTFT of an uncached prompt, else its unloaded
- * request latency (an engine without TTFT figures); < 0 unknown */
-double policy__first_token_ms(const struct policy_node *n);
-/* ai: requests the node serves at once before new ones wait, learnt from
- * its reports (EWMA of what it runs while requests wait; what it ran at
- * once without a queue is a lower bound); < 0 unknown */
-double policy__slots_update(double slots, const struct agent_report *r, double alpha);
+/* ai: from a report, *slots: the requests the node serves at once before
+ * new ones wait (EWMA of what it runs while requests wait, < 0 unknown);
+ * *ran: the most it was seen running at once, a lower bound (0 none) */
+void policy__slots_update(double *slots, double *ran, const struct agent_report *r, double alpha);
 /* ai: ms of waiting one more flow adds at a node once its slots are full
  * (its unloaded request latency / slots), < 0 unknown */
 double policy__per_flow_ms(const struct policy_node *n);
