@@ -72,6 +72,21 @@ out:
 	xe_down();
 }
 
+/* a p2c service on VIP4:80 over the ring pattern pat, backends 1 and 2
+ * priced c1 and c2 */
+static bool p2c_env(const __u32 *pat, __u32 n, const struct aibl_cost *c1,
+		    const struct aibl_cost *c2)
+{
+	__u32 one = 1, two = 2;
+
+	return std_env() &&
+	       ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0, 0),
+			 "p2c vip") &&
+	       ASSERT_OK(xe_ring(0, 0, pat, n), "ring") &&
+	       ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &one, c1, 0), "cost1") &&
+	       ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, c2, 0), "cost2");
+}
+
 static void test_sel_p2c(void)
 {
 	static __u32 pat[2] = {1, 2};
@@ -80,13 +95,7 @@ static void test_sel_p2c(void)
 	struct xe_result r;
 	int differ = 0, to2 = 0;
 
-	if (!std_env())
-		goto out;
-	if (!ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0, 0),
-		       "p2c vip") ||
-	    !ASSERT_OK(xe_ring(0, 0, pat, 2), "ring") ||
-	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &one, &c1, 0), "cost1") ||
-	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, &c2, 0), "cost2"))
+	if (!p2c_env(pat, 2, &c1, &c2))
 		goto out;
 	for (int c = 0; c < 200; c++) {
 		__u32 h = client_hash(c);
@@ -135,17 +144,10 @@ static void test_sel_p2c_distinct(void)
 {
 	static __u32 pat[8] = {1, 1, 1, 1, 1, 1, 1, 2};
 	struct aibl_cost c1 = {.cost = 1000}, c2 = {.cost = 0};
-	__u32 one = 1, two = 2;
 	struct xe_result r;
 	int same = 0;
 
-	if (!std_env())
-		goto out;
-	if (!ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0, 0),
-		       "p2c vip") ||
-	    !ASSERT_OK(xe_ring(0, 0, pat, 8), "ring") ||
-	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &one, &c1, 0), "cost1") ||
-	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, &c2, 0), "cost2"))
+	if (!p2c_env(pat, 8, &c1, &c2))
 		goto out;
 	for (int c = 0; c < 100; c++) {
 		__u32 h = client_hash(c);
@@ -168,17 +170,11 @@ static void test_sel_p2c_slots(void)
 	static __u32 pat[2] = {1, 2};
 	struct aibl_cost c1 = {.cost = 100, .free = 2, .per_flow = 50};
 	struct aibl_cost c2 = {.cost = 275, .free = 65535, .per_flow = 1};
-	__u32 one = 1, two = 2;
+	__u32 one = 1;
 	struct aibl_load l;
 	struct xe_result r;
 
-	if (!std_env())
-		goto out;
-	if (!ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0, 0),
-		       "p2c vip") ||
-	    !ASSERT_OK(xe_ring(0, 0, pat, 2), "ring") ||
-	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &one, &c1, 0), "cost1") ||
-	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, &c2, 0), "cost2"))
+	if (!p2c_env(pat, 2, &c1, &c2))
 		goto out;
 	/* backend 1 costs 100 ms while 2 flows run, +50 for each one beyond:
 	 * 100, 100, 100, 150, 200, 250 < 275, then 300 > 275 */
@@ -206,19 +202,14 @@ static void test_sel_cluster(void)
 	static __u32 pat[2] = {1, 2};
 	struct aibl_cost c1 = {.cost = 10}, c2 = {.cost = 0};
 	struct aibl_load heavy = {.active = 1000};
-	__u32 one = 1, two = 2;
+	__u32 two = 2;
 	struct xe_result r;
 	int differ = 0, bad_syn = 0, bad_miss = 0, bad_rr = 0;
 
-	if (!std_env())
+	if (!p2c_env(pat, 2, &c1, &c2))
 		goto out;
 	xe_glob.flags |= AIBL_G_F_CLUSTER;
 	if (!ASSERT_OK(xe_globals_write(), "cluster flag") ||
-	    !ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0, 0),
-		       "p2c vip") ||
-	    !ASSERT_OK(xe_ring(0, 0, pat, 2), "ring") ||
-	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &one, &c1, 0), "cost1") ||
-	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, &c2, 0), "cost2") ||
 	    /* backend 2 already has many flows here: a single host would stop
 	     * sending it more, a balancer of a group must not look */
 	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_LOAD), &two, &heavy, 0), "load2"))
@@ -352,16 +343,10 @@ static void test_pin_spill(void)
 	struct aibl_pin_key k = {.svc_id = 0, .family = AIBL_AF_INET};
 	struct aibl_pin v = {.backend = 1, .spill_ms = 500};
 	struct aibl_load l = {.active = 4};
-	__u32 one = 1, two = 2;
+	__u32 one = 1;
 	struct xe_result r;
 
-	if (!std_env())
-		goto out;
-	if (!ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0, 0),
-		       "p2c vip") ||
-	    !ASSERT_OK(xe_ring(0, 0, pat, 2), "ring") ||
-	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &one, &c1, 0), "cost1") ||
-	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, &c2, 0), "cost2") ||
+	if (!p2c_env(pat, 2, &c1, &c2) ||
 	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_LOAD), &one, &l, 0), "load1"))
 		goto out;
 	xe_addr(&k.client, AIBL_AF_INET, "198.18.0.1");
