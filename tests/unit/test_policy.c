@@ -254,6 +254,19 @@ static void ai_expected_latency(void)
 		ASSERT_LE(fabs(floor - 200), 1e-9, "unloaded: ewma");
 	}
 
+	/* within the latency bound of the best node it costs the best's
+	 * floor (flow counts decide between equals); beyond it, its own */
+	pn[0].fresh = true;
+	rep[0].in_flight = -1;
+	pn[0].best_lat_floor_ms = 200;
+	pn[0].best_lat_ms = 220;
+	pn[0].lat_ms = 250;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.cost, 200, "250 <= 1.25 x 220 + 50: the best floor");
+	pn[0].lat_ms = 600;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.cost, 240, "beyond the bound: its own floor");
+
 	/* not measured beside a measured node: priced at the edge of the
 	 * best node's bound with no free slot, never as an idle node */
 	pn[1].rep = &rep[1];

@@ -323,7 +323,7 @@ static void ai_cost(const struct config *cfg, const struct policy_node *n, struc
 		/* nodes of about the same speed (request latency within the
 		 * bound of the best, as for the table's weights) cost the same
 		 * while they have room, so their flow counts decide, not the
-		 * noise in their first-token floors */
+		 * noise in their latency floors */
 		if (n->best_lat_floor_ms > 0 && n->lat_ms > 0 && n->best_lat_ms > 0 &&
 		    n->lat_ms <=
 			cfg->ai.latency_spread * n->best_lat_ms + cfg->ai.latency_slack_ms &&
@@ -542,9 +542,10 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 			/* beyond the bound (a node in the table leaves it only
 			 * past 1.25 x, so one near it does not flap every poll):
 			 * a spill candidate at a speed^2 share. The p2c cost, the
-			 * TTFT expected with the flows counted in the data plane,
-			 * takes it only over a faster candidate whose slots are
-			 * full, so a burst spills within the poll interval */
+			 * latency expected with the flows counted in the data
+			 * plane, takes it only over a faster candidate whose
+			 * slots are full, so a burst spills within the poll
+			 * interval */
 			if (p->lat_ms > bound * (p->serving ? 1.25 : 1))
 				speed *= speed;
 		} else if (want == AI_READY && best_lat > 0) {
