@@ -185,6 +185,8 @@ void nodes__poll_fail(struct aibld *d, struct node_rt *n, enum node_fail kind, c
     __attribute__((format(printf, 4, 5)));
 int nodes__set_drain(struct aibld *d, const char *name, bool drain);
 int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count);
+/* qsort order of pin entries: by key */
+int nodes__pin_cmp_key(const void *a, const void *b);
 
 /* tables.c: map access */
 int tables__open(struct aibld *d);

@@ -195,12 +195,12 @@ void cluster__node_cost(struct aibld *d, const struct node_rt *n, __u32 *cost)
 		*cost = plan__node_cost(&cl->plan, n->name);
 }
 
-static __u64 real_ms(void)
+static struct svc_rt *svc_by_name(struct aibld *d, const char *name)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+	for (int s = 0; s < d->cfg.nservices; s++)
+		if (!strcmp(d->svcs[s].name, name))
+			return &d->svcs[s];
+	return NULL;
 }
 
 static const char *svc_name_of(struct aibld *d, __u32 svc_id)
@@ -219,17 +219,11 @@ static const char *node_name_of(struct aibld *d, __u32 id)
 	return NULL;
 }
 
-static int pin_ent_cmp(const void *a, const void *b)
-{
-	return memcmp(&((const struct pin_ent *)a)->key, &((const struct pin_ent *)b)->key,
-		      sizeof(struct aibl_pin_key));
-}
-
 /* the local pins (the proposal), their expiry on the wall clock */
 static void pins_record(struct aibld *d, const struct pin_ent *want, int nwant)
 {
 	struct cluster *cl = d->cl;
-	__u64 mono = clock_mono_ns(), real = real_ms();
+	__u64 mono = clock_mono_ns(), real = clock_wall_ms();
 	struct plan_pin *pp = calloc(nwant + 1, sizeof(*pp));
 	int n = 0;
 
@@ -271,19 +265,16 @@ void cluster__pins(struct aibld *d, struct pin_ent **want, int *nwant)
 	if (!w)
 		return;
 	mono = clock_mono_ns();
-	real = real_ms();
+	real = clock_wall_ms();
 	for (int i = 0; i < cl->plan.npins; i++) {
 		const struct plan_pin *pp = &cl->plan.pins[i];
 		struct node_rt *nd = aibld__node(d, pp->node);
-		int si = -1;
+		struct svc_rt *sr = svc_by_name(d, pp->svc);
 
-		for (int s = 0; s < d->cfg.nservices && si < 0; s++)
-			if (!strcmp(d->svcs[s].name, pp->svc))
-				si = s;
 		/* not known here: left out, and the digest tells (fenced) */
-		if (!nd || si < 0)
+		if (!nd || !sr)
 			continue;
-		w[n].key.svc_id = d->svcs[si].id;
+		w[n].key.svc_id = sr->id;
 		w[n].key.family = pp->family;
 		w[n].key.client = pp->client;
 		w[n].val.backend = nd->id;
@@ -293,13 +284,13 @@ void cluster__pins(struct aibld *d, struct pin_ent **want, int *nwant)
 		    pp->expires_ms > real ? mono + (pp->expires_ms - real) * 1000000ULL : 1;
 		n++;
 	}
-	qsort(w, n, sizeof(*w), pin_ent_cmp);
+	qsort(w, n, sizeof(*w), nodes__pin_cmp_key);
 	/* one pin per key (a plan is written with one) */
 	{
 		int k = 0;
 
 		for (int i = 0; i < n; i++)
-			if (!k || pin_ent_cmp(&w[k - 1], &w[i]))
+			if (!k || nodes__pin_cmp_key(&w[k - 1], &w[i]))
 				w[k++] = w[i];
 		n = k;
 	}
@@ -330,9 +321,7 @@ static int loaded_table(void *arg, const struct plan *p, int si, __u16 *pos, __u
 		err = -ENOMEM;
 		goto out;
 	}
-	for (int i = 0; i < d->cfg.nservices; i++)
-		if (!strcmp(d->svcs[i].name, ps->name))
-			s = &d->svcs[i];
+	s = svc_by_name(d, ps->name);
 	if (!s || !s->have_table)
 		goto out;
 	for (__u32 i = 0; i < d->max_backends; i++)

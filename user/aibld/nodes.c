@@ -205,7 +205,7 @@ int nodes__set_drain(struct aibld *d, const char *name, bool drain)
 
 /* ---- cache hints -> pins ---- */
 
-static int pin_cmp_key(const void *a, const void *b)
+int nodes__pin_cmp_key(const void *a, const void *b)
 {
 	return memcmp(&((const struct pin_ent *)a)->key, &((const struct pin_ent *)b)->key,
 		      sizeof(struct aibl_pin_key));
@@ -334,12 +334,12 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 		goto out;
 	/* one pin per (service, client): best score wins */
 	qsort(all, n, sizeof(*all), pin_cmp_score);
-	qsort(all, n, sizeof(*all), pin_cmp_key); /* not stable: re-pick below */
+	qsort(all, n, sizeof(*all), nodes__pin_cmp_key); /* not stable: re-pick below */
 	kept = 0;
 	for (int i = 0; i < n;) {
 		int j = i, best = i;
 
-		while (j < n && !pin_cmp_key(&all[i], &all[j])) {
+		while (j < n && !nodes__pin_cmp_key(&all[i], &all[j])) {
 			if (pin_cmp_score(&all[j], &all[best]) < 0)
 				best = j;
 			j++;
@@ -364,7 +364,7 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 		all[kept++] = all[i];
 	}
 	n = kept;
-	qsort(all, n, sizeof(*all), pin_cmp_key);
+	qsort(all, n, sizeof(*all), nodes__pin_cmp_key);
 out:
 	for (int s = 0; s < c->nservices; s++)
 		d->svcs[s].npins = 0;

@@ -14,8 +14,7 @@
 #include <string.h>
 #include <jansson.h>
 #include <xxhash.h>
-#include <arpa/inet.h>
-#include <sys/socket.h>
+#include "addr.h"
 #include "maglev.h"
 #include "plan.h"
 
@@ -40,10 +39,9 @@ char *plan__encode(const struct plan *p)
 						       (json_int_t)p->nodes[i].cost));
 	for (int i = 0; i < p->npins; i++) {
 		const struct plan_pin *pp = &p->pins[i];
-		char a[INET6_ADDRSTRLEN] = "";
+		char a[INET6_ADDRSTRLEN];
 
-		inet_ntop(pp->family == AIBL_AF_INET6 ? AF_INET6 : AF_INET, &pp->client, a,
-			  sizeof(a));
+		aibl_addr__str(&pp->client, pp->family, a, sizeof(a));
 		json_array_append_new(pins, json_pack("{s:s,s:s,s:s,s:I,s:I}", "service", pp->svc,
 						      "client", a, "node", pp->node, "expires_ms",
 						      (json_int_t)pp->expires_ms, "ttl_ms",
@@ -90,12 +88,7 @@ static int pin_decode(json_t *it, struct plan_pin *pp)
 	    name_copy(pp->node, json_object_get(it, "node")) || !a || exp < 0 || ttl < 0 ||
 	    ttl > 0xffffffffLL)
 		return -EINVAL;
-	memset(&pp->client, 0, sizeof(pp->client));
-	if (inet_pton(AF_INET, a, &pp->client) == 1)
-		pp->family = AIBL_AF_INET;
-	else if (inet_pton(AF_INET6, a, &pp->client) == 1)
-		pp->family = AIBL_AF_INET6;
-	else
+	if (aibl_addr__parse(a, &pp->client, &pp->family))
 		return -EINVAL;
 	pp->expires_ms = exp;
 	pp->ttl_ms = ttl;
