@@ -40,7 +40,7 @@
 #   nat          8 sessions behind each client address (--sessions-per-source)
 #   burst        arrivals in bursts beyond capacity (--burst-prob 0.3
 #                --burst-size 24)
-# Load sweep (--rates LIST, sessions/s, default 2,6,12): each run is one
+# Load sweep (--rates LIST, sessions/s, default 3,6,12): each run is one
 # aibl-loadgen run whose first rate x --warmup-s sessions (default 2 s: what
 # arrives in that time on average), at least 8, are not measured; the measured ones
 # follow: rate x --run-s (default 6) sessions, at least 24 (a p99 needs
@@ -82,7 +82,7 @@ POLICIES="least_conn least_time hash ai"
 MIX="fast:m-a,m-b fast:m-a,m-c slow:m-b,m-c cpu:m-c"
 LOAD_MS=3000
 BASELINE=resident
-RATES="2 6 12"
+RATES="3 6 12"
 RUN_S=6
 WARMUP_S=2
 SCENARIOS=$ALL_SCENARIOS
@@ -177,12 +177,17 @@ nodes_start() { # SCENARIO
 	done
 }
 
+# every node's agent and simnode, stopped at once (each lab_stop waits for
+# its process)
 nodes_stop() {
-	local i
+	local i pids=()
 	for i in $(seq "$NODES"); do
-		lab_stop "agent-n$i"
-		lab_stop "sim-n$i"
+		lab_stop "agent-n$i" &
+		pids+=($!)
+		lab_stop "sim-n$i" &
+		pids+=($!)
 	done
+	wait "${pids[@]}"
 }
 
 # model loads counted by the nodes (cold starts that happened)
@@ -306,6 +311,7 @@ run_all() {
 		--model "m-b:2=http://10.200.0.2:$PORT" --model "m-c:1=http://10.200.0.3:$PORT")
 
 	start=$(date +%s)
+	MEASURES=()
 	for scen in $SCENARIOS; do
 		mkdir -p "$OUT/$scen"
 		for rate in $RATES; do
@@ -334,14 +340,18 @@ run_all() {
 				[ -n "$MOVER" ] && { wait "$MOVER"; MOVER=; }
 				[ -s "$f.json" ] && [ -s "$f.tsv" ] ||
 					die "$scen $p: the load generator gave no result (rc $rc): $(head -c 300 "$f.err")"
-				measure "$f.tsv" "$WARM" >"$f.stats.json" ||
-					die "$scen $p: no measured request in $f.tsv"
+				# the figures are computed while the next run starts
+				measure "$f.tsv" "$WARM" >"$f.stats.json" &
+				MEASURES+=("$!:$f.tsv")
 				echo "$scen $rate $p $(nodes_loads)" >>"$OUT/loads.txt"
 				lab_stop aibld
 				lab_run lb "$AIBL_BUILD/aibld" --teardown --config "$CFG" >/dev/null 2>&1
 				nodes_stop
 			done
 		done
+	done
+	for m in "${MEASURES[@]}"; do
+		wait "${m%%:*}" || die "no measured request in ${m#*:}"
 	done
 	echo "bench-routing: $(($(date +%s) - start)) s of runs" >&2
 	cleanup
