@@ -15,9 +15,6 @@
 /* the rate guard's window: max_conn_rate counts inserts per second */
 #define RATE_WINDOW_NS 1000000000ULL
 
-/* a store the compiler neither tears nor moves across another volatile one */
-#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
-
 /* ---------------- new-connection rate guard ---------------- */
 
 /*
@@ -179,6 +176,39 @@ static __always_inline void load_add(__u32 id, __s64 v)
 
 	if (l)
 		__sync_fetch_and_add(&l->active, v);
+}
+
+/* a p2c handshake begun on backend id: counted from its SYN (aibl.h) */
+static __always_inline void load_syn_begin(__u32 id)
+{
+	struct aibl_load *l = bpf_map_lookup_elem(&aibl_load, &id);
+	__u32 e = syn_epoch();
+
+	if (!l)
+		return;
+	if (READ_ONCE(l->syn_epoch) != e) {
+		/* a new epoch: the last one's handshakes become the old ones
+		 * (racy across CPUs: a lost count only shortens a count) */
+		WRITE_ONCE(l->syn_old, l->syn_epoch + 1 == e ? READ_ONCE(l->syn_new) : 0);
+		WRITE_ONCE(l->syn_new, 0);
+		WRITE_ONCE(l->syn_epoch, e);
+	}
+	__sync_fetch_and_add(&l->syn_new, 1);
+}
+
+/* a p2c handshake on backend id completed: it now counts in active; the
+ * oldest begun handshake still counted stops counting */
+static __always_inline void load_syn_end(__u32 id)
+{
+	struct aibl_load *l = bpf_map_lookup_elem(&aibl_load, &id);
+	__u32 e = syn_epoch();
+
+	if (!l)
+		return;
+	if (l->syn_epoch == e && READ_ONCE(l->syn_old) > 0)
+		__sync_fetch_and_add(&l->syn_old, -1);
+	else if ((l->syn_epoch == e || l->syn_epoch + 1 == e) && READ_ONCE(l->syn_new) > 0)
+		__sync_fetch_and_add(&l->syn_new, -1);
 }
 
 /* ---------------- flow cache ---------------- */

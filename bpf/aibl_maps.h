@@ -18,6 +18,11 @@
 #include <bpf/bpf_helpers.h>
 #include "aibl.h"
 
+/* a load or store the compiler neither tears nor moves across another
+ * volatile one (fields other CPUs write) */
+#define READ_ONCE(x)	 (*(const volatile typeof(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+
 /* which service a packet is for: (VIP, port, proto), port 0 the address's wildcard */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

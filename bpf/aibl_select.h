@@ -80,11 +80,31 @@ static __always_inline void ring_pick(__u32 base, __u32 slot, __u32 avoid, struc
 }
 
 /* the part of a p2c cost (ai: ms) that is queueing, beyond the free slots */
-static __always_inline __s64 be_wait(__u32 id)
+static __always_inline __u32 syn_epoch(void)
+{
+	return bpf_ktime_get_coarse_ns() >> AIBL_SYN_EPOCH_SHIFT;
+}
+
+/* a backend's flows: the open ones and the handshakes begun lately */
+static __always_inline __s64 load_flows(const struct aibl_load *l, __u32 epoch)
+{
+	__s32 n = 0, o = 0;
+
+	if (!l)
+		return 0;
+	if (l->syn_epoch == epoch) {
+		n = READ_ONCE(l->syn_new);
+		o = READ_ONCE(l->syn_old);
+	} else if (l->syn_epoch + 1 == epoch) {
+		o = READ_ONCE(l->syn_new); /* now the epoch before */
+	}
+	return l->active + (n > 0 ? n : 0) + (o > 0 ? o : 0);
+}
+
+static __always_inline __s64 be_wait(__u32 id, __u32 epoch)
 {
 	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
-	struct aibl_load *l = bpf_map_lookup_elem(&aibl_load, &id);
-	__s64 a = l ? l->active : 0;
+	__s64 a = load_flows(bpf_map_lookup_elem(&aibl_load, &id), epoch);
 
 	if (!c || !c->per_flow)
 		return a;
@@ -93,11 +113,10 @@ static __always_inline __s64 be_wait(__u32 id)
 
 /* p2c cost: the controller's, plus this balancer's active flows unless
  * the choice must be the same on every balancer (AIBL_G_F_CLUSTER) */
-static __always_inline __s64 be_cost(__u32 id, bool local)
+static __always_inline __s64 be_cost(__u32 id, bool local, __u32 epoch)
 {
 	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
-	struct aibl_load *l = local ? bpf_map_lookup_elem(&aibl_load, &id) : NULL;
-	__s64 v = 0, a = l ? l->active : 0;
+	__s64 v = 0, a = local ? load_flows(bpf_map_lookup_elem(&aibl_load, &id), epoch) : 0;
 
 	if (!c)
 		return a;
@@ -129,7 +148,7 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 	struct aibl_pin_key pk = {};
 	struct aibl_pin *pin = NULL;
 	struct aibl_globals *g;
-	__u32 zero = 0, svc, base, pinned = AIBL_NO_BACKEND, spill = 0;
+	__u32 zero = 0, svc, base, pinned = AIBL_NO_BACKEND, spill = 0, epoch = 0;
 	struct pick a, b;
 	bool local = true;
 
@@ -193,20 +212,21 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 			*pos = slot == AIBL_RING_SIZE ? 0 : slot;
 		}
 	} else if (mode == AIBL_MODE_P2C) {
+		epoch = syn_epoch();
 		ring_pick(base, key_hash % AIBL_RING_SIZE, AIBL_NO_BACKEND, &a);
 		ring_pick(base, aibl_hash_second(key_hash) % AIBL_RING_SIZE, a.backend, &b);
 		/* an overloaded candidate loses to one that is not */
 		if (b.backend != AIBL_NO_BACKEND &&
 		    (a.backend == AIBL_NO_BACKEND || (a.overloaded && !b.overloaded) ||
 		     (a.overloaded == b.overloaded &&
-		      be_cost(b.backend, local) < be_cost(a.backend, local))))
+		      be_cost(b.backend, local, epoch) < be_cost(a.backend, local, epoch))))
 			a = b;
 	} else {
 		ring_pick(base, key_hash % AIBL_RING_SIZE, AIBL_NO_BACKEND, &a);
 	}
 	if (pinned != AIBL_NO_BACKEND) {
 		if (a.backend == AIBL_NO_BACKEND || a.backend == pinned ||
-		    be_wait(pinned) <= be_wait(a.backend) + spill) {
+		    be_wait(pinned, epoch) <= be_wait(a.backend, epoch) + spill) {
 			count(AIBL_CNT_PIN_HIT);
 			ch->backend = pinned;
 			ch->pinned = true;

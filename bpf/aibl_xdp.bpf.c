@@ -242,6 +242,8 @@ static __always_inline enum flow_step flow_closed(const struct pkt *p, __u32 fh,
 	conn->backend = id;
 	conn->flags = (pinned ? AIBL_CONN_F_PINNED : 0) | (f->closing ? AIBL_CONN_F_CLOSING : 0);
 	conn->last_seen_ns = bpf_ktime_get_coarse_ns();
+	if (f->mode == AIBL_MODE_P2C)
+		load_syn_end(id);
 	if (!f->closing)
 		load_add(id, 1);
 	flow_done(o, id, true, pinned, false);
@@ -383,6 +385,8 @@ __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct
 	if (step == FLOW_CHOOSE && choose_flow(vip, p, fh, g->hash_seed, f.mode, &ch))
 		return -1;
 	if (f.record) {
+		if (step == FLOW_CHOOSE && f.mode == AIBL_MODE_P2C)
+			load_syn_begin(ch.backend);
 		flow_record(&f, &ch, o);
 		return 0;
 	}
@@ -391,8 +395,11 @@ __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct
 		conn_resteer(f.conn, &p->fk, ch.backend, ch.pinned, f.tcp, f.closing);
 	} else if (f.track && !conn_insert(&p->fk, ch.backend, ch.pinned, f.tcp, f.closing)) {
 		/* the handshake is complete */
-		if (f.sb && f.way >= 0)
+		if (f.sb && f.way >= 0) {
 			syn_free(f.sb, f.way);
+			if (f.mode == AIBL_MODE_P2C)
+				load_syn_end(ch.backend);
+		}
 	}
 	flow_done(o, ch.backend, true, ch.pinned, false);
 	return 0;

@@ -252,8 +252,23 @@ struct aibl_cost {
 	__u16 per_flow; /* ms one more flow adds once the slots are full; 0: flows */
 };
 
+/*
+ * A p2c flow counts from its SYN: the choice is made there, and a burst of
+ * SYNs that arrive together would otherwise all see the same counts and all
+ * go to the same candidate (a herd). A begun handshake counts in syn_new or
+ * syn_old, by the epoch of its SYN (bpf_ktime_get_coarse_ns() >>
+ * AIBL_SYN_EPOCH_SHIFT, 67 ms), until its ACK moves it into active; one that
+ * never completes (a lost or spoofed SYN) stops counting after one to two
+ * epochs, so a SYN flood cannot inflate the counts for longer.
+ */
+#define AIBL_SYN_EPOCH_SHIFT 26
+
 struct aibl_load {
-	__s64 active; /* flows opened minus flows seen closing (FIN/RST) */
+	__s64 active;	 /* flows opened minus flows seen closing (FIN/RST) */
+	__u32 syn_epoch; /* the epoch of syn_new */
+	__s32 syn_new;	 /* handshakes begun in syn_epoch and not complete */
+	__s32 syn_old;	 /* ... begun in the epoch before */
+	__u32 pad;
 };
 
 /* ---- connection table: aibl_conns, LRU_HASH ---- */
@@ -648,7 +663,7 @@ _Static_assert(sizeof(struct aibl_vip_key) == 20, "aibl_vip_key");
 _Static_assert(sizeof(struct aibl_vip) == 8, "aibl_vip");
 _Static_assert(sizeof(struct aibl_backend) == 24, "aibl_backend");
 _Static_assert(sizeof(struct aibl_cost) == 8, "aibl_cost");
-_Static_assert(sizeof(struct aibl_load) == 8, "aibl_load");
+_Static_assert(sizeof(struct aibl_load) == 24, "aibl_load");
 _Static_assert(sizeof(struct aibl_flow_key) == 40, "aibl_flow_key");
 _Static_assert(sizeof(struct aibl_conn) == 16, "aibl_conn");
 _Static_assert(sizeof(struct aibl_pin_key) == 24, "aibl_pin_key");

@@ -191,6 +191,65 @@ out:
 }
 
 /*
+ * A burst of SYNs that arrive before any of their handshakes completes: each
+ * sees the ones before it (aibl_load.syn_new), so they do not all go to the
+ * candidate that was cheapest when the burst began. Their ACKs move them
+ * into active; a retransmitted SYN is not counted twice.
+ */
+static void test_sel_p2c_burst(void)
+{
+	static __u32 pat[2] = {1, 2};
+	struct aibl_cost c1 = {.cost = 0}, c2 = {.cost = 3};
+	struct aibl_load l1, l2;
+	__u32 one = 1, two = 2;
+	struct xe_result r;
+	int to[3] = {}, n = 0;
+
+	if (!p2c_env(pat, 2, &c1, &c2))
+		goto out;
+	for (int c = 0; n < 8; c++) {
+		__u32 h = client_hash(c);
+		int be;
+
+		if (xe_ring_get(0, 0, h % AIBL_RING_SIZE) ==
+		    xe_ring_get(0, 0, aibl_hash_second(h) % AIBL_RING_SIZE))
+			continue; /* not a two-candidate flow */
+		be = tcp_from(c, 1000, VIP4, 80, PKT_TCP_SYN, &r);
+		if (!ASSERT_TRUE(be == 1 || be == 2, "SYN forwarded"))
+			goto out;
+		to[be]++;
+		ASSERT_EQ(tcp_from(c, 1000, VIP4, 80, PKT_TCP_SYN, &r), be, "retransmit: same");
+		n++;
+	}
+	/* backend 1 costs 0 + its handshakes, 2 costs 3: 1 takes the first
+	 * three or four, then they alternate */
+	ASSERT_GE(to[2], 2, "the burst spreads");
+	ASSERT_GE(to[1], 3, "the cheaper one takes more");
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l1);
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &two, &l2);
+	ASSERT_EQ(l1.syn_new + l1.syn_old, to[1], "backend 1: begun handshakes, once each");
+	ASSERT_EQ(l2.syn_new + l2.syn_old, to[2], "backend 2: begun handshakes, once each");
+	ASSERT_EQ(l1.active + l2.active, 0, "none open yet");
+	for (int c = 0, k = 0; k < n; c++) {
+		__u32 h = client_hash(c);
+
+		if (xe_ring_get(0, 0, h % AIBL_RING_SIZE) ==
+		    xe_ring_get(0, 0, aibl_hash_second(h) % AIBL_RING_SIZE))
+			continue;
+		ack_from(c, 1000, VIP4, 80, &r);
+		k++;
+	}
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l1);
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &two, &l2);
+	ASSERT_EQ(l1.active, to[1], "backend 1: open flows");
+	ASSERT_EQ(l2.active, to[2], "backend 2: open flows");
+	ASSERT_EQ(l1.syn_new + l1.syn_old + l2.syn_new + l2.syn_old, 0,
+		  "no handshake left counted");
+out:
+	xe_down();
+}
+
+/*
  * Cluster mode: every balancer of the group must make the same choice from
  * the same tables and costs, and a flow moved to another balancer mid-way
  * (a connection-table miss without SYN) must find it again. So p2c ignores
@@ -375,6 +434,7 @@ static const struct test_case cases[] = {
     {"sel_p2c_cost", test_sel_p2c},
     {"sel_p2c_distinct", test_sel_p2c_distinct},
     {"sel_p2c_slots", test_sel_p2c_slots},
+    {"sel_p2c_burst", test_sel_p2c_burst},
     {"pin_spill", test_pin_spill},
     {"sel_cluster_same_choice", test_sel_cluster},
     {"sel_bounded_load", test_sel_bounded},

@@ -708,11 +708,17 @@ int dp__load_reconcile(int conns_fd, int load_fd, __u32 nbackends)
 	if (err)
 		goto out;
 	for (__u32 id = 0; id < nbackends; id++) {
-		/* flows opened or closed while the table was read: kept */
-		struct aibl_load l = {.active = count[id] + (after[id] - before[id])};
+		/* flows opened or closed while the table was read: kept; so
+		 * are the handshakes the data plane counts */
+		struct aibl_load l;
 
-		if (l.active == after[id])
+		if (count[id] == before[id])
 			continue;
+		if (bpf_map_lookup_elem(load_fd, &id, &l)) {
+			err = -errno;
+			goto out;
+		}
+		l.active = count[id] + (after[id] - before[id]);
 		if (bpf_map_update_elem(load_fd, &id, &l, BPF_EXIST)) {
 			err = -errno;
 			goto out;
