@@ -125,6 +125,7 @@ __noinline int aibl_parse_frags(struct xdp_md *ctx, struct pkt *p)
 	if (len <= (__u32)(ctx->data_end - ctx->data))
 		return PARSE_BAD; /* one buffer: the header lies */
 	__builtin_memset(p, 0, sizeof(*p));
+	p->frame_len = len;
 	proto = parse_l2(data, data_end, p);
 	if (proto == bpf_htons(ETH_P_IP))
 		return parse_ipv4_len(data, data_end, p->l2_len, p, false, len);
