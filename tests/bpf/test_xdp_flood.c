@@ -231,11 +231,15 @@ static __u32 conn_flags(__u32 c, __u16 sport)
 /*
  * A forged FIN behind the client's stream: the client's next segment
  * reaches beyond it (data, or a bare ACK), which no segment after a real
- * FIN does: the flow counts again, once, and a later real FIN ends it.
+ * FIN does: the flow counts again, once, and a later real FIN ends it. A
+ * re-steer keeps the FIN's place.
  */
 static void test_fin_forged(void)
 {
+	static __u32 pat[2] = {1, 2};
+	struct aibl_load l, l2;
 	struct xe_result r;
+	__u32 two = 2, c;
 	int be;
 
 	if (!std_env())
@@ -268,6 +272,27 @@ static void test_fin_forged(void)
 	ASSERT_EQ(seg_from(2, 9, ACK, 2000, 0), be, "a bare ACK at 2000");
 	ASSERT_EQ(xe_active_sum(), 1, "counted again");
 	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_FIN_FORGED), 2, "conn_fin_forged");
+
+	/* closed by a forged FIN on a backend that then goes down: re-steered
+	 * closing, with the FIN's place; data past it counts the flow again on
+	 * its new backend */
+	if (!ASSERT_OK(xe_ring(0, 0, pat, 2), "ring"))
+		goto out;
+	for (c = 10; xe_ring_get(0, 0, client_hash(c) % AIBL_RING_SIZE) != 1; c++)
+		;
+	ASSERT_EQ(syn_from(c, 9, VIP4, 80, &r), 1, "flow on 1");
+	ASSERT_EQ(seg_from(c, 9, FIN, 600, 0), 1, "a forged FIN at 600");
+	ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_DOWN), "down 1");
+	ASSERT_EQ(seg_from(c, 9, ACK, 500, 0), 2, "re-steered");
+	ASSERT_EQ(conn_flags(c, 9) & (AIBL_CONN_F_CLOSING | AIBL_CONN_F_FIN),
+		  AIBL_CONN_F_CLOSING | AIBL_CONN_F_FIN, "still closing, by its FIN");
+	ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID), "up 1");
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &two, &l2);
+	ASSERT_EQ(seg_from(c, 9, ACK, 2000, 100), 2, "data past the FIN, on 2");
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &two, &l);
+	ASSERT_EQ(l.active, l2.active + 1, "counted again on 2");
+	ASSERT_EQ(xe_active_sum(), 2, "and nowhere else");
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_FIN_FORGED), 3, "conn_fin_forged");
 out:
 	xe_down();
 }
