@@ -356,7 +356,9 @@ static __always_inline int send_to(struct xdp_md *ctx, struct pkt *p, __u32 svc,
 				   const struct aibl_backend *be, const struct aibl_globals *g,
 				   bool new_flow, bool pinned, __u32 flow_hash)
 {
-	__u64 bytes = ctx->data_end - ctx->data;
+	/* a multi-buffer frame counts whole: its length was read once, when
+	 * it was parsed, so single-buffer frames pay no helper call */
+	__u64 bytes = p->frame_len ?: ctx->data_end - ctx->data;
 
 	traffic_add(bpf_map_lookup_elem(&aibl_svc_stats, &svc), bytes, new_flow, pinned);
 	traffic_add(bpf_map_lookup_elem(&aibl_be_stats, &id), bytes, new_flow, pinned);

@@ -211,6 +211,107 @@ static __always_inline void load_syn_end(__u32 id)
 		__sync_fetch_and_add(&l->syn_new, -1);
 }
 
+/*
+ * A forged FIN. The balancer sees only the client's half of a connection.
+ * After the client's real FIN (its sequence number F: the segment's seq
+ * plus its payload), none of the client's later segments reaches beyond
+ * it: retransmitted or reordered data ends at or before F, and a bare ACK
+ * carries at most F + 1. Nor does any lie more than a window (at most 2^30
+ * bytes, RFC 7323) behind it. A segment outside that range shows the FIN
+ * was not the client's: a forged FIN behind the client's stream is found
+ * by the client's next segment, data or bare ACK.
+ *
+ * A forged FIN ahead of the stream (within a window) is not found by one
+ * segment: the client's next ones lie behind it, as retransmissions would.
+ * But after a real FIN the client's bare ACKs (to the server's data or
+ * FIN) carry exactly F + 1, and bare ACKs behind it are rare (one sent
+ * before the FIN and overtaken); a client that receives a streamed
+ * response sends many. So the entry counts bare segments behind the FIN
+ * and, once one at the FIN came (FIN_AT), stops: the
+ * AIBL_CONN_FIN_BEHIND_MAX + 1st behind it shows the FIN was forged. Data
+ * behind the FIN never counts: a real FIN's lost tail is retransmitted
+ * behind it, many segments after an RTO.
+ *
+ * Positions are kept in 256-byte units (24 bits in the flags): a segment
+ * within the FIN's unit counts as at it, so rounding can hide a forgery
+ * but never invent one.
+ */
+#define FIN_UNIT_SHIFT	 AIBL_CONN_FIN_SEQ_SHIFT
+#define FIN_UNIT_MASK	 (0xffffffffU >> FIN_UNIT_SHIFT)
+#define FIN_WINDOW_UNITS ((1U << 30) >> FIN_UNIT_SHIFT)
+
+/*
+ * A TCP segment's place in the client's sequence space: its seq plus its
+ * payload (a FIN's own number, data's end), a bare segment's seq - 1 (so
+ * the bare ACK after a FIN is at the FIN). *len: its payload. False when
+ * the header cannot be read (parse_l4() read it: not expected).
+ */
+static __always_inline bool tcp_pos(struct xdp_md *ctx, const struct pkt *p, __u32 *pos, __u32 *len)
+{
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	__u32 off = p->l4_off;
+	struct tcphdr *th;
+
+	if (off > AIBL_MAX_OFF)
+		return false;
+	th = data + off;
+	if ((void *)(th + 1) > data_end)
+		return false;
+	/* parse_l4() checked that the header fits in the IP packet */
+	*len = p->l2_len + p->l3_len - off - th->doff * 4;
+	*pos = bpf_ntohl(th->seq) + *len;
+	if (!*len && !(p->tcp_flags & AIBL_TCP_FIN))
+		*pos -= 1;
+	return true;
+}
+
+/*
+ * The flags a FIN or RST adds to its entry: closing, and what tells a
+ * forged one later (a RST: that it was one; a FIN: its place).
+ */
+static __always_inline __u32 conn_closing_flags(struct xdp_md *ctx, const struct pkt *p)
+{
+	__u32 pos, len;
+
+	if (p->tcp_flags & AIBL_TCP_RST)
+		return AIBL_CONN_F_CLOSING | AIBL_CONN_F_RST;
+	if (!tcp_pos(ctx, p, &pos, &len))
+		return AIBL_CONN_F_CLOSING;
+	return AIBL_CONN_F_CLOSING | AIBL_CONN_F_FIN | (pos & ~((1U << FIN_UNIT_SHIFT) - 1));
+}
+
+/*
+ * A segment without SYN, FIN or RST on conn, closed by a FIN: true when it
+ * shows that FIN was forged (see above); else it may mark conn's FIN as
+ * the client's or count a bare segment behind it.
+ */
+static __always_inline bool conn_fin_forged(struct xdp_md *ctx, const struct pkt *p,
+					    struct aibl_conn *conn)
+{
+	__u32 pos, len, behind, flags = conn->flags;
+
+	if (!tcp_pos(ctx, p, &pos, &len))
+		return false;
+	/* units from the segment up to the FIN: 0 at it, small behind it,
+	 * large (wrapped) beyond it */
+	behind = ((flags >> FIN_UNIT_SHIFT) - (pos >> FIN_UNIT_SHIFT)) & FIN_UNIT_MASK;
+	if (behind > FIN_WINDOW_UNITS)
+		return true;
+	if (flags & AIBL_CONN_F_FIN_AT)
+		return false;
+	if (!behind) {
+		conn->flags = flags | AIBL_CONN_F_FIN_AT;
+		return false;
+	}
+	if (len)
+		return false;
+	if (((flags >> AIBL_CONN_FIN_BEHIND_SHIFT) & AIBL_CONN_FIN_BEHIND_MAX) ==
+	    AIBL_CONN_FIN_BEHIND_MAX)
+		return true;
+	conn->flags = flags + (1U << AIBL_CONN_FIN_BEHIND_SHIFT);
+	return false;
+}
+
 /* ---------------- flow cache ---------------- */
 
 /* the kernel's tick rate, from its configuration when libbpf finds it */
@@ -366,23 +467,24 @@ static __always_inline int conn_insert(const struct aibl_flow_key *fk, __u32 id,
 /*
  * The flow's backend went down: its entry conn moves to backend id, its
  * flow cache entries go, and an open TCP flow's active count moves with
- * it (or ends, when this packet is its FIN/RST).
+ * it (or ends, when this packet is its FIN/RST: closing holds its
+ * conn_closing_flags(), else 0).
  */
 static __always_inline void conn_resteer(struct aibl_conn *conn, const struct aibl_flow_key *fk,
-					 __u32 id, bool pinned, bool tcp, bool closing)
+					 __u32 id, bool pinned, bool tcp, __u32 closing)
 {
 	count(AIBL_CNT_RESTEER);
 	fcache_forget(fk);
 	if (tcp && !(conn->flags & AIBL_CONN_F_CLOSING)) {
 		load_add(conn->backend, -1);
 		if (closing)
-			conn->flags |= AIBL_CONN_F_CLOSING;
+			conn->flags = (conn->flags & AIBL_CONN_F_PINNED) | closing;
 		else
 			load_add(id, 1);
 	}
 	conn->backend = id;
-	conn->flags = (conn->flags & (AIBL_CONN_F_CLOSING | AIBL_CONN_F_RST)) |
-		      (pinned ? AIBL_CONN_F_PINNED : 0);
+	/* a closing flow keeps what tells a forged FIN or RST */
+	conn->flags = (conn->flags & ~AIBL_CONN_F_PINNED) | (pinned ? AIBL_CONN_F_PINNED : 0);
 	conn->last_seen_ns = bpf_ktime_get_coarse_ns();
 }
 

@@ -60,6 +60,9 @@ struct pkt {
 	__u8 df;    /* IPv4 don't-fragment (IPv6: always set) */
 	__u8 ports; /* the ports in fk were read */
 	__u16 pad;
+	/* a multi-buffer frame's whole length (aibl_parse_frags()), else 0:
+	 * the first buffer, [data, data_end), is the frame */
+	__u32 frame_len;
 };
 
 /* Ethernet and up to two 802.1Q / 802.1ad tags. Returns the L3 ethertype

@@ -125,6 +125,7 @@ __noinline int aibl_parse_frags(struct xdp_md *ctx, struct pkt *p)
 	if (len <= (__u32)(ctx->data_end - ctx->data))
 		return PARSE_BAD; /* one buffer: the header lies */
 	__builtin_memset(p, 0, sizeof(*p));
+	p->frame_len = len;
 	proto = parse_l2(data, data_end, p);
 	if (proto == bpf_htons(ETH_P_IP))
 		return parse_ipv4_len(data, data_end, p->l2_len, p, false, len);
@@ -137,6 +138,7 @@ __noinline int aibl_parse_frags(struct xdp_md *ctx, struct pkt *p)
 
 struct flow_out {
 	__u32 backend;
+	__u32 flow_hash; /* the packet's aibl_hash_flow() */
 	__u8 new_flow;
 	__u8 pinned;
 	__u8 cache; /* an established hit the flow cache may keep */
@@ -207,8 +209,8 @@ static __always_inline enum flow_step flow_syn(const struct aibl_globals *g, __u
  * handshake (a client port used again), which then takes the new SYN's
  * backend.
  */
-static __always_inline enum flow_step flow_closed(const struct pkt *p, __u32 fh, struct flow_ctx *f,
-						  struct flow_out *o)
+static __always_inline enum flow_step flow_closed(struct xdp_md *ctx, const struct pkt *p, __u32 fh,
+						  struct flow_ctx *f, struct flow_out *o)
 {
 	struct aibl_conn *conn = f->conn;
 	struct aibl_backend *be;
@@ -217,12 +219,18 @@ static __always_inline enum flow_step flow_closed(const struct pkt *p, __u32 fh,
 
 	if (!f->tcp || (p->tcp_flags & AIBL_TCP_SYN) ||
 	    !syn_match(fh, syn_now(), &f->sb, &f->tag, &f->way, &id, &pinned)) {
-		if (f->tcp && !f->closing && !(p->tcp_flags & AIBL_TCP_SYN) &&
-		    (conn->flags & AIBL_CONN_F_RST)) {
-			/* the flow went on after its RST: that RST was blind */
-			conn->flags &= ~(AIBL_CONN_F_CLOSING | AIBL_CONN_F_RST);
-			load_add(id, 1);
-			count(AIBL_CNT_CONN_REOPEN);
+		if (f->tcp && !f->closing && !(p->tcp_flags & AIBL_TCP_SYN)) {
+			if (conn->flags & AIBL_CONN_F_RST) {
+				/* the flow went on after its RST: that RST was blind */
+				conn->flags &= AIBL_CONN_F_PINNED;
+				load_add(id, 1);
+				count(AIBL_CNT_CONN_REOPEN);
+			} else if ((conn->flags & AIBL_CONN_F_FIN) &&
+				   conn_fin_forged(ctx, p, conn)) {
+				conn->flags &= AIBL_CONN_F_PINNED;
+				load_add(id, 1);
+				count(AIBL_CNT_CONN_FIN_FORGED);
+			}
 		}
 		flow_done(o, id, false, false, false);
 		return FLOW_DONE;
@@ -234,13 +242,14 @@ static __always_inline enum flow_step flow_closed(const struct pkt *p, __u32 fh,
 		/* the SYN's backend went down: a new choice; the new connection
 		 * is open, not closing (its count moves to the choice at the
 		 * re-steer) */
-		conn->flags &= ~AIBL_CONN_F_CLOSING;
+		conn->flags &= AIBL_CONN_F_PINNED;
 		load_add(conn->backend, 1);
 		return FLOW_CHOOSE;
 	}
 	count(AIBL_CNT_SYN_HIT);
 	conn->backend = id;
-	conn->flags = (pinned ? AIBL_CONN_F_PINNED : 0) | (f->closing ? AIBL_CONN_F_CLOSING : 0);
+	conn->flags =
+	    (pinned ? AIBL_CONN_F_PINNED : 0) | (f->closing ? conn_closing_flags(ctx, p) : 0);
 	conn->last_seen_ns = bpf_ktime_get_coarse_ns();
 	if (f->mode == AIBL_MODE_P2C)
 		load_syn_end(id);
@@ -255,8 +264,9 @@ static __always_inline enum flow_step flow_closed(const struct pkt *p, __u32 fh,
  * (draining and overloaded backends keep their flows), else a new choice
  * that re-steers it.
  */
-static __always_inline enum flow_step flow_established(const struct pkt *p, __u32 fh,
-						       struct flow_ctx *f, struct flow_out *o)
+static __always_inline enum flow_step flow_established(struct xdp_md *ctx, const struct pkt *p,
+						       __u32 fh, struct flow_ctx *f,
+						       struct flow_out *o)
 {
 	struct aibl_conn *conn = f->conn;
 	__u32 id = conn->backend;
@@ -266,11 +276,10 @@ static __always_inline enum flow_step flow_established(const struct pkt *p, __u3
 		return FLOW_CHOOSE;
 	count(AIBL_CNT_CONN_HIT);
 	if (conn->flags & AIBL_CONN_F_CLOSING)
-		return flow_closed(p, fh, f, o);
+		return flow_closed(ctx, p, fh, f, o);
 	if (f->closing) {
 		/* RSS keeps a flow on one CPU: no race to count it twice */
-		conn->flags |=
-		    AIBL_CONN_F_CLOSING | (p->tcp_flags & AIBL_TCP_RST ? AIBL_CONN_F_RST : 0);
+		conn->flags = (conn->flags & AIBL_CONN_F_PINNED) | conn_closing_flags(ctx, p);
 		load_add(id, -1);
 		fcache_forget(&p->fk);
 	}
@@ -353,19 +362,23 @@ static __always_inline void flow_record(const struct flow_ctx *f, const struct c
 /*
  * The backend of a packet for service vip: its connection's, its
  * handshake's, or a new choice (recorded for a SYN, inserted otherwise).
- * fh is the packet's aibl_hash_flow(). 0 with o filled, or -1 (counted) to
- * drop. A global function: verified once on its own, not once per parse
- * path of the caller.
+ * 0 with o filled (its flow_hash too), or -1 (counted) to drop. ctx: only
+ * read on a closing flow's path (its segment's sequence number). A global
+ * function: verified once on its own, not once per parse path of the
+ * caller.
  */
-__noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct aibl_globals *g,
-			 __u32 fh, struct flow_out *o)
+__noinline int aibl_flow(struct xdp_md *ctx, struct pkt *p, const struct aibl_vip *vip,
+			 const struct aibl_globals *g, struct flow_out *o)
 {
 	struct flow_ctx f = {.way = -1};
 	enum flow_step step;
 	struct choice ch;
+	__u32 fh;
 
-	if (!p || !vip || !g || !o)
+	if (!ctx || !p || !vip || !g || !o)
 		return -1;
+	fh = aibl_hash_flow(&p->fk, g->hash_seed);
+	o->flow_hash = fh;
 	f.tcp = p->fk.proto == IPPROTO_TCP;
 	f.closing = f.tcp && (p->tcp_flags & (AIBL_TCP_FIN | AIBL_TCP_RST));
 	f.mode = vip->mode;
@@ -377,7 +390,7 @@ __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct
 		step = flow_syn(g, fh, &f, &ch);
 	} else {
 		f.conn = bpf_map_lookup_elem(&aibl_conns, &p->fk);
-		step = f.conn ? flow_established(p, fh, &f, o) : flow_miss(p, g, fh, &f, &ch);
+		step = f.conn ? flow_established(ctx, p, fh, &f, o) : flow_miss(p, g, fh, &f, &ch);
 	}
 
 	if (step == FLOW_DONE)
@@ -392,7 +405,8 @@ __noinline int aibl_flow(struct pkt *p, const struct aibl_vip *vip, const struct
 	}
 	/* a new flow, or one moved off its backend */
 	if (f.conn) {
-		conn_resteer(f.conn, &p->fk, ch.backend, ch.pinned, f.tcp, f.closing);
+		conn_resteer(f.conn, &p->fk, ch.backend, ch.pinned, f.tcp,
+			     f.closing ? conn_closing_flags(ctx, p) : 0);
 	} else if (f.track && !conn_insert(&p->fk, ch.backend, ch.pinned, f.tcp, f.closing)) {
 		/* the handshake is complete */
 		if (f.sb && f.way >= 0) {
@@ -472,10 +486,10 @@ int aibl_xdp(struct xdp_md *ctx)
 	}
 
 	count(AIBL_CNT_VIP_PKTS);
-	fh = aibl_hash_flow(&p.fk, g->hash_seed);
-	if (aibl_flow(&p, vip, g, fh, &fo))
+	if (aibl_flow(ctx, &p, vip, g, &fo))
 		return XDP_DROP;
 	id = fo.backend;
+	fh = fo.flow_hash;
 	be = bpf_map_lookup_elem(&aibl_backends, &id);
 	if (!be) {
 		count(AIBL_CNT_DROP_NO_BACKEND);

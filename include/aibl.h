@@ -287,6 +287,20 @@ struct aibl_flow_key {
 /* closing by a RST: a later packet without FIN/RST that opens no new
  * handshake shows the RST was blind (spoofed), and the flow counts again */
 #define AIBL_CONN_F_RST 0x04
+/*
+ * Closing by a FIN whose place in the client's sequence space the entry
+ * keeps in its upper flag bits, so a later segment can show the FIN was
+ * forged (docs/dataplane.md: forged FIN). Bits, not a wider entry: the
+ * table keeps its 16-byte values and a pinned table its layout.
+ *   bits 8..31  the FIN's sequence number (seq + payload) / 256
+ *   bits 5..7   bare segments seen behind the FIN (up to 7)
+ *   FIN_AT      a segment at the FIN's place came: the FIN was the client's
+ */
+#define AIBL_CONN_F_FIN		   0x08
+#define AIBL_CONN_F_FIN_AT	   0x10
+#define AIBL_CONN_FIN_BEHIND_SHIFT 5
+#define AIBL_CONN_FIN_BEHIND_MAX   7
+#define AIBL_CONN_FIN_SEQ_SHIFT	   8
 
 struct aibl_conn {
 	__u32 backend;
@@ -361,7 +375,8 @@ struct aibl_member {
 	X(CONN_NOINSERT, "conn_no_insert", "misses not inserted: RST/FIN/SYN-ACK or unverified")   \
 	X(CONN_REOPEN, "conn_reopen", "flows counted again after a blind RST")                     \
 	X(DROP_JUMBO, "drop_jumbo", "dropped: multi-buffer (jumbo) frame")                         \
-	X(FCACHE_BYPASS, "flow_cache_bypass", "flow cache bypasses begun: its samples missed")
+	X(FCACHE_BYPASS, "flow_cache_bypass", "flow cache bypasses begun: its samples missed")     \
+	X(CONN_FIN_FORGED, "conn_fin_forged", "flows counted again after a forged FIN")
 
 enum aibl_counter {
 #define AIBL_X_ENUM(n, s, d) AIBL_CNT_##n,

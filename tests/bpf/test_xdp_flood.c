@@ -3,7 +3,8 @@
  * The insert policy (README: "Mid-connection packet that misses the
  * table"): floods of spoofed packets that are no completed handshake (ACK,
  * RST, FIN, SYN+ACK, UDP) from random sources cannot evict established
- * flows, and a blind RST does not end a flow's active count for good.
+ * flows, and a blind RST or a forged FIN does not end a flow's active count
+ * for good.
  */
 #include <stdint.h>
 #include <time.h>
@@ -188,9 +189,198 @@ out:
 	xe_down();
 }
 
+/* a segment of client c's flow from port sport to VIP4:80 with sequence
+ * number seq and payload bytes; returns the backend it went to */
+static int seg_from(__u32 c, __u16 sport, __u8 flags, __u32 seq, size_t payload)
+{
+	struct in_addr a = {htonl(0xc6120000u + c)}; /* 198.18.0.0/15, as tcp_from() */
+	char src[INET_ADDRSTRLEN];
+	struct xe_result r;
+	struct pkt_buf in;
+
+	inet_ntop(AF_INET, &a, src, sizeof(src));
+	pkt__init(&in);
+	pkt__eth(&in, XE_MAC_LB, XE_MAC_RTR);
+	pkt__ipv4(&in, src, VIP4, NULL);
+	pkt__tcp_seq(&in, sport, 80, flags, seq, 2000, 65535);
+	pkt__fill(&in, payload);
+	pkt__finish(&in);
+	xe_run(&in, &r);
+	if (r.err || r.verdict != XDP_TX)
+		return -1;
+	return xe_out_backend(&r);
+}
+
+static __u32 conn_flags(__u32 c, __u16 sport)
+{
+	struct in_addr a = {htonl(0xc6120000u + c)};
+	char src[INET_ADDRSTRLEN];
+	struct aibl_flow_key fk;
+	struct aibl_conn e = {};
+
+	inet_ntop(AF_INET, &a, src, sizeof(src));
+	fk = xe_fk(src, VIP4, sport, 80, IPPROTO_TCP);
+	if (bpf_map_lookup_elem(xe_fd(AIBL_MAP_CONNS), &fk, &e))
+		return ~0U;
+	return e.flags;
+}
+
+#define ACK PKT_TCP_ACK
+#define FIN (PKT_TCP_FIN | PKT_TCP_ACK)
+
+/*
+ * A forged FIN behind the client's stream: the client's next segment
+ * reaches beyond it (data, or a bare ACK), which no segment after a real
+ * FIN does: the flow counts again, once, and a later real FIN ends it. A
+ * re-steer keeps the FIN's place.
+ */
+static void test_fin_forged(void)
+{
+	static __u32 pat[2] = {1, 2};
+	struct aibl_load l, l2;
+	struct xe_result r;
+	__u32 two = 2, c;
+	int be;
+
+	if (!std_env())
+		goto out;
+	be = syn_from(1, 9, VIP4, 80, &r);
+	ASSERT_TRUE(be > 0, "established");
+	ASSERT_EQ(seg_from(1, 9, ACK, 1000, 1000), be, "data up to 2000");
+	ASSERT_EQ(seg_from(1, 9, FIN, 600, 0), be, "a forged FIN at 600");
+	ASSERT_EQ(xe_active_sum(), 0, "counted out");
+	ASSERT_EQ(seg_from(1, 9, ACK, 2000, 100), be, "data on, ending at 2100");
+	ASSERT_EQ(xe_active_sum(), 1, "counted again");
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_FIN_FORGED), 1, "conn_fin_forged");
+	ASSERT_EQ(conn_flags(1, 9), 0, "open, nothing of the FIN kept");
+	ASSERT_EQ(seg_from(1, 9, ACK, 2100, 100), be, "more data");
+	ASSERT_EQ(xe_active_sum(), 1, "counted once");
+	/* aibld's reconcile counts the entry as the data plane did */
+	ASSERT_EQ(dp__load_reconcile(xe_fd(AIBL_MAP_CONNS), xe_fd(AIBL_MAP_LOAD), XE_NBE), 0,
+		  "reconcile: nothing to correct");
+	ASSERT_EQ(seg_from(1, 9, FIN, 2200, 0), be, "the real FIN");
+	ASSERT_EQ(seg_from(1, 9, ACK, 2201, 0), be, "its ACK");
+	ASSERT_EQ(xe_active_sum(), 0, "ended by it");
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_FIN_FORGED), 1, "one forged FIN");
+
+	/* a client that only ACKs (a streamed response): its bare ACK at
+	 * 2000 lies beyond a FIN at 600 + 1 */
+	be = syn_from(2, 9, VIP4, 80, &r);
+	ASSERT_EQ(seg_from(2, 9, ACK, 1000, 1000), be, "request up to 2000");
+	ASSERT_EQ(seg_from(2, 9, FIN, 600, 0), be, "a forged FIN at 600");
+	ASSERT_EQ(xe_active_sum(), 0, "counted out");
+	ASSERT_EQ(seg_from(2, 9, ACK, 2000, 0), be, "a bare ACK at 2000");
+	ASSERT_EQ(xe_active_sum(), 1, "counted again");
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_FIN_FORGED), 2, "conn_fin_forged");
+
+	/* closed by a forged FIN on a backend that then goes down: re-steered
+	 * closing, with the FIN's place; data past it counts the flow again on
+	 * its new backend */
+	if (!ASSERT_OK(xe_ring(0, 0, pat, 2), "ring"))
+		goto out;
+	for (c = 10; xe_ring_get(0, 0, client_hash(c) % AIBL_RING_SIZE) != 1; c++)
+		;
+	ASSERT_EQ(syn_from(c, 9, VIP4, 80, &r), 1, "flow on 1");
+	ASSERT_EQ(seg_from(c, 9, FIN, 600, 0), 1, "a forged FIN at 600");
+	ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_DOWN), "down 1");
+	ASSERT_EQ(seg_from(c, 9, ACK, 500, 0), 2, "re-steered");
+	ASSERT_EQ(conn_flags(c, 9) & (AIBL_CONN_F_CLOSING | AIBL_CONN_F_FIN),
+		  AIBL_CONN_F_CLOSING | AIBL_CONN_F_FIN, "still closing, by its FIN");
+	ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID), "up 1");
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &two, &l2);
+	ASSERT_EQ(seg_from(c, 9, ACK, 2000, 100), 2, "data past the FIN, on 2");
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &two, &l);
+	ASSERT_EQ(l.active, l2.active + 1, "counted again on 2");
+	ASSERT_EQ(xe_active_sum(), 2, "and nowhere else");
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_FIN_FORGED), 3, "conn_fin_forged");
+out:
+	xe_down();
+}
+
+/*
+ * A real FIN (seq 10000 with 100 bytes: the FIN is 10100): retransmitted
+ * and reordered data ends at or before it, the bare ACK after it is at
+ * 10101, the FIN may come again: the flow stays counted out, once. Data
+ * behind the FIN never counts towards a forgery (a lost tail retransmitted
+ * after an RTO), nor do bare ACKs once a segment at the FIN came.
+ */
+static void test_fin_real(void)
+{
+	struct xe_result r;
+	int be;
+
+	if (!std_env())
+		goto out;
+	be = syn_from(1, 9, VIP4, 80, &r);
+	ASSERT_TRUE(be > 0, "established");
+	ASSERT_EQ(seg_from(1, 9, FIN, 10000, 100), be, "FIN with data");
+	ASSERT_EQ(xe_active_sum(), 0, "counted out");
+	for (__u32 i = 0; i < 20; i++)
+		ASSERT_EQ(seg_from(1, 9, ACK, 1000 + i * 450, 450), be, "data retransmitted");
+	ASSERT_EQ(seg_from(1, 9, ACK, 9000, 1000), be, "data reordered, ending at 10000");
+	ASSERT_EQ(seg_from(1, 9, ACK, 10000, 100), be, "data ending at the FIN");
+	ASSERT_EQ(seg_from(1, 9, FIN, 10000, 100), be, "the FIN again");
+	ASSERT_EQ(xe_active_sum(), 0, "not counted out twice");
+	ASSERT_EQ(seg_from(1, 9, ACK, 10101, 0), be, "the ACK after the FIN");
+	for (__u32 i = 0; i < 20; i++)
+		ASSERT_EQ(seg_from(1, 9, ACK, 9000, 0), be, "bare ACKs sent before the FIN");
+	ASSERT_EQ(xe_active_sum(), 0, "still out");
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_FIN_FORGED), 0, "no forged FIN");
+	ASSERT_EQ(conn_flags(1, 9) & AIBL_CONN_F_CLOSING, AIBL_CONN_F_CLOSING, "closing");
+
+	/* the tuple used again: a new handshake as before (port reuse) */
+	ASSERT_EQ(syn_from(1, 9, VIP4, 80, &r), be, "a new connection on the tuple");
+	ASSERT_EQ(xe_active_sum(), 1, "counted");
+	ASSERT_EQ(conn_flags(1, 9), 0, "open");
+out:
+	xe_down();
+}
+
+/*
+ * A forged FIN ahead of the client's stream: its segments lie behind it,
+ * as a real FIN's retransmissions would. Data does not tell; bare ACKs
+ * behind it, which after a real FIN carry its number + 1, do: the
+ * AIBL_CONN_FIN_BEHIND_MAX + 1st counts the flow again. A FIN more than a
+ * window (2^30) ahead is found by the next segment.
+ */
+static void test_fin_forged_ahead(void)
+{
+	struct xe_result r;
+	int be;
+
+	if (!std_env())
+		goto out;
+	be = syn_from(1, 9, VIP4, 80, &r);
+	ASSERT_TRUE(be > 0, "established");
+	ASSERT_EQ(seg_from(1, 9, FIN, 1000000, 0), be, "a forged FIN at 1000000");
+	ASSERT_EQ(xe_active_sum(), 0, "counted out");
+	for (__u32 i = 0; i < 20; i++)
+		ASSERT_EQ(seg_from(1, 9, ACK, 1032 + i * 100, 100), be, "data behind it");
+	for (__u32 i = 0; i < AIBL_CONN_FIN_BEHIND_MAX; i++)
+		ASSERT_EQ(seg_from(1, 9, ACK, 3032, 0), be, "bare ACKs behind it");
+	ASSERT_EQ(xe_active_sum(), 0, "not yet");
+	ASSERT_EQ(seg_from(1, 9, ACK, 3032, 0), be, "one more");
+	ASSERT_EQ(xe_active_sum(), 1, "counted again");
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_FIN_FORGED), 1, "conn_fin_forged");
+	ASSERT_EQ(seg_from(1, 9, ACK, 3032, 0), be, "and on");
+	ASSERT_EQ(xe_active_sum(), 1, "counted once");
+
+	be = syn_from(2, 9, VIP4, 80, &r);
+	ASSERT_EQ(seg_from(2, 9, FIN, 1032 + 0x60000000u, 0), be, "a forged FIN 1.5 GiB ahead");
+	ASSERT_EQ(xe_active_sum(), 1, "counted out");
+	ASSERT_EQ(seg_from(2, 9, ACK, 1032, 100), be, "data more than a window behind it");
+	ASSERT_EQ(xe_active_sum(), 2, "counted again");
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_FIN_FORGED), 2, "conn_fin_forged");
+out:
+	xe_down();
+}
+
 static const struct test_case cases[] = {
     {"flood_keeps_established", test_flood},
     {"blind_rst", test_blind_rst},
+    {"fin_forged", test_fin_forged},
+    {"fin_real", test_fin_real},
+    {"fin_forged_ahead", test_fin_forged_ahead},
 };
 
 XF_MAIN(cases)

@@ -265,14 +265,16 @@ static int run_jumbo(const uint8_t *in, size_t len, uint8_t *out, size_t out_siz
  * which BPF_PROG_TEST_RUN makes of anything longer than a page, is parsed
  * from its first buffer with its lengths checked against the whole frame:
  * to a VIP it is encapsulated whole (the outer header prepended to the
- * first buffer, its length the whole packet's), over the MTU it is
+ * first buffer, its length the whole packet's) and its bytes counted
+ * whole, over the MTU it is
  * answered with ICMP (the reply cut to its quote), with an IP length past
  * the whole frame it is a bad header; to another address it is passed.
  */
 static void test_jumbo(void)
 {
 	static uint8_t in[9000], out[9000 + 512];
-	__u32 len, l3;
+	struct aibl_traffic t;
+	__u32 len, l3, be;
 	int v;
 
 	if (!std_env() || !ASSERT_TRUE(xe_dp->frags, "loaded as xdp.frags"))
@@ -288,6 +290,21 @@ static void test_jumbo(void)
 	ASSERT_TRUE(!memcmp(out + l3 + 20, in + l3, 9000 - l3), "inner packet unchanged");
 	ASSERT_EQ(xe_counter(AIBL_CNT_DROP_JUMBO), 0, "no drop_jumbo");
 	ASSERT_EQ(xe_counter(AIBL_CNT_DROP_BAD_HDR), 0, "no bad header");
+	/* counted whole to its service and backend: on the miss that inserted
+	 * it, then from the connection table and the flow cache */
+	be = out[5];
+	for (int i = 0; i < 2; i++) {
+		v = run_jumbo(in, sizeof(in), out, sizeof(out), &len);
+		ASSERT_EQ(v, XDP_TX, "jumbo again: forwarded");
+		ASSERT_EQ(out[5], be, "to the same backend");
+	}
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_HIT), 1, "the second from the table");
+	ASSERT_EQ(xe_counter(AIBL_CNT_FCACHE_HIT), 1, "the third from the flow cache");
+	xe_traffic(AIBL_MAP_SVC_STATS, 0, &t);
+	ASSERT_EQ(t.packets, 3, "service packets");
+	ASSERT_EQ(t.bytes, 3 * 9000, "service bytes: whole frames");
+	xe_traffic(AIBL_MAP_BE_STATS, be, &t);
+	ASSERT_EQ(t.bytes, 3 * 9000, "backend bytes: whole frames");
 
 	/* over the MTU, DF: fragmentation needed, quoting the head */
 	xe_glob.mtu = 1500;
