@@ -43,8 +43,8 @@
 # Load sweep (--rates LIST, sessions/s, default 3,6,12): each run is one
 # aibl-loadgen run whose first rate x --warmup-s sessions (default 2 s: what
 # arrives in that time on average), at least 8, are not measured; the measured ones
-# follow: rate x --run-s (default 6) sessions, at least 24 (a p99 needs
-# some hundred requests).
+# follow: rate x --run-s (default 5) sessions, at least 20 (80 requests
+# or more for a p99).
 # That is the steady state of a balancer that has been running: what
 # least_time and ai learn of the nodes they learn in the warm-up, and the
 # measured sessions meet the load the earlier ones still put on the nodes.
@@ -83,7 +83,7 @@ MIX="fast:m-a,m-b fast:m-a,m-c slow:m-b,m-c cpu:m-c"
 LOAD_MS=3000
 BASELINE=resident
 RATES="3 6 12"
-RUN_S=6
+RUN_S=5
 WARMUP_S=2
 SCENARIOS=$ALL_SCENARIOS
 KEEP_LAB=0
@@ -171,10 +171,7 @@ nodes_start() { # SCENARIO
 			--jitter 0.1 --seed "$i" $(kind_args "$kind") $(scen_sim "$1") ||
 			die "node n$i did not start"
 	done
-	for i in $(seq "$NODES"); do
-		lab_wait_http "n$i" "http://127.0.0.1:$PORT/health" 10 ||
-			die "node n$i does not answer (log: $LAB_DIR/sim-n$i.log)"
-	done
+	# no wait here: aibld's "up" (health port and agent) is the wait
 }
 
 # every node's agent and simnode, stopped at once (each lab_stop waits for
@@ -188,17 +185,6 @@ nodes_stop() {
 		pids+=($!)
 	done
 	wait "${pids[@]}"
-}
-
-# model loads counted by the nodes (cold starts that happened)
-nodes_loads() {
-	local i n=0 l
-	for i in $(seq "$NODES"); do
-		l=$(lab_run "n$i" curl -sf --max-time 2 "http://127.0.0.1:$PORT/metrics" |
-			awk '/^aibl_simnode_model_loads_total/ {s += $NF} END {print s + 0}')
-		n=$((n + ${l:-0}))
-	done
-	echo "$n"
 }
 
 # the dynamic scenario's move: n1 gives up m-b, n2 trades m-c for m-b
@@ -311,19 +297,19 @@ run_all() {
 		--model "m-b:2=http://10.200.0.2:$PORT" --model "m-c:1=http://10.200.0.3:$PORT")
 
 	start=$(date +%s)
-	MEASURES=()
 	for scen in $SCENARIOS; do
 		mkdir -p "$OUT/$scen"
 		for rate in $RATES; do
 			WARM=$(python3 -c "import math; print(max(8, math.ceil($rate * $WARMUP_S)))")
 			SESS_ARGS=()
 			[ $have_sessions = 0 ] &&
-				SESS_ARGS=(--sessions "$(python3 -c "import math; print($WARM + max(24, math.ceil($rate * $RUN_S)))")")
+				SESS_ARGS=(--sessions "$(python3 -c "import math; print($WARM + max(20, math.ceil($rate * $RUN_S)))")")
 			for p in $POLICIES; do
 				nodes_start "$scen"
 				write_config "$p"
 				lab_start_aibld "$CFG" || die "$p: aibld did not start (log: $LAB_DIR/aibld.log)"
-				lab_wait_nodes_up "$NODES" 20 || die "$p: not all $NODES nodes up"
+				lab_wait_nodes_up "$NODES" 20 ||
+					die "$p: not all $NODES nodes up (logs: $LAB_DIR/sim-n*.log, agent-n*.log)"
 				echo "bench-routing: $scen rate $rate policy $p ($(($(date +%s) - start)) s) ..." >&2
 				f=$OUT/$scen/$p-r$rate
 				MOVER=
@@ -342,16 +328,21 @@ run_all() {
 					die "$scen $p: the load generator gave no result (rc $rc): $(head -c 300 "$f.err")"
 				# the figures are computed while the next run starts
 				measure "$f.tsv" "$WARM" >"$f.stats.json" &
-				MEASURES+=("$!:$f.tsv")
-				echo "$scen $rate $p $(nodes_loads)" >>"$OUT/loads.txt"
-				lab_stop aibld
-				lab_run lb "$AIBL_BUILD/aibld" --teardown --config "$CFG" >/dev/null 2>&1
+				lab_stop aibld &
 				nodes_stop
+				wait
+				lab_run lb "$AIBL_BUILD/aibld" --teardown --config "$CFG" >/dev/null 2>&1
 			done
 		done
 	done
-	for m in "${MEASURES[@]}"; do
-		wait "${m%%:*}" || die "no measured request in ${m#*:}"
+	wait
+	for scen in $SCENARIOS; do
+		for rate in $RATES; do
+			for p in $POLICIES; do
+				[ -s "$OUT/$scen/$p-r$rate.stats.json" ] ||
+					die "no measured request in $OUT/$scen/$p-r$rate.tsv"
+			done
+		done
 	done
 	echo "bench-routing: $(($(date +%s) - start)) s of runs" >&2
 	cleanup
@@ -362,10 +353,6 @@ python3 - "$OUT" "$SCENARIOS" "$RATES" "$POLICIES" "$BASELINE" <<-'EOF'
 	import json, sys
 	out, scens, rates, policies, baseline = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), \
 	    sys.argv[4].split(), sys.argv[5]
-	loads = {}
-	for l in open(f"{out}/loads.txt"):
-	    s, r, p, n = l.split()
-	    loads[(s, r, p)] = int(n)
 	met = missed = 0
 	for s in scens:
 	    res = {}
