@@ -42,8 +42,8 @@
 #                --burst-size 24)
 # Load sweep (--rates LIST, sessions/s, default 3,6,12): each run is one
 # aibl-loadgen run whose first rate x --warmup-s sessions (default 2 s: what
-# arrives in that time on average), at least 8, are not measured; the measured ones
-# follow: rate x --run-s (default 5) sessions, at least 20 (80 requests
+# arrives in that time on average), at least 6, are not measured; the measured ones
+# follow: rate x --run-s (default 4) sessions, at least 18 (72 requests
 # or more for a p99).
 # That is the steady state of a balancer that has been running: what
 # least_time and ai learn of the nodes they learn in the warm-up, and the
@@ -73,6 +73,8 @@ export AIBL_ROOT=$PWD
 export AIBL_BUILD=${AIBL_BUILD:-$PWD/build}
 export LAB_SIM_PORT=23080 LAB_AGENT_PORT=23071 LAB_API=http://127.0.0.1:23070
 export LAB_SCRAPE_MS=200 LAB_POLL_MS=200
+# a node is up at its first good check: every run starts with fresh nodes
+export LAB_RISE_AFTER=1
 # shellcheck source=lab/lab.sh
 . lab/lab.sh
 
@@ -83,7 +85,7 @@ MIX="fast:m-a,m-b fast:m-a,m-c slow:m-b,m-c cpu:m-c"
 LOAD_MS=3000
 BASELINE=resident
 RATES="3 6 12"
-RUN_S=5
+RUN_S=4
 WARMUP_S=2
 SCENARIOS=$ALL_SCENARIOS
 KEEP_LAB=0
@@ -300,10 +302,10 @@ run_all() {
 	for scen in $SCENARIOS; do
 		mkdir -p "$OUT/$scen"
 		for rate in $RATES; do
-			WARM=$(python3 -c "import math; print(max(8, math.ceil($rate * $WARMUP_S)))")
+			WARM=$(python3 -c "import math; print(max(6, math.ceil($rate * $WARMUP_S)))")
 			SESS_ARGS=()
 			[ $have_sessions = 0 ] &&
-				SESS_ARGS=(--sessions "$(python3 -c "import math; print($WARM + max(20, math.ceil($rate * $RUN_S)))")")
+				SESS_ARGS=(--sessions "$(python3 -c "import math; print($WARM + max(18, math.ceil($rate * $RUN_S)))")")
 			for p in $POLICIES; do
 				nodes_start "$scen"
 				write_config "$p"
