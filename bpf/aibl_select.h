@@ -79,7 +79,7 @@ static __always_inline void ring_pick(__u32 base, __u32 slot, __u32 avoid, struc
 	pk->probed = true;
 }
 
-/* the part of a p2c cost (ai: ms) that is queueing, beyond the free slots */
+/* the epoch of a handshake's count in aibl_load (aibl.h) */
 static __always_inline __u32 syn_epoch(void)
 {
 	return bpf_ktime_get_coarse_ns() >> AIBL_SYN_EPOCH_SHIFT;
@@ -101,6 +101,7 @@ static __always_inline __s64 load_flows(const struct aibl_load *l, __u32 epoch)
 	return l->active + (n > 0 ? n : 0) + (o > 0 ? o : 0);
 }
 
+/* the part of a p2c cost (ai: ms) that is queueing, beyond the free slots */
 static __always_inline __s64 be_wait(__u32 id, __u32 epoch)
 {
 	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
