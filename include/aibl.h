@@ -14,7 +14,7 @@
 #ifndef AIBL_H
 #define AIBL_H
 
-#define AIBL_ABI_VERSION 3
+#define AIBL_ABI_VERSION 4
 
 /* ---- capacity limits (build time; counts are also load-time settable) ---- */
 
