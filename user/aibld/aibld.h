@@ -90,6 +90,8 @@ struct aibld_stats {
 	/* authentication refusals: agent reports (unsigned, bad signature) and
 	 * API requests without the right token; atomics, the API thread adds */
 	__u64 auth_fail_agent, auth_fail_api;
+	__u64 polls_asked; /* POST /v1/nodes/NAME/poll (atomic) */
+	__u64 polls_early; /* rounds started before poll_interval_ms for one */
 };
 
 struct dp;
@@ -136,6 +138,7 @@ struct aibld {
 	 * per queued flow, < 0 none */
 	double best_lat_floor_ms, best_per_flow_ms;
 	int wake_fd;	 /* eventfd: API changed something, recompute now */
+	int poll_fd;	 /* eventfd: an agent saw a change, poll early */
 	bool force_next; /* rewrite every table on the next recompute */
 	unsigned int member_errors;
 	struct cluster *cl; /* cluster mode (cluster.c), NULL: single host */
@@ -151,6 +154,8 @@ int aibld__recompute(struct aibld *d, bool force);
 /* Swap in a validated config; nodes and services keep state by name. */
 int aibld__apply_config(struct aibld *d, struct config *cfg);
 struct node_rt *aibld__node(struct aibld *d, const char *name);
+/* tell the main loop through eventfd fd (wake_fd, poll_fd); -1: none */
+void aibld__wake(int fd);
 int aibld__write_globals(struct aibld *d);
 /* the data-plane flags (AIBL_BE_F_*) of node n, from its local state */
 __u8 aibld__be_flags(const struct node_rt *n);

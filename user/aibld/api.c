@@ -312,6 +312,14 @@ static char *metrics_text(struct aibld *d)
 		(unsigned long long)__atomic_load_n(&d->st.auth_fail_agent, __ATOMIC_RELAXED));
 	fprintf(f, "aibl_controller_auth_failures_total{source=\"api\"} %llu\n",
 		(unsigned long long)__atomic_load_n(&d->st.auth_fail_api, __ATOMIC_RELAXED));
+	metric_head(f, "aibl_controller_polls_asked_total", "counter",
+		    "early polls asked for (POST /v1/nodes/NAME/poll: an agent saw a change)");
+	fprintf(f, "aibl_controller_polls_asked_total %llu\n",
+		(unsigned long long)__atomic_load_n(&d->st.polls_asked, __ATOMIC_RELAXED));
+	metric_head(f, "aibl_controller_polls_early_total", "counter",
+		    "poll rounds started early because one was asked for");
+	fprintf(f, "aibl_controller_polls_early_total %llu\n",
+		(unsigned long long)__atomic_load_n(&d->st.polls_early, __ATOMIC_RELAXED));
 	metric_head(f, "aibl_controller_table_writes_total", "counter", "lookup tables written");
 	fprintf(f, "aibl_controller_table_writes_total %llu\n",
 		(unsigned long long)d->st.table_writes);
@@ -402,12 +410,21 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		bool drain;
 		int err;
 
-		if (!slash || (strcmp(slash, "/drain") && strcmp(slash, "/undrain")) ||
+		bool poll;
+
+		if (!slash ||
+		    (strcmp(slash, "/drain") && strcmp(slash, "/undrain") &&
+		     strcmp(slash, "/poll")) ||
 		    slash == name || (size_t)(slash - name) > AIBL_NAME_LEN)
 			return reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 		if (strcmp(method, "POST"))
 			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");
-		if (!token_ok(d, c)) {
+		/* a poll asked for early needs no token: all it can cause is a
+		 * poll, whose answer is checked as ever (and signed, with
+		 * agent_key_file), no sooner than poll_interval_ms / 10 after
+		 * the last one */
+		poll = !strcmp(slash, "/poll");
+		if (!poll && !token_ok(d, c)) {
 			__atomic_fetch_add(&d->st.auth_fail_api, 1, __ATOMIC_RELAXED);
 			/* the URL is the client's: log() escapes it */
 			pr_warn("API: %s %s refused: missing or wrong bearer token", method, url);
@@ -423,7 +440,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 					   "no such node (names are " AIBL_NAME_CHARSET ")");
 		drain = !strcmp(slash, "/drain");
 		pthread_mutex_lock(&d->lock);
-		err = nodes__set_drain(d, node, drain);
+		err =
+		    poll ? (aibld__node(d, node) ? 0 : -ENOENT) : nodes__set_drain(d, node, drain);
 		pthread_mutex_unlock(&d->lock);
 		if (err) {
 			char msg[96];
@@ -431,12 +449,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			snprintf(msg, sizeof(msg), "unknown node '%s'", node);
 			return reply_error(c, MHD_HTTP_NOT_FOUND, msg);
 		}
-		if (d->wake_fd >= 0) {
-			__u64 one = 1;
-
-			if (write(d->wake_fd, &one, sizeof(one)) < 0)
-				pr_debug("wake: %s", strerror(errno));
+		if (poll) {
+			__atomic_fetch_add(&d->st.polls_asked, 1, __ATOMIC_RELAXED);
+			aibld__wake(d->poll_fd);
+			return reply_json(c, MHD_HTTP_ACCEPTED,
+					  json_pack("{s:s,s:b}", AIBL_SJ_NODE, node, "poll", 1));
 		}
+		aibld__wake(d->wake_fd);
 		ret =
 		    reply_json(c, MHD_HTTP_OK,
 			       json_pack("{s:s,s:b}", AIBL_SJ_NODE, node, AIBL_SJ_DRAINING, drain));

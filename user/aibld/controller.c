@@ -399,6 +399,14 @@ static void adopt_tables(struct aibld *d)
 	}
 }
 
+void aibld__wake(int fd)
+{
+	__u64 one = 1;
+
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0)
+		pr_debug("wake: %s", strerror(errno));
+}
+
 int aibld__init(struct aibld *d, struct config *cfg, struct dp *dp)
 {
 	int err;
@@ -407,7 +415,7 @@ int aibld__init(struct aibld *d, struct config *cfg, struct dp *dp)
 	d->cfg = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
 	d->dp = dp;
-	d->wake_fd = -1;
+	d->wake_fd = d->poll_fd = -1;
 	d->start_ms = clock_mono_ms();
 	err = tables__open(d);
 	if (err)

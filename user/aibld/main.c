@@ -237,7 +237,7 @@ static int run(struct daemon *dm, bool *stop)
 	__u64 next = 0;
 
 	while (!*stop) {
-		__u64 t0 = clock_mono_ms(), now;
+		__u64 t0 = clock_mono_ms(), now, early;
 		double ms;
 		int err;
 
@@ -263,18 +263,30 @@ static int run(struct daemon *dm, bool *stop)
 		/* at least one look at signals and wake-ups per loop, even when
 		 * the poll round took longer than the interval (silent nodes) */
 		next = t0 + d->cfg.poll_interval_ms;
+		early =
+		    t0 + (d->cfg.poll_interval_ms / 10 > 10 ? d->cfg.poll_interval_ms / 10 : 10);
 		now = clock_mono_ms();
 		do {
-			struct pollfd pf[4] = {
+			struct pollfd pf[5] = {
 			    {.fd = dm->sig_fd, .events = POLLIN},
 			    {.fd = d->wake_fd, .events = POLLIN},
 			    {.fd = netlink__fd(dm->nl), .events = POLLIN},
 			    {.fd = cluster__fd(d), .events = POLLIN}, /* -1: ignored */
+			    {.fd = d->poll_fd, .events = POLLIN},
 			};
 			__u64 v;
 
-			if (poll(pf, 4, now < next ? (int)(next - now) : 0) < 0 && errno != EINTR)
+			if (poll(pf, 5, now < next ? (int)(next - now) : 0) < 0 && errno != EINTR)
 				return -errno;
+			/* an agent saw its node change (a model loaded or
+			 * unloaded): the next round comes now, but no sooner
+			 * than a tenth of the interval after the last, so a
+			 * flood of asks costs at most ten rounds an interval */
+			if (pf[4].revents && read(d->poll_fd, &v, sizeof(v)) == sizeof(v) &&
+			    early < next) {
+				next = early;
+				__atomic_fetch_add(&d->st.polls_early, 1, __ATOMIC_RELAXED);
+			}
 			if (pf[0].revents && handle_signals(dm))
 				*stop = true;
 			if (pf[1].revents && read(d->wake_fd, &v, sizeof(v)) == sizeof(v)) {
@@ -316,7 +328,7 @@ static int daemon_main(const char *path)
 		return ret;
 	}
 	snprintf(d->cfg_path, sizeof(d->cfg_path), "%s", path);
-	d->wake_fd = -1;
+	d->wake_fd = d->poll_fd = -1;
 	ret = load_secrets(&cfg, &d->key, &d->have_key, d->token, sizeof(d->token));
 	if (ret)
 		goto out;
@@ -329,10 +341,9 @@ static int daemon_main(const char *path)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	dm.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (dm.sig_fd < 0 || d->wake_fd < 0) {
+	if (dm.sig_fd < 0) {
 		ret = -errno;
-		pr_err("signalfd/eventfd: %s", strerror(-ret));
+		pr_err("signalfd: %s", strerror(-ret));
 		goto out;
 	}
 	ret = poller__init();
@@ -359,6 +370,14 @@ static int daemon_main(const char *path)
 	inited = true;
 	if (ret)
 		goto out;
+	/* after aibld__init, which starts them at -1 */
+	d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	d->poll_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d->wake_fd < 0 || d->poll_fd < 0) {
+		ret = -errno;
+		pr_err("eventfd: %s", strerror(-ret));
+		goto out;
+	}
 	ret = netlink__refresh(dm.nl, d);
 	if (ret)
 		goto out;
@@ -404,6 +423,8 @@ out:
 		close(dm.sig_fd);
 	if (d->wake_fd >= 0)
 		close(d->wake_fd);
+	if (d->poll_fd >= 0)
+		close(d->poll_fd);
 	return ret;
 }
 
