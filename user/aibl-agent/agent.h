@@ -21,7 +21,8 @@
 #include "report.h"
 #include "scrape.h"
 
-#define AGENT_VERSION "aibl-agent 0.1"
+#define AGENT_VERSION	 "aibl-agent 0.1"
+#define AGENT_MAX_NOTIFY 8
 
 struct agent_cfg {
 	const char *name;
@@ -29,6 +30,11 @@ struct agent_cfg {
 	int nservers;
 	unsigned int scrape_interval_ms;
 	unsigned int scrape_timeout_ms;
+	/* between scrapes, only the model lists, this often (0: not): a change
+	 * scrapes at once and tells the controllers in notify[] */
+	unsigned int watch_interval_ms;
+	const char *notify[AGENT_MAX_NOTIFY]; /* aibld API base URLs */
+	int nnotify;
 	unsigned int stale_ms; /* a server not scraped for this long is down */
 	const char *nvml_lib;  /* NULL: libnvidia-ml.so.1 */
 	bool no_nvml;
@@ -72,6 +78,8 @@ struct agent {
 	int cli_fd; /* aibl_node_cli of the decap program, -1 none */
 	uint64_t traffic_polls;
 	uint64_t scrapes;
+	uint64_t watches, watch_changes;  /* model-list looks between scrapes, and changes */
+	uint64_t notified, notify_failed; /* controllers told of a change, or not */
 
 	pthread_t thread;
 	bool thread_started;

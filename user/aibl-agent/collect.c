@@ -10,6 +10,7 @@
 #include <linux/types.h>
 #include <bpf/bpf.h>
 #include <curl/curl.h>
+#include <xxhash.h>
 #include "aibl.h"
 #include "agent.h"
 #include "httpbody.h"
@@ -249,6 +250,182 @@ out:
 		curl_multi_cleanup(m);
 }
 
+/* ---- residency watch: the model lists between scrapes ---- */
+
+/* what a change of makes the controller look now: each server's health and
+ * the models it holds (its list, LoRA adapters running, the page's names) */
+static uint64_t residency_sig(struct agent *a)
+{
+	XXH3_state_t *st = XXH3_createState();
+	uint64_t h;
+
+	if (!st)
+		return 0;
+	XXH3_64bits_reset(st);
+	pthread_mutex_lock(&a->lock);
+	for (int i = 0; i < a->cfg.nservers; i++) {
+		const struct agent_server *srv = &a->servers[i];
+
+		XXH3_64bits_update(st, &srv->s.up, sizeof(srv->s.up));
+		for (int k = 0; k < srv->nmodels; k++) {
+			XXH3_64bits_update(st, srv->models[k].name,
+					   strlen(srv->models[k].name) + 1);
+			XXH3_64bits_update(st, &srv->models[k].resident,
+					   sizeof(srv->models[k].resident));
+		}
+		XXH3_64bits_update(st, "|", 1);
+		for (int k = 0; k < srv->nloras; k++)
+			XXH3_64bits_update(st, srv->loras[k], strlen(srv->loras[k]) + 1);
+		XXH3_64bits_update(st, "|", 1);
+		for (int k = 0; k < srv->npage_models; k++)
+			XXH3_64bits_update(st, srv->page_models[k],
+					   strlen(srv->page_models[k]) + 1);
+		XXH3_64bits_update(st, "/", 1);
+	}
+	pthread_mutex_unlock(&a->lock);
+	h = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return h;
+}
+
+/* two model lists name the same models, resident alike, in the same order */
+static bool same_models(const struct agent_server *x, const struct agent_server *y)
+{
+	if (x->nmodels != y->nmodels)
+		return false;
+	for (int k = 0; k < x->nmodels; k++)
+		if (strcmp(x->models[k].name, y->models[k].name) ||
+		    x->models[k].resident != y->models[k].resident)
+			return false;
+	return true;
+}
+
+/*
+ * Fetch the model list of every server that is up (an OpenAI server's
+ * /v1/models: a few hundred bytes, where its metrics page is tens of KB):
+ * true when one differs from the last scrape's, so a model loaded or
+ * unloaded is seen within watch_interval_ms. Ollama's list (/api/tags) is
+ * what it could load, not what it holds: its residency waits for the
+ * scrape. A failed fetch says nothing; the scrape judges health.
+ */
+static bool watch_models(struct agent *a)
+{
+	int n = a->cfg.nservers, running = 0;
+	struct fetch *f = calloc(n, sizeof(*f));
+	struct agent_server *w = malloc(sizeof(*w));
+	CURLM *m = curl_multi_init();
+	unsigned int tmo = a->cfg.watch_interval_ms < a->cfg.scrape_timeout_ms
+			       ? a->cfg.watch_interval_ms
+			       : a->cfg.scrape_timeout_ms;
+	bool changed = false;
+
+	if (!f || !w || !m)
+		goto out;
+	for (int i = 0; i < n; i++) {
+		const struct agent_server *srv = &a->servers[i];
+
+		/* only this thread writes servers[] */
+		if (!srv->s.up || !strcmp(agent_server__models_path(srv), "/api/tags"))
+			continue;
+		if (fetch_setup(&f[i], srv->s.url, agent_server__models_path(srv),
+				tmo < 50 ? 50 : tmo))
+			goto out;
+		curl_multi_add_handle(m, f[i].h);
+	}
+	do {
+		if (curl_multi_perform(m, &running) != CURLM_OK)
+			break;
+		if (running && curl_multi_poll(m, NULL, 0, 100, NULL) != CURLM_OK)
+			break;
+	} while (running);
+	for (int i = 0; i < n && !changed; i++) {
+		char note[100];
+		long status = 0;
+
+		if (!f[i].h)
+			continue;
+		curl_easy_getinfo(f[i].h, CURLINFO_RESPONSE_CODE, &status);
+		if (status != 200 || f[i].body.too_big)
+			continue;
+		*w = a->servers[i];
+		if (agent_models__parse(http_body__str(&f[i].body), f[i].body.len, w, note,
+					sizeof(note)))
+			continue;
+		changed = !same_models(w, &a->servers[i]);
+	}
+out:
+	for (int i = 0; f && i < n; i++) {
+		if (f[i].h) {
+			if (m)
+				curl_multi_remove_handle(m, f[i].h);
+			curl_easy_cleanup(f[i].h);
+		}
+		http_body__free(&f[i].body);
+	}
+	free(f);
+	free(w);
+	if (m)
+		curl_multi_cleanup(m);
+	return changed;
+}
+
+/*
+ * Tell every --notify controller that this node changed: POST
+ * URL/v1/nodes/NAME/poll, all at once, each bounded by 250 ms. The
+ * controller then polls the node (its answer is checked, signed, as ever).
+ * A controller that does not answer loses nothing but the early look.
+ */
+static void notify_controllers(struct agent *a)
+{
+	int n = a->cfg.nnotify, running = 0, ok = 0;
+	struct fetch *f = calloc(n, sizeof(*f));
+	CURLM *m = curl_multi_init();
+	char path[AR_NAME_LEN + 32];
+
+	if (!f || !m)
+		goto out;
+	snprintf(path, sizeof(path), "/v1/nodes/%s/poll", a->cfg.name);
+	for (int i = 0; i < n; i++) {
+		if (fetch_setup(&f[i], a->cfg.notify[i], path, 250))
+			goto out;
+		curl_easy_setopt(f[i].h, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(f[i].h, CURLOPT_POSTFIELDSIZE, 0L);
+		curl_multi_add_handle(m, f[i].h);
+	}
+	do {
+		if (curl_multi_perform(m, &running) != CURLM_OK)
+			break;
+		if (running && curl_multi_poll(m, NULL, 0, 100, NULL) != CURLM_OK)
+			break;
+	} while (running);
+	for (int i = 0; i < n; i++) {
+		long status = 0;
+
+		curl_easy_getinfo(f[i].h, CURLINFO_RESPONSE_CODE, &status);
+		if (status / 100 == 2)
+			ok++;
+		else
+			pr_debug("notify %s%s: %s\n", a->cfg.notify[i], path,
+				 status ? "refused" : "no answer");
+	}
+out:
+	pthread_mutex_lock(&a->lock);
+	a->notified += ok;
+	a->notify_failed += n - ok;
+	pthread_mutex_unlock(&a->lock);
+	for (int i = 0; f && i < n; i++) {
+		if (f[i].h) {
+			if (m)
+				curl_multi_remove_handle(m, f[i].h);
+			curl_easy_cleanup(f[i].h);
+		}
+		http_body__free(&f[i].body);
+	}
+	free(f);
+	if (m)
+		curl_multi_cleanup(m);
+}
+
 /* ---- GPUs ---- */
 
 /* NVML failed: closed by the caller, reopened after a doubling backoff */
@@ -471,9 +648,57 @@ static void agent_loop(struct agent *a, void (*round)(struct agent *))
 	pthread_mutex_unlock(&a->lock);
 }
 
+/*
+ * The collector: a full round every scrape interval and, between rounds,
+ * a look at the model lists every watch interval. A change there starts
+ * the full round at once; a round that changes what the node holds or a
+ * server's health tells the controllers (--notify).
+ */
 static void *collector(void *arg)
 {
-	agent_loop(arg, agent__collect_once);
+	struct agent *a = arg;
+	uint64_t next = 0, sig = 0, now, until_ms;
+	bool have_sig = false;
+	struct timespec until;
+
+	pthread_mutex_lock(&a->lock);
+	while (!a->stop) {
+		bool full;
+
+		pthread_mutex_unlock(&a->lock);
+		now = clock_mono_ms();
+		full = now >= next;
+		if (!full && a->cfg.watch_interval_ms && watch_models(a)) {
+			pthread_mutex_lock(&a->lock);
+			a->watch_changes++;
+			pthread_mutex_unlock(&a->lock);
+			full = true;
+		} else if (!full && a->cfg.watch_interval_ms) {
+			pthread_mutex_lock(&a->lock);
+			a->watches++;
+			pthread_mutex_unlock(&a->lock);
+		}
+		if (full) {
+			uint64_t s;
+
+			next = now + a->cfg.scrape_interval_ms;
+			agent__collect_once(a);
+			s = residency_sig(a);
+			if (have_sig && s != sig && a->cfg.nnotify)
+				notify_controllers(a);
+			sig = s;
+			have_sig = true;
+		}
+		until_ms = next;
+		if (a->cfg.watch_interval_ms && clock_mono_ms() + a->cfg.watch_interval_ms < next)
+			until_ms = clock_mono_ms() + a->cfg.watch_interval_ms;
+		pthread_mutex_lock(&a->lock);
+		until.tv_sec = until_ms / 1000;
+		until.tv_nsec = (until_ms % 1000) * 1000000L;
+		while (!a->stop && clock_mono_ms() < until_ms)
+			pthread_cond_timedwait(&a->wake, &a->lock, &until);
+	}
+	pthread_mutex_unlock(&a->lock);
 	return NULL;
 }
 

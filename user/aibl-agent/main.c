@@ -101,6 +101,15 @@ static const struct cliopt ag_rows[] = {
 	   .help = "HMAC key: sign reports, require signed hint posts"),
     CLIOPT("scrape-interval-ms", UINT, struct ag_opts, cfg.scrape_interval_ms, .min = 10,
 	   .max = 3600000, .def = "1000", .metavar = "MS", .help = "collection period"),
+    CLIOPT("watch-interval-ms", UINT, struct ag_opts, cfg.watch_interval_ms, .max = 3600000,
+	   .def = "100", .metavar = "MS",
+	   .help = "between scrapes, fetch only the model lists this\n"
+		   "often; a change scrapes at once (0: off)"),
+    CLIOPT("notify", STRV, struct ag_opts, cfg.notify,
+	   .count_off = CLIOPT_COUNT(struct ag_opts, cfg.nnotify), .metavar = "URL",
+	   .help = "aibld's API (http://HOST:PORT), repeatable: on a\n"
+		   "change of models or health, POST URL/v1/nodes/NAME/poll\n"
+		   "so it polls now, not at its next interval"),
     CLIOPT("scrape-timeout-ms", UINT, struct ag_opts, cfg.scrape_timeout_ms, .min = 10,
 	   .max = 600000, .def = "800", .metavar = "MS", .help = "per model server request"),
     CLIOPT("stale-ms", UINT, struct ag_opts, cfg.stale_ms, .min = 10, .max = 86400000,
@@ -392,6 +401,23 @@ int main(int argc, char **argv)
 		log_set_level(LOG_LVL_DEBUG);
 	if (!cfg->name[0] || strlen(cfg->name) >= AR_NAME_LEN) {
 		pr_err("--name: 1 to %d characters\n", AR_NAME_LEN - 1);
+		return 2;
+	}
+	for (int i = 0; i < cfg->nnotify; i++) {
+		const char *u = cfg->notify[i];
+
+		if ((strncmp(u, "http://", 7) && strncmp(u, "https://", 8)) ||
+		    strlen(u) >= AR_URL_LEN) {
+			pr_err(
+			    "--notify %s: not an http:// or https:// URL of under %d characters\n",
+			    u, AR_URL_LEN);
+			return 2;
+		}
+	}
+	/* it goes into the path the controllers are told on */
+	if (cfg->nnotify && !aibl_name__valid(cfg->name, AIBL_NAME_LEN)) {
+		pr_err("--notify needs a --name of 1 to %d of %s\n", AIBL_NAME_LEN,
+		       AIBL_NAME_CHARSET);
 		return 2;
 	}
 	if (cfg->accel && strlen(cfg->accel) >= sizeof(((struct agent_report *)0)->accel)) {
