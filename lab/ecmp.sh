@@ -129,9 +129,6 @@ lab_ecmp__up() {
 		lab__ecmp_no_vips >"$LAB_DIR/b$i-vips.conf"
 	done
 	lab__ecmp_bird_rt >"$LAB_DIR/bird-rt.conf"
-	# a bearer token for the balancers' API (it listens beyond loopback for peers)
-	head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$LAB_DIR/api.token"
-	chmod 600 "$LAB_DIR/api.token"
 
 	lab__add_host etcd etcd "$(lab__mac 3 2)" "$LAB_MTU"
 	ip -n "$(lab_ns etcd)" addr add "$LAB_ETCD_IP4/16" dev eth0

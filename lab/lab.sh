@@ -159,16 +159,20 @@ lab_start_agent() {
 	local i=$1 b src=()
 	shift
 	if [ "${LAB_ECMP:-0}" -gt 0 ]; then
-		# an ECMP lab: every balancer tunnels (IPv4 only)
+		# an ECMP lab: every balancer tunnels (IPv4 only), and every
+		# balancer's aibld is told when the node changes
 		for b in $(seq "$LAB_ECMP"); do
 			eval "src+=(--decap-source \"\$LAB_BAL_${b}_IP4\")"
+			eval "src+=(--notify \"http://\$LAB_BAL_${b}_IP4:7070\")"
 		done
 	else
-		src=(--decap-source "$LAB_LB_IP4" --decap-source "$LAB_LB_IP6/96")
+		src=(--decap-source "$LAB_LB_IP4" --decap-source "$LAB_LB_IP6/96"
+			--notify "http://$LAB_LB_IP4:${LAB_API##*:}")
 	fi
 	lab_spawn "n$i" "agent-n$i" "$AIBL_BUILD/aibl-agent" --listen "0.0.0.0:$LAB_AGENT_PORT" \
 		--name "n$i" --model-server "http://127.0.0.1:$LAB_SIM_PORT" --decap eth0 \
-		"${src[@]}" --scrape-interval-ms "${LAB_SCRAPE_MS:-200}" "$@"
+		"${src[@]}" --scrape-interval-ms "${LAB_SCRAPE_MS:-200}" \
+		--watch-interval-ms "${LAB_WATCH_MS:-100}" "$@"
 }
 
 # lab_wait_http HOST URL [SECONDS]: until URL answers 2xx from HOST
@@ -184,7 +188,8 @@ lab_yaml_head() {
 		xdp_mode: ${LAB_XDP_MODE:-native}
 		forwarding: $LAB_MODE
 		bpffs: $LAB_BPFFS
-		status_listen: ${LAB_API#http://}
+		status_listen: 0.0.0.0:${LAB_API##*:}
+		api_token_file: $LAB_DIR/api.token
 		poll_interval_ms: ${LAB_POLL_MS:-200}
 		poll_timeout_ms: ${LAB_POLL_TIMEOUT_MS:-150}
 		tunnel_source4: $LAB_LB_IP4
@@ -239,7 +244,8 @@ lab_start_aibld() {
 lab_api() {
 	local path=$1
 	shift
-	lab_run lb curl -sS --max-time 5 "$@" "$LAB_API$path"
+	lab_run lb curl -sS --max-time 5 -H "Authorization: Bearer $(cat "$LAB_DIR/api.token")" \
+		"$@" "$LAB_API$path"
 }
 
 # lab_nodes_up: number of nodes the controller reports up
@@ -397,6 +403,10 @@ lab__begin() {
 	lab__down
 	LAB_DIR=$LAB_STATE_ROOT/$LAB_PREFIX
 	mkdir -p "$LAB_DIR"
+	# a bearer token for the controllers' API: it listens beyond loopback,
+	# for the agents' --notify and an ECMP lab's peers
+	head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$LAB_DIR/api.token"
+	chmod 600 "$LAB_DIR/api.token"
 	trap 'trap - ERR; echo "lab: up failed at line $LINENO; removing what was made" >&2; lab__down; exit 1' ERR
 	set -E
 }
