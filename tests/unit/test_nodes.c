@@ -40,6 +40,7 @@ static bool setup(void)
 		d.svcs[s].id = 20 + s;
 		/* every node in every table, as the recompute before would */
 		d.svcs[s].applied = calloc(d.cfg.services[s].nnodes, sizeof(__u32));
+		d.svcs[s].slow = calloc(d.cfg.services[s].nnodes, sizeof(bool));
 		for (int k = 0; k < d.cfg.services[s].nnodes; k++)
 			d.svcs[s].applied[k] = 1;
 		d.svcs[s].have_table = true;
@@ -52,8 +53,10 @@ static void cleanup(void)
 {
 	for (int i = 0; i < d.nnodes; i++)
 		agent_report__free(&d.nodes[i].rep);
-	for (int s = 0; s < d.cfg.nservices; s++)
+	for (int s = 0; s < d.cfg.nservices; s++) {
 		free(d.svcs[s].applied);
+		free(d.svcs[s].slow);
+	}
 	free(d.nodes);
 	free(d.svcs);
 	config__free(&d.cfg);
@@ -179,6 +182,15 @@ static void pins_only_where_useful(void)
 
 	d.svcs[0].applied[0] = 0;
 	ASSERT_EQ(pins_to(a->id), 1, "out of the table for new sessions: the pin stays");
+	d.svcs[0].applied[0] = 1;
+
+	/* measured beyond the latency bound while a faster node has room
+	 * (ai_latency_spill): later turns lose more there than the cached
+	 * prefix saves, so the session goes back to the p2c choice */
+	d.svcs[0].slow[0] = true;
+	ASSERT_EQ(pins_to(a->id), 0, "a slower tier while the fast one has room: no pin");
+	d.svcs[0].slow[0] = false;
+	ASSERT_EQ(pins_to(a->id), 1, "the slower tier open: the pin holds");
 	cleanup();
 }
 

@@ -490,7 +490,20 @@ static void ai_latency_spill(void)
 	ASSERT_EQ(out[1].weight, 67, "in proportion to speed: 100 * 100 / 150");
 	ASSERT_EQ(out[2].weight, 11,
 		  "beyond 2 x 100 + 50 ms: a spill candidate, 100 * (100 / 300)^2");
+	ASSERT_FALSE(out[2].slow, "the fast nodes' slots unknown: the slow node keeps its pins");
+	/* 8 slots each, 3 flows at the first: room for a moved session's prefill */
+	pn[0].slots = pn[1].slots = 8;
+	pn[0].active = 3;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "light load, slots known");
+	ASSERT_TRUE(
+	    out[2].slow && !out[0].slow && !out[1].slow,
+	    "a slower tier while the fast one has room: its sessions' pins go (test_nodes)");
 	ASSERT_EQ(out[3].weight, 50, "unknown latency explored at 1 / latency_spread");
+	ASSERT_FALSE(out[3].slow, "not measured: not known to be slow");
+	pn[0].active = 4;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "half the slots taken");
+	ASSERT_FALSE(out[2].slow, "a fast node runs half what it can: the pins hold");
+	pn[0].active = 0;
 	cn[3].weight = 25; /* the operator says it is weaker */
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "weaker unknown");
 	ASSERT_EQ(out[3].weight, 0, "weaker and unknown: not while measured nodes have room");
@@ -500,12 +513,14 @@ static void ai_latency_spill(void)
 	ASSERT_FALSE(policy__busy(&rep[0]), "1 waiting, 8 running");
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "fast tier not busy");
 	ASSERT_EQ(out[2].weight, 11, "slow node still only a spill candidate");
+	ASSERT_FALSE(out[2].slow, "a request waits inside the bound: the pins hold");
 	/* half a batch waits at both fast nodes: the bound widens to the slow tier */
 	rep[0].queue_depth = rep[1].queue_depth = 4;
 	rep[0].in_flight = rep[1].in_flight = 12;
 	ASSERT_TRUE(policy__busy(&rep[0]), "4 waiting, 8 running");
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "fast tier busy");
 	ASSERT_EQ(out[2].weight, 33, "slow node spills in: 100 * 100 / 300");
+	ASSERT_FALSE(out[2].slow, "the slower tier open: its pins hold");
 	ASSERT_EQ(out[3].weight, 0, "the weaker unknown still waits: the slow node has room");
 	rep[2].queue_depth = 0;
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "slow node idle");
@@ -521,6 +536,11 @@ static void ai_latency_spill(void)
 	pn[2].lat_ms = 400; /* beyond 1.25 x the base bound too */
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "one fast node free");
 	ASSERT_EQ(out[2].weight, 6, "back to a spill candidate: 100 * (100 / 400)^2");
+	ASSERT_FALSE(out[2].slow, "closed again, but one request still waits at n1: pins hold");
+	rep[1].queue_depth = 0;
+	rep[1].in_flight = 3;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "both fast nodes free");
+	ASSERT_TRUE(out[2].slow, "nobody waits inside the bound: its pins go");
 	pn[2].serving = false;
 	pn[2].lat_ms = 300;
 	/* every measured node saturated: the weaker unknown one still waits */

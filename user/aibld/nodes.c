@@ -233,12 +233,13 @@ static bool hint_matches(const struct cfg_service *s, const struct ar_hint *h)
 	return h->model[0] && !strcmp(h->model, s->model);
 }
 
-static bool svc_has_node(const struct cfg_service *s, int idx)
+/* node idx's position in the service's node list, -1 none */
+static int svc_node_pos(const struct cfg_service *s, int idx)
 {
 	for (int k = 0; k < s->nnodes; k++)
 		if (s->nodes[k] == idx)
-			return true;
-	return false;
+			return k;
+	return -1;
 }
 
 /*
@@ -280,19 +281,28 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 			for (int s = 0; s < c->nservices; s++) {
 				const struct cfg_service *cs = &c->services[s];
 				struct pin_ent *p;
+				int pos;
 
 				/* cache awareness is the ai policy's: a classic
 				 * policy's spread must follow its weights/counts */
 				if (cs->policy != AIBL_POL_AI || !hint_matches(cs, hint))
 					continue;
 				/* a model unloaded since takes its sessions' caches
-				 * with it: the pin would only buy a cold start. A
-				 * node out of the table for new sessions (a slower
-				 * tier while the fast one has room) keeps its pins:
-				 * moving a session costs its whole prefix, and a
-				 * tier that opens and closes with the load must not
-				 * bounce sessions to and fro */
-				if (!svc_has_node(cs, i) ||
+				 * with it: the pin would only buy a cold start.
+				 * A node measured beyond the latency bound while the
+				 * nodes inside it have room (policy_out.slow: a slower
+				 * tier, e.g. one explored before anything was
+				 * measured, or a spill of a burst now drained)
+				 * loses its pins too: what the cached prefix saves
+				 * is one prefill on a fast node, less than what
+				 * every later turn loses there (the bound is
+				 * latency_spread x the best node's whole request
+				 * latency, prefill and decode). While the
+				 * slower tier is open (the faster one busy), its
+				 * pins hold, so a session does not bounce with the
+				 * load. A session moved is pinned where it lands */
+				pos = svc_node_pos(cs, i);
+				if (pos < 0 || d->svcs[s].slow[pos] ||
 				    policy__model_state(&pn, cs->model) != MODEL_RESIDENT)
 					continue;
 				if (n == cap) {

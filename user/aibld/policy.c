@@ -494,6 +494,7 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 	enum ai_class want = AI_NONE;
 	double best_lat = -1, best_head = -1, bound = 0;
 	bool room = false;	 /* a measured node is not overloaded */
+	bool idle = true;	 /* no request waits at a node inside the bound */
 	bool accel_room = false; /* an accelerator node is ready */
 	__u32 best_w = 0;	 /* the highest configured weight of a measured node */
 
@@ -519,8 +520,19 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 			}
 		}
 	}
-	if (best_lat > 0)
+	if (best_lat > 0) {
 		bound = ai_bound(ai, svc, in, best_lat);
+		/* the nodes inside the bound have nobody waiting and run
+		 * under half the requests they can at once */
+		for (int k = 0; k < n; k++) {
+			const struct policy_node *p = &in[k];
+
+			if (ai_measured(svc, p) && p->lat_ms <= bound &&
+			    (!p->rep || p->rep->queue_depth >= 1 || p->slots <= 0 ||
+			     (double)p->active >= p->slots / 2))
+				idle = false;
+		}
+	}
 	for (enum ai_class c = AI_READY; c > AI_LOADABLE && want == AI_NONE; c--)
 		if (counts[c])
 			want = c;
@@ -546,8 +558,10 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 			 * plane, takes it only over a faster candidate whose
 			 * slots are full, so a burst spills within the poll
 			 * interval */
-			if (p->lat_ms > bound * (p->serving ? 1.25 : 1))
+			if (p->lat_ms > bound * (p->serving ? 1.25 : 1)) {
 				speed *= speed;
+				out[k].slow = idle;
+			}
 		} else if (want == AI_READY && best_lat > 0) {
 			/* not measured yet beside measured nodes: a small share,
 			 * enough to learn its latency. One the operator weighed

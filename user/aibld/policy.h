@@ -57,6 +57,10 @@ enum model_state {
 struct policy_out {
 	__u32 weight; /* table weight, 0: no new flows */
 	bool cold;    /* chosen although the model must be loaded first */
+	/* ai: measured beyond the latency bound while the nodes inside it have
+	 * room (nobody waiting, under half their slots running): its sessions'
+	 * pins go (a slower tier keeps them while it is open) */
+	bool slow;
 };
 
 /* enum aibl_mode the data plane runs for this policy */
