@@ -78,8 +78,6 @@ struct agent {
 	int cli_fd; /* aibl_node_cli of the decap program, -1 none */
 	uint64_t traffic_polls;
 	uint64_t scrapes;
-	uint64_t watches, watch_changes;  /* model-list looks between scrapes, and changes */
-	uint64_t notified, notify_failed; /* controllers told of a change, or not */
 
 	pthread_t thread;
 	bool thread_started;

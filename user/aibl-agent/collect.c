@@ -132,6 +132,35 @@ static void fetch_error(const struct fetch *f, const char *what, char *out, size
 		snprintf(out, len, "%s: HTTP %ld", what, f->status);
 }
 
+/* run the transfers added to m until every one is done or timed out */
+static void fetch_run(CURLM *m)
+{
+	int running = 0;
+
+	do {
+		if (curl_multi_perform(m, &running) != CURLM_OK)
+			break;
+		if (running && curl_multi_poll(m, NULL, 0, 100, NULL) != CURLM_OK)
+			break;
+	} while (running);
+}
+
+/* the n fetches of f (some never set up), f itself and m (may be NULL) */
+static void fetch_free(struct fetch *f, int n, CURLM *m)
+{
+	for (int i = 0; f && i < n; i++) {
+		if (f[i].h) {
+			if (m)
+				curl_multi_remove_handle(m, f[i].h);
+			curl_easy_cleanup(f[i].h);
+		}
+		http_body__free(&f[i].body);
+	}
+	free(f);
+	if (m)
+		curl_multi_cleanup(m);
+}
+
 /* Scrape every server at once (curl multi): a slow one delays no other. */
 static void scrape_all(struct agent *a)
 {
@@ -162,12 +191,7 @@ static void scrape_all(struct agent *a)
 		curl_easy_setopt(f[i].h, CURLOPT_PRIVATE, &f[i]);
 		curl_multi_add_handle(m, f[i].h);
 	}
-	do {
-		if (curl_multi_perform(m, &running) != CURLM_OK)
-			break;
-		if (running && curl_multi_poll(m, NULL, 0, 100, NULL) != CURLM_OK)
-			break;
-	} while (running);
+	fetch_run(m);
 	while ((msg = curl_multi_info_read(m, &running))) {
 		struct fetch *ff = NULL;
 
@@ -236,24 +260,15 @@ static void scrape_all(struct agent *a)
 			pr_debug("scrape %s: %s\n", srv->s.url, err);
 	}
 out:
-	for (int i = 0; f && i < 2 * n; i++) {
-		if (f[i].h) {
-			if (m)
-				curl_multi_remove_handle(m, f[i].h);
-			curl_easy_cleanup(f[i].h);
-		}
-		http_body__free(&f[i].body);
-	}
-	free(f);
+	fetch_free(f, 2 * n, m);
 	free(w);
-	if (m)
-		curl_multi_cleanup(m);
 }
 
 /* ---- residency watch: the model lists between scrapes ---- */
 
-/* what a change of makes the controller look now: each server's health and
- * the models it holds (its list, LoRA adapters running, the page's names) */
+/* a hash of what the controllers are told of when it changes: each server's
+ * health and the models it holds (its list, LoRA adapters running, the
+ * names its metrics page gives) */
 static uint64_t residency_sig(struct agent *a)
 {
 	XXH3_state_t *st = XXH3_createState();
@@ -310,7 +325,7 @@ static bool same_models(const struct agent_server *x, const struct agent_server 
  */
 static bool watch_models(struct agent *a)
 {
-	int n = a->cfg.nservers, running = 0;
+	int n = a->cfg.nservers;
 	struct fetch *f = calloc(n, sizeof(*f));
 	struct agent_server *w = malloc(sizeof(*w));
 	CURLM *m = curl_multi_init();
@@ -332,12 +347,7 @@ static bool watch_models(struct agent *a)
 			goto out;
 		curl_multi_add_handle(m, f[i].h);
 	}
-	do {
-		if (curl_multi_perform(m, &running) != CURLM_OK)
-			break;
-		if (running && curl_multi_poll(m, NULL, 0, 100, NULL) != CURLM_OK)
-			break;
-	} while (running);
+	fetch_run(m);
 	for (int i = 0; i < n && !changed; i++) {
 		char note[100];
 		long status = 0;
@@ -354,18 +364,8 @@ static bool watch_models(struct agent *a)
 		changed = !same_models(w, &a->servers[i]);
 	}
 out:
-	for (int i = 0; f && i < n; i++) {
-		if (f[i].h) {
-			if (m)
-				curl_multi_remove_handle(m, f[i].h);
-			curl_easy_cleanup(f[i].h);
-		}
-		http_body__free(&f[i].body);
-	}
-	free(f);
+	fetch_free(f, n, m);
 	free(w);
-	if (m)
-		curl_multi_cleanup(m);
 	return changed;
 }
 
@@ -377,7 +377,7 @@ out:
  */
 static void notify_controllers(struct agent *a)
 {
-	int n = a->cfg.nnotify, running = 0, ok = 0;
+	int n = a->cfg.nnotify;
 	struct fetch *f = calloc(n, sizeof(*f));
 	CURLM *m = curl_multi_init();
 	char path[AR_NAME_LEN + 32];
@@ -392,38 +392,19 @@ static void notify_controllers(struct agent *a)
 		curl_easy_setopt(f[i].h, CURLOPT_POSTFIELDSIZE, 0L);
 		curl_multi_add_handle(m, f[i].h);
 	}
-	do {
-		if (curl_multi_perform(m, &running) != CURLM_OK)
-			break;
-		if (running && curl_multi_poll(m, NULL, 0, 100, NULL) != CURLM_OK)
-			break;
-	} while (running);
+	fetch_run(m);
 	for (int i = 0; i < n; i++) {
 		long status = 0;
 
+		/* a change is rare: each one a controller missed is worth a line */
 		curl_easy_getinfo(f[i].h, CURLINFO_RESPONSE_CODE, &status);
-		if (status / 100 == 2)
-			ok++;
-		else
-			pr_debug("notify %s%s: %s\n", a->cfg.notify[i], path,
-				 status ? "refused" : "no answer");
+		if (status / 100 != 2)
+			pr_warn("notify %s%s: %s (it sees the change at its next poll)\n",
+				a->cfg.notify[i], path,
+				status ? "refused" : "no answer within 250 ms");
 	}
 out:
-	pthread_mutex_lock(&a->lock);
-	a->notified += ok;
-	a->notify_failed += n - ok;
-	pthread_mutex_unlock(&a->lock);
-	for (int i = 0; f && i < n; i++) {
-		if (f[i].h) {
-			if (m)
-				curl_multi_remove_handle(m, f[i].h);
-			curl_easy_cleanup(f[i].h);
-		}
-		http_body__free(&f[i].body);
-	}
-	free(f);
-	if (m)
-		curl_multi_cleanup(m);
+	fetch_free(f, n, m);
 }
 
 /* ---- GPUs ---- */
@@ -627,10 +608,18 @@ void agent__collect_once(struct agent *a)
 	pthread_mutex_unlock(&a->lock);
 }
 
+/* sleep to ms (monotonic), or until told to stop; the caller holds the lock */
+static void wait_until(struct agent *a, uint64_t ms)
+{
+	struct timespec until = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+
+	while (!a->stop && clock_mono_ms() < ms)
+		pthread_cond_timedwait(&a->wake, &a->lock, &until);
+}
+
 /* run round() every scrape interval until told to stop */
 static void agent_loop(struct agent *a, void (*round)(struct agent *))
 {
-	struct timespec until;
 	uint64_t next;
 
 	pthread_mutex_lock(&a->lock);
@@ -639,11 +628,7 @@ static void agent_loop(struct agent *a, void (*round)(struct agent *))
 		next = clock_mono_ms() + a->cfg.scrape_interval_ms;
 		round(a);
 		pthread_mutex_lock(&a->lock);
-		/* sleep to the next round, or until told to stop */
-		until.tv_sec = next / 1000;
-		until.tv_nsec = (next % 1000) * 1000000L;
-		while (!a->stop && clock_mono_ms() < next)
-			pthread_cond_timedwait(&a->wake, &a->lock, &until);
+		wait_until(a, next);
 	}
 	pthread_mutex_unlock(&a->lock);
 }
@@ -659,7 +644,6 @@ static void *collector(void *arg)
 	struct agent *a = arg;
 	uint64_t next = 0, sig = 0, now, until_ms;
 	bool have_sig = false;
-	struct timespec until;
 
 	pthread_mutex_lock(&a->lock);
 	while (!a->stop) {
@@ -668,16 +652,8 @@ static void *collector(void *arg)
 		pthread_mutex_unlock(&a->lock);
 		now = clock_mono_ms();
 		full = now >= next;
-		if (!full && a->cfg.watch_interval_ms && watch_models(a)) {
-			pthread_mutex_lock(&a->lock);
-			a->watch_changes++;
-			pthread_mutex_unlock(&a->lock);
+		if (!full && a->cfg.watch_interval_ms && watch_models(a))
 			full = true;
-		} else if (!full && a->cfg.watch_interval_ms) {
-			pthread_mutex_lock(&a->lock);
-			a->watches++;
-			pthread_mutex_unlock(&a->lock);
-		}
 		if (full) {
 			uint64_t s;
 
@@ -693,10 +669,7 @@ static void *collector(void *arg)
 		if (a->cfg.watch_interval_ms && clock_mono_ms() + a->cfg.watch_interval_ms < next)
 			until_ms = clock_mono_ms() + a->cfg.watch_interval_ms;
 		pthread_mutex_lock(&a->lock);
-		until.tv_sec = until_ms / 1000;
-		until.tv_nsec = (until_ms % 1000) * 1000000L;
-		while (!a->stop && clock_mono_ms() < until_ms)
-			pthread_cond_timedwait(&a->wake, &a->lock, &until);
+		wait_until(a, until_ms);
 	}
 	pthread_mutex_unlock(&a->lock);
 	return NULL;

@@ -407,10 +407,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (!strncmp(url, "/v1/nodes/", 10)) {
 		const char *name = url + 10, *slash = strrchr(name, '/');
 		char node[AIBL_NAME_LEN + 1];
-		bool drain;
+		bool drain, poll;
 		int err;
-
-		bool poll;
 
 		if (!slash ||
 		    (strcmp(slash, "/drain") && strcmp(slash, "/undrain") &&
@@ -440,8 +438,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 					   "no such node (names are " AIBL_NAME_CHARSET ")");
 		drain = !strcmp(slash, "/drain");
 		pthread_mutex_lock(&d->lock);
-		err =
-		    poll ? (aibld__node(d, node) ? 0 : -ENOENT) : nodes__set_drain(d, node, drain);
+		if (poll) {
+			const struct node_rt *n = aibld__node(d, node);
+
+			err = n && n->cfg_idx >= 0 ? 0 : -ENOENT;
+		} else {
+			err = nodes__set_drain(d, node, drain);
+		}
 		pthread_mutex_unlock(&d->lock);
 		if (err) {
 			char msg[96];

@@ -298,7 +298,9 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 				 * every later turn loses there (the bound is
 				 * latency_spread x the best node's whole request
 				 * latency, prefill and decode). While the
-				 * slower tier is open (the faster one busy), its
+				 * slower tier is open (the faster one busy) or the
+				 * fast nodes are half full (a moved session's first
+				 * turn is a full prefill others would wait for), its
 				 * pins hold, so a session does not bounce with the
 				 * load. A session moved is pinned where it lands */
 				pos = svc_node_pos(cs, i);

@@ -494,7 +494,7 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 	enum ai_class want = AI_NONE;
 	double best_lat = -1, best_head = -1, bound = 0;
 	bool room = false;	 /* a measured node is not overloaded */
-	bool idle = true;	 /* no request waits at a node inside the bound */
+	bool idle = true;	 /* the nodes inside the bound: none waiting, half free */
 	bool accel_room = false; /* an accelerator node is ready */
 	__u32 best_w = 0;	 /* the highest configured weight of a measured node */
 
