@@ -150,6 +150,7 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 	struct aibl_pin *pin = NULL;
 	struct aibl_globals *g;
 	__u32 zero = 0, svc, base, pinned = AIBL_NO_BACKEND, spill = 0, epoch = 0;
+	bool slower = false;
 	struct pick a, b;
 	bool local = true;
 
@@ -185,14 +186,15 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 		    be_usable(bpf_map_lookup_elem(&aibl_backends, &id))) {
 			/* cluster mode: every balancer must choose alike, and
 			 * the queue is this balancer's count: the pin wins */
-			if (mode != AIBL_MODE_P2C || !pin->spill_ms || !local) {
+			slower = pin->flags & AIBL_PIN_F_SLOWER;
+			if (mode != AIBL_MODE_P2C || (!pin->spill_ms && !slower) || !local) {
 				count(AIBL_CNT_PIN_HIT);
 				ch->backend = id;
 				ch->pinned = true;
 				return 0;
 			}
 			pinned = id;
-			spill = pin->spill_ms;
+			spill = pin->spill_ms ? pin->spill_ms : 0xffffffffU;
 		} else {
 			count(AIBL_CNT_PIN_SKIP);
 		}
@@ -227,7 +229,9 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 	}
 	if (pinned != AIBL_NO_BACKEND) {
 		if (a.backend == AIBL_NO_BACKEND || a.backend == pinned ||
-		    be_wait(pinned, epoch) <= be_wait(a.backend, epoch) + spill) {
+		    (be_wait(pinned, epoch) <= be_wait(a.backend, epoch) + spill &&
+		     !(slower && !a.overloaded && !be_wait(a.backend, epoch) &&
+		       be_cost(a.backend, true, epoch) < be_cost(pinned, true, epoch)))) {
 			count(AIBL_CNT_PIN_HIT);
 			ch->backend = pinned;
 			ch->pinned = true;

@@ -322,9 +322,14 @@ struct aibl_pin {
 	 * the queue expected there (aibl_cost beyond the free slots) is more
 	 * than spill_ms shorter; 0: never */
 	__u16 spill_ms;
-	__u16 flags;
+	__u16 flags;	  /* AIBL_PIN_F_* */
 	__u64 expires_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns); 0: no expiry */
 };
+
+/* the pinned node is measured beyond its service's latency bound (a slower
+ * tier): a p2c service's new flow leaves the pin for a p2c choice that is
+ * cheaper and has a free slot now (struct aibl_cost) */
+#define AIBL_PIN_F_SLOWER 0x0001
 
 /* ---- service membership: aibl_members, HASH (for inspection) ---- */
 struct aibl_member_key {

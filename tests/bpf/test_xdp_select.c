@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <time.h>
 #include "xdp_fixture.h"
+#include "../../user/aibld/aibld.h"
 
 static void test_sel_hash_weights(void)
 {
@@ -428,6 +429,92 @@ out:
 	xe_down();
 }
 
+/*
+ * A pin to a node of a slower tier (AIBL_PIN_F_SLOWER) yields to a p2c
+ * choice that is cheaper and has a free slot now; while that choice would
+ * queue the flow, or costs more, the pin holds.
+ */
+static void test_pin_slower(void)
+{
+	static __u32 pat[2] = {1, 2};
+	struct aibl_cost fast = {.cost = 260, .free = 2, .per_flow = 30};
+	struct aibl_cost slow = {.cost = 650, .free = 6, .per_flow = 80};
+	struct aibl_pin_key k = {.svc_id = 0, .family = AIBL_AF_INET};
+	struct aibl_pin v = {.backend = 2, .spill_ms = 500, .flags = AIBL_PIN_F_SLOWER};
+	struct aibl_load l = {.active = 2};
+	__u32 one = 1, two = 2;
+	struct xe_result r;
+
+	if (!p2c_env(pat, 2, &fast, &slow))
+		goto out;
+	xe_addr(&k.client, AIBL_AF_INET, "198.18.0.1");
+	if (!ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_PINS), &k, &v, BPF_ANY), "pin") ||
+	    !ASSERT_OK(xe_pin_filter(), "filter"))
+		goto out;
+	/* two flows run at the fast node, a third still has a slot */
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_LOAD), &one, &l, 0), "load fast");
+	ASSERT_EQ(syn_from(1, 1, VIP4, 80, &r), 1, "slower pin: the fast node's free slot");
+	ASSERT_EQ(xe_counter(AIBL_CNT_PIN_SKIP), 1, "pin_skip");
+	/* now three: the next flow would wait there, so the cache wins */
+	ASSERT_EQ(syn_from(1, 2, VIP4, 80, &r), 2, "fast node full: pinned");
+	ASSERT_EQ(xe_counter(AIBL_CNT_PIN_HIT), 1, "pin_hit");
+
+	/* room again; the same pin without the flag holds (queues, not speeds) */
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_LOAD), &one, &l, 0), "load fast");
+	v.flags = 0;
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_PINS), &k, &v, BPF_ANY), "pin, no flag");
+	ASSERT_EQ(syn_from(1, 3, VIP4, 80, &r), 2, "no flag: pinned");
+
+	/* flagged, but the pinned node is the cheaper one: it holds */
+	v.flags = AIBL_PIN_F_SLOWER;
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_PINS), &k, &v, BPF_ANY), "pin, flag");
+	slow.cost = 200;
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, &slow, 0), "cost2");
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_LOAD), &one, &l, 0), "load fast");
+	ASSERT_EQ(syn_from(1, 4, VIP4, 80, &r), 2, "pinned node cheaper: pinned");
+
+	/* spill_ms 0 (never by queue) does not keep a session on a slower tier */
+	slow.cost = 650;
+	v.spill_ms = 0;
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, &slow, 0), "cost2");
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_PINS), &k, &v, BPF_ANY), "pin, spill 0");
+	ASSERT_EQ(syn_from(1, 5, VIP4, 80, &r), 1, "spill_ms 0, slower: the free fast slot");
+out:
+	xe_down();
+}
+
+/* aibld's pin writer: a pin whose flags or spill_ms change is rewritten
+ * even when its backend and expiry stay (tables__sync_pins) */
+static void test_pin_sync(void)
+{
+	struct aibld d = {};
+	struct pin_ent p = {.key = {.svc_id = 0, .family = AIBL_AF_INET}};
+	struct aibl_pin v;
+
+	if (!std_env())
+		goto out;
+	d.fd_pins = xe_fd(AIBL_MAP_PINS);
+	d.fd_filter = xe_fd(AIBL_MAP_FILTER);
+	xe_addr(&p.key.client, AIBL_AF_INET, "198.18.0.1");
+	p.val = (struct aibl_pin){.backend = 2, .spill_ms = 500, .expires_ns = mono_ns() + 60e9};
+	if (!ASSERT_OK(tables__sync_pins(&d, &p, 1), "write"))
+		goto out;
+	p.val.flags = AIBL_PIN_F_SLOWER;
+	ASSERT_OK(tables__sync_pins(&d, &p, 1), "flag it");
+	ASSERT_OK(bpf_map_lookup_elem(d.fd_pins, &p.key, &v), "lookup");
+	ASSERT_EQ(v.flags, AIBL_PIN_F_SLOWER, "the flag reached the map");
+	p.val.spill_ms = 0;
+	ASSERT_OK(tables__sync_pins(&d, &p, 1), "spill 0");
+	ASSERT_OK(bpf_map_lookup_elem(d.fd_pins, &p.key, &v), "lookup");
+	ASSERT_EQ(v.spill_ms, 0, "so did spill_ms");
+	ASSERT_EQ(syn_from(1, 1, VIP4, 80, &(struct xe_result){}), 2, "the pin steers");
+	ASSERT_OK(tables__sync_pins(&d, NULL, 0), "none wanted");
+	ASSERT_ERR(bpf_map_lookup_elem(d.fd_pins, &p.key, &v), "deleted");
+out:
+	free(d.pins);
+	xe_down();
+}
+
 static const struct test_case cases[] = {
     {"sel_hash_weights", test_sel_hash_weights},
     {"sel_rr_order", test_sel_rr},
@@ -436,6 +523,8 @@ static const struct test_case cases[] = {
     {"sel_p2c_slots", test_sel_p2c_slots},
     {"sel_p2c_burst", test_sel_p2c_burst},
     {"pin_spill", test_pin_spill},
+    {"pin_slower", test_pin_slower},
+    {"pin_sync", test_pin_sync},
     {"sel_cluster_same_choice", test_sel_cluster},
     {"sel_bounded_load", test_sel_bounded},
     {"pins", test_pins},

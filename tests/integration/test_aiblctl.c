@@ -514,10 +514,10 @@ static int put_conn(const char *cli, __u16 cport, const char *vip, __u16 vport, 
 	return put(AIBL_MAP_CONNS, &k, &c);
 }
 
-static int put_pin(__u32 svc, const char *cli, __u32 be, __u64 ttl_ns)
+static int put_pin(__u32 svc, const char *cli, __u32 be, __u64 ttl_ns, __u16 spill_ms, __u16 flags)
 {
 	struct aibl_pin_key k = {.svc_id = svc};
-	struct aibl_pin p = {.backend = be};
+	struct aibl_pin p = {.backend = be, .spill_ms = spill_ms, .flags = flags};
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -650,8 +650,9 @@ static int fixture(void)
 	    put_conn("fd00:200::5", 5555, "fd00:100::1", 80, IPPROTO_TCP, BE_A, 0) ||
 	    put_conn("fd00:200::6", 5556, "fd00:100::2", 443, IPPROTO_TCP, BE_E, 0))
 		return -EIO;
-	if (put_pin(SVC_CHAT, "10.0.0.9", BE_A, 60ULL * 1000000000ULL) ||
-	    put_pin(SVC_CHAT, "10.0.0.10", BE_B, 0) || put_pin(SVC_EMBED, "fd00:200::7", BE_E, 0))
+	if (put_pin(SVC_CHAT, "10.0.0.9", BE_A, 60ULL * 1000000000ULL, 500, AIBL_PIN_F_SLOWER) ||
+	    put_pin(SVC_CHAT, "10.0.0.10", BE_B, 0, 500, 0) ||
+	    put_pin(SVC_EMBED, "fd00:200::7", BE_E, 0, 0, 0))
 		return -EIO;
 
 	{
@@ -963,6 +964,9 @@ static void test_pin_list(void)
 		 JINT_MIN("pins[client=10.0.0.9].expires_in_ms", 1, "expires from now"),
 		 JINT_MAX("pins[client=10.0.0.9].expires_in_ms", 60000, "within the minute"),
 		 JSTR("pins[client=10.0.0.9].backend", "gpu-a", "backend"),
+		 JINT("pins[client=10.0.0.9].spill_ms", 500, "spill_ms"),
+		 JTRUE("pins[client=10.0.0.9].slower", "a slower tier's pin"),
+		 JFALSE("pins[client=10.0.0.10].slower", "not a slower tier"),
 		 JEXISTS("pins[client=10.0.0.10]", "pin of 10.0.0.10"),
 		 JNULL("pins[client=10.0.0.10].expires_in_ms", "no expiry"),
 		 JSTR("pins[client=10.0.0.10].state", "draining", "backend state")),
@@ -970,8 +974,9 @@ static void test_pin_list(void)
 		 JSTR("pins[0].client", "fd00:200::7", "embed pin"),
 		 JSIZE("pins", 1, "one embed pin")),
 	    CASE("pin list --service chat", 0,
-		 ROW("expiring pin", "chat", "10.0.0.9", "gpu-a", "up", "in "),
-		 ROW("pin without expiry", "chat", "10.0.0.10", "gpu-b", "draining", "never"),
+		 ROW("expiring pin", "chat", "10.0.0.9", "gpu-a", "up", "in ", "500ms, slower"),
+		 ROW("pin without expiry", "chat", "10.0.0.10", "gpu-b", "draining", "never",
+		     "500ms"),
 		 OUT("2 pins", "count")),
 	};
 

@@ -41,6 +41,7 @@ static bool setup(void)
 		/* every node in every table, as the recompute before would */
 		d.svcs[s].applied = calloc(d.cfg.services[s].nnodes, sizeof(__u32));
 		d.svcs[s].slow = calloc(d.cfg.services[s].nnodes, sizeof(bool));
+		d.svcs[s].beyond = calloc(d.cfg.services[s].nnodes, sizeof(bool));
 		for (int k = 0; k < d.cfg.services[s].nnodes; k++)
 			d.svcs[s].applied[k] = 1;
 		d.svcs[s].have_table = true;
@@ -56,6 +57,7 @@ static void cleanup(void)
 	for (int s = 0; s < d.cfg.nservices; s++) {
 		free(d.svcs[s].applied);
 		free(d.svcs[s].slow);
+		free(d.svcs[s].beyond);
 	}
 	free(d.nodes);
 	free(d.svcs);
@@ -172,7 +174,15 @@ static void pins_only_where_useful(void)
 		ASSERT_OK(nodes__build_pins(&d, &p, &n), "build");
 		ASSERT_TRUE(n == 1 && p[0].val.spill_ms == d.cfg.ai.pin_spill_ms,
 			    "with pin_spill_ms for the data plane");
+		ASSERT_TRUE(n == 1 && !(p[0].val.flags & AIBL_PIN_F_SLOWER), "not a slower tier");
 		free(p);
+		/* beyond the latency bound (ai_latency_spill): the data plane
+		 * lets the pin go for a faster node with a free slot */
+		d.svcs[0].beyond[0] = true;
+		ASSERT_OK(nodes__build_pins(&d, &p, &n), "build");
+		ASSERT_TRUE(n == 1 && (p[0].val.flags & AIBL_PIN_F_SLOWER), "flagged slower");
+		free(p);
+		d.svcs[0].beyond[0] = false;
 	}
 	a->rep.queue_depth = 0;
 

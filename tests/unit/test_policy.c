@@ -491,6 +491,8 @@ static void ai_latency_spill(void)
 	ASSERT_EQ(out[2].weight, 11,
 		  "beyond 2 x 100 + 50 ms: a spill candidate, 100 * (100 / 300)^2");
 	ASSERT_FALSE(out[2].slow, "the fast nodes' slots unknown: the slow node keeps its pins");
+	ASSERT_TRUE(out[2].beyond && !out[0].beyond && !out[1].beyond,
+		    "beyond the bound: its pins yield to a free fast slot (AIBL_PIN_F_SLOWER)");
 	/* 8 slots each, 3 flows at the first: room for a moved session's prefill */
 	pn[0].slots = pn[1].slots = 8;
 	pn[0].active = 3;
@@ -521,6 +523,7 @@ static void ai_latency_spill(void)
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "fast tier busy");
 	ASSERT_EQ(out[2].weight, 33, "slow node spills in: 100 * 100 / 300");
 	ASSERT_FALSE(out[2].slow, "the slower tier open: its pins hold");
+	ASSERT_FALSE(out[2].beyond, "inside the widened bound: not a slower tier now");
 	ASSERT_EQ(out[3].weight, 0, "the weaker unknown still waits: the slow node has room");
 	rep[2].queue_depth = 0;
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "slow node idle");

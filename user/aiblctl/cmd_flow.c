@@ -249,7 +249,11 @@ static void pin_help(FILE *f)
 		   "\n"
 		   "Session pins (aibl_pins): new flows of a client to a service go to the pinned\n"
 		   "backend (the node holding its KV/prefix cache) unless that backend is down,\n"
-		   "draining or overloaded. Shows the time left before each pin expires.\n");
+		   "draining or overloaded. Shows the time left before each pin expires and,\n"
+		   "for a p2c (ai) service, SPILL: how much longer the queue at the pinned\n"
+		   "backend may be than at the p2c choice (never: 0), and \"slower\" when the\n"
+		   "backend is beyond the service's latency bound, so a cheaper p2c choice\n"
+		   "with a free slot takes the flow.\n");
 }
 
 static const struct ctl_state *pin_state;
@@ -269,7 +273,8 @@ static int pin_cmp(const void *a, const void *b)
 
 static int pin_list(int argc, char **argv)
 {
-	static const char *const hdr[] = {"SERVICE", "CLIENT", "BACKEND", "STATE", "EXPIRES"};
+	static const char *const hdr[] = {"SERVICE", "CLIENT",	"BACKEND",
+					  "STATE",   "EXPIRES", "SPILL"};
 	const char *svc_opt = NULL;
 	const struct ctl_opt opts[] = {{"--service", true, &svc_opt}};
 	struct ctl_table *t = NULL;
@@ -304,7 +309,7 @@ static int pin_list(int argc, char **argv)
 	if (ctl.json)
 		arr = json_array();
 	else
-		t = ctl_table__new(5, hdr, "lllll");
+		t = ctl_table__new(6, hdr, "llllll");
 	for (__u32 i = 0; i < s.npins; i++) {
 		const struct aibl_pin_key *k = &s.pkeys[idx[i]];
 		const struct aibl_pin *p = &s.pvals[idx[i]];
@@ -321,17 +326,18 @@ static int pin_list(int argc, char **argv)
 		st = ctl_be_state(p->backend < s.nbe ? s.be[p->backend].flags : 0);
 		if (arr) {
 			json_array_append_new(
-			    arr, json_pack("{s:s,s:i,s:s,s:i,s:i,s:s,s:s,s:o,s:b}", "service", sn,
-					   "service_id", k->svc_id, "client", cli, "family",
-					   k->family, "backend_id", p->backend, "backend", bn,
-					   "state", st, "expires_in_ms",
+			    arr, json_pack("{s:s,s:i,s:s,s:i,s:i,s:s,s:s,s:o,s:b,s:i,s:b}",
+					   "service", sn, "service_id", k->svc_id, "client", cli,
+					   "family", k->family, "backend_id", p->backend, "backend",
+					   bn, "state", st, "expires_in_ms",
 					   p->expires_ns
 					       ? json_integer(
 						     expired ? 0
 							     : (json_int_t)((p->expires_ns - now) /
 									    1000000))
 					       : json_null(),
-					   "expired", expired));
+					   "expired", expired, "spill_ms", p->spill_ms, "slower",
+					   !!(p->flags & AIBL_PIN_F_SLOWER)));
 			continue;
 		}
 		ctl_table__cell(t, "%s", sn);
@@ -345,6 +351,11 @@ static int pin_list(int argc, char **argv)
 		else
 			ctl_table__cell(t, "in %s",
 					ctl_fmt_dur_ns(d, sizeof(d), p->expires_ns - now));
+		/* when a p2c service's flow leaves the pin (docs/dataplane.md) */
+		ctl_table__cell(t, "%s%s%s", p->spill_ms ? "" : "never",
+				p->spill_ms ? ctl_fmt_dur_ns(d, sizeof(d), p->spill_ms * 1000000ULL)
+					    : "",
+				p->flags & AIBL_PIN_F_SLOWER ? ", slower" : "");
 	}
 	if (arr) {
 		ret = ctl_json_print(json_pack("{s:o}", "pins", arr));

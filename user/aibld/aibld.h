@@ -65,6 +65,7 @@ struct svc_rt {
 	__u32 *applied;		     /* per service node (cfg order): weight in the table */
 	__u32 *slots;		     /* per service node: slots in the active half */
 	bool *slow;		     /* per service node: policy_out.slow, last recompute */
+	bool *beyond;		     /* per service node: policy_out.beyond, last recompute */
 	__u32 *mem_ids;		     /* backend ids written to aibl_members for it */
 	struct aibl_member *mem_val; /* and what was written, to skip repeats */
 	int nmem;

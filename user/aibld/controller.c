@@ -33,6 +33,7 @@ static void svc_rt_free(struct svc_rt *s)
 	free(s->applied);
 	free(s->slots);
 	free(s->slow);
+	free(s->beyond);
 	free(s->mem_ids);
 	free(s->mem_val);
 }
@@ -228,7 +229,8 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 		s->applied = calloc(cfg->services[i].nnodes + 1, sizeof(__u32));
 		s->slots = calloc(cfg->services[i].nnodes + 1, sizeof(__u32));
 		s->slow = calloc(cfg->services[i].nnodes + 1, sizeof(bool));
-		if (!s->table || !s->applied || !s->slots || !s->slow) {
+		s->beyond = calloc(cfg->services[i].nnodes + 1, sizeof(bool));
+		if (!s->table || !s->applied || !s->slots || !s->slow || !s->beyond) {
 			err = -ENOMEM;
 			goto out;
 		}
@@ -778,8 +780,10 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 	err = policy__weights(&d->cfg, cs, &st, w->in, w->out);
 	if (err)
 		return err;
-	for (int k = 0; k < cs->nnodes; k++)
+	for (int k = 0; k < cs->nnodes; k++) {
 		s->slow[k] = w->out[k].slow;
+		s->beyond[k] = w->out[k].beyond;
+	}
 	for (int k = 0; k < cs->nnodes; k++)
 		w->w[k] =
 		    policy__hysteresis(s->applied[k], w->out[k].weight, d->cfg.hysteresis_pct);

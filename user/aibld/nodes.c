@@ -331,6 +331,7 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 				 * release would lag a burst and drop the pin
 				 * for every session at once */
 				p->val.spill_ms = c->ai.pin_spill_ms;
+				p->val.flags = d->svcs[s].beyond[pos] ? AIBL_PIN_F_SLOWER : 0;
 				p->val.expires_ns = now + ttl * 1000000ULL;
 				p->score = hint->score;
 				p->node = i;

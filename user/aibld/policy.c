@@ -561,6 +561,7 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 			if (p->lat_ms > bound * (p->serving ? 1.25 : 1)) {
 				speed *= speed;
 				out[k].slow = idle;
+				out[k].beyond = true;
 			}
 		} else if (want == AI_READY && best_lat > 0) {
 			/* not measured yet beside measured nodes: a small share,

@@ -61,6 +61,9 @@ struct policy_out {
 	 * room (nobody waiting, under half their slots running): its sessions'
 	 * pins go (a slower tier keeps them while it is open) */
 	bool slow;
+	/* ai: measured beyond the latency bound: its pins yield to a faster
+	 * node with a free slot (AIBL_PIN_F_SLOWER) */
+	bool beyond;
 };
 
 /* enum aibl_mode the data plane runs for this policy */

@@ -269,7 +269,8 @@ int tables__sync_pins(struct aibld *d, struct pin_ent *want, int nwant)
 					 ? o->expires_ns - nv->expires_ns
 					 : nv->expires_ns - o->expires_ns;
 
-			if (o->backend == nv->backend && diff <= slack) {
+			if (o->backend == nv->backend && o->spill_ms == nv->spill_ms &&
+			    o->flags == nv->flags && diff <= slack) {
 				want[j].val = *o;
 				keep[j] = want[j];
 				i++;
