@@ -1262,6 +1262,7 @@ static void test_misuse(void)
 	    {"flow list --frob", 2, "unknown option '--frob'"},
 	    {"stats --count 0", 2, "at least 1"},
 	    {"node drain", 2, "needs one node NAME"},
+	    {"node poll a b", 2, "needs one node NAME"},
 	    {"simulate 10.0.0.1:1", 2, "needs CLIENT_IP:PORT VIP:PORT"},
 	};
 
@@ -1694,6 +1695,12 @@ static void test_real_aibld(void)
 		    CASE(argf("--api %s node drain gpu-a", api), 1, ERR("HTTP 401", "401")),
 		    CASE(argf("--api %s --token-file %s node drain nosuch", api, tokfile), 1,
 			 ERR("unknown node 'nosuch'", "404")),
+		    /* an early poll needs no token */
+		    CASE(argf("--api %s node poll gpu-a", api), 0,
+			 OUT("node gpu-a: poll asked for", "poll asked")),
+		    CASE(argf("-j --api %s node poll gpu-b", api), 0, OUT("\"poll\":true", "json")),
+		    CASE(argf("--api %s node poll nosuch", api), 1,
+			 ERR("unknown node 'nosuch'", "poll: 404")),
 		};
 
 		RUN_CASES(cases);

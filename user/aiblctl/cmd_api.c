@@ -337,16 +337,22 @@ out:
 
 static void node_help(FILE *f)
 {
-	fprintf(f, "Usage: aiblctl [--api URL] [--token-file F] node drain|undrain NAME\n"
-		   "\n"
-		   "drain:   the node takes no new flows; its established flows continue.\n"
-		   "undrain: the node takes new flows again.\n"
-		   "Through the controller (POST /v1/nodes/NAME/drain|undrain). When aibld has an\n"
-		   "api_token_file, pass the token with --token-file F or $AIBL_API_TOKEN.\n");
+	fprintf(f,
+		"Usage: aiblctl [--api URL] [--token-file F] node drain|undrain|poll NAME\n"
+		"\n"
+		"drain:   the node takes no new flows; its established flows continue.\n"
+		"undrain: the node takes new flows again.\n"
+		"poll:    the controller polls its nodes now (after a model was loaded or\n"
+		"         unloaded by hand), no sooner than poll_interval_ms / 10 after the\n"
+		"         last round. Needs no token.\n"
+		"Through the controller (POST /v1/nodes/NAME/drain|undrain|poll). When aibld\n"
+		"has an api_token_file, pass the token with --token-file F or $AIBL_API_TOKEN.\n");
 }
 
 static int node_set(int argc, char **argv, const char *action)
 {
+	bool poll = !strcmp(action, "poll");
+	const char *key = poll ? AIBL_SJ_POLL : AIBL_SJ_DRAINING;
 	char path[512], *esc = NULL;
 	struct api_buf b = {};
 	json_error_t jerr;
@@ -383,24 +389,29 @@ static int node_set(int argc, char **argv, const char *action)
 			       action, code, api_reason(doc, &b));
 		goto out;
 	}
-	if (code != 200) {
+	/* a poll is asked for (202), a drain done (200) */
+	if (code != (poll ? 202 : 200)) {
 		ret = ctl_fail("controller API: POST %s: HTTP %ld: %s", path, code,
 			       api_reason(doc, &b));
 		goto out;
 	}
-	if (!json_is_object(doc) || !json_is_boolean(json_object_get(doc, AIBL_SJ_DRAINING))) {
-		ret = ctl_fail("controller API: POST %s: answer lacks \"" AIBL_SJ_DRAINING "\"",
-			       path);
+	if (!json_is_object(doc) || !json_is_boolean(json_object_get(doc, key))) {
+		ret = ctl_fail("controller API: POST %s: answer lacks \"%s\"", path, key);
 		goto out;
 	}
 	if (ctl.json) {
 		ret = ctl_json_print(json_incref(doc));
 		goto out;
 	}
-	printf("node %s: %s\n", argv[0],
-	       json_is_true(json_object_get(doc, AIBL_SJ_DRAINING))
-		   ? "draining (no new flows; established flows continue)"
-		   : "not draining (takes new flows)");
+	if (poll)
+		printf("node %s: poll asked for (the controller polls its nodes within "
+		       "poll_interval_ms / 10)\n",
+		       argv[0]);
+	else
+		printf("node %s: %s\n", argv[0],
+		       json_is_true(json_object_get(doc, AIBL_SJ_DRAINING))
+			   ? "draining (no new flows; established flows continue)"
+			   : "not draining (takes new flows)");
 out:
 	json_decref(doc);
 	free(b.data);
@@ -417,11 +428,17 @@ static int node_undrain(int argc, char **argv)
 	return node_set(argc, argv, "undrain");
 }
 
+static int node_poll(int argc, char **argv)
+{
+	return node_set(argc, argv, "poll");
+}
+
 int ctl_cmd_node(int argc, char **argv)
 {
 	static const struct ctl_cmd cmds[] = {
 	    {"drain", node_drain},
 	    {"undrain", node_undrain},
+	    {"poll", node_poll},
 	    {NULL, NULL},
 	};
 

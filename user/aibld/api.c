@@ -455,8 +455,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (poll) {
 			__atomic_fetch_add(&d->st.polls_asked, 1, __ATOMIC_RELAXED);
 			aibld__wake(d->poll_fd);
-			return reply_json(c, MHD_HTTP_ACCEPTED,
-					  json_pack("{s:s,s:b}", AIBL_SJ_NODE, node, "poll", 1));
+			return reply_json(
+			    c, MHD_HTTP_ACCEPTED,
+			    json_pack("{s:s,s:b}", AIBL_SJ_NODE, node, AIBL_SJ_POLL, 1));
 		}
 		aibld__wake(d->wake_fd);
 		ret =

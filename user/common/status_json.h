@@ -69,9 +69,10 @@
 #define AIBL_SJ_LAST_ERROR	   "last_error"
 #define AIBL_SJ_CONFIGURED	   "configured"
 
-/* the answer to drain/undrain, and an error */
+/* the answer to drain/undrain and poll, and an error */
 #define AIBL_SJ_NODE	 "node"
 #define AIBL_SJ_DRAINING "draining"
+#define AIBL_SJ_POLL	 "poll"
 #define AIBL_SJ_ERROR	 "error"
 
 #endif /* AIBL_STATUS_JSON_H */
