@@ -42,12 +42,15 @@
 #                --burst-size 24)
 # Load sweep (--rates LIST, sessions/s, default 3,6,12): each run is one
 # aibl-loadgen run whose first rate x --warmup-s sessions (default 2 s: what
-# arrives in that time on average), at least 6, are not measured; the measured ones
-# follow: rate x --run-s (default 4) sessions, at least 18 (72 requests
-# or more for a p99).
+# arrives in that time on average), at least 6, arrive one at a time
+# (aibl-loadgen --calm-sessions: no burst) and are not measured; the
+# measured ones follow, bursts and all: rate x --run-s (default 4)
+# sessions, at least 18 (72 requests or more for a p99).
 # That is the steady state of a balancer that has been running: what
 # least_time and ai learn of the nodes they learn in the warm-up, and the
 # measured sessions meet the load the earlier ones still put on the nodes.
+# (Without a calm warm-up a burst of 24 took the whole warm-up in one
+# arrival, and the measured sessions met balancers that had seen nothing.)
 # Figures of a run are computed here from its samples (--samples), over the
 # measured sessions: tok_s is their output tokens over the time from the
 # first one's start to the last one's end.
@@ -105,7 +108,7 @@ while [ $# -gt 0 ]; do
 	--keep-lab) KEEP_LAB=1; shift ;;
 	--report) REPORT=1; shift ;;
 	--) shift; LG_ARGS=("$@"); break ;;
-	-h|--help) sed -n '3,50p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,/had seen nothing/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-routing: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -303,9 +306,9 @@ run_all() {
 		mkdir -p "$OUT/$scen"
 		for rate in $RATES; do
 			WARM=$(python3 -c "import math; print(max(6, math.ceil($rate * $WARMUP_S)))")
-			SESS_ARGS=()
+			SESS_ARGS=(--calm-sessions "$WARM")
 			[ $have_sessions = 0 ] &&
-				SESS_ARGS=(--sessions "$(python3 -c "import math; print($WARM + max(18, math.ceil($rate * $RUN_S)))")")
+				SESS_ARGS+=(--sessions "$(python3 -c "import math; print($WARM + max(18, math.ceil($rate * $RUN_S)))")")
 			for p in $POLICIES; do
 				nodes_start "$scen"
 				write_config "$p"

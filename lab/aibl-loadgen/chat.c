@@ -392,7 +392,11 @@ static int lg_sessions_init(const struct lg_chat_cfg *cfg, struct lg_session *ss
 	while (i < cfg->sessions) {
 		if (cfg->rate > 0)
 			t += lg_rng__exp(&arr, 1000.0 / cfg->rate);
+		/* drawn for a calm session too: the same seed gives the
+		 * same arrival times with or without a calm warm-up */
 		n = lg_rng__uniform(&arr) < cfg->burst_prob ? cfg->burst_size : 1;
+		if (i < cfg->calm_sessions)
+			n = 1;
 		for (k = 0; k < n && i < cfg->sessions; k++, i++) {
 			struct lg_session *s = &ss[i];
 

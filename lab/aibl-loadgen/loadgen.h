@@ -144,6 +144,7 @@ struct lg_chat_cfg {
 	double rate;		 /* session arrivals per second */
 	double burst_prob;	 /* an arrival is a burst of burst_size sessions */
 	uint32_t burst_size;
+	uint32_t calm_sessions;	      /* the first ones arrive one at a time */
 	double think_ms;	      /* mean pause between a reply and the next turn */
 	uint32_t max_inflight;	      /* 0: open loop */
 	uint32_t sessions_per_source; /* consecutive sessions sharing an address */

@@ -165,6 +165,10 @@ static const struct cliopt lg_rows[] = {
 	   .group = LG_CHAT, .help = "an arrival is a burst with probability P"),
     LG_OPT("burst-size", UNUM, chat.burst_size, .min = 1, .max = 1e6, .def = "8", .group = LG_CHAT,
 	   .help = "sessions arriving together in a burst"),
+    LG_OPT("calm-sessions", UNUM, chat.calm_sessions, .max = 1e7, .def = "0", .metavar = "N",
+	   .group = LG_CHAT,
+	   .help = "the first N sessions arrive one at a time, a warm-up\n"
+		   "without bursts (an arrival drawn as a burst brings one)"),
     LG_OPT("think-ms", DOUBLE, chat.think_ms, .max = 1e9, .def = "200", .metavar = "MS",
 	   .group = LG_CHAT, .help = "mean pause between a reply and the next turn, exponential"),
     LG_OPT("sessions-per-source", UNUM, chat.sessions_per_source, .min = 1, .max = 1e6, .def = "1",
@@ -267,15 +271,16 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		cfg_o = json_pack(
-		    "{s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:i, s:f, s:i, s:b, s:I, "
+		    "{s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:i, s:i, s:f, s:i, s:b, s:I, "
 		    "s:i, s:i, s:i}",
 		    "sessions", (int)chat->sessions, "turns", (int)chat->turns, "context_tokens",
 		    (int)chat->context_tokens, "turn_tokens", (int)chat->turn_tokens,
 		    "output_tokens", (int)chat->output_tokens, "rate", chat->rate, "burst_prob",
-		    chat->burst_prob, "burst_size", (int)chat->burst_size, "think_ms",
-		    chat->think_ms, "max_inflight", (int)chat->max_inflight, "keepalive",
-		    c->keepalive, "seed", (json_int_t)c->seed, "sources", (int)c->src.n, "targets",
-		    c->ntargets, "sessions_per_source", (int)chat->sessions_per_source);
+		    chat->burst_prob, "burst_size", (int)chat->burst_size, "calm_sessions",
+		    (int)chat->calm_sessions, "think_ms", chat->think_ms, "max_inflight",
+		    (int)chat->max_inflight, "keepalive", c->keepalive, "seed", (json_int_t)c->seed,
+		    "sources", (int)c->src.n, "targets", c->ntargets, "sessions_per_source",
+		    (int)chat->sessions_per_source);
 		snprintf(title, sizeof(title),
 			 "aibl-loadgen chat: %u sessions x %u turns, context %u + %u/turn tokens, "
 			 "%u output tokens, %.1f sessions/s (bursts %.0f%% x %u), seed %llu",

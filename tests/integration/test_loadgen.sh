@@ -55,6 +55,18 @@ t_check chat_samples_lines [ "$(grep -vc '^#' "$tmp/samples.tsv")" = 36 ]
 	--output-tokens 8 --think-ms 10 --seed 7 --json --no-progress >"$tmp/chat2.json" 2>/dev/null
 t_check chat_deterministic [ "$(json "$tmp/chat.json" "[m['requests'] for m in j['models']]")" = \
 	"$(json "$tmp/chat2.json" "[m['requests'] for m in j['models']]")" ]
+# a calm warm-up: every arrival is a burst of 4, but the first 4 sessions
+# come one at a time (the seed's gaps: 0.1-0.5 s at 4/s) and the next 4
+# together
+"$B/aibl-loadgen" chat --target http://127.0.0.1:21101,http://127.0.0.1:21102 \
+	--sessions 8 --turns 1 --rate 4 --burst-prob 1 --burst-size 4 --calm-sessions 4 \
+	--context-tokens 100 --output-tokens 4 --seed 7 --json --no-progress \
+	--samples "$tmp/calm.tsv" >"$tmp/calm.json" 2>/dev/null
+t_check chat_calm_sessions awk -F'\t' '!/^#/ { t[$4] = $1 } END {
+	for (i = 1; i < 4; i++) if (t[i] - t[i - 1] < 50) exit 1
+	for (i = 5; i < 8; i++) if (t[i] - t[4] > 20 || t[4] - t[i] > 20) exit 1
+	exit t[4] - t[3] < 50 }' "$tmp/calm.tsv"
+t_check chat_calm_sessions_json [ "$(json "$tmp/calm.json" "j['config']['calm_sessions']")" = 4 ]
 
 "$B/aibl-loadgen" http --target http://127.0.0.1:21101 --keepalive --conns 4 --requests 400 \
 	--json --no-progress >"$tmp/ka.json" 2>/dev/null
