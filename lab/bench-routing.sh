@@ -413,9 +413,9 @@ python3 - "$OUT" "$SCENARIOS" "$RATES" "$POLICIES" "$BASELINE" "$MIX" "$JITTER" 
 	    classic = [p for p in policies if p != "ai"]
 	    for r in rates:
 	        ai = res[(r, "ai")]
+	        # the warm-up: the sessions before the measured ones
 	        acfg = json.load(open(f"{out}/{s}/ai-r{r}.json")).get("config", {})
-	        floor = floor_p99(f"{out}/{s}/ai-r{r}.tsv",
-	                          acfg.get("calm_sessions", acfg.get("sessions", 0) - ai["sessions"]))
+	        floor = floor_p99(f"{out}/{s}/ai-r{r}.tsv", acfg.get("sessions", 0) - ai["sessions"])
 	        best = min(classic, key=lambda p: res[(r, p)]["ttft_p99_ms"])
 	        best_tok = max(res[(r, p)]["tok_s"] for p in classic)
 	        fewest = min(res[(r, p)]["cold_starts"] for p in classic)
