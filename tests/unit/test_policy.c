@@ -163,6 +163,12 @@ static void ai_load(void)
 	ASSERT_EQ(cost_of(AIBL_POL_AI, &pn[0]), 16, "32 * 0.5");
 }
 
+/* what the data plane adds up for a node with active flows (be_cost()) */
+static long long dp_cost(const struct aibl_cost *c, long long active)
+{
+	return c->cost + (active > c->free ? active - c->free : 0) * c->per_flow;
+}
+
 /* ai's p2c cost: the latency a new request can expect, in ms */
 static void ai_expected_latency(void)
 {
@@ -198,20 +204,37 @@ static void ai_expected_latency(void)
 	policy__slots_update(&slots, &ran, &r, 0.5);
 	ASSERT_LE(fabs(slots - 7), 1e-9, "queued again with 6 running: ewma down");
 
-	/* measured, nothing seen running: its floor, no queue expected */
+	/* measured, never seen queueing: its floor, and every flow counted
+	 * here costs 1 ms, a tie-break between equals, not a queue it has
+	 * not shown */
 	pn[0].rep = &rep[0];
 	pn[0].fresh = true;
 	pn[0].lat_floor_ms = 240;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
 	ASSERT_EQ(c.cost, 240, "floor");
-	ASSERT_EQ(c.free, 65535, "no slot limit known");
-	ASSERT_EQ(c.per_flow, 1, "ms mode");
-	/* seen running 3, never queueing: flows beyond 3 cost 1 ms, a
-	 * tie-break, not a queue it has not shown */
+	ASSERT_EQ(c.free, 0, "no slot limit known: every flow counts");
+	ASSERT_EQ(c.per_flow, 1, "1 ms each");
+	/* seen running 3 at once: not a measure of its slots (the node
+	 * given more runs more, and would be given more again) */
 	pn[0].ran = 3;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.free, 2, "ran - 1");
-	ASSERT_EQ(c.per_flow, 1, "1 ms each beyond");
+	ASSERT_EQ(c.free, 0, "what it ran leaves no free slot");
+	ASSERT_EQ(c.per_flow, 1, "still 1 ms each");
+	{
+		/* two equal nodes, neither seen queueing: one ran 6 at once,
+		 * the other 2. With 3 and 2 flows counted here, the one with
+		 * fewer is the cheaper (the data plane's cost + max(0, active -
+		 * free) * per_flow), not the one that ran more */
+		struct aibl_cost c6, c2;
+
+		pn[0].ran = 6;
+		policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c6);
+		pn[0].ran = 2;
+		policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c2);
+		ASSERT_EQ(dp_cost(&c2, 3), dp_cost(&c6, 3), "equal counts, equal costs");
+		ASSERT_TRUE(dp_cost(&c2, 2) < dp_cost(&c6, 3),
+			    "2 flows cost less than 3, whatever each node ran");
+	}
 	pn[0].ran = 0;
 	/* 8 slots: 7 flows still find one, each beyond waits 240 / 8 ms */
 	pn[0].slots = 8;

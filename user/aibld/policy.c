@@ -331,13 +331,15 @@ static void ai_cost(const struct config *cfg, const struct policy_node *n, struc
 			lat = n->best_lat_floor_ms;
 		if (per > 0 && n->ran > slots) {
 			slots = n->ran;
-		} else if (!(per > 0) && n->ran >= 1) {
-			/* no queue seen yet: what it ran at once is a lower
-			 * bound on its slots, and a flow beyond it costs a
-			 * token 1 ms, so equal nodes share a burst. Queueing it
-			 * has not shown is not priced: a light load's low bound
-			 * would send sessions to slower nodes */
-			slots = n->ran;
+		} else if (!(per > 0)) {
+			/* no queue seen yet: its slots are not known, and what
+			 * it ran at once does not measure them (the node that
+			 * was given more ran more, and would be given more
+			 * again). Every flow costs a token 1 ms, so equal nodes
+			 * share a burst by their counts. Queueing it has not
+			 * shown is not priced: a light load's low bound would
+			 * send sessions to slower nodes */
+			slots = 1;
 			per = 1;
 		}
 	}
