@@ -56,7 +56,7 @@ t_check chat_samples_lines [ "$(grep -vc '^#' "$tmp/samples.tsv")" = 36 ]
 t_check chat_deterministic [ "$(json "$tmp/chat.json" "[m['requests'] for m in j['models']]")" = \
 	"$(json "$tmp/chat2.json" "[m['requests'] for m in j['models']]")" ]
 # a calm warm-up: every arrival is a burst of 4, but the first 4 sessions
-# come one at a time (the seed's gaps: 0.1-0.5 s at 4/s) and the next 4
+# come one at a time (seed 7 at 4/s spaces them over 50 ms apart) and the next 4
 # together
 "$B/aibl-loadgen" chat --target http://127.0.0.1:21101,http://127.0.0.1:21102 \
 	--sessions 8 --turns 1 --rate 4 --burst-prob 1 --burst-size 4 --calm-sessions 4 \
