@@ -139,6 +139,9 @@ done
 read -ra NODEV <<<"$MIX"
 NODES=${#NODEV[@]}
 MODELS="m-a:40000,m-b:40000,m-c:16000"
+GPU_ONLY="m-a m-b" # their services say accelerator: gpu
+SLOW_FACTOR=2.5    # simnode --slowdown of a slow node
+CPU_FACTOR=8       # simnode --cpu-factor of a CPU node
 OUT=$AIBL_BUILD/bench/routing
 mkdir -p "$OUT"
 [ "$REPORT" = 1 ] || rm -rf "${OUT:?}"/*
@@ -149,8 +152,8 @@ PORT=$LAB_SIM_PORT
 kind_args() {
 	case "$1" in
 	fast) echo "--mem-mb 80000" ;;
-	slow) echo "--mem-mb 80000 --slowdown 2.5" ;;
-	cpu) echo "--mem-mb 20000 --cpu --cpu-factor 8" ;;
+	slow) echo "--mem-mb 80000 --slowdown $SLOW_FACTOR" ;;
+	cpu) echo "--mem-mb 20000 --cpu --cpu-factor $CPU_FACTOR" ;;
 	*) die "--mix: unknown node kind '$1' (fast, slow, cpu)" ;;
 	esac
 }
@@ -237,7 +240,7 @@ write_config() { # POLICY
 			echo "    proto: tcp"
 			echo "    model: $m"
 			echo "    policy: $1"
-			[ "$m" != m-c ] && echo "    accelerator: gpu"
+			case " $GPU_ONLY " in *" $m "*) echo "    accelerator: gpu" ;; esac
 			if [ "$1" != ai ] && [ "$BASELINE" = resident ]; then
 				echo "    nodes: [$(resident_on "$m" | paste -sd, | sed 's/,/, /g')]"
 			fi
@@ -261,9 +264,15 @@ cleanup() {
 
 # measure TSV WARM: the figures of the sessions after the first WARM ones
 # (sessions are numbered in arrival order), as JSON (nearest-rank
-# percentiles, as aibl-loadgen computes them)
+# percentiles, as aibl-loadgen computes them).
+# ttft_floor_p99_ms: the TTFT p99 no policy goes under. Each request's
+# prefill on the fastest node that may serve its model, with the model
+# resident, the session's earlier prompt and reply cached, no queue and no
+# network (aibl-simnode's defaults: 2 ms + 0.05 ms per uncached token, x
+# its --slowdown and --cpu-factor, x the least of its --jitter). Every
+# request takes at least its own, so a run's p99 is at least their p99.
 measure() {
-	python3 - "$1" "$2" <<-'EOF'
+	python3 - "$1" "$2" "$MIX" "$JITTER" "$SLOW_FACTOR" "$CPU_FACTOR" "$GPU_ONLY" <<-'EOF'
 		import json, math, sys
 		rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if not l.startswith("#")]
 		rows = [r for r in rows if int(r[3]) >= int(sys.argv[2])]
@@ -273,6 +282,15 @@ measure() {
 		def pct(v, p):
 		    v = sorted(v)
 		    return v[min(len(v), max(1, math.ceil(p / 100 * len(v)))) - 1] if v else float("nan")
+		kinds = [n.split(":")[0] for n in sys.argv[3].split()]
+		mult = {"fast": 1.0, "slow": float(sys.argv[5]), "cpu": float(sys.argv[6])}
+		def fastest(model):
+		    return (1 - float(sys.argv[4])) * min(mult[k] for k in kinds
+		                                          if k != "cpu" or model not in sys.argv[7].split())
+		done = {(r[3], int(r[4])): (int(r[10]), int(r[9])) for r in ok}
+		def floor(r):
+		    prompt, prev = int(r[10]), done.get((r[3], int(r[4]) - 1))
+		    return (2 + 0.05 * (max(1, prompt - prev[0] - prev[1]) if prev else prompt)) * fastest(r[2])
 		ttft = [float(r[7]) for r in ok if float(r[7]) >= 0]
 		e2e = [float(r[8]) for r in ok]
 		prompt = sum(int(r[10]) for r in ok)
@@ -281,6 +299,7 @@ measure() {
 		print(json.dumps({
 		    "sessions": len({r[3] for r in rows}), "requests": len(rows), "failed": len(rows) - len(ok),
 		    "ttft_p50_ms": pct(ttft, 50), "ttft_p99_ms": pct(ttft, 99),
+		    "ttft_floor_p99_ms": pct([floor(r) for r in ok], 99),
 		    "e2e_p50_ms": pct(e2e, 50), "e2e_p99_ms": pct(e2e, 99),
 		    "tok_s": sum(int(r[9]) for r in ok) / ((t1 - t0) / 1000) if t1 > t0 else 0,
 		    "cache_hit": sum(int(r[11]) for r in ok) / prompt if prompt else 0,
@@ -358,35 +377,11 @@ run_all() {
 }
 [ "$REPORT" = 1 ] || run_all
 
-python3 - "$OUT" "$SCENARIOS" "$RATES" "$POLICIES" "$BASELINE" "$MIX" "$JITTER" <<-'EOF'
-	import json, math, sys
-	out, scens, rates, policies, baseline, mix = sys.argv[1], sys.argv[2].split(), \
-	    sys.argv[3].split(), sys.argv[4].split(), sys.argv[5], sys.argv[6].split()
-	jitter = float(sys.argv[7])
+python3 - "$OUT" "$SCENARIOS" "$RATES" "$POLICIES" "$BASELINE" <<-'EOF'
+	import json, sys
+	out, scens, rates, policies, baseline = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), \
+	    sys.argv[4].split(), sys.argv[5]
 	met = missed = below = 0
-	# the TTFT p99 no policy goes under: each request's prefill on the
-	# fastest node that may serve its model, with the model resident, the
-	# session's earlier prompt and reply cached, no queue and no network
-	# (aibl-simnode's defaults: 2 ms + 0.05 ms per uncached token, x its
-	# --slowdown and --cpu-factor, x the least of its --jitter). Every
-	# request takes at least its own, so a run's p99 is at least the p99
-	# of these.
-	mult = {k: v * (1 - jitter) for k, v in {"fast": 1.0, "slow": 2.5, "cpu": 8.0}.items()}
-	def fastest(model):
-	    return min(mult[n.split(":")[0]] for n in mix
-	               if model == "m-c" or n.split(":")[0] != "cpu")
-	def floor_p99(tsv, warm):
-	    rows = [l.rstrip("\n").split("\t") for l in open(tsv) if not l.startswith("#")]
-	    done = {(r[3], int(r[4])): (int(r[10]), int(r[9])) for r in rows if r[6] == "1"}
-	    v = []
-	    for r in rows:
-	        if r[6] != "1" or int(r[3]) < warm:
-	            continue
-	        prompt, prev = int(r[10]), done.get((r[3], int(r[4]) - 1))
-	        new = max(1, prompt - prev[0] - prev[1]) if prev else prompt
-	        v.append((2 + 0.05 * new) * fastest(r[2]))
-	    v.sort()
-	    return v[min(len(v), max(1, math.ceil(0.99 * len(v)))) - 1] if v else 0
 	for s in scens:
 	    res = {}
 	    for r in rates:
@@ -413,9 +408,7 @@ python3 - "$OUT" "$SCENARIOS" "$RATES" "$POLICIES" "$BASELINE" "$MIX" "$JITTER" 
 	    classic = [p for p in policies if p != "ai"]
 	    for r in rates:
 	        ai = res[(r, "ai")]
-	        # the warm-up: the sessions before the measured ones
-	        acfg = json.load(open(f"{out}/{s}/ai-r{r}.json")).get("config", {})
-	        floor = floor_p99(f"{out}/{s}/ai-r{r}.tsv", acfg.get("sessions", 0) - ai["sessions"])
+	        floor = ai.get("ttft_floor_p99_ms", 0) # not in runs before it was
 	        best = min(classic, key=lambda p: res[(r, p)]["ttft_p99_ms"])
 	        best_tok = max(res[(r, p)]["tok_s"] for p in classic)
 	        fewest = min(res[(r, p)]["cold_starts"] for p in classic)
