@@ -112,6 +112,14 @@ static __always_inline __s64 be_wait(__u32 id, __u32 epoch)
 	return a > c->free ? (a - c->free) * c->per_flow : 0;
 }
 
+/* priced by ai: expected ms, queueing included */
+static __always_inline bool be_priced(__u32 id)
+{
+	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
+
+	return c && c->per_flow;
+}
+
 /* p2c cost: the controller's, plus this balancer's active flows unless
  * the choice must be the same on every balancer (AIBL_G_F_CLUSTER) */
 static __always_inline __s64 be_cost(__u32 id, bool local, __u32 epoch)
@@ -218,12 +226,19 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 		epoch = syn_epoch();
 		ring_pick(base, key_hash % AIBL_RING_SIZE, AIBL_NO_BACKEND, &a);
 		ring_pick(base, aibl_hash_second(key_hash) % AIBL_RING_SIZE, a.backend, &b);
-		/* an overloaded candidate loses to one that is not */
-		if (b.backend != AIBL_NO_BACKEND &&
-		    (a.backend == AIBL_NO_BACKEND || (a.overloaded && !b.overloaded) ||
-		     (a.overloaded == b.overloaded &&
-		      be_cost(b.backend, local, epoch) < be_cost(a.backend, local, epoch))))
-			a = b;
+		/* an overloaded candidate loses to one that is not, unless both
+		 * are priced in expected ms (ai): that price holds the queue
+		 * that overloads a node, and the sooner answer wins */
+		if (b.backend != AIBL_NO_BACKEND) {
+			bool by_cost = a.overloaded == b.overloaded ||
+				       (be_priced(a.backend) && be_priced(b.backend));
+
+			if (a.backend == AIBL_NO_BACKEND ||
+			    (by_cost ? be_cost(b.backend, local, epoch) <
+					   be_cost(a.backend, local, epoch)
+				     : a.overloaded))
+				a = b;
+		}
 	} else {
 		ring_pick(base, key_hash % AIBL_RING_SIZE, AIBL_NO_BACKEND, &a);
 	}

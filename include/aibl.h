@@ -244,7 +244,9 @@ struct aibl_backend {
  * The second is the ai policy's expected time to first token in ms: the
  * node's unloaded figure, plus per_flow ms of queueing for every flow
  * beyond the free slots; the data plane's live flow count makes a burst of
- * new flows spread within one controller interval.
+ * new flows spread within one controller interval. Two candidates priced
+ * so compare by cost even when one is AIBL_BE_F_OVERLOADED: the queue that
+ * overloads a node is in its price.
  */
 struct aibl_cost {
 	__u32 cost;

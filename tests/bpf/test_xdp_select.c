@@ -192,6 +192,57 @@ out:
 }
 
 /*
+ * An overloaded candidate loses to one that is not, unless both are priced
+ * by ai (per_flow > 0): the queue that overloads a node is in its price,
+ * and a slower node that is not overloaded takes a flow only when it is
+ * expected to answer sooner (a CPU node beside GPU nodes whose KV caches
+ * are full and requests wait).
+ */
+static void test_sel_p2c_overloaded(void)
+{
+	static __u32 pat[2] = {1, 2};
+	struct aibl_cost gpu = {.cost = 300, .free = 0, .per_flow = 50};
+	struct aibl_cost cpu = {.cost = 900, .free = 0, .per_flow = 900};
+	struct aibl_cost flows1 = {.cost = 0}, flows2 = {.cost = 50};
+	__u32 one = 1;
+	struct aibl_load l;
+	struct xe_result r;
+
+	if (!p2c_env(pat, 2, &gpu, &cpu) ||
+	    !ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_OVERLOADED), "overload 1"))
+		goto out;
+	/* 300, 350, ... 850 < 900: twelve flows queue at the overloaded fast
+	 * node, then at 900 against 900 the slower one takes one */
+	for (int c = 0; c < 12; c++)
+		if (!ASSERT_EQ(syn_from(c, 1000, VIP4, 80, &r), 1, "overloaded, still sooner"))
+			goto out;
+	ASSERT_EQ(syn_from(12, 1000, VIP4, 80, &r), 2, "the slower node once it is sooner");
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l);
+	ASSERT_EQ(l.active, 12, "twelve flows on the overloaded node");
+	xe_down();
+
+	/* priced in flows (least_conn, least_time): the flag decides */
+	if (!p2c_env(pat, 2, &flows1, &flows2) ||
+	    !ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_OVERLOADED), "overload 1"))
+		goto out;
+	for (int c = 0; c < 20; c++)
+		if (!ASSERT_EQ(syn_from(c, 1000, VIP4, 80, &r), 2, "flows: the one not overloaded"))
+			goto out;
+	xe_down();
+
+	/* one priced in ms, one in flows: the units do not compare, the flag
+	 * decides */
+	if (!p2c_env(pat, 2, &gpu, &flows2) ||
+	    !ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_OVERLOADED), "overload 1"))
+		goto out;
+	for (int c = 0; c < 20; c++)
+		if (!ASSERT_EQ(syn_from(c, 1000, VIP4, 80, &r), 2, "mixed: the one not overloaded"))
+			goto out;
+out:
+	xe_down();
+}
+
+/*
  * A burst of SYNs that arrive before any of their handshakes completes: each
  * sees the ones before it (aibl_load.syn_new), so they do not all go to the
  * candidate that was cheapest when the burst began. Their ACKs move them
@@ -521,6 +572,7 @@ static const struct test_case cases[] = {
     {"sel_p2c_cost", test_sel_p2c},
     {"sel_p2c_distinct", test_sel_p2c_distinct},
     {"sel_p2c_slots", test_sel_p2c_slots},
+    {"sel_p2c_overloaded", test_sel_p2c_overloaded},
     {"sel_p2c_burst", test_sel_p2c_burst},
     {"pin_spill", test_pin_spill},
     {"pin_slower", test_pin_slower},

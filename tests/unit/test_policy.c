@@ -444,6 +444,55 @@ static void ai_weights(void)
 	ASSERT_EQ(policy__model_state(&pn[3], ""), MODEL_RESIDENT, "no model asked");
 }
 
+/*
+ * A node overloaded by its queue or a full KV cache stays in the table: its
+ * expected latency prices the wait, and the data plane compares it with a
+ * slower node that is not overloaded (test_xdp_select sel_p2c_overloaded).
+ * A GPU too hot is left out while another node can serve.
+ */
+static void ai_overloaded_priced(void)
+{
+	ai_setup();
+	for (int i = 0; i < NN; i++)
+		cn[i].weight = 100;
+	cn[3].accel = AIBL_ACCEL_NONE;
+	svc.accel = -1;
+	pn[0].lat_ms = pn[1].lat_ms = 260;
+	pn[3].lat_ms = 2100; /* a CPU node, 8x slower */
+	pn[2].usable = false;
+	for (int i = 0; i < 2; i++) {
+		rep[i].queue_depth = 5;
+		rep[i].in_flight = 13;
+		rep[i].kv_cache_usage = 1;
+		pn[i].overloaded = policy__overloaded(&cfg.ai, &rep[i], false);
+	}
+	ASSERT_TRUE(pn[0].overloaded, "KV full while requests wait");
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "GPU nodes overloaded");
+	ASSERT_TRUE(out[0].weight > 0 && out[1].weight > 0, "overloaded GPU nodes stay candidates");
+	ASSERT_TRUE(out[3].weight > 0, "the CPU node too: p2c compares expected latencies");
+	ASSERT_TRUE(out[3].weight < out[0].weight, "the CPU node a spill candidate");
+
+	/* too hot: out, while another node can serve */
+	rep[0].nvml = true;
+	rep[0].ngpus = 1;
+	gpu_nan(&rep[0].gpus[0]);
+	rep[0].gpus[0].temp_c = cfg.ai.temp_hard_c;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "one GPU node hot");
+	ASSERT_EQ(out[0].weight, 0, "the hot node takes no new sessions");
+	ASSERT_TRUE(out[1].weight > 0, "the other overloaded one does");
+	rep[0].gpus[0].temp_c = cfg.ai.temp_hard_c - 2;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "cooling, within the hysteresis");
+	ASSERT_EQ(out[0].weight, 0, "still out until 3 C under the limit");
+	rep[0].gpus[0].temp_c = cfg.ai.temp_hard_c - 3.5;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "cooled");
+	ASSERT_TRUE(out[0].weight > 0, "back");
+	/* every node hot or gone: a slow answer beats none */
+	rep[0].gpus[0].temp_c = cfg.ai.temp_hard_c;
+	pn[1].usable = pn[3].usable = false;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "only the hot node");
+	ASSERT_TRUE(out[0].weight > 0, "the hot node as last resort");
+}
+
 /* a cold start is a cost: only with no resident node, or after sustained saturation */
 static void ai_cold_start(void)
 {
@@ -582,7 +631,8 @@ static void ai_latency_spill(void)
 	ASSERT_EQ(out[3].weight, 0, "one measured node takes new sessions");
 	pn[2].overloaded = true;
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "all overloaded");
-	ASSERT_EQ(out[3].weight, 25, "then the only ready node: its configured weight");
+	ASSERT_EQ(out[3].weight, 13,
+		  "then explored beside them (still candidates, their queues priced): 25 / 2");
 	pn[0].overloaded = pn[1].overloaded = pn[2].overloaded = false;
 	cn[3].weight = 100;
 	for (int i = 0; i < 3; i++) {
@@ -708,6 +758,7 @@ static const struct test_case cases[] = {
     {"ai_load", ai_load},
     {"ai_expected_latency", ai_expected_latency},
     {"ai_overload", ai_overload},
+    {"ai_overloaded_priced", ai_overloaded_priced},
     {"ai_unknown_gpu_figures", ai_unknown_gpu_figures},
     {"ai_weights", ai_weights},
     {"ai_cold_start", ai_cold_start},

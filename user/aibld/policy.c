@@ -400,11 +400,18 @@ enum ai_class {
 	AI_NONE,     /* not eligible */
 	AI_LOADABLE, /* could load the model: a cold start */
 	AI_UNKNOWN,  /* resident, but its report is stale or missing */
-	AI_BUSY,     /* resident, overloaded */
-	AI_READY,    /* resident, known, not overloaded */
+	AI_BUSY,     /* resident, overloaded and its GPU hot */
+	AI_READY,    /* resident, known, not hot (a queue is priced, ai_cost()) */
 };
 
-static enum ai_class ai_class(const struct cfg_service *svc, const struct policy_node *p)
+/* overloaded for its temperature, or still within its 3 C of hysteresis */
+static bool ai_hot(const struct cfg_ai *ai, const struct policy_node *p)
+{
+	return p->overloaded && p->rep && max_temp(p->rep) >= ai->temp_hard_c - 3;
+}
+
+static enum ai_class ai_class(const struct cfg_ai *ai, const struct cfg_service *svc,
+			      const struct policy_node *p)
 {
 	enum model_state ms;
 
@@ -419,12 +426,19 @@ static enum ai_class ai_class(const struct cfg_service *svc, const struct policy
 		return AI_NONE;
 	if (p->monitored && !p->fresh)
 		return AI_UNKNOWN;
-	return p->overloaded ? AI_BUSY : AI_READY;
+	/* a node overloaded by its queue or a full KV cache is still a
+	 * candidate: its expected latency (ai_cost) prices the wait, and a
+	 * slower node that is not overloaded takes the flow only when it is
+	 * expected to answer sooner. A hot GPU is left out */
+	if (ai_hot(ai, p))
+		return AI_BUSY;
+	return AI_READY;
 }
 
-static bool ai_measured(const struct cfg_service *svc, const struct policy_node *p)
+static bool ai_measured(const struct cfg_ai *ai, const struct cfg_service *svc,
+			const struct policy_node *p)
 {
-	return ai_class(svc, p) == AI_READY && p->lat_ms > 0;
+	return ai_class(ai, svc, p) == AI_READY && p->lat_ms > 0;
 }
 
 /*
@@ -445,7 +459,7 @@ static double ai_bound(const struct cfg_ai *ai, const struct cfg_service *svc,
 		for (int k = 0; k < svc->nnodes; k++) {
 			const struct policy_node *p = &in[k];
 
-			if (!ai_measured(svc, p))
+			if (!ai_measured(ai, svc, p))
 				continue;
 			if (p->lat_ms <= bound) {
 				busy &= policy__busy(p->rep);
@@ -466,7 +480,8 @@ static double ai_bound(const struct cfg_ai *ai, const struct cfg_service *svc,
 
 /*
  * ai eligibility, in order of preference:
- *  1. READY nodes (resident, reported recently, not overloaded), each in
+ *  1. READY nodes (resident, reported recently, not overloaded for the
+ *     heat of a GPU), each in
  *     proportion to its headroom and its speed, less those whose latency
  *     is beyond latency_spread x the best one's (+ slack): they would only
  *     lengthen the tail while faster nodes keep up. The bound widens to the
@@ -475,9 +490,15 @@ static double ai_bound(const struct cfg_ai *ai, const struct cfg_service *svc,
  *     fast ones fill.
  *     A node with no latency measured yet gets a small share to learn it;
  *     one configured with less weight than a measured node waits until
- *     every measured one is overloaded, and a CPU-only one until no
- *     accelerator node is ready (the others are explored alike while none
- *     is measured).
+ *     every measured one is overloaded, and a CPU-only one until every
+ *     accelerator node is (the others are explored alike while none is
+ *     measured).
+ *     A node overloaded by its queue or a full KV cache stays READY: the
+ *     data plane's bounded load draws the nodes that are not overloaded
+ *     first, and compares ai's expected latencies, which price the queue,
+ *     so a slower tier takes a flow only when it answers sooner than the
+ *     queue of a faster one (a CPU node took every flow while the GPU
+ *     nodes' KV caches were full);
  *  2. none READY: BUSY nodes (the data plane still prefers a node without
  *     the overloaded flag should one come back between two writes), then
  *     UNKNOWN ones: a slow answer beats none;
@@ -497,15 +518,16 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 	double best_lat = -1, best_head = -1, bound = 0;
 	bool room = false;	 /* a measured node is not overloaded */
 	bool idle = true;	 /* the nodes inside the bound: none waiting, half free */
-	bool accel_room = false; /* an accelerator node is ready */
+	bool accel_room = false; /* an accelerator node is ready, not overloaded */
 	__u32 best_w = 0;	 /* the highest configured weight of a measured node */
 
 	for (int k = 0; k < n; k++) {
-		enum ai_class c = ai_class(svc, &in[k]);
+		enum ai_class c = ai_class(ai, svc, &in[k]);
 
 		counts[c]++;
-		accel_room |= c == AI_READY && in[k].cfg->accel != AIBL_ACCEL_NONE;
-		if (ai_measured(svc, &in[k])) {
+		accel_room |=
+		    c == AI_READY && !in[k].overloaded && in[k].cfg->accel != AIBL_ACCEL_NONE;
+		if (ai_measured(ai, svc, &in[k])) {
 			if (best_lat < 0 || in[k].lat_ms < best_lat)
 				best_lat = in[k].lat_ms;
 			if (in[k].cfg->weight > best_w)
@@ -529,7 +551,7 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 		for (int k = 0; k < n; k++) {
 			const struct policy_node *p = &in[k];
 
-			if (ai_measured(svc, p) && p->lat_ms <= bound &&
+			if (ai_measured(ai, svc, p) && p->lat_ms <= bound &&
 			    (!p->rep || p->rep->queue_depth >= 1 || p->slots <= 0 ||
 			     (double)p->active >= p->slots / 2))
 				idle = false;
@@ -542,7 +564,7 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 		const struct policy_node *p = &in[k];
 		double speed = 1;
 
-		if (ai_class(svc, p) != want)
+		if (ai_class(ai, svc, p) != want)
 			continue;
 		/* a CPU-only node is not explored while an accelerator node can
 		 * take the session: before anything is measured all nodes look
