@@ -296,10 +296,26 @@ static void ai_expected_latency(void)
 	pn[1].fresh = true;
 	pn[1].best_lat_floor_ms = 200;
 	pn[1].best_per_flow_ms = 25;
+	pn[1].best_weight = cn[1].weight;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &c);
 	ASSERT_EQ(c.cost, 1.25 * 200 + 50, "spread x best + slack");
 	ASSERT_EQ(c.free, 0, "every flow queues");
 	ASSERT_EQ(c.per_flow, 25, "the best node's");
+	/* weighed at a quarter of the best node (a CPU node beside GPU
+	 * ones): priced four times as slow until measured */
+	pn[1].best_weight = 4 * cn[1].weight;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &c);
+	ASSERT_EQ(c.cost, 4 * (1.25 * 200 + 50), "4 x the edge");
+	ASSERT_EQ(c.per_flow, 100, "4 x the best node's turnover");
+	/* weighed above the best node: not priced below the edge */
+	pn[1].best_weight = cn[1].weight / 2;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &c);
+	ASSERT_EQ(c.cost, 1.25 * 200 + 50, "never under the edge");
+	/* the best node's slots unknown (it never queued): every flow
+	 * still counts, as at a measured node that never queued */
+	pn[1].best_per_flow_ms = 0;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &c);
+	ASSERT_TRUE(c.free == 0 && c.per_flow == 1, "flows counted, 1 ms each");
 }
 
 static void gpu_nan(struct ar_gpu *g)

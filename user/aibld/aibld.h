@@ -137,8 +137,9 @@ struct aibld {
 	struct aibld_stats st;
 	double best_lat_ms; /* ai: lowest latency estimate of a usable node, < 0 none */
 	/* ai: the usable node with the lowest latency floor: it and its ms
-	 * per queued flow, < 0 none */
+	 * per queued flow, < 0 none, and its configured weight */
 	double best_lat_floor_ms, best_per_flow_ms;
+	__u32 best_weight;
 	int wake_fd;	 /* eventfd: API changed something, recompute now */
 	int poll_fd;	 /* eventfd: an agent saw a change, poll early */
 	bool force_next; /* rewrite every table on the next recompute */

@@ -513,6 +513,7 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 	    .rep_active = n->rep_active,
 	    .best_lat_floor_ms = d->best_lat_floor_ms,
 	    .best_per_flow_ms = d->best_per_flow_ms,
+	    .best_weight = d->best_weight,
 	    .monitored = cn->agent[0] != 0,
 	    /* a failed poll keeps the last report until the breaker opens:
 	     * from then on its age says how much it is worth */
@@ -901,6 +902,7 @@ int aibld__recompute(struct aibld *d, bool force)
 
 	/* bounded load: decided per node from its latest report */
 	d->best_lat_ms = d->best_lat_floor_ms = d->best_per_flow_ms = -1;
+	d->best_weight = 0;
 	for (int i = 0; i < d->nnodes; i++) {
 		struct node_rt *n = &d->nodes[i];
 		bool ok = !n->down && !n->unhealthy && !n->draining && n->have_rep;
@@ -912,6 +914,7 @@ int aibld__recompute(struct aibld *d, bool force)
 		    (d->best_lat_floor_ms < 0 || n->lat_floor_ms < d->best_lat_floor_ms)) {
 			d->best_lat_floor_ms = n->lat_floor_ms;
 			d->best_per_flow_ms = policy__per_flow_ms(&pn);
+			d->best_weight = n->cfg_idx >= 0 ? d->cfg.nodes[n->cfg_idx].weight : 0;
 		}
 
 		n->overloaded =

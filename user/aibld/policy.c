@@ -302,13 +302,14 @@ double policy__per_flow_ms(const struct policy_node *n)
  * this one) take slots first; connections counted here that carry no
  * request leave theirs. A node not measured yet is priced at the edge of
  * the best node's latency bound with no free slot: exploring it must not
- * look free. Nothing measured anywhere: in flows, as least_conn with the
- * reported pressure (load_cost * L).
+ * look free; one weighed below the best node, as much slower. Nothing
+ * measured anywhere: in flows, as least_conn with the reported pressure
+ * (load_cost * L).
  */
 static void ai_cost(const struct config *cfg, const struct policy_node *n, struct aibl_cost *c)
 {
 	double lat = n->lat_floor_ms, per = policy__per_flow_ms(n), slots = n->slots;
-	double other = 0, free = 65535;
+	double other = 0, free = 65535, weaker = 1;
 
 	if (!(lat > 0)) {
 		if (!(n->best_lat_floor_ms > 0)) {
@@ -316,8 +317,15 @@ static void ai_cost(const struct config *cfg, const struct policy_node *n, struc
 					  policy__ai_load(&cfg->ai, n->rep, n->active));
 			return;
 		}
-		lat = cfg->ai.latency_spread * n->best_lat_floor_ms + cfg->ai.latency_slack_ms;
-		per = n->best_per_flow_ms;
+		/* its configured weight, against the best node's, is all that
+		 * is known of its speed: a node weighed at a quarter (a CPU
+		 * node beside GPU ones) is priced four times as slow, so a
+		 * burst does not pour into it before its first answer */
+		if (n->best_weight > n->cfg->weight && n->cfg->weight)
+			weaker = (double)n->best_weight / n->cfg->weight;
+		lat = weaker *
+		      (cfg->ai.latency_spread * n->best_lat_floor_ms + cfg->ai.latency_slack_ms);
+		per = weaker * (n->best_per_flow_ms > 1 ? n->best_per_flow_ms : 1);
 		slots = 1;
 	} else {
 		/* nodes of about the same speed (request latency within the

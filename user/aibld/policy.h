@@ -34,11 +34,12 @@ struct policy_node {
 	/* ai's expected latency (policy__cost): the unloaded request
 	 * latency and the requests the node runs at once before it queues
 	 * (< 0 unknown); best_*: the usable node with the lowest floor, the
-	 * price of one not measured yet */
+	 * price of one not measured yet, and its configured weight */
 	double lat_floor_ms, slots;
 	double ran;	  /* the most requests it was seen running at once, 0 none */
 	__s64 rep_active; /* active when the report arrived, < 0 unknown */
 	double best_lat_floor_ms, best_per_flow_ms;
+	__u32 best_weight;
 };
 
 /* what the controller tracks per ai service across recomputes */
