@@ -198,46 +198,53 @@ out:
  * expected to answer sooner (a CPU node beside GPU nodes whose KV caches
  * are full and requests wait).
  */
-static void test_sel_p2c_overloaded(void)
+/* p2c over backends 1 and 2 at costs c1 and c2, backend 1 overloaded */
+static bool overloaded_env(const struct aibl_cost *c1, const struct aibl_cost *c2)
 {
 	static __u32 pat[2] = {1, 2};
+
+	return p2c_env(pat, 2, c1, c2) &&
+	       ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_OVERLOADED), "overload 1");
+}
+
+/* n new flows, from client `from` on, all to backend `want` */
+static bool flows_to(int from, int n, int want, const char *what)
+{
+	struct xe_result r;
+
+	for (int c = from; c < from + n; c++)
+		if (!ASSERT_EQ(syn_from(c, 1000, VIP4, 80, &r), want, what))
+			return false;
+	return true;
+}
+
+static void test_sel_p2c_overloaded(void)
+{
 	struct aibl_cost gpu = {.cost = 300, .free = 0, .per_flow = 50};
 	struct aibl_cost cpu = {.cost = 900, .free = 0, .per_flow = 900};
 	struct aibl_cost flows1 = {.cost = 0}, flows2 = {.cost = 50};
 	__u32 one = 1;
 	struct aibl_load l;
-	struct xe_result r;
 
-	if (!p2c_env(pat, 2, &gpu, &cpu) ||
-	    !ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_OVERLOADED), "overload 1"))
-		goto out;
 	/* 300, 350, ... 850 < 900: twelve flows queue at the overloaded fast
 	 * node, then at 900 against 900 the slower one takes one */
-	for (int c = 0; c < 12; c++)
-		if (!ASSERT_EQ(syn_from(c, 1000, VIP4, 80, &r), 1, "overloaded, still sooner"))
-			goto out;
-	ASSERT_EQ(syn_from(12, 1000, VIP4, 80, &r), 2, "the slower node once it is sooner");
+	if (!overloaded_env(&gpu, &cpu) || !flows_to(0, 12, 1, "overloaded, still sooner") ||
+	    !flows_to(12, 1, 2, "the slower node once it is sooner"))
+		goto out;
 	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l);
 	ASSERT_EQ(l.active, 12, "twelve flows on the overloaded node");
 	xe_down();
 
 	/* priced in flows (least_conn, least_time): the flag decides */
-	if (!p2c_env(pat, 2, &flows1, &flows2) ||
-	    !ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_OVERLOADED), "overload 1"))
+	if (!overloaded_env(&flows1, &flows2) ||
+	    !flows_to(0, 20, 2, "flows: the one not overloaded"))
 		goto out;
-	for (int c = 0; c < 20; c++)
-		if (!ASSERT_EQ(syn_from(c, 1000, VIP4, 80, &r), 2, "flows: the one not overloaded"))
-			goto out;
 	xe_down();
 
 	/* one priced in ms, one in flows: the units do not compare, the flag
 	 * decides */
-	if (!p2c_env(pat, 2, &gpu, &flows2) ||
-	    !ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_OVERLOADED), "overload 1"))
-		goto out;
-	for (int c = 0; c < 20; c++)
-		if (!ASSERT_EQ(syn_from(c, 1000, VIP4, 80, &r), 2, "mixed: the one not overloaded"))
-			goto out;
+	if (overloaded_env(&gpu, &flows2))
+		flows_to(0, 20, 2, "mixed: the one not overloaded");
 out:
 	xe_down();
 }
