@@ -412,7 +412,8 @@ enum ai_class {
 	AI_READY,    /* resident, known, not hot (a queue is priced, ai_cost()) */
 };
 
-/* overloaded for its temperature, or still within its 3 C of hysteresis */
+/* overloaded while its hottest GPU is within 3 C of temp_hard_c (the
+ * temperature's hysteresis): heat is not priced */
 static bool ai_hot(const struct cfg_ai *ai, const struct policy_node *p)
 {
 	return p->overloaded && p->rep && max_temp(p->rep) >= ai->temp_hard_c - 3;
@@ -505,8 +506,8 @@ static double ai_bound(const struct cfg_ai *ai, const struct cfg_service *svc,
  *     data plane's bounded load draws the nodes that are not overloaded
  *     first, and compares ai's expected latencies, which price the queue,
  *     so a slower tier takes a flow only when it answers sooner than the
- *     queue of a faster one (a CPU node took every flow while the GPU
- *     nodes' KV caches were full);
+ *     queue of a faster one (left out, they sent every flow to a CPU node
+ *     while the GPU nodes' KV caches were full);
  *  2. none READY: BUSY nodes (the data plane still prefers a node without
  *     the overloaded flag should one come back between two writes), then
  *     UNKNOWN ones: a slow answer beats none;
