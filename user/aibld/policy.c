@@ -309,9 +309,11 @@ double policy__per_flow_ms(const struct policy_node *n)
 static void ai_cost(const struct config *cfg, const struct policy_node *n, struct aibl_cost *c)
 {
 	double lat = n->lat_floor_ms, per = policy__per_flow_ms(n), slots = n->slots;
-	double other = 0, free = 65535, weaker = 1;
+	double other = 0, free = 65535;
 
 	if (!(lat > 0)) {
+		double weaker = 1;
+
 		if (!(n->best_lat_floor_ms > 0)) {
 			c->cost = to_cost(cfg->ai.load_cost *
 					  policy__ai_load(&cfg->ai, n->rep, n->active));
