@@ -44,7 +44,6 @@ say "dependencies and build"
 scripts/deps.sh
 export AIBL_BUILD=${AIBL_BUILD:-$ROOT/build}
 make -s BUILD="${AIBL_BUILD#"$ROOT"/}" all
-mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 # shellcheck source=lab/lab.sh
 . lab/lab.sh

@@ -505,6 +505,9 @@ lab__up() {
 	lab__write_state
 	trap - ERR
 	set +E
+	# the controller pins its maps under the host's bpffs, which a fresh
+	# machine may not have mounted
+	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 	mkdir -p "/sys/fs/bpf/aibl-lab-$LAB_PREFIX" 2>/dev/null || true
 	echo "lab: '$LAB_PREFIX' up: client, balancer, $LAB_NODES nodes, $LAB_CLIENTS client addresses," \
 		"$LAB_VIPS VIPs; state in $LAB_DIR/lab.env" >&2

@@ -3,6 +3,7 @@
  * The balancer's XDP program loader, see dataplane.h. libbpf 1.1 APIs only.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,8 +44,20 @@ static int dp__mkdir(const char *dir)
 	int err;
 
 	if (mkdir(dir, 0700) && errno != EEXIST) {
+		char parent[PATH_MAX], *slash;
+
 		err = -errno;
-		pr_warn("dataplane: mkdir %s: %s", dir, strerror(-err));
+		/* the usual cause: no bpffs mounted where the pins go */
+		snprintf(parent, sizeof(parent), "%s", dir);
+		slash = strrchr(parent, '/');
+		if (slash && slash != parent)
+			*slash = 0;
+		if (slash && !statfs(parent, &st) && st.f_type != BPF_FS_MAGIC)
+			pr_warn("dataplane: mkdir %s: %s: %s is not a bpf filesystem "
+				"(mount -t bpf bpf %s)",
+				dir, strerror(-err), parent, parent);
+		else
+			pr_warn("dataplane: mkdir %s: %s", dir, strerror(-err));
 		return err;
 	}
 	if (statfs(dir, &st)) {
