@@ -125,8 +125,12 @@ int xe_up(const struct dp_sizes *sizes)
 	if (sizes)
 		o.sizes = *sizes;
 	err = dp__open_load(&o, &xe_dp);
-	if (err)
+	if (err) {
+		/* the maps may be pinned already (a program the verifier
+		 * refused): no test leaves its directory behind */
+		dp__teardown(xe_dir);
 		return err;
+	}
 	memset(&xe_glob, 0, sizeof(xe_glob));
 	xe_glob.fwd_mode = AIBL_FWD_IPIP;
 	inet_pton(AF_INET, XE_SRC4, &xe_glob.src4);
