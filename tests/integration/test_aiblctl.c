@@ -596,7 +596,9 @@ static int fixture(void)
 					  .mac = {0x02, 0, 0, 0, 0xb0, (__u8)b}};
 		struct aibl_be_meta m = {
 		    .valid = 1, .accel = fx_be[b].accel, .cfg_weight = fx_be[b].weight};
-		struct aibl_cost c = {.cost = 5 * b};
+		/* gpu-c priced by ai: 10 ms, 3 slots free, 40 ms a flow beyond */
+		struct aibl_cost c = {
+		    .cost = 5 * b, .free = b == BE_C ? 3 : 0, .per_flow = b == BE_C ? 40 : 0};
 		struct aibl_load l = {.active = 0};
 		__u32 id = b;
 
@@ -880,11 +882,16 @@ static void test_backend_list(void)
 		 JSTR("backends[name=gpu-a].mac", "02:00:00:00:b0:00", "mac"),
 		 JSTR("backends[name=cpu-e].address", "fd00:1::5", "v6 backend"),
 		 JINT("backends[name=cpu-e].cost", 20, "e cost"),
+		 JINT("backends[name=cpu-e].per_flow", 0, "e priced in flows"),
+		 JINT("backends[name=gpu-c].cost", 10, "c cost (ms)"),
+		 JINT("backends[name=gpu-c].free", 3, "c free slots"),
+		 JINT("backends[name=gpu-c].per_flow", 40, "c ms per flow beyond them"),
 		 JTRUE("backends[name=gpu-d].flags.down", "d down flag")),
 	    CASE("backend list", 0,
 		 ROW("header", "NAME", "ADDRESS", "STATE", "ACTIVE", "COST", "BYTES"),
 		 ROW("gpu-a row", "gpu-a", "10.1.0.1", "gpu", "up", "7.2 MiB", "02:00:00:00:b0:00"),
 		 ROW("gpu-b row", "gpu-b", "draining"),
+		 ROW("gpu-c row", "gpu-c", "overloaded", "10 ms, 3 free, +40/flow"),
 		 ROW("cpu-e row", "cpu-e", "fd00:1::5", "none", "up")),
 	};
 

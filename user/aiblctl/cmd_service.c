@@ -340,7 +340,9 @@ static void backend_help(FILE *f)
 		   "Every backend (inference node) with its address, accelerator, configured\n"
 		   "weight, state (up/draining/overloaded/down), active flows as the data plane\n"
 		   "counts them (aibl_load), connection-table entries, the controller's p2c cost,\n"
-		   "services it serves, traffic and next-hop MAC.\n");
+		   "services it serves, traffic and next-hop MAC. A cost priced by the ai policy\n"
+		   "reads \"120 ms, 6 free, +31/flow\": the latency a new request can expect\n"
+		   "while the node has slots free, and the ms each flow beyond them adds.\n");
 }
 
 static int backend_list(int argc, char **argv)
@@ -393,7 +395,7 @@ static int backend_list(int argc, char **argv)
 			json_array_append_new(
 			    arr,
 			    json_pack("{s:i,s:s,s:s,s:i,s:s,s:i,s:s,s:{s:b,s:b,s:b,s:b},s:I,s:I,"
-				      "s:i,s:i,s:I,s:I,s:I,s:I,s:s?}",
+				      "s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:s?}",
 				      "id", b, "name", name, "address", addr, "family", be->family,
 				      "accel", ctl_accel_str(m->accel), "cfg_weight", m->cfg_weight,
 				      "state", ctl_be_state(be->flags), "flags", "valid",
@@ -402,7 +404,8 @@ static int backend_list(int argc, char **argv)
 				      !!(be->flags & AIBL_BE_F_DRAINING), "overloaded",
 				      !!(be->flags & AIBL_BE_F_OVERLOADED), "active",
 				      (json_int_t)s.load[b].active, "conns", (json_int_t)conns[b],
-				      "cost", s.cost[b].cost, "services", nsvc[b], "packets",
+				      "cost", s.cost[b].cost, "free", s.cost[b].free, "per_flow",
+				      s.cost[b].per_flow, "services", nsvc[b], "packets",
 				      (json_int_t)tr->packets, "bytes", (json_int_t)tr->bytes,
 				      "new_flows", (json_int_t)tr->new_flows, "pin_hits",
 				      (json_int_t)tr->pin_hits, "mac",
@@ -417,7 +420,11 @@ static int backend_list(int argc, char **argv)
 		ctl_table__cell(t, "%s", ctl_be_state(be->flags));
 		ctl_table__cell(t, "%lld", (long long)s.load[b].active);
 		ctl_table__cell(t, "%s", ctl_fmt_count(b1, sizeof(b1), conns[b]));
-		ctl_table__cell(t, "%u", s.cost[b].cost);
+		if (s.cost[b].per_flow)
+			ctl_table__cell(t, "%u ms, %u free, +%u/flow", s.cost[b].cost,
+					s.cost[b].free, s.cost[b].per_flow);
+		else
+			ctl_table__cell(t, "%u", s.cost[b].cost);
 		ctl_table__cell(t, "%u", nsvc[b]);
 		ctl_table__cell(t, "%s", ctl_fmt_count(b1, sizeof(b1), tr->packets));
 		ctl_table__cell(t, "%s", ctl_fmt_bytes(b1, sizeof(b1), tr->bytes));
