@@ -115,7 +115,7 @@ lab_stop() {
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+	kill -0 "$pid" 2>/dev/null && { echo "lab_stop: $name ($pid) still running 5 s after SIG$sig: KILL" >&2; kill -KILL "$pid" 2>/dev/null; }
 	wait "$pid" 2>/dev/null
 	rm -f "$LAB_DIR/$name.pid"
 	return 0

@@ -799,6 +799,8 @@ int main(int argc, char **argv)
 	while (!sn_stop)
 		pause();
 	pr_info("stopping\n");
+	/* MHD waits for every connection's thread: end their waits first */
+	sim__stop(&sn_sim);
 	MHD_stop_daemon(d);
 out:
 	sim__fini(&sn_sim);

@@ -2,6 +2,7 @@
 /* aibl-simnode latency model: see sim.h */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,20 +16,39 @@ static const double ttft_le[SIM_TTFT_BUCKETS - 1] = {
     1.0,   2.5,	  5.0,	7.5,  10,   20,	  40,	80,  160,  640, 2560,
 };
 
+/* set by sim__stop(): every simulated wait ends at once */
+static volatile sig_atomic_t sim_stopping;
+
 void sim__sleep_until(double t_ms)
 {
 	struct timespec ts;
 
-	if (t_ms <= 0)
-		return;
-	ts.tv_sec = (time_t)(t_ms / 1e3);
-	ts.tv_nsec = (long)((t_ms - ts.tv_sec * 1e3) * 1e6);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
+	/* in slices of at most 50 ms, so a stop is not held up by a CPU
+	 * node's long prefill or a model load */
+	while (t_ms > 0 && !sim_stopping) {
+		double until = fmin(t_ms, clock_mono_msf() + 50);
+
+		if (until <= clock_mono_msf())
+			return;
+		ts.tv_sec = (time_t)(until / 1e3);
+		ts.tv_nsec = (long)((until - ts.tv_sec * 1e3) * 1e6);
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+			;
+		if (until >= t_ms)
+			return;
 	}
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-		;
+}
+
+void sim__stop(struct sim *s)
+{
+	pthread_mutex_lock(&s->lock);
+	sim_stopping = 1;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
 }
 
 static double sim_mult(const struct sim *s)
@@ -130,6 +150,7 @@ int sim__init(struct sim *s, const struct sim_cfg *cfg, const char *models, cons
 
 	memset(s, 0, sizeof(*s));
 	s->cfg = *cfg;
+	sim_stopping = 0; /* one simulated node a process; tests make several */
 	if (!cfg->slots || !cfg->max_sessions || cfg->chars_per_token <= 0 || cfg->slowdown <= 0 ||
 	    cfg->cpu_factor <= 0 || cfg->jitter < 0 || cfg->jitter >= 1 || cfg->lora_overhead < 0) {
 		snprintf(err, errlen, "invalid latency model settings");
@@ -557,7 +578,7 @@ int sim__admit(struct sim *s, struct sim_req *rq)
 	}
 	/* slots are handed out in arrival order */
 	ticket = s->next_ticket++;
-	while (s->running >= s->cfg.slots || ticket != s->head_ticket)
+	while (!sim_stopping && (s->running >= s->cfg.slots || ticket != s->head_ticket))
 		pthread_cond_wait(&s->cond, &s->lock);
 	s->head_ticket++;
 	s->waiting--;

@@ -186,6 +186,10 @@ int sim__lora_route(struct sim *s, const char *name, struct sim_req *rq);
 void sim__req_init(struct sim *s, struct sim_req *rq);
 /* 0, -EBUSY (queue full), -E2BIG (model larger than the memory budget) */
 int sim__admit(struct sim *s, struct sim_req *rq);
+/* Shutting down: every simulated wait (prefill, decode, a load, a slot)
+ * ends at once, so the requests in flight finish and their connections
+ * close. */
+void sim__stop(struct sim *s);
 double sim__prefill_ms(const struct sim *s, const struct sim_req *rq);
 double sim__decode_ms(struct sim *s, const struct sim_req *rq);
 void sim__first_token(struct sim *s, struct sim_req *rq);

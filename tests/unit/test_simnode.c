@@ -5,6 +5,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include "test.h"
 #include "../../user/aibl-agent/promtext.h"
@@ -186,6 +187,79 @@ static void model_residency(void)
 	ASSERT_TRUE(s.mem_used_mb <= c.mem_mb, "within budget");
 	run(&s, "a", "x", "hello", "", &cold);
 	ASSERT_TRUE(cold, "a request for the unloaded model is a cold start again");
+	sim__fini(&s);
+}
+
+struct admit_arg {
+	struct sim *s;
+	struct sim_req rq;
+	int err;
+};
+
+static void *admit_bg(void *p)
+{
+	struct admit_arg *a = p;
+
+	a->err = sim__admit(a->s, &a->rq);
+	return NULL;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* a stop ends every simulated wait at once: a request queued for a slot is
+ * let through and a prefill's sleep returns, so the daemon's connection
+ * threads finish (a CPU node with a queue took 6.6 s to exit on SIGTERM,
+ * and the lab killed it) */
+static void stop_ends_waits(void)
+{
+	struct sim_cfg c = cfg_default();
+	struct admit_arg a = {};
+	struct sim_req first = {};
+	pthread_t th;
+	struct sim s;
+	char err[256];
+	double t0;
+
+	c.slots = 1;
+	if (!ASSERT_OK(sim__init(&s, &c, "a:100", NULL, err, sizeof(err)), err))
+		return;
+	first.model = a.rq.model = 0;
+	snprintf(first.session, sizeof(first.session), "x");
+	snprintf(a.rq.session, sizeof(a.rq.session), "y");
+	first.prompt = a.rq.prompt = "hello";
+	first.prompt_len = a.rq.prompt_len = 5;
+	sim__req_init(&s, &first);
+	sim__req_init(&s, &a.rq);
+	if (!ASSERT_OK(sim__admit(&s, &first), "the one slot"))
+		goto out;
+	a.s = &s;
+	a.err = -1;
+	if (!ASSERT_OK(pthread_create(&th, NULL, admit_bg, &a), "second request"))
+		goto out;
+	usleep(50 * 1000);
+	ASSERT_EQ(a.err, -1, "it waits for the slot");
+	t0 = now_ms();
+	sim__stop(&s);
+	pthread_join(th, NULL);
+	ASSERT_OK(a.err, "let through by the stop");
+	sim__sleep_until(now_ms() + 10000);
+	ASSERT_LE(now_ms() - t0, 1000, "a 10 s prefill ends at once");
+	sim__finish(&s, &a.rq, "", 0);
+	sim__finish(&s, &first, "", 0);
+	sim__fini(&s);
+	/* the next node of the process waits again */
+	if (!ASSERT_OK(sim__init(&s, &c, "a:100", NULL, err, sizeof(err)), err))
+		return;
+	t0 = now_ms();
+	sim__sleep_until(now_ms() + 100);
+	ASSERT_GE(now_ms() - t0, 90, "a new node sleeps its 100 ms");
+out:
 	sim__fini(&s);
 }
 
@@ -376,7 +450,7 @@ static const struct test_case cases[] = {
     {"init_errors", init_errors},	    {"prefix_cache", prefix_cache},
     {"prefix_cache_lru", prefix_cache_lru}, {"model_residency", model_residency},
     {"lora_adapters", lora_adapters},	    {"determinism", determinism},
-    {"metrics_page", metrics_page},
+    {"metrics_page", metrics_page},	    {"stop_ends_waits", stop_ends_waits},
 };
 
 TEST_MAIN("simnode", cases)
