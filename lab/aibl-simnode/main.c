@@ -28,7 +28,6 @@
 static struct sim sn_sim;
 /* X-Aibl-Node on every response: which node served it, through a balancer */
 static char sn_node[64];
-static volatile sig_atomic_t sn_stop;
 
 enum sn_state { SN_PREFILL, SN_TOKENS, SN_DONE };
 
@@ -750,19 +749,14 @@ static enum MHD_Result sn_handler(void *cls, struct MHD_Connection *c, const cha
 	return sn_error(c, MHD_HTTP_NOT_FOUND, "NotFoundError", "no such endpoint");
 }
 
-static void sn_on_signal(int sig)
-{
-	sn_stop = 1;
-}
-
 int main(int argc, char **argv)
 {
 	struct sn_opts o = {};
 	struct sim_cfg *cfg = &o.cfg;
 	struct MHD_Daemon *d = NULL;
-	struct sigaction sa = {.sa_handler = sn_on_signal};
+	sigset_t stop_sigs;
 	char msg[256];
-	int err = 0;
+	int err = 0, sig;
 
 	log_set_ident("aibl-simnode", false);
 	if (gethostname(sn_node, sizeof(sn_node)))
@@ -778,8 +772,14 @@ int main(int argc, char **argv)
 		pr_err("%s\n", msg[0] ? msg : strerror(-err));
 		return 2;
 	}
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	/* SIGTERM and SIGINT for the main thread's sigwait() alone: MHD's
+	 * threads inherit the mask. Caught by a handler, either could land on
+	 * a connection thread while main slept in pause(), and the node then
+	 * never stopped (the lab killed it after 5 s) */
+	sigemptyset(&stop_sigs);
+	sigaddset(&stop_sigs, SIGTERM);
+	sigaddset(&stop_sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
@@ -796,9 +796,9 @@ int main(int argc, char **argv)
 	pr_info("listening on %s: %d models, %u slots, cache %llu tokens, %s\n", o.listen.spec,
 		sn_sim.nmodels, cfg->slots, (unsigned long long)cfg->cache_tokens,
 		cfg->cpu ? "CPU only" : "accelerated");
-	while (!sn_stop)
-		pause();
-	pr_info("stopping\n");
+	while (sigwait(&stop_sigs, &sig))
+		;
+	pr_info("stopping (%s)\n", strsignal(sig));
 	/* MHD waits for every connection's thread: end their waits first */
 	sim__stop(&sn_sim);
 	MHD_stop_daemon(d);
