@@ -169,6 +169,17 @@ static long long dp_cost(const struct aibl_cost *c, long long active)
 	return c->cost + (active > c->free ? active - c->free : 0) * c->per_flow;
 }
 
+/* ai prices node n at cost ms, free slots, per_flow ms each beyond them */
+static bool ai_priced(const struct policy_node *n, __u32 cost, __u16 free, __u16 per_flow,
+		      const char *what)
+{
+	struct aibl_cost c;
+
+	policy__cost(&cfg, AIBL_POL_AI, n, &c);
+	return ASSERT_EQ(c.cost, cost, what) && ASSERT_EQ(c.free, free, what) &&
+	       ASSERT_EQ(c.per_flow, per_flow, what);
+}
+
 /* ai's p2c cost: the latency a new request can expect, in ms */
 static void ai_expected_latency(void)
 {
@@ -210,23 +221,17 @@ static void ai_expected_latency(void)
 	pn[0].rep = &rep[0];
 	pn[0].fresh = true;
 	pn[0].lat_floor_ms = 240;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.cost, 240, "floor");
-	ASSERT_EQ(c.free, 0, "no slot limit known: every flow counts");
-	ASSERT_EQ(c.per_flow, 1, "1 ms each");
+	ai_priced(&pn[0], 240, 0, 1, "floor, no slot limit known: every flow counts 1 ms");
 	pn[0].ran = 3;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_TRUE(c.free == 0 && c.per_flow == 1, "ran 3 at once: still 1 ms a flow");
+	ai_priced(&pn[0], 240, 0, 1, "ran 3 at once: still 1 ms a flow");
 	/* a node that queued runs 6 at once: every node that never queued
 	 * gets those slots, whatever it ran itself, so equal nodes share a
 	 * burst by their counts, and a flow beyond them waits a slot's
 	 * turnover (not 1 ms: twenty flows at once are not 20 ms) */
 	pn[0].fleet_slots = 6;
 	pn[0].ran = 2;
+	ai_priced(&pn[0], 240, 5, 40, "floor, the fleet's 6 slots - 1, 240 / 6 a flow");
 	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.cost, 240, "floor");
-	ASSERT_EQ(c.free, 5, "the fleet's 6 slots - 1");
-	ASSERT_EQ(c.per_flow, 40, "240 / 6");
 	ASSERT_EQ(dp_cost(&c, 21), 240 + 16 * 40, "21 flows at once: 16 wait");
 	{
 		struct aibl_cost c6, c2;
@@ -240,9 +245,7 @@ static void ai_expected_latency(void)
 	}
 	/* a node's own measured slots come before the fleet's */
 	pn[0].slots = 4;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.free, 3, "its own 4 slots - 1");
-	ASSERT_EQ(c.per_flow, 60, "240 / 4");
+	ai_priced(&pn[0], 240, 3, 60, "its own 4 slots - 1, 240 / 4 a flow");
 	{
 		double fleet = 0;
 
@@ -264,15 +267,11 @@ static void ai_expected_latency(void)
 	ASSERT_LE(
 	    fabs(policy__per_flow_ms(&(struct policy_node){.lat_floor_ms = 240, .slots = -1})),
 	    1e-9, "no node has queued: 0");
-	pn[0].slots = -1;
 	pn[0].fleet_slots = 0;
 	pn[0].ran = 0;
 	/* 8 slots: 7 flows still find one, each beyond waits 240 / 8 ms */
 	pn[0].slots = 8;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.cost, 240, "floor");
-	ASSERT_EQ(c.free, 7, "slots - 1");
-	ASSERT_EQ(c.per_flow, 30, "240 / 8");
+	ai_priced(&pn[0], 240, 7, 30, "floor, slots - 1, 240 / 8 a flow");
 	/* the node ran 5 requests more than this balancer counted: others'
 	 * requests hold slots */
 	rep[0].in_flight = 9;
