@@ -140,10 +140,9 @@ struct aibld {
 	 * per queued flow, < 0 none, and its configured weight */
 	double best_lat_floor_ms, best_per_flow_ms;
 	__u32 best_weight;
-	double fleet_slots; /* ai: policy_node.fleet_slots */
-	int wake_fd;	    /* eventfd: API changed something, recompute now */
-	int poll_fd;	    /* eventfd: an agent saw a change, poll early */
-	bool force_next;    /* rewrite every table on the next recompute */
+	int wake_fd;	 /* eventfd: API changed something, recompute now */
+	int poll_fd;	 /* eventfd: an agent saw a change, poll early */
+	bool force_next; /* rewrite every table on the next recompute */
 	unsigned int member_errors;
 	struct cluster *cl; /* cluster mode (cluster.c), NULL: single host */
 	__u64 reconcile_ms; /* last active-flow reconcile (tables__read_counters) */

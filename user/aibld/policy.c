@@ -280,23 +280,12 @@ void policy__slots_update(double *slots, double *ran, const struct agent_report 
 		*slots = policy__ewma(*slots, running, alpha);
 }
 
-void policy__fleet_slots_add(double *fleet, double slots, double ran)
-{
-	/* slots are measured only where a node queued; what a node ran
-	 * without a queue is no limit */
-	if (slots >= 1 && fmax(slots, ran) > *fleet)
-		*fleet = fmax(slots, ran);
-}
-
 double policy__per_flow_ms(const struct policy_node *n)
 {
 	if (!(n->lat_floor_ms > 0))
 		return -1;
-	if (n->slots >= 1)
-		return n->lat_floor_ms / n->slots;
-	/* never queued: the fleet's slots; no node has queued: no slot
-	 * limit known */
-	return n->fleet_slots >= 1 ? n->lat_floor_ms / n->fleet_slots : 0;
+	/* nothing seen running yet: no slot limit known */
+	return n->slots >= 1 ? n->lat_floor_ms / n->slots : 0;
 }
 
 /*
@@ -350,30 +339,16 @@ static void ai_cost(const struct config *cfg, const struct policy_node *n, struc
 			cfg->ai.latency_spread * n->best_lat_ms + cfg->ai.latency_slack_ms &&
 		    lat > n->best_lat_floor_ms)
 			lat = n->best_lat_floor_ms;
-		if (n->slots >= 1) {
-			/* it queued: its slots are measured, or it has run
-			 * more at once since */
-			if (n->ran > slots)
-				slots = n->ran;
-		} else if (per > 0) {
-			/* no queue seen here yet: its own slots are not known,
-			 * and what it ran at once does not measure them (the
-			 * node that was given more ran more, and would be
-			 * given more again). The fleet's, learnt where another
-			 * node queued (policy__per_flow_ms): every node that
-			 * has not queued gets them alike, so equal nodes share
-			 * a burst by their counts, and each flow beyond them
-			 * costs a slot's turnover. At 1 ms a flow, a burst of
-			 * twenty sessions arriving at once cost a fast node
-			 * 20 ms more and all went there, to wait, while an
-			 * equal node took none */
-			slots = n->fleet_slots;
-		} else {
-			/* no node has queued: no limit is known. Every flow
-			 * costs a token 1 ms, a tie-break between equals; what
-			 * nodes ran without a queue is no limit (priced as
-			 * one, a light load's third concurrent request sent
-			 * sessions to slower nodes) */
+		if (per > 0 && n->ran > slots) {
+			slots = n->ran;
+		} else if (!(per > 0)) {
+			/* no queue seen yet: its slots are not known, and what
+			 * it ran at once does not measure them (the node that
+			 * was given more ran more, and would be given more
+			 * again). Every flow costs a token 1 ms, so equal nodes
+			 * share a burst by their counts. Queueing it has not
+			 * shown is not priced: a light load's low bound would
+			 * send sessions to slower nodes */
 			slots = 1;
 			per = 1;
 		}
