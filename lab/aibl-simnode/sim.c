@@ -25,10 +25,10 @@ void sim__sleep_until(double t_ms)
 
 	/* in slices of at most 50 ms, so a stop is not held up by a CPU
 	 * node's long prefill or a model load */
-	while (t_ms > 0 && !sim_stopping) {
-		double until = fmin(t_ms, clock_mono_msf() + 50);
+	while (!sim_stopping) {
+		double now = clock_mono_msf(), until = fmin(t_ms, now + 50);
 
-		if (until <= clock_mono_msf())
+		if (until <= now)
 			return;
 		ts.tv_sec = (time_t)(until / 1e3);
 		ts.tv_nsec = (long)((until - ts.tv_sec * 1e3) * 1e6);
@@ -38,8 +38,6 @@ void sim__sleep_until(double t_ms)
 		}
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 			;
-		if (until >= t_ms)
-			return;
 	}
 }
 

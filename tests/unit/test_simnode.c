@@ -5,7 +5,6 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 #include "test.h"
 #include "../../user/aibl-agent/promtext.h"
@@ -204,14 +203,6 @@ static void *admit_bg(void *p)
 	return NULL;
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 /* a stop ends every simulated wait at once: a request queued for a slot is
  * let through and a prefill's sleep returns, so the daemon's connection
  * threads finish (a CPU node with a queue took 6.6 s to exit on SIGTERM,
@@ -244,21 +235,21 @@ static void stop_ends_waits(void)
 		goto out;
 	usleep(50 * 1000);
 	ASSERT_EQ(a.err, -1, "it waits for the slot");
-	t0 = now_ms();
+	t0 = clock_mono_msf();
 	sim__stop(&s);
 	pthread_join(th, NULL);
 	ASSERT_OK(a.err, "let through by the stop");
-	sim__sleep_until(now_ms() + 10000);
-	ASSERT_LE(now_ms() - t0, 1000, "a 10 s prefill ends at once");
+	sim__sleep_until(clock_mono_msf() + 10000);
+	ASSERT_LE(clock_mono_msf() - t0, 1000, "a 10 s prefill ends at once");
 	sim__finish(&s, &a.rq, "", 0);
 	sim__finish(&s, &first, "", 0);
 	sim__fini(&s);
 	/* the next node of the process waits again */
 	if (!ASSERT_OK(sim__init(&s, &c, "a:100", NULL, err, sizeof(err)), err))
 		return;
-	t0 = now_ms();
-	sim__sleep_until(now_ms() + 100);
-	ASSERT_GE(now_ms() - t0, 90, "a new node sleeps its 100 ms");
+	t0 = clock_mono_msf();
+	sim__sleep_until(clock_mono_msf() + 100);
+	ASSERT_GE(clock_mono_msf() - t0, 90, "a new node sleeps its 100 ms");
 out:
 	sim__fini(&s);
 }
