@@ -662,6 +662,7 @@ void sim__token(struct sim *s, struct sim_req *rq)
 void sim__finish(struct sim *s, struct sim_req *rq, const char *cont, size_t cont_len)
 {
 	struct sim_model *m = &s->models[rq->model];
+	double now;
 
 	pthread_mutex_lock(&s->lock);
 	s->running--;
@@ -670,7 +671,10 @@ void sim__finish(struct sim *s, struct sim_req *rq, const char *cont, size_t con
 	if (rq->adapter)
 		s->loras[rq->lora].running--;
 	m->last_used = ++s->seq;
-	m->e2e_sum += (clock_mono_msf() - rq->t_arrival) / 1e3;
+	now = clock_mono_msf();
+	m->e2e_sum += (now - rq->t_arrival) / 1e3;
+	m->queue_sum += (rq->t_admitted - rq->t_arrival) / 1e3;
+	m->run_sum += (now - rq->t_admitted) / 1e3;
 	m->e2e_count++;
 	s->running_tokens -= rq->prompt_tokens + rq->generated;
 	cache_store_locked(s, rq, cont, cont_len);
@@ -717,14 +721,37 @@ static void prom_label_value(FILE *f, const char *v)
 		}                                                                                  \
 	} while (0)
 
-static void prom_hist(FILE *f, const struct sim *s, const char *name, const char *help, bool ttft)
+/* which of a model's request histograms prom_hist() writes */
+enum sim_hist {
+	SIM_HIST_TTFT, /* with buckets */
+	SIM_HIST_E2E,  /* the rest: sum and count, the +Inf bucket only */
+	SIM_HIST_QUEUE,
+	SIM_HIST_RUN,
+};
+
+static double hist_sum(const struct sim_model *m, enum sim_hist h)
+{
+	switch (h) {
+	case SIM_HIST_TTFT:
+		return m->ttft_sum;
+	case SIM_HIST_QUEUE:
+		return m->queue_sum;
+	case SIM_HIST_RUN:
+		return m->run_sum;
+	default:
+		return m->e2e_sum;
+	}
+}
+
+static void prom_hist(FILE *f, const struct sim *s, const char *name, const char *help,
+		      enum sim_hist h)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
 	for (int i = 0; i < s->nmodels; i++) {
 		const struct sim_model *m = &s->models[i];
-		uint64_t cum = 0;
+		uint64_t cum = 0, count = h == SIM_HIST_TTFT ? m->ttft_count : m->e2e_count;
 
-		if (ttft) {
+		if (h == SIM_HIST_TTFT) {
 			for (int b = 0; b < SIM_TTFT_BUCKETS; b++) {
 				cum += m->ttft_buckets[b];
 				fprintf(f, "%s_bucket{model_name=\"", name);
@@ -739,14 +766,14 @@ static void prom_hist(FILE *f, const struct sim *s, const char *name, const char
 		} else {
 			fprintf(f, "%s_bucket{model_name=\"", name);
 			prom_label_value(f, m->name);
-			fprintf(f, "\",le=\"+Inf\"} %llu\n", (unsigned long long)m->e2e_count);
+			fprintf(f, "\",le=\"+Inf\"} %llu\n", (unsigned long long)count);
 		}
 		fprintf(f, "%s_sum{model_name=\"", name);
 		prom_label_value(f, m->name);
-		fprintf(f, "\"} %.9g\n", ttft ? m->ttft_sum : m->e2e_sum);
+		fprintf(f, "\"} %.9g\n", hist_sum(m, h));
 		fprintf(f, "%s_count{model_name=\"", name);
 		prom_label_value(f, m->name);
-		fprintf(f, "\"} %llu\n", (unsigned long long)(ttft ? m->ttft_count : m->e2e_count));
+		fprintf(f, "\"} %llu\n", (unsigned long long)count);
 	}
 }
 
@@ -861,9 +888,13 @@ char *sim__metrics(struct sim *s)
 	PER_MODEL(f, s, "vllm:generation_tokens_total", "counter", "Generation tokens processed.",
 		  "%llu", (unsigned long long)m->gen_tokens);
 	prom_hist(f, s, "vllm:time_to_first_token_seconds",
-		  "Histogram of time to first token in seconds.", true);
+		  "Histogram of time to first token in seconds.", SIM_HIST_TTFT);
 	prom_hist(f, s, "vllm:e2e_request_latency_seconds",
-		  "Histogram of end to end request latency in seconds.", false);
+		  "Histogram of end to end request latency in seconds.", SIM_HIST_E2E);
+	prom_hist(f, s, "vllm:request_queue_time_seconds",
+		  "Histogram of time spent in WAITING phase for request.", SIM_HIST_QUEUE);
+	prom_hist(f, s, "vllm:request_inference_time_seconds",
+		  "Histogram of time spent in RUNNING phase for request.", SIM_HIST_RUN);
 	PER_MODEL(f, s, "aibl_simnode_model_resident", "gauge",
 		  "1 when the model is loaded and servable.", "%d", m->resident ? 1 : 0);
 	PER_MODEL(f, s, "aibl_simnode_model_loads_total", "counter", "Model loads (cold starts).",

@@ -80,6 +80,10 @@ struct sim_model {
 	uint64_t ttft_count;
 	double e2e_sum;
 	uint64_t e2e_count;
+	/* of the finished requests (e2e_count): seconds waiting for a slot (or
+	 * the model's load) and seconds holding one, as vLLM's
+	 * request_queue_time / request_inference_time histograms */
+	double queue_sum, run_sum;
 };
 
 struct sim_lora {

@@ -604,6 +604,52 @@ static void extract_e2e(void)
 	}
 }
 
+/*
+ * time requests ran (vLLM's request_inference_time_seconds: the RUNNING
+ * phase, no queueing): the window's mean, -1 when nothing finished in it
+ * or the engine does not export it. Names and labels as vLLM 0.10 serves
+ * them (vllm/v1/metrics/loggers.py; a page pasted in
+ * vllm-project/production-stack#617); values written for the test.
+ */
+static void extract_run(void)
+{
+	const char *p1 =
+	    "vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 3\n"
+	    "vllm:e2e_request_latency_seconds_sum{engine=\"0\",model_name=\"m\"} 30.0\n"
+	    "vllm:e2e_request_latency_seconds_count{engine=\"0\",model_name=\"m\"} 10\n"
+	    "vllm:request_queue_time_seconds_sum{engine=\"0\",model_name=\"m\"} 20.0\n"
+	    "vllm:request_queue_time_seconds_count{engine=\"0\",model_name=\"m\"} 10\n"
+	    "vllm:request_inference_time_seconds_sum{engine=\"0\",model_name=\"m\"} 10.0\n"
+	    "vllm:request_inference_time_seconds_count{engine=\"0\",model_name=\"m\"} 10\n";
+	/* 5 more requests that ran 2 s each (and waited 1 s) */
+	const char *p2 =
+	    "vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 0\n"
+	    "vllm:e2e_request_latency_seconds_sum{engine=\"0\",model_name=\"m\"} 45.0\n"
+	    "vllm:e2e_request_latency_seconds_count{engine=\"0\",model_name=\"m\"} 15\n"
+	    "vllm:request_queue_time_seconds_sum{engine=\"0\",model_name=\"m\"} 25.0\n"
+	    "vllm:request_queue_time_seconds_count{engine=\"0\",model_name=\"m\"} 15\n"
+	    "vllm:request_inference_time_seconds_sum{engine=\"0\",model_name=\"m\"} 20.0\n"
+	    "vllm:request_inference_time_seconds_count{engine=\"0\",model_name=\"m\"} 15\n";
+	/* an older vLLM, or a page that lost the histogram */
+	const char *p3 =
+	    "vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 0\n"
+	    "vllm:e2e_request_latency_seconds_sum{engine=\"0\",model_name=\"m\"} 48.0\n"
+	    "vllm:e2e_request_latency_seconds_count{engine=\"0\",model_name=\"m\"} 16\n";
+	const char *pages[] = {p1, p2, p2, p3};
+	const double want[] = {1000, 2000, -1, -1}, e2e[] = {3000, 3000, -1, 3000};
+	struct agent_server srv;
+
+	new_server(&srv);
+	for (int i = 0; i < 4; i++) {
+		if (!extract_text(&srv, pages[i]))
+			return;
+		if (!ASSERT_TRUE(fabs(srv.s.run_avg_ms - want[i]) < 1e-6, "run window") ||
+		    !ASSERT_TRUE(fabs(srv.s.e2e_avg_ms - e2e[i]) < 1e-6, "e2e beside it"))
+			fprintf(stderr, "  page %d: run %g want %g, e2e %g want %g\n", i,
+				srv.s.run_avg_ms, want[i], srv.s.e2e_avg_ms, e2e[i]);
+	}
+}
+
 static void loras_str(const struct agent_server *srv, char *out, size_t len)
 {
 	out[0] = '\0';
@@ -994,6 +1040,7 @@ static const struct test_case cases[] = {
     {"extract_kinds", extract_kinds},
     {"extract_windows", extract_windows},
     {"extract_e2e", extract_e2e},
+    {"extract_run", extract_run},
     {"lora_and_unknown", lora_and_unknown},
     {"sglang_hits", sglang_hits},
     {"aggregation", aggregation},

@@ -35,6 +35,7 @@ static void fill(struct agent_report *r)
 	r->servers[0].prefix_cache_hit_rate = -1;
 	r->servers[0].ttft_avg_ms = 123.456;
 	r->servers[0].e2e_avg_ms = 654.5;
+	r->servers[0].run_avg_ms = 432.25;
 	r->nmodels = 2;
 	strcpy(r->models[0].name, "llama-3-8b");
 	r->models[0].resident = true;
@@ -45,6 +46,7 @@ static void fill(struct agent_report *r)
 	r->kv_cache_usage = 0.4321;
 	r->ttft_avg_ms = 123.456;
 	r->e2e_avg_ms = 654.5;
+	r->run_avg_ms = 432.25;
 	r->nhints = 2;
 	r->hints = calloc(2, sizeof(*r->hints));
 	aibl_addr__parse("10.0.0.5", &r->hints[0].client, &r->hints[0].client_family);
@@ -90,6 +92,7 @@ static void round_trip(void)
 	ASSERT_TRUE(b.prefix_cache_hit_rate == -1, "node unknown");
 	ASSERT_TRUE(b.ttft_avg_ms == 123.456, "ttft");
 	ASSERT_TRUE(b.e2e_avg_ms == 654.5 && b.servers[0].e2e_avg_ms == 654.5, "e2e");
+	ASSERT_TRUE(b.run_avg_ms == 432.25 && b.servers[0].run_avg_ms == 432.25, "run");
 	ASSERT_EQ(b.nmodels, 2, "nmodels");
 	ASSERT_STREQ(b.models[1].name, a.models[1].name, "escaped model name");
 	ASSERT_FALSE(b.models[1].resident, "not resident");

@@ -422,6 +422,18 @@ static void metrics_page(void)
 	ASSERT_TRUE(v == 10, "10 prompt tokens");
 	ASSERT_EQ(promtext__sum(&pg, "vllm:time_to_first_token_seconds_count", &v), 2, "ttft");
 	ASSERT_TRUE(v == 1, "one ttft");
+	/* a finished request's time splits into waiting and running, as
+	 * vLLM's request_queue_time and request_inference_time do */
+	ASSERT_EQ(promtext__sum(&pg, "vllm:request_inference_time_seconds_count", &v), 2, "run");
+	ASSERT_TRUE(v == 1, "one run");
+	{
+		double q, r, e;
+
+		promtext__sum(&pg, "vllm:request_queue_time_seconds_sum", &q);
+		promtext__sum(&pg, "vllm:request_inference_time_seconds_sum", &r);
+		promtext__sum(&pg, "vllm:e2e_request_latency_seconds_sum", &e);
+		ASSERT_TRUE(r > 0 && q >= 0 && fabs(q + r - e) < 1e-6, "queue + run = e2e");
+	}
 	ASSERT_EQ(promtext__sum(&pg, "vllm:num_requests_running", &v), 2, "running per model");
 	ASSERT_TRUE(v == 0, "idle");
 	/* vLLM's gauge counts running requests' blocks only: an idle node with

@@ -37,7 +37,7 @@ int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t 
 		strcpy(s->kind, "unknown");
 		strcpy(s->error, "not scraped yet");
 		s->queue_depth = s->running = s->kv_cache_usage = -1;
-		s->prefix_cache_hit_rate = s->ttft_avg_ms = s->e2e_avg_ms = -1;
+		s->prefix_cache_hit_rate = s->ttft_avg_ms = s->e2e_avg_ms = s->run_avg_ms = -1;
 	}
 	err = agent_hints__init(&a->hints, cfg->max_hints, cfg->pressure_start,
 				cfg->pressure_max_rate);
@@ -777,8 +777,8 @@ static void add_loras(struct agent_report *r, const struct agent_server *srv, bo
 
 int agent__report(struct agent *a, struct agent_report *r)
 {
-	double q = 0, inflight = 0, hit = 0, ttft = 0, e2e = 0;
-	int nq = 0, nin = 0, nhit = 0, nttft = 0, ne2e = 0;
+	double q = 0, inflight = 0, hit = 0, ttft = 0, e2e = 0, run = 0;
+	int nq = 0, nin = 0, nhit = 0, nttft = 0, ne2e = 0, nrun = 0;
 	uint64_t now;
 	bool fresh = false;
 
@@ -851,12 +851,17 @@ int agent__report(struct agent *a, struct agent_report *r)
 			e2e += s->e2e_avg_ms;
 			ne2e++;
 		}
+		if (s->run_avg_ms >= 0) {
+			run += s->run_avg_ms;
+			nrun++;
+		}
 	}
 	r->queue_depth = nq ? q : -1;
 	r->in_flight = nin ? inflight : -1;
 	r->prefix_cache_hit_rate = nhit ? hit / nhit : -1;
 	r->ttft_avg_ms = nttft ? ttft / nttft : -1;
 	r->e2e_avg_ms = ne2e ? e2e / ne2e : -1;
+	r->run_avg_ms = nrun ? run / nrun : -1;
 	r->stale = !fresh;
 
 	agent_hints__tick(&a->hints, now, node_kv(a));

@@ -414,6 +414,18 @@ static void window_e2e(struct agent_server *srv, const struct prom_page *pg, con
 		srv->s.e2e_avg_ms = v * 1e3;
 }
 
+/* mean time a finished request ran (vLLM: its RUNNING phase, prefill and
+ * decode, no queueing) in ms, -1 when none finished or it is not exported */
+static void window_run(struct agent_server *srv, const struct prom_page *pg, const char *sum,
+		       const char *count)
+{
+	double v;
+
+	srv->s.run_avg_ms = -1;
+	if (!window(srv, pg, sum, count, &srv->prev.run_sum, &srv->prev.run_count, &v))
+		srv->s.run_avg_ms = v * 1e3;
+}
+
 /* prefix cache hit rate over the window: 0 when it was read */
 static int window_hits(struct agent_server *srv, const struct prom_page *pg, const char *hits,
 		       const char *queries)
@@ -486,6 +498,8 @@ static void extract_vllm(const struct prom_page *pg, struct agent_server *srv)
 	window_ttft(srv, pg, p, "time_to_first_token_seconds", 1e3);
 	window_e2e(srv, pg, cat(a, sizeof(a), p, "e2e_request_latency_seconds_sum"),
 		   cat(b, sizeof(b), p, "e2e_request_latency_seconds_count"));
+	window_run(srv, pg, cat(a, sizeof(a), p, "request_inference_time_seconds_sum"),
+		   cat(b, sizeof(b), p, "request_inference_time_seconds_count"));
 
 	/*
 	 * LoRA adapters running now count as resident models. The gauge keeps
@@ -603,7 +617,7 @@ static void start_page(struct agent_server *srv, const char *kind)
 	if (strcmp(s->kind, kind))
 		srv->prev.valid = false; /* another server behind the URL */
 	snprintf(s->kind, sizeof(s->kind), "%s", kind);
-	s->queue_depth = s->running = s->kv_cache_usage = s->e2e_avg_ms = -1;
+	s->queue_depth = s->running = s->kv_cache_usage = s->e2e_avg_ms = s->run_avg_ms = -1;
 	srv->restarted = false;
 	srv->nloras = srv->npage_models = 0;
 	if (!srv->prev.valid) {
@@ -625,6 +639,8 @@ static void end_page(struct agent_server *srv)
 		s->ttft_avg_ms = -1;
 	if (s->e2e_avg_ms < 0 || !isfinite(s->e2e_avg_ms))
 		s->e2e_avg_ms = -1;
+	if (s->run_avg_ms < 0 || !isfinite(s->run_avg_ms))
+		s->run_avg_ms = -1;
 	srv->prev.valid = true;
 }
 

@@ -40,6 +40,7 @@ struct agent_counters {
 	bool valid;
 	struct agent_counter ttft_sum, ttft_count; /* seconds (ms for Triton) */
 	struct agent_counter e2e_sum, e2e_count;   /* request latency, seconds */
+	struct agent_counter run_sum, run_count;   /* time requests ran, seconds */
 	struct agent_counter hits, queries;	   /* prefix cache, tokens */
 };
 

@@ -76,6 +76,9 @@ struct ar_server {
 	double prefix_cache_hit_rate; /* 0..1, -1 unknown */
 	double ttft_avg_ms;	      /* mean time to first token since last scrape, -1 unknown */
 	double e2e_avg_ms;	      /* mean request latency since last scrape, -1 none finished */
+	/* of the same requests, the mean time each ran (held a batch slot:
+	 * prefill and decode, no queueing), -1 none finished or not exported */
+	double run_avg_ms;
 };
 
 struct ar_model {
@@ -128,6 +131,7 @@ struct agent_report {
 	double prefix_cache_hit_rate;
 	double ttft_avg_ms;
 	double e2e_avg_ms; /* mean over the servers that finished requests, -1 none */
+	double run_avg_ms; /* likewise, of the servers that export it */
 	bool stale;	   /* no model server scraped successfully recently */
 
 	int nhints;
