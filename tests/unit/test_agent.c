@@ -650,6 +650,46 @@ static void extract_run(void)
 	}
 }
 
+/* how long a server has run requests without finishing one: the clock
+ * starts when it is seen running, and starts again at every finish or
+ * idle page; unknown without a request latency count */
+static void since_finish(void)
+{
+	const char *idle = "vllm:num_requests_running 0\n"
+			   "vllm:e2e_request_latency_seconds_sum 2.0\n"
+			   "vllm:e2e_request_latency_seconds_count 10\n";
+	const char *busy = "vllm:num_requests_running 4\n"
+			   "vllm:e2e_request_latency_seconds_sum 2.0\n"
+			   "vllm:e2e_request_latency_seconds_count 10\n";
+	const char *done = "vllm:num_requests_running 4\n"
+			   "vllm:e2e_request_latency_seconds_sum 9.0\n"
+			   "vllm:e2e_request_latency_seconds_count 12\n";
+	const char *blind = "vllm:num_requests_running 4\n";
+	const struct {
+		const char *page;
+		uint64_t at;
+		double want;
+	} steps[] = {
+	    {idle, 1000, 0}, /* nothing runs */
+	    {busy, 1200, 0}, /* seen running: the clock starts */
+	    {busy, 1400, 200}, {busy, 2400, 1200}, {done, 2600, 0}, /* two finished */
+	    {done, 2800, 200}, {blind, 3000, -1},		    /* no latency count: unknown */
+	    {busy, 3200, 0},
+	};
+	struct agent_server srv;
+
+	new_server(&srv);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		if (!extract_text(&srv, steps[i].page))
+			return;
+		agent_server__since_finish(&srv, steps[i].at);
+		if (!ASSERT_TRUE(fabs(srv.s.since_finish_ms - steps[i].want) < 1e-6,
+				 "since finish"))
+			fprintf(stderr, "  step %zu: %g want %g\n", i, srv.s.since_finish_ms,
+				steps[i].want);
+	}
+}
+
 static void loras_str(const struct agent_server *srv, char *out, size_t len)
 {
 	out[0] = '\0';
@@ -1041,6 +1081,7 @@ static const struct test_case cases[] = {
     {"extract_windows", extract_windows},
     {"extract_e2e", extract_e2e},
     {"extract_run", extract_run},
+    {"since_finish", since_finish},
     {"lora_and_unknown", lora_and_unknown},
     {"sglang_hits", sglang_hits},
     {"aggregation", aggregation},

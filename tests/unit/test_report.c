@@ -36,6 +36,7 @@ static void fill(struct agent_report *r)
 	r->servers[0].ttft_avg_ms = 123.456;
 	r->servers[0].e2e_avg_ms = 654.5;
 	r->servers[0].run_avg_ms = 432.25;
+	r->servers[0].since_finish_ms = 1800;
 	r->nmodels = 2;
 	strcpy(r->models[0].name, "llama-3-8b");
 	r->models[0].resident = true;
@@ -47,6 +48,7 @@ static void fill(struct agent_report *r)
 	r->ttft_avg_ms = 123.456;
 	r->e2e_avg_ms = 654.5;
 	r->run_avg_ms = 432.25;
+	r->since_finish_ms = 1800;
 	r->nhints = 2;
 	r->hints = calloc(2, sizeof(*r->hints));
 	aibl_addr__parse("10.0.0.5", &r->hints[0].client, &r->hints[0].client_family);
@@ -93,6 +95,8 @@ static void round_trip(void)
 	ASSERT_TRUE(b.ttft_avg_ms == 123.456, "ttft");
 	ASSERT_TRUE(b.e2e_avg_ms == 654.5 && b.servers[0].e2e_avg_ms == 654.5, "e2e");
 	ASSERT_TRUE(b.run_avg_ms == 432.25 && b.servers[0].run_avg_ms == 432.25, "run");
+	ASSERT_TRUE(b.since_finish_ms == 1800 && b.servers[0].since_finish_ms == 1800,
+		    "since finish");
 	ASSERT_EQ(b.nmodels, 2, "nmodels");
 	ASSERT_STREQ(b.models[1].name, a.models[1].name, "escaped model name");
 	ASSERT_FALSE(b.models[1].resident, "not resident");

@@ -38,6 +38,7 @@ int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t 
 		strcpy(s->error, "not scraped yet");
 		s->queue_depth = s->running = s->kv_cache_usage = -1;
 		s->prefix_cache_hit_rate = s->ttft_avg_ms = s->e2e_avg_ms = s->run_avg_ms = -1;
+		s->since_finish_ms = -1;
 	}
 	err = agent_hints__init(&a->hints, cfg->max_hints, cfg->pressure_start,
 				cfg->pressure_max_rate);
@@ -225,6 +226,7 @@ static void scrape_all(struct agent *a)
 		}
 		if (page_ok) {
 			w->last_ok_ms = clock_mono_ms();
+			agent_server__since_finish(w, w->last_ok_ms);
 			snprintf(w->s.error, sizeof(w->s.error), "%s", note);
 		} else {
 			snprintf(w->s.error, sizeof(w->s.error), "%s", err);
@@ -855,6 +857,7 @@ int agent__report(struct agent *a, struct agent_report *r)
 			run += s->run_avg_ms;
 			nrun++;
 		}
+		r->since_finish_ms = fmax(r->since_finish_ms, s->since_finish_ms);
 	}
 	r->queue_depth = nq ? q : -1;
 	r->in_flight = nin ? inflight : -1;

@@ -410,6 +410,7 @@ static void window_e2e(struct agent_server *srv, const struct prom_page *pg, con
 	double v;
 
 	srv->s.e2e_avg_ms = -1;
+	srv->e2e_seen = m_has(pg, count);
 	if (!window(srv, pg, sum, count, &srv->prev.e2e_sum, &srv->prev.e2e_count, &v))
 		srv->s.e2e_avg_ms = v * 1e3;
 }
@@ -619,6 +620,7 @@ static void start_page(struct agent_server *srv, const char *kind)
 	snprintf(s->kind, sizeof(s->kind), "%s", kind);
 	s->queue_depth = s->running = s->kv_cache_usage = s->e2e_avg_ms = s->run_avg_ms = -1;
 	srv->restarted = false;
+	srv->e2e_seen = false;
 	srv->nloras = srv->npage_models = 0;
 	if (!srv->prev.valid) {
 		s->prefix_cache_hit_rate = s->ttft_avg_ms = -1;
@@ -662,6 +664,21 @@ void agent_metrics__extract(const struct prom_page *pg, struct agent_server *srv
 	else if (!strcmp(kind, "llamacpp"))
 		extract_llamacpp(pg, srv);
 	end_page(srv);
+}
+
+void agent_server__since_finish(struct agent_server *srv, uint64_t mono_ms)
+{
+	struct ar_server *s = &srv->s;
+
+	if (!srv->e2e_seen || s->running < 0) {
+		s->since_finish_ms = -1;
+		srv->busy_since_ms = 0;
+		return;
+	}
+	/* a finish in the window, or an idle server, starts the clock again */
+	if (s->e2e_avg_ms >= 0 || s->running <= 0 || !srv->busy_since_ms)
+		srv->busy_since_ms = mono_ms;
+	s->since_finish_ms = mono_ms - srv->busy_since_ms;
 }
 
 int agent_metrics__take(struct agent_server *srv, long status, const char *body, size_t len,

@@ -57,7 +57,9 @@ struct agent_server {
 	 * Ollama's /api/ps), all resident: --read-metrics shows them */
 	int npage_models;
 	char page_models[AGENT_SERVER_MODELS][AR_MODEL_LEN];
-	bool restarted; /* the last page's counters went backwards: a new server */
+	bool restarted;		/* the last page's counters went backwards: a new server */
+	bool e2e_seen;		/* the last page had a request latency count */
+	uint64_t busy_since_ms; /* monotonic: running, nothing finished since; 0 not */
 	/* settings (agent_server__spec); "" = detect / the kind's default */
 	char kind_cfg[16];
 	char metrics_path[64];
@@ -80,6 +82,14 @@ const char *agent_server__models_path(const struct agent_server *srv);
  */
 bool agent_server__probe_next(struct agent_server *srv, long status, const char *body, size_t len,
 			      const char **why);
+
+/*
+ * After a page was taken at mono_ms: srv->s.since_finish_ms, how long the
+ * server has run requests without finishing one (its request latency
+ * count did not grow): 0 when one finished in the page's window or nothing
+ * runs, -1 when it exports no request latency or running count.
+ */
+void agent_server__since_finish(struct agent_server *srv, uint64_t mono_ms);
 
 /*
  * Take what a metrics fetch answered (HTTP status, body) into srv: 0 the

@@ -79,6 +79,9 @@ struct ar_server {
 	/* of the same requests, the mean time each ran (held a batch slot:
 	 * prefill and decode, no queueing), -1 none finished or not exported */
 	double run_avg_ms;
+	/* how long it has run requests without finishing one (ms; 0 when one
+	 * finished since the scrape before, or nothing runs), -1 unknown */
+	double since_finish_ms;
 };
 
 struct ar_model {
@@ -130,9 +133,10 @@ struct agent_report {
 	double kv_cache_usage;
 	double prefix_cache_hit_rate;
 	double ttft_avg_ms;
-	double e2e_avg_ms; /* mean over the servers that finished requests, -1 none */
-	double run_avg_ms; /* likewise, of the servers that export it */
-	bool stale;	   /* no model server scraped successfully recently */
+	double e2e_avg_ms;	/* mean over the servers that finished requests, -1 none */
+	double run_avg_ms;	/* likewise, of the servers that export it */
+	double since_finish_ms; /* the longest of the servers', -1 unknown */
+	bool stale;		/* no model server scraped successfully recently */
 
 	int nhints;
 	struct ar_hint *hints; /* heap, nhints entries; agent_report__free() */
