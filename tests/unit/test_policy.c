@@ -40,6 +40,8 @@ static void setup(int policy)
 					     .active = -1,
 					     .lat_floor_ms = -1,
 					     .slots = -1,
+					     .run_ms = -1,
+					     .since_finish_ms = -1,
 					     .rep_active = -1,
 					     .best_lat_floor_ms = -1,
 					     .best_per_flow_ms = -1};
@@ -169,6 +171,17 @@ static long long dp_cost(const struct aibl_cost *c, long long active)
 	return c->cost + (active > c->free ? active - c->free : 0) * c->per_flow;
 }
 
+/* ai prices node n at cost ms, free slots, per_flow ms each beyond them */
+static bool ai_priced(const struct policy_node *n, __u32 cost, __u16 free, __u16 per_flow,
+		      const char *what)
+{
+	struct aibl_cost c;
+
+	policy__cost(&cfg, AIBL_POL_AI, n, &c);
+	return ASSERT_EQ(c.cost, cost, what) && ASSERT_EQ(c.free, free, what) &&
+	       ASSERT_EQ(c.per_flow, per_flow, what);
+}
+
 /* ai's p2c cost: the latency a new request can expect, in ms */
 static void ai_expected_latency(void)
 {
@@ -204,44 +217,81 @@ static void ai_expected_latency(void)
 	policy__slots_update(&slots, &ran, &r, 0.5);
 	ASSERT_LE(fabs(slots - 7), 1e-9, "queued again with 6 running: ewma down");
 
-	/* measured, never seen queueing: its floor, and every flow counted
-	 * here costs 1 ms, a tie-break between equals, not a queue it has
-	 * not shown */
+	/* measured, no node has queued yet: its floor, and every flow
+	 * counted here costs 1 ms, a tie-break between equals; what it ran
+	 * at once is no limit */
 	pn[0].rep = &rep[0];
 	pn[0].fresh = true;
 	pn[0].lat_floor_ms = 240;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.cost, 240, "floor");
-	ASSERT_EQ(c.free, 0, "no slot limit known: every flow counts");
-	ASSERT_EQ(c.per_flow, 1, "1 ms each");
-	/* seen running 3 at once: not a measure of its slots (the node
-	 * given more runs more, and would be given more again) */
+	ai_priced(&pn[0], 240, 0, 1, "floor, no slot limit known: every flow counts 1 ms");
 	pn[0].ran = 3;
+	ai_priced(&pn[0], 240, 0, 1, "ran 3 at once: still 1 ms a flow");
+	/* a node that queued runs 6 at once: every node that never queued
+	 * gets those slots, whatever it ran itself, so equal nodes share a
+	 * burst by their counts, and a flow beyond them waits a slot's
+	 * turnover (not 1 ms: twenty flows at once are not 20 ms) */
+	pn[0].fleet_slots = 6;
+	pn[0].ran = 2;
+	ai_priced(&pn[0], 240, 5, 40, "floor, the fleet's 6 slots - 1, 240 / 6 a flow");
 	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.free, 0, "what it ran leaves no free slot");
-	ASSERT_EQ(c.per_flow, 1, "still 1 ms each");
+	ASSERT_EQ(dp_cost(&c, 21), 240 + 16 * 40, "21 flows at once: 16 wait");
 	{
-		/* two equal nodes, neither seen queueing: one ran 6 at once,
-		 * the other 2. With 3 and 2 flows counted here, the one with
-		 * fewer is the cheaper (the data plane's cost + max(0, active -
-		 * free) * per_flow), not the one that ran more */
 		struct aibl_cost c6, c2;
 
 		pn[0].ran = 6;
 		policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c6);
 		pn[0].ran = 2;
 		policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c2);
-		ASSERT_EQ(dp_cost(&c2, 3), dp_cost(&c6, 3), "equal counts, equal costs");
-		ASSERT_TRUE(dp_cost(&c2, 2) < dp_cost(&c6, 3),
-			    "2 flows cost less than 3, whatever each node ran");
+		ASSERT_TRUE(c6.free == c2.free && c6.per_flow == c2.per_flow,
+			    "ran 6 or 2: the same price");
 	}
+	/* a node's own measured slots come before the fleet's */
+	pn[0].slots = 4;
+	ai_priced(&pn[0], 240, 3, 60, "its own 4 slots - 1, 240 / 4 a flow");
+	/* the requests there now hold a slot 1.2 s (long answers, not the
+	 * short requests its floor was measured on): a slot turns over in
+	 * 1200 / 4 ms; a new request that finds one still takes the floor */
+	pn[0].run_ms = 1200;
+	ai_priced(&pn[0], 240, 3, 300, "floor, 1200 / 4 a flow");
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(dp_cost(&c, 40), 240 + 37 * 300, "40 flows: 37 wait a quarter of 1.2 s each");
+	pn[0].slots = -1;
+	ai_priced(&pn[0], 240, 5, 200, "never queued: 1200 / the fleet's 6");
+	/* none of its requests has finished for 2 s: a slot is held at least
+	 * that long, whatever earlier ones took */
+	pn[0].slots = 4;
+	pn[0].since_finish_ms = 2000;
+	ai_priced(&pn[0], 240, 3, 500, "floor, 2000 / 4 a flow");
+	pn[0].since_finish_ms = 100;
+	ai_priced(&pn[0], 240, 3, 300, "finished 100 ms ago: 1200 / 4 still");
+	pn[0].since_finish_ms = -1;
+	pn[0].run_ms = -1;
+	{
+		double fleet = 0;
+
+		policy__fleet_slots_add(&fleet, -1, 5);
+		ASSERT_LE(fabs(fleet), 1e-9, "ran 5 without a queue: no fleet slots");
+		policy__fleet_slots_add(&fleet, 6, 4);
+		ASSERT_LE(fabs(fleet - 6), 1e-9, "a node queued at 6");
+		policy__fleet_slots_add(&fleet, 7.5, 9);
+		ASSERT_LE(fabs(fleet - 9), 1e-9, "another queued, and ran 9 since");
+		policy__fleet_slots_add(&fleet, 2, 2);
+		ASSERT_LE(fabs(fleet - 9), 1e-9, "a smaller node does not lower it");
+	}
+	/* the price of a node not measured yet follows the best node's
+	 * turnover, at the fleet's slots while that one never queued */
+	ASSERT_LE(fabs(policy__per_flow_ms(&(struct policy_node){
+			   .lat_floor_ms = 240, .slots = -1, .fleet_slots = 6}) -
+		       40),
+		  1e-9, "240 / the fleet's 6");
+	ASSERT_LE(
+	    fabs(policy__per_flow_ms(&(struct policy_node){.lat_floor_ms = 240, .slots = -1})),
+	    1e-9, "no node has queued: 0");
+	pn[0].fleet_slots = 0;
 	pn[0].ran = 0;
 	/* 8 slots: 7 flows still find one, each beyond waits 240 / 8 ms */
 	pn[0].slots = 8;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.cost, 240, "floor");
-	ASSERT_EQ(c.free, 7, "slots - 1");
-	ASSERT_EQ(c.per_flow, 30, "240 / 8");
+	ai_priced(&pn[0], 240, 7, 30, "floor, slots - 1, 240 / 8 a flow");
 	/* the node ran 5 requests more than this balancer counted: others'
 	 * requests hold slots */
 	rep[0].in_flight = 9;
@@ -311,8 +361,7 @@ static void ai_expected_latency(void)
 	pn[1].best_weight = cn[1].weight / 2;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &c);
 	ASSERT_EQ(c.cost, 1.25 * 200 + 50, "never under the edge");
-	/* the best node's slots unknown (it never queued): every flow
-	 * still counts, as at a measured node that never queued */
+	/* no node has queued: every flow still counts, 1 ms each */
 	pn[1].best_per_flow_ms = 0;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &c);
 	ASSERT_TRUE(c.free == 0 && c.per_flow == 1, "flows counted, 1 ms each");

@@ -44,6 +44,7 @@ struct node_rt {
 	double lat_ms, lat_floor_ms; /* ai latency estimate and unloaded figure */
 	double slots;		     /* ai: requests it runs at once, < 0 unknown */
 	double ran;		     /* ai: the most it was seen running at once */
+	double run_ms;		     /* ai: how long its requests hold a slot, < 0 unknown */
 	__s64 rep_active;	     /* active when the report arrived */
 	__s64 active;		     /* aibl_load */
 	struct aibl_traffic traffic; /* aibl_be_stats summed over CPUs */
@@ -140,9 +141,10 @@ struct aibld {
 	 * per queued flow, < 0 none, and its configured weight */
 	double best_lat_floor_ms, best_per_flow_ms;
 	__u32 best_weight;
-	int wake_fd;	 /* eventfd: API changed something, recompute now */
-	int poll_fd;	 /* eventfd: an agent saw a change, poll early */
-	bool force_next; /* rewrite every table on the next recompute */
+	double fleet_slots; /* ai: policy_node.fleet_slots */
+	int wake_fd;	    /* eventfd: API changed something, recompute now */
+	int poll_fd;	    /* eventfd: an agent saw a change, poll early */
+	bool force_next;    /* rewrite every table on the next recompute */
 	unsigned int member_errors;
 	struct cluster *cl; /* cluster mode (cluster.c), NULL: single host */
 	__u64 reconcile_ms; /* last active-flow reconcile (tables__read_counters) */

@@ -140,7 +140,7 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		memcpy(nn->name, cfg->nodes[i].name, AIBL_NAME_LEN);
 		nn->cfg_idx = i;
 		nn->id = AIBL_NO_BACKEND;
-		nn->ttft_ms = nn->lat_ms = nn->lat_floor_ms = nn->slots = -1;
+		nn->ttft_ms = nn->lat_ms = nn->lat_floor_ms = nn->slots = nn->run_ms = -1;
 		nn->rep_active = -1;
 		agent_report__init(&nn->rep);
 		for (int r = 0; r < nrec; r++) {
@@ -510,10 +510,13 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 	    .lat_floor_ms = n->lat_floor_ms,
 	    .slots = n->slots,
 	    .ran = n->ran,
+	    .run_ms = n->run_ms,
+	    .since_finish_ms = n->have_rep ? n->rep.since_finish_ms : -1,
 	    .rep_active = n->rep_active,
 	    .best_lat_floor_ms = d->best_lat_floor_ms,
 	    .best_per_flow_ms = d->best_per_flow_ms,
 	    .best_weight = d->best_weight,
+	    .fleet_slots = d->fleet_slots,
 	    .monitored = cn->agent[0] != 0,
 	    /* a failed poll keeps the last report until the breaker opens:
 	     * from then on its age says how much it is worth */
@@ -888,6 +891,7 @@ int aibld__recompute(struct aibld *d, bool force)
 	__u64 t0 = clock_mono_ns(), now = t0 / 1000000;
 	struct pin_ent *want = NULL;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	const struct node_rt *best;
 	int nwant = 0;
 
 	force |= d->force_next;
@@ -903,25 +907,35 @@ int aibld__recompute(struct aibld *d, bool force)
 	/* bounded load: decided per node from its latest report */
 	d->best_lat_ms = d->best_lat_floor_ms = d->best_per_flow_ms = -1;
 	d->best_weight = 0;
+	d->fleet_slots = 0;
+	best = NULL;
 	for (int i = 0; i < d->nnodes; i++) {
 		struct node_rt *n = &d->nodes[i];
 		bool ok = !n->down && !n->unhealthy && !n->draining && n->have_rep;
-		struct policy_node pn = {.lat_floor_ms = n->lat_floor_ms, .slots = n->slots};
 
 		if (ok && n->lat_ms > 0 && (d->best_lat_ms < 0 || n->lat_ms < d->best_lat_ms))
 			d->best_lat_ms = n->lat_ms;
 		if (ok && n->lat_floor_ms > 0 &&
 		    (d->best_lat_floor_ms < 0 || n->lat_floor_ms < d->best_lat_floor_ms)) {
 			d->best_lat_floor_ms = n->lat_floor_ms;
-			d->best_per_flow_ms = policy__per_flow_ms(&pn);
 			d->best_weight = n->cfg_idx >= 0 ? d->cfg.nodes[n->cfg_idx].weight : 0;
+			best = n;
 		}
+		if (ok)
+			policy__fleet_slots_add(&d->fleet_slots, n->slots, n->ran);
 
 		n->overloaded =
 		    !n->down && !n->unhealthy &&
 		    policy__overloaded(&d->cfg.ai, n->have_rep ? &n->rep : NULL, n->overloaded);
 		cost_pol[i] = -1;
 	}
+	if (best)
+		d->best_per_flow_ms = policy__per_flow_ms(
+		    &(struct policy_node){.lat_floor_ms = best->lat_floor_ms,
+					  .slots = best->slots,
+					  .run_ms = best->run_ms,
+					  .since_finish_ms = best->rep.since_finish_ms,
+					  .fleet_slots = d->fleet_slots});
 	for (int i = 0; i < d->cfg.nservices; i++) {
 		const struct cfg_service *cs = &d->cfg.services[i];
 

@@ -142,6 +142,7 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 		n->lat_ms =
 		    policy__lat_update(n->lat_ms, &n->lat_floor_ms, &n->rep, d->cfg.lt_smoothing);
 		policy__slots_update(&n->slots, &n->ran, &n->rep, d->cfg.lt_smoothing);
+		n->run_ms = policy__ewma(n->run_ms, n->rep.run_avg_ms, d->cfg.lt_smoothing);
 		n->rep_active = n->active;
 	}
 	if ((n->down || n->unhealthy) && n->oks >= d->cfg.rise_after) {

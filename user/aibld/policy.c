@@ -19,8 +19,9 @@
  *               best, s^2 beyond (a spill candidate), where L is the
  *               weighted mean of the pressures the node reported (below);
  *               mode P2C, cost = the latency a new request can expect
- *               there in ms: unloaded latency + latency / slots for each
- *               flow beyond its free slots (ai_cost()). A cold start (a
+ *               there in ms: unloaded latency + a slot's turnover (how
+ *               long its requests hold one / slots) for each flow beyond
+ *               its free slots (ai_cost()). A cold start (a
  *               node that must load the model, at cold_start_factor weight)
  *               only when no node has it resident, or when every resident
  *               node has been saturated for cold_start_after_ms.
@@ -280,19 +281,41 @@ void policy__slots_update(double *slots, double *ran, const struct agent_report 
 		*slots = policy__ewma(*slots, running, alpha);
 }
 
+void policy__fleet_slots_add(double *fleet, double slots, double ran)
+{
+	/* slots are measured only where a node queued; what a node ran
+	 * without a queue is no limit */
+	if (slots >= 1 && fmax(slots, ran) > *fleet)
+		*fleet = fmax(slots, ran);
+}
+
 double policy__per_flow_ms(const struct policy_node *n)
 {
+	double hold;
+
 	if (!(n->lat_floor_ms > 0))
 		return -1;
-	/* nothing seen running yet: no slot limit known */
-	return n->slots >= 1 ? n->lat_floor_ms / n->slots : 0;
+	/* what the requests there now take, queueing aside: a node flooded
+	 * with long answers turns a slot over slower than the short requests
+	 * its floor was measured on (priced by the floor, 36 queued answers
+	 * of 400 tokens looked a quarter as long as they were) */
+	hold = n->run_ms > 0 ? n->run_ms : n->lat_floor_ms;
+	/* and none of them has finished for longer: at least that (a flood
+	 * of long answers is priced before the first one ends) */
+	if (n->since_finish_ms > hold)
+		hold = n->since_finish_ms;
+	if (n->slots >= 1)
+		return hold / n->slots;
+	/* never queued: the fleet's slots; no node has queued: no slot
+	 * limit known */
+	return n->fleet_slots >= 1 ? hold / n->fleet_slots : 0;
 }
 
 /*
  * ai: the latency a new request can expect at the node, in ms, as the data
  * plane completes it with the flows it counts (struct aibl_cost): the
  * node's unloaded request latency, plus, once its slots are full, a slot's
- * turnover (that latency / slots) for every flow ahead. The whole request:
+ * turnover (policy__per_flow_ms()) for every flow ahead. The whole request:
  * a session's first turn, the one a balancer places, has no cached prefix,
  * its prefill and decode both scale with the node's speed, and a mean TTFT
  * over cached later turns would hide it (an uncached TTFT estimated from a
@@ -339,16 +362,30 @@ static void ai_cost(const struct config *cfg, const struct policy_node *n, struc
 			cfg->ai.latency_spread * n->best_lat_ms + cfg->ai.latency_slack_ms &&
 		    lat > n->best_lat_floor_ms)
 			lat = n->best_lat_floor_ms;
-		if (per > 0 && n->ran > slots) {
-			slots = n->ran;
-		} else if (!(per > 0)) {
-			/* no queue seen yet: its slots are not known, and what
-			 * it ran at once does not measure them (the node that
-			 * was given more ran more, and would be given more
-			 * again). Every flow costs a token 1 ms, so equal nodes
-			 * share a burst by their counts. Queueing it has not
-			 * shown is not priced: a light load's low bound would
-			 * send sessions to slower nodes */
+		if (n->slots >= 1) {
+			/* it queued: its slots are measured, or it has run
+			 * more at once since */
+			if (n->ran > slots)
+				slots = n->ran;
+		} else if (per > 0) {
+			/* no queue seen here yet: its own slots are not known,
+			 * and what it ran at once does not measure them (the
+			 * node that was given more ran more, and would be
+			 * given more again). The fleet's, learnt where another
+			 * node queued (policy__per_flow_ms): every node that
+			 * has not queued gets them alike, so equal nodes share
+			 * a burst by their counts, and each flow beyond them
+			 * costs a slot's turnover. At 1 ms a flow, a burst of
+			 * twenty sessions arriving at once cost a fast node
+			 * 20 ms more and all went there, to wait, while an
+			 * equal node took none */
+			slots = n->fleet_slots;
+		} else {
+			/* no node has queued: no limit is known. Every flow
+			 * costs a token 1 ms, a tie-break between equals; what
+			 * nodes ran without a queue is no limit (priced as
+			 * one, a light load's third concurrent request sent
+			 * sessions to slower nodes) */
 			slots = 1;
 			per = 1;
 		}

@@ -36,8 +36,16 @@ struct policy_node {
 	 * (< 0 unknown); best_*: the usable node with the lowest floor, the
 	 * price of one not measured yet, and its configured weight */
 	double lat_floor_ms, slots;
-	double ran;	  /* the most requests it was seen running at once, 0 none */
+	double ran;    /* the most requests it was seen running at once, 0 none */
+	double run_ms; /* how long its requests hold a slot (EWMA), < 0 unknown */
+	/* how long it has run requests without finishing one (its report's,
+	 * while fresh), < 0 unknown: a slot is held at least that long */
+	double since_finish_ms;
 	__s64 rep_active; /* active when the report arrived, < 0 unknown */
+	/* the most requests a usable node that has queued runs at once (its
+	 * learnt slots, or more it ran since), 0 none has: the slots of a
+	 * node that has not queued yet (policy__per_flow_ms) */
+	double fleet_slots;
 	double best_lat_floor_ms, best_per_flow_ms;
 	__u32 best_weight;
 };
@@ -97,8 +105,13 @@ void policy__floor_update(double *floor, double sample, const struct agent_repor
  * new ones wait (EWMA of what it runs while requests wait, < 0 unknown);
  * *ran: the most it was seen running at once, a lower bound (0 none) */
 void policy__slots_update(double *slots, double *ran, const struct agent_report *r, double alpha);
-/* ai: ms of waiting one more flow adds at a node once its slots are full
- * (its unloaded request latency / slots), < 0 unknown */
+/* ai: a usable node's part in policy_node.fleet_slots (start from 0): a
+ * node that queued (slots >= 1) raises it to what it runs at once */
+void policy__fleet_slots_add(double *fleet, double slots, double ran);
+/* ai: ms of waiting one more flow adds at a node once its slots are full:
+ * a slot's turnover, how long its requests hold one (run_ms; its unloaded
+ * request latency where the engine does not say) / its slots, or the
+ * fleet's while it never queued; < 0 unknown */
 double policy__per_flow_ms(const struct policy_node *n);
 /* p2c cost of a node for the given policy (see struct aibl_cost): in
  * active flows, or for ai the expected request latency in ms */
