@@ -372,7 +372,7 @@ static void load_figures(void)
 	struct load_arg args[6];
 	pthread_t th[6];
 	struct agent_report r;
-	double max_q = 0, max_in = 0;
+	double max_q = 0, max_in = 0, max_run = -1, max_since = -1, max_wait = -1;
 	int started = 0;
 
 	agent_report__init(&r);
@@ -396,6 +396,10 @@ static void load_figures(void)
 		if (get_report(18121, &r)) {
 			max_q = fmax(max_q, r.queue_depth);
 			max_in = fmax(max_in, r.in_flight);
+			max_run = fmax(max_run, r.run_avg_ms);
+			max_since = fmax(max_since, r.since_finish_ms);
+			if (r.run_avg_ms >= 0 && r.e2e_avg_ms >= 0)
+				max_wait = fmax(max_wait, r.e2e_avg_ms - r.run_avg_ms);
 		}
 		agent_report__free(&r);
 		sleep_ms(50);
@@ -407,6 +411,11 @@ static void load_figures(void)
 	ASSERT_EQ(started, 6, "threads");
 	ASSERT_GE(max_q, 2, "queue depth seen under load");
 	ASSERT_GE(max_in, 3, "in flight seen under load");
+	/* each request holds the one slot for its 10 tokens x 40 ms (simulated
+	 * sleeps: they only ever take longer), and those behind it wait */
+	ASSERT_GE(max_run, 400, "how long requests ran (request_inference_time)");
+	ASSERT_GE(max_wait, 300, "finished requests had waited: e2e beyond their run");
+	ASSERT_GE(max_since, 200, "running, none finished yet: since_finish_ms");
 	/* afterwards: idle again, and a TTFT figure from the histogram */
 	sleep_ms(400);
 	if (ASSERT_TRUE(get_report(18121, &r), "report")) {
