@@ -11,12 +11,14 @@
 # - no cold start while a node has the model resident (m2 -> n3 only),
 #   where rr over the same nodes does cause cold starts;
 # - an overloaded node (queue >= ai.queue_ref) gets no new flows while
-#   another resident node can take them (>= 90% of new sessions on n2);
+#   another resident node can take them (>= 90% of new sessions on n2),
+#   its queue priced by how long its requests hold a slot (ai_hold_ms > 3x
+#   the floor measured on short requests);
 # - an operator moves m2 from n3 to n2 (vLLM's runtime load/unload API):
 #   m2's sessions follow it (none to n3, no cold start).
 . "$(dirname "$0")/e2e.sh"
 CASES=(sessions_return_to_cache cache_hits no_cold_starts rr_contrast_cold overload_detected
-	load_moved_off follows_moved_model no_failures)
+	load_moved_off flood_priced follows_moved_model no_failures)
 e2e_need "${CASES[@]}"
 e2e_lab ai --nodes 3 --clients 64 || { t_fail lab "lab up failed"; t_done; }
 common=(--models m1:1000,m2:1000 --mem-mb 1500 --load-ms 1500 --decode-ms-per-tok 5)
@@ -91,6 +93,14 @@ chat overload "$VIP1" 10.10.1.33-10.10.1.64 --model m1 --sessions 32 --turns 1 -
 share=$(e2e_share "$E2E_TMP/overload.json" n2)
 echo "# new m1 sessions on n2 while n1 is overloaded: $share% (n1 state $(state_of n1))"
 t_check load_moved_off e2e_within "$share" 100 10
+# why: n1's requests hold a slot for their 400 tokens, not the short
+# requests' time its unloaded floor was measured on
+fig=$(lab_api /v1/status | python3 -c "import json,sys
+n = [n for n in json.load(sys.stdin)['nodes'] if n['name'] == 'n1'][0]
+print(round(n['ai_hold_ms']), round(n['ai_floor_ms']))")
+set -- $fig
+echo "# n1 holds a slot $1 ms, its floor $2 ms"
+t_check flood_priced [ "${1:-0}" -gt $((3 * ${2:-1000000})) ]
 kill "$flood" 2>/dev/null
 wait "$flood" 2>/dev/null
 

@@ -774,6 +774,8 @@ static void metrics_and_status(void)
 		    "aibl_node_active_flows{node=\"n1\"} ",
 		    "aibl_service_packets_total{service=\"web\"} ",
 		    "aibl_node_pins{node=\"n1\"} ",
+		    "aibl_node_ai_slots{node=\"n1\"} ",
+		    "aibl_node_ai_hold_ms{node=\"bad-silent\"} -1.0",
 		    "aibl_controller_loop_seconds ",
 		    "aibl_node_poll_errors_total{node=\"bad-silent\"} ",
 		    "aibl_dataplane_events_total{event=\"conn_miss\"} ",
@@ -803,13 +805,28 @@ static void metrics_and_status(void)
 	{
 		json_t *n = json_array_get(json_object_get(st, "nodes"), 0);
 		static const char *const keys[] = {
-		    "name",	   "address",	   "state",	  "healthy",   "last_report_age_ms",
-		    "models",	   "gpu_util_pct", "queue_depth", "in_flight", "kv_cache_usage",
-		    "ttft_avg_ms", "failures",
+		    "name",
+		    "address",
+		    "state",
+		    "healthy",
+		    "last_report_age_ms",
+		    "models",
+		    "gpu_util_pct",
+		    "queue_depth",
+		    "in_flight",
+		    "kv_cache_usage",
+		    "ttft_avg_ms",
+		    "failures",
+		    "ai_latency_ms",
+		    "ai_floor_ms",
+		    "ai_slots",
+		    "ai_hold_ms",
 		};
 
 		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 			ASSERT_TRUE(json_object_get(n, keys[i]), keys[i]);
+		ASSERT_TRUE(json_is_number(json_object_get(n, "ai_hold_ms")),
+			    "ai_hold_ms a number");
 		ASSERT_TRUE(json_is_true(json_object_get(n, "healthy")), "n1 healthy");
 		ASSERT_STREQ(json_string_value(json_array_get(json_object_get(n, "models"), 0)),
 			     "m1", "resident model from the agent");

@@ -91,6 +91,31 @@ static const char *node_reason(const struct node_rt *n)
 	return n->down || n->unhealthy ? nodes__fail_name(n->reason) : "";
 }
 
+/* ai: how long the node's requests hold a slot, ms, -1 unknown */
+static double node_hold_ms(const struct aibld *d, const struct node_rt *n, __u64 now)
+{
+	struct policy_node pn;
+	double hold;
+
+	if (n->cfg_idx < 0)
+		return -1;
+	aibld__policy_node(d, n, now, &pn);
+	hold = policy__hold_ms(&pn);
+	return hold > 0 ? hold : -1;
+}
+
+/* ai's learnt figures of a node (-1 unknown): why it is priced as it is */
+static void ai_figures(const struct aibld *d, const struct node_rt *n, __u64 now, json_t *jn)
+{
+	double hold = node_hold_ms(d, n, now);
+
+	json_object_set_new(jn, AIBL_SJ_AI_LATENCY_MS, json_real(n->lat_ms > 0 ? n->lat_ms : -1));
+	json_object_set_new(jn, AIBL_SJ_AI_FLOOR_MS,
+			    json_real(n->lat_floor_ms > 0 ? n->lat_floor_ms : -1));
+	json_object_set_new(jn, AIBL_SJ_AI_SLOTS, json_real(n->slots >= 1 ? n->slots : -1));
+	json_object_set_new(jn, AIBL_SJ_AI_HOLD_MS, json_real(hold));
+}
+
 static json_t *status_json(struct aibld *d)
 {
 	json_t *root = json_object(), *svcs = json_array(), *nodes = json_array();
@@ -173,6 +198,8 @@ static json_t *status_json(struct aibld *d)
 			AIBL_SJ_LAST_ERROR, n->last_error,
 			AIBL_SJ_CONFIGURED, c != NULL);
 		/* clang-format on */
+		if (jn)
+			ai_figures(d, n, now, jn);
 		json_array_append_new(nodes, jn);
 	}
 	json_object_set_new(root, AIBL_SJ_SERVICES, svcs);
@@ -211,6 +238,7 @@ static char *metrics_text(struct aibld *d)
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
+	__u64 now = clock_mono_ms();
 	__u64 *pc;
 
 	if (!f)
@@ -283,6 +311,15 @@ static char *metrics_text(struct aibld *d)
 	NODE_METRIC("aibl_node_pins", "gauge", "session pins to the node", "%u", n->npins);
 	NODE_METRIC("aibl_node_cost", "gauge", "p2c cost: active flows, ai: expected TTFT in ms",
 		    "%u", n->cost.cost);
+	NODE_METRIC("aibl_node_ai_floor_ms", "gauge",
+		    "ai: the node's unloaded request latency in ms, -1 unknown", "%.1f",
+		    n->lat_floor_ms > 0 ? n->lat_floor_ms : -1);
+	NODE_METRIC("aibl_node_ai_slots", "gauge",
+		    "ai: requests the node runs before new ones wait, -1 unknown", "%.1f",
+		    n->slots >= 1 ? n->slots : -1);
+	NODE_METRIC("aibl_node_ai_hold_ms", "gauge",
+		    "ai: how long the node's requests hold a slot in ms, -1 unknown", "%.1f",
+		    node_hold_ms(d, n, now));
 	NODE_METRIC("aibl_node_poll_errors_total", "counter", "failed polls of the node", "%llu",
 		    (unsigned long long)n->poll_errors);
 	NODE_METRIC("aibl_node_consecutive_failures", "gauge", "failed polls in a row", "%u",

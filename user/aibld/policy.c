@@ -289,7 +289,7 @@ void policy__fleet_slots_add(double *fleet, double slots, double ran)
 		*fleet = fmax(slots, ran);
 }
 
-double policy__per_flow_ms(const struct policy_node *n)
+double policy__hold_ms(const struct policy_node *n)
 {
 	double hold;
 
@@ -304,6 +304,15 @@ double policy__per_flow_ms(const struct policy_node *n)
 	 * of long answers is priced before the first one ends) */
 	if (n->since_finish_ms > hold)
 		hold = n->since_finish_ms;
+	return hold;
+}
+
+double policy__per_flow_ms(const struct policy_node *n)
+{
+	double hold = policy__hold_ms(n);
+
+	if (!(hold > 0))
+		return -1;
 	if (n->slots >= 1)
 		return hold / n->slots;
 	/* never queued: the fleet's slots; no node has queued: no slot

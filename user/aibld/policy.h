@@ -108,6 +108,10 @@ void policy__slots_update(double *slots, double *ran, const struct agent_report 
 /* ai: a usable node's part in policy_node.fleet_slots (start from 0): a
  * node that queued (slots >= 1) raises it to what it runs at once */
 void policy__fleet_slots_add(double *fleet, double slots, double ran);
+/* ai: how long the node's requests hold a slot, ms: run_ms, its unloaded
+ * request latency where the engine does not say, at least since_finish_ms;
+ * < 0 unknown (nothing measured) */
+double policy__hold_ms(const struct policy_node *n);
 /* ai: ms of waiting one more flow adds at a node once its slots are full:
  * a slot's turnover, how long its requests hold one (run_ms; its unloaded
  * request latency where the engine does not say) / its slots, or the

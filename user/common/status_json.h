@@ -62,12 +62,17 @@
 #define AIBL_SJ_IN_FLIGHT	   "in_flight"
 #define AIBL_SJ_KV_CACHE_USAGE	   "kv_cache_usage"
 #define AIBL_SJ_TTFT_AVG_MS	   "ttft_avg_ms"
-#define AIBL_SJ_FAILURES	   "failures"
-#define AIBL_SJ_POLL_ERRORS	   "poll_errors"
-#define AIBL_SJ_ACTIVE_FLOWS	   "active_flows"
-#define AIBL_SJ_COST		   "cost"
-#define AIBL_SJ_LAST_ERROR	   "last_error"
-#define AIBL_SJ_CONFIGURED	   "configured"
+/* ai's figures of the node (docs/aibld.md "ai's expected latency"), -1 unknown */
+#define AIBL_SJ_AI_LATENCY_MS "ai_latency_ms" /* the estimate that sets its tier */
+#define AIBL_SJ_AI_FLOOR_MS   "ai_floor_ms"   /* its unloaded request latency */
+#define AIBL_SJ_AI_SLOTS      "ai_slots"      /* requests it runs before new ones wait */
+#define AIBL_SJ_AI_HOLD_MS    "ai_hold_ms"    /* how long its requests hold a slot */
+#define AIBL_SJ_FAILURES      "failures"
+#define AIBL_SJ_POLL_ERRORS   "poll_errors"
+#define AIBL_SJ_ACTIVE_FLOWS  "active_flows"
+#define AIBL_SJ_COST	      "cost"
+#define AIBL_SJ_LAST_ERROR    "last_error"
+#define AIBL_SJ_CONFIGURED    "configured"
 
 /* the answer to drain/undrain and poll, and an error */
 #define AIBL_SJ_NODE	 "node"
