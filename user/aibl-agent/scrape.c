@@ -675,8 +675,15 @@ void agent_server__since_finish(struct agent_server *srv, uint64_t mono_ms)
 		srv->busy_since_ms = 0;
 		return;
 	}
-	/* a finish in the window, or an idle server, starts the clock again */
-	if (s->e2e_avg_ms >= 0 || s->running <= 0 || !srv->busy_since_ms)
+	if (s->running <= 0) {
+		srv->busy_since_ms = 0;
+		s->since_finish_ms = 0;
+		return;
+	}
+	/* seen running, or a finish in the window: the clock starts (when
+	 * the requests running now began is not known; from here is the
+	 * least it can be) */
+	if (s->e2e_avg_ms >= 0 || !srv->busy_since_ms)
 		srv->busy_since_ms = mono_ms;
 	s->since_finish_ms = mono_ms - srv->busy_since_ms;
 }
