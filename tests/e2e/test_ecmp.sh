@@ -71,6 +71,11 @@ bal() {
 		python3 -c "import json,sys; v=json.load(sys.stdin)['$2']; print(str(v).lower() if isinstance(v,bool) else v)" 2>/dev/null
 }
 nexthops_are() { [ "$(lab_rt_nexthops "$LAB_VIP4")" = "$1" ]; }
+# every balancer at b3's version, read anew on every try
+all_at_b3s() { all_at "$(bal 3 version)" 1 2 3; }
+# etcd_ok_is I true|false: balancer I's view of etcd (asked anew on every
+# try of a lab_wait: a "$(bal ...)" argument would be read once, before it)
+etcd_ok_is() { [ "$(bal "$1" etcd_ok)" = "$2" ]; }
 ip_of() { echo "$LAB_NET4_PREFIX.0.$((1 + $1))"; }
 all_at() { # all_at VERSION I...: those balancers applied VERSION with the plan's digest
 	local v=$1 i
@@ -214,7 +219,7 @@ lab_wait 20 nexthops_are "$(ip_of 1) $(ip_of 2) $(ip_of 3)" ||
 # ---- etcd down: forwarding goes on on the last plan ----
 v=$(bal 1 version)
 lab_stop etcd KILL
-lab_wait 5 test "$(bal 1 etcd_ok)" = false
+lab_wait 5 etcd_ok_is 1 false
 lab_loadgen http --target "$W" --source "$LAB_CLIENT_ADDRS4" --requests 200 --conns 8 --json \
 	--no-progress >"$E2E_TMP/etcd.json" 2>/dev/null
 lab_stop agent-n2 # a change no planner can publish now
@@ -228,10 +233,10 @@ else
 fi
 lab_start_agent 2
 lab_start_etcd
-lab_wait 15 test "$(bal 3 etcd_ok)" = true || e2e_fail_bal etcd_down "etcd not back"
+lab_wait 15 etcd_ok_is 3 true || e2e_fail_bal etcd_down "etcd not back"
 
 # ---- partition: b1 cut off from etcd, the others not ----
-lab_wait 10 all_at "$(bal 3 version)" 1 2 3
+lab_wait 10 all_at_b3s
 v=$(bal 3 version)
 lab_run etcd ip route add prohibit "$(ip_of 1)/32"
 bad=""
