@@ -403,28 +403,23 @@ static void window_ttft(struct agent_server *srv, const struct prom_page *pg, co
 		srv->s.ttft_avg_ms = v * to_ms;
 }
 
+/* a histogram's window mean in ms (seconds on the page), -1 when no
+ * request finished in the window or the histogram is not there */
+static double window_mean_ms(struct agent_server *srv, const struct prom_page *pg, const char *sum,
+			     const char *count, struct agent_counter *cs, struct agent_counter *cc)
+{
+	double v;
+
+	return window(srv, pg, sum, count, cs, cc, &v) ? -1 : v * 1e3;
+}
+
 /* mean request latency in ms, -1 when the window saw no request finish */
 static void window_e2e(struct agent_server *srv, const struct prom_page *pg, const char *sum,
 		       const char *count)
 {
-	double v;
-
-	srv->s.e2e_avg_ms = -1;
 	srv->e2e_seen = m_has(pg, count);
-	if (!window(srv, pg, sum, count, &srv->prev.e2e_sum, &srv->prev.e2e_count, &v))
-		srv->s.e2e_avg_ms = v * 1e3;
-}
-
-/* mean time a finished request ran (vLLM: its RUNNING phase, prefill and
- * decode, no queueing) in ms, -1 when none finished or it is not exported */
-static void window_run(struct agent_server *srv, const struct prom_page *pg, const char *sum,
-		       const char *count)
-{
-	double v;
-
-	srv->s.run_avg_ms = -1;
-	if (!window(srv, pg, sum, count, &srv->prev.run_sum, &srv->prev.run_count, &v))
-		srv->s.run_avg_ms = v * 1e3;
+	srv->s.e2e_avg_ms =
+	    window_mean_ms(srv, pg, sum, count, &srv->prev.e2e_sum, &srv->prev.e2e_count);
 }
 
 /* prefix cache hit rate over the window: 0 when it was read */
@@ -499,8 +494,11 @@ static void extract_vllm(const struct prom_page *pg, struct agent_server *srv)
 	window_ttft(srv, pg, p, "time_to_first_token_seconds", 1e3);
 	window_e2e(srv, pg, cat(a, sizeof(a), p, "e2e_request_latency_seconds_sum"),
 		   cat(b, sizeof(b), p, "e2e_request_latency_seconds_count"));
-	window_run(srv, pg, cat(a, sizeof(a), p, "request_inference_time_seconds_sum"),
-		   cat(b, sizeof(b), p, "request_inference_time_seconds_count"));
+	/* how long finished requests ran (the RUNNING phase: no queueing) */
+	srv->s.run_avg_ms =
+	    window_mean_ms(srv, pg, cat(a, sizeof(a), p, "request_inference_time_seconds_sum"),
+			   cat(b, sizeof(b), p, "request_inference_time_seconds_count"),
+			   &srv->prev.run_sum, &srv->prev.run_count);
 
 	/*
 	 * LoRA adapters running now count as resident models. The gauge keeps

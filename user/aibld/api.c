@@ -104,16 +104,25 @@ static double node_hold_ms(const struct aibld *d, const struct node_rt *n, __u64
 	return hold > 0 ? hold : -1;
 }
 
+/* ai: the node's unloaded request latency, ms, -1 unknown */
+static double node_floor_ms(const struct node_rt *n)
+{
+	return n->lat_floor_ms > 0 ? n->lat_floor_ms : -1;
+}
+
+/* ai: the requests the node runs before new ones wait, -1 unknown */
+static double node_slots(const struct node_rt *n)
+{
+	return n->slots >= 1 ? n->slots : -1;
+}
+
 /* ai's learnt figures of a node (-1 unknown): why it is priced as it is */
 static void ai_figures(const struct aibld *d, const struct node_rt *n, __u64 now, json_t *jn)
 {
-	double hold = node_hold_ms(d, n, now);
-
 	json_object_set_new(jn, AIBL_SJ_AI_LATENCY_MS, json_real(n->lat_ms > 0 ? n->lat_ms : -1));
-	json_object_set_new(jn, AIBL_SJ_AI_FLOOR_MS,
-			    json_real(n->lat_floor_ms > 0 ? n->lat_floor_ms : -1));
-	json_object_set_new(jn, AIBL_SJ_AI_SLOTS, json_real(n->slots >= 1 ? n->slots : -1));
-	json_object_set_new(jn, AIBL_SJ_AI_HOLD_MS, json_real(hold));
+	json_object_set_new(jn, AIBL_SJ_AI_FLOOR_MS, json_real(node_floor_ms(n)));
+	json_object_set_new(jn, AIBL_SJ_AI_SLOTS, json_real(node_slots(n)));
+	json_object_set_new(jn, AIBL_SJ_AI_HOLD_MS, json_real(node_hold_ms(d, n, now)));
 }
 
 static json_t *status_json(struct aibld *d)
@@ -313,10 +322,10 @@ static char *metrics_text(struct aibld *d)
 		    "%u", n->cost.cost);
 	NODE_METRIC("aibl_node_ai_floor_ms", "gauge",
 		    "ai: the node's unloaded request latency in ms, -1 unknown", "%.1f",
-		    n->lat_floor_ms > 0 ? n->lat_floor_ms : -1);
+		    node_floor_ms(n));
 	NODE_METRIC("aibl_node_ai_slots", "gauge",
 		    "ai: requests the node runs before new ones wait, -1 unknown", "%.1f",
-		    n->slots >= 1 ? n->slots : -1);
+		    node_slots(n));
 	NODE_METRIC("aibl_node_ai_hold_ms", "gauge",
 		    "ai: how long the node's requests hold a slot in ms, -1 unknown", "%.1f",
 		    node_hold_ms(d, n, now));
