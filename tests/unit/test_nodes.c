@@ -372,7 +372,62 @@ static void agent_vs_backend(void)
 	cleanup();
 }
 
+/* ai's fleet references: from the usable nodes the config lists, each
+ * node's figures, the best floor's node's weight and ms per flow */
+static void fleet_references(void)
+{
+	struct node_rt *a, *b, *g, *gone;
+
+	if (!setup())
+		return;
+	a = &d.nodes[0], b = &d.nodes[1], g = &d.nodes[2];
+	d.cfg.nodes[1].weight = 25;
+	aibld__fleet_update(&d, 1000);
+	ASSERT_TRUE(d.best_lat_floor_ms < 0 && d.best_lat_ms < 0 && d.best_per_flow_ms < 0,
+		    "nothing measured: no references");
+	ASSERT_EQ(d.fleet_slots, 0, "no fleet slots");
+
+	a->have_rep = b->have_rep = g->have_rep = true;
+	a->lat_ms = 300, a->lat_floor_ms = 250, a->run_ms = 200, a->slots = 0, a->ran = 3;
+	b->lat_ms = 120, b->lat_floor_ms = 100, b->run_ms = 80, b->slots = 4, b->ran = 4;
+	g->lat_ms = 900, g->lat_floor_ms = 800, g->slots = 6, g->ran = 5;
+	aibld__fleet_update(&d, 1000);
+	ASSERT_EQ(d.best_lat_ms, 120, "lowest estimate");
+	ASSERT_EQ(d.best_lat_floor_ms, 100, "lowest floor: b's");
+	ASSERT_EQ(d.best_weight, 25, "b's configured weight");
+	ASSERT_EQ(d.best_per_flow_ms, 20, "b's run time / its 4 slots");
+	ASSERT_EQ(d.fleet_slots, 6, "the most a queued node runs (g)");
+
+	/* a node down, unhealthy, draining or without a report sets nothing */
+	b->draining = true;
+	g->down = true;
+	aibld__fleet_update(&d, 1000);
+	ASSERT_EQ(d.best_lat_floor_ms, 250, "b draining: a's floor");
+	ASSERT_EQ(d.best_weight, 100, "a's weight");
+	ASSERT_EQ(d.best_per_flow_ms, 0, "a never queued, nor has any node left: no limit known");
+	ASSERT_EQ(d.fleet_slots, 0, "no queued node left");
+	b->draining = g->down = false;
+
+	/* removed from the config (kept while its flows drain, its last
+	 * report frozen, no configured weight): not part of the fleet */
+	d.nnodes = 4;
+	d.nodes = realloc(d.nodes, d.nnodes * sizeof(*d.nodes));
+	gone = &d.nodes[3];
+	memset(gone, 0, sizeof(*gone));
+	agent_report__init(&gone->rep);
+	gone->cfg_idx = -1;
+	gone->have_rep = true;
+	gone->lat_ms = 60, gone->lat_floor_ms = 50, gone->run_ms = 40, gone->slots = 16;
+	aibld__fleet_update(&d, 1000);
+	ASSERT_EQ(d.best_lat_floor_ms, 100, "a removed node's floor is no reference");
+	ASSERT_EQ(d.best_lat_ms, 120, "nor its estimate");
+	ASSERT_EQ(d.best_weight, 25, "the best configured node's weight");
+	ASSERT_EQ(d.fleet_slots, 6, "nor its slots");
+	cleanup();
+}
+
 static const struct test_case cases[] = {
+    {"fleet_references", fleet_references},
     {"breaker", breaker},
     {"agent_vs_backend", agent_vs_backend},
     {"pins", pins},

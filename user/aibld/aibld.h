@@ -169,6 +169,9 @@ const char *aibld__node_state(const struct node_rt *n);
 /* what the policies see of node n */
 void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 now_ms,
 			struct policy_node *pn);
+/* ai's fleet references (best_lat_ms, best_lat_floor_ms, best_weight,
+ * best_per_flow_ms, fleet_slots) from the nodes the config lists */
+void aibld__fleet_update(struct aibld *d, __u64 now_ms);
 
 /* why a poll failed; the kind that changed a node's state is its reason */
 enum node_fail {

@@ -882,6 +882,44 @@ static void *rc_worker_run(void *arg)
 	return NULL;
 }
 
+/*
+ * ai's references from the whole fleet: the lowest latency estimate, the
+ * node with the lowest latency floor (its floor, configured weight and ms
+ * per queued flow price a node not measured yet) and the fleet's slots.
+ * From the usable nodes with a report that the config still lists: a node
+ * removed from it keeps its last report while its flows drain, unpolled,
+ * and has no configured weight, so as the best node it would have priced
+ * a node not measured yet with no handicap for a lower weight (a CPU node
+ * as fast as the GPU node gone).
+ */
+void aibld__fleet_update(struct aibld *d, __u64 now_ms)
+{
+	const struct node_rt *best = NULL;
+
+	d->best_lat_ms = d->best_lat_floor_ms = d->best_per_flow_ms = -1;
+	d->best_weight = 0;
+	d->fleet_slots = 0;
+	for (int i = 0; i < d->nnodes; i++) {
+		const struct node_rt *n = &d->nodes[i];
+
+		if (n->cfg_idx < 0 || n->down || n->unhealthy || n->draining || !n->have_rep)
+			continue;
+		if (n->lat_ms > 0 && (d->best_lat_ms < 0 || n->lat_ms < d->best_lat_ms))
+			d->best_lat_ms = n->lat_ms;
+		if (n->lat_floor_ms > 0 && (!best || n->lat_floor_ms < best->lat_floor_ms))
+			best = n;
+		policy__fleet_slots_add(&d->fleet_slots, n->slots, n->ran);
+	}
+	if (best) {
+		struct policy_node pn;
+
+		aibld__policy_node(d, best, now_ms, &pn);
+		d->best_lat_floor_ms = best->lat_floor_ms;
+		d->best_weight = pn.cfg->weight;
+		d->best_per_flow_ms = policy__per_flow_ms(&pn);
+	}
+}
+
 #define RC_MAX_THREADS 8
 
 int aibld__recompute(struct aibld *d, bool force)
@@ -891,7 +929,6 @@ int aibld__recompute(struct aibld *d, bool force)
 	__u64 t0 = clock_mono_ns(), now = t0 / 1000000;
 	struct pin_ent *want = NULL;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	const struct node_rt *best;
 	int nwant = 0;
 
 	force |= d->force_next;
@@ -905,37 +942,15 @@ int aibld__recompute(struct aibld *d, bool force)
 	tables__read_counters(d);
 
 	/* bounded load: decided per node from its latest report */
-	d->best_lat_ms = d->best_lat_floor_ms = d->best_per_flow_ms = -1;
-	d->best_weight = 0;
-	d->fleet_slots = 0;
-	best = NULL;
 	for (int i = 0; i < d->nnodes; i++) {
 		struct node_rt *n = &d->nodes[i];
-		bool ok = !n->down && !n->unhealthy && !n->draining && n->have_rep;
-
-		if (ok && n->lat_ms > 0 && (d->best_lat_ms < 0 || n->lat_ms < d->best_lat_ms))
-			d->best_lat_ms = n->lat_ms;
-		if (ok && n->lat_floor_ms > 0 &&
-		    (d->best_lat_floor_ms < 0 || n->lat_floor_ms < d->best_lat_floor_ms)) {
-			d->best_lat_floor_ms = n->lat_floor_ms;
-			d->best_weight = n->cfg_idx >= 0 ? d->cfg.nodes[n->cfg_idx].weight : 0;
-			best = n;
-		}
-		if (ok)
-			policy__fleet_slots_add(&d->fleet_slots, n->slots, n->ran);
 
 		n->overloaded =
 		    !n->down && !n->unhealthy &&
 		    policy__overloaded(&d->cfg.ai, n->have_rep ? &n->rep : NULL, n->overloaded);
 		cost_pol[i] = -1;
 	}
-	if (best)
-		d->best_per_flow_ms = policy__per_flow_ms(
-		    &(struct policy_node){.lat_floor_ms = best->lat_floor_ms,
-					  .slots = best->slots,
-					  .run_ms = best->run_ms,
-					  .since_finish_ms = best->rep.since_finish_ms,
-					  .fleet_slots = d->fleet_slots});
+	aibld__fleet_update(d, now);
 	for (int i = 0; i < d->cfg.nservices; i++) {
 		const struct cfg_service *cs = &d->cfg.services[i];
 
