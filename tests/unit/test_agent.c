@@ -486,7 +486,7 @@ static void extract_kinds(void)
 	    {"triton.txt", "triton", 6, 8, 0.35, -1, 100, "ensemble,tensorrt_llm"},
 	    {"triton-trtllm-readme.txt", "triton", 1, 0, 0.4875, -1, -1, "tensorrt_llm"},
 	    {"triton-two-models.txt", "triton", -1, -1, -1, -1, -1, "mistral7b,llama2"},
-	    {"tgi.txt", "tgi", 9, 16, -1, -1, -1, ""},
+	    {"tgi.txt", "tgi", 0, 0, -1, -1, -1, ""},
 	    {"llamacpp-pr11512.txt", "llamacpp", 0, 0, -1, -1, -1, ""},
 	    {"llamacpp-pr13196.txt", "llamacpp", -1, -1, -1, -1, -1, ""},
 	};

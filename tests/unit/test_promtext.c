@@ -133,9 +133,15 @@ static void page_others(void)
 	    {"trtllm.txt", "trtllm_kv_cache_utilization", 1, 0.18},
 	    {"triton.txt", "nv_inference_pending_request_count", 2, 6},
 	    {"triton.txt", "nv_gpu_utilization", 1, 0.82},
-	    {"tgi.txt", "tgi_queue_size", 1, 9},
-	    {"tgi.txt", "tgi_batch_current_size", 1, 16},
-	    {"tgi.txt", "tgi_request_queue_duration", 5, 0.000021 + 0.0123 + 0.25 + 1.5 + 2.75},
+	    {"tgi.txt", "tgi_queue_size", 1, 0},
+	    {"tgi.txt", "tgi_batch_current_size", 1, 0},
+	    {"tgi.txt", "tgi_request_count", 1, 111},
+	    /* a summary's quantiles, and its count */
+	    {"tgi.txt", "tgi_request_skipped_tokens", 7, 0},
+	    {"tgi.txt", "tgi_request_skipped_tokens_count", 1, 3423},
+	    {"tgi.txt", "tgi_request_inference_duration_sum", 1, 245.91743839099996},
+	    {"tgi.txt", "tgi_request_inference_duration_bucket", 36,
+	     2 + 83 + 103 + 104 * 4 + 109 * 7},
 	};
 	struct prom_page pg;
 	double v;
@@ -168,10 +174,15 @@ static void triton_timestamps_and_summary(void)
 
 	if (!parse_file("tgi.txt", &pg))
 		goto out;
-	f = promtext__family(&pg, "tgi_request_queue_duration");
+	f = promtext__family(&pg, "tgi_request_skipped_tokens");
 	if (ASSERT_OK_PTR(f, "summary"))
 		ASSERT_EQ(f->type, PROM_SUMMARY, "summary type");
-	ASSERT_EQ(promtext__sum(&pg, "tgi_request_queue_duration_count", &v), 1, "count");
+	ASSERT_EQ(promtext__sum(&pg, "tgi_request_skipped_tokens_count", &v), 1, "count");
+	ASSERT_EQ(promtext__sum_where(&pg, "tgi_request_skipped_tokens", "quantile", "0.999", &v),
+		  1, "one quantile");
+	f = promtext__family(&pg, "tgi_request_queue_duration");
+	if (ASSERT_OK_PTR(f, "histogram"))
+		ASSERT_EQ(f->type, PROM_HISTOGRAM, "histogram type");
 	ASSERT_EQ(pg.samples[0].has_ts, false, "no timestamp");
 	/* two histogram series in one family, split by a label */
 	ASSERT_EQ(promtext__sum_where(&pg, "tgi_batch_inference_duration_bucket", "le", "+Inf", &v),
