@@ -650,6 +650,56 @@ static void extract_run(void)
 	}
 }
 
+/*
+ * TGI's tgi_request_inference_duration (from the batch's start to the last
+ * token, queueing aside; seconds, router/src/server.rs) gives run_avg_ms as
+ * vLLM's request_inference_time does. Page 1 is the recorded tgi.txt; the
+ * pages after it carry its names, values written for the test.
+ */
+static void extract_run_tgi(void)
+{
+	/* 5 more requests that ran 2 s each and took 4 s in all; 3 queued
+	 * behind a batch of 4 (the recorded page was idle) */
+	const char *p2 = "tgi_queue_size 3\n"
+			 "tgi_batch_current_size 4\n"
+			 "tgi_request_duration_sum 561.2140316159999\n"
+			 "tgi_request_duration_count 114\n"
+			 "tgi_request_inference_duration_sum 255.91743839099996\n"
+			 "tgi_request_inference_duration_count 114\n";
+	/* a TGI without the histogram */
+	const char *p3 = "tgi_queue_size 0\n"
+			 "tgi_request_duration_sum 565.2140316159999\n"
+			 "tgi_request_duration_count 115\n";
+	const char *pages[] = {NULL, p2, p2, p3};
+	const double want[] = {245.91743839099996 / 109 * 1e3, 2000, -1, -1},
+		     e2e[] = {541.2140316159999 / 109 * 1e3, 4000, -1, 4000};
+	struct agent_server srv;
+	struct prom_page pg;
+
+	new_server(&srv);
+	for (int i = 0; i < 4; i++) {
+		if (!pages[i]) {
+			bool ok = load_page("tgi.txt", &pg);
+
+			if (ok)
+				agent_metrics__extract(&pg, &srv);
+			promtext__free(&pg);
+			if (!ok)
+				return;
+		} else if (!extract_text(&srv, pages[i])) {
+			return;
+		}
+		ASSERT_STREQ(srv.s.kind, "tgi", "kind");
+		if (pages[i] == p2)
+			ASSERT_TRUE(srv.s.queue_depth == 3 && srv.s.running == 4,
+				    "TGI queue, batch");
+		if (!ASSERT_TRUE(fabs(srv.s.run_avg_ms - want[i]) < 1e-6, "TGI run window") ||
+		    !ASSERT_TRUE(fabs(srv.s.e2e_avg_ms - e2e[i]) < 1e-6, "TGI e2e beside it"))
+			fprintf(stderr, "  page %d: run %g want %g, e2e %g want %g\n", i,
+				srv.s.run_avg_ms, want[i], srv.s.e2e_avg_ms, e2e[i]);
+	}
+}
+
 /* how long a server has run requests without finishing one: the clock
  * starts when it is seen running, and starts again at every finish or
  * idle page; unknown without a request latency count */
@@ -1081,6 +1131,7 @@ static const struct test_case cases[] = {
     {"extract_windows", extract_windows},
     {"extract_e2e", extract_e2e},
     {"extract_run", extract_run},
+    {"extract_run_tgi", extract_run_tgi},
     {"since_finish", since_finish},
     {"lora_and_unknown", lora_and_unknown},
     {"sglang_hits", sglang_hits},

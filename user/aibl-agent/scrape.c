@@ -598,6 +598,11 @@ static void extract_tgi(const struct prom_page *pg, struct agent_server *srv)
 	srv->s.queue_depth = m_sum(pg, "tgi_queue_size");
 	srv->s.running = m_sum(pg, "tgi_batch_current_size");
 	window_e2e(srv, pg, "tgi_request_duration_sum", "tgi_request_duration_count");
+	/* from the batch's start to the last token, queueing aside (the
+	 * router's inference_time, in seconds): how long requests ran */
+	srv->s.run_avg_ms = window_mean_ms(srv, pg, "tgi_request_inference_duration_sum",
+					   "tgi_request_inference_duration_count",
+					   &srv->prev.run_sum, &srv->prev.run_count);
 }
 
 static void extract_llamacpp(const struct prom_page *pg, struct agent_server *srv)
