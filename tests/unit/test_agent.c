@@ -471,11 +471,13 @@ static void extract_kinds(void)
 	    {"vllm-lora-pr9477.txt", "vllm", -1, -1, -1, -1, -1, ""},
 	    /* Ray Serve: ray_vllm_ names */
 	    {"ray-vllm-pr24267.txt", "vllm", -1, -1, -1, -1, -1, "qwen-0.5b"},
-	    /* both prefixes on one page: counted once, not twice */
-	    {"sglang.txt", "sglang", 4, 12, 0.62, 0.55, 200, "Qwen/Qwen2.5-7B-Instruct"},
-	    /* two tensor-parallel ranks report one scheduler: not summed; the
-	     * fuller rank's KV usage, not their mean */
-	    {"sglang-new.txt", "sglang", 2, 6, 0.35, 0.4, -1, "deepseek-ai/DeepSeek-V3"},
+	    /* no token counters: the hit rate gauge; TTFT = sum/count */
+	    {"sglang.txt", "sglang", 2826, 162, 0.28, 0.007507552643049313,
+	     2.3518979474117756e+06 / 11008 * 1e3, "meta-llama/Llama-3.1-8B-Instruct"},
+	    /* the router's "sglang_" page of two workers: their queues add up,
+	     * the fuller one's KV usage, one model */
+	    {"sglang-new.txt", "sglang", 2 * 2826, 2 * 162, 0.28, 0.007507552643049313,
+	     2 * 2351897.9474117756 / (2 * 11008) * 1e3, "meta-llama/Llama-3.1-8B-Instruct"},
 	    /* a percentage hit rate is refused, not clamped to 1 */
 	    {"sglang-pr1461-percent.txt", "sglang", -1, -1, 0, -1, -1, "google/gemma-2-9b-it"},
 	    {"sglang-pr7944.txt", "sglang", -1, 0, 0, -1, -1,
@@ -850,6 +852,27 @@ static void aggregation(void)
 			  "vllm:prefix_cache_hits_total{engine=\"0\"} 1400\n"
 			  "vllm:prefix_cache_queries_total{engine=\"1\"} 100\n"
 			  "vllm:prefix_cache_hits_total{engine=\"1\"} 0\n";
+	/*
+	 * SGLang with --enable-metrics-for-all-schedulers: each tensor-parallel
+	 * rank writes the same scheduler's figures (labels as SGLang's own
+	 * metrics test expects them; values written for the test). Not summed;
+	 * the fuller rank's KV usage, not their mean.
+	 */
+	const char *tp = "sglang:num_running_reqs{engine_type=\"unified\",model_name=\"m\","
+			 "moe_ep_rank=\"0\",pp_rank=\"0\",tp_rank=\"0\"} 6\n"
+			 "sglang:num_running_reqs{engine_type=\"unified\",model_name=\"m\","
+			 "moe_ep_rank=\"0\",pp_rank=\"0\",tp_rank=\"1\"} 6\n"
+			 "sglang:num_queue_reqs{engine_type=\"unified\",model_name=\"m\","
+			 "moe_ep_rank=\"0\",pp_rank=\"0\",tp_rank=\"0\"} 2\n"
+			 "sglang:num_queue_reqs{engine_type=\"unified\",model_name=\"m\","
+			 "moe_ep_rank=\"0\",pp_rank=\"0\",tp_rank=\"1\"} 2\n"
+			 "sglang:token_usage{engine_type=\"unified\",model_name=\"m\","
+			 "moe_ep_rank=\"0\",pp_rank=\"0\",tp_rank=\"0\"} 0.25\n"
+			 "sglang:token_usage{engine_type=\"unified\",model_name=\"m\","
+			 "moe_ep_rank=\"0\",pp_rank=\"0\",tp_rank=\"1\"} 0.35\n";
+	/* both prefixes on one page: the "sglang:" names, counted once */
+	const char *both = "sglang:num_queue_reqs{model_name=\"m\"} 4\n"
+			   "sglang_num_queue_reqs{model_name=\"m\"} 4\n";
 	/* a broken figure on one engine wipes nothing */
 	const char *inf = "vllm:num_requests_waiting{engine=\"0\"} 3\n"
 			  "vllm:num_requests_waiting{engine=\"1\"} +Inf\n";
@@ -871,6 +894,14 @@ static void aggregation(void)
 			    "window survives one engine's restart");
 		ASSERT_TRUE(srv.restarted, "the restart is seen");
 	}
+	new_server(&srv);
+	if (extract_text(&srv, tp)) {
+		ASSERT_TRUE(srv.s.queue_depth == 2 && srv.s.running == 6, "ranks counted once");
+		ASSERT_TRUE(fabs(srv.s.kv_cache_usage - 0.35) < 1e-9, "the fuller rank's KV");
+	}
+	new_server(&srv);
+	if (extract_text(&srv, both))
+		ASSERT_TRUE(srv.s.queue_depth == 4, "two prefixes, one queue");
 	new_server(&srv);
 	if (extract_text(&srv, inf))
 		ASSERT_TRUE(srv.s.queue_depth == 3, "+Inf skipped");
