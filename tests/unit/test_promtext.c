@@ -329,6 +329,7 @@ static void malformed_file(void)
 		return;
 	ASSERT_EQ(promtext__parse(&pg, text, len, err, sizeof(err)), -EINVAL, "truncated scrape");
 	ASSERT_TRUE(strstr(err, "line 10:") != NULL, err);
+	ASSERT_TRUE(strstr(err, "unterminated value of label model_name") != NULL, err);
 	promtext__free(&pg);
 	free(text);
 }
