@@ -492,6 +492,12 @@ int aibld__apply_config(struct aibld *d, struct config *cfg)
 
 /* ---- recompute ---- */
 
+/* may take new flows: up, healthy, not draining */
+static bool node_usable(const struct node_rt *n)
+{
+	return !n->down && !n->unhealthy && !n->draining;
+}
+
 void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 now_ms,
 			struct policy_node *pn)
 {
@@ -500,7 +506,7 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 
 	*pn = (struct policy_node){
 	    .cfg = cn,
-	    .usable = !n->down && !n->unhealthy && !n->draining,
+	    .usable = node_usable(n),
 	    .overloaded = n->overloaded,
 	    .rep = n->have_rep ? &n->rep : NULL,
 	    .ttft_ms = n->ttft_ms,
@@ -902,7 +908,7 @@ void aibld__fleet_update(struct aibld *d, __u64 now_ms)
 	for (int i = 0; i < d->nnodes; i++) {
 		const struct node_rt *n = &d->nodes[i];
 
-		if (n->cfg_idx < 0 || n->down || n->unhealthy || n->draining || !n->have_rep)
+		if (n->cfg_idx < 0 || !node_usable(n) || !n->have_rep)
 			continue;
 		if (n->lat_ms > 0 && (d->best_lat_ms < 0 || n->lat_ms < d->best_lat_ms))
 			d->best_lat_ms = n->lat_ms;
