@@ -483,6 +483,9 @@ static void extract_kinds(void)
 	    {"sglang-pr7944.txt", "sglang", -1, 0, 0, -1, -1,
 	     "/home/moyun.zty/models/deepseek-ai__DeepSeek-R1"},
 	    {"trtllm.txt", "trtllm", -1, -1, 0.18, 0.72, 9.3 / 155 * 1e3, "Qwen/Qwen3-0.6B"},
+	    /* trtllm-serve's first page: no prefix, engine_type set; no _sum
+	     * shown for a TTFT; "undefined" is not a model */
+	    {"trtllm-pr5785.txt", "trtllm", -1, -1, -1, -1, -1, ""},
 	    {"pytrtllm-pr5560.txt", "trtllm", 0, 1, -1, -1, -1, "deepseek-ai/DeepSeek-V3-0324"},
 	    /* Triton + TRT-LLM backend: the backend's own waiting count */
 	    {"triton.txt", "triton", 6, 8, 0.35, -1, 100, "ensemble,tensorrt_llm"},
@@ -919,6 +922,14 @@ static void other_engines(void)
 	    "# TYPE num_requests_running gauge\n"
 	    "num_requests_running{model_name=\"q\",engine_type=\"trtllm\"} 4\n"
 	    "kv_cache_utilization{model_name=\"q\",engine_type=\"trtllm\"} 0.25\n";
+	const char *nim =
+	    "# HELP num_requests_running Number of requests currently running on GPU.\n"
+	    "# TYPE num_requests_running gauge\n"
+	    "num_requests_running{model_name=\"meta/llama-3.1-8b-instruct\"} 1.0\n"
+	    "time_to_first_token_seconds_count{model_name=\"meta/llama-3.1-8b-instruct\"} 5.0\n"
+	    "time_to_first_token_seconds_sum{model_name=\"meta/llama-3.1-8b-instruct\"} "
+	    "0.6119842529296875\n";
+	const char *other_label = "requests_total{engine_type=\"undefined\"} 3\n";
 	const char *l501 =
 	    "{\"error\":{\"code\":501,\"message\":\"This server does not support "
 	    "metrics endpoint. Start it with `--metrics`\",\"type\":\"not_supported_error\"}}";
@@ -937,6 +948,16 @@ static void other_engines(void)
 		ASSERT_STREQ(srv.s.kind, "trtllm", "unprefixed trtllm-serve names");
 		ASSERT_TRUE(srv.s.running == 4 && srv.s.kv_cache_usage == 0.25, "figures");
 	}
+	/* the same unprefixed names without engine_type: NVIDIA NIM's page
+	 * (lines of the payload Datadog's nvidia_nim check replays) is not
+	 * trtllm-serve's */
+	new_server(&srv);
+	if (extract_text(&srv, nim))
+		ASSERT_STREQ(srv.s.kind, "unknown", "NIM: no engine_type");
+	/* an engine_type label on another family says nothing */
+	new_server(&srv);
+	if (extract_text(&srv, other_label))
+		ASSERT_STREQ(srv.s.kind, "unknown", "engine_type alone");
 	/* trtllm-serve: /metrics is JSON, its Prometheus page is elsewhere */
 	new_server(&srv);
 	ASSERT_STREQ(agent_server__metrics_path(&srv), "/metrics", "first try");

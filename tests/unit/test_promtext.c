@@ -137,6 +137,9 @@ static void page_others(void)
 	    {"trtllm.txt", "trtllm_kv_cache_utilization", 1, 0.18},
 	    {"triton.txt", "nv_inference_pending_request_count", 2, 6},
 	    {"triton.txt", "nv_gpu_utilization", 1, 0.82},
+	    /* no TYPE line: each name its own untyped series */
+	    {"trtllm-pr5785.txt", "time_to_first_token_seconds_bucket", 11, 22},
+	    {"trtllm-pr5785.txt", "time_to_first_token_seconds_count", 1, 2},
 	    {"tgi.txt", "tgi_queue_size", 1, 0},
 	    {"tgi.txt", "tgi_batch_current_size", 1, 0},
 	    {"tgi.txt", "tgi_request_count", 1, 111},

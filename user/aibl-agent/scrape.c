@@ -184,6 +184,30 @@ static const char *kind_prefix(const struct prom_page *pg, const char *const *li
 static const char *const vllm_prefixes[] = {"vllm:", "ray_vllm:", "ray_vllm_", NULL};
 /* recent trtllm-serve releases write unprefixed names (engine_type label) */
 static const char *const trtllm_prefixes[] = {"trtllm_", "trtllm:", "pytrtllm:", NULL};
+/* the families of trtllm-serve's first Prometheus page (TensorRT-LLM PR
+ * 5785): vLLM's names without a prefix */
+static const char *const trtllm_bare[] = {
+    "time_to_first_token_seconds", "time_per_output_token_seconds", "e2e_request_latency_seconds",
+    "request_queue_time_seconds",  "request_success_total",	    NULL};
+
+/*
+ * trtllm-serve's unprefixed page: one of its families with an engine_type
+ * label (set to "undefined" there). NVIDIA NIM writes the same unprefixed
+ * names without that label; SGLang's engine_type comes with its prefix.
+ */
+static bool trtllm_unprefixed(const struct prom_page *pg)
+{
+	for (size_t i = 0; i < pg->nsamples; i++) {
+		const struct prom_sample *s = &pg->samples[i];
+
+		if (!prom_sample__label(pg, s, "engine_type"))
+			continue;
+		for (const char *const *b = trtllm_bare; *b; b++)
+			if (has_prefix(s->name, *b))
+				return true;
+	}
+	return false;
+}
 
 const char *agent_metrics__kind(const struct prom_page *pg)
 {
@@ -192,7 +216,8 @@ const char *agent_metrics__kind(const struct prom_page *pg)
 		return "vllm";
 	if (page_has_prefix(pg, "sglang:") || page_has_prefix(pg, "sglang_"))
 		return "sglang";
-	if (kind_prefix(pg, trtllm_prefixes)[0] || page_has_label(pg, "engine_type", "trtllm"))
+	if (kind_prefix(pg, trtllm_prefixes)[0] || page_has_label(pg, "engine_type", "trtllm") ||
+	    trtllm_unprefixed(pg))
 		return "trtllm";
 	if (page_has_prefix(pg, "tgi_"))
 		return "tgi";
@@ -574,6 +599,14 @@ static void extract_trtllm(const struct prom_page *pg, struct agent_server *srv)
 	window_e2e(srv, pg, cat(a, sizeof(a), p, "e2e_request_latency_seconds_sum"),
 		   cat(b, sizeof(b), p, "e2e_request_latency_seconds_count"));
 	page_models(pg, srv, p, "model_name");
+	/* trtllm-serve's label when it was not told the model's name */
+	for (int i = 0; i < srv->npage_models; i++)
+		if (!strcmp(srv->page_models[i], "undefined")) {
+			memmove(srv->page_models[i], srv->page_models[i + 1],
+				(size_t)(srv->npage_models - i - 1) * sizeof(srv->page_models[0]));
+			srv->npage_models--;
+			break;
+		}
 }
 
 static void extract_triton(const struct prom_page *pg, struct agent_server *srv)
