@@ -462,8 +462,9 @@ static void extract_kinds(void)
 	    /* vLLM V1: prefix hit rate from the counters, TTFT = sum/count */
 	    {"vllm.txt", "vllm", 5, 3, 0.4213, 9600.0 / 12800, 5.25 / 42 * 1e3,
 	     "meta-llama/Llama-3.1-8B-Instruct"},
-	    /* V0: gpu_cache_usage_perc and the hit rate gauge */
-	    {"vllm-v0.txt", "vllm", 0, 7, 0.875, 0.31, 120, "mistralai/Mistral-7B-Instruct-v0.3"},
+	    /* V0 (0.5): gpu_cache_usage_perc; no hit rate gauge yet (the gauge:
+	     * unrecorded_families) */
+	    {"vllm-v0.txt", "vllm", 0, 0, 0, -1, 313.26723098754883, "facebook/opt-125m"},
 	    /* 0.8.0 - 0.9.1: the counters before the 0.9.2 rename */
 	    {"vllm-0.8-gpu-prefix.txt", "vllm", -1, -1, -1, 80.0 / 249, -1, ""},
 	    /* the current label set is the newest one, not the last line */
@@ -915,6 +916,27 @@ static void aggregation(void)
 		ASSERT_STREQ(srv.s.kind, "vllm", "kind from TYPE lines");
 }
 
+/*
+ * Families no page in tests/data/metrics/ has (none recorded was found,
+ * docs/engines.md): vLLM V0's prefix cache hit rate gauge (0.5.5 on; -1
+ * while prefix caching is off). Names, HELP and labels as those releases
+ * write them; values written for the test.
+ */
+static void unrecorded_families(void)
+{
+	const char *v0 = "# HELP vllm:gpu_prefix_cache_hit_rate GPU prefix cache block hit rate.\n"
+			 "# TYPE vllm:gpu_prefix_cache_hit_rate gauge\n"
+			 "vllm:gpu_prefix_cache_hit_rate{model_name=\"m\"} 0.31\n";
+	const char *v0_off = "vllm:gpu_prefix_cache_hit_rate{model_name=\"m\"} -1.0\n";
+	struct agent_server srv;
+
+	new_server(&srv);
+	if (extract_text(&srv, v0))
+		ASSERT_TRUE(fabs(srv.s.prefix_cache_hit_rate - 0.31) < 1e-9, "V0 hit rate gauge");
+	if (extract_text(&srv, v0_off))
+		ASSERT_TRUE(srv.s.prefix_cache_hit_rate == -1, "prefix caching off: unknown");
+}
+
 /* points 5-7: trtllm-serve, llama.cpp, Ollama; per-server settings */
 static void other_engines(void)
 {
@@ -1188,6 +1210,7 @@ static const struct test_case cases[] = {
     {"lora_and_unknown", lora_and_unknown},
     {"sglang_hits", sglang_hits},
     {"aggregation", aggregation},
+    {"unrecorded_families", unrecorded_families},
     {"other_engines", other_engines},
     {"models_json", models_json},
     {"hints_aging", hints_aging},

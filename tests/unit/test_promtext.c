@@ -120,8 +120,11 @@ static void page_others(void)
 		int n;
 		double sum;
 	} pages[] = {
-	    {"vllm-v0.txt", "vllm:gpu_cache_usage_perc", 1, 0.875},
-	    {"vllm-v0.txt", "vllm:time_to_first_token_seconds_count", 1, 100},
+	    {"vllm-v0.txt", "vllm:gpu_cache_usage_perc", 1, 0},
+	    {"vllm-v0.txt", "vllm:time_to_first_token_seconds_count", 1, 1},
+	    {"vllm-v0.txt", "vllm:time_to_first_token_seconds_sum", 1, 0.31326723098754883},
+	    {"vllm-v0.txt", "vllm:time_to_first_token_seconds_bucket", 17, 8},
+	    {"vllm-v0.txt", "process_max_fds", 1, 1048576},
 	    {"sglang.txt", "sglang:num_queue_reqs", 1, 2826},
 	    {"sglang.txt", "sglang:num_running_reqs", 1, 162},
 	    {"sglang.txt", "sglang:token_usage", 1, 0.28},
