@@ -488,8 +488,11 @@ static void extract_kinds(void)
 	     * shown for a TTFT; "undefined" is not a model */
 	    {"trtllm-pr5785.txt", "trtllm", -1, -1, -1, -1, -1, ""},
 	    {"pytrtllm-pr5560.txt", "trtllm", 0, 1, -1, -1, -1, "deepseek-ai/DeepSeek-V3-0324"},
-	    /* Triton + TRT-LLM backend: the backend's own waiting count */
-	    {"triton.txt", "triton", 6, 8, 0.35, -1, 100, "ensemble,tensorrt_llm"},
+	    /* no TensorRT-LLM backend: Triton's own pending count, its models */
+	    {"triton.txt", "triton", 0, -1, -1, -1, -1,
+	     "simple_string,simple_sequence,simple_int8,simple_identity,densenet_onnx,"
+	     "simple_dyna_sequence,inception_graphdef,simple"},
+	    /* the backend's own waiting count (1), not Triton's pending (0) */
 	    {"triton-trtllm-readme.txt", "triton", 1, 0, 0.4875, -1, -1, "tensorrt_llm"},
 	    {"triton-two-models.txt", "triton", -1, -1, -1, -1, -1, "mistral7b,llama2"},
 	    {"tgi.txt", "tgi", 0, 0, -1, -1, -1, ""},
@@ -919,8 +922,9 @@ static void aggregation(void)
 /*
  * Families no page in tests/data/metrics/ has (none recorded was found,
  * docs/engines.md): vLLM V0's prefix cache hit rate gauge (0.5.5 on; -1
- * while prefix caching is off). Names, HELP and labels as those releases
- * write them; values written for the test.
+ * while prefix caching is off) and Triton's time to first response histogram
+ * (decoupled models, histogram metrics on). Names, HELP and labels as those
+ * releases write them; values written for the test.
  */
 static void unrecorded_families(void)
 {
@@ -928,6 +932,16 @@ static void unrecorded_families(void)
 			 "# TYPE vllm:gpu_prefix_cache_hit_rate gauge\n"
 			 "vllm:gpu_prefix_cache_hit_rate{model_name=\"m\"} 0.31\n";
 	const char *v0_off = "vllm:gpu_prefix_cache_hit_rate{model_name=\"m\"} -1.0\n";
+	const char *triton =
+	    "# HELP nv_inference_first_response_histogram_ms Duration from request to first "
+	    "response in milliseconds\n"
+	    "# TYPE nv_inference_first_response_histogram_ms histogram\n"
+	    "nv_inference_first_response_histogram_ms_count{model=\"m\",version=\"1\"} 4\n"
+	    "nv_inference_first_response_histogram_ms_sum{model=\"m\",version=\"1\"} 400\n"
+	    "nv_inference_first_response_histogram_ms_bucket{model=\"m\",version=\"1\","
+	    "le=\"100\"} 2\n"
+	    "nv_inference_first_response_histogram_ms_bucket{model=\"m\",version=\"1\","
+	    "le=\"+Inf\"} 4\n";
 	struct agent_server srv;
 
 	new_server(&srv);
@@ -935,6 +949,11 @@ static void unrecorded_families(void)
 		ASSERT_TRUE(fabs(srv.s.prefix_cache_hit_rate - 0.31) < 1e-9, "V0 hit rate gauge");
 	if (extract_text(&srv, v0_off))
 		ASSERT_TRUE(srv.s.prefix_cache_hit_rate == -1, "prefix caching off: unknown");
+	new_server(&srv);
+	if (extract_text(&srv, triton)) {
+		ASSERT_STREQ(srv.s.kind, "triton", "kind");
+		ASSERT_TRUE(fabs(srv.s.ttft_avg_ms - 100) < 1e-9, "Triton TTFT: ms, sum/count");
+	}
 }
 
 /* points 5-7: trtllm-serve, llama.cpp, Ollama; per-server settings */

@@ -138,8 +138,12 @@ static void page_others(void)
 	    {"sglang-new.txt", "sglang_cache_hit_rate", 2, 2 * 0.007507552643049313},
 	    {"trtllm.txt", "trtllm_time_to_first_token_seconds_sum", 1, 9.3},
 	    {"trtllm.txt", "trtllm_kv_cache_utilization", 1, 0.18},
-	    {"triton.txt", "nv_inference_pending_request_count", 2, 6},
-	    {"triton.txt", "nv_gpu_utilization", 1, 0.82},
+	    /* one series per model, eight models */
+	    {"triton.txt", "nv_inference_pending_request_count", 8, 0},
+	    {"triton.txt", "nv_inference_request_duration_us", 8, 1327965},
+	    {"triton.txt", "nv_gpu_utilization", 1, 0},
+	    {"triton.txt", "nv_gpu_memory_total_bytes", 1, 16106127360},
+	    {"triton.txt", "nv_cache_util", 1, 0.0001220703125},
 	    /* no TYPE line: each name its own untyped series */
 	    {"trtllm-pr5785.txt", "time_to_first_token_seconds_bucket", 11, 22},
 	    {"trtllm-pr5785.txt", "time_to_first_token_seconds_count", 1, 2},
@@ -170,16 +174,35 @@ static void triton_timestamps_and_summary(void)
 {
 	const struct prom_family *f;
 	struct prom_page pg;
+	const char *text;
+	char err[256] = "";
 	double v;
 
-	if (!parse_file("triton.txt", &pg))
+	if (!parse_file("triton-trtllm-readme.txt", &pg))
 		goto out;
-	ASSERT_TRUE(pg.samples[0].has_ts, "timestamp seen");
-	ASSERT_EQ(pg.samples[0].ts_ms, 1723541700000LL, "timestamp value");
 	ASSERT_EQ(
 	    promtext__sum_where(&pg, "nv_trt_llm_request_metrics", "request_type", "waiting", &v),
 	    1, "waiting");
-	ASSERT_TRUE(near(v, 6), "waiting value");
+	ASSERT_TRUE(near(v, 1), "waiting value");
+	promtext__free(&pg);
+
+	/* Triton writes no timestamps; the text format's own example does
+	 * (prometheus.io/docs/instrumenting/exposition_formats, "Text format
+	 * example"), blanks before one value included */
+	if (!parse_file("triton.txt", &pg))
+		goto out;
+	ASSERT_FALSE(pg.samples[0].has_ts, "Triton: no timestamp");
+	promtext__free(&pg);
+	text = "# HELP http_requests_total The total number of HTTP requests.\n"
+	       "# TYPE http_requests_total counter\n"
+	       "http_requests_total{method=\"post\",code=\"200\"} 1027 1395066363000\n"
+	       "http_requests_total{method=\"post\",code=\"400\"}    3 1395066363000\n";
+	if (!ASSERT_OK(promtext__parse(&pg, text, strlen(text), err, sizeof(err)), err))
+		goto out;
+	ASSERT_TRUE(pg.samples[0].has_ts, "timestamp seen");
+	ASSERT_EQ(pg.samples[0].ts_ms, 1395066363000LL, "timestamp value");
+	ASSERT_TRUE(pg.samples[1].value == 3 && pg.samples[1].ts_ms == 1395066363000LL,
+		    "blanks before the value");
 	promtext__free(&pg);
 
 	if (!parse_file("tgi.txt", &pg))
