@@ -182,7 +182,8 @@ static const char *kind_prefix(const struct prom_page *pg, const char *const *li
 }
 
 static const char *const vllm_prefixes[] = {"vllm:", "ray_vllm:", "ray_vllm_", NULL};
-/* recent trtllm-serve releases write unprefixed names (engine_type label) */
+/* trtllm-serve's prefixes over its releases; its first Prometheus page wrote
+ * none (trtllm_unprefixed()) */
 static const char *const trtllm_prefixes[] = {"trtllm_", "trtllm:", "pytrtllm:", NULL};
 /* the families of trtllm-serve's first Prometheus page (TensorRT-LLM PR
  * 5785): vLLM's names without a prefix */
@@ -550,7 +551,9 @@ static void extract_vllm(const struct prom_page *pg, struct agent_server *srv)
 	page_models(pg, srv, p, "model_name");
 }
 
-/* SGLang renamed "sglang:x" to "sglang_x"; read whichever the page has */
+/* "sglang:x", or "sglang_x" as sgl-router's aggregated page (colons turned
+ * into underscores) and some releases (SGLang PR 15758) write it; read
+ * whichever the page has */
 static const char *sg(const struct prom_page *pg, char *buf, size_t len, const char *base)
 {
 	snprintf(buf, len, "sglang:%s", base);
