@@ -613,6 +613,16 @@ static void extract_e2e(void)
 	}
 }
 
+/* page i's run and e2e window means against what they should be */
+static void check_run_e2e(const struct agent_server *srv, int i, double run, double e2e,
+			  const char *run_what, const char *e2e_what)
+{
+	if (!ASSERT_TRUE(fabs(srv->s.run_avg_ms - run) < 1e-6, run_what) ||
+	    !ASSERT_TRUE(fabs(srv->s.e2e_avg_ms - e2e) < 1e-6, e2e_what))
+		fprintf(stderr, "  page %d: run %g want %g, e2e %g want %g\n", i, srv->s.run_avg_ms,
+			run, srv->s.e2e_avg_ms, e2e);
+}
+
 /*
  * time requests ran (vLLM's request_inference_time_seconds: the RUNNING
  * phase, no queueing): the window's mean, -1 when nothing finished in it
@@ -652,10 +662,7 @@ static void extract_run(void)
 	for (int i = 0; i < 4; i++) {
 		if (!extract_text(&srv, pages[i]))
 			return;
-		if (!ASSERT_TRUE(fabs(srv.s.run_avg_ms - want[i]) < 1e-6, "run window") ||
-		    !ASSERT_TRUE(fabs(srv.s.e2e_avg_ms - e2e[i]) < 1e-6, "e2e beside it"))
-			fprintf(stderr, "  page %d: run %g want %g, e2e %g want %g\n", i,
-				srv.s.run_avg_ms, want[i], srv.s.e2e_avg_ms, e2e[i]);
+		check_run_e2e(&srv, i, want[i], e2e[i], "run window", "e2e beside it");
 	}
 }
 
@@ -702,10 +709,7 @@ static void extract_run_tgi(void)
 		if (pages[i] == p2)
 			ASSERT_TRUE(srv.s.queue_depth == 3 && srv.s.running == 4,
 				    "TGI queue, batch");
-		if (!ASSERT_TRUE(fabs(srv.s.run_avg_ms - want[i]) < 1e-6, "TGI run window") ||
-		    !ASSERT_TRUE(fabs(srv.s.e2e_avg_ms - e2e[i]) < 1e-6, "TGI e2e beside it"))
-			fprintf(stderr, "  page %d: run %g want %g, e2e %g want %g\n", i,
-				srv.s.run_avg_ms, want[i], srv.s.e2e_avg_ms, e2e[i]);
+		check_run_e2e(&srv, i, want[i], e2e[i], "TGI run window", "TGI e2e beside it");
 	}
 }
 

@@ -448,6 +448,15 @@ static void window_e2e(struct agent_server *srv, const struct prom_page *pg, con
 	    window_mean_ms(srv, pg, sum, count, &srv->prev.e2e_sum, &srv->prev.e2e_count);
 }
 
+/* mean time a finished request ran (held a batch slot, queueing aside) in
+ * ms, -1 when none finished or the engine does not export it */
+static void window_run(struct agent_server *srv, const struct prom_page *pg, const char *sum,
+		       const char *count)
+{
+	srv->s.run_avg_ms =
+	    window_mean_ms(srv, pg, sum, count, &srv->prev.run_sum, &srv->prev.run_count);
+}
+
 /* prefix cache hit rate over the window: 0 when it was read */
 static int window_hits(struct agent_server *srv, const struct prom_page *pg, const char *hits,
 		       const char *queries)
@@ -520,11 +529,9 @@ static void extract_vllm(const struct prom_page *pg, struct agent_server *srv)
 	window_ttft(srv, pg, p, "time_to_first_token_seconds", 1e3);
 	window_e2e(srv, pg, cat(a, sizeof(a), p, "e2e_request_latency_seconds_sum"),
 		   cat(b, sizeof(b), p, "e2e_request_latency_seconds_count"));
-	/* how long finished requests ran (the RUNNING phase: no queueing) */
-	srv->s.run_avg_ms =
-	    window_mean_ms(srv, pg, cat(a, sizeof(a), p, "request_inference_time_seconds_sum"),
-			   cat(b, sizeof(b), p, "request_inference_time_seconds_count"),
-			   &srv->prev.run_sum, &srv->prev.run_count);
+	/* the RUNNING phase: prefill and decode, no queueing */
+	window_run(srv, pg, cat(a, sizeof(a), p, "request_inference_time_seconds_sum"),
+		   cat(b, sizeof(b), p, "request_inference_time_seconds_count"));
 
 	/*
 	 * LoRA adapters running now count as resident models. The gauge keeps
@@ -636,9 +643,8 @@ static void extract_tgi(const struct prom_page *pg, struct agent_server *srv)
 	window_e2e(srv, pg, "tgi_request_duration_sum", "tgi_request_duration_count");
 	/* from the batch's start to the last token, queueing aside (the
 	 * router's inference_time, in seconds): how long requests ran */
-	srv->s.run_avg_ms = window_mean_ms(srv, pg, "tgi_request_inference_duration_sum",
-					   "tgi_request_inference_duration_count",
-					   &srv->prev.run_sum, &srv->prev.run_count);
+	window_run(srv, pg, "tgi_request_inference_duration_sum",
+		   "tgi_request_inference_duration_count");
 }
 
 static void extract_llamacpp(const struct prom_page *pg, struct agent_server *srv)
