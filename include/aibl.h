@@ -241,12 +241,13 @@ struct aibl_backend {
  * p2c compares the two candidates' costs, each
  *   per_flow == 0: cost + active                 (units of one active flow)
  *   per_flow  > 0: cost + max(0, active - free) * per_flow
- * The second is the ai policy's expected time to first token in ms: the
- * node's unloaded figure, plus per_flow ms of queueing for every flow
- * beyond the free slots; the data plane's live flow count makes a burst of
- * new flows spread within one controller interval. Two candidates priced
- * so compare by cost even when one is AIBL_BE_F_OVERLOADED: the queue that
- * overloads a node is in its price.
+ * The second is the ai policy's price in ms: the node's unloaded request
+ * latency, plus per_flow ms for every flow beyond the free slots (the wait
+ * a queued flow has and the one it adds behind it, docs/aibld.md); the
+ * data plane's live flow count makes a burst of new flows spread within
+ * one controller interval. Two candidates priced so compare by cost even
+ * when one is AIBL_BE_F_OVERLOADED: the queue that overloads a node is in
+ * its price.
  */
 struct aibl_cost {
 	__u32 cost;

@@ -218,23 +218,25 @@ static void ai_expected_latency(void)
 	ASSERT_LE(fabs(slots - 7), 1e-9, "queued again with 6 running: ewma down");
 
 	/* measured, no node has queued yet: its floor, and every flow
-	 * counted here costs 1 ms, a tie-break between equals; what it ran
-	 * at once is no limit */
+	 * counted here costs a token 1 ms, priced twice as any flow beyond
+	 * the slots (below), a tie-break between equals; what it ran at once
+	 * is no limit */
 	pn[0].rep = &rep[0];
 	pn[0].fresh = true;
 	pn[0].lat_floor_ms = 240;
-	ai_priced(&pn[0], 240, 0, 1, "floor, no slot limit known: every flow counts 1 ms");
+	ai_priced(&pn[0], 240, 0, 2, "floor, no slot limit known: every flow counts 2 x 1 ms");
 	pn[0].ran = 3;
-	ai_priced(&pn[0], 240, 0, 1, "ran 3 at once: still 1 ms a flow");
+	ai_priced(&pn[0], 240, 0, 2, "ran 3 at once: still 2 x 1 ms a flow");
 	/* a node that queued runs 6 at once: every node that never queued
 	 * gets those slots, whatever it ran itself, so equal nodes share a
 	 * burst by their counts, and a flow beyond them waits a slot's
-	 * turnover (not 1 ms: twenty flows at once are not 20 ms) */
+	 * turnover (not 1 ms: twenty flows at once are not 20 ms), priced
+	 * twice: its own wait, and the one it adds to each flow behind it */
 	pn[0].fleet_slots = 6;
 	pn[0].ran = 2;
-	ai_priced(&pn[0], 240, 5, 40, "floor, the fleet's 6 slots - 1, 240 / 6 a flow");
+	ai_priced(&pn[0], 240, 5, 80, "floor, the fleet's 6 slots - 1, 2 x 240 / 6 a flow");
 	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(dp_cost(&c, 21), 240 + 16 * 40, "21 flows at once: 16 wait");
+	ASSERT_EQ(dp_cost(&c, 21), 240 + 16 * 80, "21 flows at once: 16 wait");
 	{
 		struct aibl_cost c6, c2;
 
@@ -247,23 +249,25 @@ static void ai_expected_latency(void)
 	}
 	/* a node's own measured slots come before the fleet's */
 	pn[0].slots = 4;
-	ai_priced(&pn[0], 240, 3, 60, "its own 4 slots - 1, 240 / 4 a flow");
+	ai_priced(&pn[0], 240, 3, 120, "its own 4 slots - 1, 2 x 240 / 4 a flow");
 	/* the requests there now hold a slot 1.2 s (long answers, not the
 	 * short requests its floor was measured on): a slot turns over in
-	 * 1200 / 4 ms; a new request that finds one still takes the floor */
+	 * 1200 / 4 ms (priced 2 x); a new request that finds one still takes
+	 * the floor */
 	pn[0].run_ms = 1200;
-	ai_priced(&pn[0], 240, 3, 300, "floor, 1200 / 4 a flow");
+	ai_priced(&pn[0], 240, 3, 600, "floor, 2 x 1200 / 4 a flow");
 	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(dp_cost(&c, 40), 240 + 37 * 300, "40 flows: 37 wait a quarter of 1.2 s each");
+	ASSERT_EQ(dp_cost(&c, 40), 240 + 37 * 600,
+		  "40 flows: 37 wait a quarter of 1.2 s, priced twice");
 	pn[0].slots = -1;
-	ai_priced(&pn[0], 240, 5, 200, "never queued: 1200 / the fleet's 6");
+	ai_priced(&pn[0], 240, 5, 400, "never queued: 2 x 1200 / the fleet's 6");
 	/* none of its requests has finished for 2 s: a slot is held at least
 	 * that long, whatever earlier ones took */
 	pn[0].slots = 4;
 	pn[0].since_finish_ms = 2000;
-	ai_priced(&pn[0], 240, 3, 500, "floor, 2000 / 4 a flow");
+	ai_priced(&pn[0], 240, 3, 1000, "floor, 2 x 2000 / 4 a flow");
 	pn[0].since_finish_ms = 100;
-	ai_priced(&pn[0], 240, 3, 300, "finished 100 ms ago: 1200 / 4 still");
+	ai_priced(&pn[0], 240, 3, 600, "finished 100 ms ago: 2 x 1200 / 4 still");
 	pn[0].since_finish_ms = -1;
 	pn[0].run_ms = -1;
 	{
@@ -291,7 +295,7 @@ static void ai_expected_latency(void)
 	pn[0].ran = 0;
 	/* 8 slots: 7 flows still find one, each beyond waits 240 / 8 ms */
 	pn[0].slots = 8;
-	ai_priced(&pn[0], 240, 7, 30, "floor, slots - 1, 240 / 8 a flow");
+	ai_priced(&pn[0], 240, 7, 60, "floor, slots - 1, 2 x 240 / 8 a flow");
 	/* the node ran 5 requests more than this balancer counted: others'
 	 * requests hold slots */
 	rep[0].in_flight = 9;
@@ -301,7 +305,7 @@ static void ai_expected_latency(void)
 	rep[0].in_flight = 20;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
 	ASSERT_EQ(c.free, 0, "slots full with others' requests");
-	ASSERT_EQ(c.cost, 240 + 9 * 30, "9 of them queue ahead");
+	ASSERT_EQ(c.cost, 240 + 9 * 60, "9 of them queue ahead, priced twice");
 	/* kept-alive connections between requests leave their slots free */
 	rep[0].in_flight = 1;
 	pn[0].rep_active = 6;
@@ -350,21 +354,21 @@ static void ai_expected_latency(void)
 	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &c);
 	ASSERT_EQ(c.cost, 1.25 * 200 + 50, "spread x best + slack");
 	ASSERT_EQ(c.free, 0, "every flow queues");
-	ASSERT_EQ(c.per_flow, 25, "the best node's");
+	ASSERT_EQ(c.per_flow, 50, "2 x the best node's");
 	/* weighed at a quarter of the best node (a CPU node beside GPU
 	 * ones): priced four times as slow until measured */
 	pn[1].best_weight = 4 * cn[1].weight;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &c);
 	ASSERT_EQ(c.cost, 4 * (1.25 * 200 + 50), "4 x the edge");
-	ASSERT_EQ(c.per_flow, 100, "4 x the best node's turnover");
+	ASSERT_EQ(c.per_flow, 200, "2 x 4 x the best node's turnover");
 	/* weighed above the best node: not priced below the edge */
 	pn[1].best_weight = cn[1].weight / 2;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &c);
 	ASSERT_EQ(c.cost, 1.25 * 200 + 50, "never under the edge");
-	/* no node has queued: every flow still counts, 1 ms each */
+	/* no node has queued: every flow still counts, 2 x 1 ms each */
 	pn[1].best_per_flow_ms = 0;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &c);
-	ASSERT_TRUE(c.free == 0 && c.per_flow == 1, "flows counted, 1 ms each");
+	ASSERT_TRUE(c.free == 0 && c.per_flow == 2, "flows counted, 2 x 1 ms each");
 }
 
 static void gpu_nan(struct ar_gpu *g)

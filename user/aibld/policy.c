@@ -19,9 +19,10 @@
  *               best, s^2 beyond (a spill candidate), where L is the
  *               weighted mean of the pressures the node reported (below);
  *               mode P2C, cost = the latency a new request can expect
- *               there in ms: unloaded latency + a slot's turnover (how
- *               long its requests hold one / slots) for each flow beyond
- *               its free slots (ai_cost()). A cold start (a
+ *               there in ms: unloaded latency + twice a slot's turnover
+ *               (how long its requests hold one / slots: its own wait and
+ *               the one it adds behind it) for each flow beyond its free
+ *               slots (ai_cost()). A cold start (a
  *               node that must load the model, at cold_start_factor weight)
  *               only when no node has it resident, or when every resident
  *               node has been saturated for cold_start_after_ms.
@@ -323,8 +324,9 @@ double policy__per_flow_ms(const struct policy_node *n)
 /*
  * ai: the latency a new request can expect at the node, in ms, as the data
  * plane completes it with the flows it counts (struct aibl_cost): the
- * node's unloaded request latency, plus, once its slots are full, a slot's
- * turnover (policy__per_flow_ms()) for every flow ahead. The whole request:
+ * node's unloaded request latency, plus, once its slots are full, twice a
+ * slot's turnover (policy__per_flow_ms()) for every flow ahead (the price
+ * of a flow that queues, below). The whole request:
  * a session's first turn, the one a balancer places, has no cached prefix,
  * its prefill and decode both scale with the node's speed, and a mean TTFT
  * over cached later turns would hide it (an uncached TTFT estimated from a
@@ -400,6 +402,16 @@ static void ai_cost(const struct config *cfg, const struct policy_node *n, struc
 		}
 	}
 	if (per > 0) {
+		/* a flow beyond the free slots is priced twice: the wait it
+		 * has, and the same again that it adds to each flow that comes
+		 * behind it (the toll of Naor's queue-joining problem). Priced
+		 * by its own wait alone, each choice was right for the request
+		 * and the fleet's spare capacity stayed idle: with 256-token
+		 * answers beyond the fast nodes' capacity a 2.5x slower node
+		 * took none of a model's 33 requests while they waited up to
+		 * 1.4 s at the fast one, as its whole answer was longer still.
+		 * A pin's spill (pin_spill_ms) weighs waits priced so too */
+		per *= 2;
 		/* in flight at the node beyond the flows counted here when it
 		 * reported: others' requests hold slots; fewer (kept-alive
 		 * connections between requests) leave slots free */
