@@ -371,6 +371,33 @@ static void ai_expected_latency(void)
 	ASSERT_TRUE(c.free == 0 && c.per_flow == 2, "flows counted, 2 x 1 ms each");
 }
 
+/*
+ * A queued flow is priced twice, its own wait and the one it adds behind
+ * it: with long answers beyond a fast node's slots, an idle node 2.5x
+ * slower takes the next flow once 7 wait at the fast one, not 13 (priced
+ * by its own wait alone it stayed idle behind a 1.2 s queue)
+ */
+static void ai_queue_toll(void)
+{
+	struct aibl_cost fast, slow;
+
+	setup(AIBL_POL_AI);
+	/* 256-token answers: the fast node holds each of its 8 slots 1.4 s,
+	 * the slow one 3.5 s */
+	for (int i = 0; i < 2; i++) {
+		pn[i].rep = &rep[i];
+		pn[i].fresh = true;
+		pn[i].slots = 8;
+		pn[i].lat_floor_ms = i ? 3500 : 1400;
+	}
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &fast);
+	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &slow);
+	ASSERT_TRUE(dp_cost(&fast, 8 + 2) < dp_cost(&slow, 0),
+		    "3 waiting at the fast node (0.5 s): still the fast node");
+	ASSERT_TRUE(dp_cost(&slow, 0) < dp_cost(&fast, 8 + 6),
+		    "7 waiting at the fast node (1.2 s): the idle slower node");
+}
+
 static void gpu_nan(struct ar_gpu *g)
 {
 	g->util_pct = g->mem_used_bytes = g->mem_total_bytes = g->temp_c = g->power_w = NAN;
@@ -826,6 +853,7 @@ static const struct test_case cases[] = {
     {"least_conn_time", least_conn_time},
     {"ai_load", ai_load},
     {"ai_expected_latency", ai_expected_latency},
+    {"ai_queue_toll", ai_queue_toll},
     {"ai_overload", ai_overload},
     {"ai_overloaded_priced", ai_overloaded_priced},
     {"ai_unknown_gpu_figures", ai_unknown_gpu_figures},
