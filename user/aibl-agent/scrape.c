@@ -482,9 +482,10 @@ static void add_name(char (*list)[AR_MODEL_LEN], int *n, const char *name, size_
 	list[(*n)++][len] = '\0';
 }
 
-/* the model names a page's own metrics carry (prefix: the kind's names) */
+/* the model names a page's own metrics carry (prefix: the kind's names);
+ * none: a label value that names no model (NULL: every value does) */
 static void page_models(const struct prom_page *pg, struct agent_server *srv, const char *prefix,
-			const char *lname)
+			const char *lname, const char *none)
 {
 	const char *v;
 
@@ -492,7 +493,8 @@ static void page_models(const struct prom_page *pg, struct agent_server *srv, co
 	for (size_t i = 0; i < pg->nsamples; i++) {
 		const struct prom_sample *s = &pg->samples[i];
 
-		if (!has_prefix(s->name, prefix) || !(v = prom_sample__label(pg, s, lname)))
+		if (!has_prefix(s->name, prefix) || !(v = prom_sample__label(pg, s, lname)) ||
+		    (none && !strcmp(v, none)))
 			continue;
 		add_name(srv->page_models, &srv->npage_models, v, strlen(v));
 	}
@@ -555,7 +557,7 @@ static void extract_vllm(const struct prom_page *pg, struct agent_server *srv)
 		add_name(srv->loras, &srv->nloras, run, len);
 		run += len + (run[len] == ',');
 	}
-	page_models(pg, srv, p, "model_name");
+	page_models(pg, srv, p, "model_name", NULL);
 }
 
 /* "sglang:x", or "sglang_x" as sgl-router's aggregated page (colons turned
@@ -590,9 +592,9 @@ static void extract_sglang(const struct prom_page *pg, struct agent_server *srv)
 	window_ttft(srv, pg, p, "time_to_first_token_seconds", 1e3);
 	window_e2e(srv, pg, sg(pg, a, sizeof(a), "e2e_request_latency_seconds_sum"),
 		   sg(pg, b, sizeof(b), "e2e_request_latency_seconds_count"));
-	page_models(pg, srv, "sglang", "model_name");
+	page_models(pg, srv, "sglang", "model_name", NULL);
 	if (!srv->npage_models) /* its first releases */
-		page_models(pg, srv, "sglang", "name");
+		page_models(pg, srv, "sglang", "name", NULL);
 }
 
 static void extract_trtllm(const struct prom_page *pg, struct agent_server *srv)
@@ -608,15 +610,9 @@ static void extract_trtllm(const struct prom_page *pg, struct agent_server *srv)
 	window_ttft(srv, pg, p, "time_to_first_token_seconds", 1e3);
 	window_e2e(srv, pg, cat(a, sizeof(a), p, "e2e_request_latency_seconds_sum"),
 		   cat(b, sizeof(b), p, "e2e_request_latency_seconds_count"));
-	page_models(pg, srv, p, "model_name");
-	/* trtllm-serve's label when it was not told the model's name */
-	for (int i = 0; i < srv->npage_models; i++)
-		if (!strcmp(srv->page_models[i], "undefined")) {
-			memmove(srv->page_models[i], srv->page_models[i + 1],
-				(size_t)(srv->npage_models - i - 1) * sizeof(srv->page_models[0]));
-			srv->npage_models--;
-			break;
-		}
+	/* "undefined": trtllm-serve's label when it was not told the model's
+	 * name */
+	page_models(pg, srv, p, "model_name", "undefined");
 }
 
 static void extract_triton(const struct prom_page *pg, struct agent_server *srv)
@@ -633,7 +629,7 @@ static void extract_triton(const struct prom_page *pg, struct agent_server *srv)
 	s->kv_cache_usage = unit01(m_max_where(pg, "nv_trt_llm_kv_cache_block_metrics",
 					       "kv_cache_block_type", "fraction"));
 	window_ttft(srv, pg, "", "nv_inference_first_response_histogram_ms", 1);
-	page_models(pg, srv, "nv_inference_request_success", "model");
+	page_models(pg, srv, "nv_inference_request_success", "model", NULL);
 }
 
 static void extract_tgi(const struct prom_page *pg, struct agent_server *srv)
