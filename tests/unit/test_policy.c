@@ -344,27 +344,37 @@ static void ai_expected_latency(void)
 	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
 	ASSERT_EQ(c.cost, 240, "beyond the bound: its own floor");
 
-	/* not measured beside a measured node: priced at the edge of the
-	 * best node's bound with no free slot, never as an idle node */
+	/* not measured beside a measured node of the same weight: priced as
+	 * that one unloaded, with no free slot, never as an idle node */
 	pn[1].rep = &rep[1];
 	pn[1].fresh = true;
 	pn[1].best_lat_floor_ms = 200;
 	pn[1].best_per_flow_ms = 25;
 	pn[1].best_weight = cn[1].weight;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &c);
-	ASSERT_EQ(c.cost, 1.25 * 200 + 50, "spread x best + slack");
+	ASSERT_EQ(c.cost, 200, "the best node's floor");
 	ASSERT_EQ(c.free, 0, "every flow queues");
 	ASSERT_EQ(c.per_flow, 50, "2 x the best node's");
+	/* so an idle node the first requests missed costs no more than its
+	 * measured equal running one flow, and a second flow goes there only
+	 * once that one's slots are full, until it is measured */
+	{
+		struct aibl_cost best = {.cost = 200, .free = 7, .per_flow = 50};
+
+		ASSERT_TRUE(dp_cost(&c, 0) <= dp_cost(&best, 1), "not priced above its equal");
+		ASSERT_TRUE(dp_cost(&c, 1) > dp_cost(&best, 7),
+			    "a second flow waits to be measured");
+	}
 	/* weighed at a quarter of the best node (a CPU node beside GPU
 	 * ones): priced four times as slow until measured */
 	pn[1].best_weight = 4 * cn[1].weight;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &c);
 	ASSERT_EQ(c.cost, 4 * (1.25 * 200 + 50), "4 x the edge");
 	ASSERT_EQ(c.per_flow, 200, "2 x 4 x the best node's turnover");
-	/* weighed above the best node: not priced below the edge */
+	/* weighed above the best node: not priced below it */
 	pn[1].best_weight = cn[1].weight / 2;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &c);
-	ASSERT_EQ(c.cost, 1.25 * 200 + 50, "never under the edge");
+	ASSERT_EQ(c.cost, 200, "never under the best floor");
 	/* no node has queued: every flow still counts, 2 x 1 ms each */
 	pn[1].best_per_flow_ms = 0;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &c);
