@@ -318,7 +318,9 @@ static char *metrics_text(struct aibld *d)
 	NODE_METRIC("aibl_node_new_flows_total", "counter", "new flows sent to the node", "%llu",
 		    (unsigned long long)n->traffic.new_flows);
 	NODE_METRIC("aibl_node_pins", "gauge", "session pins to the node", "%u", n->npins);
-	NODE_METRIC("aibl_node_cost", "gauge", "p2c cost: active flows, ai: expected TTFT in ms",
+	NODE_METRIC("aibl_node_cost", "gauge",
+		    "p2c cost before the data plane adds its flows: least_conn in-flight "
+		    "requests, least_time TTFT / ms_per_flow, ai expected request latency in ms",
 		    "%u", n->cost.cost);
 	NODE_METRIC("aibl_node_ai_floor_ms", "gauge",
 		    "ai: the node's unloaded request latency in ms, -1 unknown", "%.1f",
