@@ -43,6 +43,7 @@ static void setup(int policy)
 					     .run_ms = -1,
 					     .since_finish_ms = -1,
 					     .rep_active = -1,
+					     .prev_other = NAN,
 					     .best_lat_floor_ms = -1,
 					     .best_per_flow_ms = -1};
 	}
@@ -315,6 +316,22 @@ static void ai_expected_latency(void)
 	pn[0].fresh = false;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
 	ASSERT_EQ(c.free, 7, "stale: slots - 1");
+	pn[0].fresh = true;
+	/* after the first report, only what two reports agree on: the agent
+	 * scraped before the poll, and a burst's flows came and went between */
+	rep[0].in_flight = 9;
+	pn[0].rep_active = 4;
+	pn[0].prev_other = 2;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.free, 5, "5 and 2 others: 2");
+	pn[0].prev_other = -3;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.free, 7, "5 others, then 3 idle connections: none");
+	rep[0].in_flight = 1;
+	pn[0].rep_active = 6;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.free, 10, "5 and 3 idle connections: 3");
+	pn[0].prev_other = NAN;
 
 	{
 		double floor = -1;

@@ -46,6 +46,7 @@ struct node_rt {
 	double ran;		     /* ai: the most it was seen running at once */
 	double run_ms;		     /* ai: how long its requests hold a slot, < 0 unknown */
 	__s64 rep_active;	     /* active when the report arrived */
+	double prev_other;	     /* in_flight - rep_active of the report before, NAN unknown */
 	__s64 active;		     /* aibl_load */
 	struct aibl_traffic traffic; /* aibl_be_stats summed over CPUs */
 	unsigned int npins;

@@ -34,6 +34,7 @@
  * Draining is orthogonal (operator's choice) and survives all of this.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +134,11 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 	n->last_ok_ms = clock_mono_ms();
 	n->last_error[0] = 0;
 	if (rep) {
+		/* what the report before counted beyond this balancer's flows:
+		 * ai believes only what two reports agree on (policy.c) */
+		n->prev_other = n->have_rep && n->rep.in_flight >= 0 && n->rep_active >= 0
+				    ? n->rep.in_flight - n->rep_active
+				    : NAN;
 		agent_report__free(&n->rep);
 		n->rep = *rep;
 		rep->hints = NULL;

@@ -41,7 +41,8 @@ struct policy_node {
 	/* how long it has run requests without finishing one (its report's,
 	 * while fresh), < 0 unknown: a slot is held at least that long */
 	double since_finish_ms;
-	__s64 rep_active; /* active when the report arrived, < 0 unknown */
+	__s64 rep_active;  /* active when the report arrived, < 0 unknown */
+	double prev_other; /* in_flight - rep_active of the report before, NAN unknown */
 	/* the most requests a usable node that has queued runs at once (its
 	 * learnt slots, or more it ran since), 0 none has: the slots of a
 	 * node that has not queued yet (policy__per_flow_ms) */
