@@ -44,6 +44,7 @@ static void setup(int policy)
 					     .since_finish_ms = -1,
 					     .rep_active = -1,
 					     .prev_other = NAN,
+					     .ours_max = -1,
 					     .best_lat_floor_ms = -1,
 					     .best_per_flow_ms = -1};
 	}
@@ -331,6 +332,26 @@ static void ai_expected_latency(void)
 	pn[0].rep_active = 6;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
 	ASSERT_EQ(c.free, 10, "5 and 3 idle connections: 3");
+	/* beyond all this balancer can have had open as the agent scraped,
+	 * one report is enough: a flood straight to the node */
+	rep[0].in_flight = 40;
+	pn[0].rep_active = 4;
+	pn[0].prev_other = -3;
+	pn[0].ours_max = 6;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.free, 0, "34 others for sure, though the reports disagree");
+	ASSERT_EQ(c.cost, 240 + 27 * 60, "7 slots for 34: 27 queue ahead");
+	pn[0].prev_other = 30;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.cost, 240 + 27 * 60, "agreed on 30, sure of 34: 34");
+	rep[0].in_flight = 9;
+	pn[0].prev_other = 2;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.free, 4, "agreed on 2, sure of 3: 3");
+	pn[0].ours_max = 9;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.free, 5, "sure of none: what two agree on");
+	pn[0].ours_max = -1;
 	pn[0].prev_other = NAN;
 
 	{
@@ -343,9 +364,17 @@ static void ai_expected_latency(void)
 		ASSERT_LE(fabs(floor - 200), 1e-9, "a larger queued sample: kept");
 		policy__floor_update(&floor, 150, &r, 0.5);
 		ASSERT_LE(fabs(floor - 150), 1e-9, "a smaller one: taken");
+		/* the queue empty, but the window's requests waited: loaded */
+		r.queue_depth = 0;
+		r.run_avg_ms = 100;
+		policy__floor_update(&floor, 6000, &r, 0.5);
+		ASSERT_LE(fabs(floor - 150), 1e-9, "waited 59x its run: kept");
+		policy__floor_update(&floor, 140, &r, 0.5);
+		ASSERT_LE(fabs(floor - 145), 1e-9, "ran unloaded: averaged in");
+		r.run_avg_ms = -1;
 		r.queue_depth = 0;
 		policy__floor_update(&floor, 250, &r, 0.5);
-		ASSERT_LE(fabs(floor - 200), 1e-9, "unloaded: ewma");
+		ASSERT_LE(fabs(floor - 197.5), 1e-9, "unloaded: ewma");
 	}
 
 	/* within the latency bound of the best node it costs the best's

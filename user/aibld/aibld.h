@@ -47,6 +47,12 @@ struct node_rt {
 	double run_ms;		     /* ai: how long its requests hold a slot, < 0 unknown */
 	__s64 rep_active;	     /* active when the report arrived */
 	double prev_other;	     /* in_flight - rep_active of the report before, NAN unknown */
+	/* the most flows this balancer can have had open at the node while
+	 * the agent scraped (nodes__poll_ok), < 0 unknown */
+	__s64 ours_max;
+	__s64 win_active;	     /* active at the poll that brought the last new scrape */
+	__u64 win_flows;	     /* and traffic.new_flows then */
+	__u64 rep_ts;		     /* the report's timestamp_ms: a new scrape or the same */
 	__s64 active;		     /* aibl_load */
 	struct aibl_traffic traffic; /* aibl_be_stats summed over CPUs */
 	unsigned int npins;
@@ -210,6 +216,8 @@ int tables__read_ring(struct aibld *d, __u32 svc_id, __u8 half, __u32 *ids);
 int tables__sync_pins(struct aibld *d, struct pin_ent *want, int nwant);
 int tables__load_pins(struct aibld *d);
 int tables__read_counters(struct aibld *d);
+/* one node's active flows and traffic counters, read now */
+void tables__read_node(struct aibld *d, struct node_rt *n);
 
 /* poller.c */
 int poller__init(void);

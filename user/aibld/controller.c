@@ -143,6 +143,7 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		nn->ttft_ms = nn->lat_ms = nn->lat_floor_ms = nn->slots = nn->run_ms = -1;
 		nn->rep_active = -1;
 		nn->prev_other = NAN;
+		nn->ours_max = nn->win_active = -1;
 		agent_report__init(&nn->rep);
 		for (int r = 0; r < nrec; r++) {
 			if (strcmp(rec[r].name, nn->name))
@@ -521,6 +522,7 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 	    .since_finish_ms = n->have_rep ? n->rep.since_finish_ms : -1,
 	    .rep_active = n->rep_active,
 	    .prev_other = n->prev_other,
+	    .ours_max = n->ours_max,
 	    .best_lat_floor_ms = d->best_lat_floor_ms,
 	    .best_per_flow_ms = d->best_per_flow_ms,
 	    .best_weight = d->best_weight,

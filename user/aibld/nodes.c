@@ -125,6 +125,36 @@ void nodes__backend_result(struct aibld *d, struct node_rt *n, bool ok, const ch
 	}
 }
 
+/*
+ * The most flows this balancer can have had open at the node when its agent
+ * scraped the report: the scrape came after the poll that brought the one
+ * before (the agent scrapes on its own clock, and a poll brings its latest),
+ * so no more than were open then plus all opened since, nor fewer than now.
+ * What the node ran beyond that is others' requests whatever our flows did
+ * in between (policy.c, ai_others()). A poll that brings the same scrape
+ * again only widens the bound by what is open now.
+ */
+static void ours_update(struct node_rt *n, const struct agent_report *rep)
+{
+	__u64 flows = n->traffic.new_flows;
+
+	if (n->have_rep && rep->timestamp_ms == n->rep_ts) {
+		if (n->ours_max >= 0 && n->active > n->ours_max)
+			n->ours_max = n->active;
+		return;
+	}
+	/* a counter that went back (its map made anew): not known */
+	if (n->win_active < 0 || n->active < 0 || flows < n->win_flows)
+		n->ours_max = -1;
+	else
+		n->ours_max = n->win_active + (__s64)(flows - n->win_flows);
+	if (n->ours_max >= 0 && n->active > n->ours_max)
+		n->ours_max = n->active;
+	n->win_active = n->active;
+	n->win_flows = flows;
+	n->rep_ts = rep->timestamp_ms;
+}
+
 void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep)
 {
 	n->polls++;
@@ -139,6 +169,10 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 		n->prev_other = n->have_rep && n->rep.in_flight >= 0 && n->rep_active >= 0
 				    ? n->rep.in_flight - n->rep_active
 				    : NAN;
+		/* this balancer's counts as the report comes, not as the
+		 * last recompute read them */
+		tables__read_node(d, n);
+		ours_update(n, rep);
 		agent_report__free(&n->rep);
 		n->rep = *rep;
 		rep->hints = NULL;

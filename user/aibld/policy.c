@@ -239,11 +239,17 @@ bool policy__saturated(const struct cfg_ai *ai, const struct agent_report *r)
  */
 void policy__floor_update(double *floor, double sample, const struct agent_report *r, double alpha)
 {
+	/* loaded: requests wait now, or the window's requests waited (their
+	 * latency half again the time they ran, where the engine says): a
+	 * flood's last requests finish with the queue empty, and with them
+	 * n1's floor went from 83 ms to 6 s */
+	bool loaded = r->queue_depth > 0 || (r->run_avg_ms >= 0 && sample > 1.5 * r->run_avg_ms);
+
 	/* a node that has queued since it started (a burst on arrival) still
 	 * gets a floor: its first sample, lowered by any smaller one, until
 	 * unloaded samples refine it */
-	if (sample >= 0 && (r->queue_depth <= 0 || *floor < 0 || sample < *floor))
-		*floor = policy__ewma(*floor, sample, r->queue_depth <= 0 ? alpha : 1);
+	if (sample >= 0 && (!loaded || *floor < 0 || sample < *floor))
+		*floor = policy__ewma(*floor, sample, loaded ? 1 : alpha);
 }
 
 double policy__lat_update(double lat, double *floor, const struct agent_report *r, double alpha)
@@ -351,21 +357,30 @@ double policy__per_flow_ms(const struct policy_node *n)
  * lab, where no others send requests, n1 was priced with 3 and a burst of 18
  * first turns gave the ninth to n2, to wait for one of its 8 slots (`burst`
  * at 3 sessions/s, seed 1: TTFT p99 345 ms; 123 ms with two reports agreeing).
+ * Beyond the most flows this balancer can have had open as the agent
+ * scraped (ours_max), one report is enough.
  */
 static double ai_others(const struct policy_node *n)
 {
-	double o;
+	double o, sure = 0;
 
 	if (!n->fresh || !n->rep || n->rep->in_flight < 0 || n->rep_active < 0)
 		return 0;
 	o = n->rep->in_flight - n->rep_active;
 	if (isnan(n->prev_other))
 		return o;
+	/* beyond all this balancer can have had open while the agent
+	 * scraped, the node's requests are others' in this report alone: a
+	 * flood sent straight to a node is priced at its first report (with
+	 * two to agree, 3 of 32 new sessions went to a node whose queue of
+	 * 36 had just been reported, and waited 18 s there) */
+	if (n->ours_max >= 0 && n->rep->in_flight > n->ours_max)
+		sure = n->rep->in_flight - n->ours_max;
 	if (o > 0 && n->prev_other > 0)
-		return fmin(o, n->prev_other);
+		return fmax(sure, fmin(o, n->prev_other));
 	if (o < 0 && n->prev_other < 0)
 		return fmax(o, n->prev_other);
-	return 0;
+	return sure;
 }
 
 static void ai_cost(const struct config *cfg, const struct policy_node *n, struct aibl_cost *c)

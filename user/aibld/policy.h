@@ -43,6 +43,9 @@ struct policy_node {
 	double since_finish_ms;
 	__s64 rep_active;  /* active when the report arrived, < 0 unknown */
 	double prev_other; /* in_flight - rep_active of the report before, NAN unknown */
+	/* the most flows this balancer can have had open there while its
+	 * agent scraped, < 0 unknown: what the node ran beyond it is others' */
+	__s64 ours_max;
 	/* the most requests a usable node that has queued runs at once (its
 	 * learnt slots, or more it ran since), 0 none has: the slots of a
 	 * node that has not queued yet (policy__per_flow_ms) */

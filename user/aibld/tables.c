@@ -328,6 +328,15 @@ static void sum_traffic(struct aibld *d, int fd, __u32 key, struct aibl_traffic 
 	free(v);
 }
 
+void tables__read_node(struct aibld *d, struct node_rt *n)
+{
+	struct aibl_load l;
+
+	if (!bpf_map_lookup_elem(d->fd_load, &n->id, &l))
+		n->active = l.active;
+	sum_traffic(d, d->fd_be_stats, n->id, &n->traffic);
+}
+
 /* how often the active-flow counts are set from the connection table */
 #define RECONCILE_INTERVAL_MS 10000
 
@@ -345,14 +354,8 @@ int tables__read_counters(struct aibld *d)
 		else if (n)
 			pr_debug("active-flow reconcile: %d backend counts corrected", n);
 	}
-	for (int i = 0; i < d->nnodes; i++) {
-		struct node_rt *n = &d->nodes[i];
-		struct aibl_load l;
-
-		if (!bpf_map_lookup_elem(d->fd_load, &n->id, &l))
-			n->active = l.active;
-		sum_traffic(d, d->fd_be_stats, n->id, &n->traffic);
-	}
+	for (int i = 0; i < d->nnodes; i++)
+		tables__read_node(d, &d->nodes[i]);
 	for (int i = 0; i < d->cfg.nservices; i++)
 		sum_traffic(d, d->fd_svc_stats, d->svcs[i].id, &d->svcs[i].traffic);
 	return 0;
