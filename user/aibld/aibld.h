@@ -21,6 +21,10 @@
 #define AIBLD_VERSION "0.1.0"
 #define NODE_ERR_LEN  160
 
+/* polls of history kept to bound this balancer's flows at a scrape: at
+ * 200 ms a poll, 3 s back (the agent scrapes every second by default) */
+#define OURS_HIST 16
+
 struct node_rt {
 	char name[AIBL_NAME_LEN];
 	int cfg_idx;		 /* index in cfg.nodes, -1: retired (removed from config) */
@@ -50,9 +54,13 @@ struct node_rt {
 	/* the most flows this balancer can have had open at the node while
 	 * the agent scraped (nodes__poll_ok), < 0 unknown */
 	__s64 ours_max;
-	__s64 win_active;	     /* active at the poll that brought the last new scrape */
-	__u64 win_flows;	     /* and traffic.new_flows then */
-	__u64 rep_ts;		     /* the report's timestamp_ms: a new scrape or the same */
+	/* active and traffic.new_flows at the last good polls (a ring) */
+	struct ours_snap {
+		__u64 t_ms; /* monotonic */
+		__s64 active;
+		__u64 flows;
+	} ours_hist[OURS_HIST];
+	unsigned int ours_next;	     /* next slot of ours_hist to write */
 	__s64 active;		     /* aibl_load */
 	struct aibl_traffic traffic; /* aibl_be_stats summed over CPUs */
 	unsigned int npins;

@@ -143,7 +143,7 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		nn->ttft_ms = nn->lat_ms = nn->lat_floor_ms = nn->slots = nn->run_ms = -1;
 		nn->rep_active = -1;
 		nn->prev_other = NAN;
-		nn->ours_max = nn->win_active = -1;
+		nn->ours_max = -1;
 		agent_report__init(&nn->rep);
 		for (int r = 0; r < nrec; r++) {
 			if (strcmp(rec[r].name, nn->name))

@@ -127,32 +127,45 @@ void nodes__backend_result(struct aibld *d, struct node_rt *n, bool ok, const ch
 
 /*
  * The most flows this balancer can have had open at the node when its agent
- * scraped the report: the scrape came after the poll that brought the one
- * before (the agent scrapes on its own clock, and a poll brings its latest),
- * so no more than were open then plus all opened since, nor fewer than now.
- * What the node ran beyond that is others' requests whatever our flows did
- * in between (policy.c, ai_others()). A poll that brings the same scrape
- * again only widens the bound by what is open now.
+ * scraped the report: the report says how long ago (the oldest of its
+ * servers' scrapes, age_ms) and the polls before kept what was open and how
+ * many had been opened (ours_hist). No more than were open at the last poll
+ * before the scrape plus all opened since, nor fewer than now; the poll's
+ * own time (up to poll_timeout_ms) is counted in. What the node ran beyond
+ * that is others' requests whatever our flows did in between (policy.c,
+ * ai_others()). Unknown (-1) when the scrape is older than the history, a
+ * server was not scraped, or a counter went back (its map made anew).
  */
-static void ours_update(struct node_rt *n, const struct agent_report *rep)
+static void ours_update(struct aibld *d, struct node_rt *n, const struct agent_report *rep)
 {
-	__u64 flows = n->traffic.new_flows;
+	__u64 now = clock_mono_ms(), flows = n->traffic.new_flows, age = 0, at;
+	const struct ours_snap *best = NULL;
+	int up = 0;
 
-	if (n->have_rep && rep->timestamp_ms == n->rep_ts) {
-		if (n->ours_max >= 0 && n->active > n->ours_max)
-			n->ours_max = n->active;
-		return;
+	for (int i = 0; i < rep->nservers; i++) {
+		if (!rep->servers[i].up)
+			continue;
+		up++;
+		if (rep->servers[i].age_ms > age)
+			age = rep->servers[i].age_ms;
 	}
-	/* a counter that went back (its map made anew): not known */
-	if (n->win_active < 0 || n->active < 0 || flows < n->win_flows)
-		n->ours_max = -1;
-	else
-		n->ours_max = n->win_active + (__s64)(flows - n->win_flows);
-	if (n->ours_max >= 0 && n->active > n->ours_max)
-		n->ours_max = n->active;
-	n->win_active = n->active;
-	n->win_flows = flows;
-	n->rep_ts = rep->timestamp_ms;
+	age += d->cfg.poll_timeout_ms;
+	at = now > age ? now - age : 0;
+	for (int i = 0; i < OURS_HIST; i++) {
+		const struct ours_snap *h = &n->ours_hist[i];
+
+		if (h->t_ms && h->t_ms <= at && (!best || h->t_ms > best->t_ms))
+			best = h;
+	}
+	n->ours_max = -1;
+	if (up && best && n->active >= 0 && best->active >= 0 && flows >= best->flows) {
+		n->ours_max = best->active + (__s64)(flows - best->flows);
+		if (n->active > n->ours_max)
+			n->ours_max = n->active;
+	}
+	n->ours_hist[n->ours_next] =
+	    (struct ours_snap){.t_ms = now, .active = n->active, .flows = flows};
+	n->ours_next = (n->ours_next + 1) % OURS_HIST;
 }
 
 void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep)
@@ -172,7 +185,7 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 		/* this balancer's counts as the report comes, not as the
 		 * last recompute read them */
 		tables__read_node(d, n);
-		ours_update(n, rep);
+		ours_update(d, n, rep);
 		agent_report__free(&n->rep);
 		n->rep = *rep;
 		rep->hints = NULL;
