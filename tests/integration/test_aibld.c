@@ -865,6 +865,37 @@ static void drain_api(void)
 	ASSERT_TRUE(wait_flag(n1, AIBL_BE_F_DRAINING, false), "DRAINING cleared");
 }
 
+/* aibl_controller_reloads_total{result} from /metrics, -1 unreadable */
+static long reloads(const char *result)
+{
+	char *body = NULL, key[96];
+	const char *at;
+	long v = -1;
+
+	snprintf(key, sizeof(key), "aibl_controller_reloads_total{result=\"%s\"} ", result);
+	http("GET", API "/metrics", NULL, &body);
+	if (body && (at = strstr(body, key)))
+		v = strtol(at + strlen(key), NULL, 10);
+	free(body);
+	return v;
+}
+
+/* SIGHUP, then wait (bounded) until aibld has counted the reload with that
+ * result: a reload that succeeds has written its tables by then */
+static bool sighup_wait(const char *result)
+{
+	long before = reloads(result);
+	double end = now_ms() + 5000;
+
+	kill(aibld_pid, SIGHUP);
+	while (now_ms() < end) {
+		if (reloads(result) > before)
+			return true;
+		usleep(50000);
+	}
+	return false;
+}
+
 static void sighup(void)
 {
 	int counts[AIBL_MAX_BACKENDS], n1 = be_id("n1"), n2 = be_id("n2");
@@ -878,8 +909,7 @@ static void sighup(void)
 	vip_lookup("10.99.0.1", 19080, &v1);
 	/* a broken file: refused, nothing changes */
 	write_file(cfgpath, "interface: [\n", 0644);
-	kill(aibld_pid, SIGHUP);
-	usleep(800000);
+	ASSERT_TRUE(sighup_wait("refused"), "bad reload refused");
 	ASSERT_TRUE(alive(aibld_pid), "alive after a bad reload");
 	ring_counts("10.99.0.1", 19080, counts, AIBL_MAX_BACKENDS, &after);
 	vip_lookup("10.99.0.1", 19080, &v2);
@@ -898,14 +928,12 @@ static void sighup(void)
 
 		bpf_map_lookup_elem(g_fd, &zero, &g0);
 		write_config(100, "flow_cache: false\n");
-		kill(aibld_pid, SIGHUP);
-		usleep(800000);
+		ASSERT_TRUE(sighup_wait("ok"), "reloaded");
 		bpf_map_lookup_elem(g_fd, &zero, &g1);
 		ASSERT_FALSE(g1.flags & AIBL_G_F_FLOW_CACHE, "flow_cache: false clears the flag");
 		ASSERT_TRUE(g1.epoch > g0.epoch, "new epoch");
 		write_config(100, NULL);
-		kill(aibld_pid, SIGHUP);
-		usleep(800000);
+		ASSERT_TRUE(sighup_wait("ok"), "reloaded");
 		bpf_map_lookup_elem(g_fd, &zero, &g0);
 		ASSERT_TRUE(g0.flags & AIBL_G_F_FLOW_CACHE, "back on");
 		ASSERT_TRUE(g0.epoch > g1.epoch, "new epoch again");
@@ -914,8 +942,7 @@ static void sighup(void)
 
 	/* a good one: n1 100 -> 300, shares become 1/2 each */
 	write_config(300, NULL);
-	kill(aibld_pid, SIGHUP);
-	usleep(800000);
+	ASSERT_TRUE(sighup_wait("ok"), "reloaded");
 	ring_counts("10.99.0.1", 19080, counts, AIBL_MAX_BACKENDS, &after);
 	ASSERT_LE(fabs((double)counts[n1] / AIBL_RING_SIZE - 0.5), 0.01, "n1 half");
 	ASSERT_LE(fabs((double)counts[n2] / AIBL_RING_SIZE - 0.5), 0.01, "n2 half");
