@@ -426,8 +426,61 @@ static void fleet_references(void)
 	cleanup();
 }
 
+/* the most flows this balancer can have had open at a node while its agent
+ * scraped: at the last poll before the scrape, plus all opened since */
+static void ours_bound(void)
+{
+	struct agent_report r;
+	struct node_rt *a;
+	__u64 now;
+
+	if (!setup())
+		return;
+	a = &d.nodes[0];
+	d.fd_load = d.fd_be_stats = -1;
+	d.cfg.poll_timeout_ms = 100;
+	now = clock_mono_ms();
+	a->ours_hist[0] = (struct ours_snap){.t_ms = now - 2000, .active = 3, .flows = 100};
+	a->ours_hist[1] = (struct ours_snap){.t_ms = now - 1000, .active = 8, .flows = 110};
+	a->ours_hist[2] = (struct ours_snap){.t_ms = now - 300, .active = 2, .flows = 125};
+	a->ours_next = 3;
+	a->active = 4;
+	a->traffic.new_flows = 130;
+	agent_report__init(&r);
+	r.nservers = 1;
+	r.servers[0].up = true;
+	r.servers[0].age_ms = 500;
+	nodes__poll_ok(&d, a, &r);
+	ASSERT_EQ(a->ours_max, 8 + 20,
+		  "scraped 500 ms ago (+100 for the poll): 8 then, 20 opened since");
+	ASSERT_EQ(a->ours_next, 4, "this poll kept");
+	/* scraped as the poll came: the poll just before, none opened since */
+	r.servers[0].age_ms = 0;
+	d.cfg.poll_timeout_ms = 0;
+	nodes__poll_ok(&d, a, &r);
+	ASSERT_EQ(a->ours_max, 4, "the last poll's 4");
+	a->active = 9;
+	nodes__poll_ok(&d, a, &r);
+	ASSERT_EQ(a->ours_max, 9, "never fewer than are open now");
+	d.cfg.poll_timeout_ms = 100;
+	r.servers[0].age_ms = 5000;
+	nodes__poll_ok(&d, a, &r);
+	ASSERT_EQ(a->ours_max, -1, "scraped before the history: unknown");
+	r.servers[0].age_ms = 500;
+	r.servers[0].up = false;
+	nodes__poll_ok(&d, a, &r);
+	ASSERT_EQ(a->ours_max, -1, "no server scraped: unknown");
+	r.servers[0].up = true;
+	a->traffic.new_flows = 1;
+	nodes__poll_ok(&d, a, &r);
+	ASSERT_EQ(a->ours_max, -1, "the counter went back: unknown");
+	agent_report__free(&r);
+	cleanup();
+}
+
 static const struct test_case cases[] = {
     {"fleet_references", fleet_references},
+    {"ours_bound", ours_bound},
     {"breaker", breaker},
     {"agent_vs_backend", agent_vs_backend},
     {"pins", pins},
