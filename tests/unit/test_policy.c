@@ -184,6 +184,16 @@ static bool ai_priced(const struct policy_node *n, __u32 cost, __u16 free, __u16
 	       ASSERT_EQ(c.per_flow, per_flow, what);
 }
 
+/* node 0's report in flight, this balancer's flows then, the report
+ * before's excess and the most flows it can have had open at the scrape */
+static void ai_counts(double in_flight, __s64 rep_active, double prev_other, __s64 ours_max)
+{
+	rep[0].in_flight = in_flight;
+	pn[0].rep_active = rep_active;
+	pn[0].prev_other = prev_other;
+	pn[0].ours_max = ours_max;
+}
+
 /* ai's p2c cost: the latency a new request can expect, in ms */
 static void ai_expected_latency(void)
 {
@@ -299,60 +309,37 @@ static void ai_expected_latency(void)
 	pn[0].slots = 8;
 	ai_priced(&pn[0], 240, 7, 60, "floor, slots - 1, 2 x 240 / 8 a flow");
 	/* the node ran 5 requests more than this balancer counted: others'
-	 * requests hold slots */
-	rep[0].in_flight = 9;
-	pn[0].rep_active = 4;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.free, 2, "7 - 5 others");
-	rep[0].in_flight = 20;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.free, 0, "slots full with others' requests");
-	ASSERT_EQ(c.cost, 240 + 9 * 60, "9 of them queue ahead, priced twice");
-	/* kept-alive connections between requests leave their slots free */
-	rep[0].in_flight = 1;
-	pn[0].rep_active = 6;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.free, 12, "7 + 5 idle connections");
+	 * requests hold slots; 16 more fill them and 9 queue ahead, priced
+	 * twice; kept-alive connections between requests leave theirs free */
+	ai_counts(9, 4, NAN, -1);
+	ai_priced(&pn[0], 240, 2, 60, "7 - 5 others");
+	ai_counts(20, 4, NAN, -1);
+	ai_priced(&pn[0], 240 + 9 * 60, 0, 60, "slots full with others' requests, 9 ahead");
+	ai_counts(1, 6, NAN, -1);
+	ai_priced(&pn[0], 240, 12, 60, "7 + 5 idle connections");
 	/* a stale report is not believed either way */
 	pn[0].fresh = false;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.free, 7, "stale: slots - 1");
+	ai_priced(&pn[0], 240, 7, 60, "stale: slots - 1");
 	pn[0].fresh = true;
 	/* after the first report, only what two reports agree on: the agent
 	 * scraped before the poll, and a burst's flows came and went between */
-	rep[0].in_flight = 9;
-	pn[0].rep_active = 4;
-	pn[0].prev_other = 2;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.free, 5, "5 and 2 others: 2");
-	pn[0].prev_other = -3;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.free, 7, "5 others, then 3 idle connections: none");
-	rep[0].in_flight = 1;
-	pn[0].rep_active = 6;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.free, 10, "5 and 3 idle connections: 3");
-	/* beyond all this balancer can have had open as the agent scraped,
-	 * one report is enough: a flood straight to the node */
-	rep[0].in_flight = 40;
-	pn[0].rep_active = 4;
-	pn[0].prev_other = -3;
-	pn[0].ours_max = 6;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.free, 0, "34 others for sure, though the reports disagree");
-	ASSERT_EQ(c.cost, 240 + 27 * 60, "7 slots for 34: 27 queue ahead");
-	pn[0].prev_other = 30;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.cost, 240 + 27 * 60, "agreed on 30, sure of 34: 34");
-	rep[0].in_flight = 9;
-	pn[0].prev_other = 2;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.free, 4, "agreed on 2, sure of 3: 3");
-	pn[0].ours_max = 9;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.free, 5, "sure of none: what two agree on");
-	pn[0].ours_max = -1;
-	pn[0].prev_other = NAN;
+	ai_counts(9, 4, 2, -1);
+	ai_priced(&pn[0], 240, 5, 60, "5 and 2 others: 2");
+	ai_counts(9, 4, -3, -1);
+	ai_priced(&pn[0], 240, 7, 60, "5 others, then 3 idle connections: none");
+	ai_counts(1, 6, -3, -1);
+	ai_priced(&pn[0], 240, 10, 60, "5 and 3 idle connections: 3");
+	/* beyond all this balancer can have had open as the agent scraped
+	 * (ours_max), one report is enough: a flood straight to the node */
+	ai_counts(40, 4, -3, 6);
+	ai_priced(&pn[0], 240 + 27 * 60, 0, 60, "34 others for sure, the reports disagree");
+	ai_counts(40, 4, 30, 6);
+	ai_priced(&pn[0], 240 + 27 * 60, 0, 60, "agreed on 30, sure of 34: 34");
+	ai_counts(9, 4, 2, 6);
+	ai_priced(&pn[0], 240, 4, 60, "agreed on 2, sure of 3: 3");
+	ai_counts(9, 4, 2, 9);
+	ai_priced(&pn[0], 240, 5, 60, "sure of none: what two agree on");
+	ai_counts(9, 4, NAN, -1);
 
 	{
 		double floor = -1;
