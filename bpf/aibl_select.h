@@ -98,7 +98,9 @@ static __always_inline __s64 load_flows(const struct aibl_load *l, __u32 epoch)
 	} else if (l->syn_epoch + 1 == epoch) {
 		o = READ_ONCE(l->syn_new); /* now the epoch before */
 	}
-	return l->active + (n > 0 ? n : 0) + (o > 0 ? o : 0);
+	/* active below 0 (a close counted for a flow opened before the
+	 * counters were) is none */
+	return (l->active > 0 ? l->active : 0) + (n > 0 ? n : 0) + (o > 0 ? o : 0);
 }
 
 /* the part of a p2c cost (ai: ms) that is queueing, beyond the free slots */
@@ -120,21 +122,29 @@ static __always_inline bool be_priced(__u32 id)
 	return c && c->per_flow;
 }
 
-/* p2c cost: the controller's, plus this balancer's active flows unless
- * the choice must be the same on every balancer (AIBL_G_F_CLUSTER) */
+/*
+ * p2c rank of a backend, lowest first: its cost (the controller's, plus this
+ * balancer's flows unless priced by ai, or unless the choice must be the
+ * same on every balancer, AIBL_G_F_CLUSTER), then at an equal cost its
+ * flows. Equal costs are common: ai prices nodes of one speed alike while
+ * they have free slots, and one client's new flows (a NAT address's
+ * sessions) share a key hash, hence both candidates: at an equal cost every
+ * one of them took the first. Only ever compared, so one number, the flows
+ * in its low 20 bits: a second number, or a clamp, would not fit choose()'s
+ * stack (aibl_xdp -> handle_icmp -> choose may use 512 bytes).
+ */
 static __always_inline __s64 be_cost(__u32 id, bool local, __u32 epoch)
 {
 	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
-	__s64 v = 0, a = local ? load_flows(bpf_map_lookup_elem(&aibl_load, &id), epoch) : 0;
+	__s64 v, a = local ? load_flows(bpf_map_lookup_elem(&aibl_load, &id), epoch) : 0;
 
 	if (!c)
-		return a;
-	v = c->cost;
-	if (!c->per_flow)
-		return v + a;
-	if (a > c->free)
-		v += (a - c->free) * c->per_flow;
-	return v;
+		v = a;
+	else if (!c->per_flow)
+		v = c->cost + a;
+	else
+		v = c->cost + (a > c->free ? (a - c->free) * c->per_flow : 0);
+	return v * (1 << 20) + (a & 0xfffff);
 }
 
 struct choice {

@@ -192,6 +192,45 @@ out:
 }
 
 /*
+ * Equal prices (ai's nodes of one speed with free slots): the candidate with
+ * fewer flows. One client's flows (a NAT address's sessions) share a key
+ * hash, so both candidates, and all took the first one while it had room.
+ */
+static void test_sel_p2c_tie(void)
+{
+	static __u32 pat[2] = {1, 2};
+	struct aibl_cost c = {.cost = 100, .free = 8, .per_flow = 50};
+	struct aibl_load l1, l2;
+	__u32 one = 1, two = 2;
+	struct xe_result r;
+	int to[3] = {};
+
+	if (!p2c_env(pat, 2, &c, &c))
+		goto out;
+	for (int i = 0; i < 8; i++) {
+		int be = syn_from(7, 1000 + i, VIP4, 80, &r);
+
+		if (!ASSERT_TRUE(be == 1 || be == 2, "forwarded"))
+			goto out;
+		to[be]++;
+	}
+	ASSERT_EQ(to[1], 4, "one client's flows: half on backend 1");
+	ASSERT_EQ(to[2], 4, "and half on backend 2");
+	/* a difference in price still decides before the counts */
+	c.cost = 99;
+	bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &one, &c, 0);
+	for (int i = 8; i < 12; i++)
+		if (!ASSERT_EQ(syn_from(7, 1000 + i, VIP4, 80, &r), 1, "cheaper, more flows"))
+			goto out;
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l1);
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &two, &l2);
+	ASSERT_EQ(l1.active, 8, "backend 1: its four and the cheaper four");
+	ASSERT_EQ(l2.active, 4, "backend 2: four");
+out:
+	xe_down();
+}
+
+/*
  * An overloaded candidate loses to one that is not, unless both are priced
  * by ai (per_flow > 0): the queue that overloads a node is in its price,
  * and a slower node that is not overloaded takes a flow only when it is
@@ -579,6 +618,7 @@ static const struct test_case cases[] = {
     {"sel_p2c_cost", test_sel_p2c},
     {"sel_p2c_distinct", test_sel_p2c_distinct},
     {"sel_p2c_slots", test_sel_p2c_slots},
+    {"sel_p2c_tie", test_sel_p2c_tie},
     {"sel_p2c_overloaded", test_sel_p2c_overloaded},
     {"sel_p2c_burst", test_sel_p2c_burst},
     {"pin_spill", test_pin_spill},
