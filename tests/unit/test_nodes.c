@@ -241,18 +241,6 @@ static void pins(void)
 	}
 	free(p);
 
-	/* the client hinted by both, b beyond the latency bound (a slower
-	 * tier; chat lists every node, b second): a's cache wins over b's
-	 * better score */
-	d.svcs[0].beyond[1] = true;
-	if (!ASSERT_OK(nodes__build_pins(&d, &p, &n), "build, b slower"))
-		return;
-	for (int i = 0; i < n; i++)
-		if (p[i].key.svc_id == 20)
-			ASSERT_EQ(p[i].val.backend, a->id, "inside the bound before beyond it");
-	free(p);
-	d.svcs[0].beyond[1] = false;
-
 	/* bounds: a node keeps its 3 best, a service holds 4 */
 	for (int i = 0; i < 10; i++) {
 		char ip[32];

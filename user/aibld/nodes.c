@@ -302,8 +302,7 @@ static int svc_node_pos(const struct cfg_service *s, int idx)
  * every matching service the node belongs to. Per node the best
  * pins_per_node hints by score are kept, per service the best
  * pins_per_service, overall the map's capacity; the same client hinted by
- * two nodes goes to one inside the latency bound, then to the higher score.
- * Result sorted by key.
+ * two nodes goes to the higher score. Result sorted by key.
  */
 int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 {
@@ -400,14 +399,7 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 	}
 	if (!n)
 		goto out;
-	/* one pin per (service, client): a node inside the latency bound
-	 * before one beyond it, then the best score. A client hinted by two
-	 * nodes is often several sessions behind one address (a NAT, a
-	 * gateway), one cached on each: the pin sends them all to one, and a
-	 * slower node's pin sent the fast node's sessions there to prefill in
-	 * full at 2.5x the time (and the address's new sessions with them),
-	 * where the fast node's costs the slower node's sessions one fast
-	 * prefill */
+	/* one pin per (service, client): best score wins */
 	qsort(all, n, sizeof(*all), pin_cmp_score);
 	qsort(all, n, sizeof(*all), nodes__pin_cmp_key); /* not stable: re-pick below */
 	kept = 0;
@@ -415,10 +407,7 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 		int j = i, best = i;
 
 		while (j < n && !nodes__pin_cmp_key(&all[i], &all[j])) {
-			bool sj = all[j].val.flags & AIBL_PIN_F_SLOWER;
-			bool sb = all[best].val.flags & AIBL_PIN_F_SLOWER;
-
-			if (sj != sb ? !sj : pin_cmp_score(&all[j], &all[best]) < 0)
+			if (pin_cmp_score(&all[j], &all[best]) < 0)
 				best = j;
 			j++;
 		}
