@@ -181,7 +181,11 @@ int lg_report__json(FILE *f, const struct lg_run *run, const char *config_json)
 		goto out;
 	json_object_set_new(o, "mode", json_string(run->mode));
 	json_object_set_new(o, "wall_s", lg_num(run->wall_s));
-	json_object_set_new(o, "start_unix_ms", json_real(floor(run->start_unix_ms)));
+	/* an integer: as a real under JSON_REAL_PRECISION(10) it kept ten
+	 * digits of thirteen, whole seconds, and the e2e tests that add a
+	 * sample's t_start_ms to it were off by up to a second */
+	json_object_set_new(o, "start_unix_ms",
+			    json_integer((json_int_t)floor(run->start_unix_ms)));
 	if (!strcmp(run->mode, "chat")) {
 		json_object_set_new(o, "sessions", json_integer(run->sessions_total));
 		json_object_set_new(o, "sessions_finished", json_integer(run->sessions_done));

@@ -30,11 +30,13 @@ done
 # json FILE PYTHON-EXPR: evaluate EXPR with j = the parsed file
 json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
+t_before=$(date +%s%3N)
 "$B/aibl-loadgen" chat --target http://127.0.0.1:21101,http://127.0.0.1:21102 \
 	--model m1:3 --model m2:1 --sessions 12 --turns 3 --rate 50 --context-tokens 400 \
 	--output-tokens 8 --think-ms 10 --seed 7 --json --no-progress \
 	--samples "$tmp/samples.tsv" >"$tmp/chat.json" 2>"$tmp/chat.err"
 rc=$?
+t_after=$(date +%s%3N)
 if [ $rc -eq 0 ] && [ "$(json "$tmp/chat.json" "j['total']['ok']")" = 36 ]; then
 	t_pass chat_all_turns
 else
@@ -42,6 +44,11 @@ else
 fi
 # sessions alternate between the two targets and keep them: every turn
 # after the first finds its prefix (context + earlier turns) cached
+# the start to the millisecond, between the wall clock before and after
+# the run: tests add the samples' t_start_ms to it (written as a real of
+# ten digits it was whole seconds, up to 999 ms early)
+t_check chat_start_unix_ms [ "$(json "$tmp/chat.json" \
+	"type(j['start_unix_ms']) is int and $t_before <= j['start_unix_ms'] <= $t_after")" = True ]
 t_check chat_per_node_sum [ "$(json "$tmp/chat.json" "sum(n['requests'] for n in j['nodes'])")" = 36 ]
 t_check chat_models [ "$(json "$tmp/chat.json" "sorted((m['name'], m['requests'] > 0) for m in j['models'])")" = "[('m1', True), ('m2', True)]" ]
 hits=$(awk -F'\t' '!/^#/ && $5 > 0 && $12 == 0' "$tmp/samples.tsv" | wc -l)
