@@ -335,9 +335,9 @@ void tables__read_node(struct aibld *d, struct node_rt *n)
 	/* no data plane (a unit test): the counts as they are */
 	if (d->fd_load < 0 || d->fd_be_stats < 0)
 		return;
+	sum_traffic(d, d->fd_be_stats, n->id, &n->traffic);
 	if (!bpf_map_lookup_elem(d->fd_load, &n->id, &l))
 		n->active = l.active;
-	sum_traffic(d, d->fd_be_stats, n->id, &n->traffic);
 }
 
 /* how often the active-flow counts are set from the connection table */
