@@ -14,7 +14,9 @@
 #   n4 CPU-only (x8) m-c
 # Models m-a and m-b take 40 GB, m-c 16 GB; a GPU node holds 80 GB, so a
 # request for a model a node does not hold loads it (--load-ms, x slowdown)
-# and evicts another: a cold start. One service (VIP) per model, ipip mode;
+# and evicts another: a cold start (a --mix whose resident models do not fit
+# a node, 80 GB or a CPU node's 20 GB, is refused). One service (VIP) per
+# model, ipip mode;
 # m-a and m-b need a GPU (accelerator: gpu); node weights 100, the CPU
 # node 25.
 #
@@ -143,8 +145,6 @@ GPU_ONLY="m-a m-b" # their services say accelerator: gpu
 SLOW_FACTOR=2.5    # simnode --slowdown of a slow node
 CPU_FACTOR=8       # simnode --cpu-factor of a CPU node
 OUT=$AIBL_BUILD/bench/routing
-mkdir -p "$OUT"
-[ "$REPORT" = 1 ] || rm -rf "${OUT:?}"/*
 CFG=$OUT/aibld.yaml
 PORT=$LAB_SIM_PORT
 
@@ -154,10 +154,36 @@ kind_args() {
 	fast) echo "--mem-mb 80000" ;;
 	slow) echo "--mem-mb 80000 --slowdown $SLOW_FACTOR" ;;
 	cpu) echo "--mem-mb 20000 --cpu --cpu-factor $CPU_FACTOR" ;;
-	*) die "--mix: unknown node kind '$1' (fast, slow, cpu)" ;;
+	*) echo "bench-routing: --mix: unknown node kind '$1' (fast, slow, cpu)" >&2; exit 2 ;;
 	esac
 }
 for n in "${NODEV[@]}"; do kind_args "${n%%:*}" >/dev/null; done
+# a node's resident models must fit its memory: aibl-simnode refuses to
+# start otherwise, and a run with a node missing measures something else
+MIX_MEM=()
+for n in "${NODEV[@]}"; do
+	MIX_MEM+=("$(kind_args "${n%%:*}" | sed -n 's/.*--mem-mb \([0-9]*\).*/\1/p'):$n")
+done
+python3 - "$MODELS" "${MIX_MEM[@]}" <<-'EOF' || exit 2
+	import sys
+	size = {m: int(mb) for m, mb in (x.split(":") for x in sys.argv[1].split(","))}
+	for i, spec in enumerate(sys.argv[2:], 1):
+	    if spec.count(":") < 2:
+	        sys.exit("bench-routing: --mix: node n%d: '%s' is not KIND:MODELS" % (i, spec.split(":", 1)[1]))
+	    mem, kind, res = spec.split(":", 2)
+	    mem = int(mem)
+	    models = [m for m in res.split(",") if m]
+	    for m in models:
+	        if m not in size:
+	            sys.exit("bench-routing: --mix: node n%d: unknown model '%s' (%s)" % (i, m, ", ".join(size)))
+	    need = sum(size[m] for m in models)
+	    if need > mem:
+	        sys.exit("bench-routing: --mix: node n%d (%s) cannot hold %s: %d MB, more than its %d MB"
+	                 % (i, kind, ",".join(models), need, mem))
+	EOF
+# the last run's results go only once the arguments are known to be good
+mkdir -p "$OUT"
+[ "$REPORT" = 1 ] || rm -rf "${OUT:?}"/*
 
 # what a scenario changes: simnode flags, loadgen flags
 scen_sim() {
@@ -184,6 +210,17 @@ nodes_start() { # SCENARIO
 			die "node n$i did not start"
 	done
 	# no wait here: aibld's "up" (health port and agent) is the wait
+}
+
+# every node up with a good report: a node is up before its first poll, so
+# "up" alone passed while a node whose server never started was still
+# being polled, and the run went on without it
+nodes_ready() {
+	lab_api /v1/status 2>/dev/null | python3 -c '
+import json, sys
+n = json.load(sys.stdin)["nodes"]
+sys.exit(not (len(n) == int(sys.argv[1]) and all(x["state"] == "up" and x["healthy"] and
+        x["last_report_age_ms"] >= 0 for x in n)))' "$NODES"
 }
 
 # every node's agent and simnode, stopped at once (each lab_stop waits for
@@ -336,7 +373,7 @@ run_all() {
 				nodes_start "$scen"
 				write_config "$p"
 				lab_start_aibld "$CFG" || die "$p: aibld did not start (log: $LAB_DIR/aibld.log)"
-				lab_wait_nodes_up "$NODES" 20 ||
+				lab_wait 20 nodes_ready ||
 					die "$p: not all $NODES nodes up (logs: $LAB_DIR/sim-n*.log, agent-n*.log)"
 				echo "bench-routing: $scen rate $rate policy $p ($(($(date +%s) - start)) s) ..." >&2
 				f=$OUT/$scen/$p-r$rate
@@ -375,7 +412,18 @@ run_all() {
 	echo "bench-routing: $(($(date +%s) - start)) s of runs" >&2
 	cleanup
 }
-[ "$REPORT" = 1 ] || run_all
+if [ "$REPORT" = 0 ]; then
+	run_all
+else
+	for scen in $SCENARIOS; do
+		for rate in $RATES; do
+			for p in $POLICIES; do
+				[ -s "$OUT/$scen/$p-r$rate.json" ] && [ -s "$OUT/$scen/$p-r$rate.stats.json" ] ||
+					die "--report: no result for $scen at rate $rate under $p in $OUT (it reports the last run of the same --scenarios, --rates and --policies)"
+			done
+		done
+	done
+fi
 
 python3 - "$OUT" "$SCENARIOS" "$RATES" "$POLICIES" "$BASELINE" <<-'EOF'
 	import json, sys
