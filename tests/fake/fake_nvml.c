@@ -14,6 +14,8 @@
  *   FAKE_NVML_NAME=S         device name (default "Fake GPU"), " #i" appended
  *   FAKE_NVML_UTIL=a,b,...   GPU utilisation per device (default 0)
  *   FAKE_NVML_MEM_USED_MB=a,b,...  FAKE_NVML_MEM_TOTAL_MB=a,b,... (default 0 / 81920)
+ *   FAKE_NVML_MEM_RESERVED_MB=a,b,...  memory the driver sets aside (default
+ *                            0), counted as a real driver counts it (below)
  *   FAKE_NVML_TEMP=a,b,...   degrees C (default 40)
  *   FAKE_NVML_POWER_MW=a,b,...  milliwatts (default 100000)
  *   FAKE_NVML_MIG=i:n,...    GPU i in MIG mode with n instances (1..7): its
@@ -312,25 +314,39 @@ int nvmlDeviceGetUtilizationRates(nvmlDevice_t d, nvmlUtilization_t *u)
 	return 0;
 }
 
-static void fake_mem(nvmlDevice_t d, unsigned long long *total, unsigned long long *used)
+/*
+ * total, what processes allocated, and what the driver set aside. A real
+ * driver (580.159.04, NVIDIA H200, 2026-12-04, with pynvml and nvidia-smi
+ * -q): idle, nvmlDeviceGetMemoryInfo gave used 615 MiB, free total - 615;
+ * nvmlDeviceGetMemoryInfo_v2 used 0, reserved 615, the same free; nvidia-smi
+ * "Used 0 MiB, Reserved 616 MiB". With 10 GiB held by PyTorch: v1 used
+ * 11,473, v2 used 10,858 and reserved 615. v1's used counts the reserved
+ * memory, v2's does not; free is the same.
+ */
+static void fake_mem(nvmlDevice_t d, unsigned long long *total, unsigned long long *used,
+		     unsigned long long *reserved)
 {
 	int n = d->mig >= 0 ? mig_count(d->index) : 0;
 
 	*total = list_at("FAKE_NVML_MEM_TOTAL_MB", d->index, 81920) << 20;
 	*used = list_at("FAKE_NVML_MEM_USED_MB", d->index, 0) << 20;
+	*reserved = list_at("FAKE_NVML_MEM_RESERVED_MB", d->index, 0) << 20;
 	if (n) {
 		*total /= n;
 		*used /= n;
+		*reserved /= n;
 	}
 }
 
 int nvmlDeviceGetMemoryInfo(nvmlDevice_t d, nvmlMemory_t *m)
 {
 	int r = gate("mem", d, NVML_ERROR_GPU_IS_LOST);
+	unsigned long long reserved;
 
 	if (r)
 		return r;
-	fake_mem(d, &m->total, &m->used);
+	fake_mem(d, &m->total, &m->used, &reserved);
+	m->used += reserved;
 	m->free = m->total > m->used ? m->total - m->used : 0;
 	return 0;
 }
@@ -373,9 +389,8 @@ int nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t d, nvmlMemory_v2_t *m)
 		return r;
 	if (m->version != (unsigned int)(sizeof(*m) | 2U << 24))
 		return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
-	fake_mem(d, &m->total, &m->used);
-	m->reserved = 0;
-	m->free = m->total > m->used ? m->total - m->used : 0;
+	fake_mem(d, &m->total, &m->used, &m->reserved);
+	m->free = m->total > m->used + m->reserved ? m->total - m->used - m->reserved : 0;
 	return 0;
 }
 

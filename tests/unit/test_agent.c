@@ -31,11 +31,13 @@ static const char *fake_nvml_path(void)
 static void fake_env_reset(void)
 {
 	static const char *const vars[] = {
-	    "FAKE_NVML_INIT_ERR",    "FAKE_NVML_COUNT",	       "FAKE_NVML_UTIL",
-	    "FAKE_NVML_MEM_USED_MB", "FAKE_NVML_MEM_TOTAL_MB", "FAKE_NVML_TEMP",
-	    "FAKE_NVML_POWER_MW",    "FAKE_NVML_FAIL",	       "FAKE_NVML_NAME",
-	    "FAKE_NVML_MIG",	     "FAKE_NVML_DRIVER",       "FAKE_NVML_HANG",
-	    "FAKE_NVML_CTL",
+	    "FAKE_NVML_INIT_ERR",     "FAKE_NVML_COUNT",
+	    "FAKE_NVML_UTIL",	      "FAKE_NVML_MEM_USED_MB",
+	    "FAKE_NVML_MEM_TOTAL_MB", "FAKE_NVML_TEMP",
+	    "FAKE_NVML_POWER_MW",     "FAKE_NVML_FAIL",
+	    "FAKE_NVML_NAME",	      "FAKE_NVML_MIG",
+	    "FAKE_NVML_DRIVER",	      "FAKE_NVML_HANG",
+	    "FAKE_NVML_CTL",	      "FAKE_NVML_MEM_RESERVED_MB",
 	};
 
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
@@ -230,6 +232,36 @@ static void nvml_old_driver(void)
 		ASSERT_FALSE(g[0].mig_enabled, "no MIG");
 	}
 	agent_nvml__close(nv);
+	fake_env_reset();
+}
+
+/*
+ * The memory the driver sets aside is not free: v1's used counts it, v2's
+ * does not (the counts of a real driver, tests/fake/fake_nvml.c), and the
+ * report's used is total - free with either
+ */
+static void nvml_reserved_memory(void)
+{
+	static const char *const libs[] = {"libfake_nvml.so", "libfake_nvml_old.so"};
+
+	for (size_t i = 0; i < sizeof(libs) / sizeof(libs[0]); i++) {
+		struct agent_nvml *nv = NULL;
+		char msg[256] = "";
+
+		fake_env_reset();
+		setenv("FAKE_NVML_MEM_TOTAL_MB", "143771", 1);
+		setenv("FAKE_NVML_MEM_USED_MB", "10858", 1);
+		setenv("FAKE_NVML_MEM_RESERVED_MB", "615", 1);
+		if (!ASSERT_OK(agent_nvml__open(fake_nvml_path_of(libs[i]), &nv, msg, sizeof(msg)),
+			       msg))
+			continue;
+		if (ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg) &&
+		    ASSERT_EQ(smp.n, 1, "one GPU")) {
+			ASSERT_TRUE(smp.gpus[0].mem_used_bytes == 11473.0 * 1048576, libs[i]);
+			ASSERT_TRUE(smp.gpus[0].mem_total_bytes == 143771.0 * 1048576, "total");
+		}
+		agent_nvml__close(nv);
+	}
 	fake_env_reset();
 }
 
@@ -1222,6 +1254,7 @@ static const struct test_case cases[] = {
     {"nvml_absent_or_failing", nvml_absent_or_failing},
     {"nvml_mig_and_permissions", nvml_mig_and_permissions},
     {"nvml_old_driver", nvml_old_driver},
+    {"nvml_reserved_memory", nvml_reserved_memory},
     {"nvml_reinit", nvml_reinit},
     {"nvml_hang", nvml_hang},
     {"extract_kinds", extract_kinds},

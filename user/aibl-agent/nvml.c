@@ -26,7 +26,7 @@ typedef struct {
 	unsigned long long total;
 	unsigned long long reserved;
 	unsigned long long free;
-	unsigned long long used; /* reserved included */
+	unsigned long long used; /* reserved not included (nvmlMemory_t's is) */
 } nvmlMemory_v2_t;
 typedef struct {
 	unsigned int version; /* nvmlTemperature_v1 */
@@ -251,10 +251,17 @@ static void nv_ident(struct nv_round *rd, nvmlDevice_t dev, struct ar_gpu *g)
 		memcpy(g->pci_bus_id, pci.busId, strnlen(pci.busId, sizeof(pci.busId)) + 1);
 }
 
+/*
+ * Used: all a new allocation cannot have, total - free. The two structs
+ * count the driver's reserved memory apart: on an H200 (driver 580.159.04,
+ * 2026-12-04) v1's used was 615 MiB idle, v2's 0 with 615 reserved, and
+ * nvidia-smi showed "Used 0 MiB, Reserved 616 MiB". v2's used alone said
+ * 615 MiB more was free than was: a model load planned on that would not fit.
+ */
 static void nv_memory(struct nv_round *rd, nvmlDevice_t dev, struct ar_gpu *g)
 {
 	struct agent_nvml *nv = rd->nv;
-	unsigned long long total, used;
+	unsigned long long total, free;
 	nvmlMemory_v2_t m2 = {.version = NV_STRUCT_VERSION(nvmlMemory_v2_t, 2)};
 	nvmlMemory_t m1;
 	nvmlReturn_t r;
@@ -262,7 +269,7 @@ static void nv_memory(struct nv_round *rd, nvmlDevice_t dev, struct ar_gpu *g)
 	r = NV_CALL(nv, mem_v2, "nvmlDeviceGetMemoryInfo_v2", dev, &m2);
 	if (r == NVML_SUCCESS) {
 		total = m2.total;
-		used = m2.used;
+		free = m2.free;
 	} else if (r == NVML_ERROR_FUNCTION_NOT_FOUND ||
 		   r == NVML_ERROR_ARGUMENT_VERSION_MISMATCH) {
 		/* a driver older than the v2 struct */
@@ -270,13 +277,13 @@ static void nv_memory(struct nv_round *rd, nvmlDevice_t dev, struct ar_gpu *g)
 		if (!nv_ok(rd, g, "mem", "nvmlDeviceGetMemoryInfo", r))
 			return;
 		total = m1.total;
-		used = m1.used;
+		free = m1.free;
 	} else {
 		nv_ok(rd, g, "mem", "nvmlDeviceGetMemoryInfo_v2", r);
 		return;
 	}
 	g->mem_total_bytes = total;
-	g->mem_used_bytes = used > total ? total : used;
+	g->mem_used_bytes = free > total ? 0 : total - free;
 }
 
 static void nv_figures(struct nv_round *rd, nvmlDevice_t dev, struct ar_gpu *g)
