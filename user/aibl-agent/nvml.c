@@ -261,7 +261,7 @@ static void nv_ident(struct nv_round *rd, nvmlDevice_t dev, struct ar_gpu *g)
 static void nv_memory(struct nv_round *rd, nvmlDevice_t dev, struct ar_gpu *g)
 {
 	struct agent_nvml *nv = rd->nv;
-	unsigned long long total, free;
+	unsigned long long total, avail;
 	nvmlMemory_v2_t m2 = {.version = NV_STRUCT_VERSION(nvmlMemory_v2_t, 2)};
 	nvmlMemory_t m1;
 	nvmlReturn_t r;
@@ -269,7 +269,7 @@ static void nv_memory(struct nv_round *rd, nvmlDevice_t dev, struct ar_gpu *g)
 	r = NV_CALL(nv, mem_v2, "nvmlDeviceGetMemoryInfo_v2", dev, &m2);
 	if (r == NVML_SUCCESS) {
 		total = m2.total;
-		free = m2.free;
+		avail = m2.free;
 	} else if (r == NVML_ERROR_FUNCTION_NOT_FOUND ||
 		   r == NVML_ERROR_ARGUMENT_VERSION_MISMATCH) {
 		/* a driver older than the v2 struct */
@@ -277,13 +277,13 @@ static void nv_memory(struct nv_round *rd, nvmlDevice_t dev, struct ar_gpu *g)
 		if (!nv_ok(rd, g, "mem", "nvmlDeviceGetMemoryInfo", r))
 			return;
 		total = m1.total;
-		free = m1.free;
+		avail = m1.free;
 	} else {
 		nv_ok(rd, g, "mem", "nvmlDeviceGetMemoryInfo_v2", r);
 		return;
 	}
 	g->mem_total_bytes = total;
-	g->mem_used_bytes = free > total ? 0 : total - free;
+	g->mem_used_bytes = avail > total ? 0 : total - avail;
 }
 
 static void nv_figures(struct nv_round *rd, nvmlDevice_t dev, struct ar_gpu *g)
