@@ -212,17 +212,6 @@ nodes_start() { # SCENARIO
 	# no wait here: aibld's "up" (health port and agent) is the wait
 }
 
-# every node up with a good report: a node is up before its first poll, so
-# "up" alone passed while a node whose server never started was still
-# being polled, and the run went on without it
-nodes_ready() {
-	lab_api /v1/status 2>/dev/null | python3 -c '
-import json, sys
-n = json.load(sys.stdin)["nodes"]
-sys.exit(not (len(n) == int(sys.argv[1]) and all(x["state"] == "up" and x["healthy"] and
-        x["last_report_age_ms"] >= 0 for x in n)))' "$NODES"
-}
-
 # every node's agent and simnode, stopped at once (each lab_stop waits for
 # its process)
 nodes_stop() {
@@ -344,6 +333,23 @@ measure() {
 	EOF
 }
 
+# first_missing: SCENARIO/POLICY-rRATE of the first run of the arguments
+# whose results (load generator's, figures) are not there; fails if none
+first_missing() {
+	local scen rate p
+	for scen in $SCENARIOS; do
+		for rate in $RATES; do
+			for p in $POLICIES; do
+				if [ ! -s "$OUT/$scen/$p-r$rate.json" ] || [ ! -s "$OUT/$scen/$p-r$rate.stats.json" ]; then
+					echo "$scen/$p-r$rate"
+					return 0
+				fi
+			done
+		done
+	done
+	return 1
+}
+
 run_all() {
 	trap cleanup EXIT
 	trap 'exit 130' INT TERM
@@ -373,7 +379,7 @@ run_all() {
 				nodes_start "$scen"
 				write_config "$p"
 				lab_start_aibld "$CFG" || die "$p: aibld did not start (log: $LAB_DIR/aibld.log)"
-				lab_wait 20 nodes_ready ||
+				lab_wait_nodes_up "$NODES" 20 ||
 					die "$p: not all $NODES nodes up (logs: $LAB_DIR/sim-n*.log, agent-n*.log)"
 				echo "bench-routing: $scen rate $rate policy $p ($(($(date +%s) - start)) s) ..." >&2
 				f=$OUT/$scen/$p-r$rate
@@ -401,28 +407,16 @@ run_all() {
 		done
 	done
 	wait
-	for scen in $SCENARIOS; do
-		for rate in $RATES; do
-			for p in $POLICIES; do
-				[ -s "$OUT/$scen/$p-r$rate.stats.json" ] ||
-					die "no measured request in $OUT/$scen/$p-r$rate.tsv"
-			done
-		done
-	done
+	if m=$(first_missing); then
+		die "no measured request in $OUT/$m.tsv"
+	fi
 	echo "bench-routing: $(($(date +%s) - start)) s of runs" >&2
 	cleanup
 }
 if [ "$REPORT" = 0 ]; then
 	run_all
-else
-	for scen in $SCENARIOS; do
-		for rate in $RATES; do
-			for p in $POLICIES; do
-				[ -s "$OUT/$scen/$p-r$rate.json" ] && [ -s "$OUT/$scen/$p-r$rate.stats.json" ] ||
-					die "--report: no result for $scen at rate $rate under $p in $OUT (it reports the last run of the same --scenarios, --rates and --policies)"
-			done
-		done
-	done
+elif m=$(first_missing); then
+	die "--report: no result for $m in $OUT (it reports the last run of the same --scenarios, --rates and --policies)"
 fi
 
 python3 - "$OUT" "$SCENARIOS" "$RATES" "$POLICIES" "$BASELINE" <<-'EOF'

@@ -248,11 +248,14 @@ lab_api() {
 		"$@" "$LAB_API$path"
 }
 
-# lab_nodes_up: number of nodes the controller reports up
+# lab_nodes_up: number of nodes the controller reports up after a good
+# poll (a node is up from the start, before its first poll: counted then,
+# a node whose server never started passed the wait and a run went on
+# without it)
 lab_nodes_up() {
 	lab_api /v1/status 2>/dev/null |
-		python3 -c 'import json,sys; print(sum(n["state"] == "up" for n in json.load(sys.stdin)["nodes"]))' \
-			2>/dev/null || echo 0
+		python3 -c 'import json,sys; print(sum(n["state"] == "up" and n["last_report_age_ms"] >= 0
+			for n in json.load(sys.stdin)["nodes"]))' 2>/dev/null || echo 0
 }
 
 lab__nodes_up_ge() { [ "$(lab_nodes_up)" -ge "$1" ]; }

@@ -36,5 +36,5 @@ t_check mix_not_kind_models [ "$r" = "2|bench-routing: --mix: node n2: 'fast' is
 # the default mix and an empty node pass the check: --report then finds no
 # result to report, and says so
 r=$(bench "fast:m-a,m-b fast:m-a,m-c slow:m-b,m-c cpu:m-c fast:" --report --scenarios nat --rates 5 --policies ai)
-t_check mix_that_fits_passes [ "$r" = "1|bench-routing: --report: no result for nat at rate 5 under ai in $tmp/bench/routing (it reports the last run of the same --scenarios, --rates and --policies)" ]
+t_check mix_that_fits_passes [ "$r" = "1|bench-routing: --report: no result for nat/ai-r5 in $tmp/bench/routing (it reports the last run of the same --scenarios, --rates and --policies)" ]
 t_done
