@@ -64,7 +64,9 @@
 #   policy <name> rate=<r> scenario=<s> ttft_p99_ms=.. e2e_p99_ms=.. tok_s=..
 #          cache_hit=.. cold_starts=.. failed=..
 # (cold_starts: requests that waited for a model load), the goal checks per
-# scenario and rate, and $AIBL_BUILD/bench/routing/ttft-p99-<scenario>.png
+# scenario and rate, a summary table (per scenario and rate, ai's TTFT p99
+# and tok/s over the best classic policy's and the goals it missed), and
+# $AIBL_BUILD/bench/routing/ttft-p99-<scenario>.png
 # (TTFT p99 against rate per policy). A missed TTFT goal that lies below
 # the floor of every policy (the p99 of each request's prefill on the
 # fastest node that may serve it, its earlier turns cached, no queue) says
@@ -424,6 +426,7 @@ python3 - "$OUT" "$SCENARIOS" "$RATES" "$POLICIES" "$BASELINE" <<-'EOF'
 	out, scens, rates, policies, baseline = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), \
 	    sys.argv[4].split(), sys.argv[5]
 	met = missed = below = 0
+	table = {}  # (scenario, rate): (TTFT ratio, tok/s ratio, marks)
 	for s in scens:
 	    res = {}
 	    for r in rates:
@@ -464,6 +467,10 @@ python3 - "$OUT" "$SCENARIOS" "$RATES" "$POLICIES" "$BASELINE" <<-'EOF'
 	            checks.append(("cold_starts <= fewest classic", ai["cold_starts"] <= fewest,
 	                           f"{ai['cold_starts']} vs {fewest}"))
 	        goal_ms = 0.7 * res[(r, best)]["ttft_p99_ms"]
+	        marks = "".join(m for m, (_, ok, _) in zip("tofc", checks) if not ok)
+	        if "t" in marks and goal_ms < floor:
+	            marks = marks.replace("t", "F", 1)
+	        table[(s, r)] = (checks[0][2], checks[1][2], marks)
 	        for name, ok, v in checks:
 	            met += ok
 	            missed += not ok
@@ -474,6 +481,19 @@ python3 - "$OUT" "$SCENARIOS" "$RATES" "$POLICIES" "$BASELINE" <<-'EOF'
 	            print(f"goal {s} rate={r} ai {name}: {v} {'met' if ok else 'MISSED'}{why}")
 	print(f"goals: {met} met, {missed} missed" +
 	      (f" ({below} of them a TTFT p99 below the floor of every policy)" if below else ""))
+	if table:
+	    # one line per scenario, one column per rate: ai's TTFT p99 and
+	    # tok/s over the best classic policy's, then the goals it missed
+	    print("# ai / best classic: TTFT p99 (goal <= 0.70), tok/s (goal >= 1.000), missed:"
+	          " t TTFT, F TTFT with 0.7x below the floor of every policy, o tok/s,"
+	          " f failed, c cold starts")
+	    print("summary scenario    " + "".join(f"{'rate=' + r:<20}" for r in rates).rstrip())
+	    for s in scens:
+	        if any((s, r) in table for r in rates):
+	            cells = [table.get((s, r)) for r in rates]
+	            print(f"summary {s:<12}" + "".join(
+	                f"{c[0] + ' ' + c[1] + (' ' + c[2] if c[2] else ''):<20}" if c else f"{'-':<20}"
+	                for c in cells).rstrip())
 EOF
 
 colors=('#7b3294' '#1b9e77' '#2c7fb8' '#d95f02' '#e41a1c' '#666666' '#a6761d')

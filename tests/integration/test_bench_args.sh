@@ -4,7 +4,8 @@
 # anything or removes the last run's results: a node whose resident models
 # do not fit its memory (aibl-simnode would refuse to start, and the runs
 # went on without that node), an unknown model, an entry that is not
-# KIND:MODELS. A mix that fits passes; --report without results says so.
+# KIND:MODELS. A mix that fits passes; --report without results says so,
+# and over results written here prints the goal checks and summary table.
 # No lab is started.
 . "$(dirname "$0")/../lib/lib.sh"
 tmp=$(mktemp -d)
@@ -37,4 +38,48 @@ t_check mix_not_kind_models [ "$r" = "2|bench-routing: --mix: node n2: 'fast' is
 # result to report, and says so
 r=$(bench "fast:m-a,m-b fast:m-a,m-c slow:m-b,m-c cpu:m-c fast:" --report --scenarios nat --rates 5 --policies ai)
 t_check mix_that_fits_passes [ "$r" = "1|bench-routing: --report: no result for nat/ai-r5 in $tmp/bench/routing (it reports the last run of the same --scenarios, --rates and --policies)" ]
+
+# --report over results written here: each cell's goal lines and the summary
+# table, ai against the best classic policy of its scenario and rate
+mkdir -p "$tmp/bench/routing/default"
+# result POLICY RATE TTFT_P99 TOK_S FAILED COLD FLOOR
+result() {
+	local f=$tmp/bench/routing/default/$1-r$2
+	echo '{"config": {"sessions": 30, "turns": 4, "context_tokens": 2000, "turn_tokens": 100,
+	  "output_tokens": 32, "burst_prob": 0.1, "burst_size": 8, "seed": 1,
+	  "sessions_per_source": 1, "keepalive": false}}' >"$f.json"
+	echo "{\"sessions\": 24, \"ttft_p99_ms\": $3, \"e2e_p99_ms\": 500, \"tok_s\": $4,
+	  \"cache_hit\": 0.7, \"failed\": $5, \"cold_starts\": $6, \"ttft_floor_p99_ms\": $7}" >"$f.stats.json"
+}
+result hash 3 200 500 0 0 90
+result least_time 3 150 520 0 0 90
+result ai 3 120 520 0 0 90   # 0.80 of least_time's 150; 0.7 x 150 = 105 > the 90 ms floor
+result hash 6 400 900 0 1 100
+result least_time 6 900 800 0 0 100
+result ai 6 130 899 2 1 100  # 0.325 of hash; tok/s 0.999 of hash's; 2 failed
+result hash 12 140 1500 0 0 120
+result least_time 12 500 1400 0 0 120
+result ai 12 130 1600 0 3 120 # 0.7 x 140 = 98 ms, below the 120 ms floor; 3 cold starts
+AIBL_BUILD=$tmp "$B" --report --scenarios default --rates 3,6,12 --policies hash,least_time,ai \
+	>"$tmp/out" 2>"$tmp/err"
+t_check report_runs [ $? -eq 0 ]
+grep -E '^(goal|goals|summary)' "$tmp/out" >"$tmp/got"
+cat >"$tmp/want" <<'WANT'
+goal default rate=3 ai ttft_p99 <= 0.7 x least_time: 0.80 MISSED
+goal default rate=3 ai tok_s >= best classic: 1.000 met
+goal default rate=3 ai failed == 0: 0 met
+goal default rate=3 ai cold_starts <= fewest classic: 0 vs 0 met
+goal default rate=6 ai ttft_p99 <= 0.7 x hash: 0.33 met
+goal default rate=6 ai tok_s >= best classic: 0.999 MISSED
+goal default rate=6 ai failed == 0: 2 MISSED
+goal default rate=6 ai cold_starts <= fewest classic: 1 vs 0 MISSED
+goal default rate=12 ai ttft_p99 <= 0.7 x hash: 0.93 MISSED (0.7 x hash = 98 ms, below the 120 ms floor of every policy)
+goal default rate=12 ai tok_s >= best classic: 1.067 met
+goal default rate=12 ai failed == 0: 0 met
+goal default rate=12 ai cold_starts <= fewest classic: 3 vs 0 MISSED
+goals: 6 met, 6 missed (1 of them a TTFT p99 below the floor of every policy)
+summary scenario    rate=3              rate=6              rate=12
+summary default     0.80 1.000 t        0.33 0.999 ofc      0.93 1.067 Fc
+WANT
+t_check report_goals_and_summary diff -u "$tmp/want" "$tmp/got"
 t_done
