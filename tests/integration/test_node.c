@@ -308,10 +308,113 @@ static void report_basic(void)
 	m = find_model(&r, "m3");
 	ASSERT_TRUE(m && !m->resident, "m3 loadable, not resident");
 	ASSERT_TRUE(r.queue_depth == 0 && r.in_flight == 0, "idle");
+	ASSERT_TRUE(r.probe_ms_per_token < 0, "no --speed-probe: no probe");
 out:
 	agent_report__free(&r);
 	ASSERT_EQ(stop(agent), 0, "agent exits cleanly on SIGTERM");
 	ASSERT_EQ(stop(sim), 0, "simnode exits cleanly on SIGTERM");
+}
+
+/* the simnode's own count of finished requests (every model's), -1 unreadable */
+static double sim_finished(int port)
+{
+	static const char key[] = "\nvllm:request_success_total{";
+	char url[128];
+	struct resp r = {};
+	double v = -1, x;
+	const char *p, *sp;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+	if (http(url, NULL, NULL, NULL, 3000, &r) == 0 && r.status == 200 && r.body)
+		for (p = strstr(r.body, key); p; p = strstr(p + 1, key))
+			if ((sp = strchr(p + 1, ' ')) && sscanf(sp, "%lf", &x) == 1)
+				v = (v < 0 ? 0 : v) + x;
+	free(r.body);
+	return v;
+}
+
+/* an agent with --speed-probe on simnode sim_port, reports on port */
+static pid_t start_probing_agent(int port, int sim_port)
+{
+	char listen[64], srv[64], url[128];
+	const char *argv[] = {bin_agent,
+			      "--listen",
+			      listen,
+			      "--name",
+			      "node-p",
+			      "--model-server",
+			      srv,
+			      "--no-nvml",
+			      "--speed-probe",
+			      "--scrape-interval-ms",
+			      "100",
+			      NULL};
+	pid_t pid;
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	snprintf(srv, sizeof(srv), "http://127.0.0.1:%d", sim_port);
+	pid = spawn(argv, NULL);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
+	if (!ASSERT_TRUE(pid > 0 && wait_ok(url), "agent up")) {
+		stop(pid);
+		return -1;
+	}
+	return pid;
+}
+
+/* the agent's report once its speed probe is in, -1 when it never came */
+static double wait_probe(int port, struct agent_report *r)
+{
+	for (int i = 0; i < 200; i++) {
+		agent_report__free(r);
+		if (get_report(port, r) && r->probe_ms_per_token > 0)
+			return r->probe_ms_per_token;
+		sleep_ms(25);
+	}
+	return -1;
+}
+
+/*
+ * --speed-probe: the agent times one short completion on an idle server
+ * and reports its time per output token; a server five times slower
+ * probes slower (by far more than a loaded CI machine's noise), the
+ * engine did serve the probe, and no window of the report holds it (no
+ * client request has finished: no request latency)
+ */
+static void speed_probe(void)
+{
+	pid_t fast = start_sim(18160, NULL, NULL, NULL), slow = -1, af = -1, as = -1;
+	struct agent_report r;
+	double pf, ps;
+
+	agent_report__init(&r);
+	slow = start_sim(18162, "--slowdown", "5", NULL);
+	if (fast < 0 || slow < 0)
+		goto out;
+	af = start_probing_agent(18161, 18160);
+	as = start_probing_agent(18163, 18162);
+	if (af < 0 || as < 0)
+		goto out;
+	pf = wait_probe(18161, &r);
+	ASSERT_TRUE(pf > 0 && r.servers[0].probe_ms_per_token == pf, "fast node probed");
+	ps = wait_probe(18163, &r);
+	ASSERT_TRUE(ps > 0, "slow node probed");
+	ASSERT_TRUE(ps > 2 * pf, "the 5x slower node probes slower");
+	ASSERT_TRUE(sim_finished(18162) == 1, "the engine served the probe, once");
+	/* a few more scrapes: the probe is in the counters' baseline */
+	sleep_ms(350);
+	agent_report__free(&r);
+	if (ASSERT_TRUE(get_report(18163, &r), "report"))
+		ASSERT_TRUE(r.e2e_avg_ms < 0 && r.servers[0].e2e_avg_ms < 0,
+			    "no client request finished: no request latency");
+	ASSERT_TRUE(r.probe_ms_per_token == ps, "the probe stays");
+	ASSERT_TRUE(sim_finished(18162) == 1, "and is not repeated");
+out:
+	agent_report__free(&r);
+	ASSERT_EQ(stop(af), 0, "agent exit");
+	ASSERT_EQ(stop(as), 0, "agent exit");
+	ASSERT_EQ(stop(fast), 0, "simnode exit");
+	ASSERT_EQ(stop(slow), 0, "simnode exit");
 }
 
 static void cpu_node(void)
@@ -903,6 +1006,7 @@ out:
 static const struct test_case cases[] = {
     {"report_basic", report_basic},
     {"cpu_node", cpu_node},
+    {"speed_probe", speed_probe},
     {"load_figures", load_figures},
     {"signed_reports", signed_reports},
     {"unsigned_hints_local_only", unsigned_hints_local_only},

@@ -37,6 +37,7 @@ static void fill(struct agent_report *r)
 	r->servers[0].e2e_avg_ms = 654.5;
 	r->servers[0].run_avg_ms = 432.25;
 	r->servers[0].since_finish_ms = 1800;
+	r->servers[0].probe_ms_per_token = 12.5;
 	r->nmodels = 2;
 	strcpy(r->models[0].name, "llama-3-8b");
 	r->models[0].resident = true;
@@ -49,6 +50,7 @@ static void fill(struct agent_report *r)
 	r->e2e_avg_ms = 654.5;
 	r->run_avg_ms = 432.25;
 	r->since_finish_ms = 1800;
+	r->probe_ms_per_token = 12.5;
 	r->nhints = 2;
 	r->hints = calloc(2, sizeof(*r->hints));
 	aibl_addr__parse("10.0.0.5", &r->hints[0].client, &r->hints[0].client_family);
@@ -97,6 +99,8 @@ static void round_trip(void)
 	ASSERT_TRUE(b.run_avg_ms == 432.25 && b.servers[0].run_avg_ms == 432.25, "run");
 	ASSERT_TRUE(b.since_finish_ms == 1800 && b.servers[0].since_finish_ms == 1800,
 		    "since finish");
+	ASSERT_TRUE(b.probe_ms_per_token == 12.5 && b.servers[0].probe_ms_per_token == 12.5,
+		    "speed probe");
 	ASSERT_EQ(b.nmodels, 2, "nmodels");
 	ASSERT_STREQ(b.models[1].name, a.models[1].name, "escaped model name");
 	ASSERT_FALSE(b.models[1].resident, "not resident");
@@ -171,6 +175,8 @@ static const struct bad_case {
     {"timestamp real", HEAD ",\"timestamp_ms\":1.5}", -EINVAL, "expected an integer"},
     {"kv over 1", HEAD ",\"kv_cache_usage\":1.5}", -EINVAL, "kv_cache_usage: 1.5 out of range"},
     {"queue string", HEAD ",\"queue_depth\":\"3\"}", -EINVAL, "queue_depth: expected a number"},
+    {"probe negative", HEAD ",\"probe_ms_per_token\":-3}", -EINVAL,
+     "probe_ms_per_token: -3 out of range"},
     {"gpus not array", HEAD ",\"nvml\":true,\"gpus\":{}}", -EINVAL, "gpus: expected an array"},
     {"gpus without nvml", HEAD ",\"gpus\":[{\"index\":0}]}", -EINVAL, "nvml is false"},
     {"gpu not object", HEAD ",\"nvml\":true,\"gpus\":[3]}", -EINVAL, "gpus[0]: expected"},

@@ -45,7 +45,14 @@ struct agent_cfg {
 	/* NVML reopened after a failure at this backoff, doubling (0: defaults);
 	 * a sample not back by the deadline is reported as hung */
 	unsigned int nvml_retry_min_ms, nvml_retry_max_ms, nvml_deadline_ms;
+	/* time one short request on each model server while it is idle, once
+	 * it is up and again after it restarts (struct ar_server) */
+	bool speed_probe;
 };
+
+#define AGENT_PROBE_TOKENS     16    /* max_tokens of the speed probe */
+#define AGENT_PROBE_TIMEOUT_MS 30000 /* at most; and half of stale_ms */
+#define AGENT_PROBE_RETRY_MS   60000 /* after a probe failed */
 
 #define AGENT_NVML_RETRY_MIN_MS 1000
 #define AGENT_NVML_RETRY_MAX_MS 60000

@@ -10,6 +10,7 @@
 #include <linux/types.h>
 #include <bpf/bpf.h>
 #include <curl/curl.h>
+#include <jansson.h>
 #include <xxhash.h>
 #include "aibl.h"
 #include "agent.h"
@@ -38,7 +39,7 @@ int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t 
 		strcpy(s->error, "not scraped yet");
 		s->queue_depth = s->running = s->kv_cache_usage = -1;
 		s->prefix_cache_hit_rate = s->ttft_avg_ms = s->e2e_avg_ms = s->run_avg_ms = -1;
-		s->since_finish_ms = -1;
+		s->since_finish_ms = s->probe_ms_per_token = -1;
 	}
 	err = agent_hints__init(&a->hints, cfg->max_hints, cfg->pressure_start,
 				cfg->pressure_max_rate);
@@ -162,6 +163,120 @@ static void fetch_free(struct fetch *f, int n, CURLM *m)
 		curl_multi_cleanup(m);
 }
 
+/* ---- speed probe ---- */
+
+/*
+ * The speed probe: one short chat completion (AGENT_PROBE_TOKENS output
+ * tokens) to a resident model of an idle server, timed here. Its time per
+ * output token is the server's speed before any client request measured it
+ * (the controller prices a node it has not measured by it). The engine
+ * counts the probe in its latency histograms: a metrics page taken right
+ * after it becomes the counters' baseline, so no window the report gives
+ * holds it. 0 or -errno, err says why.
+ */
+static int speed_probe(const struct agent *a, struct agent_server *w, char *err, size_t errlen)
+{
+	struct curl_slist *hdr = NULL;
+	struct fetch f = {0}, fm = {0};
+	json_t *req = NULL, *resp = NULL, *tok;
+	const char *model = NULL;
+	struct agent_server *t = NULL;
+	curl_off_t us = 0;
+	char *body = NULL, note[100];
+	int ret = -EIO;
+
+	err[0] = '\0';
+	for (int k = 0; k < w->nmodels && !model; k++)
+		if (w->models[k].resident)
+			model = w->models[k].name;
+	if (!model) {
+		snprintf(err, errlen, "no resident model to ask");
+		return -ENOENT;
+	}
+	req = json_pack("{s:s, s:[{s:s, s:s}], s:i, s:i, s:b}", "model", model, "messages", "role",
+			"user", "content", "aibl-agent speed probe: count from one to twenty.",
+			"max_tokens", AGENT_PROBE_TOKENS, "temperature", 0, "stream", 0);
+	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	hdr = curl_slist_append(NULL, "Content-Type: application/json");
+	/* the scrape thread waits for it: within half the stale time, so a
+	 * probe that hangs never makes a healthy server look down */
+	if (!body || !hdr ||
+	    fetch_setup(&f, w->s.url, "/v1/chat/completions",
+			a->cfg.stale_ms / 2 < AGENT_PROBE_TIMEOUT_MS ? a->cfg.stale_ms / 2
+								     : AGENT_PROBE_TIMEOUT_MS)) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	curl_easy_setopt(f.h, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(f.h, CURLOPT_POSTFIELDS, body);
+	f.res = curl_easy_perform(f.h);
+	curl_easy_getinfo(f.h, CURLINFO_RESPONSE_CODE, &f.status);
+	curl_easy_getinfo(f.h, CURLINFO_TOTAL_TIME_T, &us);
+	fetch_error(&f, "speed probe", err, errlen);
+	if (err[0])
+		goto out;
+	resp = json_loadb(http_body__str(&f.body), f.body.len, 0, NULL);
+	tok = json_object_get(json_object_get(resp, "usage"), "completion_tokens");
+	if (!json_is_integer(tok) || json_integer_value(tok) < 1 ||
+	    json_integer_value(tok) > 4 * AGENT_PROBE_TOKENS || us <= 0) {
+		snprintf(err, errlen, "speed probe: no usage.completion_tokens in the answer");
+		goto out;
+	}
+	/* the probe into the counters' baseline, the figures as they were */
+	t = malloc(sizeof(*t));
+	if (!t ||
+	    fetch_setup(&fm, w->s.url, agent_server__metrics_path(w), a->cfg.scrape_timeout_ms)) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	fm.res = curl_easy_perform(fm.h);
+	curl_easy_getinfo(fm.h, CURLINFO_RESPONSE_CODE, &fm.status);
+	*t = *w;
+	if (fm.res != CURLE_OK || fm.body.too_big ||
+	    agent_metrics__take(t, fm.status, http_body__str(&fm.body), fm.body.len,
+				clock_wall_ms(), note, sizeof(note))) {
+		snprintf(err, errlen, "speed probe: no metrics page after it");
+		goto out;
+	}
+	w->prev = t->prev;
+	w->s.probe_ms_per_token = us / 1e3 / json_integer_value(tok);
+	ret = 0;
+out:
+	free(t);
+	curl_easy_cleanup(fm.h);
+	http_body__free(&fm.body);
+	curl_easy_cleanup(f.h);
+	http_body__free(&f.body);
+	curl_slist_free_all(hdr);
+	free(body);
+	json_decref(req);
+	json_decref(resp);
+	return ret;
+}
+
+/* probe w now: the option is on, it is up and idle, not probed since it
+ * (re)started, no failure lately */
+static void maybe_probe(const struct agent *a, struct agent_server *w)
+{
+	uint64_t now = clock_mono_ms();
+	char err[128];
+
+	if (w->restarted) {
+		w->probed = false;
+		w->s.probe_ms_per_token = -1;
+	}
+	if (!a->cfg.speed_probe || w->probed || now < w->probe_after_ms || !w->prev.valid ||
+	    w->s.running != 0 || w->s.queue_depth > 0)
+		return;
+	if (speed_probe(a, w, err, sizeof(err))) {
+		w->probe_after_ms = now + AGENT_PROBE_RETRY_MS;
+		pr_info("%s: %s (again in %d s)\n", w->s.url, err, AGENT_PROBE_RETRY_MS / 1000);
+		return;
+	}
+	w->probed = true;
+	pr_info("%s: speed probe %.2f ms per output token\n", w->s.url, w->s.probe_ms_per_token);
+}
+
 /* Scrape every server at once (curl multi): a slow one delays no other. */
 static void scrape_all(struct agent *a)
 {
@@ -250,6 +365,8 @@ static void scrape_all(struct agent *a)
 			fetch_error(fv, "models", w->s.error, sizeof(w->s.error));
 		}
 		w->s.up = page_ok;
+		if (page_ok)
+			maybe_probe(a, w);
 		pthread_mutex_lock(&a->lock);
 		*srv = *w;
 		if (page_ok && srv->restarted) {
@@ -858,6 +975,9 @@ int agent__report(struct agent *a, struct agent_report *r)
 			nrun++;
 		}
 		r->since_finish_ms = fmax(r->since_finish_ms, s->since_finish_ms);
+		if (s->probe_ms_per_token > 0 &&
+		    (r->probe_ms_per_token < 0 || s->probe_ms_per_token < r->probe_ms_per_token))
+			r->probe_ms_per_token = s->probe_ms_per_token;
 	}
 	r->queue_depth = nq ? q : -1;
 	r->in_flight = nin ? inflight : -1;

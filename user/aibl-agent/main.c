@@ -114,6 +114,11 @@ static const struct cliopt ag_rows[] = {
 	   .max = 600000, .def = "800", .metavar = "MS", .help = "per model server request"),
     CLIOPT("stale-ms", UINT, struct ag_opts, cfg.stale_ms, .min = 10, .max = 86400000,
 	   .def = "5000", .metavar = "MS", .help = "a server unscraped this long is down"),
+    CLIOPT("speed-probe", FLAG, struct ag_opts, cfg.speed_probe,
+	   .help = "time one short chat completion (16 tokens) on each\n"
+		   "model server while it is idle, once it is up and after\n"
+		   "it restarts; the controller prices a node it has not\n"
+		   "measured yet by it (report: probe_ms_per_token)"),
     CLIOPT("nvml-lib", STR, struct ag_opts, cfg.nvml_lib, .metavar = "PATH",
 	   .def_help = "libnvidia-ml.so.1", .help = "NVML library"),
     CLIOPT("no-nvml", FLAG, struct ag_opts, cfg.no_nvml, .help = "do not load NVML (CPU node)"),

@@ -57,9 +57,11 @@ struct agent_server {
 	 * Ollama's /api/ps), all resident: --read-metrics shows them */
 	int npage_models;
 	char page_models[AGENT_SERVER_MODELS][AR_MODEL_LEN];
-	bool restarted;		/* the last page's counters went backwards: a new server */
-	bool e2e_seen;		/* the last page had a request latency count */
-	uint64_t busy_since_ms; /* monotonic: running, nothing finished since; 0 not */
+	bool restarted;		 /* the last page's counters went backwards: a new server */
+	bool probed;		 /* the speed probe ran on this server process */
+	uint64_t probe_after_ms; /* monotonic: no probe before (after a failure) */
+	bool e2e_seen;		 /* the last page had a request latency count */
+	uint64_t busy_since_ms;	 /* monotonic: running, nothing finished since; 0 not */
 	/* settings (agent_server__spec); "" = detect / the kind's default */
 	char kind_cfg[16];
 	char metrics_path[64];

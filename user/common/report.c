@@ -30,6 +30,7 @@ void agent_report__init(struct agent_report *r)
 	r->kv_cache_usage = -1;
 	r->prefix_cache_hit_rate = -1;
 	r->ttft_avg_ms = r->e2e_avg_ms = r->run_avg_ms = r->since_finish_ms = -1;
+	r->probe_ms_per_token = -1;
 }
 
 void agent_report__free(struct agent_report *r)
@@ -251,7 +252,7 @@ static int ar_parse_server(struct ar_ctx *c, json_t *o, const char *p, struct ar
 	int err;
 
 	s->kv_cache_usage = s->prefix_cache_hit_rate = s->ttft_avg_ms = s->e2e_avg_ms = -1;
-	s->run_avg_ms = s->since_finish_ms = -1;
+	s->run_avg_ms = s->since_finish_ms = s->probe_ms_per_token = -1;
 	s->queue_depth = s->running = -1;
 	if (!json_is_object(o))
 		return ar_fail(c, -EINVAL, "%s: expected an object", p);
@@ -268,7 +269,8 @@ static int ar_parse_server(struct ar_ctx *c, json_t *o, const char *p, struct ar
 	    (err = ar_num(c, o, p, "ttft_avg_ms", &s->ttft_avg_ms, 0, 1e9, true, -1)) ||
 	    (err = ar_num(c, o, p, "e2e_avg_ms", &s->e2e_avg_ms, 0, 1e9, true, -1)) ||
 	    (err = ar_num(c, o, p, "run_avg_ms", &s->run_avg_ms, 0, 1e9, true, -1)) ||
-	    (err = ar_num(c, o, p, "since_finish_ms", &s->since_finish_ms, 0, 1e12, true, -1)))
+	    (err = ar_num(c, o, p, "since_finish_ms", &s->since_finish_ms, 0, 1e12, true, -1)) ||
+	    (err = ar_num(c, o, p, "probe_ms_per_token", &s->probe_ms_per_token, 0, 1e6, true, -1)))
 		return err;
 	s->age_ms = age;
 	if (!s->kind[0])
@@ -373,6 +375,8 @@ static int ar_parse_root(struct ar_ctx *c, json_t *root, struct agent_report *r)
 	    (err = ar_num(c, root, "report", "run_avg_ms", &r->run_avg_ms, 0, 1e9, true, -1)) ||
 	    (err = ar_num(c, root, "report", "since_finish_ms", &r->since_finish_ms, 0, 1e12, true,
 			  -1)) ||
+	    (err = ar_num(c, root, "report", "probe_ms_per_token", &r->probe_ms_per_token, 0, 1e6,
+			  true, -1)) ||
 	    (err = ar_bool(c, root, "report", "stale", &r->stale)))
 		return err;
 	r->timestamp_ms = n;
@@ -571,7 +575,8 @@ static json_t *ar_server_json(const struct ar_server *s)
 	    ar_set(o, "ttft_avg_ms", ar_jnum(s->ttft_avg_ms, true)) ||
 	    ar_set(o, "e2e_avg_ms", ar_jnum(s->e2e_avg_ms, true)) ||
 	    ar_set(o, "run_avg_ms", ar_jnum(s->run_avg_ms, true)) ||
-	    ar_set(o, "since_finish_ms", ar_jnum(s->since_finish_ms, true))) {
+	    ar_set(o, "since_finish_ms", ar_jnum(s->since_finish_ms, true)) ||
+	    ar_set(o, "probe_ms_per_token", ar_jnum(s->probe_ms_per_token, true))) {
 		json_decref(o);
 		return NULL;
 	}
@@ -641,6 +646,7 @@ char *agent_report__to_json(const struct agent_report *r)
 	    ar_set(root, "e2e_avg_ms", ar_jnum(r->e2e_avg_ms, true)) ||
 	    ar_set(root, "run_avg_ms", ar_jnum(r->run_avg_ms, true)) ||
 	    ar_set(root, "since_finish_ms", ar_jnum(r->since_finish_ms, true)) ||
+	    ar_set(root, "probe_ms_per_token", ar_jnum(r->probe_ms_per_token, true)) ||
 	    ar_set(root, "stale", json_boolean(r->stale)) ||
 	    ar_set(root, "gpus_omitted", json_integer(r->gpus_omitted)))
 		goto out;

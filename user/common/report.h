@@ -82,6 +82,9 @@ struct ar_server {
 	/* how long it has run requests without finishing one (ms; 0 when one
 	 * finished since the scrape before, or nothing runs), -1 unknown */
 	double since_finish_ms;
+	/* the agent's speed probe (--speed-probe): a short request's time
+	 * per output token in ms, taken while the server was idle; -1 none */
+	double probe_ms_per_token;
 };
 
 struct ar_model {
@@ -133,10 +136,11 @@ struct agent_report {
 	double kv_cache_usage;
 	double prefix_cache_hit_rate;
 	double ttft_avg_ms;
-	double e2e_avg_ms;	/* mean over the servers that finished requests, -1 none */
-	double run_avg_ms;	/* likewise, of the servers that export it */
-	double since_finish_ms; /* the longest of the servers', -1 unknown */
-	bool stale;		/* no model server scraped successfully recently */
+	double e2e_avg_ms;	   /* mean over the servers that finished requests, -1 none */
+	double run_avg_ms;	   /* likewise, of the servers that export it */
+	double since_finish_ms;	   /* the longest of the servers', -1 unknown */
+	double probe_ms_per_token; /* the fastest server's speed probe, -1 none */
+	bool stale;		   /* no model server scraped successfully recently */
 
 	int nhints;
 	struct ar_hint *hints; /* heap, nhints entries; agent_report__free() */
