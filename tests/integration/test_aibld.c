@@ -821,6 +821,7 @@ static void metrics_and_status(void)
 		    "ai_floor_ms",
 		    "ai_slots",
 		    "ai_hold_ms",
+		    "ai_probe_ms",
 		};
 
 		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)

@@ -441,6 +441,54 @@ static void ai_queue_toll(void)
 		    "7 waiting at the fast node (1.2 s): the idle slower node");
 }
 
+/*
+ * A node not measured yet whose agent timed a speed probe is priced by it
+ * (the controller sets its latency to policy__probe_estimate()): one that
+ * probes 2.5x slower than the best measured node does not take a flow
+ * while that node has a free slot; one that probes alike costs the best
+ * floor, as a node without a probe does (explored as an equal).
+ */
+static void ai_probe_estimate(void)
+{
+	struct aibl_cost fast, slow, unprobed, equal;
+
+	ASSERT_TRUE(policy__probe_estimate(200, 10, 25) == 500, "the best floor x 2.5");
+	ASSERT_TRUE(policy__probe_estimate(200, 10, 6) == 200, "never under the best floor");
+	ASSERT_TRUE(policy__probe_estimate(200, -1, 25) < 0, "the best node not probed: none");
+	ASSERT_TRUE(policy__probe_estimate(-1, 10, 25) < 0, "nothing measured: none");
+	ASSERT_TRUE(policy__probe_estimate(200, 10, 0) < 0, "a probe of 0: none");
+
+	setup(AIBL_POL_AI);
+	for (int i = 0; i < 4; i++) {
+		pn[i].rep = &rep[i];
+		pn[i].fresh = true;
+		pn[i].best_lat_floor_ms = pn[i].best_lat_ms = 200;
+		pn[i].best_per_flow_ms = 25;
+		pn[i].best_weight = cn[i].weight;
+		pn[i].fleet_slots = 8;
+	}
+	/* n0 measured: 200 ms unloaded, 8 slots */
+	pn[0].lat_floor_ms = pn[0].lat_ms = 200;
+	pn[0].slots = 8;
+	/* n1 estimated from a probe 2.5x the best's, n3 from one 1.1x */
+	pn[1].lat_floor_ms = pn[1].lat_ms = policy__probe_estimate(200, 10, 25);
+	pn[1].estimated = true;
+	pn[3].lat_floor_ms = pn[3].lat_ms = policy__probe_estimate(200, 10, 11);
+	pn[3].estimated = true;
+	/* n2: neither measured nor probed */
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &fast);
+	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &slow);
+	policy__cost(&cfg, AIBL_POL_AI, &pn[2], &unprobed);
+	policy__cost(&cfg, AIBL_POL_AI, &pn[3], &equal);
+	ASSERT_EQ(slow.cost, 500, "priced at its estimate");
+	ASSERT_TRUE(dp_cost(&fast, 7) < dp_cost(&slow, 0),
+		    "a measured fast node's last free slot before the probed slow node");
+	ASSERT_TRUE(dp_cost(&unprobed, 0) <= dp_cost(&fast, 7),
+		    "without a probe: explored as the best node's equal");
+	ASSERT_EQ(equal.cost, 200, "probed alike: the best floor, counts decide");
+	ASSERT_TRUE(dp_cost(&equal, 1) <= dp_cost(&fast, 2), "and it shares the flows");
+}
+
 static void gpu_nan(struct ar_gpu *g)
 {
 	g->util_pct = g->mem_used_bytes = g->mem_total_bytes = g->temp_c = g->power_w = NAN;
@@ -897,6 +945,7 @@ static const struct test_case cases[] = {
     {"ai_load", ai_load},
     {"ai_expected_latency", ai_expected_latency},
     {"ai_queue_toll", ai_queue_toll},
+    {"ai_probe_estimate", ai_probe_estimate},
     {"ai_overload", ai_overload},
     {"ai_overloaded_priced", ai_overloaded_priced},
     {"ai_unknown_gpu_figures", ai_unknown_gpu_figures},

@@ -156,10 +156,11 @@ struct aibld {
 	 * per queued flow, < 0 none, and its configured weight */
 	double best_lat_floor_ms, best_per_flow_ms;
 	__u32 best_weight;
-	double fleet_slots; /* ai: policy_node.fleet_slots */
-	int wake_fd;	    /* eventfd: API changed something, recompute now */
-	int poll_fd;	    /* eventfd: an agent saw a change, poll early */
-	bool force_next;    /* rewrite every table on the next recompute */
+	double best_probe_ms; /* ai: that node's agent's speed probe, < 0 none */
+	double fleet_slots;   /* ai: policy_node.fleet_slots */
+	int wake_fd;	      /* eventfd: API changed something, recompute now */
+	int poll_fd;	      /* eventfd: an agent saw a change, poll early */
+	bool force_next;      /* rewrite every table on the next recompute */
 	unsigned int member_errors;
 	struct cluster *cl; /* cluster mode (cluster.c), NULL: single host */
 	__u64 reconcile_ms; /* last active-flow reconcile (tables__read_counters) */
@@ -185,7 +186,8 @@ const char *aibld__node_state(const struct node_rt *n);
 void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 now_ms,
 			struct policy_node *pn);
 /* ai's fleet references (best_lat_ms, best_lat_floor_ms, best_weight,
- * best_per_flow_ms, fleet_slots) from the nodes the config lists */
+ * best_per_flow_ms, best_probe_ms, fleet_slots) from the nodes the config
+ * lists */
 void aibld__fleet_update(struct aibld *d, __u64 now_ms);
 
 /* why a poll failed; the kind that changed a node's state is its reason */

@@ -110,6 +110,12 @@ static double node_floor_ms(const struct node_rt *n)
 	return n->lat_floor_ms > 0 ? n->lat_floor_ms : -1;
 }
 
+/* ai: its agent's speed probe, ms per output token, -1 none */
+static double node_probe_ms(const struct node_rt *n)
+{
+	return n->have_rep && n->rep.probe_ms_per_token > 0 ? n->rep.probe_ms_per_token : -1;
+}
+
 /* ai: the requests the node runs before new ones wait, -1 unknown */
 static double node_slots(const struct node_rt *n)
 {
@@ -123,6 +129,7 @@ static void ai_figures(const struct aibld *d, const struct node_rt *n, __u64 now
 	json_object_set_new(jn, AIBL_SJ_AI_FLOOR_MS, json_real(node_floor_ms(n)));
 	json_object_set_new(jn, AIBL_SJ_AI_SLOTS, json_real(node_slots(n)));
 	json_object_set_new(jn, AIBL_SJ_AI_HOLD_MS, json_real(node_hold_ms(d, n, now)));
+	json_object_set_new(jn, AIBL_SJ_AI_PROBE_MS, json_real(node_probe_ms(n)));
 }
 
 static json_t *status_json(struct aibld *d)
@@ -331,6 +338,10 @@ static char *metrics_text(struct aibld *d)
 	NODE_METRIC("aibl_node_ai_hold_ms", "gauge",
 		    "ai: how long the node's requests hold a slot in ms, -1 unknown", "%.1f",
 		    node_hold_ms(d, n, now));
+	NODE_METRIC("aibl_node_ai_probe_ms", "gauge",
+		    "ai: the node agent's speed probe, ms per output token of a short request, "
+		    "-1 none",
+		    "%.2f", node_probe_ms(n));
 	NODE_METRIC("aibl_node_poll_errors_total", "counter", "failed polls of the node", "%llu",
 		    (unsigned long long)n->poll_errors);
 	NODE_METRIC("aibl_node_consecutive_failures", "gauge", "failed polls in a row", "%u",

@@ -533,6 +533,19 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 	    .fresh = n->have_rep && !n->rep.stale && n->last_ok_ms &&
 		     (n->last_ok_ms >= now_ms || now_ms - n->last_ok_ms <= stale),
 	};
+	/* not measured yet, but its agent timed a speed probe: priced, weighed
+	 * and bounded as the best measured node's floor scaled by the two
+	 * probes, not explored as an equal of the best (a slow node's first
+	 * sessions set the tail) nor left out */
+	if (!(pn->lat_floor_ms > 0) && pn->fresh) {
+		double est = policy__probe_estimate(d->best_lat_floor_ms, d->best_probe_ms,
+						    n->rep.probe_ms_per_token);
+
+		if (est > 0) {
+			pn->lat_ms = pn->lat_floor_ms = est;
+			pn->estimated = true;
+		}
+	}
 }
 
 static __u8 node_flags(const struct node_rt *n)
@@ -908,6 +921,7 @@ void aibld__fleet_update(struct aibld *d, __u64 now_ms)
 
 	d->best_lat_ms = d->best_lat_floor_ms = d->best_per_flow_ms = -1;
 	d->best_weight = 0;
+	d->best_probe_ms = -1;
 	d->fleet_slots = 0;
 	for (int i = 0; i < d->nnodes; i++) {
 		const struct node_rt *n = &d->nodes[i];
@@ -927,6 +941,7 @@ void aibld__fleet_update(struct aibld *d, __u64 now_ms)
 		d->best_lat_floor_ms = best->lat_floor_ms;
 		d->best_weight = pn.cfg->weight;
 		d->best_per_flow_ms = policy__per_flow_ms(&pn);
+		d->best_probe_ms = best->rep.probe_ms_per_token;
 	}
 }
 

@@ -314,6 +314,16 @@ double policy__hold_ms(const struct policy_node *n)
 	return hold;
 }
 
+double policy__probe_estimate(double best_floor_ms, double best_probe_ms, double probe_ms)
+{
+	if (!(best_floor_ms > 0) || !(best_probe_ms > 0) || !(probe_ms > 0))
+		return -1;
+	/* a node that probes faster than the best measured one is priced
+	 * as that one until it is measured itself: one probe of 16 tokens
+	 * is not worth a burst */
+	return best_floor_ms * fmax(1, probe_ms / best_probe_ms);
+}
+
 double policy__per_flow_ms(const struct policy_node *n)
 {
 	double hold = policy__hold_ms(n);

@@ -52,6 +52,9 @@ struct policy_node {
 	double fleet_slots;
 	double best_lat_floor_ms, best_per_flow_ms;
 	__u32 best_weight;
+	/* lat_ms and lat_floor_ms are not measured but estimated from the
+	 * agent's speed probe (policy__probe_estimate) */
+	bool estimated;
 };
 
 /* what the controller tracks per ai service across recomputes */
@@ -112,6 +115,13 @@ void policy__slots_update(double *slots, double *ran, const struct agent_report 
 /* ai: a usable node's part in policy_node.fleet_slots (start from 0): a
  * node that queued (slots >= 1) raises it to what it runs at once */
 void policy__fleet_slots_add(double *fleet, double slots, double ran);
+/*
+ * ai: the latency of a node not measured yet whose agent timed a speed
+ * probe (ms per output token), from the best measured node's floor and
+ * probe: scaled by the two probes, never under the best's. < 0 when a
+ * figure is missing.
+ */
+double policy__probe_estimate(double best_floor_ms, double best_probe_ms, double probe_ms);
 /* ai: how long the node's requests hold a slot, ms: run_ms, its unloaded
  * request latency where the engine does not say, at least since_finish_ms;
  * < 0 unknown (nothing measured) */

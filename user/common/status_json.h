@@ -67,6 +67,7 @@
 #define AIBL_SJ_AI_FLOOR_MS   "ai_floor_ms"   /* its unloaded request latency */
 #define AIBL_SJ_AI_SLOTS      "ai_slots"      /* requests it runs before new ones wait */
 #define AIBL_SJ_AI_HOLD_MS    "ai_hold_ms"    /* how long its requests hold a slot */
+#define AIBL_SJ_AI_PROBE_MS   "ai_probe_ms"   /* its agent's speed probe, ms per token */
 #define AIBL_SJ_FAILURES      "failures"
 #define AIBL_SJ_POLL_ERRORS   "poll_errors"
 #define AIBL_SJ_ACTIVE_FLOWS  "active_flows"
