@@ -83,6 +83,9 @@ export AIBL_ROOT=$PWD
 export AIBL_BUILD=${AIBL_BUILD:-$PWD/build}
 export LAB_SIM_PORT=23080 LAB_AGENT_PORT=23071 LAB_API=http://127.0.0.1:23070
 export LAB_SCRAPE_MS=200 LAB_POLL_MS=200 LAB_WATCH_MS=50
+# agents time each node's speed once, idle, before its first request
+# (aibl-agent --speed-probe); LAB_AGENT_ARGS= (empty) runs them without
+export LAB_AGENT_ARGS=${LAB_AGENT_ARGS-"--speed-probe"}
 # a node is up at its first good check: every run starts with fresh nodes
 export LAB_RISE_AFTER=1
 # shellcheck source=lab/lab.sh

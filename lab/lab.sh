@@ -156,8 +156,11 @@ lab_start_node() {
 # from the node itself over loopback (an agent without --key accepts hint
 # posts only from loopback).
 lab_start_agent() {
-	local i=$1 b src=()
+	local i=$1 b src=() extra=()
 	shift
+	# LAB_AGENT_ARGS: more options for every node's agent (bench-routing:
+	# --speed-probe)
+	[ -n "${LAB_AGENT_ARGS:-}" ] && read -r -a extra <<<"$LAB_AGENT_ARGS"
 	if [ "${LAB_ECMP:-0}" -gt 0 ]; then
 		# an ECMP lab: every balancer tunnels (IPv4 only), and every
 		# balancer's aibld is told when the node changes
@@ -172,7 +175,7 @@ lab_start_agent() {
 	lab_spawn "n$i" "agent-n$i" "$AIBL_BUILD/aibl-agent" --listen "0.0.0.0:$LAB_AGENT_PORT" \
 		--name "n$i" --model-server "http://127.0.0.1:$LAB_SIM_PORT" --decap eth0 \
 		"${src[@]}" --scrape-interval-ms "${LAB_SCRAPE_MS:-200}" \
-		--watch-interval-ms "${LAB_WATCH_MS:-100}" "$@"
+		--watch-interval-ms "${LAB_WATCH_MS:-100}" "${extra[@]}" "$@"
 }
 
 # lab_wait_http HOST URL [SECONDS]: until URL answers 2xx from HOST
