@@ -212,6 +212,19 @@ static const struct ar_model *find_model(const struct agent_report *r, const cha
 	return NULL;
 }
 
+/* spawn argv (env) and wait until url answers: its pid, -1 (asserted) */
+static pid_t spawn_ready(const char *const argv[], const char *const env[], const char *url,
+			 const char *what)
+{
+	pid_t pid = spawn(argv, env);
+
+	if (!ASSERT_TRUE(pid > 0 && wait_ok(url), what)) {
+		stop(pid);
+		return -1;
+	}
+	return pid;
+}
+
 static pid_t start_sim(int port, const char *extra1, const char *extra2, const char *extra3)
 {
 	char listen[64], url[128];
@@ -220,7 +233,6 @@ static pid_t start_sim(int port, const char *extra1, const char *extra2, const c
 	    "--mem-mb", "200",	    "--load-ms", "300",	     "--decode-ms-per-tok",
 	    "2"};
 	int n = 11;
-	pid_t pid;
 
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 	if (extra1)
@@ -230,13 +242,8 @@ static pid_t start_sim(int port, const char *extra1, const char *extra2, const c
 	if (extra3)
 		argv[n++] = extra3;
 	argv[n] = NULL;
-	pid = spawn(argv, NULL);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/health", port);
-	if (!ASSERT_TRUE(pid > 0 && wait_ok(url), "simnode up")) {
-		stop(pid);
-		return -1;
-	}
-	return pid;
+	return spawn_ready(argv, NULL, url, "simnode up");
 }
 
 static pid_t start_agent(int port, int sim_port, const char *key, const char *timeout_ms,
@@ -247,7 +254,6 @@ static pid_t start_agent(int port, int sim_port, const char *key, const char *ti
 				"node-a",  "--model-server", srv,      "--scrape-interval-ms",
 				"100",	   "--nvml-lib",     fake_nvml};
 	int n = 11;
-	pid_t pid;
 
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 	snprintf(srv, sizeof(srv), "http://127.0.0.1:%d", sim_port);
@@ -260,13 +266,8 @@ static pid_t start_agent(int port, int sim_port, const char *key, const char *ti
 		argv[n++] = timeout_ms;
 	}
 	argv[n] = NULL;
-	pid = spawn(argv, env);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
-	if (!ASSERT_TRUE(pid > 0 && wait_ok(url), "agent up")) {
-		stop(pid);
-		return -1;
-	}
-	return pid;
+	return spawn_ready(argv, env, url, "agent up");
 }
 
 static void report_basic(void)
@@ -349,17 +350,11 @@ static pid_t start_probing_agent(int port, int sim_port)
 			      "--scrape-interval-ms",
 			      "100",
 			      NULL};
-	pid_t pid;
 
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 	snprintf(srv, sizeof(srv), "http://127.0.0.1:%d", sim_port);
-	pid = spawn(argv, NULL);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
-	if (!ASSERT_TRUE(pid > 0 && wait_ok(url), "agent up")) {
-		stop(pid);
-		return -1;
-	}
-	return pid;
+	return spawn_ready(argv, NULL, url, "agent up");
 }
 
 /* the agent's report once its speed probe is in, -1 when it never came */
