@@ -472,9 +472,7 @@ static void ai_probe_estimate(void)
 	pn[0].slots = 8;
 	/* n1 estimated from a probe 2.5x the best's, n3 from one 1.1x */
 	pn[1].lat_floor_ms = pn[1].lat_ms = policy__probe_estimate(200, 10, 25);
-	pn[1].estimated = true;
 	pn[3].lat_floor_ms = pn[3].lat_ms = policy__probe_estimate(200, 10, 11);
-	pn[3].estimated = true;
 	/* n2: neither measured nor probed */
 	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &fast);
 	policy__cost(&cfg, AIBL_POL_AI, &pn[1], &slow);

@@ -541,10 +541,8 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 		double est = policy__probe_estimate(d->best_lat_floor_ms, d->best_probe_ms,
 						    n->rep.probe_ms_per_token);
 
-		if (est > 0) {
+		if (est > 0)
 			pn->lat_ms = pn->lat_floor_ms = est;
-			pn->estimated = true;
-		}
 	}
 }
 

@@ -33,8 +33,11 @@ struct policy_node {
 	double best_lat_ms; /* the lowest lat_ms of any usable node, < 0 none */
 	/* ai's expected latency (policy__cost): the unloaded request
 	 * latency and the requests the node runs at once before it queues
-	 * (< 0 unknown); best_*: the usable node with the lowest floor, the
-	 * price of one not measured yet, and its configured weight */
+	 * (< 0 unknown; a node not measured yet whose agent timed a speed
+	 * probe has lat_ms and lat_floor_ms estimated by
+	 * policy__probe_estimate(), in aibld__policy_node()); best_*: the
+	 * usable node with the lowest floor, the price of one not measured
+	 * yet, and its configured weight */
 	double lat_floor_ms, slots;
 	double ran;    /* the most requests it was seen running at once, 0 none */
 	double run_ms; /* how long its requests hold a slot (EWMA), < 0 unknown */
@@ -52,9 +55,6 @@ struct policy_node {
 	double fleet_slots;
 	double best_lat_floor_ms, best_per_flow_ms;
 	__u32 best_weight;
-	/* lat_ms and lat_floor_ms are not measured but estimated from the
-	 * agent's speed probe (policy__probe_estimate) */
-	bool estimated;
 };
 
 /* what the controller tracks per ai service across recomputes */
