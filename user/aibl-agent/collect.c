@@ -147,17 +147,29 @@ static void fetch_run(CURLM *m)
 	} while (running);
 }
 
+/* one fetch's handle (out of m, may be NULL) and body; f itself stays */
+static void fetch_clean(struct fetch *f, CURLM *m)
+{
+	if (f->h) {
+		if (m)
+			curl_multi_remove_handle(m, f->h);
+		curl_easy_cleanup(f->h);
+	}
+	http_body__free(&f->body);
+}
+
+/* one fetch set up, alone and to its end: its result and status */
+static void fetch_one(struct fetch *f)
+{
+	f->res = curl_easy_perform(f->h);
+	curl_easy_getinfo(f->h, CURLINFO_RESPONSE_CODE, &f->status);
+}
+
 /* the n fetches of f (some never set up), f itself and m (may be NULL) */
 static void fetch_free(struct fetch *f, int n, CURLM *m)
 {
-	for (int i = 0; f && i < n; i++) {
-		if (f[i].h) {
-			if (m)
-				curl_multi_remove_handle(m, f[i].h);
-			curl_easy_cleanup(f[i].h);
-		}
-		http_body__free(&f[i].body);
-	}
+	for (int i = 0; f && i < n; i++)
+		fetch_clean(&f[i], m);
 	free(f);
 	if (m)
 		curl_multi_cleanup(m);
@@ -209,8 +221,7 @@ static int speed_probe(const struct agent *a, struct agent_server *w, char *err,
 	}
 	curl_easy_setopt(f.h, CURLOPT_HTTPHEADER, hdr);
 	curl_easy_setopt(f.h, CURLOPT_POSTFIELDS, body);
-	f.res = curl_easy_perform(f.h);
-	curl_easy_getinfo(f.h, CURLINFO_RESPONSE_CODE, &f.status);
+	fetch_one(&f);
 	curl_easy_getinfo(f.h, CURLINFO_TOTAL_TIME_T, &us);
 	fetch_error(&f, "speed probe", err, errlen);
 	if (err[0])
@@ -229,8 +240,7 @@ static int speed_probe(const struct agent *a, struct agent_server *w, char *err,
 		ret = -ENOMEM;
 		goto out;
 	}
-	fm.res = curl_easy_perform(fm.h);
-	curl_easy_getinfo(fm.h, CURLINFO_RESPONSE_CODE, &fm.status);
+	fetch_one(&fm);
 	*t = *w;
 	if (fm.res != CURLE_OK || fm.body.too_big ||
 	    agent_metrics__take(t, fm.status, http_body__str(&fm.body), fm.body.len,
@@ -243,10 +253,8 @@ static int speed_probe(const struct agent *a, struct agent_server *w, char *err,
 	ret = 0;
 out:
 	free(t);
-	curl_easy_cleanup(fm.h);
-	http_body__free(&fm.body);
-	curl_easy_cleanup(f.h);
-	http_body__free(&f.body);
+	fetch_clean(&fm, NULL);
+	fetch_clean(&f, NULL);
 	curl_slist_free_all(hdr);
 	free(body);
 	json_decref(req);
