@@ -57,7 +57,8 @@
 # measured sessions: tok_s is their output tokens over the time from the
 # first one's start to the last one's end.
 # Loadgen defaults otherwise (see aibl-loadgen --help), model mix m-a:3
-# m-b:2 m-c:1; anything after `--` goes to aibl-loadgen chat (e.g.
+# m-b:2 m-c:1, less any model no node of the mix holds (an operator runs
+# no service for it); anything after `--` goes to aibl-loadgen chat (e.g.
 # -- --seed 2 --context-tokens 3000; --sessions fixes the count at every rate).
 #
 # Output: a line per scenario, rate and policy
@@ -185,6 +186,8 @@ python3 - "$MODELS" "${MIX_MEM[@]}" <<-'EOF' || exit 2
 	    if need > mem:
 	        sys.exit("bench-routing: --mix: node n%d (%s) cannot hold %s: %d MB, more than its %d MB"
 	                 % (i, kind, ",".join(models), need, mem))
+	if not any(spec.split(":", 2)[2].strip(",") for spec in sys.argv[2:]):
+	    sys.exit("bench-routing: --mix: no node holds a model: nothing to serve")
 	EOF
 # the last run's results go only once the arguments are known to be good
 mkdir -p "$OUT"
@@ -242,6 +245,14 @@ move_models() {
 	model_op 2 load m-b
 }
 
+# whether MODEL is resident on a node of the mix at the start. The
+# workload asks only for those: an operator runs no service for a model
+# that no node serves (listing no node, a classic service was refused;
+# listing every node that could load it, each would load it)
+served() {
+	[ -n "$(resident_on "$1")" ]
+}
+
 # nodes where MODEL is resident at the start, from the mix
 resident_on() {
 	local i
@@ -265,6 +276,7 @@ write_config() { # POLICY
 		echo "services:"
 		for m in m-a m-b m-c; do
 			v=$((v + 1))
+			served "$m" || continue
 			echo "  - name: $m"
 			echo "    vip: 10.200.0.$v"
 			echo "    port: $PORT"
@@ -369,8 +381,13 @@ run_all() {
 		[ "$a" = --sessions ] && have_sessions=1
 	done
 	MODEL_ARGS=()
-	[ $have_model = 0 ] && MODEL_ARGS=(--model "m-a:3=http://10.200.0.1:$PORT"
-		--model "m-b:2=http://10.200.0.2:$PORT" --model "m-c:1=http://10.200.0.3:$PORT")
+	if [ $have_model = 0 ]; then
+		v=0
+		for m in m-a:3 m-b:2 m-c:1; do
+			v=$((v + 1))
+			served "${m%%:*}" && MODEL_ARGS+=(--model "$m=http://10.200.0.$v:$PORT")
+		done
+	fi
 
 	start=$(date +%s)
 	for scen in $SCENARIOS; do

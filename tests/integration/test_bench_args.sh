@@ -34,6 +34,8 @@ r=$(bench "fast:m-a gpu:m-b" --report)
 t_check mix_unknown_kind [ "$r" = "2|bench-routing: --mix: unknown node kind 'gpu' (fast, slow, cpu)" ]
 r=$(bench "fast:m-a fast" --report)
 t_check mix_not_kind_models [ "$r" = "2|bench-routing: --mix: node n2: 'fast' is not KIND:MODELS" ]
+r=$(bench "fast: slow:" --report)
+t_check mix_serves_nothing [ "$r" = "2|bench-routing: --mix: no node holds a model: nothing to serve" ]
 # the default mix and an empty node pass the check: --report then finds no
 # result to report, and says so
 r=$(bench "fast:m-a,m-b fast:m-a,m-c slow:m-b,m-c cpu:m-c fast:" --report --scenarios nat --rates 5 --policies ai)
