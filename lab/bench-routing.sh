@@ -253,6 +253,17 @@ served() {
 	[ -n "$(resident_on "$1")" ]
 }
 
+# the VIP of MODEL's service: 10.200.0.N, N its place in MODELS, served
+# or not, so a model keeps its VIP whatever the mix
+model_vip() {
+	local i=0 m
+	for m in ${MODELS//,/ }; do
+		i=$((i + 1))
+		[ "${m%%:*}" = "$1" ] && { echo "10.200.0.$i"; return 0; }
+	done
+	return 1
+}
+
 # nodes where MODEL is resident at the start, from the mix
 resident_on() {
 	local i
@@ -262,7 +273,7 @@ resident_on() {
 }
 
 write_config() { # POLICY
-	local i kind v=0 m
+	local i kind m
 	for i in $(seq "$NODES"); do
 		kind=${NODEV[$((i - 1))]%%:*}
 		if [ "$kind" = cpu ]; then
@@ -275,10 +286,9 @@ write_config() { # POLICY
 		lab_yaml_head
 		echo "services:"
 		for m in m-a m-b m-c; do
-			v=$((v + 1))
 			served "$m" || continue
 			echo "  - name: $m"
-			echo "    vip: 10.200.0.$v"
+			echo "    vip: $(model_vip "$m")"
 			echo "    port: $PORT"
 			echo "    proto: tcp"
 			echo "    model: $m"
@@ -382,10 +392,9 @@ run_all() {
 	done
 	MODEL_ARGS=()
 	if [ $have_model = 0 ]; then
-		v=0
 		for m in m-a:3 m-b:2 m-c:1; do
-			v=$((v + 1))
-			served "${m%%:*}" && MODEL_ARGS+=(--model "$m=http://10.200.0.$v:$PORT")
+			served "${m%%:*}" &&
+				MODEL_ARGS+=(--model "$m=http://$(model_vip "${m%%:*}"):$PORT")
 		done
 	fi
 
