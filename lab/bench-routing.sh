@@ -285,7 +285,8 @@ write_config() { # POLICY
 	{
 		lab_yaml_head
 		echo "services:"
-		for m in m-a m-b m-c; do
+		for m in ${MODELS//,/ }; do
+			m=${m%%:*}
 			served "$m" || continue
 			echo "  - name: $m"
 			echo "    vip: $(model_vip "$m")"
