@@ -109,6 +109,7 @@ struct sim_session {
 	uint32_t full_tokens, prompt_tokens;
 	int lru_prev, lru_next; /* doubly linked, most recent at head */
 	int hnext;		/* hash chain */
+	unsigned int users;	/* running requests reusing this prefix: not evictable */
 	bool used;
 };
 
@@ -124,6 +125,9 @@ struct sim {
 	unsigned int running, waiting;
 	uint64_t next_ticket, head_ticket;
 	uint64_t running_tokens;
+	/* of running_tokens, the prefixes reused from the cache: their blocks
+	 * are the cached ones, held once (vLLM shares a hit's blocks) */
+	uint64_t shared_tokens;
 	/* prefix cache */
 	struct sim_session *sessions;
 	int *hbuckets;
@@ -153,7 +157,8 @@ struct sim_req {
 	uint32_t max_tokens;
 	/* filled by sim__admit */
 	uint32_t cached_tokens;
-	bool cold; /* waited for a model load */
+	int cache_entry; /* the prefix it reuses (held until finish), or -1 */
+	bool cold;	 /* waited for a model load */
 	double t_arrival, t_admitted, t_first;
 	double jitter;	       /* multiplier */
 	uint64_t content_hash; /* of the prompt, seeds the output text */

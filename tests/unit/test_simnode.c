@@ -145,6 +145,58 @@ static void prefix_cache_lru(void)
 	sim__fini(&s);
 }
 
+/*
+ * A running turn that reuses its session's prefix holds those tokens once,
+ * as vLLM shares a prefix hit's blocks with the request, and its prefix is
+ * not evicted while it runs.
+ */
+static void prefix_cache_shared(void)
+{
+	struct sim_cfg c = cfg_default();
+	struct sim_req rq = {};
+	struct sim s;
+	char err[256], p[1201], p2[1601];
+
+	c.cache_tokens = 1000;
+	if (!ASSERT_OK(sim__init(&s, &c, "m:100", NULL, err, sizeof(err)), err))
+		return;
+	memset(p, 'x', 1200);
+	p[1200] = '\0'; /* 300 tokens + 4 generated */
+	run(&s, "m", "s1", p, "", NULL);
+	run(&s, "m", "s2", p, "", NULL);
+	ASSERT_EQ(s.cached_tokens, 608, "two prefixes of 304");
+	/* s1's next turn: its 304 cached tokens and 96 new ones */
+	memcpy(p2, p, 1200);
+	memset(p2 + 1200, 'z', 400);
+	p2[1600] = '\0';
+	rq.model = sim__model_find(&s, "m");
+	snprintf(rq.session, sizeof(rq.session), "s1");
+	rq.prompt = p2;
+	rq.prompt_len = strlen(p2);
+	sim__req_init(&s, &rq);
+	if (!ASSERT_OK(sim__admit(&s, &rq), "admit s1's second turn"))
+		return;
+	ASSERT_EQ(rq.cached_tokens, 304, "s1's prefix reused");
+	ASSERT_EQ(s.shared_tokens, 304, "held once");
+	/* 608 cached + 400 running - 304 shared fit in 1000: counted twice
+	 * (1008) s2 was evicted */
+	ASSERT_EQ(s.nsessions, 2, "s2 kept beside the running turn");
+	/* s1's prefix least recent and in use: a new session evicts s2 */
+	ASSERT_TRUE(sim__cache_lookup(&s, "s2", p, strlen(p)) > 0, "s2 hit");
+	run(&s, "m", "s3", p, "", NULL);
+	ASSERT_EQ(sim__cache_lookup(&s, "s2", p, strlen(p)), 0, "idle s2 evicted");
+	ASSERT_TRUE(sim__cache_lookup(&s, "s1", p2, strlen(p2)) > 0,
+		    "s1's prefix kept while its turn runs");
+	sim__first_token(&s, &rq);
+	for (uint32_t i = 0; i < rq.max_tokens; i++)
+		sim__token(&s, &rq);
+	sim__finish(&s, &rq, "", 0);
+	ASSERT_EQ(s.shared_tokens, 0, "released at finish");
+	ASSERT_EQ(s.running_tokens, 0, "nothing runs");
+	ASSERT_TRUE(s.cached_tokens <= c.cache_tokens, "within capacity");
+	sim__fini(&s);
+}
+
 static void model_residency(void)
 {
 	struct sim_cfg c = cfg_default();
@@ -451,9 +503,10 @@ out:
 
 static const struct test_case cases[] = {
     {"init_errors", init_errors},	    {"prefix_cache", prefix_cache},
-    {"prefix_cache_lru", prefix_cache_lru}, {"model_residency", model_residency},
-    {"lora_adapters", lora_adapters},	    {"determinism", determinism},
-    {"metrics_page", metrics_page},	    {"stop_ends_waits", stop_ends_waits},
+    {"prefix_cache_lru", prefix_cache_lru}, {"prefix_cache_shared", prefix_cache_shared},
+    {"model_residency", model_residency},   {"lora_adapters", lora_adapters},
+    {"determinism", determinism},	    {"metrics_page", metrics_page},
+    {"stop_ends_waits", stop_ends_waits},
 };
 
 TEST_MAIN("simnode", cases)
