@@ -879,6 +879,7 @@ char *sim__metrics(struct sim *s)
 {
 	char *buf = NULL;
 	size_t len = 0;
+	uint64_t idle;
 	double kv;
 	FILE *f = open_memstream(&buf, &len);
 
@@ -894,6 +895,9 @@ char *sim__metrics(struct sim *s)
 	kv = s->cfg.cache_tokens ? (double)s->running_tokens / s->cfg.cache_tokens : 0;
 	if (kv > 1)
 		kv = 1;
+	/* two turns of one session at once may leave the held part above the
+	 * entry's (the later one's store replaced it) */
+	idle = s->cached_tokens > s->shared_tokens ? s->cached_tokens - s->shared_tokens : 0;
 	PER_MODEL(f, s, "vllm:num_requests_running", "gauge",
 		  "Number of requests in model execution batches.", "%u", m->running);
 	PER_MODEL(f, s, "vllm:num_requests_waiting", "gauge",
@@ -954,10 +958,9 @@ char *sim__metrics(struct sim *s)
 	    "# HELP aibl_simnode_info Simulated node settings.\n"
 	    "# TYPE aibl_simnode_info gauge\n"
 	    "aibl_simnode_info{accel=\"%s\",slots=\"%u\",slowdown=\"%g\"} 1\n",
-	    s->nsessions, (unsigned long long)(s->cached_tokens - s->shared_tokens),
-	    (unsigned long long)s->cfg.cache_tokens, (unsigned long long)s->cache_evictions,
-	    (unsigned long long)s->rejected, s->cfg.cpu ? "cpu" : "gpu", s->cfg.slots,
-	    s->cfg.slowdown);
+	    s->nsessions, (unsigned long long)idle, (unsigned long long)s->cfg.cache_tokens,
+	    (unsigned long long)s->cache_evictions, (unsigned long long)s->rejected,
+	    s->cfg.cpu ? "cpu" : "gpu", s->cfg.slots, s->cfg.slowdown);
 	pthread_mutex_unlock(&s->lock);
 	if (fclose(f))
 		return NULL;
