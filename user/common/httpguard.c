@@ -4,6 +4,10 @@
  * context) in one list under the guard's lock: the accept policy counts
  * a source's connections by walking it (a few hundred entries at most,
  * bounded by the limits themselves), the reaper walks it for deadlines.
+ * The accept policy adds the entry itself, pending until MHD's STARTED
+ * notification takes it: MHD's listener threads accept at once, and an
+ * entry added only at STARTED let two of them both admit a source's
+ * last allowed connection (17 held for a limit of 16).
  * MHD calls the CLOSED notification before it closes the socket, and the
  * reaper shuts sockets down under the same lock, so the reaper never
  * touches a descriptor MHD has closed (and the kernel may have reused).
@@ -22,13 +26,17 @@
 
 #define GUARD_TICK_MS	   100
 #define GUARD_LOG_EVERY_MS 10000
+/* an accepted connection MHD has not started within this is dropped (MHD
+ * may still refuse one after the accept policy, and then says nothing) */
+#define GUARD_PENDING_MS 1000
 
 struct guard_conn {
 	struct guard_conn *prev, *next;
 	struct in6_addr src;
 	int fd;
 	bool prio, reaped;
-	uint64_t deadline_ms;
+	bool pending;	      /* accepted, not started yet: fd unknown */
+	uint64_t deadline_ms; /* of its request, or of the pending state */
 };
 
 struct http_guard {
@@ -93,6 +101,51 @@ static const char *guard_addr_str(const struct in6_addr *a, char *buf, size_t le
 	return inet_ntop(AF_INET6, a, buf, len);
 }
 
+/* caller holds lock */
+static void conn_link(struct http_guard *g, struct guard_conn *c)
+{
+	if (c->prio)
+		g->open_prio++;
+	else
+		g->open++;
+	c->prev = NULL;
+	c->next = g->conns;
+	if (g->conns)
+		g->conns->prev = c;
+	g->conns = c;
+}
+
+/* caller holds lock */
+static void conn_unlink(struct http_guard *g, struct guard_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		g->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->prio)
+		g->open_prio--;
+	else
+		g->open--;
+}
+
+/* a new entry for a connection from src, counted; caller holds lock */
+static struct guard_conn *conn_add(struct http_guard *g, const struct in6_addr *src)
+{
+	struct guard_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->src = *src;
+	c->fd = -1;
+	/* a priority source takes the ordinary share while there is room, so
+	 * the reserve is left for when a flood has filled it */
+	c->prio = guard_is_prio(g, src) && g->open >= g->cfg.max_conns;
+	conn_link(g, c);
+	return c;
+}
+
 /* one line per GUARD_LOG_EVERY_MS at most, whatever the flood; caller holds lock */
 static void guard_log(struct http_guard *g, const struct in6_addr *last, const char *why)
 {
@@ -134,6 +187,16 @@ enum MHD_Result http_guard__accept(void *cls, const struct sockaddr *addr, sockl
 			g->refused_per_src++;
 		}
 	}
+	if (!why) {
+		struct guard_conn *c = conn_add(g, &src);
+
+		if (c) {
+			c->pending = true;
+			c->deadline_ms = clock_mono_ms() + GUARD_PENDING_MS;
+		} else {
+			why = "out of memory";
+		}
+	}
 	if (why) {
 		g->refused_total++;
 		g->log_refused++;
@@ -154,42 +217,30 @@ static void guard_notify(void *cls, struct MHD_Connection *mc, void **socket_con
 		    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
 		const union MHD_ConnectionInfo *ai =
 		    MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		struct in6_addr src;
 
-		c = calloc(1, sizeof(*c));
-		if (!c)
-			return; /* not tracked: neither counted nor reaped */
-		c->fd = fi ? fi->connect_fd : -1;
-		guard_src(ai ? ai->client_addr : NULL, &c->src);
-		c->deadline_ms = clock_mono_ms() + g->cfg.request_ms;
+		guard_src(ai ? ai->client_addr : NULL, &src);
 		pthread_mutex_lock(&g->lock);
-		/* a priority source takes the ordinary share while there is room, so
-		 * the reserve is left for when a flood has filled it */
-		c->prio = guard_is_prio(g, &c->src) && g->open >= g->cfg.max_conns;
-		if (c->prio)
-			g->open_prio++;
-		else
-			g->open++;
-		c->next = g->conns;
-		if (g->conns)
-			g->conns->prev = c;
-		g->conns = c;
+		/* the entry its accept added; any pending one of the source
+		 * will do, they are alike */
+		for (c = g->conns; c; c = c->next)
+			if (c->pending && !memcmp(&c->src, &src, sizeof(src)))
+				break;
+		if (!c)
+			c = conn_add(g, &src); /* its pending entry expired */
+		if (c) {
+			c->pending = false;
+			c->fd = fi ? fi->connect_fd : -1;
+			c->deadline_ms = clock_mono_ms() + g->cfg.request_ms;
+		}
 		pthread_mutex_unlock(&g->lock);
-		*socket_context = c;
+		*socket_context = c; /* NULL: not tracked, neither counted nor reaped */
 		return;
 	}
 	if (!c)
 		return;
 	pthread_mutex_lock(&g->lock);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		g->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	if (c->prio)
-		g->open_prio--;
-	else
-		g->open--;
+	conn_unlink(g, c);
 	pthread_mutex_unlock(&g->lock);
 	free(c);
 	*socket_context = NULL;
@@ -222,7 +273,13 @@ static void *guard_reaper(void *arg)
 	while (!g->stop) {
 		uint64_t now = clock_mono_ms();
 
-		for (struct guard_conn *c = g->conns; c; c = c->next) {
+		for (struct guard_conn *c = g->conns, *next; c; c = next) {
+			next = c->next;
+			if (c->pending && now >= c->deadline_ms) {
+				conn_unlink(g, c);
+				free(c);
+				continue;
+			}
 			if (c->reaped || c->fd < 0 || now < c->deadline_ms)
 				continue;
 			/* MHD sees the end of the stream and closes it */
