@@ -277,17 +277,24 @@ static uint64_t cache_used(const struct sim *s)
 	return s->cached_tokens + s->running_tokens - s->shared_tokens;
 }
 
-/* evict least recently used prefixes (never `keep`, nor one a running
- * request reuses) until the cache fits */
+/* the least recently used evictable prefix from entry i towards the most
+ * recent: not `keep`, nor one a running request reuses; -1 if none */
+static int lru_evictable(const struct sim *s, int i, int keep)
+{
+	while (i >= 0 && (i == keep || s->sessions[i].users))
+		i = s->sessions[i].lru_prev;
+	return i;
+}
+
+/* evict least recently used prefixes until the cache fits */
 static void cache_fit(struct sim *s, int keep)
 {
-	int victim = s->lru_tail;
+	int victim = lru_evictable(s, s->lru_tail, keep);
 
 	while (victim >= 0 && cache_used(s) > s->cfg.cache_tokens) {
-		int prev = s->sessions[victim].lru_prev;
+		int prev = lru_evictable(s, s->sessions[victim].lru_prev, keep);
 
-		if (victim != keep && !s->sessions[victim].users)
-			sess_drop(s, victim);
+		sess_drop(s, victim);
 		victim = prev;
 	}
 }
@@ -341,10 +348,8 @@ static void cache_store_locked(struct sim *s, const struct sim_req *rq, const ch
 	i = sess_find(s, rq->session, h);
 	if (i < 0) {
 		if (s->free_head < 0) {
-			int victim = s->lru_tail;
+			int victim = lru_evictable(s, s->lru_tail, -1);
 
-			while (victim >= 0 && s->sessions[victim].users)
-				victim = s->sessions[victim].lru_prev;
 			if (victim < 0)
 				return; /* every entry is in use */
 			sess_drop(s, victim);

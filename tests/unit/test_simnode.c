@@ -31,23 +31,36 @@ static struct sim_cfg cfg_default(void)
 	};
 }
 
+/* a request admitted (a slot, its prefix looked up): 0 or sim__admit's error */
+static int req_start(struct sim *s, struct sim_req *rq, const char *model, const char *session,
+		     const char *prompt)
+{
+	rq->model = sim__model_find(s, model);
+	snprintf(rq->session, sizeof(rq->session), "%s", session);
+	rq->prompt = prompt;
+	rq->prompt_len = strlen(prompt);
+	sim__req_init(s, rq);
+	return sim__admit(s, rq);
+}
+
+/* the rest of an admitted request: first token, tokens, finish */
+static void req_end(struct sim *s, struct sim_req *rq, const char *cont)
+{
+	sim__first_token(s, rq);
+	for (uint32_t i = 0; i < rq->max_tokens; i++)
+		sim__token(s, rq);
+	sim__finish(s, rq, cont, strlen(cont));
+}
+
 /* one whole request: admit, first token, tokens, finish; returns cached */
 static uint32_t run(struct sim *s, const char *model, const char *session, const char *prompt,
 		    const char *cont, bool *cold)
 {
 	struct sim_req rq = {};
 
-	rq.model = sim__model_find(s, model);
-	snprintf(rq.session, sizeof(rq.session), "%s", session);
-	rq.prompt = prompt;
-	rq.prompt_len = strlen(prompt);
-	sim__req_init(s, &rq);
-	if (sim__admit(s, &rq))
+	if (req_start(s, &rq, model, session, prompt))
 		return UINT32_MAX;
-	sim__first_token(s, &rq);
-	for (uint32_t i = 0; i < rq.max_tokens; i++)
-		sim__token(s, &rq);
-	sim__finish(s, &rq, cont, strlen(cont));
+	req_end(s, &rq, cont);
 	if (cold)
 		*cold = rq.cold;
 	return rq.cached_tokens;
@@ -169,12 +182,7 @@ static void prefix_cache_shared(void)
 	memcpy(p2, p, 1200);
 	memset(p2 + 1200, 'z', 400);
 	p2[1600] = '\0';
-	rq.model = sim__model_find(&s, "m");
-	snprintf(rq.session, sizeof(rq.session), "s1");
-	rq.prompt = p2;
-	rq.prompt_len = strlen(p2);
-	sim__req_init(&s, &rq);
-	if (!ASSERT_OK(sim__admit(&s, &rq), "admit s1's second turn"))
+	if (!ASSERT_OK(req_start(&s, &rq, "m", "s1", p2), "admit s1's second turn"))
 		return;
 	ASSERT_EQ(rq.cached_tokens, 304, "s1's prefix reused");
 	ASSERT_EQ(s.shared_tokens, 304, "held once");
@@ -187,10 +195,7 @@ static void prefix_cache_shared(void)
 	ASSERT_EQ(sim__cache_lookup(&s, "s2", p, strlen(p)), 0, "idle s2 evicted");
 	ASSERT_TRUE(sim__cache_lookup(&s, "s1", p2, strlen(p2)) > 0,
 		    "s1's prefix kept while its turn runs");
-	sim__first_token(&s, &rq);
-	for (uint32_t i = 0; i < rq.max_tokens; i++)
-		sim__token(&s, &rq);
-	sim__finish(&s, &rq, "", 0);
+	req_end(&s, &rq, "");
 	ASSERT_EQ(s.shared_tokens, 0, "released at finish");
 	ASSERT_EQ(s.running_tokens, 0, "nothing runs");
 	ASSERT_TRUE(s.cached_tokens <= c.cache_tokens, "within capacity");
