@@ -37,8 +37,9 @@ static void sleep_ms(int ms)
 	usleep(ms * 1000);
 }
 
-/* start argv[0] with extra environment ("K=V", NULL-terminated) */
-static pid_t spawn(const char *const argv[], const char *const env[])
+/* start argv[0] with extra environment ("K=V", NULL-terminated), its
+ * standard error to errfile (NULL: this one's) */
+static pid_t spawn_err(const char *const argv[], const char *const env[], const char *errfile)
 {
 	pid_t pid = fork();
 
@@ -49,10 +50,21 @@ static pid_t spawn(const char *const argv[], const char *const env[])
 			putenv((char *)env[i]);
 		if (fd >= 0 && !getenv("AIBL_TEST_VERBOSE"))
 			dup2(fd, 1);
+		if (errfile) {
+			fd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			if (fd < 0)
+				_exit(126);
+			dup2(fd, 2);
+		}
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
 	return pid;
+}
+
+static pid_t spawn(const char *const argv[], const char *const env[])
+{
+	return spawn_err(argv, env, NULL);
 }
 
 /* SIGTERM and wait: the exit status, or -1 when it had to be killed */
@@ -972,6 +984,82 @@ out:
 	ASSERT_EQ(stop(sim), 0, "simnode exit");
 }
 
+/* whether file holds needle, looked for every 20 ms for up to ms */
+static bool file_says(const char *path, const char *needle, int ms)
+{
+	for (int t = 0; t <= ms; t += 20) {
+		char buf[8192];
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+		if (f)
+			fclose(f);
+		buf[n] = '\0';
+		if (strstr(buf, needle))
+			return true;
+		sleep_ms(20);
+	}
+	return false;
+}
+
+/*
+ * A notify that fails says why: a controller not listening (connection
+ * refused, not "no answer") and one that refuses the ask (its HTTP status).
+ * m2 loaded on the node changes what it holds; the agent watches every
+ * 20 ms and tells both --notify URLs: 18182 has no listener, the simnode
+ * itself answers the POST with 404.
+ */
+static void notify_error_named(void)
+{
+	char errfile[] = "/tmp/aibl-test-notify-XXXXXX";
+	const char *argv[] = {bin_agent,
+			      "--listen",
+			      "127.0.0.1:18181",
+			      "--name",
+			      "node-a",
+			      "--model-server",
+			      "http://127.0.0.1:18180",
+			      "--no-nvml",
+			      "--watch-interval-ms",
+			      "20",
+			      "--notify",
+			      "http://127.0.0.1:18182",
+			      "--notify",
+			      "http://127.0.0.1:18180",
+			      NULL};
+	pid_t sim = start_sim(18180, "--resident", "m1", NULL), agent = -1;
+	struct agent_report rep;
+	struct resp r = {};
+	int fd = mkstemp(errfile);
+
+	if (sim < 0 || !ASSERT_TRUE(fd >= 0, "log file"))
+		goto out;
+	close(fd);
+	agent = spawn_err(argv, NULL, errfile);
+	if (!ASSERT_TRUE(agent > 0 && wait_ok("http://127.0.0.1:18181/healthz"), "agent up") ||
+	    !ASSERT_TRUE(wait_server_up(18181, &rep), "agent scraped the node"))
+		goto out;
+	agent_report__free(&rep);
+	http("http://127.0.0.1:18180/v1/load_lora_adapter", "{\"lora_name\":\"m2\"}", NULL, NULL,
+	     5000, &r);
+	ASSERT_EQ(r.status, 200, "m2 loaded");
+	ASSERT_TRUE(file_says(errfile,
+			      "notify http://127.0.0.1:18182/v1/nodes/node-a/poll: "
+			      "Couldn't connect to server",
+			      3000),
+		    "no controller: curl's reason");
+	ASSERT_TRUE(file_says(errfile,
+			      "notify http://127.0.0.1:18180/v1/nodes/node-a/poll: HTTP 404", 3000),
+		    "the ask refused: its status");
+out:
+	free(r.body);
+	if (agent > 0)
+		stop(agent);
+	if (sim > 0)
+		stop(sim);
+	unlink(errfile);
+}
+
 static void simnode_determinism(void)
 {
 	pid_t a = start_sim(18170, "--seed", "42", NULL),
@@ -1011,6 +1099,7 @@ static const struct test_case cases[] = {
     {"simnode_determinism", simnode_determinism},
     {"simnode_model_api", simnode_model_api},
     {"simnode_lora", simnode_lora},
+    {"notify_error_named", notify_error_named},
 };
 
 int main(int argc, char **argv)

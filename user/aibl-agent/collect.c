@@ -119,6 +119,7 @@ static int fetch_setup(struct fetch *f, const char *base, const char *path, unsi
 	curl_easy_setopt(f->h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(f->h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(f->h, CURLOPT_USERAGENT, AGENT_VERSION);
+	curl_easy_setopt(f->h, CURLOPT_PRIVATE, f);
 	return 0;
 }
 
@@ -134,10 +135,12 @@ static void fetch_error(const struct fetch *f, const char *what, char *out, size
 		snprintf(out, len, "%s: HTTP %ld", what, f->status);
 }
 
-/* run the transfers added to m until every one is done or timed out */
+/* run the transfers added to m until every one is done or timed out; each
+ * fetch's res and status say how it ended */
 static void fetch_run(CURLM *m)
 {
 	int running = 0;
+	CURLMsg *msg;
 
 	do {
 		if (curl_multi_perform(m, &running) != CURLM_OK)
@@ -145,6 +148,15 @@ static void fetch_run(CURLM *m)
 		if (running && curl_multi_poll(m, NULL, 0, 100, NULL) != CURLM_OK)
 			break;
 	} while (running);
+	while ((msg = curl_multi_info_read(m, &running))) {
+		struct fetch *f = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&f);
+		f->res = msg->data.result;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &f->status);
+	}
 }
 
 /* one fetch's handle (out of m, may be NULL) and body; f itself stays */
@@ -295,8 +307,6 @@ static void scrape_all(struct agent *a)
 	struct agent_server *w = malloc(sizeof(*w));
 	char paths[AR_MAX_SERVERS][2][64];
 	CURLM *m = curl_multi_init();
-	int running = 0;
-	CURLMsg *msg;
 
 	if (!f || !w || !m) {
 		pr_warn("scrape: out of memory\n");
@@ -312,19 +322,9 @@ static void scrape_all(struct agent *a)
 		if (fetch_setup(&f[i], a->servers[i / 2].s.url, paths[i / 2][i % 2],
 				a->cfg.scrape_timeout_ms))
 			goto out;
-		curl_easy_setopt(f[i].h, CURLOPT_PRIVATE, &f[i]);
 		curl_multi_add_handle(m, f[i].h);
 	}
 	fetch_run(m);
-	while ((msg = curl_multi_info_read(m, &running))) {
-		struct fetch *ff = NULL;
-
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&ff);
-		ff->res = msg->data.result;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &ff->status);
-	}
 
 	for (int i = 0; i < n; i++) {
 		struct fetch *fm = &f[2 * i], *fv = &f[2 * i + 1];
@@ -477,12 +477,8 @@ static bool watch_models(struct agent *a)
 	fetch_run(m);
 	for (int i = 0; i < n && !changed; i++) {
 		char note[100];
-		long status = 0;
 
-		if (!f[i].h)
-			continue;
-		curl_easy_getinfo(f[i].h, CURLINFO_RESPONSE_CODE, &status);
-		if (status != 200 || f[i].body.too_big)
+		if (!f[i].h || f[i].status != 200 || f[i].body.too_big)
 			continue;
 		*w = a->servers[i];
 		if (agent_models__parse(http_body__str(&f[i].body), f[i].body.len, w, note,
@@ -521,14 +517,13 @@ static void notify_controllers(struct agent *a)
 	}
 	fetch_run(m);
 	for (int i = 0; i < n; i++) {
-		long status = 0;
-
 		/* a change is rare: each one a controller missed is worth a line */
-		curl_easy_getinfo(f[i].h, CURLINFO_RESPONSE_CODE, &status);
-		if (status / 100 != 2)
+		if (f[i].res != CURLE_OK)
 			pr_warn("notify %s%s: %s (it sees the change at its next poll)\n",
-				a->cfg.notify[i], path,
-				status ? "refused" : "no answer within 250 ms");
+				a->cfg.notify[i], path, curl_easy_strerror(f[i].res));
+		else if (f[i].status / 100 != 2)
+			pr_warn("notify %s%s: HTTP %ld (it sees the change at its next poll)\n",
+				a->cfg.notify[i], path, f[i].status);
 	}
 out:
 	fetch_free(f, n, m);
