@@ -75,7 +75,10 @@
 #
 #   lab/bench-routing.sh [--prefix P] [--policies LIST] [--mix SPEC]
 #       [--load-ms MS] [--baseline resident|all] [--rates LIST] [--run-s S]
-#       [--warmup-s S] [--scenarios LIST] [--keep-lab] [--report] [-- LOADGEN-ARGS]
+#       [--warmup-s S] [--scenarios LIST] [--sim-args ARGS] [--keep-lab] [--report]
+#       [-- LOADGEN-ARGS]
+# --sim-args gives every node's aibl-simnode more flags (e.g.
+# "--shared-prefill": prefills take turns on a node's compute).
 # --report prints the lines, goals and plots of the last run again (same
 # --scenarios, --rates and --policies) without running anything.
 set -uo pipefail
@@ -106,6 +109,7 @@ SCENARIOS=$ALL_SCENARIOS
 KEEP_LAB=0
 REPORT=0
 LG_ARGS=()
+SIM_ARGS=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--prefix) PREFIX=$2; shift 2 ;;
@@ -117,6 +121,7 @@ while [ $# -gt 0 ]; do
 	--run-s) RUN_S=$2; shift 2 ;;
 	--warmup-s) WARMUP_S=$2; shift 2 ;;
 	--scenarios) SCENARIOS=${2//,/ }; shift 2 ;;
+	--sim-args) read -r -a SIM_ARGS <<<"$2"; shift 2 ;;
 	--keep-lab) KEEP_LAB=1; shift ;;
 	--report) REPORT=1; shift ;;
 	--) shift; LG_ARGS=("$@"); break ;;
@@ -214,7 +219,8 @@ nodes_start() { # SCENARIO
 		res=${NODEV[$((i - 1))]#*:}
 		# shellcheck disable=SC2046
 		lab_start_node "$i" --models "$MODELS" --resident "$res" --load-ms "$LOAD_MS" \
-			--jitter "$JITTER" --seed "$i" $(kind_args "$kind") $(scen_sim "$1") ||
+			--jitter "$JITTER" --seed "$i" $(kind_args "$kind") $(scen_sim "$1") \
+			"${SIM_ARGS[@]}" ||
 			die "node n$i did not start"
 	done
 	# no wait here: aibld's "up" (health port and agent) is the wait

@@ -92,6 +92,8 @@ static const struct cliopt sn_rows[] = {
 	   .metavar = "MS", .help = "time per output token"),
     SN_OPT("batch-penalty", DOUBLE, cfg.batch_penalty, .max = 100, .def = "0", .metavar = "F",
 	   .help = "decode slower by F per other running request"),
+    SN_OPT("shared-prefill", FLAG, cfg.shared_prefill,
+	   .help = "prefills take turns on the node's compute, first come first"),
     SN_OPT("cache-tokens", UNUM, cfg.cache_tokens, .max = 1e15, .def = "100000",
 	   .help = "KV/prefix cache capacity in tokens"),
     SN_OPT("max-sessions", UNUM, cfg.max_sessions, .min = 1, .max = 1e8, .def = "65536",
@@ -372,7 +374,7 @@ static ssize_t sn_stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
 	}
 	switch (g->state) {
 	case SN_PREFILL:
-		sim__sleep_until(g->rq.t_admitted + sim__prefill_ms(&sn_sim, &g->rq));
+		sim__sleep_until(sim__prefill_end(&sn_sim, &g->rq));
 		sim__first_token(&sn_sim, &g->rq);
 		g->t_next = g->rq.t_first;
 		g->state = SN_TOKENS;
@@ -426,7 +428,7 @@ static char *sn_run_blocking(struct sn_gen *g)
 	json_t *o, *choice;
 	char *js;
 
-	sim__sleep_until(g->rq.t_admitted + sim__prefill_ms(&sn_sim, &g->rq));
+	sim__sleep_until(sim__prefill_end(&sn_sim, &g->rq));
 	sim__first_token(&sn_sim, &g->rq);
 	g->t_next = g->rq.t_first;
 	while (g->next < g->rq.max_tokens) {

@@ -649,6 +649,21 @@ double sim__prefill_ms(const struct sim *s, const struct sim_req *rq)
 	       req_mult(s, rq);
 }
 
+double sim__prefill_end(struct sim *s, const struct sim_req *rq)
+{
+	double start = rq->t_admitted, end;
+
+	if (!s->cfg.shared_prefill)
+		return start + sim__prefill_ms(s, rq);
+	pthread_mutex_lock(&s->lock);
+	if (s->prefill_free_ms > start)
+		start = s->prefill_free_ms;
+	end = start + sim__prefill_ms(s, rq);
+	s->prefill_free_ms = end;
+	pthread_mutex_unlock(&s->lock);
+	return end;
+}
+
 double sim__decode_ms(struct sim *s, const struct sim_req *rq)
 {
 	unsigned int running;

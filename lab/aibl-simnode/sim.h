@@ -7,7 +7,10 @@
  *                  recently used idle model to fit the memory budget),
  *                  then for one of the concurrent slots in arrival order;
  *                  looks its session up in the prefix cache
- *   prefill        sim__prefill_ms(): tokens not in the cache x per-token
+ *   prefill        sim__prefill_ms(): tokens not in the cache x per-token;
+ *                  sim__prefill_end() says when it ends: at once in its
+ *                  slot, or with shared_prefill after the prefills
+ *                  started before it (one accelerator's compute)
  *   first token    sim__first_token() records time to first token
  *   decode         sim__decode_ms() per output token, sim__token() each
  *   sim__finish()  stores the session's prefix (prompt + reply), frees
@@ -49,6 +52,7 @@ struct sim_cfg {
 	double prefill_ms_per_tok; /* per prompt token not cached */
 	double decode_ms_per_tok;  /* per output token */
 	double batch_penalty;	   /* decode slower by this fraction per other running request */
+	bool shared_prefill;	   /* prefills take turns on the node's compute, first come first */
 	uint64_t cache_tokens;	   /* KV/prefix cache capacity */
 	unsigned int max_sessions; /* prefix cache entries */
 	uint64_t mem_mb;	   /* model memory budget */
@@ -128,6 +132,8 @@ struct sim {
 	/* of running_tokens, the prefixes reused from the cache: their blocks
 	 * are the cached ones, held once (vLLM shares a hit's blocks) */
 	uint64_t shared_tokens;
+	/* shared_prefill: when the prefills started so far are done */
+	double prefill_free_ms;
 	/* prefix cache */
 	struct sim_session *sessions;
 	int *hbuckets;
@@ -200,6 +206,12 @@ int sim__admit(struct sim *s, struct sim_req *rq);
  * close. */
 void sim__stop(struct sim *s);
 double sim__prefill_ms(const struct sim *s, const struct sim_req *rq);
+/* The prefill of an admitted request starts: when it ends (clock_mono_msf
+ * time). In its own slot it ends sim__prefill_ms() after admission; with
+ * shared_prefill the node's compute does one prefill at a time, in the
+ * order they start, as a GPU's batch shares its FLOPs (vLLM's FCFS chunked
+ * prefill: a step's token budget goes to the earliest requests first). */
+double sim__prefill_end(struct sim *s, const struct sim_req *rq);
 double sim__decode_ms(struct sim *s, const struct sim_req *rq);
 void sim__first_token(struct sim *s, struct sim_req *rq);
 void sim__token(struct sim *s, struct sim_req *rq);

@@ -202,6 +202,37 @@ static void prefix_cache_shared(void)
 	sim__fini(&s);
 }
 
+/*
+ * When prefills end: in its own slot each ends its prefill after its
+ * admission; with shared_prefill the node's compute takes them one at a
+ * time, first come first, and a request admitted after the others are done
+ * waits for nobody. Two requests of 100 uncached tokens (1 + 50 ms each)
+ * admitted at t = 0, then one at t = 500.
+ */
+static void shared_prefill(void)
+{
+	struct sim_cfg c = cfg_default();
+	struct sim_req a = {.prompt_tokens = 100, .jitter = 1, .t_admitted = 0},
+		       b = {.prompt_tokens = 100, .jitter = 1, .t_admitted = 0},
+		       later = {.prompt_tokens = 100, .jitter = 1, .t_admitted = 500};
+	struct sim s;
+	char err[256];
+
+	if (!ASSERT_OK(sim__init(&s, &c, "m:100", NULL, err, sizeof(err)), err))
+		return;
+	ASSERT_TRUE(sim__prefill_end(&s, &a) == 51, "per slot: the first at 51 ms");
+	ASSERT_TRUE(sim__prefill_end(&s, &b) == 51, "per slot: the second alongside");
+	sim__fini(&s);
+
+	c.shared_prefill = true;
+	if (!ASSERT_OK(sim__init(&s, &c, "m:100", NULL, err, sizeof(err)), err))
+		return;
+	ASSERT_TRUE(sim__prefill_end(&s, &a) == 51, "shared: the first at 51 ms");
+	ASSERT_TRUE(sim__prefill_end(&s, &b) == 102, "shared: the second after it");
+	ASSERT_TRUE(sim__prefill_end(&s, &later) == 551, "shared: none left, no wait");
+	sim__fini(&s);
+}
+
 static void model_residency(void)
 {
 	struct sim_cfg c = cfg_default();
@@ -511,7 +542,7 @@ static const struct test_case cases[] = {
     {"prefix_cache_lru", prefix_cache_lru}, {"prefix_cache_shared", prefix_cache_shared},
     {"model_residency", model_residency},   {"lora_adapters", lora_adapters},
     {"determinism", determinism},	    {"metrics_page", metrics_page},
-    {"stop_ends_waits", stop_ends_waits},
+    {"stop_ends_waits", stop_ends_waits},   {"shared_prefill", shared_prefill},
 };
 
 TEST_MAIN("simnode", cases)
