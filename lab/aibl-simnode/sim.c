@@ -723,6 +723,9 @@ void sim__finish(struct sim *s, struct sim_req *rq, const char *cont, size_t con
 	m->e2e_sum += (now - rq->t_arrival) / 1e3;
 	m->queue_sum += (rq->t_admitted - rq->t_arrival) / 1e3;
 	m->run_sum += (now - rq->t_admitted) / 1e3;
+	/* vLLM records both phases when the request finishes */
+	m->prefill_sum += ((rq->t_first > 0 ? rq->t_first : now) - rq->t_admitted) / 1e3;
+	m->computed_tokens += rq->prompt_tokens - rq->cached_tokens;
 	m->e2e_count++;
 	s->running_tokens -= rq->prompt_tokens + rq->generated;
 	if (rq->cache_entry >= 0) {
@@ -780,6 +783,8 @@ enum sim_hist {
 	SIM_HIST_E2E,  /* the rest: sum and count, the +Inf bucket only */
 	SIM_HIST_QUEUE,
 	SIM_HIST_RUN,
+	SIM_HIST_PREFILL,
+	SIM_HIST_COMPUTED,
 };
 
 static double hist_sum(const struct sim_model *m, enum sim_hist h)
@@ -791,6 +796,10 @@ static double hist_sum(const struct sim_model *m, enum sim_hist h)
 		return m->queue_sum;
 	case SIM_HIST_RUN:
 		return m->run_sum;
+	case SIM_HIST_PREFILL:
+		return m->prefill_sum;
+	case SIM_HIST_COMPUTED:
+		return (double)m->computed_tokens;
 	default:
 		return m->e2e_sum;
 	}
@@ -952,6 +961,11 @@ char *sim__metrics(struct sim *s)
 		  "Histogram of time spent in WAITING phase for request.", SIM_HIST_QUEUE);
 	prom_hist(f, s, "vllm:request_inference_time_seconds",
 		  "Histogram of time spent in RUNNING phase for request.", SIM_HIST_RUN);
+	prom_hist(f, s, "vllm:request_prefill_time_seconds",
+		  "Histogram of time spent in PREFILL phase for request.", SIM_HIST_PREFILL);
+	prom_hist(f, s, "vllm:request_prefill_kv_computed_tokens",
+		  "Histogram of new KV tokens computed during prefill (excluding cached tokens).",
+		  SIM_HIST_COMPUTED);
 	PER_MODEL(f, s, "aibl_simnode_model_resident", "gauge",
 		  "1 when the model is loaded and servable.", "%d", m->resident ? 1 : 0);
 	PER_MODEL(f, s, "aibl_simnode_model_loads_total", "counter", "Model loads (cold starts).",

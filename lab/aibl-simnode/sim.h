@@ -86,8 +86,12 @@ struct sim_model {
 	uint64_t e2e_count;
 	/* of the finished requests (e2e_count): seconds waiting for a slot (or
 	 * the model's load) and seconds holding one, as vLLM's
-	 * request_queue_time / request_inference_time histograms */
-	double queue_sum, run_sum;
+	 * request_queue_time / request_inference_time histograms; seconds
+	 * from a slot to the first token and the prompt tokens computed there
+	 * (not found in the prefix cache), as request_prefill_time and
+	 * request_prefill_kv_computed_tokens */
+	double queue_sum, run_sum, prefill_sum;
+	uint64_t computed_tokens;
 };
 
 struct sim_lora {

@@ -522,6 +522,32 @@ static void metrics_page(void)
 		promtext__sum(&pg, "vllm:e2e_request_latency_seconds_sum", &e);
 		ASSERT_TRUE(r > 0 && q >= 0 && fabs(q + r - e) < 1e-6, "queue + run = e2e");
 	}
+	/* and, as vLLM's request_prefill_time and
+	 * request_prefill_kv_computed_tokens, the part from its slot to its
+	 * first token and the prompt tokens it computed (10, none cached) */
+	ASSERT_EQ(promtext__sum(&pg, "vllm:request_prefill_time_seconds_count", &v), 2, "prefill");
+	ASSERT_TRUE(v == 1, "one prefill");
+	{
+		double p, r;
+
+		promtext__sum(&pg, "vllm:request_prefill_time_seconds_sum", &p);
+		promtext__sum(&pg, "vllm:request_inference_time_seconds_sum", &r);
+		ASSERT_TRUE(p >= 0 && p <= r, "the prefill is part of the run");
+	}
+	ASSERT_EQ(promtext__sum(&pg, "vllm:request_prefill_kv_computed_tokens_sum", &v), 2,
+		  "computed tokens");
+	ASSERT_TRUE(v == 10, "10 tokens computed");
+	free(text);
+	promtext__free(&pg);
+	/* the same prompt again: all but its last token from the cache */
+	run(&s, "m\"1", "a", "0123456789012345678901234567890123456789", "", NULL);
+	text = sim__metrics(&s);
+	if (!ASSERT_OK_PTR(text, "metrics") ||
+	    !ASSERT_OK(promtext__parse(&pg, text, strlen(text), err, sizeof(err)), err))
+		goto out;
+	ASSERT_EQ(promtext__sum(&pg, "vllm:request_prefill_kv_computed_tokens_sum", &v), 2,
+		  "computed tokens again");
+	ASSERT_TRUE(v == 11, "one more token computed: the rest was cached");
 	ASSERT_EQ(promtext__sum(&pg, "vllm:num_requests_running", &v), 2, "running per model");
 	ASSERT_TRUE(v == 0, "idle");
 	/* vLLM's gauge counts running requests' blocks only: an idle node with
