@@ -699,6 +699,51 @@ static void extract_run(void)
 }
 
 /*
+ * The PREFILL phase (vLLM's request_prefill_time_seconds, from a slot to the
+ * first token) and the prompt tokens it computed
+ * (request_prefill_kv_computed_tokens, vllm-project/vllm#30189: prompt
+ * tokens less the cached ones), both recorded as a request finishes: the
+ * window's means, -1 when nothing finished or the engine predates them.
+ * Names and labels as vLLM serves them (vllm/v1/metrics/loggers.py; the
+ * prefill histogram on the page pasted in vllm-project/production-stack#617);
+ * values written for the test.
+ */
+static void extract_prefill(void)
+{
+	const char *p1 =
+	    "vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 0\n"
+	    "vllm:request_prefill_time_seconds_sum{engine=\"0\",model_name=\"m\"} 1.0\n"
+	    "vllm:request_prefill_time_seconds_count{engine=\"0\",model_name=\"m\"} 10\n"
+	    "vllm:request_prefill_kv_computed_tokens_sum{engine=\"0\",model_name=\"m\"} 20000\n"
+	    "vllm:request_prefill_kv_computed_tokens_count{engine=\"0\",model_name=\"m\"} 10\n";
+	/* 4 more: 0.2 s each for 500 tokens each */
+	const char *p2 =
+	    "vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 0\n"
+	    "vllm:request_prefill_time_seconds_sum{engine=\"0\",model_name=\"m\"} 1.8\n"
+	    "vllm:request_prefill_time_seconds_count{engine=\"0\",model_name=\"m\"} 14\n"
+	    "vllm:request_prefill_kv_computed_tokens_sum{engine=\"0\",model_name=\"m\"} 22000\n"
+	    "vllm:request_prefill_kv_computed_tokens_count{engine=\"0\",model_name=\"m\"} 14\n";
+	/* a vLLM before #30189: the prefill time alone says nothing */
+	const char *p3 =
+	    "vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 0\n"
+	    "vllm:request_prefill_time_seconds_sum{engine=\"0\",model_name=\"m\"} 2.0\n"
+	    "vllm:request_prefill_time_seconds_count{engine=\"0\",model_name=\"m\"} 15\n";
+	const char *pages[] = {p1, p2, p2, p3};
+	const double ms[] = {100, 200, -1, 200}, tok[] = {2000, 500, -1, -1};
+	struct agent_server srv;
+
+	new_server(&srv);
+	for (int i = 0; i < 4; i++) {
+		if (!extract_text(&srv, pages[i]))
+			return;
+		if (!ASSERT_TRUE(fabs(srv.s.prefill_avg_ms - ms[i]) < 1e-6, "prefill window") ||
+		    !ASSERT_TRUE(fabs(srv.s.prefill_tokens_avg - tok[i]) < 1e-6, "tokens window"))
+			fprintf(stderr, "  page %d: prefill %g want %g, tokens %g want %g\n", i,
+				srv.s.prefill_avg_ms, ms[i], srv.s.prefill_tokens_avg, tok[i]);
+	}
+}
+
+/*
  * TGI's tgi_request_inference_duration (from the batch's start to the last
  * token, queueing aside; seconds, router/src/server.rs) gives run_avg_ms as
  * vLLM's request_inference_time does. Page 1 is the recorded tgi.txt; the
@@ -1260,6 +1305,7 @@ static const struct test_case cases[] = {
     {"extract_kinds", extract_kinds},
     {"extract_windows", extract_windows},
     {"extract_e2e", extract_e2e},
+    {"extract_prefill", extract_prefill},
     {"extract_run", extract_run},
     {"extract_run_tgi", extract_run_tgi},
     {"since_finish", since_finish},

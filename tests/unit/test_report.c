@@ -36,6 +36,8 @@ static void fill(struct agent_report *r)
 	r->servers[0].ttft_avg_ms = 123.456;
 	r->servers[0].e2e_avg_ms = 654.5;
 	r->servers[0].run_avg_ms = 432.25;
+	r->servers[0].prefill_avg_ms = 101.5;
+	r->servers[0].prefill_tokens_avg = 2048;
 	r->servers[0].since_finish_ms = 1800;
 	r->servers[0].probe_ms_per_token = 12.5;
 	r->nmodels = 2;
@@ -49,6 +51,7 @@ static void fill(struct agent_report *r)
 	r->ttft_avg_ms = 123.456;
 	r->e2e_avg_ms = 654.5;
 	r->run_avg_ms = 432.25;
+	r->prefill_avg_ms = 101.5;
 	r->since_finish_ms = 1800;
 	r->probe_ms_per_token = 12.5;
 	r->nhints = 2;
@@ -97,6 +100,9 @@ static void round_trip(void)
 	ASSERT_TRUE(b.ttft_avg_ms == 123.456, "ttft");
 	ASSERT_TRUE(b.e2e_avg_ms == 654.5 && b.servers[0].e2e_avg_ms == 654.5, "e2e");
 	ASSERT_TRUE(b.run_avg_ms == 432.25 && b.servers[0].run_avg_ms == 432.25, "run");
+	ASSERT_TRUE(b.prefill_avg_ms == 101.5 && b.servers[0].prefill_avg_ms == 101.5, "prefill");
+	ASSERT_TRUE(b.prefill_tokens_avg == -1 && b.servers[0].prefill_tokens_avg == 2048,
+		    "prefill tokens: the node's unknown, the server's sent");
 	ASSERT_TRUE(b.since_finish_ms == 1800 && b.servers[0].since_finish_ms == 1800,
 		    "since finish");
 	ASSERT_TRUE(b.probe_ms_per_token == 12.5 && b.servers[0].probe_ms_per_token == 12.5,
@@ -177,6 +183,10 @@ static const struct bad_case {
     {"queue string", HEAD ",\"queue_depth\":\"3\"}", -EINVAL, "queue_depth: expected a number"},
     {"probe negative", HEAD ",\"probe_ms_per_token\":-3}", -EINVAL,
      "probe_ms_per_token: -3 out of range"},
+    {"prefill negative", HEAD ",\"prefill_avg_ms\":-2}", -EINVAL,
+     "prefill_avg_ms: -2 out of range"},
+    {"prefill tokens string", HEAD ",\"prefill_tokens_avg\":\"many\"}", -EINVAL,
+     "prefill_tokens_avg: expected a number"},
     {"gpus not array", HEAD ",\"nvml\":true,\"gpus\":{}}", -EINVAL, "gpus: expected an array"},
     {"gpus without nvml", HEAD ",\"gpus\":[{\"index\":0}]}", -EINVAL, "nvml is false"},
     {"gpu not object", HEAD ",\"nvml\":true,\"gpus\":[3]}", -EINVAL, "gpus[0]: expected"},

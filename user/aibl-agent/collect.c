@@ -40,6 +40,7 @@ int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t 
 		s->queue_depth = s->running = s->kv_cache_usage = -1;
 		s->prefix_cache_hit_rate = s->ttft_avg_ms = s->e2e_avg_ms = s->run_avg_ms = -1;
 		s->since_finish_ms = s->probe_ms_per_token = -1;
+		s->prefill_avg_ms = s->prefill_tokens_avg = -1;
 	}
 	err = agent_hints__init(&a->hints, cfg->max_hints, cfg->pressure_start,
 				cfg->pressure_max_rate);
@@ -899,8 +900,8 @@ static void add_loras(struct agent_report *r, const struct agent_server *srv, bo
 
 int agent__report(struct agent *a, struct agent_report *r)
 {
-	double q = 0, inflight = 0, hit = 0, ttft = 0, e2e = 0, run = 0;
-	int nq = 0, nin = 0, nhit = 0, nttft = 0, ne2e = 0, nrun = 0;
+	double q = 0, inflight = 0, hit = 0, ttft = 0, e2e = 0, run = 0, pf = 0, pft = 0;
+	int nq = 0, nin = 0, nhit = 0, nttft = 0, ne2e = 0, nrun = 0, npf = 0;
 	uint64_t now;
 	bool fresh = false;
 
@@ -977,6 +978,12 @@ int agent__report(struct agent *a, struct agent_report *r)
 			run += s->run_avg_ms;
 			nrun++;
 		}
+		/* the two figures of the same servers */
+		if (s->prefill_avg_ms >= 0 && s->prefill_tokens_avg >= 0) {
+			pf += s->prefill_avg_ms;
+			pft += s->prefill_tokens_avg;
+			npf++;
+		}
 		r->since_finish_ms = fmax(r->since_finish_ms, s->since_finish_ms);
 		if (s->probe_ms_per_token > 0 &&
 		    (r->probe_ms_per_token < 0 || s->probe_ms_per_token < r->probe_ms_per_token))
@@ -988,6 +995,8 @@ int agent__report(struct agent *a, struct agent_report *r)
 	r->ttft_avg_ms = nttft ? ttft / nttft : -1;
 	r->e2e_avg_ms = ne2e ? e2e / ne2e : -1;
 	r->run_avg_ms = nrun ? run / nrun : -1;
+	r->prefill_avg_ms = npf ? pf / npf : -1;
+	r->prefill_tokens_avg = npf ? pft / npf : -1;
 	r->stale = !fresh;
 
 	agent_hints__tick(&a->hints, now, node_kv(a));

@@ -457,6 +457,26 @@ static void window_run(struct agent_server *srv, const struct prom_page *pg, con
 	    window_mean_ms(srv, pg, sum, count, &srv->prev.run_sum, &srv->prev.run_count);
 }
 
+/* the window's mean PREFILL phase in ms and mean prompt tokens computed
+ * there (vLLM records both as each request finishes: the same requests),
+ * -1 when none finished or the engine does not export them */
+static void window_prefill(struct agent_server *srv, const struct prom_page *pg, const char *p)
+{
+	char a[128], b[128];
+	double v;
+
+	srv->s.prefill_avg_ms =
+	    window_mean_ms(srv, pg, cat(a, sizeof(a), p, "request_prefill_time_seconds_sum"),
+			   cat(b, sizeof(b), p, "request_prefill_time_seconds_count"),
+			   &srv->prev.prefill_sum, &srv->prev.prefill_count);
+	srv->s.prefill_tokens_avg =
+	    window(srv, pg, cat(a, sizeof(a), p, "request_prefill_kv_computed_tokens_sum"),
+		   cat(b, sizeof(b), p, "request_prefill_kv_computed_tokens_count"),
+		   &srv->prev.computed_sum, &srv->prev.computed_count, &v)
+		? -1
+		: v;
+}
+
 /* prefix cache hit rate over the window: 0 when it was read */
 static int window_hits(struct agent_server *srv, const struct prom_page *pg, const char *hits,
 		       const char *queries)
@@ -534,6 +554,7 @@ static void extract_vllm(const struct prom_page *pg, struct agent_server *srv)
 	/* the RUNNING phase: prefill and decode, no queueing */
 	window_run(srv, pg, cat(a, sizeof(a), p, "request_inference_time_seconds_sum"),
 		   cat(b, sizeof(b), p, "request_inference_time_seconds_count"));
+	window_prefill(srv, pg, p);
 
 	/*
 	 * LoRA adapters running now count as resident models. The gauge keeps
@@ -660,6 +681,7 @@ static void start_page(struct agent_server *srv, const char *kind)
 		srv->prev.valid = false; /* another server behind the URL */
 	snprintf(s->kind, sizeof(s->kind), "%s", kind);
 	s->queue_depth = s->running = s->kv_cache_usage = s->e2e_avg_ms = s->run_avg_ms = -1;
+	s->prefill_avg_ms = s->prefill_tokens_avg = -1;
 	srv->restarted = false;
 	srv->e2e_seen = false;
 	srv->nloras = srv->npage_models = 0;
@@ -684,6 +706,10 @@ static void end_page(struct agent_server *srv)
 		s->e2e_avg_ms = -1;
 	if (s->run_avg_ms < 0 || !isfinite(s->run_avg_ms))
 		s->run_avg_ms = -1;
+	if (s->prefill_avg_ms < 0 || !isfinite(s->prefill_avg_ms))
+		s->prefill_avg_ms = -1;
+	if (s->prefill_tokens_avg < 0 || !isfinite(s->prefill_tokens_avg))
+		s->prefill_tokens_avg = -1;
 	srv->prev.valid = true;
 }
 

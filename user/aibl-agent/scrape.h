@@ -41,7 +41,9 @@ struct agent_counters {
 	struct agent_counter ttft_sum, ttft_count; /* seconds (ms for Triton) */
 	struct agent_counter e2e_sum, e2e_count;   /* request latency, seconds */
 	struct agent_counter run_sum, run_count;   /* time requests ran, seconds */
-	struct agent_counter hits, queries;	   /* prefix cache, tokens */
+	/* the PREFILL phase, seconds, and the prompt tokens it computed */
+	struct agent_counter prefill_sum, prefill_count, computed_sum, computed_count;
+	struct agent_counter hits, queries; /* prefix cache, tokens */
 };
 
 struct agent_server {

@@ -79,6 +79,12 @@ struct ar_server {
 	/* of the same requests, the mean time each ran (held a batch slot:
 	 * prefill and decode, no queueing), -1 none finished or not exported */
 	double run_avg_ms;
+	/* of the same requests, the mean time from a batch slot to the first
+	 * token (the PREFILL phase: its own prompt's compute and, where
+	 * prefills share the accelerator, the others' ahead of it) and the
+	 * mean prompt tokens computed (not found in the prefix cache); -1
+	 * none finished or not exported */
+	double prefill_avg_ms, prefill_tokens_avg;
 	/* how long it has run requests without finishing one (ms; 0 when one
 	 * finished since the scrape before, or nothing runs), -1 unknown */
 	double since_finish_ms;
@@ -138,6 +144,8 @@ struct agent_report {
 	double ttft_avg_ms;
 	double e2e_avg_ms;	   /* mean over the servers that finished requests, -1 none */
 	double run_avg_ms;	   /* likewise, of the servers that export it */
+	double prefill_avg_ms;	   /* likewise */
+	double prefill_tokens_avg; /* likewise */
 	double since_finish_ms;	   /* the longest of the servers', -1 unknown */
 	double probe_ms_per_token; /* the fastest server's speed probe, -1 none */
 	bool stale;		   /* no model server scraped successfully recently */
