@@ -776,6 +776,8 @@ static void metrics_and_status(void)
 		    "aibl_node_pins{node=\"n1\"} ",
 		    "aibl_node_ai_slots{node=\"n1\"} ",
 		    "aibl_node_ai_hold_ms{node=\"bad-silent\"} -1.0",
+		    "aibl_node_ai_prefill_wait_ms{node=\"bad-silent\"} -1.0",
+		    "aibl_node_ai_prefill_shared{node=\"n1\"} 0",
 		    "aibl_controller_loop_seconds ",
 		    "aibl_node_poll_errors_total{node=\"bad-silent\"} ",
 		    "aibl_dataplane_events_total{event=\"conn_miss\"} ",
@@ -822,6 +824,8 @@ static void metrics_and_status(void)
 		    "ai_slots",
 		    "ai_hold_ms",
 		    "ai_probe_ms",
+		    "ai_prefill_wait_ms",
+		    "ai_prefill_shared",
 		};
 
 		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)

@@ -201,6 +201,28 @@ static void pins_only_where_useful(void)
 	ASSERT_EQ(pins_to(a->id), 0, "a slower tier while the fast one has room: no pin");
 	d.svcs[0].slow[0] = false;
 	ASSERT_EQ(pins_to(a->id), 1, "the slower tier open: the pin holds");
+
+	/* prefills that take turns on the node's compute (struct
+	 * policy_prefill), each waiting for three others: a move costs the
+	 * session's whole prefill where it lands, and the three behind it
+	 * wait for it too. The pin yields to a queue four times as long, and
+	 * not to a faster node's free slot */
+	a->pf =
+	    (struct policy_prefill){.floor = 0.05, .wait_ms = 300, .own_ms = 100, .shared = true};
+	d.svcs[0].slow[0] = d.svcs[0].beyond[0] = true;
+	{
+		struct pin_ent *p;
+		int n;
+
+		ASSERT_OK(nodes__build_pins(&d, &p, &n), "build");
+		ASSERT_EQ(n, 1, "shared compute: a slower tier keeps its pins");
+		ASSERT_TRUE(n == 1 && p[0].val.spill_ms == 4 * d.cfg.ai.pin_spill_ms,
+			    "the spill scaled by the contention");
+		ASSERT_TRUE(n == 1 && !(p[0].val.flags & AIBL_PIN_F_SLOWER),
+			    "no yield to a faster node's free slot");
+		free(p);
+	}
+	d.svcs[0].slow[0] = d.svcs[0].beyond[0] = false;
 	cleanup();
 }
 

@@ -926,6 +926,66 @@ static void ai_stale(void)
 	ASSERT_EQ(out[0].weight, 100, "agentless node with the model listed");
 }
 
+/* one window of the engine's prefill figures into pf */
+static void prefill_window(struct policy_prefill *pf, double ms, double tokens)
+{
+	struct agent_report r;
+
+	agent_report__init(&r);
+	r.prefill_avg_ms = ms;
+	r.prefill_tokens_avg = tokens;
+	policy__prefill_update(pf, &r, 0.3);
+}
+
+/*
+ * Whether a node's prefills take turns on its compute: from the engine's
+ * time per computed prompt token. Prefills in slots of their own take
+ * their tokens' time (simnode's defaults: 2 ms + 0.05 ms a token, +-10 %),
+ * however many run; prefills that take turns take the others' too.
+ */
+static void ai_prefill_shared(void)
+{
+	struct policy_prefill pf;
+
+	config__defaults(&cfg);
+	policy__prefill_init(&pf);
+	prefill_window(&pf, -1, -1);
+	ASSERT_TRUE(pf.floor < 0 && !pf.shared, "nothing finished: nothing known");
+	/* slots of their own: whole prompts, cached turns of 130 tokens whose
+	 * 2 ms overhead is a quarter of their time, jitter both ways */
+	for (int i = 0; i < 40; i++) {
+		double j = i % 3 == 0 ? 0.9 : i % 3 == 1 ? 1.1 : 1;
+
+		if (i % 4 == 0)
+			prefill_window(&pf, (2 + 2000 * 0.05) * j, 2000);
+		else if (i % 4 == 1)
+			prefill_window(&pf, (2 + 130 * 0.05) * j, 130);
+		else
+			prefill_window(&pf, (2 + 130 * 0.05 + 2 + 2000 * 0.05) / 2 * j, 1065);
+	}
+	ASSERT_FALSE(pf.shared, "their own compute each: not shared");
+	ASSERT_TRUE(fabs(pf.floor - 0.9 * 0.051) < 1e-3, "floor: the fastest per token");
+	/* taking turns: three whole prompts at once, the last waits for two */
+	for (int i = 0; i < 3; i++) {
+		prefill_window(&pf, 102 * 2, 2000);
+		prefill_window(&pf, 102 * 3, 2000);
+	}
+	ASSERT_TRUE(pf.shared, "waits longer than their compute: shared");
+	ASSERT_TRUE(pf.wait_ms > pf.own_ms, "the wait measured");
+	for (int i = 0; i < 20; i++)
+		prefill_window(&pf, 92, 2000);
+	ASSERT_TRUE(pf.shared, "idle again: still the same engine");
+	ASSERT_TRUE(pf.wait_ms < 0.2 * pf.own_ms, "and its wait back to nothing");
+
+	/* a pin's spill there: as many more as a prefill waits for */
+	ASSERT_EQ(policy__pin_spill(&cfg.ai, 0), cfg.ai.pin_spill_ms, "no wait: pin_spill_ms");
+	ASSERT_EQ(policy__pin_spill(&cfg.ai, 3), 4 * cfg.ai.pin_spill_ms, "three ahead: 4x");
+	ASSERT_EQ(policy__pin_spill(&cfg.ai, 1e6), 65535, "capped");
+	cfg.ai.pin_spill_ms = 0;
+	ASSERT_EQ(policy__pin_spill(&cfg.ai, 3), 0, "0: pins always win, still");
+	config__defaults(&cfg);
+}
+
 static void hysteresis(void)
 {
 	ASSERT_EQ(policy__hysteresis(100, 105, 10), 100, "5 % move kept");
@@ -951,6 +1011,7 @@ static const struct test_case cases[] = {
     {"ai_cold_start", ai_cold_start},
     {"ai_latency_spill", ai_latency_spill},
     {"ai_stale", ai_stale},
+    {"ai_prefill_shared", ai_prefill_shared},
     {"hysteresis", hysteresis},
 };
 

@@ -49,6 +49,7 @@ struct node_rt {
 	double slots;		     /* ai: requests it runs at once, < 0 unknown */
 	double ran;		     /* ai: the most it was seen running at once */
 	double run_ms;		     /* ai: how long its requests hold a slot, < 0 unknown */
+	struct policy_prefill pf;    /* ai: do its prefills wait for each other */
 	__s64 rep_active;	     /* active when the report arrived */
 	double prev_other;	     /* in_flight - rep_active of the report before, NAN unknown */
 	/* the most flows this balancer can have had open at the node while

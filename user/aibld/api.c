@@ -122,6 +122,12 @@ static double node_slots(const struct node_rt *n)
 	return n->slots >= 1 ? n->slots : -1;
 }
 
+/* ai: how long its prefills waited beyond their own compute, ms, -1 unknown */
+static double node_prefill_wait_ms(const struct node_rt *n)
+{
+	return n->pf.wait_ms >= 0 ? n->pf.wait_ms : -1;
+}
+
 /* ai's learnt figures of a node (-1 unknown): why it is priced as it is */
 static void ai_figures(const struct aibld *d, const struct node_rt *n, __u64 now, json_t *jn)
 {
@@ -130,6 +136,8 @@ static void ai_figures(const struct aibld *d, const struct node_rt *n, __u64 now
 	json_object_set_new(jn, AIBL_SJ_AI_SLOTS, json_real(node_slots(n)));
 	json_object_set_new(jn, AIBL_SJ_AI_HOLD_MS, json_real(node_hold_ms(d, n, now)));
 	json_object_set_new(jn, AIBL_SJ_AI_PROBE_MS, json_real(node_probe_ms(n)));
+	json_object_set_new(jn, AIBL_SJ_AI_PREFILL_WAIT_MS, json_real(node_prefill_wait_ms(n)));
+	json_object_set_new(jn, AIBL_SJ_AI_PREFILL_SHARED, json_boolean(n->pf.shared));
 }
 
 static json_t *status_json(struct aibld *d)
@@ -342,6 +350,13 @@ static char *metrics_text(struct aibld *d)
 		    "ai: the node agent's speed probe, ms per output token of a short request, "
 		    "-1 none",
 		    "%.2f", node_probe_ms(n));
+	NODE_METRIC("aibl_node_ai_prefill_wait_ms", "gauge",
+		    "ai: how long the node's prefills waited beyond their own compute in ms "
+		    "(EWMA), -1 unknown",
+		    "%.1f", node_prefill_wait_ms(n));
+	NODE_METRIC("aibl_node_ai_prefill_shared", "gauge",
+		    "ai: 1 once the node's prefills were seen taking turns on its compute", "%d",
+		    n->pf.shared ? 1 : 0);
 	NODE_METRIC("aibl_node_poll_errors_total", "counter", "failed polls of the node", "%llu",
 		    (unsigned long long)n->poll_errors);
 	NODE_METRIC("aibl_node_consecutive_failures", "gauge", "failed polls in a row", "%u",

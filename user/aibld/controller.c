@@ -141,6 +141,7 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		nn->cfg_idx = i;
 		nn->id = AIBL_NO_BACKEND;
 		nn->ttft_ms = nn->lat_ms = nn->lat_floor_ms = nn->slots = nn->run_ms = -1;
+		policy__prefill_init(&nn->pf);
 		nn->rep_active = -1;
 		nn->prev_other = NAN;
 		nn->ours_max = -1;
@@ -519,6 +520,7 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 	    .slots = n->slots,
 	    .ran = n->ran,
 	    .run_ms = n->run_ms,
+	    .prefill_shared = n->pf.shared,
 	    .since_finish_ms = n->have_rep ? n->rep.since_finish_ms : -1,
 	    .rep_active = n->rep_active,
 	    .prev_other = n->prev_other,

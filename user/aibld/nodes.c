@@ -196,6 +196,11 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 		    policy__lat_update(n->lat_ms, &n->lat_floor_ms, &n->rep, d->cfg.lt_smoothing);
 		policy__slots_update(&n->slots, &n->ran, &n->rep, d->cfg.lt_smoothing);
 		n->run_ms = policy__ewma(n->run_ms, n->rep.run_avg_ms, d->cfg.lt_smoothing);
+		if (policy__prefill_update(&n->pf, &n->rep, d->cfg.lt_smoothing))
+			pr_info(
+			    "node '%s': its prefills take turns on its compute (they waited "
+			    "%.0f ms beyond %.0f ms of their own): its sessions' pins hold harder",
+			    n->name, n->pf.wait_ms, n->pf.own_ms);
 		n->rep_active = n->active;
 	}
 	if ((n->down || n->unhealthy) && n->oks >= d->cfg.rise_after) {
@@ -297,6 +302,27 @@ static int svc_node_pos(const struct cfg_service *s, int idx)
 }
 
 /*
+ * How many prefills a prefill waits for at the service's nodes whose
+ * prefills share their compute (struct policy_prefill: the measured wait
+ * over the own compute), their mean; 0 none measured
+ */
+static double svc_contention(const struct aibld *d, const struct cfg_service *s)
+{
+	double sum = 0;
+	int n = 0;
+
+	for (int k = 0; k < s->nnodes; k++) {
+		const struct policy_prefill *pf = &d->nodes[s->nodes[k]].pf;
+
+		if (pf->shared && pf->own_ms > 0 && pf->wait_ms >= 0) {
+			sum += pf->wait_ms / pf->own_ms;
+			n++;
+		}
+	}
+	return n ? sum / n : 0;
+}
+
+/*
  * Desired pins from every usable node's latest hints: a hint names a VIP
  * (and port/proto) or only a model; it pins the client to the node in
  * every matching service the node belongs to. Per node the best
@@ -311,10 +337,16 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 	struct pin_ent *all = NULL;
 	int n = 0, cap = 0, err = 0, kept;
 
+	double *contention = calloc(c->nservices + 1, sizeof(double));
+
 	*out = NULL;
 	*count = 0;
-	for (int s = 0; s < c->nservices; s++)
+	if (!contention)
+		return -ENOMEM;
+	for (int s = 0; s < c->nservices; s++) {
 		d->svcs[s].npins = 0;
+		contention[s] = svc_contention(d, &c->services[s]);
+	}
 	for (int i = 0; i < c->nnodes; i++) {
 		struct node_rt *nd = &d->nodes[i];
 		struct policy_node pn;
@@ -358,7 +390,7 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 				 * pins hold, so a session does not bounce with the
 				 * load. A session moved is pinned where it lands */
 				pos = svc_node_pos(cs, i);
-				if (pos < 0 || d->svcs[s].slow[pos] ||
+				if (pos < 0 || (d->svcs[s].slow[pos] && !nd->pf.shared) ||
 				    policy__model_state(&pn, cs->model) != MODEL_RESIDENT)
 					continue;
 				if (n == cap) {
@@ -386,6 +418,10 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 				 * for every session at once */
 				p->val.spill_ms = c->ai.pin_spill_ms;
 				p->val.flags = d->svcs[s].beyond[pos] ? AIBL_PIN_F_SLOWER : 0;
+				if (nd->pf.shared) {
+					p->val.spill_ms = policy__pin_spill(&c->ai, contention[s]);
+					p->val.flags = 0;
+				}
 				p->val.expires_ns = now + ttl * 1000000ULL;
 				p->score = hint->score;
 				p->node = i;
@@ -439,6 +475,7 @@ out:
 		for (int s = 0; s < c->nservices; s++)
 			if (d->svcs[s].id == all[i].key.svc_id)
 				d->svcs[s].npins++;
+	free(contention);
 	if (err) {
 		free(all);
 		return err;

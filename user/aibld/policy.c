@@ -265,6 +265,43 @@ double policy__lat_update(double lat, double *floor, const struct agent_report *
 	return lat;
 }
 
+void policy__prefill_init(struct policy_prefill *pf)
+{
+	*pf = (struct policy_prefill){.floor = -1, .wait_ms = -1, .own_ms = -1};
+}
+
+bool policy__prefill_update(struct policy_prefill *pf, const struct agent_report *r, double alpha)
+{
+	double ms = r->prefill_avg_ms, tok = r->prefill_tokens_avg, own;
+
+	/* no request finished in the window, or the engine does not say */
+	if (!(ms >= 0) || !(tok >= 1))
+		return false;
+	if (pf->floor < 0 || ms / tok < pf->floor)
+		pf->floor = ms / tok;
+	own = tok * pf->floor;
+	pf->wait_ms = policy__ewma(pf->wait_ms, fmax(0, ms - own), alpha);
+	pf->own_ms = policy__ewma(pf->own_ms, own, alpha);
+	if (pf->shared || !(pf->wait_ms > pf->own_ms))
+		return false;
+	pf->shared = true;
+	return true;
+}
+
+/*
+ * Moving a session off its cache costs its whole prompt's prefill where it
+ * lands, and where prefills share the compute, every request queued there
+ * waits for that prefill too: as many as a prefill waits for (contention,
+ * measured). The pin yields only to a queue that much longer. pin_spill_ms
+ * 0 stays 0: pins always win.
+ */
+__u16 policy__pin_spill(const struct cfg_ai *ai, double contention)
+{
+	double v = ai->pin_spill_ms * (1 + fmax(0, contention));
+
+	return v >= 65535 ? 65535 : (__u16)lround(v);
+}
+
 static __u32 to_cost(double v)
 {
 	if (!(v > 0))

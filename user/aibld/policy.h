@@ -15,6 +15,22 @@
 #include "report.h"
 
 /* what the controller knows of one node when it computes a service */
+/*
+ * ai: whether a node's prefills share its compute, from the engine's own
+ * figures (vLLM's request_prefill_time_seconds and
+ * request_prefill_kv_computed_tokens: the same finished requests). The
+ * fastest time per computed token seen is the node's alone (floor); what
+ * the window's prefills took beyond it (wait_ms) against what their own
+ * compute was (own_ms), both EWMAs: prefills that wait longer than their
+ * own compute take turns on it, as on a GPU, and the node is marked
+ * shared for good (a property of its engine, seen only under load).
+ */
+struct policy_prefill {
+	double floor; /* ms per computed token, < 0 unknown */
+	double wait_ms, own_ms;
+	bool shared;
+};
+
 struct policy_node {
 	const struct cfg_node *cfg;
 	bool usable;			/* up and not draining */
@@ -41,6 +57,9 @@ struct policy_node {
 	double lat_floor_ms, slots;
 	double ran;    /* the most requests it was seen running at once, 0 none */
 	double run_ms; /* how long its requests hold a slot (EWMA), < 0 unknown */
+	/* its prefills were seen waiting for each other (struct
+	 * policy_prefill) */
+	bool prefill_shared;
 	/* how long it has run requests without finishing one (its report's,
 	 * while fresh), < 0 unknown: a slot is held at least that long */
 	double since_finish_ms;
@@ -144,5 +163,13 @@ int policy__weights(const struct config *cfg, const struct cfg_service *svc,
 __u32 policy__hysteresis(__u32 applied, __u32 target, unsigned int pct);
 /* smoothed least_time sample */
 double policy__ewma(double old, double sample, double alpha);
+
+void policy__prefill_init(struct policy_prefill *pf);
+/* ai: the spill of a pin at a node whose prefills share its compute, where
+ * each prefill waits for `contention` others (pin_spill_ms scaled) */
+__u16 policy__pin_spill(const struct cfg_ai *ai, double contention);
+/* a report's prefill figures into pf (EWMA alpha); true when this one marks
+ * the node shared */
+bool policy__prefill_update(struct policy_prefill *pf, const struct agent_report *r, double alpha);
 
 #endif

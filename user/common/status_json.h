@@ -75,6 +75,11 @@
 #define AIBL_SJ_LAST_ERROR    "last_error"
 #define AIBL_SJ_CONFIGURED    "configured"
 
+/* ai: how long a node's prefills wait beyond their own compute, and whether
+ * they were seen taking turns on it (struct policy_prefill) */
+#define AIBL_SJ_AI_PREFILL_WAIT_MS "ai_prefill_wait_ms"
+#define AIBL_SJ_AI_PREFILL_SHARED  "ai_prefill_shared"
+
 /* the answer to drain/undrain and poll, and an error */
 #define AIBL_SJ_NODE	 "node"
 #define AIBL_SJ_DRAINING "draining"
