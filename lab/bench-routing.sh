@@ -68,7 +68,10 @@
 # scenario and rate, a summary table (per scenario and rate, ai's TTFT p99
 # and tok/s over the best classic policy's and the goals it missed), and
 # $AIBL_BUILD/bench/routing/ttft-p99-<scenario>.png
-# (TTFT p99 against rate per policy). A missed TTFT goal that lies below
+# (TTFT p99 against rate per policy). Each run leaves, in
+# $AIBL_BUILD/bench/routing/<scenario>/<policy>-r<rate>.*, the load
+# generator's samples (.tsv) and result (.json), the figures (.stats.json)
+# and aibld's log (.aibld.log). A missed TTFT goal that lies below
 # the floor of every policy (the p99 of each request's prefill on the
 # fastest node that may serve it, its earlier turns cached, no queue) says
 # so: no routing meets it.
@@ -416,6 +419,8 @@ run_all() {
 			for p in $POLICIES; do
 				nodes_start "$scen"
 				write_config "$p"
+				# each run's controller log is kept beside its samples
+				: >"$LAB_DIR/aibld.log"
 				lab_start_aibld "$CFG" || die "$p: aibld did not start (log: $LAB_DIR/aibld.log)"
 				lab_wait_nodes_up "$NODES" 20 ||
 					die "$p: not all $NODES nodes up (logs: $LAB_DIR/sim-n*.log, agent-n*.log)"
@@ -440,6 +445,7 @@ run_all() {
 				lab_stop aibld &
 				nodes_stop
 				wait
+				cp "$LAB_DIR/aibld.log" "$f.aibld.log" 2>/dev/null
 				lab_run lb "$AIBL_BUILD/aibld" --teardown --config "$CFG" >/dev/null 2>&1
 			done
 		done
