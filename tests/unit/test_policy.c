@@ -980,7 +980,10 @@ static void ai_prefill_shared(void)
 	/* a pin's spill there: as many more as a prefill waits for */
 	ASSERT_EQ(policy__pin_spill(&cfg.ai, 0), cfg.ai.pin_spill_ms, "no wait: pin_spill_ms");
 	ASSERT_EQ(policy__pin_spill(&cfg.ai, 3), 4 * cfg.ai.pin_spill_ms, "three ahead: 4x");
-	ASSERT_EQ(policy__pin_spill(&cfg.ai, 1e6), 65535, "capped");
+	ASSERT_EQ(policy__pin_spill(&cfg.ai, 1e6), 16 * cfg.ai.pin_spill_ms,
+		  "an agent's claim of a million ahead: the last of 16 at most");
+	cfg.ai.pin_spill_ms = 10000;
+	ASSERT_EQ(policy__pin_spill(&cfg.ai, 15), 65535, "within the field");
 	cfg.ai.pin_spill_ms = 0;
 	ASSERT_EQ(policy__pin_spill(&cfg.ai, 3), 0, "0: pins always win, still");
 	config__defaults(&cfg);

@@ -293,11 +293,15 @@ bool policy__prefill_update(struct policy_prefill *pf, const struct agent_report
  * lands, and where prefills share the compute, every request queued there
  * waits for that prefill too: as many as a prefill waits for (contention,
  * measured). The pin yields only to a queue that much longer. pin_spill_ms
- * 0 stays 0: pins always win.
+ * 0 stays 0: pins always win. At most AI_MAX_CONTENTION: the figures are an
+ * agent's, and one that claims its prefills wait for a million others must
+ * not make every pin of the service permanent.
  */
+#define AI_MAX_CONTENTION 15 /* the last of 16 prompts admitted together */
+
 __u16 policy__pin_spill(const struct cfg_ai *ai, double contention)
 {
-	double v = ai->pin_spill_ms * (1 + fmax(0, contention));
+	double v = ai->pin_spill_ms * (1 + fmin(AI_MAX_CONTENTION, fmax(0, contention)));
 
 	return v >= 65535 ? 65535 : (__u16)lround(v);
 }
