@@ -520,7 +520,6 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 	    .slots = n->slots,
 	    .ran = n->ran,
 	    .run_ms = n->run_ms,
-	    .prefill_shared = n->pf.shared,
 	    .since_finish_ms = n->have_rep ? n->rep.since_finish_ms : -1,
 	    .rep_active = n->rep_active,
 	    .prev_other = n->prev_other,

@@ -336,7 +336,6 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 	__u64 now = clock_mono_ns();
 	struct pin_ent *all = NULL;
 	int n = 0, cap = 0, err = 0, kept;
-
 	double *contention = calloc(c->nservices + 1, sizeof(double));
 
 	*out = NULL;
@@ -388,7 +387,11 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 				 * fast nodes are half full (a moved session's first
 				 * turn is a full prefill others would wait for), its
 				 * pins hold, so a session does not bounce with the
-				 * load. A session moved is pinned where it lands */
+				 * load. A session moved is pinned where it lands.
+				 * Where prefills take turns on the node's compute
+				 * (struct policy_prefill) the pin holds either way:
+				 * the move would cost the fast node a whole prefill
+				 * that every request queued there waits for */
 				pos = svc_node_pos(cs, i);
 				if (pos < 0 || (d->svcs[s].slow[pos] && !nd->pf.shared) ||
 				    policy__model_state(&pn, cs->model) != MODEL_RESIDENT)

@@ -14,7 +14,6 @@
 #include "config.h"
 #include "report.h"
 
-/* what the controller knows of one node when it computes a service */
 /*
  * ai: whether a node's prefills share its compute, from the engine's own
  * figures (vLLM's request_prefill_time_seconds and
@@ -31,6 +30,7 @@ struct policy_prefill {
 	bool shared;
 };
 
+/* what the controller knows of one node when it computes a service */
 struct policy_node {
 	const struct cfg_node *cfg;
 	bool usable;			/* up and not draining */
@@ -57,9 +57,6 @@ struct policy_node {
 	double lat_floor_ms, slots;
 	double ran;    /* the most requests it was seen running at once, 0 none */
 	double run_ms; /* how long its requests hold a slot (EWMA), < 0 unknown */
-	/* its prefills were seen waiting for each other (struct
-	 * policy_prefill) */
-	bool prefill_shared;
 	/* how long it has run requests without finishing one (its report's,
 	 * while fresh), < 0 unknown: a slot is held at least that long */
 	double since_finish_ms;
@@ -165,11 +162,11 @@ __u32 policy__hysteresis(__u32 applied, __u32 target, unsigned int pct);
 double policy__ewma(double old, double sample, double alpha);
 
 void policy__prefill_init(struct policy_prefill *pf);
+/* ai: a report's prefill figures into pf (EWMA alpha); true when this one
+ * marks the node shared */
+bool policy__prefill_update(struct policy_prefill *pf, const struct agent_report *r, double alpha);
 /* ai: the spill of a pin at a node whose prefills share its compute, where
  * each prefill waits for `contention` others (pin_spill_ms scaled) */
 __u16 policy__pin_spill(const struct cfg_ai *ai, double contention);
-/* a report's prefill figures into pf (EWMA alpha); true when this one marks
- * the node shared */
-bool policy__prefill_update(struct policy_prefill *pf, const struct agent_report *r, double alpha);
 
 #endif
