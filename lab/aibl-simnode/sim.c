@@ -726,6 +726,7 @@ void sim__finish(struct sim *s, struct sim_req *rq, const char *cont, size_t con
 	/* vLLM records both phases when the request finishes */
 	m->prefill_sum += ((rq->t_first > 0 ? rq->t_first : now) - rq->t_admitted) / 1e3;
 	m->computed_tokens += rq->prompt_tokens - rq->cached_tokens;
+	m->request_prompt_tokens += rq->prompt_tokens;
 	m->e2e_count++;
 	s->running_tokens -= rq->prompt_tokens + rq->generated;
 	if (rq->cache_entry >= 0) {
@@ -785,6 +786,7 @@ enum sim_hist {
 	SIM_HIST_RUN,
 	SIM_HIST_PREFILL,
 	SIM_HIST_COMPUTED,
+	SIM_HIST_PROMPT,
 };
 
 static double hist_sum(const struct sim_model *m, enum sim_hist h)
@@ -800,6 +802,8 @@ static double hist_sum(const struct sim_model *m, enum sim_hist h)
 		return m->prefill_sum;
 	case SIM_HIST_COMPUTED:
 		return (double)m->computed_tokens;
+	case SIM_HIST_PROMPT:
+		return (double)m->request_prompt_tokens;
 	default:
 		return m->e2e_sum;
 	}
@@ -966,6 +970,8 @@ char *sim__metrics(struct sim *s)
 	prom_hist(f, s, "vllm:request_prefill_kv_computed_tokens",
 		  "Histogram of new KV tokens computed during prefill (excluding cached tokens).",
 		  SIM_HIST_COMPUTED);
+	prom_hist(f, s, "vllm:request_prompt_tokens", "Number of prefill tokens processed.",
+		  SIM_HIST_PROMPT);
 	PER_MODEL(f, s, "aibl_simnode_model_resident", "gauge",
 		  "1 when the model is loaded and servable.", "%d", m->resident ? 1 : 0);
 	PER_MODEL(f, s, "aibl_simnode_model_loads_total", "counter", "Model loads (cold starts).",

@@ -89,9 +89,10 @@ struct sim_model {
 	 * request_queue_time / request_inference_time histograms; seconds
 	 * from a slot to the first token and the prompt tokens computed there
 	 * (not found in the prefix cache), as request_prefill_time and
-	 * request_prefill_kv_computed_tokens */
+	 * request_prefill_kv_computed_tokens; its whole prompt, cached or
+	 * not, as request_prompt_tokens */
 	double queue_sum, run_sum, prefill_sum;
-	uint64_t computed_tokens;
+	uint64_t computed_tokens, request_prompt_tokens;
 };
 
 struct sim_lora {

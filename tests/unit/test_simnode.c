@@ -548,6 +548,18 @@ static void metrics_page(void)
 	ASSERT_EQ(promtext__sum(&pg, "vllm:request_prefill_kv_computed_tokens_sum", &v), 2,
 		  "computed tokens again");
 	ASSERT_TRUE(v == 11, "one more token computed: the rest was cached");
+	/* vLLM's request_prompt_tokens: each finished request's whole prompt,
+	 * the cached part too */
+	{
+		double all, total;
+
+		ASSERT_EQ(promtext__sum(&pg, "vllm:request_prompt_tokens_count", &v), 2,
+			  "prompt tokens");
+		ASSERT_TRUE(v == 2, "two requests");
+		promtext__sum(&pg, "vllm:request_prompt_tokens_sum", &all);
+		promtext__sum(&pg, "vllm:prompt_tokens_total", &total);
+		ASSERT_TRUE(all == total && all > 11, "whole prompts, cached ones too");
+	}
 	ASSERT_EQ(promtext__sum(&pg, "vllm:num_requests_running", &v), 2, "running per model");
 	ASSERT_TRUE(v == 0, "idle");
 	/* vLLM's gauge counts running requests' blocks only: an idle node with
