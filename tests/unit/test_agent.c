@@ -736,10 +736,49 @@ static void extract_prefill(void)
 	for (int i = 0; i < 4; i++) {
 		if (!extract_text(&srv, pages[i]))
 			return;
+		/* pages without vLLM's request_prompt_tokens */
+		ASSERT_TRUE(srv.s.prompt_tokens_avg == -1, "no whole prompts");
 		if (!ASSERT_TRUE(fabs(srv.s.prefill_avg_ms - ms[i]) < 1e-6, "prefill window") ||
 		    !ASSERT_TRUE(fabs(srv.s.prefill_tokens_avg - tok[i]) < 1e-6, "tokens window"))
 			fprintf(stderr, "  page %d: prefill %g want %g, tokens %g want %g\n", i,
 				srv.s.prefill_avg_ms, ms[i], srv.s.prefill_tokens_avg, tok[i]);
+	}
+}
+
+/*
+ * The whole prompt of the window's finished requests, cached tokens too
+ * (vLLM's request_prompt_tokens histogram, recorded as a request finishes):
+ * the window's mean, -1 when nothing finished. The names and labels on a
+ * real V0 page (tests/data/metrics/vllm-v0.txt: one request, 5 tokens), then
+ * V1's names with values written for the test.
+ */
+static void extract_prompt(void)
+{
+	const char *p1 = "vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 0\n"
+			 "vllm:request_prompt_tokens_sum{engine=\"0\",model_name=\"m\"} 21000\n"
+			 "vllm:request_prompt_tokens_count{engine=\"0\",model_name=\"m\"} 10\n";
+	/* 4 more of 2,500 tokens each */
+	const char *p2 = "vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 0\n"
+			 "vllm:request_prompt_tokens_sum{engine=\"0\",model_name=\"m\"} 31000\n"
+			 "vllm:request_prompt_tokens_count{engine=\"0\",model_name=\"m\"} 14\n";
+	const char *pages[] = {p1, p2, p2};
+	const double want[] = {2100, 2500, -1};
+	struct agent_server srv;
+	struct prom_page pg;
+
+	new_server(&srv);
+	if (!load_page("vllm-v0.txt", &pg))
+		return;
+	agent_metrics__extract(&pg, &srv);
+	promtext__free(&pg);
+	ASSERT_TRUE(srv.s.prompt_tokens_avg == 5, "the V0 page's one request of 5 tokens");
+	new_server(&srv);
+	for (int i = 0; i < 3; i++) {
+		if (!extract_text(&srv, pages[i]))
+			return;
+		if (!ASSERT_TRUE(fabs(srv.s.prompt_tokens_avg - want[i]) < 1e-6, "prompt window"))
+			fprintf(stderr, "  page %d: %g want %g\n", i, srv.s.prompt_tokens_avg,
+				want[i]);
 	}
 }
 
@@ -1306,6 +1345,7 @@ static const struct test_case cases[] = {
     {"extract_windows", extract_windows},
     {"extract_e2e", extract_e2e},
     {"extract_prefill", extract_prefill},
+    {"extract_prompt", extract_prompt},
     {"extract_run", extract_run},
     {"extract_run_tgi", extract_run_tgi},
     {"since_finish", since_finish},

@@ -38,6 +38,7 @@ static void fill(struct agent_report *r)
 	r->servers[0].run_avg_ms = 432.25;
 	r->servers[0].prefill_avg_ms = 101.5;
 	r->servers[0].prefill_tokens_avg = 2048;
+	r->servers[0].prompt_tokens_avg = 2100.5;
 	r->servers[0].since_finish_ms = 1800;
 	r->servers[0].probe_ms_per_token = 12.5;
 	r->nmodels = 2;
@@ -52,6 +53,7 @@ static void fill(struct agent_report *r)
 	r->e2e_avg_ms = 654.5;
 	r->run_avg_ms = 432.25;
 	r->prefill_avg_ms = 101.5;
+	r->prompt_tokens_avg = 2100.5;
 	r->since_finish_ms = 1800;
 	r->probe_ms_per_token = 12.5;
 	r->nhints = 2;
@@ -103,6 +105,8 @@ static void round_trip(void)
 	ASSERT_TRUE(b.prefill_avg_ms == 101.5 && b.servers[0].prefill_avg_ms == 101.5, "prefill");
 	ASSERT_TRUE(b.prefill_tokens_avg == -1 && b.servers[0].prefill_tokens_avg == 2048,
 		    "prefill tokens: the node's unknown, the server's sent");
+	ASSERT_TRUE(b.prompt_tokens_avg == 2100.5 && b.servers[0].prompt_tokens_avg == 2100.5,
+		    "whole prompts");
 	ASSERT_TRUE(b.since_finish_ms == 1800 && b.servers[0].since_finish_ms == 1800,
 		    "since finish");
 	ASSERT_TRUE(b.probe_ms_per_token == 12.5 && b.servers[0].probe_ms_per_token == 12.5,
@@ -187,6 +191,8 @@ static const struct bad_case {
      "prefill_avg_ms: -2 out of range"},
     {"prefill tokens string", HEAD ",\"prefill_tokens_avg\":\"many\"}", -EINVAL,
      "prefill_tokens_avg: expected a number"},
+    {"prompt tokens huge", HEAD ",\"prompt_tokens_avg\":1e12}", -EINVAL,
+     "prompt_tokens_avg: 1e+12 out of range"},
     {"gpus not array", HEAD ",\"nvml\":true,\"gpus\":{}}", -EINVAL, "gpus: expected an array"},
     {"gpus without nvml", HEAD ",\"gpus\":[{\"index\":0}]}", -EINVAL, "nvml is false"},
     {"gpu not object", HEAD ",\"nvml\":true,\"gpus\":[3]}", -EINVAL, "gpus[0]: expected"},

@@ -40,7 +40,7 @@ int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t 
 		s->queue_depth = s->running = s->kv_cache_usage = -1;
 		s->prefix_cache_hit_rate = s->ttft_avg_ms = s->e2e_avg_ms = s->run_avg_ms = -1;
 		s->since_finish_ms = s->probe_ms_per_token = -1;
-		s->prefill_avg_ms = s->prefill_tokens_avg = -1;
+		s->prefill_avg_ms = s->prefill_tokens_avg = s->prompt_tokens_avg = -1;
 	}
 	err = agent_hints__init(&a->hints, cfg->max_hints, cfg->pressure_start,
 				cfg->pressure_max_rate);
@@ -900,8 +900,8 @@ static void add_loras(struct agent_report *r, const struct agent_server *srv, bo
 
 int agent__report(struct agent *a, struct agent_report *r)
 {
-	double q = 0, inflight = 0, hit = 0, ttft = 0, e2e = 0, run = 0, pf = 0, pft = 0;
-	int nq = 0, nin = 0, nhit = 0, nttft = 0, ne2e = 0, nrun = 0, npf = 0;
+	double q = 0, inflight = 0, hit = 0, ttft = 0, e2e = 0, run = 0, pf = 0, pft = 0, pt = 0;
+	int nq = 0, nin = 0, nhit = 0, nttft = 0, ne2e = 0, nrun = 0, npf = 0, npt = 0;
 	uint64_t now;
 	bool fresh = false;
 
@@ -984,6 +984,10 @@ int agent__report(struct agent *a, struct agent_report *r)
 			pft += s->prefill_tokens_avg;
 			npf++;
 		}
+		if (s->prompt_tokens_avg >= 0) {
+			pt += s->prompt_tokens_avg;
+			npt++;
+		}
 		r->since_finish_ms = fmax(r->since_finish_ms, s->since_finish_ms);
 		if (s->probe_ms_per_token > 0 &&
 		    (r->probe_ms_per_token < 0 || s->probe_ms_per_token < r->probe_ms_per_token))
@@ -997,6 +1001,7 @@ int agent__report(struct agent *a, struct agent_report *r)
 	r->run_avg_ms = nrun ? run / nrun : -1;
 	r->prefill_avg_ms = npf ? pf / npf : -1;
 	r->prefill_tokens_avg = npf ? pft / npf : -1;
+	r->prompt_tokens_avg = npt ? pt / npt : -1;
 	r->stale = !fresh;
 
 	agent_hints__tick(&a->hints, now, node_kv(a));

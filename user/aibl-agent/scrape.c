@@ -457,9 +457,10 @@ static void window_run(struct agent_server *srv, const struct prom_page *pg, con
 	    window_mean_ms(srv, pg, sum, count, &srv->prev.run_sum, &srv->prev.run_count);
 }
 
-/* the window's mean PREFILL phase in ms and mean prompt tokens computed
- * there (vLLM records both as each request finishes: the same requests),
- * -1 when none finished or the engine does not export them */
+/* the window's mean PREFILL phase in ms, mean prompt tokens computed there
+ * and mean whole prompt (vLLM records all three as each request finishes:
+ * the same requests), -1 when none finished or the engine does not export
+ * them */
 static void window_prefill(struct agent_server *srv, const struct prom_page *pg, const char *p)
 {
 	char a[128], b[128];
@@ -473,6 +474,14 @@ static void window_prefill(struct agent_server *srv, const struct prom_page *pg,
 	    window(srv, pg, cat(a, sizeof(a), p, "request_prefill_kv_computed_tokens_sum"),
 		   cat(b, sizeof(b), p, "request_prefill_kv_computed_tokens_count"),
 		   &srv->prev.computed_sum, &srv->prev.computed_count, &v)
+		? -1
+		: v;
+	/* their whole prompts, cached tokens too: what a session's turn costs
+	 * where none of it is cached */
+	srv->s.prompt_tokens_avg =
+	    window(srv, pg, cat(a, sizeof(a), p, "request_prompt_tokens_sum"),
+		   cat(b, sizeof(b), p, "request_prompt_tokens_count"), &srv->prev.prompt_sum,
+		   &srv->prev.prompt_count, &v)
 		? -1
 		: v;
 }
@@ -681,7 +690,7 @@ static void start_page(struct agent_server *srv, const char *kind)
 		srv->prev.valid = false; /* another server behind the URL */
 	snprintf(s->kind, sizeof(s->kind), "%s", kind);
 	s->queue_depth = s->running = s->kv_cache_usage = s->e2e_avg_ms = s->run_avg_ms = -1;
-	s->prefill_avg_ms = s->prefill_tokens_avg = -1;
+	s->prefill_avg_ms = s->prefill_tokens_avg = s->prompt_tokens_avg = -1;
 	srv->restarted = false;
 	srv->e2e_seen = false;
 	srv->nloras = srv->npage_models = 0;
@@ -710,6 +719,8 @@ static void end_page(struct agent_server *srv)
 		s->prefill_avg_ms = -1;
 	if (s->prefill_tokens_avg < 0 || !isfinite(s->prefill_tokens_avg))
 		s->prefill_tokens_avg = -1;
+	if (s->prompt_tokens_avg < 0 || !isfinite(s->prompt_tokens_avg))
+		s->prompt_tokens_avg = -1;
 	srv->prev.valid = true;
 }
 

@@ -43,7 +43,8 @@ struct agent_counters {
 	struct agent_counter run_sum, run_count;   /* time requests ran, seconds */
 	/* the PREFILL phase, seconds, and the prompt tokens it computed */
 	struct agent_counter prefill_sum, prefill_count, computed_sum, computed_count;
-	struct agent_counter hits, queries; /* prefix cache, tokens */
+	struct agent_counter prompt_sum, prompt_count; /* whole prompts, tokens */
+	struct agent_counter hits, queries;	       /* prefix cache, tokens */
 };
 
 struct agent_server {

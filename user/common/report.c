@@ -31,7 +31,7 @@ void agent_report__init(struct agent_report *r)
 	r->prefix_cache_hit_rate = -1;
 	r->ttft_avg_ms = r->e2e_avg_ms = r->run_avg_ms = r->since_finish_ms = -1;
 	r->probe_ms_per_token = -1;
-	r->prefill_avg_ms = r->prefill_tokens_avg = -1;
+	r->prefill_avg_ms = r->prefill_tokens_avg = r->prompt_tokens_avg = -1;
 }
 
 void agent_report__free(struct agent_report *r)
@@ -254,7 +254,7 @@ static int ar_parse_server(struct ar_ctx *c, json_t *o, const char *p, struct ar
 
 	s->kv_cache_usage = s->prefix_cache_hit_rate = s->ttft_avg_ms = s->e2e_avg_ms = -1;
 	s->run_avg_ms = s->since_finish_ms = s->probe_ms_per_token = -1;
-	s->prefill_avg_ms = s->prefill_tokens_avg = -1;
+	s->prefill_avg_ms = s->prefill_tokens_avg = s->prompt_tokens_avg = -1;
 	s->queue_depth = s->running = -1;
 	if (!json_is_object(o))
 		return ar_fail(c, -EINVAL, "%s: expected an object", p);
@@ -274,6 +274,7 @@ static int ar_parse_server(struct ar_ctx *c, json_t *o, const char *p, struct ar
 	    (err = ar_num(c, o, p, "prefill_avg_ms", &s->prefill_avg_ms, 0, 1e9, true, -1)) ||
 	    (err =
 		 ar_num(c, o, p, "prefill_tokens_avg", &s->prefill_tokens_avg, 0, 1e9, true, -1)) ||
+	    (err = ar_num(c, o, p, "prompt_tokens_avg", &s->prompt_tokens_avg, 0, 1e9, true, -1)) ||
 	    (err = ar_num(c, o, p, "since_finish_ms", &s->since_finish_ms, 0, 1e12, true, -1)) ||
 	    (err = ar_num(c, o, p, "probe_ms_per_token", &s->probe_ms_per_token, 0, 1e6, true, -1)))
 		return err;
@@ -381,6 +382,8 @@ static int ar_parse_root(struct ar_ctx *c, json_t *root, struct agent_report *r)
 	    (err = ar_num(c, root, "report", "prefill_avg_ms", &r->prefill_avg_ms, 0, 1e9, true,
 			  -1)) ||
 	    (err = ar_num(c, root, "report", "prefill_tokens_avg", &r->prefill_tokens_avg, 0, 1e9,
+			  true, -1)) ||
+	    (err = ar_num(c, root, "report", "prompt_tokens_avg", &r->prompt_tokens_avg, 0, 1e9,
 			  true, -1)) ||
 	    (err = ar_num(c, root, "report", "since_finish_ms", &r->since_finish_ms, 0, 1e12, true,
 			  -1)) ||
@@ -586,6 +589,7 @@ static json_t *ar_server_json(const struct ar_server *s)
 	    ar_set(o, "run_avg_ms", ar_jnum(s->run_avg_ms, true)) ||
 	    ar_set(o, "prefill_avg_ms", ar_jnum(s->prefill_avg_ms, true)) ||
 	    ar_set(o, "prefill_tokens_avg", ar_jnum(s->prefill_tokens_avg, true)) ||
+	    ar_set(o, "prompt_tokens_avg", ar_jnum(s->prompt_tokens_avg, true)) ||
 	    ar_set(o, "since_finish_ms", ar_jnum(s->since_finish_ms, true)) ||
 	    ar_set(o, "probe_ms_per_token", ar_jnum(s->probe_ms_per_token, true))) {
 		json_decref(o);
@@ -658,6 +662,7 @@ char *agent_report__to_json(const struct agent_report *r)
 	    ar_set(root, "run_avg_ms", ar_jnum(r->run_avg_ms, true)) ||
 	    ar_set(root, "prefill_avg_ms", ar_jnum(r->prefill_avg_ms, true)) ||
 	    ar_set(root, "prefill_tokens_avg", ar_jnum(r->prefill_tokens_avg, true)) ||
+	    ar_set(root, "prompt_tokens_avg", ar_jnum(r->prompt_tokens_avg, true)) ||
 	    ar_set(root, "since_finish_ms", ar_jnum(r->since_finish_ms, true)) ||
 	    ar_set(root, "probe_ms_per_token", ar_jnum(r->probe_ms_per_token, true)) ||
 	    ar_set(root, "stale", json_boolean(r->stale)) ||

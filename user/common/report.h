@@ -85,6 +85,10 @@ struct ar_server {
 	 * mean prompt tokens computed (not found in the prefix cache); -1
 	 * none finished or not exported */
 	double prefill_avg_ms, prefill_tokens_avg;
+	/* of the same requests, the mean whole prompt in tokens, cached ones
+	 * too (vLLM's request_prompt_tokens), -1 none finished or not
+	 * exported */
+	double prompt_tokens_avg;
 	/* how long it has run requests without finishing one (ms; 0 when one
 	 * finished since the scrape before, or nothing runs), -1 unknown */
 	double since_finish_ms;
@@ -146,6 +150,7 @@ struct agent_report {
 	double run_avg_ms;	   /* likewise, of the servers that export it */
 	double prefill_avg_ms;	   /* likewise */
 	double prefill_tokens_avg; /* likewise */
+	double prompt_tokens_avg;  /* likewise */
 	double since_finish_ms;	   /* the longest of the servers', -1 unknown */
 	double probe_ms_per_token; /* the fastest server's speed probe, -1 none */
 	bool stale;		   /* no model server scraped successfully recently */
