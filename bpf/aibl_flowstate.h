@@ -196,6 +196,26 @@ static __always_inline void load_syn_begin(__u32 id)
 	__sync_fetch_and_add(&l->syn_new, 1);
 }
 
+/* a new session's flow sent to backend id by p2c, not by its pin: its
+ * prompt is not cached there, and where prefills take turns on the node's
+ * compute the next ones wait for it (prefill_wait()) */
+static __always_inline void load_prefill_begin(__u32 id)
+{
+	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
+	struct aibl_load *l;
+	__u64 now, until;
+
+	if (!c || !c->per_flow || !c->prefill_ms)
+		return;
+	l = bpf_map_lookup_elem(&aibl_load, &id);
+	if (!l)
+		return;
+	now = bpf_ktime_get_coarse_ns();
+	until = READ_ONCE(l->prefill_until_ns);
+	/* racy across CPUs: a lost update only shortens the wait */
+	WRITE_ONCE(l->prefill_until_ns, (until > now ? until : now) + c->prefill_ms * 1000000ULL);
+}
+
 /* a p2c handshake on backend id completed: it now counts in active; the
  * oldest begun handshake still counted stops counting */
 static __always_inline void load_syn_end(__u32 id)

@@ -103,11 +103,31 @@ static __always_inline __s64 load_flows(const struct aibl_load *l, __u32 epoch)
 	return (l->active > 0 ? l->active : 0) + (n > 0 ? n : 0) + (o > 0 ? o : 0);
 }
 
+/*
+ * ai, where a node's prefills take turns on its compute (aibl_cost's
+ * prefill_ms): the ms its compute stays busy with the prompts of the new
+ * sessions this balancer sent there (load_prefill_begin()). Free slots do
+ * not say it: eight first turns sent to a node with eight free slots wait
+ * for each other's prefills. now: bpf_ktime_get_coarse_ns(), read once by
+ * choose() (a u64 in place of the epoch: choose()'s frame has no room for
+ * another)
+ */
+static __always_inline __s64 prefill_wait(const struct aibl_cost *c, const struct aibl_load *l,
+					  __u64 now)
+{
+	__u64 until;
+
+	if (!c->prefill_ms || !l)
+		return 0;
+	until = READ_ONCE(l->prefill_until_ns);
+	return until > now ? (until - now) / 1000000 : 0;
+}
+
 /* the part of a p2c cost (ai: ms) that is queueing, beyond the free slots */
-static __always_inline __s64 be_wait(__u32 id, __u32 epoch)
+static __always_inline __s64 be_wait(__u32 id, __u64 now)
 {
 	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
-	__s64 a = load_flows(bpf_map_lookup_elem(&aibl_load, &id), epoch);
+	__s64 a = load_flows(bpf_map_lookup_elem(&aibl_load, &id), now >> AIBL_SYN_EPOCH_SHIFT);
 
 	if (!c || !c->per_flow)
 		return a;
@@ -125,7 +145,8 @@ static __always_inline bool be_priced(__u32 id)
 /*
  * p2c rank of a backend, lowest first: its cost (the controller's, plus this
  * balancer's flows unless priced by ai, or unless the choice must be the
- * same on every balancer, AIBL_G_F_CLUSTER), then at an equal cost its
+ * same on every balancer, AIBL_G_F_CLUSTER; priced by ai, its queue beyond
+ * the free slots and the prompts waiting for its compute), then at an equal cost its
  * flows. Equal costs are common: ai prices nodes of one speed alike while
  * they have free slots, and one client's new flows (a NAT address's
  * sessions) share a key hash, hence both candidates: at an equal cost every
@@ -133,17 +154,19 @@ static __always_inline bool be_priced(__u32 id)
  * in its low 20 bits: a second number, or a clamp, would not fit choose()'s
  * stack (aibl_xdp -> handle_icmp -> choose may use 512 bytes).
  */
-static __always_inline __s64 be_cost(__u32 id, bool local, __u32 epoch)
+static __always_inline __s64 be_cost(__u32 id, bool local, __u64 now)
 {
 	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
-	__s64 v, a = local ? load_flows(bpf_map_lookup_elem(&aibl_load, &id), epoch) : 0;
+	struct aibl_load *l = local ? bpf_map_lookup_elem(&aibl_load, &id) : NULL;
+	__s64 v, a = load_flows(l, now >> AIBL_SYN_EPOCH_SHIFT);
 
 	if (!c)
 		v = a;
 	else if (!c->per_flow)
 		v = c->cost + a;
 	else
-		v = c->cost + (a > c->free ? (a - c->free) * c->per_flow : 0);
+		v = c->cost + (a > c->free ? (a - c->free) * c->per_flow : 0) +
+		    prefill_wait(c, l, now);
 	return v * (1 << 20) + (a & 0xfffff);
 }
 
@@ -167,9 +190,10 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 	struct aibl_pin_key pk = {};
 	struct aibl_pin *pin = NULL;
 	struct aibl_globals *g;
-	__u32 zero = 0, svc, base, pinned = AIBL_NO_BACKEND, spill = 0, epoch = 0;
+	__u32 zero = 0, svc, base, pinned = AIBL_NO_BACKEND, spill = 0;
 	bool slower = false;
 	struct pick a, b;
+	__u64 now = 0;
 	bool local = true;
 
 	/* a global function: verified once, for any caller */
@@ -233,7 +257,7 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 			*pos = slot == AIBL_RING_SIZE ? 0 : slot;
 		}
 	} else if (mode == AIBL_MODE_P2C) {
-		epoch = syn_epoch();
+		now = bpf_ktime_get_coarse_ns();
 		ring_pick(base, key_hash % AIBL_RING_SIZE, AIBL_NO_BACKEND, &a);
 		ring_pick(base, aibl_hash_second(key_hash) % AIBL_RING_SIZE, a.backend, &b);
 		/* an overloaded candidate loses to one that is not, unless both
@@ -244,9 +268,9 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 				       (be_priced(a.backend) && be_priced(b.backend));
 
 			if (a.backend == AIBL_NO_BACKEND ||
-			    (by_cost ? be_cost(b.backend, local, epoch) <
-					   be_cost(a.backend, local, epoch)
-				     : a.overloaded))
+			    (by_cost
+				 ? be_cost(b.backend, local, now) < be_cost(a.backend, local, now)
+				 : a.overloaded))
 				a = b;
 		}
 	} else {
@@ -254,9 +278,9 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 	}
 	if (pinned != AIBL_NO_BACKEND) {
 		if (a.backend == AIBL_NO_BACKEND || a.backend == pinned ||
-		    (be_wait(pinned, epoch) <= be_wait(a.backend, epoch) + spill &&
-		     !(slower && !a.overloaded && !be_wait(a.backend, epoch) &&
-		       be_cost(a.backend, true, epoch) < be_cost(pinned, true, epoch)))) {
+		    (be_wait(pinned, now) <= be_wait(a.backend, now) + spill &&
+		     !(slower && !a.overloaded && !be_wait(a.backend, now) &&
+		       be_cost(a.backend, true, now) < be_cost(pinned, true, now)))) {
 			count(AIBL_CNT_PIN_HIT);
 			ch->backend = pinned;
 			ch->pinned = true;

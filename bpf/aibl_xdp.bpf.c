@@ -398,8 +398,11 @@ __noinline int aibl_flow(struct xdp_md *ctx, struct pkt *p, const struct aibl_vi
 	if (step == FLOW_CHOOSE && choose_flow(vip, p, fh, g->hash_seed, f.mode, &ch))
 		return -1;
 	if (f.record) {
-		if (step == FLOW_CHOOSE && f.mode == AIBL_MODE_P2C)
+		if (step == FLOW_CHOOSE && f.mode == AIBL_MODE_P2C) {
 			load_syn_begin(ch.backend);
+			if (!ch.pinned && !(g->flags & AIBL_G_F_CLUSTER))
+				load_prefill_begin(ch.backend);
+		}
 		flow_record(&f, &ch, o);
 		return 0;
 	}

@@ -14,7 +14,7 @@
 #ifndef AIBL_H
 #define AIBL_H
 
-#define AIBL_ABI_VERSION 4
+#define AIBL_ABI_VERSION 5
 
 /* ---- capacity limits (build time; counts are also load-time settable) ---- */
 
@@ -253,6 +253,10 @@ struct aibl_cost {
 	__u32 cost;
 	__u16 free;	/* per_flow > 0: active flows that still find a slot */
 	__u16 per_flow; /* ms one more flow adds once the slots are full; 0: flows */
+	/* per_flow > 0: ms of the node's compute a new session's prompt takes
+	 * where prefills take turns on it (0: they do not); see aibl_load */
+	__u16 prefill_ms;
+	__u16 pad;
 };
 
 /*
@@ -272,6 +276,9 @@ struct aibl_load {
 	__s32 syn_new;	 /* handshakes begun in syn_epoch and not complete */
 	__s32 syn_old;	 /* ... begun in the epoch before */
 	__u32 pad;
+	/* CLOCK_MONOTONIC ns until which the prefills of the sessions this
+	 * balancer sent there keep its compute busy (aibl_cost.prefill_ms) */
+	__u64 prefill_until_ns;
 };
 
 /* ---- connection table: aibl_conns, LRU_HASH ---- */
@@ -685,8 +692,8 @@ _Static_assert(sizeof(union aibl_addr) == 16, "aibl_addr");
 _Static_assert(sizeof(struct aibl_vip_key) == 20, "aibl_vip_key");
 _Static_assert(sizeof(struct aibl_vip) == 8, "aibl_vip");
 _Static_assert(sizeof(struct aibl_backend) == 24, "aibl_backend");
-_Static_assert(sizeof(struct aibl_cost) == 8, "aibl_cost");
-_Static_assert(sizeof(struct aibl_load) == 24, "aibl_load");
+_Static_assert(sizeof(struct aibl_cost) == 12, "aibl_cost");
+_Static_assert(sizeof(struct aibl_load) == 32, "aibl_load");
 _Static_assert(sizeof(struct aibl_flow_key) == 40, "aibl_flow_key");
 _Static_assert(sizeof(struct aibl_conn) == 16, "aibl_conn");
 _Static_assert(sizeof(struct aibl_pin_key) == 24, "aibl_pin_key");

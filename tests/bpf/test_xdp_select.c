@@ -12,6 +12,14 @@
 #include "xdp_fixture.h"
 #include "../../user/aibld/aibld.h"
 
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
 static void test_sel_hash_weights(void)
 {
 	static __u32 pat[6] = {1, 2, 2, 5, 5, 5}; /* weights 1:2:3 */
@@ -187,6 +195,71 @@ static void test_sel_p2c_slots(void)
 			goto out;
 	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l);
 	ASSERT_EQ(l.active, 6, "six flows on the fast node");
+out:
+	xe_down();
+}
+
+/*
+ * Where a node's prefills take turns on its compute (aibl_cost.prefill_ms),
+ * each new session sent there by p2c adds its prompt's prefill to what the
+ * next one waits, free slots or not; a pinned session's turn (its prompt
+ * cached there) adds none, and the wait wears off as the compute works.
+ */
+static void test_sel_p2c_prefill(void)
+{
+	static __u32 pat[2] = {1, 2};
+	/* a fast node at 100 ms and a slow one at 250, slots free at both;
+	 * a new prompt takes 100 ms of the fast one's compute, 250 of the
+	 * slow one's */
+	struct aibl_cost fast = {.cost = 100, .free = 8, .per_flow = 50, .prefill_ms = 100};
+	struct aibl_cost slow = {.cost = 250, .free = 8, .per_flow = 50, .prefill_ms = 250};
+	static const int want[5] = {1, 1, 2, 1, 1};
+	struct aibl_pin_key k = {.svc_id = 0, .family = AIBL_AF_INET};
+	struct aibl_pin v = {.backend = 2};
+	struct aibl_load l1, l2, l;
+	__u32 one = 1, two = 2;
+	struct xe_result r;
+
+	if (!p2c_env(pat, 2, &fast, &slow))
+		goto out;
+	/* fast 100 < 250; 200 < 250; 300 > 250: slow; then fast 300 < 500,
+	 * 400 < 500 */
+	for (int c = 0; c < 5; c++) {
+		char d[48];
+
+		snprintf(d, sizeof(d), "new session %d", c);
+		if (!ASSERT_EQ(syn_from(c, 1000, VIP4, 80, &r), want[c], d))
+			goto out;
+	}
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l1);
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &two, &l2);
+	ASSERT_GE(l1.prefill_until_ns, mono_ns() + 300 * 1000000ULL,
+		  "four prompts at the fast node");
+	ASSERT_LE(l1.prefill_until_ns, mono_ns() + 400 * 1000000ULL, "four prompts, not more");
+
+	/* a pinned turn adds no prefill where it is pinned */
+	xe_addr(&k.client, AIBL_AF_INET, "198.18.0.1");
+	if (!ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_PINS), &k, &v, BPF_ANY), "pin") ||
+	    !ASSERT_OK(xe_pin_filter(), "filter"))
+		goto out;
+	ASSERT_EQ(syn_from(1, 2000, VIP4, 80, &r), 2, "pinned");
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &two, &l);
+	ASSERT_EQ(l.prefill_until_ns, l2.prefill_until_ns, "the pinned turn added none");
+
+	/* the fast node's compute has worked its prompts off */
+	l1.prefill_until_ns = 0;
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_LOAD), &one, &l1, 0), "load1");
+	ASSERT_EQ(syn_from(9, 1000, VIP4, 80, &r), 1, "the fast node again");
+
+	/* prefill_ms 0 (prefills in slots of their own): free slots decide */
+	fast.prefill_ms = slow.prefill_ms = 0;
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &one, &fast, 0), "cost1");
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, &slow, 0), "cost2");
+	for (int c = 10; c < 14; c++)
+		if (!ASSERT_EQ(syn_from(c, 1000, VIP4, 80, &r), 1, "free slots: the fast node"))
+			goto out;
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l);
+	ASSERT_LE(l.prefill_until_ns, mono_ns() + 100 * 1000000ULL, "and no prefill added");
 out:
 	xe_down();
 }
@@ -445,14 +518,6 @@ static int pin_set(__u32 svc, const char *client, __u32 be, __u64 expires)
 	return xe_pin_filter();
 }
 
-static __u64 mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
 static void test_pins(void)
 {
 	struct xe_result r;
@@ -619,6 +684,7 @@ static const struct test_case cases[] = {
     {"sel_p2c_distinct", test_sel_p2c_distinct},
     {"sel_p2c_slots", test_sel_p2c_slots},
     {"sel_p2c_tie", test_sel_p2c_tie},
+    {"sel_p2c_prefill", test_sel_p2c_prefill},
     {"sel_p2c_overloaded", test_sel_p2c_overloaded},
     {"sel_p2c_burst", test_sel_p2c_burst},
     {"pin_spill", test_pin_spill},

@@ -1166,6 +1166,37 @@ static void test_simulate(void)
 	RUN_CASES(others);
 	ASSERT_FALSE(conn_exists("fd00:200::9", 1234, "fd00:100::2", 443, IPPROTO_TCP),
 		     "no v6 entry left");
+
+	/* a p2c choice of a node whose prefills take turns adds the new
+	 * session's prompt there (aibl_load.prefill_until_ns): simulate takes
+	 * it back */
+	{
+		const struct ctl_case p2c = CASE("-j simulate 10.0.0.80:40000 10.100.0.1:80", 0,
+						 JSTR("simulate.verdict", "XDP_TX", "p2c verdict"));
+		struct aibl_cost c, c0[NBE];
+		struct aibl_load l0[NBE], l;
+
+		for (__u32 b = 0; b < NBE; b++) {
+			bpf_map_lookup_elem(mfd(AIBL_MAP_COST), &b, &c0[b]);
+			bpf_map_lookup_elem(mfd(AIBL_MAP_LOAD), &b, &l0[b]);
+			c = (struct aibl_cost){
+			    .cost = 100, .free = 8, .per_flow = 50, .prefill_ms = 200};
+			bpf_map_update_elem(mfd(AIBL_MAP_COST), &b, &c, 0);
+		}
+		if (ASSERT_OK(put_vip("10.100.0.1", 80, IPPROTO_TCP, SVC_CHAT, AIBL_MODE_P2C,
+				      AIBL_KEY_SRC_IP, 1, 0),
+			      "chat by p2c") &&
+		    run_case(&p2c))
+			for (__u32 b = 0; b < NBE; b++) {
+				bpf_map_lookup_elem(mfd(AIBL_MAP_LOAD), &b, &l);
+				ASSERT_EQ(l.prefill_until_ns, l0[b].prefill_until_ns,
+					  "no prompt left behind");
+			}
+		put_vip("10.100.0.1", 80, IPPROTO_TCP, SVC_CHAT, AIBL_MODE_HASH, AIBL_KEY_SRC_IP, 1,
+			0);
+		for (__u32 b = 0; b < NBE; b++)
+			bpf_map_update_elem(mfd(AIBL_MAP_COST), &b, &c0[b], 0);
+	}
 }
 
 /* ---------------- refusing maps of another layout ---------------- */

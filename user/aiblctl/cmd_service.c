@@ -395,7 +395,7 @@ static int backend_list(int argc, char **argv)
 			json_array_append_new(
 			    arr,
 			    json_pack("{s:i,s:s,s:s,s:i,s:s,s:i,s:s,s:{s:b,s:b,s:b,s:b},s:I,s:I,"
-				      "s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:s?}",
+				      "s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:s?}",
 				      "id", b, "name", name, "address", addr, "family", be->family,
 				      "accel", ctl_accel_str(m->accel), "cfg_weight", m->cfg_weight,
 				      "state", ctl_be_state(be->flags), "flags", "valid",
@@ -405,9 +405,10 @@ static int backend_list(int argc, char **argv)
 				      !!(be->flags & AIBL_BE_F_OVERLOADED), "active",
 				      (json_int_t)s.load[b].active, "conns", (json_int_t)conns[b],
 				      "cost", s.cost[b].cost, "free", s.cost[b].free, "per_flow",
-				      s.cost[b].per_flow, "services", nsvc[b], "packets",
-				      (json_int_t)tr->packets, "bytes", (json_int_t)tr->bytes,
-				      "new_flows", (json_int_t)tr->new_flows, "pin_hits",
+				      s.cost[b].per_flow, "prefill_ms", s.cost[b].prefill_ms,
+				      "services", nsvc[b], "packets", (json_int_t)tr->packets,
+				      "bytes", (json_int_t)tr->bytes, "new_flows",
+				      (json_int_t)tr->new_flows, "pin_hits",
 				      (json_int_t)tr->pin_hits, "mac",
 				      strcmp(mac, "-") ? mac : NULL));
 			continue;
@@ -420,7 +421,10 @@ static int backend_list(int argc, char **argv)
 		ctl_table__cell(t, "%s", ctl_be_state(be->flags));
 		ctl_table__cell(t, "%lld", (long long)s.load[b].active);
 		ctl_table__cell(t, "%s", ctl_fmt_count(b1, sizeof(b1), conns[b]));
-		if (s.cost[b].per_flow)
+		if (s.cost[b].per_flow && s.cost[b].prefill_ms)
+			ctl_table__cell(t, "%u ms, %u free, +%u/flow, +%u/prompt", s.cost[b].cost,
+					s.cost[b].free, s.cost[b].per_flow, s.cost[b].prefill_ms);
+		else if (s.cost[b].per_flow)
 			ctl_table__cell(t, "%u ms, %u free, +%u/flow", s.cost[b].cost,
 					s.cost[b].free, s.cost[b].per_flow);
 		else
