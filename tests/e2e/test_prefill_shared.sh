@@ -10,9 +10,13 @@
 #   and never n2;
 # - a session pinned to n1 by a cache hint carries a spill scaled by the
 #   contention measured there (aiblctl pin list: spill_ms over
-#   pin_spill_ms), one pinned to n2 pin_spill_ms.
+#   pin_spill_ms), one pinned to n2 pin_spill_ms;
+# - from then on a new session's prompt is priced at both nodes (n1 marked,
+#   n2 as a node of the same fleet): its 3,000 tokens at the node's own
+#   speed, in aibld's status (ai_prefill_ms) and in the data plane's
+#   aibl_cost (aiblctl backend list: prefill_ms).
 . "$(dirname "$0")/e2e.sh"
-CASES=(shared_marked parallel_not_marked pin_spill_scaled no_failures)
+CASES=(shared_marked parallel_not_marked pin_spill_scaled prompt_priced no_failures)
 e2e_need "${CASES[@]}"
 e2e_lab prefill --nodes 2 --clients 32 || { t_fail lab "lab up failed"; t_done; }
 common=(--models m1:1000 --mem-mb 1500 --slots 8 --decode-ms-per-tok 2)
@@ -82,6 +86,20 @@ spill=$(spills)
 echo "# pin spill at n1 and n2: ${spill:-none} ms"
 set -- $spill
 t_check pin_spill_scaled [ "${1:-0}" -gt 500 -a "${2:-0}" -eq 500 ]
+
+# 3,000-token prompts at 2 ms + 0.05 ms a token (+-10 %): about 150 ms each
+dp_prefill() { # NODE: aibl_cost.prefill_ms of the node, as aiblctl reads it
+	lab_run lb "$AIBL_BUILD/aiblctl" --bpffs "$LAB_BPFFS" -j backend list 2>/dev/null |
+		python3 -c "import json,sys
+j = json.load(sys.stdin)
+print([b['prefill_ms'] for b in j['backends'] if b['name'] == '$1'][0])" 2>/dev/null
+}
+in_range() { python3 -c "import sys; sys.exit(not 100 <= float('$1') <= 250)" 2>/dev/null; }
+priced() { in_range "$(dp_prefill n1)" && in_range "$(dp_prefill n2)"; }
+lab_wait 5 priced
+echo "# a prompt's price: n1 $(figure n1 ai_prefill_ms) ms (data plane $(dp_prefill n1))," \
+	"n2 $(figure n2 ai_prefill_ms) ms (data plane $(dp_prefill n2))"
+t_check prompt_priced priced
 
 if [ $failed -eq 0 ]; then t_pass no_failures; else
 	t_fail no_failures "$failed workloads failed: $(cat "$E2E_TMP"/*.err | grep -m1 -i error)"

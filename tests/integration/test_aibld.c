@@ -778,6 +778,7 @@ static void metrics_and_status(void)
 		    "aibl_node_ai_hold_ms{node=\"bad-silent\"} -1.0",
 		    "aibl_node_ai_prefill_wait_ms{node=\"bad-silent\"} -1.0",
 		    "aibl_node_ai_prefill_shared{node=\"n1\"} 0",
+		    "aibl_node_ai_prefill_ms{node=\"n1\"} 0.0",
 		    "aibl_controller_loop_seconds ",
 		    "aibl_node_poll_errors_total{node=\"bad-silent\"} ",
 		    "aibl_dataplane_events_total{event=\"conn_miss\"} ",
@@ -826,6 +827,7 @@ static void metrics_and_status(void)
 		    "ai_probe_ms",
 		    "ai_prefill_wait_ms",
 		    "ai_prefill_shared",
+		    "ai_prefill_ms",
 		};
 
 		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)

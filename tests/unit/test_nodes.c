@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* The circuit breakers (node state machine), drain and cache hints -> pins, without maps. */
+#include <math.h>
 #include <stdlib.h>
 #include "test.h"
 #include "addr.h"
@@ -448,6 +449,61 @@ static void fleet_references(void)
 	cleanup();
 }
 
+/*
+ * Where prefills take turns: once one node of the fleet is seen so, every
+ * node is priced for a new session's prompt (policy_node.prefill_ms) at
+ * its own speed, and a node that has measured no prefill of its own yet at
+ * the fastest measured node's, scaled by their latency floors.
+ */
+static void fleet_prefill(void)
+{
+	struct node_rt *a, *b, *g;
+	struct policy_node pn;
+
+	if (!setup())
+		return;
+	a = &d.nodes[0], b = &d.nodes[1], g = &d.nodes[2];
+	a->have_rep = b->have_rep = g->have_rep = true;
+	a->lat_ms = a->lat_floor_ms = 250;
+	b->lat_ms = b->lat_floor_ms = 300;
+	g->lat_ms = g->lat_floor_ms = 750;
+	/* a and b: 0.05 and 0.06 ms a token, prompts of 2,000; g nothing yet */
+	a->pf.floor = 0.05, a->pf.prompt_tok = 2000;
+	b->pf.floor = 0.06, b->pf.prompt_tok = 2000;
+	aibld__fleet_update(&d, 1000);
+	ASSERT_FALSE(d.prefill_shared, "no node seen taking turns");
+	for (int i = 0; i < 3; i++) {
+		aibld__policy_node(&d, &d.nodes[i], 1000, &pn);
+		ASSERT_TRUE(pn.prefill_ms == 0, "no price");
+	}
+
+	b->pf.shared = true;
+	aibld__fleet_update(&d, 1000);
+	ASSERT_TRUE(d.prefill_shared, "b takes turns");
+	ASSERT_TRUE(d.prefill_ref_floor_ms == 250 && fabs(d.prefill_ref_ms - 100) < 1e-9,
+		    "the reference: a, the fastest measured");
+	aibld__policy_node(&d, a, 1000, &pn);
+	ASSERT_TRUE(fabs(pn.prefill_ms - 100) < 1e-9, "a, not marked: its own prompts, 100 ms");
+	aibld__policy_node(&d, b, 1000, &pn);
+	ASSERT_TRUE(fabs(pn.prefill_ms - 120) < 1e-9, "b: its own, 120 ms");
+	aibld__policy_node(&d, g, 1000, &pn);
+	ASSERT_TRUE(fabs(pn.prefill_ms - 300) < 1e-9, "g, none measured: a's at 3x the floor");
+	g->lat_ms = g->lat_floor_ms = -1;
+	aibld__policy_node(&d, g, 1000, &pn);
+	ASSERT_TRUE(pn.prefill_ms == 0, "nor its speed: none (priced as a node not measured)");
+
+	/* the marked node down: the fleet's engine is still the same, but
+	 * its prompts are no reference */
+	b->down = true;
+	a->pf.floor = -1;
+	aibld__fleet_update(&d, 1000);
+	ASSERT_TRUE(d.prefill_shared, "b down: still the fleet's engine");
+	ASSERT_TRUE(d.prefill_ref_ms < 0, "no usable node's prompts measured: no reference");
+	aibld__policy_node(&d, a, 1000, &pn);
+	ASSERT_TRUE(pn.prefill_ms == 0, "a's own unknown now, and no reference: no price");
+	cleanup();
+}
+
 /* the most flows this balancer can have had open at a node while its agent
  * scraped: at the last poll before the scrape, plus all opened since */
 static void ours_bound(void)
@@ -502,6 +558,7 @@ static void ours_bound(void)
 
 static const struct test_case cases[] = {
     {"fleet_references", fleet_references},
+    {"fleet_prefill", fleet_prefill},
     {"ours_bound", ours_bound},
     {"breaker", breaker},
     {"agent_vs_backend", agent_vs_backend},

@@ -989,6 +989,71 @@ static void ai_prefill_shared(void)
 	config__defaults(&cfg);
 }
 
+/*
+ * The compute a new session's prompt takes where prefills take turns: the
+ * node's time per computed token times its requests' whole prompts
+ * (vLLM's request_prompt_tokens), on a node marked shared or, once some
+ * node of the fleet is, on one not marked yet; nothing where prefills run
+ * in slots of their own. ai_cost() hands it to the data plane.
+ */
+static void ai_prefill_price(void)
+{
+	struct policy_prefill pf;
+	struct agent_report r;
+	struct aibl_cost c;
+
+	config__defaults(&cfg);
+	policy__prefill_init(&pf);
+	ASSERT_TRUE(policy__prefill_ms(&pf, true) == 0, "nothing known: no price");
+	agent_report__init(&r);
+	r.prefill_avg_ms = 102;
+	r.prefill_tokens_avg = 2000;
+	r.prompt_tokens_avg = 2200;
+	policy__prefill_update(&pf, &r, 0.3);
+	ASSERT_TRUE(fabs(pf.prompt_tok - 2200) < 1e-9, "whole prompts");
+	ASSERT_TRUE(policy__prefill_ms(&pf, false) == 0, "not seen taking turns: no price");
+	ASSERT_TRUE(fabs(policy__prefill_ms(&pf, true) - 2200 * 0.051) < 1e-9,
+		    "another node takes turns: its prompts at its own speed");
+	/* a window without the histogram keeps what was learnt */
+	r.prompt_tokens_avg = -1;
+	policy__prefill_update(&pf, &r, 0.3);
+	ASSERT_TRUE(fabs(pf.prompt_tok - 2200) < 1e-9, "kept");
+	for (int i = 0; i < 3; i++) {
+		prefill_window(&pf, 102 * 2, 2000);
+		prefill_window(&pf, 102 * 3, 2000);
+	}
+	ASSERT_TRUE(pf.shared, "marked");
+	ASSERT_TRUE(fabs(policy__prefill_ms(&pf, false) - 2200 * 0.051) < 1e-9, "its own price");
+
+	/* the cost handed to the data plane: the node's price, where ai
+	 * prices in ms */
+	setup(AIBL_POL_AI);
+	pn[0].lat_ms = pn[0].lat_floor_ms = pn[0].best_lat_floor_ms = 300;
+	pn[0].best_lat_ms = 300;
+	pn[0].slots = 8;
+	pn[0].run_ms = 300;
+	pn[0].prefill_ms = policy__prefill_ms(&pf, false);
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.prefill_ms, 112, "2,200 tokens at 0.051 ms");
+	ASSERT_EQ(c.cost, 300, "the latency floor as before");
+	pn[0].prefill_ms = 0;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.prefill_ms, 0, "slots of their own: none");
+	pn[0].prefill_ms = 1e9;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.prefill_ms, 65535, "an agent's huge figures: within the field");
+	pn[0].prefill_ms = 112;
+	policy__cost(&cfg, AIBL_POL_LEAST_TIME, &pn[0], &c);
+	ASSERT_EQ(c.prefill_ms, 0, "least_time: no ms price, none");
+
+	/* a node with none of its own measured: the reference's at its speed */
+	ASSERT_TRUE(policy__prefill_scaled(100, 250, 625) == 250,
+		    "2.5x the floor, 2.5x the prompt");
+	ASSERT_TRUE(policy__prefill_scaled(100, 250, -1) == 0, "its speed unknown: none");
+	ASSERT_TRUE(policy__prefill_scaled(-1, 250, 625) == 0, "no reference: none");
+	config__defaults(&cfg);
+}
+
 static void hysteresis(void)
 {
 	ASSERT_EQ(policy__hysteresis(100, 105, 10), 100, "5 % move kept");
@@ -1015,6 +1080,7 @@ static const struct test_case cases[] = {
     {"ai_latency_spill", ai_latency_spill},
     {"ai_stale", ai_stale},
     {"ai_prefill_shared", ai_prefill_shared},
+    {"ai_prefill_price", ai_prefill_price},
     {"hysteresis", hysteresis},
 };
 

@@ -159,9 +159,13 @@ struct aibld {
 	__u32 best_weight;
 	double best_probe_ms; /* ai: that node's agent's speed probe, < 0 none */
 	double fleet_slots;   /* ai: policy_node.fleet_slots */
-	int wake_fd;	      /* eventfd: API changed something, recompute now */
-	int poll_fd;	      /* eventfd: an agent saw a change, poll early */
-	bool force_next;      /* rewrite every table on the next recompute */
+	bool prefill_shared;  /* ai: a configured node's prefills take turns (policy__prefill_ms) */
+	/* ai: the usable node of the lowest latency floor whose prompts'
+	 * compute is measured: that, and its floor, < 0 none */
+	double prefill_ref_ms, prefill_ref_floor_ms;
+	int wake_fd;	 /* eventfd: API changed something, recompute now */
+	int poll_fd;	 /* eventfd: an agent saw a change, poll early */
+	bool force_next; /* rewrite every table on the next recompute */
 	unsigned int member_errors;
 	struct cluster *cl; /* cluster mode (cluster.c), NULL: single host */
 	__u64 reconcile_ms; /* last active-flow reconcile (tables__read_counters) */
@@ -187,8 +191,8 @@ const char *aibld__node_state(const struct node_rt *n);
 void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 now_ms,
 			struct policy_node *pn);
 /* ai's fleet references (best_lat_ms, best_lat_floor_ms, best_weight,
- * best_per_flow_ms, best_probe_ms, fleet_slots) from the nodes the config
- * lists */
+ * best_per_flow_ms, best_probe_ms, fleet_slots, prefill_shared,
+ * prefill_ref_*) from the nodes the config lists */
 void aibld__fleet_update(struct aibld *d, __u64 now_ms);
 
 /* why a poll failed; the kind that changed a node's state is its reason */

@@ -545,6 +545,12 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 		if (est > 0)
 			pn->lat_ms = pn->lat_floor_ms = est;
 	}
+	pn->prefill_ms = policy__prefill_ms(&n->pf, d->prefill_shared);
+	/* no prefill of its own measured yet: the fleet's reference node's,
+	 * scaled by the two latency floors (its own, or its probe's estimate) */
+	if (!(pn->prefill_ms > 0) && d->prefill_shared)
+		pn->prefill_ms = policy__prefill_scaled(d->prefill_ref_ms, d->prefill_ref_floor_ms,
+							pn->lat_floor_ms);
 }
 
 static __u8 node_flags(const struct node_rt *n)
@@ -922,11 +928,23 @@ void aibld__fleet_update(struct aibld *d, __u64 now_ms)
 	d->best_weight = 0;
 	d->best_probe_ms = -1;
 	d->fleet_slots = 0;
+	d->prefill_shared = false;
+	d->prefill_ref_ms = d->prefill_ref_floor_ms = -1;
 	for (int i = 0; i < d->nnodes; i++) {
 		const struct node_rt *n = &d->nodes[i];
 
+		/* an engine's property: a node down or draining still says
+		 * what the fleet's engine does */
+		if (n->cfg_idx >= 0)
+			d->prefill_shared |= n->pf.shared;
 		if (n->cfg_idx < 0 || !node_usable(n) || !n->have_rep)
 			continue;
+		/* the fastest node whose prompts' compute is measured */
+		if (n->lat_floor_ms > 0 && policy__prefill_ms(&n->pf, true) > 0 &&
+		    (d->prefill_ref_floor_ms < 0 || n->lat_floor_ms < d->prefill_ref_floor_ms)) {
+			d->prefill_ref_floor_ms = n->lat_floor_ms;
+			d->prefill_ref_ms = policy__prefill_ms(&n->pf, true);
+		}
 		if (n->lat_ms > 0 && (d->best_lat_ms < 0 || n->lat_ms < d->best_lat_ms))
 			d->best_lat_ms = n->lat_ms;
 		if (n->lat_floor_ms > 0 && (!best || n->lat_floor_ms < best->lat_floor_ms))

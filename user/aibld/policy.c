@@ -267,13 +267,15 @@ double policy__lat_update(double lat, double *floor, const struct agent_report *
 
 void policy__prefill_init(struct policy_prefill *pf)
 {
-	*pf = (struct policy_prefill){.floor = -1, .wait_ms = -1, .own_ms = -1};
+	*pf = (struct policy_prefill){.floor = -1, .wait_ms = -1, .own_ms = -1, .prompt_tok = -1};
 }
 
 bool policy__prefill_update(struct policy_prefill *pf, const struct agent_report *r, double alpha)
 {
 	double ms = r->prefill_avg_ms, tok = r->prefill_tokens_avg, own;
 
+	if (r->prompt_tokens_avg >= 1)
+		pf->prompt_tok = policy__ewma(pf->prompt_tok, r->prompt_tokens_avg, alpha);
 	/* no request finished in the window, or the engine does not say */
 	if (!(ms >= 0) || !(tok >= 1))
 		return false;
@@ -286,6 +288,42 @@ bool policy__prefill_update(struct policy_prefill *pf, const struct agent_report
 		return false;
 	pf->shared = true;
 	return true;
+}
+
+/*
+ * The prompt of a session that p2c sends to a node (a new session, or one
+ * moved off its cache) is computed there whole. Where prefills take turns
+ * on the node's compute, the next session sent there waits for it: the
+ * data plane adds this much to the node's wait for each such flow and
+ * works it off in real time (bpf/aibl_select.h, prefill_wait()). Free
+ * slots do not show it: in the lab with shared prefill at 12 sessions/s,
+ * the slow n3 took 13 first turns in 1.5 s while its 8 slots looked free,
+ * and their prefills queued behind each other (TTFT 0.26 to 2.4 s). A node
+ * not marked itself is priced so once another node of the fleet is: its
+ * engine is most likely the same, and marking needs a loaded window, so
+ * priced alone the fast nodes, marked first, sent their bursts to the slow
+ * one not marked yet.
+ */
+double policy__prefill_ms(const struct policy_prefill *pf, bool fleet)
+{
+	if (!(pf->shared || fleet) || !(pf->floor > 0) || !(pf->prompt_tok >= 1))
+		return 0;
+	return pf->floor * pf->prompt_tok;
+}
+
+/*
+ * A node that has answered nothing yet has no prefill of its own measured,
+ * and looked free: in the lab with shared prefill the slow n3, priced by
+ * its speed probe, took 7 first turns in the second before its first
+ * report, the fast nodes already priced for theirs. Its speed against the
+ * reference node's is what its latency floor says (measured, or estimated
+ * from its agent's speed probe).
+ */
+double policy__prefill_scaled(double ref_ms, double ref_floor_ms, double floor_ms)
+{
+	if (!(ref_ms > 0) || !(ref_floor_ms > 0) || !(floor_ms > 0))
+		return 0;
+	return ref_ms * floor_ms / ref_floor_ms;
 }
 
 /*
@@ -530,6 +568,8 @@ static void ai_cost(const struct config *cfg, const struct policy_node *n, struc
 	c->cost = to_cost(lat);
 	c->free = free > 65535 ? 65535 : (__u16)free;
 	c->per_flow = per >= 65535 ? 65535 : per < 1 ? 1 : (__u16)lround(per);
+	if (per > 0 && n->prefill_ms > 0)
+		c->prefill_ms = n->prefill_ms >= 65535 ? 65535 : (__u16)lround(n->prefill_ms);
 }
 
 void policy__cost(const struct config *cfg, int policy, const struct policy_node *n,

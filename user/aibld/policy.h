@@ -23,10 +23,14 @@
  * compute was (own_ms), both EWMAs: prefills that wait longer than their
  * own compute take turns on it, as on a GPU, and the node is marked
  * shared for good (a property of its engine, seen only under load).
+ * prompt_tok: the EWMA of its requests' whole prompts (vLLM's
+ * request_prompt_tokens), what a session's turn computes where none of it
+ * is cached.
  */
 struct policy_prefill {
 	double floor; /* ms per computed token, < 0 unknown */
 	double wait_ms, own_ms;
+	double prompt_tok; /* < 0 unknown */
 	bool shared;
 };
 
@@ -71,6 +75,9 @@ struct policy_node {
 	double fleet_slots;
 	double best_lat_floor_ms, best_per_flow_ms;
 	__u32 best_weight;
+	/* where its prefills take turns on its compute (struct policy_prefill):
+	 * ms of it a new session's prompt takes there, 0 otherwise */
+	double prefill_ms;
 };
 
 /* what the controller tracks per ai service across recomputes */
@@ -165,6 +172,15 @@ void policy__prefill_init(struct policy_prefill *pf);
 /* ai: a report's prefill figures into pf (EWMA alpha); true when this one
  * marks the node shared */
 bool policy__prefill_update(struct policy_prefill *pf, const struct agent_report *r, double alpha);
+/* ai: ms of the node's compute a new session's prompt takes where its
+ * prefills take turns on it (pf->shared, or fleet: some node of the fleet
+ * was seen so, and this one has not queued enough to show it yet); 0 where
+ * they do not or nothing is known (struct aibl_cost.prefill_ms) */
+double policy__prefill_ms(const struct policy_prefill *pf, bool fleet);
+/* ai: the prefill of a node whose own is not measured yet, from a reference
+ * node's (ref_ms at a latency floor of ref_floor_ms) scaled by the two
+ * floors; 0 when any is unknown */
+double policy__prefill_scaled(double ref_ms, double ref_floor_ms, double floor_ms);
 /* ai: the spill of a pin at a node whose prefills share its compute, where
  * each prefill waits for `contention` others (pin_spill_ms scaled) */
 __u16 policy__pin_spill(const struct cfg_ai *ai, double contention);

@@ -79,6 +79,7 @@
  * they were seen taking turns on it (struct policy_prefill) */
 #define AIBL_SJ_AI_PREFILL_WAIT_MS "ai_prefill_wait_ms"
 #define AIBL_SJ_AI_PREFILL_SHARED  "ai_prefill_shared"
+#define AIBL_SJ_AI_PREFILL_MS	   "ai_prefill_ms"
 
 /* the answer to drain/undrain and poll, and an error */
 #define AIBL_SJ_NODE	 "node"
