@@ -297,8 +297,8 @@ bool policy__prefill_update(struct policy_prefill *pf, const struct agent_report
  * data plane adds this much to the node's wait for each such flow and
  * works it off in real time (bpf/aibl_select.h, prefill_wait()). Free
  * slots do not show it: in the lab with shared prefill at 12 sessions/s,
- * the slow n3 took 13 first turns in 1.5 s while its 8 slots looked free,
- * and their prefills queued behind each other (TTFT 0.26 to 2.4 s). A node
+ * the slow n3 took 15 first turns within 1.5 s while its 8 slots looked
+ * free, and their prefills queued behind each other (TTFT up to 3.1 s). A node
  * not marked itself is priced so once another node of the fleet is: its
  * engine is most likely the same, and marking needs a loaded window, so
  * priced alone the fast nodes, marked first, sent their bursts to the slow
@@ -315,9 +315,9 @@ double policy__prefill_ms(const struct policy_prefill *pf, bool fleet)
  * A node that has answered nothing yet has no prefill of its own measured,
  * and looked free: in the lab with shared prefill the slow n3, priced by
  * its speed probe, took 7 first turns in the 0.6 s before its first answer
- * came back, the fast nodes already priced for theirs (TTFT up to 1.3 s). Its speed against the
- * reference node's is what its latency floor says (measured, or estimated
- * from its agent's speed probe).
+ * came back, the fast nodes already priced for theirs (TTFT up to 1.3 s).
+ * Its speed against the reference node's is what its latency floor says
+ * (measured, or estimated from its agent's speed probe).
  */
 double policy__prefill_scaled(double ref_ms, double ref_floor_ms, double floor_ms)
 {
