@@ -998,6 +998,16 @@ static void ai_prefill_shared(void)
  */
 static void ai_prefill_price(void)
 {
+	/* the price handed to the data plane (ms -1: the node's own) */
+	static const struct {
+		double ms;
+		__u16 want;
+		const char *what;
+	} priced[] = {
+	    {-1, 112, "2,200 tokens at 0.051 ms"},
+	    {0, 0, "slots of their own: none"},
+	    {1e9, 65535, "an agent's huge figures: within the field"},
+	};
 	struct policy_prefill pf;
 	struct agent_report r;
 	struct aibl_cost c;
@@ -1032,16 +1042,13 @@ static void ai_prefill_price(void)
 	pn[0].best_lat_ms = 300;
 	pn[0].slots = 8;
 	pn[0].run_ms = 300;
-	pn[0].prefill_ms = policy__prefill_ms(&pf, false);
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.prefill_ms, 112, "2,200 tokens at 0.051 ms");
-	ASSERT_EQ(c.cost, 300, "the latency floor as before");
-	pn[0].prefill_ms = 0;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.prefill_ms, 0, "slots of their own: none");
-	pn[0].prefill_ms = 1e9;
-	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
-	ASSERT_EQ(c.prefill_ms, 65535, "an agent's huge figures: within the field");
+	for (size_t i = 0; i < sizeof(priced) / sizeof(priced[0]); i++) {
+		pn[0].prefill_ms =
+		    priced[i].ms >= 0 ? priced[i].ms : policy__prefill_ms(&pf, false);
+		policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+		ASSERT_EQ(c.prefill_ms, priced[i].want, priced[i].what);
+		ASSERT_EQ(c.cost, 300, "the latency floor as before");
+	}
 	pn[0].prefill_ms = 112;
 	policy__cost(&cfg, AIBL_POL_LEAST_TIME, &pn[0], &c);
 	ASSERT_EQ(c.prefill_ms, 0, "least_time: no ms price, none");

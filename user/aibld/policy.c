@@ -314,8 +314,8 @@ double policy__prefill_ms(const struct policy_prefill *pf, bool fleet)
 /*
  * A node that has answered nothing yet has no prefill of its own measured,
  * and looked free: in the lab with shared prefill the slow n3, priced by
- * its speed probe, took 7 first turns in the 0.6 s before its first answer
- * came back, the fast nodes already priced for theirs (TTFT up to 1.3 s).
+ * its speed probe, took 9 first turns in the 0.7 s before its first answer
+ * came back, the fast nodes already priced for theirs (TTFT up to 2.1 s).
  * Its speed against the reference node's is what its latency floor says
  * (measured, or estimated from its agent's speed probe).
  */
