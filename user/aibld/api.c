@@ -129,10 +129,16 @@ static double node_prefill_wait_ms(const struct node_rt *n)
 }
 
 /* ai: ms of its compute each new session sent there adds to the next one's
- * wait (aibl_cost.prefill_ms), 0 where prefills are not seen taking turns */
-static double node_prefill_ms(const struct aibld *d, const struct node_rt *n)
+ * wait (aibl_cost.prefill_ms: its own, or the reference node's scaled), 0
+ * where prefills are not seen taking turns */
+static double node_prefill_ms(const struct aibld *d, const struct node_rt *n, __u64 now)
 {
-	return policy__prefill_ms(&n->pf, d->prefill_shared);
+	struct policy_node pn;
+
+	if (n->cfg_idx < 0)
+		return 0;
+	aibld__policy_node(d, n, now, &pn);
+	return pn.prefill_ms;
 }
 
 /* ai's learnt figures of a node (-1 unknown): why it is priced as it is */
@@ -145,7 +151,7 @@ static void ai_figures(const struct aibld *d, const struct node_rt *n, __u64 now
 	json_object_set_new(jn, AIBL_SJ_AI_PROBE_MS, json_real(node_probe_ms(n)));
 	json_object_set_new(jn, AIBL_SJ_AI_PREFILL_WAIT_MS, json_real(node_prefill_wait_ms(n)));
 	json_object_set_new(jn, AIBL_SJ_AI_PREFILL_SHARED, json_boolean(n->pf.shared));
-	json_object_set_new(jn, AIBL_SJ_AI_PREFILL_MS, json_real(node_prefill_ms(d, n)));
+	json_object_set_new(jn, AIBL_SJ_AI_PREFILL_MS, json_real(node_prefill_ms(d, n, now)));
 }
 
 static json_t *status_json(struct aibld *d)
@@ -368,7 +374,7 @@ static char *metrics_text(struct aibld *d)
 	NODE_METRIC("aibl_node_ai_prefill_ms", "gauge",
 		    "ai: ms of the node's compute each new session sent there adds to the next "
 		    "one's wait, 0 where prefills are not seen taking turns",
-		    "%.1f", node_prefill_ms(d, n));
+		    "%.1f", node_prefill_ms(d, n, now));
 	NODE_METRIC("aibl_node_poll_errors_total", "counter", "failed polls of the node", "%llu",
 		    (unsigned long long)n->poll_errors);
 	NODE_METRIC("aibl_node_consecutive_failures", "gauge", "failed polls in a row", "%u",
