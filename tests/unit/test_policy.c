@@ -1053,6 +1053,20 @@ static void ai_prefill_price(void)
 	policy__cost(&cfg, AIBL_POL_LEAST_TIME, &pn[0], &c);
 	ASSERT_EQ(c.prefill_ms, 0, "least_time: no ms price, none");
 
+	/* a request's wait for the compute in its slot is priced by
+	 * prefill_ms there, not again in how long it holds the slot */
+	pn[0].run_ms = 700;
+	pn[0].prefill_wait_ms = 400;
+	pn[0].prefill_ms = 112;
+	ASSERT_TRUE(policy__hold_ms(&pn[0]) == 300, "700 ms held, 400 of them waiting");
+	pn[0].prefill_wait_ms = 600;
+	ASSERT_TRUE(policy__hold_ms(&pn[0]) == 300, "never below the floor");
+	pn[0].prefill_ms = 0;
+	ASSERT_TRUE(policy__hold_ms(&pn[0]) == 700, "no prompt priced: the whole hold");
+	pn[0].prefill_wait_ms = -1;
+	pn[0].prefill_ms = 112;
+	ASSERT_TRUE(policy__hold_ms(&pn[0]) == 700, "no wait measured: the whole hold");
+
 	/* a node with none of its own measured: the reference's at its speed */
 	ASSERT_TRUE(policy__prefill_scaled(100, 250, 625) == 250,
 		    "2.5x the floor, 2.5x the prompt");

@@ -546,6 +546,7 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 			pn->lat_ms = pn->lat_floor_ms = est;
 	}
 	pn->prefill_ms = policy__prefill_ms(&n->pf, d->prefill_shared);
+	pn->prefill_wait_ms = n->pf.wait_ms;
 	/* no prefill of its own measured yet: the fleet's reference node's,
 	 * scaled by the two latency floors (its own, or its probe's estimate) */
 	if (!(pn->prefill_ms > 0) && d->prefill_shared)

@@ -386,6 +386,13 @@ double policy__hold_ms(const struct policy_node *n)
 	 * its floor was measured on (priced by the floor, 36 queued answers
 	 * of 400 tokens looked a quarter as long as they were) */
 	hold = n->run_ms > 0 ? n->run_ms : n->lat_floor_ms;
+	/* where prefills take turns and the prompts waiting for the compute
+	 * are priced (prefill_ms), a request's wait for it in its slot is
+	 * priced there: counted in the hold as well, a fast node's queue cost
+	 * 2.4 s while its first turns' median TTFT was 0.6 s, and the slow
+	 * node took the first turns (docs/benchmarks.md) */
+	if (n->prefill_ms > 0 && n->prefill_wait_ms > 0)
+		hold = fmax(hold - n->prefill_wait_ms, n->lat_floor_ms);
 	/* and none of them has finished for longer: at least that (a flood
 	 * of long answers is priced before the first one ends) */
 	if (n->since_finish_ms > hold)

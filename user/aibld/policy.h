@@ -78,6 +78,9 @@ struct policy_node {
 	/* where its prefills take turns on its compute (struct policy_prefill):
 	 * ms of it a new session's prompt takes there, 0 otherwise */
 	double prefill_ms;
+	/* how long its prefills waited beyond their own compute (EWMA), < 0
+	 * unknown */
+	double prefill_wait_ms;
 };
 
 /* what the controller tracks per ai service across recomputes */
