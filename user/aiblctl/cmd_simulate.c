@@ -294,9 +294,7 @@ int ctl_cmd_simulate(int argc, char **argv)
 	bool existed, created = false, conn_removed = false, load_restored = false;
 	bool acked = false, syn_pinned = false, syn_removed = false, tcp;
 	struct aibl_syn_bucket sb;
-	struct aibl_load pre_ld = {};
 	struct aibl_conn conn = {};
-	__u64 *pre_until = NULL;
 	struct aibl_flow_key k;
 	struct ctl_state s;
 	char err[ERRLEN], cli[80], vip[80], sname[48] = "-", bname[48] = "-", baddr[64] = "-";
@@ -315,7 +313,10 @@ int ctl_cmd_simulate(int argc, char **argv)
 	if (ret)
 		return ret;
 	tcp = k.proto == IPPROTO_TCP;
-	ret = ctl_load(&s, 0);
+	/* aibl_load as it was (s.load): a new session sent to a node whose
+	 * prefills take turns adds its prompt there (prefill_until_ns), undone
+	 * on the node the SYN went to */
+	ret = ctl_load(&s, CTL_LOAD_LOAD);
 	if (ret)
 		return ret;
 	if (aibl_map__open(&cm, ctl.bpffs, AIBL_MAP_CONNS, false, err, sizeof(err)) ||
@@ -335,17 +336,6 @@ int ctl_cmd_simulate(int argc, char **argv)
 		ctl_state__svc_name(&s, svc, sname, sizeof(sname));
 	existed = bpf_map_lookup_elem(cm.fd, &k, &conn) == 0;
 	syn_idx = aibl_syn_index(aibl_hash_flow(&k, s.g.hash_seed), &syn_tag);
-	/* a new session sent to a node whose prefills take turns adds its
-	 * prompt there (aibl_load.prefill_until_ns): what each node had, to
-	 * undo it on the one the SYN went to */
-	pre_until = calloc(lm.max_entries ? lm.max_entries : 1, sizeof(*pre_until));
-	if (!pre_until) {
-		ret = ctl_fail("out of memory");
-		goto out;
-	}
-	for (__u32 b = 0; b < lm.max_entries; b++)
-		if (bpf_map_lookup_elem(lm.fd, &b, &pre_ld) == 0)
-			pre_until[b] = pre_ld.prefill_until_ns;
 	if (read_counters(&sm, before)) {
 		ret = ctl_fail("map %s: read failed: %s", AIBL_MAP_STATS, strerror(errno));
 		goto out;
@@ -394,13 +384,13 @@ undo:
 		sb.tag[way] = 0;
 		syn_removed = bpf_map_update_elem(ym.fd, &syn_idx, &sb, BPF_EXIST) == 0;
 	}
-	if (!keep_opt && syn_backend >= 0 && syn_backend < lm.max_entries) {
+	if (!keep_opt && syn_backend >= 0 && syn_backend < s.nbe) {
 		__u32 b = syn_backend;
 		struct aibl_load ld;
 
 		if (bpf_map_lookup_elem(lm.fd, &b, &ld) == 0 &&
-		    ld.prefill_until_ns != pre_until[b]) {
-			ld.prefill_until_ns = pre_until[b];
+		    ld.prefill_until_ns != s.load[b].prefill_until_ns) {
+			ld.prefill_until_ns = s.load[b].prefill_until_ns;
 			bpf_map_update_elem(lm.fd, &b, &ld, BPF_EXIST);
 		}
 	}
@@ -517,7 +507,6 @@ undo:
 	if (syn_removed)
 		printf("maps        handshake record removed\n");
 out:
-	free(pre_until);
 	if (fd >= 0)
 		close(fd);
 	aibl_map__close(&cm);
