@@ -933,6 +933,7 @@ void aibld__fleet_update(struct aibld *d, __u64 now_ms)
 	d->prefill_ref_ms = d->prefill_ref_floor_ms = -1;
 	for (int i = 0; i < d->nnodes; i++) {
 		const struct node_rt *n = &d->nodes[i];
+		double prompt_ms;
 
 		/* an engine's property: a node down or draining still says
 		 * what the fleet's engine does */
@@ -941,10 +942,11 @@ void aibld__fleet_update(struct aibld *d, __u64 now_ms)
 		if (n->cfg_idx < 0 || !node_usable(n) || !n->have_rep)
 			continue;
 		/* the fastest node whose prompts' compute is measured */
-		if (n->lat_floor_ms > 0 && policy__prefill_ms(&n->pf, true) > 0 &&
+		prompt_ms = policy__prefill_ms(&n->pf, true);
+		if (n->lat_floor_ms > 0 && prompt_ms > 0 &&
 		    (d->prefill_ref_floor_ms < 0 || n->lat_floor_ms < d->prefill_ref_floor_ms)) {
 			d->prefill_ref_floor_ms = n->lat_floor_ms;
-			d->prefill_ref_ms = policy__prefill_ms(&n->pf, true);
+			d->prefill_ref_ms = prompt_ms;
 		}
 		if (n->lat_ms > 0 && (d->best_lat_ms < 0 || n->lat_ms < d->best_lat_ms))
 			d->best_lat_ms = n->lat_ms;
