@@ -93,6 +93,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aibl_pins SEC(".maps");
 
+/* client affinities the data plane learns: a client's next new flow to a
+ * p2c service follows its last p2c choice (include/aibl.h) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, AIBL_MAX_AFFINITY);
+	__type(key, struct aibl_pin_key);
+	__type(value, struct aibl_affinity);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} aibl_affinity SEC(".maps");
+
 /* which backends each service's table was built from, for aiblctl */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

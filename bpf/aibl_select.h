@@ -172,7 +172,8 @@ static __always_inline __s64 be_cost(__u32 id, bool local, __u64 now)
 
 struct choice {
 	__u32 backend;
-	bool pinned;
+	bool pinned; /* by a session pin */
+	bool pin;    /* a live session pin was found, followed or not */
 };
 
 /*
@@ -205,6 +206,7 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 	pk.family = p->fk.family;
 	ch->backend = AIBL_NO_BACKEND;
 	ch->pinned = false;
+	ch->pin = false;
 
 	/* most clients have no pin: a miss in the big pin table costs a cache
 	 * miss (~180 ns here), the filter bit an inlined array read */
@@ -226,6 +228,7 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 
 		if ((!pin->expires_ns || bpf_ktime_get_ns() < pin->expires_ns) &&
 		    be_usable(bpf_map_lookup_elem(&aibl_backends, &id))) {
+			ch->pin = true;
 			/* cluster mode: every balancer must choose alike, and
 			 * the queue is this balancer's count: the pin wins */
 			slower = pin->flags & AIBL_PIN_F_SLOWER;
@@ -302,6 +305,75 @@ static __always_inline __u32 session_hash(const struct aibl_vip *vip, const stru
 }
 
 /*
+ * The wait a new flow can expect at a backend priced by ai: the queue
+ * beyond its free slots (be_wait) and the prompts waiting for its compute
+ * (prefill_wait). A flow count otherwise.
+ */
+static __always_inline __s64 be_delay(__u32 id, __u64 now)
+{
+	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
+
+	if (!c || !c->per_flow)
+		return be_wait(id, now);
+	return be_wait(id, now) + prefill_wait(c, bpf_map_lookup_elem(&aibl_load, &id), now);
+}
+
+/*
+ * Client affinity (struct aibl_affinity), after choose() made a p2c choice
+ * that no session pin decided: the client's last p2c choice for the service,
+ * while it lasts, is still in the service's table and can take new flows,
+ * wins unless its expected wait is more than affinity_spill_ms longer. A
+ * session pin, followed or spilled, is the node's word and wins over it.
+ * Where the choice stands, it becomes the client's affinity; a followed
+ * one is not renewed, so the pins from cache hints take over once they
+ * come, and a session that left a node is not held there.
+ * Its own global function, called by the new-flow path only: choose()'s
+ * frame, under handle_icmp's, leaves no room for it (512 bytes combined).
+ */
+__noinline int choose_affinity(const struct aibl_vip *vip, const struct pkt *p, struct choice *ch)
+{
+	struct aibl_pin_key pk = {};
+	struct aibl_affinity *af, nv = {};
+	struct aibl_member_key mk;
+	struct aibl_member *m;
+	struct aibl_globals *g;
+	__u32 zero = 0, id;
+	__u64 now;
+
+	if (!vip || !p || !ch || ch->pin || ch->backend == AIBL_NO_BACKEND)
+		return 0;
+	g = bpf_map_lookup_elem(&aibl_globals, &zero);
+	if (!g || !g->affinity_ms || (g->flags & AIBL_G_F_CLUSTER))
+		return 0;
+	pk.svc_id = vip->svc_id;
+	pk.family = p->fk.family;
+	pk.client = p->fk.src;
+	now = bpf_ktime_get_coarse_ns();
+	af = bpf_map_lookup_elem(&aibl_affinity, &pk);
+	if (af && now < READ_ONCE(af->expires_ns)) {
+		id = READ_ONCE(af->backend);
+		if (id == ch->backend) {
+			count(AIBL_CNT_AFFINITY_HIT);
+			return 0;
+		}
+		mk.svc_id = vip->svc_id;
+		mk.backend = id;
+		m = bpf_map_lookup_elem(&aibl_members, &mk);
+		if (m && m->slots && be_usable(bpf_map_lookup_elem(&aibl_backends, &id)) &&
+		    be_delay(id, now) <= be_delay(ch->backend, now) + g->affinity_spill_ms) {
+			count(AIBL_CNT_AFFINITY_HIT);
+			ch->backend = id;
+			return 0;
+		}
+		count(AIBL_CNT_AFFINITY_SKIP);
+	}
+	nv.backend = ch->backend;
+	nv.expires_ns = now + (__u64)g->affinity_ms * 1000000;
+	bpf_map_update_elem(&aibl_affinity, &pk, &nv, BPF_ANY);
+	return 0;
+}
+
+/*
  * A new flow's choice in mode (the service's, or hash where the flow will
  * not be tracked): 0 with ch filled, or -1 (counted) when there is no
  * backend. fh is the packet's aibl_hash_flow(), the five-tuple key's hash.
@@ -311,6 +383,8 @@ static __always_inline int choose_flow(const struct aibl_vip *vip, const struct 
 {
 	choose(vip, p, vip->session_key == AIBL_KEY_FIVE_TUPLE ? fh : session_hash(vip, p, seed),
 	       mode, ch);
+	if (mode == AIBL_MODE_P2C && (vip->flags & AIBL_VIP_F_AFFINITY))
+		choose_affinity(vip, p, ch);
 	if (!bpf_map_lookup_elem(&aibl_backends, &ch->backend)) {
 		count(AIBL_CNT_DROP_NO_BACKEND);
 		return -1;

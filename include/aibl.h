@@ -14,7 +14,7 @@
 #ifndef AIBL_H
 #define AIBL_H
 
-#define AIBL_ABI_VERSION 5
+#define AIBL_ABI_VERSION 6
 
 /* ---- capacity limits (build time; counts are also load-time settable) ---- */
 
@@ -96,6 +96,10 @@
 #ifndef AIBL_MAX_MEMBERS
 #define AIBL_MAX_MEMBERS 65536
 #endif
+/* Client affinities the data plane learns (aibl_affinity, an LRU). */
+#ifndef AIBL_MAX_AFFINITY
+#define AIBL_MAX_AFFINITY 65536
+#endif
 /* Node side: clients seen per node, for cache hints. */
 #ifndef AIBL_NODE_MAX_CLIENTS
 #define AIBL_NODE_MAX_CLIENTS 65536
@@ -125,6 +129,7 @@
 #define AIBL_MAP_LOAD	   "aibl_load"
 #define AIBL_MAP_CONNS	   "aibl_conns"
 #define AIBL_MAP_PINS	   "aibl_pins"
+#define AIBL_MAP_AFFINITY  "aibl_affinity"
 #define AIBL_MAP_MEMBERS   "aibl_members"
 #define AIBL_MAP_STATS	   "aibl_stats"
 #define AIBL_MAP_SVC_STATS "aibl_svc_stats"
@@ -203,6 +208,8 @@ enum aibl_session_key {
 
 /* aibl_vip.flags */
 #define AIBL_VIP_F_NO_CONNTRACK 0x01 /* stateless: always take the table */
+/* p2c: a client's new flows follow its last p2c choice (struct aibl_affinity) */
+#define AIBL_VIP_F_AFFINITY 0x02
 
 struct aibl_vip {
 	__u32 svc_id;	  /* index into per-service arrays, < AIBL_MAX_SERVICES */
@@ -336,6 +343,25 @@ struct aibl_pin {
 	__u64 expires_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns); 0: no expiry */
 };
 
+/*
+ * ---- client affinity: aibl_affinity, LRU_HASH written by the data plane ----
+ * key struct aibl_pin_key. A p2c service with AIBL_VIP_F_AFFINITY records
+ * where p2c sent each client's new flow; the same client's next new flow
+ * to the service, within aibl_globals.affinity_ms and with no session pin,
+ * goes there too unless the queue expected there (beyond the free slots,
+ * and the prompts waiting for the node's compute) is more than
+ * affinity_spill_ms longer than at the p2c choice. It bridges the time
+ * before the node's cache hints make a pin, and it keeps the sessions
+ * behind one address (a NAT, an API gateway), which no pin tells apart,
+ * on the node that holds their prefixes. Only a backend still in the
+ * service's table (aibl_members) is followed. Never in cluster mode.
+ */
+struct aibl_affinity {
+	__u32 backend;
+	__u32 pad;
+	__u64 expires_ns; /* bpf_ktime_get_coarse_ns() */
+};
+
 /* the pinned node is measured beyond its service's latency bound (a slower
  * tier): a p2c service's new flow leaves the pin for a p2c choice that is
  * cheaper and has a free slot now (struct aibl_cost) */
@@ -368,6 +394,10 @@ struct aibl_member {
 	X(PIN_HIT, "pin_hit", "new flows steered by a session pin")                                \
 	X(PIN_SKIP, "pin_skip",                                                                    \
 	  "pins ignored: backend unusable, expired, or spilled (pin_spill_ms)")                    \
+	X(AFFINITY_HIT, "affinity_hit",                                                            \
+	  "new flows that followed their client's last p2c choice (aibl_affinity)")                \
+	X(AFFINITY_SKIP, "affinity_skip",                                                          \
+	  "affinities left for the p2c choice: a longer queue, or the backend left the table")     \
 	X(PROBE, "bounded_probe", "new flows that skipped an overloaded slot")                     \
 	X(FIB_FAIL, "fib_fail", "next hop lookups that failed")                                    \
 	X(ICMP_FWD, "icmp_fwd", "ICMP errors forwarded to a flow's backend")                       \
@@ -465,6 +495,11 @@ struct aibl_globals {
 	 * or deleting a VIP (dp__globals_write() and dp__epoch_bump() do).
 	 */
 	__u32 epoch;
+	/* p2c services with AIBL_VIP_F_AFFINITY: how long a client's new
+	 * flows follow its last p2c choice, and the longer queue (ms of
+	 * aibl_cost) at which they leave it; 0: no affinity */
+	__u32 affinity_ms;
+	__u32 affinity_spill_ms;
 };
 
 /*
@@ -698,10 +733,11 @@ _Static_assert(sizeof(struct aibl_flow_key) == 40, "aibl_flow_key");
 _Static_assert(sizeof(struct aibl_conn) == 16, "aibl_conn");
 _Static_assert(sizeof(struct aibl_pin_key) == 24, "aibl_pin_key");
 _Static_assert(sizeof(struct aibl_pin) == 16, "aibl_pin");
+_Static_assert(sizeof(struct aibl_affinity) == 16, "aibl_affinity");
 _Static_assert(sizeof(struct aibl_member_key) == 8, "aibl_member_key");
 _Static_assert(sizeof(struct aibl_member) == 16, "aibl_member");
 _Static_assert(sizeof(struct aibl_traffic) == 32, "aibl_traffic");
-_Static_assert(sizeof(struct aibl_globals) == 64, "aibl_globals");
+_Static_assert(sizeof(struct aibl_globals) == 72, "aibl_globals");
 _Static_assert(sizeof(struct aibl_rate) == 16, "aibl_rate");
 _Static_assert(sizeof(struct aibl_fcache_entry) == 64, "aibl_fcache_entry: one cache line");
 _Static_assert(sizeof(struct aibl_fcache_ctl) == 16, "aibl_fcache_ctl");

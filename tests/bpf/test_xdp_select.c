@@ -5,7 +5,8 @@
  * load past draining and overloaded backends, and session pins ahead of
  * all of them while they are live and their backend takes new flows.
  * Cluster mode (AIBL_G_F_CLUSTER): p2c on the controller's costs alone and
- * the same choice for a mid-flow miss, rr as the hash slot.
+ * the same choice for a mid-flow miss, rr as the hash slot. An ai service's
+ * client follows its last p2c choice for a while (client affinity).
  */
 #include <stdint.h>
 #include <time.h>
@@ -677,6 +678,148 @@ out:
 	xe_down();
 }
 
+/* ---------------- client affinity ---------------- */
+
+static int aff_member(__u32 be, __u32 slots)
+{
+	struct aibl_member_key k = {.svc_id = 0, .backend = be};
+	struct aibl_member v = {.weight = 1, .slots = slots};
+
+	return bpf_map_update_elem(xe_fd(AIBL_MAP_MEMBERS), &k, &v, BPF_ANY) ? -errno : 0;
+}
+
+static int aff_get(__u32 c, struct aibl_affinity *v)
+{
+	struct aibl_pin_key k = {.svc_id = 0, .family = AIBL_AF_INET};
+	struct in_addr a = {htonl(0xc6120000u + c)}; /* syn_from()'s client c */
+
+	memcpy(&k.client, &a, sizeof(a));
+	return bpf_map_lookup_elem(xe_fd(AIBL_MAP_AFFINITY), &k, v) ? -errno : 0;
+}
+
+static int aff_set(__u32 c, __u32 be, __u64 expires)
+{
+	struct aibl_pin_key k = {.svc_id = 0, .family = AIBL_AF_INET};
+	struct in_addr a = {htonl(0xc6120000u + c)};
+	struct aibl_affinity v = {.backend = be, .expires_ns = expires};
+
+	memcpy(&k.client, &a, sizeof(a));
+	return bpf_map_update_elem(xe_fd(AIBL_MAP_AFFINITY), &k, &v, BPF_ANY) ? -errno : 0;
+}
+
+/*
+ * An ai service's client (AIBL_VIP_F_AFFINITY) sends its next new flow
+ * where p2c sent its last one, within affinity_ms, unless the wait there is
+ * affinity_spill_ms longer than at the p2c choice: a NAT address's
+ * sessions stay with the prefixes they share. A session pin wins over it,
+ * and it is not followed to a backend that left the service's table, once
+ * it lapsed, with affinity_ms 0, for a service without the flag, or in
+ * cluster mode.
+ */
+static void test_sel_affinity(void)
+{
+	static __u32 pat[2] = {1, 2}, only1[1] = {1};
+	struct aibl_cost c1 = {.cost = 100, .free = 8, .per_flow = 100};
+	struct aibl_cost c2 = {.cost = 150, .free = 8, .per_flow = 100};
+	struct aibl_load l = {.active = 14};
+	__u32 one = 1, two = 2;
+	struct aibl_affinity a;
+	struct xe_result r;
+
+	if (!p2c_env(pat, 2, &c1, &c2) ||
+	    !ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0,
+			      AIBL_VIP_F_AFFINITY),
+		       "affinity vip") ||
+	    !ASSERT_OK(aff_member(1, 100), "member 1") ||
+	    !ASSERT_OK(aff_member(2, 100), "member 2"))
+		goto out;
+	xe_glob.affinity_ms = 60000;
+	xe_glob.affinity_spill_ms = 500;
+	if (!ASSERT_OK(xe_globals_write(), "globals"))
+		goto out;
+
+	ASSERT_EQ(syn_from(1, 1, VIP4, 80, &r), 1, "first flow: the p2c choice");
+	if (!ASSERT_OK(aff_get(1, &a), "affinity learnt") || !ASSERT_EQ(a.backend, 1, "to 1"))
+		goto out;
+	/* backend 1 now costs more: p2c would take 2, the client stays */
+	c1.cost = 300;
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &one, &c1, 0), "cost1");
+	ASSERT_EQ(syn_from(1, 2, VIP4, 80, &r), 1, "second flow follows the first");
+	ASSERT_EQ(xe_counter(AIBL_CNT_AFFINITY_HIT), 1, "affinity_hit");
+	{
+		struct aibl_flow_key fk = xe_fk("198.18.0.1", VIP4, 2, 80, IPPROTO_TCP);
+		struct aibl_conn c;
+
+		ASSERT_OK(bpf_map_lookup_elem(xe_fd(AIBL_MAP_CONNS), &fk, &c), "conn");
+		ASSERT_EQ(c.flags & AIBL_CONN_F_PINNED, 0, "not a session pin");
+	}
+	ASSERT_EQ(syn_from(2, 1, VIP4, 80, &r), 2, "another client: the p2c choice");
+
+	/* 14 flows at backend 1, 8 free slots: 600 ms of queue, more than
+	 * 500 beyond backend 2's none */
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_LOAD), &one, &l, 0), "load1");
+	ASSERT_EQ(syn_from(1, 3, VIP4, 80, &r), 2, "a queue beyond the spill: p2c");
+	ASSERT_EQ(xe_counter(AIBL_CNT_AFFINITY_SKIP), 1, "affinity_skip");
+	ASSERT_OK(aff_get(1, &a), "affinity");
+	ASSERT_EQ(a.backend, 2, "moved with the flow");
+	l.active = 0;
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_LOAD), &one, &l, 0), "load1 idle");
+
+	/* a session pin is the node's word: it wins, the affinity stays */
+	ASSERT_OK(pin_set(0, "198.18.0.1", 1, 0), "pin to 1");
+	ASSERT_EQ(syn_from(1, 4, VIP4, 80, &r), 1, "pinned");
+	ASSERT_OK(aff_get(1, &a), "affinity");
+	ASSERT_EQ(a.backend, 2, "left as it was");
+	{
+		struct aibl_pin_key k = {.svc_id = 0, .family = AIBL_AF_INET};
+
+		xe_addr(&k.client, AIBL_AF_INET, "198.18.0.1");
+		ASSERT_OK(bpf_map_delete_elem(xe_fd(AIBL_MAP_PINS), &k), "unpin");
+		ASSERT_OK(xe_pin_filter(), "filter");
+	}
+
+	/* backend 2 left the service's table (its model unloaded there) */
+	c1.cost = 100;
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &one, &c1, 0), "cost1");
+	{
+		struct aibl_member_key k = {.svc_id = 0, .backend = 2};
+
+		ASSERT_OK(xe_ring(0, 0, only1, 1), "ring without 2");
+		ASSERT_OK(bpf_map_delete_elem(xe_fd(AIBL_MAP_MEMBERS), &k), "member 2 gone");
+	}
+	ASSERT_EQ(syn_from(1, 5, VIP4, 80, &r), 1, "not followed out of the table");
+	ASSERT_OK(xe_ring(0, 0, pat, 2), "ring 1, 2");
+	ASSERT_OK(aff_member(2, 100), "member 2 back");
+
+	/* lapsed, switched off, not an ai service, cluster mode: p2c alone */
+	ASSERT_OK(aff_set(3, 2, mono_ns() - 1000000000ull), "lapsed affinity");
+	ASSERT_EQ(syn_from(3, 1, VIP4, 80, &r), 1, "lapsed: p2c");
+	ASSERT_OK(aff_set(4, 2, mono_ns() + 60000000000ull), "live affinity");
+	ASSERT_EQ(syn_from(4, 1, VIP4, 80, &r), 2, "live: followed");
+	ASSERT_OK(aff_set(4, 2, mono_ns() + 60000000000ull), "again");
+	xe_glob.affinity_ms = 0;
+	ASSERT_OK(xe_globals_write(), "affinity_ms 0");
+	ASSERT_EQ(syn_from(4, 2, VIP4, 80, &r), 1, "affinity_ms 0: p2c");
+	xe_glob.affinity_ms = 60000;
+	ASSERT_OK(xe_globals_write(), "affinity_ms back");
+	ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0, 0),
+		  "vip without the flag");
+	ASSERT_EQ(syn_from(4, 3, VIP4, 80, &r), 1, "no flag: p2c");
+	ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0,
+			 AIBL_VIP_F_AFFINITY),
+		  "flag back");
+	ASSERT_EQ(syn_from(4, 4, VIP4, 80, &r), 2, "flag back: followed");
+	ASSERT_OK(aff_set(4, 2, mono_ns() + 60000000000ull), "again");
+	xe_glob.flags |= AIBL_G_F_CLUSTER;
+	ASSERT_OK(xe_globals_write(), "cluster");
+	ASSERT_EQ(syn_from(4, 5, VIP4, 80, &r), 1, "cluster mode: p2c");
+	(void)two;
+out:
+	xe_glob.flags &= ~AIBL_G_F_CLUSTER;
+	xe_glob.affinity_ms = xe_glob.affinity_spill_ms = 0;
+	xe_down();
+}
+
 static const struct test_case cases[] = {
     {"sel_hash_weights", test_sel_hash_weights},
     {"sel_rr_order", test_sel_rr},
@@ -693,6 +836,7 @@ static const struct test_case cases[] = {
     {"sel_cluster_same_choice", test_sel_cluster},
     {"sel_bounded_load", test_sel_bounded},
     {"pins", test_pins},
+    {"sel_affinity", test_sel_affinity},
 };
 
 XF_MAIN(cases)

@@ -26,6 +26,7 @@ static const struct aibl_map_desc map_descs[] = {
     DESC(AIBL_MAP_LOAD, BPF_MAP_TYPE_ARRAY, __u32, struct aibl_load),
     DESC(AIBL_MAP_CONNS, BPF_MAP_TYPE_LRU_HASH, struct aibl_flow_key, struct aibl_conn),
     DESC(AIBL_MAP_PINS, BPF_MAP_TYPE_HASH, struct aibl_pin_key, struct aibl_pin),
+    DESC(AIBL_MAP_AFFINITY, BPF_MAP_TYPE_LRU_HASH, struct aibl_pin_key, struct aibl_affinity),
     DESC(AIBL_MAP_MEMBERS, BPF_MAP_TYPE_HASH, struct aibl_member_key, struct aibl_member),
     DESC(AIBL_MAP_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64),
     DESC(AIBL_MAP_SVC_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct aibl_traffic),
