@@ -628,6 +628,7 @@ static void maps_reflect_config(void)
 	if (!ASSERT_OK(vip_lookup("10.99.0.1", 19080, &v), "web VIP"))
 		return;
 	ASSERT_EQ(v.mode, AIBL_MODE_RR, "wrr runs as RR");
+	ASSERT_EQ(v.flags & AIBL_VIP_F_AFFINITY, 0, "a classic policy: no client affinity");
 	if (!ASSERT_OK(ring_counts("10.99.0.1", 19080, counts, AIBL_MAX_BACKENDS, NULL), "ring"))
 		return;
 	printf("  web shares: n1 %.4f n2 %.4f\n", (double)counts[n1] / AIBL_RING_SIZE,
@@ -651,6 +652,7 @@ static void maps_reflect_config(void)
 	/* ai service: the agent-less node counts via TCP and its static model */
 	ASSERT_OK(vip_lookup("10.99.0.2", 19081, &v), "chat VIP");
 	ASSERT_EQ(v.mode, AIBL_MODE_P2C, "ai runs as P2C");
+	ASSERT_EQ(v.flags & AIBL_VIP_F_AFFINITY, AIBL_VIP_F_AFFINITY, "ai: client affinity");
 	ring_counts("10.99.0.2", 19081, counts, AIBL_MAX_BACKENDS, NULL);
 	ASSERT_TRUE(counts[n1] && counts[n2] && counts[tcp], "chat: all three nodes");
 	ASSERT_EQ(be_flags(tcp) & AIBL_BE_F_DOWN, 0, "tcp1 up");
@@ -662,6 +664,8 @@ static void maps_reflect_config(void)
 	ASSERT_EQ(g.hash_seed, 0x6169626c, "seed");
 	ASSERT_EQ(g.src4, inet_addr("10.98.0.1"), "tunnel source from the interface");
 	ASSERT_TRUE(g.flags & AIBL_G_F_FLOW_CACHE, "flow cache on by default");
+	ASSERT_EQ(g.affinity_ms, 2000, "client affinity: ai.affinity_ms by default");
+	ASSERT_EQ(g.affinity_spill_ms, 500, "its spill: ai.pin_spill_ms");
 	close(g_fd);
 	ASSERT_EQ(sh("ip link show %s | grep -q xdpgeneric", ifa), 0, "attached generic");
 }

@@ -96,6 +96,7 @@ void config__defaults(struct config *cfg)
 	    .latency_spread = 1.25,
 	    .latency_slack_ms = 50,
 	    .pin_spill_ms = 500,
+	    .affinity_ms = 2000,
 	    .stale_ms = 0,
 	    .cold_start_after_ms = 60000,
 	};
@@ -467,6 +468,9 @@ static const struct kspec ai_keys[] = {
     KAI(pin_spill_ms, K_UINT,
 	"a pinned session's request goes elsewhere when expected this much sooner there; 0: never",
 	.min = 0, .max = 65535),
+    KAI(affinity_ms, K_UINT,
+	"a client's new flows follow its last p2c choice this long (spill: pin_spill_ms); 0: off",
+	.min = 0, .max = 600000),
     KAI(stale_ms, K_UINT, "a report older than this is unknown; 0: 3 poll intervals", .min = 0,
 	.max = 3600000),
     KAI(cold_start_after_ms, K_UINT, "saturation of every resident node that loads another",

@@ -86,6 +86,7 @@ struct cfg_ai {
 	double latency_spread;		  /* no new sessions where lat > spread x the best */
 	double latency_slack_ms;	  /* ... + this, so tiny figures do not split nodes */
 	unsigned int pin_spill_ms;	  /* a pin yields to a node expected this much sooner */
+	unsigned int affinity_ms;	  /* a client's new flows follow its last p2c choice */
 	unsigned int stale_ms;		  /* a report older than this is unknown, 0: 3 polls */
 	unsigned int cold_start_after_ms; /* saturation that justifies a load */
 };

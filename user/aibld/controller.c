@@ -705,6 +705,10 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 	v.session_key = cs->session_key;
 	v.ring_half = half;
 	v.flags = cs->conntrack ? 0 : AIBL_VIP_F_NO_CONNTRACK;
+	/* cache awareness is the ai policy's: a classic policy's p2c
+	 * (least_conn, least_time) spreads by its counts alone */
+	if (cs->policy == AIBL_POL_AI && v.mode == AIBL_MODE_P2C && d->cfg.ai.affinity_ms)
+		v.flags |= AIBL_VIP_F_AFFINITY;
 	/* a VIP that now names another service or stops tracking flows voids
 	 * the flow cache's decisions (a table flip alone does not) */
 	if (!bpf_map_lookup_elem(d->fd_vips, &vk, &old) &&
@@ -1066,6 +1070,9 @@ int aibld__write_globals(struct aibld *d)
 	memcpy(g.if_mac, d->if_mac, 6);
 	g.hash_seed = c->hash_seed;
 	g.max_conn_rate = c->max_conn_rate;
+	/* read by ai services only (AIBL_VIP_F_AFFINITY) */
+	g.affinity_ms = c->ai.affinity_ms;
+	g.affinity_spill_ms = c->ai.pin_spill_ms;
 	if (c->max_conn_rate == CFG_CONN_RATE_AUTO) {
 		__u32 per_cpu = d->dp->sizes.max_conns / (d->ncpus > 0 ? d->ncpus : 1);
 
