@@ -1168,13 +1168,20 @@ static void test_simulate(void)
 		     "no v6 entry left");
 
 	/* a p2c choice of a node whose prefills take turns adds the new
-	 * session's prompt there (aibl_load.prefill_until_ns): simulate takes
-	 * it back */
+	 * session's prompt there (aibl_load.prefill_until_ns), and an ai
+	 * service's becomes the client's affinity (aibl_affinity): simulate
+	 * takes both back */
 	{
-		const struct ctl_case p2c = CASE("-j simulate 10.0.0.80:40000 10.100.0.1:80", 0,
-						 JSTR("simulate.verdict", "XDP_TX", "p2c verdict"));
+		const struct ctl_case p2c =
+		    CASE("-j simulate 10.0.0.80:40000 10.100.0.1:80", 0,
+			 JSTR("simulate.verdict", "XDP_TX", "p2c verdict"),
+			 JTRUE("simulate.affinity_restored", "affinity taken back"));
+		struct aibl_pin_key ak = {.svc_id = SVC_CHAT};
 		struct aibl_cost c, c0[NBE];
 		struct aibl_load l0[NBE], l;
+		struct aibl_affinity a;
+		struct aibl_globals g;
+		__u32 zero = 0;
 
 		for (__u32 b = 0; b < NBE; b++) {
 			bpf_map_lookup_elem(mfd(AIBL_MAP_COST), &b, &c0[b]);
@@ -1183,15 +1190,26 @@ static void test_simulate(void)
 			    .cost = 100, .free = 8, .per_flow = 50, .prefill_ms = 200};
 			bpf_map_update_elem(mfd(AIBL_MAP_COST), &b, &c, 0);
 		}
+		addr_of("10.0.0.80", &ak.client, &ak.family);
+		if (ASSERT_OK(bpf_map_lookup_elem(mfd(AIBL_MAP_GLOBALS), &zero, &g), "globals")) {
+			g.affinity_ms = 60000;
+			ASSERT_OK(bpf_map_update_elem(mfd(AIBL_MAP_GLOBALS), &zero, &g, BPF_ANY),
+				  "affinity on");
+		}
 		if (ASSERT_OK(put_vip("10.100.0.1", 80, IPPROTO_TCP, SVC_CHAT, AIBL_MODE_P2C,
-				      AIBL_KEY_SRC_IP, 1, 0),
-			      "chat by p2c") &&
-		    run_case(&p2c))
+				      AIBL_KEY_SRC_IP, 1, AIBL_VIP_F_AFFINITY),
+			      "chat by p2c, ai") &&
+		    run_case(&p2c)) {
 			for (__u32 b = 0; b < NBE; b++) {
 				bpf_map_lookup_elem(mfd(AIBL_MAP_LOAD), &b, &l);
 				ASSERT_EQ(l.prefill_until_ns, l0[b].prefill_until_ns,
 					  "no prompt left behind");
 			}
+			ASSERT_ERR(bpf_map_lookup_elem(mfd(AIBL_MAP_AFFINITY), &ak, &a),
+				   "no affinity left behind");
+		}
+		g.affinity_ms = 0;
+		bpf_map_update_elem(mfd(AIBL_MAP_GLOBALS), &zero, &g, BPF_ANY);
 		put_vip("10.100.0.1", 80, IPPROTO_TCP, SVC_CHAT, AIBL_MODE_HASH, AIBL_KEY_SRC_IP, 1,
 			0);
 		for (__u32 b = 0; b < NBE; b++)

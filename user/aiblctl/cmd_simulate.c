@@ -50,9 +50,11 @@ static void simulate_help(FILE *f)
 		"    moves it into a connection entry (aibl_conns) and raises the backend's\n"
 		"    active-flow count (aibl_load); a UDP flow gets its entry at once; a\n"
 		"    stateless service gets neither;\n"
-		"  - in rr mode the service's round-robin position (aibl_rr_pos) moves on.\n"
+		"  - in rr mode the service's round-robin position (aibl_rr_pos) moves on;\n"
+		"  - an ai service's p2c choice becomes the client's affinity (aibl_affinity).\n"
 		"Afterwards aiblctl deletes the connection entry and any handshake record it\n"
-		"created and takes the aibl_load increment back, so flows stay as they were;\n"
+		"created, takes the aibl_load increment back and puts the client's affinity\n"
+		"back as it was, so flows stay as they were;\n"
 		"counters and the rr position are left as the run set them, and so is a p2c\n"
 		"SYN's handshake count (aibl_load.syn_new), which lapses within 134 ms. These "
 		"undos are\n"
@@ -286,6 +288,10 @@ int ctl_cmd_simulate(int argc, char **argv)
 	const char *keep_opt = NULL;
 	const struct ctl_opt opts[] = {{"--keep", false, &keep_opt}};
 	struct aibl_map cm = {.fd = -1}, lm = {.fd = -1}, sm = {.fd = -1}, ym = {.fd = -1};
+	struct aibl_map am = {.fd = -1};
+	struct aibl_affinity aff_before, aff_after;
+	struct aibl_pin_key ak = {};
+	bool aff_had = false, aff_restored = false;
 	__u64 before[AIBL_CNT__MAX], mid[AIBL_CNT__MAX], after[AIBL_CNT__MAX];
 	static struct sim_run syn_run, ack_run;
 	struct sim_run *last = &syn_run;
@@ -322,7 +328,8 @@ int ctl_cmd_simulate(int argc, char **argv)
 	if (aibl_map__open(&cm, ctl.bpffs, AIBL_MAP_CONNS, false, err, sizeof(err)) ||
 	    aibl_map__open(&lm, ctl.bpffs, AIBL_MAP_LOAD, false, err, sizeof(err)) ||
 	    aibl_map__open(&sm, ctl.bpffs, AIBL_MAP_STATS, true, err, sizeof(err)) ||
-	    aibl_map__open(&ym, ctl.bpffs, AIBL_MAP_SYNS, false, err, sizeof(err))) {
+	    aibl_map__open(&ym, ctl.bpffs, AIBL_MAP_SYNS, false, err, sizeof(err)) ||
+	    aibl_map__open(&am, ctl.bpffs, AIBL_MAP_AFFINITY, false, err, sizeof(err))) {
 		ret = ctl_fail("%s", err);
 		goto out;
 	}
@@ -335,6 +342,11 @@ int ctl_cmd_simulate(int argc, char **argv)
 	if (svc >= 0)
 		ctl_state__svc_name(&s, svc, sname, sizeof(sname));
 	existed = bpf_map_lookup_elem(cm.fd, &k, &conn) == 0;
+	/* the client's affinity for the service (aibl_affinity), as it was */
+	ak.svc_id = svc >= 0 ? (__u32)svc : 0;
+	ak.family = k.family;
+	ak.client = k.src;
+	aff_had = svc >= 0 && bpf_map_lookup_elem(am.fd, &ak, &aff_before) == 0;
 	syn_idx = aibl_syn_index(aibl_hash_flow(&k, s.g.hash_seed), &syn_tag);
 	if (read_counters(&sm, before)) {
 		ret = ctl_fail("map %s: read failed: %s", AIBL_MAP_STATS, strerror(errno));
@@ -394,6 +406,14 @@ undo:
 			bpf_map_update_elem(lm.fd, &b, &ld, BPF_EXIST);
 		}
 	}
+	if (!keep_opt && svc >= 0) {
+		bool now_has = bpf_map_lookup_elem(am.fd, &ak, &aff_after) == 0;
+
+		if (aff_had && (!now_has || memcmp(&aff_after, &aff_before, sizeof(aff_after))))
+			aff_restored = bpf_map_update_elem(am.fd, &ak, &aff_before, BPF_ANY) == 0;
+		else if (!aff_had && now_has)
+			aff_restored = bpf_map_delete_elem(am.fd, &ak) == 0;
+	}
 	if (created && !keep_opt) {
 		__u32 b = conn.backend;
 		struct aibl_load ld;
@@ -431,7 +451,7 @@ undo:
 		ctl_fmt_addr(a2, sizeof(a2), last->so.family, &last->so.dst);
 		ret = ctl_json_print(json_pack(
 		    "{s:{s:s,s:s,s:s,s:s?,s:s,s:i,s:s?,s:o,s:s?,s:s?,s:s,s:o,s:s?,s:s,s:b,s:b,s:b,"
-		    "s:i,s:i,s:{s:s?,s:s?,s:s?},s:o,s:b,s:b,s:b,s:b,s:o}}",
+		    "s:i,s:i,s:{s:s?,s:s?,s:s?},s:o,s:b,s:b,s:b,s:b,s:b,s:o}}",
 		    "simulate", "client", cli, "vip", vip, "proto", ctl_proto_str(k.proto),
 		    "service", svc >= 0 ? sname : NULL, "verdict", verdict_str(syn_run.retval),
 		    "retval", syn_run.retval, "ack_verdict",
@@ -447,7 +467,8 @@ undo:
 		    "encap", last->so.encap[0] ? last->so.encap : NULL, "outer_src",
 		    last->so.encap[0] ? a1 : NULL, "outer_dst", last->so.encap[0] ? a2 : NULL,
 		    "counters", cnt, "conn_removed", conn_removed, "load_restored", load_restored,
-		    "handshake_removed", syn_removed, "kept", keep_opt != NULL, "ingress_ifindex",
+		    "handshake_removed", syn_removed, "affinity_restored", aff_restored, "kept",
+		    keep_opt != NULL, "ingress_ifindex",
 		    syn_run.used_ifindex ? json_integer(s.g.ifindex) : json_null()));
 		goto out;
 	}
@@ -506,6 +527,8 @@ undo:
 		printf("maps        the flow already had a connection entry; left unchanged\n");
 	if (syn_removed)
 		printf("maps        handshake record removed\n");
+	if (aff_restored)
+		printf("maps        the client's affinity put back as it was\n");
 out:
 	if (fd >= 0)
 		close(fd);
@@ -513,6 +536,7 @@ out:
 	aibl_map__close(&lm);
 	aibl_map__close(&sm);
 	aibl_map__close(&ym);
+	aibl_map__close(&am);
 	ctl_state__free(&s);
 	return ret;
 }
