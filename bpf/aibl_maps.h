@@ -100,6 +100,7 @@ struct {
 	__uint(max_entries, AIBL_MAX_AFFINITY);
 	__type(key, struct aibl_pin_key);
 	__type(value, struct aibl_affinity);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aibl_affinity SEC(".maps");
 

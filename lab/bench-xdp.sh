@@ -6,7 +6,8 @@
 # cache), established_full_path (cache off), established_64k and
 # established_64k_full_path (65536 flows cycled), new_flow, new_flow_guarded
 # (rate guard engaged), new_conn and non_vip (lab/bench-xdp.sh CASE: that
-# case only). Needs root.
+# case only). Needs root. --mode p2c|ai: the service as aibld runs an ai
+# service (p2c over priced backends; ai: with client affinity), default hash.
 #
 # lab/bench-xdp.sh --katran DIR [CASE]: side by side with Katran. DIR is a
 # Katran checkout (or a bare git dir) the user provides; its

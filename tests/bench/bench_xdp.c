@@ -34,6 +34,9 @@
  * Output: "xdp <case> ratio=<cost/empty> ns=<ns per packet>" per case,
  * preceded by "#" lines describing the run.
  *
+ * --mode hash|p2c|ai (default hash): the service's mode (setup()); new_flow
+ * under "p2c" and "ai" gives the cost of client affinity on a new flow.
+ *
  * --katran OBJ (lab/bench-xdp.sh --katran DIR): Katran's balancer.bpf.o
  * (katran_env.c) is measured on the same frames in the same rounds
  * ("katran <case>" lines; established_full_path, established_64k_full_path
@@ -111,10 +114,18 @@ static int load_empty(struct bpf_object **obj)
 	return empty_fd < 0 ? -ENOENT : 0;
 }
 
-static int setup(void)
+/*
+ * The service: NBACKENDS backends, hash on the client address. mode "p2c"
+ * and "ai" run it as aibld runs an ai service: p2c over priced backends
+ * with free slots (struct aibl_cost, every backend a member of the table),
+ * "ai" with client affinity on (aibl_affinity: each new client of new_flow
+ * a lookup miss and an insert).
+ */
+static int setup(const char *mode)
 {
 	struct aibl_vip_key k = {};
 	struct aibl_vip v = {.svc_id = 0, .mode = AIBL_MODE_HASH, .session_key = AIBL_KEY_SRC_IP};
+	bool p2c = !strcmp(mode, "p2c") || !strcmp(mode, "ai");
 	__u32 ids[NBACKENDS];
 	int err;
 
@@ -127,6 +138,25 @@ static int setup(void)
 		if (bpf_map_update_elem(xe_fd(AIBL_MAP_BACKENDS), &id, &b, BPF_ANY))
 			return -errno;
 		ids[i] = id;
+		if (p2c) {
+			struct aibl_cost c = {.cost = 100, .free = 65535, .per_flow = 50};
+			struct aibl_member_key mk = {.svc_id = 0, .backend = id};
+			struct aibl_member m = {.weight = 1, .slots = 1};
+
+			if (bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &id, &c, BPF_ANY) ||
+			    bpf_map_update_elem(xe_fd(AIBL_MAP_MEMBERS), &mk, &m, BPF_ANY))
+				return -errno;
+		}
+	}
+	if (p2c)
+		v.mode = AIBL_MODE_P2C;
+	if (!strcmp(mode, "ai")) {
+		v.flags = AIBL_VIP_F_AFFINITY;
+		xe_glob.affinity_ms = 2000;
+		xe_glob.affinity_spill_ms = 500;
+		err = xe_globals_write();
+		if (err)
+			return err;
 	}
 	/* interleaved like a Maglev table of equal weights */
 	err = xe_ring(0, 0, ids, NBACKENDS);
@@ -366,12 +396,14 @@ int main(int argc, char **argv)
 	static struct pkt_buf pkts[PER_ROUND];
 	struct bpf_object *eobj = NULL;
 	double kratio[B_NON_VIP + 1] = {}, aratio[B_NON_VIP + 1] = {};
-	const char *katran = NULL, *only = NULL;
+	const char *katran = NULL, *only = NULL, *mode = "hash";
 	int err, rc = 1;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--katran") && i + 1 < argc)
 			katran = argv[++i];
+		else if (!strcmp(argv[i], "--mode") && i + 1 < argc)
+			mode = argv[++i];
 		else
 			only = argv[i];
 	}
@@ -390,7 +422,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_xdp: load xdp_empty.bpf.o: %s\n", strerror(-err));
 		goto out;
 	}
-	err = setup();
+	if (strcmp(mode, "hash") && strcmp(mode, "p2c") && strcmp(mode, "ai")) {
+		fprintf(stderr, "bench_xdp: --mode: hash, p2c or ai\n");
+		return 2;
+	}
+	err = setup(mode);
 	if (err) {
 		fprintf(stderr, "bench_xdp: setup maps: %s\n", strerror(-err));
 		goto out;
@@ -420,11 +456,15 @@ int main(int argc, char **argv)
 	    "kernel-reported duration, median of rounds\n",
 	    PER_ROUND, ROUNDS);
 	printf("# sizes: default (conns %u, services %u, backends %u, ring %u); service: %d "
-	       "backends, hash, ipip, no session pins, vip and pin pre-filters on (as aibld); "
+	       "backends, %s, ipip, no session pins, vip and pin pre-filters on (as aibld); "
 	       "%zu-byte "
 	       "frames\n",
 	       xe_dp->sizes.max_conns, xe_dp->sizes.max_services, xe_dp->sizes.max_backends,
-	       AIBL_RING_SIZE, NBACKENDS, (size_t)(14 + 20 + 20 + 64));
+	       AIBL_RING_SIZE, NBACKENDS,
+	       !strcmp(mode, "ai")    ? "p2c priced as ai with client affinity"
+	       : !strcmp(mode, "p2c") ? "p2c priced as ai, no client affinity"
+				      : "hash",
+	       (size_t)(14 + 20 + 20 + 64));
 	printf("# rate guard: off for new_flow (the tracked regime, every SYN recorded for its "
 	       "handshake), engaged for new_flow_guarded (SYNs forwarded untracked); a balancer "
 	       "whose flood guard engages during a SYN benchmark measures the guarded regime, not "
