@@ -408,6 +408,10 @@ int main(int argc, char **argv)
 			only = argv[i];
 	}
 
+	if (strcmp(mode, "hash") && strcmp(mode, "p2c") && strcmp(mode, "ai")) {
+		fprintf(stderr, "bench_xdp: --mode: hash, p2c or ai\n");
+		return 2;
+	}
 	if (geteuid() != 0) {
 		fprintf(stderr, "bench_xdp: needs root (BPF_PROG_TEST_RUN)\n");
 		return 2;
@@ -421,10 +425,6 @@ int main(int argc, char **argv)
 	if (err) {
 		fprintf(stderr, "bench_xdp: load xdp_empty.bpf.o: %s\n", strerror(-err));
 		goto out;
-	}
-	if (strcmp(mode, "hash") && strcmp(mode, "p2c") && strcmp(mode, "ai")) {
-		fprintf(stderr, "bench_xdp: --mode: hash, p2c or ai\n");
-		return 2;
 	}
 	err = setup(mode);
 	if (err) {
