@@ -722,7 +722,7 @@ static void test_sel_affinity(void)
 	struct aibl_cost c1 = {.cost = 100, .free = 8, .per_flow = 100};
 	struct aibl_cost c2 = {.cost = 150, .free = 8, .per_flow = 100};
 	struct aibl_load l = {.active = 14};
-	__u32 one = 1, two = 2;
+	__u32 one = 1;
 	struct aibl_affinity a;
 	struct xe_result r;
 
@@ -813,7 +813,6 @@ static void test_sel_affinity(void)
 	xe_glob.flags |= AIBL_G_F_CLUSTER;
 	ASSERT_OK(xe_globals_write(), "cluster");
 	ASSERT_EQ(syn_from(4, 5, VIP4, 80, &r), 1, "cluster mode: p2c");
-	(void)two;
 out:
 	xe_glob.flags &= ~AIBL_G_F_CLUSTER;
 	xe_glob.affinity_ms = xe_glob.affinity_spill_ms = 0;
