@@ -707,7 +707,7 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 	v.flags = cs->conntrack ? 0 : AIBL_VIP_F_NO_CONNTRACK;
 	/* cache awareness is the ai policy's: a classic policy's p2c
 	 * (least_conn, least_time) spreads by its counts alone */
-	if (cs->policy == AIBL_POL_AI && v.mode == AIBL_MODE_P2C && d->cfg.ai.affinity_ms)
+	if (cs->policy == AIBL_POL_AI && d->cfg.ai.affinity_ms)
 		v.flags |= AIBL_VIP_F_AFFINITY;
 	/* a VIP that now names another service or stops tracking flows voids
 	 * the flow cache's decisions (a table flip alone does not) */
