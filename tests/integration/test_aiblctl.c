@@ -527,6 +527,20 @@ static int put_pin(__u32 svc, const char *cli, __u32 be, __u64 ttl_ns, __u16 spi
 	return put(AIBL_MAP_PINS, &k, &p);
 }
 
+/* ttl_ns 0: an entry that has lapsed a second ago */
+static int put_affinity(__u32 svc, const char *cli, __u32 be, __u64 ttl_ns)
+{
+	struct aibl_pin_key k = {.svc_id = svc};
+	struct aibl_affinity a = {.backend = be};
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	addr_of(cli, &k.client, &k.family);
+	a.expires_ns = (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	a.expires_ns = ttl_ns ? a.expires_ns + ttl_ns : a.expires_ns - 1000000000ULL;
+	return put(AIBL_MAP_AFFINITY, &k, &a);
+}
+
 /* per-CPU u64 fields: the total split over the first two CPUs so summing is exercised */
 static int put_percpu(const char *map, __u32 idx, const __u64 *fields, int nfields)
 {
@@ -654,7 +668,10 @@ static int fixture(void)
 		return -EIO;
 	if (put_pin(SVC_CHAT, "10.0.0.9", BE_A, 60ULL * 1000000000ULL, 500, AIBL_PIN_F_SLOWER) ||
 	    put_pin(SVC_CHAT, "10.0.0.10", BE_B, 0, 500, 0) ||
-	    put_pin(SVC_EMBED, "fd00:200::7", BE_E, 0, 0, 0))
+	    put_pin(SVC_EMBED, "fd00:200::7", BE_E, 0, 0, 0) ||
+	    put_affinity(SVC_CHAT, "10.0.0.11", BE_B, 2000000000ULL) ||
+	    put_affinity(SVC_CHAT, "fd00:200::8", BE_A, 2000000000ULL) ||
+	    put_affinity(SVC_CHAT, "10.0.0.5", BE_C, 0))
 		return -EIO;
 
 	{
@@ -985,6 +1002,40 @@ static void test_pin_list(void)
 		 ROW("pin without expiry", "chat", "10.0.0.10", "gpu-b", "draining", "never",
 		     "500ms"),
 		 OUT("2 pins", "count")),
+	};
+
+	if (need_fixture())
+		RUN_CASES(cases);
+}
+
+static void test_affinity_list(void)
+{
+	const struct ctl_case cases[] = {
+	    CASE("-j affinity list", 0, JINT("total", 3, "every entry"),
+		 JINT("live", 2, "two live"), JSIZE("affinities", 3, "all shown"),
+		 JSTR("affinities[client=10.0.0.11].backend", "gpu-b", "backend"),
+		 JSTR("affinities[client=10.0.0.11].service", "chat", "service"),
+		 JINT_MIN("affinities[client=10.0.0.11].expires_in_ms", 1, "expires from now"),
+		 JINT_MAX("affinities[client=10.0.0.11].expires_in_ms", 2000, "within 2 s"),
+		 JFALSE("affinities[client=10.0.0.11].expired", "live"),
+		 JTRUE("affinities[client=10.0.0.5].expired", "lapsed"),
+		 JINT("affinities[client=10.0.0.5].expires_in_ms", 0, "no time left"),
+		 JSTR("affinities[client=fd00:200::8].backend", "gpu-a", "v6 client"),
+		 /* live entries first */
+		 JTRUE("affinities[2].expired", "the lapsed one last")),
+	    CASE("-j affinity list --service embed", 0, JINT("total", 0, "none for embed"),
+		 JSIZE("affinities", 0, "empty")),
+	    CASE("-j affinity list --limit 1", 0, JSIZE("affinities", 1, "limited"),
+		 JINT("total", 3, "total still 3"), JINT("shown", 1, "one shown")),
+	    CASE("affinity list", 0,
+		 ROW("header", "SERVICE", "CLIENT", "BACKEND", "STATE", "EXPIRES"),
+		 ROW("live v4", "chat", "10.0.0.11", "gpu-b", "in "),
+		 ROW("lapsed", "chat", "10.0.0.5", "gpu-c", "expired"),
+		 OUT("3 affinities, 2 live", "count")),
+	    CASE("affinity list --limit 2", 0,
+		 OUT("2 of 3 affinities shown, 2 live", "limit note")),
+	    CASE("affinity list --service nosuch", 1, ERR("nosuch", "unknown service")),
+	    CASE("affinity list --limit x", 2, ERR("--limit", "bad number")),
 	};
 
 	if (need_fixture())
@@ -1802,6 +1853,7 @@ static const struct test_case cases[] = {
     {"table_show", test_table_show},
     {"flow", test_flow},
     {"pin_list", test_pin_list},
+    {"affinity_list", test_affinity_list},
     {"stats", test_stats},
     {"simulate", test_simulate},
     {"mismatch", test_mismatch},

@@ -256,13 +256,14 @@ static void pin_help(FILE *f)
 		   "with a free slot takes the flow.\n");
 }
 
-static const struct ctl_state *pin_state;
+/* the keys pin_cmp sorts by index: aibl_pins' or aibl_affinity's */
+static const struct aibl_pin_key *sort_pkeys;
 
 /* by service, then family and client address */
 static int pin_cmp(const void *a, const void *b)
 {
-	const struct aibl_pin_key *x = &pin_state->pkeys[*(const __u32 *)a];
-	const struct aibl_pin_key *y = &pin_state->pkeys[*(const __u32 *)b];
+	const struct aibl_pin_key *x = &sort_pkeys[*(const __u32 *)a];
+	const struct aibl_pin_key *y = &sort_pkeys[*(const __u32 *)b];
 
 	if (x->svc_id != y->svc_id)
 		return x->svc_id < y->svc_id ? -1 : 1;
@@ -304,7 +305,7 @@ static int pin_list(int argc, char **argv)
 	}
 	for (__u32 i = 0; i < s.npins; i++)
 		idx[i] = i;
-	pin_state = &s;
+	sort_pkeys = s.pkeys;
 	qsort(idx, s.npins, sizeof(*idx), pin_cmp);
 	if (ctl.json)
 		arr = json_array();
@@ -378,4 +379,145 @@ int ctl_cmd_pin(int argc, char **argv)
 	};
 
 	return ctl_dispatch("pin verb", cmds, argc, argv, pin_help);
+}
+
+static void affinity_help(FILE *f)
+{
+	fprintf(f,
+		"Usage: aiblctl affinity list [--service S] [--limit N]\n"
+		"\n"
+		"Client affinity (aibl_affinity), written by the data plane: an ai service's\n"
+		"last p2c choice for each client address. The client's next new flow to the\n"
+		"service follows it until it EXPIRES (aibld's ai.affinity_ms), while the\n"
+		"backend is still in the service's table, takes new flows, and its expected\n"
+		"wait is within the spill (ai.pin_spill_ms) of p2c's choice; a session pin\n"
+		"(aiblctl pin list) wins over it. Expired entries stay until the LRU reuses\n"
+		"them and are not followed. Shows at most N entries, live ones first\n"
+		"(default %d, 0 for all).\n",
+		FLOW_LIMIT_DEFAULT);
+}
+
+/* live entries first, then by service and client */
+static __u64 aff_now;
+static const struct aibl_affinity *sort_avals;
+
+static int affinity_cmp(const void *a, const void *b)
+{
+	bool xl = sort_avals[*(const __u32 *)a].expires_ns > aff_now;
+	bool yl = sort_avals[*(const __u32 *)b].expires_ns > aff_now;
+
+	if (xl != yl)
+		return xl ? -1 : 1;
+	return pin_cmp(a, b);
+}
+
+static int affinity_list(int argc, char **argv)
+{
+	static const char *const hdr[] = {"SERVICE", "CLIENT", "BACKEND", "STATE", "EXPIRES"};
+	const char *svc_opt = NULL, *limit_opt = NULL;
+	const struct ctl_opt opts[] = {
+	    {"--service", true, &svc_opt},
+	    {"--limit", true, &limit_opt},
+	};
+	unsigned long long limit = FLOW_LIMIT_DEFAULT;
+	struct ctl_table *t = NULL;
+	json_t *arr = NULL;
+	struct ctl_state s;
+	__u64 now = clock_mono_ns();
+	__u32 svc = 0, n = 0, live = 0, shown, *idx = NULL;
+	char *pos[1];
+	int npos, ret;
+
+	if (ctl_is_help(argc, argv))
+		return ctl_help(affinity_help);
+	ret = ctl_parse_args(argc, argv, opts, 2, pos, &npos, 0);
+	if (ret)
+		return ret;
+	if (limit_opt && ctl_parse_u64("--limit", limit_opt, 1ULL << 32, &limit))
+		return CTL_EXIT_USAGE;
+	ret = ctl_load(&s, CTL_LOAD_AFFINITY);
+	if (ret)
+		return ret;
+	if (svc_opt && ctl_find_service(&s, svc_opt, &svc)) {
+		ret = CTL_EXIT_FAIL;
+		goto out;
+	}
+	idx = calloc(s.naff + 1, sizeof(*idx));
+	if (!idx) {
+		ret = ctl_fail("out of memory");
+		goto out;
+	}
+	for (__u32 i = 0; i < s.naff; i++) {
+		if (svc_opt && s.akeys[i].svc_id != svc)
+			continue;
+		idx[n++] = i;
+		live += s.avals[i].expires_ns > now;
+	}
+	sort_pkeys = s.akeys;
+	sort_avals = s.avals;
+	aff_now = now;
+	qsort(idx, n, sizeof(*idx), affinity_cmp);
+	shown = limit && limit < n ? limit : n;
+	if (ctl.json)
+		arr = json_array();
+	else
+		t = ctl_table__new(5, hdr, "lllll");
+	for (__u32 i = 0; i < shown; i++) {
+		const struct aibl_pin_key *k = &s.akeys[idx[i]];
+		const struct aibl_affinity *a = &s.avals[idx[i]];
+		bool expired = a->expires_ns <= now;
+		char sn[48], cli[64], bn[48], d[32];
+		const char *st;
+
+		ctl_state__svc_name(&s, k->svc_id, sn, sizeof(sn));
+		ctl_fmt_addr(cli, sizeof(cli), k->family, &k->client);
+		ctl_state__be_name(&s, a->backend, bn, sizeof(bn));
+		st = ctl_be_state(a->backend < s.nbe ? s.be[a->backend].flags : 0);
+		if (arr) {
+			json_array_append_new(
+			    arr,
+			    json_pack("{s:s,s:i,s:s,s:i,s:i,s:s,s:s,s:I,s:b}", "service", sn,
+				      "service_id", k->svc_id, "client", cli, "family", k->family,
+				      "backend_id", a->backend, "backend", bn, "state", st,
+				      "expires_in_ms",
+				      (json_int_t)(expired ? 0 : (a->expires_ns - now) / 1000000),
+				      "expired", expired));
+			continue;
+		}
+		ctl_table__cell(t, "%s", sn);
+		ctl_table__cell(t, "%s", cli);
+		ctl_table__cell(t, "%s", bn);
+		ctl_table__cell(t, "%s", st);
+		if (expired)
+			ctl_table__cell(t, "expired");
+		else
+			ctl_table__cell(t, "in %s",
+					ctl_fmt_dur_ns(d, sizeof(d), a->expires_ns - now));
+	}
+	if (arr) {
+		ret = ctl_json_print(json_pack("{s:o,s:i,s:i,s:i}", "affinities", arr, "total", n,
+					       "live", live, "shown", shown));
+	} else {
+		ctl_table__print(t, stdout);
+		if (shown < n)
+			printf("%u of %u affinities shown, %u live (--limit N, 0 for all)\n", shown,
+			       n, live);
+		else
+			printf("%u affinit%s, %u live\n", n, n == 1 ? "y" : "ies", live);
+	}
+out:
+	ctl_table__free(t);
+	free(idx);
+	ctl_state__free(&s);
+	return ret;
+}
+
+int ctl_cmd_affinity(int argc, char **argv)
+{
+	static const struct ctl_cmd cmds[] = {
+	    {"list", affinity_list},
+	    {NULL, NULL},
+	};
+
+	return ctl_dispatch("affinity verb", cmds, argc, argv, affinity_help);
 }

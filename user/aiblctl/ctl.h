@@ -127,6 +127,7 @@ enum {
 	CTL_LOAD_PINS = 1 << 1,
 	CTL_LOAD_STATS = 1 << 2, /* global counters, per service / backend traffic */
 	CTL_LOAD_LOAD = 1 << 3,	 /* aibl_load and aibl_cost */
+	CTL_LOAD_AFFINITY = 1 << 4,
 };
 
 struct ctl_vip {
@@ -162,6 +163,10 @@ struct ctl_state {
 	struct aibl_pin_key *pkeys;
 	struct aibl_pin *pvals;
 	__u32 npins;
+	/* CTL_LOAD_AFFINITY */
+	struct aibl_pin_key *akeys;
+	struct aibl_affinity *avals;
+	__u32 naff;
 };
 
 /* Open the maps under ctl.bpffs (checked), read them; message in err. */
@@ -205,6 +210,7 @@ int ctl_cmd_backend(int argc, char **argv);
 int ctl_cmd_table(int argc, char **argv);
 int ctl_cmd_flow(int argc, char **argv);
 int ctl_cmd_pin(int argc, char **argv);
+int ctl_cmd_affinity(int argc, char **argv);
 int ctl_cmd_stats(int argc, char **argv);
 int ctl_cmd_simulate(int argc, char **argv);
 int ctl_cmd_status(int argc, char **argv);

@@ -205,6 +205,7 @@ static void main_help(FILE *f)
 		"  flow list [--service S] [--limit N]   connection table entries\n"
 		"  flow lookup CLIENT:PORT VIP:PORT [tcp|udp]   which backend a flow is on\n"
 		"  pin list [--service S]                session pins from cache hints\n"
+		"  affinity list [--service S] [--limit N]   ai clients' last p2c choices\n"
 		"  stats [--interval SECS] [--count N]   counters; rates when repeated\n"
 		"  simulate CLIENT:PORT VIP:PORT [tcp|udp]   run a packet through the program\n"
 		"  status                                controller status (HTTP API)\n"
@@ -233,10 +234,19 @@ static int cmd_help(int argc, char **argv)
 }
 
 static const struct ctl_cmd objects[] = {
-    {"service", ctl_cmd_service},   {"backend", ctl_cmd_backend}, {"table", ctl_cmd_table},
-    {"flow", ctl_cmd_flow},	    {"pin", ctl_cmd_pin},	  {"stats", ctl_cmd_stats},
-    {"simulate", ctl_cmd_simulate}, {"status", ctl_cmd_status},	  {"node", ctl_cmd_node},
-    {"cluster", ctl_cmd_cluster},   {"help", cmd_help},		  {NULL, NULL},
+    {"service", ctl_cmd_service},
+    {"backend", ctl_cmd_backend},
+    {"table", ctl_cmd_table},
+    {"flow", ctl_cmd_flow},
+    {"pin", ctl_cmd_pin},
+    {"stats", ctl_cmd_stats},
+    {"simulate", ctl_cmd_simulate},
+    {"status", ctl_cmd_status},
+    {"node", ctl_cmd_node},
+    {"cluster", ctl_cmd_cluster},
+    {"affinity", ctl_cmd_affinity},
+    {"help", cmd_help},
+    {NULL, NULL},
 };
 
 /*

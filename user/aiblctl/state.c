@@ -220,6 +220,12 @@ int ctl_state__load(struct ctl_state *s, unsigned int what, char *err, size_t er
 		if (ret)
 			goto out;
 	}
+	if (what & CTL_LOAD_AFFINITY) {
+		ret = dump_hash(AIBL_MAP_AFFINITY, (void **)&s->akeys, (void **)&s->avals, &s->naff,
+				err, errlen);
+		if (ret)
+			goto out;
+	}
 out:
 	if (ret == -ENOMEM)
 		snprintf(err, errlen, "out of memory reading the maps");
@@ -254,6 +260,8 @@ void ctl_state__free(struct ctl_state *s)
 	free(s->csvc);
 	free(s->pkeys);
 	free(s->pvals);
+	free(s->akeys);
+	free(s->avals);
 	memset(s, 0, sizeof(*s));
 }
 
