@@ -39,7 +39,7 @@
 #define KEY   "ct-integration-shared-key-0123456789"
 #define TOKEN "ct-api-token-abcdefghijklmnop"
 
-static char bin_aibld[512], bin_agent[512], bin_sim[512];
+static char bin_aibld[512], bin_agent[512], bin_sim[512], bin_loadgen[512];
 static char dir[128], cfgpath[128], keypath[128], tokpath[128], logpath[128];
 static char nodekey[2][128]; /* n1's and n2's keys, derived from KEY */
 static char ifa[IF_NAMESIZE], ifb[IF_NAMESIZE], netns[32];
@@ -538,8 +538,10 @@ static bool setup(void)
 	snprintf(bin_aibld, sizeof(bin_aibld), "%s/aibld", b ? b : "build");
 	snprintf(bin_agent, sizeof(bin_agent), "%s/aibl-agent", b ? b : "build");
 	snprintf(bin_sim, sizeof(bin_sim), "%s/aibl-simnode", b ? b : "build");
-	if (access(bin_aibld, X_OK) || access(bin_agent, X_OK) || access(bin_sim, X_OK)) {
-		SKIP("build aibld, aibl-agent and aibl-simnode first");
+	snprintf(bin_loadgen, sizeof(bin_loadgen), "%s/aibl-loadgen", b ? b : "build");
+	if (access(bin_aibld, X_OK) || access(bin_agent, X_OK) || access(bin_sim, X_OK) ||
+	    access(bin_loadgen, X_OK)) {
+		SKIP("build aibld, aibl-agent, aibl-simnode and aibl-loadgen first");
 		return false;
 	}
 	snprintf(dir, sizeof(dir), "/sys/fs/bpf/aibl-t-ct-%d", pid);
@@ -845,6 +847,113 @@ static void metrics_and_status(void)
 	json_decref(st);
 }
 
+/* the chat service in /v1/status (a new reference), NULL when absent */
+static json_t *chat_status(void)
+{
+	json_t *st = status(), *s, *out = NULL;
+	size_t i;
+
+	json_array_foreach(json_object_get(st, "services"), i,
+			   s) if (!strcmp(json_string_value(json_object_get(s, "name")), "chat"))
+	    out = json_incref(s);
+	json_decref(st);
+	return out;
+}
+
+/* chat sessions straight at both simnodes (the engines whose metrics the
+ * agents read), arriving at rate a second: 0 on success */
+static int chat_sessions(const char *sessions, const char *turns, const char *rate,
+			 const char *seed)
+{
+	const char *argv[] = {bin_loadgen,
+			      "chat",
+			      "--target",
+			      "http://127.0.0.1:19101,http://127.0.0.1:19102",
+			      "--model",
+			      "m1",
+			      "--sessions",
+			      sessions,
+			      "--turns",
+			      turns,
+			      "--rate",
+			      rate,
+			      "--burst-prob",
+			      "0",
+			      "--think-ms",
+			      "0",
+			      "--context-tokens",
+			      "400",
+			      "--output-tokens",
+			      "2",
+			      "--no-progress",
+			      "--seed",
+			      seed,
+			      NULL};
+	pid_t pid = spawn(argv, NULL);
+	int status = -1;
+
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* whether the chat VIP's client affinity, its status and its metric say on */
+static bool chat_affinity(bool on, int ms)
+{
+	struct aibl_vip v;
+	char *body = NULL;
+	bool ok = false;
+
+	for (int t = 0; t < ms / 100 && !ok; t++) {
+		json_t *s = chat_status();
+
+		ok = !vip_lookup("10.99.0.2", 19081, &v) &&
+		     !!(v.flags & AIBL_VIP_F_AFFINITY) == on &&
+		     json_is_boolean(json_object_get(s, "ai_affinity")) &&
+		     json_is_true(json_object_get(s, "ai_affinity")) == on;
+		json_decref(s);
+		if (ok && http("GET", API "/metrics", NULL, &body) == 200)
+			ok = strstr(body, on ? "aibl_service_ai_affinity{service=\"chat\"} 1"
+					     : "aibl_service_ai_affinity{service=\"chat\"} 0");
+		free(body);
+		body = NULL;
+		if (!ok)
+			usleep(100000);
+	}
+	return ok;
+}
+
+/*
+ * Client affinity where prompts find their prefixes (policy__reuse), from
+ * the engines' own prefix-cache counters through the agents: single-turn
+ * sessions find none and take it off the ai VIP, multi-turn ones put it
+ * back; the classic VIP never has it.
+ */
+static void affinity_follows_reuse(void)
+{
+	struct aibl_vip v;
+	json_t *s;
+
+	if (!ready)
+		return SKIP("lab not ready");
+	if (!ASSERT_OK(chat_sessions("24", "1", "0", "5"), "single-turn sessions"))
+		return;
+	ASSERT_TRUE(chat_affinity(false, 5000), "no prefix found: affinity off");
+	s = chat_status();
+	ASSERT_TRUE(json_is_number(json_object_get(s, "ai_prefix_hit")) &&
+			json_number_value(json_object_get(s, "ai_prefix_hit")) < 0.02,
+		    "the hit rate it was decided from");
+	json_decref(s);
+	if (!ASSERT_OK(chat_sessions("12", "4", "0", "6"), "four-turn sessions"))
+		return;
+	ASSERT_TRUE(chat_affinity(true, 5000), "prefixes found again: affinity on");
+	s = chat_status();
+	ASSERT_TRUE(json_number_value(json_object_get(s, "ai_prefix_hit")) >= 0.05, "its hit rate");
+	json_decref(s);
+	ASSERT_OK(vip_lookup("10.99.0.1", 19080, &v), "web VIP");
+	ASSERT_EQ(v.flags & AIBL_VIP_F_AFFINITY, 0, "wrr: never");
+}
+
 static void drain_api(void)
 {
 	char *body = NULL;
@@ -1058,6 +1167,7 @@ static const struct test_case cases[] = {
     {"bad_agents_unhealthy", bad_agents_unhealthy},
     {"breaker_down_up", breaker_down_up},
     {"metrics_and_status", metrics_and_status},
+    {"affinity_follows_reuse", affinity_follows_reuse},
     {"drain_api", drain_api},
     {"sighup", sighup},
     {"restart_keeps_flows", restart_keeps_flows},

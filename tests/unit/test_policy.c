@@ -1085,6 +1085,51 @@ static void hysteresis(void)
 	ASSERT_EQ(policy__hysteresis(100, 101, 0), 101, "no hysteresis");
 }
 
+/*
+ * Client affinity pays only where prompts find their prefixes: on at 5 %
+ * of prompt tokens found cached, off below 2 %, a band between; nothing
+ * reported keeps what was.
+ */
+static void ai_reuse(void)
+{
+	double hit = -1;
+	bool on = true;
+	int t;
+
+	ASSERT_TRUE(policy__reuse(true, -1, 0), "nothing reported: stays on");
+	ASSERT_FALSE(policy__reuse(false, -1, 0), "nothing reported: stays off");
+	ASSERT_TRUE(policy__reuse(true, 0.5, 0), "no node reported: the mean is not read");
+	ASSERT_FALSE(policy__reuse(true, 0, 3), "single-turn prompts: off");
+	ASSERT_FALSE(policy__reuse(true, 0.019, 3), "just below the band: off");
+	ASSERT_TRUE(policy__reuse(true, 0.03, 3), "in the band, on: stays on");
+	ASSERT_FALSE(policy__reuse(false, 0.03, 3), "in the band, off: stays off");
+	ASSERT_TRUE(policy__reuse(false, 0.05, 3), "at 5 %: on");
+	ASSERT_TRUE(policy__reuse(false, 0.7, 2), "multi-turn chat: on");
+	ASSERT_TRUE(policy__reuse(true, NAN, 1), "a NaN keeps what was");
+
+	/* the hit rate as aibld smooths it (policy__ewma), a report every
+	 * 200 ms: the first figure decides; a workload that turns single-turn
+	 * takes affinity off within seconds, and one that turns multi-turn
+	 * puts it back within a second */
+	hit = policy__ewma(-1, 0, 1 - exp(-200 / AI_REUSE_TAU_MS));
+	ASSERT_FALSE(policy__reuse(true, hit, 1), "first turns only at the start: off");
+	for (int i = 0; i < 10; i++)
+		hit = policy__ewma(hit, 0.7, 1 - exp(-200 / AI_REUSE_TAU_MS));
+	on = policy__reuse(false, hit, 1);
+	ASSERT_TRUE(on, "multi-turn: on");
+	for (t = 0; on && t < 200; t++) {
+		hit = policy__ewma(hit, 0, 1 - exp(-200 / AI_REUSE_TAU_MS));
+		on = policy__reuse(on, hit, 1);
+	}
+	ASSERT_TRUE(!on && t * 200 <= 20000, "single-turn: off within 20 s");
+	ASSERT_TRUE(t * 200 >= 5000, "but not at the first few windows");
+	for (t = 0; !on && t < 200; t++) {
+		hit = policy__ewma(hit, 0.7, 1 - exp(-200 / AI_REUSE_TAU_MS));
+		on = policy__reuse(on, hit, 1);
+	}
+	ASSERT_TRUE(on && t * 200 <= 1000, "multi-turn again: on within a second");
+}
+
 static const struct test_case cases[] = {
     {"modes", modes},
     {"rr_wrr_hash", rr_wrr_hash},
@@ -1102,6 +1147,7 @@ static const struct test_case cases[] = {
     {"ai_stale", ai_stale},
     {"ai_prefill_shared", ai_prefill_shared},
     {"ai_prefill_price", ai_prefill_price},
+    {"ai_reuse", ai_reuse},
     {"hysteresis", hysteresis},
 };
 

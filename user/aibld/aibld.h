@@ -49,6 +49,7 @@ struct node_rt {
 	double slots;		     /* ai: requests it runs at once, < 0 unknown */
 	double ran;		     /* ai: the most it was seen running at once */
 	double run_ms;		     /* ai: how long its requests hold a slot, < 0 unknown */
+	double hit_rate;	     /* ai: prefix-cache hit rate, smoothed, < 0 unknown */
 	struct policy_prefill pf;    /* ai: do its prefills wait for each other */
 	__s64 rep_active;	     /* active when the report arrived */
 	double prev_other;	     /* in_flight - rep_active of the report before, NAN unknown */
@@ -91,6 +92,11 @@ struct svc_rt {
 	unsigned int npins;
 	struct aibl_traffic traffic;
 	__u64 saturated_since_ms; /* ai: every resident node saturated since, 0: not */
+	/* ai: prompts find their prefixes on its nodes (policy__reuse), and the
+	 * mean hit rate it was decided from (< 0: none reported): client
+	 * affinity on (AIBL_VIP_F_AFFINITY) while reuse holds */
+	bool reuse;
+	double reuse_hit;
 };
 
 struct pin_ent {
@@ -187,6 +193,10 @@ int aibld__write_globals(struct aibld *d);
 __u8 aibld__be_flags(const struct node_rt *n);
 /* node state string for status/metrics: up, down, unhealthy, draining, overloaded */
 const char *aibld__node_state(const struct node_rt *n);
+/* whether service i's VIP has client affinity (AIBL_VIP_F_AFFINITY): an ai
+ * service, ai.affinity_ms set, prompts finding their prefixes on its nodes
+ * (svc_rt.reuse), not in cluster mode */
+bool aibld__svc_affinity(const struct aibld *d, int i);
 /* what the policies see of node n */
 void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 now_ms,
 			struct policy_node *pn);

@@ -152,6 +152,7 @@ static void ai_figures(const struct aibld *d, const struct node_rt *n, __u64 now
 	json_object_set_new(jn, AIBL_SJ_AI_PREFILL_WAIT_MS, json_real(node_prefill_wait_ms(n)));
 	json_object_set_new(jn, AIBL_SJ_AI_PREFILL_SHARED, json_boolean(n->pf.shared));
 	json_object_set_new(jn, AIBL_SJ_AI_PREFILL_MS, json_real(node_prefill_ms(d, n, now)));
+	json_object_set_new(jn, AIBL_SJ_AI_PREFIX_HIT, json_real(n->hit_rate));
 }
 
 static json_t *status_json(struct aibld *d)
@@ -192,6 +193,11 @@ static json_t *status_json(struct aibld *d)
 			AIBL_SJ_BYTES, (json_int_t)s->traffic.bytes,
 			AIBL_SJ_NODES, jn);
 		/* clang-format on */
+		if (cs->policy == AIBL_POL_AI) {
+			json_object_set_new(js, AIBL_SJ_AI_PREFIX_HIT, json_real(s->reuse_hit));
+			json_object_set_new(js, AIBL_SJ_AI_AFFINITY,
+					    json_boolean(aibld__svc_affinity(d, i)));
+		}
 		json_array_append_new(svcs, js);
 	}
 	for (int i = 0; i < d->nnodes; i++) {
@@ -318,6 +324,10 @@ static char *metrics_text(struct aibld *d)
 		   s->traffic.pin_hits);
 	SVC_METRIC("aibl_service_pins", "gauge", "session pins of the service", s->npins);
 	SVC_METRIC("aibl_service_table_generation", "counter", "table rewrites", s->generation);
+	SVC_METRIC("aibl_service_ai_affinity", "gauge",
+		   "ai: 1 while the VIP has client affinity (prompts find their prefixes on "
+		   "its nodes)",
+		   aibld__svc_affinity(d, i));
 #undef SVC_METRIC
 #define NODE_METRIC(mname, type, help, fmt, expr)                                                  \
 	do {                                                                                       \
@@ -375,6 +385,9 @@ static char *metrics_text(struct aibld *d)
 		    "ai: ms of the node's compute each new session sent there adds to the next "
 		    "one's wait, 0 where prefills are not seen taking turns",
 		    "%.1f", node_prefill_ms(d, n, now));
+	NODE_METRIC("aibl_node_ai_prefix_hit", "gauge",
+		    "ai: share of prompt tokens the node found cached (EWMA), -1 unknown", "%.3f",
+		    n->hit_rate);
 	NODE_METRIC("aibl_node_poll_errors_total", "counter", "failed polls of the node", "%llu",
 		    (unsigned long long)n->poll_errors);
 	NODE_METRIC("aibl_node_consecutive_failures", "gauge", "failed polls in a row", "%u",

@@ -141,6 +141,7 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		nn->cfg_idx = i;
 		nn->id = AIBL_NO_BACKEND;
 		nn->ttft_ms = nn->lat_ms = nn->lat_floor_ms = nn->slots = nn->run_ms = -1;
+		nn->hit_rate = -1;
 		policy__prefill_init(&nn->pf);
 		nn->rep_active = -1;
 		nn->prev_other = NAN;
@@ -228,6 +229,8 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 		memcpy(s->name, cfg->services[i].name, AIBL_NAME_LEN);
 		s->cfg_idx = i;
 		s->id = AIBL_NO_BACKEND;
+		s->reuse = true;
+		s->reuse_hit = -1;
 		s->table = malloc(AIBL_RING_SIZE * sizeof(__u32));
 		s->applied = calloc(cfg->services[i].nnodes + 1, sizeof(__u32));
 		s->slots = calloc(cfg->services[i].nnodes + 1, sizeof(__u32));
@@ -246,6 +249,8 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 			memcpy(s->table, old[j].table, AIBL_RING_SIZE * sizeof(__u32));
 			s->last_write_ms = old[j].last_write_ms;
 			s->generation = old[j].generation;
+			s->reuse = old[j].reuse;
+			s->reuse_hit = old[j].reuse_hit;
 			s->mem_ids = old[j].mem_ids;
 			s->mem_val = old[j].mem_val;
 			s->nmem = old[j].nmem;
@@ -674,6 +679,14 @@ static int write_members(struct aibld *d, const struct cfg_service *cs, struct s
 	return 0;
 }
 
+bool aibld__svc_affinity(const struct aibld *d, int i)
+{
+	/* in cluster mode every balancer must choose alike: no balancer's own
+	 * memory of its clients decides */
+	return d->cfg.services[i].policy == AIBL_POL_AI && d->cfg.ai.affinity_ms &&
+	       d->svcs[i].reuse && !d->cfg.etcd.endpoint[0];
+}
+
 /* idx: the table as positions in the service's node list, ids: as backend ids */
 static int write_service(struct aibld *d, int si, const __u32 *weights, const __u32 *idx,
 			 const __u32 *ids, bool table_changed)
@@ -707,7 +720,7 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 	v.flags = cs->conntrack ? 0 : AIBL_VIP_F_NO_CONNTRACK;
 	/* cache awareness is the ai policy's: a classic policy's p2c
 	 * (least_conn, least_time) spreads by its counts alone */
-	if (cs->policy == AIBL_POL_AI && d->cfg.ai.affinity_ms)
+	if (aibld__svc_affinity(d, si))
 		v.flags |= AIBL_VIP_F_AFFINITY;
 	/* a VIP that now names another service or stops tracking flows voids
 	 * the flow cache's decisions (a table flip alone does not) */
@@ -792,9 +805,10 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 	const struct cfg_service *cs = &d->cfg.services[si];
 	struct svc_rt *s = &d->svcs[si];
 	bool members_changed = false, weights_changed = false, table_changed;
-	bool resident = false, all_saturated = true;
+	bool resident = false, all_saturated = true, reuse, flag_changed = false;
 	struct policy_svc st = {};
-	int err;
+	double hit = 0;
+	int err, nhit = 0;
 
 	for (int k = 0; k < cs->nnodes; k++) {
 		const struct node_rt *n = &d->nodes[cs->nodes[k]];
@@ -808,6 +822,20 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 		resident = true;
 		if (!p->overloaded && !policy__saturated(&d->cfg.ai, p->rep))
 			all_saturated = false;
+		if (n->hit_rate >= 0) {
+			hit += n->hit_rate;
+			nhit++;
+		}
+	}
+	/* client affinity where prompts find their prefixes (policy__reuse) */
+	s->reuse_hit = nhit ? hit / nhit : -1;
+	reuse = policy__reuse(s->reuse, s->reuse_hit, nhit);
+	if (reuse != s->reuse) {
+		pr_info("service '%s': %.1f %% of prompt tokens found cached on its nodes: "
+			"client affinity %s",
+			s->name, 100 * s->reuse_hit, reuse ? "on" : "off");
+		s->reuse = reuse;
+		flag_changed = cs->policy == AIBL_POL_AI; /* the VIP's, write_service() */
 	}
 	if (!resident || !all_saturated)
 		s->saturated_since_ms = 0;
@@ -834,7 +862,7 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 		else if (w->w[k] != a)
 			weights_changed = true;
 	}
-	if (!force && s->have_table && !members_changed) {
+	if (!force && s->have_table && !members_changed && !flag_changed) {
 		if (!weights_changed)
 			return 0;
 		/* weight drift alone waits for the rewrite interval */

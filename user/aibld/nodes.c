@@ -196,6 +196,9 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 		    policy__lat_update(n->lat_ms, &n->lat_floor_ms, &n->rep, d->cfg.lt_smoothing);
 		policy__slots_update(&n->slots, &n->ran, &n->rep, d->cfg.lt_smoothing);
 		n->run_ms = policy__ewma(n->run_ms, n->rep.run_avg_ms, d->cfg.lt_smoothing);
+		n->hit_rate =
+		    policy__ewma(n->hit_rate, n->rep.prefix_cache_hit_rate,
+				 1 - exp(-(double)d->cfg.poll_interval_ms / AI_REUSE_TAU_MS));
 		if (policy__prefill_update(&n->pf, &n->rep, d->cfg.lt_smoothing))
 			pr_info(
 			    "node '%s': its prefills take turns on its compute (they waited "

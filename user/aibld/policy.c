@@ -858,6 +858,13 @@ __u32 policy__hysteresis(__u32 applied, __u32 target, unsigned int pct)
 	return diff * 100 > (__u64)pct * applied ? target : applied;
 }
 
+bool policy__reuse(bool was, double reuse, int n)
+{
+	if (n <= 0 || !(reuse >= 0))
+		return was;
+	return was ? reuse >= AI_REUSE_OFF : reuse >= AI_REUSE_ON;
+}
+
 double policy__ewma(double old, double sample, double alpha)
 {
 	if (sample < 0)

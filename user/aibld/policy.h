@@ -184,6 +184,24 @@ double policy__prefill_ms(const struct policy_prefill *pf, bool fleet);
  * node's (ref_ms at a latency floor of ref_floor_ms) scaled by the two
  * floors; 0 when any is unknown */
 double policy__prefill_scaled(double ref_ms, double ref_floor_ms, double floor_ms);
+/*
+ * ai: client affinity pays only where prompts find their prefixes cached:
+ * it keeps an address's sessions on the node its pin will name. reuse is
+ * the mean of the service's resident nodes' prefix-cache hit rates
+ * (prompt tokens found cached, smoothed), n how many reported one. On at
+ * AI_REUSE_ON and above, off below AI_REUSE_OFF (a band, so noise does not
+ * flip it); nothing reported keeps what was (initially on: an engine that
+ * does not say is not taken for one without a cache). The first figure
+ * decides: a start that sees first turns only has nothing to keep yet,
+ * and the hits of the second turns put it back within a second.
+ */
+#define AI_REUSE_ON  0.05
+#define AI_REUSE_OFF 0.02
+/* the hit rate's smoothing time: reports at every poll, each a window of
+ * the agent's scrapes */
+#define AI_REUSE_TAU_MS 5000.0
+bool policy__reuse(bool was, double reuse, int n);
+
 /* ai: the spill of a pin at a node whose prefills share its compute, where
  * each prefill waits for `contention` others (pin_spill_ms scaled) */
 __u16 policy__pin_spill(const struct cfg_ai *ai, double contention);

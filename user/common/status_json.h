@@ -11,7 +11,8 @@
  *     SERVICES [ { NAME s, VIP s, PORT i, PROTO s ("tcp"|"udp"), POLICY s,
  *                  MODEL s, ID i, GENERATION i, PINS i, PACKETS i, BYTES i,
  *                  NODES [ { NAME s, WEIGHT i (applied), CFG_WEIGHT i,
- *                            SLOTS i, STATE s } ] } ],
+ *                            SLOTS i, STATE s } ] ,
+ *                  an ai service also AI_PREFIX_HIT f, AI_AFFINITY b } ],
  *     NODES [ { NAME s, ADDRESS s, STATE s, REASON s ("" unless down or
  *               unhealthy), HEALTHY b, LAST_REPORT_AGE_MS i, MODELS [s],
  *               GPU_UTIL_PCT f, QUEUE_DEPTH f, IN_FLIGHT f,
@@ -80,6 +81,12 @@
 #define AIBL_SJ_AI_PREFILL_WAIT_MS "ai_prefill_wait_ms"
 #define AIBL_SJ_AI_PREFILL_SHARED  "ai_prefill_shared"
 #define AIBL_SJ_AI_PREFILL_MS	   "ai_prefill_ms"
+
+/* ai: the share of prompt tokens found cached (a node's, smoothed; a
+ * service's, the mean over its resident nodes; -1 unknown), and whether
+ * the service's VIP has client affinity on (policy__reuse) */
+#define AIBL_SJ_AI_PREFIX_HIT "ai_prefix_hit"
+#define AIBL_SJ_AI_AFFINITY   "ai_affinity"
 
 /* the answer to drain/undrain and poll, and an error */
 #define AIBL_SJ_NODE	 "node"
