@@ -14,10 +14,12 @@
 #   another resident node can take them (>= 90% of new sessions on n2),
 #   its queue priced by how long its requests hold a slot (ai_hold_ms > 3x
 #   the floor measured on short requests);
+# - the data plane records clients' p2c choices as their affinity, read
+#   by name with aiblctl affinity list (one per address, on m1's nodes);
 # - an operator moves m2 from n3 to n2 (vLLM's runtime load/unload API):
 #   m2's sessions follow it (none to n3, no cold start).
 . "$(dirname "$0")/e2e.sh"
-CASES=(sessions_return_to_cache cache_hits no_cold_starts rr_contrast_cold overload_detected
+CASES=(sessions_return_to_cache cache_hits affinity_recorded no_cold_starts rr_contrast_cold overload_detected
 	load_moved_off flood_priced follows_moved_model no_failures)
 e2e_need "${CASES[@]}"
 e2e_lab ai --nodes 3 --clients 64 || { t_fail lab "lab up failed"; t_done; }
@@ -67,6 +69,19 @@ echo "# prefix-cache hit rate (tokens): $hit"
 # 16 sessions x 4 turns, ~1600..1900 prompt tokens a turn: a turn that finds
 # its prefix re-uses ~90% of its prompt, so 3 of 4 turns hitting is ~0.7
 if e2e_within "$hit" 0.85 0.2; then t_pass cache_hits; else t_fail cache_hits "hit rate $hit"; fi
+# affinities of chat-m1: one entry per client address at most, each a
+# session's address, on a node that holds m1. Not all 16: the first turns
+# found no prefix, so affinity came on with the second turns' hits
+# (docs/aibld.md "Client affinity")
+aff=$(lab_run lb "$AIBL_BUILD/aiblctl" --bpffs "$LAB_BPFFS" -j affinity list --service chat-m1 \
+	2>&1 | python3 -c "import json,sys
+a = json.load(sys.stdin)['affinities']
+c = {x['client'] for x in a}
+ok = 0 < len(a) == len(c) and c <= {'10.10.1.%d' % i for i in range(1, 17)} and \
+	{x['backend'] for x in a} <= {'n1', 'n2'}
+print(len(a), sorted({x['backend'] for x in a}), 'ok' if ok else 'wrong')" 2>&1)
+echo "# affinities of chat-m1 (entries, backends): $aff"
+t_check affinity_recorded [ "${aff##* }" = ok ]
 
 # 2. m2 is resident on n3 only: the ai policy sends it there, rr does not
 chat m2 "$VIP2" 10.10.1.17-10.10.1.32 --model m2 --sessions 12 --turns 2 --rate 8 \
