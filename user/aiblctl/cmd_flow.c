@@ -85,51 +85,74 @@ static int flow_cmp(const void *a, const void *b)
 	return memcmp(x, y, sizeof(*x));
 }
 
+/* the options of a list command: [--service S] [--limit N] */
+struct list_args {
+	const char *svc_opt; /* NULL: every service */
+	__u32 svc;	     /* its id */
+	unsigned long long limit;
+};
+
+/*
+ * A list command's start after its help: the options (--limit where
+ * with_limit), the maps read (ctl_load what) and the service named. 0 with
+ * *s loaded (the caller frees it), or the exit status, the error reported.
+ */
+static int list_start(int argc, char **argv, bool with_limit, unsigned int what,
+		      struct ctl_state *s, struct list_args *a)
+{
+	const char *limit_opt = NULL;
+	const struct ctl_opt opts[] = {
+	    {"--service", true, &a->svc_opt},
+	    {"--limit", true, &limit_opt},
+	};
+	char *pos[1];
+	int npos, ret;
+
+	*a = (struct list_args){.limit = FLOW_LIMIT_DEFAULT};
+	ret = ctl_parse_args(argc, argv, opts, with_limit ? 2 : 1, pos, &npos, 0);
+	if (ret)
+		return ret;
+	if (limit_opt && ctl_parse_u64("--limit", limit_opt, 1ULL << 32, &a->limit))
+		return CTL_EXIT_USAGE;
+	ret = ctl_load(s, what);
+	if (ret)
+		return ret;
+	if (a->svc_opt && ctl_find_service(s, a->svc_opt, &a->svc)) {
+		ctl_state__free(s);
+		return CTL_EXIT_FAIL;
+	}
+	return 0;
+}
+
 static const char *const flow_hdr[] = {"CLIENT",  "VIP",   "PROTO", "SERVICE",
 				       "BACKEND", "FLAGS", "IDLE"};
 
 static int flow_list(int argc, char **argv)
 {
-	const char *svc_opt = NULL, *limit_opt = NULL;
-	const struct ctl_opt opts[] = {
-	    {"--service", true, &svc_opt},
-	    {"--limit", true, &limit_opt},
-	};
-	unsigned long long limit = FLOW_LIMIT_DEFAULT;
 	struct ctl_table *t = NULL;
 	json_t *arr = NULL;
 	struct ctl_state s;
+	struct list_args a;
 	__u32 *idx = NULL, n = 0, shown;
 	__u64 now = clock_mono_ns();
-	__u32 svc = 0;
-	int npos, ret;
-	char *pos[1];
+	int ret;
 
 	if (ctl_is_help(argc, argv))
 		return ctl_help(flow_help);
-	ret = ctl_parse_args(argc, argv, opts, 2, pos, &npos, 0);
+	ret = list_start(argc, argv, true, CTL_LOAD_CONNS, &s, &a);
 	if (ret)
 		return ret;
-	if (limit_opt && ctl_parse_u64("--limit", limit_opt, 1ULL << 32, &limit))
-		return CTL_EXIT_USAGE;
-	ret = ctl_load(&s, CTL_LOAD_CONNS);
-	if (ret)
-		return ret;
-	if (svc_opt && ctl_find_service(&s, svc_opt, &svc)) {
-		ret = CTL_EXIT_FAIL;
-		goto out;
-	}
 	idx = calloc(s.nconns + 1, sizeof(*idx));
 	if (!idx) {
 		ret = ctl_fail("out of memory");
 		goto out;
 	}
 	for (__u32 i = 0; i < s.nconns; i++)
-		if (!svc_opt || s.csvc[i] == (int)svc)
+		if (!a.svc_opt || s.csvc[i] == (int)a.svc)
 			idx[n++] = i;
 	sort_state = &s;
 	qsort(idx, n, sizeof(*idx), flow_cmp);
-	shown = limit && limit < n ? limit : n;
+	shown = a.limit && a.limit < n ? a.limit : n;
 	if (ctl.json) {
 		arr = json_array();
 		for (__u32 i = 0; i < shown; i++)
@@ -276,28 +299,19 @@ static int pin_list(int argc, char **argv)
 {
 	static const char *const hdr[] = {"SERVICE", "CLIENT",	"BACKEND",
 					  "STATE",   "EXPIRES", "SPILL"};
-	const char *svc_opt = NULL;
-	const struct ctl_opt opts[] = {{"--service", true, &svc_opt}};
 	struct ctl_table *t = NULL;
 	json_t *arr = NULL;
 	struct ctl_state s;
+	struct list_args a;
 	__u64 now = clock_mono_ns();
-	__u32 svc = 0, n = 0, *idx = NULL;
-	char *pos[1];
-	int npos, ret;
+	__u32 n = 0, *idx = NULL;
+	int ret;
 
 	if (ctl_is_help(argc, argv))
 		return ctl_help(pin_help);
-	ret = ctl_parse_args(argc, argv, opts, 1, pos, &npos, 0);
+	ret = list_start(argc, argv, false, CTL_LOAD_PINS, &s, &a);
 	if (ret)
 		return ret;
-	ret = ctl_load(&s, CTL_LOAD_PINS);
-	if (ret)
-		return ret;
-	if (svc_opt && ctl_find_service(&s, svc_opt, &svc)) {
-		ret = CTL_EXIT_FAIL;
-		goto out;
-	}
 	idx = calloc(s.npins + 1, sizeof(*idx));
 	if (!idx) {
 		ret = ctl_fail("out of memory");
@@ -318,7 +332,7 @@ static int pin_list(int argc, char **argv)
 		char sn[48], cli[64], bn[48], d[32];
 		const char *st;
 
-		if (svc_opt && k->svc_id != svc)
+		if (a.svc_opt && k->svc_id != a.svc)
 			continue;
 		n++;
 		ctl_state__svc_name(&s, k->svc_id, sn, sizeof(sn));
@@ -414,41 +428,26 @@ static int affinity_cmp(const void *a, const void *b)
 static int affinity_list(int argc, char **argv)
 {
 	static const char *const hdr[] = {"SERVICE", "CLIENT", "BACKEND", "STATE", "EXPIRES"};
-	const char *svc_opt = NULL, *limit_opt = NULL;
-	const struct ctl_opt opts[] = {
-	    {"--service", true, &svc_opt},
-	    {"--limit", true, &limit_opt},
-	};
-	unsigned long long limit = FLOW_LIMIT_DEFAULT;
 	struct ctl_table *t = NULL;
 	json_t *arr = NULL;
 	struct ctl_state s;
+	struct list_args a;
 	__u64 now = clock_mono_ns();
-	__u32 svc = 0, n = 0, live = 0, shown, *idx = NULL;
-	char *pos[1];
-	int npos, ret;
+	__u32 n = 0, live = 0, shown, *idx = NULL;
+	int ret;
 
 	if (ctl_is_help(argc, argv))
 		return ctl_help(affinity_help);
-	ret = ctl_parse_args(argc, argv, opts, 2, pos, &npos, 0);
+	ret = list_start(argc, argv, true, CTL_LOAD_AFFINITY, &s, &a);
 	if (ret)
 		return ret;
-	if (limit_opt && ctl_parse_u64("--limit", limit_opt, 1ULL << 32, &limit))
-		return CTL_EXIT_USAGE;
-	ret = ctl_load(&s, CTL_LOAD_AFFINITY);
-	if (ret)
-		return ret;
-	if (svc_opt && ctl_find_service(&s, svc_opt, &svc)) {
-		ret = CTL_EXIT_FAIL;
-		goto out;
-	}
 	idx = calloc(s.naff + 1, sizeof(*idx));
 	if (!idx) {
 		ret = ctl_fail("out of memory");
 		goto out;
 	}
 	for (__u32 i = 0; i < s.naff; i++) {
-		if (svc_opt && s.akeys[i].svc_id != svc)
+		if (a.svc_opt && s.akeys[i].svc_id != a.svc)
 			continue;
 		idx[n++] = i;
 		live += s.avals[i].expires_ns > now;
@@ -457,30 +456,30 @@ static int affinity_list(int argc, char **argv)
 	sort_avals = s.avals;
 	aff_now = now;
 	qsort(idx, n, sizeof(*idx), affinity_cmp);
-	shown = limit && limit < n ? limit : n;
+	shown = a.limit && a.limit < n ? a.limit : n;
 	if (ctl.json)
 		arr = json_array();
 	else
 		t = ctl_table__new(5, hdr, "lllll");
 	for (__u32 i = 0; i < shown; i++) {
 		const struct aibl_pin_key *k = &s.akeys[idx[i]];
-		const struct aibl_affinity *a = &s.avals[idx[i]];
-		bool expired = a->expires_ns <= now;
+		const struct aibl_affinity *af = &s.avals[idx[i]];
+		bool expired = af->expires_ns <= now;
 		char sn[48], cli[64], bn[48], d[32];
 		const char *st;
 
 		ctl_state__svc_name(&s, k->svc_id, sn, sizeof(sn));
 		ctl_fmt_addr(cli, sizeof(cli), k->family, &k->client);
-		ctl_state__be_name(&s, a->backend, bn, sizeof(bn));
-		st = ctl_be_state(a->backend < s.nbe ? s.be[a->backend].flags : 0);
+		ctl_state__be_name(&s, af->backend, bn, sizeof(bn));
+		st = ctl_be_state(af->backend < s.nbe ? s.be[af->backend].flags : 0);
 		if (arr) {
 			json_array_append_new(
 			    arr,
 			    json_pack("{s:s,s:i,s:s,s:i,s:i,s:s,s:s,s:I,s:b}", "service", sn,
 				      "service_id", k->svc_id, "client", cli, "family", k->family,
-				      "backend_id", a->backend, "backend", bn, "state", st,
+				      "backend_id", af->backend, "backend", bn, "state", st,
 				      "expires_in_ms",
-				      (json_int_t)(expired ? 0 : (a->expires_ns - now) / 1000000),
+				      (json_int_t)(expired ? 0 : (af->expires_ns - now) / 1000000),
 				      "expired", expired));
 			continue;
 		}
@@ -492,7 +491,7 @@ static int affinity_list(int argc, char **argv)
 			ctl_table__cell(t, "expired");
 		else
 			ctl_table__cell(t, "in %s",
-					ctl_fmt_dur_ns(d, sizeof(d), a->expires_ns - now));
+					ctl_fmt_dur_ns(d, sizeof(d), af->expires_ns - now));
 	}
 	if (arr) {
 		ret = ctl_json_print(json_pack("{s:o,s:i,s:i,s:i}", "affinities", arr, "total", n,
