@@ -1421,7 +1421,12 @@ static const char *status_doc =
     "\"services\":[{\"name\":\"chat\",\"vip\":\"10.100.0.1\",\"port\":80,\"proto\":\"tcp\","
     "\"policy\":\"ai\",\"model\":\"llama-3-8b\",\"nodes\":[{\"name\":\"gpu-a\",\"weight\":100,"
     "\"slots\":7800,\"state\":\"up\"},{\"name\":\"gpu-b\",\"weight\":50,\"slots\":3900,"
-    "\"state\":\"draining\"}]}],"
+    "\"state\":\"draining\"}],\"ai_prefix_hit\":0.713,\"ai_affinity\":true},"
+    "{\"name\":\"batch\",\"vip\":\"10.100.0.2\",\"port\":80,\"proto\":\"tcp\","
+    "\"policy\":\"ai\",\"model\":\"whisper\",\"nodes\":[],\"ai_prefix_hit\":0.004,"
+    "\"ai_affinity\":false},"
+    "{\"name\":\"web\",\"vip\":\"10.100.0.3\",\"port\":80,\"proto\":\"tcp\","
+    "\"policy\":\"wrr\",\"model\":\"\",\"nodes\":[]}],"
     "\"nodes\":[{\"name\":\"gpu-a\",\"address\":\"10.1.0.1\",\"state\":\"up\",\"healthy\":true,"
     "\"last_report_age_ms\":420,\"models\":[\"llama-3-8b\",\"bge-large\"],\"gpu_util_pct\":73.5,"
     "\"queue_depth\":4,\"in_flight\":12,\"kv_cache_usage\":0.625,\"ttft_avg_ms\":182.4,"
@@ -1519,8 +1524,10 @@ static void test_status_and_drain(void)
 		    CASE(argf("-j --api %s status", api), 0, JSTR("version", "0.1.0", "version"),
 			 JSIZE("nodes", 2, "nodes")),
 		    CASE(argf("--api %s/ status", api), 0, OUT("aibld 0.1.0, up 1h02m", "title"),
-			 ROW("service", "chat", "10.100.0.1:80/tcp", "ai",
+			 ROW("service", "chat", "10.100.0.1:80/tcp", "ai", "71.3%, affinity",
 			     "gpu-a(w100,7800 slots,up)"),
+			 ROW("no prefix reuse", "batch", "ai", "0.4%, no affinity"),
+			 ROW("classic", "web", "wrr", "-"),
 			 ROW("node a", "gpu-a", "10.1.0.1", "up", "yes", "420ms", "73.5%", "62.5%",
 			     "182.4 ms", "llama-3-8b,bge-large"),
 			 ROW("node b", "gpu-b", "draining", "10.0%")),

@@ -208,7 +208,8 @@ static char *jnum(char *buf, size_t len, json_t *o, const char *k, int d, const 
 
 static void status_print(json_t *doc)
 {
-	static const char *const shdr[] = {"SERVICE", "VIP", "POLICY", "MODEL", "NODES"};
+	static const char *const shdr[] = {"SERVICE", "VIP",	 "POLICY",
+					   "MODEL",   "PREFIX CACHED", "NODES"};
 	static const char *const nhdr[] = {"NODE",	 "ADDRESS", "STATE",	"HEALTHY",
 					   "REPORT AGE", "GPU",	    "QUEUE",	"IN-FLIGHT",
 					   "KV CACHE",	 "TTFT",    "FAILURES", "MODELS"};
@@ -225,7 +226,7 @@ static void status_print(json_t *doc)
 			      (__u64)(json_number_value(uptime) * 1e9 > 0
 					  ? json_number_value(uptime) * 1e9
 					  : 0)));
-	t = ctl_table__new(5, shdr, "lllll");
+	t = ctl_table__new(6, shdr, "llllll");
 	json_array_foreach(svcs, i, sv)
 	{
 		json_t *nl = json_object_get(sv, AIBL_SJ_NODES), *nd;
@@ -250,6 +251,21 @@ static void status_print(json_t *doc)
 				jstr(sv, AIBL_SJ_PROTO));
 		ctl_table__cell(t, "%s", jstr(sv, AIBL_SJ_POLICY));
 		ctl_table__cell(t, "%s", jstr(sv, AIBL_SJ_MODEL));
+		/* an ai service: the share of prompt tokens its nodes found
+		 * cached, and whether its VIP has client affinity for it */
+		if (json_is_boolean(json_object_get(sv, AIBL_SJ_AI_AFFINITY))) {
+			json_t *ph = json_object_get(sv, AIBL_SJ_AI_PREFIX_HIT);
+
+			ctl_table__cell(t, "%s, %s",
+					json_is_number(ph) && json_number_value(ph) >= 0
+					    ? ctl_fmt_pct(b3, sizeof(b3), json_number_value(ph))
+					    : "-",
+					json_is_true(json_object_get(sv, AIBL_SJ_AI_AFFINITY))
+					    ? "affinity"
+					    : "no affinity");
+		} else {
+			ctl_table__cell(t, "-");
+		}
 		ctl_table__cell(t, "%s", nodes_s && nodes_s[0] ? nodes_s : "-");
 		free(nodes_s);
 	}
