@@ -208,7 +208,7 @@ static char *jnum(char *buf, size_t len, json_t *o, const char *k, int d, const 
 
 static void status_print(json_t *doc)
 {
-	static const char *const shdr[] = {"SERVICE", "VIP",	 "POLICY",
+	static const char *const shdr[] = {"SERVICE", "VIP",	       "POLICY",
 					   "MODEL",   "PREFIX CACHED", "NODES"};
 	static const char *const nhdr[] = {"NODE",	 "ADDRESS", "STATE",	"HEALTHY",
 					   "REPORT AGE", "GPU",	    "QUEUE",	"IN-FLIGHT",
