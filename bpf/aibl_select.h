@@ -129,15 +129,21 @@ static __always_inline __s64 queue_ms(const struct aibl_cost *c, __s64 a)
 	return a > c->free ? (a - c->free) * c->per_flow : 0;
 }
 
-/* the part of a p2c cost (ai: ms) that is queueing, beyond the free slots */
-static __always_inline __s64 be_wait(__u32 id, __u64 now)
+/*
+ * The part of a p2c cost (ai: ms) that is queueing, beyond the free slots;
+ * with prefill (a constant), also the prompts waiting for the node's
+ * compute (prefill_wait): the whole wait a new flow can expect there. A
+ * flow count where the backend is not priced by ai.
+ */
+static __always_inline __s64 be_wait(__u32 id, __u64 now, bool prefill)
 {
 	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
-	__s64 a = load_flows(bpf_map_lookup_elem(&aibl_load, &id), now >> AIBL_SYN_EPOCH_SHIFT);
+	struct aibl_load *l = bpf_map_lookup_elem(&aibl_load, &id);
+	__s64 a = load_flows(l, now >> AIBL_SYN_EPOCH_SHIFT);
 
 	if (!c || !c->per_flow)
 		return a;
-	return queue_ms(c, a);
+	return queue_ms(c, a) + (prefill ? prefill_wait(c, l, now) : 0);
 }
 
 /* priced by ai: expected ms, queueing included */
@@ -289,8 +295,8 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 	}
 	if (pinned != AIBL_NO_BACKEND) {
 		if (a.backend == AIBL_NO_BACKEND || a.backend == pinned ||
-		    (be_wait(pinned, now) <= be_wait(a.backend, now) + spill &&
-		     !(slower && !a.overloaded && !be_wait(a.backend, now) &&
+		    (be_wait(pinned, now, false) <= be_wait(a.backend, now, false) + spill &&
+		     !(slower && !a.overloaded && !be_wait(a.backend, now, false) &&
 		       be_cost(a.backend, true, now) < be_cost(pinned, true, now)))) {
 			count(AIBL_CNT_PIN_HIT);
 			ch->backend = pinned;
@@ -310,22 +316,6 @@ static __always_inline __u32 session_hash(const struct aibl_vip *vip, const stru
 {
 	return vip->session_key == AIBL_KEY_FIVE_TUPLE ? aibl_hash_flow(&p->fk, seed)
 						       : aibl_hash_client(&p->fk, seed);
-}
-
-/*
- * The wait a new flow can expect at a backend priced by ai: the queue
- * beyond its free slots (be_wait) and the prompts waiting for its compute
- * (prefill_wait). A flow count otherwise.
- */
-static __always_inline __s64 be_delay(__u32 id, __u64 now)
-{
-	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
-	struct aibl_load *l = bpf_map_lookup_elem(&aibl_load, &id);
-	__s64 a = load_flows(l, now >> AIBL_SYN_EPOCH_SHIFT);
-
-	if (!c || !c->per_flow)
-		return a;
-	return queue_ms(c, a) + prefill_wait(c, l, now);
 }
 
 /*
@@ -370,7 +360,8 @@ __noinline int choose_affinity(const struct aibl_vip *vip, const struct pkt *p, 
 		mk.backend = id;
 		m = bpf_map_lookup_elem(&aibl_members, &mk);
 		if (m && m->slots && be_usable(bpf_map_lookup_elem(&aibl_backends, &id)) &&
-		    be_delay(id, now) <= be_delay(ch->backend, now) + g->affinity_spill_ms) {
+		    be_wait(id, now, true) <=
+			be_wait(ch->backend, now, true) + g->affinity_spill_ms) {
 			count(AIBL_CNT_AFFINITY_HIT);
 			ch->backend = id;
 			return 0;
