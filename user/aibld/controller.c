@@ -835,7 +835,7 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 			"client affinity %s",
 			s->name, 100 * s->reuse_hit, reuse ? "on" : "off");
 		s->reuse = reuse;
-		flag_changed = cs->policy == AIBL_POL_AI; /* the VIP's, write_service() */
+		flag_changed = true; /* the VIP's, write_service() */
 	}
 	if (!resident || !all_saturated)
 		s->saturated_since_ms = 0;
