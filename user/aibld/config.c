@@ -469,7 +469,8 @@ static const struct kspec ai_keys[] = {
 	"a pinned session's request goes elsewhere when expected this much sooner there; 0: never",
 	.min = 0, .max = 65535),
     KAI(affinity_ms, K_UINT,
-	"a client's new flows follow its last p2c choice this long (spill: pin_spill_ms); 0: off",
+	"a client's new flows follow its last p2c choice this long (spill: pin_spill_ms), "
+	"where its nodes find prompts' prefixes cached; 0: off",
 	.min = 0, .max = 600000),
     KAI(stale_ms, K_UINT, "a report older than this is unknown; 0: 3 poll intervals", .min = 0,
 	.max = 3600000),
