@@ -43,7 +43,8 @@ static char bin_aibld[512], bin_agent[512], bin_sim[512], bin_loadgen[512];
 static char dir[128], cfgpath[128], keypath[128], tokpath[128], logpath[128];
 static char nodekey[2][128]; /* n1's and n2's keys, derived from KEY */
 static char ifa[IF_NAMESIZE], ifb[IF_NAMESIZE], netns[32];
-static pid_t aibld_pid = -1, sims[2] = {-1, -1}, agents[2] = {-1, -1};
+/* sims[i]: node i's engine of m1; sims[2 + i]: its engine of m2 */
+static pid_t aibld_pid = -1, sims[4] = {-1, -1, -1, -1}, agents[2] = {-1, -1};
 static struct MHD_Daemon *bad[4];
 static int tcp_listener = -1;
 static pthread_t tcp_thread;
@@ -436,6 +437,8 @@ static void write_config(unsigned int n1_weight, const char *extra)
 	    "     nodes: [n1, n2, tcp1]}\n"
 	    "  - {name: misc, vip: 10.99.0.3, port: 19082, policy: hash,\n"
 	    "     nodes: [bad-garbage, bad-silent, bad-foreign, bad-unsigned, tcp1]}\n"
+	    "  - {name: code, vip: 10.99.0.4, port: 19083, policy: ai, model: m2,\n"
+	    "     nodes: [n1, n2]}\n"
 	    "nodes:\n"
 	    "  - {name: n1, address: 10.98.0.2, agent: 'http://127.0.0.1:19111', weight: %u}\n"
 	    "  - {name: n2, address: 10.98.0.3, agent: 'http://127.0.0.1:19112', weight: 300}\n"
@@ -452,11 +455,14 @@ static void write_config(unsigned int n1_weight, const char *extra)
 	write_file(cfgpath, text, 0644);
 }
 
+/* node i: an agent that reads two engines, one for m1 and one for m2 */
 static pid_t start_pair(int i)
 {
-	char sl[32], al[32], srv[48], name[8];
+	char sl[32], sl2[32], al[32], srv[48], srv2[48], name[8];
 	const char *sargv[] = {bin_sim, "--listen",    sl,   "--models", "m1:100", "--resident",
 			       "m1",	"--node-name", name, NULL};
+	const char *sargv2[] = {bin_sim,      "--listen", sl2,		 "--models", "m2:100",
+				"--resident", "m2",	  "--node-name", name,	     NULL};
 	const char *aargv[] = {bin_agent,
 			       "--listen",
 			       al,
@@ -464,6 +470,8 @@ static pid_t start_pair(int i)
 			       name,
 			       "--model-server",
 			       srv,
+			       "--model-server",
+			       srv2,
 			       "--key",
 			       nodekey[i],
 			       "--no-nvml",
@@ -474,9 +482,13 @@ static pid_t start_pair(int i)
 	snprintf(sl, sizeof(sl), "127.0.0.1:%d", 19101 + i);
 	snprintf(al, sizeof(al), "127.0.0.1:%d", 19111 + i);
 	snprintf(srv, sizeof(srv), "http://127.0.0.1:%d", 19101 + i);
+	snprintf(sl2, sizeof(sl2), "127.0.0.1:%d", 19103 + i);
+	snprintf(srv2, sizeof(srv2), "http://127.0.0.1:%d", 19103 + i);
 	snprintf(name, sizeof(name), "n%d", i + 1);
 	if (sims[i] < 0)
 		sims[i] = spawn(sargv, NULL);
+	if (sims[2 + i] < 0)
+		sims[2 + i] = spawn(sargv2, NULL);
 	agents[i] = spawn(aargv, NULL);
 	return agents[i];
 }
@@ -495,6 +507,7 @@ static void teardown(void)
 	for (int i = 0; i < 2; i++) {
 		stop_pid(&agents[i], SIGTERM);
 		stop_pid(&sims[i], SIGTERM);
+		stop_pid(&sims[2 + i], SIGTERM);
 	}
 	for (int i = 0; i < 4; i++)
 		if (bad[i])
@@ -848,29 +861,35 @@ static void metrics_and_status(void)
 }
 
 /* the chat service in /v1/status (a new reference), NULL when absent */
-static json_t *chat_status(void)
+static json_t *svc_status(const char *name)
 {
 	json_t *st = status(), *s, *out = NULL;
 	size_t i;
 
 	json_array_foreach(json_object_get(st, "services"), i,
-			   s) if (!strcmp(json_string_value(json_object_get(s, "name")), "chat"))
+			   s) if (!strcmp(json_string_value(json_object_get(s, "name")), name))
 	    out = json_incref(s);
 	json_decref(st);
 	return out;
 }
 
-/* chat sessions straight at both simnodes (the engines whose metrics the
- * agents read), arriving at rate a second: 0 on success */
-static int chat_sessions(const char *sessions, const char *turns, const char *rate,
-			 const char *seed)
+static json_t *chat_status(void)
+{
+	return svc_status("chat");
+}
+
+/* chat sessions of model m1 (or m2) straight at its engines on both nodes
+ * (whose metrics the agents read), arriving at rate a second: 0 on success */
+static int model_sessions(const char *model, const char *sessions, const char *turns,
+			  const char *rate, const char *seed)
 {
 	const char *argv[] = {bin_loadgen,
 			      "chat",
 			      "--target",
-			      "http://127.0.0.1:19101,http://127.0.0.1:19102",
+			      strcmp(model, "m2") ? "http://127.0.0.1:19101,http://127.0.0.1:19102"
+						  : "http://127.0.0.1:19103,http://127.0.0.1:19104",
 			      "--model",
-			      "m1",
+			      model,
 			      "--sessions",
 			      sessions,
 			      "--turns",
@@ -897,24 +916,24 @@ static int chat_sessions(const char *sessions, const char *turns, const char *ra
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* whether the chat VIP's client affinity, its status and its metric say on */
-static bool chat_affinity(bool on, int ms)
+/* whether service name's VIP (vip:port) has client affinity as on says,
+ * and its status and its metric say so, within ms */
+static bool svc_affinity(const char *name, const char *vip, int port, bool on, int ms)
 {
 	struct aibl_vip v;
-	char *body = NULL;
+	char *body = NULL, metric[96];
 	bool ok = false;
 
+	snprintf(metric, sizeof(metric), "aibl_service_ai_affinity{service=\"%s\"} %d", name, on);
 	for (int t = 0; t < ms / 100 && !ok; t++) {
-		json_t *s = chat_status();
+		json_t *s = svc_status(name);
 
-		ok = !vip_lookup("10.99.0.2", 19081, &v) &&
-		     !!(v.flags & AIBL_VIP_F_AFFINITY) == on &&
+		ok = !vip_lookup(vip, port, &v) && !!(v.flags & AIBL_VIP_F_AFFINITY) == on &&
 		     json_is_boolean(json_object_get(s, "ai_affinity")) &&
 		     json_is_true(json_object_get(s, "ai_affinity")) == on;
 		json_decref(s);
 		if (ok && http("GET", API "/metrics", NULL, &body) == 200)
-			ok = strstr(body, on ? "aibl_service_ai_affinity{service=\"chat\"} 1"
-					     : "aibl_service_ai_affinity{service=\"chat\"} 0");
+			ok = strstr(body, metric);
 		free(body);
 		body = NULL;
 		if (!ok)
@@ -936,22 +955,53 @@ static void affinity_follows_reuse(void)
 
 	if (!ready)
 		return SKIP("lab not ready");
-	if (!ASSERT_OK(chat_sessions("24", "1", "0", "5"), "single-turn sessions"))
+	if (!ASSERT_OK(model_sessions("m1", "24", "1", "0", "5"), "single-turn sessions"))
 		return;
-	ASSERT_TRUE(chat_affinity(false, 5000), "no prefix found: affinity off");
+	ASSERT_TRUE(svc_affinity("chat", "10.99.0.2", 19081, false, 5000),
+		    "no prefix found: affinity off");
 	s = chat_status();
 	ASSERT_TRUE(json_is_number(json_object_get(s, "ai_prefix_hit")) &&
 			json_number_value(json_object_get(s, "ai_prefix_hit")) < 0.02,
 		    "the hit rate it was decided from");
 	json_decref(s);
-	if (!ASSERT_OK(chat_sessions("12", "4", "0", "6"), "four-turn sessions"))
+	if (!ASSERT_OK(model_sessions("m1", "12", "4", "0", "6"), "four-turn sessions"))
 		return;
-	ASSERT_TRUE(chat_affinity(true, 5000), "prefixes found again: affinity on");
+	ASSERT_TRUE(svc_affinity("chat", "10.99.0.2", 19081, true, 5000),
+		    "prefixes found again: affinity on");
 	s = chat_status();
 	ASSERT_TRUE(json_number_value(json_object_get(s, "ai_prefix_hit")) >= 0.05, "its hit rate");
 	json_decref(s);
 	ASSERT_OK(vip_lookup("10.99.0.1", 19080, &v), "web VIP");
 	ASSERT_EQ(v.flags & AIBL_VIP_F_AFFINITY, 0, "wrr: never");
+}
+
+/*
+ * Each service reads the engine that serves its model. Both nodes run m1
+ * (the chat above: prefixes found) and m2 (here single-turn: none), each
+ * in an engine of its own: code's VIP loses client affinity and chat's
+ * keeps it. Read from the node's figure, the mean of its engines, code
+ * kept it (chat's hits outweighed) and, while only m2 ran, chat's figure
+ * fell with code's.
+ */
+static void affinity_per_engine(void)
+{
+	json_t *s;
+
+	if (!ready)
+		return SKIP("lab not ready");
+	if (!ASSERT_TRUE(svc_affinity("chat", "10.99.0.2", 19081, true, 5000), "chat: on") ||
+	    !ASSERT_OK(model_sessions("m2", "24", "1", "0", "7"), "m2: single-turn sessions"))
+		return;
+	ASSERT_TRUE(svc_affinity("code", "10.99.0.4", 19083, false, 5000), "code: none found, off");
+	ASSERT_TRUE(svc_affinity("chat", "10.99.0.2", 19081, true, 100), "chat: still on");
+	s = svc_status("code");
+	ASSERT_TRUE(json_number_value(json_object_get(s, "ai_prefix_hit")) < 0.02,
+		    "code: m2's engines' hit rate");
+	json_decref(s);
+	s = chat_status();
+	ASSERT_TRUE(json_number_value(json_object_get(s, "ai_prefix_hit")) >= 0.05,
+		    "chat: m1's engines' hit rate");
+	json_decref(s);
 }
 
 static void drain_api(void)
@@ -1168,6 +1218,7 @@ static const struct test_case cases[] = {
     {"breaker_down_up", breaker_down_up},
     {"metrics_and_status", metrics_and_status},
     {"affinity_follows_reuse", affinity_follows_reuse},
+    {"affinity_per_engine", affinity_per_engine},
     {"drain_api", drain_api},
     {"sighup", sighup},
     {"restart_keeps_flows", restart_keeps_flows},

@@ -504,6 +504,74 @@ static void fleet_prefill(void)
 	cleanup();
 }
 
+/* a report of node g: m1 served by the engine at :8000, m2 by :8001, with
+ * those prefix-cache hit rates (< 0: no figure), the node's their mean */
+static void two_engines(struct agent_report *r, double h1, double h2, const char *url2)
+{
+	agent_report__init(r);
+	resident(r, "m1", "m2");
+	r->nservers = 2;
+	snprintf(r->servers[0].url, sizeof(r->servers[0].url), "http://10.0.1.3:8000");
+	snprintf(r->servers[1].url, sizeof(r->servers[1].url), "%s", url2);
+	snprintf(r->models[0].server, sizeof(r->models[0].server), "http://10.0.1.3:8000");
+	snprintf(r->models[1].server, sizeof(r->models[1].server), "%s", url2);
+	r->servers[0].prefix_cache_hit_rate = h1;
+	r->servers[1].prefix_cache_hit_rate = h2;
+	r->prefix_cache_hit_rate = h1 >= 0 && h2 >= 0 ? (h1 + h2) / 2 : h1 >= 0 ? h1 : h2;
+}
+
+/*
+ * A node that runs a chat model and a single-turn one, each in an engine
+ * of its own: each service reads its own engine's prefix-cache hit rate
+ * (client affinity follows it), not the node's mean of both.
+ */
+static void model_hit(void)
+{
+	struct agent_report r;
+	struct node_rt *g;
+	double h;
+
+	if (!setup())
+		return;
+	g = &d.nodes[2];
+	g->hit_rate = -1; /* as aibld starts a node */
+	ASSERT_TRUE(nodes__model_hit(g, "m1") < 0, "no report: unknown");
+	two_engines(&r, 0.8, 0, "http://10.0.1.3:8001");
+	nodes__poll_ok(&d, g, &r);
+	ASSERT_TRUE(fabs(nodes__model_hit(g, "m1") - 0.8) < 1e-9, "m1: its engine's, 0.8");
+	ASSERT_TRUE(nodes__model_hit(g, "m2") == 0, "m2: its engine's, 0");
+	ASSERT_TRUE(fabs(g->hit_rate - 0.4) < 1e-9, "the node's: both");
+	ASSERT_TRUE(fabs(nodes__model_hit(g, "m3") - 0.4) < 1e-9,
+		    "a model not reported: the node's");
+	ASSERT_TRUE(fabs(nodes__model_hit(g, NULL) - 0.4) < 1e-9, "no model: the node's");
+
+	/* smoothed, each under its engine's URL */
+	two_engines(&r, 0, 0, "http://10.0.1.3:8001");
+	nodes__poll_ok(&d, g, &r);
+	h = nodes__model_hit(g, "m1");
+	ASSERT_TRUE(h > 0 && h < 0.8, "m1 falls, smoothed");
+	ASSERT_TRUE(nodes__model_hit(g, "m2") == 0, "m2 stays");
+	/* no figure this time (no prompt in the window): the last one stays */
+	two_engines(&r, -1, 0, "http://10.0.1.3:8001");
+	nodes__poll_ok(&d, g, &r);
+	ASSERT_TRUE(nodes__model_hit(g, "m1") == h, "m1 kept");
+
+	/* m2's engine replaced (another URL): its figure starts anew */
+	two_engines(&r, -1, 0.5, "http://10.0.1.3:8002");
+	nodes__poll_ok(&d, g, &r);
+	ASSERT_TRUE(nodes__model_hit(g, "m2") == 0.5, "a new engine: its first figure");
+	ASSERT_TRUE(nodes__model_hit(g, "m1") == h, "m1 kept still");
+
+	/* an engine with no figure ever, or a model that names no engine:
+	 * the node's */
+	two_engines(&r, 0.6, -1, "http://10.0.1.3:8003");
+	r.models[0].server[0] = 0;
+	nodes__poll_ok(&d, g, &r);
+	ASSERT_TRUE(nodes__model_hit(g, "m2") == g->hit_rate, "engine without a figure: node's");
+	ASSERT_TRUE(nodes__model_hit(g, "m1") == g->hit_rate, "no engine named: node's");
+	cleanup();
+}
+
 /* the most flows this balancer can have had open at a node while its agent
  * scraped: at the last poll before the scrape, plus all opened since */
 static void ours_bound(void)
@@ -557,6 +625,7 @@ static void ours_bound(void)
 }
 
 static const struct test_case cases[] = {
+    {"model_hit", model_hit},
     {"fleet_references", fleet_references},
     {"fleet_prefill", fleet_prefill},
     {"ours_bound", ours_bound},

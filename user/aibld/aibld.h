@@ -50,9 +50,16 @@ struct node_rt {
 	double ran;		     /* ai: the most it was seen running at once */
 	double run_ms;		     /* ai: how long its requests hold a slot, < 0 unknown */
 	double hit_rate;	     /* ai: prefix-cache hit rate, smoothed, < 0 unknown */
-	struct policy_prefill pf;    /* ai: do its prefills wait for each other */
-	__s64 rep_active;	     /* active when the report arrived */
-	double prev_other;	     /* in_flight - rep_active of the report before, NAN unknown */
+	/* ai: each model server's prefix-cache hit rate in the last report,
+	 * smoothed as hit_rate (< 0 unknown; url "": no server); a model's
+	 * is its server's (nodes__model_hit()) */
+	struct node_srv_hit {
+		char url[AR_URL_LEN];
+		double hit;
+	} srv_hit[AR_MAX_SERVERS];
+	struct policy_prefill pf; /* ai: do its prefills wait for each other */
+	__s64 rep_active;	  /* active when the report arrived */
+	double prev_other;	  /* in_flight - rep_active of the report before, NAN unknown */
 	/* the most flows this balancer can have had open at the node while
 	 * the agent scraped (nodes__poll_ok), < 0 unknown */
 	__s64 ours_max;
@@ -226,6 +233,14 @@ bool nodes__want_backend_check(const struct aibld *d, const struct node_rt *n);
 /* a backend TCP check's result; record it before the agent's of the round */
 void nodes__backend_result(struct aibld *d, struct node_rt *n, bool ok, const char *err);
 void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep);
+/*
+ * ai: the prefix-cache hit rate of the model server that serves model at
+ * node n (smoothed), where its agent names one with a figure; else the
+ * node's, over all its servers (hit_rate); < 0 unknown. A node that runs
+ * a chat model and a single-turn one, each in an engine of its own, tells
+ * the two apart.
+ */
+double nodes__model_hit(const struct node_rt *n, const char *model);
 void nodes__poll_fail(struct aibld *d, struct node_rt *n, enum node_fail kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int nodes__set_drain(struct aibld *d, const char *name, bool drain);

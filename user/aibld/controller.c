@@ -813,6 +813,7 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 	for (int k = 0; k < cs->nnodes; k++) {
 		const struct node_rt *n = &d->nodes[cs->nodes[k]];
 		struct policy_node *p = &w->in[k];
+		double h;
 
 		aibld__policy_node(d, n, now, p);
 		p->serving = s->have_table && s->applied[k];
@@ -822,8 +823,10 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 		resident = true;
 		if (!p->overloaded && !policy__saturated(&d->cfg.ai, p->rep))
 			all_saturated = false;
-		if (n->hit_rate >= 0) {
-			hit += n->hit_rate;
+		/* the engine that serves this model, not the node's others */
+		h = nodes__model_hit(n, cs->model);
+		if (h >= 0) {
+			hit += h;
 			nhit++;
 		}
 	}

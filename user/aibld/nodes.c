@@ -126,6 +126,43 @@ void nodes__backend_result(struct aibld *d, struct node_rt *n, bool ok, const ch
 }
 
 /*
+ * Each server's hit rate of n->rep, smoothed under its URL: the servers of
+ * the last report and no others (one gone from it is gone from the node);
+ * a server without a figure this time keeps its last one.
+ */
+static void srv_hit_update(struct node_rt *n, double alpha)
+{
+	struct node_srv_hit old[AR_MAX_SERVERS];
+	int ns = n->rep.nservers < AR_MAX_SERVERS ? n->rep.nservers : AR_MAX_SERVERS;
+
+	memcpy(old, n->srv_hit, sizeof(old));
+	memset(n->srv_hit, 0, sizeof(n->srv_hit));
+	for (int s = 0; s < ns; s++) {
+		const struct ar_server *sv = &n->rep.servers[s];
+		double was = -1;
+
+		for (int k = 0; k < AR_MAX_SERVERS && old[k].url[0]; k++)
+			if (!strcmp(old[k].url, sv->url))
+				was = old[k].hit;
+		memcpy(n->srv_hit[s].url, sv->url, sizeof(sv->url));
+		n->srv_hit[s].hit = policy__ewma(was, sv->prefix_cache_hit_rate, alpha);
+	}
+}
+
+double nodes__model_hit(const struct node_rt *n, const char *model)
+{
+	const struct ar_model *m = NULL;
+
+	for (int i = 0; n->have_rep && model && i < n->rep.nmodels && !m; i++)
+		if (!strcmp(n->rep.models[i].name, model))
+			m = &n->rep.models[i];
+	for (int k = 0; m && m->server[0] && k < AR_MAX_SERVERS && n->srv_hit[k].url[0]; k++)
+		if (!strcmp(n->srv_hit[k].url, m->server) && n->srv_hit[k].hit >= 0)
+			return n->srv_hit[k].hit;
+	return n->hit_rate;
+}
+
+/*
  * The most flows this balancer can have had open at the node when its agent
  * scraped the report: the report says how long ago (the oldest of its
  * servers' scrapes, age_ms) and the polls before kept what was open and how
@@ -199,6 +236,7 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 		n->hit_rate =
 		    policy__ewma(n->hit_rate, n->rep.prefix_cache_hit_rate,
 				 1 - exp(-(double)d->cfg.poll_interval_ms / AI_REUSE_TAU_MS));
+		srv_hit_update(n, 1 - exp(-(double)d->cfg.poll_interval_ms / AI_REUSE_TAU_MS));
 		if (policy__prefill_update(&n->pf, &n->rep, d->cfg.lt_smoothing))
 			pr_info(
 			    "node '%s': its prefills take turns on its compute (they waited "

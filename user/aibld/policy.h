@@ -187,8 +187,9 @@ double policy__prefill_scaled(double ref_ms, double ref_floor_ms, double floor_m
 /*
  * ai: client affinity pays only where prompts find their prefixes cached:
  * it keeps an address's sessions on the node its pin will name. reuse is
- * the mean of the service's resident nodes' prefix-cache hit rates
- * (prompt tokens found cached, smoothed), n how many reported one. On at
+ * the mean over the service's resident nodes of the prefix-cache hit rate
+ * of the engine that serves its model there (prompt tokens found cached,
+ * smoothed; nodes__model_hit()), n how many reported one. On at
  * AI_REUSE_ON and above, off below AI_REUSE_OFF (a band, so noise does not
  * flip it); nothing reported keeps what was (initially on: an engine that
  * does not say is not taken for one without a cache). The first figure
