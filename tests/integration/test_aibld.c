@@ -975,6 +975,21 @@ static void affinity_follows_reuse(void)
 	ASSERT_EQ(v.flags & AIBL_VIP_F_AFFINITY, 0, "wrr: never");
 }
 
+/* metric{service="svc"} from /metrics, NAN unreadable */
+static double svc_metric(const char *metric, const char *svc)
+{
+	char *body = NULL, key[128];
+	const char *at;
+	double v = NAN;
+
+	snprintf(key, sizeof(key), "%s{service=\"%s\"} ", metric, svc);
+	http("GET", API "/metrics", NULL, &body);
+	if (body && (at = strstr(body, key)))
+		v = strtod(at + strlen(key), NULL);
+	free(body);
+	return v;
+}
+
 /*
  * Each service reads the engine that serves its model. Both nodes run m1
  * (the chat above: prefixes found) and m2 (here single-turn: none), each
@@ -1002,6 +1017,9 @@ static void affinity_per_engine(void)
 	ASSERT_TRUE(json_number_value(json_object_get(s, "ai_prefix_hit")) >= 0.05,
 		    "chat: m1's engines' hit rate");
 	json_decref(s);
+	ASSERT_TRUE(svc_metric("aibl_service_ai_prefix_hit", "code") < 0.02, "code's metric");
+	ASSERT_TRUE(svc_metric("aibl_service_ai_prefix_hit", "chat") >= 0.05, "chat's metric");
+	ASSERT_TRUE(svc_metric("aibl_service_ai_prefix_hit", "web") == -1, "wrr: -1");
 }
 
 static void drain_api(void)

@@ -306,28 +306,36 @@ static char *metrics_text(struct aibld *d)
 			label(f, d->nodes[d->cfg.services[i].nodes[k]].name);
 			fprintf(f, "\"} %.6f\n", (double)d->svcs[i].slots[k] / AIBL_RING_SIZE);
 		}
-#define SVC_METRIC(mname, type, help, expr)                                                        \
+#define SVC_METRIC(mname, type, help, fmt, expr)                                                   \
 	do {                                                                                       \
 		metric_head(f, mname, type, help);                                                 \
 		for (int i = 0; i < d->cfg.nservices; i++) {                                       \
 			const struct svc_rt *s = &d->svcs[i];                                      \
 			fputs(mname "{service=\"", f);                                             \
 			label(f, s->name);                                                         \
-			fprintf(f, "\"} %llu\n", (unsigned long long)(expr));                      \
+			fprintf(f, "\"} " fmt "\n", expr);                                         \
 		}                                                                                  \
 	} while (0)
-	SVC_METRIC("aibl_service_packets_total", "counter", "packets to the service",
-		   s->traffic.packets);
-	SVC_METRIC("aibl_service_bytes_total", "counter", "bytes to the service", s->traffic.bytes);
-	SVC_METRIC("aibl_service_new_flows_total", "counter", "new flows", s->traffic.new_flows);
-	SVC_METRIC("aibl_service_pin_hits_total", "counter", "new flows steered by a pin",
-		   s->traffic.pin_hits);
-	SVC_METRIC("aibl_service_pins", "gauge", "session pins of the service", s->npins);
-	SVC_METRIC("aibl_service_table_generation", "counter", "table rewrites", s->generation);
-	SVC_METRIC("aibl_service_ai_affinity", "gauge",
-		   "ai: 1 while the VIP has client affinity (prompts find their prefixes on "
-		   "its nodes)",
-		   aibld__svc_affinity(d, i));
+#define SVC_COUNT(mname, type, help, expr)                                                         \
+	SVC_METRIC(mname, type, help, "%llu", (unsigned long long)(expr))
+	SVC_COUNT("aibl_service_packets_total", "counter", "packets to the service",
+		  s->traffic.packets);
+	SVC_COUNT("aibl_service_bytes_total", "counter", "bytes to the service", s->traffic.bytes);
+	SVC_COUNT("aibl_service_new_flows_total", "counter", "new flows", s->traffic.new_flows);
+	SVC_COUNT("aibl_service_pin_hits_total", "counter", "new flows steered by a pin",
+		  s->traffic.pin_hits);
+	SVC_COUNT("aibl_service_pins", "gauge", "session pins of the service", s->npins);
+	SVC_COUNT("aibl_service_table_generation", "counter", "table rewrites", s->generation);
+	SVC_COUNT("aibl_service_ai_affinity", "gauge",
+		  "ai: 1 while the VIP has client affinity (prompts find their prefixes on "
+		  "its nodes)",
+		  aibld__svc_affinity(d, i));
+	SVC_METRIC("aibl_service_ai_prefix_hit", "gauge",
+		   "ai: share of prompt tokens found cached by the engines that serve its model, "
+		   "mean over its resident nodes, smoothed (client affinity's figure); -1 unknown "
+		   "or not ai",
+		   "%.4f", d->cfg.services[i].policy == AIBL_POL_AI ? s->reuse_hit : -1.0);
+#undef SVC_COUNT
 #undef SVC_METRIC
 #define NODE_METRIC(mname, type, help, fmt, expr)                                                  \
 	do {                                                                                       \
