@@ -141,8 +141,8 @@ static void srv_hit_update(struct node_rt *n, double alpha)
 		const struct ar_server *sv = &n->rep.servers[s];
 		double was = -1;
 
-		for (int k = 0; k < AR_MAX_SERVERS && old[k].url[0]; k++)
-			if (!strcmp(old[k].url, sv->url))
+		for (int k = 0; k < AR_MAX_SERVERS; k++)
+			if (old[k].url[0] && !strcmp(old[k].url, sv->url))
 				was = old[k].hit;
 		memcpy(n->srv_hit[s].url, sv->url, sizeof(sv->url));
 		n->srv_hit[s].hit = policy__ewma(was, sv->prefix_cache_hit_rate, alpha);
@@ -156,7 +156,7 @@ double nodes__model_hit(const struct node_rt *n, const char *model)
 	for (int i = 0; n->have_rep && model && i < n->rep.nmodels && !m; i++)
 		if (!strcmp(n->rep.models[i].name, model))
 			m = &n->rep.models[i];
-	for (int k = 0; m && m->server[0] && k < AR_MAX_SERVERS && n->srv_hit[k].url[0]; k++)
+	for (int k = 0; m && m->server[0] && k < AR_MAX_SERVERS; k++)
 		if (!strcmp(n->srv_hit[k].url, m->server) && n->srv_hit[k].hit >= 0)
 			return n->srv_hit[k].hit;
 	return n->hit_rate;
@@ -207,6 +207,9 @@ static void ours_update(struct aibld *d, struct node_rt *n, const struct agent_r
 
 void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep)
 {
+	/* reports at every poll, the hit rates smoothed over AI_REUSE_TAU_MS */
+	double hit_alpha = 1 - exp(-(double)d->cfg.poll_interval_ms / AI_REUSE_TAU_MS);
+
 	n->polls++;
 	n->fails = 0;
 	n->oks++;
@@ -233,10 +236,8 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 		    policy__lat_update(n->lat_ms, &n->lat_floor_ms, &n->rep, d->cfg.lt_smoothing);
 		policy__slots_update(&n->slots, &n->ran, &n->rep, d->cfg.lt_smoothing);
 		n->run_ms = policy__ewma(n->run_ms, n->rep.run_avg_ms, d->cfg.lt_smoothing);
-		n->hit_rate =
-		    policy__ewma(n->hit_rate, n->rep.prefix_cache_hit_rate,
-				 1 - exp(-(double)d->cfg.poll_interval_ms / AI_REUSE_TAU_MS));
-		srv_hit_update(n, 1 - exp(-(double)d->cfg.poll_interval_ms / AI_REUSE_TAU_MS));
+		n->hit_rate = policy__ewma(n->hit_rate, n->rep.prefix_cache_hit_rate, hit_alpha);
+		srv_hit_update(n, hit_alpha);
 		if (policy__prefill_update(&n->pf, &n->rep, d->cfg.lt_smoothing))
 			pr_info(
 			    "node '%s': its prefills take turns on its compute (they waited "
