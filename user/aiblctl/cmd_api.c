@@ -251,7 +251,7 @@ static void status_print(json_t *doc)
 				jstr(sv, AIBL_SJ_PROTO));
 		ctl_table__cell(t, "%s", jstr(sv, AIBL_SJ_POLICY));
 		ctl_table__cell(t, "%s", jstr(sv, AIBL_SJ_MODEL));
-		/* an ai service: the share of prompt tokens its nodes found
+		/* an ai service: the share of prompt tokens its model's engines found
 		 * cached, and whether its VIP has client affinity for it */
 		if (json_is_boolean(json_object_get(sv, AIBL_SJ_AI_AFFINITY))) {
 			json_t *ph = json_object_get(sv, AIBL_SJ_AI_PREFIX_HIT);

@@ -834,9 +834,10 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 	s->reuse_hit = nhit ? hit / nhit : -1;
 	reuse = policy__reuse(s->reuse, s->reuse_hit, nhit);
 	if (reuse != s->reuse) {
-		pr_info("service '%s': %.1f %% of prompt tokens found cached on its nodes: "
-			"client affinity %s",
-			s->name, 100 * s->reuse_hit, reuse ? "on" : "off");
+		pr_info(
+		    "service '%s': %.1f %% of prompt tokens found cached by its model's engines: "
+		    "client affinity %s",
+		    s->name, 100 * s->reuse_hit, reuse ? "on" : "off");
 		s->reuse = reuse;
 		flag_changed = true; /* the VIP's, write_service() */
 	}

@@ -82,8 +82,9 @@
 #define AIBL_SJ_AI_PREFILL_SHARED  "ai_prefill_shared"
 #define AIBL_SJ_AI_PREFILL_MS	   "ai_prefill_ms"
 
-/* ai: the share of prompt tokens found cached (a node's, smoothed; a
- * service's, the mean over its resident nodes; -1 unknown), and whether
+/* ai: the share of prompt tokens found cached (a node's, over its engines,
+ * smoothed; a service's, the mean over its resident nodes of the engine
+ * serving its model there; -1 unknown), and whether
  * the service's VIP has client affinity on (policy__reuse) */
 #define AIBL_SJ_AI_PREFIX_HIT "ai_prefix_hit"
 #define AIBL_SJ_AI_AFFINITY   "ai_affinity"
