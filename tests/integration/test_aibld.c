@@ -231,6 +231,23 @@ static bool wait_state(const char *name, const char *state, int ms)
 
 /* wait until aibld has a good report from node (bounded): "up" alone is
  * also the optimistic state before the first poll */
+/* whether a status node's resident models include model */
+static bool has_model(json_t *n, const char *model)
+{
+	json_t *m;
+	size_t i;
+
+	json_array_foreach(json_object_get(n, "models"), i, m)
+	{
+		if (json_is_string(m) && !strcmp(json_string_value(m), model))
+			return true;
+	}
+	return false;
+}
+
+/* node name has reported, both its engines scraped (m1 and m2 resident):
+ * a report from an agent that has reached one engine so far leaves the
+ * other's model out of its services' tables */
 static bool wait_report(const char *name, int ms)
 {
 	double end = now_ms() + ms;
@@ -244,7 +261,8 @@ static bool wait_report(const char *name, int ms)
 		    json_object_get(st, "nodes"), i,
 		    n) if (!strcmp(json_string_value(json_object_get(n, "name")), name)) ok =
 		    json_integer_value(json_object_get(n, "last_report_age_ms")) >= 0 &&
-		    json_is_integer(json_object_get(n, "last_report_age_ms"));
+		    json_is_integer(json_object_get(n, "last_report_age_ms")) &&
+		    has_model(n, "m1") && has_model(n, "m2");
 		json_decref(st);
 		if (ok)
 			return true;
