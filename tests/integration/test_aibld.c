@@ -229,8 +229,6 @@ static bool wait_state(const char *name, const char *state, int ms)
 	return false;
 }
 
-/* wait until aibld has a good report from node (bounded): "up" alone is
- * also the optimistic state before the first poll */
 /* whether a status node's resident models include model */
 static bool has_model(json_t *n, const char *model)
 {
@@ -245,9 +243,10 @@ static bool has_model(json_t *n, const char *model)
 	return false;
 }
 
-/* node name has reported, both its engines scraped (m1 and m2 resident):
- * a report from an agent that has reached one engine so far leaves the
- * other's model out of its services' tables */
+/* wait until aibld has a good report from node name (bounded): "up" alone
+ * is also the optimistic state before the first poll. Both its engines
+ * scraped (m1 and m2 resident): a report from an agent that has reached one
+ * engine so far leaves the other's model out of its services' tables */
 static bool wait_report(const char *name, int ms)
 {
 	double end = now_ms() + ms;
