@@ -1233,6 +1233,76 @@ static void teardown_cmd(void)
 	ASSERT_NEQ(access(dir, F_OK), 0, "pins removed");
 }
 
+/* POST body to url with an X-Aibl-Signature header (sig NULL: none) */
+static long post_signed(const char *url, const char *body, const char *sig)
+{
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+	CURL *c = curl_easy_init();
+	long code = -1;
+	char hdr[AIBL_AUTH_HDR_MAX + 32];
+
+	if (!c || !h) {
+		curl_easy_cleanup(c);
+		curl_slist_free_all(h);
+		return -1;
+	}
+	if (sig) {
+		snprintf(hdr, sizeof(hdr), "%s: %s", AIBL_AUTH_HEADER, sig);
+		h = curl_slist_append(h, hdr);
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &(struct buf){});
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(h);
+	return code;
+}
+
+/*
+ * A keyed agent takes a background load (POST /v1/load) only signed with
+ * its node's key for that model, and each signature once: unsigned, signed
+ * by another node's key, for another model, as a report request, or
+ * replayed, it is refused (401) and nothing is loaded. A model that is
+ * resident already is answered 200, resident.
+ */
+static void agent_load_signed(void)
+{
+	struct aibl_key master = {.len = strlen(KEY)}, k1, k2;
+	char sig[AIBL_AUTH_HDR_MAX], nonce[AIBL_AUTH_NONCE_MAX];
+	const char *url = "http://127.0.0.1:19111/v1/load", *body = "{\"model\":\"m1\"}";
+	__u64 t = (__u64)time(NULL);
+
+	if (!ready)
+		return SKIP("lab not up");
+	memcpy(master.key, KEY, master.len);
+	if (!ASSERT_OK(aibl_key__derive(&master, "n1", &k1), "derive n1") ||
+	    !ASSERT_OK(aibl_key__derive(&master, "n2", &k2), "derive n2"))
+		return;
+	ASSERT_EQ(post_signed(url, body, NULL), 401, "unsigned load refused");
+	ASSERT_OK(aibl_auth__nonce(nonce, sizeof(nonce)), "nonce");
+	ASSERT_OK(aibl_auth__sign_req(&k2, t, nonce, AIBL_AUTH_REQ_LOAD "m1", sig, sizeof(sig)),
+		  "sign n2");
+	ASSERT_EQ(post_signed(url, body, sig), 401, "another node's key refused");
+	ASSERT_OK(aibl_auth__sign_req(&k1, t, nonce, AIBL_AUTH_REQ_LOAD "m2", sig, sizeof(sig)),
+		  "sign m2");
+	ASSERT_EQ(post_signed(url, body, sig), 401, "signed for another model refused");
+	ASSERT_OK(aibl_auth__sign_req(&k1, t, nonce, AIBL_AUTH_REQ_REPORT, sig, sizeof(sig)),
+		  "sign report");
+	ASSERT_EQ(post_signed(url, body, sig), 401, "a report request's signature refused");
+	ASSERT_OK(aibl_auth__sign_req(&k1, t, nonce, AIBL_AUTH_REQ_LOAD "m1", sig, sizeof(sig)),
+		  "sign m1");
+	ASSERT_EQ(post_signed(url, body, sig), 200, "signed load of a resident model: 200");
+	ASSERT_EQ(post_signed(url, body, sig), 401, "the same signature again refused (replay)");
+	ASSERT_EQ(post_signed(url, "{\"model\": 5}", NULL), 401, "auth before anything else");
+	ASSERT_TRUE(alive(agents[0]), "agent n1 alive");
+}
+
 static void lab_up(void)
 {
 	if (!test__can_bpf())
@@ -1255,6 +1325,7 @@ static const struct test_case cases[] = {
     {"affinity_follows_reuse", affinity_follows_reuse},
     {"affinity_per_engine", affinity_per_engine},
     {"drain_api", drain_api},
+    {"agent_load_signed", agent_load_signed},
     {"sighup", sighup},
     {"restart_keeps_flows", restart_keeps_flows},
     {"teardown", teardown_cmd},

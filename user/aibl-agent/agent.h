@@ -48,11 +48,35 @@ struct agent_cfg {
 	/* time one short request on each model server while it is idle, once
 	 * it is up and again after it restarts (struct ar_server) */
 	bool speed_probe;
+	/* POST /v1/load: vLLM adapters are loaded from lora_dir/NAME (NULL:
+	 * the name alone, for an engine that resolves it); a load may take
+	 * this long before the agent gives up on it */
+	const char *lora_dir;
+	unsigned int load_timeout_ms;
 };
 
 #define AGENT_PROBE_TOKENS     16    /* max_tokens of the speed probe */
 #define AGENT_PROBE_TIMEOUT_MS 30000 /* at most; and half of stale_ms */
 #define AGENT_PROBE_RETRY_MS   60000 /* after a probe failed */
+
+/*
+ * A model load asked for through POST /v1/load (the controller's
+ * background load): one at a time, on a thread of its own, as a load
+ * takes seconds to minutes and must hold up neither scrapes nor reports.
+ * The controller learns the outcome from the model lists: the model turns
+ * up resident, or it does not.
+ */
+struct agent_load {
+	bool busy; /* the thread runs */
+	char model[AR_MODEL_LEN];
+	char server[AR_URL_LEN];
+	char kind[16];
+	uint64_t started_ms; /* monotonic */
+	/* the last one that ended: the engine's HTTP status (0: no answer)
+	 * and why it failed, "" it did not */
+	long status;
+	char error[160];
+};
 
 #define AGENT_NVML_RETRY_MIN_MS 1000
 #define AGENT_NVML_RETRY_MAX_MS 60000
@@ -91,6 +115,10 @@ struct agent {
 	pthread_t gpu_thread;
 	bool gpu_thread_started;
 	bool gpu_thread_stuck; /* did not come back from NVML by agent__stop */
+
+	struct agent_load load;
+	pthread_t load_thread;
+	bool load_joinable; /* a load thread ran and is not joined yet */
 };
 
 int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t msglen);
@@ -101,6 +129,15 @@ void agent__collect_once(struct agent *a);
 void agent__stop(struct agent *a);
 /* a report of what is known now (never waits on a model server) */
 int agent__report(struct agent *a, struct agent_report *r);
+/*
+ * Start loading model on the model server that lists it (else the first
+ * one up whose engine can load: vLLM's runtime adapter API, Ollama).
+ * 0 started (*server: which), -EINPROGRESS it is loading already,
+ * -EALREADY resident already, -EBUSY another model is loading, -EOPNOTSUPP no server up can load
+ * models; msg says why.
+ */
+int agent__load(struct agent *a, const char *model, char *server, size_t serverlen, char *msg,
+		size_t msglen);
 /* hints posted to /v1/hints */
 void agent__put_hints(struct agent *a, const struct ar_hint *h, int n);
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* aibl-agent collector: scrapes, NVML, traffic hints, and the report. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -833,12 +834,16 @@ void agent__stop(struct agent *a)
 {
 	struct timespec ts;
 
-	if (!a->thread_started && !a->gpu_thread_started)
-		return;
 	pthread_mutex_lock(&a->lock);
 	a->stop = true;
 	pthread_cond_broadcast(&a->wake);
 	pthread_mutex_unlock(&a->lock);
+	/* a load under way gives up (load_progress) */
+	if (a->load_joinable)
+		pthread_join(a->load_thread, NULL);
+	a->load_joinable = false;
+	if (!a->thread_started && !a->gpu_thread_started)
+		return;
 	if (a->thread_started)
 		pthread_join(a->thread, NULL);
 	a->thread_started = false;
@@ -855,6 +860,165 @@ void agent__stop(struct agent *a)
 		a->gpu_thread_stuck = true;
 	}
 	a->gpu_thread_started = false;
+}
+
+/* ---- model loads (POST /v1/load) ---- */
+
+/* a load under way gives up when the agent stops */
+static int load_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	const struct agent *a = ud;
+
+	return __atomic_load_n(&a->stop, __ATOMIC_RELAXED);
+}
+
+/*
+ * The engine's own load call: vLLM's runtime adapter API (POST
+ * /v1/load_lora_adapter, with VLLM_ALLOW_RUNTIME_LORA_UPDATING), Ollama's
+ * generate call without a prompt, which loads the model and keeps it.
+ */
+static void *load_thread(void *arg)
+{
+	struct agent *a = arg;
+	struct curl_slist *hdr = NULL;
+	struct fetch f = {0};
+	char model[AR_MODEL_LEN], url[AR_URL_LEN], kind[16], path[PATH_MAX], err[160] = "";
+	bool ollama;
+	json_t *req;
+	char *body = NULL;
+	uint64_t t0;
+
+	pthread_mutex_lock(&a->lock);
+	memcpy(model, a->load.model, sizeof(model));
+	memcpy(url, a->load.server, sizeof(url));
+	memcpy(kind, a->load.kind, sizeof(kind));
+	t0 = a->load.started_ms;
+	pthread_mutex_unlock(&a->lock);
+	ollama = !strcmp(kind, "ollama");
+	if (ollama)
+		req = json_pack("{s:s, s:b}", "model", model, "stream", 0);
+	else if (a->cfg.lora_dir)
+		req = json_pack("{s:s, s:s}", "lora_name", model, "lora_path",
+				snprintf(path, sizeof(path), "%s/%s", a->cfg.lora_dir, model) <
+					(int)sizeof(path)
+				    ? path
+				    : "");
+	else
+		req = json_pack("{s:s}", "lora_name", model);
+	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	hdr = curl_slist_append(NULL, "Content-Type: application/json");
+	if (!body || !hdr ||
+	    fetch_setup(&f, url, ollama ? "/api/generate" : "/v1/load_lora_adapter",
+			a->cfg.load_timeout_ms)) {
+		snprintf(err, sizeof(err), "out of memory");
+	} else {
+		curl_easy_setopt(f.h, CURLOPT_HTTPHEADER, hdr);
+		curl_easy_setopt(f.h, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(f.h, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(f.h, CURLOPT_XFERINFOFUNCTION, load_progress);
+		curl_easy_setopt(f.h, CURLOPT_XFERINFODATA, a);
+		fetch_one(&f);
+		fetch_error(&f, "load", err, sizeof(err));
+	}
+	if (err[0])
+		pr_warn("%s: loading %s failed after %llu ms: %s%s%.*s\n", url, model,
+			(unsigned long long)(clock_mono_ms() - t0), err, f.body.len ? ": " : "",
+			(int)(f.body.len < 120 ? f.body.len : 120), http_body__str(&f.body));
+	else
+		pr_info("%s: loaded %s in %llu ms\n", url, model,
+			(unsigned long long)(clock_mono_ms() - t0));
+	pthread_mutex_lock(&a->lock);
+	a->load.busy = false;
+	a->load.status = f.status;
+	snprintf(a->load.error, sizeof(a->load.error), "%s", err);
+	/* the collector looks at the model lists now */
+	pthread_cond_broadcast(&a->wake);
+	pthread_mutex_unlock(&a->lock);
+	fetch_clean(&f, NULL);
+	curl_slist_free_all(hdr);
+	free(body);
+	json_decref(req);
+	return NULL;
+}
+
+/* an engine with a load call */
+static bool can_load(const struct agent_server *w)
+{
+	return !strcmp(w->s.kind, "vllm") || !strcmp(w->s.kind, "ollama");
+}
+
+int agent__load(struct agent *a, const char *model, char *server, size_t serverlen, char *msg,
+		size_t msglen)
+{
+	const struct agent_server *pick = NULL;
+	int err;
+
+	pthread_mutex_lock(&a->lock);
+	if (a->stop) {
+		snprintf(msg, msglen, "the agent is stopping");
+		err = -ESHUTDOWN;
+		goto out;
+	}
+	if (a->load.busy) {
+		snprintf(msg, msglen, "loading %s on %s for %llu ms", a->load.model, a->load.server,
+			 (unsigned long long)(clock_mono_ms() - a->load.started_ms));
+		/* the same model: asked again, or by another balancer */
+		err = strcmp(a->load.model, model) ? -EBUSY : -EINPROGRESS;
+		if (err == -EINPROGRESS)
+			snprintf(server, serverlen, "%s", a->load.server);
+		goto out;
+	}
+	for (int i = 0; i < a->cfg.nservers; i++) {
+		const struct agent_server *w = &a->servers[i];
+
+		if (!w->s.up)
+			continue;
+		for (int k = 0; k < w->nmodels; k++) {
+			if (strcmp(w->models[k].name, model))
+				continue;
+			if (w->models[k].resident) {
+				snprintf(server, serverlen, "%s", w->s.url);
+				snprintf(msg, msglen, "%s is resident on %s", model, w->s.url);
+				err = -EALREADY;
+				goto out;
+			}
+			if (can_load(w) && !pick)
+				pick = w;
+		}
+	}
+	/* not listed (vLLM lists only adapters it has loaded): the first
+	 * server up that can load */
+	for (int i = 0; i < a->cfg.nservers && !pick; i++)
+		if (a->servers[i].s.up && can_load(&a->servers[i]))
+			pick = &a->servers[i];
+	if (!pick) {
+		snprintf(msg, msglen, "no model server up here can load models (vLLM, Ollama)");
+		err = -EOPNOTSUPP;
+		goto out;
+	}
+	if (a->load_joinable) {
+		/* the last load's thread has ended (busy is false) */
+		pthread_join(a->load_thread, NULL);
+		a->load_joinable = false;
+	}
+	snprintf(a->load.model, sizeof(a->load.model), "%s", model);
+	snprintf(a->load.server, sizeof(a->load.server), "%s", pick->s.url);
+	snprintf(a->load.kind, sizeof(a->load.kind), "%s", pick->s.kind);
+	a->load.started_ms = clock_mono_ms();
+	a->load.busy = true;
+	err = -pthread_create(&a->load_thread, NULL, load_thread, a);
+	if (err) {
+		a->load.busy = false;
+		snprintf(msg, msglen, "cannot start the load: %s", strerror(-err));
+		goto out;
+	}
+	a->load_joinable = true;
+	snprintf(server, serverlen, "%s", pick->s.url);
+	msg[0] = '\0';
+	pr_info("%s: loading %s (asked)\n", pick->s.url, model);
+out:
+	pthread_mutex_unlock(&a->lock);
+	return err;
 }
 
 void agent__put_hints(struct agent *a, const struct ar_hint *h, int n)

@@ -36,7 +36,9 @@ static struct agent ag;
 static struct aibl_key ag_key;
 static bool ag_has_key;
 static struct aibl_replay ag_replay;	 /* signed hint posts already taken */
-static struct aibl_replay ag_req_replay; /* signed report requests already served */
+static struct aibl_replay ag_req_replay; /* signed report and load requests already served */
+/* the connection guard's settings: its --controller addresses */
+static struct http_guard_cfg ag_gcfg = {.what = "agent"};
 static volatile sig_atomic_t ag_stop;
 
 /* what the command line sets */
@@ -114,6 +116,12 @@ static const struct cliopt ag_rows[] = {
 	   .max = 600000, .def = "800", .metavar = "MS", .help = "per model server request"),
     CLIOPT("stale-ms", UINT, struct ag_opts, cfg.stale_ms, .min = 10, .max = 86400000,
 	   .def = "5000", .metavar = "MS", .help = "a server unscraped this long is down"),
+    CLIOPT("lora-dir", STR, struct ag_opts, cfg.lora_dir, .metavar = "DIR",
+	   .def_help = "the name alone",
+	   .help = "POST /v1/load: vLLM loads adapter NAME from DIR/NAME"),
+    CLIOPT("load-timeout-ms", UINT, struct ag_opts, cfg.load_timeout_ms, .min = 1000,
+	   .max = 3600000, .def = "600000", .metavar = "MS",
+	   .help = "POST /v1/load: how long a load may take"),
     CLIOPT("speed-probe", FLAG, struct ag_opts, cfg.speed_probe,
 	   .help = "time one short chat completion (16 tokens) on each\n"
 		   "model server while it is idle, once it is up and after\n"
@@ -303,6 +311,128 @@ static enum MHD_Result ag_post_hints(struct MHD_Connection *c, const struct http
 	return ag_send(c, MHD_HTTP_OK, "application/json", body, NULL);
 }
 
+/* a --controller address (IPv4 compared as ::ffff:a.b.c.d) */
+static bool ag_client_is_controller(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	struct in6_addr a6;
+
+	if (!sa)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		memset(&a6, 0, sizeof(a6));
+		a6.s6_addr[10] = a6.s6_addr[11] = 0xff;
+		memcpy(&a6.s6_addr[12], &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		a6 = ((const struct sockaddr_in6 *)sa)->sin6_addr;
+	} else {
+		return false;
+	}
+	for (int i = 0; i < ag_gcfg.nprio; i++)
+		if (!memcmp(&ag_gcfg.prio[i], &a6, sizeof(a6)))
+			return true;
+	return false;
+}
+
+/*
+ * POST /v1/load {"model": NAME}: load a model in the background (the
+ * controller's background load, docs/agent.md). With a key the request is
+ * signed like a report request, for AIBL_AUTH_REQ_LOAD and the name;
+ * without one only the node itself and the --controller addresses may ask:
+ * a load takes memory and may evict another model.
+ */
+static enum MHD_Result ag_post_load(struct MHD_Connection *c, const struct http_body *cc)
+{
+	const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, AIBL_AUTH_HEADER);
+	char msg[AR_MODEL_LEN + AR_URL_LEN + 64], server[AR_URL_LEN] = "", *body = NULL;
+	char model[AR_MODEL_LEN];
+	json_t *req = NULL, *m;
+	const char *name;
+	unsigned int status;
+	size_t len;
+	int err;
+
+	if (cc->too_big)
+		return ag_error(c, 413, "body over the size limit");
+	if (ag_has_key && !sig)
+		return ag_error(c, MHD_HTTP_UNAUTHORIZED,
+				"load refused: no " AIBL_AUTH_HEADER " header");
+	req = json_loadb(http_body__str(cc), cc->len, 0, NULL);
+	m = json_object_get(req, "model");
+	name = json_string_value(m);
+	len = name ? json_string_length(m) : 0;
+	if (!json_is_object(req) || !name || !len || len >= AR_MODEL_LEN || strlen(name) != len) {
+		json_decref(req);
+		return ag_error(c, MHD_HTTP_BAD_REQUEST,
+				"a JSON object with \"model\" (1 to 127 characters) is required");
+	}
+	memcpy(model, name, len + 1);
+	json_decref(req);
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)model[i] < 0x21 || model[i] == 0x7f)
+			return ag_error(c, MHD_HTTP_BAD_REQUEST,
+					"\"model\": no spaces or control characters");
+	}
+	/* an adapter is a directory under --lora-dir, never a path out of it */
+	if (ag.cfg.lora_dir && (strchr(model, '/') || model[0] == '.'))
+		return ag_error(c, MHD_HTTP_BAD_REQUEST,
+				"\"model\": an adapter name under --lora-dir has no '/' and no "
+				"leading '.'");
+	if (ag_has_key) {
+		struct aibl_sig as;
+		const char *why = NULL;
+		char what[sizeof(AIBL_AUTH_REQ_LOAD) + AR_MODEL_LEN];
+
+		snprintf(what, sizeof(what), "%s%s", AIBL_AUTH_REQ_LOAD, model);
+		err = aibl_auth__parse(sig, &as, &why);
+		if (!err)
+			err = aibl_auth__verify_req_sig(&ag_key, &as, what, time(NULL),
+							AIBL_AUTH_WINDOW_S);
+		if (!err && aibl_replay__seen(&ag_req_replay, &as, time(NULL), AIBL_AUTH_WINDOW_S))
+			err = -EALREADY;
+		if (err) {
+			snprintf(msg, sizeof(msg), "load refused: %s%s%s",
+				 err == -EALREADY ? "signature already used (replay)"
+						  : aibl_auth__strerror(err),
+				 why ? ": " : "", why ? why : "");
+			return ag_error(c, MHD_HTTP_UNAUTHORIZED, msg);
+		}
+	} else if (!ag_client_is_loopback(c) && !ag_client_is_controller(c)) {
+		return ag_error(c, MHD_HTTP_FORBIDDEN,
+				"loads come from this node or a --controller address, or are "
+				"signed (--key)");
+	}
+	err = agent__load(&ag, model, server, sizeof(server), msg, sizeof(msg));
+	switch (err) {
+	case 0:
+	case -EINPROGRESS:
+		status = MHD_HTTP_ACCEPTED;
+		break;
+	case -EALREADY:
+		status = MHD_HTTP_OK;
+		break;
+	case -EBUSY:
+		status = MHD_HTTP_CONFLICT;
+		break;
+	case -EOPNOTSUPP:
+		status = MHD_HTTP_NOT_IMPLEMENTED;
+		break;
+	default:
+		status = MHD_HTTP_SERVICE_UNAVAILABLE;
+	}
+	if (err && err != -EALREADY && err != -EINPROGRESS)
+		return ag_error(c, status, msg);
+	req = json_pack("{s:s, s:s, s:b}", "model", model, "server", server, "resident",
+			err == -EALREADY);
+	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	if (!body)
+		return MHD_NO;
+	return ag_send(c, status, "application/json", body, NULL);
+}
+
 static enum MHD_Result ag_handler(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
@@ -322,6 +452,11 @@ static enum MHD_Result ag_handler(void *cls, struct MHD_Connection *c, const cha
 			return MHD_NO;
 		*upload_size = 0;
 		return MHD_YES;
+	}
+	if (!strcmp(url, "/v1/load")) {
+		if (!post)
+			return ag_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "POST only");
+		return ag_post_load(c, cc);
 	}
 	if (!strcmp(url, "/v1/hints")) {
 		if (!post)
@@ -386,7 +521,7 @@ int main(int argc, char **argv)
 	struct decap_opts dopts = {};
 	struct decap *decap = NULL;
 	struct MHD_Daemon *d = NULL;
-	struct http_guard_cfg gcfg = {.what = "agent"};
+	struct http_guard_cfg *gcfg = &ag_gcfg;
 	struct MHD_OptionItem gopts[HTTP_GUARD_NOPTS];
 	struct http_guard *guard = NULL;
 	bool inited = false;
@@ -440,16 +575,16 @@ int main(int argc, char **argv)
 		aibl_replay__init(&ag_req_replay);
 	}
 	for (int i = 0; i < o.ncontrollers; i++) {
-		if (http_guard__add_prio(&gcfg, o.controllers[i])) {
+		if (http_guard__add_prio(gcfg, o.controllers[i])) {
 			pr_err("--controller %s: not an IPv4 or IPv6 address", o.controllers[i]);
 			return 2;
 		}
 	}
-	gcfg.max_conns = o.max_conns;
-	gcfg.max_per_src = o.max_per_src;
-	gcfg.reserve = o.reserve;
-	gcfg.request_ms = o.request_ms;
-	gcfg.completed = http_body__completed;
+	gcfg->max_conns = o.max_conns;
+	gcfg->max_per_src = o.max_per_src;
+	gcfg->reserve = o.reserve;
+	gcfg->request_ms = o.request_ms;
+	gcfg->completed = http_body__completed;
 	log_setup_libbpf(o.verbose);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
 		pr_err("libcurl initialisation failed\n");
@@ -497,7 +632,7 @@ int main(int argc, char **argv)
 		err = 1;
 		goto out;
 	}
-	err = http_guard__new(&gcfg, &guard);
+	err = http_guard__new(gcfg, &guard);
 	if (err) {
 		pr_err("connection guard: %s\n", strerror(-err));
 		err = 1;

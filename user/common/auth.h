@@ -55,6 +55,8 @@ int aibl_key__derive(const struct aibl_key *master, const char *node, struct aib
  * signed for.
  */
 #define AIBL_AUTH_REQ_REPORT "GET /v1/report"
+/* a model load (aibl-agent POST /v1/load): what is this and the model's name */
+#define AIBL_AUTH_REQ_LOAD "POST /v1/load "
 int aibl_auth__sign_req(const struct aibl_key *key, uint64_t t, const char *nonce, const char *what,
 			char *hdr, size_t hdrlen);
 
