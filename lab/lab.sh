@@ -154,7 +154,9 @@ lab_start_node() {
 # ECMP lab: each balancer's address). It
 # listens on every IPv4 address of the node so that hints can be posted
 # from the node itself over loopback (an agent without --key accepts hint
-# posts only from loopback).
+# posts only from loopback). The balancers are its --controller addresses:
+# their polls get reserved connections, and their background loads
+# (POST /v1/load) are taken without a key.
 lab_start_agent() {
 	local i=$1 b src=() extra=()
 	shift
@@ -167,10 +169,11 @@ lab_start_agent() {
 		for b in $(seq "$LAB_ECMP"); do
 			eval "src+=(--decap-source \"\$LAB_BAL_${b}_IP4\")"
 			eval "src+=(--notify \"http://\$LAB_BAL_${b}_IP4:7070\")"
+			eval "src+=(--controller \"\$LAB_BAL_${b}_IP4\")"
 		done
 	else
 		src=(--decap-source "$LAB_LB_IP4" --decap-source "$LAB_LB_IP6/96"
-			--notify "http://$LAB_LB_IP4:${LAB_API##*:}")
+			--notify "http://$LAB_LB_IP4:${LAB_API##*:}" --controller "$LAB_LB_IP4")
 	fi
 	lab_spawn "n$i" "agent-n$i" "$AIBL_BUILD/aibl-agent" --listen "0.0.0.0:$LAB_AGENT_PORT" \
 		--name "n$i" --model-server "http://127.0.0.1:$LAB_SIM_PORT" --decap eth0 \

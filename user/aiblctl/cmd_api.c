@@ -280,12 +280,18 @@ static void status_print(json_t *doc)
 		char ms[256] = "";
 		size_t off = 0;
 
+		json_t *load = json_object_get(n, AIBL_SJ_LOAD);
+
 		json_array_foreach(models, j, m)
 		{
 			if (off < sizeof(ms))
 				off += snprintf(ms + off, sizeof(ms) - off, "%s%s", j ? "," : "",
 						json_string_value(m) ? json_string_value(m) : "?");
 		}
+		/* a background load: "+m-c (loading)" */
+		if (json_is_object(load) && off < sizeof(ms))
+			snprintf(ms + off, sizeof(ms) - off, "%s+%s (%s)", off ? " " : "",
+				 jstr(load, AIBL_SJ_LOAD_MODEL), jstr(load, AIBL_SJ_LOAD_STATE));
 		ctl_table__cell(t, "%s", jstr(n, AIBL_SJ_NAME));
 		ctl_table__cell(t, "%s", jstr(n, AIBL_SJ_ADDRESS));
 		ctl_table__cell(t, "%s", jstr(n, AIBL_SJ_STATE));

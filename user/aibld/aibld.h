@@ -25,6 +25,23 @@
  * 200 ms a poll, 3 s back (the agent scrapes every second by default) */
 #define OURS_HIST 16
 
+/* ai: a background load asked of a node's agent (POST /v1/load) */
+enum node_load_state {
+	NODE_LOAD_NONE,
+	NODE_LOAD_QUEUED,  /* to ask at the next poll round */
+	NODE_LOAD_ASKED,   /* the agent took it: until the model turns up resident */
+	NODE_LOAD_REFUSED, /* refused or timed out: cold flows load it (until retry_ms) */
+};
+
+struct node_load {
+	__u8 state; /* enum node_load_state */
+	char model[AIBL_MODEL_LEN];
+	char svc[AIBL_NAME_LEN]; /* the service that wants it */
+	__u64 since_ms;		 /* queued at (monotonic) */
+	__u64 retry_ms;		 /* REFUSED: asked again from then */
+	char error[NODE_ERR_LEN];
+};
+
 struct node_rt {
 	char name[AIBL_NAME_LEN];
 	int cfg_idx;		 /* index in cfg.nodes, -1: retired (removed from config) */
@@ -78,6 +95,7 @@ struct node_rt {
 	bool be_written;
 	struct aibl_backend be;
 	struct aibl_cost cost;
+	struct node_load load; /* ai: a background load */
 };
 
 struct svc_rt {
@@ -232,6 +250,9 @@ bool nodes__has_agent(const struct aibld *d, const struct node_rt *n);
 bool nodes__want_backend_check(const struct aibld *d, const struct node_rt *n);
 /* a backend TCP check's result; record it before the agent's of the round */
 void nodes__backend_result(struct aibld *d, struct node_rt *n, bool ok, const char *err);
+/* the node's background load was refused or failed (why): its service's
+ * cold flows load the model, and it is asked again background_load_ms on */
+void nodes__load_refused(struct aibld *d, struct node_rt *n, const char *why);
 void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep);
 /*
  * ai: the prefix-cache hit rate of the model server that serves model at

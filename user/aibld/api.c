@@ -244,6 +244,16 @@ static json_t *status_json(struct aibld *d)
 		/* clang-format on */
 		if (jn)
 			ai_figures(d, n, now, jn);
+		if (jn && n->load.state != NODE_LOAD_NONE)
+			json_object_set_new(
+			    jn, AIBL_SJ_LOAD,
+			    json_pack("{s:s,s:s,s:s,s:I,s:s}", AIBL_SJ_LOAD_MODEL, n->load.model,
+				      AIBL_SJ_LOAD_SERVICE, n->load.svc, AIBL_SJ_LOAD_STATE,
+				      n->load.state == NODE_LOAD_QUEUED	 ? "queued"
+				      : n->load.state == NODE_LOAD_ASKED ? "loading"
+									 : "refused",
+				      AIBL_SJ_LOAD_FOR_MS, (json_int_t)(now - n->load.since_ms),
+				      AIBL_SJ_LOAD_ERROR, n->load.error));
 		json_array_append_new(nodes, jn);
 	}
 	json_object_set_new(root, AIBL_SJ_SERVICES, svcs);

@@ -99,6 +99,7 @@ void config__defaults(struct config *cfg)
 	    .affinity_ms = 2000,
 	    .stale_ms = 0,
 	    .cold_start_after_ms = 60000,
+	    .background_load_ms = 300000,
 	};
 	snprintf(cfg->etcd.prefix, sizeof(cfg->etcd.prefix), "/aibl");
 	cfg->etcd.lease_ttl_s = 2;
@@ -475,6 +476,10 @@ static const struct kspec ai_keys[] = {
     KAI(stale_ms, K_UINT, "a report older than this is unknown; 0: 3 poll intervals", .min = 0,
 	.max = 3600000),
     KAI(cold_start_after_ms, K_UINT, "saturation of every resident node that loads another",
+	.min = 0, .max = 86400000),
+    KAI(background_load_ms, K_UINT,
+	"a cold start beside resident nodes loads in the background and takes flows once "
+	"resident, or after this long; 0: its flows wait for the load",
 	.min = 0, .max = 86400000),
     {}};
 #undef KAI

@@ -89,6 +89,10 @@ struct cfg_ai {
 	unsigned int affinity_ms;	  /* a client's new flows follow its last p2c choice */
 	unsigned int stale_ms;		  /* a report older than this is unknown, 0: 3 polls */
 	unsigned int cold_start_after_ms; /* saturation that justifies a load */
+	/* a cold start beside resident nodes loads in the background (the
+	 * node's agent, POST /v1/load) and takes flows once resident or after
+	 * this long; 0: its flows wait for the load */
+	unsigned int background_load_ms;
 };
 
 /* cluster mode (docs/cluster.md): set when the config has an etcd section */

@@ -800,6 +800,81 @@ struct svc_work {
 	__u32 *w, *idx, *ids;
 };
 
+/* ai: ask node n for a background load of the service's model */
+static void load_queue(struct node_rt *n, const struct cfg_service *cs, __u64 saturated_ms,
+		       __u64 now)
+{
+	struct node_load *l = &n->load;
+
+	l->state = NODE_LOAD_QUEUED;
+	snprintf(l->model, sizeof(l->model), "%s", cs->model);
+	snprintf(l->svc, sizeof(l->svc), "%s", cs->name);
+	l->since_ms = now;
+	l->error[0] = '\0';
+	pr_info("service '%s': every resident node saturated for %llu ms: node '%s' loads model "
+		"'%s' in the background",
+		cs->name, (unsigned long long)saturated_ms, n->name, cs->model);
+}
+
+/*
+ * ai: a cold start beside nodes that serve (policy_out.cold while another
+ * node has weight) loads in the background. The node's agent is asked to
+ * load the model (the next poll round, POST /v1/load) and the node takes
+ * no flow until its report has the model resident, so no request waits
+ * for a load that the resident nodes can wait out. Refused, or not
+ * resident after background_load_ms, it falls back to the cold start:
+ * the node's flows load the model, and it is asked again that much later.
+ * With no node serving, the cold node's flows are the only way and it
+ * keeps them. One load per node at a time: a node loading another
+ * service's model takes no cold flows either.
+ */
+static void background_loads(struct aibld *d, const struct cfg_service *cs, struct svc_work *w,
+			     __u64 saturated_ms, __u64 now)
+{
+	const struct cfg_ai *ai = &d->cfg.ai;
+	bool others = false;
+
+	if (cs->policy != AIBL_POL_AI)
+		return;
+	for (int k = 0; k < cs->nnodes; k++) {
+		struct node_rt *n = &d->nodes[cs->nodes[k]];
+		struct node_load *l = &n->load;
+
+		others |= w->out[k].weight && !w->out[k].cold;
+		if (l->state == NODE_LOAD_NONE || strcmp(l->svc, cs->name) ||
+		    policy__model_state(&w->in[k], cs->model) != MODEL_RESIDENT)
+			continue;
+		if (l->state != NODE_LOAD_REFUSED)
+			pr_info("node '%s': model '%s' resident %llu ms after the background load "
+				"was asked",
+				n->name, l->model, (unsigned long long)(now - l->since_ms));
+		memset(l, 0, sizeof(*l));
+	}
+	if (!others || !ai->background_load_ms)
+		return;
+	for (int k = 0; k < cs->nnodes; k++) {
+		struct node_rt *n = &d->nodes[cs->nodes[k]];
+		struct node_load *l = &n->load;
+
+		if (!w->out[k].cold || !d->cfg.nodes[n->cfg_idx].agent[0])
+			continue;
+		if (l->state == NODE_LOAD_NONE ||
+		    (l->state == NODE_LOAD_REFUSED && now >= l->retry_ms)) {
+			load_queue(n, cs, saturated_ms, now);
+		} else if (l->state == NODE_LOAD_REFUSED) {
+			continue; /* its flows load the model */
+		} else if (now - l->since_ms >= ai->background_load_ms) {
+			char why[NODE_ERR_LEN];
+
+			snprintf(why, sizeof(why), "not resident %llu ms after it was asked",
+				 (unsigned long long)(now - l->since_ms));
+			nodes__load_refused(d, n, why);
+			continue;
+		}
+		w->out[k].weight = 0;
+	}
+}
+
 static int recompute_service(struct aibld *d, int si, bool force, struct svc_work *w, __u64 now)
 {
 	const struct cfg_service *cs = &d->cfg.services[si];
@@ -849,6 +924,7 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 	err = policy__weights(&d->cfg, cs, &st, w->in, w->out);
 	if (err)
 		return err;
+	background_loads(d, cs, w, st.saturated_ms, now);
 	for (int k = 0; k < cs->nnodes; k++) {
 		s->slow[k] = w->out[k].slow;
 		s->beyond[k] = w->out[k].beyond;

@@ -100,6 +100,18 @@ static void forget_report(struct node_rt *n)
 	agent_report__free(&n->rep);
 }
 
+void nodes__load_refused(struct aibld *d, struct node_rt *n, const char *why)
+{
+	struct node_load *l = &n->load;
+
+	l->state = NODE_LOAD_REFUSED;
+	l->retry_ms = clock_mono_ms() + d->cfg.ai.background_load_ms;
+	snprintf(l->error, sizeof(l->error), "%s", why);
+	pr_warn("node '%s': background load of model '%s' refused: %s; service '%s' sends it "
+		"flows, which load the model (a cold start)",
+		n->name, l->model, l->error, l->svc);
+}
+
 void nodes__backend_result(struct aibld *d, struct node_rt *n, bool ok, const char *err)
 {
 	n->be_checked = true;

@@ -12,6 +12,10 @@
  * while their agent is failing (nodes__want_backend_check): it tells an
  * agent fault (UNHEALTHY) from a dead backend (DOWN). The round's checks
  * are recorded before the agents' answers, which the state change uses.
+ * A node whose background load is queued (struct node_load) gets
+ * POST <agent>/v1/load in the same round, signed for AIBL_AUTH_REQ_LOAD
+ * and the model with agent_key_file; its answer changes only the load's
+ * state, never the node's health.
  *
  * Runs on the controller thread, which is also the only thread that
  * changes the config and the node list, so reading them needs no lock;
@@ -23,6 +27,7 @@
 #include <strings.h>
 #include <time.h>
 #include <curl/curl.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include "aibld.h"
 #include "httpbody.h"
@@ -33,6 +38,8 @@ struct job {
 	CURL *h;
 	bool tcp;     /* a TCP connect: the poll of an agent-less node, or a backend check */
 	bool backend; /* the backend check of a node with an agent */
+	bool load;    /* a background load: POST <agent>/v1/load */
+	char *post;   /* its body */
 	bool done;
 	CURLcode rc;
 	char url[CFG_URL_LEN + 32];
@@ -101,6 +108,52 @@ static __u16 check_port(const struct config *c, int idx)
 	return 0;
 }
 
+/* a header line "NAME: VALUE" onto j->hdrs */
+static int job_header(struct job *j, const char *name, const char *value)
+{
+	char line[AIBL_AUTH_HDR_MAX + 64];
+	struct curl_slist *l;
+
+	snprintf(line, sizeof(line), "%s: %s", name, value);
+	l = curl_slist_append(j->hdrs, line);
+	if (!l)
+		return -ENOMEM;
+	j->hdrs = l;
+	return 0;
+}
+
+/* POST <agent>/v1/load {"model": ...}, signed with the node's key */
+static int load_setup(struct aibld *d, struct job *j, const char *agent)
+{
+	const struct node_load *l = &j->n->load;
+	char what[sizeof(AIBL_AUTH_REQ_LOAD) + AIBL_MODEL_LEN], sig[AIBL_AUTH_HDR_MAX];
+	size_t len = strlen(agent);
+	json_t *o;
+
+	snprintf(j->url, sizeof(j->url), "%s%s", agent,
+		 len && agent[len - 1] == '/' ? "v1/load" : "/v1/load");
+	o = json_pack("{s:s}", "model", l->model);
+	j->post = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!j->post || job_header(j, "Content-Type", "application/json"))
+		return -ENOMEM;
+	if (d->have_key) {
+		snprintf(what, sizeof(what), "%s%s", AIBL_AUTH_REQ_LOAD, l->model);
+		if (aibl_auth__nonce(j->nonce, sizeof(j->nonce)) ||
+		    aibl_key__derive(&d->key, j->n->name, &j->key) ||
+		    aibl_auth__sign_req(&j->key, (__u64)time(NULL), j->nonce, what, sig,
+					sizeof(sig)))
+			return -EIO;
+		if (job_header(j, AIBL_AUTH_HEADER, sig))
+			return -ENOMEM;
+	}
+	curl_easy_setopt(j->h, CURLOPT_HTTPHEADER, j->hdrs);
+	curl_easy_setopt(j->h, CURLOPT_POSTFIELDS, j->post);
+	curl_easy_setopt(j->h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(j->h, CURLOPT_WRITEDATA, j);
+	return 0;
+}
+
 static int job_setup(struct aibld *d, struct job *j)
 {
 	const struct cfg_node *cn = &d->cfg.nodes[j->n->cfg_idx];
@@ -110,7 +163,12 @@ static int job_setup(struct aibld *d, struct job *j)
 	j->h = curl_easy_init();
 	if (!j->h)
 		return -ENOMEM;
-	if (cn->agent[0] && !j->backend) {
+	if (j->load) {
+		int err = load_setup(d, j, cn->agent);
+
+		if (err)
+			return err;
+	} else if (cn->agent[0] && !j->backend) {
 		size_t l = strlen(cn->agent);
 
 		snprintf(j->url, sizeof(j->url), "%s%s", cn->agent,
@@ -180,6 +238,25 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 	if (j->backend) {
 		nodes__backend_result(d, n, rc == CURLE_OK,
 				      j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
+		return;
+	}
+	if (j->load) {
+		if (rc == CURLE_OK)
+			curl_easy_getinfo(j->h, CURLINFO_RESPONSE_CODE, &status);
+		if (status == 200 || status == 202) {
+			n->load.state = NODE_LOAD_ASKED;
+			pr_info("node '%s': its agent loads model '%s' (HTTP %ld)", n->name,
+				n->load.model, status);
+			return;
+		}
+		if (status)
+			snprintf(err, sizeof(err), "HTTP %ld: %.*s", status,
+				 (int)(j->body.len < 120 ? j->body.len : 120),
+				 http_body__str(&j->body));
+		else
+			snprintf(err, sizeof(err), "%s",
+				 j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
+		nodes__load_refused(d, n, err);
 		return;
 	}
 	if (j->body.too_big) {
@@ -268,22 +345,25 @@ int poller__run(struct aibld *d)
 	CURLMsg *msg;
 	int left;
 
-	/* at most two per node: the poll and a backend check */
-	jobs = calloc(2 * d->cfg.nnodes + 1, sizeof(*jobs));
+	/* at most three per node: the poll, a backend check and a load */
+	jobs = calloc(3 * d->cfg.nnodes + 1, sizeof(*jobs));
 	multi = curl_multi_init();
 	if (!jobs || !multi) {
 		err = -ENOMEM;
 		goto out;
 	}
 	for (int i = 0; i < d->nnodes; i++) {
-		for (int k = 0; k < 2; k++) {
+		for (int k = 0; k < 3; k++) {
 			struct job *j = &jobs[njobs];
+			const struct node_rt *n = &d->nodes[i];
 
-			if (d->nodes[i].cfg_idx < 0 ||
-			    (k && !nodes__want_backend_check(d, &d->nodes[i])))
+			if (n->cfg_idx < 0 || (k == 1 && !nodes__want_backend_check(d, n)) ||
+			    (k == 2 && (n->load.state != NODE_LOAD_QUEUED ||
+					!d->cfg.nodes[n->cfg_idx].agent[0])))
 				continue;
 			j->n = &d->nodes[i];
-			j->backend = k;
+			j->backend = k == 1;
+			j->load = k == 2;
 			err = job_setup(d, j);
 			if (err == -ENOENT) {
 				/* nothing to check: no health_port, only port-0 services */
@@ -324,15 +404,21 @@ int poller__run(struct aibld *d)
 		for (int i = 0; i < njobs; i++)
 			if (jobs[i].done && jobs[i].backend == pass)
 				job_result(d, &jobs[i], jobs[i].rc);
+	/* a load that never finished (the round's transfers all end within
+	 * poll_timeout_ms, so this is an error of the round itself) */
+	for (int i = 0; i < njobs; i++)
+		if (jobs[i].load && !jobs[i].done)
+			nodes__load_refused(d, jobs[i].n, "the request did not complete");
 	pthread_mutex_unlock(&d->lock);
 out:
-	for (int i = 0; jobs && i <= njobs && i < 2 * d->cfg.nnodes + 1; i++) {
+	for (int i = 0; jobs && i <= njobs && i < 3 * d->cfg.nnodes + 1; i++) {
 		if (!jobs[i].h)
 			continue;
 		if (multi)
 			curl_multi_remove_handle(multi, jobs[i].h);
 		curl_easy_cleanup(jobs[i].h);
 		curl_slist_free_all(jobs[i].hdrs);
+		free(jobs[i].post);
 		OPENSSL_cleanse(&jobs[i].key, sizeof(jobs[i].key));
 		http_body__free(&jobs[i].body);
 	}

@@ -89,6 +89,17 @@
 #define AIBL_SJ_AI_PREFIX_HIT "ai_prefix_hit"
 #define AIBL_SJ_AI_AFFINITY   "ai_affinity"
 
+/* ai: a node's background load, while one is asked or refused (absent
+ * otherwise): {"model","service","state","for_ms","error"}, state
+ * "queued" (asked at the next poll), "loading" (the agent took it) or
+ * "refused" (its flows load the model until it is asked again) */
+#define AIBL_SJ_LOAD	     "load"
+#define AIBL_SJ_LOAD_MODEL   "model"
+#define AIBL_SJ_LOAD_SERVICE "service"
+#define AIBL_SJ_LOAD_STATE   "state"
+#define AIBL_SJ_LOAD_FOR_MS  "for_ms"
+#define AIBL_SJ_LOAD_ERROR   "error"
+
 /* the answer to drain/undrain and poll, and an error */
 #define AIBL_SJ_NODE	 "node"
 #define AIBL_SJ_DRAINING "draining"

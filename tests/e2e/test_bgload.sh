@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# The ai policy's background load: a cold start beside a node that serves
+# loads the model without making a request wait for it.
+#   n1 m1 resident, 2 slots, flooded straight at its address (saturated)
+#   n2 m2 resident, m1 loadable (fits beside m2: nothing evicted), 5 s load
+# with ai.cold_start_after_ms 1000, one ai service for m1, no node list:
+# - once n1 has been saturated for a second, aibld asks n2's agent to load
+#   m1 (POST /v1/load) and /v1/status and aiblctl show the load;
+# - while it loads n2 takes no flow of the service: m1's sessions through
+#   the VIP meanwhile all go to n1, and none waits for a load;
+# - once n2 reports m1 resident, it takes a share, with no cold start;
+# - n2's agent refuses a load from an address that is neither the node
+#   nor a --controller (403), and loads nothing for it;
+# - a load the agent refuses (409: another model loading there) falls
+#   back to the cold start: n2 takes the service's flows, which load m1.
+. "$(dirname "$0")/e2e.sh"
+CASES=(load_asked shown_by_aiblctl no_flows_while_loading served_once_resident no_cold_start
+	stranger_refused refused_falls_back no_failures)
+e2e_need "${CASES[@]}"
+e2e_lab bg --nodes 2 --clients 32 || { t_fail lab "lab up failed"; t_done; }
+common=(--models m1:1000,m2:1000,m3:1000 --mem-mb 2500 --load-ms 5000 --decode-ms-per-tok 5)
+lab_start_node 1 "${common[@]}" --resident m1 --slots 2
+lab_start_node 2 "${common[@]}" --resident m2
+set -- $LAB_VIP4_LIST
+VIP=$1
+cfg=$E2E_TMP/aibld.yaml
+{
+	lab_yaml_head
+	cat <<-EOF2
+		ai:
+		  cold_start_after_ms: 1000
+		  background_load_ms: 30000
+		services:
+		  - {name: chat, vip: $VIP, port: $LAB_SIM_PORT, policy: ai, model: m1}
+	EOF2
+	lab_yaml_nodes 100 100
+} >"$cfg"
+e2e_restart_aibld "$cfg" || { e2e_fail_log load_asked "aibld not up"; t_done; }
+sleep 1
+failed=0
+
+# FIELD of n2's background load in /v1/status ("" none)
+load_of() {
+	lab_api /v1/status | python3 -c "import json,sys
+n = [n for n in json.load(sys.stdin)['nodes'] if n['name'] == 'n2'][0]
+print(n.get('load', {}).get('$1', ''))"
+}
+loading() { [ "$(load_of state)" = loading ]; }
+# the nodes with a share of the service
+serving() {
+	lab_api /v1/status | python3 -c "import json,sys
+s = [s for s in json.load(sys.stdin)['services'] if s['name'] == 'chat'][0]
+print(' '.join(sorted(n['name'] for n in s['nodes'] if n['weight'] > 0)))"
+}
+serving_is() { [ "$(serving)" = "$1" ]; }
+
+# a stranger (a client address) asks n2's agent for a load first
+code=$(lab_run cli curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
+	-d '{"model": "m1"}' "http://$LAB_NODE_2_IP4:$LAB_AGENT_PORT/v1/load")
+echo "# a load asked from a client address: HTTP $code"
+t_check stranger_refused [ "$code" = 403 ]
+
+# saturate n1: 24 long answers straight at its address, 2 at a time
+lab_run cli "$AIBL_BUILD/aibl-loadgen" chat --target "http://$LAB_NODE_1_IP4:$LAB_SIM_PORT" \
+	--model m1 --sessions 24 --turns 1 --rate 0 --context-tokens 100 --output-tokens 300 \
+	--no-progress >/dev/null 2>&1 &
+flood=$!
+if lab_wait 10 loading; then
+	t_pass load_asked
+else
+	e2e_fail_log load_asked "n2's load: '$(load_of state)' $(load_of error)"
+fi
+view=$(lab_run lb "$AIBL_BUILD/aiblctl" --api "$LAB_API" --token-file "$LAB_DIR/api.token" status 2>&1)
+echo "$view" | grep -E '^n2 ' | sed 's/^/# /'
+t_check shown_by_aiblctl grep -qE '^n2 .*\+m1 \(loading\)' <<<"$view"
+
+# m1 sessions through the VIP while n2 loads: n1 alone, no cold start
+during=$(serving)
+lab_loadgen chat --target "http://$VIP:$LAB_SIM_PORT" --source 10.10.1.1-10.10.1.8 --model m1 \
+	--sessions 8 --turns 1 --rate 8 --context-tokens 100 --output-tokens 4 --seed 1 --json \
+	--no-progress >"$E2E_TMP/during.json" 2>"$E2E_TMP/during.err" || failed=$((failed + 1))
+r=$(e2e_json "$E2E_TMP/during.json" "' '.join(sorted(n['name'] for n in j['nodes'] if n['requests'])), j['total']['cold_starts']")
+echo "# during the load: service nodes '$during', (nodes, cold starts) = $r, load $(load_of state)"
+t_check no_flows_while_loading [ "$during|$r" = "n1|n1 0" ]
+
+# once resident, n2 serves m1 too
+if lab_wait 15 serving_is "n1 n2"; then :; else
+	e2e_fail_log served_once_resident "service nodes '$(serving)', n2's load '$(load_of state)'"
+fi
+lab_loadgen chat --target "http://$VIP:$LAB_SIM_PORT" --source 10.10.1.9-10.10.1.32 --model m1 \
+	--sessions 24 --turns 1 --rate 12 --context-tokens 100 --output-tokens 4 --seed 2 --json \
+	--no-progress >"$E2E_TMP/after.json" 2>"$E2E_TMP/after.err" || failed=$((failed + 1))
+n2=$(e2e_share "$E2E_TMP/after.json" n2)
+cold=$(e2e_json "$E2E_TMP/after.json" "j['total']['cold_starts']")
+echo "# after the load: n2 served $n2% of m1's requests, $cold cold starts, load entry '$(load_of state)'"
+t_check served_once_resident python3 -c "import sys; sys.exit(0 if $n2 > 0 else 1)"
+t_check no_cold_start [ "$cold" = 0 ]
+kill "$flood" 2>/dev/null
+wait "$flood" 2>/dev/null
+
+# n2 gives m1 up and loads m3 (asked on the node itself); n1 saturates
+# again, and aibld's load of m1 meets the agent busy with m3
+lab_run n2 curl -sf --max-time 5 -X POST -H 'Content-Type: application/json' \
+	-d '{"lora_name": "m1"}' "http://127.0.0.1:$LAB_SIM_PORT/v1/unload_lora_adapter" >/dev/null ||
+	t_fail refused_falls_back "n2 did not unload m1"
+lab_wait 5 serving_is n1 || t_fail refused_falls_back "service nodes '$(serving)' after the unload"
+code=$(lab_run n2 curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
+	-d '{"model": "m3"}' "http://127.0.0.1:$LAB_AGENT_PORT/v1/load")
+echo "# n2 loads m3, asked on the node: HTTP $code"
+lab_run cli "$AIBL_BUILD/aibl-loadgen" chat --target "http://$LAB_NODE_1_IP4:$LAB_SIM_PORT" \
+	--model m1 --sessions 24 --turns 1 --rate 0 --context-tokens 100 --output-tokens 300 \
+	--seed 3 --no-progress >/dev/null 2>&1 &
+flood=$!
+refused() { [ "$(load_of state)" = refused ]; }
+lab_wait 10 refused
+why=$(load_of error)
+during=$(serving)
+echo "# n2's load: '$(load_of state)' ($why), service nodes '$during'"
+t_check refused_falls_back [ "$code|${why:0:8}|$during" = "202|HTTP 409|n1 n2" ]
+kill "$flood" 2>/dev/null
+wait "$flood" 2>/dev/null
+grep -E "background|loads model|resident .* after" "$LAB_DIR/aibld.log" | sed 's/^/# aibld: /'
+
+if [ $failed -eq 0 ]; then t_pass no_failures; else
+	t_fail no_failures "$failed workloads had failures: $(cat "$E2E_TMP"/*.err | grep -m1 -i error)"
+fi
+t_done
