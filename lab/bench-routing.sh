@@ -78,10 +78,13 @@
 #
 #   lab/bench-routing.sh [--prefix P] [--policies LIST] [--mix SPEC]
 #       [--load-ms MS] [--baseline resident|all] [--rates LIST] [--run-s S]
-#       [--warmup-s S] [--scenarios LIST] [--sim-args ARGS] [--keep-lab] [--report]
-#       [-- LOADGEN-ARGS]
+#       [--warmup-s S] [--scenarios LIST] [--sim-args ARGS] [--ai KEY=VALUE]...
+#       [--keep-lab] [--report] [-- LOADGEN-ARGS]
 # --sim-args gives every node's aibl-simnode more flags (e.g.
 # "--shared-prefill": prefills take turns on a node's compute).
+# --ai sets a key of the controller's ai section (docs/aibld.md), e.g.
+# cold_start_after_ms=5000, for an experiment: the goals hold every policy
+# to its documented defaults.
 # --report prints the lines, goals and plots of the last run again (same
 # --scenarios, --rates and --policies) without running anything.
 set -uo pipefail
@@ -113,6 +116,7 @@ KEEP_LAB=0
 REPORT=0
 LG_ARGS=()
 SIM_ARGS=()
+AI_SET=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--prefix) PREFIX=$2; shift 2 ;;
@@ -125,6 +129,10 @@ while [ $# -gt 0 ]; do
 	--warmup-s) WARMUP_S=$2; shift 2 ;;
 	--scenarios) SCENARIOS=${2//,/ }; shift 2 ;;
 	--sim-args) read -r -a SIM_ARGS <<<"$2"; shift 2 ;;
+	--ai)
+		[[ "$2" =~ ^[a-z_]+=[0-9]+([.][0-9]+)?$ ]] ||
+			{ echo "bench-routing: --ai: '$2' is not KEY=NUMBER" >&2; exit 2; }
+		AI_SET+=("$2"); shift 2 ;;
 	--keep-lab) KEEP_LAB=1; shift ;;
 	--report) REPORT=1; shift ;;
 	--) shift; LG_ARGS=("$@"); break ;;
@@ -282,7 +290,7 @@ resident_on() {
 }
 
 write_config() { # POLICY
-	local i kind m
+	local i kind m kv
 	for i in $(seq "$NODES"); do
 		kind=${NODEV[$((i - 1))]%%:*}
 		if [ "$kind" = cpu ]; then
@@ -293,6 +301,10 @@ write_config() { # POLICY
 	done
 	{
 		lab_yaml_head
+		if [ ${#AI_SET[@]} -gt 0 ]; then
+			echo "ai:"
+			for kv in "${AI_SET[@]}"; do echo "  ${kv%%=*}: ${kv#*=}"; done
+		fi
 		echo "services:"
 		for m in ${MODELS//,/ }; do
 			m=${m%%:*}

@@ -4,8 +4,9 @@
 # anything or removes the last run's results: a node whose resident models
 # do not fit its memory (aibl-simnode would refuse to start, and the runs
 # went on without that node), an unknown model, an entry that is not
-# KIND:MODELS. A mix that fits passes; --report without results says so,
-# and over results written here prints the goal checks and summary table.
+# KIND:MODELS, an --ai setting that is not KEY=NUMBER. A mix that fits
+# passes; --report without results says so, and over results written here
+# prints the goal checks and summary table.
 # No lab is started.
 . "$(dirname "$0")/../lib/lib.sh"
 tmp=$(mktemp -d)
@@ -36,6 +37,8 @@ r=$(bench "fast:m-a fast" --report)
 t_check mix_not_kind_models [ "$r" = "2|bench-routing: --mix: node n2: 'fast' is not KIND:MODELS" ]
 r=$(bench "fast: slow:" --report)
 t_check mix_serves_nothing [ "$r" = "2|bench-routing: --mix: no node holds a model: nothing to serve" ]
+r=$(bench "fast:m-a" --ai "cold_start_after_ms: 1" --report)
+t_check ai_setting_refused [ "$r" = "2|bench-routing: --ai: 'cold_start_after_ms: 1' is not KEY=NUMBER" ]
 # the default mix and an empty node pass the check: --report then finds no
 # result to report, and says so
 r=$(bench "fast:m-a,m-b fast:m-a,m-c slow:m-b,m-c cpu:m-c fast:" --report --scenarios nat --rates 5 --policies ai)
