@@ -731,6 +731,31 @@ static void ai_cold_start(void)
 	ASSERT_EQ(out[2].weight, 0, "disabled");
 }
 
+/* a background load: the node takes the service's flows only once a request
+ * would wait longer at the resident nodes than for the rest of the load */
+static void ai_background_release(void)
+{
+	struct agent_report r = {.queue_depth = 6};
+	struct policy_node p = {.rep = &r, .lat_floor_ms = 300, .slots = 4, .run_ms = 800};
+
+	/* six wait for four slots each held 800 ms: 200 ms a place */
+	ASSERT_TRUE(fabs(policy__per_flow_ms(&p) - 200) < 1e-9, "a slot's turnover");
+	ASSERT_TRUE(fabs(policy__queue_wait_ms(&p) - 1200) < 1e-9, "6 x 200 ms");
+	r.queue_depth = 0;
+	ASSERT_EQ(policy__queue_wait_ms(&p), 0, "nothing waits");
+	r.queue_depth = -1;
+	ASSERT_TRUE(policy__queue_wait_ms(&p) < 0, "queue not reported: unknown");
+	p.rep = NULL;
+	ASSERT_TRUE(policy__queue_wait_ms(&p) < 0, "no report: unknown");
+
+	ASSERT_FALSE(policy__load_release(1200, 3000, 1000),
+		     "2 s of load left: the queue is shorter");
+	ASSERT_TRUE(policy__load_release(1200, 3000, 1800), "1.2 s left: the queue is as long");
+	ASSERT_TRUE(policy__load_release(0, 3000, 4000), "overdue: nothing to wait out");
+	ASSERT_FALSE(policy__load_release(1e6, -1, 0), "no load measured there: no flows");
+	ASSERT_FALSE(policy__load_release(-1, 3000, 2900), "the residents' wait unknown: no flows");
+}
+
 /* slower nodes stay out while the fast ones keep the tail short */
 static void ai_latency_spill(void)
 {
@@ -1143,6 +1168,7 @@ static const struct test_case cases[] = {
     {"ai_unknown_gpu_figures", ai_unknown_gpu_figures},
     {"ai_weights", ai_weights},
     {"ai_cold_start", ai_cold_start},
+    {"ai_background_release", ai_background_release},
     {"ai_latency_spill", ai_latency_spill},
     {"ai_stale", ai_stale},
     {"ai_prefill_shared", ai_prefill_shared},

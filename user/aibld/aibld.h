@@ -39,6 +39,7 @@ struct node_load {
 	char svc[AIBL_NAME_LEN]; /* the service that wants it */
 	__u64 since_ms;		 /* queued at (monotonic) */
 	__u64 retry_ms;		 /* REFUSED: asked again from then */
+	bool released;		 /* ASKED: takes flows, the resident nodes' queue is longer */
 	char error[NODE_ERR_LEN];
 };
 
@@ -96,6 +97,9 @@ struct node_rt {
 	struct aibl_backend be;
 	struct aibl_cost cost;
 	struct node_load load; /* ai: a background load */
+	/* ai: how long its background loads took, from asked to resident
+	 * (EWMA), < 0 none measured */
+	double load_est_ms;
 };
 
 struct svc_rt {

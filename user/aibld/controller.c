@@ -142,6 +142,7 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		nn->id = AIBL_NO_BACKEND;
 		nn->ttft_ms = nn->lat_ms = nn->lat_floor_ms = nn->slots = nn->run_ms = -1;
 		nn->hit_rate = -1;
+		nn->load_est_ms = -1;
 		policy__prefill_init(&nn->pf);
 		nn->rep_active = -1;
 		nn->prev_other = NAN;
@@ -821,9 +822,13 @@ static void load_queue(struct node_rt *n, const struct cfg_service *cs, __u64 sa
  * node has weight) loads in the background. The node's agent is asked to
  * load the model (the next poll round, POST /v1/load) and the node takes
  * no flow until its report has the model resident, so no request waits
- * for a load that the resident nodes can wait out. Refused, or not
- * resident after background_load_ms, it falls back to the cold start:
- * the node's flows load the model, and it is asked again that much later.
+ * for a load that the resident nodes can wait out. Only once a request
+ * would wait longer at the resident nodes than for the rest of the load
+ * (policy__load_release: the node's earlier loads tell how long one
+ * takes) does the node take its cold share, whose flows wait for the
+ * load's end. Refused, or not resident after background_load_ms, it
+ * falls back to the cold start: the node's flows load the model, and it
+ * is asked again that much later.
  * With no node serving, the cold node's flows are the only way and it
  * keeps them. One load per node at a time: a node loading another
  * service's model takes no cold flows either.
@@ -833,6 +838,7 @@ static void background_loads(struct aibld *d, const struct cfg_service *cs, stru
 {
 	const struct cfg_ai *ai = &d->cfg.ai;
 	bool others = false;
+	double wait = -1; /* the least a request waits at a node that serves */
 
 	if (cs->policy != AIBL_POL_AI)
 		return;
@@ -840,14 +846,25 @@ static void background_loads(struct aibld *d, const struct cfg_service *cs, stru
 		struct node_rt *n = &d->nodes[cs->nodes[k]];
 		struct node_load *l = &n->load;
 
-		others |= w->out[k].weight && !w->out[k].cold;
+		if (w->out[k].weight && !w->out[k].cold) {
+			double q = policy__queue_wait_ms(&w->in[k]);
+
+			others = true;
+			if (q >= 0 && (wait < 0 || q < wait))
+				wait = q;
+		}
 		if (l->state == NODE_LOAD_NONE || strcmp(l->svc, cs->name) ||
 		    policy__model_state(&w->in[k], cs->model) != MODEL_RESIDENT)
 			continue;
-		if (l->state != NODE_LOAD_REFUSED)
-			pr_info("node '%s': model '%s' resident %llu ms after the background load "
+		if (l->state != NODE_LOAD_REFUSED) {
+			double took = (double)(now - l->since_ms);
+
+			n->load_est_ms =
+			    n->load_est_ms > 0 ? policy__ewma(n->load_est_ms, took, 0.5) : took;
+			pr_info("node '%s': model '%s' resident %.0f ms after the background load "
 				"was asked",
-				n->name, l->model, (unsigned long long)(now - l->since_ms));
+				n->name, l->model, took);
+		}
 		memset(l, 0, sizeof(*l));
 	}
 	if (!others || !ai->background_load_ms)
@@ -869,6 +886,19 @@ static void background_loads(struct aibld *d, const struct cfg_service *cs, stru
 			snprintf(why, sizeof(why), "not resident %llu ms after it was asked",
 				 (unsigned long long)(now - l->since_ms));
 			nodes__load_refused(d, n, why);
+			continue;
+		} else if (l->state == NODE_LOAD_ASKED && !strcmp(l->svc, cs->name) &&
+			   policy__load_release(wait, n->load_est_ms,
+						(double)(now - l->since_ms))) {
+			/* the resident nodes' queue is the longer wait */
+			if (!l->released)
+				pr_info(
+				    "service '%s': node '%s' takes flows while it loads '%s': a "
+				    "request waits %.0f ms at the resident nodes, the load about "
+				    "%.0f ms more",
+				    cs->name, n->name, l->model, wait,
+				    n->load_est_ms - (double)(now - l->since_ms));
+			l->released = true;
 			continue;
 		}
 		w->out[k].weight = 0;

@@ -423,6 +423,25 @@ double policy__per_flow_ms(const struct policy_node *n)
 	return n->fleet_slots >= 1 ? hold / n->fleet_slots : 0;
 }
 
+double policy__queue_wait_ms(const struct policy_node *n)
+{
+	double per;
+
+	if (!n->rep || n->rep->queue_depth < 0)
+		return -1;
+	if (n->rep->queue_depth < 1)
+		return 0;
+	per = policy__per_flow_ms(n);
+	return per > 0 ? n->rep->queue_depth * per : -1;
+}
+
+bool policy__load_release(double wait_ms, double est_ms, double elapsed_ms)
+{
+	if (wait_ms < 0 || !(est_ms > 0))
+		return false;
+	return wait_ms >= est_ms - elapsed_ms;
+}
+
 /*
  * ai: the latency a new request can expect at the node, in ms, as the data
  * plane completes it with the flows it counts (struct aibl_cost): the

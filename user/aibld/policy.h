@@ -157,6 +157,18 @@ double policy__hold_ms(const struct policy_node *n);
  * request latency where the engine does not say) / its slots, or the
  * fleet's while it never queued; < 0 unknown */
 double policy__per_flow_ms(const struct policy_node *n);
+/* ai: how long a new request can expect to wait at the node for a slot:
+ * its reported queue times a slot's turnover (policy__per_flow_ms); 0 with
+ * nothing waiting, < 0 unknown */
+double policy__queue_wait_ms(const struct policy_node *n);
+/*
+ * ai: whether a node loading the service's model in the background takes
+ * the service's flows now: a request would wait at the resident nodes
+ * (wait_ms, the least of their waits) at least as long as for the rest of
+ * the load, estimated to take est_ms in all (the node's earlier loads),
+ * of which elapsed_ms have passed. Unknown (< 0) either: no.
+ */
+bool policy__load_release(double wait_ms, double est_ms, double elapsed_ms);
 /* p2c cost of a node for the given policy (see struct aibl_cost): in
  * active flows, or for ai the expected request latency in ms */
 void policy__cost(const struct config *cfg, int policy, const struct policy_node *n,
