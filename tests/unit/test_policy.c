@@ -716,6 +716,30 @@ static void ai_cold_start(void)
 	ASSERT_EQ(out[2].weight, 0, "only one node loads");
 	ASSERT_TRUE(out[0].weight > 0 && out[1].weight > 0, "residents keep serving");
 
+	/* beside residents, a load goes only where the model fits: n2 has
+	 * 40 GB of its 80 free (38147 MiB), n3 5 GB once filled */
+	ASSERT_TRUE(fabs(policy__free_mb(&rep[2]) - 40e9 / 1048576) < 1e-6, "free MiB");
+	rep[3].gpus[0].mem_used_bytes = 75e9;
+	svc.memory_mb = 30000;
+	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "fit");
+	ASSERT_TRUE(out[2].cold && out[2].weight > 0, "the node with room loads it");
+	ASSERT_EQ(out[3].weight, 0, "not where it would evict a model");
+	svc.memory_mb = 40000;
+	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "no room");
+	ASSERT_EQ(out[2].weight + out[3].weight, 0, "no room anywhere: no load");
+	ASSERT_TRUE(out[0].weight > 0 && out[1].weight > 0, "residents keep serving");
+	rep[3].nvml = false;
+	ASSERT_EQ(policy__free_mb(&rep[3]), -1, "no NVML: unknown");
+	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "unknown memory");
+	ASSERT_TRUE(out[3].cold && out[3].weight > 0, "unknown room: as without memory_mb");
+	rep[3].nvml = true;
+	pn[0].usable = pn[1].usable = false;
+	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "none resident, no room");
+	ASSERT_TRUE(out[2].cold || out[3].cold, "with no node serving, a load evicts if it must");
+	pn[0].usable = pn[1].usable = true;
+	svc.memory_mb = 0;
+	rep[3].gpus[0].mem_used_bytes = 20e9;
+
 	/* a loadable node that is itself saturated or stale is no candidate */
 	rep[3].queue_depth = rep[3].in_flight = cfg.ai.saturation_queue;
 	rep[2].queue_depth = 0;

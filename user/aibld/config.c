@@ -572,6 +572,10 @@ static const struct kspec svc_keys[] = {
        .names = key_names),
     KS("conntrack", K_BOOL, struct cfg_service, conntrack,
        "false: stateless, every packet takes the table"),
+    KS("memory_mb", K_UINT, struct cfg_service, memory_mb,
+       "MiB the model takes on a node: ai loads it only where that much GPU memory is free; "
+       "0: unknown",
+       .min = 0, .max = 16777216),
     KF("nodes", svc_nodes, "names of the nodes that serve it; default: all"),
     {}};
 

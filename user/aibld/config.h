@@ -68,6 +68,9 @@ struct cfg_service {
 	int policy;		    /* enum aibl_policy */
 	int session_key;	    /* enum aibl_session_key */
 	bool conntrack;
+	/* MiB the model takes on a node, 0 unknown: ai loads it only where that
+	 * much GPU memory is free (policy__free_mb) while a node serves it */
+	unsigned int memory_mb;
 	int nnodes;
 	int *nodes; /* indices into config.nodes */
 	int line;

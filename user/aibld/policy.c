@@ -110,6 +110,22 @@ static bool gpu_mem_counts(const struct agent_report *r, int i)
 	return true;
 }
 
+double policy__free_mb(const struct agent_report *r)
+{
+	double free = 0;
+	bool known = false;
+
+	if (!r || !r->nvml)
+		return -1;
+	for (int i = 0; i < r->ngpus; i++) {
+		if (!gpu_mem_counts(r, i))
+			continue;
+		free += fmax(r->gpus[i].mem_total_bytes - r->gpus[i].mem_used_bytes, 0);
+		known = true;
+	}
+	return known ? free / (1024.0 * 1024.0) : -1;
+}
+
 double policy__gpu_util(const struct agent_report *r)
 {
 	double util = 0;
@@ -745,16 +761,18 @@ static double ai_bound(const struct cfg_ai *ai, const struct cfg_service *svc,
  *     no node has the model at all, or when demand has kept every resident
  *     node saturated for cold_start_after_ms. A load takes seconds to
  *     minutes and evicts models other services need: a burst that the
- *     resident nodes drain sooner never pays for it.
+ *     resident nodes drain sooner never pays for it, and beside resident
+ *     nodes only a node with room for the model (svc->memory_mb against
+ *     its free GPU memory, where both are known) loads it.
  */
 static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 		       const struct policy_svc *st, const struct policy_node *in,
 		       struct policy_out *out)
 {
 	const struct cfg_ai *ai = &cfg->ai;
-	int n = svc->nnodes, counts[AI_READY + 1] = {}, best_cold = -1;
+	int n = svc->nnodes, counts[AI_READY + 1] = {}, best_cold = -1, best_fit = -1;
 	enum ai_class want = AI_NONE;
-	double best_lat = -1, best_head = -1, bound = 0;
+	double best_lat = -1, best_head = -1, best_fit_head = -1, bound = 0;
 	bool room = false;	 /* a measured node is not overloaded */
 	bool idle = true;	 /* the nodes inside the bound: none waiting, half free */
 	bool accel_room = false; /* an accelerator node is ready, not overloaded */
@@ -776,10 +794,17 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 		if (c == AI_LOADABLE && !policy__saturated(ai, in[k].rep)) {
 			double h =
 			    in[k].cfg->weight * (1 - policy__ai_load(ai, in[k].rep, in[k].active));
+			double free = policy__free_mb(in[k].rep);
 
 			if (h > best_head) {
 				best_head = h;
 				best_cold = k;
+			}
+			/* room for the model without evicting another (or not known) */
+			if ((!svc->memory_mb || free < 0 || free >= svc->memory_mb) &&
+			    h > best_fit_head) {
+				best_fit_head = h;
+				best_fit = k;
 			}
 		}
 	}
@@ -839,6 +864,11 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 		}
 		out[k].weight = ai_weight(cfg, p, speed, false);
 	}
+	/* beside nodes that serve it, a load may not evict another model:
+	 * only a node with room for it (svc->memory_mb) loads it. With none
+	 * resident, the one with the most headroom loads it, room or not */
+	if (want != AI_NONE)
+		best_cold = best_fit;
 	if (best_cold >= 0 && (want == AI_NONE || (st && ai->cold_start_after_ms &&
 						   st->saturated_ms >= ai->cold_start_after_ms))) {
 		out[best_cold].cold = true;

@@ -111,6 +111,9 @@ struct policy_out {
 /* enum aibl_mode the data plane runs for this policy */
 __u8 policy__mode(int policy);
 enum model_state policy__model_state(const struct policy_node *n, const char *model);
+/* the node's free GPU memory in MiB, its GPUs together (a MIG instance's
+ * where its GPU's is unknown), -1 unknown (no NVML figures) */
+double policy__free_mb(const struct agent_report *r);
 /* mean utilisation of the GPUs that report one, -1 none */
 double policy__gpu_util(const struct agent_report *r);
 /* combined pressure 0..1 of the ai policy; 0 with nothing reported.
