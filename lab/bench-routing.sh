@@ -79,12 +79,16 @@
 #   lab/bench-routing.sh [--prefix P] [--policies LIST] [--mix SPEC]
 #       [--load-ms MS] [--baseline resident|all] [--rates LIST] [--run-s S]
 #       [--warmup-s S] [--scenarios LIST] [--sim-args ARGS] [--ai KEY=VALUE]...
-#       [--keep-lab] [--report] [-- LOADGEN-ARGS]
+#       [--gpu-memory] [--keep-lab] [--report] [-- LOADGEN-ARGS]
 # --sim-args gives every node's aibl-simnode more flags (e.g.
 # "--shared-prefill": prefills take turns on a node's compute).
 # --ai sets a key of the controller's ai section (docs/aibld.md), e.g.
 # cold_start_after_ms=5000, for an experiment: the goals hold every policy
 # to its documented defaults.
+# --gpu-memory gives every GPU node a fake GPU (tests/libfake_nvml.so, lab.sh
+# LAB_FAKE_NVML) whose memory its simnode fills as models load: ai loads a
+# model beside resident nodes only where it fits (services' memory_mb, the
+# model's size here, is always in the config; without figures it is moot).
 # --report prints the lines, goals and plots of the last run again (same
 # --scenarios, --rates and --policies) without running anything.
 set -uo pipefail
@@ -129,6 +133,7 @@ while [ $# -gt 0 ]; do
 	--warmup-s) WARMUP_S=$2; shift 2 ;;
 	--scenarios) SCENARIOS=${2//,/ }; shift 2 ;;
 	--sim-args) read -r -a SIM_ARGS <<<"$2"; shift 2 ;;
+	--gpu-memory) export LAB_FAKE_NVML=$AIBL_BUILD/tests/libfake_nvml.so; shift ;;
 	--ai)
 		[[ "$2" =~ ^[a-z_]+=[0-9]+([.][0-9]+)?$ ]] ||
 			{ echo "bench-routing: --ai: '$2' is not KEY=NUMBER" >&2; exit 2; }
@@ -146,6 +151,8 @@ die() {
 }
 [ "$(id -u)" -eq 0 ] || [ "$REPORT" = 1 ] ||
 	{ echo "bench-routing: needs root (network namespaces, XDP)" >&2; exit 2; }
+[ -z "${LAB_FAKE_NVML:-}" ] || [ -e "$LAB_FAKE_NVML" ] || [ "$REPORT" = 1 ] ||
+	{ echo "bench-routing: --gpu-memory: $LAB_FAKE_NVML not built (make bench-routing builds it)" >&2; exit 2; }
 for t in gnuplot python3; do
 	command -v $t >/dev/null || { echo "bench-routing: $t missing (scripts/deps.sh)" >&2; exit 2; }
 done
@@ -281,6 +288,15 @@ model_vip() {
 	return 1
 }
 
+# the MiB MODEL takes, from MODELS
+model_mb() {
+	local m
+	for m in ${MODELS//,/ }; do
+		[ "${m%%:*}" = "$1" ] && { echo "${m#*:}"; return 0; }
+	done
+	return 1
+}
+
 # nodes where MODEL is resident at the start, from the mix
 resident_on() {
 	local i
@@ -314,6 +330,7 @@ write_config() { # POLICY
 			echo "    port: $PORT"
 			echo "    proto: tcp"
 			echo "    model: $m"
+			echo "    memory_mb: $(model_mb "$m")"
 			echo "    policy: $1"
 			case " $GPU_ONLY " in *" $m "*) echo "    accelerator: gpu" ;; esac
 			if [ "$1" != ai ] && [ "$BASELINE" = resident ]; then

@@ -140,11 +140,20 @@ LAB_API=${LAB_API:-http://127.0.0.1:7070}
 # lab_start_node I [SIMNODE-ARGS...]: aibl-simnode on [::]:8000 (every VIP and
 # the node address, IPv4 and IPv6) and aibl-agent on the node address with
 # the decap program on eth0. The node is named nI (X-Aibl-Node too).
+# LAB_FAKE_NVML=PATH (tests/libfake_nvml.so): a node that is not --cpu has a
+# fake GPU whose memory its simnode fills as models load (--nvml-ctl), and
+# its agent reads it through that library, as a real node's reads NVML.
 lab_start_node() {
-	local i=$1
+	local i=$1 a nvml=()
 	shift
+	printf -v "LAB__NVML_$i" '%s' ""
+	if [ -n "${LAB_FAKE_NVML:-}" ]; then
+		nvml=(--nvml-ctl "$LAB_DIR/nvml-n$i.ctl")
+		for a in "$@"; do [ "$a" = --cpu ] && nvml=(); done
+		[ ${#nvml[@]} -gt 0 ] && printf -v "LAB__NVML_$i" '%s' "$LAB_DIR/nvml-n$i.ctl"
+	fi
 	lab_spawn "n$i" "sim-n$i" "$AIBL_BUILD/aibl-simnode" --listen "[::]:$LAB_SIM_PORT" \
-		--node-name "n$i" "$@" || return 1
+		--node-name "n$i" "${nvml[@]}" "$@" || return 1
 	lab_start_agent "$i"
 }
 
@@ -158,11 +167,14 @@ lab_start_node() {
 # their polls get reserved connections, and their background loads
 # (POST /v1/load) are taken without a key.
 lab_start_agent() {
-	local i=$1 b src=() extra=()
+	local i=$1 b src=() extra=() pre=() ctl="LAB__NVML_$1"
 	shift
 	# LAB_AGENT_ARGS: more options for every node's agent (bench-routing:
 	# --speed-probe)
 	[ -n "${LAB_AGENT_ARGS:-}" ] && read -r -a extra <<<"$LAB_AGENT_ARGS"
+	# its fake GPU (lab_start_node)
+	ctl=${!ctl:-}
+	[ -n "$ctl" ] && { pre=(env "FAKE_NVML_CTL=$ctl"); extra+=(--nvml-lib "$LAB_FAKE_NVML"); }
 	if [ "${LAB_ECMP:-0}" -gt 0 ]; then
 		# an ECMP lab: every balancer tunnels (IPv4 only), and every
 		# balancer's aibld is told when the node changes
@@ -175,7 +187,7 @@ lab_start_agent() {
 		src=(--decap-source "$LAB_LB_IP4" --decap-source "$LAB_LB_IP6/96"
 			--notify "http://$LAB_LB_IP4:${LAB_API##*:}" --controller "$LAB_LB_IP4")
 	fi
-	lab_spawn "n$i" "agent-n$i" "$AIBL_BUILD/aibl-agent" --listen "0.0.0.0:$LAB_AGENT_PORT" \
+	lab_spawn "n$i" "agent-n$i" "${pre[@]}" "$AIBL_BUILD/aibl-agent" --listen "0.0.0.0:$LAB_AGENT_PORT" \
 		--name "n$i" --model-server "http://127.0.0.1:$LAB_SIM_PORT" --decap eth0 \
 		"${src[@]}" --scrape-interval-ms "${LAB_SCRAPE_MS:-200}" \
 		--watch-interval-ms "${LAB_WATCH_MS:-100}" "${extra[@]}" "$@"

@@ -74,6 +74,10 @@ static const struct cliopt sn_rows[] = {
 	   .help = "models loaded at start"),
     SN_OPT("mem-mb", UNUM, cfg.mem_mb, .max = 1e12, .def = "80000",
 	   .help = "memory budget for resident models"),
+    SN_OPT("nvml-ctl", STR, cfg.nvml_ctl, .metavar = "FILE",
+	   .help = "write the memory its models take to FILE as the\n"
+		   "fake NVML's controls (FAKE_NVML_CTL of an agent\n"
+		   "with --nvml-lib tests/libfake_nvml.so)"),
     SN_OPT("load-ms", DOUBLE, cfg.load_ms, .max = 1e9, .def = "2000", .metavar = "MS",
 	   .help = "time to load a non-resident model"),
     SN_OPT("lora-load-ms", DOUBLE, cfg.lora_load_ms, .max = 1e9, .def = "300", .metavar = "MS",

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <jansson.h>
 #include <xxhash.h>
 #include "sim.h"
@@ -121,6 +122,33 @@ static int sim_parse_models(struct sim *s, const char *spec, char *err, size_t e
 	return ret;
 }
 
+/*
+ * --nvml-ctl: the memory the resident and loading models take, as the
+ * fake NVML's controls (tests/fake/fake_nvml.c) read them: an agent that
+ * loads that library sees one GPU whose memory fills as models load, where
+ * a real node's agent reads NVML. Utilisation, temperature and power read
+ * as not supported: nothing here simulates them. Written whole, then
+ * renamed into place; the caller holds s->lock.
+ */
+static void sim_nvml_write(const struct sim *s)
+{
+	char tmp[4096];
+	FILE *f;
+
+	if (!s->cfg.nvml_ctl ||
+	    snprintf(tmp, sizeof(tmp), "%s.tmp", s->cfg.nvml_ctl) >= (int)sizeof(tmp))
+		return;
+	f = fopen(tmp, "w");
+	if (!f)
+		return;
+	fprintf(f,
+		"FAKE_NVML_MEM_USED_MB=%llu\nFAKE_NVML_MEM_TOTAL_MB=%llu\n"
+		"FAKE_NVML_FAIL=util:0=3,temp:0=3,tempv:0=3,power:0=3\n",
+		(unsigned long long)s->mem_used_mb, (unsigned long long)s->cfg.mem_mb);
+	if (fclose(f) || rename(tmp, s->cfg.nvml_ctl))
+		unlink(tmp);
+}
+
 static int sim_make_resident(struct sim *s, int i, char *err, size_t errlen)
 {
 	struct sim_model *m = &s->models[i];
@@ -185,6 +213,7 @@ int sim__init(struct sim *s, const struct sim_cfg *cfg, const char *models, cons
 			if (s->mem_used_mb + s->models[i].size_mb <= cfg->mem_mb)
 				sim_make_resident(s, i, err, errlen);
 	}
+	sim_nvml_write(s);
 
 	s->nbuckets = cfg->max_sessions * 2;
 	s->sessions = calloc(cfg->max_sessions, sizeof(*s->sessions));
@@ -443,6 +472,7 @@ static int model_acquire(struct sim *s, struct sim_req *rq)
 			lru->resident = false;
 			lru->evictions++;
 			s->mem_used_mb -= lru->size_mb;
+			sim_nvml_write(s);
 		}
 		if (s->mem_used_mb + m->size_mb > s->cfg.mem_mb) {
 			/* every resident model is busy: wait for one to go idle */
@@ -451,6 +481,7 @@ static int model_acquire(struct sim *s, struct sim_req *rq)
 		}
 		m->loading = true;
 		s->mem_used_mb += m->size_mb;
+		sim_nvml_write(s);
 		pthread_mutex_unlock(&s->lock);
 		sim__sleep_until(clock_mono_msf() + s->cfg.load_ms * s->cfg.slowdown);
 		pthread_mutex_lock(&s->lock);
@@ -487,6 +518,7 @@ int sim__model_unload(struct sim *s, int i)
 	} else {
 		m->resident = false;
 		s->mem_used_mb -= m->size_mb;
+		sim_nvml_write(s);
 		pthread_cond_broadcast(&s->cond);
 	}
 	pthread_mutex_unlock(&s->lock);

@@ -56,13 +56,16 @@ struct sim_cfg {
 	uint64_t cache_tokens;	   /* KV/prefix cache capacity */
 	unsigned int max_sessions; /* prefix cache entries */
 	uint64_t mem_mb;	   /* model memory budget */
-	double load_ms;		   /* loading a non-resident model */
-	double lora_load_ms;	   /* loading an adapter */
-	double lora_overhead;	   /* an adapter's request slower by this fraction */
-	double slowdown;	   /* >= 1 for slower accelerators */
-	bool cpu;		   /* CPU-only node */
-	double cpu_factor;	   /* extra slowdown in CPU-only mode */
-	double jitter;		   /* +- fraction, deterministic per request */
+	/* written with the memory its models take, as the fake NVML's
+	 * controls (tests/fake/fake_nvml.c); NULL: not */
+	const char *nvml_ctl;
+	double load_ms;	      /* loading a non-resident model */
+	double lora_load_ms;  /* loading an adapter */
+	double lora_overhead; /* an adapter's request slower by this fraction */
+	double slowdown;      /* >= 1 for slower accelerators */
+	bool cpu;	      /* CPU-only node */
+	double cpu_factor;    /* extra slowdown in CPU-only mode */
+	double jitter;	      /* +- fraction, deterministic per request */
 	uint64_t seed;
 	double chars_per_token;
 	unsigned int default_max_tokens;

@@ -4,7 +4,11 @@
 # loads the model without making a request wait for it.
 #   n1 m1 resident, 2 slots, flooded straight at its address (saturated)
 #   n2 m2 resident, m1 loadable (fits beside m2: nothing evicted), 5 s load
-# with ai.cold_start_after_ms 1000, one ai service for m1, no node list:
+# each node with a fake GPU of 2500 MiB whose memory its simnode fills
+# (lab.sh LAB_FAKE_NVML), with ai.cold_start_after_ms 1000, one ai service
+# for m1 (1000 MiB), no node list:
+# - while the service says m1 takes more than n2 has free (2000 MiB against
+#   1500), n2 is not asked to load it: a load there would evict a model;
 # - once n1 has been saturated for a second, aibld asks n2's agent to load
 #   m1 (POST /v1/load) and /v1/status and aiblctl show the load;
 # - while it loads n2 takes no flow of the service: m1's sessions through
@@ -12,12 +16,15 @@
 # - once n2 reports m1 resident, it takes a share, with no cold start;
 # - n2's agent refuses a load from an address that is neither the node
 #   nor a --controller (403), and loads nothing for it;
-# - a load the agent refuses (409: another model loading there) falls
-#   back to the cold start: n2 takes the service's flows, which load m1.
+# - a load the agent refuses (409: another model loading there; the
+#   service's memory_mb unknown, so room is not asked) falls back to the
+#   cold start: n2 takes the service's flows, which load m1.
 . "$(dirname "$0")/e2e.sh"
-CASES=(load_asked shown_by_aiblctl no_flows_while_loading served_once_resident no_cold_start
+CASES=(no_room_no_load load_asked shown_by_aiblctl no_flows_while_loading served_once_resident no_cold_start
 	stranger_refused refused_falls_back no_failures)
 e2e_need "${CASES[@]}"
+export LAB_FAKE_NVML=$AIBL_BUILD/tests/libfake_nvml.so
+[ -e "$LAB_FAKE_NVML" ] || { for c in "${CASES[@]}"; do t_skip "$c" "$LAB_FAKE_NVML not built"; done; exit 0; }
 e2e_lab bg --nodes 2 --clients 32 || { t_fail lab "lab up failed"; t_done; }
 common=(--models m1:1000,m2:1000,m3:1000 --mem-mb 2500 --load-ms 5000 --decode-ms-per-tok 5)
 lab_start_node 1 "${common[@]}" --resident m1 --slots 2
@@ -25,18 +32,21 @@ lab_start_node 2 "${common[@]}" --resident m2
 set -- $LAB_VIP4_LIST
 VIP=$1
 cfg=$E2E_TMP/aibld.yaml
-{
-	lab_yaml_head
-	cat <<-EOF2
-		ai:
-		  cold_start_after_ms: 1000
-		  background_load_ms: 30000
-		services:
-		  - {name: chat, vip: $VIP, port: $LAB_SIM_PORT, policy: ai, model: m1}
-	EOF2
-	lab_yaml_nodes 100 100
-} >"$cfg"
-e2e_restart_aibld "$cfg" || { e2e_fail_log load_asked "aibld not up"; t_done; }
+config() { # MODEL-MiB
+	{
+		lab_yaml_head
+		cat <<-EOF2
+			ai:
+			  cold_start_after_ms: 1000
+			  background_load_ms: 30000
+			services:
+			  - {name: chat, vip: $VIP, port: $LAB_SIM_PORT, policy: ai, model: m1, memory_mb: $1}
+		EOF2
+		lab_yaml_nodes 100 100
+	} >"$cfg"
+}
+config 2000
+e2e_restart_aibld "$cfg" || { e2e_fail_log no_room_no_load "aibld not up"; t_done; }
 sleep 1
 failed=0
 
@@ -66,6 +76,16 @@ lab_run cli "$AIBL_BUILD/aibl-loadgen" chat --target "http://$LAB_NODE_1_IP4:$LA
 	--model m1 --sessions 24 --turns 1 --rate 0 --context-tokens 100 --output-tokens 300 \
 	--no-progress >/dev/null 2>&1 &
 flood=$!
+# m1 at 2000 MiB has no room on n2: saturated 3 s, no load is asked
+sleep 4
+gpu=$(lab_api /v1/status | python3 -c "import json,sys
+n = [n for n in json.load(sys.stdin)['nodes'] if n['name'] == 'n2'][0]
+print(n.get('load', {}).get('state', 'none'), n['state'])")
+echo "# m1 said to need 2000 MiB, n2 1500 free: its load '${gpu% *}', service nodes '$(serving)'"
+t_check no_room_no_load [ "${gpu% *}|$(serving)" = "none|n1" ]
+# m1 at its size, 1000 MiB: room on n2
+config 1000
+e2e_restart_aibld "$cfg" || { e2e_fail_log load_asked "aibld not up again"; t_done; }
 if lab_wait 10 loading; then
 	t_pass load_asked
 else
@@ -104,6 +124,9 @@ wait "$flood" 2>/dev/null
 lab_run n2 curl -sf --max-time 5 -X POST -H 'Content-Type: application/json' \
 	-d '{"lora_name": "m1"}' "http://127.0.0.1:$LAB_SIM_PORT/v1/unload_lora_adapter" >/dev/null ||
 	t_fail refused_falls_back "n2 did not unload m1"
+# m1's size unknown now: m3 beside m2 leaves no room for a known 1000 MiB
+config 0
+e2e_restart_aibld "$cfg" || { e2e_fail_log refused_falls_back "aibld not up again"; t_done; }
 lab_wait 5 serving_is n1 || t_fail refused_falls_back "service nodes '$(serving)' after the unload"
 code=$(lab_run n2 curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
 	-d '{"model": "m3"}' "http://127.0.0.1:$LAB_AGENT_PORT/v1/load")
