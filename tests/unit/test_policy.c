@@ -753,6 +753,37 @@ static void ai_cold_start(void)
 	st.saturated_ms = 1000000;
 	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "disabled");
 	ASSERT_EQ(out[2].weight, 0, "disabled");
+
+	/* loadable nodes saturated themselves: a candidate only where a
+	 * request waits less than half as long as at the resident nodes.
+	 * Every slot turns over in 400 ms, 4 slots: 100 ms a place */
+	cfg.ai.cold_start_after_ms = 60000;
+	for (int i = 0; i < NN; i++) {
+		pn[i].lat_floor_ms = 100;
+		pn[i].slots = 4;
+		pn[i].run_ms = 400;
+	}
+	rep[0].queue_depth = rep[1].queue_depth = 40; /* 4 s */
+	rep[0].in_flight = rep[1].in_flight = 44;
+	rep[2].queue_depth = rep[3].queue_depth = 2 * cfg.ai.saturation_queue; /* 0.8 s */
+	rep[2].in_flight = rep[3].in_flight = 2 * cfg.ai.saturation_queue + 4;
+	ASSERT_TRUE(policy__saturated(&cfg.ai, &rep[3]), "the loadable nodes are saturated");
+	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "short queue beside a long one");
+	ASSERT_TRUE((out[2].cold && out[2].weight) || (out[3].cold && out[3].weight),
+		    "0.8 s against 4 s: one of them loads");
+	pn[2].overloaded = pn[3].overloaded = true;
+	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "overloaded, short queue");
+	ASSERT_TRUE((out[2].cold && out[2].weight) || (out[3].cold && out[3].weight),
+		    "overloaded too: the queue decides");
+	pn[0].usable = pn[1].usable = false;
+	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "overloaded, none resident");
+	ASSERT_EQ(out[2].weight + out[3].weight, 0, "nothing to compare with: no load there");
+	pn[0].usable = pn[1].usable = true;
+	pn[2].overloaded = pn[3].overloaded = false;
+	rep[2].queue_depth = rep[3].queue_depth = 25; /* 2.5 s */
+	rep[2].in_flight = rep[3].in_flight = 29;
+	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "queues alike");
+	ASSERT_EQ(out[2].weight + out[3].weight, 0, "2.5 s against 4 s: no load");
 }
 
 /* a background load: the node takes the service's flows only once a request

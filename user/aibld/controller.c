@@ -869,6 +869,25 @@ static void background_loads(struct aibld *d, const struct cfg_service *cs, stru
 	}
 	if (!others || !ai->background_load_ms)
 		return;
+	/* one load at a time for the service too: the policy may name another
+	 * node while the first one's model is not resident yet (its memory
+	 * taken by the load, it may no longer look like the best room), and
+	 * the cold start stays with the node that loads */
+	for (int k = 0; k < cs->nnodes; k++) {
+		const struct node_load *l = &d->nodes[cs->nodes[k]].load;
+
+		if ((l->state != NODE_LOAD_QUEUED && l->state != NODE_LOAD_ASKED) ||
+		    strcmp(l->svc, cs->name) || w->out[k].cold)
+			continue;
+		for (int j = 0; j < cs->nnodes; j++) {
+			if (!w->out[j].cold)
+				continue;
+			w->out[k].cold = true;
+			w->out[k].weight = w->out[j].weight;
+			w->out[j].cold = false;
+			w->out[j].weight = 0;
+		}
+	}
 	for (int k = 0; k < cs->nnodes; k++) {
 		struct node_rt *n = &d->nodes[cs->nodes[k]];
 		struct node_load *l = &n->load;

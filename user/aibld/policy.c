@@ -674,9 +674,10 @@ static enum ai_class ai_class(const struct cfg_ai *ai, const struct cfg_service 
 		return AI_NONE;
 	ms = policy__model_state(p, svc->model);
 	/* a stale report is no news, good or bad: it cannot promise the
-	 * memory a load needs, nor that the node is idle */
+	 * memory a load needs, nor that the node is idle (how busy it may be
+	 * to load: ai_weights) */
 	if (ms == MODEL_LOADABLE)
-		return p->fresh && !p->overloaded ? AI_LOADABLE : AI_NONE;
+		return p->fresh ? AI_LOADABLE : AI_NONE;
 	if (ms != MODEL_RESIDENT)
 		return AI_NONE;
 	if (p->monitored && !p->fresh)
@@ -763,7 +764,9 @@ static double ai_bound(const struct cfg_ai *ai, const struct cfg_service *svc,
  *     minutes and evicts models other services need: a burst that the
  *     resident nodes drain sooner never pays for it, and beside resident
  *     nodes only a node with room for the model (svc->memory_mb against
- *     its free GPU memory, where both are known) loads it.
+ *     its free GPU memory, where both are known) loads it. A loadable node
+ *     that is overloaded or saturated itself is a candidate only where a
+ *     request waits less than half as long as at the resident nodes.
  */
 static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 		       const struct policy_svc *st, const struct policy_node *in,
@@ -777,7 +780,15 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 	bool idle = true;	 /* the nodes inside the bound: none waiting, half free */
 	bool accel_room = false; /* an accelerator node is ready, not overloaded */
 	__u32 best_w = 0;	 /* the highest configured weight of a measured node */
+	double res_wait = -1;	 /* the least a request waits at a resident node */
 
+	for (int k = 0; k < n; k++) {
+		enum ai_class c = ai_class(ai, svc, &in[k]);
+		double q = policy__queue_wait_ms(&in[k]);
+
+		if ((c == AI_READY || c == AI_BUSY) && q >= 0 && (res_wait < 0 || q < res_wait))
+			res_wait = q;
+	}
 	for (int k = 0; k < n; k++) {
 		enum ai_class c = ai_class(ai, svc, &in[k]);
 
@@ -791,7 +802,12 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 				best_w = in[k].cfg->weight;
 			room |= !in[k].overloaded;
 		}
-		if (c == AI_LOADABLE && !policy__saturated(ai, in[k].rep)) {
+		/* a node overloaded or saturated itself loads only where a
+		 * request waits less than half as long as at the resident nodes
+		 * (a fast node's queue beside a CPU node's far longer one) */
+		if (c == AI_LOADABLE && ((!in[k].overloaded && !policy__saturated(ai, in[k].rep)) ||
+					 (res_wait > 0 && policy__queue_wait_ms(&in[k]) >= 0 &&
+					  2 * policy__queue_wait_ms(&in[k]) < res_wait))) {
 			double h =
 			    in[k].cfg->weight * (1 - policy__ai_load(ai, in[k].rep, in[k].active));
 			double free = policy__free_mb(in[k].rep);
