@@ -877,7 +877,8 @@ static void background_loads(struct aibld *d, const struct cfg_service *cs, stru
 		const struct node_load *l = &d->nodes[cs->nodes[k]].load;
 
 		if ((l->state != NODE_LOAD_QUEUED && l->state != NODE_LOAD_ASKED) ||
-		    strcmp(l->svc, cs->name) || w->out[k].cold)
+		    strcmp(l->svc, cs->name) || w->out[k].cold || !w->in[k].usable ||
+		    !w->in[k].fresh)
 			continue;
 		for (int j = 0; j < cs->nnodes; j++) {
 			if (!w->out[j].cold)
@@ -916,7 +917,7 @@ static void background_loads(struct aibld *d, const struct cfg_service *cs, stru
 				    "request waits %.0f ms at the resident nodes, the load about "
 				    "%.0f ms more",
 				    cs->name, n->name, l->model, wait,
-				    n->load_est_ms - (double)(now - l->since_ms));
+				    fmax(n->load_est_ms - (double)(now - l->since_ms), 0));
 			l->released = true;
 			continue;
 		}
