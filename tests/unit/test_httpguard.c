@@ -68,8 +68,32 @@ static void limits_count_at_accept(void)
 	http_guard__free(g);
 }
 
+/* the agent takes background loads from its --controller addresses */
+static void is_prio(void)
+{
+	struct http_guard_cfg cfg = {.what = "test"};
+	struct sockaddr_in v4 = {.sin_family = AF_INET};
+	struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
+
+	if (!ASSERT_OK(http_guard__add_prio(&cfg, "10.0.0.9"), "IPv4 address") ||
+	    !ASSERT_OK(http_guard__add_prio(&cfg, "fd00::9"), "IPv6 address"))
+		return;
+	inet_pton(AF_INET, "10.0.0.9", &v4.sin_addr);
+	ASSERT_TRUE(http_guard__is_prio(&cfg, (struct sockaddr *)&v4), "10.0.0.9");
+	inet_pton(AF_INET6, "::ffff:10.0.0.9", &v6.sin6_addr);
+	ASSERT_TRUE(http_guard__is_prio(&cfg, (struct sockaddr *)&v6), "10.0.0.9 as v4-mapped");
+	inet_pton(AF_INET6, "fd00::9", &v6.sin6_addr);
+	ASSERT_TRUE(http_guard__is_prio(&cfg, (struct sockaddr *)&v6), "fd00::9");
+	inet_pton(AF_INET, "10.0.0.8", &v4.sin_addr);
+	ASSERT_FALSE(http_guard__is_prio(&cfg, (struct sockaddr *)&v4), "10.0.0.8");
+	inet_pton(AF_INET6, "::a00:9", &v6.sin6_addr);
+	ASSERT_FALSE(http_guard__is_prio(&cfg, (struct sockaddr *)&v6), "v4-compatible is not v4");
+	ASSERT_FALSE(http_guard__is_prio(&cfg, NULL), "no address");
+}
+
 static const struct test_case cases[] = {
     {"limits_count_at_accept", limits_count_at_accept},
+    {"is_prio", is_prio},
 };
 
 TEST_MAIN("httpguard", cases)

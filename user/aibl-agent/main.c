@@ -311,29 +311,13 @@ static enum MHD_Result ag_post_hints(struct MHD_Connection *c, const struct http
 	return ag_send(c, MHD_HTTP_OK, "application/json", body, NULL);
 }
 
-/* a --controller address (IPv4 compared as ::ffff:a.b.c.d) */
+/* a --controller address */
 static bool ag_client_is_controller(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-	struct in6_addr a6;
 
-	if (!sa)
-		return false;
-	if (sa->sa_family == AF_INET) {
-		memset(&a6, 0, sizeof(a6));
-		a6.s6_addr[10] = a6.s6_addr[11] = 0xff;
-		memcpy(&a6.s6_addr[12], &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6) {
-		a6 = ((const struct sockaddr_in6 *)sa)->sin6_addr;
-	} else {
-		return false;
-	}
-	for (int i = 0; i < ag_gcfg.nprio; i++)
-		if (!memcmp(&ag_gcfg.prio[i], &a6, sizeof(a6)))
-			return true;
-	return false;
+	return ci && http_guard__is_prio(&ag_gcfg, ci->client_addr);
 }
 
 /*

@@ -86,12 +86,24 @@ static bool guard_src(const struct sockaddr *sa, struct in6_addr *out)
 	return false;
 }
 
-static bool guard_is_prio(const struct http_guard *g, const struct in6_addr *a)
+static bool cfg_is_prio(const struct http_guard_cfg *cfg, const struct in6_addr *a)
 {
-	for (int i = 0; i < g->cfg.nprio; i++)
-		if (!memcmp(&g->cfg.prio[i], a, sizeof(*a)))
+	for (int i = 0; i < cfg->nprio; i++)
+		if (!memcmp(&cfg->prio[i], a, sizeof(*a)))
 			return true;
 	return false;
+}
+
+static bool guard_is_prio(const struct http_guard *g, const struct in6_addr *a)
+{
+	return cfg_is_prio(&g->cfg, a);
+}
+
+bool http_guard__is_prio(const struct http_guard_cfg *cfg, const struct sockaddr *sa)
+{
+	struct in6_addr a;
+
+	return guard_src(sa, &a) && cfg_is_prio(cfg, &a);
 }
 
 static const char *guard_addr_str(const struct in6_addr *a, char *buf, size_t len)

@@ -56,6 +56,8 @@ struct http_guard;
 
 /* "10.0.0.1" or "fd00::1" into cfg->prio; 0 or -EINVAL / -E2BIG */
 int http_guard__add_prio(struct http_guard_cfg *cfg, const char *addr);
+/* sa (IPv4 or IPv6) is one of cfg's priority addresses */
+bool http_guard__is_prio(const struct http_guard_cfg *cfg, const struct sockaddr *sa);
 /* 0 or -errno; starts the reaper thread, raises RLIMIT_NOFILE when needed */
 int http_guard__new(const struct http_guard_cfg *cfg, struct http_guard **out);
 void http_guard__free(struct http_guard *g);
