@@ -122,31 +122,52 @@ static int job_header(struct job *j, const char *name, const char *value)
 	return 0;
 }
 
+/* j->url: the agent's base URL and path ("v1/report"), one '/' between */
+static void agent_url(struct job *j, const char *agent, const char *path)
+{
+	size_t len = strlen(agent);
+
+	snprintf(j->url, sizeof(j->url), "%s%s%s", agent, len && agent[len - 1] == '/' ? "" : "/",
+		 path);
+}
+
+/*
+ * With agent_key_file: sign the request for what, with a fresh nonce
+ * (j->nonce), by the node's own key: it signs no other node's request,
+ * and the agent takes only one signed with it.
+ */
+static int job_sign(struct aibld *d, struct job *j, const char *what)
+{
+	char sig[AIBL_AUTH_HDR_MAX];
+
+	if (!d->have_key)
+		return 0;
+	if (aibl_key__derive(&d->key, j->n->name, &j->key) ||
+	    aibl_auth__sign_req(&j->key, (__u64)time(NULL), j->nonce, what, sig, sizeof(sig)))
+		return -EIO;
+	return job_header(j, AIBL_AUTH_HEADER, sig);
+}
+
 /* POST <agent>/v1/load {"model": ...}, signed with the node's key */
 static int load_setup(struct aibld *d, struct job *j, const char *agent)
 {
 	const struct node_load *l = &j->n->load;
-	char what[sizeof(AIBL_AUTH_REQ_LOAD) + AIBL_MODEL_LEN], sig[AIBL_AUTH_HDR_MAX];
-	size_t len = strlen(agent);
+	char what[sizeof(AIBL_AUTH_REQ_LOAD) + AIBL_MODEL_LEN];
 	json_t *o;
+	int err;
 
-	snprintf(j->url, sizeof(j->url), "%s%s", agent,
-		 len && agent[len - 1] == '/' ? "v1/load" : "/v1/load");
+	agent_url(j, agent, "v1/load");
 	o = json_pack("{s:s}", "model", l->model);
 	j->post = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (!j->post || job_header(j, "Content-Type", "application/json"))
 		return -ENOMEM;
-	if (d->have_key) {
-		snprintf(what, sizeof(what), "%s%s", AIBL_AUTH_REQ_LOAD, l->model);
-		if (aibl_auth__nonce(j->nonce, sizeof(j->nonce)) ||
-		    aibl_key__derive(&d->key, j->n->name, &j->key) ||
-		    aibl_auth__sign_req(&j->key, (__u64)time(NULL), j->nonce, what, sig,
-					sizeof(sig)))
-			return -EIO;
-		if (job_header(j, AIBL_AUTH_HEADER, sig))
-			return -ENOMEM;
-	}
+	if (aibl_auth__nonce(j->nonce, sizeof(j->nonce)))
+		return -EIO;
+	snprintf(what, sizeof(what), "%s%s", AIBL_AUTH_REQ_LOAD, l->model);
+	err = job_sign(d, j, what);
+	if (err)
+		return err;
 	curl_easy_setopt(j->h, CURLOPT_HTTPHEADER, j->hdrs);
 	curl_easy_setopt(j->h, CURLOPT_POSTFIELDS, j->post);
 	curl_easy_setopt(j->h, CURLOPT_WRITEFUNCTION, on_body);
@@ -158,7 +179,6 @@ static int job_setup(struct aibld *d, struct job *j)
 {
 	const struct cfg_node *cn = &d->cfg.nodes[j->n->cfg_idx];
 	long to = d->cfg.poll_timeout_ms;
-	char hdr[AIBL_AUTH_NONCE_MAX + 32];
 
 	j->h = curl_easy_init();
 	if (!j->h)
@@ -169,32 +189,16 @@ static int job_setup(struct aibld *d, struct job *j)
 		if (err)
 			return err;
 	} else if (cn->agent[0] && !j->backend) {
-		size_t l = strlen(cn->agent);
+		int err;
 
-		snprintf(j->url, sizeof(j->url), "%s%s", cn->agent,
-			 l && cn->agent[l - 1] == '/' ? "v1/report" : "/v1/report");
+		agent_url(j, cn->agent, "v1/report");
 		if (aibl_auth__nonce(j->nonce, sizeof(j->nonce)))
 			return -EIO;
-		snprintf(hdr, sizeof(hdr), "%s: %s", AIBL_NONCE_HEADER, j->nonce);
-		j->hdrs = curl_slist_append(NULL, hdr);
-		if (!j->hdrs)
+		if (job_header(j, AIBL_NONCE_HEADER, j->nonce))
 			return -ENOMEM;
-		if (d->have_key) {
-			/* the node's own key: it signs no other node's report, and
-			 * the agent answers only a request signed with it */
-			char sig[AIBL_AUTH_HDR_MAX], line[AIBL_AUTH_HDR_MAX + 32];
-			struct curl_slist *l;
-
-			if (aibl_key__derive(&d->key, j->n->name, &j->key) ||
-			    aibl_auth__sign_req(&j->key, (__u64)time(NULL), j->nonce,
-						AIBL_AUTH_REQ_REPORT, sig, sizeof(sig)))
-				return -EIO;
-			snprintf(line, sizeof(line), "%s: %s", AIBL_AUTH_HEADER, sig);
-			l = curl_slist_append(j->hdrs, line);
-			if (!l)
-				return -ENOMEM;
-			j->hdrs = l;
-		}
+		err = job_sign(d, j, AIBL_AUTH_REQ_REPORT);
+		if (err)
+			return err;
 		curl_easy_setopt(j->h, CURLOPT_HTTPHEADER, j->hdrs);
 		curl_easy_setopt(j->h, CURLOPT_WRITEFUNCTION, on_body);
 		curl_easy_setopt(j->h, CURLOPT_WRITEDATA, j);
