@@ -791,6 +791,7 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 	}
 	for (int k = 0; k < n; k++) {
 		enum ai_class c = ai_class(ai, svc, &in[k]);
+		double q = c == AI_LOADABLE ? policy__queue_wait_ms(&in[k]) : -1;
 
 		counts[c]++;
 		accel_room |=
@@ -806,8 +807,7 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 		 * request waits less than half as long as at the resident nodes
 		 * (a fast node's queue beside a CPU node's far longer one) */
 		if (c == AI_LOADABLE && ((!in[k].overloaded && !policy__saturated(ai, in[k].rep)) ||
-					 (res_wait > 0 && policy__queue_wait_ms(&in[k]) >= 0 &&
-					  2 * policy__queue_wait_ms(&in[k]) < res_wait))) {
+					 (res_wait > 0 && q >= 0 && 2 * q < res_wait))) {
 			double h =
 			    in[k].cfg->weight * (1 - policy__ai_load(ai, in[k].rep, in[k].active));
 			double free = policy__free_mb(in[k].rep);
