@@ -152,8 +152,10 @@ static size_t on_data(char *d, size_t s, size_t n, void *ud)
 	return s * n;
 }
 
-/* status code, body in *out (caller frees) */
-static long http(const char *method, const char *url, const char *auth, char **out)
+/* status code of METHOD url with one more header line (NULL: none) and,
+ * for POST, body; the answer in *out (caller frees; NULL: dropped) */
+static long http_req(const char *method, const char *url, const char *hdr, const char *body,
+		     char **out)
 {
 	struct curl_slist *h = NULL;
 	struct buf b = {};
@@ -162,17 +164,14 @@ static long http(const char *method, const char *url, const char *auth, char **o
 
 	if (!c)
 		return -1;
-	if (auth) {
-		char hdr[128];
-
-		snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", auth);
+	if (hdr) {
 		h = curl_slist_append(h, hdr);
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	if (!strcmp(method, "POST"))
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
 	curl_easy_setopt(c, CURLOPT_PROXY, "");
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
@@ -186,6 +185,16 @@ static long http(const char *method, const char *url, const char *auth, char **o
 	else
 		free(b.p);
 	return code;
+}
+
+/* status code, body in *out (caller frees); auth: the API's bearer token */
+static long http(const char *method, const char *url, const char *auth, char **out)
+{
+	char hdr[128];
+
+	if (auth)
+		snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", auth);
+	return http_req(method, url, auth ? hdr : NULL, NULL, out);
 }
 
 static json_t *status(void)
@@ -1236,32 +1245,11 @@ static void teardown_cmd(void)
 /* POST body to url with an X-Aibl-Signature header (sig NULL: none) */
 static long post_signed(const char *url, const char *body, const char *sig)
 {
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-	CURL *c = curl_easy_init();
-	long code = -1;
 	char hdr[AIBL_AUTH_HDR_MAX + 32];
 
-	if (!c || !h) {
-		curl_easy_cleanup(c);
-		curl_slist_free_all(h);
-		return -1;
-	}
-	if (sig) {
+	if (sig)
 		snprintf(hdr, sizeof(hdr), "%s: %s", AIBL_AUTH_HEADER, sig);
-		h = curl_slist_append(h, hdr);
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_PROXY, "");
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &(struct buf){});
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	curl_easy_cleanup(c);
-	curl_slist_free_all(h);
-	return code;
+	return http_req("POST", url, sig ? hdr : NULL, body, NULL);
 }
 
 /*
