@@ -724,6 +724,17 @@ static void ai_cold_start(void)
 	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "fit");
 	ASSERT_TRUE(out[2].cold && out[2].weight > 0, "the node with room loads it");
 	ASSERT_EQ(out[3].weight, 0, "not where it would evict a model");
+	/* the node with room loads another service's model: that load takes
+	 * it, one at a time; with room on n3 too, n3 loads this one */
+	pn[2].loading_other = true;
+	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "room taken by another load");
+	ASSERT_EQ(out[2].weight + out[3].weight, 0, "no other room: no load");
+	rep[3].gpus[0].mem_used_bytes = 20e9;
+	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "room elsewhere");
+	ASSERT_EQ(out[2].weight, 0, "not the node that loads another model");
+	ASSERT_TRUE(out[3].cold && out[3].weight > 0, "the other node with room");
+	pn[2].loading_other = false;
+	rep[3].gpus[0].mem_used_bytes = 75e9;
 	svc.memory_mb = 40000;
 	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "no room");
 	ASSERT_EQ(out[2].weight + out[3].weight, 0, "no room anywhere: no load");

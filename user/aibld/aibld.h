@@ -100,6 +100,10 @@ struct node_rt {
 	/* ai: how long its background loads took, from asked to resident
 	 * (EWMA), < 0 none measured */
 	double load_est_ms;
+	/* ai: the service whose load was pending (queued or asked) as the
+	 * recompute began, "" none: what the round's services read of it,
+	 * as load is written by them under aibld.load_lock */
+	char load_for[AIBL_NAME_LEN];
 };
 
 struct svc_rt {
@@ -126,6 +130,10 @@ struct svc_rt {
 	 * affinity on (AIBL_VIP_F_AFFINITY) while reuse holds */
 	bool reuse;
 	double reuse_hit;
+	/* ai: the least a request waited at a node that serves it, last
+	 * recompute (< 0 none or not known): services claim background
+	 * loads in the order of it, the longest wait first */
+	double need_ms;
 };
 
 struct pin_ent {
@@ -156,6 +164,8 @@ struct cluster;
 
 struct aibld {
 	pthread_mutex_t lock;
+	/* node_rt.load and load_est_ms while services recompute in parallel */
+	pthread_mutex_t load_lock;
 	struct config cfg;
 	char cfg_path[CFG_PATH_LEN];
 	bool have_key;

@@ -197,6 +197,7 @@ static json_t *status_json(struct aibld *d)
 			json_object_set_new(js, AIBL_SJ_AI_PREFIX_HIT, json_real(s->reuse_hit));
 			json_object_set_new(js, AIBL_SJ_AI_AFFINITY,
 					    json_boolean(aibld__svc_affinity(d, i)));
+			json_object_set_new(js, AIBL_SJ_AI_WAIT_MS, json_real(s->need_ms));
 		}
 		json_array_append_new(svcs, js);
 	}

@@ -232,6 +232,7 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 		s->id = AIBL_NO_BACKEND;
 		s->reuse = true;
 		s->reuse_hit = -1;
+		s->need_ms = -1;
 		s->table = malloc(AIBL_RING_SIZE * sizeof(__u32));
 		s->applied = calloc(cfg->services[i].nnodes + 1, sizeof(__u32));
 		s->slots = calloc(cfg->services[i].nnodes + 1, sizeof(__u32));
@@ -252,6 +253,7 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 			s->generation = old[j].generation;
 			s->reuse = old[j].reuse;
 			s->reuse_hit = old[j].reuse_hit;
+			s->need_ms = old[j].need_ms;
 			s->mem_ids = old[j].mem_ids;
 			s->mem_val = old[j].mem_val;
 			s->nmem = old[j].nmem;
@@ -425,6 +427,7 @@ int aibld__init(struct aibld *d, struct config *cfg, struct dp *dp)
 	int err;
 
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->load_lock, NULL);
 	d->cfg = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
 	d->dp = dp;
@@ -831,15 +834,19 @@ static void load_queue(struct node_rt *n, const struct cfg_service *cs, __u64 sa
  * is asked again that much later.
  * With no node serving, the cold node's flows are the only way and it
  * keeps them. One load per node at a time: a node loading another
- * service's model takes no cold flows either.
+ * service's model takes no cold flows either. Services claim loads in the
+ * order of their need (svc_rt.need_ms, aibld__recompute()). Caller holds
+ * d->load_lock.
  */
-static void background_loads(struct aibld *d, const struct cfg_service *cs, struct svc_work *w,
-			     __u64 saturated_ms, __u64 now)
+static void background_loads(struct aibld *d, int si, struct svc_work *w, __u64 saturated_ms,
+			     __u64 now)
 {
+	const struct cfg_service *cs = &d->cfg.services[si];
 	const struct cfg_ai *ai = &d->cfg.ai;
 	bool others = false;
 	double wait = -1; /* the least a request waits at a node that serves */
 
+	d->svcs[si].need_ms = -1;
 	if (cs->policy != AIBL_POL_AI)
 		return;
 	for (int k = 0; k < cs->nnodes; k++) {
@@ -867,6 +874,7 @@ static void background_loads(struct aibld *d, const struct cfg_service *cs, stru
 		}
 		memset(l, 0, sizeof(*l));
 	}
+	d->svcs[si].need_ms = wait;
 	if (!others || !ai->background_load_ms)
 		return;
 	/* one load at a time for the service too: the policy may name another
@@ -892,6 +900,7 @@ static void background_loads(struct aibld *d, const struct cfg_service *cs, stru
 	for (int k = 0; k < cs->nnodes; k++) {
 		struct node_rt *n = &d->nodes[cs->nodes[k]];
 		struct node_load *l = &n->load;
+		double est = n->load_est_ms;
 
 		if (!w->out[k].cold || !d->cfg.nodes[n->cfg_idx].agent[0])
 			continue;
@@ -908,8 +917,7 @@ static void background_loads(struct aibld *d, const struct cfg_service *cs, stru
 			nodes__load_refused(d, n, why);
 			continue;
 		} else if (l->state == NODE_LOAD_ASKED && !strcmp(l->svc, cs->name) &&
-			   policy__load_release(wait, n->load_est_ms,
-						(double)(now - l->since_ms))) {
+			   policy__load_release(wait, est, (double)(now - l->since_ms))) {
 			/* the resident nodes' queue is the longer wait */
 			if (!l->released)
 				pr_info(
@@ -917,7 +925,7 @@ static void background_loads(struct aibld *d, const struct cfg_service *cs, stru
 				    "request waits %.0f ms at the resident nodes, the load about "
 				    "%.0f ms more",
 				    cs->name, n->name, l->model, wait,
-				    fmax(n->load_est_ms - (double)(now - l->since_ms), 0));
+				    fmax(est - (double)(now - l->since_ms), 0));
 			l->released = true;
 			continue;
 		}
@@ -942,6 +950,7 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 
 		aibld__policy_node(d, n, now, p);
 		p->serving = s->have_table && s->applied[k];
+		p->loading_other = n->load_for[0] && strcmp(n->load_for, cs->name);
 		if (cs->policy != AIBL_POL_AI || !p->usable || !p->fresh ||
 		    policy__model_state(p, cs->model) != MODEL_RESIDENT)
 			continue;
@@ -974,7 +983,9 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 	err = policy__weights(&d->cfg, cs, &st, w->in, w->out);
 	if (err)
 		return err;
-	background_loads(d, cs, w, st.saturated_ms, now);
+	pthread_mutex_lock(&d->load_lock);
+	background_loads(d, si, w, st.saturated_ms, now);
+	pthread_mutex_unlock(&d->load_lock);
 	for (int k = 0; k < cs->nnodes; k++) {
 		s->slow[k] = w->out[k].slow;
 		s->beyond[k] = w->out[k].beyond;
@@ -1047,6 +1058,7 @@ struct rc_worker {
 	struct aibld *d;
 	bool force;
 	__u64 now;
+	const int *order; /* service indexes, in the order they are taken */
 	int *next;
 	int maxn;
 	int err;
@@ -1062,7 +1074,10 @@ static void *rc_worker_run(void *arg)
 	rw->err = work_alloc(&w, rw->maxn);
 	while (!rw->err &&
 	       (i = __atomic_fetch_add(rw->next, 1, __ATOMIC_RELAXED)) < rw->d->cfg.nservices) {
-		int e = recompute_service(rw->d, i, rw->force, &w, rw->now);
+		int e;
+
+		i = rw->order[i];
+		e = recompute_service(rw->d, i, rw->force, &w, rw->now);
 
 		if (e) {
 			pr_warn("service '%s': %s", rw->d->svcs[i].name, strerror(-e));
@@ -1129,6 +1144,47 @@ void aibld__fleet_update(struct aibld *d, __u64 now_ms)
 
 #define RC_MAX_THREADS 8
 
+struct svc_need {
+	double need_ms;
+	int i;
+};
+
+/* the longest wait first; none known last; ties in config order */
+static int svc_need_cmp(const void *a, const void *b)
+{
+	const struct svc_need *x = a, *y = b;
+
+	if (x->need_ms != y->need_ms)
+		return x->need_ms > y->need_ms ? -1 : 1;
+	return x->i - y->i;
+}
+
+/*
+ * The order services are recomputed in. Where two services' background
+ * loads want one node's room, the one taken first claims it (one load per
+ * node): the service whose requests waited longest at the nodes that serve
+ * it goes first. With several threads the order is that of their start.
+ */
+static int *svc_order(const struct aibld *d)
+{
+	struct svc_need *sn = calloc(d->cfg.nservices + 1, sizeof(*sn));
+	int *order = calloc(d->cfg.nservices + 1, sizeof(*order));
+
+	if (!sn || !order) {
+		free(sn);
+		free(order);
+		return NULL;
+	}
+	for (int i = 0; i < d->cfg.nservices; i++)
+		sn[i] = (struct svc_need){
+		    .need_ms = d->svcs[i].need_ms >= 0 ? d->svcs[i].need_ms : -1, .i = i};
+	qsort(sn, d->cfg.nservices, sizeof(*sn), svc_need_cmp);
+	for (int i = 0; i < d->cfg.nservices; i++)
+		order[i] = sn[i].i;
+	free(sn);
+	return order;
+}
+
 int aibld__recompute(struct aibld *d, bool force)
 {
 	struct rc_worker rw[RC_MAX_THREADS] = {};
@@ -1136,7 +1192,7 @@ int aibld__recompute(struct aibld *d, bool force)
 	__u64 t0 = clock_mono_ns(), now = t0 / 1000000;
 	struct pin_ent *want = NULL;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	int nwant = 0;
+	int nwant = 0, *order;
 
 	force |= d->force_next;
 	d->force_next = false;
@@ -1144,8 +1200,12 @@ int aibld__recompute(struct aibld *d, bool force)
 		if (d->cfg.services[i].nnodes > maxn)
 			maxn = d->cfg.services[i].nnodes;
 	cost_pol = malloc(sizeof(int) * (d->nnodes + 1));
-	if (!cost_pol)
+	order = svc_order(d);
+	if (!cost_pol || !order) {
+		free(cost_pol);
+		free(order);
 		return -ENOMEM;
+	}
 	tables__read_counters(d);
 
 	/* bounded load: decided per node from its latest report */
@@ -1156,6 +1216,10 @@ int aibld__recompute(struct aibld *d, bool force)
 		    !n->down && !n->unhealthy &&
 		    policy__overloaded(&d->cfg.ai, n->have_rep ? &n->rep : NULL, n->overloaded);
 		cost_pol[i] = -1;
+		snprintf(n->load_for, sizeof(n->load_for), "%s",
+			 n->load.state == NODE_LOAD_QUEUED || n->load.state == NODE_LOAD_ASKED
+			     ? n->load.svc
+			     : "");
 	}
 	aibld__fleet_update(d, now);
 	for (int i = 0; i < d->cfg.nservices; i++) {
@@ -1179,8 +1243,12 @@ int aibld__recompute(struct aibld *d, bool force)
 	if (nthr < 1)
 		nthr = 1;
 	for (int t = 0; t < nthr; t++) {
-		rw[t] = (struct rc_worker){
-		    .d = d, .force = force, .now = now, .next = &next, .maxn = maxn};
+		rw[t] = (struct rc_worker){.d = d,
+					   .force = force,
+					   .now = now,
+					   .order = order,
+					   .next = &next,
+					   .maxn = maxn};
 		if (t && pthread_create(&rw[t].tid, NULL, rc_worker_run, &rw[t])) {
 			nthr = t;
 			break;
@@ -1208,6 +1276,7 @@ int aibld__recompute(struct aibld *d, bool force)
 	}
 	d->st.recompute_ms = (clock_mono_ns() - t0) / 1e6;
 	free(cost_pol);
+	free(order);
 	return err;
 }
 

@@ -764,7 +764,8 @@ static double ai_bound(const struct cfg_ai *ai, const struct cfg_service *svc,
  *     minutes and evicts models other services need: a burst that the
  *     resident nodes drain sooner never pays for it, and beside resident
  *     nodes only a node with room for the model (svc->memory_mb against
- *     its free GPU memory, where both are known) loads it. A loadable node
+ *     its free GPU memory, where both are known) and no other service's
+ *     load under way (loading_other) loads it. A loadable node
  *     that is overloaded or saturated itself is a candidate only where a
  *     request waits less than half as long as at the resident nodes.
  */
@@ -816,8 +817,11 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 				best_head = h;
 				best_cold = k;
 			}
-			/* room for the model without evicting another (or not known) */
-			if ((!svc->memory_mb || free < 0 || free >= svc->memory_mb) &&
+			/* room for the model without evicting another (or not
+			 * known), and no other service's model loading there:
+			 * one load at a time, and that one takes room too */
+			if (!in[k].loading_other &&
+			    (!svc->memory_mb || free < 0 || free >= svc->memory_mb) &&
 			    h > best_fit_head) {
 				best_fit_head = h;
 				best_fit = k;

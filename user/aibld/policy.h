@@ -50,6 +50,7 @@ struct policy_node {
 			     * model server (never true without rep) */
 	bool monitored;	    /* an agent is configured: no report means unknown */
 	bool serving;	    /* has new-flow weight in this service's table now */
+	bool loading_other; /* loads another service's model (one load at a time) */
 	double best_lat_ms; /* the lowest lat_ms of any usable node, < 0 none */
 	/* ai's expected latency (policy__cost): the unloaded request
 	 * latency and the requests the node runs at once before it queues

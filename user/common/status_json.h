@@ -88,6 +88,9 @@
  * the service's VIP has client affinity on (policy__reuse) */
 #define AIBL_SJ_AI_PREFIX_HIT "ai_prefix_hit"
 #define AIBL_SJ_AI_AFFINITY   "ai_affinity"
+/* ai: a service's least queue wait at a node that serves it, ms (-1
+ * unknown): its need, by which services claim background loads */
+#define AIBL_SJ_AI_WAIT_MS "ai_wait_ms"
 
 /* ai: a node's background load, while one is asked or refused (absent
  * otherwise): {"model","service","state","for_ms","error"}, state
