@@ -208,6 +208,9 @@ struct aibld {
 	/* ai: the usable node of the lowest latency floor whose prompts'
 	 * compute is measured: that, and its floor, < 0 none */
 	double prefill_ref_ms, prefill_ref_floor_ms;
+	/* ai: how long background loads took on any node (EWMA), < 0 none
+	 * measured: the estimate of a node's first load */
+	double load_est_ms;
 	int wake_fd;	 /* eventfd: API changed something, recompute now */
 	int poll_fd;	 /* eventfd: an agent saw a change, poll early */
 	bool force_next; /* rewrite every table on the next recompute */

@@ -428,6 +428,7 @@ int aibld__init(struct aibld *d, struct config *cfg, struct dp *dp)
 
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_mutex_init(&d->load_lock, NULL);
+	d->load_est_ms = -1;
 	d->cfg = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
 	d->dp = dp;
@@ -868,6 +869,8 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w, __u64 
 
 			n->load_est_ms =
 			    n->load_est_ms > 0 ? policy__ewma(n->load_est_ms, took, 0.5) : took;
+			d->load_est_ms =
+			    d->load_est_ms > 0 ? policy__ewma(d->load_est_ms, took, 0.5) : took;
 			pr_info("node '%s': model '%s' resident %.0f ms after the background load "
 				"was asked",
 				n->name, l->model, took);
@@ -900,7 +903,8 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w, __u64 
 	for (int k = 0; k < cs->nnodes; k++) {
 		struct node_rt *n = &d->nodes[cs->nodes[k]];
 		struct node_load *l = &n->load;
-		double est = n->load_est_ms;
+		/* a node's first load: as long as the fleet's took */
+		double est = n->load_est_ms > 0 ? n->load_est_ms : d->load_est_ms;
 
 		if (!w->out[k].cold || !d->cfg.nodes[n->cfg_idx].agent[0])
 			continue;
