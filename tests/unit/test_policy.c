@@ -780,6 +780,7 @@ static void ai_cold_start(void)
 	rep[2].in_flight = rep[3].in_flight = 2 * cfg.ai.saturation_queue + 4;
 	ASSERT_TRUE(policy__saturated(&cfg.ai, &rep[3]), "the loadable nodes are saturated");
 	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "short queue beside a long one");
+	ASSERT_TRUE(fabs(st.res_wait_ms - 4000) < 1e-6, "the residents' least wait, 40 x 100 ms");
 	ASSERT_TRUE((out[2].cold && out[2].weight) || (out[3].cold && out[3].weight),
 		    "0.8 s against 4 s: one of them loads");
 	pn[2].overloaded = pn[3].overloaded = true;

@@ -839,28 +839,22 @@ static void load_queue(struct node_rt *n, const struct cfg_service *cs, __u64 sa
  * order of their need (svc_rt.need_ms, aibld__recompute()). Caller holds
  * d->load_lock.
  */
-static void background_loads(struct aibld *d, int si, struct svc_work *w, __u64 saturated_ms,
-			     __u64 now)
+static void background_loads(struct aibld *d, int si, struct svc_work *w,
+			     const struct policy_svc *st, __u64 now)
 {
 	const struct cfg_service *cs = &d->cfg.services[si];
 	const struct cfg_ai *ai = &d->cfg.ai;
 	bool others = false;
-	double wait = -1; /* the least a request waits at a node that serves */
+	double wait = st->res_wait_ms; /* the least a request waits at a resident node */
 
-	d->svcs[si].need_ms = -1;
+	d->svcs[si].need_ms = cs->policy == AIBL_POL_AI ? wait : -1;
 	if (cs->policy != AIBL_POL_AI)
 		return;
 	for (int k = 0; k < cs->nnodes; k++) {
 		struct node_rt *n = &d->nodes[cs->nodes[k]];
 		struct node_load *l = &n->load;
 
-		if (w->out[k].weight && !w->out[k].cold) {
-			double q = policy__queue_wait_ms(&w->in[k]);
-
-			others = true;
-			if (q >= 0 && (wait < 0 || q < wait))
-				wait = q;
-		}
+		others |= w->out[k].weight && !w->out[k].cold;
 		if (l->state == NODE_LOAD_NONE || strcmp(l->svc, cs->name) ||
 		    policy__model_state(&w->in[k], cs->model) != MODEL_RESIDENT)
 			continue;
@@ -877,7 +871,6 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w, __u64 
 		}
 		memset(l, 0, sizeof(*l));
 	}
-	d->svcs[si].need_ms = wait;
 	if (!others || !ai->background_load_ms)
 		return;
 	/* one load at a time for the service too: the policy may name another
@@ -910,7 +903,7 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w, __u64 
 			continue;
 		if (l->state == NODE_LOAD_NONE ||
 		    (l->state == NODE_LOAD_REFUSED && now >= l->retry_ms)) {
-			load_queue(n, cs, saturated_ms, now);
+			load_queue(n, cs, st->saturated_ms, now);
 		} else if (l->state == NODE_LOAD_REFUSED) {
 			continue; /* its flows load the model */
 		} else if (now - l->since_ms >= ai->background_load_ms) {
@@ -988,7 +981,7 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 	if (err)
 		return err;
 	pthread_mutex_lock(&d->load_lock);
-	background_loads(d, si, w, st.saturated_ms, now);
+	background_loads(d, si, w, &st, now);
 	pthread_mutex_unlock(&d->load_lock);
 	for (int k = 0; k < cs->nnodes; k++) {
 		s->slow[k] = w->out[k].slow;

@@ -770,8 +770,7 @@ static double ai_bound(const struct cfg_ai *ai, const struct cfg_service *svc,
  *     request waits less than half as long as at the resident nodes.
  */
 static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
-		       const struct policy_svc *st, const struct policy_node *in,
-		       struct policy_out *out)
+		       struct policy_svc *st, const struct policy_node *in, struct policy_out *out)
 {
 	const struct cfg_ai *ai = &cfg->ai;
 	int n = svc->nnodes, counts[AI_READY + 1] = {}, best_cold = -1, best_fit = -1;
@@ -790,6 +789,8 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 		if ((c == AI_READY || c == AI_BUSY) && q >= 0 && (res_wait < 0 || q < res_wait))
 			res_wait = q;
 	}
+	if (st)
+		st->res_wait_ms = res_wait;
 	for (int k = 0; k < n; k++) {
 		enum ai_class c = ai_class(ai, svc, &in[k]);
 		double q = c == AI_LOADABLE ? policy__queue_wait_ms(&in[k]) : -1;
@@ -896,11 +897,12 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 	}
 }
 
-int policy__weights(const struct config *cfg, const struct cfg_service *svc,
-		    const struct policy_svc *st, const struct policy_node *in,
-		    struct policy_out *out)
+int policy__weights(const struct config *cfg, const struct cfg_service *svc, struct policy_svc *st,
+		    const struct policy_node *in, struct policy_out *out)
 {
 	memset(out, 0, sizeof(*out) * svc->nnodes);
+	if (st)
+		st->res_wait_ms = -1;
 	if (svc->policy == AIBL_POL_AI) {
 		ai_weights(cfg, svc, st, in, out);
 		return 0;

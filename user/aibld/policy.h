@@ -89,6 +89,9 @@ struct policy_svc {
 	/* how long every resident node has been saturated or overloaded
 	 * without a break, 0: not now */
 	__u64 saturated_ms;
+	/* out (ai): the least a request waits at a resident node that can
+	 * serve (policy__queue_wait_ms()), < 0 none or not known */
+	double res_wait_ms;
 };
 
 enum model_state {
@@ -178,10 +181,9 @@ bool policy__load_release(double wait_ms, double est_ms, double elapsed_ms);
 void policy__cost(const struct config *cfg, int policy, const struct policy_node *n,
 		  struct aibl_cost *c);
 /* weights for every node of svc (in[k] is svc->nodes[k]); st: the ai
- * service's tracked state (NULL: none); 0 or -errno */
-int policy__weights(const struct config *cfg, const struct cfg_service *svc,
-		    const struct policy_svc *st, const struct policy_node *in,
-		    struct policy_out *out);
+ * service's tracked state (NULL: none), res_wait_ms set; 0 or -errno */
+int policy__weights(const struct config *cfg, const struct cfg_service *svc, struct policy_svc *st,
+		    const struct policy_node *in, struct policy_out *out);
 /* applied weight after hysteresis: keep old unless target moved > pct % */
 __u32 policy__hysteresis(__u32 applied, __u32 target, unsigned int pct);
 /* smoothed least_time sample */
