@@ -97,9 +97,6 @@ struct node_rt {
 	struct aibl_backend be;
 	struct aibl_cost cost;
 	struct node_load load; /* ai: a background load */
-	/* ai: how long its background loads took, from asked to resident
-	 * (EWMA), < 0 none measured */
-	double load_est_ms;
 	/* ai: the service whose load was pending (queued or asked) as the
 	 * recompute began, "" none: what the round's services read of it,
 	 * as load is written by them under aibld.load_lock */
@@ -134,6 +131,9 @@ struct svc_rt {
 	 * recompute (< 0 none or not known): services claim background
 	 * loads in the order of it, the longest wait first */
 	double need_ms;
+	/* ai: how long background loads of its model took, from asked to
+	 * resident, on any node (EWMA), < 0 none measured */
+	double load_est_ms;
 };
 
 struct pin_ent {
@@ -164,7 +164,7 @@ struct cluster;
 
 struct aibld {
 	pthread_mutex_t lock;
-	/* node_rt.load and load_est_ms while services recompute in parallel */
+	/* node_rt.load while services recompute in parallel */
 	pthread_mutex_t load_lock;
 	struct config cfg;
 	char cfg_path[CFG_PATH_LEN];
@@ -208,9 +208,6 @@ struct aibld {
 	/* ai: the usable node of the lowest latency floor whose prompts'
 	 * compute is measured: that, and its floor, < 0 none */
 	double prefill_ref_ms, prefill_ref_floor_ms;
-	/* ai: how long background loads took on any node (EWMA), < 0 none
-	 * measured: the estimate of a node's first load */
-	double load_est_ms;
 	int wake_fd;	 /* eventfd: API changed something, recompute now */
 	int poll_fd;	 /* eventfd: an agent saw a change, poll early */
 	bool force_next; /* rewrite every table on the next recompute */

@@ -142,7 +142,6 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		nn->id = AIBL_NO_BACKEND;
 		nn->ttft_ms = nn->lat_ms = nn->lat_floor_ms = nn->slots = nn->run_ms = -1;
 		nn->hit_rate = -1;
-		nn->load_est_ms = -1;
 		policy__prefill_init(&nn->pf);
 		nn->rep_active = -1;
 		nn->prev_other = NAN;
@@ -233,6 +232,7 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 		s->reuse = true;
 		s->reuse_hit = -1;
 		s->need_ms = -1;
+		s->load_est_ms = -1;
 		s->table = malloc(AIBL_RING_SIZE * sizeof(__u32));
 		s->applied = calloc(cfg->services[i].nnodes + 1, sizeof(__u32));
 		s->slots = calloc(cfg->services[i].nnodes + 1, sizeof(__u32));
@@ -254,6 +254,7 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 			s->reuse = old[j].reuse;
 			s->reuse_hit = old[j].reuse_hit;
 			s->need_ms = old[j].need_ms;
+			s->load_est_ms = old[j].load_est_ms;
 			s->mem_ids = old[j].mem_ids;
 			s->mem_val = old[j].mem_val;
 			s->nmem = old[j].nmem;
@@ -428,7 +429,6 @@ int aibld__init(struct aibld *d, struct config *cfg, struct dp *dp)
 
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_mutex_init(&d->load_lock, NULL);
-	d->load_est_ms = -1;
 	d->cfg = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
 	d->dp = dp;
@@ -828,11 +828,11 @@ static void load_queue(struct node_rt *n, const struct cfg_service *cs, __u64 sa
  * no flow until its report has the model resident, so no request waits
  * for a load that the resident nodes can wait out. Only once a request
  * would wait longer at the resident nodes than for the rest of the load
- * (policy__load_release: the node's earlier loads tell how long one
- * takes) does the node take its cold share, whose flows wait for the
- * load's end. Refused, or not resident after background_load_ms, it
- * falls back to the cold start: the node's flows load the model, and it
- * is asked again that much later.
+ * (policy__load_release: the earlier loads of the same model, on any
+ * node, tell how long one takes; the model, not the node, sets most of
+ * it: an adapter loads in a second, a base model in minutes) does the node take its cold share,
+ * whose flows wait for the load's end. Refused, or not resident after background_load_ms, it falls
+ * back to the cold start: the node's flows load the model, and it is asked again that much later.
  * With no node serving, the cold node's flows are the only way and it
  * keeps them. One load per node at a time: a node loading another
  * service's model takes no cold flows either. Services claim loads in the
@@ -843,11 +843,12 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 			     const struct policy_svc *st, __u64 now)
 {
 	const struct cfg_service *cs = &d->cfg.services[si];
+	struct svc_rt *s = &d->svcs[si];
 	const struct cfg_ai *ai = &d->cfg.ai;
 	bool others = false;
 	double wait = st->res_wait_ms; /* the least a request waits at a resident node */
 
-	d->svcs[si].need_ms = cs->policy == AIBL_POL_AI ? wait : -1;
+	s->need_ms = cs->policy == AIBL_POL_AI ? wait : -1;
 	if (cs->policy != AIBL_POL_AI)
 		return;
 	for (int k = 0; k < cs->nnodes; k++) {
@@ -861,10 +862,8 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 		if (l->state != NODE_LOAD_REFUSED) {
 			double took = (double)(now - l->since_ms);
 
-			n->load_est_ms =
-			    n->load_est_ms > 0 ? policy__ewma(n->load_est_ms, took, 0.5) : took;
-			d->load_est_ms =
-			    d->load_est_ms > 0 ? policy__ewma(d->load_est_ms, took, 0.5) : took;
+			s->load_est_ms =
+			    s->load_est_ms > 0 ? policy__ewma(s->load_est_ms, took, 0.5) : took;
 			pr_info("node '%s': model '%s' resident %.0f ms after the background load "
 				"was asked",
 				n->name, l->model, took);
@@ -896,9 +895,6 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 	for (int k = 0; k < cs->nnodes; k++) {
 		struct node_rt *n = &d->nodes[cs->nodes[k]];
 		struct node_load *l = &n->load;
-		/* a node's first load: as long as the fleet's took */
-		double est = n->load_est_ms > 0 ? n->load_est_ms : d->load_est_ms;
-
 		if (!w->out[k].cold || !d->cfg.nodes[n->cfg_idx].agent[0])
 			continue;
 		if (l->state == NODE_LOAD_NONE ||
@@ -914,7 +910,8 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 			nodes__load_refused(d, n, why);
 			continue;
 		} else if (l->state == NODE_LOAD_ASKED && !strcmp(l->svc, cs->name) &&
-			   policy__load_release(wait, est, (double)(now - l->since_ms))) {
+			   policy__load_release(wait, s->load_est_ms,
+						(double)(now - l->since_ms))) {
 			/* the resident nodes' queue is the longer wait */
 			if (!l->released)
 				pr_info(
@@ -922,7 +919,7 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 				    "request waits %.0f ms at the resident nodes, the load about "
 				    "%.0f ms more",
 				    cs->name, n->name, l->model, wait,
-				    fmax(est - (double)(now - l->since_ms), 0));
+				    fmax(s->load_est_ms - (double)(now - l->since_ms), 0));
 			l->released = true;
 			continue;
 		}

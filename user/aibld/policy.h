@@ -172,7 +172,7 @@ double policy__queue_wait_ms(const struct policy_node *n);
  * ai: whether a node loading the service's model in the background takes
  * the service's flows now: a request would wait at the resident nodes
  * (wait_ms, the least of their waits) at least as long as for the rest of
- * the load, estimated to take est_ms in all (the node's earlier loads),
+ * the load, estimated to take est_ms in all (the model's earlier loads),
  * of which elapsed_ms have passed. Unknown (< 0) either: no.
  */
 bool policy__load_release(double wait_ms, double est_ms, double elapsed_ms);
