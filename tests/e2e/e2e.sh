@@ -31,6 +31,17 @@ e2e_need() {
 	exit 0
 }
 
+# e2e_need_fake_nvml CASE...: the lab's GPU nodes get the fake NVML
+# (LAB_FAKE_NVML, lab.sh); skip every named case (and exit) when it is not
+# built
+e2e_need_fake_nvml() {
+	local c
+	export LAB_FAKE_NVML=$AIBL_BUILD/tests/libfake_nvml.so
+	[ -e "$LAB_FAKE_NVML" ] && return 0
+	for c in "$@"; do t_skip "$c" "$LAB_FAKE_NVML not built"; done
+	exit 0
+}
+
 # e2e_lab TAG [lab up options]: a lab with a prefix unique to this run
 e2e_lab() {
 	E2E_PREFIX="lb$1$(($$ % 1000))"

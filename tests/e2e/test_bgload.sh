@@ -23,8 +23,7 @@
 CASES=(no_room_no_load load_asked shown_by_aiblctl no_flows_while_loading served_once_resident no_cold_start
 	stranger_refused refused_falls_back no_failures)
 e2e_need "${CASES[@]}"
-export LAB_FAKE_NVML=$AIBL_BUILD/tests/libfake_nvml.so
-[ -e "$LAB_FAKE_NVML" ] || { for c in "${CASES[@]}"; do t_skip "$c" "$LAB_FAKE_NVML not built"; done; exit 0; }
+e2e_need_fake_nvml "${CASES[@]}"
 e2e_lab bg --nodes 2 --clients 32 || { t_fail lab "lab up failed"; t_done; }
 common=(--models m1:1000,m2:1000,m3:1000 --mem-mb 2500 --load-ms 5000 --decode-ms-per-tok 5)
 lab_start_node 1 "${common[@]}" --resident m1 --slots 2

@@ -18,8 +18,7 @@
 . "$(dirname "$0")/e2e.sh"
 CASES=(both_waits_known neediest_loads no_second_load)
 e2e_need "${CASES[@]}"
-export LAB_FAKE_NVML=$AIBL_BUILD/tests/libfake_nvml.so
-[ -e "$LAB_FAKE_NVML" ] || { for c in "${CASES[@]}"; do t_skip "$c" "$LAB_FAKE_NVML not built"; done; exit 0; }
+e2e_need_fake_nvml "${CASES[@]}"
 e2e_lab bp --nodes 3 --clients 8 || { t_fail lab "lab up failed"; t_done; }
 common=(--models m1:1000,m2:1000,m3:1000 --mem-mb 2500 --load-ms 3000 --decode-ms-per-tok 5)
 lab_start_node 1 "${common[@]}" --resident m1 --slots 2
