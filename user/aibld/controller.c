@@ -830,9 +830,11 @@ static void load_queue(struct node_rt *n, const struct cfg_service *cs, __u64 sa
  * would wait longer at the resident nodes than for the rest of the load
  * (policy__load_release: the earlier loads of the same model, on any
  * node, tell how long one takes; the model, not the node, sets most of
- * it: an adapter loads in a second, a base model in minutes) does the node take its cold share,
- * whose flows wait for the load's end. Refused, or not resident after background_load_ms, it falls
- * back to the cold start: the node's flows load the model, and it is asked again that much later.
+ * it: an adapter loads in a second, a base model in minutes) does the
+ * node take its cold share, whose flows wait for the load's end. Refused,
+ * or not resident after background_load_ms, it falls back to the cold
+ * start: the node's flows load the model, and it is asked again that much
+ * later.
  * With no node serving, the cold node's flows are the only way and it
  * keeps them. One load per node at a time: a node loading another
  * service's model takes no cold flows either. Services claim loads in the
