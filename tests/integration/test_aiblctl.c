@@ -1421,10 +1421,10 @@ static const char *status_doc =
     "\"services\":[{\"name\":\"chat\",\"vip\":\"10.100.0.1\",\"port\":80,\"proto\":\"tcp\","
     "\"policy\":\"ai\",\"model\":\"llama-3-8b\",\"nodes\":[{\"name\":\"gpu-a\",\"weight\":100,"
     "\"slots\":7800,\"state\":\"up\"},{\"name\":\"gpu-b\",\"weight\":50,\"slots\":3900,"
-    "\"state\":\"draining\"}],\"ai_prefix_hit\":0.713,\"ai_affinity\":true},"
+    "\"state\":\"draining\"}],\"ai_prefix_hit\":0.713,\"ai_affinity\":true,\"ai_wait_ms\":1250},"
     "{\"name\":\"batch\",\"vip\":\"10.100.0.2\",\"port\":80,\"proto\":\"tcp\","
     "\"policy\":\"ai\",\"model\":\"whisper\",\"nodes\":[],\"ai_prefix_hit\":0.004,"
-    "\"ai_affinity\":false},"
+    "\"ai_affinity\":false,\"ai_wait_ms\":-1},"
     "{\"name\":\"web\",\"vip\":\"10.100.0.3\",\"port\":80,\"proto\":\"tcp\","
     "\"policy\":\"wrr\",\"model\":\"\",\"nodes\":[]}],"
     "\"nodes\":[{\"name\":\"gpu-a\",\"address\":\"10.1.0.1\",\"state\":\"up\",\"healthy\":true,"
@@ -1525,8 +1525,8 @@ static void test_status_and_drain(void)
 			 JSIZE("nodes", 2, "nodes")),
 		    CASE(argf("--api %s/ status", api), 0, OUT("aibld 0.1.0, up 1h02m", "title"),
 			 ROW("service", "chat", "10.100.0.1:80/tcp", "ai", "71.3%, affinity",
-			     "gpu-a(w100,7800 slots,up)"),
-			 ROW("no prefix reuse", "batch", "ai", "0.4%, no affinity"),
+			     "1.2s", "gpu-a(w100,7800 slots,up)"),
+			 ROW("no prefix reuse", "batch", "ai", "0.4%, no affinity", "-"),
 			 ROW("classic", "web", "wrr", "-"),
 			 ROW("node a", "gpu-a", "10.1.0.1", "up", "yes", "420ms", "73.5%", "62.5%",
 			     "182.4 ms", "llama-3-8b,bge-large"),

@@ -206,10 +206,24 @@ static char *jnum(char *buf, size_t len, json_t *o, const char *k, int d, const 
 	return buf;
 }
 
+/* an ai service's least queue wait at a node that serves it ("-" unknown):
+ * the order in which services claim background loads */
+static const char *svc_wait(char *buf, size_t len, json_t *sv)
+{
+	json_t *w = json_object_get(sv, AIBL_SJ_AI_WAIT_MS);
+	double ms = json_is_number(w) ? json_number_value(w) : -1;
+
+	if (!(ms >= 0))
+		return "-";
+	if (ms < 1)
+		return "0ms";
+	return ctl_fmt_dur_ns(buf, len, (__u64)(ms * 1e6));
+}
+
 static void status_print(json_t *doc)
 {
-	static const char *const shdr[] = {"SERVICE", "VIP",	       "POLICY",
-					   "MODEL",   "PREFIX CACHED", "NODES"};
+	static const char *const shdr[] = {"SERVICE",	    "VIP",  "POLICY", "MODEL",
+					   "PREFIX CACHED", "WAIT", "NODES"};
 	static const char *const nhdr[] = {"NODE",	 "ADDRESS", "STATE",	"HEALTHY",
 					   "REPORT AGE", "GPU",	    "QUEUE",	"IN-FLIGHT",
 					   "KV CACHE",	 "TTFT",    "FAILURES", "MODELS"};
@@ -226,7 +240,7 @@ static void status_print(json_t *doc)
 			      (__u64)(json_number_value(uptime) * 1e9 > 0
 					  ? json_number_value(uptime) * 1e9
 					  : 0)));
-	t = ctl_table__new(6, shdr, "llllll");
+	t = ctl_table__new(7, shdr, "lllllrl");
 	json_array_foreach(svcs, i, sv)
 	{
 		json_t *nl = json_object_get(sv, AIBL_SJ_NODES), *nd;
@@ -266,6 +280,7 @@ static void status_print(json_t *doc)
 		} else {
 			ctl_table__cell(t, "-");
 		}
+		ctl_table__cell(t, "%s", svc_wait(b3, sizeof(b3), sv));
 		ctl_table__cell(t, "%s", nodes_s && nodes_s[0] ? nodes_s : "-");
 		free(nodes_s);
 	}
