@@ -5,6 +5,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
@@ -217,7 +218,8 @@ static const char *svc_wait(char *buf, size_t len, json_t *sv)
 		return "-";
 	if (ms < 1)
 		return "0ms";
-	return ctl_fmt_dur_ns(buf, len, (__u64)(ms * 1e6));
+	/* a figure past any real wait still converts to a u64 */
+	return ctl_fmt_dur_ns(buf, len, (__u64)(fmin(ms, 1e12) * 1e6));
 }
 
 static void status_print(json_t *doc)
