@@ -189,12 +189,16 @@ static enum MHD_Result ag_error(struct MHD_Connection *c, unsigned int status, c
 }
 
 /*
- * With a key, only a request signed with it gets a report (the controller
- * signs each poll with the node's key and a fresh nonce): the report names
- * clients, and an agent that signed any nonce it was sent would be a
- * signing oracle. A request signature is taken once (replay guard).
+ * With a key, only a request signed with it for what it asks (what: the
+ * AIBL_AUTH_REQ_* string, a load's with the model's name) is served: the
+ * controller signs each poll and each load with the node's key and a
+ * fresh nonce. The report names clients, and an agent that signed any
+ * nonce it was sent would be a signing oracle; a load takes memory. A
+ * request signature is taken once (replay guard). label names the
+ * request in msg.
  */
-static int ag_report_auth(struct MHD_Connection *c, struct aibl_sig *as, char *msg, size_t len)
+static int ag_req_auth(struct MHD_Connection *c, const char *what, const char *label,
+		       struct aibl_sig *as, char *msg, size_t len)
 {
 	const char *hdr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, AIBL_AUTH_HEADER);
 	const char *why = NULL;
@@ -202,18 +206,18 @@ static int ag_report_auth(struct MHD_Connection *c, struct aibl_sig *as, char *m
 
 	if (!hdr) {
 		snprintf(msg, len,
-			 "report refused: the request is not signed (" AIBL_AUTH_HEADER
-			 " with the node's key)");
+			 "%s refused: the request is not signed (" AIBL_AUTH_HEADER
+			 " with the node's key)",
+			 label);
 		return -ENOKEY;
 	}
 	err = aibl_auth__parse(hdr, as, &why);
 	if (!err)
-		err = aibl_auth__verify_req_sig(&ag_key, as, AIBL_AUTH_REQ_REPORT, time(NULL),
-						AIBL_AUTH_WINDOW_S);
+		err = aibl_auth__verify_req_sig(&ag_key, as, what, time(NULL), AIBL_AUTH_WINDOW_S);
 	if (!err && aibl_replay__seen(&ag_req_replay, as, time(NULL), AIBL_AUTH_WINDOW_S))
 		err = -EALREADY;
 	if (err)
-		snprintf(msg, len, "report refused: %s%s%s",
+		snprintf(msg, len, "%s refused: %s%s%s", label,
 			 err == -EALREADY ? "request signature already used (replay)"
 					  : aibl_auth__strerror(err),
 			 why ? ": " : "", why ? why : "");
@@ -228,7 +232,7 @@ static enum MHD_Result ag_report(struct MHD_Connection *c)
 	char *body;
 	int err;
 
-	if (ag_has_key && ag_report_auth(c, &as, msg, sizeof(msg)))
+	if (ag_has_key && ag_req_auth(c, AIBL_AUTH_REQ_REPORT, "report", &as, msg, sizeof(msg)))
 		return ag_error(c, MHD_HTTP_UNAUTHORIZED, msg);
 	err = agent__report(&ag, &r);
 	if (err) {
@@ -366,23 +370,11 @@ static enum MHD_Result ag_post_load(struct MHD_Connection *c, const struct http_
 				"leading '.'");
 	if (ag_has_key) {
 		struct aibl_sig as;
-		const char *why = NULL;
 		char what[sizeof(AIBL_AUTH_REQ_LOAD) + AR_MODEL_LEN];
 
 		snprintf(what, sizeof(what), "%s%s", AIBL_AUTH_REQ_LOAD, model);
-		err = aibl_auth__parse(sig, &as, &why);
-		if (!err)
-			err = aibl_auth__verify_req_sig(&ag_key, &as, what, time(NULL),
-							AIBL_AUTH_WINDOW_S);
-		if (!err && aibl_replay__seen(&ag_req_replay, &as, time(NULL), AIBL_AUTH_WINDOW_S))
-			err = -EALREADY;
-		if (err) {
-			snprintf(msg, sizeof(msg), "load refused: %s%s%s",
-				 err == -EALREADY ? "signature already used (replay)"
-						  : aibl_auth__strerror(err),
-				 why ? ": " : "", why ? why : "");
+		if (ag_req_auth(c, what, "load", &as, msg, sizeof(msg)))
 			return ag_error(c, MHD_HTTP_UNAUTHORIZED, msg);
-		}
 	} else if (!ag_client_is_loopback(c) && !ag_client_is_controller(c)) {
 		return ag_error(c, MHD_HTTP_FORBIDDEN,
 				"loads come from this node or a --controller address, or are "
