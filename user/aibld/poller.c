@@ -230,6 +230,12 @@ static int job_setup(struct aibld *d, struct job *j)
 	return 0;
 }
 
+/* why a transfer failed: libcurl's detailed message, else its code's */
+static const char *job_error(const struct job *j, CURLcode rc)
+{
+	return j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc);
+}
+
 /* judge one finished transfer; caller holds d->lock */
 static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 {
@@ -240,8 +246,7 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 	int e;
 
 	if (j->backend) {
-		nodes__backend_result(d, n, rc == CURLE_OK,
-				      j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
+		nodes__backend_result(d, n, rc == CURLE_OK, job_error(j, rc));
 		return;
 	}
 	if (j->load) {
@@ -258,8 +263,7 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 				 (int)(j->body.len < 120 ? j->body.len : 120),
 				 http_body__str(&j->body));
 		else
-			snprintf(err, sizeof(err), "%s",
-				 j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
+			snprintf(err, sizeof(err), "%s", job_error(j, rc));
 		nodes__load_refused(d, n, err);
 		return;
 	}
@@ -272,8 +276,7 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 		bool to = rc == CURLE_OPERATION_TIMEDOUT;
 
 		nodes__poll_fail(d, n, to ? NODE_FAIL_TIMEOUT : NODE_FAIL_UNREACHABLE, "%s: %s",
-				 to ? "timeout" : "unreachable",
-				 j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
+				 to ? "timeout" : "unreachable", job_error(j, rc));
 		return;
 	}
 	if (j->tcp) {
