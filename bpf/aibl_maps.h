@@ -6,10 +6,11 @@
  * aiblctl and bpftool find it there, and a restarted controller reuses it.
  *
  * aibld writes the configuration; the program writes only aibl_conns,
- * aibl_load, aibl_rr_pos, aibl_syns, aibl_fcache, aibl_fcache_ctl,
- * aibl_rate and the counters. It never reads aibl_members, aibl_svc_meta or aibl_be_meta:
- * they are here so that loading the program creates and pins them for
- * aiblctl.
+ * aibl_load, aibl_rr_pos, aibl_syns, aibl_affinity, aibl_fcache,
+ * aibl_fcache_ctl, aibl_rate and the counters. It reads aibl_members only
+ * to check a client affinity's backend, and never aibl_svc_meta or
+ * aibl_be_meta: they are here so that loading the program creates and pins
+ * them for aiblctl.
  */
 #ifndef AIBL_MAPS_H
 #define AIBL_MAPS_H
@@ -96,11 +97,10 @@ struct {
 /* client affinities the data plane learns: a client's next new flow to a
  * p2c service follows its last p2c choice (include/aibl.h) */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, AIBL_MAX_AFFINITY);
-	__type(key, struct aibl_pin_key);
-	__type(value, struct aibl_affinity);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AIBL_AFFINITY_BUCKETS);
+	__type(key, __u32);
+	__type(value, struct aibl_affinity_bucket);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aibl_affinity SEC(".maps");
 

@@ -318,26 +318,34 @@ static __always_inline __u32 session_hash(const struct aibl_vip *vip, const stru
 						       : aibl_hash_client(&p->fk, seed);
 }
 
+/* the same address, all 16 bytes (an IPv4 one is zero-padded) */
+static __always_inline bool addr_eq(const union aibl_addr *a, const union aibl_addr *b)
+{
+	return !((a->v6[0] ^ b->v6[0]) | (a->v6[1] ^ b->v6[1]) | (a->v6[2] ^ b->v6[2]) |
+		 (a->v6[3] ^ b->v6[3]));
+}
+
 /*
  * Client affinity (struct aibl_affinity), after choose() made a p2c choice
  * that no session pin decided: the client's last p2c choice for the service,
  * while it lasts, is still in the service's table and can take new flows,
  * wins unless its expected wait is more than affinity_spill_ms longer. A
  * session pin, followed or spilled, is the node's word and wins over it.
- * Where the choice stands, it becomes the client's affinity; a followed
- * one is not renewed, so the pins from cache hints take over once they
- * come, and a session that left a node is not held there.
+ * Where the choice stands, it becomes the client's affinity, in its own way
+ * of the bucket or in the one that expires first; a followed one is not
+ * renewed, so the pins from cache hints take over once they come, and a
+ * session that left a node is not held there.
  * Its own global function, called by the new-flow path only: choose()'s
  * frame, under handle_icmp's, leaves no room for it (512 bytes combined).
  */
 __noinline int choose_affinity(const struct aibl_vip *vip, const struct pkt *p, struct choice *ch)
 {
-	struct aibl_pin_key pk = {};
-	struct aibl_affinity *af, nv = {};
+	struct aibl_affinity_bucket *bk;
+	struct aibl_affinity *af = NULL, *w;
 	struct aibl_member_key mk;
 	struct aibl_member *m;
 	struct aibl_globals *g;
-	__u32 zero = 0, id;
+	__u32 zero = 0, id, idx;
 	__u64 now;
 
 	if (!vip || !p || !ch || ch->pin || ch->backend == AIBL_NO_BACKEND)
@@ -345,11 +353,19 @@ __noinline int choose_affinity(const struct aibl_vip *vip, const struct pkt *p, 
 	g = bpf_map_lookup_elem(&aibl_globals, &zero);
 	if (!g || !g->affinity_ms || (g->flags & AIBL_G_F_CLUSTER))
 		return 0;
-	pk.svc_id = vip->svc_id;
-	pk.family = p->fk.family;
-	pk.client = p->fk.src;
+	idx = aibl_affinity_index(vip->svc_id, &p->fk.src, p->fk.family);
+	bk = bpf_map_lookup_elem(&aibl_affinity, &idx);
+	if (!bk)
+		return 0;
+	for (int i = 0; i < AIBL_AFFINITY_WAYS; i++) {
+		w = &bk->way[i];
+		if (w->family == p->fk.family && w->svc_id == vip->svc_id &&
+		    addr_eq(&w->client, &p->fk.src)) {
+			af = w;
+			break;
+		}
+	}
 	now = bpf_ktime_get_coarse_ns();
-	af = bpf_map_lookup_elem(&aibl_affinity, &pk);
 	if (af && now < READ_ONCE(af->expires_ns)) {
 		id = READ_ONCE(af->backend);
 		if (id == ch->backend) {
@@ -368,9 +384,19 @@ __noinline int choose_affinity(const struct aibl_vip *vip, const struct pkt *p, 
 		}
 		count(AIBL_CNT_AFFINITY_SKIP);
 	}
-	nv.backend = ch->backend;
-	nv.expires_ns = now + (__u64)g->affinity_ms * 1000000;
-	bpf_map_update_elem(&aibl_affinity, &pk, &nv, BPF_ANY);
+	if (!af) {
+		/* the way that expires first: an empty one (0), an expired one,
+		 * else the client whose affinity has least time left */
+		af = &bk->way[0];
+		for (int i = 1; i < AIBL_AFFINITY_WAYS; i++)
+			if (READ_ONCE(bk->way[i].expires_ns) < READ_ONCE(af->expires_ns))
+				af = &bk->way[i];
+		af->client = p->fk.src;
+		af->svc_id = vip->svc_id;
+		af->family = p->fk.family;
+	}
+	WRITE_ONCE(af->backend, ch->backend);
+	WRITE_ONCE(af->expires_ns, now + (__u64)g->affinity_ms * 1000000);
 	return 0;
 }
 
@@ -394,12 +420,6 @@ static __always_inline int choose_flow(const struct aibl_vip *vip, const struct 
 }
 
 /* ---------------- VIP lookup ---------------- */
-
-static __always_inline bool addr_eq(const union aibl_addr *a, const union aibl_addr *b)
-{
-	return !((a->v6[0] ^ b->v6[0]) | (a->v6[1] ^ b->v6[1]) | (a->v6[2] ^ b->v6[2]) |
-		 (a->v6[3] ^ b->v6[3]));
-}
 
 static __always_inline struct aibl_vip *vip_lookup(const union aibl_addr *addr, __u8 family,
 						   __be16 port, __u8 proto)

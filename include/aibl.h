@@ -14,7 +14,7 @@
 #ifndef AIBL_H
 #define AIBL_H
 
-#define AIBL_ABI_VERSION 6
+#define AIBL_ABI_VERSION 7
 
 /* ---- capacity limits (build time; counts are also load-time settable) ---- */
 
@@ -96,10 +96,13 @@
 #ifndef AIBL_MAX_MEMBERS
 #define AIBL_MAX_MEMBERS 65536
 #endif
-/* Client affinities the data plane learns (aibl_affinity, an LRU). */
+/* Client affinities the data plane learns (aibl_affinity): buckets of
+ * AIBL_AFFINITY_WAYS entries, AIBL_MAX_AFFINITY entries in all. */
 #ifndef AIBL_MAX_AFFINITY
 #define AIBL_MAX_AFFINITY 65536
 #endif
+#define AIBL_AFFINITY_WAYS    2
+#define AIBL_AFFINITY_BUCKETS (AIBL_MAX_AFFINITY / AIBL_AFFINITY_WAYS)
 /* Node side: clients seen per node, for cache hints. */
 #ifndef AIBL_NODE_MAX_CLIENTS
 #define AIBL_NODE_MAX_CLIENTS 65536
@@ -344,22 +347,38 @@ struct aibl_pin {
 };
 
 /*
- * ---- client affinity: aibl_affinity, LRU_HASH written by the data plane ----
- * key struct aibl_pin_key. A p2c service with AIBL_VIP_F_AFFINITY records
- * where p2c sent each client's new flow; the same client's next new flow
- * to the service, within aibl_globals.affinity_ms and with no session pin,
- * goes there too unless the queue expected there (beyond the free slots,
- * and the prompts waiting for the node's compute) is more than
- * affinity_spill_ms longer than at the p2c choice. It bridges the time
- * before the node's cache hints make a pin, and it keeps the sessions
- * behind one address (a NAT, an API gateway), which no pin tells apart,
- * on the node that holds their prefixes. Only a backend still in the
- * service's table (aibl_members) is followed. Never in cluster mode.
+ * ---- client affinity: aibl_affinity, ARRAY of AIBL_AFFINITY_BUCKETS ----
+ * A p2c service with AIBL_VIP_F_AFFINITY records where p2c sent each
+ * client's new flow; the same client's next new flow to the service,
+ * within aibl_globals.affinity_ms and with no session pin, goes there too
+ * unless the queue expected there (beyond the free slots, and the prompts
+ * waiting for the node's compute) is more than affinity_spill_ms longer
+ * than at the p2c choice. It bridges the time before the node's cache
+ * hints make a pin, and it keeps the sessions behind one address (a NAT,
+ * an API gateway), which no pin tells apart, on the node that holds their
+ * prefixes. Only a backend still in the service's table (aibl_members) is
+ * followed. Never in cluster mode.
+ * A (service, client) lives in the bucket aibl_affinity_index() names, in
+ * the way that holds it, else the way that expires first (an empty way has
+ * expires_ns 0). Written in place, without the insert and eviction an LRU
+ * hash pays on each new client (about 360 ns a SYN here, more than the
+ * rest of the new-flow path): an entry lost to a newer client costs one
+ * flow the affinity, as an LRU's eviction does. Two CPUs writing one way
+ * at once can mix two entries; what is read is checked whole (client,
+ * service, family, a backend in the service's table), so a mixed entry is
+ * at worst a p2c choice of the same service followed.
  */
 struct aibl_affinity {
+	union aibl_addr client;
+	__u32 svc_id;
 	__u32 backend;
-	__u32 pad;
+	__u8 family; /* AIBL_AF_*, 0: an empty way */
+	__u8 pad[7];
 	__u64 expires_ns; /* bpf_ktime_get_coarse_ns() */
+};
+
+struct aibl_affinity_bucket {
+	struct aibl_affinity way[AIBL_AFFINITY_WAYS];
 };
 
 /* the pinned node is measured beyond its service's latency bound (a slower
@@ -733,7 +752,9 @@ _Static_assert(sizeof(struct aibl_flow_key) == 40, "aibl_flow_key");
 _Static_assert(sizeof(struct aibl_conn) == 16, "aibl_conn");
 _Static_assert(sizeof(struct aibl_pin_key) == 24, "aibl_pin_key");
 _Static_assert(sizeof(struct aibl_pin) == 16, "aibl_pin");
-_Static_assert(sizeof(struct aibl_affinity) == 16, "aibl_affinity");
+_Static_assert(sizeof(struct aibl_affinity) == 40, "aibl_affinity");
+_Static_assert((AIBL_AFFINITY_BUCKETS & (AIBL_AFFINITY_BUCKETS - 1)) == 0,
+	       "affinity buckets: power of two");
 _Static_assert(sizeof(struct aibl_member_key) == 8, "aibl_member_key");
 _Static_assert(sizeof(struct aibl_member) == 16, "aibl_member");
 _Static_assert(sizeof(struct aibl_traffic) == 32, "aibl_traffic");

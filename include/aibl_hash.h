@@ -104,4 +104,14 @@ static inline __u32 aibl_filter_pin_bit(__u32 svc_id, const union aibl_addr *cli
 	return aibl_mix32(aibl_hash_addr(h, client, family)) & (AIBL_FILTER_BITS - 1);
 }
 
+/* aibl_affinity's bucket of a (service, client address): another remix
+ * than the pin filter's bit, so a client that collides in one does not
+ * collide in the other */
+static inline __u32 aibl_affinity_index(__u32 svc_id, const union aibl_addr *client, __u8 family)
+{
+	__u32 h = aibl_hash_step(svc_id ^ 0x7f4a7c15, family);
+
+	return aibl_mix32(aibl_hash_addr(h, client, family)) & (AIBL_AFFINITY_BUCKETS - 1);
+}
+
 #endif /* AIBL_HASH_H */

@@ -119,7 +119,7 @@ static int load_empty(struct bpf_object **obj)
  * and "ai" run it as aibld runs an ai service: p2c over priced backends
  * with free slots (struct aibl_cost, every backend a member of the table),
  * "ai" with client affinity on (aibl_affinity: each new client of new_flow
- * a lookup miss and an insert).
+ * reads its bucket, finds no entry and writes one in place).
  */
 static int setup(const char *mode)
 {

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <time.h>
 #include "xdp_fixture.h"
+#include "maps.h"
 #include "../../user/aibld/aibld.h"
 
 static __u64 mono_ns(void)
@@ -688,23 +689,54 @@ static int aff_member(__u32 be, __u32 slots)
 	return bpf_map_update_elem(xe_fd(AIBL_MAP_MEMBERS), &k, &v, BPF_ANY) ? -errno : 0;
 }
 
-static int aff_get(__u32 c, struct aibl_affinity *v)
+/* syn_from()'s client c, and its affinity's bucket for service 0 */
+static __u32 aff_client(__u32 c, union aibl_addr *addr)
 {
-	struct aibl_pin_key k = {.svc_id = 0, .family = AIBL_AF_INET};
-	struct in_addr a = {htonl(0xc6120000u + c)}; /* syn_from()'s client c */
+	struct in_addr a = {htonl(0xc6120000u + c)};
 
-	memcpy(&k.client, &a, sizeof(a));
-	return bpf_map_lookup_elem(xe_fd(AIBL_MAP_AFFINITY), &k, v) ? -errno : 0;
+	memset(addr, 0, sizeof(*addr));
+	memcpy(addr, &a, sizeof(a));
+	return aibl_affinity_index(0, addr, AIBL_AF_INET);
 }
 
+static int aff_get(__u32 c, struct aibl_affinity *v)
+{
+	struct aibl_affinity_bucket b;
+	union aibl_addr addr;
+	__u32 idx = aff_client(c, &addr);
+	int way;
+
+	if (bpf_map_lookup_elem(xe_fd(AIBL_MAP_AFFINITY), &idx, &b))
+		return -errno;
+	way = aibl_affinity__way(&b, 0, AIBL_AF_INET, &addr);
+	if (way < 0)
+		return -ENOENT;
+	*v = b.way[way];
+	return 0;
+}
+
+/* client c's affinity, in its own way, else the bucket's first empty one */
 static int aff_set(__u32 c, __u32 be, __u64 expires)
 {
-	struct aibl_pin_key k = {.svc_id = 0, .family = AIBL_AF_INET};
-	struct in_addr a = {htonl(0xc6120000u + c)};
-	struct aibl_affinity v = {.backend = be, .expires_ns = expires};
+	struct aibl_affinity_bucket b;
+	union aibl_addr addr;
+	__u32 idx = aff_client(c, &addr);
+	int way;
 
-	memcpy(&k.client, &a, sizeof(a));
-	return bpf_map_update_elem(xe_fd(AIBL_MAP_AFFINITY), &k, &v, BPF_ANY) ? -errno : 0;
+	if (bpf_map_lookup_elem(xe_fd(AIBL_MAP_AFFINITY), &idx, &b))
+		return -errno;
+	way = aibl_affinity__way(&b, 0, AIBL_AF_INET, &addr);
+	for (int i = 0; way < 0 && i < AIBL_AFFINITY_WAYS; i++)
+		if (!b.way[i].family)
+			way = i;
+	if (way < 0)
+		return -ENOSPC;
+	b.way[way] = (struct aibl_affinity){.client = addr,
+					    .svc_id = 0,
+					    .backend = be,
+					    .family = AIBL_AF_INET,
+					    .expires_ns = expires};
+	return bpf_map_update_elem(xe_fd(AIBL_MAP_AFFINITY), &idx, &b, BPF_ANY) ? -errno : 0;
 }
 
 /*
@@ -819,6 +851,89 @@ out:
 	xe_down();
 }
 
+/*
+ * aibl_affinity is a table of buckets written in place: three clients whose
+ * (service, address) share a bucket of two ways. The third takes the way
+ * that expires first (a lapsed entry before a live one, then the live one
+ * with least time left), and each client finds its own way whichever it
+ * is. An entry of another service, or of the same address in the other
+ * family, is not the client's: the p2c choice stands.
+ */
+static void test_sel_affinity_ways(void)
+{
+	static __u32 pat[2] = {1, 2};
+	struct aibl_cost c1 = {.cost = 100, .free = 8, .per_flow = 100};
+	struct aibl_cost c2 = {.cost = 150, .free = 8, .per_flow = 100};
+	__u32 cl[3] = {1}, n = 1, idx, one = 1;
+	struct aibl_affinity_bucket b;
+	struct aibl_affinity a;
+	union aibl_addr addr;
+	struct xe_result r;
+
+	_Static_assert(AIBL_AFFINITY_WAYS == 2, "three clients fill a bucket of two ways");
+	idx = aff_client(1, &addr);
+	for (__u32 c = 2; n < 3 && c < (1u << 22); c++)
+		if (aff_client(c, &addr) == idx)
+			cl[n++] = c;
+	if (!ASSERT_EQ(n, 3, "three clients of one bucket") || !p2c_env(pat, 2, &c1, &c2) ||
+	    !ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0,
+			      AIBL_VIP_F_AFFINITY),
+		       "affinity vip") ||
+	    !ASSERT_OK(aff_member(1, 100), "member 1") ||
+	    !ASSERT_OK(aff_member(2, 100), "member 2"))
+		goto out;
+	xe_glob.affinity_ms = 60000;
+	xe_glob.affinity_spill_ms = 500;
+	if (!ASSERT_OK(xe_globals_write(), "globals"))
+		goto out;
+
+	/* the first two clients fill the bucket, each to the p2c choice (1) */
+	ASSERT_EQ(syn_from(cl[0], 1, VIP4, 80, &r), 1, "client a: p2c");
+	ASSERT_EQ(syn_from(cl[1], 1, VIP4, 80, &r), 1, "client b: p2c");
+	ASSERT_OK(aff_get(cl[0], &a), "a learnt");
+	ASSERT_OK(aff_get(cl[1], &a), "b learnt");
+	/* p2c now prefers 2; a and b each follow their own way to 1 */
+	c1.cost = 300;
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &one, &c1, 0), "cost1");
+	ASSERT_EQ(syn_from(cl[0], 2, VIP4, 80, &r), 1, "a follows its way");
+	ASSERT_EQ(syn_from(cl[1], 2, VIP4, 80, &r), 1, "b follows its way");
+
+	/* a lapses: c takes a's way, b's live entry stays */
+	ASSERT_OK(aff_set(cl[0], 1, mono_ns() - 1000000000ull), "a lapsed");
+	ASSERT_EQ(syn_from(cl[2], 1, VIP4, 80, &r), 2, "client c: p2c");
+	ASSERT_EQ(aff_get(cl[0], &a), -ENOENT, "a's way taken");
+	ASSERT_OK(aff_get(cl[1], &a), "b kept");
+	ASSERT_EQ(a.backend, 1, "b to 1");
+	ASSERT_OK(aff_get(cl[2], &a), "c learnt");
+	ASSERT_EQ(a.backend, 2, "c to 2");
+	ASSERT_EQ(syn_from(cl[1], 3, VIP4, 80, &r), 1, "b still follows");
+
+	/* both live: a new entry for a takes the way expiring first (b's) */
+	ASSERT_OK(aff_set(cl[1], 1, mono_ns() + 30000000000ull), "b expires sooner");
+	ASSERT_EQ(syn_from(cl[0], 3, VIP4, 80, &r), 2, "a again: p2c");
+	ASSERT_EQ(aff_get(cl[1], &a), -ENOENT, "b's way taken");
+	ASSERT_OK(aff_get(cl[2], &a), "c kept");
+	ASSERT_OK(aff_get(cl[0], &a), "a learnt again");
+
+	/* not the client's: a's address under another service, and the same
+	 * 16 bytes as an IPv6 address, both live and to 1 */
+	aff_client(cl[0], &addr);
+	memset(&b, 0, sizeof(b));
+	b.way[0] = (struct aibl_affinity){.client = addr,
+					  .svc_id = 7,
+					  .backend = 1,
+					  .family = AIBL_AF_INET,
+					  .expires_ns = mono_ns() + 60000000000ull};
+	b.way[1] = b.way[0];
+	b.way[1].svc_id = 0;
+	b.way[1].family = AIBL_AF_INET6;
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_AFFINITY), &idx, &b, BPF_ANY), "foreign");
+	ASSERT_EQ(syn_from(cl[0], 4, VIP4, 80, &r), 2, "a: p2c, not another's entry");
+out:
+	xe_glob.affinity_ms = xe_glob.affinity_spill_ms = 0;
+	xe_down();
+}
+
 static const struct test_case cases[] = {
     {"sel_hash_weights", test_sel_hash_weights},
     {"sel_rr_order", test_sel_rr},
@@ -836,6 +951,7 @@ static const struct test_case cases[] = {
     {"sel_bounded_load", test_sel_bounded},
     {"pins", test_pins},
     {"sel_affinity", test_sel_affinity},
+    {"sel_affinity_ways", test_sel_affinity_ways},
 };
 
 XF_MAIN(cases)

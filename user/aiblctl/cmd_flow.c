@@ -405,8 +405,10 @@ static void affinity_help(FILE *f)
 		"service follows it until it EXPIRES (aibld's ai.affinity_ms), while the\n"
 		"backend is still in the service's table, takes new flows, and its expected\n"
 		"wait is within the spill (ai.pin_spill_ms) of p2c's choice; a session pin\n"
-		"(aiblctl pin list) wins over it. Expired entries stay until the LRU reuses\n"
-		"them and are not followed. Shows at most N entries, live ones first\n"
+		"(aiblctl pin list) wins over it. Expired entries are not followed; they stay\n"
+		"until a new client's entry takes their way of the table (the way that\n"
+		"expires first; a live one too where the bucket is full). Shows at most N\n"
+		"entries, live ones first\n"
 		"(default %d, 0 for all).\n",
 		FLOW_LIMIT_DEFAULT);
 }

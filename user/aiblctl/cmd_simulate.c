@@ -289,8 +289,7 @@ int ctl_cmd_simulate(int argc, char **argv)
 	const struct ctl_opt opts[] = {{"--keep", false, &keep_opt}};
 	struct aibl_map cm = {.fd = -1}, lm = {.fd = -1}, sm = {.fd = -1}, ym = {.fd = -1};
 	struct aibl_map am = {.fd = -1};
-	struct aibl_affinity aff_before, aff_after;
-	struct aibl_pin_key ak = {};
+	struct aibl_affinity_bucket aff_before, aff_after;
 	bool aff_had = false, aff_restored = false;
 	__u64 before[AIBL_CNT__MAX], mid[AIBL_CNT__MAX], after[AIBL_CNT__MAX];
 	static struct sim_run syn_run, ack_run;
@@ -307,7 +306,7 @@ int ctl_cmd_simulate(int argc, char **argv)
 	char sbname[48] = "-";
 	char *pos[3];
 	int npos, ret, fd = -1, svc, way;
-	__u32 syn_idx;
+	__u32 syn_idx, aff_idx;
 	__u64 syn_tag;
 
 	if (ctl_is_help(argc, argv))
@@ -342,11 +341,11 @@ int ctl_cmd_simulate(int argc, char **argv)
 	if (svc >= 0)
 		ctl_state__svc_name(&s, svc, sname, sizeof(sname));
 	existed = bpf_map_lookup_elem(cm.fd, &k, &conn) == 0;
-	/* the client's affinity for the service (aibl_affinity), as it was */
-	ak.svc_id = svc >= 0 ? (__u32)svc : 0;
-	ak.family = k.family;
-	ak.client = k.src;
-	aff_had = svc >= 0 && bpf_map_lookup_elem(am.fd, &ak, &aff_before) == 0;
+	/* the bucket of the client's affinity for the service (aibl_affinity),
+	 * as it was: the SYN may write the client's way, or take another
+	 * client's */
+	aff_idx = aibl_affinity_index(svc >= 0 ? (__u32)svc : 0, &k.src, k.family);
+	aff_had = svc >= 0 && bpf_map_lookup_elem(am.fd, &aff_idx, &aff_before) == 0;
 	syn_idx = aibl_syn_index(aibl_hash_flow(&k, s.g.hash_seed), &syn_tag);
 	if (read_counters(&sm, before)) {
 		ret = ctl_fail("map %s: read failed: %s", AIBL_MAP_STATS, strerror(errno));
@@ -407,12 +406,10 @@ undo:
 		}
 	}
 	if (!keep_opt && svc >= 0) {
-		bool now_has = bpf_map_lookup_elem(am.fd, &ak, &aff_after) == 0;
-
-		if (aff_had && (!now_has || memcmp(&aff_after, &aff_before, sizeof(aff_after))))
-			aff_restored = bpf_map_update_elem(am.fd, &ak, &aff_before, BPF_ANY) == 0;
-		else if (!aff_had && now_has)
-			aff_restored = bpf_map_delete_elem(am.fd, &ak) == 0;
+		if (aff_had && bpf_map_lookup_elem(am.fd, &aff_idx, &aff_after) == 0 &&
+		    memcmp(&aff_after, &aff_before, sizeof(aff_after)))
+			aff_restored =
+			    bpf_map_update_elem(am.fd, &aff_idx, &aff_before, BPF_EXIST) == 0;
 	}
 	if (created && !keep_opt) {
 		__u32 b = conn.backend;

@@ -151,6 +151,36 @@ int ctl_state__reload_stats(struct ctl_state *s, char *err, size_t errlen)
 	return load_stats(s, err, errlen);
 }
 
+/* every way of aibl_affinity that holds a client's entry, live or expired */
+static int load_affinity(struct ctl_state *s, char *err, size_t errlen)
+{
+	struct aibl_affinity_bucket *b = NULL;
+	__u32 nb = 0;
+	int ret;
+
+	ret = read_array(AIBL_MAP_AFFINITY, (void **)&b, &nb, err, errlen);
+	if (ret)
+		return ret;
+	s->akeys = calloc((size_t)nb * AIBL_AFFINITY_WAYS + 1, sizeof(*s->akeys));
+	s->avals = calloc((size_t)nb * AIBL_AFFINITY_WAYS + 1, sizeof(*s->avals));
+	if (!s->akeys || !s->avals) {
+		free(b);
+		return -ENOMEM;
+	}
+	for (__u32 i = 0; i < nb; i++)
+		for (int w = 0; w < AIBL_AFFINITY_WAYS; w++) {
+			const struct aibl_affinity *af = &b[i].way[w];
+
+			if (!af->family)
+				continue;
+			s->akeys[s->naff] = (struct aibl_pin_key){
+			    .svc_id = af->svc_id, .family = af->family, .client = af->client};
+			s->avals[s->naff++] = *af;
+		}
+	free(b);
+	return 0;
+}
+
 int ctl_state__load(struct ctl_state *s, unsigned int what, char *err, size_t errlen)
 {
 	struct aibl_backend *be = NULL;
@@ -221,8 +251,7 @@ int ctl_state__load(struct ctl_state *s, unsigned int what, char *err, size_t er
 			goto out;
 	}
 	if (what & CTL_LOAD_AFFINITY) {
-		ret = dump_hash(AIBL_MAP_AFFINITY, (void **)&s->akeys, (void **)&s->avals, &s->naff,
-				err, errlen);
+		ret = load_affinity(s, err, errlen);
 		if (ret)
 			goto out;
 	}

@@ -26,7 +26,7 @@ static const struct aibl_map_desc map_descs[] = {
     DESC(AIBL_MAP_LOAD, BPF_MAP_TYPE_ARRAY, __u32, struct aibl_load),
     DESC(AIBL_MAP_CONNS, BPF_MAP_TYPE_LRU_HASH, struct aibl_flow_key, struct aibl_conn),
     DESC(AIBL_MAP_PINS, BPF_MAP_TYPE_HASH, struct aibl_pin_key, struct aibl_pin),
-    DESC(AIBL_MAP_AFFINITY, BPF_MAP_TYPE_LRU_HASH, struct aibl_pin_key, struct aibl_affinity),
+    DESC(AIBL_MAP_AFFINITY, BPF_MAP_TYPE_ARRAY, __u32, struct aibl_affinity_bucket),
     DESC(AIBL_MAP_MEMBERS, BPF_MAP_TYPE_HASH, struct aibl_member_key, struct aibl_member),
     DESC(AIBL_MAP_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, __u64),
     DESC(AIBL_MAP_SVC_STATS, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct aibl_traffic),
@@ -359,4 +359,17 @@ void aibl_map__sum_u64(const struct aibl_map *m, const void *percpu, void *out)
 		for (size_t f = 0; f < nf; f++)
 			sum[f] += v[f];
 	}
+}
+
+int aibl_affinity__way(const struct aibl_affinity_bucket *b, __u32 svc_id, __u8 family,
+		       const union aibl_addr *client)
+{
+	for (int i = 0; i < AIBL_AFFINITY_WAYS; i++) {
+		const struct aibl_affinity *w = &b->way[i];
+
+		if (w->family && w->family == family && w->svc_id == svc_id &&
+		    !memcmp(&w->client, client, sizeof(*client)))
+			return i;
+	}
+	return -1;
 }
