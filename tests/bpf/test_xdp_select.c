@@ -699,16 +699,27 @@ static __u32 aff_client(__u32 c, union aibl_addr *addr)
 	return aibl_affinity_index(0, addr, AIBL_AF_INET);
 }
 
+/* client c's bucket (at *idx) and its way there (*way, -1 none) */
+static int aff_bucket(__u32 c, union aibl_addr *addr, __u32 *idx, struct aibl_affinity_bucket *b,
+		      int *way)
+{
+	*idx = aff_client(c, addr);
+	if (bpf_map_lookup_elem(xe_fd(AIBL_MAP_AFFINITY), idx, b))
+		return -errno;
+	*way = aibl_affinity__way(b, 0, AIBL_AF_INET, addr);
+	return 0;
+}
+
 static int aff_get(__u32 c, struct aibl_affinity *v)
 {
 	struct aibl_affinity_bucket b;
 	union aibl_addr addr;
-	__u32 idx = aff_client(c, &addr);
-	int way;
+	int err, way;
+	__u32 idx;
 
-	if (bpf_map_lookup_elem(xe_fd(AIBL_MAP_AFFINITY), &idx, &b))
-		return -errno;
-	way = aibl_affinity__way(&b, 0, AIBL_AF_INET, &addr);
+	err = aff_bucket(c, &addr, &idx, &b, &way);
+	if (err)
+		return err;
 	if (way < 0)
 		return -ENOENT;
 	*v = b.way[way];
@@ -720,12 +731,12 @@ static int aff_set(__u32 c, __u32 be, __u64 expires)
 {
 	struct aibl_affinity_bucket b;
 	union aibl_addr addr;
-	__u32 idx = aff_client(c, &addr);
-	int way;
+	int err, way;
+	__u32 idx;
 
-	if (bpf_map_lookup_elem(xe_fd(AIBL_MAP_AFFINITY), &idx, &b))
-		return -errno;
-	way = aibl_affinity__way(&b, 0, AIBL_AF_INET, &addr);
+	err = aff_bucket(c, &addr, &idx, &b, &way);
+	if (err)
+		return err;
 	for (int i = 0; way < 0 && i < AIBL_AFFINITY_WAYS; i++)
 		if (!b.way[i].family)
 			way = i;
@@ -737,6 +748,24 @@ static int aff_set(__u32 c, __u32 be, __u64 expires)
 					    .family = AIBL_AF_INET,
 					    .expires_ns = expires};
 	return bpf_map_update_elem(xe_fd(AIBL_MAP_AFFINITY), &idx, &b, BPF_ANY) ? -errno : 0;
+}
+
+/* an ai service (p2c over backends 1 and 2, both members, priced c1 and
+ * c2) with client affinity: 60 s, a spill of 500 ms */
+static bool aff_env(struct aibl_cost c1, struct aibl_cost c2)
+{
+	static __u32 pat[2] = {1, 2};
+
+	if (!p2c_env(pat, 2, &c1, &c2) ||
+	    !ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0,
+			      AIBL_VIP_F_AFFINITY),
+		       "affinity vip") ||
+	    !ASSERT_OK(aff_member(1, 100), "member 1") ||
+	    !ASSERT_OK(aff_member(2, 100), "member 2"))
+		return false;
+	xe_glob.affinity_ms = 60000;
+	xe_glob.affinity_spill_ms = 500;
+	return ASSERT_OK(xe_globals_write(), "globals");
 }
 
 /*
@@ -758,16 +787,7 @@ static void test_sel_affinity(void)
 	struct aibl_affinity a;
 	struct xe_result r;
 
-	if (!p2c_env(pat, 2, &c1, &c2) ||
-	    !ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0,
-			      AIBL_VIP_F_AFFINITY),
-		       "affinity vip") ||
-	    !ASSERT_OK(aff_member(1, 100), "member 1") ||
-	    !ASSERT_OK(aff_member(2, 100), "member 2"))
-		goto out;
-	xe_glob.affinity_ms = 60000;
-	xe_glob.affinity_spill_ms = 500;
-	if (!ASSERT_OK(xe_globals_write(), "globals"))
+	if (!aff_env(c1, c2))
 		goto out;
 
 	ASSERT_EQ(syn_from(1, 1, VIP4, 80, &r), 1, "first flow: the p2c choice");
@@ -861,7 +881,6 @@ out:
  */
 static void test_sel_affinity_ways(void)
 {
-	static __u32 pat[2] = {1, 2};
 	struct aibl_cost c1 = {.cost = 100, .free = 8, .per_flow = 100};
 	struct aibl_cost c2 = {.cost = 150, .free = 8, .per_flow = 100};
 	__u32 cl[3] = {1}, n = 1, idx, one = 1;
@@ -875,16 +894,7 @@ static void test_sel_affinity_ways(void)
 	for (__u32 c = 2; n < 3 && c < (1u << 22); c++)
 		if (aff_client(c, &addr) == idx)
 			cl[n++] = c;
-	if (!ASSERT_EQ(n, 3, "three clients of one bucket") || !p2c_env(pat, 2, &c1, &c2) ||
-	    !ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0,
-			      AIBL_VIP_F_AFFINITY),
-		       "affinity vip") ||
-	    !ASSERT_OK(aff_member(1, 100), "member 1") ||
-	    !ASSERT_OK(aff_member(2, 100), "member 2"))
-		goto out;
-	xe_glob.affinity_ms = 60000;
-	xe_glob.affinity_spill_ms = 500;
-	if (!ASSERT_OK(xe_globals_write(), "globals"))
+	if (!ASSERT_EQ(n, 3, "three clients of one bucket") || !aff_env(c1, c2))
 		goto out;
 
 	/* the first two clients fill the bucket, each to the p2c choice (1) */
