@@ -1038,7 +1038,8 @@ static void test_affinity_list(void)
 		 JINT("affinities[client=10.0.0.5].expires_in_ms", 0, "no time left"),
 		 JSTR("affinities[client=fd00:200::8].backend", "gpu-a", "v6 client"),
 		 /* live entries first */
-		 JTRUE("affinities[2].expired", "the lapsed one last")),
+		 JTRUE("affinities[2].expired", "the lapsed one last"),
+		 JINT("capacity", AIBL_MAX_AFFINITY, "the table's entries")),
 	    CASE("-j affinity list --service embed", 0, JINT("total", 0, "none for embed"),
 		 JSIZE("affinities", 0, "empty")),
 	    CASE("-j affinity list --limit 1", 0, JSIZE("affinities", 1, "limited"),
@@ -1047,7 +1048,7 @@ static void test_affinity_list(void)
 		 ROW("header", "SERVICE", "CLIENT", "BACKEND", "STATE", "EXPIRES"),
 		 ROW("live v4", "chat", "10.0.0.11", "gpu-b", "in "),
 		 ROW("lapsed", "chat", "10.0.0.5", "gpu-c", "expired"),
-		 OUT("3 affinities, 2 live", "count")),
+		 OUT("3 affinities, 2 live; the table holds 65536 for all services", "count")),
 	    CASE("affinity list --limit 2", 0,
 		 OUT("2 of 3 affinities shown, 2 live", "limit note")),
 	    CASE("affinity list --service nosuch", 1, ERR("nosuch", "unknown service")),

@@ -409,7 +409,8 @@ static void affinity_help(FILE *f)
 		"until a new client's entry takes their way of the table (the way that\n"
 		"expires first; a live one too where the bucket is full). Shows at most N\n"
 		"entries, live ones first\n"
-		"(default %d, 0 for all).\n",
+		"(default %d, 0 for all), then how many entries the table holds for all\n"
+		"services (a table nearly full of live entries loses some to new clients).\n",
 		FLOW_LIMIT_DEFAULT);
 }
 
@@ -496,15 +497,17 @@ static int affinity_list(int argc, char **argv)
 					ctl_fmt_dur_ns(d, sizeof(d), af->expires_ns - now));
 	}
 	if (arr) {
-		ret = ctl_json_print(json_pack("{s:o,s:i,s:i,s:i}", "affinities", arr, "total", n,
-					       "live", live, "shown", shown));
+		ret = ctl_json_print(json_pack("{s:o,s:i,s:i,s:i,s:i}", "affinities", arr, "total",
+					       n, "live", live, "shown", shown, "capacity",
+					       s.aff_capacity));
 	} else {
 		ctl_table__print(t, stdout);
 		if (shown < n)
-			printf("%u of %u affinities shown, %u live (--limit N, 0 for all)\n", shown,
+			printf("%u of %u affinities shown, %u live (--limit N, 0 for all)", shown,
 			       n, live);
 		else
-			printf("%u affinit%s, %u live\n", n, n == 1 ? "y" : "ies", live);
+			printf("%u affinit%s, %u live", n, n == 1 ? "y" : "ies", live);
+		printf("; the table holds %u for all services\n", s.aff_capacity);
 	}
 out:
 	ctl_table__free(t);

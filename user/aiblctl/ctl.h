@@ -167,6 +167,7 @@ struct ctl_state {
 	struct aibl_pin_key *akeys;
 	struct aibl_affinity *avals;
 	__u32 naff;
+	__u32 aff_capacity; /* entries aibl_affinity holds, all services */
 };
 
 /* Open the maps under ctl.bpffs (checked), read them; message in err. */

@@ -167,6 +167,7 @@ static int load_affinity(struct ctl_state *s, char *err, size_t errlen)
 		free(b);
 		return -ENOMEM;
 	}
+	s->aff_capacity = nb * AIBL_AFFINITY_WAYS;
 	for (__u32 i = 0; i < nb; i++)
 		for (int w = 0; w < AIBL_AFFINITY_WAYS; w++) {
 			const struct aibl_affinity *af = &b[i].way[w];
