@@ -545,8 +545,8 @@ static int put_affinity(__u32 svc, const char *cli, __u32 be, __u64 ttl_ns)
 	idx = aibl_affinity_index(svc, &a.client, a.family);
 	if (bpf_map_lookup_elem(mfd(AIBL_MAP_AFFINITY), &idx, &b))
 		return -errno;
-	/* its own way, else the first empty one (the fixture's clients do
-	 * not share a bucket; put() would say if they did) */
+	/* its own way, else the first empty one; -ENOSPC where the bucket's
+	 * two ways hold other clients */
 	way = aibl_affinity__way(&b, svc, a.family, &a.client);
 	for (int i = 0; way < 0 && i < AIBL_AFFINITY_WAYS; i++)
 		if (!b.way[i].family)
