@@ -897,6 +897,7 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 	for (int k = 0; k < cs->nnodes; k++) {
 		struct node_rt *n = &d->nodes[cs->nodes[k]];
 		struct node_load *l = &n->load;
+
 		if (!w->out[k].cold || !d->cfg.nodes[n->cfg_idx].agent[0])
 			continue;
 		if (l->state == NODE_LOAD_NONE ||
@@ -1140,19 +1141,22 @@ void aibld__fleet_update(struct aibld *d, __u64 now_ms)
 
 #define RC_MAX_THREADS 8
 
-struct svc_need {
-	double need_ms;
-	int i;
-};
+/* a service's need, what svc_order() sorts by: unknown (< 0) as -1 */
+static double svc_need(const struct svc_rt *s)
+{
+	return s->need_ms >= 0 ? s->need_ms : -1;
+}
 
 /* the longest wait first; none known last; ties in config order */
-static int svc_need_cmp(const void *a, const void *b)
+static int svc_need_cmp(const void *a, const void *b, void *arg)
 {
-	const struct svc_need *x = a, *y = b;
+	const struct svc_rt *svcs = arg;
+	int x = *(const int *)a, y = *(const int *)b;
+	double nx = svc_need(&svcs[x]), ny = svc_need(&svcs[y]);
 
-	if (x->need_ms != y->need_ms)
-		return x->need_ms > y->need_ms ? -1 : 1;
-	return x->i - y->i;
+	if (nx != ny)
+		return nx > ny ? -1 : 1;
+	return x - y;
 }
 
 /*
@@ -1163,21 +1167,13 @@ static int svc_need_cmp(const void *a, const void *b)
  */
 static int *svc_order(const struct aibld *d)
 {
-	struct svc_need *sn = calloc(d->cfg.nservices + 1, sizeof(*sn));
 	int *order = calloc(d->cfg.nservices + 1, sizeof(*order));
 
-	if (!sn || !order) {
-		free(sn);
-		free(order);
+	if (!order)
 		return NULL;
-	}
 	for (int i = 0; i < d->cfg.nservices; i++)
-		sn[i] = (struct svc_need){
-		    .need_ms = d->svcs[i].need_ms >= 0 ? d->svcs[i].need_ms : -1, .i = i};
-	qsort(sn, d->cfg.nservices, sizeof(*sn), svc_need_cmp);
-	for (int i = 0; i < d->cfg.nservices; i++)
-		order[i] = sn[i].i;
-	free(sn);
+		order[i] = i;
+	qsort_r(order, d->cfg.nservices, sizeof(*order), svc_need_cmp, d->svcs);
 	return order;
 }
 
