@@ -346,6 +346,87 @@ static double sim_finished(int port)
 	return v;
 }
 
+/*
+ * an agent on two simnodes, servers "URL" + suffix each (",slots=N"), with
+ * a short --stale-ms so that a stopped server drops out quickly
+ */
+static pid_t start_two_server_agent(int port, int sim1, const char *suf1, int sim2,
+				    const char *suf2)
+{
+	char listen[64], s1[96], s2[96], url[128];
+	const char *argv[] = {bin_agent,
+			      "--listen",
+			      listen,
+			      "--name",
+			      "node-s",
+			      "--no-nvml",
+			      "--model-server",
+			      s1,
+			      "--model-server",
+			      s2,
+			      "--scrape-interval-ms",
+			      "50",
+			      "--stale-ms",
+			      "300",
+			      NULL};
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	snprintf(s1, sizeof(s1), "http://127.0.0.1:%d%s", sim1, suf1);
+	snprintf(s2, sizeof(s2), "http://127.0.0.1:%d%s", sim2, suf2);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
+	return spawn_ready(argv, NULL, url, "agent up");
+}
+
+/* the agent's report once it has the node's slots as want (-1: unknown
+ * with both servers up) */
+static bool wait_slots(int port, double want, struct agent_report *r)
+{
+	for (int i = 0; i < 200; i++) {
+		agent_report__free(r);
+		if (get_report(port, r) && r->slots == want &&
+		    (want >= 0 || (r->nservers == 2 && r->servers[0].up && r->servers[1].up)))
+			return true;
+		sleep_ms(20);
+	}
+	return false;
+}
+
+/*
+ * --model-server URL,slots=N: each server's stated slots are reported, the
+ * node's are the up servers' sum, and unknown where an up server states
+ * none (it may run any number); a server that goes down leaves the sum
+ */
+static void stated_slots(void)
+{
+	pid_t a = start_sim(18170, NULL, NULL, NULL), b = start_sim(18172, NULL, NULL, NULL);
+	pid_t both = -1, one = -1;
+	struct agent_report r;
+
+	agent_report__init(&r);
+	if (a < 0 || b < 0)
+		goto out;
+	both = start_two_server_agent(18171, 18170, ",slots=4", 18172, ",kind=vllm,slots=6");
+	one = start_two_server_agent(18173, 18170, ",slots=4", 18172, "");
+	if (both < 0 || one < 0)
+		goto out;
+	if (ASSERT_TRUE(wait_slots(18171, 10, &r), "the node's slots: 4 + 6"))
+		ASSERT_TRUE(r.servers[0].slots == 4 && r.servers[1].slots == 6, "each server's");
+	if (ASSERT_TRUE(wait_slots(18173, -1, &r), "a server without: the node's unknown"))
+		ASSERT_TRUE(r.servers[0].slots == 4 && r.servers[1].slots == -1,
+			    "the stated one still reported");
+	ASSERT_EQ(stop(b), 0, "simnode exit");
+	b = -1;
+	ASSERT_TRUE(wait_slots(18171, 4, &r), "a server down leaves the sum");
+	ASSERT_TRUE(wait_slots(18173, 4, &r), "and the one that stated none the node");
+out:
+	agent_report__free(&r);
+	ASSERT_EQ(stop(both), 0, "agent exit");
+	ASSERT_EQ(stop(one), 0, "agent exit");
+	ASSERT_EQ(stop(a), 0, "simnode exit");
+	if (b > 0)
+		ASSERT_EQ(stop(b), 0, "simnode exit");
+}
+
 /* an agent with --speed-probe on simnode sim_port, reports on port */
 static pid_t start_probing_agent(int port, int sim_port)
 {
@@ -1090,6 +1171,7 @@ static const struct test_case cases[] = {
     {"report_basic", report_basic},
     {"cpu_node", cpu_node},
     {"speed_probe", speed_probe},
+    {"stated_slots", stated_slots},
     {"load_figures", load_figures},
     {"signed_reports", signed_reports},
     {"unsigned_hints_local_only", unsigned_hints_local_only},

@@ -1142,6 +1142,20 @@ static void other_engines(void)
 	ASSERT_STREQ(agent_server__models_path(&srv), "/api/tags", "Ollama's list");
 	ASSERT_EQ(agent_server__spec(&srv, "http://h:1,kind=foo", msg, sizeof(msg)), -EINVAL, msg);
 	ASSERT_EQ(agent_server__spec(&srv, "http://h:1,path=/x", msg, sizeof(msg)), -EINVAL, msg);
+	ASSERT_EQ(srv.slots_cfg, 0, "no slots stated");
+	ASSERT_OK(agent_server__spec(&srv, "http://h:1,slots=256,kind=vllm", msg, sizeof(msg)),
+		  msg);
+	ASSERT_EQ(srv.slots_cfg, 256, "slots stated");
+	ASSERT_STREQ(srv.kind_cfg, "vllm", "and the kind after them");
+	for (int i = 0; i < 6; i++) {
+		static const char *const bad[] = {"slots=0",  "slots=",	  "slots=-4",
+						  "slots=8x", "slots=+8", "slots=100001"};
+		char spec[64];
+
+		snprintf(spec, sizeof(spec), "http://h:1,%s", bad[i]);
+		ASSERT_EQ(agent_server__spec(&srv, spec, msg, sizeof(msg)), -EINVAL, spec);
+		ASSERT_TRUE(strstr(msg, "slots= takes a count") != NULL, msg);
+	}
 	/* Ollama: loaded models from /api/ps, the rest from /api/tags */
 	snprintf(path, sizeof(path), "%s/tests/data/metrics/ollama-ps.json", root ? root : ".");
 	f = fopen(path, "r");

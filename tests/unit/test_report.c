@@ -41,6 +41,7 @@ static void fill(struct agent_report *r)
 	r->servers[0].prompt_tokens_avg = 2100.5;
 	r->servers[0].since_finish_ms = 1800;
 	r->servers[0].probe_ms_per_token = 12.5;
+	r->servers[0].slots = 256;
 	r->nmodels = 2;
 	strcpy(r->models[0].name, "llama-3-8b");
 	r->models[0].resident = true;
@@ -56,6 +57,7 @@ static void fill(struct agent_report *r)
 	r->prompt_tokens_avg = 2100.5;
 	r->since_finish_ms = 1800;
 	r->probe_ms_per_token = 12.5;
+	r->slots = 256;
 	r->nhints = 2;
 	r->hints = calloc(2, sizeof(*r->hints));
 	aibl_addr__parse("10.0.0.5", &r->hints[0].client, &r->hints[0].client_family);
@@ -111,6 +113,7 @@ static void round_trip(void)
 		    "since finish");
 	ASSERT_TRUE(b.probe_ms_per_token == 12.5 && b.servers[0].probe_ms_per_token == 12.5,
 		    "speed probe");
+	ASSERT_TRUE(b.slots == 256 && b.servers[0].slots == 256, "stated slots");
 	ASSERT_EQ(b.nmodels, 2, "nmodels");
 	ASSERT_STREQ(b.models[1].name, a.models[1].name, "escaped model name");
 	ASSERT_FALSE(b.models[1].resident, "not resident");
@@ -187,6 +190,9 @@ static const struct bad_case {
     {"queue string", HEAD ",\"queue_depth\":\"3\"}", -EINVAL, "queue_depth: expected a number"},
     {"probe negative", HEAD ",\"probe_ms_per_token\":-3}", -EINVAL,
      "probe_ms_per_token: -3 out of range"},
+    {"slots 0", HEAD ",\"slots\":0}", -EINVAL, "slots: 0 out of range"},
+    {"server slots huge", HEAD ",\"servers\":[{\"url\":\"u\",\"up\":true,\"slots\":1e6}]}", -EINVAL,
+     "servers[0].slots: 1e+06 out of range"},
     {"prefill negative", HEAD ",\"prefill_avg_ms\":-2}", -EINVAL,
      "prefill_avg_ms: -2 out of range"},
     {"prefill tokens string", HEAD ",\"prefill_tokens_avg\":\"many\"}", -EINVAL,

@@ -32,7 +32,7 @@ int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t 
 	for (int i = 0; i < cfg->nservers; i++) {
 		struct ar_server *s = &a->servers[i].s;
 
-		/* URL[,kind=K][,metrics=PATH] */
+		/* URL[,kind=K][,metrics=PATH][,slots=N] */
 		err = agent_server__spec(&a->servers[i], cfg->urls[i], msg, msglen);
 		if (err)
 			return err;
@@ -1065,9 +1065,10 @@ static void add_loras(struct agent_report *r, const struct agent_server *srv, bo
 int agent__report(struct agent *a, struct agent_report *r)
 {
 	double q = 0, inflight = 0, hit = 0, ttft = 0, e2e = 0, run = 0, pf = 0, pft = 0, pt = 0;
+	double slots = 0;
 	int nq = 0, nin = 0, nhit = 0, nttft = 0, ne2e = 0, nrun = 0, npf = 0, npt = 0;
 	uint64_t now;
-	bool fresh = false;
+	bool fresh = false, unstated = false;
 
 	agent_report__init(r);
 	snprintf(r->node, sizeof(r->node), "%s", a->cfg.name);
@@ -1104,6 +1105,7 @@ int agent__report(struct agent *a, struct agent_report *r)
 		bool up;
 
 		*s = srv->s;
+		s->slots = srv->slots_cfg ? (double)srv->slots_cfg : -1;
 		s->age_ms = now - (srv->last_ok_ms ? srv->last_ok_ms : a->start_ms);
 		up = srv->s.up && s->age_ms <= a->cfg.stale_ms;
 		s->up = up;
@@ -1156,6 +1158,12 @@ int agent__report(struct agent *a, struct agent_report *r)
 		if (s->probe_ms_per_token > 0 &&
 		    (r->probe_ms_per_token < 0 || s->probe_ms_per_token < r->probe_ms_per_token))
 			r->probe_ms_per_token = s->probe_ms_per_token;
+		/* the node's: every up server's, or unknown (a server whose
+		 * limit is not stated may run any number) */
+		if (s->slots >= 1 && !unstated)
+			slots += s->slots;
+		else
+			unstated = true;
 	}
 	r->queue_depth = nq ? q : -1;
 	r->in_flight = nin ? inflight : -1;
@@ -1166,6 +1174,7 @@ int agent__report(struct agent *a, struct agent_report *r)
 	r->prefill_avg_ms = npf ? pf / npf : -1;
 	r->prefill_tokens_avg = npf ? pft / npf : -1;
 	r->prompt_tokens_avg = npt ? pt / npt : -1;
+	r->slots = fresh && !unstated ? slots : -1;
 	r->stale = !fresh;
 
 	agent_hints__tick(&a->hints, now, node_kv(a));

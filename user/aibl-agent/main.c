@@ -88,8 +88,9 @@ static const struct cliopt ag_rows[] = {
 	   .count_off = CLIOPT_COUNT(struct ag_opts, cfg.nservers), .metavar = "URL",
 	   .help = "model server base URL, repeatable;\n"
 		   "URL/metrics and URL/v1/models are scraped;\n"
-		   "'URL,kind=K,metrics=PATH' sets the engine kind\n"
-		   "and metrics path (docs/engines.md)"),
+		   "'URL,kind=K,metrics=PATH,slots=N' sets the engine\n"
+		   "kind, the metrics path and the requests it runs at\n"
+		   "once (vLLM --max-num-seqs; docs/engines.md)"),
     CLIOPT("decap", STR, struct ag_opts, decap_if, .metavar = "IFACE",
 	   .help = "attach the node-side decap program at IFACE's TC\n"
 		   "ingress (detached on exit); its client map feeds\ntraffic hints"),

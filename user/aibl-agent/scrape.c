@@ -45,6 +45,7 @@ int agent_server__spec(struct agent_server *srv, const char *spec, char *msg, si
 	while (n > 0 && srv->s.url[n - 1] == '/')
 		srv->s.url[--n] = '\0';
 	srv->kind_cfg[0] = srv->metrics_path[0] = '\0';
+	srv->slots_cfg = 0;
 	while (comma) {
 		const char *opt = comma + 1, *eq;
 		size_t len;
@@ -78,8 +79,28 @@ int agent_server__spec(struct agent_server *srv, const char *spec, char *msg, si
 			}
 			memcpy(srv->metrics_path, eq + 1, vl);
 			srv->metrics_path[vl] = '\0';
+		} else if (eq && eq - opt == 5 && !strncmp(opt, "slots", 5)) {
+			char num[16], *end;
+			size_t vl = len - 6;
+			unsigned long v = 0;
+
+			if (vl && vl < sizeof(num)) {
+				memcpy(num, eq + 1, vl);
+				num[vl] = '\0';
+				errno = 0;
+				v = strtoul(num, &end, 10);
+				if (errno || *end || num[0] < '0' || num[0] > '9')
+					v = 0;
+			}
+			if (!v || v > AR_MAX_SLOTS) {
+				snprintf(msg, msglen, "%s: slots= takes a count of 1 to %d", spec,
+					 AR_MAX_SLOTS);
+				return -EINVAL;
+			}
+			srv->slots_cfg = v;
 		} else {
-			snprintf(msg, msglen, "%s: unknown setting \"%.*s\" (kind=K, metrics=PATH)",
+			snprintf(msg, msglen,
+				 "%s: unknown setting \"%.*s\" (kind=K, metrics=PATH, slots=N)",
 				 spec, (int)len, opt);
 			return -EINVAL;
 		}

@@ -68,12 +68,13 @@ struct agent_server {
 	/* settings (agent_server__spec); "" = detect / the kind's default */
 	char kind_cfg[16];
 	char metrics_path[64];
+	unsigned int slots_cfg; /* slots=N, 0 not stated */
 	/* with no path set: which of the usual metrics paths is tried now */
 	int probe;
 };
 
 /*
- * "URL[,kind=K][,metrics=PATH]" (a --model-server argument): the base URL
+ * "URL[,kind=K][,metrics=PATH][,slots=N]" (a --model-server argument): the base URL
  * into srv->s.url, the settings into srv. 0 or -EINVAL (msg).
  */
 int agent_server__spec(struct agent_server *srv, const char *spec, char *msg, size_t msglen);

@@ -30,7 +30,7 @@ void agent_report__init(struct agent_report *r)
 	r->kv_cache_usage = -1;
 	r->prefix_cache_hit_rate = -1;
 	r->ttft_avg_ms = r->e2e_avg_ms = r->run_avg_ms = r->since_finish_ms = -1;
-	r->probe_ms_per_token = -1;
+	r->probe_ms_per_token = r->slots = -1;
 	r->prefill_avg_ms = r->prefill_tokens_avg = r->prompt_tokens_avg = -1;
 }
 
@@ -253,7 +253,7 @@ static int ar_parse_server(struct ar_ctx *c, json_t *o, const char *p, struct ar
 	int err;
 
 	s->kv_cache_usage = s->prefix_cache_hit_rate = s->ttft_avg_ms = s->e2e_avg_ms = -1;
-	s->run_avg_ms = s->since_finish_ms = s->probe_ms_per_token = -1;
+	s->run_avg_ms = s->since_finish_ms = s->probe_ms_per_token = s->slots = -1;
 	s->prefill_avg_ms = s->prefill_tokens_avg = s->prompt_tokens_avg = -1;
 	s->queue_depth = s->running = -1;
 	if (!json_is_object(o))
@@ -276,7 +276,9 @@ static int ar_parse_server(struct ar_ctx *c, json_t *o, const char *p, struct ar
 		 ar_num(c, o, p, "prefill_tokens_avg", &s->prefill_tokens_avg, 0, 1e9, true, -1)) ||
 	    (err = ar_num(c, o, p, "prompt_tokens_avg", &s->prompt_tokens_avg, 0, 1e9, true, -1)) ||
 	    (err = ar_num(c, o, p, "since_finish_ms", &s->since_finish_ms, 0, 1e12, true, -1)) ||
-	    (err = ar_num(c, o, p, "probe_ms_per_token", &s->probe_ms_per_token, 0, 1e6, true, -1)))
+	    (err =
+		 ar_num(c, o, p, "probe_ms_per_token", &s->probe_ms_per_token, 0, 1e6, true, -1)) ||
+	    (err = ar_num(c, o, p, "slots", &s->slots, 1, AR_MAX_SLOTS, true, -1)))
 		return err;
 	s->age_ms = age;
 	if (!s->kind[0])
@@ -389,6 +391,8 @@ static int ar_parse_root(struct ar_ctx *c, json_t *root, struct agent_report *r)
 			  -1)) ||
 	    (err = ar_num(c, root, "report", "probe_ms_per_token", &r->probe_ms_per_token, 0, 1e6,
 			  true, -1)) ||
+	    (err = ar_num(c, root, "report", "slots", &r->slots, 1,
+			  (double)AR_MAX_SLOTS * AR_MAX_SERVERS, true, -1)) ||
 	    (err = ar_bool(c, root, "report", "stale", &r->stale)))
 		return err;
 	r->timestamp_ms = n;
@@ -591,7 +595,8 @@ static json_t *ar_server_json(const struct ar_server *s)
 	    ar_set(o, "prefill_tokens_avg", ar_jnum(s->prefill_tokens_avg, true)) ||
 	    ar_set(o, "prompt_tokens_avg", ar_jnum(s->prompt_tokens_avg, true)) ||
 	    ar_set(o, "since_finish_ms", ar_jnum(s->since_finish_ms, true)) ||
-	    ar_set(o, "probe_ms_per_token", ar_jnum(s->probe_ms_per_token, true))) {
+	    ar_set(o, "probe_ms_per_token", ar_jnum(s->probe_ms_per_token, true)) ||
+	    ar_set(o, "slots", ar_jnum(s->slots, true))) {
 		json_decref(o);
 		return NULL;
 	}
@@ -665,6 +670,7 @@ char *agent_report__to_json(const struct agent_report *r)
 	    ar_set(root, "prompt_tokens_avg", ar_jnum(r->prompt_tokens_avg, true)) ||
 	    ar_set(root, "since_finish_ms", ar_jnum(r->since_finish_ms, true)) ||
 	    ar_set(root, "probe_ms_per_token", ar_jnum(r->probe_ms_per_token, true)) ||
+	    ar_set(root, "slots", ar_jnum(r->slots, true)) ||
 	    ar_set(root, "stale", json_boolean(r->stale)) ||
 	    ar_set(root, "gpus_omitted", json_integer(r->gpus_omitted)))
 		goto out;
