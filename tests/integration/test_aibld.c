@@ -481,7 +481,8 @@ static void write_config(unsigned int n1_weight, const char *extra)
 	write_file(cfgpath, text, 0644);
 }
 
-/* node i: an agent that reads two engines, one for m1 and one for m2 */
+/* node i: an agent that reads two engines, one for m1 and one for m2; n1's
+ * agent states their slots (5 and 3), n2's does not */
 static pid_t start_pair(int i)
 {
 	char sl[32], sl2[32], al[32], srv[48], srv2[48], name[8];
@@ -507,9 +508,9 @@ static pid_t start_pair(int i)
 
 	snprintf(sl, sizeof(sl), "127.0.0.1:%d", 19101 + i);
 	snprintf(al, sizeof(al), "127.0.0.1:%d", 19111 + i);
-	snprintf(srv, sizeof(srv), "http://127.0.0.1:%d", 19101 + i);
+	snprintf(srv, sizeof(srv), "http://127.0.0.1:%d%s", 19101 + i, i ? "" : ",slots=5");
 	snprintf(sl2, sizeof(sl2), "127.0.0.1:%d", 19103 + i);
-	snprintf(srv2, sizeof(srv2), "http://127.0.0.1:%d", 19103 + i);
+	snprintf(srv2, sizeof(srv2), "http://127.0.0.1:%d%s", 19103 + i, i ? "" : ",slots=3");
 	snprintf(name, sizeof(name), "n%d", i + 1);
 	if (sims[i] < 0)
 		sims[i] = spawn(sargv, NULL);
@@ -879,6 +880,13 @@ static void metrics_and_status(void)
 			ASSERT_TRUE(json_object_get(n, keys[i]), keys[i]);
 		ASSERT_TRUE(json_is_number(json_object_get(n, "ai_hold_ms")),
 			    "ai_hold_ms a number");
+		/* no queue seen at n1 yet: its engines' stated slots, summed;
+		 * n2's agent states none */
+		ASSERT_TRUE(json_number_value(json_object_get(n, "ai_slots")) == 8,
+			    "n1's stated slots");
+		ASSERT_TRUE(json_number_value(json_object_get(
+				json_array_get(json_object_get(st, "nodes"), 1), "ai_slots")) == -1,
+			    "n2's unknown");
 		ASSERT_TRUE(json_is_true(json_object_get(n, "healthy")), "n1 healthy");
 		ASSERT_STREQ(json_string_value(json_array_get(json_object_get(n, "models"), 0)),
 			     "m1", "resident model from the agent");

@@ -450,6 +450,37 @@ static void fleet_references(void)
 }
 
 /*
+ * A node's slots: measured where it queued, else its agent's stated ones
+ * (the report's slots), else unknown; stated slots count in the fleet's
+ * as measured ones do.
+ */
+static void stated_slots(void)
+{
+	struct node_rt *a, *b, *g;
+
+	if (!setup())
+		return;
+	a = &d.nodes[0], b = &d.nodes[1], g = &d.nodes[2];
+	a->slots = b->slots = g->slots = -1;
+	ASSERT_TRUE(nodes__slots(a) < 0, "no report: unknown");
+	a->have_rep = b->have_rep = g->have_rep = true;
+	ASSERT_TRUE(nodes__slots(a) < 0, "none stated: unknown");
+	a->rep.slots = 12;
+	ASSERT_EQ(nodes__slots(a), 12, "stated");
+	a->slots = 5;
+	ASSERT_EQ(nodes__slots(a), 5, "seen queueing at 5: the measure wins");
+	a->slots = -1;
+	a->lat_ms = 300, a->lat_floor_ms = 250, a->run_ms = 200, a->ran = 3;
+	b->lat_ms = 120, b->lat_floor_ms = 100, b->run_ms = 80, b->slots = 4, b->ran = 4;
+	aibld__fleet_update(&d, 1000);
+	ASSERT_EQ(d.fleet_slots, 12, "a's stated 12 in the fleet's, beside b's measured 4");
+	a->rep.slots = -1;
+	aibld__fleet_update(&d, 1000);
+	ASSERT_EQ(d.fleet_slots, 4, "unstated: b's alone");
+	cleanup();
+}
+
+/*
  * Where prefills take turns: once one node of the fleet is seen so, every
  * node is priced for a new session's prompt (policy_node.prefill_ms) at
  * its own speed, and a node that has measured no prefill of its own yet at
@@ -627,6 +658,7 @@ static void ours_bound(void)
 static const struct test_case cases[] = {
     {"model_hit", model_hit},
     {"fleet_references", fleet_references},
+    {"stated_slots", stated_slots},
     {"fleet_prefill", fleet_prefill},
     {"ours_bound", ours_bound},
     {"breaker", breaker},

@@ -117,11 +117,6 @@ static double node_probe_ms(const struct node_rt *n)
 }
 
 /* ai: the requests the node runs before new ones wait, -1 unknown */
-static double node_slots(const struct node_rt *n)
-{
-	return n->slots >= 1 ? n->slots : -1;
-}
-
 /* ai: how long its prefills waited beyond their own compute, ms, -1 unknown */
 static double node_prefill_wait_ms(const struct node_rt *n)
 {
@@ -146,7 +141,7 @@ static void ai_figures(const struct aibld *d, const struct node_rt *n, __u64 now
 {
 	json_object_set_new(jn, AIBL_SJ_AI_LATENCY_MS, json_real(n->lat_ms > 0 ? n->lat_ms : -1));
 	json_object_set_new(jn, AIBL_SJ_AI_FLOOR_MS, json_real(node_floor_ms(n)));
-	json_object_set_new(jn, AIBL_SJ_AI_SLOTS, json_real(node_slots(n)));
+	json_object_set_new(jn, AIBL_SJ_AI_SLOTS, json_real(nodes__slots(n)));
 	json_object_set_new(jn, AIBL_SJ_AI_HOLD_MS, json_real(node_hold_ms(d, n, now)));
 	json_object_set_new(jn, AIBL_SJ_AI_PROBE_MS, json_real(node_probe_ms(n)));
 	json_object_set_new(jn, AIBL_SJ_AI_PREFILL_WAIT_MS, json_real(node_prefill_wait_ms(n)));
@@ -385,7 +380,7 @@ static char *metrics_text(struct aibld *d)
 		    node_floor_ms(n));
 	NODE_METRIC("aibl_node_ai_slots", "gauge",
 		    "ai: requests the node runs before new ones wait, -1 unknown", "%.1f",
-		    node_slots(n));
+		    nodes__slots(n));
 	NODE_METRIC("aibl_node_ai_hold_ms", "gauge",
 		    "ai: how long the node's requests hold a slot in ms, -1 unknown", "%.1f",
 		    node_hold_ms(d, n, now));

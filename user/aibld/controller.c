@@ -527,7 +527,7 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 	    .lat_ms = n->lat_ms,
 	    .best_lat_ms = d->best_lat_ms,
 	    .lat_floor_ms = n->lat_floor_ms,
-	    .slots = n->slots,
+	    .slots = nodes__slots(n),
 	    .ran = n->ran,
 	    .run_ms = n->run_ms,
 	    .since_finish_ms = n->have_rep ? n->rep.since_finish_ms : -1,
@@ -1126,7 +1126,7 @@ void aibld__fleet_update(struct aibld *d, __u64 now_ms)
 			d->best_lat_ms = n->lat_ms;
 		if (n->lat_floor_ms > 0 && (!best || n->lat_floor_ms < best->lat_floor_ms))
 			best = n;
-		policy__fleet_slots_add(&d->fleet_slots, n->slots, n->ran);
+		policy__fleet_slots_add(&d->fleet_slots, nodes__slots(n), n->ran);
 	}
 	if (best) {
 		struct policy_node pn;

@@ -161,6 +161,13 @@ static void srv_hit_update(struct node_rt *n, double alpha)
 	}
 }
 
+double nodes__slots(const struct node_rt *n)
+{
+	if (n->slots >= 1)
+		return n->slots;
+	return n->have_rep && n->rep.slots >= 1 ? n->rep.slots : -1;
+}
+
 double nodes__model_hit(const struct node_rt *n, const char *model)
 {
 	const struct ar_model *m = NULL;
