@@ -100,6 +100,8 @@ export LAB_SCRAPE_MS=200 LAB_POLL_MS=200 LAB_WATCH_MS=50
 # agents time each node's speed once, idle, before its first request
 # (aibl-agent --speed-probe); LAB_AGENT_ARGS= (empty) runs them without
 export LAB_AGENT_ARGS=${LAB_AGENT_ARGS-"--speed-probe"}
+# LAB_STATED_SLOTS=1: the agents state their simnodes' slots (lab.sh), off
+# by default: measured a trade (docs/benchmarks.md, "Stated slots")
 # a node is up at its first good check: every run starts with fresh nodes
 export LAB_RISE_AFTER=1
 # shellcheck source=lab/lab.sh

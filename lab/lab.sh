@@ -143,10 +143,21 @@ LAB_API=${LAB_API:-http://127.0.0.1:7070}
 # LAB_FAKE_NVML=PATH (tests/libfake_nvml.so): a node that is not --cpu has a
 # fake GPU whose memory its simnode fills as models load (--nvml-ctl), and
 # its agent reads it through that library, as a real node's reads NVML.
+# LAB_STATED_SLOTS=1: its agent states the simnode's slots (--slots, 8 by
+# default) as an operator states an engine's (--model-server URL,slots=N).
 lab_start_node() {
-	local i=$1 a nvml=()
+	local i=$1 a nvml=() slots=8 prev=
 	shift
 	printf -v "LAB__NVML_$i" '%s' ""
+	printf -v "LAB__SLOTS_$i" '%s' ""
+	if [ "${LAB_STATED_SLOTS:-0}" = 1 ]; then
+		for a in "$@"; do
+			[ "$prev" = --slots ] && slots=$a
+			case $a in --slots=*) slots=${a#--slots=} ;; esac
+			prev=$a
+		done
+		printf -v "LAB__SLOTS_$i" '%s' ",slots=$slots"
+	fi
 	if [ -n "${LAB_FAKE_NVML:-}" ]; then
 		nvml=(--nvml-ctl "$LAB_DIR/nvml-n$i.ctl")
 		for a in "$@"; do [ "$a" = --cpu ] && nvml=(); done
@@ -167,7 +178,7 @@ lab_start_node() {
 # their polls get reserved connections, and their background loads
 # (POST /v1/load) are taken without a key.
 lab_start_agent() {
-	local i=$1 b src=() extra=() pre=() ctl="LAB__NVML_$1"
+	local i=$1 b src=() extra=() pre=() ctl="LAB__NVML_$1" slots="LAB__SLOTS_$1"
 	shift
 	# LAB_AGENT_ARGS: more options for every node's agent (bench-routing:
 	# --speed-probe)
@@ -188,7 +199,7 @@ lab_start_agent() {
 			--notify "http://$LAB_LB_IP4:${LAB_API##*:}" --controller "$LAB_LB_IP4")
 	fi
 	lab_spawn "n$i" "agent-n$i" "${pre[@]}" "$AIBL_BUILD/aibl-agent" --listen "0.0.0.0:$LAB_AGENT_PORT" \
-		--name "n$i" --model-server "http://127.0.0.1:$LAB_SIM_PORT" --decap eth0 \
+		--name "n$i" --model-server "http://127.0.0.1:$LAB_SIM_PORT${!slots:-}" --decap eth0 \
 		"${src[@]}" --scrape-interval-ms "${LAB_SCRAPE_MS:-200}" \
 		--watch-interval-ms "${LAB_WATCH_MS:-100}" "${extra[@]}" "$@"
 }
