@@ -155,14 +155,19 @@ int ctl_state__reload_stats(struct ctl_state *s, char *err, size_t errlen)
 static int load_affinity(struct ctl_state *s, char *err, size_t errlen)
 {
 	struct aibl_affinity_bucket *b = NULL;
+	size_t live = 0;
 	__u32 nb = 0;
 	int ret;
 
 	ret = read_array(AIBL_MAP_AFFINITY, (void **)&b, &nb, err, errlen);
 	if (ret)
 		return ret;
-	s->akeys = calloc((size_t)nb * AIBL_AFFINITY_WAYS + 1, sizeof(*s->akeys));
-	s->avals = calloc((size_t)nb * AIBL_AFFINITY_WAYS + 1, sizeof(*s->avals));
+	/* the live entries only: a table of 2^16 buckets is mostly empty */
+	for (__u32 i = 0; i < nb; i++)
+		for (int w = 0; w < AIBL_AFFINITY_WAYS; w++)
+			live += b[i].way[w].family != 0;
+	s->akeys = calloc(live + 1, sizeof(*s->akeys));
+	s->avals = calloc(live + 1, sizeof(*s->avals));
 	if (!s->akeys || !s->avals) {
 		free(b);
 		return -ENOMEM;
