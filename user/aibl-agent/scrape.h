@@ -74,8 +74,8 @@ struct agent_server {
 };
 
 /*
- * "URL[,kind=K][,metrics=PATH][,slots=N]" (a --model-server argument): the base URL
- * into srv->s.url, the settings into srv. 0 or -EINVAL (msg).
+ * "URL[,kind=K][,metrics=PATH][,slots=N]" (a --model-server argument): the
+ * base URL into srv->s.url, the settings into srv. 0 or -EINVAL (msg).
  */
 int agent_server__spec(struct agent_server *srv, const char *spec, char *msg, size_t msglen);
 /* the path to fetch the metrics page from, the model list from */

@@ -116,7 +116,6 @@ static double node_probe_ms(const struct node_rt *n)
 	return n->have_rep && n->rep.probe_ms_per_token > 0 ? n->rep.probe_ms_per_token : -1;
 }
 
-/* ai: the requests the node runs before new ones wait, -1 unknown */
 /* ai: how long its prefills waited beyond their own compute, ms, -1 unknown */
 static double node_prefill_wait_ms(const struct node_rt *n)
 {

@@ -434,8 +434,8 @@ double policy__per_flow_ms(const struct policy_node *n)
 		return -1;
 	if (n->slots >= 1)
 		return hold / n->slots;
-	/* never queued: the fleet's slots; no node has queued: no slot
-	 * limit known */
+	/* never queued and none stated: the fleet's slots; no node has
+	 * queued or states them: no slot limit known */
 	return n->fleet_slots >= 1 ? hold / n->fleet_slots : 0;
 }
 
@@ -561,7 +561,7 @@ static void ai_cost(const struct config *cfg, const struct policy_node *n, struc
 			lat = n->best_lat_floor_ms;
 		if (n->slots >= 1) {
 			/* it queued: its slots are measured, or it has run
-			 * more at once since */
+			 * more at once since; or its agent states them */
 			if (n->ran > slots)
 				slots = n->ran;
 		} else if (per > 0) {

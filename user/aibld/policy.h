@@ -54,7 +54,8 @@ struct policy_node {
 	double best_lat_ms; /* the lowest lat_ms of any usable node, < 0 none */
 	/* ai's expected latency (policy__cost): the unloaded request
 	 * latency and the requests the node runs at once before it queues
-	 * (< 0 unknown; a node not measured yet whose agent timed a speed
+	 * (nodes__slots(): seen where it queued, else its agent's stated
+	 * ones; < 0 unknown; a node not measured yet whose agent timed a speed
 	 * probe has lat_ms and lat_floor_ms estimated by
 	 * policy__probe_estimate(), in aibld__policy_node()); best_*: the
 	 * usable node with the lowest floor, the price of one not measured
@@ -70,9 +71,9 @@ struct policy_node {
 	/* the most flows this balancer can have had open there while its
 	 * agent scraped, < 0 unknown: what the node ran beyond it is others' */
 	__s64 ours_max;
-	/* the most requests a usable node that has queued runs at once (its
-	 * learnt slots, or more it ran since), 0 none has: the slots of a
-	 * node that has not queued yet (policy__per_flow_ms) */
+	/* the most requests a usable node that has queued, or states its
+	 * slots, runs at once (its slots, or more it ran since), 0 none: the
+	 * slots of a node that has neither (policy__per_flow_ms) */
 	double fleet_slots;
 	double best_lat_floor_ms, best_per_flow_ms;
 	__u32 best_weight;
@@ -146,7 +147,8 @@ void policy__floor_update(double *floor, double sample, const struct agent_repor
  * *ran: the most it was seen running at once, a lower bound (0 none) */
 void policy__slots_update(double *slots, double *ran, const struct agent_report *r, double alpha);
 /* ai: a usable node's part in policy_node.fleet_slots (start from 0): a
- * node that queued (slots >= 1) raises it to what it runs at once */
+ * node that queued or states its slots (slots >= 1) raises it to what it
+ * runs at once */
 void policy__fleet_slots_add(double *fleet, double slots, double ran);
 /*
  * ai: the latency of a node not measured yet whose agent timed a speed
