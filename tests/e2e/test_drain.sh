@@ -3,10 +3,14 @@
 # Drain through the controller's API: a draining node takes no new flows
 # while its established ones finish on it; undrain gives it new flows again.
 . "$(dirname "$0")/e2e.sh"
-CASES=(drain_api no_new_flows existing_finish_on_node no_failures undrain unknown_node_404)
+CASES=(drain_api no_new_flows existing_finish_on_node no_failures undrain unknown_node_404
+	stated_slots)
 e2e_need "${CASES[@]}"
 e2e_lab dr --nodes 3 --clients 64 || { t_fail lab "lab up failed"; t_done; }
-for i in 1 2 3; do lab_start_node "$i" --models m1:1000; done
+lab_start_node 1 --models m1:1000
+lab_start_node 2 --models m1:1000
+# n3's agent states its engine's slots (lab.sh LAB_STATED_SLOTS), n1's not
+LAB_STATED_SLOTS=1 lab_start_node 3 --models m1:1000 --slots 6
 cfg=$E2E_TMP/aibld.yaml
 {
 	lab_yaml_head
@@ -16,6 +20,12 @@ cfg=$E2E_TMP/aibld.yaml
 } >"$cfg"
 e2e_restart_aibld "$cfg" || { e2e_fail_log drain_api "aibld not up"; t_done; }
 W=http://$LAB_VIP4:$LAB_SIM_PORT
+node_slots() {
+	lab_api /v1/status | python3 -c "import json,sys; print([n['ai_slots'] for n in json.load(sys.stdin)['nodes'] if n['name'] == '$1'][0])"
+}
+# before any queue: n3's stated 6, n1's unknown
+slots_are() { [ "$(node_slots n3)/$(node_slots n1)" = "$1" ]; }
+t_check stated_slots lab_wait 5 slots_are 6.0/-1.0
 node_state() {
 	lab_api /v1/status | python3 -c "import json,sys; print([n['state'] for n in json.load(sys.stdin)['nodes'] if n['name'] == '$1'][0])"
 }
