@@ -25,7 +25,16 @@ node_slots() {
 }
 # before any queue: n3's stated 6, n1's unknown
 slots_are() { [ "$(node_slots n3)/$(node_slots n1)" = "$1" ]; }
-t_check stated_slots lab_wait 5 slots_are 6.0/-1.0
+if lab_wait 5 slots_are 6.0/-1.0; then
+	# and aiblctl status's SLOTS column (the ninth): 6 and -
+	view=$(lab_run lb "$AIBL_BUILD/aiblctl" --api "$LAB_API" --token-file "$LAB_DIR/api.token" \
+		status 2>&1)
+	echo "$view" | grep -E '^(NODE|n1|n3) ' | sed 's/^/# /'
+	cols=$(awk '$1 == "n3" || $1 == "n1" { print $1 "=" $9 }' <<<"$view" | sort | tr '\n' ' ')
+	t_check stated_slots [ "$cols" = "n1=- n3=6 " ]
+else
+	t_fail stated_slots "ai_slots n3/n1: $(node_slots n3)/$(node_slots n1), want 6.0/-1.0"
+fi
 node_state() {
 	lab_api /v1/status | python3 -c "import json,sys; print([n['state'] for n in json.load(sys.stdin)['nodes'] if n['name'] == '$1'][0])"
 }

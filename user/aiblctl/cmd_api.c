@@ -226,9 +226,9 @@ static void status_print(json_t *doc)
 {
 	static const char *const shdr[] = {"SERVICE",	    "VIP",  "POLICY", "MODEL",
 					   "PREFIX CACHED", "WAIT", "NODES"};
-	static const char *const nhdr[] = {"NODE",	 "ADDRESS", "STATE",	"HEALTHY",
-					   "REPORT AGE", "GPU",	    "QUEUE",	"IN-FLIGHT",
-					   "KV CACHE",	 "TTFT",    "FAILURES", "MODELS"};
+	static const char *const nhdr[] = {"NODE", "ADDRESS",  "STATE",	    "HEALTHY", "REPORT AGE",
+					   "GPU",  "QUEUE",    "IN-FLIGHT", "SLOTS",   "KV CACHE",
+					   "TTFT", "FAILURES", "MODELS"};
 	json_t *svcs = json_object_get(doc, AIBL_SJ_SERVICES),
 	       *nodes = json_object_get(doc, AIBL_SJ_NODES);
 	json_t *uptime = json_object_get(doc, AIBL_SJ_UPTIME_S);
@@ -289,7 +289,7 @@ static void status_print(json_t *doc)
 	ctl_table__print(t, stdout);
 	ctl_table__free(t);
 	putchar('\n');
-	t = ctl_table__new(12, nhdr, "llllrrrrrrrl");
+	t = ctl_table__new(13, nhdr, "llllrrrrrrrrl");
 	json_array_foreach(nodes, i, n)
 	{
 		json_t *models = json_object_get(n, AIBL_SJ_MODELS), *m;
@@ -324,6 +324,8 @@ static void status_print(json_t *doc)
 		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, AIBL_SJ_GPU_UTIL_PCT, 1, "%"));
 		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, AIBL_SJ_QUEUE_DEPTH, 0, ""));
 		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, AIBL_SJ_IN_FLIGHT, 0, ""));
+		/* ai: what it runs before new requests wait, seen or stated */
+		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, AIBL_SJ_AI_SLOTS, 0, ""));
 		/* kv_cache_usage is a fraction 0..1 (vLLM's gpu_cache_usage_perc) */
 		ctl_table__cell(t, "%s",
 				json_is_number(kv) && json_number_value(kv) >= 0
