@@ -408,9 +408,9 @@ static void affinity_help(FILE *f)
 		"(aiblctl pin list) wins over it. Expired entries are not followed; they stay\n"
 		"until a new client's entry takes their way of the table (the way that\n"
 		"expires first; a live one too where the bucket is full). Shows at most N\n"
-		"entries, live ones first\n"
-		"(default %d, 0 for all), then how many entries the table holds for all\n"
-		"services (a table nearly full of live entries loses some to new clients).\n",
+		"entries, live ones first (default %d, 0 for all), then how many entries\n"
+		"the table holds for all services (a table nearly full of live entries\n"
+		"loses some to new clients).\n",
 		FLOW_LIMIT_DEFAULT);
 }
 
