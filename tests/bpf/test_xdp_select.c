@@ -12,6 +12,7 @@
 #include <time.h>
 #include "xdp_fixture.h"
 #include "maps.h"
+#include "affinity.h"
 #include "../../user/aibld/aibld.h"
 
 static __u64 mono_ns(void)
@@ -706,7 +707,7 @@ static int aff_bucket(__u32 c, union aibl_addr *addr, __u32 *idx, struct aibl_af
 	*idx = aff_client(c, addr);
 	if (bpf_map_lookup_elem(xe_fd(AIBL_MAP_AFFINITY), idx, b))
 		return -errno;
-	*way = aibl_affinity__way(b, 0, AIBL_AF_INET, addr);
+	*way = test_affinity__way(b, 0, AIBL_AF_INET, addr);
 	return 0;
 }
 
@@ -729,24 +730,16 @@ static int aff_get(__u32 c, struct aibl_affinity *v)
 /* client c's affinity, in its own way, else the bucket's first empty one */
 static int aff_set(__u32 c, __u32 be, __u64 expires)
 {
+	struct aibl_affinity a = {.backend = be, .family = AIBL_AF_INET, .expires_ns = expires};
 	struct aibl_affinity_bucket b;
-	union aibl_addr addr;
 	int err, way;
 	__u32 idx;
 
-	err = aff_bucket(c, &addr, &idx, &b, &way);
+	err = aff_bucket(c, &a.client, &idx, &b, &way);
+	if (!err)
+		err = test_affinity__put(&b, &a);
 	if (err)
 		return err;
-	for (int i = 0; way < 0 && i < AIBL_AFFINITY_WAYS; i++)
-		if (!b.way[i].family)
-			way = i;
-	if (way < 0)
-		return -ENOSPC;
-	b.way[way] = (struct aibl_affinity){.client = addr,
-					    .svc_id = 0,
-					    .backend = be,
-					    .family = AIBL_AF_INET,
-					    .expires_ns = expires};
 	return bpf_map_update_elem(xe_fd(AIBL_MAP_AFFINITY), &idx, &b, BPF_ANY) ? -errno : 0;
 }
 

@@ -35,6 +35,7 @@
 #include "aibl_hash.h"
 #include "maps.h"
 #include "../../user/aibld/dataplane.h"
+#include "affinity.h"
 #include "test.h"
 
 #define TOKEN "cl-test-token-0123456789"
@@ -536,7 +537,7 @@ static int put_affinity(__u32 svc, const char *cli, __u32 be, __u64 ttl_ns)
 	struct aibl_affinity_bucket b;
 	struct timespec ts;
 	__u32 idx;
-	int way;
+	int err;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	addr_of(cli, &a.client, &a.family);
@@ -547,13 +548,9 @@ static int put_affinity(__u32 svc, const char *cli, __u32 be, __u64 ttl_ns)
 		return -errno;
 	/* its own way, else the first empty one; -ENOSPC where the bucket's
 	 * two ways hold other clients */
-	way = aibl_affinity__way(&b, svc, a.family, &a.client);
-	for (int i = 0; way < 0 && i < AIBL_AFFINITY_WAYS; i++)
-		if (!b.way[i].family)
-			way = i;
-	if (way < 0)
-		return -ENOSPC;
-	b.way[way] = a;
+	err = test_affinity__put(&b, &a);
+	if (err)
+		return err;
 	return put(AIBL_MAP_AFFINITY, &idx, &b);
 }
 
@@ -1278,7 +1275,7 @@ static void test_simulate(void)
 			}
 			if (ASSERT_OK(bpf_map_lookup_elem(mfd(AIBL_MAP_AFFINITY), &aidx, &ab),
 				      "affinity bucket"))
-				ASSERT_EQ(aibl_affinity__way(&ab, SVC_CHAT, fam, &cli), -1,
+				ASSERT_EQ(test_affinity__way(&ab, SVC_CHAT, fam, &cli), -1,
 					  "no affinity left behind");
 		}
 		g.affinity_ms = 0;

@@ -360,16 +360,3 @@ void aibl_map__sum_u64(const struct aibl_map *m, const void *percpu, void *out)
 			sum[f] += v[f];
 	}
 }
-
-int aibl_affinity__way(const struct aibl_affinity_bucket *b, __u32 svc_id, __u8 family,
-		       const union aibl_addr *client)
-{
-	for (int i = 0; i < AIBL_AFFINITY_WAYS; i++) {
-		const struct aibl_affinity *w = &b->way[i];
-
-		if (w->family && w->family == family && w->svc_id == svc_id &&
-		    !memcmp(&w->client, client, sizeof(*client)))
-			return i;
-	}
-	return -1;
-}

@@ -82,12 +82,4 @@ void aibl_map__sum_u64(const struct aibl_map *m, const void *percpu, void *out);
 /* Number of possible CPUs (per-CPU value count), or -errno. */
 int aibl_map__ncpus(void);
 
-/*
- * The way of aibl_affinity bucket b (the one aibl_affinity_index() names)
- * that holds the client's affinity for the service, or -1: what the data
- * plane's choose_affinity() finds there.
- */
-int aibl_affinity__way(const struct aibl_affinity_bucket *b, __u32 svc_id, __u8 family,
-		       const union aibl_addr *client);
-
 #endif
