@@ -5,6 +5,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <jansson.h>
+#include <microhttpd.h>
 #include "test.h"
 #include "addr.h"
 #include "../../user/aibl-agent/agent.h"
@@ -1182,6 +1184,268 @@ static void other_engines(void)
 	}
 }
 
+/* a recorded page of tests/data/metrics/, whole, or NULL */
+static char *data_file(const char *file)
+{
+	const char *root = getenv("AIBL_ROOT");
+	char path[512], *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/tests/data/metrics/%s", root ? root : ".", file);
+	f = fopen(path, "r");
+	if (!ASSERT_OK_PTR(f, path))
+		return NULL;
+	if (getdelim(&buf, &len, '\0', f) < 0) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+static int info_slots(const char *kind, const char *body, unsigned int *slots, char *msg,
+		      size_t msglen)
+{
+	return agent_info__slots(kind, body, strlen(body), slots, msg, msglen);
+}
+
+/* the SGLang capture with its first state changed by edit(), as text */
+static char *sglang_info_edited(const char *page, void (*edit)(json_t *root, json_t *state))
+{
+	json_t *root = json_loads(page, 0, NULL);
+	char *out;
+
+	edit(root, json_array_get(json_object_get(root, "internal_states"), 0));
+	out = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	return out;
+}
+
+static void edit_two_dp(json_t *root, json_t *state)
+{
+	json_array_append(json_object_get(root, "internal_states"), state);
+}
+
+static void edit_no_per_dp(json_t *root, json_t *state)
+{
+	(void)root;
+	json_object_del(state, "effective_max_running_requests_per_dp");
+}
+
+static void edit_nothing_said(json_t *root, json_t *state)
+{
+	json_object_del(state, "effective_max_running_requests_per_dp");
+	json_object_set_new(root, "max_running_requests", json_null());
+}
+
+static void edit_bad_dp(json_t *root, json_t *state)
+{
+	(void)root;
+	json_object_set_new(state, "effective_max_running_requests_per_dp", json_string("128"));
+}
+
+/* the pages the engine server of engine_slots serves, by path */
+static struct {
+	const char *metrics, *props, *server_info, *get_server_info;
+	int hits; /* info pages asked for */
+} eng;
+
+static enum MHD_Result eng_handler(void *cls, struct MHD_Connection *c, const char *url,
+				   const char *method, const char *version, const char *upload,
+				   size_t *upload_len, void **con_cls)
+{
+	static const char models[] = "{\"object\":\"list\",\"data\":[{\"id\":\"m\"}]}";
+	const char *body = NULL;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	(void)cls, (void)method, (void)version, (void)upload, (void)upload_len, (void)con_cls;
+	if (!strcmp(url, "/metrics"))
+		body = eng.metrics;
+	else if (!strcmp(url, "/v1/models"))
+		body = models;
+	else if (!strcmp(url, "/props"))
+		body = eng.props;
+	else if (!strcmp(url, "/server_info"))
+		body = eng.server_info;
+	else if (!strcmp(url, "/get_server_info"))
+		body = eng.get_server_info;
+	if (strcmp(url, "/metrics") && strcmp(url, "/v1/models"))
+		__atomic_add_fetch(&eng.hits, 1, __ATOMIC_RELAXED);
+	r = MHD_create_response_from_buffer(body ? strlen(body) : 9, (void *)(body ?: "not found"),
+					    MHD_RESPMEM_MUST_COPY);
+	ret = MHD_queue_response(c, body ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* one agent on the engine server at port (spec options appended), `rounds`
+ * rounds, then its report: the server's slots and the node's, and up */
+static bool eng_report(int port, const char *opts, int rounds, double *srv_slots,
+		       double *node_slots, bool *up)
+{
+	char url[96];
+	struct agent_cfg cfg = {.name = "n",
+				.urls = {url},
+				.nservers = 1,
+				.scrape_interval_ms = 50,
+				.scrape_timeout_ms = 500,
+				.stale_ms = 5000,
+				.max_hints = 16,
+				.pressure_start = 0.5,
+				.pressure_max_rate = 4,
+				.traffic_window_ms = 1000,
+				.no_nvml = true};
+	struct agent a;
+	struct agent_report r = {0};
+	char msg[256] = "";
+	bool ok;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, opts);
+	if (!ASSERT_OK(agent__init(&a, &cfg, msg, sizeof(msg)), msg))
+		return false;
+	for (int i = 0; i < rounds; i++)
+		agent__collect_once(&a);
+	ok = report_of(&a, &r) && ASSERT_EQ(r.nservers, 1, "one server");
+	if (ok) {
+		*srv_slots = r.servers[0].slots;
+		*node_slots = r.slots;
+		*up = r.servers[0].up;
+	}
+	agent_report__free(&r);
+	agent__fini(&a);
+	return ok;
+}
+
+/*
+ * The engine's own word on its batch limit: llama.cpp's /props
+ * (total_slots) and SGLang's /server_info (the schedulers' limits), from
+ * their recorded pages, then read live by an agent from a server that
+ * serves them, where a stated slots=N wins and a missing or garbage page
+ * leaves the slots unknown and the server up.
+ */
+static void engine_slots(void)
+{
+	char *props = data_file("llamacpp-props.json"),
+	     *props4 = data_file("llamacpp-props-4slots.json");
+	char *sgl = data_file("sglang-server-info.json"), *edited, msg[128];
+	char *page_l = data_file("llamacpp-pr11512.txt"), *page_s = data_file("sglang.txt");
+	static const char *const bad[] = {"{\"total_slots\": 0}",     "{\"total_slots\": -1}",
+					  "{\"total_slots\": \"4\"}", "{\"total_slots\": 100001}",
+					  "{\"total_slots\": 1.5}",   "[1, 2]",
+					  "{\"total_slots\": 4",      "<html>not found</html>"};
+	struct MHD_Daemon *d = NULL;
+	struct agent_server srv;
+	double ss = 0, ns = 0;
+	unsigned int slots;
+	bool up = false;
+	int port;
+
+	if (!props || !props4 || !sgl || !page_l || !page_s)
+		goto out;
+	ASSERT_OK(info_slots("llamacpp", props, &slots, msg, sizeof(msg)), msg);
+	ASSERT_EQ(slots, 1, "llama.cpp README: total_slots 1");
+	ASSERT_OK(info_slots("llamacpp", props4, &slots, msg, sizeof(msg)), msg);
+	ASSERT_EQ(slots, 4, "llama-server b8681: 4 slots");
+	ASSERT_OK(info_slots("sglang", sgl, &slots, msg, sizeof(msg)), msg);
+	ASSERT_EQ(slots, 128, "SGLang: effective_max_running_requests_per_dp 128");
+	/* two data-parallel schedulers run twice as many */
+	edited = sglang_info_edited(sgl, edit_two_dp);
+	ASSERT_OK(info_slots("sglang", edited, &slots, msg, sizeof(msg)), msg);
+	ASSERT_EQ(slots, 256, "two schedulers");
+	free(edited);
+	/* a server from before the per-scheduler figure: its argument */
+	edited = sglang_info_edited(sgl, edit_no_per_dp);
+	ASSERT_OK(info_slots("sglang", edited, &slots, msg, sizeof(msg)), msg);
+	ASSERT_EQ(slots, 128, "max_running_requests at the top");
+	free(edited);
+	edited = sglang_info_edited(sgl, edit_nothing_said);
+	ASSERT_EQ(info_slots("sglang", edited, &slots, msg, sizeof(msg)), -ENOENT, "not said");
+	ASSERT_EQ(slots, 0, "unknown");
+	free(edited);
+	edited = sglang_info_edited(sgl, edit_bad_dp);
+	ASSERT_EQ(info_slots("sglang", edited, &slots, msg, sizeof(msg)), -EINVAL, "a string");
+	ASSERT_TRUE(strstr(msg, "effective_max_running_requests_per_dp is not a count") != NULL,
+		    msg);
+	free(edited);
+	ASSERT_EQ(info_slots("llamacpp", "{\"build_info\": \"b1\"}", &slots, msg, sizeof(msg)),
+		  -ENOENT, "no total_slots");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ASSERT_EQ(info_slots("llamacpp", bad[i], &slots, msg, sizeof(msg)), -EINVAL,
+			  bad[i]);
+		ASSERT_EQ(slots, 0, "nothing taken");
+	}
+	ASSERT_EQ(info_slots("vllm", props, &slots, msg, sizeof(msg)), -EINVAL, "no vLLM page");
+
+	/* which page for which kind; SGLang's older path after a 404 */
+	new_server(&srv);
+	ASSERT_TRUE(agent_server__info_path(&srv) == NULL, "kind not known yet");
+	strcpy(srv.s.kind, "vllm");
+	ASSERT_TRUE(agent_server__info_path(&srv) == NULL, "vLLM says it nowhere");
+	strcpy(srv.s.kind, "llamacpp");
+	ASSERT_STREQ(agent_server__info_path(&srv), "/props", "llama.cpp");
+	ASSERT_FALSE(agent_server__info_next(&srv), "no other");
+	strcpy(srv.kind_cfg, "sglang");
+	ASSERT_STREQ(agent_server__info_path(&srv), "/server_info", "kind=sglang wins");
+	ASSERT_TRUE(agent_server__info_next(&srv), "an older one");
+	ASSERT_STREQ(agent_server__info_path(&srv), "/get_server_info", "before 2026");
+	ASSERT_TRUE(agent_server__info_next(&srv), "round again");
+	ASSERT_STREQ(agent_server__info_path(&srv), "/server_info", "the newer again");
+
+	/* live: a real agent reading them over HTTP */
+	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
+			     NULL, NULL, eng_handler, NULL, MHD_OPTION_END);
+	if (!ASSERT_OK_PTR(d, "engine server"))
+		goto out;
+	port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
+	eng.metrics = page_l;
+	eng.props = props4;
+	if (eng_report(port, "", 1, &ss, &ns, &up)) {
+		ASSERT_EQ(ss, 4, "llama.cpp: the engine's 4 slots");
+		ASSERT_EQ(ns, 4, "the node's");
+	}
+	eng.hits = 0;
+	if (eng_report(port, ",slots=6", 1, &ss, &ns, &up)) {
+		ASSERT_EQ(ss, 6, "stated wins");
+		ASSERT_EQ(eng.hits, 0, "and the engine is not asked");
+	}
+	eng.props = NULL; /* 404: a build without /props */
+	if (eng_report(port, "", 2, &ss, &ns, &up)) {
+		ASSERT_EQ(ss, -1, "unknown");
+		ASSERT_TRUE(up, "still up");
+	}
+	eng.props = "{\"total_slots\": \"lots\"}";
+	if (eng_report(port, "", 1, &ss, &ns, &up)) {
+		ASSERT_EQ(ss, -1, "garbage: unknown");
+		ASSERT_TRUE(up, "still up");
+	}
+	/* an SGLang server from before /server_info: the older path next round */
+	eng.metrics = page_s;
+	eng.server_info = NULL;
+	eng.get_server_info = sgl;
+	eng.hits = 0;
+	if (eng_report(port, "", 1, &ss, &ns, &up))
+		ASSERT_EQ(ss, -1, "first round: /server_info 404");
+	if (eng_report(port, "", 2, &ss, &ns, &up))
+		ASSERT_EQ(ss, 128, "second round: /get_server_info");
+	/* read once a minute, not every round */
+	eng.hits = 0;
+	eng.server_info = sgl;
+	if (eng_report(port, "", 5, &ss, &ns, &up)) {
+		ASSERT_EQ(ss, 128, "/server_info");
+		ASSERT_EQ(eng.hits, 1, "one read in five rounds");
+	}
+out:
+	if (d)
+		MHD_stop_daemon(d);
+	free(props);
+	free(props4);
+	free(sgl);
+	free(page_l);
+	free(page_s);
+}
+
 static void models_json(void)
 {
 	const char *vllm =
@@ -1369,6 +1633,7 @@ static const struct test_case cases[] = {
     {"unrecorded_families", unrecorded_families},
     {"other_engines", other_engines},
     {"models_json", models_json},
+    {"engine_slots", engine_slots},
     {"hints_aging", hints_aging},
     {"hints_bounded", hints_bounded},
     {"hints_post_body", hints_post_body},

@@ -58,6 +58,8 @@ struct agent_cfg {
 #define AGENT_PROBE_TOKENS     16    /* max_tokens of the speed probe */
 #define AGENT_PROBE_TIMEOUT_MS 30000 /* at most; and half of stale_ms */
 #define AGENT_PROBE_RETRY_MS   60000 /* after a probe failed */
+#define AGENT_INFO_EVERY_MS    60000 /* the engine's info page read again */
+#define AGENT_INFO_RETRY_MS    10000 /* after its fetch failed */
 
 /*
  * A model load asked for through POST /v1/load (the controller's

@@ -299,6 +299,57 @@ static void maybe_probe(const struct agent *a, struct agent_server *w)
 	pr_info("%s: speed probe %.2f ms per output token\n", w->s.url, w->s.probe_ms_per_token);
 }
 
+/*
+ * The engine's own word on how many requests it runs at once, where its
+ * kind has one (agent_server__info_path): read when the server is first
+ * up, again at once after it restarted (its settings may have changed),
+ * and every AGENT_INFO_EVERY_MS; a fetch that fails keeps what was read
+ * and tries again sooner. Not read where slots=N is stated: that wins.
+ */
+static void maybe_info(const struct agent *a, struct agent_server *w)
+{
+	uint64_t now = clock_mono_ms();
+	const char *path;
+	struct fetch f = {0};
+	unsigned int slots = w->slots_engine;
+	char msg[100] = "";
+	int ret;
+
+	if (w->restarted)
+		w->info_after_ms = 0;
+	path = agent_server__info_path(w);
+	if (!path || w->slots_cfg || now < w->info_after_ms)
+		return;
+	w->info_after_ms = now + AGENT_INFO_RETRY_MS;
+	if (fetch_setup(&f, w->s.url, path, a->cfg.scrape_timeout_ms))
+		return;
+	fetch_one(&f);
+	if (f.res == CURLE_OK && f.status == 404 && agent_server__info_next(w)) {
+		w->info_after_ms = 0; /* the kind's other path, next round */
+	} else if (f.res == CURLE_OK && !f.body.too_big && f.status == 200) {
+		ret = agent_info__slots(w->kind_cfg[0] ? w->kind_cfg : w->s.kind,
+					http_body__str(&f.body), f.body.len, &slots, msg,
+					sizeof(msg));
+		if (ret == -EINVAL)
+			pr_info("%s%s: %s\n", w->s.url, path, msg);
+		w->info_after_ms = now + AGENT_INFO_EVERY_MS;
+	} else if (f.res == CURLE_OK && f.status == 404) {
+		slots = 0; /* an engine without the page */
+		w->info_after_ms = now + AGENT_INFO_EVERY_MS;
+	}
+	fetch_clean(&f, NULL);
+	if (slots != w->slots_engine) {
+		if (slots)
+			pr_info("%s: the engine runs %u requests at once (%s)\n", w->s.url, slots,
+				path);
+		else
+			pr_info("%s: the engine no longer says how many requests it runs at "
+				"once (%s)\n",
+				w->s.url, path);
+		w->slots_engine = slots;
+	}
+}
+
 /* Scrape every server at once (curl multi): a slow one delays no other. */
 static void scrape_all(struct agent *a)
 {
@@ -375,8 +426,10 @@ static void scrape_all(struct agent *a)
 			fetch_error(fv, "models", w->s.error, sizeof(w->s.error));
 		}
 		w->s.up = page_ok;
-		if (page_ok)
+		if (page_ok) {
 			maybe_probe(a, w);
+			maybe_info(a, w);
+		}
 		pthread_mutex_lock(&a->lock);
 		*srv = *w;
 		if (page_ok && srv->restarted) {
@@ -1105,7 +1158,9 @@ int agent__report(struct agent *a, struct agent_report *r)
 		bool up;
 
 		*s = srv->s;
-		s->slots = srv->slots_cfg ? (double)srv->slots_cfg : -1;
+		s->slots = srv->slots_cfg      ? (double)srv->slots_cfg
+			   : srv->slots_engine ? (double)srv->slots_engine
+					       : -1;
 		s->age_ms = now - (srv->last_ok_ms ? srv->last_ok_ms : a->start_ms);
 		up = srv->s.up && s->age_ms <= a->cfg.stale_ms;
 		s->up = up;

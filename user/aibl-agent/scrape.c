@@ -164,6 +164,112 @@ bool agent_server__probe_next(struct agent_server *srv, long status, const char 
 	return true;
 }
 
+/* ---- the engine's own word on its batch limit ---- */
+
+/* each kind's info paths, in the order tried */
+static const struct {
+	const char *kind, *paths[2];
+} info_pages[] = {
+    {"llamacpp", {"/props", NULL}},
+    /* SGLang logs /get_server_info as deprecated since 2026 */
+    {"sglang", {"/server_info", "/get_server_info"}},
+};
+#define NINFO ((int)(sizeof(info_pages) / sizeof(info_pages[0])))
+
+static const char *server_kind(const struct agent_server *srv)
+{
+	return srv->kind_cfg[0] ? srv->kind_cfg : srv->s.kind;
+}
+
+const char *agent_server__info_path(const struct agent_server *srv)
+{
+	for (int i = 0; i < NINFO; i++)
+		if (!strcmp(server_kind(srv), info_pages[i].kind))
+			return info_pages[i].paths[srv->info_probe % 2] ?: info_pages[i].paths[0];
+	return NULL;
+}
+
+bool agent_server__info_next(struct agent_server *srv)
+{
+	for (int i = 0; i < NINFO; i++)
+		if (!strcmp(server_kind(srv), info_pages[i].kind) && info_pages[i].paths[1]) {
+			srv->info_probe = (srv->info_probe + 1) % 2;
+			return true;
+		}
+	return false;
+}
+
+/* a count the report takes: 1 .. AR_MAX_SLOTS */
+static bool slot_count(const json_t *v)
+{
+	return json_is_integer(v) && json_integer_value(v) >= 1 &&
+	       json_integer_value(v) <= AR_MAX_SLOTS;
+}
+
+int agent_info__slots(const char *kind, const char *body, size_t len, unsigned int *slots,
+		      char *msg, size_t msglen)
+{
+	json_t *root = json_loadb(body, len, 0, NULL), *v, *st;
+	json_int_t sum = 0;
+	const char *field;
+	int ret = -ENOENT;
+	size_t i;
+
+	*slots = 0;
+	msg[0] = '\0';
+	if (!json_is_object(root)) {
+		snprintf(msg, msglen, "not a JSON object");
+		ret = -EINVAL;
+		goto out;
+	}
+	if (!strcmp(kind, "llamacpp")) {
+		field = "total_slots";
+		v = json_object_get(root, field);
+		if (v && !slot_count(v))
+			goto bad;
+		sum = v ? json_integer_value(v) : 0;
+	} else if (!strcmp(kind, "sglang")) {
+		/* one state per data-parallel scheduler, each with its own
+		 * limit; a server from before the per-scheduler figure has
+		 * its argument, resolved, at the top */
+		field = "effective_max_running_requests_per_dp";
+		st = json_object_get(root, "internal_states");
+		json_array_foreach(st, i, v)
+		{
+			json_t *n = json_object_get(v, field);
+
+			if (!n) {
+				sum = 0;
+				break;
+			}
+			if (!slot_count(n) || (sum += json_integer_value(n)) > AR_MAX_SLOTS)
+				goto bad;
+		}
+		if (!sum) {
+			field = "max_running_requests";
+			v = json_object_get(root, field);
+			if (v && !json_is_null(v) && !slot_count(v))
+				goto bad;
+			sum = slot_count(v) ? json_integer_value(v) : 0;
+		}
+	} else {
+		snprintf(msg, msglen, "%s has no info page", kind);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (sum) {
+		*slots = sum;
+		ret = 0;
+	}
+	goto out;
+bad:
+	snprintf(msg, msglen, "%s is not a count of 1 to %d", field, AR_MAX_SLOTS);
+	ret = -EINVAL;
+out:
+	json_decref(root);
+	return ret;
+}
+
 /* ---- reading a page ---- */
 
 static bool has_prefix(const char *s, const char *prefix)

@@ -69,6 +69,11 @@ struct agent_server {
 	char kind_cfg[16];
 	char metrics_path[64];
 	unsigned int slots_cfg; /* slots=N, 0 not stated */
+	/* the requests the engine says it runs at once (its info page,
+	 * agent_server__info_path), 0 unknown; read again after */
+	unsigned int slots_engine;
+	uint64_t info_after_ms; /* monotonic */
+	int info_probe;		/* which of the kind's info paths is tried now */
 	/* with no path set: which of the usual metrics paths is tried now */
 	int probe;
 };
@@ -88,6 +93,26 @@ const char *agent_server__models_path(const struct agent_server *srv);
  */
 bool agent_server__probe_next(struct agent_server *srv, long status, const char *body, size_t len,
 			      const char **why);
+
+/*
+ * The page where the server's engine says how many requests it runs at
+ * once, for the kind it is: llama.cpp /props (total_slots, its
+ * --parallel), SGLang /server_info, before 2026 /get_server_info (the
+ * scheduler's max_running_requests); NULL where the engine says it
+ * nowhere (vLLM, TGI, Triton, TensorRT-LLM, Ollama) or the kind is not
+ * known yet. agent_server__info_next: that path answered 404, try the
+ * kind's next one (false: none left).
+ */
+const char *agent_server__info_path(const struct agent_server *srv);
+bool agent_server__info_next(struct agent_server *srv);
+/*
+ * Read the batch limit from an info page (agent_server__info_path) of an
+ * engine of this kind into *slots: 0; -ENOENT the page does not say;
+ * -EINVAL not a page of that kind, or a count out of 1..AR_MAX_SLOTS
+ * (msg says why).
+ */
+int agent_info__slots(const char *kind, const char *body, size_t len, unsigned int *slots,
+		      char *msg, size_t msglen);
 
 /*
  * After a page was taken at mono_ms: srv->s.since_finish_ms, how long the
