@@ -4,7 +4,9 @@
  * scrapes of one server (consecutive, in order, so windowed figures come
  * out as they would live), as one JSON object with the keys of a report's
  * servers[] element and the models the page names. Lets an operator check
- * an engine the agent has never met, from a `curl .../metrics > f`.
+ * an engine the agent has never met, from a `curl .../metrics > f`. A
+ * JSON object after the pages that show a llama.cpp or SGLang server is
+ * its info page (`curl .../props`, `.../server_info`): "slots".
  */
 #include <errno.h>
 #include <stdio.h>
@@ -53,8 +55,16 @@ static int take_json(struct agent_server *srv, const char *body, size_t len, cha
 	json_t *root = json_loadb(body, len, 0, NULL), *models, *m;
 	bool ps = false;
 	size_t i;
+	int err;
 
 	models = json_object_get(root, "models");
+	if (!models && json_is_object(root) && agent_server__info_path(srv)) {
+		/* the info page of the kind the pages before it showed: the
+		 * engine's batch limit (llama.cpp /props, SGLang /server_info) */
+		json_decref(root);
+		err = agent_info__slots(srv->s.kind, body, len, &srv->slots_engine, msg, msglen);
+		return err == -ENOENT ? 0 : err;
+	}
 	if (!json_is_array(models)) {
 		snprintf(msg, msglen, "JSON, not a Prometheus page%s",
 			 json_is_array(root) ? " (trtllm-serve iteration stats: its Prometheus "
@@ -132,10 +142,11 @@ int agent__read_metrics(int nfiles, char **files)
 		add_model(models, srv->loras[i], true);
 	for (int i = 0; i < srv->nmodels; i++)
 		add_model(models, srv->models[i].name, srv->models[i].resident);
-	out = json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o}", "kind", srv->s.kind, "queue_depth",
+	out = json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "kind", srv->s.kind, "queue_depth",
 			num(srv->s.queue_depth), "running", num(srv->s.running), "kv_cache_usage",
 			num(srv->s.kv_cache_usage), "prefix_cache_hit_rate",
 			num(srv->s.prefix_cache_hit_rate), "ttft_avg_ms", num(srv->s.ttft_avg_ms),
+			"slots", srv->slots_engine ? json_integer(srv->slots_engine) : json_null(),
 			"models", models);
 	if (out && !json_dumpf(out, stdout, JSON_COMPACT | JSON_REAL_PRECISION(10)) &&
 	    putchar('\n') != EOF)
