@@ -90,7 +90,8 @@ static const struct cliopt ag_rows[] = {
 		   "URL/metrics and URL/v1/models are scraped;\n"
 		   "'URL,kind=K,metrics=PATH,slots=N' sets the engine\n"
 		   "kind, the metrics path and the requests it runs at\n"
-		   "once (vLLM --max-num-seqs; docs/engines.md)"),
+		   "once (vLLM --max-num-seqs; llama.cpp and SGLang say\n"
+		   "it themselves; docs/engines.md)"),
     CLIOPT("decap", STR, struct ag_opts, decap_if, .metavar = "IFACE",
 	   .help = "attach the node-side decap program at IFACE's TC\n"
 		   "ingress (detached on exit); its client map feeds\ntraffic hints"),
