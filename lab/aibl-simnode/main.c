@@ -113,6 +113,8 @@ static const struct cliopt sn_rows[] = {
 	   .help = "seed for output text and jitter"),
     SN_OPT("chars-per-token", DOUBLE, cfg.chars_per_token, .min = 0.1, .max = 1e6, .def = "4",
 	   .metavar = "F", .help = "prompt characters per token"),
+    SN_OPT("llamacpp", FLAG, cfg.llamacpp,
+	   .help = "imitate llama-server: its metrics names and GET /props"),
     SN_OPT("max-tokens", UNUM, cfg.default_max_tokens, .min = 1, .max = SN_MAX_OUT_TOKENS,
 	   .def = "16", .help = "output tokens when a request gives none"),
     CLIOPT_VAR("node-name", FUNC, sn_node, .fn = sn_opt_node, .metavar = "NAME",
@@ -124,7 +126,8 @@ static const struct cliopt_prog sn_prog = {
     .name = "aibl-simnode",
     .synopsis = "Usage: aibl-simnode [OPTIONS]\n"
 		"Simulated OpenAI-compatible model server with a latency model.",
-    .epilog = "Endpoints: GET /v1/models, GET /metrics (vLLM names), GET /health,\n"
+    .epilog = "Endpoints: GET /v1/models, GET /metrics (vLLM names; --llamacpp:\n"
+	      "llama-server's, and GET /props), GET /health,\n"
 	      "POST /v1/completions, POST /v1/chat/completions (\"stream\": true -> SSE),\n"
 	      "POST /v1/load_lora_adapter {\"lora_name\": NAME, \"lora_path\": PATH}\n"
 	      "(\"base_model_name\": a parent other than the first model), and\n"
@@ -752,6 +755,8 @@ static enum MHD_Result sn_handler(void *cls, struct MHD_Connection *c, const cha
 		return sn_reply(c, MHD_HTTP_OK, "application/json", sim__models_json(&sn_sim));
 	if (!strcmp(url, "/health"))
 		return sn_reply(c, MHD_HTTP_OK, "text/plain", strdup("ok\n"));
+	if (!strcmp(url, "/props") && sn_sim.cfg.llamacpp)
+		return sn_reply(c, MHD_HTTP_OK, "application/json", sim__props(&sn_sim));
 	return sn_error(c, MHD_HTTP_NOT_FOUND, "NotFoundError", "no such endpoint");
 }
 

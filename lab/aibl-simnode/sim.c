@@ -940,6 +940,35 @@ static void lora_info(FILE *f, struct sim *s)
 	}
 }
 
+/*
+ * llama-server's /metrics (its --metrics page): one scheduler, no model
+ * label, no latency histograms; the HELP texts as in llama.cpp PRs 11512
+ * and 13196 (tests/data/metrics/). The caller holds the lock.
+ */
+static void llamacpp_metrics(FILE *f, const struct sim *s)
+{
+	uint64_t prompt = 0, gen = 0;
+
+	for (int i = 0; i < s->nmodels; i++) {
+		prompt += s->models[i].prompt_tokens;
+		gen += s->models[i].gen_tokens;
+	}
+	fprintf(f,
+		"# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed.\n"
+		"# TYPE llamacpp:prompt_tokens_total counter\n"
+		"llamacpp:prompt_tokens_total %llu\n"
+		"# HELP llamacpp:tokens_predicted_total Number of generation tokens processed.\n"
+		"# TYPE llamacpp:tokens_predicted_total counter\n"
+		"llamacpp:tokens_predicted_total %llu\n"
+		"# HELP llamacpp:requests_processing Number of requests processing.\n"
+		"# TYPE llamacpp:requests_processing gauge\n"
+		"llamacpp:requests_processing %u\n"
+		"# HELP llamacpp:requests_deferred Number of requests deferred.\n"
+		"# TYPE llamacpp:requests_deferred gauge\n"
+		"llamacpp:requests_deferred %u\n",
+		(unsigned long long)prompt, (unsigned long long)gen, s->running, s->waiting);
+}
+
 char *sim__metrics(struct sim *s)
 {
 	char *buf = NULL;
@@ -963,6 +992,10 @@ char *sim__metrics(struct sim *s)
 	/* two turns of one session at once may leave the held part above the
 	 * entry's (the later one's store replaced it) */
 	idle = s->cached_tokens > s->shared_tokens ? s->cached_tokens - s->shared_tokens : 0;
+	if (s->cfg.llamacpp) {
+		llamacpp_metrics(f, s);
+		goto own;
+	}
 	PER_MODEL(f, s, "vllm:num_requests_running", "gauge",
 		  "Number of requests in model execution batches.", "%u", m->running);
 	PER_MODEL(f, s, "vllm:num_requests_waiting", "gauge",
@@ -1004,6 +1037,7 @@ char *sim__metrics(struct sim *s)
 		  SIM_HIST_COMPUTED);
 	prom_hist(f, s, "vllm:request_prompt_tokens", "Number of prefill tokens processed.",
 		  SIM_HIST_PROMPT);
+own:
 	PER_MODEL(f, s, "aibl_simnode_model_resident", "gauge",
 		  "1 when the model is loaded and servable.", "%d", m->resident ? 1 : 0);
 	PER_MODEL(f, s, "aibl_simnode_model_loads_total", "counter", "Model loads (cold starts).",
@@ -1037,6 +1071,20 @@ char *sim__metrics(struct sim *s)
 	if (fclose(f))
 		return NULL;
 	return buf;
+}
+
+char *sim__props(struct sim *s)
+{
+	json_t *root;
+	char *out;
+
+	pthread_mutex_lock(&s->lock);
+	root = json_pack("{s:i, s:s, s:s}", "total_slots", (int)s->cfg.slots, "model_path",
+			 s->nmodels ? s->models[0].name : "", "build_info", "aibl-simnode");
+	pthread_mutex_unlock(&s->lock);
+	out = root ? json_dumps(root, JSON_COMPACT) : NULL;
+	json_decref(root);
+	return out;
 }
 
 char *sim__models_json(struct sim *s)

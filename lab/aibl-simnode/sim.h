@@ -69,6 +69,9 @@ struct sim_cfg {
 	uint64_t seed;
 	double chars_per_token;
 	unsigned int default_max_tokens;
+	/* imitate llama-server instead of vLLM: its metrics names (no latency
+	 * histograms) and GET /props (sim__props) */
+	bool llamacpp;
 };
 
 struct sim_model {
@@ -230,9 +233,12 @@ void sim__finish(struct sim *s, struct sim_req *rq, const char *cont, size_t con
 /* the next output token's text, deterministic in (seed, prompt, index) */
 const char *sim__token_text(const struct sim *s, const struct sim_req *rq, uint32_t i);
 
-/* Prometheus text (vLLM names) and the /v1/models JSON; malloc'd */
+/* Prometheus text (vLLM names; llama.cpp's with cfg.llamacpp), the
+ * /v1/models JSON and llama-server's GET /props (total_slots: the slots);
+ * malloc'd */
 char *sim__metrics(struct sim *s);
 char *sim__models_json(struct sim *s);
+char *sim__props(struct sim *s);
 
 /* prefix cache, exposed for tests */
 uint32_t sim__cache_lookup(struct sim *s, const char *session, const char *text, size_t len);

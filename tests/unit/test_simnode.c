@@ -575,12 +575,53 @@ out:
 	sim__fini(&s);
 }
 
+/* --llamacpp: llama-server's metrics names, which the agent takes as a
+ * llama.cpp server, and its /props with the slots */
+static void llamacpp_pages(void)
+{
+	struct sim_cfg c = cfg_default();
+	struct prom_page pg;
+	struct sim s;
+	char err[256], *text = NULL, *props = NULL;
+	unsigned int slots = 0;
+	double v;
+
+	c.llamacpp = true;
+	c.slots = 3;
+	if (!ASSERT_OK(sim__init(&s, &c, "m1:100", NULL, err, sizeof(err)), err))
+		return;
+	run(&s, "m1", "a", "0123456789012345678901234567890123456789", "", NULL);
+	text = sim__metrics(&s);
+	if (!ASSERT_OK_PTR(text, "metrics") ||
+	    !ASSERT_OK(promtext__parse(&pg, text, strlen(text), err, sizeof(err)), err))
+		goto out;
+	ASSERT_STREQ(agent_metrics__kind(&pg), "llamacpp", "read as llama.cpp");
+	ASSERT_EQ(promtext__sum(&pg, "vllm:num_requests_running", &v), 0, "no vLLM names");
+	ASSERT_EQ(promtext__sum(&pg, "llamacpp:prompt_tokens_total", &v), 1, "prompt tokens");
+	ASSERT_TRUE(v == 10, "10 prompt tokens");
+	ASSERT_EQ(promtext__sum(&pg, "llamacpp:requests_processing", &v), 1, "processing");
+	ASSERT_TRUE(v == 0, "idle");
+	ASSERT_EQ(promtext__sum(&pg, "aibl_simnode_model_resident", &v), 1, "the lab's own");
+	promtext__free(&pg);
+	props = sim__props(&s);
+	if (ASSERT_OK_PTR(props, "props"))
+		ASSERT_OK(
+		    agent_info__slots("llamacpp", props, strlen(props), &slots, err, sizeof(err)),
+		    err);
+	ASSERT_EQ(slots, 3, "total_slots: --slots");
+out:
+	free(props);
+	free(text);
+	sim__fini(&s);
+}
+
 static const struct test_case cases[] = {
     {"init_errors", init_errors},	    {"prefix_cache", prefix_cache},
     {"prefix_cache_lru", prefix_cache_lru}, {"prefix_cache_shared", prefix_cache_shared},
     {"model_residency", model_residency},   {"lora_adapters", lora_adapters},
     {"determinism", determinism},	    {"metrics_page", metrics_page},
     {"stop_ends_waits", stop_ends_waits},   {"shared_prefill", shared_prefill},
+    {"llamacpp_pages", llamacpp_pages},
 };
 
 TEST_MAIN("simnode", cases)
