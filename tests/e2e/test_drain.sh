@@ -4,11 +4,12 @@
 # while its established ones finish on it; undrain gives it new flows again.
 . "$(dirname "$0")/e2e.sh"
 CASES=(drain_api no_new_flows existing_finish_on_node no_failures undrain unknown_node_404
-	stated_slots)
+	stated_slots engine_slots)
 e2e_need "${CASES[@]}"
 e2e_lab dr --nodes 3 --clients 64 || { t_fail lab "lab up failed"; t_done; }
 lab_start_node 1 --models m1:1000
-lab_start_node 2 --models m1:1000
+# n2 imitates llama-server, whose /props says its slots: its agent reads them
+lab_start_node 2 --models m1:1000 --llamacpp --slots 5
 # n3's agent states its engine's slots (lab.sh LAB_STATED_SLOTS), n1's not
 LAB_STATED_SLOTS=1 lab_start_node 3 --models m1:1000 --slots 6
 cfg=$E2E_TMP/aibld.yaml
@@ -23,9 +24,10 @@ W=http://$LAB_VIP4:$LAB_SIM_PORT
 node_slots() {
 	lab_api /v1/status | python3 -c "import json,sys; print([n['ai_slots'] for n in json.load(sys.stdin)['nodes'] if n['name'] == '$1'][0])"
 }
-# before any queue: n3's stated 6, n1's unknown
-slots_are() { [ "$(node_slots n3)/$(node_slots n1)" = "$1" ]; }
-if lab_wait 5 slots_are 6.0/-1.0; then
+# before any queue: n3's stated 6, n2's engine's 5, n1's unknown
+slots_are() { [ "$(node_slots n3)/$(node_slots n2)/$(node_slots n1)" = "$1" ]; }
+if lab_wait 5 slots_are 6.0/5.0/-1.0; then
+	t_pass engine_slots
 	# and aiblctl status's SLOTS column (the ninth): 6 and -
 	view=$(lab_run lb "$AIBL_BUILD/aiblctl" --api "$LAB_API" --token-file "$LAB_DIR/api.token" \
 		status 2>&1)
@@ -33,7 +35,9 @@ if lab_wait 5 slots_are 6.0/-1.0; then
 	cols=$(awk '$1 == "n3" || $1 == "n1" { print $1 "=" $9 }' <<<"$view" | sort | tr '\n' ' ')
 	t_check stated_slots [ "$cols" = "n1=- n3=6 " ]
 else
-	t_fail stated_slots "ai_slots n3/n1: $(node_slots n3)/$(node_slots n1), want 6.0/-1.0"
+	got="$(node_slots n3)/$(node_slots n2)/$(node_slots n1)"
+	t_fail stated_slots "ai_slots n3/n2/n1: $got, want 6.0/5.0/-1.0"
+	t_fail engine_slots "ai_slots n3/n2/n1: $got, want 6.0/5.0/-1.0"
 fi
 node_state() {
 	lab_api /v1/status | python3 -c "import json,sys; print([n['state'] for n in json.load(sys.stdin)['nodes'] if n['name'] == '$1'][0])"
