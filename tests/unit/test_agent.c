@@ -1248,7 +1248,8 @@ static void edit_bad_dp(json_t *root, json_t *state)
 /* the pages the engine server of engine_slots serves, by path */
 static struct {
 	const char *metrics, *props, *server_info, *get_server_info;
-	int hits; /* info pages asked for */
+	int hits;	  /* info pages asked for */
+	bool props_stall; /* /props answers after 1 s, past the agent's timeout */
 } eng;
 
 static enum MHD_Result eng_handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -1273,6 +1274,8 @@ static enum MHD_Result eng_handler(void *cls, struct MHD_Connection *c, const ch
 		body = eng.get_server_info;
 	if (strcmp(url, "/metrics") && strcmp(url, "/v1/models"))
 		__atomic_add_fetch(&eng.hits, 1, __ATOMIC_RELAXED);
+	if (!strcmp(url, "/props") && eng.props_stall)
+		sleep(1);
 	r = MHD_create_response_from_buffer(body ? strlen(body) : 9, (void *)(body ?: "not found"),
 					    MHD_RESPMEM_MUST_COPY);
 	ret = MHD_queue_response(c, body ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND, r);
@@ -1401,7 +1404,8 @@ static void engine_slots(void)
 	port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
 	eng.metrics = page_l;
 	eng.props = props4;
-	if (eng_report(port, "", 1, &ss, &ns, &up)) {
+	/* the first round's page tells the kind, the second reads /props */
+	if (eng_report(port, "", 2, &ss, &ns, &up)) {
 		ASSERT_EQ(ss, 4, "llama.cpp: the engine's 4 slots");
 		ASSERT_EQ(ns, 4, "the node's");
 	}
@@ -1416,19 +1420,28 @@ static void engine_slots(void)
 		ASSERT_TRUE(up, "still up");
 	}
 	eng.props = "{\"total_slots\": \"lots\"}";
-	if (eng_report(port, "", 1, &ss, &ns, &up)) {
+	if (eng_report(port, "", 2, &ss, &ns, &up)) {
 		ASSERT_EQ(ss, -1, "garbage: unknown");
 		ASSERT_TRUE(up, "still up");
 	}
+	/* a /props that never answers in time: fetched with the round's pages,
+	 * it costs the round no more than their timeout, and the server is up */
+	eng.props = props4;
+	eng.props_stall = true;
+	if (eng_report(port, "", 2, &ss, &ns, &up)) {
+		ASSERT_EQ(ss, -1, "stalled: unknown");
+		ASSERT_TRUE(up, "still up");
+	}
+	eng.props_stall = false;
 	/* an SGLang server from before /server_info: the older path next round */
 	eng.metrics = page_s;
 	eng.server_info = NULL;
 	eng.get_server_info = sgl;
 	eng.hits = 0;
-	if (eng_report(port, "", 1, &ss, &ns, &up))
-		ASSERT_EQ(ss, -1, "first round: /server_info 404");
 	if (eng_report(port, "", 2, &ss, &ns, &up))
-		ASSERT_EQ(ss, 128, "second round: /get_server_info");
+		ASSERT_EQ(ss, -1, "second round: /server_info 404");
+	if (eng_report(port, "", 3, &ss, &ns, &up))
+		ASSERT_EQ(ss, 128, "third round: /get_server_info");
 	/* read once a minute, not every round */
 	eng.hits = 0;
 	eng.server_info = sgl;

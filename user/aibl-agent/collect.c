@@ -301,43 +301,38 @@ static void maybe_probe(const struct agent *a, struct agent_server *w)
 
 /*
  * The engine's own word on how many requests it runs at once, where its
- * kind has one (agent_server__info_path): read when the server is first
- * up, again at once after it restarted (its settings may have changed),
- * and every AGENT_INFO_EVERY_MS; a fetch that fails keeps what was read
- * and tries again sooner. Not read where slots=N is stated: that wins.
+ * kind has one (agent_server__info_path): fetched with the round's other
+ * pages when the server is first up, again after it restarted (its
+ * settings may have changed), and every AGENT_INFO_EVERY_MS; a fetch that
+ * fails keeps what was read and tries again sooner. Not asked where
+ * slots=N is stated: that wins. info_due: the path to fetch this round.
  */
-static void maybe_info(const struct agent *a, struct agent_server *w)
+static const char *info_due(const struct agent_server *w, uint64_t now)
 {
-	uint64_t now = clock_mono_ms();
-	const char *path;
-	struct fetch f = {0};
+	const char *path = agent_server__info_path(w);
+
+	return path && !w->slots_cfg && now >= w->info_after_ms ? path : NULL;
+}
+
+/* the answer f to the info fetch of path into w, which is up */
+static void info_take(struct agent_server *w, const struct fetch *f, const char *path, uint64_t now)
+{
 	unsigned int slots = w->slots_engine;
 	char msg[100] = "";
-	int ret;
 
-	if (w->restarted)
-		w->info_after_ms = 0;
-	path = agent_server__info_path(w);
-	if (!path || w->slots_cfg || now < w->info_after_ms)
-		return;
 	w->info_after_ms = now + AGENT_INFO_RETRY_MS;
-	if (fetch_setup(&f, w->s.url, path, a->cfg.scrape_timeout_ms))
-		return;
-	fetch_one(&f);
-	if (f.res == CURLE_OK && f.status == 404 && agent_server__info_next(w)) {
+	if (f->res == CURLE_OK && f->status == 404 && agent_server__info_next(w)) {
 		w->info_after_ms = 0; /* the kind's other path, next round */
-	} else if (f.res == CURLE_OK && !f.body.too_big && f.status == 200) {
-		ret = agent_info__slots(w->kind_cfg[0] ? w->kind_cfg : w->s.kind,
-					http_body__str(&f.body), f.body.len, &slots, msg,
-					sizeof(msg));
-		if (ret == -EINVAL)
+	} else if (f->res == CURLE_OK && !f->body.too_big && f->status == 200) {
+		if (agent_info__slots(w->kind_cfg[0] ? w->kind_cfg : w->s.kind,
+				      http_body__str(&f->body), f->body.len, &slots, msg,
+				      sizeof(msg)) == -EINVAL)
 			pr_info("%s%s: %s\n", w->s.url, path, msg);
 		w->info_after_ms = now + AGENT_INFO_EVERY_MS;
-	} else if (f.res == CURLE_OK && f.status == 404) {
+	} else if (f->res == CURLE_OK && f->status == 404) {
 		slots = 0; /* an engine without the page */
 		w->info_after_ms = now + AGENT_INFO_EVERY_MS;
 	}
-	fetch_clean(&f, NULL);
 	if (slots != w->slots_engine) {
 		if (slots)
 			pr_info("%s: the engine runs %u requests at once (%s)\n", w->s.url, slots,
@@ -354,12 +349,15 @@ static void maybe_info(const struct agent *a, struct agent_server *w)
 static void scrape_all(struct agent *a)
 {
 	int n = a->cfg.nservers;
-	struct fetch *f = calloc(2 * n, sizeof(*f));
+	/* per server: its metrics page, its model list, its info page when due */
+	struct fetch *f = calloc(3 * n, sizeof(*f));
 	/* only this thread writes servers[]: it works on a copy unlocked and
 	 * publishes it under the lock, so a big page never holds up a report */
 	struct agent_server *w = malloc(sizeof(*w));
-	char paths[AR_MAX_SERVERS][2][64];
+	char paths[AR_MAX_SERVERS][3][64];
 	CURLM *m = curl_multi_init();
+	uint64_t now = clock_mono_ms();
+	const char *info;
 
 	if (!f || !w || !m) {
 		pr_warn("scrape: out of memory\n");
@@ -370,9 +368,13 @@ static void scrape_all(struct agent *a)
 			 agent_server__metrics_path(&a->servers[i]));
 		snprintf(paths[i][1], sizeof(paths[i][1]), "%s",
 			 agent_server__models_path(&a->servers[i]));
+		info = info_due(&a->servers[i], now);
+		snprintf(paths[i][2], sizeof(paths[i][2]), "%s", info ?: "");
 	}
-	for (int i = 0; i < 2 * n; i++) {
-		if (fetch_setup(&f[i], a->servers[i / 2].s.url, paths[i / 2][i % 2],
+	for (int i = 0; i < 3 * n; i++) {
+		if (!paths[i / 3][i % 3][0])
+			continue;
+		if (fetch_setup(&f[i], a->servers[i / 3].s.url, paths[i / 3][i % 3],
 				a->cfg.scrape_timeout_ms))
 			goto out;
 		curl_multi_add_handle(m, f[i].h);
@@ -380,7 +382,7 @@ static void scrape_all(struct agent *a)
 	fetch_run(m);
 
 	for (int i = 0; i < n; i++) {
-		struct fetch *fm = &f[2 * i], *fv = &f[2 * i + 1];
+		struct fetch *fm = &f[3 * i], *fv = &f[3 * i + 1];
 		struct agent_server *srv = &a->servers[i];
 		char err[128], note[100]; /* fits ar_server.error with its prefix */
 		bool page_ok = false, tags = !strcmp(paths[i][1], "/api/tags");
@@ -426,10 +428,12 @@ static void scrape_all(struct agent *a)
 			fetch_error(fv, "models", w->s.error, sizeof(w->s.error));
 		}
 		w->s.up = page_ok;
-		if (page_ok) {
+		if (page_ok && paths[i][2][0])
+			info_take(w, &f[3 * i + 2], paths[i][2], clock_mono_ms());
+		else if (page_ok && w->restarted)
+			w->info_after_ms = 0; /* a new process: read it next round */
+		if (page_ok)
 			maybe_probe(a, w);
-			maybe_info(a, w);
-		}
 		pthread_mutex_lock(&a->lock);
 		*srv = *w;
 		if (page_ok && srv->restarted) {
@@ -442,7 +446,7 @@ static void scrape_all(struct agent *a)
 			pr_debug("scrape %s: %s\n", srv->s.url, err);
 	}
 out:
-	fetch_free(f, 2 * n, m);
+	fetch_free(f, 3 * n, m);
 	free(w);
 }
 
