@@ -70,9 +70,9 @@ struct agent_server {
 	char metrics_path[64];
 	unsigned int slots_cfg; /* slots=N, 0 not stated */
 	/* the requests the engine says it runs at once (its info page,
-	 * agent_server__info_path), 0 unknown; read again after */
+	 * agent_server__info_path), 0 unknown */
 	unsigned int slots_engine;
-	uint64_t info_after_ms; /* monotonic */
+	uint64_t info_after_ms; /* monotonic: that page is fetched again after */
 	int info_probe;		/* which of the kind's info paths is tried now */
 	/* with no path set: which of the usual metrics paths is tried now */
 	int probe;
