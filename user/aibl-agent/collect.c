@@ -324,9 +324,8 @@ static void info_take(struct agent_server *w, const struct fetch *f, const char 
 	if (f->res == CURLE_OK && f->status == 404 && agent_server__info_next(w)) {
 		w->info_after_ms = 0; /* the kind's other path, next round */
 	} else if (f->res == CURLE_OK && !f->body.too_big && f->status == 200) {
-		if (agent_info__slots(w->kind_cfg[0] ? w->kind_cfg : w->s.kind,
-				      http_body__str(&f->body), f->body.len, &slots, msg,
-				      sizeof(msg)) == -EINVAL)
+		if (agent_info__slots(agent_server__kind(w), http_body__str(&f->body), f->body.len,
+				      &slots, msg, sizeof(msg)) == -EINVAL)
 			pr_info("%s%s: %s\n", w->s.url, path, msg);
 		w->info_after_ms = now + AGENT_INFO_EVERY_MS;
 	} else if (f->res == CURLE_OK && f->status == 404) {

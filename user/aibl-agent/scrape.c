@@ -108,10 +108,14 @@ int agent_server__spec(struct agent_server *srv, const char *spec, char *msg, si
 	return 0;
 }
 
+const char *agent_server__kind(const struct agent_server *srv)
+{
+	return srv->kind_cfg[0] ? srv->kind_cfg : srv->s.kind;
+}
+
 static bool is_ollama(const struct agent_server *srv)
 {
-	return !strcmp(srv->kind_cfg, "ollama") ||
-	       (!srv->kind_cfg[0] && !strcmp(srv->s.kind, "ollama"));
+	return !strcmp(agent_server__kind(srv), "ollama");
 }
 
 const char *agent_server__metrics_path(const struct agent_server *srv)
@@ -176,15 +180,10 @@ static const struct {
 };
 #define NINFO ((int)(sizeof(info_pages) / sizeof(info_pages[0])))
 
-static const char *server_kind(const struct agent_server *srv)
-{
-	return srv->kind_cfg[0] ? srv->kind_cfg : srv->s.kind;
-}
-
 const char *agent_server__info_path(const struct agent_server *srv)
 {
 	for (int i = 0; i < NINFO; i++)
-		if (!strcmp(server_kind(srv), info_pages[i].kind))
+		if (!strcmp(agent_server__kind(srv), info_pages[i].kind))
 			return info_pages[i].paths[srv->info_probe % 2] ?: info_pages[i].paths[0];
 	return NULL;
 }
@@ -192,7 +191,8 @@ const char *agent_server__info_path(const struct agent_server *srv)
 bool agent_server__info_next(struct agent_server *srv)
 {
 	for (int i = 0; i < NINFO; i++)
-		if (!strcmp(server_kind(srv), info_pages[i].kind) && info_pages[i].paths[1]) {
+		if (!strcmp(agent_server__kind(srv), info_pages[i].kind) &&
+		    info_pages[i].paths[1]) {
 			srv->info_probe = (srv->info_probe + 1) % 2;
 			return true;
 		}

@@ -83,6 +83,8 @@ struct agent_server {
  * base URL into srv->s.url, the settings into srv. 0 or -EINVAL (msg).
  */
 int agent_server__spec(struct agent_server *srv, const char *spec, char *msg, size_t msglen);
+/* the server's kind: kind=K where set, else the one its pages showed */
+const char *agent_server__kind(const struct agent_server *srv);
 /* the path to fetch the metrics page from, the model list from */
 const char *agent_server__metrics_path(const struct agent_server *srv);
 const char *agent_server__models_path(const struct agent_server *srv);
