@@ -1217,7 +1217,7 @@ int agent__report(struct agent *a, struct agent_report *r)
 		    (r->probe_ms_per_token < 0 || s->probe_ms_per_token < r->probe_ms_per_token))
 			r->probe_ms_per_token = s->probe_ms_per_token;
 		/* the node's: every up server's, or unknown (a server whose
-		 * limit is not stated may run any number) */
+		 * limit is neither stated nor said may run any number) */
 		if (s->slots >= 1 && !unstated)
 			slots += s->slots;
 		else

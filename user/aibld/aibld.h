@@ -278,9 +278,10 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 double nodes__model_hit(const struct node_rt *n, const char *model);
 /*
  * ai: the requests node n runs at once before new ones wait: measured
- * where it queued (slots), else what its agent says its operator stated
- * (the report's slots); < 0 unknown. The measure wins: a KV cache full of
- * long prompts runs fewer than the engine's limit.
+ * where it queued (slots), else what its agent reports (the report's
+ * slots: its operator's slots=N, or the engine's own word); < 0 unknown.
+ * The measure wins: a KV cache full of long prompts runs fewer than the
+ * engine's limit.
  */
 double nodes__slots(const struct node_rt *n);
 void nodes__poll_fail(struct aibld *d, struct node_rt *n, enum node_fail kind, const char *fmt, ...)

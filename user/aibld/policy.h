@@ -54,7 +54,7 @@ struct policy_node {
 	double best_lat_ms; /* the lowest lat_ms of any usable node, < 0 none */
 	/* ai's expected latency (policy__cost): the unloaded request
 	 * latency and the requests the node runs at once before it queues
-	 * (nodes__slots(): seen where it queued, else its agent's stated
+	 * (nodes__slots(): seen where it queued, else its agent's reported
 	 * ones; < 0 unknown; a node not measured yet whose agent timed a speed
 	 * probe has lat_ms and lat_floor_ms estimated by
 	 * policy__probe_estimate(), in aibld__policy_node()); best_*: the

@@ -27,7 +27,7 @@
 #define AR_MAX_SERVERS 16
 #define AR_MAX_MODELS  64
 #define AR_MAX_HINTS   4096
-#define AR_MAX_SLOTS   100000 /* a server's stated slots (ar_server.slots) */
+#define AR_MAX_SLOTS   100000 /* a server's slots (ar_server.slots) */
 #define AR_NAME_LEN    64
 #define AR_MODEL_LEN   128
 #define AR_URL_LEN     256
@@ -98,7 +98,8 @@ struct ar_server {
 	double probe_ms_per_token;
 	/* the requests it runs at once at most, as its operator stated it
 	 * (--model-server URL,slots=N: vLLM's --max-num-seqs, SGLang's
-	 * --max-running-requests, llama-server's --parallel); -1 not stated */
+	 * --max-running-requests, llama-server's --parallel), else as the
+	 * engine says it (llama.cpp /props, SGLang /server_info); -1 neither */
 	double slots;
 };
 
@@ -158,7 +159,7 @@ struct agent_report {
 	double prompt_tokens_avg;  /* likewise */
 	double since_finish_ms;	   /* the longest of the servers', -1 unknown */
 	double probe_ms_per_token; /* the fastest server's speed probe, -1 none */
-	double slots;		   /* the up servers' stated slots, summed; -1 where one has none */
+	double slots;		   /* the up servers' slots, summed; -1 where one has none */
 	bool stale;		   /* no model server scraped successfully recently */
 
 	int nhints;
