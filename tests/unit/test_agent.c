@@ -1078,6 +1078,26 @@ static void unrecorded_families(void)
 	}
 }
 
+/* a recorded page of tests/data/metrics/, whole, or NULL */
+static char *data_file(const char *file)
+{
+	const char *root = getenv("AIBL_ROOT");
+	char path[512], *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/tests/data/metrics/%s", root ? root : ".", file);
+	f = fopen(path, "r");
+	if (!ASSERT_OK_PTR(f, path))
+		return NULL;
+	if (getdelim(&buf, &len, '\0', f) < 0) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
 /* points 5-7: trtllm-serve, llama.cpp, Ollama; per-server settings */
 static void other_engines(void)
 {
@@ -1100,11 +1120,8 @@ static void other_engines(void)
 	    "{\"models\":[{\"name\":\"gemma2:latest\",\"model\":\"gemma2:latest\","
 	    "\"modified_at\":\"2024-10-09T23:40:13.775729056+10:00\",\"size\":5443152417}]}";
 	struct agent_server srv;
-	char msg[256], *ps = NULL;
-	size_t len = 0;
-	FILE *f;
-	char path[512];
-	const char *root = getenv("AIBL_ROOT");
+	char msg[256], *ps;
+	size_t len;
 
 	new_server(&srv);
 	if (extract_text(&srv, unprefixed)) {
@@ -1159,15 +1176,10 @@ static void other_engines(void)
 		ASSERT_TRUE(strstr(msg, "slots= takes a count") != NULL, msg);
 	}
 	/* Ollama: loaded models from /api/ps, the rest from /api/tags */
-	snprintf(path, sizeof(path), "%s/tests/data/metrics/ollama-ps.json", root ? root : ".");
-	f = fopen(path, "r");
-	if (!ASSERT_OK_PTR(f, path))
+	ps = data_file("ollama-ps.json");
+	if (!ps)
 		return;
-	if (getdelim(&ps, &len, '\0', f) < 0)
-		len = 0;
-	else
-		len = strlen(ps);
-	fclose(f);
+	len = strlen(ps);
 	new_server(&srv);
 	if (ASSERT_OK(agent_ollama__ps(ps, len, &srv, 0, msg, sizeof(msg)), msg)) {
 		ASSERT_STREQ(srv.s.kind, "ollama", "kind");
@@ -1182,26 +1194,6 @@ static void other_engines(void)
 		ASSERT_EQ(srv.nmodels, 1, "one on disk");
 		ASSERT_FALSE(srv.models[0].resident, "not loaded");
 	}
-}
-
-/* a recorded page of tests/data/metrics/, whole, or NULL */
-static char *data_file(const char *file)
-{
-	const char *root = getenv("AIBL_ROOT");
-	char path[512], *buf = NULL;
-	size_t len = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/tests/data/metrics/%s", root ? root : ".", file);
-	f = fopen(path, "r");
-	if (!ASSERT_OK_PTR(f, path))
-		return NULL;
-	if (getdelim(&buf, &len, '\0', f) < 0) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	return buf;
 }
 
 static int info_slots(const char *kind, const char *body, unsigned int *slots, char *msg,
