@@ -1141,6 +1141,140 @@ out:
 	unlink(errfile);
 }
 
+/* the engine's own word (aibl-simnode GET /v1/models): 1 model resident,
+ * 0 not, -1 no answer */
+static int sim_resident(int port, const char *model)
+{
+	char url[96], id[64];
+	struct resp r = {};
+	const char *p, *end;
+	int ret = -1;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/models", port);
+	snprintf(id, sizeof(id), "\"id\":\"%s\"", model);
+	if (!http(url, NULL, NULL, NULL, 2000, &r) && r.status == 200 && r.body) {
+		p = strstr(r.body, id);
+		end = p ? strchr(p, '}') : NULL;
+		ret = 0;
+		if (p && end) {
+			const char *t = strstr(p, "\"resident\":true");
+
+			ret = t && t < end;
+		}
+	}
+	free(r.body);
+	return ret;
+}
+
+/* GET the agent's /v1/load into r: it says what (a JSON fragment) */
+static bool load_says(int port, const char *what, struct resp *r)
+{
+	char url[96];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/load", port);
+	return !http(url, NULL, NULL, NULL, 2000, r) && r->status == 200 && r->body &&
+	       strstr(r->body, what);
+}
+
+/*
+ * POST /v1/unload drains before it unloads: the reports say at once that
+ * m1 is not resident, while the engine keeps it until the balancer that
+ * polls (this test) has fetched such a report and --drain-ms (300) more
+ * have passed; then the agent asks the engine (vLLM's unload call), and
+ * GET /v1/load tells how it went. What it refuses, it refuses without
+ * touching the engine.
+ */
+static void unload_drains(void)
+{
+	const char *argv[] = {bin_agent,
+			      "--listen",
+			      "127.0.0.1:18193",
+			      "--name",
+			      "node-a",
+			      "--model-server",
+			      "http://127.0.0.1:18192",
+			      "--no-nvml",
+			      "--scrape-interval-ms",
+			      "100",
+			      "--watch-interval-ms",
+			      "20",
+			      "--drain-ms",
+			      "300",
+			      NULL};
+	const char *unload = "http://127.0.0.1:18193/v1/unload";
+	pid_t sim = start_sim(18192, "--resident", "m1,m2", NULL), agent = -1;
+	const struct ar_model *m1, *m2;
+	struct agent_report rep;
+	struct resp r = {};
+	double t1, t2 = 0;
+
+	if (sim < 0)
+		return;
+	agent = spawn_ready(argv, NULL, "http://127.0.0.1:18193/healthz", "agent up");
+	if (agent < 0 || !ASSERT_TRUE(wait_server_up(18193, &rep), "agent scraped the node"))
+		goto out;
+	agent_report__free(&rep);
+
+	/* refused or nothing to do: the engine is not asked */
+	http(unload, "{\"model\":\"m3\"}", NULL, NULL, 2000, &r);
+	ASSERT_EQ(r.status, 200, "m3 not resident: nothing to unload");
+	ASSERT_TRUE(r.body && strstr(r.body, "\"resident\":false"), "and says so");
+	http(unload, "{\"name\":\"m1\"}", NULL, NULL, 2000, &r);
+	ASSERT_EQ(r.status, 400, "no \"model\": 400");
+	http(unload, NULL, NULL, NULL, 2000, &r);
+	ASSERT_EQ(r.status, 405, "GET /v1/unload: 405");
+	ASSERT_TRUE(load_says(18193, "{}", &r), "nothing started");
+	ASSERT_EQ(sim_resident(18192, "m1"), 1, "m1 still on the engine");
+
+	/* the balancer (this test) polls, then the unload is asked */
+	if (!ASSERT_TRUE(get_report(18193, &rep), "a poll before the ask"))
+		goto out;
+	agent_report__free(&rep);
+	http(unload, "{\"model\":\"m1\"}", NULL, NULL, 2000, &r);
+	ASSERT_EQ(r.status, 202, "unload asked: 202");
+	http(unload, "{\"model\":\"m1\"}", NULL, NULL, 2000, &r);
+	ASSERT_EQ(r.status, 202, "asked again: under way, 202");
+	http("http://127.0.0.1:18193/v1/load", "{\"model\":\"m3\"}", NULL, NULL, 2000, &r);
+	ASSERT_EQ(r.status, 409, "a load meanwhile: 409");
+	sleep_ms(600);
+	ASSERT_EQ(sim_resident(18192, "m1"), 1,
+		  "the engine keeps m1 while a balancer polling has not seen it gone");
+	ASSERT_TRUE(load_says(18193, "\"busy\":true,\"hidden\":true", &r), "draining");
+
+	t1 = now_ms();
+	if (!ASSERT_TRUE(get_report(18193, &rep), "the poll after the ask"))
+		goto out;
+	m1 = find_model(&rep, "m1");
+	m2 = find_model(&rep, "m2");
+	ASSERT_TRUE(m1 && !m1->resident, "the report: m1 not resident");
+	ASSERT_TRUE(m2 && m2->resident, "m2 resident as before");
+	agent_report__free(&rep);
+	for (int i = 0; i < 300 && !t2; i++) {
+		if (sim_resident(18192, "m1") == 0)
+			t2 = now_ms();
+		else
+			sleep_ms(5);
+	}
+	if (!ASSERT_TRUE(t2 > 0, "m1 unloaded on the engine"))
+		goto out;
+	ASSERT_GE(t2 - t1, 300, "no sooner than --drain-ms after the poll");
+	ASSERT_TRUE(load_says(18193, "\"busy\":false", &r), "done");
+	ASSERT_TRUE(r.body && strstr(r.body, "\"status\":200") && strstr(r.body, "\"error\":\"\""),
+		    "the engine's 200, no error");
+	ASSERT_TRUE(report_has(18193, "m2", true), "m2 still resident");
+
+	/* asked to load again, it is resident again */
+	http("http://127.0.0.1:18193/v1/load", "{\"model\":\"m1\"}", NULL, NULL, 2000, &r);
+	ASSERT_EQ(r.status, 202, "load m1 again: 202");
+	ASSERT_TRUE(report_has(18193, "m1", true), "m1 resident again");
+out:
+	free(r.body);
+	if (agent > 0)
+		stop(agent);
+	if (sim > 0)
+		stop(sim);
+}
+
 static void simnode_determinism(void)
 {
 	pid_t a = start_sim(18170, "--seed", "42", NULL),
@@ -1173,6 +1307,7 @@ static const struct test_case cases[] = {
     {"speed_probe", speed_probe},
     {"stated_slots", stated_slots},
     {"load_figures", load_figures},
+    {"unload_drains", unload_drains},
     {"signed_reports", signed_reports},
     {"unsigned_hints_local_only", unsigned_hints_local_only},
     {"slow_server", slow_server},

@@ -53,6 +53,9 @@ struct agent_cfg {
 	 * this long before the agent gives up on it */
 	const char *lora_dir;
 	unsigned int load_timeout_ms;
+	/* POST /v1/unload: once every balancer polling has a report without
+	 * the model, this long for the flows they sent before to arrive */
+	unsigned int drain_ms;
 };
 
 #define AGENT_PROBE_TOKENS     16    /* max_tokens of the speed probe */
@@ -61,19 +64,40 @@ struct agent_cfg {
 #define AGENT_INFO_EVERY_MS    60000 /* the engine's info page read again */
 #define AGENT_INFO_RETRY_MS    10000 /* after its fetch failed */
 
+#define AGENT_POLLERS	     16	   /* report fetchers remembered (addresses) */
+#define AGENT_POLLER_GONE_MS 10000 /* one silent this long no longer polls */
+#define AGENT_UNLOAD_HIDE_MS 10000 /* at most, after the engine's unload */
+
 /*
  * A model load asked for through POST /v1/load (the controller's
- * background load): one at a time, on a thread of its own, as a load
- * takes seconds to minutes and must hold up neither scrapes nor reports.
- * The controller learns the outcome from the model lists: the model turns
- * up resident, or it does not.
+ * background load), or an unload through POST /v1/unload (an operator's or
+ * an autoscaler's): one at a time, on a thread of its own, as a load takes
+ * seconds to minutes and must hold up neither scrapes nor reports. The
+ * controller learns the outcome from the model lists: the model turns up
+ * resident, or it does not.
+ *
+ * An unload drains first. From the ask on, the reports say the model is
+ * not resident on that server (hidden), so the balancers stop sending its
+ * requests here; the engine is asked to unload only once every balancer
+ * that was polling has fetched such a report, and drain_ms more have
+ * passed for the flows they sent before. Unloaded on the engine at once,
+ * a request already on its way found the model gone: an engine that loads
+ * on demand loaded it again (seconds) and one that does not failed it.
  */
 struct agent_load {
-	bool busy; /* the thread runs */
+	bool busy;   /* the thread runs */
+	bool unload; /* this one unloads */
+	/* the unload's model is reported not resident on server: from the
+	 * ask until the lists show it gone, or the unload failed, or
+	 * hide_until_ms (monotonic) passed after the unload */
+	bool hidden;
+	uint64_t mark_seq; /* the last report built before the ask */
+	uint64_t hide_until_ms;
 	char model[AR_MODEL_LEN];
 	char server[AR_URL_LEN];
 	char kind[16];
 	uint64_t started_ms; /* monotonic */
+	uint64_t ended_ms;   /* monotonic, 0 busy */
 	/* the last one that ended: the engine's HTTP status (0: no answer)
 	 * and why it failed, "" it did not */
 	long status;
@@ -121,6 +145,16 @@ struct agent {
 	struct agent_load load;
 	pthread_t load_thread;
 	bool load_joinable; /* a load thread ran and is not joined yet */
+	bool notify_asked;  /* tell the --notify controllers now */
+
+	/* who fetched reports (GET /v1/report), for an unload's drain */
+	uint64_t report_seq; /* reports built so far */
+	struct agent_poller {
+		char addr[48];	  /* numeric, the port left out */
+		uint64_t last_ms; /* monotonic */
+		uint64_t seq;	  /* the report it got then */
+	} pollers[AGENT_POLLERS];
+	int npollers;
 };
 
 int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t msglen);
@@ -131,6 +165,10 @@ void agent__collect_once(struct agent *a);
 void agent__stop(struct agent *a);
 /* a report of what is known now (never waits on a model server) */
 int agent__report(struct agent *a, struct agent_report *r);
+/* the same, and *seq: which report it is, for agent__served() */
+int agent__report_seq(struct agent *a, struct agent_report *r, uint64_t *seq);
+/* report seq went to the client at addr (numeric, no port) */
+void agent__served(struct agent *a, const char *addr, uint64_t seq);
 /*
  * Start loading model on the model server that lists it (else the first
  * one up whose engine can load: vLLM's runtime adapter API, Ollama).
@@ -140,6 +178,17 @@ int agent__report(struct agent *a, struct agent_report *r);
  */
 int agent__load(struct agent *a, const char *model, char *server, size_t serverlen, char *msg,
 		size_t msglen);
+/*
+ * Drain model, then unload it from the server that has it resident (vLLM's
+ * runtime adapter API, Ollama), as struct agent_load says. 0 started
+ * (*server: which), -EINPROGRESS it is being unloaded already, -EALREADY
+ * not resident on any server up, -EBUSY another load or unload runs,
+ * -EOPNOTSUPP its server cannot unload; msg says why.
+ */
+int agent__unload(struct agent *a, const char *model, char *server, size_t serverlen, char *msg,
+		  size_t msglen);
+/* what the last load or unload asked is doing (busy) or did */
+void agent__load_state(struct agent *a, struct agent_load *out);
 /* hints posted to /v1/hints */
 void agent__put_hints(struct agent *a, const struct ar_hint *h, int n);
 

@@ -344,6 +344,35 @@ static void info_take(struct agent_server *w, const struct fetch *f, const char 
 	}
 }
 
+/* the server holds model: resident in its list, a LoRA adapter running, or
+ * (Ollama) loaded by its /api/ps */
+static bool server_holds(const struct agent_server *w, const char *model)
+{
+	for (int k = 0; k < w->nmodels; k++)
+		if (w->models[k].resident && !strcmp(w->models[k].name, model))
+			return true;
+	for (int k = 0; k < w->nloras; k++)
+		if (!strcmp(w->loras[k], model))
+			return true;
+	if (!strcmp(w->s.kind, "ollama"))
+		for (int k = 0; k < w->npage_models; k++)
+			if (!strcmp(w->page_models[k], model))
+				return true;
+	return false;
+}
+
+/*
+ * The unloaded model is gone from srv's lists: reported as they say from
+ * now on. Under a->lock, after srv's lists were read.
+ */
+static void unload_seen(struct agent *a, const struct agent_server *srv)
+{
+	struct agent_load *l = &a->load;
+
+	if (l->hidden && !l->busy && !strcmp(l->server, srv->s.url) && !server_holds(srv, l->model))
+		l->hidden = false;
+}
+
 /* Scrape every server at once (curl multi): a slow one delays no other. */
 static void scrape_all(struct agent *a)
 {
@@ -435,6 +464,7 @@ static void scrape_all(struct agent *a)
 			maybe_probe(a, w);
 		pthread_mutex_lock(&a->lock);
 		*srv = *w;
+		unload_seen(a, srv);
 		if (page_ok && srv->restarted) {
 			/* its prefix caches went with the old process */
 			a->caches_since_ms = srv->last_ok_ms;
@@ -788,12 +818,13 @@ void agent__collect_once(struct agent *a)
 	pthread_mutex_unlock(&a->lock);
 }
 
-/* sleep to ms (monotonic), or until told to stop; the caller holds the lock */
-static void wait_until(struct agent *a, uint64_t ms)
+/* sleep to ms (monotonic), or until told to stop; the caller holds the
+ * lock. The collector's wait (early) ends when a notify is asked too. */
+static void wait_until(struct agent *a, uint64_t ms, bool early)
 {
 	struct timespec until = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
 
-	while (!a->stop && clock_mono_ms() < ms)
+	while (!a->stop && clock_mono_ms() < ms && !(early && a->notify_asked))
 		pthread_cond_timedwait(&a->wake, &a->lock, &until);
 }
 
@@ -808,7 +839,7 @@ static void agent_loop(struct agent *a, void (*round)(struct agent *))
 		next = clock_mono_ms() + a->cfg.scrape_interval_ms;
 		round(a);
 		pthread_mutex_lock(&a->lock);
-		wait_until(a, next);
+		wait_until(a, next, false);
 	}
 	pthread_mutex_unlock(&a->lock);
 }
@@ -827,9 +858,13 @@ static void *collector(void *arg)
 
 	pthread_mutex_lock(&a->lock);
 	while (!a->stop) {
-		bool full;
+		bool full, asked = a->notify_asked;
 
+		a->notify_asked = false;
 		pthread_mutex_unlock(&a->lock);
+		/* an unload's drain begins: the controllers poll now */
+		if (asked && a->cfg.nnotify)
+			notify_controllers(a);
 		now = clock_mono_ms();
 		full = now >= next;
 		if (!full && a->cfg.watch_interval_ms && watch_models(a))
@@ -849,7 +884,7 @@ static void *collector(void *arg)
 		if (a->cfg.watch_interval_ms && clock_mono_ms() + a->cfg.watch_interval_ms < next)
 			until_ms = clock_mono_ms() + a->cfg.watch_interval_ms;
 		pthread_mutex_lock(&a->lock);
-		wait_until(a, until_ms);
+		wait_until(a, until_ms, true);
 	}
 	pthread_mutex_unlock(&a->lock);
 	return NULL;
@@ -928,10 +963,60 @@ static int load_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, 
 	return __atomic_load_n(&a->stop, __ATOMIC_RELAXED);
 }
 
+/* every balancer that was polling when the unload was asked has fetched
+ * a report since (one that has been silent AGENT_POLLER_GONE_MS is not
+ * waited for: it stopped polling). Under a->lock. */
+static bool drain_fenced(const struct agent *a, uint64_t now)
+{
+	for (int i = 0; i < a->npollers; i++) {
+		const struct agent_poller *p = &a->pollers[i];
+
+		if (p->seq > a->load.mark_seq)
+			continue; /* has it */
+		if (p->last_ms + AGENT_POLLER_GONE_MS < a->load.started_ms ||
+		    now - p->last_ms > AGENT_POLLER_GONE_MS)
+			continue; /* not polling then, or no longer */
+		return false;
+	}
+	return true;
+}
+
+/* sleep ms, or less when the agent stops: false then */
+static bool nap(struct agent *a, uint64_t ms)
+{
+	bool go_on;
+
+	pthread_mutex_lock(&a->lock);
+	wait_until(a, clock_mono_ms() + ms, false);
+	go_on = !a->stop;
+	pthread_mutex_unlock(&a->lock);
+	return go_on;
+}
+
+/* an unload's drain (struct agent_load): false when the agent stops */
+static bool drain(struct agent *a, const char *url, const char *model)
+{
+	uint64_t t0 = clock_mono_ms();
+	bool fenced = false;
+
+	while (!fenced) {
+		pthread_mutex_lock(&a->lock);
+		fenced = drain_fenced(a, clock_mono_ms());
+		pthread_mutex_unlock(&a->lock);
+		if (!fenced && !nap(a, 10))
+			return false;
+	}
+	pr_info("%s: every balancer polling has %s gone after %llu ms; unloading in %u ms\n", url,
+		model, (unsigned long long)(clock_mono_ms() - t0), a->cfg.drain_ms);
+	return nap(a, a->cfg.drain_ms);
+}
+
 /*
- * The engine's own load call: vLLM's runtime adapter API (POST
- * /v1/load_lora_adapter, with VLLM_ALLOW_RUNTIME_LORA_UPDATING), Ollama's
- * generate call without a prompt, which loads the model and keeps it.
+ * The engine's own load and unload calls: vLLM's runtime adapter API
+ * (POST /v1/load_lora_adapter and /v1/unload_lora_adapter, with
+ * VLLM_ALLOW_RUNTIME_LORA_UPDATING), Ollama's generate call without a
+ * prompt, which loads the model and keeps it, or with keep_alive 0, which
+ * unloads it. An unload drains first (struct agent_load).
  */
 static void *load_thread(void *arg)
 {
@@ -939,7 +1024,8 @@ static void *load_thread(void *arg)
 	struct curl_slist *hdr = NULL;
 	struct fetch f = {0};
 	char model[AR_MODEL_LEN], url[AR_URL_LEN], kind[16], path[PATH_MAX], err[160] = "";
-	bool ollama;
+	const char *what, *api;
+	bool ollama, unload;
 	json_t *req;
 	char *body = NULL;
 	uint64_t t0;
@@ -949,11 +1035,19 @@ static void *load_thread(void *arg)
 	memcpy(url, a->load.server, sizeof(url));
 	memcpy(kind, a->load.kind, sizeof(kind));
 	t0 = a->load.started_ms;
+	unload = a->load.unload;
 	pthread_mutex_unlock(&a->lock);
 	ollama = !strcmp(kind, "ollama");
+	what = unload ? "unload" : "load";
 	if (ollama)
+		api = "/api/generate";
+	else
+		api = unload ? "/v1/unload_lora_adapter" : "/v1/load_lora_adapter";
+	if (ollama && unload)
+		req = json_pack("{s:s, s:i, s:b}", "model", model, "keep_alive", 0, "stream", 0);
+	else if (ollama)
 		req = json_pack("{s:s, s:b}", "model", model, "stream", 0);
-	else if (a->cfg.lora_dir)
+	else if (a->cfg.lora_dir && !unload)
 		req = json_pack("{s:s, s:s}", "lora_name", model, "lora_path",
 				snprintf(path, sizeof(path), "%s/%s", a->cfg.lora_dir, model) <
 					(int)sizeof(path)
@@ -963,9 +1057,9 @@ static void *load_thread(void *arg)
 		req = json_pack("{s:s}", "lora_name", model);
 	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	hdr = curl_slist_append(NULL, "Content-Type: application/json");
-	if (!body || !hdr ||
-	    fetch_setup(&f, url, ollama ? "/api/generate" : "/v1/load_lora_adapter",
-			a->cfg.load_timeout_ms)) {
+	if (unload && !drain(a, url, model)) {
+		snprintf(err, sizeof(err), "the agent stopped while draining");
+	} else if (!body || !hdr || fetch_setup(&f, url, api, a->cfg.load_timeout_ms)) {
 		snprintf(err, sizeof(err), "out of memory");
 	} else {
 		curl_easy_setopt(f.h, CURLOPT_HTTPHEADER, hdr);
@@ -974,19 +1068,25 @@ static void *load_thread(void *arg)
 		curl_easy_setopt(f.h, CURLOPT_XFERINFOFUNCTION, load_progress);
 		curl_easy_setopt(f.h, CURLOPT_XFERINFODATA, a);
 		fetch_one(&f);
-		fetch_error(&f, "load", err, sizeof(err));
+		fetch_error(&f, what, err, sizeof(err));
 	}
 	if (err[0])
-		pr_warn("%s: loading %s failed after %llu ms: %s%s%.*s\n", url, model,
+		pr_warn("%s: %sing %s failed after %llu ms: %s%s%.*s\n", url, what, model,
 			(unsigned long long)(clock_mono_ms() - t0), err, f.body.len ? ": " : "",
 			(int)(f.body.len < 120 ? f.body.len : 120), http_body__str(&f.body));
 	else
-		pr_info("%s: loaded %s in %llu ms\n", url, model,
+		pr_info("%s: %sed %s in %llu ms\n", url, what, model,
 			(unsigned long long)(clock_mono_ms() - t0));
 	pthread_mutex_lock(&a->lock);
 	a->load.busy = false;
+	a->load.ended_ms = clock_mono_ms();
 	a->load.status = f.status;
 	snprintf(a->load.error, sizeof(a->load.error), "%s", err);
+	/* still there after a failed unload: reported as it is again; gone,
+	 * hidden until the lists say so (unload_seen()) */
+	if (unload && err[0])
+		a->load.hidden = false;
+	a->load.hide_until_ms = clock_mono_ms() + AGENT_UNLOAD_HIDE_MS;
 	/* the collector looks at the model lists now */
 	pthread_cond_broadcast(&a->wake);
 	pthread_mutex_unlock(&a->lock);
@@ -1003,6 +1103,65 @@ static bool can_load(const struct agent_server *w)
 	return !strcmp(w->s.kind, "vllm") || !strcmp(w->s.kind, "ollama");
 }
 
+/*
+ * Another load or unload runs: -EINPROGRESS the same one asked again (or
+ * by another balancer; *server: where), -EBUSY another. 0 none. Under
+ * a->lock.
+ */
+static int op_busy(struct agent *a, const char *model, bool unload, char *server, size_t serverlen,
+		   char *msg, size_t msglen)
+{
+	if (!a->load.busy)
+		return 0;
+	snprintf(msg, msglen, "%sloading %s on %s for %llu ms", a->load.unload ? "un" : "",
+		 a->load.model, a->load.server,
+		 (unsigned long long)(clock_mono_ms() - a->load.started_ms));
+	if (strcmp(a->load.model, model) || a->load.unload != unload)
+		return -EBUSY;
+	snprintf(server, serverlen, "%s", a->load.server);
+	return -EINPROGRESS;
+}
+
+/* start the thread that loads or unloads model on w. Under a->lock. */
+static int op_start(struct agent *a, const struct agent_server *w, const char *model, bool unload,
+		    char *msg, size_t msglen)
+{
+	int err;
+
+	if (a->load_joinable) {
+		/* the last one's thread has ended (busy is false) */
+		pthread_join(a->load_thread, NULL);
+		a->load_joinable = false;
+	}
+	memset(&a->load, 0, sizeof(a->load));
+	snprintf(a->load.model, sizeof(a->load.model), "%s", model);
+	snprintf(a->load.server, sizeof(a->load.server), "%s", w->s.url);
+	snprintf(a->load.kind, sizeof(a->load.kind), "%s", w->s.kind);
+	a->load.started_ms = clock_mono_ms();
+	a->load.busy = true;
+	a->load.unload = unload;
+	a->load.hidden = unload;
+	a->load.mark_seq = a->report_seq;
+	err = -pthread_create(&a->load_thread, NULL, load_thread, a);
+	if (err) {
+		a->load.busy = false;
+		a->load.hidden = false;
+		snprintf(msg, msglen, "cannot start the %sload: %s", unload ? "un" : "",
+			 strerror(-err));
+		return err;
+	}
+	a->load_joinable = true;
+	msg[0] = '\0';
+	pr_info("%s: %s %s (asked)\n", w->s.url, unload ? "draining, then unloading" : "loading",
+		model);
+	if (unload) {
+		/* the controllers poll now rather than at their next round */
+		a->notify_asked = true;
+		pthread_cond_broadcast(&a->wake);
+	}
+	return 0;
+}
+
 int agent__load(struct agent *a, const char *model, char *server, size_t serverlen, char *msg,
 		size_t msglen)
 {
@@ -1015,15 +1174,9 @@ int agent__load(struct agent *a, const char *model, char *server, size_t serverl
 		err = -ESHUTDOWN;
 		goto out;
 	}
-	if (a->load.busy) {
-		snprintf(msg, msglen, "loading %s on %s for %llu ms", a->load.model, a->load.server,
-			 (unsigned long long)(clock_mono_ms() - a->load.started_ms));
-		/* the same model: asked again, or by another balancer */
-		err = strcmp(a->load.model, model) ? -EBUSY : -EINPROGRESS;
-		if (err == -EINPROGRESS)
-			snprintf(server, serverlen, "%s", a->load.server);
+	err = op_busy(a, model, false, server, serverlen, msg, msglen);
+	if (err)
 		goto out;
-	}
 	for (int i = 0; i < a->cfg.nservers; i++) {
 		const struct agent_server *w = &a->servers[i];
 
@@ -1052,29 +1205,93 @@ int agent__load(struct agent *a, const char *model, char *server, size_t serverl
 		err = -EOPNOTSUPP;
 		goto out;
 	}
-	if (a->load_joinable) {
-		/* the last load's thread has ended (busy is false) */
-		pthread_join(a->load_thread, NULL);
-		a->load_joinable = false;
-	}
-	snprintf(a->load.model, sizeof(a->load.model), "%s", model);
-	snprintf(a->load.server, sizeof(a->load.server), "%s", pick->s.url);
-	snprintf(a->load.kind, sizeof(a->load.kind), "%s", pick->s.kind);
-	a->load.started_ms = clock_mono_ms();
-	a->load.busy = true;
-	err = -pthread_create(&a->load_thread, NULL, load_thread, a);
-	if (err) {
-		a->load.busy = false;
-		snprintf(msg, msglen, "cannot start the load: %s", strerror(-err));
-		goto out;
-	}
-	a->load_joinable = true;
-	snprintf(server, serverlen, "%s", pick->s.url);
-	msg[0] = '\0';
-	pr_info("%s: loading %s (asked)\n", pick->s.url, model);
+	err = op_start(a, pick, model, false, msg, msglen);
+	if (!err)
+		snprintf(server, serverlen, "%s", pick->s.url);
 out:
 	pthread_mutex_unlock(&a->lock);
 	return err;
+}
+
+int agent__unload(struct agent *a, const char *model, char *server, size_t serverlen, char *msg,
+		  size_t msglen)
+{
+	const struct agent_server *pick = NULL, *other = NULL;
+	int err;
+
+	pthread_mutex_lock(&a->lock);
+	if (a->stop) {
+		snprintf(msg, msglen, "the agent is stopping");
+		err = -ESHUTDOWN;
+		goto out;
+	}
+	err = op_busy(a, model, true, server, serverlen, msg, msglen);
+	if (err)
+		goto out;
+	for (int i = 0; i < a->cfg.nservers && !pick; i++) {
+		const struct agent_server *w = &a->servers[i];
+
+		if (!w->s.up || !server_holds(w, model))
+			continue;
+		if (can_load(w))
+			pick = w;
+		else if (!other)
+			other = w;
+	}
+	if (!pick && other) {
+		snprintf(server, serverlen, "%s", other->s.url);
+		snprintf(msg, msglen, "%s runs %s on %s, which has no unload call (vLLM, Ollama)",
+			 model, other->s.kind[0] ? other->s.kind : "an unknown engine",
+			 other->s.url);
+		err = -EOPNOTSUPP;
+		goto out;
+	}
+	if (!pick) {
+		snprintf(msg, msglen, "%s is not resident on any model server up here", model);
+		err = -EALREADY;
+		goto out;
+	}
+	err = op_start(a, pick, model, true, msg, msglen);
+	if (!err)
+		snprintf(server, serverlen, "%s", pick->s.url);
+out:
+	pthread_mutex_unlock(&a->lock);
+	return err;
+}
+
+void agent__load_state(struct agent *a, struct agent_load *out)
+{
+	pthread_mutex_lock(&a->lock);
+	*out = a->load;
+	pthread_mutex_unlock(&a->lock);
+}
+
+void agent__served(struct agent *a, const char *addr, uint64_t seq)
+{
+	uint64_t now = clock_mono_ms();
+	struct agent_poller *p = NULL;
+
+	pthread_mutex_lock(&a->lock);
+	for (int i = 0; i < a->npollers && !p; i++)
+		if (!strcmp(a->pollers[i].addr, addr))
+			p = &a->pollers[i];
+	if (!p && a->npollers < AGENT_POLLERS)
+		p = &a->pollers[a->npollers++];
+	if (!p) {
+		/* full: the one silent longest makes room */
+		p = &a->pollers[0];
+		for (int i = 1; i < a->npollers; i++)
+			if (a->pollers[i].last_ms < p->last_ms)
+				p = &a->pollers[i];
+	}
+	if (strcmp(p->addr, addr)) {
+		snprintf(p->addr, sizeof(p->addr), "%s", addr);
+		p->seq = 0;
+	}
+	p->last_ms = now;
+	if (seq > p->seq)
+		p->seq = seq;
+	pthread_mutex_unlock(&a->lock);
 }
 
 void agent__put_hints(struct agent *a, const struct ar_hint *h, int n)
@@ -1108,18 +1325,28 @@ static void add_model(struct agent_report *r, const char *name, bool resident, c
 	r->models[r->nmodels++].resident = resident;
 }
 
-static void add_loras(struct agent_report *r, const struct agent_server *srv, bool up)
+/* hide: a model being unloaded there (struct agent_load), NULL none */
+static void add_loras(struct agent_report *r, const struct agent_server *srv, bool up,
+		      const char *hide)
 {
 	for (int i = 0; i < srv->nloras; i++)
-		add_model(r, srv->loras[i], up, srv->s.url);
+		add_model(r, srv->loras[i], up && !(hide && !strcmp(hide, srv->loras[i])),
+			  srv->s.url);
 	/* Ollama's loaded models are on its metrics answer (/api/ps) */
 	if (!strcmp(srv->s.kind, "ollama"))
 		for (int i = 0; i < srv->npage_models; i++)
-			add_model(r, srv->page_models[i], up, srv->s.url);
+			add_model(r, srv->page_models[i],
+				  up && !(hide && !strcmp(hide, srv->page_models[i])), srv->s.url);
 }
 
 int agent__report(struct agent *a, struct agent_report *r)
 {
+	return agent__report_seq(a, r, NULL);
+}
+
+int agent__report_seq(struct agent *a, struct agent_report *r, uint64_t *seq)
+{
+	const char *hide = NULL;
 	double q = 0, inflight = 0, hit = 0, ttft = 0, e2e = 0, run = 0, pf = 0, pft = 0, pt = 0;
 	double slots = 0;
 	int nq = 0, nin = 0, nhit = 0, nttft = 0, ne2e = 0, nrun = 0, npf = 0, npt = 0;
@@ -1133,6 +1360,17 @@ int agent__report(struct agent *a, struct agent_report *r)
 
 	pthread_mutex_lock(&a->lock);
 	now = clock_mono_ms();
+	if (seq)
+		*seq = ++a->report_seq;
+	if (a->load.hidden && !a->load.busy && now > a->load.hide_until_ms) {
+		/* the engine unloaded it and lists it still, or had it loaded
+		 * again by a request: what it lists is what it holds */
+		pr_warn("%s: %s still listed %d ms after its unload\n", a->load.server,
+			a->load.model, AGENT_UNLOAD_HIDE_MS);
+		a->load.hidden = false;
+	}
+	if (a->load.hidden)
+		hide = a->load.model;
 	r->nvml = a->nvml_ok;
 	if (a->nvml_busy_ms && now - a->nvml_busy_ms > a->cfg.nvml_deadline_ms) {
 		/* the GPU thread is stuck in the driver: what it last read is no
@@ -1158,6 +1396,7 @@ int agent__report(struct agent *a, struct agent_report *r)
 	for (int i = 0; i < a->cfg.nservers; i++) {
 		const struct agent_server *srv = &a->servers[i];
 		struct ar_server *s = &r->servers[i];
+		const char *h = hide && !strcmp(a->load.server, srv->s.url) ? hide : NULL;
 		bool up;
 
 		*s = srv->s;
@@ -1171,8 +1410,11 @@ int agent__report(struct agent *a, struct agent_report *r)
 			snprintf(s->error, sizeof(s->error), "no scrape for %llu ms",
 				 (unsigned long long)s->age_ms);
 		for (int k = 0; k < srv->nmodels; k++)
-			add_model(r, srv->models[k].name, up && srv->models[k].resident, s->url);
-		add_loras(r, srv, up);
+			add_model(r, srv->models[k].name,
+				  up && srv->models[k].resident &&
+				      !(h && !strcmp(h, srv->models[k].name)),
+				  s->url);
+		add_loras(r, srv, up, h);
 		if (!up)
 			continue;
 		fresh = true;

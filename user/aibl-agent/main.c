@@ -123,7 +123,13 @@ static const struct cliopt ag_rows[] = {
 	   .help = "POST /v1/load: vLLM loads adapter NAME from DIR/NAME"),
     CLIOPT("load-timeout-ms", UINT, struct ag_opts, cfg.load_timeout_ms, .min = 1000,
 	   .max = 3600000, .def = "600000", .metavar = "MS",
-	   .help = "POST /v1/load: how long a load may take"),
+	   .help = "POST /v1/load, /v1/unload: how long the engine's\n"
+		   "load or unload call may take"),
+    CLIOPT("drain-ms", UINT, struct ag_opts, cfg.drain_ms, .max = 600000, .def = "1000",
+	   .metavar = "MS",
+	   .help = "POST /v1/unload: once every balancer polling has\n"
+		   "a report without the model, wait this long for the\n"
+		   "flows they sent before, then unload"),
     CLIOPT("speed-probe", FLAG, struct ag_opts, cfg.speed_probe,
 	   .help = "time one short chat completion (16 tokens) on each\n"
 		   "model server while it is idle, once it is up and after\n"
@@ -226,17 +232,36 @@ static int ag_req_auth(struct MHD_Connection *c, const char *what, const char *l
 	return err;
 }
 
+/* the client's address, numeric, without its port */
+static bool ag_client_addr(struct MHD_Connection *c, char *buf, size_t len)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	if (sa && sa->sa_family == AF_INET)
+		return inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, len);
+	if (sa && sa->sa_family == AF_INET6)
+		return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, len);
+	return false;
+}
+
 static enum MHD_Result ag_report(struct MHD_Connection *c)
 {
-	char sig[AIBL_AUTH_HDR_MAX], msg[256];
+	char sig[AIBL_AUTH_HDR_MAX], msg[256], addr[INET6_ADDRSTRLEN];
 	struct agent_report r;
+	uint64_t seq;
 	struct aibl_sig as;
 	char *body;
 	int err;
 
 	if (ag_has_key && ag_req_auth(c, AIBL_AUTH_REQ_REPORT, "report", &as, msg, sizeof(msg)))
 		return ag_error(c, MHD_HTTP_UNAUTHORIZED, msg);
-	err = agent__report(&ag, &r);
+	err = agent__report_seq(&ag, &r, &seq);
+	/* who polls, for an unload's drain (the answer is sent below; a
+	 * poller that loses it polls again and is waited for) */
+	if (!err && ag_client_addr(c, addr, sizeof(addr)))
+		agent__served(&ag, addr, seq);
 	if (err) {
 		agent_report__free(&r);
 		return ag_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, strerror(-err));
@@ -328,13 +353,16 @@ static bool ag_client_is_controller(struct MHD_Connection *c)
 
 /*
  * POST /v1/load {"model": NAME}: load a model in the background (the
- * controller's background load, docs/agent.md). With a key the request is
- * signed like a report request, for AIBL_AUTH_REQ_LOAD and the name;
- * without one only the node itself and the --controller addresses may ask:
- * a load takes memory and may evict another model.
+ * controller's background load, docs/agent.md). POST /v1/unload: drain it,
+ * then unload it (an operator or an autoscaler moving a model). With a key
+ * the request is signed like a report request, for AIBL_AUTH_REQ_LOAD or
+ * AIBL_AUTH_REQ_UNLOAD and the name; without one only the node itself and
+ * the --controller addresses may ask: a load takes memory and may evict
+ * another model, an unload takes the model away.
  */
-static enum MHD_Result ag_post_load(struct MHD_Connection *c, const struct http_body *cc)
+static enum MHD_Result ag_post_op(struct MHD_Connection *c, const struct http_body *cc, bool unload)
 {
+	const char *op = unload ? "unload" : "load";
 	const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, AIBL_AUTH_HEADER);
 	char msg[AR_MODEL_LEN + AR_URL_LEN + 64], server[AR_URL_LEN] = "", *body = NULL;
 	char model[AR_MODEL_LEN];
@@ -348,7 +376,8 @@ static enum MHD_Result ag_post_load(struct MHD_Connection *c, const struct http_
 		return ag_error(c, 413, "body over the size limit");
 	if (ag_has_key && !sig)
 		return ag_error(c, MHD_HTTP_UNAUTHORIZED,
-				"load refused: no " AIBL_AUTH_HEADER " header");
+				unload ? "unload refused: no " AIBL_AUTH_HEADER " header"
+				       : "load refused: no " AIBL_AUTH_HEADER " header");
 	req = json_loadb(http_body__str(cc), cc->len, 0, NULL);
 	m = json_object_get(req, "model");
 	name = json_string_value(m);
@@ -372,17 +401,21 @@ static enum MHD_Result ag_post_load(struct MHD_Connection *c, const struct http_
 				"leading '.'");
 	if (ag_has_key) {
 		struct aibl_sig as;
-		char what[sizeof(AIBL_AUTH_REQ_LOAD) + AR_MODEL_LEN];
+		char what[sizeof(AIBL_AUTH_REQ_UNLOAD) + AR_MODEL_LEN];
 
-		snprintf(what, sizeof(what), "%s%s", AIBL_AUTH_REQ_LOAD, model);
-		if (ag_req_auth(c, what, "load", &as, msg, sizeof(msg)))
+		snprintf(what, sizeof(what), "%s%s",
+			 unload ? AIBL_AUTH_REQ_UNLOAD : AIBL_AUTH_REQ_LOAD, model);
+		if (ag_req_auth(c, what, op, &as, msg, sizeof(msg)))
 			return ag_error(c, MHD_HTTP_UNAUTHORIZED, msg);
 	} else if (!ag_client_is_loopback(c) && !ag_client_is_controller(c)) {
 		return ag_error(c, MHD_HTTP_FORBIDDEN,
-				"loads come from this node or a --controller address, or are "
-				"signed (--key)");
+				unload ? "unloads come from this node or a --controller address, "
+					 "or are signed (--key)"
+				       : "loads come from this node or a --controller address, or "
+					 "are signed (--key)");
 	}
-	err = agent__load(&ag, model, server, sizeof(server), msg, sizeof(msg));
+	err = unload ? agent__unload(&ag, model, server, sizeof(server), msg, sizeof(msg))
+		     : agent__load(&ag, model, server, sizeof(server), msg, sizeof(msg));
 	switch (err) {
 	case 0:
 	case -EINPROGRESS:
@@ -402,13 +435,49 @@ static enum MHD_Result ag_post_load(struct MHD_Connection *c, const struct http_
 	}
 	if (err && err != -EALREADY && err != -EINPROGRESS)
 		return ag_error(c, status, msg);
+	/* resident: what the model is (loaded already; unloaded already, or
+	 * hidden from the reports from now on) */
 	req = json_pack("{s:s, s:s, s:b}", "model", model, "server", server, "resident",
-			err == -EALREADY);
+			!unload && err == -EALREADY);
 	body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	if (!body)
 		return MHD_NO;
 	return ag_send(c, status, "application/json", body, NULL);
+}
+
+/*
+ * GET /v1/load: the last load or unload asked (POST /v1/load, /v1/unload):
+ * {"op", "model", "server", "busy", "hidden", "ms", "status", "error"}, or
+ * {} none: busy while it runs, hidden while the reports say an unload's
+ * model is not resident, ms how long it has run or took, status the
+ * engine's HTTP answer (0 none yet), error why it failed ("" it did not).
+ * Only for loopback and --controller clients.
+ */
+static enum MHD_Result ag_get_load(struct MHD_Connection *c)
+{
+	struct agent_load l;
+	json_t *j;
+	char *body;
+
+	/* what a node loads is in its reports, which a key guards */
+	if (!ag_client_is_loopback(c) && !ag_client_is_controller(c))
+		return ag_error(c, MHD_HTTP_FORBIDDEN,
+				"the load state is for this node and the --controller addresses");
+	agent__load_state(&ag, &l);
+	if (!l.model[0])
+		j = json_object();
+	else
+		j = json_pack("{s:s, s:s, s:s, s:b, s:b, s:I, s:i, s:s}", "op",
+			      l.unload ? "unload" : "load", "model", l.model, "server", l.server,
+			      "busy", l.busy, "hidden", l.hidden, "ms",
+			      (json_int_t)((l.busy ? clock_mono_ms() : l.ended_ms) - l.started_ms),
+			      "status", (int)l.status, "error", l.error);
+	body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!body)
+		return MHD_NO;
+	return ag_send(c, MHD_HTTP_OK, "application/json", body, NULL);
 }
 
 static enum MHD_Result ag_handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -431,10 +500,13 @@ static enum MHD_Result ag_handler(void *cls, struct MHD_Connection *c, const cha
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	if (!strcmp(url, "/v1/load")) {
+	if (!strcmp(url, "/v1/load") && !strcmp(method, "GET"))
+		return ag_get_load(c);
+	if (!strcmp(url, "/v1/load") || !strcmp(url, "/v1/unload")) {
 		if (!post)
-			return ag_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "POST only");
-		return ag_post_load(c, cc);
+			return ag_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+					url[4] == 'l' ? "GET or POST" : "POST only");
+		return ag_post_op(c, cc, url[4] == 'u');
 	}
 	if (!strcmp(url, "/v1/hints")) {
 		if (!post)

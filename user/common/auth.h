@@ -57,6 +57,8 @@ int aibl_key__derive(const struct aibl_key *master, const char *node, struct aib
 #define AIBL_AUTH_REQ_REPORT "GET /v1/report"
 /* a model load (aibl-agent POST /v1/load): what is this and the model's name */
 #define AIBL_AUTH_REQ_LOAD "POST /v1/load "
+/* a model unload (aibl-agent POST /v1/unload): the same with this */
+#define AIBL_AUTH_REQ_UNLOAD "POST /v1/unload "
 int aibl_auth__sign_req(const struct aibl_key *key, uint64_t t, const char *nonce, const char *what,
 			char *hdr, size_t hdrlen);
 
