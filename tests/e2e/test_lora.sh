@@ -10,14 +10,27 @@
 # - unloaded from n1: the controller drops n1 within a few polls and every
 #   new request goes to n2, also those of the clients that n1 had served;
 # - n1 answers vLLM's 404 for the adapter it no longer holds;
+# - loaded on n1 again, then unloaded from n2 through n2's agent (POST
+#   /v1/unload: drain, then unload) while sessions stream through the VIP:
+#   none of their requests fails (an unload on the engine in their midst
+#   gets vLLM's 404 for those already on their way), the agent tells how it
+#   went, and the service is left with n1;
 # - no request through the VIP fails.
 . "$(dirname "$0")/e2e.sh"
 CASES=(none_without_adapter only_holder holders_only follows_unload moved_to_second old_node_404
-	no_failures)
+	drain_unload_no_failures drain_unload_done no_failures)
 e2e_need "${CASES[@]}"
 e2e_lab lora --nodes 3 --clients 16 || { t_fail lab "lab up failed"; t_done; }
+# n2's agent looks at the model lists only at its scrape, every second: an
+# unload on its engine reaches the controller up to a second late, and the
+# drain must not depend on the watch (phase 4)
 for i in 1 2 3; do
-	lab_start_node "$i" --models base:1000 --lora-load-ms 300 --decode-ms-per-tok 2
+	if [ "$i" = 2 ]; then
+		LAB_WATCH_MS=0 LAB_SCRAPE_MS=1000 lab_start_node "$i" --models base:1000 \
+			--lora-load-ms 300 --decode-ms-per-tok 2
+	else
+		lab_start_node "$i" --models base:1000 --lora-load-ms 300 --decode-ms-per-tok 2
+	fi
 done
 set -- $LAB_VIP4_LIST
 VIP=$1
@@ -105,6 +118,40 @@ code=$(lab_run cli curl -sS --max-time 5 -o "$E2E_TMP/404.json" -w '%{http_code}
 msg=$(e2e_json "$E2E_TMP/404.json" "j['error']['type'], j['error']['message']" 2>&1)
 echo "# n1 asked directly: $code $msg"
 t_check old_node_404 [ "$code $msg" = "404 NotFoundError The model \`sql-lora\` does not exist." ]
+
+# 4. back on n1; then n2's agent drains and unloads it amid the traffic
+[ "$(lora 1 load)" = 200 ] || t_fail drain_unload_no_failures "load on n1 refused"
+lab_wait 5 serving_is "n1 n2" ||
+	e2e_fail_log drain_unload_no_failures "service nodes '$(serving)', want n1 n2"
+lab_loadgen chat --target "http://$VIP:$LAB_SIM_PORT" --source 10.10.1.1-10.10.1.16 \
+	--model sql-lora --sessions 32 --turns 3 --rate 16 --think-ms 50 \
+	--context-tokens 200 --output-tokens 4 --seed 4 --json --no-progress \
+	>"$E2E_TMP/four.json" 2>"$E2E_TMP/four.err" &
+lg=$!
+sleep 0.8
+code=$(lab_run n2 curl -sS --max-time 5 -o /dev/null -w '%{http_code}' -X POST \
+	-H 'Content-Type: application/json' -d '{"model": "sql-lora"}' \
+	"http://127.0.0.1:$LAB_AGENT_PORT/v1/unload")
+echo "# n2's agent asked to unload sql-lora: $code"
+wait "$lg" || failed=$((failed + 1))
+r=$(e2e_json "$E2E_TMP/four.json" \
+	"j['total']['requests'], j['total']['failed'], ' '.join(sorted(n['name'] for n in j['nodes'] if n['requests']))")
+echo "# unloaded from n2 through its agent amid 32 sessions: (requests, failed, nodes) = $r"
+t_check drain_unload_no_failures [ "$code ${r#* }" = "202 0 n1 n2" ]
+state() {
+	lab_run n2 curl -sS --max-time 2 "http://127.0.0.1:$LAB_AGENT_PORT/v1/load"
+}
+done_ok() {
+	state | python3 -c "import json,sys
+j = json.load(sys.stdin)
+sys.exit(not (j['op'] == 'unload' and not j['busy'] and j['status'] == 200 and not j['error']))"
+}
+if lab_wait 5 done_ok && lab_wait 3 serving_is n1; then
+	echo "# n2's agent: $(state)"
+	t_pass drain_unload_done
+else
+	e2e_fail_log drain_unload_done "agent: $(state); service nodes '$(serving)', want n1"
+fi
 
 if [ $failed -eq 0 ]; then t_pass no_failures; else
 	t_fail no_failures "$failed workloads had failures: $(cat "$E2E_TMP"/*.err | grep -m1 -i error)"
