@@ -36,7 +36,9 @@
 #   kv-pressure  prefix caches of 12000 tokens per node (simnode
 #                --cache-tokens), below the sessions' working set
 #   dynamic      a third into each run an operator moves models: n1 unloads
-#                m-b, n2 unloads m-c and loads m-b; classic lists go stale
+#                m-b, n2 unloads m-c and loads m-b; classic lists go stale.
+#                The unloads go through the nodes' agents, which drain
+#                first (agent_unload below)
 #                (cold starts are expected for them, not a goal for ai)
 #   keepalive    clients keep their connection for every turn (--keepalive)
 #   nat          8 sessions behind each client address (--sessions-per-source)
@@ -264,10 +266,31 @@ model_op() { # NODE OP MODEL
 	lab_run "n$1" curl -sf --max-time 30 -X POST -H 'Content-Type: application/json' \
 		-d "{\"lora_name\": \"$3\"}" "http://127.0.0.1:$PORT/v1/${2}_lora_adapter" >/dev/null
 }
-move_models() {
-	sleep "$1"
-	model_op 1 unload m-b
-	model_op 2 unload m-c
+# An unload goes through the node's agent, as an operator of aibl moves a
+# model (docs/agent.md, "Drain, then unload"): the agent drains first (its
+# reports say the model is gone, every balancer polling sees that, then
+# --drain-ms, 1 s by default, for the flows they sent before) and then
+# unloads it on the engine. Every policy's run moves so; the classic lists
+# never follow the reports, so for them it only sets when the unload lands.
+agent_unload() { # NODE MODEL: until the agent has unloaded it
+	lab_run "n$1" curl -sf --max-time 5 -X POST -H 'Content-Type: application/json' \
+		-d "{\"model\": \"$2\"}" "http://127.0.0.1:$LAB_AGENT_PORT/v1/unload" >/dev/null ||
+		return 1
+	for _ in $(seq 1500); do
+		lab_run "n$1" curl -sf --max-time 1 "http://127.0.0.1:$LAB_AGENT_PORT/v1/load" |
+			grep -q '"busy":false' && return 0
+		sleep 0.02
+	done
+	return 1
+}
+# the drains begin DRAIN_LEAD_S before SECONDS, so the unloads land about
+# when they landed when the engines were told directly (at SECONDS)
+DRAIN_LEAD_S=1.1
+move_models() { # SECONDS
+	sleep "$(python3 -c "print(max(0, $1 - $DRAIN_LEAD_S))")"
+	agent_unload 1 m-b &
+	agent_unload 2 m-c
+	wait
 	model_op 2 load m-b
 }
 
