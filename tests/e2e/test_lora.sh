@@ -10,8 +10,9 @@
 # - unloaded from n1: the controller drops n1 within a few polls and every
 #   new request goes to n2, also those of the clients that n1 had served;
 # - n1 answers vLLM's 404 for the adapter it no longer holds;
-# - loaded on n1 again, then unloaded from n2 through n2's agent (POST
-#   /v1/unload: drain, then unload) while sessions stream through the VIP:
+# - loaded on n1 again, then unloaded from n2 by `aiblctl node unload`
+#   (aibld passes it to n2's agent, POST /v1/unload: drain, then unload)
+#   while sessions stream through the VIP:
 #   none of their requests fails (an unload on the engine in their midst
 #   gets vLLM's 404 for those already on their way), the agent tells how it
 #   went, and the service is left with n1;
@@ -129,15 +130,16 @@ lab_loadgen chat --target "http://$VIP:$LAB_SIM_PORT" --source 10.10.1.1-10.10.1
 	>"$E2E_TMP/four.json" 2>"$E2E_TMP/four.err" &
 lg=$!
 sleep 0.8
-code=$(lab_run n2 curl -sS --max-time 5 -o /dev/null -w '%{http_code}' -X POST \
-	-H 'Content-Type: application/json' -d '{"model": "sql-lora"}' \
-	"http://127.0.0.1:$LAB_AGENT_PORT/v1/unload")
-echo "# n2's agent asked to unload sql-lora: $code"
+# the operator's command: through aibld's API to n2's agent, until it is done
+out=$(lab_run lb "$AIBL_BUILD/aiblctl" --api "$LAB_API" --token-file "$LAB_DIR/api.token" \
+	node unload n2 sql-lora 2>&1)
+code=$?
+echo "$out" | sed 's/^/# aiblctl: /'
 wait "$lg" || failed=$((failed + 1))
 r=$(e2e_json "$E2E_TMP/four.json" \
 	"j['total']['requests'], j['total']['failed'], ' '.join(sorted(n['name'] for n in j['nodes'] if n['requests']))")
 echo "# unloaded from n2 through its agent amid 32 sessions: (requests, failed, nodes) = $r"
-t_check drain_unload_no_failures [ "$code ${r#* }" = "202 0 n1 n2" ]
+t_check drain_unload_no_failures [ "$code ${r#* }" = "0 0 n1 n2" ]
 state() {
 	lab_run n2 curl -sS --max-time 2 "http://127.0.0.1:$LAB_AGENT_PORT/v1/load"
 }

@@ -1553,8 +1553,9 @@ static void test_status_and_drain(void)
 		    CASE(argf("-j --api %s --token-file %s node drain gpu-b", api, tokfile), 0,
 			 JSTR("node", "gpu-b", "node"), JTRUE("draining", "draining")),
 		};
+		/* "u" is undrain or unload: ambiguous, the candidates named */
 		const struct ctl_case undrain =
-		    CASE(argf("--api %s no u gpu-b", api), 0,
+		    CASE(argf("--api %s no und gpu-b", api), 0,
 			 OUT("node gpu-b: not draining", "human undrain"));
 		const struct ctl_case refused[] = {
 		    CASE(argf("--api %s node drain gpu-a", api), 1,
@@ -1563,6 +1564,10 @@ static void test_status_and_drain(void)
 			 JHAS("error", "unknown node 'gpu-zz'", "message")),
 		    CASE(argf("--api %s --token-file /nonexistent/tok node drain gpu-a", api), 1,
 			 ERR("/nonexistent/tok", "names the missing token file")),
+		    CASE(argf("--api %s no u gpu-b", api), 2,
+			 ERR("unload", "u: ambiguous, names unload")),
+		    CASE(argf("--api %s node unload gpu-b", api), 2,
+			 ERR("a node NAME and a MODEL", "unload without a model: usage")),
 		};
 
 		RUN_CASES(cases);

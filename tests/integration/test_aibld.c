@@ -1299,6 +1299,86 @@ static void agent_load_signed(void)
 	ASSERT_TRUE(alive(agents[0]), "agent n1 alive");
 }
 
+/* m2 resident on n2's second engine (aibl-simnode /v1/models), -1 no answer */
+static int m2_on_n2(void)
+{
+	char *body = NULL;
+	json_t *j, *m;
+	size_t i;
+	int ret = -1;
+
+	if (http("GET", "http://127.0.0.1:19104/v1/models", NULL, &body) != 200)
+		goto out;
+	j = json_loads(body, 0, NULL);
+	ret = 0;
+	json_array_foreach(json_object_get(j, "data"), i, m)
+	{
+		if (!strcmp(json_string_value(json_object_get(m, "id")) ?: "", "m2"))
+			ret = json_is_true(json_object_get(m, "resident"));
+	}
+	json_decref(j);
+out:
+	free(body);
+	return ret;
+}
+
+/*
+ * An operator unloads a model through the API (aiblctl node unload): aibld
+ * passes it to the node's agent, signed with that node's key (the agents
+ * here take only signed requests, so a 202 is a signature taken), and
+ * passes the agent's answer back; GET .../load follows the drain to its
+ * end. Refused without the token, for an unknown node, without a model.
+ * n2's m2 is loaded again afterwards.
+ */
+static void unload_api(void)
+{
+	const char *url = API "/v1/nodes/n2/unload?model=m2";
+	char *body = NULL;
+	json_t *j = NULL, *a;
+	bool done = false;
+
+	if (!ready)
+		return SKIP("lab not ready");
+	ASSERT_EQ(http("POST", url, NULL, NULL), 401, "no token");
+	ASSERT_EQ(http("POST", API "/v1/nodes/n2/unload", TOKEN, NULL), 400, "no model");
+	ASSERT_EQ(http("POST", API "/v1/nodes/n2/unload?model=m%202", TOKEN, NULL), 400,
+		  "a space in the model");
+	ASSERT_EQ(http("POST", API "/v1/nodes/nope/unload?model=m2", TOKEN, NULL), 404,
+		  "unknown node");
+	ASSERT_EQ(http("GET", url, TOKEN, NULL), 405, "GET refused");
+	ASSERT_EQ(http("GET", API "/v1/nodes/n2/load", NULL, NULL), 401, "load state: no token");
+	ASSERT_EQ(m2_on_n2(), 1, "m2 on n2's engine before");
+	ASSERT_EQ(http("POST", url, TOKEN, &body), 202, "unload asked: the agent's 202");
+	j = body ? json_loads(body, 0, NULL) : NULL;
+	ASSERT_STREQ(json_string_value(json_object_get(j, "node")), "n2", "reply node");
+	ASSERT_EQ(json_integer_value(json_object_get(j, "agent_status")), 202, "agent_status");
+	ASSERT_STREQ(json_string_value(json_object_get(json_object_get(j, "agent"), "model")), "m2",
+		     "the agent's answer");
+	for (int i = 0; i < 100 && !done; i++) {
+		json_decref(j);
+		free(body);
+		body = NULL;
+		j = NULL;
+		usleep(50000);
+		if (http("GET", API "/v1/nodes/n2/load", TOKEN, &body) != 200)
+			continue;
+		j = body ? json_loads(body, 0, NULL) : NULL;
+		a = json_object_get(j, "agent");
+		done = json_is_false(json_object_get(a, "busy"));
+	}
+	a = json_object_get(j, "agent");
+	ASSERT_TRUE(done, "the agent drained and unloaded within 5 s");
+	ASSERT_STREQ(json_string_value(json_object_get(a, "op")), "unload", "op");
+	ASSERT_EQ(json_integer_value(json_object_get(a, "status")), 200, "the engine's 200");
+	ASSERT_EQ(m2_on_n2(), 0, "m2 gone from n2's engine");
+	ASSERT_EQ(http_req("POST", "http://127.0.0.1:19104/v1/load_lora_adapter", NULL,
+			   "{\"lora_name\":\"m2\"}", NULL),
+		  200, "m2 loaded again");
+	ASSERT_TRUE(alive(agents[1]), "agent n2 alive");
+	json_decref(j);
+	free(body);
+}
+
 static void lab_up(void)
 {
 	if (!test__can_bpf())
@@ -1322,6 +1402,7 @@ static const struct test_case cases[] = {
     {"affinity_per_engine", affinity_per_engine},
     {"drain_api", drain_api},
     {"agent_load_signed", agent_load_signed},
+    {"unload_api", unload_api},
     {"sighup", sighup},
     {"restart_keeps_flows", restart_keeps_flows},
     {"teardown", teardown_cmd},

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <curl/curl.h>
 #include "ctl.h"
 #include "status_json.h"
@@ -380,13 +381,19 @@ static void node_help(FILE *f)
 {
 	fprintf(f,
 		"Usage: aiblctl [--api URL] [--token-file F] node drain|undrain|poll NAME\n"
+		"       aiblctl [--api URL] [--token-file F] node unload NAME MODEL [--no-wait]\n"
 		"\n"
 		"drain:   the node takes no new flows; its established flows continue.\n"
 		"undrain: the node takes new flows again.\n"
 		"poll:    the controller polls its nodes now (after a model was loaded or\n"
 		"         unloaded by hand), no sooner than poll_interval_ms / 10 after the\n"
 		"         last round. Needs no token.\n"
-		"Through the controller (POST /v1/nodes/NAME/drain|undrain|poll). When aibld\n"
+		"unload:  the node's agent drains MODEL (its reports drop it, every balancer\n"
+		"         polling it sees that, then its --drain-ms pass) and then unloads it\n"
+		"         from the engine; waits until the agent is done, and fails if the\n"
+		"         engine refused (--no-wait: returns once the agent has begun).\n"
+		"Through the controller (POST /v1/nodes/NAME/drain|undrain|poll, POST\n"
+		"/v1/nodes/NAME/unload?model=MODEL, GET /v1/nodes/NAME/load). When aibld\n"
 		"has an api_token_file, pass the token with --token-file F or $AIBL_API_TOKEN.\n");
 }
 
@@ -474,12 +481,128 @@ static int node_poll(int argc, char **argv)
 	return node_set(argc, argv, "poll");
 }
 
+/* the agent's answer in a forwarded call ({"node","agent_status","agent"}) */
+static const char *agent_reason(json_t *doc, struct api_buf *b)
+{
+	json_t *a = json_object_get(doc, "agent");
+	const char *e = json_string_value(json_object_get(a, AIBL_SJ_ERROR));
+
+	return e ? e : api_reason(doc, b);
+}
+
+#define UNLOAD_WAIT_MS 600000 /* the agent's own bound: --load-timeout-ms */
+
+static int node_unload(int argc, char **argv)
+{
+	char path[1024], *node = NULL, *model = NULL;
+	struct api_buf b = {};
+	bool wait = true;
+	json_t *doc = NULL, *a;
+	long code = 0;
+	CURL *c;
+	int ret;
+
+	if (ctl_is_help(argc, argv))
+		return ctl_help(node_help);
+	if (argc == 3 && !strcmp(argv[2], "--no-wait")) {
+		wait = false;
+		argc--;
+	}
+	if (argc != 2)
+		return ctl_usage("node unload needs a node NAME and a MODEL");
+	c = curl_easy_init();
+	node = c ? curl_easy_escape(c, argv[0], 0) : NULL;
+	model = c ? curl_easy_escape(c, argv[1], 0) : NULL;
+	if (!node || !model) {
+		ret = ctl_fail("out of memory");
+		goto out;
+	}
+	snprintf(path, sizeof(path), "/v1/nodes/%s/unload?model=%s", node, model);
+	ret = api_call("POST", path, &code, &b);
+	if (ret)
+		goto out;
+	doc = b.data ? json_loadb(b.data, b.len, 0, NULL) : NULL;
+	if (code == 401 || code == 403) {
+		ret = ctl_fail("controller refused node unload (HTTP %ld: %s): pass the API token "
+			       "with --token-file F or AIBL_API_TOKEN",
+			       code, agent_reason(doc, &b));
+		goto out;
+	}
+	if (code == 200) {
+		/* nothing to do: no server there holds it */
+		if (ctl.json)
+			ret = ctl_json_print(json_incref(doc));
+		else
+			printf("node %s: %s is not resident there: nothing to unload\n", argv[0],
+			       argv[1]);
+		goto out;
+	}
+	if (code != 202) {
+		ret = ctl_fail("node %s: unload of %s refused (HTTP %ld): %s", argv[0], argv[1],
+			       code, agent_reason(doc, &b));
+		goto out;
+	}
+	if (!ctl.json)
+		printf("node %s: draining %s, then unloading it from %s\n", argv[0], argv[1],
+		       jstr(json_object_get(doc, "agent"), "server"));
+	snprintf(path, sizeof(path), "/v1/nodes/%s/load", node);
+	for (int waited = 0; wait; waited += 200) {
+		json_decref(doc);
+		doc = NULL;
+		free(b.data);
+		b = (struct api_buf){};
+		usleep(200 * 1000);
+		ret = api_call("GET", path, &code, &b);
+		if (ret)
+			goto out;
+		doc = b.data ? json_loadb(b.data, b.len, 0, NULL) : NULL;
+		a = json_object_get(doc, "agent");
+		if (code != 200 || !json_is_object(a)) {
+			ret = ctl_fail("node %s: the agent's load state: HTTP %ld: %s", argv[0],
+				       code, agent_reason(doc, &b));
+			goto out;
+		}
+		if (json_is_true(json_object_get(a, "busy"))) {
+			if (waited >= UNLOAD_WAIT_MS) {
+				ret = ctl_fail("node %s: still unloading %s after %d s", argv[0],
+					       argv[1], UNLOAD_WAIT_MS / 1000);
+				goto out;
+			}
+			continue;
+		}
+		if (strcmp(jstr(a, "op"), "unload") || strcmp(jstr(a, "model"), argv[1])) {
+			ret = ctl_fail("node %s: the agent's last operation is %s %s now, not this "
+				       "unload",
+				       argv[0], jstr(a, "op"), jstr(a, "model"));
+			goto out;
+		}
+		if (jstr(a, "error")[0] && strcmp(jstr(a, "error"), "-")) {
+			ret = ctl_fail("node %s: unloading %s failed: %s", argv[0], argv[1],
+				       jstr(a, "error"));
+			goto out;
+		}
+		break;
+	}
+	if (ctl.json)
+		ret = ctl_json_print(json_incref(doc));
+	else if (wait)
+		printf("node %s: %s drained and unloaded (%.0f ms)\n", argv[0], argv[1],
+		       json_number_value(json_object_get(json_object_get(doc, "agent"), "ms")));
+out:
+	json_decref(doc);
+	free(b.data);
+	curl_free(node);
+	curl_free(model);
+	if (c)
+		curl_easy_cleanup(c);
+	return ret;
+}
+
 int ctl_cmd_node(int argc, char **argv)
 {
 	static const struct ctl_cmd cmds[] = {
-	    {"drain", node_drain},
-	    {"undrain", node_undrain},
-	    {"poll", node_poll},
+	    {"drain", node_drain}, {"undrain", node_undrain},
+	    {"poll", node_poll},   {"unload", node_unload},
 	    {NULL, NULL},
 	};
 

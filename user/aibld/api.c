@@ -6,6 +6,8 @@
  *   GET  /v1/status                 JSON, the shape aiblctl reads
  *   POST /v1/nodes/NAME/drain       200 {"node":NAME,"draining":true}
  *   POST /v1/nodes/NAME/undrain     200 {"node":NAME,"draining":false}
+ *   POST /v1/nodes/NAME/unload?model=M   the node's agent's POST /v1/unload
+ *   GET  /v1/nodes/NAME/load             the node's agent's GET /v1/load
  *
  * State-changing requests need "Authorization: Bearer <token>" when
  * api_token_file is set (the config refuses a non-loopback listener
@@ -16,9 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <bpf/bpf.h>
+#include <curl/curl.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
@@ -462,6 +466,121 @@ static char *metrics_text(struct aibld *d)
 	return buf;
 }
 
+/*
+ * POST /v1/nodes/NAME/unload?model=M and GET /v1/nodes/NAME/load, passed
+ * to the node's agent (POST /v1/unload, GET /v1/load: docs/agent.md "Drain,
+ * then unload"). The unload is signed with the node's key where
+ * agent_key_file is set, so an operator drains and unloads a model with
+ * the API token, not the node's key; the agent takes this controller's
+ * address as a --controller one. The agent's answer comes back as
+ * {"node", "agent_status", "agent"} with its HTTP status, 502 when it gave
+ * none. On the API's thread, so bounded by API_AGENT_MS.
+ */
+#define API_AGENT_MS 2000
+
+static size_t agent_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct http_body *b = ud;
+
+	if (http_body__feed(b, p, size * n, AR_MAX_BYTES) || b->too_big)
+		return 0;
+	return size * n;
+}
+
+static enum MHD_Result agent_forward(struct aibld *d, struct MHD_Connection *c, const char *node,
+				     const char *model)
+{
+	char url[CFG_URL_LEN + 16], nonce[AIBL_AUTH_NONCE_MAX], sig[AIBL_AUTH_HDR_MAX];
+	char what[sizeof(AIBL_AUTH_REQ_UNLOAD) + AIBL_MODEL_LEN], hdr[AIBL_AUTH_HDR_MAX + 32];
+	char errbuf[CURL_ERROR_SIZE] = "", msg[CURL_ERROR_SIZE + 64], *post = NULL;
+	struct curl_slist *hdrs = NULL;
+	struct http_body b = {};
+	const struct node_rt *n;
+	struct aibl_key nk;
+	bool have_key;
+	json_t *ans;
+	long code = 0;
+	CURLcode rc;
+	CURL *h;
+
+	pthread_mutex_lock(&d->lock);
+	n = aibld__node(d, node);
+	if (!n || n->cfg_idx < 0) {
+		pthread_mutex_unlock(&d->lock);
+		snprintf(msg, sizeof(msg), "unknown node '%s'", node);
+		return reply_error(c, MHD_HTTP_NOT_FOUND, msg);
+	}
+	if (!d->cfg.nodes[n->cfg_idx].agent[0]) {
+		pthread_mutex_unlock(&d->lock);
+		snprintf(msg, sizeof(msg), "node '%s' has no agent to ask", node);
+		return reply_error(c, MHD_HTTP_CONFLICT, msg);
+	}
+	snprintf(url, sizeof(url), "%s%sv1/%s", d->cfg.nodes[n->cfg_idx].agent,
+		 d->cfg.nodes[n->cfg_idx].agent[strlen(d->cfg.nodes[n->cfg_idx].agent) - 1] == '/'
+		     ? ""
+		     : "/",
+		 model ? "unload" : "load");
+	have_key = d->have_key && model && !aibl_key__derive(&d->key, node, &nk);
+	if (d->have_key && model && !have_key) {
+		pthread_mutex_unlock(&d->lock);
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				   "cannot derive the node's key");
+	}
+	pthread_mutex_unlock(&d->lock);
+
+	h = curl_easy_init();
+	if (!h)
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot start libcurl");
+	if (model) {
+		json_t *o = json_pack("{s:s}", "model", model);
+
+		post = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+		snprintf(what, sizeof(what), "%s%s", AIBL_AUTH_REQ_UNLOAD, model);
+		if (have_key &&
+		    (aibl_auth__nonce(nonce, sizeof(nonce)) ||
+		     aibl_auth__sign_req(&nk, (__u64)time(NULL), nonce, what, sig, sizeof(sig)))) {
+			snprintf(errbuf, sizeof(errbuf), "cannot sign the request");
+		} else if (have_key) {
+			snprintf(hdr, sizeof(hdr), "%s: %s", AIBL_AUTH_HEADER, sig);
+			hdrs = curl_slist_append(hdrs, hdr);
+		}
+		OPENSSL_cleanse(&nk, sizeof(nk));
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, post ? post : "");
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)API_AGENT_MS);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, agent_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	rc = errbuf[0] || (model && !post) ? CURLE_FAILED_INIT : curl_easy_perform(h);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(h);
+	curl_slist_free_all(hdrs);
+	free(post);
+	if (rc != CURLE_OK || code < 100 || code > 599) {
+		http_body__free(&b);
+		snprintf(msg, sizeof(msg), "agent %s: %s", url,
+			 errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		pr_warn("API: %s", msg);
+		return reply_error(c, MHD_HTTP_BAD_GATEWAY, msg);
+	}
+	ans = json_loadb(http_body__str(&b), b.len, 0, NULL);
+	if (!ans)
+		ans = json_string(b.len ? "(not JSON)" : "");
+	http_body__free(&b);
+	if (model)
+		pr_info("API: node %s: unload of %s asked of its agent: HTTP %ld", node, model,
+			code);
+	return reply_json(c, (unsigned int)code,
+			  json_pack("{s:s, s:i, s:o}", AIBL_SJ_NODE, node, "agent_status",
+				    (int)code, "agent", ans));
+}
+
 static bool token_ok(struct aibld *d, struct MHD_Connection *c)
 {
 	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
@@ -525,16 +644,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (!strncmp(url, "/v1/nodes/", 10)) {
 		const char *name = url + 10, *slash = strrchr(name, '/');
 		char node[AIBL_NAME_LEN + 1];
-		bool drain, poll;
+		bool drain, poll, unload, load;
 		int err;
 
 		if (!slash ||
 		    (strcmp(slash, "/drain") && strcmp(slash, "/undrain") &&
-		     strcmp(slash, "/poll")) ||
+		     strcmp(slash, "/poll") && strcmp(slash, "/unload") &&
+		     strcmp(slash, "/load")) ||
 		    slash == name || (size_t)(slash - name) > AIBL_NAME_LEN)
 			return reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
-		if (strcmp(method, "POST"))
-			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST");
+		load = !strcmp(slash, "/load");
+		unload = !strcmp(slash, "/unload");
+		if (strcmp(method, load ? "GET" : "POST"))
+			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+					   load ? "use GET" : "use POST");
 		/* a poll asked for early needs no token: all it can cause is a
 		 * poll, whose answer is checked as ever (and signed, with
 		 * agent_key_file), no sooner than poll_interval_ms / 10 after
@@ -554,6 +677,26 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		if (!aibl_name__valid(node, AIBL_NAME_LEN))
 			return reply_error(c, MHD_HTTP_NOT_FOUND,
 					   "no such node (names are " AIBL_NAME_CHARSET ")");
+		if (unload || load) {
+			const char *model = NULL;
+			size_t ml;
+
+			if (unload) {
+				model =
+				    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "model");
+				ml = model ? strlen(model) : 0;
+				if (!ml || ml >= AIBL_MODEL_LEN)
+					return reply_error(
+					    c, MHD_HTTP_BAD_REQUEST,
+					    "?model= (1 to 127 characters) is required");
+				for (size_t i = 0; i < ml; i++)
+					if ((unsigned char)model[i] < 0x21 || model[i] == 0x7f)
+						return reply_error(
+						    c, MHD_HTTP_BAD_REQUEST,
+						    "model: no spaces or control characters");
+			}
+			return agent_forward(d, c, node, model);
+		}
 		drain = !strcmp(slash, "/drain");
 		pthread_mutex_lock(&d->lock);
 		if (poll) {
