@@ -38,7 +38,8 @@
 #   dynamic      a third into each run an operator moves models: n1 unloads
 #                m-b, n2 unloads m-c and loads m-b; classic lists go stale.
 #                The unloads go through the nodes' agents, which drain
-#                first (agent_unload below)
+#                first, and m-b's old copy goes once its new one is
+#                loaded (move_models below)
 #                (cold starts are expected for them, not a goal for ai)
 #   keepalive    clients keep their connection for every turn (--keepalive)
 #   nat          8 sessions behind each client address (--sessions-per-source)
@@ -287,15 +288,17 @@ agent_unload() { # NODE MODEL: until the agent has unloaded it
 	done
 	return 1
 }
-# the drains begin DRAIN_LEAD_S before SECONDS, so the unloads land about
-# when they landed when the engines were told directly (at SECONDS)
+# The move, as an operator moves a model: room first (n2's m-c goes), then
+# the new copy (m-b loads on n2), and only then the old one goes (n1's m-b),
+# so m-b never has fewer nodes than before the move began. The first drain
+# begins DRAIN_LEAD_S before SECONDS, so n2's unload of m-c and its load of
+# m-b begin about when they did when the engines were told directly.
 DRAIN_LEAD_S=1.1
 move_models() { # SECONDS
 	sleep "$(python3 -c "print(max(0, $1 - $DRAIN_LEAD_S))")"
-	agent_unload 1 m-b &
 	agent_unload 2 m-c
-	wait
 	model_op 2 load m-b
+	agent_unload 1 m-b
 }
 
 # whether MODEL is resident on a node of the mix at the start. The
