@@ -1104,13 +1104,17 @@ static bool can_load(const struct agent_server *w)
 }
 
 /*
- * Another load or unload runs: -EINPROGRESS the same one asked again (or
- * by another balancer; *server: where), -EBUSY another. 0 none. Under
- * a->lock.
+ * Whether a load or unload of model may begin: -ESHUTDOWN the agent stops;
+ * another one runs: -EINPROGRESS the same one asked again (or by another
+ * balancer; *server: where), -EBUSY another. 0 it may. Under a->lock.
  */
-static int op_busy(struct agent *a, const char *model, bool unload, char *server, size_t serverlen,
-		   char *msg, size_t msglen)
+static int op_check(struct agent *a, const char *model, bool unload, char *server, size_t serverlen,
+		    char *msg, size_t msglen)
 {
+	if (a->stop) {
+		snprintf(msg, msglen, "the agent is stopping");
+		return -ESHUTDOWN;
+	}
 	if (!a->load.busy)
 		return 0;
 	snprintf(msg, msglen, "%sloading %s on %s for %llu ms", a->load.unload ? "un" : "",
@@ -1169,12 +1173,7 @@ int agent__load(struct agent *a, const char *model, char *server, size_t serverl
 	int err;
 
 	pthread_mutex_lock(&a->lock);
-	if (a->stop) {
-		snprintf(msg, msglen, "the agent is stopping");
-		err = -ESHUTDOWN;
-		goto out;
-	}
-	err = op_busy(a, model, false, server, serverlen, msg, msglen);
+	err = op_check(a, model, false, server, serverlen, msg, msglen);
 	if (err)
 		goto out;
 	for (int i = 0; i < a->cfg.nservers; i++) {
@@ -1220,12 +1219,7 @@ int agent__unload(struct agent *a, const char *model, char *server, size_t serve
 	int err;
 
 	pthread_mutex_lock(&a->lock);
-	if (a->stop) {
-		snprintf(msg, msglen, "the agent is stopping");
-		err = -ESHUTDOWN;
-		goto out;
-	}
-	err = op_busy(a, model, true, server, serverlen, msg, msglen);
+	err = op_check(a, model, true, server, serverlen, msg, msglen);
 	if (err)
 		goto out;
 	for (int i = 0; i < a->cfg.nservers && !pick; i++) {
