@@ -522,10 +522,11 @@ static int node_unload(int argc, char **argv)
 	if (ret)
 		goto out;
 	doc = b.data ? json_loadb(b.data, b.len, 0, NULL) : NULL;
-	if (code == 401 || code == 403) {
+	/* the controller's own refusal; the agent's comes with its status */
+	if ((code == 401 || code == 403) && !json_object_get(doc, "agent_status")) {
 		ret = ctl_fail("controller refused node unload (HTTP %ld: %s): pass the API token "
 			       "with --token-file F or AIBL_API_TOKEN",
-			       code, agent_reason(doc, &b));
+			       code, api_reason(doc, &b));
 		goto out;
 	}
 	if (code == 200) {
@@ -538,8 +539,9 @@ static int node_unload(int argc, char **argv)
 		goto out;
 	}
 	if (code != 202) {
-		ret = ctl_fail("node %s: unload of %s refused (HTTP %ld): %s", argv[0], argv[1],
-			       code, agent_reason(doc, &b));
+		ret = ctl_fail("node %s: unload of %s refused (HTTP %ld%s): %s", argv[0], argv[1],
+			       code, json_object_get(doc, "agent_status") ? " from its agent" : "",
+			       agent_reason(doc, &b));
 		goto out;
 	}
 	if (!ctl.json)
