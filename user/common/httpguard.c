@@ -113,6 +113,13 @@ static const char *guard_addr_str(const struct in6_addr *a, char *buf, size_t le
 	return inet_ntop(AF_INET6, a, buf, len);
 }
 
+bool http_guard__addr_str(const struct sockaddr *sa, char *buf, size_t len)
+{
+	struct in6_addr a;
+
+	return guard_src(sa, &a) && guard_addr_str(&a, buf, len);
+}
+
 /* caller holds lock */
 static void conn_link(struct http_guard *g, struct guard_conn *c)
 {

@@ -58,6 +58,9 @@ struct http_guard;
 int http_guard__add_prio(struct http_guard_cfg *cfg, const char *addr);
 /* sa (IPv4 or IPv6) is one of cfg's priority addresses */
 bool http_guard__is_prio(const struct http_guard_cfg *cfg, const struct sockaddr *sa);
+/* sa's address, numeric, without its port (an IPv4-mapped one as IPv4):
+ * false for another family */
+bool http_guard__addr_str(const struct sockaddr *sa, char *buf, size_t len);
 /* 0 or -errno; starts the reaper thread, raises RLIMIT_NOFILE when needed */
 int http_guard__new(const struct http_guard_cfg *cfg, struct http_guard **out);
 void http_guard__free(struct http_guard *g);
