@@ -308,6 +308,16 @@ void poller__fini(void);
 /* Poll every node once (concurrently, bounded by poll_timeout_ms). Takes
  * d->lock itself to record results. */
 int poller__run(struct aibld *d);
+/* an agent's URL for path ("v1/report"): its base URL, one '/', the path */
+void poller__agent_url(char *buf, size_t len, const char *agent, const char *path);
+/*
+ * With agent_key_file: the X-Aibl-Signature value for a request to node's
+ * agent, for what and nonce, in sig, signed by the node's own key (into
+ * *key: it signs no other node's request). Without a key sig is "". 0 or
+ * -EIO.
+ */
+int poller__sign(const struct aibld *d, const char *node, const char *nonce, const char *what,
+		 struct aibl_key *key, char *sig, size_t siglen);
 
 /* netlink.c */
 int netlink__open(struct nl **out);

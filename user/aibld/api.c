@@ -497,8 +497,8 @@ static enum MHD_Result agent_forward(struct aibld *d, struct MHD_Connection *c, 
 	struct http_body b = {};
 	const struct node_rt *n;
 	struct aibl_key nk;
-	bool have_key;
 	json_t *ans;
+	int err = 0;
 	long code = 0;
 	CURLcode rc;
 	CURL *h;
@@ -515,18 +515,20 @@ static enum MHD_Result agent_forward(struct aibld *d, struct MHD_Connection *c, 
 		snprintf(msg, sizeof(msg), "node '%s' has no agent to ask", node);
 		return reply_error(c, MHD_HTTP_CONFLICT, msg);
 	}
-	snprintf(url, sizeof(url), "%s%sv1/%s", d->cfg.nodes[n->cfg_idx].agent,
-		 d->cfg.nodes[n->cfg_idx].agent[strlen(d->cfg.nodes[n->cfg_idx].agent) - 1] == '/'
-		     ? ""
-		     : "/",
-		 model ? "unload" : "load");
-	have_key = d->have_key && model && !aibl_key__derive(&d->key, node, &nk);
-	if (d->have_key && model && !have_key) {
-		pthread_mutex_unlock(&d->lock);
-		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-				   "cannot derive the node's key");
+	poller__agent_url(url, sizeof(url), d->cfg.nodes[n->cfg_idx].agent,
+			  model ? "v1/unload" : "v1/load");
+	/* the unload is signed as the poller signs its requests (sig "" without
+	 * agent_key_file) */
+	sig[0] = '\0';
+	if (model) {
+		snprintf(what, sizeof(what), "%s%s", AIBL_AUTH_REQ_UNLOAD, model);
+		err = aibl_auth__nonce(nonce, sizeof(nonce))
+			  ?: poller__sign(d, node, nonce, what, &nk, sig, sizeof(sig));
+		OPENSSL_cleanse(&nk, sizeof(nk));
 	}
 	pthread_mutex_unlock(&d->lock);
+	if (err)
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot sign the request");
 
 	h = curl_easy_init();
 	if (!h)
@@ -537,16 +539,10 @@ static enum MHD_Result agent_forward(struct aibld *d, struct MHD_Connection *c, 
 		post = o ? json_dumps(o, JSON_COMPACT) : NULL;
 		json_decref(o);
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-		snprintf(what, sizeof(what), "%s%s", AIBL_AUTH_REQ_UNLOAD, model);
-		if (have_key &&
-		    (aibl_auth__nonce(nonce, sizeof(nonce)) ||
-		     aibl_auth__sign_req(&nk, (__u64)time(NULL), nonce, what, sig, sizeof(sig)))) {
-			snprintf(errbuf, sizeof(errbuf), "cannot sign the request");
-		} else if (have_key) {
+		if (sig[0]) {
 			snprintf(hdr, sizeof(hdr), "%s: %s", AIBL_AUTH_HEADER, sig);
 			hdrs = curl_slist_append(hdrs, hdr);
 		}
-		OPENSSL_cleanse(&nk, sizeof(nk));
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, post ? post : "");
 	}
 	curl_easy_setopt(h, CURLOPT_URL, url);
@@ -556,7 +552,7 @@ static enum MHD_Result agent_forward(struct aibld *d, struct MHD_Connection *c, 
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, agent_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-	rc = errbuf[0] || (model && !post) ? CURLE_FAILED_INIT : curl_easy_perform(h);
+	rc = model && !post ? CURLE_FAILED_INIT : curl_easy_perform(h);
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_cleanup(h);

@@ -122,30 +122,42 @@ static int job_header(struct job *j, const char *name, const char *value)
 	return 0;
 }
 
-/* j->url: the agent's base URL and path ("v1/report"), one '/' between */
+void poller__agent_url(char *buf, size_t len, const char *agent, const char *path)
+{
+	size_t al = strlen(agent);
+
+	snprintf(buf, len, "%s%s%s", agent, al && agent[al - 1] == '/' ? "" : "/", path);
+}
+
 static void agent_url(struct job *j, const char *agent, const char *path)
 {
-	size_t len = strlen(agent);
+	poller__agent_url(j->url, sizeof(j->url), agent, path);
+}
 
-	snprintf(j->url, sizeof(j->url), "%s%s%s", agent, len && agent[len - 1] == '/' ? "" : "/",
-		 path);
+int poller__sign(const struct aibld *d, const char *node, const char *nonce, const char *what,
+		 struct aibl_key *key, char *sig, size_t siglen)
+{
+	sig[0] = '\0';
+	if (!d->have_key)
+		return 0;
+	if (aibl_key__derive(&d->key, node, key) ||
+	    aibl_auth__sign_req(key, (__u64)time(NULL), nonce, what, sig, siglen))
+		return -EIO;
+	return 0;
 }
 
 /*
  * With agent_key_file: sign the request for what, with a fresh nonce
- * (j->nonce), by the node's own key: it signs no other node's request,
- * and the agent takes only one signed with it.
+ * (j->nonce), by the node's own key (j->key, which the report's signature
+ * is checked with): the agent takes only one signed with it.
  */
 static int job_sign(struct aibld *d, struct job *j, const char *what)
 {
 	char sig[AIBL_AUTH_HDR_MAX];
 
-	if (!d->have_key)
-		return 0;
-	if (aibl_key__derive(&d->key, j->n->name, &j->key) ||
-	    aibl_auth__sign_req(&j->key, (__u64)time(NULL), j->nonce, what, sig, sizeof(sig)))
+	if (poller__sign(d, j->n->name, j->nonce, what, &j->key, sig, sizeof(sig)))
 		return -EIO;
-	return job_header(j, AIBL_AUTH_HEADER, sig);
+	return sig[0] ? job_header(j, AIBL_AUTH_HEADER, sig) : 0;
 }
 
 /* POST <agent>/v1/load {"model": ...}, signed with the node's key */
