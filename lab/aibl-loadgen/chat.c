@@ -336,6 +336,14 @@ static int lg_turn_done(const struct lg_chat_cfg *cfg, struct lg_run *run, struc
 	smp.model = s->model;
 	smp.status = res == CURLE_OK ? x->status : 0;
 	smp.cold = x->cold;
+	/* a later turn of a --keepalive session that opened a connection:
+	 * its own was closed (or busy with another session of its address) */
+	if (cfg->c.keepalive && s->turn > 0) {
+		long nc = 0;
+
+		curl_easy_getinfo(x->h, CURLINFO_NUM_CONNECTS, &nc);
+		smp.reconnect = nc > 0;
+	}
 	smp.ok = res == CURLE_OK && x->status == 200 && x->done_seen && !x->bad_event;
 	if (!smp.ok) {
 		char code[32];
@@ -457,6 +465,12 @@ int lg_chat__run(const struct lg_chat_cfg *cfg, struct lg_run *run)
 	err = lg_sessions_init(cfg, ss);
 	if (err)
 		goto out;
+	/* every session's connection waits in the cache between its turns:
+	 * libcurl's default size (4 x the transfers added, here the turns in
+	 * flight) closed most of them, and a --keepalive session reconnected
+	 * about every other turn */
+	if (cfg->c.keepalive)
+		curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)cfg->sessions + 1);
 	t0 = clock_mono_msf();
 	run->start_unix_ms = clock_wall_msf();
 	lg_progress__init(&prog, cfg->c.progress, t0);

@@ -75,6 +75,14 @@ t_check chat_calm_sessions awk -F'\t' '!/^#/ { t[$4] = $1 } END {
 	exit t[4] - t[3] < 50 }' "$tmp/calm.tsv"
 t_check chat_calm_sessions_json [ "$(json "$tmp/calm.json" "j['config']['calm_sessions']")" = 4 ]
 
+# --keepalive chat: each session keeps its connection between its turns
+# (24 sessions, each its own address, waiting between turns with few
+# turns in flight: libcurl's default cache closed some)
+"$B/aibl-loadgen" chat --target http://127.0.0.1:21101 --model m1 --source 127.0.0.2-127.0.0.25 \
+	--sessions 24 --turns 6 --rate 50 --think-ms 50 --keepalive --context-tokens 100 \
+	--output-tokens 4 --seed 7 --json --no-progress >"$tmp/chatka.json" 2>/dev/null
+t_check chat_keepalive_no_reconnect [ "$(json "$tmp/chatka.json" "(j['total']['ok'], j['total']['reconnects'])")" = "(144, 0)" ]
+
 "$B/aibl-loadgen" http --target http://127.0.0.1:21101 --keepalive --conns 4 --requests 400 \
 	--json --no-progress >"$tmp/ka.json" 2>/dev/null
 t_check http_keepalive_no_reconnect [ "$(json "$tmp/ka.json" "(j['total']['ok'], j['total']['reconnects'])")" = "(400, 0)" ]
