@@ -47,6 +47,7 @@ static void fill(struct agent_report *r)
 	r->models[0].resident = true;
 	strcpy(r->models[0].server, r->servers[0].url);
 	strcpy(r->models[1].name, "mistral \"7b\"\n\\x");
+	r->models[1].unloading = true;
 	r->queue_depth = 3;
 	r->in_flight = 11;
 	r->kv_cache_usage = 0.4321;
@@ -117,6 +118,9 @@ static void round_trip(void)
 	ASSERT_EQ(b.nmodels, 2, "nmodels");
 	ASSERT_STREQ(b.models[1].name, a.models[1].name, "escaped model name");
 	ASSERT_FALSE(b.models[1].resident, "not resident");
+	ASSERT_TRUE(b.models[1].unloading, "unloading");
+	ASSERT_FALSE(b.models[0].unloading, "not unloading");
+	ASSERT_STREQ(agent_report__unloading(&b), a.models[1].name, "the model unloading");
 	ASSERT_EQ(b.nhints, 2, "nhints");
 	ASSERT_STREQ(aibl_addr__str(&b.hints[0].vip, b.hints[0].vip_family, ip, sizeof(ip)),
 		     "10.100.0.1", "hint vip");
@@ -219,6 +223,11 @@ static const struct bad_case {
      "unknown server kind"},
     {"server up string", HEAD ",\"servers\":[{\"url\":\"u\",\"up\":1}]}", -EINVAL, "servers[0].up"},
     {"model no name", HEAD ",\"models\":[{\"resident\":true}]}", -EINVAL, "models[0].name"},
+    {"unloading resident",
+     HEAD ",\"models\":[{\"name\":\"m\",\"resident\":true,\"unloading\":true}]}", -EINVAL,
+     "models[0]: unloading and resident"},
+    {"unloading string", HEAD ",\"models\":[{\"name\":\"m\",\"unloading\":\"yes\"}]}", -EINVAL,
+     "models[0].unloading: expected true"},
     {"model empty name", HEAD ",\"models\":[{\"name\":\"\"}]}", -EINVAL, "empty"},
     {"hint bad client",
      HEAD ",\"hints\":[{\"client\":\"10.0.0\",\"vip\":\"10.1.1.1\",\"ttl_ms\":1}]}", -EINVAL,
@@ -418,6 +427,40 @@ out:
 	agent_report__free(&a);
 }
 
+/* AR_OPEN_HEADER: what a balancer states on its poll of an agent draining
+ * a model; anything else states nothing */
+static void open_header(void)
+{
+	char model[AR_MODEL_LEN], big[AR_MODEL_LEN + 8];
+	long n;
+
+	/* the header's grammar */
+	ASSERT_TRUE(!agent_report__parse_open("0", &n, model, sizeof(model)) && n == 0 && !model[0],
+		    "\"0\": none unloading");
+	ASSERT_TRUE(!agent_report__parse_open("12 m-b:7b", &n, model, sizeof(model)) && n == 12 &&
+			!strcmp(model, "m-b:7b"),
+		    "\"12 m-b:7b\"");
+	ASSERT_EQ(agent_report__parse_open("", &n, model, sizeof(model)), -EINVAL,
+		  "empty: refused");
+	ASSERT_EQ(agent_report__parse_open("-1 m1", &n, model, sizeof(model)), -EINVAL, "negative");
+	ASSERT_EQ(agent_report__parse_open("1 ", &n, model, sizeof(model)), -EINVAL, "no model");
+	ASSERT_EQ(agent_report__parse_open("1 m1 m2", &n, model, sizeof(model)), -EINVAL,
+		  "a space");
+	ASSERT_EQ(agent_report__parse_open("1x m1", &n, model, sizeof(model)), -EINVAL,
+		  "not a number");
+	ASSERT_EQ(agent_report__parse_open("99999999999999999999 m1", &n, model, sizeof(model)),
+		  -EINVAL, "too large");
+	memset(big, 'm', sizeof(big) - 1);
+	big[0] = '1';
+	big[1] = ' ';
+	big[sizeof(big) - 1] = '\0';
+	ASSERT_EQ(agent_report__parse_open(big, &n, model, sizeof(model)), -EINVAL,
+		  "a model name over the limit");
+	ASSERT_EQ(agent_report__parse_open("1 m\x01", &n, model, sizeof(model)), -EINVAL,
+		  "a control character");
+	ASSERT_EQ(agent_report__parse_open(NULL, &n, model, sizeof(model)), -EINVAL, "none");
+}
+
 static const struct test_case cases[] = {
     {"round_trip", round_trip},
     {"nan_is_null", nan_is_null},
@@ -425,6 +468,7 @@ static const struct test_case cases[] = {
     {"bad_reports", bad_reports},
     {"limits", limits},
     {"unknown_members_ignored", unknown_members_ignored},
+    {"open_header", open_header},
 };
 
 TEST_MAIN("report", cases)

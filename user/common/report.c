@@ -298,8 +298,11 @@ static int ar_parse_model(struct ar_ctx *c, json_t *o, const char *p, struct ar_
 		return ar_fail(c, -EINVAL, "%s: expected an object", p);
 	if ((err = ar_str(c, o, p, "name", m->name, sizeof(m->name), true)) ||
 	    (err = ar_bool(c, o, p, "resident", &m->resident)) ||
-	    (err = ar_str(c, o, p, "server", m->server, sizeof(m->server), false)))
+	    (err = ar_str(c, o, p, "server", m->server, sizeof(m->server), false)) ||
+	    (err = ar_bool(c, o, p, "unloading", &m->unloading)))
 		return err;
+	if (m->unloading && m->resident)
+		return ar_fail(c, -EINVAL, "%s: unloading and resident", p);
 	if (!m->name[0])
 		return ar_fail(c, -EINVAL, "%s.name: empty", p);
 	return 0;
@@ -609,7 +612,8 @@ static json_t *ar_model_json(const struct ar_model *m)
 
 	if (!o || ar_set(o, "name", json_string(m->name)) ||
 	    ar_set(o, "resident", json_boolean(m->resident)) ||
-	    ar_set(o, "server", json_string(m->server))) {
+	    ar_set(o, "server", json_string(m->server)) ||
+	    (m->unloading && ar_set(o, "unloading", json_true()))) {
 		json_decref(o);
 		return NULL;
 	}
@@ -705,4 +709,38 @@ out:
 	if (err)
 		errno = -err;
 	return out;
+}
+
+const char *agent_report__unloading(const struct agent_report *r)
+{
+	for (int i = 0; i < r->nmodels; i++)
+		if (r->models[i].unloading)
+			return r->models[i].name;
+	return NULL;
+}
+
+int agent_report__parse_open(const char *v, long *n, char *model, size_t modellen)
+{
+	const char *sp;
+	char *end;
+	size_t len;
+
+	model[0] = '\0';
+	if (!v || *v < '0' || *v > '9')
+		return -EINVAL;
+	errno = 0;
+	*n = strtol(v, &end, 10);
+	if (errno || *n > AR_OPEN_MAX || (*end && *end != ' '))
+		return -EINVAL;
+	if (!*end)
+		return 0;
+	sp = end + 1;
+	len = strlen(sp);
+	if (!len || len >= modellen || len >= AR_MODEL_LEN)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)sp[i] < 0x21 || sp[i] == 0x7f)
+			return -EINVAL;
+	memcpy(model, sp, len + 1);
+	return 0;
 }

@@ -107,7 +107,23 @@ struct ar_model {
 	char name[AR_MODEL_LEN];
 	bool resident;		 /* loaded and servable now */
 	char server[AR_URL_LEN]; /* which model server has it */
+	/* not resident: the agent drains it for an unload (POST /v1/unload)
+	 * and waits for the balancers' open connections of it to end, which
+	 * they state on their polls (AR_OPEN_HEADER) */
+	bool unloading;
 };
+
+/*
+ * On a balancer's GET /v1/report: "<count>" or "<count> <model>", the open
+ * TCP connections (not closing) it holds to this node on the services of
+ * the model the last report it fetched says is unloading, counted after
+ * its tables dropped the node for that model. No model: it is a balancer
+ * and nothing is unloading. Not covered by the request's signature: a
+ * false count delays an unload by at most its drain timeout, or ends the
+ * wait for that balancer's connections early.
+ */
+#define AR_OPEN_HEADER "X-Aibl-Open-Flows"
+#define AR_OPEN_MAX    1000000000L
 
 /*
  * "this node holds warm context for client X on VIP:port (or model)".
@@ -188,5 +204,9 @@ int agent_hints__parse(const char *body, size_t len, struct ar_hint **out, int *
 
 /* Serialise; returns a malloc'd NUL-terminated string or NULL (errno set). */
 char *agent_report__to_json(const struct agent_report *r);
+/* AR_OPEN_HEADER's value: 0 and *n, *model ("" none), or -EINVAL */
+int agent_report__parse_open(const char *v, long *n, char *model, size_t modellen);
+/* the model r says is unloading (ar_model.unloading), NULL none */
+const char *agent_report__unloading(const struct agent_report *r);
 
 #endif
