@@ -664,25 +664,20 @@ static int dp__load_read(int load_fd, __u32 n, __s64 *out)
 	return 0;
 }
 
-int dp__load_reconcile(int conns_fd, int load_fd, __u32 nbackends)
+int dp__conns_walk(int conns_fd, dp_conn_fn fn, void *ud)
 {
 	struct aibl_flow_key *keys = calloc(DP_RECONCILE_BATCH, sizeof(*keys));
 	struct aibl_conn *vals = calloc(DP_RECONCILE_BATCH, sizeof(*vals));
-	__s64 *before = calloc(nbackends, sizeof(__s64)), *count = calloc(nbackends, sizeof(__s64));
-	__s64 *after = calloc(nbackends, sizeof(__s64));
 	DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	struct aibl_flow_key k, *prev = NULL;
 	__u32 batch = 0, n;
 	bool first = true, done = false;
-	int err, fixed = 0;
+	int err = 0;
 
-	if (!keys || !vals || !before || !count || !after) {
+	if (!keys || !vals) {
 		err = -ENOMEM;
 		goto out;
 	}
-	err = dp__load_read(load_fd, nbackends, before);
-	if (err)
-		goto out;
 	while (!done) {
 		n = DP_RECONCILE_BATCH;
 		err = bpf_map_lookup_batch(conns_fd, first ? NULL : &batch, &batch, keys, vals, &n,
@@ -692,7 +687,7 @@ int dp__load_reconcile(int conns_fd, int load_fd, __u32 nbackends)
 			if (err == -ENOENT) {
 				err = 0;
 				done = true; /* the last batch: n holds its entries */
-			} else if (err == -EINVAL || err == -EOPNOTSUPP) {
+			} else if (first && (err == -EINVAL || err == -EOPNOTSUPP)) {
 				break; /* no batch ops: one by one below */
 			} else {
 				goto out;
@@ -700,23 +695,56 @@ int dp__load_reconcile(int conns_fd, int load_fd, __u32 nbackends)
 		}
 		first = false;
 		for (__u32 i = 0; i < n; i++)
-			if (keys[i].proto == IPPROTO_TCP && vals[i].backend < nbackends &&
-			    !(vals[i].flags & AIBL_CONN_F_CLOSING))
-				count[vals[i].backend]++;
+			fn(&keys[i], &vals[i], ud);
 	}
 	if (err) {
 		/* kernels without batch lookups on LRU maps */
 		err = 0;
-		memset(count, 0, nbackends * sizeof(__s64));
 		while (!bpf_map_get_next_key(conns_fd, prev, &k)) {
 			struct aibl_conn c;
 
 			prev = &k;
-			if (k.proto == IPPROTO_TCP && !bpf_map_lookup_elem(conns_fd, &k, &c) &&
-			    c.backend < nbackends && !(c.flags & AIBL_CONN_F_CLOSING))
-				count[c.backend]++;
+			if (!bpf_map_lookup_elem(conns_fd, &k, &c))
+				fn(&k, &c, ud);
 		}
 	}
+out:
+	free(keys);
+	free(vals);
+	return err;
+}
+
+struct open_count {
+	__s64 *count;
+	__u32 nbackends;
+};
+
+static void dp__count_open(const struct aibl_flow_key *k, const struct aibl_conn *c, void *ud)
+{
+	struct open_count *oc = ud;
+
+	if (k->proto == IPPROTO_TCP && c->backend < oc->nbackends &&
+	    !(c->flags & AIBL_CONN_F_CLOSING))
+		oc->count[c->backend]++;
+}
+
+int dp__load_reconcile(int conns_fd, int load_fd, __u32 nbackends)
+{
+	__s64 *before = calloc(nbackends, sizeof(__s64)), *count = calloc(nbackends, sizeof(__s64));
+	__s64 *after = calloc(nbackends, sizeof(__s64));
+	struct open_count oc = {.count = count, .nbackends = nbackends};
+	int err, fixed = 0;
+
+	if (!before || !count || !after) {
+		err = -ENOMEM;
+		goto out;
+	}
+	err = dp__load_read(load_fd, nbackends, before);
+	if (err)
+		goto out;
+	err = dp__conns_walk(conns_fd, dp__count_open, &oc);
+	if (err)
+		goto out;
 	err = dp__load_read(load_fd, nbackends, after);
 	if (err)
 		goto out;
@@ -740,8 +768,6 @@ int dp__load_reconcile(int conns_fd, int load_fd, __u32 nbackends)
 	}
 	err = fixed;
 out:
-	free(keys);
-	free(vals);
 	free(before);
 	free(count);
 	free(after);

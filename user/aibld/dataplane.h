@@ -124,15 +124,24 @@ int dp__vip_filter_rebuild(int filter_fd, int vips_fd);
 int dp__pin_filter_rebuild(int filter_fd, int pins_fd);
 
 /*
+ * Calls fn for every entry of aibl_conns (the connection table), read in
+ * batches of DP_RECONCILE_BATCH, one by one where the kernel has no batch
+ * lookups on LRU maps. Entries added or removed meanwhile may be seen or
+ * not. 0 or -errno.
+ */
+#define DP_RECONCILE_BATCH 4096
+typedef void (*dp_conn_fn)(const struct aibl_flow_key *k, const struct aibl_conn *c, void *ud);
+int dp__conns_walk(int conns_fd, dp_conn_fn fn, void *ud);
+
+/*
  * Active-flow reconcile: sets aibl_load[id].active of every backend id <
  * nbackends to the open (not closing) TCP entries aibl_conns holds for it.
  * The data plane's +1/-1 drift (an LRU eviction or a lost FIN/RST never
  * counts down; an entry rewritten from outside never counts) ends here.
- * The table is read in batches of DP_RECONCILE_BATCH; what the data plane
+ * The table is read by dp__conns_walk(); what the data plane
  * added to a count while the table was read is kept on top. Number of
  * counts corrected, or -errno.
  */
-#define DP_RECONCILE_BATCH 4096
 int dp__load_reconcile(int conns_fd, int load_fd, __u32 nbackends);
 /* sets the bit of one VIP key (before writing it); no write when set */
 int dp__vip_filter_add(int filter_fd, const struct aibl_vip_key *k);
