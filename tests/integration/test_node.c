@@ -186,14 +186,15 @@ static bool wait_ok(const char *url)
 }
 
 /* fetch and parse the agent's report */
-static bool get_report(int port, struct agent_report *rep)
+/* GET /v1/report with header h (NULL none) */
+static bool get_report_h(int port, const char *h, struct agent_report *rep)
 {
 	char url[128], err[256];
 	struct resp r = {};
 	bool ok;
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/report", port);
-	ok = http(url, NULL, NULL, NULL, 3000, &r) == 0 && r.status == 200 &&
+	ok = http(url, NULL, h, NULL, 3000, &r) == 0 && r.status == 200 &&
 	     agent_report__parse(r.body, r.len, rep, err, sizeof(err)) == 0;
 	if (!ok) {
 		agent_report__init(rep);
@@ -202,6 +203,11 @@ static bool get_report(int port, struct agent_report *rep)
 	}
 	free(r.body);
 	return ok;
+}
+
+static bool get_report(int port, struct agent_report *rep)
+{
+	return get_report_h(port, NULL, rep);
 }
 
 /* poll until the agent has scraped server 0 successfully */
@@ -1275,6 +1281,129 @@ out:
 		stop(sim);
 }
 
+/*
+ * A balancer that counts its connections (AR_OPEN_HEADER on its polls, as
+ * aibld sends it) holds the unload until it says none of the model's is
+ * open, or the unload's drain_timeout_ms passes: the report flags the
+ * model unloading, the engine keeps it while the balancer says 2 are
+ * open, and unloads it no sooner than --drain-ms (200) after it says 0.
+ * A count for another model, or one made before the report that flagged
+ * it, does not end the wait; a value that does not parse states nothing.
+ */
+static void unload_waits_connections(void)
+{
+	const char *argv[] = {bin_agent,
+			      "--listen",
+			      "127.0.0.1:18195",
+			      "--name",
+			      "node-a",
+			      "--model-server",
+			      "http://127.0.0.1:18194",
+			      "--no-nvml",
+			      "--scrape-interval-ms",
+			      "100",
+			      "--watch-interval-ms",
+			      "20",
+			      "--drain-ms",
+			      "200",
+			      NULL};
+	const char *unload = "http://127.0.0.1:18195/v1/unload";
+	const char *none = AR_OPEN_HEADER ": 0";
+	pid_t sim = start_sim(18194, "--resident", "m1,m2", NULL), agent = -1;
+	const struct ar_model *m;
+	struct agent_report rep;
+	struct resp r = {};
+	double t1, t2 = 0;
+
+	if (sim < 0)
+		return;
+	agent = spawn_ready(argv, NULL, "http://127.0.0.1:18195/healthz", "agent up");
+	if (agent < 0 || !ASSERT_TRUE(wait_server_up(18195, &rep), "agent scraped the node"))
+		goto out;
+	agent_report__free(&rep);
+
+	/* a counting balancer (this test) polls, then m1's unload is asked */
+	if (!ASSERT_TRUE(get_report_h(18195, none, &rep), "a poll before the ask"))
+		goto out;
+	agent_report__free(&rep);
+	http(unload, "{\"model\":\"m1\",\"drain_timeout_ms\":\"5\"}", NULL, NULL, 2000, &r);
+	ASSERT_EQ(r.status, 400, "drain_timeout_ms not an integer: 400");
+	http(unload, "{\"model\":\"m1\",\"drain_timeout_ms\":3600001}", NULL, NULL, 2000, &r);
+	ASSERT_EQ(r.status, 400, "drain_timeout_ms over an hour: 400");
+	http("http://127.0.0.1:18195/v1/load", "{\"model\":\"m3\",\"drain_timeout_ms\":5}", NULL,
+	     NULL, 2000, &r);
+	ASSERT_EQ(r.status, 400, "drain_timeout_ms on a load: 400");
+	ASSERT_TRUE(load_says(18195, "{}", &r), "nothing started");
+	http(unload, "{\"model\":\"m1\"}", NULL, NULL, 2000, &r);
+	if (!ASSERT_EQ(r.status, 202, "unload m1 asked: 202"))
+		goto out;
+	/* a count made before it saw m1 unloading does not end the wait */
+	if (!ASSERT_TRUE(get_report_h(18195, AR_OPEN_HEADER ": 0 m1", &rep), "the poll after"))
+		goto out;
+	m = find_model(&rep, "m1");
+	ASSERT_TRUE(m && !m->resident && m->unloading, "the report: m1 unloading");
+	agent_report__free(&rep);
+	/* the balancer's next poll: 2 open; another model's 0 is no answer */
+	get_report_h(18195, AR_OPEN_HEADER ": 2 m1", &rep);
+	agent_report__free(&rep);
+	sleep_ms(400);
+	ASSERT_EQ(sim_resident(18194, "m1"), 1, "the engine keeps m1 while 2 are open");
+	ASSERT_TRUE(load_says(18195, "\"draining\":true", &r), "still draining");
+	ASSERT_TRUE(r.body && strstr(r.body, "\"open_flows\":2"), "2 open, as said");
+	get_report_h(18195, AR_OPEN_HEADER ": 0 m2", &rep);
+	agent_report__free(&rep);
+	sleep_ms(300);
+	ASSERT_EQ(sim_resident(18194, "m1"), 1, "another model's count ends nothing");
+	/* garbage from another client states nothing and delays nothing */
+	http("http://127.0.0.1:18195/v1/report", NULL, AR_OPEN_HEADER ": lots", NULL, 2000, &r);
+	ASSERT_EQ(r.status, 200, "a garbage count still gets its report");
+	t1 = now_ms();
+	get_report_h(18195, AR_OPEN_HEADER ": 0 m1", &rep);
+	agent_report__free(&rep);
+	for (int i = 0; i < 300 && !t2; i++) {
+		if (sim_resident(18194, "m1") == 0)
+			t2 = now_ms();
+		else
+			sleep_ms(5);
+	}
+	if (!ASSERT_TRUE(t2 > 0, "m1 unloaded once none is open"))
+		goto out;
+	ASSERT_GE(t2 - t1, 200, "no sooner than --drain-ms after");
+	ASSERT_TRUE(load_says(18195, "\"busy\":false", &r), "done");
+	ASSERT_TRUE(r.body && strstr(r.body, "\"open_flows\":0") &&
+			strstr(r.body, "\"open_timed_out\":false") &&
+			strstr(r.body, "\"status\":200"),
+		    "none open, no timeout, the engine's 200");
+
+	/* the unload's own bound: m2 goes with 3 still open after 400 ms */
+	http(unload, "{\"model\":\"m2\",\"drain_timeout_ms\":400}", NULL, NULL, 2000, &r);
+	if (!ASSERT_EQ(r.status, 202, "unload m2 asked: 202"))
+		goto out;
+	t1 = now_ms();
+	get_report_h(18195, none, &rep);
+	agent_report__free(&rep);
+	get_report_h(18195, AR_OPEN_HEADER ": 3 m2", &rep);
+	agent_report__free(&rep);
+	t2 = 0;
+	for (int i = 0; i < 400 && !t2; i++) {
+		if (sim_resident(18194, "m2") == 0)
+			t2 = now_ms();
+		else
+			sleep_ms(5);
+	}
+	if (!ASSERT_TRUE(t2 > 0, "m2 unloaded at its drain timeout"))
+		goto out;
+	ASSERT_GE(t2 - t1, 600, "after its 400 ms and --drain-ms");
+	ASSERT_TRUE(load_says(18195, "\"open_timed_out\":true", &r), "timed out");
+	ASSERT_TRUE(r.body && strstr(r.body, "\"open_flows\":3"), "with 3 open");
+out:
+	free(r.body);
+	if (agent > 0)
+		stop(agent);
+	if (sim > 0)
+		stop(sim);
+}
+
 static void simnode_determinism(void)
 {
 	pid_t a = start_sim(18170, "--seed", "42", NULL),
@@ -1308,6 +1437,7 @@ static const struct test_case cases[] = {
     {"stated_slots", stated_slots},
     {"load_figures", load_figures},
     {"unload_drains", unload_drains},
+    {"unload_waits_connections", unload_waits_connections},
     {"signed_reports", signed_reports},
     {"unsigned_hints_local_only", unsigned_hints_local_only},
     {"slow_server", slow_server},

@@ -54,7 +54,10 @@ struct agent_cfg {
 	const char *lora_dir;
 	unsigned int load_timeout_ms;
 	/* POST /v1/unload: once every balancer polling has a report without
-	 * the model, this long for the flows they sent before to arrive */
+	 * the model, at most drain_timeout_ms for the connections they hold
+	 * for it to close (0: not waited for), then drain_ms for the flows
+	 * they sent before to arrive */
+	unsigned int drain_timeout_ms;
 	unsigned int drain_ms;
 };
 
@@ -79,8 +82,10 @@ struct agent_cfg {
  * An unload drains first. From the ask on, the reports say the model is
  * not resident on that server (hidden), so the balancers stop sending its
  * requests here; the engine is asked to unload only once every balancer
- * that was polling has fetched such a report, and drain_ms more have
- * passed for the flows they sent before. Unloaded on the engine at once,
+ * that was polling has fetched such a report, every one of them that
+ * counts connections (AR_OPEN_HEADER) has said it holds none of the
+ * model's open to this node (or drain_timeout_ms passed), and drain_ms
+ * more have passed for the flows they sent before. Unloaded on the engine at once,
  * a request already on its way found the model gone: an engine that loads
  * on demand loaded it again (seconds) and one that does not failed it.
  */
@@ -93,6 +98,16 @@ struct agent_load {
 	bool hidden;
 	uint64_t mark_seq; /* the last report built before the ask */
 	uint64_t hide_until_ms;
+	/* from the ask until the engine is asked: the reports say the model
+	 * is unloading (ar_model.unloading) where it is not resident */
+	bool draining;
+	bool flagged; /* a report said so: the balancers count its connections */
+	/* ms the drain waits for those connections at most (the ask's, else
+	 * drain_timeout_ms); the most recent sum the balancers stated, -1
+	 * none; whether the wait ended by the timeout with some still open */
+	unsigned int open_wait_ms;
+	long open;
+	bool open_timed_out;
 	char model[AR_MODEL_LEN];
 	char server[AR_URL_LEN];
 	char kind[16];
@@ -153,6 +168,14 @@ struct agent {
 		char addr[48];	  /* numeric, the port left out */
 		uint64_t last_ms; /* monotonic */
 		uint64_t seq;	  /* the report it got then */
+		/* its last poll's AR_OPEN_HEADER: stated at all (a balancer
+		 * that counts connections), the count and the model
+		 * ("" none), and the report it had fetched before (what
+		 * the count is about) */
+		bool counts;
+		long open;
+		char open_model[AR_MODEL_LEN];
+		uint64_t open_seq;
 	} pollers[AGENT_POLLERS];
 	int npollers;
 };
@@ -167,8 +190,9 @@ void agent__stop(struct agent *a);
 int agent__report(struct agent *a, struct agent_report *r);
 /* the same, and *seq: which report it is, for agent__served() */
 int agent__report_seq(struct agent *a, struct agent_report *r, uint64_t *seq);
-/* report seq went to the client at addr (numeric, no port) */
-void agent__served(struct agent *a, const char *addr, uint64_t seq);
+/* report seq went to the client at addr (numeric, no port), whose
+ * request had open as its AR_OPEN_HEADER (NULL none) */
+void agent__served(struct agent *a, const char *addr, uint64_t seq, const char *open);
 /*
  * Start loading model on the model server that lists it (else the first
  * one up whose engine can load: vLLM's runtime adapter API, Ollama).
@@ -183,10 +207,12 @@ int agent__load(struct agent *a, const char *model, char *server, size_t serverl
  * runtime adapter API, Ollama), as struct agent_load says. 0 started
  * (*server: which), -EINPROGRESS it is being unloaded already, -EALREADY
  * not resident on any server up, -EBUSY another load or unload runs,
- * -EOPNOTSUPP its server cannot unload; msg says why.
+ * -EOPNOTSUPP its server cannot unload; msg says why. open_wait_ms: how
+ * long the drain waits for the balancers' open connections, < 0
+ * cfg.drain_timeout_ms.
  */
-int agent__unload(struct agent *a, const char *model, char *server, size_t serverlen, char *msg,
-		  size_t msglen);
+int agent__unload(struct agent *a, const char *model, long open_wait_ms, char *server,
+		  size_t serverlen, char *msg, size_t msglen);
 /* what the last load or unload asked is doing (busy) or did */
 void agent__load_state(struct agent *a, struct agent_load *out);
 /* hints posted to /v1/hints */

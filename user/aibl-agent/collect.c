@@ -993,11 +993,48 @@ static bool nap(struct agent *a, uint64_t ms)
 	return go_on;
 }
 
-/* an unload's drain (struct agent_load): false when the agent stops */
+/*
+ * The connections of the unload's model that the balancers polling here
+ * still hold to this node, as they stated them (AR_OPEN_HEADER) on a poll
+ * after fetching a report that says it is unloading: true when none is
+ * open, or *open (the sum, or -1 where a balancer has not stated it yet).
+ * A client that states nothing counts no connections and is not waited
+ * for. Under a->lock.
+ */
+static bool drain_closed(const struct agent *a, uint64_t now, long *open)
+{
+	bool closed = true;
+
+	*open = 0;
+	for (int i = 0; i < a->npollers; i++) {
+		const struct agent_poller *p = &a->pollers[i];
+
+		if (p->last_ms + AGENT_POLLER_GONE_MS < a->load.started_ms ||
+		    now - p->last_ms > AGENT_POLLER_GONE_MS || !p->counts)
+			continue; /* not polling, or counts nothing */
+		if (p->open_seq <= a->load.mark_seq || strcmp(p->open_model, a->load.model)) {
+			*open = -1; /* not stated for this unload yet */
+			closed = false;
+		} else if (p->open > 0) {
+			if (*open >= 0)
+				*open += p->open;
+			closed = false;
+		}
+	}
+	return closed;
+}
+
+/*
+ * an unload's drain (struct agent_load): the balancers' tables, then
+ * their connections of the model, then drain_ms; false when the agent
+ * stops
+ */
 static bool drain(struct agent *a, const char *url, const char *model)
 {
-	uint64_t t0 = clock_mono_ms();
-	bool fenced = false;
+	uint64_t t0 = clock_mono_ms(), t1;
+	bool fenced = false, closed = false, flagged;
+	unsigned int wait_ms;
+	long open = -1;
 
 	while (!fenced) {
 		pthread_mutex_lock(&a->lock);
@@ -1006,8 +1043,48 @@ static bool drain(struct agent *a, const char *url, const char *model)
 		if (!fenced && !nap(a, 10))
 			return false;
 	}
-	pr_info("%s: every balancer polling has %s gone after %llu ms; unloading in %u ms\n", url,
-		model, (unsigned long long)(clock_mono_ms() - t0), a->cfg.drain_ms);
+	t1 = clock_mono_ms();
+	pthread_mutex_lock(&a->lock);
+	flagged = a->load.flagged;
+	wait_ms = a->load.open_wait_ms;
+	pthread_mutex_unlock(&a->lock);
+	pr_info("%s: every balancer polling has %s gone after %llu ms; %s\n", url, model,
+		(unsigned long long)(t1 - t0),
+		flagged && wait_ms ? "waiting for their connections of it to close"
+				   : "unloading soon");
+	/* still served elsewhere on this node (no report said unloading),
+	 * or not waited for */
+	while (flagged && wait_ms && !closed) {
+		uint64_t now = clock_mono_ms();
+
+		pthread_mutex_lock(&a->lock);
+		closed = drain_closed(a, now, &open);
+		a->load.open = closed ? 0 : open;
+		if (!closed && now - t1 >= wait_ms) {
+			a->load.open_timed_out = true;
+			pthread_mutex_unlock(&a->lock);
+			if (open >= 0)
+				pr_warn("%s: %ld connection(s) of %s still open after %u ms; "
+					"unloading\n",
+					url, open, model, wait_ms);
+			else
+				pr_warn(
+				    "%s: a balancer has not said whether it holds connections of "
+				    "%s after %u ms; unloading\n",
+				    url, model, wait_ms);
+			break;
+		}
+		pthread_mutex_unlock(&a->lock);
+		if (closed)
+			pr_info("%s: no balancer holds a connection of %s after %llu ms\n", url,
+				model, (unsigned long long)(now - t1));
+		else if (!nap(a, 10))
+			return false;
+	}
+	pthread_mutex_lock(&a->lock);
+	a->load.draining = false;
+	pthread_mutex_unlock(&a->lock);
+	pr_info("%s: unloading %s in %u ms\n", url, model, a->cfg.drain_ms);
 	return nap(a, a->cfg.drain_ms);
 }
 
@@ -1145,6 +1222,8 @@ static int op_start(struct agent *a, const struct agent_server *w, const char *m
 	a->load.busy = true;
 	a->load.unload = unload;
 	a->load.hidden = unload;
+	a->load.draining = unload;
+	a->load.open = -1;
 	a->load.mark_seq = a->report_seq;
 	err = -pthread_create(&a->load_thread, NULL, load_thread, a);
 	if (err) {
@@ -1212,8 +1291,8 @@ out:
 	return err;
 }
 
-int agent__unload(struct agent *a, const char *model, char *server, size_t serverlen, char *msg,
-		  size_t msglen)
+int agent__unload(struct agent *a, const char *model, long open_wait_ms, char *server,
+		  size_t serverlen, char *msg, size_t msglen)
 {
 	const struct agent_server *pick = NULL, *other = NULL;
 	int err;
@@ -1246,8 +1325,12 @@ int agent__unload(struct agent *a, const char *model, char *server, size_t serve
 		goto out;
 	}
 	err = op_start(a, pick, model, true, msg, msglen);
-	if (!err)
+	if (!err) {
+		/* the thread reads it under a->lock, after the fence */
+		a->load.open_wait_ms =
+		    open_wait_ms < 0 ? a->cfg.drain_timeout_ms : (unsigned int)open_wait_ms;
 		snprintf(server, serverlen, "%s", pick->s.url);
+	}
 out:
 	pthread_mutex_unlock(&a->lock);
 	return err;
@@ -1260,10 +1343,16 @@ void agent__load_state(struct agent *a, struct agent_load *out)
 	pthread_mutex_unlock(&a->lock);
 }
 
-void agent__served(struct agent *a, const char *addr, uint64_t seq)
+void agent__served(struct agent *a, const char *addr, uint64_t seq, const char *open)
 {
 	uint64_t now = clock_mono_ms();
 	struct agent_poller *p = NULL;
+	char model[AR_MODEL_LEN];
+	bool counts;
+	long n = 0;
+
+	/* a value that does not parse states nothing */
+	counts = open && !agent_report__parse_open(open, &n, model, sizeof(model));
 
 	pthread_mutex_lock(&a->lock);
 	for (int i = 0; i < a->npollers && !p; i++)
@@ -1283,6 +1372,11 @@ void agent__served(struct agent *a, const char *addr, uint64_t seq)
 		p->seq = 0;
 	}
 	p->last_ms = now;
+	/* the count is of the report it fetched before this one */
+	p->counts = counts;
+	p->open = counts ? n : 0;
+	snprintf(p->open_model, sizeof(p->open_model), "%s", counts ? model : "");
+	p->open_seq = p->seq;
 	if (seq > p->seq)
 		p->seq = seq;
 	pthread_mutex_unlock(&a->lock);
@@ -1470,6 +1564,14 @@ int agent__report_seq(struct agent *a, struct agent_report *r, uint64_t *seq)
 	r->prompt_tokens_avg = npt ? pt / npt : -1;
 	r->slots = fresh && !unstated ? slots : -1;
 	r->stale = !fresh;
+	/* draining for an unload and served nowhere else here: the balancers
+	 * state their open connections of it on their next polls */
+	for (int i = 0; hide && a->load.draining && i < r->nmodels; i++) {
+		if (strcmp(r->models[i].name, hide) || r->models[i].resident)
+			continue;
+		r->models[i].unloading = true;
+		a->load.flagged = true;
+	}
 
 	agent_hints__tick(&a->hints, now, node_kv(a));
 	if (a->hints.n) {

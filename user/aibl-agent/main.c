@@ -55,7 +55,8 @@ struct ag_opts {
 };
 
 /* how often the decap program learns the node's addresses and VIPs again */
-#define DECAP_REFRESH_S 5
+#define DECAP_REFRESH_S	     5
+#define AG_DRAIN_TIMEOUT_MAX 3600000 /* ms: --drain-timeout-ms's bound too */
 
 /* what the decap program accepts: the balancers' sources from the command
  * line, the node's addresses and VIPs from its interfaces */
@@ -125,10 +126,15 @@ static const struct cliopt ag_rows[] = {
 	   .max = 3600000, .def = "600000", .metavar = "MS",
 	   .help = "POST /v1/load, /v1/unload: how long the engine's\n"
 		   "load or unload call may take"),
+    CLIOPT("drain-timeout-ms", UINT, struct ag_opts, cfg.drain_timeout_ms,
+	   .max = AG_DRAIN_TIMEOUT_MAX, .def = "30000", .metavar = "MS",
+	   .help = "POST /v1/unload: once every balancer polling has\n"
+		   "a report without the model, wait at most this long\n"
+		   "for the connections of it they hold to close\n"
+		   "(kept-alive clients); 0: do not wait for them"),
     CLIOPT("drain-ms", UINT, struct ag_opts, cfg.drain_ms, .max = 600000, .def = "1000",
 	   .metavar = "MS",
-	   .help = "POST /v1/unload: once every balancer polling has\n"
-		   "a report without the model, wait this long for the\n"
+	   .help = "POST /v1/unload: then wait this long for the\n"
 		   "flows they sent before, then unload"),
     CLIOPT("speed-probe", FLAG, struct ag_opts, cfg.speed_probe,
 	   .help = "time one short chat completion (16 tokens) on each\n"
@@ -256,7 +262,8 @@ static enum MHD_Result ag_report(struct MHD_Connection *c)
 	/* who polls, for an unload's drain (the answer is sent below; a
 	 * poller that loses it polls again and is waited for) */
 	if (!err && ag_client_addr(c, addr, sizeof(addr)))
-		agent__served(&ag, addr, seq);
+		agent__served(&ag, addr, seq,
+			      MHD_lookup_connection_value(c, MHD_HEADER_KIND, AR_OPEN_HEADER));
 	if (err) {
 		agent_report__free(&r);
 		return ag_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, strerror(-err));
@@ -363,6 +370,7 @@ static enum MHD_Result ag_post_op(struct MHD_Connection *c, const struct http_bo
 	char model[AR_MODEL_LEN];
 	json_t *req = NULL, *m;
 	const char *name;
+	long wait_ms = -1;
 	unsigned int status;
 	size_t len;
 	int err;
@@ -383,6 +391,17 @@ static enum MHD_Result ag_post_op(struct MHD_Connection *c, const struct http_bo
 				"a JSON object with \"model\" (1 to 127 characters) is required");
 	}
 	memcpy(model, name, len + 1);
+	/* an unload's own bound on the wait for open connections */
+	m = json_object_get(req, "drain_timeout_ms");
+	if (m && (!unload || !json_is_integer(m) || json_integer_value(m) < 0 ||
+		  json_integer_value(m) > AG_DRAIN_TIMEOUT_MAX)) {
+		json_decref(req);
+		return ag_error(c, MHD_HTTP_BAD_REQUEST,
+				unload ? "\"drain_timeout_ms\": an integer from 0 to 3600000"
+				       : "\"drain_timeout_ms\" is for unloads");
+	}
+	if (m)
+		wait_ms = (long)json_integer_value(m);
 	json_decref(req);
 	for (size_t i = 0; i < len; i++) {
 		if ((unsigned char)model[i] < 0x21 || model[i] == 0x7f)
@@ -409,7 +428,7 @@ static enum MHD_Result ag_post_op(struct MHD_Connection *c, const struct http_bo
 				       : "loads come from this node or a --controller address, or "
 					 "are signed (--key)");
 	}
-	err = unload ? agent__unload(&ag, model, server, sizeof(server), msg, sizeof(msg))
+	err = unload ? agent__unload(&ag, model, wait_ms, server, sizeof(server), msg, sizeof(msg))
 		     : agent__load(&ag, model, server, sizeof(server), msg, sizeof(msg));
 	switch (err) {
 	case 0:
@@ -446,7 +465,10 @@ static enum MHD_Result ag_post_op(struct MHD_Connection *c, const struct http_bo
  * {"op", "model", "server", "busy", "hidden", "ms", "status", "error"}, or
  * {} none: busy while it runs, hidden while the reports say an unload's
  * model is not resident, ms how long it has run or took, status the
- * engine's HTTP answer (0 none yet), error why it failed ("" it did not).
+ * engine's HTTP answer (0 none yet), error why it failed ("" it did not);
+ * an unload's also "draining" (the engine not asked yet), "open_flows"
+ * (the connections of the model the balancers last said they hold here,
+ * -1 not said yet) and "open_timed_out" (unloaded with some still open).
  * Only for loopback and --controller clients.
  */
 static enum MHD_Result ag_get_load(struct MHD_Connection *c)
@@ -468,6 +490,14 @@ static enum MHD_Result ag_get_load(struct MHD_Connection *c)
 			      "busy", l.busy, "hidden", l.hidden, "ms",
 			      (json_int_t)((l.busy ? clock_mono_ms() : l.ended_ms) - l.started_ms),
 			      "status", (int)l.status, "error", l.error);
+	/* an unload's wait for the balancers' connections */
+	if (j && l.model[0] && l.unload &&
+	    (json_object_set_new(j, "draining", json_boolean(l.draining)) ||
+	     json_object_set_new(j, "open_flows", json_integer(l.open)) ||
+	     json_object_set_new(j, "open_timed_out", json_boolean(l.open_timed_out)))) {
+		json_decref(j);
+		j = NULL;
+	}
 	body = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!body)
