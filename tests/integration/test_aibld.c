@@ -1322,20 +1322,72 @@ out:
 	return ret;
 }
 
+/* a connection in aibl_conns from 10.97.0.SRC:port to vip:vport at node's backend */
+static int conn_put(int fd, int src, __u16 port, const char *vip, __u16 vport, const char *node,
+		    __u32 flags, struct aibl_flow_key *fk)
+{
+	struct aibl_conn cv = {.backend = be_id(node), .flags = flags};
+	char a[32];
+
+	memset(fk, 0, sizeof(*fk));
+	fk->sport = htons(port);
+	fk->dport = htons(vport);
+	fk->proto = IPPROTO_TCP;
+	fk->family = AIBL_AF_INET;
+	snprintf(a, sizeof(a), "10.97.0.%d", src);
+	inet_pton(AF_INET, a, &fk->src.v4);
+	inet_pton(AF_INET, vip, &fk->dst.v4);
+	return bpf_map_update_elem(fd, fk, &cv, BPF_ANY);
+}
+
+/* GET /v1/nodes/n2/load until the agent's state has what (substring of its
+ * JSON), at most ms; the agent's object then in *out (decref) */
+static bool n2_load_until(const char *what, int ms, json_t **out)
+{
+	char *body = NULL, *txt = NULL;
+	json_t *j = NULL;
+	bool ok = false;
+
+	for (double t0 = now_ms(), n = 0; !ok; usleep(50000), n++) {
+		if (n && now_ms() - t0 >= ms)
+			break; /* one look at least */
+		json_decref(j);
+		free(body);
+		free(txt);
+		body = txt = NULL;
+		j = NULL;
+		if (http("GET", API "/v1/nodes/n2/load", TOKEN, &body) != 200)
+			continue;
+		j = body ? json_loads(body, 0, NULL) : NULL;
+		txt = json_dumps(json_object_get(j, "agent"), JSON_COMPACT);
+		ok = txt && strstr(txt, what);
+	}
+	*out = json_incref(json_object_get(j, "agent"));
+	json_decref(j);
+	free(body);
+	free(txt);
+	return ok;
+}
+
 /*
  * An operator unloads a model through the API (aiblctl node unload): aibld
  * passes it to the node's agent, signed with that node's key (the agents
  * here take only signed requests, so a 202 is a signature taken), and
  * passes the agent's answer back; GET .../load follows the drain to its
- * end. Refused without the token, for an unknown node, without a model.
- * n2's m2 is loaded again afterwards.
+ * end. Refused without the token, for an unknown node, without a model,
+ * with a bad drain_timeout_ms. aibl_conns holds a connection of m2's
+ * service (code) at n2, as a kept-alive client's: the agent's drain waits
+ * for it, as aibld counts it on its polls (X-Aibl-Open-Flows), and not for
+ * the one at n1, the web service's at n2 or a closing one; once it
+ * closes, the agent unloads. n2's m2 is loaded again afterwards.
  */
 static void unload_api(void)
 {
-	const char *url = API "/v1/nodes/n2/unload?model=m2";
+	const char *url = API "/v1/nodes/n2/unload?model=m2&drain_timeout_ms=20000";
+	struct aibl_flow_key kept, other[3];
 	char *body = NULL;
-	json_t *j = NULL, *a;
-	bool done = false;
+	json_t *j = NULL, *a = NULL;
+	int fd;
 
 	if (!ready)
 		return SKIP("lab not ready");
@@ -1346,6 +1398,21 @@ static void unload_api(void)
 	ASSERT_EQ(http("POST", API "/v1/nodes/nope/unload?model=m2", TOKEN, NULL), 404,
 		  "unknown node");
 	ASSERT_EQ(http("GET", url, TOKEN, NULL), 405, "GET refused");
+	ASSERT_EQ(http("POST", API "/v1/nodes/n2/unload?model=m2&drain_timeout_ms=5s", TOKEN, NULL),
+		  400, "drain_timeout_ms not a number");
+	ASSERT_EQ(
+	    http("POST", API "/v1/nodes/n2/unload?model=m2&drain_timeout_ms=3600001", TOKEN, NULL),
+	    400, "drain_timeout_ms over an hour");
+	fd = map_fd(AIBL_MAP_CONNS);
+	if (!ASSERT_OK(conn_put(fd, 20, 41000, "10.99.0.4", 19083, "n2", 0, &kept),
+		       "a kept-alive connection of m2 at n2") ||
+	    !ASSERT_OK(conn_put(fd, 21, 41001, "10.99.0.4", 19083, "n1", 0, &other[0]), "at n1") ||
+	    !ASSERT_OK(conn_put(fd, 22, 41002, "10.99.0.1", 19080, "n2", 0, &other[1]),
+		       "web's at n2") ||
+	    !ASSERT_OK(
+		conn_put(fd, 23, 41003, "10.99.0.4", 19083, "n2", AIBL_CONN_F_CLOSING, &other[2]),
+		"a closing one"))
+		goto out;
 	ASSERT_EQ(http("GET", API "/v1/nodes/n2/load", NULL, NULL), 401, "load state: no token");
 	ASSERT_EQ(m2_on_n2(), 1, "m2 on n2's engine before");
 	ASSERT_EQ(http("POST", url, TOKEN, &body), 202, "unload asked: the agent's 202");
@@ -1354,27 +1421,32 @@ static void unload_api(void)
 	ASSERT_EQ(json_integer_value(json_object_get(j, "agent_status")), 202, "agent_status");
 	ASSERT_STREQ(json_string_value(json_object_get(json_object_get(j, "agent"), "model")), "m2",
 		     "the agent's answer");
-	for (int i = 0; i < 100 && !done; i++) {
-		json_decref(j);
-		free(body);
-		body = NULL;
-		j = NULL;
-		usleep(50000);
-		if (http("GET", API "/v1/nodes/n2/load", TOKEN, &body) != 200)
-			continue;
-		j = body ? json_loads(body, 0, NULL) : NULL;
-		a = json_object_get(j, "agent");
-		done = json_is_false(json_object_get(a, "busy"));
-	}
-	a = json_object_get(j, "agent");
-	ASSERT_TRUE(done, "the agent drained and unloaded within 5 s");
+	json_decref(j);
+	j = NULL;
+	ASSERT_TRUE(n2_load_until("\"open_flows\":1", 5000, &a), "the agent waits for 1 open");
+	json_decref(a);
+	usleep(1500000);
+	ASSERT_TRUE(n2_load_until("\"draining\":true", 0, &a), "still draining 1.5 s later");
+	json_decref(a);
+	ASSERT_EQ(m2_on_n2(), 1, "m2 on n2's engine while it is open");
+	ASSERT_OK(bpf_map_delete_elem(fd, &kept), "the connection closes");
+	ASSERT_TRUE(n2_load_until("\"busy\":false", 8000, &a),
+		    "the agent drained and unloaded within 8 s");
 	ASSERT_STREQ(json_string_value(json_object_get(a, "op")), "unload", "op");
 	ASSERT_EQ(json_integer_value(json_object_get(a, "status")), 200, "the engine's 200");
+	ASSERT_EQ(json_integer_value(json_object_get(a, "open_flows")), 0, "none open at the end");
+	ASSERT_TRUE(json_is_false(json_object_get(a, "open_timed_out")), "no timeout");
 	ASSERT_EQ(m2_on_n2(), 0, "m2 gone from n2's engine");
 	ASSERT_EQ(http_req("POST", "http://127.0.0.1:19104/v1/load_lora_adapter", NULL,
 			   "{\"lora_name\":\"m2\"}", NULL),
 		  200, "m2 loaded again");
 	ASSERT_TRUE(alive(agents[1]), "agent n2 alive");
+out:
+	for (int i = 0; i < 3; i++)
+		bpf_map_delete_elem(fd, &other[i]);
+	bpf_map_delete_elem(fd, &kept);
+	close(fd);
+	json_decref(a);
 	json_decref(j);
 	free(body);
 }

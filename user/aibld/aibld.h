@@ -101,6 +101,14 @@ struct node_rt {
 	 * recompute began, "" none: what the round's services read of it,
 	 * as load is written by them under aibld.load_lock */
 	char load_for[AIBL_NAME_LEN];
+	/* the model its agent drains for an unload (the last report's
+	 * ar_model.unloading, "" none) and the open connections of it this
+	 * balancer holds there, counted before the poll round that states
+	 * them (AR_OPEN_HEADER); open_ok false: not counted (no data plane,
+	 * the table unreadable), and then not stated */
+	char open_model[AR_MODEL_LEN];
+	long open_flows;
+	bool open_ok;
 };
 
 struct svc_rt {
@@ -299,6 +307,9 @@ int tables__read_ring(struct aibld *d, __u32 svc_id, __u8 half, __u32 *ids);
 int tables__sync_pins(struct aibld *d, struct pin_ent *want, int nwant);
 int tables__load_pins(struct aibld *d);
 int tables__read_counters(struct aibld *d);
+/* node_rt.open_* of every node: one read of the connection table while an
+ * agent drains a model (controller thread, before a poll round) */
+void tables__count_open(struct aibld *d);
 /* one node's active flows and traffic counters, read now */
 void tables__read_node(struct aibld *d, struct node_rt *n);
 

@@ -6,7 +6,8 @@
  *   GET  /v1/status                 JSON, the shape aiblctl reads
  *   POST /v1/nodes/NAME/drain       200 {"node":NAME,"draining":true}
  *   POST /v1/nodes/NAME/undrain     200 {"node":NAME,"draining":false}
- *   POST /v1/nodes/NAME/unload?model=M   the node's agent's POST /v1/unload
+ *   POST /v1/nodes/NAME/unload?model=M[&drain_timeout_ms=MS]
+ *                                        the node's agent's POST /v1/unload
  *   GET  /v1/nodes/NAME/load             the node's agent's GET /v1/load
  *
  * State-changing requests need "Authorization: Bearer <token>" when
@@ -478,6 +479,18 @@ static char *metrics_text(struct aibld *d)
  */
 #define API_AGENT_MS 2000
 
+/* a ms figure of a query: decimal digits, at most an hour; 0 or -EINVAL */
+static int api_parse_ms(const char *v, long *ms)
+{
+	char *end;
+
+	if (*v < '0' || *v > '9')
+		return -EINVAL;
+	errno = 0;
+	*ms = strtol(v, &end, 10);
+	return errno || *end || *ms > 3600000 ? -EINVAL : 0;
+}
+
 static size_t agent_body(char *p, size_t size, size_t n, void *ud)
 {
 	struct http_body *b = ud;
@@ -488,7 +501,7 @@ static size_t agent_body(char *p, size_t size, size_t n, void *ud)
 }
 
 static enum MHD_Result agent_forward(struct aibld *d, struct MHD_Connection *c, const char *node,
-				     const char *model)
+				     const char *model, long wait_ms)
 {
 	char url[CFG_URL_LEN + 16], nonce[AIBL_AUTH_NONCE_MAX], sig[AIBL_AUTH_HDR_MAX];
 	char what[sizeof(AIBL_AUTH_REQ_UNLOAD) + AIBL_MODEL_LEN], hdr[AIBL_AUTH_HDR_MAX + 32];
@@ -535,6 +548,12 @@ static enum MHD_Result agent_forward(struct aibld *d, struct MHD_Connection *c, 
 		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot start libcurl");
 	if (model) {
 		json_t *o = json_pack("{s:s}", "model", model);
+
+		if (o && wait_ms >= 0 &&
+		    json_object_set_new(o, "drain_timeout_ms", json_integer(wait_ms))) {
+			json_decref(o);
+			o = NULL;
+		}
 
 		post = o ? json_dumps(o, JSON_COMPACT) : NULL;
 		json_decref(o);
@@ -674,7 +693,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return reply_error(c, MHD_HTTP_NOT_FOUND,
 					   "no such node (names are " AIBL_NAME_CHARSET ")");
 		if (unload || load) {
-			const char *model = NULL;
+			const char *model = NULL, *wait;
+			long wait_ms = -1;
 			size_t ml;
 
 			if (unload) {
@@ -690,8 +710,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 						return reply_error(
 						    c, MHD_HTTP_BAD_REQUEST,
 						    "model: no spaces or control characters");
+				/* the unload's own bound on the wait for the
+				 * balancers' connections (the agent's default
+				 * without it) */
+				wait = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+								   "drain_timeout_ms");
+				if (wait && api_parse_ms(wait, &wait_ms))
+					return reply_error(c, MHD_HTTP_BAD_REQUEST,
+							   "drain_timeout_ms: an integer from 0 "
+							   "to 3600000");
 			}
-			return agent_forward(d, c, node, model);
+			return agent_forward(d, c, node, model, wait_ms);
 		}
 		drain = !strcmp(slash, "/drain");
 		pthread_mutex_lock(&d->lock);

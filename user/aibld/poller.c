@@ -187,6 +187,23 @@ static int load_setup(struct aibld *d, struct job *j, const char *agent)
 	return 0;
 }
 
+/* the connections this balancer holds of the model the node's agent
+ * drains (tables__count_open), or "0": none drains; nothing when not
+ * counted */
+static int open_header(struct job *j)
+{
+	const struct node_rt *n = j->n;
+	char v[32 + AR_MODEL_LEN];
+
+	if (!n->open_ok)
+		return 0;
+	if (n->open_model[0])
+		snprintf(v, sizeof(v), "%ld %s", n->open_flows, n->open_model);
+	else
+		snprintf(v, sizeof(v), "0");
+	return job_header(j, AR_OPEN_HEADER, v);
+}
+
 static int job_setup(struct aibld *d, struct job *j)
 {
 	const struct cfg_node *cn = &d->cfg.nodes[j->n->cfg_idx];
@@ -209,6 +226,9 @@ static int job_setup(struct aibld *d, struct job *j)
 		if (job_header(j, AIBL_NONCE_HEADER, j->nonce))
 			return -ENOMEM;
 		err = job_sign(d, j, AIBL_AUTH_REQ_REPORT);
+		if (err)
+			return err;
+		err = open_header(j);
 		if (err)
 			return err;
 		curl_easy_setopt(j->h, CURLOPT_HTTPHEADER, j->hdrs);
@@ -352,6 +372,10 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 		agent_report__free(&rep);
 		return;
 	}
+	/* an agent begins to drain a model: the next round states this
+	 * balancer's connections of it soon, not an interval later */
+	if (agent_report__unloading(&rep) && strcmp(agent_report__unloading(&rep), n->open_model))
+		aibld__wake(d->poll_fd);
 	nodes__poll_ok(d, n, &rep);
 	agent_report__free(&rep);
 }
@@ -364,6 +388,7 @@ int poller__run(struct aibld *d)
 	CURLMsg *msg;
 	int left;
 
+	tables__count_open(d);
 	/* at most three per node: the poll, a backend check and a load */
 	jobs = calloc(3 * d->cfg.nnodes + 1, sizeof(*jobs));
 	multi = curl_multi_init();

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -338,6 +340,72 @@ void tables__read_node(struct aibld *d, struct node_rt *n)
 	sum_traffic(d, d->fd_be_stats, n->id, &n->traffic);
 	if (!bpf_map_lookup_elem(d->fd_load, &n->id, &l))
 		n->active = l.active;
+}
+
+/* ---- connections of a model a node's agent drains ---- */
+
+struct open_walk {
+	struct aibld *d;
+	int *node_of; /* backend id -> index in d->nodes, -1 none counted */
+};
+
+/* an open TCP connection to a draining node on a service of its model */
+static void open_one(const struct aibl_flow_key *k, const struct aibl_conn *c, void *ud)
+{
+	const struct open_walk *w = ud;
+	const struct config *cfg = &w->d->cfg;
+	struct node_rt *n;
+
+	if (k->proto != IPPROTO_TCP || (c->flags & AIBL_CONN_F_CLOSING) ||
+	    c->backend >= w->d->max_backends || w->node_of[c->backend] < 0)
+		return;
+	n = &w->d->nodes[w->node_of[c->backend]];
+	for (int i = 0; i < cfg->nservices; i++) {
+		const struct cfg_service *s = &cfg->services[i];
+
+		if (s->proto != IPPROTO_TCP || s->vip.family != k->family ||
+		    (s->port && htons(s->port) != k->dport) ||
+		    memcmp(&s->vip.addr, &k->dst, sizeof(k->dst)) ||
+		    strcmp(s->model, n->open_model))
+			continue;
+		n->open_flows++;
+		return;
+	}
+}
+
+void tables__count_open(struct aibld *d)
+{
+	int fd = d->dp ? dp__map_fd(d->dp, AIBL_MAP_CONNS) : -1, err, todo = 0;
+	struct open_walk w = {.d = d};
+
+	for (int i = 0; i < d->nnodes; i++) {
+		struct node_rt *n = &d->nodes[i];
+		const char *m = n->have_rep ? agent_report__unloading(&n->rep) : NULL;
+
+		snprintf(n->open_model, sizeof(n->open_model), "%s", m ? m : "");
+		n->open_flows = 0;
+		n->open_ok = !m;
+		todo += m && n->id < d->max_backends;
+	}
+	if (!todo)
+		return;
+	w.node_of = malloc(d->max_backends * sizeof(*w.node_of));
+	if (!w.node_of) {
+		pr_warn("counting the connections of a draining model: %s", strerror(ENOMEM));
+		return;
+	}
+	for (__u32 id = 0; id < d->max_backends; id++)
+		w.node_of[id] = -1;
+	for (int i = 0; i < d->nnodes; i++)
+		if (d->nodes[i].open_model[0] && d->nodes[i].id < d->max_backends)
+			w.node_of[d->nodes[i].id] = i;
+	err = fd < 0 ? fd : dp__conns_walk(fd, open_one, &w);
+	if (err)
+		pr_warn("counting the connections of a draining model: %s", strerror(-err));
+	for (int i = 0; i < d->nnodes; i++)
+		if (d->nodes[i].open_model[0] && d->nodes[i].id < d->max_backends)
+			d->nodes[i].open_ok = !err;
+	free(w.node_of);
 }
 
 /* how often the active-flow counts are set from the connection table */
