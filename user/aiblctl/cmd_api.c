@@ -382,6 +382,7 @@ static void node_help(FILE *f)
 	fprintf(f,
 		"Usage: aiblctl [--api URL] [--token-file F] node drain|undrain|poll NAME\n"
 		"       aiblctl [--api URL] [--token-file F] node unload NAME MODEL [--no-wait]\n"
+		"                                               [--drain-timeout MS]\n"
 		"\n"
 		"drain:   the node takes no new flows; its established flows continue.\n"
 		"undrain: the node takes new flows again.\n"
@@ -389,11 +390,14 @@ static void node_help(FILE *f)
 		"         unloaded by hand), no sooner than poll_interval_ms / 10 after the\n"
 		"         last round. Needs no token.\n"
 		"unload:  the node's agent drains MODEL (its reports drop it, every balancer\n"
-		"         polling it sees that, then its --drain-ms pass) and then unloads it\n"
-		"         from the engine; waits until the agent is done, and fails if the\n"
-		"         engine refused (--no-wait: returns once the agent has begun).\n"
+		"         polling it sees that, the connections of it they hold close or\n"
+		"         --drain-timeout MS passes (the agent's --drain-timeout-ms without\n"
+		"         it; 0: not waited for), then its --drain-ms pass) and then unloads\n"
+		"         it from the engine; waits until the agent is done, and fails if\n"
+		"         the engine refused (--no-wait: returns once the agent has begun).\n"
 		"Through the controller (POST /v1/nodes/NAME/drain|undrain|poll, POST\n"
-		"/v1/nodes/NAME/unload?model=MODEL, GET /v1/nodes/NAME/load). When aibld\n"
+		"/v1/nodes/NAME/unload?model=MODEL[&drain_timeout_ms=MS], GET\n"
+		"/v1/nodes/NAME/load). When aibld\n"
 		"has an api_token_file, pass the token with --token-file F or $AIBL_API_TOKEN.\n");
 }
 
@@ -490,26 +494,40 @@ static const char *agent_reason(json_t *doc, struct api_buf *b)
 	return e ? e : api_reason(doc, b);
 }
 
-#define UNLOAD_WAIT_MS 600000 /* the agent's own bound: --load-timeout-ms */
+#define UNLOAD_WAIT_MS 600000 /* the engine's call: the agent's --load-timeout-ms */
 
 static int node_unload(int argc, char **argv)
 {
-	char path[1024], *node = NULL, *model = NULL;
+	char path[1024], *node = NULL, *model = NULL, *pos[2], *end;
 	struct api_buf b = {};
 	bool wait = true;
 	json_t *doc = NULL, *a;
-	long code = 0;
+	long code = 0, timeout = -1, open_said = -2;
+	int npos = 0, engine_ms = 0;
 	CURL *c;
 	int ret;
 
 	if (ctl_is_help(argc, argv))
 		return ctl_help(node_help);
-	if (argc == 3 && !strcmp(argv[2], "--no-wait")) {
-		wait = false;
-		argc--;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--no-wait")) {
+			wait = false;
+		} else if (!strcmp(argv[i], "--drain-timeout")) {
+			if (++i == argc)
+				return ctl_usage("--drain-timeout needs MS");
+			errno = 0;
+			timeout = strtol(argv[i], &end, 10);
+			if (errno || *end || end == argv[i] || timeout < 0 || timeout > 3600000)
+				return ctl_usage("--drain-timeout: MS from 0 to 3600000");
+		} else if (argv[i][0] == '-' || npos == 2) {
+			return ctl_usage("node unload NAME MODEL [--no-wait] [--drain-timeout MS]");
+		} else {
+			pos[npos++] = argv[i];
+		}
 	}
-	if (argc != 2)
+	if (npos != 2)
 		return ctl_usage("node unload needs a node NAME and a MODEL");
+	argv = pos;
 	c = curl_easy_init();
 	node = c ? curl_easy_escape(c, argv[0], 0) : NULL;
 	model = c ? curl_easy_escape(c, argv[1], 0) : NULL;
@@ -517,7 +535,11 @@ static int node_unload(int argc, char **argv)
 		ret = ctl_fail("out of memory");
 		goto out;
 	}
-	snprintf(path, sizeof(path), "/v1/nodes/%s/unload?model=%s", node, model);
+	if (timeout >= 0)
+		snprintf(path, sizeof(path), "/v1/nodes/%s/unload?model=%s&drain_timeout_ms=%ld",
+			 node, model, timeout);
+	else
+		snprintf(path, sizeof(path), "/v1/nodes/%s/unload?model=%s", node, model);
 	ret = api_call("POST", path, &code, &b);
 	if (ret)
 		goto out;
@@ -548,7 +570,7 @@ static int node_unload(int argc, char **argv)
 		printf("node %s: draining %s, then unloading it from %s\n", argv[0], argv[1],
 		       jstr(json_object_get(doc, "agent"), "server"));
 	snprintf(path, sizeof(path), "/v1/nodes/%s/load", node);
-	for (int waited = 0; wait; waited += 200) {
+	while (wait) {
 		json_decref(doc);
 		doc = NULL;
 		free(b.data);
@@ -565,7 +587,20 @@ static int node_unload(int argc, char **argv)
 			goto out;
 		}
 		if (json_is_true(json_object_get(a, "busy"))) {
-			if (waited >= UNLOAD_WAIT_MS) {
+			json_t *o = json_object_get(a, "open_flows");
+
+			/* the drain's wait has its own bound (the agent's
+			 * --drain-timeout-ms), the engine's call this one */
+			if (json_is_true(json_object_get(a, "draining"))) {
+				if (!ctl.json && json_is_integer(o) && json_integer_value(o) > 0 &&
+				    json_integer_value(o) != open_said)
+					printf(
+					    "node %s: waiting for %lld open connection(s) of %s to "
+					    "close\n",
+					    argv[0], (long long)json_integer_value(o), argv[1]);
+				if (json_is_integer(o))
+					open_said = (long)json_integer_value(o);
+			} else if ((engine_ms += 200) >= UNLOAD_WAIT_MS) {
 				ret = ctl_fail("node %s: still unloading %s after %d s", argv[0],
 					       argv[1], UNLOAD_WAIT_MS / 1000);
 				goto out;
@@ -587,6 +622,14 @@ static int node_unload(int argc, char **argv)
 	}
 	if (ctl.json)
 		ret = ctl_json_print(json_incref(doc));
+	else if (wait &&
+		 json_is_true(json_object_get(json_object_get(doc, "agent"), "open_timed_out")))
+		printf("node %s: %s unloaded at the drain timeout with %lld connection(s) still "
+		       "open (%.0f ms)\n",
+		       argv[0], argv[1],
+		       (long long)json_integer_value(
+			   json_object_get(json_object_get(doc, "agent"), "open_flows")),
+		       json_number_value(json_object_get(json_object_get(doc, "agent"), "ms")));
 	else if (wait)
 		printf("node %s: %s drained and unloaded (%.0f ms)\n", argv[0], argv[1],
 		       json_number_value(json_object_get(json_object_get(doc, "agent"), "ms")));
