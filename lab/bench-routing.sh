@@ -273,10 +273,15 @@ model_op() { # NODE OP MODEL
 # --drain-ms, 1 s by default, for the flows they sent before) and then
 # unloads it on the engine. Every policy's run moves so; the classic lists
 # never follow the reports, so for them it only sets when the unload lands.
+# drain_timeout_ms 0: the move comes at the same time under every policy. A
+# classic policy's stale list keeps sending the model's connections to the
+# node, so a wait for them to close (the agent's default) would put its move
+# off to the drain timeout, past the run, and the lists would never go stale.
 agent_unload() { # NODE MODEL: until the agent has unloaded it
 	local code
 	code=$(lab_run "n$1" curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
-		-H 'Content-Type: application/json' -d "{\"model\": \"$2\"}" \
+		-H 'Content-Type: application/json' \
+		-d "{\"model\": \"$2\", \"drain_timeout_ms\": 0}" \
 		"http://127.0.0.1:$LAB_AGENT_PORT/v1/unload")
 	# 200: not resident there (a --mix without it), nothing to drain
 	[ "$code" = 200 ] && return 0

@@ -16,10 +16,13 @@
 #   none of their requests fails (an unload on the engine in their midst
 #   gets vLLM's 404 for those already on their way), the agent tells how it
 #   went, and the service is left with n1;
+# - loaded on n2 again and unloaded from it amid kept-alive sessions: the
+#   agent waits for the connections aibld holds there to close, and none
+#   of their requests fails;
 # - no request through the VIP fails.
 . "$(dirname "$0")/e2e.sh"
 CASES=(none_without_adapter only_holder holders_only follows_unload moved_to_second old_node_404
-	drain_unload_no_failures drain_unload_done no_failures)
+	drain_unload_no_failures drain_unload_done keepalive_unload_waits no_failures)
 e2e_need "${CASES[@]}"
 e2e_lab lora --nodes 3 --clients 16 || { t_fail lab "lab up failed"; t_done; }
 # n2's agent looks at the model lists only at its scrape, every second: an
@@ -153,6 +156,37 @@ if lab_wait 5 done_ok && lab_wait 3 serving_is n1; then
 	t_pass drain_unload_done
 else
 	e2e_fail_log drain_unload_done "agent: $(state); service nodes '$(serving)', want n1"
+fi
+
+# 5. kept-alive clients (--keepalive: one connection per session, as an
+#    OpenAI client's pool keeps it): a connection chosen before the unload
+#    carries its session's later turns to n2, which no table change moves.
+#    aibld counts those it holds (X-Aibl-Open-Flows on its polls) and n2's
+#    agent unloads only once they have closed
+[ "$(lora 2 load)" = 200 ] || t_fail keepalive_unload_waits "load on n2 refused"
+lab_wait 5 serving_is "n1 n2" ||
+	e2e_fail_log keepalive_unload_waits "service nodes '$(serving)', want n1 n2"
+lab_loadgen chat --target "http://$VIP:$LAB_SIM_PORT" --source 10.10.1.1-10.10.1.16 \
+	--model sql-lora --sessions 32 --turns 8 --rate 16 --think-ms 300 --keepalive \
+	--context-tokens 200 --output-tokens 4 --seed 5 --json --no-progress \
+	>"$E2E_TMP/five.json" 2>"$E2E_TMP/five.err" &
+lg=$!
+sleep 0.8
+out=$(lab_run lb "$AIBL_BUILD/aiblctl" --api "$LAB_API" --token-file "$LAB_DIR/api.token" \
+	node unload n2 sql-lora 2>&1)
+code=$?
+echo "$out" | sed 's/^/# aiblctl: /'
+wait "$lg" || failed=$((failed + 1))
+r=$(e2e_json "$E2E_TMP/five.json" \
+	"j['total']['requests'], j['total']['failed'], ' '.join(sorted(n['name'] for n in j['nodes'] if n['requests']))")
+echo "# unloaded from n2 amid 32 kept-alive sessions: (requests, failed, nodes) = $r"
+# the agent waited for open connections, and none of their requests failed
+if [ "$code ${r#* }" = "0 0 n1 n2" ] && grep -q "waiting for [0-9]* open connection" <<<"$out" &&
+	lab_wait 5 done_ok; then
+	echo "# n2's agent: $(state)"
+	t_pass keepalive_unload_waits
+else
+	e2e_fail_log keepalive_unload_waits "aiblctl $code: $out; (requests, failed, nodes) = $r; agent: $(state)"
 fi
 
 if [ $failed -eq 0 ]; then t_pass no_failures; else
