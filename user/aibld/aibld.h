@@ -104,8 +104,9 @@ struct node_rt {
 	/* the model its agent drains for an unload (the last report's
 	 * ar_model.unloading, "" none) and the open connections of it this
 	 * balancer holds there, counted before the poll round that states
-	 * them (AR_OPEN_HEADER); open_ok false: not counted (no data plane,
-	 * the table unreadable), and then not stated */
+	 * them (AR_OPEN_HEADER), -1 while a table of the model's services
+	 * still gives the node a share; open_ok false: not counted (no data
+	 * plane, the table unreadable), and then not stated */
 	char open_model[AR_MODEL_LEN];
 	long open_flows;
 	bool open_ok;

@@ -188,8 +188,8 @@ static int load_setup(struct aibld *d, struct job *j, const char *agent)
 }
 
 /* the connections this balancer holds of the model the node's agent
- * drains (tables__count_open), or "0": none drains; nothing when not
- * counted */
+ * drains (tables__count_open), or "0": none drains, or its tables still
+ * give the node a share of the model's flows; nothing when not counted */
 static int open_header(struct job *j)
 {
 	const struct node_rt *n = j->n;
@@ -197,7 +197,7 @@ static int open_header(struct job *j)
 
 	if (!n->open_ok)
 		return 0;
-	if (n->open_model[0])
+	if (n->open_model[0] && n->open_flows >= 0)
 		snprintf(v, sizeof(v), "%ld %s", n->open_flows, n->open_model);
 	else
 		snprintf(v, sizeof(v), "0");

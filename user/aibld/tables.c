@@ -373,6 +373,24 @@ static void open_one(const struct aibl_flow_key *k, const struct aibl_conn *c, v
 	}
 }
 
+/* whether node i still has a share of a table of model's services: its
+ * connections are no count to state yet (in cluster mode the plan that
+ * drops it may come a round after the report) */
+static bool in_model_tables(const struct aibld *d, int i, const char *model)
+{
+	for (int si = 0; si < d->cfg.nservices; si++) {
+		const struct cfg_service *cs = &d->cfg.services[si];
+		const struct svc_rt *s = &d->svcs[si];
+
+		if (strcmp(cs->model, model) || !s->have_table || !s->slots)
+			continue;
+		for (int k = 0; k < cs->nnodes; k++)
+			if (cs->nodes[k] == i && s->slots[k])
+				return true;
+	}
+	return false;
+}
+
 void tables__count_open(struct aibld *d)
 {
 	int fd = d->dp ? dp__map_fd(d->dp, AIBL_MAP_CONNS) : -1, err, todo = 0;
@@ -402,9 +420,15 @@ void tables__count_open(struct aibld *d)
 	err = fd < 0 ? fd : dp__conns_walk(fd, open_one, &w);
 	if (err)
 		pr_warn("counting the connections of a draining model: %s", strerror(-err));
-	for (int i = 0; i < d->nnodes; i++)
-		if (d->nodes[i].open_model[0] && d->nodes[i].id < d->max_backends)
-			d->nodes[i].open_ok = !err;
+	for (int i = 0; i < d->nnodes; i++) {
+		struct node_rt *n = &d->nodes[i];
+
+		if (!n->open_model[0] || n->id >= d->max_backends)
+			continue;
+		n->open_ok = !err;
+		if (in_model_tables(d, i, n->open_model))
+			n->open_flows = -1; /* not yet */
+	}
 	free(w.node_of);
 }
 
