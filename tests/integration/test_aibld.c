@@ -1451,6 +1451,43 @@ out:
 	free(body);
 }
 
+struct forward {
+	int status; /* -1 until the forward's answer came */
+};
+
+static void *forward_silent(void *arg)
+{
+	struct forward *f = arg;
+	int st = http("POST", API "/v1/nodes/bad-silent/unload?model=m1", TOKEN, NULL);
+
+	__atomic_store_n(&f->status, st, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * An unload passed to an agent that never answers holds one of the API's
+ * threads for up to 2 s; the API still answers others meanwhile (an
+ * operator's status, Prometheus' scrape), and the forward then fails with
+ * 502 naming the agent.
+ */
+static void api_answers_during_forward(void)
+{
+	struct forward f = {.status = -1};
+	pthread_t t;
+
+	if (!ready)
+		return SKIP("lab not ready");
+	if (!ASSERT_OK(pthread_create(&t, NULL, forward_silent, &f), "forward thread"))
+		return;
+	usleep(300000);
+	ASSERT_EQ(http("GET", API "/v1/status", NULL, NULL), 200, "status answered");
+	ASSERT_EQ(http("GET", API "/metrics", NULL, NULL), 200, "metrics answered");
+	ASSERT_EQ(__atomic_load_n(&f.status, __ATOMIC_ACQUIRE), -1,
+		  "while the forward to the silent agent still waits");
+	pthread_join(t, NULL);
+	ASSERT_EQ(f.status, 502, "the silent agent: 502");
+}
+
 static void lab_up(void)
 {
 	if (!test__can_bpf())
@@ -1475,6 +1512,7 @@ static const struct test_case cases[] = {
     {"drain_api", drain_api},
     {"agent_load_signed", agent_load_signed},
     {"unload_api", unload_api},
+    {"api_answers_during_forward", api_answers_during_forward},
     {"sighup", sighup},
     {"restart_keeps_flows", restart_keeps_flows},
     {"teardown", teardown_cmd},

@@ -475,9 +475,11 @@ static char *metrics_text(struct aibld *d)
  * the API token, not the node's key; the agent takes this controller's
  * address as a --controller one. The agent's answer comes back as
  * {"node", "agent_status", "agent"} with its HTTP status, 502 when it gave
- * none. On the API's thread, so bounded by API_AGENT_MS.
+ * none. On one of the API's threads, so bounded by API_AGENT_MS; the
+ * other answers meanwhile.
  */
 #define API_AGENT_MS 2000
+#define API_THREADS  2 /* the handlers read the controller under its lock */
 
 /* a ms figure of a query: decimal digits, at most an hour; 0 or -EINVAL */
 static int api_parse_ms(const char *v, long *ms)
@@ -786,7 +788,10 @@ int api__start(struct aibld *d, struct api **out)
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
 		(ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 	    0, http_guard__accept, a->guard, handle, a, MHD_OPTION_ARRAY, gopts,
-	    MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
+	    MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_CONNECTION_TIMEOUT, 10U,
+	    /* a forward to a node's agent holds its thread up to
+	     * API_AGENT_MS: the other answers meanwhile */
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)API_THREADS, MHD_OPTION_END);
 	if (!a->mhd) {
 		pr_err("cannot listen on %s (in use?)", d->cfg.status_listen);
 		http_guard__free(a->guard);
