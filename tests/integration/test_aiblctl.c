@@ -1568,6 +1568,12 @@ static void test_status_and_drain(void)
 			 ERR("unload", "u: ambiguous, names unload")),
 		    CASE(argf("--api %s node unload gpu-b", api), 2,
 			 ERR("a node NAME and a MODEL", "unload without a model: usage")),
+		    CASE(argf("--api %s node unload gpu-b m1 --drain-timeout 5s", api), 2,
+			 ERR("--drain-timeout: MS from 0 to 3600000", "a drain timeout in ms")),
+		    CASE(argf("--api %s node unload gpu-b m1 --drain-timeout", api), 2,
+			 ERR("--drain-timeout needs MS", "without its value")),
+		    CASE(argf("--api %s node unload gpu-b m1 extra", api), 2,
+			 ERR("--drain-timeout MS]", "a third word: usage")),
 		};
 
 		RUN_CASES(cases);
