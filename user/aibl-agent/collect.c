@@ -1032,7 +1032,7 @@ static bool drain_closed(const struct agent *a, uint64_t now, long *open)
 static bool drain(struct agent *a, const char *url, const char *model)
 {
 	uint64_t t0 = clock_mono_ms(), t1;
-	bool fenced = false, closed = false, flagged;
+	bool fenced = false, closed;
 	unsigned int wait_ms;
 	long open = -1;
 
@@ -1045,16 +1045,17 @@ static bool drain(struct agent *a, const char *url, const char *model)
 	}
 	t1 = clock_mono_ms();
 	pthread_mutex_lock(&a->lock);
-	flagged = a->load.flagged;
+	/* still served elsewhere on this node (no report said unloading):
+	 * none to wait for; not waited for (a timeout of 0): as said so far */
+	closed = !a->load.flagged || drain_closed(a, t1, &open);
+	a->load.open = closed ? 0 : open;
 	wait_ms = a->load.open_wait_ms;
+	closed |= !wait_ms;
 	pthread_mutex_unlock(&a->lock);
-	pr_info("%s: every balancer polling has %s gone after %llu ms; %s\n", url, model,
+	pr_info("%s: every balancer polling has %s gone after %llu ms%s\n", url, model,
 		(unsigned long long)(t1 - t0),
-		flagged && wait_ms ? "waiting for their connections of it to close"
-				   : "unloading soon");
-	/* still served elsewhere on this node (no report said unloading),
-	 * or not waited for */
-	while (flagged && wait_ms && !closed) {
+		closed ? "" : "; waiting for the connections of it they hold to close");
+	while (!closed) {
 		uint64_t now = clock_mono_ms();
 
 		pthread_mutex_lock(&a->lock);
