@@ -123,24 +123,32 @@ msg=$(e2e_json "$E2E_TMP/404.json" "j['error']['type'], j['error']['message']" 2
 echo "# n1 asked directly: $code $msg"
 t_check old_node_404 [ "$code $msg" = "404 NotFoundError The model \`sql-lora\` does not exist." ]
 
+# unload_amid NAME LOADGEN-ARGS...: 32 sessions through the VIP (results in
+# $E2E_TMP/NAME.json) while the operator's command, 0.8 s in, unloads the
+# adapter from n2 through aibld's API to n2's agent, until it is done. Sets
+# out and code (aiblctl's) and r: "REQUESTS FAILED NODES..."
+unload_amid() {
+	local name=$1 lg
+	shift
+	lab_loadgen chat --target "http://$VIP:$LAB_SIM_PORT" --source 10.10.1.1-10.10.1.16 \
+		--model sql-lora --sessions 32 --rate 16 --context-tokens 200 --output-tokens 4 \
+		--json --no-progress "$@" >"$E2E_TMP/$name.json" 2>"$E2E_TMP/$name.err" &
+	lg=$!
+	sleep 0.8
+	out=$(lab_run lb "$AIBL_BUILD/aiblctl" --api "$LAB_API" --token-file "$LAB_DIR/api.token" \
+		node unload n2 sql-lora 2>&1)
+	code=$?
+	echo "$out" | sed 's/^/# aiblctl: /'
+	wait "$lg" || failed=$((failed + 1))
+	r=$(e2e_json "$E2E_TMP/$name.json" \
+		"j['total']['requests'], j['total']['failed'], ' '.join(sorted(n['name'] for n in j['nodes'] if n['requests']))")
+}
+
 # 4. back on n1; then n2's agent drains and unloads it amid the traffic
 [ "$(lora 1 load)" = 200 ] || t_fail drain_unload_no_failures "load on n1 refused"
 lab_wait 5 serving_is "n1 n2" ||
 	e2e_fail_log drain_unload_no_failures "service nodes '$(serving)', want n1 n2"
-lab_loadgen chat --target "http://$VIP:$LAB_SIM_PORT" --source 10.10.1.1-10.10.1.16 \
-	--model sql-lora --sessions 32 --turns 3 --rate 16 --think-ms 50 \
-	--context-tokens 200 --output-tokens 4 --seed 4 --json --no-progress \
-	>"$E2E_TMP/four.json" 2>"$E2E_TMP/four.err" &
-lg=$!
-sleep 0.8
-# the operator's command: through aibld's API to n2's agent, until it is done
-out=$(lab_run lb "$AIBL_BUILD/aiblctl" --api "$LAB_API" --token-file "$LAB_DIR/api.token" \
-	node unload n2 sql-lora 2>&1)
-code=$?
-echo "$out" | sed 's/^/# aiblctl: /'
-wait "$lg" || failed=$((failed + 1))
-r=$(e2e_json "$E2E_TMP/four.json" \
-	"j['total']['requests'], j['total']['failed'], ' '.join(sorted(n['name'] for n in j['nodes'] if n['requests']))")
+unload_amid four --turns 3 --think-ms 50 --seed 4
 echo "# unloaded from n2 through its agent amid 32 sessions: (requests, failed, nodes) = $r"
 t_check drain_unload_no_failures [ "$code ${r#* }" = "0 0 n1 n2" ]
 state() {
@@ -166,19 +174,7 @@ fi
 [ "$(lora 2 load)" = 200 ] || t_fail keepalive_unload_waits "load on n2 refused"
 lab_wait 5 serving_is "n1 n2" ||
 	e2e_fail_log keepalive_unload_waits "service nodes '$(serving)', want n1 n2"
-lab_loadgen chat --target "http://$VIP:$LAB_SIM_PORT" --source 10.10.1.1-10.10.1.16 \
-	--model sql-lora --sessions 32 --turns 8 --rate 16 --think-ms 300 --keepalive \
-	--context-tokens 200 --output-tokens 4 --seed 5 --json --no-progress \
-	>"$E2E_TMP/five.json" 2>"$E2E_TMP/five.err" &
-lg=$!
-sleep 0.8
-out=$(lab_run lb "$AIBL_BUILD/aiblctl" --api "$LAB_API" --token-file "$LAB_DIR/api.token" \
-	node unload n2 sql-lora 2>&1)
-code=$?
-echo "$out" | sed 's/^/# aiblctl: /'
-wait "$lg" || failed=$((failed + 1))
-r=$(e2e_json "$E2E_TMP/five.json" \
-	"j['total']['requests'], j['total']['failed'], ' '.join(sorted(n['name'] for n in j['nodes'] if n['requests']))")
+unload_amid five --turns 8 --think-ms 300 --keepalive --seed 5
 echo "# unloaded from n2 amid 32 kept-alive sessions: (requests, failed, nodes) = $r"
 # the agent waited for open connections, and none of their requests failed
 if [ "$code ${r#* }" = "0 0 n1 n2" ] && grep -q "waiting for [0-9]* open connection" <<<"$out" &&

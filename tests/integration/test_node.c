@@ -1183,6 +1183,62 @@ static bool load_says(int port, const char *what, struct resp *r)
 }
 
 /*
+ * A simnode holding m1 and m2 on sim_port and an agent on agent_port that
+ * drains for drain_ms (each scrape 100 ms, each watch 20 ms), both up and
+ * scraped; the agent's pid, or -1 (*sim stopped then)
+ */
+static pid_t start_unload_pair(int agent_port, int sim_port, const char *drain_ms, pid_t *sim)
+{
+	char listen[32], server[64], health[64];
+	const char *argv[] = {bin_agent,
+			      "--listen",
+			      listen,
+			      "--name",
+			      "node-a",
+			      "--model-server",
+			      server,
+			      "--no-nvml",
+			      "--scrape-interval-ms",
+			      "100",
+			      "--watch-interval-ms",
+			      "20",
+			      "--drain-ms",
+			      drain_ms,
+			      NULL};
+	struct agent_report rep;
+	pid_t agent;
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", agent_port);
+	snprintf(server, sizeof(server), "http://127.0.0.1:%d", sim_port);
+	snprintf(health, sizeof(health), "http://127.0.0.1:%d/healthz", agent_port);
+	*sim = start_sim(sim_port, "--resident", "m1,m2", NULL);
+	if (*sim < 0)
+		return -1;
+	agent = spawn_ready(argv, NULL, health, "agent up");
+	if (agent < 0 || !ASSERT_TRUE(wait_server_up(agent_port, &rep), "agent scraped the node")) {
+		if (agent > 0)
+			stop(agent);
+		stop(*sim);
+		*sim = -1;
+		return -1;
+	}
+	agent_report__free(&rep);
+	return agent;
+}
+
+/* when the engine on port no longer has model (ms), polled every 5 ms up
+ * to tries times; 0 it still has it */
+static double engine_drops(int port, const char *model, int tries)
+{
+	for (int i = 0; i < tries; i++) {
+		if (sim_resident(port, model) == 0)
+			return now_ms();
+		sleep_ms(5);
+	}
+	return 0;
+}
+
+/*
  * POST /v1/unload drains before it unloads: the reports say at once that
  * m1 is not resident, while the engine keeps it until the balancer that
  * polls (this test) has fetched such a report and --drain-ms (300) more
@@ -1192,34 +1248,15 @@ static bool load_says(int port, const char *what, struct resp *r)
  */
 static void unload_drains(void)
 {
-	const char *argv[] = {bin_agent,
-			      "--listen",
-			      "127.0.0.1:18193",
-			      "--name",
-			      "node-a",
-			      "--model-server",
-			      "http://127.0.0.1:18192",
-			      "--no-nvml",
-			      "--scrape-interval-ms",
-			      "100",
-			      "--watch-interval-ms",
-			      "20",
-			      "--drain-ms",
-			      "300",
-			      NULL};
 	const char *unload = "http://127.0.0.1:18193/v1/unload";
-	pid_t sim = start_sim(18192, "--resident", "m1,m2", NULL), agent = -1;
+	pid_t sim, agent = start_unload_pair(18193, 18192, "300", &sim);
 	const struct ar_model *m1, *m2;
 	struct agent_report rep;
 	struct resp r = {};
-	double t1, t2 = 0;
+	double t1, t2;
 
-	if (sim < 0)
+	if (agent < 0)
 		return;
-	agent = spawn_ready(argv, NULL, "http://127.0.0.1:18193/healthz", "agent up");
-	if (agent < 0 || !ASSERT_TRUE(wait_server_up(18193, &rep), "agent scraped the node"))
-		goto out;
-	agent_report__free(&rep);
 
 	/* refused or nothing to do: the engine is not asked */
 	http(unload, "{\"model\":\"m3\"}", NULL, NULL, 2000, &r);
@@ -1255,12 +1292,7 @@ static void unload_drains(void)
 	ASSERT_TRUE(m1 && !m1->resident, "the report: m1 not resident");
 	ASSERT_TRUE(m2 && m2->resident, "m2 resident as before");
 	agent_report__free(&rep);
-	for (int i = 0; i < 300 && !t2; i++) {
-		if (sim_resident(18192, "m1") == 0)
-			t2 = now_ms();
-		else
-			sleep_ms(5);
-	}
+	t2 = engine_drops(18192, "m1", 300);
 	if (!ASSERT_TRUE(t2 > 0, "m1 unloaded on the engine"))
 		goto out;
 	ASSERT_GE(t2 - t1, 300, "no sooner than --drain-ms after the poll");
@@ -1292,35 +1324,16 @@ out:
  */
 static void unload_waits_connections(void)
 {
-	const char *argv[] = {bin_agent,
-			      "--listen",
-			      "127.0.0.1:18195",
-			      "--name",
-			      "node-a",
-			      "--model-server",
-			      "http://127.0.0.1:18194",
-			      "--no-nvml",
-			      "--scrape-interval-ms",
-			      "100",
-			      "--watch-interval-ms",
-			      "20",
-			      "--drain-ms",
-			      "200",
-			      NULL};
 	const char *unload = "http://127.0.0.1:18195/v1/unload";
 	const char *none = AR_OPEN_HEADER ": 0";
-	pid_t sim = start_sim(18194, "--resident", "m1,m2", NULL), agent = -1;
+	pid_t sim, agent = start_unload_pair(18195, 18194, "200", &sim);
 	const struct ar_model *m;
 	struct agent_report rep;
 	struct resp r = {};
-	double t1, t2 = 0;
+	double t1, t2;
 
-	if (sim < 0)
+	if (agent < 0)
 		return;
-	agent = spawn_ready(argv, NULL, "http://127.0.0.1:18195/healthz", "agent up");
-	if (agent < 0 || !ASSERT_TRUE(wait_server_up(18195, &rep), "agent scraped the node"))
-		goto out;
-	agent_report__free(&rep);
 
 	/* a counting balancer (this test) polls, then m1's unload is asked */
 	if (!ASSERT_TRUE(get_report_h(18195, none, &rep), "a poll before the ask"))
@@ -1360,12 +1373,7 @@ static void unload_waits_connections(void)
 	t1 = now_ms();
 	get_report_h(18195, AR_OPEN_HEADER ": 0 m1", &rep);
 	agent_report__free(&rep);
-	for (int i = 0; i < 300 && !t2; i++) {
-		if (sim_resident(18194, "m1") == 0)
-			t2 = now_ms();
-		else
-			sleep_ms(5);
-	}
+	t2 = engine_drops(18194, "m1", 300);
 	if (!ASSERT_TRUE(t2 > 0, "m1 unloaded once none is open"))
 		goto out;
 	ASSERT_GE(t2 - t1, 200, "no sooner than --drain-ms after");
@@ -1384,13 +1392,7 @@ static void unload_waits_connections(void)
 	agent_report__free(&rep);
 	get_report_h(18195, AR_OPEN_HEADER ": 3 m2", &rep);
 	agent_report__free(&rep);
-	t2 = 0;
-	for (int i = 0; i < 400 && !t2; i++) {
-		if (sim_resident(18194, "m2") == 0)
-			t2 = now_ms();
-		else
-			sleep_ms(5);
-	}
+	t2 = engine_drops(18194, "m2", 400);
 	if (!ASSERT_TRUE(t2 > 0, "m2 unloaded at its drain timeout"))
 		goto out;
 	ASSERT_GE(t2 - t1, 600, "after its 400 ms and --drain-ms");
