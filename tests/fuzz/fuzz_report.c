@@ -5,7 +5,9 @@
  * sanitizers: refusals carry a message and leave the report empty; an
  * accepted report respects every schema limit, and serialising it gives a
  * body that parses again to the same counts (what the agent sends, the
- * controller reads).
+ * controller reads). The same bytes go to agent_report__parse_open(), the
+ * agent's reading of a balancer's X-Aibl-Open-Flows: what it accepts is a
+ * count in range and a model name without spaces.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -22,7 +24,8 @@ static void check_limits(const struct agent_report *r)
 	if (!memchr(r->node, '\0', sizeof(r->node)) || !r->node[0])
 		abort();
 	for (int i = 0; i < r->nmodels; i++)
-		if (!memchr(r->models[i].name, '\0', sizeof(r->models[i].name)))
+		if (!memchr(r->models[i].name, '\0', sizeof(r->models[i].name)) ||
+		    (r->models[i].unloading && r->models[i].resident))
 			abort();
 	for (int i = 0; i < r->nhints; i++)
 		if ((r->hints[i].client_family != AIBL_AF_INET &&
@@ -33,6 +36,22 @@ static void check_limits(const struct agent_report *r)
 			abort();
 }
 
+/* a header value is a C string: the bytes up to the first NUL */
+static void check_open(const uint8_t *data, size_t size)
+{
+	char v[512], model[AR_MODEL_LEN];
+	size_t n = size < sizeof(v) - 1 ? size : sizeof(v) - 1;
+	long count = -1;
+
+	memcpy(v, data, n);
+	v[n] = '\0';
+	if (agent_report__parse_open(v, &count, model, sizeof(model)))
+		return;
+	if (count < 0 || count > AR_OPEN_MAX || !memchr(model, '\0', sizeof(model)) ||
+	    strchr(model, ' '))
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct agent_report r, again;
@@ -40,6 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *js;
 	int ret;
 
+	check_open(data, size);
 	memset(err, 'x', sizeof(err));
 	ret = agent_report__parse((const char *)data, size, &r, err, sizeof(err));
 	if (ret) {
