@@ -1313,6 +1313,15 @@ out:
 		stop(sim);
 }
 
+/* a balancer's poll (GET /v1/report) stating header h; the report is not read */
+static void poll_stating(int port, const char *h)
+{
+	struct agent_report rep;
+
+	get_report_h(port, h, &rep);
+	agent_report__free(&rep);
+}
+
 /*
  * A balancer that counts its connections (AR_OPEN_HEADER on its polls, as
  * aibld sends it) holds the unload until it says none of the model's is
@@ -1357,22 +1366,19 @@ static void unload_waits_connections(void)
 	ASSERT_TRUE(m && !m->resident && m->unloading, "the report: m1 unloading");
 	agent_report__free(&rep);
 	/* the balancer's next poll: 2 open; another model's 0 is no answer */
-	get_report_h(18195, AR_OPEN_HEADER ": 2 m1", &rep);
-	agent_report__free(&rep);
+	poll_stating(18195, AR_OPEN_HEADER ": 2 m1");
 	sleep_ms(400);
 	ASSERT_EQ(sim_resident(18194, "m1"), 1, "the engine keeps m1 while 2 are open");
 	ASSERT_TRUE(load_says(18195, "\"draining\":true", &r), "still draining");
 	ASSERT_TRUE(r.body && strstr(r.body, "\"open_flows\":2"), "2 open, as said");
-	get_report_h(18195, AR_OPEN_HEADER ": 0 m2", &rep);
-	agent_report__free(&rep);
+	poll_stating(18195, AR_OPEN_HEADER ": 0 m2");
 	sleep_ms(300);
 	ASSERT_EQ(sim_resident(18194, "m1"), 1, "another model's count ends nothing");
 	/* garbage from another client states nothing and delays nothing */
 	http("http://127.0.0.1:18195/v1/report", NULL, AR_OPEN_HEADER ": lots", NULL, 2000, &r);
 	ASSERT_EQ(r.status, 200, "a garbage count still gets its report");
 	t1 = now_ms();
-	get_report_h(18195, AR_OPEN_HEADER ": 0 m1", &rep);
-	agent_report__free(&rep);
+	poll_stating(18195, AR_OPEN_HEADER ": 0 m1");
 	t2 = engine_drops(18194, "m1", 300);
 	if (!ASSERT_TRUE(t2 > 0, "m1 unloaded once none is open"))
 		goto out;
@@ -1388,10 +1394,8 @@ static void unload_waits_connections(void)
 	if (!ASSERT_EQ(r.status, 202, "unload m2 asked: 202"))
 		goto out;
 	t1 = now_ms();
-	get_report_h(18195, none, &rep);
-	agent_report__free(&rep);
-	get_report_h(18195, AR_OPEN_HEADER ": 3 m2", &rep);
-	agent_report__free(&rep);
+	poll_stating(18195, none);
+	poll_stating(18195, AR_OPEN_HEADER ": 3 m2");
 	t2 = engine_drops(18194, "m2", 400);
 	if (!ASSERT_TRUE(t2 > 0, "m2 unloaded at its drain timeout"))
 		goto out;
