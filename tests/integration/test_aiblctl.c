@@ -1453,7 +1453,7 @@ static const char *status_doc =
     "{\"name\":\"gpu-b\",\"address\":\"10.1.0.2\",\"state\":\"draining\",\"healthy\":true,"
     "\"last_report_age_ms\":380,\"models\":[\"llama-3-8b\"],\"gpu_util_pct\":12.0,"
     "\"queue_depth\":0,\"in_flight\":1,\"kv_cache_usage\":0.1,\"ttft_avg_ms\":95.0,"
-    "\"failures\":2}]}";
+    "\"failures\":2,\"unloading\":{\"model\":\"mistral-7b\",\"open_flows\":3}}]}";
 
 static bool api_draining[2];
 
@@ -1549,7 +1549,8 @@ static void test_status_and_drain(void)
 			 ROW("classic", "web", "wrr", "-"),
 			 ROW("node a", "gpu-a", "10.1.0.1", "up", "yes", "420ms", "73.5%", "62.5%",
 			     "182.4 ms", "llama-3-8b,bge-large"),
-			 ROW("node b", "gpu-b", "draining", "10.0%")),
+			 ROW("node b", "gpu-b", "draining", "10.0%",
+			     "llama-3-8b -mistral-7b (draining, 3 open)")),
 		    CASE(argf("-j --api %s --token-file %s node drain gpu-b", api, tokfile), 0,
 			 JSTR("node", "gpu-b", "node"), JTRUE("draining", "draining")),
 		};

@@ -1385,8 +1385,9 @@ static void unload_api(void)
 {
 	const char *url = API "/v1/nodes/n2/unload?model=m2&drain_timeout_ms=20000";
 	struct aibl_flow_key kept, other[3];
-	char *body = NULL;
-	json_t *j = NULL, *a = NULL;
+	char *body = NULL, *unl = NULL;
+	json_t *j = NULL, *a = NULL, *n;
+	size_t i;
 	int fd;
 
 	if (!ready)
@@ -1429,6 +1430,23 @@ static void unload_api(void)
 	ASSERT_TRUE(n2_load_until("\"draining\":true", 0, &a), "still draining 1.5 s later");
 	json_decref(a);
 	ASSERT_EQ(m2_on_n2(), 1, "m2 on n2's engine while it is open");
+	/* what the operator sees: status and metrics */
+	j = status();
+	json_array_foreach(json_object_get(j, "nodes"), i, n)
+	{
+		if (!strcmp(json_string_value(json_object_get(n, "name")), "n2"))
+			unl = json_dumps(json_object_get(n, "unloading"), JSON_COMPACT);
+	}
+	ASSERT_STREQ(unl ? unl : "(none)", "{\"model\":\"m2\",\"open_flows\":1}",
+		     "status: n2 drains m2, 1 open here");
+	json_decref(j);
+	j = NULL;
+	free(body);
+	body = NULL;
+	http("GET", API "/metrics", NULL, &body);
+	ASSERT_TRUE(body &&
+			strstr(body, "aibl_node_unload_open_flows{node=\"n2\",model=\"m2\"} 1\n"),
+		    "metrics: the same");
 	ASSERT_OK(bpf_map_delete_elem(fd, &kept), "the connection closes");
 	ASSERT_TRUE(n2_load_until("\"busy\":false", 8000, &a),
 		    "the agent drained and unloaded within 8 s");
@@ -1449,6 +1467,7 @@ out:
 	json_decref(a);
 	json_decref(j);
 	free(body);
+	free(unl);
 }
 
 struct forward {

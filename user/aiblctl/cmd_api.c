@@ -299,6 +299,7 @@ static void status_print(json_t *doc)
 		size_t off = 0;
 
 		json_t *load = json_object_get(n, AIBL_SJ_LOAD);
+		json_t *unl = json_object_get(n, AIBL_SJ_UNLOADING);
 
 		json_array_foreach(models, j, m)
 		{
@@ -308,8 +309,21 @@ static void status_print(json_t *doc)
 		}
 		/* a background load: "+m-c (loading)" */
 		if (json_is_object(load) && off < sizeof(ms))
-			snprintf(ms + off, sizeof(ms) - off, "%s+%s (%s)", off ? " " : "",
-				 jstr(load, AIBL_SJ_LOAD_MODEL), jstr(load, AIBL_SJ_LOAD_STATE));
+			off += snprintf(ms + off, sizeof(ms) - off, "%s+%s (%s)", off ? " " : "",
+					jstr(load, AIBL_SJ_LOAD_MODEL),
+					jstr(load, AIBL_SJ_LOAD_STATE));
+		/* an unload's drain: "-m-b (draining, 3 open)", "?" not counted yet */
+		if (json_is_object(unl) && off < sizeof(ms)) {
+			json_t *o = json_object_get(unl, AIBL_SJ_UNLOADING_OPEN);
+
+			if (json_is_integer(o) && json_integer_value(o) >= 0)
+				snprintf(ms + off, sizeof(ms) - off, "%s-%s (draining, %lld open)",
+					 off ? " " : "", jstr(unl, AIBL_SJ_UNLOADING_MODEL),
+					 (long long)json_integer_value(o));
+			else
+				snprintf(ms + off, sizeof(ms) - off, "%s-%s (draining, ? open)",
+					 off ? " " : "", jstr(unl, AIBL_SJ_UNLOADING_MODEL));
+		}
 		ctl_table__cell(t, "%s", jstr(n, AIBL_SJ_NAME));
 		ctl_table__cell(t, "%s", jstr(n, AIBL_SJ_ADDRESS));
 		ctl_table__cell(t, "%s", jstr(n, AIBL_SJ_STATE));

@@ -254,6 +254,12 @@ static json_t *status_json(struct aibld *d)
 									 : "refused",
 				      AIBL_SJ_LOAD_FOR_MS, (json_int_t)(now - n->load.since_ms),
 				      AIBL_SJ_LOAD_ERROR, n->load.error));
+		if (jn && n->open_model[0])
+			json_object_set_new(
+			    jn, AIBL_SJ_UNLOADING,
+			    json_pack("{s:s,s:I}", AIBL_SJ_UNLOADING_MODEL, n->open_model,
+				      AIBL_SJ_UNLOADING_OPEN,
+				      (json_int_t)(n->open_ok ? n->open_flows : -1)));
 		json_array_append_new(nodes, jn);
 	}
 	json_object_set_new(root, AIBL_SJ_SERVICES, svcs);
@@ -418,6 +424,21 @@ static char *metrics_text(struct aibld *d)
 		label(f, d->nodes[i].name);
 		fprintf(f, "\",state=\"%s\",reason=\"%s\"} 1\n", aibld__node_state(&d->nodes[i]),
 			node_reason(&d->nodes[i]));
+	}
+	metric_head(
+	    f, "aibl_node_unload_open_flows", "gauge",
+	    "open connections this balancer holds of the model the node's agent drains "
+	    "for an unload, -1 while its tables still give the node a share or not counted");
+	for (int i = 0; i < d->nnodes; i++) {
+		const struct node_rt *n = &d->nodes[i];
+
+		if (!n->open_model[0])
+			continue;
+		fputs("aibl_node_unload_open_flows{node=\"", f);
+		label(f, n->name);
+		fputs("\",model=\"", f);
+		label(f, n->open_model);
+		fprintf(f, "\"} %ld\n", n->open_ok ? n->open_flows : -1);
 	}
 	metric_head(f, "aibl_controller_loop_seconds", "gauge", "duration of the last loop");
 	fprintf(f, "aibl_controller_loop_seconds %.6f\n", d->st.loop_ms / 1e3);

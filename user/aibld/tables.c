@@ -344,9 +344,18 @@ void tables__read_node(struct aibld *d, struct node_rt *n)
 
 /* ---- connections of a model a node's agent drains ---- */
 
+/* a node's count (tables__count_open): the model its agent drains ("" none),
+ * its open connections, counted or not */
+struct open_count {
+	char model[AR_MODEL_LEN];
+	long flows;
+	bool ok;
+};
+
 struct open_walk {
-	struct aibld *d;
+	const struct aibld *d;
 	int *node_of; /* backend id -> index in d->nodes, -1 none counted */
+	struct open_count *oc;
 };
 
 /* an open TCP connection to a draining node on a service of its model */
@@ -354,21 +363,20 @@ static void open_one(const struct aibl_flow_key *k, const struct aibl_conn *c, v
 {
 	const struct open_walk *w = ud;
 	const struct config *cfg = &w->d->cfg;
-	struct node_rt *n;
+	struct open_count *oc;
 
 	if (k->proto != IPPROTO_TCP || (c->flags & AIBL_CONN_F_CLOSING) ||
 	    c->backend >= w->d->max_backends || w->node_of[c->backend] < 0)
 		return;
-	n = &w->d->nodes[w->node_of[c->backend]];
+	oc = &w->oc[w->node_of[c->backend]];
 	for (int i = 0; i < cfg->nservices; i++) {
 		const struct cfg_service *s = &cfg->services[i];
 
 		if (s->proto != IPPROTO_TCP || s->vip.family != k->family ||
 		    (s->port && htons(s->port) != k->dport) ||
-		    memcmp(&s->vip.addr, &k->dst, sizeof(k->dst)) ||
-		    strcmp(s->model, n->open_model))
+		    memcmp(&s->vip.addr, &k->dst, sizeof(k->dst)) || strcmp(s->model, oc->model))
 			continue;
-		n->open_flows++;
+		oc->flows++;
 		return;
 	}
 }
@@ -393,43 +401,55 @@ static bool in_model_tables(const struct aibld *d, int i, const char *model)
 
 void tables__count_open(struct aibld *d)
 {
-	int fd = d->dp ? dp__map_fd(d->dp, AIBL_MAP_CONNS) : -1, err, todo = 0;
-	struct open_walk w = {.d = d};
+	int fd = d->dp ? dp__map_fd(d->dp, AIBL_MAP_CONNS) : -1, err = 0, todo = 0;
+	struct open_count *oc = calloc(d->nnodes ? d->nnodes : 1, sizeof(*oc));
+	struct open_walk w = {.d = d, .oc = oc};
 
-	for (int i = 0; i < d->nnodes; i++) {
-		struct node_rt *n = &d->nodes[i];
-		const char *m = n->have_rep ? agent_report__unloading(&n->rep) : NULL;
-
-		snprintf(n->open_model, sizeof(n->open_model), "%s", m ? m : "");
-		n->open_flows = 0;
-		n->open_ok = !m;
-		todo += m && n->id < d->max_backends;
-	}
-	if (!todo)
-		return;
-	w.node_of = malloc(d->max_backends * sizeof(*w.node_of));
-	if (!w.node_of) {
+	/* counted on the controller thread, which alone writes the reports;
+	 * stored under the lock, as the API reads them */
+	if (!oc) {
 		pr_warn("counting the connections of a draining model: %s", strerror(ENOMEM));
 		return;
 	}
-	for (__u32 id = 0; id < d->max_backends; id++)
-		w.node_of[id] = -1;
-	for (int i = 0; i < d->nnodes; i++)
-		if (d->nodes[i].open_model[0] && d->nodes[i].id < d->max_backends)
-			w.node_of[d->nodes[i].id] = i;
-	err = fd < 0 ? fd : dp__conns_walk(fd, open_one, &w);
-	if (err)
-		pr_warn("counting the connections of a draining model: %s", strerror(-err));
+	for (int i = 0; i < d->nnodes; i++) {
+		const struct node_rt *n = &d->nodes[i];
+		const char *m = n->have_rep ? agent_report__unloading(&n->rep) : NULL;
+
+		snprintf(oc[i].model, sizeof(oc[i].model), "%s", m ? m : "");
+		oc[i].ok = !m;
+		todo += m && n->id < d->max_backends;
+	}
+	if (todo) {
+		w.node_of = malloc(d->max_backends * sizeof(*w.node_of));
+		err = w.node_of ? 0 : -ENOMEM;
+		for (__u32 id = 0; !err && id < d->max_backends; id++)
+			w.node_of[id] = -1;
+		for (int i = 0; !err && i < d->nnodes; i++)
+			if (oc[i].model[0] && d->nodes[i].id < d->max_backends)
+				w.node_of[d->nodes[i].id] = i;
+		if (!err)
+			err = fd < 0 ? fd : dp__conns_walk(fd, open_one, &w);
+		if (err)
+			pr_warn("counting the connections of a draining model: %s", strerror(-err));
+		for (int i = 0; i < d->nnodes; i++) {
+			if (!oc[i].model[0] || d->nodes[i].id >= d->max_backends)
+				continue;
+			oc[i].ok = !err;
+			if (in_model_tables(d, i, oc[i].model))
+				oc[i].flows = -1; /* not yet */
+		}
+		free(w.node_of);
+	}
+	pthread_mutex_lock(&d->lock);
 	for (int i = 0; i < d->nnodes; i++) {
 		struct node_rt *n = &d->nodes[i];
 
-		if (!n->open_model[0] || n->id >= d->max_backends)
-			continue;
-		n->open_ok = !err;
-		if (in_model_tables(d, i, n->open_model))
-			n->open_flows = -1; /* not yet */
+		memcpy(n->open_model, oc[i].model, sizeof(n->open_model));
+		n->open_flows = oc[i].flows;
+		n->open_ok = oc[i].ok;
 	}
-	free(w.node_of);
+	pthread_mutex_unlock(&d->lock);
+	free(oc);
 }
 
 /* how often the active-flow counts are set from the connection table */

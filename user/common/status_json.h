@@ -103,6 +103,14 @@
 #define AIBL_SJ_LOAD_FOR_MS  "for_ms"
 #define AIBL_SJ_LOAD_ERROR   "error"
 
+/* a node whose agent drains a model for an unload (absent otherwise):
+ * {"model","open_flows"}, the connections of it this balancer holds
+ * there (-1 while its tables still give the node a share, or not
+ * counted), what it states on its polls */
+#define AIBL_SJ_UNLOADING	"unloading"
+#define AIBL_SJ_UNLOADING_MODEL "model"
+#define AIBL_SJ_UNLOADING_OPEN	"open_flows"
+
 /* the answer to drain/undrain and poll, and an error */
 #define AIBL_SJ_NODE	 "node"
 #define AIBL_SJ_DRAINING "draining"
