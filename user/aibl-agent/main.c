@@ -55,8 +55,7 @@ struct ag_opts {
 };
 
 /* how often the decap program learns the node's addresses and VIPs again */
-#define DECAP_REFRESH_S	     5
-#define AG_DRAIN_TIMEOUT_MAX 3600000 /* ms: --drain-timeout-ms's bound too */
+#define DECAP_REFRESH_S 5
 
 /* what the decap program accepts: the balancers' sources from the command
  * line, the node's addresses and VIPs from its interfaces */
@@ -127,7 +126,7 @@ static const struct cliopt ag_rows[] = {
 	   .help = "POST /v1/load, /v1/unload: how long the engine's\n"
 		   "load or unload call may take"),
     CLIOPT("drain-timeout-ms", UINT, struct ag_opts, cfg.drain_timeout_ms,
-	   .max = AG_DRAIN_TIMEOUT_MAX, .def = "30000", .metavar = "MS",
+	   .max = AR_DRAIN_TIMEOUT_MAX_MS, .def = "30000", .metavar = "MS",
 	   .help = "POST /v1/unload: once every balancer polling has\n"
 		   "a report without the model, wait at most this long\n"
 		   "for the connections of it they hold to close\n"
@@ -394,7 +393,7 @@ static enum MHD_Result ag_post_op(struct MHD_Connection *c, const struct http_bo
 	/* an unload's own bound on the wait for open connections */
 	m = json_object_get(req, "drain_timeout_ms");
 	if (m && (!unload || !json_is_integer(m) || json_integer_value(m) < 0 ||
-		  json_integer_value(m) > AG_DRAIN_TIMEOUT_MAX)) {
+		  json_integer_value(m) > AR_DRAIN_TIMEOUT_MAX_MS)) {
 		json_decref(req);
 		return ag_error(c, MHD_HTTP_BAD_REQUEST,
 				unload ? "\"drain_timeout_ms\": an integer from 0 to 3600000"

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <curl/curl.h>
 #include "ctl.h"
+#include "report.h"
 #include "status_json.h"
 
 #define API_TIMEOUT_MS	       10000
@@ -531,7 +532,8 @@ static int node_unload(int argc, char **argv)
 				return ctl_usage("--drain-timeout needs MS");
 			errno = 0;
 			timeout = strtol(argv[i], &end, 10);
-			if (errno || *end || end == argv[i] || timeout < 0 || timeout > 3600000)
+			if (errno || *end || end == argv[i] || timeout < 0 ||
+			    timeout > AR_DRAIN_TIMEOUT_MAX_MS)
 				return ctl_usage("--drain-timeout: MS from 0 to 3600000");
 		} else if (argv[i][0] == '-' || npos == 2) {
 			return ctl_usage("node unload NAME MODEL [--no-wait] [--drain-timeout MS]");

@@ -502,7 +502,8 @@ static char *metrics_text(struct aibld *d)
 #define API_AGENT_MS 2000
 #define API_THREADS  2 /* the handlers read the controller under its lock */
 
-/* a ms figure of a query: decimal digits, at most an hour; 0 or -EINVAL */
+/* a drain_timeout_ms of a query: decimal digits, at most
+ * AR_DRAIN_TIMEOUT_MAX_MS; 0 or -EINVAL */
 static int api_parse_ms(const char *v, long *ms)
 {
 	char *end;
@@ -511,7 +512,7 @@ static int api_parse_ms(const char *v, long *ms)
 		return -EINVAL;
 	errno = 0;
 	*ms = strtol(v, &end, 10);
-	return errno || *end || *ms > 3600000 ? -EINVAL : 0;
+	return errno || *end || *ms > AR_DRAIN_TIMEOUT_MAX_MS ? -EINVAL : 0;
 }
 
 static size_t agent_body(char *p, size_t size, size_t n, void *ud)

@@ -124,6 +124,9 @@ struct ar_model {
  */
 #define AR_OPEN_HEADER "X-Aibl-Open-Flows"
 #define AR_OPEN_MAX    1000000000L
+/* an unload's drain_timeout_ms (agent, aibld's API, aiblctl): at most an
+ * hour */
+#define AR_DRAIN_TIMEOUT_MAX_MS 3600000
 
 /*
  * "this node holds warm context for client X on VIP:port (or model)".
