@@ -171,6 +171,11 @@ fi
 #    carries its session's later turns to n2, which no table change moves.
 #    aibld counts those it holds (X-Aibl-Open-Flows on its polls) and n2's
 #    agent unloads only once they have closed
+# n2's agent hides the adapter until its lists show it gone (its scrape,
+# every second here): loaded again before that, it would stay hidden up
+# to 10 s (docs/agent.md, "Drain, then unload")
+unhidden() { state | grep -q '"hidden":false'; }
+lab_wait 5 unhidden || e2e_fail_log keepalive_unload_waits "agent still hides it: $(state)"
 [ "$(lora 2 load)" = 200 ] || t_fail keepalive_unload_waits "load on n2 refused"
 lab_wait 5 serving_is "n1 n2" ||
 	e2e_fail_log keepalive_unload_waits "service nodes '$(serving)', want n1 n2"
