@@ -1342,7 +1342,8 @@ static void poll_stating(int port, const char *h)
  * model unloading, the engine keeps it while the balancer says 2 are
  * open, and unloads it no sooner than --drain-ms (200) after it says 0.
  * A count for another model, or one made before the report that flagged
- * it, does not end the wait; a value that does not parse states nothing.
+ * it, does not end the wait; a value that does not parse, or a poll
+ * without one from the same address, states nothing.
  */
 static void unload_waits_connections(void)
 {
@@ -1387,9 +1388,13 @@ static void unload_waits_connections(void)
 	poll_stating(18195, AR_OPEN_HEADER ": 0 m2");
 	sleep_ms(300);
 	ASSERT_EQ(sim_resident(18194, "m1"), 1, "another model's count ends nothing");
-	/* garbage from another client states nothing and delays nothing */
+	/* another client on the balancer's address, stating garbage or
+	 * nothing, still gets its report and ends nothing */
 	http("http://127.0.0.1:18195/v1/report", NULL, AR_OPEN_HEADER ": lots", NULL, 2000, &r);
 	ASSERT_EQ(r.status, 200, "a garbage count still gets its report");
+	poll_stating(18195, NULL);
+	sleep_ms(300);
+	ASSERT_EQ(sim_resident(18194, "m1"), 1, "the engine still keeps m1");
 	t1 = now_ms();
 	poll_stating(18195, AR_OPEN_HEADER ": 0 m1");
 	t2 = engine_drops(18194, "m1", 300);

@@ -168,10 +168,10 @@ struct agent {
 		char addr[48];	  /* numeric, the port left out */
 		uint64_t last_ms; /* monotonic */
 		uint64_t seq;	  /* the report it got then */
-		/* its last poll's AR_OPEN_HEADER: stated at all (a balancer
-		 * that counts connections), the count and the model
-		 * ("" none), and the report it had fetched before (what
-		 * the count is about) */
+		/* its last AR_OPEN_HEADER that parsed: stated at all (a
+		 * balancer that counts connections), the count and the
+		 * model ("" none), and the report it had fetched before
+		 * (what the count is about) */
 		bool counts;
 		long open;
 		char open_model[AR_MODEL_LEN];

@@ -1371,13 +1371,18 @@ void agent__served(struct agent *a, const char *addr, uint64_t seq, const char *
 	if (strcmp(p->addr, addr)) {
 		snprintf(p->addr, sizeof(p->addr), "%s", addr);
 		p->seq = 0;
+		p->counts = false;
 	}
 	p->last_ms = now;
-	/* the count is of the report it fetched before this one */
-	p->counts = counts;
-	p->open = counts ? n : 0;
-	snprintf(p->open_model, sizeof(p->open_model), "%s", counts ? model : "");
-	p->open_seq = p->seq;
+	/* the count is of the report it fetched before this one. A poll that
+	 * states none changes nothing: another client on the balancer's host
+	 * (an operator's curl) must not end the wait for its connections */
+	if (counts) {
+		p->counts = true;
+		p->open = n;
+		snprintf(p->open_model, sizeof(p->open_model), "%s", model);
+		p->open_seq = p->seq;
+	}
 	if (seq > p->seq)
 		p->seq = seq;
 	pthread_mutex_unlock(&a->lock);
