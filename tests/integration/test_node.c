@@ -433,27 +433,35 @@ out:
 		ASSERT_EQ(stop(b), 0, "simnode exit");
 }
 
-/* an agent with --speed-probe on simnode sim_port, reports on port */
-static pid_t start_probing_agent(int port, int sim_port)
+/*
+ * An agent named name on port for the simnode on sim_port, scraping every
+ * 100 ms, no NVML, with the options extra (NULL-terminated, 8 at most);
+ * its pid once its /healthz answers, or -1
+ */
+static pid_t start_agent_on(int port, int sim_port, const char *name, const char *const *extra)
 {
 	char listen[64], srv[64], url[128];
-	const char *argv[] = {bin_agent,
-			      "--listen",
-			      listen,
-			      "--name",
-			      "node-p",
-			      "--model-server",
-			      srv,
-			      "--no-nvml",
-			      "--speed-probe",
-			      "--scrape-interval-ms",
-			      "100",
-			      NULL};
+	const char *argv[20] = {bin_agent, "--listen",	listen,
+				"--name",  name,	"--model-server",
+				srv,	   "--no-nvml", "--scrape-interval-ms",
+				"100"};
+	int n = 10;
 
+	for (int i = 0; extra && extra[i] && n < 18; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
 	snprintf(srv, sizeof(srv), "http://127.0.0.1:%d", sim_port);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
 	return spawn_ready(argv, NULL, url, "agent up");
+}
+
+/* an agent with --speed-probe on simnode sim_port, reports on port */
+static pid_t start_probing_agent(int port, int sim_port)
+{
+	const char *const extra[] = {"--speed-probe", NULL};
+
+	return start_agent_on(port, sim_port, "node-p", extra);
 }
 
 /* the agent's report once its speed probe is in, -1 when it never came */
@@ -1202,32 +1210,14 @@ static bool load_comes_to(int port, const char *what, int ms, struct resp *r)
  */
 static pid_t start_unload_pair(int agent_port, int sim_port, const char *drain_ms, pid_t *sim)
 {
-	char listen[32], server[64], health[64];
-	const char *argv[] = {bin_agent,
-			      "--listen",
-			      listen,
-			      "--name",
-			      "node-a",
-			      "--model-server",
-			      server,
-			      "--no-nvml",
-			      "--scrape-interval-ms",
-			      "100",
-			      "--watch-interval-ms",
-			      "20",
-			      "--drain-ms",
-			      drain_ms,
-			      NULL};
+	const char *const extra[] = {"--watch-interval-ms", "20", "--drain-ms", drain_ms, NULL};
 	struct agent_report rep;
 	pid_t agent;
 
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", agent_port);
-	snprintf(server, sizeof(server), "http://127.0.0.1:%d", sim_port);
-	snprintf(health, sizeof(health), "http://127.0.0.1:%d/healthz", agent_port);
 	*sim = start_sim(sim_port, "--resident", "m1,m2", NULL);
 	if (*sim < 0)
 		return -1;
-	agent = spawn_ready(argv, NULL, health, "agent up");
+	agent = start_agent_on(agent_port, sim_port, "node-a", extra);
 	if (agent < 0 || !ASSERT_TRUE(wait_server_up(agent_port, &rep), "agent scraped the node")) {
 		if (agent > 0)
 			stop(agent);
