@@ -272,6 +272,7 @@ static const char *job_error(const struct job *j, CURLcode rc)
 static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 {
 	struct node_rt *n = j->n;
+	const char *unloading;
 	struct agent_report rep;
 	char err[256];
 	long status = 0;
@@ -374,7 +375,8 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 	}
 	/* an agent begins to drain a model: the next round states this
 	 * balancer's connections of it soon, not an interval later */
-	if (agent_report__unloading(&rep) && strcmp(agent_report__unloading(&rep), n->open_model))
+	unloading = agent_report__unloading(&rep);
+	if (unloading && strcmp(unloading, n->open_model))
 		aibld__wake(d->poll_fd);
 	nodes__poll_ok(d, n, &rep);
 	agent_report__free(&rep);

@@ -404,11 +404,14 @@ void tables__count_open(struct aibld *d)
 	int fd = d->dp ? dp__map_fd(d->dp, AIBL_MAP_CONNS) : -1, err = 0, todo = 0;
 	struct open_count *oc = calloc(d->nnodes ? d->nnodes : 1, sizeof(*oc));
 	struct open_walk w = {.d = d, .oc = oc};
+	bool *walk = calloc(d->nnodes ? d->nnodes : 1, sizeof(*walk));
 
 	/* counted on the controller thread, which alone writes the reports;
 	 * stored under the lock, as the API reads them */
-	if (!oc) {
+	if (!oc || !walk) {
 		pr_warn("counting the connections of a draining model: %s", strerror(ENOMEM));
+		free(oc);
+		free(walk);
 		return;
 	}
 	for (int i = 0; i < d->nnodes; i++) {
@@ -417,7 +420,16 @@ void tables__count_open(struct aibld *d)
 
 		snprintf(oc[i].model, sizeof(oc[i].model), "%s", m ? m : "");
 		oc[i].ok = !m;
-		todo += m && n->id < d->max_backends;
+		if (!m || n->id >= d->max_backends)
+			continue;
+		if (in_model_tables(d, i, m)) {
+			/* not yet: nothing to count, stated where it could be */
+			oc[i].flows = -1;
+			oc[i].ok = fd >= 0;
+		} else {
+			walk[i] = true;
+			todo++;
+		}
 	}
 	if (todo) {
 		w.node_of = malloc(d->max_backends * sizeof(*w.node_of));
@@ -425,19 +437,15 @@ void tables__count_open(struct aibld *d)
 		for (__u32 id = 0; !err && id < d->max_backends; id++)
 			w.node_of[id] = -1;
 		for (int i = 0; !err && i < d->nnodes; i++)
-			if (oc[i].model[0] && d->nodes[i].id < d->max_backends)
+			if (walk[i])
 				w.node_of[d->nodes[i].id] = i;
 		if (!err)
 			err = fd < 0 ? fd : dp__conns_walk(fd, open_one, &w);
 		if (err)
 			pr_warn("counting the connections of a draining model: %s", strerror(-err));
-		for (int i = 0; i < d->nnodes; i++) {
-			if (!oc[i].model[0] || d->nodes[i].id >= d->max_backends)
-				continue;
-			oc[i].ok = !err;
-			if (in_model_tables(d, i, oc[i].model))
-				oc[i].flows = -1; /* not yet */
-		}
+		for (int i = 0; i < d->nnodes; i++)
+			if (walk[i])
+				oc[i].ok = !err;
 		free(w.node_of);
 	}
 	pthread_mutex_lock(&d->lock);
@@ -450,6 +458,7 @@ void tables__count_open(struct aibld *d)
 	}
 	pthread_mutex_unlock(&d->lock);
 	free(oc);
+	free(walk);
 }
 
 /* how often the active-flow counts are set from the connection table */
