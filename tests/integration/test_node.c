@@ -130,9 +130,10 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 	return len;
 }
 
-/* GET (body NULL) or POST; extra header lines "Name: value" or NULL */
-static int http(const char *url, const char *body, const char *h1, const char *h2, long tmo_ms,
-		struct resp *r)
+/* GET (body NULL) or POST; extra header lines "Name: value" in hdrs, up
+ * to a NULL */
+static int http_hdrs(const char *url, const char *body, const char *const *hdrs, long tmo_ms,
+		     struct resp *r)
 {
 	struct curl_slist *hl = NULL;
 	CURL *c = curl_easy_init();
@@ -146,10 +147,8 @@ static int http(const char *url, const char *body, const char *h1, const char *h
 	r->t_first_byte = 0;
 	if (!c)
 		return -1;
-	if (h1)
-		hl = curl_slist_append(hl, h1);
-	if (h2)
-		hl = curl_slist_append(hl, h2);
+	for (int i = 0; hdrs && hdrs[i]; i++)
+		hl = curl_slist_append(hl, hdrs[i]);
 	if (body) {
 		hl = curl_slist_append(hl, "Content-Type: application/json");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -169,6 +168,15 @@ static int http(const char *url, const char *body, const char *h1, const char *h
 	curl_slist_free_all(hl);
 	curl_easy_cleanup(c);
 	return res == CURLE_OK ? 0 : -1;
+}
+
+/* the same with up to two extra header lines, h1 and h2 (NULL none) */
+static int http(const char *url, const char *body, const char *h1, const char *h2, long tmo_ms,
+		struct resp *r)
+{
+	const char *hdrs[3] = {h1 ? h1 : h2, h1 ? h2 : NULL, NULL};
+
+	return http_hdrs(url, body, hdrs, tmo_ms, r);
 }
 
 static bool wait_ok(const char *url)
@@ -1208,17 +1216,22 @@ static bool load_comes_to(int port, const char *what, int ms, struct resp *r)
  * drains for drain_ms (each scrape 100 ms, each watch 20 ms), both up and
  * scraped; the agent's pid, or -1 (*sim stopped then)
  */
-static pid_t start_unload_pair(int agent_port, int sim_port, const char *drain_ms, pid_t *sim)
+static pid_t start_unload_pair(int agent_port, int sim_port, const char *drain_ms, const char *key,
+			       pid_t *sim)
 {
-	const char *const extra[] = {"--watch-interval-ms", "20", "--drain-ms", drain_ms, NULL};
+	const char *const extra[] = {"--watch-interval-ms", "20", "--drain-ms", drain_ms,
+				     key ? "--key" : NULL,  key,  NULL};
 	struct agent_report rep;
 	pid_t agent;
 
+	agent_report__init(&rep);
 	*sim = start_sim(sim_port, "--resident", "m1,m2", NULL);
 	if (*sim < 0)
 		return -1;
 	agent = start_agent_on(agent_port, sim_port, "node-a", extra);
-	if (agent < 0 || !ASSERT_TRUE(wait_server_up(agent_port, &rep), "agent scraped the node")) {
+	/* a key makes every report request a signed one */
+	if (agent < 0 ||
+	    !ASSERT_TRUE(key || wait_server_up(agent_port, &rep), "agent scraped the node")) {
 		if (agent > 0)
 			stop(agent);
 		stop(*sim);
@@ -1252,7 +1265,7 @@ static double engine_drops(int port, const char *model, int tries)
 static void unload_drains(void)
 {
 	const char *unload = "http://127.0.0.1:18193/v1/unload";
-	pid_t sim, agent = start_unload_pair(18193, 18192, "300", &sim);
+	pid_t sim, agent = start_unload_pair(18193, 18192, "300", NULL, &sim);
 	const struct ar_model *m1, *m2;
 	struct agent_report rep;
 	struct resp r = {};
@@ -1339,7 +1352,7 @@ static void unload_waits_connections(void)
 {
 	const char *unload = "http://127.0.0.1:18195/v1/unload";
 	const char *none = AR_OPEN_HEADER ": 0";
-	pid_t sim, agent = start_unload_pair(18195, 18194, "200", &sim);
+	pid_t sim, agent = start_unload_pair(18195, 18194, "200", NULL, &sim);
 	const struct ar_model *m;
 	struct agent_report rep;
 	struct resp r = {};
@@ -1418,6 +1431,130 @@ out:
 		stop(sim);
 }
 
+/* how poll_signed() signs the count it states */
+enum count_sig {
+	COUNT_SIGNED,	   /* as aibld does: for this poll's nonce */
+	COUNT_UNSIGNED,	   /* no AIBL_OPEN_SIG_HEADER */
+	COUNT_OTHER_NONCE, /* for another poll's nonce */
+	COUNT_OTHER_VALUE, /* for another count */
+	COUNT_OTHER_KEY,   /* with another key */
+};
+
+/*
+ * A balancer's poll of the agent on port with a key: the report request
+ * signed with key for a fresh nonce, stating count (NULL none), signed as
+ * how says. The report, parsed, in rep when not NULL. The HTTP status.
+ */
+static long poll_signed(int port, const struct aibl_key *key, const char *count, enum count_sig how,
+			struct agent_report *rep)
+{
+	char url[96], nonce[40], other[40], sig[AIBL_AUTH_HDR_MAX], what[128], err[256];
+	char h_req[AIBL_AUTH_HDR_MAX + 32], h_count[96], h_sig[AIBL_AUTH_HDR_MAX + 32];
+	const char *hdrs[4] = {h_req, NULL, NULL, NULL};
+	struct aibl_key k = *key;
+	struct resp r = {};
+	long status;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/report", port);
+	aibl_auth__nonce(nonce, sizeof(nonce));
+	aibl_auth__nonce(other, sizeof(other));
+	aibl_auth__sign_req(key, time(NULL), nonce, AIBL_AUTH_REQ_REPORT, sig, sizeof(sig));
+	snprintf(h_req, sizeof(h_req), "%s: %s", AIBL_AUTH_HEADER, sig);
+	if (count) {
+		snprintf(h_count, sizeof(h_count), "%s: %s", AR_OPEN_HEADER, count);
+		hdrs[1] = h_count;
+	}
+	if (count && how != COUNT_UNSIGNED) {
+		if (how == COUNT_OTHER_KEY)
+			k.key[0] ^= 1;
+		snprintf(what, sizeof(what), "%s%s", AIBL_AUTH_REQ_OPEN,
+			 how == COUNT_OTHER_VALUE ? "9 m1" : count);
+		aibl_auth__sign_req(&k, time(NULL), how == COUNT_OTHER_NONCE ? other : nonce, what,
+				    sig, sizeof(sig));
+		snprintf(h_sig, sizeof(h_sig), "%s: %s", AIBL_OPEN_SIG_HEADER, sig);
+		hdrs[2] = h_sig;
+	}
+	http_hdrs(url, NULL, hdrs, 3000, &r);
+	status = r.status;
+	if (rep && (status != 200 || agent_report__parse(r.body, r.len, rep, err, sizeof(err))))
+		status = -1;
+	free(r.body);
+	return status;
+}
+
+/*
+ * With a key, the agent takes a balancer's count of open connections only
+ * signed for the poll it comes on (AIBL_OPEN_SIG_HEADER): one unsigned, or
+ * signed for another poll, another count or with another key, states
+ * nothing, and the report is still served, so that nobody between a
+ * balancer and the agent can end the wait for its connections (or stretch
+ * it). The unload is asked signed, as aibld's API forwards it.
+ */
+static void unload_signed_counts(void)
+{
+	char kpath[] = "/tmp/aibl-ag-key-XXXXXX", msg[256], sig[AIBL_AUTH_HDR_MAX], nonce[40];
+	char h_sig[AIBL_AUTH_HDR_MAX + 32];
+	const char *unload = "http://127.0.0.1:18197/v1/unload";
+	static const enum count_sig bad[] = {COUNT_UNSIGNED, COUNT_OTHER_NONCE, COUNT_OTHER_VALUE,
+					     COUNT_OTHER_KEY};
+	struct aibl_key key = {};
+	pid_t sim = -1, agent = -1;
+	const struct ar_model *m = NULL;
+	struct agent_report rep;
+	struct resp r = {};
+	double t1, t2;
+
+	agent_report__init(&rep);
+	if (!ASSERT_TRUE(write_key(kpath, "0123456789abcdef-node-key\n"), "key file"))
+		return;
+	if (!ASSERT_OK(aibl_key__load(kpath, &key, msg, sizeof(msg)), msg))
+		goto out;
+	agent = start_unload_pair(18197, 18196, "200", kpath, &sim);
+	if (agent < 0)
+		goto out;
+	/* a counting balancer's signed polls, until the agent has scraped m1 */
+	for (int i = 0; i < 100 && !(m && m->resident); i++) {
+		agent_report__free(&rep);
+		if (poll_signed(18197, &key, "0", COUNT_SIGNED, &rep) != 200)
+			sleep_ms(20);
+		m = find_model(&rep, "m1");
+	}
+	if (!ASSERT_TRUE(m && m->resident, "signed polls: m1 resident"))
+		goto out;
+	aibl_auth__nonce(nonce, sizeof(nonce));
+	aibl_auth__sign_req(&key, time(NULL), nonce, AIBL_AUTH_REQ_UNLOAD "m1", sig, sizeof(sig));
+	snprintf(h_sig, sizeof(h_sig), "%s: %s", AIBL_AUTH_HEADER, sig);
+	http(unload, "{\"model\":\"m1\"}", h_sig, NULL, 2000, &r);
+	if (!ASSERT_EQ(r.status, 202, "signed unload of m1 asked: 202"))
+		goto out;
+	/* the poll that sees m1 unloading, then the count of 2 after it */
+	agent_report__free(&rep);
+	ASSERT_EQ(poll_signed(18197, &key, "0", COUNT_SIGNED, &rep), 200, "the poll after");
+	m = find_model(&rep, "m1");
+	ASSERT_TRUE(m && m->unloading, "the report: m1 unloading");
+	ASSERT_EQ(poll_signed(18197, &key, "2 m1", COUNT_SIGNED, NULL), 200, "2 open, signed");
+	ASSERT_TRUE(load_comes_to(18197, "\"open_flows\":2", 2000, &r), "taken: 2 open");
+	/* none of these ends the wait, and each poll still gets its report */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ASSERT_EQ(poll_signed(18197, &key, "0 m1", bad[i], NULL), 200, "report served");
+	sleep_ms(400);
+	ASSERT_EQ(sim_resident(18196, "m1"), 1, "a count not signed for its poll ends nothing");
+	ASSERT_TRUE(load_says(18197, "\"open_flows\":2", &r), "still 2 open");
+	t1 = now_ms();
+	ASSERT_EQ(poll_signed(18197, &key, "0 m1", COUNT_SIGNED, NULL), 200, "0 open, signed");
+	t2 = engine_drops(18196, "m1", 300);
+	if (ASSERT_TRUE(t2 > 0, "m1 unloaded once a signed count says none is open"))
+		ASSERT_GE(t2 - t1, 200, "no sooner than --drain-ms after");
+out:
+	agent_report__free(&rep);
+	free(r.body);
+	if (agent > 0)
+		stop(agent);
+	if (sim > 0)
+		stop(sim);
+	unlink(kpath);
+}
+
 static void simnode_determinism(void)
 {
 	pid_t a = start_sim(18170, "--seed", "42", NULL),
@@ -1452,6 +1589,7 @@ static const struct test_case cases[] = {
     {"load_figures", load_figures},
     {"unload_drains", unload_drains},
     {"unload_waits_connections", unload_waits_connections},
+    {"unload_signed_counts", unload_signed_counts},
     {"signed_reports", signed_reports},
     {"unsigned_hints_local_only", unsigned_hints_local_only},
     {"slow_server", slow_server},

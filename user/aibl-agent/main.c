@@ -246,12 +246,57 @@ static bool ag_client_addr(struct MHD_Connection *c, char *buf, size_t len)
 	return ci && http_guard__addr_str(ci->client_addr, buf, len);
 }
 
+/*
+ * The open-connection count a poll states (AR_OPEN_HEADER), NULL none.
+ * With a key, only one signed for the poll's nonce (as, verified):
+ * anyone on the way could otherwise end an unload's wait for a balancer's
+ * connections, or stretch it to its timeout. One not taken states nothing
+ * (agent__served), as a poll without a count; said once a minute.
+ */
+static const char *ag_open_count(struct MHD_Connection *c, const struct aibl_sig *as,
+				 const char *addr)
+{
+	static uint64_t warned_ms;
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, AR_OPEN_HEADER);
+	const char *hdr = MHD_lookup_connection_value(c, MHD_HEADER_KIND, AIBL_OPEN_SIG_HEADER);
+	char what[sizeof(AIBL_AUTH_REQ_OPEN) + 32 + AR_MODEL_LEN];
+	const char *why = NULL;
+	struct aibl_sig os;
+	uint64_t now, last;
+	int err;
+
+	if (!v || !ag_has_key)
+		return v;
+	err = hdr ? aibl_auth__parse(hdr, &os, &why) : -ENOKEY;
+	if (!err && strcmp(os.nonce, as->nonce))
+		err = -ESTALE;
+	if (!err && strlen(v) + sizeof(AIBL_AUTH_REQ_OPEN) > sizeof(what))
+		err = -EBADMSG;
+	if (!err) {
+		snprintf(what, sizeof(what), "%s%s", AIBL_AUTH_REQ_OPEN, v);
+		err = aibl_auth__verify_req_sig(&ag_key, &os, what, time(NULL), AIBL_AUTH_WINDOW_S);
+	}
+	if (!err)
+		return v;
+	now = clock_mono_ms();
+	last = __atomic_load_n(&warned_ms, __ATOMIC_RELAXED);
+	if ((!last || now - last >= 60000) &&
+	    __atomic_compare_exchange_n(&warned_ms, &last, now, false, __ATOMIC_RELAXED,
+					__ATOMIC_RELAXED))
+		pr_warn("report: the open-connection count of %s's poll not taken: %s%s%s\n",
+			addr ? addr : "a client",
+			err == -ENOKEY ? "no " AIBL_OPEN_SIG_HEADER " header"
+				       : aibl_auth__strerror(err),
+			why ? ": " : "", why ? why : "");
+	return NULL;
+}
+
 static enum MHD_Result ag_report(struct MHD_Connection *c)
 {
 	char sig[AIBL_AUTH_HDR_MAX], msg[256], addr[INET6_ADDRSTRLEN];
 	struct agent_report r;
 	uint64_t seq;
-	struct aibl_sig as;
+	struct aibl_sig as = {};
 	char *body;
 	int err;
 
@@ -261,8 +306,7 @@ static enum MHD_Result ag_report(struct MHD_Connection *c)
 	/* who polls, for an unload's drain (the answer is sent below; a
 	 * poller that loses it polls again and is waited for) */
 	if (!err && ag_client_addr(c, addr, sizeof(addr)))
-		agent__served(&ag, addr, seq,
-			      MHD_lookup_connection_value(c, MHD_HEADER_KIND, AR_OPEN_HEADER));
+		agent__served(&ag, addr, seq, ag_open_count(c, &as, addr));
 	if (err) {
 		agent_report__free(&r);
 		return ag_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, strerror(-err));

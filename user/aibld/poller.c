@@ -189,11 +189,14 @@ static int load_setup(struct aibld *d, struct job *j, const char *agent)
 
 /* the connections this balancer holds of the model the node's agent
  * drains (tables__count_open), or "0": none drains, or its tables still
- * give the node a share of the model's flows; nothing when not counted */
-static int open_header(struct job *j)
+ * give the node a share of the model's flows; nothing when not counted.
+ * With a key, signed for the poll's nonce (after job_sign(), which derived
+ * j->key), so that nobody on the way can end or stretch the drain */
+static int open_header(const struct aibld *d, struct job *j)
 {
 	const struct node_rt *n = j->n;
-	char v[32 + AR_MODEL_LEN];
+	char v[32 + AR_MODEL_LEN], what[sizeof(AIBL_AUTH_REQ_OPEN) + sizeof(v)];
+	char sig[AIBL_AUTH_HDR_MAX];
 
 	if (!n->open_ok)
 		return 0;
@@ -201,6 +204,14 @@ static int open_header(struct job *j)
 		snprintf(v, sizeof(v), "%ld %s", n->open_flows, n->open_model);
 	else
 		snprintf(v, sizeof(v), "0");
+	if (d->have_key) {
+		snprintf(what, sizeof(what), "%s%s", AIBL_AUTH_REQ_OPEN, v);
+		if (aibl_auth__sign_req(&j->key, (__u64)time(NULL), j->nonce, what, sig,
+					sizeof(sig)))
+			return -EIO;
+		if (job_header(j, AIBL_OPEN_SIG_HEADER, sig))
+			return -ENOMEM;
+	}
 	return job_header(j, AR_OPEN_HEADER, v);
 }
 
@@ -228,7 +239,7 @@ static int job_setup(struct aibld *d, struct job *j)
 		err = job_sign(d, j, AIBL_AUTH_REQ_REPORT);
 		if (err)
 			return err;
-		err = open_header(j);
+		err = open_header(d, j);
 		if (err)
 			return err;
 		curl_easy_setopt(j->h, CURLOPT_HTTPHEADER, j->hdrs);

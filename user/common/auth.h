@@ -59,6 +59,16 @@ int aibl_key__derive(const struct aibl_key *master, const char *node, struct aib
 #define AIBL_AUTH_REQ_LOAD "POST /v1/load "
 /* a model unload (aibl-agent POST /v1/unload): the same with this */
 #define AIBL_AUTH_REQ_UNLOAD "POST /v1/unload "
+/*
+ * A balancer's count of its open connections, sent on a poll (the report
+ * header X-Aibl-Open-Flows, report.h): signed on its own, in header
+ * AIBL_OPEN_SIG_HEADER, for what this and the count's value, with the
+ * poll's nonce. An agent with a key takes only a count signed so, with the
+ * nonce of the poll it came on; its own header, so that an agent which
+ * knows no counts verifies the poll as before.
+ */
+#define AIBL_OPEN_SIG_HEADER "X-Aibl-Open-Signature"
+#define AIBL_AUTH_REQ_OPEN   "X-Aibl-Open-Flows: "
 int aibl_auth__sign_req(const struct aibl_key *key, uint64_t t, const char *nonce, const char *what,
 			char *hdr, size_t hdrlen);
 

@@ -118,9 +118,8 @@ struct ar_model {
  * TCP connections (not closing) it holds to this node on the services of
  * the model the last report it fetched says is unloading, counted after
  * its tables dropped the node for that model. No model: it is a balancer
- * and nothing is unloading. Not covered by the request's signature: a
- * false count delays an unload by at most its drain timeout, or ends the
- * wait for that balancer's connections early.
+ * and nothing is unloading. With a key, signed on its own
+ * (AIBL_OPEN_SIG_HEADER, auth.h): the agent takes no count without it.
  */
 #define AR_OPEN_HEADER "X-Aibl-Open-Flows"
 #define AR_OPEN_MAX    1000000000L
