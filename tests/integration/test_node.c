@@ -1431,6 +1431,64 @@ out:
 		stop(sim);
 }
 
+/*
+ * A model loaded again on the engine directly right after the agent's
+ * unload, before the agent has seen it gone (its watch off, a scrape a
+ * second): vLLM lists an adapter only while it holds it, so the first list
+ * read after the unload's answer that has it again ends the hide, rather
+ * than the 10 s bound for engines whose lists lag their unload.
+ */
+static void unload_reloaded_on_engine(void)
+{
+	const char *const extra[] = {
+	    "--watch-interval-ms", "0", "--scrape-interval-ms", "1000", "--drain-ms", "0", NULL};
+	pid_t sim = start_sim(18198, "--resident", "m1,m2", NULL), agent = -1;
+	struct agent_report rep;
+	struct resp r = {};
+	bool back = false;
+	double t0;
+
+	agent_report__init(&rep);
+	if (sim < 0)
+		return;
+	agent = start_agent_on(18199, 18198, "node-a", extra);
+	if (agent < 0 || !ASSERT_TRUE(wait_server_up(18199, &rep), "agent scraped the node"))
+		goto out;
+	agent_report__free(&rep);
+	http("http://127.0.0.1:18199/v1/unload", "{\"model\":\"m1\"}", NULL, NULL, 2000, &r);
+	/* this test polled before: its poll since lets the drain go on */
+	if (!ASSERT_EQ(r.status, 202, "unload m1 asked: 202") ||
+	    !ASSERT_TRUE(get_report(18199, &rep), "a poll after the ask"))
+		goto out;
+	agent_report__free(&rep);
+	if (!ASSERT_TRUE(engine_drops(18198, "m1", 400) > 0, "m1 unloaded on the engine"))
+		goto out;
+	http("http://127.0.0.1:18198/v1/load_lora_adapter", "{\"lora_name\":\"m1\"}", NULL, NULL,
+	     2000, &r);
+	if (!ASSERT_EQ(r.status, 200, "m1 loaded again on the engine at once"))
+		goto out;
+	/* the agent's next scrape, a second at most, lists it */
+	t0 = now_ms();
+	while (!back && now_ms() - t0 < 3000) {
+		const struct ar_model *m;
+
+		sleep_ms(50);
+		if (!get_report(18199, &rep))
+			continue;
+		m = find_model(&rep, "m1");
+		back = m && m->resident;
+		agent_report__free(&rep);
+	}
+	ASSERT_TRUE(back, "m1 resident in the report within 3 s, not 10");
+	ASSERT_TRUE(load_says(18199, "\"hidden\":false", &r), "the hide ended");
+out:
+	agent_report__free(&rep);
+	free(r.body);
+	if (agent > 0)
+		stop(agent);
+	stop(sim);
+}
+
 /* how poll_signed() signs the count it states */
 enum count_sig {
 	COUNT_SIGNED,	   /* as aibld does: for this poll's nonce */
@@ -1590,6 +1648,7 @@ static const struct test_case cases[] = {
     {"unload_drains", unload_drains},
     {"unload_waits_connections", unload_waits_connections},
     {"unload_signed_counts", unload_signed_counts},
+    {"unload_reloaded_on_engine", unload_reloaded_on_engine},
     {"signed_reports", signed_reports},
     {"unsigned_hints_local_only", unsigned_hints_local_only},
     {"slow_server", slow_server},

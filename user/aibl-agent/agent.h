@@ -93,8 +93,9 @@ struct agent_load {
 	bool busy;   /* the thread runs */
 	bool unload; /* this one unloads */
 	/* the unload's model is reported not resident on server: from the
-	 * ask until the lists show it gone, or the unload failed, or
-	 * hide_until_ms (monotonic) passed after the unload */
+	 * ask until the lists show it gone, or the unload failed, or a vLLM
+	 * list asked for after the unload's answer holds it (loaded again),
+	 * or hide_until_ms (monotonic) passed after the unload */
 	bool hidden;
 	uint64_t mark_seq; /* the last report built before the ask */
 	uint64_t hide_until_ms;

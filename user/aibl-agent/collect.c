@@ -362,15 +362,29 @@ static bool server_holds(const struct agent_server *w, const char *model)
 }
 
 /*
- * The unloaded model is gone from srv's lists: reported as they say from
- * now on. Under a->lock, after srv's lists were read.
+ * The unloaded model is gone from srv's lists, read by a scrape begun at
+ * asked_ms (monotonic): reported as they say from now on. So it is when a
+ * vLLM list asked for after the engine answered the unload still holds
+ * it: vLLM drops an adapter from its list before it answers, so it was
+ * loaded again (by someone else, or by a request naming it), and is
+ * resident: hidden until hide_until_ms it would be a resident model no
+ * balancer sends to. Ollama answers keep_alive 0 once it has told its
+ * scheduler to expire the model, before it has left memory, so its lists
+ * may hold it a while: the bound covers that. asked_ms 0: the lists were not read this time, no
+ * news. Under a->lock, after srv's lists were read.
  */
-static void unload_seen(struct agent *a, const struct agent_server *srv)
+static void unload_seen(struct agent *a, const struct agent_server *srv, uint64_t asked_ms)
 {
 	struct agent_load *l = &a->load;
 
-	if (l->hidden && !l->busy && !strcmp(l->server, srv->s.url) && !server_holds(srv, l->model))
+	if (!asked_ms || !l->hidden || l->busy || strcmp(l->server, srv->s.url))
+		return;
+	if (!server_holds(srv, l->model)) {
 		l->hidden = false;
+	} else if (!strcmp(srv->s.kind, "vllm") && asked_ms > l->ended_ms) {
+		pr_info("%s: %s loaded again since its unload\n", srv->s.url, l->model);
+		l->hidden = false;
+	}
 }
 
 /* Scrape every server at once (curl multi): a slow one delays no other. */
@@ -413,7 +427,7 @@ static void scrape_all(struct agent *a)
 		struct fetch *fm = &f[3 * i], *fv = &f[3 * i + 1];
 		struct agent_server *srv = &a->servers[i];
 		char err[128], note[100]; /* fits ar_server.error with its prefix */
-		bool page_ok = false, tags = !strcmp(paths[i][1], "/api/tags");
+		bool page_ok = false, tags = !strcmp(paths[i][1], "/api/tags"), listed = false;
 		int ret;
 
 		*w = *srv;
@@ -450,8 +464,10 @@ static void scrape_all(struct agent *a)
 				   : agent_models__parse(b, fv->body.len, w, note, sizeof(note));
 			if (ret && page_ok)
 				snprintf(w->s.error, sizeof(w->s.error), "%s", note);
+			listed = !ret;
 		} else if (fv->res == CURLE_OK && fv->status == 404) {
 			w->nmodels = 0;
+			listed = true;
 		} else if (page_ok) {
 			fetch_error(fv, "models", w->s.error, sizeof(w->s.error));
 		}
@@ -464,7 +480,8 @@ static void scrape_all(struct agent *a)
 			maybe_probe(a, w);
 		pthread_mutex_lock(&a->lock);
 		*srv = *w;
-		unload_seen(a, srv);
+		/* a list not read this time is no news of the unload's model */
+		unload_seen(a, srv, listed ? now : 0);
 		if (page_ok && srv->restarted) {
 			/* its prefix caches went with the old process */
 			a->caches_since_ms = srv->last_ok_ms;
