@@ -370,8 +370,8 @@ static bool server_holds(const struct agent_server *w, const char *model)
  * resident: hidden until hide_until_ms it would be a resident model no
  * balancer sends to. Ollama answers keep_alive 0 once it has told its
  * scheduler to expire the model, before it has left memory, so its lists
- * may hold it a while: the bound covers that. asked_ms 0: the lists were not read this time, no
- * news. Under a->lock, after srv's lists were read.
+ * may hold it a while: the bound covers that. asked_ms 0: the lists were
+ * not read this time, no news. Under a->lock, after srv's lists were read.
  */
 static void unload_seen(struct agent *a, const struct agent_server *srv, uint64_t asked_ms)
 {
