@@ -524,7 +524,8 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 		for (int s = 0; s < c->nservices; s++)
 			if (d->svcs[s].id == all[i].key.svc_id)
 				sr = &d->svcs[s];
-		if (sr->npins >= c->pins_per_service)
+		/* every entry was built for a service of d->svcs above */
+		if (!sr || sr->npins >= c->pins_per_service)
 			continue;
 		sr->npins++;
 		d->nodes[all[i].node].npins++;
