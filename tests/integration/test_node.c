@@ -1214,7 +1214,9 @@ static bool load_comes_to(int port, const char *what, int ms, struct resp *r)
 /*
  * A simnode holding m1 and m2 on sim_port and an agent on agent_port that
  * drains for drain_ms (each scrape 100 ms, each watch 20 ms), both up and
- * scraped; the agent's pid, or -1 (*sim stopped then)
+ * scraped; the agent's pid, or -1 (*sim stopped then). With key (a key
+ * file, NULL none) the agent takes only signed polls: the caller waits for
+ * its first scrape with its own.
  */
 static pid_t start_unload_pair(int agent_port, int sim_port, const char *drain_ms, const char *key,
 			       pid_t *sim)
