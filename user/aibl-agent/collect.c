@@ -980,19 +980,23 @@ static int load_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, 
 	return __atomic_load_n(&a->stop, __ATOMIC_RELAXED);
 }
 
+/* p was not polling when the unload was asked, or has stopped since
+ * (silent AGENT_POLLER_GONE_MS): not waited for. Under a->lock. */
+static bool poller_gone(const struct agent *a, const struct agent_poller *p, uint64_t now)
+{
+	return p->last_ms + AGENT_POLLER_GONE_MS < a->load.started_ms ||
+	       now - p->last_ms > AGENT_POLLER_GONE_MS;
+}
+
 /* every balancer that was polling when the unload was asked has fetched
- * a report since (one that has been silent AGENT_POLLER_GONE_MS is not
- * waited for: it stopped polling). Under a->lock. */
+ * a report since (poller_gone() ones aside). Under a->lock. */
 static bool drain_fenced(const struct agent *a, uint64_t now)
 {
 	for (int i = 0; i < a->npollers; i++) {
 		const struct agent_poller *p = &a->pollers[i];
 
-		if (p->seq > a->load.mark_seq)
-			continue; /* has it */
-		if (p->last_ms + AGENT_POLLER_GONE_MS < a->load.started_ms ||
-		    now - p->last_ms > AGENT_POLLER_GONE_MS)
-			continue; /* not polling then, or no longer */
+		if (p->seq > a->load.mark_seq || poller_gone(a, p, now))
+			continue; /* has it, or not waited for */
 		return false;
 	}
 	return true;
@@ -1026,8 +1030,7 @@ static bool drain_closed(const struct agent *a, uint64_t now, long *open)
 	for (int i = 0; i < a->npollers; i++) {
 		const struct agent_poller *p = &a->pollers[i];
 
-		if (p->last_ms + AGENT_POLLER_GONE_MS < a->load.started_ms ||
-		    now - p->last_ms > AGENT_POLLER_GONE_MS || !p->counts)
+		if (poller_gone(a, p, now) || !p->counts)
 			continue; /* not polling, or counts nothing */
 		if (p->open_seq <= a->load.mark_seq || strcmp(p->open_model, a->load.model)) {
 			*open = -1; /* not stated for this unload yet */
