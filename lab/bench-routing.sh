@@ -62,7 +62,8 @@
 # Loadgen defaults otherwise (see aibl-loadgen --help), model mix m-a:3
 # m-b:2 m-c:1, less any model no node of the mix holds (an operator runs
 # no service for it); anything after `--` goes to aibl-loadgen chat (e.g.
-# -- --seed 2 --context-tokens 3000; --sessions fixes the count at every rate).
+# -- --seed 2 --context-tokens 3000; --sessions fixes the count at every rate;
+# --model m-a:1 --model m-c:2 is a mix of one's own, each sent to its VIP).
 #
 # Output: a line per scenario, rate and policy
 #   policy <name> rate=<r> scenario=<s> ttft_p99_ms=.. e2e_p99_ms=.. tok_s=..
@@ -342,6 +343,36 @@ resident_on() {
 	done
 }
 
+# The loadgen's arguments: those after `--`, where a `--model NAME[:W]`
+# without a URL is sent to NAME's VIP (the mix weights of one's own), and
+# the default mix when they name no model. A model that is not one of
+# MODELS, or that no node holds at the start, is refused here rather than
+# measured as a run of failed requests.
+LG_RUN=()
+have_model=0
+for ((i = 0; i < ${#LG_ARGS[@]}; i++)); do
+	a=${LG_ARGS[$i]}
+	case "$a" in
+	--model) m=${LG_ARGS[$((i + 1))]:-}; i=$((i + 1)) ;;
+	--model=*) m=${a#--model=} ;;
+	*) LG_RUN+=("$a"); continue ;;
+	esac
+	have_model=1
+	if [[ "$m" != *=* ]]; then
+		model_vip "${m%%:*}" >/dev/null ||
+			{ echo "bench-routing: --model '$m': unknown model '${m%%:*}' ($(sed 's/:[0-9]*//g; s/,/, /g' <<<"$MODELS"))" >&2; exit 2; }
+		served "${m%%:*}" ||
+			{ echo "bench-routing: --model '$m': no node of --mix holds ${m%%:*}" >&2; exit 2; }
+		m="$m=http://$(model_vip "${m%%:*}"):$PORT"
+	fi
+	LG_RUN+=(--model "$m")
+done
+if [ $have_model = 0 ]; then
+	for m in m-a:3 m-b:2 m-c:1; do
+		served "${m%%:*}" && LG_RUN+=(--model "$m=http://$(model_vip "${m%%:*}"):$PORT")
+	done
+fi
+
 write_config() { # POLICY
 	local i kind m kv
 	for i in $(seq "$NODES"); do
@@ -461,18 +492,10 @@ run_all() {
 		die "lab up failed (lab/lab.sh up --prefix $PREFIX --nodes $NODES)"
 	lab_load "$PREFIX" || exit 1
 
-	have_model=0 have_sessions=0
+	have_sessions=0
 	for a in "${LG_ARGS[@]}"; do
-		[ "$a" = --model ] && have_model=1
 		[ "$a" = --sessions ] && have_sessions=1
 	done
-	MODEL_ARGS=()
-	if [ $have_model = 0 ]; then
-		for m in m-a:3 m-b:2 m-c:1; do
-			served "${m%%:*}" &&
-				MODEL_ARGS+=(--model "$m=http://$(model_vip "${m%%:*}"):$PORT")
-		done
-	fi
 
 	start=$(date +%s)
 	for scen in $SCENARIOS; do
@@ -499,13 +522,16 @@ run_all() {
 				fi
 				# shellcheck disable=SC2046
 				lab_run cli "$AIBL_BUILD/aibl-loadgen" chat --source "$LAB_CLIENT_ADDRS4" \
-					"${MODEL_ARGS[@]}" --rate "$rate" "${SESS_ARGS[@]}" $(scen_lg "$scen") \
-					--json --no-progress --samples "$f.tsv" "${LG_ARGS[@]}" \
+					--rate "$rate" "${SESS_ARGS[@]}" $(scen_lg "$scen") \
+					--json --no-progress --samples "$f.tsv" "${LG_RUN[@]}" \
 					>"$f.json" 2>"$f.err"
 				rc=$?
 				[ -n "$MOVER" ] && { wait "$MOVER"; MOVER=; }
 				[ -s "$f.json" ] && [ -s "$f.tsv" ] ||
 					die "$scen $p: the load generator gave no result (rc $rc): $(head -c 300 "$f.err")"
+				# a result all the same, but one that says more of the lab than of the policy
+				awk -F'\t' '!/^#/ && $7 == 1 { ok = 1; exit } END { exit !ok }' "$f.tsv" ||
+					echo "bench-routing: $scen $p rate $rate: every request failed ($f.err: $(head -c 200 "$f.err"))" >&2
 				# the figures are computed while the next run starts
 				measure "$f.tsv" "$WARM" >"$f.stats.json" &
 				lab_stop aibld &
@@ -568,7 +594,8 @@ python3 - "$OUT" "$SCENARIOS" "$RATES" "$POLICIES" "$BASELINE" <<-'EOF'
 	        checks = [
 	            (f"ttft_p99 <= 0.7 x {best}", ai["ttft_p99_ms"] <= 0.7 * res[(r, best)]["ttft_p99_ms"],
 	             f"{ai['ttft_p99_ms'] / res[(r, best)]['ttft_p99_ms']:.2f}"),
-	            ("tok_s >= best classic", ai["tok_s"] >= best_tok, f"{ai['tok_s'] / best_tok:.3f}"),
+	            ("tok_s >= best classic", ai["tok_s"] >= best_tok,
+	             f"{ai['tok_s'] / best_tok:.3f}" if best_tok else "-"),
 	            ("failed == 0", ai["failed"] == 0, str(ai["failed"])),
 	        ]
 	        if s != "dynamic":
@@ -606,6 +633,11 @@ EOF
 
 colors=('#7b3294' '#1b9e77' '#2c7fb8' '#d95f02' '#e41a1c' '#666666' '#a6761d')
 for scen in $SCENARIOS; do
+	# a scenario whose every run failed has no point to draw
+	if ! awk '!/^#/ { for (i = 2; i <= NF; i++) if ($i != "nan") f = 1 } END { exit !f }' "$OUT/$scen.p99"; then
+		echo "plot: none for $scen (no request succeeded)" >&2
+		continue
+	fi
 	{
 		echo "set terminal png size 900,560"
 		echo "set output '$OUT/ttft-p99-$scen.png'"

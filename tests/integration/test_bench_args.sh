@@ -39,6 +39,13 @@ r=$(bench "fast: slow:" --report)
 t_check mix_serves_nothing [ "$r" = "2|bench-routing: --mix: no node holds a model: nothing to serve" ]
 r=$(bench "fast:m-a" --ai "cold_start_after_ms: 1" --report)
 t_check ai_setting_refused [ "$r" = "2|bench-routing: --ai: 'cold_start_after_ms: 1' is not KEY=NUMBER" ]
+# a model mix of one's own after --: a model without a URL goes to its VIP,
+# one the lab has no VIP for or no node holds is refused (every request of
+# the runs failed before, against the load generator's default target)
+r=$(bench "fast:m-a" --report -- --seed 2 --model m-x:2)
+t_check model_unknown_refused [ "$r" = "2|bench-routing: --model 'm-x:2': unknown model 'm-x' (m-a, m-b, m-c)" ]
+r=$(bench "fast:m-a" --report -- --model=m-b)
+t_check model_not_held_refused [ "$r" = "2|bench-routing: --model 'm-b': no node of --mix holds m-b" ]
 # the default mix and an empty node pass the check: --report then finds no
 # result to report, and says so
 r=$(bench "fast:m-a,m-b fast:m-a,m-c slow:m-b,m-c cpu:m-c fast:" --report --scenarios nat --rates 5 --policies ai)
@@ -87,4 +94,18 @@ summary scenario    rate=3              rate=6              rate=12
 summary default     0.80 1.000 t        0.33 0.999 ofc      0.93 1.067 Fc
 WANT
 t_check report_goals_and_summary diff -u "$tmp/want" "$tmp/got"
+
+# a scenario where every request failed (the lab, not the policy): the
+# report says so in its lines rather than stopping at a division by zero,
+# and draws no plot
+mkdir -p "$tmp/bench/routing/nat"
+for p in hash ai; do
+	result "$p" 3 NaN 0 90 0 90
+	mv "$tmp/bench/routing/default/$p-r3.json" "$tmp/bench/routing/default/$p-r3.stats.json" \
+		"$tmp/bench/routing/nat/"
+done
+AIBL_BUILD=$tmp "$B" --report --scenarios nat --rates 3 --policies hash,ai >"$tmp/out" 2>"$tmp/err"
+t_check report_all_failed_runs [ $? -eq 0 ]
+t_check report_all_failed_summary grep -qx 'summary nat         nan - tf' "$tmp/out"
+t_check report_all_failed_no_plot grep -qx 'plot: none for nat (no request succeeded)' "$tmp/err"
 t_done
