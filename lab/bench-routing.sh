@@ -63,7 +63,8 @@
 # m-b:2 m-c:1, less any model no node of the mix holds (an operator runs
 # no service for it); anything after `--` goes to aibl-loadgen chat (e.g.
 # -- --seed 2 --context-tokens 3000; --sessions fixes the count at every rate;
-# --model m-a:1 --model m-c:2 is a mix of one's own, each sent to its VIP).
+# --model m-a:1 --model m-c:2 is a mix of one's own, each sent to its VIP;
+# --rate, --samples, --json, --target and --source are the bench's own).
 #
 # Output: a line per scenario, rate and policy
 #   policy <name> rate=<r> scenario=<s> ttft_p99_ms=.. e2e_p99_ms=.. tok_s=..
@@ -353,6 +354,13 @@ have_model=0
 for ((i = 0; i < ${#LG_ARGS[@]}; i++)); do
 	a=${LG_ARGS[$i]}
 	case "$a" in
+	--rate | --rate=* | --samples | --samples=* | --json | --target | --target=* | --source | --source=*)
+		# each run's own: the sweep's rate, the samples the figures come
+		# from, the VIPs and the lab's client addresses
+		hint=
+		[ "${a%%=*}" = --rate ] && hint=" (the sweep: --rates)"
+		echo "bench-routing: ${a%%=*} after --: the bench sets it for each run$hint" >&2
+		exit 2 ;;
 	--model) m=${LG_ARGS[$((i + 1))]:-}; i=$((i + 1)) ;;
 	--model=*) m=${a#--model=} ;;
 	*) LG_RUN+=("$a"); continue ;;

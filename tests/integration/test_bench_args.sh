@@ -46,6 +46,13 @@ r=$(bench "fast:m-a" --report -- --seed 2 --model m-x:2)
 t_check model_unknown_refused [ "$r" = "2|bench-routing: --model 'm-x:2': unknown model 'm-x' (m-a, m-b, m-c)" ]
 r=$(bench "fast:m-a" --report -- --model=m-b)
 t_check model_not_held_refused [ "$r" = "2|bench-routing: --model 'm-b': no node of --mix holds m-b" ]
+# what the bench sets for each run is not the load generator's to change: a
+# --rate after -- ran every cell of the sweep at that rate, its lines
+# labelled with the sweep's
+r=$(bench "fast:m-a" --report -- --seed 2 --rate 5)
+t_check rate_after_dashes_refused [ "$r" = "2|bench-routing: --rate after --: the bench sets it for each run (the sweep: --rates)" ]
+r=$(bench "fast:m-a" --report -- --samples=/tmp/x)
+t_check samples_after_dashes_refused [ "$r" = "2|bench-routing: --samples after --: the bench sets it for each run" ]
 # the default mix and an empty node pass the check: --report then finds no
 # result to report, and says so
 r=$(bench "fast:m-a,m-b fast:m-a,m-c slow:m-b,m-c cpu:m-c fast:" --report --scenarios nat --rates 5 --policies ai)
