@@ -148,7 +148,7 @@ while [ $# -gt 0 ]; do
 	--keep-lab) KEEP_LAB=1; shift ;;
 	--report) REPORT=1; shift ;;
 	--) shift; LG_ARGS=("$@"); break ;;
-	-h|--help) sed -n '3,/had seen nothing/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,/^set -uo/{/^set -uo/!p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-routing: unknown option $1" >&2; exit 2 ;;
 	esac
 done

@@ -39,6 +39,14 @@ r=$(bench "fast: slow:" --report)
 t_check mix_serves_nothing [ "$r" = "2|bench-routing: --mix: no node holds a model: nothing to serve" ]
 r=$(bench "fast:m-a" --ai "cold_start_after_ms: 1" --report)
 t_check ai_setting_refused [ "$r" = "2|bench-routing: --ai: 'cold_start_after_ms: 1' is not KEY=NUMBER" ]
+# --help names every option the bench takes (it stopped at the load sweep,
+# before the usage line, --report, --ai and the rest)
+"$B" --help >"$tmp/help"
+missing=
+for o in $(sed -n '/^while \[ \$# -gt 0 \]/,/^done/p' "$B" | grep -oE '^\s+--[a-z-]+\)' | tr -d ' \t)'); do
+	grep -q -- "$o" "$tmp/help" || missing+=" $o"
+done
+t_check help_names_every_option [ -z "$missing" ]
 # a model mix of one's own after --: a model without a URL goes to its VIP,
 # one the lab has no VIP for or no node holds is refused (every request of
 # the runs failed before, against the load generator's default target)
