@@ -6,6 +6,11 @@
 # (loaded, not attached), plus the kernel memory of the maps at default
 # sizes. Target: services=64 nodes=256 <= 20 ms. Needs root (loads BPF).
 #   RUNS=N  measured runs per size (median printed; default 7)
+case "${1:-}" in
+-h | --help) sed -n '3,/^set -euo/{/^set -euo/!p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+'') ;;
+*) echo "bench-controller: takes no argument (RUNS=N in the environment; --help)" >&2; exit 2 ;;
+esac
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${AIBL_BUILD:-$PWD/build}

@@ -16,6 +16,9 @@
 # frames in the same rounds, then the like-for-like pairs are named. CI
 # does not run it.
 # The build measured: AIBL_BUILD, else BUILD (default build).
+case "${1:-}" in
+-h | --help) sed -n '3,/^set -euo/{/^set -euo/!p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+esac
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build}

@@ -3,6 +3,8 @@
 # Benchmark dispatcher: lab/bench.sh NAME runs lab/bench-NAME.sh;
 # "all" runs every lab/bench-*.sh in order. Each benchmark prints its
 # own result lines (see docs/benchmarks.md).
+#   lab/bench.sh [NAME|all] [ARGS...]   ARGS go to that benchmark
+#   lab/bench.sh NAME --help            its options
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # the build to measure: AIBL_BUILD, else BUILD (as for make and tests/run.sh)
@@ -10,6 +12,9 @@ build=${BUILD:-build}
 [[ $build = /* ]] || build=$PWD/$build
 export AIBL_ROOT=$PWD AIBL_BUILD=${AIBL_BUILD:-$build}
 what=${1:-all}
+case "$what" in
+-h | --help) sed -n '3,/^set -euo/{/^set -euo/!p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+esac
 if [ "$what" = all ]; then
 	rc=0
 	for b in lab/bench-*.sh; do

@@ -391,6 +391,14 @@ static int non_vip_warm(struct pkt_buf *b)
 }
 
 /* entries in the connection table (a full walk: after a case only) */
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: bench_xdp [--mode hash|p2c|ai] [--katran BALANCER.bpf.o] [CASE]\n"
+		   "  per-packet cost of aibl_xdp beside an empty XDP_TX program; CASE, one of:\n");
+	for (int c = B_ESTABLISHED; c <= B_NON_VIP; c++)
+		fprintf(f, "    %s\n", case_names[c]);
+}
+
 int main(int argc, char **argv)
 {
 	static struct pkt_buf pkts[PER_ROUND];
@@ -404,8 +412,22 @@ int main(int argc, char **argv)
 			katran = argv[++i];
 		else if (!strcmp(argv[i], "--mode") && i + 1 < argc)
 			mode = argv[++i];
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return usage(stdout), 0;
+		else if (argv[i][0] == '-' || only)
+			return usage(stderr), 2;
 		else
 			only = argv[i];
+	}
+	if (only) {
+		int c = B_ESTABLISHED;
+
+		while (c <= B_NON_VIP && strcmp(only, case_names[c]))
+			c++;
+		if (c > B_NON_VIP) {
+			fprintf(stderr, "bench_xdp: no case '%s'\n", only);
+			return usage(stderr), 2;
+		}
 	}
 
 	if (strcmp(mode, "hash") && strcmp(mode, "p2c") && strcmp(mode, "ai")) {

@@ -47,6 +47,16 @@ for o in $(sed -n '/^while \[ \$# -gt 0 \]/,/^done/p' "$B" | grep -oE '^\s+--[a-
 	grep -q -- "$o" "$tmp/help" || missing+=" $o"
 done
 t_check help_names_every_option [ -z "$missing" ]
+# the other benchmarks' --help prints their usage rather than running them
+# (bench-xdp and bench-controller ran in full), and bench-controller, which
+# takes no argument, refuses one
+for b in bench bench-xdp bench-controller bench-path bench-failover; do
+	"$AIBL_ROOT/lab/$b.sh" --help >"$tmp/help" 2>&1
+	r="$?|$(($(wc -l <"$tmp/help") >= 3))|$(grep -c '^# \|^xdp \|^controller ' "$tmp/help")"
+	t_check "${b}_help" [ "$r" = "0|1|0" ]
+done
+"$AIBL_ROOT/lab/bench-controller.sh" 64 >/dev/null 2>&1
+t_check bench_controller_arg_refused [ $? -eq 2 ]
 # a model mix of one's own after --: a model without a URL goes to its VIP,
 # one the lab has no VIP for or no node holds is refused (every request of
 # the runs failed before, against the load generator's default target)
