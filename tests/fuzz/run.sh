@@ -49,7 +49,7 @@ for n in "${names[@]}"; do
 	seeds=()
 	[ -d "tests/fuzz/corpus/$n" ] && seeds+=("tests/fuzz/corpus/$n")
 	case $n in
-	promtext) seeds+=(tests/data/metrics) ;;
+	promtext | engine) seeds+=(tests/data/metrics) ;;
 	config) seeds+=(etc) ;;
 	esac
 	# -timeout: one input over 10 s is a hang; -rss_limit_mb: a parser
