@@ -106,6 +106,24 @@ static void malformed(void)
 	    "\"services\":[{\"name\":\"s\",\"members\":[{\"node\":\"n\",\"weight\":-1}]}]}",
 	    "{\"version\":1,\"planner\":\"this-name-is-far-too-long-for-aibl\",\"hash_seed\":1,"
 	    "\"digest\":\"x\",\"nodes\":[],\"services\":[]}",
+	    /* what no planner writes, and balancers would compile apart: a
+	     * node or service named twice, a member twice or not among the
+	     * nodes, two pins for one service and client */
+	    "{\"version\":1,\"planner\":\"b\",\"hash_seed\":1,\"digest\":\"x\",\"nodes\":["
+	    "{\"name\":\"n1\",\"flags\":1,\"cost\":0},{\"name\":\"n1\",\"flags\":1,\"cost\":5}],"
+	    "\"services\":[]}",
+	    "{\"version\":1,\"planner\":\"b\",\"hash_seed\":1,\"digest\":\"x\",\"nodes\":[],"
+	    "\"services\":[{\"name\":\"s\",\"members\":[]},{\"name\":\"s\",\"members\":[]}]}",
+	    "{\"version\":1,\"planner\":\"b\",\"hash_seed\":1,\"digest\":\"x\",\"nodes\":["
+	    "{\"name\":\"n1\",\"flags\":1,\"cost\":0}],\"services\":[{\"name\":\"s\",\"members\":["
+	    "{\"node\":\"n1\",\"weight\":1},{\"node\":\"n1\",\"weight\":2}]}]}",
+	    "{\"version\":1,\"planner\":\"b\",\"hash_seed\":1,\"digest\":\"x\",\"nodes\":["
+	    "{\"name\":\"n1\",\"flags\":1,\"cost\":0}],\"services\":[{\"name\":\"s\",\"members\":["
+	    "{\"node\":\"n2\",\"weight\":1}]}]}",
+	    "{\"version\":1,\"planner\":\"b\",\"hash_seed\":1,\"digest\":\"x\",\"nodes\":[],"
+	    "\"services\":[],\"pins\":[{\"service\":\"s\",\"client\":\"10.0.0.1\",\"node\":\"n1\","
+	    "\"expires_ms\":1,\"ttl_ms\":1},{\"service\":\"s\",\"client\":\"10.0.0.1\",\"node\":"
+	    "\"n2\",\"expires_ms\":2,\"ttl_ms\":1}]}",
 	};
 	struct plan p;
 

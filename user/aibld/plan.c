@@ -95,6 +95,77 @@ static int pin_decode(json_t *it, struct plan_pin *pp)
 	return 0;
 }
 
+static int name_cmp(const void *x, const void *y)
+{
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* names[n] sorted (a copy of the pointers): one repeats */
+static bool names_repeat(const char **names, int n)
+{
+	qsort(names, n, sizeof(*names), name_cmp);
+	for (int i = 1; i < n; i++)
+		if (!strcmp(names[i - 1], names[i]))
+			return true;
+	return false;
+}
+
+static int pin_key_cmp(const void *x, const void *y);
+
+/*
+ * What a planner writes and every balancer compiles alike: each node and
+ * each service named once, a service's members once each and all among
+ * the plan's nodes, one pin per service and client (cluster__pins() keeps
+ * one per key, so a second one would tell the balancers' digests apart
+ * from the planner's, and fence them). 0, -EINVAL or -ENOMEM.
+ */
+static int plan_check(struct plan *p)
+{
+	int most = p->nnodes > p->nsvcs ? p->nnodes : p->nsvcs, err = -EINVAL;
+	const char **nodes = calloc(p->nnodes + 1, sizeof(*nodes));
+	const char **names = NULL;
+	struct plan_pin *pins = NULL;
+
+	for (int i = 0; i < p->nsvcs; i++)
+		most = p->svcs[i].n > most ? p->svcs[i].n : most;
+	names = calloc(most + 1, sizeof(*names));
+	pins = calloc(p->npins + 1, sizeof(*pins));
+	if (!nodes || !names || !pins) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < p->nnodes; i++)
+		nodes[i] = p->nodes[i].name;
+	if (names_repeat(nodes, p->nnodes)) /* sorts nodes: searched below */
+		goto out;
+	for (int i = 0; i < p->nsvcs; i++)
+		names[i] = p->svcs[i].name;
+	if (names_repeat(names, p->nsvcs))
+		goto out;
+	for (int i = 0; i < p->nsvcs; i++) {
+		for (int k = 0; k < p->svcs[i].n; k++) {
+			const char *m = p->svcs[i].m[k].name;
+
+			if (!bsearch(&m, nodes, p->nnodes, sizeof(*nodes), name_cmp))
+				goto out;
+			names[k] = m;
+		}
+		if (names_repeat(names, p->svcs[i].n))
+			goto out;
+	}
+	memcpy(pins, p->pins, p->npins * sizeof(*pins));
+	qsort(pins, p->npins, sizeof(*pins), pin_key_cmp);
+	for (int i = 1; i < p->npins; i++)
+		if (!pin_key_cmp(&pins[i - 1], &pins[i]))
+			goto out;
+	err = 0;
+out:
+	free(nodes);
+	free(names);
+	free(pins);
+	return err;
+}
+
 int plan__decode(const char *text, struct plan *p)
 {
 	json_t *j = json_loads(text, 0, NULL), *nodes, *svcs, *pins, *it, *m;
@@ -169,7 +240,7 @@ int plan__decode(const char *text, struct plan *p)
 			goto out;
 		p->npins++;
 	}
-	err = 0;
+	err = plan_check(p);
 out:
 	json_decref(j);
 	if (err)
@@ -177,8 +248,8 @@ out:
 	return err;
 }
 
-/* a pin's identity: service, client, node (what the digest covers) */
-static int pin_cmp(const void *x, const void *y)
+/* a pin's key: service, client (one pin each) */
+static int pin_key_cmp(const void *x, const void *y)
 {
 	const struct plan_pin *a = x, *b = y;
 	int c = strcmp(a->svc, b->svc);
@@ -187,6 +258,15 @@ static int pin_cmp(const void *x, const void *y)
 		c = (int)a->family - (int)b->family;
 	if (!c)
 		c = memcmp(&a->client, &b->client, sizeof(a->client));
+	return c;
+}
+
+/* a pin's identity: service, client, node (what the digest covers) */
+static int pin_cmp(const void *x, const void *y)
+{
+	const struct plan_pin *a = x, *b = y;
+	int c = pin_key_cmp(a, b);
+
 	if (!c)
 		c = strcmp(a->node, b->node);
 	return c;
