@@ -31,6 +31,14 @@ static void check_msg(int ret, const char *msg, size_t len)
 		abort();
 }
 
+/* 0, or -EINVAL saying why: the JSON readers' promise */
+static void check_json_ret(int ret, const char *msg, size_t len)
+{
+	if (ret && ret != -EINVAL)
+		abort();
+	check_msg(ret, msg, len);
+}
+
 /* -1 unknown, else in [lo, hi] */
 static void check_fig_(double v, double lo, double hi, const char *name)
 {
@@ -135,25 +143,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	new_server(&srv, "http://127.0.0.1:8000");
 	memset(msg, 'x', sizeof(msg));
 	ret = agent_models__parse(body, size, &srv, msg, sizeof(msg));
-	if (ret && ret != -EINVAL)
-		abort();
-	check_msg(ret, msg, sizeof(msg));
+	check_json_ret(ret, msg, sizeof(msg));
 	check_models(&srv);
 
 	new_server(&srv, "http://127.0.0.1:11434,kind=ollama");
 	memset(msg, 'x', sizeof(msg));
 	ret = agent_ollama__ps(body, size, &srv, 1700000000000ULL, msg, sizeof(msg));
-	if (ret && ret != -EINVAL)
-		abort();
-	check_msg(ret, msg, sizeof(msg));
+	check_json_ret(ret, msg, sizeof(msg));
 	if (!ret)
 		check_figures(&srv);
 	check_models(&srv);
 	memset(msg, 'x', sizeof(msg));
 	ret = agent_ollama__tags(body, size, &srv, msg, sizeof(msg));
-	if (ret && ret != -EINVAL)
-		abort();
-	check_msg(ret, msg, sizeof(msg));
+	check_json_ret(ret, msg, sizeof(msg));
 	check_models(&srv);
 
 	for (int k = 0; k < 2; k++) {
