@@ -1415,6 +1415,12 @@ static void test_help_and_prefixes(void)
 	};
 	const struct ctl_case json_help =
 	    CASE("-j flow help", 0, JHAS("help", "flow lookup", "json help text"));
+	/* the overview names every verb (node poll and unload were only in
+	 * 'node help') */
+	const struct ctl_case overview[] = {
+	    CASE("help", 0, OUT("node poll NAME", "node poll in the overview")),
+	    CASE("help", 0, OUT("node unload NAME MODEL", "node unload in the overview")),
+	};
 	const struct ctl_case prefixes[] = {
 	    /* unambiguous prefixes at both levels, global flags after the verb */
 	    CASE("b l -j", 0, JARRAY("backends", "'b l' is backend list")),
@@ -1429,6 +1435,7 @@ static void test_help_and_prefixes(void)
 		run_case(&c);
 	}
 	run_case(&json_help);
+	RUN_CASES(overview);
 	if (need_fixture())
 		RUN_CASES(prefixes);
 }

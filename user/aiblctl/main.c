@@ -210,6 +210,8 @@ static void main_help(FILE *f)
 		"  simulate CLIENT:PORT VIP:PORT [tcp|udp]   run a packet through the program\n"
 		"  status                                controller status (HTTP API)\n"
 		"  node drain|undrain NAME               drain a node (HTTP API)\n"
+		"  node poll NAME                        the controller polls its nodes now\n"
+		"  node unload NAME MODEL [--no-wait]    drain MODEL off a node, then unload it\n"
 		"  cluster show                          ECMP group: balancers, plan, digests "
 		"(HTTP API)\n"
 		"\n"
