@@ -350,6 +350,7 @@ struct open_count {
 	char model[AR_MODEL_LEN];
 	long flows;
 	bool ok;
+	bool walk; /* its connections are counted in the table's walk */
 };
 
 struct open_walk {
@@ -404,14 +405,11 @@ void tables__count_open(struct aibld *d)
 	int fd = d->dp ? dp__map_fd(d->dp, AIBL_MAP_CONNS) : -1, err = 0, todo = 0;
 	struct open_count *oc = calloc(d->nnodes ? d->nnodes : 1, sizeof(*oc));
 	struct open_walk w = {.d = d, .oc = oc};
-	bool *walk = calloc(d->nnodes ? d->nnodes : 1, sizeof(*walk));
 
 	/* counted on the controller thread, which alone writes the reports;
 	 * stored under the lock, as the API reads them */
-	if (!oc || !walk) {
+	if (!oc) {
 		pr_warn("counting the connections of a draining model: %s", strerror(ENOMEM));
-		free(oc);
-		free(walk);
 		return;
 	}
 	for (int i = 0; i < d->nnodes; i++) {
@@ -427,7 +425,7 @@ void tables__count_open(struct aibld *d)
 			oc[i].flows = -1;
 			oc[i].ok = fd >= 0;
 		} else {
-			walk[i] = true;
+			oc[i].walk = true;
 			todo++;
 		}
 	}
@@ -437,14 +435,14 @@ void tables__count_open(struct aibld *d)
 		for (__u32 id = 0; !err && id < d->max_backends; id++)
 			w.node_of[id] = -1;
 		for (int i = 0; !err && i < d->nnodes; i++)
-			if (walk[i])
+			if (oc[i].walk)
 				w.node_of[d->nodes[i].id] = i;
 		if (!err)
 			err = fd < 0 ? fd : dp__conns_walk(fd, open_one, &w);
 		if (err)
 			pr_warn("counting the connections of a draining model: %s", strerror(-err));
 		for (int i = 0; i < d->nnodes; i++)
-			if (walk[i])
+			if (oc[i].walk)
 				oc[i].ok = !err;
 		free(w.node_of);
 	}
@@ -458,7 +456,6 @@ void tables__count_open(struct aibld *d)
 	}
 	pthread_mutex_unlock(&d->lock);
 	free(oc);
-	free(walk);
 }
 
 /* how often the active-flow counts are set from the connection table */
