@@ -208,6 +208,17 @@ static struct cliopt_prog lg_prog = {
     .ngroups = LG_HTTP,
 };
 
+/* whether --source (when given) has an address of URL's family; says not */
+static bool src_for(const struct lg_addrs *src, const char *url)
+{
+	int fam = lg_url_family(url);
+
+	if (!src->n || lg_addrs__count(src, fam))
+		return true;
+	pr_err("--source has no %s address for %s\n", fam == AF_INET ? "IPv4" : "IPv6", url);
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	struct lg_opts o = {.c = {.timeout_ms = -1, .duration_s = -1, .progress = 1}, .rate = -1};
@@ -215,7 +226,7 @@ int main(int argc, char **argv)
 	struct lg_http_cfg *http = &o.http;
 	struct lg_common *c = &o.c;
 	struct lg_run run = {0};
-	bool is_chat;
+	bool is_chat, need_targets;
 	char title[512], *cfg_json = NULL;
 	json_t *cfg_o = NULL;
 	int err = 0, ret = 2, i;
@@ -245,15 +256,18 @@ int main(int argc, char **argv)
 		pr_err("http needs --duration or --requests\n");
 		goto out;
 	}
-	for (i = 0; i < c->ntargets; i++) {
-		int fam = lg_url_family(c->targets[i]);
-
-		if (c->src.n && !lg_addrs__count(&c->src, fam)) {
-			pr_err("--source has no %s address for %s\n",
-			       fam == AF_INET ? "IPv4" : "IPv6", c->targets[i]);
+	/* every URL a request goes to needs a source of its family: chat's
+	 * models with a URL of their own, --target for the others */
+	need_targets = !is_chat || !chat->nmodels;
+	for (i = 0; is_chat && i < chat->nmodels; i++) {
+		if (!chat->models[i].url[0])
+			need_targets = true;
+		else if (!src_for(&c->src, chat->models[i].url))
 			goto out;
-		}
 	}
+	for (i = 0; need_targets && i < c->ntargets; i++)
+		if (!src_for(&c->src, c->targets[i]))
+			goto out;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
 		pr_err("libcurl initialisation failed\n");
 		ret = 1;

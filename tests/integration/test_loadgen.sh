@@ -3,7 +3,8 @@
 # aibl-loadgen against two real aibl-simnode servers on loopback (ports
 # 21101-21102): the chat workload completes every turn with cache hits from
 # the second turn on, the counts per node add up, and the http workload
-# keeps connections alive when asked and opens one per request otherwise.
+# keeps connections alive when asked and opens one per request otherwise;
+# a third on [::1]:21103 takes a chat run from IPv6 sources only.
 . "$(dirname "$0")/../lib/lib.sh"
 B=$AIBL_BUILD
 pids=()
@@ -105,4 +106,21 @@ rc=$?
 t_check http_dead_target_fails [ "$rc/$(json "$tmp/dead.json" "j['total']['failed']")" = 1/3 ]
 "$B/aibl-loadgen" chat --sessions 0 >/dev/null 2>&1
 t_check usage_error_exit_2 [ $? -eq 2 ]
+
+# --source must hold an address of each URL's family, and only of the URLs
+# a request goes to: models with a URL of their own never use --target
+# (an IPv6-only run was refused for the default target's IPv4)
+"$B/aibl-simnode" --listen "[::1]:21103" --node-name sim6 --models m1:1000 2>"$tmp/sim6.log" &
+pids+=($!)
+for _ in $(seq 50); do
+	curl -sf "http://[::1]:21103/health" >/dev/null && break
+	sleep 0.1
+done
+"$B/aibl-loadgen" chat --model "m1=http://[::1]:21103" --source ::1 --sessions 2 --turns 2 \
+	--rate 50 --think-ms 10 --context-tokens 100 --output-tokens 4 --json --no-progress \
+	>"$tmp/chat6.json" 2>"$tmp/chat6.err"
+t_check chat_ipv6_sources_only [ "$?/$(json "$tmp/chat6.json" "j['total']['ok']")" = 0/4 ]
+"$B/aibl-loadgen" chat --model "m1=http://[::1]:21103" --source 127.0.0.2 --sessions 2 \
+	--no-progress >/dev/null 2>"$tmp/chat6.err"
+t_check chat_source_family_refused [ "$?|$(cat "$tmp/chat6.err")" = "2|aibl-loadgen error: --source has no IPv6 address for http://[::1]:21103" ]
 t_done
