@@ -937,6 +937,108 @@ out:
 	xe_down();
 }
 
+/* a new flow of IPv6 client SRC to VIP6 port 80 (SYN, then the ACK that
+ * opens it): its backend, or -1 */
+static int syn6_from(const char *src, __u16 sport, struct xe_result *r)
+{
+	struct pkt_buf in;
+	int be;
+
+	tcp6(&in, src, VIP6, sport, 80, PKT_TCP_SYN);
+	xe_run(&in, r);
+	if (r->err || (r->verdict != XDP_TX && r->verdict != XDP_REDIRECT))
+		return -1;
+	be = xe_out_backend(r);
+	tcp6(&in, src, VIP6, sport, 80, PKT_TCP_ACK);
+	xe_run(&in, r);
+	if (r->err || (r->verdict != XDP_TX && r->verdict != XDP_REDIRECT))
+		return -1;
+	return xe_out_backend(r) == be ? be : -1;
+}
+
+/*
+ * An ai service on an IPv6 VIP, its clients IPv6 (a dual-stack cluster):
+ * the client's affinity, its session pin, the pin's spill and the pin
+ * filter work on the whole 16-byte address. Service 1 (VIP6), p2c over
+ * the IPv6 backends 3 and 4, both members.
+ */
+static void test_sel_ipv6_clients(void)
+{
+	static __u32 pat[2] = {3, 4};
+	struct aibl_cost c3 = {.cost = 100, .free = 8, .per_flow = 100};
+	struct aibl_cost c4 = {.cost = 150, .free = 8, .per_flow = 100};
+	struct aibl_pin_key k = {.svc_id = 1, .family = AIBL_AF_INET6};
+	struct aibl_pin v = {.backend = 4, .spill_ms = 500};
+	struct aibl_affinity_bucket b;
+	struct aibl_load l = {.active = 14};
+	union aibl_addr a;
+	__u32 three = 3, four = 4, idx;
+	struct xe_result r;
+	bool found = false;
+
+	if (!std_env() ||
+	    !ASSERT_OK(xe_vip(VIP6, 80, IPPROTO_TCP, 1, AIBL_MODE_P2C, AIBL_KEY_SRC_IP, 0,
+			      AIBL_VIP_F_AFFINITY),
+		       "ai vip6") ||
+	    !ASSERT_OK(xe_ring(1, 0, pat, 2), "ring 3, 4") ||
+	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &three, &c3, 0), "cost3") ||
+	    !ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &four, &c4, 0), "cost4"))
+		goto out;
+	for (__u32 be = 3; be <= 4; be++) {
+		struct aibl_member_key mk = {.svc_id = 1, .backend = be};
+		struct aibl_member m = {.weight = 1, .slots = 100};
+
+		if (!ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_MEMBERS), &mk, &m, BPF_ANY),
+			       "member"))
+			goto out;
+	}
+	xe_glob.affinity_ms = 60000;
+	xe_glob.affinity_spill_ms = 500;
+	if (!ASSERT_OK(xe_globals_write(), "globals"))
+		goto out;
+
+	/* affinity: learnt for the whole address, followed against p2c */
+	ASSERT_EQ(syn6_from("2001:db8:1::7", 1, &r), 3, "first flow: the p2c choice");
+	xe_addr(&a, AIBL_AF_INET6, "2001:db8:1::7");
+	idx = aibl_affinity_index(1, &a, AIBL_AF_INET6);
+	if (ASSERT_OK(bpf_map_lookup_elem(xe_fd(AIBL_MAP_AFFINITY), &idx, &b), "bucket"))
+		for (int i = 0; i < AIBL_AFFINITY_WAYS; i++)
+			found |= b.way[i].family == AIBL_AF_INET6 && b.way[i].svc_id == 1 &&
+				 !memcmp(&b.way[i].client, &a, sizeof(a)) && b.way[i].backend == 3;
+	ASSERT_TRUE(found, "affinity learnt: the IPv6 client to 3");
+	c3.cost = 300;
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &three, &c3, 0), "cost3 up");
+	ASSERT_EQ(syn6_from("2001:db8:1::7", 2, &r), 3, "next flow follows its affinity");
+	ASSERT_EQ(xe_counter(AIBL_CNT_AFFINITY_HIT), 1, "affinity_hit");
+	/* an address that differs in its last byte only is another client */
+	ASSERT_EQ(syn6_from("2001:db8:1::8", 1, &r), 4, "its neighbour: p2c");
+
+	/* a session pin, keyed by the whole address: wins, and spills past
+	 * a queue longer by more than spill_ms */
+	c3.cost = 100;
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &three, &c3, 0), "cost3 back");
+	xe_addr(&k.client, AIBL_AF_INET6, "2001:db8:2::1");
+	if (!ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_PINS), &k, &v, BPF_ANY), "pin") ||
+	    !ASSERT_OK(xe_pin_filter(), "filter"))
+		goto out;
+	ASSERT_EQ(syn6_from("2001:db8:2::1", 1, &r), 4, "pinned to 4");
+	ASSERT_EQ(xe_counter(AIBL_CNT_PIN_HIT), 1, "pin_hit");
+	{
+		struct aibl_flow_key fk = xe_fk("2001:db8:2::1", VIP6, 1, 80, IPPROTO_TCP);
+		struct aibl_conn c;
+
+		ASSERT_OK(bpf_map_lookup_elem(xe_fd(AIBL_MAP_CONNS), &fk, &c), "conn");
+		ASSERT_EQ(c.flags & AIBL_CONN_F_PINNED, AIBL_CONN_F_PINNED, "conn marked pinned");
+	}
+	ASSERT_EQ(syn6_from("2001:db8:2::2", 1, &r), 3, "not the pinned address: p2c");
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_LOAD), &four, &l, 0), "load4");
+	ASSERT_EQ(syn6_from("2001:db8:2::1", 2, &r), 3, "a queue beyond spill_ms: spilled");
+	ASSERT_EQ(xe_counter(AIBL_CNT_PIN_SKIP), 1, "pin_skip");
+out:
+	xe_glob.affinity_ms = xe_glob.affinity_spill_ms = 0;
+	xe_down();
+}
+
 static const struct test_case cases[] = {
     {"sel_hash_weights", test_sel_hash_weights},
     {"sel_rr_order", test_sel_rr},
@@ -955,6 +1057,7 @@ static const struct test_case cases[] = {
     {"pins", test_pins},
     {"sel_affinity", test_sel_affinity},
     {"sel_affinity_ways", test_sel_affinity_ways},
+    {"sel_ipv6_clients", test_sel_ipv6_clients},
 };
 
 XF_MAIN(cases)
