@@ -7,7 +7,9 @@
  * the VIP, which the node holds on a local interface (lo or dummy).
  *
  * It also records which clients talk to which VIP:port in aibl_node_cli
- * (LRU), which the node agent turns into cache hints.
+ * (LRU), which the node agent turns into cache hints: those of the
+ * tunnels it opens, and, once the agent has said which VIPs the node
+ * holds, those of plain packets to them (the balancer's l2dsr mode).
  *
  * Everything that is not one of those three encapsulations passes
  * untouched (TC_ACT_OK). Untagged Ethernet only: a tagged frame reaches TC
@@ -239,14 +241,14 @@ int aibl_decap(struct __sk_buff *skb)
 	if (!proto || l2.nvlan)
 		goto pass;
 	inner_af = outer_header(data, data_end, proto, l2.l2_len, &inner_off, &o);
+	cfg = bpf_map_lookup_elem(&aibl_node_cfg, &zero);
+	flags = cfg ? cfg->flags : 0;
 	if (!inner_af)
-		goto pass;
+		goto plain;
 	if (inner_af < 0) {
 		node_count(AIBL_NCNT_DROP_TRUNC);
 		return TC_ACT_SHOT;
 	}
-	cfg = bpf_map_lookup_elem(&aibl_node_cfg, &zero);
-	flags = cfg ? cfg->flags : 0;
 	/* not addressed to this node: not ours to open (the stack routes or
 	 * drops it) */
 	if ((flags & AIBL_NODE_F_CHECK_LOCAL) &&
@@ -306,6 +308,24 @@ int aibl_decap(struct __sk_buff *skb)
 	record_client(&key, skb->len);
 	return TC_ACT_OK;
 
+plain:
+	/*
+	 * Not a tunnel: in l2dsr mode the balancer sends the client's own
+	 * packet, only its MAC rewritten. One to a VIP held here, TCP or UDP,
+	 * is a client of this node's engines: recorded like a decapsulated
+	 * one, so the ai policy gets its traffic hints in either mode. It
+	 * passes whatever it is (a malformed one is the stack's to drop).
+	 */
+	if ((flags & AIBL_NODE_F_CHECK_VIP) &&
+	    (proto == bpf_htons(ETH_P_IP) || proto == bpf_htons(ETH_P_IPV6)) &&
+	    !inner_key(data, data_end, l2.l2_len,
+		       proto == bpf_htons(ETH_P_IP) ? AIBL_AF_INET : AIBL_AF_INET6,
+		       skb->len - l2.l2_len, &key) &&
+	    key.proto && node_addr(&key.vip, key.family, AIBL_NODE_ADDR_VIP)) {
+		node_count(AIBL_NCNT_DIRECT);
+		record_client(&key, skb->len);
+		return TC_ACT_OK;
+	}
 pass:
 	node_count(AIBL_NCNT_PASS);
 	return TC_ACT_OK;

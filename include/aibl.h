@@ -732,7 +732,8 @@ struct aibl_node_cfg {
 	X(DROP_SOURCE, "drop_source", "dropped: outer source not a balancer")                      \
 	X(DROP_NOT_VIP, "drop_not_vip", "dropped: inner destination not a VIP here")               \
 	X(DROP_BAD_OUTER, "drop_bad_outer", "dropped: outer checksum or length wrong")             \
-	X(DROP_BAD_INNER, "drop_bad_inner", "dropped: inner header version or lengths wrong")
+	X(DROP_BAD_INNER, "drop_bad_inner", "dropped: inner header version or lengths wrong")      \
+	X(DIRECT, "direct_vip", "plain packets to a VIP here (l2dsr), client recorded")
 
 enum aibl_node_counter {
 #define AIBL_X_ENUM(n, s, d) AIBL_NCNT_##n,

@@ -323,6 +323,98 @@ out:
 	env_down();
 }
 
+/* a plain frame (l2dsr: the client's packet, MAC rewritten) to dst */
+static void plain4(struct pkt_buf *b, const char *dst, __u8 proto)
+{
+	pkt__init(b);
+	pkt__eth(b, MAC_NODE, MAC_LB);
+	pkt__ipv4(b, "192.0.2.10", dst, NULL);
+	if (proto == IPPROTO_ICMP)
+		pkt__icmp(b, 8, 0, 0x10001); /* echo request */
+	else if (proto == IPPROTO_UDP)
+		pkt__udp(b, 40000, 53);
+	else
+		pkt__tcp(b, 40000, 80, PKT_TCP_SYN);
+	pkt__fill(b, 20);
+	pkt__finish(b);
+}
+
+/* client_ip's record on vip:port, or -ENOENT */
+static int client_rec(__u8 family, const char *client_ip, const char *vip, __u16 port, __u8 proto,
+		      struct aibl_node_client *c)
+{
+	struct aibl_node_client_key k = {.family = family, .vport = htons(port), .proto = proto};
+	int af = family == AIBL_AF_INET ? AF_INET : AF_INET6;
+
+	inet_pton(af, client_ip, &k.client);
+	inet_pton(af, vip, &k.vip);
+	return bpf_map_lookup_elem(decap__clients_fd(dc), &k, c) ? -errno : 0;
+}
+
+/*
+ * l2dsr: the balancer sends the client's packet itself. A plain TCP or UDP
+ * packet to a VIP the node holds passes untouched and is recorded as a
+ * client (the ai policy's traffic hints), IPv4 and IPv6; one to another
+ * address, another protocol, a cut one, or any before the agent has said
+ * which VIPs it holds passes unrecorded.
+ */
+static void test_l2dsr_clients(void)
+{
+	struct decap_prefix vip[2];
+	struct aibl_node_client_key k;
+	struct aibl_node_client c;
+	struct pkt_buf in;
+	struct run r;
+
+	if (!env_up())
+		goto out;
+	plain4(&in, "10.100.0.1", IPPROTO_TCP);
+	accept_case("no vips known yet: passed", &in, TC_ACT_OK, AIBL_NCNT_PASS);
+	ASSERT_ERR(bpf_map_get_next_key(decap__clients_fd(dc), NULL, &k), "not recorded");
+
+	if (!ASSERT_OK(decap__parse_prefix("10.100.0.1", &vip[0]), "parse") ||
+	    !ASSERT_OK(decap__parse_prefix("fd00:100::1", &vip[1]), "parse") ||
+	    !ASSERT_OK(decap__set_addrs(dc, AIBL_NODE_ADDR_VIP, vip, 2), "vips"))
+		goto out;
+	accept_case("tcp to a vip here: recorded", &in, TC_ACT_OK, AIBL_NCNT_DIRECT);
+	run(&in, &r);
+	ASSERT_TRUE(r.len == in.len && !memcmp(r.data, in.buf, in.len), "untouched");
+	if (ASSERT_OK(client_rec(AIBL_AF_INET, "192.0.2.10", "10.100.0.1", 80, IPPROTO_TCP, &c),
+		      "v4 client recorded")) {
+		ASSERT_EQ(c.packets, 2, "packets");
+		ASSERT_EQ(c.bytes, 2 * (14 + 20 + 20 + 20), "bytes");
+	}
+	plain4(&in, "10.100.0.1", IPPROTO_UDP);
+	accept_case("udp to a vip here: recorded", &in, TC_ACT_OK, AIBL_NCNT_DIRECT);
+	ASSERT_OK(client_rec(AIBL_AF_INET, "192.0.2.10", "10.100.0.1", 53, IPPROTO_UDP, &c),
+		  "udp client recorded");
+	pkt__init(&in);
+	pkt__eth(&in, MAC_NODE, MAC_LB);
+	inner6(&in);
+	pkt__finish(&in);
+	accept_case("ipv6 tcp to a vip here: recorded", &in, TC_ACT_OK, AIBL_NCNT_DIRECT);
+	ASSERT_OK(client_rec(AIBL_AF_INET6, "2001:db8::10", "fd00:100::1", 80, IPPROTO_TCP, &c),
+		  "v6 client recorded");
+
+	/* only those three from here on */
+	while (!bpf_map_get_next_key(decap__clients_fd(dc), NULL, &k))
+		bpf_map_delete_elem(decap__clients_fd(dc), &k);
+	plain4(&in, "10.1.0.1", IPPROTO_TCP);
+	accept_case("to the node's own address: passed", &in, TC_ACT_OK, AIBL_NCNT_PASS);
+	plain4(&in, "10.100.0.1", IPPROTO_ICMP);
+	accept_case("icmp to a vip: passed", &in, TC_ACT_OK, AIBL_NCNT_PASS);
+	plain4(&in, "10.100.0.1", IPPROTO_TCP);
+	in.buf[14] = 0x65; /* version 6 behind an IPv4 type (a cut header is
+			    * refused by BPF_PROG_TEST_RUN itself) */
+	accept_case("wrong ip version: passed", &in, TC_ACT_OK, AIBL_NCNT_PASS);
+	plain4(&in, "10.100.0.1", IPPROTO_TCP);
+	in.buf[14 + 2] = 0x05; /* total length 1280+: beyond the frame */
+	accept_case("length beyond the frame: passed", &in, TC_ACT_OK, AIBL_NCNT_PASS);
+	ASSERT_ERR(bpf_map_get_next_key(decap__clients_fd(dc), NULL, &k), "none recorded");
+out:
+	env_down();
+}
+
 static void test_attach_detach(void)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
@@ -351,6 +443,7 @@ static const struct test_case cases[] = {
     {"decap_bad_input", test_bad},
     {"decap_accept", test_accept},
     {"decap_client_records", test_clients},
+    {"decap_l2dsr_client_records", test_l2dsr_clients},
     {"decap_attach_detach", test_attach_detach},
 };
 

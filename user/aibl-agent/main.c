@@ -94,7 +94,8 @@ static const struct cliopt ag_rows[] = {
 		   "it themselves; docs/engines.md)"),
     CLIOPT("decap", STR, struct ag_opts, decap_if, .metavar = "IFACE",
 	   .help = "attach the node-side decap program at IFACE's TC\n"
-		   "ingress (detached on exit); its client map feeds\ntraffic hints"),
+		   "ingress (detached on exit); its client map feeds\ntraffic hints "
+		   "(ipip tunnels, and l2dsr's plain\npackets to the node's VIPs)"),
     CLIOPT("decap-source", STRV, struct ag_opts, decap_src, .metavar = "ADDR[/LEN]",
 	   .count_off = CLIOPT_COUNT(struct ag_opts, ndecap_src), .def_help = "any",
 	   .help = "a balancer's outer source prefix, repeatable;\n"
