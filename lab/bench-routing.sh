@@ -84,7 +84,8 @@
 #   lab/bench-routing.sh [--prefix P] [--policies LIST] [--mix SPEC]
 #       [--load-ms MS] [--baseline resident|all] [--rates LIST] [--run-s S]
 #       [--warmup-s S] [--scenarios LIST] [--sim-args ARGS] [--ai KEY=VALUE]...
-#       [--gpu-memory] [--keep-lab] [--report] [-- LOADGEN-ARGS]
+#       [--gpu-memory] [--family 4|6] [--forwarding ipip|l2dsr] [--keep-lab]
+#       [--report] [-- LOADGEN-ARGS]
 # --sim-args gives every node's aibl-simnode more flags (e.g.
 # "--shared-prefill": prefills take turns on a node's compute).
 # --ai sets a key of the controller's ai section (docs/aibld.md), e.g.
@@ -94,6 +95,12 @@
 # LAB_FAKE_NVML) whose memory its simnode fills as models load: ai loads a
 # model beside resident nodes only where it fits (services' memory_mb, the
 # model's size here, is always in the config; without figures it is moot).
+# --family 6 runs it all over IPv6: the VIPs (fd00:200::N), the clients'
+# addresses and the nodes' (IPv6-in-IPv6 tunnels; the nodes' decap, their
+# agents' cache hints and ai's pins and client affinity for IPv6 clients).
+# --forwarding l2dsr: the balancer rewrites MAC addresses only (default
+# ipip: it tunnels); the nodes' decap program then records the clients of
+# plain packets to their VIPs, for ai's traffic hints.
 # --report prints the lines, goals and plots of the last run again (same
 # --scenarios, --rates and --policies) without running anything.
 set -uo pipefail
@@ -123,6 +130,8 @@ RATES="3 6 12"
 RUN_S=4
 WARMUP_S=2
 SCENARIOS=$ALL_SCENARIOS
+FAMILY=4
+FORWARDING=ipip
 KEEP_LAB=0
 REPORT=0
 LG_ARGS=()
@@ -141,6 +150,8 @@ while [ $# -gt 0 ]; do
 	--scenarios) SCENARIOS=${2//,/ }; shift 2 ;;
 	--sim-args) read -r -a SIM_ARGS <<<"$2"; shift 2 ;;
 	--gpu-memory) export LAB_FAKE_NVML=$AIBL_BUILD/tests/libfake_nvml.so; shift ;;
+	--family) FAMILY=$2; shift 2 ;;
+	--forwarding) FORWARDING=$2; shift 2 ;;
 	--ai)
 		[[ "$2" =~ ^[a-z_]+=[0-9]+([.][0-9]+)?$ ]] ||
 			{ echo "bench-routing: --ai: '$2' is not KEY=NUMBER" >&2; exit 2; }
@@ -164,6 +175,8 @@ for t in gnuplot python3; do
 	command -v $t >/dev/null || { echo "bench-routing: $t missing (scripts/deps.sh)" >&2; exit 2; }
 done
 case "$BASELINE" in resident|all) ;; *) echo "bench-routing: --baseline resident|all" >&2; exit 2 ;; esac
+case "$FAMILY" in 4|6) ;; *) echo "bench-routing: --family 4|6" >&2; exit 2 ;; esac
+case "$FORWARDING" in ipip|l2dsr) ;; *) echo "bench-routing: --forwarding ipip|l2dsr" >&2; exit 2 ;; esac
 for s in $SCENARIOS; do
 	case " $ALL_SCENARIOS " in *" $s "*) ;; *) echo "bench-routing: unknown scenario '$s' ($ALL_SCENARIOS)" >&2; exit 2 ;; esac
 done
@@ -316,15 +329,24 @@ served() {
 	[ -n "$(resident_on "$1")" ]
 }
 
-# the VIP of MODEL's service: 10.200.0.N, N its place in MODELS, served
-# or not, so a model keeps its VIP whatever the mix
+# the VIP of MODEL's service: 10.200.0.N (--family 6: fd00:200::N), N its
+# place in MODELS, served or not, so a model keeps its VIP whatever the mix
 model_vip() {
 	local i=0 m
 	for m in ${MODELS//,/ }; do
 		i=$((i + 1))
-		[ "${m%%:*}" = "$1" ] && { echo "10.200.0.$i"; return 0; }
+		[ "${m%%:*}" = "$1" ] || continue
+		if [ "$FAMILY" = 6 ]; then echo "fd00:200::$i"; else echo "10.200.0.$i"; fi
+		return 0
 	done
 	return 1
+}
+
+# MODEL's service as a URL's host: its VIP, an IPv6 one in brackets
+model_host() {
+	local v
+	v=$(model_vip "$1") || return 1
+	case "$v" in *:*) echo "[$v]" ;; *) echo "$v" ;; esac
 }
 
 # the MiB MODEL takes, from MODELS
@@ -371,13 +393,13 @@ for ((i = 0; i < ${#LG_ARGS[@]}; i++)); do
 			{ echo "bench-routing: --model '$m': unknown model '${m%%:*}' ($(sed 's/:[0-9]*//g; s/,/, /g' <<<"$MODELS"))" >&2; exit 2; }
 		served "${m%%:*}" ||
 			{ echo "bench-routing: --model '$m': no node of --mix holds ${m%%:*}" >&2; exit 2; }
-		m="$m=http://$(model_vip "${m%%:*}"):$PORT"
+		m="$m=http://$(model_host "${m%%:*}"):$PORT"
 	fi
 	LG_RUN+=(--model "$m")
 done
 if [ $have_model = 0 ]; then
 	for m in m-a:3 m-b:2 m-c:1; do
-		served "${m%%:*}" && LG_RUN+=(--model "$m=http://$(model_vip "${m%%:*}"):$PORT")
+		served "${m%%:*}" && LG_RUN+=(--model "$m=http://$(model_host "${m%%:*}"):$PORT")
 	done
 fi
 
@@ -402,7 +424,7 @@ write_config() { # POLICY
 			m=${m%%:*}
 			served "$m" || continue
 			echo "  - name: $m"
-			echo "    vip: $(model_vip "$m")"
+			echo "    vip: \"$(model_vip "$m")\""
 			echo "    port: $PORT"
 			echo "    proto: tcp"
 			echo "    model: $m"
@@ -414,7 +436,7 @@ write_config() { # POLICY
 			fi
 		done
 		# shellcheck disable=SC2046
-		lab_yaml_nodes $(for i in $(seq "$NODES"); do
+		LAB_NODE_FAMILY=$FAMILY lab_yaml_nodes $(for i in $(seq "$NODES"); do
 			[ "${NODEV[$((i - 1))]%%:*}" = cpu ] && echo 25 || echo 100
 		done)
 	} >"$CFG"
@@ -496,10 +518,12 @@ run_all() {
 	trap cleanup EXIT
 	trap 'exit 130' INT TERM
 	lab/lab.sh down --prefix "$PREFIX" >/dev/null 2>&1
-	lab/lab.sh up --prefix "$PREFIX" --nodes "$NODES" --clients 512 >/dev/null 2>&1 ||
-		die "lab up failed (lab/lab.sh up --prefix $PREFIX --nodes $NODES)"
+	lab/lab.sh up --prefix "$PREFIX" --nodes "$NODES" --clients 512 --mode "$FORWARDING" \
+		>/dev/null 2>&1 ||
+		die "lab up failed (lab/lab.sh up --prefix $PREFIX --nodes $NODES --mode $FORWARDING)"
 	lab_load "$PREFIX" || exit 1
 
+	SRC_ADDRS=LAB_CLIENT_ADDRS$FAMILY # the clients' addresses, from lab.env
 	have_sessions=0
 	for a in "${LG_ARGS[@]}"; do
 		[ "$a" = --sessions ] && have_sessions=1
@@ -529,7 +553,7 @@ run_all() {
 					MOVER=$!
 				fi
 				# shellcheck disable=SC2046
-				lab_run cli "$AIBL_BUILD/aibl-loadgen" chat --source "$LAB_CLIENT_ADDRS4" \
+				lab_run cli "$AIBL_BUILD/aibl-loadgen" chat --source "${!SRC_ADDRS}" \
 					--rate "$rate" "${SESS_ARGS[@]}" $(scen_lg "$scen") \
 					--json --no-progress --samples "$f.tsv" "${LG_RUN[@]}" \
 					>"$f.json" 2>"$f.err"

@@ -37,6 +37,10 @@ r=$(bench "fast:m-a fast" --report)
 t_check mix_not_kind_models [ "$r" = "2|bench-routing: --mix: node n2: 'fast' is not KIND:MODELS" ]
 r=$(bench "fast: slow:" --report)
 t_check mix_serves_nothing [ "$r" = "2|bench-routing: --mix: no node holds a model: nothing to serve" ]
+r=$(bench "fast:m-a" --family 5 --report)
+t_check family_refused [ "$r" = "2|bench-routing: --family 4|6" ]
+r=$(bench "fast:m-a" --forwarding dsr --report)
+t_check forwarding_refused [ "$r" = "2|bench-routing: --forwarding ipip|l2dsr" ]
 r=$(bench "fast:m-a" --ai "cold_start_after_ms: 1" --report)
 t_check ai_setting_refused [ "$r" = "2|bench-routing: --ai: 'cold_start_after_ms: 1' is not KEY=NUMBER" ]
 # --help names every option the bench takes (it stopped at the load sweep,
