@@ -6,23 +6,29 @@
 # none, and ai had no pins there); the agents report them; aibld pins each
 # client to the node that holds its cache. Two equal nodes, an ai service
 # on an IPv4 and on an IPv6 VIP, client affinity off (affinity_ms 0), so
-# that only the pins bring a session's later turns back to its node:
-# - one pin per session address, to the node of the session's first turn;
-# - >= 75 % of later turns on the first turn's node (p2c between the two
-#   equal nodes without pins: about half).
+# that it is the pins that bring a session's later turns back to its node:
+# - one pin per session address, to the node of the session's last turn;
+# - >= 75 % of later turns on the node of the turn before, which holds the
+#   session's cache (a turn that comes before its session's pin, within a
+#   scrape and a poll, may still go elsewhere). Without pins p2c between
+#   two idle equal nodes also mostly picks the same one for a client: the
+#   pins are what the first check sees;
+# - the nodes' counters (the agent's GET /v1/decap) say which way the
+#   packets came: tunnels opened in ipip, plain packets to a VIP in l2dsr.
 . "$(dirname "$0")/e2e.sh"
 CASES=()
 for mode in ipip l2dsr; do
 	for fam in 4 6; do CASES+=("$mode/pins_ipv$fam" "$mode/return_ipv$fam"); done
+	CASES+=("$mode/node_counters")
 done
 CASES+=(no_failures)
 e2e_need "${CASES[@]}"
 e2e_lab hints --nodes 2 --clients 16 || { t_fail lab "lab up failed"; t_done; }
 
 failed=0
-# check MODE FAM SAMPLES: the service's pins against its sessions' first
-# nodes (one pin per session address, to that node), and the later turns'
-# nodes
+# check MODE FAM SAMPLES: the service's pins against its sessions' last
+# turns' nodes (one pin per session address, to the node that holds its
+# latest cache), and the later turns' nodes against the turn before's
 check() {
 	local mode=$1 fam=$2 tsv=$3 r
 	r=$(lab_run lb "$AIBL_BUILD/aiblctl" --bpffs "$LAB_BPFFS" -j pin list --service "chat$fam" |
@@ -31,11 +37,12 @@ import json, sys
 pins = sorted(p["backend"] for p in json.load(sys.stdin)["pins"])
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if not l.startswith("#")]
 rows = [r for r in rows if r[6] == "1"]
-first = {r[3]: r[1] for r in rows if r[4] == "0"}
-later = [r for r in rows if r[4] != "0" and r[3] in first]
-print(len(pins), int(pins == sorted(first.values())), len(later),
-      sum(r[1] == first[r[3]] for r in later))' "$tsv" 2>&1)
-	echo "# $mode IPv$fam: pins, pins = first nodes, later turns, on the first node: $r"
+node = {(r[3], int(r[4])): r[1] for r in rows}
+last = {s: n for (s, t), n in sorted(node.items(), key=lambda x: x[0][1])}
+later = [(s, t) for s, t in node if t and (s, t - 1) in node]
+print(len(pins), int(pins == sorted(last.values())), len(later),
+      sum(node[(s, t)] == node[(s, t - 1)] for s, t in later))' "$tsv" 2>&1)
+	echo "# $mode IPv$fam: pins, pins = last turns' nodes, later turns, on the turn before's node: $r"
 	set -- $r
 	t_check "$mode/pins_ipv$fam" [ "${1:-0}" = 8 -a "${2:-0}" = 1 ]
 	t_check "$mode/return_ipv$fam" [ "${3:-0}" -gt 0 -a $((${4:-0} * 100)) -ge $((${3:-1} * 75)) ]
@@ -74,7 +81,7 @@ for mode in ipip l2dsr; do
 		if [ $fam = 4 ]; then url="http://$LAB_VIP4:$LAB_SIM_PORT" src=$LAB_CLIENT_ADDRS4
 		else url="http://[$LAB_VIP6]:$LAB_SIM_PORT" src=$LAB_CLIENT_ADDRS6; fi
 		lab_loadgen chat --model "m1=$url" --source "$src" --sessions 8 --turns 4 --rate 8 \
-			--burst-prob 0 --think-ms 1500 --context-tokens 500 --output-tokens 8 --seed $fam \
+			--burst-prob 0 --think-ms 2500 --context-tokens 500 --output-tokens 8 --seed $fam \
 			--json --no-progress --samples "$E2E_TMP/$mode-$fam.tsv" \
 			>"$E2E_TMP/$mode-$fam.json" 2>"$E2E_TMP/$mode-$fam.err" &
 		printf -v "pid$fam" '%s' $!
@@ -82,8 +89,23 @@ for mode in ipip l2dsr; do
 	for fam in 4 6; do
 		pid="pid$fam"
 		wait "${!pid}" || failed=$((failed + 1))
-		check "$mode" "$fam" "$E2E_TMP/$mode-$fam.tsv"
 	done
+	# the last turns' records: an agent's scrape and aibld's poll (200 ms each)
+	sleep 1
+	for fam in 4 6; do check "$mode" "$fam" "$E2E_TMP/$mode-$fam.tsv"; done
+	# the nodes' program counts by name (the agent's GET /v1/decap, from
+	# the node): ipip's tunnels (IPv4 and IPv6 inside IPv6) or l2dsr's
+	# plain packets to a VIP, never both on fresh nodes
+	r=$(for i in 1 2; do
+		lab_run "n$i" curl -sf --max-time 2 "http://127.0.0.1:$LAB_AGENT_PORT/v1/decap"; echo
+	done | python3 -c '
+import json, sys
+c = [json.loads(l)["counters"] for l in sys.stdin if l.strip()]
+tun = sum(x["decap_ip4ip6"] + x["decap_ip6ip6"] for x in c)
+print(len(c), int(tun > 0), int(sum(x["direct_vip"] for x in c) > 0))' 2>&1)
+	echo "# $mode: nodes counted, tunnels opened, plain packets to a VIP: $r"
+	if [ $mode = ipip ]; then want="2 1 0"; else want="2 0 1"; fi
+	t_check "$mode/node_counters" [ "$r" = "$want" ]
 done
 if [ $failed -eq 0 ]; then t_pass no_failures; else
 	t_fail no_failures "$failed runs had failed requests: $(cat "$E2E_TMP"/*.err | grep -m1 error)"

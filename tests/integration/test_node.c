@@ -1286,6 +1286,9 @@ static void unload_drains(void)
 	ASSERT_EQ(r.status, 405, "GET /v1/unload: 405");
 	ASSERT_TRUE(load_says(18193, "{}", &r), "nothing started");
 	ASSERT_EQ(sim_resident(18192, "m1"), 1, "m1 still on the engine");
+	/* an agent without --decap has no node program to count */
+	http("http://127.0.0.1:18193/v1/decap", NULL, NULL, NULL, 2000, &r);
+	ASSERT_EQ(r.status, 404, "GET /v1/decap without --decap: 404");
 
 	/* the balancer (this test) polls, then the unload is asked */
 	if (!ASSERT_TRUE(get_report(18193, &rep), "a poll before the ask"))

@@ -159,6 +159,36 @@ int decap__stats_fd(const struct decap *d)
 	return bpf_map__fd(d->skel->maps.aibl_node_stats);
 }
 
+int decap__counters(const struct decap *d, __u64 out[AIBL_NCNT__MAX])
+{
+	int ncpu = libbpf_num_possible_cpus(), fd = decap__stats_fd(d);
+	__u64 *v;
+
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	v = calloc(ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (__u32 i = 0; i < AIBL_NCNT__MAX; i++) {
+		out[i] = 0;
+		if (bpf_map_lookup_elem(fd, &i, v)) {
+			int err = -errno;
+
+			free(v);
+			return err;
+		}
+		for (int c = 0; c < ncpu; c++)
+			out[i] += v[c];
+	}
+	free(v);
+	return 0;
+}
+
+int decap__ifindex(const struct decap *d)
+{
+	return d->ifindex;
+}
+
 /* ---------------- what the program accepts ---------------- */
 
 static int decap__cfg_flag(struct decap *d, __u32 flag, bool on)

@@ -71,5 +71,8 @@ int decap__refresh_addrs(struct decap *d);
 int decap__parse_prefix(const char *s, struct decap_prefix *p);
 int decap__clients_fd(const struct decap *d); /* aibl_node_cli */
 int decap__stats_fd(const struct decap *d);   /* aibl_node_stats */
+/* the counters (enum aibl_node_counter) summed over the CPUs; 0 or -errno */
+int decap__counters(const struct decap *d, __u64 out[AIBL_NCNT__MAX]);
+int decap__ifindex(const struct decap *d); /* where it is attached */
 
 #endif /* AIBL_DECAP_H */

@@ -33,6 +33,7 @@
 #include "log.h"
 
 static struct agent ag;
+static struct decap *ag_decap; /* --decap: attached before the server starts */
 static struct aibl_key ag_key;
 static bool ag_has_key;
 static struct aibl_replay ag_replay;	 /* signed hint posts already taken */
@@ -549,6 +550,52 @@ static enum MHD_Result ag_get_load(struct MHD_Connection *c)
 	return ag_send(c, MHD_HTTP_OK, "application/json", body, NULL);
 }
 
+/*
+ * GET /v1/decap: the node program's counters by name (include/aibl.h,
+ * AIBL_NODE_COUNTERS), summed over the CPUs, and where it is attached:
+ * {"interface", "counters": {"pass": N, "decap_ipip": N, ...}}. What an
+ * operator reads to see whether the balancer's packets arrive and why
+ * some are refused. 404 without --decap. Only for loopback and
+ * --controller clients, as /v1/load.
+ */
+static enum MHD_Result ag_get_decap(struct MHD_Connection *c)
+{
+	static const char *const names[AIBL_NCNT__MAX] = {
+#define AIBL_X_NAME(n, s, d) s,
+	    AIBL_NODE_COUNTERS(AIBL_X_NAME)
+#undef AIBL_X_NAME
+	};
+	__u64 v[AIBL_NCNT__MAX];
+	char ifname[IF_NAMESIZE] = "";
+	json_t *j, *cnt;
+	char *body;
+	int err;
+
+	if (!ag_client_is_loopback(c) && !ag_client_is_controller(c))
+		return ag_error(
+		    c, MHD_HTTP_FORBIDDEN,
+		    "the decap counters are for this node and the --controller addresses");
+	if (!ag_decap)
+		return ag_error(c, MHD_HTTP_NOT_FOUND,
+				"no decap program here (aibl-agent --decap IFACE)");
+	err = decap__counters(ag_decap, v);
+	if (err)
+		return ag_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, strerror(-err));
+	cnt = json_object();
+	for (int i = 0; cnt && i < AIBL_NCNT__MAX; i++)
+		if (json_object_set_new(cnt, names[i], json_integer((json_int_t)v[i]))) {
+			json_decref(cnt);
+			cnt = NULL;
+		}
+	if_indextoname(decap__ifindex(ag_decap), ifname);
+	j = cnt ? json_pack("{s:s, s:o}", "interface", ifname, "counters", cnt) : NULL;
+	body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!body)
+		return MHD_NO;
+	return ag_send(c, MHD_HTTP_OK, "application/json", body, NULL);
+}
+
 static enum MHD_Result ag_handler(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
@@ -586,6 +633,8 @@ static enum MHD_Result ag_handler(void *cls, struct MHD_Connection *c, const cha
 		return ag_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
 	if (!strcmp(url, "/v1/report"))
 		return ag_report(c);
+	if (!strcmp(url, "/v1/decap"))
+		return ag_get_decap(c);
 	if (!strcmp(url, "/healthz"))
 		return ag_send(c, MHD_HTTP_OK, "text/plain", strdup("ok"), NULL);
 	return ag_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
@@ -733,6 +782,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		ag.cli_fd = decap__clients_fd(decap);
+		ag_decap = decap;
 		err = decap_accept(decap, &o);
 		if (err) {
 			err = 1;
