@@ -75,7 +75,8 @@ for mode in ipip l2dsr; do
 		continue
 	fi
 	# 8 sessions of 4 turns per family at once, each from its own address,
-	# seconds apart: a pin comes within a scrape and a poll of a first turn
+	# its turns 2.5 s apart on average: a pin comes within a scrape and a
+	# poll of a first turn
 	pid4= pid6=
 	for fam in 4 6; do
 		if [ $fam = 4 ]; then url="http://$LAB_VIP4:$LAB_SIM_PORT" src=$LAB_CLIENT_ADDRS4
