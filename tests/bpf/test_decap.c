@@ -392,7 +392,7 @@ static void test_l2dsr_clients(void)
 	ASSERT_OK(client_rec(AIBL_AF_INET6, "2001:db8::10", "fd00:100::1", 80, IPPROTO_TCP, &c),
 		  "v6 client recorded");
 
-	/* only those three from here on */
+	/* from here on none may be recorded: clear the three records */
 	while (!bpf_map_get_next_key(decap__clients_fd(dc), NULL, &k))
 		bpf_map_delete_elem(decap__clients_fd(dc), &k);
 	plain4(&in, "10.1.0.1", IPPROTO_TCP);
