@@ -390,7 +390,6 @@ static int non_vip_warm(struct pkt_buf *b)
 	return 0;
 }
 
-/* entries in the connection table (a full walk: after a case only) */
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bench_xdp [--mode hash|p2c|ai] [--katran BALANCER.bpf.o] [CASE]\n"
@@ -405,7 +404,7 @@ int main(int argc, char **argv)
 	struct bpf_object *eobj = NULL;
 	double kratio[B_NON_VIP + 1] = {}, aratio[B_NON_VIP + 1] = {};
 	const char *katran = NULL, *only = NULL, *mode = "hash";
-	int err, rc = 1;
+	int err, rc = 1, only_case = -1; /* bench_xdp CASE: its index */
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--katran") && i + 1 < argc)
@@ -419,15 +418,12 @@ int main(int argc, char **argv)
 		else
 			only = argv[i];
 	}
-	if (only) {
-		int c = B_ESTABLISHED;
-
-		while (c <= B_NON_VIP && strcmp(only, case_names[c]))
-			c++;
-		if (c > B_NON_VIP) {
-			fprintf(stderr, "bench_xdp: no case '%s'\n", only);
-			return usage(stderr), 2;
-		}
+	for (int c = B_ESTABLISHED; only && only_case < 0 && c <= B_NON_VIP; c++)
+		if (!strcmp(only, case_names[c]))
+			only_case = c;
+	if (only && only_case < 0) {
+		fprintf(stderr, "bench_xdp: no case '%s'\n", only);
+		return usage(stderr), 2;
 	}
 
 	if (strcmp(mode, "hash") && strcmp(mode, "p2c") && strcmp(mode, "ai")) {
@@ -506,7 +502,7 @@ int main(int argc, char **argv)
 		bool full_path = c == B_ESTABLISHED_FULL || c == B_MANY_FULL;
 
 		/* bench_xdp [CASE]: one case only (for perf record) */
-		if (only && strcmp(only, case_names[c]))
+		if (only_case >= 0 && c != only_case)
 			continue;
 		/* Katran's counterpart of this case, when it has one of its own */
 		int kfd = katran_fd >= 0 && c != B_ESTABLISHED_FULL && c != B_MANY_FULL &&
