@@ -101,14 +101,8 @@ static void new_server(struct agent_server *srv, const char *spec)
 
 	memset(srv, 0, sizeof(*srv));
 	if (agent_server__spec(srv, spec, msg, sizeof(msg)))
-		abort(); /* the harness's own specs are valid */
-	/* as the agent starts a server (collect.c); slots come from the
-	 * settings or the info page, not from a metrics page */
-	srv->s.queue_depth = srv->s.running = srv->s.kv_cache_usage = -1;
-	srv->s.prefix_cache_hit_rate = srv->s.ttft_avg_ms = srv->s.e2e_avg_ms = -1;
-	srv->s.run_avg_ms = srv->s.since_finish_ms = srv->s.probe_ms_per_token = -1;
-	srv->s.prefill_avg_ms = srv->s.prefill_tokens_avg = srv->s.prompt_tokens_avg = -1;
-	srv->s.slots = -1;
+		abort();	      /* the harness's own specs are valid */
+	agent_server__unscraped(srv); /* as the agent starts a server */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

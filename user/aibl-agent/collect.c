@@ -30,18 +30,11 @@ int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t 
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->wake, NULL);
 	for (int i = 0; i < cfg->nservers; i++) {
-		struct ar_server *s = &a->servers[i].s;
-
 		/* URL[,kind=K][,metrics=PATH][,slots=N] */
 		err = agent_server__spec(&a->servers[i], cfg->urls[i], msg, msglen);
 		if (err)
 			return err;
-		strcpy(s->kind, "unknown");
-		strcpy(s->error, "not scraped yet");
-		s->queue_depth = s->running = s->kv_cache_usage = -1;
-		s->prefix_cache_hit_rate = s->ttft_avg_ms = s->e2e_avg_ms = s->run_avg_ms = -1;
-		s->since_finish_ms = s->probe_ms_per_token = -1;
-		s->prefill_avg_ms = s->prefill_tokens_avg = s->prompt_tokens_avg = -1;
+		agent_server__unscraped(&a->servers[i]);
 	}
 	err = agent_hints__init(&a->hints, cfg->max_hints, cfg->pressure_start,
 				cfg->pressure_max_rate);

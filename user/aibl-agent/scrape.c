@@ -31,6 +31,20 @@ static const struct {
 };
 #define NPROBES ((int)(sizeof(probes) / sizeof(probes[0])))
 
+void agent_server__unscraped(struct agent_server *srv)
+{
+	struct ar_server *s = &srv->s;
+
+	strcpy(s->kind, "unknown");
+	strcpy(s->error, "not scraped yet");
+	s->queue_depth = s->running = s->kv_cache_usage = -1;
+	s->prefix_cache_hit_rate = s->ttft_avg_ms = s->e2e_avg_ms = s->run_avg_ms = -1;
+	s->since_finish_ms = s->probe_ms_per_token = -1;
+	s->prefill_avg_ms = s->prefill_tokens_avg = s->prompt_tokens_avg = -1;
+	/* the report states slots from the settings or the info page */
+	s->slots = -1;
+}
+
 int agent_server__spec(struct agent_server *srv, const char *spec, char *msg, size_t msglen)
 {
 	const char *comma = strchr(spec, ',');

@@ -83,6 +83,9 @@ struct agent_server {
  * base URL into srv->s.url, the settings into srv. 0 or -EINVAL (msg).
  */
 int agent_server__spec(struct agent_server *srv, const char *spec, char *msg, size_t msglen);
+/* a server as before its first scrape: kind "unknown", error "not scraped
+ * yet", every figure -1 (unknown) */
+void agent_server__unscraped(struct agent_server *srv);
 /* the server's kind: kind=K where set, else the one its pages showed */
 const char *agent_server__kind(const struct agent_server *srv);
 /* the path to fetch the metrics page from, the model list from */
