@@ -7,7 +7,8 @@
  * body that parses again to the same counts (what the agent sends, the
  * controller reads). The same bytes go to agent_report__parse_open(), the
  * agent's reading of a balancer's X-Aibl-Open-Flows: what it accepts is a
- * count in range and a model name without spaces.
+ * count in range and a model name without spaces. The decap program's
+ * counters (optional) survive the round trip, each a count or unknown.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -33,6 +34,11 @@ static void check_limits(const struct agent_report *r)
 		    (r->hints[i].vip_family != AIBL_AF_NONE &&
 		     r->hints[i].vip_family != AIBL_AF_INET &&
 		     r->hints[i].vip_family != AIBL_AF_INET6))
+			abort();
+	if (!memchr(r->decap_if, '\0', sizeof(r->decap_if)))
+		abort();
+	for (int i = 0; i < AIBL_NCNT__MAX; i++)
+		if (r->decap_counters[i] < -1 || (!r->decap && r->decap_counters[i] != -1))
 			abort();
 }
 
@@ -67,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (!memchr(err, '\0', sizeof(err)) || !err[0])
 			abort();
-		if (r.nhints || r.hints || r.ngpus || r.nmodels || r.nservers)
+		if (r.nhints || r.hints || r.ngpus || r.nmodels || r.nservers || r.decap)
 			abort(); /* "on failure r is left initialised and empty" */
 		agent_report__free(&r);
 		return 0;
@@ -79,7 +85,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (agent_report__parse(js, strlen(js), &again, err, sizeof(err)) != 0)
 		abort(); /* what we would send, we must read back */
 	if (again.ngpus != r.ngpus || again.nservers != r.nservers || again.nmodels != r.nmodels ||
-	    again.nhints != r.nhints || strcmp(again.node, r.node) != 0)
+	    again.nhints != r.nhints || strcmp(again.node, r.node) != 0 ||
+	    again.decap != r.decap ||
+	    memcmp(again.decap_counters, r.decap_counters, sizeof(r.decap_counters)))
 		abort();
 	agent_report__free(&again);
 	free(js);

@@ -73,6 +73,11 @@ static void fill(struct agent_report *r)
 	r->hints[1].ttl_ms = 1000;
 	r->hints[1].score = 0.25;
 	strcpy(r->hints[1].source, "server");
+	r->decap = true;
+	strcpy(r->decap_if, "eth0");
+	for (int i = 0; i < AIBL_NCNT__MAX; i++)
+		r->decap_counters[i] = 1000 + i;
+	r->decap_counters[AIBL_NCNT_DECAP4] = 9007199254740993LL; /* past a double's 2^53 */
 }
 
 static void round_trip(void)
@@ -134,6 +139,17 @@ static void round_trip(void)
 	ASSERT_EQ(b.hints[1].vip_family, AIBL_AF_NONE, "no vip");
 	ASSERT_EQ(b.hints[1].proto, 0, "no proto");
 	ASSERT_TRUE(b.hints[1].score == 0.25, "score");
+	ASSERT_TRUE(b.decap, "decap");
+	ASSERT_STREQ(b.decap_if, "eth0", "decap interface");
+	ASSERT_MEMEQ(b.decap_counters, a.decap_counters, sizeof(a.decap_counters),
+		     "decap counters exact");
+	/* drop_truncated, drop_adjust, drop_source, drop_not_vip, drop_bad_outer
+	 * and drop_bad_inner; not pass, the decapsulated, refuse_not_local
+	 * (passed on) nor direct_vip */
+	ASSERT_EQ(agent_report__decap_dropped(&b),
+		  6000 + AIBL_NCNT_DROP_TRUNC + AIBL_NCNT_DROP_ADJUST + AIBL_NCNT_DROP_SOURCE +
+		      AIBL_NCNT_DROP_NOT_VIP + AIBL_NCNT_DROP_BAD_OUTER + AIBL_NCNT_DROP_BAD_INNER,
+		  "dropped: the drop_ counters");
 	/* serialising the parsed copy gives the same bytes */
 	js2 = agent_report__to_json(&b);
 	if (ASSERT_OK_PTR(js2, "to_json 2"))
@@ -258,6 +274,19 @@ static const struct bad_case {
      HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"model\":\"m\",\"ttl_ms\":1},"
 	  "{\"client\":\"10.0.0.2\",\"model\":7,\"ttl_ms\":1}]}",
      -EINVAL, "hints[1].model"},
+    {"decap not object", HEAD ",\"decap\":[1]}", -EINVAL, "decap: expected an object"},
+    {"decap no interface", HEAD ",\"decap\":{\"counters\":{}}}", -EINVAL,
+     "decap.interface: missing"},
+    {"decap no counters", HEAD ",\"decap\":{\"interface\":\"eth0\"}}", -EINVAL,
+     "decap.counters: missing"},
+    {"decap counter negative",
+     HEAD ",\"decap\":{\"interface\":\"eth0\",\"counters\":{\"drop_source\":-1}}}", -EINVAL,
+     "decap.counters.drop_source: -1 out of range"},
+    {"decap counter real", HEAD ",\"decap\":{\"interface\":\"eth0\",\"counters\":{\"pass\":1.5}}}",
+     -EINVAL, "decap.counters.pass: expected an integer"},
+    {"decap interface long",
+     HEAD ",\"decap\":{\"interface\":\"0123456789abcdef\",\"counters\":{}}}", -E2BIG,
+     "decap.interface: 16 bytes, limit 15"},
     {"node too long",
      "{\"schema\":1,\"node\":\""
      "0123456789012345678901234567890123456789012345678901234567890123"
@@ -282,6 +311,7 @@ static void bad_reports(void)
 		ASSERT_TRUE(r.hints == NULL, c->name);
 		ASSERT_EQ(r.nservers + r.ngpus + r.nmodels, 0, c->name);
 		ASSERT_STREQ(r.node, "", c->name);
+		ASSERT_FALSE(r.decap, c->name);
 	}
 }
 
@@ -353,6 +383,40 @@ static void limits(void)
 	errno = 0;
 	ASSERT_TRUE(agent_report__to_json(&r) == NULL, "to_json over limit");
 	ASSERT_EQ(errno, E2BIG, "errno");
+}
+
+/* an older agent's report has fewer counters, a newer one's more: the
+ * known ones are read, the others ignored, the missing ones unknown */
+static void decap_counters_unknown(void)
+{
+	const char *body = HEAD ",\"decap\":{\"interface\":\"ens5\",\"counters\":{\"pass\":7,"
+				"\"drop_source\":3,\"decap_gue\":9}}}";
+	struct agent_report r;
+	char err[256];
+	char *js;
+
+	if (!ASSERT_OK(agent_report__parse(body, strlen(body), &r, err, sizeof(err)), err))
+		return;
+	ASSERT_TRUE(r.decap, "decap");
+	ASSERT_EQ(r.decap_counters[AIBL_NCNT_PASS], 7, "pass");
+	ASSERT_EQ(r.decap_counters[AIBL_NCNT_DROP_SOURCE], 3, "drop_source");
+	ASSERT_EQ(r.decap_counters[AIBL_NCNT_DIRECT], -1, "not sent: unknown");
+	ASSERT_EQ(agent_report__decap_dropped(&r), 3, "dropped: the known ones");
+	/* and sent on without the unknown ones */
+	js = agent_report__to_json(&r);
+	if (ASSERT_OK_PTR(js, "to_json")) {
+		ASSERT_TRUE(strstr(js, "\"drop_source\":3") != NULL, "known kept");
+		ASSERT_TRUE(strstr(js, "direct_vip") == NULL, "unknown not invented");
+	}
+	free(js);
+	agent_report__free(&r);
+	/* no decap program: none in the report, dropped unknown */
+	agent_report__init(&r);
+	ASSERT_EQ(agent_report__decap_dropped(&r), -1, "no decap");
+	js = agent_report__to_json(&r);
+	if (ASSERT_OK_PTR(js, "to_json without"))
+		ASSERT_TRUE(strstr(js, "decap") == NULL, "no decap member");
+	free(js);
 }
 
 static void unknown_members_ignored(void)
@@ -469,6 +533,7 @@ static const struct test_case cases[] = {
     {"limits", limits},
     {"unknown_members_ignored", unknown_members_ignored},
     {"open_header", open_header},
+    {"decap_counters_unknown", decap_counters_unknown},
 };
 
 TEST_MAIN("report", cases)

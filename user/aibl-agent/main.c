@@ -293,6 +293,29 @@ static const char *ag_open_count(struct MHD_Connection *c, const struct aibl_sig
 	return NULL;
 }
 
+/*
+ * The decap program's counters and interface into r (the report's "decap",
+ * GET /v1/decap): read when asked, so a report has them as of its poll.
+ * 0, or -errno where they cannot be read (r->decap stays false).
+ */
+static int ag_decap_fill(struct agent_report *r)
+{
+	__u64 v[AIBL_NCNT__MAX];
+	int err;
+
+	if (!ag_decap)
+		return -ENOENT;
+	err = decap__counters(ag_decap, v);
+	if (err)
+		return err;
+	for (int i = 0; i < AIBL_NCNT__MAX; i++)
+		r->decap_counters[i] = v[i] > INT64_MAX ? INT64_MAX : (int64_t)v[i];
+	if (!if_indextoname(decap__ifindex(ag_decap), r->decap_if))
+		r->decap_if[0] = '\0';
+	r->decap = true;
+	return 0;
+}
+
 static enum MHD_Result ag_report(struct MHD_Connection *c)
 {
 	char sig[AIBL_AUTH_HDR_MAX], msg[256], addr[INET6_ADDRSTRLEN];
@@ -313,6 +336,9 @@ static enum MHD_Result ag_report(struct MHD_Connection *c)
 		agent_report__free(&r);
 		return ag_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, strerror(-err));
 	}
+	/* a report without them still tells the controller all else */
+	if (ag_decap && (err = ag_decap_fill(&r)))
+		pr_warn("report: decap counters not read: %s\n", strerror(-err));
 	body = agent_report__to_json(&r);
 	agent_report__free(&r);
 	if (!body)
@@ -560,13 +586,7 @@ static enum MHD_Result ag_get_load(struct MHD_Connection *c)
  */
 static enum MHD_Result ag_get_decap(struct MHD_Connection *c)
 {
-	static const char *const names[AIBL_NCNT__MAX] = {
-#define AIBL_X_NAME(n, s, d) s,
-	    AIBL_NODE_COUNTERS(AIBL_X_NAME)
-#undef AIBL_X_NAME
-	};
-	__u64 v[AIBL_NCNT__MAX];
-	char ifname[IF_NAMESIZE] = "";
+	struct agent_report r;
 	json_t *j, *cnt;
 	char *body;
 	int err;
@@ -578,17 +598,18 @@ static enum MHD_Result ag_get_decap(struct MHD_Connection *c)
 	if (!ag_decap)
 		return ag_error(c, MHD_HTTP_NOT_FOUND,
 				"no decap program here (aibl-agent --decap IFACE)");
-	err = decap__counters(ag_decap, v);
+	agent_report__init(&r);
+	err = ag_decap_fill(&r);
 	if (err)
 		return ag_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, strerror(-err));
 	cnt = json_object();
 	for (int i = 0; cnt && i < AIBL_NCNT__MAX; i++)
-		if (json_object_set_new(cnt, names[i], json_integer((json_int_t)v[i]))) {
+		if (json_object_set_new(cnt, agent_report__decap_names[i],
+					json_integer((json_int_t)r.decap_counters[i]))) {
 			json_decref(cnt);
 			cnt = NULL;
 		}
-	if_indextoname(decap__ifindex(ag_decap), ifname);
-	j = cnt ? json_pack("{s:s, s:o}", "interface", ifname, "counters", cnt) : NULL;
+	j = cnt ? json_pack("{s:s, s:o}", "interface", r.decap_if, "counters", cnt) : NULL;
 	body = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!body)

@@ -21,9 +21,29 @@
 #include "addr.h"
 #include "report.h"
 
+const char *const agent_report__decap_names[AIBL_NCNT__MAX] = {
+#define AIBL_X_NAME(n, s, d) s,
+    AIBL_NODE_COUNTERS(AIBL_X_NAME)
+#undef AIBL_X_NAME
+};
+
+int64_t agent_report__decap_dropped(const struct agent_report *r)
+{
+	int64_t sum = 0;
+
+	if (!r->decap)
+		return -1;
+	for (int i = 0; i < AIBL_NCNT__MAX; i++)
+		if (!strncmp(agent_report__decap_names[i], "drop_", 5) && r->decap_counters[i] > 0)
+			sum += r->decap_counters[i];
+	return sum;
+}
+
 void agent_report__init(struct agent_report *r)
 {
 	memset(r, 0, sizeof(*r));
+	for (int i = 0; i < AIBL_NCNT__MAX; i++)
+		r->decap_counters[i] = -1;
 	r->schema = AGENT_REPORT_SCHEMA;
 	r->queue_depth = -1;
 	r->in_flight = -1;
@@ -347,6 +367,38 @@ static int ar_parse_hint(struct ar_ctx *c, json_t *o, const char *p, struct ar_h
 	return 0;
 }
 
+/*
+ * "decap": {"interface": "eth0", "counters": {"pass": N, ...}}, optional:
+ * the counters this build knows are read (each a whole number, absent
+ * ones stay -1), others are ignored, as a newer agent may count more.
+ */
+static int ar_parse_decap(struct ar_ctx *c, json_t *root, struct agent_report *r)
+{
+	json_t *d = json_object_get(root, "decap"), *cnt;
+	long long n;
+	int err;
+
+	if (!d || json_is_null(d))
+		return 0;
+	if (!json_is_object(d))
+		return ar_fail(c, -EINVAL, "decap: expected an object");
+	if ((err = ar_str(c, d, "decap", "interface", r->decap_if, sizeof(r->decap_if), true)))
+		return err;
+	cnt = json_object_get(d, "counters");
+	if (!json_is_object(cnt))
+		return ar_fail(c, -EINVAL, "decap.counters: %s",
+			       cnt ? "expected an object" : "missing");
+	for (int i = 0; i < AIBL_NCNT__MAX; i++) {
+		n = -1;
+		if ((err = ar_int(c, cnt, "decap.counters", agent_report__decap_names[i], &n, 0,
+				  INT64_MAX, false)))
+			return err;
+		r->decap_counters[i] = n;
+	}
+	r->decap = true;
+	return 0;
+}
+
 static int ar_parse_root(struct ar_ctx *c, json_t *root, struct agent_report *r)
 {
 	json_t *arr, *v;
@@ -452,7 +504,7 @@ static int ar_parse_root(struct ar_ctx *c, json_t *root, struct agent_report *r)
 			return err;
 		r->nhints = i + 1;
 	}
-	return 0;
+	return ar_parse_decap(c, root, r);
 }
 
 int agent_report__parse(const char *body, size_t len, struct agent_report *r, char *err,
@@ -640,6 +692,20 @@ static json_t *ar_hint_json(const struct ar_hint *h)
 	return o;
 }
 
+static json_t *ar_decap_json(const struct agent_report *r)
+{
+	json_t *cnt = json_object();
+
+	for (int i = 0; cnt && i < AIBL_NCNT__MAX; i++)
+		if (r->decap_counters[i] >= 0 &&
+		    ar_set(cnt, agent_report__decap_names[i],
+			   json_integer((json_int_t)r->decap_counters[i]))) {
+			json_decref(cnt);
+			cnt = NULL;
+		}
+	return cnt ? json_pack("{s:s, s:o}", "interface", r->decap_if, "counters", cnt) : NULL;
+}
+
 char *agent_report__to_json(const struct agent_report *r)
 {
 	json_t *root, *arr;
@@ -699,6 +765,8 @@ char *agent_report__to_json(const struct agent_report *r)
 	for (i = 0; i < r->nhints; i++)
 		if (ar_set_arr(root, arr, ar_hint_json(&r->hints[i])))
 			goto out;
+	if (r->decap && ar_set(root, "decap", ar_decap_json(r)))
+		goto out;
 
 	/* real numbers keep 17 significant digits: a round trip is exact */
 	out = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));

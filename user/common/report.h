@@ -35,6 +35,7 @@
 #define AR_UUID_LEN    64 /* "GPU-<36>", "MIG-<36>", old "MIG-GPU-<36>/gi/ci" */
 #define AR_PCI_LEN     32 /* "00000000:18:00.0" */
 #define AR_GPU_ERR_LEN 96
+#define AR_IFNAME_LEN  16 /* IF_NAMESIZE */
 
 /*
  * One physical GPU, or one MIG instance (mig) of the GPU with the same
@@ -182,7 +183,19 @@ struct agent_report {
 
 	int nhints;
 	struct ar_hint *hints; /* heap, nhints entries; agent_report__free() */
+
+	/* the node's decap program (aibl-agent --decap): where it is attached
+	 * and its counters (AIBL_NODE_COUNTERS) summed over the CPUs, each -1
+	 * where the agent did not send it (an older agent with fewer) */
+	bool decap;
+	char decap_if[AR_IFNAME_LEN];
+	int64_t decap_counters[AIBL_NCNT__MAX];
 };
+
+/* the decap counters' names in the report, in enum aibl_node_counter order */
+extern const char *const agent_report__decap_names[AIBL_NCNT__MAX];
+/* the packets the decap program refused: the drop_* counters summed */
+int64_t agent_report__decap_dropped(const struct agent_report *r);
 
 void agent_report__init(struct agent_report *r);
 void agent_report__free(struct agent_report *r);
