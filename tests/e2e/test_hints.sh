@@ -14,12 +14,14 @@
 #   two idle equal nodes also mostly picks the same one for a client: the
 #   pins are what the first check sees;
 # - the nodes' counters (the agent's GET /v1/decap) say which way the
-#   packets came: tunnels opened in ipip, plain packets to a VIP in l2dsr.
+#   packets came: tunnels opened in ipip, plain packets to a VIP in l2dsr;
+#   and the controller has them from the agents' reports (aiblctl status,
+#   /metrics), none dropped.
 . "$(dirname "$0")/e2e.sh"
 CASES=()
 for mode in ipip l2dsr; do
 	for fam in 4 6; do CASES+=("$mode/pins_ipv$fam" "$mode/return_ipv$fam"); done
-	CASES+=("$mode/node_counters")
+	CASES+=("$mode/node_counters" "$mode/controller_counters")
 done
 CASES+=(no_failures)
 e2e_need "${CASES[@]}"
@@ -107,6 +109,20 @@ print(len(c), int(tun > 0), int(sum(x["direct_vip"] for x in c) > 0))' 2>&1)
 	echo "# $mode: nodes counted, tunnels opened, plain packets to a VIP: $r"
 	if [ $mode = ipip ]; then want="2 1 0"; else want="2 0 1"; fi
 	t_check "$mode/node_counters" [ "$r" = "$want" ]
+	# the same through the controller, from the agents' signed reports:
+	# each node's interface and counts in aiblctl status, nothing dropped,
+	# and one /metrics series per node and counter
+	r=$(lab_run lb "$AIBL_BUILD/aiblctl" --api "$LAB_API" --token-file "$LAB_DIR/api.token" \
+		-j status | python3 -c '
+import json, sys
+d = [n["decap"] for n in json.load(sys.stdin)["nodes"] if "decap" in n]
+c = [x["counters"] for x in d]
+print(len(d), int(all(x["interface"] for x in d)),
+      int(sum(x["decap_ip4ip6"] + x["decap_ip6ip6"] for x in c) > 0),
+      int(sum(x["direct_vip"] for x in c) > 0), sum(x["dropped"] for x in d))' 2>&1)
+	m=$(lab_api /metrics | grep -c '^aibl_node_decap_packets_total{node="n[12]",counter="direct_vip"} ')
+	echo "# $mode: aibld: nodes, interfaces named, tunnels, plain, dropped: $r; direct_vip series: $m"
+	t_check "$mode/controller_counters" [ "$r" = "2 1 ${want#2 } 0" -a "$m" = 2 ]
 done
 if [ $failed -eq 0 ]; then t_pass no_failures; else
 	t_fail no_failures "$failed runs had failed requests: $(cat "$E2E_TMP"/*.err | grep -m1 error)"

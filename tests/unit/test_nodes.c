@@ -2,6 +2,7 @@
 /* The circuit breakers (node state machine), drain and cache hints -> pins, without maps. */
 #include <math.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include "test.h"
 #include "addr.h"
 #include "../../user/aibld/aibld.h"
@@ -655,8 +656,83 @@ static void ours_bound(void)
 	cleanup();
 }
 
+/* run one poll of node n with report r, what aibld logs in out[len] */
+static void poll_logged(struct node_rt *n, struct agent_report *r, char *out, size_t len)
+{
+	FILE *f = tmpfile();
+	int saved = dup(STDERR_FILENO);
+	size_t got = 0;
+
+	out[0] = '\0';
+	if (!ASSERT_OK_PTR(f, "tmpfile") || !ASSERT_GE(saved, 0, "dup")) {
+		if (f)
+			fclose(f);
+		return;
+	}
+	fflush(stderr);
+	dup2(fileno(f), STDERR_FILENO);
+	nodes__poll_ok(&d, n, r);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	rewind(f);
+	got = fread(out, 1, len - 1, f);
+	out[got] = '\0';
+	fclose(f);
+}
+
+/* a node whose decap program starts dropping is said, with what grew,
+ * once a minute at most; a node without one, or with none dropped, not */
+static void decap_drops_said(void)
+{
+	struct agent_report r;
+	struct node_rt *g;
+	char log[1024];
+
+	if (!setup())
+		return;
+	g = &d.nodes[2];
+	agent_report__init(&r);
+	r.decap = true;
+	strcpy(r.decap_if, "eth1");
+	for (int i = 0; i < AIBL_NCNT__MAX; i++)
+		r.decap_counters[i] = 0;
+	r.decap_counters[AIBL_NCNT_DECAP4] = 100;
+	poll_logged(g, &r, log, sizeof(log));
+	ASSERT_STREQ(log, "", "first report: nothing to compare");
+	agent_report__init(&r);
+	r.decap = true;
+	strcpy(r.decap_if, "eth1");
+	for (int i = 0; i < AIBL_NCNT__MAX; i++)
+		r.decap_counters[i] = 0;
+	r.decap_counters[AIBL_NCNT_DECAP4] = 250;
+	r.decap_counters[AIBL_NCNT_NOT_LOCAL] = 4;
+	r.decap_counters[AIBL_NCNT_PASS] = 9;
+	poll_logged(g, &r, log, sizeof(log));
+	ASSERT_STREQ(log, "", "more decapsulated and passed: no drop");
+	r.decap_counters[AIBL_NCNT_DROP_SOURCE] = 5;
+	r.decap_counters[AIBL_NCNT_DROP_NOT_VIP] = 2;
+	poll_logged(g, &r, log, sizeof(log));
+	ASSERT_TRUE(strstr(log, "node 'g': its decap program on eth1 dropped") &&
+			strstr(log, "drop_source +5, drop_not_vip +2"),
+		    "drops said with what grew");
+	r.decap_counters[AIBL_NCNT_DROP_SOURCE] = 50;
+	poll_logged(g, &r, log, sizeof(log));
+	ASSERT_STREQ(log, "", "within the minute: not said again");
+	g->decap_warned_ms -= 60000;
+	r.decap_counters[AIBL_NCNT_DROP_SOURCE] = 51;
+	poll_logged(g, &r, log, sizeof(log));
+	ASSERT_TRUE(strstr(log, "drop_source +1") != NULL, "a minute on: said again");
+	/* an agent restarted without --decap: nothing to compare */
+	agent_report__init(&r);
+	poll_logged(g, &r, log, sizeof(log));
+	ASSERT_STREQ(log, "", "no decap program");
+	cleanup();
+}
+
 static const struct test_case cases[] = {
     {"model_hit", model_hit},
+    {"decap_drops_said", decap_drops_said},
     {"fleet_references", fleet_references},
     {"stated_slots", stated_slots},
     {"fleet_prefill", fleet_prefill},

@@ -224,13 +224,39 @@ static const char *svc_wait(char *buf, size_t len, json_t *sv)
 	return ctl_fmt_dur_ns(buf, len, (__u64)(fmin(ms, 1e12) * 1e6));
 }
 
+/*
+ * A node's decap program as its agent last reported it: "N in, M dropped",
+ * in the packets it took for a VIP here (decapsulated, or plain in
+ * l2dsr), dropped those it refused; "-" without one.
+ */
+static const char *node_decap(char *buf, size_t len, json_t *n)
+{
+	static const int in[] = {AIBL_NCNT_DECAP4, AIBL_NCNT_DECAP6, AIBL_NCNT_DECAP46,
+				 AIBL_NCNT_DIRECT};
+	json_t *dc = json_object_get(n, AIBL_SJ_DECAP), *cnt, *v;
+	long long sum = 0;
+
+	cnt = json_object_get(dc, AIBL_SJ_DECAP_COUNTS);
+	v = json_object_get(dc, AIBL_SJ_DECAP_DROPPED);
+	if (!json_is_object(cnt) || !json_is_integer(v))
+		return "-";
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		json_t *c = json_object_get(cnt, agent_report__decap_names[in[i]]);
+
+		if (json_is_integer(c) && json_integer_value(c) > 0)
+			sum += json_integer_value(c);
+	}
+	snprintf(buf, len, "%lld in, %lld dropped", sum, (long long)json_integer_value(v));
+	return buf;
+}
+
 static void status_print(json_t *doc)
 {
 	static const char *const shdr[] = {"SERVICE",	    "VIP",  "POLICY", "MODEL",
 					   "PREFIX CACHED", "WAIT", "NODES"};
 	static const char *const nhdr[] = {"NODE", "ADDRESS",  "STATE",	    "HEALTHY", "REPORT AGE",
 					   "GPU",  "QUEUE",    "IN-FLIGHT", "SLOTS",   "KV CACHE",
-					   "TTFT", "FAILURES", "MODELS"};
+					   "TTFT", "FAILURES", "DECAP",	    "MODELS"};
 	json_t *svcs = json_object_get(doc, AIBL_SJ_SERVICES),
 	       *nodes = json_object_get(doc, AIBL_SJ_NODES);
 	json_t *uptime = json_object_get(doc, AIBL_SJ_UPTIME_S);
@@ -291,7 +317,7 @@ static void status_print(json_t *doc)
 	ctl_table__print(t, stdout);
 	ctl_table__free(t);
 	putchar('\n');
-	t = ctl_table__new(13, nhdr, "llllrrrrrrrrl");
+	t = ctl_table__new(14, nhdr, "llllrrrrrrrrll");
 	json_array_foreach(nodes, i, n)
 	{
 		json_t *models = json_object_get(n, AIBL_SJ_MODELS), *m;
@@ -349,6 +375,7 @@ static void status_print(json_t *doc)
 				    : "-");
 		ctl_table__cell(t, "%s", jnum(b3, sizeof(b3), n, AIBL_SJ_TTFT_AVG_MS, 1, " ms"));
 		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, AIBL_SJ_FAILURES, 0, ""));
+		ctl_table__cell(t, "%s", node_decap(b1, sizeof(b1), n));
 		ctl_table__cell(t, "%s", ms[0] ? ms : "-");
 	}
 	ctl_table__print(t, stdout);

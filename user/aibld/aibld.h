@@ -110,6 +110,7 @@ struct node_rt {
 	char open_model[AR_MODEL_LEN];
 	long open_flows;
 	bool open_ok;
+	__u64 decap_warned_ms; /* monotonic ms its decap drops were last said, 0 never */
 };
 
 struct svc_rt {

@@ -141,6 +141,19 @@ static double node_prefill_ms(const struct aibld *d, const struct node_rt *n, __
 }
 
 /* ai's learnt figures of a node (-1 unknown): why it is priced as it is */
+/* the node's decap program as its agent's last report states it */
+static json_t *decap_json(const struct agent_report *r)
+{
+	json_t *cnt = json_object();
+
+	for (int i = 0; cnt && i < AIBL_NCNT__MAX; i++)
+		if (r->decap_counters[i] >= 0)
+			json_object_set_new(cnt, agent_report__decap_names[i],
+					    json_integer((json_int_t)r->decap_counters[i]));
+	return json_pack("{s:s,s:o,s:I}", AIBL_SJ_DECAP_IF, r->decap_if, AIBL_SJ_DECAP_COUNTS, cnt,
+			 AIBL_SJ_DECAP_DROPPED, (json_int_t)agent_report__decap_dropped(r));
+}
+
 static void ai_figures(const struct aibld *d, const struct node_rt *n, __u64 now, json_t *jn)
 {
 	json_object_set_new(jn, AIBL_SJ_AI_LATENCY_MS, json_real(n->lat_ms > 0 ? n->lat_ms : -1));
@@ -254,6 +267,8 @@ static json_t *status_json(struct aibld *d)
 									 : "refused",
 				      AIBL_SJ_LOAD_FOR_MS, (json_int_t)(now - n->load.since_ms),
 				      AIBL_SJ_LOAD_ERROR, n->load.error));
+		if (jn && n->have_rep && n->rep.decap)
+			json_object_set_new(jn, AIBL_SJ_DECAP, decap_json(&n->rep));
 		if (jn && n->open_model[0])
 			json_object_set_new(
 			    jn, AIBL_SJ_UNLOADING,
@@ -439,6 +454,22 @@ static char *metrics_text(struct aibld *d)
 		fputs("\",model=\"", f);
 		label(f, n->open_model);
 		fprintf(f, "\"} %ld\n", n->open_ok ? n->open_flows : -1);
+	}
+	metric_head(f, "aibl_node_decap_packets_total", "counter",
+		    "the node's decap program's packets by counter (docs/dataplane.md "
+		    "\"Counters\"), as its agent's last report stated them; nodes without one "
+		    "have none");
+	for (int i = 0; i < d->nnodes; i++) {
+		const struct node_rt *n = &d->nodes[i];
+
+		for (int k = 0; n->have_rep && n->rep.decap && k < AIBL_NCNT__MAX; k++) {
+			if (n->rep.decap_counters[k] < 0)
+				continue;
+			fputs("aibl_node_decap_packets_total{node=\"", f);
+			label(f, n->name);
+			fprintf(f, "\",counter=\"%s\"} %lld\n", agent_report__decap_names[k],
+				(long long)n->rep.decap_counters[k]);
+		}
 	}
 	metric_head(f, "aibl_controller_loop_seconds", "gauge", "duration of the last loop");
 	fprintf(f, "aibl_controller_loop_seconds %.6f\n", d->st.loop_ms / 1e3);

@@ -224,6 +224,37 @@ static void ours_update(struct aibld *d, struct node_rt *n, const struct agent_r
 	n->ours_next = (n->ours_next + 1) % OURS_HIST;
 }
 
+/*
+ * The node's decap program refusing packets (its drop_* counters grew
+ * since the report before): said with what grew, at most once a minute a
+ * node. A tunnel from an address outside the agent's --decap-source, or
+ * to a VIP it does not hold, is lost there without a trace at the
+ * balancer.
+ */
+static void decap_check(struct node_rt *n, const struct agent_report *rep)
+{
+	int64_t was = n->have_rep ? agent_report__decap_dropped(&n->rep) : -1;
+	__u64 now = clock_mono_ms();
+	char what[256] = "";
+	size_t off = 0;
+
+	if (was < 0 || agent_report__decap_dropped(rep) <= was ||
+	    (n->decap_warned_ms && now - n->decap_warned_ms < 60000))
+		return;
+	n->decap_warned_ms = now;
+	for (int i = 0; i < AIBL_NCNT__MAX && off < sizeof(what); i++) {
+		const char *name = agent_report__decap_names[i];
+		int64_t a = n->rep.decap_counters[i], b = rep->decap_counters[i];
+
+		if (!strncmp(name, "drop_", 5) && a >= 0 && b > a)
+			off += snprintf(what + off, sizeof(what) - off, "%s%s +%lld",
+					off ? ", " : "", name, (long long)(b - a));
+	}
+	pr_warn("node '%s': its decap program on %s dropped packets since the poll before (%s; "
+		"docs/dataplane.md \"Counters\")\n",
+		n->name, rep->decap_if[0] ? rep->decap_if : "?", what);
+}
+
 void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep)
 {
 	/* reports at every poll, the hit rates smoothed over AI_REUSE_TAU_MS */
@@ -245,6 +276,7 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 		 * last recompute read them */
 		tables__read_node(d, n);
 		ours_update(d, n, rep);
+		decap_check(n, rep);
 		agent_report__free(&n->rep);
 		n->rep = *rep;
 		rep->hints = NULL;

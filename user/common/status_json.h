@@ -111,6 +111,14 @@
 #define AIBL_SJ_UNLOADING_MODEL "model"
 #define AIBL_SJ_UNLOADING_OPEN	"open_flows"
 
+/* a node whose agent runs the decap program (aibl-agent --decap; absent
+ * otherwise), as its last report stated: {"interface","counters":{name:
+ * N},"dropped"}, dropped the drop_* counters summed */
+#define AIBL_SJ_DECAP	      "decap"
+#define AIBL_SJ_DECAP_IF      "interface"
+#define AIBL_SJ_DECAP_COUNTS  "counters"
+#define AIBL_SJ_DECAP_DROPPED "dropped"
+
 /* the answer to drain/undrain and poll, and an error */
 #define AIBL_SJ_NODE	 "node"
 #define AIBL_SJ_DRAINING "draining"
