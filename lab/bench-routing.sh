@@ -25,6 +25,21 @@
 # flatter ai: rr came last at every rate of the default scenario when it
 # was in the run (--policies rr,wrr,... adds them).
 #
+# An L7 comparator (--policies ...,haproxy; not in the default run): every
+# AI-aware router today is an L7 proxy. "haproxy" is Debian's HAProxy in
+# the balancer's namespace, in HTTP mode, as an operator sets it up for
+# multi-turn chat: a frontend per model VIP, its backend the same nodes as
+# the classic policies' (--baseline), each request hashed on its session
+# header (X-Session-Id, which aibl-loadgen sends; vLLM production-stack's
+# session router routes on such a header too) with consistent hashing
+# bounded at 1.5x the average load (hash-balance-factor 150: a session
+# spills off a node loaded beyond that), HTTP health checks every second,
+# the nodes' weights. It sees every request and its session, which an L4
+# balancer does not, and every byte of the answers passes through it (no
+# direct server return). Its lines are printed as the others; the goals
+# compare ai with the classic policies only, and "l7" lines give ai's
+# figures over haproxy's.
+#
 # Baseline (--baseline): "resident" (default) lists, for every classic
 # service, the nodes where its model is resident at the start, as an
 # operator of a classic balancer would; "all" gives them every node (they
@@ -174,6 +189,11 @@ die() {
 for t in gnuplot python3; do
 	command -v $t >/dev/null || { echo "bench-routing: $t missing (scripts/deps.sh)" >&2; exit 2; }
 done
+case " $POLICIES " in
+*" haproxy "*)
+	command -v haproxy >/dev/null ||
+		{ echo "bench-routing: --policies haproxy: haproxy missing (scripts/deps.sh)" >&2; exit 2; } ;;
+esac
 case "$BASELINE" in resident|all) ;; *) echo "bench-routing: --baseline resident|all" >&2; exit 2 ;; esac
 case "$FAMILY" in 4|6) ;; *) echo "bench-routing: --family 4|6" >&2; exit 2 ;; esac
 case "$FORWARDING" in ipip|l2dsr) ;; *) echo "bench-routing: --forwarding ipip|l2dsr" >&2; exit 2 ;; esac
@@ -442,10 +462,91 @@ write_config() { # POLICY
 	} >"$CFG"
 }
 
+# The haproxy comparator's configuration (above, "An L7 comparator"): a
+# frontend per served model on its VIP, a backend of the nodes a classic
+# service of the model lists, with their weights
+HAP_CFG=$OUT/haproxy.cfg
+hap_config() {
+	local m i kind host
+	{
+		cat <<-EOF
+			global
+			    maxconn 4096
+			defaults
+			    mode http
+			    option http-no-delay
+			    timeout connect 5s
+			    timeout client 300s
+			    timeout server 300s
+			    timeout http-keep-alive 60s
+		EOF
+		for m in ${MODELS//,/ }; do
+			m=${m%%:*}
+			served "$m" || continue
+			printf 'frontend fe-%s\n    bind %s:%s\n    default_backend be-%s\n' \
+				"$m" "$(model_vip "$m")" "$PORT" "$m"
+			printf 'backend be-%s\n    balance hdr(X-Session-Id)\n    hash-type consistent\n' "$m"
+			printf '    hash-balance-factor 150\n    option httpchk GET /health\n'
+			for i in $(seq "$NODES"); do
+				kind=${NODEV[$((i - 1))]%%:*}
+				if [ "$BASELINE" = resident ]; then
+					resident_on "$m" | grep -qx "n$i" || continue
+				else
+					case " $GPU_ONLY " in *" $m "*) [ "$kind" = cpu ] && continue ;; esac
+				fi
+				host=$(lab_node "$i" IP$FAMILY)
+				printf '    server n%s %s:%s check inter 1s weight %s\n' "$i" "$host" "$PORT" \
+					"$([ "$kind" = cpu ] && echo 25 || echo 100)"
+			done
+		done
+	} >"$HAP_CFG"
+}
+hap_vips() { # add|del
+	local m v
+	for m in ${MODELS//,/ }; do
+		m=${m%%:*}
+		served "$m" || continue
+		v=$(model_vip "$m")
+		if [ "$1" = add ]; then
+			lab_run lb ip addr replace "$v/$([ "$FAMILY" = 6 ] && echo 128 || echo 32)" dev lo
+		else
+			lab_run lb ip addr del "$v/$([ "$FAMILY" = 6 ] && echo 128 || echo 32)" dev lo 2>/dev/null
+		fi
+	done
+	return 0
+}
+# haproxy runs, and every node's engine answers its health check from the
+# balancer, and every model's VIP from the client, through haproxy
+hap__up() {
+	local i m
+	[ -n "$(lab_pid haproxy)" ] || return 1
+	for i in $(seq "$NODES"); do
+		lab_run lb curl -sf --max-time 1 -o /dev/null \
+			"http://$(lab_node "$i" IP$FAMILY | sed 's/.*:.*/[&]/'):$PORT/health" || return 1
+	done
+	for m in ${MODELS//,/ }; do
+		m=${m%%:*}
+		served "$m" || continue
+		lab_run cli curl -sf --max-time 1 -o /dev/null "http://$(model_host "$m"):$PORT/health" ||
+			return 1
+	done
+}
+hap_start() {
+	hap_config
+	hap_vips add
+	lab_spawn lb haproxy haproxy -db -f "$HAP_CFG" || return 1
+	lab_wait 20 hap__up
+}
+hap_stop() {
+	lab_stop haproxy
+	hap_vips del
+}
+
 cleanup() {
 	trap - EXIT INT TERM
 	[ -n "${MOVER:-}" ] && kill "$MOVER" 2>/dev/null
 	lab_stop aibld 2>/dev/null
+	hap_stop 2>/dev/null
 	[ -s "$CFG" ] && lab_run lb "$AIBL_BUILD/aibld" --teardown --config "$CFG" >/dev/null 2>&1
 	nodes_stop 2>/dev/null
 	[ "$KEEP_LAB" = 0 ] && lab/lab.sh down --prefix "$PREFIX" >/dev/null 2>&1
@@ -539,12 +640,17 @@ run_all() {
 				SESS_ARGS+=(--sessions "$(python3 -c "import math; print($WARM + max(18, math.ceil($rate * $RUN_S)))")")
 			for p in $POLICIES; do
 				nodes_start "$scen"
-				write_config "$p"
-				# each run's controller log is kept beside its samples
-				: >"$LAB_DIR/aibld.log"
-				lab_start_aibld "$CFG" || die "$p: aibld did not start (log: $LAB_DIR/aibld.log)"
-				lab_wait_nodes_up "$NODES" 20 ||
-					die "$p: not all $NODES nodes up (logs: $LAB_DIR/sim-n*.log, agent-n*.log)"
+				# each run's balancer log is kept beside its samples
+				if [ "$p" = haproxy ]; then
+					: >"$LAB_DIR/haproxy.log"
+					hap_start || die "haproxy did not start or a node did not answer (logs: $LAB_DIR/haproxy.log, sim-n*.log)"
+				else
+					write_config "$p"
+					: >"$LAB_DIR/aibld.log"
+					lab_start_aibld "$CFG" || die "$p: aibld did not start (log: $LAB_DIR/aibld.log)"
+					lab_wait_nodes_up "$NODES" 20 ||
+						die "$p: not all $NODES nodes up (logs: $LAB_DIR/sim-n*.log, agent-n*.log)"
+				fi
 				echo "bench-routing: $scen rate $rate policy $p ($(($(date +%s) - start)) s) ..." >&2
 				f=$OUT/$scen/$p-r$rate
 				MOVER=
@@ -566,11 +672,19 @@ run_all() {
 					echo "bench-routing: $scen $p rate $rate: every request failed ($f.err: $(head -c 200 "$f.err"))" >&2
 				# the figures are computed while the next run starts
 				measure "$f.tsv" "$WARM" >"$f.stats.json" &
-				lab_stop aibld &
+				if [ "$p" = haproxy ]; then
+					hap_stop &
+				else
+					lab_stop aibld &
+				fi
 				nodes_stop
 				wait
-				cp "$LAB_DIR/aibld.log" "$f.aibld.log" 2>/dev/null
-				lab_run lb "$AIBL_BUILD/aibld" --teardown --config "$CFG" >/dev/null 2>&1
+				if [ "$p" = haproxy ]; then
+					cp "$LAB_DIR/haproxy.log" "$f.haproxy.log" 2>/dev/null
+				else
+					cp "$LAB_DIR/aibld.log" "$f.aibld.log" 2>/dev/null
+					lab_run lb "$AIBL_BUILD/aibld" --teardown --config "$CFG" >/dev/null 2>&1
+				fi
 			done
 		done
 	done
@@ -614,9 +728,16 @@ python3 - "$OUT" "$SCENARIOS" "$RATES" "$POLICIES" "$BASELINE" <<-'EOF'
 	          f" bursts {cfg.get('burst_prob')} x {cfg.get('burst_size')}, seed {cfg.get('seed')},"
 	          f" {cfg.get('sessions_per_source')} session(s) per address, keepalive"
 	          f" {cfg.get('keepalive')}, baseline {baseline}")
-	    if "ai" not in policies or len(policies) < 2:
+	    if "ai" in policies and "haproxy" in policies:
+	        for r in rates:
+	            a, h = res[(r, "ai")], res[(r, "haproxy")]
+	            print(f"l7 {s} rate={r} ai/haproxy ttft_p99={a['ttft_p99_ms'] / h['ttft_p99_ms']:.2f}"
+	                  f" tok_s={a['tok_s'] / h['tok_s'] if h['tok_s'] else float('nan'):.3f}"
+	                  f" cache_hit={a['cache_hit']:.3f}/{h['cache_hit']:.3f}"
+	                  f" cold_starts={a['cold_starts']}/{h['cold_starts']} failed={a['failed']}/{h['failed']}")
+	    classic = [p for p in policies if p not in ("ai", "haproxy")]
+	    if "ai" not in policies or not classic:
 	        continue
-	    classic = [p for p in policies if p != "ai"]
 	    for r in rates:
 	        ai = res[(r, "ai")]
 	        floor = ai.get("ttft_floor_p99_ms", 0) # not in runs before it was

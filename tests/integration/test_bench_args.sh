@@ -124,6 +124,17 @@ summary default     0.80 1.000 t        0.33 0.999 ofc      0.93 1.067 Fc
 WANT
 t_check report_goals_and_summary diff -u "$tmp/want" "$tmp/got"
 
+# the L7 comparator: its line beside ai's, an "l7" line of ai's figures
+# over its, and no part in the goals (still against least_time, the best
+# classic policy, though haproxy's 100 ms is lower)
+result haproxy 3 100 600 0 0 90
+AIBL_BUILD=$tmp "$B" --report --scenarios default --rates 3 --policies hash,least_time,ai,haproxy \
+	>"$tmp/out" 2>"$tmp/err"
+t_check report_l7_runs [ $? -eq 0 ]
+t_check report_l7_policy_line grep -q '^policy haproxy rate=3 scenario=default ttft_p99_ms=100 ' "$tmp/out"
+t_check report_l7_line grep -qx 'l7 default rate=3 ai/haproxy ttft_p99=1.20 tok_s=0.867 cache_hit=0.700/0.700 cold_starts=0/0 failed=0/0' "$tmp/out"
+t_check report_l7_not_classic grep -qx 'goal default rate=3 ai ttft_p99 <= 0.7 x least_time: 0.80 MISSED' "$tmp/out"
+
 # a scenario where every request failed (the lab, not the policy): the
 # report says so in its lines rather than stopping at a division by zero,
 # and draws no plot
