@@ -410,6 +410,12 @@ static void decap_counters_unknown(void)
 	}
 	free(js);
 	agent_report__free(&r);
+	/* counters a hostile agent sets to the most: the sum saturates */
+	body = HEAD ",\"decap\":{\"interface\":\"ens5\",\"counters\":{"
+		    "\"drop_source\":9223372036854775807,\"drop_not_vip\":9223372036854775807}}}";
+	if (ASSERT_OK(agent_report__parse(body, strlen(body), &r, err, sizeof(err)), err))
+		ASSERT_EQ(agent_report__decap_dropped(&r), INT64_MAX, "dropped saturates");
+	agent_report__free(&r);
 	/* no decap program: none in the report, dropped unknown */
 	agent_report__init(&r);
 	ASSERT_EQ(agent_report__decap_dropped(&r), -1, "no decap");

@@ -587,8 +587,8 @@ static enum MHD_Result ag_get_load(struct MHD_Connection *c)
 static enum MHD_Result ag_get_decap(struct MHD_Connection *c)
 {
 	struct agent_report r;
-	json_t *j, *cnt;
 	char *body;
+	json_t *j;
 	int err;
 
 	if (!ag_client_is_loopback(c) && !ag_client_is_controller(c))
@@ -602,14 +602,7 @@ static enum MHD_Result ag_get_decap(struct MHD_Connection *c)
 	err = ag_decap_fill(&r);
 	if (err)
 		return ag_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, strerror(-err));
-	cnt = json_object();
-	for (int i = 0; cnt && i < AIBL_NCNT__MAX; i++)
-		if (json_object_set_new(cnt, agent_report__decap_names[i],
-					json_integer((json_int_t)r.decap_counters[i]))) {
-			json_decref(cnt);
-			cnt = NULL;
-		}
-	j = cnt ? json_pack("{s:s, s:o}", "interface", r.decap_if, "counters", cnt) : NULL;
+	j = agent_report__decap_json(&r);
 	body = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!body)

@@ -5,6 +5,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,7 +245,8 @@ static const char *node_decap(char *buf, size_t len, json_t *n)
 		json_t *c = json_object_get(cnt, agent_report__decap_names[in[i]]);
 
 		if (json_is_integer(c) && json_integer_value(c) > 0)
-			sum += json_integer_value(c);
+			sum = json_integer_value(c) > LLONG_MAX - sum ? LLONG_MAX
+								      : sum + json_integer_value(c);
 	}
 	snprintf(buf, len, "%lld in, %lld dropped", sum, (long long)json_integer_value(v));
 	return buf;

@@ -141,17 +141,18 @@ static double node_prefill_ms(const struct aibld *d, const struct node_rt *n, __
 }
 
 /* ai's learnt figures of a node (-1 unknown): why it is priced as it is */
-/* the node's decap program as its agent's last report states it */
+/* the node's decap program as its agent's last report states it, and
+ * the drop_* counters summed */
 static json_t *decap_json(const struct agent_report *r)
 {
-	json_t *cnt = json_object();
+	json_t *j = agent_report__decap_json(r);
 
-	for (int i = 0; cnt && i < AIBL_NCNT__MAX; i++)
-		if (r->decap_counters[i] >= 0)
-			json_object_set_new(cnt, agent_report__decap_names[i],
-					    json_integer((json_int_t)r->decap_counters[i]));
-	return json_pack("{s:s,s:o,s:I}", AIBL_SJ_DECAP_IF, r->decap_if, AIBL_SJ_DECAP_COUNTS, cnt,
-			 AIBL_SJ_DECAP_DROPPED, (json_int_t)agent_report__decap_dropped(r));
+	if (j && json_object_set_new(j, AIBL_SJ_DECAP_DROPPED,
+				     json_integer((json_int_t)agent_report__decap_dropped(r)))) {
+		json_decref(j);
+		j = NULL;
+	}
+	return j;
 }
 
 static void ai_figures(const struct aibld *d, const struct node_rt *n, __u64 now, json_t *jn)

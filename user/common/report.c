@@ -33,9 +33,11 @@ int64_t agent_report__decap_dropped(const struct agent_report *r)
 
 	if (!r->decap)
 		return -1;
+	/* saturated: a report's counters go up to INT64_MAX each */
 	for (int i = 0; i < AIBL_NCNT__MAX; i++)
 		if (!strncmp(agent_report__decap_names[i], "drop_", 5) && r->decap_counters[i] > 0)
-			sum += r->decap_counters[i];
+			sum = r->decap_counters[i] > INT64_MAX - sum ? INT64_MAX
+								     : sum + r->decap_counters[i];
 	return sum;
 }
 
@@ -692,7 +694,7 @@ static json_t *ar_hint_json(const struct ar_hint *h)
 	return o;
 }
 
-static json_t *ar_decap_json(const struct agent_report *r)
+json_t *agent_report__decap_json(const struct agent_report *r)
 {
 	json_t *cnt = json_object();
 
@@ -765,7 +767,7 @@ char *agent_report__to_json(const struct agent_report *r)
 	for (i = 0; i < r->nhints; i++)
 		if (ar_set_arr(root, arr, ar_hint_json(&r->hints[i])))
 			goto out;
-	if (r->decap && ar_set(root, "decap", ar_decap_json(r)))
+	if (r->decap && ar_set(root, "decap", agent_report__decap_json(r)))
 		goto out;
 
 	/* real numbers keep 17 significant digits: a round trip is exact */

@@ -194,8 +194,13 @@ struct agent_report {
 
 /* the decap counters' names in the report, in enum aibl_node_counter order */
 extern const char *const agent_report__decap_names[AIBL_NCNT__MAX];
-/* the packets the decap program refused: the drop_* counters summed */
+/* the packets the decap program refused: the drop_* counters summed
+ * (saturated at INT64_MAX), -1 without r->decap */
 int64_t agent_report__decap_dropped(const struct agent_report *r);
+/* the report's "decap" member, {"interface", "counters": {NAME: N}} (the
+ * known counters only), a new reference; NULL out of memory */
+struct json_t;
+struct json_t *agent_report__decap_json(const struct agent_report *r);
 
 void agent_report__init(struct agent_report *r);
 void agent_report__free(struct agent_report *r);
