@@ -25,20 +25,21 @@
 # flatter ai: rr came last at every rate of the default scenario when it
 # was in the run (--policies rr,wrr,... adds them).
 #
-# An L7 comparator (--policies ...,haproxy; not in the default run): every
-# AI-aware router today is an L7 proxy. "haproxy" is Debian's HAProxy in
-# the balancer's namespace, in HTTP mode, as an operator sets it up for
-# multi-turn chat: a frontend per model VIP, its backend the same nodes as
-# the classic policies' (--baseline), each request hashed on its session
-# header (X-Session-Id, which aibl-loadgen sends; vLLM production-stack's
-# session router routes on such a header too) with consistent hashing
-# bounded at 1.5x the average load (hash-balance-factor 150: a session
-# spills off a node loaded beyond that), HTTP health checks every second,
-# the nodes' weights. It sees every request and its session, which an L4
-# balancer does not, and every byte of the answers passes through it (no
-# direct server return). Its lines are printed as the others; the goals
-# compare ai with the classic policies only, and "l7" lines give ai's
-# figures over haproxy's.
+# L7 comparators (--policies ...,haproxy,haproxy-bounded; not in the
+# default run): every AI-aware router today is an L7 proxy. Both are
+# Debian's HAProxy in the balancer's namespace, in HTTP mode, as an
+# operator sets it up for multi-turn chat: a frontend per model VIP, its
+# backend the same nodes as the classic policies' (--baseline) with their
+# weights, each request hashed on its session header (X-Session-Id, which
+# aibl-loadgen sends) with consistent hashing, HTTP health checks every
+# second. "haproxy" keeps a session on its node whatever the load, as vLLM
+# production-stack's session router does; "haproxy-bounded" bounds each
+# node at 1.5x the average load (hash-balance-factor 150: a session spills
+# to the next node on the ring while its own carries more). They see every
+# request and its session, which an L4 balancer does not, and every byte of
+# the answers passes through them (no direct server return). Their lines
+# are printed as the others; the goals compare ai with the classic policies
+# only, and "l7" lines give ai's figures over each one's.
 #
 # Baseline (--baseline): "resident" (default) lists, for every classic
 # service, the nodes where its model is resident at the start, as an
@@ -189,8 +190,14 @@ die() {
 for t in gnuplot python3; do
 	command -v $t >/dev/null || { echo "bench-routing: $t missing (scripts/deps.sh)" >&2; exit 2; }
 done
+for p in $POLICIES; do
+	case "$p" in
+	haproxy | haproxy-bounded) ;;
+	haproxy*) echo "bench-routing: --policies: unknown L7 comparator '$p' (haproxy, haproxy-bounded)" >&2; exit 2 ;;
+	esac
+done
 case " $POLICIES " in
-*" haproxy "*)
+*" haproxy"*)
 	command -v haproxy >/dev/null ||
 		{ echo "bench-routing: --policies haproxy: haproxy missing (scripts/deps.sh)" >&2; exit 2; } ;;
 esac
@@ -462,11 +469,11 @@ write_config() { # POLICY
 	} >"$CFG"
 }
 
-# The haproxy comparator's configuration (above, "An L7 comparator"): a
-# frontend per served model on its VIP, a backend of the nodes a classic
-# service of the model lists, with their weights
+# An L7 comparator's configuration (above, "L7 comparators"): a frontend
+# per served model on its VIP, a backend of the nodes a classic service of
+# the model lists, with their weights
 HAP_CFG=$OUT/haproxy.cfg
-hap_config() {
+hap_config() { # haproxy|haproxy-bounded
 	local m i kind host
 	{
 		cat <<-EOF
@@ -486,7 +493,8 @@ hap_config() {
 			printf 'frontend fe-%s\n    bind %s:%s\n    default_backend be-%s\n' \
 				"$m" "$(model_vip "$m")" "$PORT" "$m"
 			printf 'backend be-%s\n    balance hdr(X-Session-Id)\n    hash-type consistent\n' "$m"
-			printf '    hash-balance-factor 150\n    option httpchk GET /health\n'
+			[ "$1" = haproxy-bounded ] && printf '    hash-balance-factor 150\n'
+			printf '    option httpchk GET /health\n'
 			for i in $(seq "$NODES"); do
 				kind=${NODEV[$((i - 1))]%%:*}
 				if [ "$BASELINE" = resident ]; then
@@ -531,8 +539,8 @@ hap__up() {
 			return 1
 	done
 }
-hap_start() {
-	hap_config
+hap_start() { # haproxy|haproxy-bounded
+	hap_config "$1"
 	hap_vips add
 	lab_spawn lb haproxy haproxy -db -f "$HAP_CFG" || return 1
 	lab_wait 20 hap__up
@@ -641,9 +649,9 @@ run_all() {
 			for p in $POLICIES; do
 				nodes_start "$scen"
 				# each run's balancer log is kept beside its samples
-				if [ "$p" = haproxy ]; then
+				if [[ "$p" = haproxy* ]]; then
 					: >"$LAB_DIR/haproxy.log"
-					hap_start || die "haproxy did not start or a node did not answer (logs: $LAB_DIR/haproxy.log, sim-n*.log)"
+					hap_start "$p" || die "haproxy did not start or a node did not answer (logs: $LAB_DIR/haproxy.log, sim-n*.log)"
 				else
 					write_config "$p"
 					: >"$LAB_DIR/aibld.log"
@@ -672,14 +680,14 @@ run_all() {
 					echo "bench-routing: $scen $p rate $rate: every request failed ($f.err: $(head -c 200 "$f.err"))" >&2
 				# the figures are computed while the next run starts
 				measure "$f.tsv" "$WARM" >"$f.stats.json" &
-				if [ "$p" = haproxy ]; then
+				if [[ "$p" = haproxy* ]]; then
 					hap_stop &
 				else
 					lab_stop aibld &
 				fi
 				nodes_stop
 				wait
-				if [ "$p" = haproxy ]; then
+				if [[ "$p" = haproxy* ]]; then
 					cp "$LAB_DIR/haproxy.log" "$f.haproxy.log" 2>/dev/null
 				else
 					cp "$LAB_DIR/aibld.log" "$f.aibld.log" 2>/dev/null
@@ -728,14 +736,15 @@ python3 - "$OUT" "$SCENARIOS" "$RATES" "$POLICIES" "$BASELINE" <<-'EOF'
 	          f" bursts {cfg.get('burst_prob')} x {cfg.get('burst_size')}, seed {cfg.get('seed')},"
 	          f" {cfg.get('sessions_per_source')} session(s) per address, keepalive"
 	          f" {cfg.get('keepalive')}, baseline {baseline}")
-	    if "ai" in policies and "haproxy" in policies:
+	    l7 = [p for p in policies if p in ("haproxy", "haproxy-bounded")]
+	    for h7 in l7 if "ai" in policies else []:
 	        for r in rates:
-	            a, h = res[(r, "ai")], res[(r, "haproxy")]
-	            print(f"l7 {s} rate={r} ai/haproxy ttft_p99={a['ttft_p99_ms'] / h['ttft_p99_ms']:.2f}"
+	            a, h = res[(r, "ai")], res[(r, h7)]
+	            print(f"l7 {s} rate={r} ai/{h7} ttft_p99={a['ttft_p99_ms'] / h['ttft_p99_ms']:.2f}"
 	                  f" tok_s={a['tok_s'] / h['tok_s'] if h['tok_s'] else float('nan'):.3f}"
 	                  f" cache_hit={a['cache_hit']:.3f}/{h['cache_hit']:.3f}"
 	                  f" cold_starts={a['cold_starts']}/{h['cold_starts']} failed={a['failed']}/{h['failed']}")
-	    classic = [p for p in policies if p not in ("ai", "haproxy")]
+	    classic = [p for p in policies if p != "ai" and p not in l7]
 	    if "ai" not in policies or not classic:
 	        continue
 	    for r in rates:

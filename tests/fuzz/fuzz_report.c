@@ -85,8 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (agent_report__parse(js, strlen(js), &again, err, sizeof(err)) != 0)
 		abort(); /* what we would send, we must read back */
 	if (again.ngpus != r.ngpus || again.nservers != r.nservers || again.nmodels != r.nmodels ||
-	    again.nhints != r.nhints || strcmp(again.node, r.node) != 0 ||
-	    again.decap != r.decap ||
+	    again.nhints != r.nhints || strcmp(again.node, r.node) != 0 || again.decap != r.decap ||
 	    memcmp(again.decap_counters, r.decap_counters, sizeof(r.decap_counters)))
 		abort();
 	agent_report__free(&again);

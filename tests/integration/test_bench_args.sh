@@ -41,6 +41,8 @@ r=$(bench "fast:m-a" --family 5 --report)
 t_check family_refused [ "$r" = "2|bench-routing: --family 4|6" ]
 r=$(bench "fast:m-a" --forwarding dsr --report)
 t_check forwarding_refused [ "$r" = "2|bench-routing: --forwarding ipip|l2dsr" ]
+r=$(bench "fast:m-a" --policies ai,haproxy-lc --report)
+t_check l7_comparator_refused [ "$r" = "2|bench-routing: --policies: unknown L7 comparator 'haproxy-lc' (haproxy, haproxy-bounded)" ]
 r=$(bench "fast:m-a" --ai "cold_start_after_ms: 1" --report)
 t_check ai_setting_refused [ "$r" = "2|bench-routing: --ai: 'cold_start_after_ms: 1' is not KEY=NUMBER" ]
 # --help names every option the bench takes (it stopped at the load sweep,
