@@ -681,6 +681,17 @@ static void poll_logged(struct node_rt *n, struct agent_report *r, char *out, si
 	fclose(f);
 }
 
+/* a report of a decap program on eth1 that decapsulated n packets */
+static void decap_report(struct agent_report *r, int64_t n)
+{
+	agent_report__init(r);
+	r->decap = true;
+	strcpy(r->decap_if, "eth1");
+	for (int i = 0; i < AIBL_NCNT__MAX; i++)
+		r->decap_counters[i] = 0;
+	r->decap_counters[AIBL_NCNT_DECAP4] = n;
+}
+
 /* a node whose decap program starts dropping is said, with what grew,
  * once a minute at most; a node without one, or with none dropped, not */
 static void decap_drops_said(void)
@@ -692,20 +703,10 @@ static void decap_drops_said(void)
 	if (!setup())
 		return;
 	g = &d.nodes[2];
-	agent_report__init(&r);
-	r.decap = true;
-	strcpy(r.decap_if, "eth1");
-	for (int i = 0; i < AIBL_NCNT__MAX; i++)
-		r.decap_counters[i] = 0;
-	r.decap_counters[AIBL_NCNT_DECAP4] = 100;
+	decap_report(&r, 100);
 	poll_logged(g, &r, log, sizeof(log));
 	ASSERT_STREQ(log, "", "first report: nothing to compare");
-	agent_report__init(&r);
-	r.decap = true;
-	strcpy(r.decap_if, "eth1");
-	for (int i = 0; i < AIBL_NCNT__MAX; i++)
-		r.decap_counters[i] = 0;
-	r.decap_counters[AIBL_NCNT_DECAP4] = 250;
+	decap_report(&r, 250);
 	r.decap_counters[AIBL_NCNT_NOT_LOCAL] = 4;
 	r.decap_counters[AIBL_NCNT_PASS] = 9;
 	poll_logged(g, &r, log, sizeof(log));
