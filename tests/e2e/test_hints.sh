@@ -16,13 +16,15 @@
 # - the nodes' counters (the agent's GET /v1/decap) say which way the
 #   packets came: tunnels opened in ipip, plain packets to a VIP in l2dsr;
 #   and the controller has them from the agents' reports (aiblctl status,
-#   /metrics), none dropped.
+#   /metrics), none dropped; three tunnels from outside --decap-source
+#   then show as dropped there, and aibld logs it once.
 . "$(dirname "$0")/e2e.sh"
 CASES=()
 for mode in ipip l2dsr; do
 	for fam in 4 6; do CASES+=("$mode/pins_ipv$fam" "$mode/return_ipv$fam"); done
 	CASES+=("$mode/node_counters" "$mode/controller_counters")
 done
+CASES+=(ipip/drops_said)
 CASES+=(no_failures)
 e2e_need "${CASES[@]}"
 e2e_lab hints --nodes 2 --clients 16 || { t_fail lab "lab up failed"; t_done; }
@@ -123,6 +125,29 @@ print(len(d), int(all(x["interface"] for x in d)),
 	m=$(lab_api /metrics | grep -c '^aibl_node_decap_packets_total{node="n[12]",counter="direct_vip"} ')
 	echo "# $mode: aibld: nodes, interfaces named, tunnels, plain, dropped: $r; direct_vip series: $m"
 	t_check "$mode/controller_counters" [ "$r" = "2 1 ${want#2 } 0" -a "$m" = 2 ]
+	[ $mode = ipip ] || continue
+	# three tunnels to n1 from the client's address, outside the agents'
+	# --decap-source (a raw socket: the kernel writes an outer IPv4 header
+	# of protocol 4 around a TCP SYN to the VIP): n1's program drops them,
+	# and the controller shows it and logs what grew
+	lab_run cli python3 -c '
+import socket, struct, sys
+inner = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 1, 0, 64, 6, 0,
+                    socket.inet_aton("10.10.1.7"), socket.inet_aton(sys.argv[2]))
+inner += struct.pack("!HHIIBBHHH", 40000, 80, 1, 0, 0x50, 0x02, 8192, 0, 0)
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 4)
+for _ in range(3):
+    s.sendto(inner, (sys.argv[1], 0))' "$(lab_node 1 IP4)" "$LAB_VIP4"
+	sleep 1
+	r=$(lab_run lb "$AIBL_BUILD/aiblctl" --api "$LAB_API" --token-file "$LAB_DIR/api.token" \
+		-j status | python3 -c '
+import json, sys
+n = {n["name"]: n.get("decap", {}) for n in json.load(sys.stdin)["nodes"]}
+print(n["n1"].get("dropped"), n["n1"].get("counters", {}).get("drop_source"), n["n2"].get("dropped"))' 2>&1)
+	said=$(grep -c "node 'n1': its decap program on eth0 dropped packets since the poll before (drop_source +" \
+		"$LAB_DIR/aibld.log")
+	echo "# ipip: spoofed tunnels: n1 dropped, drop_source, n2 dropped: $r; said $said time(s)"
+	t_check ipip/drops_said [ "$r" = "3 3 0" -a "$said" = 1 ]
 done
 if [ $failed -eq 0 ]; then t_pass no_failures; else
 	t_fail no_failures "$failed runs had failed requests: $(cat "$E2E_TMP"/*.err | grep -m1 error)"
