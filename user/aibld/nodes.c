@@ -251,7 +251,7 @@ static void decap_check(struct node_rt *n, const struct agent_report *rep)
 					off ? ", " : "", name, (long long)(b - a));
 	}
 	pr_warn("node '%s': its decap program on %s dropped packets since the poll before (%s; "
-		"docs/dataplane.md \"Counters\")\n",
+		"docs/dataplane.md \"Counters\")",
 		n->name, rep->decap_if[0] ? rep->decap_if : "?", what);
 }
 
