@@ -356,6 +356,15 @@ served() {
 	[ -n "$(resident_on "$1")" ]
 }
 
+# the models of MODELS that a node of the mix holds at the start, in
+# MODELS' order: those a service (VIP) is run for
+served_models() {
+	local m
+	for m in ${MODELS//,/ }; do
+		served "${m%%:*}" && echo "${m%%:*}"
+	done
+}
+
 # the VIP of MODEL's service: 10.200.0.N (--family 6: fd00:200::N), N its
 # place in MODELS, served or not, so a model keeps its VIP whatever the mix
 model_vip() {
@@ -447,9 +456,7 @@ write_config() { # POLICY
 			for kv in "${AI_SET[@]}"; do echo "  ${kv%%=*}: ${kv#*=}"; done
 		fi
 		echo "services:"
-		for m in ${MODELS//,/ }; do
-			m=${m%%:*}
-			served "$m" || continue
+		for m in $(served_models); do
 			echo "  - name: $m"
 			echo "    vip: \"$(model_vip "$m")\""
 			echo "    port: $PORT"
@@ -487,9 +494,7 @@ hap_config() { # haproxy|haproxy-bounded
 			    timeout server 300s
 			    timeout http-keep-alive 60s
 		EOF
-		for m in ${MODELS//,/ }; do
-			m=${m%%:*}
-			served "$m" || continue
+		for m in $(served_models); do
 			printf 'frontend fe-%s\n    bind %s:%s\n    default_backend be-%s\n' \
 				"$m" "$(model_vip "$m")" "$PORT" "$m"
 			printf 'backend be-%s\n    balance hdr(X-Session-Id)\n    hash-type consistent\n' "$m"
@@ -511,9 +516,7 @@ hap_config() { # haproxy|haproxy-bounded
 }
 hap_vips() { # add|del
 	local m v
-	for m in ${MODELS//,/ }; do
-		m=${m%%:*}
-		served "$m" || continue
+	for m in $(served_models); do
 		v=$(model_vip "$m")
 		if [ "$1" = add ]; then
 			lab_run lb ip addr replace "$v/$([ "$FAMILY" = 6 ] && echo 128 || echo 32)" dev lo
@@ -532,9 +535,7 @@ hap__up() {
 		lab_run lb curl -sf --max-time 1 -o /dev/null \
 			"http://$(lab_node "$i" IP$FAMILY | sed 's/.*:.*/[&]/'):$PORT/health" || return 1
 	done
-	for m in ${MODELS//,/ }; do
-		m=${m%%:*}
-		served "$m" || continue
+	for m in $(served_models); do
 		lab_run cli curl -sf --max-time 1 -o /dev/null "http://$(model_host "$m"):$PORT/health" ||
 			return 1
 	done
