@@ -503,7 +503,9 @@ hap_config() { # haproxy|haproxy-bounded
 			for i in $(seq "$NODES"); do
 				kind=${NODEV[$((i - 1))]%%:*}
 				if [ "$BASELINE" = resident ]; then
-					resident_on "$m" | grep -qx "n$i" || continue
+					# no pipe into grep -q: under pipefail, resident_on
+					# killed by SIGPIPE after a match dropped the node
+					[[ " $(echo $(resident_on "$m")) " == *" n$i "* ]] || continue
 				else
 					case " $GPU_ONLY " in *" $m "*) [ "$kind" = cpu ] && continue ;; esac
 				fi
