@@ -14,6 +14,10 @@
 # - while it loads n2 takes no flow of the service: m1's sessions through
 #   the VIP meanwhile all go to n1, and none waits for a load;
 # - once n2 reports m1 resident, it takes a share, with no cold start;
+# - aibld holds n2's m1 as its own load (/v1/status node `held`), and once
+#   n1 has carried m1's sessions alone for background_unload_ms (the flood
+#   over), takes it back: n2's agent drains and unloads m1, n2 leaves the
+#   service, and n1's m1 (the operator's) and n2's m2 stay;
 # - n2's agent refuses a load from an address that is neither the node
 #   nor a --controller (403), and loads nothing for it;
 # - a load the agent refuses (409: another model loading there; the
@@ -21,9 +25,13 @@
 #   cold start: n2 takes the service's flows, which load m1.
 . "$(dirname "$0")/e2e.sh"
 CASES=(no_room_no_load load_asked shown_by_aiblctl no_flows_while_loading served_once_resident no_cold_start
-	stranger_refused refused_falls_back no_failures)
+	held taken_back stranger_refused refused_falls_back no_failures)
 e2e_need "${CASES[@]}"
 e2e_need_fake_nvml "${CASES[@]}"
+# the agents time their engines (--speed-probe): flooded with long answers,
+# n1's request latency is 100 times n2's, and the probes say they are as
+# fast (the take-back counts only the room of nodes as fast)
+export LAB_AGENT_ARGS=--speed-probe
 e2e_lab bg --nodes 2 --clients 32 || { t_fail lab "lab up failed"; t_done; }
 common=(--models m1:1000,m2:1000,m3:1000 --mem-mb 2500 --load-ms 5000 --decode-ms-per-tok 5)
 lab_start_node 1 "${common[@]}" --resident m1 --slots 2
@@ -38,6 +46,7 @@ config() { # MODEL-MiB
 			ai:
 			  cold_start_after_ms: 1000
 			  background_load_ms: 30000
+			  background_unload_ms: 4000
 			services:
 			  - {name: chat, vip: $VIP, port: $LAB_SIM_PORT, policy: ai, model: m1, memory_mb: $1}
 		EOF2
@@ -63,6 +72,18 @@ s = [s for s in json.load(sys.stdin)['services'] if s['name'] == 'chat'][0]
 print(' '.join(sorted(n['name'] for n in s['nodes'] if n['weight'] > 0)))"
 }
 serving_is() { [ "$(serving)" = "$1" ]; }
+# NODE's resident models, sorted
+models_of() {
+	lab_api /v1/status | python3 -c "import json,sys
+n = [n for n in json.load(sys.stdin)['nodes'] if n['name'] == '$1'][0]
+print(' '.join(sorted(n['models'])))"
+}
+# what aibld holds on n2: 'MODEL/SERVICE ...'
+held_on_n2() {
+	lab_api /v1/status | python3 -c "import json,sys
+n = [n for n in json.load(sys.stdin)['nodes'] if n['name'] == 'n2'][0]
+print(' '.join(h['model'] + '/' + h['service'] for h in n.get('held', [])))"
+}
 
 # a stranger (a client address) asks n2's agent for a load first
 code=$(lab_run cli curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
@@ -70,9 +91,10 @@ code=$(lab_run cli curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
 echo "# a load asked from a client address: HTTP $code"
 t_check stranger_refused [ "$code" = 403 ]
 
-# saturate n1: 24 long answers straight at its address, 2 at a time
+# saturate n1: 24 long answers straight at its address, 2 at a time (24 s
+# of them: n1 stays saturated until n2 has served m1)
 lab_run cli "$AIBL_BUILD/aibl-loadgen" chat --target "http://$LAB_NODE_1_IP4:$LAB_SIM_PORT" \
-	--model m1 --sessions 24 --turns 1 --rate 0 --context-tokens 100 --output-tokens 300 \
+	--model m1 --sessions 24 --turns 1 --rate 0 --context-tokens 100 --output-tokens 400 \
 	--no-progress >/dev/null 2>&1 &
 flood=$!
 # m1 at 2000 MiB has no room on n2: saturated 3 s, no load is asked
@@ -115,14 +137,25 @@ cold=$(e2e_json "$E2E_TMP/after.json" "j['total']['cold_starts']")
 echo "# after the load: n2 served $n2% of m1's requests, $cold cold starts, load entry '$(load_of state)'"
 t_check served_once_resident python3 -c "import sys; sys.exit(0 if $n2 > 0 else 1)"
 t_check no_cold_start [ "$cold" = 0 ]
+h=$(held_on_n2)
+echo "# aibld holds on n2: '$h'"
+t_check held [ "$h" = m1/chat ]
 kill "$flood" 2>/dev/null
 wait "$flood" 2>/dev/null
 
-# n2 gives m1 up and loads m3 (asked on the node itself); n1 saturates
-# again, and aibld's load of m1 meets the agent busy with m3
-lab_run n2 curl -sf --max-time 5 -X POST -H 'Content-Type: application/json' \
-	-d '{"lora_name": "m1"}' "http://127.0.0.1:$LAB_SIM_PORT/v1/unload_lora_adapter" >/dev/null ||
-	t_fail refused_falls_back "n2 did not unload m1"
+# the flood over (what n1 still runs of it ends), n1 carries m1 alone:
+# 4 s later aibld takes n2's m1 back
+gone() { [ "$(models_of n2)" = m2 ] && serving_is n1; }
+if lab_wait 60 gone; then :; else
+	e2e_fail_log taken_back "n2's models '$(models_of n2)', service nodes '$(serving)', held '$(held_on_n2)'"
+fi
+said=$(grep -c "model 'm1', which this balancer loaded there .* is unloaded" "$LAB_DIR/aibld.log")
+after=$(models_of n1)/$(models_of n2)/$(held_on_n2)
+echo "# taken back: models n1/n2/held '$after', service nodes '$(serving)', said $said times"
+t_check taken_back [ "$after|$(serving)|$said" = "m1/m2/|n1|1" ]
+
+# n2 loads m3 (asked on the node itself); n1 saturates again, and aibld's
+# load of m1 meets the agent busy with m3
 # m1's size unknown now: m3 beside m2 leaves no room for a known 1000 MiB
 config 0
 e2e_restart_aibld "$cfg" || { e2e_fail_log refused_falls_back "aibld not up again"; t_done; }
@@ -142,7 +175,7 @@ echo "# n2's load: '$(load_of state)' ($why), service nodes '$during'"
 t_check refused_falls_back [ "$code|${why:0:8}|$during" = "202|HTTP 409|n1 n2" ]
 kill "$flood" 2>/dev/null
 wait "$flood" 2>/dev/null
-grep -E "background|loads model|resident .* after" "$LAB_DIR/aibld.log" | sed 's/^/# aibld: /'
+grep -E "background|loads model|resident .* after|unload" "$LAB_DIR/aibld.log" | sed 's/^/# aibld: /'
 
 if [ $failed -eq 0 ]; then t_pass no_failures; else
 	t_fail no_failures "$failed workloads had failures: $(cat "$E2E_TMP"/*.err | grep -m1 -i error)"

@@ -1458,11 +1458,16 @@ static const char *status_doc =
     "\"queue_depth\":4,\"in_flight\":12,\"kv_cache_usage\":0.625,\"ttft_avg_ms\":182.4,"
     "\"failures\":0,\"decap\":{\"interface\":\"eth0\",\"counters\":{\"pass\":812,"
     "\"decap_ipip\":51200,\"decap_ip6ip6\":300,\"decap_ip4ip6\":0,\"drop_source\":7,"
-    "\"direct_vip\":2},\"dropped\":7}},"
+    "\"direct_vip\":2},\"dropped\":7},\"load\":{\"op\":\"unload\",\"model\":\"bge-large\","
+    "\"service\":\"embed\",\"state\":\"unloading\",\"for_ms\":800,\"error\":\"\"},"
+    "\"held\":[{\"model\":\"bge-large\",\"service\":\"embed\",\"resident_ms\":900000,"
+    "\"quiet_ms\":600000}]},"
     "{\"name\":\"gpu-b\",\"address\":\"10.1.0.2\",\"state\":\"draining\",\"healthy\":true,"
     "\"last_report_age_ms\":380,\"models\":[\"llama-3-8b\"],\"gpu_util_pct\":12.0,"
     "\"queue_depth\":0,\"in_flight\":1,\"kv_cache_usage\":0.1,\"ttft_avg_ms\":95.0,"
-    "\"failures\":2,\"unloading\":{\"model\":\"mistral-7b\",\"open_flows\":3}}]}";
+    "\"failures\":2,\"unloading\":{\"model\":\"mistral-7b\",\"open_flows\":3},"
+    "\"load\":{\"op\":\"unload\",\"model\":\"mistral-7b\",\"service\":\"mistral\","
+    "\"state\":\"unloading\",\"for_ms\":2100,\"error\":\"\"}}]}";
 
 static bool api_draining[2];
 
@@ -1557,7 +1562,8 @@ static void test_status_and_drain(void)
 			 ROW("no prefix reuse", "batch", "ai", "0.4%, no affinity", "-"),
 			 ROW("classic", "web", "wrr", "-"),
 			 ROW("node a", "gpu-a", "10.1.0.1", "up", "yes", "420ms", "73.5%", "62.5%",
-			     "182.4 ms", "51502 in, 7 dropped", "llama-3-8b,bge-large"),
+			     "182.4 ms", "51502 in, 7 dropped",
+			     "llama-3-8b,bge-large -bge-large (unloading)"),
 			 ROW("node b", "gpu-b", "draining", "10.0%", "2  -",
 			     "llama-3-8b -mistral-7b (draining, 3 open)")),
 		    CASE(argf("-j --api %s --token-file %s node drain gpu-b", api, tokfile), 0,

@@ -823,6 +823,81 @@ static void ai_background_release(void)
 	ASSERT_FALSE(policy__load_release(-1, 3000, 2900), "the residents' wait unknown: no flows");
 }
 
+/*
+ * A background load taken back (aibld's background_unload_ms): node 0
+ * holds a load; the others as fast carry the service without it only
+ * while nobody waits there and their free slots hold all node 0 runs.
+ */
+static void ai_others_carry(void)
+{
+	ai_setup();
+	for (int i = 0; i < NN; i++) {
+		pn[i].lat_floor_ms = pn[i].lat_ms = 100;
+		pn[i].slots = 8;
+		rep[i].queue_depth = 0;
+		rep[i].in_flight = 2;
+	}
+	pn[3].lat_floor_ms = pn[3].lat_ms = 1000; /* a CPU node: not as fast */
+	rep[3].in_flight = 0;
+	rep[0].in_flight = 12;
+	ASSERT_TRUE(policy__others_carry(&cfg.ai, &svc, pn, 0), "12 runs there, 6 + 6 free");
+	rep[0].in_flight = 13;
+	ASSERT_FALSE(policy__others_carry(&cfg.ai, &svc, pn, 0),
+		     "13: the idle CPU node's slots do not count");
+	rep[0].in_flight = 4;
+	rep[2].queue_depth = 1;
+	ASSERT_FALSE(policy__others_carry(&cfg.ai, &svc, pn, 0), "one waits at node 2");
+	rep[2].queue_depth = 0;
+	pn[1].overloaded = true;
+	ASSERT_FALSE(policy__others_carry(&cfg.ai, &svc, pn, 0), "node 1 overloaded");
+	pn[1].overloaded = false;
+	pn[2].slots = -1;
+	ASSERT_FALSE(policy__others_carry(&cfg.ai, &svc, pn, 0), "node 2's room not known");
+	pn[2].fleet_slots = 8;
+	ASSERT_TRUE(policy__others_carry(&cfg.ai, &svc, pn, 0), "the fleet's slots: known");
+	pn[2].fresh = false;
+	pn[1].rep = NULL;
+	ASSERT_FALSE(policy__others_carry(&cfg.ai, &svc, pn, 0),
+		     "a stale and a silent node carry nothing: nobody else as fast");
+	ai_setup();
+	for (int i = 0; i < NN; i++) {
+		pn[i].lat_floor_ms = pn[i].lat_ms = 100;
+		pn[i].slots = 8;
+		rep[i].queue_depth = 0;
+		rep[i].in_flight = 0;
+	}
+	rep[3].models[0].resident = false; /* nodes 1 and 2 alone serve it beside 0 */
+	pn[0].lat_floor_ms = -1;
+	ASSERT_FALSE(policy__others_carry(&cfg.ai, &svc, pn, 0), "node 0 not measured");
+	for (int i = 0; i < NN; i++)
+		rep[i].probe_ms_per_token = 5;
+	ASSERT_TRUE(policy__others_carry(&cfg.ai, &svc, pn, 0), "its speed probed: as fast");
+	pn[0].lat_floor_ms = 100;
+	pn[1].lat_floor_ms = pn[2].lat_floor_ms = 3000; /* flooded with long answers */
+	ASSERT_TRUE(policy__others_carry(&cfg.ai, &svc, pn, 0), "the probes, not the floors");
+	rep[1].probe_ms_per_token = rep[2].probe_ms_per_token = 12.5;
+	ASSERT_FALSE(policy__others_carry(&cfg.ai, &svc, pn, 0), "2.5x slower by the probes");
+	rep[1].probe_ms_per_token = rep[2].probe_ms_per_token = 5;
+	cn[1].accel = cn[2].accel = AIBL_ACCEL_NONE;
+	svc.accel = -1;
+	ASSERT_FALSE(policy__others_carry(&cfg.ai, &svc, pn, 0), "CPU nodes beside a GPU one");
+	cn[1].accel = cn[2].accel = AIBL_ACCEL_GPU;
+	svc.accel = AIBL_ACCEL_GPU;
+	rep[0].in_flight = -1;
+	ASSERT_FALSE(policy__others_carry(&cfg.ai, &svc, pn, 0), "node 0's requests unknown");
+	rep[0].in_flight = 0;
+	for (int i = 1; i < NN; i++)
+		rep[i].models[0].resident = false;
+	ASSERT_FALSE(policy__others_carry(&cfg.ai, &svc, pn, 0), "the only node with the model");
+
+	/* a model drained for an unload is neither served nor loadable */
+	rep[1].models[0].unloading = true;
+	ASSERT_EQ(policy__model_state(&pn[1], "llama"), MODEL_ABSENT, "unloading");
+	ASSERT_EQ(policy__model_state(&pn[2], "llama"), MODEL_LOADABLE, "listed, not resident");
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "weights");
+	ASSERT_TRUE(out[0].weight && !out[1].weight && !out[1].cold, "no share, no load");
+}
+
 /* slower nodes stay out while the fast ones keep the tail short */
 static void ai_latency_spill(void)
 {
@@ -1236,6 +1311,7 @@ static const struct test_case cases[] = {
     {"ai_weights", ai_weights},
     {"ai_cold_start", ai_cold_start},
     {"ai_background_release", ai_background_release},
+    {"ai_others_carry", ai_others_carry},
     {"ai_latency_spill", ai_latency_spill},
     {"ai_stale", ai_stale},
     {"ai_prefill_shared", ai_prefill_shared},

@@ -336,11 +336,17 @@ static void status_print(json_t *doc)
 				off += snprintf(ms + off, sizeof(ms) - off, "%s%s", j ? "," : "",
 						json_string_value(m) ? json_string_value(m) : "?");
 		}
-		/* a background load: "+m-c (loading)" */
-		if (json_is_object(load) && off < sizeof(ms))
-			off += snprintf(ms + off, sizeof(ms) - off, "%s+%s (%s)", off ? " " : "",
-					jstr(load, AIBL_SJ_LOAD_MODEL),
-					jstr(load, AIBL_SJ_LOAD_STATE));
+		/* a background load: "+m-c (loading)"; one taken back, until its
+		 * agent drains it (below): "-m-c (unloading)" */
+		if (json_is_object(load) && off < sizeof(ms)) {
+			bool unload = !strcmp(jstr(load, AIBL_SJ_LOAD_OP), "unload");
+
+			if (!unload || !json_is_object(unl))
+				off += snprintf(ms + off, sizeof(ms) - off, "%s%c%s (%s)",
+						off ? " " : "", unload ? '-' : '+',
+						jstr(load, AIBL_SJ_LOAD_MODEL),
+						jstr(load, AIBL_SJ_LOAD_STATE));
+		}
 		/* an unload's drain: "-m-b (draining, 3 open)", "?" not counted yet */
 		if (json_is_object(unl) && off < sizeof(ms)) {
 			json_t *o = json_object_get(unl, AIBL_SJ_UNLOADING_OPEN);

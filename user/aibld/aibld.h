@@ -25,22 +25,42 @@
  * 200 ms a poll, 3 s back (the agent scrapes every second by default) */
 #define OURS_HIST 16
 
-/* ai: a background load asked of a node's agent (POST /v1/load) */
+/* ai: a background load asked of a node's agent (POST /v1/load), or the
+ * unload that takes one back (POST /v1/unload): one at a time a node */
 enum node_load_state {
 	NODE_LOAD_NONE,
 	NODE_LOAD_QUEUED,  /* to ask at the next poll round */
-	NODE_LOAD_ASKED,   /* the agent took it: until the model turns up resident */
-	NODE_LOAD_REFUSED, /* refused or timed out: cold flows load it (until retry_ms) */
+	NODE_LOAD_ASKED,   /* the agent took it: until the model turns up resident
+			    * (an unload: until the report has it no more) */
+	NODE_LOAD_REFUSED, /* refused or timed out: cold flows load it (until
+			    * retry_ms); an unload refused ends at once */
 };
 
 struct node_load {
-	__u8 state; /* enum node_load_state */
+	__u8 state;  /* enum node_load_state */
+	bool unload; /* taking back a background load (node_held) */
 	char model[AIBL_MODEL_LEN];
 	char svc[AIBL_NAME_LEN]; /* the service that wants it */
 	__u64 since_ms;		 /* queued at (monotonic) */
 	__u64 retry_ms;		 /* REFUSED: asked again from then */
 	bool released;		 /* ASKED: takes flows, the resident nodes' queue is longer */
 	char error[NODE_ERR_LEN];
+};
+
+/*
+ * ai: a model this balancer loaded on the node beside nodes that served
+ * it (a background load, or the cold start it fell back to), resident
+ * now: unloaded once those nodes carry the service's load without it for
+ * cfg.ai.background_unload_ms (policy__others_carry). Only this process's
+ * own loads: an operator's models, and loads from before a restart, stay.
+ */
+#define NODE_HELD_MAX 8
+struct node_held {
+	char model[AIBL_MODEL_LEN];
+	char svc[AIBL_NAME_LEN];
+	__u64 since_ms; /* resident since (monotonic) */
+	__u64 quiet_ms; /* the other nodes have carried the service since, 0 not */
+	__u64 retry_ms; /* an unload refused: not asked again before */
 };
 
 struct node_rt {
@@ -96,7 +116,9 @@ struct node_rt {
 	bool be_written;
 	struct aibl_backend be;
 	struct aibl_cost cost;
-	struct node_load load; /* ai: a background load */
+	struct node_load load; /* ai: a background load, or an unload of one */
+	struct node_held held[NODE_HELD_MAX];
+	int nheld;
 	/* ai: the service whose load was pending (queued or asked) as the
 	 * recompute began, "" none: what the round's services read of it,
 	 * as load is written by them under aibld.load_lock */
@@ -277,6 +299,16 @@ void nodes__backend_result(struct aibld *d, struct node_rt *n, bool ok, const ch
 /* the node's background load was refused or failed (why): its service's
  * cold flows load the model, and it is asked again background_load_ms on */
 void nodes__load_refused(struct aibld *d, struct node_rt *n, const char *why);
+/* ai: the models this balancer loaded on n (struct node_held): the entry
+ * of a service's model, NULL none; add one (a load turned resident; the
+ * entry held longest makes room when full), drop one */
+struct node_held *nodes__held(struct node_rt *n, const char *svc, const char *model);
+void nodes__held_add(struct node_rt *n, const char *svc, const char *model, __u64 now);
+void nodes__held_drop(struct node_rt *n, struct node_held *h);
+/* ai: an unload asked of n's agent ends once a report since has the model
+ * neither resident nor draining, or fails at background_load_ms (300 s
+ * where 0): nodes__load_refused() */
+void nodes__unload_check(struct aibld *d, struct node_rt *n, __u64 now);
 void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep);
 /*
  * ai: the prefix-cache hit rate of the model server that serves model at

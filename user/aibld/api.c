@@ -261,13 +261,31 @@ static json_t *status_json(struct aibld *d)
 		if (jn && n->load.state != NODE_LOAD_NONE)
 			json_object_set_new(
 			    jn, AIBL_SJ_LOAD,
-			    json_pack("{s:s,s:s,s:s,s:I,s:s}", AIBL_SJ_LOAD_MODEL, n->load.model,
-				      AIBL_SJ_LOAD_SERVICE, n->load.svc, AIBL_SJ_LOAD_STATE,
-				      n->load.state == NODE_LOAD_QUEUED	 ? "queued"
-				      : n->load.state == NODE_LOAD_ASKED ? "loading"
-									 : "refused",
+			    json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", AIBL_SJ_LOAD_OP,
+				      n->load.unload ? "unload" : "load", AIBL_SJ_LOAD_MODEL,
+				      n->load.model, AIBL_SJ_LOAD_SERVICE, n->load.svc,
+				      AIBL_SJ_LOAD_STATE,
+				      n->load.state == NODE_LOAD_QUEUED ? "queued"
+				      : n->load.state == NODE_LOAD_ASKED
+					  ? (n->load.unload ? "unloading" : "loading")
+					  : "refused",
 				      AIBL_SJ_LOAD_FOR_MS, (json_int_t)(now - n->load.since_ms),
 				      AIBL_SJ_LOAD_ERROR, n->load.error));
+		if (jn && n->nheld) {
+			json_t *ha = json_array();
+
+			for (int h = 0; ha && h < n->nheld; h++)
+				json_array_append_new(
+				    ha, json_pack("{s:s,s:s,s:I,s:I}", AIBL_SJ_LOAD_MODEL,
+						  n->held[h].model, AIBL_SJ_LOAD_SERVICE,
+						  n->held[h].svc, AIBL_SJ_HELD_RESIDENT_MS,
+						  (json_int_t)(now - n->held[h].since_ms),
+						  AIBL_SJ_HELD_QUIET_MS,
+						  (json_int_t)(n->held[h].quiet_ms
+								   ? now - n->held[h].quiet_ms
+								   : 0)));
+			json_object_set_new(jn, AIBL_SJ_HELD, ha);
+		}
 		if (jn && n->have_rep && n->rep.decap)
 			json_object_set_new(jn, AIBL_SJ_DECAP, decap_json(&n->rep));
 		if (jn && n->open_model[0])

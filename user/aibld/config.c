@@ -100,6 +100,7 @@ void config__defaults(struct config *cfg)
 	    .stale_ms = 0,
 	    .cold_start_after_ms = 60000,
 	    .background_load_ms = 300000,
+	    .background_unload_ms = 600000,
 	};
 	snprintf(cfg->etcd.prefix, sizeof(cfg->etcd.prefix), "/aibl");
 	cfg->etcd.lease_ttl_s = 2;
@@ -480,6 +481,10 @@ static const struct kspec ai_keys[] = {
     KAI(background_load_ms, K_UINT,
 	"a cold start beside resident nodes loads in the background and takes flows once "
 	"resident, or after this long; 0: its flows wait for the load",
+	.min = 0, .max = 86400000),
+    KAI(background_unload_ms, K_UINT,
+	"a model aibld loaded beside resident nodes is unloaded once they have carried the "
+	"service's load without it this long; 0: never",
 	.min = 0, .max = 86400000),
     {}};
 #undef KAI

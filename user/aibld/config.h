@@ -96,6 +96,10 @@ struct cfg_ai {
 	 * node's agent, POST /v1/load) and takes flows once resident or after
 	 * this long; 0: its flows wait for the load */
 	unsigned int background_load_ms;
+	/* a model this balancer loaded beside resident nodes is unloaded
+	 * (the node's agent, POST /v1/unload) once they have carried the
+	 * service's load this long without it; 0: never */
+	unsigned int background_unload_ms;
 };
 
 /* cluster mode (docs/cluster.md): set when the config has an etcd section */

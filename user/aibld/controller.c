@@ -858,9 +858,12 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 		struct node_load *l = &n->load;
 
 		others |= w->out[k].weight && !w->out[k].cold;
-		if (l->state == NODE_LOAD_NONE || strcmp(l->svc, cs->name) ||
+		if (l->state == NODE_LOAD_NONE || l->unload || strcmp(l->svc, cs->name) ||
 		    policy__model_state(&w->in[k], cs->model) != MODEL_RESIDENT)
 			continue;
+		/* loaded beside nodes that served: taken back once they carry
+		 * the service without it (take_back()) */
+		nodes__held_add(n, cs->name, cs->model, now);
 		if (l->state != NODE_LOAD_REFUSED) {
 			double took = (double)(now - l->since_ms);
 
@@ -881,7 +884,7 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 	for (int k = 0; k < cs->nnodes; k++) {
 		const struct node_load *l = &d->nodes[cs->nodes[k]].load;
 
-		if ((l->state != NODE_LOAD_QUEUED && l->state != NODE_LOAD_ASKED) ||
+		if ((l->state != NODE_LOAD_QUEUED && l->state != NODE_LOAD_ASKED) || l->unload ||
 		    strcmp(l->svc, cs->name) || w->out[k].cold || !w->in[k].usable ||
 		    !w->in[k].fresh)
 			continue;
@@ -900,6 +903,12 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 
 		if (!w->out[k].cold || !d->cfg.nodes[n->cfg_idx].agent[0])
 			continue;
+		if (l->unload) {
+			/* unloading another model: no load there meanwhile */
+			w->out[k].cold = false;
+			w->out[k].weight = 0;
+			continue;
+		}
 		if (l->state == NODE_LOAD_NONE ||
 		    (l->state == NODE_LOAD_REFUSED && now >= l->retry_ms)) {
 			load_queue(n, cs, st->saturated_ms, now);
@@ -927,6 +936,77 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 			continue;
 		}
 		w->out[k].weight = 0;
+	}
+}
+
+/* ai: ask node n's agent to unload the model it loaded for the service */
+static void unload_queue(struct node_rt *n, struct node_held *h, __u64 now)
+{
+	struct node_load *l = &n->load;
+
+	memset(l, 0, sizeof(*l));
+	l->state = NODE_LOAD_QUEUED;
+	l->unload = true;
+	snprintf(l->model, sizeof(l->model), "%s", h->model);
+	snprintf(l->svc, sizeof(l->svc), "%s", h->svc);
+	l->since_ms = now;
+	pr_info("service '%s': its other nodes have carried its load without node '%s' for "
+		"%llu ms: model '%s', which this balancer loaded there %llu ms ago, is unloaded",
+		h->svc, n->name, (unsigned long long)(now - h->quiet_ms), h->model,
+		(unsigned long long)(now - h->since_ms));
+}
+
+/*
+ * ai: a load is a cost paid for demand beyond the resident nodes; once the
+ * demand has gone, its memory is wanted elsewhere (another service's
+ * background load needs room: ai_weights). A model this balancer loaded
+ * beside the service's nodes (struct node_held) is taken back once those
+ * nodes, as fast, have carried the service's load without it
+ * (policy__others_carry: nobody waiting there, their free slots hold all
+ * the node runs) for background_unload_ms without a break, and no resident
+ * node has been saturated since: its agent drains it (the node takes no
+ * new flow of the service from now on, its open connections end) and
+ * unloads it (POST /v1/unload). One load or unload at a time per node.
+ * Caller holds d->load_lock.
+ */
+static void take_back(struct aibld *d, int si, struct svc_work *w, const struct policy_svc *st,
+		      __u64 now)
+{
+	const struct cfg_service *cs = &d->cfg.services[si];
+	const struct cfg_ai *ai = &d->cfg.ai;
+
+	if (cs->policy != AIBL_POL_AI)
+		return;
+	for (int k = 0; k < cs->nnodes; k++) {
+		struct node_rt *n = &d->nodes[cs->nodes[k]];
+		struct node_load *l = &n->load;
+		struct node_held *h = nodes__held(n, cs->name, cs->model);
+
+		if (l->unload && l->state != NODE_LOAD_NONE && !strcmp(l->svc, cs->name)) {
+			/* drained: no new flow of the service there */
+			w->out[k].weight = 0;
+			w->out[k].cold = false;
+			continue;
+		}
+		if (!h)
+			continue;
+		if (w->in[k].fresh && policy__model_state(&w->in[k], cs->model) != MODEL_RESIDENT) {
+			/* gone (an operator's unload, an eviction): not ours now */
+			nodes__held_drop(n, h);
+			continue;
+		}
+		if (!ai->background_unload_ms || l->state != NODE_LOAD_NONE || st->saturated_ms ||
+		    !d->cfg.nodes[n->cfg_idx].agent[0] || !policy__others_carry(ai, cs, w->in, k)) {
+			h->quiet_ms = 0;
+			continue;
+		}
+		if (!h->quiet_ms)
+			h->quiet_ms = now;
+		if (now - h->quiet_ms < ai->background_unload_ms || now < h->retry_ms)
+			continue;
+		unload_queue(n, h, now);
+		w->out[k].weight = 0;
+		w->out[k].cold = false;
 	}
 }
 
@@ -982,6 +1062,7 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 		return err;
 	pthread_mutex_lock(&d->load_lock);
 	background_loads(d, si, w, &st, now);
+	take_back(d, si, w, &st, now);
 	pthread_mutex_unlock(&d->load_lock);
 	for (int k = 0; k < cs->nnodes; k++) {
 		s->slow[k] = w->out[k].slow;
@@ -1208,6 +1289,7 @@ int aibld__recompute(struct aibld *d, bool force)
 		    !n->down && !n->unhealthy &&
 		    policy__overloaded(&d->cfg.ai, n->have_rep ? &n->rep : NULL, n->overloaded);
 		cost_pol[i] = -1;
+		nodes__unload_check(d, n, now);
 		snprintf(n->load_for, sizeof(n->load_for), "%s",
 			 n->load.state == NODE_LOAD_QUEUED || n->load.state == NODE_LOAD_ASKED
 			     ? n->load.svc

@@ -100,10 +100,96 @@ static void forget_report(struct node_rt *n)
 	agent_report__free(&n->rep);
 }
 
+struct node_held *nodes__held(struct node_rt *n, const char *svc, const char *model)
+{
+	for (int i = 0; i < n->nheld; i++)
+		if (!strcmp(n->held[i].svc, svc) && !strcmp(n->held[i].model, model))
+			return &n->held[i];
+	return NULL;
+}
+
+void nodes__held_add(struct node_rt *n, const char *svc, const char *model, __u64 now)
+{
+	struct node_held *h = nodes__held(n, svc, model);
+
+	if (!h && n->nheld < NODE_HELD_MAX)
+		h = &n->held[n->nheld++];
+	if (!h) {
+		/* full: the one held longest makes room */
+		h = &n->held[0];
+		for (int i = 1; i < n->nheld; i++)
+			if (n->held[i].since_ms < h->since_ms)
+				h = &n->held[i];
+		pr_info("node '%s': model '%s' (service '%s') is no longer taken back: %d loads "
+			"held there",
+			n->name, h->model, h->svc, NODE_HELD_MAX);
+	}
+	memset(h, 0, sizeof(*h));
+	snprintf(h->model, sizeof(h->model), "%s", model);
+	snprintf(h->svc, sizeof(h->svc), "%s", svc);
+	h->since_ms = now;
+}
+
+void nodes__held_drop(struct node_rt *n, struct node_held *h)
+{
+	int i = (int)(h - n->held);
+
+	if (i < 0 || i >= n->nheld)
+		return;
+	memmove(&n->held[i], &n->held[i + 1], (n->nheld - i - 1) * sizeof(*h));
+	n->nheld--;
+}
+
+/* what the report says of the model: 1 resident, 0 listed (loadable, or
+ * drained for an unload), -1 not listed */
+static int rep_model(const struct agent_report *r, const char *model)
+{
+	for (int i = 0; i < r->nmodels; i++)
+		if (!strcmp(r->models[i].name, model))
+			return r->models[i].resident && !r->models[i].unloading;
+	return -1;
+}
+
+void nodes__unload_check(struct aibld *d, struct node_rt *n, __u64 now)
+{
+	struct node_load *l = &n->load;
+	__u64 limit = d->cfg.ai.background_load_ms ? d->cfg.ai.background_load_ms : 300000;
+
+	if (!l->unload || l->state != NODE_LOAD_ASKED)
+		return;
+	if (n->have_rep && n->last_ok_ms >= l->since_ms && rep_model(&n->rep, l->model) != 1 &&
+	    !(agent_report__unloading(&n->rep) &&
+	      !strcmp(agent_report__unloading(&n->rep), l->model))) {
+		pr_info("node '%s': model '%s' unloaded %llu ms after it was asked; service '%s' "
+			"is served by its other nodes",
+			n->name, l->model, (unsigned long long)(now - l->since_ms), l->svc);
+		memset(l, 0, sizeof(*l));
+	} else if (now - l->since_ms >= limit) {
+		char why[NODE_ERR_LEN];
+
+		snprintf(why, sizeof(why), "still there %llu ms after it was asked",
+			 (unsigned long long)(now - l->since_ms));
+		nodes__load_refused(d, n, why);
+	}
+}
+
 void nodes__load_refused(struct aibld *d, struct node_rt *n, const char *why)
 {
 	struct node_load *l = &n->load;
 
+	if (l->unload) {
+		struct node_held *h = nodes__held(n, l->svc, l->model);
+
+		pr_warn("node '%s': unload of model '%s' refused: %s; it stays, and is asked "
+			"again no sooner than %u ms on",
+			n->name, l->model, why, d->cfg.ai.background_unload_ms);
+		if (h) {
+			h->quiet_ms = 0;
+			h->retry_ms = clock_mono_ms() + d->cfg.ai.background_unload_ms;
+		}
+		memset(l, 0, sizeof(*l));
+		return;
+	}
 	l->state = NODE_LOAD_REFUSED;
 	l->retry_ms = clock_mono_ms() + d->cfg.ai.background_load_ms;
 	snprintf(l->error, sizeof(l->error), "%s", why);

@@ -60,9 +60,18 @@ enum model_state policy__model_state(const struct policy_node *n, const char *mo
 		return MODEL_RESIDENT;
 	/* an agent's word wins over the static list: it sees what is loaded */
 	if (n->rep) {
-		for (int i = 0; i < n->rep->nmodels; i++)
-			if (!strcmp(n->rep->models[i].name, model))
-				return n->rep->models[i].resident ? MODEL_RESIDENT : MODEL_LOADABLE;
+		for (int i = 0; i < n->rep->nmodels; i++) {
+			const struct ar_model *m = &n->rep->models[i];
+
+			if (strcmp(m->name, model))
+				continue;
+			/* drained for an unload: neither served nor loadable
+			 * until it is gone (a load asked now would meet the
+			 * agent busy with the unload) */
+			return m->resident    ? MODEL_RESIDENT
+			       : m->unloading ? MODEL_ABSENT
+					      : MODEL_LOADABLE;
+		}
 		for (int i = 0; i < c->nmodels; i++)
 			if (!strcmp(c->models[i], model))
 				return MODEL_LOADABLE;
@@ -732,6 +741,51 @@ static double ai_bound(const struct cfg_ai *ai, const struct cfg_service *svc,
 			return bound;
 		bound = ai->latency_spread * next + ai->latency_slack_ms;
 	}
+}
+
+/*
+ * p about as fast as me (within latency_spread): never a CPU node beside an
+ * accelerator one; by their agents' speed probes where both timed one (the
+ * engine alone), else by their unloaded request latencies, which the mix of
+ * requests each ran sets as well
+ */
+static bool as_fast(const struct cfg_ai *ai, const struct policy_node *p,
+		    const struct policy_node *me)
+{
+	double pp = p->rep->probe_ms_per_token, mp = me->rep->probe_ms_per_token;
+
+	if (me->cfg->accel != AIBL_ACCEL_NONE && p->cfg->accel == AIBL_ACCEL_NONE)
+		return false;
+	if (pp > 0 && mp > 0)
+		return pp <= ai->latency_spread * mp;
+	return p->lat_floor_ms > 0 && me->lat_floor_ms > 0 &&
+	       p->lat_floor_ms <= ai->latency_spread * me->lat_floor_ms + ai->latency_slack_ms;
+}
+
+bool policy__others_carry(const struct cfg_ai *ai, const struct cfg_service *svc,
+			  const struct policy_node *in, int k)
+{
+	const struct policy_node *me = &in[k];
+	double spare = 0;
+	int others = 0;
+
+	if (ai_class(ai, svc, me) != AI_READY || !me->fresh || !me->rep || me->rep->in_flight < 0)
+		return false;
+	for (int j = 0; j < svc->nnodes; j++) {
+		const struct policy_node *p = &in[j];
+		double slots = p->slots >= 1 ? p->slots : p->fleet_slots;
+
+		if (j == k || ai_class(ai, svc, p) != AI_READY || !p->fresh || !p->rep ||
+		    !as_fast(ai, p, me))
+			continue;
+		/* one that queues or cannot say its room vetoes */
+		if (p->overloaded || p->rep->queue_depth < 0 || p->rep->queue_depth >= 1 ||
+		    p->rep->in_flight < 0 || !(slots >= 1))
+			return false;
+		spare += fmax(slots - p->rep->in_flight, 0);
+		others++;
+	}
+	return others && spare >= me->rep->in_flight;
 }
 
 /*

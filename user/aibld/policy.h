@@ -136,6 +136,20 @@ bool policy__busy(const struct agent_report *r);
  * ai.cold_start_after_ms is what may justify loading the model elsewhere
  * (a pinned session's spill is the data plane's, by pin_spill_ms) */
 bool policy__saturated(const struct cfg_ai *ai, const struct agent_report *r);
+/*
+ * ai: whether the service's other nodes carry what node k runs without
+ * it: those as fast as k (their agents' speed probes within
+ * latency_spread x k's where both have one, else their unloaded request
+ * latencies within latency_spread x k's + slack; never a CPU node beside
+ * an accelerator one) that serve the model (resident, fresh, not hot)
+ * have nobody waiting, are not overloaded, know their slots (measured
+ * where they queued, stated, or the fleet's), and their free slots
+ * together hold all k runs now (its in_flight, every model's). False with
+ * no such node: what a background load that is no longer needed looks
+ * like (background_unload_ms)
+ */
+bool policy__others_carry(const struct cfg_ai *ai, const struct cfg_service *svc,
+			  const struct policy_node *in, int k);
 /* ai: the node's latency estimate after a report (see policy_node.lat_ms);
  * *floor is its unloaded figure, updated from samples taken with no queue */
 double policy__lat_update(double lat, double *floor, const struct agent_report *r, double alpha);

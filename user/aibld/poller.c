@@ -14,8 +14,9 @@
  * are recorded before the agents' answers, which the state change uses.
  * A node whose background load is queued (struct node_load) gets
  * POST <agent>/v1/load in the same round, signed for AIBL_AUTH_REQ_LOAD
- * and the model with agent_key_file; its answer changes only the load's
- * state, never the node's health.
+ * and the model with agent_key_file (an unload that takes one back:
+ * POST <agent>/v1/unload, AIBL_AUTH_REQ_UNLOAD); its answer changes only
+ * the load's state, never the node's health.
  *
  * Runs on the controller thread, which is also the only thread that
  * changes the config and the node list, so reading them needs no lock;
@@ -160,15 +161,16 @@ static int job_sign(struct aibld *d, struct job *j, const char *what)
 	return sig[0] ? job_header(j, AIBL_AUTH_HEADER, sig) : 0;
 }
 
-/* POST <agent>/v1/load {"model": ...}, signed with the node's key */
+/* POST <agent>/v1/load {"model": ...}, or /v1/unload for an unload,
+ * signed with the node's key */
 static int load_setup(struct aibld *d, struct job *j, const char *agent)
 {
 	const struct node_load *l = &j->n->load;
-	char what[sizeof(AIBL_AUTH_REQ_LOAD) + AIBL_MODEL_LEN];
+	char what[sizeof(AIBL_AUTH_REQ_UNLOAD) + AIBL_MODEL_LEN]; /* the longer */
 	json_t *o;
 	int err;
 
-	agent_url(j, agent, "v1/load");
+	agent_url(j, agent, l->unload ? "v1/unload" : "v1/load");
 	o = json_pack("{s:s}", "model", l->model);
 	j->post = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
@@ -176,7 +178,8 @@ static int load_setup(struct aibld *d, struct job *j, const char *agent)
 		return -ENOMEM;
 	if (aibl_auth__nonce(j->nonce, sizeof(j->nonce)))
 		return -EIO;
-	snprintf(what, sizeof(what), "%s%s", AIBL_AUTH_REQ_LOAD, l->model);
+	snprintf(what, sizeof(what), "%s%s", l->unload ? AIBL_AUTH_REQ_UNLOAD : AIBL_AUTH_REQ_LOAD,
+		 l->model);
 	err = job_sign(d, j, what);
 	if (err)
 		return err;
@@ -296,6 +299,14 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 	if (j->load) {
 		if (rc == CURLE_OK)
 			curl_easy_getinfo(j->h, CURLINFO_RESPONSE_CODE, &status);
+		if (n->load.unload && (status == 200 || status == 202)) {
+			/* 200: no server has it (gone already); 202: draining */
+			n->load.state = NODE_LOAD_ASKED;
+			pr_info(
+			    "node '%s': its agent drains model '%s', then unloads it (HTTP %ld)",
+			    n->name, n->load.model, status);
+			return;
+		}
 		if (status == 200 || status == 202) {
 			n->load.state = NODE_LOAD_ASKED;
 			pr_info("node '%s': its agent loads model '%s' (HTTP %ld)", n->name,

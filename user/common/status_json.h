@@ -93,15 +93,26 @@
 #define AIBL_SJ_AI_WAIT_MS "ai_wait_ms"
 
 /* ai: a node's background load, while one is asked or refused (absent
- * otherwise): {"model","service","state","for_ms","error"}, state
- * "queued" (asked at the next poll), "loading" (the agent took it) or
- * "refused" (its flows load the model until it is asked again) */
+ * otherwise): {"op","model","service","state","for_ms","error"}, op "load"
+ * or "unload" (taking one back), state "queued" (asked at the next poll),
+ * "loading" or "unloading" (the agent took it) or "refused" (a load's
+ * flows load the model until it is asked again) */
 #define AIBL_SJ_LOAD	     "load"
+#define AIBL_SJ_LOAD_OP	     "op"
 #define AIBL_SJ_LOAD_MODEL   "model"
 #define AIBL_SJ_LOAD_SERVICE "service"
 #define AIBL_SJ_LOAD_STATE   "state"
 #define AIBL_SJ_LOAD_FOR_MS  "for_ms"
 #define AIBL_SJ_LOAD_ERROR   "error"
+
+/* ai: the models this balancer loaded on the node and holds there, each
+ * taken back once the service's other nodes carry its load without it
+ * (background_unload_ms; absent with none): [{"model","service",
+ * "resident_ms","quiet_ms"}], how long it has been resident and how long
+ * the others have carried the service (0: not now) */
+#define AIBL_SJ_HELD		 "held"
+#define AIBL_SJ_HELD_RESIDENT_MS "resident_ms"
+#define AIBL_SJ_HELD_QUIET_MS	 "quiet_ms"
 
 /* a node whose agent drains a model for an unload (absent otherwise):
  * {"model","open_flows"}, the connections of it this balancer holds
