@@ -69,7 +69,7 @@ while [ $# -gt 0 ]; do
 	--keep-lab) KEEP_LAB=1; shift ;;
 	--xdp-mode) XDP_MODE=$2; shift 2 ;;
 	--policy) POLICY=$2; shift 2 ;;
-	-h|--help) sed -n '3,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,/^set -uo/{/^set -uo/!p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-failover: unknown option $1" >&2; exit 2 ;;
 	esac
 done

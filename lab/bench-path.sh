@@ -80,7 +80,7 @@ while [ $# -gt 0 ]; do
 	--keep-lab) KEEP_LAB=1; shift ;;
 	--profile) PROFILE=1; shift ;;
 	--xdp-mode) XDP_MODE=$2; shift 2 ;;
-	-h|--help) sed -n '3,50p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,/^set -uo/{/^set -uo/!p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench-path: unknown option $1" >&2; exit 2 ;;
 	esac
 done

@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
 	--policy) POLICY=$2; shift 2 ;;
 	--sessions) SESSIONS=$2; shift 2 ;;
 	--keep) KEEP=1; shift ;;
-	-h|--help) sed -n '3,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,/^set -euo/{/^set -euo/!p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "demo: unknown option $1" >&2; exit 2 ;;
 	esac
 done
