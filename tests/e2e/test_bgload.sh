@@ -143,11 +143,18 @@ t_check held [ "$h" = m1/chat ]
 kill "$flood" 2>/dev/null
 wait "$flood" 2>/dev/null
 
-# the flood over (what n1 still runs of it ends), n1 carries m1 alone:
-# 4 s later aibld takes n2's m1 back
-gone() { [ "$(models_of n2)" = m2 ] && serving_is n1; }
-if lab_wait 60 gone; then :; else
-	e2e_fail_log taken_back "n2's models '$(models_of n2)', service nodes '$(serving)', held '$(held_on_n2)'"
+# the flood over (what n1 still runs of it ends: the simulator finishes
+# what it took), n1 carries m1 alone: 4 s later aibld takes n2's m1 back,
+# and the unload ends (the drain's wait, then the engine's answer)
+n1_idle() {
+	lab_api /v1/status | python3 -c "import json,sys
+n = [n for n in json.load(sys.stdin)['nodes'] if n['name'] == 'n1'][0]
+sys.exit(0 if n['in_flight'] == 0 else 1)"
+}
+lab_wait 40 n1_idle
+gone() { [ "$(models_of n2)|$(load_of op)|$(held_on_n2)" = "m2||" ] && serving_is n1; }
+if lab_wait 30 gone; then :; else
+	e2e_fail_log taken_back "n2's models '$(models_of n2)', service nodes '$(serving)', held '$(held_on_n2)', its load '$(load_of op) $(load_of state)'"
 fi
 said=$(grep -c "model 'm1', which this balancer loaded there .* is unloaded" "$LAB_DIR/aibld.log")
 after=$(models_of n1)/$(models_of n2)/$(held_on_n2)
