@@ -14,7 +14,8 @@
 # - while it loads n2 takes no flow of the service: m1's sessions through
 #   the VIP meanwhile all go to n1, and none waits for a load;
 # - once n2 reports m1 resident, it takes a share, with no cold start;
-# - aibld holds n2's m1 as its own load (/v1/status node `held`), and once
+# - aibld holds n2's m1 as its own load (/v1/status node `held`, aiblctl
+#   status `m1*`), and once
 #   n1 has carried m1's sessions alone for background_unload_ms (the flood
 #   over), takes it back: n2's agent drains and unloads m1, n2 leaves the
 #   service, and n1's m1 (the operator's) and n2's m2 stay;
@@ -138,8 +139,9 @@ echo "# after the load: n2 served $n2% of m1's requests, $cold cold starts, load
 t_check served_once_resident python3 -c "import sys; sys.exit(0 if $n2 > 0 else 1)"
 t_check no_cold_start [ "$cold" = 0 ]
 h=$(held_on_n2)
-echo "# aibld holds on n2: '$h'"
-t_check held [ "$h" = m1/chat ]
+row=$(lab_run lb "$AIBL_BUILD/aiblctl" --api "$LAB_API" status 2>&1 | grep -E '^n2 ')
+echo "# aibld holds on n2: '$h'; aiblctl: $row"
+t_check held [ "$h|$(grep -oE 'm1\*' <<<"$row")" = "m1/chat|m1*" ]
 kill "$flood" 2>/dev/null
 wait "$flood" 2>/dev/null
 

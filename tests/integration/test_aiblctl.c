@@ -1563,7 +1563,7 @@ static void test_status_and_drain(void)
 			 ROW("classic", "web", "wrr", "-"),
 			 ROW("node a", "gpu-a", "10.1.0.1", "up", "yes", "420ms", "73.5%", "62.5%",
 			     "182.4 ms", "51502 in, 7 dropped",
-			     "llama-3-8b,bge-large -bge-large (unloading)"),
+			     "llama-3-8b,bge-large* -bge-large (unloading)"),
 			 ROW("node b", "gpu-b", "draining", "10.0%", "2  -",
 			     "llama-3-8b -mistral-7b (draining, 3 open)")),
 		    CASE(argf("-j --api %s --token-file %s node drain gpu-b", api, tokfile), 0,

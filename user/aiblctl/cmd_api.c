@@ -188,6 +188,20 @@ static const char *jstr(json_t *o, const char *k)
 	return s ? s : "-";
 }
 
+/* a node's resident model that aibld loaded there (status "held") */
+static bool held(json_t *node, const char *model)
+{
+	json_t *h;
+	size_t i;
+
+	json_array_foreach(json_object_get(node, AIBL_SJ_HELD), i, h)
+	{
+		if (!strcmp(jstr(h, AIBL_SJ_LOAD_MODEL), model))
+			return true;
+	}
+	return false;
+}
+
 /*
  * A JSON number as text: integers exact, reals with d decimals. The
  * controller reports -1 for what it does not know (a node without an agent
@@ -332,9 +346,12 @@ static void status_print(json_t *doc)
 
 		json_array_foreach(models, j, m)
 		{
+			const char *name = json_string_value(m) ? json_string_value(m) : "?";
+
+			/* loaded by aibld in the background: "m-c*" */
 			if (off < sizeof(ms))
-				off += snprintf(ms + off, sizeof(ms) - off, "%s%s", j ? "," : "",
-						json_string_value(m) ? json_string_value(m) : "?");
+				off += snprintf(ms + off, sizeof(ms) - off, "%s%s%s", j ? "," : "",
+						name, held(n, name) ? "*" : "");
 		}
 		/* a background load: "+m-c (loading)"; one taken back, until its
 		 * agent drains it (below): "-m-c (unloading)" */
