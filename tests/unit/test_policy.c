@@ -828,22 +828,27 @@ static void ai_background_release(void)
  * holds a load; the others as fast carry the service without it only
  * while nobody waits there and their free slots hold all node 0 runs.
  */
-static void ai_others_carry(void)
+static void carry_setup(double in_flight)
 {
 	ai_setup();
 	for (int i = 0; i < NN; i++) {
 		pn[i].lat_floor_ms = pn[i].lat_ms = 100;
 		pn[i].slots = 8;
 		rep[i].queue_depth = 0;
-		rep[i].in_flight = 2;
+		rep[i].in_flight = in_flight;
 	}
-	pn[3].lat_floor_ms = pn[3].lat_ms = 1000; /* a CPU node: not as fast */
+}
+
+static void ai_others_carry(void)
+{
+	carry_setup(2);
+	pn[3].lat_floor_ms = pn[3].lat_ms = 1000; /* 10x slower: not as fast */
 	rep[3].in_flight = 0;
 	rep[0].in_flight = 12;
 	ASSERT_TRUE(policy__others_carry(&cfg.ai, &svc, pn, 0), "12 runs there, 6 + 6 free");
 	rep[0].in_flight = 13;
 	ASSERT_FALSE(policy__others_carry(&cfg.ai, &svc, pn, 0),
-		     "13: the idle CPU node's slots do not count");
+		     "13: the idle slower node's slots do not count");
 	rep[0].in_flight = 4;
 	rep[2].queue_depth = 1;
 	ASSERT_FALSE(policy__others_carry(&cfg.ai, &svc, pn, 0), "one waits at node 2");
@@ -857,15 +862,10 @@ static void ai_others_carry(void)
 	ASSERT_TRUE(policy__others_carry(&cfg.ai, &svc, pn, 0), "the fleet's slots: known");
 	pn[2].fresh = false;
 	pn[1].rep = NULL;
+	pn[1].fresh = false;
 	ASSERT_FALSE(policy__others_carry(&cfg.ai, &svc, pn, 0),
 		     "a stale and a silent node carry nothing: nobody else as fast");
-	ai_setup();
-	for (int i = 0; i < NN; i++) {
-		pn[i].lat_floor_ms = pn[i].lat_ms = 100;
-		pn[i].slots = 8;
-		rep[i].queue_depth = 0;
-		rep[i].in_flight = 0;
-	}
+	carry_setup(0);
 	rep[3].models[0].resident = false; /* nodes 1 and 2 alone serve it beside 0 */
 	pn[0].lat_floor_ms = -1;
 	ASSERT_FALSE(policy__others_carry(&cfg.ai, &svc, pn, 0), "node 0 not measured");
