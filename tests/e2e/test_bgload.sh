@@ -160,8 +160,11 @@ if lab_wait 30 gone; then :; else
 fi
 said=$(grep -c "model 'm1', which this balancer loaded there .* is unloaded" "$LAB_DIR/aibld.log")
 after=$(models_of n1)/$(models_of n2)/$(held_on_n2)
-echo "# taken back: models n1/n2/held '$after', service nodes '$(serving)', said $said times"
-t_check taken_back [ "$after|$(serving)|$said" = "m1/m2/|n1|1" ]
+# this aibld's loads and unloads: op/result=N, in /metrics order
+ops=$(lab_api /metrics | sed -n 's/^aibl_controller_background_total{op="\([a-z]*\)",result="\([a-z]*\)"} \([0-9]*\)$/\1\/\2=\3/p' | tr '\n' ' ')
+echo "# taken back: models n1/n2/held '$after', service nodes '$(serving)', said $said times; /metrics: $ops"
+t_check taken_back [ "$after|$(serving)|$said|$ops" = \
+	"m1/m2/|n1|1|load/asked=1 load/done=1 load/refused=0 unload/asked=1 unload/done=1 unload/refused=0 " ]
 
 # n2 loads m3 (asked on the node itself); n1 saturates again, and aibld's
 # load of m1 meets the agent busy with m3

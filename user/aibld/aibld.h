@@ -175,6 +175,14 @@ struct pin_ent {
 	int node; /* index in nodes[] while building */
 };
 
+/* what became of a background load or of its unload (aibld_stats.bg) */
+enum bg_result {
+	BG_ASKED,   /* queued for its agent */
+	BG_DONE,    /* the model resident, or gone */
+	BG_REFUSED, /* refused by the agent, failed, or late */
+	BG__MAX,
+};
+
 struct aibld_stats {
 	double loop_ms, loop_ms_max;
 	double recompute_ms;
@@ -186,7 +194,15 @@ struct aibld_stats {
 	__u64 auth_fail_agent, auth_fail_api;
 	__u64 polls_asked; /* POST /v1/nodes/NAME/poll (atomic) */
 	__u64 polls_early; /* rounds started before poll_interval_ms for one */
+	/* ai: background loads and the unloads that take them back, by what
+	 * became of them (atomics: the services' threads add) */
+	__u64 bg[2][BG__MAX]; /* [unload][enum bg_result] */
 };
+
+static inline void aibld__bg_count(struct aibld_stats *st, bool unload, enum bg_result r)
+{
+	__atomic_fetch_add(&st->bg[unload][r], 1, __ATOMIC_RELAXED);
+}
 
 struct dp;
 struct nl;

@@ -514,6 +514,19 @@ static char *metrics_text(struct aibld *d)
 		    "poll rounds started early because one was asked for");
 	fprintf(f, "aibl_controller_polls_early_total %llu\n",
 		(unsigned long long)__atomic_load_n(&d->st.polls_early, __ATOMIC_RELAXED));
+	metric_head(f, "aibl_controller_background_total", "counter",
+		    "ai: background loads (op=load) and the unloads that take them back "
+		    "(op=unload), by what became of them: asked of the node's agent, done "
+		    "(resident; gone), refused (by the agent, failed or late)");
+	for (int u = 0; u < 2; u++)
+		for (int r = 0; r < BG__MAX; r++)
+			fprintf(
+			    f, "aibl_controller_background_total{op=\"%s\",result=\"%s\"} %llu\n",
+			    u ? "unload" : "load",
+			    r == BG_ASKED  ? "asked"
+			    : r == BG_DONE ? "done"
+					   : "refused",
+			    (unsigned long long)__atomic_load_n(&d->st.bg[u][r], __ATOMIC_RELAXED));
 	metric_head(f, "aibl_controller_table_writes_total", "counter", "lookup tables written");
 	fprintf(f, "aibl_controller_table_writes_total %llu\n",
 		(unsigned long long)d->st.table_writes);

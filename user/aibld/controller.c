@@ -864,6 +864,7 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 		/* loaded beside nodes that served: taken back once they carry
 		 * the service without it (take_back()) */
 		nodes__held_add(n, cs->name, cs->model, now);
+		aibld__bg_count(&d->st, false, BG_DONE);
 		if (l->state != NODE_LOAD_REFUSED) {
 			double took = (double)(now - l->since_ms);
 
@@ -912,6 +913,7 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 		if (l->state == NODE_LOAD_NONE ||
 		    (l->state == NODE_LOAD_REFUSED && now >= l->retry_ms)) {
 			load_queue(n, cs, st->saturated_ms, now);
+			aibld__bg_count(&d->st, false, BG_ASKED);
 		} else if (l->state == NODE_LOAD_REFUSED) {
 			continue; /* its flows load the model */
 		} else if (now - l->since_ms >= ai->background_load_ms) {
@@ -1005,6 +1007,7 @@ static void take_back(struct aibld *d, int si, struct svc_work *w, const struct 
 		if (now - h->quiet_ms < ai->background_unload_ms || now < h->retry_ms)
 			continue;
 		unload_queue(n, h, now);
+		aibld__bg_count(&d->st, true, BG_ASKED);
 		w->out[k].weight = 0;
 		w->out[k].cold = false;
 	}

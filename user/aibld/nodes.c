@@ -163,6 +163,7 @@ void nodes__unload_check(struct aibld *d, struct node_rt *n, __u64 now)
 		pr_info("node '%s': model '%s' unloaded %llu ms after it was asked; service '%s' "
 			"is served by its other nodes",
 			n->name, l->model, (unsigned long long)(now - l->since_ms), l->svc);
+		aibld__bg_count(&d->st, true, BG_DONE);
 		memset(l, 0, sizeof(*l));
 	} else if (now - l->since_ms >= limit) {
 		char why[NODE_ERR_LEN];
@@ -177,6 +178,7 @@ void nodes__load_refused(struct aibld *d, struct node_rt *n, const char *why)
 {
 	struct node_load *l = &n->load;
 
+	aibld__bg_count(&d->st, l->unload, BG_REFUSED);
 	if (l->unload) {
 		struct node_held *h = nodes__held(n, l->svc, l->model);
 
