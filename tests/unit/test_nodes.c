@@ -731,7 +731,74 @@ static void decap_drops_said(void)
 	cleanup();
 }
 
+/* an unload asked of n's agent: the reports in turn */
+static void unload_asked(struct node_rt *n, __u64 now)
+{
+	memset(&n->load, 0, sizeof(n->load));
+	n->load.state = NODE_LOAD_ASKED;
+	n->load.unload = true;
+	snprintf(n->load.model, sizeof(n->load.model), "m1");
+	snprintf(n->load.svc, sizeof(n->load.svc), "chat");
+	n->load.since_ms = now;
+	n->have_rep = true;
+	n->last_ok_ms = now;
+}
+
+/*
+ * The end of an unload that takes a background load back, as the node's
+ * reports show it: the agent flags the model unloading from the ask until
+ * its engine has answered (ar_model.unloading). Gone then: done. Resident
+ * again after the flag: the engine kept it, the model stays held and is
+ * asked again background_unload_ms on. No answer for background_load_ms:
+ * refused.
+ */
+static void unload_end(void)
+{
+	struct node_rt *g;
+	struct node_held *h;
+	__u64 now = clock_mono_ms();
+
+	if (!setup())
+		return;
+	g = &d.nodes[2];
+	nodes__held_add(g, "chat", "m1", now - 60000);
+	unload_asked(g, now);
+	resident(&g->rep, "m1", "m2");
+	nodes__unload_check(&d, g, now + 200);
+	ASSERT_EQ(g->load.state, NODE_LOAD_ASKED, "a report from before the ask: still asked");
+	g->rep.models[0].resident = false;
+	g->rep.models[0].unloading = true;
+	nodes__unload_check(&d, g, now + 400);
+	ASSERT_EQ(g->load.state, NODE_LOAD_ASKED, "draining, or the engine not answered: asked");
+	g->rep.models[0].unloading = false;
+	nodes__unload_check(&d, g, now + 1500);
+	ASSERT_EQ(g->load.state, NODE_LOAD_NONE, "neither resident nor unloading: gone");
+	ASSERT_EQ(d.st.bg[1][BG_DONE], 1, "counted done");
+
+	/* the engine refuses: resident again after the flag */
+	unload_asked(g, now);
+	g->rep.models[0].unloading = true;
+	nodes__unload_check(&d, g, now + 400);
+	g->rep.models[0].unloading = false;
+	g->rep.models[0].resident = true;
+	nodes__unload_check(&d, g, now + 1500);
+	h = nodes__held(g, "chat", "m1");
+	ASSERT_EQ(g->load.state, NODE_LOAD_NONE, "refused: no op on the node");
+	ASSERT_EQ(d.st.bg[1][BG_REFUSED], 1, "counted refused");
+	ASSERT_TRUE(h && h->retry_ms >= now + d.cfg.ai.background_unload_ms && !h->quiet_ms,
+		    "still held, asked again background_unload_ms on");
+
+	/* an agent that never gets to it */
+	unload_asked(g, now);
+	nodes__unload_check(&d, g, now + d.cfg.ai.background_load_ms);
+	ASSERT_EQ(d.st.bg[1][BG_REFUSED], 2, "late: refused");
+	nodes__held_drop(g, h);
+	ASSERT_EQ(g->nheld, 0, "dropped");
+	cleanup();
+}
+
 static const struct test_case cases[] = {
+    {"unload_end", unload_end},
     {"model_hit", model_hit},
     {"decap_drops_said", decap_drops_said},
     {"fleet_references", fleet_references},

@@ -1583,9 +1583,11 @@ int agent__report_seq(struct agent *a, struct agent_report *r, uint64_t *seq)
 	r->prompt_tokens_avg = npt ? pt / npt : -1;
 	r->slots = fresh && !unstated ? slots : -1;
 	r->stale = !fresh;
-	/* draining for an unload and served nowhere else here: the balancers
-	 * state their open connections of it on their next polls */
-	for (int i = 0; hide && a->load.draining && i < r->nmodels; i++) {
+	/* being unloaded (drained, then the engine's unload until it answers)
+	 * and served nowhere else here: the balancers state their open
+	 * connections of it on their next polls, and know it is not gone yet
+	 * (nor loadable: a load asked now would meet this one) */
+	for (int i = 0; hide && a->load.unload && a->load.busy && i < r->nmodels; i++) {
 		if (strcmp(r->models[i].name, hide) || r->models[i].resident)
 			continue;
 		r->models[i].unloading = true;

@@ -44,6 +44,7 @@ struct node_load {
 	__u64 since_ms;		 /* queued at (monotonic) */
 	__u64 retry_ms;		 /* REFUSED: asked again from then */
 	bool released;		 /* ASKED: takes flows, the resident nodes' queue is longer */
+	bool left;		 /* an unload ASKED: a report since flagged the model unloading */
 	char error[NODE_ERR_LEN];
 };
 

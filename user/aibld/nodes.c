@@ -140,31 +140,38 @@ void nodes__held_drop(struct node_rt *n, struct node_held *h)
 	n->nheld--;
 }
 
-/* what the report says of the model: 1 resident, 0 listed (loadable, or
- * drained for an unload), -1 not listed */
+/* what the report says of the model: 2 being unloaded, 1 resident, 0 not
+ * (listed loadable, or not listed) */
 static int rep_model(const struct agent_report *r, const char *model)
 {
 	for (int i = 0; i < r->nmodels; i++)
 		if (!strcmp(r->models[i].name, model))
-			return r->models[i].resident && !r->models[i].unloading;
-	return -1;
+			return r->models[i].unloading ? 2 : r->models[i].resident;
+	return 0;
 }
 
 void nodes__unload_check(struct aibld *d, struct node_rt *n, __u64 now)
 {
 	struct node_load *l = &n->load;
 	__u64 limit = d->cfg.ai.background_load_ms ? d->cfg.ai.background_load_ms : 300000;
+	int m;
 
 	if (!l->unload || l->state != NODE_LOAD_ASKED)
 		return;
-	if (n->have_rep && n->last_ok_ms >= l->since_ms && rep_model(&n->rep, l->model) != 1 &&
-	    !(agent_report__unloading(&n->rep) &&
-	      !strcmp(agent_report__unloading(&n->rep), l->model))) {
+	/* the agent flags the model unloading until the engine has answered
+	 * (ar_model.unloading): resident again after that, the engine kept
+	 * it; neither, it is gone */
+	m = n->have_rep && n->last_ok_ms >= l->since_ms ? rep_model(&n->rep, l->model) : -1;
+	if (m == 0) {
 		pr_info("node '%s': model '%s' unloaded %llu ms after it was asked; service '%s' "
 			"is served by its other nodes",
 			n->name, l->model, (unsigned long long)(now - l->since_ms), l->svc);
 		aibld__bg_count(&d->st, true, BG_DONE);
 		memset(l, 0, sizeof(*l));
+	} else if (m == 2) {
+		l->left = true;
+	} else if (m == 1 && l->left) {
+		nodes__load_refused(d, n, "the engine kept it: resident again after its drain");
 	} else if (now - l->since_ms >= limit) {
 		char why[NODE_ERR_LEN];
 

@@ -108,9 +108,10 @@ struct ar_model {
 	char name[AR_MODEL_LEN];
 	bool resident;		 /* loaded and servable now */
 	char server[AR_URL_LEN]; /* which model server has it */
-	/* not resident: the agent drains it for an unload (POST /v1/unload)
-	 * and waits for the balancers' open connections of it to end, which
-	 * they state on their polls (AR_OPEN_HEADER) */
+	/* not resident: the agent unloads it (POST /v1/unload), from the ask
+	 * until the engine has answered: it drains it first and waits for the
+	 * balancers' open connections of it to end, which they state on
+	 * their polls (AR_OPEN_HEADER) */
 	bool unloading;
 };
 
