@@ -323,8 +323,10 @@ struct node_held *nodes__held(struct node_rt *n, const char *svc, const char *mo
 void nodes__held_add(struct node_rt *n, const char *svc, const char *model, __u64 now);
 void nodes__held_drop(struct node_rt *n, struct node_held *h);
 /* ai: an unload asked of n's agent ends once a report since has the model
- * neither resident nor draining, or fails at background_load_ms (300 s
- * where 0): nodes__load_refused() */
+ * neither resident nor flagged unloading (the agent flags it until its
+ * engine has answered); it is refused (nodes__load_refused()) once the
+ * model is resident again after the flag, or at background_load_ms (300 s
+ * where 0) */
 void nodes__unload_check(struct aibld *d, struct node_rt *n, __u64 now);
 void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep);
 /*
