@@ -5,7 +5,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,7 +248,7 @@ static const char *node_decap(char *buf, size_t len, json_t *n)
 	static const int in[] = {AIBL_NCNT_DECAP4, AIBL_NCNT_DECAP6, AIBL_NCNT_DECAP46,
 				 AIBL_NCNT_DIRECT};
 	json_t *dc = json_object_get(n, AIBL_SJ_DECAP), *cnt, *v;
-	long long sum = 0;
+	int64_t sum = 0;
 
 	cnt = json_object_get(dc, AIBL_SJ_DECAP_COUNTS);
 	v = json_object_get(dc, AIBL_SJ_DECAP_DROPPED);
@@ -259,10 +258,10 @@ static const char *node_decap(char *buf, size_t len, json_t *n)
 		json_t *c = json_object_get(cnt, agent_report__decap_names[in[i]]);
 
 		if (json_is_integer(c) && json_integer_value(c) > 0)
-			sum = json_integer_value(c) > LLONG_MAX - sum ? LLONG_MAX
-								      : sum + json_integer_value(c);
+			sum = agent_report__count_add(sum, json_integer_value(c));
 	}
-	snprintf(buf, len, "%lld in, %lld dropped", sum, (long long)json_integer_value(v));
+	snprintf(buf, len, "%lld in, %lld dropped", (long long)sum,
+		 (long long)json_integer_value(v));
 	return buf;
 }
 

@@ -33,11 +33,9 @@ int64_t agent_report__decap_dropped(const struct agent_report *r)
 
 	if (!r->decap)
 		return -1;
-	/* saturated: a report's counters go up to INT64_MAX each */
 	for (int i = 0; i < AIBL_NCNT__MAX; i++)
 		if (!strncmp(agent_report__decap_names[i], "drop_", 5) && r->decap_counters[i] > 0)
-			sum = r->decap_counters[i] > INT64_MAX - sum ? INT64_MAX
-								     : sum + r->decap_counters[i];
+			sum = agent_report__count_add(sum, r->decap_counters[i]);
 	return sum;
 }
 

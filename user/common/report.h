@@ -193,6 +193,13 @@ struct agent_report {
 	int64_t decap_counters[AIBL_NCNT__MAX];
 };
 
+/* a + b for counters (both >= 0), saturated at INT64_MAX rather than
+ * wrapping: a report's counters go up to INT64_MAX each */
+static inline int64_t agent_report__count_add(int64_t a, int64_t b)
+{
+	return b > INT64_MAX - a ? INT64_MAX : a + b;
+}
+
 /* the decap counters' names in the report, in enum aibl_node_counter order */
 extern const char *const agent_report__decap_names[AIBL_NCNT__MAX];
 /* the packets the decap program refused: the drop_* counters summed

@@ -114,7 +114,8 @@
 #define AIBL_SJ_HELD_RESIDENT_MS "resident_ms"
 #define AIBL_SJ_HELD_QUIET_MS	 "quiet_ms"
 
-/* a node whose agent drains a model for an unload (absent otherwise):
+/* a node whose agent drains a model for an unload, until its engine has
+ * answered the unload (absent otherwise):
  * {"model","open_flows"}, the connections of it this balancer holds
  * there (-1 while its tables still give the node a share, or not
  * counted), what it states on its polls */
