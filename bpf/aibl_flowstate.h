@@ -203,7 +203,7 @@ static __always_inline void load_prefill_begin(__u32 id)
 {
 	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
 	struct aibl_load *l;
-	__u64 now, until;
+	__u64 now, until, cap;
 
 	if (!c || !c->per_flow || !c->prefill_ms)
 		return;
@@ -212,8 +212,13 @@ static __always_inline void load_prefill_begin(__u32 id)
 		return;
 	now = bpf_ktime_get_coarse_ns();
 	until = READ_ONCE(l->prefill_until_ns);
+	until = (until > now ? until : now) + c->prefill_ms * 1000000ULL;
+	/* at most a prompt for each flow counted there, this one's SYN
+	 * included (load_syn_begin() came first): a SYN flood's wait goes
+	 * no further than its counts, which age out (prefill_wait()) */
+	cap = now + load_flows(l, now >> AIBL_SYN_EPOCH_SHIFT) * c->prefill_ms * 1000000ULL;
 	/* racy across CPUs: a lost update only shortens the wait */
-	WRITE_ONCE(l->prefill_until_ns, (until > now ? until : now) + c->prefill_ms * 1000000ULL);
+	WRITE_ONCE(l->prefill_until_ns, until < cap ? until : cap);
 }
 
 /* a p2c handshake on backend id completed: it now counts in active; the

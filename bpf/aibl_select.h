@@ -113,13 +113,18 @@ static __always_inline __s64 load_flows(const struct aibl_load *l, __u32 epoch)
  * another)
  */
 static __always_inline __s64 prefill_wait(const struct aibl_cost *c, const struct aibl_load *l,
-					  __u64 now)
+					  __u64 now, __s64 a)
 {
 	__u64 until;
 
 	if (!c->prefill_ms || !l)
 		return 0;
+	/* never more prompts than flows counted there now: a flood's SYNs
+	 * (spoofed, never completed) pushed it ahead, and stop counting
+	 * after one to two epochs; so does what they added */
 	until = READ_ONCE(l->prefill_until_ns);
+	if (until > now + a * c->prefill_ms * 1000000ULL)
+		until = now + a * c->prefill_ms * 1000000ULL;
 	return until > now ? (until - now) / 1000000 : 0;
 }
 
@@ -143,7 +148,7 @@ static __always_inline __s64 be_wait(__u32 id, __u64 now, bool prefill)
 
 	if (!c || !c->per_flow)
 		return a;
-	return queue_ms(c, a) + (prefill ? prefill_wait(c, l, now) : 0);
+	return queue_ms(c, a) + (prefill ? prefill_wait(c, l, now, a) : 0);
 }
 
 /* priced by ai: expected ms, queueing included */
@@ -180,7 +185,7 @@ static __always_inline __s64 be_cost(__u32 id, bool local, __u64 now)
 		/* queue_ms() spelt out: through it, clang gave choose() a
 		 * frame 16 bytes larger (528 combined, over 512) */
 		v = c->cost + (a > c->free ? (a - c->free) * c->per_flow : 0) +
-		    prefill_wait(c, l, now);
+		    prefill_wait(c, l, now, a);
 	return v * (1 << 20) + (a & 0xfffff);
 }
 

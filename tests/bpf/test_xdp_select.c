@@ -10,6 +10,7 @@
  */
 #include <stdint.h>
 #include <time.h>
+#include <unistd.h>
 #include "xdp_fixture.h"
 #include "maps.h"
 #include "affinity.h"
@@ -198,6 +199,52 @@ static void test_sel_p2c_slots(void)
 			goto out;
 	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l);
 	ASSERT_EQ(l.active, 6, "six flows on the fast node");
+out:
+	xe_down();
+}
+
+/*
+ * A SYN flood (spoofed, never completed) adds a prompt's prefill for each
+ * SYN p2c places: its wait goes no further than the flows counted there,
+ * and once its SYNs age out (one to two epochs) nothing of it is left to
+ * price, so the node is not avoided for hours, nor is a node that missed
+ * the flood chosen by every new session meanwhile.
+ */
+static void test_sel_p2c_prefill_flood(void)
+{
+	static __u32 pat[2] = {1, 2};
+	struct aibl_cost fast = {.cost = 100, .free = 8, .per_flow = 50, .prefill_ms = 100};
+	struct aibl_cost slow = {.cost = 250, .free = 8, .per_flow = 50, .prefill_ms = 250};
+	struct aibl_load l1 = {};
+	__u32 one = 1, two = 2;
+	struct xe_result r;
+
+	if (!p2c_env(pat, 2, &fast, &slow))
+		goto out;
+	/* what an hour of flood would have left without the bound */
+	l1.prefill_until_ns = mono_ns() + 3600ULL * 1000000000ULL;
+	if (!ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_LOAD), &one, &l1, 0), "load1"))
+		goto out;
+	ASSERT_EQ(syn_from(0, 1000, VIP4, 80, &r), 1, "no flow counted: no prompt waits there");
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l1);
+	ASSERT_LE(l1.prefill_until_ns, mono_ns() + 100 * 1000000ULL,
+		  "one flow counted: one prompt's wait, not an hour");
+	/* a flood of 40 SYNs never completed, all to the fast node (the slow
+	 * one priced out meanwhile): they price it while they count ... */
+	slow.cost = 60000;
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, &slow, 0), "cost2");
+	for (int c = 1; c < 41; c++)
+		tcp_from(c, 2000 + c, VIP4, 80, PKT_TCP_SYN, &r);
+	slow.cost = 250;
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, &slow, 0), "cost2");
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l1);
+	ASSERT_GE(l1.prefill_until_ns, mono_ns() + 2000 * 1000000ULL, "the flood's prompts wait");
+	ASSERT_LE(l1.prefill_until_ns, mono_ns() + 41 * 100 * 1000000ULL,
+		  "a prompt a flow, no more");
+	ASSERT_EQ(syn_from(2, 3000, VIP4, 80, &r), 2, "while they count, the slow node");
+	/* ... and no longer once they have aged out (two epochs of 67 ms) */
+	usleep(2 * ((1U << AIBL_SYN_EPOCH_SHIFT) / 1000) + 20000);
+	ASSERT_EQ(syn_from(9, 1000, VIP4, 80, &r), 1, "aged out: the fast node again");
 out:
 	xe_down();
 }
@@ -1047,6 +1094,7 @@ static const struct test_case cases[] = {
     {"sel_p2c_slots", test_sel_p2c_slots},
     {"sel_p2c_tie", test_sel_p2c_tie},
     {"sel_p2c_prefill", test_sel_p2c_prefill},
+    {"sel_p2c_prefill_flood", test_sel_p2c_prefill_flood},
     {"sel_p2c_overloaded", test_sel_p2c_overloaded},
     {"sel_p2c_burst", test_sel_p2c_burst},
     {"pin_spill", test_pin_spill},
