@@ -763,25 +763,32 @@ static void unload_end(void)
 	g = &d.nodes[2];
 	nodes__held_add(g, "chat", "m1", now - 60000);
 	unload_asked(g, now);
-	resident(&g->rep, "m1", "m2");
-	nodes__unload_check(&d, g, now + 200);
+	/* a report from before the ask counts for nothing, even one
+	 * without the model */
+	resident(&g->rep, "m2", NULL);
+	g->last_ok_ms = now - 1;
+	nodes__load_check(&d, g, now + 200);
 	ASSERT_EQ(g->load.state, NODE_LOAD_ASKED, "a report from before the ask: still asked");
+	resident(&g->rep, "m1", "m2");
+	g->last_ok_ms = now;
+	nodes__load_check(&d, g, now + 200);
+	ASSERT_EQ(g->load.state, NODE_LOAD_ASKED, "still resident: still asked");
 	g->rep.models[0].resident = false;
 	g->rep.models[0].unloading = true;
-	nodes__unload_check(&d, g, now + 400);
+	nodes__load_check(&d, g, now + 400);
 	ASSERT_EQ(g->load.state, NODE_LOAD_ASKED, "draining, or the engine not answered: asked");
 	g->rep.models[0].unloading = false;
-	nodes__unload_check(&d, g, now + 1500);
+	nodes__load_check(&d, g, now + 1500);
 	ASSERT_EQ(g->load.state, NODE_LOAD_NONE, "neither resident nor unloading: gone");
 	ASSERT_EQ(d.st.bg[1][BG_DONE], 1, "counted done");
 
 	/* the engine refuses: resident again after the flag */
 	unload_asked(g, now);
 	g->rep.models[0].unloading = true;
-	nodes__unload_check(&d, g, now + 400);
+	nodes__load_check(&d, g, now + 400);
 	g->rep.models[0].unloading = false;
 	g->rep.models[0].resident = true;
-	nodes__unload_check(&d, g, now + 1500);
+	nodes__load_check(&d, g, now + 1500);
 	h = nodes__held(g, "chat", "m1");
 	ASSERT_EQ(g->load.state, NODE_LOAD_NONE, "refused: no op on the node");
 	ASSERT_EQ(d.st.bg[1][BG_REFUSED], 1, "counted refused");
@@ -790,14 +797,56 @@ static void unload_end(void)
 
 	/* an agent that never gets to it */
 	unload_asked(g, now);
-	nodes__unload_check(&d, g, now + d.cfg.ai.background_load_ms);
+	nodes__load_check(&d, g, now + d.cfg.ai.background_load_ms);
 	ASSERT_EQ(d.st.bg[1][BG_REFUSED], 2, "late: refused");
 	nodes__held_drop(g, h);
 	ASSERT_EQ(g->nheld, 0, "dropped");
 	cleanup();
 }
 
+/*
+ * A background load ends when its model turns resident (aibld's
+ * background_loads(), while its service wants it) or, whether or not the
+ * service still wants it, when it is not resident background_load_ms after
+ * the ask: refused then. A refused load holds the node until its retry_ms
+ * and is forgotten there, so it keeps no take-back and no other service's
+ * load off the node for good.
+ */
+static void load_end(void)
+{
+	struct node_rt *g;
+	__u64 now = clock_mono_ms(), limit;
+
+	if (!setup())
+		return;
+	limit = d.cfg.ai.background_load_ms;
+	g = &d.nodes[2];
+	g->load.state = NODE_LOAD_ASKED;
+	snprintf(g->load.model, sizeof(g->load.model), "m1");
+	snprintf(g->load.svc, sizeof(g->load.svc), "chat");
+	g->load.since_ms = now;
+	nodes__load_check(&d, g, now + limit - 1);
+	ASSERT_EQ(g->load.state, NODE_LOAD_ASKED, "within the bound: asked");
+	nodes__load_check(&d, g, now + limit);
+	ASSERT_EQ(g->load.state, NODE_LOAD_REFUSED, "not resident at the bound: refused");
+	ASSERT_TRUE(strstr(g->load.error, "not resident") != NULL, g->load.error);
+	ASSERT_EQ(d.st.bg[0][BG_REFUSED], 1, "counted refused");
+	g->load.retry_ms = now + 1000;
+	nodes__load_check(&d, g, now + 999);
+	ASSERT_EQ(g->load.state, NODE_LOAD_REFUSED, "before its retry: refused");
+	nodes__load_check(&d, g, now + 1000);
+	ASSERT_EQ(g->load.state, NODE_LOAD_NONE, "at its retry: forgotten");
+	ASSERT_STREQ(g->load.model, "", "nothing of it left");
+	/* one queued and never sent is bound alike */
+	g->load.state = NODE_LOAD_QUEUED;
+	g->load.since_ms = now;
+	nodes__load_check(&d, g, now + limit);
+	ASSERT_EQ(g->load.state, NODE_LOAD_REFUSED, "queued past the bound: refused");
+	cleanup();
+}
+
 static const struct test_case cases[] = {
+    {"load_end", load_end},
     {"unload_end", unload_end},
     {"model_hit", model_hit},
     {"decap_drops_said", decap_drops_said},

@@ -322,12 +322,15 @@ void nodes__load_refused(struct aibld *d, struct node_rt *n, const char *why);
 struct node_held *nodes__held(struct node_rt *n, const char *svc, const char *model);
 void nodes__held_add(struct node_rt *n, const char *svc, const char *model, __u64 now);
 void nodes__held_drop(struct node_rt *n, struct node_held *h);
-/* ai: an unload asked of n's agent ends once a report since has the model
- * neither resident nor flagged unloading (the agent flags it until its
- * engine has answered); it is refused (nodes__load_refused()) once the
- * model is resident again after the flag, or at background_load_ms (300 s
- * where 0) */
-void nodes__unload_check(struct aibld *d, struct node_rt *n, __u64 now);
+/* ai: the end of n's load or unload, checked every recompute. A load is
+ * refused (nodes__load_refused()) when its model is not resident
+ * background_load_ms (300 s where 0) after it was asked, whether or not its
+ * service still wants it; a refused one is forgotten at its retry_ms. An
+ * unload asked of n's agent ends once a report since has the model neither
+ * resident nor flagged unloading (the agent flags it until its engine has
+ * answered); it is refused once the model is resident again after the
+ * flag, or at the same bound */
+void nodes__load_check(struct aibld *d, struct node_rt *n, __u64 now);
 void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep);
 /*
  * ai: the prefix-cache hit rate of the model server that serves model at

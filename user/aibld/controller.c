@@ -858,7 +858,11 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 		struct node_load *l = &n->load;
 
 		others |= w->out[k].weight && !w->out[k].cold;
+		/* by the node's own recent report: one forgotten (its breaker
+		 * open) falls back to the configured list, which says nothing
+		 * of a load */
 		if (l->state == NODE_LOAD_NONE || l->unload || strcmp(l->svc, cs->name) ||
+		    !w->in[k].rep || !w->in[k].fresh ||
 		    policy__model_state(&w->in[k], cs->model) != MODEL_RESIDENT)
 			continue;
 		/* loaded beside nodes that served: taken back once they carry
@@ -911,7 +915,9 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 			continue;
 		}
 		if (l->state == NODE_LOAD_NONE ||
-		    (l->state == NODE_LOAD_REFUSED && now >= l->retry_ms)) {
+		    (l->state == NODE_LOAD_REFUSED &&
+		     (now >= l->retry_ms || strcmp(l->svc, cs->name)))) {
+			/* another service's refused load holds nothing there */
 			load_queue(n, cs, st->saturated_ms, now);
 			aibld__bg_count(&d->st, false, BG_ASKED);
 		} else if (l->state == NODE_LOAD_REFUSED) {
@@ -1292,7 +1298,7 @@ int aibld__recompute(struct aibld *d, bool force)
 		    !n->down && !n->unhealthy &&
 		    policy__overloaded(&d->cfg.ai, n->have_rep ? &n->rep : NULL, n->overloaded);
 		cost_pol[i] = -1;
-		nodes__unload_check(d, n, now);
+		nodes__load_check(d, n, now);
 		snprintf(n->load_for, sizeof(n->load_for), "%s",
 			 n->load.state == NODE_LOAD_QUEUED || n->load.state == NODE_LOAD_ASKED
 			     ? n->load.svc

@@ -150,13 +150,34 @@ static int rep_model(const struct agent_report *r, const char *model)
 	return 0;
 }
 
-void nodes__unload_check(struct aibld *d, struct node_rt *n, __u64 now)
+void nodes__load_check(struct aibld *d, struct node_rt *n, __u64 now)
 {
 	struct node_load *l = &n->load;
 	__u64 limit = d->cfg.ai.background_load_ms ? d->cfg.ai.background_load_ms : 300000;
+	char why[NODE_ERR_LEN];
 	int m;
 
-	if (!l->unload || l->state != NODE_LOAD_ASKED)
+	if (l->state == NODE_LOAD_REFUSED) {
+		/* due to be asked again: the service asks if it still needs
+		 * the load (background_loads()); until then nothing of it
+		 * holds the node (a take-back, another service's load) */
+		if (now >= l->retry_ms)
+			memset(l, 0, sizeof(*l));
+		return;
+	}
+	if (l->state != NODE_LOAD_QUEUED && l->state != NODE_LOAD_ASKED)
+		return;
+	if (!l->unload) {
+		/* the model turning resident ends a load (background_loads());
+		 * the service's need may end first, the bound holds anyway */
+		if (now - l->since_ms >= limit) {
+			snprintf(why, sizeof(why), "not resident %llu ms after it was asked",
+				 (unsigned long long)(now - l->since_ms));
+			nodes__load_refused(d, n, why);
+		}
+		return;
+	}
+	if (l->state != NODE_LOAD_ASKED)
 		return;
 	/* the agent flags the model unloading until the engine has answered
 	 * (ar_model.unloading): resident again after that, the engine kept
@@ -173,8 +194,6 @@ void nodes__unload_check(struct aibld *d, struct node_rt *n, __u64 now)
 	} else if (m == 1 && l->left) {
 		nodes__load_refused(d, n, "the engine kept it: resident again after its drain");
 	} else if (now - l->since_ms >= limit) {
-		char why[NODE_ERR_LEN];
-
 		snprintf(why, sizeof(why), "still there %llu ms after it was asked",
 			 (unsigned long long)(now - l->since_ms));
 		nodes__load_refused(d, n, why);
