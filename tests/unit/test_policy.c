@@ -98,6 +98,12 @@ static void rr_wrr_hash(void)
 	ASSERT_EQ(out[0].weight, 100, "wrr weight");
 	ASSERT_EQ(out[2].weight, 300, "wrr weight");
 	ASSERT_EQ(out[3].weight, 0, "wrr: wrong accelerator");
+	/* what aibld also asks when it counts a service's saturated nodes */
+	ASSERT_TRUE(policy__may_serve(&svc, &cn[0]), "may serve");
+	ASSERT_FALSE(policy__may_serve(&svc, &cn[3]), "may not: wrong accelerator");
+	cn[0].weight = 0;
+	ASSERT_FALSE(policy__may_serve(&svc, &cn[0]), "may not: weight 0");
+	cn[0].weight = 100;
 
 	setup(AIBL_POL_HASH);
 	pressure(&rep[0], 1); /* load does not matter for hash */
@@ -695,6 +701,15 @@ static void ai_cold_start(void)
 	ASSERT_EQ(out[2].weight, 0, "one load at a time, not every loadable node");
 	ASSERT_TRUE(out[3].cold, "the loadable node with the most headroom");
 	ASSERT_EQ(out[3].weight, 80, "400 * (1 - 0.2) * cold_start_factor 0.25");
+	/* one load at a time a node: not the one loading (or unloading)
+	 * another service's model while another can, headroom or not */
+	pn[3].loading_other = true;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "none resident, n3 busy");
+	ASSERT_TRUE(out[2].cold && out[2].weight > 0 && !out[3].weight, "the node free to load");
+	pn[2].loading_other = true;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "none resident, both busy");
+	ASSERT_TRUE(out[3].cold && !out[2].weight, "both loading: the most headroom, as before");
+	pn[2].loading_other = pn[3].loading_other = false;
 
 	/* residents saturated (requests queue) but only briefly: no load */
 	pn[0].usable = pn[1].usable = true;

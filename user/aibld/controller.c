@@ -1037,7 +1037,10 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 		aibld__policy_node(d, n, now, p);
 		p->serving = s->have_table && s->applied[k];
 		p->loading_other = n->load_for[0] && strcmp(n->load_for, cs->name);
+		/* the nodes that may serve it: one of another accelerator, or
+		 * of weight 0, never takes its flows, so is never saturated */
 		if (cs->policy != AIBL_POL_AI || !p->usable || !p->fresh ||
+		    !policy__may_serve(cs, p->cfg) ||
 		    policy__model_state(p, cs->model) != MODEL_RESIDENT)
 			continue;
 		resident = true;

@@ -642,9 +642,9 @@ void policy__cost(const struct config *cfg, int policy, const struct policy_node
 	}
 }
 
-static bool accel_ok(const struct cfg_service *svc, const struct cfg_node *c)
+bool policy__may_serve(const struct cfg_service *svc, const struct cfg_node *c)
 {
-	return svc->accel < 0 || c->accel == svc->accel;
+	return c->weight && (svc->accel < 0 || c->accel == svc->accel);
 }
 
 static __u32 ai_weight(const struct config *cfg, const struct policy_node *n, double speed,
@@ -679,7 +679,7 @@ static enum ai_class ai_class(const struct cfg_ai *ai, const struct cfg_service 
 {
 	enum model_state ms;
 
-	if (!p->usable || !p->cfg->weight || !accel_ok(svc, p->cfg))
+	if (!p->usable || !policy__may_serve(svc, p->cfg))
 		return AI_NONE;
 	ms = policy__model_state(p, svc->model);
 	/* a stale report is no news, good or bad: it cannot promise the
@@ -868,7 +868,11 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 			    in[k].cfg->weight * (1 - policy__ai_load(ai, in[k].rep, in[k].active));
 			double free = policy__free_mb(in[k].rep);
 
-			if (h > best_head) {
+			/* one loading or unloading another service's model only
+			 * where no other can (one load at a time a node) */
+			if (best_cold < 0 || (in[best_cold].loading_other != in[k].loading_other
+						  ? !in[k].loading_other
+						  : h > best_head)) {
 				best_head = h;
 				best_cold = k;
 			}
@@ -966,7 +970,7 @@ int policy__weights(const struct config *cfg, const struct cfg_service *svc, str
 	for (int k = 0; k < svc->nnodes; k++) {
 		const struct policy_node *p = &in[k];
 
-		if (!p->usable || !p->cfg->weight || !accel_ok(svc, p->cfg))
+		if (!p->usable || !policy__may_serve(svc, p->cfg))
 			continue;
 		out[k].weight = svc->policy == AIBL_POL_RR ? 1 : p->cfg->weight;
 	}

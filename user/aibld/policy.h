@@ -131,6 +131,9 @@ bool policy__overloaded(const struct cfg_ai *ai, const struct agent_report *r, b
  * session's wait there is of the order of a prefill, so the next slower tier
  * of nodes is worth opening */
 bool policy__busy(const struct agent_report *r);
+/* whether node c may take the service's flows at all: a weight above 0
+ * and the accelerator the service needs, if it names one */
+bool policy__may_serve(const struct cfg_service *svc, const struct cfg_node *c);
 /* ai: more requests wait at the node than ai.saturation_queue and than it
  * runs (a whole batch's worth waits): every resident node saturated for
  * ai.cold_start_after_ms is what may justify loading the model elsewhere
