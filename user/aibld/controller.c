@@ -974,17 +974,26 @@ static void unload_queue(struct node_rt *n, struct node_held *h, __u64 now)
  * the node runs) for background_unload_ms without a break, and no resident
  * node has been saturated since: its agent drains it (the node takes no
  * new flow of the service from now on, its open connections end) and
- * unloads it (POST /v1/unload). One load or unload at a time per node.
- * Caller holds d->load_lock.
+ * unloads it (POST /v1/unload). One load or unload at a time per node,
+ * one unload at a time per service. Caller holds d->load_lock.
  */
 static void take_back(struct aibld *d, int si, struct svc_work *w, const struct policy_svc *st,
 		      __u64 now)
 {
 	const struct cfg_service *cs = &d->cfg.services[si];
 	const struct cfg_ai *ai = &d->cfg.ai;
+	bool unloading = false;
 
 	if (cs->policy != AIBL_POL_AI)
 		return;
+	/* one unload at a time for the service: until a node's report says
+	 * its model is on the way out, it still looks as if it carried its
+	 * share, and two held nodes would each vouch for the other */
+	for (int k = 0; k < cs->nnodes; k++) {
+		const struct node_load *l = &d->nodes[cs->nodes[k]].load;
+
+		unloading |= l->unload && l->state != NODE_LOAD_NONE && !strcmp(l->svc, cs->name);
+	}
 	for (int k = 0; k < cs->nnodes; k++) {
 		struct node_rt *n = &d->nodes[cs->nodes[k]];
 		struct node_load *l = &n->load;
@@ -1010,9 +1019,10 @@ static void take_back(struct aibld *d, int si, struct svc_work *w, const struct 
 		}
 		if (!h->quiet_ms)
 			h->quiet_ms = now;
-		if (now - h->quiet_ms < ai->background_unload_ms || now < h->retry_ms)
+		if (now - h->quiet_ms < ai->background_unload_ms || now < h->retry_ms || unloading)
 			continue;
 		unload_queue(n, h, now);
+		unloading = true;
 		aibld__bg_count(&d->st, true, BG_ASKED);
 		w->out[k].weight = 0;
 		w->out[k].cold = false;
