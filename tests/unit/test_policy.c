@@ -1074,6 +1074,9 @@ static void ai_latency_spill(void)
 		r.in_flight = 3;
 		lat = policy__lat_update(lat, &floor, &r, 0.5);
 		ASSERT_LE(fabs(lat - 300), 1e-9, "busy with no new sample: kept");
+		r.in_flight = -1; /* an engine that says neither queue nor running */
+		lat = policy__lat_update(lat, &floor, &r, 0.5);
+		ASSERT_LE(fabs(lat - 300), 1e-9, "unknown load with no new sample: kept");
 	}
 }
 
@@ -1133,6 +1136,13 @@ static void ai_prefill_shared(void)
 	policy__prefill_init(&pf);
 	prefill_window(&pf, -1, -1);
 	ASSERT_TRUE(pf.floor < 0 && !pf.shared, "nothing finished: nothing known");
+	/* a window of 0 ms (a histogram whose sum did not move) is no
+	 * compute at all: it would set a floor of 0, and every prefill after
+	 * would look like a wait */
+	prefill_window(&pf, 0, 2000);
+	prefill_window(&pf, 102, 2000);
+	ASSERT_TRUE(pf.floor > 0 && !pf.shared, "0 ms: not a figure");
+	policy__prefill_init(&pf);
 	/* slots of their own: whole prompts, cached turns of 130 tokens whose
 	 * 2 ms overhead is a quarter of their time, jitter both ways */
 	for (int i = 0; i < 40; i++) {

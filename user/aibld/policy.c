@@ -285,7 +285,8 @@ double policy__lat_update(double lat, double *floor, const struct agent_report *
 		policy__floor_update(floor, sample, r, alpha);
 		return policy__ewma(lat, sample, alpha);
 	}
-	if (r->in_flight <= 0 && *floor >= 0 && lat > *floor)
+	/* idle, as its report says (-1: it does not say) */
+	if (r->in_flight == 0 && *floor >= 0 && lat > *floor)
 		return lat + alpha * (*floor - lat);
 	return lat;
 }
@@ -301,8 +302,10 @@ bool policy__prefill_update(struct policy_prefill *pf, const struct agent_report
 
 	if (r->prompt_tokens_avg >= 1)
 		pf->prompt_tok = policy__ewma(pf->prompt_tok, r->prompt_tokens_avg, alpha);
-	/* no request finished in the window, or the engine does not say */
-	if (!(ms >= 0) || !(tok >= 1))
+	/* no request finished in the window, or the engine does not say (0
+	 * ms of compute is no figure: a floor of 0 would make every prefill
+	 * after it a wait) */
+	if (!(ms > 0) || !(tok >= 1))
 		return false;
 	if (pf->floor < 0 || ms / tok < pf->floor)
 		pf->floor = ms / tok;
