@@ -3,6 +3,7 @@
  * server kind, /v1/models, hint aging and bounds, hint posts. */
 #include <dlfcn.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <jansson.h>
@@ -1041,6 +1042,86 @@ static void aggregation(void)
 		ASSERT_STREQ(srv.s.kind, "vllm", "kind from TYPE lines");
 }
 
+/* appends to a page being written, within its buffer */
+static void page_add(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void page_add(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *len, cap - *len, fmt, ap);
+	va_end(ap);
+	if (n > 0 && (size_t)n < cap - *len)
+		*len += (size_t)n;
+}
+
+/*
+ * Figures a page can hold and a report cannot: a count past the report's
+ * bound (every balancer would refuse the node's whole report), negative
+ * samples among good ones, more engines than the counters remember (their
+ * whole values counted as growth on every page), more series of one gauge
+ * than any engine writes (each compared with every other). Values written
+ * for the test.
+ */
+static void hostile_figures(void)
+{
+	static char page[256 * 1024];
+	struct agent_server srv;
+	size_t len;
+
+	new_server(&srv);
+	if (extract_text(&srv, "vllm:num_requests_waiting 1e10\n"
+			       "vllm:num_requests_running 5\n"))
+		ASSERT_TRUE(srv.s.queue_depth == AR_MAX_FIGURE, "held at the report's bound");
+	new_server(&srv);
+	if (extract_text(&srv, "vllm:num_requests_waiting{engine=\"0\"} 5\n"
+			       "vllm:num_requests_waiting{engine=\"1\"} -10\n"))
+		ASSERT_TRUE(srv.s.queue_depth == 5, "a negative sample says nothing");
+
+	/* 20 engines, each finishing 10 requests of 0.5 s between pages */
+	new_server(&srv);
+	for (int p = 0; p < 2; p++) {
+		len = 0;
+		for (int e = 0; e < 20; e++)
+			page_add(page, sizeof(page), &len,
+				 "vllm:e2e_request_latency_seconds_sum{engine=\"%d\"} %d\n"
+				 "vllm:e2e_request_latency_seconds_count{engine=\"%d\"} %d\n",
+				 e, 100 + 5 * p, e, 1000 + 10 * p);
+		if (!extract_text(&srv, page))
+			return;
+	}
+	ASSERT_TRUE(fabs(srv.s.e2e_avg_ms - 500) < 1e-6, "20 engines: the window's mean");
+	/* more engines than remembered: unknown, not a lifetime mean */
+	new_server(&srv);
+	for (int p = 0; p < 2; p++) {
+		len = 0;
+		for (int e = 0; e < AGENT_COUNTER_SERIES + 2; e++)
+			page_add(page, sizeof(page), &len,
+				 "vllm:e2e_request_latency_seconds_sum{engine=\"%d\"} %d\n"
+				 "vllm:e2e_request_latency_seconds_count{engine=\"%d\"} %d\n",
+				 e, 100 + 5 * p, e, 1000 + 10 * p);
+		if (!extract_text(&srv, page))
+			return;
+	}
+	ASSERT_TRUE(srv.s.e2e_avg_ms == -1, "too many engines: unknown");
+	/* one gauge in more series than summed */
+	new_server(&srv);
+	len = 0;
+	for (int e = 0; e < AGENT_GAUGE_SERIES + 1; e++)
+		page_add(page, sizeof(page), &len, "vllm:num_requests_waiting{x=\"%d\"} 1\n", e);
+	if (extract_text(&srv, page))
+		ASSERT_TRUE(srv.s.queue_depth == -1, "too many series: unknown");
+	new_server(&srv);
+	len = 0;
+	for (int e = 0; e < AGENT_GAUGE_SERIES; e++)
+		page_add(page, sizeof(page), &len, "vllm:num_requests_waiting{x=\"%d\"} 1\n", e);
+	if (extract_text(&srv, page))
+		ASSERT_TRUE(srv.s.queue_depth == AGENT_GAUGE_SERIES,
+			    "as many as summed: their sum");
+}
+
 /*
  * Families no page in tests/data/metrics/ has (none recorded was found,
  * docs/engines.md): vLLM V0's prefix cache hit rate gauge (0.5.5 on; -1
@@ -1635,6 +1716,7 @@ static const struct test_case cases[] = {
     {"lora_and_unknown", lora_and_unknown},
     {"sglang_hits", sglang_hits},
     {"aggregation", aggregation},
+    {"hostile_figures", hostile_figures},
     {"unrecorded_families", unrecorded_families},
     {"other_engines", other_engines},
     {"models_json", models_json},

@@ -1572,8 +1572,9 @@ int agent__report_seq(struct agent *a, struct agent_report *r, uint64_t *seq)
 		else
 			unstated = true;
 	}
-	r->queue_depth = nq ? q : -1;
-	r->in_flight = nin ? inflight : -1;
+	/* servers' sums held within the report's bound (AR_MAX_FIGURE) */
+	r->queue_depth = nq ? agent_report__figure(q) : -1;
+	r->in_flight = nin ? agent_report__figure(inflight) : -1;
 	r->prefix_cache_hit_rate = nhit ? hit / nhit : -1;
 	r->ttft_avg_ms = nttft ? ttft / nttft : -1;
 	r->e2e_avg_ms = ne2e ? e2e / ne2e : -1;

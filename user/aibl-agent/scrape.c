@@ -392,30 +392,38 @@ static bool wanted(const struct prom_page *pg, const struct prom_sample *s, cons
 /*
  * A gauge over its label sets (those with label lname = lval when lname):
  * summed over engines and models, but the ranks of one server counted
- * once (their largest figure). -1 when the page has none.
+ * once (their largest figure). A negative sample says nothing of a count
+ * and is skipped (added, it turned a busy server's sum unknown). -1 when
+ * the page has none, or more than AGENT_GAUGE_SERIES (each is compared
+ * with the others: a hostile page of 200,000 took minutes).
  */
 static double m_sum_where(const struct prom_page *pg, const char *name, const char *lname,
 			  const char *lval)
 {
+	uint32_t idx[AGENT_GAUGE_SERIES];
 	double total = 0;
+	size_t m = 0;
 	int n = 0;
 
 	for (size_t i = 0; i < pg->nsamples; i++) {
-		const struct prom_sample *s = &pg->samples[i];
+		if (!wanted(pg, &pg->samples[i], name, lname, lval) || pg->samples[i].value < 0)
+			continue;
+		if (m == AGENT_GAUGE_SERIES)
+			return -1;
+		idx[m++] = (uint32_t)i;
+	}
+	for (size_t a = 0; a < m; a++) {
+		const struct prom_sample *s = &pg->samples[idx[a]];
 		double mx = s->value;
 		bool seen = false;
 
-		if (!wanted(pg, s, name, lname, lval))
-			continue;
-		for (size_t j = 0; j < i && !seen; j++)
-			seen = wanted(pg, &pg->samples[j], name, lname, lval) &&
-			       prom_sample__same_labels(pg, s, &pg->samples[j], rank_label);
+		for (size_t b = 0; b < a && !seen; b++)
+			seen = prom_sample__same_labels(pg, s, &pg->samples[idx[b]], rank_label);
 		if (seen)
 			continue;
-		for (size_t j = i + 1; j < pg->nsamples; j++)
-			if (wanted(pg, &pg->samples[j], name, lname, lval) &&
-			    prom_sample__same_labels(pg, s, &pg->samples[j], rank_label))
-				mx = fmax(mx, pg->samples[j].value);
+		for (size_t b = a + 1; b < m; b++)
+			if (prom_sample__same_labels(pg, s, &pg->samples[idx[b]], rank_label))
+				mx = fmax(mx, pg->samples[idx[b]].value);
 		total += mx;
 		n++;
 	}
@@ -488,7 +496,9 @@ static uint64_t labels_hash(const struct prom_page *pg, const struct prom_sample
 /*
  * How much counter `name` grew since the previous page, series by series
  * (all of it on a first page); a series that went backwards restarted
- * and all of its value is new (*reset set). -1 when the page lacks it.
+ * and all of its value is new (*reset set). -1 when the page lacks it, or
+ * has more series than are remembered (AGENT_COUNTER_SERIES: the others'
+ * whole values would count as growth on every page).
  */
 static double ctr_growth(const struct prom_page *pg, const char *name, struct agent_counter *c,
 			 bool first, bool *reset)
@@ -504,6 +514,8 @@ static double ctr_growth(const struct prom_page *pg, const char *name, struct ag
 
 		if (strcmp(s->name, name) || !isfinite(s->value) || s->value < 0)
 			continue;
+		if (nc.n == AGENT_COUNTER_SERIES)
+			return -1;
 		h = labels_hash(pg, s);
 		for (int j = 0; j < c->n && k < 0; j++)
 			if (c->h[j] == h)
@@ -516,10 +528,8 @@ static double ctr_growth(const struct prom_page *pg, const char *name, struct ag
 			g += s->value;
 			*reset = true;
 		}
-		if (nc.n < AGENT_COUNTER_SERIES) {
-			nc.h[nc.n] = h;
-			nc.v[nc.n++] = s->value;
-		}
+		nc.h[nc.n] = h;
+		nc.v[nc.n++] = s->value;
 		n++;
 	}
 	*c = nc;
@@ -845,23 +855,18 @@ static void end_page(struct agent_server *srv)
 {
 	struct ar_server *s = &srv->s;
 
-	/* the report refuses negative counts other than -1 */
-	if (s->queue_depth < 0 || !isfinite(s->queue_depth))
-		s->queue_depth = -1;
-	if (s->running < 0 || !isfinite(s->running))
-		s->running = -1;
-	if (s->ttft_avg_ms < 0 || !isfinite(s->ttft_avg_ms))
-		s->ttft_avg_ms = -1;
-	if (s->e2e_avg_ms < 0 || !isfinite(s->e2e_avg_ms))
-		s->e2e_avg_ms = -1;
-	if (s->run_avg_ms < 0 || !isfinite(s->run_avg_ms))
-		s->run_avg_ms = -1;
-	if (s->prefill_avg_ms < 0 || !isfinite(s->prefill_avg_ms))
-		s->prefill_avg_ms = -1;
-	if (s->prefill_tokens_avg < 0 || !isfinite(s->prefill_tokens_avg))
-		s->prefill_tokens_avg = -1;
-	if (s->prompt_tokens_avg < 0 || !isfinite(s->prompt_tokens_avg))
-		s->prompt_tokens_avg = -1;
+	/* the report refuses negative counts other than -1, and figures
+	 * past AR_MAX_FIGURE: one engine's absurd figure would have every
+	 * balancer refuse the whole node's report, so it is held there (a
+	 * huge queue is still a long one) */
+	s->queue_depth = agent_report__figure(s->queue_depth);
+	s->running = agent_report__figure(s->running);
+	s->ttft_avg_ms = agent_report__figure(s->ttft_avg_ms);
+	s->e2e_avg_ms = agent_report__figure(s->e2e_avg_ms);
+	s->run_avg_ms = agent_report__figure(s->run_avg_ms);
+	s->prefill_avg_ms = agent_report__figure(s->prefill_avg_ms);
+	s->prefill_tokens_avg = agent_report__figure(s->prefill_tokens_avg);
+	s->prompt_tokens_avg = agent_report__figure(s->prompt_tokens_avg);
 	srv->prev.valid = true;
 }
 

@@ -21,8 +21,13 @@
 #include "promtext.h"
 #include "report.h"
 
-#define AGENT_SERVER_MODELS  32
-#define AGENT_COUNTER_SERIES 16 /* label sets remembered per counter */
+#define AGENT_SERVER_MODELS 32
+/* label sets remembered per counter (engines, models, ranks of a server);
+ * a page with more has that counter's window unknown, not counted whole */
+#define AGENT_COUNTER_SERIES 128
+/* label sets of one gauge summed from a page; more: the figure is unknown
+ * (no engine writes that many, and each is compared with every other) */
+#define AGENT_GAUGE_SERIES 1024
 
 /*
  * One counter (summed over its label sets) remembered between scrapes,

@@ -283,18 +283,20 @@ static int ar_parse_server(struct ar_ctx *c, json_t *o, const char *p, struct ar
 	    (err = ar_bool(c, o, p, "up", &s->up)) ||
 	    (err = ar_int(c, o, p, "age_ms", &age, 0, INT64_MAX, false)) ||
 	    (err = ar_str(c, o, p, "error", s->error, sizeof(s->error), false)) ||
-	    (err = ar_num(c, o, p, "queue_depth", &s->queue_depth, 0, 1e9, true, -1)) ||
-	    (err = ar_num(c, o, p, "running", &s->running, 0, 1e9, true, -1)) ||
+	    (err = ar_num(c, o, p, "queue_depth", &s->queue_depth, 0, AR_MAX_FIGURE, true, -1)) ||
+	    (err = ar_num(c, o, p, "running", &s->running, 0, AR_MAX_FIGURE, true, -1)) ||
 	    (err = ar_num(c, o, p, "kv_cache_usage", &s->kv_cache_usage, 0, 1, true, -1)) ||
 	    (err = ar_num(c, o, p, "prefix_cache_hit_rate", &s->prefix_cache_hit_rate, 0, 1, true,
 			  -1)) ||
-	    (err = ar_num(c, o, p, "ttft_avg_ms", &s->ttft_avg_ms, 0, 1e9, true, -1)) ||
-	    (err = ar_num(c, o, p, "e2e_avg_ms", &s->e2e_avg_ms, 0, 1e9, true, -1)) ||
-	    (err = ar_num(c, o, p, "run_avg_ms", &s->run_avg_ms, 0, 1e9, true, -1)) ||
-	    (err = ar_num(c, o, p, "prefill_avg_ms", &s->prefill_avg_ms, 0, 1e9, true, -1)) ||
-	    (err =
-		 ar_num(c, o, p, "prefill_tokens_avg", &s->prefill_tokens_avg, 0, 1e9, true, -1)) ||
-	    (err = ar_num(c, o, p, "prompt_tokens_avg", &s->prompt_tokens_avg, 0, 1e9, true, -1)) ||
+	    (err = ar_num(c, o, p, "ttft_avg_ms", &s->ttft_avg_ms, 0, AR_MAX_FIGURE, true, -1)) ||
+	    (err = ar_num(c, o, p, "e2e_avg_ms", &s->e2e_avg_ms, 0, AR_MAX_FIGURE, true, -1)) ||
+	    (err = ar_num(c, o, p, "run_avg_ms", &s->run_avg_ms, 0, AR_MAX_FIGURE, true, -1)) ||
+	    (err = ar_num(c, o, p, "prefill_avg_ms", &s->prefill_avg_ms, 0, AR_MAX_FIGURE, true,
+			  -1)) ||
+	    (err = ar_num(c, o, p, "prefill_tokens_avg", &s->prefill_tokens_avg, 0, AR_MAX_FIGURE,
+			  true, -1)) ||
+	    (err = ar_num(c, o, p, "prompt_tokens_avg", &s->prompt_tokens_avg, 0, AR_MAX_FIGURE,
+			  true, -1)) ||
 	    (err = ar_num(c, o, p, "since_finish_ms", &s->since_finish_ms, 0, 1e12, true, -1)) ||
 	    (err =
 		 ar_num(c, o, p, "probe_ms_per_token", &s->probe_ms_per_token, 0, 1e6, true, -1)) ||
@@ -427,21 +429,26 @@ static int ar_parse_root(struct ar_ctx *c, json_t *root, struct agent_report *r)
 	    (err = ar_bool(c, root, "report", "nvml", &r->nvml)) ||
 	    (err = ar_str(c, root, "report", "nvml_error", r->nvml_error, sizeof(r->nvml_error),
 			  false)) ||
-	    (err = ar_num(c, root, "report", "queue_depth", &r->queue_depth, 0, 1e9, true, -1)) ||
-	    (err = ar_num(c, root, "report", "in_flight", &r->in_flight, 0, 1e9, true, -1)) ||
+	    (err = ar_num(c, root, "report", "queue_depth", &r->queue_depth, 0, AR_MAX_FIGURE, true,
+			  -1)) ||
+	    (err = ar_num(c, root, "report", "in_flight", &r->in_flight, 0, AR_MAX_FIGURE, true,
+			  -1)) ||
 	    (err =
 		 ar_num(c, root, "report", "kv_cache_usage", &r->kv_cache_usage, 0, 1, true, -1)) ||
 	    (err = ar_num(c, root, "report", "prefix_cache_hit_rate", &r->prefix_cache_hit_rate, 0,
 			  1, true, -1)) ||
-	    (err = ar_num(c, root, "report", "ttft_avg_ms", &r->ttft_avg_ms, 0, 1e9, true, -1)) ||
-	    (err = ar_num(c, root, "report", "e2e_avg_ms", &r->e2e_avg_ms, 0, 1e9, true, -1)) ||
-	    (err = ar_num(c, root, "report", "run_avg_ms", &r->run_avg_ms, 0, 1e9, true, -1)) ||
-	    (err = ar_num(c, root, "report", "prefill_avg_ms", &r->prefill_avg_ms, 0, 1e9, true,
+	    (err = ar_num(c, root, "report", "ttft_avg_ms", &r->ttft_avg_ms, 0, AR_MAX_FIGURE, true,
 			  -1)) ||
-	    (err = ar_num(c, root, "report", "prefill_tokens_avg", &r->prefill_tokens_avg, 0, 1e9,
+	    (err = ar_num(c, root, "report", "e2e_avg_ms", &r->e2e_avg_ms, 0, AR_MAX_FIGURE, true,
+			  -1)) ||
+	    (err = ar_num(c, root, "report", "run_avg_ms", &r->run_avg_ms, 0, AR_MAX_FIGURE, true,
+			  -1)) ||
+	    (err = ar_num(c, root, "report", "prefill_avg_ms", &r->prefill_avg_ms, 0, AR_MAX_FIGURE,
 			  true, -1)) ||
-	    (err = ar_num(c, root, "report", "prompt_tokens_avg", &r->prompt_tokens_avg, 0, 1e9,
-			  true, -1)) ||
+	    (err = ar_num(c, root, "report", "prefill_tokens_avg", &r->prefill_tokens_avg, 0,
+			  AR_MAX_FIGURE, true, -1)) ||
+	    (err = ar_num(c, root, "report", "prompt_tokens_avg", &r->prompt_tokens_avg, 0,
+			  AR_MAX_FIGURE, true, -1)) ||
 	    (err = ar_num(c, root, "report", "since_finish_ms", &r->since_finish_ms, 0, 1e12, true,
 			  -1)) ||
 	    (err = ar_num(c, root, "report", "probe_ms_per_token", &r->probe_ms_per_token, 0, 1e6,

@@ -11,6 +11,7 @@
 #ifndef AIBL_REPORT_H
 #define AIBL_REPORT_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,9 @@
 #define AR_MAX_MODELS  64
 #define AR_MAX_HINTS   4096
 #define AR_MAX_SLOTS   100000 /* a server's slots (ar_server.slots) */
+/* the largest count or ms a report carries (queue_depth, running,
+ * in_flight, the *_avg figures); the parser refuses a report past it */
+#define AR_MAX_FIGURE  1e9
 #define AR_NAME_LEN    64
 #define AR_MODEL_LEN   128
 #define AR_URL_LEN     256
@@ -192,6 +196,13 @@ struct agent_report {
 	char decap_if[AR_IFNAME_LEN];
 	int64_t decap_counters[AIBL_NCNT__MAX];
 };
+
+/* a count or ms figure as a report carries it: -1 (unknown) for a
+ * negative or non-finite one, at most AR_MAX_FIGURE */
+static inline double agent_report__figure(double v)
+{
+	return !(v >= 0) || v == INFINITY ? -1 : v > AR_MAX_FIGURE ? AR_MAX_FIGURE : v;
+}
 
 /* a + b for counters (both >= 0), saturated at INT64_MAX rather than
  * wrapping: a report's counters go up to INT64_MAX each */
