@@ -217,6 +217,10 @@ static void hints_replay_refused(void)
 	ASSERT_EQ(post_hints(body, sig), 401, "the same signed post again: refused");
 	aibl_auth__sign(&k, (uint64_t)time(NULL) + 1, NULL, body, strlen(body), sig, sizeof(sig));
 	ASSERT_EQ(post_hints(body, sig), 200, "signed afresh: accepted");
+	/* what the agent signs a report with: the poll's nonce, the same key */
+	aibl_auth__sign(&k, (uint64_t)time(NULL), "poll-nonce-1", body, strlen(body), sig,
+			sizeof(sig));
+	ASSERT_EQ(post_hints(body, sig), 401, "a report's signature is no hint post's");
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
 	unlink(kpath);

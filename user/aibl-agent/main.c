@@ -384,9 +384,12 @@ static enum MHD_Result ag_post_hints(struct MHD_Connection *c, const struct http
 		struct aibl_sig as;
 		const char *why = NULL;
 
+		/* no nonce: a report's signature (the poll's nonce, the same
+		 * key) is no hint post's, or a recorded report carrying hints
+		 * could be posted back to keep them alive */
 		err = sig ? aibl_auth__parse(sig, &as, &why) : -ENOKEY;
 		if (!err)
-			err = aibl_auth__verify_sig(&ag_key, &as, NULL, http_body__str(cc), cc->len,
+			err = aibl_auth__verify_sig(&ag_key, &as, "", http_body__str(cc), cc->len,
 						    time(NULL), AIBL_AUTH_WINDOW_S);
 		if (!err && aibl_replay__seen(&ag_replay, &as, time(NULL), AIBL_AUTH_WINDOW_S))
 			return ag_error(c, MHD_HTTP_UNAUTHORIZED,
