@@ -757,7 +757,12 @@ static void poll_traffic(struct agent *a)
 	pthread_mutex_unlock(&a->lock);
 	window_ns = (uint64_t)(a->cfg.traffic_window_ms / rate) * 1000000ULL;
 
-	while (bpf_map_get_next_key(a->cli_fd, prev, &next) == 0) {
+	/* bounded by the table's size: a key evicted under the walk makes
+	 * the kernel start again from the first one, and a flood of new
+	 * clients would keep it walking (and seen growing) */
+	for (size_t steps = 0;
+	     steps < AIBL_NODE_MAX_CLIENTS && bpf_map_get_next_key(a->cli_fd, prev, &next) == 0;
+	     steps++) {
 		k = next;
 		prev = &k;
 		if (bpf_map_lookup_elem(a->cli_fd, &k, &v))
