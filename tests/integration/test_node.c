@@ -1584,6 +1584,19 @@ static void unload_signed_counts(void)
 	}
 	if (!ASSERT_TRUE(m && m->resident, "signed polls: m1 resident"))
 		goto out;
+	/* a drain bound the signature does not cover: set on the path, as
+	 * 0 it would unload with the connections open */
+	aibl_auth__nonce(nonce, sizeof(nonce));
+	aibl_auth__sign_req(&key, time(NULL), nonce, AIBL_AUTH_REQ_UNLOAD "m1", sig, sizeof(sig));
+	snprintf(h_sig, sizeof(h_sig), "%s: %s", AIBL_AUTH_HEADER, sig);
+	http(unload, "{\"model\":\"m1\",\"drain_timeout_ms\":0}", h_sig, NULL, 2000, &r);
+	ASSERT_EQ(r.status, 401, "a drain bound not signed: refused");
+	aibl_auth__nonce(nonce, sizeof(nonce));
+	aibl_auth__sign_req(&key, time(NULL), nonce, AIBL_AUTH_REQ_UNLOAD "m1 drain_timeout_ms=0",
+			    sig, sizeof(sig));
+	snprintf(h_sig, sizeof(h_sig), "%s: %s", AIBL_AUTH_HEADER, sig);
+	http(unload, "{\"model\":\"m1\",\"drain_timeout_ms\":5}", h_sig, NULL, 2000, &r);
+	ASSERT_EQ(r.status, 401, "signed for another bound: refused");
 	aibl_auth__nonce(nonce, sizeof(nonce));
 	aibl_auth__sign_req(&key, time(NULL), nonce, AIBL_AUTH_REQ_UNLOAD "m1", sig, sizeof(sig));
 	snprintf(h_sig, sizeof(h_sig), "%s: %s", AIBL_AUTH_HEADER, sig);

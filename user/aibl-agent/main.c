@@ -489,10 +489,13 @@ static enum MHD_Result ag_post_op(struct MHD_Connection *c, const struct http_bo
 				"leading '.'");
 	if (ag_has_key) {
 		struct aibl_sig as;
-		char what[sizeof(AIBL_AUTH_REQ_UNLOAD) + AR_MODEL_LEN];
+		char what[AIBL_AUTH_WHAT_MAX];
 
-		snprintf(what, sizeof(what), "%s%s",
-			 unload ? AIBL_AUTH_REQ_UNLOAD : AIBL_AUTH_REQ_LOAD, model);
+		/* an unload's drain bound is signed with it */
+		if (unload)
+			aibl_auth__unload_what(what, sizeof(what), model, wait_ms);
+		else
+			snprintf(what, sizeof(what), "%s%s", AIBL_AUTH_REQ_LOAD, model);
 		if (ag_req_auth(c, what, op, &as, msg, sizeof(msg)))
 			return ag_error(c, MHD_HTTP_UNAUTHORIZED, msg);
 	} else if (!ag_client_is_loopback(c) && !ag_client_is_controller(c)) {

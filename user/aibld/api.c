@@ -591,7 +591,7 @@ static enum MHD_Result agent_forward(struct aibld *d, struct MHD_Connection *c, 
 				     const char *model, long wait_ms)
 {
 	char url[CFG_URL_LEN + 16], nonce[AIBL_AUTH_NONCE_MAX], sig[AIBL_AUTH_HDR_MAX];
-	char what[sizeof(AIBL_AUTH_REQ_UNLOAD) + AIBL_MODEL_LEN], hdr[AIBL_AUTH_HDR_MAX + 32];
+	char what[AIBL_AUTH_WHAT_MAX], hdr[AIBL_AUTH_HDR_MAX + 32];
 	char errbuf[CURL_ERROR_SIZE] = "", msg[CURL_ERROR_SIZE + 64], *post = NULL;
 	struct curl_slist *hdrs = NULL;
 	struct http_body b = {};
@@ -621,8 +621,8 @@ static enum MHD_Result agent_forward(struct aibld *d, struct MHD_Connection *c, 
 	 * agent_key_file) */
 	sig[0] = '\0';
 	if (model) {
-		snprintf(what, sizeof(what), "%s%s", AIBL_AUTH_REQ_UNLOAD, model);
-		err = aibl_auth__nonce(nonce, sizeof(nonce))
+		err = aibl_auth__unload_what(what, sizeof(what), model, wait_ms) ?:
+			  aibl_auth__nonce(nonce, sizeof(nonce))
 			  ?: poller__sign(d, node, nonce, what, &nk, sig, sizeof(sig));
 		OPENSSL_cleanse(&nk, sizeof(nk));
 	}

@@ -166,7 +166,7 @@ static int job_sign(struct aibld *d, struct job *j, const char *what)
 static int load_setup(struct aibld *d, struct job *j, const char *agent)
 {
 	const struct node_load *l = &j->n->load;
-	char what[sizeof(AIBL_AUTH_REQ_UNLOAD) + AIBL_MODEL_LEN]; /* the longer */
+	char what[AIBL_AUTH_WHAT_MAX];
 	json_t *o;
 	int err;
 
@@ -178,8 +178,11 @@ static int load_setup(struct aibld *d, struct job *j, const char *agent)
 		return -ENOMEM;
 	if (aibl_auth__nonce(j->nonce, sizeof(j->nonce)))
 		return -EIO;
-	snprintf(what, sizeof(what), "%s%s", l->unload ? AIBL_AUTH_REQ_UNLOAD : AIBL_AUTH_REQ_LOAD,
-		 l->model);
+	/* a take-back's unload states no drain bound: the agent's own */
+	if (l->unload)
+		aibl_auth__unload_what(what, sizeof(what), l->model, -1);
+	else
+		snprintf(what, sizeof(what), "%s%s", AIBL_AUTH_REQ_LOAD, l->model);
 	err = job_sign(d, j, what);
 	if (err)
 		return err;

@@ -350,6 +350,15 @@ bool aibl_replay__seen(struct aibl_replay *r, const struct aibl_sig *s, uint64_t
 	return seen;
 }
 
+int aibl_auth__unload_what(char *buf, size_t len, const char *model, long drain_timeout_ms)
+{
+	int n = drain_timeout_ms >= 0 ? snprintf(buf, len, "%s%s drain_timeout_ms=%ld",
+						 AIBL_AUTH_REQ_UNLOAD, model, drain_timeout_ms)
+				      : snprintf(buf, len, "%s%s", AIBL_AUTH_REQ_UNLOAD, model);
+
+	return n < 0 || (size_t)n >= len ? -EINVAL : 0;
+}
+
 int aibl_auth__nonce(char *buf, size_t buflen)
 {
 	unsigned char r[16];

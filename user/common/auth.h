@@ -59,6 +59,15 @@ int aibl_key__derive(const struct aibl_key *master, const char *node, struct aib
 #define AIBL_AUTH_REQ_LOAD "POST /v1/load "
 /* a model unload (aibl-agent POST /v1/unload): the same with this */
 #define AIBL_AUTH_REQ_UNLOAD "POST /v1/unload "
+/* the longest "what" of a load or unload (aibl_auth__unload_what()) */
+#define AIBL_AUTH_WHAT_MAX 192
+/*
+ * What an unload is signed for: AIBL_AUTH_REQ_UNLOAD and the model, and
+ * " drain_timeout_ms=N" where the request states its own bound on the
+ * drain (drain_timeout_ms >= 0), so nobody on the path can cut the drain
+ * short or stretch it. -EINVAL where it does not fit buf.
+ */
+int aibl_auth__unload_what(char *buf, size_t len, const char *model, long drain_timeout_ms);
 /*
  * A balancer's count of its open connections, sent on a poll (the report
  * header X-Aibl-Open-Flows, report.h): signed on its own, in header
