@@ -137,6 +137,7 @@ static void nodes_before_services(void)
 			"    address: 10.0.1.2\n"
 			"  - name: a\n"
 			"    address: 10.0.1.1\n"
+			"    health_port: 8080\n"
 			"services:\n"
 			"  - name: s\n"
 			"    vip: 10.0.0.1\n"
@@ -159,6 +160,13 @@ static void bad(void)
 		const char *msg;
 	} cases[] = {
 	    {"", "t.yaml:1: empty configuration"},
+	    {"interface: eth0\n"
+	     "services:\n"
+	     "  - {name: s, vip: 10.0.0.1, port: 53, proto: udp}\n"
+	     "nodes:\n"
+	     "  - {name: a, address: 10.0.1.1}\n",
+	     "t.yaml:5: node 'a' has no agent and no TCP service port to check (its services are "
+	     "UDP or every port): set 'health_port'"},
 	    {"- a\n- b\n", "t.yaml:1: the top level must be a mapping"},
 	    {"interface: [eth0\n", "t.yaml:2: YAML syntax error: did not find expected ',' or "
 				   "']' while parsing a flow sequence"},

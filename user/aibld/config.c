@@ -907,6 +907,32 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 			return fail_at(c, s->line, "service '%s' has no node with a weight above 0",
 				       s->name);
 	}
+	/* a node without an agent is judged by a TCP connect alone: one that
+	 * serves and has no port to connect to would never be checked */
+	for (int i = 0; i < cfg->nnodes; i++) {
+		bool serves = false;
+
+		for (int s = 0; s < cfg->nservices && !serves; s++)
+			for (int k = 0; k < cfg->services[s].nnodes && !serves; k++)
+				serves = cfg->services[s].nodes[k] == i;
+		if (serves && !cfg->nodes[i].agent[0] && !config__check_port(cfg, i))
+			return fail_at(c, cfg->nodes[i].line,
+				       "node '%s' has no agent and no TCP service port to check "
+				       "(its services are UDP or every port): set 'health_port'",
+				       cfg->nodes[i].name);
+	}
+	return 0;
+}
+
+__u16 config__check_port(const struct config *cfg, int idx)
+{
+	if (cfg->nodes[idx].health_port)
+		return cfg->nodes[idx].health_port;
+	for (int s = 0; s < cfg->nservices; s++)
+		for (int k = 0; k < cfg->services[s].nnodes; k++)
+			if (cfg->services[s].nodes[k] == idx && cfg->services[s].port &&
+			    cfg->services[s].proto == IPPROTO_TCP)
+				return cfg->services[s].port;
 	return 0;
 }
 

@@ -176,6 +176,9 @@ void config__free(struct config *cfg);
 int config__for_each_key(int (*fn)(const char *path, const char *help, void *arg), void *arg);
 
 int config__node_index(const struct config *cfg, const char *name);
+/* the port of node idx's TCP check: health_port, else the port of the
+ * first TCP service that lists it; 0 none (a UDP port is no TCP check) */
+__u16 config__check_port(const struct config *cfg, int idx);
 const char *config__policy_name(int policy);
 const char *config__accel_name(int accel);
 

@@ -97,18 +97,6 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
 	return n;
 }
 
-/* TCP check port: explicit health_port, else the node's first service port */
-static __u16 check_port(const struct config *c, int idx)
-{
-	if (c->nodes[idx].health_port)
-		return c->nodes[idx].health_port;
-	for (int s = 0; s < c->nservices; s++)
-		for (int k = 0; k < c->services[s].nnodes; k++)
-			if (c->services[s].nodes[k] == idx && c->services[s].port)
-				return c->services[s].port;
-	return 0;
-}
-
 /* a header line "NAME: VALUE" onto j->hdrs */
 static int job_header(struct job *j, const char *name, const char *value)
 {
@@ -254,7 +242,7 @@ static int job_setup(struct aibld *d, struct job *j)
 		curl_easy_setopt(j->h, CURLOPT_HEADERFUNCTION, on_header);
 		curl_easy_setopt(j->h, CURLOPT_HEADERDATA, j);
 	} else {
-		__u16 port = check_port(&d->cfg, j->n->cfg_idx);
+		__u16 port = config__check_port(&d->cfg, j->n->cfg_idx);
 
 		if (!port)
 			return -ENOENT;
