@@ -2,6 +2,8 @@
 /*
  * The pre-filters in front of the VIP and pin lookups (aibl_filter).
  */
+#include <pthread.h>
+#include <stdlib.h>
 #include "xdp_fixture.h"
 
 /*
@@ -55,8 +57,67 @@ out:
 	xe_down();
 }
 
+struct filter_adder {
+	int fd, from, n;
+};
+
+static void *filter_add_run(void *arg)
+{
+	const struct filter_adder *a = arg;
+
+	for (int i = a->from; i < a->from + a->n; i++) {
+		struct aibl_vip_key k = {.family = AIBL_AF_INET};
+
+		k.addr.v4 = htonl(0x0a640000 + i); /* 10.100.x.y */
+		if (dp__vip_filter_add(a->fd, &k))
+			break;
+	}
+	return NULL;
+}
+
+/*
+ * aibld's recompute workers write services in parallel, each VIP's bit
+ * into the one shared bitmap: none may be lost (a VIP without its bit is
+ * passed to the kernel while BGP announces it).
+ */
+static void test_vip_bits_parallel(void)
+{
+	struct filter_adder a[4];
+	pthread_t t[4];
+	struct aibl_filter *f = calloc(1, sizeof(*f));
+	__u32 which = AIBL_FILTER_VIP;
+	int missing = 0;
+
+	if (!ASSERT_TRUE(f != NULL, "alloc") || !std_env())
+		goto out;
+	if (!ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_FILTER), &which, f, 0) ? -errno : 0,
+		       "cleared"))
+		goto out;
+	for (int i = 0; i < 4; i++) {
+		a[i] =
+		    (struct filter_adder){.fd = xe_fd(AIBL_MAP_FILTER), .from = i * 500, .n = 500};
+		pthread_create(&t[i], NULL, filter_add_run, &a[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_FILTER), &which, f);
+	for (int i = 0; i < 2000; i++) {
+		union aibl_addr addr = {};
+		__u32 bit;
+
+		addr.v4 = htonl(0x0a640000 + i);
+		bit = aibl_filter_vip_bit(&addr, AIBL_AF_INET);
+		missing += !(f->bits[bit / 64] & (1ULL << (bit % 64)));
+	}
+	ASSERT_EQ(missing, 0, "2,000 VIPs' bits from four threads, none lost");
+out:
+	free(f);
+	xe_down();
+}
+
 static const struct test_case cases[] = {
     {"prefilters", test_prefilters},
+    {"vip_bits_parallel", test_vip_bits_parallel},
 };
 
 XF_MAIN(cases)

@@ -3,6 +3,7 @@
  * The balancer's XDP program loader, see dataplane.h. libbpf 1.1 APIs only.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -608,12 +609,17 @@ out:
 
 int dp__vip_filter_add(int filter_fd, const struct aibl_vip_key *k)
 {
+	/* a read, a bit, a write of one shared entry: aibld's recompute
+	 * workers write services in parallel, and two new VIPs' bits set at
+	 * once lost one (the data plane then passed that VIP to the kernel) */
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	__u32 which = AIBL_FILTER_VIP, bit = aibl_filter_vip_bit(&k->addr, k->family);
 	struct aibl_filter *f = malloc(sizeof(*f));
 	int err = 0;
 
 	if (!f)
 		return -ENOMEM;
+	pthread_mutex_lock(&lock);
 	if (bpf_map_lookup_elem(filter_fd, &which, f)) {
 		err = -errno;
 		pr_warn("dataplane: read %s[%u]: %s", AIBL_MAP_FILTER, which, strerror(-err));
@@ -624,6 +630,7 @@ int dp__vip_filter_add(int filter_fd, const struct aibl_vip_key *k)
 		err = dp__filter_write(filter_fd, which, f);
 	}
 out:
+	pthread_mutex_unlock(&lock);
 	free(f);
 	return err;
 }
