@@ -298,8 +298,16 @@ static pid_t start_agent(int port, int sim_port, const char *key, const char *ti
 
 static void report_basic(void)
 {
-	static const char *const env[] = {"FAKE_NVML_COUNT=2", "FAKE_NVML_UTIL=30,70",
-					  "FAKE_NVML_MEM_USED_MB=4096", "FAKE_NVML_FAIL=tempv:1",
+	/* a proxy in the agent's environment (a shell that set one) is not
+	 * where it asks its engines: nothing listens on port 9 */
+	static const char *const env[] = {"FAKE_NVML_COUNT=2",
+					  "FAKE_NVML_UTIL=30,70",
+					  "FAKE_NVML_MEM_USED_MB=4096",
+					  "FAKE_NVML_FAIL=tempv:1",
+					  "http_proxy=http://127.0.0.1:9",
+					  "ALL_PROXY=http://127.0.0.1:9",
+					  "no_proxy=",
+					  "NO_PROXY=",
 					  NULL};
 	pid_t sim = start_sim(18100, NULL, NULL, NULL), agent = -1;
 	struct agent_report r;

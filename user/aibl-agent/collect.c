@@ -17,6 +17,7 @@
 #include "agent.h"
 #include "httpbody.h"
 #include "log.h"
+#include "curlopt.h"
 
 int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t msglen)
 {
@@ -106,6 +107,7 @@ static int fetch_setup(struct fetch *f, const char *base, const char *path, unsi
 	f->h = curl_easy_init();
 	if (!f->h)
 		return -ENOMEM;
+	aibl_curl__direct(f->h);
 	curl_easy_setopt(f->h, CURLOPT_URL, f->url);
 	curl_easy_setopt(f->h, CURLOPT_WRITEFUNCTION, fetch_write);
 	curl_easy_setopt(f->h, CURLOPT_WRITEDATA, f);

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "names.h"
 #include "status_json.h"
+#include "curlopt.h"
 
 /*
  * Connection limits (httpguard.h): 64 from other hosts together, 8 from
@@ -651,10 +652,10 @@ static enum MHD_Result agent_forward(struct aibld *d, struct MHD_Connection *c, 
 		}
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, post ? post : "");
 	}
+	aibl_curl__direct(h);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)API_AGENT_MS);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, agent_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);

@@ -40,6 +40,7 @@
 #include "httpbody.h"
 #include "log.h"
 #include "plan.h"
+#include "curlopt.h"
 
 #define KEY_LEN 192
 
@@ -631,9 +632,9 @@ static bool peer_reaches_etcd(struct aibld *d, const char *url, __u64 lost_ms)
 	if (!h)
 		return false;
 	snprintf(full, sizeof(full), "%s/v1/cluster", url);
+	aibl_curl__direct(h);
 	curl_easy_setopt(h, CURLOPT_URL, full);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)d->cfg.poll_timeout_ms);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, peer_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
 	if (curl_easy_perform(h) == CURLE_OK)

@@ -14,6 +14,7 @@
 #include "etcd.h"
 #include "httpbody.h"
 #include "log.h"
+#include "curlopt.h"
 
 #define ETCD_MAX_BODY (16 << 20)
 
@@ -120,6 +121,7 @@ static int call(struct etcd *e, const char *path, json_t *req, json_t **resp)
 	}
 	snprintf(url, sizeof(url), "%s%s", e->url, path);
 	curl_easy_reset(e->h);
+	aibl_curl__direct(e->h);
 	curl_easy_setopt(e->h, CURLOPT_URL, url);
 	curl_easy_setopt(e->h, CURLOPT_POSTFIELDS, text);
 	curl_easy_setopt(e->h, CURLOPT_HTTPHEADER, hdrs);
@@ -472,6 +474,7 @@ int etcd__watch_absent(struct etcd_watch *w, const char *key)
 	}
 	snprintf(url, sizeof(url), "%s/v3/watch", w->e->url);
 	curl_easy_reset(w->h);
+	aibl_curl__direct(w->h);
 	curl_easy_setopt(w->h, CURLOPT_URL, url);
 	curl_easy_setopt(w->h, CURLOPT_POSTFIELDS, text);
 	curl_easy_setopt(w->h, CURLOPT_HTTPHEADER, hdrs);

@@ -33,6 +33,7 @@
 #include "aibld.h"
 #include "httpbody.h"
 #include "log.h"
+#include "curlopt.h"
 
 struct job {
 	struct node_rt *n;
@@ -255,9 +256,7 @@ static int job_setup(struct aibld *d, struct job *j)
 	curl_easy_setopt(j->h, CURLOPT_URL, j->url);
 	/* the config takes only http(s) agent URLs; libcurl is held to that too,
 	 * so no URL can make it open a file or speak another protocol */
-	curl_easy_setopt(j->h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(j->h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(j->h, CURLOPT_PROXY, ""); /* never an environment proxy */
+	aibl_curl__direct(j->h);
 	curl_easy_setopt(j->h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(j->h, CURLOPT_TIMEOUT_MS, to);
 	curl_easy_setopt(j->h, CURLOPT_CONNECTTIMEOUT_MS, to);
