@@ -1396,6 +1396,14 @@ static void unload_api(void)
 	ASSERT_EQ(http("POST", API "/v1/nodes/n2/unload", TOKEN, NULL), 400, "no model");
 	ASSERT_EQ(http("POST", API "/v1/nodes/n2/unload?model=m%202", TOKEN, NULL), 400,
 		  "a space in the model");
+	/* not a name aibld can hold or pass on: 400, not the agent's 502 */
+	ASSERT_EQ(http("POST", API "/v1/nodes/n2/unload?model=m%C3", TOKEN, NULL), 400,
+		  "a byte that is no text");
+	ASSERT_EQ(http("POST",
+		       API "/v1/nodes/n2/unload?model="
+			   "mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm",
+		       TOKEN, NULL),
+		  400, "64 characters");
 	ASSERT_EQ(http("POST", API "/v1/nodes/nope/unload?model=m2", TOKEN, NULL), 404,
 		  "unknown node");
 	ASSERT_EQ(http("GET", url, TOKEN, NULL), 405, "GET refused");

@@ -303,11 +303,16 @@ static void job_result(struct aibld *d, struct job *j, CURLcode rc)
 				n->load.model, status);
 			return;
 		}
-		if (status)
-			snprintf(err, sizeof(err), "HTTP %ld: %.*s", status,
-				 (int)(j->body.len < 120 ? j->body.len : 120),
-				 http_body__str(&j->body));
-		else
+		if (status) {
+			/* the agent's words, printable: the status JSON carries them */
+			int o = snprintf(err, sizeof(err), "HTTP %ld: ", status);
+			const char *b = http_body__str(&j->body);
+
+			for (size_t i = 0; i < j->body.len && i < 120 && o < (int)sizeof(err) - 1;
+			     i++)
+				err[o++] = b[i] >= 0x20 && b[i] < 0x7f ? b[i] : '?';
+			err[o] = '\0';
+		} else
 			snprintf(err, sizeof(err), "%s", job_error(j, rc));
 		nodes__load_refused(d, n, err);
 		return;
@@ -423,15 +428,24 @@ int poller__run(struct aibld *d)
 			j->backend = k == 1;
 			j->load = k == 2;
 			err = job_setup(d, j);
-			if (err == -ENOENT) {
-				/* nothing to check: no health_port, only port-0 services */
+			if (err) {
+				/* -ENOENT: nothing to check (no health_port, no TCP
+				 * service); else that job alone is skipped, the
+				 * round goes on for the others */
+				if (err != -ENOENT)
+					pr_warn("node '%s': %s not asked this round: %s", n->name,
+						k == 0	 ? "poll"
+						: k == 1 ? "backend check"
+							 : "load",
+						strerror(-err));
 				curl_easy_cleanup(j->h);
+				curl_slist_free_all(j->hdrs);
+				free(j->post);
+				OPENSSL_cleanse(&j->key, sizeof(j->key));
 				memset(j, 0, sizeof(*j));
 				err = 0;
 				continue;
 			}
-			if (err)
-				goto out;
 			curl_multi_add_handle(multi, j->h);
 			njobs++;
 		}
