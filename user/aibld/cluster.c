@@ -253,7 +253,7 @@ static void pins_record(struct aibld *d, const struct pin_ent *want, int nwant)
 void cluster__pins(struct aibld *d, struct pin_ent **want, int *nwant)
 {
 	struct cluster *cl = d->cl;
-	__u64 mono, real;
+	__u64 mono, real, left;
 	struct pin_ent *w;
 	int n = 0;
 
@@ -279,10 +279,14 @@ void cluster__pins(struct aibld *d, struct pin_ent **want, int *nwant)
 		w[n].key.family = pp->family;
 		w[n].key.client = pp->client;
 		w[n].val.backend = nd->id;
-		/* the plan's wall-clock expiry on this host's monotonic clock;
-		 * one already past stays in the map, expired (0 would be never) */
-		w[n].val.expires_ns =
-		    pp->expires_ms > real ? mono + (pp->expires_ms - real) * 1000000ULL : 1;
+		/* the plan's wall-clock expiry on this host's monotonic clock,
+		 * no further on than the pin's ttl (an expiry centuries on
+		 * would overflow, and differ from host to host); one already
+		 * past stays in the map, expired (0 would be never) */
+		left = pp->expires_ms > real ? pp->expires_ms - real : 0;
+		if (left > pp->ttl_ms)
+			left = pp->ttl_ms;
+		w[n].val.expires_ns = left ? mono + left * 1000000ULL : 1;
 		n++;
 	}
 	qsort(w, n, sizeof(*w), nodes__pin_cmp_key);

@@ -712,8 +712,6 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 			pr_err("service '%s': write table: %s", s->name, strerror(-err));
 			return err;
 		}
-		memcpy(s->table, ids, AIBL_RING_SIZE * sizeof(__u32));
-		s->generation++;
 		__atomic_fetch_add(&d->st.table_writes, 1, __ATOMIC_RELAXED);
 	}
 	/* the flip: one hash update, atomic for the data plane */
@@ -745,6 +743,13 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 	}
 	if (bump && (err = dp__epoch_bump(d->fd_globals)))
 		pr_warn("service '%s': flow cache epoch: %s", s->name, strerror(-err));
+	/* the table in force only once flipped to: a flip that failed leaves
+	 * s->table as the data plane has it, so the next recompute writes
+	 * the new one again rather than find it unchanged */
+	if (table_changed) {
+		memcpy(s->table, ids, AIBL_RING_SIZE * sizeof(__u32));
+		s->generation++;
+	}
 	s->half = half;
 	s->have_table = true;
 	s->last_write_ms = clock_mono_ms();

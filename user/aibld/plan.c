@@ -183,7 +183,9 @@ int plan__decode(const char *text, struct plan *p)
 	nodes = json_object_get(j, "nodes");
 	svcs = json_object_get(j, "services");
 	pins = json_object_get(j, "pins");
-	if (ver <= 0 || seed < 0 || seed > 0xffffffffLL || !dig || strlen(dig) >= PLAN_DIGEST_LEN ||
+	/* a version the planner can still count on from (version + 1) */
+	if (ver <= 0 || ver >= INT64_MAX / 2 || !json_is_integer(json_object_get(j, "hash_seed")) ||
+	    seed < 0 || seed > 0xffffffffLL || !dig || strlen(dig) >= PLAN_DIGEST_LEN ||
 	    !json_is_array(nodes) || !json_is_array(svcs) || (pins && !json_is_array(pins)) ||
 	    json_array_size(pins) > PLAN_MAX_PINS ||
 	    name_copy(p->planner, json_object_get(j, "planner")))
@@ -203,8 +205,11 @@ int plan__decode(const char *text, struct plan *p)
 		json_int_t f = json_integer_value(json_object_get(it, "flags"));
 		json_int_t c = json_integer_value(json_object_get(it, "cost"));
 
-		if (name_copy(p->nodes[i].name, json_object_get(it, "name")) || f < 0 || f > 255 ||
-		    c < 0 || c > 0xffffffffLL)
+		/* every field of its type: a string or a float is no 0 */
+		if (name_copy(p->nodes[i].name, json_object_get(it, "name")) ||
+		    !json_is_integer(json_object_get(it, "flags")) ||
+		    !json_is_integer(json_object_get(it, "cost")) || f < 0 || f > 255 || c < 0 ||
+		    c > 0xffffffffLL)
 			goto out;
 		p->nodes[i].flags = f;
 		p->nodes[i].cost = c;
@@ -227,7 +232,8 @@ int plan__decode(const char *text, struct plan *p)
 		{
 			json_int_t w = json_integer_value(json_object_get(m, "weight"));
 
-			if (name_copy(s->m[k].name, json_object_get(m, "node")) || w < 0 ||
+			if (name_copy(s->m[k].name, json_object_get(m, "node")) ||
+			    !json_is_integer(json_object_get(m, "weight")) || w < 0 ||
 			    w > 0xffffffffLL)
 				goto out;
 			s->m[k].weight = w;
