@@ -4,13 +4,17 @@
 # BIRD router spreads flows over three balancers that share one plan
 # through etcd. Cases, in order, on one lab:
 #   added               b3 joins two running balancers: applies the plan,
-#                       announces, the router uses it
+#                       announces, the router uses it (b3 is configured
+#                       with another hash_seed: it takes the plan's)
 #   tables_identical    every balancer's digest equals the plan's
 #   spread              the router's multipath route has all three next hops
 #   cluster_show        aiblctl cluster show on b1 lists the three balancers,
 #                       each announcing at the plan's digest, and the planner
 #   plan_applied_fast   a node goes down: the new plan is applied by every
 #                       balancer within one poll interval of the first
+#   plan_lost           the plan key deleted in etcd, then overwritten with
+#                       something that is no plan: each time the planner
+#                       writes its plan again and every balancer applies it
 #   killed_conns_survive    kill -9 of b2's aibld and BIRD under long-lived
 #                       keep-alive connections through all balancers: the
 #                       router drops b2 and no connection breaks (counted)
@@ -37,7 +41,7 @@
 #                       pinned node (not its unpinned one), with pin hits on
 #                       every balancer
 . "$(dirname "$0")/e2e.sh"
-CASES=(added tables_identical spread cluster_show plan_applied_fast killed_conns_survive
+CASES=(added tables_identical spread cluster_show plan_applied_fast plan_lost killed_conns_survive
 	p2c_killed_conns_survive link_down_conns_survive p2c_link_down_conns_survive etcd_down
 	partition planner_takeover pin_in_plan pin_same_node)
 e2e_need "${CASES[@]}"
@@ -91,6 +95,8 @@ for i in 1 2 3; do lab_start_node "$i" --models m1:1000; done
 for i in 1 2 3; do
 	{
 		lab_ecmp_yaml "$i"
+		# b3's own seed: the plan's is what every balancer hashes with
+		[ "$i" = 3 ] && echo "hash_seed: 12345"
 		echo "services:"
 		# hash: a flow that moves to another balancer mid-connection takes
 		# the same table slot there (wrr walks the table: a new slot)
@@ -151,6 +157,29 @@ fi
 v=$(bal 1 version)
 lab_start_node 3 --models m1:1000
 { lab_wait 15 newer && lab_wait 5 settled; } || e2e_fail_bal plan_applied_fast "n3 back: no new plan after $v"
+
+# ---- the plan key lost (a slip with etcdctl, an etcd restored empty), then
+# overwritten with what is no plan: the planner writes its plan again ----
+etcd_kv() { # OP JSON: etcd's v3 JSON API
+	lab_run etcd curl -sf --max-time 2 -X POST -d "$2" "$LAB_ETCD_URL/v3/kv/$1" >/dev/null
+}
+plan_key=$(printf '%s' "/aibl/$LAB_PREFIX/plan" | base64 -w0)
+v=$(bal 1 version)
+etcd_kv deleterange "{\"key\": \"$plan_key\"}"
+if lab_wait 10 newer && lab_wait 5 settled; then
+	gone=$v v=$v2
+	etcd_kv put "{\"key\": \"$plan_key\", \"value\": \"$(printf 'not a plan' | base64 -w0)\"}"
+	if lab_wait 10 newer && lab_wait 5 settled; then
+		echo "# plan $gone deleted: plan $v written and applied; overwritten: plan $v2"
+		t_pass plan_lost
+	else
+		e2e_fail_bal plan_lost "overwritten: versions b1 $(bal 1 version) b2 $(bal 2 version)" \
+			"b3 $(bal 3 version) (was $v)"
+	fi
+else
+	e2e_fail_bal plan_lost "deleted: versions b1 $(bal 1 version) b2 $(bal 2 version)" \
+		"b3 $(bal 3 version) (was $v)"
+fi
 
 # long-lived keep-alive connections from many client addresses: the router
 # hashes them over all announcing balancers

@@ -56,8 +56,12 @@ struct cluster {
 	char planner[AIBL_NAME_LEN]; /* "" : none elected */
 	bool is_planner;
 
-	struct plan plan; /* the applied plan (version 0: none yet) */
-	__s64 plan_mod_rev;
+	struct plan plan;   /* the applied plan (version 0: none yet) */
+	__s64 plan_mod_rev; /* the plan key's revision as last read, 0 none */
+	/* the plan key holds what this build cannot read (a hand edit, a
+	 * newer release's plan), or is gone: the planner writes its plan
+	 * over it, another balancer, left on its last plan, fences */
+	bool plan_unread, plan_gone;
 	char digest[PLAN_DIGEST_LEN]; /* of the tables loaded, read back */
 	bool digest_ok;
 
@@ -181,6 +185,11 @@ void cluster__node_flags(struct aibld *d, const struct node_rt *n, __u8 *flags)
 	f = plan__node_flags(&d->cl->plan, n->name);
 	if (f >= 0)
 		*flags = f;
+}
+
+__u32 cluster__hash_seed(struct aibld *d)
+{
+	return d->cl && d->cl->plan.version ? d->cl->plan.hash_seed : d->cfg.hash_seed;
 }
 
 void cluster__node_cost(struct aibld *d, const struct node_rt *n, __u32 *cost)
@@ -431,7 +440,8 @@ static int lease_keep(struct aibld *d)
 }
 
 /* another won the election this balancer tried: who, not "" until next loop */
-static void planner_now(struct cluster *cl)
+/* the planner key's value into planner (len bytes), as etcd has it now */
+static void planner_now(struct cluster *cl, char *planner, size_t len)
 {
 	struct etcd_kv *kvs;
 	int n;
@@ -440,7 +450,7 @@ static void planner_now(struct cluster *cl)
 		return;
 	for (int i = 0; i < n; i++)
 		if (!strcmp(kvs[i].key, cl->k_planner))
-			snprintf(cl->planner, sizeof(cl->planner), "%s", kvs[i].val);
+			snprintf(planner, len, "%s", kvs[i].val);
 	etcd__kvs_free(kvs, n);
 }
 
@@ -449,8 +459,10 @@ static int read_state(struct aibld *d, struct plan *next, bool *have_next)
 {
 	struct cluster *cl = d->cl;
 	struct etcd_kv *kvs;
-	json_t *peers = json_array();
-	bool planner_seen = false;
+	json_t *peers = json_array(), *old;
+	char planner[sizeof(cl->planner)] = "";
+	bool planner_seen = false, is_planner = false, unread = cl->plan_unread;
+	__s64 plan_rev = 0; /* the plan key's revision now, 0 none */
 	int n, err;
 
 	*have_next = false;
@@ -459,25 +471,27 @@ static int read_state(struct aibld *d, struct plan *next, bool *have_next)
 		json_decref(peers);
 		return err;
 	}
-	cl->planner[0] = 0;
-	cl->is_planner = false;
 	for (int i = 0; i < n; i++) {
 		struct etcd_kv *kv = &kvs[i];
 
 		if (!strcmp(kv->key, cl->k_planner)) {
-			snprintf(cl->planner, sizeof(cl->planner), "%s", kv->val);
-			cl->is_planner =
-			    !strcmp(kv->val, d->cfg.etcd.name) && kv->lease == cl->lease;
+			snprintf(planner, sizeof(planner), "%s", kv->val);
+			is_planner = !strcmp(kv->val, d->cfg.etcd.name) && kv->lease == cl->lease;
 			planner_seen = true;
 		} else if (!strcmp(kv->key, cl->k_plan)) {
+			plan_rev = kv->mod_rev;
 			if (kv->mod_rev == cl->plan_mod_rev)
 				continue;
-			if (plan__decode(kv->val, next)) {
-				pr_warn("cluster: %s holds no valid plan", kv->key);
-				continue;
-			}
-			cl->plan_mod_rev = kv->mod_rev;
-			*have_next = true;
+			unread = plan__decode(kv->val, next) != 0;
+			if (unread)
+				pr_warn(
+				    "cluster: %s holds no plan this balancer can read (revision "
+				    "%lld): %s",
+				    kv->key, (long long)kv->mod_rev,
+				    cl->is_planner ? "writing the plan over it"
+						   : "fenced on plan until the planner writes one");
+			else
+				*have_next = true;
 		} else if (!strncmp(kv->key, cl->k_bal, strlen(cl->k_bal))) {
 			json_t *j = json_loads(kv->val, 0, NULL);
 
@@ -487,8 +501,17 @@ static int read_state(struct aibld *d, struct plan *next, bool *have_next)
 		}
 	}
 	etcd__kvs_free(kvs, n);
-	json_decref(cl->peers);
-	cl->peers = peers;
+	/* the revision the planner's write is conditioned on: the key's as it
+	 * is, valid or not, 0 once gone (a deleted plan, an etcd restored
+	 * empty); kept only at the valid plans' revision, the write waited
+	 * on a revision that never came back and the group kept its last
+	 * plan for good */
+	if (!plan_rev && cl->plan_mod_rev)
+		pr_warn("cluster: %s is gone: %s", cl->k_plan,
+			cl->is_planner ? "writing the plan again" : "the planner writes it again");
+	cl->plan_mod_rev = plan_rev;
+	cl->plan_unread = plan_rev && unread;
+	cl->plan_gone = !plan_rev;
 	/* the election: the planner key, created on our lease when there is none */
 	if (!planner_seen && cl->lease) {
 		struct etcd_cmp cmp = {.key = cl->k_planner, .target = "CREATE", .num = 0};
@@ -498,12 +521,20 @@ static int read_state(struct aibld *d, struct plan *next, bool *have_next)
 				   &ok) &&
 		    ok) {
 			pr_info("cluster: elected planner of %s", d->cfg.etcd.prefix);
-			snprintf(cl->planner, sizeof(cl->planner), "%s", d->cfg.etcd.name);
-			cl->is_planner = true;
+			snprintf(planner, sizeof(planner), "%s", d->cfg.etcd.name);
+			is_planner = true;
 		} else {
-			planner_now(cl);
+			planner_now(cl, planner, sizeof(planner));
 		}
 	}
+	/* what the API reads (GET /v1/cluster, under d->lock) changes under it */
+	pthread_mutex_lock(&d->lock);
+	snprintf(cl->planner, sizeof(cl->planner), "%s", planner);
+	cl->is_planner = is_planner;
+	old = cl->peers;
+	cl->peers = peers;
+	pthread_mutex_unlock(&d->lock);
+	json_decref(old);
 	return 0;
 }
 
@@ -762,10 +793,25 @@ void cluster__tick(struct aibld *d)
 
 	pthread_mutex_lock(&d->lock);
 	if (have_next && next.version != cl->plan.version) {
+		__u32 seed = cluster__hash_seed(d);
+
 		plan__free(&cl->plan);
 		cl->plan = next;
 		memset(&next, 0, sizeof(next));
 		map_build(d);
+		/* a planner configured with another seed: its seed, in the
+		 * data plane's flow hash as in the rings */
+		if (cl->plan.hash_seed != seed) {
+			if (cl->plan.hash_seed != d->cfg.hash_seed)
+				pr_warn("cluster: plan %llu's hash_seed %u is not the configured "
+					"%u: the plan's is used",
+					(unsigned long long)cl->plan.version, cl->plan.hash_seed,
+					d->cfg.hash_seed);
+			err = aibld__write_globals(d);
+			if (err)
+				pr_warn("cluster: globals for plan %llu: %s",
+					(unsigned long long)cl->plan.version, strerror(-err));
+		}
 		/* the switch: every table rebuilt from the new plan now */
 		err = aibld__recompute(d, true);
 		if (err)
@@ -789,9 +835,11 @@ void cluster__tick(struct aibld *d)
 		if (err)
 			snprintf(cl->digest, sizeof(cl->digest), "-");
 	}
-	/* the planner proposes what its own polls say */
+	/* the planner proposes what its own polls say, and writes its plan
+	 * over one gone or unreadable */
 	if (cl->is_planner && cl->etcd_ok && !propose(d, &prop))
-		want_write = !cl->plan.version || !plan__same_content(&prop, &cl->plan);
+		want_write = !cl->plan.version || !plan__same_content(&prop, &cl->plan) ||
+			     cl->plan_unread || cl->plan_gone;
 
 	/* announce only with the plan's tables, attached, and not cut off */
 	cl->fenced = true;
@@ -799,6 +847,10 @@ void cluster__tick(struct aibld *d)
 		snprintf(cl->reason, sizeof(cl->reason), "no plan yet");
 	else if (!cl->digest_ok)
 		snprintf(cl->reason, sizeof(cl->reason), "tables differ from plan %llu",
+			 (unsigned long long)cl->plan.version);
+	else if (cl->plan_unread && !cl->is_planner)
+		snprintf(cl->reason, sizeof(cl->reason),
+			 "the plan in etcd is not one this balancer can read; on plan %llu",
 			 (unsigned long long)cl->plan.version);
 	else if (cut_off)
 		snprintf(cl->reason, sizeof(cl->reason), "cut off from etcd, which peers reach");

@@ -35,6 +35,10 @@ void cluster__node_flags(struct aibld *d, const struct node_rt *n, __u8 *flags);
 
 /* the p2c cost of node n (aibl_cost): recorded for the planner, then the plan's */
 void cluster__node_cost(struct aibld *d, const struct node_rt *n, __u32 *cost);
+/* the hash seed of the tables and the data plane's flow hash (caller
+ * holds d->lock): the plan's once one is applied, as every balancer of
+ * the group must build the same rings, else the configured one */
+__u32 cluster__hash_seed(struct aibld *d);
 /* the session pins local hints ask for (sorted by key, malloc'd): recorded
  * for the planner, then replaced by the plan's (sorted by key) */
 struct pin_ent;

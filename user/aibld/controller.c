@@ -1119,7 +1119,7 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 		w->mg[k].name = d->nodes[cs->nodes[k]].name;
 		w->mg[k].weight = w->w[k];
 	}
-	err = maglev__build(w->mg, cs->nnodes, d->cfg.hash_seed, w->idx, AIBL_RING_SIZE);
+	err = maglev__build(w->mg, cs->nnodes, cluster__hash_seed(d), w->idx, AIBL_RING_SIZE);
 	if (err)
 		return err;
 	for (__u32 slot = 0; slot < AIBL_RING_SIZE; slot++)
@@ -1396,7 +1396,7 @@ int aibld__write_globals(struct aibld *d)
 	memcpy(g.src6, c->tunnel_source6.family ? c->tunnel_source6.addr.v6 : d->if_addr6.v6, 16);
 	memcpy(g.gw_mac, c->gateway_mac.set ? c->gateway_mac.b : d->gw_mac, 6);
 	memcpy(g.if_mac, d->if_mac, 6);
-	g.hash_seed = c->hash_seed;
+	g.hash_seed = cluster__hash_seed(d); /* the plan's in a group */
 	g.max_conn_rate = c->max_conn_rate;
 	/* read by ai services only (AIBL_VIP_F_AFFINITY) */
 	g.affinity_ms = c->ai.affinity_ms;
