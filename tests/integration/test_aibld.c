@@ -1171,6 +1171,19 @@ static void sighup(void)
 	ASSERT_EQ(be_id("n1"), n1, "ids kept over the reload");
 	vip_lookup("10.99.0.1", 19080, &v2);
 	ASSERT_NEQ(v2.ring_half, v1.ring_half, "written to the other half, flipped");
+
+	/* a new token, the listener kept: it takes the new one at the reload */
+	write_file(tokpath, "ct-api-token-rotated-0123456789\n", 0600);
+	write_config(300, NULL);
+	ASSERT_TRUE(sighup_wait("ok"), "reloaded with a new token");
+	ASSERT_EQ(http("POST", API "/v1/nodes/nope/unload?model=m1", TOKEN, NULL), 401,
+		  "the old token: refused");
+	ASSERT_EQ(http("POST", API "/v1/nodes/nope/unload?model=m1",
+		       "ct-api-token-rotated-0123456789", NULL),
+		  404, "the new one: taken");
+	write_file(tokpath, TOKEN "\n", 0600);
+	write_config(300, NULL);
+	ASSERT_TRUE(sighup_wait("ok"), "the token back");
 }
 
 static void restart_keeps_flows(void)

@@ -313,7 +313,7 @@ static bool api_start(void)
 	api_d.wake_fd = -1;
 	api_d.start_ms = clock_mono_ms();
 	for (int i = 0; i < 50; i++) {
-		if (!api__start(&api_d, &api))
+		if (!api__start(&api_d, api_d.token, &api))
 			return true;
 		usleep(100000);
 	}

@@ -395,7 +395,12 @@ bool netlink__events(struct nl *nl);
 int netlink__refresh(struct nl *nl, struct aibld *d);
 
 /* api.c */
-int api__start(struct aibld *d, struct api **out);
+/* the listener on d->cfg.status_listen, taking the bearer token given
+ * (its own copy: a reload that moves the listener starts the new one with
+ * the new token while the old one keeps the old, never one without) */
+int api__start(struct aibld *d, const char *token, struct api **out);
+/* a kept listener's token, at a reload */
+void api__set_token(struct api *a, const char *token);
 void api__stop(struct api *a);
 
 #endif

@@ -26,6 +26,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <openssl/crypto.h>
 #include "aibld.h"
 #include "cluster.h"
@@ -53,6 +54,8 @@ struct api {
 	struct MHD_Daemon *mhd;
 	struct http_guard *guard;
 	struct aibld *d;
+	pthread_mutex_t tlock;
+	char token[sizeof(((struct aibld *)0)->token)]; /* "" : none required */
 };
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, const char *type,
@@ -684,19 +687,38 @@ static enum MHD_Result agent_forward(struct aibld *d, struct MHD_Connection *c, 
 				    (int)code, "agent", ans));
 }
 
-static bool token_ok(struct aibld *d, struct MHD_Connection *c)
+static bool token_ok(struct api *a, struct MHD_Connection *c)
 {
 	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-	size_t tl = strlen(d->token);
+	char token[sizeof(a->token)];
+	size_t tl;
+	bool ok;
 
+	pthread_mutex_lock(&a->tlock);
+	memcpy(token, a->token, sizeof(token));
+	pthread_mutex_unlock(&a->tlock);
+	tl = strlen(token);
 	if (!tl)
 		return true;
-	if (!h || strncasecmp(h, "Bearer ", 7))
-		return false;
-	h += 7;
-	while (*h == ' ')
-		h++;
-	return strlen(h) == tl && !CRYPTO_memcmp(h, d->token, tl);
+	if (!h || strncasecmp(h, "Bearer ", 7)) {
+		ok = false;
+	} else {
+		h += 7;
+		while (*h == ' ')
+			h++;
+		ok = strlen(h) == tl && !CRYPTO_memcmp(h, token, tl);
+	}
+	OPENSSL_cleanse(token, sizeof(token));
+	return ok;
+}
+
+void api__set_token(struct api *a, const char *token)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->tlock);
+	snprintf(a->token, sizeof(a->token), "%s", token);
+	pthread_mutex_unlock(&a->tlock);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -766,7 +788,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		 * agent_key_file), no sooner than poll_interval_ms / 10 after
 		 * the last one */
 		poll = !strcmp(slash, "/poll");
-		if (!poll && !token_ok(d, c)) {
+		if (!poll && !token_ok(a, c)) {
 			__atomic_fetch_add(&d->st.auth_fail_api, 1, __ATOMIC_RELAXED);
 			/* the URL is the client's: log() escapes it */
 			pr_warn("API: %s %s refused: missing or wrong bearer token", method, url);
@@ -844,7 +866,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	return reply_error(c, MHD_HTTP_NOT_FOUND, "no such endpoint");
 }
 
-int api__start(struct aibld *d, struct api **out)
+int api__start(struct aibld *d, const char *token, struct api **out)
 {
 	struct http_guard_cfg gcfg = {
 	    .what = "API",
@@ -866,8 +888,11 @@ int api__start(struct aibld *d, struct api **out)
 	if (!a)
 		return -ENOMEM;
 	a->d = d;
+	pthread_mutex_init(&a->tlock, NULL);
+	snprintf(a->token, sizeof(a->token), "%s", token);
 	err = http_guard__new(&gcfg, &a->guard);
 	if (err) {
+		OPENSSL_cleanse(a->token, sizeof(a->token));
 		free(a);
 		return err;
 	}
@@ -883,6 +908,7 @@ int api__start(struct aibld *d, struct api **out)
 	if (!a->mhd) {
 		pr_err("cannot listen on %s (in use?)", d->cfg.status_listen);
 		http_guard__free(a->guard);
+		OPENSSL_cleanse(a->token, sizeof(a->token));
 		free(a);
 		return -EADDRINUSE;
 	}
@@ -897,5 +923,7 @@ void api__stop(struct api *a)
 		return;
 	MHD_stop_daemon(a->mhd);
 	http_guard__free(a->guard);
+	pthread_mutex_destroy(&a->tlock);
+	OPENSSL_cleanse(a->token, sizeof(a->token));
 	free(a);
 }

@@ -146,7 +146,7 @@ static int reload(struct daemon *dm)
 
 		memcpy(old, d->cfg.status_listen, sizeof(old));
 		memcpy(d->cfg.status_listen, cfg.status_listen, sizeof(old));
-		ret = api__start(d, &api);
+		ret = api__start(d, token, &api);
 		memcpy(d->cfg.status_listen, old, sizeof(old));
 		if (ret) {
 			pr_err("reload refused, running config kept");
@@ -164,6 +164,10 @@ static int reload(struct daemon *dm)
 	d->key = key;
 	d->have_key = have_key;
 	memcpy(d->token, token, sizeof(token));
+	/* a kept listener takes the new token now; a new one has it already,
+	 * and the old one keeps its own until it stops below */
+	if (!api)
+		api__set_token(dm->api, token);
 	netlink__refresh(dm->nl, d);
 	aibld__write_globals(d);
 	ret = aibld__recompute(d, false);
@@ -400,7 +404,7 @@ static int daemon_main(const char *path)
 		goto out;
 	pr_info("attached to %s (ifindex %d, %s XDP)", d->cfg.interface, d->ifindex,
 		ao.mode == DP_ATTACH_GENERIC ? "generic" : "native");
-	ret = api__start(d, &dm.api);
+	ret = api__start(d, d->token, &dm.api);
 	if (ret)
 		goto out;
 	ret = cluster__init(d);
