@@ -107,7 +107,8 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 	struct id_record *rec = NULL;
 	struct node_rt *nodes = NULL;
 	bool *used = NULL;
-	int nrec = 0, n = 0, err;
+	int *from = NULL; /* the old node each new one copies, -1 none */
+	int nrec = 0, n = 0, nall, err;
 
 	used = calloc(d->max_backends, sizeof(*used));
 	if (!used)
@@ -129,10 +130,16 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 			goto out;
 	}
 	nodes = calloc(cfg->nnodes + nrec + 1, sizeof(*nodes));
-	if (!nodes) {
+	from = malloc((cfg->nnodes + nrec + 1) * sizeof(*from));
+	if (!nodes || !from) {
 		err = -ENOMEM;
 		goto out;
 	}
+	for (int i = 0; i < cfg->nnodes + nrec + 1; i++)
+		from[i] = -1;
+	/* the old nodes stay as they are until nothing can fail: a refused
+	 * reload keeps the running state whole (their reports are only
+	 * handed over at the end) */
 	/* configured nodes that already have an id keep it */
 	for (int i = 0; i < cfg->nnodes; i++) {
 		struct node_rt *nn = &nodes[i];
@@ -153,8 +160,7 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 			if (old) {
 				*nn = old[r]; /* state, report and all */
 				nn->cfg_idx = i;
-				old[r].have_rep = false; /* report ownership moved */
-				old[r].rep.hints = NULL;
+				from[i] = r;
 			}
 			nn->id = rec[r].id;
 			used[nn->id] = true;
@@ -169,6 +175,8 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 
 		if (!rec[r].name[0])
 			continue;
+		if (old)
+			from[n] = r;
 		rn = &nodes[n++];
 		if (old)
 			*rn = old[r];
@@ -176,12 +184,9 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		rn->cfg_idx = -1;
 		rn->id = rec[r].id;
 		rn->ttft_ms = -1;
-		if (old) {
-			old[r].have_rep = false;
-			old[r].rep.hints = NULL;
-		}
 		used[rn->id] = true;
 	}
+	nall = n;
 	/* new names: a never-used id, else the oldest retired one's */
 	for (int i = 0; i < cfg->nnodes; i++) {
 		if (nodes[i].id != AIBL_NO_BACKEND)
@@ -196,9 +201,18 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 			nodes[i].id = nodes[--n].id;
 			pr_info("node '%s' reuses the id of retired node '%s'", nodes[i].name,
 				nodes[n].name);
-			agent_report__free(&nodes[n].rep);
 		}
 		used[nodes[i].id] = true;
+	}
+	/* done: the reports change hands, a retired node whose id went to a
+	 * new one takes its report with it */
+	for (int k = 0; k < nall; k++) {
+		if (from[k] < 0)
+			continue;
+		old[from[k]].have_rep = false;
+		old[from[k]].rep.hints = NULL;
+		if (k >= n)
+			agent_report__free(&nodes[k].rep);
 	}
 	*out = nodes;
 	*nout = n;
@@ -206,6 +220,7 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 	err = 0;
 out:
 	free(nodes);
+	free(from);
 	free(rec);
 	free(used);
 	return err;
@@ -216,10 +231,13 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 {
 	struct svc_rt *svcs = calloc(cfg->nservices + 1, sizeof(*svcs));
 	bool *used = calloc(d->max_services, sizeof(*used));
+	int *src = malloc((cfg->nservices + 1) * sizeof(*src)); /* the old one, -1 none */
 	struct aibl_svc_meta m;
 	int err = 0;
 
-	if (!svcs || !used) {
+	for (int i = 0; src && i < cfg->nservices; i++)
+		src[i] = -1;
+	if (!svcs || !used || !src) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -255,11 +273,12 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 			s->reuse_hit = old[j].reuse_hit;
 			s->need_ms = old[j].need_ms;
 			s->load_est_ms = old[j].load_est_ms;
+			/* the member lists are shared until nothing can fail,
+			 * then the old service lets go of them (below) */
 			s->mem_ids = old[j].mem_ids;
 			s->mem_val = old[j].mem_val;
 			s->nmem = old[j].nmem;
-			old[j].mem_ids = NULL;
-			old[j].mem_val = NULL;
+			src[i] = j;
 			/* applied weights are per node position: recomputed, so the
 			 * first recompute after a reload sees a membership change */
 			break;
@@ -289,14 +308,28 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 		}
 		used[s->id] = true;
 	}
+	/* done: the services carried over let go of their lists */
+	for (int i = 0; i < cfg->nservices; i++) {
+		if (src[i] < 0)
+			continue;
+		old[src[i]].mem_ids = NULL;
+		old[src[i]].mem_val = NULL;
+	}
 	*out = svcs;
 	svcs = NULL;
 out:
 	if (svcs) {
-		for (int i = 0; i < cfg->nservices; i++)
+		/* a refused reload: the running services keep their lists */
+		for (int i = 0; i < cfg->nservices; i++) {
+			if (src && src[i] >= 0) {
+				svcs[i].mem_ids = NULL;
+				svcs[i].mem_val = NULL;
+			}
 			svc_rt_free(&svcs[i]);
+		}
 		free(svcs);
 	}
+	free(src);
 	free(used);
 	return err;
 }
