@@ -160,6 +160,9 @@ static void bad(void)
 		const char *msg;
 	} cases[] = {
 	    {"", "t.yaml:1: empty configuration"},
+	    {MINIMAL "etcd: {endpoint: 'http://127.0.0.1:2379', name: b1, lease_ttl_s: 1}\n",
+	     "t.yaml:6: 'etcd.lease_ttl_s' 1 is renewed once a loop: it must be at least two of "
+	     "'poll_interval_ms' (and of 'poll_timeout_ms'), 1000 and 500"},
 	    {"interface: eth0\n"
 	     "services:\n"
 	     "  - {name: s, vip: 10.0.0.1, port: 53, proto: udp}\n"

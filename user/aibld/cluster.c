@@ -439,8 +439,8 @@ static int lease_keep(struct aibld *d)
 	return err;
 }
 
-/* another won the election this balancer tried: who, not "" until next loop */
-/* the planner key's value into planner (len bytes), as etcd has it now */
+/* the planner key's value into planner (len bytes), as etcd has it now:
+ * who won the election this balancer tried */
 static void planner_now(struct cluster *cl, char *planner, size_t len)
 {
 	struct etcd_kv *kvs;

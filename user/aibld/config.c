@@ -854,6 +854,17 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 		return fail(
 		    c, top_key_node(c, root, "bgp"),
 		    "'bgp' needs the 'etcd' section: a VIP is announced only with the plan");
+	/* the lease is renewed once a control loop (cluster__tick): a TTL that
+	 * two loops do not fit in expires between renewals, and the planner
+	 * key and this balancer's status come and go */
+	if (cfg->etcd.endpoint[0] &&
+	    (__u64)cfg->etcd.lease_ttl_s * 1000 <
+		2ULL * (cfg->poll_interval_ms > cfg->poll_timeout_ms ? cfg->poll_interval_ms
+								     : cfg->poll_timeout_ms))
+		return fail(c, top_key_node(c, root, "etcd"),
+			    "'etcd.lease_ttl_s' %u is renewed once a loop: it must be at least "
+			    "two of 'poll_interval_ms' (and of 'poll_timeout_ms'), %u and %u",
+			    cfg->etcd.lease_ttl_s, cfg->poll_interval_ms, cfg->poll_timeout_ms);
 	loopback = listen_addr__is_loopback(&ss);
 	if (!loopback && !cfg->api_token_file[0])
 		return fail(c, top_key_node(c, root, "status_listen"),
