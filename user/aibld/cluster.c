@@ -76,6 +76,10 @@ struct cluster {
 	int nlocal_pins;
 
 	json_t *peers; /* the balancers' status objects, as last read */
+	/* when a balancer's key last left the group (ms_now()), 0 never: the
+	 * planner holds a new plan until one cut off from etcd has had time
+	 * to tell and fence itself (fence_ms()) */
+	__u64 peer_left_ms;
 	bool fenced;
 	char reason[128];
 	bool announcing;
@@ -527,6 +531,26 @@ static int read_state(struct aibld *d, struct plan *next, bool *have_next)
 			planner_now(cl, planner, sizeof(planner));
 		}
 	}
+	/* a balancer gone from the group: dead, or cut off from etcd */
+	{
+		size_t i, k;
+		json_t *o, *p;
+
+		json_array_foreach(cl->peers, i, o)
+		{
+			const char *name = json_string_value(json_object_get(o, "name"));
+			bool still = false;
+
+			json_array_foreach(peers, k, p)
+			{
+				const char *pn = json_string_value(json_object_get(p, "name"));
+
+				still |= name && pn && !strcmp(name, pn);
+			}
+			if (name && !still)
+				cl->peer_left_ms = ms_now();
+		}
+	}
 	/* what the API reads (GET /v1/cluster, under d->lock) changes under it */
 	pthread_mutex_lock(&d->lock);
 	snprintf(cl->planner, sizeof(cl->planner), "%s", planner);
@@ -653,6 +677,17 @@ static size_t peer_body(char *ptr, size_t size, size_t nmemb, void *ud)
  * later than a poll round after our last success; one that is well past
  * that reaches etcd while we do not: we are the one cut off.
  */
+/*
+ * How long a balancer cut off from etcd may take to fence itself: it asks
+ * its peers once a loop, and counts itself cut off once one of them
+ * reached etcd more than two poll intervals and a timeout after it lost
+ * etcd (peer_reaches_etcd()); one loop more to act on it.
+ */
+static __u64 fence_ms(const struct aibld *d)
+{
+	return 3ULL * d->cfg.poll_interval_ms + 2ULL * d->cfg.poll_timeout_ms;
+}
+
 static bool peer_reaches_etcd(struct aibld *d, const char *url, __u64 lost_ms)
 {
 	__u64 margin = 2ULL * d->cfg.poll_interval_ms + d->cfg.poll_timeout_ms;
@@ -881,7 +916,11 @@ void cluster__tick(struct aibld *d)
 	}
 	free(text);
 
-	if (want_write && all_applied(cl)) {
+	/* not while a balancer that left may still be fencing itself: its
+	 * key expired (a lease TTL) before it could tell it was cut off,
+	 * and a plan now would leave it announcing the one before */
+	if (want_write && all_applied(cl) &&
+	    (!cl->peer_left_ms || now - cl->peer_left_ms >= fence_ms(d))) {
 		err = write_plan(d, &prop);
 		if (err && err != -EAGAIN)
 			pr_warn("cluster: write plan: %s", strerror(-err));
