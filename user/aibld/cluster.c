@@ -827,7 +827,12 @@ void cluster__tick(struct aibld *d)
 		cut_off = partitioned(d, cl->etcd_ok_ms ? now - cl->etcd_ok_ms : 0);
 
 	pthread_mutex_lock(&d->lock);
-	if (have_next && next.version != cl->plan.version) {
+	/* a new revision of the key: applied when it says anything new (a
+	 * rewrite at the same version, by hand, is applied too: a restarted
+	 * balancer would read it, and the group must agree) */
+	if (have_next &&
+	    (next.version != cl->plan.version || strcmp(next.digest, cl->plan.digest) ||
+	     !plan__same_content(&next, &cl->plan))) {
 		__u32 seed = cluster__hash_seed(d);
 
 		plan__free(&cl->plan);
