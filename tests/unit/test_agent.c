@@ -1057,6 +1057,26 @@ static void page_add(char *buf, size_t cap, size_t *len, const char *fmt, ...)
 		*len += (size_t)n;
 }
 
+/* two pages of n engines' request latencies, each engine finishing 10
+ * requests of 0.5 s between them, into a new server srv */
+static bool engines_e2e(struct agent_server *srv, char *page, size_t cap, int n)
+{
+	size_t len;
+
+	new_server(srv);
+	for (int p = 0; p < 2; p++) {
+		len = 0;
+		for (int e = 0; e < n; e++)
+			page_add(page, cap, &len,
+				 "vllm:e2e_request_latency_seconds_sum{engine=\"%d\"} %d\n"
+				 "vllm:e2e_request_latency_seconds_count{engine=\"%d\"} %d\n",
+				 e, 100 + 5 * p, e, 1000 + 10 * p);
+		if (!extract_text(srv, page))
+			return false;
+	}
+	return true;
+}
+
 /*
  * Figures a page can hold and a report cannot: a count past the report's
  * bound (every balancer would refuse the node's whole report), negative
@@ -1081,31 +1101,11 @@ static void hostile_figures(void)
 		ASSERT_TRUE(srv.s.queue_depth == 5, "a negative sample says nothing");
 
 	/* 20 engines, each finishing 10 requests of 0.5 s between pages */
-	new_server(&srv);
-	for (int p = 0; p < 2; p++) {
-		len = 0;
-		for (int e = 0; e < 20; e++)
-			page_add(page, sizeof(page), &len,
-				 "vllm:e2e_request_latency_seconds_sum{engine=\"%d\"} %d\n"
-				 "vllm:e2e_request_latency_seconds_count{engine=\"%d\"} %d\n",
-				 e, 100 + 5 * p, e, 1000 + 10 * p);
-		if (!extract_text(&srv, page))
-			return;
-	}
-	ASSERT_TRUE(fabs(srv.s.e2e_avg_ms - 500) < 1e-6, "20 engines: the window's mean");
+	if (engines_e2e(&srv, page, sizeof(page), 20))
+		ASSERT_TRUE(fabs(srv.s.e2e_avg_ms - 500) < 1e-6, "20 engines: the window's mean");
 	/* more engines than remembered: unknown, not a lifetime mean */
-	new_server(&srv);
-	for (int p = 0; p < 2; p++) {
-		len = 0;
-		for (int e = 0; e < AGENT_COUNTER_SERIES + 2; e++)
-			page_add(page, sizeof(page), &len,
-				 "vllm:e2e_request_latency_seconds_sum{engine=\"%d\"} %d\n"
-				 "vllm:e2e_request_latency_seconds_count{engine=\"%d\"} %d\n",
-				 e, 100 + 5 * p, e, 1000 + 10 * p);
-		if (!extract_text(&srv, page))
-			return;
-	}
-	ASSERT_TRUE(srv.s.e2e_avg_ms == -1, "too many engines: unknown");
+	if (engines_e2e(&srv, page, sizeof(page), AGENT_COUNTER_SERIES + 2))
+		ASSERT_TRUE(srv.s.e2e_avg_ms == -1, "too many engines: unknown");
 	/* one gauge in more series than summed */
 	new_server(&srv);
 	len = 0;
