@@ -184,6 +184,32 @@ static void nan_is_null(void)
 	free(js);
 }
 
+/*
+ * What an engine wrote that is no UTF-8 (a LoRA name, a byte quoted in its
+ * parser's note) still makes a report, those bytes as '?': refused, it
+ * made every balancer take the node for broken.
+ */
+static void text_not_utf8(void)
+{
+	struct agent_report a, b;
+	char err[256], *js;
+
+	fill(&a);
+	strcpy(a.servers[0].error, "metrics /metrics: line 3: unexpected '\xc3'");
+	strcpy(a.models[0].name, "caf\xe9");
+	js = agent_report__to_json(&a);
+	if (!ASSERT_OK_PTR(js, "to_json"))
+		return;
+	if (ASSERT_OK(agent_report__parse(js, strlen(js), &b, err, sizeof(err)), err)) {
+		ASSERT_STREQ(b.models[0].name, "caf?", "the name, its byte as '?'");
+		ASSERT_STREQ(b.servers[0].error, "metrics /metrics: line 3: unexpected '?'",
+			     "the note likewise");
+		agent_report__free(&b);
+	}
+	agent_report__free(&a);
+	free(js);
+}
+
 /* minimal valid prefix; each case appends its own members */
 #define HEAD "{\"schema\":1,\"node\":\"n\""
 
@@ -534,6 +560,7 @@ static void open_header(void)
 static const struct test_case cases[] = {
     {"round_trip", round_trip},
     {"nan_is_null", nan_is_null},
+    {"text_not_utf8", text_not_utf8},
     {"gpu_unknown_and_mig", gpu_unknown_and_mig},
     {"bad_reports", bad_reports},
     {"limits", limits},

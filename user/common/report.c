@@ -605,6 +605,32 @@ static json_t *ar_jnum(double d, bool unknown_ok)
 	return json_real(d);
 }
 
+/*
+ * A string as JSON can carry it: what an engine wrote (a model name, a
+ * parser's note on its page) may be no UTF-8, and json_string() refuses
+ * that, which refused the whole report (500 to every balancer, the node
+ * taken for broken). Bytes outside printable ASCII then become '?'.
+ */
+static json_t *ar_text(const char *s)
+{
+	json_t *j = json_string(s);
+	size_t n;
+	char *c;
+
+	if (j)
+		return j;
+	n = strlen(s);
+	c = malloc(n + 1);
+	if (!c)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		c[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+	c[n] = '\0';
+	j = json_string(c);
+	free(c);
+	return j;
+}
+
 static int ar_set(json_t *obj, const char *key, json_t *v)
 {
 	/* json_object_set_new() takes ownership even on failure */
@@ -623,14 +649,14 @@ static json_t *ar_gpu_json(const struct ar_gpu *g)
 	if (!o || ar_set(o, "index", json_integer(g->index)) ||
 	    ar_set(o, "mig_index", !g->mig ? json_null() : json_integer(g->mig_index)) ||
 	    ar_set(o, "mig_enabled", json_boolean(g->mig_enabled)) ||
-	    ar_set(o, "name", json_string(g->name)) || ar_set(o, "uuid", json_string(g->uuid)) ||
-	    ar_set(o, "pci_bus_id", json_string(g->pci_bus_id)) ||
+	    ar_set(o, "name", ar_text(g->name)) || ar_set(o, "uuid", ar_text(g->uuid)) ||
+	    ar_set(o, "pci_bus_id", ar_text(g->pci_bus_id)) ||
 	    ar_set(o, "util_pct", ar_jnum(g->util_pct, false)) ||
 	    ar_set(o, "mem_used_bytes", ar_jnum(g->mem_used_bytes, false)) ||
 	    ar_set(o, "mem_total_bytes", ar_jnum(g->mem_total_bytes, false)) ||
 	    ar_set(o, "temp_c", ar_jnum(g->temp_c, false)) ||
 	    ar_set(o, "power_w", ar_jnum(g->power_w, false)) ||
-	    ar_set(o, "error", json_string(g->error))) {
+	    ar_set(o, "error", ar_text(g->error))) {
 		json_decref(o);
 		return NULL;
 	}
@@ -641,11 +667,11 @@ static json_t *ar_server_json(const struct ar_server *s)
 {
 	json_t *o = json_object();
 
-	if (!o || ar_set(o, "url", json_string(s->url)) ||
-	    ar_set(o, "kind", json_string(s->kind[0] ? s->kind : "unknown")) ||
+	if (!o || ar_set(o, "url", ar_text(s->url)) ||
+	    ar_set(o, "kind", ar_text(s->kind[0] ? s->kind : "unknown")) ||
 	    ar_set(o, "up", json_boolean(s->up)) ||
 	    ar_set(o, "age_ms", json_integer((json_int_t)s->age_ms)) ||
-	    ar_set(o, "error", json_string(s->error)) ||
+	    ar_set(o, "error", ar_text(s->error)) ||
 	    ar_set(o, "queue_depth", ar_jnum(s->queue_depth, true)) ||
 	    ar_set(o, "running", ar_jnum(s->running, true)) ||
 	    ar_set(o, "kv_cache_usage", ar_jnum(s->kv_cache_usage, true)) ||
@@ -669,9 +695,9 @@ static json_t *ar_model_json(const struct ar_model *m)
 {
 	json_t *o = json_object();
 
-	if (!o || ar_set(o, "name", json_string(m->name)) ||
+	if (!o || ar_set(o, "name", ar_text(m->name)) ||
 	    ar_set(o, "resident", json_boolean(m->resident)) ||
-	    ar_set(o, "server", json_string(m->server)) ||
+	    ar_set(o, "server", ar_text(m->server)) ||
 	    (m->unloading && ar_set(o, "unloading", json_true()))) {
 		json_decref(o);
 		return NULL;
@@ -687,12 +713,11 @@ static json_t *ar_hint_json(const struct ar_hint *h)
 
 	aibl_addr__str(&h->client, h->client_family, client, sizeof(client));
 	aibl_addr__str(&h->vip, h->vip_family, vip, sizeof(vip));
-	if (!o || ar_set(o, "client", json_string(client)) || ar_set(o, "vip", json_string(vip)) ||
-	    ar_set(o, "port", json_integer(h->port)) || ar_set(o, "proto", json_string(proto)) ||
-	    ar_set(o, "model", json_string(h->model)) ||
-	    ar_set(o, "ttl_ms", json_integer(h->ttl_ms)) ||
+	if (!o || ar_set(o, "client", ar_text(client)) || ar_set(o, "vip", ar_text(vip)) ||
+	    ar_set(o, "port", json_integer(h->port)) || ar_set(o, "proto", ar_text(proto)) ||
+	    ar_set(o, "model", ar_text(h->model)) || ar_set(o, "ttl_ms", json_integer(h->ttl_ms)) ||
 	    ar_set(o, "score", ar_jnum(h->score, false)) ||
-	    ar_set(o, "source", json_string(h->source[0] ? h->source : "server"))) {
+	    ar_set(o, "source", ar_text(h->source[0] ? h->source : "server"))) {
 		json_decref(o);
 		return NULL;
 	}
@@ -729,12 +754,12 @@ char *agent_report__to_json(const struct agent_report *r)
 	if (!root)
 		goto out;
 	if (ar_set(root, "schema", json_integer(AGENT_REPORT_SCHEMA)) ||
-	    ar_set(root, "node", json_string(r->node)) ||
+	    ar_set(root, "node", ar_text(r->node)) ||
 	    ar_set(root, "timestamp_ms", json_integer((json_int_t)r->timestamp_ms)) ||
-	    ar_set(root, "version", json_string(r->version)) ||
-	    ar_set(root, "accel", json_string(r->accel)) ||
+	    ar_set(root, "version", ar_text(r->version)) ||
+	    ar_set(root, "accel", ar_text(r->accel)) ||
 	    ar_set(root, "nvml", json_boolean(r->nvml)) ||
-	    ar_set(root, "nvml_error", json_string(r->nvml_error)) ||
+	    ar_set(root, "nvml_error", ar_text(r->nvml_error)) ||
 	    ar_set(root, "queue_depth", ar_jnum(r->queue_depth, true)) ||
 	    ar_set(root, "in_flight", ar_jnum(r->in_flight, true)) ||
 	    ar_set(root, "kv_cache_usage", ar_jnum(r->kv_cache_usage, true)) ||
