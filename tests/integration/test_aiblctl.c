@@ -1467,7 +1467,10 @@ static const char *status_doc =
     "\"queue_depth\":0,\"in_flight\":1,\"kv_cache_usage\":0.1,\"ttft_avg_ms\":95.0,"
     "\"failures\":2,\"unloading\":{\"model\":\"mistral-7b\",\"open_flows\":3},"
     "\"load\":{\"op\":\"unload\",\"model\":\"mistral-7b\",\"service\":\"mistral\","
-    "\"state\":\"unloading\",\"for_ms\":2100,\"error\":\"\"}}]}";
+    "\"state\":\"unloading\",\"for_ms\":2100,\"error\":\"\"}},"
+    "{\"name\":\"cpu-c\",\"address\":\"10.1.0.3\",\"state\":\"down\",\"healthy\":false,"
+    "\"last_report_age_ms\":-1,\"models\":[],\"gpu_util_pct\":-1,\"queue_depth\":-1,"
+    "\"in_flight\":-1,\"kv_cache_usage\":-1,\"ttft_avg_ms\":-1,\"failures\":5}]}";
 
 static bool api_draining[2];
 
@@ -1555,7 +1558,7 @@ static void test_status_and_drain(void)
 	{
 		const struct ctl_case cases[] = {
 		    CASE(argf("-j --api %s status", api), 0, JSTR("version", "0.1.0", "version"),
-			 JSIZE("nodes", 2, "nodes")),
+			 JSIZE("nodes", 3, "nodes")),
 		    CASE(argf("--api %s/ status", api), 0, OUT("aibld 0.1.0, up 1h02m", "title"),
 			 ROW("service", "chat", "10.100.0.1:80/tcp", "ai", "71.3%, affinity",
 			     "1.2s", "gpu-a(w100,7800 slots,up)"),
@@ -1565,7 +1568,10 @@ static void test_status_and_drain(void)
 			     "182.4 ms", "51502 in, 7 dropped",
 			     "llama-3-8b,bge-large* -bge-large (unloading)"),
 			 ROW("node b", "gpu-b", "draining", "10.0%", "2  -",
-			     "llama-3-8b -mistral-7b (draining, 3 open)")),
+			     "llama-3-8b -mistral-7b (draining, 3 open)"),
+			 /* -1: never reported, not 584 years */
+			 ROW("node c", "cpu-c", "10.1.0.3", "down", "no"),
+			 OUT_NOT("213503", "no report age from -1")),
 		    CASE(argf("-j --api %s --token-file %s node drain gpu-b", api, tokfile), 0,
 			 JSTR("node", "gpu-b", "node"), JTRUE("draining", "draining")),
 		};

@@ -744,7 +744,7 @@ int main(int argc, char **argv)
 	}
 	/* it goes into the path the controllers are told on */
 	if (cfg->nnotify && !aibl_name__valid(cfg->name, AIBL_NAME_LEN)) {
-		pr_err("--notify needs a --name of 1 to %d of %s\n", AIBL_NAME_LEN,
+		pr_err("--notify needs a --name of 1 to %d of %s\n", AIBL_NAME_LEN - 1,
 		       AIBL_NAME_CHARSET);
 		return 2;
 	}

@@ -379,7 +379,9 @@ static void status_print(json_t *doc)
 		ctl_table__cell(t, "%s", jstr(n, AIBL_SJ_ADDRESS));
 		ctl_table__cell(t, "%s", jstr(n, AIBL_SJ_STATE));
 		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, AIBL_SJ_HEALTHY, 0, ""));
-		if (json_is_number(json_object_get(n, AIBL_SJ_LAST_REPORT_AGE_MS)))
+		/* -1: never reported */
+		if (json_is_number(json_object_get(n, AIBL_SJ_LAST_REPORT_AGE_MS)) &&
+		    json_number_value(json_object_get(n, AIBL_SJ_LAST_REPORT_AGE_MS)) >= 0)
 			ctl_table__cell(t, "%s",
 					ctl_fmt_dur_ns(b1, sizeof(b1),
 						       (__u64)(json_number_value(json_object_get(
@@ -429,7 +431,10 @@ int ctl_cmd_status(int argc, char **argv)
 	}
 	if (!json_is_object(doc)) {
 		ret = ctl_fail("controller API: GET /v1/status: not a JSON object%s%s",
-			       doc ? "" : ": ", doc ? "" : jerr.text);
+			       doc ? "" : ": ",
+			       doc	? ""
+			       : b.data ? jerr.text
+					: "an empty body");
 		goto out;
 	}
 	if (ctl.json) {

@@ -230,11 +230,20 @@ static int service_show(int argc, char **argv)
 	if (ctl.json) {
 		doc = svc_json(&s, id, &sum);
 		bes = json_array();
+		if (!doc || !bes) {
+			json_decref(doc);
+			json_decref(bes);
+			ret = ctl_fail("service %s: cannot write it as JSON", argv[0]);
+			goto out;
+		}
 		json_object_set_new(doc, "backends", bes);
 	} else {
+		/* an id from a VIP entry may lie beyond the services' maps */
+		static const struct aibl_traffic no_traffic;
+		static const struct aibl_svc_meta no_meta;
 		const struct ctl_vip *v = ctl_state__svc_vip(&s, id);
-		const struct aibl_traffic *tr = &s.svc_traffic[id];
-		const struct aibl_svc_meta *m = &s.svc_meta[id];
+		const struct aibl_traffic *tr = id < s.nsvc ? &s.svc_traffic[id] : &no_traffic;
+		const struct aibl_svc_meta *m = id < s.nsvc ? &s.svc_meta[id] : &no_meta;
 		char vips[512], b3[32], b4[32];
 
 		svc_vips(&s, id, vips, sizeof(vips), NULL);
@@ -548,6 +557,10 @@ static int table_show(int argc, char **argv)
 				"ring_size", AIBL_RING_SIZE, "ring_half", half, "halves_agree",
 				!mixed, "generation", id < s.nsvc ? s.svc_meta[id].generation : 0,
 				"empty_slots", empty, "backends", bes);
+		if (!doc) {
+			ret = ctl_fail("table %s: cannot write it as JSON", argv[0]);
+			goto out;
+		}
 	} else {
 		printf("service %s: table generation %u, active half %u, %u slots, %u empty\n",
 		       name, id < s.nsvc ? s.svc_meta[id].generation : 0, half, AIBL_RING_SIZE,

@@ -310,12 +310,24 @@ bool ctl_state__svc_exists(const struct ctl_state *s, __u32 id)
 	return false;
 }
 
+/* a name from a map as aiblctl prints it: printable ASCII (aibld writes
+ * no other; a map written by something else may hold anything, and JSON
+ * output refuses what is not UTF-8) */
+static const char *map_name(char *buf, size_t len, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && i < AIBL_NAME_LEN && name[i]; i++)
+		buf[i] = name[i] >= 0x20 && name[i] < 0x7f ? name[i] : '?';
+	if (len)
+		buf[i] = '\0';
+	return buf;
+}
+
 const char *ctl_state__svc_name(const struct ctl_state *s, __u32 id, char *buf, size_t len)
 {
-	if (id < s->nsvc && s->svc_meta[id].valid && s->svc_meta[id].name[0]) {
-		snprintf(buf, len, "%.*s", AIBL_NAME_LEN, s->svc_meta[id].name);
-		return buf;
-	}
+	if (id < s->nsvc && s->svc_meta[id].valid && s->svc_meta[id].name[0])
+		return map_name(buf, len, s->svc_meta[id].name);
 	/* no name written (yet): an id still tells the operator which one */
 	snprintf(buf, len, "svc%u", id);
 	return buf;
@@ -323,10 +335,8 @@ const char *ctl_state__svc_name(const struct ctl_state *s, __u32 id, char *buf, 
 
 const char *ctl_state__be_name(const struct ctl_state *s, __u32 id, char *buf, size_t len)
 {
-	if (id < s->nbe && s->be_meta[id].valid && s->be_meta[id].name[0]) {
-		snprintf(buf, len, "%.*s", AIBL_NAME_LEN, s->be_meta[id].name);
-		return buf;
-	}
+	if (id < s->nbe && s->be_meta[id].valid && s->be_meta[id].name[0])
+		return map_name(buf, len, s->be_meta[id].name);
 	snprintf(buf, len, id == AIBL_NO_BACKEND ? "none" : "be%u", id);
 	return buf;
 }

@@ -230,12 +230,11 @@ static int dump_walk(const struct aibl_map *m, char *keys, char *vals, __u32 cap
 		err = bpf_map_lookup_elem(m->fd, key, vals + n * m->value_stride);
 		if (err) {
 			err = -errno;
-			if (err == -ENOENT) {
-				/* deleted under us: continue from the key anyway */
-				memcpy(keys + cap * ks, key, ks);
-				prev = keys + cap * ks;
-				continue;
-			}
+			/* deleted under us: the walk ends here, as a hash
+			 * map's next key after one it no longer holds is its
+			 * first key again (the walk would repeat itself) */
+			if (err == -ENOENT)
+				break;
 			return err;
 		}
 		prev = key;
@@ -258,7 +257,6 @@ int aibl_map__dump(const struct aibl_map *m, void **keys_out, void **values_out,
 
 	*keys_out = *values_out = NULL;
 	*count = 0;
-	/* one spare key slot for dump_walk's deleted-key cursor */
 	keys = calloc((size_t)cap + 1, ks);
 	vals = calloc((size_t)cap + 1, vs);
 	if (!keys || !vals) {
