@@ -1542,8 +1542,13 @@ static void models_json(void)
 			   "\"object\":\"model\",\"owned_by\":\"vllm\",\"max_model_len\":8192}]}";
 	const char *sim = "{\"object\":\"list\",\"data\":[{\"id\":\"a\",\"resident\":true},"
 			  "{\"id\":\"b\",\"resident\":false,\"loadable\":true}]}";
-	static const char *const bad[] = {"", "[]", "{\"data\":{}}", "{\"data\":[{\"id\":5}]}",
-					  "{\"data\":[{\"name\":\"x\"}]}"};
+	/* the last: a good entry before a bad one takes nothing of it */
+	static const char *const bad[] = {"",
+					  "[]",
+					  "{\"data\":{}}",
+					  "{\"data\":[{\"id\":5}]}",
+					  "{\"data\":[{\"name\":\"x\"}]}",
+					  "{\"data\":[{\"id\":\"new\"},{\"id\":7}]}"};
 	struct agent_server srv;
 	char msg[256];
 
@@ -1568,6 +1573,7 @@ static void models_json(void)
 		ASSERT_EQ(agent_models__parse(bad[i], strlen(bad[i]), &srv, msg, sizeof(msg)),
 			  -EINVAL, bad[i]);
 		ASSERT_EQ(srv.nmodels, 2, "previous list kept");
+		ASSERT_STREQ(srv.models[0].name, "a", "its names too");
 	}
 }
 

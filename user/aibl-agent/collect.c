@@ -734,6 +734,8 @@ static int seen_newer(const void *x, const void *y)
 	return a->last_ns < b->last_ns ? 1 : a->last_ns > b->last_ns ? -1 : 0;
 }
 
+static double node_kv(const struct agent *a);
+
 static void poll_traffic(struct agent *a)
 {
 	struct aibl_node_client_key k, next, *prev = NULL;
@@ -769,8 +771,11 @@ static void poll_traffic(struct agent *a)
 		prev = &k;
 		if (bpf_map_lookup_elem(a->cli_fd, &k, &v))
 			continue; /* evicted meanwhile */
-		if (v.last_seen_ns > now_ns || now_ns - v.last_seen_ns >= window_ns ||
-		    v.last_seen_ns < since_ns)
+		/* seen after now_ns was read (a client that streams on,
+		 * late in the walk): seen now */
+		if (v.last_seen_ns > now_ns)
+			v.last_seen_ns = now_ns;
+		if (now_ns - v.last_seen_ns >= window_ns || v.last_seen_ns < since_ns)
 			continue;
 		if (n == cap) {
 			struct seen *p = realloc(seen, (cap ? cap * 2 : 256) * sizeof(*seen));
@@ -787,6 +792,9 @@ static void poll_traffic(struct agent *a)
 	if (n > (size_t)max)
 		n = max;
 	pthread_mutex_lock(&a->lock);
+	/* the table's hints aged to now first: the tick after would age
+	 * these new ones by the time since the last tick as well */
+	agent_hints__tick(&a->hints, clock_mono_ms(), node_kv(a));
 	for (size_t i = 0; i < n; i++) {
 		struct ar_hint h = {};
 		uint64_t left_ns = window_ns - (now_ns - seen[i].last_ns);
@@ -984,8 +992,11 @@ static int load_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, 
  * (silent AGENT_POLLER_GONE_MS): not waited for. Under a->lock. */
 static bool poller_gone(const struct agent *a, const struct agent_poller *p, uint64_t now)
 {
+	/* now may be older than its last poll: read before the lock that
+	 * poll's agent__served() took first (a wrap would count a balancer
+	 * that polls, and holds connections, as gone) */
 	return p->last_ms + AGENT_POLLER_GONE_MS < a->load.started_ms ||
-	       now - p->last_ms > AGENT_POLLER_GONE_MS;
+	       (now > p->last_ms && now - p->last_ms > AGENT_POLLER_GONE_MS);
 }
 
 /* every balancer that was polling when the unload was asked has fetched

@@ -974,10 +974,10 @@ int agent_models__parse(const char *body, size_t len, struct agent_server *srv, 
 		err = -EINVAL;
 		goto out;
 	}
+	/* the whole list checked before any of it is taken: a bad entry
+	 * after good ones left the good ones' names over the old list */
 	json_array_foreach(data, i, m)
 	{
-		struct ar_model *am;
-
 		id = json_object_get(m, "id");
 		if (!json_is_string(id) || !json_string_length(id) ||
 		    json_string_length(id) >= AR_MODEL_LEN) {
@@ -985,6 +985,12 @@ int agent_models__parse(const char *body, size_t len, struct agent_server *srv, 
 			err = -EINVAL;
 			goto out;
 		}
+	}
+	json_array_foreach(data, i, m)
+	{
+		struct ar_model *am;
+
+		id = json_object_get(m, "id");
 		if (n >= AGENT_SERVER_MODELS)
 			break; /* a server with more models than a report carries */
 		am = &srv->models[n++];
