@@ -81,10 +81,18 @@ export DEBIAN_FRONTEND=noninteractive
 apt_get() { apt-get -o DPkg::Lock::Timeout=600 "$@"; }
 apt_get update -qq
 apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# haproxy's package starts a system service; the benchmarks run their own.
+# haproxy's package starts a system service, and so do etcd's and BIRD's;
+# the benchmarks and the ECMP lab run their own. Only a service this run
+# installed is stopped: one already there may be the host's (a cluster
+# balancer's BIRD, announcing its VIPs), and stays as it was.
+just_installed() { # PACKAGE
+	local m
+	for m in "${missing[@]}"; do [ "$m" = "$1" ] && return 0; done
+	return 1
+}
 if command -v systemctl >/dev/null 2>&1; then
-	systemctl disable --now haproxy >/dev/null 2>&1 || true
-	# ... and so do etcd's and BIRD's: the ECMP lab runs its own in namespaces
-	systemctl disable --now etcd bird >/dev/null 2>&1 || true
+	just_installed haproxy && { systemctl disable --now haproxy >/dev/null 2>&1 || true; }
+	just_installed etcd-server && { systemctl disable --now etcd >/dev/null 2>&1 || true; }
+	just_installed bird2 && { systemctl disable --now bird >/dev/null 2>&1 || true; }
 fi
 echo "deps: done" >&2
