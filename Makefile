@@ -73,7 +73,9 @@ aibl-loadgen_LDLIBS := -ljansson -lcurl -lpthread -lm
 # what tests that call libaiblcommon.a directly need (auth, report, log)
 COMMON_LDLIBS := -ljansson -lmicrohttpd -lxxhash -lcrypto -lpthread -lm
 
-DEPS_STAMP := $(BUILD)/.deps-ok
+# a build with NO_DEPS (below) leaves its own stamp: a later make in the
+# same tree still checks the packages its tests need
+DEPS_STAMP := $(BUILD)/$(if $(NO_DEPS),.deps-skipped,.deps-ok)
 
 # Flags asked of installed tools (pkg-config) are asked after
 # scripts/deps.sh has installed them, in $(BUILD)/config.mk: computed when
@@ -115,7 +117,7 @@ BENCH_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(BENCH_SRCS))
 # Extra test artefacts (shared objects such as a fake NVML) register here.
 TEST_EXTRA :=
 
-.PHONY: all deps test bench demo clean install fuzz sanitize format
+.PHONY: all deps test bench demo clean install fuzz sanitize format FORCE
 all: $(BPF_OBJS) $(SKELS) $(BINS)
 
 # ---- dependencies: scripts/deps.sh installs what is missing ----
@@ -135,15 +137,29 @@ $(CONFIG_MK): $(DEPS_STAMP)
 	$(Q)nl=$$(pkg-config --cflags libnl-3.0 libnl-route-3.0) && \
 		printf 'NL_CFLAGS := %s\n' "$$nl" >$@.tmp && mv $@.tmp $@
 
+# ---- build flags ----
+# The flags every object is built with, rewritten only when they change:
+# make EXTRA_DEFINES=-DAIBL_MAX_CONNS=... (or CFLAGS, SAN) then rebuilds
+# every object, the BPF programs and the userspace that share their sizes
+FLAGS_STAMP := $(BUILD)/flags
+FLAGS_TEXT := $(CLANG) $(BPF_CFLAGS) | $(CC) $(CPPFLAGS) $(CFLAGS) | $(LDFLAGS)
+$(FLAGS_STAMP): FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)printf '%s\n' '$(subst ','\'',$(FLAGS_TEXT))' >$@.tmp && \
+		{ cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@; }
+FORCE:
+
 # ---- BPF ----
 # vmlinux.h follows the kernel: a reboot into another one remakes it
 $(BUILD)/vmlinux.h: $(wildcard $(VMLINUX_BTF)) | $(DEPS_STAMP)
 	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(@D)
 	$(Q)test -r $(VMLINUX_BTF) || \
 		{ echo "no kernel BTF at $(VMLINUX_BTF): set VMLINUX_BTF=" >&2; exit 1; }
 	$(Q)$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c >$@.tmp && mv $@.tmp $@
 
-$(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard include/*.h) $(wildcard bpf/*.h)
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard include/*.h) $(wildcard bpf/*.h) \
+		$(FLAGS_STAMP)
 	$(call msg,BPF,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp
@@ -156,7 +172,7 @@ $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 # ---- userspace ----
 # Objects wait for the deps and their generated headers; only those that
 # include a skeleton (or vmlinux.h) wait for it and are rebuilt with it.
-$(BUILD)/obj/%.o: %.c | $(DEPS_STAMP) $(CONFIG_MK)
+$(BUILD)/obj/%.o: %.c $(FLAGS_STAMP) | $(DEPS_STAMP) $(CONFIG_MK)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(if $(filter tests/%,$<),-I tests/lib) -c $< -o $@
