@@ -2,6 +2,7 @@
 /* VIP announcement through BIRD: see bgp.h */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,11 @@ static int write_file(const char *path, const char *text)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	if (write(fd, text, n) != (ssize_t)n)
+	/* BIRD, another user, reads it: 0644 whatever the umask (the
+	 * unit's is 0077); a list of VIPs, which the routers see anyway */
+	if (fchmod(fd, 0644))
+		err = -errno;
+	if (!err && write(fd, text, n) != (ssize_t)n)
 		err = -EIO;
 	if (close(fd) && !err)
 		err = -errno;
