@@ -1356,6 +1356,46 @@ static enum MHD_Result eng_handler(void *cls, struct MHD_Connection *c, const ch
 	return ret;
 }
 
+/*
+ * A load asked of a model the engine holds already is answered so (200
+ * resident), not started again: Ollama's loaded models are those of its
+ * /api/ps (the page's), its /api/tags lists what it could load, none
+ * resident. A new load there would call /api/generate again, and could
+ * cut a keep_alive the operator set.
+ */
+static void load_held_ollama(void)
+{
+	char url[] = "http://127.0.0.1:9", server[AR_URL_LEN], msg[256] = "";
+	struct agent_cfg cfg = {.name = "n",
+				.urls = {url},
+				.nservers = 1,
+				.scrape_interval_ms = 50,
+				.scrape_timeout_ms = 500,
+				.stale_ms = 5000,
+				.max_hints = 16,
+				.pressure_start = 0.5,
+				.pressure_max_rate = 4,
+				.traffic_window_ms = 1000,
+				.no_nvml = true};
+	struct agent a;
+	struct agent_server *w;
+
+	if (!ASSERT_OK(agent__init(&a, &cfg, msg, sizeof(msg)), msg))
+		return;
+	w = &a.servers[0];
+	w->s.up = true;
+	strcpy(w->s.kind, "ollama");
+	w->nmodels = 1;
+	strcpy(w->models[0].name, "llama3.2:1b"); /* from /api/tags */
+	w->models[0].resident = false;
+	w->npage_models = 1;
+	strcpy(w->page_models[0], "llama3.2:1b"); /* from /api/ps */
+	ASSERT_EQ(agent__load(&a, "llama3.2:1b", server, sizeof(server), msg, sizeof(msg)),
+		  -EALREADY, "loaded already: resident");
+	ASSERT_STREQ(server, url, "on that server");
+	agent__fini(&a);
+}
+
 /* one agent on the engine server at port (spec options appended), `rounds`
  * rounds, then its report: the server's slots and the node's, and up */
 static bool eng_report(int port, const char *opts, int rounds, double *srv_slots,
@@ -1723,6 +1763,7 @@ static const struct test_case cases[] = {
     {"sglang_hits", sglang_hits},
     {"aggregation", aggregation},
     {"hostile_figures", hostile_figures},
+    {"load_held_ollama", load_held_ollama},
     {"unrecorded_families", unrecorded_families},
     {"other_engines", other_engines},
     {"models_json", models_json},

@@ -1292,15 +1292,18 @@ int agent__load(struct agent *a, const char *model, char *server, size_t serverl
 
 		if (!w->s.up)
 			continue;
+		/* held in every way the report counts: a LoRA adapter running,
+		 * Ollama's loaded models (its /api/tags lists what it could
+		 * load, none resident) */
+		if (server_holds(w, model)) {
+			snprintf(server, serverlen, "%s", w->s.url);
+			snprintf(msg, msglen, "%s is resident on %s", model, w->s.url);
+			err = -EALREADY;
+			goto out;
+		}
 		for (int k = 0; k < w->nmodels; k++) {
 			if (strcmp(w->models[k].name, model))
 				continue;
-			if (w->models[k].resident) {
-				snprintf(server, serverlen, "%s", w->s.url);
-				snprintf(msg, msglen, "%s is resident on %s", model, w->s.url);
-				err = -EALREADY;
-				goto out;
-			}
 			if (can_load(w) && !pick)
 				pick = w;
 		}
