@@ -272,8 +272,8 @@ out:
 }
 
 /* probe w now: the option is on, it is up and idle, not probed since it
- * (re)started, no failure lately */
-static void maybe_probe(const struct agent *a, struct agent_server *w)
+ * (re)started, no failure lately. True when it probed (or tried) */
+static bool maybe_probe(const struct agent *a, struct agent_server *w)
 {
 	uint64_t now = clock_mono_ms();
 	char err[128];
@@ -284,14 +284,15 @@ static void maybe_probe(const struct agent *a, struct agent_server *w)
 	}
 	if (!a->cfg.speed_probe || w->probed || now < w->probe_after_ms || !w->prev.valid ||
 	    w->s.running != 0 || w->s.queue_depth > 0)
-		return;
+		return false;
 	if (speed_probe(a, w, err, sizeof(err))) {
 		w->probe_after_ms = now + AGENT_PROBE_RETRY_MS;
 		pr_info("%s: %s (again in %d s)\n", w->s.url, err, AGENT_PROBE_RETRY_MS / 1000);
-		return;
+		return true;
 	}
 	w->probed = true;
 	pr_info("%s: speed probe %.2f ms per output token\n", w->s.url, w->s.probe_ms_per_token);
+	return true;
 }
 
 /*
@@ -395,6 +396,7 @@ static void scrape_all(struct agent *a)
 	CURLM *m = curl_multi_init();
 	uint64_t now = clock_mono_ms();
 	const char *info;
+	bool probed = false;
 
 	if (!f || !w || !m) {
 		pr_warn("scrape: out of memory\n");
@@ -471,8 +473,10 @@ static void scrape_all(struct agent *a)
 			info_take(w, &f[3 * i + 2], paths[i][2], clock_mono_ms());
 		else if (page_ok && w->restarted)
 			w->info_after_ms = 0; /* a new process: read it next round */
-		if (page_ok)
-			maybe_probe(a, w);
+		/* one probe a round: each may take up to half of stale_ms, and
+		 * the servers after it wait for the round to publish them */
+		if (page_ok && !probed)
+			probed = maybe_probe(a, w);
 		pthread_mutex_lock(&a->lock);
 		*srv = *w;
 		/* a list not read this time is no news of the unload's model */
