@@ -1356,6 +1356,22 @@ static enum MHD_Result eng_handler(void *cls, struct MHD_Connection *c, const ch
 	return ret;
 }
 
+/* an agent of one model server at url, no NVML, a 50 ms scrape */
+static struct agent_cfg one_server_cfg(char *url)
+{
+	return (struct agent_cfg){.name = "n",
+				  .urls = {url},
+				  .nservers = 1,
+				  .scrape_interval_ms = 50,
+				  .scrape_timeout_ms = 500,
+				  .stale_ms = 5000,
+				  .max_hints = 16,
+				  .pressure_start = 0.5,
+				  .pressure_max_rate = 4,
+				  .traffic_window_ms = 1000,
+				  .no_nvml = true};
+}
+
 /*
  * A load asked of a model the engine holds already is answered so (200
  * resident), not started again: Ollama's loaded models are those of its
@@ -1366,17 +1382,7 @@ static enum MHD_Result eng_handler(void *cls, struct MHD_Connection *c, const ch
 static void load_held_ollama(void)
 {
 	char url[] = "http://127.0.0.1:9", server[AR_URL_LEN], msg[256] = "";
-	struct agent_cfg cfg = {.name = "n",
-				.urls = {url},
-				.nservers = 1,
-				.scrape_interval_ms = 50,
-				.scrape_timeout_ms = 500,
-				.stale_ms = 5000,
-				.max_hints = 16,
-				.pressure_start = 0.5,
-				.pressure_max_rate = 4,
-				.traffic_window_ms = 1000,
-				.no_nvml = true};
+	struct agent_cfg cfg = one_server_cfg(url);
 	struct agent a;
 	struct agent_server *w;
 
@@ -1402,17 +1408,7 @@ static bool eng_report(int port, const char *opts, int rounds, double *srv_slots
 		       double *node_slots, bool *up)
 {
 	char url[96];
-	struct agent_cfg cfg = {.name = "n",
-				.urls = {url},
-				.nservers = 1,
-				.scrape_interval_ms = 50,
-				.scrape_timeout_ms = 500,
-				.stale_ms = 5000,
-				.max_hints = 16,
-				.pressure_start = 0.5,
-				.pressure_max_rate = 4,
-				.traffic_window_ms = 1000,
-				.no_nvml = true};
+	struct agent_cfg cfg = one_server_cfg(url);
 	struct agent a;
 	struct agent_report r = {0};
 	char msg[256] = "";
