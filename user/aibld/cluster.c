@@ -672,12 +672,6 @@ static size_t peer_body(char *ptr, size_t size, size_t nmemb, void *ud)
 }
 
 /*
- * GET URL/v1/cluster: did that balancer reach etcd after we lost it? A
- * peer that merely has not noticed yet (etcd down for all) reached it no
- * later than a poll round after our last success; one that is well past
- * that reaches etcd while we do not: we are the one cut off.
- */
-/*
  * How long a balancer cut off from etcd may take to fence itself: it asks
  * its peers once a loop, and counts itself cut off once one of them
  * reached etcd more than two poll intervals and a timeout after it lost
@@ -688,6 +682,12 @@ static __u64 fence_ms(const struct aibld *d)
 	return 3ULL * d->cfg.poll_interval_ms + 2ULL * d->cfg.poll_timeout_ms;
 }
 
+/*
+ * GET URL/v1/cluster: did that balancer reach etcd after we lost it? A
+ * peer that merely has not noticed yet (etcd down for all) reached it no
+ * later than a poll round after our last success; one that is well past
+ * that reaches etcd while we do not: we are the one cut off.
+ */
 static bool peer_reaches_etcd(struct aibld *d, const char *url, __u64 lost_ms)
 {
 	__u64 margin = 2ULL * d->cfg.poll_interval_ms + d->cfg.poll_timeout_ms;
