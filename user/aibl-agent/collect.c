@@ -1200,7 +1200,9 @@ static void *load_thread(void *arg)
 	if (unload && err[0])
 		a->load.hidden = false;
 	a->load.hide_until_ms = clock_mono_ms() + AGENT_UNLOAD_HIDE_MS;
-	/* the collector looks at the model lists now */
+	/* the collector sees the lists change at its next watch of them
+	 * (--watch-interval-ms), else at its next round: woken here, its
+	 * wait goes on unless a stop or a notify was asked meanwhile */
 	pthread_cond_broadcast(&a->wake);
 	pthread_mutex_unlock(&a->lock);
 	fetch_clean(&f, NULL);
