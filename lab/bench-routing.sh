@@ -61,12 +61,17 @@
 #   nat          8 sessions behind each client address (--sessions-per-source)
 #   burst        arrivals in bursts beyond capacity (--burst-prob 0.3
 #                --burst-size 24)
-# Load sweep (--rates LIST, sessions/s, default 3,6,12): each run is one
-# aibl-loadgen run whose first rate x --warmup-s sessions (default 2 s: what
-# arrives in that time on average), at least 6, arrive one at a time
+# Load sweep (--rates LIST, arrivals/s, default 3,6,12): aibl-loadgen's
+# --rate is of arrivals, and an arrival is one new session or, with
+# probability --burst-prob, a burst of --burst-size (its defaults 0.1 and
+# 8: 1.7 sessions an arrival on average; burst's 0.3 and 24: 7.9), so
+# sessions come at rate x (1 - p + p x size) a second (each scenario's
+# line says it). Each run is one aibl-loadgen run whose first rate x
+# --warmup-s sessions (default 2 s), at least 6, arrive one at a time
 # (aibl-loadgen --calm-sessions: no burst) and are not measured; the
 # measured ones follow, bursts and all: rate x --run-s (default 4)
-# sessions, at least 18 (72 requests or more for a p99).
+# sessions, at least 18 (72 requests or more for a p99), over less time
+# than --run-s where bursts bring several at once.
 # That is the steady state of a balancer that has been running: what
 # least_time and ai learn of the nodes they learn in the warm-up, and the
 # measured sessions meet the load the earlier ones still put on the nodes.
@@ -570,11 +575,21 @@ cleanup() {
 # ttft_floor_p99_ms: the TTFT p99 no policy goes under. Each request's
 # prefill on the fastest node that may serve its model, with the model
 # resident, the session's earlier prompt and reply cached, no queue and no
-# network (aibl-simnode's defaults: 2 ms + 0.05 ms per uncached token, x
-# its --slowdown and --cpu-factor, x the least of its --jitter). Every
-# request takes at least its own, so a run's p99 is at least their p99.
+# network (aibl-simnode's --prefill-base-ms + --prefill-ms-per-tok per
+# uncached token, 2 ms and 0.05 ms unless --sim-args says otherwise, x its
+# --slowdown and --cpu-factor, x the least of its --jitter). Every request
+# takes at least its own, so a run's p99 is at least their p99.
+sim_arg() { # NAME DEFAULT: the value --sim-args gives the nodes (the last one wins)
+	local i v=$2
+	for ((i = 0; i < ${#SIM_ARGS[@]}; i++)); do
+		[ "${SIM_ARGS[i]}" = "--$1" ] && v=${SIM_ARGS[i + 1]:-$v}
+		case ${SIM_ARGS[i]} in --$1=*) v=${SIM_ARGS[i]#--$1=} ;; esac
+	done
+	echo "$v"
+}
 measure() {
-	python3 - "$1" "$2" "$MIX" "$JITTER" "$SLOW_FACTOR" "$CPU_FACTOR" "$GPU_ONLY" <<-'EOF'
+	python3 - "$1" "$2" "$MIX" "$(sim_arg jitter "$JITTER")" "$SLOW_FACTOR" "$CPU_FACTOR" \
+		"$GPU_ONLY" "$(sim_arg prefill-base-ms 2)" "$(sim_arg prefill-ms-per-tok 0.05)" <<-'EOF'
 		import json, math, sys
 		rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if not l.startswith("#")]
 		rows = [r for r in rows if int(r[3]) >= int(sys.argv[2])]
@@ -589,10 +604,16 @@ measure() {
 		def fastest(model):
 		    return (1 - float(sys.argv[4])) * min(mult[k] for k in kinds
 		                                          if k != "cpu" or model not in sys.argv[7].split())
+		base, per_tok = float(sys.argv[8]), float(sys.argv[9])
 		done = {(r[3], int(r[4])): (int(r[10]), int(r[9])) for r in ok}
 		def floor(r):
-		    prompt, prev = int(r[10]), done.get((r[3], int(r[4]) - 1))
-		    return (2 + 0.05 * (max(1, prompt - prev[0] - prev[1]) if prev else prompt)) * fastest(r[2])
+		    # the session's latest earlier turn that succeeded: a failed one
+		    # leaves nothing in the conversation, the one before stays cached
+		    prompt, t = int(r[10]), int(r[4]) - 1
+		    while t >= 0 and (r[3], t) not in done:
+		        t -= 1
+		    prev = done.get((r[3], t))
+		    return (base + per_tok * (max(1, prompt - prev[0] - prev[1]) if prev else prompt)) * fastest(r[2])
 		ttft = [float(r[7]) for r in ok if float(r[7]) >= 0]
 		e2e = [float(r[8]) for r in ok]
 		prompt = sum(int(r[10]) for r in ok)
@@ -713,7 +734,7 @@ elif m=$(first_missing); then
 fi
 
 python3 - "$OUT" "$SCENARIOS" "$RATES" "$POLICIES" "$BASELINE" <<-'EOF'
-	import json, sys
+	import json, math, sys
 	out, scens, rates, policies, baseline = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), \
 	    sys.argv[4].split(), sys.argv[5]
 	met = missed = below = 0
@@ -736,7 +757,9 @@ python3 - "$OUT" "$SCENARIOS" "$RATES" "$POLICIES" "$BASELINE" <<-'EOF'
 	    print(f"# {s}: {t['sessions']} measured sessions at the last rate after {cfg.get('sessions') - t['sessions']} warming up,"
 	          f" {cfg.get('turns')} turns, context {cfg.get('context_tokens')} +"
 	          f" {cfg.get('turn_tokens')}/turn tokens, {cfg.get('output_tokens')} output tokens,"
-	          f" bursts {cfg.get('burst_prob')} x {cfg.get('burst_size')}, seed {cfg.get('seed')},"
+	          f" bursts {cfg.get('burst_prob')} x {cfg.get('burst_size')} (rate x"
+	          f" {1 - (cfg.get('burst_prob') or 0) + (cfg.get('burst_prob') or 0) * (cfg.get('burst_size') or 1):.1f}"
+	          f" sessions/s), seed {cfg.get('seed')},"
 	          f" {cfg.get('sessions_per_source')} session(s) per address, keepalive"
 	          f" {cfg.get('keepalive')}, baseline {baseline}")
 	    l7 = [p for p in policies if p in ("haproxy", "haproxy-bounded")]
@@ -753,7 +776,10 @@ python3 - "$OUT" "$SCENARIOS" "$RATES" "$POLICIES" "$BASELINE" <<-'EOF'
 	    for r in rates:
 	        ai = res[(r, "ai")]
 	        floor = ai.get("ttft_floor_p99_ms", 0) # not in runs before it was
-	        best = min(classic, key=lambda p: res[(r, p)]["ttft_p99_ms"])
+	        # a classic run with no request served has no p99 (NaN): it is
+	        # no best, whatever its place in the list
+	        best = min(classic, key=lambda p: (math.isnan(res[(r, p)]["ttft_p99_ms"]),
+	                                           res[(r, p)]["ttft_p99_ms"]))
 	        best_tok = max(res[(r, p)]["tok_s"] for p in classic)
 	        fewest = min(res[(r, p)]["cold_starts"] for p in classic)
 	        checks = [
@@ -807,7 +833,7 @@ for scen in $SCENARIOS; do
 		echo "set terminal png size 900,560"
 		echo "set output '$OUT/ttft-p99-$scen.png'"
 		echo "set title 'TTFT p99 against offered load, scenario $scen (make bench-routing)'"
-		echo "set xlabel 'sessions per second'"
+		echo "set xlabel 'arrivals per second (--rates)'"
 		echo "set ylabel 'time to first token p99 (ms, log scale)'"
 		echo "set termoption noenhanced"
 		echo "set logscale y; set grid; set key top left box opaque"
