@@ -237,8 +237,11 @@ hap_up() {
 	} >"$HAP_CFG"
 	lab_run lb ip addr replace "$VIP_HAP/32" dev lo
 	# the usual tuning for a proxy that opens a connection per client
-	# connection: reuse TIME_WAIT ports, a wide port range
-	lab_run lb sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000"
+	# connection: reuse TIME_WAIT ports, a wide port range, less the lab's
+	# own ports: a proxy connection left in TIME_WAIT on aibld's API port
+	# kept the next case's aibld from binding it (EADDRINUSE, 1 run in 2)
+	lab_run lb sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="1024 65000" \
+		net.ipv4.ip_local_reserved_ports="${LAB_API##*:},$LAB_AGENT_PORT,$LAB_SIM_PORT"
 	lab_spawn lb haproxy haproxy -db -f "$HAP_CFG" || die "haproxy did not start"
 }
 
