@@ -309,11 +309,10 @@ static bool api_start(void)
 	config__defaults(&api_d.cfg);
 	snprintf(api_d.cfg.status_listen, sizeof(api_d.cfg.status_listen), "127.0.0.1:%d",
 		 API_PORT);
-	snprintf(api_d.token, sizeof(api_d.token), "%s", TOKEN);
 	api_d.wake_fd = -1;
 	api_d.start_ms = clock_mono_ms();
 	for (int i = 0; i < 50; i++) {
-		if (!api__start(&api_d, api_d.token, &api))
+		if (!api__start(&api_d, TOKEN, &api))
 			return true;
 		usleep(100000);
 	}

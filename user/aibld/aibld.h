@@ -19,7 +19,10 @@
 #include "report.h"
 
 #define AIBLD_VERSION "0.1.0"
-#define NODE_ERR_LEN  160
+/* the API's bearer token (api_token_file), NUL included; each listener
+ * holds its own copy (api__start()) */
+#define AIBLD_TOKEN_LEN 256
+#define NODE_ERR_LEN	160
 
 /* polls of history kept to bound this balancer's flows at a scrape: at
  * 200 ms a poll, 3 s back (the agent scrapes every second by default) */
@@ -219,7 +222,6 @@ struct aibld {
 	char cfg_path[CFG_PATH_LEN];
 	bool have_key;
 	struct aibl_key key;
-	char token[256]; /* "" : no token required */
 
 	int nnodes; /* cfg nodes first (same index), then retired ones */
 	struct node_rt *nodes;

@@ -55,7 +55,7 @@ struct api {
 	struct http_guard *guard;
 	struct aibld *d;
 	pthread_mutex_t tlock;
-	char token[sizeof(((struct aibld *)0)->token)]; /* "" : none required */
+	char token[AIBLD_TOKEN_LEN]; /* "" : none required */
 };
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, const char *type,

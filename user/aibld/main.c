@@ -22,6 +22,7 @@
 #include <net/if.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <openssl/crypto.h>
 #include "aibld.h"
 #include "cluster.h"
 #include "dataplane.h"
@@ -115,7 +116,7 @@ struct daemon {
 static int reload(struct daemon *dm)
 {
 	struct aibld *d = &dm->d;
-	char err[CFG_ERR_LEN], token[sizeof(d->token)];
+	char err[CFG_ERR_LEN], token[AIBLD_TOKEN_LEN];
 	struct api *api = NULL;
 	struct aibl_key key;
 	struct config cfg;
@@ -163,7 +164,6 @@ static int reload(struct daemon *dm)
 	}
 	d->key = key;
 	d->have_key = have_key;
-	memcpy(d->token, token, sizeof(token));
 	/* a kept listener takes the new token now; a new one has it already,
 	 * and the old one keeps its own until it stops below */
 	if (!api)
@@ -180,8 +180,10 @@ static int reload(struct daemon *dm)
 		dm->api = api;
 	}
 	pr_info("reloaded %s: %d services, %d nodes", d->cfg_path, d->cfg.nservices, d->cfg.nnodes);
+	OPENSSL_cleanse(token, sizeof(token)); /* the listeners hold their copies */
 	return 0;
 refused:
+	OPENSSL_cleanse(token, sizeof(token));
 	config__free(&cfg);
 	d->st.reloads_failed++;
 	return ret;
@@ -320,7 +322,7 @@ static int daemon_main(const char *path)
 	struct dp_attach_opts ao = {};
 	struct dp_opts dopts = {};
 	struct dp *dp = NULL;
-	char err[CFG_ERR_LEN];
+	char err[CFG_ERR_LEN], token[AIBLD_TOKEN_LEN] = "";
 	struct config cfg;
 	bool stop = false, inited = false;
 	sigset_t mask;
@@ -333,7 +335,7 @@ static int daemon_main(const char *path)
 	}
 	snprintf(d->cfg_path, sizeof(d->cfg_path), "%s", path);
 	d->wake_fd = d->poll_fd = -1;
-	ret = load_secrets(&cfg, &d->key, &d->have_key, d->token, sizeof(d->token));
+	ret = load_secrets(&cfg, &d->key, &d->have_key, token, sizeof(token));
 	if (ret)
 		goto out;
 
@@ -404,7 +406,8 @@ static int daemon_main(const char *path)
 		goto out;
 	pr_info("attached to %s (ifindex %d, %s XDP)", d->cfg.interface, d->ifindex,
 		ao.mode == DP_ATTACH_GENERIC ? "generic" : "native");
-	ret = api__start(d, d->token, &dm.api);
+	ret = api__start(d, token, &dm.api);
+	OPENSSL_cleanse(token, sizeof(token)); /* the listener holds its copy */
 	if (ret)
 		goto out;
 	ret = cluster__init(d);
