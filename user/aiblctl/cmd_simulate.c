@@ -347,8 +347,9 @@ int ctl_cmd_simulate(int argc, char **argv)
 	aff_idx = aibl_affinity_index(svc >= 0 ? (__u32)svc : 0, &k.src, k.family);
 	aff_had = svc >= 0 && bpf_map_lookup_elem(am.fd, &aff_idx, &aff_before) == 0;
 	syn_idx = aibl_syn_index(aibl_hash_flow(&k, s.g.hash_seed), &syn_tag);
-	if (read_counters(&sm, before)) {
-		ret = ctl_fail("map %s: read failed: %s", AIBL_MAP_STATS, strerror(errno));
+	ret = read_counters(&sm, before);
+	if (ret) {
+		ret = ctl_fail("map %s: read failed: %s", AIBL_MAP_STATS, strerror(-ret));
 		goto out;
 	}
 	ret = sim_packet(fd, &s, &k, false, &syn_run);

@@ -302,9 +302,11 @@ static int parse_globals(int argc, char **argv, int *nleft)
 						val = a + 3 + l;
 					else if (i + 1 < argc)
 						val = argv[++i];
-					else
+					else {
+						free(left);
 						return ctl_usage("option --%s needs a value",
 								 o->name);
+					}
 				}
 			}
 		}
