@@ -27,7 +27,9 @@
  *                            tempv and power. CALL: count, handle, name,
  *                            uuid, pci, util, mem, memv2, temp, tempv, power,
  *                            migmode, mighandle
- *   FAKE_NVML_HANG=CALL:DEV  that call blocks while this control says so
+ *   FAKE_NVML_HANG=CALL:DEV  that call blocks while this control says so;
+ *                            init and shutdown (nvmlInit_v2, nvmlShutdown)
+ *                            take DEV "-"
  *
  * Built twice: libfake_nvml.so, and with FAKE_NVML_OLD libfake_nvml_old.so,
  * a driver before nvmlDeviceGetTemperatureV, nvmlDeviceGetMemoryInfo_v2,
@@ -154,6 +156,16 @@ static const char *entry(const char *var, const char *call, const char *dev)
 	return NULL;
 }
 
+/* a driver stuck in call: blocks while FAKE_NVML_HANG names it */
+static void hang(const char *call, const char *dev)
+{
+	while (entry("FAKE_NVML_HANG", call, dev)) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+
+		nanosleep(&ts, NULL);
+	}
+}
+
 /* What the driver says before the call does anything: not initialised,
  * gone, replaced, a hang, a failure set by the test. 0: go on. */
 static int gate(const char *call, const struct fake_dev *d, int dflt_fail)
@@ -170,11 +182,7 @@ static int gate(const char *call, const struct fake_dev *d, int dflt_fail)
 		return NVML_ERROR_LIB_RM_VERSION_MISMATCH;
 	if (d)
 		dev_id(d, id, sizeof(id));
-	while (entry("FAKE_NVML_HANG", call, id)) {
-		struct timespec ts = {0, 10 * 1000 * 1000};
-
-		nanosleep(&ts, NULL);
-	}
+	hang(call, id);
 	e = entry("FAKE_NVML_FAIL", call, id);
 	if (e)
 		return *e == '=' ? atoi(e + 1) : dflt_fail;
@@ -209,6 +217,7 @@ int nvmlInit_v2(void)
 	const char *e = ctl("FAKE_NVML_INIT_ERR");
 	const char *drv = ctl("FAKE_NVML_DRIVER");
 
+	hang("init", "-");
 	if (e && atoi(e))
 		return atoi(e);
 	if (drv && !strcmp(drv, "gone"))
@@ -221,6 +230,7 @@ int nvmlInit_v2(void)
 
 int nvmlShutdown(void)
 {
+	hang("shutdown", "-");
 	if (!initialised)
 		return NVML_ERROR_UNINITIALIZED;
 	initialised--;

@@ -367,6 +367,7 @@ static void nvml_reinit(void)
 	if (!agent_nvml_setup(&a, "FAKE_NVML_DRIVER=gone\nFAKE_NVML_COUNT=2\n", 100))
 		return;
 	/* boot before the driver: a CPU node for now, and the reason */
+	agent__collect_once(&a);
 	if (report_of(&a, &r)) {
 		ASSERT_FALSE(r.nvml, "no NVML yet");
 		ASSERT_STREQ(r.nvml_error, "nvmlInit_v2: Driver Not Loaded", "why");
@@ -453,6 +454,108 @@ static void nvml_hang(void)
 out:
 	agent_report__free(&r);
 	agent_nvml_teardown(&a);
+}
+
+struct releaser {
+	pthread_t t;
+	const char *ctl; /* written after ms, unless the test has written it */
+	unsigned int ms;
+	bool released, cancel;
+};
+
+/* the test's own clock on a hang: whatever it waits for must come first */
+static void *release_later(void *arg)
+{
+	struct releaser *rl = arg;
+
+	for (unsigned int i = 0; i < rl->ms / 10 && !__atomic_load_n(&rl->cancel, __ATOMIC_RELAXED);
+	     i++)
+		usleep(10 * 1000);
+	ctl_write(rl->ctl);
+	__atomic_store_n(&rl->released, true, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static bool gpu_thread_idle(struct agent *a)
+{
+	bool idle;
+
+	pthread_mutex_lock(&a->lock);
+	idle = !a->nvml && !a->nvml_busy_ms;
+	pthread_mutex_unlock(&a->lock);
+	return idle;
+}
+
+/*
+ * A driver that hangs in nvmlInit_v2 (a GPU fallen off the bus) holds up
+ * neither the agent's start nor its scrapes, and the report names the call;
+ * one that hangs in nvmlShutdown does not hold up its exit.
+ */
+static void nvml_hang_open_close(void)
+{
+	static struct agent *a; /* reachable while a stuck thread may touch it */
+	struct releaser rl = {.ctl = "FAKE_NVML_COUNT=2\n", .ms = 5000};
+	struct agent_report r = {};
+	uint64_t scrapes;
+	bool stuck, released;
+	int i;
+
+	a = calloc(1, sizeof(*a));
+	if (!ASSERT_OK_PTR(a, "agent"))
+		return;
+	fake_env_reset();
+	snprintf(ctl_path, sizeof(ctl_path), "/tmp/aibl-fake-nvml.%d", (int)getpid());
+	ctl_write("FAKE_NVML_COUNT=2\nFAKE_NVML_HANG=init:-\n");
+	if (!ASSERT_OK(-pthread_create(&rl.t, NULL, release_later, &rl), "releaser"))
+		goto out_free;
+	if (!agent_nvml_setup(a, "FAKE_NVML_COUNT=2\nFAKE_NVML_HANG=init:-\n", 100))
+		goto out_join;
+	released = __atomic_load_n(&rl.released, __ATOMIC_RELAXED);
+	ASSERT_FALSE(released, "init did not wait for nvmlInit_v2");
+	if (!ASSERT_OK(agent__start(a), "start"))
+		goto out_fini;
+	for (i = 0; i < 200 && !(report_of(a, &r) && strstr(r.nvml_error, "has not returned")); i++)
+		usleep(10 * 1000);
+	ASSERT_FALSE(r.nvml, "no GPU figures while the open hangs");
+	ASSERT_TRUE(strstr(r.nvml_error, "NVML call nvmlInit_v2 has not returned") == r.nvml_error,
+		    r.nvml_error);
+	pthread_mutex_lock(&a->lock);
+	scrapes = a->scrapes;
+	pthread_mutex_unlock(&a->lock);
+	usleep(200 * 1000);
+	pthread_mutex_lock(&a->lock);
+	ASSERT_TRUE(a->scrapes > scrapes, "scrapes go on");
+	pthread_mutex_unlock(&a->lock);
+	/* the driver answers: its GPUs are reported */
+	ctl_write("FAKE_NVML_COUNT=2\n");
+	for (i = 0; i < 200 && !(report_of(a, &r) && r.nvml); i++)
+		usleep(10 * 1000);
+	ASSERT_TRUE(r.nvml, "opened once the driver answers");
+	ASSERT_EQ(r.ngpus, 2, "GPUs");
+	/* and hangs in nvmlShutdown at exit: agent__stop gives up on it */
+	ctl_write("FAKE_NVML_COUNT=2\nFAKE_NVML_HANG=shutdown:-\n");
+	agent__stop(a);
+	released = __atomic_load_n(&rl.released, __ATOMIC_RELAXED);
+	stuck = a->gpu_thread_stuck;
+	ASSERT_FALSE(released, "exit did not wait for nvmlShutdown");
+	ASSERT_TRUE(stuck, "the GPU thread left behind");
+	/* released: the thread finishes its close and leaves the agent */
+	ctl_write("FAKE_NVML_COUNT=2\n");
+	for (i = 0; i < 200 && stuck && !gpu_thread_idle(a); i++)
+		usleep(10 * 1000);
+	usleep(50 * 1000);
+	a->gpu_thread_stuck = false;
+out_fini:
+	agent__fini(a);
+out_join:
+	__atomic_store_n(&rl.cancel, true, __ATOMIC_RELAXED);
+	pthread_join(rl.t, NULL);
+out_free:
+	agent_report__free(&r);
+	unlink(ctl_path);
+	fake_env_reset();
+	free(a);
+	a = NULL;
 }
 
 static bool load_page(const char *file, struct prom_page *pg)
@@ -1747,6 +1850,7 @@ static const struct test_case cases[] = {
     {"nvml_reserved_memory", nvml_reserved_memory},
     {"nvml_reinit", nvml_reinit},
     {"nvml_hang", nvml_hang},
+    {"nvml_hang_open_close", nvml_hang_open_close},
     {"extract_kinds", extract_kinds},
     {"extract_windows", extract_windows},
     {"extract_e2e", extract_e2e},

@@ -146,6 +146,8 @@ struct agent {
 	unsigned int nvml_backoff_ms; /* 0: NVML fine */
 	uint64_t nvml_retry_ms;	      /* reopen not before (monotonic ms) */
 	uint64_t nvml_busy_ms;	      /* in an NVML call since, 0 not */
+	const char *nvml_busy_call;   /* ... that call, while a->nvml is NULL */
+	bool nvml_opened;	      /* NVML opened once (the GPU thread's) */
 
 	struct agent_hints hints;
 	int cli_fd; /* aibl_node_cli of the decap program, -1 none */

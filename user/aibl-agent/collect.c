@@ -52,19 +52,11 @@ int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t 
 					       : AGENT_NVML_RETRY_MAX_MS;
 	if (!a->cfg.nvml_deadline_ms)
 		a->cfg.nvml_deadline_ms = AGENT_NVML_DEADLINE_MS;
-	if (cfg->no_nvml) {
+	/* NVML is opened by the first GPU round, not here: a driver that hangs
+	 * in nvmlInit_v2 (a GPU fallen off the bus) must not keep the agent
+	 * from serving its engines' figures; the watchdog names the call */
+	if (cfg->no_nvml)
 		snprintf(a->nvml_error, sizeof(a->nvml_error), "NVML disabled (--no-nvml)");
-	} else {
-		/* here, not in the GPU thread, so that startup says what it found;
-		 * a failure is retried by the GPU rounds (a driver loaded late) */
-		err =
-		    agent_nvml__open(cfg->nvml_lib, &a->nvml, a->nvml_error, sizeof(a->nvml_error));
-		if (err) {
-			pr_info("no GPU figures: %s\n", a->nvml_error);
-			a->nvml_backoff_ms = a->cfg.nvml_retry_min_ms;
-			a->nvml_retry_ms = clock_mono_ms() + a->nvml_backoff_ms;
-		}
-	}
 	return 0;
 }
 
@@ -644,7 +636,9 @@ static void nvml_failed(struct agent *a, const char *msg, uint64_t now)
 		b = a->cfg.nvml_retry_min_ms;
 	else
 		b = b > a->cfg.nvml_retry_max_ms / 2 ? a->cfg.nvml_retry_max_ms : 2 * b;
-	if (a->nvml_ok || strcmp(a->nvml_error, msg))
+	if (!a->nvml_opened && !a->nvml_error[0])
+		pr_info("no GPU figures: %s\n", msg); /* a CPU node, or a driver not loaded yet */
+	else if (a->nvml_ok || strcmp(a->nvml_error, msg))
 		pr_warn("GPU figures unavailable: %s (retrying, every %u ms at most)\n", msg,
 			a->cfg.nvml_retry_max_ms);
 	a->nvml_backoff_ms = b;
@@ -652,6 +646,24 @@ static void nvml_failed(struct agent *a, const char *msg, uint64_t now)
 	a->nvml_ok = false;
 	a->ngpus = a->gpus_omitted = 0;
 	snprintf(a->nvml_error, sizeof(a->nvml_error), "%s", msg);
+}
+
+/* The GPU thread enters a call without a->nvml (the open, the close):
+ * the watchdog names it from call */
+static void nvml_busy(struct agent *a, const char *call)
+{
+	pthread_mutex_lock(&a->lock);
+	a->nvml_busy_ms = clock_mono_ms();
+	a->nvml_busy_call = call;
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* what the GPU thread is in; under a->lock, with a->nvml_busy_ms set */
+static const char *nvml_busy_name(const struct agent *a)
+{
+	const char *call = a->nvml ? agent_nvml__busy(a->nvml) : a->nvml_busy_call;
+
+	return call ? call : "(between calls)";
 }
 
 /* One GPU round: (re)open NVML when due, sample it, publish. Only one
@@ -670,9 +682,7 @@ static void gpu_round(struct agent *a)
 	if (!nv) {
 		if (now < a->nvml_retry_ms)
 			return;
-		pthread_mutex_lock(&a->lock);
-		a->nvml_busy_ms = now;
-		pthread_mutex_unlock(&a->lock);
+		nvml_busy(a, "nvmlInit_v2");
 		/* nvmlInit_v2 may hang as well */
 		err = agent_nvml__open(a->cfg.nvml_lib, &nv, msg, sizeof(msg));
 		pthread_mutex_lock(&a->lock);
@@ -684,7 +694,8 @@ static void gpu_round(struct agent *a)
 		pthread_mutex_unlock(&a->lock);
 		if (err)
 			return;
-		pr_info("NVML opened again\n");
+		pr_info("NVML opened%s\n", a->nvml_opened ? " again" : "");
+		a->nvml_opened = true;
 	}
 	s = malloc(sizeof(*s));
 	if (!s)
@@ -719,9 +730,15 @@ static void gpu_round(struct agent *a)
 		memcpy(a->gpus, s->gpus, s->n * sizeof(s->gpus[0]));
 	}
 	pthread_mutex_unlock(&a->lock);
-	if (err)
-		agent_nvml__close(nv);
 	free(s);
+	if (!err)
+		return;
+	/* nvmlShutdown talks to the driver too */
+	nvml_busy(a, "nvmlShutdown");
+	agent_nvml__close(nv);
+	pthread_mutex_lock(&a->lock);
+	a->nvml_busy_ms = 0;
+	pthread_mutex_unlock(&a->lock);
 }
 
 /* ---- traffic hints from the decap program's client map ---- */
@@ -921,7 +938,21 @@ static void *collector(void *arg)
 
 static void *gpu_thread(void *arg)
 {
-	agent_loop(arg, gpu_round);
+	struct agent *a = arg;
+	struct agent_nvml *nv;
+
+	agent_loop(a, gpu_round);
+	/* closed here, not by agent__fini: agent__stop waits for this thread
+	 * a bounded time, so a hanging nvmlShutdown cannot hang the exit */
+	nvml_busy(a, "nvmlShutdown");
+	pthread_mutex_lock(&a->lock);
+	nv = a->nvml;
+	a->nvml = NULL;
+	pthread_mutex_unlock(&a->lock);
+	agent_nvml__close(nv);
+	pthread_mutex_lock(&a->lock);
+	a->nvml_busy_ms = 0;
+	pthread_mutex_unlock(&a->lock);
 	return NULL;
 }
 
@@ -974,8 +1005,14 @@ void agent__stop(struct agent *a)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += 2;
 	if (pthread_timedjoin_np(a->gpu_thread, NULL, &ts)) {
-		pr_warn("NVML still busy at exit (%s), not waited for\n",
-			a->nvml ? agent_nvml__busy(a->nvml) ?: "between calls" : "nvmlInit_v2");
+		const char *call;
+
+		/* the thread may be back and freeing a->nvml: a string
+		 * literal is all that leaves the lock */
+		pthread_mutex_lock(&a->lock);
+		call = nvml_busy_name(a);
+		pthread_mutex_unlock(&a->lock);
+		pr_warn("NVML still busy at exit (%s), not waited for\n", call);
 		pthread_detach(a->gpu_thread);
 		a->gpu_thread_stuck = true;
 	}
@@ -1510,8 +1547,8 @@ int agent__report_seq(struct agent *a, struct agent_report *r, uint64_t *seq)
 		/* the GPU thread is stuck in the driver: what it last read is no
 		 * longer news; a->nvml cannot go away while it is in there */
 		r->nvml = false;
-		snprintf(r->nvml_error, sizeof(r->nvml_error), "NVML call %s has not returned for %llu ms",
-			 !a->nvml ? "nvmlInit_v2" : agent_nvml__busy(a->nvml) ?: "(between calls)",
+		snprintf(r->nvml_error, sizeof(r->nvml_error),
+			 "NVML call %s has not returned for %llu ms", nvml_busy_name(a),
 			 (unsigned long long)(now - a->nvml_busy_ms));
 	} else if (a->nvml_ok) {
 		r->ngpus = a->ngpus;

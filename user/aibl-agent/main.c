@@ -840,7 +840,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	pr_info("node %s: serving on %s, %d model server(s)%s%s\n", cfg->name, o.listen.spec,
-		cfg->nservers, ag_has_key ? ", signed reports" : "", ag.nvml ? ", NVML" : "");
+		cfg->nservers, ag_has_key ? ", signed reports" : "",
+		cfg->no_nvml ? "" : ", GPUs from NVML");
 	while (!ag_stop) {
 		/* signals end the sleep early */
 		sleep(DECAP_REFRESH_S);
@@ -864,5 +865,11 @@ out:
 			pr_info("decap program detached\n");
 	}
 	curl_global_cleanup();
+	/* a GPU thread still in the driver: the library's destructors, which
+	 * exit() runs, may wait for the very lock the hung call holds */
+	if (inited && ag.gpu_thread_stuck) {
+		fflush(NULL);
+		_exit(err);
+	}
 	return err;
 }
