@@ -805,6 +805,24 @@ static void ai_cold_start(void)
 	pn[0].usable = pn[1].usable = false;
 	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "overloaded, none resident");
 	ASSERT_EQ(out[2].weight + out[3].weight, 0, "nothing to compare with: no load there");
+	/* ... unless it is the cold start under way: the queue is its load's */
+	pn[3].serving = true;
+	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "loading, queued behind its load");
+	ASSERT_TRUE(out[3].cold && out[3].weight > 0, "the load under way keeps its flows");
+	ASSERT_EQ(out[2].weight, 0, "and no second load");
+	pn[2].overloaded = false;
+	rep[2].queue_depth = rep[2].in_flight = 0;
+	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "loading, an idle node beside it");
+	ASSERT_TRUE(out[3].cold && out[3].weight > 0 && !out[2].weight,
+		    "not moved to an idle node: that would be a second load");
+	pn[3].fresh = false;
+	ASSERT_OK(policy__weights(&cfg, &svc, &st, pn, out), "the loading node's report stale");
+	ASSERT_TRUE(out[2].cold && out[2].weight > 0 && !out[3].weight, "no news: the idle node");
+	pn[3].fresh = true;
+	pn[3].serving = false;
+	pn[2].overloaded = true;
+	rep[2].queue_depth = 2 * cfg.ai.saturation_queue;
+	rep[2].in_flight = 2 * cfg.ai.saturation_queue + 4;
 	pn[0].usable = pn[1].usable = true;
 	pn[2].overloaded = pn[3].overloaded = false;
 	rep[2].queue_depth = rep[3].queue_depth = 25; /* 2.5 s */

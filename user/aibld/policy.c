@@ -951,6 +951,17 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 	 * resident, the one with the most headroom loads it, room or not */
 	if (want != AI_NONE)
 		best_cold = best_fit;
+	else
+		/* with none resident, a cold start under way stays where its
+		 * flows load the model, queue or not: the queue there is the
+		 * load's own, and moving on starts a second load (another
+		 * eviction), or, with every other node busy, none at all */
+		for (int k = 0; k < n; k++)
+			if (in[k].serving && !in[k].loading_other &&
+			    ai_class(ai, svc, &in[k]) == AI_LOADABLE) {
+				best_cold = k;
+				break;
+			}
 	if (best_cold >= 0 && (want == AI_NONE || (st && ai->cold_start_after_ms &&
 						   st->saturated_ms >= ai->cold_start_after_ms))) {
 		out[best_cold].cold = true;
