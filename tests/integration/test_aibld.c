@@ -221,6 +221,22 @@ static const char *node_state(json_t *st, const char *name)
 	return "";
 }
 
+/* a number of node name in /v1/status, -2 when absent */
+static double node_num(json_t *st, const char *name, const char *key)
+{
+	size_t i;
+	json_t *n;
+
+	json_array_foreach(json_object_get(st, "nodes"), i, n)
+	{
+		json_t *v = json_object_get(n, key);
+
+		if (!strcmp(json_string_value(json_object_get(n, "name")), name))
+			return json_is_number(v) ? json_number_value(v) : -2;
+	}
+	return -2;
+}
+
 /* wait until node has state (bounded) */
 static bool wait_state(const char *name, const char *state, int ms)
 {
@@ -440,6 +456,9 @@ static void write_file(const char *path, const char *text, mode_t mode)
 	chmod(path, mode);
 }
 
+/* how n1 is checked: its agent, or (sighup) a TCP port */
+static const char *n1_check = "agent: 'http://127.0.0.1:19111'";
+
 static void write_config(unsigned int n1_weight, const char *extra)
 {
 	char text[4096];
@@ -466,7 +485,7 @@ static void write_config(unsigned int n1_weight, const char *extra)
 	    "  - {name: code, vip: 10.99.0.4, port: 19083, policy: ai, model: m2,\n"
 	    "     nodes: [n1, n2]}\n"
 	    "nodes:\n"
-	    "  - {name: n1, address: 10.98.0.2, agent: 'http://127.0.0.1:19111', weight: %u}\n"
+	    "  - {name: n1, address: 10.98.0.2, %s, weight: %u}\n"
 	    "  - {name: n2, address: 10.98.0.3, agent: 'http://127.0.0.1:19112', weight: 300}\n"
 	    "  - {name: tcp1, address: 127.0.0.1, health_port: 19131, models: [m1]}\n"
 	    "  - {name: bad-garbage, address: 127.0.0.1, health_port: 19131,\n"
@@ -477,7 +496,7 @@ static void write_config(unsigned int n1_weight, const char *extra)
 	    "  - {name: bad-unsigned, address: 127.0.0.1, health_port: 19131,\n"
 	    "     agent: 'http://127.0.0.1:19124'}\n"
 	    "%s",
-	    ifa, dir, keypath, tokpath, n1_weight, extra ? extra : "");
+	    ifa, dir, keypath, tokpath, n1_check, n1_weight, extra ? extra : "");
 	write_file(cfgpath, text, 0644);
 }
 
@@ -1124,6 +1143,8 @@ static void sighup(void)
 	__u32 before, after;
 	struct aibl_vip v1, v2;
 	char *body = NULL;
+	bool ok = false;
+	json_t *st;
 
 	if (!ready)
 		return SKIP("lab not ready");
@@ -1184,6 +1205,31 @@ static void sighup(void)
 	write_file(tokpath, TOKEN "\n", 0600);
 	write_config(300, NULL);
 	ASSERT_TRUE(sighup_wait("ok"), "the token back");
+
+	/* n1's agent taken out of the config: the report it sent is
+	 * forgotten, not kept fresh for good by the TCP checks that follow */
+	st = status();
+	ASSERT_TRUE(node_num(st, "n1", "in_flight") >= 0, "n1 reported before");
+	json_decref(st);
+	n1_check = "health_port: 19131";
+	write_config(300, NULL);
+	ASSERT_TRUE(sighup_wait("ok"), "reloaded without n1's agent");
+	st = status();
+	ASSERT_EQ(node_num(st, "n1", "in_flight"), -1, "n1's report forgotten");
+	ASSERT_EQ(node_num(st, "n1", "queue_depth"), -1, "its queue unknown");
+	json_decref(st);
+	n1_check = "agent: 'http://127.0.0.1:19111'";
+	write_config(300, NULL);
+	ASSERT_TRUE(sighup_wait("ok"), "n1's agent back");
+	for (int i = 0; i < 60; i++) {
+		st = status();
+		ok = node_num(st, "n1", "in_flight") >= 0 && !strcmp(node_state(st, "n1"), "up");
+		json_decref(st);
+		if (ok)
+			break;
+		usleep(100 * 1000);
+	}
+	ASSERT_TRUE(ok, "n1 reports and is up again");
 }
 
 static void restart_keeps_flows(void)

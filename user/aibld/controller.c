@@ -101,6 +101,40 @@ static void be_meta_write(struct aibld *d, const struct node_rt *n, const struct
  * cfg->nodes), then retired ones. old: the current list (state carried by
  * name) or NULL at start, when ids come from aibl_be_meta.
  */
+/* what a node's reports taught: unknown again */
+static void node_figures_reset(struct node_rt *nn)
+{
+	nn->ttft_ms = nn->lat_ms = nn->lat_floor_ms = nn->slots = nn->run_ms = -1;
+	nn->ran = 0;
+	nn->hit_rate = -1;
+	memset(nn->srv_hit, 0, sizeof(nn->srv_hit));
+	policy__prefill_init(&nn->pf);
+	nn->rep_active = -1;
+	nn->prev_other = NAN;
+	nn->ours_max = -1;
+}
+
+/*
+ * A node whose agent the new config removes or moves: its last report
+ * (fetched from the old agent) is forgotten, else it would stay fresh for
+ * good (a TCP check's success keeps last_ok_ms new) with every figure,
+ * model and hint frozen. Without an agent nothing can be loaded or unloaded
+ * there either: the balancer's loads and holds end.
+ */
+static void node_agent_changed(struct node_rt *nn, bool removed)
+{
+	agent_report__free(&nn->rep);
+	agent_report__init(&nn->rep);
+	nn->have_rep = false;
+	node_figures_reset(nn);
+	nn->open_model[0] = '\0';
+	if (!removed)
+		return;
+	memset(&nn->load, 0, sizeof(nn->load));
+	nn->nheld = 0;
+	nn->load_for[0] = '\0';
+}
+
 static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt *old, int nold,
 		       struct node_rt **out, int *nout)
 {
@@ -147,12 +181,7 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		memcpy(nn->name, cfg->nodes[i].name, AIBL_NAME_LEN);
 		nn->cfg_idx = i;
 		nn->id = AIBL_NO_BACKEND;
-		nn->ttft_ms = nn->lat_ms = nn->lat_floor_ms = nn->slots = nn->run_ms = -1;
-		nn->hit_rate = -1;
-		policy__prefill_init(&nn->pf);
-		nn->rep_active = -1;
-		nn->prev_other = NAN;
-		nn->ours_max = -1;
+		node_figures_reset(nn);
 		agent_report__init(&nn->rep);
 		for (int r = 0; r < nrec; r++) {
 			if (strcmp(rec[r].name, nn->name))
@@ -207,12 +236,19 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 	/* done: the reports change hands, a retired node whose id went to a
 	 * new one takes its report with it */
 	for (int k = 0; k < nall; k++) {
+		const struct node_rt *o;
+		const char *was;
+
 		if (from[k] < 0)
 			continue;
+		o = &old[from[k]];
+		was = o->cfg_idx >= 0 ? d->cfg.nodes[o->cfg_idx].agent : "";
 		old[from[k]].have_rep = false;
 		old[from[k]].rep.hints = NULL;
 		if (k >= n)
 			agent_report__free(&nodes[k].rep);
+		else if (strcmp(was, cfg->nodes[k].agent))
+			node_agent_changed(&nodes[k], !cfg->nodes[k].agent[0]);
 	}
 	*out = nodes;
 	*nout = n;
@@ -224,6 +260,34 @@ out:
 	free(rec);
 	free(used);
 	return err;
+}
+
+/*
+ * What a reload keeps of a service (new index i, s) that old was: the
+ * weights it gave each node, by the node's name (positions change with the
+ * node list), so hysteresis and the nodes that serve it (a cold start under
+ * way) go on; and, for the same model, how long it has been saturated, so
+ * that reloads (config automation) do not restart the cold-start clock.
+ * The first recompute after the reload builds its table all the same
+ * (svc_rt.reloaded): the weights carried over may match while the node
+ * list changed.
+ */
+static void carry_svc_state(const struct aibld *d, const struct config *cfg, int i,
+			    struct svc_rt *s, const struct svc_rt *old)
+{
+	const struct cfg_service *ns = &cfg->services[i], *os = &d->cfg.services[old->cfg_idx];
+
+	if (!strcmp(ns->model, os->model))
+		s->saturated_since_ms = old->saturated_since_ms;
+	for (int k = 0; k < ns->nnodes; k++)
+		for (int m = 0; m < os->nnodes; m++) {
+			if (strcmp(cfg->nodes[ns->nodes[k]].name, d->cfg.nodes[os->nodes[m]].name))
+				continue;
+			s->applied[k] = old->applied[m];
+			s->slow[k] = old->slow[m];
+			s->beyond[k] = old->beyond[m];
+			break;
+		}
 }
 
 static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *old, int nold,
@@ -279,8 +343,8 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 			s->mem_val = old[j].mem_val;
 			s->nmem = old[j].nmem;
 			src[i] = j;
-			/* applied weights are per node position: recomputed, so the
-			 * first recompute after a reload sees a membership change */
+			carry_svc_state(d, cfg, i, s, &old[j]);
+			s->reloaded = true;
 			break;
 		}
 		if (!old) {
@@ -1141,7 +1205,7 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 		else if (w->w[k] != a)
 			weights_changed = true;
 	}
-	if (!force && s->have_table && !members_changed && !flag_changed) {
+	if (!force && s->have_table && !members_changed && !flag_changed && !s->reloaded) {
 		if (!weights_changed)
 			return 0;
 		/* weight drift alone waits for the rewrite interval */
@@ -1152,6 +1216,7 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 		w->mg[k].name = d->nodes[cs->nodes[k]].name;
 		w->mg[k].weight = w->w[k];
 	}
+	s->reloaded = false;
 	err = maglev__build(w->mg, cs->nnodes, cluster__hash_seed(d), w->idx, AIBL_RING_SIZE);
 	if (err)
 		return err;
