@@ -277,8 +277,11 @@ static void carry_svc_state(const struct aibld *d, const struct config *cfg, int
 {
 	const struct cfg_service *ns = &cfg->services[i], *os = &d->cfg.services[old->cfg_idx];
 
-	if (!strcmp(ns->model, os->model))
+	/* how long its loads take: the model's own figure */
+	if (!strcmp(ns->model, os->model)) {
 		s->saturated_since_ms = old->saturated_since_ms;
+		s->load_est_ms = old->load_est_ms;
+	}
 	for (int k = 0; k < ns->nnodes; k++)
 		for (int m = 0; m < os->nnodes; m++) {
 			if (strcmp(cfg->nodes[ns->nodes[k]].name, d->cfg.nodes[os->nodes[m]].name))
@@ -336,7 +339,6 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 			s->reuse = old[j].reuse;
 			s->reuse_hit = old[j].reuse_hit;
 			s->need_ms = old[j].need_ms;
-			s->load_est_ms = old[j].load_est_ms;
 			/* the member lists are shared until nothing can fail,
 			 * then the old service lets go of them (below) */
 			s->mem_ids = old[j].mem_ids;
@@ -923,6 +925,12 @@ static void load_queue(struct node_rt *n, const struct cfg_service *cs, __u64 sa
 		cs->name, (unsigned long long)saturated_ms, n->name, cs->model);
 }
 
+/* the load l is the service's, for its model (a reload may have changed it) */
+static bool load_of(const struct node_load *l, const struct cfg_service *cs)
+{
+	return !strcmp(l->svc, cs->name) && !strcmp(l->model, cs->model);
+}
+
 /*
  * ai: a cold start beside nodes that serve (policy_out.cold while another
  * node has weight) loads in the background. The node's agent is asked to
@@ -963,7 +971,7 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 		/* by the node's own recent report: one forgotten (its breaker
 		 * open) falls back to the configured list, which says nothing
 		 * of a load */
-		if (l->state == NODE_LOAD_NONE || l->unload || strcmp(l->svc, cs->name) ||
+		if (l->state == NODE_LOAD_NONE || l->unload || !load_of(l, cs) ||
 		    !w->in[k].rep || !w->in[k].fresh ||
 		    policy__model_state(&w->in[k], cs->model) != MODEL_RESIDENT)
 			continue;
@@ -992,7 +1000,7 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 		const struct node_load *l = &d->nodes[cs->nodes[k]].load;
 
 		if ((l->state != NODE_LOAD_QUEUED && l->state != NODE_LOAD_ASKED) || l->unload ||
-		    strcmp(l->svc, cs->name) || w->out[k].cold || !w->in[k].usable ||
+		    !load_of(l, cs) || w->out[k].cold || !w->in[k].usable ||
 		    !w->in[k].fresh)
 			continue;
 		for (int j = 0; j < cs->nnodes; j++) {
@@ -1018,7 +1026,7 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 		}
 		if (l->state == NODE_LOAD_NONE ||
 		    (l->state == NODE_LOAD_REFUSED &&
-		     (now >= l->retry_ms || strcmp(l->svc, cs->name)))) {
+		     (now >= l->retry_ms || !load_of(l, cs)))) {
 			/* another service's refused load holds nothing there */
 			load_queue(n, cs, st->saturated_ms, now);
 			aibld__bg_count(&d->st, false, BG_ASKED);
@@ -1031,7 +1039,7 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 				 (unsigned long long)(now - l->since_ms));
 			nodes__load_refused(d, n, why);
 			continue;
-		} else if (l->state == NODE_LOAD_ASKED && !strcmp(l->svc, cs->name) &&
+		} else if (l->state == NODE_LOAD_ASKED && load_of(l, cs) &&
 			   policy__load_release(wait, s->load_est_ms,
 						(double)(now - l->since_ms))) {
 			/* the resident nodes' queue is the longer wait */
