@@ -183,6 +183,14 @@ static __always_inline void flow_done(struct flow_out *o, __u32 id, bool new_flo
 static __always_inline enum flow_step flow_syn(const struct aibl_globals *g, __u32 fh,
 					       struct flow_ctx *f, struct choice *ch)
 {
+	f->now_ts = syn_now();
+	/* a retransmission follows its first SYN's record, guard or not:
+	 * the handshake's ACK will follow that record too */
+	if (syn_match(fh, f->now_ts, &f->sb, &f->tag, &f->way, &ch->backend, &ch->pinned) &&
+	    be_usable(bpf_map_lookup_elem(&aibl_backends, &ch->backend))) {
+		f->record = true;
+		return FLOW_CHOSEN;
+	}
 	if (conn_rate_engaged(g)) {
 		/*
 		 * Guard engaged: the handshake will not be admitted to the
@@ -194,12 +202,6 @@ static __always_inline enum flow_step flow_syn(const struct aibl_globals *g, __u
 		f->mode = AIBL_MODE_HASH;
 		return FLOW_CHOOSE;
 	}
-	f->now_ts = syn_now();
-	if (syn_match(fh, f->now_ts, &f->sb, &f->tag, &f->way, &ch->backend, &ch->pinned) &&
-	    be_usable(bpf_map_lookup_elem(&aibl_backends, &ch->backend))) {
-		f->record = true;
-		return FLOW_CHOSEN;
-	}
 	f->record = f->sb != NULL;
 	return FLOW_CHOOSE;
 }
@@ -210,7 +212,7 @@ static __always_inline enum flow_step flow_syn(const struct aibl_globals *g, __u
  * backend.
  */
 static __always_inline enum flow_step flow_closed(struct xdp_md *ctx, const struct pkt *p, __u32 fh,
-						  struct flow_ctx *f, struct flow_out *o)
+						  struct flow_ctx *f, struct flow_out *o, bool up)
 {
 	struct aibl_conn *conn = f->conn;
 	struct aibl_backend *be;
@@ -219,6 +221,9 @@ static __always_inline enum flow_step flow_closed(struct xdp_md *ctx, const stru
 
 	if (!f->tcp || (p->tcp_flags & AIBL_TCP_SYN) ||
 	    !syn_match(fh, syn_now(), &f->sb, &f->tag, &f->way, &id, &pinned)) {
+		/* no new handshake on its tuple: its backend down, re-steered */
+		if (!up)
+			return FLOW_CHOOSE;
 		if (f->tcp && !f->closing && !(p->tcp_flags & AIBL_TCP_SYN)) {
 			if (conn->flags & AIBL_CONN_F_RST) {
 				/* the flow went on after its RST: that RST was blind */
@@ -270,13 +275,19 @@ static __always_inline enum flow_step flow_established(struct xdp_md *ctx, const
 {
 	struct aibl_conn *conn = f->conn;
 	__u32 id = conn->backend;
+	bool up = be_up(bpf_map_lookup_elem(&aibl_backends, &id));
 	__u64 now;
 
-	if (!be_up(bpf_map_lookup_elem(&aibl_backends, &id)))
+	/* a closed flow's tuple reused by a new handshake takes its SYN's
+	 * backend, whatever became of the old one */
+	if (conn->flags & AIBL_CONN_F_CLOSING) {
+		if (up)
+			count(AIBL_CNT_CONN_HIT);
+		return flow_closed(ctx, p, fh, f, o, up);
+	}
+	if (!up)
 		return FLOW_CHOOSE;
 	count(AIBL_CNT_CONN_HIT);
-	if (conn->flags & AIBL_CONN_F_CLOSING)
-		return flow_closed(ctx, p, fh, f, o);
 	if (f->closing) {
 		/* RSS keeps a flow on one CPU: no race to count it twice */
 		conn->flags = (conn->flags & AIBL_CONN_F_PINNED) | conn_closing_flags(ctx, p);
@@ -417,6 +428,14 @@ __noinline int aibl_flow(struct xdp_md *ctx, struct pkt *p, const struct aibl_vi
 			if (f.mode == AIBL_MODE_P2C)
 				load_syn_end(ch.backend);
 		}
+	} else if (f.tcp && !(p->tcp_flags & AIBL_TCP_SYN) && (f.closing || step == FLOW_CHOOSE)) {
+		/* a TCP packet that neither opens nor completes a handshake
+		 * and is not admitted: a flow the table lost or the guard
+		 * refused (its SYN counted it), an aborted handshake, or one
+		 * spoofed from anywhere; counting it would let an ACK or RST
+		 * flood inflate new_flows */
+		flow_done(o, ch.backend, false, ch.pinned, false);
+		return 0;
 	}
 	flow_done(o, ch.backend, true, ch.pinned, false);
 	return 0;

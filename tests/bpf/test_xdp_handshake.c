@@ -23,7 +23,7 @@ static __s64 active_of(__u32 id)
  */
 static void test_handshake(void)
 {
-	static __u32 only1[1] = {1}, only2[1] = {2}, both[2] = {1, 2};
+	static __u32 only1[1] = {1}, only2[1] = {2}, only3[1] = {3}, both[2] = {1, 2};
 	struct aibl_traffic t, t2;
 	struct xe_result r;
 	__u32 nconns;
@@ -71,6 +71,24 @@ static void test_handshake(void)
 	ASSERT_EQ(t2.new_flows, t.new_flows, "no new flow counted");
 	ASSERT_EQ(active_of(1), 0, "no active flow");
 
+	/* a closed flow's backend goes down, then its tuple is reused: the
+	 * new handshake's ACK follows its SYN's record, not a fresh choice */
+	ASSERT_OK(xe_ring(0, 0, only1, 1), "ring 1");
+	ASSERT_EQ(tcp_from(3, 9, VIP4, 80, PKT_TCP_SYN, &r), 1, "SYN on 1");
+	ASSERT_EQ(tcp_from(3, 9, VIP4, 80, PKT_TCP_ACK, &r), 1, "ACK on 1");
+	ASSERT_EQ(tcp_from(3, 9, VIP4, 80, PKT_TCP_FIN | PKT_TCP_ACK, &r), 1, "FIN on 1");
+	ASSERT_OK(xe_ring(0, 0, only2, 1), "ring 2");
+	ASSERT_EQ(tcp_from(3, 9, VIP4, 80, PKT_TCP_SYN, &r), 2, "reused tuple: SYN on 2");
+	ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_DOWN), "1 down");
+	ASSERT_OK(xe_ring(0, 0, only3, 1), "ring 3");
+	ASSERT_EQ(tcp_from(3, 9, VIP4, 80, PKT_TCP_ACK, &r), 2, "its ACK follows the SYN: 2");
+	ASSERT_EQ(active_of(2), 3, "2: plus client 3");
+	ASSERT_EQ(tcp_from(3, 9, VIP4, 80, PKT_TCP_ACK, &r), 2, "and stays");
+	ASSERT_EQ(tcp_from(3, 9, VIP4, 80, PKT_TCP_FIN | PKT_TCP_ACK, &r), 2, "closed on 2");
+	ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID), "1 up");
+	ASSERT_EQ(active_of(1), 0, "nothing left on 1");
+	ASSERT_EQ(active_of(2), 2, "2: the reused tuple, client 2");
+
 	/* the SYN's backend goes down before its ACK: re-chosen there */
 	ASSERT_OK(xe_ring(0, 0, both, 2), "ring 1,2");
 	for (c = 0; xe_ring_get(0, 0, client_hash(c) % AIBL_RING_SIZE) != 1; c++)
@@ -80,6 +98,18 @@ static void test_handshake(void)
 	ASSERT_EQ(tcp_from(c, 11, VIP4, 80, PKT_TCP_ACK, &r), 2, "ACK re-chosen: 2");
 	ASSERT_EQ(tcp_from(c, 11, VIP4, 80, PKT_TCP_ACK, &r), 2, "and kept there");
 	ASSERT_EQ(active_of(2), 3, "on 2: the reused tuple, client 2, this one");
+
+	/* packets that neither open nor complete a handshake count no new
+	 * flow: an ACK flood beyond the unverified budget, RSTs, FINs */
+	xe_traffic(AIBL_MAP_SVC_STATS, 0, &t);
+	for (c = 2000; c < 2300; c++)
+		if (!ASSERT_TRUE(tcp_from(c, 7, VIP4, 80, c % 3 ? PKT_TCP_ACK : PKT_TCP_RST, &r) > 0,
+				 "flood packet forwarded"))
+			break;
+	xe_traffic(AIBL_MAP_SVC_STATS, 0, &t2);
+	ASSERT_LE(t2.new_flows - t.new_flows, AIBL_UNVERIFIED_RATE * libbpf_num_possible_cpus(),
+		  "only the admitted ones count");
+	ASSERT_EQ(t2.packets - t.packets, 300, "every packet counted as a packet");
 out:
 	xe_down();
 }

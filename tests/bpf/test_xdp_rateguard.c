@@ -212,6 +212,48 @@ static void test_rate_guard(void)
 			goto out;
 		ASSERT_TRUE(tracked, "admitted syn inserted");
 	}
+	/* a SYN recorded before the guard engaged: retransmitted while it is
+	 * engaged, it follows its record (rr's choice x, not the hash slot),
+	 * as the handshake's ACK does */
+	{
+		__u32 pos = 0, c = 700, x;
+		int ncpu = libbpf_num_possible_cpus();
+		__u32 cur[ncpu > 0 ? ncpu : 1];
+		struct pkt_buf in, exp;
+		struct aibl_flow_key fk;
+		char src[INET_ADDRSTRLEN];
+		struct in_addr a;
+
+		ASSERT_OK(rate_reset(), "new window");
+		if (!bpf_map_lookup_elem(xe_fd(AIBL_MAP_RR_POS), &(__u32){0}, cur))
+			pos = cur[0];
+		x = pat[pos % 3];
+		while (hash_choice(c) == x)
+			c++;
+		a.s_addr = htonl(0xc6120000u + c);
+		inet_ntop(AF_INET, &a, src, sizeof(src));
+		fk = xe_fk(src, VIP4, 1000, 80, IPPROTO_TCP);
+		tcp4(&in, src, VIP4, 1000, 80, PKT_TCP_SYN);
+		xe_exp_ipip(&exp, &in, x, NULL, aibl_hash_flow(&fk, XE_SEED));
+		if (!expect("recorded syn: rr choice x", &in, XDP_TX, &exp, NULL))
+			goto out;
+		/* the window filled by N other handshakes: the guard engages */
+		ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_HASH, AIBL_KEY_SRC_IP, 0, 0),
+			  "hash vip");
+		for (__u32 k = 0; k < N; k++)
+			if (!guard_send(800 + k, 1000, PKT_TCP_SYN, hash_choice(800 + k), "fill",
+					&tracked))
+				goto out;
+		if (!guard_send(900, 1000, PKT_TCP_SYN, hash_choice(900), "guard engaged",
+				&tracked) ||
+		    !ASSERT_FALSE(tracked, "guard engaged: not inserted"))
+			goto out;
+		if (!expect("retransmitted under the guard: its record's x", &in, XDP_TX, &exp, NULL))
+			goto out;
+		tcp4(&in, src, VIP4, 1000, 80, PKT_TCP_ACK);
+		xe_exp_ipip(&exp, &in, x, NULL, aibl_hash_flow(&fk, XE_SEED));
+		expect("its ACK: x as well", &in, XDP_TX, &exp, NULL);
+	}
 out:
 	xe_down();
 }
