@@ -204,6 +204,17 @@ static void triton_timestamps_and_summary(void)
 	ASSERT_TRUE(pg.samples[1].value == 3 && pg.samples[1].ts_ms == 1395066363000LL,
 		    "blanks before the value");
 	promtext__free(&pg);
+	/* OpenMetrics writes seconds, fractional ones too: the counter line of
+	 * Prometheus' own OpenMetrics parser test
+	 * (prometheus/prometheus model/textparse/openmetricsparse_test.go) */
+	text = "# TYPE foo counter\nfoo_total 17.0 1520879607.789 # {id=\"counter-test\"} 5\n"
+	       "# EOF\n";
+	if (!ASSERT_OK(promtext__parse(&pg, text, strlen(text), err, sizeof(err)), err))
+		goto out;
+	ASSERT_TRUE(pg.nsamples == 1 && pg.samples[0].has_ts &&
+			pg.samples[0].ts_ms == 1520879607789LL,
+		    "fractional seconds");
+	promtext__free(&pg);
 
 	if (!parse_file("tgi.txt", &pg))
 		goto out;
@@ -292,7 +303,8 @@ static const struct bad_page {
     {"no value after labels", "a{x=\"1\"}\n", -EINVAL, "line 1: a: missing value"},
     {"bad value", "a 1.2.3\n", -EINVAL, "invalid value \"1.2.3\""},
     {"hex value", "a 0x10\n", -EINVAL, "invalid value"},
-    {"bad timestamp", "a 1 12.5\n", -EINVAL, "invalid timestamp"},
+    {"bad timestamp", "a 1 12x\n", -EINVAL, "invalid timestamp"},
+    {"timestamp not a number", "a 1 nan\n", -EINVAL, "invalid timestamp"},
     {"trailing text", "a 1 100 extra\n", -EINVAL, "trailing text"},
     {"bad name char", "a-b 1\n", -EINVAL, "invalid character '-'"},
     {"digit start", "1abc 1\n", -EINVAL, "expected a metric name"},

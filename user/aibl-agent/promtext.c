@@ -614,8 +614,18 @@ static int parse_sample(struct pt *t, char *p)
 		if (p != tok) {
 			c = *p;
 			*p = '\0';
+			double sec;
+
 			errno = 0;
 			s->ts_ms = strtoll(tok, &e, 10);
+			/* the text format's are integer ms; OpenMetrics writes
+			 * seconds, fractional ones too ("1520879607.789") */
+			if ((errno || *e || e == tok) && prom_float(tok, &sec) && isfinite(sec) &&
+			    fabs(sec) < 9e15) {
+				s->ts_ms = llround(sec * 1000);
+				e = tok + strlen(tok);
+				errno = 0;
+			}
 			if (errno || *e || e == tok || *tok == '+')
 				return pt_fail(t, -EINVAL, "%s: invalid timestamp \"%s\"", name,
 					       tok);
