@@ -103,7 +103,8 @@ static void test_handshake(void)
 	 * flow: an ACK flood beyond the unverified budget, RSTs, FINs */
 	xe_traffic(AIBL_MAP_SVC_STATS, 0, &t);
 	for (c = 2000; c < 2300; c++)
-		if (!ASSERT_TRUE(tcp_from(c, 7, VIP4, 80, c % 3 ? PKT_TCP_ACK : PKT_TCP_RST, &r) > 0,
+		if (!ASSERT_TRUE(tcp_from(c, 7, VIP4, 80, c % 3 ? PKT_TCP_ACK : PKT_TCP_RST, &r) >
+				     0,
 				 "flood packet forwarded"))
 			break;
 	xe_traffic(AIBL_MAP_SVC_STATS, 0, &t2);

@@ -248,7 +248,8 @@ static void test_rate_guard(void)
 				&tracked) ||
 		    !ASSERT_FALSE(tracked, "guard engaged: not inserted"))
 			goto out;
-		if (!expect("retransmitted under the guard: its record's x", &in, XDP_TX, &exp, NULL))
+		if (!expect("retransmitted under the guard: its record's x", &in, XDP_TX, &exp,
+			    NULL))
 			goto out;
 		tcp4(&in, src, VIP4, 1000, 80, PKT_TCP_ACK);
 		xe_exp_ipip(&exp, &in, x, NULL, aibl_hash_flow(&fk, XE_SEED));

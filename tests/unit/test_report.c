@@ -210,6 +210,47 @@ static void text_not_utf8(void)
 	free(js);
 }
 
+/* hints past what fits AR_MAX_BYTES are left out: a report every reader
+ * refuses would take the node out for as long as its hints live */
+static void hints_fit(void)
+{
+	struct agent_report a, b;
+	char err[256], *js;
+	struct ar_hint *h;
+
+	fill(&a);
+	h = realloc(a.hints, AR_MAX_HINTS * sizeof(*h));
+	if (!ASSERT_OK_PTR(h, "hints"))
+		return;
+	a.hints = h;
+	for (int i = 0; i < AR_MAX_HINTS; i++) {
+		memset(&h[i], 0, sizeof(h[i]));
+		aibl_addr__parse("2001:db8:1234:5678:9abc:def0:1234:5678", &h[i].client,
+				 &h[i].client_family);
+		/* the longest name a hint may carry */
+		snprintf(h[i].model, sizeof(h[i].model), "lora-%05d-%0*d", i,
+			 (int)sizeof(h[i].model) - 12, 0);
+		h[i].ttl_ms = 60000;
+		h[i].score = 0.123456789;
+		strcpy(h[i].source, "server");
+	}
+	a.nhints = AR_MAX_HINTS;
+	js = agent_report__to_json(&a);
+	if (!ASSERT_OK_PTR(js, "to_json"))
+		goto out;
+	ASSERT_LE(strlen(js), AR_MAX_BYTES, "within what readers take");
+	if (ASSERT_OK(agent_report__parse(js, strlen(js), &b, err, sizeof(err)), err)) {
+		printf("  %d of %d hints in %zu bytes\n", b.nhints, AR_MAX_HINTS, strlen(js));
+		ASSERT_TRUE(b.nhints > 1000 && b.nhints < AR_MAX_HINTS, "the first hints kept");
+		ASSERT_STREQ(b.hints[0].model, a.hints[0].model, "in the table's order");
+		ASSERT_EQ(b.nservers, a.nservers, "the rest whole");
+		agent_report__free(&b);
+	}
+	free(js);
+out:
+	agent_report__free(&a);
+}
+
 /* minimal valid prefix; each case appends its own members */
 #define HEAD "{\"schema\":1,\"node\":\"n\""
 
@@ -292,6 +333,9 @@ static const struct bad_case {
      HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"model\":\"m\",\"ttl_ms\":1,"
 	  "\"score\":2}]}",
      -EINVAL, "score"},
+    {"hint model control",
+     HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"model\":\"m\\u0001\",\"ttl_ms\":1}]}", -EINVAL,
+     "hints[0].model: a control character (0x01)"},
     {"hint source",
      HEAD ",\"hints\":[{\"client\":\"10.0.0.1\",\"model\":\"m\",\"ttl_ms\":1,"
 	  "\"source\":\"rumour\"}]}",
@@ -561,6 +605,7 @@ static const struct test_case cases[] = {
     {"round_trip", round_trip},
     {"nan_is_null", nan_is_null},
     {"text_not_utf8", text_not_utf8},
+    {"hints_fit", hints_fit},
     {"gpu_unknown_and_mig", gpu_unknown_and_mig},
     {"bad_reports", bad_reports},
     {"limits", limits},

@@ -971,9 +971,8 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 		/* by the node's own recent report: one forgotten (its breaker
 		 * open) falls back to the configured list, which says nothing
 		 * of a load */
-		if (l->state == NODE_LOAD_NONE || l->unload || !load_of(l, cs) ||
-		    !w->in[k].rep || !w->in[k].fresh ||
-		    policy__model_state(&w->in[k], cs->model) != MODEL_RESIDENT)
+		if (l->state == NODE_LOAD_NONE || l->unload || !load_of(l, cs) || !w->in[k].rep ||
+		    !w->in[k].fresh || policy__model_state(&w->in[k], cs->model) != MODEL_RESIDENT)
 			continue;
 		/* loaded beside nodes that served: taken back once they carry
 		 * the service without it (take_back()) */
@@ -1000,8 +999,7 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 		const struct node_load *l = &d->nodes[cs->nodes[k]].load;
 
 		if ((l->state != NODE_LOAD_QUEUED && l->state != NODE_LOAD_ASKED) || l->unload ||
-		    !load_of(l, cs) || w->out[k].cold || !w->in[k].usable ||
-		    !w->in[k].fresh)
+		    !load_of(l, cs) || w->out[k].cold || !w->in[k].usable || !w->in[k].fresh)
 			continue;
 		for (int j = 0; j < cs->nnodes; j++) {
 			if (!w->out[j].cold)
@@ -1025,8 +1023,7 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 			continue;
 		}
 		if (l->state == NODE_LOAD_NONE ||
-		    (l->state == NODE_LOAD_REFUSED &&
-		     (now >= l->retry_ms || !load_of(l, cs)))) {
+		    (l->state == NODE_LOAD_REFUSED && (now >= l->retry_ms || !load_of(l, cs)))) {
 			/* another service's refused load holds nothing there */
 			load_queue(n, cs, st->saturated_ms, now);
 			aibld__bg_count(&d->st, false, BG_ASKED);

@@ -347,6 +347,12 @@ static int ar_parse_hint(struct ar_ctx *c, json_t *o, const char *p, struct ar_h
 	    (err = ar_num(c, o, p, "score", &h->score, 0, 1, false, 0)) ||
 	    (err = ar_str(c, o, p, "source", h->source, sizeof(h->source), false)))
 		return err;
+	/* a model's name is text: a control character is garbage, and each
+	 * one would take six bytes of the report (\u00XX) */
+	for (const char *q = h->model; *q; q++)
+		if ((unsigned char)*q < 0x20 || *q == 0x7f)
+			return ar_fail(c, -EINVAL, "%s.model: a control character (0x%02x)", p,
+				       (unsigned char)*q);
 	if (aibl_addr__parse(client, &h->client, &h->client_family))
 		return ar_fail(c, -EINVAL, "%s.client: \"%s\" is not an IP address", p, client);
 	if (vip[0] && aibl_addr__parse(vip, &h->vip, &h->vip_family))
@@ -738,6 +744,47 @@ json_t *agent_report__decap_json(const struct agent_report *r)
 	return cnt ? json_pack("{s:s, s:o}", "interface", r->decap_if, "counters", cnt) : NULL;
 }
 
+/* real numbers keep 17 significant digits: a round trip is exact */
+#define AR_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(17))
+
+/*
+ * The hints, last in the report, as many as fit AR_MAX_BYTES with the rest
+ * (root, with an empty arr): every reader refuses a longer report whole, and
+ * a node whose report never passes would be out of the balancers for as long
+ * as its hints live. The table's order decides which go.
+ */
+static int ar_hints_json(json_t *root, json_t *arr, const struct agent_report *r)
+{
+	char *base = r->nhints ? json_dumps(root, AR_DUMP_FLAGS) : NULL;
+	size_t len;
+
+	if (!r->nhints)
+		return 0;
+	if (!base)
+		return -ENOMEM;
+	len = strlen(base);
+	free(base);
+	for (int i = 0; i < r->nhints; i++) {
+		json_t *h = ar_hint_json(&r->hints[i]);
+		char *t = h ? json_dumps(h, AR_DUMP_FLAGS) : NULL;
+		size_t n = t ? strlen(t) + 1 : 0; /* and its comma */
+
+		free(t);
+		if (!n) {
+			json_decref(h);
+			return -ENOMEM;
+		}
+		if (len + n > AR_MAX_BYTES) {
+			json_decref(h);
+			break;
+		}
+		if (ar_set_arr(root, arr, h))
+			return -ENOMEM;
+		len += n;
+	}
+	return 0;
+}
+
 char *agent_report__to_json(const struct agent_report *r)
 {
 	json_t *root, *arr;
@@ -792,16 +839,16 @@ char *agent_report__to_json(const struct agent_report *r)
 	for (i = 0; i < r->nmodels; i++)
 		if (ar_set_arr(root, arr, ar_model_json(&r->models[i])))
 			goto out;
-	if (ar_set(root, "hints", arr = json_array()))
-		goto out;
-	for (i = 0; i < r->nhints; i++)
-		if (ar_set_arr(root, arr, ar_hint_json(&r->hints[i])))
-			goto out;
 	if (r->decap && ar_set(root, "decap", agent_report__decap_json(r)))
 		goto out;
+	if (ar_set(root, "hints", arr = json_array()))
+		goto out;
+	err = ar_hints_json(root, arr, r);
+	if (err)
+		goto out;
+	err = -ENOMEM;
 
-	/* real numbers keep 17 significant digits: a round trip is exact */
-	out = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
+	out = json_dumps(root, AR_DUMP_FLAGS);
 	if (out)
 		err = 0;
 out:
