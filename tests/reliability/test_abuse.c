@@ -296,6 +296,38 @@ out:
 	unlink(key_path);
 }
 
+/* a POST that cannot be authorised is answered at its headers: its body
+ * (a megabyte a connection) is never waited for, nor held */
+static void post_refused_unread(void)
+{
+	static const char *const urls[] = {"/v1/hints", "/v1/load", "/v1/unload"};
+	const char *extra[] = {"--key", key_path, NULL};
+	char req[512], ans[512];
+	pid_t agent;
+
+	if (!have_agent() || !write_key(KEY))
+		return;
+	agent = agent_start(extra);
+	if (agent < 0)
+		goto out;
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		snprintf(req, sizeof(req),
+			 "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+			 "Content-Length: 1000000\r\n\r\n",
+			 urls[i]);
+		ASSERT_EQ(raw_http(NULL, AGENT_PORT, req, ans, sizeof(ans), 3000), 401, urls[i]);
+		ASSERT_TRUE(strstr(ans, "no " AIBL_AUTH_HEADER " header") != NULL, ans);
+	}
+	snprintf(req, sizeof(req),
+		 "POST /v1/report HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n");
+	ASSERT_EQ(raw_http(NULL, AGENT_PORT, req, ans, sizeof(ans), 3000), 405, "POST /v1/report");
+	ASSERT_EQ(raw_http(NULL, AGENT_PORT, "GET /healthz HTTP/1.0\r\n\r\n", NULL, 0, 2000), 200,
+		  "agent alive");
+out:
+	stop(&agent);
+	unlink(key_path);
+}
+
 /* ---- points 3 and 4: the API's answers and log lines ---- */
 
 static struct aibld api_d;
@@ -824,6 +856,7 @@ static void api_trickle_cut(void)
 static const struct test_case cases[] = {
     {"sig_spellings", sig_spellings},
     {"hints_replay_respelled", hints_replay_respelled},
+    {"post_refused_unread", post_refused_unread},
     {"api_bad_name", api_bad_name},
     {"api_log_injection", api_log_injection},
     {"config_names_urls", config_names_urls},

@@ -616,6 +616,40 @@ static enum MHD_Result ag_get_decap(struct MHD_Connection *c)
 	return ag_send(c, MHD_HTTP_OK, "application/json", body, NULL);
 }
 
+/*
+ * A POST that can never be authorised is answered at its headers: its body
+ * (up to AR_MAX_BYTES) is not read and held first. A keyed agent needs a
+ * signature header; one without a key takes hints from this node only, and
+ * loads and unloads from this node and the --controller addresses. The full
+ * checks run once the body is in. true: answered (*ret).
+ */
+static bool ag_post_refused(struct MHD_Connection *c, const char *url, enum MHD_Result *ret)
+{
+	bool sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, AIBL_AUTH_HEADER) != NULL;
+	bool hints = !strcmp(url, "/v1/hints"), unload = !strcmp(url, "/v1/unload");
+
+	if (!hints && !unload && strcmp(url, "/v1/load")) {
+		*ret = ag_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+		return true;
+	}
+	if (ag_has_key && !sig) {
+		*ret = ag_error(c, MHD_HTTP_UNAUTHORIZED,
+				hints	 ? "hints refused: no " AIBL_AUTH_HEADER " header"
+				: unload ? "unload refused: no " AIBL_AUTH_HEADER " header"
+					 : "load refused: no " AIBL_AUTH_HEADER " header");
+		return true;
+	}
+	if (ag_has_key || ag_client_is_loopback(c) || (!hints && ag_client_is_controller(c)))
+		return false;
+	*ret = ag_error(c, MHD_HTTP_FORBIDDEN,
+			hints	 ? "hints from other hosts need a key (--key) and a signature"
+			: unload ? "unloads come from this node or a --controller address, or are "
+				   "signed (--key)"
+				 : "loads come from this node or a --controller address, or are "
+				   "signed (--key)");
+	return true;
+}
+
 static enum MHD_Result ag_handler(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
@@ -624,6 +658,10 @@ static enum MHD_Result ag_handler(void *cls, struct MHD_Connection *c, const cha
 	bool post = !strcmp(method, "POST");
 
 	if (post && !cc) {
+		enum MHD_Result ret;
+
+		if (ag_post_refused(c, url, &ret))
+			return ret;
 		cc = calloc(1, sizeof(*cc));
 		if (!cc)
 			return MHD_NO;
