@@ -191,6 +191,15 @@ static void pins_only_where_useful(void)
 	resident(&a->rep, "m2", NULL);
 	ASSERT_EQ(pins_to(a->id), 0, "model unloaded: its caches went with it");
 	resident(&a->rep, "m1", "m2");
+	/* this balancer takes m1 back: from its ask on, before the agent's
+	 * report shows the drain, no session is pinned there */
+	a->load.unload = true;
+	a->load.state = NODE_LOAD_QUEUED;
+	snprintf(a->load.model, sizeof(a->load.model), "m1");
+	ASSERT_EQ(pins_to(a->id), 0, "an unload asked: no pin");
+	snprintf(a->load.model, sizeof(a->load.model), "m2");
+	ASSERT_EQ(pins_to(a->id), 1, "another model's unload: the pin stays");
+	memset(&a->load, 0, sizeof(a->load));
 
 	d.svcs[0].applied[0] = 0;
 	ASSERT_EQ(pins_to(a->id), 1, "out of the table for new sessions: the pin stays");

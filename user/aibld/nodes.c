@@ -537,6 +537,14 @@ static double svc_contention(const struct aibld *d, const struct cfg_service *s)
  * pins_per_service, overall the map's capacity; the same client hinted by
  * two nodes goes to the higher score. Result sorted by key.
  */
+/* this balancer takes the model off the node (take-back): from its ask on,
+ * before the agent's report shows the drain, no session is pinned there */
+static bool unloading_here(const struct node_rt *nd, const char *model)
+{
+	return nd->load.unload && nd->load.state != NODE_LOAD_NONE &&
+	       !strcmp(nd->load.model, model);
+}
+
 int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 {
 	const struct config *c = &d->cfg;
@@ -601,7 +609,8 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 				 * that every request queued there waits for */
 				pos = svc_node_pos(cs, i);
 				if (pos < 0 || (d->svcs[s].slow[pos] && !nd->pf.shared) ||
-				    policy__model_state(&pn, cs->model) != MODEL_RESIDENT)
+				    policy__model_state(&pn, cs->model) != MODEL_RESIDENT ||
+				    unloading_here(nd, cs->model))
 					continue;
 				if (n == cap) {
 					int ncap = cap ? cap * 2 : 256;
