@@ -234,6 +234,7 @@ static void ai_expected_latency(void)
 	r.queue_depth = 4;
 	policy__slots_update(&slots, &ran, &r, 0.5);
 	ASSERT_LE(fabs(slots - 7), 1e-9, "queued again with 6 running: ewma down");
+	ASSERT_LE(fabs(ran - 6), 1e-9, "and 6 is what it runs at once now, not the 12 before");
 
 	/* measured, no node has queued yet: its floor, and every flow
 	 * counted here costs a token 1 ms, priced twice as any flow beyond

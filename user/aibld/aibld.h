@@ -89,7 +89,7 @@ struct node_rt {
 	double ttft_ms;		     /* least_time EWMA, < 0 unknown */
 	double lat_ms, lat_floor_ms; /* ai latency estimate and unloaded figure */
 	double slots;		     /* ai: requests it runs at once, < 0 unknown */
-	double ran;		     /* ai: the most it was seen running at once */
+	double ran;		     /* ai: the most it ran at once since it last queued */
 	double run_ms;		     /* ai: how long its requests hold a slot, < 0 unknown */
 	double hit_rate;	     /* ai: prefix-cache hit rate, smoothed, < 0 unknown */
 	/* ai: each model server's prefix-cache hit rate in the last report,

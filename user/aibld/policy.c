@@ -388,11 +388,16 @@ void policy__slots_update(double *slots, double *ran, const struct agent_report 
 	running = r->in_flight - r->queue_depth;
 	if (running < 1)
 		return;
-	if (running > *ran)
-		*ran = running;
-	/* requests wait: it runs all it can (a batch limit, or the KV cache) */
-	if (r->queue_depth >= 1)
+	/* requests wait: it runs all it can (a batch limit, or the KV cache).
+	 * That is also the most it runs at once now: a peak from shorter
+	 * prompts, or one implausible report, no longer counts as free slots
+	 * of a node that queues */
+	if (r->queue_depth >= 1) {
 		*slots = policy__ewma(*slots, running, alpha);
+		*ran = running;
+	} else if (running > *ran) {
+		*ran = running;
+	}
 }
 
 void policy__fleet_slots_add(double *fleet, double slots, double ran)

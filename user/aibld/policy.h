@@ -61,7 +61,7 @@ struct policy_node {
 	 * usable node with the lowest floor, the price of one not measured
 	 * yet, and its configured weight */
 	double lat_floor_ms, slots;
-	double ran;    /* the most requests it was seen running at once, 0 none */
+	double ran;    /* the most it ran at once since it last queued, 0 none */
 	double run_ms; /* how long its requests hold a slot (EWMA), < 0 unknown */
 	/* how long it has run requests without finishing one (its report's,
 	 * while fresh), < 0 unknown: a slot is held at least that long */
