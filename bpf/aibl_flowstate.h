@@ -85,7 +85,7 @@ static __always_inline bool conn_rate_engaged(const struct aibl_globals *g)
 /* ---------------- handshakes in progress ---------------- */
 
 /* the flow's bucket in aibl_syns and its tag there; fh is its flow hash */
-static __always_inline struct aibl_syn_bucket *syn_bucket(__u32 fh, __u64 *tag)
+static __always_inline struct aibl_syn_bucket *syn_bucket(__u32 fh, __u32 *tag)
 {
 	__u32 idx = aibl_syn_index(fh, tag);
 
@@ -98,11 +98,11 @@ static __always_inline __u32 syn_now(void)
 }
 
 /* the way holding tag and not expired, else -1 */
-static __always_inline int syn_find(const struct aibl_syn_bucket *b, __u64 tag, __u32 now)
+static __always_inline int syn_find(const struct aibl_syn_bucket *b, __u32 tag, __u32 now)
 {
 #pragma unroll
 	for (int i = 0; i < AIBL_SYN_WAYS; i++)
-		if (b->tag[i] == tag && now - b->ts[i] < AIBL_SYN_TTL)
+		if ((__u32)b->tag[i] == tag && now - b->ts[i] < AIBL_SYN_TTL)
 			return i;
 	return -1;
 }
@@ -112,7 +112,7 @@ static __always_inline int syn_find(const struct aibl_syn_bucket *b, __u64 tag, 
  * and whether that choice was a session pin filled. *sb and *tag are
  * filled whenever the bucket exists, so a SYN can record into it.
  */
-static __always_inline bool syn_match(__u32 fh, __u32 now, struct aibl_syn_bucket **sb, __u64 *tag,
+static __always_inline bool syn_match(__u32 fh, __u32 now, struct aibl_syn_bucket **sb, __u32 *tag,
 				      int *way, __u32 *id, bool *pinned)
 {
 	__u32 v;
@@ -129,6 +129,12 @@ static __always_inline bool syn_match(__u32 fh, __u32 now, struct aibl_syn_bucke
 	return true;
 }
 
+/* the sequence number of the SYN recorded in way */
+static __always_inline __u32 syn_isn(const struct aibl_syn_bucket *b, int way)
+{
+	return READ_ONCE(b->tag[way & (AIBL_SYN_WAYS - 1)]) >> 32;
+}
+
 /* the handshake is over: its way is free again */
 static __always_inline void syn_free(struct aibl_syn_bucket *b, int way)
 {
@@ -140,8 +146,8 @@ static __always_inline void syn_free(struct aibl_syn_bucket *b, int way)
  * (empty or expired) one, else over the oldest. The tag is written last: a
  * reader on another CPU that matches it finds the backend already there.
  */
-static __always_inline void syn_record(struct aibl_syn_bucket *b, int way, __u64 tag, __u32 backend,
-				       __u32 now)
+static __always_inline void syn_record(struct aibl_syn_bucket *b, int way, __u32 tag, __u32 isn,
+				       __u32 backend, __u32 now)
 {
 	__u32 oldest = 0, age = 0;
 
@@ -165,7 +171,7 @@ static __always_inline void syn_record(struct aibl_syn_bucket *b, int way, __u64
 	way &= AIBL_SYN_WAYS - 1;
 	WRITE_ONCE(b->backend[way], backend);
 	WRITE_ONCE(b->ts[way], now);
-	WRITE_ONCE(b->tag[way], tag);
+	WRITE_ONCE(b->tag[way], ((__u64)isn << 32) | tag);
 }
 
 /* ---------------- active flows per backend ---------------- */
@@ -271,23 +277,41 @@ static __always_inline void load_syn_end(__u32 id)
  * the bare ACK after a FIN is at the FIN). *len: its payload. False when
  * the header cannot be read (parse_l4() read it: not expected).
  */
-static __always_inline bool tcp_pos(struct xdp_md *ctx, const struct pkt *p, __u32 *pos, __u32 *len)
+/* the packet's TCP header, NULL when it cannot be read (not expected) */
+static __always_inline struct tcphdr *tcp_hdr(struct xdp_md *ctx, const struct pkt *p)
 {
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	__u32 off = p->l4_off;
 	struct tcphdr *th;
 
 	if (off > AIBL_MAX_OFF)
-		return false;
+		return NULL;
 	th = data + off;
 	if ((void *)(th + 1) > data_end)
+		return NULL;
+	return th;
+}
+
+static __always_inline bool tcp_pos(struct xdp_md *ctx, const struct pkt *p, __u32 *pos, __u32 *len)
+{
+	struct tcphdr *th = tcp_hdr(ctx, p);
+
+	if (!th)
 		return false;
 	/* parse_l4() checked that the header fits in the IP packet */
-	*len = p->l2_len + p->l3_len - off - th->doff * 4;
+	*len = p->l2_len + p->l3_len - p->l4_off - th->doff * 4;
 	*pos = bpf_ntohl(th->seq) + *len;
 	if (!*len && !(p->tcp_flags & AIBL_TCP_FIN))
 		*pos -= 1;
 	return true;
+}
+
+/* the segment's sequence number, 0 when unreadable (not expected) */
+static __always_inline __u32 tcp_seq(struct xdp_md *ctx, const struct pkt *p)
+{
+	struct tcphdr *th = tcp_hdr(ctx, p);
+
+	return th ? bpf_ntohl(th->seq) : 0;
 }
 
 /*

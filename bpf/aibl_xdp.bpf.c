@@ -156,7 +156,7 @@ enum flow_step {
 struct flow_ctx {
 	struct aibl_conn *conn;	    /* its connection entry, when it has one */
 	struct aibl_syn_bucket *sb; /* its handshake bucket, once looked up */
-	__u64 tag;		    /* its tag in sb */
+	__u32 tag;		    /* its tag in sb */
 	int way;		    /* the way of its live handshake record in sb, else -1 */
 	__u32 now_ts;		    /* syn_now() of a SYN, for its record */
 	__u8 mode;		    /* enum aibl_mode of a new choice */
@@ -209,7 +209,10 @@ static __always_inline enum flow_step flow_syn(const struct aibl_globals *g, __u
 /*
  * A closed flow's packet: its last ones, or its tuple reused by a new
  * handshake (a client port used again), which then takes the new SYN's
- * backend.
+ * backend. Reused only by a packet that acknowledges that SYN (its ISN + 1,
+ * the ACK and the first data): a blind RST or FIN followed by a SYN on the
+ * tuple must not move the connection it hit, whose next packet is in its
+ * own sequence space.
  */
 static __always_inline enum flow_step flow_closed(struct xdp_md *ctx, const struct pkt *p, __u32 fh,
 						  struct flow_ctx *f, struct flow_out *o, bool up)
@@ -220,7 +223,9 @@ static __always_inline enum flow_step flow_closed(struct xdp_md *ctx, const stru
 	__u32 id = conn->backend;
 
 	if (!f->tcp || (p->tcp_flags & AIBL_TCP_SYN) ||
-	    !syn_match(fh, syn_now(), &f->sb, &f->tag, &f->way, &id, &pinned)) {
+	    !syn_match(fh, syn_now(), &f->sb, &f->tag, &f->way, &id, &pinned) ||
+	    tcp_seq(ctx, p) != syn_isn(f->sb, f->way) + 1) {
+		id = conn->backend;
 		/* no new handshake on its tuple: its backend down, re-steered */
 		if (!up)
 			return FLOW_CHOOSE;
@@ -361,12 +366,13 @@ static __always_inline enum flow_step flow_miss(const struct pkt *p, const struc
  * counted (service, backend, pin hit) when the handshake completes, so SYN
  * floods and retransmissions do not inflate new_flows.
  */
-static __always_inline void flow_record(const struct flow_ctx *f, const struct choice *ch,
+static __always_inline void flow_record(struct xdp_md *ctx, const struct pkt *p,
+					const struct flow_ctx *f, const struct choice *ch,
 					struct flow_out *o)
 {
 	count(AIBL_CNT_SYN_RECORD);
-	syn_record(f->sb, f->way, f->tag, ch->backend | (ch->pinned ? AIBL_SYN_F_PINNED : 0),
-		   f->now_ts);
+	syn_record(f->sb, f->way, f->tag, tcp_seq(ctx, p),
+		   ch->backend | (ch->pinned ? AIBL_SYN_F_PINNED : 0), f->now_ts);
 	flow_done(o, ch->backend, false, ch->pinned, false);
 }
 
@@ -374,7 +380,8 @@ static __always_inline void flow_record(const struct flow_ctx *f, const struct c
  * The backend of a packet for service vip: its connection's, its
  * handshake's, or a new choice (recorded for a SYN, inserted otherwise).
  * 0 with o filled (its flow_hash too), or -1 (counted) to drop. ctx: only
- * read on a closing flow's path (its segment's sequence number). A global
+ * read for a segment's sequence number (a SYN's, for its record; a closing
+ * flow's). A global
  * function: verified once on its own, not once per parse path of the
  * caller.
  */
@@ -414,7 +421,7 @@ __noinline int aibl_flow(struct xdp_md *ctx, struct pkt *p, const struct aibl_vi
 			if (!ch.pinned && !(g->flags & AIBL_G_F_CLUSTER))
 				load_prefill_begin(ch.backend);
 		}
-		flow_record(&f, &ch, o);
+		flow_record(ctx, p, &f, &ch, o);
 		return 0;
 	}
 	/* a new flow, or one moved off its backend */

@@ -593,7 +593,10 @@ struct aibl_rate {
  */
 #define AIBL_SYN_F_PINNED 0x80000000U
 struct aibl_syn_bucket {
-	__u64 tag[AIBL_SYN_WAYS];     /* aibl_syn_index()'s tag, never 0; 0: empty */
+	/* low 32 bits: aibl_syn_index()'s tag, never 0; high 32: the SYN's
+	 * sequence number (its ISN: a closed tuple is reused only by a packet
+	 * that acknowledges it, ISN + 1); 0: empty */
+	__u64 tag[AIBL_SYN_WAYS];
 	__u32 backend[AIBL_SYN_WAYS]; /* | AIBL_SYN_F_PINNED: the choice was a session pin */
 	__u32 ts[AIBL_SYN_WAYS];      /* bpf_jiffies64() when written, low 32 bits */
 };

@@ -63,15 +63,14 @@ static inline __u32 aibl_hash_second(__u32 h)
 
 /*
  * A flow's bucket in the handshake table aibl_syns and its tag there, from
- * fh = aibl_hash_flow() of the flow: the tag holds fh whole (and is never
- * 0), the bucket index comes from a remix of it.
+ * fh = aibl_hash_flow() of the flow: the tag is fh (bit 0 set: never 0), the
+ * bucket index comes from a remix of it. A way keeps the tag in the low half
+ * of its word, the SYN's sequence number in the high half (aibl.h).
  */
-static inline __u32 aibl_syn_index(__u32 fh, __u64 *tag)
+static inline __u32 aibl_syn_index(__u32 fh, __u32 *tag)
 {
-	__u32 h2 = aibl_mix32(fh ^ 0x2545f491);
-
-	*tag = ((__u64)h2 << 32) | fh | 1;
-	return h2 & (AIBL_SYN_BUCKETS - 1);
+	*tag = fh | 1;
+	return aibl_mix32(fh ^ 0x2545f491) & (AIBL_SYN_BUCKETS - 1);
 }
 
 /*

@@ -382,12 +382,51 @@ out:
 	xe_down();
 }
 
+/*
+ * A blind RST (or a forged FIN), then a spoofed SYN on the same tuple, whose
+ * new choice is another backend: the connection's next segment is numbered
+ * in its own sequence space, not the SYN's ISN + 1, so it keeps its backend
+ * and counts again. A real reuse of the tuple (a SYN, then the ACK of that
+ * SYN) takes the new SYN's backend.
+ */
+static void test_closed_then_syn(void)
+{
+	static __u32 only1[1] = {1}, only2[1] = {2};
+	struct xe_result r;
+
+	if (!std_env() || !ASSERT_OK(xe_ring(0, 0, only1, 1), "ring 1"))
+		goto out;
+	ASSERT_EQ(syn_from(1, 9, VIP4, 80, &r), 1, "client 1 on 1");
+	ASSERT_EQ(syn_from(2, 9, VIP4, 80, &r), 1, "client 2 on 1");
+	ASSERT_EQ(seg_from(1, 9, PKT_TCP_RST, 777777, 0), 1, "a blind RST on 1's tuple");
+	ASSERT_EQ(seg_from(2, 9, FIN, 600, 0), 1, "a forged FIN on 2's");
+	ASSERT_OK(xe_ring(0, 0, only2, 1), "ring 2");
+	ASSERT_EQ(seg_from(1, 9, PKT_TCP_SYN, 555555, 0), 2, "a spoofed SYN: the new choice, 2");
+	ASSERT_EQ(seg_from(2, 9, PKT_TCP_SYN, 424242, 0), 2, "another: 2");
+	ASSERT_EQ(seg_from(1, 9, ACK, 5000, 100), 1, "1's next segment: still on 1");
+	ASSERT_EQ(seg_from(2, 9, ACK, 5000, 100), 1, "2's: still on 1");
+	ASSERT_EQ(seg_from(1, 9, ACK, 5100, 0), 1, "and they stay");
+	ASSERT_EQ(xe_active_sum(), 2, "both count again");
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_REOPEN), 1, "the RST taken for blind");
+	ASSERT_EQ(xe_counter(AIBL_CNT_CONN_FIN_FORGED), 1, "the FIN for forged");
+
+	/* client 1 ends its connection and reuses the port */
+	ASSERT_EQ(seg_from(1, 9, PKT_TCP_RST, 5100, 0), 1, "the client's own RST");
+	ASSERT_EQ(seg_from(1, 9, PKT_TCP_SYN, 9000, 0), 2, "its new SYN: 2");
+	ASSERT_EQ(seg_from(1, 9, ACK, 9001, 0), 2, "the ACK of that SYN: 2");
+	ASSERT_EQ(seg_from(1, 9, ACK, 9001, 50), 2, "and its data");
+	ASSERT_EQ(xe_active_sum(), 2, "one on each");
+out:
+	xe_down();
+}
+
 static const struct test_case cases[] = {
     {"flood_keeps_established", test_flood},
     {"blind_rst", test_blind_rst},
     {"fin_forged", test_fin_forged},
     {"fin_real", test_fin_real},
     {"fin_forged_ahead", test_fin_forged_ahead},
+    {"closed_then_syn", test_closed_then_syn},
 };
 
 XF_MAIN(cases)

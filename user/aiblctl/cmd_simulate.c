@@ -243,12 +243,12 @@ static __s64 backend_by_output(const struct ctl_state *s, __u32 retval, const st
 }
 
 /* the way of bucket idx holding tag (bucket read into b), else -1 */
-static int syn_way(int fd, __u32 idx, __u64 tag, struct aibl_syn_bucket *b)
+static int syn_way(int fd, __u32 idx, __u32 tag, struct aibl_syn_bucket *b)
 {
 	if (bpf_map_lookup_elem(fd, &idx, b))
 		return -1;
 	for (int w = 0; w < AIBL_SYN_WAYS; w++)
-		if (b->tag[w] == tag)
+		if ((__u32)b->tag[w] == tag)
 			return w;
 	return -1;
 }
@@ -307,7 +307,7 @@ int ctl_cmd_simulate(int argc, char **argv)
 	char *pos[3];
 	int npos, ret, fd = -1, svc, way;
 	__u32 syn_idx, aff_idx;
-	__u64 syn_tag;
+	__u32 syn_tag;
 
 	if (ctl_is_help(argc, argv))
 		return ctl_help(simulate_help);

@@ -161,7 +161,11 @@ void pkt__tcp_seq(struct pkt_buf *b, uint16_t sport, uint16_t dport, uint8_t fla
 
 void pkt__tcp(struct pkt_buf *b, uint16_t sport, uint16_t dport, uint8_t flags)
 {
-	pkt__tcp_seq(b, sport, dport, flags, 1000, flags & PKT_TCP_ACK ? 2000 : 0, 65535);
+	/* a SYN's number is its ISN: what comes after it starts at ISN + 1 */
+	bool syn = (flags & (PKT_TCP_SYN | PKT_TCP_ACK)) == PKT_TCP_SYN;
+
+	pkt__tcp_seq(b, sport, dport, flags, syn ? 999 : 1000, flags & PKT_TCP_ACK ? 2000 : 0,
+		     65535);
 }
 
 void pkt__udp(struct pkt_buf *b, uint16_t sport, uint16_t dport)

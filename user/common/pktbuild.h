@@ -88,7 +88,9 @@ void pkt__ipv6_bin(struct pkt_buf *b, const void *src, const void *dst, uint8_t 
 void pkt__ipv6_ext(struct pkt_buf *b, uint8_t type, uint8_t len8);
 /* offset in bytes (multiple of 8), more: MF */
 void pkt__ipv6_frag(struct pkt_buf *b, uint16_t offset, bool more, uint32_t id);
-/* seq 1000, ack_seq 2000 with PKT_TCP_ACK (else 0), window 65535 */
+/* seq 1000 (a SYN: 999, its ISN, so that the handshake's ACK and the
+ * segments after it are numbered as a client numbers them), ack_seq 2000
+ * with PKT_TCP_ACK (else 0), window 65535 */
 void pkt__tcp(struct pkt_buf *b, uint16_t sport, uint16_t dport, uint8_t flags);
 /* the same with the sequence numbers and window given */
 void pkt__tcp_seq(struct pkt_buf *b, uint16_t sport, uint16_t dport, uint8_t flags, uint32_t seq,
