@@ -81,6 +81,33 @@ static void round_trip(void)
 	ASSERT_TRUE(plan__same_content(&a, &b), "same content");
 	t2 = plan__encode(&b);
 	ASSERT_STREQ(t2, t1, "encoding is canonical");
+	plan__free(&b);
+	/* a digest that is not the content's: refused, as the planner then
+	 * writes the plan again */
+	{
+		char *t3 = strdup(t1), *d = strstr(t3, a.digest);
+
+		if (ASSERT_TRUE(d != NULL, "digest in the text")) {
+			d[0] = d[0] == '0' ? '1' : '0';
+			ASSERT_EQ(plan__decode(t3, &b), -EINVAL, "wrong digest refused");
+		}
+		free(t3);
+	}
+	/* a pin's time as text is no 0 (the digest covers no times) */
+	{
+		const char *at = strstr(t1, "\"expires_ms\":");
+		char t4[8192];
+
+		if (ASSERT_TRUE(at && strlen(t1) + 2 < sizeof(t4), "a pin in the text")) {
+			size_t head = at - t1 + strlen("\"expires_ms\":");
+			const char *num = t1 + head, *end = num + strspn(num, "0123456789");
+
+			snprintf(t4, sizeof(t4), "%.*s\"%.*s\"%s", (int)head, t1, (int)(end - num),
+				 num, end);
+			ASSERT_EQ(plan__decode(t4, &b), -EINVAL, "expires_ms as a string refused");
+		}
+	}
+	ASSERT_OK(plan__decode(t1, &b), "decode again");
 	ASSERT_EQ(plan__node_flags(&b, "n3"), AIBL_BE_F_VALID, "flags");
 	ASSERT_EQ(plan__node_flags(&b, "n9"), -1, "unknown node");
 	ASSERT_EQ(plan__node_cost(&b, "n2"), 12, "cost");

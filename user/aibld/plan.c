@@ -6,7 +6,10 @@
  *    "services": [{"name": "web", "members": [{"node": "n1", "weight": 100}, ...]}],
  *    "pins": [{"service": "chat", "client": "10.0.0.7", "node": "n1",
  *              "expires_ms": 1764680000000, "ttl_ms": 60000}, ...]}
- * A plan without "cost" or "pins" (an older planner's) has none.
+ * Every field of its type and range; a plan without "pins" has none. A
+ * digest that is not the content's is refused as well: every balancer
+ * would withdraw, fenced on tables that differ from it, and the planner,
+ * whose proposal has the same content, would never write it again.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -85,7 +88,9 @@ static int pin_decode(json_t *it, struct plan_pin *pp)
 	json_int_t ttl = json_integer_value(json_object_get(it, "ttl_ms"));
 
 	if (name_copy(pp->svc, json_object_get(it, "service")) ||
-	    name_copy(pp->node, json_object_get(it, "node")) || !a || exp < 0 || ttl < 0 ||
+	    name_copy(pp->node, json_object_get(it, "node")) || !a ||
+	    !json_is_integer(json_object_get(it, "expires_ms")) ||
+	    !json_is_integer(json_object_get(it, "ttl_ms")) || exp < 0 || ttl < 0 ||
 	    ttl > 0xffffffffLL)
 		return -EINVAL;
 	if (aibl_addr__parse(a, &pp->client, &pp->family))
@@ -247,6 +252,13 @@ int plan__decode(const char *text, struct plan *p)
 		p->npins++;
 	}
 	err = plan_check(p);
+	if (!err) {
+		char dig[PLAN_DIGEST_LEN];
+
+		err = plan__digest(p, dig);
+		if (!err && strcmp(dig, p->digest))
+			err = -EINVAL;
+	}
 out:
 	json_decref(j);
 	if (err)
