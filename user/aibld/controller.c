@@ -247,7 +247,7 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		old[from[k]].rep.hints = NULL;
 		if (k >= n)
 			agent_report__free(&nodes[k].rep);
-		else if (strcmp(was, cfg->nodes[k].agent))
+		else if (k < cfg->nnodes && strcmp(was, cfg->nodes[k].agent))
 			node_agent_changed(&nodes[k], !cfg->nodes[k].agent[0]);
 	}
 	*out = nodes;
@@ -405,6 +405,22 @@ out:
  * VIP entry, meta, members and pins go. Also a configured service whose
  * VIP key changed loses the old key.
  */
+/* a configured service has VIP key vk (a service renamed, or two that
+ * swapped VIPs): its entry is rewritten in place by the next recompute, not
+ * deleted first, which would pass its packets, established flows' too, to
+ * the kernel until then */
+static bool vip_configured(const struct aibld *d, const struct aibl_vip_key *vk)
+{
+	struct aibl_vip_key k;
+
+	for (int i = 0; i < d->cfg.nservices; i++) {
+		vip_key_of(&d->cfg.services[i], &k);
+		if (!memcmp(&k, vk, sizeof(k)))
+			return true;
+	}
+	return false;
+}
+
 static void prune_services(struct aibld *d)
 {
 	struct aibl_member_key mk, next;
@@ -426,13 +442,14 @@ static void prune_services(struct aibld *d)
 				pos = i;
 		if (keep[id]) {
 			vip_key_of(&d->cfg.services[pos], &vk);
-			if (memcmp(&vk, &m.vip, sizeof(vk)))
+			if (memcmp(&vk, &m.vip, sizeof(vk)) && !vip_configured(d, &m.vip))
 				gone |= !bpf_map_delete_elem(d->fd_vips, &m.vip);
 			continue;
 		}
 		pr_info("service '%.*s' (id %u) is no longer configured: removing its VIP",
 			AIBL_NAME_LEN, m.name, id);
-		gone |= !bpf_map_delete_elem(d->fd_vips, &m.vip);
+		if (!vip_configured(d, &m.vip))
+			gone |= !bpf_map_delete_elem(d->fd_vips, &m.vip);
 		memset(&m, 0, sizeof(m));
 		bpf_map_update_elem(d->fd_svc_meta, &id, &m, BPF_ANY);
 	}
@@ -1221,7 +1238,6 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 		w->mg[k].name = d->nodes[cs->nodes[k]].name;
 		w->mg[k].weight = w->w[k];
 	}
-	s->reloaded = false;
 	err = maglev__build(w->mg, cs->nnodes, cluster__hash_seed(d), w->idx, AIBL_RING_SIZE);
 	if (err)
 		return err;
@@ -1233,7 +1249,11 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 	    force || !s->have_table || memcmp(w->ids, s->table, AIBL_RING_SIZE * sizeof(__u32));
 	if (!table_changed)
 		__atomic_fetch_add(&d->st.table_skips, 1, __ATOMIC_RELAXED);
-	return write_service(d, si, w->w, w->idx, w->ids, table_changed);
+	err = write_service(d, si, w->w, w->idx, w->ids, table_changed);
+	/* a write that failed is tried again at the next loop */
+	if (!err)
+		s->reloaded = false;
+	return err;
 }
 
 static int work_alloc(struct svc_work *w, int maxn)
