@@ -7,9 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <signal.h>
+#include <time.h>
 #include <sys/wait.h>
 #include "bgp.h"
+#include "clock.h"
 #include "log.h"
+
+/* birdc answers in milliseconds; one stuck on a wedged control socket must
+ * not stall the controller loop (its lease, its polls, its withdrawals) */
+#define BGP_BIRDC_TIMEOUT_MS 3000
 
 char *bgp__render(const char *const *vips, int n)
 {
@@ -78,13 +85,37 @@ int bgp__apply(const struct cfg_bgp *cfg, const char *text)
 		execlp(cfg->birdc, cfg->birdc, "-s", cfg->bird_socket, "configure", (char *)NULL);
 		_exit(127);
 	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
+	for (uint64_t end = clock_mono_ms() + BGP_BIRDC_TIMEOUT_MS;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		struct timespec ts = {0, 5 * 1000 * 1000};
+
+		if (r == pid)
+			break;
+		if (r < 0 && errno != EINTR)
 			return -errno;
+		if (clock_mono_ms() >= end) {
+			kill(pid, SIGKILL);
+			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+				;
+			pr_warn("bgp: %s -s %s configure did not answer in %d ms: killed",
+				cfg->birdc, cfg->bird_socket, BGP_BIRDC_TIMEOUT_MS);
+			return -ETIMEDOUT;
+		}
+		nanosleep(&ts, NULL);
+	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
 		pr_warn("bgp: %s -s %s configure failed (exit %d)", cfg->birdc, cfg->bird_socket,
 			WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		return -EIO;
 	}
 	return 0;
+}
+
+int bgp__withdraw(const struct cfg_bgp *cfg)
+{
+	char *t = bgp__render(NULL, 0);
+	int err = t ? bgp__apply(cfg, t) : -ENOMEM;
+
+	free(t);
+	return err;
 }

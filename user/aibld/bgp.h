@@ -17,5 +17,7 @@
 char *bgp__render(const char *const *vips, int n);
 /* write text to cfg->include (atomically) and run birdc configure. 0 or -errno */
 int bgp__apply(const struct cfg_bgp *cfg, const char *text);
+/* no VIP announced: the include emptied and birdc told. 0 or -errno */
+int bgp__withdraw(const struct cfg_bgp *cfg);
 
 #endif

@@ -924,7 +924,10 @@ void cluster__tick(struct aibld *d)
 	/* not while a balancer that left may still be fencing itself: its
 	 * key expired (a lease TTL) before it could tell it was cut off,
 	 * and a plan now would leave it announcing the one before */
-	if (want_write && all_applied(cl) &&
+	/* a plan key gone or unreadable is applied by nobody: a balancer
+	 * that (re)started since stays at no plan, and waiting for it to
+	 * apply the current one would freeze the group for good */
+	if (want_write && (all_applied(cl) || cl->plan_gone || cl->plan_unread) &&
 	    (!cl->peer_left_ms || now - cl->peer_left_ms >= fence_ms(d))) {
 		err = write_plan(d, &prop);
 		if (err && err != -EAGAIN)
@@ -1076,14 +1079,8 @@ int cluster__init(struct aibld *d)
 	if (err)
 		return err;
 	/* nothing announced until this balancer holds the plan's tables */
-	if (d->cfg.bgp.include[0]) {
-		char *t = bgp__render(NULL, 0);
-
-		if (t && !bgp__apply(&d->cfg.bgp, t))
-			cl->announced = t;
-		else
-			free(t);
-	}
+	if (d->cfg.bgp.include[0] && !bgp__withdraw(&d->cfg.bgp))
+		cl->announced = bgp__render(NULL, 0);
 	pr_info("cluster: balancer '%s' of %s at %s", c->name, c->prefix, c->endpoint);
 	return 0;
 }
@@ -1096,13 +1093,8 @@ void cluster__fini(struct aibld *d)
 		return;
 	watch_stop(cl);
 	/* withdraw first: the router moves the flows while we still forward */
-	if (d->cfg.bgp.include[0]) {
-		char *t = bgp__render(NULL, 0);
-
-		if (t && !bgp__apply(&d->cfg.bgp, t))
-			pr_info("cluster: withdrew the VIPs");
-		free(t);
-	}
+	if (d->cfg.bgp.include[0] && !bgp__withdraw(&d->cfg.bgp))
+		pr_info("cluster: withdrew the VIPs");
 	if (cl->etcd_ok) {
 		etcd__delete(cl->e, cl->k_me);
 		if (cl->lease)

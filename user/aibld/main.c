@@ -24,6 +24,7 @@
 #include <sys/signalfd.h>
 #include <openssl/crypto.h>
 #include "aibld.h"
+#include "bgp.h"
 #include "cluster.h"
 #include "dataplane.h"
 #include "bpfutil.h"
@@ -133,6 +134,20 @@ static int reload(struct daemon *dm)
 	    cfg.map_pins != d->cfg.map_pins) {
 		pr_err("reload refused, running config kept: 'bpffs', 'interface', 'xdp_mode' and "
 		       "'maps' change only with a restart");
+		ret = -EINVAL;
+		goto refused;
+	}
+	/* the cluster took its endpoint, keys, name and lease when it started:
+	 * a renamed planner would renew a lease nobody elects with, a longer
+	 * lease would still expire at the old TTL, and a group left or joined
+	 * on the fly would announce tables no plan made */
+	if (strcmp(cfg.etcd.endpoint, d->cfg.etcd.endpoint) ||
+	    strcmp(cfg.etcd.prefix, d->cfg.etcd.prefix) ||
+	    strcmp(cfg.etcd.name, d->cfg.etcd.name) ||
+	    strcmp(cfg.etcd.api_url, d->cfg.etcd.api_url) ||
+	    cfg.etcd.lease_ttl_s != d->cfg.etcd.lease_ttl_s) {
+		pr_err("reload refused, running config kept: 'etcd' (but cost_step) changes only "
+		       "with a restart");
 		ret = -EINVAL;
 		goto refused;
 	}
@@ -393,6 +408,11 @@ static int daemon_main(const char *path)
 		pr_err("write aibl_globals: %s", strerror(-ret));
 		goto out;
 	}
+	/* what a crashed aibld left in BIRD's include is not announced by a
+	 * BIRD (re)started meanwhile: nothing until the cluster holds the
+	 * plan's tables (cluster__init writes it again once BIRD answers) */
+	if (d->cfg.bgp.include[0])
+		bgp__withdraw(&d->cfg.bgp);
 	/* tables before the program: a fresh attach finds them filled. One
 	 * round of polls first so nodes that are down are not given slots. */
 	poller__run(d);
