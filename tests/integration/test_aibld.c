@@ -1230,6 +1230,13 @@ static void sighup(void)
 		usleep(100 * 1000);
 	}
 	ASSERT_TRUE(ok, "n1 reports and is up again");
+
+	/* a cluster joined (or left) on the fly: the cluster takes etcd's
+	 * settings at start, so the reload is refused and nothing changes */
+	write_config(300, "etcd: {endpoint: 'http://127.0.0.1:9', name: b1}\n");
+	ASSERT_TRUE(sighup_wait("refused"), "an etcd change refused");
+	ASSERT_TRUE(alive(aibld_pid), "alive");
+	write_config(300, NULL);
 }
 
 static void restart_keeps_flows(void)
