@@ -392,6 +392,12 @@ static void api_log_injection(void)
 		      "POST /v1/nodes/x%0aaibld%20warn:%20FORGED/drain HTTP/1.1\r\nHost: x\r\n"
 		      "Connection: close\r\nContent-Length: 0\r\n\r\n",
 		      ans, sizeof(ans), 3000);
+	/* a flood of refusals: one line for the lot (a counter counts them) */
+	for (int i = 0; i < 20; i++)
+		raw_http(NULL, API_PORT,
+			 "POST /v1/nodes/x/drain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+			 "Content-Length: 0\r\n\r\n",
+			 NULL, 0, 3000);
 	usleep(100000);
 	fflush(stderr);
 	dup2(saved, 2);
@@ -407,6 +413,13 @@ static void api_log_injection(void)
 			strncmp(log, "aibld warn: FORGED", 18),
 		    "no forged line");
 	ASSERT_TRUE(strstr(log, "x\\x0aaibld warn: FORGED") != NULL, "the newline escaped");
+	{
+		int lines = 0;
+
+		for (const char *p = log; (p = strstr(p, "bearer token")); p++)
+			lines++;
+		ASSERT_EQ(lines, 1, "21 refusals, one line");
+	}
 }
 
 /* ---- point 6: names and agent URLs ---- */

@@ -56,7 +56,38 @@ struct api {
 	struct aibld *d;
 	pthread_mutex_t tlock;
 	char token[AIBLD_TOKEN_LEN]; /* "" : none required */
+	/* refusals for a missing or wrong token: logged once per
+	 * API_AUTH_LOG_EVERY_MS at most (under tlock) */
+	__u64 auth_log_ms, auth_unlogged;
 };
+
+#define API_AUTH_LOG_EVERY_MS 10000
+
+/* one line per API_AUTH_LOG_EVERY_MS, whatever the flood: requests are
+ * cheap, and a flood of lines would push the daemon's real warnings out
+ * of journald's rate limit (the counter counts every refusal) */
+static void auth_refused_log(struct api *a, const char *method, const char *url)
+{
+	__u64 now = clock_mono_ms(), more;
+
+	pthread_mutex_lock(&a->tlock);
+	if (a->auth_log_ms && now - a->auth_log_ms < API_AUTH_LOG_EVERY_MS) {
+		a->auth_unlogged++;
+		pthread_mutex_unlock(&a->tlock);
+		return;
+	}
+	more = a->auth_unlogged;
+	a->auth_unlogged = 0;
+	a->auth_log_ms = now;
+	pthread_mutex_unlock(&a->tlock);
+	/* the URL is the client's: log() escapes it */
+	if (more)
+		pr_warn("API: %s %s refused: missing or wrong bearer token (and %llu more "
+			"since the last line)",
+			method, url, (unsigned long long)more);
+	else
+		pr_warn("API: %s %s refused: missing or wrong bearer token", method, url);
+}
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned int status, const char *type,
 			     char *body)
@@ -790,8 +821,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		poll = !strcmp(slash, "/poll");
 		if (!poll && !token_ok(a, c)) {
 			__atomic_fetch_add(&d->st.auth_fail_api, 1, __ATOMIC_RELAXED);
-			/* the URL is the client's: log() escapes it */
-			pr_warn("API: %s %s refused: missing or wrong bearer token", method, url);
+			auth_refused_log(a, method, url);
 			return reply_error(c, MHD_HTTP_UNAUTHORIZED,
 					   "missing or wrong bearer token");
 		}
