@@ -203,6 +203,16 @@ static void bad(void)
 						"'ai.temp_hard_c'"},
 	    {MINIMAL "gateway_mac: 02:00:00\n", "t.yaml:6: 'gateway_mac' is not a MAC address "
 						"like 02:00:00:00:00:01: '02:00:00'"},
+	    /* sscanf's %x took a sign: each -1 read as ff, the broadcast */
+	    {MINIMAL "gateway_mac: '-1:-1:-1:-1:-1:-1'\n",
+	     "t.yaml:6: 'gateway_mac' is not a MAC address like 02:00:00:00:00:01: "
+	     "'-1:-1:-1:-1:-1:-1'"},
+	    {MINIMAL "gateway_mac: ' 2:0:0:0:0:1'\n",
+	     "t.yaml:6: 'gateway_mac' is not a MAC "
+	     "address like 02:00:00:00:00:01: ' 2:0:0:0:0:1'"},
+	    {MINIMAL "gateway_mac: '02:00:00:00:00:001'\n",
+	     "t.yaml:6: 'gateway_mac' is not a MAC address like 02:00:00:00:00:01: "
+	     "'02:00:00:00:00:001'"},
 	    {MINIMAL "tunnel_source4: fd00::1\n", "t.yaml:6: 'tunnel_source4' is not an IPv4 "
 						  "address: 'fd00::1'"},
 	    {MINIMAL "tunnel_source6: 10.0.0.1\n", "t.yaml:6: 'tunnel_source6' is not an IPv6 "

@@ -120,16 +120,20 @@ void config__free(struct config *cfg)
 	cfg->nservices = cfg->nnodes = 0;
 }
 
+/* six groups of one or two hex digits, ':' between: sscanf's %x alone took
+ * "-1" (as ff) and leading blanks */
 static int parse_mac(const char *text, __u8 mac[6])
 {
-	unsigned int b[6];
-	char tail;
+	const char *p = text;
 
-	if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-		   &tail) != 6)
-		return -EINVAL;
-	for (int i = 0; i < 6; i++)
-		mac[i] = b[i];
+	for (int i = 0; i < 6; i++) {
+		size_t n = strspn(p, "0123456789abcdefABCDEF");
+
+		if (n < 1 || n > 2 || p[n] != (i < 5 ? ':' : '\0'))
+			return -EINVAL;
+		mac[i] = (__u8)strtoul(p, NULL, 16);
+		p += n + 1;
+	}
 	return 0;
 }
 
