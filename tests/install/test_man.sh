@@ -54,6 +54,28 @@ else
 	t_pass config_keys
 fi
 
+# defaults: an entry of aibl.yaml(5) that states one states the one of
+# docs/aibld.md's table (backticks and blanks aside)
+bad=$(python3 - "$AIBL_ROOT/docs/aibld.md" "$AIBL_ROOT/docs/aibld.yaml.5.rst" <<'PY'
+import re, sys
+ref = open(sys.argv[1], encoding='utf-8').read().split('### Configuration reference', 1)[1]
+ref = re.split(r'\n### ', ref, 1)[0]
+md = {}
+for l in ref.splitlines():
+    m = re.match(r'^\| `([a-z0-9_]+)` \| (.*?) \|', l)
+    if m:
+        md.setdefault(m.group(1), set()).add(re.sub(r'[`\s]', '', m.group(2)))
+n = 0
+for m in re.finditer(r'^\*\*([a-z0-9_]+)\*\* \(default (.*)\)$', open(sys.argv[2], encoding='utf-8').read(), re.M):
+    n += 1
+    if re.sub(r'[`\s]', '', m.group(2)) not in md.get(m.group(1), set()):
+        print(f'{m.group(1)}: "{m.group(2)}" in the page, {sorted(md.get(m.group(1), []))} in aibld.md')
+if n < 40:
+    print(f'only {n} defaults found in the page')
+PY
+)
+if [ -n "$bad" ]; then t_fail config_defaults "$(echo $bad)"; else t_pass config_defaults; fi
+
 # commands: the OBJECT VERB lines of `aiblctl help` (the command, then two
 # or more spaces, then what it does), up to the first word that is not a
 # lower-case name (drain|undrain: both)
