@@ -244,6 +244,20 @@ bool prom_sample__same_labels(const struct prom_page *pg, const struct prom_samp
 	return na == nb;
 }
 
+uint64_t prom_sample__labels_hash(const struct prom_page *pg, const struct prom_sample *s,
+				  bool (*ignore)(const char *name))
+{
+	const struct prom_label *l = sample_labels(pg, s);
+	uint64_t h = 0;
+
+	/* a sum: the labels' order does not matter, as for same_labels */
+	for (unsigned int i = 0; i < s->nlabels; i++)
+		if (!ignore || !ignore(l[i].name))
+			h += (XXH64(l[i].name, strlen(l[i].name), 0) * 0x9e3779b97f4a7c15ULL) ^
+			     XXH64(l[i].value, strlen(l[i].value), 1);
+	return h;
+}
+
 /* a histogram's bucket bound: its buckets differ only in it */
 static bool le_label(const char *name)
 {

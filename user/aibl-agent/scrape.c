@@ -389,18 +389,34 @@ static bool wanted(const struct prom_page *pg, const struct prom_sample *s, cons
 	return !lname || ((v = prom_sample__label(pg, s, lname)) && !strcmp(v, lval));
 }
 
+struct series {
+	uint64_t key; /* its labels' hash, ranks aside */
+	uint32_t i;   /* its sample */
+};
+
+static int series_cmp(const void *a, const void *b)
+{
+	const struct series *x = a, *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
 /*
  * A gauge over its label sets (those with label lname = lval when lname):
  * summed over engines and models, but the ranks of one server counted
  * once (their largest figure). A negative sample says nothing of a count
  * and is skipped (added, it turned a busy server's sum unknown). -1 when
- * the page has none, or more than AGENT_GAUGE_SERIES (each is compared
- * with the others: a hostile page of 200,000 took minutes).
+ * the page has none, or more than AGENT_GAUGE_SERIES (a hostile page of
+ * 200,000 took minutes). Series are compared only within the groups their
+ * labels' hash sorts them into: each compared with every other, a page
+ * of 1,024 series of 64 labels for each of two gauges took 18 s to read.
  */
 static double m_sum_where(const struct prom_page *pg, const char *name, const char *lname,
 			  const char *lval)
 {
-	uint32_t idx[AGENT_GAUGE_SERIES];
+	struct series sr[AGENT_GAUGE_SERIES];
 	double total = 0;
 	size_t m = 0;
 	int n = 0;
@@ -410,22 +426,30 @@ static double m_sum_where(const struct prom_page *pg, const char *name, const ch
 			continue;
 		if (m == AGENT_GAUGE_SERIES)
 			return -1;
-		idx[m++] = (uint32_t)i;
+		sr[m].key = prom_sample__labels_hash(pg, &pg->samples[i], rank_label);
+		sr[m++].i = (uint32_t)i;
 	}
-	for (size_t a = 0; a < m; a++) {
-		const struct prom_sample *s = &pg->samples[idx[a]];
-		double mx = s->value;
-		bool seen = false;
+	qsort(sr, m, sizeof(sr[0]), series_cmp);
+	for (size_t g = 0, e; g < m; g = e) {
+		for (e = g + 1; e < m && sr[e].key == sr[g].key;)
+			e++;
+		for (size_t a = g; a < e; a++) {
+			const struct prom_sample *s = &pg->samples[sr[a].i];
+			double mx = s->value;
+			bool seen = false;
 
-		for (size_t b = 0; b < a && !seen; b++)
-			seen = prom_sample__same_labels(pg, s, &pg->samples[idx[b]], rank_label);
-		if (seen)
-			continue;
-		for (size_t b = a + 1; b < m; b++)
-			if (prom_sample__same_labels(pg, s, &pg->samples[idx[b]], rank_label))
-				mx = fmax(mx, pg->samples[idx[b]].value);
-		total += mx;
-		n++;
+			for (size_t b = g; b < a && !seen; b++)
+				seen = prom_sample__same_labels(pg, s, &pg->samples[sr[b].i],
+								rank_label);
+			if (seen)
+				continue;
+			for (size_t b = a + 1; b < e; b++)
+				if (prom_sample__same_labels(pg, s, &pg->samples[sr[b].i],
+							     rank_label))
+					mx = fmax(mx, pg->samples[sr[b].i].value);
+			total += mx;
+			n++;
+		}
 	}
 	return n ? total : -1;
 }
