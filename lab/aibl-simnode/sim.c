@@ -295,6 +295,22 @@ static void sess_drop(struct sim *s, int i)
 }
 
 /*
+ * A KV cache is its model's: the prefixes computed by model i (or, with
+ * lora >= 0, by that adapter of it) go when the model leaves the memory,
+ * unloaded or evicted, as vLLM's blocks go with its engine. One a running
+ * request reuses stays until that request ends with it.
+ */
+static void cache_drop_model(struct sim *s, int model, int lora)
+{
+	for (unsigned int k = 0; k < s->cfg.max_sessions; k++) {
+		const struct sim_session *e = &s->sessions[k];
+
+		if (e->used && !e->users && e->model == model && (lora < 0 || e->lora == lora))
+			sess_drop(s, (int)k);
+	}
+}
+
+/*
  * The cache holds the idle prefixes and the running requests' tokens, a
  * running request's reused prefix once: vLLM's prefix caching shares a
  * hit's blocks with the request, which allocates blocks only for what it
@@ -401,6 +417,8 @@ static void cache_store_locked(struct sim *s, const struct sim_req *rq, const ch
 		lru_unlink(s, i);
 		lru_push(s, i);
 	}
+	e->model = rq->model;
+	e->lora = rq->adapter ? rq->lora : -1;
 	e->prompt_chars = rq->prompt_len;
 	e->prompt_tokens = rq->prompt_tokens;
 	e->prompt_hash = XXH3_64bits_withSeed(rq->prompt, rq->prompt_len, s->cfg.seed);
@@ -472,6 +490,7 @@ static int model_acquire(struct sim *s, struct sim_req *rq)
 			lru->resident = false;
 			lru->evictions++;
 			s->mem_used_mb -= lru->size_mb;
+			cache_drop_model(s, (int)(lru - s->models), -1);
 			sim_nvml_write(s);
 		}
 		if (s->mem_used_mb + m->size_mb > s->cfg.mem_mb) {
@@ -518,6 +537,7 @@ int sim__model_unload(struct sim *s, int i)
 	} else {
 		m->resident = false;
 		s->mem_used_mb -= m->size_mb;
+		cache_drop_model(s, i, -1);
 		sim_nvml_write(s);
 		pthread_cond_broadcast(&s->cond);
 	}
@@ -581,10 +601,12 @@ int sim__lora_unload(struct sim *s, const char *name)
 
 	pthread_mutex_lock(&s->lock);
 	i = lora_find(s, name);
-	if (i < 0 || !s->loras[i].loaded)
+	if (i < 0 || !s->loras[i].loaded) {
 		err = -ENOENT;
-	else
+	} else {
 		s->loras[i].loaded = false;
+		cache_drop_model(s, s->loras[i].parent, i);
+	}
 	pthread_mutex_unlock(&s->lock);
 	return err;
 }

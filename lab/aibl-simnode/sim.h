@@ -125,6 +125,7 @@ struct sim_session {
 	int lru_prev, lru_next; /* doubly linked, most recent at head */
 	int hnext;		/* hash chain */
 	unsigned int users;	/* running requests reusing this prefix: not evictable */
+	int model, lora;	/* whose KV it is: the base model, the adapter (-1 none) */
 	bool used;
 };
 

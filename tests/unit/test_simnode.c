@@ -274,6 +274,16 @@ static void model_residency(void)
 	ASSERT_TRUE(s.mem_used_mb <= c.mem_mb, "within budget");
 	run(&s, "a", "x", "hello", "", &cold);
 	ASSERT_TRUE(cold, "a request for the unloaded model is a cold start again");
+
+	/* a model's KV cache goes with it: a prefix computed by b is no hit
+	 * once b is unloaded (or evicted) and loaded again */
+	run(&s, "b", "kv", "hello world, a prefix", "!", NULL);
+	ASSERT_TRUE(run(&s, "b", "kv", "hello world, a prefix and more", "", NULL) > 0,
+		    "b's prefix: a hit");
+	ASSERT_OK(sim__model_unload(&s, 1), "unload b");
+	ASSERT_OK(sim__model_load(&s, 1), "load b again");
+	ASSERT_EQ(run(&s, "b", "kv", "hello world, a prefix and more", "", NULL), 0,
+		  "its prefix went with it");
 	sim__fini(&s);
 }
 
