@@ -75,9 +75,10 @@ drop_but() {
 }
 
 # start aibld under a capsh prefix; 0 when it serves the API with XDP attached
-# within 6 s, 1 when it exits or does not get there
+# within 6 s, 1 when it exits or does not get there. KEEP=1: over what the
+# one before left (pins, its program attached), as a restart does
 aibld_up() {
-	"$AIBLD" --teardown --config "$TMP/cfg.yaml" >/dev/null 2>&1
+	[ -n "${KEEP:-}" ] || "$AIBLD" --teardown --config "$TMP/cfg.yaml" >/dev/null 2>&1
 	"$@" -- -c "exec $AIBLD --config $TMP/cfg.yaml" >"$TMP/log" 2>&1 &
 	PID=$!
 	for _ in $(seq 30); do
@@ -102,6 +103,23 @@ if aibld_up capsh --drop="$(drop_but $NEED)"; then
 	t_pass aibld_runs_with_bpf_netadmin_perfmon
 else
 	t_fail aibld_runs_with_bpf_netadmin_perfmon "$(tail -3 "$TMP/log")"
+fi
+aibld_stop
+# a restart (systemctl restart, a crash): stopped, its program stays attached
+# and its pins stay; started again with the same three, it replaces that
+# program, which it cannot look up by id (CAP_SYS_ADMIN)
+old_id=$(ip -d link show "$IFA" | sed -n 's/.*prog\/xdp id \([0-9]*\).*/\1/p' | head -1)
+if [ -z "$old_id" ]; then
+	t_fail aibld_restarts_with_bpf_netadmin_perfmon "no program left attached to restart over"
+elif KEEP=1 aibld_up capsh --drop="$(drop_but $NEED)"; then
+	new_id=$(ip -d link show "$IFA" | sed -n 's/.*prog\/xdp id \([0-9]*\).*/\1/p' | head -1)
+	if [ -n "$new_id" ] && [ "$new_id" != "$old_id" ]; then
+		t_pass aibld_restarts_with_bpf_netadmin_perfmon
+	else
+		t_fail aibld_restarts_with_bpf_netadmin_perfmon "program $old_id still attached, not replaced ($new_id)"
+	fi
+else
+	t_fail aibld_restarts_with_bpf_netadmin_perfmon "$(tail -3 "$TMP/log")"
 fi
 aibld_stop
 

@@ -236,6 +236,7 @@ int dp__open_load(const struct dp_opts *opts, struct dp **out)
 	dp = calloc(1, sizeof(*dp));
 	if (!dp)
 		return -ENOMEM;
+	dp->old_prog_fd = -1;
 	snprintf(dp->pin_dir, sizeof(dp->pin_dir), "%s", opts->pin_dir ?: AIBL_DEFAULT_BPFFS);
 	err = dp__mkdir(dp->pin_dir);
 	if (err)
@@ -271,8 +272,10 @@ int dp__open_load(const struct dp_opts *opts, struct dp **out)
 	}
 
 	/* pin under a temporary name, then rename over the old pin: readers
-	 * always find a program */
+	 * always find a program. The old one is kept open first: a restart's
+	 * attach replaces it (dp__attach) */
 	snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, AIBL_PIN_PROG);
+	dp->old_prog_fd = bpf_obj_get(path);
 	/* bpffs names may not contain dots */
 	snprintf(tmp, sizeof(tmp), "%s/%s_new_%d", dp->pin_dir, AIBL_PIN_PROG, getpid());
 	unlink(tmp);
@@ -305,6 +308,8 @@ void dp__close(struct dp *dp)
 	if (!dp)
 		return;
 	aibl_xdp__destroy(dp->skel);
+	if (dp->old_prog_fd >= 0)
+		close(dp->old_prog_fd);
 	free(dp);
 }
 
@@ -320,17 +325,39 @@ int dp__prog_fd(const struct dp *dp)
 	return bpf_program__fd(dp->skel->progs.aibl_xdp);
 }
 
-/* Is the program with this id an aibl balancer? fd returned in *fd. */
-static int dp__prog_is_aibl(__u32 id, int *fd, bool *is_aibl)
+/* the pinned program (dp->old_prog_fd) is the one with this id: a dup of it */
+static int dp__pinned_prog(const struct dp *dp, __u32 id)
 {
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
-	int err;
+
+	if (!dp || dp->old_prog_fd < 0 || bpf_obj_get_info_by_fd(dp->old_prog_fd, &info, &len) ||
+	    info.id != id)
+		return -1;
+	return dup(dp->old_prog_fd);
+}
+
+/*
+ * Is the program with this id an aibl balancer? fd returned in *fd. By id
+ * (CAP_SYS_ADMIN), else, for the service's three capabilities, the program
+ * an earlier aibld pinned (dp, NULL: none).
+ */
+static int dp__prog_is_aibl(const struct dp *dp, __u32 id, int *fd, bool *is_aibl)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+	int err = -ENOENT;
 
 	*fd = bpf_prog_get_fd_by_id(id);
 	if (*fd < 0) {
 		err = -errno;
-		pr_warn("dataplane: open attached program %u: %s", id, strerror(-err));
+		*fd = dp__pinned_prog(dp, id);
+	}
+	if (*fd < 0) {
+		pr_warn("dataplane: open attached program %u: %s%s", id, strerror(-err),
+			err == -EPERM ? " (not the one pinned: opening another by id needs "
+					"CAP_SYS_ADMIN)"
+				      : "");
 		return err;
 	}
 	if (bpf_obj_get_info_by_fd(*fd, &info, &len)) {
@@ -369,7 +396,7 @@ int dp__attach(struct dp *dp, int ifindex, const struct dp_attach_opts *opts)
 		return -EBUSY;
 	}
 	if (cur) {
-		err = dp__prog_is_aibl(cur, &old_fd, &is_aibl);
+		err = dp__prog_is_aibl(dp, cur, &old_fd, &is_aibl);
 		if (err)
 			return err;
 		if (!is_aibl && !opts->force) {
@@ -396,6 +423,11 @@ int dp__attach(struct dp *dp, int ifindex, const struct dp_attach_opts *opts)
 out:
 	if (old_fd >= 0)
 		close(old_fd);
+	/* the earlier program is replaced (or was never attached here) */
+	if (!err && dp->old_prog_fd >= 0) {
+		close(dp->old_prog_fd);
+		dp->old_prog_fd = -1;
+	}
 	return err;
 }
 
@@ -421,7 +453,7 @@ int dp__detach(int ifindex, bool force)
 	} else {
 		return -ENOENT;
 	}
-	err = dp__prog_is_aibl(id, &fd, &is_aibl);
+	err = dp__prog_is_aibl(NULL, id, &fd, &is_aibl);
 	if (err)
 		return err;
 	if (!is_aibl && !force) {

@@ -45,6 +45,10 @@ struct dp {
 	struct dp_sizes sizes; /* what was loaded (pinned maps' sizes when reused) */
 	bool reused;	       /* at least one map came from an existing pin */
 	bool frags;	       /* loaded as xdp.frags: forwards multi-buffer frames */
+	/* the program pinned before this load's (an earlier aibld's, maybe
+	 * still attached), -1 none: what dp__attach() replaces it by without
+	 * CAP_SYS_ADMIN, which a lookup by id needs */
+	int old_prog_fd;
 };
 
 /*
