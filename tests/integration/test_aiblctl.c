@@ -1232,6 +1232,34 @@ static void test_simulate(void)
 	ASSERT_FALSE(conn_exists("fd00:200::9", 1234, "fd00:100::2", 443, IPPROTO_TCP),
 		     "no v6 entry left");
 
+	/* a closed flow's tuple: the simulated handshake reuses it (its ACK
+	 * acknowledges the SYN), which reopens the entry on the SYN's backend;
+	 * simulate puts the closing entry back, and the open count with it */
+	{
+		const struct ctl_case closing = CASE("-j simulate 10.0.0.81:40000 10.100.0.1:80", 0,
+						     JTRUE("simulate.conn_existed", "existing"),
+						     JTRUE("simulate.conn_restored", "put back"));
+		__s64 la = load_of(BE_A), lb = load_of(BE_B);
+		struct aibl_flow_key k = {};
+		struct aibl_conn c = {};
+
+		if (ASSERT_OK(put_conn("10.0.0.81", 40000, "10.100.0.1", 80, IPPROTO_TCP, BE_B,
+				       AIBL_CONN_F_CLOSING),
+			      "closing entry on gpu-b") &&
+		    run_case(&closing)) {
+			addr_of("10.0.0.81", &k.src, &k.family);
+			addr_of("10.100.0.1", &k.dst, &k.family);
+			k.sport = htons(40000);
+			k.dport = htons(80);
+			k.proto = IPPROTO_TCP;
+			ASSERT_OK(bpf_map_lookup_elem(mfd(AIBL_MAP_CONNS), &k, &c), "entry");
+			ASSERT_TRUE(c.backend == BE_B && (c.flags & AIBL_CONN_F_CLOSING),
+				    "still closing on gpu-b");
+			ASSERT_EQ(load_of(BE_A), la, "gpu-a's count as before");
+			ASSERT_EQ(load_of(BE_B), lb, "gpu-b's too");
+		}
+	}
+
 	/* a p2c choice of a node whose prefills take turns adds the new
 	 * session's prompt there (aibl_load.prefill_until_ns), and an ai
 	 * service's becomes the client's affinity (aibl_affinity): simulate

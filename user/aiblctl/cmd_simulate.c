@@ -253,6 +253,31 @@ static int syn_way(int fd, __u32 idx, __u32 tag, struct aibl_syn_bucket *b)
 	return -1;
 }
 
+/* one open flow's count moved back from backend `from` to `to` in
+ * aibl_load (-1: none counted there) */
+static void load_move(const struct aibl_map *lm, __s64 from, __s64 to)
+{
+	struct aibl_load ld;
+	__u32 b;
+
+	if (from == to)
+		return;
+	if (from >= 0 && (__u64)from < lm->max_entries) {
+		b = from;
+		if (!bpf_map_lookup_elem(lm->fd, &b, &ld) && ld.active > 0) {
+			ld.active--;
+			bpf_map_update_elem(lm->fd, &b, &ld, BPF_EXIST);
+		}
+	}
+	if (to >= 0 && (__u64)to < lm->max_entries) {
+		b = to;
+		if (!bpf_map_lookup_elem(lm->fd, &b, &ld)) {
+			ld.active++;
+			bpf_map_update_elem(lm->fd, &b, &ld, BPF_EXIST);
+		}
+	}
+}
+
 /* the packets of one run and what came out of the last one */
 struct sim_run {
 	struct pkt_buf pkt;
@@ -297,6 +322,9 @@ int ctl_cmd_simulate(int argc, char **argv)
 	__s64 backend = -1, syn_backend = -1;
 	const char *chosen_by = "none", *syn_how = "none";
 	bool existed, created = false, conn_removed = false, load_restored = false;
+	bool have_now = false, conn_restored = false;
+	struct aibl_conn conn_before = {};
+	__u64 syn_prefill = 0; /* syn_backend's prefill wait after the SYN */
 	bool acked = false, syn_pinned = false, syn_removed = false, tcp;
 	struct aibl_syn_bucket sb;
 	struct aibl_conn conn = {};
@@ -341,6 +369,7 @@ int ctl_cmd_simulate(int argc, char **argv)
 	if (svc >= 0)
 		ctl_state__svc_name(&s, svc, sname, sizeof(sname));
 	existed = bpf_map_lookup_elem(cm.fd, &k, &conn) == 0;
+	conn_before = conn;
 	/* the bucket of the client's affinity for the service (aibl_affinity),
 	 * as it was: the SYN may write the client's way, or take another
 	 * client's */
@@ -351,6 +380,14 @@ int ctl_cmd_simulate(int argc, char **argv)
 	if (ret) {
 		ret = ctl_fail("map %s: read failed: %s", AIBL_MAP_STATS, strerror(-ret));
 		goto out;
+	}
+	/* each backend's prefill wait just before the SYN (s.load is older:
+	 * real sessions may have moved it since) */
+	for (__u32 b = 0; b < s.nbe && b < lm.max_entries; b++) {
+		struct aibl_load ld;
+
+		if (!bpf_map_lookup_elem(lm.fd, &b, &ld))
+			s.load[b].prefill_until_ns = ld.prefill_until_ns;
 	}
 	ret = sim_packet(fd, &s, &k, false, &syn_run);
 	if (ret) {
@@ -368,6 +405,13 @@ int ctl_cmd_simulate(int argc, char **argv)
 			syn_backend = backend_by_output(&s, syn_run.retval, &syn_run.so, &syn_how);
 		}
 	}
+	if (syn_backend >= 0 && syn_backend < s.nbe) {
+		__u32 b = syn_backend;
+		struct aibl_load ld;
+
+		if (!bpf_map_lookup_elem(lm.fd, &b, &ld))
+			syn_prefill = ld.prefill_until_ns;
+	}
 	read_counters(&sm, mid);
 	if (tcp && (syn_run.retval == XDP_TX || syn_run.retval == XDP_REDIRECT)) {
 		ret = sim_packet(fd, &s, &k, true, &ack_run);
@@ -382,11 +426,14 @@ int ctl_cmd_simulate(int argc, char **argv)
 
 	/* a flow the rate guard left untracked went by the hash choice, whatever
 	 * entry its tuple may have: the output names the backend, not the table */
+	have_now = bpf_map_lookup_elem(cm.fd, &k, &conn) == 0;
+	/* the guard's counter is every CPU's: another flow it turned away
+	 * meanwhile must not leave this one's entry behind */
+	created = !existed && have_now;
 	if (after[AIBL_CNT_CONN_UNTRACKED] == (acked ? mid : before)[AIBL_CNT_CONN_UNTRACKED] &&
-	    bpf_map_lookup_elem(cm.fd, &k, &conn) == 0) {
+	    have_now) {
 		backend = conn.backend;
 		chosen_by = "conn_table";
-		created = !existed;
 	} else {
 		backend = backend_by_output(&s, last->retval, &last->so, &chosen_by);
 	}
@@ -400,8 +447,10 @@ undo:
 		__u32 b = syn_backend;
 		struct aibl_load ld;
 
+		/* only the SYN's own move: a real session's since stays */
 		if (bpf_map_lookup_elem(lm.fd, &b, &ld) == 0 &&
-		    ld.prefill_until_ns != s.load[b].prefill_until_ns) {
+		    ld.prefill_until_ns == syn_prefill &&
+		    syn_prefill != s.load[b].prefill_until_ns) {
 			ld.prefill_until_ns = s.load[b].prefill_until_ns;
 			bpf_map_update_elem(lm.fd, &b, &ld, BPF_EXIST);
 		}
@@ -411,6 +460,18 @@ undo:
 		    memcmp(&aff_after, &aff_before, sizeof(aff_after)))
 			aff_restored =
 			    bpf_map_update_elem(am.fd, &aff_idx, &aff_before, BPF_EXIST) == 0;
+	}
+	if (existed && have_now && !keep_opt && memcmp(&conn, &conn_before, sizeof(conn))) {
+		/* a closing entry the ACK took for a reused tuple (the data
+		 * plane reopens it, maybe on another backend): put back, and
+		 * its open count with it */
+		conn_restored = bpf_map_update_elem(cm.fd, &k, &conn_before, BPF_EXIST) == 0;
+		if (conn_restored && tcp) {
+			load_move(&lm, conn.flags & AIBL_CONN_F_CLOSING ? -1 : (__s64)conn.backend,
+				  conn_before.flags & AIBL_CONN_F_CLOSING
+				      ? -1
+				      : (__s64)conn_before.backend);
+		}
 	}
 	if (created && !keep_opt) {
 		__u32 b = conn.backend;
@@ -449,7 +510,7 @@ undo:
 		ctl_fmt_addr(a2, sizeof(a2), last->so.family, &last->so.dst);
 		ret = ctl_json_print(json_pack(
 		    "{s:{s:s,s:s,s:s,s:s?,s:s,s:i,s:s?,s:o,s:s?,s:s?,s:s,s:o,s:s?,s:s,s:b,s:b,s:b,"
-		    "s:i,s:i,s:{s:s?,s:s?,s:s?},s:o,s:b,s:b,s:b,s:b,s:b,s:o}}",
+		    "s:i,s:i,s:{s:s?,s:s?,s:s?},s:o,s:b,s:b,s:b,s:b,s:b,s:b,s:o}}",
 		    "simulate", "client", cli, "vip", vip, "proto", ctl_proto_str(k.proto),
 		    "service", svc >= 0 ? sname : NULL, "verdict", verdict_str(syn_run.retval),
 		    "retval", syn_run.retval, "ack_verdict",
@@ -464,9 +525,9 @@ undo:
 		    existed, "input_len", (int)syn_run.len, "output_len", last->out_len, "output",
 		    "encap", last->so.encap[0] ? last->so.encap : NULL, "outer_src",
 		    last->so.encap[0] ? a1 : NULL, "outer_dst", last->so.encap[0] ? a2 : NULL,
-		    "counters", cnt, "conn_removed", conn_removed, "load_restored", load_restored,
-		    "handshake_removed", syn_removed, "affinity_restored", aff_restored, "kept",
-		    keep_opt != NULL, "ingress_ifindex",
+		    "counters", cnt, "conn_removed", conn_removed, "conn_restored", conn_restored,
+		    "load_restored", load_restored, "handshake_removed", syn_removed,
+		    "affinity_restored", aff_restored, "kept", keep_opt != NULL, "ingress_ifindex",
 		    syn_run.used_ifindex ? json_integer(s.g.ifindex) : json_null()));
 		goto out;
 	}
@@ -521,6 +582,8 @@ undo:
 		printf("maps        connection entry %s, aibl_load %s\n",
 		       conn_removed ? "removed" : "NOT removed",
 		       load_restored ? "restored" : "left as the program set it");
+	else if (conn_restored)
+		printf("maps        the flow's connection entry put back as it was\n");
 	else if (existed)
 		printf("maps        the flow already had a connection entry; left unchanged\n");
 	if (syn_removed)
