@@ -82,7 +82,7 @@ DEPS_STAMP := $(BUILD)/$(if $(NO_DEPS),.deps-skipped,.deps-ok)
 # the Makefile is read, they would come out empty on a bare machine. make
 # remakes the file, then restarts and reads it; clean and deps need neither.
 CONFIG_MK := $(BUILD)/config.mk
-ifneq ($(if $(MAKECMDGOALS),$(filter-out clean deps,$(MAKECMDGOALS)),all),)
+ifneq ($(if $(MAKECMDGOALS),$(filter-out clean deps uninstall,$(MAKECMDGOALS)),all),)
 -include $(CONFIG_MK)
 endif
 CFLAGS += $(NL_CFLAGS)
@@ -142,7 +142,9 @@ $(CONFIG_MK): $(DEPS_STAMP)
 # make EXTRA_DEFINES=-DAIBL_MAX_CONNS=... (or CFLAGS, SAN) then rebuilds
 # every object, the BPF programs and the userspace that share their sizes
 FLAGS_STAMP := $(BUILD)/flags
-FLAGS_TEXT := $(CLANG) $(BPF_CFLAGS) | $(CC) $(CPPFLAGS) $(CFLAGS) | $(LDFLAGS)
+# the build directory as named: BUILD=build and BUILD=$(CURDIR)/build (the
+# install tests') build the same, and must not rebuild each other
+FLAGS_TEXT := $(subst -I $(BUILD) ,-I <build> ,$(CLANG) $(BPF_CFLAGS) | $(CC) $(CPPFLAGS) $(CFLAGS) | $(LDFLAGS))
 $(FLAGS_STAMP): FORCE
 	$(Q)mkdir -p $(@D)
 	$(Q)printf '%s\n' '$(subst ','\'',$(FLAGS_TEXT))' >$@.tmp && \

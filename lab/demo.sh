@@ -128,7 +128,11 @@ if [ "$POLICY" = ai ]; then
 else
 	echo "Compare with the inference-aware policy: make demo"
 fi
-if [ "$load_rc" -ne 0 ]; then
+# a classic policy's failed requests (a model that does not fit where it is
+# sent) are what the comparison shows, not a failure of the demo
+if [ "$load_rc" -eq 1 ] && [ "$POLICY" != ai ]; then
+	echo "demo: requests failed under $POLICY, as the table shows"
+elif [ "$load_rc" -ne 0 ]; then
 	echo "demo: failed: aibl-loadgen exited $load_rc (failed requests, or it could not run)" >&2
 	exit 1
 fi

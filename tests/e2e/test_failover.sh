@@ -37,7 +37,7 @@ lab_loadgen http --target "$W" --source "$LAB_CLIENT_ADDRS4" --rate 200 --conns 
 	--timeout-ms 1000 --json --no-progress --samples "$E2E_TMP/new.tsv" >"$E2E_TMP/new.json" \
 	2>"$E2E_TMP/new.err" &
 pid_new=$!
-lab_loadgen http --target "$W" --source "$LAB_CLIENT_ADDRS4" --keepalive --conns 12 --rate 120 \
+lab_loadgen http --target "$W" --source "$LAB_CLIENT_ADDRS4" --keepalive --conns 24 --rate 120 \
 	--duration 8 --timeout-ms 1000 --json --no-progress --samples "$E2E_TMP/ka.tsv" \
 	>"$E2E_TMP/ka.json" 2>"$E2E_TMP/ka.err" &
 pid_ka=$!
