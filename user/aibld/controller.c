@@ -96,11 +96,6 @@ static void be_meta_write(struct aibld *d, const struct node_rt *n, const struct
 		pr_warn("write aibl_be_meta[%u]: %s", n->id, strerror(errno));
 }
 
-/*
- * Build the node list for cfg: configured nodes first (same index as
- * cfg->nodes), then retired ones. old: the current list (state carried by
- * name) or NULL at start, when ids come from aibl_be_meta.
- */
 /* what a node's reports taught: unknown again */
 static void node_figures_reset(struct node_rt *nn)
 {
@@ -135,6 +130,11 @@ static void node_agent_changed(struct node_rt *nn, bool removed)
 	nn->load_for[0] = '\0';
 }
 
+/*
+ * Build the node list for cfg: configured nodes first (same index as
+ * cfg->nodes), then retired ones. old: the current list (state carried by
+ * name) or NULL at start, when ids come from aibl_be_meta.
+ */
 static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt *old, int nold,
 		       struct node_rt **out, int *nout)
 {
@@ -400,11 +400,6 @@ out:
 	return err;
 }
 
-/*
- * Services in the maps that the config does not have (any more): their
- * VIP entry, meta, members and pins go. Also a configured service whose
- * VIP key changed loses the old key.
- */
 /* a configured service has VIP key vk (a service renamed, or two that
  * swapped VIPs): its entry is rewritten in place by the next recompute, not
  * deleted first, which would pass its packets, established flows' too, to
@@ -421,6 +416,11 @@ static bool vip_configured(const struct aibld *d, const struct aibl_vip_key *vk)
 	return false;
 }
 
+/*
+ * Services in the maps that the config does not have (any more): their
+ * VIP entry, meta, members and pins go. Also a configured service whose
+ * VIP key changed loses the old key.
+ */
 static void prune_services(struct aibld *d)
 {
 	struct aibl_member_key mk, next;
