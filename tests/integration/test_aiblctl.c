@@ -840,9 +840,24 @@ static void test_service_list(void)
 		 ROW("embed row", "embed", "[fd00:100::2]:443/tcp", "1/1 up"),
 		 ROW("batch row", "batch", "10.100.0.3:*/udp", "rr")),
 	};
+	/* a model name another tool wrote, not UTF-8, with a control byte:
+	 * the service is listed all the same, its model as '?'s */
+	const struct ctl_case odd[] = {
+	    CASE("-j service list", 0, JSIZE("services", 3, "still three services"),
+		 JSTR("services[name=batch].model", "wh?sper?", "model as printable text")),
+	    CASE("-j service show batch", 0, JSTR("service.model", "wh?sper?", "shown too")),
+	};
 
-	if (need_fixture())
-		RUN_CASES(cases);
+	if (!need_fixture())
+		return;
+	RUN_CASES(cases);
+	if (ASSERT_OK(put_svc_meta(SVC_BATCH, "batch", "wh\xffsper\x01", AIBL_POL_RR, "10.100.0.3",
+				   0, IPPROTO_UDP, 1, 2),
+		      "odd model"))
+		RUN_CASES(odd);
+	ASSERT_OK(put_svc_meta(SVC_BATCH, "batch", "whisper", AIBL_POL_RR, "10.100.0.3", 0,
+			       IPPROTO_UDP, 1, 2),
+		  "model back");
 }
 
 static void test_service_show(void)

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <bpf/bpf.h>
 #include "ctl.h"
 
 #define ERRLEN 512
@@ -71,7 +72,7 @@ static json_t *svc_json(const struct ctl_state *s, __u32 id, const struct svc_su
 	char name[AIBL_NAME_LEN + 8], model[AIBL_MODEL_LEN + 1], dummy[512];
 
 	ctl_state__svc_name(s, id, name, sizeof(name));
-	snprintf(model, sizeof(model), "%.*s", AIBL_MODEL_LEN, m && m->valid ? m->model : "");
+	ctl_state__svc_model(s, id, model, sizeof(model));
 	svc_vips(s, id, dummy, sizeof(dummy), vips);
 	return json_pack("{s:i,s:s,s:s,s:s,s:s?,s:s?,s:b,s:o,s:i,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:i,"
 			 "s:i}",
@@ -124,7 +125,7 @@ static int service_list(int argc, char **argv)
 	for (__u32 id = 0; id < s.nsvc; id++) {
 		const struct ctl_vip *v;
 		struct svc_sum sum;
-		char name[48], vips[512], b1[32], b2[32];
+		char name[48], model[AIBL_MODEL_LEN + 1], vips[512], b1[32], b2[32];
 
 		if (!ctl_state__svc_exists(&s, id))
 			continue;
@@ -138,8 +139,7 @@ static int service_list(int argc, char **argv)
 		ctl_table__cell(t, "%s", ctl_state__svc_name(&s, id, name, sizeof(name)));
 		ctl_table__cell(t, "%s", vips);
 		ctl_table__cell(
-		    t, "%.*s", AIBL_MODEL_LEN,
-		    s.svc_meta[id].valid && s.svc_meta[id].model[0] ? s.svc_meta[id].model : "-");
+		    t, "%s", ctl_state__svc_model(&s, id, model, sizeof(model))[0] ? model : "-");
 		ctl_table__cell(t, "%s",
 				s.svc_meta[id].valid ? ctl_policy_str(s.svc_meta[id].policy) : "-");
 		ctl_table__cell(t, "%s", v ? ctl_mode_str(v->val.mode) : "-");
@@ -244,12 +244,12 @@ static int service_show(int argc, char **argv)
 		const struct ctl_vip *v = ctl_state__svc_vip(&s, id);
 		const struct aibl_traffic *tr = id < s.nsvc ? &s.svc_traffic[id] : &no_traffic;
 		const struct aibl_svc_meta *m = id < s.nsvc ? &s.svc_meta[id] : &no_meta;
-		char vips[512], b3[32], b4[32];
+		char vips[512], model[AIBL_MODEL_LEN + 1], b3[32], b4[32];
 
 		svc_vips(&s, id, vips, sizeof(vips), NULL);
 		printf("service %s (id %u)\n", ctl_state__svc_name(&s, id, name, sizeof(name)), id);
-		printf("  model       %.*s\n", AIBL_MODEL_LEN,
-		       m->valid && m->model[0] ? m->model : "-");
+		printf("  model       %s\n",
+		       ctl_state__svc_model(&s, id, model, sizeof(model))[0] ? model : "-");
 		printf("  policy      %s (data plane mode %s, session key %s)\n",
 		       m->valid ? ctl_policy_str(m->policy) : "-",
 		       v ? ctl_mode_str(v->val.mode) : "-",
@@ -479,6 +479,19 @@ static void table_help(FILE *f)
 		AIBL_RING_SIZE);
 }
 
+/* the VIP entry as it is now in the map: 0, or -1 when unreadable */
+static int vip_half_now(const struct aibl_vip_key *k, struct aibl_vip *v)
+{
+	struct aibl_map vm = {.fd = -1};
+	char err[256];
+	int ret = -1;
+
+	if (!aibl_map__open(&vm, ctl.bpffs, AIBL_MAP_VIPS, false, err, sizeof(err)))
+		ret = bpf_map_lookup_elem(vm.fd, k, v) ? -1 : 0;
+	aibl_map__close(&vm);
+	return ret;
+}
+
 static int table_show(int argc, char **argv)
 {
 	static const char *const hdr[] = {"ID",	     "BACKEND", "STATE", "WEIGHT",
@@ -536,10 +549,19 @@ static int table_show(int argc, char **argv)
 			       rm.max_entries, id);
 		goto out;
 	}
-	ret = aibl_map__read_array(&rm, AIBL_RING_INDEX(id, half, 0), AIBL_RING_SIZE, ring);
-	if (ret) {
-		ret = ctl_fail("map %s: read failed: %s", AIBL_MAP_RING, strerror(-ret));
-		goto out;
+	for (int tries = 0;; tries++) {
+		struct aibl_vip now;
+
+		ret = aibl_map__read_array(&rm, AIBL_RING_INDEX(id, half, 0), AIBL_RING_SIZE, ring);
+		if (ret) {
+			ret = ctl_fail("map %s: read failed: %s", AIBL_MAP_RING, strerror(-ret));
+			goto out;
+		}
+		/* aibld flipped to the other half while it was read: the half
+		 * read is the one it rewrites next, read the new one */
+		if (!v || tries == 2 || vip_half_now(&v->key, &now) || (now.ring_half & 1) == half)
+			break;
+		half = now.ring_half & 1;
 	}
 	for (__u32 i = 0; i < AIBL_RING_SIZE; i++) {
 		if (ring[i] < s.nbe)

@@ -182,6 +182,8 @@ int ctl_state__reload_stats(struct ctl_state *s, char *err, size_t errlen);
 /* A service exists when its meta is valid or a VIP points at it. */
 bool ctl_state__svc_exists(const struct ctl_state *s, __u32 id);
 const char *ctl_state__svc_name(const struct ctl_state *s, __u32 id, char *buf, size_t len);
+/* the service's model as aiblctl prints it (printable ASCII), "" none */
+const char *ctl_state__svc_model(const struct ctl_state *s, __u32 id, char *buf, size_t len);
 const char *ctl_state__be_name(const struct ctl_state *s, __u32 id, char *buf, size_t len);
 /* The VIP entry of a packet to (family, addr, port, proto), port-0 wildcard included. */
 const struct ctl_vip *ctl_state__vip_lookup(const struct ctl_state *s, __u8 family,

@@ -313,15 +313,27 @@ bool ctl_state__svc_exists(const struct ctl_state *s, __u32 id)
 /* a name from a map as aiblctl prints it: printable ASCII (aibld writes
  * no other; a map written by something else may hold anything, and JSON
  * output refuses what is not UTF-8) */
-static const char *map_name(char *buf, size_t len, const char *name)
+static const char *map_text(char *buf, size_t len, const char *name, size_t max)
 {
 	size_t i;
 
-	for (i = 0; i + 1 < len && i < AIBL_NAME_LEN && name[i]; i++)
+	for (i = 0; i + 1 < len && i < max && name[i]; i++)
 		buf[i] = name[i] >= 0x20 && name[i] < 0x7f ? name[i] : '?';
 	if (len)
 		buf[i] = '\0';
 	return buf;
+}
+
+static const char *map_name(char *buf, size_t len, const char *name)
+{
+	return map_text(buf, len, name, AIBL_NAME_LEN);
+}
+
+const char *ctl_state__svc_model(const struct ctl_state *s, __u32 id, char *buf, size_t len)
+{
+	return map_text(buf, len,
+			id < s->nsvc && s->svc_meta[id].valid ? s->svc_meta[id].model : "",
+			AIBL_MODEL_LEN);
 }
 
 const char *ctl_state__svc_name(const struct ctl_state *s, __u32 id, char *buf, size_t len)
