@@ -271,12 +271,6 @@ static __always_inline void load_syn_end(__u32 id)
 #define FIN_UNIT_MASK	 (0xffffffffU >> FIN_UNIT_SHIFT)
 #define FIN_WINDOW_UNITS ((1U << 30) >> FIN_UNIT_SHIFT)
 
-/*
- * A TCP segment's place in the client's sequence space: its seq plus its
- * payload (a FIN's own number, data's end), a bare segment's seq - 1 (so
- * the bare ACK after a FIN is at the FIN). *len: its payload. False when
- * the header cannot be read (parse_l4() read it: not expected).
- */
 /* the packet's TCP header, NULL when it cannot be read (not expected) */
 static __always_inline struct tcphdr *tcp_hdr(struct xdp_md *ctx, const struct pkt *p)
 {
@@ -292,6 +286,12 @@ static __always_inline struct tcphdr *tcp_hdr(struct xdp_md *ctx, const struct p
 	return th;
 }
 
+/*
+ * A TCP segment's place in the client's sequence space: its seq plus its
+ * payload (a FIN's own number, data's end), a bare segment's seq - 1 (so
+ * the bare ACK after a FIN is at the FIN). *len: its payload. False when
+ * the header cannot be read (parse_l4() read it: not expected).
+ */
 static __always_inline bool tcp_pos(struct xdp_md *ctx, const struct pkt *p, __u32 *pos, __u32 *len)
 {
 	struct tcphdr *th = tcp_hdr(ctx, p);
