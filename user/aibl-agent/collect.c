@@ -648,13 +648,24 @@ static void nvml_failed(struct agent *a, const char *msg, uint64_t now)
 	snprintf(a->nvml_error, sizeof(a->nvml_error), "%s", msg);
 }
 
-/* The GPU thread enters a call without a->nvml (the open, the close):
- * the watchdog names it from call */
+/* The GPU thread enters an NVML call, for the watchdog: call names one
+ * made without a->nvml (the open, the close), NULL one through it */
 static void nvml_busy(struct agent *a, const char *call)
 {
 	pthread_mutex_lock(&a->lock);
 	a->nvml_busy_ms = clock_mono_ms();
 	a->nvml_busy_call = call;
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* nv, no longer a->nvml, closed under the watchdog: nvmlShutdown talks
+ * to the driver too */
+static void nvml_close(struct agent *a, struct agent_nvml *nv)
+{
+	nvml_busy(a, "nvmlShutdown");
+	agent_nvml__close(nv);
+	pthread_mutex_lock(&a->lock);
+	a->nvml_busy_ms = 0;
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -700,9 +711,7 @@ static void gpu_round(struct agent *a)
 	s = malloc(sizeof(*s));
 	if (!s)
 		return;
-	pthread_mutex_lock(&a->lock);
-	a->nvml_busy_ms = clock_mono_ms();
-	pthread_mutex_unlock(&a->lock);
+	nvml_busy(a, NULL);
 	err = agent_nvml__sample(nv, s, msg, sizeof(msg));
 	pthread_mutex_lock(&a->lock);
 	a->nvml_busy_ms = 0;
@@ -731,14 +740,8 @@ static void gpu_round(struct agent *a)
 	}
 	pthread_mutex_unlock(&a->lock);
 	free(s);
-	if (!err)
-		return;
-	/* nvmlShutdown talks to the driver too */
-	nvml_busy(a, "nvmlShutdown");
-	agent_nvml__close(nv);
-	pthread_mutex_lock(&a->lock);
-	a->nvml_busy_ms = 0;
-	pthread_mutex_unlock(&a->lock);
+	if (err)
+		nvml_close(a, nv);
 }
 
 /* ---- traffic hints from the decap program's client map ---- */
@@ -944,15 +947,11 @@ static void *gpu_thread(void *arg)
 	agent_loop(a, gpu_round);
 	/* closed here, not by agent__fini: agent__stop waits for this thread
 	 * a bounded time, so a hanging nvmlShutdown cannot hang the exit */
-	nvml_busy(a, "nvmlShutdown");
 	pthread_mutex_lock(&a->lock);
 	nv = a->nvml;
 	a->nvml = NULL;
 	pthread_mutex_unlock(&a->lock);
-	agent_nvml__close(nv);
-	pthread_mutex_lock(&a->lock);
-	a->nvml_busy_ms = 0;
-	pthread_mutex_unlock(&a->lock);
+	nvml_close(a, nv);
 	return NULL;
 }
 
