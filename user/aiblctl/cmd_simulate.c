@@ -254,28 +254,35 @@ static int syn_way(int fd, __u32 idx, __u32 tag, struct aibl_syn_bucket *b)
 }
 
 /* one open flow's count moved back from backend `from` to `to` in
- * aibl_load (-1: none counted there) */
-static void load_move(const struct aibl_map *lm, __s64 from, __s64 to)
+ * aibl_load (-1: none counted there, or none to count back); true when
+ * each count was there to move and was written */
+static bool load_move(const struct aibl_map *lm, __s64 from, __s64 to)
 {
 	struct aibl_load ld;
+	bool ok = true;
 	__u32 b;
 
 	if (from == to)
-		return;
-	if (from >= 0 && (__u64)from < lm->max_entries) {
+		return true;
+	if (from >= 0) {
 		b = from;
-		if (!bpf_map_lookup_elem(lm->fd, &b, &ld) && ld.active > 0) {
+		ok = (__u64)from < lm->max_entries && !bpf_map_lookup_elem(lm->fd, &b, &ld) &&
+		     ld.active > 0;
+		if (ok) {
 			ld.active--;
-			bpf_map_update_elem(lm->fd, &b, &ld, BPF_EXIST);
+			ok = !bpf_map_update_elem(lm->fd, &b, &ld, BPF_EXIST);
 		}
 	}
-	if (to >= 0 && (__u64)to < lm->max_entries) {
+	if (to >= 0) {
 		b = to;
-		if (!bpf_map_lookup_elem(lm->fd, &b, &ld)) {
+		if ((__u64)to < lm->max_entries && !bpf_map_lookup_elem(lm->fd, &b, &ld)) {
 			ld.active++;
-			bpf_map_update_elem(lm->fd, &b, &ld, BPF_EXIST);
+			ok = !bpf_map_update_elem(lm->fd, &b, &ld, BPF_EXIST) && ok;
+		} else {
+			ok = false;
 		}
 	}
+	return ok;
 }
 
 /* the packets of one run and what came out of the last one */
@@ -474,17 +481,10 @@ undo:
 		}
 	}
 	if (created && !keep_opt) {
-		__u32 b = conn.backend;
-		struct aibl_load ld;
-
 		conn_removed = bpf_map_delete_elem(cm.fd, &k) == 0;
 		/* the program counts open TCP flows only; a closing one is already out */
-		if (conn_removed && tcp && !(conn.flags & AIBL_CONN_F_CLOSING) &&
-		    b < lm.max_entries && bpf_map_lookup_elem(lm.fd, &b, &ld) == 0 &&
-		    ld.active > 0) {
-			ld.active--;
-			load_restored = bpf_map_update_elem(lm.fd, &b, &ld, BPF_EXIST) == 0;
-		}
+		if (conn_removed && tcp && !(conn.flags & AIBL_CONN_F_CLOSING))
+			load_restored = load_move(&lm, conn.backend, -1);
 	}
 	if (ret)
 		goto out;
