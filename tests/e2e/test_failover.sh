@@ -67,6 +67,9 @@ if [ "$1" -gt 0 ] && [ "$2" -le $BOUND_MS ]; then
 	echo "# $1 new connections failed, the last started $2 ms after the failure (bound $BOUND_MS ms)"
 else
 	t_fail new_conns_stop_within_bound "$1 failed, the last started $2 ms after the failure (bound $BOUND_MS ms)"
+	awk -F'\t' -v s="$start_new" -v k="$kill_ms" -v b=$BOUND_MS '!/^#/ && $7 == 0 && s + $1 - k > b {
+		printf "#   late failure: started %d ms after, node %s, status %s, e2e %.0f ms\n", s + $1 - k, $2, $6, $9 }' \
+		"$E2E_TMP/new.tsv" | head -20
 fi
 resteer=$(lab_run lb "$AIBL_BUILD/aiblctl" --bpffs "$LAB_BPFFS" -j stats |
 	python3 -c '
