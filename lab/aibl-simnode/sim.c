@@ -628,6 +628,32 @@ int sim__lora_route(struct sim *s, const char *name, struct sim_req *rq)
 	return err;
 }
 
+/*
+ * Does the request's KV fit beside the running ones? vLLM's scheduler
+ * takes a waiting request only when its blocks can be had: free ones, or
+ * idle cached ones (evictable, so counted free; reused, they leave the
+ * free pool all the same); only a prefix a running request holds already
+ * costs nothing more. First come first served: the head of the queue
+ * waits, and everyone behind it, until running requests finish. A request
+ * alone on the node always runs (vLLM refuses a prompt longer than the
+ * model's context up front instead). Running requests still grow by their
+ * decoded tokens past the capacity: the preemption vLLM would do then is
+ * not modelled.
+ */
+static bool kv_fits(struct sim *s, const struct sim_req *rq)
+{
+	uint64_t held = s->running_tokens - s->shared_tokens, need = rq->prompt_tokens;
+	uint32_t hit;
+	int entry;
+
+	if (!s->running)
+		return true;
+	hit = cache_lookup_locked(s, rq->session, rq->prompt, rq->prompt_len, &entry);
+	if (hit && entry >= 0 && s->sessions[entry].users)
+		need -= hit < rq->prompt_tokens ? hit : rq->prompt_tokens - 1;
+	return held + need <= s->cfg.cache_tokens;
+}
+
 int sim__admit(struct sim *s, struct sim_req *rq)
 {
 	struct sim_model *m = &s->models[rq->model];
@@ -654,9 +680,10 @@ int sim__admit(struct sim *s, struct sim_req *rq)
 		pthread_mutex_unlock(&s->lock);
 		return err;
 	}
-	/* slots are handed out in arrival order */
+	/* slots are handed out in arrival order, each once its KV fits */
 	ticket = s->next_ticket++;
-	while (!sim_stopping && (s->running >= s->cfg.slots || ticket != s->head_ticket))
+	while (!sim_stopping &&
+	       (s->running >= s->cfg.slots || ticket != s->head_ticket || !kv_fits(s, rq)))
 		pthread_cond_wait(&s->cond, &s->lock);
 	s->head_ticket++;
 	s->waiting--;

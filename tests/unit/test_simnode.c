@@ -352,6 +352,74 @@ out:
 	sim__fini(&s);
 }
 
+/* admit_bg's request admitted within ms milliseconds? */
+static bool admitted_within(struct admit_arg *a, int ms)
+{
+	for (int i = 0; i < ms / 10; i++) {
+		if (__atomic_load_n(&a->err, __ATOMIC_ACQUIRE) != -1)
+			return true;
+		usleep(10 * 1000);
+	}
+	return __atomic_load_n(&a->err, __ATOMIC_ACQUIRE) != -1;
+}
+
+static int admit_start(struct sim *s, struct admit_arg *a, pthread_t *th, const char *session,
+		       const char *prompt)
+{
+	memset(a, 0, sizeof(*a));
+	a->s = s;
+	a->err = -1;
+	a->rq.model = 0;
+	snprintf(a->rq.session, sizeof(a->rq.session), "%s", session);
+	a->rq.prompt = prompt;
+	a->rq.prompt_len = strlen(prompt);
+	sim__req_init(s, &a->rq);
+	return pthread_create(th, NULL, admit_bg, a);
+}
+
+/* a waiting request is let through once its KV fits beside the running
+ * requests, as vLLM's scheduler does, a slot free or not; one bigger than
+ * the whole cache runs when it is alone */
+static void kv_admission(void)
+{
+	struct sim_cfg c = cfg_default();
+	char p600a[2401], p600b[2401], p1200[4801];
+	struct sim_req a = {}, big = {};
+	struct admit_arg b;
+	pthread_t th;
+	struct sim s;
+	char err[256];
+
+	c.slots = 2; /* a slot free: only the KV holds a request back */
+	memset(p600a, 'a', 2400);
+	memset(p600b, 'b', 2400);
+	memset(p1200, 'c', 4800);
+	p600a[2400] = p600b[2400] = p1200[4800] = '\0';
+	if (!ASSERT_OK(sim__init(&s, &c, "m:100", NULL, err, sizeof(err)), err))
+		return;
+	/* 600 tokens of 1,000 run: another 600 wait */
+	if (!ASSERT_OK(req_start(&s, &a, "m", "sa", p600a), "a runs"))
+		goto out;
+	if (!ASSERT_OK(admit_start(&s, &b, &th, "sb", p600b), "b arrives")) {
+		req_end(&s, &a, "R");
+		goto out;
+	}
+	ASSERT_FALSE(admitted_within(&b, 100), "b waits for KV with a slot free");
+	pthread_mutex_lock(&s.lock);
+	ASSERT_EQ(s.waiting, 1, "b counts as waiting");
+	pthread_mutex_unlock(&s.lock);
+	req_end(&s, &a, "REPLY");
+	pthread_join(th, NULL);
+	ASSERT_OK(b.err, "b runs once a finished");
+	req_end(&s, &b.rq, "REPLY");
+	/* 1,200 tokens on a node of 1,000: alone, it runs */
+	if (ASSERT_OK(req_start(&s, &big, "m", "sbig", p1200), "bigger than the cache, alone"))
+		req_end(&s, &big, "R");
+	ASSERT_EQ(s.running_tokens, 0, "nothing left running");
+out:
+	sim__fini(&s);
+}
+
 struct lora_load_arg {
 	struct sim *s;
 	int err;
@@ -631,7 +699,7 @@ static const struct test_case cases[] = {
     {"model_residency", model_residency},   {"lora_adapters", lora_adapters},
     {"determinism", determinism},	    {"metrics_page", metrics_page},
     {"stop_ends_waits", stop_ends_waits},   {"shared_prefill", shared_prefill},
-    {"llamacpp_pages", llamacpp_pages},
+    {"llamacpp_pages", llamacpp_pages},	    {"kv_admission", kv_admission},
 };
 
 TEST_MAIN("simnode", cases)
