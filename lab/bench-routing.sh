@@ -49,8 +49,10 @@
 #
 # Scenarios (--scenarios LIST, default: all of them):
 #   default      the mix above
-#   kv-pressure  prefix caches of 12000 tokens per node (simnode
-#                --cache-tokens), below the sessions' working set
+#   kv-pressure  KV caches of 12000 tokens per node (simnode
+#                --cache-tokens), below the sessions' working set: prefixes
+#                are evicted, and a node whose running prompts fill it holds
+#                the next one back
 #   dynamic      a third into each run an operator moves models: n1 unloads
 #                m-b, n2 unloads m-c and loads m-b; classic lists go stale.
 #                The unloads go through the nodes' agents, which drain
