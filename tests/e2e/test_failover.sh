@@ -70,6 +70,8 @@ else
 	awk -F'\t' -v s="$start_new" -v k="$kill_ms" -v b=$BOUND_MS '!/^#/ && $7 == 0 && s + $1 - k > b {
 		printf "#   late failure: started %d ms after, node %s, status %s, e2e %.0f ms\n", s + $1 - k, $2, $6, $9 }' \
 		"$E2E_TMP/new.tsv" | head -20
+	echo "#   failure at $(date -d "@$((kill_ms / 1000))" +%T).$(printf %03d $((kill_ms % 1000)))"
+	grep -w n2 "$LAB_DIR/aibld.log" | tail -n 12 | sed 's/^/    aibld: /'
 fi
 resteer=$(lab_run lb "$AIBL_BUILD/aiblctl" --bpffs "$LAB_BPFFS" -j stats |
 	python3 -c '
