@@ -29,7 +29,8 @@
  *                            migmode, mighandle
  *   FAKE_NVML_HANG=CALL:DEV  that call blocks while this control says so;
  *                            init and shutdown (nvmlInit_v2, nvmlShutdown)
- *                            take DEV "-"
+ *                            take DEV "-"; unloading the library (exit())
+ *                            waits for the calls stuck so (fake_fini)
  *
  * Built twice: libfake_nvml.so, and with FAKE_NVML_OLD libfake_nvml_old.so,
  * a driver before nvmlDeviceGetTemperatureV, nvmlDeviceGetMemoryInfo_v2,
@@ -156,10 +157,30 @@ static const char *entry(const char *var, const char *call, const char *dev)
 	return NULL;
 }
 
+/* calls now stuck in hang() */
+static int hanging;
+
 /* a driver stuck in call: blocks while FAKE_NVML_HANG names it */
 static void hang(const char *call, const char *dev)
 {
+	__atomic_fetch_add(&hanging, 1, __ATOMIC_SEQ_CST);
 	while (entry("FAKE_NVML_HANG", call, dev)) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+
+		nanosleep(&ts, NULL);
+	}
+	__atomic_fetch_sub(&hanging, 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * The library unloaded (exit(), dlclose()) while a call is stuck inside:
+ * like a driver whose teardown takes the lock that call holds, it waits
+ * for the call, so a process that exits normally with a thread stuck in
+ * the driver never ends.
+ */
+__attribute__((destructor)) static void fake_fini(void)
+{
+	while (__atomic_load_n(&hanging, __ATOMIC_SEQ_CST)) {
 		struct timespec ts = {0, 10 * 1000 * 1000};
 
 		nanosleep(&ts, NULL);

@@ -350,6 +350,40 @@ out:
 	ASSERT_EQ(stop(sim), 0, "simnode exits cleanly on SIGTERM");
 }
 
+/*
+ * A driver that hangs in nvmlShutdown at exit, and whose teardown waits for
+ * that call (the fake's destructor, as a driver's takes the lock the call
+ * holds): the agent gives up on its GPU thread after 2 s and leaves with
+ * _exit(), so SIGTERM still ends it, with status 0; exit() would run the
+ * library's teardown and never end.
+ */
+static void exit_nvml_hung(void)
+{
+	static const char *const env[] = {"FAKE_NVML_COUNT=1", "FAKE_NVML_HANG=shutdown:-", NULL};
+	pid_t sim = start_sim(18185, NULL, NULL, NULL), agent = -1;
+	struct agent_report r;
+	double t0;
+
+	agent_report__init(&r);
+	if (sim < 0)
+		return;
+	agent = start_agent(18186, 18185, NULL, NULL, env);
+	if (agent < 0)
+		goto out;
+	if (!ASSERT_TRUE(wait_server_up(18186, &r), "server scraped"))
+		goto out;
+	ASSERT_TRUE(r.nvml && r.ngpus == 1, "its GPU reported (the driver answers until the exit)");
+	t0 = now_ms();
+	ASSERT_EQ(stop(agent), 0, "SIGTERM ends it, status 0");
+	ASSERT_LE(now_ms() - t0, 4000, "within the 2 s it gives the GPU thread, and a margin");
+	agent = -1;
+out:
+	agent_report__free(&r);
+	if (agent > 0)
+		stop(agent);
+	ASSERT_EQ(stop(sim), 0, "simnode exits cleanly on SIGTERM");
+}
+
 /* the simnode's own count of finished requests (every model's), -1 unreadable */
 static double sim_finished(int port)
 {
@@ -1684,6 +1718,7 @@ static const struct test_case cases[] = {
     {"simnode_model_api", simnode_model_api},
     {"simnode_lora", simnode_lora},
     {"notify_error_named", notify_error_named},
+    {"exit_nvml_hung", exit_nvml_hung},
 };
 
 int main(int argc, char **argv)
