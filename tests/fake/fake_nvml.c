@@ -30,7 +30,8 @@
  *   FAKE_NVML_HANG=CALL:DEV  that call blocks while this control says so;
  *                            init and shutdown (nvmlInit_v2, nvmlShutdown)
  *                            take DEV "-"; unloading the library (exit())
- *                            waits for the calls stuck so (fake_fini)
+ *                            waits for the calls stuck so, 30 s at most
+ *                            (fake_fini)
  *
  * Built twice: libfake_nvml.so, and with FAKE_NVML_OLD libfake_nvml_old.so,
  * a driver before nvmlDeviceGetTemperatureV, nvmlDeviceGetMemoryInfo_v2,
@@ -176,11 +177,12 @@ static void hang(const char *call, const char *dev)
  * The library unloaded (exit(), dlclose()) while a call is stuck inside:
  * like a driver whose teardown takes the lock that call holds, it waits
  * for the call, so a process that exits normally with a thread stuck in
- * the driver never ends.
+ * the driver does not end. Here for 30 s at most: a test that failed with
+ * a thread left stuck still ends, and reports.
  */
 __attribute__((destructor)) static void fake_fini(void)
 {
-	while (__atomic_load_n(&hanging, __ATOMIC_SEQ_CST)) {
+	for (int i = 0; i < 3000 && __atomic_load_n(&hanging, __ATOMIC_SEQ_CST); i++) {
 		struct timespec ts = {0, 10 * 1000 * 1000};
 
 		nanosleep(&ts, NULL);

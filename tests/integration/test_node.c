@@ -355,7 +355,8 @@ out:
  * that call (the fake's destructor, as a driver's takes the lock the call
  * holds): the agent gives up on its GPU thread after 2 s and leaves with
  * _exit(), so SIGTERM still ends it, with status 0; exit() would run the
- * library's teardown and never end.
+ * library's teardown and wait there (30 s in the fake, for ever in such a
+ * driver).
  */
 static void exit_nvml_hung(void)
 {
