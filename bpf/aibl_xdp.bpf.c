@@ -270,6 +270,27 @@ static __always_inline enum flow_step flow_closed(struct xdp_md *ctx, const stru
 }
 
 /*
+ * An open flow's tuple reused by a new handshake: its previous connection
+ * ended without this balancer seeing the end (a server's RST goes straight
+ * to the client, as does the RST of a node a flow was re-steered to), the
+ * client's port came round again, and this segment acknowledges the new
+ * SYN (its ISN + 1), whose record may name another backend than the old
+ * entry. Asked only of an entry last refreshed over CONN_REFRESH_NS ago (a
+ * busy flow: once a second; no handshake lookup per packet).
+ */
+static __always_inline bool flow_reused(struct xdp_md *ctx, const struct pkt *p, __u32 fh,
+					struct flow_ctx *f)
+{
+	__u32 id;
+	bool pinned;
+
+	if (p->tcp_flags & AIBL_TCP_SYN)
+		return false;
+	return syn_match(fh, syn_now(), &f->sb, &f->tag, &f->way, &id, &pinned) &&
+	       tcp_seq(ctx, p) == syn_isn(f->sb, f->way) + 1;
+}
+
+/*
  * A packet of a flow in the connection table: its backend while that is up
  * (draining and overloaded backends keep their flows), else a new choice
  * that re-steers it.
@@ -293,13 +314,23 @@ static __always_inline enum flow_step flow_established(struct xdp_md *ctx, const
 	if (!up)
 		return FLOW_CHOOSE;
 	count(AIBL_CNT_CONN_HIT);
+	now = bpf_ktime_get_coarse_ns();
+	if (f->tcp && !f->closing && now - conn->last_seen_ns > CONN_REFRESH_NS &&
+	    flow_reused(ctx, p, fh, f)) {
+		/* its old flow ended unseen: counted out, and its cached
+		 * decision voided on every CPU; the new one as a closed
+		 * tuple's reuse */
+		load_add(id, -1);
+		fcache_forget(&p->fk);
+		conn->flags = (conn->flags & AIBL_CONN_F_PINNED) | AIBL_CONN_F_CLOSING;
+		return flow_closed(ctx, p, fh, f, o, up);
+	}
 	if (f->closing) {
 		/* RSS keeps a flow on one CPU: no race to count it twice */
 		conn->flags = (conn->flags & AIBL_CONN_F_PINNED) | conn_closing_flags(ctx, p);
 		load_add(id, -1);
 		fcache_forget(&p->fk);
 	}
-	now = bpf_ktime_get_coarse_ns();
 	if (now - conn->last_seen_ns > CONN_REFRESH_NS)
 		conn->last_seen_ns = now;
 	flow_done(o, id, false, false, !f->closing);

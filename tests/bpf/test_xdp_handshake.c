@@ -115,8 +115,70 @@ out:
 	xe_down();
 }
 
+/* every connection entry seen last ns longer ago, and the flow cache's
+ * decisions gone (its entries live 500 ms: an entry idle for a second has
+ * none) */
+static void age_conns(__u64 ns)
+{
+	int fd = xe_fd(AIBL_MAP_CONNS);
+	struct aibl_flow_key k, next;
+	struct aibl_conn c;
+	void *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		k = next;
+		prev = &k;
+		if (!bpf_map_lookup_elem(fd, &k, &c)) {
+			c.last_seen_ns -= ns;
+			bpf_map_update_elem(fd, &k, &c, BPF_EXIST);
+		}
+	}
+	ASSERT_OK(xe_epoch_bump(), "flow cache voided");
+}
+
+/*
+ * A tuple whose connection ended without this balancer seeing it (a
+ * server's RST goes straight to the client; a re-steered flow's new
+ * backend answers RST) is reused by a new handshake: its ACK, at the new
+ * SYN's ISN + 1, takes the SYN's backend, not the stale entry's (which
+ * answered it with a RST: test_failover's late failure). Only an entry
+ * idle for a while is taken so; a packet of a live connection keeps it.
+ */
+static void test_reused_live(void)
+{
+	static __u32 only1[1] = {1}, only2[1] = {2};
+	struct aibl_traffic t0, t1;
+	struct xe_result r;
+
+	if (!std_env() || !ASSERT_OK(xe_ring(0, 0, only1, 1), "ring 1"))
+		goto out;
+	ASSERT_EQ(syn_from(5, 9, VIP4, 80, &r), 1, "open on 1");
+	ASSERT_EQ(active_of(1), 1, "active on 1");
+	/* its end unseen; the table moves on, the tuple comes back with a SYN */
+	ASSERT_OK(xe_ring(0, 0, only2, 1), "ring 2");
+	/* fresh entry: a SYN and its ACK do not move it (a live connection) */
+	ASSERT_EQ(tcp_from(5, 9, VIP4, 80, PKT_TCP_SYN, &r), 2, "SYN by the new choice");
+	ASSERT_EQ(tcp_from(5, 9, VIP4, 80, PKT_TCP_ACK, &r), 1, "a live entry keeps its flow");
+	age_conns(2000000000ull);
+	xe_traffic(AIBL_MAP_SVC_STATS, 0, &t0);
+	ASSERT_EQ(tcp_from(5, 9, VIP4, 80, PKT_TCP_SYN, &r), 2, "SYN on the idle tuple: 2");
+	ASSERT_EQ(tcp_from(5, 9, VIP4, 80, PKT_TCP_ACK, &r), 2, "its ACK follows the SYN");
+	ASSERT_EQ(tcp_from(5, 9, VIP4, 80, PKT_TCP_ACK, &r), 2, "and stays");
+	ASSERT_EQ(active_of(1), 0, "the old flow ended on 1");
+	ASSERT_EQ(active_of(2), 1, "the new one on 2");
+	xe_traffic(AIBL_MAP_SVC_STATS, 0, &t1);
+	ASSERT_EQ(t1.new_flows - t0.new_flows, 1, "one new flow");
+	/* an idle entry whose next segment is not its SYN's ISN + 1 stays */
+	ASSERT_OK(xe_ring(0, 0, only1, 1), "ring 1");
+	age_conns(2000000000ull);
+	ASSERT_EQ(tcp_from(5, 9, VIP4, 80, PKT_TCP_ACK, &r), 2, "no new SYN: stays on 2");
+out:
+	xe_down();
+}
+
 static const struct test_case cases[] = {
     {"handshake", test_handshake},
+    {"reused_live", test_reused_live},
 };
 
 XF_MAIN(cases)
