@@ -470,9 +470,9 @@ undo:
 			    bpf_map_update_elem(am.fd, &aff_idx, &aff_before, BPF_EXIST) == 0;
 	}
 	if (existed && have_now && !keep_opt && memcmp(&conn, &conn_before, sizeof(conn))) {
-		/* a closing entry the ACK took for a reused tuple (the data
-		 * plane reopens it, maybe on another backend): put back, and
-		 * its open count with it */
+		/* a closing or idle entry the ACK took for a reused tuple
+		 * (the data plane reopens it, maybe on another backend): put
+		 * back, and its open count with it */
 		conn_restored = bpf_map_update_elem(cm.fd, &k, &conn_before, BPF_EXIST) == 0;
 		if (conn_restored && tcp) {
 			load_move(&lm, conn.flags & AIBL_CONN_F_CLOSING ? -1 : (__s64)conn.backend,
