@@ -491,6 +491,10 @@ static __always_inline void fcache_put(struct aibl_fcache_entry *e, const struct
 
 /* ---------------- connection table ---------------- */
 
+/* refresh a connection's last_seen at most this often; an entry last
+ * refreshed longer ago is asked whether its tuple was reused (flow_reused) */
+#define CONN_REFRESH_NS 1000000000ULL
+
 /*
  * A new flow on backend id into the connection table: 0, or -1 (counted)
  * when the insert failed. An open TCP flow counts as active on id.
@@ -535,6 +539,13 @@ static __always_inline void conn_resteer(struct aibl_conn *conn, const struct ai
 	/* a closing flow keeps what tells a forged FIN or RST */
 	conn->flags = (conn->flags & ~AIBL_CONN_F_PINNED) | (pinned ? AIBL_CONN_F_PINNED : 0);
 	conn->last_seen_ns = bpf_ktime_get_coarse_ns();
+	/* an open TCP flow moved mid-connection: its new backend has no
+	 * socket for it and resets it, and the client's port may come back
+	 * with a new handshake at once. Seen as idle from here, so that
+	 * handshake's ACK is asked about (flow_reused); a packet of the flow
+	 * itself refreshes it */
+	if (tcp && !(conn->flags & AIBL_CONN_F_CLOSING))
+		conn->last_seen_ns -= CONN_REFRESH_NS + 1;
 }
 
 #endif /* AIBL_FLOWSTATE_H */

@@ -52,9 +52,6 @@
  */
 const volatile bool aibl_frags = false;
 
-/* refresh a connection's last_seen at most this often */
-#define CONN_REFRESH_NS 1000000000ULL
-
 /* ---------------- packets we could not parse ---------------- */
 
 static __always_inline int drop_reason(enum parse_rc rc)

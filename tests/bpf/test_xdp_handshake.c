@@ -146,7 +146,7 @@ static void age_conns(__u64 ns)
  */
 static void test_reused_live(void)
 {
-	static __u32 only1[1] = {1}, only2[1] = {2};
+	static __u32 only1[1] = {1}, only2[1] = {2}, only3[1] = {3};
 	struct aibl_traffic t0, t1;
 	struct xe_result r;
 
@@ -172,6 +172,17 @@ static void test_reused_live(void)
 	ASSERT_OK(xe_ring(0, 0, only1, 1), "ring 1");
 	age_conns(2000000000ull);
 	ASSERT_EQ(tcp_from(5, 9, VIP4, 80, PKT_TCP_ACK, &r), 2, "no new SYN: stays on 2");
+
+	/* a flow re-steered mid-connection (its new backend resets it): its
+	 * tuple's next handshake is taken at once, idle or not */
+	ASSERT_EQ(syn_from(6, 9, VIP4, 80, &r), 1, "open on 1");
+	ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_DOWN), "1 down");
+	ASSERT_OK(xe_ring(0, 0, only2, 1), "ring 2");
+	ASSERT_EQ(tcp_from(6, 9, VIP4, 80, PKT_TCP_ACK, &r), 2, "re-steered to 2");
+	ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID), "1 up");
+	ASSERT_OK(xe_ring(0, 0, only3, 1), "ring 3");
+	ASSERT_EQ(tcp_from(6, 9, VIP4, 80, PKT_TCP_SYN, &r), 3, "its port again: SYN on 3");
+	ASSERT_EQ(tcp_from(6, 9, VIP4, 80, PKT_TCP_ACK, &r), 3, "its ACK follows the SYN");
 out:
 	xe_down();
 }
