@@ -86,12 +86,12 @@ const char *prom_type__str(enum prom_type t);
 const struct prom_family *promtext__family(const struct prom_page *page, const char *name);
 
 /* value of label `name` of sample s, NULL when absent */
+const char *prom_sample__label(const struct prom_page *page, const struct prom_sample *s,
+			       const char *name);
 /* a hash of s's labels but those ignore() names, whatever their order:
  * equal for label sets prom_sample__same_labels() finds the same */
 uint64_t prom_sample__labels_hash(const struct prom_page *pg, const struct prom_sample *s,
 				  bool (*ignore)(const char *name));
-const char *prom_sample__label(const struct prom_page *page, const struct prom_sample *s,
-			       const char *name);
 /* a and b carry the same label set, order aside, not counting the labels
  * ignore() names (NULL: every label counts) */
 bool prom_sample__same_labels(const struct prom_page *page, const struct prom_sample *a,

@@ -529,14 +529,6 @@ static double svc_contention(const struct aibld *d, const struct cfg_service *s)
 	return n ? sum / n : 0;
 }
 
-/*
- * Desired pins from every usable node's latest hints: a hint names a VIP
- * (and port/proto) or only a model; it pins the client to the node in
- * every matching service the node belongs to. Per node the best
- * pins_per_node hints by score are kept, per service the best
- * pins_per_service, overall the map's capacity; the same client hinted by
- * two nodes goes to the higher score. Result sorted by key.
- */
 /* this balancer takes the model off the node (take-back): from its ask on,
  * before the agent's report shows the drain, no session is pinned there */
 static bool unloading_here(const struct node_rt *nd, const char *model)
@@ -545,6 +537,14 @@ static bool unloading_here(const struct node_rt *nd, const char *model)
 	       !strcmp(nd->load.model, model);
 }
 
+/*
+ * Desired pins from every usable node's latest hints: a hint names a VIP
+ * (and port/proto) or only a model; it pins the client to the node in
+ * every matching service the node belongs to. Per node the best
+ * pins_per_node hints by score are kept, per service the best
+ * pins_per_service, overall the map's capacity; the same client hinted by
+ * two nodes goes to the higher score. Result sorted by key.
+ */
 int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 {
 	const struct config *c = &d->cfg;
