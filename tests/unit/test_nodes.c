@@ -170,6 +170,7 @@ static void pins_only_where_useful(void)
 	a->rep.in_flight = 2 * d.cfg.ai.saturation_queue;
 	ASSERT_EQ(pins_to(a->id), 1, "saturated: the pin stays");
 	{
+		double floor, best;
 		struct pin_ent *p;
 		int n;
 
@@ -185,6 +186,25 @@ static void pins_only_where_useful(void)
 		ASSERT_TRUE(n == 1 && (p[0].val.flags & AIBL_PIN_F_SLOWER), "flagged slower");
 		free(p);
 		d.svcs[0].beyond[0] = false;
+		/* inside the bound on what its requests take now (cached
+		 * turns), 2.5x the best node's unloaded latency: its session's
+		 * later turns decode slower there than a fast node serves them
+		 * without the cache */
+		floor = a->lat_floor_ms;
+		best = d.best_lat_floor_ms;
+		d.best_lat_floor_ms = 150;
+		a->lat_floor_ms = 390;
+		ASSERT_OK(nodes__build_pins(&d, &p, &n), "build");
+		ASSERT_TRUE(n == 1 && (p[0].val.flags & AIBL_PIN_F_SLOWER),
+			    "a slower floor: flagged slower");
+		free(p);
+		a->lat_floor_ms = 160;
+		ASSERT_OK(nodes__build_pins(&d, &p, &n), "build");
+		ASSERT_TRUE(n == 1 && !(p[0].val.flags & AIBL_PIN_F_SLOWER),
+			    "a floor as fast as the best's: not flagged");
+		free(p);
+		a->lat_floor_ms = floor;
+		d.best_lat_floor_ms = best;
 	}
 	a->rep.queue_depth = 0;
 

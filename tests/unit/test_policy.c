@@ -932,6 +932,21 @@ static void ai_others_carry(void)
 	ASSERT_TRUE(out[0].weight && !out[1].weight && !out[1].cold, "no share, no load");
 }
 
+/* a pin to a slower node yields to a faster node's free slot
+ * (AIBL_PIN_F_SLOWER): beyond the latency bound now, or slower unloaded */
+static void ai_pin_slower(void)
+{
+	ai_setup();
+	ASSERT_TRUE(policy__pin_slower(&cfg.ai, true, -1, -1), "beyond the bound");
+	ASSERT_FALSE(policy__pin_slower(&cfg.ai, false, -1, 150), "its floor unknown");
+	ASSERT_FALSE(policy__pin_slower(&cfg.ai, false, 390, -1), "the best floor unknown");
+	/* 1.25 x 150 + 50 ms = 237.5 ms */
+	ASSERT_TRUE(policy__pin_slower(&cfg.ai, false, 390, 150),
+		    "2.6x the best floor, its cached turns inside the bound");
+	ASSERT_FALSE(policy__pin_slower(&cfg.ai, false, 237, 150), "just inside the bound");
+	ASSERT_TRUE(policy__pin_slower(&cfg.ai, false, 238, 150), "just beyond it");
+}
+
 /* slower nodes stay out while the fast ones keep the tail short */
 static void ai_latency_spill(void)
 {
@@ -1356,6 +1371,7 @@ static const struct test_case cases[] = {
     {"ai_cold_start", ai_cold_start},
     {"ai_background_release", ai_background_release},
     {"ai_others_carry", ai_others_carry},
+    {"ai_pin_slower", ai_pin_slower},
     {"ai_latency_spill", ai_latency_spill},
     {"ai_stale", ai_stale},
     {"ai_prefill_shared", ai_prefill_shared},

@@ -636,7 +636,11 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 				 * release would lag a burst and drop the pin
 				 * for every session at once */
 				p->val.spill_ms = c->ai.pin_spill_ms;
-				p->val.flags = d->svcs[s].beyond[pos] ? AIBL_PIN_F_SLOWER : 0;
+				p->val.flags =
+				    policy__pin_slower(&c->ai, d->svcs[s].beyond[pos],
+						       nd->lat_floor_ms, d->best_lat_floor_ms)
+					? AIBL_PIN_F_SLOWER
+					: 0;
 				if (nd->pf.shared) {
 					p->val.spill_ms = policy__pin_spill(&c->ai, contention[s]);
 					p->val.flags = 0;

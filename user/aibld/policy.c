@@ -1013,6 +1013,20 @@ bool policy__reuse(bool was, double reuse, int n)
 	return was ? reuse >= AI_REUSE_OFF : reuse >= AI_REUSE_ON;
 }
 
+bool policy__pin_slower(const struct cfg_ai *ai, bool beyond, double floor_ms, double best_floor_ms)
+{
+	/* beyond is judged on the latency its requests have now, and a slow
+	 * node's cached turns are inside the bound (1.25 x the best's, 1.25 x
+	 * again once it serves): held there, a session's every later turn
+	 * decoded 2.5x slower, 430 ms against 160 cached on a fast node and
+	 * 270 without its cache (kv-pressure at 3 sessions/s, seed 2: the
+	 * run's tok/s 0.89x least_time's). Floors weigh speeds alike */
+	if (beyond)
+		return true;
+	return floor_ms > 0 && best_floor_ms > 0 &&
+	       floor_ms > ai->latency_spread * best_floor_ms + ai->latency_slack_ms;
+}
+
 double policy__ewma(double old, double sample, double alpha)
 {
 	if (sample < 0)

@@ -239,6 +239,14 @@ double policy__prefill_scaled(double ref_ms, double ref_floor_ms, double floor_m
  * the agent's scrapes */
 #define AI_REUSE_TAU_MS 5000.0
 bool policy__reuse(bool was, double reuse, int n);
+/*
+ * ai: a session pin to this node yields to a faster node with a free slot
+ * (AIBL_PIN_F_SLOWER): the node is beyond its service's latency bound
+ * (policy_out.beyond), or its unloaded request latency is (floor_ms against
+ * the best node's, latency_spread x + latency_slack_ms)
+ */
+bool policy__pin_slower(const struct cfg_ai *ai, bool beyond, double floor_ms,
+			double best_floor_ms);
 
 /* ai: the spill of a pin at a node whose prefills share its compute, where
  * each prefill waits for `contention` others (pin_spill_ms scaled) */
