@@ -331,10 +331,27 @@ static __always_inline bool addr_eq(const union aibl_addr *a, const union aibl_a
 }
 
 /*
+ * A slower node's affinity (AIBL_COST_F_SLOWER) yields to the p2c choice to
+ * when that is cheaper, not overloaded, and has a free slot and no prompt
+ * waiting for its compute now: the prefix cached there saves one prefill on
+ * a faster node, less than every later turn loses at the slower one (as a
+ * pin with AIBL_PIN_F_SLOWER in choose())
+ */
+static __always_inline bool slower_yields(__u32 id, __u32 to, __u64 now)
+{
+	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
+	struct aibl_backend *be = bpf_map_lookup_elem(&aibl_backends, &to);
+
+	return c && (c->flags & AIBL_COST_F_SLOWER) && be && !(be->flags & AIBL_BE_F_OVERLOADED) &&
+	       !be_wait(to, now, true) && be_cost(to, true, now) < be_cost(id, true, now);
+}
+
+/*
  * Client affinity (struct aibl_affinity), after choose() made a p2c choice
  * that no session pin decided: the client's last p2c choice for the service,
  * while it lasts, is still in the service's table and can take new flows,
- * wins unless its expected wait is more than affinity_spill_ms longer. A
+ * wins unless its expected wait is more than affinity_spill_ms longer, or it
+ * is a slower node that yields (slower_yields()). A
  * session pin, followed or spilled, is the node's word and wins over it.
  * Where the choice stands, it becomes the client's affinity, in its own way
  * of the bucket or in the one that expires first; a followed one is not
@@ -382,7 +399,8 @@ __noinline int choose_affinity(const struct aibl_vip *vip, const struct pkt *p, 
 		m = bpf_map_lookup_elem(&aibl_members, &mk);
 		if (m && m->slots && be_usable(bpf_map_lookup_elem(&aibl_backends, &id)) &&
 		    be_wait(id, now, true) <=
-			be_wait(ch->backend, now, true) + g->affinity_spill_ms) {
+			be_wait(ch->backend, now, true) + g->affinity_spill_ms &&
+		    !slower_yields(id, ch->backend, now)) {
 			count(AIBL_CNT_AFFINITY_HIT);
 			ch->backend = id;
 			return 0;

@@ -266,8 +266,15 @@ struct aibl_cost {
 	/* per_flow > 0: ms of the node's compute a new session's prompt takes
 	 * where prefills take turns on it (0: they do not); see aibl_load */
 	__u16 prefill_ms;
-	__u16 pad;
+	__u16 flags; /* AIBL_COST_F_* */
 };
+
+/* ai: the node's unloaded request latency is beyond latency_spread x the
+ * best node's (+ latency_slack_ms), a slower node: a client's affinity to it
+ * yields to a p2c choice that is cheaper, has a free slot now and no prompt
+ * waiting for its compute, as a slower node's session pin does
+ * (AIBL_PIN_F_SLOWER) */
+#define AIBL_COST_F_SLOWER 0x0001
 
 /*
  * A p2c flow counts from its SYN: the choice is made there, and a burst of

@@ -919,6 +919,41 @@ out:
  * is. An entry of another service, or of the same address in the other
  * family, is not the client's: the p2c choice stands.
  */
+/*
+ * A client's affinity to a slower node (AIBL_COST_F_SLOWER) yields to a p2c
+ * choice that is cheaper and has a free slot now, as a slower node's pin
+ * does (test_pin_slower); while that choice would queue the flow, or
+ * without the flag, the affinity holds.
+ */
+static void test_sel_affinity_slower(void)
+{
+	struct aibl_cost fast = {.cost = 260, .free = 2, .per_flow = 30};
+	struct aibl_cost slow = {
+	    .cost = 650, .free = 6, .per_flow = 80, .flags = AIBL_COST_F_SLOWER};
+	struct aibl_load l = {.active = 2};
+	__u32 one = 1, two = 2;
+	struct xe_result r;
+
+	if (!aff_env(fast, slow))
+		goto out;
+	/* two flows run at the fast node, a third still has a slot */
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_LOAD), &one, &l, 0), "load fast");
+	ASSERT_OK(aff_set(1, 2, mono_ns() + 60000000000ull), "affinity to the slower node");
+	ASSERT_EQ(syn_from(1, 1, VIP4, 80, &r), 1, "slower: the fast node's free slot");
+	ASSERT_EQ(xe_counter(AIBL_CNT_AFFINITY_SKIP), 1, "affinity_skip");
+	/* now three: the next flow would wait there, so the cache wins */
+	ASSERT_OK(aff_set(1, 2, mono_ns() + 60000000000ull), "affinity again");
+	ASSERT_EQ(syn_from(1, 2, VIP4, 80, &r), 2, "fast node full: followed");
+	ASSERT_EQ(xe_counter(AIBL_CNT_AFFINITY_HIT), 1, "affinity_hit");
+	/* room again; without the flag the affinity holds (queues, not speeds) */
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_LOAD), &one, &l, 0), "load fast");
+	slow.flags = 0;
+	ASSERT_OK(bpf_map_update_elem(xe_fd(AIBL_MAP_COST), &two, &slow, 0), "cost2, no flag");
+	ASSERT_EQ(syn_from(1, 3, VIP4, 80, &r), 2, "no flag: followed");
+out:
+	xe_down();
+}
+
 static void test_sel_affinity_ways(void)
 {
 	struct aibl_cost c1 = {.cost = 100, .free = 8, .per_flow = 100};
@@ -1104,6 +1139,7 @@ static const struct test_case cases[] = {
     {"sel_bounded_load", test_sel_bounded},
     {"pins", test_pins},
     {"sel_affinity", test_sel_affinity},
+    {"sel_affinity_slower", test_sel_affinity_slower},
     {"sel_affinity_ways", test_sel_affinity_ways},
     {"sel_ipv6_clients", test_sel_ipv6_clients},
 };

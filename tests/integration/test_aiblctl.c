@@ -623,9 +623,12 @@ static int fixture(void)
 					  .mac = {0x02, 0, 0, 0, 0xb0, (__u8)b}};
 		struct aibl_be_meta m = {
 		    .valid = 1, .accel = fx_be[b].accel, .cfg_weight = fx_be[b].weight};
-		/* gpu-c priced by ai: 10 ms, 3 slots free, 40 ms a flow beyond */
-		struct aibl_cost c = {
-		    .cost = 5 * b, .free = b == BE_C ? 3 : 0, .per_flow = b == BE_C ? 40 : 0};
+		/* gpu-c priced by ai: 10 ms, 3 slots free, 40 ms a flow beyond,
+		 * a slower node */
+		struct aibl_cost c = {.cost = 5 * b,
+				      .free = b == BE_C ? 3 : 0,
+				      .per_flow = b == BE_C ? 40 : 0,
+				      .flags = b == BE_C ? AIBL_COST_F_SLOWER : 0};
 		struct aibl_load l = {.active = 0};
 		__u32 id = b;
 
@@ -931,12 +934,14 @@ static void test_backend_list(void)
 		 JINT("backends[name=gpu-c].cost", 10, "c cost (ms)"),
 		 JINT("backends[name=gpu-c].free", 3, "c free slots"),
 		 JINT("backends[name=gpu-c].per_flow", 40, "c ms per flow beyond them"),
+		 JTRUE("backends[name=gpu-c].slower", "c a slower node"),
+		 JFALSE("backends[name=gpu-a].slower", "a not flagged"),
 		 JTRUE("backends[name=gpu-d].flags.down", "d down flag")),
 	    CASE("backend list", 0,
 		 ROW("header", "NAME", "ADDRESS", "STATE", "ACTIVE", "COST", "BYTES"),
 		 ROW("gpu-a row", "gpu-a", "10.1.0.1", "gpu", "up", "7.2 MiB", "02:00:00:00:b0:00"),
 		 ROW("gpu-b row", "gpu-b", "draining"),
-		 ROW("gpu-c row", "gpu-c", "overloaded", "10 ms, 3 free, +40/flow"),
+		 ROW("gpu-c row", "gpu-c", "overloaded", "10 ms, 3 free, +40/flow, slower"),
 		 ROW("cpu-e row", "cpu-e", "fd00:1::5", "none", "up")),
 	};
 

@@ -932,19 +932,28 @@ static void ai_others_carry(void)
 	ASSERT_TRUE(out[0].weight && !out[1].weight && !out[1].cold, "no share, no load");
 }
 
-/* a pin to a slower node yields to a faster node's free slot
- * (AIBL_PIN_F_SLOWER): beyond the latency bound now, or slower unloaded */
-static void ai_pin_slower(void)
+/* a slower node's pins and clients' affinity yield to a faster node's free
+ * slot (AIBL_PIN_F_SLOWER, AIBL_COST_F_SLOWER): by unloaded latency */
+static void ai_slower(void)
 {
+	struct aibl_cost c;
+
 	ai_setup();
-	ASSERT_TRUE(policy__pin_slower(&cfg.ai, true, -1, -1), "beyond the bound");
-	ASSERT_FALSE(policy__pin_slower(&cfg.ai, false, -1, 150), "its floor unknown");
-	ASSERT_FALSE(policy__pin_slower(&cfg.ai, false, 390, -1), "the best floor unknown");
+	ASSERT_FALSE(policy__slower(&cfg.ai, -1, 150), "its floor unknown");
+	ASSERT_FALSE(policy__slower(&cfg.ai, 390, -1), "the best floor unknown");
 	/* 1.25 x 150 + 50 ms = 237.5 ms */
-	ASSERT_TRUE(policy__pin_slower(&cfg.ai, false, 390, 150),
+	ASSERT_TRUE(policy__slower(&cfg.ai, 390, 150),
 		    "2.6x the best floor, its cached turns inside the bound");
-	ASSERT_FALSE(policy__pin_slower(&cfg.ai, false, 237, 150), "just inside the bound");
-	ASSERT_TRUE(policy__pin_slower(&cfg.ai, false, 238, 150), "just beyond it");
+	ASSERT_FALSE(policy__slower(&cfg.ai, 237, 150), "just inside the bound");
+	ASSERT_TRUE(policy__slower(&cfg.ai, 238, 150), "just beyond it");
+	/* the data plane learns it from the node's price */
+	pn[0].lat_ms = pn[0].lat_floor_ms = 390;
+	pn[0].best_lat_floor_ms = 150;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.flags, AIBL_COST_F_SLOWER, "priced as slower");
+	pn[0].lat_ms = pn[0].lat_floor_ms = 160;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.flags, 0, "as fast as the best: not flagged");
 }
 
 /* slower nodes stay out while the fast ones keep the tail short */
@@ -1371,7 +1380,7 @@ static const struct test_case cases[] = {
     {"ai_cold_start", ai_cold_start},
     {"ai_background_release", ai_background_release},
     {"ai_others_carry", ai_others_carry},
-    {"ai_pin_slower", ai_pin_slower},
+    {"ai_slower", ai_slower},
     {"ai_latency_spill", ai_latency_spill},
     {"ai_stale", ai_stale},
     {"ai_prefill_shared", ai_prefill_shared},

@@ -393,6 +393,7 @@ static int backend_list(int argc, char **argv)
 		const struct aibl_backend *be = &s.be[b];
 		const struct aibl_be_meta *m = &s.be_meta[b];
 		const struct aibl_traffic *tr = &s.be_traffic[b];
+		const char *slower = s.cost[b].flags & AIBL_COST_F_SLOWER ? ", slower" : "";
 		char name[48], addr[64], mac[24], b1[32];
 
 		if (!(be->flags & AIBL_BE_F_VALID) && !m->valid)
@@ -403,23 +404,23 @@ static int backend_list(int argc, char **argv)
 		if (arr) {
 			json_array_append_new(
 			    arr,
-			    json_pack("{s:i,s:s,s:s,s:i,s:s,s:i,s:s,s:{s:b,s:b,s:b,s:b},s:I,s:I,"
-				      "s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:s?}",
-				      "id", b, "name", name, "address", addr, "family", be->family,
-				      "accel", ctl_accel_str(m->accel), "cfg_weight", m->cfg_weight,
-				      "state", ctl_be_state(be->flags), "flags", "valid",
-				      !!(be->flags & AIBL_BE_F_VALID), "down",
-				      !!(be->flags & AIBL_BE_F_DOWN), "draining",
-				      !!(be->flags & AIBL_BE_F_DRAINING), "overloaded",
-				      !!(be->flags & AIBL_BE_F_OVERLOADED), "active",
-				      (json_int_t)s.load[b].active, "conns", (json_int_t)conns[b],
-				      "cost", s.cost[b].cost, "free", s.cost[b].free, "per_flow",
-				      s.cost[b].per_flow, "prefill_ms", s.cost[b].prefill_ms,
-				      "services", nsvc[b], "packets", (json_int_t)tr->packets,
-				      "bytes", (json_int_t)tr->bytes, "new_flows",
-				      (json_int_t)tr->new_flows, "pin_hits",
-				      (json_int_t)tr->pin_hits, "mac",
-				      strcmp(mac, "-") ? mac : NULL));
+			    json_pack(
+				"{s:i,s:s,s:s,s:i,s:s,s:i,s:s,s:{s:b,s:b,s:b,s:b},s:I,s:I,"
+				"s:i,s:i,s:i,s:i,s:b,s:i,s:I,s:I,s:I,s:I,s:s?}",
+				"id", b, "name", name, "address", addr, "family", be->family,
+				"accel", ctl_accel_str(m->accel), "cfg_weight", m->cfg_weight,
+				"state", ctl_be_state(be->flags), "flags", "valid",
+				!!(be->flags & AIBL_BE_F_VALID), "down",
+				!!(be->flags & AIBL_BE_F_DOWN), "draining",
+				!!(be->flags & AIBL_BE_F_DRAINING), "overloaded",
+				!!(be->flags & AIBL_BE_F_OVERLOADED), "active",
+				(json_int_t)s.load[b].active, "conns", (json_int_t)conns[b], "cost",
+				s.cost[b].cost, "free", s.cost[b].free, "per_flow",
+				s.cost[b].per_flow, "prefill_ms", s.cost[b].prefill_ms, "slower",
+				!!(s.cost[b].flags & AIBL_COST_F_SLOWER), "services", nsvc[b],
+				"packets", (json_int_t)tr->packets, "bytes", (json_int_t)tr->bytes,
+				"new_flows", (json_int_t)tr->new_flows, "pin_hits",
+				(json_int_t)tr->pin_hits, "mac", strcmp(mac, "-") ? mac : NULL));
 			continue;
 		}
 		ctl_table__cell(t, "%u", b);
@@ -431,11 +432,12 @@ static int backend_list(int argc, char **argv)
 		ctl_table__cell(t, "%lld", (long long)s.load[b].active);
 		ctl_table__cell(t, "%s", ctl_fmt_count(b1, sizeof(b1), conns[b]));
 		if (s.cost[b].per_flow && s.cost[b].prefill_ms)
-			ctl_table__cell(t, "%u ms, %u free, +%u/flow, +%u/prompt", s.cost[b].cost,
-					s.cost[b].free, s.cost[b].per_flow, s.cost[b].prefill_ms);
+			ctl_table__cell(t, "%u ms, %u free, +%u/flow, +%u/prompt%s", s.cost[b].cost,
+					s.cost[b].free, s.cost[b].per_flow, s.cost[b].prefill_ms,
+					slower);
 		else if (s.cost[b].per_flow)
-			ctl_table__cell(t, "%u ms, %u free, +%u/flow", s.cost[b].cost,
-					s.cost[b].free, s.cost[b].per_flow);
+			ctl_table__cell(t, "%u ms, %u free, +%u/flow%s", s.cost[b].cost,
+					s.cost[b].free, s.cost[b].per_flow, slower);
 		else
 			ctl_table__cell(t, "%u", s.cost[b].cost);
 		ctl_table__cell(t, "%u", nsvc[b]);

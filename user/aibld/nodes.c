@@ -636,11 +636,9 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 				 * release would lag a burst and drop the pin
 				 * for every session at once */
 				p->val.spill_ms = c->ai.pin_spill_ms;
-				p->val.flags =
-				    policy__pin_slower(&c->ai, d->svcs[s].beyond[pos],
-						       nd->lat_floor_ms, d->best_lat_floor_ms)
-					? AIBL_PIN_F_SLOWER
-					: 0;
+				if (d->svcs[s].beyond[pos] ||
+				    policy__slower(&c->ai, nd->lat_floor_ms, d->best_lat_floor_ms))
+					p->val.flags = AIBL_PIN_F_SLOWER;
 				if (nd->pf.shared) {
 					p->val.spill_ms = policy__pin_spill(&c->ai, contention[s]);
 					p->val.flags = 0;

@@ -629,6 +629,8 @@ static void ai_cost(const struct config *cfg, const struct policy_node *n, struc
 	c->per_flow = per >= 65535 ? 65535 : per < 1 ? 1 : (__u16)lround(per);
 	if (per > 0 && n->prefill_ms > 0)
 		c->prefill_ms = n->prefill_ms >= 65535 ? 65535 : (__u16)lround(n->prefill_ms);
+	if (policy__slower(&cfg->ai, n->lat_floor_ms, n->best_lat_floor_ms))
+		c->flags = AIBL_COST_F_SLOWER;
 }
 
 void policy__cost(const struct config *cfg, int policy, const struct policy_node *n,
@@ -1013,16 +1015,14 @@ bool policy__reuse(bool was, double reuse, int n)
 	return was ? reuse >= AI_REUSE_OFF : reuse >= AI_REUSE_ON;
 }
 
-bool policy__pin_slower(const struct cfg_ai *ai, bool beyond, double floor_ms, double best_floor_ms)
+bool policy__slower(const struct cfg_ai *ai, double floor_ms, double best_floor_ms)
 {
-	/* beyond is judged on the latency its requests have now, and a slow
-	 * node's cached turns are inside the bound (1.25 x the best's, 1.25 x
-	 * again once it serves): held there, a session's every later turn
-	 * decoded 2.5x slower, 430 ms against 160 cached on a fast node and
-	 * 270 without its cache (kv-pressure at 3 sessions/s, seed 2: the
-	 * run's tok/s 0.89x least_time's). Floors weigh speeds alike */
-	if (beyond)
-		return true;
+	/* a service's latency bound is judged on what the node's requests
+	 * take now, and a slow node's cached turns are inside it (1.25 x the
+	 * best's, 1.25 x again once it serves): held there, a session's every
+	 * later turn decoded 2.5x slower, 430 ms against 160 cached on a fast
+	 * node and 270 without its cache (kv-pressure at 3 sessions/s, seed
+	 * 2: the run's tok/s 0.89x least_time's). Floors weigh speeds alike */
 	return floor_ms > 0 && best_floor_ms > 0 &&
 	       floor_ms > ai->latency_spread * best_floor_ms + ai->latency_slack_ms;
 }

@@ -240,13 +240,13 @@ double policy__prefill_scaled(double ref_ms, double ref_floor_ms, double floor_m
 #define AI_REUSE_TAU_MS 5000.0
 bool policy__reuse(bool was, double reuse, int n);
 /*
- * ai: a session pin to this node yields to a faster node with a free slot
- * (AIBL_PIN_F_SLOWER): the node is beyond its service's latency bound
- * (policy_out.beyond), or its unloaded request latency is (floor_ms against
- * the best node's, latency_spread x + latency_slack_ms)
+ * ai: a slower node, whose unloaded request latency (floor_ms) is beyond
+ * latency_spread x the best node's + latency_slack_ms: its sessions' pins
+ * (AIBL_PIN_F_SLOWER, as where it is beyond a service's latency bound,
+ * policy_out.beyond) and clients' affinity (AIBL_COST_F_SLOWER) yield to a
+ * faster node's free slot
  */
-bool policy__pin_slower(const struct cfg_ai *ai, bool beyond, double floor_ms,
-			double best_floor_ms);
+bool policy__slower(const struct cfg_ai *ai, double floor_ms, double best_floor_ms);
 
 /* ai: the spill of a pin at a node whose prefills share its compute, where
  * each prefill waits for `contention` others (pin_spill_ms scaled) */
