@@ -331,11 +331,12 @@ static __always_inline bool addr_eq(const union aibl_addr *a, const union aibl_a
 }
 
 /*
- * A slower node's affinity (AIBL_COST_F_SLOWER) yields to the p2c choice to
- * when that is cheaper, not overloaded, and has a free slot and no prompt
- * waiting for its compute now: the prefix cached there saves one prefill on
- * a faster node, less than every later turn loses at the slower one (as a
- * pin with AIBL_PIN_F_SLOWER in choose())
+ * A client's affinity to backend id, a slower node (AIBL_COST_F_SLOWER),
+ * yields to the p2c choice (backend to) when that is cheaper, not
+ * overloaded, and has a free slot and no prompt waiting for its compute now:
+ * the prefix cached at id saves one prefill on a faster node, less than
+ * every later turn loses at the slower one (as a pin with AIBL_PIN_F_SLOWER
+ * in choose())
  */
 static __always_inline bool slower_yields(__u32 id, __u32 to, __u64 now)
 {
