@@ -189,6 +189,20 @@ static __always_inline __s64 be_cost(__u32 id, bool local, __u64 now)
 	return v * (1 << 20) + (a & 0xfffff);
 }
 
+/*
+ * A slower node's session (a pin with AIBL_PIN_F_SLOWER, an affinity to a
+ * node with AIBL_COST_F_SLOWER) leaves it for backend to when that is not
+ * overloaded, has a free slot now (with prefill, no prompt waiting for its
+ * compute either) and costs less than from: the prefix cached at from saves
+ * one prefill on a faster node, less than every later turn loses there
+ */
+static __always_inline bool faster_free(__u32 to, bool overloaded, __u32 from, __u64 now,
+					bool prefill)
+{
+	return !overloaded && !be_wait(to, now, prefill) &&
+	       be_cost(to, true, now) < be_cost(from, true, now);
+}
+
 struct choice {
 	__u32 backend;
 	bool pinned; /* by a session pin */
@@ -301,8 +315,7 @@ __noinline int choose(const struct aibl_vip *vip, const struct pkt *p, __u32 key
 	if (pinned != AIBL_NO_BACKEND) {
 		if (a.backend == AIBL_NO_BACKEND || a.backend == pinned ||
 		    (be_wait(pinned, now, false) <= be_wait(a.backend, now, false) + spill &&
-		     !(slower && !a.overloaded && !be_wait(a.backend, now, false) &&
-		       be_cost(a.backend, true, now) < be_cost(pinned, true, now)))) {
+		     !(slower && faster_free(a.backend, a.overloaded, pinned, now, false)))) {
 			count(AIBL_CNT_PIN_HIT);
 			ch->backend = pinned;
 			ch->pinned = true;
@@ -332,19 +345,16 @@ static __always_inline bool addr_eq(const union aibl_addr *a, const union aibl_a
 
 /*
  * A client's affinity to backend id, a slower node (AIBL_COST_F_SLOWER),
- * yields to the p2c choice (backend to) when that is cheaper, not
- * overloaded, and has a free slot and no prompt waiting for its compute now:
- * the prefix cached at id saves one prefill on a faster node, less than
- * every later turn loses at the slower one (as a pin with AIBL_PIN_F_SLOWER
- * in choose())
+ * yields to the p2c choice (backend to) as a slower pin does in choose()
+ * (faster_free()), where no prompt waits for the choice's compute either
  */
 static __always_inline bool slower_yields(__u32 id, __u32 to, __u64 now)
 {
 	struct aibl_cost *c = bpf_map_lookup_elem(&aibl_cost, &id);
 	struct aibl_backend *be = bpf_map_lookup_elem(&aibl_backends, &to);
 
-	return c && (c->flags & AIBL_COST_F_SLOWER) && be && !(be->flags & AIBL_BE_F_OVERLOADED) &&
-	       !be_wait(to, now, true) && be_cost(to, true, now) < be_cost(id, true, now);
+	return c && (c->flags & AIBL_COST_F_SLOWER) && be &&
+	       faster_free(to, be->flags & AIBL_BE_F_OVERLOADED, id, now, true);
 }
 
 /*
