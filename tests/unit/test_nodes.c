@@ -660,19 +660,27 @@ static void ours_bound(void)
 	nodes__poll_ok(&d, a, &r);
 	ASSERT_EQ(a->ours_max, 8 + 20,
 		  "scraped 500 ms ago (+100 for the poll): 8 then, 20 opened since");
+	ASSERT_EQ(a->ours_min, 0, "4 open now, 20 opened since: none for sure");
 	ASSERT_EQ(a->ours_next, 4, "this poll kept");
 	/* scraped as the poll came: the poll just before, none opened since */
 	r.servers[0].age_ms = 0;
 	d.cfg.poll_timeout_ms = 0;
 	nodes__poll_ok(&d, a, &r);
 	ASSERT_EQ(a->ours_max, 4, "the last poll's 4");
+	ASSERT_EQ(a->ours_min, 4, "none opened since: the 4 open now");
 	a->active = 9;
 	nodes__poll_ok(&d, a, &r);
 	ASSERT_EQ(a->ours_max, 9, "never fewer than are open now");
+	ASSERT_EQ(a->ours_min, 9, "none opened since: the 9 open now");
+	a->traffic.new_flows = 133;
+	a->active = 12;
+	nodes__poll_ok(&d, a, &r);
+	ASSERT_EQ(a->ours_min, 9, "12 open now, 3 opened since the poll before");
 	d.cfg.poll_timeout_ms = 100;
 	r.servers[0].age_ms = 5000;
 	nodes__poll_ok(&d, a, &r);
 	ASSERT_EQ(a->ours_max, -1, "scraped before the history: unknown");
+	ASSERT_EQ(a->ours_min, -1, "scraped before the history: unknown");
 	r.servers[0].age_ms = 500;
 	r.servers[0].up = false;
 	nodes__poll_ok(&d, a, &r);

@@ -45,6 +45,7 @@ static void setup(int policy)
 					     .rep_active = -1,
 					     .prev_other = NAN,
 					     .ours_max = -1,
+					     .ours_min = -1,
 					     .best_lat_floor_ms = -1,
 					     .best_per_flow_ms = -1};
 	}
@@ -346,6 +347,21 @@ static void ai_expected_latency(void)
 	ai_priced(&pn[0], 240, 4, 60, "agreed on 2, sure of 3: 3");
 	ai_counts(9, 4, 2, 9);
 	ai_priced(&pn[0], 240, 5, 60, "sure of none: what two agree on");
+	/* fewer requests than the fewest flows it can have had open then
+	 * (ours_min): kept-alive connections between requests, for sure; a
+	 * drained queue's idle connections are priced at one report */
+	pn[0].ours_min = 20;
+	ai_counts(8, 24, 5, 26);
+	ai_priced(&pn[0], 240, 19, 60, "the reports disagree, 12 idle for sure");
+	ai_counts(8, 24, -13, 26);
+	ai_priced(&pn[0], 240, 20, 60, "agreed on 13 idle (the smaller), sure of 12: 13");
+	ai_counts(8, 24, -10, 26);
+	ai_priced(&pn[0], 240, 19, 60, "agreed on 10 idle, sure of 12: 12");
+	ai_counts(30, 24, -3, 26);
+	ai_priced(&pn[0], 240, 3, 60, "sure of 4 others, the reports disagree: ours_min is moot");
+	pn[0].ours_min = -1;
+	ai_counts(8, 24, 5, 26);
+	ai_priced(&pn[0], 240, 7, 60, "unknown: the reports disagree, none");
 	ai_counts(9, 4, NAN, -1);
 
 	{

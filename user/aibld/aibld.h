@@ -105,6 +105,8 @@ struct node_rt {
 	/* the most flows this balancer can have had open at the node while
 	 * the agent scraped (nodes__poll_ok), < 0 unknown */
 	__s64 ours_max;
+	/* the fewest it can have had open then, < 0 unknown */
+	__s64 ours_min;
 	/* active and traffic.new_flows at the last good polls (a ring) */
 	struct ours_snap {
 		__u64 t_ms; /* monotonic */

@@ -106,7 +106,7 @@ static void node_figures_reset(struct node_rt *nn)
 	policy__prefill_init(&nn->pf);
 	nn->rep_active = -1;
 	nn->prev_other = NAN;
-	nn->ours_max = -1;
+	nn->ours_max = nn->ours_min = -1;
 }
 
 /*
@@ -650,6 +650,7 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 	    .rep_active = n->rep_active,
 	    .prev_other = n->prev_other,
 	    .ours_max = n->ours_max,
+	    .ours_min = n->ours_min,
 	    .best_lat_floor_ms = d->best_lat_floor_ms,
 	    .best_per_flow_ms = d->best_per_flow_ms,
 	    .best_weight = d->best_weight,

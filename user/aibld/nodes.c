@@ -296,13 +296,15 @@ double nodes__model_hit(const struct node_rt *n, const char *model)
 }
 
 /*
- * The most flows this balancer can have had open at the node when its agent
- * scraped the report: the report says how long ago (the oldest of its
- * servers' scrapes, age_ms) and the polls before kept what was open and how
- * many had been opened (ours_hist). No more than were open at the last poll
- * before the scrape plus all opened since, nor fewer than now; the poll's
- * own time (up to poll_timeout_ms) is counted in. What the node ran beyond
- * that is others' requests whatever our flows did in between (policy.c,
+ * The most and the fewest flows this balancer can have had open at the node
+ * when its agent scraped the report: the report says how long ago (the
+ * oldest of its servers' scrapes, age_ms) and the polls before kept what
+ * was open and how many had been opened (ours_hist). No more than were open
+ * at the last poll before the scrape plus all opened since, nor fewer than
+ * now; no fewer than are open now less all opened since; the poll's own
+ * time (up to poll_timeout_ms) is counted in. What the node ran beyond the
+ * most is others' requests, and ours beyond what it ran carried none (kept
+ * alive between requests), whatever our flows did in between (policy.c,
  * ai_others()). Unknown (-1) when the scrape is older than the history, a
  * server was not scraped, or a counter went back (its map made anew).
  */
@@ -327,11 +329,15 @@ static void ours_update(struct aibld *d, struct node_rt *n, const struct agent_r
 		if (h->t_ms && h->t_ms <= at && (!best || h->t_ms > best->t_ms))
 			best = h;
 	}
-	n->ours_max = -1;
+	n->ours_max = n->ours_min = -1;
 	if (up && best && n->active >= 0 && best->active >= 0 && flows >= best->flows) {
 		n->ours_max = best->active + (__s64)(flows - best->flows);
 		if (n->active > n->ours_max)
 			n->ours_max = n->active;
+		/* the flows open now were open then, but for those opened since */
+		n->ours_min = n->active - (__s64)(flows - best->flows);
+		if (n->ours_min < 0)
+			n->ours_min = 0;
 	}
 	n->ours_hist[n->ours_next] =
 	    (struct ours_snap){.t_ms = now, .active = n->active, .flows = flows};

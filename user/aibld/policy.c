@@ -506,7 +506,8 @@ bool policy__load_release(double wait_ms, double est_ms, double elapsed_ms)
  * first turns gave the ninth to n2, to wait for one of its 8 slots (`burst`
  * at 3 sessions/s, seed 1: TTFT p99 345 ms; 123 ms with two reports agreeing).
  * Beyond the most flows this balancer can have had open as the agent
- * scraped (ours_max), one report is enough.
+ * scraped (ours_max), one report is enough; so it is for the fewest it can
+ * have had open then (ours_min) beyond what the node ran.
  */
 static double ai_others(const struct policy_node *n)
 {
@@ -524,10 +525,18 @@ static double ai_others(const struct policy_node *n)
 	 * 36 had just been reported, and waited 18 s there) */
 	if (n->ours_max >= 0 && n->rep->in_flight > n->ours_max)
 		sure = n->rep->in_flight - n->ours_max;
+	/* fewer requests than the fewest flows this balancer can have had
+	 * open: kept-alive connections between requests, in this report
+	 * alone too. A queue that drained leaves them open, and with two
+	 * reports to agree their slots looked taken a poll longer: keepalive
+	 * at 12 sessions/s, a fast node given 6 requests for its 8 slots was
+	 * priced with 9 queued, and new sessions went to the 2.5x slower n3 */
+	else if (n->ours_min >= 0 && n->rep->in_flight < n->ours_min)
+		sure = n->rep->in_flight - n->ours_min;
 	if (o > 0 && n->prev_other > 0)
 		return fmax(sure, fmin(o, n->prev_other));
 	if (o < 0 && n->prev_other < 0)
-		return fmax(o, n->prev_other);
+		return fmin(sure, fmax(o, n->prev_other));
 	return sure;
 }
 

@@ -71,6 +71,9 @@ struct policy_node {
 	/* the most flows this balancer can have had open there while its
 	 * agent scraped, < 0 unknown: what the node ran beyond it is others' */
 	__s64 ours_max;
+	/* the fewest it can have had open there then, < 0 unknown: those
+	 * beyond what the node ran carried no request (kept alive) */
+	__s64 ours_min;
 	/* the most requests a usable node that has queued, or states its
 	 * slots, runs at once (its slots, or more it ran since), 0 none: the
 	 * slots of a node that has neither (policy__per_flow_ms) */
