@@ -529,7 +529,7 @@ static double ai_others(const struct policy_node *n)
 	 * open: kept-alive connections between requests, in this report
 	 * alone too. A queue that drained leaves them open, and with two
 	 * reports to agree their slots looked taken a poll longer: keepalive
-	 * at 12 sessions/s, a fast node given 6 requests for its 8 slots was
+	 * at 12 sessions/s, a fast node given 6 to 8 requests for its 8 slots was
 	 * priced with 9 queued, and new sessions went to the 2.5x slower n3 */
 	else if (n->ours_min >= 0 && n->rep->in_flight < n->ours_min)
 		sure = n->rep->in_flight - n->ours_min;
