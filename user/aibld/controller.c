@@ -266,8 +266,11 @@ out:
  * What a reload keeps of a service (new index i, s) that old was: the
  * weights it gave each node, by the node's name (positions change with the
  * node list), so hysteresis and the nodes that serve it (a cold start under
- * way) go on; and, for the same model, how long it has been saturated, so
- * that reloads (config automation) do not restart the cold-start clock.
+ * way) go on, but not where the node's configured weight changed: that is
+ * the operator's word, and hysteresis would hold back a change of under
+ * hysteresis_pct until a restart; and, for the same model, how long it has
+ * been saturated, so that reloads (config automation) do not restart the
+ * cold-start clock.
  * The first recompute after the reload builds its table all the same
  * (svc_rt.reloaded): the weights carried over may match while the node
  * list changed.
@@ -284,9 +287,13 @@ static void carry_svc_state(const struct aibld *d, const struct config *cfg, int
 	}
 	for (int k = 0; k < ns->nnodes; k++)
 		for (int m = 0; m < os->nnodes; m++) {
-			if (strcmp(cfg->nodes[ns->nodes[k]].name, d->cfg.nodes[os->nodes[m]].name))
+			const struct cfg_node *nn = &cfg->nodes[ns->nodes[k]],
+					      *on = &d->cfg.nodes[os->nodes[m]];
+
+			if (strcmp(nn->name, on->name))
 				continue;
-			s->applied[k] = old->applied[m];
+			if (nn->weight == on->weight)
+				s->applied[k] = old->applied[m];
 			s->slow[k] = old->slow[m];
 			s->beyond[k] = old->beyond[m];
 			break;
