@@ -1240,17 +1240,13 @@ static void sighup(void)
 	write_config(300, NULL);
 }
 
-/* a member's weight in service svc's status, -1 where it has none */
+/* a member's weight in service svc's status (its "nodes", as the
+ * document's: node_num()), -2 where it has none */
 static long member_weight(const char *svc, const char *node)
 {
-	json_t *s = svc_status(svc), *ms = json_object_get(s, "nodes"), *m;
-	long w = -1;
+	json_t *s = svc_status(svc);
+	long w = (long)node_num(s, node, "weight");
 
-	for (size_t i = 0; i < json_array_size(ms); i++) {
-		m = json_array_get(ms, i);
-		if (!strcmp(json_string_value(json_object_get(m, "name")), node))
-			w = (long)json_integer_value(json_object_get(m, "weight"));
-	}
 	json_decref(s);
 	return w;
 }
