@@ -331,11 +331,13 @@ static void ours_update(struct aibld *d, struct node_rt *n, const struct agent_r
 	}
 	n->ours_max = n->ours_min = -1;
 	if (up && best && n->active >= 0 && best->active >= 0 && flows >= best->flows) {
-		n->ours_max = best->active + (__s64)(flows - best->flows);
+		__s64 opened = (__s64)(flows - best->flows); /* since that poll */
+
+		n->ours_max = best->active + opened;
 		if (n->active > n->ours_max)
 			n->ours_max = n->active;
 		/* the flows open now were open then, but for those opened since */
-		n->ours_min = n->active - (__s64)(flows - best->flows);
+		n->ours_min = n->active - opened;
 		if (n->ours_min < 0)
 			n->ours_min = 0;
 	}
