@@ -19,6 +19,9 @@
 #   n1 has carried m1's sessions alone for background_unload_ms (the flood
 #   over), takes it back: n2's agent drains and unloads m1, n2 leaves the
 #   service, and n1's m1 (the operator's) and n2's m2 stay;
+# - but not while another ai service of m1 ("pinned", on a second VIP,
+#   listing n2 alone) still wants n2's m1: only once a reload has removed
+#   that service;
 # - n2's agent refuses a load from an address that is neither the node
 #   nor a --controller (403), and loads nothing for it;
 # - a load the agent refuses (409: another model loading there; the
@@ -26,7 +29,7 @@
 #   cold start: n2 takes the service's flows, which load m1.
 . "$(dirname "$0")/e2e.sh"
 CASES=(no_room_no_load load_asked shown_by_aiblctl no_flows_while_loading served_once_resident no_cold_start
-	held taken_back stranger_refused refused_falls_back no_failures)
+	held kept_for_another taken_back stranger_refused refused_falls_back no_failures)
 e2e_need "${CASES[@]}"
 e2e_need_fake_nvml "${CASES[@]}"
 # the agents time their engines (--speed-probe): flooded with long answers,
@@ -38,9 +41,9 @@ common=(--models m1:1000,m2:1000,m3:1000 --mem-mb 2500 --load-ms 5000 --decode-m
 lab_start_node 1 "${common[@]}" --resident m1 --slots 2
 lab_start_node 2 "${common[@]}" --resident m2
 set -- $LAB_VIP4_LIST
-VIP=$1
+VIP=$1 VIP2=$2
 cfg=$E2E_TMP/aibld.yaml
-config() { # MODEL-MiB
+config() { # MODEL-MiB [pinned]
 	{
 		lab_yaml_head
 		cat <<-EOF2
@@ -51,6 +54,8 @@ config() { # MODEL-MiB
 			services:
 			  - {name: chat, vip: $VIP, port: $LAB_SIM_PORT, policy: ai, model: m1, memory_mb: $1}
 		EOF2
+		[ -z "${2:-}" ] ||
+			echo "  - {name: pinned, vip: $VIP2, port: $LAB_SIM_PORT, policy: ai, model: m1, nodes: [n2]}"
 		lab_yaml_nodes 100 100
 	} >"$cfg"
 }
@@ -105,8 +110,8 @@ n = [n for n in json.load(sys.stdin)['nodes'] if n['name'] == 'n2'][0]
 print(n.get('load', {}).get('state', 'none'), n['state'])")
 echo "# m1 said to need 2000 MiB, n2 1500 free: its load '${gpu% *}', service nodes '$(serving)'"
 t_check no_room_no_load [ "${gpu% *}|$(serving)" = "none|n1" ]
-# m1 at its size, 1000 MiB: room on n2
-config 1000
+# m1 at its size, 1000 MiB: room on n2; a second service of m1 on n2 alone
+config 1000 pinned
 e2e_restart_aibld "$cfg" || { e2e_fail_log load_asked "aibld not up again"; t_done; }
 if lab_wait 10 loading; then
 	t_pass load_asked
@@ -154,6 +159,14 @@ n = [n for n in json.load(sys.stdin)['nodes'] if n['name'] == 'n1'][0]
 sys.exit(0 if n['in_flight'] == 0 else 1)"
 }
 lab_wait 40 n1_idle
+# "pinned" has no other node for m1: held past background_unload_ms
+sleep 6
+kept="$(models_of n2)|$(load_of op)|$(held_on_n2)|$(grep -c 'is unloaded' "$LAB_DIR/aibld.log")"
+echo "# 6 s after n1 went idle, with 'pinned': n2's models|unload|held|said = '$kept'"
+t_check kept_for_another [ "$kept" = "m1 m2||m1/chat|0" ]
+# the reload removes it: nothing else wants n2's m1
+config 1000
+kill -HUP "$(lab_pid aibld)"
 gone() { [ "$(models_of n2)|$(load_of op)|$(held_on_n2)" = "m2||" ] && serving_is n1; }
 if lab_wait 30 gone; then :; else
 	e2e_fail_log taken_back "n2's models '$(models_of n2)', service nodes '$(serving)', held '$(held_on_n2)', its load '$(load_of op) $(load_of state)'"

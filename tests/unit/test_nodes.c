@@ -21,12 +21,12 @@ static const char yaml[] = "interface: lo\n"
 
 static struct aibld d;
 
-static bool setup(void)
+static bool setup_yaml(const char *y)
 {
 	char err[CFG_ERR_LEN];
 
 	memset(&d, 0, sizeof(d));
-	if (!ASSERT_OK(config__parse(&d.cfg, "t.yaml", yaml, strlen(yaml), err, sizeof(err)), err))
+	if (!ASSERT_OK(config__parse(&d.cfg, "t.yaml", y, strlen(y), err, sizeof(err)), err))
 		return false;
 	d.nnodes = d.cfg.nnodes;
 	d.nodes = calloc(d.nnodes, sizeof(*d.nodes));
@@ -44,12 +44,18 @@ static bool setup(void)
 		d.svcs[s].applied = calloc(d.cfg.services[s].nnodes, sizeof(__u32));
 		d.svcs[s].slow = calloc(d.cfg.services[s].nnodes, sizeof(bool));
 		d.svcs[s].beyond = calloc(d.cfg.services[s].nnodes, sizeof(bool));
+		d.svcs[s].carried = calloc(d.cfg.services[s].nnodes, sizeof(__u64));
 		for (int k = 0; k < d.cfg.services[s].nnodes; k++)
 			d.svcs[s].applied[k] = 1;
 		d.svcs[s].have_table = true;
 	}
 	d.max_pins = 100;
 	return true;
+}
+
+static bool setup(void)
+{
+	return setup_yaml(yaml);
 }
 
 static void cleanup(void)
@@ -60,6 +66,7 @@ static void cleanup(void)
 		free(d.svcs[s].applied);
 		free(d.svcs[s].slow);
 		free(d.svcs[s].beyond);
+		free(d.svcs[s].carried);
 	}
 	free(d.nodes);
 	free(d.svcs);
@@ -849,6 +856,58 @@ static void unload_end(void)
  * and is forgotten there, so it keeps no take-back and no other service's
  * load off the node for good.
  */
+/*
+ * A model one ai service loaded and would take back, wanted on the node by
+ * another service of it: an ai one of the same model (its second port)
+ * until it has done without the node for background_unload_ms, a
+ * classic one that lists the node while the node has a weight.
+ */
+static void model_wanted(void)
+{
+	static const char y[] =
+	    "interface: lo\n"
+	    "ai: {background_unload_ms: 4000}\n"
+	    "services:\n"
+	    "  - {name: chat, vip: 10.0.0.1, port: 80, model: m1, policy: ai}\n"
+	    "  - {name: chat2, vip: 10.0.0.1, port: 8000, model: m1, policy: ai}\n"
+	    "  - {name: code, vip: 10.0.0.2, port: 80, model: m2, policy: ai}\n"
+	    "  - name: fixed\n"
+	    "    vip: 10.0.0.4\n"
+	    "    port: 80\n"
+	    "    model: m1\n"
+	    "    policy: wrr\n"
+	    "    nodes: [a]\n"
+	    "nodes:\n"
+	    "  - {name: a, address: 10.0.1.1}\n"
+	    "  - {name: b, address: 10.0.1.2}\n"
+	    "  - {name: g, address: 10.0.1.3, agent: 'http://10.0.1.3:9100'}\n";
+	__u64 now = clock_mono_ms();
+	struct node_rt *a, *g;
+
+	if (!setup_yaml(y))
+		return;
+	a = &d.nodes[0];
+	g = &d.nodes[2];
+	/* chat2 lists every node: g at position 2 */
+	ASSERT_EQ(d.cfg.services[1].nnodes, 3, "chat2's nodes");
+	ASSERT_TRUE(nodes__model_wanted(&d, 0, g, "m1", now), "chat2 has not done without g");
+	d.svcs[1].carried[2] = now - 3999;
+	ASSERT_TRUE(nodes__model_wanted(&d, 0, g, "m1", now), "chat2 without g for 3999 ms");
+	d.svcs[1].carried[2] = now - 4000;
+	ASSERT_FALSE(nodes__model_wanted(&d, 0, g, "m1", now),
+		     "chat2 without g for 4000 ms, code serves another model, fixed lists a only");
+	ASSERT_TRUE(nodes__model_wanted(&d, 1, g, "m1", now),
+		    "chat2's own take-back: chat wants g");
+	ASSERT_FALSE(nodes__model_wanted(&d, 2, g, "m2", now), "code's m2: no other service of it");
+
+	/* a: the classic service lists it */
+	d.svcs[1].carried[0] = now - 4000;
+	ASSERT_TRUE(nodes__model_wanted(&d, 0, a, "m1", now), "fixed lists a");
+	d.cfg.nodes[0].weight = 0;
+	ASSERT_FALSE(nodes__model_wanted(&d, 0, a, "m1", now), "a at weight 0: fixed sends none");
+	cleanup();
+}
+
 static void load_end(void)
 {
 	struct node_rt *g;
@@ -884,6 +943,7 @@ static void load_end(void)
 
 static const struct test_case cases[] = {
     {"load_end", load_end},
+    {"model_wanted", model_wanted},
     {"unload_end", unload_end},
     {"model_hit", model_hit},
     {"decap_drops_said", decap_drops_said},

@@ -173,6 +173,12 @@ struct svc_rt {
 	/* ai: how long background loads of its model took, from asked to
 	 * resident, on any node (EWMA), < 0 none measured */
 	double load_est_ms;
+	/* ai, per service node: since when the service has done without it,
+	 * 0 not: the node had no share, or its other nodes carried the
+	 * service's load without it (policy__others_carry, the service not
+	 * saturated); another service's take-back of the same model there
+	 * waits for it (nodes__model_wanted) */
+	__u64 *carried;
 };
 
 struct pin_ent {
@@ -327,6 +333,15 @@ void nodes__load_refused(struct aibld *d, struct node_rt *n, const char *why);
 struct node_held *nodes__held(struct node_rt *n, const char *svc, const char *model);
 void nodes__held_add(struct node_rt *n, const char *svc, const char *model, __u64 now);
 void nodes__held_drop(struct node_rt *n, struct node_held *h);
+/*
+ * ai: whether a service other than si still wants model on node n, so that
+ * si's take-back of it there waits: a classic service of the model that
+ * lists the node (at a weight above 0: its operator routes the model
+ * there), or an ai service of it that has not done without n for
+ * background_unload_ms (svc_rt.carried)
+ */
+bool nodes__model_wanted(const struct aibld *d, int si, const struct node_rt *n, const char *model,
+			 __u64 now);
 /* ai: the end of n's load or unload, checked every recompute. A load is
  * refused (nodes__load_refused()) when its model is not resident
  * background_load_ms (300 s where 0) after it was asked, whether or not its

@@ -34,6 +34,7 @@ static void svc_rt_free(struct svc_rt *s)
 	free(s->slots);
 	free(s->slow);
 	free(s->beyond);
+	free(s->carried);
 	free(s->mem_ids);
 	free(s->mem_val);
 }
@@ -270,7 +271,8 @@ out:
  * the operator's word, and hysteresis would hold back a change of under
  * hysteresis_pct until a restart; and, for the same model, how long it has
  * been saturated, so that reloads (config automation) do not restart the
- * cold-start clock.
+ * cold-start clock; and since when it has done without each node
+ * (svc_rt.carried), which another service's take-back waits for.
  * The first recompute after the reload builds its table all the same
  * (svc_rt.reloaded): the weights carried over may match while the node
  * list changed.
@@ -296,6 +298,7 @@ static void carry_svc_state(const struct aibld *d, const struct config *cfg, int
 				s->applied[k] = old->applied[m];
 			s->slow[k] = old->slow[m];
 			s->beyond[k] = old->beyond[m];
+			s->carried[k] = old->carried[m];
 			break;
 		}
 }
@@ -330,7 +333,9 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 		s->slots = calloc(cfg->services[i].nnodes + 1, sizeof(__u32));
 		s->slow = calloc(cfg->services[i].nnodes + 1, sizeof(bool));
 		s->beyond = calloc(cfg->services[i].nnodes + 1, sizeof(bool));
-		if (!s->table || !s->applied || !s->slots || !s->slow || !s->beyond) {
+		s->carried = calloc(cfg->services[i].nnodes + 1, sizeof(__u64));
+		if (!s->table || !s->applied || !s->slots || !s->slow || !s->beyond ||
+		    !s->carried) {
 			err = -ENOMEM;
 			goto out;
 		}
@@ -1106,18 +1111,33 @@ static void unload_queue(struct node_rt *n, struct node_held *h, __u64 now)
  * the node runs) for background_unload_ms without a break, and no resident
  * node has been saturated since: its agent drains it (the node takes no
  * new flow of the service from now on, its open connections end) and
- * unloads it (POST /v1/unload). One load or unload at a time per node,
- * one unload at a time per service. Caller holds d->load_lock.
+ * unloads it (POST /v1/unload). Another service of the same model that
+ * still wants it there holds it (nodes__model_wanted: a classic service
+ * that lists the node, an ai one that has not done without the node as
+ * long), and every ai service of the model drains the node for the
+ * unload, as every one loses the model there. One load or unload at a
+ * time per node, one unload at a time per service. Caller holds
+ * d->load_lock.
  */
 static void take_back(struct aibld *d, int si, struct svc_work *w, const struct policy_svc *st,
 		      __u64 now)
 {
 	const struct cfg_service *cs = &d->cfg.services[si];
 	const struct cfg_ai *ai = &d->cfg.ai;
+	struct svc_rt *s = &d->svcs[si];
 	bool unloading = false;
 
 	if (cs->policy != AIBL_POL_AI)
 		return;
+	/* what another service's take-back of the model asks of this one: a
+	 * node it gives no share, or whose share its other nodes carry */
+	for (int k = 0; k < cs->nnodes; k++) {
+		if (w->out[k].weight &&
+		    (st->saturated_ms || !policy__others_carry(ai, cs, w->in, k)))
+			s->carried[k] = 0;
+		else if (!s->carried[k])
+			s->carried[k] = now;
+	}
 	/* one unload at a time for the service: until a node's report says
 	 * its model is on the way out, it still looks as if it carried its
 	 * share, and two held nodes would each vouch for the other */
@@ -1131,8 +1151,8 @@ static void take_back(struct aibld *d, int si, struct svc_work *w, const struct 
 		struct node_load *l = &n->load;
 		struct node_held *h = nodes__held(n, cs->name, cs->model);
 
-		if (l->unload && l->state != NODE_LOAD_NONE && !strcmp(l->svc, cs->name)) {
-			/* drained: no new flow of the service there */
+		if (l->unload && l->state != NODE_LOAD_NONE && !strcmp(l->model, cs->model)) {
+			/* drained: no new flow of the model there */
 			w->out[k].weight = 0;
 			w->out[k].cold = false;
 			continue;
@@ -1151,7 +1171,8 @@ static void take_back(struct aibld *d, int si, struct svc_work *w, const struct 
 		}
 		if (!h->quiet_ms)
 			h->quiet_ms = now;
-		if (now - h->quiet_ms < ai->background_unload_ms || now < h->retry_ms || unloading)
+		if (now - h->quiet_ms < ai->background_unload_ms || now < h->retry_ms ||
+		    unloading || nodes__model_wanted(d, si, n, cs->model, now))
 			continue;
 		unload_queue(n, h, now);
 		unloading = true;

@@ -140,6 +140,32 @@ void nodes__held_drop(struct node_rt *n, struct node_held *h)
 	n->nheld--;
 }
 
+bool nodes__model_wanted(const struct aibld *d, int si, const struct node_rt *n, const char *model,
+			 __u64 now)
+{
+	const struct config *c = &d->cfg;
+
+	for (int j = 0; j < c->nservices; j++) {
+		const struct cfg_service *cs = &c->services[j];
+		const struct svc_rt *s = &d->svcs[j];
+
+		if (j == si || strcmp(cs->model, model))
+			continue;
+		for (int k = 0; k < cs->nnodes; k++) {
+			if (cs->nodes[k] != n->cfg_idx)
+				continue;
+			if (cs->policy != AIBL_POL_AI) {
+				if (c->nodes[n->cfg_idx].weight)
+					return true;
+			} else if (!s->carried[k] ||
+				   now - s->carried[k] < c->ai.background_unload_ms) {
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 /* what the report says of the model: 2 being unloaded, 1 resident, 0 not
  * (listed loadable, or not listed) */
 static int rep_model(const struct agent_report *r, const char *model)
