@@ -65,12 +65,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aibl_cost SEC(".maps");
 
-/* active flows per backend (opened minus closing), p2c's fast-moving half */
+/* active flows per backend (opened minus closing), p2c's fast-moving half;
+ * mmapable: userspace corrects the counts with atomic adds too */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, AIBL_MAX_BACKENDS);
 	__type(key, __u32);
 	__type(value, struct aibl_load);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } aibl_load SEC(".maps");
 

@@ -8,6 +8,7 @@
 #include <net/if.h>
 #include <linux/if_link.h>
 #include "xdp_fixture.h"
+#include "maps.h"
 
 static void test_loader_pins(void)
 {
@@ -60,6 +61,41 @@ static void test_loader_pins(void)
 			close(fd);
 	}
 	ASSERT_OK(bpf_map_lookup_elem(dp__map_fd(dp2, AIBL_MAP_CONNS), &fk, &c), "flow kept");
+	dp__close(dp2);
+	dp2 = NULL;
+
+	/* an older build's aibl_load, not mmapable: replaced (its counts are
+	 * transient, and the reconcile sets them again from the connection
+	 * table, which is kept); the new one maps */
+	snprintf(path, sizeof(path), "%s/%s", xe_dir, AIBL_MAP_LOAD);
+	unlink(path);
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "aibl_load", 4, sizeof(struct aibl_load), 64, NULL);
+	ASSERT_GE(fd, 0, "older load map");
+	ASSERT_OK(bpf_obj_pin(fd, path), "pin older load");
+	{
+		struct aibl_load *l;
+		__s64 sum = 0;
+		__u32 n = 0;
+
+		errno = 0;
+		ASSERT_TRUE(!aibl_load__mmap(fd, &n) && errno == EINVAL,
+			    "the older one: not mapped");
+		close(fd);
+		if (!ASSERT_OK(dp__open_load(&o, &dp2), "reload over an older load map"))
+			goto out;
+		ASSERT_OK(bpf_map_lookup_elem(dp__map_fd(dp2, AIBL_MAP_CONNS), &fk, &c),
+			  "flow kept");
+		ASSERT_EQ(dp__load_reconcile(dp__map_fd(dp2, AIBL_MAP_CONNS),
+					     dp__map_fd(dp2, AIBL_MAP_LOAD), XE_NBE),
+			  1, "its count set again from the table");
+		l = aibl_load__mmap(dp__map_fd(dp2, AIBL_MAP_LOAD), &n);
+		ASSERT_TRUE(l && n >= XE_NBE, "the new one: mapped, every backend");
+		for (__u32 id = 0; l && id < XE_NBE; id++)
+			sum += l[id].active;
+		ASSERT_EQ(sum, 1, "the open flow counted, on its backend");
+		ASSERT_EQ(l ? l[c.backend].active : -1, 1, "on its backend");
+		aibl_load__munmap(l, n);
+	}
 	dp__close(dp2);
 	dp2 = NULL;
 

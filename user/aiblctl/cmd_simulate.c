@@ -255,33 +255,28 @@ static int syn_way(int fd, __u32 idx, __u32 tag, struct aibl_syn_bucket *b)
 }
 
 /* one open flow's count moved back from backend `from` to `to` in
- * aibl_load (-1: none counted there, or none to count back); true when
- * each count was there to move and was written */
-static bool load_move(const struct aibl_map *lm, __s64 from, __s64 to)
+ * aibl_load, mapped (ld, n entries; -1: none counted there, or none to
+ * count back), by atomic adds as the data plane's own: a flow it counts
+ * meanwhile is kept; true when each count was there to move */
+static bool load_move(struct aibl_load *ld, __u32 n, __s64 from, __s64 to)
 {
-	struct aibl_load ld;
 	bool ok = true;
-	__u32 b;
 
 	if (from == to)
 		return true;
 	if (from >= 0) {
-		b = from;
-		ok = (__u64)from < lm->max_entries && !bpf_map_lookup_elem(lm->fd, &b, &ld) &&
-		     ld.active > 0;
-		if (ok) {
-			ld.active--;
-			ok = !bpf_map_update_elem(lm->fd, &b, &ld, BPF_EXIST);
-		}
+		__s64 v = (__u64)from < n ? __atomic_load_n(&ld[from].active, __ATOMIC_RELAXED) : 0;
+
+		do {
+			ok = v > 0;
+		} while (ok && !__atomic_compare_exchange_n(&ld[from].active, &v, v - 1, false,
+							    __ATOMIC_RELAXED, __ATOMIC_RELAXED));
 	}
 	if (to >= 0) {
-		b = to;
-		if ((__u64)to < lm->max_entries && !bpf_map_lookup_elem(lm->fd, &b, &ld)) {
-			ld.active++;
-			ok = !bpf_map_update_elem(lm->fd, &b, &ld, BPF_EXIST) && ok;
-		} else {
+		if ((__u64)to < n)
+			__atomic_fetch_add(&ld[to].active, 1, __ATOMIC_RELAXED);
+		else
 			ok = false;
-		}
 	}
 	return ok;
 }
@@ -332,7 +327,9 @@ int ctl_cmd_simulate(int argc, char **argv)
 	bool existed, created = false, conn_removed = false, load_restored = false;
 	bool have_now = false, conn_restored = false;
 	struct aibl_conn conn_before = {};
-	__u64 syn_prefill = 0; /* syn_backend's prefill wait after the SYN */
+	__u64 syn_prefill = 0;	       /* syn_backend's prefill wait after the SYN */
+	struct aibl_load *load = NULL; /* aibl_load, mapped */
+	__u32 nload = 0;
 	bool acked = false, syn_pinned = false, syn_removed = false, tcp;
 	struct aibl_syn_bucket sb;
 	struct aibl_conn conn = {};
@@ -368,6 +365,12 @@ int ctl_cmd_simulate(int argc, char **argv)
 		ret = ctl_fail("%s", err);
 		goto out;
 	}
+	load = aibl_load__mmap(lm.fd, &nload);
+	if (!load) {
+		ret = ctl_fail("map %s: cannot map it: %s (pinned by an older aibld: restart it)",
+			       AIBL_MAP_LOAD, strerror(errno));
+		goto out;
+	}
 	fd = open_prog(err, sizeof(err));
 	if (fd < 0) {
 		ret = ctl_fail("%s", err);
@@ -391,12 +394,9 @@ int ctl_cmd_simulate(int argc, char **argv)
 	}
 	/* each backend's prefill wait just before the SYN (s.load is older:
 	 * real sessions may have moved it since) */
-	for (__u32 b = 0; b < s.nbe && b < lm.max_entries; b++) {
-		struct aibl_load ld;
-
-		if (!bpf_map_lookup_elem(lm.fd, &b, &ld))
-			s.load[b].prefill_until_ns = ld.prefill_until_ns;
-	}
+	for (__u32 b = 0; b < s.nbe && b < nload; b++)
+		s.load[b].prefill_until_ns =
+		    __atomic_load_n(&load[b].prefill_until_ns, __ATOMIC_RELAXED);
 	ret = sim_packet(fd, &s, &k, false, &syn_run);
 	if (ret) {
 		ret = ctl_fail("BPF_PROG_TEST_RUN failed: %s", strerror(-ret));
@@ -413,13 +413,9 @@ int ctl_cmd_simulate(int argc, char **argv)
 			syn_backend = backend_by_output(&s, syn_run.retval, &syn_run.so, &syn_how);
 		}
 	}
-	if (syn_backend >= 0 && syn_backend < s.nbe) {
-		__u32 b = syn_backend;
-		struct aibl_load ld;
-
-		if (!bpf_map_lookup_elem(lm.fd, &b, &ld))
-			syn_prefill = ld.prefill_until_ns;
-	}
+	if (syn_backend >= 0 && syn_backend < s.nbe && syn_backend < nload)
+		syn_prefill =
+		    __atomic_load_n(&load[syn_backend].prefill_until_ns, __ATOMIC_RELAXED);
 	read_counters(&sm, mid);
 	if (tcp && (syn_run.retval == XDP_TX || syn_run.retval == XDP_REDIRECT)) {
 		ret = sim_packet(fd, &s, &k, true, &ack_run);
@@ -451,17 +447,14 @@ undo:
 		sb.tag[way] = 0;
 		syn_removed = bpf_map_update_elem(ym.fd, &syn_idx, &sb, BPF_EXIST) == 0;
 	}
-	if (!keep_opt && syn_backend >= 0 && syn_backend < s.nbe) {
-		__u32 b = syn_backend;
-		struct aibl_load ld;
+	if (!keep_opt && syn_backend >= 0 && syn_backend < s.nbe && syn_backend < nload &&
+	    syn_prefill != s.load[syn_backend].prefill_until_ns) {
+		__u64 was = syn_prefill;
 
 		/* only the SYN's own move: a real session's since stays */
-		if (bpf_map_lookup_elem(lm.fd, &b, &ld) == 0 &&
-		    ld.prefill_until_ns == syn_prefill &&
-		    syn_prefill != s.load[b].prefill_until_ns) {
-			ld.prefill_until_ns = s.load[b].prefill_until_ns;
-			bpf_map_update_elem(lm.fd, &b, &ld, BPF_EXIST);
-		}
+		__atomic_compare_exchange_n(&load[syn_backend].prefill_until_ns, &was,
+					    s.load[syn_backend].prefill_until_ns, false,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 	}
 	if (!keep_opt && svc >= 0) {
 		if (aff_had && bpf_map_lookup_elem(am.fd, &aff_idx, &aff_after) == 0 &&
@@ -475,7 +468,8 @@ undo:
 		 * back, and its open count with it */
 		conn_restored = bpf_map_update_elem(cm.fd, &k, &conn_before, BPF_EXIST) == 0;
 		if (conn_restored && tcp) {
-			load_move(&lm, conn.flags & AIBL_CONN_F_CLOSING ? -1 : (__s64)conn.backend,
+			load_move(load, nload,
+				  conn.flags & AIBL_CONN_F_CLOSING ? -1 : (__s64)conn.backend,
 				  conn_before.flags & AIBL_CONN_F_CLOSING
 				      ? -1
 				      : (__s64)conn_before.backend);
@@ -485,7 +479,7 @@ undo:
 		conn_removed = bpf_map_delete_elem(cm.fd, &k) == 0;
 		/* the program counts open TCP flows only; a closing one is already out */
 		if (conn_removed && tcp && !(conn.flags & AIBL_CONN_F_CLOSING))
-			load_restored = load_move(&lm, conn.backend, -1);
+			load_restored = load_move(load, nload, conn.backend, -1);
 	}
 	if (ret)
 		goto out;
@@ -595,6 +589,7 @@ out:
 	if (fd >= 0)
 		close(fd);
 	aibl_map__close(&cm);
+	aibl_load__munmap(load, nload);
 	aibl_map__close(&lm);
 	aibl_map__close(&sm);
 	aibl_map__close(&ym);

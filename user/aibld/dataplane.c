@@ -125,6 +125,16 @@ static int dp__check_pin(struct bpf_map *map, const char *path)
 		pr_warn("dataplane: inspect pinned %s: %s", path, strerror(-err));
 		goto out;
 	}
+	/* aibl_load, mmapable since 2026-12-07 (userspace moves its counts
+	 * with atomic adds), holds only transient figures: its open-flow
+	 * counts are set again from the connection table by the first
+	 * reconcile, its handshake and prefill figures last under a second */
+	if (!strcmp(bpf_map__name(map), AIBL_MAP_LOAD) &&
+	    info.map_flags != bpf_map__map_flags(map)) {
+		pr_info("dataplane: pinned %s has flags 0x%x, this build 0x%x: it starts over",
+			path, info.map_flags, bpf_map__map_flags(map));
+		goto start_over;
+	}
 	if (info.map_flags != bpf_map__map_flags(map)) {
 		pr_warn(
 		    "dataplane: pinned map %s has flags 0x%x, this build 0x%x: it was created "
@@ -142,15 +152,17 @@ static int dp__check_pin(struct bpf_map *map, const char *path)
 	    info.max_entries < bpf_map__max_entries(map)) {
 		pr_info("dataplane: pinned %s has %u entries, this build %u: it starts over", path,
 			info.max_entries, bpf_map__max_entries(map));
-		if (unlink(path)) {
-			err = -errno;
-			pr_warn("dataplane: unpin %s: %s", path, strerror(-err));
-		}
-		goto out;
+		goto start_over;
 	}
 	err = bpf_map__set_max_entries(map, info.max_entries);
 	if (!err)
 		err = 1; /* reused */
+	goto out;
+start_over:
+	if (unlink(path)) {
+		err = -errno;
+		pr_warn("dataplane: unpin %s: %s", path, strerror(-err));
+	}
 out:
 	close(fd);
 	return err;
@@ -691,18 +703,6 @@ int dp__pin_filter_rebuild(int filter_fd, int pins_fd)
 
 /* ---------------- active-flow reconcile ---------------- */
 
-static int dp__load_read(int load_fd, __u32 n, __s64 *out)
-{
-	for (__u32 id = 0; id < n; id++) {
-		struct aibl_load l;
-
-		if (bpf_map_lookup_elem(load_fd, &id, &l))
-			return -errno;
-		out[id] = l.active;
-	}
-	return 0;
-}
-
 int dp__conns_walk(int conns_fd, dp_conn_fn fn, void *ud)
 {
 	struct aibl_flow_key *keys = calloc(DP_RECONCILE_BATCH, sizeof(*keys));
@@ -770,45 +770,41 @@ static void dp__count_open(const struct aibl_flow_key *k, const struct aibl_conn
 int dp__load_reconcile(int conns_fd, int load_fd, __u32 nbackends)
 {
 	__s64 *before = calloc(nbackends, sizeof(__s64)), *count = calloc(nbackends, sizeof(__s64));
-	__s64 *after = calloc(nbackends, sizeof(__s64));
 	struct open_count oc = {.count = count, .nbackends = nbackends};
+	struct aibl_load *load = NULL;
+	__u32 nload = 0;
 	int err, fixed = 0;
 
-	if (!before || !count || !after) {
+	if (!before || !count) {
 		err = -ENOMEM;
 		goto out;
 	}
-	err = dp__load_read(load_fd, nbackends, before);
-	if (err)
+	load = aibl_load__mmap(load_fd, &nload);
+	if (!load) {
+		err = -errno;
 		goto out;
+	}
+	if (nload < nbackends)
+		nbackends = oc.nbackends = nload;
+	for (__u32 id = 0; id < nbackends; id++)
+		before[id] = __atomic_load_n(&load[id].active, __ATOMIC_RELAXED);
 	err = dp__conns_walk(conns_fd, dp__count_open, &oc);
 	if (err)
 		goto out;
-	err = dp__load_read(load_fd, nbackends, after);
-	if (err)
-		goto out;
 	for (__u32 id = 0; id < nbackends; id++) {
-		/* flows opened or closed while the table was read: kept; so
-		 * are the handshakes the data plane counts */
-		struct aibl_load l;
-
+		/* what the table holds, plus the flows opened and closed since
+		 * it was read (and the handshakes the data plane counts), the
+		 * data plane's adds meanwhile kept: one atomic add of the
+		 * difference, as the data plane's own */
 		if (count[id] == before[id])
 			continue;
-		if (bpf_map_lookup_elem(load_fd, &id, &l)) {
-			err = -errno;
-			goto out;
-		}
-		l.active = count[id] + (after[id] - before[id]);
-		if (bpf_map_update_elem(load_fd, &id, &l, BPF_EXIST)) {
-			err = -errno;
-			goto out;
-		}
+		__atomic_fetch_add(&load[id].active, count[id] - before[id], __ATOMIC_RELAXED);
 		fixed++;
 	}
 	err = fixed;
 out:
+	aibl_load__munmap(load, nload);
 	free(before);
 	free(count);
-	free(after);
 	return err;
 }

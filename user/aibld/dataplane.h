@@ -143,8 +143,10 @@ int dp__conns_walk(int conns_fd, dp_conn_fn fn, void *ud);
  * The data plane's +1/-1 drift (an LRU eviction or a lost FIN/RST never
  * counts down; an entry rewritten from outside never counts) ends here.
  * The table is read by dp__conns_walk(); what the data plane
- * added to a count while the table was read is kept on top. Number of
- * counts corrected, or -errno.
+ * added to a count while the table was read is kept on top, as is what it
+ * adds while the count is set: the difference goes in by one atomic add on
+ * the mapped map (aibl_load__mmap), never a read and a write back. Number
+ * of counts corrected, or -errno.
  */
 int dp__load_reconcile(int conns_fd, int load_fd, __u32 nbackends);
 /* sets the bit of one VIP key (before writing it); no write when set */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "maps.h"
@@ -177,6 +178,42 @@ void aibl_map__close(struct aibl_map *m)
 	if (m->fd >= 0)
 		close(m->fd);
 	m->fd = -1;
+}
+
+/* an mmapable array's elements lie round_up(value_size, 8) apart */
+_Static_assert(sizeof(struct aibl_load) % 8 == 0, "aibl_load: its mmap stride");
+
+static size_t load_bytes(__u32 n)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+
+	return ((size_t)n * sizeof(struct aibl_load) + pg - 1) / pg * pg;
+}
+
+struct aibl_load *aibl_load__mmap(int fd, __u32 *n)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	void *p;
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return NULL;
+	if (!(info.map_flags & BPF_F_MMAPABLE) || !info.max_entries ||
+	    info.value_size != sizeof(struct aibl_load)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	p = mmap(NULL, load_bytes(info.max_entries), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	*n = info.max_entries;
+	return p;
+}
+
+void aibl_load__munmap(struct aibl_load *l, __u32 n)
+{
+	if (l)
+		munmap(l, load_bytes(n));
 }
 
 int aibl_globals__check(const struct aibl_map *m, struct aibl_globals *g, char *errbuf,

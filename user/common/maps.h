@@ -53,6 +53,17 @@ int aibl_map__check_fd(struct aibl_map *m, int fd, const char *name, const char 
 void aibl_map__close(struct aibl_map *m);
 
 /*
+ * aibl_load mapped into this process (it is BPF_F_MMAPABLE): the data plane
+ * moves its counts with atomic adds, and a writer here must too (a read
+ * and a write back by syscall lose whatever the data plane counted in
+ * between, and put back the other fields as they were). All of its
+ * entries, *n of them; NULL with errno set where the map is not mmapable
+ * (a pin of an older build) or the mapping fails. fd must be writable.
+ */
+struct aibl_load *aibl_load__mmap(int fd, __u32 *n);
+void aibl_load__munmap(struct aibl_load *l, __u32 n);
+
+/*
  * Read aibl_globals from an open map and check that its writer used this
  * ABI (abi_version) and ring size; a mismatch is an error naming both.
  */
