@@ -20,8 +20,8 @@
 #   over), takes it back: n2's agent drains and unloads m1, n2 leaves the
 #   service, and n1's m1 (the operator's) and n2's m2 stay;
 # - but not while another ai service of m1 ("pinned", on a second VIP,
-#   listing n2 alone) still wants n2's m1: only once a reload has removed
-#   that service;
+#   listing n2 alone) still wants n2's m1 (/v1/status held `wanted_by`):
+#   only once a reload has removed that service;
 # - n2's agent refuses a load from an address that is neither the node
 #   nor a --controller (403), and loads nothing for it;
 # - a load the agent refuses (409: another model loading there; the
@@ -161,9 +161,12 @@ sys.exit(0 if n['in_flight'] == 0 else 1)"
 lab_wait 40 n1_idle
 # "pinned" has no other node for m1: held past background_unload_ms
 sleep 6
-kept="$(models_of n2)|$(load_of op)|$(held_on_n2)|$(grep -c 'is unloaded' "$LAB_DIR/aibld.log")"
-echo "# 6 s after n1 went idle, with 'pinned': n2's models|unload|held|said = '$kept'"
-t_check kept_for_another [ "$kept" = "m1 m2||m1/chat|0" ]
+wanted_by=$(lab_api /v1/status | python3 -c "import json,sys
+n = [n for n in json.load(sys.stdin)['nodes'] if n['name'] == 'n2'][0]
+print(' '.join(h.get('wanted_by', '-') for h in n.get('held', [])))")
+kept="$(models_of n2)|$(load_of op)|$(held_on_n2)|$wanted_by|$(grep -c 'is unloaded' "$LAB_DIR/aibld.log")"
+echo "# 6 s after n1 went idle, with 'pinned': n2's models|unload|held|wanted by|said = '$kept'"
+t_check kept_for_another [ "$kept" = "m1 m2||m1/chat|pinned|0" ]
 # the reload removes it: nothing else wants n2's m1
 config 1000
 kill -HUP "$(lab_pid aibld)"

@@ -890,21 +890,22 @@ static void model_wanted(void)
 	g = &d.nodes[2];
 	/* chat2 lists every node: g at position 2 */
 	ASSERT_EQ(d.cfg.services[1].nnodes, 3, "chat2's nodes");
-	ASSERT_TRUE(nodes__model_wanted(&d, 0, g, "m1", now), "chat2 has not done without g");
+	ASSERT_EQ(nodes__model_wanted(&d, 0, g, "m1", now), 1, "chat2 has not done without g");
 	d.svcs[1].carried[2] = now - 3999;
-	ASSERT_TRUE(nodes__model_wanted(&d, 0, g, "m1", now), "chat2 without g for 3999 ms");
+	ASSERT_EQ(nodes__model_wanted(&d, 0, g, "m1", now), 1, "chat2 without g for 3999 ms");
 	d.svcs[1].carried[2] = now - 4000;
-	ASSERT_FALSE(nodes__model_wanted(&d, 0, g, "m1", now),
-		     "chat2 without g for 4000 ms, code serves another model, fixed lists a only");
-	ASSERT_TRUE(nodes__model_wanted(&d, 1, g, "m1", now),
-		    "chat2's own take-back: chat wants g");
-	ASSERT_FALSE(nodes__model_wanted(&d, 2, g, "m2", now), "code's m2: no other service of it");
+	ASSERT_EQ(nodes__model_wanted(&d, 0, g, "m1", now), -1,
+		  "chat2 without g for 4000 ms, code serves another model, fixed lists a only");
+	ASSERT_EQ(nodes__model_wanted(&d, 1, g, "m1", now), 0,
+		  "chat2's own take-back: chat wants g");
+	ASSERT_EQ(nodes__model_wanted(&d, 2, g, "m2", now), -1,
+		  "code's m2: no other service of it");
 
 	/* a: the classic service lists it */
 	d.svcs[1].carried[0] = now - 4000;
-	ASSERT_TRUE(nodes__model_wanted(&d, 0, a, "m1", now), "fixed lists a");
+	ASSERT_EQ(nodes__model_wanted(&d, 0, a, "m1", now), 3, "fixed lists a");
 	d.cfg.nodes[0].weight = 0;
-	ASSERT_FALSE(nodes__model_wanted(&d, 0, a, "m1", now), "a at weight 0: fixed sends none");
+	ASSERT_EQ(nodes__model_wanted(&d, 0, a, "m1", now), -1, "a at weight 0: fixed sends none");
 	cleanup();
 }
 

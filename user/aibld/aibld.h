@@ -65,6 +65,9 @@ struct node_held {
 	__u64 since_ms; /* resident since (monotonic) */
 	__u64 quiet_ms; /* the other nodes have carried the service since, 0 not */
 	__u64 retry_ms; /* an unload refused: not asked again before */
+	/* the unload is due, but this other service of the model still wants
+	 * it there (nodes__model_wanted), "" none */
+	char wanted_by[AIBL_NAME_LEN];
 };
 
 struct node_rt {
@@ -334,14 +337,14 @@ struct node_held *nodes__held(struct node_rt *n, const char *svc, const char *mo
 void nodes__held_add(struct node_rt *n, const char *svc, const char *model, __u64 now);
 void nodes__held_drop(struct node_rt *n, struct node_held *h);
 /*
- * ai: whether a service other than si still wants model on node n, so that
- * si's take-back of it there waits: a classic service of the model that
- * lists the node (at a weight above 0: its operator routes the model
- * there), or an ai service of it that has not done without n for
+ * ai: the service other than si that still wants model on node n, so that
+ * si's take-back of it there waits, -1 none: a classic service of the
+ * model that lists the node (at a weight above 0: its operator routes the
+ * model there), or an ai service of it that has not done without n for
  * background_unload_ms (svc_rt.carried)
  */
-bool nodes__model_wanted(const struct aibld *d, int si, const struct node_rt *n, const char *model,
-			 __u64 now);
+int nodes__model_wanted(const struct aibld *d, int si, const struct node_rt *n, const char *model,
+			__u64 now);
 /* ai: the end of n's load or unload, checked every recompute. A load is
  * refused (nodes__load_refused()) when its model is not resident
  * background_load_ms (300 s where 0) after it was asked, whether or not its

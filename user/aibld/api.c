@@ -311,14 +311,17 @@ static json_t *status_json(struct aibld *d)
 
 			for (int h = 0; ha && h < n->nheld; h++)
 				json_array_append_new(
-				    ha, json_pack("{s:s,s:s,s:I,s:I}", AIBL_SJ_LOAD_MODEL,
-						  n->held[h].model, AIBL_SJ_LOAD_SERVICE,
-						  n->held[h].svc, AIBL_SJ_HELD_RESIDENT_MS,
-						  (json_int_t)(now - n->held[h].since_ms),
-						  AIBL_SJ_HELD_QUIET_MS,
-						  (json_int_t)(n->held[h].quiet_ms
-								   ? now - n->held[h].quiet_ms
-								   : 0)));
+				    ha,
+				    json_pack(
+					"{s:s,s:s,s:I,s:I,s:s*}", AIBL_SJ_LOAD_MODEL,
+					n->held[h].model, AIBL_SJ_LOAD_SERVICE, n->held[h].svc,
+					AIBL_SJ_HELD_RESIDENT_MS,
+					(json_int_t)(now - n->held[h].since_ms),
+					AIBL_SJ_HELD_QUIET_MS,
+					(json_int_t)(n->held[h].quiet_ms ? now - n->held[h].quiet_ms
+									 : 0),
+					AIBL_SJ_HELD_WANTED_BY,
+					n->held[h].wanted_by[0] ? n->held[h].wanted_by : NULL));
 			json_object_set_new(jn, AIBL_SJ_HELD, ha);
 		}
 		if (jn && n->have_rep && n->rep.decap)

@@ -1126,6 +1126,7 @@ static void take_back(struct aibld *d, int si, struct svc_work *w, const struct 
 	const struct cfg_ai *ai = &d->cfg.ai;
 	struct svc_rt *s = &d->svcs[si];
 	bool unloading = false;
+	int j;
 
 	if (cs->policy != AIBL_POL_AI)
 		return;
@@ -1167,13 +1168,24 @@ static void take_back(struct aibld *d, int si, struct svc_work *w, const struct 
 		if (!ai->background_unload_ms || l->state != NODE_LOAD_NONE || st->saturated_ms ||
 		    !d->cfg.nodes[n->cfg_idx].agent[0] || !policy__others_carry(ai, cs, w->in, k)) {
 			h->quiet_ms = 0;
+			h->wanted_by[0] = '\0';
 			continue;
 		}
 		if (!h->quiet_ms)
 			h->quiet_ms = now;
-		if (now - h->quiet_ms < ai->background_unload_ms || now < h->retry_ms ||
-		    unloading || nodes__model_wanted(d, si, n, cs->model, now))
+		if (now - h->quiet_ms < ai->background_unload_ms || now < h->retry_ms || unloading)
 			continue;
+		j = nodes__model_wanted(d, si, n, cs->model, now);
+		if (j >= 0) {
+			if (strcmp(h->wanted_by, d->cfg.services[j].name))
+				pr_info(
+				    "service '%s': model '%s', which this balancer loaded on node "
+				    "'%s', stays while service '%s' still wants it there",
+				    cs->name, cs->model, n->name, d->cfg.services[j].name);
+			snprintf(h->wanted_by, sizeof(h->wanted_by), "%s", d->cfg.services[j].name);
+			continue;
+		}
+		h->wanted_by[0] = '\0';
 		unload_queue(n, h, now);
 		unloading = true;
 		aibld__bg_count(&d->st, true, BG_ASKED);

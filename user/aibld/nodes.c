@@ -140,8 +140,8 @@ void nodes__held_drop(struct node_rt *n, struct node_held *h)
 	n->nheld--;
 }
 
-bool nodes__model_wanted(const struct aibld *d, int si, const struct node_rt *n, const char *model,
-			 __u64 now)
+int nodes__model_wanted(const struct aibld *d, int si, const struct node_rt *n, const char *model,
+			__u64 now)
 {
 	const struct config *c = &d->cfg;
 
@@ -156,14 +156,14 @@ bool nodes__model_wanted(const struct aibld *d, int si, const struct node_rt *n,
 				continue;
 			if (cs->policy != AIBL_POL_AI) {
 				if (c->nodes[n->cfg_idx].weight)
-					return true;
+					return j;
 			} else if (!s->carried[k] ||
 				   now - s->carried[k] < c->ai.background_unload_ms) {
-				return true;
+				return j;
 			}
 		}
 	}
-	return false;
+	return -1;
 }
 
 /* what the report says of the model: 2 being unloaded, 1 resident, 0 not

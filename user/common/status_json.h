@@ -113,6 +113,7 @@
 #define AIBL_SJ_HELD		 "held"
 #define AIBL_SJ_HELD_RESIDENT_MS "resident_ms"
 #define AIBL_SJ_HELD_QUIET_MS	 "quiet_ms"
+#define AIBL_SJ_HELD_WANTED_BY	 "wanted_by"
 
 /* a node whose agent drains a model for an unload, until its engine has
  * answered the unload (absent otherwise):
