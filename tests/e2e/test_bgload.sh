@@ -9,6 +9,8 @@
 # for m1 (1000 MiB), no node list:
 # - while the service says m1 takes more than n2 has free (2000 MiB against
 #   1500), n2 is not asked to load it: a load there would evict a model;
+#   a reload keeps how long the service has been saturated (status
+#   ai_saturated_ms), the clock cold_start_after_ms is measured on;
 # - once n1 has been saturated for a second, aibld asks n2's agent to load
 #   m1 (POST /v1/load) and /v1/status and aiblctl show the load;
 # - while it loads n2 takes no flow of the service: m1's sessions through
@@ -28,7 +30,7 @@
 #   service's memory_mb unknown, so room is not asked) falls back to the
 #   cold start: n2 takes the service's flows, which load m1.
 . "$(dirname "$0")/e2e.sh"
-CASES=(no_room_no_load load_asked shown_by_aiblctl no_flows_while_loading served_once_resident no_cold_start
+CASES=(no_room_no_load clock_kept_over_reload load_asked shown_by_aiblctl no_flows_while_loading served_once_resident no_cold_start
 	held kept_for_another taken_back stranger_refused refused_falls_back no_failures)
 e2e_need "${CASES[@]}"
 e2e_need_fake_nvml "${CASES[@]}"
@@ -110,6 +112,24 @@ n = [n for n in json.load(sys.stdin)['nodes'] if n['name'] == 'n2'][0]
 print(n.get('load', {}).get('state', 'none'), n['state'])")
 echo "# m1 said to need 2000 MiB, n2 1500 free: its load '${gpu% *}', service nodes '$(serving)'"
 t_check no_room_no_load [ "${gpu% *}|$(serving)" = "none|n1" ]
+# a reload (the model said to need 1900 MiB: still no room) keeps the
+# cold-start clock: the service has been saturated as long as before
+sat() {
+	lab_api /v1/status | python3 -c "import json,sys
+print([s for s in json.load(sys.stdin)['services'] if s['name'] == 'chat'][0]['ai_saturated_ms'])"
+}
+reloads() { grep -c 'reloaded ' "$LAB_DIR/aibld.log"; }
+r0=$(reloads) s0=$(sat)
+config 1900
+kill -HUP "$(lab_pid aibld)"
+reloaded() { [ "$(reloads)" -gt "$r0" ]; }
+lab_wait 5 reloaded
+s1=$(sat)
+row=$(lab_run lb "$AIBL_BUILD/aiblctl" --api "$LAB_API" --token-file "$LAB_DIR/api.token" status 2>&1 |
+	grep -E '^chat ')
+echo "# saturated ${s0} ms before the reload, ${s1} ms after it; aiblctl: $row"
+shown=$(grep -cE '^chat .* [0-9]+\.[0-9]s +n1\(' <<<"$row")
+t_check clock_kept_over_reload [ "$s0" -ge 2000 -a "$s1" -ge "$s0" -a "$shown" = 1 ]
 # m1 at its size, 1000 MiB: room on n2; a second service of m1 on n2 alone
 config 1000 pinned
 e2e_restart_aibld "$cfg" || { e2e_fail_log load_asked "aibld not up again"; t_done; }

@@ -238,6 +238,17 @@ static const char *svc_wait(char *buf, size_t len, json_t *sv)
 	return ctl_fmt_dur_ns(buf, len, (__u64)(fmin(ms, 1e12) * 1e6));
 }
 
+/* how long every resident node of an ai service has been saturated ("-"
+ * not now, or not an ai service): the cold-start clock */
+static const char *svc_saturated(char *buf, size_t len, json_t *sv)
+{
+	json_t *v = json_object_get(sv, AIBL_SJ_AI_SATURATED_MS);
+
+	if (!json_is_integer(v) || json_integer_value(v) <= 0)
+		return "-";
+	return ctl_fmt_dur_ns(buf, len, (__u64)json_integer_value(v) * 1000000);
+}
+
 /*
  * A node's decap program as its agent last reported it: "N in, M dropped",
  * in the packets it took for a VIP here (decapsulated, or plain in
@@ -267,8 +278,8 @@ static const char *node_decap(char *buf, size_t len, json_t *n)
 
 static void status_print(json_t *doc)
 {
-	static const char *const shdr[] = {"SERVICE",	    "VIP",  "POLICY", "MODEL",
-					   "PREFIX CACHED", "WAIT", "NODES"};
+	static const char *const shdr[] = {"SERVICE",	    "VIP",  "POLICY",	 "MODEL",
+					   "PREFIX CACHED", "WAIT", "SATURATED", "NODES"};
 	static const char *const nhdr[] = {"NODE", "ADDRESS",  "STATE",	    "HEALTHY", "REPORT AGE",
 					   "GPU",  "QUEUE",    "IN-FLIGHT", "SLOTS",   "KV CACHE",
 					   "TTFT", "FAILURES", "DECAP",	    "MODELS"};
@@ -285,7 +296,7 @@ static void status_print(json_t *doc)
 			      (__u64)(json_number_value(uptime) * 1e9 > 0
 					  ? json_number_value(uptime) * 1e9
 					  : 0)));
-	t = ctl_table__new(7, shdr, "lllllrl");
+	t = ctl_table__new(8, shdr, "lllllrrl");
 	json_array_foreach(svcs, i, sv)
 	{
 		json_t *nl = json_object_get(sv, AIBL_SJ_NODES), *nd;
@@ -326,6 +337,7 @@ static void status_print(json_t *doc)
 			ctl_table__cell(t, "-");
 		}
 		ctl_table__cell(t, "%s", svc_wait(b3, sizeof(b3), sv));
+		ctl_table__cell(t, "%s", svc_saturated(b3, sizeof(b3), sv));
 		ctl_table__cell(t, "%s", nodes_s && nodes_s[0] ? nodes_s : "-");
 		free(nodes_s);
 	}

@@ -246,6 +246,11 @@ static json_t *status_json(struct aibld *d)
 			json_object_set_new(js, AIBL_SJ_AI_AFFINITY,
 					    json_boolean(aibld__svc_affinity(d, i)));
 			json_object_set_new(js, AIBL_SJ_AI_WAIT_MS, json_real(s->need_ms));
+			json_object_set_new(
+			    js, AIBL_SJ_AI_SATURATED_MS,
+			    json_integer(s->saturated_since_ms
+					     ? (json_int_t)(now - s->saturated_since_ms)
+					     : 0));
 		}
 		json_array_append_new(svcs, js);
 	}

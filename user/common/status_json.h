@@ -91,6 +91,10 @@
 /* ai: a service's least queue wait at a node that serves it, ms (-1
  * unknown): its need, by which services claim background loads */
 #define AIBL_SJ_AI_WAIT_MS "ai_wait_ms"
+/* ai: how long every node where its model is resident has been saturated,
+ * ms, 0 not now: the cold-start clock (cold_start_after_ms), which a
+ * reload keeps */
+#define AIBL_SJ_AI_SATURATED_MS "ai_saturated_ms"
 
 /* ai: a node's background load, while one is asked or refused (absent
  * otherwise): {"op","model","service","state","for_ms","error"}, op "load"
