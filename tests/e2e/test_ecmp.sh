@@ -27,6 +27,9 @@
 #   p2c_link_down_conns_survive  the least_conn service's, likewise
 #   etcd_down           etcd killed: forwarding goes on, every balancer keeps
 #                       announcing at the same plan version, none is applied
+#   restart_without_plan  b2's aibld killed while etcd is down (its BIRD
+#                       still announcing): restarted, it withdraws at once
+#                       and announces again only once etcd is back
 #   partition           b1 cut off from etcd while b3 reaches it: b1 fences
 #                       itself (withdraws) before any new plan, so two
 #                       announcing balancers never hold different versions
@@ -43,7 +46,7 @@
 . "$(dirname "$0")/e2e.sh"
 CASES=(added tables_identical spread cluster_show plan_applied_fast plan_lost killed_conns_survive
 	p2c_killed_conns_survive link_down_conns_survive p2c_link_down_conns_survive etcd_down
-	partition planner_takeover pin_in_plan pin_same_node)
+	restart_without_plan partition planner_takeover pin_in_plan pin_same_node)
 e2e_need "${CASES[@]}"
 for b in bird birdc etcd; do
 	command -v $b >/dev/null || {
@@ -260,9 +263,28 @@ else
 	e2e_fail_bal etcd_down "ok $(e2e_json "$E2E_TMP/etcd.json" "j['total']['ok']"), router" \
 		"$(lab_rt_nexthops "$LAB_VIP4"), versions $(bal 1 version) $(bal 2 version) $(bal 3 version) (was $v)"
 fi
+
+# ---- restarted without the plan: b2's aibld killed while etcd is down ----
+# BIRD still announces what the killed aibld last wrote; the new one
+# withdraws as it starts (what a crashed aibld left is no plan's), and
+# announces nothing while it cannot read the plan
+before=$(lab_rt_nexthops "$LAB_VIP4")
+kill -9 "$(lab_pid aibld-b2)"
+rm -f "$LAB_DIR/aibld-b2.pid"
+sleep 0.5
+during=$(lab_rt_nexthops "$LAB_VIP4")
+lab_start_balancer 2 "$E2E_TMP/b2.yaml" || e2e_fail_bal restart_without_plan "b2 not up again"
+lab_wait 5 nexthops_are "$(ip_of 1) $(ip_of 3)"
+sleep 1
+after=$(lab_rt_nexthops "$LAB_VIP4")
 lab_start_agent 2
 lab_start_etcd
 lab_wait 15 etcd_ok_is 3 true || e2e_fail_bal etcd_down "etcd not back"
+lab_wait 15 nexthops_are "$(ip_of 1) $(ip_of 2) $(ip_of 3)"
+back=$(lab_rt_nexthops "$LAB_VIP4")
+echo "# b2 restarted without etcd: router next hops '$before', killed '$during', restarted '$after', etcd back '$back'"
+all3="$(ip_of 1) $(ip_of 2) $(ip_of 3)"
+t_check restart_without_plan [ "$before|$during|$after|$back" = "$all3|$all3|$(ip_of 1) $(ip_of 3)|$all3" ]
 
 # ---- partition: b1 cut off from etcd, the others not ----
 lab_wait 10 all_at_b3s
