@@ -126,9 +126,11 @@ static int dp__check_pin(struct bpf_map *map, const char *path)
 		goto out;
 	}
 	/* aibl_load, mmapable since 2026-12-07 (userspace moves its counts
-	 * with atomic adds), holds only transient figures: its open-flow
-	 * counts are set again from the connection table by the first
-	 * reconcile, its handshake and prefill figures last under a second */
+	 * with atomic adds), holds only transient figures: the reconciles
+	 * set its open-flow counts again from the connection table (the
+	 * first at the start, the next within 10 s, after the old program,
+	 * which counts in the old map until the new one replaces it), its
+	 * handshake and prefill figures last under a second */
 	if (!strcmp(bpf_map__name(map), AIBL_MAP_LOAD) &&
 	    info.map_flags != bpf_map__map_flags(map)) {
 		pr_info("dataplane: pinned %s has flags 0x%x, this build 0x%x: it starts over",
