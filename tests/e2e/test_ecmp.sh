@@ -132,10 +132,16 @@ fi
 t_check spread nexthops_are "$(ip_of 1) $(ip_of 2) $(ip_of 3)"
 
 # ---- the operator's view: aiblctl cluster show ----
-show=$(lab_run b1 "$AIBL_BUILD/aiblctl" --api http://127.0.0.1:7070 cluster show 2>&1)
+# b1 reads its peers' status from etcd: b3, just added, is listed once b1
+# has read it (within a poll interval or two)
+show_ok() {
+	show=$(lab_run b1 "$AIBL_BUILD/aiblctl" --api http://127.0.0.1:7070 cluster show 2>&1)
+	rows=$(echo "$show" | awk -v pd="$(bal 1 plan_digest)" '$1 ~ /^b[123]$/ && index($0, pd) && /announcing/' | wc -l)
+	[ "$rows" -eq 3 ] && echo "$show" | grep -q '(planner)'
+}
+lab_wait 5 show_ok
 echo "$show" | sed 's/^/    /'
-rows=$(echo "$show" | awk -v pd="$(bal 1 plan_digest)" '$1 ~ /^b[123]$/ && index($0, pd) && /announcing/' | wc -l)
-if [ "$rows" -eq 3 ] && echo "$show" | grep -q '(planner)'; then t_pass cluster_show; else
+if show_ok; then t_pass cluster_show; else
 	t_fail cluster_show "$rows of 3 balancers announcing at the plan's digest, or no planner shown"
 fi
 
