@@ -219,10 +219,13 @@ static bool get_report(int port, struct agent_report *rep)
 }
 
 /* poll until the agent has scraped server 0 successfully */
+/* server 0 scraped, and the GPU thread's first round done: the two threads
+ * start apart, and until that round the report says "NVML not sampled yet" */
 static bool wait_server_up(int port, struct agent_report *rep)
 {
 	for (int i = 0; i < 250; i++) {
-		if (get_report(port, rep) && rep->nservers && rep->servers[0].up)
+		if (get_report(port, rep) && rep->nservers && rep->servers[0].up &&
+		    (rep->nvml || strcmp(rep->nvml_error, "NVML not sampled yet")))
 			return true;
 		agent_report__free(rep);
 		sleep_ms(20);
