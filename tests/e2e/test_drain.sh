@@ -43,6 +43,15 @@ node_state() {
 	lab_api /v1/status | python3 -c "import json,sys; print([n['state'] for n in json.load(sys.stdin)['nodes'] if n['name'] == '$1'][0])"
 }
 state_is() { [ "$(node_state "$1")" = "$2" ]; }
+# the API answers at once and the state follows the drain at once; the
+# data plane's DRAINING flag waits for the loop's next recompute
+dp_draining() { # NODE: True/False, as aiblctl reads aibl_backends
+	lab_run lb "$AIBL_BUILD/aiblctl" --bpffs "$LAB_BPFFS" -j backend list 2>/dev/null |
+		python3 -c "import json,sys
+j = json.load(sys.stdin)
+print([b['flags']['draining'] for b in j['backends'] if b['name'] == '$1'][0])" 2>/dev/null
+}
+flag_is() { [ "$(dp_draining "$1")" = "$2" ]; }
 
 lab_loadgen http --target "$W" --source "$LAB_CLIENT_ADDRS4" --keepalive --conns 12 --rate 120 \
 	--duration 6 --json --no-progress --samples "$E2E_TMP/ka.tsv" >"$E2E_TMP/ka.json" \
@@ -57,7 +66,7 @@ if [ "$(echo "$r" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j
 else
 	e2e_fail_log drain_api "answer '$r', state $(node_state n2)"
 fi
-sleep 0.5
+lab_wait 5 flag_is n2 True
 lab_loadgen http --target "$W" --source "$LAB_CLIENT_ADDRS4" --requests 600 --conns 8 --json \
 	--no-progress >"$E2E_TMP/new.json" 2>/dev/null
 t_check no_new_flows [ "$(e2e_share "$E2E_TMP/new.json" n2)" = 0.0 ]
@@ -87,7 +96,7 @@ fi
 t_check no_failures [ "$(e2e_json "$E2E_TMP/ka.json" "(j['total']['failed'], j['total']['reconnects'])")" = "(0, 0)" ]
 r=$(lab_api /v1/nodes/n2/undrain -X POST)
 lab_wait 5 state_is n2 up
-sleep 0.5
+lab_wait 5 flag_is n2 False
 lab_loadgen http --target "$W" --source "$LAB_CLIENT_ADDRS4" --requests 600 --conns 8 --json \
 	--no-progress >"$E2E_TMP/undrain.json" 2>/dev/null
 s=$(e2e_share "$E2E_TMP/undrain.json" n2)
