@@ -112,6 +112,69 @@ out:
 	xe_down();
 }
 
+/* the pinned object's id (a map's, or the program's), 0 when nothing is
+ * pinned there */
+static __u32 pinned_id(const char *name)
+{
+	bool prog = !strcmp(name, AIBL_PIN_PROG);
+	struct bpf_prog_info pi = {};
+	struct bpf_map_info mi = {};
+	__u32 len = prog ? sizeof(pi) : sizeof(mi), id = 0;
+	char path[128];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", xe_dir, name);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	if (!bpf_obj_get_info_by_fd(fd, prog ? (void *)&pi : (void *)&mi, &len))
+		id = prog ? pi.id : mi.id;
+	close(fd);
+	return id;
+}
+
+/* pins removed under a running controller come back at its next loop,
+ * the same objects: one alone, or the whole directory */
+static void test_loader_repin(void)
+{
+	__u32 conns, stats, prog;
+	char path[128];
+	int n;
+
+	if (!std_env())
+		goto out;
+	conns = pinned_id(AIBL_MAP_CONNS);
+	stats = pinned_id(AIBL_MAP_STATS);
+	prog = pinned_id(AIBL_PIN_PROG);
+	ASSERT_TRUE(conns && stats && prog, "pinned at the start");
+	ASSERT_EQ(dp__repin(xe_dp), 0, "nothing missing: nothing done");
+
+	/* one map's pin alone (the connection table and program still there) */
+	snprintf(path, sizeof(path), "%s/%s", xe_dir, AIBL_MAP_STATS);
+	ASSERT_OK(unlink(path), "unlink stats");
+	ASSERT_EQ(dp__repin(xe_dp), 1, "the one pin put back");
+	ASSERT_EQ(pinned_id(AIBL_MAP_STATS), stats, "the same map");
+
+	/* the program's pin alone */
+	snprintf(path, sizeof(path), "%s/%s", xe_dir, AIBL_PIN_PROG);
+	ASSERT_OK(unlink(path), "unlink program");
+	ASSERT_EQ(dp__repin(xe_dp), 1, "the program's pin put back");
+	ASSERT_EQ(pinned_id(AIBL_PIN_PROG), prog, "the same program");
+
+	/* the whole directory */
+	ASSERT_OK(dp__teardown(xe_dir), "unlink every pin");
+	ASSERT_TRUE(access(xe_dir, F_OK) && errno == ENOENT, "the directory gone");
+	n = dp__repin(xe_dp);
+	ASSERT_TRUE(n > 2, "every pin put back");
+	printf("  %d pins re-created after the directory went\n", n);
+	ASSERT_EQ(pinned_id(AIBL_MAP_CONNS), conns, "the same connection table");
+	ASSERT_EQ(pinned_id(AIBL_MAP_STATS), stats, "the same counters");
+	ASSERT_EQ(pinned_id(AIBL_PIN_PROG), prog, "the same program");
+	ASSERT_EQ(dp__repin(xe_dp), 0, "then nothing missing");
+out:
+	xe_down();
+}
+
 static void test_loader_attach(void)
 {
 	struct dp *dp2 = NULL;
@@ -204,6 +267,7 @@ out:
 
 static const struct test_case cases[] = {
     {"loader_pins", test_loader_pins},
+    {"loader_repin", test_loader_repin},
     {"loader_attach", test_loader_attach},
     {"loader_jumbo_mtu", test_loader_jumbo_mtu},
 };

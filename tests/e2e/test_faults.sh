@@ -254,8 +254,14 @@ if lab_wait 5 test -e "$LAB_BPFFS/aibl_conns" -a -e "$LAB_BPFFS/aibl_xdp_prog"; 
 else
 	det=-1
 fi
-ctl=$(lab_run lb "$AIBL_BUILD/aiblctl" --bpffs "$LAB_BPFFS" -j service list 2>&1 |
-	python3 -c 'import json,sys; print(len(json.load(sys.stdin)["services"]))' 2>&1)
+# every other pin too (an rm -rf still walking the directory when aibld
+# pinned again is mended at its next loop)
+ctl_services() {
+	ctl=$(lab_run lb "$AIBL_BUILD/aiblctl" --bpffs "$LAB_BPFFS" -j service list 2>&1 |
+		python3 -c 'import json,sys; print(len(json.load(sys.stdin)["services"]))' 2>&1)
+	[ "$ctl" = 1 ]
+}
+lab_wait 3 ctl_services
 sleep 1
 lab_stop aibld
 lab_start_aibld "$cfg" && lab_wait_nodes_up 3 10

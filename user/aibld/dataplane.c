@@ -490,26 +490,28 @@ out:
  * remount). The program and maps live on through our fds and the
  * attachment, but aiblctl is blind and the next start would create fresh
  * maps: the connection table, and every established flow with it, lost.
- * Put back whatever pin is missing.
+ * Put back whatever pin is missing. Every pin is looked at on every call
+ * (an access() each, a few dozen a loop): a single pin removed, or an
+ * rm -rf still walking the directory while the last call pinned again,
+ * is mended by the next.
  */
 int dp__repin(struct dp *dp)
 {
 	struct bpf_map *map;
 	char path[512];
+	bool dir_ok = false;
 	int n = 0, err;
 
 	snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, AIBL_PIN_PROG);
-	if (!access(path, F_OK) && !access(bpf_map__pin_path(dp->skel->maps.aibl_conns), F_OK))
-		return 0; /* the common case: two syscalls */
-	err = dp__mkdir(dp->pin_dir);
-	if (err)
-		return err;
 	bpf_object__for_each_map(map, dp->skel->obj)
 	{
 		const char *pp = bpf_map__pin_path(map);
 
 		if (!pp || !access(pp, F_OK))
 			continue;
+		if (!dir_ok && (err = dp__mkdir(dp->pin_dir)))
+			return err;
+		dir_ok = true;
 		if (bpf_obj_pin(bpf_map__fd(map), pp)) {
 			err = -errno;
 			pr_warn("dataplane: re-pin %s: %s", pp, strerror(-err));
@@ -518,6 +520,8 @@ int dp__repin(struct dp *dp)
 		n++;
 	}
 	if (access(path, F_OK)) {
+		if (!dir_ok && (err = dp__mkdir(dp->pin_dir)))
+			return err;
 		if (bpf_obj_pin(bpf_program__fd(dp->skel->progs.aibl_xdp), path)) {
 			err = -errno;
 			pr_warn("dataplane: re-pin %s: %s", path, strerror(-err));
