@@ -39,7 +39,9 @@ sleep 1
 good=$(cat "$cfg")
 printf '%s\n  - {name: [broken\n' "$good" >"$cfg"
 kill -HUP "$(lab_pid aibld)"
-if lab_wait 5 grep -q "reload refused.*YAML" "$LAB_DIR/aibld.log" && [ "$(refused)" = 1 ]; then
+# aibld logs the refusal, then counts it
+refused_yaml() { grep -q "reload refused.*YAML" "$LAB_DIR/aibld.log" && [ "$(refused)" = 1 ]; }
+if lab_wait 5 refused_yaml; then
 	t_pass syntax_error_refused
 else
 	e2e_fail_log syntax_error_refused "no refusal logged/counted ($(refused))"
