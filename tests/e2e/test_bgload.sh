@@ -119,6 +119,10 @@ sat() {
 print([s for s in json.load(sys.stdin)['services'] if s['name'] == 'chat'][0]['ai_saturated_ms'])"
 }
 reloads() { grep -c 'reloaded ' "$LAB_DIR/aibld.log"; }
+# the clock starts once a poll saw n1 saturated: on a loaded machine, give
+# it the moment it can take to reach 2 s
+sat_2s() { [ "$(sat)" -ge 2000 ]; }
+lab_wait 4 sat_2s
 r0=$(reloads) s0=$(sat)
 config 1900
 kill -HUP "$(lab_pid aibld)"
@@ -217,6 +221,9 @@ lab_run cli "$AIBL_BUILD/aibl-loadgen" chat --target "http://$LAB_NODE_1_IP4:$LA
 flood=$!
 refused() { [ "$(load_of state)" = refused ]; }
 lab_wait 10 refused
+# the refusal is stored by the poller; n2's weight comes back at the
+# recompute after it
+lab_wait 3 serving_is "n1 n2"
 why=$(load_of error)
 during=$(serving)
 echo "# n2's load: '$(load_of state)' ($why), service nodes '$during'"
