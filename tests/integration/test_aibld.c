@@ -732,7 +732,14 @@ static void maps_reflect_config(void)
 	ASSERT_OK(vip_lookup("10.99.0.2", 19081, &v), "chat VIP");
 	ASSERT_EQ(v.mode, AIBL_MODE_P2C, "ai runs as P2C");
 	ASSERT_EQ(v.flags & AIBL_VIP_F_AFFINITY, AIBL_VIP_F_AFFINITY, "ai: client affinity");
-	ring_counts("10.99.0.2", 19081, counts, AIBL_MAX_BACKENDS, NULL);
+	/* the poller stores the reports setup waited for; the recompute that
+	 * gives their nodes slots comes after it */
+	for (int i = 0; i < 30; i++) {
+		ring_counts("10.99.0.2", 19081, counts, AIBL_MAX_BACKENDS, NULL);
+		if (counts[n1] && counts[n2] && counts[tcp])
+			break;
+		usleep(100000);
+	}
 	ASSERT_TRUE(counts[n1] && counts[n2] && counts[tcp], "chat: all three nodes");
 	ASSERT_EQ(be_flags(tcp) & AIBL_BE_F_DOWN, 0, "tcp1 up");
 

@@ -432,7 +432,10 @@ static void nvml_hang(void)
 		usleep(10 * 1000);
 	ASSERT_TRUE(r.nvml, "sampled");
 	ctl_write("FAKE_NVML_COUNT=2\nFAKE_NVML_HANG=util:1\n");
-	usleep(600 * 1000);
+	/* the GPU thread's next round enters the hung call; the report says so
+	 * once the 300 ms deadline has passed (asked again for up to 3 s) */
+	for (i = 0; i < 300 && !(report_of(&a, &r) && !r.nvml); i++)
+		usleep(10 * 1000);
 	pthread_mutex_lock(&a.lock);
 	scrapes = a.scrapes;
 	pthread_mutex_unlock(&a.lock);
