@@ -157,8 +157,9 @@ show_ok() {
 	[ "$rows" -eq 3 ] && echo "$show" | grep -q '(planner)'
 }
 lab_wait 5 show_ok
+ok=$?
 echo "$show" | sed 's/^/    /'
-if show_ok; then t_pass cluster_show; else
+if [ $ok = 0 ]; then t_pass cluster_show; else
 	t_fail cluster_show "$rows of 3 balancers announcing at the plan's digest, or no planner shown"
 fi
 
