@@ -811,8 +811,10 @@ static void poll_traffic(struct agent *a)
 		}
 		seen[n++] = (struct seen){.k = k, .last_ns = v.last_seen_ns, .bytes = v.bytes};
 	}
-	/* the most recent clients first; the table holds at most max */
-	qsort(seen, n, sizeof(*seen), seen_newer);
+	/* the most recent clients first; the table holds at most max (none
+	 * seen: no array, and qsort's base must not be NULL) */
+	if (n > 1)
+		qsort(seen, n, sizeof(*seen), seen_newer);
 	if (n > (size_t)max)
 		n = max;
 	pthread_mutex_lock(&a->lock);
