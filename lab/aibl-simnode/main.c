@@ -485,6 +485,7 @@ static enum MHD_Result sn_generate(struct MHD_Connection *c, const char *body, s
 	json_error_t jerr;
 	json_t *req, *v;
 	enum MHD_Result ret;
+	bool stream;
 	int err;
 
 	req = json_loadb(body, len, 0, &jerr);
@@ -602,9 +603,13 @@ static enum MHD_Result sn_generate(struct MHD_Connection *c, const char *body, s
 	MHD_add_response_header(resp, "X-Simnode-Cold-Start", g->rq.cold ? "1" : "0");
 	snprintf(hdr, sizeof(hdr), "%.3f", g->rq.t_admitted - g->rq.t_arrival);
 	MHD_add_response_header(resp, "X-Simnode-Queue-Ms", hdr);
+	/* a stream's generator belongs to its response from here: where the
+	 * queueing failed (the client gone), destroying the response frees it
+	 * (sn_stream_free) */
+	stream = g->stream;
 	ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);
-	if (!g->stream)
+	if (!stream)
 		sn_gen_free(g);
 	return ret;
 
