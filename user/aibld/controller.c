@@ -137,7 +137,7 @@ static void node_agent_changed(struct node_rt *nn, bool removed)
  * name) or NULL at start, when ids come from aibl_be_meta.
  */
 static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt *old, int nold,
-		       struct node_rt **out, int *nout)
+		       struct node_rt **out, int *nout, int **from_out, int *nall_out)
 {
 	struct id_record *rec = NULL;
 	struct node_rt *nodes = NULL;
@@ -234,8 +234,33 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		}
 		used[nodes[i].id] = true;
 	}
-	/* done: the reports change hands, a retired node whose id went to a
-	 * new one takes its report with it */
+	/* done: the reports change hands in nodes_hand_over(), once nothing
+	 * else of the reload can fail */
+	*out = nodes;
+	*nout = n;
+	*from_out = from;
+	*nall_out = nall;
+	nodes = NULL;
+	from = NULL;
+	err = 0;
+out:
+	free(nodes);
+	free(from);
+	free(rec);
+	free(used);
+	return err;
+}
+
+/*
+ * build_nodes()' new nodes take their reports from the old ones (from[k]:
+ * the old node new node k copies, -1 none; n of nall kept), a retired node
+ * whose id went to a new one taking its report with it. Called once nothing
+ * else of the reload can fail: a refused reload keeps the running nodes'
+ * reports (and their hints) whole. d->cfg is still the old configuration.
+ */
+static void nodes_hand_over(struct aibld *d, const struct config *cfg, struct node_rt *old,
+			    struct node_rt *nodes, const int *from, int nall, int n)
+{
 	for (int k = 0; k < nall; k++) {
 		const struct node_rt *o;
 		const char *was;
@@ -251,16 +276,6 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		else if (k < cfg->nnodes && strcmp(was, cfg->nodes[k].agent))
 			node_agent_changed(&nodes[k], !cfg->nodes[k].agent[0]);
 	}
-	*out = nodes;
-	*nout = n;
-	nodes = NULL;
-	err = 0;
-out:
-	free(nodes);
-	free(from);
-	free(rec);
-	free(used);
-	return err;
 }
 
 /*
@@ -553,7 +568,7 @@ void aibld__wake(int fd)
 
 int aibld__init(struct aibld *d, struct config *cfg, struct dp *dp)
 {
-	int err;
+	int err, nall, *from = NULL;
 
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_mutex_init(&d->load_lock, NULL);
@@ -565,7 +580,8 @@ int aibld__init(struct aibld *d, struct config *cfg, struct dp *dp)
 	err = tables__open(d);
 	if (err)
 		return err;
-	err = build_nodes(d, &d->cfg, NULL, 0, &d->nodes, &d->nnodes);
+	err = build_nodes(d, &d->cfg, NULL, 0, &d->nodes, &d->nnodes, &from, &nall);
+	free(from); /* no old nodes: nothing to hand over */
 	if (err)
 		return err;
 	err = build_svcs(d, &d->cfg, NULL, 0, &d->svcs);
@@ -601,16 +617,20 @@ int aibld__apply_config(struct aibld *d, struct config *cfg)
 {
 	struct node_rt *nodes;
 	struct svc_rt *svcs;
-	int nnodes, err;
+	int nnodes, nall, *from = NULL, err;
 
-	err = build_nodes(d, cfg, d->nodes, d->nnodes, &nodes, &nnodes);
+	err = build_nodes(d, cfg, d->nodes, d->nnodes, &nodes, &nnodes, &from, &nall);
 	if (err)
 		return err;
 	err = build_svcs(d, cfg, d->svcs, d->cfg.nservices, &svcs);
 	if (err) {
+		/* the new nodes only shared the running ones' reports */
 		free(nodes);
+		free(from);
 		return err;
 	}
+	nodes_hand_over(d, cfg, d->nodes, nodes, from, nall, nnodes);
+	free(from);
 	for (int i = 0; i < d->nnodes; i++)
 		agent_report__free(&d->nodes[i].rep);
 	free(d->nodes);
