@@ -164,6 +164,7 @@ struct svc_rt {
 	struct aibl_traffic traffic;
 	__u64 saturated_since_ms; /* ai: every resident node saturated since, 0: not */
 	bool reloaded;		  /* carried over a reload: its table is built once more */
+	bool rewrite; /* a write of its tables failed, or of a member entry: again next loop */
 	/* ai: prompts find their prefixes on its nodes (policy__reuse), and the
 	 * mean hit rate it was decided from (< 0: none reported): client
 	 * affinity on (AIBL_VIP_F_AFFINITY) while reuse holds */

@@ -775,14 +775,23 @@ static void write_nodes(struct aibld *d, const int *cost_pol)
 		be.flags = node_flags(n);
 		cluster__node_flags(d, n, &be.flags);
 		cluster__node_cost(d, n, &c.cost);
+		/* what was written is remembered only once written: a failed
+		 * write is tried again next loop, not skipped as unchanged (a
+		 * node gone down would take new flows until its next change) */
 		if (!n->be_written || memcmp(&be, &n->be, sizeof(be))) {
-			if (bpf_map_update_elem(d->fd_backends, &n->id, &be, BPF_ANY))
+			if (bpf_map_update_elem(d->fd_backends, &n->id, &be, BPF_ANY)) {
 				pr_warn("write aibl_backends[%u]: %s", n->id, strerror(errno));
+				n->be_written = false;
+				continue;
+			}
 			n->be = be;
 		}
 		if (!n->be_written || memcmp(&c, &n->cost, sizeof(c))) {
-			if (bpf_map_update_elem(d->fd_cost, &n->id, &c, BPF_ANY))
+			if (bpf_map_update_elem(d->fd_cost, &n->id, &c, BPF_ANY)) {
 				pr_warn("write aibl_cost[%u]: %s", n->id, strerror(errno));
+				n->be_written = false;
+				continue;
+			}
 			n->cost = c;
 		}
 		n->be_written = true;
@@ -802,12 +811,14 @@ static int write_members(struct aibld *d, const struct cfg_service *cs, struct s
 {
 	struct aibl_member_key *mk = malloc((cs->nnodes + 1) * sizeof(*mk));
 	struct aibl_member *mv = malloc((cs->nnodes + 1) * sizeof(*mv));
+	int *pos = malloc((cs->nnodes + 1) * sizeof(*pos)); /* mk[j] is member pos[j] */
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	__u32 n = 0, done;
 
-	if (!mk || !mv) {
+	if (!mk || !mv || !pos) {
 		free(mk);
 		free(mv);
+		free(pos);
 		return -ENOMEM;
 	}
 	for (int k = 0; k < cs->nnodes; k++) {
@@ -821,15 +832,24 @@ static int write_members(struct aibld *d, const struct cfg_service *cs, struct s
 		if (k < nprev && prev_ids[k] == id && !memcmp(&prev_val[k], &m, sizeof(m)))
 			continue;
 		mk[n] = (struct aibl_member_key){.svc_id = s->id, .backend = id};
+		pos[n] = k;
 		mv[n++] = m;
 	}
 	done = n;
 	if (n && bpf_map_update_batch(d->fd_members, mk, mv, &done, &opts))
 		for (__u32 k = done < n ? done : 0; k < n; k++)
-			if (bpf_map_update_elem(d->fd_members, &mk[k], &mv[k], BPF_ANY))
+			if (bpf_map_update_elem(d->fd_members, &mk[k], &mv[k], BPF_ANY)) {
 				__atomic_fetch_add(&d->member_errors, 1, __ATOMIC_RELAXED);
+				/* not written: no remembered value equals it, and
+				 * the next loop writes the service again (the data
+				 * plane checks a client affinity's node against
+				 * its member entry's slots) */
+				memset(&s->mem_val[pos[k]], 0xff, sizeof(s->mem_val[0]));
+				s->rewrite = true;
+			}
 	free(mk);
 	free(mv);
+	free(pos);
 	return 0;
 }
 
@@ -1288,7 +1308,8 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 		else if (w->w[k] != a)
 			weights_changed = true;
 	}
-	if (!force && s->have_table && !members_changed && !flag_changed && !s->reloaded) {
+	if (!force && s->have_table && !members_changed && !flag_changed && !s->reloaded &&
+	    !s->rewrite) {
 		if (!weights_changed)
 			return 0;
 		/* weight drift alone waits for the rewrite interval */
@@ -1310,10 +1331,14 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 	    force || !s->have_table || memcmp(w->ids, s->table, AIBL_RING_SIZE * sizeof(__u32));
 	if (!table_changed)
 		__atomic_fetch_add(&d->st.table_skips, 1, __ATOMIC_RELAXED);
+	s->rewrite = false;
 	err = write_service(d, si, w->w, w->idx, w->ids, table_changed);
-	/* a write that failed is tried again at the next loop */
+	/* a write that failed is tried again at the next loop, whatever
+	 * started it (a flag or a forced rewrite is not seen again) */
 	if (!err)
 		s->reloaded = false;
+	else
+		s->rewrite = true;
 	return err;
 }
 
@@ -1549,8 +1574,9 @@ int aibld__recompute(struct aibld *d, bool force)
 	d->st.member_errors += d->member_errors;
 	if (d->member_errors) {
 		/* one line per recompute, not one per entry: the map is full */
-		pr_warn("aibl_members: %u entries not written (map full?); aiblctl will not show "
-			"them",
+		pr_warn("aibl_members: %u entries not written (map full?), tried again next loop; "
+			"until then aiblctl does not show them and client affinity to those "
+			"nodes is not checked against them",
 			d->member_errors);
 		d->member_errors = 0;
 	}
