@@ -1313,6 +1313,43 @@ out:
 	ASSERT_TRUE(sighup_wait("ok"), "back as it was");
 }
 
+/* the interface deleted and created again under its name: aibld learns
+ * the new index from netlink, attaches the program there and writes it to
+ * aibl_globals */
+static void interface_recreated(void)
+{
+	int before = if_nametoindex(ifa), after = 0, fd = -1, i;
+	struct aibl_globals g = {};
+	__u32 zero = 0;
+
+	if (!ready)
+		return SKIP("lab not ready");
+	ASSERT_OK(sh("ip link del %s", ifa), "interface deleted");
+	if (!ASSERT_OK(sh("ip link add %s type veth peer name %s netns %s && "
+			  "ip addr add 10.98.0.1/24 dev %s && ip link set %s up && "
+			  "ip -n %s link set %s up && ip -n %s addr add 10.98.0.2/24 dev %s",
+			  ifa, ifb, netns, ifa, ifa, netns, ifb, netns, ifb),
+		       "created again"))
+		return;
+	after = if_nametoindex(ifa);
+	ASSERT_NEQ(after, before, "a new index");
+	for (i = 0; i < 50 && sh("ip link show %s | grep -q xdpgeneric", ifa); i++)
+		usleep(100000);
+	ASSERT_EQ(sh("ip link show %s | grep -q xdpgeneric", ifa), 0, "attached again");
+	fd = map_fd(AIBL_MAP_GLOBALS);
+	for (i = 0; i < 30; i++) {
+		if (!bpf_map_lookup_elem(fd, &zero, &g) && (int)g.ifindex == after)
+			break;
+		usleep(100000);
+	}
+	close(fd);
+	ASSERT_EQ(g.ifindex, after, "aibl_globals has the new index");
+	ASSERT_EQ(sh("grep -q 're-attached to %s (ifindex %d)' %s", ifa, after, logpath), 0,
+		  "logged");
+	ASSERT_TRUE(alive(aibld_pid), "controller alive");
+	ASSERT_TRUE(wait_state("n1", "up", 8000), "n1 up behind it");
+}
+
 static void restart_keeps_flows(void)
 {
 	struct aibl_flow_key fk = {.sport = htons(40000),
@@ -1682,6 +1719,7 @@ static const struct test_case cases[] = {
     {"api_answers_during_forward", api_answers_during_forward},
     {"reload_keeps_weights", reload_keeps_weights},
     {"sighup", sighup},
+    {"interface_recreated", interface_recreated},
     {"restart_keeps_flows", restart_keeps_flows},
     {"teardown", teardown_cmd},
     {"lab_down", lab_down},

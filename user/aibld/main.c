@@ -112,6 +112,9 @@ struct daemon {
 	struct nl *nl;
 	struct api *api;
 	int sig_fd;
+	int attached_ifindex; /* where the program was last attached */
+	int attach_err;	      /* the last re-attach's error, said once; 0 none */
+	bool nl_stale;	      /* a refresh failed part way: read again every loop */
 };
 
 static int reload(struct daemon *dm)
@@ -207,26 +210,36 @@ refused:
 /*
  * Netlink said something changed: re-read the facts; an interface that
  * came back with a new index (deleted and re-created) gets the program
- * again. Caller holds the lock.
+ * again. A read that failed part way (a dump interrupted while links
+ * change) and an attach that failed are tried again at every loop, as no
+ * other event may come: the new index is learnt before the dumps that can
+ * fail. An interface that is gone is not: its return is an event. Caller
+ * holds the lock.
  */
 static void interface_changed(struct daemon *dm)
 {
 	struct aibld *d = &dm->d;
-	int old = d->ifindex, err;
+	int err;
 
-	if (netlink__refresh(dm->nl, d))
+	err = netlink__refresh(dm->nl, d);
+	dm->nl_stale = err && err != -ENODEV;
+	if (err)
 		return;
-	if (d->ifindex != old) {
+	if (d->ifindex != dm->attached_ifindex) {
 		struct dp_attach_opts ao = {
 		    .mode =
 			d->cfg.xdp_mode == CFG_XDP_GENERIC ? DP_ATTACH_GENERIC : DP_ATTACH_NATIVE,
 		};
 
 		err = dp__attach(d->dp, d->ifindex, &ao);
-		if (err)
-			pr_err("re-attach to %s: %s", d->cfg.interface, strerror(-err));
-		else
+		if (err && err != dm->attach_err)
+			pr_err("re-attach to %s: %s (tried again every loop)", d->cfg.interface,
+			       strerror(-err));
+		if (!err) {
 			pr_info("re-attached to %s (ifindex %d)", d->cfg.interface, d->ifindex);
+			dm->attached_ifindex = d->ifindex;
+		}
+		dm->attach_err = err;
 	}
 	aibld__write_globals(d);
 }
@@ -267,7 +280,7 @@ static int run(struct daemon *dm, bool *stop)
 		err = dp__repin(d->dp);
 		if (err > 0)
 			pr_warn("pins under %s were removed: %d re-created", d->dp->pin_dir, err);
-		if (netlink__events(dm->nl))
+		if (netlink__events(dm->nl) || dm->nl_stale || dm->attached_ifindex != d->ifindex)
 			interface_changed(dm);
 		err = aibld__recompute(d, false);
 		if (err)
@@ -424,6 +437,7 @@ static int daemon_main(const char *path)
 	ret = dp__attach(dp, d->ifindex, &ao);
 	if (ret)
 		goto out;
+	dm.attached_ifindex = d->ifindex;
 	pr_info("attached to %s (ifindex %d, %s XDP)", d->cfg.interface, d->ifindex,
 		ao.mode == DP_ATTACH_GENERIC ? "generic" : "native");
 	ret = api__start(d, token, &dm.api);
