@@ -722,6 +722,34 @@ static void test_pin_sync(void)
 	ASSERT_EQ(syn_from(1, 1, VIP4, 80, &(struct xe_result){}), 2, "the pin steers");
 	ASSERT_OK(tables__sync_pins(&d, NULL, 0), "none wanted");
 	ASSERT_ERR(bpf_map_lookup_elem(d.fd_pins, &p.key, &v), "deleted");
+
+	/* writes that fail (a read-only fd of the map): the mirror keeps what
+	 * the map holds, so the pin is deleted once writes work again */
+	p.val.backend = 2;
+	ASSERT_OK(tables__sync_pins(&d, &p, 1), "pinned again");
+	{
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+		LIBBPF_OPTS(bpf_get_fd_by_id_opts, ro, .open_flags = BPF_F_RDONLY);
+		int rw = d.fd_pins, rdonly;
+
+		ASSERT_OK(bpf_obj_get_info_by_fd(rw, &info, &len), "map info");
+		rdonly = bpf_map_get_fd_by_id_opts(info.id, &ro);
+		if (!ASSERT_GE(rdonly, 0, "read-only fd"))
+			goto out;
+		d.fd_pins = rdonly;
+		p.val.backend = 3;
+		ASSERT_ERR(tables__sync_pins(&d, &p, 1), "moved: the write fails");
+		ASSERT_TRUE(d.npins == 1 && d.pins[0].val.backend == 2,
+			    "the mirror holds what the map holds");
+		ASSERT_ERR(tables__sync_pins(&d, NULL, 0), "none wanted: the delete fails");
+		ASSERT_EQ(d.npins, 1, "still in the mirror");
+		d.fd_pins = rw;
+		close(rdonly);
+		ASSERT_OK(tables__sync_pins(&d, NULL, 0), "writes work again");
+		ASSERT_ERR(bpf_map_lookup_elem(d.fd_pins, &p.key, &v), "deleted at last");
+		ASSERT_EQ(d.npins, 0, "the mirror empty");
+	}
 out:
 	free(d.pins);
 	xe_down();

@@ -246,20 +246,26 @@ static void tables__pin_filter(struct aibld *d, const struct pin_ent *a, int na,
 int tables__sync_pins(struct aibld *d, struct pin_ent *want, int nwant)
 {
 	__u64 now = clock_mono_ns();
-	int i = 0, j = 0, err = 0;
+	int i = 0, j = 0, n = 0, err = 0;
 	struct pin_ent *keep;
 
-	keep = malloc((nwant + 1) * sizeof(*keep));
+	/* the new mirror, in key order as the walk goes: what the map holds */
+	keep = malloc((d->npins + nwant + 1) * sizeof(*keep));
 	if (!keep)
 		return -ENOMEM;
 	/* the pin pre-filter covers old and new pins while the map changes */
 	tables__pin_filter(d, d->pins, d->npins, want, nwant);
 	while (i < d->npins || j < nwant) {
 		int c = i == d->npins ? 1 : j == nwant ? -1 : pin_key_cmp(&d->pins[i], &want[j]);
+		const struct pin_ent *old = NULL;
 
 		if (c < 0) {
-			if (bpf_map_delete_elem(d->fd_pins, &d->pins[i].key) && errno != ENOENT)
+			if (bpf_map_delete_elem(d->fd_pins, &d->pins[i].key) && errno != ENOENT) {
 				err = -errno;
+				/* still in the map: kept in the mirror, so the
+				 * next sync deletes it */
+				keep[n++] = d->pins[i];
+			}
 			i++;
 			continue;
 		}
@@ -274,36 +280,30 @@ int tables__sync_pins(struct aibld *d, struct pin_ent *want, int nwant)
 			if (o->backend == nv->backend && o->spill_ms == nv->spill_ms &&
 			    o->flags == nv->flags && diff <= slack) {
 				want[j].val = *o;
-				keep[j] = want[j];
+				keep[n++] = want[j];
 				i++;
 				j++;
 				continue;
 			}
+			old = &d->pins[i];
 			i++;
 		}
 		if (bpf_map_update_elem(d->fd_pins, &want[j].key, &want[j].val, BPF_ANY)) {
 			err = -errno;
 			pr_warn("write aibl_pins: %s", strerror(-err));
-			/* not in the map: leave it out of the mirror */
-			memset(&keep[j], 0xff, sizeof(keep[j].key));
-			keep[j].val.backend = AIBL_NO_BACKEND;
+			/* the map holds what it held: the old entry (written
+			 * again, or deleted, at the next sync), or nothing */
+			if (old)
+				keep[n++] = *old;
 			j++;
 			continue;
 		}
-		keep[j] = want[j];
+		keep[n++] = want[j];
 		j++;
 	}
-	/* the mirror: wanted entries that made it */
-	{
-		int n = 0;
-
-		for (int k = 0; k < nwant; k++)
-			if (keep[k].val.backend != AIBL_NO_BACKEND)
-				keep[n++] = keep[k];
-		free(d->pins);
-		d->pins = keep;
-		d->npins = n;
-	}
+	free(d->pins);
+	d->pins = keep;
+	d->npins = n;
 	/* then exactly what the map holds (after an error: the superset stays) */
 	if (!err)
 		tables__pin_filter(d, d->pins, d->npins, NULL, 0);
