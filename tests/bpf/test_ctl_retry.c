@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * aibld's table writer when a map write fails: a backend's flags and a
+ * service's member entries not written are written at the next recompute,
+ * not remembered as written. The real maps (loaded, not attached, pinned
+ * under a private bpffs dir); the failures come from a read-only fd of the
+ * map put in place of aibld's own.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "test.h"
+#include "addr.h"
+#include "../../user/aibld/aibld.h"
+#include "../../user/aibld/dataplane.h"
+
+/* two nodes, one wrr service over both */
+static int two_nodes(struct config *cfg)
+{
+	struct cfg_service *c;
+
+	config__defaults(cfg);
+	snprintf(cfg->interface, sizeof(cfg->interface), "lo");
+	cfg->nodes = calloc(2, sizeof(*cfg->nodes));
+	cfg->services = calloc(1, sizeof(*cfg->services));
+	if (!cfg->nodes || !cfg->services)
+		return -ENOMEM;
+	cfg->nnodes = 2;
+	cfg->nservices = 1;
+	for (int i = 0; i < 2; i++) {
+		struct cfg_node *n = &cfg->nodes[i];
+
+		snprintf(n->name, sizeof(n->name), "n%d", i + 1);
+		snprintf(n->address.text, sizeof(n->address.text), "10.1.0.%d", i + 1);
+		aibl_addr__parse(n->address.text, &n->address.addr, &n->address.family);
+		n->accel = AIBL_ACCEL_GPU;
+		n->weight = i ? 300 : 100;
+	}
+	c = &cfg->services[0];
+	snprintf(c->name, sizeof(c->name), "web");
+	snprintf(c->vip.text, sizeof(c->vip.text), "10.200.0.1");
+	aibl_addr__parse(c->vip.text, &c->vip.addr, &c->vip.family);
+	c->port = 8000;
+	c->proto = 6;
+	c->accel = -1;
+	c->policy = AIBL_POL_WRR;
+	c->conntrack = true;
+	c->nnodes = 2;
+	c->nodes = malloc(2 * sizeof(int));
+	if (!c->nodes)
+		return -ENOMEM;
+	c->nodes[0] = 0;
+	c->nodes[1] = 1;
+	return 0;
+}
+
+/* a read-only fd of the map behind fd, -1 on error */
+static int rdonly_of(int fd)
+{
+	LIBBPF_OPTS(bpf_get_fd_by_id_opts, ro, .open_flags = BPF_F_RDONLY);
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -1;
+	return bpf_map_get_fd_by_id_opts(info.id, &ro);
+}
+
+static __u8 flags_of(struct aibld *d, __u32 id, int fd)
+{
+	struct aibl_backend be = {};
+
+	bpf_map_lookup_elem(fd, &id, &be);
+	return be.flags;
+}
+
+static __u32 member_weight(struct aibld *d, int node, int fd)
+{
+	struct aibl_member_key k = {.svc_id = d->svcs[0].id, .backend = d->nodes[node].id};
+	struct aibl_member m = {};
+
+	bpf_map_lookup_elem(fd, &k, &m);
+	return m.weight;
+}
+
+static void failed_writes_retried(void)
+{
+	struct aibld d = {};
+	struct config cfg;
+	struct dp *dp = NULL;
+	char dir[64];
+	int rw, ro;
+	__u32 w;
+
+	if (!test__can_bpf())
+		return SKIP("needs root");
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/aibl-t-cr-%d", getpid());
+	dp__teardown(dir);
+	if (!ASSERT_OK(two_nodes(&cfg), "config") ||
+	    !ASSERT_OK(dp__open_load(&(struct dp_opts){.pin_dir = dir}, &dp), "load"))
+		goto out;
+	if (!ASSERT_OK(aibld__init(&d, &cfg, dp), "init") ||
+	    !ASSERT_OK(aibld__recompute(&d, true), "first recompute"))
+		goto out;
+	ASSERT_EQ(flags_of(&d, d.nodes[0].id, d.fd_backends) & AIBL_BE_F_DOWN, 0, "n1 up");
+
+	/* n1 goes down while aibl_backends cannot be written */
+	rw = d.fd_backends;
+	ro = rdonly_of(rw);
+	if (!ASSERT_GE(ro, 0, "read-only fd"))
+		goto out;
+	d.fd_backends = ro;
+	d.nodes[0].down = true;
+	aibld__recompute(&d, false);
+	ASSERT_EQ(flags_of(&d, d.nodes[0].id, rw) & AIBL_BE_F_DOWN, 0, "the write failed");
+	d.fd_backends = rw;
+	close(ro);
+	ASSERT_OK(aibld__recompute(&d, false), "recompute, nothing else changed");
+	ASSERT_EQ(flags_of(&d, d.nodes[0].id, rw) & AIBL_BE_F_DOWN, AIBL_BE_F_DOWN,
+		  "written at the next recompute");
+	d.nodes[0].down = false;
+	aibld__recompute(&d, false);
+
+	/* n2's weight changes while aibl_members cannot be written */
+	w = member_weight(&d, 1, d.fd_members);
+	rw = d.fd_members;
+	ro = rdonly_of(rw);
+	if (!ASSERT_GE(ro, 0, "read-only fd"))
+		goto out;
+	d.fd_members = ro;
+	d.cfg.nodes[1].weight = 100;
+	aibld__recompute(&d, true);
+	ASSERT_EQ(member_weight(&d, 1, rw), w, "the member write failed");
+	d.fd_members = rw;
+	close(ro);
+	ASSERT_OK(aibld__recompute(&d, false), "recompute, nothing else changed");
+	ASSERT_NEQ(member_weight(&d, 1, rw), w, "written at the next recompute");
+	printf("  n2's member weight %u, then %u\n", w, member_weight(&d, 1, rw));
+out:
+	if (d.nodes)
+		aibld__fini(&d);
+	else
+		config__free(&cfg);
+	dp__close(dp);
+	dp__teardown(dir);
+}
+
+static const struct test_case cases[] = {
+    {"failed_writes_retried", failed_writes_retried},
+};
+
+TEST_MAIN("ctl", cases)
