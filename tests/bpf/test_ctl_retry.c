@@ -2,7 +2,8 @@
 /*
  * aibld's table writer when a map write fails: a backend's flags and a
  * service's member entries not written are written at the next recompute,
- * not remembered as written. The real maps (loaded, not attached, pinned
+ * not remembered as written; and a reload the controller refuses keeps the
+ * running nodes' reports. The real maps (loaded, not attached, pinned
  * under a private bpffs dir); the failures come from a read-only fd of the
  * map put in place of aibld's own.
  */
@@ -148,8 +149,74 @@ out:
 	dp__teardown(dir);
 }
 
+/* a reload refused by the controller (no free service id: the maps hold
+ * one service) keeps the running nodes' reports and their hints */
+static void refused_reload_keeps_reports(void)
+{
+	struct dp_opts o = {.sizes = {.max_services = 1,
+				      .max_backends = 64,
+				      .max_conns = 4096,
+				      .max_pins = 64,
+				      .max_members = 64}};
+	struct aibld d = {};
+	struct config cfg, more;
+	struct dp *dp = NULL;
+	char dir[64];
+
+	if (!test__can_bpf())
+		return SKIP("needs root");
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/aibl-t-cr-%d", getpid());
+	o.pin_dir = dir;
+	dp__teardown(dir);
+	memset(&more, 0, sizeof(more));
+	if (!ASSERT_OK(two_nodes(&cfg), "config") || !ASSERT_OK(dp__open_load(&o, &dp), "load"))
+		goto out;
+	if (!ASSERT_OK(aibld__init(&d, &cfg, dp), "init") ||
+	    !ASSERT_OK(aibld__recompute(&d, true), "first recompute"))
+		goto out;
+	/* n1 has reported: a queue and one cache hint */
+	d.nodes[0].have_rep = true;
+	d.nodes[0].rep.queue_depth = 3;
+	d.nodes[0].rep.hints = calloc(1, sizeof(*d.nodes[0].rep.hints));
+	d.nodes[0].rep.nhints = d.nodes[0].rep.hints ? 1 : 0;
+
+	/* the same nodes and a second service: no id for it */
+	if (!ASSERT_OK(two_nodes(&more), "second config"))
+		goto out;
+	{
+		struct cfg_service *sv = realloc(more.services, 2 * sizeof(*sv));
+
+		if (!ASSERT_OK_PTR(sv, "services"))
+			goto out;
+		more.services = sv;
+		sv[1] = sv[0];
+		snprintf(sv[1].name, sizeof(sv[1].name), "web2");
+		aibl_addr__parse("10.200.0.2", &sv[1].vip.addr, &sv[1].vip.family);
+		sv[1].nodes = malloc(2 * sizeof(int));
+		if (!ASSERT_OK_PTR(sv[1].nodes, "nodes"))
+			goto out;
+		sv[1].nodes[0] = 0;
+		sv[1].nodes[1] = 1;
+		more.nservices = 2;
+	}
+	ASSERT_EQ(aibld__apply_config(&d, &more), -ENOSPC, "refused: no free service id");
+	ASSERT_TRUE(d.nodes[0].have_rep && d.nodes[0].rep.queue_depth == 3, "n1's report kept");
+	ASSERT_TRUE(d.nodes[0].rep.nhints == 1 && d.nodes[0].rep.hints, "and its hint");
+	ASSERT_EQ(d.cfg.nservices, 1, "the running config kept");
+	ASSERT_OK(aibld__recompute(&d, false), "recompute after the refusal");
+out:
+	config__free(&more);
+	if (d.nodes)
+		aibld__fini(&d);
+	else
+		config__free(&cfg);
+	dp__close(dp);
+	dp__teardown(dir);
+}
+
 static const struct test_case cases[] = {
     {"failed_writes_retried", failed_writes_retried},
+    {"refused_reload_keeps_reports", refused_reload_keeps_reports},
 };
 
 TEST_MAIN("ctl", cases)
