@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * aibld's table writer when a map write fails: a backend's flags and a
- * service's member entries not written are written at the next recompute,
- * not remembered as written; and a reload the controller refuses keeps the
- * running nodes' reports. The real maps (loaded, not attached, pinned
- * under a private bpffs dir); the failures come from a read-only fd of the
- * map put in place of aibld's own.
+ * service's member entries not written (or not deleted) are written (or
+ * deleted) at the next recompute, not remembered as written; and a reload the controller refuses
+ * keeps the running nodes' reports. The real maps (loaded, not attached, pinned under a private
+ * bpffs dir); the failures come from a read-only fd of the map put in place of aibld's own.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,6 +139,32 @@ static void failed_writes_retried(void)
 	ASSERT_OK(aibld__recompute(&d, false), "recompute, nothing else changed");
 	ASSERT_NEQ(member_weight(&d, 1, rw), w, "written at the next recompute");
 	printf("  n2's member weight %u, then %u\n", w, member_weight(&d, 1, rw));
+
+	/* a reload takes n2 out of the service while its member entry cannot
+	 * be deleted: deleted at the next recompute */
+	{
+		struct aibl_member_key k = {.svc_id = d.svcs[0].id, .backend = d.nodes[1].id};
+		struct aibl_member m;
+		struct config one;
+
+		if (!ASSERT_OK(two_nodes(&one), "config without n2"))
+			goto out;
+		one.services[0].nnodes = 1;
+		if (!ASSERT_OK(aibld__apply_config(&d, &one), "reload")) {
+			config__free(&one);
+			goto out;
+		}
+		ro = rdonly_of(rw);
+		if (!ASSERT_GE(ro, 0, "read-only fd"))
+			goto out;
+		d.fd_members = ro;
+		ASSERT_ERR(aibld__recompute(&d, false), "the delete fails");
+		ASSERT_OK(bpf_map_lookup_elem(rw, &k, &m), "n2's entry still there");
+		d.fd_members = rw;
+		close(ro);
+		ASSERT_OK(aibld__recompute(&d, false), "recompute, nothing else changed");
+		ASSERT_ERR(bpf_map_lookup_elem(rw, &k, &m), "n2's entry deleted");
+	}
 out:
 	if (d.nodes)
 		aibld__fini(&d);
@@ -214,9 +239,83 @@ out:
 	dp__teardown(dir);
 }
 
+/* the config of two_nodes() with a second wrr service over both, web2 */
+static int two_services(struct config *cfg)
+{
+	struct cfg_service *sv;
+	int err = two_nodes(cfg);
+
+	if (err)
+		return err;
+	sv = realloc(cfg->services, 2 * sizeof(*sv));
+	if (!sv)
+		return -ENOMEM;
+	cfg->services = sv;
+	sv[1] = sv[0];
+	sv[1].nodes = NULL;
+	cfg->nservices = 2;
+	snprintf(sv[1].name, sizeof(sv[1].name), "web2");
+	aibl_addr__parse("10.200.0.2", &sv[1].vip.addr, &sv[1].vip.family);
+	sv[1].nodes = malloc(2 * sizeof(int));
+	if (!sv[1].nodes)
+		return -ENOMEM;
+	sv[1].nodes[0] = 0;
+	sv[1].nodes[1] = 1;
+	return 0;
+}
+
+/* one service's failed write does not hold back the others' */
+static void one_failure_not_others(void)
+{
+	struct aibld d = {};
+	struct config cfg, next;
+	struct dp *dp = NULL;
+	char dir[64];
+	int rw, ro;
+
+	if (!test__can_bpf())
+		return SKIP("needs root");
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/aibl-t-cr-%d", getpid());
+	dp__teardown(dir);
+	memset(&next, 0, sizeof(next));
+	if (!ASSERT_OK(two_services(&cfg), "config") ||
+	    !ASSERT_OK(dp__open_load(&(struct dp_opts){.pin_dir = dir}, &dp), "load"))
+		goto out;
+	if (!ASSERT_OK(aibld__init(&d, &cfg, dp), "init") ||
+	    !ASSERT_OK(aibld__recompute(&d, true), "first recompute"))
+		goto out;
+	ASSERT_EQ(d.svcs[1].applied[1], 300, "web2: n2 at 300");
+	/* web loses n2 (a member entry to delete), web2's n2 goes to 100 */
+	if (!ASSERT_OK(two_services(&next), "next config"))
+		goto out;
+	next.services[0].nnodes = 1;
+	next.nodes[1].weight = 100;
+	if (!ASSERT_OK(aibld__apply_config(&d, &next), "reload"))
+		goto out;
+	rw = d.fd_members;
+	ro = rdonly_of(rw);
+	if (!ASSERT_GE(ro, 0, "read-only fd"))
+		goto out;
+	d.fd_members = ro;
+	ASSERT_ERR(aibld__recompute(&d, false), "web's delete fails");
+	ASSERT_EQ(d.svcs[1].applied[1], 100, "web2 written all the same");
+	d.fd_members = rw;
+	close(ro);
+	ASSERT_OK(aibld__recompute(&d, false), "then both");
+out:
+	config__free(&next);
+	if (d.nodes)
+		aibld__fini(&d);
+	else
+		config__free(&cfg);
+	dp__close(dp);
+	dp__teardown(dir);
+}
+
 static const struct test_case cases[] = {
     {"failed_writes_retried", failed_writes_retried},
     {"refused_reload_keeps_reports", refused_reload_keeps_reports},
+    {"one_failure_not_others", one_failure_not_others},
 };
 
 TEST_MAIN("ctl", cases)

@@ -927,15 +927,23 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 	for (__u32 slot = 0; slot < AIBL_RING_SIZE; slot++)
 		if (idx[slot] != AIBL_NO_BACKEND)
 			s->slots[idx[slot]]++;
-	/* members written last time that are no longer the service's nodes */
+	/* members written last time that are no longer the service's nodes: a
+	 * delete that fails fails the write, and the lists stay as they were,
+	 * so the next loop deletes it again (with its old slots, a client's
+	 * affinity to a node the service no longer has would be honoured) */
+	err = 0;
 	for (int i = 0; i < s->nmem; i++) {
 		struct aibl_member_key mk = {.svc_id = s->id, .backend = s->mem_ids[i]};
 		bool still = false;
 
 		for (int k = 0; k < cs->nnodes && !still; k++)
 			still = d->nodes[cs->nodes[k]].id == s->mem_ids[i];
-		if (!still)
-			bpf_map_delete_elem(d->fd_members, &mk);
+		if (!still && bpf_map_delete_elem(d->fd_members, &mk) && errno != ENOENT)
+			err = -errno;
+	}
+	if (err) {
+		pr_warn("delete aibl_members entries of service '%s': %s", s->name, strerror(-err));
+		return err;
 	}
 	{
 		/* the previous lists are kept until the new ones are written */
@@ -1386,8 +1394,13 @@ static void *rc_worker_run(void *arg)
 	int i;
 
 	rw->err = work_alloc(&w, rw->maxn);
-	while (!rw->err &&
-	       (i = __atomic_fetch_add(rw->next, 1, __ATOMIC_RELAXED)) < rw->d->cfg.nservices) {
+	if (rw->err) {
+		work_free(&w);
+		return NULL;
+	}
+	/* a service whose write failed (tried again at the next loop) does
+	 * not hold back the others */
+	while ((i = __atomic_fetch_add(rw->next, 1, __ATOMIC_RELAXED)) < rw->d->cfg.nservices) {
 		int e;
 
 		i = rw->order[i];
@@ -1395,7 +1408,8 @@ static void *rc_worker_run(void *arg)
 
 		if (e) {
 			pr_warn("service '%s': %s", rw->d->svcs[i].name, strerror(-e));
-			rw->err = e;
+			if (!rw->err)
+				rw->err = e;
 		}
 	}
 	work_free(&w);
