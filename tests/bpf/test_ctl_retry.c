@@ -69,6 +69,34 @@ static int rdonly_of(int fd)
 	return bpf_map_get_fd_by_id_opts(info.id, &ro);
 }
 
+/* aibld with cfg over fresh maps pinned under a private dir (o: the
+ * maps' sizes, NULL the defaults), after a first forced recompute */
+static bool ctl_up(struct aibld *d, struct config *cfg, struct dp **dp, char *dir, size_t len,
+		   struct dp_opts *o)
+{
+	struct dp_opts def = {};
+
+	if (!o)
+		o = &def;
+	snprintf(dir, len, "/sys/fs/bpf/aibl-t-cr-%d", getpid());
+	dp__teardown(dir);
+	o->pin_dir = dir;
+	return ASSERT_OK(dp__open_load(o, dp), "load") &&
+	       ASSERT_OK(aibld__init(d, cfg, *dp), "init") &&
+	       ASSERT_OK(aibld__recompute(d, true), "first recompute");
+}
+
+static void ctl_down(struct aibld *d, struct config *cfg, struct dp *dp, const char *dir)
+{
+	if (d->nodes)
+		aibld__fini(d);
+	else
+		config__free(cfg);
+	dp__close(dp);
+	if (dir[0])
+		dp__teardown(dir);
+}
+
 static __u8 flags_of(struct aibld *d, __u32 id, int fd)
 {
 	struct aibl_backend be = {};
@@ -91,19 +119,13 @@ static void failed_writes_retried(void)
 	struct aibld d = {};
 	struct config cfg;
 	struct dp *dp = NULL;
-	char dir[64];
+	char dir[64] = "";
 	int rw, ro;
 	__u32 w;
 
 	if (!test__can_bpf())
 		return SKIP("needs root");
-	snprintf(dir, sizeof(dir), "/sys/fs/bpf/aibl-t-cr-%d", getpid());
-	dp__teardown(dir);
-	if (!ASSERT_OK(two_nodes(&cfg), "config") ||
-	    !ASSERT_OK(dp__open_load(&(struct dp_opts){.pin_dir = dir}, &dp), "load"))
-		goto out;
-	if (!ASSERT_OK(aibld__init(&d, &cfg, dp), "init") ||
-	    !ASSERT_OK(aibld__recompute(&d, true), "first recompute"))
+	if (!ASSERT_OK(two_nodes(&cfg), "config") || !ctl_up(&d, &cfg, &dp, dir, sizeof(dir), NULL))
 		goto out;
 	ASSERT_EQ(flags_of(&d, d.nodes[0].id, d.fd_backends) & AIBL_BE_F_DOWN, 0, "n1 up");
 
@@ -166,77 +188,7 @@ static void failed_writes_retried(void)
 		ASSERT_ERR(bpf_map_lookup_elem(rw, &k, &m), "n2's entry deleted");
 	}
 out:
-	if (d.nodes)
-		aibld__fini(&d);
-	else
-		config__free(&cfg);
-	dp__close(dp);
-	dp__teardown(dir);
-}
-
-/* a reload refused by the controller (no free service id: the maps hold
- * one service) keeps the running nodes' reports and their hints */
-static void refused_reload_keeps_reports(void)
-{
-	struct dp_opts o = {.sizes = {.max_services = 1,
-				      .max_backends = 64,
-				      .max_conns = 4096,
-				      .max_pins = 64,
-				      .max_members = 64}};
-	struct aibld d = {};
-	struct config cfg, more;
-	struct dp *dp = NULL;
-	char dir[64];
-
-	if (!test__can_bpf())
-		return SKIP("needs root");
-	snprintf(dir, sizeof(dir), "/sys/fs/bpf/aibl-t-cr-%d", getpid());
-	o.pin_dir = dir;
-	dp__teardown(dir);
-	memset(&more, 0, sizeof(more));
-	if (!ASSERT_OK(two_nodes(&cfg), "config") || !ASSERT_OK(dp__open_load(&o, &dp), "load"))
-		goto out;
-	if (!ASSERT_OK(aibld__init(&d, &cfg, dp), "init") ||
-	    !ASSERT_OK(aibld__recompute(&d, true), "first recompute"))
-		goto out;
-	/* n1 has reported: a queue and one cache hint */
-	d.nodes[0].have_rep = true;
-	d.nodes[0].rep.queue_depth = 3;
-	d.nodes[0].rep.hints = calloc(1, sizeof(*d.nodes[0].rep.hints));
-	d.nodes[0].rep.nhints = d.nodes[0].rep.hints ? 1 : 0;
-
-	/* the same nodes and a second service: no id for it */
-	if (!ASSERT_OK(two_nodes(&more), "second config"))
-		goto out;
-	{
-		struct cfg_service *sv = realloc(more.services, 2 * sizeof(*sv));
-
-		if (!ASSERT_OK_PTR(sv, "services"))
-			goto out;
-		more.services = sv;
-		sv[1] = sv[0];
-		snprintf(sv[1].name, sizeof(sv[1].name), "web2");
-		aibl_addr__parse("10.200.0.2", &sv[1].vip.addr, &sv[1].vip.family);
-		sv[1].nodes = malloc(2 * sizeof(int));
-		if (!ASSERT_OK_PTR(sv[1].nodes, "nodes"))
-			goto out;
-		sv[1].nodes[0] = 0;
-		sv[1].nodes[1] = 1;
-		more.nservices = 2;
-	}
-	ASSERT_EQ(aibld__apply_config(&d, &more), -ENOSPC, "refused: no free service id");
-	ASSERT_TRUE(d.nodes[0].have_rep && d.nodes[0].rep.queue_depth == 3, "n1's report kept");
-	ASSERT_TRUE(d.nodes[0].rep.nhints == 1 && d.nodes[0].rep.hints, "and its hint");
-	ASSERT_EQ(d.cfg.nservices, 1, "the running config kept");
-	ASSERT_OK(aibld__recompute(&d, false), "recompute after the refusal");
-out:
-	config__free(&more);
-	if (d.nodes)
-		aibld__fini(&d);
-	else
-		config__free(&cfg);
-	dp__close(dp);
-	dp__teardown(dir);
+	ctl_down(&d, &cfg, dp, dir);
 }
 
 /* the config of two_nodes() with a second wrr service over both, web2 */
@@ -264,25 +216,58 @@ static int two_services(struct config *cfg)
 	return 0;
 }
 
+/* a reload refused by the controller (no free service id: the maps hold
+ * one service) keeps the running nodes' reports and their hints */
+static void refused_reload_keeps_reports(void)
+{
+	struct dp_opts o = {.sizes = {.max_services = 1,
+				      .max_backends = 64,
+				      .max_conns = 4096,
+				      .max_pins = 64,
+				      .max_members = 64}};
+	struct aibld d = {};
+	struct config cfg, more;
+	struct dp *dp = NULL;
+	char dir[64] = "";
+
+	if (!test__can_bpf())
+		return SKIP("needs root");
+	memset(&more, 0, sizeof(more));
+	if (!ASSERT_OK(two_nodes(&cfg), "config") || !ctl_up(&d, &cfg, &dp, dir, sizeof(dir), &o))
+		goto out;
+	/* n1 has reported: a queue and one cache hint */
+	d.nodes[0].have_rep = true;
+	d.nodes[0].rep.queue_depth = 3;
+	d.nodes[0].rep.hints = calloc(1, sizeof(*d.nodes[0].rep.hints));
+	d.nodes[0].rep.nhints = d.nodes[0].rep.hints ? 1 : 0;
+
+	/* the same nodes and a second service: no id for it */
+	if (!ASSERT_OK(two_services(&more), "second config"))
+		goto out;
+	ASSERT_EQ(aibld__apply_config(&d, &more), -ENOSPC, "refused: no free service id");
+	ASSERT_TRUE(d.nodes[0].have_rep && d.nodes[0].rep.queue_depth == 3, "n1's report kept");
+	ASSERT_TRUE(d.nodes[0].rep.nhints == 1 && d.nodes[0].rep.hints, "and its hint");
+	ASSERT_EQ(d.cfg.nservices, 1, "the running config kept");
+	ASSERT_OK(aibld__recompute(&d, false), "recompute after the refusal");
+out:
+	config__free(&more);
+	ctl_down(&d, &cfg, dp, dir);
+}
+
 /* one service's failed write does not hold back the others' */
 static void one_failure_not_others(void)
 {
 	struct aibld d = {};
 	struct config cfg, next;
 	struct dp *dp = NULL;
-	char dir[64];
+	char dir[64] = "";
 	int rw, ro;
 
 	if (!test__can_bpf())
 		return SKIP("needs root");
-	snprintf(dir, sizeof(dir), "/sys/fs/bpf/aibl-t-cr-%d", getpid());
-	dp__teardown(dir);
 	memset(&next, 0, sizeof(next));
 	if (!ASSERT_OK(two_services(&cfg), "config") ||
-	    !ASSERT_OK(dp__open_load(&(struct dp_opts){.pin_dir = dir}, &dp), "load"))
-		goto out;
-	if (!ASSERT_OK(aibld__init(&d, &cfg, dp), "init") ||
-	    !ASSERT_OK(aibld__recompute(&d, true), "first recompute"))
+	    !ctl_up(&d, &cfg, &dp, dir, sizeof(dir), NULL))
 		goto out;
 	ASSERT_EQ(d.svcs[1].applied[1], 300, "web2: n2 at 300");
 	/* web loses n2 (a member entry to delete), web2's n2 goes to 100 */
@@ -304,12 +289,7 @@ static void one_failure_not_others(void)
 	ASSERT_OK(aibld__recompute(&d, false), "then both");
 out:
 	config__free(&next);
-	if (d.nodes)
-		aibld__fini(&d);
-	else
-		config__free(&cfg);
-	dp__close(dp);
-	dp__teardown(dir);
+	ctl_down(&d, &cfg, dp, dir);
 }
 
 static const struct test_case cases[] = {
