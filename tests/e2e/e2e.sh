@@ -63,6 +63,23 @@ e2e_share() {
 	e2e_json "$1" "round(100.0 * sum(n['requests'] for n in j['nodes'] if n['name'] == '$2') / max(1, j['total']['requests']), 1)"
 }
 
+# e2e_serving SERVICE: the nodes the controller gives SERVICE a share of
+# (weight above 0 in /v1/status), sorted, on one line
+e2e_serving() {
+	lab_api /v1/status | python3 -c "import json,sys
+s = [s for s in json.load(sys.stdin)['services'] if s['name'] == '$1'][0]
+print(' '.join(sorted(n['name'] for n in s['nodes'] if n['weight'] > 0)))"
+}
+
+# e2e_backend NODE PYTHON-EXPR: the expression's value, b = NODE's entry in
+# aiblctl backend list (what the data plane's maps hold)
+e2e_backend() {
+	lab_run lb "$AIBL_BUILD/aiblctl" --bpffs "$LAB_BPFFS" -j backend list 2>/dev/null |
+		python3 -c "import json,sys
+b = [b for b in json.load(sys.stdin)['backends'] if b['name'] == '$1'][0]
+print($2)" 2>/dev/null
+}
+
 # e2e_within VALUE EXPECTED TOLERANCE: |VALUE - EXPECTED| <= TOLERANCE
 e2e_within() {
 	python3 -c "import sys; sys.exit(0 if abs($1 - $2) <= $3 else 1)"

@@ -136,13 +136,8 @@ model_op 3 unload m2 >/dev/null && model_op 2 load m2 >/dev/null ||
 # the agents scrape, aibld polls: both well under a second here, and on a
 # loaded machine longer: wait until chat-m2 has n2 and not n3 (its pins
 # go in the same recompute)
-m2_serving() {
-	lab_api /v1/status | python3 -c "import json,sys
-s = [s for s in json.load(sys.stdin)['services'] if s['name'] == 'chat-m2'][0]
-print(' '.join(sorted(n['name'] for n in s['nodes'] if n['weight'] > 0)))"
-}
-moved_seen() { local s=" $(m2_serving) "; [[ $s == *" n2 "* && $s != *" n3 "* ]]; }
-lab_wait 10 moved_seen || echo "# chat-m2 still on: $(m2_serving)"
+moved_seen() { local s=" $(e2e_serving chat-m2) "; [[ $s == *" n2 "* && $s != *" n3 "* ]]; }
+lab_wait 10 moved_seen || echo "# chat-m2 still on: $(e2e_serving chat-m2)"
 # the same clients as m2's sessions in 2: their pins to n3 must not survive
 # the unload
 chat moved "$VIP2" 10.10.1.17-10.10.1.28 --model m2 --sessions 12 --turns 2 --rate 8 \

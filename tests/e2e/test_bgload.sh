@@ -74,11 +74,7 @@ print(n.get('load', {}).get('$1', ''))"
 }
 loading() { [ "$(load_of state)" = loading ]; }
 # the nodes with a share of the service
-serving() {
-	lab_api /v1/status | python3 -c "import json,sys
-s = [s for s in json.load(sys.stdin)['services'] if s['name'] == 'chat'][0]
-print(' '.join(sorted(n['name'] for n in s['nodes'] if n['weight'] > 0)))"
-}
+serving() { e2e_serving chat; }
 serving_is() { [ "$(serving)" = "$1" ]; }
 # NODE's resident models, sorted
 models_of() {

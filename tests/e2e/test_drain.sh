@@ -45,13 +45,7 @@ node_state() {
 state_is() { [ "$(node_state "$1")" = "$2" ]; }
 # the API answers at once and the state follows the drain at once; the
 # data plane's DRAINING flag waits for the loop's next recompute
-dp_draining() { # NODE: True/False, as aiblctl reads aibl_backends
-	lab_run lb "$AIBL_BUILD/aiblctl" --bpffs "$LAB_BPFFS" -j backend list 2>/dev/null |
-		python3 -c "import json,sys
-j = json.load(sys.stdin)
-print([b['flags']['draining'] for b in j['backends'] if b['name'] == '$1'][0])" 2>/dev/null
-}
-flag_is() { [ "$(dp_draining "$1")" = "$2" ]; }
+flag_is() { [ "$(e2e_backend "$1" "b['flags']['draining']")" = "$2" ]; } # NODE True|False
 
 lab_loadgen http --target "$W" --source "$LAB_CLIENT_ADDRS4" --keepalive --conns 12 --rate 120 \
 	--duration 6 --json --no-progress --samples "$E2E_TMP/ka.tsv" >"$E2E_TMP/ka.json" \

@@ -57,11 +57,7 @@ lora() {
 		"http://127.0.0.1:$LAB_SIM_PORT/v1/${2}_lora_adapter"
 }
 # the nodes the controller gives the adapter's service a share of
-serving() {
-	lab_api /v1/status | python3 -c "import json,sys
-s = [s for s in json.load(sys.stdin)['services'] if s['name'] == 'sql'][0]
-print(' '.join(sorted(n['name'] for n in s['nodes'] if n['weight'] > 0)))"
-}
+serving() { e2e_serving sql; }
 serving_is() { [ "$(serving)" = "$1" ]; }
 failed=0
 # chat NAME: the adapter's sessions through the VIP, the same 12 clients

@@ -35,11 +35,7 @@ cfg=$E2E_TMP/aibld.yaml
 } >"$cfg"
 e2e_restart_aibld "$cfg" || { e2e_fail_log unload_seen "aibld not up"; t_done; }
 
-serving() {
-	lab_api /v1/status | python3 -c "import json,sys
-s = [s for s in json.load(sys.stdin)['services'] if s['name'] == 'a'][0]
-print(' '.join(sorted(n['name'] for n in s['nodes'] if n['weight'] > 0)))"
-}
+serving() { e2e_serving a; }
 serving_is() { [ "$(serving)" = "$1" ]; }
 metric() { lab_api /metrics | awk -v m="$1" '$1 == m { print $2 }'; }
 model() { # NODE load|unload

@@ -88,12 +88,7 @@ set -- $spill
 t_check pin_spill_scaled [ "${1:-0}" -gt 500 -a "${2:-0}" -eq 500 ]
 
 # 3,000-token prompts at 2 ms + 0.05 ms a token (+-10 %): about 150 ms each
-dp_prefill() { # NODE: aibl_cost.prefill_ms of the node, as aiblctl reads it
-	lab_run lb "$AIBL_BUILD/aiblctl" --bpffs "$LAB_BPFFS" -j backend list 2>/dev/null |
-		python3 -c "import json,sys
-j = json.load(sys.stdin)
-print([b['prefill_ms'] for b in j['backends'] if b['name'] == '$1'][0])" 2>/dev/null
-}
+dp_prefill() { e2e_backend "$1" "b['prefill_ms']"; } # NODE: aibl_cost.prefill_ms
 in_range() { python3 -c "import sys; sys.exit(not 100 <= float('$1') <= 250)" 2>/dev/null; }
 priced() { in_range "$(dp_prefill n1)" && in_range "$(dp_prefill n2)"; }
 lab_wait 5 priced
