@@ -13,6 +13,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "test.h"
+#include "xdp_env.h"
 #include "addr.h"
 #include "../../user/aibld/aibld.h"
 #include "../../user/aibld/dataplane.h"
@@ -55,18 +56,6 @@ static int two_nodes(struct config *cfg)
 	c->nodes[0] = 0;
 	c->nodes[1] = 1;
 	return 0;
-}
-
-/* a read-only fd of the map behind fd, -1 on error */
-static int rdonly_of(int fd)
-{
-	LIBBPF_OPTS(bpf_get_fd_by_id_opts, ro, .open_flags = BPF_F_RDONLY);
-	struct bpf_map_info info = {};
-	__u32 len = sizeof(info);
-
-	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		return -1;
-	return bpf_map_get_fd_by_id_opts(info.id, &ro);
 }
 
 /* aibld with cfg over fresh maps pinned under a private dir (o: the
@@ -131,7 +120,7 @@ static void failed_writes_retried(void)
 
 	/* n1 goes down while aibl_backends cannot be written */
 	rw = d.fd_backends;
-	ro = rdonly_of(rw);
+	ro = xe_map_rdonly(rw);
 	if (!ASSERT_GE(ro, 0, "read-only fd"))
 		goto out;
 	d.fd_backends = ro;
@@ -149,7 +138,7 @@ static void failed_writes_retried(void)
 	/* n2's weight changes while aibl_members cannot be written */
 	w = member_weight(&d, 1, d.fd_members);
 	rw = d.fd_members;
-	ro = rdonly_of(rw);
+	ro = xe_map_rdonly(rw);
 	if (!ASSERT_GE(ro, 0, "read-only fd"))
 		goto out;
 	d.fd_members = ro;
@@ -176,7 +165,7 @@ static void failed_writes_retried(void)
 			config__free(&one);
 			goto out;
 		}
-		ro = rdonly_of(rw);
+		ro = xe_map_rdonly(rw);
 		if (!ASSERT_GE(ro, 0, "read-only fd"))
 			goto out;
 		d.fd_members = ro;
@@ -278,7 +267,7 @@ static void one_failure_not_others(void)
 	if (!ASSERT_OK(aibld__apply_config(&d, &next), "reload"))
 		goto out;
 	rw = d.fd_members;
-	ro = rdonly_of(rw);
+	ro = xe_map_rdonly(rw);
 	if (!ASSERT_GE(ro, 0, "read-only fd"))
 		goto out;
 	d.fd_members = ro;

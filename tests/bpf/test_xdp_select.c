@@ -728,13 +728,8 @@ static void test_pin_sync(void)
 	p.val.backend = 2;
 	ASSERT_OK(tables__sync_pins(&d, &p, 1), "pinned again");
 	{
-		struct bpf_map_info info = {};
-		__u32 len = sizeof(info);
-		LIBBPF_OPTS(bpf_get_fd_by_id_opts, ro, .open_flags = BPF_F_RDONLY);
-		int rw = d.fd_pins, rdonly;
+		int rw = d.fd_pins, rdonly = xe_map_rdonly(rw);
 
-		ASSERT_OK(bpf_obj_get_info_by_fd(rw, &info, &len), "map info");
-		rdonly = bpf_map_get_fd_by_id_opts(info.id, &ro);
 		if (!ASSERT_GE(rdonly, 0, "read-only fd"))
 			goto out;
 		d.fd_pins = rdonly;

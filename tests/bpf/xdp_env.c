@@ -40,6 +40,17 @@ int xe_fd(const char *name)
 	return dp__map_fd(xe_dp, name);
 }
 
+int xe_map_rdonly(int fd)
+{
+	LIBBPF_OPTS(bpf_get_fd_by_id_opts, ro, .open_flags = BPF_F_RDONLY);
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -1;
+	return bpf_map_get_fd_by_id_opts(info.id, &ro);
+}
+
 __u32 xe_conns_count(void)
 {
 	struct aibl_flow_key k, *prev = NULL;

@@ -62,6 +62,11 @@ void xe_addr(union aibl_addr *a, __u8 family, const char *s);
 
 int xe_fd(const char *name);
 
+/* a second, read-only fd of the map behind fd (its writes fail with
+ * EPERM: a map write that fails, for the writer's error paths); -1 on
+ * an error */
+int xe_map_rdonly(int fd);
+
 /* entries in the connection table now */
 __u32 xe_conns_count(void);
 
