@@ -3,7 +3,8 @@
  * aibld's table writer when a map write fails: a backend's flags and a
  * service's member entries not written (or not deleted) are written (or
  * deleted) at the next recompute, not remembered as written; and a reload the controller refuses
- * keeps the running nodes' reports. The real maps (loaded, not attached, pinned under a private
+ * keeps the running nodes' reports; a renamed service's first table goes into the half the data
+ * plane does not read. The real maps (loaded, not attached, pinned under a private
  * bpffs dir); the failures come from a read-only fd of the map put in place of aibld's own.
  */
 #include <stdio.h>
@@ -281,7 +282,71 @@ out:
 	ctl_down(&d, &cfg, dp, dir);
 }
 
+/* the half of the ring that the data plane reads for service 0's VIP */
+static __u8 vip_half(struct aibld *d)
+{
+	const struct cfg_service *cs = &d->cfg.services[0];
+	struct aibl_vip_key k = {.addr = cs->vip.addr,
+				 .port = htons(cs->port),
+				 .proto = cs->proto,
+				 .family = cs->vip.family};
+	struct aibl_vip v = {.ring_half = 0xff};
+
+	bpf_map_lookup_elem(d->fd_vips, &k, &v);
+	return v.ring_half;
+}
+
+/* a reload that renames a service hands the new name the freed id while
+ * the VIP, kept in place, still reads the old name's table: the first
+ * table of the new name goes into the other half, never the one read */
+static void renamed_service_other_half(void)
+{
+	__u32 *before = malloc(AIBL_RING_SIZE * sizeof(__u32)),
+	      *after = malloc(AIBL_RING_SIZE * sizeof(__u32));
+	struct aibld d = {};
+	struct config cfg, next;
+	struct dp *dp = NULL;
+	char dir[64] = "";
+	__u32 id;
+	__u8 h;
+
+	if (!test__can_bpf())
+		return SKIP("needs root");
+	memset(&next, 0, sizeof(next));
+	if (!ASSERT_TRUE(before && after, "alloc") || !ASSERT_OK(two_nodes(&cfg), "config") ||
+	    !ctl_up(&d, &cfg, &dp, dir, sizeof(dir), NULL))
+		goto out;
+	id = d.svcs[0].id;
+	h = vip_half(&d);
+	if (!ASSERT_TRUE(h < 2, "the VIP's half") ||
+	    !ASSERT_OK(tables__read_ring(&d, id, h, before), "the table in force"))
+		goto out;
+	/* renamed, and n1 at the weight of n2: another table */
+	if (!ASSERT_OK(two_nodes(&next), "renamed config"))
+		goto out;
+	snprintf(next.services[0].name, sizeof(next.services[0].name), "web-new");
+	next.nodes[0].weight = 300;
+	if (!ASSERT_OK(aibld__apply_config(&d, &next), "reload"))
+		goto out;
+	if (!ASSERT_EQ(d.svcs[0].id, id, "the new name has the freed id"))
+		goto out;
+	ASSERT_OK(aibld__recompute(&d, false), "recompute");
+	ASSERT_EQ(vip_half(&d), !h, "the VIP flipped to the other half");
+	ASSERT_OK(tables__read_ring(&d, id, h, after), "the old half");
+	ASSERT_EQ(memcmp(before, after, AIBL_RING_SIZE * sizeof(__u32)), 0,
+		  "the half read before the flip untouched");
+	ASSERT_OK(tables__read_ring(&d, id, !h, after), "the new half");
+	ASSERT_NEQ(memcmp(before, after, AIBL_RING_SIZE * sizeof(__u32)), 0,
+		   "the new table in the other half");
+out:
+	free(before);
+	free(after);
+	config__free(&next);
+	ctl_down(&d, &cfg, dp, dir);
+}
+
 static const struct test_case cases[] = {
+    {"renamed_service_other_half", renamed_service_other_half},
     {"failed_writes_retried", failed_writes_retried},
     {"refused_reload_keeps_reports", refused_reload_keeps_reports},
     {"one_failure_not_others", one_failure_not_others},

@@ -871,11 +871,20 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 	struct aibl_vip_key vk;
 	struct aibl_vip v = {}, old;
 	__u8 half = s->half;
-	bool bump = false;
+	bool bump = false, had_vip;
 	int err;
 
+	vip_key_of(cs, &vk);
+	had_vip = !bpf_map_lookup_elem(d->fd_vips, &vk, &old);
 	if (table_changed) {
-		half = s->have_table ? !s->half : s->half;
+		/* never the half the data plane reads: with a table of our own,
+		 * the other one; without, the other one of a VIP in force under
+		 * our id (a reload that renamed a service hands the new name
+		 * the freed id, and the VIP reads its old table until the flip) */
+		if (s->have_table)
+			half = !s->half;
+		else if (had_vip && old.svc_id == s->id)
+			half = !(old.ring_half & 1);
 		err = tables__write_ring(d, s->id, half, ids);
 		if (err) {
 			pr_err("service '%s': write table: %s", s->name, strerror(-err));
@@ -884,7 +893,6 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 		__atomic_fetch_add(&d->st.table_writes, 1, __ATOMIC_RELAXED);
 	}
 	/* the flip: one hash update, atomic for the data plane */
-	vip_key_of(cs, &vk);
 	v.svc_id = s->id;
 	v.mode = policy__mode(cs->policy);
 	v.session_key = cs->session_key;
@@ -896,8 +904,7 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 		v.flags |= AIBL_VIP_F_AFFINITY;
 	/* a VIP that now names another service or stops tracking flows voids
 	 * the flow cache's decisions (a table flip alone does not) */
-	if (!bpf_map_lookup_elem(d->fd_vips, &vk, &old) &&
-	    (old.svc_id != v.svc_id || old.flags != v.flags))
+	if (had_vip && (old.svc_id != v.svc_id || old.flags != v.flags))
 		bump = true;
 	/* the pre-filter bit first: the data plane passes addresses without one */
 	err = dp__vip_filter_add(d->fd_filter, &vk);
