@@ -323,6 +323,34 @@ void cluster__config_changed(struct aibld *d)
 		pr_warn("cluster: out of memory mapping the plan");
 }
 
+void cluster__bgp_changed(struct aibld *d, const struct cfg_bgp *old)
+{
+	const struct cfg_bgp *now = &d->cfg.bgp;
+	struct cluster *cl = d->cl;
+	int err;
+
+	/* the same file read by the same BIRD: it announces what it did, and
+	 * a new birdc is used from the next change on */
+	if (!cl || !old->include[0] ||
+	    (!strcmp(old->include, now->include) && !strcmp(old->bird_socket, now->bird_socket)))
+		return;
+	/* else the BIRD of the old settings would announce this balancer's
+	 * VIPs for good, fenced or stopped (cluster__fini withdraws through
+	 * the new ones): withdrawn there, and the next tick announces through
+	 * the new ones from nothing */
+	err = bgp__withdraw(old);
+	if (err)
+		pr_warn(
+		    "cluster: the 'bgp' section changed, and withdrawing the VIPs through %s and "
+		    "%s failed: %s; that BIRD may announce them until it reads the file again",
+		    old->include, old->bird_socket, strerror(-err));
+	else
+		pr_info("cluster: the 'bgp' section changed: withdrew the VIPs through %s",
+			old->include);
+	free(cl->announced);
+	cl->announced = NULL;
+}
+
 /* ---- the digest of what this balancer loaded, read back from the maps ---- */
 
 static int loaded_table(void *arg, const struct plan *p, int si, __u16 *pos, __u8 *flags,

@@ -13,6 +13,7 @@
 
 struct aibld;
 struct node_rt;
+struct cfg_bgp;
 
 /* start cluster mode when cfg has an etcd section (else 0, d->cl NULL) */
 int cluster__init(struct aibld *d);
@@ -20,6 +21,9 @@ int cluster__init(struct aibld *d);
 void cluster__fini(struct aibld *d);
 /* the config changed (reload): services and nodes are mapped to the plan again */
 void cluster__config_changed(struct aibld *d);
+/* after a reload, without d->lock: a 'bgp' section that moved (another
+ * include file or BIRD socket, or none) withdraws what it announced */
+void cluster__bgp_changed(struct aibld *d, const struct cfg_bgp *old);
 /* once per loop, without d->lock: etcd, election, plan, digest, announce */
 void cluster__tick(struct aibld *d);
 /* readable when the planner key is gone (-1: none): the loop then calls

@@ -121,6 +121,7 @@ static int reload(struct daemon *dm)
 {
 	struct aibld *d = &dm->d;
 	char err[CFG_ERR_LEN], token[AIBLD_TOKEN_LEN];
+	struct cfg_bgp old_bgp = d->cfg.bgp;
 	struct api *api = NULL;
 	struct aibl_key key;
 	struct config cfg;
@@ -197,6 +198,7 @@ static int reload(struct daemon *dm)
 		api__stop(dm->api);
 		dm->api = api;
 	}
+	cluster__bgp_changed(d, &old_bgp);
 	pr_info("reloaded %s: %d services, %d nodes", d->cfg_path, d->cfg.nservices, d->cfg.nnodes);
 	OPENSSL_cleanse(token, sizeof(token)); /* the listeners hold their copies */
 	return 0;

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# A reload that moves or removes the 'bgp' section withdraws what the old
+# one announced: the old include file is emptied and its BIRD told, else
+# that BIRD would announce this balancer's VIPs for good, fenced or stopped.
+# One aibld in cluster mode with a real etcd on loopback, generic XDP on a
+# veth pair, one node up (its health check: aibld's own API port, as a VIP
+# is announced while a node can serve it), and a birdc stand-in that logs which socket it was asked to
+# reconfigure (BIRD itself: tests/e2e/test_ecmp.sh).
+#   announced          the VIP in the first include once the plan is held
+#   include_moved      reload to another include: the old one emptied, its
+#                      BIRD told, the new one announces
+#   socket_moved       the same include read by another BIRD: the old BIRD
+#                      told, the new one announces
+#   bgp_removed        reload without 'bgp': the include emptied
+#   kept_on_same       a reload that leaves 'bgp' as it is does not withdraw
+#   stop_withdraws     SIGTERM empties the include in force
+. "$(dirname "$0")/../lib/lib.sh"
+CASES=(announced include_moved socket_moved kept_on_same bgp_removed stop_withdraws)
+skip_all() { for c in "${CASES[@]}"; do t_skip "$c" "$1"; done; t_done; }
+[ "$(id -u)" = 0 ] || skip_all "needs root"
+command -v etcd >/dev/null || skip_all "needs etcd (scripts/deps.sh: etcd-server)"
+[ -x "$AIBL_BUILD/aibld" ] || skip_all "build aibld first"
+
+tmp=$(mktemp -d /tmp/aibl-bgpr.XXXXXX)
+ifa=bgr$$a ifb=bgr$$b bpffs=/sys/fs/bpf/aibl-t-bgr-$$
+etcd_pid="" aibld_pid=""
+cleanup() {
+	[ -n "$aibld_pid" ] && kill "$aibld_pid" 2>/dev/null && wait "$aibld_pid" 2>/dev/null
+	[ -n "$etcd_pid" ] && kill "$etcd_pid" 2>/dev/null && wait "$etcd_pid" 2>/dev/null
+	ip link del "$ifa" 2>/dev/null
+	rm -rf "$bpffs"
+	[ -n "${AIBL_TEST_VERBOSE:-}" ] && cat "$tmp/aibld.log" >&2
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# wait_for SECONDS CMD...: CMD true within SECONDS
+wait_for() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ $SECONDS -ge $end ] && return 1
+		sleep 0.1
+	done
+}
+announces() { grep -q 'route 10.97.0.1/32 blackhole' "$1" 2>/dev/null; }
+empty() { [ -f "$1" ] && ! grep -q route "$1"; }
+told() { grep -q -- "-s $1 configure" "$tmp/birdc.log" 2>/dev/null; }
+
+ep=$(free_port) pp=$(free_port) api=$(free_port)
+etcd --name t --data-dir "$tmp/etcd" --listen-client-urls "http://127.0.0.1:$ep" \
+	--advertise-client-urls "http://127.0.0.1:$ep" --listen-peer-urls "http://127.0.0.1:$pp" \
+	--initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+	--initial-cluster "t=http://127.0.0.1:$pp" --log-level error >"$tmp/etcd.log" 2>&1 &
+etcd_pid=$!
+ip link add "$ifa" type veth peer name "$ifb" && ip link set "$ifa" up && ip link set "$ifb" up ||
+	skip_all "cannot create a veth pair"
+cat >"$tmp/birdc" <<EOF
+#!/bin/sh
+echo "\$*" >>"$tmp/birdc.log"
+EOF
+chmod +x "$tmp/birdc"
+
+# config BGP-YAML: the balancer's config with that 'bgp' section
+config() {
+	cat >"$tmp/aibld.yaml" <<-EOF
+		interface: $ifa
+		xdp_mode: generic
+		bpffs: $bpffs
+		status_listen: 127.0.0.1:$api
+		poll_interval_ms: 200
+		etcd: {endpoint: 'http://127.0.0.1:$ep', prefix: /aibl-t-$$, name: b1,
+		       api_url: 'http://127.0.0.1:$api'}
+		$1
+		services:
+		  - {name: web, vip: 10.97.0.1, port: 80, policy: wrr, nodes: [n1]}
+		nodes:
+		  - {name: n1, address: 127.0.0.1, health_port: $api}
+	EOF
+}
+bgp() { echo "bgp: {include: $tmp/$1.conf, bird_socket: $tmp/$2.ctl, birdc: $tmp/birdc}"; }
+# reload: SIGHUP, then wait for the reload to be logged
+reloads=0
+reload() {
+	reloads=$((reloads + 1))
+	kill -HUP "$aibld_pid"
+	wait_for 5 eval "[ \$(grep -c '^.*reloaded ' '$tmp/aibld.log') -ge $reloads ]"
+}
+
+config "$(bgp a bird-a)"
+"$AIBL_BUILD/aibld" --config "$tmp/aibld.yaml" >"$tmp/aibld.log" 2>&1 &
+aibld_pid=$!
+if wait_for 15 announces "$tmp/a.conf" && told "$tmp/bird-a.ctl"; then
+	t_pass announced
+else
+	t_fail announced "$tmp/a.conf: $(head -c 300 "$tmp/a.conf" 2>&1); log: $(tail -5 "$tmp/aibld.log")"
+fi
+
+config "$(bgp b bird-b)"
+: >"$tmp/birdc.log"
+if reload && wait_for 5 announces "$tmp/b.conf" && empty "$tmp/a.conf" &&
+	told "$tmp/bird-a.ctl" && told "$tmp/bird-b.ctl"; then
+	t_pass include_moved
+else
+	t_fail include_moved "a: $(grep -c route "$tmp/a.conf") routes, b: $(grep -c route "$tmp/b.conf" 2>&1) routes; birdc: $(tr '\n' ';' <"$tmp/birdc.log")"
+fi
+
+config "$(bgp b bird-c)"
+: >"$tmp/birdc.log"
+if reload && wait_for 5 eval "told '$tmp/bird-b.ctl' && told '$tmp/bird-c.ctl'" &&
+	wait_for 5 announces "$tmp/b.conf"; then
+	t_pass socket_moved
+else
+	t_fail socket_moved "b: $(grep -c route "$tmp/b.conf") routes; birdc: $(tr '\n' ';' <"$tmp/birdc.log")"
+fi
+
+: >"$tmp/birdc.log"
+if reload && sleep 1 && announces "$tmp/b.conf" && ! [ -s "$tmp/birdc.log" ]; then
+	t_pass kept_on_same
+else
+	t_fail kept_on_same "b: $(grep -c route "$tmp/b.conf") routes; birdc: $(tr '\n' ';' <"$tmp/birdc.log")"
+fi
+
+config ""
+: >"$tmp/birdc.log"
+if reload && wait_for 5 empty "$tmp/b.conf" && told "$tmp/bird-c.ctl"; then
+	t_pass bgp_removed
+else
+	t_fail bgp_removed "b: $(grep -c route "$tmp/b.conf") routes; birdc: $(tr '\n' ';' <"$tmp/birdc.log")"
+fi
+
+# back on a: a stop empties it
+config "$(bgp a bird-a)"
+reload && wait_for 5 announces "$tmp/a.conf"
+was=$?
+kill "$aibld_pid"
+wait "$aibld_pid"
+aibld_pid=""
+if [ $was = 0 ] && empty "$tmp/a.conf"; then
+	t_pass stop_withdraws
+else
+	t_fail stop_withdraws "a: $(grep -c route "$tmp/a.conf") routes"
+fi
+t_done
