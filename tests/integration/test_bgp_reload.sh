@@ -14,9 +14,13 @@
 #                      told, the new one announces
 #   bgp_removed        reload without 'bgp': the include emptied
 #   kept_on_same       a reload that leaves 'bgp' as it is does not withdraw
+#   birdc_hangs        a birdc that never answers (killed at 3 s, run again)
+#                      does not hold the loop: the 2 s lease is renewed, the
+#                      balancer stays planner; once BIRD answers, the new
+#                      VIP is announced
 #   stop_withdraws     SIGTERM empties the include in force
 . "$(dirname "$0")/../lib/lib.sh"
-CASES=(announced include_moved socket_moved kept_on_same bgp_removed stop_withdraws)
+CASES=(announced include_moved socket_moved kept_on_same birdc_hangs bgp_removed stop_withdraws)
 skip_all() { for c in "${CASES[@]}"; do t_skip "$c" "$1"; done; t_done; }
 [ "$(id -u)" = 0 ] || skip_all "needs root"
 command -v etcd >/dev/null || skip_all "needs etcd (scripts/deps.sh: etcd-server)"
@@ -62,10 +66,13 @@ ip link add "$ifa" type veth peer name "$ifb" && ip link set "$ifa" up && ip lin
 cat >"$tmp/birdc" <<EOF
 #!/bin/sh
 echo "\$*" >>"$tmp/birdc.log"
+[ -e "$tmp/hang" ] && exec sleep 30
+exit 0
 EOF
 chmod +x "$tmp/birdc"
 
-# config BGP-YAML: the balancer's config with that 'bgp' section
+# config BGP-YAML [SERVICE-YAML]: the balancer's config with that 'bgp'
+# section (and one more service)
 config() {
 	cat >"$tmp/aibld.yaml" <<-EOF
 		interface: $ifa
@@ -78,6 +85,7 @@ config() {
 		$1
 		services:
 		  - {name: web, vip: 10.97.0.1, port: 80, policy: wrr, nodes: [n1]}
+		  ${2:-}
 		nodes:
 		  - {name: n1, address: 127.0.0.1, health_port: $api}
 	EOF
@@ -123,6 +131,21 @@ if reload && sleep 1 && announces "$tmp/b.conf" && ! [ -s "$tmp/birdc.log" ]; th
 	t_pass kept_on_same
 else
 	t_fail kept_on_same "b: $(grep -c route "$tmp/b.conf") routes; birdc: $(tr '\n' ';' <"$tmp/birdc.log")"
+fi
+
+# a BIRD that does not answer: birdc hangs until killed at its 3 s timeout,
+# tried again and again, while the loop renews the 2 s lease
+touch "$tmp/hang"
+config "$(bgp b bird-c)" "- {name: web2, vip: 10.97.0.2, port: 80, policy: wrr, nodes: [n1]}"
+reload
+sleep 5
+rm "$tmp/hang"
+if wait_for 8 grep -q 10.97.0.2 "$tmp/b.conf" && ! grep -q 'lease .* expired' "$tmp/aibld.log" &&
+	[ "$(grep -c 'elected planner' "$tmp/aibld.log")" = 1 ] &&
+	grep -q 'did not answer in 3000 ms' "$tmp/aibld.log"; then
+	t_pass birdc_hangs
+else
+	t_fail birdc_hangs "$(grep -E 'lease|elected|did not answer' "$tmp/aibld.log" | tr '\n' ';' | head -c 600)"
 fi
 
 config ""

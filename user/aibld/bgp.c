@@ -14,8 +14,9 @@
 #include "clock.h"
 #include "log.h"
 
-/* birdc answers in milliseconds; one stuck on a wedged control socket must
- * not stall the controller loop (its lease, its polls, its withdrawals) */
+/* birdc answers in milliseconds; one stuck on a wedged control socket is
+ * killed after this, and the controller loop does not wait for it
+ * (bgp__reap without wait: its lease, its polls go on) */
 #define BGP_BIRDC_TIMEOUT_MS 3000
 
 char *bgp__render(const char *const *vips, int n)
@@ -64,19 +65,21 @@ static int write_file(const char *path, const char *text)
 	return err;
 }
 
-int bgp__apply(const struct cfg_bgp *cfg, const char *text)
+int bgp__start(const struct cfg_bgp *cfg, const char *text, pid_t *pid)
 {
-	int err = write_file(cfg->include, text), status, fd;
-	pid_t pid;
+	int err = write_file(cfg->include, text), fd;
 
 	if (err) {
 		pr_warn("bgp: write %s: %s", cfg->include, strerror(-err));
 		return err;
 	}
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
+	*pid = fork();
+	if (*pid < 0) {
+		err = -errno;
+		pr_warn("bgp: fork %s: %s", cfg->birdc, strerror(-err));
+		return err;
+	}
+	if (*pid == 0) {
 		fd = open("/dev/null", O_RDWR);
 		if (fd >= 0) {
 			dup2(fd, 0);
@@ -85,7 +88,14 @@ int bgp__apply(const struct cfg_bgp *cfg, const char *text)
 		execlp(cfg->birdc, cfg->birdc, "-s", cfg->bird_socket, "configure", (char *)NULL);
 		_exit(127);
 	}
-	for (uint64_t end = clock_mono_ms() + BGP_BIRDC_TIMEOUT_MS;;) {
+	return 0;
+}
+
+int bgp__reap(const struct cfg_bgp *cfg, pid_t pid, uint64_t started_ms, bool wait)
+{
+	int status;
+
+	for (;;) {
 		pid_t r = waitpid(pid, &status, WNOHANG);
 		struct timespec ts = {0, 5 * 1000 * 1000};
 
@@ -93,7 +103,7 @@ int bgp__apply(const struct cfg_bgp *cfg, const char *text)
 			break;
 		if (r < 0 && errno != EINTR)
 			return -errno;
-		if (clock_mono_ms() >= end) {
+		if (clock_mono_ms() >= started_ms + BGP_BIRDC_TIMEOUT_MS) {
 			kill(pid, SIGKILL);
 			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 				;
@@ -101,6 +111,8 @@ int bgp__apply(const struct cfg_bgp *cfg, const char *text)
 				cfg->birdc, cfg->bird_socket, BGP_BIRDC_TIMEOUT_MS);
 			return -ETIMEDOUT;
 		}
+		if (!wait)
+			return 1;
 		nanosleep(&ts, NULL);
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
@@ -109,6 +121,15 @@ int bgp__apply(const struct cfg_bgp *cfg, const char *text)
 		return -EIO;
 	}
 	return 0;
+}
+
+int bgp__apply(const struct cfg_bgp *cfg, const char *text)
+{
+	uint64_t t0 = clock_mono_ms();
+	pid_t pid;
+	int err = bgp__start(cfg, text, &pid);
+
+	return err ?: bgp__reap(cfg, pid, t0, true);
 }
 
 int bgp__withdraw(const struct cfg_bgp *cfg)

@@ -84,6 +84,14 @@ struct cluster {
 	char reason[128];
 	bool announcing;
 	char *announced; /* include text last applied, NULL: not yet */
+	/* the birdc run under way (run_pid 0: none), started at run_ms: the
+	 * include holds run_text, which announces (run_announce) or withdraws
+	 * for run_reason; it becomes `announced` once birdc succeeds */
+	pid_t run_pid;
+	__u64 run_ms;
+	char *run_text;
+	bool run_announce;
+	char run_reason[128];
 	char *status_sent;
 	__u64 status_ms;
 	__u64 plans_written, plans_applied;
@@ -323,6 +331,33 @@ void cluster__config_changed(struct aibld *d)
 		pr_warn("cluster: out of memory mapping the plan");
 }
 
+/* the birdc run under way: reaped if it ended (with wait, waited for, up
+ * to its timeout); its text is what is announced once it succeeded */
+static void bgp_run_end(struct aibld *d, const struct cfg_bgp *cfg, bool wait)
+{
+	struct cluster *cl = d->cl;
+	int err = bgp__reap(cfg, cl->run_pid, cl->run_ms, wait);
+
+	if (err == 1)
+		return;
+	cl->run_pid = 0;
+	if (!err) {
+		if (cl->run_announce != cl->announcing)
+			pr_info("cluster: %s the VIPs%s%s",
+				cl->run_announce ? "announcing" : "withdrew",
+				cl->run_announce ? "" : ": ",
+				cl->run_announce ? "" : cl->run_reason);
+		free(cl->announced);
+		cl->announced = cl->run_text;
+		cl->run_text = NULL;
+		pthread_mutex_lock(&d->lock);
+		cl->announcing = cl->run_announce;
+		pthread_mutex_unlock(&d->lock);
+	}
+	free(cl->run_text);
+	cl->run_text = NULL;
+}
+
 void cluster__bgp_changed(struct aibld *d, const struct cfg_bgp *old)
 {
 	const struct cfg_bgp *now = &d->cfg.bgp;
@@ -331,8 +366,11 @@ void cluster__bgp_changed(struct aibld *d, const struct cfg_bgp *old)
 
 	/* the same file read by the same BIRD: it announces what it did, and
 	 * a new birdc is used from the next change on */
-	if (!cl || !old->include[0] ||
-	    (!strcmp(old->include, now->include) && !strcmp(old->bird_socket, now->bird_socket)))
+	if (!cl || !old->include[0])
+		return;
+	if (cl->run_pid)
+		bgp_run_end(d, old, true);
+	if (!strcmp(old->include, now->include) && !strcmp(old->bird_socket, now->bird_socket))
 		return;
 	/* else the BIRD of the old settings would announce this balancer's
 	 * VIPs for good, fenced or stopped (cluster__fini withdraws through
@@ -933,19 +971,27 @@ void cluster__tick(struct aibld *d)
 	st = status_obj(d);
 	pthread_mutex_unlock(&d->lock);
 
-	if (d->cfg.bgp.include[0] && text && (!cl->announced || strcmp(text, cl->announced))) {
-		if (!bgp__apply(&d->cfg.bgp, text)) {
-			if (announce != cl->announcing)
-				pr_info("cluster: %s the VIPs%s%s",
-					announce ? "announcing" : "withdrew", announce ? "" : ": ",
-					announce ? "" : cl->reason);
-			free(cl->announced);
-			cl->announced = text;
+	/* birdc runs beside the loop: a BIRD that does not answer must not
+	 * hold the lease renewal (a TTL of 2 s against birdc's 3 s timeout) */
+	if (cl->run_pid)
+		bgp_run_end(d, &d->cfg.bgp, false);
+	if (d->cfg.bgp.include[0] && text && !cl->run_pid &&
+	    (!cl->announced || strcmp(text, cl->announced))) {
+		cl->run_ms = clock_mono_ms();
+		if (!bgp__start(&d->cfg.bgp, text, &cl->run_pid)) {
+			cl->run_text = text;
 			text = NULL;
-			cl->announcing = announce;
+			cl->run_announce = announce;
+			snprintf(cl->run_reason, sizeof(cl->run_reason), "%s", cl->reason);
+			/* most answer at once: said in this tick */
+			bgp_run_end(d, &d->cfg.bgp, false);
+		} else {
+			cl->run_pid = 0;
 		}
 	} else if (!d->cfg.bgp.include[0]) {
+		pthread_mutex_lock(&d->lock);
 		cl->announcing = announce;
+		pthread_mutex_unlock(&d->lock);
 	}
 	free(text);
 
@@ -1120,6 +1166,8 @@ void cluster__fini(struct aibld *d)
 	if (!cl)
 		return;
 	watch_stop(cl);
+	if (cl->run_pid)
+		bgp_run_end(d, &d->cfg.bgp, true);
 	/* withdraw first: the router moves the flows while we still forward */
 	if (d->cfg.bgp.include[0] && !bgp__withdraw(&d->cfg.bgp))
 		pr_info("cluster: withdrew the VIPs");
@@ -1134,6 +1182,7 @@ void cluster__fini(struct aibld *d)
 	plan__free(&cl->plan);
 	json_decref(cl->peers);
 	free(cl->announced);
+	free(cl->run_text);
 	free(cl->status_sent);
 	free(cl);
 	d->cl = NULL;
