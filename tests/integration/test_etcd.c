@@ -7,7 +7,7 @@
  * returns when the key is deleted or its lease revoked, and returns
  * -ECANCELED when stopped from another thread; etcd__watch_sleep wakes on
  * the stop; a watch whose etcd goes away returns an error, not 0, and does
- * not hang. Skipped when no etcd binary is installed (scripts/deps.sh:
+ * not hang; a compaction keeps the keys. Skipped when no etcd binary is installed (scripts/deps.sh:
  * etcd-server).
  */
 #include <errno.h>
@@ -298,10 +298,37 @@ out:
 	etcd__close(e);
 }
 
+/* the planner's compaction: history before a revision dropped, every key
+ * keeps its value; compacting again to an older revision is no error, to
+ * a revision not yet reached is */
+static void compact(void)
+{
+	struct etcd_kv *kvs = NULL;
+	struct etcd *e;
+	__s64 rev = 0;
+	int n = 0;
+
+	if (!etcd_up() || !ASSERT_OK(etcd__open(etcd_url, 500, &e), "client"))
+		return;
+	if (!ASSERT_OK(etcd__put(e, "/t/compact/key", "v1", 0), "put") ||
+	    !ASSERT_OK(etcd__put(e, "/t/compact/key", "v2", 0), "put again") ||
+	    !ASSERT_OK(etcd__range(e, "/t/compact/", &kvs, &n, &rev), "range"))
+		goto out;
+	etcd__kvs_free(kvs, n);
+	ASSERT_OK(etcd__compact(e, rev), "compact to the store's revision");
+	ASSERT_OK(etcd__compact(e, rev - 1), "to an older one: compacted already, 0");
+	ASSERT_ERR(etcd__compact(e, rev + 1000), "to a revision not reached: an error");
+	if (ASSERT_OK(etcd__range(e, "/t/compact/", &kvs, &n, NULL), "range after") &&
+	    ASSERT_EQ(n, 1, "the key kept"))
+		ASSERT_STREQ(kvs[0].val, "v2", "its last value");
+	etcd__kvs_free(kvs, n);
+out:
+	etcd__close(e);
+}
+
 static const struct test_case cases[] = {
-    {"absent_at_once", absent_at_once}, {"deleted", deleted},
-    {"lease_revoked", lease_revoked},	{"stopped", stopped},
-    {"etcd_gone", etcd_gone},
+    {"absent_at_once", absent_at_once}, {"deleted", deleted}, {"compact", compact},
+    {"lease_revoked", lease_revoked},	{"stopped", stopped}, {"etcd_gone", etcd_gone},
 };
 
 TEST_MAIN("etcd", cases)

@@ -95,6 +95,10 @@ struct cluster {
 	char *status_sent;
 	__u64 status_ms;
 	__u64 plans_written, plans_applied;
+	/* etcd's history: the store's revision at the last read, the one the
+	 * planner compacts to next (seen one interval before) and when */
+	__s64 store_rev, compact_mark, compacted_rev;
+	__u64 compact_ms;
 	__u64 applied_at_ms; /* wall clock, when the plan in force was applied */
 
 	/* a thread watches P/planner and wakes the loop (w_fd) when it is
@@ -536,7 +540,7 @@ static int read_state(struct aibld *d, struct plan *next, bool *have_next)
 	int n, err;
 
 	*have_next = false;
-	err = etcd__range(cl->e, d->cfg.etcd.prefix, &kvs, &n, NULL);
+	err = etcd__range(cl->e, d->cfg.etcd.prefix, &kvs, &n, &cl->store_rev);
 	if (err) {
 		json_decref(peers);
 		return err;
@@ -864,6 +868,41 @@ static char *announce_text(struct aibld *d, bool announce)
 	return text;
 }
 
+/*
+ * etcd keeps every revision of every key until someone compacts: the
+ * status keys, rewritten every third of a lease TTL, and the plans would
+ * fill its quota (2 GiB by default) in days, and then every put and lease
+ * grant fails. The planner, one balancer of the group, compacts every
+ * compact_interval_s to the revision it read one interval before, as
+ * Kubernetes' API server does; a watch starts at the revision just read,
+ * never that far back.
+ */
+static void compact(struct aibld *d, __u64 now)
+{
+	struct cluster *cl = d->cl;
+	__u64 iv = d->cfg.etcd.compact_interval_s * 1000ULL;
+	int err;
+
+	if (!iv || !cl->is_planner || !cl->etcd_ok || cl->store_rev <= 0 ||
+	    (cl->compact_ms && now - cl->compact_ms < iv))
+		return;
+	if (cl->compact_mark > 0 && cl->compact_mark > cl->compacted_rev) {
+		err = etcd__compact(cl->e, cl->compact_mark);
+		if (err) {
+			/* tried again at the next loop */
+			pr_warn("cluster: compact etcd to revision %lld: %s",
+				(long long)cl->compact_mark, strerror(-err));
+			return;
+		}
+		pr_debug("cluster: compacted etcd to revision %lld", (long long)cl->compact_mark);
+		pthread_mutex_lock(&d->lock);
+		cl->compacted_rev = cl->compact_mark;
+		pthread_mutex_unlock(&d->lock);
+	}
+	cl->compact_mark = cl->store_rev;
+	cl->compact_ms = now;
+}
+
 void cluster__tick(struct aibld *d)
 {
 	struct cluster *cl = d->cl;
@@ -1008,6 +1047,7 @@ void cluster__tick(struct aibld *d)
 			pr_warn("cluster: write plan: %s", strerror(-err));
 	}
 	plan__free(&prop);
+	compact(d, now);
 
 	/* the status, when it changed or a third of the TTL passed */
 	if (cl->etcd_ok && cl->lease && st) {
@@ -1043,6 +1083,7 @@ json_t *cluster__json(struct aibld *d)
 	json_object_set_new(j, "plan_planner", json_string(cl->plan.planner));
 	json_object_set_new(j, "plans_written", json_integer(cl->plans_written));
 	json_object_set_new(j, "plans_applied", json_integer(cl->plans_applied));
+	json_object_set_new(j, "etcd_compacted_revision", json_integer(cl->compacted_rev));
 	json_object_set_new(j, "plan_pins", json_integer(cl->plan.npins));
 	json_object_set_new(j, "applied_at_ms", json_integer(cl->applied_at_ms));
 	json_object_set_new(

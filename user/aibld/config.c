@@ -105,6 +105,7 @@ void config__defaults(struct config *cfg)
 	snprintf(cfg->etcd.prefix, sizeof(cfg->etcd.prefix), "/aibl");
 	cfg->etcd.lease_ttl_s = 2;
 	cfg->etcd.cost_step = 4;
+	cfg->etcd.compact_interval_s = 300;
 	snprintf(cfg->bgp.bird_socket, sizeof(cfg->bgp.bird_socket), "/run/bird/bird.ctl");
 	snprintf(cfg->bgp.birdc, sizeof(cfg->bgp.birdc), "birdc");
 }
@@ -506,6 +507,10 @@ static const struct kspec etcd_keys[] = {
        "etcd lease TTL: planner takeover and balancer liveness", .min = 1, .max = 600),
     KS("cost_step", K_UINT, struct cfg_etcd, cost_step,
        "p2c cost (active flows) a node's cost in the plan must move by", .min = 0, .max = 1000000),
+    KS("compact_interval_s", K_UINT, struct cfg_etcd, compact_interval_s,
+       "the planner compacts etcd's history this often, to the revision of one interval before; "
+       "0: never (an etcd that compacts itself)",
+       .min = 0, .max = 86400),
     {}};
 
 static const struct kspec bgp_keys[] = {

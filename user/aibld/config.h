@@ -104,12 +104,13 @@ struct cfg_ai {
 
 /* cluster mode (docs/cluster.md): set when the config has an etcd section */
 struct cfg_etcd {
-	char endpoint[CFG_URL_LEN]; /* "" : single host, no cluster */
-	char prefix[64];	    /* key prefix of this ECMP group */
-	char name[AIBL_NAME_LEN];   /* this balancer's name in the group */
-	char api_url[CFG_URL_LEN];  /* where peers reach this balancer's API */
-	unsigned int lease_ttl_s;   /* planner election and liveness */
-	unsigned int cost_step;	    /* p2c costs in the plan move by more than this */
+	char endpoint[CFG_URL_LEN];	 /* "" : single host, no cluster */
+	char prefix[64];		 /* key prefix of this ECMP group */
+	char name[AIBL_NAME_LEN];	 /* this balancer's name in the group */
+	char api_url[CFG_URL_LEN];	 /* where peers reach this balancer's API */
+	unsigned int lease_ttl_s;	 /* planner election and liveness */
+	unsigned int cost_step;		 /* p2c costs in the plan move by more than this */
+	unsigned int compact_interval_s; /* the planner compacts etcd's history; 0 never */
 };
 
 /* VIP announcement through BIRD (needs the etcd section) */

@@ -152,9 +152,10 @@ static int call(struct etcd *e, const char *path, json_t *req, json_t **resp)
 		pr_debug("etcd %s: HTTP %ld: %s", path, code,
 			 json_is_string(m) ? json_string_value(m) : "?");
 		/* the gateway's words for an expired or unknown lease */
-		err = json_is_string(m) && strstr(json_string_value(m), "lease not found")
-			  ? -ENOENT
-			  : -EPROTO;
+		err = !json_is_string(m)				   ? -EPROTO
+		      : strstr(json_string_value(m), "lease not found")	   ? -ENOENT
+		      : strstr(json_string_value(m), "has been compacted") ? -ESTALE
+									   : -EPROTO;
 		goto out;
 	}
 out:
@@ -297,6 +298,17 @@ int etcd__delete(struct etcd *e, const char *key)
 
 	json_decref(resp);
 	return err;
+}
+
+int etcd__compact(struct etcd *e, __s64 rev)
+{
+	json_t *resp;
+	int err = call(e, "/v3/kv/compaction", json_pack("{s:o}", "revision", jnum(rev)), &resp);
+
+	json_decref(resp);
+	/* "mvcc: required revision has been compacted": etcd or another
+	 * client went as far or further */
+	return err == -ESTALE ? 0 : err;
 }
 
 int etcd__txn_put(struct etcd *e, const struct etcd_cmp *cmp, int ncmp, const char *key,

@@ -39,6 +39,9 @@ int etcd__range(struct etcd *e, const char *prefix, struct etcd_kv **kvs, int *n
 void etcd__kvs_free(struct etcd_kv *kvs, int n);
 int etcd__put(struct etcd *e, const char *key, const char *val, __s64 lease);
 int etcd__delete(struct etcd *e, const char *key);
+/* drop the store's history before revision rev (every key keeps its value);
+ * 0 also when it was compacted that far already */
+int etcd__compact(struct etcd *e, __s64 rev);
 /* put key=val (lease 0: none) if every compare holds; *ok says whether it did */
 int etcd__txn_put(struct etcd *e, const struct etcd_cmp *cmp, int ncmp, const char *key,
 		  const char *val, __s64 lease, bool *ok);

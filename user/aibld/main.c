@@ -150,7 +150,9 @@ static int reload(struct daemon *dm)
 	    strcmp(cfg.etcd.name, d->cfg.etcd.name) ||
 	    strcmp(cfg.etcd.api_url, d->cfg.etcd.api_url) ||
 	    cfg.etcd.lease_ttl_s != d->cfg.etcd.lease_ttl_s) {
-		pr_err("reload refused, running config kept: 'etcd' (but cost_step) changes only "
+		pr_err("reload refused, running config kept: 'etcd' (but cost_step and "
+		       "compact_interval_s) "
+		       "changes only "
 		       "with a restart");
 		ret = -EINVAL;
 		goto refused;

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-# A reload that moves or removes the 'bgp' section withdraws what the old
-# one announced: the old include file is emptied and its BIRD told, else
-# that BIRD would announce this balancer's VIPs for good, fenced or stopped.
-# One aibld in cluster mode with a real etcd on loopback, generic XDP on a
+# One balancer of a group: how it keeps BIRD and etcd. A reload that moves
+# or removes the 'bgp' section withdraws what the old one announced: the old
+# include file is emptied and its BIRD told, else that BIRD would announce
+# this balancer's VIPs for good, fenced or stopped. A BIRD that does not
+# answer holds neither the loop nor the lease. The planner compacts etcd's
+# history. One aibld in cluster mode with a real etcd on loopback, generic XDP on a
 # veth pair, one node up (its health check: aibld's own API port, as a VIP
 # is announced while a node can serve it), and a birdc stand-in that logs which socket it was asked to
 # reconfigure (BIRD itself: tests/e2e/test_ecmp.sh).
 #   announced          the VIP in the first include once the plan is held
+#   etcd_compacted     the planner compacts etcd (compact_interval_s: 1):
+#                      etcd answers a read at revision 1 "compacted"
 #   include_moved      reload to another include: the old one emptied, its
 #                      BIRD told, the new one announces
 #   socket_moved       the same include read by another BIRD: the old BIRD
@@ -20,7 +24,7 @@
 #                      VIP is announced
 #   stop_withdraws     SIGTERM empties the include in force
 . "$(dirname "$0")/../lib/lib.sh"
-CASES=(announced include_moved socket_moved kept_on_same birdc_hangs bgp_removed stop_withdraws)
+CASES=(announced etcd_compacted include_moved socket_moved kept_on_same birdc_hangs bgp_removed stop_withdraws)
 skip_all() { for c in "${CASES[@]}"; do t_skip "$c" "$1"; done; t_done; }
 [ "$(id -u)" = 0 ] || skip_all "needs root"
 command -v etcd >/dev/null || skip_all "needs etcd (scripts/deps.sh: etcd-server)"
@@ -81,7 +85,7 @@ config() {
 		status_listen: 127.0.0.1:$api
 		poll_interval_ms: 200
 		etcd: {endpoint: 'http://127.0.0.1:$ep', prefix: /aibl-t-$$, name: b1,
-		       api_url: 'http://127.0.0.1:$api'}
+		       api_url: 'http://127.0.0.1:$api', compact_interval_s: 1}
 		$1
 		services:
 		  - {name: web, vip: 10.97.0.1, port: 80, policy: wrr, nodes: [n1]}
@@ -106,6 +110,20 @@ if wait_for 15 announces "$tmp/a.conf" && told "$tmp/bird-a.ctl"; then
 	t_pass announced
 else
 	t_fail announced "$tmp/a.conf: $(head -c 300 "$tmp/a.conf" 2>&1); log: $(tail -5 "$tmp/aibld.log")"
+fi
+
+# etcd_kv OP JSON: etcd's v3 JSON API
+etcd_kv() { curl -s --max-time 2 -X POST -d "$2" "http://127.0.0.1:$ep/v3/kv/$1"; }
+compacted() {
+	local r
+	r=$(curl -s --max-time 2 "http://127.0.0.1:$api/v1/cluster" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["etcd_compacted_revision"])')
+	[ "${r:-0}" -gt 1 ] && etcd_kv range '{"key": "Lw==", "revision": "1"}' | grep -q 'has been compacted'
+}
+if wait_for 8 compacted; then
+	t_pass etcd_compacted
+else
+	t_fail etcd_compacted "$(curl -s "http://127.0.0.1:$api/v1/cluster" | head -c 300); etcd: $(etcd_kv range '{"key": "Lw==", "revision": "1"}')"
 fi
 
 config "$(bgp b bird-b)"
