@@ -535,7 +535,7 @@ static int read_state(struct aibld *d, struct plan *next, bool *have_next)
 	struct etcd_kv *kvs;
 	json_t *peers = json_array(), *old;
 	char planner[sizeof(cl->planner)] = "";
-	bool planner_seen = false, is_planner = false, unread = cl->plan_unread;
+	bool planner_seen = false, is_planner = false, unread = cl->plan_unread, nomem = false;
 	__s64 plan_rev = 0; /* the plan key's revision now, 0 none */
 	int n, err;
 
@@ -556,7 +556,13 @@ static int read_state(struct aibld *d, struct plan *next, bool *have_next)
 			plan_rev = kv->mod_rev;
 			if (kv->mod_rev == cl->plan_mod_rev)
 				continue;
-			unread = plan__decode(kv->val, next) != 0;
+			err = plan__decode(kv->val, next);
+			/* out of memory says nothing of the plan: read again */
+			if (err == -ENOMEM) {
+				nomem = true;
+				continue;
+			}
+			unread = err != 0;
 			if (unread)
 				pr_warn(
 				    "cluster: %s holds no plan this balancer can read (revision "
@@ -583,7 +589,7 @@ static int read_state(struct aibld *d, struct plan *next, bool *have_next)
 	if (!plan_rev && cl->plan_mod_rev)
 		pr_warn("cluster: %s is gone: %s", cl->k_plan,
 			cl->is_planner ? "writing the plan again" : "the planner writes it again");
-	cl->plan_mod_rev = plan_rev;
+	cl->plan_mod_rev = nomem ? 0 : plan_rev;
 	cl->plan_unread = plan_rev && unread;
 	cl->plan_gone = !plan_rev;
 	/* the election: the planner key, created on our lease when there is none */
@@ -724,7 +730,9 @@ static int write_plan(struct aibld *d, struct plan *p)
 	if (!err && ok) {
 		char what[96];
 
+		pthread_mutex_lock(&d->lock);
 		cl->plans_written++;
+		pthread_mutex_unlock(&d->lock);
 		plan__what_changed(p, &cl->plan, what, sizeof(what));
 		pr_info("cluster: wrote plan %llu (digest %s): %s", (unsigned long long)p->version,
 			p->digest, what);
@@ -925,13 +933,14 @@ void cluster__tick(struct aibld *d)
 			d->cfg.etcd.endpoint, strerror(-err), (unsigned long long)cl->plan.version);
 	else if (!err && !cl->etcd_ok && cl->etcd_ok_ms)
 		pr_info("cluster: etcd reachable again");
-	cl->etcd_ok = !err;
-	if (!err)
-		cl->etcd_ok_ms = now;
-	else
+	if (err)
 		cut_off = partitioned(d, cl->etcd_ok_ms ? now - cl->etcd_ok_ms : 0);
 
 	pthread_mutex_lock(&d->lock);
+	/* read by GET /v1/cluster (a peer's partition check) under the lock */
+	cl->etcd_ok = !err;
+	if (!err)
+		cl->etcd_ok_ms = now;
 	/* a new revision of the key: applied when it says anything new (a
 	 * rewrite at the same version, by hand, is applied too: a restarted
 	 * balancer would read it, and the group must agree) */
