@@ -124,9 +124,26 @@ static __always_inline bool syn_match(__u32 fh, __u32 now, struct aibl_syn_bucke
 	if (*way < 0)
 		return false;
 	v = (*sb)->backend[*way & (AIBL_SYN_WAYS - 1)];
-	*id = v & ~AIBL_SYN_F_PINNED;
+	*id = v & ~(AIBL_SYN_F_PINNED | AIBL_SYN_F_COUNTED);
 	*pinned = v & AIBL_SYN_F_PINNED;
 	return true;
+}
+
+/*
+ * A handshake completed without an entry follows its record while it lives:
+ * the first packet after the SYN counts the new flow and marks the record;
+ * true for every later one, which counts nothing (racy across CPUs: two
+ * packets at once may both count, never every packet).
+ */
+static __always_inline bool syn_counted(struct aibl_syn_bucket *b, int way)
+{
+	__u32 *v = &b->backend[way & (AIBL_SYN_WAYS - 1)];
+	__u32 old = READ_ONCE(*v);
+
+	if (old & AIBL_SYN_F_COUNTED)
+		return true;
+	WRITE_ONCE(*v, old | AIBL_SYN_F_COUNTED);
+	return false;
 }
 
 /* the sequence number of the SYN recorded in way */

@@ -161,6 +161,7 @@ struct flow_ctx {
 	bool closing; /* a TCP FIN or RST */
 	bool record;  /* a SYN whose choice goes to the handshake table */
 	bool track;   /* a new flow the connection table admits */
+	bool counted; /* a handshake completed without an entry, counted before */
 };
 
 static __always_inline void flow_done(struct flow_out *o, __u32 id, bool new_flow, bool pinned,
@@ -361,8 +362,10 @@ static __always_inline enum flow_step flow_miss(const struct pkt *p, const struc
 				return FLOW_CHOSEN;
 			}
 			f->track = conn_rate_admit(g);
-			if (!f->track)
+			if (!f->track) {
 				count(AIBL_CNT_CONN_UNTRACKED);
+				f->counted = syn_counted(f->sb, f->way);
+			}
 			return FLOW_CHOSEN;
 		}
 	}
@@ -463,12 +466,14 @@ __noinline int aibl_flow(struct xdp_md *ctx, struct pkt *p, const struct aibl_vi
 			if (f.mode == AIBL_MODE_P2C)
 				load_syn_end(ch.backend);
 		}
-	} else if (f.tcp && !(p->tcp_flags & AIBL_TCP_SYN) && (f.closing || step == FLOW_CHOOSE)) {
+	} else if (f.counted || (f.tcp && !(p->tcp_flags & AIBL_TCP_SYN) &&
+				 (f.closing || step == FLOW_CHOOSE))) {
 		/* a TCP packet that neither opens nor completes a handshake
-		 * and is not admitted: a flow the table lost or the guard
-		 * refused (its SYN counted it), an aborted handshake, or one
-		 * spoofed from anywhere; counting it would let an ACK or RST
-		 * flood inflate new_flows */
+		 * and is not admitted: a later packet of a handshake the guard
+		 * refused an entry (its first packet counted it), a flow the
+		 * table lost, an aborted handshake, or one spoofed from
+		 * anywhere; counting it would let an ACK or RST flood inflate
+		 * new_flows */
 		flow_done(o, ch.backend, false, ch.pinned, false);
 		return 0;
 	}

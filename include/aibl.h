@@ -599,12 +599,15 @@ struct aibl_rate {
  * Way i is free when tag[i] is 0 or ts[i] is older than AIBL_SYN_TTL.
  */
 #define AIBL_SYN_F_PINNED 0x80000000U
+/* the handshake completed without an entry (the rate guard refused it):
+ * its new flow is counted, its later packets follow the record uncounted */
+#define AIBL_SYN_F_COUNTED 0x40000000U
 struct aibl_syn_bucket {
 	/* low 32 bits: aibl_syn_index()'s tag, never 0; high 32: the SYN's
 	 * sequence number (its ISN: a closed tuple is reused only by a packet
 	 * that acknowledges it, ISN + 1); 0: empty */
 	__u64 tag[AIBL_SYN_WAYS];
-	__u32 backend[AIBL_SYN_WAYS]; /* | AIBL_SYN_F_PINNED: the choice was a session pin */
+	__u32 backend[AIBL_SYN_WAYS]; /* | AIBL_SYN_F_PINNED (a session pin), _COUNTED */
 	__u32 ts[AIBL_SYN_WAYS];      /* bpf_jiffies64() when written, low 32 bits */
 };
 

@@ -253,7 +253,19 @@ static void test_rate_guard(void)
 			goto out;
 		tcp4(&in, src, VIP4, 1000, 80, PKT_TCP_ACK);
 		xe_exp_ipip(&exp, &in, x, NULL, aibl_hash_flow(&fk, XE_SEED));
-		expect("its ACK: x as well", &in, XDP_TX, &exp, NULL);
+		{
+			struct aibl_traffic t0, t1;
+
+			/* its ACK and later packets: all to x, one new flow */
+			xe_traffic(AIBL_MAP_SVC_STATS, 0, &t0);
+			for (int k = 0; k < 4; k++)
+				if (!expect(k ? "a later packet: x" : "its ACK: x as well", &in,
+					    XDP_TX, &exp, NULL))
+					goto out;
+			xe_traffic(AIBL_MAP_SVC_STATS, 0, &t1);
+			ASSERT_EQ(t1.new_flows - t0.new_flows, 1,
+				  "the untracked handshake counted once, not at every packet");
+		}
 	}
 out:
 	xe_down();
