@@ -156,6 +156,40 @@ static __always_inline int inner_key(void *data, void *data_end, __u32 off, __u8
 	return 0;
 }
 
+/*
+ * RFC 6040 (the kernel's own tunnels do the same): a congestion mark (CE)
+ * that a switch set on the outer header on the way is the inner packet's.
+ * Called when the outer ECN field is CE: an ECN-capable inner header
+ * (ECT(0), ECT(1)) becomes CE, its IPv4 checksum mended; 0, or the counter
+ * to drop by: a not-ECN-capable one (drop_ecn: loss is the only signal it
+ * can carry).
+ */
+static __always_inline __u32 ecn_decap(struct __sk_buff *skb, __u32 off, int inner_af)
+{
+	__be16 old, new;
+	__u16 h;
+	__u8 ecn;
+
+	/* IPv4: version, IHL, TOS; IPv6: version, traffic class, 4 bits of
+	 * the flow label */
+	if (bpf_skb_load_bytes(skb, off, &old, sizeof(old)))
+		return AIBL_NCNT_DROP_TRUNC;
+	h = bpf_ntohs(old);
+	ecn = inner_af == AIBL_AF_INET ? h & 3 : (h >> 4) & 3;
+	if (!ecn)
+		return AIBL_NCNT_DROP_ECN;
+	if (ecn == 3)
+		return 0;
+	new = bpf_htons(inner_af == AIBL_AF_INET ? h | 3 : h | 0x30);
+	if (bpf_skb_store_bytes(skb, off, &new, sizeof(new), 0) ||
+	    (inner_af == AIBL_AF_INET &&
+	     bpf_l3_csum_replace(skb, off + __builtin_offsetof(struct iphdr, check), old, new,
+				 sizeof(new))))
+		return AIBL_NCNT_DROP_ADJUST;
+	node_count(AIBL_NCNT_ECN_CE);
+	return 0;
+}
+
 static __always_inline void record_client(const struct aibl_node_client_key *k, __u64 bytes)
 {
 	struct aibl_node_client *c, init = {};
@@ -268,6 +302,13 @@ int aibl_decap(struct __sk_buff *skb)
 		/* refused: no decap, and no hint from it */
 		node_count(cnt);
 		return TC_ACT_SHOT;
+	}
+	if ((o.tos & 3) == 3) {
+		cnt = ecn_decap(skb, inner_off, inner_af);
+		if (cnt) {
+			node_count(cnt);
+			return TC_ACT_SHOT;
+		}
 	}
 	outer_af = proto == bpf_htons(ETH_P_IP) ? AIBL_AF_INET : AIBL_AF_INET6;
 	outer_len = inner_off - l2.l2_len;

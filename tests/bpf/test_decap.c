@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -434,13 +435,141 @@ out:
 	env_down();
 }
 
+/* pinned maps (--decap-pin-dir) survive an agent restart; an older
+ * build's smaller counter map is replaced, not a reason to fail */
+static void test_pins_upgrade(void)
+{
+	struct decap_opts o = {};
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info), id0 = 0;
+	struct decap *d2 = NULL;
+	char dir[64], path[96];
+	int fd, ifi;
+
+	if (!env_up())
+		goto out;
+	ifi = if_nametoindex("dpd0");
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/aibl-t-dp-%d", getpid());
+	if (!ASSERT_OK(mkdir(dir, 0700), "pin dir"))
+		goto out;
+	o.pin_dir = dir;
+	/* what an agent with two counters fewer pinned */
+	snprintf(path, sizeof(path), "%s/%s", dir, AIBL_MAP_NODE_STATS);
+	fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, AIBL_MAP_NODE_STATS, 4, 8,
+			    AIBL_NCNT__MAX - 2, NULL);
+	if (!ASSERT_GE(fd, 0, "old counter map") || !ASSERT_OK(bpf_obj_pin(fd, path), "pin it"))
+		goto rm;
+	close(fd);
+	if (!ASSERT_OK(decap__attach(ifi, &o, &d2), "attach over the old pin"))
+		goto rm;
+	decap__close(d2);
+	d2 = NULL;
+	fd = bpf_obj_get(path);
+	if (ASSERT_GE(fd, 0, "pinned again") &&
+	    ASSERT_OK(bpf_obj_get_info_by_fd(fd, &info, &len), "info"))
+		ASSERT_EQ(info.max_entries, AIBL_NCNT__MAX, "this build's size");
+	id0 = info.id;
+	if (fd >= 0)
+		close(fd);
+	/* a restart reuses it */
+	if (ASSERT_OK(decap__attach(ifi, &o, &d2), "attach again")) {
+		decap__close(d2);
+		fd = bpf_obj_get(path);
+		len = sizeof(info);
+		if (ASSERT_GE(fd, 0, "still pinned") &&
+		    ASSERT_OK(bpf_obj_get_info_by_fd(fd, &info, &len), "info"))
+			ASSERT_EQ(info.id, id0, "the same map reused");
+		if (fd >= 0)
+			close(fd);
+	}
+rm:
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	system(path);
+out:
+	env_down();
+}
+
+/* build() with the ECN fields given: outer's and inner's low TOS / traffic
+ * class bits */
+static void build_ecn(struct pkt_buf *b, int outer, int inner, __u8 oecn, __u8 iecn,
+		      bool with_outer)
+{
+	struct pkt_ip4_opts o4 = {.tos = oecn, .ttl = 64}, i4 = {.tos = iecn, .ttl = 64};
+
+	pkt__init(b);
+	pkt__eth(b, MAC_NODE, MAC_LB);
+	if (with_outer && outer == 4)
+		pkt__ipv4(b, "10.0.0.100", "10.1.0.1", &o4);
+	else if (with_outer && outer == 6)
+		pkt__ipv6(b, "fd00::100", "fd00:1::3", oecn, 0x777);
+	if (inner == 4)
+		pkt__ipv4(b, "192.0.2.10", "10.100.0.1", &i4);
+	else
+		pkt__ipv6(b, "2001:db8::10", "fd00:100::1", iecn, 0);
+	pkt__tcp(b, 40000, 80, PKT_TCP_ACK);
+	pkt__fill(b, 20);
+	pkt__finish(b);
+}
+
+/*
+ * RFC 6040 at the node: a CE mark on the outer header reaches the inner
+ * one when that is ECN-capable (its IPv4 checksum mended: the expected
+ * frame is built with CE and its own checksum); a not-ECN-capable inner
+ * packet under an outer CE is dropped; no outer CE changes nothing.
+ */
+static void test_ecn(void)
+{
+	static const struct {
+		const char *desc;
+		int outer, inner;
+		__u8 oecn, iecn, want; /* want: the inner ECN after */
+		__u32 verdict;
+		int counter; /* -1: none moves */
+	} c[] = {
+	    {"4in4 CE over ECT(0): CE", 4, 4, 3, 2, 3, TC_ACT_OK, AIBL_NCNT_ECN_CE},
+	    {"4in4 CE over ECT(1): CE", 4, 4, 3, 1, 3, TC_ACT_OK, AIBL_NCNT_ECN_CE},
+	    {"6in6 CE over ECT(1): CE", 6, 6, 3, 1, 3, TC_ACT_OK, AIBL_NCNT_ECN_CE},
+	    {"4in6 CE over ECT(0): CE", 6, 4, 3, 2, 3, TC_ACT_OK, AIBL_NCNT_ECN_CE},
+	    {"4in4 CE over CE: as it is", 4, 4, 3, 3, 3, TC_ACT_OK, -1},
+	    {"4in4 ECT(0) over ECT(0): as it is", 4, 4, 2, 2, 2, TC_ACT_OK, -1},
+	    {"4in4 CE over not-ECT: dropped", 4, 4, 3, 0, 0, TC_ACT_SHOT, AIBL_NCNT_DROP_ECN},
+	    {"6in6 CE over not-ECT: dropped", 6, 6, 3, 0, 0, TC_ACT_SHOT, AIBL_NCNT_DROP_ECN},
+	};
+	struct pkt_buf in, exp;
+	struct run r;
+
+	if (!env_up())
+		goto out;
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		__u64 ce = ncount(AIBL_NCNT_ECN_CE), drop = ncount(AIBL_NCNT_DROP_ECN);
+
+		build_ecn(&in, c[i].outer, c[i].inner, c[i].oecn, c[i].iecn, true);
+		build_ecn(&exp, c[i].outer, c[i].inner, 0, c[i].want, false);
+		run(&in, &r);
+		if (!ASSERT_OK(r.err, c[i].desc))
+			continue;
+		ASSERT_EQ(r.verdict, c[i].verdict, c[i].desc);
+		if (c[i].verdict == TC_ACT_OK &&
+		    !ASSERT_TRUE(r.len == exp.len && !memcmp(r.data, exp.buf, exp.len), c[i].desc))
+			pkt__diff(c[i].desc, exp.buf, exp.len, r.data, r.len);
+		ASSERT_EQ(ncount(AIBL_NCNT_ECN_CE) - ce, c[i].counter == AIBL_NCNT_ECN_CE,
+			  "ecn_ce counted for a copied mark only");
+		ASSERT_EQ(ncount(AIBL_NCNT_DROP_ECN) - drop, c[i].counter == AIBL_NCNT_DROP_ECN,
+			  "drop_ecn counted for a drop only");
+	}
+out:
+	env_down();
+}
+
 static const struct test_case cases[] = {
     {"decap_fixtures", test_decap},
+    {"decap_ecn", test_ecn},
     {"decap_bad_input", test_bad},
     {"decap_accept", test_accept},
     {"decap_client_records", test_clients},
     {"decap_l2dsr_client_records", test_l2dsr_clients},
     {"decap_attach_detach", test_attach_detach},
+    {"decap_pins_upgrade", test_pins_upgrade},
 };
 
 int main(int argc, char **argv)

@@ -143,12 +143,13 @@ static void round_trip(void)
 	ASSERT_STREQ(b.decap_if, "eth0", "decap interface");
 	ASSERT_MEMEQ(b.decap_counters, a.decap_counters, sizeof(a.decap_counters),
 		     "decap counters exact");
-	/* drop_truncated, drop_adjust, drop_source, drop_not_vip, drop_bad_outer
-	 * and drop_bad_inner; not pass, the decapsulated, refuse_not_local
-	 * (passed on) nor direct_vip */
+	/* drop_truncated, drop_adjust, drop_source, drop_not_vip, drop_bad_outer,
+	 * drop_bad_inner and drop_ecn; not pass, the decapsulated,
+	 * refuse_not_local (passed on), direct_vip nor ecn_ce */
 	ASSERT_EQ(agent_report__decap_dropped(&b),
-		  6000 + AIBL_NCNT_DROP_TRUNC + AIBL_NCNT_DROP_ADJUST + AIBL_NCNT_DROP_SOURCE +
-		      AIBL_NCNT_DROP_NOT_VIP + AIBL_NCNT_DROP_BAD_OUTER + AIBL_NCNT_DROP_BAD_INNER,
+		  7000 + AIBL_NCNT_DROP_TRUNC + AIBL_NCNT_DROP_ADJUST + AIBL_NCNT_DROP_SOURCE +
+		      AIBL_NCNT_DROP_NOT_VIP + AIBL_NCNT_DROP_BAD_OUTER + AIBL_NCNT_DROP_BAD_INNER +
+		      AIBL_NCNT_DROP_ECN,
 		  "dropped: the drop_ counters");
 	/* serialising the parsed copy gives the same bytes */
 	js2 = agent_report__to_json(&b);

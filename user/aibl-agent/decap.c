@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <arpa/inet.h>
@@ -26,6 +27,33 @@ static void decap__hook_init(struct bpf_tc_hook *hook, int ifindex)
 	hook->sz = sizeof(*hook);
 	hook->ifindex = ifindex;
 	hook->attach_point = BPF_TC_INGRESS;
+}
+
+/*
+ * Counters appended to AIBL_NODE_COUNTERS by a newer build have no slot in
+ * the smaller aibl_node_stats an older agent pinned, and libbpf refuses to
+ * reuse a pin of another size, so the attach failed after an upgrade. The
+ * counters are transient: that pin starts over.
+ */
+static void decap__stale_stats_pin(struct bpf_map *map, const char *path)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	int fd;
+
+	if (strcmp(bpf_map__name(map), AIBL_MAP_NODE_STATS))
+		return;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len) &&
+	    info.max_entries < bpf_map__max_entries(map)) {
+		pr_info("decap: pinned %s has %u counters, this build %u: it starts over", path,
+			info.max_entries, bpf_map__max_entries(map));
+		if (unlink(path))
+			pr_warn("decap: unpin %s: %s", path, strerror(errno));
+	}
+	close(fd);
 }
 
 int decap__attach(int ifindex, const struct decap_opts *opts, struct decap **out)
@@ -60,6 +88,7 @@ int decap__attach(int ifindex, const struct decap_opts *opts, struct decap **out
 	{
 		if (opts->pin_dir) {
 			snprintf(path, sizeof(path), "%s/%s", opts->pin_dir, bpf_map__name(map));
+			decap__stale_stats_pin(map, path);
 			err = bpf_map__set_pin_path(map, path);
 		} else {
 			/* the source says PIN_BY_NAME; private maps here */
