@@ -131,7 +131,9 @@ static __noinline int handle_icmp(struct xdp_md *ctx, struct pkt *p, const struc
 	conn = bpf_map_lookup_elem(&aibl_conns, &q.fk);
 	if (conn) {
 		id = conn->backend;
-	} else if (vip->mode == AIBL_MODE_HASH) {
+	} else {
+		/* where a flow without an entry goes in every mode (aibl_flow):
+		 * one the rate guard refused, one the table lost */
 		choose(vip, &q, session_hash(vip, &q, g->hash_seed), AIBL_MODE_HASH, &ch);
 		id = ch.backend;
 	}

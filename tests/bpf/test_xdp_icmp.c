@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * ICMP errors sent to a VIP about a flow's reply: forwarded to the flow's
- * backend (by the connection table, or the hash choice recomputed), dropped
+ * backend (by the connection table, or the hash choice recomputed, in every
+ * mode: where a flow without an entry goes), dropped
  * when no backend can be found, passed when they are about the host's own
  * traffic.
  */
@@ -74,11 +75,20 @@ static void test_icmp_errors(void)
 	xe_exp_ipip(&exp, &in, 2, NULL, aibl_hash_flow(&fk, XE_SEED));
 	expect("unknown flow of a hash service: table choice", &in, XDP_TX, &exp, NULL);
 
-	/* rr service, unknown flow: nobody to give it to */
+	/* rr service, unknown flow: the hash choice too, where the packets of
+	 * a flow without an entry go (one the rate guard refused, one the
+	 * table lost), so its path MTU discovery works */
 	ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_RR, AIBL_KEY_SRC_IP, 1, 0), "rr");
+	fk = xe_fk("192.0.2.98", VIP4, 1111, 80, IPPROTO_TCP);
 	icmp4_err(&in, 3, 4, 1400, VIP4, 80, "192.0.2.98", 1111);
-	expect("unknown flow of an rr service: dropped", &in, XDP_DROP, NULL, NULL);
+	xe_exp_ipip(&exp, &in, 2, NULL, aibl_hash_flow(&fk, XE_SEED));
+	expect("unknown flow of an rr service: hash choice", &in, XDP_TX, &exp, NULL);
+	/* that backend down: nobody to give it to */
+	ASSERT_OK(xe_backend(2, AIBL_BE_F_DOWN, true), "backend 2 down");
+	icmp4_err(&in, 3, 4, 1400, VIP4, 80, "192.0.2.98", 1111);
+	expect("its backend down: dropped", &in, XDP_DROP, NULL, NULL);
 	ASSERT_EQ(xe_counter(AIBL_CNT_DROP_ICMP), 1, "drop_icmp");
+	ASSERT_OK(xe_backend(2, 0, true), "backend 2 up");
 
 	/* about the host's own traffic: not ours */
 	icmp4_err(&in, 3, 4, 1400, "10.100.0.77", 80, CLI4, 40000);
