@@ -871,6 +871,24 @@ static void ai_background_release(void)
 	ASSERT_TRUE(policy__load_release(0, 3000, 4000), "overdue: nothing to wait out");
 	ASSERT_FALSE(policy__load_release(1e6, -1, 0), "no load measured there: no flows");
 	ASSERT_FALSE(policy__load_release(-1, 3000, 2900), "the residents' wait unknown: no flows");
+
+	/* the policy names node 0 for a cold start while node 1 loads the
+	 * model already: the start and its share move to node 1, whichever
+	 * comes first in the list */
+	{
+		struct policy_out out[3] = {{.weight = 40, .cold = true}, {0}, {.weight = 60}};
+
+		policy__cold_move(out, 3, 1);
+		ASSERT_TRUE(out[1].cold && out[1].weight == 40, "node 1 loads: cold, the share");
+		ASSERT_TRUE(!out[0].cold && !out[0].weight, "node 0: neither");
+		ASSERT_EQ(out[2].weight, 60, "a resident node keeps its own");
+		out[0] = (struct policy_out){0};
+		out[1] = (struct policy_out){0};
+		out[2] = (struct policy_out){.weight = 40, .cold = true};
+		policy__cold_move(out, 3, 0);
+		ASSERT_TRUE(out[0].cold && out[0].weight == 40, "the loading node before it");
+		ASSERT_TRUE(!out[2].cold && !out[2].weight, "node 2: neither");
+	}
 }
 
 /*

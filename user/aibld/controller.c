@@ -1086,14 +1086,7 @@ static void background_loads(struct aibld *d, int si, struct svc_work *w,
 		if ((l->state != NODE_LOAD_QUEUED && l->state != NODE_LOAD_ASKED) || l->unload ||
 		    !load_of(l, cs) || w->out[k].cold || !w->in[k].usable || !w->in[k].fresh)
 			continue;
-		for (int j = 0; j < cs->nnodes; j++) {
-			if (!w->out[j].cold)
-				continue;
-			w->out[k].cold = true;
-			w->out[k].weight = w->out[j].weight;
-			w->out[j].cold = false;
-			w->out[j].weight = 0;
-		}
+		policy__cold_move(w->out, cs->nnodes, k);
 	}
 	for (int k = 0; k < cs->nnodes; k++) {
 		struct node_rt *n = &d->nodes[cs->nodes[k]];

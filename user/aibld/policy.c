@@ -475,6 +475,20 @@ bool policy__load_release(double wait_ms, double est_ms, double elapsed_ms)
 	return wait_ms >= est_ms - elapsed_ms;
 }
 
+void policy__cold_move(struct policy_out *out, int n, int to)
+{
+	for (int j = 0; j < n; j++) {
+		/* not `to` itself: made cold by an earlier j, it would hand
+		 * its share to itself and then lose it */
+		if (j == to || !out[j].cold)
+			continue;
+		out[to].cold = true;
+		out[to].weight = out[j].weight;
+		out[j].cold = false;
+		out[j].weight = 0;
+	}
+}
+
 /*
  * ai: the latency a new request can expect at the node, in ms, as the data
  * plane completes it with the flows it counts (struct aibl_cost): the

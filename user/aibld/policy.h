@@ -198,6 +198,10 @@ double policy__queue_wait_ms(const struct policy_node *n);
  * of which elapsed_ms have passed. Unknown (< 0) either: no.
  */
 bool policy__load_release(double wait_ms, double est_ms, double elapsed_ms);
+/* one load at a time for a service: the cold start the policy named on
+ * another of its n nodes moves to node `to`, which loads the model already
+ * (its weight with it) */
+void policy__cold_move(struct policy_out *out, int n, int to);
 /* p2c cost of a node for the given policy (see struct aibl_cost): in
  * active flows, or for ai the expected request latency in ms */
 void policy__cost(const struct config *cfg, int policy, const struct policy_node *n,
