@@ -232,6 +232,22 @@ static void pins_only_where_useful(void)
 	ASSERT_EQ(pins_to(a->id), 1, "out of the table for new sessions: the pin stays");
 	d.svcs[0].applied[0] = 1;
 
+	/* a node the service may not use: the data plane checks a pin's
+	 * backend, not whether the service has it */
+	{
+		__u32 w = d.cfg.nodes[0].weight;
+		int acc = d.cfg.services[0].accel;
+
+		d.cfg.nodes[0].weight = 0;
+		ASSERT_EQ(pins_to(a->id), 0, "standby (weight 0): no pin");
+		d.cfg.nodes[0].weight = w;
+		d.cfg.services[0].accel =
+		    d.cfg.nodes[0].accel == AIBL_ACCEL_GPU ? AIBL_ACCEL_OTHER : AIBL_ACCEL_GPU;
+		ASSERT_EQ(pins_to(a->id), 0, "another accelerator than the service's: no pin");
+		d.cfg.services[0].accel = acc;
+		ASSERT_EQ(pins_to(a->id), 1, "back");
+	}
+
 	/* measured beyond the latency bound while a faster node has room
 	 * (ai_latency_spill): later turns lose more there than the cached
 	 * prefix saves, so the session goes back to the p2c choice */

@@ -644,8 +644,12 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 				 * (struct policy_prefill) the pin holds either way:
 				 * the move would cost the fast node a whole prefill
 				 * that every request queued there waits for */
+				/* a node the service may not use (standby at
+				 * weight 0, another accelerator): the data plane
+				 * checks a pin's backend, not its membership */
 				pos = svc_node_pos(cs, i);
-				if (pos < 0 || (d->svcs[s].slow[pos] && !nd->pf.shared) ||
+				if (pos < 0 || !policy__may_serve(cs, &c->nodes[i]) ||
+				    (d->svcs[s].slow[pos] && !nd->pf.shared) ||
 				    policy__model_state(&pn, cs->model) != MODEL_RESIDENT ||
 				    unloading_here(nd, cs->model))
 					continue;
