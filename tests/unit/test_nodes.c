@@ -958,6 +958,57 @@ static void load_end(void)
 	cleanup();
 }
 
+/*
+ * Slower than what: a node is judged beside the nodes that hold its
+ * sessions' model. chat's m1 (a large model) lives on a and b, code's m2
+ * (a small one) on g, ten times as fast: a and b are not slower for chat's
+ * sessions, whose pins then hold, and b, once twice as slow as a, is.
+ */
+static void slower_beside_its_model(void)
+{
+	struct node_rt *a, *b, *g;
+	struct aibl_cost c;
+	struct policy_node pn;
+	struct pin_ent *p;
+	int n;
+
+	if (!setup())
+		return;
+	a = &d.nodes[0], b = &d.nodes[1], g = &d.nodes[2];
+	a->have_rep = b->have_rep = g->have_rep = true;
+	resident(&a->rep, "m1", NULL);
+	resident(&b->rep, "m1", NULL);
+	resident(&g->rep, "m2", NULL);
+	a->lat_ms = a->lat_floor_ms = 2000;
+	b->lat_ms = b->lat_floor_ms = 1900;
+	g->lat_ms = g->lat_floor_ms = 200;
+	aibld__fleet_update(&d, 1000);
+	ASSERT_TRUE(d.best_lat_floor_ms == 200, "the fleet's best: g");
+	ASSERT_TRUE(d.svcs[0].best_floor_ms == 1900 && d.svcs[1].best_floor_ms == 200,
+		    "each service's best: of the nodes holding its model");
+	hint(&a->rep, "192.0.2.1", "10.0.0.1", "", 0.9, 60000);
+	if (ASSERT_OK(nodes__build_pins(&d, &p, &n), "build")) {
+		ASSERT_TRUE(n == 1 && !(p[0].val.flags & AIBL_PIN_F_SLOWER),
+			    "a beside b, chat's nodes: not slower");
+		free(p);
+	}
+	aibld__policy_node(&d, a, 1000, &pn);
+	policy__cost(&d.cfg, AIBL_POL_AI, &pn, &c);
+	ASSERT_EQ(c.flags & AIBL_COST_F_SLOWER, 0, "nor priced as slower");
+
+	a->lat_ms = a->lat_floor_ms = 4000;
+	aibld__fleet_update(&d, 1000);
+	if (ASSERT_OK(nodes__build_pins(&d, &p, &n), "build")) {
+		ASSERT_TRUE(n == 1 && (p[0].val.flags & AIBL_PIN_F_SLOWER),
+			    "twice as slow as b: slower");
+		free(p);
+	}
+	aibld__policy_node(&d, a, 1000, &pn);
+	policy__cost(&d.cfg, AIBL_POL_AI, &pn, &c);
+	ASSERT_EQ(c.flags & AIBL_COST_F_SLOWER, AIBL_COST_F_SLOWER, "and priced so");
+	cleanup();
+}
+
 static const struct test_case cases[] = {
     {"load_end", load_end},
     {"model_wanted", model_wanted},
@@ -972,6 +1023,7 @@ static const struct test_case cases[] = {
     {"agent_vs_backend", agent_vs_backend},
     {"pins", pins},
     {"pins_only_where_useful", pins_only_where_useful},
+    {"slower_beside_its_model", slower_beside_its_model},
 };
 
 TEST_MAIN("nodes", cases)

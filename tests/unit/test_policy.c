@@ -980,11 +980,17 @@ static void ai_slower(void)
 		    "2.6x the best floor, its cached turns inside the bound");
 	ASSERT_FALSE(policy__slower(&cfg.ai, 237, 150), "just inside the bound");
 	ASSERT_TRUE(policy__slower(&cfg.ai, 238, 150), "just beyond it");
-	/* the data plane learns it from the node's price */
+	/* the data plane learns it from the node's price, against the floor
+	 * of reference aibld__fleet_update() gave it (ref_floor_ms: its ai
+	 * services' best) */
 	pn[0].lat_ms = pn[0].lat_floor_ms = 390;
-	pn[0].best_lat_floor_ms = 150;
+	pn[0].best_lat_floor_ms = pn[0].ref_floor_ms = 150;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
 	ASSERT_EQ(c.flags, AIBL_COST_F_SLOWER, "priced as slower");
+	pn[0].ref_floor_ms = 380;
+	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
+	ASSERT_EQ(c.flags, 0, "as fast as its services' best: not flagged");
+	pn[0].ref_floor_ms = 150;
 	pn[0].lat_ms = pn[0].lat_floor_ms = 160;
 	policy__cost(&cfg, AIBL_POL_AI, &pn[0], &c);
 	ASSERT_EQ(c.flags, 0, "as fast as the best: not flagged");

@@ -91,10 +91,14 @@ struct node_rt {
 	struct agent_report rep;
 	double ttft_ms;		     /* least_time EWMA, < 0 unknown */
 	double lat_ms, lat_floor_ms; /* ai latency estimate and unloaded figure */
-	double slots;		     /* ai: requests it runs at once, < 0 unknown */
-	double ran;		     /* ai: the most it ran at once since it last queued */
-	double run_ms;		     /* ai: how long its requests hold a slot, < 0 unknown */
-	double hit_rate;	     /* ai: prefix-cache hit rate, smoothed, < 0 unknown */
+	/* ai: the floor it is judged slower against (policy__slower(), its
+	 * AIBL_COST_F_SLOWER): the most lenient of its ai services' best
+	 * floors (svc_rt.best_floor_ms), else the fleet's; < 0 none */
+	double ref_floor_ms;
+	double slots;	 /* ai: requests it runs at once, < 0 unknown */
+	double ran;	 /* ai: the most it ran at once since it last queued */
+	double run_ms;	 /* ai: how long its requests hold a slot, < 0 unknown */
+	double hit_rate; /* ai: prefix-cache hit rate, smoothed, < 0 unknown */
 	/* ai: each model server's prefix-cache hit rate in the last report,
 	 * smoothed as hit_rate (< 0 unknown; url "": no server); a model's
 	 * is its server's (nodes__model_hit()) */
@@ -174,6 +178,10 @@ struct svc_rt {
 	 * recompute (< 0 none or not known): services claim background
 	 * loads in the order of it, the longest wait first */
 	double need_ms;
+	/* ai: the lowest latency floor of a usable node holding the model
+	 * (< 0 none): its sessions' pins are flagged slower against it, not
+	 * against a node that serves another, smaller, model */
+	double best_floor_ms;
 	/* ai: how long background loads of its model took, from asked to
 	 * resident, on any node (EWMA), < 0 none measured */
 	double load_est_ms;
@@ -305,7 +313,8 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 			struct policy_node *pn);
 /* ai's fleet references (best_lat_ms, best_lat_floor_ms, best_weight,
  * best_per_flow_ms, best_probe_ms, fleet_slots, prefill_shared,
- * prefill_ref_*) from the nodes the config lists */
+ * prefill_ref_*) from the nodes the config lists; each ai service's
+ * best_floor_ms and each node's ref_floor_ms */
 void aibld__fleet_update(struct aibld *d, __u64 now_ms);
 
 /* why a poll failed; the kind that changed a node's state is its reason */

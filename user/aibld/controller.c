@@ -686,6 +686,7 @@ void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 no
 	    .best_lat_floor_ms = d->best_lat_floor_ms,
 	    .best_per_flow_ms = d->best_per_flow_ms,
 	    .best_weight = d->best_weight,
+	    .ref_floor_ms = n->ref_floor_ms,
 	    .fleet_slots = d->fleet_slots,
 	    .monitored = cn->agent[0] != 0,
 	    /* a failed poll keeps the last report until the breaker opens:
@@ -1468,6 +1469,45 @@ void aibld__fleet_update(struct aibld *d, __u64 now_ms)
 		d->best_per_flow_ms = policy__per_flow_ms(&pn);
 		d->best_probe_ms = best->rep.probe_ms_per_token;
 	}
+	/* slower than what: a node beside the nodes that serve its sessions'
+	 * model, not beside one that serves another, smaller model (a 70B
+	 * model's nodes all slower than an 8B one's, their sessions' pins
+	 * yielded to each other's free slot by the noise in their floors) */
+	for (int s = 0; s < d->cfg.nservices; s++) {
+		const struct cfg_service *cs = &d->cfg.services[s];
+		double *best_s = &d->svcs[s].best_floor_ms;
+
+		*best_s = -1;
+		if (cs->policy != AIBL_POL_AI)
+			continue;
+		for (int k = 0; k < cs->nnodes; k++) {
+			const struct node_rt *n = &d->nodes[cs->nodes[k]];
+			struct policy_node pn = {.cfg = &d->cfg.nodes[cs->nodes[k]],
+						 .rep = &n->rep};
+
+			if (n->cfg_idx < 0 || !node_usable(n) || !n->have_rep ||
+			    !(n->lat_floor_ms > 0) ||
+			    policy__model_state(&pn, cs->model) != MODEL_RESIDENT)
+				continue;
+			if (*best_s < 0 || n->lat_floor_ms < *best_s)
+				*best_s = n->lat_floor_ms;
+		}
+	}
+	for (int i = 0; i < d->nnodes; i++)
+		d->nodes[i].ref_floor_ms = -1;
+	for (int s = 0; s < d->cfg.nservices; s++) {
+		const struct cfg_service *cs = &d->cfg.services[s];
+
+		for (int k = 0; k < cs->nnodes && d->svcs[s].best_floor_ms > 0; k++) {
+			double *ref = &d->nodes[cs->nodes[k]].ref_floor_ms;
+
+			if (*ref < d->svcs[s].best_floor_ms)
+				*ref = d->svcs[s].best_floor_ms;
+		}
+	}
+	for (int i = 0; i < d->nnodes; i++)
+		if (d->nodes[i].ref_floor_ms < 0)
+			d->nodes[i].ref_floor_ms = d->best_lat_floor_ms;
 }
 
 #define RC_MAX_THREADS 8

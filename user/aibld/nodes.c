@@ -605,8 +605,6 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 		if (nd->down || nd->unhealthy || nd->draining || !nd->have_rep)
 			continue;
 		pn = (struct policy_node){.cfg = &c->nodes[i], .rep = &nd->rep};
-		/* the node's, for every pin it gets */
-		slower = policy__slower(&c->ai, nd->lat_floor_ms, d->best_lat_floor_ms);
 		for (int h = 0; h < nd->rep.nhints; h++) {
 			const struct ar_hint *hint = &nd->rep.hints[h];
 			__u64 ttl;
@@ -677,6 +675,11 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 				 * release would lag a burst and drop the pin
 				 * for every session at once */
 				p->val.spill_ms = c->ai.pin_spill_ms;
+				/* slower beside the nodes of its model */
+				slower = policy__slower(&c->ai, nd->lat_floor_ms,
+							d->svcs[s].best_floor_ms > 0
+							    ? d->svcs[s].best_floor_ms
+							    : d->best_lat_floor_ms);
 				if (d->svcs[s].beyond[pos] || slower)
 					p->val.flags = AIBL_PIN_F_SLOWER;
 				if (nd->pf.shared) {

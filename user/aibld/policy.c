@@ -652,7 +652,7 @@ static void ai_cost(const struct config *cfg, const struct policy_node *n, struc
 	c->per_flow = per >= 65535 ? 65535 : per < 1 ? 1 : (__u16)lround(per);
 	if (per > 0 && n->prefill_ms > 0)
 		c->prefill_ms = n->prefill_ms >= 65535 ? 65535 : (__u16)lround(n->prefill_ms);
-	if (policy__slower(&cfg->ai, n->lat_floor_ms, n->best_lat_floor_ms))
+	if (policy__slower(&cfg->ai, n->lat_floor_ms, n->ref_floor_ms))
 		c->flags = AIBL_COST_F_SLOWER;
 }
 

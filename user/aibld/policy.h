@@ -80,6 +80,8 @@ struct policy_node {
 	double fleet_slots;
 	double best_lat_floor_ms, best_per_flow_ms;
 	__u32 best_weight;
+	/* the floor it is judged slower against (node_rt.ref_floor_ms) */
+	double ref_floor_ms;
 	/* where its prefills take turns on its compute (struct policy_prefill):
 	 * ms of it a new session's prompt takes there, 0 otherwise */
 	double prefill_ms;
