@@ -236,6 +236,13 @@ static void ai_expected_latency(void)
 	policy__slots_update(&slots, &ran, &r, 0.5);
 	ASSERT_LE(fabs(slots - 7), 1e-9, "queued again with 6 running: ewma down");
 	ASSERT_LE(fabs(ran - 6), 1e-9, "and 6 is what it runs at once now, not the 12 before");
+	r.in_flight = 1e9;
+	r.queue_depth = 0;
+	policy__slots_update(&slots, &ran, &r, 0.5);
+	ASSERT_LE(fabs(ran - 28), 1e-9, "an implausible peak: at most 4 x its 7 slots");
+	r.in_flight = 10;
+	r.queue_depth = 4;
+	policy__slots_update(&slots, &ran, &r, 0.5);
 
 	/* measured, no node has queued yet: its floor, and every flow
 	 * counted here costs a token 1 ms, priced twice as any flow beyond

@@ -364,6 +364,7 @@ double policy__prefill_scaled(double ref_ms, double ref_floor_ms, double floor_m
  * not make every pin of the service permanent.
  */
 #define AI_MAX_CONTENTION 15 /* the last of 16 prompts admitted together */
+#define AI_RAN_MAX_X	  4  /* what a node runs without a queue: at most x its slots */
 
 __u16 policy__pin_spill(const struct cfg_ai *ai, double contention)
 {
@@ -395,9 +396,16 @@ void policy__slots_update(double *slots, double *ran, const struct agent_report 
 	if (r->queue_depth >= 1) {
 		*slots = policy__ewma(*slots, running, alpha);
 		*ran = running;
-	} else if (running > *ran) {
-		*ran = running;
+		return;
 	}
+	/* without a queue, more than its measured slots (a peak from shorter
+	 * prompts), but not without bound: one implausible report (in_flight
+	 * 1e9, which the parser takes) priced the node as free whatever its
+	 * flows until it queued again */
+	if (*slots >= 1 && running > AI_RAN_MAX_X * *slots)
+		running = AI_RAN_MAX_X * *slots;
+	if (running > *ran)
+		*ran = running;
 }
 
 void policy__fleet_slots_add(double *fleet, double slots, double ran)
