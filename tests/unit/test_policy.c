@@ -1190,6 +1190,14 @@ static void ai_stale(void)
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "all unknown");
 	ASSERT_TRUE(out[1].weight > 0 && out[2].weight > 0, "unknown nodes beat none");
 	ASSERT_FALSE(out[1].cold || out[2].cold, "and are not cold starts");
+	/* their old reports promise nothing: one said busy, one idle; they
+	 * share by their configured weights (200 and 300) */
+	pressure(&rep[1], 0.9);
+	pressure(&rep[2], 0);
+	pn[2].rep = &rep[2];
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "all stale");
+	ASSERT_TRUE(out[1].weight * 3 == out[2].weight * 2,
+		    "stale busy and stale idle weigh by their configured weights");
 
 	/* a node without an agent is not stale: nothing was ever promised */
 	ai_setup();

@@ -691,7 +691,9 @@ bool policy__may_serve(const struct cfg_service *svc, const struct cfg_node *c)
 static __u32 ai_weight(const struct config *cfg, const struct policy_node *n, double speed,
 		       bool cold)
 {
-	double head = 1 - policy__ai_load(&cfg->ai, n->rep, n->active), w;
+	/* a stale report promises nothing, neither load nor idleness: the
+	 * unknown nodes, a last resort, share by their configured weights */
+	double head = 1 - policy__ai_load(&cfg->ai, n->fresh ? n->rep : NULL, n->active), w;
 
 	if (head < cfg->ai.min_headroom)
 		head = cfg->ai.min_headroom;
