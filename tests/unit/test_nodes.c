@@ -1009,7 +1009,31 @@ static void slower_beside_its_model(void)
 	cleanup();
 }
 
+/* a node priced in two units: in an ai service (ms) and a least_conn or
+ * least_time one (flows), which aibld warns of at start and reload */
+static void mixed_price(void)
+{
+	static const char y[] = "interface: lo\n"
+				"services:\n"
+				"  - {name: chat, vip: 10.0.0.1, port: 80, model: m1, policy: ai}\n"
+				"  - {name: web, vip: 10.0.0.3, port: 80, policy: hash}\n"
+				"  - {name: api, vip: 10.0.0.4, port: 80, policy: least_conn,\n"
+				"     nodes: [b]}\n"
+				"nodes:\n"
+				"  - {name: a, address: 10.0.1.1}\n"
+				"  - {name: b, address: 10.0.1.2}\n";
+	int ai, other;
+
+	if (!setup_yaml(y))
+		return;
+	ASSERT_FALSE(policy__mixed_price(&d.cfg, 0, &ai, &other), "a: ai and hash, one unit");
+	ASSERT_TRUE(policy__mixed_price(&d.cfg, 1, &ai, &other), "b: ai and least_conn");
+	ASSERT_TRUE(ai == 0 && other == 2, "the pair named");
+	cleanup();
+}
+
 static const struct test_case cases[] = {
+    {"mixed_price", mixed_price},
     {"load_end", load_end},
     {"model_wanted", model_wanted},
     {"unload_end", unload_end},

@@ -566,6 +566,23 @@ void aibld__wake(int fd)
 		pr_debug("wake: %s", strerror(errno));
 }
 
+/* a node priced in two units (policy__mixed_price()): said at each start
+ * and reload, as the config allows it */
+static void warn_mixed_prices(const struct config *cfg)
+{
+	int a, o;
+
+	for (int i = 0; i < cfg->nnodes; i++)
+		if (policy__mixed_price(cfg, i, &a, &o))
+			pr_warn(
+			    "node '%s' is in ai service '%s' and %s service '%s': its one p2c "
+			    "price is ai's, in ms, which '%s' weighs against its other nodes' "
+			    "prices in flows; give '%s' nodes of its own, or policy wrr or hash",
+			    cfg->nodes[i].name, cfg->services[a].name,
+			    config__policy_name(cfg->services[o].policy), cfg->services[o].name,
+			    cfg->services[o].name, cfg->services[o].name);
+}
+
 int aibld__init(struct aibld *d, struct config *cfg, struct dp *dp)
 {
 	int err, nall, *from = NULL;
@@ -591,6 +608,7 @@ int aibld__init(struct aibld *d, struct config *cfg, struct dp *dp)
 	adopt_tables(d);
 	prune_services(d);
 	write_node_meta(d);
+	warn_mixed_prices(&d->cfg);
 	err = tables__load_pins(d);
 	if (err)
 		pr_warn("reading existing pins: %s (they will be rewritten)", strerror(-err));
@@ -647,6 +665,7 @@ int aibld__apply_config(struct aibld *d, struct config *cfg)
 	d->svcs = svcs;
 	prune_services(d);
 	write_node_meta(d);
+	warn_mixed_prices(&d->cfg);
 	cluster__config_changed(d);
 	return 0;
 }

@@ -688,6 +688,23 @@ bool policy__may_serve(const struct cfg_service *svc, const struct cfg_node *c)
 	return c->weight && (svc->accel < 0 || c->accel == svc->accel);
 }
 
+bool policy__mixed_price(const struct config *cfg, int node, int *ai_svc, int *other_svc)
+{
+	*ai_svc = *other_svc = -1;
+	for (int s = 0; s < cfg->nservices; s++) {
+		const struct cfg_service *cs = &cfg->services[s];
+		int *slot = cs->policy == AIBL_POL_AI ? ai_svc
+			    : cs->policy == AIBL_POL_LEAST_CONN || cs->policy == AIBL_POL_LEAST_TIME
+				? other_svc
+				: NULL;
+
+		for (int k = 0; slot && *slot < 0 && k < cs->nnodes; k++)
+			if (cs->nodes[k] == node)
+				*slot = s;
+	}
+	return *ai_svc >= 0 && *other_svc >= 0;
+}
+
 static __u32 ai_weight(const struct config *cfg, const struct policy_node *n, double speed,
 		       bool cold)
 {

@@ -139,6 +139,10 @@ bool policy__busy(const struct agent_report *r);
 /* whether node c may take the service's flows at all: a weight above 0
  * and the accelerator the service needs, if it names one */
 bool policy__may_serve(const struct cfg_service *svc, const struct cfg_node *c);
+/* node (config index) in an ai service and in a least_conn or least_time
+ * one: its one aibl_cost is ai's, in ms, which the other compares with its
+ * other nodes' prices in flows. True with the first such pair */
+bool policy__mixed_price(const struct config *cfg, int node, int *ai_svc, int *other_svc);
 /* ai: more requests wait at the node than ai.saturation_queue and than it
  * runs (a whole batch's worth waits): every resident node saturated for
  * ai.cold_start_after_ms is what may justify loading the model elsewhere
