@@ -13,10 +13,11 @@
 #include "aibl_select.h"
 #include "aibl_encap.h"
 
-/* a new flow's choice: counted to its service and backend as a new flow */
+/* a choice without a connection entry: counted to its service and backend,
+ * as a new flow when new_flow */
 static __always_inline int send_new(struct xdp_md *ctx, struct pkt *p, const struct aibl_vip *vip,
 				    const struct choice *ch, const struct aibl_globals *g,
-				    __u32 flow_hash)
+				    __u32 flow_hash, bool new_flow)
 {
 	__u32 id = ch->backend;
 	struct aibl_backend *be = bpf_map_lookup_elem(&aibl_backends, &id);
@@ -25,7 +26,7 @@ static __always_inline int send_new(struct xdp_md *ctx, struct pkt *p, const str
 		count(AIBL_CNT_DROP_NO_BACKEND);
 		return XDP_DROP;
 	}
-	return send_to(ctx, p, vip->svc_id, id, be, g, true, ch->pinned, flow_hash);
+	return send_to(ctx, p, vip->svc_id, id, be, g, new_flow, ch->pinned, flow_hash);
 }
 
 /*
@@ -61,8 +62,9 @@ static __noinline int handle_frag(struct xdp_md *ctx, struct pkt *p, const struc
 		return XDP_DROP;
 	}
 	count(AIBL_CNT_FRAG_FWD);
-	/* ports differ between fragments: the client hash picks the outer source */
-	return send_new(ctx, p, vip, &ch, g, h);
+	/* ports differ between fragments: the client hash picks the outer
+	 * source. A datagram is one new flow, counted at its first fragment */
+	return send_new(ctx, p, vip, &ch, g, h, p->frag == FRAG_FIRST);
 drop:
 	count(AIBL_CNT_VIP_PKTS);
 	count(AIBL_CNT_DROP_FRAG);

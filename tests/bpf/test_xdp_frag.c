@@ -27,6 +27,7 @@ static void test_fragments(void)
 	static __u32 pat[3] = {1, 2, 5};
 	struct pkt_buf in, exp;
 	struct aibl_flow_key fk;
+	struct aibl_traffic t0, t1;
 	__u32 h, want;
 
 	if (!std_env())
@@ -35,6 +36,7 @@ static void test_fragments(void)
 	fk = xe_fk(CLI4, VIP4W, 0, 0, IPPROTO_UDP);
 	h = aibl_hash_client(&fk, XE_SEED);
 	want = xe_ring_get(2, 0, h % AIBL_RING_SIZE);
+	xe_traffic(AIBL_MAP_SVC_STATS, 2, &t0);
 	/* later fragment first (reordered), then the first fragment */
 	frag4(&in, CLI4, VIP4W, 185, false);
 	xe_exp_ipip(&exp, &in, want, NULL, h);
@@ -43,6 +45,9 @@ static void test_fragments(void)
 	xe_exp_ipip(&exp, &in, want, NULL, h);
 	expect("first fragment: same backend", &in, XDP_TX, &exp, NULL);
 	ASSERT_EQ(xe_counter(AIBL_CNT_FRAG_FWD), 2, "frag_fwd");
+	xe_traffic(AIBL_MAP_SVC_STATS, 2, &t1);
+	ASSERT_EQ(t1.packets - t0.packets, 2, "both fragments counted to the service");
+	ASSERT_EQ(t1.new_flows - t0.new_flows, 1, "the datagram one new flow, at its first");
 
 	frag4(&in, CLI4, VIP4T, 185, false);
 	expect("fragment to a 5-tuple service: dropped", &in, XDP_DROP, NULL, NULL);
