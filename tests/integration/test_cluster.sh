@@ -12,6 +12,7 @@
 #   announced          the VIP in the first include once the plan is held
 #   etcd_compacted     the planner compacts etcd (compact_interval_s: 1):
 #                      etcd answers a read at revision 1 "compacted"
+#   cluster_get_only   GET /v1/cluster answers, a POST is refused (405)
 #   include_moved      reload to another include: the old one emptied, its
 #                      BIRD told, the new one announces
 #   socket_moved       the same include read by another BIRD: the old BIRD
@@ -24,7 +25,7 @@
 #                      VIP is announced
 #   stop_withdraws     SIGTERM empties the include in force
 . "$(dirname "$0")/../lib/lib.sh"
-CASES=(announced etcd_compacted include_moved socket_moved kept_on_same birdc_hangs bgp_removed stop_withdraws)
+CASES=(announced etcd_compacted cluster_get_only include_moved socket_moved kept_on_same birdc_hangs bgp_removed stop_withdraws)
 skip_all() { for c in "${CASES[@]}"; do t_skip "$c" "$1"; done; t_done; }
 [ "$(id -u)" = 0 ] || skip_all "needs root"
 command -v etcd >/dev/null || skip_all "needs etcd (scripts/deps.sh: etcd-server)"
@@ -124,6 +125,14 @@ if wait_for 8 compacted; then
 	t_pass etcd_compacted
 else
 	t_fail etcd_compacted "$(curl -s "http://127.0.0.1:$api/v1/cluster" | head -c 300); etcd: $(etcd_kv range '{"key": "Lw==", "revision": "1"}')"
+fi
+
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$api/v1/cluster")
+get=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$api/v1/cluster")
+if [ "$code" = 405 ] && [ "$get" = 200 ]; then
+	t_pass cluster_get_only
+else
+	t_fail cluster_get_only "POST /v1/cluster: $code, GET: $get"
 fi
 
 config "$(bgp b bird-b)"

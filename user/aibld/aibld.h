@@ -127,6 +127,7 @@ struct node_rt {
 	__u8 mac[6]; /* neighbour MAC, zero when not on-link */
 	/* last written, to skip unchanged writes */
 	bool be_written;
+	bool fresh_id; /* its id newly given: counters of the id's last owner go */
 	struct aibl_backend be;
 	struct aibl_cost cost;
 	struct node_load load; /* ai: a background load, or an unload of one */
@@ -168,6 +169,7 @@ struct svc_rt {
 	struct aibl_traffic traffic;
 	__u64 saturated_since_ms; /* ai: every resident node saturated since, 0: not */
 	bool reloaded;		  /* carried over a reload: its table is built once more */
+	bool fresh_id;		  /* its id newly given: counters of the id's last owner go */
 	bool rewrite; /* a write of its tables failed, or of a member entry: again next loop */
 	/* ai: prompts find their prefixes on its nodes (policy__reuse), and the
 	 * mean hit rate it was decided from (< 0: none reported): client
@@ -393,6 +395,9 @@ int tables__open(struct aibld *d);
 void tables__close(struct aibld *d);
 int tables__write_ring(struct aibld *d, __u32 svc_id, __u8 half, const __u32 *ids);
 int tables__read_ring(struct aibld *d, __u32 svc_id, __u8 half, __u32 *ids);
+/* a per-CPU struct aibl_traffic entry (aibl_svc_stats, aibl_be_stats) set to
+ * zero on every CPU. 0 or -errno */
+int tables__traffic_zero(struct aibld *d, int fd, __u32 id);
 int tables__sync_pins(struct aibld *d, struct pin_ent *want, int nwant);
 int tables__load_pins(struct aibld *d);
 int tables__read_counters(struct aibld *d);

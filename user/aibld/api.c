@@ -798,6 +798,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (!strcmp(url, "/v1/cluster")) {
 		json_t *j;
 
+		if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET");
 		pthread_mutex_lock(&d->lock);
 		j = cluster__json(d);
 		pthread_mutex_unlock(&d->lock);

@@ -233,6 +233,7 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 				nodes[n].name);
 		}
 		used[nodes[i].id] = true;
+		nodes[i].fresh_id = true;
 	}
 	/* done: the reports change hands in nodes_hand_over(), once nothing
 	 * else of the reload can fail */
@@ -400,6 +401,7 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 			goto out;
 		}
 		used[s->id] = true;
+		s->fresh_id = true;
 	}
 	/* done: the services carried over let go of their lists */
 	for (int i = 0; i < cfg->nservices; i++) {
@@ -583,6 +585,33 @@ static void warn_mixed_prices(const struct config *cfg)
 			    cfg->services[o].name, cfg->services[o].name);
 }
 
+/*
+ * A service or node given a new id (a new or renamed one, or one that takes
+ * a retired node's id) must not show the traffic of the id's last owner:
+ * its Prometheus series would start at the other's totals. Its counters
+ * start from zero, once the config is in force (a refused reload changes
+ * nothing).
+ */
+static void fresh_ids_zero(struct aibld *d)
+{
+	for (int i = 0; i < d->cfg.nservices; i++) {
+		struct svc_rt *s = &d->svcs[i];
+
+		if (s->fresh_id && tables__traffic_zero(d, d->fd_svc_stats, s->id))
+			pr_warn("service '%s': counters of id %u kept from its last owner", s->name,
+				s->id);
+		s->fresh_id = false;
+	}
+	for (int i = 0; i < d->nnodes; i++) {
+		struct node_rt *n = &d->nodes[i];
+
+		if (n->fresh_id && tables__traffic_zero(d, d->fd_be_stats, n->id))
+			pr_warn("node '%s': counters of id %u kept from its last owner", n->name,
+				n->id);
+		n->fresh_id = false;
+	}
+}
+
 int aibld__init(struct aibld *d, struct config *cfg, struct dp *dp)
 {
 	int err, nall, *from = NULL;
@@ -608,6 +637,7 @@ int aibld__init(struct aibld *d, struct config *cfg, struct dp *dp)
 	adopt_tables(d);
 	prune_services(d);
 	write_node_meta(d);
+	fresh_ids_zero(d);
 	warn_mixed_prices(&d->cfg);
 	err = tables__load_pins(d);
 	if (err)
@@ -665,6 +695,7 @@ int aibld__apply_config(struct aibld *d, struct config *cfg)
 	d->svcs = svcs;
 	prune_services(d);
 	write_node_meta(d);
+	fresh_ids_zero(d);
 	warn_mixed_prices(&d->cfg);
 	cluster__config_changed(d);
 	return 0;

@@ -312,14 +312,29 @@ int tables__sync_pins(struct aibld *d, struct pin_ent *want, int nwant)
 
 /* ---- counters read back for status and metrics ---- */
 
+int tables__traffic_zero(struct aibld *d, int fd, __u32 id)
+{
+	struct aibl_traffic *v = calloc(d->ncpus, sizeof(*v));
+	int err = 0;
+
+	if (!v)
+		return -ENOMEM;
+	if (fd >= 0 && bpf_map_update_elem(fd, &id, v, BPF_ANY))
+		err = -errno;
+	free(v);
+	return err;
+}
+
+/* a read that fails keeps the last sums: a counter that dropped to 0 and
+ * came back would read as two resets to Prometheus' rate() */
 static void sum_traffic(struct aibld *d, int fd, __u32 key, struct aibl_traffic *out)
 {
 	struct aibl_traffic *v = calloc(d->ncpus, sizeof(*v));
 
-	memset(out, 0, sizeof(*out));
 	if (!v)
 		return;
 	if (!bpf_map_lookup_elem(fd, &key, v)) {
+		memset(out, 0, sizeof(*out));
 		for (int c = 0; c < d->ncpus; c++) {
 			out->packets += v[c].packets;
 			out->bytes += v[c].bytes;
