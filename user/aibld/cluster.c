@@ -368,12 +368,13 @@ void cluster__bgp_changed(struct aibld *d, const struct cfg_bgp *old)
 	struct cluster *cl = d->cl;
 	int err;
 
-	/* the same file read by the same BIRD: it announces what it did, and
-	 * a new birdc is used from the next change on */
 	if (!cl || !old->include[0])
 		return;
+	/* a run of the old settings ends first (its timeout bounds the wait) */
 	if (cl->run_pid)
 		bgp_run_end(d, old, true);
+	/* the same file read by the same BIRD: it announces what it did, and
+	 * a new birdc is used from the next change on */
 	if (!strcmp(old->include, now->include) && !strcmp(old->bird_socket, now->bird_socket))
 		return;
 	/* else the BIRD of the old settings would announce this balancer's
@@ -897,9 +898,11 @@ static void compact(struct aibld *d, __u64 now)
 	if (cl->compact_mark > 0 && cl->compact_mark > cl->compacted_rev) {
 		err = etcd__compact(cl->e, cl->compact_mark);
 		if (err) {
-			/* tried again at the next loop */
+			/* tried again an interval on (a refusal, say for want
+			 * of permission, is not said every loop) */
 			pr_warn("cluster: compact etcd to revision %lld: %s",
 				(long long)cl->compact_mark, strerror(-err));
+			cl->compact_ms = now;
 			return;
 		}
 		pr_debug("cluster: compacted etcd to revision %lld", (long long)cl->compact_mark);
