@@ -5,10 +5,11 @@
 # include file is emptied and its BIRD told, else that BIRD would announce
 # this balancer's VIPs for good, fenced or stopped. A BIRD that does not
 # answer holds neither the loop nor the lease. The planner compacts etcd's
-# history. One aibld in cluster mode with a real etcd on loopback, generic XDP on a
-# veth pair, one node up (its health check: aibld's own API port, as a VIP
-# is announced while a node can serve it), and a birdc stand-in that logs which socket it was asked to
-# reconfigure (BIRD itself: tests/e2e/test_ecmp.sh).
+# history. One aibld in cluster mode with a real etcd on loopback, generic
+# XDP on a veth pair, one node up (its health check: aibld's own API port,
+# as a VIP is announced while a node can serve it), and a birdc stand-in
+# that logs which socket it was asked to reconfigure (BIRD itself:
+# tests/e2e/test_ecmp.sh).
 #   announced          the VIP in the first include once the plan is held
 #   etcd_compacted     the planner compacts etcd (compact_interval_s: 1):
 #                      etcd answers a read at revision 1 "compacted"
@@ -31,8 +32,8 @@ skip_all() { for c in "${CASES[@]}"; do t_skip "$c" "$1"; done; t_done; }
 command -v etcd >/dev/null || skip_all "needs etcd (scripts/deps.sh: etcd-server)"
 [ -x "$AIBL_BUILD/aibld" ] || skip_all "build aibld first"
 
-tmp=$(mktemp -d /tmp/aibl-bgpr.XXXXXX)
-ifa=bgr$$a ifb=bgr$$b bpffs=/sys/fs/bpf/aibl-t-bgr-$$
+tmp=$(mktemp -d /tmp/aibl-cluster.XXXXXX)
+ifa=tcl$$a ifb=tcl$$b bpffs=/sys/fs/bpf/aibl-t-cl-$$
 etcd_pid="" aibld_pid=""
 cleanup() {
 	[ -n "$aibld_pid" ] && kill "$aibld_pid" 2>/dev/null && wait "$aibld_pid" 2>/dev/null
