@@ -77,6 +77,16 @@ static bool ctl_up(struct aibld *d, struct config *cfg, struct dp **dp, char *di
 	       ASSERT_OK(aibld__recompute(d, true), "first recompute");
 }
 
+/* maps for a few services and backends, the rest small */
+static struct dp_opts small_maps(__u32 services, __u32 backends)
+{
+	return (struct dp_opts){.sizes = {.max_services = services,
+					  .max_backends = backends,
+					  .max_conns = 4096,
+					  .max_pins = 64,
+					  .max_members = 64}};
+}
+
 static void ctl_down(struct aibld *d, struct config *cfg, struct dp *dp, const char *dir)
 {
 	if (d->nodes)
@@ -211,11 +221,7 @@ static int two_services(struct config *cfg)
  * one service) keeps the running nodes' reports and their hints */
 static void refused_reload_keeps_reports(void)
 {
-	struct dp_opts o = {.sizes = {.max_services = 1,
-				      .max_backends = 64,
-				      .max_conns = 4096,
-				      .max_pins = 64,
-				      .max_members = 64}};
+	struct dp_opts o = small_maps(1, 64);
 	struct aibld d = {};
 	struct config cfg, more;
 	struct dp *dp = NULL;
@@ -374,11 +380,7 @@ static __u64 traffic_packets(struct aibld *d, int fd, __u32 id)
  * a service and a node that keep their names keep their counters */
 static void fresh_id_counters_zeroed(void)
 {
-	struct dp_opts o = {.sizes = {.max_services = 4,
-				      .max_backends = 2,
-				      .max_conns = 4096,
-				      .max_pins = 64,
-				      .max_members = 64}};
+	struct dp_opts o = small_maps(4, 2);
 	struct aibld d = {};
 	struct config cfg, next;
 	struct dp *dp = NULL;

@@ -26,6 +26,8 @@
 #                      VIP is announced
 #   stop_withdraws     SIGTERM empties the include in force
 . "$(dirname "$0")/../lib/lib.sh"
+# lab_wait SECONDS CMD...
+. "$AIBL_ROOT/lab/lab.sh"
 CASES=(announced etcd_compacted cluster_get_only include_moved socket_moved kept_on_same birdc_hangs bgp_removed stop_withdraws)
 skip_all() { for c in "${CASES[@]}"; do t_skip "$c" "$1"; done; t_done; }
 [ "$(id -u)" = 0 ] || skip_all "needs root"
@@ -47,15 +49,6 @@ trap cleanup EXIT
 
 free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-# wait_for SECONDS CMD...: CMD true within SECONDS
-wait_for() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ $SECONDS -ge $end ] && return 1
-		sleep 0.1
-	done
 }
 announces() { grep -q 'route 10.97.0.1/32 blackhole' "$1" 2>/dev/null; }
 empty() { [ -f "$1" ] && ! grep -q route "$1"; }
@@ -102,13 +95,13 @@ reloads=0
 reload() {
 	reloads=$((reloads + 1))
 	kill -HUP "$aibld_pid"
-	wait_for 5 eval "[ \$(grep -c '^.*reloaded ' '$tmp/aibld.log') -ge $reloads ]"
+	lab_wait 5 eval "[ \$(grep -c '^.*reloaded ' '$tmp/aibld.log') -ge $reloads ]"
 }
 
 config "$(bgp a bird-a)"
 "$AIBL_BUILD/aibld" --config "$tmp/aibld.yaml" >"$tmp/aibld.log" 2>&1 &
 aibld_pid=$!
-if wait_for 15 announces "$tmp/a.conf" && told "$tmp/bird-a.ctl"; then
+if lab_wait 15 announces "$tmp/a.conf" && told "$tmp/bird-a.ctl"; then
 	t_pass announced
 else
 	t_fail announced "$tmp/a.conf: $(head -c 300 "$tmp/a.conf" 2>&1); log: $(tail -5 "$tmp/aibld.log")"
@@ -122,7 +115,7 @@ compacted() {
 		python3 -c 'import json,sys; print(json.load(sys.stdin)["etcd_compacted_revision"])')
 	[ "${r:-0}" -gt 1 ] && etcd_kv range '{"key": "Lw==", "revision": "1"}' | grep -q 'has been compacted'
 }
-if wait_for 8 compacted; then
+if lab_wait 8 compacted; then
 	t_pass etcd_compacted
 else
 	t_fail etcd_compacted "$(curl -s "http://127.0.0.1:$api/v1/cluster" | head -c 300); etcd: $(etcd_kv range '{"key": "Lw==", "revision": "1"}')"
@@ -138,7 +131,7 @@ fi
 
 config "$(bgp b bird-b)"
 : >"$tmp/birdc.log"
-if reload && wait_for 5 announces "$tmp/b.conf" && empty "$tmp/a.conf" &&
+if reload && lab_wait 5 announces "$tmp/b.conf" && empty "$tmp/a.conf" &&
 	told "$tmp/bird-a.ctl" && told "$tmp/bird-b.ctl"; then
 	t_pass include_moved
 else
@@ -147,8 +140,8 @@ fi
 
 config "$(bgp b bird-c)"
 : >"$tmp/birdc.log"
-if reload && wait_for 5 eval "told '$tmp/bird-b.ctl' && told '$tmp/bird-c.ctl'" &&
-	wait_for 5 announces "$tmp/b.conf"; then
+if reload && lab_wait 5 eval "told '$tmp/bird-b.ctl' && told '$tmp/bird-c.ctl'" &&
+	lab_wait 5 announces "$tmp/b.conf"; then
 	t_pass socket_moved
 else
 	t_fail socket_moved "b: $(grep -c route "$tmp/b.conf") routes; birdc: $(tr '\n' ';' <"$tmp/birdc.log")"
@@ -168,7 +161,7 @@ config "$(bgp b bird-c)" "- {name: web2, vip: 10.97.0.2, port: 80, policy: wrr, 
 reload
 sleep 5
 rm "$tmp/hang"
-if wait_for 8 grep -q 10.97.0.2 "$tmp/b.conf" && ! grep -q 'lease .* expired' "$tmp/aibld.log" &&
+if lab_wait 8 grep -q 10.97.0.2 "$tmp/b.conf" && ! grep -q 'lease .* expired' "$tmp/aibld.log" &&
 	[ "$(grep -c 'elected planner' "$tmp/aibld.log")" = 1 ] &&
 	grep -q 'did not answer in 3000 ms' "$tmp/aibld.log"; then
 	t_pass birdc_hangs
@@ -178,7 +171,7 @@ fi
 
 config ""
 : >"$tmp/birdc.log"
-if reload && wait_for 5 empty "$tmp/b.conf" && told "$tmp/bird-c.ctl"; then
+if reload && lab_wait 5 empty "$tmp/b.conf" && told "$tmp/bird-c.ctl"; then
 	t_pass bgp_removed
 else
 	t_fail bgp_removed "b: $(grep -c route "$tmp/b.conf") routes; birdc: $(tr '\n' ';' <"$tmp/birdc.log")"
@@ -186,7 +179,7 @@ fi
 
 # back on a: a stop empties it
 config "$(bgp a bird-a)"
-reload && wait_for 5 announces "$tmp/a.conf"
+reload && lab_wait 5 announces "$tmp/a.conf"
 was=$?
 kill "$aibld_pid"
 wait "$aibld_pid"

@@ -202,6 +202,15 @@ static void ai_counts(double in_flight, __s64 rep_active, double prev_other, __s
 }
 
 /* ai's p2c cost: the latency a new request can expect, in ms */
+/* a report of in_flight requests, queue of them waiting, into slots and ran */
+static void slots_feed(double *slots, double *ran, struct agent_report *r, double in_flight,
+		       double queue)
+{
+	r->in_flight = in_flight;
+	r->queue_depth = queue;
+	policy__slots_update(slots, ran, r, 0.5);
+}
+
 static void ai_expected_latency(void)
 {
 	struct aibl_cost c;
@@ -214,35 +223,21 @@ static void ai_expected_latency(void)
 	agent_report__init(&r);
 	policy__slots_update(&slots, &ran, &r, 0.5);
 	ASSERT_TRUE(slots < 0 && ran == 0, "nothing reported: unknown");
-	r.in_flight = 3;
-	r.queue_depth = 0;
-	policy__slots_update(&slots, &ran, &r, 0.5);
+	slots_feed(&slots, &ran, &r, 3, 0);
 	ASSERT_TRUE(slots < 0, "3 running, none waiting: the limit unknown");
 	ASSERT_LE(fabs(ran - 3), 1e-9, "but at least 3");
-	r.in_flight = 2;
-	policy__slots_update(&slots, &ran, &r, 0.5);
+	slots_feed(&slots, &ran, &r, 2, 0);
 	ASSERT_LE(fabs(ran - 3), 1e-9, "2 running: still at least 3");
-	r.in_flight = 10;
-	r.queue_depth = 2;
-	policy__slots_update(&slots, &ran, &r, 0.5);
+	slots_feed(&slots, &ran, &r, 10, 2);
 	ASSERT_LE(fabs(slots - 8), 1e-9, "8 running while 2 wait");
 	ASSERT_LE(fabs(ran - 8), 1e-9, "ran 8 at once");
-	r.in_flight = 12;
-	r.queue_depth = 0;
-	policy__slots_update(&slots, &ran, &r, 0.5);
+	slots_feed(&slots, &ran, &r, 12, 0);
 	ASSERT_LE(fabs(slots - 8) + fabs(ran - 12), 1e-9, "12 running without a queue: ran 12");
-	r.in_flight = 10;
-	r.queue_depth = 4;
-	policy__slots_update(&slots, &ran, &r, 0.5);
+	slots_feed(&slots, &ran, &r, 10, 4);
 	ASSERT_LE(fabs(slots - 7), 1e-9, "queued again with 6 running: ewma down");
 	ASSERT_LE(fabs(ran - 6), 1e-9, "and 6 is what it runs at once now, not the 12 before");
-	r.in_flight = 1e9;
-	r.queue_depth = 0;
-	policy__slots_update(&slots, &ran, &r, 0.5);
+	slots_feed(&slots, &ran, &r, 1e9, 0);
 	ASSERT_LE(fabs(ran - 28), 1e-9, "an implausible peak: at most 4 x its 7 slots");
-	r.in_flight = 10;
-	r.queue_depth = 4;
-	policy__slots_update(&slots, &ran, &r, 0.5);
 
 	/* measured, no node has queued yet: its floor, and every flow
 	 * counted here costs a token 1 ms, priced twice as any flow beyond
