@@ -178,8 +178,8 @@ static __always_inline void flow_done(struct flow_out *o, __u32 id, bool new_flo
  * not the connection table (see aibl.h); a retransmitted SYN follows the
  * first one while that backend still takes new flows.
  */
-static __always_inline enum flow_step flow_syn(const struct pkt *p, const struct aibl_globals *g,
-					       __u32 fh, struct flow_ctx *f, struct choice *ch)
+static __always_inline enum flow_step flow_syn(const struct aibl_globals *g, __u32 fh,
+					       struct flow_ctx *f, struct choice *ch)
 {
 	f->now_ts = syn_now();
 	/* a retransmission follows its first SYN's record, guard or not:
@@ -189,21 +189,19 @@ static __always_inline enum flow_step flow_syn(const struct pkt *p, const struct
 		f->record = true;
 		return FLOW_CHOSEN;
 	}
-	/*
-	 * Guard engaged: a handshake on a new tuple will not be admitted to
-	 * the connection table, so its later packets will take the hash
-	 * choice; the SYN takes it too, whatever the service's mode, and is
-	 * not recorded. A tuple that has an entry (a client port reused after
-	 * a FIN or RST, or after an end the balancer did not see) is not
-	 * refused: its ACK rewrites that entry from the record and inserts
-	 * nothing, so its SYN is recorded as with the guard off. Unrecorded,
-	 * the SYN would go to the hash choice and its ACK to the old entry's
-	 * backend. The lookup is paid only while the guard is engaged.
-	 */
-	if (conn_rate_engaged(g) && !bpf_map_lookup_elem(&aibl_conns, &p->fk)) {
+	if (conn_rate_engaged(g)) {
+		/*
+		 * Guard engaged: a handshake on a new tuple will not be
+		 * admitted to the connection table, so its later packets will
+		 * take the hash choice; the SYN takes it too, whatever the
+		 * service's mode. It is recorded all the same: a client port
+		 * reused after a FIN or RST (or after an end the balancer did
+		 * not see) has an entry that its ACK rewrites from the record,
+		 * inserting nothing. Unrecorded, that ACK would follow the old
+		 * entry's backend while the SYN went to the hash choice.
+		 */
 		count(AIBL_CNT_CONN_UNTRACKED);
 		f->mode = AIBL_MODE_HASH;
-		return FLOW_CHOOSE;
 	}
 	f->record = f->sb != NULL;
 	return FLOW_CHOOSE;
@@ -441,7 +439,7 @@ __noinline int aibl_flow(struct xdp_md *ctx, struct pkt *p, const struct aibl_vi
 		/* stateless service: every packet takes the service's mode */
 		step = FLOW_CHOOSE;
 	} else if (f.tcp && (p->tcp_flags & (AIBL_TCP_SYN | AIBL_TCP_ACK)) == AIBL_TCP_SYN) {
-		step = flow_syn(p, g, fh, &f, &ch);
+		step = flow_syn(g, fh, &f, &ch);
 	} else {
 		f.conn = bpf_map_lookup_elem(&aibl_conns, &p->fk);
 		step = f.conn ? flow_established(ctx, p, fh, &f, o) : flow_miss(p, g, fh, &f, &ch);

@@ -26,7 +26,7 @@
  *   new_flow_guarded  the same SYNs with the rate guard engaged
  *                (max_conn_rate 1/s per CPU, each CPU's window filled
  *                before every round, as a burst of completed handshakes
- *                would): forwarded by the hash choice, not recorded
+ *                would): forwarded by the hash choice (and recorded)
  *   new_conn     the whole cost of a tracked new connection: its SYN, then
  *                its handshake's ACK, which moves it into the connection
  *                table (lookup miss + insert); ns and ratio per packet

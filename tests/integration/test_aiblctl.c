@@ -499,8 +499,9 @@ static int put_member(__u32 svc, __u32 be, __u32 w, __u32 cfg, __u32 slots)
 	return put(AIBL_MAP_MEMBERS, &k, &v);
 }
 
-static int put_conn(const char *cli, __u16 cport, const char *vip, __u16 vport, __u8 proto,
-		    __u32 be, __u32 flags)
+/* an entry last seen idle_ms ago */
+static int put_conn_idle(const char *cli, __u16 cport, const char *vip, __u16 vport, __u8 proto,
+			 __u32 be, __u32 flags, __u64 idle_ms)
 {
 	struct aibl_flow_key k = {};
 	struct aibl_conn c = {.backend = be, .flags = flags};
@@ -512,9 +513,15 @@ static int put_conn(const char *cli, __u16 cport, const char *vip, __u16 vport, 
 	k.sport = htons(cport);
 	k.dport = htons(vport);
 	k.proto = proto;
-	/* idle for 2 s */
-	c.last_seen_ns = (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec - 2000000000ULL;
+	c.last_seen_ns = (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec - idle_ms * 1000000ULL;
 	return put(AIBL_MAP_CONNS, &k, &c);
+}
+
+/* an entry idle for 2 s */
+static int put_conn(const char *cli, __u16 cport, const char *vip, __u16 vport, __u8 proto,
+		    __u32 be, __u32 flags)
+{
+	return put_conn_idle(cli, cport, vip, vport, proto, be, flags, 2000);
 }
 
 static int put_pin(__u32 svc, const char *cli, __u32 be, __u64 ttl_ns, __u16 spill_ms, __u16 flags)
@@ -1187,17 +1194,27 @@ static void test_simulate(void)
 		 /* the SYN's record, which the ACK did not need, is taken back */
 		 JTRUE("simulate.handshake_removed", "record removed")),
 	};
-	/* rate guard engaged on every CPU: a SYN goes by the hash choice even when
-	 * its tuple has an entry, while its ACK follows the entry; simulate names
-	 * both and flags the split */
+	/* rate guard engaged on every CPU: a SYN goes by the hash choice (and is
+	 * recorded). On a tuple whose entry (on gpu-b) is idle for 2 s, a port
+	 * reused, its ACK takes the record and the handshake stays on gpu-a; on
+	 * one whose entry was seen within the second, the ACK follows the entry,
+	 * as with the guard off: simulate names both and flags the split */
 	const struct ctl_case guarded[] = {
 	    CASE("-j simulate 10.0.0.79:40000 10.100.0.1:80", 0,
-		 JINT("simulate.counters.conn_untracked", 1, "untracked"),
+		 JINT("simulate.counters.conn_untracked", 1, "the SYN untracked"),
 		 JSTR("simulate.syn_backend", "gpu-a", "hash choice"),
-		 JSTR("simulate.syn_chosen_by", "outer_header", "not recorded"),
-		 JSTR("simulate.backend", "gpu-b", "ACK: the entry"),
+		 JSTR("simulate.syn_chosen_by", "handshake_table", "recorded"),
+		 JSTR("simulate.backend", "gpu-a", "ACK: the record, the entry rewritten"),
+		 JSTR("simulate.chosen_by", "conn_table", "ACK: the entry"),
+		 JNOT_TRUE("simulate.split", "not split")),
+	};
+	/* each run within a second of its entry's refresh */
+	const struct ctl_case split[] = {
+	    CASE("-j simulate 10.0.0.80:40000 10.100.0.1:80", 0,
+		 JSTR("simulate.syn_backend", "gpu-a", "hash choice"),
+		 JSTR("simulate.backend", "gpu-b", "ACK: the fresh entry"),
 		 JTRUE("simulate.split", "split flagged")),
-	    CASE("simulate 10.0.0.79:40000 10.100.0.1:80", 0,
+	    CASE("simulate 10.0.0.80:40000 10.100.0.1:80", 0,
 		 OUT("warning     the SYN went to gpu-a, its ACK to gpu-b", "human warning")),
 	};
 	const struct ctl_case others[] = {
@@ -1244,6 +1261,12 @@ static void test_simulate(void)
 	    !ASSERT_OK(guard_engage(1), "engage rate guard"))
 		return;
 	RUN_CASES(guarded);
+	for (size_t i = 0; i < sizeof(split) / sizeof(split[0]); i++)
+		if (!ASSERT_OK(put_conn_idle("10.0.0.80", 40000, "10.100.0.1", 80, IPPROTO_TCP,
+					     BE_B, 0, 0),
+			       "fresh entry on gpu-b") ||
+		    !run_case(&split[i]))
+			break;
 	ASSERT_OK(guard_engage(0), "release rate guard");
 	ASSERT_TRUE(conn_exists("10.0.0.79", 40000, "10.100.0.1", 80, IPPROTO_TCP),
 		    "entry untouched");
