@@ -274,6 +274,43 @@ static void bad(void)
 	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
 	     "  - {name: a, address: 10.0.1.1, port: 80}\n",
 	     "t.yaml:5: unknown key 'port' in nodes[0]"},
+	    /* a stateless TCP service must choose alike for every packet */
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1, conntrack: false}\n"
+	     "nodes:\n  - {name: a, address: 10.0.1.1}\n",
+	     "t.yaml:3: service 's': 'conntrack: false' needs 'policy: hash' for TCP (any other "
+	     "policy chooses anew for every packet and splits a connection across nodes)"},
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1, accelerator: "
+	     "none}\n"
+	     "nodes:\n  - {name: a, address: 10.0.1.1}\n",
+	     "t.yaml:3: service 's' has no node with a weight above 0 and accelerator none"},
+	    {MINIMAL "mtu: 88\n",
+	     "t.yaml:6: 'mtu' 88 leaves service 's' less than 576 bytes "
+	     "inside the 20-byte tunnel header to node 'a': at least 596, or 0 for "
+	     "no check"},
+	    {"interface: eth0\nmtu: 1300\nservices:\n  - {name: s, vip: 'fd00::1', port: 1}\n"
+	     "nodes:\n  - {name: a, address: 'fd00:1::1'}\n",
+	     "t.yaml:2: 'mtu' 1300 leaves service 's' less than 1280 bytes inside the 40-byte "
+	     "tunnel header to node 'a': at least 1320, or 0 for no check"},
+	    /* only one document is read: a second one's keys would go unchecked */
+	    {MINIMAL "---\nbogus: 1\n", "t.yaml:6: a second YAML document ('---'): the "
+					"configuration is one"},
+	    /* strtoull skips the blank and wraps the negative to 1 */
+	    {"interface: eth0\nservices:\n  - {name: s, vip: 10.0.0.1, port: 1}\nnodes:\n"
+	     "  - {name: a, address: 10.0.1.1, weight: ' -18446744073709551615'}\n",
+	     "t.yaml:5: 'weight' must be an integer from 0 to 65535, not ' -18446744073709551615'"},
+	    {MINIMAL "etcd: {endpoint: '', name: b1}\n", "t.yaml:6: 'endpoint' must not be empty"},
+	    {MINIMAL "etcd: {endpoint: 'http://127.0.0.1:2379', name: ''}\n",
+	     "t.yaml:6: 'name' must not be empty"},
+	    {MINIMAL "etcd: {endpoint: 'http://127.0.0.1:2379', name: b1, prefix: ''}\n",
+	     "t.yaml:6: 'prefix' must not be empty"},
+	    {MINIMAL "etcd: {endpoint: 'http://127.0.0.1:2379', name: 'b 1'}\n",
+	     "t.yaml:6: 'etcd.name' 'b 1' has a character outside [A-Za-z0-9][A-Za-z0-9._-]*"},
+	    {MINIMAL "etcd: {endpoint: '127.0.0.1:2379', name: b1}\n",
+	     "t.yaml:6: 'etcd.endpoint' '127.0.0.1:2379' must start with http:// or https://"},
+	    {MINIMAL "etcd: {endpoint: 'http://127.0.0.1:2379', name: b1, api_url: 'x?y'}\n",
+	     "t.yaml:6: 'etcd.api_url' 'x?y' must start with http:// or https://"},
+	    {MINIMAL "etcd: {endpoint: 'http://127.0.0.1:2379', name: b1}\nbgp: {include: ''}\n",
+	     "t.yaml:7: 'include' must not be empty"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

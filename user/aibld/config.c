@@ -11,6 +11,7 @@
  * Any problem stops the parse with "FILE:LINE: problem" and the caller's
  * running config is untouched.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -228,6 +229,7 @@ struct kspec {
 	const char *const *names; /* K_ENUM */
 	const struct kspec *sub;  /* K_MAP, K_FUNC over a list of mappings */
 	bool required;
+	bool nonempty;	  /* K_STR: "" is refused */
 	kfunc_t fn;	  /* K_FUNC */
 	const char *help; /* one line; docs/aibld.md has the whole story */
 };
@@ -259,7 +261,8 @@ static int parse_uint(const char *s, unsigned long long *out)
 {
 	char *end;
 
-	if (!s || !*s || *s == '-' || *s == '+')
+	/* strtoull skips blanks and takes a sign: " -1" would wrap */
+	if (!s || !isdigit((unsigned char)*s))
 		return -EINVAL;
 	errno = 0;
 	*out = strtoull(s, &end, 0);
@@ -315,6 +318,8 @@ static int set_value(struct pctx *c, const struct kspec *k, yaml_node_t *v, void
 
 	switch (k->type) {
 	case K_STR:
+		if (k->nonempty && !s[0])
+			return fail(c, v, "'%s' must not be empty", k->key);
 		if (strlen(s) >= k->size)
 			return fail(c, v, "'%s' is too long (at most %zu characters)", k->key,
 				    k->size - 1);
@@ -497,10 +502,11 @@ static const struct kspec ai_keys[] = {
 /* cluster mode: docs/cluster.md */
 static const struct kspec etcd_keys[] = {
     KS("endpoint", K_STR, struct cfg_etcd, endpoint,
-       "etcd v3 JSON gateway URL; the section turns cluster mode on", .required = true),
-    KS("prefix", K_STR, struct cfg_etcd, prefix, "key prefix of this ECMP group"),
+       "etcd v3 JSON gateway URL; the section turns cluster mode on", .required = true,
+       .nonempty = true),
+    KS("prefix", K_STR, struct cfg_etcd, prefix, "key prefix of this ECMP group", .nonempty = true),
     KS("name", K_STR, struct cfg_etcd, name, "this balancer's unique name in the group",
-       .required = true),
+       .required = true, .nonempty = true),
     KS("api_url", K_STR, struct cfg_etcd, api_url,
        "URL at which peers reach this balancer's API; none: no partition check"),
     KS("lease_ttl_s", K_UINT, struct cfg_etcd, lease_ttl_s,
@@ -515,9 +521,12 @@ static const struct kspec etcd_keys[] = {
 
 static const struct kspec bgp_keys[] = {
     KS("include", K_STR, struct cfg_bgp, include,
-       "BIRD include file aibld writes the announced VIP routes to", .required = true),
-    KS("bird_socket", K_STR, struct cfg_bgp, bird_socket, "BIRD control socket (birdc -s)"),
-    KS("birdc", K_STR, struct cfg_bgp, birdc, "birdc program that reconfigures BIRD"),
+       "BIRD include file aibld writes the announced VIP routes to", .required = true,
+       .nonempty = true),
+    KS("bird_socket", K_STR, struct cfg_bgp, bird_socket, "BIRD control socket (birdc -s)",
+       .nonempty = true),
+    KS("birdc", K_STR, struct cfg_bgp, birdc, "birdc program that reconfigures BIRD",
+       .nonempty = true),
     {}};
 
 static int node_models(struct pctx *c, const struct kspec *k, yaml_node_t *v, void *obj)
@@ -859,6 +868,21 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 	if (listen_addr__parse(cfg->status_listen, &ss, NULL, c->err, c->errlen))
 		return fail(c, top_key_node(c, root, "status_listen"), "'status_listen': %s",
 			    c->err ? c->err : "invalid");
+	if (cfg->etcd.endpoint[0]) {
+		const char *why = agent_url_problem(cfg->etcd.endpoint);
+
+		if (why)
+			return fail(c, top_key_node(c, root, "etcd"), "'etcd.endpoint' '%s' %s",
+				    cfg->etcd.endpoint, why);
+		if (cfg->etcd.api_url[0] && (why = agent_url_problem(cfg->etcd.api_url)))
+			return fail(c, top_key_node(c, root, "etcd"), "'etcd.api_url' '%s' %s",
+				    cfg->etcd.api_url, why);
+		/* it is a key and a value in etcd, and peers' logs name it */
+		if (!aibl_name__valid(cfg->etcd.name, AIBL_NAME_LEN))
+			return fail(c, top_key_node(c, root, "etcd"),
+				    "'etcd.name' '%s' has a character outside %s", cfg->etcd.name,
+				    AIBL_NAME_CHARSET);
+	}
 	if (cfg->bgp.include[0] && !cfg->etcd.endpoint[0])
 		return fail(
 		    c, top_key_node(c, root, "bgp"),
@@ -897,6 +921,7 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 			return -ENOMEM;
 		s->nnodes = 0;
 		for (int j = 0; j < n; j++) {
+			const struct cfg_node *cn;
 			int idx = j;
 
 			if (list) {
@@ -915,16 +940,46 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 							    s->name, name);
 			}
 			s->nodes[s->nnodes++] = idx;
-			total += cfg->nodes[idx].weight;
+			cn = &cfg->nodes[idx];
+			/* what the ai policy (policy__may_serve) and every other
+			 * one let serve it */
+			if (s->accel < 0 || cn->accel == s->accel)
+				total += cn->weight;
 			if (cfg->fwd_mode == AIBL_FWD_IPIP && s->vip.family == AIBL_AF_INET6 &&
-			    cfg->nodes[idx].address.family == AIBL_AF_INET)
+			    cn->address.family == AIBL_AF_INET)
 				return fail_at(c, s->line,
 					       "service '%s': an IPv6 VIP cannot be tunnelled to "
 					       "IPv4 node '%s'",
-					       s->name, cfg->nodes[idx].name);
+					       s->name, cn->name);
+			if (cfg->fwd_mode == AIBL_FWD_IPIP && cfg->mtu) {
+				/* a too-big reply must advertise what the client
+				 * may use: IPv6's minimum link MTU, IPv4's 576 */
+				unsigned int outer = cn->address.family == AIBL_AF_INET ? 20 : 40;
+				unsigned int least =
+				    (s->vip.family == AIBL_AF_INET6 ? 1280 : 576) + outer;
+
+				if (cfg->mtu < least)
+					return fail(
+					    c, top_key_node(c, root, "mtu"),
+					    "'mtu' %u leaves service '%s' less than %u bytes "
+					    "inside the %u-byte tunnel header to node '%s': "
+					    "at least %u, or 0 for no check",
+					    cfg->mtu, s->name, least - outer, outer, cn->name,
+					    least);
+			}
 		}
 		if (s->nnodes == 0 || total == 0)
-			return fail_at(c, s->line, "service '%s' has no node with a weight above 0",
+			return fail_at(c, s->line,
+				       "service '%s' has no node with a weight above 0%s%s",
+				       s->name, s->accel < 0 ? "" : " and accelerator ",
+				       s->accel < 0 ? "" : accel_names[s->accel]);
+		/* stateless: every packet takes the service's choice afresh, and
+		 * only the hash choice is the same for every packet of a flow */
+		if (!s->conntrack && s->proto == IPPROTO_TCP && s->policy != AIBL_POL_HASH)
+			return fail_at(c, s->line,
+				       "service '%s': 'conntrack: false' needs 'policy: hash' for "
+				       "TCP (any other policy chooses anew for every packet and "
+				       "splits a connection across nodes)",
 				       s->name);
 	}
 	/* a node without an agent is judged by a TCP connect alone: one that
@@ -983,6 +1038,24 @@ int config__parse(struct config *cfg, const char *name, const char *text, size_t
 	if (!root) {
 		ret = fail_at(&c, 1, "empty configuration");
 		goto out;
+	}
+	{
+		/* one document: what follows a '---' would otherwise go unread,
+		 * its errors and unknown keys unreported */
+		yaml_document_t more;
+
+		if (!yaml_parser_load(&parser, &more)) {
+			ret = fail_at(&c, parser.problem_mark.line + 1, "YAML syntax error: %s",
+				      parser.problem ? parser.problem : "?");
+			goto out;
+		}
+		if (yaml_document_get_root_node(&more)) {
+			ret = fail_at(&c, more.start_mark.line + 1,
+				      "a second YAML document ('---'): the configuration is one");
+			yaml_document_delete(&more);
+			goto out;
+		}
+		yaml_document_delete(&more);
 	}
 	ret = walk_map(&c, root, top_keys, cfg, "the top level");
 	if (!ret)
