@@ -67,6 +67,23 @@ static void key_file(void)
 	ASSERT_EQ(pwrite(fd, "a-long-enough-shared-key\n", 25, 0), 25, "write");
 	ASSERT_OK(aibl_key__load(path, &k, msg, sizeof(msg)), "load");
 	ASSERT_EQ(k.len, 24, "trailing newline trimmed");
+	{
+		/* 300 bytes: refused, not cut at the 256 the key holds (two
+		 * files differing after byte 256 would sign alike) */
+		char big[301];
+
+		memset(big, 'k', 300);
+		big[300] = '\n';
+		ASSERT_EQ(pwrite(fd, big, sizeof(big), 0), (ssize_t)sizeof(big), "write");
+		ASSERT_EQ(aibl_key__load(path, &k, msg, sizeof(msg)), -EINVAL, "long key refused");
+		ASSERT_TRUE(strstr(msg, "key too long (at most 256 bytes)") != NULL, msg);
+		/* 256 and a CR LF: the longest key */
+		memcpy(big + 256, "\r\n", 2);
+		ASSERT_EQ(pwrite(fd, big, 258, 0), 258, "write");
+		ASSERT_OK(ftruncate(fd, 258), "truncate");
+		ASSERT_OK(aibl_key__load(path, &k, msg, sizeof(msg)), "256-byte key");
+		ASSERT_EQ(k.len, 256, "256 bytes");
+	}
 	chmod(path, 0644);
 	ASSERT_EQ(aibl_key__load(path, &k, msg, sizeof(msg)), -EPERM, "world readable refused");
 	close(fd);

@@ -192,6 +192,9 @@ static const struct {
     {"-n a --listen 7070", "t: --listen 7070: invalid listen address \"7070\""},
     {"-n a --vip 10.0.0.300", "t: --vip 10.0.0.300: not an IPv4 or IPv6 address"},
     {"-n a --mac 02:00", "t: --mac 02:00: not a MAC address"},
+    /* sscanf's %x took a sign (-1 read as ff) and a '+' */
+    {"-n a --mac -1:-1:-1:-1:-1:-1", "t: --mac -1:-1:-1:-1:-1:-1: not a MAC address"},
+    {"-n a --mac +f:0:0:0:0:1", "t: --mac +f:0:0:0:0:1: not a MAC address"},
     {"-n a --add 3", "t: --add 3: only 1 or 2"},
     {"-n a --path /x", "t: --path is an http option"},
     {"-n a --file=", "t: --file '': must not be empty"},

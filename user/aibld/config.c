@@ -29,6 +29,7 @@
 #include "config.h"
 #include "listen.h"
 #include "names.h"
+#include "mac.h"
 
 /* K_ENUM tables: indexed by value, NULL after the last (aibl.h's X-macros) */
 #define AIBL_X_NAME(n, v, s) [v] = s,
@@ -120,23 +121,6 @@ void config__free(struct config *cfg)
 	cfg->services = NULL;
 	cfg->nodes = NULL;
 	cfg->nservices = cfg->nnodes = 0;
-}
-
-/* six groups of one or two hex digits, ':' between: sscanf's %x alone took
- * "-1" (as ff) and leading blanks */
-static int parse_mac(const char *text, __u8 mac[6])
-{
-	const char *p = text;
-
-	for (int i = 0; i < 6; i++) {
-		size_t n = strspn(p, "0123456789abcdefABCDEF");
-
-		if (n < 1 || n > 2 || p[n] != (i < 5 ? ':' : '\0'))
-			return -EINVAL;
-		mac[i] = (__u8)strtoul(p, NULL, 16);
-		p += n + 1;
-	}
-	return 0;
 }
 
 int config__node_index(const struct config *cfg, const char *name)
@@ -368,7 +352,7 @@ static int set_value(struct pctx *c, const struct kspec *k, yaml_node_t *v, void
 		mac->set = false;
 		if (!*s)
 			return 0;
-		if (parse_mac(s, mac->b))
+		if (aibl_mac__parse(s, mac->b))
 			return fail(c, v, "'%s' is not a MAC address like 02:00:00:00:00:01: '%s'",
 				    k->key, s);
 		mac->set = true;

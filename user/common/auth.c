@@ -18,6 +18,9 @@
 
 int aibl_key__load(const char *path, struct aibl_key *key, char *msg, size_t msglen)
 {
+	/* room for the key and a line ending (CR LF): a longer file is
+	 * refused, not cut where the buffer ends */
+	unsigned char buf[sizeof(key->key) + 2];
 	struct stat st;
 	ssize_t n;
 	int fd, err = 0;
@@ -41,22 +44,30 @@ int aibl_key__load(const char *path, struct aibl_key *key, char *msg, size_t msg
 			 path);
 		goto out;
 	}
-	n = read(fd, key->key, sizeof(key->key));
+	n = read(fd, buf, sizeof(buf));
 	if (n < 0) {
 		err = -errno;
 		snprintf(msg, msglen, "%s: %s", path, strerror(-err));
 		goto out;
 	}
-	while (n > 0 && (key->key[n - 1] == '\n' || key->key[n - 1] == '\r' ||
-			 key->key[n - 1] == ' ' || key->key[n - 1] == '\t'))
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' ||
+			 buf[n - 1] == '\t'))
 		n--;
 	if (n < 16) {
 		err = -EINVAL;
 		snprintf(msg, msglen, "%s: key too short (%zd bytes, need at least 16)", path, n);
 		goto out;
 	}
+	if ((size_t)n > sizeof(key->key) || st.st_size > (off_t)sizeof(buf)) {
+		err = -EINVAL;
+		snprintf(msg, msglen, "%s: key too long (at most %zu bytes)", path,
+			 sizeof(key->key));
+		goto out;
+	}
+	memcpy(key->key, buf, n);
 	key->len = n;
 out:
+	explicit_bzero(buf, sizeof(buf));
 	close(fd);
 	return err;
 }

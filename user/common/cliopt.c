@@ -6,6 +6,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include "cliopt.h"
+#include "mac.h"
 
 #define CLIOPT_VAL0	256 /* getopt value of row i without a short name: 256 + i */
 #define CLIOPT_HELP_COL 32  /* help text starts here at most */
@@ -102,19 +103,6 @@ static int opt_number(const struct cliopt *o, const char *arg, double *v, char *
 	return 0;
 }
 
-static int opt_mac(const char *arg, uint8_t *mac)
-{
-	unsigned int b[6];
-	char tail;
-
-	if (sscanf(arg, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-		   &tail) != 6)
-		return -EINVAL;
-	for (int i = 0; i < 6; i++)
-		mac[i] = b[i];
-	return 0;
-}
-
 /* arg into the row's member, or -EINVAL with why */
 static int opt_store(const struct cliopt *o, const char *arg, void *base, char *why, size_t len)
 {
@@ -178,7 +166,7 @@ static int opt_store(const struct cliopt *o, const char *arg, void *base, char *
 		return 0;
 	}
 	case CLIOPT_MACADDR:
-		if (opt_mac(arg, dst)) {
+		if (aibl_mac__parse(arg, dst)) {
 			snprintf(why, len, "not a MAC address like 02:00:00:00:00:01");
 			return -EINVAL;
 		}
