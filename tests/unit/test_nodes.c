@@ -1032,7 +1032,40 @@ static void mixed_price(void)
 	cleanup();
 }
 
+/* rounds an agent's ask brought forward (anyone may ask, up to ten an
+ * interval) count a failure only an interval after the last one counted:
+ * an ask flood during a 300 ms agent restart must not reach fail_after */
+static void asked_rounds(void)
+{
+	struct node_rt *a;
+	__u64 iv;
+
+	if (!setup())
+		return;
+	a = &d.nodes[0];
+	iv = d.cfg.poll_interval_ms;
+	d.round_t0_ms = 10 * iv;
+	nodes__poll_fail(&d, a, NODE_FAIL_UNREACHABLE, "refused"); /* scheduled */
+	d.round_early = true;
+	for (int i = 1; i < 10; i++) {
+		d.round_t0_ms = 10 * iv + i * iv / 10;
+		nodes__poll_fail(&d, a, NODE_FAIL_UNREACHABLE, "refused");
+	}
+	ASSERT_EQ(a->fails, 1, "nine asked rounds within the interval: no more counted");
+	ASSERT_FALSE(a->down, "still up");
+	ASSERT_EQ(a->poll_errors, 10, "every failed poll still counted as an error");
+	d.round_t0_ms = 11 * iv;
+	nodes__poll_fail(&d, a, NODE_FAIL_UNREACHABLE, "refused");
+	ASSERT_EQ(a->fails, 2, "an asked round an interval on counts");
+	d.round_early = false;
+	d.round_t0_ms = 11 * iv + 1;
+	nodes__poll_fail(&d, a, NODE_FAIL_UNREACHABLE, "refused");
+	ASSERT_TRUE(a->down, "a scheduled round always counts: down at fail_after");
+	cleanup();
+}
+
 static const struct test_case cases[] = {
+    {"asked_rounds", asked_rounds},
     {"mixed_price", mixed_price},
     {"load_end", load_end},
     {"model_wanted", model_wanted},

@@ -79,6 +79,7 @@ struct node_rt {
 	bool draining;		 /* operator: no new flows */
 	bool overloaded;	 /* bounded load: no new flows while others can */
 	unsigned int fails, oks; /* consecutive poll failures / successes */
+	__u64 fail_round_ms;	 /* start of the round whose failure fails last counted */
 	/* backend TCP checks of a node with an agent, while its agent fails */
 	unsigned int be_fails, be_oks; /* consecutive */
 	bool be_checked;	       /* a check result arrived in this poll round */
@@ -270,6 +271,10 @@ struct aibld {
 	union aibl_addr if_addr4, if_addr6;
 
 	__u64 start_ms;
+	/* the poll round under way: when it started, and whether an agent's
+	 * ask brought it forward (nodes__poll_fail) */
+	__u64 round_t0_ms;
+	bool round_early;
 	struct aibld_stats st;
 	double best_lat_ms; /* ai: lowest latency estimate of a usable node, < 0 none */
 	/* ai: the usable node with the lowest latency floor: it and its ms

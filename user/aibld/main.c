@@ -272,6 +272,7 @@ static int handle_signals(struct daemon *dm)
 static int run(struct daemon *dm, bool *stop)
 {
 	struct aibld *d = &dm->d;
+	bool asked = false;
 	__u64 next = 0;
 
 	while (!*stop) {
@@ -279,6 +280,9 @@ static int run(struct daemon *dm, bool *stop)
 		double ms;
 		int err;
 
+		d->round_t0_ms = t0;
+		d->round_early = asked;
+		asked = false;
 		poller__run(d);
 		pthread_mutex_lock(&d->lock);
 		err = dp__repin(d->dp);
@@ -323,6 +327,7 @@ static int run(struct daemon *dm, bool *stop)
 			if (pf[4].revents && read(d->poll_fd, &v, sizeof(v)) == sizeof(v) &&
 			    early < next) {
 				next = early;
+				asked = true;
 				__atomic_fetch_add(&d->st.polls_early, 1, __ATOMIC_RELAXED);
 			}
 			if (pf[0].revents && handle_signals(dm))

@@ -462,7 +462,15 @@ void nodes__poll_fail(struct aibld *d, struct node_rt *n, enum node_fail kind, c
 	n->poll_errors++;
 	d->st.poll_errors++;
 	n->oks = 0;
-	n->fails++;
+	/* fail_after counts failures an interval apart: a round an agent's
+	 * ask brought forward (anyone may ask, up to ten an interval) counts
+	 * one only when the last one counted is an interval old, so asks
+	 * cannot take a node out sooner than its scheduled rounds would */
+	if (!d->round_early || !n->fails ||
+	    d->round_t0_ms - n->fail_round_ms >= d->cfg.poll_interval_ms) {
+		n->fails++;
+		n->fail_round_ms = d->round_t0_ms;
+	}
 	n->be_checked = false;
 	n->last_fail = kind;
 	va_start(ap, fmt);
