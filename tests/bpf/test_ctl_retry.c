@@ -352,6 +352,65 @@ out:
 	ctl_down(&d, &cfg, dp, dir);
 }
 
+/* a reload that adds a service (listed first) and renames the old one: the
+ * new name takes the id its VIP reads, the new service another one, so no
+ * VIP in force ever reads a table that is not its own service's */
+static void new_service_off_live_ids(void)
+{
+	__u32 *before = malloc(AIBL_RING_SIZE * sizeof(__u32)),
+	      *after = malloc(AIBL_RING_SIZE * sizeof(__u32));
+	struct aibld d = {};
+	struct config cfg, next;
+	struct cfg_service *sv;
+	struct dp *dp = NULL;
+	char dir[64] = "";
+	__u32 id;
+	__u8 h;
+
+	if (!test__can_bpf())
+		return SKIP("needs root");
+	memset(&next, 0, sizeof(next));
+	if (!ASSERT_TRUE(before && after, "alloc") || !ASSERT_OK(two_nodes(&cfg), "config") ||
+	    !ctl_up(&d, &cfg, &dp, dir, sizeof(dir), NULL))
+		goto out;
+	id = d.svcs[0].id;
+	h = vip_half(&d);
+	if (!ASSERT_TRUE(h < 2, "the VIP's half") ||
+	    !ASSERT_OK(tables__read_ring(&d, id, h, before), "the table in force"))
+		goto out;
+	/* [other on a new VIP, only n1; web-new on web's VIP] */
+	if (!ASSERT_OK(two_nodes(&next), "next config"))
+		goto out;
+	sv = realloc(next.services, 2 * sizeof(*sv));
+	if (!ASSERT_TRUE(sv != NULL, "alloc"))
+		goto out;
+	next.services = sv;
+	next.nservices = 2;
+	sv[1] = sv[0];
+	snprintf(sv[1].name, sizeof(sv[1].name), "web-new");
+	sv[0].nodes = malloc(sizeof(int));
+	if (!ASSERT_TRUE(sv[0].nodes != NULL, "alloc"))
+		goto out;
+	sv[0].nodes[0] = 0;
+	sv[0].nnodes = 1;
+	snprintf(sv[0].name, sizeof(sv[0].name), "other");
+	snprintf(sv[0].vip.text, sizeof(sv[0].vip.text), "10.200.0.9");
+	aibl_addr__parse(sv[0].vip.text, &sv[0].vip.addr, &sv[0].vip.family);
+	if (!ASSERT_OK(aibld__apply_config(&d, &next), "reload"))
+		goto out;
+	ASSERT_EQ(d.svcs[1].id, id, "the renamed service has its VIP's id");
+	ASSERT_NEQ(d.svcs[0].id, id, "the new service another one");
+	ASSERT_OK(aibld__recompute(&d, false), "recompute");
+	ASSERT_OK(tables__read_ring(&d, id, h, after), "the half web's VIP read");
+	ASSERT_EQ(memcmp(before, after, AIBL_RING_SIZE * sizeof(__u32)), 0,
+		  "the half read before the flip untouched");
+out:
+	free(before);
+	free(after);
+	config__free(&next);
+	ctl_down(&d, &cfg, dp, dir);
+}
+
 /* set a per-CPU traffic entry: packets on CPU 0 */
 static void traffic_set(struct aibld *d, int fd, __u32 id, __u64 packets)
 {
@@ -417,6 +476,7 @@ out:
 static const struct test_case cases[] = {
     {"fresh_id_counters_zeroed", fresh_id_counters_zeroed},
     {"renamed_service_other_half", renamed_service_other_half},
+    {"new_service_off_live_ids", new_service_off_live_ids},
     {"failed_writes_retried", failed_writes_retried},
     {"refused_reload_keeps_reports", refused_reload_keeps_reports},
     {"one_failure_not_others", one_failure_not_others},

@@ -323,9 +323,11 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 		      struct svc_rt **out)
 {
 	struct svc_rt *svcs = calloc(cfg->nservices + 1, sizeof(*svcs));
-	bool *used = calloc(d->max_services, sizeof(*used));
+	bool *used = calloc(d->max_services, sizeof(*used)), *live = NULL;
 	int *src = malloc((cfg->nservices + 1) * sizeof(*src)); /* the old one, -1 none */
 	struct aibl_svc_meta m;
+	struct aibl_vip_key vk;
+	struct aibl_vip v;
 	int err = 0;
 
 	for (int i = 0; src && i < cfg->nservices; i++)
@@ -390,12 +392,56 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 		if (s->id != AIBL_NO_BACKEND)
 			used[s->id] = true;
 	}
+	/*
+	 * A new name takes the id its VIP reads, when that id is free (a
+	 * service renamed: its VIP stays in force, write_service keeps off
+	 * the half it reads). Otherwise no id a VIP in force reads: that VIP
+	 * (of a renamed or removed service, rewritten or deleted later in
+	 * this loop) would forward with the new service's first table, and
+	 * its pins (tables__sync_pins drops them only after the recompute)
+	 * would steer the new service's clients.
+	 */
+	live = calloc(d->max_services, sizeof(*live));
+	if (!live) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (!bpf_map_get_next_key(d->fd_vips, NULL, &vk)) {
+		for (;;) {
+			struct aibl_vip_key next;
+			int more = !bpf_map_get_next_key(d->fd_vips, &vk, &next);
+
+			if (!bpf_map_lookup_elem(d->fd_vips, &vk, &v) && v.svc_id < d->max_services)
+				live[v.svc_id] = true;
+			if (!more)
+				break;
+			vk = next;
+		}
+	}
 	for (int i = 0; i < cfg->nservices; i++) {
 		struct svc_rt *s = &svcs[i];
 
 		if (s->id != AIBL_NO_BACKEND)
 			continue;
-		if (alloc_id(used, d->max_services, &s->id)) {
+		vip_key_of(&cfg->services[i], &vk);
+		if (!bpf_map_lookup_elem(d->fd_vips, &vk, &v) && v.svc_id < d->max_services &&
+		    !used[v.svc_id]) {
+			s->id = v.svc_id;
+			used[s->id] = true;
+			s->fresh_id = true;
+		}
+	}
+	for (int i = 0; i < cfg->nservices; i++) {
+		struct svc_rt *s = &svcs[i];
+
+		if (s->id != AIBL_NO_BACKEND)
+			continue;
+		for (__u32 id = 0; id < d->max_services; id++)
+			live[id] = live[id] || used[id];
+		/* every id read by a VIP: the least harm is one no VIP reads
+		 * the service's own */
+		if (alloc_id(live, d->max_services, &s->id) &&
+		    alloc_id(used, d->max_services, &s->id)) {
 			pr_err("no free service id for '%s' (max %u)", s->name, d->max_services);
 			err = -ENOSPC;
 			goto out;
@@ -426,6 +472,7 @@ out:
 	}
 	free(src);
 	free(used);
+	free(live);
 	return err;
 }
 
