@@ -677,7 +677,11 @@ struct aibl_be_meta {
 	__u32 cfg_weight;
 	__u8 valid;
 	__u8 accel; /* enum aibl_accel */
-	__u16 pad;
+	/* no longer configured: draining out, its flags aibld's, not an
+	 * operator's (a restart that finds it configured again starts it
+	 * afresh) */
+	__u8 retired;
+	__u8 pad;
 };
 
 /* ---- node side: aibl_node_cli, LRU_HASH, filled by the decap program ---- */

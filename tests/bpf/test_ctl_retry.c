@@ -411,6 +411,54 @@ out:
 	ctl_down(&d, &cfg, dp, dir);
 }
 
+/* a node retired by a reload (aibld drains it out) and configured again
+ * by a restart starts afresh, not drained for good as if by an operator;
+ * an operator's drain of another node survives the restart */
+static void retired_node_back_after_restart(void)
+{
+	struct aibld d = {}, d2 = {};
+	struct config cfg, next, again;
+	struct dp *dp = NULL;
+	char dir[64] = "";
+	__u32 id2;
+
+	if (!test__can_bpf())
+		return SKIP("needs root");
+	memset(&next, 0, sizeof(next));
+	memset(&again, 0, sizeof(again));
+	if (!ASSERT_OK(two_nodes(&cfg), "config") || !ctl_up(&d, &cfg, &dp, dir, sizeof(dir), NULL))
+		goto out;
+	id2 = d.nodes[1].id;
+	/* n2 out of the config: retired, draining */
+	if (!ASSERT_OK(two_nodes(&next), "next config"))
+		goto out;
+	next.nnodes = 1;
+	next.services[0].nnodes = 1;
+	if (!ASSERT_OK(aibld__apply_config(&d, &next), "reload without n2") ||
+	    !ASSERT_OK(nodes__set_drain(&d, "n1", true), "operator drains n1") ||
+	    !ASSERT_OK(aibld__recompute(&d, true), "recompute"))
+		goto out;
+	ASSERT_TRUE(flags_of(&d, id2, d.fd_backends) & AIBL_BE_F_DRAINING, "n2 draining out");
+	/* restart with n2 back */
+	aibld__fini(&d);
+	memset(&d, 0, sizeof(d));
+	if (!ASSERT_OK(two_nodes(&again), "config again") ||
+	    !ASSERT_OK(aibld__init(&d2, &again, dp), "restart"))
+		goto out;
+	ASSERT_EQ(d2.nodes[1].id, id2, "n2 has its id back");
+	ASSERT_FALSE(d2.nodes[1].draining, "n2 not drained by the restart");
+	ASSERT_TRUE(d2.nodes[0].draining, "the operator's drain of n1 kept");
+	ASSERT_OK(aibld__recompute(&d2, true), "recompute");
+	ASSERT_FALSE(flags_of(&d2, id2, d2.fd_backends) & AIBL_BE_F_DRAINING, "n2 takes new flows");
+out:
+	if (d2.nodes)
+		aibld__fini(&d2);
+	else
+		config__free(&again);
+	config__free(&next);
+	ctl_down(&d, &cfg, dp, dir);
+}
+
 /* set a per-CPU traffic entry: packets on CPU 0 */
 static void traffic_set(struct aibld *d, int fd, __u32 id, __u64 packets)
 {
@@ -477,6 +525,7 @@ static const struct test_case cases[] = {
     {"fresh_id_counters_zeroed", fresh_id_counters_zeroed},
     {"renamed_service_other_half", renamed_service_other_half},
     {"new_service_off_live_ids", new_service_off_live_ids},
+    {"retired_node_back_after_restart", retired_node_back_after_restart},
     {"failed_writes_retried", failed_writes_retried},
     {"refused_reload_keeps_reports", refused_reload_keeps_reports},
     {"one_failure_not_others", one_failure_not_others},

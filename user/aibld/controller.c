@@ -93,6 +93,7 @@ static void be_meta_write(struct aibld *d, const struct node_rt *n, const struct
 	memcpy(m.name, n->name, AIBL_NAME_LEN);
 	m.cfg_weight = c ? c->weight : 0;
 	m.accel = c ? c->accel : AIBL_ACCEL_NONE;
+	m.retired = !c;
 	if (bpf_map_update_elem(d->fd_be_meta, &n->id, &m, BPF_ANY))
 		pr_warn("write aibl_be_meta[%u]: %s", n->id, strerror(errno));
 }
@@ -574,8 +575,15 @@ static void adopt_backend_state(struct aibld *d)
 {
 	for (int i = 0; i < d->nnodes; i++) {
 		struct node_rt *n = &d->nodes[i];
+		struct aibl_be_meta m;
 		struct aibl_backend be;
 
+		/* the state is the node's own: not that of a retired node
+		 * whose id it took, nor the draining aibld gave a node it
+		 * retired, which is configured again now */
+		if (n->fresh_id || (n->cfg_idx >= 0 &&
+				    !bpf_map_lookup_elem(d->fd_be_meta, &n->id, &m) && m.retired))
+			continue;
 		if (bpf_map_lookup_elem(d->fd_backends, &n->id, &be) ||
 		    !(be.flags & AIBL_BE_F_VALID))
 			continue;
