@@ -925,6 +925,13 @@ static int write_members(struct aibld *d, const struct cfg_service *cs, struct s
 		free(mk);
 		free(mv);
 		free(pos);
+		/* the lists the caller installed, as if nothing was written:
+		 * the next loop's delete pass and comparison read them */
+		for (int k = 0; k < cs->nnodes; k++) {
+			s->mem_ids[k] = d->nodes[cs->nodes[k]].id;
+			memset(&s->mem_val[k], 0xff, sizeof(s->mem_val[0]));
+		}
+		s->rewrite = true;
 		return -ENOMEM;
 	}
 	for (int k = 0; k < cs->nnodes; k++) {
