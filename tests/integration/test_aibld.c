@@ -752,6 +752,33 @@ static void maps_reflect_config(void)
 	ASSERT_TRUE(g.flags & AIBL_G_F_FLOW_CACHE, "flow cache on by default");
 	ASSERT_EQ(g.affinity_ms, 2000, "client affinity: ai.affinity_ms by default");
 	ASSERT_EQ(g.affinity_spill_ms, 500, "its spill: ai.pin_spill_ms");
+	{
+		/* a neighbour that is none of the globals' facts (not the
+		 * gateway), then a new interface MAC: one globals write, the
+		 * MAC's (each write voids the flow cache) */
+		static const __u8 mac[6] = {0x02, 0x00, 0x00, 0x00, 0x42, 0x42};
+		__u8 old_mac[6];
+		__u32 e0 = g.epoch;
+		bool seen = false;
+
+		memcpy(old_mac, g.if_mac, 6);
+		ASSERT_OK(sh("ip neigh replace 10.98.0.77 lladdr 02:00:00:00:00:77 dev %s", ifa),
+			  "neighbour");
+		/* handled apart from the MAC's event (aibld reads netlink at
+		 * once; were it slower, the two would be one write and this
+		 * check would pass without telling) */
+		usleep(500000);
+		ASSERT_OK(sh("ip link set dev %s address 02:00:00:00:42:42", ifa), "new MAC");
+		for (int i = 0; i < 50 && !seen; i++) {
+			usleep(100000);
+			seen = !bpf_map_lookup_elem(g_fd, &zero, &g) && !memcmp(g.if_mac, mac, 6);
+		}
+		ASSERT_TRUE(seen, "the new MAC in the globals");
+		ASSERT_EQ(g.epoch, e0 + 1, "one globals write: the MAC's, not the neighbour's");
+		sh("ip link set dev %s address %02x:%02x:%02x:%02x:%02x:%02x", ifa, old_mac[0],
+		   old_mac[1], old_mac[2], old_mac[3], old_mac[4], old_mac[5]);
+		sh("ip neigh del 10.98.0.77 dev %s", ifa);
+	}
 	close(g_fd);
 	ASSERT_EQ(sh("ip link show %s | grep -q xdpgeneric", ifa), 0, "attached generic");
 }

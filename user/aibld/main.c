@@ -223,12 +223,30 @@ refused:
 static void interface_changed(struct daemon *dm)
 {
 	struct aibld *d = &dm->d;
+	/* what the globals take from the interface */
+	struct {
+		int ifindex;
+		__u8 if_mac[6], gw_mac[6];
+		union aibl_addr a4, a6;
+	} was, now;
 	int err;
 
+	memset(&was, 0, sizeof(was));
+	was.ifindex = d->ifindex;
+	was.a4 = d->if_addr4;
+	was.a6 = d->if_addr6;
+	memcpy(was.if_mac, d->if_mac, 6);
+	memcpy(was.gw_mac, d->gw_mac, 6);
 	err = netlink__refresh(dm->nl, d);
 	dm->nl_stale = err && err != -ENODEV;
 	if (err)
 		return;
+	memset(&now, 0, sizeof(now));
+	now.ifindex = d->ifindex;
+	now.a4 = d->if_addr4;
+	now.a6 = d->if_addr6;
+	memcpy(now.if_mac, d->if_mac, 6);
+	memcpy(now.gw_mac, d->gw_mac, 6);
 	if (d->ifindex != dm->attached_ifindex) {
 		struct dp_attach_opts ao = {
 		    .mode =
@@ -245,7 +263,12 @@ static void interface_changed(struct daemon *dm)
 		}
 		dm->attach_err = err;
 	}
-	aibld__write_globals(d);
+	/* a neighbour or route event elsewhere changes none of them: no
+	 * globals write, whose filter rebuilds walk every pin and whose
+	 * epoch bump voids the flow cache (the recompute that follows still
+	 * resolves the nodes' next hops) */
+	if (memcmp(&was, &now, sizeof(now)))
+		aibld__write_globals(d);
 }
 
 /* drain signalfd; returns 1 to stop */
