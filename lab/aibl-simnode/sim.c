@@ -633,7 +633,11 @@ int sim__lora_route(struct sim *s, const char *name, struct sim_req *rq)
  * takes a waiting request only when its blocks can be had: free ones, or
  * idle cached ones (evictable, so counted free; reused, they leave the
  * free pool all the same); only a prefix a running request holds already
- * costs nothing more. First come first served: the head of the queue
+ * costs nothing more. A running request holds all its tokens, the prefix
+ * it reused from the cache too (its blocks are pinned while it runs): the
+ * held tokens are running_tokens, the figure vllm:kv_cache_usage_perc
+ * shows. Until 2026-12-07 the reused prefix was counted free, and a node
+ * whose turns ran on cache hits admitted past its capacity. First come first served: the head of the queue
  * waits, and everyone behind it, until running requests finish. A request
  * alone on the node always runs (vLLM refuses a prompt longer than the
  * model's context up front instead). Running requests still grow by their
@@ -642,7 +646,7 @@ int sim__lora_route(struct sim *s, const char *name, struct sim_req *rq)
  */
 static bool kv_fits(struct sim *s, const struct sim_req *rq)
 {
-	uint64_t held = s->running_tokens - s->shared_tokens, need = rq->prompt_tokens;
+	uint64_t held = s->running_tokens, need = rq->prompt_tokens;
 	uint32_t hit;
 	int entry;
 

@@ -420,6 +420,50 @@ out:
 	sim__fini(&s);
 }
 
+/* a running request's reused prefix is held as surely as what it computes:
+ * its blocks are pinned while it runs (vLLM's ref counts), not free for a
+ * waiting request. With the prefix counted free, a node whose later turns
+ * ran on cache hits admitted past its capacity (the kv-pressure scenario) */
+static void kv_admission_counts_reused_prefix(void)
+{
+	struct sim_cfg c = cfg_default();
+	char pa[2401], pa2[2801], pb[2401];
+	struct sim_req t2 = {};
+	struct admit_arg b;
+	pthread_t th;
+	struct sim s;
+	char err[256];
+
+	c.slots = 2;
+	c.cache_tokens = 1000;
+	memset(pa, 'a', 2400);
+	pa[2400] = '\0';
+	memcpy(pa2, pa, 2400);
+	memset(pa2 + 2400, 'z', 400);
+	pa2[2800] = '\0';
+	memset(pb, 'b', 2400);
+	pb[2400] = '\0';
+	if (!ASSERT_OK(sim__init(&s, &c, "m:100", NULL, err, sizeof(err)), err))
+		return;
+	run(&s, "m", "sa", pa, "", NULL);
+	/* sa's second turn: 700 tokens, about 600 of them its cached prefix */
+	if (!ASSERT_OK(req_start(&s, &t2, "m", "sa", pa2), "sa's second turn runs"))
+		goto out;
+	ASSERT_TRUE(t2.cached_tokens >= 600, "its prefix reused");
+	/* 600 more beside 700 held: over 1,000, sb waits, a slot free */
+	if (!ASSERT_OK(admit_start(&s, &b, &th, "sb", pb), "sb arrives")) {
+		req_end(&s, &t2, "");
+		goto out;
+	}
+	ASSERT_FALSE(admitted_within(&b, 100), "sb waits: the reused prefix is held");
+	req_end(&s, &t2, "");
+	pthread_join(th, NULL);
+	ASSERT_OK(b.err, "sb runs once the turn finished");
+	req_end(&s, &b.rq, "");
+out:
+	sim__fini(&s);
+}
+
 struct lora_load_arg {
 	struct sim *s;
 	int err;
@@ -700,6 +744,7 @@ static const struct test_case cases[] = {
     {"determinism", determinism},	    {"metrics_page", metrics_page},
     {"stop_ends_waits", stop_ends_waits},   {"shared_prefill", shared_prefill},
     {"llamacpp_pages", llamacpp_pages},	    {"kv_admission", kv_admission},
+    {"kv_admission_counts_reused_prefix", kv_admission_counts_reused_prefix},
 };
 
 TEST_MAIN("simnode", cases)
