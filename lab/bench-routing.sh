@@ -289,9 +289,13 @@ nodes_start() { # SCENARIO
 	for i in $(seq "$NODES"); do
 		kind=${NODEV[$((i - 1))]%%:*}
 		res=${NODEV[$((i - 1))]#*:}
+		# one simulator seed for every node: a request's reply text and
+		# jitter are then the same whichever node serves it, so the
+		# policies see one workload (with a seed per node, a reply's
+		# words, and so the next turn's length, followed the routing)
 		# shellcheck disable=SC2046
 		lab_start_node "$i" --models "$MODELS" --resident "$res" --load-ms "$LOAD_MS" \
-			--jitter "$JITTER" --seed "$i" $(kind_args "$kind") $(scen_sim "$1") \
+			--jitter "$JITTER" --seed 1 $(kind_args "$kind") $(scen_sim "$1") \
 			"${SIM_ARGS[@]}" ||
 			die "node n$i did not start"
 	done
