@@ -35,12 +35,15 @@ static int lg_group__compute(const struct lg_run *run, enum lg_by by, int key, s
 			continue;
 		g->requests++;
 		g->reconnects += s->reconnect;
+		/* a request that waited for a load and then failed was a cold
+		 * start all the same: counted, a policy's failures cannot hide
+		 * its cold starts */
+		g->cold += s->cold;
 		if (!s->ok) {
 			g->failed++;
 			continue;
 		}
 		g->ok++;
-		g->cold += s->cold;
 		g->prompt += s->prompt_tokens;
 		g->cached += s->cached_tokens;
 		g->hit_reqs += s->cached_tokens > 0;

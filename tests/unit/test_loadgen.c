@@ -136,7 +136,32 @@ static void test_names(void)
 	lg_names__free(&t);
 }
 
+/* a request that waited for a model load and then failed counts as a cold
+ * start: a policy's failures must not hide its cold starts */
+static void test_cold_counts_failed(void)
+{
+	struct lg_run run = {.mode = "chat"};
+	struct lg_sample ok = {.ok = true, .cold = true, .status = 200, .out_tokens = 1},
+			 failed = {.ok = false, .cold = true, .status = 0};
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!ASSERT_TRUE(f != NULL, "memstream"))
+		return;
+	ASSERT_OK(lg_samples__add(&run.samples, &ok), "add");
+	ASSERT_OK(lg_samples__add(&run.samples, &failed), "add");
+	run.wall_s = 1;
+	ASSERT_OK(lg_report__json(f, &run, NULL), "json");
+	fclose(f);
+	ASSERT_TRUE(buf && strstr(buf, "\"cold_starts\": 2"), "both cold starts counted");
+	ASSERT_TRUE(buf && strstr(buf, "\"failed\": 1"), "one failed");
+	free(buf);
+	lg_run__free(&run);
+}
+
 static const struct test_case cases[] = {
+    {"cold_counts_failed", test_cold_counts_failed},
     {"addr_ranges", test_addr_ranges},
     {"rng_deterministic", test_rng_deterministic},
     {"sse_framing", test_sse_framing},
