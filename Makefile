@@ -25,6 +25,11 @@
 .SUFFIXES:
 
 BUILD ?= build
+# one spelling per directory: the dependency files name their targets as
+# BUILD was given, and a build dir inside the tree given once absolute
+# (BUILD=$$PWD/build) left .d files whose targets the relative spelling
+# never matched, so a header change did not rebuild those objects
+override BUILD := $(patsubst $(CURDIR)/%,%,$(BUILD))
 CLANG ?= clang
 BPFTOOL ?= bpftool
 CC ?= gcc
