@@ -1479,6 +1479,107 @@ static struct agent_cfg one_server_cfg(char *url)
 }
 
 /*
+ * A failed scrape (HTTP 404 here, as a 500 or a timeout) is no news that the
+ * server is down: it stays up, its figures aging, until --stale-ms passes
+ * without a good one (docs/agent.md). Down at the first failure, one slow
+ * page took its models out of the report, and a stale report counts as a
+ * failed poll at aibld.
+ */
+static void failed_scrape_keeps_up(void)
+{
+	static const char page[] = "vllm:num_requests_running{model_name=\"m\"} 2\n"
+				   "vllm:num_requests_waiting{model_name=\"m\"} 0\n";
+	struct agent_report r = {0};
+	struct MHD_Daemon *d;
+	char url[96], msg[256] = "";
+	struct agent_cfg cfg = one_server_cfg(url);
+	struct agent a;
+	bool init = false;
+
+	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
+			     NULL, NULL, eng_handler, NULL, MHD_OPTION_END);
+	if (!ASSERT_OK_PTR(d, "engine server"))
+		return;
+	memset(&eng, 0, sizeof(eng));
+	eng.metrics = page;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d",
+		 MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port);
+	cfg.stale_ms = 300;
+	if (!ASSERT_OK(agent__init(&a, &cfg, msg, sizeof(msg)), msg))
+		goto out;
+	init = true;
+	agent__collect_once(&a);
+	if (!report_of(&a, &r) || !ASSERT_TRUE(r.servers[0].up, "up after a good page"))
+		goto out;
+	eng.metrics = NULL; /* 404 from now on */
+	agent__collect_once(&a);
+	if (report_of(&a, &r)) {
+		ASSERT_TRUE(r.servers[0].up, "one failed scrape: still up");
+		ASSERT_FALSE(r.stale, "the report not stale");
+		ASSERT_TRUE(r.servers[0].error[0] != 0, "the failure said");
+		ASSERT_TRUE(r.nmodels == 1 && r.models[0].resident, "its model still resident");
+	}
+	/* no good page for longer than stale_ms: down */
+	usleep(400 * 1000);
+	agent__collect_once(&a);
+	if (report_of(&a, &r)) {
+		ASSERT_FALSE(r.servers[0].up, "down after stale_ms without a good page");
+		ASSERT_TRUE(r.stale, "stale");
+	}
+	/* a refused connection is news at once: nothing listens (the 404s
+	 * sent the agent round the usual metrics paths: back to /metrics
+	 * within a few rounds) */
+	eng.metrics = page;
+	for (int i = 0; i < 4 && report_of(&a, &r) && !r.servers[0].up; i++)
+		agent__collect_once(&a);
+	if (report_of(&a, &r))
+		ASSERT_TRUE(r.servers[0].up, "up again after a good page");
+	MHD_stop_daemon(d);
+	d = NULL;
+	agent__collect_once(&a);
+	if (report_of(&a, &r))
+		ASSERT_FALSE(r.servers[0].up, "refused: down at once");
+out:
+	agent_report__free(&r);
+	if (init)
+		agent__fini(&a);
+	if (d)
+		MHD_stop_daemon(d);
+	memset(&eng, 0, sizeof(eng));
+}
+
+/* the node's requests in flight: every up server's running and waiting,
+ * or unknown where one server's running count is (a Triton without
+ * TensorRT-LLM's figures): counted as 0, a busy node read as idle */
+static void in_flight_unknown(void)
+{
+	char u1[] = "http://127.0.0.1:9", u2[] = "http://127.0.0.1:10", msg[256] = "";
+	struct agent_cfg cfg = one_server_cfg(u1);
+	struct agent_report r = {0};
+	struct agent a;
+
+	cfg.urls[1] = u2;
+	cfg.nservers = 2;
+	if (!ASSERT_OK(agent__init(&a, &cfg, msg, sizeof(msg)), msg))
+		return;
+	for (int i = 0; i < 2; i++) {
+		a.servers[i].s.up = true;
+		a.servers[i].last_ok_ms = clock_mono_ms();
+	}
+	a.servers[0].s.running = 3;
+	a.servers[0].s.queue_depth = 1;
+	a.servers[1].s.running = -1; /* Triton: its pending requests alone */
+	a.servers[1].s.queue_depth = 0;
+	if (report_of(&a, &r))
+		ASSERT_EQ(r.in_flight, -1, "one server's running unknown: the node's unknown");
+	a.servers[1].s.running = 2;
+	if (report_of(&a, &r))
+		ASSERT_EQ(r.in_flight, 6, "both known: 3 + 1 + 2");
+	agent_report__free(&r);
+	agent__fini(&a);
+}
+
+/*
  * A load asked of a model the engine holds already is answered so (200
  * resident), not started again: Ollama's loaded models are those of its
  * /api/ps (the page's), its /api/tags lists what it could load, none
@@ -1871,6 +1972,8 @@ static const struct test_case cases[] = {
     {"other_engines", other_engines},
     {"models_json", models_json},
     {"engine_slots", engine_slots},
+    {"failed_scrape_keeps_up", failed_scrape_keeps_up},
+    {"in_flight_unknown", in_flight_unknown},
     {"hints_aging", hints_aging},
     {"hints_bounded", hints_bounded},
     {"hints_post_body", hints_post_body},

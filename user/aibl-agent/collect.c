@@ -460,7 +460,17 @@ static void scrape_all(struct agent *a)
 		} else if (page_ok) {
 			fetch_error(fv, "models", w->s.error, sizeof(w->s.error));
 		}
-		w->s.up = page_ok;
+		/* a page that failed (a timeout, an HTTP error, garbage) is no
+		 * news that the server is down: up it stays, its figures
+		 * aging, until stale_ms passes without a good one. Down at
+		 * once, one slow page took its models out of the report, and a
+		 * stale report is a failed poll at aibld. A refused connection
+		 * is news: no process listens, down now */
+		if (page_ok)
+			w->s.up = true;
+		else if (fm->res == CURLE_COULDNT_CONNECT ||
+			 clock_mono_ms() - w->last_ok_ms > a->cfg.stale_ms)
+			w->s.up = false;
 		if (page_ok && paths[i][2][0])
 			info_take(w, &f[3 * i + 2], paths[i][2], clock_mono_ms());
 		else if (page_ok && w->restarted)
@@ -1523,7 +1533,10 @@ int agent__report_seq(struct agent *a, struct agent_report *r, uint64_t *seq)
 	double slots = 0;
 	int nq = 0, nin = 0, nhit = 0, nttft = 0, ne2e = 0, nrun = 0, npf = 0, npt = 0;
 	uint64_t now;
-	bool fresh = false, unstated = false;
+	/* unseen: an up server whose requests in flight are unknown (its
+	 * running count unread: a Triton without TensorRT-LLM's figures, a
+	 * llama.cpp without --metrics) */
+	bool fresh = false, unstated = false, unseen = false;
 
 	agent_report__init(r);
 	snprintf(r->node, sizeof(r->node), "%s", a->cfg.name);
@@ -1594,9 +1607,14 @@ int agent__report_seq(struct agent *a, struct agent_report *r, uint64_t *seq)
 			q += s->queue_depth;
 			nq++;
 		}
-		if (s->queue_depth >= 0 || s->running >= 0) {
-			inflight += fmax(s->queue_depth, 0) + fmax(s->running, 0);
+		/* the node's in flight: every up server's running and waiting,
+		 * or unknown where one's running is (a sum without it would
+		 * call a busy node idle: in_flight 0 is idle to aibld) */
+		if (s->running >= 0) {
+			inflight += fmax(s->queue_depth, 0) + s->running;
 			nin++;
+		} else {
+			unseen = true;
 		}
 		if (s->kv_cache_usage >= 0)
 			r->kv_cache_usage = fmax(r->kv_cache_usage, s->kv_cache_usage);
@@ -1639,7 +1657,7 @@ int agent__report_seq(struct agent *a, struct agent_report *r, uint64_t *seq)
 	}
 	/* servers' sums held within the report's bound (AR_MAX_FIGURE) */
 	r->queue_depth = nq ? agent_report__figure(q) : -1;
-	r->in_flight = nin ? agent_report__figure(inflight) : -1;
+	r->in_flight = nin && !unseen ? agent_report__figure(inflight) : -1;
 	r->prefix_cache_hit_rate = nhit ? hit / nhit : -1;
 	r->ttft_avg_ms = nttft ? ttft / nttft : -1;
 	r->e2e_avg_ms = ne2e ? e2e / ne2e : -1;
