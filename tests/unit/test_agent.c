@@ -134,6 +134,45 @@ out:
 	fake_env_reset();
 }
 
+/* a faulty sensor (NVML's 0xFFFFFFFF mW, 400 C): the figure unknown, said
+ * why, and the report still one aibld takes (its parser refuses a whole
+ * report with a figure out of range) */
+static void nvml_implausible(void)
+{
+	struct ar_gpu *gpus = smp.gpus;
+	struct agent_nvml *nv = NULL;
+	struct agent_report r, back;
+	char msg[256] = "", *json = NULL;
+
+	fake_env_reset();
+	setenv("FAKE_NVML_COUNT", "2", 1);
+	setenv("FAKE_NVML_TEMP", "400,50", 1);
+	setenv("FAKE_NVML_POWER_MW", "4294967295,300000", 1);
+	if (!ASSERT_OK(agent_nvml__open(fake_nvml_path(), &nv, msg, sizeof(msg)), msg))
+		return;
+	if (!ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg))
+		goto out;
+	ASSERT_FALSE(ar_gpu_known(gpus[0].temp_c), "400 C unknown");
+	ASSERT_FALSE(ar_gpu_known(gpus[0].power_w), "4.3 MW unknown");
+	ASSERT_TRUE(strstr(gpus[0].error, "out of range") != NULL, gpus[0].error);
+	ASSERT_TRUE(gpus[1].temp_c == 50 && gpus[1].power_w == 300, "the other GPU read");
+	agent_report__init(&r);
+	agent_report__init(&back);
+	snprintf(r.node, sizeof(r.node), "n");
+	r.nvml = true;
+	r.ngpus = smp.n;
+	memcpy(r.gpus, gpus, smp.n * sizeof(*gpus));
+	json = agent_report__to_json(&r);
+	ASSERT_TRUE(json && agent_report__parse(json, strlen(json), &back, msg, sizeof(msg)) == 0,
+		    msg);
+	agent_report__free(&r);
+	agent_report__free(&back);
+	free(json);
+out:
+	agent_nvml__close(nv);
+	fake_env_reset();
+}
+
 /* points 2, 3 and MIG: what H100/H200 nodes in containers look like */
 static void nvml_mig_and_permissions(void)
 {
@@ -1974,6 +2013,7 @@ static const struct test_case cases[] = {
     {"engine_slots", engine_slots},
     {"failed_scrape_keeps_up", failed_scrape_keeps_up},
     {"in_flight_unknown", in_flight_unknown},
+    {"nvml_implausible", nvml_implausible},
     {"hints_aging", hints_aging},
     {"hints_bounded", hints_bounded},
     {"hints_post_body", hints_post_body},

@@ -319,6 +319,16 @@ static void nv_figures(struct nv_round *rd, nvmlDevice_t dev, struct ar_gpu *g)
 	r = NV_CALL(nv, power, "nvmlDeviceGetPowerUsage", dev, &mw);
 	if (nv_ok(rd, g, "power", "nvmlDeviceGetPowerUsage", r))
 		g->power_w = mw / 1000.0;
+	/* a faulty sensor's reading is unknown, not a figure: the report's
+	 * parser refuses a whole report with one out of range (report.c) */
+	if (!(g->temp_c >= -100 && g->temp_c <= 300) && !isnan(g->temp_c)) {
+		snprintf(g->error, sizeof(g->error), "temperature %.0f C out of range", g->temp_c);
+		g->temp_c = NAN;
+	}
+	if (!(g->power_w >= 0 && g->power_w <= 1e6) && !isnan(g->power_w)) {
+		snprintf(g->error, sizeof(g->error), "power %.0f W out of range", g->power_w);
+		g->power_w = NAN;
+	}
 }
 
 /* the next entry of s, or NULL (counted as omitted) when full */
