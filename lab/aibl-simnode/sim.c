@@ -637,12 +637,11 @@ int sim__lora_route(struct sim *s, const char *name, struct sim_req *rq)
  * it reused from the cache too (its blocks are pinned while it runs): the
  * held tokens are running_tokens, the figure vllm:kv_cache_usage_perc
  * shows. Until 2026-12-07 the reused prefix was counted free, and a node
- * whose turns ran on cache hits admitted past its capacity. First come first served: the head of the queue
- * waits, and everyone behind it, until running requests finish. A request
- * alone on the node always runs (vLLM refuses a prompt longer than the
- * model's context up front instead). Running requests still grow by their
- * decoded tokens past the capacity: the preemption vLLM would do then is
- * not modelled.
+ * whose turns ran on cache hits admitted past its capacity. First come first served: the head of
+ * the queue waits, and everyone behind it, until running requests finish. A request alone on the
+ * node always runs (vLLM refuses a prompt longer than the model's context up front instead).
+ * Running requests still grow by their decoded tokens past the capacity: the preemption vLLM would
+ * do then is not modelled.
  */
 static bool kv_fits(struct sim *s, const struct sim_req *rq)
 {

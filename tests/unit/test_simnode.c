@@ -738,12 +738,18 @@ out:
 }
 
 static const struct test_case cases[] = {
-    {"init_errors", init_errors},	    {"prefix_cache", prefix_cache},
-    {"prefix_cache_lru", prefix_cache_lru}, {"prefix_cache_shared", prefix_cache_shared},
-    {"model_residency", model_residency},   {"lora_adapters", lora_adapters},
-    {"determinism", determinism},	    {"metrics_page", metrics_page},
-    {"stop_ends_waits", stop_ends_waits},   {"shared_prefill", shared_prefill},
-    {"llamacpp_pages", llamacpp_pages},	    {"kv_admission", kv_admission},
+    {"init_errors", init_errors},
+    {"prefix_cache", prefix_cache},
+    {"prefix_cache_lru", prefix_cache_lru},
+    {"prefix_cache_shared", prefix_cache_shared},
+    {"model_residency", model_residency},
+    {"lora_adapters", lora_adapters},
+    {"determinism", determinism},
+    {"metrics_page", metrics_page},
+    {"stop_ends_waits", stop_ends_waits},
+    {"shared_prefill", shared_prefill},
+    {"llamacpp_pages", llamacpp_pages},
+    {"kv_admission", kv_admission},
     {"kv_admission_counts_reused_prefix", kv_admission_counts_reused_prefix},
 };
 
