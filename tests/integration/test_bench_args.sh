@@ -48,11 +48,14 @@ t_check ai_setting_refused [ "$r" = "2|bench-routing: --ai: 'cold_start_after_ms
 # --help names every option the bench takes (it stopped at the load sweep,
 # before the usage line, --report, --ai and the rest)
 "$B" --help >"$tmp/help"
-missing=
+missing= n=0
 for o in $(sed -n '/^while \[ \$# -gt 0 \]/,/^done/p' "$B" | grep -oE '^\s+--[a-z-]+\)' | tr -d ' \t)'); do
+	n=$((n + 1))
 	grep -q -- "$o" "$tmp/help" || missing+=" $o"
 done
-t_check help_names_every_option [ -z "$missing" ]
+# the options were found at all (16 today): a rewritten parser loop must
+# not leave nothing to check
+t_check help_names_every_option [ -z "$missing" -a "$n" -ge 15 ]
 # the other benchmarks' --help prints their usage rather than running them
 # (bench-xdp and bench-controller ran in full), and bench-controller, which
 # takes no argument, refuses one
