@@ -303,6 +303,19 @@ static __u8 vip_half(struct aibld *d)
 	return v.ring_half;
 }
 
+/* aibld up with two_nodes() (its service "web"), and the table web's VIP
+ * reads: the service's id, the VIP's half and that half's ring */
+static bool ctl_up_web(struct aibld *d, struct config *cfg, struct dp **dp, char *dir, size_t len,
+		       __u32 *id, __u8 *h, __u32 *ring)
+{
+	if (!ASSERT_OK(two_nodes(cfg), "config") || !ctl_up(d, cfg, dp, dir, len, NULL))
+		return false;
+	*id = d->svcs[0].id;
+	*h = vip_half(d);
+	return ASSERT_TRUE(*h < 2, "the VIP's half") &&
+	       ASSERT_OK(tables__read_ring(d, *id, *h, ring), "the table in force");
+}
+
 /* a reload that renames a service hands the new name the freed id while
  * the VIP, kept in place, still reads the old name's table: the first
  * table of the new name goes into the other half, never the one read */
@@ -320,13 +333,8 @@ static void renamed_service_other_half(void)
 	if (!test__can_bpf())
 		return SKIP("needs root");
 	memset(&next, 0, sizeof(next));
-	if (!ASSERT_TRUE(before && after, "alloc") || !ASSERT_OK(two_nodes(&cfg), "config") ||
-	    !ctl_up(&d, &cfg, &dp, dir, sizeof(dir), NULL))
-		goto out;
-	id = d.svcs[0].id;
-	h = vip_half(&d);
-	if (!ASSERT_TRUE(h < 2, "the VIP's half") ||
-	    !ASSERT_OK(tables__read_ring(&d, id, h, before), "the table in force"))
+	if (!ASSERT_TRUE(before && after, "alloc") ||
+	    !ctl_up_web(&d, &cfg, &dp, dir, sizeof(dir), &id, &h, before))
 		goto out;
 	/* renamed, and n1 at the weight of n2: another table */
 	if (!ASSERT_OK(two_nodes(&next), "renamed config"))
@@ -370,13 +378,8 @@ static void new_service_off_live_ids(void)
 	if (!test__can_bpf())
 		return SKIP("needs root");
 	memset(&next, 0, sizeof(next));
-	if (!ASSERT_TRUE(before && after, "alloc") || !ASSERT_OK(two_nodes(&cfg), "config") ||
-	    !ctl_up(&d, &cfg, &dp, dir, sizeof(dir), NULL))
-		goto out;
-	id = d.svcs[0].id;
-	h = vip_half(&d);
-	if (!ASSERT_TRUE(h < 2, "the VIP's half") ||
-	    !ASSERT_OK(tables__read_ring(&d, id, h, before), "the table in force"))
+	if (!ASSERT_TRUE(before && after, "alloc") ||
+	    !ctl_up_web(&d, &cfg, &dp, dir, sizeof(dir), &id, &h, before))
 		goto out;
 	/* [other on a new VIP, only n1; web-new on web's VIP] */
 	if (!ASSERT_OK(two_nodes(&next), "next config"))

@@ -439,8 +439,8 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 			continue;
 		for (__u32 id = 0; id < d->max_services; id++)
 			live[id] = live[id] || used[id];
-		/* every id read by a VIP: the least harm is one no VIP reads
-		 * the service's own */
+		/* an id no VIP reads; failing that (every free one is read),
+		 * any free one, as before */
 		if (alloc_id(live, d->max_services, &s->id) &&
 		    alloc_id(used, d->max_services, &s->id)) {
 			pr_err("no free service id for '%s' (max %u)", s->name, d->max_services);

@@ -211,6 +211,23 @@ refused:
 	return ret;
 }
 
+/* what the globals take from the interface */
+struct if_facts {
+	int ifindex;
+	__u8 if_mac[6], gw_mac[6];
+	union aibl_addr a4, a6;
+};
+
+static void if_facts_of(const struct aibld *d, struct if_facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->ifindex = d->ifindex;
+	f->a4 = d->if_addr4;
+	f->a6 = d->if_addr6;
+	memcpy(f->if_mac, d->if_mac, 6);
+	memcpy(f->gw_mac, d->gw_mac, 6);
+}
+
 /*
  * Netlink said something changed: re-read the facts; an interface that
  * came back with a new index (deleted and re-created) gets the program
@@ -223,30 +240,15 @@ refused:
 static void interface_changed(struct daemon *dm)
 {
 	struct aibld *d = &dm->d;
-	/* what the globals take from the interface */
-	struct {
-		int ifindex;
-		__u8 if_mac[6], gw_mac[6];
-		union aibl_addr a4, a6;
-	} was, now;
+	struct if_facts was, now;
 	int err;
 
-	memset(&was, 0, sizeof(was));
-	was.ifindex = d->ifindex;
-	was.a4 = d->if_addr4;
-	was.a6 = d->if_addr6;
-	memcpy(was.if_mac, d->if_mac, 6);
-	memcpy(was.gw_mac, d->gw_mac, 6);
+	if_facts_of(d, &was);
 	err = netlink__refresh(dm->nl, d);
 	dm->nl_stale = err && err != -ENODEV;
 	if (err)
 		return;
-	memset(&now, 0, sizeof(now));
-	now.ifindex = d->ifindex;
-	now.a4 = d->if_addr4;
-	now.a6 = d->if_addr6;
-	memcpy(now.if_mac, d->if_mac, 6);
-	memcpy(now.gw_mac, d->gw_mac, 6);
+	if_facts_of(d, &now);
 	if (d->ifindex != dm->attached_ifindex) {
 		struct dp_attach_opts ao = {
 		    .mode =
