@@ -1857,6 +1857,22 @@ static void models_json(void)
 		ASSERT_EQ(srv.nmodels, 2, "previous list kept");
 		ASSERT_STREQ(srv.models[0].name, "a", "its names too");
 	}
+	{
+		/* a name no report can carry (a LoRA named by its path) is left
+		 * out and said, the rest taken: refusing the list kept b, since
+		 * unloaded, resident for good */
+		char body[512], longid[131];
+
+		memset(longid, 'x', 130);
+		longid[130] = '\0';
+		snprintf(body, sizeof(body), "{\"data\":[{\"id\":\"a\"},{\"id\":\"%s\"}]}", longid);
+		if (ASSERT_OK(agent_models__parse(body, strlen(body), &srv, msg, sizeof(msg)),
+			      msg)) {
+			ASSERT_EQ(srv.nmodels, 1, "a alone: b gone, the long one left out");
+			ASSERT_STREQ(srv.models[0].name, "a", "a");
+			ASSERT_TRUE(strstr(msg, "data[1].id longer than 127 bytes") != NULL, msg);
+		}
+	}
 }
 
 static const char *client_str(const struct ar_hint *h)

@@ -449,9 +449,11 @@ static void scrape_all(struct agent *a)
 		} else if (fv->res == CURLE_OK && fv->status == 200) {
 			const char *b = http_body__str(&fv->body);
 
+			note[0] = '\0';
 			ret = tags ? agent_ollama__tags(b, fv->body.len, w, note, sizeof(note))
 				   : agent_models__parse(b, fv->body.len, w, note, sizeof(note));
-			if (ret && page_ok)
+			/* an error, or a model left out of a list taken */
+			if (note[0] && page_ok)
 				snprintf(w->s.error, sizeof(w->s.error), "%s", note);
 			listed = !ret;
 		} else if (fv->res == CURLE_OK && fv->status == 404) {

@@ -1003,24 +1003,36 @@ int agent_models__parse(const char *body, size_t len, struct agent_server *srv, 
 	json_array_foreach(data, i, m)
 	{
 		id = json_object_get(m, "id");
-		if (!json_is_string(id) || !json_string_length(id) ||
-		    json_string_length(id) >= AR_MODEL_LEN) {
-			snprintf(msg, msglen, "/v1/models: data[%zu].id missing or too long", i);
+		if (!json_is_string(id) || !json_string_length(id)) {
+			snprintf(msg, msglen, "/v1/models: data[%zu].id missing", i);
 			err = -EINVAL;
 			goto out;
 		}
 	}
+	msg[0] = '\0';
 	json_array_foreach(data, i, m)
 	{
 		struct ar_model *am;
 
 		id = json_object_get(m, "id");
+		/* a name no report can carry (a LoRA named by its path) is
+		 * left out, and said: refusing the whole list kept the last
+		 * one read, its unloaded models resident for good */
+		if (json_string_length(id) >= AR_MODEL_LEN) {
+			snprintf(msg, msglen,
+				 "/v1/models: data[%zu].id longer than %d bytes: not listed", i,
+				 AR_MODEL_LEN - 1);
+			continue;
+		}
 		if (n >= AGENT_SERVER_MODELS)
 			break; /* a server with more models than a report carries */
 		am = &srv->models[n++];
 		memset(am, 0, sizeof(*am));
 		snprintf(am->name, sizeof(am->name), "%s", json_string_value(id));
-		snprintf(am->server, sizeof(am->server), "%s", srv->s.url);
+		/* am is in srv too: copied whole, the same size */
+		_Static_assert(sizeof(am->server) == sizeof(srv->s.url), "url sizes");
+		memcpy(am->server, srv->s.url, sizeof(am->server));
+		am->server[sizeof(am->server) - 1] = '\0';
 		/* OpenAI servers list what they serve (vLLM: LoRA adapters
 		 * loaded now, with their "parent"); aibl-simnode also lists
 		 * what it could load, marked "resident": false */
