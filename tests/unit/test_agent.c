@@ -1748,8 +1748,8 @@ static void engine_slots(void)
 	ASSERT_STREQ(agent_server__info_path(&srv), "/server_info", "kind=sglang wins");
 	ASSERT_TRUE(agent_server__info_next(&srv), "an older one");
 	ASSERT_STREQ(agent_server__info_path(&srv), "/get_server_info", "before 2026");
-	ASSERT_TRUE(agent_server__info_next(&srv), "round again");
-	ASSERT_STREQ(agent_server__info_path(&srv), "/server_info", "the newer again");
+	ASSERT_FALSE(agent_server__info_next(&srv), "both asked: no other this time");
+	ASSERT_STREQ(agent_server__info_path(&srv), "/server_info", "the newer first next time");
 
 	/* live: a real agent reading them over HTTP */
 	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,

@@ -207,8 +207,11 @@ bool agent_server__info_next(struct agent_server *srv)
 	for (int i = 0; i < NINFO; i++)
 		if (!strcmp(agent_server__kind(srv), info_pages[i].kind) &&
 		    info_pages[i].paths[1]) {
+			/* false once both were asked (and back at the first
+			 * for the next try): an engine with neither page is
+			 * asked again in AGENT_INFO_EVERY_MS, not every round */
 			srv->info_probe = (srv->info_probe + 1) % 2;
-			return true;
+			return srv->info_probe != 0;
 		}
 	return false;
 }
