@@ -100,10 +100,10 @@ static void rr_wrr_hash(void)
 	ASSERT_EQ(out[2].weight, 300, "wrr weight");
 	ASSERT_EQ(out[3].weight, 0, "wrr: wrong accelerator");
 	/* what aibld also asks when it counts a service's saturated nodes */
-	ASSERT_TRUE(policy__may_serve(&svc, &cn[0]), "may serve");
-	ASSERT_FALSE(policy__may_serve(&svc, &cn[3]), "may not: wrong accelerator");
+	ASSERT_TRUE(config__may_serve(&svc, &cn[0]), "may serve");
+	ASSERT_FALSE(config__may_serve(&svc, &cn[3]), "may not: wrong accelerator");
 	cn[0].weight = 0;
-	ASSERT_FALSE(policy__may_serve(&svc, &cn[0]), "may not: weight 0");
+	ASSERT_FALSE(config__may_serve(&svc, &cn[0]), "may not: weight 0");
 	cn[0].weight = 100;
 
 	setup(AIBL_POL_HASH);

@@ -925,9 +925,7 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 			}
 			s->nodes[s->nnodes++] = idx;
 			cn = &cfg->nodes[idx];
-			/* what the ai policy (policy__may_serve) and every other
-			 * one let serve it */
-			if (s->accel < 0 || cn->accel == s->accel)
+			if (config__may_serve(s, cn))
 				total += cn->weight;
 			if (cfg->fwd_mode == AIBL_FWD_IPIP && s->vip.family == AIBL_AF_INET6 &&
 			    cn->address.family == AIBL_AF_INET)
@@ -981,6 +979,11 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 				       cfg->nodes[i].name);
 	}
 	return 0;
+}
+
+bool config__may_serve(const struct cfg_service *svc, const struct cfg_node *c)
+{
+	return c->weight && (svc->accel < 0 || c->accel == svc->accel);
 }
 
 __u16 config__check_port(const struct config *cfg, int idx)

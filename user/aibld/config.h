@@ -181,6 +181,10 @@ int config__node_index(const struct config *cfg, const char *name);
  * first TCP service that lists it; 0 none (a UDP port is no TCP check) */
 __u16 config__check_port(const struct config *cfg, int idx);
 const char *config__policy_name(int policy);
+/* whether node c may take the service's flows at all: a weight above 0
+ * and the accelerator the service needs, if it names one (the policies'
+ * test, and the config's: a service needs one such node) */
+bool config__may_serve(const struct cfg_service *svc, const struct cfg_node *c);
 const char *config__accel_name(int accel);
 
 #endif

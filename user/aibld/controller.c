@@ -1376,7 +1376,7 @@ static int recompute_service(struct aibld *d, int si, bool force, struct svc_wor
 		/* the nodes that may serve it: one of another accelerator, or
 		 * of weight 0, never takes its flows, so is never saturated */
 		if (cs->policy != AIBL_POL_AI || !p->usable || !p->fresh ||
-		    !policy__may_serve(cs, p->cfg) ||
+		    !config__may_serve(cs, p->cfg) ||
 		    policy__model_state(p, cs->model) != MODEL_RESIDENT)
 			continue;
 		resident = true;

@@ -654,7 +654,7 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 				 * weight 0, another accelerator): the data plane
 				 * checks a pin's backend, not its membership */
 				pos = svc_node_pos(cs, i);
-				if (pos < 0 || !policy__may_serve(cs, &c->nodes[i]) ||
+				if (pos < 0 || !config__may_serve(cs, &c->nodes[i]) ||
 				    (d->svcs[s].slow[pos] && !nd->pf.shared) ||
 				    policy__model_state(&pn, cs->model) != MODEL_RESIDENT ||
 				    unloading_here(nd, cs->model))

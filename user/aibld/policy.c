@@ -683,11 +683,6 @@ void policy__cost(const struct config *cfg, int policy, const struct policy_node
 	}
 }
 
-bool policy__may_serve(const struct cfg_service *svc, const struct cfg_node *c)
-{
-	return c->weight && (svc->accel < 0 || c->accel == svc->accel);
-}
-
 bool policy__mixed_price(const struct config *cfg, int node, int *ai_svc, int *other_svc)
 {
 	*ai_svc = *other_svc = -1;
@@ -739,7 +734,7 @@ static enum ai_class ai_class(const struct cfg_ai *ai, const struct cfg_service 
 {
 	enum model_state ms;
 
-	if (!p->usable || !policy__may_serve(svc, p->cfg))
+	if (!p->usable || !config__may_serve(svc, p->cfg))
 		return AI_NONE;
 	ms = policy__model_state(p, svc->model);
 	/* a stale report is no news, good or bad: it cannot promise the
@@ -1041,7 +1036,7 @@ int policy__weights(const struct config *cfg, const struct cfg_service *svc, str
 	for (int k = 0; k < svc->nnodes; k++) {
 		const struct policy_node *p = &in[k];
 
-		if (!p->usable || !policy__may_serve(svc, p->cfg))
+		if (!p->usable || !config__may_serve(svc, p->cfg))
 			continue;
 		out[k].weight = svc->policy == AIBL_POL_RR ? 1 : p->cfg->weight;
 	}

@@ -136,9 +136,6 @@ bool policy__overloaded(const struct cfg_ai *ai, const struct agent_report *r, b
  * session's wait there is of the order of a prefill, so the next slower tier
  * of nodes is worth opening */
 bool policy__busy(const struct agent_report *r);
-/* whether node c may take the service's flows at all: a weight above 0
- * and the accelerator the service needs, if it names one */
-bool policy__may_serve(const struct cfg_service *svc, const struct cfg_node *c);
 /* node (config index) in an ai service and in a least_conn or least_time
  * one: its one aibl_cost is ai's, in ms, which the other compares with its
  * other nodes' prices in flows. True with the first such pair */
