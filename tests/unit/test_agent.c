@@ -769,6 +769,32 @@ static void extract_windows(void)
 	}
 }
 
+/*
+ * A restart between pages whose count has since passed its old value
+ * while its sum has not: the pair is one new process's, both whole.
+ */
+static void extract_window_pair_reset(void)
+{
+	const char *p1 = "vllm:time_to_first_token_seconds_sum 1.0\n"
+			 "vllm:time_to_first_token_seconds_count 10\n"
+			 "vllm:prefix_cache_queries_total 1000\nvllm:prefix_cache_hits_total 100\n";
+	/* a new process: 12 requests of 50 ms; 1200 tokens queried, 60 hit */
+	const char *p2 = "vllm:time_to_first_token_seconds_sum 0.6\n"
+			 "vllm:time_to_first_token_seconds_count 12\n"
+			 "vllm:prefix_cache_queries_total 1200\nvllm:prefix_cache_hits_total 60\n";
+	struct agent_server srv;
+
+	new_server(&srv);
+	if (!extract_text(&srv, p1) || !extract_text(&srv, p2))
+		return;
+	ASSERT_TRUE(srv.restarted, "restart seen");
+	if (!ASSERT_TRUE(fabs(srv.s.ttft_avg_ms - 50) < 1e-6, "ttft: the new process's mean"))
+		fprintf(stderr, "  ttft %g want 50\n", srv.s.ttft_avg_ms);
+	if (!ASSERT_TRUE(fabs(srv.s.prefix_cache_hit_rate - 0.05) < 1e-6,
+			 "hit rate: the new process's"))
+		fprintf(stderr, "  hit %g want 0.05\n", srv.s.prefix_cache_hit_rate);
+}
+
 /* request latency: the window's mean, -1 when nothing finished in it */
 static void extract_e2e(void)
 {
@@ -1466,8 +1492,10 @@ static void edit_bad_dp(json_t *root, json_t *state)
 /* the pages the engine server of engine_slots serves, by path */
 static struct {
 	const char *metrics, *props, *server_info, *get_server_info;
-	int hits;	  /* info pages asked for */
-	bool props_stall; /* /props answers after 1 s, past the agent's timeout */
+	int hits;	    /* info pages asked for */
+	bool props_stall;   /* /props answers after 1 s, past the agent's timeout */
+	const char *models; /* /v1/models, NULL the default list of "m" */
+	bool models_fail;   /* /v1/models answers 500 */
 } eng;
 
 static enum MHD_Result eng_handler(void *cls, struct MHD_Connection *c, const char *url,
@@ -1483,7 +1511,7 @@ static enum MHD_Result eng_handler(void *cls, struct MHD_Connection *c, const ch
 	if (!strcmp(url, "/metrics"))
 		body = eng.metrics;
 	else if (!strcmp(url, "/v1/models"))
-		body = models;
+		body = eng.models ?: models;
 	else if (!strcmp(url, "/props"))
 		body = eng.props;
 	else if (!strcmp(url, "/server_info"))
@@ -1496,7 +1524,12 @@ static enum MHD_Result eng_handler(void *cls, struct MHD_Connection *c, const ch
 		sleep(1);
 	r = MHD_create_response_from_buffer(body ? strlen(body) : 9, (void *)(body ?: "not found"),
 					    MHD_RESPMEM_MUST_COPY);
-	ret = MHD_queue_response(c, body ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND, r);
+	ret = MHD_queue_response(c,
+				 !strcmp(url, "/v1/models") && eng.models_fail
+				     ? MHD_HTTP_INTERNAL_SERVER_ERROR
+				 : body ? MHD_HTTP_OK
+					: MHD_HTTP_NOT_FOUND,
+				 r);
 	MHD_destroy_response(r);
 	return ret;
 }
@@ -1584,6 +1617,81 @@ out:
 		agent__fini(&a);
 	if (d)
 		MHD_stop_daemon(d);
+	memset(&eng, 0, sizeof(eng));
+}
+
+static const struct ar_model *report_model(const struct agent_report *r, const char *name)
+{
+	for (int i = 0; i < r->nmodels; i++)
+		if (!strcmp(r->models[i].name, name))
+			return &r->models[i];
+	return NULL;
+}
+
+/*
+ * A model list that fails while the metrics page answers is no news for
+ * stale_ms; past that, what it last said is not what is loaded now (the
+ * engine restarted with other models, an adapter unloaded): its models
+ * stay listed, not resident, but for those the metrics page names.
+ */
+static void failed_model_list_ages(void)
+{
+	static const char page[] = "vllm:num_requests_running{model_name=\"m\"} 0\n"
+				   "vllm:num_requests_waiting{model_name=\"m\"} 0\n";
+	struct agent_report r = {0};
+	const struct ar_model *m, *old;
+	struct MHD_Daemon *d;
+	char url[96], msg[256] = "";
+	struct agent_cfg cfg = one_server_cfg(url);
+	struct agent a;
+	bool init = false;
+
+	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
+			     NULL, NULL, eng_handler, NULL, MHD_OPTION_END);
+	if (!ASSERT_OK_PTR(d, "engine server"))
+		return;
+	memset(&eng, 0, sizeof(eng));
+	eng.metrics = page;
+	eng.models = "{\"object\":\"list\",\"data\":[{\"id\":\"m\"},{\"id\":\"old\"}]}";
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d",
+		 MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port);
+	cfg.stale_ms = 300;
+	if (!ASSERT_OK(agent__init(&a, &cfg, msg, sizeof(msg)), msg))
+		goto out;
+	init = true;
+	agent__collect_once(&a);
+	if (!report_of(&a, &r))
+		goto out;
+	old = report_model(&r, "old");
+	if (!ASSERT_TRUE(old && old->resident, "listed: resident"))
+		goto out;
+	eng.models_fail = true;
+	agent__collect_once(&a);
+	if (report_of(&a, &r)) {
+		old = report_model(&r, "old");
+		ASSERT_TRUE(old && old->resident, "one failed list: still resident");
+	}
+	usleep(400 * 1000);
+	agent__collect_once(&a);
+	if (report_of(&a, &r)) {
+		m = report_model(&r, "m");
+		old = report_model(&r, "old");
+		ASSERT_TRUE(r.servers[0].up && !r.stale, "the metrics page keeps it up");
+		ASSERT_TRUE(old && !old->resident, "no list for stale_ms: not resident");
+		ASSERT_TRUE(m && m->resident, "the model the metrics page names: resident");
+		ASSERT_TRUE(strstr(r.servers[0].error, "model list") != NULL, "the failure said");
+	}
+	eng.models_fail = false;
+	agent__collect_once(&a);
+	if (report_of(&a, &r)) {
+		old = report_model(&r, "old");
+		ASSERT_TRUE(old && old->resident, "read again: resident");
+	}
+out:
+	agent_report__free(&r);
+	if (init)
+		agent__fini(&a);
+	MHD_stop_daemon(d);
 	memset(&eng, 0, sizeof(eng));
 }
 
@@ -2012,6 +2120,7 @@ static const struct test_case cases[] = {
     {"nvml_hang_open_close", nvml_hang_open_close},
     {"extract_kinds", extract_kinds},
     {"extract_windows", extract_windows},
+    {"extract_window_pair_reset", extract_window_pair_reset},
     {"extract_e2e", extract_e2e},
     {"extract_prefill", extract_prefill},
     {"extract_prompt", extract_prompt},
@@ -2028,6 +2137,7 @@ static const struct test_case cases[] = {
     {"models_json", models_json},
     {"engine_slots", engine_slots},
     {"failed_scrape_keeps_up", failed_scrape_keeps_up},
+    {"failed_model_list_ages", failed_model_list_ages},
     {"in_flight_unknown", in_flight_unknown},
     {"nvml_implausible", nvml_implausible},
     {"hints_aging", hints_aging},

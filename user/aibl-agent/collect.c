@@ -468,6 +468,10 @@ static void scrape_all(struct agent *a)
 		 * once, one slow page took its models out of the report, and a
 		 * stale report is a failed poll at aibld. A refused connection
 		 * is news: no process listens, down now */
+		if (listed)
+			w->models_ok_ms = now;
+		else if (page_ok && w->restarted)
+			w->models_ok_ms = 0; /* the old process's list */
 		if (page_ok)
 			w->s.up = true;
 		else if (fm->res == CURLE_COULDNT_CONNECT ||
@@ -1584,7 +1588,7 @@ int agent__report_seq(struct agent *a, struct agent_report *r, uint64_t *seq)
 		const struct agent_server *srv = &a->servers[i];
 		struct ar_server *s = &r->servers[i];
 		const char *h = hide && !strcmp(a->load.server, srv->s.url) ? hide : NULL;
-		bool up;
+		bool up, listed;
 
 		*s = srv->s;
 		s->slots = srv->slots_cfg      ? (double)srv->slots_cfg
@@ -1596,12 +1600,34 @@ int agent__report_seq(struct agent *a, struct agent_report *r, uint64_t *seq)
 		if (srv->s.up && !up)
 			snprintf(s->error, sizeof(s->error), "no scrape for %llu ms",
 				 (unsigned long long)s->age_ms);
+		/* a list not read for stale_ms is no news of what is loaded
+		 * now: its models are listed, not resident, but for those
+		 * the metrics page names (model_name labels) */
+		listed = srv->models_ok_ms && now - srv->models_ok_ms <= a->cfg.stale_ms;
+		if (up && !listed) {
+			char why[sizeof(s->error)];
+
+			snprintf(why, sizeof(why), "%s", s->error);
+			if (srv->models_ok_ms)
+				snprintf(s->error, sizeof(s->error),
+					 "model list unread for %llu ms%s%.64s",
+					 (unsigned long long)(now - srv->models_ok_ms),
+					 why[0] ? ": " : "", why);
+			else
+				snprintf(s->error, sizeof(s->error),
+					 "model list not read from this server process%s%.64s",
+					 why[0] ? ": " : "", why);
+		}
 		for (int k = 0; k < srv->nmodels; k++)
 			add_model(r, srv->models[k].name,
-				  up && srv->models[k].resident &&
+				  up && listed && srv->models[k].resident &&
 				      !(h && !strcmp(h, srv->models[k].name)),
 				  s->url);
 		add_loras(r, srv, up, h);
+		for (int k = 0;
+		     up && !listed && strcmp(srv->s.kind, "ollama") && k < srv->npage_models; k++)
+			add_model(r, srv->page_models[k], !(h && !strcmp(h, srv->page_models[k])),
+				  s->url);
 		if (!up)
 			continue;
 		fresh = true;

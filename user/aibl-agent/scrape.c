@@ -520,15 +520,48 @@ static uint64_t labels_hash(const struct prom_page *pg, const struct prom_sample
 	return h;
 }
 
+/* the remembered series of c with label hash h, -1 none */
+static int ctr_series(const struct agent_counter *c, uint64_t h)
+{
+	for (int j = 0; j < c->n; j++)
+		if (c->h[j] == h)
+			return j;
+	return -1;
+}
+
+static bool ctr_sample(const struct prom_sample *s, const char *name)
+{
+	return !strcmp(s->name, name) && isfinite(s->value) && s->value >= 0;
+}
+
+/* add the label hashes of counter `name`'s series that went backwards
+ * since the previous page to reset[*n..max) */
+static void ctr_resets(const struct prom_page *pg, const char *name, const struct agent_counter *c,
+		       uint64_t *reset, int *n, int max)
+{
+	for (size_t i = 0; i < pg->nsamples && *n < max; i++) {
+		const struct prom_sample *s = &pg->samples[i];
+		uint64_t h;
+		int k;
+
+		if (!ctr_sample(s, name))
+			continue;
+		h = labels_hash(pg, s);
+		k = ctr_series(c, h);
+		if (k >= 0 && s->value < c->v[k])
+			reset[(*n)++] = h;
+	}
+}
+
 /*
  * How much counter `name` grew since the previous page, series by series
- * (all of it on a first page); a series that went backwards restarted
- * and all of its value is new (*reset set). -1 when the page lacks it, or
- * has more series than are remembered (AGENT_COUNTER_SERIES: the others'
- * whole values would count as growth on every page).
+ * (all of it on a first page); a series in reset[0..nreset) restarted and
+ * all of its value is new. -1 when the page lacks it, or has more series
+ * than are remembered (AGENT_COUNTER_SERIES: the others' whole values
+ * would count as growth on every page).
  */
 static double ctr_growth(const struct prom_page *pg, const char *name, struct agent_counter *c,
-			 bool first, bool *reset)
+			 bool first, const uint64_t *reset, int nreset)
 {
 	struct agent_counter nc = {0};
 	double g = 0;
@@ -536,25 +569,22 @@ static double ctr_growth(const struct prom_page *pg, const char *name, struct ag
 
 	for (size_t i = 0; i < pg->nsamples; i++) {
 		const struct prom_sample *s = &pg->samples[i];
+		bool whole = first;
 		uint64_t h;
-		int k = -1;
+		int k;
 
-		if (strcmp(s->name, name) || !isfinite(s->value) || s->value < 0)
+		if (!ctr_sample(s, name))
 			continue;
 		if (nc.n == AGENT_COUNTER_SERIES)
 			return -1;
 		h = labels_hash(pg, s);
-		for (int j = 0; j < c->n && k < 0; j++)
-			if (c->h[j] == h)
-				k = j;
-		if (first || k < 0) {
+		k = ctr_series(c, h);
+		for (int r = 0; r < nreset && !whole; r++)
+			whole = reset[r] == h;
+		if (whole || k < 0 || s->value < c->v[k])
 			g += s->value;
-		} else if (s->value >= c->v[k]) {
+		else
 			g += s->value - c->v[k];
-		} else {
-			g += s->value;
-			*reset = true;
-		}
 		nc.h[nc.n] = h;
 		nc.v[nc.n++] = s->value;
 		n++;
@@ -567,16 +597,27 @@ static double ctr_growth(const struct prom_page *pg, const char *name, struct ag
  * num/den over the window since the previous page: a histogram's mean
  * (sum/count), a hit rate (hits/queries). 0 and *out set when the window
  * saw any denominator; -1 when it saw none or a counter is missing.
+ * A series of the pair (one engine's, by its labels) is one process's:
+ * where either of its two counters went backwards, both are taken whole,
+ * as a restarted process's (a count that has passed its old value since
+ * would give its growth over a whole new sum).
  */
 static int window(struct agent_server *srv, const struct prom_page *pg, const char *num,
 		  const char *den, struct agent_counter *cn, struct agent_counter *cd, double *out)
 {
-	bool first = !srv->prev.valid, reset = false;
-	double dn = ctr_growth(pg, num, cn, first, &reset);
-	double dd = ctr_growth(pg, den, cd, first, &reset);
+	uint64_t reset[2 * AGENT_COUNTER_SERIES];
+	bool first = !srv->prev.valid;
+	double dn, dd;
+	int nreset = 0;
 
-	if (reset)
+	if (!first) {
+		ctr_resets(pg, num, cn, reset, &nreset, AGENT_COUNTER_SERIES);
+		ctr_resets(pg, den, cd, reset, &nreset, 2 * AGENT_COUNTER_SERIES);
+	}
+	if (nreset)
 		srv->restarted = true;
+	dn = ctr_growth(pg, num, cn, first, reset, nreset);
+	dd = ctr_growth(pg, den, cd, first, reset, nreset);
 	if (dn < 0 || dd < 0 || !(dd > 0))
 		return -1;
 	*out = dn / dd;

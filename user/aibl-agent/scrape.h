@@ -58,6 +58,7 @@ struct agent_server {
 	struct agent_counters prev;
 	int nmodels;
 	struct ar_model models[AGENT_SERVER_MODELS];
+	uint64_t models_ok_ms; /* monotonic: that list last read, 0 never */
 	/* vLLM: LoRA adapters running now (lora_requests_info) */
 	int nloras;
 	char loras[AGENT_SERVER_MODELS][AR_MODEL_LEN];
