@@ -238,6 +238,14 @@ static void ai_expected_latency(void)
 	ASSERT_LE(fabs(ran - 6), 1e-9, "and 6 is what it runs at once now, not the 12 before");
 	slots_feed(&slots, &ran, &r, 1e9, 0);
 	ASSERT_LE(fabs(ran - 28), 1e-9, "an implausible peak: at most 4 x its 7 slots");
+	/* never queued, its agent states 8 slots (which price it): bounded
+	 * by those, or one report priced it, and the fleet, free for good */
+	slots = -1;
+	ran = 0;
+	r.slots = 8;
+	slots_feed(&slots, &ran, &r, 1e9, 0);
+	ASSERT_LE(fabs(ran - 32), 1e-9, "an implausible peak: at most 4 x its 8 stated slots");
+	r.slots = -1;
 
 	/* measured, no node has queued yet: its floor, and every flow
 	 * counted here costs a token 1 ms, priced twice as any flow beyond
@@ -1235,6 +1243,12 @@ static void ai_prefill_shared(void)
 	prefill_window(&pf, 0, 2000);
 	prefill_window(&pf, 102, 2000);
 	ASSERT_TRUE(pf.floor > 0 && !pf.shared, "0 ms: not a figure");
+	/* a billion tokens in 1 ms: no engine's, nor its floor */
+	prefill_window(&pf, 1, 1e9);
+	ASSERT_TRUE(fabs(pf.floor - 102.0 / 2000) < 1e-9, "an implausible window: not the floor");
+	for (int i = 0; i < 5; i++)
+		prefill_window(&pf, 102, 2000);
+	ASSERT_FALSE(pf.shared, "and the prefills after it not waits");
 	policy__prefill_init(&pf);
 	/* slots of their own: whole prompts, cached turns of 130 tokens whose
 	 * 2 ms overhead is a quarter of their time, jitter both ways */

@@ -296,6 +296,10 @@ void policy__prefill_init(struct policy_prefill *pf)
 	*pf = (struct policy_prefill){.floor = -1, .wait_ms = -1, .own_ms = -1, .prompt_tok = -1};
 }
 
+/* 1 us a prompt token: a million tokens a second, several times what an
+ * engine computes on one request today (simnode's fast node: 50 us) */
+#define AI_PREFILL_MIN_MS_TOK 1e-3
+
 bool policy__prefill_update(struct policy_prefill *pf, const struct agent_report *r, double alpha)
 {
 	double ms = r->prefill_avg_ms, tok = r->prefill_tokens_avg, own;
@@ -306,6 +310,11 @@ bool policy__prefill_update(struct policy_prefill *pf, const struct agent_report
 	 * ms of compute is no figure: a floor of 0 would make every prefill
 	 * after it a wait) */
 	if (!(ms > 0) || !(tok >= 1))
+		return false;
+	/* faster than any engine computes a prompt is no figure either: the
+	 * floor only goes down, and one such window made every prefill after
+	 * it a wait, the node shared for good */
+	if (ms / tok < AI_PREFILL_MIN_MS_TOK)
 		return false;
 	if (pf->floor < 0 || ms / tok < pf->floor)
 		pf->floor = ms / tok;
@@ -382,7 +391,7 @@ static __u32 to_cost(double v)
 
 void policy__slots_update(double *slots, double *ran, const struct agent_report *r, double alpha)
 {
-	double running;
+	double running, bound;
 
 	if (!r || r->in_flight < 0 || r->queue_depth < 0)
 		return;
@@ -398,12 +407,16 @@ void policy__slots_update(double *slots, double *ran, const struct agent_report 
 		*ran = running;
 		return;
 	}
-	/* without a queue, more than its measured slots (a peak from shorter
+	/* without a queue, more than its slots (a peak from shorter
 	 * prompts), but not without bound: one implausible report (in_flight
 	 * 1e9, which the parser takes) priced the node as free whatever its
-	 * flows until it queued again */
-	if (*slots >= 1 && running > AI_RAN_MAX_X * *slots)
-		running = AI_RAN_MAX_X * *slots;
+	 * flows until it queued again. The bound is its measured slots, or
+	 * where it never queued those its agent states (they price it too,
+	 * nodes__slots(): unbounded, that one report also raised the fleet's
+	 * slots, and every node that never queued was priced free) */
+	bound = *slots >= 1 ? *slots : r->slots >= 1 ? r->slots : -1;
+	if (bound >= 1 && running > AI_RAN_MAX_X * bound)
+		running = AI_RAN_MAX_X * bound;
 	if (running > *ran)
 		*ran = running;
 }
