@@ -190,6 +190,11 @@ static void empty(void)
 	ASSERT_OK(maglev__build(in, 0, 1, t1, M), "no nodes");
 	ASSERT_EQ(t1[0], AIBL_NO_BACKEND, "no nodes: empty");
 	ASSERT_EQ(maglev__build(in, 4, 1, t1, 1), -EINVAL, "table too small");
+	/* 9 = 3 x 3: a node whose skip is 3 or 6 reaches a third of the
+	 * table, and the build could go round for good */
+	setup(4, NULL);
+	ASSERT_EQ(maglev__build(in, 4, 1, t1, 9), -EINVAL, "size not prime");
+	ASSERT_OK(maglev__build(in, 4, 1, t1, 7), "prime size");
 }
 
 static const struct test_case cases[] = {

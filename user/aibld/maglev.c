@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -96,6 +97,16 @@ static int mg_cmp(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
+static bool is_prime(__u32 m)
+{
+	if (m < 2 || (m > 2 && !(m & 1)))
+		return false;
+	for (__u32 d = 3; d * d <= m; d += 2)
+		if (!(m % d))
+			return false;
+	return true;
+}
+
 int maglev__build(const struct maglev_in *in, int n, __u32 seed, __u32 *table, __u32 m)
 {
 	struct mg_slot *own = NULL;
@@ -105,7 +116,9 @@ int maglev__build(const struct maglev_in *in, int n, __u32 seed, __u32 *table, _
 	__u32 filled = 0;
 	int na = 0, err = 0;
 
-	if (m < 3 || m > (1U << 24) || n < 0)
+	/* a size that is not prime leaves a node whose skip shares a factor
+	 * with it short of slots: its round would never end */
+	if (m < 3 || m > (1U << 24) || n < 0 || !is_prime(m))
 		return -EINVAL;
 	for (__u32 s = 0; s < m; s++)
 		table[s] = AIBL_NO_BACKEND;

@@ -19,7 +19,8 @@ struct maglev_in {
  * everywhere when every weight is 0. Each slot goes to the backend whose
  * permutation reaches it first in weighted time (maglev.c): shares follow
  * the weights up to binomial noise (<= 0.39 % of the table at m = 16381),
- * and removing a backend moves its own slots only. 0 or -errno.
+ * and removing a backend moves its own slots only. 0 or -errno (-EINVAL:
+ * m not prime, or outside 3 .. 2^24).
  */
 int maglev__build(const struct maglev_in *in, int n, __u32 seed, __u32 *table, __u32 m);
 
