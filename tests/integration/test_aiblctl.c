@@ -1532,7 +1532,9 @@ static const char *status_doc =
     "\"policy\":\"ai\",\"model\":\"whisper\",\"nodes\":[],\"ai_prefix_hit\":0.004,"
     "\"ai_affinity\":false,\"ai_wait_ms\":-1},"
     "{\"name\":\"web\",\"vip\":\"10.100.0.3\",\"port\":80,\"proto\":\"tcp\","
-    "\"policy\":\"wrr\",\"model\":\"\",\"nodes\":[]}],"
+    "\"policy\":\"wrr\",\"model\":\"\",\"nodes\":[]},"
+    "{\"name\":\"dns6\",\"vip\":\"fd00:100::1\",\"port\":0,\"proto\":\"udp\","
+    "\"policy\":\"hash\",\"model\":\"\",\"nodes\":[]}],"
     "\"nodes\":[{\"name\":\"gpu-a\",\"address\":\"10.1.0.1\",\"state\":\"up\",\"healthy\":true,"
     "\"last_report_age_ms\":420,\"models\":[\"llama-3-8b\",\"bge-large\"],\"gpu_util_pct\":73.5,"
     "\"queue_depth\":4,\"in_flight\":12,\"kv_cache_usage\":0.625,\"ttft_avg_ms\":182.4,"
@@ -1550,7 +1552,19 @@ static const char *status_doc =
     "\"state\":\"unloading\",\"for_ms\":2100,\"error\":\"\"}},"
     "{\"name\":\"cpu-c\",\"address\":\"10.1.0.3\",\"state\":\"down\",\"healthy\":false,"
     "\"last_report_age_ms\":-1,\"models\":[],\"gpu_util_pct\":-1,\"queue_depth\":-1,"
-    "\"in_flight\":-1,\"kv_cache_usage\":-1,\"ttft_avg_ms\":-1,\"failures\":5}]}";
+    "\"in_flight\":-1,\"kv_cache_usage\":-1,\"ttft_avg_ms\":-1,\"failures\":5},"
+    /* names an engine listed: ten adapters of 36 bytes (past any fixed
+     * line), one with a terminal escape, one with a newline, one C1 */
+    "{\"name\":\"gpu-d\",\"address\":\"10.1.0.4\",\"state\":\"up\",\"healthy\":true,"
+    "\"last_report_age_ms\":100,\"models\":[\"x\\u001b]0;pwned\\u0007\\u001b[2J\","
+    "\"a\\nfake-node up\",\"c\\u009b31m\",\"adapter-00-meta-llama-3-8b-instruct\","
+    "\"adapter-01-meta-llama-3-8b-instruct\",\"adapter-02-meta-llama-3-8b-instruct\","
+    "\"adapter-03-meta-llama-3-8b-instruct\",\"adapter-04-meta-llama-3-8b-instruct\","
+    "\"adapter-05-meta-llama-3-8b-instruct\",\"adapter-06-meta-llama-3-8b-instruct\","
+    "\"adapter-07-meta-llama-3-8b-instruct\",\"adapter-08-meta-llama-3-8b-instruct\","
+    "\"adapter-09-meta-llama-3-8b-instruct\"],\"gpu_util_pct\":5,\"queue_depth\":0,"
+    "\"in_flight\":0,\"kv_cache_usage\":0,\"ttft_avg_ms\":-1,\"failures\":0,"
+    "\"unloading\":{\"model\":\"adapter-10\",\"open_flows\":1}}]}";
 
 static bool api_draining[2];
 
@@ -1638,7 +1652,7 @@ static void test_status_and_drain(void)
 	{
 		const struct ctl_case cases[] = {
 		    CASE(argf("-j --api %s status", api), 0, JSTR("version", "0.1.0", "version"),
-			 JSIZE("nodes", 3, "nodes")),
+			 JSIZE("nodes", 4, "nodes")),
 		    CASE(argf("--api %s/ status", api), 0, OUT("aibld 0.1.0, up 1h02m", "title"),
 			 ROW("service", "chat", "10.100.0.1:80/tcp", "ai", "71.3%, affinity",
 			     "1.2s", "gpu-a(w100,7800 slots,up)"),
@@ -1651,7 +1665,16 @@ static void test_status_and_drain(void)
 			     "llama-3-8b -mistral-7b (draining, 3 open)"),
 			 /* -1: never reported, not 584 years */
 			 ROW("node c", "cpu-c", "10.1.0.3", "down", "no"),
-			 OUT_NOT("213503", "no report age from -1")),
+			 OUT_NOT("213503", "no report age from -1"),
+			 /* endpoints as service list writes them */
+			 ROW("ipv6, every port", "dns6", "[fd00:100::1]:*/udp", "hash"),
+			 /* the whole model list, its drain's mark after it; what
+			  * the engine's names held prints as '?' */
+			 ROW("node d", "gpu-d", "x?]0;pwned??[2J,a?fake-node up,c??31m,",
+			     "adapter-09-meta-llama-3-8b-instruct -adapter-10 (draining, 1 open)"),
+			 OUT_NOT("\x1b", "no escape reaches the terminal"),
+			 OUT_NOT("\xc2\x9b", "nor a C1 control"),
+			 OUT_NOT("\nfake-node", "nor a forged row")),
 		    CASE(argf("-j --api %s --token-file %s node drain gpu-b", api, tokfile), 0,
 			 JSTR("node", "gpu-b", "node"), JTRUE("draining", "draining")),
 		};
@@ -1666,6 +1689,9 @@ static void test_status_and_drain(void)
 			 JHAS("error", "unknown node 'gpu-zz'", "message")),
 		    CASE(argf("--api %s --token-file /nonexistent/tok node drain gpu-a", api), 1,
 			 ERR("/nonexistent/tok", "names the missing token file")),
+		    /* status needs no token: one that cannot be read does not stop it */
+		    CASE(argf("-j --api %s --token-file /nonexistent/tok status", api), 0,
+			 JSTR("version", "0.1.0", "status without the token")),
 		    CASE(argf("--api %s no u gpu-b", api), 2,
 			 ERR("unload", "u: ambiguous, names unload")),
 		    CASE(argf("--api %s node unload gpu-b", api), 2,

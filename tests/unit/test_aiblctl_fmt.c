@@ -23,6 +23,10 @@ static void test_numbers(void)
 	ASSERT_STREQ(ctl_fmt_bytes(b, sizeof(b), 1024), "1.0 KiB", "KiB");
 	ASSERT_STREQ(ctl_fmt_bytes(b, sizeof(b), 3650722202ULL), "3.4 GiB", "GiB");
 	ASSERT_STREQ(ctl_fmt_bytes(b, sizeof(b), 150ULL << 20), "150 MiB", "no decimal >= 100");
+	/* just below a unit, printed whole: the next unit's 1.0 */
+	ASSERT_STREQ(ctl_fmt_count(b, sizeof(b), 999950), "1.0M", "999.95k reads 1.0M");
+	ASSERT_STREQ(ctl_fmt_bytes(b, sizeof(b), 1048575), "1.0 MiB", "1048575 B reads 1.0 MiB");
+	ASSERT_STREQ(ctl_fmt_rate(b, sizeof(b), 999.7), "1.0k/s", "999.7/s reads 1.0k/s");
 	ASSERT_STREQ(ctl_fmt_pct(b, sizeof(b), 0.125), "12.5%", "percent");
 	ASSERT_STREQ(ctl_fmt_rate(b, sizeof(b), 0.5), "0.5/s", "slow rate");
 	ASSERT_STREQ(ctl_fmt_rate(b, sizeof(b), 35100), "35.1k/s", "fast rate");

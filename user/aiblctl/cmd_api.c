@@ -42,8 +42,8 @@ static size_t api_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
-/* --token-file, else $AIBL_API_TOKEN; "" when neither. 0 or a reported error. */
-static int api_token(char *tok, size_t len)
+/* --token-file, else $AIBL_API_TOKEN; "" when neither. 0, or -1 and why in err */
+static int api_token(char *tok, size_t len, char *err, size_t errlen)
 {
 	const char *env = getenv("AIBL_API_TOKEN");
 	size_t n = 0;
@@ -56,8 +56,10 @@ static int api_token(char *tok, size_t len)
 		goto trim;
 	}
 	f = fopen(ctl.token_file, "r");
-	if (!f)
-		return ctl_fail("token file %s: %s", ctl.token_file, strerror(errno));
+	if (!f) {
+		snprintf(err, errlen, "token file %s: %s", ctl.token_file, strerror(errno));
+		return -1;
+	}
 	n = fread(tok, 1, len - 1, f);
 	fclose(f);
 	tok[n] = '\0';
@@ -65,11 +67,16 @@ trim:
 	n = strlen(tok);
 	while (n && isspace((unsigned char)tok[n - 1]))
 		tok[--n] = '\0';
-	if (ctl.token_file && !n)
-		return ctl_fail("token file %s is empty", ctl.token_file);
-	for (size_t i = 0; i < n; i++)
-		if (!isgraph((unsigned char)tok[i]))
-			return ctl_fail("API token holds a space or control character");
+	if (ctl.token_file && !n) {
+		snprintf(err, errlen, "token file %s is empty", ctl.token_file);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!isgraph((unsigned char)tok[i])) {
+			snprintf(err, errlen, "the API token holds a space or control character");
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -80,15 +87,17 @@ trim:
 static int api_call(const char *method, const char *path, long *code, struct api_buf *body)
 {
 	char url[2048], errbuf[CURL_ERROR_SIZE] = "", tok[TOKEN_MAX], auth[TOKEN_MAX + 32];
+	char tokerr[512] = "";
 	struct curl_slist *hdrs = NULL;
 	size_t alen = strlen(ctl.api);
 	CURLcode rc;
 	CURL *c;
-	int ret;
+	int ret = 0;
 
-	ret = api_token(tok, sizeof(tok));
-	if (ret)
-		return ret;
+	/* a token that cannot be read or sent is no reason to fail what
+	 * needs none (status, node poll): asked without it, said on a 401 */
+	if (api_token(tok, sizeof(tok), tokerr, sizeof(tokerr)))
+		tok[0] = '\0';
 	/* allow --api http://host:port/ as well as without the slash */
 	while (alen && ctl.api[alen - 1] == '/')
 		alen--;
@@ -122,6 +131,8 @@ static int api_call(const char *method, const char *path, long *code, struct api
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, code);
+	if (*code == 401 && tokerr[0])
+		ret = ctl_fail("controller API %s: HTTP 401, no token sent: %s", url, tokerr);
 out:
 	/* the token is a secret: do not leave it in freed memory */
 	explicit_bzero(tok, sizeof(tok));
@@ -316,8 +327,12 @@ static void status_print(json_t *doc)
 		if (f)
 			fclose(f);
 		ctl_table__cell(t, "%s", jstr(sv, AIBL_SJ_NAME));
-		ctl_table__cell(t, "%s:%s/%s", jstr(sv, AIBL_SJ_VIP),
-				jnum(b1, sizeof(b1), sv, AIBL_SJ_PORT, 0, ""),
+		/* as service list writes endpoints: [v6]:port, * every port */
+		ctl_table__cell(t, strchr(jstr(sv, AIBL_SJ_VIP), ':') ? "[%s]:%s/%s" : "%s:%s/%s",
+				jstr(sv, AIBL_SJ_VIP),
+				json_integer_value(json_object_get(sv, AIBL_SJ_PORT)) == 0
+				    ? "*"
+				    : jnum(b1, sizeof(b1), sv, AIBL_SJ_PORT, 0, ""),
 				jstr(sv, AIBL_SJ_PROTO));
 		ctl_table__cell(t, "%s", jstr(sv, AIBL_SJ_POLICY));
 		ctl_table__cell(t, "%s", jstr(sv, AIBL_SJ_MODEL));
@@ -349,8 +364,11 @@ static void status_print(json_t *doc)
 	{
 		json_t *models = json_object_get(n, AIBL_SJ_MODELS), *m;
 		json_t *kv = json_object_get(n, AIBL_SJ_KV_CACHE_USAGE);
-		char ms[256] = "";
-		size_t off = 0;
+		/* the whole list, however long (64 adapters of 127 bytes): cut
+		 * short, a name read as another and the load's marks were lost */
+		char *ms = NULL;
+		size_t mlen = 0;
+		FILE *f = open_memstream(&ms, &mlen);
 
 		json_t *load = json_object_get(n, AIBL_SJ_LOAD);
 		json_t *unl = json_object_get(n, AIBL_SJ_UNLOADING);
@@ -360,33 +378,33 @@ static void status_print(json_t *doc)
 			const char *name = json_string_value(m) ? json_string_value(m) : "?";
 
 			/* loaded by aibld in the background: "m-c*" */
-			if (off < sizeof(ms))
-				off += snprintf(ms + off, sizeof(ms) - off, "%s%s%s", j ? "," : "",
-						name, held(n, name) ? "*" : "");
+			if (f)
+				fprintf(f, "%s%s%s", j ? "," : "", name, held(n, name) ? "*" : "");
 		}
 		/* a background load: "+m-c (loading)"; one taken back, until its
 		 * agent drains it (below): "-m-c (unloading)" */
-		if (json_is_object(load) && off < sizeof(ms)) {
+		if (json_is_object(load) && f) {
 			bool unload = !strcmp(jstr(load, AIBL_SJ_LOAD_OP), "unload");
 
 			if (!unload || !json_is_object(unl))
-				off += snprintf(ms + off, sizeof(ms) - off, "%s%c%s (%s)",
-						off ? " " : "", unload ? '-' : '+',
-						jstr(load, AIBL_SJ_LOAD_MODEL),
-						jstr(load, AIBL_SJ_LOAD_STATE));
+				fprintf(f, "%s%c%s (%s)", ftell(f) ? " " : "", unload ? '-' : '+',
+					jstr(load, AIBL_SJ_LOAD_MODEL),
+					jstr(load, AIBL_SJ_LOAD_STATE));
 		}
 		/* an unload's drain: "-m-b (draining, 3 open)", "?" not counted yet */
-		if (json_is_object(unl) && off < sizeof(ms)) {
+		if (json_is_object(unl) && f) {
 			json_t *o = json_object_get(unl, AIBL_SJ_UNLOADING_OPEN);
 
 			if (json_is_integer(o) && json_integer_value(o) >= 0)
-				snprintf(ms + off, sizeof(ms) - off, "%s-%s (draining, %lld open)",
-					 off ? " " : "", jstr(unl, AIBL_SJ_UNLOADING_MODEL),
-					 (long long)json_integer_value(o));
+				fprintf(f, "%s-%s (draining, %lld open)", ftell(f) ? " " : "",
+					jstr(unl, AIBL_SJ_UNLOADING_MODEL),
+					(long long)json_integer_value(o));
 			else
-				snprintf(ms + off, sizeof(ms) - off, "%s-%s (draining, ? open)",
-					 off ? " " : "", jstr(unl, AIBL_SJ_UNLOADING_MODEL));
+				fprintf(f, "%s-%s (draining, ? open)", ftell(f) ? " " : "",
+					jstr(unl, AIBL_SJ_UNLOADING_MODEL));
 		}
+		if (f)
+			fclose(f);
 		ctl_table__cell(t, "%s", jstr(n, AIBL_SJ_NAME));
 		ctl_table__cell(t, "%s", jstr(n, AIBL_SJ_ADDRESS));
 		ctl_table__cell(t, "%s", jstr(n, AIBL_SJ_STATE));
@@ -414,7 +432,8 @@ static void status_print(json_t *doc)
 		ctl_table__cell(t, "%s", jnum(b3, sizeof(b3), n, AIBL_SJ_TTFT_AVG_MS, 1, " ms"));
 		ctl_table__cell(t, "%s", jnum(b1, sizeof(b1), n, AIBL_SJ_FAILURES, 0, ""));
 		ctl_table__cell(t, "%s", node_decap(b1, sizeof(b1), n));
-		ctl_table__cell(t, "%s", ms[0] ? ms : "-");
+		ctl_table__cell(t, "%s", ms && ms[0] ? ms : "-");
+		free(ms);
 	}
 	ctl_table__print(t, stdout);
 	ctl_table__free(t);

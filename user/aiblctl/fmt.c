@@ -21,6 +21,11 @@ static char *fmt_scaled(char *buf, size_t len, double v, double base, const char
 		v /= base;
 		u++;
 	}
+	/* printed whole, 999.95k would read "1000k": the next unit's 1.0M */
+	if (u < nunits - 1 && v >= base - 0.5) {
+		v /= base;
+		u++;
+	}
 	if (u == 0)
 		snprintf(buf, len, "%.0f%s%s", v, sep, units[0]);
 	else if (v < 99.95)
@@ -309,6 +314,16 @@ void ctl_table__cell(struct ctl_table *t, const char *fmt, ...)
 	if (vasprintf(&s, fmt, ap) < 0)
 		s = NULL;
 	va_end(ap);
+	/* a cell's text can come from elsewhere (a model name an engine
+	 * listed, an agent's error): a control character there would move
+	 * the cursor, forge rows or drive the terminal. C0, DEL and C1 (in
+	 * UTF-8, 0xc2 0x80..0x9f) print as '?' */
+	for (unsigned char *c = (unsigned char *)s; c && *c; c++) {
+		if (*c < 0x20 || *c == 0x7f)
+			*c = '?';
+		else if (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f)
+			c[0] = c[1] = '?';
+	}
 	table_push(t, s ? s : strdup("?"));
 }
 
