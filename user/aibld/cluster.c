@@ -81,6 +81,10 @@ struct cluster {
 	 * to tell and fence itself (fence_ms()) */
 	__u64 peer_left_ms;
 	bool fenced;
+	/* a peer reached etcd while we did not: until we read it again,
+	 * whatever the peers answer since (one restarting, all of them out
+	 * of reach too), our plan may be behind theirs */
+	bool cut_off;
 	char reason[128];
 	bool announcing;
 	char *announced; /* include text last applied, NULL: not yet */
@@ -370,13 +374,16 @@ void cluster__bgp_changed(struct aibld *d, const struct cfg_bgp *old)
 
 	if (!cl || !old->include[0])
 		return;
+	/* the same file read by the same BIRD: it announces what it did, and
+	 * a new birdc is used from the next change on. A run under way is
+	 * reaped by the ticks as ever: waited for here, a BIRD that does not
+	 * answer held every reload, and the loop with it, for birdc's 3 s,
+	 * past the 2 s lease */
+	if (!strcmp(old->include, now->include) && !strcmp(old->bird_socket, now->bird_socket))
+		return;
 	/* a run of the old settings ends first (its timeout bounds the wait) */
 	if (cl->run_pid)
 		bgp_run_end(d, old, true);
-	/* the same file read by the same BIRD: it announces what it did, and
-	 * a new birdc is used from the next change on */
-	if (!strcmp(old->include, now->include) && !strcmp(old->bird_socket, now->bird_socket))
-		return;
 	/* else the BIRD of the old settings would announce this balancer's
 	 * VIPs for good, fenced or stopped (cluster__fini withdraws through
 	 * the new ones): withdrawn there, and the next tick announces through
@@ -892,8 +899,25 @@ static void compact(struct aibld *d, __u64 now)
 	__u64 iv = d->cfg.etcd.compact_interval_s * 1000ULL;
 	int err;
 
-	if (!iv || !cl->is_planner || !cl->etcd_ok || cl->store_rev <= 0 ||
-	    (cl->compact_ms && now - cl->compact_ms < iv))
+	if (!iv || !cl->is_planner || !cl->etcd_ok || cl->store_rev <= 0)
+		return;
+	if (cl->store_rev < cl->compact_mark || cl->store_rev < cl->compacted_rev) {
+		/* the revision went back: an etcd rebuilt or restored. The old
+		 * store's marks are none of this one's: kept, the mark was a
+		 * "future revision" refused every interval, or every new one
+		 * fell below what was compacted and none was, until the new
+		 * store passed the old one's revision */
+		pr_info("cluster: etcd's revision went back to %lld (compacted to %lld): "
+			"compaction starts over",
+			(long long)cl->store_rev, (long long)cl->compacted_rev);
+		pthread_mutex_lock(&d->lock);
+		cl->compacted_rev = 0;
+		pthread_mutex_unlock(&d->lock);
+		cl->compact_mark = cl->store_rev;
+		cl->compact_ms = now;
+		return;
+	}
+	if (cl->compact_ms && now - cl->compact_ms < iv)
 		return;
 	if (cl->compact_mark > 0 && cl->compact_mark > cl->compacted_rev) {
 		err = etcd__compact(cl->e, cl->compact_mark);
@@ -937,11 +961,12 @@ void cluster__tick(struct aibld *d)
 	else if (!err && !cl->etcd_ok && cl->etcd_ok_ms)
 		pr_info("cluster: etcd reachable again");
 	if (err)
-		cut_off = partitioned(d, cl->etcd_ok_ms ? now - cl->etcd_ok_ms : 0);
+		cut_off = cl->cut_off || partitioned(d, cl->etcd_ok_ms ? now - cl->etcd_ok_ms : 0);
 
 	pthread_mutex_lock(&d->lock);
 	/* read by GET /v1/cluster (a peer's partition check) under the lock */
 	cl->etcd_ok = !err;
+	cl->cut_off = cut_off;
 	if (!err)
 		cl->etcd_ok_ms = now;
 	/* a new revision of the key: applied when it says anything new (a
