@@ -312,20 +312,26 @@ static __always_inline enum flow_step flow_established(struct xdp_md *ctx, const
 			count(AIBL_CNT_CONN_HIT);
 		return flow_closed(ctx, p, fh, f, o, up);
 	}
-	if (!up)
-		return FLOW_CHOOSE;
-	count(AIBL_CNT_CONN_HIT);
 	now = bpf_ktime_get_coarse_ns();
-	if (f->tcp && !f->closing && now - conn->last_seen_ns > CONN_REFRESH_NS &&
+	/* its backend down: re-steered, unless this segment acknowledges a
+	 * new SYN on the tuple (its old flow's end unseen), whose backend it
+	 * takes, as below. Re-steered by a fresh choice, the handshake's ACK
+	 * went one way and its SYN another */
+	if (f->tcp && !f->closing && (!up || now - conn->last_seen_ns > CONN_REFRESH_NS) &&
 	    flow_reused(ctx, p, fh, f)) {
 		/* its old flow ended unseen: counted out, and its cached
 		 * decision voided on every CPU; the new one as a closed
 		 * tuple's reuse */
+		if (up)
+			count(AIBL_CNT_CONN_HIT);
 		load_add(id, -1);
 		fcache_forget(&p->fk);
 		conn->flags = (conn->flags & AIBL_CONN_F_PINNED) | AIBL_CONN_F_CLOSING;
 		return flow_closed(ctx, p, fh, f, o, up);
 	}
+	if (!up)
+		return FLOW_CHOOSE;
+	count(AIBL_CNT_CONN_HIT);
 	if (f->closing) {
 		/* RSS keeps a flow on one CPU: no race to count it twice */
 		conn->flags = (conn->flags & AIBL_CONN_F_PINNED) | conn_closing_flags(ctx, p);

@@ -183,6 +183,28 @@ static void test_reused_live(void)
 	ASSERT_OK(xe_ring(0, 0, only3, 1), "ring 3");
 	ASSERT_EQ(tcp_from(6, 9, VIP4, 80, PKT_TCP_SYN, &r), 3, "its port again: SYN on 3");
 	ASSERT_EQ(tcp_from(6, 9, VIP4, 80, PKT_TCP_ACK, &r), 3, "its ACK follows the SYN");
+
+	/* an open entry whose backend went down, its end unseen: the tuple's
+	 * next handshake is its SYN's. Re-steered by a fresh choice instead,
+	 * its ACK went to 3 while the SYN went to 2 (which then reset it) */
+	{
+		__s64 a1, a2;
+
+		ASSERT_OK(xe_ring(0, 0, only1, 1), "ring 1");
+		ASSERT_EQ(syn_from(7, 9, VIP4, 80, &r), 1, "open on 1");
+		a1 = active_of(1);
+		a2 = active_of(2);
+		ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID | AIBL_BE_F_DOWN), "1 down");
+		ASSERT_OK(xe_ring(0, 0, only2, 1), "ring 2");
+		ASSERT_EQ(tcp_from(7, 9, VIP4, 80, PKT_TCP_SYN, &r), 2, "its port again: SYN on 2");
+		ASSERT_OK(xe_ring(0, 0, only3, 1), "ring 3");
+		ASSERT_EQ(tcp_from(7, 9, VIP4, 80, PKT_TCP_ACK, &r), 2,
+			  "backend down: its ACK follows the SYN");
+		ASSERT_EQ(tcp_from(7, 9, VIP4, 80, PKT_TCP_ACK, &r), 2, "and stays");
+		ASSERT_EQ(active_of(1), a1 - 1, "the old flow counted out of 1");
+		ASSERT_EQ(active_of(2), a2 + 1, "the new one counted on 2");
+		ASSERT_OK(xe_be_flags(1, AIBL_BE_F_VALID), "1 up");
+	}
 out:
 	xe_down();
 }
