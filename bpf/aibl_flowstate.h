@@ -146,6 +146,12 @@ static __always_inline bool syn_counted(struct aibl_syn_bucket *b, int way)
 	return false;
 }
 
+/* whether syn_counted() marked way: its flow counted already */
+static __always_inline bool syn_was_counted(const struct aibl_syn_bucket *b, int way)
+{
+	return READ_ONCE(b->backend[way & (AIBL_SYN_WAYS - 1)]) & AIBL_SYN_F_COUNTED;
+}
+
 /* the sequence number of the SYN recorded in way */
 static __always_inline __u32 syn_isn(const struct aibl_syn_bucket *b, int way)
 {

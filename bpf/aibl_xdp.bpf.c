@@ -471,18 +471,29 @@ __noinline int aibl_flow(struct xdp_md *ctx, struct pkt *p, const struct aibl_vi
 	} else if (f.track && !conn_insert(&p->fk, ch.backend, ch.pinned, f.tcp, f.closing)) {
 		/* the handshake is complete */
 		if (f.sb && f.way >= 0) {
+			/* or it completed under the guard, its flow counted
+			 * then, and a later packet of it is admitted now */
+			f.counted = syn_was_counted(f.sb, f.way);
 			syn_free(f.sb, f.way);
 			if (f.mode == AIBL_MODE_P2C)
 				load_syn_end(ch.backend);
 		}
-	} else if (f.counted || (f.tcp && !(p->tcp_flags & AIBL_TCP_SYN) &&
-				 (f.closing || step == FLOW_CHOOSE))) {
-		/* a TCP packet that neither opens nor completes a handshake
-		 * and is not admitted: a later packet of a handshake the guard
-		 * refused an entry (its first packet counted it), a flow the
-		 * table lost, an aborted handshake, or one spoofed from
-		 * anywhere; counting it would let an ACK or RST flood inflate
-		 * new_flows */
+		if (f.counted) {
+			flow_done(o, ch.backend, false, ch.pinned, false);
+			return 0;
+		}
+	} else if (f.counted ||
+		   (f.tcp && (p->tcp_flags & (AIBL_TCP_SYN | AIBL_TCP_ACK)) != AIBL_TCP_SYN &&
+		    (f.closing || step == FLOW_CHOOSE)) ||
+		   (!f.tcp && !(vip->flags & AIBL_VIP_F_NO_CONNTRACK))) {
+		/* a TCP packet that neither opens (a SYN of a stateless
+		 * service) nor completes a handshake and is not admitted: a
+		 * later packet of a handshake the guard refused an entry (its
+		 * first packet counted it), a flow the table lost, an aborted
+		 * handshake, or one spoofed from anywhere, a SYN+ACK too; or a
+		 * UDP packet refused an entry, which may be any packet of its
+		 * flow. Counting them would let a flood of any of these
+		 * inflate new_flows, which aibld reads as its own flows */
 		flow_done(o, ch.backend, false, ch.pinned, false);
 		return 0;
 	}

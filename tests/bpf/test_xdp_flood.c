@@ -76,6 +76,7 @@ static void test_flood(void)
 	static __u32 pat[3] = {1, 2, 5};
 	__u32 be[NEST], table = 4096, kept = 0, nconns;
 	__u64 noinsert, midflow, t0, secs;
+	struct aibl_traffic tcp0, tcp1, udp0, udp1;
 	struct xe_result r;
 	int c;
 
@@ -100,6 +101,8 @@ static void test_flood(void)
 	if (!ASSERT_OK(unverified_reset(), "window"))
 		goto out;
 	t0 = clock_ns();
+	xe_traffic(AIBL_MAP_SVC_STATS, 0, &tcp0);
+	xe_traffic(AIBL_MAP_SVC_STATS, 2, &udp0);
 	noinsert = xe_counter(AIBL_CNT_CONN_NOINSERT);
 	midflow = xe_counter(AIBL_CNT_CONN_MISS_MIDFLOW);
 	for (int kind = 0; kind < 5; kind++)
@@ -116,6 +119,14 @@ static void test_flood(void)
 		  "conn_miss_midflow: every TCP kind, SYN+ACK too");
 	/* a mid-flow ACK let in counts as an active flow, as a recovered one should */
 	ASSERT_LE(xe_active_sum(), NEST + secs * AIBL_UNVERIFIED_RATE, "active: bounded as well");
+	/* new flows as well: what was let in, not every refused packet (a
+	 * UDP packet refused an entry counted one, and aibld reads them) */
+	xe_traffic(AIBL_MAP_SVC_STATS, 0, &tcp1);
+	xe_traffic(AIBL_MAP_SVC_STATS, 2, &udp1);
+	ASSERT_LE(tcp1.new_flows - tcp0.new_flows, secs * AIBL_UNVERIFIED_RATE,
+		  "TCP new flows: those let in");
+	ASSERT_LE(udp1.new_flows - udp0.new_flows, secs * AIBL_UNVERIFIED_RATE,
+		  "UDP new flows: those let in");
 
 	/* the long flood: ACK, RST, UDP interleaved, 512 a "second" */
 	for (__u32 i = 0; i < 10 * table; i++) {

@@ -253,10 +253,21 @@ static void test_rate_guard(void)
 	 * choice for a mid-flow miss (it may be a flow the guard refused) */
 	ASSERT_OK(xe_vip(VIP4, 80, IPPROTO_TCP, 0, AIBL_MODE_RR, AIBL_KEY_SRC_IP, 0, 0), "rr vip");
 	ASSERT_OK(rate_reset(), "new window");
-	if (!guard_send(N + 1, 1000, PKT_TCP_ACK, hash_choice(N + 1), "admitted midflow: hash",
-			&tracked))
-		goto out;
-	ASSERT_TRUE(tracked, "admitted midflow inserted");
+	{
+		struct aibl_traffic t0, t1;
+
+		/* N + 1's handshake completed under the guard, counted then;
+		 * its record lives on: admitted now, it is inserted, and not
+		 * counted a second time */
+		xe_traffic(AIBL_MAP_SVC_STATS, 0, &t0);
+		if (!guard_send(N + 1, 1000, PKT_TCP_ACK, hash_choice(N + 1),
+				"admitted midflow: hash", &tracked))
+			goto out;
+		ASSERT_TRUE(tracked, "admitted midflow inserted");
+		xe_traffic(AIBL_MAP_SVC_STATS, 0, &t1);
+		ASSERT_EQ(t1.new_flows - t0.new_flows, 0,
+			  "a handshake counted under the guard: not again once admitted");
+	}
 	{
 		__u32 pos = 0, c = 300;
 		int ncpu = libbpf_num_possible_cpus();
