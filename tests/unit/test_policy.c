@@ -660,6 +660,21 @@ static void ai_weights(void)
 	ASSERT_EQ(out[2].weight, 0, "model absent per static list");
 	ASSERT_EQ(out[3].weight, 400, "no list, no agent: assumed resident");
 	ASSERT_EQ(policy__model_state(&pn[3], ""), MODEL_RESIDENT, "no model asked");
+
+	/* weight 1 on every node (an "equal" config): headroom and speed
+	 * keep their resolution; at 1 each, every node's share rounded to 1 */
+	ai_setup();
+	for (int i = 0; i < NN; i++) {
+		cn[i].weight = 1;
+		pn[i].lat_ms = 200;
+	}
+	pn[3].lat_ms = 2000; /* 10x slower: beyond the bound */
+	pressure(&rep[1], 0.5);
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "weights of 1");
+	ASSERT_EQ(out[0].weight, 100, "idle: computed at 100");
+	ASSERT_EQ(out[1].weight, 50, "half loaded: half of it");
+	ASSERT_TRUE(out[3].weight >= 1 && out[3].weight < out[0].weight / 10,
+		    "10x slower: a spill candidate's small share");
 }
 
 /*

@@ -372,8 +372,9 @@ double policy__prefill_scaled(double ref_ms, double ref_floor_ms, double floor_m
  * agent's, and one that claims its prefills wait for a million others must
  * not make every pin of the service permanent.
  */
-#define AI_MAX_CONTENTION 15 /* the last of 16 prompts admitted together */
-#define AI_RAN_MAX_X	  4  /* what a node runs without a queue: at most x its slots */
+#define AI_MAX_CONTENTION 15  /* the last of 16 prompts admitted together */
+#define AI_RAN_MAX_X	  4   /* what a node runs without a queue: at most x its slots */
+#define AI_WEIGHT_RES	  100 /* the least highest weight ai's weights are computed at */
 
 __u16 policy__pin_spill(const struct cfg_ai *ai, double contention)
 {
@@ -713,8 +714,25 @@ bool policy__mixed_price(const struct config *cfg, int node, int *ai_svc, int *o
 	return *ai_svc >= 0 && *other_svc >= 0;
 }
 
-static __u32 ai_weight(const struct config *cfg, const struct policy_node *n, double speed,
-		       bool cold)
+/*
+ * What ai's weights scale the configured ones by: 1 at the default 100,
+ * and so much more where the service's highest is below 100 that
+ * headroom, speed and the spill's share keep their resolution (at weight
+ * 1 on every node each of them rounded to 1, the slowest node's share
+ * the fastest's)
+ */
+static double ai_weight_scale(const struct cfg_service *svc, const struct policy_node *in)
+{
+	__u32 max = 0;
+
+	for (int k = 0; k < svc->nnodes; k++)
+		if (in[k].cfg->weight > max)
+			max = in[k].cfg->weight;
+	return max && max < AI_WEIGHT_RES ? (double)AI_WEIGHT_RES / max : 1;
+}
+
+static __u32 ai_weight(const struct config *cfg, const struct policy_node *n, double scale,
+		       double speed, bool cold)
 {
 	/* a stale report promises nothing, neither load nor idleness: the
 	 * unknown nodes, a last resort, share by their configured weights */
@@ -722,7 +740,7 @@ static __u32 ai_weight(const struct config *cfg, const struct policy_node *n, do
 
 	if (head < cfg->ai.min_headroom)
 		head = cfg->ai.min_headroom;
-	w = n->cfg->weight * head * speed * (cold ? cfg->ai.cold_start_factor : 1);
+	w = n->cfg->weight * scale * head * speed * (cold ? cfg->ai.cold_start_factor : 1);
 	return w < 1 ? 1 : (__u32)lround(w);
 }
 
@@ -903,6 +921,7 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 	bool accel_room = false; /* an accelerator node is ready, not overloaded */
 	__u32 best_w = 0;	 /* the highest configured weight of a measured node */
 	double res_wait = -1;	 /* the least a request waits at a resident node */
+	double scale = ai_weight_scale(svc, in);
 
 	for (int k = 0; k < n; k++) {
 		enum ai_class c = ai_class(ai, svc, &in[k]);
@@ -1009,7 +1028,7 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 				continue;
 			speed = 1 / ai->latency_spread;
 		}
-		out[k].weight = ai_weight(cfg, p, speed, false);
+		out[k].weight = ai_weight(cfg, p, scale, speed, false);
 	}
 	/* beside nodes that serve it, a load may not evict another model:
 	 * only a node with room for it (svc->memory_mb) loads it. With none
@@ -1030,7 +1049,7 @@ static void ai_weights(const struct config *cfg, const struct cfg_service *svc,
 	if (best_cold >= 0 && (want == AI_NONE || (st && ai->cold_start_after_ms &&
 						   st->saturated_ms >= ai->cold_start_after_ms))) {
 		out[best_cold].cold = true;
-		out[best_cold].weight = ai_weight(cfg, &in[best_cold], 1, true);
+		out[best_cold].weight = ai_weight(cfg, &in[best_cold], scale, 1, true);
 	}
 }
 
