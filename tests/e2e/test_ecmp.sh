@@ -43,10 +43,13 @@
 #                       router over all three balancers, all reach the
 #                       pinned node (not its unpinned one), with pin hits on
 #                       every balancer
+#   steering_differs    a balancer reloaded with another session_key for a
+#                       service (its tables the plan's): fenced, withdrawn;
+#                       announcing again once its config agrees
 . "$(dirname "$0")/e2e.sh"
 CASES=(added tables_identical spread cluster_show plan_applied_fast plan_lost killed_conns_survive
 	p2c_killed_conns_survive link_down_conns_survive p2c_link_down_conns_survive etcd_down
-	restart_without_plan partition planner_takeover pin_in_plan pin_same_node)
+	restart_without_plan partition planner_takeover pin_in_plan pin_same_node steering_differs)
 e2e_need "${CASES[@]}"
 for b in bird birdc etcd; do
 	command -v $b >/dev/null || {
@@ -490,5 +493,30 @@ if [ "$share" = 100.0 ] && [ "$every" = 1 ]; then t_pass pin_same_node; else
 			python3 -c 'import json,sys; c=json.load(sys.stdin)["counters"]; print("    b'$i':", {k: v for k, v in c.items() if v and k.startswith(("vip", "pin", "drop", "conn_miss", "syn", "tx", "redirect"))})'
 		lab_run "b$i" "$AIBL_BUILD/aiblctl" --bpffs "/sys/fs/bpf/aibl-lab-$LAB_PREFIX-b$i" pin list | sed "s/^/    b$i: /"
 	done
+fi
+
+# ---- a balancer whose VIP steers otherwise: the same tables, fenced ----
+lab_wait 10 nexthops_are "$(ip_of 1) $(ip_of 2) $(ip_of 3)"
+p=$(bal 1 planner)
+pi=${p#b}
+oi=$((${pi:-1} % 3 + 1)) # not the planner: the plan keeps the group's
+sed -i 's/name: web, vip: \([^,]*\), port: \([^,]*\), policy: hash, session_key: five_tuple/name: web, vip: \1, port: \2, policy: hash, session_key: src_ip/' \
+	"$E2E_TMP/b$oi.yaml"
+kill -HUP "$(lab_pid "aibld-b$oi")"
+others=$(for i in 1 2 3; do [ "$i" != "$oi" ] && echo -n "$(ip_of $i) "; done)
+fenced() { [ "$(bal "$oi" fenced)" = true ] && nexthops_are "${others% }"; }
+if lab_wait 10 fenced; then
+	echo "# b$oi reloaded with session_key src_ip on web: fenced ($(bal "$oi" reason)), router ${others% }"
+	ok=1
+else
+	ok=0
+	e2e_fail_bal steering_differs "b$oi with another session key: fenced $(bal "$oi" fenced), router $(lab_rt_nexthops "$LAB_VIP4")"
+fi
+sed -i 's/session_key: src_ip/session_key: five_tuple/' "$E2E_TMP/b$oi.yaml"
+kill -HUP "$(lab_pid "aibld-b$oi")"
+if lab_wait 10 nexthops_are "$(ip_of 1) $(ip_of 2) $(ip_of 3)"; then
+	[ "$ok" = 1 ] && t_pass steering_differs
+else
+	[ "$ok" = 1 ] && e2e_fail_bal steering_differs "b$oi not back after its config agreed again"
 fi
 t_done

@@ -37,6 +37,7 @@ static void sample(struct plan *p)
 	p->nsvcs = 2;
 	p->svcs = calloc(2, sizeof(*p->svcs));
 	strcpy(p->svcs[0].name, "web");
+	p->svcs[0].how = plan__svc_how(&(struct aibl_vip){.mode = AIBL_MODE_HASH});
 	p->svcs[0].n = 3;
 	p->svcs[0].m = calloc(3, sizeof(struct plan_member));
 	for (int i = 0; i < 3; i++) {
@@ -111,6 +112,8 @@ static void round_trip(void)
 	ASSERT_EQ(plan__node_flags(&b, "n3"), AIBL_BE_F_VALID, "flags");
 	ASSERT_EQ(plan__node_flags(&b, "n9"), -1, "unknown node");
 	ASSERT_EQ(plan__node_cost(&b, "n2"), 12, "cost");
+	ASSERT_EQ(b.svcs[0].how, a.svcs[0].how, "how the VIP steers");
+	ASSERT_EQ(b.svcs[1].how, 0, "not said");
 	ASSERT_EQ(b.npins, 2, "pins");
 	ASSERT_TRUE(b.npins == 2 && !memcmp(b.pins, a.pins, 2 * sizeof(*a.pins)), "pins as sent");
 	free(t1);
@@ -202,7 +205,7 @@ static void digest_sensitivity(void)
 
 /* a balancer's view: the tables handed in as built, by another route */
 static int given_table(void *arg, const struct plan *p, int si, __u16 *pos, __u8 *flags,
-		       __u32 *costs)
+		       __u32 *costs, __u32 *how)
 {
 	const struct plan_svc *s = &p->svcs[si];
 	struct maglev_in in[8];
@@ -220,6 +223,10 @@ static int given_table(void *arg, const struct plan *p, int si, __u16 *pos, __u8
 		pos[i] = idx[i] == AIBL_NO_BACKEND ? PLAN_NO_POS : idx[i];
 	if (*corrupt == 1 && si == 0)
 		pos[123] = pos[123] == 0 ? 1 : 0; /* one slot off */
+	/* corrupt 3: every VIP hashes on the client's port as well (its
+	 * own config's session_key); "chat" says nothing of how (0) */
+	*how = *corrupt == 3 ? plan__svc_how(&(struct aibl_vip){.session_key = AIBL_KEY_FIVE_TUPLE})
+			     : s->how;
 	free(idx);
 	return 0;
 }
@@ -256,6 +263,16 @@ static void digest_of_loaded_tables(void)
 	corrupt = 2;
 	ASSERT_OK(plan__digest_with(&a, given_table, given_pins, &corrupt, d), "digest");
 	ASSERT_TRUE(strcmp(d, a.digest) != 0, "one pin elsewhere: another digest");
+	/* the same tables, steered otherwise: a flow ECMP moves there would
+	 * hash to another node */
+	corrupt = 3;
+	ASSERT_OK(plan__digest_with(&a, given_table, given_pins, &corrupt, d), "digest");
+	ASSERT_TRUE(strcmp(d, a.digest) != 0, "another session key: another digest");
+	/* a plan that does not say (a planner before "how"): not compared */
+	a.svcs[0].how = 0;
+	plan__digest(&a, a.digest);
+	ASSERT_OK(plan__digest_with(&a, given_table, given_pins, &corrupt, d), "digest");
+	ASSERT_STREQ(d, a.digest, "how not said: not compared");
 	plan__free(&a);
 }
 

@@ -315,6 +315,10 @@ const char *aibld__node_state(const struct node_rt *n);
  * service, ai.affinity_ms set, prompts finding their prefixes on its nodes
  * (svc_rt.reuse), not in cluster mode */
 bool aibld__svc_affinity(const struct aibld *d, int i);
+/* service si's VIP key, and how its VIP steers (mode, session_key, flags
+ * of its aibl_vip) */
+void aibld__vip_key(const struct cfg_service *s, struct aibl_vip_key *k);
+void aibld__vip_steer(const struct aibld *d, int si, struct aibl_vip *v);
 /* what the policies see of node n */
 void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 now_ms,
 			struct policy_node *pn);

@@ -404,13 +404,15 @@ void cluster__bgp_changed(struct aibld *d, const struct cfg_bgp *old)
 /* ---- the digest of what this balancer loaded, read back from the maps ---- */
 
 static int loaded_table(void *arg, const struct plan *p, int si, __u16 *pos, __u8 *flags,
-			__u32 *costs)
+			__u32 *costs, __u32 *how)
 {
 	struct aibld *d = arg;
 	const struct plan_svc *ps = &p->svcs[si];
 	__u32 *ids = malloc(AIBL_RING_SIZE * sizeof(*ids));
 	__u16 *by_id = malloc(d->max_backends * sizeof(*by_id));
 	struct svc_rt *s = NULL;
+	struct aibl_vip_key vk;
+	struct aibl_vip v;
 	int err = -ENOENT;
 
 	if (!ids || !by_id) {
@@ -420,6 +422,10 @@ static int loaded_table(void *arg, const struct plan *p, int si, __u16 *pos, __u
 	s = svc_by_name(d, ps->name);
 	if (!s || !s->have_table)
 		goto out;
+	/* how its VIP steers, as the map holds it (none: 0, no plan's) */
+	aibld__vip_key(&d->cfg.services[s - d->svcs], &vk);
+	if (!bpf_map_lookup_elem(d->fd_vips, &vk, &v))
+		*how = plan__svc_how(&v);
 	for (__u32 i = 0; i < d->max_backends; i++)
 		by_id[i] = PLAN_NO_POS;
 	for (int k = 0; k < ps->n; k++) {
@@ -688,7 +694,11 @@ static int propose(struct aibld *d, struct plan *p)
 		const struct cfg_service *cs = &c->services[si];
 		struct plan_svc *ps = &p->svcs[p->nsvcs++];
 
+		struct aibl_vip v = {};
+
 		memcpy(ps->name, cs->name, AIBL_NAME_LEN);
+		aibld__vip_steer(d, si, &v);
+		ps->how = plan__svc_how(&v);
 		ps->m = calloc(cs->nnodes + 1, sizeof(*ps->m));
 		if (!ps->m)
 			goto nomem;

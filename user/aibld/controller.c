@@ -39,7 +39,7 @@ static void svc_rt_free(struct svc_rt *s)
 	free(s->mem_val);
 }
 
-static void vip_key_of(const struct cfg_service *s, struct aibl_vip_key *k)
+void aibld__vip_key(const struct cfg_service *s, struct aibl_vip_key *k)
 {
 	memset(k, 0, sizeof(*k));
 	k->addr = s->vip.addr;
@@ -424,7 +424,7 @@ static int build_svcs(struct aibld *d, const struct config *cfg, struct svc_rt *
 
 		if (s->id != AIBL_NO_BACKEND)
 			continue;
-		vip_key_of(&cfg->services[i], &vk);
+		aibld__vip_key(&cfg->services[i], &vk);
 		if (!bpf_map_lookup_elem(d->fd_vips, &vk, &v) && v.svc_id < d->max_services &&
 		    !used[v.svc_id]) {
 			s->id = v.svc_id;
@@ -486,7 +486,7 @@ static bool vip_configured(const struct aibld *d, const struct aibl_vip_key *vk)
 	struct aibl_vip_key k;
 
 	for (int i = 0; i < d->cfg.nservices; i++) {
-		vip_key_of(&d->cfg.services[i], &k);
+		aibld__vip_key(&d->cfg.services[i], &k);
 		if (!memcmp(&k, vk, sizeof(k)))
 			return true;
 	}
@@ -518,7 +518,7 @@ static void prune_services(struct aibld *d)
 			if (d->svcs[i].id == id)
 				pos = i;
 		if (keep[id]) {
-			vip_key_of(&d->cfg.services[pos], &vk);
+			aibld__vip_key(&d->cfg.services[pos], &vk);
 			if (memcmp(&vk, &m.vip, sizeof(vk)) && !vip_configured(d, &m.vip))
 				gone |= !bpf_map_delete_elem(d->fd_vips, &m.vip);
 			continue;
@@ -607,7 +607,7 @@ static void adopt_tables(struct aibld *d)
 		struct aibl_vip_key k;
 		struct aibl_vip v;
 
-		vip_key_of(&d->cfg.services[i], &k);
+		aibld__vip_key(&d->cfg.services[i], &k);
 		if (bpf_map_lookup_elem(d->fd_vips, &k, &v) || v.svc_id != s->id)
 			continue;
 		s->half = v.ring_half & 1;
@@ -974,6 +974,19 @@ bool aibld__svc_affinity(const struct aibld *d, int i)
 	       d->svcs[i].reuse && !d->cfg.etcd.endpoint[0];
 }
 
+void aibld__vip_steer(const struct aibld *d, int si, struct aibl_vip *v)
+{
+	const struct cfg_service *cs = &d->cfg.services[si];
+
+	v->mode = policy__mode(cs->policy);
+	v->session_key = cs->session_key;
+	v->flags = cs->conntrack ? 0 : AIBL_VIP_F_NO_CONNTRACK;
+	/* cache awareness is the ai policy's: a classic policy's p2c
+	 * (least_conn, least_time) spreads by its counts alone */
+	if (aibld__svc_affinity(d, si))
+		v->flags |= AIBL_VIP_F_AFFINITY;
+}
+
 /* idx: the table as positions in the service's node list, ids: as backend ids */
 static int write_service(struct aibld *d, int si, const __u32 *weights, const __u32 *idx,
 			 const __u32 *ids, bool table_changed)
@@ -987,7 +1000,7 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 	bool bump = false, had_vip;
 	int err;
 
-	vip_key_of(cs, &vk);
+	aibld__vip_key(cs, &vk);
 	had_vip = !bpf_map_lookup_elem(d->fd_vips, &vk, &old);
 	if (table_changed) {
 		/* never the half the data plane reads: with a table of our own,
@@ -1007,14 +1020,8 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 	}
 	/* the flip: one hash update, atomic for the data plane */
 	v.svc_id = s->id;
-	v.mode = policy__mode(cs->policy);
-	v.session_key = cs->session_key;
 	v.ring_half = half;
-	v.flags = cs->conntrack ? 0 : AIBL_VIP_F_NO_CONNTRACK;
-	/* cache awareness is the ai policy's: a classic policy's p2c
-	 * (least_conn, least_time) spreads by its counts alone */
-	if (aibld__svc_affinity(d, si))
-		v.flags |= AIBL_VIP_F_AFFINITY;
+	aibld__vip_steer(d, si, &v);
 	/* a VIP that now names another service or stops tracking flows voids
 	 * the flow cache's decisions (a table flip alone does not) */
 	if (had_vip && (old.svc_id != v.svc_id || old.flags != v.flags))

@@ -3,10 +3,12 @@
  * Plan encode/decode (JSON) and digest (see plan.h). The JSON:
  *   {"version": N, "planner": "b1", "hash_seed": S, "digest": "hex",
  *    "nodes": [{"name": "n1", "flags": 1, "cost": 0}, ...],
- *    "services": [{"name": "web", "members": [{"node": "n1", "weight": 100}, ...]}],
+ *    "services": [{"name": "web", "how": 16777216,
+ *                  "members": [{"node": "n1", "weight": 100}, ...]}],
  *    "pins": [{"service": "chat", "client": "10.0.0.7", "node": "n1",
  *              "expires_ms": 1764680000000, "ttl_ms": 60000}, ...]}
- * Every field of its type and range; a plan without "pins" has none. A
+ * Every field of its type and range; a plan without "pins" has none, a
+ * service without "how" (a planner before 2026-12-08) says nothing of it. A
  * digest that is not the content's is refused as well: every balancer
  * would withdraw, fenced on tables that differ from it, and the planner,
  * whose proposal has the same content, would never write it again.
@@ -57,8 +59,9 @@ char *plan__encode(const struct plan *p)
 			json_array_append_new(m, json_pack("{s:s,s:I}", "node",
 							   p->svcs[i].m[k].name, "weight",
 							   (json_int_t)p->svcs[i].m[k].weight));
-		json_array_append_new(
-		    svcs, json_pack("{s:s,s:o}", "name", p->svcs[i].name, "members", m));
+		json_array_append_new(svcs,
+				      json_pack("{s:s,s:I,s:o}", "name", p->svcs[i].name, "how",
+						(json_int_t)p->svcs[i].how, "members", m));
 	}
 	j = json_pack("{s:I,s:s,s:I,s:s,s:o,s:o,s:o}", "version", (json_int_t)p->version, "planner",
 		      p->planner, "hash_seed", (json_int_t)p->hash_seed, "digest", p->digest,
@@ -223,10 +226,13 @@ int plan__decode(const char *text, struct plan *p)
 	json_array_foreach(svcs, i, it)
 	{
 		struct plan_svc *s = &p->svcs[i];
-		json_t *mem = json_object_get(it, "members");
+		json_t *mem = json_object_get(it, "members"), *how = json_object_get(it, "how");
 
-		if (name_copy(s->name, json_object_get(it, "name")) || !json_is_array(mem))
+		if (name_copy(s->name, json_object_get(it, "name")) || !json_is_array(mem) ||
+		    (how && (!json_is_integer(how) || json_integer_value(how) < 0 ||
+			     json_integer_value(how) > 0xffffffffLL)))
 			goto out;
+		s->how = json_integer_value(how);
 		s->m = calloc(json_array_size(mem) + 1, sizeof(*s->m));
 		p->nsvcs++;
 		if (!s->m) {
@@ -341,7 +347,7 @@ bool plan__same_content(const struct plan *a, const struct plan *b)
 	for (int i = 0; i < a->nsvcs; i++) {
 		const struct plan_svc *x = &a->svcs[i], *y = &b->svcs[i];
 
-		if (strcmp(x->name, y->name) || x->n != y->n)
+		if (strcmp(x->name, y->name) || x->how != y->how || x->n != y->n)
 			return false;
 		for (int k = 0; k < x->n; k++)
 			if (strcmp(x->m[k].name, y->m[k].name) || x->m[k].weight != y->m[k].weight)
@@ -379,6 +385,12 @@ void plan__what_changed(const struct plan *prop, const struct plan *plan, char *
 		}
 	}
 	for (int i = 0; i < prop->nsvcs && i < plan->nsvcs; i++)
+		if (prop->svcs[i].how != plan->svcs[i].how) {
+			snprintf(buf, len, "%s steering 0x%x -> 0x%x", prop->svcs[i].name,
+				 plan->svcs[i].how, prop->svcs[i].how);
+			return;
+		}
+	for (int i = 0; i < prop->nsvcs && i < plan->nsvcs; i++)
 		for (int k = 0; k < prop->svcs[i].n && k < plan->svcs[i].n; k++)
 			if (prop->svcs[i].m[k].weight != plan->svcs[i].m[k].weight) {
 				snprintf(buf, len, "%s/%s weight %u -> %u", prop->svcs[i].name,
@@ -404,7 +416,7 @@ int plan__digest_with(const struct plan *p, plan_table_fn fn, plan_pins_fn pins_
 	__u16 *pos = malloc(AIBL_RING_SIZE * sizeof(*pos));
 	XXH3_state_t *st = XXH3_createState();
 	struct plan_pin *pins = NULL;
-	__u32 *costs = NULL;
+	__u32 *costs = NULL, how;
 	__u8 *flags = NULL;
 	int err = 0, npins = 0;
 
@@ -425,10 +437,16 @@ int plan__digest_with(const struct plan *p, plan_table_fn fn, plan_pins_fn pins_
 			err = -ENOMEM;
 			goto out;
 		}
-		err = fn(arg, p, si, pos, flags, costs);
+		how = 0;
+		err = fn(arg, p, si, pos, flags, costs, &how);
 		if (err)
 			goto out;
 		XXH3_64bits_update(st, s->name, strlen(s->name) + 1);
+		/* a balancer whose VIP steers otherwise (another mode or
+		 * session key, no connection table) sends a flow ECMP moves to
+		 * it elsewhere, whatever its table: other digest, fenced */
+		if (s->how)
+			XXH3_64bits_update(st, &how, sizeof(how));
 		for (int k = 0; k < s->n; k++) {
 			XXH3_64bits_update(st, s->m[k].name, strlen(s->m[k].name) + 1);
 			XXH3_64bits_update(st, &flags[k], 1);
@@ -470,7 +488,7 @@ out:
 
 /* the table the plan asks for: Maglev over the plan's weights and seed */
 static int plan_table(void *arg, const struct plan *p, int si, __u16 *pos, __u8 *flags,
-		      __u32 *costs)
+		      __u32 *costs, __u32 *how)
 {
 	const struct plan_svc *s = &p->svcs[si];
 	struct maglev_in *in = calloc(s->n + 1, sizeof(*in));
@@ -487,6 +505,7 @@ static int plan_table(void *arg, const struct plan *p, int si, __u16 *pos, __u8 
 		flags[k] = f < 0 ? 0 : f;
 		costs[k] = plan__node_cost(p, s->m[k].name);
 	}
+	*how = s->how;
 	err = maglev__build(in, s->n, p->hash_seed, idx, AIBL_RING_SIZE);
 	if (err)
 		goto out;

@@ -9,7 +9,8 @@
  *
  * The digest is a hash of the compiled tables in a form free of local ids:
  * per service its name, its nodes' names and data-plane flags, and every
- * slot of its table as the position of its node in the plan. The planner
+ * slot of its table as the position of its node in the plan, and how its
+ * VIP steers with that table (mode, session key, flags: plan_svc.how). The planner
  * computes it from the plan (the tables every balancer must build); each
  * balancer computes it from the maps it wrote (read back) and publishes
  * it. A balancer whose digest differs fences itself.
@@ -57,9 +58,19 @@ struct plan_member {
 
 struct plan_svc {
 	char name[AIBL_NAME_LEN];
+	/* how its VIP steers (plan__svc_how: mode, session key, flags), as
+	 * the planner's config says; 0 where a plan does not say (written
+	 * before 2026-12-08): then not compared */
+	__u32 how;
 	int n;
 	struct plan_member *m;
 };
+
+/* the aibl_vip settings that, beside the table, decide a flow's node */
+static inline __u32 plan__svc_how(const struct aibl_vip *v)
+{
+	return 1U << 24 | (__u32)v->flags << 16 | (__u32)v->session_key << 8 | v->mode;
+}
 
 struct plan {
 	__u64 version; /* 0: no plan */
@@ -99,11 +110,11 @@ void plan__bound_pins(struct plan *p);
 /*
  * A service's table as the digest sees it: pos[AIBL_RING_SIZE], each the
  * index of the slot's node in p->svcs[si].m (PLAN_NO_POS: none), and
- * flags[p->svcs[si].n], costs[p->svcs[si].n]. 0 or -errno (the digest then
- * fails).
+ * flags[p->svcs[si].n], costs[p->svcs[si].n], and *how its VIP steers
+ * (plan__svc_how). 0 or -errno (the digest then fails).
  */
 typedef int (*plan_table_fn)(void *arg, const struct plan *p, int si, __u16 *pos, __u8 *flags,
-			     __u32 *costs);
+			     __u32 *costs, __u32 *how);
 /* the pins as loaded (malloc'd array in *out, any order): 0 or -errno */
 typedef int (*plan_pins_fn)(void *arg, const struct plan *p, struct plan_pin **out, int *n);
 /* the digest covers the tables and the pins (service, client, node; not
