@@ -198,11 +198,15 @@ static void text_not_utf8(void)
 	fill(&a);
 	strcpy(a.servers[0].error, "metrics /metrics: line 3: unexpected '\xc3'");
 	strcpy(a.models[0].name, "caf\xe9");
+	/* an interface name is any bytes (ip link set eth1 name $'\xff1') */
+	strcpy(a.decap_if, "\xff"
+			   "1");
 	js = agent_report__to_json(&a);
 	if (!ASSERT_OK_PTR(js, "to_json"))
 		return;
 	if (ASSERT_OK(agent_report__parse(js, strlen(js), &b, err, sizeof(err)), err)) {
 		ASSERT_STREQ(b.models[0].name, "caf?", "the name, its byte as '?'");
+		ASSERT_STREQ(b.decap_if, "?1", "the decap interface likewise");
 		ASSERT_STREQ(b.servers[0].error, "metrics /metrics: line 3: unexpected '?'",
 			     "the note likewise");
 		agent_report__free(&b);

@@ -307,7 +307,10 @@ static void *guard_reaper(void *arg)
 			g->reaped++;
 			g->log_reaped++;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
+		/* the monotonic clock (the condvar's, below): on the wall
+		 * clock, a step back by X slept X, and no slow client was cut
+		 * meanwhile */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += GUARD_TICK_MS * 1000000L;
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;
@@ -351,6 +354,7 @@ static void guard_mhd_log(void *cls, const char *fmt, va_list ap)
 
 int http_guard__new(const struct http_guard_cfg *cfg, struct http_guard **out)
 {
+	pthread_condattr_t ca;
 	struct http_guard *g;
 	struct rlimit rl;
 	rlim_t need;
@@ -366,7 +370,10 @@ int http_guard__new(const struct http_guard_cfg *cfg, struct http_guard **out)
 	if (!g->cfg.what)
 		g->cfg.what = "HTTP";
 	pthread_mutex_init(&g->lock, NULL);
-	pthread_cond_init(&g->wake, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&g->wake, &ca);
+	pthread_condattr_destroy(&ca);
 	/* every connection is a descriptor, and MHD may hold a few refused ones
 	 * a moment longer: keep well clear of EMFILE */
 	need = 2 * ((rlim_t)cfg->max_conns + cfg->reserve) + 256;

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -48,6 +49,7 @@ int listen_addr__parse(const char *spec, struct sockaddr_storage *ss, socklen_t 
 	const char *hstart = spec, *hend, *colon, *why;
 	char host[LISTEN_HOST_MAX], ebuf[LISTEN_HOST_MAX + 64];
 	unsigned long port = 0;
+	struct in_addr a4;
 	socklen_t sslen;
 	int gai = 0;
 
@@ -82,13 +84,21 @@ int listen_addr__parse(const char *spec, struct sockaddr_storage *ss, socklen_t 
 	if (port > 65535)
 		goto bad;
 
-	if (!host[0]) {
+	if (!host[0] || (!strchr(host, ':') && inet_pton(AF_INET, host, &a4) == 1)) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
 
 		s4->sin_family = AF_INET;
-		s4->sin_addr.s_addr = htonl(INADDR_ANY);
+		s4->sin_addr.s_addr = host[0] ? a4.s_addr : htonl(INADDR_ANY);
 		sslen = sizeof(*s4);
-	} else if (!listen_resolve(host, AI_NUMERICHOST, AF_UNSPEC, ss, &sslen, &gai)) {
+	} else if (!strchr(host, ':') && isdigit((unsigned char)host[0]) &&
+		   strspn(host, "0123456789.xXabcdefABCDEF") == strlen(host)) {
+		/* IPv4 is a dotted quad of decimals, as everywhere else here:
+		 * getaddrinfo reads inet_aton's forms too, and 10.0.0.010
+		 * bound 10.0.0.8, 10.0.300 10.0.1.44, 0 every address */
+		why = "not an IPv4 address (four decimal numbers)";
+		goto bad;
+	} else if (strchr(host, ':') &&
+		   !listen_resolve(host, AI_NUMERICHOST, AF_INET6, ss, &sslen, &gai)) {
 		/* an address: IPv4, IPv6 (with a %scope if need be) */
 	} else if (!listen_is_name(host)) {
 		why = "not an IPv4 or IPv6 address";

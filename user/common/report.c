@@ -741,7 +741,10 @@ json_t *agent_report__decap_json(const struct agent_report *r)
 			json_decref(cnt);
 			cnt = NULL;
 		}
-	return cnt ? json_pack("{s:s, s:o}", "interface", r->decap_if, "counters", cnt) : NULL;
+	/* an interface name is any bytes but '/' and blanks: not UTF-8, json_pack
+	 * refused it, and with it the whole report (500 to every balancer) */
+	return cnt ? json_pack("{s:o, s:o}", "interface", ar_text(r->decap_if), "counters", cnt)
+		   : NULL;
 }
 
 /* real numbers keep 17 significant digits: a round trip is exact */
