@@ -135,7 +135,8 @@ int xe_up(const struct dp_sizes *sizes)
 	o.no_frags = xe_no_frags;
 	if (sizes)
 		o.sizes = *sizes;
-	err = dp__open_load(&o, &xe_dp);
+	/* pinned as aibld pins it once attached (aiblctl simulate runs it) */
+	err = dp__open_load(&o, &xe_dp) ?: dp__pin_prog(xe_dp);
 	if (err) {
 		/* the maps may be pinned already (a program the verifier
 		 * refused): no test leaves its directory behind */

@@ -614,7 +614,8 @@ static int fixture(void)
 	int err;
 
 	snprintf(dir, sizeof(dir), "/sys/fs/bpf/aibl-t-cl-%d", getpid());
-	err = dp__open_load(&o, &dp);
+	/* pinned as an attached one is: aiblctl simulate runs it */
+	err = dp__open_load(&o, &dp) ?: dp__pin_prog(dp);
 	if (err)
 		return err;
 	fx_ncpus = libbpf_num_possible_cpus();

@@ -79,7 +79,7 @@ drop_but() {
 # one before left (pins, its program attached), as a restart does
 aibld_up() {
 	[ -n "${KEEP:-}" ] || "$AIBLD" --teardown --config "$TMP/cfg.yaml" >/dev/null 2>&1
-	"$@" -- -c "exec $AIBLD --config $TMP/cfg.yaml" >"$TMP/log" 2>&1 &
+	"$@" -- -c "exec $AIBLD --config ${CFG:-$TMP/cfg.yaml}" >"$TMP/log" 2>&1 &
 	PID=$!
 	for _ in $(seq 30); do
 		if [ "$(curl -s -o /dev/null -w '%{http_code}' $API/v1/status)" = 200 ] &&
@@ -122,6 +122,24 @@ else
 	t_fail aibld_restarts_with_bpf_netadmin_perfmon "$(tail -3 "$TMP/log")"
 fi
 aibld_stop
+# a start that fails before its attach (native asked where generic runs:
+# refused), then one as before: it still replaces the program attached.
+# The failed start had pinned its own program over the attached one's,
+# and no start without CAP_SYS_ADMIN could find the attached one again
+sed 's/xdp_mode: generic/xdp_mode: native/' "$TMP/cfg.yaml" >"$TMP/cfg-native.yaml"
+chmod 644 "$TMP/cfg-native.yaml"
+if CFG=$TMP/cfg-native.yaml KEEP=1 aibld_up capsh --drop="$(drop_but $NEED)"; then
+	t_fail aibld_restarts_after_failed_start "native came up over generic"
+	aibld_stop
+else
+	aibld_stop
+	if KEEP=1 aibld_up capsh --drop="$(drop_but $NEED)"; then
+		t_pass aibld_restarts_after_failed_start
+	else
+		t_fail aibld_restarts_after_failed_start "$(tail -3 "$TMP/log")"
+	fi
+	aibld_stop
+fi
 
 for cap in ${NEED//,/ }; do
 	keep=$(echo ",$NEED," | sed "s/,$cap,/,/; s/^,//; s/,$//")

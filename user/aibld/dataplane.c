@@ -234,12 +234,36 @@ static int dp__load_skel(struct dp *dp, const struct dp_opts *opts, bool frags)
 	return aibl_xdp__load(skel);
 }
 
+int dp__pin_prog(struct dp *dp)
+{
+	char path[512], tmp[512];
+	int err;
+
+	/* under a temporary name, then renamed over the old pin: readers
+	 * always find a program (bpffs names may not contain dots) */
+	snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, AIBL_PIN_PROG);
+	snprintf(tmp, sizeof(tmp), "%s/%s_new_%d", dp->pin_dir, AIBL_PIN_PROG, getpid());
+	unlink(tmp);
+	err = bpf_program__pin(dp->skel->progs.aibl_xdp, tmp);
+	if (err) {
+		pr_warn("dataplane: pin program at %s: %s", tmp, strerror(-err));
+		return err;
+	}
+	if (rename(tmp, path)) {
+		err = -errno;
+		pr_warn("dataplane: pin program at %s: %s", path, strerror(-err));
+		unlink(tmp);
+		return err;
+	}
+	return 0;
+}
+
 int dp__open_load(const struct dp_opts *opts, struct dp **out)
 {
 	struct dp_opts def = {};
 	struct aibl_globals g;
 	struct aibl_xdp *skel;
-	char path[512], tmp[512];
+	char path[512];
 	__u32 zero = 0;
 	struct dp *dp;
 	int err;
@@ -285,25 +309,14 @@ int dp__open_load(const struct dp_opts *opts, struct dp **out)
 		goto out;
 	}
 
-	/* pin under a temporary name, then rename over the old pin: readers
-	 * always find a program. The old one is kept open first: a restart's
-	 * attach replaces it (dp__attach) */
+	/* the program pinned so far (an earlier aibld's, maybe attached):
+	 * kept open, as a restart's attach replaces it (dp__attach), and
+	 * pinned until then. Pinned over here, a start that failed before
+	 * its attach left the pin naming a program never attached, and
+	 * without CAP_SYS_ADMIN (the attached one not found by id) no later
+	 * start could replace the one attached */
 	snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, AIBL_PIN_PROG);
 	dp->old_prog_fd = bpf_obj_get(path);
-	/* bpffs names may not contain dots */
-	snprintf(tmp, sizeof(tmp), "%s/%s_new_%d", dp->pin_dir, AIBL_PIN_PROG, getpid());
-	unlink(tmp);
-	err = bpf_program__pin(skel->progs.aibl_xdp, tmp);
-	if (err) {
-		pr_warn("dataplane: pin program at %s: %s", tmp, strerror(-err));
-		goto out;
-	}
-	if (rename(tmp, path)) {
-		err = -errno;
-		pr_warn("dataplane: pin program at %s: %s", path, strerror(-err));
-		unlink(tmp);
-		goto out;
-	}
 
 	dp->sizes.max_services = bpf_map__max_entries(skel->maps.aibl_svc_stats);
 	dp->sizes.max_backends = bpf_map__max_entries(skel->maps.aibl_backends);
@@ -437,7 +450,10 @@ int dp__attach(struct dp *dp, int ifindex, const struct dp_attach_opts *opts)
 out:
 	if (old_fd >= 0)
 		close(old_fd);
-	/* the earlier program is replaced (or was never attached here) */
+	/* attached: the pin names it from now on (the earlier program is
+	 * replaced, or was never attached here) */
+	if (!err)
+		err = dp__pin_prog(dp);
 	if (!err && dp->old_prog_fd >= 0) {
 		close(dp->old_prog_fd);
 		dp->old_prog_fd = -1;

@@ -2,12 +2,12 @@
 /*
  * The balancer's XDP program (bpf/aibl_xdp.bpf.c) loader.
  *
- * dp__open_load() opens the skeleton, pins every map by name under
+ * dp__open_load() opens the skeleton and pins every map by name under
  * one bpffs directory (reusing maps already pinned there, so a restarted
- * controller keeps the connection table) and pins the program at
- * <dir>/AIBL_PIN_PROG. dp__attach() puts it on an interface, atomically
- * replacing an older aibl program; dp__detach() takes it off;
- * dp__teardown() removes every pin.
+ * controller keeps the connection table). dp__attach() puts the program on
+ * an interface, atomically replacing an older aibl program, and pins it at
+ * <dir>/AIBL_PIN_PROG; dp__detach() takes it off; dp__teardown() removes
+ * every pin.
  *
  * All functions return 0 or a negative errno and log why with pr_warn.
  */
@@ -53,8 +53,8 @@ struct dp {
 
 /*
  * Opens and loads the XDP program with its maps pinned under opts->pin_dir
- * (created when missing) and pins the program at <dir>/AIBL_PIN_PROG,
- * replacing an older program pin. Existing map pins are reused when their
+ * (created when missing); the program is pinned once attached (dp__attach,
+ * or dp__pin_prog without an interface). Existing map pins are reused when their
  * type, key size, value size and flags match this build; a pin with another
  * layout fails with -EINVAL and a message naming the map (run
  * `aibld --teardown`, i.e. dp__teardown() to start over). Sizes of
@@ -63,6 +63,8 @@ struct dp {
 int dp__open_load(const struct dp_opts *opts, struct dp **out);
 /* Frees the userspace side; pins and attachments stay. NULL is fine. */
 void dp__close(struct dp *dp);
+/* Pins the program at <dir>/AIBL_PIN_PROG, atomically over an older pin */
+int dp__pin_prog(struct dp *dp);
 
 /* fd of one of the program's maps by name (AIBL_MAP_*), or -ENOENT */
 int dp__map_fd(const struct dp *dp, const char *name);
@@ -83,7 +85,9 @@ struct dp_attach_opts {
  * Attaches the program on ifindex. An aibl XDP program already there (any
  * version) is replaced atomically (XDP_FLAGS_REPLACE), so packets never see
  * a gap and established flows keep their backend through the shared
- * connection table. opts NULL: native, not forced.
+ * connection table; then it is pinned at <dir>/AIBL_PIN_PROG (a failed
+ * attach leaves the pin naming the program attached). opts NULL: native,
+ * not forced.
  */
 int dp__attach(struct dp *dp, int ifindex, const struct dp_attach_opts *opts);
 /*
