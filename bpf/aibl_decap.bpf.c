@@ -181,7 +181,12 @@ static __always_inline __u32 ecn_decap(struct __sk_buff *skb, __u32 off, int inn
 	if (ecn == 3)
 		return 0;
 	new = bpf_htons(inner_af == AIBL_AF_INET ? h | 3 : h | 0x30);
-	if (bpf_skb_store_bytes(skb, off, &new, sizeof(new), 0) ||
+	/* IPv4's header checksum takes the change back out of the packet's
+	 * sum; nothing in IPv6's does, so a CHECKSUM_COMPLETE skb's csum is
+	 * updated with it (as the kernel's IP6_ECN_set_ce does): stale, the
+	 * inner TCP/UDP check failed, and the stack logged a csum fault */
+	if (bpf_skb_store_bytes(skb, off, &new, sizeof(new),
+				inner_af == AIBL_AF_INET ? 0 : BPF_F_RECOMPUTE_CSUM) ||
 	    (inner_af == AIBL_AF_INET &&
 	     bpf_l3_csum_replace(skb, off + __builtin_offsetof(struct iphdr, check), old, new,
 				 sizeof(new))))

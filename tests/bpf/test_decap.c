@@ -417,6 +417,7 @@ static void test_attach_detach(void)
 	LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
 	LIBBPF_OPTS(bpf_tc_opts, q, .handle = 0xa1b1, .priority = 1);
 	struct decap *d2 = NULL;
+	__u32 id;
 	int ifi;
 
 	if (!env_up())
@@ -424,8 +425,24 @@ static void test_attach_detach(void)
 	ifi = if_nametoindex("dpd0");
 	hook.ifindex = ifi;
 	ASSERT_OK(bpf_tc_query(&hook, &q), "filter attached");
-	/* a second attach (agent restart) replaces it */
+	id = q.prog_id;
+	/* a second agent while this one runs (started by hand): refused,
+	 * the running one's filter left in place */
+	ASSERT_EQ(decap__attach(ifi, NULL, &d2), -EBUSY, "a second live one refused");
+	q.prog_id = 0;
+	ASSERT_OK(bpf_tc_query(&hook, &q), "still attached");
+	ASSERT_EQ(q.prog_id, id, "the running one's program");
+	/* its process gone (killed: the filter stays, the lock goes with it):
+	 * a restart's attach replaces the program */
+	close(dc->lock_fd);
+	dc->lock_fd = -1;
 	ASSERT_OK(decap__attach(ifi, NULL, &d2), "re-attach");
+	/* the old handle's detach leaves the new program in place */
+	ASSERT_OK(decap__detach(dc), "old handle's detach");
+	dc = NULL;
+	q.prog_id = 0;
+	ASSERT_OK(bpf_tc_query(&hook, &q), "the new filter stays");
+	ASSERT_NEQ(q.prog_id, id, "the new program");
 	decap__close(d2);
 	q.prog_id = 0;
 	ASSERT_OK(bpf_tc_query(&hook, &q), "still attached after close");
@@ -460,6 +477,9 @@ static void test_pins_upgrade(void)
 	if (!ASSERT_GE(fd, 0, "old counter map") || !ASSERT_OK(bpf_obj_pin(fd, path), "pin it"))
 		goto rm;
 	close(fd);
+	/* the agent that attached dc gone (its lock with it) */
+	close(dc->lock_fd);
+	dc->lock_fd = -1;
 	if (!ASSERT_OK(decap__attach(ifi, &o, &d2), "attach over the old pin"))
 		goto rm;
 	decap__close(d2);
@@ -561,6 +581,66 @@ out:
 	env_down();
 }
 
+/* an address of kind in aibl_node_addrs */
+static bool addr_listed(const char *text, __u8 kind)
+{
+	struct aibl_node_addr_key k = {.kind = kind};
+	__u8 v;
+
+	if (strchr(text, ':')) {
+		k.family = AIBL_AF_INET6;
+		inet_pton(AF_INET6, text, &k.addr);
+	} else {
+		k.family = AIBL_AF_INET;
+		inet_pton(AF_INET, text, &k.addr.v4);
+	}
+	return !bpf_map_lookup_elem(bpf_map__fd(dc->skel->maps.aibl_node_addrs), &k, &v);
+}
+
+/*
+ * The node's VIPs, however many it has: 300 addresses on a NOARP device (as
+ * kube-proxy's IPVS puts every ClusterIP on kube-ipvs0) and an IPv6 VIP
+ * after them all go in; a fixed 256 left the rest out, the IPv6 one first,
+ * and its tunnels were dropped. Past what the table holds, the VIP check is
+ * off rather than dropping the tunnels to those left out.
+ */
+static void test_many_addrs(void)
+{
+	FILE *f;
+
+	if (!env_up())
+		goto out;
+	f = popen("ip -batch -", "w");
+	if (!ASSERT_OK_PTR(f, "ip -batch"))
+		goto out;
+	/* no dummy module here: a veth without ARP is as NOARP */
+	fprintf(f, "link add dpv0 type veth peer name dpv1\nlink set dpv0 arp off up\n");
+	for (int i = 0; i < 300; i++)
+		fprintf(f, "addr add 10.96.%d.%d/32 dev dpv0\n", i / 250, 1 + i % 250);
+	fprintf(f, "addr add fd00:100::1/128 dev dpv0\n");
+	if (!ASSERT_OK(pclose(f), "300 addresses and one IPv6"))
+		goto out;
+	ASSERT_OK(decap__refresh_addrs(dc), "refresh");
+	ASSERT_TRUE(addr_listed("10.96.0.1", AIBL_NODE_ADDR_VIP), "the first VIP");
+	ASSERT_TRUE(addr_listed("10.96.1.50", AIBL_NODE_ADDR_VIP), "the 300th VIP");
+	ASSERT_TRUE(addr_listed("fd00:100::1", AIBL_NODE_ADDR_VIP), "the IPv6 VIP after them");
+	ASSERT_FALSE(dc->addrs_over, "within the table");
+	/* past the table: the VIP check off, not a partial one */
+	f = popen("ip -batch -", "w");
+	if (!ASSERT_OK_PTR(f, "ip -batch"))
+		goto out;
+	for (int i = 300; i < 1100; i++)
+		fprintf(f, "addr add 10.96.%d.%d/32 dev dpv0\n", i / 250, 1 + i % 250);
+	if (!ASSERT_OK(pclose(f), "1100 addresses"))
+		goto out;
+	ASSERT_OK(decap__refresh_addrs(dc), "refresh");
+	ASSERT_TRUE(dc->addrs_over, "past the table");
+	ASSERT_FALSE(addr_listed("10.96.0.1", AIBL_NODE_ADDR_VIP), "no partial VIP set");
+out:
+	system("ip link del dpv0 2>/dev/null");
+	env_down();
+}
+
 static const struct test_case cases[] = {
     {"decap_fixtures", test_decap},
     {"decap_ecn", test_ecn},
@@ -570,6 +650,7 @@ static const struct test_case cases[] = {
     {"decap_l2dsr_client_records", test_l2dsr_clients},
     {"decap_attach_detach", test_attach_detach},
     {"decap_pins_upgrade", test_pins_upgrade},
+    {"decap_many_addrs", test_many_addrs},
 };
 
 int main(int argc, char **argv)

@@ -3,12 +3,15 @@
  * The node's TC ingress decap program loader, see decap.h. libbpf 1.1 APIs only.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <bpf/bpf.h>
@@ -27,6 +30,36 @@ static void decap__hook_init(struct bpf_tc_hook *hook, int ifindex)
 	hook->sz = sizeof(*hook);
 	hook->ifindex = ifindex;
 	hook->attach_point = BPF_TC_INGRESS;
+}
+
+/*
+ * One process decapsulates at a filter slot: an abstract unix socket named
+ * for it (per network namespace, as the interface; released when the
+ * process ends, killed or not). Without it a second agent started by hand
+ * replaced the running one's program, and its exit (a failed listen) took
+ * the filter away: every tunnel to the node dropped while the running one
+ * reported healthy.
+ */
+static int decap__lock(int ifindex, __u32 handle)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), n, err;
+
+	if (fd < 0)
+		return -errno;
+	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "aibl-decap-%d-%x", ifindex, handle);
+	if (bind(fd, (struct sockaddr *)&sa, offsetof(struct sockaddr_un, sun_path) + 1 + n)) {
+		err = -errno;
+		close(fd);
+		if (err == -EADDRINUSE) {
+			pr_warn("decap: another process (an aibl-agent) decapsulates at ifindex "
+				"%d already",
+				ifindex);
+			return -EBUSY;
+		}
+		return err;
+	}
+	return fd;
 }
 
 /*
@@ -77,6 +110,11 @@ int decap__attach(int ifindex, const struct decap_opts *opts, struct decap **out
 	d->ifindex = ifindex;
 	d->handle = opts->handle ?: DECAP_DEF_HANDLE;
 	d->priority = opts->priority ?: DECAP_DEF_PRIO;
+	d->lock_fd = decap__lock(ifindex, d->handle);
+	if (d->lock_fd < 0) {
+		err = d->lock_fd;
+		goto out;
+	}
 
 	d->skel = aibl_decap__open();
 	if (!d->skel) {
@@ -158,10 +196,28 @@ int decap__detach_ifindex(int ifindex, __u32 handle, __u32 priority)
 
 int decap__detach(struct decap *d)
 {
+	libbpf_print_fn_t old_print;
+	struct bpf_tc_hook hook;
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
 	int err;
 
 	if (!d)
 		return 0;
+	decap__hook_init(&hook, d->ifindex);
+	LIBBPF_OPTS(bpf_tc_opts, tc, .handle = d->handle, .priority = d->priority);
+	old_print = libbpf_set_print(NULL);
+	err = bpf_tc_query(&hook, &tc);
+	libbpf_set_print(old_print);
+	/* another program there now (someone replaced it): not ours to remove */
+	if (!err &&
+	    !bpf_obj_get_info_by_fd(bpf_program__fd(d->skel->progs.aibl_decap), &info, &len) &&
+	    tc.prog_id != info.id) {
+		pr_warn("decap: ifindex %d runs another program (id %u) at our filter: left there",
+			d->ifindex, tc.prog_id);
+		decap__close(d);
+		return 0;
+	}
 	err = decap__detach_ifindex(d->ifindex, d->handle, d->priority);
 	/* the interface (or its netns) may be gone already: nothing to undo */
 	if (err == -ENOENT || err == -ENODEV)
@@ -175,6 +231,8 @@ void decap__close(struct decap *d)
 	if (!d)
 		return;
 	aibl_decap__destroy(d->skel);
+	if (d->lock_fd >= 0)
+		close(d->lock_fd);
 	free(d);
 }
 
@@ -292,21 +350,27 @@ int decap__set_addrs(struct decap *d, __u8 kind, const struct decap_prefix *a, i
 	return decap__cfg_flag(d, flag, n > 0);
 }
 
-#define DECAP_MAX_ADDRS 256
-
 int decap__refresh_addrs(struct decap *d)
 {
-	struct decap_prefix *local = calloc(DECAP_MAX_ADDRS, sizeof(*local));
-	struct decap_prefix *vip = calloc(DECAP_MAX_ADDRS, sizeof(*vip));
+	__u32 cap = bpf_map__max_entries(d->skel->maps.aibl_node_addrs);
+	struct decap_prefix *local = NULL, *vip = NULL;
 	struct ifaddrs *ifa = NULL;
-	int nl = 0, nv = 0, err;
+	int nl = 0, nv = 0, n = 0, err;
+	bool over;
 
-	if (!local || !vip) {
-		err = -ENOMEM;
-		goto out;
-	}
 	if (getifaddrs(&ifa)) {
 		err = -errno;
+		goto out;
+	}
+	/* as many as the host has (a node with kube-proxy's IPVS holds every
+	 * ClusterIP on kube-ipvs0): a fixed 256 left the rest out, IPv6
+	 * first (listed after IPv4), and their tunnels were dropped */
+	for (struct ifaddrs *i = ifa; i; i = i->ifa_next)
+		n++;
+	local = calloc(n + 1, sizeof(*local));
+	vip = calloc(n + 1, sizeof(*vip));
+	if (!local || !vip) {
+		err = -ENOMEM;
 		goto out;
 	}
 	for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
@@ -334,11 +398,23 @@ int decap__refresh_addrs(struct decap *d)
 		}
 		on_dev = if_nametoindex(i->ifa_name) == (unsigned int)d->ifindex;
 		vip_dev = (i->ifa_flags & IFF_LOOPBACK) || (i->ifa_flags & IFF_NOARP);
-		if (on_dev && nl < DECAP_MAX_ADDRS)
+		if (on_dev)
 			local[nl++] = p;
-		else if (!on_dev && vip_dev && nv < DECAP_MAX_ADDRS)
+		else if (vip_dev)
 			vip[nv++] = p;
 	}
+	/* more than the table holds: a check on part of them would drop the
+	 * tunnels to the rest, so that check is off, and said once */
+	over = (__u32)(nl + nv) > cap;
+	if (over != d->addrs_over)
+		pr_warn("decap: %d local and %d VIP addresses, the table holds %u: %s", nl, nv, cap,
+			over ? "the VIP check is off (any inner address taken)"
+			     : "the VIP check is on again");
+	d->addrs_over = over;
+	if (over && (__u32)nl > cap)
+		nl = 0;
+	if (over)
+		nv = 0;
 	err = decap__set_addrs(d, AIBL_NODE_ADDR_LOCAL, local, nl)
 		  ?: decap__set_addrs(d, AIBL_NODE_ADDR_VIP, vip, nv);
 out:

@@ -9,6 +9,7 @@
 #ifndef AIBL_DECAP_H
 #define AIBL_DECAP_H
 
+#include <stdbool.h>
 #include <linux/types.h>
 #include "aibl.h"
 
@@ -28,17 +29,23 @@ struct decap {
 	int ifindex;
 	__u32 handle;
 	__u32 priority;
+	/* held while this process decapsulates there: an abstract socket
+	 * named for the interface and handle, freed when the process ends */
+	int lock_fd;
+	bool addrs_over; /* more addresses than aibl_node_addrs holds: VIP check off */
 };
 
 /*
  * Loads aibl_decap and attaches it at TC ingress of ifindex (creating the
  * clsact qdisc when missing), replacing a filter at the same handle and
- * priority. The filter stays after the process exits; decap__detach()
- * removes it.
+ * priority: one an earlier process left (an agent restarted, or killed).
+ * -EBUSY, nothing attached, while another live process holds that filter
+ * (a second agent started by hand). The filter stays after the process
+ * exits; decap__detach() removes it.
  */
 int decap__attach(int ifindex, const struct decap_opts *opts, struct decap **out);
-/* Removes the filter (the clsact qdisc stays: others may use it) and frees
- * d. NULL is fine. */
+/* Removes the filter, while it is still this one's (the clsact qdisc
+ * stays: others may use it), and frees d. NULL is fine. */
 int decap__detach(struct decap *d);
 /* Frees d and leaves the filter attached. NULL is fine. */
 void decap__close(struct decap *d);
