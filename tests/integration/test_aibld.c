@@ -1342,7 +1342,7 @@ out:
 
 /* the interface deleted and created again under its name: aibld learns
  * the new index from netlink, attaches the program there and writes it to
- * aibl_globals */
+ * aibl_globals; the program taken off it is put back too */
 static void interface_recreated(void)
 {
 	int before = if_nametoindex(ifa), after = 0, fd = -1, i;
@@ -1375,6 +1375,15 @@ static void interface_recreated(void)
 		  "logged");
 	ASSERT_TRUE(alive(aibld_pid), "controller alive");
 	ASSERT_TRUE(wait_state("n1", "up", 8000), "n1 up behind it");
+
+	/* the program taken off the same interface (ip link set ... xdp off,
+	 * another tool): put back within a loop or two. Left off, nothing
+	 * was balanced until a restart */
+	ASSERT_OK(sh("ip link set %s xdpgeneric off", ifa), "taken off");
+	for (i = 0; i < 50 && sh("ip link show %s | grep -q xdpgeneric", ifa); i++)
+		usleep(100000);
+	ASSERT_EQ(sh("ip link show %s | grep -q xdpgeneric", ifa), 0, "attached again");
+	ASSERT_EQ(sh("grep -q 'no longer attached to %s' %s", ifa, logpath), 0, "said");
 }
 
 static void restart_keeps_flows(void)

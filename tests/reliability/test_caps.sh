@@ -42,6 +42,7 @@ cleanup() {
 	[ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
 	"$AIBLD" --teardown --config "$TMP/cfg.yaml" >/dev/null 2>&1
 	ip link del "$IFA" 2>/dev/null
+	ip link del "rsc${ID}c" 2>/dev/null
 	umount "$BPFFS" 2>/dev/null
 	rm -rf "$TMP"
 }
@@ -83,7 +84,7 @@ aibld_up() {
 	PID=$!
 	for _ in $(seq 30); do
 		if [ "$(curl -s -o /dev/null -w '%{http_code}' $API/v1/status)" = 200 ] &&
-			ip link show "$IFA" | grep -q xdpgeneric; then
+			ip link show "${IFUP:-$IFA}" | grep -q xdpgeneric; then
 			return 0
 		fi
 		kill -0 "$PID" 2>/dev/null || break
@@ -139,6 +140,31 @@ else
 		t_fail aibld_restarts_after_failed_start "$(tail -3 "$TMP/log")"
 	fi
 	aibld_stop
+fi
+# restarted on another interface (interface: changed): the program the
+# previous run left on the old one comes off it. Left there, it steered
+# with frozen tables and the new interface's MAC, and --teardown, which
+# looks at the configured interface only, could not take it off
+IFC=rsc${ID}c IFD=rsc${ID}d
+if ip link add "$IFC" type veth peer name "$IFD" && ip link set "$IFC" up && ip link set "$IFD" up; then
+	sed "s/^interface: .*/interface: $IFC/" "$TMP/cfg.yaml" >"$TMP/cfg-moved.yaml"
+	chmod 644 "$TMP/cfg-moved.yaml"
+	if ! ip link show "$IFA" | grep -q xdpgeneric; then
+		t_fail aibld_moved_interface "nothing attached on $IFA to move from"
+	elif IFUP=$IFC CFG=$TMP/cfg-moved.yaml KEEP=1 aibld_up capsh --drop="$(drop_but $NEED)"; then
+		if ip link show "$IFA" | grep -q xdp; then
+			t_fail aibld_moved_interface "the previous run's program still on $IFA"
+		else
+			t_pass aibld_moved_interface
+		fi
+	else
+		t_fail aibld_moved_interface "$(tail -3 "$TMP/log")"
+	fi
+	aibld_stop
+	"$AIBLD" --teardown --config "$TMP/cfg-moved.yaml" >/dev/null 2>&1
+	ip link del "$IFC" 2>/dev/null
+else
+	t_fail aibld_moved_interface "cannot create veth $IFC"
 fi
 
 for cap in ${NEED//,/ }; do

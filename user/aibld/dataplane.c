@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -300,8 +301,9 @@ int dp__open_load(const struct dp_opts *opts, struct dp **out)
 	skel = dp->skel;
 
 	/* refuse a table written by a build with another ring size or ABI */
-	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.aibl_globals), &zero, &g) == 0 &&
-	    g.abi_version && (g.abi_version != AIBL_ABI_VERSION || g.ring_size != AIBL_RING_SIZE)) {
+	if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.aibl_globals), &zero, &g))
+		g.abi_version = 0;
+	if (g.abi_version && (g.abi_version != AIBL_ABI_VERSION || g.ring_size != AIBL_RING_SIZE)) {
 		pr_warn("dataplane: maps in %s were written by ABI %u ring %u, this build is ABI "
 			"%u ring %u; remove the pins to start over",
 			dp->pin_dir, g.abi_version, g.ring_size, AIBL_ABI_VERSION, AIBL_RING_SIZE);
@@ -317,6 +319,7 @@ int dp__open_load(const struct dp_opts *opts, struct dp **out)
 	 * start could replace the one attached */
 	snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, AIBL_PIN_PROG);
 	dp->old_prog_fd = bpf_obj_get(path);
+	dp->prev_ifindex = g.abi_version ? (int)g.ifindex : 0;
 
 	dp->sizes.max_services = bpf_map__max_entries(skel->maps.aibl_svc_stats);
 	dp->sizes.max_backends = bpf_map__max_entries(skel->maps.aibl_backends);
@@ -397,6 +400,46 @@ static int dp__prog_is_aibl(const struct dp *dp, __u32 id, int *fd, bool *is_aib
 	return 0;
 }
 
+/*
+ * The previous run attached to another interface (interface: changed, or
+ * the one it named renamed): left there, its program went on steering
+ * with tables frozen and the globals of the new interface (its MAC as the
+ * frames' source), and --teardown, which looks at the configured
+ * interface only, could not take it off. Detached when it is the program
+ * pinned (the previous run's, by the pin: no CAP_SYS_ADMIN needed).
+ */
+static void dp__detach_previous(struct dp *dp, int prev)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	LIBBPF_OPTS(bpf_xdp_attach_opts, ao, .old_prog_fd = dp->old_prog_fd);
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info), id, mode;
+	char name[IF_NAMESIZE] = "?";
+	int err;
+
+	if (bpf_xdp_query(prev, 0, &q))
+		return; /* gone, with what it ran */
+	id = q.drv_prog_id ?: q.skb_prog_id;
+	mode = q.drv_prog_id ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
+	if_indextoname(prev, name);
+	if (!id || bpf_obj_get_info_by_fd(dp->old_prog_fd, &info, &len))
+		return;
+	if (info.id != id) {
+		pr_warn("dataplane: %s (ifindex %d), where the previous run attached, runs "
+			"program %u, not the one pinned: left there",
+			name, prev, id);
+		return;
+	}
+	err = bpf_xdp_detach(prev, mode | XDP_FLAGS_REPLACE, &ao);
+	if (err)
+		pr_warn("dataplane: detach the previous run's program from %s (ifindex %d): %s",
+			name, prev, strerror(-err));
+	else
+		pr_info("dataplane: detached from %s (ifindex %d), where the previous run was "
+			"attached",
+			name, prev);
+}
+
 int dp__attach(struct dp *dp, int ifindex, const struct dp_attach_opts *opts)
 {
 	struct dp_attach_opts def = {};
@@ -454,11 +497,28 @@ out:
 	 * replaced, or was never attached here) */
 	if (!err)
 		err = dp__pin_prog(dp);
-	if (!err && dp->old_prog_fd >= 0) {
-		close(dp->old_prog_fd);
+	if (!err && dp->prev_ifindex > 0 && dp->prev_ifindex != ifindex && dp->old_prog_fd >= 0)
+		dp__detach_previous(dp, dp->prev_ifindex);
+	if (!err) {
+		dp->prev_ifindex = 0;
+		if (dp->old_prog_fd >= 0)
+			close(dp->old_prog_fd);
 		dp->old_prog_fd = -1;
 	}
 	return err;
+}
+
+bool dp__attached(struct dp *dp, int ifindex)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	/* a query that fails (the interface going away) is the netlink
+	 * events' news, not this one's */
+	if (bpf_xdp_query(ifindex, 0, &q) || bpf_obj_get_info_by_fd(dp__prog_fd(dp), &info, &len))
+		return true;
+	return q.drv_prog_id == info.id || q.skb_prog_id == info.id;
 }
 
 int dp__detach(int ifindex, bool force)

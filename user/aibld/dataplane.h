@@ -49,6 +49,9 @@ struct dp {
 	 * still attached), -1 none: what dp__attach() replaces it by without
 	 * CAP_SYS_ADMIN, which a lookup by id needs */
 	int old_prog_fd;
+	/* where the previous run attached (its aibl_globals.ifindex), 0 none:
+	 * dp__attach() takes that program off it when it attaches elsewhere */
+	int prev_ifindex;
 };
 
 /*
@@ -90,6 +93,8 @@ struct dp_attach_opts {
  * not forced.
  */
 int dp__attach(struct dp *dp, int ifindex, const struct dp_attach_opts *opts);
+/* dp's program is attached on ifindex (true too when that cannot be asked) */
+bool dp__attached(struct dp *dp, int ifindex);
 /*
  * Detaches the aibl XDP program from ifindex (whichever mode it is in).
  * -ENOENT when nothing is attached; -EBUSY when the attached program is not

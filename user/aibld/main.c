@@ -313,6 +313,16 @@ static int run(struct daemon *dm, bool *stop)
 		err = dp__repin(d->dp);
 		if (err > 0)
 			pr_warn("pins under %s were removed: %d re-created", d->dp->pin_dir, err);
+		/* taken off its interface (ip link set ... xdp off, another
+		 * tool): put back, as a moved interface is. Left off, nothing
+		 * was balanced, and in cluster mode the balancer stayed fenced
+		 * until restarted */
+		if (dm->attached_ifindex > 0 && dm->attached_ifindex == d->ifindex &&
+		    !dp__attached(d->dp, d->ifindex)) {
+			pr_warn("the XDP program is no longer attached to %s: attaching it again",
+				d->cfg.interface);
+			dm->attached_ifindex = 0;
+		}
 		if (netlink__events(dm->nl) || dm->nl_stale || dm->attached_ifindex != d->ifindex)
 			interface_changed(dm);
 		err = aibld__recompute(d, false);
