@@ -1090,6 +1090,14 @@ static void test_affinity_list(void)
 	RUN_CASES(cases);
 }
 
+/* the chat service renamed by a reload (its id kept) half a second on */
+static void *rename_chat_later(void *arg)
+{
+	usleep(500 * 1000);
+	put_svc_meta(SVC_CHAT, arg, "llama-3-8b", AIBL_POL_AI, "10.100.0.1", 80, IPPROTO_TCP, 4, 7);
+	return NULL;
+}
+
 static void test_stats(void)
 {
 	const struct ctl_case cases[] = {
@@ -1113,8 +1121,21 @@ static void test_stats(void)
 	    CASE("stats --interval abc", 2, ERR("--interval", "message")),
 	};
 
-	if (need_fixture())
-		RUN_CASES(cases);
+	/* a service renamed while stats runs (a reload): the next sample
+	 * names it as it is now, its traffic under the new name */
+	const struct ctl_case renamed =
+	    CASE_LINE("-j stats --interval 1 --count 2", 0, 2, JINT("sample", 2, "sample number"),
+		      JINT("services[name=chat2].packets", 1234567, "renamed: the new name"));
+	pthread_t th;
+
+	if (!need_fixture())
+		return;
+	RUN_CASES(cases);
+	if (ASSERT_OK(pthread_create(&th, NULL, rename_chat_later, "chat2"), "renamer")) {
+		run_case(&renamed);
+		pthread_join(th, NULL);
+		rename_chat_later("chat"); /* as it was */
+	}
 }
 
 static __s64 load_of(__u32 b)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <curl/curl.h>
+#include "clock.h"
 #include "ctl.h"
 #include "report.h"
 #include "status_json.h"
@@ -605,7 +606,8 @@ static int node_unload(int argc, char **argv)
 	bool wait = true;
 	json_t *doc = NULL, *a;
 	long code = 0, timeout = -1, open_said = -2;
-	int npos = 0, engine_ms = 0;
+	int npos = 0;
+	__u64 engine_t0 = 0; /* monotonic ms: the engine's call seen under way */
 	CURL *c;
 	int ret;
 
@@ -703,7 +705,12 @@ static int node_unload(int argc, char **argv)
 					    argv[0], (long long)json_integer_value(o), argv[1]);
 				if (json_is_integer(o))
 					open_said = (long)json_integer_value(o);
-			} else if ((engine_ms += 200) >= UNLOAD_WAIT_MS) {
+			} else if (!engine_t0) {
+				engine_t0 = clock_mono_ms();
+			} else if (clock_mono_ms() - engine_t0 >= UNLOAD_WAIT_MS) {
+				/* by the clock: each look may take a slow agent's
+				 * seconds, and counting the sleeps alone made the
+				 * 600 s an hour or more */
 				ret = ctl_fail("node %s: still unloading %s after %d s", argv[0],
 					       argv[1], UNLOAD_WAIT_MS / 1000);
 				goto out;

@@ -226,7 +226,11 @@ int ctl_cmd_stats(int argc, char **argv)
 			;
 		if (stats_stop)
 			break;
-		ret = ctl_state__reload_stats(&cur, err, sizeof(err));
+		/* the services and nodes too, not the counters alone: one added
+		 * by a reload meanwhile never showed, a removed one stayed, and
+		 * a renamed one (its id kept) kept its old name */
+		ctl_state__free(&cur);
+		ret = ctl_state__load(&cur, CTL_LOAD_STATS, err, sizeof(err));
 		if (ret) {
 			ret = ctl_fail("%s", err);
 			break;

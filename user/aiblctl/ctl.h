@@ -177,8 +177,6 @@ void ctl_state__free(struct ctl_state *s);
 int ctl_load(struct ctl_state *s, unsigned int what);
 /* ctl_state__find_service, the error reported; 0 or CTL_EXIT_FAIL */
 int ctl_find_service(const struct ctl_state *s, const char *spec, __u32 *id);
-/* Re-read counters and traffic only (stats --interval). */
-int ctl_state__reload_stats(struct ctl_state *s, char *err, size_t errlen);
 /* A service exists when its meta is valid or a VIP points at it. */
 bool ctl_state__svc_exists(const struct ctl_state *s, __u32 id);
 const char *ctl_state__svc_name(const struct ctl_state *s, __u32 id, char *buf, size_t len);

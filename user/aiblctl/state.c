@@ -146,11 +146,6 @@ static int load_stats(struct ctl_state *s, char *err, size_t errlen)
 	return ret;
 }
 
-int ctl_state__reload_stats(struct ctl_state *s, char *err, size_t errlen)
-{
-	return load_stats(s, err, errlen);
-}
-
 /* every way of aibl_affinity that holds a client's entry, live or expired */
 static int load_affinity(struct ctl_state *s, char *err, size_t errlen)
 {
