@@ -581,6 +581,49 @@ out:
 	env_down();
 }
 
+/* decap_opts.prepare: whether a filter was attached when it ran, and
+ * the balancer's source prefix set */
+static int prepare_sources(struct decap *d, void *arg)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS,
+		    .ifindex = (int)if_nametoindex("dpd2"));
+	LIBBPF_OPTS(bpf_tc_opts, q, .handle = 0xa1b1, .priority = 1);
+	struct decap_prefix p;
+	bool *attached = arg;
+
+	*attached = !bpf_tc_query(&hook, &q);
+	return decap__parse_prefix("10.200.0.0/24", &p) ?: decap__set_sources(d, &p, 1);
+}
+
+/*
+ * What the program accepts is set before it is attached: attached first,
+ * its checks were off until the agent filled them, and a spoofed tunnel
+ * from anywhere was opened (and fed the hints) meanwhile.
+ */
+static void test_prepare_first(void)
+{
+	struct decap_opts o = {.prepare = prepare_sources};
+	struct aibl_node_cfg c = {};
+	struct decap *d2 = NULL;
+	bool attached = true;
+	__u32 zero = 0;
+
+	o.prepare_arg = &attached;
+	if (!env_up())
+		goto out;
+	if (!ASSERT_OK(system("ip link add dpd2 type veth peer name dpd3"), "veth"))
+		goto out;
+	if (!ASSERT_OK(decap__attach(if_nametoindex("dpd2"), &o, &d2), "attach"))
+		goto out;
+	ASSERT_FALSE(attached, "prepared before the filter was attached");
+	ASSERT_OK(bpf_map_lookup_elem(bpf_map__fd(d2->skel->maps.aibl_node_cfg), &zero, &c), "cfg");
+	ASSERT_TRUE(c.flags & AIBL_NODE_F_CHECK_SOURCE, "the source check on from the start");
+	decap__detach(d2);
+out:
+	system("ip link del dpd2 2>/dev/null");
+	env_down();
+}
+
 /* an address of kind in aibl_node_addrs */
 static bool addr_listed(const char *text, __u8 kind)
 {
@@ -625,17 +668,32 @@ static void test_many_addrs(void)
 	ASSERT_TRUE(addr_listed("10.96.1.50", AIBL_NODE_ADDR_VIP), "the 300th VIP");
 	ASSERT_TRUE(addr_listed("fd00:100::1", AIBL_NODE_ADDR_VIP), "the IPv6 VIP after them");
 	ASSERT_FALSE(dc->addrs_over, "within the table");
+	/* the 300 replaced by 800 others: old and new together are past the
+	 * table, the new set alone is not */
+	f = popen("ip -batch -", "w");
+	if (!ASSERT_OK_PTR(f, "ip -batch"))
+		goto out;
+	for (int i = 0; i < 300; i++)
+		fprintf(f, "addr del 10.96.%d.%d/32 dev dpv0\n", i / 250, 1 + i % 250);
+	for (int i = 0; i < 800; i++)
+		fprintf(f, "addr add 10.97.%d.%d/32 dev dpv0\n", i / 250, 1 + i % 250);
+	if (!ASSERT_OK(pclose(f), "800 others"))
+		goto out;
+	ASSERT_OK(decap__refresh_addrs(dc), "refresh: the set replaced");
+	ASSERT_TRUE(addr_listed("10.97.3.50", AIBL_NODE_ADDR_VIP), "the 800th new VIP");
+	ASSERT_FALSE(addr_listed("10.96.0.1", AIBL_NODE_ADDR_VIP), "an old one gone");
+	ASSERT_TRUE(addr_listed("fd00:100::1", AIBL_NODE_ADDR_VIP), "the IPv6 VIP kept");
 	/* past the table: the VIP check off, not a partial one */
 	f = popen("ip -batch -", "w");
 	if (!ASSERT_OK_PTR(f, "ip -batch"))
 		goto out;
-	for (int i = 300; i < 1100; i++)
-		fprintf(f, "addr add 10.96.%d.%d/32 dev dpv0\n", i / 250, 1 + i % 250);
-	if (!ASSERT_OK(pclose(f), "1100 addresses"))
+	for (int i = 0; i < 300; i++)
+		fprintf(f, "addr add 10.98.%d.%d/32 dev dpv0\n", i / 250, 1 + i % 250);
+	if (!ASSERT_OK(pclose(f), "1101 addresses"))
 		goto out;
 	ASSERT_OK(decap__refresh_addrs(dc), "refresh");
 	ASSERT_TRUE(dc->addrs_over, "past the table");
-	ASSERT_FALSE(addr_listed("10.96.0.1", AIBL_NODE_ADDR_VIP), "no partial VIP set");
+	ASSERT_FALSE(addr_listed("10.97.0.1", AIBL_NODE_ADDR_VIP), "no partial VIP set");
 out:
 	system("ip link del dpv0 2>/dev/null");
 	env_down();
@@ -651,6 +709,7 @@ static const struct test_case cases[] = {
     {"decap_attach_detach", test_attach_detach},
     {"decap_pins_upgrade", test_pins_upgrade},
     {"decap_many_addrs", test_many_addrs},
+    {"decap_prepare_first", test_prepare_first},
 };
 
 int main(int argc, char **argv)

@@ -144,6 +144,11 @@ int decap__attach(int ifindex, const struct decap_opts *opts, struct decap **out
 		goto out;
 	}
 
+	if (opts->prepare) {
+		err = opts->prepare(d, opts->prepare_arg);
+		if (err)
+			goto out;
+	}
 	decap__hook_init(&hook, ifindex);
 	/* an existing clsact is the normal case (agent restart): keep
 	 * libbpf from logging the kernel's "exclusivity flag" complaint */
@@ -324,16 +329,32 @@ static bool decap__has(const struct decap_prefix *a, int n, const struct aibl_no
 	return false;
 }
 
-int decap__set_addrs(struct decap *d, __u8 kind, const struct decap_prefix *a, int n)
+/* the entries of kind not in a[0..n) out of aibl_node_addrs */
+static void decap__prune_addrs(struct decap *d, __u8 kind, const struct decap_prefix *a, int n)
 {
 	int fd = bpf_map__fd(d->skel->maps.aibl_node_addrs);
 	struct aibl_node_addr_key k, next;
-	__u32 flag = kind == AIBL_NODE_ADDR_LOCAL ? AIBL_NODE_F_CHECK_LOCAL : AIBL_NODE_F_CHECK_VIP;
 	bool more;
+
+	for (more = !bpf_map_get_next_key(fd, NULL, &k); more; k = next) {
+		more = !bpf_map_get_next_key(fd, &k, &next);
+		if (k.kind == kind && !decap__has(a, n, &k))
+			bpf_map_delete_elem(fd, &k);
+	}
+}
+
+int decap__set_addrs(struct decap *d, __u8 kind, const struct decap_prefix *a, int n)
+{
+	int fd = bpf_map__fd(d->skel->maps.aibl_node_addrs);
+	__u32 flag = kind == AIBL_NODE_ADDR_LOCAL ? AIBL_NODE_F_CHECK_LOCAL : AIBL_NODE_F_CHECK_VIP;
+	struct aibl_node_addr_key k;
 	__u8 one = 1;
 
-	/* the new set first, then the stale ones out: an address in both is
-	 * never missing */
+	/* the stale ones out, then the new set in: an address in both is
+	 * never missing, and the table never holds old and new sets at once
+	 * (inserted first, a set that changed much filled it, every insert
+	 * after failed, and nothing stale was ever taken out) */
+	decap__prune_addrs(d, kind, a, n);
 	for (int i = 0; i < n; i++) {
 		memset(&k, 0, sizeof(k));
 		k.addr = a[i].addr;
@@ -341,11 +362,6 @@ int decap__set_addrs(struct decap *d, __u8 kind, const struct decap_prefix *a, i
 		k.kind = kind;
 		if (bpf_map_update_elem(fd, &k, &one, BPF_ANY))
 			return -errno;
-	}
-	for (more = !bpf_map_get_next_key(fd, NULL, &k); more; k = next) {
-		more = !bpf_map_get_next_key(fd, &k, &next);
-		if (k.kind == kind && !decap__has(a, n, &k))
-			bpf_map_delete_elem(fd, &k);
 	}
 	return decap__cfg_flag(d, flag, n > 0);
 }
@@ -410,11 +426,15 @@ int decap__refresh_addrs(struct decap *d)
 		pr_warn("decap: %d local and %d VIP addresses, the table holds %u: %s", nl, nv, cap,
 			over ? "the VIP check is off (any inner address taken)"
 			     : "the VIP check is on again");
+	/* (the local ones alone past it: that check off too) */
 	d->addrs_over = over;
 	if (over && (__u32)nl > cap)
 		nl = 0;
 	if (over)
 		nv = 0;
+	/* both kinds' stale entries out before either's new ones go in */
+	decap__prune_addrs(d, AIBL_NODE_ADDR_LOCAL, local, nl);
+	decap__prune_addrs(d, AIBL_NODE_ADDR_VIP, vip, nv);
 	err = decap__set_addrs(d, AIBL_NODE_ADDR_LOCAL, local, nl)
 		  ?: decap__set_addrs(d, AIBL_NODE_ADDR_VIP, vip, nv);
 out:

@@ -13,6 +13,8 @@
 #include <linux/types.h>
 #include "aibl.h"
 
+struct decap;
+
 struct decap_opts {
 	/* pin aibl_node_cli / aibl_node_stats by name here (reusing existing
 	 * pins); NULL: keep them private to this handle (several simulated
@@ -20,6 +22,11 @@ struct decap_opts {
 	const char *pin_dir;
 	__u32 handle;	/* tc filter handle, 0: 0xa1b1 */
 	__u32 priority; /* tc filter priority, 0: 1 */
+	/* run on the loaded program before it is attached (what it accepts:
+	 * decap__set_sources, decap__refresh_addrs), so no packet meets it
+	 * with its checks off; an error stops the attach. NULL: none */
+	int (*prepare)(struct decap *d, void *arg);
+	void *prepare_arg;
 };
 
 struct aibl_decap; /* skeleton, build/aibl_decap.skel.h */

@@ -80,6 +80,14 @@ static int decap_accept(struct decap *d, const struct ag_opts *o)
 	return err;
 }
 
+/* decap_opts.prepare: what it accepts, before it is attached (attached
+ * first, its checks were off until filled: a spoofed tunnel from anywhere
+ * was opened and fed the hints meanwhile) */
+static int decap_prepare(struct decap *d, void *arg)
+{
+	return decap_accept(d, arg);
+}
+
 static const struct cliopt ag_rows[] = {
     CLIOPT("listen", LISTEN, struct ag_opts, listen, .required = true,
 	   .help = "where to serve (e.g. 10.0.0.2:7071)"),
@@ -832,6 +840,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		dopts.pin_dir = o.pin_dir;
+		dopts.prepare = decap_prepare;
+		dopts.prepare_arg = &o;
 		err = decap__attach(ifindex, &dopts, &decap);
 		if (err) {
 			pr_err("--decap %s: cannot attach the decap program: %s\n", o.decap_if,
@@ -841,11 +851,6 @@ int main(int argc, char **argv)
 		}
 		ag.cli_fd = decap__clients_fd(decap);
 		ag_decap = decap;
-		err = decap_accept(decap, &o);
-		if (err) {
-			err = 1;
-			goto out;
-		}
 		pr_info("decap program attached at %s ingress\n", o.decap_if);
 	}
 
