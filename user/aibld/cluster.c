@@ -403,16 +403,39 @@ void cluster__bgp_changed(struct aibld *d, const struct cfg_bgp *old)
 
 /* ---- the digest of what this balancer loaded, read back from the maps ---- */
 
+/*
+ * The first service of the plan whose VIP steers here otherwise than the
+ * plan says (its aibl_vips entry read back: another mode or session key,
+ * no connection table), NULL none. The same tables steered otherwise send
+ * a flow ECMP moves here to another node than the group does: fenced, as
+ * for tables that differ. Apart from the digest, which a balancer older
+ * than plan_svc.how computes without it and would refuse the plan on.
+ */
+static const char *steer_differs(struct aibld *d, const struct plan *p)
+{
+	for (int si = 0; si < p->nsvcs; si++) {
+		const struct plan_svc *ps = &p->svcs[si];
+		struct svc_rt *s = svc_by_name(d, ps->name);
+		struct aibl_vip_key vk;
+		struct aibl_vip v;
+
+		if (!ps->how || !s)
+			continue;
+		aibld__vip_key(&d->cfg.services[s - d->svcs], &vk);
+		if (bpf_map_lookup_elem(d->fd_vips, &vk, &v) || plan__svc_how(&v) != ps->how)
+			return ps->name;
+	}
+	return NULL;
+}
+
 static int loaded_table(void *arg, const struct plan *p, int si, __u16 *pos, __u8 *flags,
-			__u32 *costs, __u32 *how)
+			__u32 *costs)
 {
 	struct aibld *d = arg;
 	const struct plan_svc *ps = &p->svcs[si];
 	__u32 *ids = malloc(AIBL_RING_SIZE * sizeof(*ids));
 	__u16 *by_id = malloc(d->max_backends * sizeof(*by_id));
 	struct svc_rt *s = NULL;
-	struct aibl_vip_key vk;
-	struct aibl_vip v;
 	int err = -ENOENT;
 
 	if (!ids || !by_id) {
@@ -422,10 +445,6 @@ static int loaded_table(void *arg, const struct plan *p, int si, __u16 *pos, __u
 	s = svc_by_name(d, ps->name);
 	if (!s || !s->have_table)
 		goto out;
-	/* how its VIP steers, as the map holds it (none: 0, no plan's) */
-	aibld__vip_key(&d->cfg.services[s - d->svcs], &vk);
-	if (!bpf_map_lookup_elem(d->fd_vips, &vk, &v))
-		*how = plan__svc_how(&v);
 	for (__u32 i = 0; i < d->max_backends; i++)
 		by_id[i] = PLAN_NO_POS;
 	for (int k = 0; k < ps->n; k++) {
@@ -953,6 +972,7 @@ void cluster__tick(struct aibld *d)
 	struct cluster *cl = d->cl;
 	struct plan next = {}, prop = {};
 	bool have_next = false, want_write = false, cut_off = false, announce;
+	const char *steer;
 	__u64 now;
 	char *text;
 	json_t *st;
@@ -1021,11 +1041,13 @@ void cluster__tick(struct aibld *d)
 	}
 	plan__free(&next);
 	cl->digest_ok = false;
+	steer = NULL;
 	if (cl->plan.version) {
 		err = plan__digest_with(&cl->plan, loaded_table, loaded_pins, d, cl->digest);
 		cl->digest_ok = !err && !strcmp(cl->digest, cl->plan.digest);
 		if (err)
 			snprintf(cl->digest, sizeof(cl->digest), "-");
+		steer = steer_differs(d, &cl->plan);
 	}
 	/* the planner proposes what its own polls say, and writes its plan
 	 * over one gone or unreadable */
@@ -1040,6 +1062,12 @@ void cluster__tick(struct aibld *d)
 	else if (!cl->digest_ok)
 		snprintf(cl->reason, sizeof(cl->reason), "tables differ from plan %llu",
 			 (unsigned long long)cl->plan.version);
+	else if (steer)
+		snprintf(
+		    cl->reason, sizeof(cl->reason),
+		    "service %.31s steers otherwise than plan %llu (its policy, session_key or "
+		    "conntrack)",
+		    steer, (unsigned long long)cl->plan.version);
 	else if (cl->plan_unread && !cl->is_planner)
 		snprintf(cl->reason, sizeof(cl->reason),
 			 "the plan in etcd is not one this balancer can read; on plan %llu",

@@ -8,7 +8,8 @@
  *    "pins": [{"service": "chat", "client": "10.0.0.7", "node": "n1",
  *              "expires_ms": 1764680000000, "ttl_ms": 60000}, ...]}
  * Every field of its type and range; a plan without "pins" has none, a
- * service without "how" (a planner before 2026-12-08) says nothing of it. A
+ * service without "how" (a planner before 2026-12-08) says nothing of it
+ * ("how" is not in the digest: a balancer before it reads the plan). A
  * digest that is not the content's is refused as well: every balancer
  * would withdraw, fenced on tables that differ from it, and the planner,
  * whose proposal has the same content, would never write it again.
@@ -416,7 +417,7 @@ int plan__digest_with(const struct plan *p, plan_table_fn fn, plan_pins_fn pins_
 	__u16 *pos = malloc(AIBL_RING_SIZE * sizeof(*pos));
 	XXH3_state_t *st = XXH3_createState();
 	struct plan_pin *pins = NULL;
-	__u32 *costs = NULL, how;
+	__u32 *costs = NULL;
 	__u8 *flags = NULL;
 	int err = 0, npins = 0;
 
@@ -437,16 +438,10 @@ int plan__digest_with(const struct plan *p, plan_table_fn fn, plan_pins_fn pins_
 			err = -ENOMEM;
 			goto out;
 		}
-		how = 0;
-		err = fn(arg, p, si, pos, flags, costs, &how);
+		err = fn(arg, p, si, pos, flags, costs);
 		if (err)
 			goto out;
 		XXH3_64bits_update(st, s->name, strlen(s->name) + 1);
-		/* a balancer whose VIP steers otherwise (another mode or
-		 * session key, no connection table) sends a flow ECMP moves to
-		 * it elsewhere, whatever its table: other digest, fenced */
-		if (s->how)
-			XXH3_64bits_update(st, &how, sizeof(how));
 		for (int k = 0; k < s->n; k++) {
 			XXH3_64bits_update(st, s->m[k].name, strlen(s->m[k].name) + 1);
 			XXH3_64bits_update(st, &flags[k], 1);
@@ -488,7 +483,7 @@ out:
 
 /* the table the plan asks for: Maglev over the plan's weights and seed */
 static int plan_table(void *arg, const struct plan *p, int si, __u16 *pos, __u8 *flags,
-		      __u32 *costs, __u32 *how)
+		      __u32 *costs)
 {
 	const struct plan_svc *s = &p->svcs[si];
 	struct maglev_in *in = calloc(s->n + 1, sizeof(*in));
@@ -505,7 +500,6 @@ static int plan_table(void *arg, const struct plan *p, int si, __u16 *pos, __u8 
 		flags[k] = f < 0 ? 0 : f;
 		costs[k] = plan__node_cost(p, s->m[k].name);
 	}
-	*how = s->how;
 	err = maglev__build(in, s->n, p->hash_seed, idx, AIBL_RING_SIZE);
 	if (err)
 		goto out;

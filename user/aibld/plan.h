@@ -9,8 +9,7 @@
  *
  * The digest is a hash of the compiled tables in a form free of local ids:
  * per service its name, its nodes' names and data-plane flags, and every
- * slot of its table as the position of its node in the plan, and how its
- * VIP steers with that table (mode, session key, flags: plan_svc.how). The planner
+ * slot of its table as the position of its node in the plan. The planner
  * computes it from the plan (the tables every balancer must build); each
  * balancer computes it from the maps it wrote (read back) and publishes
  * it. A balancer whose digest differs fences itself.
@@ -58,9 +57,11 @@ struct plan_member {
 
 struct plan_svc {
 	char name[AIBL_NAME_LEN];
-	/* how its VIP steers (plan__svc_how: mode, session key, flags), as
-	 * the planner's config says; 0 where a plan does not say (written
-	 * before 2026-12-08): then not compared */
+	/* how its VIP steers with its table (plan__svc_how: mode, session
+	 * key, flags), as the planner's config says; each balancer compares
+	 * its own aibl_vips entry with it, apart from the digest (which an
+	 * older balancer computes without it). 0: a plan written before
+	 * 2026-12-08 does not say, not compared */
 	__u32 how;
 	int n;
 	struct plan_member *m;
@@ -110,11 +111,11 @@ void plan__bound_pins(struct plan *p);
 /*
  * A service's table as the digest sees it: pos[AIBL_RING_SIZE], each the
  * index of the slot's node in p->svcs[si].m (PLAN_NO_POS: none), and
- * flags[p->svcs[si].n], costs[p->svcs[si].n], and *how its VIP steers
- * (plan__svc_how). 0 or -errno (the digest then fails).
+ * flags[p->svcs[si].n], costs[p->svcs[si].n]. 0 or -errno (the digest then
+ * fails).
  */
 typedef int (*plan_table_fn)(void *arg, const struct plan *p, int si, __u16 *pos, __u8 *flags,
-			     __u32 *costs, __u32 *how);
+			     __u32 *costs);
 /* the pins as loaded (malloc'd array in *out, any order): 0 or -errno */
 typedef int (*plan_pins_fn)(void *arg, const struct plan *p, struct plan_pin **out, int *n);
 /* the digest covers the tables and the pins (service, client, node; not
