@@ -48,7 +48,8 @@ static void bpffs_modes(void)
 	if (!test__can_bpf())
 		return SKIP("needs root");
 	rm_dir();
-	if (!ASSERT_OK(dp__open_load(&o, &dp), "load"))
+	/* the program pinned as it is once attached (dp__attach) */
+	if (!ASSERT_OK(dp__open_load(&o, &dp), "load") || !ASSERT_OK(dp__pin_prog(dp), "pin"))
 		goto out;
 	if (!ASSERT_OK(stat(dir, &sb), "stat dir"))
 		goto out;

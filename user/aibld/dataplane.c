@@ -494,9 +494,15 @@ out:
 	if (old_fd >= 0)
 		close(old_fd);
 	/* attached: the pin names it from now on (the earlier program is
-	 * replaced, or was never attached here) */
-	if (!err)
-		err = dp__pin_prog(dp);
+	 * replaced, or was never attached here). A pin that fails here
+	 * (bpffs full) is no reason to fail what is attached: dp__repin()
+	 * tries it again every loop, as a restart finds the attached program
+	 * by the pin */
+	if (!err && dp__pin_prog(dp)) {
+		pr_warn("dataplane: the attached program is not pinned yet: tried again every "
+			"loop");
+		dp->pin_stale = true;
+	}
 	if (!err && dp->prev_ifindex > 0 && dp->prev_ifindex != ifindex && dp->old_prog_fd >= 0)
 		dp__detach_previous(dp, dp->prev_ifindex);
 	if (!err) {
@@ -579,6 +585,10 @@ int dp__repin(struct dp *dp)
 	int n = 0, err;
 
 	snprintf(path, sizeof(path), "%s/%s", dp->pin_dir, AIBL_PIN_PROG);
+	if (dp->pin_stale && !dp__pin_prog(dp)) {
+		dp->pin_stale = false;
+		n++;
+	}
 	bpf_object__for_each_map(map, dp->skel->obj)
 	{
 		const char *pp = bpf_map__pin_path(map);

@@ -52,6 +52,8 @@ struct dp {
 	/* where the previous run attached (its aibl_globals.ifindex), 0 none:
 	 * dp__attach() takes that program off it when it attaches elsewhere */
 	int prev_ifindex;
+	/* attached but its pin failed: dp__repin() pins it */
+	bool pin_stale;
 };
 
 /*
