@@ -1090,10 +1090,11 @@ static void test_affinity_list(void)
 	RUN_CASES(cases);
 }
 
-/* the chat service renamed by a reload (its id kept) half a second on */
+/* the chat service renamed by a reload (its id kept) a second on, between
+ * the two samples of the case below */
 static void *rename_chat_later(void *arg)
 {
-	usleep(500 * 1000);
+	usleep(1000 * 1000);
 	put_svc_meta(SVC_CHAT, arg, "llama-3-8b", AIBL_POL_AI, "10.100.0.1", 80, IPPROTO_TCP, 4, 7);
 	return NULL;
 }
@@ -1124,7 +1125,7 @@ static void test_stats(void)
 	/* a service renamed while stats runs (a reload): the next sample
 	 * names it as it is now, its traffic under the new name */
 	const struct ctl_case renamed =
-	    CASE_LINE("-j stats --interval 1 --count 2", 0, 2, JINT("sample", 2, "sample number"),
+	    CASE_LINE("-j stats --interval 2 --count 2", 0, 2, JINT("sample", 2, "sample number"),
 		      JINT("services[name=chat2].packets", 1234567, "renamed: the new name"));
 	pthread_t th;
 
@@ -1134,7 +1135,9 @@ static void test_stats(void)
 	if (ASSERT_OK(pthread_create(&th, NULL, rename_chat_later, "chat2"), "renamer")) {
 		run_case(&renamed);
 		pthread_join(th, NULL);
-		rename_chat_later("chat"); /* as it was */
+		/* as it was */
+		put_svc_meta(SVC_CHAT, "chat", "llama-3-8b", AIBL_POL_AI, "10.100.0.1", 80,
+			     IPPROTO_TCP, 4, 7);
 	}
 }
 

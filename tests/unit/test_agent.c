@@ -1655,7 +1655,8 @@ static void failed_model_list_ages(void)
 	eng.models = "{\"object\":\"list\",\"data\":[{\"id\":\"m\"},{\"id\":\"old\"}]}";
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d",
 		 MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port);
-	cfg.stale_ms = 300;
+	/* long enough that a loaded machine's two rounds fit in it */
+	cfg.stale_ms = 1500;
 	if (!ASSERT_OK(agent__init(&a, &cfg, msg, sizeof(msg)), msg))
 		goto out;
 	init = true;
@@ -1671,7 +1672,7 @@ static void failed_model_list_ages(void)
 		old = report_model(&r, "old");
 		ASSERT_TRUE(old && old->resident, "one failed list: still resident");
 	}
-	usleep(400 * 1000);
+	usleep(1600 * 1000);
 	agent__collect_once(&a);
 	if (report_of(&a, &r)) {
 		m = report_model(&r, "m");

@@ -94,7 +94,7 @@ static int stats_print(const struct ctl_state *s, const struct ctl_state *prev, 
 				      (json_int_t)t->packets, "bytes", (json_int_t)t->bytes,
 				      "new_flows", (json_int_t)t->new_flows, "pin_hits",
 				      (json_int_t)t->pin_hits);
-			if (prev) {
+			if (prev && id < prev->nsvc) {
 				const struct aibl_traffic *p = &prev->svc_traffic[id];
 
 				json_object_set_new(o, "packets_per_s",
@@ -144,7 +144,8 @@ static int stats_print(const struct ctl_state *s, const struct ctl_state *prev, 
 	}
 	for (__u32 id = 0; id < s->nsvc; id++) {
 		const struct aibl_traffic *tr = &s->svc_traffic[id];
-		const struct aibl_traffic *p = prev ? &prev->svc_traffic[id] : NULL;
+		const struct aibl_traffic *p =
+		    prev && id < prev->nsvc ? &prev->svc_traffic[id] : NULL;
 
 		if (!ctl_state__svc_exists(s, id))
 			continue;

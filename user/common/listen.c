@@ -43,6 +43,34 @@ static int listen_resolve(const char *host, int flags, int family, struct sockad
 	return 0;
 }
 
+/* every dot-separated part a number as inet_aton reads one (decimal,
+ * octal, 0x hex): 10.0.300, 0x7f.1, 010.1.2.3; a name has a part that is
+ * not (1bad.cafe) */
+static bool aton_form(const char *host)
+{
+	const char *p = host;
+
+	while (*p) {
+		size_t n = strcspn(p, ".");
+
+		if (!n)
+			return false;
+		if (n > 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+			for (size_t i = 2; i < n; i++)
+				if (!isxdigit((unsigned char)p[i]))
+					return false;
+		} else {
+			for (size_t i = 0; i < n; i++)
+				if (!isdigit((unsigned char)p[i]))
+					return false;
+		}
+		p += n;
+		if (*p == '.')
+			p++;
+	}
+	return true;
+}
+
 int listen_addr__parse(const char *spec, struct sockaddr_storage *ss, socklen_t *len, char *msg,
 		       size_t msglen)
 {
@@ -90,8 +118,7 @@ int listen_addr__parse(const char *spec, struct sockaddr_storage *ss, socklen_t 
 		s4->sin_family = AF_INET;
 		s4->sin_addr.s_addr = host[0] ? a4.s_addr : htonl(INADDR_ANY);
 		sslen = sizeof(*s4);
-	} else if (!strchr(host, ':') && isdigit((unsigned char)host[0]) &&
-		   strspn(host, "0123456789.xXabcdefABCDEF") == strlen(host)) {
+	} else if (!strchr(host, ':') && aton_form(host)) {
 		/* IPv4 is a dotted quad of decimals, as everywhere else here:
 		 * getaddrinfo reads inet_aton's forms too, and 10.0.0.010
 		 * bound 10.0.0.8, 10.0.300 10.0.1.44, 0 every address */
