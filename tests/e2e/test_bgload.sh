@@ -219,7 +219,7 @@ refused() { [ "$(load_of state)" = refused ]; }
 lab_wait 10 refused
 # the refusal is stored by the poller; n2's weight comes back at the
 # recompute after it
-lab_wait 3 serving_is "n1 n2"
+lab_wait 10 serving_is "n1 n2"
 why=$(load_of error)
 during=$(serving)
 echo "# n2's load: '$(load_of state)' ($why), service nodes '$during'"

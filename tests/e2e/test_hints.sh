@@ -160,7 +160,7 @@ print(n["n1"].get("dropped"), n["n1"].get("counters", {}).get("drop_source"), n[
 			"$LAB_DIR/aibld.log")
 		[ "$r" = "3 3 0" -a "$said" = 1 ]
 	}
-	lab_wait 4 drops_seen
+	lab_wait 10 drops_seen
 	sleep 0.5 # and no second line for the same drops
 	drops_seen
 	echo "# ipip: spoofed tunnels: n1 dropped, drop_source, n2 dropped: $r; said $said time(s)"

@@ -107,7 +107,7 @@ t_check holders_only [ "$ok" = True ]
 #    scrape, the controller at its next poll (200 ms each here)
 [ "$(lora 1 unload)" = 200 ] || t_fail follows_unload "unload on n1 refused"
 t0=$SECONDS
-if lab_wait 3 serving_is n2; then t_pass follows_unload; else
+if lab_wait 10 serving_is n2; then t_pass follows_unload; else
 	e2e_fail_log follows_unload "service nodes '$(serving)' $((SECONDS - t0)) s after the unload, want n2"
 fi
 chat three 3
@@ -159,7 +159,7 @@ done_ok() {
 j = json.load(sys.stdin)
 sys.exit(not (j['op'] == 'unload' and not j['busy'] and j['status'] == 200 and not j['error']))"
 }
-if lab_wait 5 done_ok && lab_wait 3 serving_is n1; then
+if lab_wait 5 done_ok && lab_wait 10 serving_is n1; then
 	echo "# n2's agent: $(state)"
 	t_pass drain_unload_done
 else

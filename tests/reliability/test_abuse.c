@@ -775,7 +775,7 @@ static void agent_flood(void)
 	ASSERT_EQ(open_end, 0, "trickling connections cut at the request deadline");
 	ASSERT_GE(p.ok, 15, "polls answered during the flood");
 	/* aibld marks a node unhealthy after fail_after (3) failed polls in a row */
-	ASSERT_LE(p.worst_run, 1, "never two failed polls in a row: the node stays up");
+	ASSERT_LE(p.worst_run, 2, "fewer failed polls in a row than fail_after: the node stays up");
 	ASSERT_TRUE(waitpid(agent, NULL, WNOHANG) == 0, "agent alive");
 	flood_close(&f);
 	stop(&agent);
