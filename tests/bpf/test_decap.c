@@ -647,49 +647,45 @@ static bool addr_listed(const char *text, __u8 kind)
  * and its tunnels were dropped. Past what the table holds, the VIP check is
  * off rather than dropping the tunnels to those left out.
  */
+/* ip addr OP of n /32s 10.NET.x.y on dpv0, in one ip -batch: its status */
+static int dpv0_addrs(const char *op, int net, int n)
+{
+	FILE *f = popen("ip -batch -", "w");
+
+	if (!f)
+		return -1;
+	for (int i = 0; i < n; i++)
+		fprintf(f, "addr %s 10.%d.%d.%d/32 dev dpv0\n", op, net, i / 250, 1 + i % 250);
+	return pclose(f);
+}
+
 static void test_many_addrs(void)
 {
-	FILE *f;
-
 	if (!env_up())
 		goto out;
-	f = popen("ip -batch -", "w");
-	if (!ASSERT_OK_PTR(f, "ip -batch"))
-		goto out;
 	/* no dummy module here: a veth without ARP is as NOARP */
-	fprintf(f, "link add dpv0 type veth peer name dpv1\nlink set dpv0 arp off up\n");
-	for (int i = 0; i < 300; i++)
-		fprintf(f, "addr add 10.96.%d.%d/32 dev dpv0\n", i / 250, 1 + i % 250);
-	fprintf(f, "addr add fd00:100::1/128 dev dpv0\n");
-	if (!ASSERT_OK(pclose(f), "300 addresses and one IPv6"))
+	if (!ASSERT_OK(system("ip link add dpv0 type veth peer name dpv1 && "
+			      "ip link set dpv0 arp off up && "
+			      "ip addr add fd00:100::1/128 dev dpv0"),
+		       "a NOARP device with an IPv6 VIP") ||
+	    !ASSERT_OK(dpv0_addrs("add", 96, 300), "300 addresses"))
 		goto out;
 	ASSERT_OK(decap__refresh_addrs(dc), "refresh");
 	ASSERT_TRUE(addr_listed("10.96.0.1", AIBL_NODE_ADDR_VIP), "the first VIP");
 	ASSERT_TRUE(addr_listed("10.96.1.50", AIBL_NODE_ADDR_VIP), "the 300th VIP");
-	ASSERT_TRUE(addr_listed("fd00:100::1", AIBL_NODE_ADDR_VIP), "the IPv6 VIP after them");
+	ASSERT_TRUE(addr_listed("fd00:100::1", AIBL_NODE_ADDR_VIP), "the IPv6 VIP beside them");
 	ASSERT_FALSE(dc->addrs_over, "within the table");
 	/* the 300 replaced by 800 others: old and new together are past the
 	 * table, the new set alone is not */
-	f = popen("ip -batch -", "w");
-	if (!ASSERT_OK_PTR(f, "ip -batch"))
-		goto out;
-	for (int i = 0; i < 300; i++)
-		fprintf(f, "addr del 10.96.%d.%d/32 dev dpv0\n", i / 250, 1 + i % 250);
-	for (int i = 0; i < 800; i++)
-		fprintf(f, "addr add 10.97.%d.%d/32 dev dpv0\n", i / 250, 1 + i % 250);
-	if (!ASSERT_OK(pclose(f), "800 others"))
+	if (!ASSERT_OK(dpv0_addrs("del", 96, 300), "the 300 gone") ||
+	    !ASSERT_OK(dpv0_addrs("add", 97, 800), "800 others"))
 		goto out;
 	ASSERT_OK(decap__refresh_addrs(dc), "refresh: the set replaced");
 	ASSERT_TRUE(addr_listed("10.97.3.50", AIBL_NODE_ADDR_VIP), "the 800th new VIP");
 	ASSERT_FALSE(addr_listed("10.96.0.1", AIBL_NODE_ADDR_VIP), "an old one gone");
 	ASSERT_TRUE(addr_listed("fd00:100::1", AIBL_NODE_ADDR_VIP), "the IPv6 VIP kept");
 	/* past the table: the VIP check off, not a partial one */
-	f = popen("ip -batch -", "w");
-	if (!ASSERT_OK_PTR(f, "ip -batch"))
-		goto out;
-	for (int i = 0; i < 300; i++)
-		fprintf(f, "addr add 10.98.%d.%d/32 dev dpv0\n", i / 250, 1 + i % 250);
-	if (!ASSERT_OK(pclose(f), "1101 addresses"))
+	if (!ASSERT_OK(dpv0_addrs("add", 98, 300), "1101 addresses"))
 		goto out;
 	ASSERT_OK(decap__refresh_addrs(dc), "refresh");
 	ASSERT_TRUE(dc->addrs_over, "past the table");

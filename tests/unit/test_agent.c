@@ -1550,6 +1550,23 @@ static struct agent_cfg one_server_cfg(char *url)
 				  .no_nvml = true};
 }
 
+/* the engine server of eng_handler with this metrics page, its base URL
+ * in url; NULL (asserted) when it does not start */
+static struct MHD_Daemon *eng_start(const char *page, char *url, size_t len)
+{
+	struct MHD_Daemon *d =
+	    MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
+			     NULL, NULL, eng_handler, NULL, MHD_OPTION_END);
+
+	if (!ASSERT_OK_PTR(d, "engine server"))
+		return NULL;
+	memset(&eng, 0, sizeof(eng));
+	eng.metrics = page;
+	snprintf(url, len, "http://127.0.0.1:%d",
+		 MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port);
+	return d;
+}
+
 /*
  * A failed scrape (HTTP 404 here, as a 500 or a timeout) is no news that the
  * server is down: it stays up, its figures aging, until --stale-ms passes
@@ -1568,14 +1585,9 @@ static void failed_scrape_keeps_up(void)
 	struct agent a;
 	bool init = false;
 
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
-			     NULL, NULL, eng_handler, NULL, MHD_OPTION_END);
-	if (!ASSERT_OK_PTR(d, "engine server"))
+	d = eng_start(page, url, sizeof(url));
+	if (!d)
 		return;
-	memset(&eng, 0, sizeof(eng));
-	eng.metrics = page;
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d",
-		 MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port);
 	cfg.stale_ms = 300;
 	if (!ASSERT_OK(agent__init(&a, &cfg, msg, sizeof(msg)), msg))
 		goto out;
@@ -1646,15 +1658,10 @@ static void failed_model_list_ages(void)
 	struct agent a;
 	bool init = false;
 
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
-			     NULL, NULL, eng_handler, NULL, MHD_OPTION_END);
-	if (!ASSERT_OK_PTR(d, "engine server"))
+	d = eng_start(page, url, sizeof(url));
+	if (!d)
 		return;
-	memset(&eng, 0, sizeof(eng));
-	eng.metrics = page;
 	eng.models = "{\"object\":\"list\",\"data\":[{\"id\":\"m\"},{\"id\":\"old\"}]}";
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d",
-		 MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port);
 	/* long enough that a loaded machine's two rounds fit in it */
 	cfg.stale_ms = 1500;
 	if (!ASSERT_OK(agent__init(&a, &cfg, msg, sizeof(msg)), msg))
