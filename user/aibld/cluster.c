@@ -712,7 +712,6 @@ static int propose(struct aibld *d, struct plan *p)
 	for (int si = 0; si < c->nservices && si < cl->nsvcs; si++) {
 		const struct cfg_service *cs = &c->services[si];
 		struct plan_svc *ps = &p->svcs[p->nsvcs++];
-
 		struct aibl_vip v = {};
 
 		memcpy(ps->name, cs->name, AIBL_NAME_LEN);
