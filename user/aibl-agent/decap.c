@@ -174,7 +174,11 @@ out:
 	return err;
 }
 
-int decap__detach_ifindex(int ifindex, __u32 handle, __u32 priority)
+/*
+ * Removes the filter at ifindex/handle/priority, only when it runs program
+ * only_id (0: whatever it runs). -ENOENT none there, -EBUSY another's.
+ */
+static int decap__detach_filter(int ifindex, __u32 handle, __u32 priority, __u32 only_id)
 {
 	libbpf_print_fn_t old_print;
 	struct bpf_tc_hook hook;
@@ -190,6 +194,8 @@ int decap__detach_ifindex(int ifindex, __u32 handle, __u32 priority)
 	libbpf_set_print(old_print);
 	if (err)
 		return -ENOENT;
+	if (only_id && tc.prog_id != only_id)
+		return -EBUSY;
 	tc.prog_id = 0;
 	tc.prog_fd = 0;
 	tc.flags = 0;
@@ -199,31 +205,28 @@ int decap__detach_ifindex(int ifindex, __u32 handle, __u32 priority)
 	return err;
 }
 
+int decap__detach_ifindex(int ifindex, __u32 handle, __u32 priority)
+{
+	return decap__detach_filter(ifindex, handle, priority, 0);
+}
+
 int decap__detach(struct decap *d)
 {
-	libbpf_print_fn_t old_print;
-	struct bpf_tc_hook hook;
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
 	int err;
 
 	if (!d)
 		return 0;
-	decap__hook_init(&hook, d->ifindex);
-	LIBBPF_OPTS(bpf_tc_opts, tc, .handle = d->handle, .priority = d->priority);
-	old_print = libbpf_set_print(NULL);
-	err = bpf_tc_query(&hook, &tc);
-	libbpf_set_print(old_print);
 	/* another program there now (someone replaced it): not ours to remove */
-	if (!err &&
-	    !bpf_obj_get_info_by_fd(bpf_program__fd(d->skel->progs.aibl_decap), &info, &len) &&
-	    tc.prog_id != info.id) {
-		pr_warn("decap: ifindex %d runs another program (id %u) at our filter: left there",
-			d->ifindex, tc.prog_id);
-		decap__close(d);
-		return 0;
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(d->skel->progs.aibl_decap), &info, &len))
+		info.id = 0;
+	err = decap__detach_filter(d->ifindex, d->handle, d->priority, info.id);
+	if (err == -EBUSY) {
+		pr_warn("decap: ifindex %d runs another program at our filter: left there",
+			d->ifindex);
+		err = 0;
 	}
-	err = decap__detach_ifindex(d->ifindex, d->handle, d->priority);
 	/* the interface (or its netns) may be gone already: nothing to undo */
 	if (err == -ENOENT || err == -ENODEV)
 		err = 0;

@@ -59,9 +59,13 @@ struct ag_opts {
 #define DECAP_REFRESH_S 5
 
 /* what the decap program accepts: the balancers' sources from the command
- * line, the node's addresses and VIPs from its interfaces */
-static int decap_accept(struct decap *d, const struct ag_opts *o)
+ * line, the node's addresses and VIPs from its interfaces. decap_opts.prepare
+ * (arg: the options), so it is set before the program is attached (attached
+ * first, its checks were off until filled: a spoofed tunnel from anywhere
+ * was opened and fed the hints meanwhile) */
+static int decap_accept(struct decap *d, void *arg)
 {
+	const struct ag_opts *o = arg;
 	struct decap_prefix p[8];
 	int err;
 
@@ -78,14 +82,6 @@ static int decap_accept(struct decap *d, const struct ag_opts *o)
 	else if (!o->ndecap_src)
 		pr_warn("decap: no --decap-source: tunnels from any source are accepted\n");
 	return err;
-}
-
-/* decap_opts.prepare: what it accepts, before it is attached (attached
- * first, its checks were off until filled: a spoofed tunnel from anywhere
- * was opened and fed the hints meanwhile) */
-static int decap_prepare(struct decap *d, void *arg)
-{
-	return decap_accept(d, arg);
 }
 
 static const struct cliopt ag_rows[] = {
@@ -840,7 +836,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		dopts.pin_dir = o.pin_dir;
-		dopts.prepare = decap_prepare;
+		dopts.prepare = decap_accept;
 		dopts.prepare_arg = &o;
 		err = decap__attach(ifindex, &dopts, &decap);
 		if (err) {
