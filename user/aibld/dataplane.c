@@ -355,14 +355,19 @@ int dp__prog_fd(const struct dp *dp)
 	return bpf_program__fd(dp->skel->progs.aibl_xdp);
 }
 
-/* the pinned program (dp->old_prog_fd) is the one with this id: a dup of it */
-static int dp__pinned_prog(const struct dp *dp, __u32 id)
+/* the id of the program open at fd, 0 when it cannot be told */
+static __u32 dp__fd_prog_id(int fd)
 {
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
 
-	if (!dp || dp->old_prog_fd < 0 || bpf_obj_get_info_by_fd(dp->old_prog_fd, &info, &len) ||
-	    info.id != id)
+	return fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len) ? info.id : 0;
+}
+
+/* the pinned program (dp->old_prog_fd) is the one with this id: a dup of it */
+static int dp__pinned_prog(const struct dp *dp, __u32 id)
+{
+	if (!dp || !id || dp__fd_prog_id(dp->old_prog_fd) != id)
 		return -1;
 	return dup(dp->old_prog_fd);
 }
@@ -412,8 +417,7 @@ static void dp__detach_previous(struct dp *dp, int prev)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 	LIBBPF_OPTS(bpf_xdp_attach_opts, ao, .old_prog_fd = dp->old_prog_fd);
-	struct bpf_prog_info info = {};
-	__u32 len = sizeof(info), id, mode;
+	__u32 id, mode, pinned = dp__fd_prog_id(dp->old_prog_fd);
 	char name[IF_NAMESIZE] = "?";
 	int err;
 
@@ -422,9 +426,9 @@ static void dp__detach_previous(struct dp *dp, int prev)
 	id = q.drv_prog_id ?: q.skb_prog_id;
 	mode = q.drv_prog_id ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
 	if_indextoname(prev, name);
-	if (!id || bpf_obj_get_info_by_fd(dp->old_prog_fd, &info, &len))
+	if (!id || !pinned)
 		return;
-	if (info.id != id) {
+	if (pinned != id) {
 		pr_warn("dataplane: %s (ifindex %d), where the previous run attached, runs "
 			"program %u, not the one pinned: left there",
 			name, prev, id);
@@ -517,14 +521,13 @@ out:
 bool dp__attached(struct dp *dp, int ifindex)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
-	struct bpf_prog_info info = {};
-	__u32 len = sizeof(info);
+	__u32 id = dp__fd_prog_id(dp__prog_fd(dp));
 
 	/* a query that fails (the interface going away) is the netlink
 	 * events' news, not this one's */
-	if (bpf_xdp_query(ifindex, 0, &q) || bpf_obj_get_info_by_fd(dp__prog_fd(dp), &info, &len))
+	if (bpf_xdp_query(ifindex, 0, &q) || !id)
 		return true;
-	return q.drv_prog_id == info.id || q.skb_prog_id == info.id;
+	return q.drv_prog_id == id || q.skb_prog_id == id;
 }
 
 int dp__detach(int ifindex, bool force)
