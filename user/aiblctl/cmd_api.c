@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <curl/curl.h>
+#include "addr.h"
 #include "clock.h"
 #include "ctl.h"
 #include "report.h"
@@ -299,7 +300,9 @@ static void status_print(json_t *doc)
 	       *nodes = json_object_get(doc, AIBL_SJ_NODES);
 	json_t *uptime = json_object_get(doc, AIBL_SJ_UPTIME_S);
 	struct ctl_table *t;
-	char b1[32], b2[32], b3[32];
+	char b1[32], b2[32], b3[32], ep[INET6_ADDRSTRLEN + 16];
+	union aibl_addr va;
+	__u8 vf;
 	size_t i, j;
 	json_t *sv, *n;
 
@@ -329,12 +332,13 @@ static void status_print(json_t *doc)
 			fclose(f);
 		ctl_table__cell(t, "%s", jstr(sv, AIBL_SJ_NAME));
 		/* as service list writes endpoints: [v6]:port, * every port */
-		ctl_table__cell(t, strchr(jstr(sv, AIBL_SJ_VIP), ':') ? "[%s]:%s/%s" : "%s:%s/%s",
-				jstr(sv, AIBL_SJ_VIP),
-				json_integer_value(json_object_get(sv, AIBL_SJ_PORT)) == 0
-				    ? "*"
-				    : jnum(b1, sizeof(b1), sv, AIBL_SJ_PORT, 0, ""),
-				jstr(sv, AIBL_SJ_PROTO));
+		if (aibl_addr__parse(jstr(sv, AIBL_SJ_VIP), &va, &vf))
+			snprintf(ep, sizeof(ep), "%s", jstr(sv, AIBL_SJ_VIP));
+		else
+			ctl_fmt_endpoint(
+			    ep, sizeof(ep), vf, &va,
+			    htons((__u16)json_integer_value(json_object_get(sv, AIBL_SJ_PORT))));
+		ctl_table__cell(t, "%s/%s", ep, jstr(sv, AIBL_SJ_PROTO));
 		ctl_table__cell(t, "%s", jstr(sv, AIBL_SJ_POLICY));
 		ctl_table__cell(t, "%s", jstr(sv, AIBL_SJ_MODEL));
 		/* an ai service: the share of prompt tokens its model's engines found
