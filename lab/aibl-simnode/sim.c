@@ -302,6 +302,10 @@ static void sess_drop(struct sim *s, int i)
  */
 static void cache_drop_model(struct sim *s, int model, int lora)
 {
+	if (lora < 0)
+		s->models[model].gen++;
+	else
+		s->loras[lora].gen++;
 	for (unsigned int k = 0; k < s->cfg.max_sessions; k++) {
 		const struct sim_session *e = &s->sessions[k];
 
@@ -419,6 +423,8 @@ static void cache_store_locked(struct sim *s, const struct sim_req *rq, const ch
 	}
 	e->model = rq->model;
 	e->lora = rq->adapter ? rq->lora : -1;
+	e->model_gen = rq->model_gen;
+	e->lora_gen = rq->lora_gen;
 	e->prompt_chars = rq->prompt_len;
 	e->prompt_tokens = rq->prompt_tokens;
 	e->prompt_hash = XXH3_64bits_withSeed(rq->prompt, rq->prompt_len, s->cfg.seed);
@@ -700,8 +706,17 @@ int sim__admit(struct sim *s, struct sim_req *rq)
 		l->requests++;
 	}
 	rq->t_admitted = clock_mono_msf();
+	/* the engines it runs on: an unload while it waited for a slot, and
+	 * a load after, gave it another one than it first found */
+	rq->model_gen = m->gen;
+	rq->lora_gen = l ? l->gen : 0;
 	rq->cached_tokens =
 	    cache_lookup_locked(s, rq->session, rq->prompt, rq->prompt_len, &rq->cache_entry);
+	/* a prefix an earlier engine computed (held past its unload by a
+	 * request still running then) is no hit on this one */
+	if (rq->cache_entry >= 0 && (s->sessions[rq->cache_entry].model_gen != rq->model_gen ||
+				     s->sessions[rq->cache_entry].lora_gen != rq->lora_gen))
+		rq->cached_tokens = 0;
 	if (rq->cached_tokens >= rq->prompt_tokens)
 		rq->cached_tokens = rq->prompt_tokens - 1; /* the last token is always computed */
 	if (rq->cached_tokens && rq->cache_entry >= 0) {
@@ -795,6 +810,7 @@ void sim__finish(struct sim *s, struct sim_req *rq, const char *cont, size_t con
 {
 	struct sim_model *m = &s->models[rq->model];
 	double now;
+	bool gone;
 
 	pthread_mutex_lock(&s->lock);
 	s->running--;
@@ -813,12 +829,23 @@ void sim__finish(struct sim *s, struct sim_req *rq, const char *cont, size_t con
 	m->request_prompt_tokens += rq->prompt_tokens;
 	m->e2e_count++;
 	s->running_tokens -= rq->prompt_tokens + rq->generated;
+	/* its model or adapter was unloaded while it ran: its KV went with
+	 * the engine, the prefix it reused included once no one holds it */
+	gone = rq->model_gen != m->gen || (rq->adapter && rq->lora_gen != s->loras[rq->lora].gen);
 	if (rq->cache_entry >= 0) {
-		s->sessions[rq->cache_entry].users--;
+		struct sim_session *e = &s->sessions[rq->cache_entry];
+
+		e->users--;
 		s->shared_tokens -= rq->cached_tokens;
+		/* unless a request on the engine loaded since stored its
+		 * own prefix there */
+		if (gone && !e->users && e->model_gen == rq->model_gen &&
+		    e->lora_gen == rq->lora_gen)
+			sess_drop(s, rq->cache_entry);
 		rq->cache_entry = -1;
 	}
-	cache_store_locked(s, rq, cont, cont_len);
+	if (!gone)
+		cache_store_locked(s, rq, cont, cont_len);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 }

@@ -81,6 +81,7 @@ struct sim_model {
 	bool loading;
 	unsigned int users; /* requests holding it (not evictable) */
 	uint64_t last_used; /* LRU sequence */
+	uint32_t gen;	    /* bumped when it leaves the memory */
 	/* metrics */
 	uint64_t loads, evictions;
 	unsigned int running, waiting;
@@ -106,6 +107,7 @@ struct sim_lora {
 	char path[SIM_LORA_PATH]; /* "root" in /v1/models */
 	int parent;		  /* base model index */
 	bool loaded, loading;
+	uint32_t gen; /* bumped when it is unloaded */
 	unsigned int running, waiting;
 	uint64_t requests;
 };
@@ -122,10 +124,11 @@ struct sim_session {
 	uint64_t full_hash, prompt_hash; /* of the first full_chars / prompt_chars */
 	size_t full_chars, prompt_chars;
 	uint32_t full_tokens, prompt_tokens;
-	int lru_prev, lru_next; /* doubly linked, most recent at head */
-	int hnext;		/* hash chain */
-	unsigned int users;	/* running requests reusing this prefix: not evictable */
-	int model, lora;	/* whose KV it is: the base model, the adapter (-1 none) */
+	int lru_prev, lru_next;	      /* doubly linked, most recent at head */
+	int hnext;		      /* hash chain */
+	unsigned int users;	      /* running requests reusing this prefix: not evictable */
+	int model, lora;	      /* whose KV it is: the base model, the adapter (-1 none) */
+	uint32_t model_gen, lora_gen; /* and their generations then (sim_req's) */
 	bool used;
 };
 
@@ -177,6 +180,9 @@ struct sim_req {
 	uint32_t cached_tokens;
 	int cache_entry; /* the prefix it reuses (held until finish), or -1 */
 	bool cold;	 /* waited for a model load */
+	/* the model's and the adapter's generations it ran on: either
+	 * unloaded before it finished takes its KV along */
+	uint32_t model_gen, lora_gen;
 	double t_arrival, t_admitted, t_first;
 	double jitter;	       /* multiplier */
 	uint64_t content_hash; /* of the prompt, seeds the output text */

@@ -238,6 +238,7 @@ static void model_residency(void)
 	struct sim_cfg c = cfg_default();
 	struct sim s;
 	char err[256];
+	struct sim_req rq = {}, rq2 = {};
 	bool cold = false;
 
 	c.mem_mb = 250;
@@ -284,6 +285,29 @@ static void model_residency(void)
 	ASSERT_OK(sim__model_load(&s, 1), "load b again");
 	ASSERT_EQ(run(&s, "b", "kv", "hello world, a prefix and more", "", NULL), 0,
 		  "its prefix went with it");
+
+	/* unloaded while a turn runs: the turn finishes, and neither the
+	 * prefix it reused nor what it computed outlives the engine */
+	run(&s, "b", "run", "hello world, a prefix", "!", NULL);
+	if (!ASSERT_OK(req_start(&s, &rq, "b", "run", "hello world, a prefix! and more"), "admit"))
+		goto out;
+	ASSERT_TRUE(rq.cached_tokens > 0, "the running turn reuses its prefix");
+	ASSERT_OK(sim__model_unload(&s, 1), "unload b under it");
+	ASSERT_OK(sim__model_load(&s, 1), "load b again before it ends");
+	/* the prefix it holds outlives the unload while it runs, but is no
+	 * hit on the engine loaded since */
+	if (!ASSERT_OK(req_start(&s, &rq2, "b", "run", "hello world, a prefix! and more"),
+		       "admit on the new engine"))
+		goto out;
+	ASSERT_EQ(rq2.cached_tokens, 0, "the old engine's prefix: no hit");
+	req_end(&s, &rq, "?");
+	ASSERT_EQ(run(&s, "b", "run", "hello world, a prefix! and more? next", "", NULL), 0,
+		  "nothing of the unloaded engine's KV is a hit");
+	/* what the new engine computed stays */
+	req_end(&s, &rq2, "!");
+	ASSERT_TRUE(run(&s, "b", "run", "hello world, a prefix! and more! again", "", NULL) > 0,
+		    "the new engine's prefix: a hit");
+out:
 	sim__fini(&s);
 }
 
