@@ -82,7 +82,9 @@
 # arrival, and the measured sessions met balancers that had seen nothing.)
 # Figures of a run are computed here from its samples (--samples), over the
 # measured sessions: tok_s is their output tokens over the time from the
-# first one's start to the last one's end.
+# first one's start to the last one's end. Cold starts alone count the
+# warm-up's requests too (a load there evicts a model the measured ones
+# may need).
 # Loadgen defaults otherwise (see aibl-loadgen --help), model mix m-a:3
 # m-b:2 m-c:1, less any model no node of the mix holds (an operator runs
 # no service for it); anything after `--` goes to aibl-loadgen chat (e.g.
@@ -577,8 +579,8 @@ cleanup() {
 }
 
 # measure TSV WARM: the figures of the sessions after the first WARM ones
-# (sessions are numbered in arrival order), as JSON (nearest-rank
-# percentiles, as aibl-loadgen computes them).
+# (sessions are numbered in arrival order; cold starts: of every session),
+# as JSON (nearest-rank percentiles, as aibl-loadgen computes them).
 # ttft_floor_p99_ms: the TTFT p99 no policy goes under. Each request's
 # prefill on the fastest node that may serve its model, with the model
 # resident, the session's earlier prompt and reply cached, no queue and no
@@ -598,8 +600,8 @@ measure() {
 	python3 - "$1" "$2" "$MIX" "$(sim_arg jitter "$JITTER")" "$SLOW_FACTOR" "$CPU_FACTOR" \
 		"$GPU_ONLY" "$(sim_arg prefill-base-ms 2)" "$(sim_arg prefill-ms-per-tok 0.05)" <<-'EOF'
 		import json, math, sys
-		rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if not l.startswith("#")]
-		rows = [r for r in rows if int(r[3]) >= int(sys.argv[2])]
+		every = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if not l.startswith("#")]
+		rows = [r for r in every if int(r[3]) >= int(sys.argv[2])]
 		if not rows:
 		    sys.exit(1)
 		ok = [r for r in rows if r[6] == "1"]
@@ -633,8 +635,9 @@ measure() {
 		    "e2e_p50_ms": pct(e2e, 50), "e2e_p99_ms": pct(e2e, 99),
 		    "tok_s": sum(int(r[9]) for r in ok) / ((t1 - t0) / 1000) if t1 > t0 else 0,
 		    "cache_hit": sum(int(r[11]) for r in ok) / prompt if prompt else 0,
-		    # a cold start counts failed or not: failures must not hide one
-		    "cold_starts": sum(int(r[12]) for r in rows)}))
+		    # a cold start counts failed or not, and in the warm-up too: a
+		    # load there costs the measured sessions the model it evicted
+		    "cold_starts": sum(int(r[12]) for r in every)}))
 	EOF
 }
 
