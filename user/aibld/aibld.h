@@ -21,7 +21,7 @@
 #define AIBLD_VERSION "0.1.0"
 /* the API's bearer token (api_token_file), NUL included; each listener
  * holds its own copy (api__start()) */
-#define AIBLD_TOKEN_LEN 256
+#define AIBLD_TOKEN_LEN (AIBL_AUTH_KEY_MAX + 1)
 #define NODE_ERR_LEN	160
 
 /* polls of history kept to bound this balancer's flows at a scrape: at
