@@ -1061,6 +1061,27 @@ static void asked_rounds(void)
 	d.round_t0_ms = 11 * iv + 1;
 	nodes__poll_fail(&d, a, NODE_FAIL_UNREACHABLE, "refused");
 	ASSERT_TRUE(a->down, "a scheduled round always counts: down at fail_after");
+
+	/* an unhealthy node's backend checks: counted an interval apart too */
+	a->down = false;
+	a->unhealthy = true;
+	a->be_fails = 0;
+	d.round_t0_ms = 20 * iv;
+	nodes__backend_result(&d, a, false, "refused"); /* scheduled */
+	d.round_early = true;
+	for (int i = 1; i < 10; i++) {
+		d.round_t0_ms = 20 * iv + i * iv / 10;
+		nodes__backend_result(&d, a, false, "refused");
+	}
+	ASSERT_EQ(a->be_fails, 1, "backend: nine asked rounds within the interval, one counted");
+	ASSERT_FALSE(a->down, "backend: still unhealthy, not down");
+	d.round_early = false;
+	for (int i = 1; i < (int)d.cfg.fail_after; i++) {
+		d.round_t0_ms = (20 + i) * iv;
+		nodes__backend_result(&d, a, false, "refused");
+	}
+	ASSERT_TRUE(a->down && a->reason == NODE_FAIL_BACKEND,
+		    "backend: down at fail_after scheduled rounds");
 	cleanup();
 }
 

@@ -82,6 +82,7 @@ struct node_rt {
 	__u64 fail_round_ms;	 /* start of the round whose failure fails last counted */
 	/* backend TCP checks of a node with an agent, while its agent fails */
 	unsigned int be_fails, be_oks; /* consecutive */
+	__u64 be_fail_round_ms;	       /* as fail_round_ms, for be_fails */
 	bool be_checked;	       /* a check result arrived in this poll round */
 	__u8 last_fail;		       /* enum node_fail of the last failed poll */
 	__u8 reason;		       /* enum node_fail that made it down or unhealthy */

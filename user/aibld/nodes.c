@@ -260,7 +260,14 @@ void nodes__backend_result(struct aibld *d, struct node_rt *n, bool ok, const ch
 		n->be_oks++;
 	} else {
 		n->be_oks = 0;
-		n->be_fails++;
+		/* counted an interval apart, as the agent's failures are
+		 * (nodes__poll_fail): an unhealthy node's backend is checked
+		 * every round, asked ones too */
+		if (!d->round_early || !n->be_fails ||
+		    d->round_t0_ms - n->be_fail_round_ms >= d->cfg.poll_interval_ms) {
+			n->be_fails++;
+			n->be_fail_round_ms = d->round_t0_ms;
+		}
 		pr_debug("node '%s': backend check: %s (%u in a row)", n->name, err, n->be_fails);
 	}
 	if (n->unhealthy && n->be_fails >= d->cfg.fail_after) {
