@@ -199,6 +199,10 @@ static void bad(void)
 	    {MINIMAL "maps: {ring: 7}\n", "t.yaml:6: unknown key 'ring' in 'maps'"},
 	    {MINIMAL "ai: {kv_weight: lots}\n", "t.yaml:6: 'kv_weight' must be a number from 0 "
 						"to 100, not 'lots'"},
+	    {MINIMAL "ai: {stale_ms: 500}\n",
+	     "t.yaml:6: 'ai.stale_ms' 500 is shorter than polls can be apart: it must be 0 or at "
+	     "least the longer of 'poll_interval_ms' and 'poll_timeout_ms' (1000, 500) plus "
+	     "'poll_timeout_ms'"},
 	    {MINIMAL "ai: {temp_soft_c: 95}\n", "t.yaml:6: 'ai.temp_soft_c' must be below "
 						"'ai.temp_hard_c'"},
 	    {MINIMAL "gateway_mac: 02:00:00\n", "t.yaml:6: 'gateway_mac' is not a MAC address "

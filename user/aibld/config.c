@@ -882,6 +882,21 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 			    "'etcd.lease_ttl_s' %u is renewed once a loop: it must be at least "
 			    "two of 'poll_interval_ms' (and of 'poll_timeout_ms'), %u and %u",
 			    cfg->etcd.lease_ttl_s, cfg->poll_interval_ms, cfg->poll_timeout_ms);
+	/* a good agent's reports come up to a round and a timeout apart (a
+	 * round lasts the interval, or the timeout where that is longer): a
+	 * shorter age made every one unknown between two polls, and each
+	 * recompute in that gap (a drain, a neighbour event) took the nodes
+	 * out of ai's ready class and put them back at the next */
+	if (cfg->ai.stale_ms &&
+	    (__u64)cfg->ai.stale_ms < (__u64)(cfg->poll_interval_ms > cfg->poll_timeout_ms
+						  ? cfg->poll_interval_ms
+						  : cfg->poll_timeout_ms) +
+					  cfg->poll_timeout_ms)
+		return fail(c, top_key_node(c, root, "ai"),
+			    "'ai.stale_ms' %u is shorter than polls can be apart: it must be 0 or "
+			    "at least the longer of 'poll_interval_ms' and 'poll_timeout_ms' "
+			    "(%u, %u) plus 'poll_timeout_ms'",
+			    cfg->ai.stale_ms, cfg->poll_interval_ms, cfg->poll_timeout_ms);
 	loopback = listen_addr__is_loopback(&ss);
 	if (!loopback && !cfg->api_token_file[0])
 		return fail(c, top_key_node(c, root, "status_listen"),
