@@ -60,6 +60,16 @@ static int two_nodes(struct config *cfg)
 	return 0;
 }
 
+/* what a poll round in which every node answered does: the nodes a start
+ * or reload made pending (new ones) take flows from here (aibld polls
+ * once before its first recompute; these tests do not poll) */
+static void answered(struct aibld *d)
+{
+	for (int i = 0; i < d->nnodes; i++)
+		if (d->nodes[i].cfg_idx >= 0 && d->nodes[i].unchecked)
+			nodes__poll_ok(d, &d->nodes[i], NULL);
+}
+
 /* aibld with cfg over fresh maps pinned under a private dir (o: the
  * maps' sizes, NULL the defaults), after a first forced recompute */
 static bool ctl_up(struct aibld *d, struct config *cfg, struct dp **dp, char *dir, size_t len,
@@ -73,7 +83,7 @@ static bool ctl_up(struct aibld *d, struct config *cfg, struct dp **dp, char *di
 	dp__teardown(dir);
 	o->pin_dir = dir;
 	return ASSERT_OK(dp__open_load(o, dp), "load") &&
-	       ASSERT_OK(aibld__init(d, cfg, *dp), "init") &&
+	       ASSERT_OK(aibld__init(d, cfg, *dp), "init") && (answered(d), true) &&
 	       ASSERT_OK(aibld__recompute(d, true), "first recompute");
 }
 
@@ -274,6 +284,7 @@ static void one_failure_not_others(void)
 	next.nodes[1].weight = 100;
 	if (!ASSERT_OK(aibld__apply_config(&d, &next), "reload"))
 		goto out;
+	answered(&d);
 	rw = d.fd_members;
 	ro = xe_map_rdonly(rw);
 	if (!ASSERT_GE(ro, 0, "read-only fd"))
@@ -343,6 +354,7 @@ static void renamed_service_other_half(void)
 	next.nodes[0].weight = 300;
 	if (!ASSERT_OK(aibld__apply_config(&d, &next), "reload"))
 		goto out;
+	answered(&d);
 	if (!ASSERT_EQ(d.svcs[0].id, id, "the new name has the freed id"))
 		goto out;
 	ASSERT_OK(aibld__recompute(&d, false), "recompute");
@@ -401,6 +413,7 @@ static void new_service_off_live_ids(void)
 	aibl_addr__parse(sv[0].vip.text, &sv[0].vip.addr, &sv[0].vip.family);
 	if (!ASSERT_OK(aibld__apply_config(&d, &next), "reload"))
 		goto out;
+	answered(&d);
 	ASSERT_EQ(d.svcs[1].id, id, "the renamed service has its VIP's id");
 	ASSERT_NEQ(d.svcs[0].id, id, "the new service another one");
 	ASSERT_OK(aibld__recompute(&d, false), "recompute");
@@ -451,6 +464,7 @@ static void retired_node_back_after_restart(void)
 	ASSERT_EQ(d2.nodes[1].id, id2, "n2 has its id back");
 	ASSERT_FALSE(d2.nodes[1].draining, "n2 not drained by the restart");
 	ASSERT_TRUE(d2.nodes[0].draining, "the operator's drain of n1 kept");
+	answered(&d2);
 	ASSERT_OK(aibld__recompute(&d2, true), "recompute");
 	ASSERT_FALSE(flags_of(&d2, id2, d2.fd_backends) & AIBL_BE_F_DRAINING, "n2 takes new flows");
 out:
@@ -513,6 +527,7 @@ static void fresh_id_counters_zeroed(void)
 	snprintf(next.nodes[1].name, sizeof(next.nodes[1].name), "n3");
 	if (!ASSERT_OK(aibld__apply_config(&d, &next), "reload"))
 		goto out;
+	answered(&d);
 	if (!ASSERT_EQ(d.svcs[0].id, sid, "web-new has web's id") ||
 	    !ASSERT_EQ(d.nodes[1].id, n2, "n3 has retired n2's id"))
 		goto out;

@@ -1466,6 +1466,46 @@ static void teardown_cmd(void)
 	ASSERT_NEQ(access(dir, F_OK), 0, "pins removed");
 }
 
+/*
+ * A node a reload adds takes no new flow before a poll answers: one at a
+ * closed port never gets a slot (before, it got its share at the reload and
+ * blackholed it for fail_after polls); one that answers is in a round later.
+ */
+static void new_node_pending(void)
+{
+	int counts[AIBL_MAX_BACKENDS], closed, open;
+	bool in = false;
+	json_t *st;
+
+	if (!ready)
+		return SKIP("lab not ready");
+	web_nodes = "n1, n2, new-closed, new-open";
+	write_config(300, "  - {name: new-closed, address: 127.0.0.1, health_port: 19139}\n"
+			  "  - {name: new-open, address: 127.0.0.1, health_port: 19131}\n");
+	ASSERT_TRUE(sighup_wait("ok"), "reloaded with two new nodes");
+	closed = be_id("new-closed");
+	open = be_id("new-open");
+	if (!ASSERT_TRUE(closed >= 0 && open >= 0, "both have ids"))
+		goto out;
+	ring_counts("10.99.0.1", 19080, counts, AIBL_MAX_BACKENDS, NULL);
+	ASSERT_EQ(counts[closed], 0, "the closed one: no slot at the reload");
+	for (int i = 0; i < 40 && !in; i++) {
+		usleep(50000);
+		ring_counts("10.99.0.1", 19080, counts, AIBL_MAX_BACKENDS, NULL);
+		in = counts[open] > 0;
+		ASSERT_EQ(counts[closed], 0, "the closed one: never a slot");
+	}
+	ASSERT_TRUE(in, "the open one: in once its check answered");
+	usleep(3 * 200000);
+	st = status();
+	ASSERT_STREQ(node_state(st, "new-closed"), "down", "the closed one: down at fail_after");
+	json_decref(st);
+out:
+	web_nodes = "n1, n2";
+	write_config(300, NULL);
+	ASSERT_TRUE(sighup_wait("ok"), "the config back");
+}
+
 /* aibld --check on the lab's config: its exit status */
 static int check_status(void)
 {
@@ -1795,6 +1835,7 @@ static const struct test_case cases[] = {
     {"api_answers_during_forward", api_answers_during_forward},
     {"reload_keeps_weights", reload_keeps_weights},
     {"sighup", sighup},
+    {"new_node_pending", new_node_pending},
     {"check", check_cmd},
     {"interface_recreated", interface_recreated},
     {"restart_keeps_flows", restart_keeps_flows},

@@ -1085,7 +1085,38 @@ static void asked_rounds(void)
 	cleanup();
 }
 
+/* a new node: in at its first good poll, down or unhealthy as any other
+ * after fail_after failed ones, and named "pending" until then */
+static void pending_first_poll(void)
+{
+	struct node_rt *a, *g;
+
+	if (!setup())
+		return;
+	a = &d.nodes[0];
+	g = &d.nodes[2];
+	a->unchecked = g->unchecked = true;
+	ASSERT_STREQ(aibld__node_state(a), "pending", "pending until a poll answers");
+	ASSERT_EQ(aibld__be_flags(a) & (AIBL_BE_F_DRAINING | AIBL_BE_F_UNHEALTHY),
+		  AIBL_BE_F_DRAINING | AIBL_BE_F_UNHEALTHY, "no new flows, marked as unhealthy");
+	nodes__poll_ok(&d, a, NULL);
+	ASSERT_FALSE(a->unchecked, "its first good poll brings it in");
+	ASSERT_STREQ(aibld__node_state(a), "up", "up at once, not after rise_after");
+
+	for (unsigned int i = 0; i + 1 < d.cfg.fail_after; i++) {
+		d.round_t0_ms += d.cfg.poll_interval_ms;
+		nodes__poll_fail(&d, g, NODE_FAIL_UNREACHABLE, "refused");
+	}
+	ASSERT_TRUE(g->unchecked && !g->down, "pending through the failures before fail_after");
+	d.round_t0_ms += d.cfg.poll_interval_ms;
+	nodes__poll_fail(&d, g, NODE_FAIL_UNREACHABLE, "refused");
+	ASSERT_TRUE(g->down && !g->unchecked, "down at fail_after, no backend checked");
+	ASSERT_STREQ(aibld__node_state(g), "down", "named down");
+	cleanup();
+}
+
 static const struct test_case cases[] = {
+    {"pending_first_poll", pending_first_poll},
     {"asked_rounds", asked_rounds},
     {"mixed_price", mixed_price},
     {"load_end", load_end},

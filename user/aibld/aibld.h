@@ -72,11 +72,16 @@ struct node_held {
 
 struct node_rt {
 	char name[AIBL_NAME_LEN];
-	int cfg_idx;		 /* index in cfg.nodes, -1: retired (removed from config) */
-	__u32 id;		 /* backend id, stable across restarts (aibl_be_meta) */
-	bool down;		 /* circuit breaker open, backend not answering: flows re-steered */
-	bool unhealthy;		 /* agent breaker open, backend answers: no new flows */
-	bool draining;		 /* operator: no new flows */
+	int cfg_idx;	/* index in cfg.nodes, -1: retired (removed from config) */
+	__u32 id;	/* backend id, stable across restarts (aibl_be_meta) */
+	bool down;	/* circuit breaker open, backend not answering: flows re-steered */
+	bool unhealthy; /* agent breaker open, backend answers: no new flows */
+	bool draining;	/* operator: no new flows */
+	/* new (configured since the last start or reload, or at a start
+	 * with no state left in the maps) and no poll answered yet: no new
+	 * flows until one does, as a node out for fail_after polls would
+	 * have none. A first good poll brings it in */
+	bool unchecked;
 	bool overloaded;	 /* bounded load: no new flows while others can */
 	unsigned int fails, oks; /* consecutive poll failures / successes */
 	__u64 fail_round_ms;	 /* start of the round whose failure fails last counted */

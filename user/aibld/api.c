@@ -278,7 +278,7 @@ static json_t *status_json(struct aibld *d)
 			AIBL_SJ_ADDRESS, c ? c->address.text : "",
 			AIBL_SJ_STATE, aibld__node_state(n),
 			AIBL_SJ_REASON, node_reason(n),
-			AIBL_SJ_HEALTHY, !n->down && !n->unhealthy,
+			AIBL_SJ_HEALTHY, !n->down && !n->unhealthy && !n->unchecked,
 			AIBL_SJ_LAST_REPORT_AGE_MS,
 				(json_int_t)(n->last_ok_ms ? (json_int_t)(now - n->last_ok_ms) : -1),
 			AIBL_SJ_MODELS, models,
@@ -440,8 +440,9 @@ static char *metrics_text(struct aibld *d)
 			fprintf(f, "\"} " fmt "\n", expr);                                         \
 		}                                                                                  \
 	} while (0)
-	NODE_METRIC("aibl_node_up", "gauge", "1 when neither down nor unhealthy", "%d",
-		    !n->down && !n->unhealthy);
+	NODE_METRIC("aibl_node_up", "gauge",
+		    "1 when neither down nor unhealthy, nor pending its first poll", "%d",
+		    !n->down && !n->unhealthy && !n->unchecked);
 	NODE_METRIC("aibl_node_unhealthy", "gauge",
 		    "1 when the node's agent failed but its backend answers: no new flows", "%d",
 		    n->unhealthy);

@@ -185,6 +185,11 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		nn->id = AIBL_NO_BACKEND;
 		node_figures_reset(nn);
 		agent_report__init(&nn->rep);
+		/* a node with something to poll takes no flow before a poll
+		 * answers (a mistyped address would blackhole its share for
+		 * fail_after polls); a kept one keeps its state below, and a
+		 * start adopts the state a previous instance left */
+		nn->unchecked = cfg->nodes[i].agent[0] || config__check_port(cfg, i);
 		for (int r = 0; r < nrec; r++) {
 			if (strcmp(rec[r].name, nn->name))
 				continue;
@@ -587,6 +592,7 @@ static void adopt_backend_state(struct aibld *d)
 		if (bpf_map_lookup_elem(d->fd_backends, &n->id, &be) ||
 		    !(be.flags & AIBL_BE_F_VALID))
 			continue;
+		n->unchecked = false;
 		n->down = be.flags & AIBL_BE_F_DOWN;
 		/* DRAINING with the UNHEALTHY mark is the agent's state, not an
 		 * operator's drain (node_flags) */
@@ -761,7 +767,7 @@ int aibld__apply_config(struct aibld *d, struct config *cfg)
 /* may take new flows: up, healthy, not draining */
 static bool node_usable(const struct node_rt *n)
 {
-	return !n->down && !n->unhealthy && !n->draining;
+	return !n->down && !n->unhealthy && !n->draining && !n->unchecked;
 }
 
 void aibld__policy_node(const struct aibld *d, const struct node_rt *n, __u64 now_ms,
@@ -831,7 +837,7 @@ static __u8 node_flags(const struct node_rt *n)
 	 * when no operator drain is in force, so a restarted aibld tells the
 	 * two apart (adopt_backend_state); with both, it keeps the drain and
 	 * learns the agent's state again from its polls */
-	else if (n->unhealthy)
+	else if (n->unhealthy || n->unchecked)
 		f |= AIBL_BE_F_DRAINING | AIBL_BE_F_UNHEALTHY;
 	if (n->overloaded)
 		f |= AIBL_BE_F_OVERLOADED;

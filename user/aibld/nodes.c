@@ -50,6 +50,8 @@ const char *aibld__node_state(const struct node_rt *n)
 		return "down";
 	if (n->unhealthy)
 		return "unhealthy";
+	if (n->unchecked)
+		return "pending";
 	if (n->draining || n->cfg_idx < 0)
 		return "draining";
 	if (n->overloaded)
@@ -451,6 +453,11 @@ void nodes__poll_ok(struct aibld *d, struct node_rt *n, struct agent_report *rep
 			    n->name, n->pf.wait_ms, n->pf.own_ms);
 		n->rep_active = n->active;
 	}
+	if (n->unchecked) {
+		n->unchecked = false;
+		if (!n->down && !n->unhealthy)
+			pr_info("node '%s' is up: its first poll answered", n->name);
+	}
 	if ((n->down || n->unhealthy) && n->oks >= d->cfg.rise_after) {
 		pr_info("node '%s' is up (%u good polls; was %s)", n->name, n->oks,
 			n->down ? "down" : "unhealthy");
@@ -489,6 +496,7 @@ void nodes__poll_fail(struct aibld *d, struct node_rt *n, enum node_fail kind, c
 		return;
 	forget_report(n);
 	n->reason = kind;
+	n->unchecked = false; /* down or unhealthy from here, as any node */
 	if (agent && checked && !n->be_fails) {
 		n->unhealthy = true;
 		pr_warn("node '%s' is unhealthy after %u failed agent polls (%s): its backend "
