@@ -1171,6 +1171,22 @@ static void aggregation(void)
 			 "moe_ep_rank=\"0\",pp_rank=\"0\",tp_rank=\"0\"} 0.25\n"
 			 "sglang:token_usage{engine_type=\"unified\",model_name=\"m\","
 			 "moe_ep_rank=\"0\",pp_rank=\"0\",tp_rank=\"1\"} 0.35\n";
+	/*
+	 * SGLang with --enable-priority-scheduling: the total under the
+	 * scheduler's labels, priority="", and a breakdown per priority (as
+	 * SchedulerMetricsCollector._log_gauge_queue_count() in
+	 * python/sglang/srt/metrics/collector.py writes them; values written
+	 * for the test). The total counts, the breakdown does not; a
+	 * breakdown alone adds up.
+	 */
+	const char *prio = "sglang:num_running_reqs{model_name=\"m\",priority=\"\"} 5\n"
+			   "sglang:num_running_reqs{model_name=\"m\",priority=\"0\"} 1\n"
+			   "sglang:num_running_reqs{model_name=\"m\",priority=\"5\"} 4\n"
+			   "sglang:num_queue_reqs{model_name=\"m\",priority=\"\"} 6\n"
+			   "sglang:num_queue_reqs{model_name=\"m\",priority=\"0\"} 2\n"
+			   "sglang:num_queue_reqs{model_name=\"m\",priority=\"5\"} 4\n";
+	const char *prio_only = "sglang:num_queue_reqs{model_name=\"m\",priority=\"0\"} 2\n"
+				"sglang:num_queue_reqs{model_name=\"m\",priority=\"5\"} 4\n";
 	/* both prefixes on one page: the "sglang:" names, counted once */
 	const char *both = "sglang:num_queue_reqs{model_name=\"m\"} 4\n"
 			   "sglang_num_queue_reqs{model_name=\"m\"} 4\n";
@@ -1195,6 +1211,13 @@ static void aggregation(void)
 			    "window survives one engine's restart");
 		ASSERT_TRUE(srv.restarted, "the restart is seen");
 	}
+	new_server(&srv);
+	if (extract_text(&srv, prio))
+		ASSERT_TRUE(srv.s.queue_depth == 6 && srv.s.running == 5,
+			    "priority breakdown: the totals alone");
+	new_server(&srv);
+	if (extract_text(&srv, prio_only))
+		ASSERT_TRUE(srv.s.queue_depth == 6, "a breakdown alone adds up");
 	new_server(&srv);
 	if (extract_text(&srv, tp)) {
 		ASSERT_TRUE(srv.s.queue_depth == 2 && srv.s.running == 6, "ranks counted once");

@@ -416,16 +416,38 @@ static int series_cmp(const void *a, const void *b)
  * labels' hash sorts them into: each compared with every other, a page
  * of 1,024 series of 64 labels for each of two gauges took 18 s to read.
  */
+/*
+ * A per-priority breakdown beside its total: SGLang with priority
+ * scheduling writes num_running_reqs and num_queue_reqs under its labels
+ * (priority="") and again per priority (priority="0", "5", ...),
+ * SchedulerMetricsCollector._log_gauge_queue_count() in
+ * python/sglang/srt/metrics/collector.py. Counted, the breakdown doubled
+ * the node's queue and running requests.
+ */
+static bool breakdown(const struct prom_page *pg, const struct prom_sample *s)
+{
+	const char *v = prom_sample__label(pg, s, "priority");
+
+	return v && v[0];
+}
+
 static double m_sum_where(const struct prom_page *pg, const char *name, const char *lname,
 			  const char *lval)
 {
 	struct series sr[AGENT_GAUGE_SERIES];
+	bool totals = false;
 	double total = 0;
 	size_t m = 0;
 	int n = 0;
 
+	/* a breakdown is skipped where its total is on the page; alone, it
+	 * is all there is and adds up to the total */
+	for (size_t i = 0; i < pg->nsamples && !totals; i++)
+		totals = wanted(pg, &pg->samples[i], name, lname, lval) &&
+			 pg->samples[i].value >= 0 && !breakdown(pg, &pg->samples[i]);
 	for (size_t i = 0; i < pg->nsamples; i++) {
-		if (!wanted(pg, &pg->samples[i], name, lname, lval) || pg->samples[i].value < 0)
+		if (!wanted(pg, &pg->samples[i], name, lname, lval) || pg->samples[i].value < 0 ||
+		    (totals && breakdown(pg, &pg->samples[i])))
 			continue;
 		if (m == AGENT_GAUGE_SERIES)
 			return -1;
