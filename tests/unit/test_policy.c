@@ -121,6 +121,14 @@ static void least_conn_time(void)
 	pn[0].rep = &rep[0];
 	ASSERT_EQ(cost_of(AIBL_POL_LEAST_CONN, &pn[0]), 7, "in-flight");
 	ASSERT_EQ(cost_of(AIBL_POL_LEAST_CONN, &pn[1]), 0, "no report");
+	/* a report whose count is unknown: this balancer's flows there */
+	rep[1].in_flight = -1;
+	pn[1].rep = &rep[1];
+	pn[1].active = 5;
+	ASSERT_EQ(cost_of(AIBL_POL_LEAST_CONN, &pn[1]), 5,
+		  "unknown in-flight: our flows, not idle");
+	pn[1].rep = NULL;
+	pn[1].active = 0;
 	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "least_conn");
 	ASSERT_EQ(out[1].weight, 200, "least_conn table weight = cfg");
 

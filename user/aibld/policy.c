@@ -684,7 +684,15 @@ void policy__cost(const struct config *cfg, int policy, const struct policy_node
 	memset(c, 0, sizeof(*c));
 	switch (policy) {
 	case AIBL_POL_LEAST_CONN:
-		c->cost = n->rep ? to_cost(n->rep->in_flight) : 0;
+		/* a node whose agent cannot read its count (in_flight -1:
+		 * llama.cpp without --metrics, Triton without its TensorRT
+		 * figures) is priced with this balancer's flows there, what
+		 * most of a known count is: priced 0, it looked idle beside
+		 * nodes priced with every balancer's requests */
+		if (n->rep && n->rep->in_flight >= 0)
+			c->cost = to_cost(n->rep->in_flight);
+		else if (n->rep)
+			c->cost = to_cost((double)(n->active > 0 ? n->active : 0));
 		break;
 	case AIBL_POL_LEAST_TIME:
 		c->cost = to_cost(n->ttft_ms / cfg->lt_ms_per_flow);
