@@ -2012,6 +2012,22 @@ static void models_json(void)
 			ASSERT_TRUE(strstr(msg, "data[1].id longer than 127 bytes") != NULL, msg);
 		}
 	}
+	{
+		/* as many models as a report carries (vLLM lists every
+		 * adapter), and those beyond said: 32 were kept, unsaid */
+		char body[8192];
+		int len = snprintf(body, sizeof(body), "{\"data\":[");
+
+		for (int i = 0; i < AR_MAX_MODELS + 6; i++)
+			len += snprintf(body + len, sizeof(body) - len, "%s{\"id\":\"lora-%d\"}",
+					i ? "," : "", i);
+		snprintf(body + len, sizeof(body) - len, "]}");
+		if (ASSERT_OK(agent_models__parse(body, strlen(body), &srv, msg, sizeof(msg)),
+			      msg)) {
+			ASSERT_EQ(srv.nmodels, AR_MAX_MODELS, "as many as a report carries");
+			ASSERT_TRUE(strstr(msg, "70 models, a report carries 64") != NULL, msg);
+		}
+	}
 }
 
 static const char *client_str(const struct ar_hint *h)

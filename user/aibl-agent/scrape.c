@@ -1090,8 +1090,15 @@ int agent_models__parse(const char *body, size_t len, struct agent_server *srv, 
 				 AR_MODEL_LEN - 1);
 			continue;
 		}
-		if (n >= AGENT_SERVER_MODELS)
-			break; /* a server with more models than a report carries */
+		/* a server with more models than a report carries: the rest
+		 * are said, not dropped unseen (vLLM lists every adapter) */
+		if (n >= AGENT_SERVER_MODELS) {
+			snprintf(msg, msglen,
+				 "/v1/models: %zu models, a report carries %d: those from "
+				 "data[%zu] on are not listed",
+				 json_array_size(data), AGENT_SERVER_MODELS, i);
+			break;
+		}
 		am = &srv->models[n++];
 		memset(am, 0, sizeof(*am));
 		snprintf(am->name, sizeof(am->name), "%s", json_string_value(id));

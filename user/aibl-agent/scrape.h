@@ -21,7 +21,7 @@
 #include "promtext.h"
 #include "report.h"
 
-#define AGENT_SERVER_MODELS 32
+#define AGENT_SERVER_MODELS AR_MAX_MODELS /* as many as a report carries */
 /* label sets remembered per counter (engines, models, ranks of a server);
  * a page with more has that counter's window unknown, not counted whole */
 #define AGENT_COUNTER_SERIES 128
