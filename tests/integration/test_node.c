@@ -573,6 +573,71 @@ out:
 	ASSERT_EQ(stop(slow), 0, "simnode exit");
 }
 
+/* both servers' probes of an agent's report, false until both are in */
+static bool both_probed(int port, double *p0, double *p1)
+{
+	struct agent_report r;
+	bool ok = false;
+
+	agent_report__init(&r);
+	if (get_report(port, &r) && r.nservers == 2 && r.servers[0].probe_ms_per_token > 0 &&
+	    r.servers[1].probe_ms_per_token > 0) {
+		*p0 = r.servers[0].probe_ms_per_token;
+		*p1 = r.servers[1].probe_ms_per_token;
+		ok = true;
+	}
+	agent_report__free(&r);
+	return ok;
+}
+
+/*
+ * Two engines of one agent restarted together, now five times slower: both
+ * are probed again. Before, a round's probe of the first took the second's
+ * restart along with it, and the second kept the old process's speed.
+ */
+static void speed_probe_restart(void)
+{
+	const char *const extra[] = {"--speed-probe", "--model-server", "http://127.0.0.1:18165",
+				     NULL};
+	pid_t s0 = start_sim(18164, NULL, NULL, NULL), s1 = start_sim(18165, NULL, NULL, NULL);
+	pid_t ag = -1;
+	double a0 = -1, a1 = -1, b0 = -1, b1 = -1;
+	bool in = false;
+
+	if (s0 < 0 || s1 < 0)
+		goto out;
+	ag = start_agent_on(18166, 18164, "node-r", extra);
+	if (ag < 0)
+		goto out;
+	for (int i = 0; i < 200 && !in; i++) {
+		in = both_probed(18166, &a0, &a1);
+		sleep_ms(25);
+	}
+	if (!ASSERT_TRUE(in, "both engines probed"))
+		goto out;
+	/* the agent held still while both restart: its next round meets both */
+	kill(ag, SIGSTOP);
+	ASSERT_EQ(stop(s0), 0, "simnode exit");
+	ASSERT_EQ(stop(s1), 0, "simnode exit");
+	s0 = start_sim(18164, "--slowdown", "5", NULL);
+	s1 = start_sim(18165, "--slowdown", "5", NULL);
+	kill(ag, SIGCONT);
+	in = false;
+	for (int i = 0; i < 200 && !in; i++) {
+		in = both_probed(18166, &b0, &b1) && b0 > 2 * a0 && b1 > 2 * a1;
+		sleep_ms(25);
+	}
+	ASSERT_TRUE(in, "both probed again, five times slower");
+	ASSERT_TRUE(sim_finished(18164) == 1 && sim_finished(18165) == 1,
+		    "each new engine served one probe");
+out:
+	if (ag > 0)
+		kill(ag, SIGCONT);
+	ASSERT_EQ(stop(ag), 0, "agent exit");
+	ASSERT_EQ(stop(s0), 0, "simnode exit");
+	ASSERT_EQ(stop(s1), 0, "simnode exit");
+}
+
 static void cpu_node(void)
 {
 	pid_t sim = start_sim(18110, NULL, NULL, NULL), agent = -1;
@@ -1707,6 +1772,7 @@ static const struct test_case cases[] = {
     {"report_basic", report_basic},
     {"cpu_node", cpu_node},
     {"speed_probe", speed_probe},
+    {"speed_probe_restart", speed_probe_restart},
     {"stated_slots", stated_slots},
     {"load_figures", load_figures},
     {"unload_drains", unload_drains},

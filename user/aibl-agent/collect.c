@@ -270,10 +270,6 @@ static bool maybe_probe(const struct agent *a, struct agent_server *w)
 	uint64_t now = clock_mono_ms();
 	char err[128];
 
-	if (w->restarted) {
-		w->probed = false;
-		w->s.probe_ms_per_token = -1;
-	}
 	if (!a->cfg.speed_probe || w->probed || now < w->probe_after_ms || !w->prev.valid ||
 	    w->s.running != 0 || w->s.queue_depth > 0)
 		return false;
@@ -481,6 +477,14 @@ static void scrape_all(struct agent *a)
 			info_take(w, &f[3 * i + 2], paths[i][2], clock_mono_ms());
 		else if (page_ok && w->restarted)
 			w->info_after_ms = 0; /* a new process: read it next round */
+		/* a new process: its speed is measured again. Here, not in
+		 * maybe_probe(), which a round calls until one server probed:
+		 * two servers restarted together, the second kept the old
+		 * process's figure for good */
+		if (page_ok && w->restarted) {
+			w->probed = false;
+			w->s.probe_ms_per_token = -1;
+		}
 		/* one probe a round: each may take up to half of stale_ms, and
 		 * the servers after it wait for the round to publish them */
 		if (page_ok && !probed)
