@@ -262,6 +262,54 @@ out:
 }
 
 /* one service's failed write does not hold back the others' */
+/*
+ * A reload that puts another host behind a kept name (its address changed),
+ * or a node nothing polled before into a TCP service, makes it pending as
+ * a new node is; a node as it was keeps its state, and one the reload
+ * retires is not pending (it is draining, not polled).
+ */
+static void reload_pending(void)
+{
+	struct dp_opts o = small_maps(1, 64);
+	struct aibld d = {};
+	struct config cfg, next;
+	struct dp *dp = NULL;
+	char dir[64] = "";
+
+	if (!test__can_bpf())
+		return SKIP("needs root");
+	memset(&next, 0, sizeof(next));
+	if (!ASSERT_OK(two_nodes(&cfg), "config") || !ctl_up(&d, &cfg, &dp, dir, sizeof(dir), &o))
+		goto out;
+	ASSERT_FALSE(d.nodes[0].unchecked || d.nodes[1].unchecked, "both answered");
+	/* n2 at another address */
+	if (!ASSERT_OK(two_nodes(&next), "next config"))
+		goto out;
+	snprintf(next.nodes[1].address.text, sizeof(next.nodes[1].address.text), "10.1.0.9");
+	aibl_addr__parse("10.1.0.9", &next.nodes[1].address.addr, &next.nodes[1].address.family);
+	if (!ASSERT_OK(aibld__apply_config(&d, &next), "reload, n2 moved"))
+		goto out;
+	ASSERT_FALSE(d.nodes[0].unchecked, "n1 as it was: its state kept");
+	ASSERT_TRUE(d.nodes[1].unchecked, "n2, another host now: pending");
+	ASSERT_OK(aibld__recompute(&d, false), "recompute");
+	ASSERT_TRUE(flags_of(&d, d.nodes[1].id, d.fd_backends) & AIBL_BE_F_DRAINING,
+		    "no new flows to n2 before a poll answers");
+	nodes__poll_ok(&d, &d.nodes[1], NULL);
+	/* n2 out of the config while pending: retired, not pending */
+	d.nodes[1].unchecked = true;
+	if (!ASSERT_OK(two_nodes(&next), "config without n2"))
+		goto out;
+	next.nnodes = 1;
+	next.services[0].nnodes = 1;
+	if (!ASSERT_OK(aibld__apply_config(&d, &next), "reload without n2"))
+		goto out;
+	ASSERT_TRUE(d.nnodes == 2 && d.nodes[1].cfg_idx < 0, "n2 retired");
+	ASSERT_FALSE(d.nodes[1].unchecked, "a retired node is not pending");
+	ASSERT_STREQ(aibld__node_state(&d.nodes[1]), "draining", "it drains");
+out:
+	ctl_down(&d, &cfg, dp, dir);
+}
+
 static void one_failure_not_others(void)
 {
 	struct aibld d = {};
@@ -546,6 +594,7 @@ static const struct test_case cases[] = {
     {"retired_node_back_after_restart", retired_node_back_after_restart},
     {"failed_writes_retried", failed_writes_retried},
     {"refused_reload_keeps_reports", refused_reload_keeps_reports},
+    {"reload_pending", reload_pending},
     {"one_failure_not_others", one_failure_not_others},
 };
 

@@ -132,6 +132,36 @@ static void node_agent_changed(struct node_rt *nn, bool removed)
 	nn->load_for[0] = '\0';
 }
 
+/* whether cfg's node i has something aibld polls: an agent, or a port to
+ * connect to */
+static bool node_checkable(const struct config *cfg, int i)
+{
+	return cfg->nodes[i].agent[0] || config__check_port(cfg, i);
+}
+
+/*
+ * A kept node (old, of the running config) that is another host now, or
+ * one nothing checked before: it waits for a poll as a new one does. Its
+ * address or agent changed, or it had nothing to poll (in no TCP service,
+ * no agent) and a reload puts it in one.
+ */
+static bool node_unchecked_again(const struct aibld *d, const struct config *cfg, int i,
+				 const struct node_rt *old)
+{
+	const struct cfg_node *was, *now = &cfg->nodes[i];
+
+	if (!node_checkable(cfg, i))
+		return false;
+	if (old->cfg_idx < 0) /* retired, configured again: not polled since */
+		return true;
+	was = &d->cfg.nodes[old->cfg_idx];
+	return !node_checkable(&d->cfg, old->cfg_idx) ||
+	       was->address.family != now->address.family ||
+	       memcmp(&was->address.addr, &now->address.addr,
+		      now->address.family == AIBL_AF_INET6 ? 16 : 4) ||
+	       strcmp(was->agent, now->agent);
+}
+
 /*
  * Build the node list for cfg: configured nodes first (same index as
  * cfg->nodes), then retired ones. old: the current list (state carried by
@@ -189,7 +219,7 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		 * answers (a mistyped address would blackhole its share for
 		 * fail_after polls); a kept one keeps its state below, and a
 		 * start adopts the state a previous instance left */
-		nn->unchecked = cfg->nodes[i].agent[0] || config__check_port(cfg, i);
+		nn->unchecked = node_checkable(cfg, i);
 		for (int r = 0; r < nrec; r++) {
 			if (strcmp(rec[r].name, nn->name))
 				continue;
@@ -197,6 +227,8 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 				*nn = old[r]; /* state, report and all */
 				nn->cfg_idx = i;
 				from[i] = r;
+				if (node_unchecked_again(d, cfg, i, &old[r]))
+					nn->unchecked = true;
 			}
 			nn->id = rec[r].id;
 			used[nn->id] = true;
@@ -218,6 +250,7 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 			*rn = old[r];
 		memcpy(rn->name, rec[r].name, AIBL_NAME_LEN);
 		rn->cfg_idx = -1;
+		rn->unchecked = false; /* retired: draining, not polled */
 		rn->id = rec[r].id;
 		rn->ttft_ms = -1;
 		used[rn->id] = true;
