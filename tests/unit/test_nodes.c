@@ -344,6 +344,60 @@ static void pins(void)
 	cleanup();
 }
 
+/*
+ * Two nodes' servers give one client score 1: the fresher hint (the node it
+ * moved to) wins. A hint naming a VIP and a model pins only in that model's
+ * service. A hint's life counts from its report. A pending node has none.
+ */
+static void pins_ties_and_life(void)
+{
+	struct node_rt *a, *b;
+	struct pin_ent *p = NULL;
+	__u64 now_ms = clock_mono_ms();
+	int n = 0;
+
+	if (!setup())
+		return;
+	a = &d.nodes[0];
+	b = &d.nodes[1];
+	a->have_rep = b->have_rep = true;
+	a->last_ok_ms = b->last_ok_ms = now_ms;
+	resident(&a->rep, "m1", "m2");
+	resident(&b->rep, "m1", "m2");
+	hint(&a->rep, "192.0.2.1", "10.0.0.1", "", 1.0, 3000);
+	hint(&b->rep, "192.0.2.1", "10.0.0.1", "", 1.0, 8000);
+	ASSERT_EQ(pins_to(b->id), 1, "a tie: the fresher hint's node");
+	ASSERT_EQ(pins_to(a->id), 0, "not the lower index");
+
+	agent_report__free(&a->rep);
+	agent_report__free(&b->rep);
+	b->have_rep = false;
+	resident(&a->rep, "m1", "m2");
+	/* chat is m1 on 10.0.0.1:80: a hint for m2 there has no cache of m1 */
+	hint(&a->rep, "192.0.2.7", "10.0.0.1", "m2", 1.0, 5000);
+	ASSERT_EQ(pins_to(a->id), 0, "a VIP and another model: no pin");
+	hint(&a->rep, "192.0.2.8", "10.0.0.1", "m1", 1.0, 5000);
+	ASSERT_EQ(pins_to(a->id), 1, "a VIP and its model: a pin");
+
+	/* the report came 5 s ago; a 1 s hint in it has ended, a 9 s one
+	 * ends 9 s after the report, not after this recompute */
+	agent_report__free(&a->rep);
+	resident(&a->rep, "m1", "m2");
+	a->last_ok_ms = now_ms - 5000;
+	hint(&a->rep, "192.0.2.9", "10.0.0.1", "", 1.0, 1000);
+	hint(&a->rep, "192.0.2.10", "10.0.0.1", "", 1.0, 9000);
+	if (ASSERT_OK(nodes__build_pins(&d, &p, &n), "build")) {
+		ASSERT_EQ(n, 1, "the ended hint: no pin");
+		if (n == 1)
+			ASSERT_LE(p[0].val.expires_ns, (now_ms - 5000 + 9000) * 1000000ULL,
+				  "its life from the report");
+	}
+	free(p);
+	a->unchecked = true;
+	ASSERT_EQ(pins_to(a->id), 0, "a pending node: no pins");
+	cleanup();
+}
+
 /* one poll round of node g (has an agent): the backend check first, if any */
 static void round_(struct node_rt *n, int backend, bool agent_ok, enum node_fail kind)
 {
@@ -1131,6 +1185,7 @@ static const struct test_case cases[] = {
     {"breaker", breaker},
     {"agent_vs_backend", agent_vs_backend},
     {"pins", pins},
+    {"pins_ties_and_life", pins_ties_and_life},
     {"pins_only_where_useful", pins_only_where_useful},
     {"slower_beside_its_model", slower_beside_its_model},
 };

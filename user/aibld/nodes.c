@@ -534,13 +534,17 @@ int nodes__pin_cmp_key(const void *a, const void *b)
 		      sizeof(struct aibl_pin_key));
 }
 
-/* best first: score, then the earlier node index for determinism */
+/* best first: score, then the hint that lives longer (the fresher one: a
+ * session moved is pinned where it lands, though both nodes' servers gave
+ * it score 1), then the earlier node index for determinism */
 static int pin_cmp_score(const void *a, const void *b)
 {
 	const struct pin_ent *x = a, *y = b;
 
 	if (x->score != y->score)
 		return x->score > y->score ? -1 : 1;
+	if (x->val.expires_ns != y->val.expires_ns)
+		return x->val.expires_ns > y->val.expires_ns ? -1 : 1;
 	return x->node - y->node;
 }
 
@@ -551,7 +555,11 @@ static bool hint_matches(const struct cfg_service *s, const struct ar_hint *h)
 			return false;
 		if (h->port && s->port && h->port != s->port)
 			return false;
-		return !h->proto || h->proto == s->proto;
+		if (h->proto && h->proto != s->proto)
+			return false;
+		/* a model named too: the VIP's services of another model
+		 * (one address, a port each) hold no cache of it */
+		return !h->model[0] || !s->model[0] || !strcmp(h->model, s->model);
 	}
 	return h->model[0] && !strcmp(h->model, s->model);
 }
@@ -622,11 +630,16 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 		struct node_rt *nd = &d->nodes[i];
 		struct policy_node pn;
 		int start = n;
+		__u64 since;
 		bool slower;
 
 		nd->npins = 0;
-		if (nd->down || nd->unhealthy || nd->draining || !nd->have_rep)
+		if (nd->down || nd->unhealthy || nd->draining || nd->unchecked || !nd->have_rep)
 			continue;
+		/* a hint's life counts from when its report came, not from
+		 * this recompute: a report kept through failed polls would
+		 * keep its pins alive past their hints */
+		since = nd->last_ok_ms ? nd->last_ok_ms * 1000000ULL : now;
 		pn = (struct policy_node){.cfg = &c->nodes[i], .rep = &nd->rep};
 		for (int h = 0; h < nd->rep.nhints; h++) {
 			const struct ar_hint *hint = &nd->rep.hints[h];
@@ -636,6 +649,8 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 			if (!hint->ttl_ms || !hint->client_family)
 				continue;
 			ttl = hint->ttl_ms < c->pin_max_ttl_ms ? hint->ttl_ms : c->pin_max_ttl_ms;
+			if (since + ttl * 1000000ULL <= now)
+				continue; /* its life ended since the report */
 			for (int s = 0; s < c->nservices; s++) {
 				const struct cfg_service *cs = &c->services[s];
 				struct pin_ent *p;
@@ -709,7 +724,7 @@ int nodes__build_pins(struct aibld *d, struct pin_ent **out, int *count)
 					p->val.spill_ms = policy__pin_spill(&c->ai, contention[s]);
 					p->val.flags = 0;
 				}
-				p->val.expires_ns = now + ttl * 1000000ULL;
+				p->val.expires_ns = since + ttl * 1000000ULL;
 				p->score = hint->score;
 				p->node = i;
 			}
