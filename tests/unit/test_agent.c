@@ -1726,6 +1726,58 @@ out:
 	memset(&eng, 0, sizeof(eng));
 }
 
+/*
+ * A hint naming a model lasts while the model is resident: unloaded, its
+ * hints go for good, and loaded again it starts with none (its KV went).
+ * Before, the hints were only left out while the model was away, and came
+ * back with it: pins to a cold cache.
+ */
+static void hints_follow_model(void)
+{
+	static const char page[] = "vllm:num_requests_running{model_name=\"m\"} 0\n";
+	struct agent_report r = {0};
+	struct MHD_Daemon *d;
+	char url[96], msg[256] = "";
+	struct agent_cfg cfg = one_server_cfg(url);
+	struct ar_hint h = {0};
+	struct agent a;
+	bool init = false;
+
+	d = eng_start(page, url, sizeof(url));
+	if (!d)
+		return;
+	eng.models = "{\"object\":\"list\",\"data\":[{\"id\":\"m\"},{\"id\":\"k\"}]}";
+	if (!ASSERT_OK(agent__init(&a, &cfg, msg, sizeof(msg)), msg))
+		goto out;
+	init = true;
+	agent__collect_once(&a);
+	aibl_addr__parse("192.0.2.1", &h.client, &h.client_family);
+	h.ttl_ms = 600000;
+	h.score = 1;
+	strcpy(h.model, "m");
+	agent_hints__put(&a.hints, &h);
+	strcpy(h.model, "k");
+	agent_hints__put(&a.hints, &h);
+	if (report_of(&a, &r))
+		ASSERT_EQ(r.nhints, 2, "both models resident: both hints");
+	eng.models = "{\"object\":\"list\",\"data\":[{\"id\":\"k\"}]}";
+	agent__collect_once(&a);
+	if (report_of(&a, &r))
+		ASSERT_TRUE(r.nhints == 1 && !strcmp(r.hints[0].model, "k"),
+			    "m unloaded: its hint gone");
+	eng.models = "{\"object\":\"list\",\"data\":[{\"id\":\"m\"},{\"id\":\"k\"}]}";
+	agent__collect_once(&a);
+	if (report_of(&a, &r))
+		ASSERT_TRUE(r.nhints == 1 && !strcmp(r.hints[0].model, "k"),
+			    "m loaded again: cold, no hint back");
+out:
+	agent_report__free(&r);
+	if (init)
+		agent__fini(&a);
+	MHD_stop_daemon(d);
+	memset(&eng, 0, sizeof(eng));
+}
+
 /* the node's requests in flight: every up server's running and waiting,
  * or unknown where one server's running count is (a Triton without
  * TensorRT-LLM's figures): counted as 0, a busy node read as idle */
@@ -2148,6 +2200,25 @@ static void hints_post_body(void)
 		ASSERT_STREQ(h[1].source, "server", "posters cannot claim traffic");
 	}
 	free(h);
+	{
+		/* a server on a dual-stack socket names IPv4 peers ::ffff:a.b.c.d:
+		 * an IPv4 client, as the data plane looks it up */
+		const char *mapped = "{\"hints\":[{\"client\":\"::ffff:192.0.2.1\",\"vip\":"
+				     "\"::ffff:10.100.0.1\",\"ttl_ms\":60000}]}";
+		union aibl_addr v4;
+		__u8 fam;
+
+		h = NULL;
+		aibl_addr__parse("192.0.2.1", &v4, &fam);
+		if (ASSERT_OK(agent_hints__parse(mapped, strlen(mapped), &h, &n, err, sizeof(err)),
+			      err)) {
+			ASSERT_TRUE(h[0].client_family == AIBL_AF_INET &&
+					!memcmp(&h[0].client, &v4, sizeof(v4)),
+				    "mapped client: IPv4");
+			ASSERT_EQ(h[0].vip_family, AIBL_AF_INET, "mapped VIP: IPv4");
+		}
+		free(h);
+	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		h = NULL;
 		ASSERT_EQ(agent_hints__parse(bad[i], strlen(bad[i]), &h, &n, err, sizeof(err)),
@@ -2190,6 +2261,7 @@ static const struct test_case cases[] = {
     {"hints_aging", hints_aging},
     {"hints_bounded", hints_bounded},
     {"hints_post_body", hints_post_body},
+    {"hints_follow_model", hints_follow_model},
 };
 
 TEST_MAIN("agent", cases)

@@ -1536,6 +1536,19 @@ int agent__report(struct agent *a, struct agent_report *r)
 	return agent__report_seq(a, r, NULL);
 }
 
+/* a hint of a model's cache whose model r does not hold resident */
+static bool hint_model_gone(const struct ar_hint *h, void *arg)
+{
+	const struct agent_report *r = arg;
+
+	if (!h->model[0])
+		return false;
+	for (int i = 0; i < r->nmodels; i++)
+		if (!strcmp(r->models[i].name, h->model))
+			return !r->models[i].resident;
+	return true;
+}
+
 int agent__report_seq(struct agent *a, struct agent_report *r, uint64_t *seq)
 {
 	const char *hide = NULL;
@@ -1710,6 +1723,11 @@ int agent__report_seq(struct agent *a, struct agent_report *r, uint64_t *seq)
 		a->load.flagged = true;
 	}
 
+	/* a model no longer resident here (unloaded, evicted, unloading, its
+	 * list aged out) took its sessions' KV along: their hints go for
+	 * good. Only left out of this report, they came back with the model,
+	 * and pinned the sessions to a cold cache */
+	agent_hints__drop_if(&a->hints, hint_model_gone, r);
 	agent_hints__tick(&a->hints, now, node_kv(a));
 	if (a->hints.n) {
 		r->hints = calloc(a->hints.n, sizeof(*r->hints));

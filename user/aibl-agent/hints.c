@@ -108,6 +108,17 @@ int agent_hints__export(const struct agent_hints *t, struct ar_hint *out, int ma
 	return n;
 }
 
+void agent_hints__drop_if(struct agent_hints *t, bool (*gone)(const struct ar_hint *h, void *arg),
+			  void *arg)
+{
+	for (int i = 0; i < t->n;) {
+		if (gone(&t->v[i].h, arg))
+			hints_remove(t, i);
+		else
+			i++;
+	}
+}
+
 void agent_hints__clear(struct agent_hints *t)
 {
 	t->n = 0;

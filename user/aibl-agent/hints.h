@@ -44,6 +44,9 @@ void agent_hints__tick(struct agent_hints *t, uint64_t now_ms, double kv);
 void agent_hints__put(struct agent_hints *t, const struct ar_hint *h);
 /* Forget every hint (the caches they promised are gone). */
 void agent_hints__clear(struct agent_hints *t);
+/* drop the hints gone() says are */
+void agent_hints__drop_if(struct agent_hints *t, bool (*gone)(const struct ar_hint *h, void *arg),
+			  void *arg);
 /* Copy out (ttl_ms = remaining life) into out[max]; returns the count. */
 int agent_hints__export(const struct agent_hints *t, struct ar_hint *out, int max);
 

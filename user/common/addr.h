@@ -32,6 +32,21 @@ static inline int aibl_addr__parse(const char *text, union aibl_addr *addr, __u8
 	return -EINVAL;
 }
 
+/* an IPv4-mapped IPv6 address (::ffff:a.b.c.d, as a dual-stack socket
+ * names an IPv4 peer) as the IPv4 address it is */
+static inline void aibl_addr__unmap(union aibl_addr *addr, __u8 *family)
+{
+	static const __u8 mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	__u32 v4;
+
+	if (*family != AIBL_AF_INET6 || memcmp(addr->b, mapped, sizeof(mapped)))
+		return;
+	memcpy(&v4, addr->b + 12, 4);
+	memset(addr, 0, sizeof(*addr));
+	addr->v4 = v4;
+	*family = AIBL_AF_INET;
+}
+
 /* the text of addr; "" for AIBL_AF_NONE. len >= INET6_ADDRSTRLEN. */
 static inline const char *aibl_addr__str(const union aibl_addr *addr, __u8 family, char *out,
 					 size_t len)

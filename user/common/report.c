@@ -357,6 +357,11 @@ static int ar_parse_hint(struct ar_ctx *c, json_t *o, const char *p, struct ar_h
 		return ar_fail(c, -EINVAL, "%s.client: \"%s\" is not an IP address", p, client);
 	if (vip[0] && aibl_addr__parse(vip, &h->vip, &h->vip_family))
 		return ar_fail(c, -EINVAL, "%s.vip: \"%s\" is not an IP address", p, vip);
+	/* a server on a dual-stack socket names an IPv4 client (or VIP)
+	 * ::ffff:a.b.c.d: kept so, its pin's key would never be looked up */
+	aibl_addr__unmap(&h->client, &h->client_family);
+	if (vip[0])
+		aibl_addr__unmap(&h->vip, &h->vip_family);
 	if (!h->vip_family && !h->model[0])
 		return ar_fail(c, -EINVAL, "%s: needs a vip or a model", p);
 	if (!strcmp(proto, "tcp"))
