@@ -310,6 +310,52 @@ out:
 	ctl_down(&d, &cfg, dp, dir);
 }
 
+/* pins for clients 10.9.0.FIRST .. FIRST+N-1 of the service, to n1 */
+static void pins_range(struct aibld *d, struct pin_ent *w, int first, int n)
+{
+	char ip[32];
+
+	memset(w, 0, n * sizeof(*w));
+	for (int k = 0; k < n; k++) {
+		snprintf(ip, sizeof(ip), "10.9.0.%d", first + k);
+		w[k].key.svc_id = d->svcs[0].id;
+		aibl_addr__parse(ip, &w[k].key.client, &w[k].key.family);
+		w[k].val.backend = d->nodes[0].id;
+		w[k].val.expires_ns = clock_mono_ns() + 60000000000ULL;
+	}
+}
+
+/*
+ * A full pin map takes a new pin whose key sorts below the one it
+ * replaces: the stale one is deleted first. Before, the new key met the
+ * full map (E2BIG) and was lost until the next sync.
+ */
+static void pins_full_map(void)
+{
+	struct dp_opts o = small_maps(1, 64);
+	struct aibl_pin v;
+	struct pin_ent w[4];
+	struct aibld d = {};
+	struct config cfg;
+	struct dp *dp = NULL;
+	char dir[64] = "";
+
+	if (!test__can_bpf())
+		return SKIP("needs root");
+	o.sizes.max_pins = 4;
+	if (!ASSERT_OK(two_nodes(&cfg), "config") || !ctl_up(&d, &cfg, &dp, dir, sizeof(dir), &o))
+		goto out;
+	pins_range(&d, w, 2, 4);
+	if (!ASSERT_OK(tables__sync_pins(&d, w, 4), "clients 2..5: the map full"))
+		goto out;
+	pins_range(&d, w, 1, 4);
+	ASSERT_OK(tables__sync_pins(&d, w, 4), "clients 1..4: 5 out, 1 in");
+	ASSERT_OK(bpf_map_lookup_elem(d.fd_pins, &w[0].key, &v), "client 1 pinned");
+	ASSERT_EQ(d.npins, 4, "the mirror holds four");
+out:
+	ctl_down(&d, &cfg, dp, dir);
+}
+
 static void one_failure_not_others(void)
 {
 	struct aibld d = {};
@@ -595,6 +641,7 @@ static const struct test_case cases[] = {
     {"failed_writes_retried", failed_writes_retried},
     {"refused_reload_keeps_reports", refused_reload_keeps_reports},
     {"reload_pending", reload_pending},
+    {"pins_full_map", pins_full_map},
     {"one_failure_not_others", one_failure_not_others},
 };
 

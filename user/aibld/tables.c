@@ -248,24 +248,42 @@ int tables__sync_pins(struct aibld *d, struct pin_ent *want, int nwant)
 	__u64 now = clock_mono_ns();
 	int i = 0, j = 0, n = 0, err = 0;
 	struct pin_ent *keep;
+	bool *left;
 
 	/* the new mirror, in key order as the walk goes: what the map holds */
 	keep = malloc((d->npins + nwant + 1) * sizeof(*keep));
-	if (!keep)
+	left = calloc(d->npins + 1, sizeof(*left));
+	if (!keep || !left) {
+		free(keep);
+		free(left);
 		return -ENOMEM;
+	}
 	/* the pin pre-filter covers old and new pins while the map changes */
 	tables__pin_filter(d, d->pins, d->npins, want, nwant);
+	/* what is no longer wanted goes first: a full map takes a new pin
+	 * only once the ones it replaces are out (in key order, a new key
+	 * below a retiring one met a full map, and was lost until the next
+	 * sync) */
+	for (i = 0, j = 0; i < d->npins; i++) {
+		while (j < nwant && pin_key_cmp(&want[j], &d->pins[i]) < 0)
+			j++;
+		if (j < nwant && !pin_key_cmp(&want[j], &d->pins[i]))
+			continue;
+		/* still in the map after a failed delete: kept in the mirror,
+		 * so the next sync deletes it */
+		if (bpf_map_delete_elem(d->fd_pins, &d->pins[i].key) && errno != ENOENT) {
+			err = -errno;
+			left[i] = true;
+		}
+	}
+	i = j = 0;
 	while (i < d->npins || j < nwant) {
 		int c = i == d->npins ? 1 : j == nwant ? -1 : pin_key_cmp(&d->pins[i], &want[j]);
 		const struct pin_ent *old = NULL;
 
 		if (c < 0) {
-			if (bpf_map_delete_elem(d->fd_pins, &d->pins[i].key) && errno != ENOENT) {
-				err = -errno;
-				/* still in the map: kept in the mirror, so the
-				 * next sync deletes it */
+			if (left[i])
 				keep[n++] = d->pins[i];
-			}
 			i++;
 			continue;
 		}
@@ -301,6 +319,7 @@ int tables__sync_pins(struct aibld *d, struct pin_ent *want, int nwant)
 		keep[n++] = want[j];
 		j++;
 	}
+	free(left);
 	free(d->pins);
 	d->pins = keep;
 	d->npins = n;
