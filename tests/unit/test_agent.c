@@ -1810,6 +1810,44 @@ static void in_flight_unknown(void)
 }
 
 /*
+ * Two servers of 40 models each: a report carries 64, and the server whose
+ * models were left out says so. Before, the 16 went unsaid.
+ */
+static void report_models_full(void)
+{
+	char u1[] = "http://127.0.0.1:9", u2[] = "http://127.0.0.1:10", msg[256] = "";
+	struct agent_cfg cfg = one_server_cfg(u1);
+	struct agent_report r = {0};
+	struct agent a;
+
+	cfg.urls[1] = u2;
+	cfg.nservers = 2;
+	if (!ASSERT_OK(agent__init(&a, &cfg, msg, sizeof(msg)), msg))
+		return;
+	for (int i = 0; i < 2; i++) {
+		struct agent_server *w = &a.servers[i];
+
+		w->s.up = true;
+		w->s.error[0] = '\0';
+		w->last_ok_ms = w->models_ok_ms = clock_mono_ms();
+		w->nmodels = 40;
+		for (int k = 0; k < 40; k++) {
+			snprintf(w->models[k].name, sizeof(w->models[k].name), "s%d-lora-%d", i, k);
+			w->models[k].resident = true;
+		}
+	}
+	if (report_of(&a, &r)) {
+		ASSERT_EQ(r.nmodels, AR_MAX_MODELS, "as many as a report carries");
+		ASSERT_STREQ(r.servers[0].error, "", "the first server's all reported");
+		ASSERT_TRUE(
+		    strstr(r.servers[1].error, "'s1-lora-24' and any after it not reported"),
+		    r.servers[1].error);
+	}
+	agent_report__free(&r);
+	agent__fini(&a);
+}
+
+/*
  * A load asked of a model the engine holds already is answered so (200
  * resident), not started again: Ollama's loaded models are those of its
  * /api/ps (the page's), its /api/tags lists what it could load, none
@@ -2262,6 +2300,7 @@ static const struct test_case cases[] = {
     {"hints_bounded", hints_bounded},
     {"hints_post_body", hints_post_body},
     {"hints_follow_model", hints_follow_model},
+    {"report_models_full", report_models_full},
 };
 
 TEST_MAIN("agent", cases)

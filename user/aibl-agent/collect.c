@@ -1510,8 +1510,17 @@ static void add_model(struct agent_report *r, const char *name, bool resident, c
 			return;
 		}
 	}
-	if (r->nmodels >= AR_MAX_MODELS)
+	if (r->nmodels >= AR_MAX_MODELS) {
+		/* said on the server's line, not dropped unseen: the
+		 * controller would take the model for absent here */
+		for (int i = 0; i < r->nservers; i++)
+			if (!strcmp(r->servers[i].url, url) && !r->servers[i].error[0])
+				snprintf(r->servers[i].error, sizeof(r->servers[i].error),
+					 "model '%.40s' and any after it not reported: a report "
+					 "carries %d",
+					 name, AR_MAX_MODELS);
 		return;
+	}
 	snprintf(r->models[r->nmodels].name, AR_MODEL_LEN, "%s", name);
 	snprintf(r->models[r->nmodels].server, AR_URL_LEN, "%s", url);
 	r->models[r->nmodels++].resident = resident;
