@@ -503,6 +503,9 @@ hap_config() { # haproxy|haproxy-bounded
 			defaults
 			    mode http
 			    option http-no-delay
+			    # the client's address to the engines, whose sessions
+			    # key their jitter and cache by it (as through aibl)
+			    option forwardfor
 			    timeout connect 5s
 			    timeout client 300s
 			    timeout server 300s

@@ -968,9 +968,10 @@ out:
 	close(lfd);
 }
 
-/* one streaming chat turn; returns time to the first SSE byte in ms */
-static double chat_turn(int port, const char *sid, const char *prompt, char *cached, size_t clen,
-			char **body)
+/* one streaming chat turn (h2: another header, NULL none); returns time to
+ * the first SSE byte in ms */
+static double chat_turn_h(int port, const char *sid, const char *h2, const char *prompt,
+			  char *cached, size_t clen, char **body)
 {
 	char url[128], hdr[128], *req = NULL;
 	struct resp r = {};
@@ -984,7 +985,7 @@ static double chat_turn(int port, const char *sid, const char *prompt, char *cac
 		     "[{\"role\":\"user\",\"content\":\"%s\"}]}",
 		     prompt) < 0)
 		return -1;
-	if (http(url, req, hdr, NULL, 10000, &r) == 0 && r.status == 200 && r.t_first_byte)
+	if (http(url, req, hdr, h2, 10000, &r) == 0 && r.status == 200 && r.t_first_byte)
 		ttft = r.t_first_byte - r.t_start;
 	snprintf(cached, clen, "%.31s", r.hdr_val);
 	if (body)
@@ -993,6 +994,12 @@ static double chat_turn(int port, const char *sid, const char *prompt, char *cac
 		free(r.body);
 	free(req);
 	return ttft;
+}
+
+static double chat_turn(int port, const char *sid, const char *prompt, char *cached, size_t clen,
+			char **body)
+{
+	return chat_turn_h(port, sid, NULL, prompt, cached, clen, body);
 }
 
 static void simnode_prefix_ttft(void)
@@ -1022,6 +1029,16 @@ static void simnode_prefix_ttft(void)
 	/* 500 ms of prefill against ~2: a ratio, not an absolute time */
 	ASSERT_TRUE(cold > 0 && warm > 0 && warm * 3 < cold, "prefix hit lowers TTFT");
 	ASSERT_TRUE(other * 0.5 > warm, "cold again for another session");
+	/* behind an L7 proxy the client is the one X-Forwarded-For names:
+	 * the same conversation of another client is another session */
+	chat_turn_h(18150, "conv-3", "X-Forwarded-For: 192.0.2.7", prompt, cached, sizeof(cached),
+		    NULL);
+	chat_turn_h(18150, "conv-3", "X-Forwarded-For: 192.0.2.7, 10.0.0.1", prompt, cached,
+		    sizeof(cached), NULL);
+	ASSERT_STREQ(cached, "2001", "the same forwarded client: its cache");
+	chat_turn_h(18150, "conv-3", "X-Forwarded-For: 192.0.2.8", prompt, cached, sizeof(cached),
+		    NULL);
+	ASSERT_STREQ(cached, "0", "another forwarded client: another session");
 out:
 	free(body);
 	free(prompt);
