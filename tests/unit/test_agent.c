@@ -1590,6 +1590,45 @@ static struct MHD_Daemon *eng_start(const char *page, char *url, size_t len)
 	return d;
 }
 
+/* an agent of one server, eng_handler's (its page and model list), and
+ * the reports it gives */
+struct eng_agent {
+	struct MHD_Daemon *d; /* NULL once stopped */
+	char url[96];
+	struct agent a;
+	bool init;
+	struct agent_report r;
+};
+
+/* e up on this metrics page and /v1/models answer (NULL: the default
+ * list), with stale_ms (0: one_server_cfg's); false (asserted) if not */
+static bool eng_agent_up(struct eng_agent *e, const char *page, const char *models,
+			 unsigned int stale_ms)
+{
+	struct agent_cfg cfg = one_server_cfg(e->url);
+	char msg[256] = "";
+
+	memset(e, 0, sizeof(*e));
+	e->d = eng_start(page, e->url, sizeof(e->url));
+	if (!e->d)
+		return false;
+	eng.models = models;
+	if (stale_ms)
+		cfg.stale_ms = stale_ms;
+	e->init = ASSERT_OK(agent__init(&e->a, &cfg, msg, sizeof(msg)), msg);
+	return e->init;
+}
+
+static void eng_agent_down(struct eng_agent *e)
+{
+	agent_report__free(&e->r);
+	if (e->init)
+		agent__fini(&e->a);
+	if (e->d)
+		MHD_stop_daemon(e->d);
+	memset(&eng, 0, sizeof(eng));
+}
+
 /*
  * A failed scrape (HTTP 404 here, as a 500 or a timeout) is no news that the
  * server is down: it stays up, its figures aging, until --stale-ms passes
@@ -1601,58 +1640,44 @@ static void failed_scrape_keeps_up(void)
 {
 	static const char page[] = "vllm:num_requests_running{model_name=\"m\"} 2\n"
 				   "vllm:num_requests_waiting{model_name=\"m\"} 0\n";
-	struct agent_report r = {0};
-	struct MHD_Daemon *d;
-	char url[96], msg[256] = "";
-	struct agent_cfg cfg = one_server_cfg(url);
-	struct agent a;
-	bool init = false;
+	struct eng_agent e;
+	struct agent_report *r = &e.r;
 
-	d = eng_start(page, url, sizeof(url));
-	if (!d)
-		return;
-	cfg.stale_ms = 300;
-	if (!ASSERT_OK(agent__init(&a, &cfg, msg, sizeof(msg)), msg))
+	if (!eng_agent_up(&e, page, NULL, 300))
 		goto out;
-	init = true;
-	agent__collect_once(&a);
-	if (!report_of(&a, &r) || !ASSERT_TRUE(r.servers[0].up, "up after a good page"))
+	agent__collect_once(&e.a);
+	if (!report_of(&e.a, r) || !ASSERT_TRUE(r->servers[0].up, "up after a good page"))
 		goto out;
 	eng.metrics = NULL; /* 404 from now on */
-	agent__collect_once(&a);
-	if (report_of(&a, &r)) {
-		ASSERT_TRUE(r.servers[0].up, "one failed scrape: still up");
-		ASSERT_FALSE(r.stale, "the report not stale");
-		ASSERT_TRUE(r.servers[0].error[0] != 0, "the failure said");
-		ASSERT_TRUE(r.nmodels == 1 && r.models[0].resident, "its model still resident");
+	agent__collect_once(&e.a);
+	if (report_of(&e.a, r)) {
+		ASSERT_TRUE(r->servers[0].up, "one failed scrape: still up");
+		ASSERT_FALSE(r->stale, "the report not stale");
+		ASSERT_TRUE(r->servers[0].error[0] != 0, "the failure said");
+		ASSERT_TRUE(r->nmodels == 1 && r->models[0].resident, "its model still resident");
 	}
 	/* no good page for longer than stale_ms: down */
 	usleep(400 * 1000);
-	agent__collect_once(&a);
-	if (report_of(&a, &r)) {
-		ASSERT_FALSE(r.servers[0].up, "down after stale_ms without a good page");
-		ASSERT_TRUE(r.stale, "stale");
+	agent__collect_once(&e.a);
+	if (report_of(&e.a, r)) {
+		ASSERT_FALSE(r->servers[0].up, "down after stale_ms without a good page");
+		ASSERT_TRUE(r->stale, "stale");
 	}
 	/* a refused connection is news at once: nothing listens (the 404s
 	 * sent the agent round the usual metrics paths: back to /metrics
 	 * within a few rounds) */
 	eng.metrics = page;
-	for (int i = 0; i < 4 && report_of(&a, &r) && !r.servers[0].up; i++)
-		agent__collect_once(&a);
-	if (report_of(&a, &r))
-		ASSERT_TRUE(r.servers[0].up, "up again after a good page");
-	MHD_stop_daemon(d);
-	d = NULL;
-	agent__collect_once(&a);
-	if (report_of(&a, &r))
-		ASSERT_FALSE(r.servers[0].up, "refused: down at once");
+	for (int i = 0; i < 4 && report_of(&e.a, r) && !r->servers[0].up; i++)
+		agent__collect_once(&e.a);
+	if (report_of(&e.a, r))
+		ASSERT_TRUE(r->servers[0].up, "up again after a good page");
+	MHD_stop_daemon(e.d);
+	e.d = NULL;
+	agent__collect_once(&e.a);
+	if (report_of(&e.a, r))
+		ASSERT_FALSE(r->servers[0].up, "refused: down at once");
 out:
-	agent_report__free(&r);
-	if (init)
-		agent__fini(&a);
-	if (d)
-		MHD_stop_daemon(d);
-	memset(&eng, 0, sizeof(eng));
+	eng_agent_down(&e);
 }
 
 static const struct ar_model *report_model(const struct agent_report *r, const char *name)
@@ -1673,57 +1698,44 @@ static void failed_model_list_ages(void)
 {
 	static const char page[] = "vllm:num_requests_running{model_name=\"m\"} 0\n"
 				   "vllm:num_requests_waiting{model_name=\"m\"} 0\n";
-	struct agent_report r = {0};
 	const struct ar_model *m, *old;
-	struct MHD_Daemon *d;
-	char url[96], msg[256] = "";
-	struct agent_cfg cfg = one_server_cfg(url);
-	struct agent a;
-	bool init = false;
+	struct eng_agent e;
+	struct agent_report *r = &e.r;
 
-	d = eng_start(page, url, sizeof(url));
-	if (!d)
-		return;
-	eng.models = "{\"object\":\"list\",\"data\":[{\"id\":\"m\"},{\"id\":\"old\"}]}";
-	/* long enough that a loaded machine's two rounds fit in it */
-	cfg.stale_ms = 1500;
-	if (!ASSERT_OK(agent__init(&a, &cfg, msg, sizeof(msg)), msg))
+	/* stale_ms long enough that a loaded machine's two rounds fit in it */
+	if (!eng_agent_up(&e, page,
+			  "{\"object\":\"list\",\"data\":[{\"id\":\"m\"},{\"id\":\"old\"}]}", 1500))
 		goto out;
-	init = true;
-	agent__collect_once(&a);
-	if (!report_of(&a, &r))
+	agent__collect_once(&e.a);
+	if (!report_of(&e.a, r))
 		goto out;
-	old = report_model(&r, "old");
+	old = report_model(r, "old");
 	if (!ASSERT_TRUE(old && old->resident, "listed: resident"))
 		goto out;
 	eng.models_fail = true;
-	agent__collect_once(&a);
-	if (report_of(&a, &r)) {
-		old = report_model(&r, "old");
+	agent__collect_once(&e.a);
+	if (report_of(&e.a, r)) {
+		old = report_model(r, "old");
 		ASSERT_TRUE(old && old->resident, "one failed list: still resident");
 	}
 	usleep(1600 * 1000);
-	agent__collect_once(&a);
-	if (report_of(&a, &r)) {
-		m = report_model(&r, "m");
-		old = report_model(&r, "old");
-		ASSERT_TRUE(r.servers[0].up && !r.stale, "the metrics page keeps it up");
+	agent__collect_once(&e.a);
+	if (report_of(&e.a, r)) {
+		m = report_model(r, "m");
+		old = report_model(r, "old");
+		ASSERT_TRUE(r->servers[0].up && !r->stale, "the metrics page keeps it up");
 		ASSERT_TRUE(old && !old->resident, "no list for stale_ms: not resident");
 		ASSERT_TRUE(m && m->resident, "the model the metrics page names: resident");
-		ASSERT_TRUE(strstr(r.servers[0].error, "model list") != NULL, "the failure said");
+		ASSERT_TRUE(strstr(r->servers[0].error, "model list") != NULL, "the failure said");
 	}
 	eng.models_fail = false;
-	agent__collect_once(&a);
-	if (report_of(&a, &r)) {
-		old = report_model(&r, "old");
+	agent__collect_once(&e.a);
+	if (report_of(&e.a, r)) {
+		old = report_model(r, "old");
 		ASSERT_TRUE(old && old->resident, "read again: resident");
 	}
 out:
-	agent_report__free(&r);
-	if (init)
-		agent__fini(&a);
-	MHD_stop_daemon(d);
-	memset(&eng, 0, sizeof(eng));
+	eng_agent_down(&e);
 }
 
 /*
@@ -1735,47 +1747,35 @@ out:
 static void hints_follow_model(void)
 {
 	static const char page[] = "vllm:num_requests_running{model_name=\"m\"} 0\n";
-	struct agent_report r = {0};
-	struct MHD_Daemon *d;
-	char url[96], msg[256] = "";
-	struct agent_cfg cfg = one_server_cfg(url);
+	static const char both[] = "{\"object\":\"list\",\"data\":[{\"id\":\"m\"},{\"id\":\"k\"}]}";
 	struct ar_hint h = {0};
-	struct agent a;
-	bool init = false;
+	struct eng_agent e;
+	struct agent_report *r = &e.r;
 
-	d = eng_start(page, url, sizeof(url));
-	if (!d)
-		return;
-	eng.models = "{\"object\":\"list\",\"data\":[{\"id\":\"m\"},{\"id\":\"k\"}]}";
-	if (!ASSERT_OK(agent__init(&a, &cfg, msg, sizeof(msg)), msg))
+	if (!eng_agent_up(&e, page, both, 0))
 		goto out;
-	init = true;
-	agent__collect_once(&a);
+	agent__collect_once(&e.a);
 	aibl_addr__parse("192.0.2.1", &h.client, &h.client_family);
 	h.ttl_ms = 600000;
 	h.score = 1;
 	strcpy(h.model, "m");
-	agent_hints__put(&a.hints, &h);
+	agent_hints__put(&e.a.hints, &h);
 	strcpy(h.model, "k");
-	agent_hints__put(&a.hints, &h);
-	if (report_of(&a, &r))
-		ASSERT_EQ(r.nhints, 2, "both models resident: both hints");
+	agent_hints__put(&e.a.hints, &h);
+	if (report_of(&e.a, r))
+		ASSERT_EQ(r->nhints, 2, "both models resident: both hints");
 	eng.models = "{\"object\":\"list\",\"data\":[{\"id\":\"k\"}]}";
-	agent__collect_once(&a);
-	if (report_of(&a, &r))
-		ASSERT_TRUE(r.nhints == 1 && !strcmp(r.hints[0].model, "k"),
+	agent__collect_once(&e.a);
+	if (report_of(&e.a, r))
+		ASSERT_TRUE(r->nhints == 1 && !strcmp(r->hints[0].model, "k"),
 			    "m unloaded: its hint gone");
-	eng.models = "{\"object\":\"list\",\"data\":[{\"id\":\"m\"},{\"id\":\"k\"}]}";
-	agent__collect_once(&a);
-	if (report_of(&a, &r))
-		ASSERT_TRUE(r.nhints == 1 && !strcmp(r.hints[0].model, "k"),
+	eng.models = both;
+	agent__collect_once(&e.a);
+	if (report_of(&e.a, r))
+		ASSERT_TRUE(r->nhints == 1 && !strcmp(r->hints[0].model, "k"),
 			    "m loaded again: cold, no hint back");
 out:
-	agent_report__free(&r);
-	if (init)
-		agent__fini(&a);
-	MHD_stop_daemon(d);
-	memset(&eng, 0, sizeof(eng));
+	eng_agent_down(&e);
 }
 
 /* the node's requests in flight: every up server's running and waiting,
