@@ -987,7 +987,7 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 		for (int s = 0; s < cfg->nservices && !serves; s++)
 			for (int k = 0; k < cfg->services[s].nnodes && !serves; k++)
 				serves = cfg->services[s].nodes[k] == i;
-		if (serves && !cfg->nodes[i].agent[0] && !config__check_port(cfg, i))
+		if (serves && !config__checkable(cfg, i))
 			return fail_at(c, cfg->nodes[i].line,
 				       "node '%s' has no agent and no TCP service port to check "
 				       "(its services are UDP or every port): set 'health_port'",
@@ -1011,6 +1011,11 @@ __u16 config__check_port(const struct config *cfg, int idx)
 			    cfg->services[s].proto == IPPROTO_TCP)
 				return cfg->services[s].port;
 	return 0;
+}
+
+bool config__checkable(const struct config *cfg, int idx)
+{
+	return cfg->nodes[idx].agent[0] || config__check_port(cfg, idx);
 }
 
 int config__parse(struct config *cfg, const char *name, const char *text, size_t len, char *err,

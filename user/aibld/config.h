@@ -180,6 +180,8 @@ int config__node_index(const struct config *cfg, const char *name);
 /* the port of node idx's TCP check: health_port, else the port of the
  * first TCP service that lists it; 0 none (a UDP port is no TCP check) */
 __u16 config__check_port(const struct config *cfg, int idx);
+/* whether node idx has something aibld polls: an agent, or a TCP port */
+bool config__checkable(const struct config *cfg, int idx);
 const char *config__policy_name(int policy);
 /* whether node c may take the service's flows at all: a weight above 0
  * and the accelerator the service needs, if it names one (the policies'

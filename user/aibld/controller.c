@@ -132,13 +132,6 @@ static void node_agent_changed(struct node_rt *nn, bool removed)
 	nn->load_for[0] = '\0';
 }
 
-/* whether cfg's node i has something aibld polls: an agent, or a port to
- * connect to */
-static bool node_checkable(const struct config *cfg, int i)
-{
-	return cfg->nodes[i].agent[0] || config__check_port(cfg, i);
-}
-
 /*
  * A kept node (old, of the running config) that is another host now, or
  * one nothing checked before: it waits for a poll as a new one does. Its
@@ -150,12 +143,12 @@ static bool node_unchecked_again(const struct aibld *d, const struct config *cfg
 {
 	const struct cfg_node *was, *now = &cfg->nodes[i];
 
-	if (!node_checkable(cfg, i))
+	if (!config__checkable(cfg, i))
 		return false;
 	if (old->cfg_idx < 0) /* retired, configured again: not polled since */
 		return true;
 	was = &d->cfg.nodes[old->cfg_idx];
-	return !node_checkable(&d->cfg, old->cfg_idx) ||
+	return !config__checkable(&d->cfg, old->cfg_idx) ||
 	       was->address.family != now->address.family ||
 	       memcmp(&was->address.addr, &now->address.addr,
 		      now->address.family == AIBL_AF_INET6 ? 16 : 4) ||
@@ -219,7 +212,7 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		 * answers (a mistyped address would blackhole its share for
 		 * fail_after polls); a kept one keeps its state below, and a
 		 * start adopts the state a previous instance left */
-		nn->unchecked = node_checkable(cfg, i);
+		nn->unchecked = config__checkable(cfg, i);
 		for (int r = 0; r < nrec; r++) {
 			if (strcmp(rec[r].name, nn->name))
 				continue;
