@@ -212,16 +212,13 @@ int decap__detach_ifindex(int ifindex, __u32 handle, __u32 priority)
 
 int decap__detach(struct decap *d)
 {
-	struct bpf_prog_info info = {};
-	__u32 len = sizeof(info);
 	int err;
 
 	if (!d)
 		return 0;
 	/* another program there now (someone replaced it): not ours to remove */
-	if (bpf_obj_get_info_by_fd(bpf_program__fd(d->skel->progs.aibl_decap), &info, &len))
-		info.id = 0;
-	err = decap__detach_filter(d->ifindex, d->handle, d->priority, info.id);
+	err = decap__detach_filter(d->ifindex, d->handle, d->priority,
+				   bpf_prog_fd_id(bpf_program__fd(d->skel->progs.aibl_decap)));
 	if (err == -EBUSY) {
 		pr_warn("decap: ifindex %d runs another program at our filter: left there",
 			d->ifindex);

@@ -355,19 +355,10 @@ int dp__prog_fd(const struct dp *dp)
 	return bpf_program__fd(dp->skel->progs.aibl_xdp);
 }
 
-/* the id of the program open at fd, 0 when it cannot be told */
-static __u32 dp__fd_prog_id(int fd)
-{
-	struct bpf_prog_info info = {};
-	__u32 len = sizeof(info);
-
-	return fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len) ? info.id : 0;
-}
-
 /* the pinned program (dp->old_prog_fd) is the one with this id: a dup of it */
 static int dp__pinned_prog(const struct dp *dp, __u32 id)
 {
-	if (!dp || !id || dp__fd_prog_id(dp->old_prog_fd) != id)
+	if (!dp || !id || bpf_prog_fd_id(dp->old_prog_fd) != id)
 		return -1;
 	return dup(dp->old_prog_fd);
 }
@@ -417,7 +408,7 @@ static void dp__detach_previous(struct dp *dp, int prev)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 	LIBBPF_OPTS(bpf_xdp_attach_opts, ao, .old_prog_fd = dp->old_prog_fd);
-	__u32 id, mode, pinned = dp__fd_prog_id(dp->old_prog_fd);
+	__u32 id, mode, pinned = bpf_prog_fd_id(dp->old_prog_fd);
 	char name[IF_NAMESIZE] = "?";
 	int err;
 
@@ -521,7 +512,7 @@ out:
 bool dp__attached(struct dp *dp, int ifindex)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
-	__u32 id = dp__fd_prog_id(dp__prog_fd(dp));
+	__u32 id = bpf_prog_fd_id(dp__prog_fd(dp));
 
 	/* a query that fails (the interface going away) is the netlink
 	 * events' news, not this one's */

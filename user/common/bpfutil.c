@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "bpfutil.h"
 #include "log.h"
@@ -43,4 +44,12 @@ bool bpf_capable(void)
 		return true; /* cannot tell: no hint */
 	eff = c[0].effective | (__u64)c[1].effective << 32;
 	return (eff & need) == need;
+}
+
+__u32 bpf_prog_fd_id(int fd)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	return fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len) ? info.id : 0;
 }
