@@ -8,7 +8,7 @@
  *    "pins": [{"service": "chat", "client": "10.0.0.7", "node": "n1",
  *              "expires_ms": 1764680000000, "ttl_ms": 60000}, ...]}
  * Every field of its type and range; a plan without "pins" has none, a
- * service without "how" (a planner before 2026-12-08) says nothing of it
+ * service without "how" (a planner built before it, 2026-12-07) says nothing of it
  * ("how" is not in the digest: a balancer before it reads the plan). A
  * digest that is not the content's is refused as well: every balancer
  * would withdraw, fenced on tables that differ from it, and the planner,

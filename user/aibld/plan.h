@@ -60,8 +60,8 @@ struct plan_svc {
 	/* how its VIP steers with its table (plan__svc_how: mode, session
 	 * key, flags), as the planner's config says; each balancer compares
 	 * its own aibl_vips entry with it, apart from the digest (which an
-	 * older balancer computes without it). 0: a plan written before
-	 * 2026-12-08 does not say, not compared */
+	 * older balancer computes without it). 0: a plan from a planner
+	 * built before it (2026-12-07) does not say, not compared */
 	__u32 how;
 	int n;
 	struct plan_member *m;
