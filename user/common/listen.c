@@ -126,7 +126,7 @@ int listen_addr__parse(const char *spec, struct sockaddr_storage *ss, socklen_t 
 		goto bad;
 	} else if (strchr(host, ':') &&
 		   !listen_resolve(host, AI_NUMERICHOST, AF_INET6, ss, &sslen, &gai)) {
-		/* an address: IPv4, IPv6 (with a %scope if need be) */
+		/* an IPv6 address (with a %scope if need be); IPv4 is above */
 	} else if (!listen_is_name(host)) {
 		why = "not an IPv4 or IPv6 address";
 		goto bad;
