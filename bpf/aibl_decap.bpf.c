@@ -126,7 +126,7 @@ static __always_inline int outer_header(void *data, void *data_end, __be16 proto
  * it lies in the linear data.
  */
 static __always_inline int inner_key(void *data, void *data_end, __u32 off, __u8 inner_af,
-				     __u32 len, struct aibl_node_client_key *k)
+				     __u32 len, struct aibl_node_client_key *k, __be16 *sport)
 {
 	__u8 *v = data + (off & (AIBL_MAX_OFF - 1));
 	struct pkt p = {};
@@ -150,8 +150,10 @@ static __always_inline int inner_key(void *data, void *data_end, __u32 off, __u8
 	k->family = inner_af;
 	if ((p.fk.proto == IPPROTO_TCP || p.fk.proto == IPPROTO_UDP) && p.frag != FRAG_LATER) {
 		k->proto = p.fk.proto;
-		if (p.ports)
+		if (p.ports) {
 			k->vport = p.fk.dport;
+			*sport = p.fk.sport;
+		}
 	}
 	return 0;
 }
@@ -195,7 +197,52 @@ static __always_inline __u32 ecn_decap(struct __sk_buff *skb, __u32 off, int inn
 	return 0;
 }
 
-static __always_inline void record_client(const struct aibl_node_client_key *k, __u64 bytes)
+/*
+ * Whether a TCP packet from client k (source port sport) may give its
+ * client a record: not while the server here is only listening. Sources of
+ * SYNs and of stray segments can be forged by anyone, and a flood of
+ * records for them would push the real clients' out of the LRU map and
+ * their hints out of the agent's table. So a new client counts once its
+ * connection is established: its socket found in this namespace. Found
+ * no socket at all (the server runs in another namespace, a container,
+ * behind this interface; or nothing serves the port), the packet cannot be
+ * judged here and counts as before. Only a packet that meets no record
+ * asks: a recorded client's packets just refresh it.
+ */
+static __always_inline bool tcp_unconfirmed(struct __sk_buff *skb,
+					    const struct aibl_node_client_key *k, __be16 sport)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	bool listening;
+	__u32 len;
+
+	if (k->family == AIBL_AF_INET) {
+		t.ipv4.saddr = k->client.v4;
+		t.ipv4.daddr = k->vip.v4;
+		t.ipv4.sport = sport;
+		t.ipv4.dport = k->vport;
+		len = sizeof(t.ipv4);
+	} else {
+		__builtin_memcpy(t.ipv6.saddr, k->client.v6, 16);
+		__builtin_memcpy(t.ipv6.daddr, k->vip.v6, 16);
+		t.ipv6.sport = sport;
+		t.ipv6.dport = k->vport;
+		len = sizeof(t.ipv6);
+	}
+	/* a request socket (a handshake under way, SYN cookies too) is
+	 * returned as its listener */
+	sk = bpf_sk_lookup_tcp(skb, &t, len, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return false;
+	listening = sk->state == BPF_TCP_LISTEN;
+	bpf_sk_release(sk);
+	return listening;
+}
+
+static __always_inline void record_client(struct __sk_buff *skb,
+					  const struct aibl_node_client_key *k, __be16 sport,
+					  __u64 bytes)
 {
 	struct aibl_node_client *c, init = {};
 	__u64 now = bpf_ktime_get_ns();
@@ -207,6 +254,10 @@ static __always_inline void record_client(const struct aibl_node_client_key *k, 
 		/* a racing CPU writing a slightly older time is harmless */
 		if (now - c->last_seen_ns > 1000000ULL)
 			c->last_seen_ns = now;
+		return;
+	}
+	if (k->proto == IPPROTO_TCP && k->vport && tcp_unconfirmed(skb, k, sport)) {
+		node_count(AIBL_NCNT_UNCONFIRMED);
 		return;
 	}
 	init.first_seen_ns = now;
@@ -267,6 +318,7 @@ int aibl_decap(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 	struct aibl_node_client_key key = {};
 	struct aibl_node_cfg *cfg;
+	__be16 sport = 0;
 	struct pkt l2 = {}, o = {};
 	__u32 outer_len, inner_off = 0, cnt, zero = 0;
 	__u8 outer_af;
@@ -299,7 +351,8 @@ int aibl_decap(struct __sk_buff *skb)
 	if (!cnt && (flags & AIBL_NODE_F_CHECK_SOURCE) && !node_src(&o.fk.src, o.fk.family))
 		cnt = AIBL_NCNT_DROP_SOURCE;
 	if (!cnt)
-		cnt = inner_key(data, data_end, inner_off, inner_af, skb->len - inner_off, &key);
+		cnt = inner_key(data, data_end, inner_off, inner_af, skb->len - inner_off, &key,
+				&sport);
 	if (!cnt && (flags & AIBL_NODE_F_CHECK_VIP) &&
 	    !node_addr(&key.vip, key.family, AIBL_NODE_ADDR_VIP))
 		cnt = AIBL_NCNT_DROP_NOT_VIP;
@@ -351,7 +404,7 @@ int aibl_decap(struct __sk_buff *skb)
 	else
 		cnt = AIBL_NCNT_DECAP4;
 	node_count(cnt);
-	record_client(&key, skb->len);
+	record_client(skb, &key, sport, skb->len);
 	return TC_ACT_OK;
 
 plain:
@@ -366,10 +419,10 @@ plain:
 	    (proto == bpf_htons(ETH_P_IP) || proto == bpf_htons(ETH_P_IPV6)) &&
 	    !inner_key(data, data_end, l2.l2_len,
 		       proto == bpf_htons(ETH_P_IP) ? AIBL_AF_INET : AIBL_AF_INET6,
-		       skb->len - l2.l2_len, &key) &&
+		       skb->len - l2.l2_len, &key, &sport) &&
 	    key.proto && node_addr(&key.vip, key.family, AIBL_NODE_ADDR_VIP)) {
 		node_count(AIBL_NCNT_DIRECT);
-		record_client(&key, skb->len);
+		record_client(skb, &key, sport, skb->len);
 		return TC_ACT_OK;
 	}
 pass:

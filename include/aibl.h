@@ -752,7 +752,9 @@ struct aibl_node_cfg {
 	X(DROP_BAD_INNER, "drop_bad_inner", "dropped: inner header version or lengths wrong")      \
 	X(DIRECT, "direct_vip", "plain packets to a VIP here (l2dsr), client recorded")            \
 	X(ECN_CE, "ecn_ce", "congestion marks (CE) of the outer header copied to the inner one")   \
-	X(DROP_ECN, "drop_ecn", "dropped: an outer CE mark on a packet not ECN-capable (RFC 6040)")
+	X(DROP_ECN, "drop_ecn",                                                                    \
+	  "dropped: an outer CE mark on a packet not ECN-capable (RFC 6040)")                      \
+	X(UNCONFIRMED, "unconfirmed", "new TCP clients not recorded: no connection here yet")
 
 enum aibl_node_counter {
 #define AIBL_X_ENUM(n, s, d) AIBL_NCNT_##n,

@@ -348,6 +348,126 @@ static int client_rec(__u8 family, const char *client_ip, const char *vip, __u16
 	return bpf_map_lookup_elem(decap__clients_fd(dc), &k, c) ? -errno : 0;
 }
 
+/* a tunnel frame of af in af whose inner packet is src:sport -> dst:dport,
+ * TCP flags, 20 bytes of payload */
+static void tunnel_tcp(struct pkt_buf *b, int af, const char *src, __u16 sport, const char *dst,
+		       __u16 dport, __u8 flags)
+{
+	pkt__init(b);
+	pkt__eth(b, MAC_NODE, MAC_LB);
+	if (af == AF_INET) {
+		pkt__ipv4(b, "10.0.0.100", "10.1.0.1", NULL);
+		pkt__ipv4(b, src, dst, NULL);
+	} else {
+		pkt__ipv6(b, "fd00::100", "fd00:1::3", 0, 0);
+		pkt__ipv6(b, src, dst, 0, 0);
+	}
+	pkt__tcp(b, sport, dport, flags);
+	pkt__fill(b, 20);
+	pkt__finish(b);
+}
+
+/* a listener on addr (loopback) and a connection to it; the client's
+ * port in *cport, the server's in *sport; fds in fd[3] */
+static bool loop_conn(int af, const char *addr, int fd[3], __u16 *sport, __u16 *cport)
+{
+	struct sockaddr_storage ss = {};
+	socklen_t len = sizeof(ss);
+
+	fd[0] = fd[1] = fd[2] = -1;
+	ss.ss_family = af;
+	if (af == AF_INET)
+		inet_pton(af, addr, &((struct sockaddr_in *)&ss)->sin_addr);
+	else
+		inet_pton(af, addr, &((struct sockaddr_in6 *)&ss)->sin6_addr);
+	len = af == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	fd[0] = socket(af, SOCK_STREAM, 0);
+	if (!ASSERT_GE(fd[0], 0, "listener") || !ASSERT_OK(bind(fd[0], (void *)&ss, len), "bind") ||
+	    !ASSERT_OK(listen(fd[0], 4), "listen") ||
+	    !ASSERT_OK(getsockname(fd[0], (void *)&ss, &len), "name"))
+		return false;
+	*sport = ntohs(((struct sockaddr_in *)&ss)->sin_port); /* same offset in _in6 */
+	fd[1] = socket(af, SOCK_STREAM, 0);
+	if (!ASSERT_GE(fd[1], 0, "client") ||
+	    !ASSERT_OK(connect(fd[1], (void *)&ss, len), "connect"))
+		return false;
+	fd[2] = accept(fd[0], NULL, NULL);
+	if (!ASSERT_GE(fd[2], 0, "accept") ||
+	    !ASSERT_OK(getsockname(fd[1], (void *)&ss, &len), "client name"))
+		return false;
+	*cport = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return true;
+}
+
+/*
+ * A forged source can send SYNs and stray segments but never completes a
+ * handshake. Where a server here listens on the port, a new TCP client is
+ * recorded only by a packet of an established connection: a SYN, or a
+ * segment no connection here holds, from a client not yet recorded passes
+ * unrecorded and is counted `unconfirmed'; a connection's packets record
+ * their client. Where no socket here has the port (the server runs
+ * elsewhere), the client is recorded as before. IPv4 and IPv6.
+ */
+static void test_unconfirmed(void)
+{
+	static const struct {
+		int af, family;
+		const char *addr, *other;
+	} fams[] = {{AF_INET, AIBL_AF_INET, "127.0.0.1", "127.0.0.2"},
+		    {AF_INET6, AIBL_AF_INET6, "::1", "2001:db8::66"}};
+	struct aibl_node_client c;
+	struct pkt_buf in;
+	__u64 before;
+
+	if (!env_up())
+		goto out;
+	/* the test's own netns (main()): its loopback starts down */
+	if (!ASSERT_OK(system("ip link set lo up"), "lo up"))
+		goto out;
+	for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
+		int fd[3], af = fams[i].af, fam = fams[i].family;
+		__u16 sport = 0, cport = 0;
+
+		if (!loop_conn(af, fams[i].addr, fd, &sport, &cport))
+			goto close;
+		/* a SYN from another address: the listener's, unrecorded */
+		before = ncount(AIBL_NCNT_UNCONFIRMED);
+		tunnel_tcp(&in, af, fams[i].other, 40000, fams[i].addr, sport, PKT_TCP_SYN);
+		accept_case("syn to a listener: decapsulated", &in, TC_ACT_OK,
+			    af == AF_INET ? AIBL_NCNT_DECAP4 : AIBL_NCNT_DECAP6);
+		ASSERT_EQ(client_rec(fam, fams[i].other, fams[i].addr, sport, IPPROTO_TCP, &c),
+			  -ENOENT, "syn: not recorded");
+		/* a segment of no connection (a forged ACK), twice */
+		tunnel_tcp(&in, af, fams[i].other, 40000, fams[i].addr, sport, PKT_TCP_ACK);
+		accept_case("stray ack: decapsulated", &in, TC_ACT_OK,
+			    af == AF_INET ? AIBL_NCNT_DECAP4 : AIBL_NCNT_DECAP6);
+		accept_case("stray ack again", &in, TC_ACT_OK,
+			    af == AF_INET ? AIBL_NCNT_DECAP4 : AIBL_NCNT_DECAP6);
+		ASSERT_EQ(client_rec(fam, fams[i].other, fams[i].addr, sport, IPPROTO_TCP, &c),
+			  -ENOENT, "stray ack: not recorded");
+		ASSERT_EQ(ncount(AIBL_NCNT_UNCONFIRMED), before + 3, "three counted unconfirmed");
+		/* the established connection's packet: recorded */
+		tunnel_tcp(&in, af, fams[i].addr, cport, fams[i].addr, sport, PKT_TCP_ACK);
+		accept_case("established: decapsulated", &in, TC_ACT_OK,
+			    af == AF_INET ? AIBL_NCNT_DECAP4 : AIBL_NCNT_DECAP6);
+		if (ASSERT_OK(client_rec(fam, fams[i].addr, fams[i].addr, sport, IPPROTO_TCP, &c),
+			      "established: recorded"))
+			ASSERT_EQ(c.packets, 1, "one packet");
+		ASSERT_EQ(ncount(AIBL_NCNT_UNCONFIRMED), before + 3, "none more unconfirmed");
+	close:
+		for (int k = 0; k < 3; k++)
+			if (fd[k] >= 0)
+				close(fd[k]);
+	}
+	/* nothing here on the port: recorded from its first packet */
+	build(&in, 4, 4, true);
+	accept_case("no socket here: decapsulated", &in, TC_ACT_OK, AIBL_NCNT_DECAP4);
+	ASSERT_OK(client_rec(AIBL_AF_INET, "192.0.2.10", "10.100.0.1", 80, IPPROTO_TCP, &c),
+		  "no socket here: recorded");
+out:
+	env_down();
+}
+
 /*
  * l2dsr: the balancer sends the client's packet itself. A plain TCP or UDP
  * packet to a VIP the node holds passes untouched and is recorded as a
@@ -702,6 +822,7 @@ static const struct test_case cases[] = {
     {"decap_accept", test_accept},
     {"decap_client_records", test_clients},
     {"decap_l2dsr_client_records", test_l2dsr_clients},
+    {"decap_unconfirmed_clients", test_unconfirmed},
     {"decap_attach_detach", test_attach_detach},
     {"decap_pins_upgrade", test_pins_upgrade},
     {"decap_many_addrs", test_many_addrs},

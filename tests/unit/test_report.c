@@ -145,7 +145,8 @@ static void round_trip(void)
 		     "decap counters exact");
 	/* drop_truncated, drop_adjust, drop_source, drop_not_vip, drop_bad_outer,
 	 * drop_bad_inner and drop_ecn; not pass, the decapsulated,
-	 * refuse_not_local (passed on), direct_vip nor ecn_ce */
+	 * refuse_not_local (passed on), direct_vip, ecn_ce nor unconfirmed (passed,
+	 * unrecorded) */
 	ASSERT_EQ(agent_report__decap_dropped(&b),
 		  7000 + AIBL_NCNT_DROP_TRUNC + AIBL_NCNT_DROP_ADJUST + AIBL_NCNT_DROP_SOURCE +
 		      AIBL_NCNT_DROP_NOT_VIP + AIBL_NCNT_DROP_BAD_OUTER + AIBL_NCNT_DROP_BAD_INNER +
