@@ -315,6 +315,10 @@ static void bad(void)
 	     "t.yaml:6: 'etcd.api_url' 'x?y' must start with http:// or https://"},
 	    {MINIMAL "etcd: {endpoint: 'http://127.0.0.1:2379', name: b1}\nbgp: {include: ''}\n",
 	     "t.yaml:7: 'include' must not be empty"},
+	    /* a plan's pins must fit every balancer's map */
+	    {MINIMAL "maps: {pins: 4095}\netcd: {endpoint: 'http://127.0.0.1:2379', name: b1}\n",
+	     "t.yaml:6: 'maps.pins' 4095 is below the 4096 pins a cluster plan carries: with "
+	     "'etcd' it must be at least 4096"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -1058,6 +1058,13 @@ void cluster__tick(struct aibld *d)
 	cl->fenced = true;
 	if (!cl->plan.version)
 		snprintf(cl->reason, sizeof(cl->reason), "no plan yet");
+	else if (!cl->digest_ok && (__u32)cl->plan.npins > d->max_pins)
+		/* a pinned map of an earlier start, smaller than the config's
+		 * (kept so no flow is lost): its pins cannot all be written */
+		snprintf(cl->reason, sizeof(cl->reason),
+			 "plan %llu has %d pins, aibl_pins here %u: resize it (aibld --teardown, "
+			 "start)",
+			 (unsigned long long)cl->plan.version, cl->plan.npins, d->max_pins);
 	else if (!cl->digest_ok)
 		snprintf(cl->reason, sizeof(cl->reason), "tables differ from plan %llu",
 			 (unsigned long long)cl->plan.version);

@@ -30,6 +30,7 @@
 #include "listen.h"
 #include "names.h"
 #include "mac.h"
+#include "plan.h"
 
 /* K_ENUM tables: indexed by value, NULL after the last (aibl.h's X-macros) */
 #define AIBL_X_NAME(n, v, s) [v] = s,
@@ -867,6 +868,14 @@ static int resolve(struct pctx *c, yaml_node_t *root)
 				    "'etcd.name' '%s' has a character outside %s", cfg->etcd.name,
 				    AIBL_NAME_CHARSET);
 	}
+	/* every balancer writes every pin of the plan: one whose map holds
+	 * fewer failed the rest, its tables differed from the plan, and it
+	 * stayed fenced */
+	if (cfg->etcd.endpoint[0] && cfg->map_pins < PLAN_MAX_PINS)
+		return fail(c, top_key_node(c, root, "maps"),
+			    "'maps.pins' %u is below the %d pins a cluster plan carries: with "
+			    "'etcd' it must be at least %d",
+			    cfg->map_pins, PLAN_MAX_PINS, PLAN_MAX_PINS);
 	if (cfg->bgp.include[0] && !cfg->etcd.endpoint[0])
 		return fail(
 		    c, top_key_node(c, root, "bgp"),
