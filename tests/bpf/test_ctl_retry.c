@@ -310,6 +310,55 @@ out:
 	ctl_down(&d, &cfg, dp, dir);
 }
 
+/*
+ * A node drained while pending (no poll ever answered), then a restart: the
+ * maps say only "draining" (a drain marks no pending node), so the new
+ * instance took it for a checked one, and an undrain gave it flows before
+ * any poll answered. It waits for a poll again; a drained node's restart
+ * does not make a down one pending.
+ */
+static void restart_drained_pending(void)
+{
+	struct aibld d = {}, d2 = {};
+	struct config cfg, cfg2;
+	struct dp *dp = NULL;
+	char dir[64] = "";
+
+	if (!test__can_bpf())
+		return SKIP("needs root");
+	memset(&cfg2, 0, sizeof(cfg2));
+	if (!ASSERT_OK(two_nodes(&cfg), "config") || !ctl_up(&d, &cfg, &dp, dir, sizeof(dir), NULL))
+		goto out;
+	d.nodes[1].unchecked = true; /* n2: no poll answered yet */
+	if (!ASSERT_OK(nodes__set_drain(&d, "n2", true), "drain n2") ||
+	    !ASSERT_OK(aibld__recompute(&d, true), "recompute"))
+		goto out;
+	aibld__fini(&d);
+	/* the restart, over the same maps */
+	if (!ASSERT_OK(two_nodes(&cfg2), "config again") ||
+	    !ASSERT_OK(aibld__init(&d2, &cfg2, dp), "init again"))
+		goto out2;
+	ASSERT_TRUE(d2.nodes[1].draining, "the drain kept");
+	ASSERT_TRUE(d2.nodes[1].unchecked, "n2 waits for a poll");
+	ASSERT_FALSE(d2.nodes[0].unchecked, "n1, checked and up: its state adopted");
+	if (!ASSERT_OK(nodes__set_drain(&d2, "n2", false), "undrain n2") ||
+	    !ASSERT_OK(aibld__recompute(&d2, true), "recompute again"))
+		goto out2;
+	ASSERT_STREQ(aibld__node_state(&d2.nodes[1]), "pending", "pending");
+	ASSERT_TRUE(flags_of(&d2, d2.nodes[1].id, d2.fd_backends) & AIBL_BE_F_DRAINING,
+		    "no new flows to n2 before a poll answers");
+	ASSERT_EQ(member_weight(&d2, 1, d2.fd_members), 0, "no weight in the table");
+	nodes__poll_ok(&d2, &d2.nodes[1], NULL);
+	ASSERT_OK(aibld__recompute(&d2, true), "recompute after its poll");
+	ASSERT_FALSE(flags_of(&d2, d2.nodes[1].id, d2.fd_backends) & AIBL_BE_F_DRAINING,
+		     "new flows once its poll answered");
+out2:
+	ctl_down(&d2, &cfg2, dp, dir);
+	return;
+out:
+	ctl_down(&d, &cfg, dp, dir);
+}
+
 /* pins for clients 10.9.0.FIRST .. FIRST+N-1 of the service, to n1 */
 static void pins_range(struct aibld *d, struct pin_ent *w, int first, int n)
 {
@@ -641,6 +690,7 @@ static const struct test_case cases[] = {
     {"failed_writes_retried", failed_writes_retried},
     {"refused_reload_keeps_reports", refused_reload_keeps_reports},
     {"reload_pending", reload_pending},
+    {"restart_drained_pending", restart_drained_pending},
     {"pins_full_map", pins_full_map},
     {"one_failure_not_others", one_failure_not_others},
 };

@@ -618,12 +618,18 @@ static void adopt_backend_state(struct aibld *d)
 		if (bpf_map_lookup_elem(d->fd_backends, &n->id, &be) ||
 		    !(be.flags & AIBL_BE_F_VALID))
 			continue;
-		n->unchecked = false;
 		n->down = be.flags & AIBL_BE_F_DOWN;
 		/* DRAINING with the UNHEALTHY mark is the agent's state, not an
 		 * operator's drain (node_flags) */
 		n->unhealthy = be.flags & AIBL_BE_F_UNHEALTHY && !n->down;
 		n->draining = be.flags & AIBL_BE_F_DRAINING && !n->unhealthy && n->cfg_idx >= 0;
+		/* an operator's drain hides whether a poll ever answered (the
+		 * flags mark no pending node under a drain): a drained node
+		 * waits for one again, so an undrain gives no flows to a node
+		 * nothing checked. Any other state was the previous
+		 * instance's verdict. */
+		if (!n->draining || n->down)
+			n->unchecked = false;
 		n->overloaded = be.flags & AIBL_BE_F_OVERLOADED;
 		if (n->down || n->unhealthy)
 			pr_info("node '%s' was %s: it needs %u good polls", n->name,
