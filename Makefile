@@ -71,7 +71,7 @@ LIBBPF_LIBS := -lbpf -lelf -lz
 aibld_LDLIBS := $(LIBBPF_LIBS) -lnl-route-3 -lnl-3 -lyaml -ljansson -lmicrohttpd -lcurl \
 	-lxxhash -lcrypto -lpthread -lm
 aibl-agent_LDLIBS := $(LIBBPF_LIBS) -ljansson -lmicrohttpd -lcurl -lxxhash -lcrypto \
-	-lpthread -lm -ldl
+	-lglib-2.0 -lpthread -lm -ldl
 aiblctl_LDLIBS := $(LIBBPF_LIBS) -ljansson -lcurl -lm
 aibl-simnode_LDLIBS := -ljansson -lmicrohttpd -lxxhash -lpthread -lm
 aibl-loadgen_LDLIBS := -ljansson -lcurl -lpthread -lm
@@ -140,7 +140,9 @@ deps:
 $(CONFIG_MK): $(DEPS_STAMP)
 	$(call msg,GEN,$@)
 	$(Q)nl=$$(pkg-config --cflags libnl-3.0 libnl-route-3.0) && \
-		printf 'NL_CFLAGS := %s\n' "$$nl" >$@.tmp && mv $@.tmp $@
+		glib=$$(pkg-config --cflags glib-2.0) && \
+		printf 'NL_CFLAGS := %s\nGLIB_CFLAGS := %s\n' "$$nl" "$$glib" >$@.tmp && \
+		mv $@.tmp $@
 
 # ---- build flags ----
 # The flags every object is built with, rewritten only when they change:
@@ -186,6 +188,8 @@ $(BUILD)/obj/%.o: %.c $(FLAGS_STAMP) | $(DEPS_STAMP) $(CONFIG_MK)
 
 $(BUILD)/obj/user/aibld/dataplane.o: $(BUILD)/aibl_xdp.skel.h
 $(BUILD)/obj/user/aibl-agent/decap.o: $(BUILD)/aibl_decap.skel.h
+# the hint table's indexes (GLib's headers live under their own dirs)
+$(BUILD)/obj/user/aibl-agent/hints.o: CFLAGS += $(GLIB_CFLAGS)
 $(BUILD)/obj/tests/bpf/test_decap.o: $(BUILD)/aibl_decap.skel.h
 $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/bpf/*.c)): $(BUILD)/vmlinux.h
 

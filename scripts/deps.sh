@@ -33,6 +33,7 @@ libjansson-dev          build: JSON (agent reports, APIs, -j output)
 libmicrohttpd-dev       build: HTTP servers (aibld API, agent, simnode)
 libcurl4-openssl-dev    build: HTTP client (aibld polling agents, loadgen)
 libxxhash-dev           build: hashing (Maglev, promtext, simnode)
+libglib2.0-dev          build: the hint table of aibl-agent (hash table, expiry order)
 libssl-dev              build: libcrypto, HMAC of agent reports
 iproute2                lab, tests: ip, ip netns, bridge, ss, nstat
 iputils-ping            tests: ping (test_lab, test_faults)

@@ -2212,6 +2212,84 @@ static void hints_bounded(void)
 	agent_hints__fini(&t);
 }
 
+/*
+ * A full table of AR_MAX_HINTS: keys that differ in one field only are
+ * other hints; a refresh moves a hint in the expiry order; ticks expire
+ * exactly the hints whose life has run out; a full table evicts the hint
+ * nearest to expiry, whichever order they came in; export gives the
+ * longest-lived first.
+ */
+static void hints_many(void)
+{
+	struct ar_hint *out = calloc(AR_MAX_HINTS, sizeof(*out)), h;
+	struct agent_hints t;
+	char ip[32];
+	int n;
+
+	if (!ASSERT_OK_PTR(out, "out") ||
+	    !ASSERT_OK(agent_hints__init(&t, AR_MAX_HINTS, 0.5, 4), "init"))
+		goto out;
+	/* 512 clients x {port 80, port 81} x {no model, model m} x {tcp, udp}:
+	 * ttl 1000 + 511 - the client's number, every variant of a client
+	 * alike */
+	for (int i = 0; i < 512; i++) {
+		snprintf(ip, sizeof(ip), "10.1.%d.%d", i / 256, i % 256);
+		for (int v = 0; v < 8; v++) {
+			h = mk(ip, 1000 + (511 - i));
+			h.port = v & 1 ? 81 : 80;
+			if (v & 2)
+				strcpy(h.model, "m");
+			h.proto = v & 4 ? 17 : 6;
+			agent_hints__put(&t, &h);
+		}
+	}
+	ASSERT_EQ(t.n, AR_MAX_HINTS, "full, no variant taken for another");
+	ASSERT_EQ(t.dropped, 0, "none dropped");
+	/* the longest-lived client (10.1.0.0, 1511 ms) refreshed to live least */
+	h = mk("10.1.0.0", 500);
+	agent_hints__put(&t, &h);
+	ASSERT_EQ(t.n, AR_MAX_HINTS, "a refresh adds none");
+	n = agent_hints__export(&t, out, AR_MAX_HINTS);
+	ASSERT_EQ(n, AR_MAX_HINTS, "all exported");
+	for (int k = 1; k < n; k++)
+		if (!ASSERT_TRUE(out[k - 1].ttl_ms >= out[k].ttl_ms, "longest-lived first"))
+			break;
+	ASSERT_EQ(out[n - 1].ttl_ms, 500, "the refreshed one last");
+	ASSERT_STREQ(client_str(&out[n - 1]), "10.1.0.0", "it is 10.1.0.0");
+	/* 600 ms on: the refreshed one (500) gone, every other (1000..) kept */
+	agent_hints__tick(&t, 1000, -1);
+	agent_hints__tick(&t, 1600, -1);
+	ASSERT_EQ(t.n, AR_MAX_HINTS - 1, "the one due expired");
+	/* 500 more: the clients of ttl 1000..1100 (numbers 411..511), 101
+	 * clients x 8 variants, due at 1100 ms of age */
+	agent_hints__tick(&t, 2100, -1);
+	ASSERT_EQ(t.n, AR_MAX_HINTS - 1 - 101 * 8, "those due expired, no other");
+	/* full again, then one more: the nearest to expiry (ttl 1101, 1 ms
+	 * left now, client 410) makes room */
+	for (int i = 0; i < 101 * 8 + 1; i++) {
+		snprintf(ip, sizeof(ip), "10.2.%d.%d", i / 256, i % 256);
+		h = mk(ip, 60000);
+		agent_hints__put(&t, &h);
+	}
+	ASSERT_EQ(t.n, AR_MAX_HINTS, "full");
+	ASSERT_EQ(t.dropped, 0, "room without eviction");
+	h = mk("10.3.0.1", 60000);
+	agent_hints__put(&t, &h);
+	ASSERT_EQ(t.dropped, 1, "one evicted");
+	n = agent_hints__export(&t, out, AR_MAX_HINTS);
+	ASSERT_EQ(n, AR_MAX_HINTS, "still full");
+	/* seven variants of client 410 left, 1 ms each, then client 409's */
+	for (int k = 0; k < 7; k++) {
+		ASSERT_EQ(out[n - 1 - k].ttl_ms, 1, "1 ms left");
+		ASSERT_STREQ(client_str(&out[n - 1 - k]), "10.1.1.154", "client 410's");
+	}
+	ASSERT_EQ(out[n - 8].ttl_ms, 2, "2 ms left");
+	ASSERT_STREQ(client_str(&out[n - 8]), "10.1.1.153", "client 409's");
+	agent_hints__fini(&t);
+out:
+	free(out);
+}
+
 static void hints_post_body(void)
 {
 	const char *ok =
@@ -2298,6 +2376,7 @@ static const struct test_case cases[] = {
     {"nvml_implausible", nvml_implausible},
     {"hints_aging", hints_aging},
     {"hints_bounded", hints_bounded},
+    {"hints_many", hints_many},
     {"hints_post_body", hints_post_body},
     {"hints_follow_model", hints_follow_model},
     {"report_models_full", report_models_full},

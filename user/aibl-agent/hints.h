@@ -11,7 +11,9 @@
  *   rate = 1                                 kv <= pressure_start
  *   rate = 1 + (max_rate - 1) * (kv - start) / (1 - start)   above
  *
- * Not thread-safe: the agent holds its state lock around every call.
+ * Every call is O(log n) in the hints held but export and drop_if, which
+ * walk them once. Not thread-safe: the agent holds its state lock around
+ * every call.
  */
 #ifndef AIBL_AGENT_HINTS_H
 #define AIBL_AGENT_HINTS_H
@@ -19,17 +21,19 @@
 #include <stdint.h>
 #include "report.h"
 
-struct agent_hint {
-	struct ar_hint h; /* h.ttl_ms is the initial lifetime */
-	double life_ms;	  /* remaining, in aged milliseconds */
-};
+/* GLib's, indexes of the hints (hints.c) */
+struct _GHashTable;
+struct _GSequence;
 
 struct agent_hints {
-	struct agent_hint *v;
+	struct _GHashTable *by_key;   /* hint -> itself, by hints_same()'s key */
+	struct _GSequence *by_expiry; /* the hints, nearest to expiry first */
 	int n, max;
 	double pressure_start; /* kv usage where faster aging starts (0..1) */
 	double max_rate;       /* aging rate at kv usage 1 */
 	uint64_t last_tick_ms;
+	double aged;	  /* aged milliseconds since init: the hints' clock */
+	uint64_t seq;	  /* puts so far */
 	uint64_t dropped; /* evicted because the table was full */
 };
 
@@ -47,7 +51,8 @@ void agent_hints__clear(struct agent_hints *t);
 /* drop the hints gone() says are */
 void agent_hints__drop_if(struct agent_hints *t, bool (*gone)(const struct ar_hint *h, void *arg),
 			  void *arg);
-/* Copy out (ttl_ms = remaining life) into out[max]; returns the count. */
+/* Copy out (ttl_ms = remaining life) into out[max], the longest-lived
+ * first; returns the count. */
 int agent_hints__export(const struct agent_hints *t, struct ar_hint *out, int max);
 
 #endif
