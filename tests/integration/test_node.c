@@ -638,6 +638,91 @@ out:
 	ASSERT_EQ(stop(s1), 0, "simnode exit");
 }
 
+/* the clients of the report's hints on port, as "a b c" in the report's
+ * order; false when no report */
+static bool hint_clients(int port, char *out, size_t len)
+{
+	struct agent_report r;
+	char ip[INET6_ADDRSTRLEN];
+	bool ok;
+
+	agent_report__init(&r);
+	out[0] = '\0';
+	ok = get_report(port, &r);
+	for (int i = 0; ok && i < r.nhints; i++)
+		snprintf(
+		    out + strlen(out), len - strlen(out), "%s%s", i ? " " : "",
+		    aibl_addr__str(&r.hints[i].client, r.hints[i].client_family, ip, sizeof(ip)));
+	agent_report__free(&r);
+	return ok;
+}
+
+/*
+ * One of a node's two engines restarts: the hints of its sessions go, the
+ * other engine's stay. Its sessions' hints are those of a model it held
+ * and those without a model whose VIP port is its URL's; one whose port no
+ * engine has cannot be told whose and goes too. Before, every hint of the
+ * node went, and the other engine's sessions lost their pins.
+ */
+static void restart_hints_own_server(void)
+{
+	const char *const extra[] = {"--speed-probe", "--model-server", "http://127.0.0.1:18143",
+				     NULL};
+	const char *hints = "{\"hints\":["
+			    "{\"client\":\"10.1.1.1\",\"model\":\"m1\",\"ttl_ms\":60000},"
+			    "{\"client\":\"10.1.1.2\",\"model\":\"m2\",\"ttl_ms\":59000},"
+			    "{\"client\":\"10.1.1.3\",\"vip\":\"10.100.0.1\",\"port\":18143,"
+			    "\"proto\":\"tcp\",\"ttl_ms\":58000},"
+			    "{\"client\":\"10.1.1.4\",\"vip\":\"10.100.0.1\",\"port\":18142,"
+			    "\"proto\":\"tcp\",\"ttl_ms\":57000},"
+			    "{\"client\":\"10.1.1.5\",\"vip\":\"10.100.0.1\",\"port\":80,"
+			    "\"proto\":\"tcp\",\"ttl_ms\":56000}]}";
+	pid_t s0 = start_sim(18142, "--resident", "m1", NULL),
+	      s1 = start_sim(18143, "--resident", "m2", NULL), ag = -1;
+	double p0, p1;
+	char got[128] = "";
+	struct resp r = {};
+	bool in = false;
+
+	if (s0 < 0 || s1 < 0)
+		goto out;
+	ag = start_agent_on(18144, 18142, "node-h", extra);
+	if (ag < 0)
+		goto out;
+	/* the probes: each engine has served a request, so a restart shows */
+	for (int i = 0; i < 200 && !in; i++) {
+		in = both_probed(18144, &p0, &p1);
+		sleep_ms(25);
+	}
+	if (!ASSERT_TRUE(in, "both engines probed"))
+		goto out;
+	http("http://127.0.0.1:18144/v1/hints", hints, NULL, NULL, 3000, &r);
+	ASSERT_EQ(r.status, 200, "hints posted");
+	if (!ASSERT_TRUE(hint_clients(18144, got, sizeof(got)), "report") ||
+	    !ASSERT_STREQ(got, "10.1.1.1 10.1.1.2 10.1.1.3 10.1.1.4 10.1.1.5", "five hints"))
+		goto out;
+	/* engine 0 restarts while the agent holds still */
+	kill(ag, SIGSTOP);
+	ASSERT_EQ(stop(s0), 0, "simnode exit");
+	s0 = start_sim(18142, "--resident", "m1", NULL);
+	kill(ag, SIGCONT);
+	in = false;
+	for (int i = 0; i < 200 && !in; i++) {
+		in = hint_clients(18144, got, sizeof(got)) &&
+		     strcmp(got, "10.1.1.1 10.1.1.2 "
+				 "10.1.1.3 10.1.1.4 10.1.1.5");
+		sleep_ms(25);
+	}
+	ASSERT_STREQ(got, "10.1.1.2 10.1.1.3", "engine 1's hints kept, engine 0's gone");
+out:
+	free(r.body);
+	if (ag > 0)
+		kill(ag, SIGCONT);
+	ASSERT_EQ(stop(ag), 0, "agent exit");
+	ASSERT_EQ(stop(s0), 0, "simnode exit");
+	ASSERT_EQ(stop(s1), 0, "simnode exit");
+}
+
 static void cpu_node(void)
 {
 	pid_t sim = start_sim(18110, NULL, NULL, NULL), agent = -1;
@@ -1790,6 +1875,7 @@ static const struct test_case cases[] = {
     {"cpu_node", cpu_node},
     {"speed_probe", speed_probe},
     {"speed_probe_restart", speed_probe_restart},
+    {"restart_hints_own_server", restart_hints_own_server},
     {"stated_slots", stated_slots},
     {"load_figures", load_figures},
     {"unload_drains", unload_drains},

@@ -19,6 +19,21 @@
 #include "log.h"
 #include "curlopt.h"
 
+/* the port url names, or its scheme's (libcurl's parser); 0 unparsed */
+static uint16_t url_port(const char *url)
+{
+	CURLU *u = curl_url();
+	char *port = NULL;
+	long v = 0;
+
+	if (u && !curl_url_set(u, CURLUPART_URL, url, 0) &&
+	    !curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT))
+		v = strtol(port, NULL, 10);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return v > 0 && v <= 65535 ? (uint16_t)v : 0;
+}
+
 int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t msglen)
 {
 	int err;
@@ -36,6 +51,7 @@ int agent__init(struct agent *a, const struct agent_cfg *cfg, char *msg, size_t 
 		if (err)
 			return err;
 		agent_server__unscraped(&a->servers[i]);
+		a->servers[i].port = url_port(a->servers[i].s.url);
 	}
 	err = agent_hints__init(&a->hints, cfg->max_hints, cfg->pressure_start,
 				cfg->pressure_max_rate);
@@ -372,6 +388,31 @@ static void unload_seen(struct agent *a, const struct agent_server *srv, uint64_
 }
 
 /* Scrape every server at once (curl multi): a slow one delays no other. */
+struct restart_ctx {
+	const struct agent *a;
+	const struct agent_server *was, *now; /* the server before and after */
+	int idx;			      /* its index in a->servers */
+};
+
+/*
+ * A hint of the restarted server's sessions: one of a model the old or the
+ * new process holds; one without a model, of the server whose URL has the
+ * hint's VIP port (an engine serves and exports its metrics on one port:
+ * vLLM, SGLang, TensorRT-LLM), or, where no server's port is the hint's,
+ * of any (it cannot be told whose: it goes, as every hint went before).
+ */
+static bool hint_of_restarted(const struct ar_hint *h, void *arg)
+{
+	const struct restart_ctx *rc = arg;
+
+	if (h->model[0])
+		return server_holds(rc->was, h->model) || server_holds(rc->now, h->model);
+	for (int j = 0; h->port && j < rc->a->cfg.nservers; j++)
+		if (rc->a->servers[j].port == h->port)
+			return rc->a->servers[j].port == rc->now->port;
+	return true;
+}
+
 static void scrape_all(struct agent *a)
 {
 	int n = a->cfg.nservers;
@@ -490,14 +531,19 @@ static void scrape_all(struct agent *a)
 		if (page_ok && !probed)
 			probed = maybe_probe(a, w);
 		pthread_mutex_lock(&a->lock);
+		if (page_ok && w->restarted) {
+			/* its prefix caches went with the old process: the
+			 * hints of its sessions go, and the traffic before now
+			 * makes none again. The node's other servers keep
+			 * theirs. */
+			struct restart_ctx rc = {.a = a, .was = srv, .now = w, .idx = i};
+
+			a->caches_since_ms = w->last_ok_ms;
+			agent_hints__drop_if(&a->hints, hint_of_restarted, &rc);
+		}
 		*srv = *w;
 		/* a list not read this time is no news of the unload's model */
 		unload_seen(a, srv, listed ? now : 0);
-		if (page_ok && srv->restarted) {
-			/* its prefix caches went with the old process */
-			a->caches_since_ms = srv->last_ok_ms;
-			agent_hints__clear(&a->hints);
-		}
 		pthread_mutex_unlock(&a->lock);
 		if (!page_ok)
 			pr_debug("scrape %s: %s\n", srv->s.url, err);

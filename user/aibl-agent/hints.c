@@ -197,11 +197,3 @@ void agent_hints__drop_if(struct agent_hints *t, bool (*gone)(const struct ar_hi
 			hints_remove(t, e);
 	}
 }
-
-void agent_hints__clear(struct agent_hints *t)
-{
-	g_hash_table_remove_all(t->by_key);
-	g_sequence_remove_range(g_sequence_get_begin_iter(t->by_expiry),
-				g_sequence_get_end_iter(t->by_expiry));
-	t->n = 0;
-}

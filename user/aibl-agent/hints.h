@@ -46,8 +46,6 @@ void agent_hints__tick(struct agent_hints *t, uint64_t now_ms, double kv);
 /* Insert or refresh (same client, vip, port, proto, model): life =
  * ttl_ms. ttl_ms 0 removes it. Evicts the soonest-expiring when full. */
 void agent_hints__put(struct agent_hints *t, const struct ar_hint *h);
-/* Forget every hint (the caches they promised are gone). */
-void agent_hints__clear(struct agent_hints *t);
 /* drop the hints gone() says are */
 void agent_hints__drop_if(struct agent_hints *t, bool (*gone)(const struct ar_hint *h, void *arg),
 			  void *arg);

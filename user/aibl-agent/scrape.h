@@ -75,6 +75,9 @@ struct agent_server {
 	char kind_cfg[16];
 	char metrics_path[64];
 	unsigned int slots_cfg; /* slots=N, 0 not stated */
+	uint16_t port;		/* the URL's (its scheme's default), 0 unparsed:
+				 * where the server is the one that serves a VIP
+				 * port (agent__init) */
 	/* the requests the engine says it runs at once (its info page,
 	 * agent_server__info_path), 0 unknown */
 	unsigned int slots_engine;
