@@ -187,6 +187,8 @@ enum ck_kind {
 	OUT_ROW,	  /* one line of stdout holds all of words */
 	OUT_EMPTY,	  /* stdout is empty */
 	ERR_HAS,	  /* stderr holds s */
+	ERR_LACKS,	  /* stderr does not hold s */
+	ERR_MAX,	  /* stderr is at most i bytes */
 	ERR_EMPTY,	  /* stderr is empty */
 };
 
@@ -229,6 +231,8 @@ struct ctl_case {
 #define OUT_NOT(v, ...)		{OUT_LACKS, .s = v, .what = "" __VA_ARGS__}
 #define OUT_NONE(...)		{OUT_EMPTY, .what = "" __VA_ARGS__}
 #define ERR(v, ...)		{ERR_HAS, .s = v, .what = "" __VA_ARGS__}
+#define ERR_NOT(v, ...)		{ERR_LACKS, .s = v, .what = "" __VA_ARGS__}
+#define ERR_MAXLEN(v, ...)	{ERR_MAX, .i = v, .what = "" __VA_ARGS__}
 #define ERR_NONE(...)		{ERR_EMPTY, .what = "" __VA_ARGS__}
 /* ROW(what, word, ...): a line of stdout holding every word */
 #define ROW(w, ...) {OUT_ROW, .words = (const char *const[]){__VA_ARGS__, NULL}, .what = w}
@@ -395,6 +399,10 @@ static bool check_one(const struct ck *k, const struct run *r, json_t *doc, cons
 		return ASSERT_STREQ(r->out, "", what);
 	case ERR_HAS:
 		return contains(r->err, k->s, what);
+	case ERR_LACKS:
+		return ASSERT_FALSE(strstr(r->err, k->s), what);
+	case ERR_MAX:
+		return ASSERT_LE((long long)strlen(r->err), k->i, what);
 	case ERR_EMPTY:
 		return ASSERT_STREQ(r->err, "", what);
 	case CK_END:
@@ -1593,6 +1601,25 @@ static const char *status_doc =
 
 static bool api_draining[2];
 
+/* not fenced, yet not announcing: BIRD has not taken it */
+static const char *cluster_doc =
+    "{\"prefix\":\"/aibl\",\"version\":3,\"plan_digest\":\"d1\",\"plan_planner\":\"b1\","
+    "\"planner\":\"b1\",\"name\":\"b1\",\"fenced\":false,\"announcing\":false,"
+    "\"reason\":\"\",\"balancers\":[{\"name\":\"b1\",\"version\":3,\"digest\":\"d1\","
+    "\"fenced\":false,\"announcing\":false,\"etcd_ok\":true,\"reason\":\"\"}]}";
+
+/* 100 kB of a proxy's error page */
+static const char *html_page(void)
+{
+	static char page[100 * 1024];
+
+	if (!page[0]) {
+		memset(page, 'x', sizeof(page) - 1);
+		memcpy(page, "<html>\x1b[2J caf\xe9 bad gateway", 27);
+	}
+	return page;
+}
+
 static enum MHD_Result api_reply(struct MHD_Connection *c, unsigned int code, const char *body)
 {
 	struct MHD_Response *r =
@@ -1622,8 +1649,24 @@ static enum MHD_Result api_handler(void *cls, struct MHD_Connection *c, const ch
 		*size = 0;
 		return MHD_YES;
 	}
+	/* --api .../html: a web server's or a proxy's error page, long, with
+	 * an escape sequence and a Latin-1 byte in it */
+	if (!strncmp(url, "/html/", 6))
+		return api_reply(c, 502, html_page());
 	if (strcmp(method, "GET") == 0 && strcmp(url, "/v1/status") == 0)
 		return api_reply(c, 200, status_doc);
+	if (strcmp(method, "GET") == 0 && strcmp(url, "/v1/cluster") == 0)
+		return api_reply(c, 200, cluster_doc);
+	/* an unload under way; by the first look the agent is on to another
+	 * balancer's load */
+	if (strcmp(method, "POST") == 0 && strcmp(url, "/v1/nodes/gpu-a/unload") == 0)
+		return api_reply(c, 202,
+				 "{\"agent_status\":202,\"agent\":{\"busy\":true,\"op\":\"unload\","
+				 "\"model\":\"m1\",\"draining\":true}}");
+	if (strcmp(method, "GET") == 0 && strcmp(url, "/v1/nodes/gpu-a/load") == 0)
+		return api_reply(c, 200,
+				 "{\"agent_status\":200,\"agent\":{\"busy\":true,\"op\":\"load\","
+				 "\"model\":\"other\",\"draining\":true,\"open_flows\":4}}");
 	if (strcmp(method, "POST") != 0 ||
 	    sscanf(url, "/v1/nodes/%63[^/]/%15s", node, action) != 2 ||
 	    (strcmp(action, "drain") && strcmp(action, "undrain")))
@@ -1738,6 +1781,41 @@ static void test_status_and_drain(void)
 		ASSERT_FALSE(api_draining[1], "server saw the undrain");
 		RUN_CASES(refused);
 		ASSERT_FALSE(api_draining[0], "nothing changed");
+	}
+	{
+		/* argf's buffers hold 16 cases' words: these come after */
+		const struct ctl_case pages[] = {
+		    /* a page that is not the API's: its start, made printable */
+		    CASE(argf("--api %s/html status", api), 1, ERR("HTTP 502: <html>?[2J caf"),
+			 ERR("xxx...", "cut, and says so"), ERR_NOT("\x1b", "no escape"),
+			 ERR_MAXLEN(600, "not the whole page")),
+		    /* JSON holds UTF-8 only: the rest of the message kept */
+		    CASE(
+			argf("-j --api %s/html status", api), 1,
+			JHAS("error", "HTTP 502: <html>?[2J caf?", "the error, not out of memory")),
+		    CASE(argf("-j --api %s --token-file %s node drain caf\xe9", api, tokfile), 1,
+			 JHAS("error", "unknown node 'caf?'", "a non-UTF-8 name in a JSON error")),
+		    /* not fenced, not announcing: withdrawn, as its table row says */
+		    CASE(argf("--api %s cluster show", api), 0, OUT("this balancer: b1, withdrawn"),
+			 OUT_NOT(", announcing", "not announcing")),
+		    /* the agent on to another operation: no wait on it, no word of
+		     * its connections as this unload's */
+		    CASE(argf("--api %s node unload gpu-a m1", api), 1,
+			 ERR("last operation is load other now"),
+			 OUT_NOT("open connection(s) of m1", "its connections not ours")),
+		};
+		const struct ctl_case proxied =
+		    CASE(argf("-j --api %s --token-file %s node drain gpu-a", api, tokfile), 0,
+			 JTRUE("draining", "drained past the proxy"));
+
+		RUN_CASES(pages);
+		/* a proxy in the environment (set for pip, model downloads) is
+		 * not used: it would get the token, and cannot reach loopback */
+		setenv("http_proxy", "http://127.0.0.1:1", 1);
+		setenv("ALL_PROXY", "http://127.0.0.1:1", 1);
+		run_case(&proxied);
+		unsetenv("http_proxy");
+		unsetenv("ALL_PROXY");
 	}
 out:
 	MHD_stop_daemon(d);

@@ -13,6 +13,7 @@
 #include "addr.h"
 #include "clock.h"
 #include "ctl.h"
+#include "curlopt.h"
 #include "report.h"
 #include "status_json.h"
 
@@ -20,9 +21,15 @@
 #define API_CONNECT_TIMEOUT_MS 3000
 #define TOKEN_MAX	       4096
 
+/* the most of an answer kept; the status document is far smaller */
+#define API_MAX_BODY (64 << 20)
+/* the most of an error page an error message quotes */
+#define API_REASON_MAX 240
+
 struct api_buf {
 	char *data;
 	size_t len;
+	bool too_big; /* cut at API_MAX_BODY */
 };
 
 static size_t api_write(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -32,8 +39,10 @@ static size_t api_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 	char *d;
 
 	/* the status document is small; refuse to buffer anything absurd */
-	if (b->len + n > 64 << 20)
+	if (b->len + n > API_MAX_BODY) {
+		b->too_big = true;
 		return 0;
+	}
 	d = realloc(b->data, b->len + n + 1);
 	if (!d)
 		return 0;
@@ -107,6 +116,10 @@ static int api_call(const char *method, const char *path, long *code, struct api
 	c = curl_easy_init();
 	if (!c)
 		return ctl_fail("cannot start libcurl");
+	/* never through a proxy from the environment (http_proxy for pip
+	 * and model downloads): it would get the bearer token, and cannot
+	 * reach a loopback API anyway */
+	aibl_curl__direct(c);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)API_TIMEOUT_MS);
@@ -128,7 +141,9 @@ static int api_call(const char *method, const char *path, long *code, struct api
 	rc = curl_easy_perform(c);
 	if (rc != CURLE_OK) {
 		ret = ctl_fail("controller API %s: %s%s", url,
-			       errbuf[0] ? errbuf : curl_easy_strerror(rc),
+			       body->too_big ? "an answer over 64 MiB, not a controller's"
+			       : errbuf[0]   ? errbuf
+					     : curl_easy_strerror(rc),
 			       rc == CURLE_COULDNT_CONNECT ? " (is aibld running? see --api)" : "");
 		goto out;
 	}
@@ -153,7 +168,11 @@ static const char *api_reason(json_t *doc, struct api_buf *b)
 		return e;
 	if (!b->data)
 		return "empty response";
-	for (size_t n = b->len; n && isspace((unsigned char)b->data[n - 1]); n--)
+	/* a page that is not the API's (a proxy's, a web server's): its
+	 * start says whose, the rest would flood the terminal */
+	if (b->len > API_REASON_MAX)
+		strcpy(b->data + API_REASON_MAX - 3, "...");
+	for (size_t n = strlen(b->data); n && isspace((unsigned char)b->data[n - 1]); n--)
 		b->data[n - 1] = '\0';
 	return b->data;
 }
@@ -695,6 +714,15 @@ static int node_unload(int argc, char **argv)
 				       code, agent_reason(doc, &b));
 			goto out;
 		}
+		/* another operation on the agent now (a balancer's load after
+		 * this unload ended between two looks): its wait and its
+		 * connections are not this unload's */
+		if (strcmp(jstr(a, "op"), "unload") || strcmp(jstr(a, "model"), argv[1])) {
+			ret = ctl_fail("node %s: the agent's last operation is %s %s now, not this "
+				       "unload: see aiblctl status for %s",
+				       argv[0], jstr(a, "op"), jstr(a, "model"), argv[1]);
+			goto out;
+		}
 		if (json_is_true(json_object_get(a, "busy"))) {
 			json_t *o = json_object_get(a, "open_flows");
 
@@ -720,12 +748,6 @@ static int node_unload(int argc, char **argv)
 				goto out;
 			}
 			continue;
-		}
-		if (strcmp(jstr(a, "op"), "unload") || strcmp(jstr(a, "model"), argv[1])) {
-			ret = ctl_fail("node %s: the agent's last operation is %s %s now, not this "
-				       "unload",
-				       argv[0], jstr(a, "op"), jstr(a, "model"));
-			goto out;
 		}
 		if (jstr(a, "error")[0] && strcmp(jstr(a, "error"), "-")) {
 			ret = ctl_fail("node %s: unloading %s failed: %s", argv[0], argv[1],

@@ -46,8 +46,12 @@ static int cluster_show(int argc, char **argv)
 	printf("group %s: plan %lld (digest %s) by %s; planner now %s\n", s_of(doc, "prefix"),
 	       (long long)json_integer_value(json_object_get(doc, "version")),
 	       s_of(doc, "plan_digest"), s_of(doc, "plan_planner"), s_of(doc, "planner"));
+	/* not fenced is not announcing: BIRD may not have taken it yet (a
+	 * birdc run failed), and the table below says "withdrawn" then too */
 	printf("this balancer: %s, %s%s%s\n\n", s_of(doc, "name"),
-	       json_is_true(json_object_get(doc, "fenced")) ? "fenced" : "announcing",
+	       json_is_true(json_object_get(doc, "fenced"))	  ? "fenced"
+	       : json_is_true(json_object_get(doc, "announcing")) ? "announcing"
+								  : "withdrawn",
 	       json_is_true(json_object_get(doc, "fenced")) ? ": " : "",
 	       json_is_true(json_object_get(doc, "fenced")) ? s_of(doc, "reason") : "");
 	bals = json_object_get(doc, "balancers");

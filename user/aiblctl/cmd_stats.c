@@ -37,7 +37,8 @@ static void stats_help(FILE *f)
 		   "traffic. With --interval, print again every SECS seconds with per-second\n"
 		   "rates since the previous sample: a live view (on a terminal the screen is\n"
 		   "redrawn), until Ctrl-C or N samples (--count; default 1 without --interval,\n"
-		   "unbounded with it). In JSON mode each sample is one JSON document per line.\n");
+		   "unbounded with it; --count alone samples every second). In JSON mode each\n"
+		   "sample is one JSON document on one line, --pretty or not.\n");
 }
 
 static double rate(__u64 now, __u64 before, double secs)
@@ -107,6 +108,9 @@ static int stats_print(const struct ctl_state *s, const struct ctl_state *prev, 
 			}
 			json_array_append_new(svcs, o);
 		}
+		/* one sample a line, a stream a reader splits by lines */
+		if (interval > 0)
+			ctl.pretty = false;
 		return ctl_json_print(json_pack("{s:I,s:f,s:o,s:o*,s:o}", "sample",
 						(json_int_t)sample, "interval_s", interval,
 						"counters", cnt, "rates", rates, "services", svcs));

@@ -116,6 +116,11 @@ int ctl_parse_proto(const char *s, __u8 *proto);
 /* Aligned text table: columns right-aligned where align[i] == 'r'. */
 struct ctl_table;
 struct ctl_table *ctl_table__new(int ncols, const char *const *headers, const char *align);
+/* text from elsewhere (a model name an engine listed, an agent's error, a
+ * proxy's page) made safe for a terminal: a control character would move
+ * the cursor, forge rows or drive the terminal. C0, DEL and C1 (in UTF-8,
+ * 0xc2 0x80..0x9f) become '?', in place */
+void ctl_printable(char *s);
 void ctl_table__cell(struct ctl_table *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void ctl_table__print(struct ctl_table *t, FILE *f);

@@ -305,6 +305,16 @@ struct ctl_table *ctl_table__new(int ncols, const char *const *headers, const ch
 	return t;
 }
 
+void ctl_printable(char *s)
+{
+	for (unsigned char *c = (unsigned char *)s; *c; c++) {
+		if (*c < 0x20 || *c == 0x7f)
+			*c = '?';
+		else if (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f)
+			c[0] = c[1] = '?';
+	}
+}
+
 void ctl_table__cell(struct ctl_table *t, const char *fmt, ...)
 {
 	va_list ap;
@@ -315,15 +325,9 @@ void ctl_table__cell(struct ctl_table *t, const char *fmt, ...)
 		s = NULL;
 	va_end(ap);
 	/* a cell's text can come from elsewhere (a model name an engine
-	 * listed, an agent's error): a control character there would move
-	 * the cursor, forge rows or drive the terminal. C0, DEL and C1 (in
-	 * UTF-8, 0xc2 0x80..0x9f) print as '?' */
-	for (unsigned char *c = (unsigned char *)s; c && *c; c++) {
-		if (*c < 0x20 || *c == 0x7f)
-			*c = '?';
-		else if (*c == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f)
-			c[0] = c[1] = '?';
-	}
+	 * listed, an agent's error) */
+	if (s)
+		ctl_printable(s);
 	table_push(t, s ? s : strdup("?"));
 }
 

@@ -30,10 +30,21 @@ static void ctl_verror(const char *fmt, va_list ap)
 
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
+	/* it may quote what the API or an agent said */
+	if (msg)
+		ctl_printable(msg);
 	if (ctl.json) {
-		json_t *o = json_pack("{s:s}", "error", msg ? msg : "out of memory");
+		json_t *s = json_string(msg ? msg : "out of memory");
 
-		ctl_json_print(o);
+		/* JSON holds UTF-8 only: a message quoting other bytes (a
+		 * Latin-1 name, a proxy's page) keeps its ASCII, the rest '?' */
+		if (!s && msg) {
+			for (unsigned char *c = (unsigned char *)msg; *c; c++)
+				if (*c >= 0x80)
+					*c = '?';
+			s = json_string(msg);
+		}
+		ctl_json_print(s ? json_pack("{s:o}", "error", s) : NULL);
 	} else {
 		fprintf(stderr, "aiblctl: error: %s\n", msg ? msg : "out of memory");
 	}
@@ -195,8 +206,8 @@ static void main_help(FILE *f)
 	    "       aiblctl OBJECT help\n"
 	    "\n"
 	    "Inspect and debug a running aibl balancer. Reads the BPF maps pinned under\n"
-	    "the bpffs directory (works with the controller stopped); 'status' and 'node'\n"
-	    "talk to the controller's HTTP API.\n"
+	    "the bpffs directory (works with the controller stopped); 'status', 'node'\n"
+	    "and 'cluster' talk to the controller's HTTP API.\n"
 	    "\n"
 	    "OBJECT VERB:\n"
 	    "  service list                          services, VIPs, traffic\n"

@@ -852,11 +852,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 				model =
 				    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "model");
 				ml = model ? strlen(model) : 0;
-				/* a model name as a service's: what aibld can hold */
-				if (!ml || ml >= AIBL_MODEL_LEN)
+				/* a model name as an agent reports it: status lists
+				 * adapters and hub ids up to 127 bytes, and each
+				 * must be unloadable */
+				if (!ml || ml >= AR_MODEL_LEN)
 					return reply_error(
 					    c, MHD_HTTP_BAD_REQUEST,
-					    "?model= (1 to 63 characters) is required");
+					    "?model= (1 to 127 characters) is required");
 				for (size_t i = 0; i < ml; i++)
 					if ((unsigned char)model[i] < 0x21 ||
 					    (unsigned char)model[i] >= 0x7f)
