@@ -361,6 +361,15 @@ static void bgp_run_end(struct aibld *d, const struct cfg_bgp *cfg, bool wait)
 		pthread_mutex_lock(&d->lock);
 		cl->announcing = cl->run_announce;
 		pthread_mutex_unlock(&d->lock);
+	} else {
+		/* the include holds run_text now, and BIRD may have taken it
+		 * (a configure killed at its timeout) or will at its next
+		 * start: what it announces is not known. Kept as the text
+		 * before, a tick that wanted that text again ran nothing, and
+		 * the include went on naming VIPs no longer wanted (fenced, or
+		 * a service gone) */
+		free(cl->announced);
+		cl->announced = NULL;
 	}
 	free(cl->run_text);
 	cl->run_text = NULL;
@@ -1106,7 +1115,10 @@ void cluster__tick(struct aibld *d)
 			/* most answer at once: said in this tick */
 			bgp_run_end(d, &d->cfg.bgp, false);
 		} else {
+			/* the include may be written, BIRD not told */
 			cl->run_pid = 0;
+			free(cl->announced);
+			cl->announced = NULL;
 		}
 	} else if (!d->cfg.bgp.include[0]) {
 		pthread_mutex_lock(&d->lock);
