@@ -31,11 +31,13 @@
 #                      VIP is announced
 #   birdc_fails        a failed birdc leaves the include unknown: written
 #                      again when the routes wanted are those from before
+#   fenced_peer_skipped  a peer fenced on an older plan (it cannot read
+#                      this one) does not hold the planner's next plan
 #   stop_withdraws     SIGTERM empties the include in force
 . "$(dirname "$0")/../lib/lib.sh"
 # lab_wait SECONDS CMD...
 . "$AIBL_ROOT/lab/lab.sh"
-CASES=(announced etcd_compacted etcd_rebuilt cluster_get_only include_moved socket_moved kept_on_same birdc_hangs birdc_fails bgp_removed stop_withdraws)
+CASES=(announced etcd_compacted etcd_rebuilt cluster_get_only include_moved socket_moved kept_on_same birdc_hangs birdc_fails bgp_removed fenced_peer_skipped stop_withdraws)
 skip_all() { for c in "${CASES[@]}"; do t_skip "$c" "$1"; done; t_done; }
 [ "$(id -u)" = 0 ] || skip_all "needs root"
 command -v etcd >/dev/null || skip_all "needs etcd (scripts/deps.sh: etcd-server)"
@@ -247,6 +249,23 @@ if reload && lab_wait 5 empty "$tmp/b.conf" && told "$tmp/bird-c.ctl"; then
 	t_pass bgp_removed
 else
 	t_fail bgp_removed "b: $(grep -c route "$tmp/b.conf") routes; birdc: $(tr '\n' ';' <"$tmp/birdc.log")"
+fi
+
+# a peer fenced on an older plan (one that cannot read this build's plans,
+# or has none yet) announces nothing: the planner moves on without it
+b64() { printf %s "$1" | base64 -w0; }
+# the last case's plan written and applied, none more under way
+settled() { [ "$(cl_field version)" = "$(cl_field plans_written)" ] 2>/dev/null; }
+lab_wait 5 settled && sleep 0.5
+v0=$(cl_field version)
+etcd_kv put "{\"key\": \"$(b64 "/aibl-t-$$/balancers/b9")\", \"value\": \"$(b64 \
+	'{"name":"b9","version":1,"digest":"-","fenced":true,"announcing":false,"reason":"no plan this balancer can read","etcd_ok":true}')\"}" >/dev/null
+config "" "- {name: web4, vip: 10.97.0.4, port: 80, policy: wrr, nodes: [n1]}"
+newer() { [ "$(cl_field version)" -gt "$v0" ] 2>/dev/null; }
+if reload && lab_wait 5 newer; then
+	t_pass fenced_peer_skipped
+else
+	t_fail fenced_peer_skipped "plan version $(cl_field version), was $v0; log: $(tail -3 "$tmp/aibld.log" | tr '\n' ';')"
 fi
 
 # back on a: a stop empties it

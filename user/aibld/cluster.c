@@ -741,7 +741,13 @@ nomem:
 	return -ENOMEM;
 }
 
-/* every live balancer applied the current plan: a new one may follow */
+/*
+ * Every live balancer that may carry traffic applied the current plan: a
+ * new one may follow. A fenced one withdrew its VIPs: one that cannot read
+ * the plan (another build's), or has none yet, stays fenced on an older
+ * version, and waiting for it held the whole group at this plan for as
+ * long as it lived, a node gone down in every table.
+ */
 static bool all_applied(struct cluster *cl)
 {
 	size_t i;
@@ -749,6 +755,8 @@ static bool all_applied(struct cluster *cl)
 
 	json_array_foreach(cl->peers, i, b)
 	{
+		if (json_is_true(json_object_get(b, "fenced")))
+			continue;
 		if ((__u64)json_integer_value(json_object_get(b, "version")) != cl->plan.version)
 			return false;
 	}
