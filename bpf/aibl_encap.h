@@ -17,8 +17,12 @@
 
 /* bytes of the offending packet quoted in a generated ICMP error: enough
  * for an IPv4 header with options / an IPv6 header with a few extension
- * headers, plus the L4 ports the client's stack needs to find its socket */
-#define TOOBIG_QUOTE4 64
+ * headers, plus the L4 ports the client's stack needs to find its socket.
+ * IPv4: the longest header (60 bytes) and the 8 more RFC 792 asks for;
+ * Linux discards an error that quotes less (icmp_socket_deliver()), and
+ * with 64 a client whose packets carry 40 bytes of options never learnt
+ * its path MTU. A multiple of 4 (bpf_csum_diff). */
+#define TOOBIG_QUOTE4 68
 #define TOOBIG_QUOTE6 128
 
 /* ---------------- L2 and next hop ---------------- */
@@ -288,6 +292,14 @@ static __always_inline int forward(struct xdp_md *ctx, struct pkt *p, const stru
 		outer = sizeof(struct iphdr);
 	} else {
 		outer = sizeof(struct ipv6hdr);
+	}
+	/* past the outer header's 16-bit length whatever the MTU (0: no
+	 * check): a 64 KiB multi-buffer frame went out with an outer length
+	 * wrapped around (IPv4: the packet and the outer header; IPv6: the
+	 * payload, the inner packet) */
+	if (p->l3_len + (be->family == AIBL_AF_INET ? outer : 0) > 0xffff) {
+		count(AIBL_CNT_DROP_TOO_BIG);
+		return XDP_DROP;
 	}
 	if (g->mtu && p->l3_len + outer > g->mtu) {
 		/* the only ICMP forwarded is an error about a VIP flow, and an

@@ -174,10 +174,32 @@ static void test_mtu(void)
 	pkt__eth(&exp, XE_MAC_RTR, XE_MAC_LB);
 	pkt__ipv4(&exp, VIP4, CLI4, &io);
 	pkt__icmp(&exp, 3, 4, 1000 - 20);
-	pkt__payload(&exp, in.buf + xe_l3(&in), 64);
+	pkt__payload(&exp, in.buf + xe_l3(&in), 68);
 	pkt__finish(&exp);
 	expect("frag-needed back to the client", &in, XDP_TX, &exp, NULL);
 	ASSERT_EQ(xe_counter(AIBL_CNT_TOOBIG_SENT), 1, "toobig_sent");
+	/* 40 bytes of IPv4 options: the quote holds the 60-byte header and 8
+	 * bytes beyond it, as the client's stack needs to take the error */
+	{
+		static const uint8_t nops[40] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+						 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+						 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0};
+		struct pkt_ip4_opts oo = {.ttl = 64, .options = nops, .options_len = 40};
+
+		pkt__init(&in);
+		pkt__eth(&in, XE_MAC_LB, XE_MAC_RTR);
+		pkt__ipv4(&in, CLI4, VIP4, &oo);
+		pkt__tcp(&in, 40000, 80, PKT_TCP_ACK);
+		pkt__fill(&in, 1000);
+		pkt__finish(&in);
+		pkt__init(&exp);
+		pkt__eth(&exp, XE_MAC_RTR, XE_MAC_LB);
+		pkt__ipv4(&exp, VIP4, CLI4, &io);
+		pkt__icmp(&exp, 3, 4, 1000 - 20);
+		pkt__payload(&exp, in.buf + xe_l3(&in), 60 + 8);
+		pkt__finish(&exp);
+		expect("options: frag-needed quoting header and 8 bytes", &in, XDP_TX, &exp, NULL);
+	}
 	big4(&in, 1000, false);
 	expect("no DF: dropped, not answered", &in, XDP_DROP, NULL, NULL);
 

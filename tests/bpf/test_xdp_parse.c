@@ -315,11 +315,39 @@ static void test_jumbo(void)
 	v = run_jumbo(in, sizeof(in), out, sizeof(out), &len);
 	ASSERT_EQ(v, XDP_TX, "too big: answered");
 	ASSERT_EQ(xe_counter(AIBL_CNT_TOOBIG_SENT), 1, "toobig_sent");
-	ASSERT_EQ(len, 14 + 20 + 8 + 64, "the reply: headers and the quote");
-	ASSERT_TRUE(!memcmp(out + 14 + 28, in + l3, 64), "quotes the packet's head");
+	ASSERT_EQ(len, 14 + 20 + 8 + 68, "the reply: headers and the quote");
+	ASSERT_TRUE(!memcmp(out + 14 + 28, in + l3, 68), "quotes the packet's head");
 	xe_glob.mtu = 0;
 	if (!ASSERT_OK(xe_globals_write(), "no mtu"))
 		goto out;
+
+	/* no MTU set, a packet of the longest IPv4 length: the outer header's
+	 * length would wrap past 16 bits, so it is dropped as too big */
+	{
+		static uint8_t big[14 + 65535], bout[14 + 65535 + 64];
+		struct pkt_buf b;
+		__u64 before = xe_counter(AIBL_CNT_DROP_TOO_BIG);
+
+		tcp4(&b, CLI4, VIP4, 40001, 80, PKT_TCP_ACK);
+		memset(big, 0xab, sizeof(big));
+		memcpy(big, b.buf, l3 + 40);
+		big[l3 + 2] = 0xff;
+		big[l3 + 3] = 0xff;
+		big[l3 + 10] = big[l3 + 11] = 0; /* the IPv4 checksum again */
+		{
+			__u32 sum = 0;
+
+			for (int k = 0; k < 20; k += 2)
+				sum += big[l3 + k] << 8 | big[l3 + k + 1];
+			while (sum >> 16)
+				sum = (sum & 0xffff) + (sum >> 16);
+			big[l3 + 10] = ~sum >> 8;
+			big[l3 + 11] = ~sum & 0xff;
+		}
+		v = run_jumbo(big, sizeof(big), bout, sizeof(bout), &len);
+		ASSERT_EQ(v, XDP_DROP, "65535 bytes, no mtu: dropped, its outer length would wrap");
+		ASSERT_EQ(xe_counter(AIBL_CNT_DROP_TOO_BIG), before + 1, "drop_too_big");
+	}
 
 	/* an IP length past the whole frame lies */
 	jumbo(in, VIP4);
