@@ -54,6 +54,17 @@ static __noinline int handle_frag(struct xdp_md *ctx, struct pkt *p, const struc
 	}
 	if (vip->session_key != AIBL_KEY_SRC_IP)
 		goto drop;
+	/* a first fragment to a port with a service of its own: unfragmented,
+	 * the datagram is that port's, and its later fragments (no ports) the
+	 * wildcard's, on another backend; steered as the wildcard's, it split
+	 * from the 5-tuple's other datagrams. Dropped, as with no wildcard */
+	if (p->frag == FRAG_FIRST && p->ports) {
+		struct aibl_vip *pv =
+		    vip_lookup(&p->fk.dst, p->fk.family, p->fk.dport, p->fk.proto);
+
+		if (pv && pv->svc_id != vip->svc_id)
+			goto drop;
+	}
 	count(AIBL_CNT_VIP_PKTS);
 	h = aibl_hash_client(&p->fk, g->hash_seed);
 	choose(vip, p, h, AIBL_MODE_HASH, &ch);

@@ -262,8 +262,24 @@ static __always_inline enum parse_rc parse_ipv6_len(void *data, void *data_end, 
 					bad = PARSE_BAD; /* extension headers past the packet */
 				return bad;
 			}
-			if (fo & AIBL_IP6_MF)
+			if (fo & AIBL_IP6_MF) {
 				p->frag = FRAG_FIRST;
+				/* another extension header after this one
+				 * (Destination Options, AH): its later fragments
+				 * name that header, not TCP or UDP, and are not
+				 * steered; nor is this one, so the datagram stays
+				 * whole (walked on to its ports, it went to a
+				 * backend and the rest to the host) */
+				if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING ||
+				    nh == IPPROTO_DSTOPTS || nh == IPPROTO_FRAGMENT ||
+				    nh == IPPROTO_AH) {
+					p->fk.proto = nh;
+					p->l4_off = off;
+					if (!quoted && off > l3_end)
+						bad = PARSE_BAD;
+					return bad;
+				}
+			}
 		} else if (nh == IPPROTO_AH) {
 			nh = ext->nexthdr;
 			off += (ext->hdrlen + 2) * 4;

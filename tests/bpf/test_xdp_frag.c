@@ -86,6 +86,39 @@ static void test_fragments(void)
 	pkt__finish(&in);
 	xe_exp_ipip(&exp, &in, 3, NULL, h);
 	expect("ipv6 later fragment", &in, XDP_TX, &exp, NULL);
+
+	/* Destination Options after the Fragment header: the later fragments
+	 * name that header, not TCP, and are passed; so is the first, not
+	 * walked on to its ports and sent to a backend alone */
+	pkt__init(&in);
+	pkt__eth(&in, XE_MAC_LB, XE_MAC_RTR);
+	pkt__ipv6(&in, CLI6, VIP6W, 0, 0);
+	pkt__ipv6_frag(&in, 0, true, 100);
+	pkt__ipv6_ext(&in, IPPROTO_DSTOPTS, 0);
+	pkt__tcp(&in, 40000, 443, PKT_TCP_ACK);
+	pkt__fill(&in, 40);
+	pkt__finish(&in);
+	expect("ipv6 first fragment, options after the fragment header: passed", &in, XDP_PASS,
+	       NULL, NULL);
+	pkt__init(&in);
+	pkt__eth(&in, XE_MAC_LB, XE_MAC_RTR);
+	pkt__ipv6(&in, CLI6, VIP6W, 0, 0);
+	pkt__ipv6_frag(&in, 64, false, 100);
+	pkt__next_proto(&in, IPPROTO_DSTOPTS);
+	pkt__fill(&in, 40);
+	pkt__finish(&in);
+	expect("its later fragment: passed too", &in, XDP_PASS, NULL, NULL);
+
+	/* a port of the wildcard's address with a service of its own: a first
+	 * fragment to it is that port's datagram, its later fragments the
+	 * wildcard's; dropped, never split between the two services */
+	if (!ASSERT_OK(
+		xe_vip(VIP4W, 6000, IPPROTO_UDP, 1, AIBL_MODE_HASH, AIBL_KEY_FIVE_TUPLE, 0, 0),
+		"a port of its own"))
+		goto out;
+	frag4(&in, CLI4, VIP4W, 0x2000, true);
+	expect("first fragment to a port with its own service: dropped", &in, XDP_DROP, NULL, NULL);
+	ASSERT_EQ(xe_counter(AIBL_CNT_DROP_FRAG), 3, "drop_fragment");
 out:
 	xe_down();
 }
