@@ -124,7 +124,7 @@ static __always_inline bool syn_match(__u32 fh, __u32 now, struct aibl_syn_bucke
 	if (*way < 0)
 		return false;
 	v = (*sb)->backend[*way & (AIBL_SYN_WAYS - 1)];
-	*id = v & ~(AIBL_SYN_F_PINNED | AIBL_SYN_F_COUNTED);
+	*id = v & AIBL_SYN_ID_MASK;
 	*pinned = v & AIBL_SYN_F_PINNED;
 	return true;
 }
@@ -207,14 +207,16 @@ static __always_inline void load_add(__u32 id, __s64 v)
 		__sync_fetch_and_add(&l->active, v);
 }
 
-/* a p2c handshake begun on backend id: counted from its SYN (aibl.h) */
-static __always_inline void load_syn_begin(__u32 id)
+/* a p2c handshake begun on backend id: counted from its SYN (aibl.h).
+ * Returns what its record keeps of the count (AIBL_SYN_F_LOAD and the
+ * epoch), 0 when it counted nowhere */
+static __always_inline __u32 load_syn_begin(__u32 id)
 {
 	struct aibl_load *l = bpf_map_lookup_elem(&aibl_load, &id);
 	__u32 e = syn_epoch();
 
 	if (!l)
-		return;
+		return 0;
 	if (READ_ONCE(l->syn_epoch) != e) {
 		/* a new epoch: the last one's handshakes become the old ones
 		 * (racy across CPUs: a lost count only shortens a count) */
@@ -223,6 +225,7 @@ static __always_inline void load_syn_begin(__u32 id)
 		WRITE_ONCE(l->syn_epoch, e);
 	}
 	__sync_fetch_and_add(&l->syn_new, 1);
+	return AIBL_SYN_F_LOAD | (e & AIBL_SYN_EPOCH_MASK) << AIBL_SYN_EPOCH_POS;
 }
 
 /* a new session's flow sent to backend id by p2c, not by its pin: its
@@ -250,19 +253,39 @@ static __always_inline void load_prefill_begin(__u32 id)
 	WRITE_ONCE(l->prefill_until_ns, until < cap ? until : cap);
 }
 
-/* a p2c handshake on backend id completed: it now counts in active; the
- * oldest begun handshake still counted stops counting */
-static __always_inline void load_syn_end(__u32 id)
+/*
+ * A handshake on backend id completed (rec: its record's word): it now
+ * counts in active, and its SYN's count stops. Only the SYN's own: in
+ * syn_new while that is still its epoch's, in syn_old one rotation on,
+ * nowhere after (aged out). Before, the ACK took back whatever count was
+ * there: a slow client's (its SYN's count gone after two epochs), a
+ * retransmitted SYN's, or a SYN the rate guard never counted took back
+ * other handshakes' counts, and bursts herded onto one node again.
+ */
+static __always_inline void load_syn_end(__u32 id, __u32 rec)
 {
-	struct aibl_load *l = bpf_map_lookup_elem(&aibl_load, &id);
-	__u32 e = syn_epoch();
+	struct aibl_load *l;
+	__u32 se = rec >> AIBL_SYN_EPOCH_POS & AIBL_SYN_EPOCH_MASK, le;
 
+	if (!(rec & AIBL_SYN_F_LOAD))
+		return;
+	l = bpf_map_lookup_elem(&aibl_load, &id);
 	if (!l)
 		return;
-	if (l->syn_epoch == e && READ_ONCE(l->syn_old) > 0)
-		__sync_fetch_and_add(&l->syn_old, -1);
-	else if ((l->syn_epoch == e || l->syn_epoch + 1 == e) && READ_ONCE(l->syn_new) > 0)
-		__sync_fetch_and_add(&l->syn_new, -1);
+	le = READ_ONCE(l->syn_epoch);
+	if ((le & AIBL_SYN_EPOCH_MASK) == se) {
+		if (READ_ONCE(l->syn_new) > 0)
+			__sync_fetch_and_add(&l->syn_new, -1);
+	} else if (((le - 1) & AIBL_SYN_EPOCH_MASK) == se) {
+		if (READ_ONCE(l->syn_old) > 0)
+			__sync_fetch_and_add(&l->syn_old, -1);
+	}
+}
+
+/* the word of a handshake record (backend id and flags) */
+static __always_inline __u32 syn_word(const struct aibl_syn_bucket *b, int way)
+{
+	return READ_ONCE(b->backend[way & (AIBL_SYN_WAYS - 1)]);
 }
 
 /*

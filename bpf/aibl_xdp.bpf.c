@@ -158,10 +158,11 @@ struct flow_ctx {
 	__u32 now_ts;		    /* syn_now() of a SYN, for its record */
 	__u8 mode;		    /* enum aibl_mode of a new choice */
 	bool tcp;
-	bool closing; /* a TCP FIN or RST */
-	bool record;  /* a SYN whose choice goes to the handshake table */
-	bool track;   /* a new flow the connection table admits */
-	bool counted; /* a handshake completed without an entry, counted before */
+	bool closing;	/* a TCP FIN or RST */
+	bool record;	/* a SYN whose choice goes to the handshake table */
+	bool track;	/* a new flow the connection table admits */
+	bool counted;	/* a handshake completed without an entry, counted before */
+	__u32 syn_load; /* what load_syn_begin() counted for a SYN, for its record */
 };
 
 static __always_inline void flow_done(struct flow_out *o, __u32 id, bool new_flow, bool pinned,
@@ -187,6 +188,9 @@ static __always_inline enum flow_step flow_syn(const struct aibl_globals *g, __u
 	if (syn_match(fh, f->now_ts, &f->sb, &f->tag, &f->way, &ch->backend, &ch->pinned) &&
 	    be_usable(bpf_map_lookup_elem(&aibl_backends, &ch->backend))) {
 		f->record = true;
+		/* the record is written again: it keeps its SYN's count */
+		f->syn_load = syn_word(f->sb, f->way) &
+			      (AIBL_SYN_F_LOAD | AIBL_SYN_EPOCH_MASK << AIBL_SYN_EPOCH_POS);
 		return FLOW_CHOSEN;
 	}
 	if (conn_rate_engaged(g)) {
@@ -221,7 +225,7 @@ static __always_inline enum flow_step flow_closed(struct xdp_md *ctx, const stru
 	struct aibl_conn *conn = f->conn;
 	struct aibl_backend *be;
 	bool pinned = false;
-	__u32 id = conn->backend;
+	__u32 id = conn->backend, rec;
 
 	if (!f->tcp || (p->tcp_flags & AIBL_TCP_SYN) ||
 	    !syn_match(fh, syn_now(), &f->sb, &f->tag, &f->way, &id, &pinned) ||
@@ -247,6 +251,7 @@ static __always_inline enum flow_step flow_closed(struct xdp_md *ctx, const stru
 		return FLOW_DONE;
 	}
 	be = bpf_map_lookup_elem(&aibl_backends, &id);
+	rec = syn_word(f->sb, f->way);
 	/* the record is used up either way */
 	syn_free(f->sb, f->way);
 	if (!be_up(be)) {
@@ -262,8 +267,7 @@ static __always_inline enum flow_step flow_closed(struct xdp_md *ctx, const stru
 	conn->flags =
 	    (pinned ? AIBL_CONN_F_PINNED : 0) | (f->closing ? conn_closing_flags(ctx, p) : 0);
 	conn->last_seen_ns = bpf_ktime_get_coarse_ns();
-	if (f->mode == AIBL_MODE_P2C)
-		load_syn_end(id);
+	load_syn_end(id, rec);
 	if (!f->closing)
 		load_add(id, 1);
 	flow_done(o, id, true, pinned, false);
@@ -412,7 +416,7 @@ static __always_inline void flow_record(struct xdp_md *ctx, const struct pkt *p,
 {
 	count(AIBL_CNT_SYN_RECORD);
 	syn_record(f->sb, f->way, f->tag, tcp_seq(ctx, p),
-		   ch->backend | (ch->pinned ? AIBL_SYN_F_PINNED : 0), f->now_ts);
+		   ch->backend | (ch->pinned ? AIBL_SYN_F_PINNED : 0) | f->syn_load, f->now_ts);
 	flow_done(o, ch->backend, false, ch->pinned, false);
 }
 
@@ -457,7 +461,7 @@ __noinline int aibl_flow(struct xdp_md *ctx, struct pkt *p, const struct aibl_vi
 		return -1;
 	if (f.record) {
 		if (step == FLOW_CHOOSE && f.mode == AIBL_MODE_P2C) {
-			load_syn_begin(ch.backend);
+			f.syn_load = load_syn_begin(ch.backend);
 			if (!ch.pinned && !(g->flags & AIBL_G_F_CLUSTER))
 				load_prefill_begin(ch.backend);
 		}
@@ -473,10 +477,11 @@ __noinline int aibl_flow(struct xdp_md *ctx, struct pkt *p, const struct aibl_vi
 		if (f.sb && f.way >= 0) {
 			/* or it completed under the guard, its flow counted
 			 * then, and a later packet of it is admitted now */
-			f.counted = syn_was_counted(f.sb, f.way);
+			__u32 rec = syn_word(f.sb, f.way);
+
+			f.counted = rec & AIBL_SYN_F_COUNTED;
 			syn_free(f.sb, f.way);
-			if (f.mode == AIBL_MODE_P2C)
-				load_syn_end(ch.backend);
+			load_syn_end(ch.backend, rec);
 		}
 		if (f.counted) {
 			flow_done(o, ch.backend, false, ch.pinned, false);

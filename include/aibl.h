@@ -602,6 +602,15 @@ struct aibl_rate {
 /* the handshake completed without an entry (the rate guard refused it):
  * its new flow is counted, its later packets follow the record uncounted */
 #define AIBL_SYN_F_COUNTED 0x40000000U
+/* the SYN counts in aibl_load's syn_new (a p2c choice, load_syn_begin()),
+ * from the syn epoch in the bits AIBL_SYN_EPOCH_POS up (its low 13 bits:
+ * 9 minutes of epochs, past any record's life): its ACK takes back that
+ * count, and only while that epoch's counts live. The backend id is the
+ * word's low 16 bits (AIBL_SYN_ID_MASK) */
+#define AIBL_SYN_F_LOAD	    0x20000000U
+#define AIBL_SYN_EPOCH_POS  16
+#define AIBL_SYN_EPOCH_MASK 0x1fffU
+#define AIBL_SYN_ID_MASK    0xffffU
 struct aibl_syn_bucket {
 	/* low 32 bits: aibl_syn_index()'s tag, never 0; high 32: the SYN's
 	 * sequence number (its ISN: a closed tuple is reused only by a packet
@@ -787,6 +796,7 @@ _Static_assert(sizeof(struct aibl_fcache_ctl) == 16, "aibl_fcache_ctl");
 _Static_assert(AIBL_FCACHE_BITS >= 4 && AIBL_FCACHE_BITS <= 24, "flow cache bits: 4..24");
 _Static_assert(sizeof(struct aibl_syn_bucket) == 64, "aibl_syn_bucket: one cache line");
 _Static_assert((AIBL_SYN_BUCKETS & (AIBL_SYN_BUCKETS - 1)) == 0, "syn buckets: power of two");
+_Static_assert(AIBL_MAX_BACKENDS <= AIBL_SYN_ID_MASK + 1, "backend ids fit a syn record's word");
 _Static_assert(sizeof(struct aibl_filter) == 8192, "aibl_filter");
 _Static_assert((AIBL_FILTER_BITS & (AIBL_FILTER_BITS - 1)) == 0, "filter bits: power of two");
 _Static_assert(sizeof(struct aibl_svc_meta) == 124, "aibl_svc_meta");

@@ -471,6 +471,42 @@ out:
 }
 
 /*
+ * A handshake's ACK takes back its own SYN's count, not another's: a slow
+ * client's SYN stops counting after two epochs (134 ms), and its ACK then
+ * must leave the counts of the SYNs since alone. Before, it took one of
+ * theirs, and a burst behind slow clients herded onto one node again.
+ */
+static void test_sel_p2c_syn_own_count(void)
+{
+	static __u32 pat[2] = {1, 1}; /* one backend: nothing to spread to */
+	struct aibl_cost c1 = {.cost = 0}, c2 = {.cost = 0};
+	struct aibl_load l;
+	__u32 one = 1;
+	struct xe_result r;
+	int a = 0, b = 1, d = 2;
+
+	if (!p2c_env(pat, 2, &c1, &c2))
+		goto out;
+	ASSERT_EQ(tcp_from(a, 1000, VIP4, 80, PKT_TCP_SYN, &r), 1, "slow client's SYN");
+	usleep(150 * 1000); /* past two epochs: its count aged out */
+	ASSERT_EQ(tcp_from(b, 1000, VIP4, 80, PKT_TCP_SYN, &r), 1, "a SYN since");
+	ASSERT_EQ(tcp_from(d, 1000, VIP4, 80, PKT_TCP_SYN, &r), 1, "another");
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l);
+	ASSERT_EQ(l.syn_new + l.syn_old, 2, "the two recent handshakes count");
+	ack_from(a, 1000, VIP4, 80, &r);
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l);
+	ASSERT_EQ(l.syn_new + l.syn_old, 2, "the slow one's ACK leaves them counted");
+	ASSERT_EQ(l.active, 1, "and it is open");
+	ack_from(b, 1000, VIP4, 80, &r);
+	ack_from(d, 1000, VIP4, 80, &r);
+	bpf_map_lookup_elem(xe_fd(AIBL_MAP_LOAD), &one, &l);
+	ASSERT_EQ(l.syn_new + l.syn_old, 0, "each ACK its own");
+	ASSERT_EQ(l.active, 3, "three open");
+out:
+	xe_down();
+}
+
+/*
  * Cluster mode: every balancer of the group must make the same choice from
  * the same tables and costs, and a flow moved to another balancer mid-way
  * (a connection-table miss without SYN) must find it again. So p2c ignores
@@ -1155,6 +1191,7 @@ static const struct test_case cases[] = {
     {"sel_p2c_prefill_flood", test_sel_p2c_prefill_flood},
     {"sel_p2c_overloaded", test_sel_p2c_overloaded},
     {"sel_p2c_burst", test_sel_p2c_burst},
+    {"sel_p2c_syn_own_count", test_sel_p2c_syn_own_count},
     {"pin_spill", test_pin_spill},
     {"pin_slower", test_pin_slower},
     {"pin_sync", test_pin_sync},

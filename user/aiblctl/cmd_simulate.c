@@ -405,7 +405,7 @@ int ctl_cmd_simulate(int argc, char **argv)
 		/* where the SYN went: its handshake record, else its frame */
 		way = syn_way(ym.fd, syn_idx, syn_tag, &sb);
 		if (way >= 0) {
-			syn_backend = sb.backend[way] & ~(AIBL_SYN_F_PINNED | AIBL_SYN_F_COUNTED);
+			syn_backend = sb.backend[way] & AIBL_SYN_ID_MASK;
 			syn_pinned = sb.backend[way] & AIBL_SYN_F_PINNED;
 			syn_how = "handshake_table";
 		} else {
