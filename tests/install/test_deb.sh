@@ -152,6 +152,16 @@ else
 	t_fail user "no user aibl after the postinst (systemd-sysusers)"
 fi
 
+# the maintainer scripts: an upgrade neither stops nor restarts aibld (a
+# release with another map ABI needs --teardown between), removal tears
+# its data plane down after the stop
+if grep -q -- '--teardown' "$R/var/lib/dpkg/info/aibl.prerm" 2>/dev/null &&
+	! grep -q 'restart' "$R/var/lib/dpkg/info/aibl.postinst" 2>/dev/null; then
+	t_pass maintainer_scripts
+else
+	t_fail maintainer_scripts "prerm: $(grep -c -- --teardown "$R/var/lib/dpkg/info/aibl.prerm" 2>&1) teardown line(s); postinst restarts: $(grep -c restart "$R/var/lib/dpkg/info/aibl.postinst" 2>&1)"
+fi
+
 # remove: program files go, the conffiles stay until purge
 if ! out=$(in_root dpkg -r aibl aibl-agent 2>&1); then
 	t_fail remove "dpkg -r: $(echo $out)"
