@@ -663,11 +663,24 @@ static void fresh_id_counters_zeroed(void)
 	traffic_set(&d, d.fd_svc_stats, sid, 1000);
 	traffic_set(&d, d.fd_be_stats, n1, 600);
 	traffic_set(&d, d.fd_be_stats, n2, 400);
-	/* web renamed web-new; n2 replaced by n3 (no free id: n2's, retired) */
+	/* web renamed web-new; n2 replaced by n3 (no free id: n2's, retired).
+	 * While n2 still carries flows its id is not handed over: they would
+	 * go to n3's address and reset */
 	if (!ASSERT_OK(two_nodes(&next), "next config"))
 		goto out;
 	snprintf(next.services[0].name, sizeof(next.services[0].name), "web-new");
 	snprintf(next.nodes[1].name, sizeof(next.nodes[1].name), "n3");
+	{
+		struct aibl_load busy = {.active = 3}, idle = {};
+
+		if (!ASSERT_OK(bpf_map_update_elem(d.fd_load, &n2, &busy, 0), "n2 busy") ||
+		    !ASSERT_EQ(aibld__apply_config(&d, &next), -ENOSPC,
+			       "no id while n2's flows go on: refused") ||
+		    !ASSERT_TRUE(d.nnodes == 2 && !strcmp(d.nodes[1].name, "n2"),
+				 "the running nodes kept") ||
+		    !ASSERT_OK(bpf_map_update_elem(d.fd_load, &n2, &idle, 0), "n2's flows ended"))
+			goto out;
+	}
 	if (!ASSERT_OK(aibld__apply_config(&d, &next), "reload"))
 		goto out;
 	answered(&d);

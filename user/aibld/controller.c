@@ -75,6 +75,26 @@ static int read_be_names(struct aibld *d, struct id_record **out, int *n)
 	return 0;
 }
 
+/*
+ * The retired node among nodes[from..n) whose id can go to a new node: its
+ * flows have all ended (no open flow counted in aibl_load), the one at the
+ * highest index first; -1 none. One still carrying flows would hand them
+ * to the new node's address, and reset every one (the id is what the
+ * connection table and the flow cache steer by).
+ */
+static int drained_retired(struct aibld *d, const struct node_rt *nodes, int from, int n)
+{
+	for (int r = n - 1; r >= from; r--) {
+		struct aibl_load l;
+
+		/* (its handshake counts age out only at its next SYN, which a
+		 * retired node never gets: not looked at) */
+		if (bpf_map_lookup_elem(d->fd_load, &nodes[r].id, &l) || l.active <= 0)
+			return r;
+	}
+	return -1;
+}
+
 static int alloc_id(const bool *used, __u32 max, __u32 *id)
 {
 	for (__u32 i = 0; i < max; i++) {
@@ -249,16 +269,33 @@ static int build_nodes(struct aibld *d, const struct config *cfg, struct node_rt
 		used[rn->id] = true;
 	}
 	nall = n;
-	/* new names: a never-used id, else the oldest retired one's */
+	/* new names: a never-used id, else a retired one's whose flows have
+	 * all ended */
 	for (int i = 0; i < cfg->nnodes; i++) {
 		if (nodes[i].id != AIBL_NO_BACKEND)
 			continue;
 		if (alloc_id(used, d->max_backends, &nodes[i].id)) {
-			if (n == cfg->nnodes) {
-				pr_err("no free backend id for node '%s' (max %u)", nodes[i].name,
-				       d->max_backends);
+			int r = drained_retired(d, nodes, cfg->nnodes, n);
+
+			if (r < 0) {
+				pr_err(
+				    "no free backend id for node '%s': the %u ids hold configured "
+				    "nodes, or retired ones whose flows have not ended: remove "
+				    "nodes in one reload, add new ones in a later one once their "
+				    "flows have ended (aiblctl backend list)",
+				    nodes[i].name, d->max_backends);
 				err = -ENOSPC;
 				goto out;
+			}
+			/* the last retired one moves into r's place */
+			if (r != n - 1) {
+				struct node_rt t = nodes[r];
+				int f = from[r];
+
+				nodes[r] = nodes[n - 1];
+				from[r] = from[n - 1];
+				nodes[n - 1] = t;
+				from[n - 1] = f;
 			}
 			nodes[i].id = nodes[--n].id;
 			pr_info("node '%s' reuses the id of retired node '%s'", nodes[i].name,
