@@ -146,12 +146,6 @@ static __always_inline bool syn_counted(struct aibl_syn_bucket *b, int way)
 	return false;
 }
 
-/* whether syn_counted() marked way: its flow counted already */
-static __always_inline bool syn_was_counted(const struct aibl_syn_bucket *b, int way)
-{
-	return READ_ONCE(b->backend[way & (AIBL_SYN_WAYS - 1)]) & AIBL_SYN_F_COUNTED;
-}
-
 /* the sequence number of the SYN recorded in way */
 static __always_inline __u32 syn_isn(const struct aibl_syn_bucket *b, int way)
 {
@@ -254,18 +248,20 @@ static __always_inline void load_prefill_begin(__u32 id)
 }
 
 /*
- * A handshake on backend id completed (rec: its record's word): it now
- * counts in active, and its SYN's count stops. Only the SYN's own: in
+ * A handshake completed (rec: its record's word): it now counts in active,
+ * and its SYN's count on the record's backend stops (a flow whose backend
+ * went down since is chosen anew, but the count is the SYN's backend's).
+ * Only the SYN's own: in
  * syn_new while that is still its epoch's, in syn_old one rotation on,
  * nowhere after (aged out). Before, the ACK took back whatever count was
  * there: a slow client's (its SYN's count gone after two epochs), a
  * retransmitted SYN's, or a SYN the rate guard never counted took back
  * other handshakes' counts, and bursts herded onto one node again.
  */
-static __always_inline void load_syn_end(__u32 id, __u32 rec)
+static __always_inline void load_syn_end(__u32 rec)
 {
+	__u32 se = rec >> AIBL_SYN_EPOCH_POS & AIBL_SYN_EPOCH_MASK, id = rec & AIBL_SYN_ID_MASK, le;
 	struct aibl_load *l;
-	__u32 se = rec >> AIBL_SYN_EPOCH_POS & AIBL_SYN_EPOCH_MASK, le;
 
 	if (!(rec & AIBL_SYN_F_LOAD))
 		return;

@@ -267,7 +267,7 @@ static __always_inline enum flow_step flow_closed(struct xdp_md *ctx, const stru
 	conn->flags =
 	    (pinned ? AIBL_CONN_F_PINNED : 0) | (f->closing ? conn_closing_flags(ctx, p) : 0);
 	conn->last_seen_ns = bpf_ktime_get_coarse_ns();
-	load_syn_end(id, rec);
+	load_syn_end(rec);
 	if (!f->closing)
 		load_add(id, 1);
 	flow_done(o, id, true, pinned, false);
@@ -481,7 +481,7 @@ __noinline int aibl_flow(struct xdp_md *ctx, struct pkt *p, const struct aibl_vi
 
 			f.counted = rec & AIBL_SYN_F_COUNTED;
 			syn_free(f.sb, f.way);
-			load_syn_end(ch.backend, rec);
+			load_syn_end(rec);
 		}
 		if (f.counted) {
 			flow_done(o, ch.backend, false, ch.pinned, false);
