@@ -387,11 +387,9 @@ static void unload_seen(struct agent *a, const struct agent_server *srv, uint64_
 	}
 }
 
-/* Scrape every server at once (curl multi): a slow one delays no other. */
 struct restart_ctx {
 	const struct agent *a;
 	const struct agent_server *was, *now; /* the server before and after */
-	int idx;			      /* its index in a->servers */
 };
 
 /*
@@ -409,10 +407,11 @@ static bool hint_of_restarted(const struct ar_hint *h, void *arg)
 		return server_holds(rc->was, h->model) || server_holds(rc->now, h->model);
 	for (int j = 0; h->port && j < rc->a->cfg.nservers; j++)
 		if (rc->a->servers[j].port == h->port)
-			return rc->a->servers[j].port == rc->now->port;
+			return h->port == rc->now->port;
 	return true;
 }
 
+/* Scrape every server at once (curl multi): a slow one delays no other. */
 static void scrape_all(struct agent *a)
 {
 	int n = a->cfg.nservers;
@@ -536,7 +535,7 @@ static void scrape_all(struct agent *a)
 			 * hints of its sessions go, and the traffic before now
 			 * makes none again. The node's other servers keep
 			 * theirs. */
-			struct restart_ctx rc = {.a = a, .was = srv, .now = w, .idx = i};
+			struct restart_ctx rc = {.a = a, .was = srv, .now = w};
 
 			a->caches_since_ms = w->last_ok_ms;
 			agent_hints__drop_if(&a->hints, hint_of_restarted, &rc);
