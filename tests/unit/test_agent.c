@@ -1778,24 +1778,35 @@ out:
 	eng_agent_down(&e);
 }
 
+/* an agent (not started) of two servers on closed loopback ports, both up
+ * and scraped just now; false (said) when it cannot start */
+static bool two_servers_up(struct agent *a)
+{
+	static char u1[] = "http://127.0.0.1:9", u2[] = "http://127.0.0.1:10";
+	struct agent_cfg cfg = one_server_cfg(u1);
+	char msg[256] = "";
+
+	cfg.urls[1] = u2;
+	cfg.nservers = 2;
+	if (!ASSERT_OK(agent__init(a, &cfg, msg, sizeof(msg)), msg))
+		return false;
+	for (int i = 0; i < 2; i++) {
+		a->servers[i].s.up = true;
+		a->servers[i].last_ok_ms = clock_mono_ms();
+	}
+	return true;
+}
+
 /* the node's requests in flight: every up server's running and waiting,
  * or unknown where one server's running count is (a Triton without
  * TensorRT-LLM's figures): counted as 0, a busy node read as idle */
 static void in_flight_unknown(void)
 {
-	char u1[] = "http://127.0.0.1:9", u2[] = "http://127.0.0.1:10", msg[256] = "";
-	struct agent_cfg cfg = one_server_cfg(u1);
 	struct agent_report r = {0};
 	struct agent a;
 
-	cfg.urls[1] = u2;
-	cfg.nservers = 2;
-	if (!ASSERT_OK(agent__init(&a, &cfg, msg, sizeof(msg)), msg))
+	if (!two_servers_up(&a))
 		return;
-	for (int i = 0; i < 2; i++) {
-		a.servers[i].s.up = true;
-		a.servers[i].last_ok_ms = clock_mono_ms();
-	}
 	a.servers[0].s.running = 3;
 	a.servers[0].s.queue_depth = 1;
 	a.servers[1].s.running = -1; /* Triton: its pending requests alone */
@@ -1815,21 +1826,16 @@ static void in_flight_unknown(void)
  */
 static void report_models_full(void)
 {
-	char u1[] = "http://127.0.0.1:9", u2[] = "http://127.0.0.1:10", msg[256] = "";
-	struct agent_cfg cfg = one_server_cfg(u1);
 	struct agent_report r = {0};
 	struct agent a;
 
-	cfg.urls[1] = u2;
-	cfg.nservers = 2;
-	if (!ASSERT_OK(agent__init(&a, &cfg, msg, sizeof(msg)), msg))
+	if (!two_servers_up(&a))
 		return;
 	for (int i = 0; i < 2; i++) {
 		struct agent_server *w = &a.servers[i];
 
-		w->s.up = true;
 		w->s.error[0] = '\0';
-		w->last_ok_ms = w->models_ok_ms = clock_mono_ms();
+		w->models_ok_ms = w->last_ok_ms;
 		w->nmodels = 40;
 		for (int k = 0; k < 40; k++) {
 			snprintf(w->models[k].name, sizeof(w->models[k].name), "s%d-lora-%d", i, k);
