@@ -24,14 +24,6 @@ struct agent_hint {
 	GSequenceIter *at;
 };
 
-static bool hints_same(const struct ar_hint *a, const struct ar_hint *b)
-{
-	return a->port == b->port && a->proto == b->proto && a->client_family == b->client_family &&
-	       a->vip_family == b->vip_family &&
-	       !memcmp(&a->client, &b->client, sizeof(a->client)) &&
-	       !memcmp(&a->vip, &b->vip, sizeof(a->vip)) && !strcmp(a->model, b->model);
-}
-
 static guint hint_hash(gconstpointer p)
 {
 	const struct ar_hint *h = p;
@@ -50,9 +42,15 @@ static guint hint_hash(gconstpointer p)
 	return (guint)XXH64(h->model, strnlen(h->model, sizeof(h->model)), XXH64(&k, sizeof(k), 0));
 }
 
-static gboolean hint_equal(gconstpointer a, gconstpointer b)
+/* the same hint: client, VIP, port, proto, families and model */
+static gboolean hint_equal(gconstpointer pa, gconstpointer pb)
 {
-	return hints_same(a, b);
+	const struct ar_hint *a = pa, *b = pb;
+
+	return a->port == b->port && a->proto == b->proto && a->client_family == b->client_family &&
+	       a->vip_family == b->vip_family &&
+	       !memcmp(&a->client, &b->client, sizeof(a->client)) &&
+	       !memcmp(&a->vip, &b->vip, sizeof(a->vip)) && !strcmp(a->model, b->model);
 }
 
 /* by expiry, then by insertion */

@@ -26,7 +26,7 @@ struct _GHashTable;
 struct _GSequence;
 
 struct agent_hints {
-	struct _GHashTable *by_key;   /* hint -> itself, by hints_same()'s key */
+	struct _GHashTable *by_key;   /* hint -> itself, by hint_equal()'s key */
 	struct _GSequence *by_expiry; /* the hints, nearest to expiry first */
 	int n, max;
 	double pressure_start; /* kv usage where faster aging starts (0..1) */
