@@ -40,14 +40,15 @@ static __always_inline int send_new(struct xdp_md *ctx, struct pkt *p, const str
  */
 static __noinline int handle_frag(struct xdp_md *ctx, struct pkt *p, const struct aibl_globals *g)
 {
-	struct aibl_vip *vip = vip_lookup(&p->fk.dst, p->fk.family, 0, p->fk.proto);
+	struct aibl_vip vip_copy;
+	struct aibl_vip *vip = vip_lookup(&p->fk.dst, p->fk.family, 0, p->fk.proto, &vip_copy);
 	struct choice ch;
 	__u32 h;
 
 	if (!vip) {
 		/* a first fragment names its port: still ours, still dropped */
 		if (p->frag == FRAG_FIRST && p->ports &&
-		    vip_lookup(&p->fk.dst, p->fk.family, p->fk.dport, p->fk.proto))
+		    vip_find(&p->fk.dst, p->fk.family, p->fk.dport, p->fk.proto))
 			goto drop;
 		count(AIBL_CNT_PASS);
 		return XDP_PASS;
@@ -59,10 +60,10 @@ static __noinline int handle_frag(struct xdp_md *ctx, struct pkt *p, const struc
 	 * wildcard's, on another backend; steered as the wildcard's, it split
 	 * from the 5-tuple's other datagrams. Dropped, as with no wildcard */
 	if (p->frag == FRAG_FIRST && p->ports) {
-		struct aibl_vip *pv =
-		    vip_lookup(&p->fk.dst, p->fk.family, p->fk.dport, p->fk.proto);
+		const struct aibl_vip *pv =
+		    vip_find(&p->fk.dst, p->fk.family, p->fk.dport, p->fk.proto);
 
-		if (pv && pv->svc_id != vip->svc_id)
+		if (pv && READ_ONCE(pv->svc_id) != vip->svc_id)
 			goto drop;
 	}
 	count(AIBL_CNT_VIP_PKTS);
@@ -97,10 +98,10 @@ static __noinline int handle_icmp(struct xdp_md *ctx, struct pkt *p, const struc
 	struct pkt q = {};
 	struct aibl_backend *be;
 	struct aibl_conn *conn;
-	struct aibl_vip *vip;
+	const struct aibl_vip *vip;
 	enum parse_rc rc;
 	struct choice ch;
-	__u32 id;
+	__u32 id, svc;
 	int ret;
 
 	if ((void *)(ic + 8) > data_end || p->frag)
@@ -121,12 +122,11 @@ static __noinline int handle_icmp(struct xdp_md *ctx, struct pkt *p, const struc
 		goto pass;
 	if (rc != PARSE_OK || !q.ports) {
 		/* quotes a VIP address but too little to find the flow */
-		vip = vip_lookup(&q.fk.src, q.fk.family, 0, q.fk.proto);
-		if (!vip)
+		if (!vip_find(&q.fk.src, q.fk.family, 0, q.fk.proto))
 			goto pass;
 		goto drop;
 	}
-	vip = vip_lookup(&q.fk.src, q.fk.family, q.fk.sport, q.fk.proto);
+	vip = vip_find(&q.fk.src, q.fk.family, q.fk.sport, q.fk.proto);
 	if (!vip)
 		goto pass;
 
@@ -144,19 +144,23 @@ static __noinline int handle_icmp(struct xdp_md *ctx, struct pkt *p, const struc
 	conn = bpf_map_lookup_elem(&aibl_conns, &q.fk);
 	if (conn) {
 		id = conn->backend;
+		svc = READ_ONCE(vip->svc_id);
 	} else {
 		/* where a flow without an entry goes in every mode (aibl_flow):
 		 * one the rate guard refused, one the table lost */
-		choose(vip, &q, session_hash(vip, &q, g->hash_seed), AIBL_MODE_HASH, &ch);
+		struct aibl_vip v;
+
+		vip_get(vip, &v);
+		choose(&v, &q, session_hash(&v, &q, g->hash_seed), AIBL_MODE_HASH, &ch);
 		id = ch.backend;
+		svc = v.svc_id;
 	}
 	be = bpf_map_lookup_elem(&aibl_backends, &id);
 	if (!be_up(be))
 		goto drop;
 	count(AIBL_CNT_VIP_PKTS);
 	/* the flow's own hash: same outer source, same backend RSS queue */
-	ret = send_to(ctx, p, vip->svc_id, id, be, g, false, false,
-		      aibl_hash_flow(&q.fk, g->hash_seed));
+	ret = send_to(ctx, p, svc, id, be, g, false, false, aibl_hash_flow(&q.fk, g->hash_seed));
 	/* counted only when it left (not when too big or without next hop) */
 	if (ret == XDP_TX || ret == XDP_REDIRECT)
 		count(AIBL_CNT_ICMP_FWD);

@@ -455,8 +455,17 @@ static __always_inline int choose_flow(const struct aibl_vip *vip, const struct 
 
 /* ---------------- VIP lookup ---------------- */
 
-static __always_inline struct aibl_vip *vip_lookup(const union aibl_addr *addr, __u8 family,
-						   __be16 port, __u8 proto)
+/*
+ * The entry of (addr, port, proto), port 0 the address's wildcard, in
+ * aibl_vips, NULL none. Read it through vip_get() only, or one field once:
+ * aibl_vips is a hash map whose update of a key hands the replaced element
+ * to the updating CPU's spare, which that CPU's next update of any key
+ * overwrites. aibld writes the services' entries in turn, so a program that
+ * read the element's fields one by one could take another service's id
+ * with this one's ring half.
+ */
+static __always_inline struct aibl_vip *vip_find(const union aibl_addr *addr, __u8 family,
+						 __be16 port, __u8 proto)
 {
 	struct aibl_vip_key k = {
 	    .addr = *addr,
@@ -473,6 +482,27 @@ static __always_inline struct aibl_vip *vip_lookup(const union aibl_addr *addr, 
 		v = bpf_map_lookup_elem(&aibl_vips, &k);
 	}
 	return v;
+}
+
+/* the entry v copied into *out in one 8-byte load: this key's old value or
+ * its new one, whole */
+static __always_inline void vip_get(const struct aibl_vip *v, struct aibl_vip *out)
+{
+	__u64 w = READ_ONCE(*(const __u64 *)v);
+
+	__builtin_memcpy(out, &w, sizeof(*out));
+}
+
+/* vip_find() and vip_get() into *out: out, or NULL */
+static __always_inline struct aibl_vip *vip_lookup(const union aibl_addr *addr, __u8 family,
+						   __be16 port, __u8 proto, struct aibl_vip *out)
+{
+	struct aibl_vip *v = vip_find(addr, family, port, proto);
+
+	if (!v)
+		return NULL;
+	vip_get(v, out);
+	return out;
 }
 
 #endif /* AIBL_SELECT_H */

@@ -77,10 +77,10 @@ static __noinline int bad_packet(struct xdp_md *ctx, struct pkt *p, enum parse_r
 	bool vip;
 
 	if (p->fk.proto == IPPROTO_TCP || p->fk.proto == IPPROTO_UDP)
-		vip = vip_lookup(&p->fk.dst, p->fk.family, p->ports ? p->fk.dport : 0, p->fk.proto);
+		vip = vip_find(&p->fk.dst, p->fk.family, p->ports ? p->fk.dport : 0, p->fk.proto);
 	else
-		vip = vip_lookup(&p->fk.dst, p->fk.family, 0, IPPROTO_TCP) ||
-		      vip_lookup(&p->fk.dst, p->fk.family, 0, IPPROTO_UDP);
+		vip = vip_find(&p->fk.dst, p->fk.family, 0, IPPROTO_TCP) ||
+		      vip_find(&p->fk.dst, p->fk.family, 0, IPPROTO_UDP);
 	if (!vip) {
 		count(AIBL_CNT_PASS);
 		return XDP_PASS;
@@ -136,6 +136,7 @@ __noinline int aibl_parse_frags(struct xdp_md *ctx, struct pkt *p)
 struct flow_out {
 	__u32 backend;
 	__u32 flow_hash; /* the packet's aibl_hash_flow() */
+	__u32 svc_id;	 /* the service's, as the choice read it (vip_get()) */
 	__u8 new_flow;
 	__u8 pinned;
 	__u8 cache; /* an established hit the flow cache may keep */
@@ -429,16 +430,19 @@ static __always_inline void flow_record(struct xdp_md *ctx, const struct pkt *p,
  * function: verified once on its own, not once per parse path of the
  * caller.
  */
-__noinline int aibl_flow(struct xdp_md *ctx, struct pkt *p, const struct aibl_vip *vip,
+__noinline int aibl_flow(struct xdp_md *ctx, struct pkt *p, const struct aibl_vip *entry,
 			 const struct aibl_globals *g, struct flow_out *o)
 {
 	struct flow_ctx f = {.way = -1};
+	struct aibl_vip v, *vip = &v;
 	enum flow_step step;
 	struct choice ch;
 	__u32 fh;
 
-	if (!ctx || !p || !vip || !g || !o)
+	if (!ctx || !p || !entry || !g || !o)
 		return -1;
+	vip_get(entry, &v);
+	o->svc_id = v.svc_id;
 	fh = aibl_hash_flow(&p->fk, g->hash_seed);
 	o->flow_hash = fh;
 	f.tcp = p->fk.proto == IPPROTO_TCP;
@@ -565,7 +569,7 @@ int aibl_xdp(struct xdp_md *ctx)
 			}
 			fcache_sample(fctl, false);
 		}
-		vip = vip_lookup(&p.fk.dst, p.fk.family, p.fk.dport, p.fk.proto);
+		vip = vip_find(&p.fk.dst, p.fk.family, p.fk.dport, p.fk.proto);
 		if (!vip)
 			goto pass;
 	} else {
@@ -582,7 +586,7 @@ int aibl_xdp(struct xdp_md *ctx)
 		count(AIBL_CNT_DROP_NO_BACKEND);
 		return XDP_DROP;
 	}
-	svc = vip->svc_id;
+	svc = fo.svc_id;
 	/* fc: set when the flow cache was looked up for this packet (flag on,
 	 * no SYN/FIN/RST, not bypassed) and missed */
 	if (fo.cache && fc)

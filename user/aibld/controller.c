@@ -1107,7 +1107,11 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 		pr_err("service '%s': write aibl_filter: %s", s->name, strerror(-err));
 		return err;
 	}
-	if (bpf_map_update_elem(d->fd_vips, &vk, &v, BPF_ANY)) {
+	/* an entry that holds this already is left alone: each update of a
+	 * key recycles the element it replaces for the next update of any
+	 * key, under a data plane that may still read it (vip_lookup()) */
+	if ((!had_vip || memcmp(&old, &v, sizeof(v))) &&
+	    bpf_map_update_elem(d->fd_vips, &vk, &v, BPF_ANY)) {
 		err = -errno;
 		pr_err("service '%s': write aibl_vips: %s", s->name, strerror(-err));
 		return err;
