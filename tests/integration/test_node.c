@@ -306,7 +306,7 @@ static void report_basic(void)
 	static const char *const env[] = {"FAKE_NVML_COUNT=2",
 					  "FAKE_NVML_UTIL=30,70",
 					  "FAKE_NVML_MEM_USED_MB=4096",
-					  "FAKE_NVML_FAIL=tempv:1",
+					  "FAKE_NVML_FAIL=tempv:1,power:1=15",
 					  "http_proxy=http://127.0.0.1:9",
 					  "ALL_PROXY=http://127.0.0.1:9",
 					  "no_proxy=",
@@ -336,7 +336,8 @@ static void report_basic(void)
 		ASSERT_TRUE(r.gpus[1].mem_used_bytes == 4096.0 * 1048576, "mem");
 		/* through JSON: null, not 0, and why */
 		ASSERT_FALSE(ar_gpu_known(r.gpus[1].temp_c), "temperature unknown");
-		ASSERT_STREQ(r.gpus[1].error, "temp: Not Supported", "why");
+		ASSERT_STREQ(r.gpus[1].error, "temp: Not Supported; power: GPU is lost", "why");
+		ASSERT_TRUE(r.gpus[1].lost && !r.gpus[0].lost, "GPU 1 lost");
 		ASSERT_TRUE(r.gpus[0].temp_c == 40, "GPU 0 temperature");
 		ASSERT_STREQ(r.gpus[0].uuid, "GPU-fa4e0000-0000-4000-8000-000000000000", "uuid");
 	}

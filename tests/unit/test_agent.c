@@ -98,6 +98,7 @@ static void nvml_fake_devices(void)
 		ASSERT_TRUE(gpus[0].util_pct == 99 && gpus[0].temp_c == 45, "the rest read");
 	}
 
+	ASSERT_FALSE(gpus[0].lost, "a figure not supported: not lost");
 	/* point 1: one lost GPU is that GPU's error, not the node's */
 	setenv("FAKE_NVML_COUNT", "2", 1);
 	setenv("FAKE_NVML_FAIL", "util:1,mem:1", 1);
@@ -108,12 +109,29 @@ static void nvml_fake_devices(void)
 		ASSERT_FALSE(ar_gpu_known(gpus[1].mem_used_bytes), "GPU 1 mem unknown");
 		ASSERT_TRUE(gpus[1].temp_c == 61, "GPU 1 temperature still read");
 		ASSERT_STREQ(gpus[1].error, "util: GPU is lost; mem: GPU is lost", "why");
+		ASSERT_TRUE(gpus[1].lost && !gpus[0].lost, "GPU 1 lost, GPU 0 not");
 	}
+	/* as a GPU that fell off the bus answers: every call lost */
+	setenv("FAKE_NVML_FAIL",
+	       "name:1,uuid:1,pci:1,util:1,mem:1,memv2:1,temp:1=15,tempv:1=15,"
+	       "power:1=15",
+	       1);
+	if (ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg) &&
+	    ASSERT_EQ(smp.n, 2, "both listed")) {
+		ASSERT_TRUE(gpus[1].lost, "lost");
+		ASSERT_FALSE(ar_gpu_known(gpus[1].temp_c), "nothing read, not even heat");
+		ASSERT_TRUE(gpus[0].util_pct == 99 && !gpus[0].lost, "GPU 0 read");
+	}
+	/* a GPU that needs a reset (an uncorrectable ECC error) */
+	setenv("FAKE_NVML_FAIL", "util:0=16", 1);
+	if (ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg))
+		ASSERT_TRUE(gpus[0].lost && !gpus[1].lost, "reset required: lost");
 	/* a handle that fails outright: listed, nothing known */
 	setenv("FAKE_NVML_FAIL", "handle:0", 1);
 	if (ASSERT_OK(agent_nvml__sample(nv, &smp, msg, sizeof(msg)), msg) &&
 	    ASSERT_EQ(smp.n, 2, "both listed")) {
 		ASSERT_STREQ(gpus[0].error, "handle: GPU is lost", "handle error");
+		ASSERT_TRUE(gpus[0].lost, "the handle's answer says so");
 		ASSERT_FALSE(ar_gpu_known(gpus[0].temp_c), "nothing known");
 		ASSERT_TRUE(gpus[1].util_pct == 99, "GPU 1 read");
 	}

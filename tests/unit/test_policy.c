@@ -734,6 +734,64 @@ static void ai_overloaded_priced(void)
 	ASSERT_TRUE(out[0].weight > 0, "the hot node as last resort");
 }
 
+/*
+ * A GPU NVML calls lost (fallen off the bus) or in need of a reset: its
+ * figures are unknown, which alone reads as a cool, idle GPU with room. The
+ * node is out of new sessions while another can serve, and no load target.
+ */
+static void ai_gpu_lost(void)
+{
+	ai_setup();
+	for (int i = 0; i < NN; i++) {
+		rep[i].nvml = true;
+		rep[i].ngpus = 2;
+		for (int g = 0; g < 2; g++) {
+			rep[i].gpus[g].util_pct = 20;
+			rep[i].gpus[g].temp_c = 50;
+			rep[i].gpus[g].mem_total_bytes = 80e9;
+			rep[i].gpus[g].mem_used_bytes = 60e9;
+		}
+	}
+	ASSERT_FALSE(policy__gpu_lost(&rep[0]), "all read");
+	ASSERT_FALSE(policy__overloaded(&cfg.ai, &rep[0], false), "idle, cool");
+	gpu_nan(&rep[0].gpus[1]);
+	snprintf(rep[0].gpus[1].error, sizeof(rep[0].gpus[1].error),
+		 "util: GPU is lost; mem: GPU is lost; temp: GPU is lost");
+	ASSERT_FALSE(policy__gpu_lost(&rep[0]), "unknown figures alone: not lost");
+	rep[0].gpus[1].lost = true;
+	ASSERT_TRUE(policy__gpu_lost(&rep[0]), "lost");
+	ASSERT_TRUE(policy__overloaded(&cfg.ai, &rep[0], false), "a lost GPU: overloaded");
+	pn[0].overloaded = policy__overloaded(&cfg.ai, &rep[0], false);
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "one node with a GPU lost");
+	ASSERT_EQ(out[0].weight, 0, "no new sessions there");
+	ASSERT_TRUE(out[1].weight > 0 && out[2].weight > 0 && out[3].weight > 0, "the others");
+	/* as for a hot GPU, a slow answer beats none */
+	pn[1].usable = pn[2].usable = pn[3].usable = false;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "only that node");
+	ASSERT_TRUE(out[0].weight > 0, "the last resort");
+
+	/* not a node to load a model on, however much room it seems to have */
+	ai_setup();
+	for (int i = 0; i < NN; i++)
+		rep[i].models[0].resident = false;
+	pressure(&rep[2], 0.5);
+	pressure(&rep[3], 0.0);
+	rep[2].queue_depth = rep[3].queue_depth = 0;
+	pn[0].usable = pn[1].usable = false;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "none resident");
+	ASSERT_TRUE(out[3].cold && out[3].weight > 0, "the loadable node with most headroom");
+	rep[3].nvml = true;
+	rep[3].ngpus = 1;
+	gpu_nan(&rep[3].gpus[0]);
+	rep[3].gpus[0].lost = true;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "its GPU lost");
+	ASSERT_FALSE(out[3].cold || out[3].weight, "not loaded there");
+	ASSERT_TRUE(out[2].cold && out[2].weight > 0, "the other loadable node");
+	pn[2].usable = false;
+	ASSERT_OK(policy__weights(&cfg, &svc, NULL, pn, out), "only the lost one loadable");
+	ASSERT_FALSE(out[3].cold || out[3].weight, "still not");
+}
+
 /* a cold start is a cost: only with no resident node, or after sustained saturation */
 static void ai_cold_start(void)
 {
@@ -1463,6 +1521,7 @@ static const struct test_case cases[] = {
     {"ai_overload", ai_overload},
     {"ai_overloaded_priced", ai_overloaded_priced},
     {"ai_unknown_gpu_figures", ai_unknown_gpu_figures},
+    {"ai_gpu_lost", ai_gpu_lost},
     {"ai_weights", ai_weights},
     {"ai_cold_start", ai_cold_start},
     {"ai_background_release", ai_background_release},

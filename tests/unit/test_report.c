@@ -539,6 +539,7 @@ static void gpu_unknown_and_mig(void)
 	a.gpus[2].mig_index = 6;
 	a.gpus[2].mem_used_bytes = NAN;
 	strcpy(a.gpus[2].uuid, "MIG-fa4e0000-0000-4000-8000-000000000006");
+	a.gpus[1].lost = true;
 	js = agent_report__to_json(&a);
 	if (!ASSERT_OK_PTR(js, "to_json"))
 		goto out;
@@ -558,6 +559,7 @@ static void gpu_unknown_and_mig(void)
 		ASSERT_TRUE(b.gpus[2].mig && b.gpus[2].mig_index == 6 && b.gpus[2].index == 0,
 			    "MIG instance");
 		ASSERT_FALSE(ar_gpu_known(b.gpus[2].mem_used_bytes), "used unknown, total known");
+		ASSERT_TRUE(b.gpus[1].lost && !b.gpus[0].lost, "lost");
 	}
 	agent_report__free(&b);
 	/* an older agent's report: figures present, none of the new members */
@@ -566,6 +568,7 @@ static void gpu_unknown_and_mig(void)
 		ASSERT_TRUE(b.gpus[0].power_w == 0, "0 W read");
 		ASSERT_FALSE(ar_gpu_known(b.gpus[0].mem_total_bytes), "absent is unknown");
 		ASSERT_FALSE(b.gpus[0].mig, "a GPU");
+		ASSERT_FALSE(b.gpus[0].lost, "not lost");
 	}
 	agent_report__free(&b);
 out:

@@ -54,6 +54,8 @@ typedef struct {
 #define NVML_ERROR_DRIVER_NOT_LOADED	     9
 #define NVML_ERROR_LIBRARY_NOT_FOUND	     12
 #define NVML_ERROR_FUNCTION_NOT_FOUND	     13
+#define NVML_ERROR_GPU_IS_LOST		     15
+#define NVML_ERROR_RESET_REQUIRED	     16
 #define NVML_ERROR_LIB_RM_VERSION_MISMATCH   18
 #define NVML_ERROR_ARGUMENT_VERSION_MISMATCH 25
 #define NVML_TEMPERATURE_GPU		     0
@@ -211,6 +213,9 @@ static bool nv_ok(struct nv_round *rd, struct ar_gpu *g, const char *what, const
 
 	if (r == NVML_SUCCESS)
 		return true;
+	/* the one GPU is gone, not NVML: the others are still read */
+	if (r == NVML_ERROR_GPU_IS_LOST || r == NVML_ERROR_RESET_REQUIRED)
+		g->lost = true;
 	if (nv_fatal(r) && !rd->fatal) {
 		rd->fatal = r;
 		snprintf(rd->fatal_msg, sizeof(rd->fatal_msg), "%s(%d): %s", sym, g->index,

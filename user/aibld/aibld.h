@@ -83,6 +83,7 @@ struct node_rt {
 	 * have none. A first good poll brings it in */
 	bool unchecked;
 	bool overloaded;	 /* bounded load: no new flows while others can */
+	bool gpu_lost;		 /* its report names a GPU lost (policy__gpu_lost) */
 	unsigned int fails, oks; /* consecutive poll failures / successes */
 	__u64 fail_round_ms;	 /* start of the round whose failure fails last counted */
 	/* backend TCP checks of a node with an agent, while its agent fails */

@@ -1772,7 +1772,14 @@ int aibld__recompute(struct aibld *d, bool force)
 	/* bounded load: decided per node from its latest report */
 	for (int i = 0; i < d->nnodes; i++) {
 		struct node_rt *n = &d->nodes[i];
+		bool lost = n->have_rep && policy__gpu_lost(&n->rep);
 
+		if (lost != n->gpu_lost)
+			pr_warn("node '%s': %s", n->name,
+				lost ? "its agent reports a GPU lost or in need of a reset: no new "
+				       "flows while other nodes can take them, no model loads"
+				     : "no GPU reported lost any more");
+		n->gpu_lost = lost;
 		n->overloaded =
 		    !n->down && !n->unhealthy &&
 		    policy__overloaded(&d->cfg.ai, n->have_rep ? &n->rep : NULL, n->overloaded);

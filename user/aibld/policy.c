@@ -99,6 +99,14 @@ static double max_temp(const struct agent_report *r)
 	return t;
 }
 
+bool policy__gpu_lost(const struct agent_report *r)
+{
+	for (int i = 0; r && r->nvml && i < r->ngpus; i++)
+		if (r->gpus[i].lost)
+			return true;
+	return false;
+}
+
 /*
  * Whether gpus[i]'s memory goes into the node's sum: a GPU's when known; a
  * MIG instance's only when its parent's aggregate is not (a container that
@@ -213,8 +221,10 @@ double policy__ai_load(const struct cfg_ai *ai, const struct agent_report *r, __
 
 /*
  * Overloaded on queue >= queue_ref, KV-cache >= overload_kv while requests
- * wait (or the queue is not reported), or hottest GPU >= temp_hard_c; it
- * clears only below 90 % of the queue limit, 0.05 under the KV limit and
+ * wait (or the queue is not reported), hottest GPU >= temp_hard_c, or a GPU
+ * NVML calls lost (policy__gpu_lost(): its figures are unknown, which alone
+ * would read as a cool, idle GPU, while the work on it fails); it clears
+ * only below 90 % of the queue limit, 0.05 under the KV limit and
  * 3 C under the temperature limit, so a node hovering at a threshold does
  * not toggle every poll. A full KV cache alone is no overload: engines keep
  * finished requests' prefixes in it until the space is needed, and a
@@ -233,7 +243,7 @@ bool policy__overloaded(const struct cfg_ai *ai, const struct agent_report *r, b
 		t_lim -= 3;
 	}
 	t = max_temp(r);
-	return (r->queue_depth >= 0 && r->queue_depth >= q_lim) ||
+	return policy__gpu_lost(r) || (r->queue_depth >= 0 && r->queue_depth >= q_lim) ||
 	       (r->kv_cache_usage >= 0 && r->kv_cache_usage >= kv_lim && r->queue_depth != 0) ||
 	       (t >= 0 && t >= t_lim);
 }
@@ -757,15 +767,17 @@ enum ai_class {
 	AI_NONE,     /* not eligible */
 	AI_LOADABLE, /* could load the model: a cold start */
 	AI_UNKNOWN,  /* resident, but its report is stale or missing */
-	AI_BUSY,     /* resident, overloaded and its GPU hot */
+	AI_BUSY,     /* resident, overloaded and its GPU hot, or a GPU lost */
 	AI_READY,    /* resident, known, not hot (a queue is priced, ai_cost()) */
 };
 
 /* overloaded while its hottest GPU is within 3 C of temp_hard_c (the
- * temperature's hysteresis): heat is not priced */
+ * temperature's hysteresis), or with a GPU lost: heat and a failing GPU are
+ * not priced */
 static bool ai_hot(const struct cfg_ai *ai, const struct policy_node *p)
 {
-	return p->overloaded && p->rep && max_temp(p->rep) >= ai->temp_hard_c - 3;
+	return p->rep && (policy__gpu_lost(p->rep) ||
+			  (p->overloaded && max_temp(p->rep) >= ai->temp_hard_c - 3));
 }
 
 static enum ai_class ai_class(const struct cfg_ai *ai, const struct cfg_service *svc,
@@ -780,7 +792,7 @@ static enum ai_class ai_class(const struct cfg_ai *ai, const struct cfg_service 
 	 * memory a load needs, nor that the node is idle (how busy it may be
 	 * to load: ai_weights) */
 	if (ms == MODEL_LOADABLE)
-		return p->fresh ? AI_LOADABLE : AI_NONE;
+		return p->fresh && !policy__gpu_lost(p->rep) ? AI_LOADABLE : AI_NONE;
 	if (ms != MODEL_RESIDENT)
 		return AI_NONE;
 	if (p->monitored && !p->fresh)

@@ -132,6 +132,8 @@ double policy__gpu_util(const struct agent_report *r);
 double policy__ai_load(const struct cfg_ai *ai, const struct agent_report *r, __s64 active);
 /* bounded load: true when the node should take no new flows while others can */
 bool policy__overloaded(const struct cfg_ai *ai, const struct agent_report *r, bool was);
+/* a GPU of the node NVML calls lost or in need of a reset (ar_gpu.lost) */
+bool policy__gpu_lost(const struct agent_report *r);
 /* ai: requests wait at the node, at least half as many as it runs: a new
  * session's wait there is of the order of a prefill, so the next slower tier
  * of nodes is worth opening */

@@ -239,6 +239,7 @@ static int ar_parse_gpu(struct ar_ctx *c, json_t *o, const char *p, struct ar_gp
 	    (m && !json_is_null(m) &&
 	     (err = ar_int(c, o, p, "mig_index", &mig, 0, AR_MAX_GPUS - 1, false))) ||
 	    (err = ar_bool(c, o, p, "mig_enabled", &g->mig_enabled)) ||
+	    (err = ar_bool(c, o, p, "lost", &g->lost)) ||
 	    (err = ar_str(c, o, p, "name", g->name, sizeof(g->name), false)) ||
 	    (err = ar_str(c, o, p, "uuid", g->uuid, sizeof(g->uuid), false)) ||
 	    (err = ar_str(c, o, p, "pci_bus_id", g->pci_bus_id, sizeof(g->pci_bus_id), false)) ||
@@ -667,7 +668,7 @@ static json_t *ar_gpu_json(const struct ar_gpu *g)
 	    ar_set(o, "mem_total_bytes", ar_jnum(g->mem_total_bytes, false)) ||
 	    ar_set(o, "temp_c", ar_jnum(g->temp_c, false)) ||
 	    ar_set(o, "power_w", ar_jnum(g->power_w, false)) ||
-	    ar_set(o, "error", ar_text(g->error))) {
+	    ar_set(o, "error", ar_text(g->error)) || ar_set(o, "lost", json_boolean(g->lost))) {
 		json_decref(o);
 		return NULL;
 	}

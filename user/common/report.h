@@ -60,6 +60,9 @@ struct ar_gpu {
 	double temp_c;
 	double power_w;
 	char error[AR_GPU_ERR_LEN]; /* why figures are unknown, "" none */
+	/* NVML answered that the GPU is lost (fell off the bus) or needs a
+	 * reset: the work on it fails, whatever its server's metrics say */
+	bool lost;
 };
 
 /* a GPU figure that was read (not NAN) */
