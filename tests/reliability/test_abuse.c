@@ -297,12 +297,16 @@ out:
 }
 
 /* a POST that cannot be authorised is answered at its headers: its body
- * (a megabyte a connection) is never waited for, nor held */
+ * (a megabyte a connection) is never waited for, nor held. So is one whose
+ * signature header cannot be a signature, or is out of its time window,
+ * and a load or unload announcing more than a name and a drain bound */
 static void post_refused_unread(void)
 {
 	static const char *const urls[] = {"/v1/hints", "/v1/load", "/v1/unload"};
 	const char *extra[] = {"--key", key_path, NULL};
-	char req[512], ans[512];
+	struct aibl_key k = {.len = strlen(KEY)};
+	char req[1024], ans[512], sig[AIBL_AUTH_HDR_MAX], old[AIBL_AUTH_HDR_MAX];
+	const char *const sigs[] = {"t=1,n=x,sig=zz", old};
 	pid_t agent;
 
 	if (!have_agent() || !write_key(KEY))
@@ -317,6 +321,29 @@ static void post_refused_unread(void)
 			 urls[i]);
 		ASSERT_EQ(raw_http(NULL, AGENT_PORT, req, ans, sizeof(ans), 3000), 401, urls[i]);
 		ASSERT_TRUE(strstr(ans, "no " AIBL_AUTH_HEADER " header") != NULL, ans);
+	}
+	memcpy(k.key, KEY, k.len);
+	aibl_auth__sign_req(&k, time(NULL) - 3600, "n1", AIBL_AUTH_REQ_LOAD "m1", old, sizeof(old));
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		snprintf(req, sizeof(req),
+			 "POST /v1/load HTTP/1.1\r\nHost: x\r\nContent-Type: "
+			 "application/json\r\n" AIBL_AUTH_HEADER
+			 ": %s\r\nContent-Length: 1000000\r\n\r\n",
+			 sigs[i]);
+		ASSERT_EQ(raw_http(NULL, AGENT_PORT, req, ans, sizeof(ans), 3000), 401, sigs[i]);
+		ASSERT_TRUE(strstr(ans, "load refused: ") != NULL, ans);
+		printf("  %s\n", ans);
+	}
+	/* signed now, with whatever key: a name and a drain bound take no 4 KiB */
+	aibl_auth__sign_req(&k, time(NULL), "n2", AIBL_AUTH_REQ_LOAD "m1", sig, sizeof(sig));
+	for (size_t i = 1; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		snprintf(req, sizeof(req),
+			 "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: "
+			 "application/json\r\n" AIBL_AUTH_HEADER
+			 ": %s\r\nContent-Length: 4097\r\n\r\n",
+			 urls[i], sig);
+		ASSERT_EQ(raw_http(NULL, AGENT_PORT, req, ans, sizeof(ans), 3000), 413, urls[i]);
+		ASSERT_TRUE(strstr(ans, "a body over 4096 bytes") != NULL, ans);
 	}
 	snprintf(req, sizeof(req),
 		 "POST /v1/report HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n");

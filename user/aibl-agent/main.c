@@ -41,6 +41,8 @@ static struct aibl_replay ag_req_replay; /* signed report and load requests alre
 /* the connection guard's settings: its --controller addresses */
 static struct http_guard_cfg ag_gcfg = {.what = "agent"};
 static volatile sig_atomic_t ag_stop;
+/* a load's or an unload's body: {"model": up to 127 bytes, "drain_timeout_ms": N} */
+#define AG_OP_MAX_BYTES 4096
 
 /* what the command line sets */
 struct ag_opts {
@@ -620,17 +622,29 @@ static enum MHD_Result ag_get_decap(struct MHD_Connection *c)
 	return ag_send(c, MHD_HTTP_OK, "application/json", body, NULL);
 }
 
+/* the largest body a POST to url may have: a load's or an unload's is a
+ * model name and a drain bound, hints up to a report's worth */
+static size_t ag_post_max(const char *url)
+{
+	return !strcmp(url, "/v1/hints") ? AR_MAX_BYTES : AG_OP_MAX_BYTES;
+}
+
 /*
  * A POST that can never be authorised is answered at its headers: its body
- * (up to AR_MAX_BYTES) is not read and held first. A keyed agent needs a
- * signature header; one without a key takes hints from this node only, and
- * loads and unloads from this node and the --controller addresses. The full
- * checks run once the body is in. true: answered (*ret).
+ * (up to ag_post_max()) is not read and held first. A keyed agent needs a
+ * signature header that parses, of a time within the window (its MAC needs
+ * the body); one without a key takes hints from this node only, and loads
+ * and unloads from this node and the --controller addresses. A body
+ * announced over the limit is refused too. The full checks run once the
+ * body is in. true: answered (*ret).
  */
 static bool ag_post_refused(struct MHD_Connection *c, const char *url, enum MHD_Result *ret)
 {
-	bool sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, AIBL_AUTH_HEADER) != NULL;
+	const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, AIBL_AUTH_HEADER);
+	const char *clen =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	bool hints = !strcmp(url, "/v1/hints"), unload = !strcmp(url, "/v1/unload");
+	const char *op = hints ? "hints" : unload ? "unload" : "load";
 
 	if (!hints && !unload && strcmp(url, "/v1/load")) {
 		*ret = ag_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
@@ -641,6 +655,31 @@ static bool ag_post_refused(struct MHD_Connection *c, const char *url, enum MHD_
 				hints	 ? "hints refused: no " AIBL_AUTH_HEADER " header"
 				: unload ? "unload refused: no " AIBL_AUTH_HEADER " header"
 					 : "load refused: no " AIBL_AUTH_HEADER " header");
+		return true;
+	}
+	if (ag_has_key) {
+		const char *why = NULL;
+		struct aibl_sig as;
+		char msg[256];
+		int err = aibl_auth__parse(sig, &as, &why);
+
+		if (!err)
+			err = aibl_auth__check_time(&as, time(NULL), AIBL_AUTH_WINDOW_S);
+		if (err) {
+			snprintf(msg, sizeof(msg), "%s refused: %s%s%s", op,
+				 aibl_auth__strerror(err), why ? ": " : "", why ? why : "");
+			*ret = ag_error(c, MHD_HTTP_UNAUTHORIZED, msg);
+			return true;
+		}
+	}
+	/* libmicrohttpd has checked it is a number; one too large for
+	 * strtoull reads as ULLONG_MAX */
+	if (clen && strtoull(clen, NULL, 10) > ag_post_max(url)) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "%s refused: a body over %zu bytes", op,
+			 ag_post_max(url));
+		*ret = ag_error(c, 413, msg);
 		return true;
 	}
 	if (ag_has_key || ag_client_is_loopback(c) || (!hints && ag_client_is_controller(c)))
@@ -673,7 +712,7 @@ static enum MHD_Result ag_handler(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (post && *upload_size) {
-		if (http_body__feed(cc, upload, *upload_size, AR_MAX_BYTES))
+		if (http_body__feed(cc, upload, *upload_size, ag_post_max(url)))
 			return MHD_NO;
 		*upload_size = 0;
 		return MHD_YES;

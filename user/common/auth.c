@@ -242,6 +242,11 @@ bad:
 	return -EBADMSG;
 }
 
+int aibl_auth__check_time(const struct aibl_sig *s, uint64_t now, unsigned int window_s)
+{
+	return s->t + window_s < now || s->t > now + window_s ? -ETIME : 0;
+}
+
 /* the MAC computed here against the one sent (constant time), then the
  * signature's time against ours within the window */
 static int mac_and_time_ok(const unsigned char mac[32], const struct aibl_sig *s, uint64_t now,
@@ -249,9 +254,7 @@ static int mac_and_time_ok(const unsigned char mac[32], const struct aibl_sig *s
 {
 	if (CRYPTO_memcmp(mac, s->mac, 32) != 0)
 		return -EPERM;
-	if (s->t + window_s < now || s->t > now + window_s)
-		return -ETIME;
-	return 0;
+	return aibl_auth__check_time(s, now, window_s);
 }
 
 int aibl_auth__verify_sig(const struct aibl_key *key, const struct aibl_sig *s,

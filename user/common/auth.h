@@ -98,6 +98,9 @@ struct aibl_sig {
  * after). 0 or -EBADMSG with *why (when not NULL) saying what is wrong.
  */
 int aibl_auth__parse(const char *hdr, struct aibl_sig *s, const char **why);
+/* 0 when the parsed signature's time is within window_s of now, else
+ * -ETIME: what a server can tell of a signature before its body is in */
+int aibl_auth__check_time(const struct aibl_sig *s, uint64_t now, unsigned int window_s);
 
 /*
  * Check a header value. expect_nonce NULL: any nonce accepted. 0 when valid;
