@@ -130,6 +130,9 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 	return len;
 }
 
+/* the source address of the requests below, NULL the kernel's choice */
+static const char *http_src;
+
 /* GET (body NULL) or POST; extra header lines "Name: value" in hdrs, up
  * to a NULL */
 static int http_hdrs(const char *url, const char *body, const char *const *hdrs, long tmo_ms,
@@ -161,6 +164,8 @@ static int http_hdrs(const char *url, const char *body, const char *const *hdrs,
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, tmo_ms);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (http_src)
+		curl_easy_setopt(c, CURLOPT_INTERFACE, http_src);
 	r->t_start = now_ms();
 	res = curl_easy_perform(c);
 	if (res == CURLE_OK)
@@ -1548,6 +1553,72 @@ out:
 		stop(sim);
 }
 
+/*
+ * An agent without a key whose balancer is named (--controller 127.0.0.2):
+ * only its polls count for an unload's drain. Seventeen other addresses
+ * that fetch reports (anyone may), faster than it, pushed it out of the
+ * agent's 16 pollers, and the unload waited for them, not for it.
+ */
+static void unload_controller_polls(void)
+{
+	const char *const extra[] = {
+	    "--controller", "127.0.0.2", "--watch-interval-ms", "20", "--drain-ms", "300", NULL};
+	char src[32];
+	pid_t sim = start_sim(18210, "--resident", "m1,m2", NULL), agent = -1;
+	struct agent_report rep;
+	struct resp r = {};
+	double t1, t2;
+
+	agent_report__init(&rep);
+	if (sim < 0)
+		return;
+	agent = start_agent_on(18211, 18210, "node-a", extra);
+	if (agent < 0 || !ASSERT_TRUE(wait_server_up(18211, &rep), "agent scraped the node"))
+		goto out;
+	agent_report__free(&rep);
+	/* the balancer polls, then seventeen others */
+	http_src = "127.0.0.2";
+	ASSERT_TRUE(get_report(18211, &rep), "the balancer's poll");
+	agent_report__free(&rep);
+	for (int i = 3; i < 20; i++) {
+		snprintf(src, sizeof(src), "127.0.0.%d", i);
+		http_src = src;
+		ASSERT_TRUE(get_report(18211, &rep), "another's poll");
+		agent_report__free(&rep);
+	}
+	http_src = NULL;
+	http("http://127.0.0.1:18211/v1/unload", "{\"model\":\"m1\"}", NULL, NULL, 2000, &r);
+	ASSERT_EQ(r.status, 202, "unload asked: 202");
+	/* the others poll again; the balancer does not */
+	for (int round = 0; round < 3; round++) {
+		for (int i = 3; i < 20; i++) {
+			snprintf(src, sizeof(src), "127.0.0.%d", i);
+			http_src = src;
+			get_report(18211, &rep);
+			agent_report__free(&rep);
+		}
+		sleep_ms(200);
+	}
+	http_src = NULL;
+	ASSERT_EQ(sim_resident(18210, "m1"), 1,
+		  "the engine keeps m1 while the balancer has not seen it gone");
+	t1 = now_ms();
+	http_src = "127.0.0.2";
+	ASSERT_TRUE(get_report(18211, &rep), "the balancer's poll after the ask");
+	http_src = NULL;
+	agent_report__free(&rep);
+	t2 = engine_drops(18210, "m1", 300);
+	if (ASSERT_TRUE(t2 > 0, "then m1 unloaded on the engine"))
+		ASSERT_GE(t2 - t1, 300, "no sooner than --drain-ms after its poll");
+out:
+	http_src = NULL;
+	free(r.body);
+	agent_report__free(&rep);
+	if (agent > 0)
+		stop(agent);
+	stop(sim);
+}
+
 /* a balancer's poll (GET /v1/report) stating header h; the report is not read */
 static void poll_stating(int port, const char *h)
 {
@@ -1880,6 +1951,7 @@ static const struct test_case cases[] = {
     {"stated_slots", stated_slots},
     {"load_figures", load_figures},
     {"unload_drains", unload_drains},
+    {"unload_controller_polls", unload_controller_polls},
     {"unload_waits_connections", unload_waits_connections},
     {"unload_signed_counts", unload_signed_counts},
     {"unload_reloaded_on_engine", unload_reloaded_on_engine},

@@ -322,6 +322,15 @@ static int ag_decap_fill(struct agent_report *r)
 	return 0;
 }
 
+/* a --controller address */
+static bool ag_client_is_controller(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+	return ci && http_guard__is_prio(&ag_gcfg, ci->client_addr);
+}
+
 static enum MHD_Result ag_report(struct MHD_Connection *c)
 {
 	char sig[AIBL_AUTH_HDR_MAX], msg[256], addr[INET6_ADDRSTRLEN];
@@ -335,8 +344,12 @@ static enum MHD_Result ag_report(struct MHD_Connection *c)
 		return ag_error(c, MHD_HTTP_UNAUTHORIZED, msg);
 	err = agent__report_seq(&ag, &r, &seq);
 	/* who polls, for an unload's drain (the answer is sent below; a
-	 * poller that loses it polls again and is waited for) */
-	if (!err && ag_client_addr(c, addr, sizeof(addr)))
+	 * poller that loses it polls again and is waited for). Without a key,
+	 * where --controller names the balancers, only they: anyone may fetch
+	 * a report, and 16 others polling faster pushed the balancer out of
+	 * the pollers' table, so an unload waited for them and not for it */
+	if (!err && (ag_has_key || !ag_gcfg.nprio || ag_client_is_controller(c)) &&
+	    ag_client_addr(c, addr, sizeof(addr)))
 		agent__served(&ag, addr, seq, ag_open_count(c, &as, addr));
 	if (err) {
 		agent_report__free(&r);
@@ -422,15 +435,6 @@ static enum MHD_Result ag_post_hints(struct MHD_Connection *c, const struct http
 	if (asprintf(&body, "{\"accepted\":%d}", n) < 0)
 		return MHD_NO;
 	return ag_send(c, MHD_HTTP_OK, "application/json", body, NULL);
-}
-
-/* a --controller address */
-static bool ag_client_is_controller(struct MHD_Connection *c)
-{
-	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-
-	return ci && http_guard__is_prio(&ag_gcfg, ci->client_addr);
 }
 
 /*
@@ -849,6 +853,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (!o.ncontrollers && !listen_addr__is_loopback(&o.listen.ss))
+		pr_warn("no --controller: aibld's polls have no reserved connections, so a flood "
+			"of connections from elsewhere can make them fail and take this node out; "
+			"name aibld's source address with --controller\n");
 	gcfg->max_conns = o.max_conns;
 	gcfg->max_per_src = o.max_per_src;
 	gcfg->reserve = o.reserve;
