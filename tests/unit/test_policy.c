@@ -584,6 +584,27 @@ static void ai_unknown_gpu_figures(void)
 	r.gpus[0].mem_used_bytes = NAN;
 	want = (0.15 * 0.25) / (0.15 + 0.1);
 	ASSERT_LE(fabs(policy__ai_load(&cfg.ai, &r, -1) - want), 1e-9, "the instances' instead");
+
+	/* room for a model: an engine runs in one instance, so the largest
+	 * instance's free memory, not the parent's aggregate (which also
+	 * holds slices no instance was made of) nor the instances' sum */
+	r.gpus[0].mem_used_bytes = 20;
+	r.gpus[2].mem_used_bytes = 25;
+	ASSERT_LE(fabs(policy__free_mb(&r) * 1048576 - 30), 1e-6, "the largest instance's room");
+	/* a whole GPU beside it: whole GPUs add up, the larger room counts */
+	r.ngpus = 4;
+	gpu_nan(&r.gpus[3]);
+	r.gpus[3].index = 1;
+	r.gpus[3].mem_total_bytes = 50;
+	r.gpus[3].mem_used_bytes = 30;
+	ASSERT_LE(fabs(policy__free_mb(&r) * 1048576 - 30), 1e-6, "20 on the whole GPU: 30");
+	r.gpus[3].mem_used_bytes = 10;
+	ASSERT_LE(fabs(policy__free_mb(&r) * 1048576 - 40), 1e-6, "40 on the whole GPU");
+	/* instances not read: the parent's aggregate promises no engine room */
+	r.ngpus = 3;
+	gpu_nan(&r.gpus[1]);
+	gpu_nan(&r.gpus[2]);
+	ASSERT_EQ(policy__free_mb(&r), -1, "a MIG GPU without its instances: unknown");
 }
 
 static void ai_overload(void)

@@ -127,20 +127,36 @@ static bool gpu_mem_counts(const struct agent_report *r, int i)
 	return true;
 }
 
+/*
+ * Room for a model: what one engine can use. Whole GPUs add up (tensor
+ * parallelism spans them); a GPU in MIG mode is its instances, each a
+ * device of its own to the engine in it, so the largest one's free memory
+ * counts, not the parent's aggregate (which also holds the slices no
+ * instance was made of: a 30 GB model "fitted" a GPU cut into 10 GB
+ * instances).
+ */
 double policy__free_mb(const struct agent_report *r)
 {
-	double free = 0;
+	double whole = 0, slice = 0;
 	bool known = false;
 
 	if (!r || !r->nvml)
 		return -1;
 	for (int i = 0; i < r->ngpus; i++) {
-		if (!gpu_mem_counts(r, i))
+		const struct ar_gpu *g = &r->gpus[i];
+		double free;
+
+		if (g->mig_enabled || !ar_gpu_known(g->mem_used_bytes) ||
+		    !ar_gpu_known(g->mem_total_bytes))
 			continue;
-		free += fmax(r->gpus[i].mem_total_bytes - r->gpus[i].mem_used_bytes, 0);
+		free = fmax(g->mem_total_bytes - g->mem_used_bytes, 0);
+		if (g->mig)
+			slice = fmax(slice, free);
+		else
+			whole += free;
 		known = true;
 	}
-	return known ? free / (1024.0 * 1024.0) : -1;
+	return known ? fmax(whole, slice) / (1024.0 * 1024.0) : -1;
 }
 
 double policy__gpu_util(const struct agent_report *r)

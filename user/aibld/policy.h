@@ -121,8 +121,9 @@ struct policy_out {
 /* enum aibl_mode the data plane runs for this policy */
 __u8 policy__mode(int policy);
 enum model_state policy__model_state(const struct policy_node *n, const char *model);
-/* the node's free GPU memory in MiB, its GPUs together (a MIG instance's
- * where its GPU's is unknown), -1 unknown (no NVML figures) */
+/* the node's free GPU memory in MiB for one engine: its whole GPUs
+ * together, or its largest MIG instance's when that is more; -1 unknown
+ * (no NVML figures, or a MIG GPU whose instances are not read) */
 double policy__free_mb(const struct agent_report *r);
 /* mean utilisation of the GPUs that report one, -1 none */
 double policy__gpu_util(const struct agent_report *r);
