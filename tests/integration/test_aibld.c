@@ -1138,6 +1138,10 @@ static void drain_api(void)
 	ASSERT_EQ(http("POST", API "/v1/nodes/n1/drain", NULL, NULL), 401, "no token");
 	ASSERT_EQ(http("POST", API "/v1/nodes/n1/drain", "wrong-token-wrong-token", NULL), 401,
 		  "wrong token");
+	ASSERT_EQ(http("POST", API "/v1/nodes/n1/drain", TOKEN "q", NULL), 401,
+		  "the token and more");
+	ASSERT_EQ(http("POST", API "/v1/nodes/n1/drain", "ct-api-token-abcdefghijklmno", NULL), 401,
+		  "the token but its last byte");
 	ASSERT_FALSE(be_flags(n1) & AIBL_BE_F_DRAINING, "not draining after refusals");
 	ASSERT_EQ(http("POST", API "/v1/nodes/n1/drain", TOKEN, &body), 200, "drain");
 	j = body ? json_loads(body, 0, NULL) : NULL;
