@@ -1109,7 +1109,7 @@ static int write_service(struct aibld *d, int si, const __u32 *weights, const __
 	}
 	/* an entry that holds this already is left alone: each update of a
 	 * key recycles the element it replaces for the next update of any
-	 * key, under a data plane that may still read it (vip_lookup()) */
+	 * key, under a data plane that may still read it (vip_get()) */
 	if ((!had_vip || memcmp(&old, &v, sizeof(v))) &&
 	    bpf_map_update_elem(d->fd_vips, &vk, &v, BPF_ANY)) {
 		err = -errno;
