@@ -284,6 +284,13 @@ static __always_inline __u32 syn_word(const struct aibl_syn_bucket *b, int way)
 	return READ_ONCE(b->backend[way & (AIBL_SYN_WAYS - 1)]);
 }
 
+/* what a record keeps of its SYN's count (load_syn_begin()'s return), for
+ * the record written again */
+static __always_inline __u32 syn_load_kept(const struct aibl_syn_bucket *b, int way)
+{
+	return syn_word(b, way) & (AIBL_SYN_F_LOAD | AIBL_SYN_EPOCH_MASK << AIBL_SYN_EPOCH_POS);
+}
+
 /*
  * A forged FIN. The balancer sees only the client's half of a connection.
  * After the client's real FIN (its sequence number F: the segment's seq

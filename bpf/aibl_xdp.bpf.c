@@ -190,8 +190,7 @@ static __always_inline enum flow_step flow_syn(const struct aibl_globals *g, __u
 	    be_usable(bpf_map_lookup_elem(&aibl_backends, &ch->backend))) {
 		f->record = true;
 		/* the record is written again: it keeps its SYN's count */
-		f->syn_load = syn_word(f->sb, f->way) &
-			      (AIBL_SYN_F_LOAD | AIBL_SYN_EPOCH_MASK << AIBL_SYN_EPOCH_POS);
+		f->syn_load = syn_load_kept(f->sb, f->way);
 		return FLOW_CHOSEN;
 	}
 	if (conn_rate_engaged(g)) {
